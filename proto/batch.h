@@ -1,0 +1,155 @@
+/* Kafka record batch v2: the one byte layout synclog stores on disk, sends on the wire and could hand verbatim
+ * to a Kafka client. The format, with byte offsets, is written down at the top of batch.c.
+ *
+ * Which thread may call: any; nothing here keeps state outside the structs the caller passes in. */
+#ifndef SL_PROTO_BATCH_H
+#define SL_PROTO_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fixed header of every batch (bytes 0..60); records start right after it. */
+#define SL_BATCH_HEADER_BYTES 61
+/* baseOffset (8) + batchLength (4): the part of the header that batchLength does not count. */
+#define SL_BATCH_LOG_OVERHEAD_BYTES 12
+#define SL_BATCH_MAGIC 2
+/* A stored batch may not exceed this: it bounds the memory one read or one validation may need. The broker's
+ * frame limit (16 MiB) is below it, so every batch a client can send fits. */
+#define SL_BATCH_BYTES_MAX (64u * 1024 * 1024)
+
+/* Attribute bits (Kafka's). Only none and zstd are produced or decoded by synclog. */
+#define SL_BATCH_ATTR_CODEC_MASK 0x07
+#define SL_BATCH_CODEC_NONE 0
+#define SL_BATCH_CODEC_ZSTD 4
+#define SL_BATCH_ATTR_TRANSACTIONAL 0x10
+#define SL_BATCH_ATTR_CONTROL 0x20
+
+/* Record header names that carry the sync fields. Short because they are repeated in every record. */
+#define SL_HDR_VERSION "v"     /* decimal ASCII int64, monotonic per key, set by the source of truth */
+#define SL_HDR_OP "op"         /* "upsert" or "delete"; a delete also has a null value (Kafka tombstone) */
+#define SL_HDR_ORIGIN "origin" /* "live", "backfill" or "repair" */
+#define SL_HDR_IDEMPOTENCY "ik"     /* opaque bytes */
+#define SL_HDR_SCHEMA_VERSION "sv"  /* decimal ASCII int32 */
+
+/* Version value meaning "the record carries no version header". */
+#define SL_VERSION_NONE INT64_MIN
+
+enum sl_op { SL_OP_UPSERT = 0, SL_OP_DELETE = 1 };
+enum sl_origin { SL_ORIGIN_LIVE = 0, SL_ORIGIN_BACKFILL = 1, SL_ORIGIN_REPAIR = 2 };
+
+/* The decoded fixed header. Field names follow Kafka's. */
+struct sl_batch_header {
+	int64_t base_offset;
+	int32_t batch_length; /* bytes after this field: whole batch = 12 + batch_length */
+	int32_t partition_leader_epoch;
+	int8_t magic;
+	uint32_t crc; /* CRC32C of bytes 21..end */
+	int16_t attributes;
+	int32_t last_offset_delta;
+	int64_t base_timestamp;
+	int64_t max_timestamp;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+	int32_t record_count;
+};
+
+/* One record as a producer describes it, or as a reader sees it (pointers then point into the batch or into the
+ * iterator's decompression buffer, valid until the next call on the iterator). Length -1 means null. */
+struct sl_record {
+	int64_t offset; /* set by the iterator: base_offset + offset delta */
+	int64_t timestamp_ms;
+	const uint8_t *key;
+	int32_t key_len;
+	const uint8_t *value;
+	int32_t value_len;
+	int64_t version; /* SL_VERSION_NONE when absent */
+	enum sl_op op;
+	enum sl_origin origin;
+	const uint8_t *idempotency_key; /* NULL when absent */
+	int32_t idempotency_key_len;
+	int32_t schema_version; /* 0 when absent */
+};
+
+/* Parse the fixed header of the batch at p (len bytes available). Checks what the header alone can show:
+ * enough bytes for the header, magic 2, batch_length within [49, SL_BATCH_BYTES_MAX - 12], record_count >= 0,
+ * last_offset_delta >= 0. Does not need the whole batch and does not check the CRC.
+ * Returns 0, -EAGAIN if fewer than SL_BATCH_HEADER_BYTES are available, -EBADMSG if the header is invalid. */
+int sl_batch_header_parse(const uint8_t *p, size_t len, struct sl_batch_header *out);
+
+/* Total bytes of the batch whose header was parsed: 12 + batch_length. */
+static inline size_t sl_batch_total_bytes(const struct sl_batch_header *h)
+{
+	return SL_BATCH_LOG_OVERHEAD_BYTES + (size_t)h->batch_length;
+}
+
+/* Full validation of exactly one batch occupying p[0..len): the header as above, len equal to the batch's
+ * total size, the CRC32C, and record_count == last_offset_delta + 1. For an uncompressed batch it also walks
+ * every record and checks that the records fill the section exactly, that there are record_count of them and
+ * that offset deltas are 0..count-1. A zstd batch is checked the same way after decompression into scratch
+ * (scratch_cap bytes, may be NULL/0 to skip the record walk of compressed batches). Other codecs: -ENOTSUP.
+ * Returns 0, -EBADMSG (with *why set to a static message) or -ENOTSUP. */
+int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+		      size_t scratch_cap, const char **why);
+
+/* Write base_offset into bytes 0..7. The CRC does not cover them, so it stays valid. */
+void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset);
+
+/* Building a batch, in librdkafka's order: reserve the header, append records, compress, back-patch the CRC.
+ * The builder owns two buffers of capacity bytes_max each, allocated once by init and reused by reset: no
+ * allocation per record. */
+struct sl_batch_builder {
+	uint8_t *buf;	      /* header + records */
+	uint8_t *zbuf;	      /* compressed output */
+	size_t bytes_max;     /* capacity of each buffer */
+	size_t len;	      /* bytes used in buf */
+	int32_t record_count;
+	int64_t base_timestamp;
+	int64_t max_timestamp;
+	int64_t producer_id;	/* -1 when not idempotent */
+	int16_t producer_epoch; /* -1 when not idempotent */
+	int32_t base_sequence;	/* -1 when not idempotent */
+	void *zctx;		/* ZSTD_CCtx, created on first compressed finish */
+};
+
+/* Allocate the buffers. bytes_max >= SL_BATCH_HEADER_BYTES + 64 and <= SL_BATCH_BYTES_MAX. Returns 0 or -ENOMEM,
+ * -EINVAL. */
+int sl_batch_builder_init(struct sl_batch_builder *b, size_t bytes_max);
+void sl_batch_builder_free(struct sl_batch_builder *b);
+/* Start a new batch; keeps the buffers. Producer fields reset to -1 (non-idempotent). */
+void sl_batch_builder_reset(struct sl_batch_builder *b);
+/* Append one record (its offset field is ignored; timestamp_ms is used as given). Returns 0, or -ENOSPC when
+ * the record does not fit in what is left (the batch is unchanged; finish it and start another), or -EINVAL for
+ * a record that can never fit or has invalid fields (negative lengths other than -1). */
+int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r);
+/* Close the batch: compress the records with codec (SL_BATCH_CODEC_NONE or SL_BATCH_CODEC_ZSTD; if zstd output
+ * is not smaller the batch stays uncompressed), fill the header (base offset 0) and the CRC. On success *out
+ * points at the batch (in buf or zbuf) and *len_out is its size; valid until the next reset/add. Returns 0,
+ * -EINVAL for an empty batch, -EIO if the compressor fails. */
+int sl_batch_builder_finish(struct sl_batch_builder *b, int codec, const uint8_t **out, size_t *len_out);
+
+/* Reading the records of one (already validated) batch. */
+struct sl_record_iter {
+	struct sl_batch_header header;
+	const uint8_t *pos;
+	const uint8_t *end;
+	int32_t index; /* records returned so far */
+	uint8_t *scratch; /* decompression buffer supplied by the caller */
+	size_t scratch_cap;
+};
+
+/* Prepare to iterate the batch at p[0..len). For zstd batches the records are decompressed into scratch.
+ * Returns 0, -EBADMSG, -ENOTSUP (codec), -ENOBUFS (scratch too small). */
+int sl_record_iter_init(struct sl_record_iter *it, const uint8_t *p, size_t len, uint8_t *scratch,
+			size_t scratch_cap);
+/* Returns 1 and fills *out, 0 at the end, or -EBADMSG for a malformed record. */
+int sl_record_iter_next(struct sl_record_iter *it, struct sl_record *out);
+
+/* Names of the enum values as stored in the headers ("upsert", "live", ...). */
+const char *sl_op_name(enum sl_op op);
+const char *sl_origin_name(enum sl_origin origin);
+/* Parse those names; return 0 or -EINVAL. */
+int sl_op_parse(const char *s, size_t len, enum sl_op *out);
+int sl_origin_parse(const char *s, size_t len, enum sl_origin *out);
+
+#endif

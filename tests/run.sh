@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test binary of a build directory (unit tests, cmocka with TAP output) and every integration test
+# script, and ends with the line "N passed, N failed". Exit status 0 only when nothing failed.
+set -u
+build=${1:-build/release}
+passed=0
+failed=0
+failed_names=()
+export CMOCKA_MESSAGE_OUTPUT=TAP
+for t in "$build"/tests/test_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	out=$(mktemp)
+	start=$(date +%s)
+	"$t" >"$out" 2>&1
+	rc=$?
+	ok=$(grep -c '^ok ' "$out")
+	bad=$(grep -c '^not ok ' "$out")
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1 # crashed or failed outside a test case
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	echo "$name: $ok passed, $bad failed ($(($(date +%s) - start)) s)"
+	if [ "$bad" -ne 0 ]; then
+		failed_names+=("$name")
+		sed 's/^/    /' "$out" | tail -n 40
+	fi
+	rm -f "$out"
+done
+for t in tests/integration/test_*.sh; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t" .sh)
+	if out=$("$t" "$build" 2>&1); then
+		passed=$((passed + 1))
+		echo "$name: passed"
+	else
+		failed=$((failed + 1))
+		failed_names+=("$name")
+		echo "$name: FAILED"
+		echo "$out" | sed 's/^/    /' | tail -n 40
+	fi
+done
+[ ${#failed_names[@]} -eq 0 ] || echo "failed: ${failed_names[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the Debian packages synclog needs, only those missing. `make`, `make test`, `make demo` and
+# `make bench` call it with the set they need. As root it runs apt-get; otherwise it prints the exact command.
+# Usage: tools/install-deps.sh build|test|bench
+set -euo pipefail
+
+want=${1:-build}
+# pkg-config module -> Debian package
+declare -A mods=(
+	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
+	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev
+)
+# command -> Debian package
+declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler)
+if [ "$want" = test ] || [ "$want" = bench ]; then
+	mods[cmocka]=libcmocka-dev
+	cmds[clang]=clang
+fi
+if [ "$want" = bench ]; then
+	cmds[fio]=fio
+	cmds[redis-server]=redis-server
+	cmds[redis-benchmark]=redis-tools
+	cmds[nats-server]=nats-server
+	cmds[gnuplot]=gnuplot-nox
+	mods[libnats]=libnats-dev
+fi
+
+missing=()
+for c in "${!cmds[@]}"; do
+	command -v "$c" >/dev/null 2>&1 || missing+=("${cmds[$c]}")
+done
+for m in "${!mods[@]}"; do
+	if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$m" 2>/dev/null; then
+		missing+=("${mods[$m]}")
+	fi
+done
+# libFuzzer's runtime and the sanitizer runtimes for clang come with libclang-rt-14-dev.
+if [ "$want" != build ] && ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+	missing+=(libclang-rt-14-dev)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+cmd="apt-get install -y ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "synclog needs these Debian packages: ${missing[*]}" >&2
+	echo "run as root: apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq "${missing[@]}" >&2
