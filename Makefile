@@ -19,23 +19,35 @@ PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-I. -MMD -MP $(EXTRA_CFLAGS)
+GEN := $(BUILD)/gen
+# -Wno-format-truncation: paths are built from a data dir of at most 1023 bytes and names of at most 200 into
+# 4096-byte buffers; gcc cannot see those bounds and would flag every such snprintf.
+CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
+	-I. -I$(GEN) -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE),)
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 
 PROTO_SRC := $(wildcard proto/*.c)
+PROTO_GEN := $(GEN)/proto/synclog.pb-c.c
 STORAGE_SRC := broker/ring.c broker/segment.c broker/index.c broker/log.c broker/recovery.c
+# The broker daemon: everything in broker/ that is not the storage engine.
+BROKER_SRC := $(filter-out $(STORAGE_SRC),$(wildcard broker/*.c))
+CLIENT_SRC := $(wildcard consumer/*.c)
+CLI_SRC := $(wildcard tools/*.c)
 TEST_UNIT_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_UNIT_SRC))
 TEST_HELPERS := $(filter-out $(TEST_UNIT_SRC),$(wildcard tests/unit/*.c))
 
 LIB_PROTO := $(BUILD)/lib/libsynclog_proto.a
 LIB_STORAGE := $(BUILD)/lib/libsynclog_storage.a
+LIB_CLIENT := $(BUILD)/lib/libsynclog.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
+SYNCLOGD := $(BUILD)/bin/synclogd
+SYNCLOG := $(BUILD)/bin/synclog
 
 .PHONY: all deps deps-test deps-bench test test-unit bench bench-storage demo format format-check clean
-all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN)
+all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) $(if $(BROKER_SRC),bin/synclogd) $(if $(CLI_SRC),bin/synclog) \
+	$(if $(CLIENT_SRC),$(LIB_CLIENT))
 
 deps:
 	@tools/install-deps.sh build
@@ -44,18 +56,45 @@ deps-test:
 deps-bench:
 	@tools/install-deps.sh bench
 
-$(BUILD)/%.o: %.c
+$(GEN)/proto/synclog.pb-c.c $(GEN)/proto/synclog.pb-c.h: proto/synclog.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) proto/synclog.proto
+
+$(BUILD)/%.o: %.c | $(GEN)/proto/synclog.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(LIB_PROTO): $(PROTO_SRC:%.c=$(BUILD)/%.o)
+# Generated code is not ours to hold to -Wextra -Werror.
+$(GEN)/%.o: $(GEN)/%.c
+	$(CC) -std=c11 -g $(OPT) -I$(GEN) $(PKG_CFLAGS) -c $< -o $@
+
+$(LIB_PROTO): $(PROTO_SRC:%.c=$(BUILD)/%.o) $(PROTO_GEN:.c=.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 $(LIB_STORAGE): $(STORAGE_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB_STORAGE) $(LIB_PROTO)
+$(LIB_CLIENT): $(CLIENT_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(SYNCLOGD): $(BROKER_SRC:%.c=$(BUILD)/%.o) $(LIB_STORAGE) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(SYNCLOG): $(CLI_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+# bin/ holds the binaries of the last build, whichever configuration it was.
+bin/synclogd: $(SYNCLOGD)
+	@mkdir -p bin
+	cp $< $@
+bin/synclog: $(SYNCLOG)
+	@mkdir -p bin
+	cp $< $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(if $(CLIENT_SRC),$(LIB_CLIENT)) \
+		$(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
 
@@ -66,7 +105,7 @@ $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(LIB_PROTO) $(LIB_STORAGE)
+test-build: $(TEST_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(if $(BROKER_SRC),$(SYNCLOGD)) $(if $(CLI_SRC),$(SYNCLOG))
 
 bench: deps-bench all
 	bench/storage.sh $(BUILD)

@@ -125,6 +125,9 @@ int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int6
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
 
+/* Wall-clock milliseconds since the epoch, the clock of segment ages and retention. */
+int64_t sl_now_ms(void);
+
 /* True when nothing is queued, in flight or waiting for an fsync. */
 int sl_log_idle(const struct sl_log *log);
 

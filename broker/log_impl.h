@@ -80,7 +80,6 @@ struct sl_log {
 int sl_log_recover(struct sl_log *log, char *err, size_t err_cap);
 /* log.c: append a segment to log->segs. */
 int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg);
-int64_t sl_now_ms(void);
 /* log.c: write a segment's unpersisted index entries (and its seal entries when seal != 0) with pwrite and
  * fdatasync the index files. For open and close, when the loop is not serving. */
 int sl_segment_persist_index_sync(struct sl_segment *seg, int seal);

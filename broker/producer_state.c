@@ -1,0 +1,159 @@
+/* Idempotent producer bookkeeping per partition; see producer_state.h for the rules. Entries are kept sorted
+ * by producer id for binary search; a partition rarely has more than a few producers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/assert.h"
+#include "broker/producer_state.h"
+
+void sl_producer_state_init(struct sl_producer_state *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void sl_producer_state_free(struct sl_producer_state *s)
+{
+	free(s->entries);
+	sl_producer_state_init(s);
+}
+
+static struct sl_producer_entry *find(struct sl_producer_state *s, int64_t id, uint32_t *at)
+{
+	uint32_t lo = 0, hi = s->count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (s->entries[mid].producer_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*at = lo;
+	return lo < s->count && s->entries[lo].producer_id == id ? &s->entries[lo] : NULL;
+}
+
+static struct sl_producer_entry *insert(struct sl_producer_state *s, int64_t id, int16_t epoch, int64_t now_ms)
+{
+	uint32_t at;
+	if (find(s, id, &at) != NULL)
+		return &s->entries[at];
+	if (s->count == SL_PRODUCERS_PER_PARTITION_MAX) {
+		/* Forget the least recently used producer: its retries then count as new batches. */
+		uint32_t lru = 0;
+		for (uint32_t i = 1; i < s->count; i++)
+			if (s->entries[i].last_used_ms < s->entries[lru].last_used_ms)
+				lru = i;
+		memmove(&s->entries[lru], &s->entries[lru + 1], (s->count - lru - 1) * sizeof(*s->entries));
+		s->count--;
+		find(s, id, &at);
+	}
+	if (s->count == s->cap) {
+		uint32_t cap = s->cap ? s->cap * 2 : 4;
+		struct sl_producer_entry *e = realloc(s->entries, cap * sizeof(*e));
+		if (e == NULL)
+			return NULL;
+		s->entries = e;
+		s->cap = cap;
+	}
+	memmove(&s->entries[at + 1], &s->entries[at], (s->count - at) * sizeof(*s->entries));
+	s->count++;
+	struct sl_producer_entry *e = &s->entries[at];
+	memset(e, 0, sizeof(*e));
+	e->producer_id = id;
+	e->epoch = epoch;
+	e->last_used_ms = now_ms;
+	return e;
+}
+
+static void push_batch(struct sl_producer_entry *e, int32_t base_seq, int32_t count, int64_t base_offset,
+		       int64_t last_offset)
+{
+	uint32_t slot = (e->batch_head + e->batch_count) % SL_PRODUCER_BATCHES_KEPT;
+	if (e->batch_count == SL_PRODUCER_BATCHES_KEPT) {
+		slot = e->batch_head;
+		e->batch_head = (e->batch_head + 1) % SL_PRODUCER_BATCHES_KEPT;
+	} else {
+		e->batch_count++;
+	}
+	e->batches[slot] = (struct sl_producer_batch){base_seq, base_seq + count - 1, base_offset, last_offset};
+	e->next_sequence = base_seq + count;
+}
+
+int sl_producer_state_check(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
+			    int32_t record_count, int64_t now_ms, struct sl_producer_batch *dup)
+{
+	uint32_t at;
+	struct sl_producer_entry *e = find(s, producer_id, &at);
+	if (e == NULL) {
+		/* First batch seen from this producer on this partition: Kafka accepts whatever sequence it starts
+		 * with only at 0; after a broker restart that forgot it, any start is taken as the new baseline. */
+		e = insert(s, producer_id, epoch, now_ms);
+		if (e == NULL)
+			return -ENOMEM;
+		push_batch(e, base_sequence, record_count, -1, -1);
+		return SL_PRODUCER_APPEND;
+	}
+	e->last_used_ms = now_ms;
+	if (epoch < e->epoch)
+		return SL_PRODUCER_FENCED;
+	if (epoch > e->epoch) {
+		/* A new epoch starts its sequences over. */
+		e->epoch = epoch;
+		e->batch_count = 0;
+		e->batch_head = 0;
+		push_batch(e, base_sequence, record_count, -1, -1);
+		return SL_PRODUCER_APPEND;
+	}
+	for (uint32_t i = 0; i < e->batch_count; i++) {
+		struct sl_producer_batch *b = &e->batches[(e->batch_head + i) % SL_PRODUCER_BATCHES_KEPT];
+		if (b->base_sequence == base_sequence && b->last_sequence == base_sequence + record_count - 1) {
+			*dup = *b;
+			return SL_PRODUCER_DUPLICATE;
+		}
+	}
+	if (base_sequence != e->next_sequence)
+		return SL_PRODUCER_OUT_OF_ORDER;
+	push_batch(e, base_sequence, record_count, -1, -1);
+	return SL_PRODUCER_APPEND;
+}
+
+void sl_producer_state_done(struct sl_producer_state *s, int64_t producer_id, int32_t base_sequence, int status,
+			    int64_t base_offset, int64_t last_offset)
+{
+	uint32_t at;
+	struct sl_producer_entry *e = find(s, producer_id, &at);
+	if (e == NULL)
+		return;
+	for (uint32_t i = 0; i < e->batch_count; i++) {
+		uint32_t slot = (e->batch_head + i) % SL_PRODUCER_BATCHES_KEPT;
+		struct sl_producer_batch *b = &e->batches[slot];
+		if (b->base_sequence != base_sequence)
+			continue;
+		if (status == 0) {
+			b->base_offset = base_offset;
+			b->last_offset = last_offset;
+			return;
+		}
+		/* A failed append is cut from the log with every later one (log.c, invariant 3): forget this batch
+		 * and those after it, and expect this sequence again. */
+		e->batch_count = i;
+		if (e->next_sequence > base_sequence)
+			e->next_sequence = base_sequence;
+		return;
+	}
+}
+
+int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
+			     int32_t record_count, int64_t base_offset, int64_t last_offset, int64_t now_ms)
+{
+	struct sl_producer_entry *e = insert(s, producer_id, epoch, now_ms);
+	if (e == NULL)
+		return -ENOMEM;
+	if (epoch > e->epoch) {
+		e->epoch = epoch;
+		e->batch_count = 0;
+		e->batch_head = 0;
+	}
+	push_batch(e, base_sequence, record_count, base_offset, last_offset);
+	return 0;
+}

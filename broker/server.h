@@ -1,0 +1,42 @@
+/* The broker's network side: one shard (a libuv loop, the io_uring of its partitions, and the topics it owns)
+ * serving the wire protocol of proto/synclog.proto on a TCP listener.
+ *
+ * Which thread may call: the thread that runs the loop. */
+#ifndef SL_BROKER_SERVER_H
+#define SL_BROKER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/log.h"
+
+struct sl_server_config {
+	char data_dir[1024];
+	char listen_host[256];
+	int listen_port; /* 0: any free port */
+	char metrics_host[256];
+	int metrics_port; /* -1: off */
+	uint32_t frame_bytes_max;
+	/* Connections at once; past it new ones are closed at accept. */
+	uint32_t connections_max;
+	/* Request bytes read from one connection and not yet answered; past it the broker stops reading that
+	 * socket until answers go out. */
+	uint64_t conn_inflight_bytes_max;
+	uint32_t conn_inflight_requests_max;
+	/* How often retention and roll-by-age run. */
+	uint32_t retention_check_ms;
+	struct sl_log_config log;
+};
+
+void sl_server_config_default(struct sl_server_config *cfg);
+
+struct sl_server;
+/* Open the data directory (recovering every partition), bind the listener. On success *port_out is the bound
+ * port. Returns 0 or a negative errno with a one-line message in err. */
+int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
+		    size_t err_cap);
+/* Run until SIGTERM/SIGINT: then stop accepting, finish in-flight requests, close every log cleanly. Returns 0
+ * or the first error met while closing. Frees the server. */
+int sl_server_run(struct sl_server *srv);
+
+#endif

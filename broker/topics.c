@@ -1,0 +1,357 @@
+/* Topics: validating names, writing topic metadata atomically, opening each partition's log, deleting. A topic
+ * lives in DATA/topics/<name>/ with topic.json and one folder per partition; see topics.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/topics.h"
+
+#define META_FILE "topic.json"
+
+int sl_topic_name_check(const char *name, int internal)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > SL_TOPIC_NAME_BYTES_MAX)
+		return -EINVAL;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	if (!internal && strncmp(name, "__", 2) == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+static int write_meta(const char *dir, const struct sl_topic_config *cfg)
+{
+	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I}", "name", cfg->name, "partitions", (int)cfg->partitions,
+			      "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
+			      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "created_ms",
+			      (json_int_t)cfg->created_ms);
+	if (j == NULL)
+		return -ENOMEM;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, META_FILE);
+	int rc = json_dump_file(j, path, JSON_INDENT(2)) == 0 ? 0 : -EIO;
+	json_decref(j);
+	if (rc == 0)
+		rc = fsync_path(path);
+	return rc;
+}
+
+static int read_meta(const char *dir, struct sl_topic_config *cfg)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, META_FILE);
+	json_error_t jerr;
+	json_t *j = json_load_file(path, 0, &jerr);
+	if (j == NULL)
+		return -EBADMSG;
+	const char *name = NULL;
+	int partitions = 0, compact = 0;
+	json_int_t retention_ms = -1, retention_bytes = -1, created_ms = 0;
+	int rc = json_unpack(j, "{s:s, s:i, s?:I, s?:I, s?:b, s?:I}", "name", &name, "partitions", &partitions,
+			     "retention_ms", &retention_ms, "retention_bytes", &retention_bytes, "compact", &compact,
+			     "created_ms", &created_ms);
+	if (rc == 0 && (sl_topic_name_check(name, 1) != 0 || partitions < 1 ||
+			partitions > SL_TOPIC_PARTITIONS_MAX))
+		rc = -1;
+	if (rc == 0) {
+		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+		cfg->partitions = (uint32_t)partitions;
+		cfg->retention_ms = retention_ms;
+		cfg->retention_bytes = retention_bytes;
+		cfg->compact = compact;
+		cfg->created_ms = created_ms;
+	}
+	json_decref(j);
+	return rc == 0 ? 0 : -EBADMSG;
+}
+
+static void topic_free(struct sl_topic *topic)
+{
+	if (topic == NULL)
+		return;
+	for (uint32_t i = 0; topic->parts && i < topic->cfg.partitions; i++)
+		sl_producer_state_free(&topic->parts[i].producers);
+	free(topic->parts);
+	free(topic);
+}
+
+/* Open every partition log of a topic whose folder is dir. A partition that fails keeps its error. */
+static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg,
+		      struct sl_topic **out)
+{
+	struct sl_topic *topic = calloc(1, sizeof(*topic));
+	if (topic == NULL)
+		return -ENOMEM;
+	topic->cfg = *cfg;
+	topic->parts = calloc(cfg->partitions, sizeof(*topic->parts));
+	if (topic->parts == NULL) {
+		free(topic);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < cfg->partitions; i++) {
+		struct sl_partition *p = &topic->parts[i];
+		p->topic = topic;
+		p->index = i;
+		sl_producer_state_init(&p->producers);
+		char pdir[4096];
+		snprintf(pdir, sizeof(pdir), "%s/%u", dir, i);
+		int rc = sl_log_open(t->ring, pdir, &t->log_cfg, &p->log, p->open_error, sizeof(p->open_error));
+		if (rc < 0) {
+			p->log = NULL;
+			p->open_errno = rc;
+			if (p->open_error[0] == '\0')
+				snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
+			fprintf(stderr, "synclogd: topic %s partition %u unavailable: %s\n", cfg->name, i, p->open_error);
+		}
+	}
+	*out = topic;
+	return 0;
+}
+
+static void topic_close_logs(struct sl_topic *topic, int *first_err)
+{
+	for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
+		struct sl_partition *p = &topic->parts[i];
+		if (p->log == NULL)
+			continue;
+		int rc = sl_log_close(p->log);
+		p->log = NULL;
+		if (rc < 0 && *first_err == 0)
+			*first_err = rc;
+	}
+}
+
+static int rm_rf(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		if (d == NULL)
+			return -errno;
+		struct dirent *de;
+		int rc = 0;
+		while ((de = readdir(d)) != NULL && rc == 0) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			char sub[4096];
+			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+			rc = rm_rf(sub);
+		}
+		closedir(d);
+		if (rc < 0)
+			return rc;
+		return rmdir(path) < 0 ? -errno : 0;
+	}
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
+		   char *err, size_t err_cap)
+{
+	memset(t, 0, sizeof(*t));
+	t->ring = ring;
+	t->log_cfg = *cfg;
+	t->data_dir = strdup(data_dir);
+	if (t->data_dir == NULL || asprintf(&t->topics_dir, "%s/topics", data_dir) < 0) {
+		t->topics_dir = NULL;
+		return -ENOMEM;
+	}
+	int rc = mkdir_p(t->topics_dir);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot create %s: %s (check --data-dir and its permissions)", t->topics_dir,
+			 strerror(-rc));
+		return rc;
+	}
+	DIR *d = opendir(t->topics_dir);
+	if (d == NULL) {
+		rc = -errno;
+		snprintf(err, err_cap, "cannot read %s: %s", t->topics_dir, strerror(-rc));
+		return rc;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, de->d_name);
+		if (strncmp(de->d_name, ".creating-", 10) == 0 || strncmp(de->d_name, ".deleting-", 10) == 0) {
+			/* Left by a crash in the middle of create or delete: finish the job. */
+			rm_rf(dir);
+			continue;
+		}
+		if (sl_topic_name_check(de->d_name, 1) != 0)
+			continue;
+		struct sl_topic_config tc;
+		if (read_meta(dir, &tc) < 0 || strcmp(tc.name, de->d_name) != 0) {
+			fprintf(stderr, "synclogd: skipping %s: missing or invalid %s\n", dir, META_FILE);
+			continue;
+		}
+		struct sl_topic *topic;
+		rc = topic_open(t, dir, &tc, &topic);
+		if (rc < 0) {
+			closedir(d);
+			snprintf(err, err_cap, "cannot open topic %s: %s", tc.name, strerror(-rc));
+			return rc;
+		}
+		topic->next = t->head;
+		t->head = topic;
+		t->topic_count++;
+	}
+	closedir(d);
+	return 0;
+}
+
+struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name)
+{
+	for (struct sl_topic *topic = t->head; topic; topic = topic->next)
+		if (strcmp(topic->cfg.name, name) == 0)
+			return topic;
+	return NULL;
+}
+
+int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, char *err, size_t err_cap)
+{
+	struct sl_topic_config cfg = *cfg_in;
+	if (sl_topic_name_check(cfg.name, 0) != 0) {
+		snprintf(err, err_cap, "invalid topic name '%.*s': use 1 to 200 characters of [A-Za-z0-9._-], not '.' "
+				       "or '..', not starting with '__'", 200, cfg.name);
+		return -EINVAL;
+	}
+	if (cfg.partitions < 1 || cfg.partitions > SL_TOPIC_PARTITIONS_MAX) {
+		snprintf(err, err_cap, "invalid partition count %u: use 1 to %u", cfg.partitions,
+			 SL_TOPIC_PARTITIONS_MAX);
+		return -ERANGE;
+	}
+	if (sl_topics_find(t, cfg.name) != NULL) {
+		snprintf(err, err_cap, "topic %s already exists", cfg.name);
+		return -EEXIST;
+	}
+	cfg.created_ms = now_ms();
+	char tmp[4096], final[4096];
+	snprintf(tmp, sizeof(tmp), "%s/.creating-%s", t->topics_dir, cfg.name);
+	snprintf(final, sizeof(final), "%s/%s", t->topics_dir, cfg.name);
+	rm_rf(tmp);
+	int rc = mkdir(tmp, 0755) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = write_meta(tmp, &cfg);
+	for (uint32_t i = 0; rc == 0 && i < cfg.partitions; i++) {
+		char pdir[4096];
+		snprintf(pdir, sizeof(pdir), "%s/%u", tmp, i);
+		if (mkdir(pdir, 0755) < 0)
+			rc = -errno;
+	}
+	if (rc == 0)
+		rc = fsync_path(tmp);
+	if (rc == 0 && rename(tmp, final) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_path(t->topics_dir);
+	if (rc < 0) {
+		rm_rf(tmp);
+		snprintf(err, err_cap, "cannot create topic %s: %s", cfg.name, strerror(-rc));
+		return rc;
+	}
+	struct sl_topic *topic;
+	rc = topic_open(t, final, &cfg, &topic);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot open new topic %s: %s", cfg.name, strerror(-rc));
+		return rc;
+	}
+	topic->next = t->head;
+	t->head = topic;
+	t->topic_count++;
+	return 0;
+}
+
+int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap)
+{
+	struct sl_topic **pp = &t->head;
+	while (*pp && strcmp((*pp)->cfg.name, name) != 0)
+		pp = &(*pp)->next;
+	struct sl_topic *topic = *pp;
+	if (topic == NULL) {
+		snprintf(err, err_cap, "unknown topic %.*s", 200, name);
+		return -ENOENT;
+	}
+	int rc = 0;
+	topic_close_logs(topic, &rc);
+	*pp = topic->next;
+	t->topic_count--;
+	topic_free(topic);
+	char dir[4096], gone[4096];
+	snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, name);
+	snprintf(gone, sizeof(gone), "%s/.deleting-%s", t->topics_dir, name);
+	rm_rf(gone);
+	if (rename(dir, gone) < 0) {
+		rc = -errno;
+		snprintf(err, err_cap, "cannot delete topic %s: %s", name, strerror(-rc));
+		return rc;
+	}
+	fsync_path(t->topics_dir);
+	rm_rf(gone);
+	return 0;
+}
+
+int sl_topics_close(struct sl_topics *t)
+{
+	int rc = 0;
+	while (t->head) {
+		struct sl_topic *topic = t->head;
+		t->head = topic->next;
+		topic_close_logs(topic, &rc);
+		topic_free(topic);
+	}
+	free(t->data_dir);
+	free(t->topics_dir);
+	t->data_dir = t->topics_dir = NULL;
+	return rc;
+}

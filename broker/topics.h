@@ -1,0 +1,75 @@
+/* The topics of one broker: their configuration (written atomically as DATA/topics/<name>/topic.json) and the
+ * partition logs under DATA/topics/<name>/<partition>/. Creating, deleting, finding and closing topics.
+ *
+ * Which thread may call: the shard's loop thread only. */
+#ifndef SL_BROKER_TOPICS_H
+#define SL_BROKER_TOPICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/log.h"
+#include "broker/producer_state.h"
+
+/* Partition counts above this are refused: each partition holds open files and an index in memory. */
+#define SL_TOPIC_PARTITIONS_MAX 10000
+#define SL_TOPIC_NAME_BYTES_MAX 200
+
+struct sl_topic_config {
+	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partitions;
+	int64_t retention_ms;	 /* -1: forever */
+	int64_t retention_bytes; /* per partition; -1: no limit */
+	int compact;
+	int64_t created_ms;
+};
+
+struct sl_fetch_wait; /* a parked long-poll fetch, owned by the server (fetch.c) */
+
+struct sl_partition {
+	struct sl_topic *topic;
+	uint32_t index;
+	struct sl_log *log; /* NULL when it failed to open */
+	int open_errno;
+	char open_error[512];
+	struct sl_producer_state producers;
+	/* Appends refused with -EAGAIN by the log's window wait here, in order, for the next completion. */
+	struct sl_append *blocked_head, *blocked_tail;
+	/* Long-poll fetches to wake when new records become visible. */
+	struct sl_fetch_wait *waiters;
+};
+
+struct sl_topic {
+	struct sl_topic_config cfg;
+	struct sl_partition *parts;
+	struct sl_topic *next;
+};
+
+struct sl_topics {
+	char *data_dir;
+	char *topics_dir;
+	struct sl_ring *ring;
+	struct sl_log_config log_cfg;
+	struct sl_topic *head;
+	uint32_t topic_count;
+};
+
+/* 0 if name is a valid topic name (1 to 200 of [A-Za-z0-9._-], not "." or "..", no "__" prefix unless
+ * internal != 0), else -EINVAL. */
+int sl_topic_name_check(const char *name, int internal);
+
+/* Open every topic under data_dir/topics (creating the folders). A partition that fails to open is kept with
+ * its error (the others serve). Returns 0 or a negative errno with a message in err. */
+int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
+		   char *err, size_t err_cap);
+struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name);
+/* Create a topic: metadata and partition folders are written under a temporary name, fsynced, then renamed
+ * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, or an I/O
+ * error, with a message in err. */
+int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg, char *err, size_t err_cap);
+/* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. */
+int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap);
+/* Close every log cleanly (fsync, clean marker). Returns the first error. */
+int sl_topics_close(struct sl_topics *t);
+
+#endif

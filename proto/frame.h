@@ -1,0 +1,26 @@
+/* Framing of the wire protocol (proto/synclog.proto): a 4-byte big-endian length, then one protobuf message;
+ * and the one table of error codes with their names and default messages. Used by the broker and every
+ * client; it knows nothing of sockets or storage. */
+#ifndef SL_PROTO_FRAME_H
+#define SL_PROTO_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_PROTOCOL_VERSION 1
+#define SL_FRAME_HEADER_BYTES 4
+/* 16 MiB: room for a produce request of several 1 MiB batches, small enough that one hostile length prefix
+ * cannot make the broker reserve more than that per connection. */
+#define SL_FRAME_BYTES_MAX_DEFAULT (16u << 20)
+
+/* Read the length prefix at p. Returns 0 with *len_out set, -EAGAIN when fewer than 4 bytes are available,
+ * -EMSGSIZE when the length is 0 or larger than frame_bytes_max. */
+int sl_frame_length(const uint8_t *p, size_t avail, uint32_t frame_bytes_max, uint32_t *len_out);
+void sl_frame_put_length(uint8_t *p, uint32_t len);
+
+/* Name ("UNKNOWN_TOPIC") and default human message of a Synclog__ErrorCode value; "UNKNOWN_ERROR" and a
+ * generic message for values not in the table. */
+const char *sl_error_name(int code);
+const char *sl_error_message(int code);
+
+#endif

@@ -1,0 +1,124 @@
+"""Hand-built frames of the synclog wire protocol (proto/synclog.proto) for tests that must send what no
+well-behaved client sends: protobuf encoded by hand, so the tests need nothing beyond python3."""
+import socket
+import struct
+
+
+def varint(n):
+    out = b""
+    n &= (1 << 64) - 1
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def field_varint(num, value):
+    return varint(num << 3) + varint(value)
+
+
+def field_bytes(num, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return varint((num << 3) | 2) + varint(len(data)) + data
+
+
+def request(corr, body_field, body):
+    return field_varint(1, corr) + field_bytes(body_field, body)
+
+
+def frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+HELLO = 10
+CREATE_TOPIC = 11
+LIST_TOPICS = 13
+DESCRIBE_TOPIC = 14
+PRODUCE = 15
+FETCH = 16
+
+
+def hello(corr=1, version=1):
+    return frame(request(corr, HELLO, field_varint(1, version) + field_bytes(2, "wire.py")))
+
+
+def create_topic(corr, name, partitions):
+    cfg = field_bytes(1, name) + field_varint(2, partitions)
+    return frame(request(corr, CREATE_TOPIC, field_bytes(1, cfg)))
+
+
+def produce(corr, topic, partition, batch, acks=0):
+    part = field_varint(1, partition) + field_bytes(2, batch)
+    return frame(request(corr, PRODUCE, field_bytes(1, topic) + field_varint(2, acks) + field_bytes(3, part)))
+
+
+def describe(corr, topic):
+    return frame(request(corr, DESCRIBE_TOPIC, field_bytes(1, topic)))
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return s
+
+
+def read_frame(s):
+    """Returns the payload bytes, or None when the broker closed the connection."""
+    hdr = b""
+    while len(hdr) < 4:
+        chunk = s.recv(4 - len(hdr))
+        if not chunk:
+            return None
+        hdr += chunk
+    (n,) = struct.unpack(">I", hdr)
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def parse(payload):
+    """Top-level fields of a message: {field number: [values]} (varints as ints, the rest as bytes)."""
+    out = {}
+    i = 0
+    while i < len(payload):
+        key, i = _read_varint(payload, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _read_varint(payload, i)
+        elif wt == 2:
+            n, i = _read_varint(payload, i)
+            v = payload[i:i + n]
+            i += n
+        elif wt == 1:
+            v = payload[i:i + 8]
+            i += 8
+        elif wt == 5:
+            v = payload[i:i + 4]
+            i += 4
+        else:
+            raise ValueError("bad wire type")
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def _read_varint(b, i):
+    shift = 0
+    v = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if not c & 0x80:
+            return v, i
+        shift += 7
+
+
+def error_of(payload):
+    return parse(payload).get(2, [0])[0]
