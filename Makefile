@@ -102,10 +102,20 @@ $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# libFuzzer targets (clang), built with the release test build only: the sanitizer build already covers the
+# same code with gcc. tests/run.sh runs each for FUZZ_SECONDS.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(if $(SANITIZE),,$(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)))
+FUZZ_SECONDS ?= 20
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(PROTO_SRC) $(PROTO_GEN) \
+		-o $@ -lzstd -lprotobuf-c -lpthread
+
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
-	@tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(if $(BROKER_SRC),$(SYNCLOGD)) $(if $(CLI_SRC),$(SYNCLOG))
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(if $(BROKER_SRC),$(SYNCLOGD)) $(if $(CLI_SRC),$(SYNCLOG))
 
 bench: deps-bench all
 	bench/storage.sh $(BUILD)

@@ -28,6 +28,22 @@ for t in "$build"/tests/test_*; do
 	fi
 	rm -f "$out"
 done
+# Fuzzers: a bounded run each; a crash or sanitizer report fails it.
+for f in "$build"/fuzz/fuzz_*; do
+	[ -x "$f" ] || continue
+	name=$(basename "$f")
+	corpus=$(mktemp -d)
+	if out=$("$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" 2>&1); then
+		passed=$((passed + 1))
+		echo "$name: passed ($(echo "$out" | grep -o 'Done [0-9]* runs' | tail -n 1))"
+	else
+		failed=$((failed + 1))
+		failed_names+=("$name")
+		echo "$name: FAILED"
+		echo "$out" | sed 's/^/    /' | tail -n 40
+	fi
+	rm -rf "$corpus"
+done
 for t in tests/integration/test_*.sh; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t" .sh)
