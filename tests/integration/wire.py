@@ -122,3 +122,35 @@ def _read_varint(b, i):
 
 def error_of(payload):
     return parse(payload).get(2, [0])[0]
+
+
+_CRC_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC_TABLE.append(_c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def zigzag(n):
+    return varint((n << 1) ^ (n >> 63))
+
+
+def record_batch(records, base_ts=1000):
+    """A Kafka record batch v2 (uncompressed) of (key, value) byte pairs."""
+    body = b""
+    for i, (k, v) in enumerate(records):
+        r = b"\x00" + zigzag(0) + zigzag(i) + zigzag(len(k)) + k + zigzag(len(v)) + v + zigzag(0)
+        body += zigzag(len(r)) + r
+    n = len(records)
+    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_ts, base_ts, -1, -1, -1, n) + body
+    crc = crc32c(after_crc)
+    batch_len = 4 + 1 + 4 + len(after_crc)
+    return struct.pack(">qiibI", 0, batch_len, -1, 2, crc) + after_crc
