@@ -1,8 +1,11 @@
 /* Idempotent producer bookkeeping per partition; see producer_state.h for the rules. Entries are kept sorted
  * by producer id for binary search; a partition rarely has more than a few producers. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/assert.h"
 #include "broker/producer_state.h"
@@ -155,5 +158,87 @@ int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, i
 		e->batch_head = 0;
 	}
 	push_batch(e, base_sequence, record_count, base_offset, last_offset);
+	return 0;
+}
+
+/* Snapshot file: text, one producer per line after a header line, so an operator can read it:
+ *   synclog-producers 1 <log offset>
+ *   <producer id> <epoch> <next sequence> <batch count> (<base seq> <last seq> <base off> <last off>)... */
+int sl_producer_state_save(const struct sl_producer_state *s, const char *path, int64_t log_offset)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "synclog-producers 1 %" PRId64 "\n", log_offset);
+	for (uint32_t i = 0; i < s->count; i++) {
+		const struct sl_producer_entry *e = &s->entries[i];
+		uint32_t kept = 0;
+		for (uint32_t k = 0; k < e->batch_count; k++)
+			kept += e->batches[(e->batch_head + k) % SL_PRODUCER_BATCHES_KEPT].base_offset >= 0;
+		fprintf(f, "%" PRId64 " %d %d %u", e->producer_id, e->epoch, e->next_sequence, kept);
+		for (uint32_t k = 0; k < e->batch_count; k++) {
+			const struct sl_producer_batch *b = &e->batches[(e->batch_head + k) % SL_PRODUCER_BATCHES_KEPT];
+			if (b->base_offset >= 0)
+				fprintf(f, " %d %d %" PRId64 " %" PRId64, b->base_sequence, b->last_sequence, b->base_offset,
+					b->last_offset);
+		}
+		fputc('\n', f);
+	}
+	int rc = 0;
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		rc = -errno;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+int sl_producer_state_load(struct sl_producer_state *s, const char *path, int64_t *log_offset_out)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -errno;
+	int version = 0;
+	int64_t offset;
+	int rc = 0;
+	if (fscanf(f, "synclog-producers %d %" SCNd64, &version, &offset) != 2 || version != 1)
+		rc = -EBADMSG;
+	while (rc == 0) {
+		int64_t id;
+		int epoch, next_seq;
+		unsigned count;
+		int n = fscanf(f, "%" SCNd64 " %d %d %u", &id, &epoch, &next_seq, &count);
+		if (n == EOF)
+			break;
+		if (n != 4 || count > SL_PRODUCER_BATCHES_KEPT || id < 0) {
+			rc = -EBADMSG;
+			break;
+		}
+		struct sl_producer_entry *e = insert(s, id, (int16_t)epoch, 0);
+		if (e == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (unsigned k = 0; k < count && rc == 0; k++) {
+			int bs, ls;
+			int64_t bo, lo;
+			if (fscanf(f, "%d %d %" SCNd64 " %" SCNd64, &bs, &ls, &bo, &lo) != 4 || ls < bs)
+				rc = -EBADMSG;
+			else
+				push_batch(e, bs, ls - bs + 1, bo, lo);
+		}
+		e->next_sequence = next_seq;
+	}
+	fclose(f);
+	if (rc < 0) {
+		sl_producer_state_free(s);
+		return rc;
+	}
+	*log_offset_out = offset;
 	return 0;
 }

@@ -58,4 +58,11 @@ void sl_producer_state_done(struct sl_producer_state *s, int64_t producer_id, in
 int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
 			     int32_t record_count, int64_t base_offset, int64_t last_offset, int64_t now_ms);
 
+/* Persisting the state, so a retry after a broker restart is still recognised. The snapshot records the log
+ * offset it is valid at; after a crash the batches from there to the log end are replayed
+ * (sl_producer_state_replay). Written atomically (temp file, fsync, rename). Returns 0 or a negative errno;
+ * load returns -ENOENT when there is no snapshot and -EBADMSG for an unreadable one. */
+int sl_producer_state_save(const struct sl_producer_state *s, const char *path, int64_t log_offset);
+int sl_producer_state_load(struct sl_producer_state *s, const char *path, int64_t *log_offset_out);
+
 #endif

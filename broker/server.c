@@ -32,7 +32,8 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	 * holding more than 64 MiB of the broker's memory. */
 	cfg->conn_inflight_bytes_max = 4ull * SL_FRAME_BYTES_MAX_DEFAULT;
 	cfg->conn_inflight_requests_max = 4096;
-	cfg->retention_check_ms = 60 * 1000;
+	/* Retention, roll by age and producer-state snapshots: every 30 s. */
+	cfg->retention_check_ms = 30 * 1000;
 	sl_log_config_default(&cfg->log);
 }
 
@@ -334,11 +335,12 @@ static void dispatch(struct sl_conn *c, const uint8_t *frame, uint32_t len)
 		return;
 	}
 	srv->stats.requests++;
-	req->msg = synclog__request__unpack(NULL, len, frame);
+	if (sl_frame_check_strings(&synclog__request__descriptor, frame, len) == 0)
+		req->msg = synclog__request__unpack(NULL, len, frame);
 	if (req->msg == NULL) {
 		srv->stats.bad_frames++;
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-			    "frame of %u bytes is not a valid Request message: check the client's protocol version", len);
+			    "frame of %u bytes is not a valid Request message (or a string field holds a NUL byte)", len);
 		sl_req_respond(req);
 		return;
 	}
@@ -412,6 +414,10 @@ static void retention_cb(uv_timer_t *h)
 {
 	struct sl_server *srv = h->data;
 	int64_t now = sl_now_ms();
+	/* Bounds what a restart after a crash replays to rebuild producer state. */
+	int rc = sl_topics_snapshot_producers(&srv->topics);
+	if (rc < 0)
+		fprintf(stderr, "synclogd: saving producer state failed: %s\n", strerror(-rc));
 	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
 		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
 			struct sl_log *log = t->parts[i].log;
@@ -420,7 +426,7 @@ static void retention_cb(uv_timer_t *h)
 			sl_log_maybe_roll(log, now);
 			uint32_t dropped;
 			if (t->cfg.retention_ms >= 0 || t->cfg.retention_bytes >= 0) {
-				int rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
+				rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
 				if (rc < 0)
 					fprintf(stderr, "synclogd: retention of %s/%u failed: %s\n", t->cfg.name, i,
 						strerror(-rc));

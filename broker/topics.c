@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/topics.h"
+#include "proto/batch.h"
 
 #define META_FILE "topic.json"
 
@@ -107,6 +108,63 @@ static void topic_free(struct sl_topic *topic)
 	free(topic);
 }
 
+#define PRODUCERS_SNAPSHOT "producers.snapshot"
+/* Without a snapshot, producer state is rebuilt from the batches of the last five minutes: longer than any
+ * client keeps retrying a batch. */
+#define PRODUCER_REPLAY_MS (5 * 60 * 1000)
+#define REPLAY_READ_BYTES (1u << 20)
+
+/* Rebuild idempotent-producer state: the snapshot, then every batch after it (producer_state.h). */
+static void producers_restore(struct sl_partition *p, const char *pdir)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", pdir, PRODUCERS_SNAPSHOT);
+	int64_t from = -1;
+	int64_t start = sl_log_start_offset(p->log), end = sl_log_next_offset(p->log);
+	if (sl_producer_state_load(&p->producers, path, &from) < 0 || from < start || from > end) {
+		sl_producer_state_free(&p->producers);
+		if (sl_log_offset_for_time(p->log, now_ms() - PRODUCER_REPLAY_MS, &from) < 0)
+			from = end;
+	}
+	uint8_t *buf = malloc(REPLAY_READ_BYTES);
+	while (buf && from < end) {
+		size_t len;
+		int64_t next;
+		if (sl_log_read(p->log, from, buf, REPLAY_READ_BYTES, &len, &next) < 0 || next <= from)
+			break;
+		for (size_t at = 0; at < len;) {
+			struct sl_batch_header h;
+			if (sl_batch_header_parse(buf + at, len - at, &h) < 0)
+				break;
+			int64_t last = h.base_offset + h.last_offset_delta;
+			if (h.producer_id >= 0 && last >= from)
+				sl_producer_state_replay(&p->producers, h.producer_id, h.producer_epoch, h.base_sequence,
+							 h.record_count, h.base_offset, last, now_ms());
+			at += sl_batch_total_bytes(&h);
+		}
+		from = next;
+	}
+	free(buf);
+}
+
+int sl_topics_snapshot_producers(struct sl_topics *t)
+{
+	int rc = 0;
+	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
+		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
+			struct sl_partition *p = &topic->parts[i];
+			if (p->log == NULL || p->producers.count == 0)
+				continue;
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i, PRODUCERS_SNAPSHOT);
+			int r = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
+			if (r < 0 && rc == 0)
+				rc = r;
+		}
+	}
+	return rc;
+}
+
 /* Open every partition log of a topic whose folder is dir. A partition that fails keeps its error. */
 static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg,
 		      struct sl_topic **out)
@@ -134,6 +192,8 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 			if (p->open_error[0] == '\0')
 				snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
 			fprintf(stderr, "synclogd: topic %s partition %u unavailable: %s\n", cfg->name, i, p->open_error);
+		} else if (!t->log_cfg.repair) {
+			producers_restore(p, pdir);
 		}
 	}
 	*out = topic;
@@ -343,7 +403,7 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 
 int sl_topics_close(struct sl_topics *t)
 {
-	int rc = 0;
+	int rc = t->log_cfg.repair ? 0 : sl_topics_snapshot_producers(t);
 	while (t->head) {
 		struct sl_topic *topic = t->head;
 		t->head = topic->next;

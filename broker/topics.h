@@ -69,6 +69,9 @@ struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name);
 int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg, char *err, size_t err_cap);
 /* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. */
 int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap);
+/* Save every partition's idempotent-producer state with the log offset it is valid at (periodically and at
+ * close), so a restart recognises retries. Returns the first error. */
+int sl_topics_snapshot_producers(struct sl_topics *t);
 /* Close every log cleanly (fsync, clean marker). Returns the first error. */
 int sl_topics_close(struct sl_topics *t);
 

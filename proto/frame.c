@@ -1,7 +1,74 @@
 /* Frame length prefix and the error table of the wire protocol. See frame.h. */
 #include <errno.h>
+#include <protobuf-c/protobuf-c.h>
+#include <string.h>
 
 #include "proto/frame.h"
+
+/* Nesting deeper than this is not something our messages have: refuse rather than recurse without bound. */
+#define CHECK_DEPTH_MAX 16
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -EBADMSG;
+}
+
+static int check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth)
+{
+	if (depth > CHECK_DEPTH_MAX)
+		return -EBADMSG;
+	while (p < end) {
+		uint64_t key, v;
+		if (read_varint(&p, end, &key) < 0)
+			return -EBADMSG;
+		switch (key & 7) {
+		case 0:
+			if (read_varint(&p, end, &v) < 0)
+				return -EBADMSG;
+			break;
+		case 1:
+			if (end - p < 8)
+				return -EBADMSG;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				return -EBADMSG;
+			p += 4;
+			break;
+		case 2: {
+			if (read_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+				return -EBADMSG;
+			const ProtobufCFieldDescriptor *f =
+				d ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)v) != NULL)
+				return -EBADMSG;
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+			    check(f->descriptor, p, p + v, depth + 1) < 0)
+				return -EBADMSG;
+			p += v;
+			break;
+		}
+		default:
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int sl_frame_check_strings(const void *descriptor, const uint8_t *p, size_t len)
+{
+	return check(descriptor, p, p + len, 0);
+}
 
 int sl_frame_length(const uint8_t *p, size_t avail, uint32_t frame_bytes_max, uint32_t *len_out)
 {

@@ -18,6 +18,12 @@
 int sl_frame_length(const uint8_t *p, size_t avail, uint32_t frame_bytes_max, uint32_t *len_out);
 void sl_frame_put_length(uint8_t *p, uint32_t len);
 
+/* protobuf-c hands string fields over as C strings, so a string holding a NUL byte would silently lose its
+ * tail ("a\0b" would name topic "a"). This walks an encoded message by its descriptor and returns -EBADMSG
+ * when any string field, at any depth, holds a NUL, or when the encoding is malformed; 0 otherwise.
+ * descriptor is a const ProtobufCMessageDescriptor *. */
+int sl_frame_check_strings(const void *descriptor, const uint8_t *p, size_t len);
+
 /* Name ("UNKNOWN_TOPIC") and default human message of a Synclog__ErrorCode value; "UNKNOWN_ERROR" and a
  * generic message for values not in the table. */
 const char *sl_error_name(int code);

@@ -25,7 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		at += SL_FRAME_HEADER_BYTES;
 		if (size - at < len)
 			break;
-		Synclog__Request *req = synclog__request__unpack(NULL, len, data + at);
+		Synclog__Request *req = NULL;
+		if (sl_frame_check_strings(&synclog__request__descriptor, data + at, len) == 0)
+			req = synclog__request__unpack(NULL, len, data + at);
 		at += len;
 		if (req == NULL)
 			continue;
