@@ -894,8 +894,9 @@ int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int6
 	while (rc == 0 && log->seg_count > 1 && droppable(log, log->segs[0])) {
 		struct sl_segment *seg = log->segs[0];
 		int old = retention_ms >= 0 && seg->max_timestamp < now_ms - retention_ms;
-		/* Kafka's rule: drop while the log would still hold at least retention_bytes without it. */
-		int big = retention_bytes >= 0 && total - seg->size >= (uint64_t)retention_bytes;
+		/* Drop while the log is larger than the limit (stricter than Kafka, which keeps at least the limit):
+		 * an operator's byte budget is a ceiling. */
+		int big = retention_bytes >= 0 && total > (uint64_t)retention_bytes;
 		if (!old && !big)
 			break;
 		total -= seg->size;

@@ -151,7 +151,13 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 		if (parsed == 0)
 			want = sl_batch_total_bytes(&h);
 		if (parsed == -EAGAIN || buf_len - at < want) {
-			/* Refill from pos; grow the buffer for a batch larger than it. */
+			/* The batch at pos is not all in the buffer: refill from pos, growing the buffer for a batch
+			 * larger than it, unless the file ends first. */
+			if (pos + want > to) {
+				*why = parsed == 0 ? "batch extends past the end of the file"
+						   : "incomplete batch header at the end";
+				break;
+			}
 			if (want > cap) {
 				uint8_t *nb = realloc(buf, want);
 				if (nb == NULL) {
@@ -167,16 +173,11 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 			if (rc < 0)
 				break;
 			buf_pos = pos;
-			at = 0;
-			if (buf_len < SL_BATCH_HEADER_BYTES) {
-				*why = "incomplete batch header at the end";
+			if (buf_len < want) {
+				*why = "file shorter than its recorded size";
 				break;
 			}
-			parsed = sl_batch_header_parse(buf, buf_len, &h);
-			if (parsed == 0 && buf_len < sl_batch_total_bytes(&h)) {
-				*why = "batch extends past the end of the file";
-				break;
-			}
+			continue;
 		}
 		if (parsed != 0) {
 			*why = "invalid batch header (magic, length or count)";
