@@ -6,6 +6,7 @@ ifeq ($(origin CC),default)
 CC := gcc
 endif
 SANITIZE ?=
+comma := ,
 ifeq ($(SANITIZE),)
 BUILD := build/release
 OPT := -O2
@@ -13,7 +14,6 @@ else
 BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
-comma := ,
 
 PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -1,0 +1,48 @@
+# Shared helpers for integration tests (sourced). Each test starts its own broker on 127.0.0.1 port 0 in a
+# temp dir and stops it by PID; everything is removed on exit.
+
+: "${BUILD:=build/release}"
+SYNCLOGD="$BUILD/bin/synclogd"
+SYNCLOG="$BUILD/bin/synclog"
+TMP=$(mktemp -d)
+BROKER_PID=
+trap 'stop_broker_hard; rm -rf "$TMP"' EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# start_broker DATA_DIR: starts synclogd, waits for its readiness line, sets BROKER_PID and SYNCLOG_BROKER.
+start_broker() {
+	local data=$1
+	local out="$TMP/broker.out.$$.$RANDOM"
+	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off >"$out" 2>>"$TMP/broker.err" &
+	BROKER_PID=$!
+	for _ in $(seq 1 200); do
+		if grep -q '^synclogd ready on ' "$out" 2>/dev/null; then
+			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$out")
+			return 0
+		fi
+		kill -0 "$BROKER_PID" 2>/dev/null || fail "synclogd exited: $(cat "$TMP/broker.err")"
+		sleep 0.05
+	done
+	fail "synclogd did not print its readiness line"
+}
+
+# stop_broker: SIGTERM, wait, expect exit 0.
+stop_broker() {
+	[ -n "$BROKER_PID" ] || return 0
+	kill -TERM "$BROKER_PID"
+	local rc=0
+	wait "$BROKER_PID" || rc=$?
+	BROKER_PID=
+	[ "$rc" -eq 0 ] || fail "synclogd exited $rc on SIGTERM: $(tail -5 "$TMP/broker.err")"
+}
+
+stop_broker_hard() {
+	[ -n "$BROKER_PID" ] || return 0
+	kill -KILL "$BROKER_PID" 2>/dev/null || true
+	wait "$BROKER_PID" 2>/dev/null || true
+	BROKER_PID=
+}
