@@ -237,9 +237,33 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- requests ---- */
 
+void *sl_req_alloc(struct sl_req *req, size_t bytes)
+{
+	struct sl_req_chunk *ch = calloc(1, sizeof(*ch) + bytes);
+	if (ch == NULL)
+		return NULL;
+	ch->next = req->chunks;
+	req->chunks = ch;
+	return ch->data;
+}
+
+char *sl_req_strdup(struct sl_req *req, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = sl_req_alloc(req, n + 1);
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
 static void req_free(struct sl_req *req)
 {
 	struct sl_conn *c = req->conn;
+	while (req->chunks) {
+		struct sl_req_chunk *ch = req->chunks;
+		req->chunks = ch->next;
+		free(ch);
+	}
 	if (req->free_body)
 		req->free_body(req);
 	free(req->body_mem);
@@ -384,6 +408,30 @@ static void dispatch(struct sl_conn *c, const uint8_t *frame, uint32_t len)
 	case SYNCLOG__REQUEST__BODY_INIT_PRODUCER:
 		sl_handle_init_producer(req);
 		break;
+	case SYNCLOG__REQUEST__BODY_JOIN_GROUP:
+		sl_handle_join_group(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_HEARTBEAT:
+		sl_handle_heartbeat(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_LEAVE_GROUP:
+		sl_handle_leave_group(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_OFFSET_COMMIT:
+		sl_handle_offset_commit(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_OFFSET_FETCH:
+		sl_handle_offset_fetch(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_LIST_GROUPS:
+		sl_handle_list_groups(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP:
+		sl_handle_describe_group(req);
+		break;
+	case SYNCLOG__REQUEST__BODY_DELETE_GROUP:
+		sl_handle_delete_group(req);
+		break;
 	default:
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "request has no known body (case %d)",
 			    (int)req->msg->body_case);
@@ -435,6 +483,15 @@ static void retention_cb(uv_timer_t *h)
 	}
 }
 
+/* Session expiry is checked this often: a dead member is noticed within its timeout plus this. */
+#define GROUPS_TICK_MS 200
+
+static void groups_timer_cb(uv_timer_t *h)
+{
+	struct sl_server *srv = h->data;
+	sl_groups_expire(&srv->groups, sl_now_ms());
+}
+
 /* ---- shutdown ---- */
 
 static void close_noop_cb(uv_handle_t *h)
@@ -451,7 +508,10 @@ static void shutdown_check_cb(uv_check_t *h)
 	while (srv->conns)
 		conn_close(srv->conns);
 	uv_check_stop(h);
-	int rc = sl_topics_close(&srv->topics);
+	int rc = sl_groups_close(&srv->groups);
+	int rc2 = sl_topics_close(&srv->topics);
+	if (rc == 0)
+		rc = rc2;
 	if (rc < 0) {
 		fprintf(stderr, "synclogd: closing the logs failed: %s; the next start will recover\n", strerror(-rc));
 		srv->exit_code = 1;
@@ -459,6 +519,7 @@ static void shutdown_check_cb(uv_check_t *h)
 	uv_close((uv_handle_t *)&srv->ring_poll, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->submit_prepare, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->retention_timer, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->groups_timer, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sigterm, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sigint, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->shutdown_check, close_noop_cb);
@@ -504,11 +565,18 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		return rc;
 	}
 	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &cfg->log, err, err_cap);
+	int groups_open = 0;
 	if (rc == 0)
 		rc = sl_producer_ids_load(srv);
+	if (rc == 0) {
+		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &cfg->log, &srv->topics, err, err_cap);
+		groups_open = rc == 0;
+	}
 	if (rc < 0) {
 		if (err[0] == '\0')
 			snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
+		if (groups_open)
+			sl_groups_close(&srv->groups);
 		sl_topics_close(&srv->topics);
 		sl_ring_close(&srv->ring);
 		uv_loop_close(&srv->loop);
@@ -524,6 +592,9 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	uv_timer_init(&srv->loop, &srv->retention_timer);
 	srv->retention_timer.data = srv;
 	uv_timer_start(&srv->retention_timer, retention_cb, cfg->retention_check_ms, cfg->retention_check_ms);
+	uv_timer_init(&srv->loop, &srv->groups_timer);
+	srv->groups_timer.data = srv;
+	uv_timer_start(&srv->groups_timer, groups_timer_cb, GROUPS_TICK_MS, GROUPS_TICK_MS);
 	uv_signal_init(&srv->loop, &srv->sigterm);
 	uv_signal_init(&srv->loop, &srv->sigint);
 	srv->sigterm.data = srv->sigint.data = srv;

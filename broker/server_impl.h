@@ -7,8 +7,10 @@
 #ifndef SL_BROKER_SERVER_IMPL_H
 #define SL_BROKER_SERVER_IMPL_H
 
+#include <stddef.h>
 #include <uv.h>
 
+#include "broker/groups.h"
 #include "broker/ring.h"
 #include "broker/server.h"
 #include "broker/topics.h"
@@ -42,6 +44,8 @@ struct sl_server {
 	uv_timer_t retention_timer;
 	uv_check_t shutdown_check;
 	struct sl_topics topics;
+	struct sl_groups groups;
+	uv_timer_t groups_timer; /* session expiry */
 	struct sl_conn *conns;
 	uint32_t conn_count;
 	int shutting_down;
@@ -109,7 +113,18 @@ struct sl_req {
 		Synclog__InitProducerResponse init_producer;
 	} body;
 	void *body_mem;
+	/* Response memory from sl_req_alloc, freed with the request. */
+	struct sl_req_chunk *chunks;
 };
+
+struct sl_req_chunk {
+	struct sl_req_chunk *next;
+	max_align_t data[];
+};
+
+/* Zeroed memory that lives as long as the request (response bodies). NULL when out of memory. */
+void *sl_req_alloc(struct sl_req *req, size_t bytes);
+char *sl_req_strdup(struct sl_req *req, const char *s);
 
 /* server.c */
 /* Hand the response to the socket (or drop it if the connection is gone) and free the request unless storage
@@ -144,6 +159,16 @@ void sl_handle_list_topics(struct sl_req *req);
 void sl_handle_describe_topic(struct sl_req *req);
 void sl_handle_init_producer(struct sl_req *req);
 int sl_producer_ids_load(struct sl_server *srv);
+
+/* group_handlers.c */
+void sl_handle_join_group(struct sl_req *req);
+void sl_handle_heartbeat(struct sl_req *req);
+void sl_handle_leave_group(struct sl_req *req);
+void sl_handle_offset_commit(struct sl_req *req);
+void sl_handle_offset_fetch(struct sl_req *req);
+void sl_handle_list_groups(struct sl_req *req);
+void sl_handle_describe_group(struct sl_req *req);
+void sl_handle_delete_group(struct sl_req *req);
 
 /* metrics.c */
 int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap);

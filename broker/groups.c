@@ -1,0 +1,626 @@
+/* The group coordinator: membership and assignment in memory, committed offsets in the internal offset log
+ * (format in groups.h). Assignment is deterministic: members sorted by id, the partitions of each topic dealt
+ * round-robin among the members subscribed to it, so every broker (and every test) computes the same one. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "broker/assert.h"
+#include "broker/groups.h"
+#include "proto/batch.h"
+
+#define SEP '\x1f'
+/* The offset log reads back in chunks of this size at open. */
+#define REPLAY_READ_BYTES (4u << 20)
+
+int sl_group_name_check(const char *name)
+{
+	/* Same alphabet as topics; "__" is allowed for groups (no internal groups exist). */
+	return sl_topic_name_check(name, 1);
+}
+
+/* ---- groups and commits ---- */
+
+static struct sl_group *group_get(struct sl_groups *g, const char *name, int create)
+{
+	for (struct sl_group *grp = g->head; grp; grp = grp->next)
+		if (strcmp(grp->name, name) == 0)
+			return grp;
+	if (!create)
+		return NULL;
+	struct sl_group *grp = calloc(1, sizeof(*grp));
+	if (grp == NULL)
+		return NULL;
+	snprintf(grp->name, sizeof(grp->name), "%s", name);
+	grp->next = g->head;
+	g->head = grp;
+	g->group_count++;
+	return grp;
+}
+
+struct sl_group *sl_groups_find(struct sl_groups *g, const char *name)
+{
+	return group_get(g, name, 0);
+}
+
+static void member_free(struct sl_member *m)
+{
+	for (uint32_t i = 0; i < m->topic_count; i++)
+		free(m->topics[i]);
+	free(m->topics);
+	for (uint32_t i = 0; i < m->assignment_count; i++) {
+		free(m->assignment[i].topic);
+		free(m->assignment[i].partitions);
+	}
+	free(m->assignment);
+	memset(m, 0, sizeof(*m));
+}
+
+static void group_free(struct sl_group *grp)
+{
+	for (uint32_t i = 0; i < grp->member_count; i++)
+		member_free(&grp->members[i]);
+	free(grp->members);
+	for (uint32_t i = 0; i < grp->commit_count; i++) {
+		free(grp->commits[i].topic);
+		free(grp->commits[i].metadata);
+	}
+	free(grp->commits);
+	free(grp);
+}
+
+static void group_remove(struct sl_groups *g, struct sl_group *grp)
+{
+	struct sl_group **pp = &g->head;
+	while (*pp && *pp != grp)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = grp->next;
+		g->group_count--;
+	}
+	group_free(grp);
+}
+
+static int commit_cmp(const char *topic, uint32_t partition, const struct sl_commit *c)
+{
+	int r = strcmp(topic, c->topic);
+	if (r != 0)
+		return r;
+	return partition < c->partition ? -1 : partition > c->partition;
+}
+
+static uint32_t commit_lower_bound(const struct sl_group *grp, const char *topic, uint32_t partition)
+{
+	uint32_t lo = 0, hi = grp->commit_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (commit_cmp(topic, partition, &grp->commits[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const struct sl_commit *sl_group_committed(const struct sl_group *grp, const char *topic, uint32_t partition)
+{
+	uint32_t at = commit_lower_bound(grp, topic, partition);
+	if (at < grp->commit_count && commit_cmp(topic, partition, &grp->commits[at]) == 0)
+		return &grp->commits[at];
+	return NULL;
+}
+
+static int commit_apply(struct sl_group *grp, const char *topic, uint32_t partition, int64_t offset, int64_t ms,
+			const char *meta, size_t meta_len)
+{
+	uint32_t at = commit_lower_bound(grp, topic, partition);
+	struct sl_commit *c;
+	if (at < grp->commit_count && commit_cmp(topic, partition, &grp->commits[at]) == 0) {
+		c = &grp->commits[at];
+	} else {
+		if (grp->commit_count == grp->commit_cap) {
+			uint32_t cap = grp->commit_cap ? grp->commit_cap * 2 : 16;
+			struct sl_commit *nc = realloc(grp->commits, cap * sizeof(*nc));
+			if (nc == NULL)
+				return -ENOMEM;
+			grp->commits = nc;
+			grp->commit_cap = cap;
+		}
+		char *t = strdup(topic);
+		if (t == NULL)
+			return -ENOMEM;
+		memmove(&grp->commits[at + 1], &grp->commits[at], (grp->commit_count - at) * sizeof(*grp->commits));
+		grp->commit_count++;
+		c = &grp->commits[at];
+		memset(c, 0, sizeof(*c));
+		c->topic = t;
+		c->partition = partition;
+	}
+	char *m = strndup(meta ? meta : "", meta_len);
+	if (m == NULL)
+		return -ENOMEM;
+	free(c->metadata);
+	c->metadata = m;
+	c->offset = offset;
+	c->commit_ms = ms;
+	return 0;
+}
+
+static void commits_clear(struct sl_group *grp)
+{
+	for (uint32_t i = 0; i < grp->commit_count; i++) {
+		free(grp->commits[i].topic);
+		free(grp->commits[i].metadata);
+	}
+	grp->commit_count = 0;
+}
+
+/* ---- membership and assignment ---- */
+
+static int member_index(const struct sl_group *grp, const char *id)
+{
+	for (uint32_t i = 0; i < grp->member_count; i++)
+		if (strcmp(grp->members[i].id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int subscribed(const struct sl_member *m, const char *topic)
+{
+	for (uint32_t i = 0; i < m->topic_count; i++)
+		if (strcmp(m->topics[i], topic) == 0)
+			return 1;
+	return 0;
+}
+
+static int add_assigned(struct sl_member *m, const char *topic, uint32_t partition)
+{
+	struct sl_assigned *a = NULL;
+	for (uint32_t i = 0; i < m->assignment_count; i++)
+		if (strcmp(m->assignment[i].topic, topic) == 0)
+			a = &m->assignment[i];
+	if (a == NULL) {
+		struct sl_assigned *na = realloc(m->assignment, (m->assignment_count + 1) * sizeof(*na));
+		if (na == NULL)
+			return -ENOMEM;
+		m->assignment = na;
+		a = &m->assignment[m->assignment_count];
+		memset(a, 0, sizeof(*a));
+		a->topic = strdup(topic);
+		if (a->topic == NULL)
+			return -ENOMEM;
+		m->assignment_count++;
+	}
+	uint32_t *np = realloc(a->partitions, (a->count + 1) * sizeof(*np));
+	if (np == NULL)
+		return -ENOMEM;
+	a->partitions = np;
+	a->partitions[a->count++] = partition;
+	return 0;
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_member *)a)->id, ((const struct sl_member *)b)->id);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A new generation: sort members, deal every subscribed topic's partitions round-robin among its
+ * subscribers (in id order). */
+static void rebalance(struct sl_groups *g, struct sl_group *grp)
+{
+	grp->generation++;
+	qsort(grp->members, grp->member_count, sizeof(*grp->members), cmp_member);
+	for (uint32_t i = 0; i < grp->member_count; i++) {
+		struct sl_member *m = &grp->members[i];
+		for (uint32_t k = 0; k < m->assignment_count; k++) {
+			free(m->assignment[k].topic);
+			free(m->assignment[k].partitions);
+		}
+		free(m->assignment);
+		m->assignment = NULL;
+		m->assignment_count = 0;
+	}
+	/* The union of subscribed topics, sorted, each dealt once. */
+	char **all = NULL;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < grp->member_count; i++)
+		n += grp->members[i].topic_count;
+	all = calloc(n ? n : 1, sizeof(*all));
+	if (all == NULL)
+		return;
+	n = 0;
+	for (uint32_t i = 0; i < grp->member_count; i++)
+		for (uint32_t k = 0; k < grp->members[i].topic_count; k++)
+			all[n++] = grp->members[i].topics[k];
+	qsort(all, n, sizeof(*all), cmp_str);
+	for (uint32_t t = 0; t < n; t++) {
+		if (t > 0 && strcmp(all[t], all[t - 1]) == 0)
+			continue;
+		struct sl_topic *topic = sl_topics_find(g->topics, all[t]);
+		if (topic == NULL)
+			continue;
+		uint32_t next = 0;
+		for (uint32_t p = 0; p < topic->cfg.partitions; p++) {
+			/* The next subscriber after the previous one, in id order. */
+			for (uint32_t tries = 0; tries < grp->member_count; tries++) {
+				struct sl_member *m = &grp->members[next % grp->member_count];
+				next++;
+				if (subscribed(m, all[t])) {
+					add_assigned(m, all[t], p);
+					break;
+				}
+			}
+		}
+	}
+	free(all);
+}
+
+static int same_topics(const struct sl_member *m, char **topics, uint32_t count)
+{
+	if (m->topic_count != count)
+		return 0;
+	for (uint32_t i = 0; i < count; i++)
+		if (!subscribed(m, topics[i]))
+			return 0;
+	return 1;
+}
+
+int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id,
+		  char **topics, uint32_t topic_count, uint32_t session_timeout_ms, int64_t now_ms,
+		  struct sl_group **group_out, struct sl_member **member_out)
+{
+	if (sl_group_name_check(group) != 0 || topic_count == 0)
+		return -EINVAL;
+	if (topic_count > SL_MEMBER_TOPICS_MAX)
+		return -E2BIG;
+	for (uint32_t i = 0; i < topic_count; i++)
+		if (sl_topic_name_check(topics[i], 1) != 0)
+			return -EINVAL;
+	if (session_timeout_ms == 0)
+		session_timeout_ms = SL_SESSION_TIMEOUT_MS_DEFAULT;
+	if (session_timeout_ms < SL_SESSION_TIMEOUT_MS_MIN || session_timeout_ms > SL_SESSION_TIMEOUT_MS_MAX)
+		return -ERANGE;
+	struct sl_group *grp = group_get(g, group, 1);
+	if (grp == NULL)
+		return -ENOMEM;
+	int idx = member_id && member_id[0] ? member_index(grp, member_id) : -1;
+	if (member_id && member_id[0] && idx < 0)
+		return -ENOENT;
+	int changed = 0;
+	if (idx < 0) {
+		if (grp->member_count >= SL_GROUP_MEMBERS_MAX)
+			return -E2BIG;
+		struct sl_member *nm = realloc(grp->members, (grp->member_count + 1) * sizeof(*nm));
+		if (nm == NULL)
+			return -ENOMEM;
+		grp->members = nm;
+		idx = (int)grp->member_count++;
+		struct sl_member *m = &grp->members[idx];
+		memset(m, 0, sizeof(*m));
+		snprintf(m->client_id, sizeof(m->client_id), "%s", client_id && client_id[0] ? client_id : "member");
+		unsigned rnd = (unsigned)(now_ms * 2654435761u) ^ (unsigned)rand();
+		snprintf(m->id, sizeof(m->id), "%.100s-%" PRIu64 "-%08x", m->client_id, ++g->member_seq, rnd);
+		changed = 1;
+	}
+	struct sl_member *m = &grp->members[idx];
+	if (!same_topics(m, topics, topic_count)) {
+		for (uint32_t i = 0; i < m->topic_count; i++)
+			free(m->topics[i]);
+		free(m->topics);
+		m->topics = calloc(topic_count, sizeof(*m->topics));
+		m->topic_count = 0;
+		if (m->topics == NULL)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < topic_count; i++) {
+			m->topics[i] = strdup(topics[i]);
+			if (m->topics[i] == NULL)
+				return -ENOMEM;
+			m->topic_count++;
+		}
+		changed = 1;
+	}
+	m->session_timeout_ms = session_timeout_ms;
+	m->last_heartbeat_ms = now_ms;
+	char id[SL_MEMBER_ID_BYTES_MAX];
+	snprintf(id, sizeof(id), "%s", m->id);
+	if (changed)
+		rebalance(g, grp); /* sorts members: find ours again */
+	*group_out = grp;
+	*member_out = &grp->members[member_index(grp, id)];
+	return 0;
+}
+
+int sl_group_heartbeat(struct sl_groups *g, const char *group, const char *member_id, int32_t generation,
+		       int64_t now_ms)
+{
+	struct sl_group *grp = sl_groups_find(g, group);
+	int idx = grp ? member_index(grp, member_id) : -1;
+	if (idx < 0)
+		return -ENOENT;
+	grp->members[idx].last_heartbeat_ms = now_ms;
+	return generation == grp->generation ? 0 : -ESTALE;
+}
+
+static void member_remove(struct sl_groups *g, struct sl_group *grp, uint32_t idx)
+{
+	member_free(&grp->members[idx]);
+	memmove(&grp->members[idx], &grp->members[idx + 1], (grp->member_count - idx - 1) * sizeof(*grp->members));
+	grp->member_count--;
+	rebalance(g, grp);
+}
+
+int sl_group_leave(struct sl_groups *g, const char *group, const char *member_id)
+{
+	struct sl_group *grp = sl_groups_find(g, group);
+	int idx = grp ? member_index(grp, member_id) : -1;
+	if (idx < 0)
+		return -ENOENT;
+	member_remove(g, grp, (uint32_t)idx);
+	return 0;
+}
+
+uint32_t sl_groups_expire(struct sl_groups *g, int64_t now_ms)
+{
+	uint32_t removed = 0;
+	for (struct sl_group *grp = g->head; grp; grp = grp->next) {
+		for (uint32_t i = 0; i < grp->member_count;) {
+			struct sl_member *m = &grp->members[i];
+			if (now_ms - m->last_heartbeat_ms > (int64_t)m->session_timeout_ms) {
+				member_remove(g, grp, i);
+				removed++;
+			} else {
+				i++;
+			}
+		}
+	}
+	return removed;
+}
+
+const struct sl_member *sl_group_owner(const struct sl_group *grp, const char *topic, uint32_t partition)
+{
+	for (uint32_t i = 0; i < grp->member_count; i++) {
+		const struct sl_member *m = &grp->members[i];
+		for (uint32_t k = 0; k < m->assignment_count; k++) {
+			if (strcmp(m->assignment[k].topic, topic) != 0)
+				continue;
+			for (uint32_t j = 0; j < m->assignment[k].count; j++)
+				if (m->assignment[k].partitions[j] == partition)
+					return m;
+		}
+	}
+	return NULL;
+}
+
+/* ---- the offset log ---- */
+
+/* Apply one record of the offset log to the in-memory state (at replay, and once a commit is durable). */
+static int apply_record(struct sl_groups *g, const struct sl_record *r)
+{
+	if (r->key == NULL || r->key_len < 3 || r->key[1] != SEP)
+		return -EBADMSG;
+	const char *k = (const char *)r->key + 2;
+	size_t klen = (size_t)r->key_len - 2;
+	char buf[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
+	if (klen >= sizeof(buf))
+		return -EBADMSG;
+	memcpy(buf, k, klen);
+	buf[klen] = '\0';
+	if (r->key[0] == 'd') {
+		struct sl_group *grp = sl_groups_find(g, buf);
+		if (grp) {
+			commits_clear(grp);
+			if (grp->member_count == 0)
+				group_remove(g, grp);
+		}
+		return 0;
+	}
+	char *topic = memchr(buf, SEP, klen);
+	char *part = topic ? memchr(topic + 1, SEP, klen - (size_t)(topic + 1 - buf)) : NULL;
+	if (r->key[0] != 'c' || part == NULL || r->value == NULL)
+		return -EBADMSG;
+	*topic++ = '\0';
+	*part++ = '\0';
+	char vbuf[64 + SL_GROUP_METADATA_BYTES_MAX];
+	if ((size_t)r->value_len >= sizeof(vbuf))
+		return -EBADMSG;
+	memcpy(vbuf, r->value, (size_t)r->value_len);
+	vbuf[r->value_len] = '\0';
+	long long offset, ms;
+	int used = 0;
+	if (sscanf(vbuf, "%lld %lld %n", &offset, &ms, &used) < 2)
+		return -EBADMSG;
+	struct sl_group *grp = group_get(g, buf, 1);
+	if (grp == NULL)
+		return -ENOMEM;
+	return commit_apply(grp, topic, (uint32_t)strtoul(part, NULL, 10), offset, ms, vbuf + used,
+			    strlen(vbuf + used));
+}
+
+static int replay(struct sl_groups *g)
+{
+	int64_t at = sl_log_start_offset(g->log), end = sl_log_next_offset(g->log);
+	uint8_t *buf = malloc(REPLAY_READ_BYTES);
+	uint8_t *scratch = malloc(SL_BATCH_BYTES_MAX);
+	int rc = buf && scratch ? 0 : -ENOMEM;
+	while (rc == 0 && at < end) {
+		size_t len;
+		int64_t next;
+		rc = sl_log_read(g->log, at, buf, REPLAY_READ_BYTES, &len, &next);
+		for (size_t p = 0; rc == 0 && p < len;) {
+			struct sl_batch_header h;
+			rc = sl_batch_header_parse(buf + p, len - p, &h);
+			if (rc < 0)
+				break;
+			size_t total = sl_batch_total_bytes(&h);
+			struct sl_record_iter it;
+			rc = sl_record_iter_init(&it, buf + p, total, scratch, SL_BATCH_BYTES_MAX);
+			struct sl_record r;
+			while (rc == 0 && (rc = sl_record_iter_next(&it, &r)) == 1)
+				rc = apply_record(g, &r) == -ENOMEM ? -ENOMEM : 0;
+			p += total;
+		}
+		at = next;
+	}
+	free(buf);
+	free(scratch);
+	return rc;
+}
+
+int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
+		   struct sl_topics *topics, char *err, size_t err_cap)
+{
+	memset(g, 0, sizeof(*g));
+	g->topics = topics;
+	char dir[1200], logdir[1300];
+	snprintf(dir, sizeof(dir), "%s/groups", data_dir);
+	snprintf(logdir, sizeof(logdir), "%s/offsets", dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		int rc = -errno;
+		snprintf(err, err_cap, "cannot create %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	struct sl_log_config lc = *cfg;
+	/* Commits are small: 64 MiB segments keep the offset log's files manageable. */
+	if (lc.segment_bytes_max > (64u << 20))
+		lc.segment_bytes_max = 64u << 20;
+	int rc = sl_log_open(ring, logdir, &lc, &g->log, err, err_cap);
+	if (rc < 0)
+		return rc;
+	rc = replay(g);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot replay the group offset log %s: %s", logdir, strerror(-rc));
+		sl_log_close(g->log);
+		g->log = NULL;
+		return rc;
+	}
+	srand((unsigned)time(NULL));
+	return 0;
+}
+
+int sl_groups_close(struct sl_groups *g)
+{
+	int rc = g->log ? sl_log_close(g->log) : 0;
+	g->log = NULL;
+	while (g->head)
+		group_remove(g, g->head);
+	return rc;
+}
+
+struct sl_groups_commit {
+	struct sl_append append;
+	struct sl_groups *groups;
+	sl_groups_commit_cb cb;
+	void *ctx;
+	uint8_t *batch;
+};
+
+static void commit_done_cb(struct sl_append *a, int status)
+{
+	struct sl_groups_commit *c = a->data;
+	struct sl_groups *g = c->groups;
+	if (status == 0) {
+		/* Durable: apply exactly what was written. */
+		struct sl_record_iter it;
+		struct sl_record r;
+		if (sl_record_iter_init(&it, c->batch, a->len, NULL, 0) == 0)
+			while (sl_record_iter_next(&it, &r) == 1)
+				apply_record(g, &r);
+	}
+	sl_groups_commit_cb cb = c->cb;
+	void *ctx = c->ctx;
+	free(c->batch);
+	free(c);
+	cb(ctx, status);
+}
+
+static int append_records(struct sl_groups *g, struct sl_batch_builder *b, sl_groups_commit_cb cb, void *ctx)
+{
+	const uint8_t *out;
+	size_t len;
+	int rc = sl_batch_builder_finish(b, SL_BATCH_CODEC_NONE, &out, &len);
+	struct sl_groups_commit *c = rc == 0 ? calloc(1, sizeof(*c)) : NULL;
+	if (rc == 0 && c == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && (c->batch = malloc(len)) == NULL)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		if (c)
+			free(c);
+		return rc;
+	}
+	memcpy(c->batch, out, len);
+	c->groups = g;
+	c->cb = cb;
+	c->ctx = ctx;
+	c->append.batch = c->batch;
+	c->append.len = len;
+	c->append.level = SL_DURABILITY_FSYNC;
+	c->append.cb = commit_done_cb;
+	c->append.data = c;
+	rc = sl_log_append(g->log, &c->append);
+	if (rc < 0) {
+		free(c->batch);
+		free(c);
+	}
+	return rc;
+}
+
+int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_commit_entry *entries, uint32_t count,
+		     sl_groups_commit_cb cb, void *ctx)
+{
+	size_t bytes = 1024;
+	for (uint32_t i = 0; i < count; i++) {
+		if (entries[i].metadata && strlen(entries[i].metadata) > SL_GROUP_METADATA_BYTES_MAX)
+			return -E2BIG;
+		bytes += 96 + strlen(group) + strlen(entries[i].topic) +
+			 (entries[i].metadata ? strlen(entries[i].metadata) : 0);
+	}
+	if (count == 0 || bytes > SL_BATCH_BYTES_MAX)
+		return count == 0 ? -EINVAL : -E2BIG;
+	struct sl_batch_builder b;
+	int rc = sl_batch_builder_init(&b, bytes);
+	if (rc < 0)
+		return rc;
+	int64_t now = sl_now_ms();
+	for (uint32_t i = 0; rc == 0 && i < count; i++) {
+		char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
+		char val[64 + SL_GROUP_METADATA_BYTES_MAX];
+		int kl = snprintf(key, sizeof(key), "c%c%s%c%s%c%u", SEP, group, SEP, entries[i].topic, SEP,
+				  entries[i].partition);
+		int vl = snprintf(val, sizeof(val), "%" PRId64 " %" PRId64 " %s", entries[i].offset, now,
+				  entries[i].metadata ? entries[i].metadata : "");
+		struct sl_record r = {.timestamp_ms = now, .key = (uint8_t *)key, .key_len = kl,
+				      .value = (uint8_t *)val, .value_len = vl, .version = SL_VERSION_NONE};
+		rc = sl_batch_builder_add(&b, &r);
+	}
+	if (rc == 0)
+		rc = append_records(g, &b, cb, ctx);
+	sl_batch_builder_free(&b);
+	return rc;
+}
+
+int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb cb, void *ctx)
+{
+	struct sl_batch_builder b;
+	int rc = sl_batch_builder_init(&b, 4096);
+	if (rc < 0)
+		return rc;
+	char key[SL_GROUP_NAME_BYTES_MAX + 8];
+	int kl = snprintf(key, sizeof(key), "d%c%s", SEP, group);
+	struct sl_record r = {.timestamp_ms = sl_now_ms(), .key = (uint8_t *)key, .key_len = kl, .value = NULL,
+			      .value_len = -1, .version = SL_VERSION_NONE, .op = SL_OP_DELETE};
+	rc = sl_batch_builder_add(&b, &r);
+	if (rc == 0)
+		rc = append_records(g, &b, cb, ctx);
+	sl_batch_builder_free(&b);
+	return rc;
+}
