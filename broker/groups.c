@@ -1,7 +1,10 @@
 /* The group coordinator: membership and assignment in memory, committed offsets in the internal offset log
  * (format in groups.h). Assignment is deterministic: members sorted by id, the partitions of each topic dealt
  * round-robin among the members subscribed to it, so every broker (and every test) computes the same one. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +478,142 @@ static int replay(struct sl_groups *g)
 	return rc;
 }
 
+/* The offset log only grows (every commit appends); at open, when it is large and mostly superseded commits,
+ * it is rewritten with the live commits only: into offsets.compact, which then replaces offsets by rename. A
+ * crash at any step leaves either the old log or the complete new one (see recover_compaction). */
+#define COMPACT_BYTES_MIN (16u << 20)
+#define COMPACT_COMMITS_PER_BATCH 1000u
+
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+			continue;
+		char path[1600];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+static void recover_compaction(const char *dir)
+{
+	char cur[1300], next[1300], old[1300];
+	snprintf(cur, sizeof(cur), "%s/offsets", dir);
+	snprintf(next, sizeof(next), "%s/offsets.compact", dir);
+	snprintf(old, sizeof(old), "%s/offsets.old", dir);
+	struct stat st;
+	if (stat(cur, &st) < 0 && stat(next, &st) == 0 && stat(old, &st) == 0) {
+		/* Crashed between the two renames: the compacted log is complete (it was closed first). */
+		rename(next, cur);
+		fsync_dir(dir);
+	}
+	rm_dir(next);
+	rm_dir(old);
+}
+
+struct sync_wait {
+	int done;
+	int status;
+};
+
+static void sync_wait_cb(struct sl_append *a, int status)
+{
+	struct sync_wait *w = a->data;
+	w->done = 1;
+	w->status = status;
+}
+
+/* Append the builder's batch to log and wait for it (compaction runs at open, before the loop serves). */
+static int flush_sync(struct sl_log *log, struct sl_ring *ring, struct sl_batch_builder *b)
+{
+	if (b->record_count == 0)
+		return 0;
+	const uint8_t *out;
+	size_t len;
+	int rc = sl_batch_builder_finish(b, SL_BATCH_CODEC_NONE, &out, &len);
+	struct sync_wait w = {0, 0};
+	struct sl_append a = {.batch = (uint8_t *)out, .len = len, .level = SL_DURABILITY_WRITTEN, .cb = sync_wait_cb,
+			      .data = &w};
+	if (rc == 0)
+		rc = sl_log_append(log, &a);
+	while (rc == 0 && !w.done)
+		rc = sl_ring_wait(ring) < 0 ? -EIO : 0;
+	if (rc == 0)
+		rc = w.status;
+	sl_batch_builder_reset(b);
+	return rc;
+}
+
+static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_log_config *lc, const char *dir)
+{
+	char cur[1300], next[1300], old[1300];
+	snprintf(cur, sizeof(cur), "%s/offsets", dir);
+	snprintf(next, sizeof(next), "%s/offsets.compact", dir);
+	snprintf(old, sizeof(old), "%s/offsets.old", dir);
+	struct sl_log *nl;
+	char err[512];
+	int rc = sl_log_open(ring, next, lc, &nl, err, sizeof(err));
+	if (rc < 0)
+		return rc;
+	struct sl_batch_builder b;
+	rc = sl_batch_builder_init(&b, 4u << 20);
+	for (struct sl_group *grp = g->head; rc == 0 && grp; grp = grp->next) {
+		for (uint32_t i = 0; rc == 0 && i < grp->commit_count; i++) {
+			const struct sl_commit *c = &grp->commits[i];
+			char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
+			char val[64 + SL_GROUP_METADATA_BYTES_MAX];
+			int kl = snprintf(key, sizeof(key), "c%c%s%c%s%c%u", SEP, grp->name, SEP, c->topic, SEP,
+					  c->partition);
+			int vl = snprintf(val, sizeof(val), "%" PRId64 " %" PRId64 " %s", c->offset, c->commit_ms,
+					  c->metadata ? c->metadata : "");
+			struct sl_record r = {.timestamp_ms = c->commit_ms, .key = (uint8_t *)key, .key_len = kl,
+					      .value = (uint8_t *)val, .value_len = vl, .version = SL_VERSION_NONE};
+			rc = sl_batch_builder_add(&b, &r);
+			if (rc == -ENOSPC) {
+				rc = flush_sync(nl, ring, &b);
+				if (rc == 0)
+					rc = sl_batch_builder_add(&b, &r);
+			}
+			if (rc == 0 && (uint32_t)b.record_count >= COMPACT_COMMITS_PER_BATCH)
+				rc = flush_sync(nl, ring, &b);
+		}
+	}
+	if (rc == 0)
+		rc = flush_sync(nl, ring, &b);
+	sl_batch_builder_free(&b);
+	int crc = sl_log_close(nl); /* fsyncs everything, leaves the clean marker */
+	if (rc == 0)
+		rc = crc;
+	if (rc < 0) {
+		rm_dir(next);
+		return rc;
+	}
+	rc = sl_log_close(g->log);
+	g->log = NULL;
+	if (rc == 0 && rename(cur, old) < 0)
+		rc = -errno;
+	if (rc == 0 && rename(next, cur) < 0)
+		rc = -errno;
+	fsync_dir(dir);
+	rm_dir(old);
+	return rc;
+}
+
 int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
 		   struct sl_topics *topics, char *err, size_t err_cap)
 {
@@ -488,6 +627,7 @@ int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ri
 		snprintf(err, err_cap, "cannot create %s: %s", dir, strerror(-rc));
 		return rc;
 	}
+	recover_compaction(dir);
 	struct sl_log_config lc = *cfg;
 	/* Commits are small: 64 MiB segments keep the offset log's files manageable. */
 	if (lc.segment_bytes_max > (64u << 20))
@@ -501,6 +641,25 @@ int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ri
 		sl_log_close(g->log);
 		g->log = NULL;
 		return rc;
+	}
+	struct sl_log_stats st;
+	sl_log_get_stats(g->log, &st);
+	uint64_t live = 0;
+	for (struct sl_group *grp = g->head; grp; grp = grp->next)
+		live += (uint64_t)grp->commit_count * 96;
+	if (st.bytes > COMPACT_BYTES_MIN && st.bytes > 4 * live) {
+		rc = compact(g, ring, &lc, dir);
+		if (rc == 0 && g->log == NULL)
+			rc = sl_log_open(ring, logdir, &lc, &g->log, err, err_cap);
+		if (rc < 0) {
+			if (err[0] == '\0')
+				snprintf(err, err_cap, "compacting the group offset log %s failed: %s", logdir,
+					 strerror(-rc));
+			if (g->log)
+				sl_log_close(g->log);
+			g->log = NULL;
+			return rc;
+		}
 	}
 	srand((unsigned)time(NULL));
 	return 0;

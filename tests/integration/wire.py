@@ -154,3 +154,33 @@ def record_batch(records, base_ts=1000):
     crc = crc32c(after_crc)
     batch_len = 4 + 1 + 4 + len(after_crc)
     return struct.pack(">qiibI", 0, batch_len, -1, 2, crc) + after_crc
+
+
+JOIN_GROUP = 20
+OFFSET_COMMIT = 23
+OFFSET_FETCH = 24
+
+
+def commit(corr, group, topic, offsets, member="", generation=-1, force=False):
+    """offsets: {partition: offset}."""
+    parts = b"".join(field_bytes(2, field_varint(1, p) + field_varint(2, o)) for p, o in sorted(offsets.items()))
+    body = field_bytes(1, group) + field_bytes(2, member) + field_varint(3, generation)
+    body += field_bytes(4, field_bytes(1, topic) + parts) + field_varint(5, 1 if force else 0)
+    return frame(request(corr, OFFSET_COMMIT, body))
+
+
+def fetch_offsets(corr, group, topic):
+    return frame(request(corr, OFFSET_FETCH, field_bytes(1, group) + field_bytes(2, field_bytes(1, topic))))
+
+
+def committed(payload):
+    """{partition: offset} from an OffsetFetch response."""
+    body = parse(parse(payload)[24][0])
+    out = {}
+    for co in body.get(1, []):
+        f = parse(co)
+        off = f.get(3, [0])[0]
+        if off >= 1 << 63:
+            off -= 1 << 64
+        out[f.get(2, [0])[0]] = off
+    return out
