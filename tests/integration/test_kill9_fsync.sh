@@ -10,8 +10,16 @@ start_broker "$TMP/data"
 "$SYNCLOG" topic create ledger --partitions 1 >/dev/null || fail "topic create"
 for round in 1 2 3; do
 	seq 1 300000 | awk -v r=$round '{print "r" r "-" $1 "\t" $1}' >"$TMP/input"
+	# Fed at a bounded rate so the produce is still running when the broker is killed.
 	before=$("$SYNCLOG" --json topic describe ledger | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["next_offset"])')
-	"$SYNCLOG" produce ledger --acks fsync <"$TMP/input" >"$TMP/produced" 2>"$TMP/produce.err" &
+	python3 -c '
+import sys, time
+lines = open(sys.argv[1]).readlines()
+for i in range(0, len(lines), 1000):
+    sys.stdout.write("".join(lines[i:i + 1000]))
+    sys.stdout.flush()
+    time.sleep(0.005)
+' "$TMP/input" | "$SYNCLOG" produce ledger --acks fsync >"$TMP/produced" 2>"$TMP/produce.err" &
 	producer=$!
 	sleep 0.$((3 + RANDOM % 5))
 	kill -KILL "$BROKER_PID"

@@ -1,0 +1,108 @@
+/* Internals shared by the client library's files: the connection (framing over a socket, the response arena),
+ * error helpers and the assert. Not installed; users see only synclog.h. */
+#ifndef SL_CONSUMER_CLIENT_IMPL_H
+#define SL_CONSUMER_CLIENT_IMPL_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "consumer/synclog.h"
+#include "proto/frame.h"
+#include "proto/synclog.pb-c.h"
+
+/* Programmer errors crash loudly in every build, with file and line. */
+#define SL_ASSERT(cond)                                                                              \
+	do {                                                                                         \
+		if (!(cond)) {                                                                       \
+			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                     \
+		}                                                                                    \
+	} while (0)
+
+#define SL_ARRAY_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- arena: where responses are unpacked ----
+ *
+ * protobuf-c allocates every submessage and copies every bytes field when it unpacks. The arena hands out that
+ * memory from chunks that are kept and reused: unpacking a response costs no malloc once the chunks are as big
+ * as the largest response seen. Resetting the arena frees every response unpacked from it at once. */
+struct sl_arena_chunk {
+	struct sl_arena_chunk *next;
+	size_t cap;
+	size_t used;
+	_Alignas(16) unsigned char data[];
+};
+
+struct sl_arena {
+	struct sl_arena_chunk *head;
+	struct sl_arena_chunk *current;
+	size_t bytes_total;
+	size_t bytes_max; /* a response needing more is refused: it bounds what one hostile frame can cost */
+	ProtobufCAllocator allocator;
+};
+
+void sl_arena_init(struct sl_arena *a, size_t bytes_max);
+void sl_arena_reset(struct sl_arena *a);
+void sl_arena_free(struct sl_arena *a);
+
+/* ---- connection ----
+ *
+ * Buffers, reused for the life of the connection:
+ *
+ *   wbuf: [ sent | to send ................ | free ]      frames queued by sl_conn_queue, written by sl_conn_pump
+ *          0     wpos                        wlen   wcap
+ *   rbuf: [ consumed | received, not parsed | free ]      sl_conn_pump reads into it, sl_conn_take parses frames
+ *          0         rpos                    rlen  rcap
+ *
+ * Both grow to the largest frame seen (bounded by frame_bytes_max) and never shrink. */
+struct sl_conn {
+	int fd;
+	struct sl_broker_addr addr;
+	char client_id[64];
+	uint32_t io_timeout_ms;
+	uint32_t frame_bytes_max;
+	uint64_t correlation_next;
+	uint8_t *wbuf;
+	size_t wpos, wlen, wcap;
+	uint8_t *rbuf;
+	size_t rpos, rlen, rcap;
+	struct sl_arena arena;
+	int broker_error;
+	char error[SL_ERROR_BYTES];
+};
+
+/* Monotonic and wall clocks in milliseconds (vDSO: no syscall). */
+int64_t sl_client_now_ms(void);
+
+/* Format a message into buf, truncating. */
+void sl_error_set(char *buf, size_t bytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The errno of a broker error code (see synclog.h, admin calls). */
+int sl_errno_of_code(int code);
+
+/* Serialize req as one frame at the end of wbuf, with a fresh correlation id (returned through *cid_out).
+ * Returns 0, -EMSGSIZE (larger than the broker's frame limit), -ENOMEM, -ENOTCONN. */
+int sl_conn_queue(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out);
+/* Bytes queued and not yet written. */
+size_t sl_conn_unsent(const struct sl_conn *c);
+/* Write what is queued and read what arrived, waiting at most timeout_ms (-1: forever) for the socket to be
+ * ready; want_read says whether responses are expected. Returns 0 (progress or timeout), -EINTR, or a
+ * connection error (then the connection is closed and the error set). */
+int sl_conn_pump(struct sl_conn *c, int timeout_ms, int want_read);
+/* Unpack the next whole response received, if any: returns 1 with *out set (valid until the next take on c,
+ * which resets the arena), 0 when no whole frame is buffered, -EPROTO / -EMSGSIZE for a bad frame (the
+ * connection is closed). */
+int sl_conn_take(struct sl_conn *c, Synclog__Response **out);
+/* Queue req and wait for its answer within the io timeout (responses to other ids are dropped: use it on a
+ * connection with nothing else in flight). Connects first when not connected. Returns 0 with *out set, or a
+ * negative errno. A broker error in the response is not a failure here: the caller reads out->error. */
+int sl_conn_call(struct sl_conn *c, Synclog__Request *req, Synclog__Response **out);
+/* Set c's error from a response that carries an error code, prefixed with what (the operation), and return its
+ * errno. */
+int sl_conn_fail_response(struct sl_conn *c, const char *what, int code, const char *broker_message);
+void sl_conn_set_error(struct sl_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

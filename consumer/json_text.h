@@ -1,0 +1,20 @@
+/* JSON text helpers internal to the client library (json_text.c); the public ones are in synclog.h. */
+#ifndef SL_CONSUMER_JSON_TEXT_H
+#define SL_CONSUMER_JSON_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of the valid UTF-8 sequence at p (1 to 4), or 0 when p does not start one. p < end. */
+size_t sl_utf8_sequence_bytes(const uint8_t *p, const uint8_t *end);
+/* Advance *p past one JSON value (and the whitespace before it); false when there is none. */
+bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth);
+/* Copy src without whitespace outside strings into dst (room for len bytes); returns the bytes written. src must
+ * be valid JSON. */
+size_t sl_json_minify(const char *src, size_t len, char *dst);
+/* In a text holding one JSON object, find the member called name (spelled without escapes) and return the span of
+ * its value as written. Returns 1 when found, 0 otherwise. */
+int sl_json_member_span(const char *text, size_t len, const char *name, const char **start_out, size_t *len_out);
+
+#endif

@@ -1,0 +1,51 @@
+/* What the files of the `synclog` CLI share: the global options, exit codes, flag parsing and the one-line error
+ * reporting that ../shared/CLI.md asks for. */
+#ifndef SL_TOOLS_CLI_H
+#define SL_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit codes of the operator contract. */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1 /* an operating error: one line on stderr says what failed and what to do */
+#define CLI_EXIT_USAGE 2 /* bad usage: the message and the command's usage on stderr */
+
+/* Global options, valid for every command, before or after it. */
+struct cli {
+	const char *broker; /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
+	bool json;          /* --json: machine output, one JSON object per line */
+};
+
+/* A command's usage text, printed by --help (stdout, exit 0) and after a usage error (stderr, exit 2). */
+struct cli_command {
+	const char *name;  /* "topic create" */
+	const char *usage; /* the whole text, ending with a newline */
+};
+
+/* Print "synclog NAME: message" and the usage to stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "synclog NAME: message" to stderr, one line; returns CLI_EXIT_FAIL. */
+int cli_fail(const struct cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print the usage to stdout; returns CLI_EXIT_OK. */
+int cli_help(const struct cli_command *cmd);
+/* True when argv holds --help or -h (before a "--"). */
+bool cli_wants_help(int argc, char **argv);
+
+/* Flag parsing. cli_flag matches argv[*i] against name as "--name VALUE" or "--name=VALUE": returns 1 with *value
+ * set (and *i advanced past the value), 0 when argv[*i] is another argument, -1 when the value is missing. */
+int cli_flag(int argc, char **argv, int *i, const char *name, const char **value);
+/* Strict decimal numbers: digits only (a leading '-' for signed), within [min, max]. Return 0 or -1. */
+int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
+int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+int cli_topic(const struct cli *cli, int argc, char **argv);
+int cli_produce(const struct cli *cli, int argc, char **argv);
+int cli_consume(const struct cli *cli, int argc, char **argv);
+
+/* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
+ * blocking wait returns EINTR and the command can finish cleanly. */
+void cli_signals_install(void);
+bool cli_interrupted(void);
+
+#endif
