@@ -418,7 +418,8 @@ static void enqueue_write(struct sl_log *log, struct sl_append *a)
 {
 	struct sl_write_op *op = log->open_op;
 	if (op != NULL && op->submit_seq == log->ring->submit_seq && op->seg == a->seg &&
-	    op->pos + op->total == a->pos && op->iov_count < SL_WRITE_IOV_MAX) {
+	    op->pos + op->total == a->pos && op->iov_count < SL_WRITE_IOV_MAX &&
+	    op->total + a->len <= SL_WRITE_OP_BYTES_MAX) {
 		op->iov[op->iov_count++] = (struct iovec){a->batch, a->len};
 		op->total += a->len;
 		op->append_count++;
@@ -467,6 +468,8 @@ static void rollback(struct sl_log *log)
 		log->next_offset = f->base_offset;
 		while ((f = log->queue_head) != NULL) {
 			log->queue_head = f->next;
+			SL_ASSERT(log->unwritten_count > 0);
+			log->unwritten_count--;
 			ack(log, f, err);
 		}
 		log->queue_tail = NULL;
@@ -485,6 +488,8 @@ static void advance(struct sl_log *log)
 			log->queue_tail = NULL;
 		struct sl_segment *seg = a->seg;
 		SL_ASSERT(seg->written_end == a->pos);
+		SL_ASSERT(log->unwritten_count > 0);
+		log->unwritten_count--;
 		if (a->pos > 0 && a->pos - seg->last_indexed_pos >= log->cfg.index_interval_bytes) {
 			struct sl_index_entry e = {(uint32_t)(a->base_offset - seg->base_offset), (uint32_t)a->pos,
 						   seg->max_timestamp};
@@ -585,7 +590,7 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 		return -EBADMSG;
 	if (a->len > log->cfg.segment_bytes_max)
 		return -EFBIG;
-	if (log->unacked_count >= log->cfg.inflight_appends_max ||
+	if (log->unwritten_count >= log->cfg.inflight_appends_max ||
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
 	struct sl_segment *seg = active(log);
@@ -617,6 +622,7 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	log->queue_tail = a;
 	log->unacked_count++;
 	log->unacked_bytes += a->len;
+	log->unwritten_count++;
 	enqueue_write(log, a);
 	kick(log);
 	return 0;

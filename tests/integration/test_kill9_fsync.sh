@@ -19,7 +19,7 @@ for i in range(0, len(lines), 1000):
     sys.stdout.write("".join(lines[i:i + 1000]))
     sys.stdout.flush()
     time.sleep(0.005)
-' "$TMP/input" | "$SYNCLOG" produce ledger --acks fsync >"$TMP/produced" 2>"$TMP/produce.err" &
+' "$TMP/input" 2>/dev/null | "$SYNCLOG" produce ledger --acks fsync >"$TMP/produced" 2>"$TMP/produce.err" &
 	producer=$!
 	sleep 0.$((3 + RANDOM % 5))
 	kill -KILL "$BROKER_PID"
