@@ -42,10 +42,16 @@ LIB_PROTO := $(BUILD)/lib/libsynclog_proto.a
 LIB_STORAGE := $(BUILD)/lib/libsynclog_storage.a
 LIB_CLIENT := $(BUILD)/lib/libsynclog.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
+# The load generator (bench/loadgen/*.c, on the client library) and the NATS peer client (bench/peers/*.c, on
+# Debian's libnats): built by `make bench` only, so `make` needs no benchmark packages.
+LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
+NATS_PEER_SRC := $(wildcard bench/peers/*.c)
+LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bin/synclog-bench)
+NATS_PEER_BIN := $(if $(NATS_PEER_SRC),$(BUILD)/bin/nats-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-unit bench bench-storage demo format format-check clean
+.PHONY: all deps deps-test deps-bench test test-build bench bench-quick demo format format-check clean
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) $(if $(BROKER_SRC),bin/synclogd) $(if $(CLI_SRC),bin/synclog) \
 	$(if $(CLIENT_SRC),$(LIB_CLIENT))
 
@@ -117,8 +123,17 @@ test: deps-test
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(if $(BROKER_SRC),$(SYNCLOGD)) $(if $(CLI_SRC),$(SYNCLOG))
 
-bench: deps-bench all
-	bench/storage.sh $(BUILD)
+$(BUILD)/bin/synclog-bench: $(LOADGEN_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lnats
+
+bench: deps-bench all $(LOADGEN_BIN) $(NATS_PEER_BIN)
+	bench/run.sh $(BUILD)
+bench-quick: deps-bench all $(LOADGEN_BIN) $(NATS_PEER_BIN)
+	BENCH_QUICK=1 bench/run.sh $(BUILD)
 
 demo: all
 	tools/demo.sh $(BUILD)

@@ -42,6 +42,9 @@ int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 int cli_topic(const struct cli *cli, int argc, char **argv);
 int cli_produce(const struct cli *cli, int argc, char **argv);
 int cli_consume(const struct cli *cli, int argc, char **argv);
+int cli_group(const struct cli *cli, int argc, char **argv);   /* tools/cli_group.c */
+int cli_offsets(const struct cli *cli, int argc, char **argv); /* tools/cli_offsets.c */
+int cli_apply(const struct cli *cli, int argc, char **argv);   /* tools/cli_apply.c */
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -98,6 +98,12 @@ int main(int argc, char **argv)
 			rc = cli_produce(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "consume") == 0) {
 			rc = cli_consume(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "group") == 0) {
+			rc = cli_group(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "offsets") == 0) {
+			rc = cli_offsets(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "apply") == 0) {
+			rc = cli_apply(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}
