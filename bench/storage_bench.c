@@ -569,12 +569,21 @@ static int appender_run(struct appender *app, uint64_t queued_target)
 	return 0;
 }
 
+/* Batch buffers the appender keeps: the write window, plus as many again waiting for the group commit. fio's
+ * iodepth counts only writes in flight (a written buffer is free again at once, and the fdatasync waits
+ * beside them); the log's window likewise counts only unwritten appends, and the second half holds the
+ * batches that are written and wait for their fdatasync, which a real broker's many producers supply. */
+static uint32_t slots_for(uint32_t inflight, enum sl_durability level)
+{
+	return level == SL_DURABILITY_FSYNC ? 2 * inflight : inflight;
+}
+
 static void log_config_for(struct sl_log_config *cfg, const struct batch_template *tmpl, uint32_t inflight)
 {
 	sl_log_config_default(cfg);
-	/* The log's window is exactly the benchmark's, the one fio gets as its iodepth. */
+	/* The log's window of writes in flight is exactly the benchmark's, the one fio gets as its iodepth. */
 	cfg->inflight_appends_max = inflight;
-	cfg->inflight_bytes_max = (uint64_t)inflight * tmpl->len;
+	cfg->inflight_bytes_max = (uint64_t)slots_for(inflight, SL_DURABILITY_FSYNC) * tmpl->len;
 }
 
 static int log_open_verbose(struct sl_ring *ring, const char *dir, const struct sl_log_config *cfg, struct sl_log **out)
@@ -681,7 +690,7 @@ static int cmd_append(const struct options *o)
 	rc = log_open_verbose(&ring, o->dir, &cfg, &log);
 	if (rc < 0)
 		return rc;
-	rc = appender_init(&app, log, &ring, &tmpl, o->level, o->inflight, batch_count);
+	rc = appender_init(&app, log, &ring, &tmpl, o->level, slots_for(o->inflight, o->level), batch_count);
 	if (rc < 0)
 		return rc;
 
