@@ -28,8 +28,8 @@ void sl_handle_hello(struct sl_req *req)
 	req->resp.hello = r;
 	if (h->protocol_version != SL_PROTOCOL_VERSION) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNSUPPORTED_VERSION,
-			    "client speaks protocol version %u, this broker speaks %d: use a matching client",
-			    h->protocol_version, SL_PROTOCOL_VERSION);
+		            "client speaks protocol version %u, this broker speaks %d: use a matching client",
+		            h->protocol_version, SL_PROTOCOL_VERSION);
 		req->conn->close_after_write = 1;
 	} else {
 		req->conn->hello_done = 1;
@@ -67,8 +67,8 @@ void sl_handle_create_topic(struct sl_req *req)
 	struct sl_topic_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	if (strlen(tc->name) > SL_TOPIC_NAME_BYTES_MAX) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_TOPIC_NAME,
-			    "topic name longer than %d characters", SL_TOPIC_NAME_BYTES_MAX);
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_TOPIC_NAME, "topic name longer than %d characters",
+		            SL_TOPIC_NAME_BYTES_MAX);
 		sl_req_respond(req);
 		return;
 	}
@@ -273,7 +273,7 @@ void sl_handle_init_producer(struct sl_req *req)
 		int rc = producer_ids_store(srv, reserved);
 		if (rc < 0) {
 			sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "cannot persist producer ids in %s: %s",
-				    srv->cfg.data_dir, strerror(-rc));
+			            srv->cfg.data_dir, strerror(-rc));
 			sl_req_respond(req);
 			return;
 		}

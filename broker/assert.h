@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SL_ASSERT(cond)                                                                                          \
-	do {                                                                                                     \
-		if (!(cond)) {                                                                                   \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
-			abort();                                                                                 \
-		}                                                                                                \
+#define SL_ASSERT(cond)                                                                              \
+	do {                                                                                         \
+		if (!(cond)) {                                                                       \
+			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                     \
+		}                                                                                    \
 	} while (0)
 
 #endif

@@ -9,7 +9,7 @@
 #include "broker/server_impl.h"
 
 /* Room kept in a response frame for everything but the records. */
-#define FETCH_OVERHEAD_BYTES (64u * 1024)
+#define FETCH_OVERHEAD_BYTES          (64u * 1024)
 /* A fetch asking for no limit per partition gets this much: 1 MiB, Kafka's max.partition.fetch.bytes. */
 #define FETCH_PARTITION_BYTES_DEFAULT (1u << 20)
 
@@ -43,8 +43,9 @@ static uint64_t fetch_fill(struct sl_req *req)
 	struct sl_server *srv = req->srv;
 	fetch_free_results(req);
 	struct sl_topic *topic = sl_topics_find(&srv->topics, fr->topic ? fr->topic : "");
-	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
-									 : srv->cfg.frame_bytes_max / 2;
+	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES
+	                          ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
+	                          : srv->cfg.frame_bytes_max / 2;
 	uint64_t total = 0;
 	for (size_t i = 0; i < fr->n_partitions; i++) {
 		Synclog__FetchPartition *fp = fr->partitions[i];
@@ -110,9 +111,9 @@ static uint64_t fetch_fill(struct sl_req *req)
 			}
 		}
 		if (rc < 0) {
-			r->error = rc == -ERANGE ? SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE
-			       : rc == -EFBIG	 ? SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE
-						 : SYNCLOG__ERROR_CODE__STORAGE_ERROR;
+			r->error = rc == -ERANGE  ? SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE
+			           : rc == -EFBIG ? SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE
+			                          : SYNCLOG__ERROR_CODE__STORAGE_ERROR;
 		}
 	}
 	srv->stats.fetch_bytes += total;
@@ -244,7 +245,8 @@ void sl_handle_fetch(struct sl_req *req)
 	struct sl_server *srv = req->srv;
 	srv->stats.fetch_requests++;
 	if (sl_topics_find(&srv->topics, fr->topic ? fr->topic : "") == NULL) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'", fr->topic ? fr->topic : "");
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
+		            fr->topic ? fr->topic : "");
 		sl_req_respond(req);
 		return;
 	}
@@ -292,7 +294,8 @@ void sl_handle_list_offsets(struct sl_req *req)
 	Synclog__ListOffsetsRequest *lr = req->msg->list_offsets;
 	struct sl_topic *topic = sl_topics_find(&req->srv->topics, lr->topic ? lr->topic : "");
 	if (topic == NULL) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'", lr->topic ? lr->topic : "");
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
+		            lr->topic ? lr->topic : "");
 		sl_req_respond(req);
 		return;
 	}
@@ -341,7 +344,8 @@ void sl_handle_list_offsets(struct sl_req *req)
 			break;
 		}
 		if (rc < 0) {
-			po->error = rc == -EINVAL ? SYNCLOG__ERROR_CODE__INVALID_REQUEST : SYNCLOG__ERROR_CODE__STORAGE_ERROR;
+			po->error = rc == -EINVAL ? SYNCLOG__ERROR_CODE__INVALID_REQUEST
+			                          : SYNCLOG__ERROR_CODE__STORAGE_ERROR;
 			po->offset = -1;
 		}
 	}

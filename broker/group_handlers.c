@@ -50,7 +50,7 @@ void sl_handle_join_group(struct sl_req *req)
 	struct sl_group *grp;
 	struct sl_member *m;
 	int rc = sl_group_join(&req->srv->groups, str_or_empty(jr->group), jr->member_id, jr->client_id, jr->topics,
-			       (uint32_t)jr->n_topics, jr->session_timeout_ms, sl_now_ms(), &grp, &m);
+	                       (uint32_t)jr->n_topics, jr->session_timeout_ms, sl_now_ms(), &grp, &m);
 	switch (rc) {
 	case 0:
 		r->member_id = sl_req_strdup(req, m->id);
@@ -60,20 +60,22 @@ void sl_handle_join_group(struct sl_req *req)
 		break;
 	case -ENOENT:
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER,
-			    "member '%.200s' is not in group '%.200s' (expired or left): join without a member id",
-			    str_or_empty(jr->member_id), str_or_empty(jr->group));
+		            "member '%.200s' is not in group '%.200s' (expired or left): join without a member id",
+		            str_or_empty(jr->member_id), str_or_empty(jr->group));
 		break;
 	case -ERANGE:
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "session timeout %u ms out of range (%u to %u)",
-			    jr->session_timeout_ms, SL_SESSION_TIMEOUT_MS_MIN, SL_SESSION_TIMEOUT_MS_MAX);
+		            jr->session_timeout_ms, SL_SESSION_TIMEOUT_MS_MIN, SL_SESSION_TIMEOUT_MS_MAX);
 		break;
 	case -E2BIG:
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-			    "group full (%d members) or too many topics (%d)", SL_GROUP_MEMBERS_MAX, SL_MEMBER_TOPICS_MAX);
+		            "group full (%d members) or too many topics (%d)", SL_GROUP_MEMBERS_MAX,
+		            SL_MEMBER_TOPICS_MAX);
 		break;
 	case -EINVAL:
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME,
-			    "invalid group name or topic list: names are 1 to 200 of [A-Za-z0-9._-], at least one topic");
+		sl_req_fail(
+		        req, SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME,
+		        "invalid group name or topic list: names are 1 to 200 of [A-Za-z0-9._-], at least one topic");
 		break;
 	default:
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "join failed: %s", strerror(-rc));
@@ -89,14 +91,14 @@ void sl_handle_heartbeat(struct sl_req *req)
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HEARTBEAT;
 	req->resp.heartbeat = &empty;
 	int rc = sl_group_heartbeat(&req->srv->groups, str_or_empty(hr->group), str_or_empty(hr->member_id),
-				    hr->generation, sl_now_ms());
+	                            hr->generation, sl_now_ms());
 	if (rc == -ENOENT)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER, "member not in group '%.200s': join again",
-			    str_or_empty(hr->group));
+		            str_or_empty(hr->group));
 	else if (rc == -ESTALE)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS,
-			    "group '%.200s' has a new generation: join again to get your partitions",
-			    str_or_empty(hr->group));
+		            "group '%.200s' has a new generation: join again to get your partitions",
+		            str_or_empty(hr->group));
 	sl_req_respond(req);
 }
 
@@ -108,7 +110,7 @@ void sl_handle_leave_group(struct sl_req *req)
 	req->resp.leave_group = &empty;
 	if (sl_group_leave(&req->srv->groups, str_or_empty(lr->group), str_or_empty(lr->member_id)) < 0)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER, "member not in group '%.200s'",
-			    str_or_empty(lr->group));
+		            str_or_empty(lr->group));
 	sl_req_respond(req);
 }
 
@@ -117,7 +119,7 @@ static void commit_done_cb(void *ctx, int status)
 	struct sl_req *req = ctx;
 	if (status < 0)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "the commit could not be made durable: %s",
-			    strerror(-status));
+		            strerror(-status));
 	req->pending--;
 	if (!req->responded)
 		sl_req_respond(req);
@@ -144,8 +146,8 @@ void sl_handle_offset_commit(struct sl_req *req)
 		/* An operator's commit: only while nobody consumes, unless forced. */
 		if (grp && grp->member_count > 0 && !cr->force) {
 			sl_req_fail(req, SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY,
-				    "group '%.200s' has %u live members: stop them first or pass --force", group,
-				    grp->member_count);
+			            "group '%.200s' has %u live members: stop them first or pass --force", group,
+			            grp->member_count);
 			sl_req_respond(req);
 			return;
 		}
@@ -155,15 +157,16 @@ void sl_handle_offset_commit(struct sl_req *req)
 			found |= strcmp(grp->members[i].id, member) == 0;
 		if (!found) {
 			sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER,
-				    "member '%.200s' is not in group '%.200s': join again", member, group);
+			            "member '%.200s' is not in group '%.200s': join again", member, group);
 			sl_req_respond(req);
 			return;
 		}
 		if (cr->generation != grp->generation) {
-			sl_req_fail(req, SYNCLOG__ERROR_CODE__ILLEGAL_GENERATION,
-				    "commit from generation %d refused: group '%.200s' is at generation %d (this member "
-				    "was replaced; join again)",
-				    cr->generation, group, grp->generation);
+			sl_req_fail(
+			        req, SYNCLOG__ERROR_CODE__ILLEGAL_GENERATION,
+			        "commit from generation %d refused: group '%.200s' is at generation %d (this member "
+			        "was replaced; join again)",
+			        cr->generation, group, grp->generation);
 			sl_req_respond(req);
 			return;
 		}
@@ -182,7 +185,8 @@ void sl_handle_offset_commit(struct sl_req *req)
 		Synclog__OffsetCommitTopic *ct = cr->topics[t];
 		struct sl_topic *topic = sl_topics_find(&srv->topics, str_or_empty(ct->topic));
 		if (topic == NULL) {
-			sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'", str_or_empty(ct->topic));
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
+			            str_or_empty(ct->topic));
 			sl_req_respond(req);
 			return;
 		}
@@ -190,14 +194,15 @@ void sl_handle_offset_commit(struct sl_req *req)
 			Synclog__OffsetCommitPartition *cp = ct->partitions[p];
 			if (cp->partition >= topic->cfg.partitions || cp->offset < 0) {
 				sl_req_fail(req,
-					    cp->offset < 0 ? SYNCLOG__ERROR_CODE__INVALID_REQUEST
-							   : SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION,
-					    "invalid commit for %.200s/%u at offset %lld", topic->cfg.name, cp->partition,
-					    (long long)cp->offset);
+				            cp->offset < 0 ? SYNCLOG__ERROR_CODE__INVALID_REQUEST
+				                           : SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION,
+				            "invalid commit for %.200s/%u at offset %lld", topic->cfg.name,
+				            cp->partition, (long long)cp->offset);
 				sl_req_respond(req);
 				return;
 			}
-			entries[k++] = (struct sl_commit_entry){topic->cfg.name, cp->partition, cp->offset, cp->metadata};
+			entries[k++] =
+			        (struct sl_commit_entry){topic->cfg.name, cp->partition, cp->offset, cp->metadata};
 		}
 	}
 	if (k == 0) {
@@ -209,7 +214,7 @@ void sl_handle_offset_commit(struct sl_req *req)
 	if (rc < 0) {
 		req->pending--;
 		sl_req_fail(req, rc == -EAGAIN ? SYNCLOG__ERROR_CODE__THROTTLED : SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-			    "commit refused: %s", rc == -EAGAIN ? "too many commits in flight, retry" : strerror(-rc));
+		            "commit refused: %s", rc == -EAGAIN ? "too many commits in flight, retry" : strerror(-rc));
 		sl_req_respond(req);
 	}
 }
@@ -233,7 +238,7 @@ void sl_handle_offset_fetch(struct sl_req *req)
 		struct sl_topic *topic = sl_topics_find(&srv->topics, str_or_empty(fr->topics[t]->topic));
 		if (topic == NULL) {
 			sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
-				    str_or_empty(fr->topics[t]->topic));
+			            str_or_empty(fr->topics[t]->topic));
 			sl_req_respond(req);
 			return;
 		}
@@ -333,7 +338,7 @@ static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 }
 
 static Synclog__GroupPartitionLag *lag_row(struct sl_req *req, const struct sl_group *grp, struct sl_topic *topic,
-					   uint32_t p, int64_t now)
+                                           uint32_t p, int64_t now)
 {
 	Synclog__GroupPartitionLag *row = sl_req_alloc(req, sizeof(*row));
 	if (row == NULL)
@@ -436,7 +441,8 @@ void sl_handle_delete_group(struct sl_req *req)
 	}
 	if (grp->member_count > 0 && !dr->force) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY,
-			    "group '%.200s' has %u live members: stop them first or pass --force", name, grp->member_count);
+		            "group '%.200s' has %u live members: stop them first or pass --force", name,
+		            grp->member_count);
 		sl_req_respond(req);
 		return;
 	}
@@ -447,7 +453,7 @@ void sl_handle_delete_group(struct sl_req *req)
 	if (rc < 0) {
 		req->pending--;
 		sl_req_fail(req, rc == -EAGAIN ? SYNCLOG__ERROR_CODE__THROTTLED : SYNCLOG__ERROR_CODE__STORAGE_ERROR,
-			    "delete of group '%.200s' failed: %s", name, strerror(-rc));
+		            "delete of group '%.200s' failed: %s", name, strerror(-rc));
 		sl_req_respond(req);
 	}
 }

@@ -16,7 +16,7 @@
 #include "broker/groups.h"
 #include "proto/batch.h"
 
-#define SEP '\x1f'
+#define SEP               '\x1f'
 /* The offset log reads back in chunks of this size at open. */
 #define REPLAY_READ_BYTES (4u << 20)
 
@@ -118,7 +118,7 @@ const struct sl_commit *sl_group_committed(const struct sl_group *grp, const cha
 }
 
 static int commit_apply(struct sl_group *grp, const char *topic, uint32_t partition, int64_t offset, int64_t ms,
-			const char *meta, size_t meta_len)
+                        const char *meta, size_t meta_len)
 {
 	uint32_t at = commit_lower_bound(grp, topic, partition);
 	struct sl_commit *c;
@@ -277,9 +277,9 @@ static int same_topics(const struct sl_member *m, char **topics, uint32_t count)
 	return 1;
 }
 
-int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id,
-		  char **topics, uint32_t topic_count, uint32_t session_timeout_ms, int64_t now_ms,
-		  struct sl_group **group_out, struct sl_member **member_out)
+int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id, char **topics,
+                  uint32_t topic_count, uint32_t session_timeout_ms, int64_t now_ms, struct sl_group **group_out,
+                  struct sl_member **member_out)
 {
 	if (sl_group_name_check(group) != 0 || topic_count == 0)
 		return -EINVAL;
@@ -343,7 +343,7 @@ int sl_group_join(struct sl_groups *g, const char *group, const char *member_id,
 }
 
 int sl_group_heartbeat(struct sl_groups *g, const char *group, const char *member_id, int32_t generation,
-		       int64_t now_ms)
+                       int64_t now_ms)
 {
 	struct sl_group *grp = sl_groups_find(g, group);
 	int idx = grp ? member_index(grp, member_id) : -1;
@@ -445,7 +445,7 @@ static int apply_record(struct sl_groups *g, const struct sl_record *r)
 	if (grp == NULL)
 		return -ENOMEM;
 	return commit_apply(grp, topic, (uint32_t)strtoul(part, NULL, 10), offset, ms, vbuf + used,
-			    strlen(vbuf + used));
+	                    strlen(vbuf + used));
 }
 
 static int replay(struct sl_groups *g)
@@ -481,7 +481,7 @@ static int replay(struct sl_groups *g)
 /* The offset log only grows (every commit appends); at open, when it is large and mostly superseded commits,
  * it is rewritten with the live commits only: into offsets.compact, which then replaces offsets by rename. A
  * crash at any step leaves either the old log or the complete new one (see recover_compaction). */
-#define COMPACT_BYTES_MIN (16u << 20)
+#define COMPACT_BYTES_MIN         (16u << 20)
 #define COMPACT_COMMITS_PER_BATCH 1000u
 
 static void rm_dir(const char *dir)
@@ -547,8 +547,8 @@ static int flush_sync(struct sl_log *log, struct sl_ring *ring, struct sl_batch_
 	size_t len;
 	int rc = sl_batch_builder_finish(b, SL_BATCH_CODEC_NONE, &out, &len);
 	struct sync_wait w = {0, 0};
-	struct sl_append a = {.batch = (uint8_t *)out, .len = len, .level = SL_DURABILITY_WRITTEN, .cb = sync_wait_cb,
-			      .data = &w};
+	struct sl_append a = {
+	        .batch = (uint8_t *)out, .len = len, .level = SL_DURABILITY_WRITTEN, .cb = sync_wait_cb, .data = &w};
 	if (rc == 0)
 		rc = sl_log_append(log, &a);
 	while (rc == 0 && !w.done)
@@ -578,11 +578,15 @@ static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_lo
 			char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
 			char val[64 + SL_GROUP_METADATA_BYTES_MAX];
 			int kl = snprintf(key, sizeof(key), "c%c%s%c%s%c%u", SEP, grp->name, SEP, c->topic, SEP,
-					  c->partition);
+			                  c->partition);
 			int vl = snprintf(val, sizeof(val), "%" PRId64 " %" PRId64 " %s", c->offset, c->commit_ms,
-					  c->metadata ? c->metadata : "");
-			struct sl_record r = {.timestamp_ms = c->commit_ms, .key = (uint8_t *)key, .key_len = kl,
-					      .value = (uint8_t *)val, .value_len = vl, .version = SL_VERSION_NONE};
+			                  c->metadata ? c->metadata : "");
+			struct sl_record r = {.timestamp_ms = c->commit_ms,
+			                      .key = (uint8_t *)key,
+			                      .key_len = kl,
+			                      .value = (uint8_t *)val,
+			                      .value_len = vl,
+			                      .version = SL_VERSION_NONE};
 			rc = sl_batch_builder_add(&b, &r);
 			if (rc == -ENOSPC) {
 				rc = flush_sync(nl, ring, &b);
@@ -615,7 +619,7 @@ static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_lo
 }
 
 int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
-		   struct sl_topics *topics, char *err, size_t err_cap)
+                   struct sl_topics *topics, char *err, size_t err_cap)
 {
 	memset(g, 0, sizeof(*g));
 	g->topics = topics;
@@ -654,7 +658,7 @@ int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ri
 		if (rc < 0) {
 			if (err[0] == '\0')
 				snprintf(err, err_cap, "compacting the group offset log %s failed: %s", logdir,
-					 strerror(-rc));
+				         strerror(-rc));
 			if (g->log)
 				sl_log_close(g->log);
 			g->log = NULL;
@@ -734,14 +738,14 @@ static int append_records(struct sl_groups *g, struct sl_batch_builder *b, sl_gr
 }
 
 int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_commit_entry *entries, uint32_t count,
-		     sl_groups_commit_cb cb, void *ctx)
+                     sl_groups_commit_cb cb, void *ctx)
 {
 	size_t bytes = 1024;
 	for (uint32_t i = 0; i < count; i++) {
 		if (entries[i].metadata && strlen(entries[i].metadata) > SL_GROUP_METADATA_BYTES_MAX)
 			return -E2BIG;
 		bytes += 96 + strlen(group) + strlen(entries[i].topic) +
-			 (entries[i].metadata ? strlen(entries[i].metadata) : 0);
+		         (entries[i].metadata ? strlen(entries[i].metadata) : 0);
 	}
 	if (count == 0 || bytes > SL_BATCH_BYTES_MAX)
 		return count == 0 ? -EINVAL : -E2BIG;
@@ -754,11 +758,15 @@ int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_com
 		char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
 		char val[64 + SL_GROUP_METADATA_BYTES_MAX];
 		int kl = snprintf(key, sizeof(key), "c%c%s%c%s%c%u", SEP, group, SEP, entries[i].topic, SEP,
-				  entries[i].partition);
+		                  entries[i].partition);
 		int vl = snprintf(val, sizeof(val), "%" PRId64 " %" PRId64 " %s", entries[i].offset, now,
-				  entries[i].metadata ? entries[i].metadata : "");
-		struct sl_record r = {.timestamp_ms = now, .key = (uint8_t *)key, .key_len = kl,
-				      .value = (uint8_t *)val, .value_len = vl, .version = SL_VERSION_NONE};
+		                  entries[i].metadata ? entries[i].metadata : "");
+		struct sl_record r = {.timestamp_ms = now,
+		                      .key = (uint8_t *)key,
+		                      .key_len = kl,
+		                      .value = (uint8_t *)val,
+		                      .value_len = vl,
+		                      .version = SL_VERSION_NONE};
 		rc = sl_batch_builder_add(&b, &r);
 	}
 	if (rc == 0)
@@ -775,8 +783,13 @@ int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb
 		return rc;
 	char key[SL_GROUP_NAME_BYTES_MAX + 8];
 	int kl = snprintf(key, sizeof(key), "d%c%s", SEP, group);
-	struct sl_record r = {.timestamp_ms = sl_now_ms(), .key = (uint8_t *)key, .key_len = kl, .value = NULL,
-			      .value_len = -1, .version = SL_VERSION_NONE, .op = SL_OP_DELETE};
+	struct sl_record r = {.timestamp_ms = sl_now_ms(),
+	                      .key = (uint8_t *)key,
+	                      .key_len = kl,
+	                      .value = NULL,
+	                      .value_len = -1,
+	                      .version = SL_VERSION_NONE,
+	                      .op = SL_OP_DELETE};
 	rc = sl_batch_builder_add(&b, &r);
 	if (rc == 0)
 		rc = append_records(g, &b, cb, ctx);

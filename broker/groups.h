@@ -17,17 +17,17 @@
 #include "broker/log.h"
 #include "broker/topics.h"
 
-#define SL_GROUP_NAME_BYTES_MAX 200
-#define SL_MEMBER_ID_BYTES_MAX 256
-#define SL_GROUP_METADATA_BYTES_MAX 1024
+#define SL_GROUP_NAME_BYTES_MAX       200
+#define SL_MEMBER_ID_BYTES_MAX        256
+#define SL_GROUP_METADATA_BYTES_MAX   1024
 /* Sessions: a member that sends nothing for this long is removed. Kafka's bounds (6 s to 300 s) would make
  * tests wait; 1 s is enough to tell a dead member from a slow one on loopback. */
 #define SL_SESSION_TIMEOUT_MS_DEFAULT 10000u
-#define SL_SESSION_TIMEOUT_MS_MIN 1000u
-#define SL_SESSION_TIMEOUT_MS_MAX 300000u
+#define SL_SESSION_TIMEOUT_MS_MIN     1000u
+#define SL_SESSION_TIMEOUT_MS_MAX     300000u
 /* Members per group and topics per member: bounds the work of one rebalance. */
-#define SL_GROUP_MEMBERS_MAX 1000
-#define SL_MEMBER_TOPICS_MAX 64
+#define SL_GROUP_MEMBERS_MAX          1000
+#define SL_MEMBER_TOPICS_MAX          64
 
 struct sl_assigned {
 	char *topic;
@@ -79,7 +79,7 @@ int sl_group_name_check(const char *name);
 /* Open (creating) the offset log under data_dir/groups and replay it. Returns 0 or a negative errno with a
  * message in err. */
 int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
-		   struct sl_topics *topics, char *err, size_t err_cap);
+                   struct sl_topics *topics, char *err, size_t err_cap);
 int sl_groups_close(struct sl_groups *g);
 
 struct sl_group *sl_groups_find(struct sl_groups *g, const char *name);
@@ -87,12 +87,12 @@ struct sl_group *sl_groups_find(struct sl_groups *g, const char *name);
 /* Join (member_id NULL or "" for a new member). Starts a new generation when membership or subscriptions
  * change. *member_out points into the group (valid until the next membership change). Returns 0, -ENOENT
  * (unknown member id: join without one), -E2BIG (too many members or topics), -EINVAL. */
-int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id,
-		  char **topics, uint32_t topic_count, uint32_t session_timeout_ms, int64_t now_ms,
-		  struct sl_group **group_out, struct sl_member **member_out);
+int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id, char **topics,
+                  uint32_t topic_count, uint32_t session_timeout_ms, int64_t now_ms, struct sl_group **group_out,
+                  struct sl_member **member_out);
 /* Returns 0, -ENOENT (unknown group or member), -ESTALE (generation is not the current one). */
 int sl_group_heartbeat(struct sl_groups *g, const char *group, const char *member_id, int32_t generation,
-		       int64_t now_ms);
+                       int64_t now_ms);
 int sl_group_leave(struct sl_groups *g, const char *group, const char *member_id);
 /* Remove members whose session expired; returns how many. */
 uint32_t sl_groups_expire(struct sl_groups *g, int64_t now_ms);
@@ -113,7 +113,7 @@ typedef void (*sl_groups_commit_cb)(void *ctx, int status);
  * The entries are copied. Returns 0 (cb will run), or a negative errno (cb will not run): -EAGAIN when the
  * offset log's window is full. */
 int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_commit_entry *entries, uint32_t count,
-		     sl_groups_commit_cb cb, void *ctx);
+                     sl_groups_commit_cb cb, void *ctx);
 /* Delete a group and its offsets (durably, same rules as a commit). */
 int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb cb, void *ctx);
 

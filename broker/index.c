@@ -130,20 +130,20 @@ void sl_index_truncate(struct sl_index *ix, uint32_t count)
 }
 
 /* Binary search for the last entry whose key is <= (or <, for strict) the target. */
-#define LAST_AT_OR_BELOW(ix, key_of, target, strict)                                                           \
-	do {                                                                                                     \
-		int64_t lo = 0, hi = (int64_t)(ix)->entry_count - 1, found = -1;                                 \
-		while (lo <= hi) {                                                                               \
-			int64_t mid = lo + (hi - lo) / 2;                                                        \
-			int ok = (strict) ? key_of(ix, mid) < (target) : key_of(ix, mid) <= (target);            \
-			if (ok) {                                                                                \
-				found = mid;                                                                     \
-				lo = mid + 1;                                                                    \
-			} else {                                                                                 \
-				hi = mid - 1;                                                                    \
-			}                                                                                        \
-		}                                                                                                \
-		return found;                                                                                    \
+#define LAST_AT_OR_BELOW(ix, key_of, target, strict)                                                  \
+	do {                                                                                          \
+		int64_t lo = 0, hi = (int64_t)(ix)->entry_count - 1, found = -1;                      \
+		while (lo <= hi) {                                                                    \
+			int64_t mid = lo + (hi - lo) / 2;                                             \
+			int ok = (strict) ? key_of(ix, mid) < (target) : key_of(ix, mid) <= (target); \
+			if (ok) {                                                                     \
+				found = mid;                                                          \
+				lo = mid + 1;                                                         \
+			} else {                                                                      \
+				hi = mid - 1;                                                         \
+			}                                                                             \
+		}                                                                                     \
+		return found;                                                                         \
 	} while (0)
 
 static uint32_t rel_of(const struct sl_index *ix, int64_t i)
@@ -177,7 +177,7 @@ int64_t sl_index_find_position(const struct sl_index *ix, uint64_t pos)
 }
 
 int sl_index_iov(const struct sl_index *ix, int time, uint32_t from, uint32_t to, struct iovec *iov, int iov_max,
-		 uint32_t *to_out)
+                 uint32_t *to_out)
 {
 	SL_ASSERT(from <= to && to <= ix->entry_count);
 	size_t entry_bytes = time ? SL_TIMEINDEX_ENTRY_BYTES : SL_INDEX_ENTRY_BYTES;
@@ -195,8 +195,8 @@ int sl_index_iov(const struct sl_index *ix, int time, uint32_t from, uint32_t to
 	return n;
 }
 
-void sl_index_seal_encode(uint8_t off[SL_INDEX_ENTRY_BYTES], uint8_t time[SL_TIMEINDEX_ENTRY_BYTES],
-			  uint32_t log_bytes, int64_t max_timestamp)
+void sl_index_seal_encode(uint8_t off[SL_INDEX_ENTRY_BYTES], uint8_t time[SL_TIMEINDEX_ENTRY_BYTES], uint32_t log_bytes,
+                          int64_t max_timestamp)
 {
 	put32(off, SL_INDEX_SEAL_REL);
 	put32(off + 4, log_bytes);
@@ -230,7 +230,7 @@ static int read_all(int fd, uint8_t **buf_out, size_t *len_out)
 }
 
 int sl_index_load(struct sl_index *ix, int off_fd, int time_fd, uint64_t log_bytes, int *sealed_out,
-		  int64_t *seal_max_ts_out)
+                  int64_t *seal_max_ts_out)
 {
 	uint8_t *ob = NULL, *tb = NULL;
 	size_t olen = 0, tlen = 0;

@@ -25,7 +25,7 @@
 #include "broker/log_impl.h"
 #include "proto/batch.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void kick(struct sl_log *log);
 static void advance(struct sl_log *log);
@@ -163,9 +163,9 @@ static void index_write_round(struct sl_segment *seg, uint32_t upto, int seal)
 		tb += t->iov[i].iov_len;
 	SL_ASSERT(ob > 0 && tb > 0);
 	io_uring_prep_writev(seg_sqe(seg, 0, ob), seg->off_fd, o->iov, (unsigned)no,
-			     (uint64_t)from * SL_INDEX_ENTRY_BYTES);
+	                     (uint64_t)from * SL_INDEX_ENTRY_BYTES);
 	io_uring_prep_writev(seg_sqe(seg, 1, tb), seg->time_fd, t->iov, (unsigned)nt,
-			     (uint64_t)from * SL_TIMEINDEX_ENTRY_BYTES);
+	                     (uint64_t)from * SL_TIMEINDEX_ENTRY_BYTES);
 }
 
 enum { STEP_IDLE = 0, STEP_SEAL_FSYNC_LOG, STEP_SEAL_WRITE_INDEX, STEP_SEAL_FSYNC_INDEX, STEP_CHECKPOINT };
@@ -408,8 +408,8 @@ static void op_prep(struct sl_log *log, struct sl_write_op *op)
 {
 	op->sqe = sl_ring_get_sqe(log->ring, &op->io);
 	op->submit_seq = log->ring->submit_seq;
-	io_uring_prep_writev(op->sqe, op->seg->log_fd, op->iov + op->iov_start, (unsigned)(op->iov_count - op->iov_start),
-			     op->pos + op->done);
+	io_uring_prep_writev(op->sqe, op->seg->log_fd, op->iov + op->iov_start,
+	                     (unsigned)(op->iov_count - op->iov_start), op->pos + op->done);
 }
 
 /* Put a taken append into a write op: extend the last prepared op when it is still unsubmitted and ends
@@ -492,7 +492,7 @@ static void advance(struct sl_log *log)
 		log->unwritten_count--;
 		if (a->pos > 0 && a->pos - seg->last_indexed_pos >= log->cfg.index_interval_bytes) {
 			struct sl_index_entry e = {(uint32_t)(a->base_offset - seg->base_offset), (uint32_t)a->pos,
-						   seg->max_timestamp};
+			                           seg->max_timestamp};
 			/* Without memory the entry is skipped: lookups and recovery then scan a little further. */
 			if (sl_index_add(&seg->index, &e) == 0)
 				seg->last_indexed_pos = a->pos;
@@ -594,9 +594,9 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
 	struct sl_segment *seg = active(log);
-	if (seg->size > 0 && (seg->size + a->len > log->cfg.segment_bytes_max ||
-			      (log->cfg.segment_age_ms_max > 0 &&
-			       sl_now_ms() - seg->created_ms >= log->cfg.segment_age_ms_max))) {
+	if (seg->size > 0 &&
+	    (seg->size + a->len > log->cfg.segment_bytes_max ||
+	     (log->cfg.segment_age_ms_max > 0 && sl_now_ms() - seg->created_ms >= log->cfg.segment_age_ms_max))) {
 		int rc = roll(log);
 		if (rc < 0)
 			return rc;
@@ -720,7 +720,7 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	const char *why;
 	struct find_ctx c = {.offset = offset};
 	rc = sl_segment_scan_sized(seg, e.position, seg->written_end, log->cfg.index_interval_bytes * 2u, 0, &expect,
-				   &stop, &why, find_batch_cb, &c);
+	                           &stop, &why, find_batch_cb, &c);
 	if (rc < 0)
 		return rc;
 	if (rc != 1)
@@ -745,8 +745,8 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		}
 		last.offset = from_offset;
 		expect = from_offset;
-		rc = sl_segment_scan_sized(seg, from, seg->written_end, log->cfg.index_interval_bytes * 2u, 0,
-					   &expect, &stop, &why, last_boundary_cb, &last);
+		rc = sl_segment_scan_sized(seg, from, seg->written_end, log->cfg.index_interval_bytes * 2u, 0, &expect,
+		                           &stop, &why, last_boundary_cb, &last);
 		if (rc < 0)
 			return rc;
 		limit = rc == 1 ? stop : seg->written_end;
@@ -848,7 +848,7 @@ int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *of
 		const char *why;
 		struct time_ctx c = {.ts = timestamp_ms};
 		rc = sl_segment_scan_sized(seg, e.position, seg->written_end, log->cfg.index_interval_bytes * 2u, 0,
-					   &expect, &stop, &why, first_batch_at_time_cb, &c);
+		                           &expect, &stop, &why, first_batch_at_time_cb, &c);
 		if (rc < 0)
 			return rc;
 		if (rc != 1)
@@ -890,7 +890,7 @@ static int drop_oldest(struct sl_log *log)
 }
 
 int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-		  uint32_t *dropped_out)
+                  uint32_t *dropped_out)
 {
 	*dropped_out = 0;
 	int rc = 0;
@@ -919,8 +919,8 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)
 	struct sl_segment *seg = active(log);
 	if (log->fatal_errno)
 		return log->fatal_errno;
-	if (seg->size == 0 || log->cfg.segment_age_ms_max <= 0 || now_ms - seg->created_ms < log->cfg.segment_age_ms_max ||
-	    log->rollback_errno)
+	if (seg->size == 0 || log->cfg.segment_age_ms_max <= 0 ||
+	    now_ms - seg->created_ms < log->cfg.segment_age_ms_max || log->rollback_errno)
 		return 0;
 	int rc = roll(log);
 	if (rc == 0)
@@ -994,7 +994,7 @@ static int write_clean_marker(struct sl_log *log)
 	struct sl_segment *seg = active(log);
 	char line[128];
 	int len = snprintf(line, sizeof(line), "%" PRId64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n", seg->base_offset,
-			   seg->size, seg->visible_next_offset, seg->max_timestamp);
+	                   seg->size, seg->visible_next_offset, seg->max_timestamp);
 	int fd = openat(log->dir_fd, SL_CLEAN_MARKER, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -1057,8 +1057,8 @@ int sl_log_close(struct sl_log *log)
 
 /* ---- open ---- */
 
-int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_config *cfg, struct sl_log **out,
-		char *err, size_t err_cap)
+int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_config *cfg, struct sl_log **out, char *err,
+                size_t err_cap)
 {
 	if (err_cap)
 		err[0] = '\0';

@@ -59,30 +59,30 @@ struct sl_append {
 	/* Private to the log. */
 	struct sl_append *next;
 	struct sl_segment *seg;
-	uint64_t pos;  /* byte position of the batch in seg */
+	uint64_t pos; /* byte position of the batch in seg */
 	int64_t max_timestamp;
 	int state;
 };
 
 struct sl_log_stats {
-	int64_t start_offset;	 /* first offset still stored */
-	int64_t next_offset;	 /* one past the last visible (written) record */
-	uint64_t bytes;		 /* all segments */
+	int64_t start_offset; /* first offset still stored */
+	int64_t next_offset;  /* one past the last visible (written) record */
+	uint64_t bytes;       /* all segments */
 	uint32_t segment_count;
-	uint64_t recovered_tail_bytes;	/* bytes checked by the last open's recovery scan */
-	uint64_t truncated_bytes;	/* bytes cut by the last open's recovery */
-	int clean_open;			/* the last open found a clean-shutdown marker */
-	uint64_t write_op_count;	/* io_uring writes submitted (one may carry several batches) */
-	uint64_t fsync_count;		/* group commits completed */
-	uint64_t appended_batch_count;	/* batches acknowledged since open */
+	uint64_t recovered_tail_bytes; /* bytes checked by the last open's recovery scan */
+	uint64_t truncated_bytes;      /* bytes cut by the last open's recovery */
+	int clean_open;                /* the last open found a clean-shutdown marker */
+	uint64_t write_op_count;       /* io_uring writes submitted (one may carry several batches) */
+	uint64_t fsync_count;          /* group commits completed */
+	uint64_t appended_batch_count; /* batches acknowledged since open */
 };
 
 /* Open (creating if missing) the partition log in dir; dir's parent must exist. Runs recovery synchronously:
  * meant for startup, before the loop serves. Returns 0, or a negative errno with a message in err (one line:
  * what failed, on which file and position, what to do) for -EUCLEAN (corruption before the tail; reopen with
  * repair), -EIO, -ENOSPC, -EACCES, ... */
-int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_config *cfg, struct sl_log **out,
-		char *err, size_t err_cap);
+int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_config *cfg, struct sl_log **out, char *err,
+                size_t err_cap);
 
 /* Queue an append of one batch. The batch must already be validated (sl_batch_validate); the log assigns
  * offsets, writes the base offset into the batch and queues the write. The write is prepared in the ring
@@ -97,8 +97,8 @@ struct sl_log_span {
 	int fd;
 	uint64_t pos;
 	uint64_t len;
-	int64_t first_offset;	/* base offset of the first batch in the span */
-	int64_t next_offset;	/* one past the last record of the span */
+	int64_t first_offset; /* base offset of the first batch in the span */
+	int64_t next_offset;  /* one past the last record of the span */
 };
 
 /* Locate the batches holding offset and after, up to bytes_max (at least one whole batch is returned even if it
@@ -120,7 +120,7 @@ int64_t sl_log_next_offset(const struct sl_log *log);
  * >= 0), then the oldest sealed segments while the log is larger than retention_bytes (if >= 0). Whole segments
  * only; the active segment is never deleted. *dropped_out counts deleted segments. */
 int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-		  uint32_t *dropped_out);
+                  uint32_t *dropped_out);
 
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);

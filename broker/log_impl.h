@@ -18,7 +18,7 @@ enum { SL_APPEND_QUEUED = 1, SL_APPEND_WRITTEN, SL_APPEND_SYNCWAIT, SL_APPEND_FA
 
 /* One write op gathers the appends of one pass that are contiguous in one segment: one SQE, one writev. 64
  * iovecs keep an op's footprint near 1 KiB while letting a pass of small batches go out in few syscalls. */
-#define SL_WRITE_IOV_MAX 64
+#define SL_WRITE_IOV_MAX      64
 /* An op stops growing at 1 MiB: io_uring runs each buffered write in one worker, so a few large writes in
  * parallel copy faster than one huge one, while small batches still share a syscall. */
 #define SL_WRITE_OP_BYTES_MAX (1u << 20)
@@ -59,7 +59,7 @@ struct sl_log {
 
 	struct sl_append *queue_head, *queue_tail; /* QUEUED/WRITTEN/FAILED, offset order */
 	struct sl_append *sync_head, *sync_tail;   /* SYNCWAIT, offset order */
-	uint32_t unacked_count;			   /* appends taken and not yet acknowledged */
+	uint32_t unacked_count;                    /* appends taken and not yet acknowledged */
 	uint64_t unacked_bytes;
 	/* Appends whose write has not completed: the I/O window (inflight_appends_max). Appends waiting only for
 	 * a group commit do not count, so writes go on while an fdatasync runs; their memory is still bounded
@@ -78,7 +78,7 @@ struct sl_log {
 
 	int rollback_errno; /* a write failed: no new appends until the log is cut back */
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
-	int completing;	    /* inside a completion callback */
+	int completing;     /* inside a completion callback */
 
 	struct sl_log_stats stats;
 };

@@ -12,17 +12,17 @@
 #include "broker/topics.h"
 
 static const char usage[] =
-	"usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
-	"                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-	"                [--connections-max N] [--repair]\n"
-	"\n"
-	"The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
-	"Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
-	"SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
-	"--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-	"                frame_bytes_max, connections_max. Flags given on the command line win.\n"
-	"--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
-	"                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
+        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
+        "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
+        "                [--connections-max N] [--repair]\n"
+        "\n"
+        "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
+        "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
+        "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
+        "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
+        "                frame_bytes_max, connections_max. Flags given on the command line win.\n"
+        "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
+        "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
 static int bad_usage(const char *fmt, const char *arg)
 {
@@ -76,7 +76,8 @@ static int apply(struct sl_server_config *cfg, const struct settings *s)
 	if (s->metrics) {
 		if (strcmp(s->metrics, "off") == 0)
 			cfg->metrics_port = -1;
-		else if (parse_host_port(s->metrics, cfg->metrics_host, sizeof(cfg->metrics_host), &cfg->metrics_port) < 0)
+		else if (parse_host_port(s->metrics, cfg->metrics_host, sizeof(cfg->metrics_host), &cfg->metrics_port) <
+		         0)
 			return bad_usage("invalid --metrics '%s': expected HOST:PORT or off", s->metrics);
 	}
 	if (s->segment_bytes) {
@@ -109,8 +110,8 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	json_error_t jerr;
 	json_t *j = json_load_file(path, 0, &jerr);
 	if (j == NULL || !json_is_object(j)) {
-		fprintf(stderr, "synclogd: cannot read config %s: %s (line %d)\n", path, j ? "not a JSON object" : jerr.text,
-			jerr.line);
+		fprintf(stderr, "synclogd: cannot read config %s: %s (line %d)\n", path,
+		        j ? "not a JSON object" : jerr.text, jerr.line);
 		json_decref(j);
 		return 1;
 	}
@@ -184,7 +185,8 @@ static int repair(const struct sl_server_config *cfg)
 			struct sl_log_stats st;
 			sl_log_get_stats(p->log, &st);
 			printf("%s/%u: ok, offsets %lld..%lld, %llu bytes cut\n", t->cfg.name, i,
-			       (long long)st.start_offset, (long long)st.next_offset, (unsigned long long)st.truncated_bytes);
+			       (long long)st.start_offset, (long long)st.next_offset,
+			       (unsigned long long)st.truncated_bytes);
 		}
 	}
 	rc = sl_topics_close(&topics);

@@ -87,7 +87,8 @@ static void render(struct sl_server *srv, struct out *o)
 			put(o, "synclog_partition_start_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
 			    st.start_offset);
 			put(o, "synclog_partition_bytes{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", n, i, st.bytes);
-			put(o, "synclog_partition_segments{topic=\"%s\",partition=\"%u\"} %u\n", n, i, st.segment_count);
+			put(o, "synclog_partition_segments{topic=\"%s\",partition=\"%u\"} %u\n", n, i,
+			    st.segment_count);
 		}
 	}
 }
@@ -193,7 +194,7 @@ int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
 		rc = uv_listen((uv_stream_t *)&m->listener, 64, on_scrape);
 	if (rc < 0)
 		snprintf(err, err_cap, "cannot serve metrics on %s:%d: %s (pick another --metrics address or 'off')",
-			 srv->cfg.metrics_host, srv->cfg.metrics_port, uv_strerror(rc));
+		         srv->cfg.metrics_host, srv->cfg.metrics_port, uv_strerror(rc));
 	return rc;
 }
 

@@ -54,7 +54,7 @@ static void append_cb(struct sl_append *a, int status)
 	struct sl_server *srv = it->req->srv;
 	if (it->producer_id >= 0)
 		sl_producer_state_done(&it->part->producers, it->producer_id, it->base_sequence, status, a->base_offset,
-				       a->last_offset);
+		                       a->last_offset);
 	if (status == 0) {
 		it->result.base_offset = a->base_offset;
 		it->result.last_offset = a->last_offset;
@@ -63,8 +63,8 @@ static void append_cb(struct sl_append *a, int status)
 		srv->stats.produce_bytes += a->len;
 	} else {
 		char msg[256];
-		snprintf(msg, sizeof(msg), "append to %.100s/%u failed: %s; nothing was acknowledged", it->part->topic->cfg.name,
-			 it->part->index, strerror(-status));
+		snprintf(msg, sizeof(msg), "append to %.100s/%u failed: %s; nothing was acknowledged",
+		         it->part->topic->cfg.name, it->part->index, strerror(-status));
 		item_error(it, sl_errno_to_code(status), msg);
 		srv->stats.produce_errors++;
 	}
@@ -125,7 +125,7 @@ static enum sl_durability level_of(Synclog__Acks acks)
 }
 
 static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__ProducePartition *pp,
-			struct sl_produce_item *it, enum sl_durability level)
+                        struct sl_produce_item *it, enum sl_durability level)
 {
 	struct sl_server *srv = req->srv;
 	it->req = req;
@@ -173,12 +173,12 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 	if (h.producer_id >= 0) {
 		if (h.producer_id >= srv->next_producer_id) {
 			item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PRODUCER,
-				   "producer id was not issued by this broker: call InitProducer");
+			           "producer id was not issued by this broker: call InitProducer");
 			return;
 		}
 		struct sl_producer_batch dup;
 		int verdict = sl_producer_state_check(&p->producers, h.producer_id, h.producer_epoch, h.base_sequence,
-						      h.record_count, sl_now_ms(), &dup);
+		                                      h.record_count, sl_now_ms(), &dup);
 		switch (verdict) {
 		case SL_PRODUCER_APPEND:
 			it->producer_id = h.producer_id;
@@ -187,7 +187,7 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 		case SL_PRODUCER_DUPLICATE:
 			if (dup.base_offset < 0) {
 				item_error(it, SYNCLOG__ERROR_CODE__THROTTLED,
-					   "the original of this retried batch is still being written: retry shortly");
+				           "the original of this retried batch is still being written: retry shortly");
 			} else {
 				it->result.base_offset = dup.base_offset;
 				it->result.last_offset = dup.last_offset;
@@ -196,11 +196,11 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 			return;
 		case SL_PRODUCER_FENCED:
 			item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PRODUCER,
-				   "producer epoch is older than one already seen: this producer was fenced");
+			           "producer epoch is older than one already seen: this producer was fenced");
 			return;
 		case SL_PRODUCER_OUT_OF_ORDER:
 			item_error(it, SYNCLOG__ERROR_CODE__OUT_OF_ORDER_SEQUENCE,
-				   "sequence gap: the batch before this one was not appended; resend from it");
+			           "sequence gap: the batch before this one was not appended; resend from it");
 			return;
 		default:
 			item_error(it, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
@@ -222,7 +222,7 @@ void sl_handle_produce(struct sl_req *req)
 	struct sl_topic *topic = sl_topics_find(&req->srv->topics, pr->topic ? pr->topic : "");
 	if (topic == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s': create it first",
-			    pr->topic ? pr->topic : "");
+		            pr->topic ? pr->topic : "");
 		sl_req_respond(req);
 		return;
 	}

@@ -69,7 +69,7 @@ static struct sl_producer_entry *insert(struct sl_producer_state *s, int64_t id,
 }
 
 static void push_batch(struct sl_producer_entry *e, int32_t base_seq, int32_t count, int64_t base_offset,
-		       int64_t last_offset)
+                       int64_t last_offset)
 {
 	uint32_t slot = (e->batch_head + e->batch_count) % SL_PRODUCER_BATCHES_KEPT;
 	if (e->batch_count == SL_PRODUCER_BATCHES_KEPT) {
@@ -83,7 +83,7 @@ static void push_batch(struct sl_producer_entry *e, int32_t base_seq, int32_t co
 }
 
 int sl_producer_state_check(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
-			    int32_t record_count, int64_t now_ms, struct sl_producer_batch *dup)
+                            int32_t record_count, int64_t now_ms, struct sl_producer_batch *dup)
 {
 	uint32_t at;
 	struct sl_producer_entry *e = find(s, producer_id, &at);
@@ -121,7 +121,7 @@ int sl_producer_state_check(struct sl_producer_state *s, int64_t producer_id, in
 }
 
 void sl_producer_state_done(struct sl_producer_state *s, int64_t producer_id, int32_t base_sequence, int status,
-			    int64_t base_offset, int64_t last_offset)
+                            int64_t base_offset, int64_t last_offset)
 {
 	uint32_t at;
 	struct sl_producer_entry *e = find(s, producer_id, &at);
@@ -147,7 +147,7 @@ void sl_producer_state_done(struct sl_producer_state *s, int64_t producer_id, in
 }
 
 int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
-			     int32_t record_count, int64_t base_offset, int64_t last_offset, int64_t now_ms)
+                             int32_t record_count, int64_t base_offset, int64_t last_offset, int64_t now_ms)
 {
 	struct sl_producer_entry *e = insert(s, producer_id, epoch, now_ms);
 	if (e == NULL)
@@ -181,8 +181,8 @@ int sl_producer_state_save(const struct sl_producer_state *s, const char *path, 
 		for (uint32_t k = 0; k < e->batch_count; k++) {
 			const struct sl_producer_batch *b = &e->batches[(e->batch_head + k) % SL_PRODUCER_BATCHES_KEPT];
 			if (b->base_offset >= 0)
-				fprintf(f, " %d %d %" PRId64 " %" PRId64, b->base_sequence, b->last_sequence, b->base_offset,
-					b->last_offset);
+				fprintf(f, " %d %d %" PRId64 " %" PRId64, b->base_sequence, b->last_sequence,
+				        b->base_offset, b->last_offset);
 		}
 		fputc('\n', f);
 	}

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#define SL_PRODUCER_BATCHES_KEPT 5
+#define SL_PRODUCER_BATCHES_KEPT       5
 /* Producer ids remembered per partition; the least recently used is forgotten past it. */
 #define SL_PRODUCERS_PER_PARTITION_MAX 4096
 
@@ -37,10 +37,10 @@ struct sl_producer_state {
 };
 
 enum sl_producer_verdict {
-	SL_PRODUCER_APPEND = 0,	   /* new batch, in sequence: append it */
-	SL_PRODUCER_DUPLICATE,	   /* a retry of a kept batch: *dup describes it (offsets -1 if still in flight) */
-	SL_PRODUCER_OUT_OF_ORDER,  /* a gap, or an old batch no longer kept */
-	SL_PRODUCER_FENCED,	   /* an older epoch than the one seen */
+	SL_PRODUCER_APPEND = 0,   /* new batch, in sequence: append it */
+	SL_PRODUCER_DUPLICATE,    /* a retry of a kept batch: *dup describes it (offsets -1 if still in flight) */
+	SL_PRODUCER_OUT_OF_ORDER, /* a gap, or an old batch no longer kept */
+	SL_PRODUCER_FENCED,       /* an older epoch than the one seen */
 };
 
 void sl_producer_state_init(struct sl_producer_state *s);
@@ -49,14 +49,14 @@ void sl_producer_state_free(struct sl_producer_state *s);
  * On SL_PRODUCER_APPEND the batch is recorded as in flight; the caller then reports the outcome with
  * sl_producer_state_done. Returns the verdict or -ENOMEM. */
 int sl_producer_state_check(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
-			    int32_t record_count, int64_t now_ms, struct sl_producer_batch *dup);
+                            int32_t record_count, int64_t now_ms, struct sl_producer_batch *dup);
 /* The append of that batch finished: status 0 with offsets, or a negative errno (then the batch is forgotten
  * and the producer's next expected sequence goes back to its base sequence). */
 void sl_producer_state_done(struct sl_producer_state *s, int64_t producer_id, int32_t base_sequence, int status,
-			    int64_t base_offset, int64_t last_offset);
+                            int64_t base_offset, int64_t last_offset);
 /* Rebuild from a batch read back from the log (recovery): record it as appended. */
 int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,
-			     int32_t record_count, int64_t base_offset, int64_t last_offset, int64_t now_ms);
+                             int32_t record_count, int64_t base_offset, int64_t last_offset, int64_t now_ms);
 
 /* Persisting the state, so a retry after a broker restart is still recognised. The snapshot records the log
  * offset it is valid at; after a crash the batches from there to the log end are replayed

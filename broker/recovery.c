@@ -91,7 +91,7 @@ static int list_segments(struct sl_log *log, int64_t **bases_out, uint32_t *coun
 			}
 			bases[count++] = base;
 		} else if (parse_segment_name(de->d_name, ".index", &base) ||
-			   parse_segment_name(de->d_name, ".timeindex", &base)) {
+		           parse_segment_name(de->d_name, ".timeindex", &base)) {
 			if (orphan_count == orphan_cap) {
 				orphan_cap = orphan_cap ? orphan_cap * 2 : 16;
 				int64_t *no = realloc(orphans, orphan_cap * sizeof(*no));
@@ -138,7 +138,7 @@ static int rebuild_cb(struct sl_segment *seg, uint64_t pos, const struct sl_batc
 	const struct sl_log *log = ctx;
 	if (pos > 0 && pos > seg->last_indexed_pos && pos - seg->last_indexed_pos >= log->cfg.index_interval_bytes) {
 		struct sl_index_entry e = {(uint32_t)(h->base_offset - seg->base_offset), (uint32_t)pos,
-					   seg->max_timestamp};
+		                           seg->max_timestamp};
 		int rc = sl_index_add(&seg->index, &e);
 		if (rc < 0)
 			return rc;
@@ -150,14 +150,14 @@ static int rebuild_cb(struct sl_segment *seg, uint64_t pos, const struct sl_batc
 }
 
 static void say_corrupt(struct sl_log *log, const struct sl_segment *seg, uint64_t pos, const char *why, char *err,
-			size_t cap)
+                        size_t cap)
 {
 	char name[SL_SEGMENT_NAME_BYTES];
 	sl_segment_name(name, seg->base_offset, ".log");
 	snprintf(err, cap,
-		 "partition %s: corrupt batch in segment %s at byte %" PRIu64 " (%s), before the recovery point; "
-		 "the partition stays closed: open it in repair mode to cut the log there (the rest is kept aside)",
-		 log->dir, name, pos, why ? why : "unreadable");
+	         "partition %s: corrupt batch in segment %s at byte %" PRIu64 " (%s), before the recovery point; "
+	         "the partition stays closed: open it in repair mode to cut the log there (the rest is kept aside)",
+	         log->dir, name, pos, why ? why : "unreadable");
 }
 
 /* Load a segment's whole index and make its in-memory state start from the last persisted entry. */
@@ -249,7 +249,7 @@ static int cut_at(struct sl_log *log, uint32_t j, uint64_t pos)
 /* Check a sealed segment's end: from its last index entry to its end, batches valid and reaching the next
  * segment's base offset (rule 3). */
 static int spot_check_sealed(struct sl_log *log, struct sl_segment *seg, uint64_t last_pos, int64_t next_base,
-			     char *err, size_t cap)
+                             char *err, size_t cap)
 {
 	int64_t expect = INT64_MIN;
 	uint64_t stop;
@@ -285,7 +285,7 @@ static int read_marker(struct sl_log *log, struct marker *m)
 		return -EINVAL;
 	buf[n] = '\0';
 	if (sscanf(buf, "%" SCNd64 " %" SCNu64 " %" SCNd64 " %" SCNd64, &m->base, &m->size, &m->next_offset,
-		   &m->max_timestamp) != 4)
+	           &m->max_timestamp) != 4)
 		return -EINVAL;
 	return 0;
 }
@@ -319,8 +319,8 @@ static int open_clean(struct sl_log *log)
 }
 
 /* The batch at a checkpoint must be whole and valid (rule 3). */
-static int check_checkpoint_batch(struct sl_log *log, struct sl_segment *seg, uint64_t pos, int64_t expect,
-				  char *err, size_t cap)
+static int check_checkpoint_batch(struct sl_log *log, struct sl_segment *seg, uint64_t pos, int64_t expect, char *err,
+                                  size_t cap)
 {
 	uint8_t hdr[SL_BATCH_HEADER_BYTES];
 	struct sl_batch_header h;
@@ -343,7 +343,7 @@ static int check_checkpoint_batch(struct sl_log *log, struct sl_segment *seg, ui
 
 /* Scan a whole segment that lies before the recovery point but was never sealed, rebuilding its index. */
 static int check_unsealed_before_point(struct sl_log *log, struct sl_segment *seg, int64_t next_base, char *err,
-				       size_t cap)
+                                       size_t cap)
 {
 	int64_t expect = seg->base_offset;
 	uint64_t stop;
@@ -452,9 +452,9 @@ static int open_after_crash(struct sl_log *log, char *err, size_t cap)
 				char name[SL_SEGMENT_NAME_BYTES];
 				sl_segment_name(name, seg->base_offset, ".log");
 				snprintf(err, cap,
-					 "partition %s: repaired: cut segment %s at byte %" PRIu64
-					 " (%s); the rest is in %s.corrupt, later segments renamed *.orphaned",
-					 log->dir, name, stop, why, name);
+				         "partition %s: repaired: cut segment %s at byte %" PRIu64
+				         " (%s); the rest is in %s.corrupt, later segments renamed *.orphaned",
+				         log->dir, name, stop, why, name);
 			}
 			break;
 		}
@@ -539,7 +539,8 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 			rc = sl_segment_persist_index_sync(seg, 1);
 		}
 		if (rc < 0) {
-			snprintf(err, cap, "partition %s: cannot seal a recovered segment: %s", log->dir, strerror(-rc));
+			snprintf(err, cap, "partition %s: cannot seal a recovered segment: %s", log->dir,
+			         strerror(-rc));
 			return rc;
 		}
 		seg->state = SL_SEG_SEALED;
@@ -554,7 +555,7 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 		if (unlinkat(log->dir_fd, SL_CLEAN_MARKER, 0) < 0 || fsync(log->dir_fd) < 0) {
 			rc = -errno;
 			snprintf(err, cap, "partition %s: cannot remove the clean-shutdown marker: %s", log->dir,
-				 strerror(-rc));
+			         strerror(-rc));
 			return rc;
 		}
 	}

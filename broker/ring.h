@@ -24,9 +24,9 @@ struct sl_io {
 
 struct sl_ring {
 	struct io_uring uring;
-	int event_fd;		/* readable when completions are waiting; -1 if not requested */
+	int event_fd;            /* readable when completions are waiting; -1 if not requested */
 	uint32_t inflight_count; /* SQEs prepared or submitted whose CQE has not been reaped */
-	uint64_t submit_seq;	 /* bumped by every submit: an SQE prepared at the current seq is still editable */
+	uint64_t submit_seq;     /* bumped by every submit: an SQE prepared at the current seq is still editable */
 };
 
 /* Create the ring. With_eventfd != 0 also registers an eventfd that becomes readable on completions, for an

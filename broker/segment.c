@@ -16,7 +16,7 @@
 /* Scans read this much at a time: large enough that a scan of a 100 MiB tail costs ~100 syscalls. */
 #define SCAN_BUFFER_BYTES (1u << 20)
 /* The CRC covers everything from the attributes field on. */
-#define CRC_START 21
+#define CRC_START         21
 
 void sl_segment_name(char *buf, int64_t base_offset, const char *ext)
 {
@@ -122,15 +122,14 @@ static int read_at(int fd, uint8_t *buf, size_t len, uint64_t pos, size_t *got)
 }
 
 int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int verify_crc, int64_t *expect_offset,
-		    uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx)
+                    uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx)
 {
 	return sl_segment_scan_sized(seg, from, to, SCAN_BUFFER_BYTES, verify_crc, expect_offset, end_out, why, cb,
-				     ctx);
+	                             ctx);
 }
 
 int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, size_t read_bytes, int verify_crc,
-			  int64_t *expect_offset, uint64_t *end_out, const char **why, sl_segment_scan_cb cb,
-			  void *ctx)
+                          int64_t *expect_offset, uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx)
 {
 	size_t cap = read_bytes < 4096 ? 4096 : read_bytes;
 	uint8_t *buf = malloc(cap);
@@ -155,7 +154,7 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 			 * larger than it, unless the file ends first. */
 			if (pos + want > to) {
 				*why = parsed == 0 ? "batch extends past the end of the file"
-						   : "incomplete batch header at the end";
+				                   : "incomplete batch header at the end";
 				break;
 			}
 			if (want > cap) {

@@ -22,7 +22,7 @@ enum sl_segment_state { SL_SEG_ACTIVE = 0, SL_SEG_ROLLED, SL_SEG_SEALING, SL_SEG
 
 /* Segment file names: base offset zero-padded to 20 digits, as Kafka names them. */
 #define SL_SEGMENT_NAME_BYTES 40
-#define SL_INDEX_IOV_MAX 32
+#define SL_INDEX_IOV_MAX      32
 
 struct sl_log;
 struct sl_segment;
@@ -38,12 +38,12 @@ struct sl_seg_io {
 struct sl_segment {
 	struct sl_log *log;
 	int64_t base_offset;
-	int64_t next_offset;	     /* one past the last record assigned */
+	int64_t next_offset;         /* one past the last record assigned */
 	int64_t visible_next_offset; /* one past the last record below written_end */
 	uint64_t size;
 	uint64_t written_end;
 	uint64_t synced_end;
-	uint64_t sync_target; /* written_end when the in-flight fdatasync began */
+	uint64_t sync_target;  /* written_end when the in-flight fdatasync began */
 	int64_t max_timestamp; /* largest record timestamp below written_end; INT64_MIN when none */
 	int64_t created_ms;
 	uint64_t last_indexed_pos; /* position of the newest index entry, 0 for none */
@@ -51,14 +51,14 @@ struct sl_segment {
 	int off_fd;
 	int time_fd;
 	enum sl_segment_state state;
-	int index_complete;	  /* the in-memory index covers every batch (false for sealed segments not yet
-				   * loaded since open) */
+	int index_complete; /* the in-memory index covers every batch (false for sealed segments not yet
+	                     * loaded since open) */
 	struct sl_index index;
-	uint32_t index_persisted; /* entries known to be in the files */
+	uint32_t index_persisted;  /* entries known to be in the files */
 	uint32_t index_writing_to; /* entries the in-flight index write will have persisted */
-	int io_pending;		  /* index/seal SQEs in flight */
-	int io_error;		  /* first error of the current index/seal step */
-	int seal_step;		  /* 0 idle, 1 fsync log, 2 write index, 3 fsync index */
+	int io_pending;            /* index/seal SQEs in flight */
+	int io_error;              /* first error of the current index/seal step */
+	int seal_step;             /* 0 idle, 1 fsync log, 2 write index, 3 fsync index */
 	struct sl_seg_io ios[3];
 	struct sl_seg_io sync_io; /* the group commit's fdatasync of this segment */
 	int sync_inflight;
@@ -79,8 +79,7 @@ int sl_segment_load_index(struct sl_segment *seg);
 
 /* Called for each valid batch a scan meets. Returning non-zero stops the scan with that value. */
 struct sl_batch_header;
-typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const struct sl_batch_header *h,
-				  void *ctx);
+typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const struct sl_batch_header *h, void *ctx);
 
 /* Walk the batches of seg from pos `from` to `to`, checking each one's header, length, CRC32C and that its base
  * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is). Sets *end_out to the
@@ -88,10 +87,10 @@ typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const st
  * *why saying what was wrong. verify_crc = 0 checks headers only (for lookups). Returns 0 (walk ended, see
  * *end_out), the callback's non-zero value, or a negative errno on a read error. */
 int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int verify_crc, int64_t *expect_offset,
-		    uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx);
+                    uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx);
 /* The same with the size of the first read given (lookups read little; recovery reads 1 MiB at a time). */
 int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, size_t read_bytes, int verify_crc,
-			  int64_t *expect_offset, uint64_t *end_out, const char **why, sl_segment_scan_cb cb,
-			  void *ctx);
+                          int64_t *expect_offset, uint64_t *end_out, const char **why, sl_segment_scan_cb cb,
+                          void *ctx);
 
 #endif

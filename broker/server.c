@@ -136,7 +136,7 @@ static void conn_process(struct sl_conn *c)
 		if (rc < 0) {
 			c->srv->stats.bad_frames++;
 			fprintf(stderr, "synclogd: %s: frame length out of range (1 to %u bytes): closing connection\n",
-				c->peer, c->srv->cfg.frame_bytes_max);
+			        c->peer, c->srv->cfg.frame_bytes_max);
 			conn_close(c);
 			return;
 		}
@@ -364,13 +364,15 @@ static void dispatch(struct sl_conn *c, const uint8_t *frame, uint32_t len)
 	if (req->msg == NULL) {
 		srv->stats.bad_frames++;
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-			    "frame of %u bytes is not a valid Request message (or a string field holds a NUL byte)", len);
+		            "frame of %u bytes is not a valid Request message (or a string field holds a NUL byte)",
+		            len);
 		sl_req_respond(req);
 		return;
 	}
 	if (!c->hello_done && req->msg->body_case != SYNCLOG__REQUEST__BODY_HELLO) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNSUPPORTED_VERSION,
-			    "the first request on a connection must be Hello (protocol version %d)", SL_PROTOCOL_VERSION);
+		            "the first request on a connection must be Hello (protocol version %d)",
+		            SL_PROTOCOL_VERSION);
 		c->close_after_write = 1;
 		sl_req_respond(req);
 		return;
@@ -434,7 +436,7 @@ static void dispatch(struct sl_conn *c, const uint8_t *frame, uint32_t len)
 		break;
 	default:
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "request has no known body (case %d)",
-			    (int)req->msg->body_case);
+		            (int)req->msg->body_case);
 		sl_req_respond(req);
 		break;
 	}
@@ -477,7 +479,7 @@ static void retention_cb(uv_timer_t *h)
 				rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
 				if (rc < 0)
 					fprintf(stderr, "synclogd: retention of %s/%u failed: %s\n", t->cfg.name, i,
-						strerror(-rc));
+					        strerror(-rc));
 			}
 		}
 	}
@@ -544,7 +546,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 /* ---- start and run ---- */
 
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
-		    size_t err_cap)
+                    size_t err_cap)
 {
 	struct sl_server *srv = calloc(1, sizeof(*srv));
 	if (srv == NULL)
@@ -559,7 +561,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	rc = sl_ring_init(&srv->ring, 1);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot create an io_uring: %s (needs Linux 5.6 or later and io_uring enabled)",
-			 strerror(-rc));
+		         strerror(-rc));
 		uv_loop_close(&srv->loop);
 		free(srv);
 		return rc;
@@ -618,7 +620,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		*port_out = ntohs(bound.sin_port);
 	} else {
 		snprintf(err, err_cap, "cannot listen on %s:%d: %s (is another broker running there?)",
-			 cfg->listen_host, cfg->listen_port, uv_strerror(rc));
+		         cfg->listen_host, cfg->listen_port, uv_strerror(rc));
 	}
 	if (rc == 0)
 		rc = sl_metrics_start(srv, err, err_cap);

@@ -34,7 +34,7 @@ struct sl_server;
 /* Open the data directory (recovering every partition), bind the listener. On success *port_out is the bound
  * port. Returns 0 or a negative errno with a one-line message in err. */
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
-		    size_t err_cap);
+                    size_t err_cap);
 /* Run until SIGTERM/SIGINT: then stop accepting, finish in-flight requests, close every log cleanly. Returns 0
  * or the first error met while closing. Frees the server. */
 int sl_server_run(struct sl_server *srv);

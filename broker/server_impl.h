@@ -67,10 +67,10 @@ struct sl_conn {
 	size_t rlen;
 	size_t rcap;
 	int hello_done;
-	int closing;	  /* uv_close called */
-	int read_paused;  /* backpressure */
+	int closing;           /* uv_close called */
+	int read_paused;       /* backpressure */
 	int close_after_write; /* protocol mismatch: close once the error is sent */
-	uint32_t refs;	  /* requests alive */
+	uint32_t refs;         /* requests alive */
 	uint64_t inflight_bytes;
 	struct sl_req *parked; /* long-poll fetches waiting on this connection */
 	char peer[64];
@@ -134,7 +134,7 @@ void sl_req_respond(struct sl_req *req);
 void sl_req_release(struct sl_req *req);
 /* Set the request-level error of req's response. */
 void sl_req_fail(struct sl_req *req, Synclog__ErrorCode code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* Map a negative errno from storage to a wire error code. */
 Synclog__ErrorCode sl_errno_to_code(int err);
 

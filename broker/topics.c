@@ -55,9 +55,9 @@ static int fsync_path(const char *path)
 static int write_meta(const char *dir, const struct sl_topic_config *cfg)
 {
 	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I}", "name", cfg->name, "partitions", (int)cfg->partitions,
-			      "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
-			      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "created_ms",
-			      (json_int_t)cfg->created_ms);
+	                      "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
+	                      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "created_ms",
+	                      (json_int_t)cfg->created_ms);
 	if (j == NULL)
 		return -ENOMEM;
 	char path[4096];
@@ -81,10 +81,9 @@ static int read_meta(const char *dir, struct sl_topic_config *cfg)
 	int partitions = 0, compact = 0;
 	json_int_t retention_ms = -1, retention_bytes = -1, created_ms = 0;
 	int rc = json_unpack(j, "{s:s, s:i, s?:I, s?:I, s?:b, s?:I}", "name", &name, "partitions", &partitions,
-			     "retention_ms", &retention_ms, "retention_bytes", &retention_bytes, "compact", &compact,
-			     "created_ms", &created_ms);
-	if (rc == 0 && (sl_topic_name_check(name, 1) != 0 || partitions < 1 ||
-			partitions > SL_TOPIC_PARTITIONS_MAX))
+	                     "retention_ms", &retention_ms, "retention_bytes", &retention_bytes, "compact", &compact,
+	                     "created_ms", &created_ms);
+	if (rc == 0 && (sl_topic_name_check(name, 1) != 0 || partitions < 1 || partitions > SL_TOPIC_PARTITIONS_MAX))
 		rc = -1;
 	if (rc == 0) {
 		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
@@ -112,7 +111,7 @@ static void topic_free(struct sl_topic *topic)
 /* Without a snapshot, producer state is rebuilt from the batches of the last five minutes: longer than any
  * client keeps retrying a batch. */
 #define PRODUCER_REPLAY_MS (5 * 60 * 1000)
-#define REPLAY_READ_BYTES (1u << 20)
+#define REPLAY_READ_BYTES  (1u << 20)
 
 /* Rebuild idempotent-producer state: the snapshot, then every batch after it (producer_state.h). */
 static void producers_restore(struct sl_partition *p, const char *pdir)
@@ -138,8 +137,9 @@ static void producers_restore(struct sl_partition *p, const char *pdir)
 				break;
 			int64_t last = h.base_offset + h.last_offset_delta;
 			if (h.producer_id >= 0 && last >= from)
-				sl_producer_state_replay(&p->producers, h.producer_id, h.producer_epoch, h.base_sequence,
-							 h.record_count, h.base_offset, last, now_ms());
+				sl_producer_state_replay(&p->producers, h.producer_id, h.producer_epoch,
+				                         h.base_sequence, h.record_count, h.base_offset, last,
+				                         now_ms());
 			at += sl_batch_total_bytes(&h);
 		}
 		from = next;
@@ -156,7 +156,8 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 			if (p->log == NULL || p->producers.count == 0)
 				continue;
 			char path[4200];
-			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i, PRODUCERS_SNAPSHOT);
+			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i,
+			         PRODUCERS_SNAPSHOT);
 			int r = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
 			if (r < 0 && rc == 0)
 				rc = r;
@@ -166,8 +167,7 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 }
 
 /* Open every partition log of a topic whose folder is dir. A partition that fails keeps its error. */
-static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg,
-		      struct sl_topic **out)
+static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg, struct sl_topic **out)
 {
 	struct sl_topic *topic = calloc(1, sizeof(*topic));
 	if (topic == NULL)
@@ -191,7 +191,8 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 			p->open_errno = rc;
 			if (p->open_error[0] == '\0')
 				snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
-			fprintf(stderr, "synclogd: topic %s partition %u unavailable: %s\n", cfg->name, i, p->open_error);
+			fprintf(stderr, "synclogd: topic %s partition %u unavailable: %s\n", cfg->name, i,
+			        p->open_error);
 		} else if (!t->log_cfg.repair) {
 			producers_restore(p, pdir);
 		}
@@ -257,7 +258,7 @@ static int mkdir_p(const char *path)
 }
 
 int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
-		   char *err, size_t err_cap)
+                   char *err, size_t err_cap)
 {
 	memset(t, 0, sizeof(*t));
 	t->ring = ring;
@@ -270,7 +271,7 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 	int rc = mkdir_p(t->topics_dir);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot create %s: %s (check --data-dir and its permissions)", t->topics_dir,
-			 strerror(-rc));
+		         strerror(-rc));
 		return rc;
 	}
 	DIR *d = opendir(t->topics_dir);
@@ -322,13 +323,15 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 {
 	struct sl_topic_config cfg = *cfg_in;
 	if (sl_topic_name_check(cfg.name, 0) != 0) {
-		snprintf(err, err_cap, "invalid topic name '%.*s': use 1 to 200 characters of [A-Za-z0-9._-], not '.' "
-				       "or '..', not starting with '__'", 200, cfg.name);
+		snprintf(err, err_cap,
+		         "invalid topic name '%.*s': use 1 to 200 characters of [A-Za-z0-9._-], not '.' "
+		         "or '..', not starting with '__'",
+		         200, cfg.name);
 		return -EINVAL;
 	}
 	if (cfg.partitions < 1 || cfg.partitions > SL_TOPIC_PARTITIONS_MAX) {
 		snprintf(err, err_cap, "invalid partition count %u: use 1 to %u", cfg.partitions,
-			 SL_TOPIC_PARTITIONS_MAX);
+		         SL_TOPIC_PARTITIONS_MAX);
 		return -ERANGE;
 	}
 	if (sl_topics_find(t, cfg.name) != NULL) {

@@ -18,7 +18,7 @@
 struct sl_topic_config {
 	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
 	uint32_t partitions;
-	int64_t retention_ms;	 /* -1: forever */
+	int64_t retention_ms;    /* -1: forever */
 	int64_t retention_bytes; /* per partition; -1: no limit */
 	int compact;
 	int64_t created_ms;
@@ -61,7 +61,7 @@ int sl_topic_name_check(const char *name, int internal);
 /* Open every topic under data_dir/topics (creating the folders). A partition that fails to open is kept with
  * its error (the others serve). Returns 0 or a negative errno with a message in err. */
 int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
-		   char *err, size_t err_cap);
+                   char *err, size_t err_cap);
 struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name);
 /* Create a topic: metadata and partition folders are written under a temporary name, fsynced, then renamed
  * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, or an I/O

@@ -9,27 +9,27 @@
 #include <stdint.h>
 
 /* Fixed header of every batch (bytes 0..60); records start right after it. */
-#define SL_BATCH_HEADER_BYTES 61
+#define SL_BATCH_HEADER_BYTES       61
 /* baseOffset (8) + batchLength (4): the part of the header that batchLength does not count. */
 #define SL_BATCH_LOG_OVERHEAD_BYTES 12
-#define SL_BATCH_MAGIC 2
+#define SL_BATCH_MAGIC              2
 /* A stored batch may not exceed this: it bounds the memory one read or one validation may need. The broker's
  * frame limit (16 MiB) is below it, so every batch a client can send fits. */
-#define SL_BATCH_BYTES_MAX (64u * 1024 * 1024)
+#define SL_BATCH_BYTES_MAX          (64u * 1024 * 1024)
 
 /* Attribute bits (Kafka's). Only none and zstd are produced or decoded by synclog. */
-#define SL_BATCH_ATTR_CODEC_MASK 0x07
-#define SL_BATCH_CODEC_NONE 0
-#define SL_BATCH_CODEC_ZSTD 4
+#define SL_BATCH_ATTR_CODEC_MASK    0x07
+#define SL_BATCH_CODEC_NONE         0
+#define SL_BATCH_CODEC_ZSTD         4
 #define SL_BATCH_ATTR_TRANSACTIONAL 0x10
-#define SL_BATCH_ATTR_CONTROL 0x20
+#define SL_BATCH_ATTR_CONTROL       0x20
 
 /* Record header names that carry the sync fields. Short because they are repeated in every record. */
-#define SL_HDR_VERSION "v"     /* decimal ASCII int64, monotonic per key, set by the source of truth */
-#define SL_HDR_OP "op"         /* "upsert" or "delete"; a delete also has a null value (Kafka tombstone) */
-#define SL_HDR_ORIGIN "origin" /* "live", "backfill" or "repair" */
-#define SL_HDR_IDEMPOTENCY "ik"     /* opaque bytes */
-#define SL_HDR_SCHEMA_VERSION "sv"  /* decimal ASCII int32 */
+#define SL_HDR_VERSION        "v"      /* decimal ASCII int64, monotonic per key, set by the source of truth */
+#define SL_HDR_OP             "op"     /* "upsert" or "delete"; a delete also has a null value (Kafka tombstone) */
+#define SL_HDR_ORIGIN         "origin" /* "live", "backfill" or "repair" */
+#define SL_HDR_IDEMPOTENCY    "ik"     /* opaque bytes */
+#define SL_HDR_SCHEMA_VERSION "sv"     /* decimal ASCII int32 */
 
 /* Version value meaning "the record carries no version header". */
 #define SL_VERSION_NONE INT64_MIN
@@ -89,8 +89,8 @@ static inline size_t sl_batch_total_bytes(const struct sl_batch_header *h)
  * that offset deltas are 0..count-1. A zstd batch is checked the same way after decompression into scratch
  * (scratch_cap bytes, may be NULL/0 to skip the record walk of compressed batches). Other codecs: -ENOTSUP.
  * Returns 0, -EBADMSG (with *why set to a static message) or -ENOTSUP. */
-int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
-		      size_t scratch_cap, const char **why);
+int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
+                      const char **why);
 
 /* Write base_offset into bytes 0..7. The CRC does not cover them, so it stays valid. */
 void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset);
@@ -99,17 +99,17 @@ void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset);
  * The builder owns two buffers of capacity bytes_max each, allocated once by init and reused by reset: no
  * allocation per record. */
 struct sl_batch_builder {
-	uint8_t *buf;	      /* header + records */
-	uint8_t *zbuf;	      /* compressed output */
-	size_t bytes_max;     /* capacity of each buffer */
-	size_t len;	      /* bytes used in buf */
+	uint8_t *buf;     /* header + records */
+	uint8_t *zbuf;    /* compressed output */
+	size_t bytes_max; /* capacity of each buffer */
+	size_t len;       /* bytes used in buf */
 	int32_t record_count;
 	int64_t base_timestamp;
 	int64_t max_timestamp;
-	int64_t producer_id;	/* -1 when not idempotent */
+	int64_t producer_id;    /* -1 when not idempotent */
 	int16_t producer_epoch; /* -1 when not idempotent */
-	int32_t base_sequence;	/* -1 when not idempotent */
-	void *zctx;		/* ZSTD_CCtx, created on first compressed finish */
+	int32_t base_sequence;  /* -1 when not idempotent */
+	void *zctx;             /* ZSTD_CCtx, created on first compressed finish */
 };
 
 /* Allocate the buffers. bytes_max >= SL_BATCH_HEADER_BYTES + 64 and <= SL_BATCH_BYTES_MAX. Returns 0 or -ENOMEM,
@@ -133,15 +133,14 @@ struct sl_record_iter {
 	struct sl_batch_header header;
 	const uint8_t *pos;
 	const uint8_t *end;
-	int32_t index; /* records returned so far */
+	int32_t index;    /* records returned so far */
 	uint8_t *scratch; /* decompression buffer supplied by the caller */
 	size_t scratch_cap;
 };
 
 /* Prepare to iterate the batch at p[0..len). For zstd batches the records are decompressed into scratch.
  * Returns 0, -EBADMSG, -ENOTSUP (codec), -ENOBUFS (scratch too small). */
-int sl_record_iter_init(struct sl_record_iter *it, const uint8_t *p, size_t len, uint8_t *scratch,
-			size_t scratch_cap);
+int sl_record_iter_init(struct sl_record_iter *it, const uint8_t *p, size_t len, uint8_t *scratch, size_t scratch_cap);
 /* Returns 1 and fills *out, 0 at the end, or -EBADMSG for a malformed record. */
 int sl_record_iter_next(struct sl_record_iter *it, struct sl_record *out);
 

@@ -49,11 +49,10 @@ static int check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const ui
 			if (read_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
 				return -EBADMSG;
 			const ProtobufCFieldDescriptor *f =
-				d ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+			        d ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
 			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)v) != NULL)
 				return -EBADMSG;
-			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-			    check(f->descriptor, p, p + v, depth + 1) < 0)
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && check(f->descriptor, p, p + v, depth + 1) < 0)
 				return -EBADMSG;
 			p += v;
 			break;
@@ -94,33 +93,33 @@ static const struct {
 	const char *name;
 	const char *message;
 } errors[] = {
-	{0, "NONE", "success"},
-	{1, "UNSUPPORTED_VERSION", "protocol version not supported: send Hello with a version the broker speaks"},
-	{2, "INVALID_REQUEST", "the request is malformed or has invalid fields"},
-	{3, "UNKNOWN_TOPIC", "no such topic: create it with `synclog topic create`"},
-	{4, "TOPIC_EXISTS", "a topic with that name already exists"},
-	{5, "INVALID_TOPIC_NAME",
-	 "invalid topic name: use 1 to 200 characters of [A-Za-z0-9._-], not '.' or '..', not starting with '__'"},
-	{6, "INVALID_PARTITIONS", "partition count out of range (1 to 10000)"},
-	{7, "UNKNOWN_PARTITION", "no such partition in this topic"},
-	{8, "CORRUPT_BATCH", "the record batch is corrupt (CRC, length or record count): nothing was appended"},
-	{9, "BATCH_TOO_LARGE", "the record batch is larger than the broker accepts"},
-	{10, "OFFSET_OUT_OF_RANGE", "offset outside the log: ask for earliest or latest"},
-	{11, "OUT_OF_ORDER_SEQUENCE", "idempotent producer sequence gap: an earlier batch was lost"},
-	{12, "UNKNOWN_PRODUCER", "producer id unknown or fenced: call InitProducer again"},
-	{13, "STORAGE_ERROR", "the broker's disk failed: nothing was acknowledged"},
-	{14, "NOT_ENOUGH_SPACE", "the broker's disk is full: nothing was acknowledged; retry when space is freed"},
-	{15, "PARTITION_UNAVAILABLE", "the partition failed to open; an operator must repair it"},
-	{16, "THROTTLED", "the broker is at its in-flight limit: retry later"},
-	{17, "BROKER_SHUTTING_DOWN", "the broker is shutting down: retry against it once it is back"},
-	{18, "UNSUPPORTED_CODEC", "compression codec not supported: use none or zstd"},
-	{30, "UNKNOWN_GROUP", "no such consumer group"},
-	{31, "UNKNOWN_MEMBER", "member not in the group (expired or left): join again"},
-	{32, "ILLEGAL_GENERATION", "stale group generation: this member was replaced; rejoin the group"},
-	{33, "REBALANCE_IN_PROGRESS", "the group is rebalancing: rejoin"},
-	{34, "GROUP_NOT_EMPTY", "the group has live members: stop them first or pass --force"},
-	{35, "INVALID_GROUP_NAME", "invalid group name: 1 to 200 characters of [A-Za-z0-9._-]"},
-	{99, "INTERNAL", "internal broker error"},
+        {0, "NONE", "success"},
+        {1, "UNSUPPORTED_VERSION", "protocol version not supported: send Hello with a version the broker speaks"},
+        {2, "INVALID_REQUEST", "the request is malformed or has invalid fields"},
+        {3, "UNKNOWN_TOPIC", "no such topic: create it with `synclog topic create`"},
+        {4, "TOPIC_EXISTS", "a topic with that name already exists"},
+        {5, "INVALID_TOPIC_NAME",
+         "invalid topic name: use 1 to 200 characters of [A-Za-z0-9._-], not '.' or '..', not starting with '__'"},
+        {6, "INVALID_PARTITIONS", "partition count out of range (1 to 10000)"},
+        {7, "UNKNOWN_PARTITION", "no such partition in this topic"},
+        {8, "CORRUPT_BATCH", "the record batch is corrupt (CRC, length or record count): nothing was appended"},
+        {9, "BATCH_TOO_LARGE", "the record batch is larger than the broker accepts"},
+        {10, "OFFSET_OUT_OF_RANGE", "offset outside the log: ask for earliest or latest"},
+        {11, "OUT_OF_ORDER_SEQUENCE", "idempotent producer sequence gap: an earlier batch was lost"},
+        {12, "UNKNOWN_PRODUCER", "producer id unknown or fenced: call InitProducer again"},
+        {13, "STORAGE_ERROR", "the broker's disk failed: nothing was acknowledged"},
+        {14, "NOT_ENOUGH_SPACE", "the broker's disk is full: nothing was acknowledged; retry when space is freed"},
+        {15, "PARTITION_UNAVAILABLE", "the partition failed to open; an operator must repair it"},
+        {16, "THROTTLED", "the broker is at its in-flight limit: retry later"},
+        {17, "BROKER_SHUTTING_DOWN", "the broker is shutting down: retry against it once it is back"},
+        {18, "UNSUPPORTED_CODEC", "compression codec not supported: use none or zstd"},
+        {30, "UNKNOWN_GROUP", "no such consumer group"},
+        {31, "UNKNOWN_MEMBER", "member not in the group (expired or left): join again"},
+        {32, "ILLEGAL_GENERATION", "stale group generation: this member was replaced; rejoin the group"},
+        {33, "REBALANCE_IN_PROGRESS", "the group is rebalancing: rejoin"},
+        {34, "GROUP_NOT_EMPTY", "the group has live members: stop them first or pass --force"},
+        {35, "INVALID_GROUP_NAME", "invalid group name: 1 to 200 characters of [A-Za-z0-9._-]"},
+        {99, "INTERNAL", "internal broker error"},
 };
 
 static int find(int code)

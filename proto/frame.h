@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_PROTOCOL_VERSION 1
-#define SL_FRAME_HEADER_BYTES 4
+#define SL_PROTOCOL_VERSION        1
+#define SL_FRAME_HEADER_BYTES      4
 /* 16 MiB: room for a produce request of several 1 MiB batches, small enough that one hostile length prefix
  * cannot make the broker reserve more than that per connection. */
 #define SL_FRAME_BYTES_MAX_DEFAULT (16u << 20)
