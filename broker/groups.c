@@ -20,6 +20,29 @@
 /* The offset log reads back in chunks of this size at open. */
 #define REPLAY_READ_BYTES (4u << 20)
 
+/* One commit as an offset-log record (format in groups.h), in the caller's buffers. */
+struct commit_record {
+	char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
+	char val[64 + SL_GROUP_METADATA_BYTES_MAX];
+	struct sl_record r;
+};
+
+static const struct sl_record *commit_record(struct commit_record *cr, const char *group, const char *topic,
+                                             uint32_t partition, int64_t offset, int64_t commit_ms,
+                                             const char *metadata)
+{
+	int kl = snprintf(cr->key, sizeof(cr->key), "c%c%s%c%s%c%u", SEP, group, SEP, topic, SEP, partition);
+	int vl = snprintf(cr->val, sizeof(cr->val), "%" PRId64 " %" PRId64 " %s", offset, commit_ms,
+	                  metadata ? metadata : "");
+	cr->r = (struct sl_record){.timestamp_ms = commit_ms,
+	                           .key = (uint8_t *)cr->key,
+	                           .key_len = kl,
+	                           .value = (uint8_t *)cr->val,
+	                           .value_len = vl,
+	                           .version = SL_VERSION_NONE};
+	return &cr->r;
+}
+
 int sl_group_name_check(const char *name)
 {
 	/* Same alphabet as topics; "__" is allowed for groups (no internal groups exist). */
@@ -575,23 +598,14 @@ static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_lo
 	for (struct sl_group *grp = g->head; rc == 0 && grp; grp = grp->next) {
 		for (uint32_t i = 0; rc == 0 && i < grp->commit_count; i++) {
 			const struct sl_commit *c = &grp->commits[i];
-			char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
-			char val[64 + SL_GROUP_METADATA_BYTES_MAX];
-			int kl = snprintf(key, sizeof(key), "c%c%s%c%s%c%u", SEP, grp->name, SEP, c->topic, SEP,
-			                  c->partition);
-			int vl = snprintf(val, sizeof(val), "%" PRId64 " %" PRId64 " %s", c->offset, c->commit_ms,
-			                  c->metadata ? c->metadata : "");
-			struct sl_record r = {.timestamp_ms = c->commit_ms,
-			                      .key = (uint8_t *)key,
-			                      .key_len = kl,
-			                      .value = (uint8_t *)val,
-			                      .value_len = vl,
-			                      .version = SL_VERSION_NONE};
-			rc = sl_batch_builder_add(&b, &r);
+			struct commit_record cr;
+			const struct sl_record *r = commit_record(&cr, grp->name, c->topic, c->partition, c->offset,
+			                                          c->commit_ms, c->metadata);
+			rc = sl_batch_builder_add(&b, r);
 			if (rc == -ENOSPC) {
 				rc = flush_sync(nl, ring, &b);
 				if (rc == 0)
-					rc = sl_batch_builder_add(&b, &r);
+					rc = sl_batch_builder_add(&b, r);
 			}
 			if (rc == 0 && (uint32_t)b.record_count >= COMPACT_COMMITS_PER_BATCH)
 				rc = flush_sync(nl, ring, &b);
@@ -755,19 +769,9 @@ int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_com
 		return rc;
 	int64_t now = sl_now_ms();
 	for (uint32_t i = 0; rc == 0 && i < count; i++) {
-		char key[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
-		char val[64 + SL_GROUP_METADATA_BYTES_MAX];
-		int kl = snprintf(key, sizeof(key), "c%c%s%c%s%c%u", SEP, group, SEP, entries[i].topic, SEP,
-		                  entries[i].partition);
-		int vl = snprintf(val, sizeof(val), "%" PRId64 " %" PRId64 " %s", entries[i].offset, now,
-		                  entries[i].metadata ? entries[i].metadata : "");
-		struct sl_record r = {.timestamp_ms = now,
-		                      .key = (uint8_t *)key,
-		                      .key_len = kl,
-		                      .value = (uint8_t *)val,
-		                      .value_len = vl,
-		                      .version = SL_VERSION_NONE};
-		rc = sl_batch_builder_add(&b, &r);
+		struct commit_record cr;
+		rc = sl_batch_builder_add(&b, commit_record(&cr, group, entries[i].topic, entries[i].partition,
+		                                            entries[i].offset, now, entries[i].metadata));
 	}
 	if (rc == 0)
 		rc = append_records(g, &b, cb, ctx);
