@@ -13,7 +13,13 @@ int sl_ring_init(struct sl_ring *ring, int with_eventfd)
 {
 	memset(ring, 0, sizeof(*ring));
 	ring->event_fd = -1;
-	int rc = io_uring_queue_init(SL_RING_ENTRIES, &ring->uring, 0);
+	/* A completion queue 16 times the submission queue: completions of many passes can wait for one reap
+	 * without the kernel refusing submissions (-EBUSY), which would force a reap inside an append. */
+	struct io_uring_params params;
+	memset(&params, 0, sizeof(params));
+	params.flags = IORING_SETUP_CQSIZE;
+	params.cq_entries = SL_RING_ENTRIES * 16;
+	int rc = io_uring_queue_init_params(SL_RING_ENTRIES, &ring->uring, &params);
 	if (rc < 0)
 		return rc;
 	if (with_eventfd) {
