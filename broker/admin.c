@@ -101,9 +101,12 @@ void sl_handle_delete_topic(struct sl_req *req)
 				a->cb(a, -ENOENT);
 			}
 			p->blocked_tail = NULL;
+			/* Long polls parked here are answered now (the partition reads as unavailable): they must not
+			 * stay linked to a partition about to be freed. */
 			struct sl_log *log = p->log;
-			p->log = NULL; /* fetches woken now see the partition gone */
-			sl_fetch_wake(p);
+			p->log = NULL;
+			while (p->waiters)
+				sl_fetch_unpark(sl_fetch_wait_req(p->waiters), 0);
 			p->log = log;
 		}
 	}

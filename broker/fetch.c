@@ -22,6 +22,11 @@ struct sl_fetch_wait {
 
 #define WAITERS(p) ((p)->waiters)
 
+struct sl_req *sl_fetch_wait_req(const struct sl_fetch_wait *w)
+{
+	return w->req;
+}
+
 static void fetch_free_results(struct sl_req *req)
 {
 	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)

@@ -148,6 +148,8 @@ void sl_handle_fetch(struct sl_req *req);
 void sl_handle_list_offsets(struct sl_req *req);
 /* Wake every long-poll fetch parked on p. */
 void sl_fetch_wake(struct sl_partition *p);
+/* The request a partition's first waiter belongs to. */
+struct sl_req *sl_fetch_wait_req(const struct sl_fetch_wait *w);
 /* Answer a parked fetch now with what it has (shutdown, connection closing). cancel != 0 drops it unanswered. */
 void sl_fetch_unpark(struct sl_req *req, int cancel);
 
