@@ -86,6 +86,17 @@ try:
     entries = sorted(os.listdir(root))
     check(entries == ["data"], "nothing created outside the data dir: %s" % entries)
     check(sorted(os.listdir(os.path.join(data, "topics"))) == ["t"], "only topic t exists")
+    # A long poll parked on a topic that is then deleted is answered, and the broker keeps serving.
+    c2 = session()
+    s.sendall(wire.create_topic(20, "doomed", 2))
+    check(wire.error_of(wire.read_frame(s)) == 0, "create topic doomed")
+    fp = wire.field_varint(1, 0) + wire.field_varint(2, 0) + wire.field_varint(3, 1000)
+    c2.sendall(wire.frame(wire.request(21, wire.FETCH, wire.field_bytes(1, "doomed") + wire.field_bytes(2, fp) +
+                                       wire.field_varint(3, 5000) + wire.field_varint(4, 1))))
+    time.sleep(0.2)
+    s.sendall(wire.frame(wire.request(22, 12, wire.field_bytes(1, "doomed"))))
+    check(wire.error_of(wire.read_frame(s)) == 0, "delete topic doomed")
+    check(wire.read_frame(c2) is not None, "parked fetch on a deleted topic answered")
     check(broker.poll() is None, "broker still running")
 finally:
     broker.terminate()
