@@ -42,12 +42,16 @@ LIB_PROTO := $(BUILD)/lib/libsynclog_proto.a
 LIB_STORAGE := $(BUILD)/lib/libsynclog_storage.a
 LIB_CLIENT := $(BUILD)/lib/libsynclog.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
-# The load generator (bench/loadgen/*.c, on the client library) and the NATS peer client (bench/peers/*.c, on
-# Debian's libnats): built by `make bench` only, so `make` needs no benchmark packages.
+# The load generator (bench/loadgen/*.c, on the client library), the NATS peer client (bench/peers/nats*.c, on
+# Debian's libnats) and the Redis peer client (bench/peers/redis*.c, RESP over a socket), all three sharing the
+# latency histogram of bench/common/: built by `make bench` only, so `make` needs no benchmark packages.
+BENCH_COMMON_SRC := $(wildcard bench/common/*.c)
 LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
-NATS_PEER_SRC := $(wildcard bench/peers/*.c)
+NATS_PEER_SRC := $(wildcard bench/peers/nats*.c)
+REDIS_PEER_SRC := $(wildcard bench/peers/redis*.c)
 LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bin/synclog-bench)
 NATS_PEER_BIN := $(if $(NATS_PEER_SRC),$(BUILD)/bin/nats-bench)
+REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
@@ -123,16 +127,28 @@ test: deps-test
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(if $(BROKER_SRC),$(SYNCLOGD)) $(if $(CLI_SRC),$(SYNCLOG))
 
-$(BUILD)/bin/synclog-bench: $(LOADGEN_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+$(BUILD)/bin/synclog-bench: $(LOADGEN_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
+		$(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
-$(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lnats
+$(BUILD)/bin/redis-bench: $(REDIS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-bench: deps-bench all $(LOADGEN_BIN) $(NATS_PEER_BIN)
+# The consumer-group benchmark's measurements (bench/groups/*.c, on the client library).
+GROUPS_BENCH_SRC := $(wildcard bench/groups/*.c)
+GROUPS_BENCH_BIN := $(if $(GROUPS_BENCH_SRC),$(BUILD)/bin/groups-bench)
+$(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN)
+bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
-bench-quick: deps-bench all $(LOADGEN_BIN) $(NATS_PEER_BIN)
+bench-quick: deps-bench all $(BENCH_BINS)
 	BENCH_QUICK=1 bench/run.sh $(BUILD)
 
 demo: all

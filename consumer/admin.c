@@ -6,7 +6,7 @@
 #include "consumer/client_impl.h"
 
 /* The answer must have the body asked for; anything else is a broker that does not speak this protocol. */
-static int expect_body(struct sl_conn *c, const Synclog__Response *resp, int body_case, const char *what)
+int sl_conn_expect_body(struct sl_conn *c, const Synclog__Response *resp, int body_case, const char *what)
 {
 	if (resp->error != SYNCLOG__ERROR_CODE__NONE)
 		return sl_conn_fail_response(c, what, resp->error, resp->error_message);
@@ -53,7 +53,7 @@ int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config)
 	rc = sl_conn_call(c, &req, &resp);
 	if (rc != 0)
 		return rc;
-	return expect_body(c, resp, SYNCLOG__RESPONSE__BODY_CREATE_TOPIC, what);
+	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_CREATE_TOPIC, what);
 }
 
 int sl_topic_delete(struct sl_conn *c, const char *name)
@@ -71,7 +71,7 @@ int sl_topic_delete(struct sl_conn *c, const char *name)
 	rc = sl_conn_call(c, &req, &resp);
 	if (rc != 0)
 		return rc;
-	return expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DELETE_TOPIC, what);
+	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DELETE_TOPIC, what);
 }
 
 int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32_t *count_out)
@@ -90,7 +90,7 @@ int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32
 	rc = sl_conn_call(c, &req, &resp);
 	if (rc != 0)
 		return rc;
-	rc = expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_TOPICS, "list topics");
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_TOPICS, "list topics");
 	if (rc != 0)
 		return rc;
 	n = resp->list_topics->n_topics;
@@ -133,7 +133,7 @@ int sl_topic_describe(struct sl_conn *c, const char *name, struct sl_topic_confi
 	rc = sl_conn_call(c, &req, &resp);
 	if (rc != 0)
 		return rc;
-	rc = expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DESCRIBE_TOPIC, what);
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DESCRIBE_TOPIC, what);
 	if (rc != 0)
 		return rc;
 	d = resp->describe_topic;
@@ -195,7 +195,7 @@ int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec sp
 	rc = sl_conn_call(c, &req, &resp);
 	if (rc != 0)
 		return rc;
-	rc = expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_OFFSETS, what);
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_OFFSETS, what);
 	if (rc != 0)
 		return rc;
 	lo = resp->list_offsets;
@@ -233,7 +233,7 @@ int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *pr
 	rc = sl_conn_call(c, &req, &resp);
 	if (rc != 0)
 		return rc;
-	rc = expect_body(c, resp, SYNCLOG__RESPONSE__BODY_INIT_PRODUCER, "init producer");
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_INIT_PRODUCER, "init producer");
 	if (rc != 0)
 		return rc;
 	if (resp->init_producer->producer_id < 0 || resp->init_producer->producer_epoch < 0 ||

@@ -104,5 +104,31 @@ int sl_conn_call(struct sl_conn *c, Synclog__Request *req, Synclog__Response **o
  * errno. */
 int sl_conn_fail_response(struct sl_conn *c, const char *what, int code, const char *broker_message);
 void sl_conn_set_error(struct sl_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 0 when resp answers with body_case and no error; else c's error is set (prefixed with what) and the errno of the
+ * broker's code, or -EPROTO for another body, is returned. */
+int sl_conn_expect_body(struct sl_conn *c, const Synclog__Response *resp, int body_case, const char *what);
+
+/* One OffsetCommit request for a group: a member's (member_id and generation) or an operator's ("" and -1, with
+ * force). Returns 0 once the broker made it durable, or a negative errno with c's error set. */
+int sl_group_commit_request(struct sl_conn *c, const char *group, const char *member_id, int32_t generation,
+                            const struct sl_topic_partition_offset *offsets, uint32_t count, bool force);
+
+/* ---- the fetcher, driven by the group consumer (consumer/consumer.c) ----
+ *
+ * A fetcher made by sl_fetcher_new_unassigned reads no partition until sl_fetcher_assign names them with their
+ * positions (and, with stop_at_end, their end offsets; ends NULL means no end). Assign and seek drop the records
+ * of the last answer not yet handed out; positions only count records handed out, so nothing is lost. */
+int sl_fetcher_new_unassigned(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes);
+int sl_fetcher_assign(struct sl_fetcher *f, const uint32_t *partitions, const int64_t *positions, const int64_t *ends,
+                      uint32_t count);
+/* Returns 0, or -EINVAL when partition is not read by f or position is negative. */
+int sl_fetcher_seek(struct sl_fetcher *f, uint32_t partition, int64_t position);
+void sl_fetcher_set_max_wait(struct sl_fetcher *f, uint32_t max_wait_ms);
+/* With stop_at_end: partition reached its end (true also for a partition f does not read). */
+bool sl_fetcher_partition_done(const struct sl_fetcher *f, uint32_t partition);
+/* Position and end state of the index-th partition given to sl_fetcher_assign (no search: commits of a thousand
+ * partitions read them all). */
+int64_t sl_fetcher_position_at(const struct sl_fetcher *f, uint32_t index);
+bool sl_fetcher_partition_done_at(const struct sl_fetcher *f, uint32_t index);
 
 #endif

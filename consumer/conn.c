@@ -79,6 +79,17 @@ int sl_errno_of_code(int code)
 		return -EMSGSIZE;
 	case SYNCLOG__ERROR_CODE__CORRUPT_BATCH:
 		return -EBADMSG;
+	case SYNCLOG__ERROR_CODE__UNKNOWN_GROUP:
+		return -ENOENT;
+	case SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER:
+		return -EIDRM;
+	case SYNCLOG__ERROR_CODE__ILLEGAL_GENERATION:
+	case SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS:
+		return -ESTALE;
+	case SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY:
+		return -EBUSY;
+	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
+		return -EINVAL;
 	default:
 		return -EPROTO;
 	}

@@ -27,6 +27,7 @@ struct sl_fetcher {
 	struct sl_conn *conn;
 	struct fpart *parts;
 	uint32_t part_count;
+	uint32_t part_cap; /* entries allocated in parts, wire and wire_ptrs */
 	Synclog__FetchPartition *wire;
 	Synclog__FetchPartition **wire_ptrs;
 	uint8_t *scratch;
@@ -101,6 +102,7 @@ static int fetcher_setup(struct sl_fetcher *f)
 		return -ENOENT;
 	}
 	f->part_count = f->o.partition >= 0 ? 1 : config.partitions;
+	f->part_cap = f->part_count;
 	f->parts = calloc(f->part_count, sizeof(*f->parts));
 	f->wire = calloc(f->part_count, sizeof(*f->wire));
 	f->wire_ptrs = calloc(f->part_count, sizeof(*f->wire_ptrs));
@@ -121,7 +123,8 @@ static int fetcher_setup(struct sl_fetcher *f)
 	return rc;
 }
 
-int sl_fetcher_new(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes)
+/* The fetcher object and its connection, not connected yet. */
+static int fetcher_alloc(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes)
 {
 	struct sl_fetcher *f;
 	int rc;
@@ -152,6 +155,19 @@ int sl_fetcher_new(struct sl_fetcher **out, const struct sl_fetcher_options *o, 
 	f->o.broker = NULL;
 	f->o.client_id = NULL;
 	sl_conn_set_timeout(f->conn, o->io_timeout_ms);
+	*out = f;
+	return 0;
+}
+
+int sl_fetcher_new(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes)
+{
+	struct sl_fetcher *f;
+	int rc;
+
+	*out = NULL;
+	rc = fetcher_alloc(&f, o, err, err_bytes);
+	if (rc != 0)
+		return rc;
 	rc = fetcher_setup(f);
 	if (rc != 0) {
 		sl_error_set(err, err_bytes, "%s", sl_conn_error(f->conn));
@@ -333,7 +349,7 @@ int sl_fetcher_fetch(struct sl_fetcher *f)
 	f->cur = NULL;
 	f->iter_active = false;
 	f->error[0] = '\0';
-	if (sl_fetcher_done(f))
+	if (f->part_count == 0 || sl_fetcher_done(f))
 		return 0;
 	for (;;) {
 		rc = fetch_once(f);
@@ -502,4 +518,89 @@ int sl_fetcher_next(struct sl_fetcher *f, uint32_t *partition_out, struct sl_rec
 		if (!result_next(f))
 			return 0;
 	}
+}
+
+/* ---- for the group consumer: partitions and positions set from outside ---- */
+
+int sl_fetcher_new_unassigned(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes)
+{
+	return fetcher_alloc(out, o, err, err_bytes);
+}
+
+static void answer_drop(struct sl_fetcher *f)
+{
+	f->resp = NULL;
+	f->cur = NULL;
+	f->iter_active = false;
+}
+
+int sl_fetcher_assign(struct sl_fetcher *f, const uint32_t *partitions, const int64_t *positions, const int64_t *ends,
+                      uint32_t count)
+{
+	answer_drop(f);
+	if (count > f->part_cap) {
+		struct fpart *parts = realloc(f->parts, count * sizeof(*parts));
+		Synclog__FetchPartition *wire;
+		Synclog__FetchPartition **ptrs;
+
+		if (parts == NULL)
+			return -ENOMEM;
+		f->parts = parts;
+		wire = realloc(f->wire, count * sizeof(*wire));
+		if (wire == NULL)
+			return -ENOMEM;
+		f->wire = wire;
+		ptrs = realloc(f->wire_ptrs, count * sizeof(*ptrs));
+		if (ptrs == NULL)
+			return -ENOMEM;
+		f->wire_ptrs = ptrs;
+		f->part_cap = count;
+	}
+	f->part_count = count;
+	for (uint32_t i = 0; i < count; i++) {
+		SL_ASSERT(positions[i] >= 0);
+		f->parts[i].partition = partitions[i];
+		f->parts[i].position = positions[i];
+		f->parts[i].end = ends != NULL ? ends[i] : INT64_MAX;
+		f->parts[i].done = f->o.stop_at_end && f->parts[i].position >= f->parts[i].end;
+		synclog__fetch_partition__init(&f->wire[i]);
+	}
+	return 0;
+}
+
+int sl_fetcher_seek(struct sl_fetcher *f, uint32_t partition, int64_t position)
+{
+	struct fpart *fp = part_find(f, partition);
+
+	if (fp == NULL || position < 0)
+		return -EINVAL;
+	answer_drop(f);
+	fp->position = position;
+	fp->done = f->o.stop_at_end && position >= fp->end;
+	return 0;
+}
+
+void sl_fetcher_set_max_wait(struct sl_fetcher *f, uint32_t max_wait_ms)
+{
+	f->o.max_wait_ms = max_wait_ms;
+}
+
+int64_t sl_fetcher_position_at(const struct sl_fetcher *f, uint32_t index)
+{
+	SL_ASSERT(index < f->part_count);
+	return f->parts[index].position;
+}
+
+bool sl_fetcher_partition_done_at(const struct sl_fetcher *f, uint32_t index)
+{
+	SL_ASSERT(index < f->part_count);
+	return f->parts[index].done;
+}
+
+bool sl_fetcher_partition_done(const struct sl_fetcher *f, uint32_t partition)
+{
+	for (uint32_t i = 0; i < f->part_count; i++)
+		if (f->parts[i].partition == partition)
+			return f->parts[i].done;
+	return true;
 }

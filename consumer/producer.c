@@ -245,7 +245,23 @@ int producer_seal(struct sl_producer *p, struct part *pt, int64_t now_ms)
 		rc = sl_batch_builder_finish(b, SL_BATCH_CODEC_NONE, &bytes, &len);
 	}
 	SL_ASSERT(rc == 0 && len <= p->o.batch_bytes_max);
-	memcpy(s->bytes, bytes, len);
+	/* The builder's buffers and a sealed batch's are all batch_bytes_max bytes from malloc: the finished batch
+	 * changes hands by swapping buffers, not by a copy (a 256 KiB memcpy per batch was 7% of the producer's
+	 * time with 1 KiB records). */
+	SL_ASSERT(b->bytes_max == p->o.batch_bytes_max);
+	if (bytes == b->buf) {
+		uint8_t *t = b->buf;
+
+		b->buf = s->bytes;
+		s->bytes = t;
+	} else if (bytes == b->zbuf) {
+		uint8_t *t = b->zbuf;
+
+		b->zbuf = s->bytes;
+		s->bytes = t;
+	} else {
+		memcpy(s->bytes, bytes, len);
+	}
 	s->len = len;
 	swap = s->opaques;
 	s->opaques = pt->opaques;
@@ -289,8 +305,17 @@ void producer_seal_due(struct sl_producer *p, int64_t now_ms)
 		if (pt->open_ms < 0 || pt->failing)
 			continue;
 		due = pt->open_ms + p->o.linger_ms;
-		if ((p->flushing || due <= now_ms) && producer_seal(p, pt, now_ms) == 0)
-			continue;
+		if (p->flushing || due <= now_ms) {
+			/* While an earlier batch of the partition still waits for a request slot, the open batch keeps
+			 * filling instead of closing into a batch of its own: its records would wait for the slot
+			 * either way, and one batch costs the broker one append where many small ones cost many
+			 * (Kafka's accumulator does the same). It is looked at again within a millisecond, and at
+			 * once when an answer frees a slot (producer_io). */
+			if (!p->flushing && pt->tail != NULL && pt->tail->state == SEALED_QUEUED)
+				due = now_ms + 1;
+			else if (producer_seal(p, pt, now_ms) == 0)
+				continue;
+		}
 		if (due < next)
 			next = due;
 	}

@@ -441,7 +441,9 @@ int producer_io(struct sl_producer *p, int timeout_ms)
 			disconnected(p, sl_client_now_ms());
 			return 0;
 		}
-		/* Answers freed request slots: refill them now rather than on the next pass. */
+		/* Answers freed request slots: refill them now rather than on the next pass, with the batches that
+		 * kept filling while their partition waited for a slot (producer_seal_due). */
+		producer_seal_due(p, sl_client_now_ms());
 		requests_send(p, sl_client_now_ms());
 		if (p->conn->fd >= 0 && sl_conn_unsent(p->conn) > 0 && sl_conn_pump(p->conn, 0, 0) < 0)
 			disconnected(p, sl_client_now_ms());

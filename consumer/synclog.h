@@ -325,4 +325,266 @@ bool sl_json_valid(const void *bytes, size_t len);
  * Returns 0 with milliseconds since the epoch, or -EINVAL. */
 int sl_time_parse_iso8601(const char *s, int64_t *ms_out);
 
+/* ==== consumer groups (consumer/group.c, consumer/group_admin.c, consumer/offset_reset.c) ====
+ *
+ * A group is one target: its members share the partitions of the topics they subscribe to, the broker stores
+ * its committed offsets durably, and groups are independent of each other. The group consumer below joins a
+ * group, reads the partitions the broker assigns to it, heartbeats, follows rebalances and commits offsets;
+ * the admin calls list, describe and delete groups and commit offsets as an operator (offset reset).
+ *
+ * Delivery is at-least-once: a record is committed only after poll returned it and the caller came back for
+ * more (or committed by hand), and a partition that moves to another member is read again from its last commit.
+ * The broker bumps a group's generation the moment a member joins, leaves or expires, so the commit a member
+ * attempts after learning of a rebalance is normally refused (ILLEGAL_GENERATION): the records read since the
+ * last commit are then read again by the new owner. The refusal is never hidden: it is counted in the stats and
+ * reported to the rebalance callback (committed == false). */
+
+#define SL_GROUP_NAME_BYTES_MAX 200
+#define SL_MEMBER_ID_BYTES_MAX  256
+/* A group consumer subscribes to at most this many topics (the broker's limit per member). */
+#define SL_CONSUMER_TOPICS_MAX  64
+
+struct sl_consumer;
+
+/* One record handed out by sl_consumer_poll. */
+struct sl_consumer_record {
+	const char *topic; /* one of the subscribed names: valid until sl_consumer_free */
+	uint32_t partition;
+	struct sl_record record; /* record.offset is its offset; pointers valid until the next sl_consumer_poll */
+};
+
+/* One partition in a rebalance callback. */
+struct sl_consumer_partition {
+	const char *topic;
+	uint32_t partition;
+	/* SL_CONSUMER_ASSIGNED: where reading starts (the committed offset, else the start position of the options);
+	 * SL_CONSUMER_REVOKED: the consumed position (the offset after the last record poll returned). */
+	int64_t offset;
+	/* SL_CONSUMER_REVOKED: false when records read from it since its last commit will be read again by the next
+	 * owner (the commit was refused or failed: at-least-once); true when that position is committed or nothing
+	 * was read since the partition was assigned. Always true for SL_CONSUMER_ASSIGNED. */
+	bool committed;
+};
+
+enum sl_consumer_change { SL_CONSUMER_ASSIGNED = 1, SL_CONSUMER_REVOKED = 2 };
+
+/* Called from sl_consumer_subscribe and sl_consumer_poll when the assignment changes: first REVOKED with the
+ * partitions this member lost, then ASSIGNED with those it gained (partitions kept across a rebalance appear in
+ * neither and keep their positions). From inside the callback the consumer may be asked for its stats, error,
+ * member id and generation, and sl_consumer_seek may move an ASSIGNED partition (for a target that keeps its
+ * own offsets, such as the SQLite applier). Commits of REVOKED partitions are refused: they belong to another
+ * member now. */
+typedef void (*sl_consumer_rebalance_cb)(struct sl_consumer *c, enum sl_consumer_change change,
+                                         const struct sl_consumer_partition *partitions, uint32_t count, void *cb_arg);
+
+struct sl_consumer_options {
+	const char *broker;    /* "HOST:PORT" */
+	const char *client_id; /* may be NULL; prefixes the member id the broker gives */
+	const char *group;
+	const char *const *topics; /* topic_count names, copied */
+	uint32_t topic_count;
+	/* Where a partition with no committed offset starts: SL_FROM_EARLIEST (default), SL_FROM_LATEST,
+	 * SL_FROM_OFFSET (start_offset, clamped to the log) or SL_FROM_TIMESTAMP (the first record at or after
+	 * start_timestamp_ms, else the log end). A partition with a commit starts there (clamped to the log). */
+	enum sl_from start;
+	int64_t start_offset;
+	int64_t start_timestamp_ms;
+	/* The broker removes a member it has not heard from for this long: 0 means the broker's default (10 s);
+	 * allowed 1000 to 300000. Heartbeats are sent from sl_consumer_poll at the interval the broker answers. */
+	uint32_t session_timeout_ms;
+	/* Commit the consumed positions every auto_commit_interval_ms (checked in poll; 0: at every poll), before a
+	 * rebalance and in sl_consumer_close. Off: only sl_consumer_commit* commit. */
+	bool auto_commit;
+	uint32_t auto_commit_interval_ms;
+	/* Stop each partition at the log end as it was when the partition was assigned (sl_consumer_done says when
+	 * every assigned partition is there); otherwise follow the log. */
+	bool stop_at_end;
+	/* Longest wait of one Fetch (long poll); a consumer of several topics divides it among them. */
+	uint32_t max_wait_ms;
+	uint32_t partition_bytes_max;
+	uint32_t io_timeout_ms;
+	uint32_t reconnect_timeout_ms;
+	sl_consumer_rebalance_cb rebalance_cb; /* may be NULL */
+	void *rebalance_cb_arg;
+};
+
+/* Defaults: start earliest, session timeout 0 (the broker's 10 s), auto_commit on every 5000 ms (Kafka's
+ * auto.commit.interval.ms: at most 5 s of records read again after a crash or rebalance), following,
+ * max_wait_ms 500 (a consumer with nothing to read still comes back to its caller's loop twice a second; poll
+ * shortens the wait further to the next heartbeat), partition_bytes_max 1 MiB (as the fetcher),
+ * io_timeout_ms 30 s, reconnect_timeout_ms 15 s (as the fetcher). */
+void sl_consumer_options_init(struct sl_consumer_options *o);
+
+/* Connect, join the group with the topics and learn this member's partitions and where each starts (the
+ * rebalance callback runs with them). Returns 0, -EINVAL (bad options or names), -ENOENT (a topic does not
+ * exist), -ENOMEM, or a connection error, with err set. */
+int sl_consumer_subscribe(struct sl_consumer **out, const struct sl_consumer_options *o, char *err, size_t err_bytes);
+
+/* Up to records_max records of the assigned partitions, in offset order per partition. Waits at most timeout_ms
+ * for the first one (-1: until one arrives or, with stop_at_end, sl_consumer_done). Heartbeats, auto-commits and
+ * rebalances happen inside; before handing out records it also checks the group's generation when its last check
+ * is 50 ms old, so a member replaced by a rebalance stops within that. The records of the previous poll count as
+ * consumed once this is called. Records
+ * returned before become invalid. Returns the number of records (0: none within the timeout), -EINTR (a signal
+ * interrupted a wait; call again), or a failure the consumer cannot get past: the broker unreachable for
+ * reconnect_timeout_ms, a topic deleted (-ENOENT), a corrupt batch (-EBADMSG), -ENOMEM. Does no allocation or
+ * system call per record. */
+int sl_consumer_poll(struct sl_consumer *c, int timeout_ms, struct sl_consumer_record *records, uint32_t records_max);
+
+/* Commit offset (the next offset to consume) of one assigned partition now, and wait until the broker made it
+ * durable. Returns 0, -ESTALE (the partition is not assigned to this member, or the group has a new generation:
+ * the next poll joins it again), -EIDRM (this member expired from the group), or a connection error. */
+int sl_consumer_commit(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t offset);
+/* Same, for several partitions in one request (all or none). */
+struct sl_topic_partition_offset {
+	const char *topic;
+	uint32_t partition;
+	int64_t offset;
+};
+int sl_consumer_commit_offsets(struct sl_consumer *c, const struct sl_topic_partition_offset *offsets, uint32_t count);
+/* Commit the consumed position of every assigned partition that moved since its last commit (what auto-commit
+ * does). Returns 0 (also when nothing moved) or as sl_consumer_commit. */
+int sl_consumer_commit_consumed(struct sl_consumer *c);
+
+/* Read partition (assigned to this member) from offset on; records of the last poll not yet handed out are
+ * dropped. Returns 0, -ESTALE (not assigned) or -EINVAL. */
+int sl_consumer_seek(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t offset);
+/* The consumed position of an assigned partition, or -1. */
+int64_t sl_consumer_position(const struct sl_consumer *c, const char *topic, uint32_t partition);
+/* The current assignment: *count_out partitions (offset: the consumed position), valid until the next call on c. */
+const struct sl_consumer_partition *sl_consumer_assignment(struct sl_consumer *c, uint32_t *count_out);
+/* With stop_at_end: true once every assigned partition reached its end (also with no partitions assigned). */
+bool sl_consumer_done(const struct sl_consumer *c);
+const char *sl_consumer_member_id(const struct sl_consumer *c);
+int32_t sl_consumer_generation(const struct sl_consumer *c);
+
+struct sl_consumer_stats {
+	uint64_t records;         /* handed out by poll */
+	uint64_t commits;         /* commit requests the broker acknowledged */
+	uint64_t commits_refused; /* refused: a new generation (zombie), or this member expired */
+	uint64_t commit_failures; /* failed otherwise (connection, storage) */
+	uint64_t rebalances;      /* joins after the first */
+	uint64_t skipped;         /* records deleted by retention before they could be read */
+};
+void sl_consumer_stats_get(const struct sl_consumer *c, struct sl_consumer_stats *out);
+const char *sl_consumer_error(const struct sl_consumer *c);
+
+/* Commit the consumed positions (with auto_commit; refused ones are retried once after joining the current
+ * generation, for the partitions this member still owns), then leave the group so that its partitions move to
+ * the other members at once. Returns 0 or the first failure (the member is gone either way). After it, only
+ * _error, _stats_get and _free may be called. */
+int sl_consumer_close(struct sl_consumer *c);
+/* Free everything. Without a close before, the member does not leave: the broker removes it after its session
+ * timeout (what a crash looks like). */
+void sl_consumer_free(struct sl_consumer *c);
+
+/* ---- group admin calls (on a connection, like the topic calls above) ---- */
+
+/* Broker group errors as errno: UNKNOWN_GROUP -ENOENT, UNKNOWN_MEMBER -EIDRM, ILLEGAL_GENERATION and
+ * REBALANCE_IN_PROGRESS -ESTALE, GROUP_NOT_EMPTY -EBUSY, INVALID_GROUP_NAME -EINVAL. */
+
+struct sl_group_summary {
+	char group[SL_GROUP_NAME_BYTES_MAX + 1];
+	uint32_t members;
+	int32_t generation;
+};
+/* *groups_out (allocated, sorted by name, free() it) has *count_out entries. */
+int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out);
+
+struct sl_group_member_info {
+	char member_id[SL_MEMBER_ID_BYTES_MAX];
+	char client_id[128];
+	int64_t last_heartbeat_ms;
+	uint32_t partition_count; /* partitions assigned, all topics */
+};
+/* One partition of a group (proto GroupPartitionLag). */
+struct sl_group_lag {
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partition;
+	int64_t committed;   /* -1: nothing committed */
+	int64_t next_offset; /* the log end */
+	int64_t lag;         /* records not yet consumed (from the log start when nothing is committed) */
+	int64_t lag_ms;      /* now minus the timestamp of the oldest unconsumed record; 0 when caught up */
+	char member_id[SL_MEMBER_ID_BYTES_MAX]; /* "": not assigned */
+	int64_t last_commit_ms;                 /* wall clock; 0: never */
+};
+struct sl_group_description {
+	char group[SL_GROUP_NAME_BYTES_MAX + 1];
+	int32_t generation;
+	struct sl_group_member_info *members;
+	uint32_t member_count;
+	struct sl_group_lag *partitions; /* by topic, then partition */
+	uint32_t partition_count;
+};
+/* Every partition of every topic the group commits to or subscribes to. *out is allocated: free it with
+ * sl_group_description_free. Returns 0, -ENOENT (no such group), ... */
+int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_description **out);
+void sl_group_description_free(struct sl_group_description *d);
+/* Delete a group and its offsets; refused with -EBUSY while it has live members, unless force. */
+int sl_group_delete(struct sl_conn *c, const char *group, bool force);
+/* The committed offsets of count partitions of topic (-1: nothing committed) and their commit times (may be
+ * NULL; 0 when nothing is committed). */
+int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out);
+/* An operator's commit (no member, generation -1): refused with -EBUSY while the group has live members, unless
+ * force. All or nothing. */
+int sl_group_offsets_commit(struct sl_conn *c, const char *group, const struct sl_topic_partition_offset *offsets,
+                            uint32_t count, bool force);
+
+/* ---- offset reset planning (pure: no I/O; `synclog offsets reset` and its tests) ---- */
+
+enum sl_reset_kind {
+	SL_RESET_EARLIEST = 0,
+	SL_RESET_LATEST,
+	SL_RESET_OFFSET,   /* value: the offset */
+	SL_RESET_DATETIME, /* value: ms since the epoch; --by-duration is resolved to this (now minus duration) */
+	SL_RESET_SHIFT,    /* value: records to move, negative to go back */
+};
+
+struct sl_reset_spec {
+	enum sl_reset_kind kind;
+	int64_t value;
+};
+
+/* What the plan of one partition needs to know. */
+struct sl_reset_input {
+	int64_t earliest;  /* the log start */
+	int64_t next;      /* the log end */
+	int64_t committed; /* -1: nothing committed */
+	int64_t at_time;   /* SL_RESET_DATETIME: the broker's first offset with a timestamp >= the time, or next */
+};
+
+/* The rules (each has a test in tests/unit/test_offset_reset.c):
+ *   1. The new offset is always within [earliest, next]; a value outside is clamped and *clamped_out set so the
+ *      tool can warn.
+ *   2. DATETIME after the last record gives next (the log end), never -1.
+ *   3. SHIFT moves from the effective position: the commit clamped to [earliest, next], or earliest when
+ *      nothing is committed (where a consumer starting from the log start would begin).
+ *   4. EARLIEST, LATEST, OFFSET and DATETIME do not depend on the commit: a partition with no commit moves to
+ *      the position the spec names. */
+int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_input *in, bool *clamped_out);
+
+/* An ISO 8601 duration of days and times, as Java's Duration.parse reads them: P[nW][nD][T[nH][nM][n[.fff]S]]
+ * (a day is 24 hours; years and months are refused: their length depends on the date). Returns 0 with
+ * milliseconds, or -EINVAL (also for an empty duration such as "P" or "PT", or more than ~292 million years). */
+int sl_duration_parse_iso8601(const char *s, int64_t *ms_out);
+
+/* A planned reset of one partition, as `offsets reset` prints and exports it. */
+struct sl_offset_row {
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partition;
+	int64_t old_offset; /* -1: nothing was committed */
+	int64_t new_offset;
+};
+/* Rows a plan file may hold: far more than any real reset (about 40 MB of CSV), and a bound on what reading one
+ * file can cost. */
+#define SL_OFFSET_ROWS_MAX 1000000u
+/* CSV plan files: a header line "topic,partition,old_offset,new_offset", then one line per row. Reading finds
+ * the columns by the header: topic, partition and new_offset (or offset) are required, old_offset and any
+ * other column are ignored; blank lines are skipped. Topic names never hold commas or quotes, so no field is
+ * quoted. Write returns 0 or -EIO; read returns 0 with *rows_out (allocated, free() it) or -EINVAL with the line
+ * number in err, -E2BIG, -ENOMEM, -EIO. */
+int sl_offset_rows_write_csv(FILE *out, const struct sl_offset_row *rows, size_t count);
+int sl_offset_rows_read_csv(FILE *in, struct sl_offset_row **rows_out, size_t *count_out, char *err, size_t err_bytes);
+
 #endif

@@ -1,12 +1,302 @@
-/* SCAFFOLD, replaced by the engineer building `synclog apply`: until then the command says it is missing. */
+/* `synclog apply TOPIC --group G --target sqlite:PATH`: replay a topic into a target store with the rules of
+ * consumer/apply.h (stale versions logged and dropped, duplicates skipped, soft deletes purged after a window,
+ * poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "consumer/apply.h"
+#include "consumer/synclog.h"
 #include "tools/cli.h"
 
-static const struct cli_command command = {"apply", "usage: synclog apply ... (not in this build yet)\n"};
+/* How often --follow reports its counters and lag: often enough to watch drift, rare enough to read. */
+#define PROGRESS_INTERVAL_MS 5000
+
+static const struct cli_command apply_command = {
+        .name = "apply",
+        .usage = "usage: synclog apply TOPIC --group G --target sqlite:PATH [--follow]\n"
+                 "                           [--tombstone-retention DURATION] [--values json|text]\n"
+                 "       synclog apply --target sqlite:PATH --purge [--tombstone-retention DURATION]\n"
+                 "\n"
+                 "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
+                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
+                 "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
+                 "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
+                 "version is applied; a record without a version applies in log order. A delete marks the row\n"
+                 "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
+                 "is retried, then written to TOPIC.dlq with its error, topic, partition and offset.\n"
+                 "  --group G                     the target's name for its offsets (required to apply)\n"
+                 "  --target sqlite:PATH          the target database (required)\n"
+                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
+                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
+                 "                                of the log as it was at the start\n"
+                 "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
+                 "                                than D, ISO 8601: P7D (default), PT12H, PT1S\n"
+                 "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                 "  --purge                       only purge what is older than the retention, then exit\n"
+                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
+                 "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
+};
+
+struct apply_args {
+	const char *topic;
+	const char *group;
+	const char *target;
+	bool follow;
+	bool purge;
+	int64_t retention_ms;
+	enum sl_apply_values values;
+};
+
+/* The broker's rule for group names (broker/topics.c): the group's offsets are committed there too. */
+static bool group_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > SL_GROUP_NAME_BYTES_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static int args_parse(int argc, char **argv, struct apply_args *a)
+{
+	const char *value;
+	int rc;
+
+	for (int i = 0; i < argc; i++) {
+		if ((rc = cli_flag(argc, argv, &i, "--group", &value)) != 0) {
+			if (rc < 0 || !group_name_ok(value))
+				return cli_usage_error(
+				        &apply_command,
+				        "--group needs a name of 1 to 200 letters, digits, '.', '_' or '-'");
+			a->group = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--target", &value)) != 0) {
+			if (rc < 0 || strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')
+				return cli_usage_error(&apply_command, "--target must be sqlite:PATH");
+			a->target = value + 7;
+		} else if ((rc = cli_flag(argc, argv, &i, "--tombstone-retention", &value)) != 0) {
+			if (rc < 0 || sl_duration_parse_iso8601(value, &a->retention_ms) != 0)
+				return cli_usage_error(&apply_command,
+				                       "--tombstone-retention needs an ISO 8601 duration such as P7D, "
+				                       "PT12H or PT1S");
+		} else if ((rc = cli_flag(argc, argv, &i, "--values", &value)) != 0) {
+			if (rc > 0 && strcmp(value, "json") == 0)
+				a->values = SL_APPLY_VALUES_JSON;
+			else if (rc > 0 && strcmp(value, "text") == 0)
+				a->values = SL_APPLY_VALUES_TEXT;
+			else
+				return cli_usage_error(&apply_command, "--values must be json or text");
+		} else if (strcmp(argv[i], "--follow") == 0) {
+			a->follow = true;
+		} else if (strcmp(argv[i], "--purge") == 0) {
+			a->purge = true;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			return cli_usage_error(&apply_command, "unknown flag '%s'", argv[i]);
+		} else if (a->topic == NULL) {
+			a->topic = argv[i];
+		} else {
+			return cli_usage_error(&apply_command, "unexpected argument '%s'", argv[i]);
+		}
+	}
+	if (a->target == NULL)
+		return cli_usage_error(&apply_command, "--target sqlite:PATH is required");
+	if (a->purge)
+		return a->follow ? cli_usage_error(&apply_command, "--purge does not go with --follow") : CLI_EXIT_OK;
+	if (a->topic == NULL)
+		return cli_usage_error(&apply_command, "the TOPIC is required");
+	if (a->group == NULL)
+		return cli_usage_error(&apply_command, "--group G is required: the target keeps its offsets by group");
+	return CLI_EXIT_OK;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void counters_print(FILE *out, bool json, const struct sl_apply_counters *c, const int64_t *lag)
+{
+	if (json) {
+		fprintf(out,
+		        "{\"applied\":%llu,\"stale\":%llu,\"duplicate\":%llu,\"deleted\":%llu,\"dead_lettered\":%llu",
+		        (unsigned long long)c->applied, (unsigned long long)c->stale, (unsigned long long)c->duplicate,
+		        (unsigned long long)c->deleted, (unsigned long long)c->dead_lettered);
+		if (lag != NULL && *lag >= 0)
+			fprintf(out, ",\"lag\":%lld", (long long)*lag);
+		else if (lag != NULL)
+			fputs(",\"lag\":null", out);
+		fputs("}\n", out);
+		return;
+	}
+	fprintf(out, "applied %llu stale %llu duplicate %llu deleted %llu dead_lettered %llu",
+	        (unsigned long long)c->applied, (unsigned long long)c->stale, (unsigned long long)c->duplicate,
+	        (unsigned long long)c->deleted, (unsigned long long)c->dead_lettered);
+	if (lag != NULL && *lag >= 0)
+		fprintf(out, " lag %lld", (long long)*lag);
+	else if (lag != NULL)
+		fputs(" lag unknown", out);
+	fputc('\n', out);
+}
+
+/* Records in the topic after the target's positions, or -1 when the broker cannot say now. */
+static int64_t lag_records(struct sl_conn *conn, const char *topic, const struct sl_apply *a)
+{
+	struct sl_topic_config config;
+	struct sl_partition_info *infos = NULL;
+	uint32_t count = 0;
+	int64_t lag = 0;
+
+	if (sl_topic_describe(conn, topic, &config, &infos, &count) != 0)
+		return -1;
+	for (uint32_t i = 0; i < count; i++) {
+		int64_t pos = sl_apply_position_get(a, topic, infos[i].partition);
+
+		if (pos < infos[i].earliest_offset)
+			pos = infos[i].earliest_offset;
+		if (infos[i].next_offset > pos)
+			lag += infos[i].next_offset - pos;
+	}
+	free(infos);
+	return lag;
+}
+
+static int purge_only(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+{
+	struct sl_apply_store store;
+	struct sl_apply_purge_counts counts;
+	int rc;
+
+	sl_apply_sqlite_store(db, &store);
+	rc = sl_apply_store_purge(&store, wall_ms(), a->retention_ms, &counts);
+	if (rc != 0)
+		return cli_fail(&apply_command, "purging: %s", store.ops->error(store.ctx));
+	if (cli->json)
+		printf("{\"purged\":%llu,\"stale_events\":%llu,\"idempotency_keys\":%llu}\n",
+		       (unsigned long long)counts.tombstones, (unsigned long long)counts.stale_events,
+		       (unsigned long long)counts.idempotency_keys);
+	else
+		printf("purged %llu stale_events %llu idempotency_keys %llu\n", (unsigned long long)counts.tombstones,
+		       (unsigned long long)counts.stale_events, (unsigned long long)counts.idempotency_keys);
+	return CLI_EXIT_OK;
+}
+
+/* Poll until the end (or a signal), reporting progress when following. Returns 0 or the failing errno. */
+static int apply_loop(const struct cli *cli, const struct apply_args *a, struct sl_apply *engine,
+                      struct sl_conn *lag_conn)
+{
+	int64_t next_progress_ms = wall_ms() + PROGRESS_INTERVAL_MS;
+
+	while (!cli_interrupted() && !sl_apply_done(engine)) {
+		int rc = sl_apply_poll(engine);
+
+		if (rc < 0 && rc != -EINTR)
+			return rc;
+		if (a->follow && wall_ms() >= next_progress_ms) {
+			struct sl_apply_counters c;
+			int64_t lag = lag_records(lag_conn, a->topic, engine);
+
+			sl_apply_counters_get(engine, &c);
+			counters_print(stderr, cli->json, &c, &lag);
+			next_progress_ms = wall_ms() + PROGRESS_INTERVAL_MS;
+		}
+	}
+	return 0;
+}
+
+static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+{
+	struct sl_apply_fetch_source_options so = {
+	        .broker = cli->broker,
+	        .client_id = "synclog-apply",
+	        .topic = a->topic,
+	        .group = a->group,
+	        .follow = a->follow,
+	};
+	struct sl_apply_fetch_source *src = NULL;
+	struct sl_apply_dlq *dlq = NULL;
+	struct sl_apply *engine = NULL;
+	struct sl_conn *lag_conn = NULL;
+	struct sl_apply_options o;
+	struct sl_apply_store store;
+	struct sl_apply_source source;
+	struct sl_apply_counters c;
+	char err[SL_ERROR_BYTES];
+	int rc, exit_code = CLI_EXIT_OK;
+
+	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
+	if (rc == 0)
+		rc = sl_apply_dlq_new(&dlq, cli->broker, a->topic, err, sizeof(err));
+	if (rc == 0 && a->follow && sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
+		lag_conn = NULL; /* the lag is then reported unknown */
+	sl_apply_options_init(&o);
+	o.group = a->group;
+	o.tombstone_retention_ms = a->retention_ms;
+	o.dead_letter_cb = sl_apply_dlq_send;
+	o.dead_letter_cb_arg = dlq;
+	sl_apply_sqlite_store(db, &store);
+	if (rc == 0) {
+		sl_apply_fetch_source_get(src, &source);
+		rc = sl_apply_new(&engine, &o, &store, &source, err, sizeof(err));
+	}
+	if (rc == 0 && (rc = sl_apply_start(engine)) != 0)
+		snprintf(err, sizeof(err), "%s", sl_apply_error(engine));
+	if (rc != 0) {
+		exit_code = cli_fail(&apply_command, "%s", err);
+		goto out;
+	}
+	cli_signals_install();
+	rc = apply_loop(cli, a, engine, lag_conn);
+	if (sl_apply_flush(engine) != 0)
+		fprintf(stderr, "synclog apply: warning: %s; the target's own offsets are unaffected\n",
+		        sl_apply_error(engine));
+	sl_apply_counters_get(engine, &c);
+	counters_print(stdout, cli->json, &c, NULL);
+	if (sl_apply_fetch_source_skipped(src) > 0)
+		fprintf(stderr,
+		        "synclog apply: %llu records were deleted by retention before they could be applied: the "
+		        "target missed them; run a backfill or reconciliation\n",
+		        (unsigned long long)sl_apply_fetch_source_skipped(src));
+	if (rc != 0) {
+		/* The dead-letter sink's own message says why the broker refused the dead letter. */
+		const char *dlq_error = strstr(sl_apply_error(engine), "dead-letter") ? sl_apply_dlq_error(dlq) : "";
+
+		exit_code = cli_fail(&apply_command,
+		                     "%s%s%s; nothing after the last committed offset was applied, "
+		                     "start again to resume there",
+		                     sl_apply_error(engine), dlq_error[0] != '\0' ? ": " : "", dlq_error);
+	}
+out:
+	sl_apply_free(engine);
+	sl_conn_free(lag_conn);
+	sl_apply_dlq_free(dlq);
+	sl_apply_fetch_source_free(src);
+	return exit_code;
+}
 
 int cli_apply(const struct cli *cli, int argc, char **argv)
 {
-	(void)cli;
-	(void)argc;
-	(void)argv;
-	return cli_fail(&command, "this build has no 'apply' command yet");
+	struct apply_args a = {.retention_ms = 7LL * 24 * 3600 * 1000, .values = SL_APPLY_VALUES_JSON};
+	struct sl_apply_sqlite *db;
+	char err[SL_ERROR_BYTES];
+	int rc;
+
+	if (cli_wants_help(argc, argv))
+		return cli_help(&apply_command);
+	rc = args_parse(argc, argv, &a);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	if (sl_apply_sqlite_open(&db, a.target, a.values, err, sizeof(err)) != 0)
+		return cli_fail(&apply_command, "%s", err);
+	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db);
+	sl_apply_sqlite_close(db);
+	return rc;
 }

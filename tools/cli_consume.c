@@ -1,8 +1,11 @@
 /* `synclog consume TOPIC`: print a topic's records from a starting point, up to the log end as it was at the start
- * or, with --follow, until interrupted. Reading only: no group, no committed offsets. */
+ * or, with --follow, until interrupted. Without --group it only reads; with --group it is a member of that
+ * consumer group: it reads the partitions the broker assigns to it, from the group's committed offsets, and
+ * commits what it printed as it goes (at-least-once: a record is committed only after its line was written). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consumer/synclog.h"
 #include "tools/cli.h"
@@ -11,6 +14,8 @@ static const struct cli_command consume_command = {
         .name = "consume",
         .usage = "usage: synclog consume TOPIC [--from earliest|latest|OFFSET|@ISO8601] [--partition P] [--max N]\n"
                  "                             [--follow]\n"
+                 "       synclog consume TOPIC --group G [--from ...] [--max N] [--follow] [--session-timeout-ms MS]\n"
+                 "                             [--commit-interval-ms MS]\n"
                  "\n"
                  "Print the records of a topic, one per line.\n"
                  "  --from earliest   from the oldest record kept (default)\n"
@@ -29,7 +34,16 @@ static const struct cli_command consume_command = {
                  " \"timestamp_ms\":T,\"idempotency_key\":I}: the value as JSON when it is valid JSON, else as a "
                  "string,\n"
                  "null for a delete; version and idempotency_key null when the record has none.\n"
-                 "Records of one partition come in offset order; partitions are interleaved.\n",
+                 "Records of one partition come in offset order; partitions are interleaved.\n"
+                 "\n"
+                 "With --group G, read as a member of consumer group G: only the partitions the broker assigns to\n"
+                 "this member, each from the group's committed offset (--from then says where a partition with no\n"
+                 "commit starts), committing the offsets of the printed records every --commit-interval-ms\n"
+                 "(default 1000) and at the end. Members of one group share the partitions; when one stops or\n"
+                 "misses its session timeout (--session-timeout-ms, default the broker's 10 s; 1000 to 300000),\n"
+                 "its partitions move to the others, which read them from the last commit: a record may be\n"
+                 "printed twice across members, never skipped. A commit the group refuses (this member was\n"
+                 "replaced) is reported on stderr. --partition cannot be used with --group.\n",
 };
 
 struct consume_args {
@@ -40,6 +54,9 @@ struct consume_args {
 	int32_t partition;
 	uint64_t max;
 	bool follow;
+	const char *group;
+	uint64_t session_timeout_ms;
+	uint64_t commit_interval_ms;
 };
 
 static int from_parse(const char *value, struct consume_args *a)
@@ -85,6 +102,20 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 		} else if ((rc = cli_flag(argc, argv, &i, "--max", &value)) != 0) {
 			if (rc < 0 || cli_parse_u64(value, UINT64_MAX, &a->max) != 0)
 				return cli_usage_error(&consume_command, "--max needs a number of records");
+		} else if ((rc = cli_flag(argc, argv, &i, "--group", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0')
+				return cli_usage_error(&consume_command, "--group needs a group name");
+			a->group = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--session-timeout-ms", &value)) != 0) {
+			if (rc < 0 || cli_parse_u64(value, 300000, &a->session_timeout_ms) != 0 ||
+			    a->session_timeout_ms < 1000)
+				return cli_usage_error(&consume_command,
+				                       "--session-timeout-ms needs milliseconds from 1000 to 300000");
+		} else if ((rc = cli_flag(argc, argv, &i, "--commit-interval-ms", &value)) != 0) {
+			if (rc < 0 || cli_parse_u64(value, 3600000, &a->commit_interval_ms) != 0)
+				return cli_usage_error(
+				        &consume_command,
+				        "--commit-interval-ms needs milliseconds (0: after every batch printed)");
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -97,12 +128,112 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 	}
 	if (a->topic == NULL)
 		return cli_usage_error(&consume_command, "the TOPIC is required");
+	if (a->group != NULL && a->partition >= 0)
+		return cli_usage_error(&consume_command,
+		                       "--partition cannot be used with --group: the group assigns the partitions");
+	if (a->group == NULL && (a->session_timeout_ms != 0 || a->commit_interval_ms != UINT64_MAX))
+		return cli_usage_error(&consume_command, "--session-timeout-ms and --commit-interval-ms need --group");
 	return CLI_EXIT_OK;
+}
+
+/* Partitions given up without their progress committed are read again by their next owner: say so. */
+static void rebalance_cb(struct sl_consumer *c, enum sl_consumer_change change,
+                         const struct sl_consumer_partition *partitions, uint32_t count, void *cb_arg)
+{
+	(void)cb_arg;
+	if (change != SL_CONSUMER_REVOKED)
+		return;
+	for (uint32_t i = 0; i < count; i++)
+		if (!partitions[i].committed)
+			fprintf(stderr,
+			        "synclog consume: warning: topic %s partition %u given up at offset %lld without a "
+			        "commit "
+			        "(%s): its next owner reads it again from the last commit\n",
+			        partitions[i].topic, partitions[i].partition, (long long)partitions[i].offset,
+			        sl_consumer_error(c)[0] != '\0' ? sl_consumer_error(c) : "the group moved on");
+}
+
+/* Records asked per poll: enough to amortise the call, few enough that --max stops exactly (every record handed
+ * out counts as consumed). */
+#define GROUP_POLL_RECORDS_MAX 1024
+
+static int consume_group(const struct cli *cli, const struct consume_args *a)
+{
+	static struct sl_consumer_record records[GROUP_POLL_RECORDS_MAX];
+	struct sl_consumer_options o;
+	struct sl_consumer_stats st;
+	struct sl_consumer *c;
+	const char *topics[1] = {a->topic};
+	char err[SL_ERROR_BYTES], client_id[64];
+	uint64_t printed = 0;
+	int rc = 0;
+
+	sl_consumer_options_init(&o);
+	o.broker = cli->broker;
+	/* The process id in the member id tells an operator which process holds which partitions. */
+	snprintf(client_id, sizeof(client_id), "synclog-consume-%ld", (long)getpid());
+	o.client_id = client_id;
+	o.group = a->group;
+	o.topics = topics;
+	o.topic_count = 1;
+	o.start = a->from;
+	o.start_offset = a->from_offset;
+	o.start_timestamp_ms = a->from_timestamp_ms;
+	o.session_timeout_ms = (uint32_t)a->session_timeout_ms;
+	o.auto_commit_interval_ms = a->commit_interval_ms == UINT64_MAX ? 1000 : (uint32_t)a->commit_interval_ms;
+	o.stop_at_end = !a->follow;
+	o.rebalance_cb = rebalance_cb;
+	cli_signals_install();
+	rc = sl_consumer_subscribe(&c, &o, err, sizeof(err));
+	if (rc != 0)
+		return cli_fail(&consume_command, "%s", err);
+	while (printed < a->max && !sl_consumer_done(c) && !cli_interrupted()) {
+		uint64_t want = a->max - printed;
+		int n = sl_consumer_poll(c, 1000, records,
+		                         want < GROUP_POLL_RECORDS_MAX ? (uint32_t)want : GROUP_POLL_RECORDS_MAX);
+
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			rc = cli_fail(&consume_command, "%s", sl_consumer_error(c));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (cli->json)
+				sl_record_print_json(stdout, records[i].partition, &records[i].record);
+			else
+				sl_record_print_text(stdout, records[i].partition, &records[i].record);
+		}
+		printed += (uint64_t)n;
+		/* Written out before the next poll, which may commit them. */
+		if (fflush(stdout) != 0) {
+			rc = cli_fail(&consume_command, "writing the output failed: %s", strerror(errno));
+			sl_consumer_free(c); /* not committed: the group reads them again */
+			return rc;
+		}
+	}
+	if (rc == 0) {
+		rc = sl_consumer_close(c);
+		if (rc == -ESTALE || rc == -EIDRM) {
+			fprintf(stderr, "synclog consume: warning: the last commit was refused: %s\n",
+			        sl_consumer_error(c));
+			rc = 0;
+		} else if (rc != 0) {
+			rc = cli_fail(&consume_command, "the last commit failed: %s", sl_consumer_error(c));
+		}
+	}
+	sl_consumer_stats_get(c, &st);
+	if (st.skipped > 0)
+		fprintf(stderr, "synclog consume: %llu records were deleted by retention before they could be read\n",
+		        (unsigned long long)st.skipped);
+	sl_consumer_free(c);
+	return rc;
 }
 
 int cli_consume(const struct cli *cli, int argc, char **argv)
 {
-	struct consume_args a = {.from = SL_FROM_EARLIEST, .partition = -1, .max = UINT64_MAX};
+	struct consume_args a = {
+	        .from = SL_FROM_EARLIEST, .partition = -1, .max = UINT64_MAX, .commit_interval_ms = UINT64_MAX};
 	struct sl_fetcher_options o;
 	struct sl_fetcher *f;
 	char err[SL_ERROR_BYTES];
@@ -114,6 +245,8 @@ int cli_consume(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
+	if (a.group != NULL)
+		return consume_group(cli, &a);
 	sl_fetcher_options_init(&o);
 	o.broker = cli->broker;
 	o.client_id = "synclog-consume";

@@ -42,7 +42,7 @@ expect_exit 2 "$S" topic create nopartitions
 expect_exit 2 "$S" topic create x --partitions zero
 expect_exit 2 "$S" produce t --acks maybe
 expect_exit 2 "$S" consume t --from yesterday
-expect_exit 2 "$S" consume t --group g
+expect_exit 2 "$S" consume t --group g --partition 0
 expect_exit 2 "$S" --broker "no:port:here:" topic list
 
 # ---- operating errors: exit 1 with one line on stderr ----

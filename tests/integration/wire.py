@@ -36,6 +36,7 @@ def frame(payload):
 
 HELLO = 10
 CREATE_TOPIC = 11
+DELETE_TOPIC = 12
 LIST_TOPICS = 13
 DESCRIBE_TOPIC = 14
 PRODUCE = 15
@@ -54,6 +55,10 @@ def create_topic(corr, name, partitions):
 def produce(corr, topic, partition, batch, acks=0):
     part = field_varint(1, partition) + field_bytes(2, batch)
     return frame(request(corr, PRODUCE, field_bytes(1, topic) + field_varint(2, acks) + field_bytes(3, part)))
+
+
+def delete_topic(corr, name):
+    return frame(request(corr, DELETE_TOPIC, field_bytes(1, name)))
 
 
 def describe(corr, topic):
@@ -157,6 +162,7 @@ def record_batch(records, base_ts=1000):
 
 
 JOIN_GROUP = 20
+HEARTBEAT = 21
 OFFSET_COMMIT = 23
 OFFSET_FETCH = 24
 
@@ -184,3 +190,21 @@ def committed(payload):
             off -= 1 << 64
         out[f.get(2, [0])[0]] = off
     return out
+
+
+def join(corr, group, topics, member="", session_timeout_ms=0):
+    body = field_bytes(1, group) + field_bytes(2, member)
+    body += b"".join(field_bytes(3, t) for t in topics)
+    body += field_varint(4, session_timeout_ms) + field_bytes(5, "wire.py")
+    return frame(request(corr, JOIN_GROUP, body))
+
+
+def joined(payload):
+    """(member_id, generation) from a JoinGroup response."""
+    body = parse(parse(payload)[JOIN_GROUP][0])
+    return body.get(1, [b""])[0].decode(), body.get(2, [0])[0]
+
+
+def heartbeat(corr, group, member, generation):
+    body = field_bytes(1, group) + field_bytes(2, member) + field_varint(3, generation)
+    return frame(request(corr, HEARTBEAT, body))

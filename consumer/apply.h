@@ -1,0 +1,314 @@
+/* The applier: replays change records into a target store so that an old version never overwrites a new one, a
+ * duplicate is never applied twice, deletes are soft and purged after a window, and a poison record is dead-
+ * lettered instead of stalling its partition. The engine talks to a store and to a record source through small
+ * function tables, so a service can embed it with its own store; SQLite and the broker are the built-in pair.
+ *
+ * The rules, for every record of a batch, in this order:
+ *   1. Offset below the partition's position in the store: delivered again, counted duplicate, not applied.
+ *   2. No key: a poison record (dead-lettered at once: retrying cannot give it a key).
+ *   3. An idempotency key seen before: duplicate.
+ *   4. A version, and the key stored: lower than stored is stale (one stale_events row, not applied), equal is a
+ *      duplicate, higher applies. An old version delivered again without an idempotency key cannot be told from a
+ *      late one: it counts as stale (and is never applied either way).
+ *   5. No version (SL_VERSION_NONE): ordered by log position. Records are applied in offset order and a key lives
+ *      in one partition, so the record always applies; the row keeps the stored version (0 for a new row), so a
+ *      versioned record after it still compares against the last version the source gave. It is never stale,
+ *      and a duplicate only by idempotency key. Sources that version records use versions >= 1.
+ *   6. op delete: the row is marked deleted with the version and the time (a tombstone row when the key was not
+ *      stored), and keeps its value until it is purged. A later upsert with a lower version is stale and does not
+ *      bring it back; a higher version does. Purge removes tombstones older than the retention window; after
+ *      that the key is unknown again, as in Kafka's delete.retention.ms.
+ *   7. A store rejection (-EBADMSG: a value or key the store does not accept) is retried reject_retries_max
+ *      times with backoff, then the record goes to the dead-letter sink with the error text, its offset is
+ *      committed, and the next record is applied.
+ * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate or
+ * dead_lettered.
+ *
+ * Transactions: the records of one fetched batch are applied in one store transaction together with the next
+ * offset of every partition they came from (and per-partition running counts), so a crash at any point leaves
+ * the store at a batch boundary that its own offsets describe; a restart resumes there, whatever the broker
+ * says. Offsets are written compare-and-set: a second applier on the same store and group makes the write fail,
+ * and this one rolls back, resumes from what the store holds and, if it keeps losing, stops. A dead-lettered
+ * record commits the transaction right after the dead-letter sink acknowledged it, so a later failure in the batch
+ * cannot send it twice (a crash between the two can: dead letters are at-least-once, and the envelope's topic,
+ * partition and offset identify a repeat). The broker (the source's commit) hears of the offsets afterwards, at
+ * most every commit_interval_ms: it is for operators' lag, not for correctness.
+ *
+ * Threads: an engine, its store and its source belong to one thread. */
+#ifndef SL_CONSUMER_APPLY_H
+#define SL_CONSUMER_APPLY_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/batch.h"
+
+/* The error a store returns for a record it refuses (bad value, bad key): the engine retries, then dead-letters.
+ * Any other negative errno is a failure of the store itself: the engine rolls back and retries the batch. */
+#define SL_APPLY_REJECTED (-EBADMSG)
+
+struct sl_apply_counters {
+	uint64_t applied;
+	uint64_t stale;
+	uint64_t duplicate;
+	uint64_t deleted;
+	uint64_t dead_lettered;
+};
+
+/* One record as the engine sees it. topic must stay valid while the source lives; the record's pointers until
+ * the next call of the source's next or fetch. */
+struct sl_apply_record {
+	const char *topic;
+	uint32_t partition;
+	struct sl_record rec; /* rec.offset is the record's offset in its partition */
+};
+
+/* Where a (group,) topic and partition stand: the offset of the next record to apply. */
+struct sl_apply_position {
+	const char *topic;
+	uint32_t partition;
+	int64_t next_offset;
+};
+
+/* What the store holds for a key. */
+struct sl_apply_key_state {
+	bool exists;
+	bool deleted;
+	int64_t version;
+};
+
+struct sl_apply_purge_counts {
+	uint64_t tombstones;
+	uint64_t stale_events;
+	uint64_t idempotency_keys;
+};
+
+/* Called by a store's offsets_read once per stored position; returns 0 or a negative errno that stops the read. */
+typedef int (*sl_apply_offsets_read_cb)(const struct sl_apply_position *pos, const struct sl_apply_counters *totals,
+                                        void *cb_arg);
+
+/* The store. Every call returns 0 or a negative errno (SL_APPLY_REJECTED for a refused record) and leaves a
+ * message for error(). Calls between begin and commit/rollback form one transaction; the engine opens at most one
+ * at a time. A rejecting call changes nothing. A store checks a record's fields in the first call that sees them
+ * (the key in key_get, the idempotency key in idempotency_seen, the value in upsert), so that a call after the
+ * record's first write never rejects: the engine treats such a failure as a failure of the store. */
+struct sl_apply_store_ops {
+	int (*begin)(void *store, int64_t now_ms);
+	int (*commit)(void *store);
+	/* Must undo everything since begin; must be safe to call when no transaction is open. */
+	void (*rollback)(void *store);
+	int (*key_get)(void *store, const struct sl_apply_record *r, struct sl_apply_key_state *out);
+	/* Write the record's value as the key's state at version, not deleted. */
+	int (*upsert)(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms);
+	/* Mark the key deleted at version (creating a tombstone row when it is not stored); keep its value. */
+	int (*soft_delete)(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms);
+	/* Optional fast path (NULL: the engine uses key_get, then upsert or soft_delete): write r, which carries a
+	 * version, as upsert or soft_delete would, but only when the key is not stored or is stored with a lower
+	 * version; *written_out says whether it wrote. Checks the key and the value like key_get and upsert do. One
+	 * lookup instead of two for the common case of a newer version. */
+	int (*write_if_newer)(void *store, const struct sl_apply_record *r, int64_t now_ms, bool *written_out);
+	/* Log a stale record (one row per record). */
+	int (*stale_record)(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms);
+	/* Note a duplicate (may be NULL: the engine counts duplicates anyway). */
+	int (*duplicate_record)(void *store, const struct sl_apply_record *r, int64_t now_ms);
+	/* Idempotency keys: whether r's key was seen, and remember it. */
+	int (*idempotency_seen)(void *store, const struct sl_apply_record *r, bool *seen_out);
+	int (*idempotency_remember)(void *store, const struct sl_apply_record *r, int64_t now_ms);
+	/* Every stored position of group, with the running counts stored beside it. */
+	int (*offsets_read)(void *store, const char *group, sl_apply_offsets_read_cb cb, void *cb_arg);
+	/* Set the position of (group, topic, partition) to pos->next_offset and add delta to its counts, only if the
+	 * stored position is expected_offset (-1: no row). Returns -ESTALE when it is not. */
+	int (*offset_write)(void *store, const char *group, const struct sl_apply_position *pos,
+	                    int64_t expected_offset, const struct sl_apply_counters *delta, int64_t now_ms);
+	/* Remove tombstones deleted at or before now_ms - retention_ms, stale_events rows and idempotency keys older
+	 * than that, and idempotency keys beyond the store's bound. Inside a transaction. */
+	int (*purge)(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out);
+	const char *(*error)(void *store);
+};
+
+struct sl_apply_store {
+	const struct sl_apply_store_ops *ops;
+	void *ctx;
+};
+
+/* The record source: a log reader that hands out batches. */
+struct sl_apply_source_ops {
+	/* Read from these positions on (a position per partition the store knows; other partitions from the start
+	 * of the log). Called when the engine starts and after every rollback: records handed out before are
+	 * forgotten. */
+	int (*seek)(void *src, const struct sl_apply_position *positions, uint32_t count);
+	/* Get the next batch, waiting a bounded time when there is none (0 with an empty batch is fine). -EINTR: a
+	 * signal; nothing was lost. */
+	int (*fetch)(void *src);
+	/* The next record of the batch: 1 with *out set, 0 at the end of the batch, or a negative errno. */
+	int (*next)(void *src, struct sl_apply_record *out);
+	/* True once the source reached the end it was asked to stop at (never, when following). */
+	bool (*done)(void *src);
+	/* Tell the broker the group's positions (may be NULL). Failure is reported, never fatal. */
+	int (*commit)(void *src, const struct sl_apply_position *positions, uint32_t count);
+	const char *(*error)(void *src);
+};
+
+struct sl_apply_source {
+	const struct sl_apply_source_ops *ops;
+	void *ctx;
+};
+
+/* The dead-letter sink: keep r durably with error (one line) and return 0, or a negative errno. */
+typedef int (*sl_apply_dead_letter_cb)(const struct sl_apply_record *r, const char *error, void *cb_arg);
+
+struct sl_apply_options {
+	const char *group; /* the target's name for its positions: 1 to 200 characters */
+	/* Tombstones, stale_events rows and idempotency keys are kept this long. */
+	int64_t tombstone_retention_ms;
+	/* How often a polling engine purges. */
+	uint32_t purge_interval_ms;
+	/* A rejected record is tried again this many times, waiting retry_backoff_ms, doubling up to
+	 * retry_backoff_ms_max, before it is dead-lettered. */
+	uint32_t reject_retries_max;
+	/* A failed transaction (store error, dead-letter sink error) is retried from the store's positions this many
+	 * times in a row before sl_apply_poll returns the error, with the same backoff. */
+	uint32_t failure_retries_max;
+	uint32_t retry_backoff_ms;
+	uint32_t retry_backoff_ms_max;
+	/* Records of one transaction: a batch larger than this is committed in parts. */
+	uint32_t transaction_records_max;
+	/* Least time between two commits to the source (the broker). */
+	uint32_t commit_interval_ms;
+	/* Required: where poison records go. */
+	sl_apply_dead_letter_cb dead_letter_cb;
+	void *dead_letter_cb_arg;
+	/* Clock and sleep, replaceable by tests (NULL: CLOCK_REALTIME and nanosleep). */
+	int64_t (*now_ms)(void *clock_arg);
+	void (*sleep_ms)(uint32_t ms, void *clock_arg);
+	void *clock_arg;
+};
+
+/* Defaults, each with its reason:
+ *   tombstone_retention_ms 7 days: longer than any outage a target is expected to come back from, so a stale
+ *     upsert replayed after a delete still meets its tombstone.
+ *   purge_interval_ms 60 s, and at most half the retention (at least 1 s): purging is one indexed DELETE; doing it
+ *     every minute keeps each pass small.
+ *   reject_retries_max 3 with backoff 10 ms doubling to 1 s: a rejection that depends on state (a constraint)
+ *     gets a second chance, and a record that will never fit costs at most 70 ms before it is dead-lettered.
+ *   failure_retries_max 5: a busy or briefly failing store gets 10+20+40+80+160 ms; after that the operator has
+ *     to look, and nothing was committed past the failure.
+ *   transaction_records_max 100,000: one fetch of every partition fits, and a transaction's WAL stays below
+ *     ~50 MB.
+ *   commit_interval_ms 1000: lag as operators see it is at most a second old. */
+void sl_apply_options_init(struct sl_apply_options *o);
+
+struct sl_apply;
+
+/* Create an engine on store and source (both stay owned by the caller and must outlive the engine). Returns 0,
+ * -EINVAL (bad options; err says which), -ENOMEM. */
+int sl_apply_new(struct sl_apply **out, const struct sl_apply_options *o, const struct sl_apply_store *store,
+                 const struct sl_apply_source *source, char *err, size_t err_bytes);
+/* Read the group's positions from the store and seek the source there. Returns 0 or a negative errno. */
+int sl_apply_start(struct sl_apply *a);
+/* One round: purge when it is due, fetch one batch, apply it (in one transaction, or more when it is larger than
+ * transaction_records_max or holds a dead-lettered record), commit to the source when due. Returns the number of
+ * records handled (>= 0), -EINTR (a signal during the fetch; call again), or a negative errno after a source
+ * failure or failure_retries_max failed transactions in a row (sl_apply_error says what failed). A failed
+ * transaction that will be retried returns 0. */
+int sl_apply_poll(struct sl_apply *a);
+/* The source's done: true once it reached its end and everything fetched is applied. */
+bool sl_apply_done(const struct sl_apply *a);
+/* Purge now, in its own transaction. */
+int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out);
+/* Commit the positions to the source now (at the end of a run). Returns 0 or the source's error. */
+int sl_apply_flush(struct sl_apply *a);
+/* Counts of this engine's run (not what the store kept from earlier runs). */
+void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *out);
+/* Next offset to apply of topic/partition as committed in the store, or -1 when the store has none. */
+int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition);
+const char *sl_apply_error(const struct sl_apply *a);
+void sl_apply_free(struct sl_apply *a);
+
+/* Purge a store without an engine (synclog apply --purge): one transaction. */
+int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now_ms, int64_t retention_ms,
+                         struct sl_apply_purge_counts *out);
+
+/* ---- the SQLite store (consumer/apply_sqlite.c) ----
+ *
+ * The database holds, created when missing (schema version 1 in PRAGMA user_version):
+ *   entities (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT, deleted INTEGER NOT NULL (0 or 1),
+ *             deleted_at_ms INTEGER, origin TEXT, topic TEXT, partition INTEGER, offset INTEGER,
+ *             applied_at_ms INTEGER)                           the target state, one row per key (WITHOUT ROWID)
+ *   stale_events (key, stored_version, incoming_version, topic, partition, offset, seen_at_ms)
+ *   synclog_offsets ("group", topic, partition, next_offset, applied, stale, duplicate, deleted, dead_lettered,
+ *                    updated_at_ms)                           positions and running counts, per group
+ *   synclog_idempotency_keys (idempotency_key BLOB PRIMARY KEY, seen_at_ms)
+ * in WAL mode with synchronous=NORMAL: a commit is atomic and survives a crash of the process; after a power
+ * loss the last transactions may be gone, data and offsets together, and are applied again from the log. */
+
+/* What a value must be to be stored. */
+enum sl_apply_values {
+	SL_APPLY_VALUES_JSON = 0, /* one JSON value (RFC 8259): the entity snapshot; anything else is rejected */
+	SL_APPLY_VALUES_TEXT = 1, /* UTF-8 text without NUL bytes */
+};
+
+/* Idempotency keys kept at most (the oldest go first): 10 million keys of ~40 bytes are ~1 GB of database, the
+ * most a target should spend on remembering. */
+#define SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX 10000000
+
+struct sl_apply_sqlite;
+
+/* Open (creating) the database at path. Returns 0, or a negative errno with err set (cannot open, not a
+ * database, a newer schema). */
+int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl_apply_values values, char *err,
+                         size_t err_bytes);
+/* The store table of db, for sl_apply_new. */
+void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out);
+void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
+
+/* ---- the broker as source and dead-letter sink (consumer/apply_broker.c) ---- */
+
+struct sl_apply_fetch_source_options {
+	const char *broker;
+	const char *client_id;
+	const char *topic;
+	/* The group the positions are committed to on the broker (an operator's commit: the applier is not a
+	 * member, so a killed applier holds no partitions; the broker refuses the commit while the group has live
+	 * members, which the engine reports and survives). */
+	const char *group;
+	/* Keep waiting for new records; otherwise stop at the log end as it was when the source was created. */
+	bool follow;
+};
+
+struct sl_apply_fetch_source;
+
+/* Connect a fetcher to every partition of the topic and, without follow, capture the end offsets. Reading starts
+ * where sl_apply_start's seek puts it: each partition at the target's offset, else at the log start. Returns 0 or
+ * a negative errno with err set. */
+int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct sl_apply_fetch_source_options *o,
+                              char *err, size_t err_bytes);
+void sl_apply_fetch_source_get(struct sl_apply_fetch_source *s, struct sl_apply_source *out);
+uint32_t sl_apply_fetch_source_partition_count(const struct sl_apply_fetch_source *s);
+/* Records deleted by retention before they could be applied (the source skipped to the log start). */
+uint64_t sl_apply_fetch_source_skipped(const struct sl_apply_fetch_source *s);
+void sl_apply_fetch_source_free(struct sl_apply_fetch_source *s);
+
+/* The dead-letter topic: TOPIC.dlq, created with one partition when missing (dead letters are few and read by
+ * people; one partition keeps them in the order they were sent). Each dead letter is one record, acknowledged
+ * with fsync before sl_apply_dlq_send returns: key = the original key, origin = the original origin, no version,
+ * and as value one JSON object:
+ *   {"error":"...","topic":"T","partition":P,"offset":O,"timestamp_ms":T,"key":K,"value":V,"version":N,
+ *    "op":"upsert"|"delete","origin":"live","idempotency_key":I,"schema_version":S,"dead_lettered_at_ms":T}
+ * V is the original value itself when it is valid JSON, else a JSON string (as `synclog consume --json` prints
+ * values), null for a null value; K and I are strings or null; version is null when the record had none. A value
+ * too large for one record is left out ("value_omitted": its size in bytes); it stays readable at its offset. */
+struct sl_apply_dlq;
+
+#define SL_APPLY_DLQ_SUFFIX ".dlq"
+
+int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *topic, char *err, size_t err_bytes);
+/* The dead-letter callback (cb_arg is the sl_apply_dlq). */
+int sl_apply_dlq_send(const struct sl_apply_record *r, const char *error, void *cb_arg);
+const char *sl_apply_dlq_topic(const struct sl_apply_dlq *d);
+const char *sl_apply_dlq_error(const struct sl_apply_dlq *d);
+void sl_apply_dlq_free(struct sl_apply_dlq *d);
+
+#endif

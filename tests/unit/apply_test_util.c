@@ -1,0 +1,484 @@
+/* The applier tests' fake source, failing store wrapper, dead-letter recorder, fake clock and table queries
+ * (apply_test_util.h). */
+#include <errno.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "consumer/synclog.h"
+#include "tests/unit/apply_test_util.h"
+
+/* ---- fake source ---- */
+
+static int src_seek(void *ctx, const struct sl_apply_position *positions, uint32_t count)
+{
+	struct at_source *s = ctx;
+
+	s->seeks++;
+	if (s->seek_failures > 0) {
+		s->seek_failures--;
+		return -EIO;
+	}
+	s->cur = s->part_count;
+	for (uint32_t p = 0; p < s->part_count; p++) {
+		s->position[p] = s->ignore_seek ? s->redeliver_from : 0;
+		s->batch_end[p] = s->position[p];
+		for (uint32_t i = 0; i < count && !s->ignore_seek; i++)
+			if (positions[i].partition == p && strcmp(positions[i].topic, AT_TOPIC) == 0)
+				s->position[p] = positions[i].next_offset;
+	}
+	return 0;
+}
+
+static int src_fetch(void *ctx)
+{
+	struct at_source *s = ctx;
+
+	for (uint32_t p = 0; p < s->part_count; p++) {
+		int64_t end = s->position[p] + s->batch_records_max;
+
+		s->batch_end[p] = end < s->count[p] ? end : s->count[p];
+	}
+	s->cur = 0;
+	return 0;
+}
+
+static int src_next(void *ctx, struct sl_apply_record *out)
+{
+	struct at_source *s = ctx;
+
+	while (s->cur < s->part_count) {
+		uint32_t p = s->cur;
+		const struct at_record *r;
+
+		if (s->position[p] >= s->batch_end[p]) {
+			s->cur++;
+			continue;
+		}
+		r = &s->recs[p][s->position[p]];
+		memset(out, 0, sizeof(*out));
+		out->topic = AT_TOPIC;
+		out->partition = p;
+		out->rec.offset = s->position[p];
+		out->rec.timestamp_ms = AT_CLOCK_START_MS;
+		out->rec.key = r->has_key ? (const uint8_t *)r->key : NULL;
+		out->rec.key_len = r->has_key ? (int32_t)strlen(r->key) : -1;
+		out->rec.value = r->has_value ? (const uint8_t *)r->value : NULL;
+		out->rec.value_len = r->has_value ? (int32_t)strlen(r->value) : -1;
+		out->rec.version = r->version;
+		out->rec.op = r->op;
+		out->rec.origin = SL_ORIGIN_LIVE;
+		out->rec.idempotency_key = r->has_ik ? (const uint8_t *)r->ik : NULL;
+		out->rec.idempotency_key_len = r->has_ik ? (int32_t)strlen(r->ik) : 0;
+		s->position[p]++;
+		return 1;
+	}
+	return 0;
+}
+
+static bool src_done(void *ctx)
+{
+	struct at_source *s = ctx;
+
+	for (uint32_t p = 0; p < s->part_count; p++)
+		if (s->position[p] < s->count[p])
+			return false;
+	return true;
+}
+
+static int src_commit(void *ctx, const struct sl_apply_position *positions, uint32_t count)
+{
+	struct at_source *s = ctx;
+
+	s->commits++;
+	for (uint32_t i = 0; i < count; i++)
+		if (positions[i].partition < s->part_count)
+			s->committed[positions[i].partition] = positions[i].next_offset;
+	return 0;
+}
+
+static const char *src_error(void *ctx)
+{
+	(void)ctx;
+	return "fake source error";
+}
+
+static const struct sl_apply_source_ops fake_source_ops = {
+        .seek = src_seek,
+        .fetch = src_fetch,
+        .next = src_next,
+        .done = src_done,
+        .commit = src_commit,
+        .error = src_error,
+};
+
+int64_t at_add(struct at_source *s, uint32_t partition, const char *key, int64_t version, enum sl_op op,
+               const char *value, const char *ik)
+{
+	int64_t offset = s->count[partition]++;
+	struct at_record *r = &s->recs[partition][offset];
+
+	memset(r, 0, sizeof(*r));
+	r->has_key = key != NULL;
+	if (key != NULL)
+		snprintf(r->key, sizeof(r->key), "%s", key);
+	r->has_value = value != NULL;
+	if (value != NULL)
+		snprintf(r->value, sizeof(r->value), "%s", value);
+	r->has_ik = ik != NULL;
+	if (ik != NULL)
+		snprintf(r->ik, sizeof(r->ik), "%s", ik);
+	r->version = version;
+	r->op = op;
+	return offset;
+}
+
+int64_t at_upsert(struct at_source *s, uint32_t partition, const char *key, int64_t version, const char *value)
+{
+	return at_add(s, partition, key, version, SL_OP_UPSERT, value, NULL);
+}
+
+int64_t at_delete(struct at_source *s, uint32_t partition, const char *key, int64_t version)
+{
+	return at_add(s, partition, key, version, SL_OP_DELETE, NULL, NULL);
+}
+
+/* ---- dead-letter sink and clock ---- */
+
+static int sink_cb(const struct sl_apply_record *r, const char *error, void *cb_arg)
+{
+	struct at_sink *k = cb_arg;
+	struct at_dead *d;
+
+	k->calls++;
+	if (k->fail_rc != 0)
+		return k->fail_rc;
+	if (k->count == AT_DEAD_MAX)
+		return -ENOSPC;
+	d = &k->dead[k->count++];
+	d->partition = r->partition;
+	d->offset = r->rec.offset;
+	snprintf(d->key, sizeof(d->key), "%.*s", r->rec.key != NULL ? (int)r->rec.key_len : 0,
+	         r->rec.key != NULL ? (const char *)r->rec.key : "");
+	snprintf(d->error, sizeof(d->error), "%s", error);
+	return 0;
+}
+
+static int64_t clock_now(void *arg)
+{
+	return ((struct at_clock *)arg)->now_ms;
+}
+
+static void clock_sleep(uint32_t ms, void *arg)
+{
+	struct at_clock *c = arg;
+
+	c->now_ms += ms;
+	c->slept_ms += ms;
+	c->sleeps++;
+}
+
+/* ---- failing store wrapper: forwards to SQLite, fails the named op on demand ---- */
+
+static struct at_env *wrapped; /* the store wrapper's context is the env; one env per test */
+
+static int fault(const char *op)
+{
+	struct at_faults *f = &wrapped->faults;
+
+	if (f->op == NULL || strcmp(f->op, op) != 0)
+		return 0;
+	if (f->calls++ < f->after || f->calls > f->after + f->times)
+		return 0;
+	if (f->exit_instead)
+		_exit(0);
+	return f->rc;
+}
+
+#define REAL (wrapped->sqlite_store.ops)
+#define DB   (wrapped->sqlite_store.ctx)
+#define FORWARD(op, ...)                          \
+	do {                                      \
+		int frc = fault(#op);             \
+		if (frc != 0)                     \
+			return frc;               \
+		return REAL->op(DB, __VA_ARGS__); \
+	} while (0)
+
+static int w_begin(void *st, int64_t now)
+{
+	FORWARD(begin, now);
+}
+static int w_commit(void *st)
+{
+	int frc = fault("commit");
+
+	if (frc != 0)
+		return frc;
+	return REAL->commit(DB);
+}
+static void w_rollback(void *st)
+{
+	REAL->rollback(DB);
+}
+static int w_key_get(void *st, const struct sl_apply_record *r, struct sl_apply_key_state *out)
+{
+	FORWARD(key_get, r, out);
+}
+static int w_upsert(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
+{
+	FORWARD(upsert, r, v, now);
+}
+static int w_soft_delete(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
+{
+	FORWARD(soft_delete, r, v, now);
+}
+/* Faults named "upsert" hit the fast path too: it is the same first write. */
+static int w_write_if_newer(void *st, const struct sl_apply_record *r, int64_t now, bool *written)
+{
+	int frc = fault("upsert");
+
+	if (frc != 0)
+		return frc;
+	return REAL->write_if_newer(DB, r, now, written);
+}
+static int w_stale(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
+{
+	FORWARD(stale_record, r, v, now);
+}
+static int w_ik_seen(void *st, const struct sl_apply_record *r, bool *seen)
+{
+	FORWARD(idempotency_seen, r, seen);
+}
+static int w_ik_remember(void *st, const struct sl_apply_record *r, int64_t now)
+{
+	FORWARD(idempotency_remember, r, now);
+}
+static int w_offsets_read(void *st, const char *group, sl_apply_offsets_read_cb cb, void *cb_arg)
+{
+	FORWARD(offsets_read, group, cb, cb_arg);
+}
+static int w_offset_write(void *st, const char *group, const struct sl_apply_position *pos, int64_t expected,
+                          const struct sl_apply_counters *delta, int64_t now)
+{
+	FORWARD(offset_write, group, pos, expected, delta, now);
+}
+static int w_purge(void *st, int64_t now, int64_t retention, struct sl_apply_purge_counts *out)
+{
+	FORWARD(purge, now, retention, out);
+}
+static const char *w_error(void *st)
+{
+	return REAL->error(DB);
+}
+
+#define WRAPPER_OPS                                                                                             \
+	.begin = w_begin, .commit = w_commit, .rollback = w_rollback, .key_get = w_key_get, .upsert = w_upsert, \
+	.soft_delete = w_soft_delete, .stale_record = w_stale, .idempotency_seen = w_ik_seen,                   \
+	.idempotency_remember = w_ik_remember, .offsets_read = w_offsets_read, .offset_write = w_offset_write,  \
+	.purge = w_purge, .error = w_error
+
+/* The engine's two ways to apply a versioned record: key_get then a write, or one conditional write. */
+static const struct sl_apply_store_ops wrapper_ops_slow = {WRAPPER_OPS};
+static const struct sl_apply_store_ops wrapper_ops_fast = {WRAPPER_OPS, .write_if_newer = w_write_if_newer};
+
+/* ---- environment ---- */
+
+bool at_slow_path;
+
+int at_run_both_paths(const struct CMUnitTest *tests, size_t count)
+{
+	int failed;
+
+	at_slow_path = false;
+	failed = _cmocka_run_group_tests("conditional write", tests, count, NULL, NULL);
+	at_slow_path = true;
+	failed += _cmocka_run_group_tests("key_get then write", tests, count, NULL, NULL);
+	return failed;
+}
+
+int at_db_open(struct at_env *e)
+{
+	char err[SL_ERROR_BYTES];
+
+	if (sl_apply_sqlite_open(&e->db, e->path, SL_APPLY_VALUES_JSON, err, sizeof(err)) != 0) {
+		fprintf(stderr, "at_env: %s\n", err);
+		return -1;
+	}
+	sl_apply_sqlite_store(e->db, &e->sqlite_store);
+	e->store.ops = at_slow_path ? &wrapper_ops_slow : &wrapper_ops_fast;
+	e->store.ctx = e;
+	return 0;
+}
+
+int at_env_init(struct at_env *e, uint32_t part_count)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/sl-apply-test-XXXXXX");
+	if (mkdtemp(e->dir) == NULL)
+		return -1;
+	snprintf(e->path, sizeof(e->path), "%s/target.db", e->dir);
+	e->src = calloc(1, sizeof(*e->src));
+	if (e->src == NULL)
+		return -1;
+	e->src->part_count = part_count;
+	e->src->batch_records_max = 100;
+	for (uint32_t p = 0; p < AT_PARTITIONS_MAX; p++)
+		e->src->committed[p] = -1;
+	e->source.ops = &fake_source_ops;
+	e->source.ctx = e->src;
+	e->clock.now_ms = AT_CLOCK_START_MS;
+	sl_apply_options_init(&e->options);
+	e->options.group = AT_GROUP;
+	e->options.dead_letter_cb = sink_cb;
+	e->options.dead_letter_cb_arg = &e->sink;
+	e->options.now_ms = clock_now;
+	e->options.sleep_ms = clock_sleep;
+	e->options.clock_arg = &e->clock;
+	wrapped = e;
+	return at_db_open(e);
+}
+
+void at_env_cleanup(struct at_env *e)
+{
+	char cmd[400];
+
+	at_engine_stop(e);
+	sl_apply_sqlite_close(e->db);
+	e->db = NULL;
+	free(e->src);
+	e->src = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "at_env: could not remove %s\n", e->dir);
+}
+
+void at_db_close(struct at_env *e)
+{
+	at_engine_stop(e);
+	sl_apply_sqlite_close(e->db);
+	e->db = NULL;
+}
+
+void at_source_get(struct at_source *s, struct sl_apply_source *out)
+{
+	out->ops = &fake_source_ops;
+	out->ctx = s;
+}
+
+struct sl_apply_counters at_stored_totals(struct at_env *e)
+{
+	struct sl_apply_counters c = {
+	        .applied = (uint64_t)at_query_int(e, "SELECT total(applied) FROM synclog_offsets"),
+	        .stale = (uint64_t)at_query_int(e, "SELECT total(stale) FROM synclog_offsets"),
+	        .duplicate = (uint64_t)at_query_int(e, "SELECT total(duplicate) FROM synclog_offsets"),
+	        .deleted = (uint64_t)at_query_int(e, "SELECT total(deleted) FROM synclog_offsets"),
+	        .dead_lettered = (uint64_t)at_query_int(e, "SELECT total(dead_lettered) FROM synclog_offsets"),
+	};
+	return c;
+}
+
+int at_engine_start(struct at_env *e)
+{
+	char err[SL_ERROR_BYTES];
+	int rc = sl_apply_new(&e->engine, &e->options, &e->store, &e->source, err, sizeof(err));
+
+	if (rc != 0) {
+		fprintf(stderr, "at_engine_start: %s\n", err);
+		return rc;
+	}
+	rc = sl_apply_start(e->engine);
+	if (rc != 0)
+		fprintf(stderr, "at_engine_start: %s\n", sl_apply_error(e->engine));
+	return rc;
+}
+
+void at_engine_stop(struct at_env *e)
+{
+	sl_apply_free(e->engine);
+	e->engine = NULL;
+}
+
+int at_restart(struct at_env *e)
+{
+	at_engine_stop(e);
+	sl_apply_sqlite_close(e->db);
+	e->db = NULL;
+	if (at_db_open(e) != 0)
+		return -1;
+	return at_engine_start(e);
+}
+
+int at_run(struct at_env *e, uint32_t polls_max)
+{
+	for (uint32_t i = 0; i < polls_max && !sl_apply_done(e->engine); i++) {
+		int rc = sl_apply_poll(e->engine);
+
+		if (rc < 0) {
+			fprintf(stderr, "at_run: %s\n", sl_apply_error(e->engine));
+			return rc;
+		}
+	}
+	return sl_apply_done(e->engine) ? 0 : -ETIMEDOUT;
+}
+
+/* ---- queries, on a connection of their own ---- */
+
+int at_row_get(struct at_env *e, const char *key, struct at_row *out)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int rc, found = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_open_v2(e->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT version, value, deleted, deleted_at_ms, \"offset\" FROM entities WHERE key = ?1",
+	                       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+		if (found == 1) {
+			const unsigned char *v = sqlite3_column_text(st, 1);
+
+			out->version = sqlite3_column_int64(st, 0);
+			out->value_null = v == NULL;
+			snprintf(out->value, sizeof(out->value), "%s", v != NULL ? (const char *)v : "");
+			out->deleted = sqlite3_column_int(st, 2);
+			out->deleted_at_ms =
+			        sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+			out->offset = sqlite3_column_int64(st, 4);
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return found;
+}
+
+int64_t at_query_int(struct at_env *e, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_open_v2(e->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	} else {
+		fprintf(stderr, "at_query_int: %s: %s\n", sql, sqlite3_errmsg(db));
+	}
+	sqlite3_close(db);
+	return v;
+}
