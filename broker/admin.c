@@ -81,6 +81,8 @@ void sl_handle_create_topic(struct sl_req *req)
 	int rc = sl_topics_create(&req->srv->topics, &cfg, err, sizeof(err));
 	if (rc < 0)
 		sl_req_fail(req, errno_code(rc), "%s", err);
+	else
+		sl_groups_topic_created(&req->srv->groups, cfg.name);
 	sl_req_respond(req);
 }
 

@@ -47,6 +47,14 @@ void sl_handle_join_group(struct sl_req *req)
 	synclog__join_group_response__init(r);
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_JOIN_GROUP;
 	req->resp.join_group = r;
+	for (size_t i = 0; i < jr->n_topics; i++) {
+		if (sl_topics_find(&req->srv->topics, jr->topics[i]) == NULL) {
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC,
+			            "cannot subscribe to unknown topic '%.200s'", jr->topics[i]);
+			sl_req_respond(req);
+			return;
+		}
+	}
 	struct sl_group *grp;
 	struct sl_member *m;
 	int rc = sl_group_join(&req->srv->groups, str_or_empty(jr->group), jr->member_id, jr->client_id, jr->topics,
@@ -302,7 +310,8 @@ void sl_handle_list_groups(struct sl_req *req)
 	sl_req_respond(req);
 }
 
-/* Timestamp of the record at offset (the oldest unconsumed one), for lag in time. */
+/* Timestamp of the record at offset (the oldest unconsumed one), for lag in time. A compressed batch is not
+ * decompressed for this: its first record's timestamp stands in, early by at most the producer's linger. */
 static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 {
 	struct sl_log_span span;
@@ -314,17 +323,17 @@ static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 	if (pread(span.fd, hdr, sizeof(hdr), (off_t)span.pos) != (ssize_t)sizeof(hdr) ||
 	    sl_batch_header_parse(hdr, sizeof(hdr), &h) < 0)
 		return -EIO;
+	*ts_out = h.base_timestamp;
+	if ((h.attributes & SL_BATCH_ATTR_CODEC_MASK) != 0 || h.base_offset == offset)
+		return 0;
 	size_t len = sl_batch_total_bytes(&h);
 	uint8_t *buf = malloc(len);
-	int compressed = (h.attributes & SL_BATCH_ATTR_CODEC_MASK) != 0;
-	uint8_t *scratch = compressed ? malloc(SL_BATCH_BYTES_MAX) : NULL;
-	rc = buf && (!compressed || scratch) ? 0 : -ENOMEM;
+	rc = buf ? 0 : -ENOMEM;
 	if (rc == 0 && pread(span.fd, buf, len, (off_t)span.pos) != (ssize_t)len)
 		rc = -EIO;
 	struct sl_record_iter it;
 	if (rc == 0)
-		rc = sl_record_iter_init(&it, buf, len, scratch, scratch ? SL_BATCH_BYTES_MAX : 0);
-	*ts_out = h.base_timestamp;
+		rc = sl_record_iter_init(&it, buf, len, NULL, 0);
 	struct sl_record r;
 	while (rc == 0 && sl_record_iter_next(&it, &r) == 1) {
 		if (r.offset >= offset) {
@@ -333,7 +342,6 @@ static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 		}
 	}
 	free(buf);
-	free(scratch);
 	return rc;
 }
 

@@ -411,6 +411,17 @@ uint32_t sl_groups_expire(struct sl_groups *g, int64_t now_ms)
 	return removed;
 }
 
+void sl_groups_topic_created(struct sl_groups *g, const char *topic)
+{
+	for (struct sl_group *grp = g->head; grp; grp = grp->next) {
+		int wanted = 0;
+		for (uint32_t i = 0; i < grp->member_count && !wanted; i++)
+			wanted = subscribed(&grp->members[i], topic);
+		if (wanted)
+			rebalance(g, grp);
+	}
+}
+
 const struct sl_member *sl_group_owner(const struct sl_group *grp, const char *topic, uint32_t partition)
 {
 	for (uint32_t i = 0; i < grp->member_count; i++) {

@@ -98,6 +98,8 @@ int sl_group_leave(struct sl_groups *g, const char *group, const char *member_id
 uint32_t sl_groups_expire(struct sl_groups *g, int64_t now_ms);
 /* The member a partition is assigned to in the current generation, or NULL. */
 const struct sl_member *sl_group_owner(const struct sl_group *grp, const char *topic, uint32_t partition);
+/* A topic was created: groups with members subscribed to it start a new generation that assigns it. */
+void sl_groups_topic_created(struct sl_groups *g, const char *topic);
 const struct sl_commit *sl_group_committed(const struct sl_group *grp, const char *topic, uint32_t partition);
 
 /* A commit in flight: the caller owns it until cb runs (status 0 once durable, or a negative errno). */
