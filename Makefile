@@ -152,6 +152,7 @@ bench-quick: deps-bench all $(BENCH_BINS)
 	BENCH_QUICK=1 bench/run.sh $(BUILD)
 
 demo: all
+	@tools/install-deps.sh demo
 	tools/demo.sh $(BUILD)
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

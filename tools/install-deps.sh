@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages synclog needs, only those missing. `make`, `make test`, `make demo` and
 # `make bench` call it with the set they need. As root it runs apt-get; otherwise it prints the exact command.
-# Usage: tools/install-deps.sh build|test|bench
+# Usage: tools/install-deps.sh build|test|demo|bench
 set -euo pipefail
 
 want=${1:-build}
@@ -15,6 +15,10 @@ declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protob
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
+fi
+if [ "$want" = demo ]; then
+	cmds[sqlite3]=sqlite3
+	cmds[python3]=python3
 fi
 if [ "$want" = bench ]; then
 	cmds[fio]=fio
