@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # make bench: every benchmark in one run. BENCH_QUICK=1 (make bench-quick) runs the short versions.
+#   1. bench/storage.sh: the storage engine against fio (bench/results/storage.json)
+#   2. bench/compare.sh: synclog against Redis Streams, NATS JetStream and the disk, W1-W6, and issue 3's broker
+#      matrix (bench/results/latest.{json,md,png}, bench/results/broker.json)
+#   3. bench/groups.sh: group replay and commit cost (bench/results/groups.json)
+#   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
 set -euo pipefail
 build=${1:-build/release}
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+start=$(date +%s)
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	STORAGE_BENCH_QUICK=1 bench/storage.sh "$build"
+	BENCH_QUICK=1 bench/compare.sh "$build"
 else
 	bench/storage.sh "$build"
+	bench/compare.sh "$build"
 fi
+
+# Consumer groups (replay of a 10-million-record backlog, commits with 1,000 partitions) and the SQLite applier;
+# both honour BENCH_QUICK themselves.
+GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
+bench/apply.sh "$build"
+
+echo "make bench took $(($(date +%s) - start)) s"
