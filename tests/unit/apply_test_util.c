@@ -482,3 +482,30 @@ int64_t at_query_int(struct at_env *e, const char *sql)
 	sqlite3_close(db);
 	return v;
 }
+
+int at_setup(void **state, uint32_t part_count)
+{
+	struct at_env *e = calloc(1, sizeof(*e));
+
+	if (e == NULL || at_env_init(e, part_count) != 0) {
+		free(e);
+		return -1;
+	}
+	*state = e;
+	return 0;
+}
+
+int at_teardown(void **state)
+{
+	at_env_cleanup(*state);
+	free(*state);
+	return 0;
+}
+
+struct sl_apply_counters at_counters(struct at_env *e)
+{
+	struct sl_apply_counters c;
+
+	sl_apply_counters_get(e->engine, &c);
+	return c;
+}

@@ -107,6 +107,11 @@ int at_run_both_paths(const struct CMUnitTest *tests, size_t count);
 int at_env_init(struct at_env *e, uint32_t part_count);
 /* Close the database and remove the temp dir. */
 void at_env_cleanup(struct at_env *e);
+/* cmocka fixtures: a fresh environment of part_count partitions in *state, and its cleanup. */
+int at_setup(void **state, uint32_t part_count);
+int at_teardown(void **state);
+/* The engine's counters. */
+struct sl_apply_counters at_counters(struct at_env *e);
 /* Open the database of e->path (again) behind the wrapper; close it (and stop the engine). */
 int at_db_open(struct at_env *e);
 void at_db_close(struct at_env *e);

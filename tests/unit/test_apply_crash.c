@@ -23,21 +23,17 @@
 
 static int setup(void **state)
 {
-	struct at_env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || at_env_init(e, 3) != 0)
+	if (at_setup(state, 3) != 0)
 		return -1;
+	struct at_env *e = *state;
 	/* Small batches: many transactions, so a crash lands between and inside them. */
 	e->src->batch_records_max = 23;
-	*state = e;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	at_env_cleanup(*state);
-	free(*state);
-	return 0;
+	return at_teardown(state);
 }
 
 /* Versions 1..VERSIONS of KEYS keys, each key in one partition, every fifth key deleted at its last version. */

@@ -16,28 +16,16 @@
 
 static int setup(void **state)
 {
-	struct at_env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || at_env_init(e, 1) != 0)
+	if (at_setup(state, 1) != 0)
 		return -1;
+	struct at_env *e = *state;
 	e->options.tombstone_retention_ms = RETENTION_MS;
-	*state = e;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	at_env_cleanup(*state);
-	free(*state);
-	return 0;
-}
-
-static struct sl_apply_counters counters(struct at_env *e)
-{
-	struct sl_apply_counters c;
-
-	sl_apply_counters_get(e->engine, &c);
-	return c;
+	return at_teardown(state);
 }
 
 static void delete_marks_the_row_with_version_and_time(void **state)
@@ -54,8 +42,8 @@ static void delete_marks_the_row_with_version_and_time(void **state)
 	assert_int_equal(row.version, 2);
 	assert_int_equal(row.deleted_at_ms, AT_CLOCK_START_MS);
 	assert_string_equal(row.value, "{\"status\":\"active\"}"); /* soft: kept until purged */
-	assert_int_equal(counters(e).applied, 1);
-	assert_int_equal(counters(e).deleted, 1);
+	assert_int_equal(at_counters(e).applied, 1);
+	assert_int_equal(at_counters(e).deleted, 1);
 }
 
 static void stale_upsert_does_not_resurrect(void **state)
@@ -71,7 +59,7 @@ static void stale_upsert_does_not_resurrect(void **state)
 	assert_int_equal(at_row_get(e, "c", &row), 1);
 	assert_int_equal(row.deleted, 1);
 	assert_int_equal(row.version, 3);
-	assert_int_equal(counters(e).stale, 1);
+	assert_int_equal(at_counters(e).stale, 1);
 	assert_int_equal(at_query_int(e, "SELECT stored_version * 10 + incoming_version FROM stale_events"), 32);
 }
 
@@ -102,8 +90,8 @@ static void delete_of_an_unknown_key_leaves_a_tombstone(void **state)
 	assert_int_equal(at_row_get(e, "ghost", &row), 1);
 	assert_int_equal(row.deleted, 1);
 	assert_true(row.value_null);
-	assert_int_equal(counters(e).deleted, 1);
-	assert_int_equal(counters(e).stale, 1);
+	assert_int_equal(at_counters(e).deleted, 1);
+	assert_int_equal(at_counters(e).stale, 1);
 }
 
 static void duplicate_delete_keeps_the_first_deletion_time(void **state)
@@ -121,8 +109,8 @@ static void duplicate_delete_keeps_the_first_deletion_time(void **state)
 	assert_int_equal(at_row_get(e, "d", &row), 1);
 	assert_int_equal(row.version, 3);
 	assert_int_equal(row.deleted_at_ms, AT_CLOCK_START_MS);
-	assert_int_equal(counters(e).duplicate, 1);
-	assert_int_equal(counters(e).deleted, 2);
+	assert_int_equal(at_counters(e).duplicate, 1);
+	assert_int_equal(at_counters(e).deleted, 2);
 }
 
 static void purge_removes_tombstones_only_after_the_window(void **state)

@@ -15,27 +15,12 @@
 
 static int setup(void **state)
 {
-	struct at_env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || at_env_init(e, 2) != 0)
-		return -1;
-	*state = e;
-	return 0;
+	return at_setup(state, 2);
 }
 
 static int teardown(void **state)
 {
-	at_env_cleanup(*state);
-	free(*state);
-	return 0;
-}
-
-static struct sl_apply_counters counters(struct at_env *e)
-{
-	struct sl_apply_counters c;
-
-	sl_apply_counters_get(e->engine, &c);
-	return c;
+	return at_teardown(state);
 }
 
 /* The stream of a producer that sent everything twice: 10 keys, versions 1 to 5, event ids when with_ik. */
@@ -74,9 +59,9 @@ static void stream_sent_twice_with_event_ids_is_all_duplicates(void **state)
 	stream_twice(e, true);
 	assert_int_equal(at_engine_start(e), 0);
 	assert_int_equal(at_run(e, 100), 0);
-	assert_int_equal(counters(e).applied, 50);
-	assert_int_equal(counters(e).duplicate, 50);
-	assert_int_equal(counters(e).stale, 0);
+	assert_int_equal(at_counters(e).applied, 50);
+	assert_int_equal(at_counters(e).duplicate, 50);
+	assert_int_equal(at_counters(e).stale, 0);
 	assert_int_equal(at_query_int(e, "SELECT count(*) FROM stale_events"), 0);
 	target_state_expect(e);
 }
@@ -90,9 +75,9 @@ static void stream_sent_twice_without_event_ids_is_never_applied_twice(void **st
 	stream_twice(e, false);
 	assert_int_equal(at_engine_start(e), 0);
 	assert_int_equal(at_run(e, 100), 0);
-	assert_int_equal(counters(e).applied, 50);
-	assert_int_equal(counters(e).stale, 40);
-	assert_int_equal(counters(e).duplicate, 10);
+	assert_int_equal(at_counters(e).applied, 50);
+	assert_int_equal(at_counters(e).stale, 40);
+	assert_int_equal(at_counters(e).duplicate, 10);
 	target_state_expect(e);
 }
 
@@ -109,8 +94,8 @@ static void seen_idempotency_key_is_duplicate(void **state)
 	assert_int_equal(at_run(e, 10), 0);
 	assert_int_equal(at_row_get(e, "acct-7", &row), 1);
 	assert_string_equal(row.value, "{\"email\":\"b@x\"}");
-	assert_int_equal(counters(e).applied, 2);
-	assert_int_equal(counters(e).duplicate, 1);
+	assert_int_equal(at_counters(e).applied, 2);
+	assert_int_equal(at_counters(e).duplicate, 1);
 	assert_int_equal(at_query_int(e, "SELECT count(*) FROM synclog_idempotency_keys"), 2);
 }
 
@@ -123,9 +108,9 @@ static void idempotency_key_of_a_stale_event_makes_its_retry_a_duplicate(void **
 	at_add(e->src, 0, "k", 3, SL_OP_UPSERT, "3", "evt-3");
 	assert_int_equal(at_engine_start(e), 0);
 	assert_int_equal(at_run(e, 10), 0);
-	assert_int_equal(counters(e).applied, 1);
-	assert_int_equal(counters(e).stale, 1);
-	assert_int_equal(counters(e).duplicate, 1);
+	assert_int_equal(at_counters(e).applied, 1);
+	assert_int_equal(at_counters(e).stale, 1);
+	assert_int_equal(at_counters(e).duplicate, 1);
 	assert_int_equal(at_query_int(e, "SELECT count(*) FROM stale_events"), 1);
 }
 
@@ -145,8 +130,8 @@ static void redelivered_offsets_are_duplicates(void **state)
 		at_upsert(e->src, 0, "k", v, "{}");
 	assert_int_equal(at_restart(e), 0);
 	assert_int_equal(at_run(e, 10), 0);
-	assert_int_equal(counters(e).duplicate, 20);
-	assert_int_equal(counters(e).applied, 5);
+	assert_int_equal(at_counters(e).duplicate, 20);
+	assert_int_equal(at_counters(e).applied, 5);
 	assert_int_equal(at_row_get(e, "k", &row), 1);
 	assert_int_equal(row.version, 25);
 	assert_int_equal(at_query_int(e, "SELECT next_offset FROM synclog_offsets"), 25);
@@ -170,7 +155,7 @@ static void idempotency_keys_expire_after_the_retention(void **state)
 	/* Forgotten: the same event is now applied again (the retention is the window of duplicate detection). */
 	at_add(e->src, 0, "k", SL_VERSION_NONE, SL_OP_UPSERT, "1", "evt-1");
 	assert_int_equal(at_run(e, 10), 0);
-	assert_int_equal(counters(e).applied, 2);
+	assert_int_equal(at_counters(e).applied, 2);
 }
 
 int main(void)

@@ -17,27 +17,12 @@
 
 static int setup(void **state)
 {
-	struct at_env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || at_env_init(e, 1) != 0)
-		return -1;
-	*state = e;
-	return 0;
+	return at_setup(state, 1);
 }
 
 static int teardown(void **state)
 {
-	at_env_cleanup(*state);
-	free(*state);
-	return 0;
-}
-
-static struct sl_apply_counters counters(struct at_env *e)
-{
-	struct sl_apply_counters c;
-
-	sl_apply_counters_get(e->engine, &c);
-	return c;
+	return at_teardown(state);
 }
 
 static void three_records_with_poison_in_the_middle(struct at_env *e)
@@ -64,8 +49,8 @@ static void rejected_value_is_dead_lettered_after_retries(void **state)
 	/* 3 retries, 10 + 20 + 40 ms of backoff. */
 	assert_int_equal(e->clock.sleeps, 3);
 	assert_int_equal(e->clock.slept_ms, 70);
-	assert_int_equal(counters(e).dead_lettered, 1);
-	assert_int_equal(counters(e).applied, 2);
+	assert_int_equal(at_counters(e).dead_lettered, 1);
+	assert_int_equal(at_counters(e).applied, 2);
 	assert_int_equal(at_row_get(e, "bad", &row), 0);
 	assert_int_equal(at_row_get(e, "k2", &row), 1);
 	assert_int_equal(at_query_int(e, "SELECT next_offset * 10 + dead_lettered FROM synclog_offsets"), 31);
@@ -82,7 +67,7 @@ static void record_without_key_is_dead_lettered_at_once(void **state)
 	assert_int_equal(e->sink.count, 1);
 	assert_non_null(strstr(e->sink.dead[0].error, "no key"));
 	assert_int_equal(e->clock.sleeps, 0);
-	assert_int_equal(counters(e).applied, 1);
+	assert_int_equal(at_counters(e).applied, 1);
 }
 
 static void key_that_is_not_text_is_dead_lettered(void **state)
@@ -146,7 +131,7 @@ static void store_failure_rolls_back_and_retries_the_batch(void **state)
 	assert_int_equal(at_engine_start(e), 0);
 	assert_int_equal(at_run(e, 10), 0);
 	assert_int_equal(e->src->seeks, 2); /* the start, and after the rollback */
-	assert_int_equal(counters(e).applied, 30);
+	assert_int_equal(at_counters(e).applied, 30);
 	assert_int_equal(at_stored_totals(e).applied, 30);
 	assert_int_equal(at_row_get(e, "k29", &row), 1);
 }
@@ -187,7 +172,7 @@ static void commit_failure_is_retried(void **state)
 	assert_int_equal(at_engine_start(e), 0);
 	assert_int_equal(at_run(e, 10), 0);
 	assert_int_equal(at_stored_totals(e).applied, 1);
-	assert_int_equal(counters(e).applied, 1);
+	assert_int_equal(at_counters(e).applied, 1);
 }
 
 static void store_that_keeps_failing_stops_the_applier(void **state)

@@ -14,19 +14,12 @@
 
 static int setup(void **state)
 {
-	struct at_env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || at_env_init(e, 2) != 0)
-		return -1;
-	*state = e;
-	return 0;
+	return at_setup(state, 2);
 }
 
 static int teardown(void **state)
 {
-	at_env_cleanup(*state);
-	free(*state);
-	return 0;
+	return at_teardown(state);
 }
 
 static void counters_expect(struct at_env *e, uint64_t applied, uint64_t stale, uint64_t duplicate, uint64_t deleted,
