@@ -39,6 +39,11 @@ int cli_flag(int argc, char **argv, int *i, const char *name, const char **value
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* A connection to cli->broker (Hello done) named client_id, or NULL after cli_fail has said why (the caller
+ * returns CLI_EXIT_FAIL). */
+struct sl_conn;
+struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd, const char *client_id);
+
 int cli_topic(const struct cli *cli, int argc, char **argv);
 int cli_produce(const struct cli *cli, int argc, char **argv);
 int cli_consume(const struct cli *cli, int argc, char **argv);

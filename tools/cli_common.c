@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consumer/synclog.h"
 #include "tools/cli.h"
 
 static volatile sig_atomic_t interrupted;
@@ -127,4 +128,20 @@ void cli_signals_install(void)
 bool cli_interrupted(void)
 {
 	return interrupted != 0;
+}
+
+struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd, const char *client_id)
+{
+	struct sl_conn *c;
+
+	if (sl_conn_new(&c, cli->broker, client_id) != 0) {
+		cli_fail(cmd, "out of memory");
+		return NULL;
+	}
+	if (sl_conn_connect(c) != 0) {
+		cli_fail(cmd, "%s", sl_conn_error(c));
+		sl_conn_free(c);
+		return NULL;
+	}
+	return c;
 }

@@ -48,22 +48,6 @@ static const struct cli_command delete_command = {
                  "Prints `deleted group G`, or {\"deleted\":G} with --json.\n",
 };
 
-static struct sl_conn *connect_or_fail(const struct cli *cli, const struct cli_command *cmd)
-{
-	struct sl_conn *c;
-
-	if (sl_conn_new(&c, cli->broker, "synclog-cli") != 0) {
-		cli_fail(cmd, "out of memory");
-		return NULL;
-	}
-	if (sl_conn_connect(c) != 0) {
-		cli_fail(cmd, "%s", sl_conn_error(c));
-		sl_conn_free(c);
-		return NULL;
-	}
-	return c;
-}
-
 static void json_string(const char *s)
 {
 	sl_json_print_string(stdout, s, strlen(s));
@@ -92,7 +76,7 @@ static int group_list(const struct cli *cli, int argc, char **argv)
 
 	if (argc > 0)
 		return cli_usage_error(&list_command, "unexpected argument '%s'", argv[0]);
-	c = connect_or_fail(cli, &list_command);
+	c = cli_connect(cli, &list_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
 	rc = sl_group_list(c, &groups, &count);
@@ -149,7 +133,7 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 	}
 	if (name == NULL)
 		return cli_usage_error(&describe_command, "the GROUP is required");
-	c = connect_or_fail(cli, &describe_command);
+	c = cli_connect(cli, &describe_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
 	rc = sl_group_describe(c, name, &d);
@@ -206,7 +190,7 @@ static int group_delete(const struct cli *cli, int argc, char **argv)
 	}
 	if (name == NULL)
 		return cli_usage_error(&delete_command, "the GROUP is required");
-	c = connect_or_fail(cli, &delete_command);
+	c = cli_connect(cli, &delete_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
 	rc = sl_group_delete(c, name, force);

@@ -534,12 +534,9 @@ static int offsets_reset(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-	if (sl_conn_new(&c, cli->broker, "synclog-offsets") != 0) {
-		rc = cli_fail(&reset_command, "out of memory");
-		goto out;
-	}
-	if (sl_conn_connect(c) != 0) {
-		rc = cli_fail(&reset_command, "%s", sl_conn_error(c));
+	c = cli_connect(cli, &reset_command, "synclog-offsets");
+	if (c == NULL) {
+		rc = CLI_EXIT_FAIL;
 		goto out;
 	}
 	rc = members_check(c, &a, &d);

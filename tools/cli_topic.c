@@ -50,22 +50,6 @@ static const struct cli_command describe_command = {
                  "1).\n",
 };
 
-static struct sl_conn *connect_or_fail(const struct cli *cli, const struct cli_command *cmd)
-{
-	struct sl_conn *c;
-
-	if (sl_conn_new(&c, cli->broker, "synclog-cli") != 0) {
-		cli_fail(cmd, "out of memory");
-		return NULL;
-	}
-	if (sl_conn_connect(c) != 0) {
-		cli_fail(cmd, "%s", sl_conn_error(c));
-		sl_conn_free(c);
-		return NULL;
-	}
-	return c;
-}
-
 /* Topic names are [A-Za-z0-9._-] (the broker refuses others), so they print into JSON as they are; anything else
  * goes through the escaper anyway. */
 static void json_name(const char *name)
@@ -116,7 +100,7 @@ static int topic_create(const struct cli *cli, int argc, char **argv)
 		return cli_usage_error(&create_command, "--partitions N is required");
 	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
 	cfg.partitions = (uint32_t)partitions;
-	c = connect_or_fail(cli, &create_command);
+	c = cli_connect(cli, &create_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
 	rc = sl_topic_create(c, &cfg);
@@ -144,7 +128,7 @@ static int topic_list(const struct cli *cli, int argc, char **argv)
 
 	if (argc > 0)
 		return cli_usage_error(&list_command, "unexpected argument '%s'", argv[0]);
-	c = connect_or_fail(cli, &list_command);
+	c = cli_connect(cli, &list_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
 	rc = sl_topic_list(c, &topics, &count);
@@ -193,7 +177,7 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 	}
 	if (name == NULL)
 		return cli_usage_error(&describe_command, "the topic NAME is required");
-	c = connect_or_fail(cli, &describe_command);
+	c = cli_connect(cli, &describe_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
 	rc = sl_topic_describe(c, name, &cfg, &parts, &count);
