@@ -14,8 +14,19 @@
 #include "broker/assert.h"
 #include "broker/server_impl.h"
 #include "proto/frame.h"
+#include "proto/produce_view.h"
 
-#define READ_BUFFER_BYTES_MIN (64u * 1024)
+/* The shared read buffer of a connection: small frames (requests, acks, small batches) arrive many per read. */
+#define READ_BUFFER_BYTES      (64u * 1024)
+/* Frames above this are read into a buffer of their own that the request keeps, so a produced batch goes from
+ * the socket to the disk without another copy (see dispatch). Half the read buffer: a frame at most this large
+ * always fits behind a partial read of the one before it. */
+#define FRAME_SHARED_BYTES_MAX (READ_BUFFER_BYTES / 2 - SL_FRAME_HEADER_BYTES)
+/* After a large frame, the next read asks for only this much: the next frame is likely large too, and what of it
+ * lands in rbuf is copied into its own buffer. Small enough that the copy is a few percent of a 256 KiB batch,
+ * large enough to hold a run of small frames. */
+#define READ_PROBE_BYTES       (4u * 1024)
+_Static_assert(FRAME_SHARED_BYTES_MAX + SL_FRAME_HEADER_BYTES <= READ_BUFFER_BYTES / 2, "small frames fit rbuf");
 
 void sl_server_config_default(struct sl_server_config *cfg)
 {
@@ -71,14 +82,21 @@ void sl_req_fail(struct sl_req *req, Synclog__ErrorCode code, const char *fmt, .
 
 /* ---- connections ---- */
 
+/* The connection's memory, once its handle is closed and no request or write of it is alive. */
+static void conn_free_if_done(struct sl_conn *c)
+{
+	if (c->closing == 2 && c->refs == 0) {
+		free(c->rbuf);
+		free(c->fbuf);
+		free(c);
+	}
+}
+
 static void conn_free_cb(uv_handle_t *h)
 {
 	struct sl_conn *c = h->data;
 	c->closing = 2; /* handle closed */
-	if (c->refs == 0) {
-		free(c->rbuf);
-		free(c);
-	}
+	conn_free_if_done(c);
 }
 
 static void conn_close(struct sl_conn *c)
@@ -103,32 +121,55 @@ static void conn_close(struct sl_conn *c)
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct sl_conn *c = h->data;
-	if (c->rcap - c->rlen < READ_BUFFER_BYTES_MIN / 2) {
-		size_t cap = c->rcap ? c->rcap * 2 : READ_BUFFER_BYTES_MIN;
-		size_t limit = (size_t)c->srv->cfg.frame_bytes_max + SL_FRAME_HEADER_BYTES + READ_BUFFER_BYTES_MIN;
-		if (cap > limit)
-			cap = limit;
-		if (cap > c->rcap) {
-			uint8_t *nb = realloc(c->rbuf, cap);
-			if (nb != NULL) {
-				c->rbuf = nb;
-				c->rcap = cap;
-			}
-		}
+	(void)suggested;
+	if (c->fbuf != NULL) {
+		/* The rest of a large frame, and not a byte more: the next frame starts in rbuf. */
+		buf->base = (char *)c->fbuf + c->fbuf_have;
+		buf->len = c->fbuf_need - c->fbuf_have;
+		return;
+	}
+	if (c->rbuf == NULL) {
+		c->rbuf = malloc(READ_BUFFER_BYTES);
+		c->rcap = c->rbuf ? READ_BUFFER_BYTES : 0;
 	}
 	buf->base = (char *)c->rbuf + c->rlen;
 	buf->len = c->rcap - c->rlen;
+	if (c->last_frame_owned && c->rlen == 0 && buf->len > READ_PROBE_BYTES)
+		buf->len = READ_PROBE_BYTES;
 }
 
 static void conn_update_reading(struct sl_conn *c);
-static void dispatch(struct sl_conn *c, const uint8_t *frame, uint32_t len);
+static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *owned);
+
+/* A frame too large for rbuf gets a buffer of its own: the part already read is copied there, the rest is read
+ * straight into it. Returns 1 when the frame is complete (and dispatched), 0 when more is to be read, -ENOMEM. */
+static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *consumed_out)
+{
+	size_t have = c->rlen - at - SL_FRAME_HEADER_BYTES;
+	if (have > len)
+		have = len;
+	uint8_t *fb = malloc(len);
+	if (fb == NULL)
+		return -ENOMEM;
+	memcpy(fb, c->rbuf + at + SL_FRAME_HEADER_BYTES, have);
+	*consumed_out = SL_FRAME_HEADER_BYTES + have;
+	c->last_frame_owned = 1;
+	if (have == len) {
+		dispatch(c, fb, len, fb);
+		return 1;
+	}
+	c->fbuf = fb;
+	c->fbuf_need = len;
+	c->fbuf_have = have;
+	return 0;
+}
 
 /* Cut the buffered bytes into frames and dispatch each. A length prefix that can never be valid ends the
  * connection: there is no way to find the next frame. */
 static void conn_process(struct sl_conn *c)
 {
 	size_t at = 0;
-	while (!c->closing && !c->read_paused) {
+	while (!c->closing && !c->read_paused && c->fbuf == NULL) {
 		uint32_t len;
 		int rc = sl_frame_length(c->rbuf + at, c->rlen - at, c->srv->cfg.frame_bytes_max, &len);
 		if (rc == -EAGAIN)
@@ -140,24 +181,26 @@ static void conn_process(struct sl_conn *c)
 			conn_close(c);
 			return;
 		}
-		if (c->rlen - at < SL_FRAME_HEADER_BYTES + (size_t)len) {
-			/* Make sure the buffer can hold the whole frame. */
-			size_t need = SL_FRAME_HEADER_BYTES + (size_t)len;
-			if (need > c->rcap) {
-				memmove(c->rbuf, c->rbuf + at, c->rlen - at);
-				c->rlen -= at;
-				at = 0;
-				uint8_t *nb = realloc(c->rbuf, need);
-				if (nb == NULL) {
-					conn_close(c);
-					return;
-				}
-				c->rbuf = nb;
-				c->rcap = need;
+		if (len > FRAME_SHARED_BYTES_MAX) {
+			size_t consumed = 0;
+			rc = conn_own_frame(c, at, len, &consumed);
+			if (rc < 0) {
+				fprintf(stderr,
+				        "synclogd: %s: out of memory for a frame of %u bytes: closing connection\n",
+				        c->peer, len);
+				conn_close(c);
+				return;
 			}
-			break;
+			at += consumed;
+			if (rc == 0)
+				break; /* the rest of it is read into c->fbuf */
+			conn_update_reading(c);
+			continue;
 		}
-		dispatch(c, c->rbuf + at + SL_FRAME_HEADER_BYTES, len);
+		if (c->rlen - at < SL_FRAME_HEADER_BYTES + (size_t)len)
+			break; /* rbuf holds a whole small frame once the bytes before it are dropped */
+		c->last_frame_owned = 0;
+		dispatch(c, c->rbuf + at + SL_FRAME_HEADER_BYTES, len, NULL);
 		at += SL_FRAME_HEADER_BYTES + (size_t)len;
 		conn_update_reading(c);
 	}
@@ -170,8 +213,20 @@ static void conn_process(struct sl_conn *c)
 static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct sl_conn *c = s->data;
+	(void)buf;
 	if (n < 0) {
 		conn_close(c);
+		return;
+	}
+	if (c->fbuf != NULL) {
+		c->fbuf_have += (size_t)n;
+		SL_ASSERT(c->fbuf_have <= c->fbuf_need);
+		if (c->fbuf_have < c->fbuf_need)
+			return;
+		uint8_t *fb = c->fbuf;
+		c->fbuf = NULL;
+		dispatch(c, fb, (uint32_t)c->fbuf_need, fb);
+		conn_update_reading(c);
 		return;
 	}
 	c->rlen += (size_t)n;
@@ -259,26 +314,25 @@ char *sl_req_strdup(struct sl_req *req, const char *s)
 static void req_free(struct sl_req *req)
 {
 	struct sl_conn *c = req->conn;
+	if (req->free_body)
+		req->free_body(req);
+	free(req->body_mem);
+	if (req->msg && !req->msg_borrowed)
+		synclog__request__free_unpacked(req->msg, NULL);
+	free(req->frame_mem); /* after the message: a borrowed one points into it */
 	while (req->chunks) {
 		struct sl_req_chunk *ch = req->chunks;
 		req->chunks = ch->next;
 		free(ch);
 	}
-	if (req->free_body)
-		req->free_body(req);
-	free(req->body_mem);
-	if (req->msg)
-		synclog__request__free_unpacked(req->msg, NULL);
 	SL_ASSERT(c->refs > 0 && c->inflight_bytes >= req->frame_bytes);
 	c->refs--;
 	c->inflight_bytes -= req->frame_bytes;
 	free(req);
-	if (c->closing == 2 && c->refs == 0) {
-		free(c->rbuf);
-		free(c);
-	} else if (!c->closing) {
+	if (c->closing == 2)
+		conn_free_if_done(c);
+	else if (!c->closing)
 		conn_update_reading(c);
-	}
 }
 
 void sl_req_release(struct sl_req *req)
@@ -303,10 +357,7 @@ static void write_done_cb(uv_write_t *w, int status)
 	/* The write held a reference so the connection outlives it. */
 	SL_ASSERT(c->refs > 0);
 	c->refs--;
-	if (c->closing == 2 && c->refs == 0) {
-		free(c->rbuf);
-		free(c);
-	}
+	conn_free_if_done(c);
 }
 
 void sl_req_respond(struct sl_req *req)
@@ -350,17 +401,71 @@ static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
 	return req;
 }
 
-static void dispatch(struct sl_conn *c, const uint8_t *frame, uint32_t len)
+/* A Produce request read in place (proto/produce_view.h): the protobuf-c structures the handlers use, built in the
+ * request's memory, with every batch pointing into the frame the request owns. NULL when the frame is not a
+ * canonical Produce request or memory ran out; protobuf-c then decodes it. */
+static Synclog__Request *request_view(struct sl_req *req, uint8_t *frame, uint32_t len)
+{
+	struct sl_produce_view v;
+	if (sl_produce_view_parse(frame, len, &v, NULL, 0) != 1)
+		return NULL;
+	size_t n = v.part_count;
+	struct {
+		Synclog__Request request;
+		Synclog__ProduceRequest produce;
+	} *m = sl_req_alloc(req, sizeof(*m) +
+	                                 n * (sizeof(struct sl_produce_view_part) + sizeof(Synclog__ProducePartition) +
+	                                      sizeof(Synclog__ProducePartition *)) +
+	                                 v.topic_bytes + 1);
+	if (m == NULL)
+		return NULL;
+	struct sl_produce_view_part *parts = (struct sl_produce_view_part *)(m + 1);
+	Synclog__ProducePartition *pp = (Synclog__ProducePartition *)(parts + n);
+	Synclog__ProducePartition **pps = (Synclog__ProducePartition **)(pp + n);
+	char *topic = (char *)(pps + n);
+	SL_ASSERT(sl_produce_view_parse(frame, len, &v, parts, n) == 1 && v.part_count == n);
+	synclog__request__init(&m->request);
+	synclog__produce_request__init(&m->produce);
+	if (v.topic_bytes > 0)
+		memcpy(topic, v.topic, v.topic_bytes);
+	topic[v.topic_bytes] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		synclog__produce_partition__init(&pp[i]);
+		pp[i].partition = parts[i].partition;
+		pp[i].batch.data = parts[i].batch;
+		pp[i].batch.len = parts[i].batch_bytes;
+		pps[i] = &pp[i];
+	}
+	m->produce.topic = topic;
+	m->produce.acks = (Synclog__Acks)v.acks;
+	m->produce.n_partitions = n;
+	m->produce.partitions = pps;
+	m->request.correlation_id = v.correlation_id;
+	m->request.body_case = SYNCLOG__REQUEST__BODY_PRODUCE;
+	m->request.produce = &m->produce;
+	req->msg_borrowed = 1;
+	return &m->request;
+}
+
+/* Decode one frame and hand it to its handler. owned is the frame's own buffer (large frames, conn_own_frame):
+ * the request keeps it, so a Produce request's batches are appended from where they were received. */
+static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *owned)
 {
 	struct sl_server *srv = c->srv;
 	struct sl_req *req = req_new(c, len);
 	if (req == NULL) {
+		free(owned);
 		conn_close(c);
 		return;
 	}
+	req->frame_mem = owned;
 	srv->stats.requests++;
-	if (sl_frame_check_strings(&synclog__request__descriptor, frame, len) == 0)
-		req->msg = synclog__request__unpack(NULL, len, frame);
+	if (sl_frame_check_strings(&synclog__request__descriptor, frame, len) == 0) {
+		if (owned != NULL)
+			req->msg = request_view(req, frame, len);
+		if (req->msg == NULL)
+			req->msg = synclog__request__unpack(NULL, len, frame);
+	}
 	if (req->msg == NULL) {
 		srv->stats.bad_frames++;
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,

@@ -63,9 +63,14 @@ struct sl_conn {
 	uv_tcp_t tcp;
 	struct sl_server *srv;
 	struct sl_conn *prev, *next;
-	uint8_t *rbuf;
+	uint8_t *rbuf; /* small frames, several per read; READ_BUFFER_BYTES (server.c) */
 	size_t rlen;
 	size_t rcap;
+	/* A large frame being read into a buffer of its own, which its request then keeps (server.c). */
+	uint8_t *fbuf;
+	size_t fbuf_need; /* the frame's length without its header */
+	size_t fbuf_have;
+	int last_frame_owned; /* the previous frame was large: probe the next with a short read */
 	int hello_done;
 	int closing;           /* uv_close called */
 	int read_paused;       /* backpressure */
@@ -83,6 +88,8 @@ struct sl_req {
 	struct sl_conn *conn;
 	struct sl_server *srv;
 	Synclog__Request *msg;
+	int msg_borrowed;   /* msg lives in chunks and points into frame_mem: not protobuf-c's to free */
+	uint8_t *frame_mem; /* the frame, when the request owns it (large frames) */
 	size_t frame_bytes;
 	Synclog__Response resp;
 	char error_message[512];

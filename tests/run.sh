@@ -33,7 +33,10 @@ for f in "$build"/fuzz/fuzz_*; do
 	[ -x "$f" ] || continue
 	name=$(basename "$f")
 	corpus=$(mktemp -d)
-	if out=$("$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" 2>&1); then
+	# Seeds (tests/fuzz/seeds/NAME/) start the search from valid messages; new inputs go to the fresh corpus.
+	seeds=()
+	[ -d "tests/fuzz/seeds/$name" ] && seeds=("tests/fuzz/seeds/$name")
+	if out=$("$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" "${seeds[@]}" 2>&1); then
 		passed=$((passed + 1))
 		echo "$name: passed ($(echo "$out" | grep -o 'Done [0-9]* runs' | tail -n 1))"
 	else
