@@ -55,7 +55,7 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build bench bench-quick demo format format-check clean
+.PHONY: all deps deps-test deps-bench test test-build bench bench-quick demo install format format-check clean
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) $(if $(BROKER_SRC),bin/synclogd) $(if $(CLI_SRC),bin/synclog) \
 	$(if $(CLIENT_SRC),$(LIB_CLIENT))
 
@@ -150,6 +150,11 @@ bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)
 	BENCH_QUICK=1 bench/run.sh $(BUILD)
+
+# Programs, the client library (one archive), its headers and synclog.pc; DESTDIR is honoured.
+PREFIX ?= /usr/local
+install: all
+	tools/install.sh $(BUILD) $(PREFIX)
 
 demo: all
 	@tools/install-deps.sh demo
