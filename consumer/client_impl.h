@@ -52,12 +52,41 @@ void sl_arena_free(struct sl_arena *a);
  *
  * Buffers, reused for the life of the connection:
  *
- *   wbuf: [ sent | to send ................ | free ]      frames queued by sl_conn_queue, written by sl_conn_pump
+ *   wbuf: [ sent | to send ................ | free ]      bytes queued by sl_conn_queue, sl_conn_queue_ref
  *          0     wpos                        wlen   wcap
  *   rbuf: [ consumed | received, not parsed | free ]      sl_conn_pump reads into it, sl_conn_take parses frames
  *          0         rpos                    rlen  rcap
  *
- * Both grow to the largest frame seen (bounded by frame_bytes_max) and never shrink. */
+ * Both grow to the largest frame seen (bounded by frame_bytes_max) and never shrink.
+ *
+ * What is still to send is a FIFO of segments, oldest first, written with one sendmsg over an iovec of them:
+ *
+ *   segments: [ own 40 | ref 262144 | own 38 | ref 262144 | own 1200 ]
+ *                 |         |           |
+ *                 |         |           +-- the next 38 bytes of wbuf after the first run
+ *                 |         +-- a large bytes field of a request, sent from the caller's memory (sl_conn_queue_ref)
+ *                 +-- wbuf[wpos .. wpos + 40)
+ *
+ * INVARIANTS
+ *   1. The own segments, in queue order, are wbuf[wpos .. wlen) in order: their lengths sum to wlen - wpos.
+ *   2. The ref segments' lengths sum to ref_bytes; no segment is empty.
+ *   3. The head segment is what the next byte written comes from; a partial send shortens it from the front.
+ *   4. A ref segment points into memory its caller keeps unchanged until the segment is sent, the connection
+ *      is closed, or sl_conn_own_unsent copied it into wbuf (sl_conn_release). */
+struct sl_conn_segment {
+	const uint8_t *ref; /* NULL: the next len bytes of wbuf */
+	size_t len;
+};
+
+/* Unsent segments a connection holds. Each referenced field costs two (its bytes and the run of wbuf after it),
+ * so 256 hold 127 referenced batches: with 256 KiB batches about 32 MiB, the producer's default buffer_bytes_max, all
+ * unsent at once. Past it a field is copied instead, which costs a memcpy and never correctness. 4 KiB a
+ * connection. */
+#define SL_CONN_SEGMENTS_MAX  256
+/* sl_conn_queue_ref references fields of at least this many bytes and copies smaller ones: below it the copy
+ * costs less than a segment's bookkeeping and iovec entry. Batches of 1 KiB records are far above it. */
+#define SL_CONN_REF_BYTES_MIN 4096
+
 struct sl_conn {
 	int fd;
 	struct sl_broker_addr addr;
@@ -67,6 +96,9 @@ struct sl_conn {
 	uint64_t correlation_next;
 	uint8_t *wbuf;
 	size_t wpos, wlen, wcap;
+	struct sl_conn_segment segments[SL_CONN_SEGMENTS_MAX]; /* a ring */
+	uint32_t segment_head, segment_count;
+	size_t ref_bytes;
 	uint8_t *rbuf;
 	size_t rpos, rlen, rcap;
 	struct sl_arena arena;
@@ -83,9 +115,21 @@ void sl_error_set(char *buf, size_t bytes, const char *fmt, ...) __attribute__((
 /* The errno of a broker error code (see synclog.h, admin calls). */
 int sl_errno_of_code(int code);
 
-/* Serialize req as one frame at the end of wbuf, with a fresh correlation id (returned through *cid_out).
- * Returns 0, -EMSGSIZE (larger than the broker's frame limit), -ENOMEM, -ENOTCONN. */
+/* Serialize req as one frame at the end of the queue, copied into wbuf, with a fresh correlation id (returned through
+ * *cid_out). Returns 0, -EMSGSIZE (larger than the broker's frame limit), -ENOMEM, -ENOTCONN. */
 int sl_conn_queue(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out);
+/* Like sl_conn_queue, but the bytes fields of req of at least SL_CONN_REF_BYTES_MIN bytes are not copied: the
+ * connection sends them from the caller's memory, which must stay unchanged until they are sent, the connection
+ * is closed, or sl_conn_release is called on it. The bytes sent are those sl_conn_queue would send. Returns 0,
+ * -EMSGSIZE, -ENOMEM (nothing was queued), -ENOTCONN. */
+int sl_conn_queue_ref(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out);
+/* The memory [data, data + len) is about to be reused: when an unsent segment refers into it, every unsent
+ * reference is copied into wbuf (sl_conn_own_unsent). Returns 0, or -ENOMEM after closing the connection, which
+ * drops what was unsent: either way nothing refers to the memory any more. */
+int sl_conn_release(struct sl_conn *c, const void *data, size_t len);
+/* Copy every unsent referenced byte into wbuf, in order, so that the connection refers to no caller's memory.
+ * Returns 0, or -ENOMEM after closing the connection (its error set). */
+int sl_conn_own_unsent(struct sl_conn *c);
 /* Bytes queued and not yet written. */
 size_t sl_conn_unsent(const struct sl_conn *c);
 /* Write what is queued and read what arrived, waiting at most timeout_ms (-1: forever) for the socket to be

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,12 @@
 #define BUF_BYTES_INITIAL (64 * 1024)
 /* Read at most this much per recv: big enough to take a large fetch in a few calls. */
 #define READ_CHUNK_BYTES  (256 * 1024)
+/* Segments per sendmsg: 64 cover 31 referenced batches (about 8 MiB at 256 KiB each), far more than a socket takes in
+ * one call, while the iovec stays a 1 KiB array on the stack. The kernel allows 1024 (IOV_MAX). */
+#define WRITE_IOVECS_MAX  64
+
+_Static_assert(WRITE_IOVECS_MAX <= 1024, "sendmsg takes at most IOV_MAX (1024) iovecs");
+_Static_assert(SL_CONN_SEGMENTS_MAX >= 3, "a referenced field needs room for itself and the run after it");
 
 _Static_assert(SL_FRAME_HEADER_BYTES == 4, "frame length prefix is 4 bytes");
 
@@ -185,6 +192,8 @@ void sl_conn_close(struct sl_conn *c)
 		close(c->fd);
 	c->fd = -1;
 	c->wpos = c->wlen = 0;
+	c->segment_head = c->segment_count = 0;
+	c->ref_bytes = 0;
 	c->rpos = c->rlen = 0;
 }
 
@@ -221,7 +230,7 @@ uint32_t sl_conn_frame_bytes_max(const struct sl_conn *c)
 
 size_t sl_conn_unsent(const struct sl_conn *c)
 {
-	return c->wlen - c->wpos;
+	return c->wlen - c->wpos + c->ref_bytes;
 }
 
 /* Milliseconds left until deadline_ms (monotonic), never negative. */
@@ -353,6 +362,86 @@ static int buf_reserve(uint8_t **buf, size_t *pos, size_t *len, size_t *cap, siz
 	return 0;
 }
 
+/* ---- the queue of unsent segments (client_impl.h, invariants 1 to 4) ---- */
+
+static struct sl_conn_segment *segment_at(struct sl_conn *c, uint32_t index)
+{
+	SL_ASSERT(index < c->segment_count);
+	return &c->segments[(c->segment_head + index) % SL_CONN_SEGMENTS_MAX];
+}
+
+static struct sl_conn_segment *segment_push(struct sl_conn *c, const uint8_t *ref, size_t len)
+{
+	struct sl_conn_segment *s;
+
+	SL_ASSERT(c->segment_count < SL_CONN_SEGMENTS_MAX && len > 0);
+	c->segment_count++;
+	s = segment_at(c, c->segment_count - 1);
+	s->ref = ref;
+	s->len = len;
+	return s;
+}
+
+/* The len bytes just written at wbuf + wlen join the queue: the last run of wbuf grows, or a new one starts.
+ * A new one always has room: a reference is only queued with a slot left after it (segment_ref). */
+static void own_commit(struct sl_conn *c, size_t len)
+{
+	struct sl_conn_segment *tail = c->segment_count > 0 ? segment_at(c, c->segment_count - 1) : NULL;
+
+	if (len == 0)
+		return;
+	if (tail != NULL && tail->ref == NULL)
+		tail->len += len;
+	else
+		segment_push(c, NULL, len);
+	c->wlen += len;
+}
+
+static int own_append(struct sl_conn *c, const void *data, size_t len)
+{
+	int rc = buf_reserve(&c->wbuf, &c->wpos, &c->wlen, &c->wcap, len);
+
+	if (rc != 0)
+		return rc;
+	memcpy(c->wbuf + c->wlen, data, len);
+	own_commit(c, len);
+	return 0;
+}
+
+/* Queue a reference to len bytes of the caller's, or copy them when the ring has no room for the reference and
+ * a run after it. */
+static int segment_ref(struct sl_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->segment_count + 2 > SL_CONN_SEGMENTS_MAX)
+		return own_append(c, data, len);
+	segment_push(c, data, len);
+	c->ref_bytes += len;
+	return 0;
+}
+
+/* n bytes were written: drop them from the front of the queue. */
+static void segments_consume(struct sl_conn *c, size_t n)
+{
+	while (n > 0) {
+		struct sl_conn_segment *s = segment_at(c, 0);
+		size_t k = n < s->len ? n : s->len;
+
+		if (s->ref != NULL) {
+			s->ref += k;
+			c->ref_bytes -= k;
+		} else {
+			c->wpos += k;
+		}
+		s->len -= k;
+		n -= k;
+		if (s->len == 0) {
+			c->segment_head = (c->segment_head + 1) % SL_CONN_SEGMENTS_MAX;
+			c->segment_count--;
+		}
+	}
+	SL_ASSERT(c->wpos <= c->wlen);
+}
+
 int sl_conn_queue(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out)
 {
 	size_t size;
@@ -376,9 +465,143 @@ int sl_conn_queue(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out)
 	}
 	sl_frame_put_length(c->wbuf + c->wlen, (uint32_t)size);
 	SL_ASSERT(synclog__request__pack(req, c->wbuf + c->wlen + SL_FRAME_HEADER_BYTES) == size);
-	c->wlen += SL_FRAME_HEADER_BYTES + size;
+	own_commit(c, SL_FRAME_HEADER_BYTES + size);
 	if (cid_out != NULL)
 		*cid_out = req->correlation_id;
+	return 0;
+}
+
+/* The ProtobufCBuffer sl_conn_queue_ref packs through: protobuf-c hands each bytes field's data to append with
+ * the caller's own pointer (after its tag and length, appended separately), so a large append is a field to
+ * reference. The queue's state before the request lets a failed append (out of memory) take the whole frame back
+ * out: protobuf-c's append cannot fail, so the error waits in rc until the packing ends. */
+struct ref_packer {
+	ProtobufCBuffer base;
+	struct sl_conn *c;
+	size_t appended_bytes;
+	size_t own_bytes;
+	size_t ref_bytes;
+	uint32_t segment_count_before;
+	size_t tail_len_before;
+	int rc;
+};
+
+static void ref_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct ref_packer *pk = (struct ref_packer *)buffer;
+	size_t refs_before = pk->c->ref_bytes;
+
+	if (pk->rc != 0 || len == 0)
+		return;
+	if (len >= SL_CONN_REF_BYTES_MIN)
+		pk->rc = segment_ref(pk->c, data, len);
+	else
+		pk->rc = own_append(pk->c, data, len);
+	if (pk->rc != 0)
+		return;
+	pk->appended_bytes += len;
+	pk->ref_bytes += pk->c->ref_bytes - refs_before;
+	pk->own_bytes += len - (pk->c->ref_bytes - refs_before);
+}
+
+/* Take back everything the packer queued. Nothing was written meanwhile, so the segments it added are still the
+ * last ones and its bytes the last of wbuf (buf_reserve may have moved them to the front, not reordered them). */
+static void ref_packer_undo(struct ref_packer *pk)
+{
+	struct sl_conn *c = pk->c;
+
+	c->segment_count = pk->segment_count_before;
+	if (c->segment_count > 0)
+		segment_at(c, c->segment_count - 1)->len = pk->tail_len_before;
+	c->wlen -= pk->own_bytes;
+	c->ref_bytes -= pk->ref_bytes;
+}
+
+int sl_conn_queue_ref(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out)
+{
+	struct ref_packer pk = {.base.append = ref_packer_append, .c = c};
+	uint8_t header[SL_FRAME_HEADER_BYTES];
+	size_t size;
+
+	if (c->fd < 0) {
+		sl_conn_set_error(c, "not connected to broker %s:%s", c->addr.host, c->addr.port);
+		return -ENOTCONN;
+	}
+	req->correlation_id = c->correlation_next++;
+	size = synclog__request__get_packed_size(req);
+	if (size == 0 || size > c->frame_bytes_max) {
+		sl_conn_set_error(c, "request of %zu bytes is larger than the broker's frame limit of %u bytes", size,
+		                  c->frame_bytes_max);
+		return -EMSGSIZE;
+	}
+	pk.segment_count_before = c->segment_count;
+	pk.tail_len_before = c->segment_count > 0 ? segment_at(c, c->segment_count - 1)->len : 0;
+	sl_frame_put_length(header, (uint32_t)size);
+	ref_packer_append(&pk.base, sizeof(header), header);
+	SL_ASSERT(synclog__request__pack_to_buffer(req, &pk.base) == size);
+	if (pk.rc != 0) {
+		ref_packer_undo(&pk);
+		sl_conn_set_error(c, "out of memory queueing a request of %zu bytes", size);
+		return pk.rc;
+	}
+	SL_ASSERT(pk.appended_bytes == SL_FRAME_HEADER_BYTES + size);
+	if (cid_out != NULL)
+		*cid_out = req->correlation_id;
+	return 0;
+}
+
+int sl_conn_own_unsent(struct sl_conn *c)
+{
+	size_t total = sl_conn_unsent(c), at = 0, own_at = c->wpos, cap = c->wcap ? c->wcap : BUF_BYTES_INITIAL;
+	uint8_t *buf;
+
+	if (c->ref_bytes == 0)
+		return 0;
+	/* A fresh buffer rather than wbuf grown in place: the runs of wbuf and the references interleave, and
+	 * laying them out in order in a second buffer is one pass with no overlapping moves. */
+	while (cap < total)
+		cap *= 2;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		sl_conn_set_error(c, "out of memory copying %zu unsent bytes: closing the connection to broker %s:%s",
+		                  total, c->addr.host, c->addr.port);
+		sl_conn_close(c);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < c->segment_count; i++) {
+		const struct sl_conn_segment *s = segment_at(c, i);
+
+		if (s->ref != NULL) {
+			memcpy(buf + at, s->ref, s->len);
+		} else {
+			memcpy(buf + at, c->wbuf + own_at, s->len);
+			own_at += s->len;
+		}
+		at += s->len;
+	}
+	SL_ASSERT(at == total && own_at == c->wlen);
+	free(c->wbuf);
+	c->wbuf = buf;
+	c->wcap = cap;
+	c->wpos = 0;
+	c->wlen = 0;
+	c->segment_head = c->segment_count = 0;
+	c->ref_bytes = 0;
+	own_commit(c, total);
+	return 0;
+}
+
+int sl_conn_release(struct sl_conn *c, const void *data, size_t len)
+{
+	uintptr_t lo = (uintptr_t)data, hi = lo + len;
+
+	for (uint32_t i = 0; i < c->segment_count && c->ref_bytes > 0; i++) {
+		const struct sl_conn_segment *s = segment_at(c, i);
+		uintptr_t ref = (uintptr_t)s->ref;
+
+		if (s->ref != NULL && ref < hi && ref + s->len > lo)
+			return sl_conn_own_unsent(c);
+	}
 	return 0;
 }
 
@@ -390,10 +613,28 @@ static int conn_lost(struct sl_conn *c, int err, const char *doing)
 	return err == 0 ? -ECONNRESET : -err;
 }
 
+/* Write the queue's segments, up to WRITE_IOVECS_MAX per sendmsg, until it is empty or the socket is full. */
 static int write_some(struct sl_conn *c)
 {
-	while (c->wpos < c->wlen) {
-		ssize_t n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (c->segment_count > 0) {
+		struct iovec iov[WRITE_IOVECS_MAX];
+		struct msghdr msg = {.msg_iov = iov};
+		size_t own_at = c->wpos;
+		ssize_t n;
+
+		while (msg.msg_iovlen < c->segment_count && msg.msg_iovlen < WRITE_IOVECS_MAX) {
+			const struct sl_conn_segment *s = segment_at(c, (uint32_t)msg.msg_iovlen);
+
+			if (s->ref != NULL) {
+				iov[msg.msg_iovlen].iov_base = (void *)s->ref;
+			} else {
+				iov[msg.msg_iovlen].iov_base = c->wbuf + own_at;
+				own_at += s->len;
+			}
+			iov[msg.msg_iovlen].iov_len = s->len;
+			msg.msg_iovlen++;
+		}
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
@@ -401,7 +642,7 @@ static int write_some(struct sl_conn *c)
 				continue;
 			return conn_lost(c, errno, "sending");
 		}
-		c->wpos += (size_t)n;
+		segments_consume(c, (size_t)n);
 	}
 	if (c->wpos == c->wlen)
 		c->wpos = c->wlen = 0;
@@ -450,7 +691,7 @@ int sl_conn_pump(struct sl_conn *c, int timeout_ms, int want_read)
 	if (c->fd < 0)
 		return -ENOTCONN;
 	pfd.fd = c->fd;
-	pfd.events = (short)((want_read ? POLLIN : 0) | (c->wpos < c->wlen ? POLLOUT : 0));
+	pfd.events = (short)((want_read ? POLLIN : 0) | (sl_conn_unsent(c) > 0 ? POLLOUT : 0));
 	pfd.revents = 0;
 	if (pfd.events == 0)
 		return 0;

@@ -23,7 +23,16 @@
  *   4. Once a batch FAILED, every later batch of its partition is FAILED too, and the partition seals nothing
  *      until the failure is reported; the open batch is then canceled. So the acknowledged records of a
  *      partition are always a prefix of what was sent to it.
- *   5. pending == records sent and not yet reported. */
+ *   5. pending == records sent and not yet reported.
+ *   6. The connection sends a batch's bytes from its struct sealed (sl_conn_queue_ref), so they must stay unchanged
+ *      while the connection holds an unsent reference to them. A batch's bytes change only after it left its
+ *      partition's queue, and the only way out of a queue is producer_pool_put, which calls sl_conn_release
+ *      first: the connection copies what it still references (or, out of memory, closes and drops it; the
+ *      requests in flight then go back to QUEUED). Retries and requeues keep the batch in its queue and its bytes
+ *      as they are (invariant 2); a lost connection drops its queue; sl_producer_free closes the connection
+ *      before it reports or frees anything. In the common case the batch was answered, so its request was sent
+ *      whole and there is nothing to copy; a copy happens when a batch fails while its request is still being
+ *      written (fail_from on an earlier batch's refusal or expiry) or when a broker answers early. */
 #ifndef SL_CONSUMER_PRODUCER_IMPL_H
 #define SL_CONSUMER_PRODUCER_IMPL_H
 
@@ -94,10 +103,11 @@ struct sl_producer {
 	Synclog__ProducePartition **wire_part_ptrs;
 
 	uint64_t pending;
-	int32_t sticky;         /* partition of keyless records, -1 before the next choice */
-	uint32_t rr_next;       /* next partition for keyless records */
-	uint32_t rr_request;    /* partition a request starts with, so that none waits behind the others */
-	int64_t next_linger_ms; /* earliest linger deadline of an open batch; INT64_MAX when none */
+	uint32_t sends_unclocked; /* records appended since sl_producer_send last read the clock */
+	int32_t sticky;           /* partition of keyless records, -1 before the next choice */
+	uint32_t rr_next;         /* next partition for keyless records */
+	uint32_t rr_request;      /* partition a request starts with, so that none waits behind the others */
+	int64_t next_linger_ms;   /* earliest linger deadline of an open batch; INT64_MAX when none */
 	int64_t reconnect_at_ms;
 	uint32_t reconnect_backoff_ms;
 	bool flushing;

@@ -179,6 +179,15 @@ static void disconnected(struct sl_producer *p, int64_t now_ms)
 		p->reconnect_at_ms = now_ms;
 }
 
+/* The connection was closed while requests were in flight without a connection error being reported here: the
+ * one way is sl_conn_release running out of memory when a batch returned to the pool (invariant 6). Their batches
+ * go back to QUEUED before anything reconnects, so that no answer on a new connection matches an old slot. */
+static void requests_orphaned(struct sl_producer *p, int64_t now_ms)
+{
+	if (p->conn->fd < 0 && p->requests_in_flight > 0)
+		disconnected(p, now_ms);
+}
+
 static void reconnect(struct sl_producer *p, int64_t now_ms)
 {
 	if (sl_conn_connect(p->conn) == 0) {
@@ -354,7 +363,10 @@ static void requests_send(struct sl_producer *p, int64_t now_ms)
 		body.partitions = p->wire_part_ptrs;
 		req.body_case = SYNCLOG__REQUEST__BODY_PRODUCE;
 		req.produce = &body;
-		rc = sl_conn_queue(p->conn, &req, &cid);
+		/* The batches are sent from their sealed slots, not copied into the connection's buffer (a 256 KiB
+		 * memcpy per batch was 10-18% of the producer's time with 1 KiB records): invariant 6 keeps them
+		 * there until sent. */
+		rc = sl_conn_queue_ref(p->conn, &req, &cid);
 		/* The size was checked against the frame limit above, with room to spare. */
 		SL_ASSERT(rc != -EMSGSIZE);
 		if (rc != 0) {
@@ -414,6 +426,7 @@ int producer_io(struct sl_producer *p, int timeout_ms)
 
 	producer_seal_due(p, now_ms);
 	expire(p, now_ms);
+	requests_orphaned(p, now_ms);
 	if (p->conn->fd < 0 && any_queued(p) && now_ms >= p->reconnect_at_ms) {
 		reconnect(p, now_ms);
 		now_ms = sl_client_now_ms();
@@ -437,7 +450,7 @@ int producer_io(struct sl_producer *p, int timeout_ms)
 			return rc;
 		if (rc == 0)
 			rc = responses_take(p);
-		if (rc < 0) {
+		if (rc < 0 || p->conn->fd < 0) {
 			disconnected(p, sl_client_now_ms());
 			return 0;
 		}

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "consumer/producer_impl.h" /* one test reaches the producer's socket */
 #include "consumer/synclog.h"
 #include "proto/synclog.pb-c.h"
 
@@ -53,12 +54,14 @@ struct mock {
 	int throttle_first;   /* answer the first N with THROTTLED, appending nothing */
 	int drop_at[4];       /* append, then close the connection without answering */
 	int refuse_at;        /* answer STORAGE_ERROR for every batch, appending nothing */
+	int slow_read_us;     /* read 1 KiB at a time, sleeping this long after each read */
 	volatile int stop;    /* the thread exits */
 	volatile int go_away; /* close everything and refuse connections (broker gone) */
 	/* What happened. */
 	int produce_requests;
 	int duplicates;
 	int connections;
+	int corrupt_batches; /* failed validation: answered CORRUPT_BATCH */
 	int32_t records_per_batch_max;
 	struct mock_partition part[MOCK_PARTITIONS_MAX];
 	uint8_t scratch[1 << 20];
@@ -78,9 +81,11 @@ static int read_exact(int fd, void *buf, size_t len)
 			return -1;
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
-		n = read(fd, p, len);
+		n = read(fd, p, mock->slow_read_us > 0 && len > 1024 ? 1024 : len);
 		if (n <= 0)
 			return -1;
+		if (mock->slow_read_us > 0)
+			usleep((useconds_t)mock->slow_read_us);
 		p += n;
 		len -= (size_t)n;
 	}
@@ -113,7 +118,11 @@ static void mock_batch(uint32_t partition, ProtobufCBinaryData *batch, Synclog__
 	struct sl_record r;
 	const char *why;
 
-	assert_int_equal(sl_batch_validate(batch->data, batch->len, &h, mock->scratch, sizeof(mock->scratch), &why), 0);
+	if (sl_batch_validate(batch->data, batch->len, &h, mock->scratch, sizeof(mock->scratch), &why) != 0) {
+		res->error = SYNCLOG__ERROR_CODE__CORRUPT_BATCH;
+		mock->corrupt_batches++;
+		return;
+	}
 	assert_true(h.producer_id == 7 && h.producer_epoch == 0);
 	if (h.record_count > mock->records_per_batch_max)
 		mock->records_per_batch_max = h.record_count;
@@ -257,6 +266,11 @@ static void *mock_main(void *arg)
 			continue;
 		}
 		mock->connections++;
+		if (mock->slow_read_us > 0) {
+			int bytes = 8192; /* a small window: what the mock has not read stays with the producer */
+
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+		}
 		mock_serve(fd);
 		close(fd);
 	}
@@ -360,6 +374,7 @@ static void assert_all_stored_once(int n)
 	for (uint32_t pt = 0; pt < mock->partitions; pt++)
 		stored += mock->part[pt].next_offset;
 	assert_int_equal(stored, n);
+	assert_int_equal(mock->corrupt_batches, 0);
 	for (int i = 0; i < n; i++) {
 		const struct outcome *o = &outcomes[i];
 
@@ -375,8 +390,9 @@ static void setup_mock(uint32_t partitions)
 	mock->go_away = 0;
 	mock->throttle_first = 0;
 	mock->refuse_at = 0;
+	mock->slow_read_us = 0;
 	memset(mock->drop_at, 0, sizeof(mock->drop_at));
-	mock->produce_requests = mock->duplicates = 0;
+	mock->produce_requests = mock->duplicates = mock->corrupt_batches = 0;
 	mock->records_per_batch_max = 0;
 	for (int i = 0; i < MOCK_PARTITIONS_MAX; i++) {
 		mock->part[i].next_sequence = 0;
@@ -520,6 +536,48 @@ static void producer_refused_batch_fails_it_and_later_records(void **state)
 	assert_int_equal(mock->part[0].next_offset, acked);
 }
 
+/* A batch fails while its request is still being written (an earlier batch of its partition was refused): its
+ * sealed slot returns to the pool and its buffer is refilled by the next batches, yet the bytes the connection
+ * still had to send from it go out as they were (producer_impl.h, invariant 6). The broker reads slowly so that
+ * most of the second request is still unsent when the first is answered. */
+static void producer_reuses_a_failed_batch_only_after_the_connection_let_go(void **state)
+{
+	struct sl_producer_options o;
+	struct sl_producer *p;
+	int first = 25000, more = 22000;
+
+	setup_mock(1);
+	mock->refuse_at = 1;
+	mock->slow_read_us = 100;
+	sl_producer_options_init(&o);
+	o.linger_ms = 60000; /* batches close when full, and on flush */
+	p = producer_open(&o);
+	/* A small send buffer too (the kernel would otherwise grow it to megabytes and take whole batches). */
+	assert_int_equal(setsockopt(p->conn->fd, SOL_SOCKET, SO_SNDBUF, &(int){16384}, sizeof(int)), 0);
+	/* Two full batches of 256 KiB (about 10,000 records each) in two requests, far more than the socket buffers
+	 * hold, and a third filling. */
+	send_n(p, 0, first, true);
+	for (int i = 0; i < 1000 && outcomes[0].reported == 0; i++)
+		assert_true(sl_producer_poll(p, 10) >= 0);
+	assert_int_equal(outcomes[0].status, -EIO);
+	/* Both requests' batches failed and went back to the pool: the next seals refill their buffers. */
+	send_n(p, first, more, true);
+	assert_int_equal(sl_producer_flush(p, 20000), 0);
+	sl_producer_free(p);
+	assert_int_equal(mock->corrupt_batches, 0);
+	for (int i = 0; i < first; i++) {
+		assert_int_equal(outcomes[i].reported, 1);
+		assert_true(outcomes[i].status == -EIO || outcomes[i].status == -ECANCELED);
+	}
+	for (int i = first; i < first + more; i++) {
+		assert_int_equal(outcomes[i].reported, 1);
+		assert_int_equal(outcomes[i].status, 0);
+		assert_int_equal(outcomes[i].offset, i - first);
+		assert_string_equal(mock->part[0].records[outcomes[i].offset].value, values[i]);
+	}
+	assert_int_equal(mock->part[0].next_offset, more);
+}
+
 static void producer_fails_records_when_broker_is_gone(void **state)
 {
 	struct sl_producer_options o;
@@ -593,6 +651,7 @@ int main(void)
 	        cmocka_unit_test(producer_retries_throttled_batches),
 	        cmocka_unit_test(producer_resends_after_lost_connection_without_duplicates),
 	        cmocka_unit_test(producer_refused_batch_fails_it_and_later_records),
+	        cmocka_unit_test(producer_reuses_a_failed_batch_only_after_the_connection_let_go),
 	        cmocka_unit_test(producer_fails_records_when_broker_is_gone),
 	        cmocka_unit_test(producer_sticks_keyless_records_to_a_partition_per_batch),
 	        cmocka_unit_test(producer_refuses_record_larger_than_batch),
