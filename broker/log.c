@@ -412,6 +412,20 @@ static void op_prep(struct sl_log *log, struct sl_write_op *op)
 	                     (unsigned)(op->iov_count - op->iov_start), op->pos + op->done);
 }
 
+/* Whether a write of this log is submitted and not complete. While one is, new appends are held and then
+ * written together once it completes: ext4 takes a file's lock for each buffered write and io_uring hands every
+ * buffered write to an io-wq worker (ext4 has no non-blocking buffered write), which runs the writes of one file
+ * one after the other anyway. A second write submitted meanwhile would only wait in that queue, at the cost of
+ * its own hand-off to the worker and back: two context switches on the loop's core. Held appends form one write
+ * of up to SL_WRITE_OP_BYTES_MAX instead, so under load writes grow and their number falls. */
+static int writes_submitted(const struct sl_log *log)
+{
+	uint32_t n = log->write_ops_inflight;
+	if (log->open_op != NULL && log->open_op->submit_seq == log->ring->submit_seq)
+		n--; /* prepared in this pass, not submitted yet */
+	return n > 0;
+}
+
 /* Put a taken append into a write op: extend the last prepared op when it is still unsubmitted and ends
  * where this batch starts, else prepare a new one. */
 static void enqueue_write(struct sl_log *log, struct sl_append *a)
@@ -437,6 +451,17 @@ static void enqueue_write(struct sl_log *log, struct sl_append *a)
 	op_prep(log, op);
 	log->open_op = op;
 	log->stats.write_op_count++;
+}
+
+/* The write the held appends waited for completed: put them into ops, submitted with the next pass. */
+static void release_held(struct sl_log *log)
+{
+	struct sl_append *a = log->held_first;
+	log->held_first = NULL;
+	for (; a != NULL; a = a->next) {
+		SL_ASSERT(a->state == SL_APPEND_QUEUED);
+		enqueue_write(log, a);
+	}
 }
 
 /* All writes are done and one failed: cut the log back to the first failed append (invariant 3). */
@@ -476,6 +501,7 @@ static void rollback(struct sl_log *log)
 	}
 	log->rollback_errno = 0;
 	log->open_op = NULL;
+	log->held_first = NULL; /* they were in the queue: failed with the rest */
 }
 
 /* Move the written prefix of the queue to visible: index it, then acknowledge or hand it to the group commit. */
@@ -552,6 +578,8 @@ static void write_done_cb(struct sl_io *io, int res)
 			rollback(log);
 	} else {
 		advance(log);
+		if (log->held_first != NULL && !writes_submitted(log))
+			release_held(log);
 	}
 	kick(log);
 	log->completing--;
@@ -623,7 +651,10 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	log->unacked_count++;
 	log->unacked_bytes += a->len;
 	log->unwritten_count++;
-	enqueue_write(log, a);
+	if (log->held_first == NULL && !writes_submitted(log))
+		enqueue_write(log, a);
+	else if (log->held_first == NULL)
+		log->held_first = a;
 	kick(log);
 	return 0;
 }

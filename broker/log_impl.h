@@ -70,6 +70,9 @@ struct sl_log {
 	struct sl_write_op *free_ops;
 	struct sl_write_op *open_op; /* last prepared op, extendable until submitted */
 	uint32_t write_ops_inflight;
+	/* The first append taken while a write of this log was submitted and not complete; it and every append
+	 * after it in the queue wait for that write and then go out together (log.c, writes_submitted). */
+	struct sl_append *held_first;
 
 	int sync_pending; /* fdatasync SQEs of the current group commit */
 	int sync_error;
