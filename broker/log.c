@@ -334,7 +334,15 @@ static void sync_finish(struct sl_log *log, int res);
 
 static void seg_sync_done_cb(struct sl_io *io, int res)
 {
-	sync_finish(container_of(io, struct sl_seg_io, io)->seg->log, res);
+	struct sl_segment *seg = container_of(io, struct sl_seg_io, io)->seg;
+	if (seg->sync_linked && res == -ECANCELED) {
+		/* Its write came up short or failed, which cancels what is linked to it: nothing was synced, and the
+		 * waiters get an ordinary group commit once their bytes are written. */
+		seg->sync_canceled = 1;
+		res = 0;
+	}
+	seg->sync_linked = 0;
+	sync_finish(seg->log, res);
 }
 
 static void dir_sync_done_cb(struct sl_io *io, int res)
@@ -350,20 +358,23 @@ static void sync_finish(struct sl_log *log, int res)
 	if (--log->sync_pending > 0)
 		return;
 	log->completing++;
-	int err = log->sync_error;
+	int err = log->sync_error, canceled = 0;
 	log->sync_error = 0;
 	for (uint32_t i = 0; i < log->seg_count; i++) {
 		struct sl_segment *seg = log->segs[i];
 		if (!seg->sync_inflight)
 			continue;
 		seg->sync_inflight = 0;
-		if (err == 0 && seg->sync_target > seg->synced_end)
+		canceled |= seg->sync_canceled;
+		if (err == 0 && !seg->sync_canceled && seg->sync_target > seg->synced_end)
 			seg->synced_end = seg->sync_target;
+		seg->sync_canceled = 0;
 	}
 	if (err < 0) {
 		go_fatal(log, err);
 	} else {
-		log->stats.fsync_count++;
+		if (!canceled) /* a linked round is this one segment's fdatasync alone */
+			log->stats.fsync_count++;
 		ack_synced(log);
 	}
 	kick(log);
@@ -426,6 +437,32 @@ static int writes_submitted(const struct sl_log *log)
 	return n > 0;
 }
 
+/* An fsync append that finds the log idle and durable (the common case of one producer waiting for each
+ * acknowledgement) has its fdatasync linked to its write: the io-wq worker runs it right after the write, instead
+ * of the write's completion waking the loop to submit it. Only then: a linked fdatasync covers exactly this
+ * write, so no earlier write may be unfinished and no earlier byte unsynced. Both SQEs must go in one submit, or
+ * the link would be cut and the fdatasync could run before the write. */
+static void sync_link(struct sl_log *log, struct sl_write_op *op, struct sl_append *a)
+{
+	if (a->level != SL_DURABILITY_FSYNC || log->queue_head != a || log->sync_pending || log->sync_head ||
+	    log->dir_dirty || log->fatal_errno || sl_ring_sq_space(log->ring) < 1)
+		return;
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		if (log->segs[i]->written_end != log->segs[i]->synced_end || log->segs[i]->sync_inflight)
+			return;
+	struct sl_segment *seg = op->seg;
+	SL_ASSERT(seg->written_end == op->pos);
+	op->sqe->flags |= IOSQE_IO_LINK;
+	op->sync_linked = 1;
+	seg->sync_target = op->pos + op->total;
+	seg->sync_inflight = 1;
+	seg->sync_linked = 1;
+	seg->sync_io.io.done_cb = seg_sync_done_cb;
+	log->sync_pending++;
+	log->stats.linked_fsync_count++;
+	io_uring_prep_fsync(sl_ring_get_sqe(log->ring, &seg->sync_io.io), seg->log_fd, IORING_FSYNC_DATASYNC);
+}
+
 /* Put a taken append into a write op: extend the last prepared op when it is still unsubmitted and ends
  * where this batch starts, else prepare a new one. */
 static void enqueue_write(struct sl_log *log, struct sl_append *a)
@@ -438,6 +475,8 @@ static void enqueue_write(struct sl_log *log, struct sl_append *a)
 		op->total += a->len;
 		op->append_count++;
 		op->sqe->len = (uint32_t)op->iov_count; /* writev's nr_vecs; the kernel reads it at submit */
+		if (op->sync_linked)
+			op->seg->sync_target = op->pos + op->total;
 		return;
 	}
 	op = op_get(log);
@@ -451,6 +490,7 @@ static void enqueue_write(struct sl_log *log, struct sl_append *a)
 	op_prep(log, op);
 	log->open_op = op;
 	log->stats.write_op_count++;
+	sync_link(log, op, a);
 }
 
 /* The write the held appends waited for completed: put them into ops, submitted with the next pass. */

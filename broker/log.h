@@ -74,6 +74,7 @@ struct sl_log_stats {
 	int clean_open;                /* the last open found a clean-shutdown marker */
 	uint64_t write_op_count;       /* io_uring writes submitted (one may carry several batches) */
 	uint64_t fsync_count;          /* group commits completed */
+	uint64_t linked_fsync_count;   /* fdatasyncs submitted linked to their write (one append, log idle) */
 	uint64_t appended_batch_count; /* batches acknowledged since open */
 };
 

@@ -37,7 +37,8 @@ struct sl_write_op {
 	struct io_uring_sqe *sqe; /* editable while submit_seq matches the ring's */
 	uint64_t submit_seq;
 	int iov_count;
-	int iov_start; /* first iovec not yet fully written (short writes) */
+	int iov_start;   /* first iovec not yet fully written (short writes) */
+	int sync_linked; /* an fdatasync of op->seg follows this write (IOSQE_IO_LINK) */
 	struct iovec iov[SL_WRITE_IOV_MAX];
 	struct sl_write_op *next_free;
 };

@@ -79,6 +79,11 @@ struct io_uring_sqe *sl_ring_get_sqe(struct sl_ring *ring, struct sl_io *io)
 	return sqe;
 }
 
+unsigned sl_ring_sq_space(const struct sl_ring *ring)
+{
+	return io_uring_sq_space_left(&ring->uring);
+}
+
 int sl_ring_reap(struct sl_ring *ring)
 {
 	int reaped = 0;

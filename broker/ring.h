@@ -36,6 +36,8 @@ void sl_ring_close(struct sl_ring *ring);
 /* An SQE for io, with user_data set. Submits what is queued when the SQ is full. Never returns NULL: when even
  * a submit cannot free a slot it waits for completions (only possible with SL_RING_ENTRIES in flight). */
 struct io_uring_sqe *sl_ring_get_sqe(struct sl_ring *ring, struct sl_io *io);
+/* SQEs that can be prepared before a submit is forced: a linked pair must not be split by one. */
+unsigned sl_ring_sq_space(const struct sl_ring *ring);
 /* Submit everything prepared. Returns the number submitted or a negative errno. */
 int sl_ring_submit(struct sl_ring *ring);
 /* Run the callbacks of every completion available now; returns how many ran. Drains the eventfd. */

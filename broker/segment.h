@@ -62,7 +62,9 @@ struct sl_segment {
 	struct sl_seg_io ios[3];
 	struct sl_seg_io sync_io; /* the group commit's fdatasync of this segment */
 	int sync_inflight;
-	int seal_blocked; /* the last seal step failed: retry on the next append, not from its completion */
+	int sync_linked;   /* the in-flight fdatasync is linked to a write (log.c, sync_link) */
+	int sync_canceled; /* ...and that write came up short or failed, so it did not run */
+	int seal_blocked;  /* the last seal step failed: retry on the next append, not from its completion */
 	uint8_t seal_off[SL_INDEX_ENTRY_BYTES];
 	uint8_t seal_time[SL_TIMEINDEX_ENTRY_BYTES];
 };

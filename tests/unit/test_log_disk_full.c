@@ -75,6 +75,9 @@ static int log_matches(struct lt_fixture *fx, const struct lt_model *m)
 
 /* Append one batch and wait. *queued_out says whether sl_log_append took it (so a failure came through the
  * callback) or refused it. */
+/* The level append_one asks for: written, except in the test of fsync appends. */
+static enum sl_durability append_level = SL_DURABILITY_WRITTEN;
+
 static int append_one(struct lt_fixture *fx, struct lt_model *m, const struct lt_batch_spec *s, int *queued_out)
 {
 	const uint8_t *p;
@@ -84,7 +87,7 @@ static int append_one(struct lt_fixture *fx, struct lt_model *m, const struct lt
 
 	if (!la || lt_batch_build(&fx->builder, s, &p, &len) != 0)
 		return -ENOMEM;
-	lt_append_init(la, NULL, malloc(len), len, SL_DURABILITY_WRITTEN);
+	lt_append_init(la, NULL, malloc(len), len, append_level);
 	if (!la->a.batch)
 		return -ENOMEM;
 	memcpy(la->a.batch, p, len);
@@ -175,6 +178,43 @@ static void fsize_child(struct lt_fixture *fx)
 	_exit(0);
 }
 
+/* The fsync variant, one append at a time: each one's fdatasync is linked to its write (log.c, sync_link), and
+ * the write that meets the limit cancels it. That failure must stay an ordinary write failure (the append fails,
+ * the log is cut back, appends at fsync go on), never a failed fdatasync, which would stop the log. */
+static void fsize_fsync_child(struct lt_fixture *fx)
+{
+	struct lt_model m = {0};
+	uint64_t rng = 403;
+	uint32_t index = 0;
+	struct lt_batch_spec s;
+	struct sl_log_stats st;
+	int queued = 0;
+
+	signal(SIGXFSZ, SIG_IGN);
+	append_level = SL_DURABILITY_FSYNC;
+	child_open(fx);
+	set_fsize_limit(FSIZE_LIMIT_BYTES);
+	child_fill(fx, &m, &rng, &index);
+	CHILD_CHECK(m.count > 10);
+	sl_log_get_stats(fx->log, &st);
+	fprintf(stderr, "disk-full child: %" PRIu64 " fdatasyncs linked to their write, %" PRIu64 " in all\n",
+	        st.linked_fsync_count, st.fsync_count);
+	CHILD_CHECK(st.linked_fsync_count > 0);
+	CHILD_CHECK(log_matches(fx, &m) == 0);
+
+	set_fsize_limit(RLIM_INFINITY);
+	for (int i = 0; i < 20; i++) {
+		spec_for(&s, &rng, index++);
+		CHILD_CHECK(append_one(fx, &m, &s, &queued) == 0);
+	}
+	CHILD_CHECK(log_matches(fx, &m) == 0);
+	CHILD_CHECK(lt_fixture_close(fx) == 0);
+	CHILD_CHECK(lt_fixture_open(fx) == 0);
+	CHILD_CHECK(log_matches(fx, &m) == 0);
+	CHILD_CHECK(lt_fixture_close(fx) == 0);
+	_exit(0);
+}
+
 /* The child of the in-flight variant: 32 appends queued at once run into the limit. The acknowledged ones are a
  * prefix with consecutive offsets, every one after the first failure fails too (no gap), and the log ends after
  * the last acknowledged one. */
@@ -257,6 +297,11 @@ static void run_in_child(struct lt_fixture *fx, void (*child)(struct lt_fixture 
 static void test_file_size_limit_fails_appends_cleanly_and_appends_resume_when_lifted(void **state)
 {
 	run_in_child(fixture(state), fsize_child);
+}
+
+static void test_file_size_limit_fails_a_linked_fsync_append_as_a_write_failure(void **state)
+{
+	run_in_child(fixture(state), fsize_fsync_child);
 }
 
 static void test_file_size_limit_fails_every_append_in_flight_after_the_first_failure(void **state)
@@ -365,6 +410,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        LOG_TEST(test_file_size_limit_fails_appends_cleanly_and_appends_resume_when_lifted),
+	        LOG_TEST(test_file_size_limit_fails_a_linked_fsync_append_as_a_write_failure),
 	        LOG_TEST(test_file_size_limit_fails_every_append_in_flight_after_the_first_failure),
 	        LOG_TEST(test_full_tmpfs_fails_appends_with_enospc_and_appends_resume_when_space_returns),
 	};
