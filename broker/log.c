@@ -168,14 +168,49 @@ static void index_write_round(struct sl_segment *seg, uint32_t upto, int seal)
 	                     (uint64_t)from * SL_TIMEINDEX_ENTRY_BYTES);
 }
 
-enum { STEP_IDLE = 0, STEP_SEAL_FSYNC_LOG, STEP_SEAL_WRITE_INDEX, STEP_SEAL_FSYNC_INDEX, STEP_CHECKPOINT };
+/* The seal: write back the segment's data in paced chunks, fdatasync it, write the remaining index entries and
+ * the seal entries, fdatasync the index files (invariant 4). */
+enum {
+	STEP_IDLE = 0,
+	STEP_SEAL_FLUSH_LOG,
+	STEP_SEAL_FSYNC_LOG,
+	STEP_SEAL_WRITE_INDEX,
+	STEP_SEAL_FSYNC_INDEX,
+	STEP_CHECKPOINT
+};
+
+/* A segment rolled at `written` can hold its whole size (1 GiB by default) in dirty pages, and one fdatasync of
+ * it does all that write-back in an io-wq worker on the loop's core: hundreds of milliseconds in which the loop
+ * gets half the core. Written back one chunk at a time instead, each chunk waited for before the next starts,
+ * the worker spends most of that time waiting for the disk, not on the core. Measured at 1.2 M records/s of
+ * 100 B, 10 s runs that roll a 1 GiB segment, produce-to-consume p99 (p99.9): one fdatasync 3.6 ms (7-9 ms);
+ * 8 MiB chunks 1.6 ms (2.5 ms); 2 MiB chunks 1.0-1.3 ms (2.7-3.2 ms); no roll at all 0.86 ms (2.7 ms).
+ * 2 MiB makes a 1 GiB segment 512 operations, nothing beside the disk time. */
+#define SEAL_FLUSH_CHUNK_BYTES (2u << 20)
+
+static void seal_flush_next(struct sl_segment *seg)
+{
+	uint64_t from = seg->seal_flushed_end;
+	uint64_t len = seg->size - from;
+	if (len == 0) {
+		seg->seal_step = STEP_SEAL_FSYNC_LOG;
+		io_uring_prep_fsync(seg_sqe(seg, 2, 0), seg->log_fd, IORING_FSYNC_DATASYNC);
+		return;
+	}
+	if (len > SEAL_FLUSH_CHUNK_BYTES)
+		len = SEAL_FLUSH_CHUNK_BYTES;
+	seg->seal_flushed_end = from + len;
+	io_uring_prep_sync_file_range(seg_sqe(seg, 2, 0), seg->log_fd, (unsigned)len, from,
+	                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+}
 
 static void seal_start(struct sl_segment *seg)
 {
 	SL_ASSERT(seg->state == SL_SEG_ROLLED && seg->io_pending == 0);
 	seg->state = SL_SEG_SEALING;
-	seg->seal_step = STEP_SEAL_FSYNC_LOG;
-	io_uring_prep_fsync(seg_sqe(seg, 2, 0), seg->log_fd, IORING_FSYNC_DATASYNC);
+	seg->seal_step = STEP_SEAL_FLUSH_LOG;
+	seg->seal_flushed_end = seg->synced_end; /* what group commits made durable needs no write-back */
+	seal_flush_next(seg);
 }
 
 static void seal_done(struct sl_segment *seg)
@@ -197,6 +232,13 @@ static void seg_step_done(struct sl_segment *seg)
 		/* A failed checkpoint only means a longer scan after a crash; the next group commit retries. */
 		if (err == 0)
 			seg->index_persisted = seg->index_writing_to;
+		break;
+	case STEP_SEAL_FLUSH_LOG:
+		/* A failed write-back is not trusted or reported here: the fdatasync that follows says what is durable.
+		 */
+		if (err < 0)
+			seg->seal_flushed_end = seg->size;
+		seal_flush_next(seg);
 		break;
 	case STEP_SEAL_FSYNC_LOG:
 		if (err < 0) {

@@ -58,7 +58,8 @@ struct sl_segment {
 	uint32_t index_writing_to; /* entries the in-flight index write will have persisted */
 	int io_pending;            /* index/seal SQEs in flight */
 	int io_error;              /* first error of the current index/seal step */
-	int seal_step;             /* 0 idle, 1 fsync log, 2 write index, 3 fsync index */
+	int seal_step;             /* log.c: STEP_*, the seal's state machine */
+	uint64_t seal_flushed_end; /* the seal's paced write-back reached this position (log.c, seal_flush_next) */
 	struct sl_seg_io ios[3];
 	struct sl_seg_io sync_io; /* the group commit's fdatasync of this segment */
 	int sync_inflight;
