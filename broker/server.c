@@ -87,7 +87,7 @@ static void conn_free_if_done(struct sl_conn *c)
 {
 	if (c->closing == 2 && c->refs == 0) {
 		free(c->rbuf);
-		free(c->fbuf);
+		sl_frame_pool_put(&c->srv->frame_pool, c->fbuf);
 		free(c);
 	}
 }
@@ -148,7 +148,7 @@ static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *co
 	size_t have = c->rlen - at - SL_FRAME_HEADER_BYTES;
 	if (have > len)
 		have = len;
-	uint8_t *fb = malloc(len);
+	uint8_t *fb = sl_frame_pool_get(&c->srv->frame_pool, len);
 	if (fb == NULL)
 		return -ENOMEM;
 	memcpy(fb, c->rbuf + at + SL_FRAME_HEADER_BYTES, have);
@@ -319,7 +319,8 @@ static void req_free(struct sl_req *req)
 	free(req->body_mem);
 	if (req->msg && !req->msg_borrowed)
 		synclog__request__free_unpacked(req->msg, NULL);
-	free(req->frame_mem); /* after the message: a borrowed one points into it */
+	/* After the message: a borrowed one points into it. */
+	sl_frame_pool_put(&req->srv->frame_pool, req->frame_mem);
 	while (req->chunks) {
 		struct sl_req_chunk *ch = req->chunks;
 		req->chunks = ch->next;
@@ -454,7 +455,7 @@ static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *o
 	struct sl_server *srv = c->srv;
 	struct sl_req *req = req_new(c, len);
 	if (req == NULL) {
-		free(owned);
+		sl_frame_pool_put(&srv->frame_pool, owned);
 		conn_close(c);
 		return;
 	}
@@ -753,6 +754,7 @@ int sl_server_run(struct sl_server *srv)
 	sl_ring_close(&srv->ring);
 	int code = srv->exit_code;
 	free(srv->scratch);
+	sl_frame_pool_free(&srv->frame_pool);
 	free(srv);
 	return code;
 }

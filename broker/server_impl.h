@@ -32,6 +32,25 @@ struct sl_server_stats {
 	uint64_t fetch_bytes;
 };
 
+/* Buffers of large frames kept for reuse (frame_pool.c). Classes: 64 KiB, 128 KiB ... 16 MiB, the default frame
+ * limit; 64 MiB kept at most: the buffers of four full-size frames, or of a few hundred 256 KiB batches. */
+#define SL_FRAME_POOL_CLASS_MIN_BYTES (64u * 1024)
+#define SL_FRAME_POOL_CLASSES         9
+#define SL_FRAME_POOL_BYTES_MAX       (64u << 20)
+
+struct sl_frame_pool {
+	void *free[SL_FRAME_POOL_CLASSES];
+	size_t bytes;
+	uint64_t allocated_count;
+	uint64_t reused_count;
+};
+
+/* A buffer of at least bytes, or NULL when out of memory. */
+void *sl_frame_pool_get(struct sl_frame_pool *pool, size_t bytes);
+/* Give a buffer from sl_frame_pool_get back (NULL is ignored). */
+void sl_frame_pool_put(struct sl_frame_pool *pool, void *p);
+void sl_frame_pool_free(struct sl_frame_pool *pool);
+
 struct sl_server {
 	struct sl_server_config cfg;
 	uv_loop_t loop;
@@ -55,6 +74,7 @@ struct sl_server {
 	/* Decompression buffer for validating zstd batches; one per shard, allocated on first use. */
 	uint8_t *scratch;
 	size_t scratch_cap;
+	struct sl_frame_pool frame_pool;
 	struct sl_server_stats stats;
 	void *metrics; /* metrics.c */
 };
