@@ -15,6 +15,7 @@
 
 #include "consumer/synclog.h"
 #include "tests/unit/apply_test_util.h"
+#include "tests/unit/log_test_util.h"
 
 /* ---- fake source ---- */
 
@@ -322,8 +323,7 @@ int at_db_open(struct at_env *e)
 int at_env_init(struct at_env *e, uint32_t part_count)
 {
 	memset(e, 0, sizeof(*e));
-	snprintf(e->dir, sizeof(e->dir), "/tmp/sl-apply-test-XXXXXX");
-	if (mkdtemp(e->dir) == NULL)
+	if (lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0)
 		return -1;
 	snprintf(e->path, sizeof(e->path), "%s/target.db", e->dir);
 	e->src = calloc(1, sizeof(*e->src));
@@ -349,15 +349,12 @@ int at_env_init(struct at_env *e, uint32_t part_count)
 
 void at_env_cleanup(struct at_env *e)
 {
-	char cmd[400];
-
 	at_engine_stop(e);
 	sl_apply_sqlite_close(e->db);
 	e->db = NULL;
 	free(e->src);
 	e->src = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-	if (system(cmd) != 0)
+	if (lt_rm_rf(e->dir) != 0)
 		fprintf(stderr, "at_env: could not remove %s\n", e->dir);
 }
 

@@ -22,13 +22,14 @@
 #include <unistd.h>
 
 #include "consumer/synclog.h"
+#include "tests/unit/log_test_util.h"
 
 #define PARTITIONS    4
 #define PER_PARTITION 25
 
 static char synclogd_path[PATH_MAX];
 static char broker[64];
-static char data_dir[64];
+static char data_dir[PATH_MAX];
 static pid_t broker_pid;
 
 static int broker_start(void **state)
@@ -37,8 +38,7 @@ static int broker_start(void **state)
 	char line[256] = "";
 	FILE *f;
 
-	snprintf(data_dir, sizeof(data_dir), "/tmp/sl-test-group-XXXXXX");
-	if (mkdtemp(data_dir) == NULL || pipe(fds) != 0)
+	if (lt_tmpdir_make(data_dir, sizeof(data_dir)) != 0 || pipe(fds) != 0)
 		return -1;
 	broker_pid = fork();
 	if (broker_pid == 0) {
@@ -62,13 +62,11 @@ static int broker_start(void **state)
 
 static int broker_stop(void **state)
 {
-	char cmd[128];
 	int status = 0;
 
 	kill(broker_pid, SIGTERM);
 	waitpid(broker_pid, &status, 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", data_dir);
-	return system(cmd) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	return lt_rm_rf(data_dir) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static struct sl_conn *conn(void)
