@@ -32,6 +32,17 @@ int cli_help(const struct cli_command *cmd);
 /* True when argv holds --help or -h (before a "--"). */
 bool cli_wants_help(int argc, char **argv);
 
+/* One subcommand of a command with subcommands (`topic create`): its name, its usage and what runs it. */
+struct cli_subcommand {
+	const char *name; /* "create" */
+	const struct cli_command *command;
+	int (*run)(const struct cli *cli, int argc, char **argv);
+};
+/* Run the subcommand argv[0] names with the arguments after it, or print its usage when they ask for help; with
+ * no subcommand or an unknown one, a usage error of parent naming the subcommands there are. */
+int cli_subcommand_run(const struct cli_command *parent, const struct cli_subcommand *subs, int sub_count,
+                       const struct cli *cli, int argc, char **argv);
+
 /* Flag parsing. cli_flag matches argv[*i] against name as "--name VALUE" or "--name=VALUE": returns 1 with *value
  * set (and *i advanced past the value), 0 when argv[*i] is another argument, -1 when the value is missing. */
 int cli_flag(int argc, char **argv, int *i, const char *name, const char **value);

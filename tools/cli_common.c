@@ -58,6 +58,25 @@ bool cli_wants_help(int argc, char **argv)
 	return false;
 }
 
+int cli_subcommand_run(const struct cli_command *parent, const struct cli_subcommand *subs, int sub_count,
+                       const struct cli *cli, int argc, char **argv)
+{
+	char names[256] = "";
+	size_t at = 0;
+
+	for (int k = 0; argc > 0 && k < sub_count; k++)
+		if (strcmp(argv[0], subs[k].name) == 0)
+			return cli_wants_help(argc - 1, argv + 1) ? cli_help(subs[k].command)
+			                                          : subs[k].run(cli, argc - 1, argv + 1);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0))
+		return cli_help(parent);
+	for (int k = 0; k < sub_count && at < sizeof(names); k++)
+		at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s", k ? ", " : "", subs[k].name);
+	if (argc == 0)
+		return cli_usage_error(parent, "a subcommand is required: %s", names);
+	return cli_usage_error(parent, "unknown subcommand '%s' (one of: %s)", argv[0], names);
+}
+
 int cli_flag(int argc, char **argv, int *i, const char *name, const char **value)
 {
 	const char *arg = argv[*i];

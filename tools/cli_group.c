@@ -214,19 +214,10 @@ static int group_delete(const struct cli *cli, int argc, char **argv)
 
 int cli_group(const struct cli *cli, int argc, char **argv)
 {
-	if (argc == 0)
-		return cli_wants_help(argc, argv) ? cli_help(&group_command)
-		                                  : cli_usage_error(&group_command, "a subcommand is required");
-	if (strcmp(argv[0], "list") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&list_command)
-		                                          : group_list(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "describe") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&describe_command)
-		                                          : group_describe(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "delete") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&delete_command)
-		                                          : group_delete(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
-		return cli_help(&group_command);
-	return cli_usage_error(&group_command, "unknown subcommand '%s'", argv[0]);
+	static const struct cli_subcommand subs[] = {
+	        {"list", &list_command, group_list},
+	        {"describe", &describe_command, group_describe},
+	        {"delete", &delete_command, group_delete},
+	};
+	return cli_subcommand_run(&group_command, subs, (int)(sizeof(subs) / sizeof(subs[0])), cli, argc, argv);
 }

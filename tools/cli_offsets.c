@@ -569,14 +569,6 @@ out:
 
 int cli_offsets(const struct cli *cli, int argc, char **argv)
 {
-	if (argc == 0)
-		return cli_wants_help(argc, argv)
-		               ? cli_help(&offsets_command)
-		               : cli_usage_error(&offsets_command, "a subcommand is required: reset");
-	if (strcmp(argv[0], "reset") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&reset_command)
-		                                          : offsets_reset(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
-		return cli_help(&offsets_command);
-	return cli_usage_error(&offsets_command, "unknown subcommand '%s'", argv[0]);
+	static const struct cli_subcommand subs[] = {{"reset", &reset_command, offsets_reset}};
+	return cli_subcommand_run(&offsets_command, subs, (int)(sizeof(subs) / sizeof(subs[0])), cli, argc, argv);
 }

@@ -225,19 +225,10 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 
 int cli_topic(const struct cli *cli, int argc, char **argv)
 {
-	if (argc == 0)
-		return cli_wants_help(argc, argv) ? cli_help(&topic_command)
-		                                  : cli_usage_error(&topic_command, "a subcommand is required");
-	if (strcmp(argv[0], "create") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&create_command)
-		                                          : topic_create(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "list") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&list_command)
-		                                          : topic_list(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "describe") == 0)
-		return cli_wants_help(argc - 1, argv + 1) ? cli_help(&describe_command)
-		                                          : topic_describe(cli, argc - 1, argv + 1);
-	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
-		return cli_help(&topic_command);
-	return cli_usage_error(&topic_command, "unknown subcommand '%s'", argv[0]);
+	static const struct cli_subcommand subs[] = {
+	        {"create", &create_command, topic_create},
+	        {"list", &list_command, topic_list},
+	        {"describe", &describe_command, topic_describe},
+	};
+	return cli_subcommand_run(&topic_command, subs, (int)(sizeof(subs) / sizeof(subs[0])), cli, argc, argv);
 }
