@@ -27,7 +27,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-u
 LDFLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE),)
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 
-PROTO_SRC := $(wildcard proto/*.c)
+PROTO_SRC := $(wildcard proto/*.c proto/base/*.c)
 PROTO_GEN := $(GEN)/proto/synclog.pb-c.c
 STORAGE_SRC := broker/ring.c broker/segment.c broker/index.c broker/log.c broker/recovery.c
 # The broker daemon: everything in broker/ that is not the storage engine.

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/server.h"
+#include "proto/base/fs.h"
 #include "broker/topics.h"
 
 static const char usage[] =
@@ -156,6 +157,29 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	return 0;
 }
 
+/* Take DATA/.lock before anything reads or writes the data directory: a second broker (or `--repair`) on the
+ * same directory would append to the same segment files and silently replace acknowledged records. The lock is
+ * held until the process exits. Returns 0, or 1 with the reason on stderr. */
+static int lock_data_dir(const char *dir)
+{
+	int fd;
+	pid_t holder;
+	int rc = sl_fs_lock_data_dir(dir, &fd, &holder);
+	if (rc == -EWOULDBLOCK) {
+		if (holder > 0)
+			fprintf(stderr, "synclogd: another synclogd (pid %ld) is using %s\n", (long)holder, dir);
+		else
+			fprintf(stderr, "synclogd: another synclogd is using %s\n", dir);
+		return 1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "synclogd: cannot lock %s/%s: %s (check --data-dir and its permissions)\n", dir,
+		        SL_DATA_DIR_LOCK_FILE, strerror(-rc));
+		return 1;
+	}
+	return 0;
+}
+
 static int repair(const struct sl_server_config *cfg)
 {
 	struct sl_ring ring;
@@ -254,6 +278,8 @@ int main(int argc, char **argv)
 	 * the process (the append is then refused and the log cut back). */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+	if (lock_data_dir(cfg.data_dir) != 0)
+		return 1;
 	if (do_repair)
 		return repair(&cfg);
 
