@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/topics.h"
+#include "proto/base/fs.h"
 #include "proto/batch.h"
 
 #define META_FILE "topic.json"
@@ -25,6 +26,10 @@ int sl_topic_name_check(const char *name, int internal)
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -EINVAL;
 	if (!internal && strncmp(name, "__", 2) == 0)
+		return -EINVAL;
+	/* A leading dot is refused for new topics: it hides the folder from ls and used to be the broker's own
+	 * scratch prefix (now DATA/scratch/). Folders of older versions named so still open (internal). */
+	if (!internal && name[0] == '.')
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
@@ -268,7 +273,21 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 		t->topics_dir = NULL;
 		return -ENOMEM;
 	}
-	int rc = mkdir_p(t->topics_dir);
+	if (asprintf(&t->scratch_dir, "%s/scratch", data_dir) < 0) {
+		t->scratch_dir = NULL;
+		return -ENOMEM;
+	}
+	/* Whatever is in scratch/ was left by a crash in the middle of a create or delete: finish the job. Topic
+	 * names never reach this folder, so nothing a client names can be removed here. */
+	int rc = sl_fs_rm_rf(t->scratch_dir);
+	if (rc == 0)
+		rc = sl_fs_mkdir_p(t->scratch_dir);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot create %s: %s (check --data-dir and its permissions)", t->scratch_dir,
+		         strerror(-rc));
+		return rc;
+	}
+	rc = mkdir_p(t->topics_dir);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot create %s: %s (check --data-dir and its permissions)", t->topics_dir,
 		         strerror(-rc));
@@ -284,15 +303,12 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 	while ((de = readdir(d)) != NULL) {
 		char dir[4096];
 		snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, de->d_name);
-		if (strncmp(de->d_name, ".creating-", 10) == 0 || strncmp(de->d_name, ".deleting-", 10) == 0) {
-			/* Left by a crash in the middle of create or delete: finish the job. */
-			rm_rf(dir);
-			continue;
-		}
-		if (sl_topic_name_check(de->d_name, 1) != 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || sl_topic_name_check(de->d_name, 1) != 0)
 			continue;
 		struct sl_topic_config tc;
 		if (read_meta(dir, &tc) < 0 || strcmp(tc.name, de->d_name) != 0) {
+			/* Also what an older version's interrupted create or delete left (.creating-X, .deleting-X):
+			 * never removed here, because a topic of that name may be a real one. */
 			fprintf(stderr, "synclogd: skipping %s: missing or invalid %s\n", dir, META_FILE);
 			continue;
 		}
@@ -324,8 +340,8 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 	struct sl_topic_config cfg = *cfg_in;
 	if (sl_topic_name_check(cfg.name, 0) != 0) {
 		snprintf(err, err_cap,
-		         "invalid topic name '%.*s': use 1 to 200 characters of [A-Za-z0-9._-], not '.' "
-		         "or '..', not starting with '__'",
+		         "invalid topic name '%.*s': use 1 to 200 characters of [A-Za-z0-9._-], not starting with "
+		         "'.' or '__'",
 		         200, cfg.name);
 		return -EINVAL;
 	}
@@ -340,7 +356,7 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 	}
 	cfg.created_ms = now_ms();
 	char tmp[4096], final[4096];
-	snprintf(tmp, sizeof(tmp), "%s/.creating-%s", t->topics_dir, cfg.name);
+	snprintf(tmp, sizeof(tmp), "%s/create-%s", t->scratch_dir, cfg.name);
 	snprintf(final, sizeof(final), "%s/%s", t->topics_dir, cfg.name);
 	rm_rf(tmp);
 	int rc = mkdir(tmp, 0755) < 0 ? -errno : 0;
@@ -358,6 +374,8 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		rc = -errno;
 	if (rc == 0)
 		rc = fsync_path(t->topics_dir);
+	if (rc == 0)
+		rc = fsync_path(t->scratch_dir);
 	if (rc < 0) {
 		rm_rf(tmp);
 		snprintf(err, err_cap, "cannot create topic %s: %s", cfg.name, strerror(-rc));
@@ -392,7 +410,7 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 	topic_free(topic);
 	char dir[4096], gone[4096];
 	snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, name);
-	snprintf(gone, sizeof(gone), "%s/.deleting-%s", t->topics_dir, name);
+	snprintf(gone, sizeof(gone), "%s/delete-%s", t->scratch_dir, name);
 	rm_rf(gone);
 	if (rename(dir, gone) < 0) {
 		rc = -errno;
@@ -400,6 +418,7 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 		return rc;
 	}
 	fsync_path(t->topics_dir);
+	fsync_path(t->scratch_dir);
 	rm_rf(gone);
 	return 0;
 }
@@ -415,6 +434,7 @@ int sl_topics_close(struct sl_topics *t)
 	}
 	free(t->data_dir);
 	free(t->topics_dir);
-	t->data_dir = t->topics_dir = NULL;
+	free(t->scratch_dir);
+	t->data_dir = t->topics_dir = t->scratch_dir = NULL;
 	return rc;
 }

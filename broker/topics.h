@@ -48,13 +48,16 @@ struct sl_topic {
 struct sl_topics {
 	char *data_dir;
 	char *topics_dir;
+	/* DATA/scratch: topics being created or deleted, outside the topic namespace so that no topic name can
+	 * collide with them; emptied at open. */
+	char *scratch_dir;
 	struct sl_ring *ring;
 	struct sl_log_config log_cfg;
 	struct sl_topic *head;
 	uint32_t topic_count;
 };
 
-/* 0 if name is a valid topic name (1 to 200 of [A-Za-z0-9._-], not "." or "..", no "__" prefix unless
+/* 0 if name is a valid topic name (1 to 200 of [A-Za-z0-9._-], not "." or "..", no "__" or "." prefix unless
  * internal != 0), else -EINVAL. */
 int sl_topic_name_check(const char *name, int internal);
 

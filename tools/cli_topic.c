@@ -13,7 +13,16 @@ static const struct cli_command topic_command = {
         .usage = "usage: synclog topic create NAME --partitions N [--retention-ms MS] [--retention-bytes B] "
                  "[--compact]\n"
                  "       synclog topic list\n"
-                 "       synclog topic describe NAME\n",
+                 "       synclog topic describe NAME\n"
+                 "       synclog topic delete NAME\n",
+};
+
+static const struct cli_command delete_command = {
+        .name = "topic delete",
+        .usage = "usage: synclog topic delete NAME\n"
+                 "\n"
+                 "Delete a topic and every record in it. Groups keep their committed offsets for it until deleted.\n"
+                 "Prints `deleted topic NAME`, or {\"deleted\":NAME} with --json.\n",
 };
 
 static const struct cli_command create_command = {
@@ -223,12 +232,45 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+static int topic_delete(const struct cli *cli, int argc, char **argv)
+{
+	const char *name = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return cli_usage_error(&delete_command, "unknown flag '%s'", argv[i]);
+		if (name != NULL)
+			return cli_usage_error(&delete_command, "unexpected argument '%s'", argv[i]);
+		name = argv[i];
+	}
+	if (name == NULL)
+		return cli_usage_error(&delete_command, "the topic NAME is required");
+	struct sl_conn *c = cli_connect(cli, &delete_command, "synclog-cli");
+	if (c == NULL)
+		return CLI_EXIT_FAIL;
+	int rc = sl_topic_delete(c, name);
+	if (rc != 0) {
+		rc = cli_fail(&delete_command, "%s", sl_conn_error(c));
+	} else {
+		if (cli->json) {
+			fputs("{\"deleted\":", stdout);
+			json_name(name);
+			fputs("}\n", stdout);
+		} else {
+			printf("deleted topic %s\n", name);
+		}
+		rc = CLI_EXIT_OK;
+	}
+	sl_conn_free(c);
+	return rc;
+}
+
 int cli_topic(const struct cli *cli, int argc, char **argv)
 {
 	static const struct cli_subcommand subs[] = {
 	        {"create", &create_command, topic_create},
 	        {"list", &list_command, topic_list},
 	        {"describe", &describe_command, topic_describe},
+	        {"delete", &delete_command, topic_delete},
 	};
 	return cli_subcommand_run(&topic_command, subs, (int)(sizeof(subs) / sizeof(subs[0])), cli, argc, argv);
 }
