@@ -29,10 +29,14 @@ LDLIBS = $(PKG_LIBS) -lpthread -lm
 
 PROTO_SRC := $(wildcard proto/*.c proto/base/*.c)
 PROTO_GEN := $(GEN)/proto/synclog.pb-c.c
-STORAGE_SRC := broker/ring.c broker/segment.c broker/index.c broker/log.c broker/recovery.c
-# The broker daemon: everything in broker/ that is not the storage engine.
-BROKER_SRC := $(filter-out $(STORAGE_SRC),$(wildcard broker/*.c))
-CLIENT_SRC := $(wildcard consumer/*.c)
+# The layers, bottom up (README's layout table): proto/ and proto/base/ (wire codec, shared helpers), the storage
+# engine (broker/storage/, no libuv), the broker daemon (broker/, broker/net/, broker/handlers/), the client
+# library (consumer/client/: only what the wire needs) and the sync layer on top of it (consumer/sync/: the applier
+# and its stores, with SQLite and jansson). tools/check-layers.sh checks that includes only point downward.
+STORAGE_SRC := $(wildcard broker/storage/*.c)
+BROKER_SRC := $(wildcard broker/*.c broker/net/*.c broker/handlers/*.c)
+CLIENT_SRC := $(wildcard consumer/client/*.c)
+SYNC_SRC := $(wildcard consumer/sync/*.c)
 CLI_SRC := $(wildcard tools/*.c)
 TEST_UNIT_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_UNIT_SRC))
@@ -41,6 +45,7 @@ TEST_HELPERS := $(filter-out $(TEST_UNIT_SRC),$(wildcard tests/unit/*.c))
 LIB_PROTO := $(BUILD)/lib/libsynclog_proto.a
 LIB_STORAGE := $(BUILD)/lib/libsynclog_storage.a
 LIB_CLIENT := $(BUILD)/lib/libsynclog.a
+LIB_SYNC := $(BUILD)/lib/libsynclog_sync.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
 # The load generator (bench/loadgen/*.c, on the client library), the NATS peer client (bench/peers/nats*.c, on
 # Debian's libnats) and the Redis peer client (bench/peers/redis*.c, RESP over a socket), all three sharing the
@@ -55,9 +60,8 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build bench bench-quick demo install format format-check clean
-all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) $(if $(BROKER_SRC),bin/synclogd) $(if $(CLI_SRC),bin/synclog) \
-	$(if $(CLIENT_SRC),$(LIB_CLIENT))
+.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick demo install format format-check clean
+all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC)
 
 deps:
 	@tools/install-deps.sh build
@@ -88,11 +92,14 @@ $(LIB_STORAGE): $(STORAGE_SRC:%.c=$(BUILD)/%.o)
 $(LIB_CLIENT): $(CLIENT_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+$(LIB_SYNC): $(SYNC_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
 
 $(SYNCLOGD): $(BROKER_SRC:%.c=$(BUILD)/%.o) $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
-$(SYNCLOG): $(CLI_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+$(SYNCLOG): $(CLI_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 # bin/ holds the binaries of the last build, whichever configuration it was.
@@ -103,7 +110,7 @@ bin/synclog: $(SYNCLOG)
 	@mkdir -p bin
 	cp $< $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(if $(CLIENT_SRC),$(LIB_CLIENT)) \
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) \
 		$(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
@@ -125,7 +132,11 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(if $(BROKER_SRC),$(SYNCLOGD)) $(if $(CLI_SRC),$(SYNCLOG))
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) layer-check
+
+# Includes point downward only, and each library links only its own layer's packages (tools/check-layers.sh).
+layer-check: | $(GEN)/proto/synclog.pb-c.h
+	@tools/check-layers.sh $(GEN)
 
 $(BUILD)/bin/synclog-bench: $(LOADGEN_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
 		$(LIB_PROTO)

@@ -37,9 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/assert.h"
-#include "broker/log.h"
-#include "broker/ring.h"
+#include "proto/base/clock.h"
+#include "proto/base/assert.h"
+#include "broker/storage/log.h"
+#include "broker/storage/ring.h"
 #include "proto/batch.h"
 
 /* The append window, and fio's iodepth with it: 1 MiB (64 KiB batches) to 16 MiB (1 MiB batches) queued, enough to
@@ -76,22 +77,6 @@ struct options {
 };
 
 /* ---- small helpers ---------------------------------------------------------------------------------------- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *level_name(enum sl_durability level)
 {
@@ -341,7 +326,7 @@ static int batch_template_build(struct batch_template *t, uint64_t batch_bytes_m
 	/* Every record takes at least one byte, so the builder says -ENOSPC before the bound. */
 	for (i = 0; i < batch_bytes_max; i++) {
 		struct sl_record r = {
-		        .timestamp_ms = wall_ms(),
+		        .timestamp_ms = sl_clock_wall_ms(),
 		        .key = (const uint8_t *)key,
 		        .key_len = snprintf(key, sizeof(key), "key-%012" PRIu32, i),
 		        .value = value,
@@ -430,7 +415,7 @@ static void append_done_cb(struct sl_append *a, int status)
 	struct appender *app = s->app;
 
 	if (app->latency_ns && s->batch_index < app->latency_cap)
-		app->latency_ns[s->batch_index] = now_ns() - s->start_ns;
+		app->latency_ns[s->batch_index] = sl_clock_mono_ns() - s->start_ns;
 	if (status < 0 && app->status == 0)
 		app->status = status;
 	SL_ASSERT(app->free_count < app->slot_count);
@@ -496,7 +481,7 @@ static void appender_fill(struct appender *app, uint64_t queued_target)
 		        .cb = append_done_cb,
 		        .data = s,
 		};
-		s->start_ns = now_ns();
+		s->start_ns = sl_clock_mono_ns();
 		rc = sl_log_append(app->log, &s->append);
 		if (rc == -EAGAIN) {
 			app->eagain_count++;
@@ -695,17 +680,17 @@ static int cmd_append(const struct options *o)
 		return rc;
 
 	getrusage(RUSAGE_SELF, &ru0);
-	t0 = now_ns();
+	t0 = sl_clock_mono_ns();
 	rc = appender_run(&app, batch_count);
-	t1 = now_ns();
+	t1 = sl_clock_mono_ns();
 	getrusage(RUSAGE_SELF, &ru1);
 	if (rc < 0)
 		return rc;
 	/* Before close: close runs one more fdatasync, which is not part of the timed run. */
 	sl_log_get_stats(log, &st);
-	c0 = now_ns();
+	c0 = sl_clock_mono_ns();
 	rc = sl_log_close(log);
-	c1 = now_ns();
+	c1 = sl_clock_mono_ns();
 	if (rc < 0) {
 		fprintf(stderr, "storage-bench: sl_log_close failed: %s\n", strerror(-rc));
 		return rc;
@@ -817,7 +802,7 @@ static int build_log(const struct options *o, const struct sl_log_config *cfg, c
 	rc = appender_init(&app, log, &ring, tmpl, SL_DURABILITY_WRITTEN, o->inflight, 0);
 	if (rc < 0)
 		return rc;
-	t0 = now_ns();
+	t0 = sl_clock_mono_ns();
 	/* A segment holds at least one batch, so the roll must come before twice the sealed size. */
 	sealed_max = 2 * (o->reopen_sealed_bytes / tmpl->len) + 2 * (uint64_t)SEALED_SEGMENT_COUNT;
 	sl_log_get_stats(log, &st);
@@ -849,10 +834,10 @@ static int build_log(const struct options *o, const struct sl_log_config *cfg, c
 	dir_fd = open(o->dir, O_RDONLY | O_DIRECTORY);
 	if (dir_fd < 0)
 		return -errno;
-	s0 = now_ns();
+	s0 = sl_clock_mono_ns();
 	if (syncfs(dir_fd) < 0)
 		return -errno;
-	s1 = now_ns();
+	s1 = sl_clock_mono_ns();
 	close(dir_fd);
 	tail_count = (o->reopen_tail_bytes + tmpl->len - 1) / tmpl->len;
 	rc = appender_run(&app, app.queued_count + tail_count);
@@ -863,7 +848,7 @@ static int build_log(const struct options *o, const struct sl_log_config *cfg, c
 	res->next_offset = st.next_offset;
 	res->log_bytes = st.bytes;
 	res->segment_count = st.segment_count;
-	res->build_s = (double)(now_ns() - t0 - (s1 - s0)) / 1e9;
+	res->build_s = (double)(sl_clock_mono_ns() - t0 - (s1 - s0)) / 1e9;
 	res->syncfs_s = (double)(s1 - s0) / 1e9;
 	return 0;
 }
@@ -913,17 +898,17 @@ static int open_in_child(const struct options *o, const struct sl_log_config *cf
 
 		r.status = sl_ring_init(&ring, 0);
 		if (r.status == 0) {
-			t0 = now_ns();
+			t0 = sl_clock_mono_ns();
 			r.status = log_open_verbose(&ring, o->dir, cfg, &log);
-			t1 = now_ns();
+			t1 = sl_clock_mono_ns();
 			r.open_ms = (double)(t1 - t0) / 1e6;
 		}
 		if (r.status == 0) {
 			sl_log_get_stats(log, &r.stats);
 			if (close_log) {
-				t0 = now_ns();
+				t0 = sl_clock_mono_ns();
 				r.status = sl_log_close(log);
-				r.close_ms = (double)(now_ns() - t0) / 1e6;
+				r.close_ms = (double)(sl_clock_mono_ns() - t0) / 1e6;
 				sl_ring_close(&ring);
 			}
 		}

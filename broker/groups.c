@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "broker/assert.h"
+#include "proto/base/clock.h"
+#include "proto/base/assert.h"
+#include "proto/base/fs.h"
 #include "broker/groups.h"
 #include "proto/batch.h"
 
@@ -518,35 +520,9 @@ static int replay(struct sl_groups *g)
 #define COMPACT_BYTES_MIN         (16u << 20)
 #define COMPACT_COMMITS_PER_BATCH 1000u
 
-static void rm_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
-			continue;
-		char path[1600];
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static void fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 static void recover_compaction(const char *dir)
 {
-	char cur[1300], next[1300], old[1300];
+	char cur[SL_PATH_BYTES_MAX], next[SL_PATH_BYTES_MAX], old[SL_PATH_BYTES_MAX];
 	snprintf(cur, sizeof(cur), "%s/offsets", dir);
 	snprintf(next, sizeof(next), "%s/offsets.compact", dir);
 	snprintf(old, sizeof(old), "%s/offsets.old", dir);
@@ -554,10 +530,10 @@ static void recover_compaction(const char *dir)
 	if (stat(cur, &st) < 0 && stat(next, &st) == 0 && stat(old, &st) == 0) {
 		/* Crashed between the two renames: the compacted log is complete (it was closed first). */
 		rename(next, cur);
-		fsync_dir(dir);
+		sl_fs_fsync_path(dir);
 	}
-	rm_dir(next);
-	rm_dir(old);
+	sl_fs_rm_rf(next);
+	sl_fs_rm_rf(old);
 }
 
 struct sync_wait {
@@ -595,7 +571,7 @@ static int flush_sync(struct sl_log *log, struct sl_ring *ring, struct sl_batch_
 
 static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_log_config *lc, const char *dir)
 {
-	char cur[1300], next[1300], old[1300];
+	char cur[SL_PATH_BYTES_MAX], next[SL_PATH_BYTES_MAX], old[SL_PATH_BYTES_MAX];
 	snprintf(cur, sizeof(cur), "%s/offsets", dir);
 	snprintf(next, sizeof(next), "%s/offsets.compact", dir);
 	snprintf(old, sizeof(old), "%s/offsets.old", dir);
@@ -629,7 +605,7 @@ static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_lo
 	if (rc == 0)
 		rc = crc;
 	if (rc < 0) {
-		rm_dir(next);
+		sl_fs_rm_rf(next);
 		return rc;
 	}
 	rc = sl_log_close(g->log);
@@ -638,8 +614,8 @@ static int compact(struct sl_groups *g, struct sl_ring *ring, const struct sl_lo
 		rc = -errno;
 	if (rc == 0 && rename(next, cur) < 0)
 		rc = -errno;
-	fsync_dir(dir);
-	rm_dir(old);
+	sl_fs_fsync_path(dir);
+	sl_fs_rm_rf(old);
 	return rc;
 }
 
@@ -648,7 +624,7 @@ int sl_groups_open(struct sl_groups *g, const char *data_dir, struct sl_ring *ri
 {
 	memset(g, 0, sizeof(*g));
 	g->topics = topics;
-	char dir[1200], logdir[1300];
+	char dir[SL_PATH_BYTES_MAX], logdir[SL_PATH_BYTES_MAX];
 	snprintf(dir, sizeof(dir), "%s/groups", data_dir);
 	snprintf(logdir, sizeof(logdir), "%s/offsets", dir);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
@@ -778,7 +754,7 @@ int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_com
 	int rc = sl_batch_builder_init(&b, bytes);
 	if (rc < 0)
 		return rc;
-	int64_t now = sl_now_ms();
+	int64_t now = sl_clock_wall_ms();
 	for (uint32_t i = 0; rc == 0 && i < count; i++) {
 		struct commit_record cr;
 		rc = sl_batch_builder_add(&b, commit_record(&cr, group, entries[i].topic, entries[i].partition,
@@ -798,7 +774,7 @@ int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb
 		return rc;
 	char key[SL_GROUP_NAME_BYTES_MAX + 8];
 	int kl = snprintf(key, sizeof(key), "d%c%s", SEP, group);
-	struct sl_record r = {.timestamp_ms = sl_now_ms(),
+	struct sl_record r = {.timestamp_ms = sl_clock_wall_ms(),
 	                      .key = (uint8_t *)key,
 	                      .key_len = kl,
 	                      .value = NULL,

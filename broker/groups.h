@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/log.h"
+#include "broker/storage/log.h"
 #include "broker/topics.h"
 
 #define SL_GROUP_NAME_BYTES_MAX       200

@@ -64,7 +64,7 @@ struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
 };
 
-static int apply(struct sl_server_config *cfg, const struct settings *s)
+static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
 {
 	uint64_t v;
 	if (s->data_dir) {
@@ -267,9 +267,9 @@ int main(int argc, char **argv)
 		if (rc)
 			return rc;
 	}
-	int rc = apply(&cfg, &file);
+	int rc = settings_apply(&cfg, &file);
 	if (rc == 0)
-		rc = apply(&cfg, &flags);
+		rc = settings_apply(&cfg, &flags);
 	json_decref(keep);
 	if (rc)
 		return rc;

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/log.h"
+#include "broker/storage/log.h"
 
 struct sl_server_config {
 	char data_dir[1024];

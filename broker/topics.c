@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/base/clock.h"
 #include "broker/topics.h"
 #include "proto/base/fs.h"
 #include "proto/batch.h"
@@ -40,43 +41,26 @@ int sl_topic_name_check(const char *name, int internal)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
-}
-
 static int write_meta(const char *dir, const struct sl_topic_config *cfg)
 {
 	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I}", "name", cfg->name, "partitions", (int)cfg->partitions,
 	                      "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
 	                      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "created_ms",
 	                      (json_int_t)cfg->created_ms);
-	if (j == NULL)
-		return -ENOMEM;
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, META_FILE);
-	int rc = json_dump_file(j, path, JSON_INDENT(2)) == 0 ? 0 : -EIO;
+	char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
-	if (rc == 0)
-		rc = fsync_path(path);
+	if (text == NULL)
+		return -ENOMEM;
+	char path[SL_PATH_BYTES_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, META_FILE);
+	int rc = sl_fs_replace_atomic(path, text, strlen(text));
+	free(text);
 	return rc;
 }
 
 static int read_meta(const char *dir, struct sl_topic_config *cfg)
 {
-	char path[4096];
+	char path[SL_PATH_BYTES_MAX];
 	snprintf(path, sizeof(path), "%s/%s", dir, META_FILE);
 	json_error_t jerr;
 	json_t *j = json_load_file(path, 0, &jerr);
@@ -121,13 +105,13 @@ static void topic_free(struct sl_topic *topic)
 /* Rebuild idempotent-producer state: the snapshot, then every batch after it (producer_state.h). */
 static void producers_restore(struct sl_partition *p, const char *pdir)
 {
-	char path[4200];
+	char path[SL_PATH_BYTES_MAX];
 	snprintf(path, sizeof(path), "%s/%s", pdir, PRODUCERS_SNAPSHOT);
 	int64_t from = -1;
 	int64_t start = sl_log_start_offset(p->log), end = sl_log_next_offset(p->log);
 	if (sl_producer_state_load(&p->producers, path, &from) < 0 || from < start || from > end) {
 		sl_producer_state_free(&p->producers);
-		if (sl_log_offset_for_time(p->log, now_ms() - PRODUCER_REPLAY_MS, &from) < 0)
+		if (sl_log_offset_for_time(p->log, sl_clock_wall_ms() - PRODUCER_REPLAY_MS, &from) < 0)
 			from = end;
 	}
 	uint8_t *buf = malloc(REPLAY_READ_BYTES);
@@ -144,7 +128,7 @@ static void producers_restore(struct sl_partition *p, const char *pdir)
 			if (h.producer_id >= 0 && last >= from)
 				sl_producer_state_replay(&p->producers, h.producer_id, h.producer_epoch,
 				                         h.base_sequence, h.record_count, h.base_offset, last,
-				                         now_ms());
+				                         sl_clock_wall_ms());
 			at += sl_batch_total_bytes(&h);
 		}
 		from = next;
@@ -160,7 +144,7 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 			struct sl_partition *p = &topic->parts[i];
 			if (p->log == NULL || p->producers.count == 0)
 				continue;
-			char path[4200];
+			char path[SL_PATH_BYTES_MAX];
 			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i,
 			         PRODUCERS_SNAPSHOT);
 			int r = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
@@ -188,7 +172,7 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		p->topic = topic;
 		p->index = i;
 		sl_producer_state_init(&p->producers);
-		char pdir[4096];
+		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", dir, i);
 		int rc = sl_log_open(t->ring, pdir, &t->log_cfg, &p->log, p->open_error, sizeof(p->open_error));
 		if (rc < 0) {
@@ -219,49 +203,6 @@ static void topic_close_logs(struct sl_topic *topic, int *first_err)
 	}
 }
 
-static int rm_rf(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		if (d == NULL)
-			return -errno;
-		struct dirent *de;
-		int rc = 0;
-		while ((de = readdir(d)) != NULL && rc == 0) {
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			char sub[4096];
-			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-			rc = rm_rf(sub);
-		}
-		closedir(d);
-		if (rc < 0)
-			return rc;
-		return rmdir(path) < 0 ? -errno : 0;
-	}
-	return unlink(path) < 0 ? -errno : 0;
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
                    char *err, size_t err_cap)
 {
@@ -287,7 +228,7 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 		         strerror(-rc));
 		return rc;
 	}
-	rc = mkdir_p(t->topics_dir);
+	rc = sl_fs_mkdir_p(t->topics_dir);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot create %s: %s (check --data-dir and its permissions)", t->topics_dir,
 		         strerror(-rc));
@@ -301,9 +242,10 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		char dir[4096];
+		char dir[SL_PATH_BYTES_MAX];
 		snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, de->d_name);
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || sl_topic_name_check(de->d_name, 1) != 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    sl_topic_name_check(de->d_name, 1) != 0)
 			continue;
 		struct sl_topic_config tc;
 		if (read_meta(dir, &tc) < 0 || strcmp(tc.name, de->d_name) != 0) {
@@ -354,30 +296,30 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		snprintf(err, err_cap, "topic %s already exists", cfg.name);
 		return -EEXIST;
 	}
-	cfg.created_ms = now_ms();
-	char tmp[4096], final[4096];
+	cfg.created_ms = sl_clock_wall_ms();
+	char tmp[SL_PATH_BYTES_MAX], final[SL_PATH_BYTES_MAX];
 	snprintf(tmp, sizeof(tmp), "%s/create-%s", t->scratch_dir, cfg.name);
 	snprintf(final, sizeof(final), "%s/%s", t->topics_dir, cfg.name);
-	rm_rf(tmp);
+	sl_fs_rm_rf(tmp);
 	int rc = mkdir(tmp, 0755) < 0 ? -errno : 0;
 	if (rc == 0)
 		rc = write_meta(tmp, &cfg);
 	for (uint32_t i = 0; rc == 0 && i < cfg.partitions; i++) {
-		char pdir[4096];
+		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", tmp, i);
 		if (mkdir(pdir, 0755) < 0)
 			rc = -errno;
 	}
 	if (rc == 0)
-		rc = fsync_path(tmp);
+		rc = sl_fs_fsync_path(tmp);
 	if (rc == 0 && rename(tmp, final) < 0)
 		rc = -errno;
 	if (rc == 0)
-		rc = fsync_path(t->topics_dir);
+		rc = sl_fs_fsync_path(t->topics_dir);
 	if (rc == 0)
-		rc = fsync_path(t->scratch_dir);
+		rc = sl_fs_fsync_path(t->scratch_dir);
 	if (rc < 0) {
-		rm_rf(tmp);
+		sl_fs_rm_rf(tmp);
 		snprintf(err, err_cap, "cannot create topic %s: %s", cfg.name, strerror(-rc));
 		return rc;
 	}
@@ -408,18 +350,18 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 	*pp = topic->next;
 	t->topic_count--;
 	topic_free(topic);
-	char dir[4096], gone[4096];
+	char dir[SL_PATH_BYTES_MAX], gone[SL_PATH_BYTES_MAX];
 	snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, name);
 	snprintf(gone, sizeof(gone), "%s/delete-%s", t->scratch_dir, name);
-	rm_rf(gone);
+	sl_fs_rm_rf(gone);
 	if (rename(dir, gone) < 0) {
 		rc = -errno;
 		snprintf(err, err_cap, "cannot delete topic %s: %s", name, strerror(-rc));
 		return rc;
 	}
-	fsync_path(t->topics_dir);
-	fsync_path(t->scratch_dir);
-	rm_rf(gone);
+	sl_fs_fsync_path(t->topics_dir);
+	sl_fs_fsync_path(t->scratch_dir);
+	sl_fs_rm_rf(gone);
 	return 0;
 }
 

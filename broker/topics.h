@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/log.h"
-#include "broker/producer_state.h"
+#include "broker/storage/log.h"
+#include "broker/storage/producer_state.h"
 
 /* Partition counts above this are refused: each partition holds open files and an index in memory. */
 #define SL_TOPIC_PARTITIONS_MAX 10000

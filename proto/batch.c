@@ -81,18 +81,9 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "proto/base/assert.h"
 #include "proto/crc32c.h"
 #include "proto/varint.h"
-
-/* Programmer errors crash loudly in every build. The house SL_ASSERT has no shared header yet. */
-#ifndef SL_ASSERT
-#define SL_ASSERT(cond) ((cond) ? (void)0 : assert_fail(#cond, __FILE__, __LINE__))
-static void assert_fail(const char *cond, const char *file, int line)
-{
-	fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, cond);
-	abort();
-}
-#endif
 
 /* Header field offsets, each derived from the one before so that a wrong size shows up in the asserts below. */
 #define OFF_BASE_OFFSET       0

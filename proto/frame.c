@@ -99,7 +99,7 @@ static const struct {
         {3, "UNKNOWN_TOPIC", "no such topic: create it with `synclog topic create`"},
         {4, "TOPIC_EXISTS", "a topic with that name already exists"},
         {5, "INVALID_TOPIC_NAME",
-         "invalid topic name: use 1 to 200 characters of [A-Za-z0-9._-], not '.' or '..', not starting with '__'"},
+         "invalid topic name: use 1 to 200 characters of [A-Za-z0-9._-], not starting with '.' or '__'"},
         {6, "INVALID_PARTITIONS", "partition count out of range (1 to 10000)"},
         {7, "UNKNOWN_PARTITION", "no such partition in this topic"},
         {8, "CORRUPT_BATCH", "the record batch is corrupt (CRC, length or record count): nothing was appended"},

@@ -7,8 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "consumer/apply.h"
-#include "consumer/synclog.h"
+#include "proto/base/clock.h"
+#include "consumer/sync/apply.h"
+#include "consumer/client/synclog.h"
 #include "tools/cli.h"
 
 /* How often --follow reports its counters and lag: often enough to watch drift, rare enough to read. */
@@ -115,14 +116,6 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 	return CLI_EXIT_OK;
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void counters_print(FILE *out, bool json, const struct sl_apply_counters *c, const int64_t *lag)
 {
 	if (json) {
@@ -176,7 +169,7 @@ static int purge_only(const struct cli *cli, const struct apply_args *a, struct 
 	int rc;
 
 	sl_apply_sqlite_store(db, &store);
-	rc = sl_apply_store_purge(&store, wall_ms(), a->retention_ms, &counts);
+	rc = sl_apply_store_purge(&store, sl_clock_wall_ms(), a->retention_ms, &counts);
 	if (rc != 0)
 		return cli_fail(&apply_command, "purging: %s", store.ops->error(store.ctx));
 	if (cli->json)
@@ -193,20 +186,20 @@ static int purge_only(const struct cli *cli, const struct apply_args *a, struct 
 static int apply_loop(const struct cli *cli, const struct apply_args *a, struct sl_apply *engine,
                       struct sl_conn *lag_conn)
 {
-	int64_t next_progress_ms = wall_ms() + PROGRESS_INTERVAL_MS;
+	int64_t next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
 
 	while (!cli_interrupted() && !sl_apply_done(engine)) {
 		int rc = sl_apply_poll(engine);
 
 		if (rc < 0 && rc != -EINTR)
 			return rc;
-		if (a->follow && wall_ms() >= next_progress_ms) {
+		if (a->follow && sl_clock_wall_ms() >= next_progress_ms) {
 			struct sl_apply_counters c;
 			int64_t lag = lag_records(lag_conn, a->topic, engine);
 
 			sl_apply_counters_get(engine, &c);
 			counters_print(stderr, cli->json, &c, &lag);
-			next_progress_ms = wall_ms() + PROGRESS_INTERVAL_MS;
+			next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
 		}
 	}
 	return 0;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 #include "tools/cli.h"
 
 static volatile sig_atomic_t interrupted;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 #include "tools/cli.h"
 
 static const struct cli_command group_command = {

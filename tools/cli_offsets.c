@@ -9,7 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "consumer/synclog.h"
+#include "proto/base/clock.h"
+#include "consumer/client/synclog.h"
 #include "tools/cli.h"
 
 static const struct cli_command offsets_command = {
@@ -135,14 +136,6 @@ static int spec_set(struct reset_args *a, enum sl_reset_kind kind, int64_t value
 	return CLI_EXIT_OK;
 }
 
-static int64_t wall_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The SPEC flags; returns -1 when argv[*i] is not one, else the exit code of parsing it. */
 static int spec_parse(int argc, char **argv, int *i, struct reset_args *a)
 {
@@ -172,7 +165,7 @@ static int spec_parse(int argc, char **argv, int *i, struct reset_args *a)
 			        "--by-duration needs an ISO 8601 duration of weeks, days and time such as "
 			        "PT30M, P1DT2H or P2W (years and months are refused: their length "
 			        "varies)");
-		return spec_set(a, SL_RESET_DATETIME, wall_now_ms() - v);
+		return spec_set(a, SL_RESET_DATETIME, sl_clock_wall_ms() - v);
 	}
 	if ((rc = cli_flag(argc, argv, i, "--shift-by", &value)) != 0) {
 		if (rc < 0 || cli_parse_i64(value, INT64_MIN + 1, INT64_MAX, &v) != 0)

@@ -8,7 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "consumer/synclog.h"
+#include "proto/base/clock.h"
+#include "consumer/client/synclog.h"
+#include "consumer/sync/record_input.h"
 #include "tools/cli.h"
 #include "tools/line_reader.h"
 
@@ -111,14 +113,6 @@ static int args_parse(int argc, char **argv, struct produce_args *a)
 	return CLI_EXIT_OK;
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until stdin has data or the producer has work; read stdin when it is ready. Returns 0, -EINTR, -EIO. */
 static int wait_input(struct sl_producer *p, struct line_reader *lr)
 {
@@ -185,7 +179,7 @@ static int produce_lines(struct sl_producer *p, struct sl_line_parser *lp, const
 			bad_line(in, lr.line_number, "longer than 16 MiB");
 			continue;
 		}
-		rc = sl_line_parse(lp, line, len, a->origin, wall_ms(), &r, err, sizeof(err));
+		rc = sl_line_parse(lp, line, len, a->origin, sl_clock_wall_ms(), &r, err, sizeof(err));
 		if (rc == -ENOMEM) {
 			cli_fail(&produce_command, "out of memory parsing line %llu",
 			         (unsigned long long)lr.line_number);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 #include "tools/cli.h"
 
 static const struct cli_command topic_command = {

@@ -2,17 +2,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/base/clock.h"
 #include "bench/common/hist.h"
 
 _Static_assert(HIST_SUB_COUNT == 128, "sub-buckets per power of two set the 0.8% precision promised in hist.h");
-
-int64_t bench_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void hist_init(struct hist *h)
 {

@@ -32,8 +32,8 @@ uint64_t hist_quantile_ns(const struct hist *h, double q);
  * "p999_us":..,"max_us":.. */
 void hist_print_json(FILE *out, const struct hist *h);
 
-/* Monotonic clock in nanoseconds: the clock every latency here is measured with, system-wide, so two processes
- * on the machine can compare their readings. */
-int64_t bench_now_ns(void);
+/* Every latency here is measured with sl_clock_mono_ns (proto/base/clock.h): system-wide, so two processes on
+ * the machine can compare their readings. */
+#include "proto/base/clock.h"
 
 #endif

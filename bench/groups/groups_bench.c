@@ -7,7 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "consumer/synclog.h"
+#include "proto/base/clock.h"
+#include "consumer/client/synclog.h"
 
 /* Records handed out per poll in replay: the CLI's batch, large enough that the call costs nothing per record. */
 #define REPLAY_POLL_RECORDS 4096
@@ -25,14 +26,6 @@ struct options {
 	double seconds;
 	const char *commit_scope; /* "all": every partition per commit; "one": one partition per commit */
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static double cpu_s(void)
 {
@@ -104,7 +97,7 @@ static int bench_produce(const struct options *o)
 		return rc;
 	}
 	cpu0 = cpu_s();
-	start = now_ns();
+	start = sl_clock_mono_ns();
 	for (uint64_t i = 0; i < o->records && rc == 0; i++) {
 		struct sl_record r = {0};
 
@@ -121,7 +114,7 @@ static int bench_produce(const struct options *o)
 	}
 	if (rc == 0)
 		rc = sl_producer_flush(p, -1);
-	end = now_ns();
+	end = sl_clock_mono_ns();
 	if (rc != 0 || st.failed > 0)
 		fprintf(stderr, "groups-bench: produce: %s\n", st.failed ? st.error : sl_producer_error(p));
 	sl_producer_free(p);
@@ -161,13 +154,13 @@ static int bench_replay(const struct options *o)
 	co.start = SL_FROM_EARLIEST;
 	co.stop_at_end = true;
 	cpu0 = cpu_s();
-	start = now_ns();
+	start = sl_clock_mono_ns();
 	rc = sl_consumer_subscribe(&c, &co, err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "groups-bench: subscribe: %s\n", err);
 		return rc;
 	}
-	joined = now_ns();
+	joined = sl_clock_mono_ns();
 	while (!sl_consumer_done(c)) {
 		n = sl_consumer_poll(c, 1000, recs, REPLAY_POLL_RECORDS);
 		polls++;
@@ -189,7 +182,7 @@ static int bench_replay(const struct options *o)
 	}
 	if (rc == 0 && (rc = sl_consumer_close(c)) != 0)
 		fprintf(stderr, "groups-bench: close: %s\n", sl_consumer_error(c));
-	end = now_ns();
+	end = sl_clock_mono_ns();
 	sl_consumer_stats_get(c, &st);
 	sl_consumer_free(c);
 	double seconds = (double)(end - start) / 1e9;
@@ -263,11 +256,11 @@ static int bench_commits(const struct options *o)
 		offsets[i] = (struct sl_topic_partition_offset){o->topic, assigned[i].partition, 0};
 	per_commit = all ? count : 1;
 	cpu0 = cpu_s();
-	start = now_ns();
+	start = sl_clock_mono_ns();
 	deadline = start + (int64_t)(o->seconds * 1e9);
-	while (rc == 0 && now_ns() < deadline && commits < COMMIT_SAMPLES_MAX) {
+	while (rc == 0 && sl_clock_mono_ns() < deadline && commits < COMMIT_SAMPLES_MAX) {
 		/* Every commit moves its offsets, as a consumer's would. */
-		int64_t t0 = now_ns();
+		int64_t t0 = sl_clock_mono_ns();
 
 		if (all) {
 			for (uint32_t i = 0; i < count; i++)
@@ -279,9 +272,9 @@ static int bench_commits(const struct options *o)
 			one->offset++;
 			rc = sl_consumer_commit_offsets(c, one, 1);
 		}
-		lat[commits++] = now_ns() - t0;
+		lat[commits++] = sl_clock_mono_ns() - t0;
 	}
-	end = now_ns();
+	end = sl_clock_mono_ns();
 	if (rc != 0)
 		fprintf(stderr, "groups-bench: commit: %s\n", sl_consumer_error(c));
 	double cpu = cpu_s() - cpu0;

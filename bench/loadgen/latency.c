@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "proto/base/clock.h"
 #include "bench/loadgen/loadgen.h"
 
 /* The consumer's long poll: short, so that it notices the end of the run soon after the last record. */
@@ -55,8 +56,8 @@ static void *consumer_main(void *arg)
 		if (done && run->received >= sent)
 			break;
 		if (done && drain_deadline == 0)
-			drain_deadline = bench_now_ns() + DRAIN_TIMEOUT_NS;
-		if (drain_deadline != 0 && bench_now_ns() > drain_deadline) {
+			drain_deadline = sl_clock_mono_ns() + DRAIN_TIMEOUT_NS;
+		if (drain_deadline != 0 && sl_clock_mono_ns() > drain_deadline) {
 			snprintf(run->error, sizeof(run->error), "consumer saw %llu of %llu records",
 			         (unsigned long long)run->received, (unsigned long long)sent);
 			rc = -ETIMEDOUT;
@@ -68,7 +69,7 @@ static void *consumer_main(void *arg)
 			break;
 		}
 		while ((rc = sl_fetcher_next(run->fetcher, &partition, &r)) == 1) {
-			int64_t now = bench_now_ns(), stamp;
+			int64_t now = sl_clock_mono_ns(), stamp;
 			uint64_t seq;
 
 			if (r.value_len < LOADGEN_STAMP_BYTES)
@@ -102,7 +103,7 @@ static void acked_cb(void *opaque, const struct sl_delivery *d, void *cb_arg)
 	}
 	run->acked++;
 	if (stamp >= run->measure_from_ns)
-		hist_add(&run->ack, (uint64_t)(bench_now_ns() - stamp));
+		hist_add(&run->ack, (uint64_t)(sl_clock_mono_ns() - stamp));
 }
 
 /* Wait until deadline_ns or until the producer's socket or timer needs attention, whichever is first. */
@@ -110,7 +111,7 @@ static int producer_wait(struct sl_producer *p, int64_t deadline_ns)
 {
 	struct pollfd pfd;
 	int n = sl_producer_pollfd(p, &pfd), timeout_ms = sl_producer_timeout_ms(p);
-	int64_t wait_ns = deadline_ns - bench_now_ns();
+	int64_t wait_ns = deadline_ns - sl_clock_mono_ns();
 	struct timespec ts;
 
 	if (timeout_ms >= 0 && (int64_t)timeout_ms * 1000000 < wait_ns)
@@ -143,7 +144,7 @@ static int produce_paced(struct latency_run *run, struct sl_producer *p, int64_t
 	r.version = SL_VERSION_NONE;
 	r.idempotency_key_len = -1;
 	while (i < total && rc == 0) {
-		int64_t now = bench_now_ns();
+		int64_t now = sl_clock_mono_ns();
 
 		/* Every record whose time has come goes now, each with its own intended time. */
 		for (; i < total; i++) {
@@ -213,14 +214,14 @@ int loadgen_latency(const struct loadgen_options *o)
 		sl_producer_free(p);
 		return rc;
 	}
-	t0 = bench_now_ns() + 20 * 1000000;
+	t0 = sl_clock_mono_ns() + 20 * 1000000;
 	run->measure_from_ns = t0 + (int64_t)(o->warmup_s * 1e9);
 	if (pthread_create(&consumer, NULL, consumer_main, run) != 0) {
 		fprintf(stderr, "synclog-bench: cannot start the consumer thread\n");
 		return -EAGAIN;
 	}
 	rc = produce_paced(run, p, t0, total);
-	t_end = bench_now_ns();
+	t_end = sl_clock_mono_ns();
 	atomic_store(&run->sending_done, true);
 	pthread_join(consumer, NULL);
 	sl_producer_free(p);

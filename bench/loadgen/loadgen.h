@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 #include "bench/common/hist.h"
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 
 /* A run uses at most this many producers: a 2-core machine is saturated long before, and each producer holds
  * its own connection and buffer (32 MiB by default). */

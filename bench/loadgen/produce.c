@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/base/clock.h"
 #include "bench/loadgen/loadgen.h"
 
 /* Batched mode times one record in this many: a clock read per record would cost a few percent of the client's
@@ -36,7 +37,7 @@ static void delivered_cb(void *opaque, const struct sl_delivery *d, void *cb_arg
 	}
 	res->acked++;
 	if (opaque != NULL)
-		hist_add(&res->ack_latency, (uint64_t)(bench_now_ns() - (int64_t)(uintptr_t)opaque));
+		hist_add(&res->ack_latency, (uint64_t)(sl_clock_mono_ns() - (int64_t)(uintptr_t)opaque));
 }
 
 static int64_t wall_ms(void)
@@ -76,10 +77,10 @@ static void producer_run(struct producer_ctx *ctx)
 	r.key_len = key ? (int32_t)o->key_bytes : -1;
 	r.version = SL_VERSION_NONE;
 	r.idempotency_key_len = -1;
-	res->start_ns = bench_now_ns();
+	res->start_ns = sl_clock_mono_ns();
 	for (uint64_t i = 0; i < ctx->count; i++) {
 		bool sample = o->one_at_a_time || i % SAMPLE_EVERY == 0;
-		void *opaque = sample ? (void *)(uintptr_t)bench_now_ns() : NULL;
+		void *opaque = sample ? (void *)(uintptr_t)sl_clock_mono_ns() : NULL;
 
 		if (i % 1024 == 0)
 			r.timestamp_ms = wall_ms();
@@ -96,7 +97,7 @@ static void producer_run(struct producer_ctx *ctx)
 	rc = sl_producer_flush(p, -1);
 	if (rc != 0 && res->error[0] == '\0')
 		snprintf(res->error, sizeof(res->error), "flush: %s", sl_producer_error(p));
-	res->end_ns = bench_now_ns();
+	res->end_ns = sl_clock_mono_ns();
 out:
 	sl_producer_free(p);
 	free(value);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "proto/base/clock.h"
 #include "bench/loadgen/loadgen.h"
 
 int loadgen_replay(const struct loadgen_options *o)
@@ -26,7 +27,7 @@ int loadgen_replay(const struct loadgen_options *o)
 	fo.stop_at_end = true;
 	fo.partition_bytes_max = o->fetch_bytes;
 	cpu0 = loadgen_cpu_s();
-	start = bench_now_ns();
+	start = sl_clock_mono_ns();
 	rc = sl_fetcher_new(&f, &fo, err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "synclog-bench: fetcher: %s\n", err);
@@ -45,7 +46,7 @@ int loadgen_replay(const struct loadgen_options *o)
 				checksum += r.value[r.value_len - 1];
 		}
 	}
-	end = bench_now_ns();
+	end = sl_clock_mono_ns();
 	if (rc != 0)
 		fprintf(stderr, "synclog-bench: replay: %s\n", sl_fetcher_error(f));
 	sl_fetcher_free(f);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/base/clock.h"
 #include "bench/common/hist.h"
 
 /* Every message carries its send time (intended, in latency mode) and its sequence in its first 16 bytes. */
@@ -112,7 +113,7 @@ static void ack_cb(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		if (natsMsg_GetDataLength(msg) >= STAMP_BYTES) {
 			memcpy(&stamp, natsMsg_GetData(msg), sizeof(stamp));
 			if (stamp != 0 && stamp >= r->measure_from_ns)
-				hist_add(&r->ack, (uint64_t)(bench_now_ns() - stamp));
+				hist_add(&r->ack, (uint64_t)(sl_clock_mono_ns() - stamp));
 		}
 	}
 	natsMsg_Destroy(msg);
@@ -169,9 +170,9 @@ static int publish_async(struct run *r, uint8_t *value)
 	int64_t start, end;
 	natsStatus s;
 
-	start = bench_now_ns();
+	start = sl_clock_mono_ns();
 	for (uint64_t i = 0; i < o->count; i++) {
-		int64_t stamp = i % SAMPLE_EVERY == 0 ? bench_now_ns() : 0;
+		int64_t stamp = i % SAMPLE_EVERY == 0 ? sl_clock_mono_ns() : 0;
 
 		memcpy(value, &stamp, sizeof(stamp));
 		memcpy(value + 8, &i, sizeof(i));
@@ -180,7 +181,7 @@ static int publish_async(struct run *r, uint8_t *value)
 			return fail(r, "publish async", s);
 	}
 	s = js_PublishAsyncComplete(r->js, NULL);
-	end = bench_now_ns();
+	end = sl_clock_mono_ns();
 	if (s != NATS_OK)
 		return fail(r, "publish async complete", s);
 	r->last_ns = end - start;
@@ -190,10 +191,10 @@ static int publish_async(struct run *r, uint8_t *value)
 static int publish_sync(struct run *r, uint8_t *value)
 {
 	const struct options *o = r->o;
-	int64_t start = bench_now_ns();
+	int64_t start = sl_clock_mono_ns();
 
 	for (uint64_t i = 0; i < o->count; i++) {
-		int64_t t0 = bench_now_ns();
+		int64_t t0 = sl_clock_mono_ns();
 		jsPubAck *pa = NULL;
 		jsErrCode jerr = 0;
 		natsStatus s;
@@ -203,11 +204,11 @@ static int publish_sync(struct run *r, uint8_t *value)
 		s = js_Publish(&pa, r->js, r->subject, value, (int)o->record_bytes, NULL, &jerr);
 		if (s != NATS_OK)
 			return fail(r, "publish", s);
-		hist_add(&r->ack, (uint64_t)(bench_now_ns() - t0));
+		hist_add(&r->ack, (uint64_t)(sl_clock_mono_ns() - t0));
 		atomic_fetch_add(&r->acked, 1);
 		jsPubAck_Destroy(pa);
 	}
-	r->last_ns = bench_now_ns() - start;
+	r->last_ns = sl_clock_mono_ns() - start;
 	return 0;
 }
 
@@ -224,7 +225,7 @@ static int replay(struct run *r)
 	jsSubOptions_Init(&so);
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverAll;
-	start = bench_now_ns();
+	start = sl_clock_mono_ns();
 	s = js_SubscribeSync(&sub, r->js, r->subject, NULL, &so, &jerr);
 	if (s != NATS_OK)
 		return fail(r, "ordered consumer", s);
@@ -245,7 +246,7 @@ static int replay(struct run *r)
 		atomic_fetch_add(&r->received, 1);
 		natsMsg_Destroy(msg);
 	}
-	r->last_ns = bench_now_ns() - start;
+	r->last_ns = sl_clock_mono_ns() - start;
 	natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);
 	(void)checksum;
@@ -255,7 +256,7 @@ static int replay(struct run *r)
 static void latency_msg_cb(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	struct run *r = closure;
-	int64_t now = bench_now_ns(), stamp;
+	int64_t now = sl_clock_mono_ns(), stamp;
 
 	(void)nc;
 	(void)sub;
@@ -288,10 +289,10 @@ static int latency(struct run *r, uint8_t *value)
 	if (s != NATS_OK)
 		return fail(r, "ordered consumer", s);
 	natsSubscription_SetPendingLimits(sub, -1, -1);
-	t0 = bench_now_ns() + 20 * 1000000;
+	t0 = sl_clock_mono_ns() + 20 * 1000000;
 	r->measure_from_ns = t0 + (int64_t)(o->warmup_s * 1e9);
 	while (i < total) {
-		int64_t now = bench_now_ns(), next;
+		int64_t now = sl_clock_mono_ns(), next;
 
 		for (; i < total; i++) {
 			int64_t intended = t0 + (int64_t)((double)i * 1e9 / o->rate);
@@ -307,19 +308,19 @@ static int latency(struct run *r, uint8_t *value)
 			}
 			atomic_store(&r->sent, i + 1);
 		}
-		next = t0 + (int64_t)((double)i * 1e9 / o->rate) - bench_now_ns();
-		if (next < (int64_t)o->tick_us * 1000 - (bench_now_ns() - now))
-			next = (int64_t)o->tick_us * 1000 - (bench_now_ns() - now);
+		next = t0 + (int64_t)((double)i * 1e9 / o->rate) - sl_clock_mono_ns();
+		if (next < (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now))
+			next = (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now);
 		if (i < total && next > 0) {
 			struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
 
 			nanosleep(&ts, NULL);
 		}
 	}
-	r->last_ns = bench_now_ns() - t0;
+	r->last_ns = sl_clock_mono_ns() - t0;
 	s = js_PublishAsyncComplete(r->js, NULL);
-	deadline = bench_now_ns() + DRAIN_TIMEOUT_NS;
-	while (atomic_load(&r->received) < total && bench_now_ns() < deadline)
+	deadline = sl_clock_mono_ns() + DRAIN_TIMEOUT_NS;
+	while (atomic_load(&r->received) < total && sl_clock_mono_ns() < deadline)
 		nats_Sleep(1);
 	natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/base/clock.h"
 #include "bench/common/hist.h"
 
 #define STAMP_BYTES      16
@@ -368,7 +369,7 @@ static int xadd_pipelined(struct run *r, struct conn *c, uint8_t *value)
 	uint32_t window = o->one_at_a_time ? 1 : o->pipeline;
 	uint64_t sent = 0, answered = 0;
 	int64_t *stamps = calloc(window, sizeof(*stamps));
-	int64_t start = bench_now_ns();
+	int64_t start = sl_clock_mono_ns();
 
 	if (stamps == NULL)
 		return -ENOMEM;
@@ -377,7 +378,7 @@ static int xadd_pipelined(struct run *r, struct conn *c, uint8_t *value)
 		uint32_t queued = 0;
 
 		while (sent < o->count && sent - answered < window && queued < WRITE_BATCH_MAX) {
-			int64_t stamp = o->one_at_a_time || sent % SAMPLE_EVERY == 0 ? bench_now_ns() : 0;
+			int64_t stamp = o->one_at_a_time || sent % SAMPLE_EVERY == 0 ? sl_clock_mono_ns() : 0;
 
 			memcpy(value, &stamp, sizeof(stamp));
 			memcpy(value + 8, &sent, sizeof(sent));
@@ -396,12 +397,12 @@ static int xadd_pipelined(struct run *r, struct conn *c, uint8_t *value)
 			if (rc != 0)
 				return rc;
 			if (stamps[answered % window] != 0)
-				hist_add(&r->ack, (uint64_t)(bench_now_ns() - stamps[answered % window]));
+				hist_add(&r->ack, (uint64_t)(sl_clock_mono_ns() - stamps[answered % window]));
 			answered++;
 			/* Keep reading while replies are buffered; refill the window once the buffer is empty. */
 		} while (answered < sent && c->rpos < c->rlen);
 	}
-	r->seconds_ns = bench_now_ns() - start;
+	r->seconds_ns = sl_clock_mono_ns() - start;
 	r->acked = answered;
 	free(stamps);
 	return 0;
@@ -412,7 +413,7 @@ static int replay(struct run *r, struct conn *c)
 	const struct options *o = r->o;
 	struct reply_stats st = {.entry_depth = 1, .last_id = "-"};
 	char start_id[80], count[32];
-	int64_t start = bench_now_ns();
+	int64_t start = sl_clock_mono_ns();
 
 	snprintf(count, sizeof(count), "%u", o->batch);
 	for (;;) {
@@ -437,7 +438,7 @@ static int replay(struct run *r, struct conn *c)
 		if (st.entries == before || st.entries >= o->count)
 			break;
 	}
-	r->seconds_ns = bench_now_ns() - start;
+	r->seconds_ns = sl_clock_mono_ns() - start;
 	r->received = st.entries;
 	r->bytes = st.value_bytes;
 	if (st.entries != o->count) {
@@ -458,7 +459,7 @@ struct latency_ctx {
 static int64_t on_value(void *arg, const uint8_t *v, size_t len)
 {
 	struct run *r = arg;
-	int64_t now = bench_now_ns(), stamp;
+	int64_t now = sl_clock_mono_ns(), stamp;
 
 	if (len < STAMP_BYTES)
 		return 0;
@@ -485,8 +486,8 @@ static void *reader_main(void *arg)
 		if (done && st.entries >= atomic_load(&r->sent))
 			break;
 		if (done && drain_deadline == 0)
-			drain_deadline = bench_now_ns() + DRAIN_TIMEOUT_NS;
-		if (drain_deadline && bench_now_ns() > drain_deadline) {
+			drain_deadline = sl_clock_mono_ns() + DRAIN_TIMEOUT_NS;
+		if (drain_deadline && sl_clock_mono_ns() > drain_deadline) {
 			snprintf(r->error, sizeof(r->error), "reader saw %llu of %llu entries",
 			         (unsigned long long)st.entries, (unsigned long long)atomic_load(&r->sent));
 			break;
@@ -520,11 +521,11 @@ static int latency(struct run *r, struct conn *c, uint8_t *value)
 		snprintf(r->error, sizeof(r->error), "connect: %s", strerror(-rc));
 		return rc;
 	}
-	t0 = bench_now_ns() + 50 * 1000000;
+	t0 = sl_clock_mono_ns() + 50 * 1000000;
 	r->measure_from_ns = t0 + (int64_t)(o->warmup_s * 1e9);
 	pthread_create(&reader, NULL, reader_main, &lc);
 	while (answered < total) {
-		int64_t now = bench_now_ns(), wait_ns;
+		int64_t now = sl_clock_mono_ns(), wait_ns;
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 		struct timespec ts;
 
@@ -546,9 +547,9 @@ static int latency(struct run *r, struct conn *c, uint8_t *value)
 			atomic_store(&r->sent, i);
 		}
 		/* Sleep until the next send time or a reply, then take the replies that came. */
-		wait_ns = i < total ? t0 + (int64_t)((double)i * 1e9 / o->rate) - bench_now_ns() : 100000000;
-		if (wait_ns < (int64_t)o->tick_us * 1000 - (bench_now_ns() - now))
-			wait_ns = (int64_t)o->tick_us * 1000 - (bench_now_ns() - now);
+		wait_ns = i < total ? t0 + (int64_t)((double)i * 1e9 / o->rate) - sl_clock_mono_ns() : 100000000;
+		if (wait_ns < (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now))
+			wait_ns = (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now);
 		if (wait_ns < 0)
 			wait_ns = 0;
 		ts.tv_sec = wait_ns / 1000000000;
@@ -565,14 +566,14 @@ static int latency(struct run *r, struct conn *c, uint8_t *value)
 				c->rpos = (size_t)(next - c->rbuf);
 				if (stamps[answered % OUTSTANDING_MAX] >= r->measure_from_ns)
 					hist_add(&r->ack,
-					         (uint64_t)(bench_now_ns() - stamps[answered % OUTSTANDING_MAX]));
+					         (uint64_t)(sl_clock_mono_ns() - stamps[answered % OUTSTANDING_MAX]));
 				answered++;
 			}
 		} else if (answered == i) {
 			nanosleep(&ts, NULL);
 		}
 	}
-	r->seconds_ns = bench_now_ns() - t0;
+	r->seconds_ns = sl_clock_mono_ns() - t0;
 	r->acked = answered;
 	atomic_store(&r->sending_done, true);
 	pthread_join(reader, NULL);

@@ -13,7 +13,8 @@
 
 #include <cmocka.h>
 
-#include "consumer/synclog.h"
+#include "proto/base/fs.h"
+#include "consumer/client/synclog.h"
 #include "tests/unit/apply_test_util.h"
 #include "tests/unit/log_test_util.h"
 
@@ -354,7 +355,7 @@ void at_env_cleanup(struct at_env *e)
 	e->db = NULL;
 	free(e->src);
 	e->src = NULL;
-	if (lt_rm_rf(e->dir) != 0)
+	if (sl_fs_rm_rf(e->dir) != 0)
 		fprintf(stderr, "at_env: could not remove %s\n", e->dir);
 }
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "consumer/apply.h"
+#include "consumer/sync/apply.h"
 
 #define AT_TOPIC          "orders"
 #define AT_GROUP          "target-a"

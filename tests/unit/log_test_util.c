@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,22 +59,6 @@ uint64_t lt_seed(const char *test_name, uint64_t fallback)
 	return seed;
 }
 
-int64_t lt_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t lt_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int lt_tmpdir_make(char *path, size_t cap)
 {
 	const char *base = getenv("TMPDIR");
@@ -89,25 +72,6 @@ int lt_tmpdir_make(char *path, size_t cap)
 	if (!mkdtemp(path))
 		return fail(-errno, "mkdtemp %s: %s", path, strerror(errno));
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	if (remove(path) != 0 && errno != ENOENT)
-		fail(-errno, "remove %s: %s", path, strerror(errno));
-	return 0;
-}
-
-int lt_rm_rf(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : -errno;
-	/* 64 open directories at once is far deeper than any test tree. */
-	if (nftw(path, rm_entry, 64, FTW_DEPTH | FTW_PHYS) != 0)
-		return -errno;
-	return lstat(path, &st) == 0 ? -ENOTEMPTY : 0;
 }
 
 int lt_path_join(char *out, size_t cap, const char *dir, const char *name)
@@ -790,7 +754,7 @@ int lt_fixture_setup(void **state)
 	rc = sl_ring_init(&fx->ring, 0);
 	if (rc) {
 		fail(rc, "sl_ring_init: %s", strerror(-rc));
-		lt_rm_rf(fx->root);
+		sl_fs_rm_rf(fx->root);
 		free(fx);
 		return -1;
 	}
@@ -798,7 +762,7 @@ int lt_fixture_setup(void **state)
 	if (rc) {
 		fail(rc, "sl_batch_builder_init: %s", strerror(-rc));
 		sl_ring_close(&fx->ring);
-		lt_rm_rf(fx->root);
+		sl_fs_rm_rf(fx->root);
 		free(fx);
 		return -1;
 	}
@@ -825,7 +789,7 @@ int lt_fixture_teardown(void **state)
 	sl_batch_builder_free(&fx->builder);
 	if (fx->mount_dir[0] && umount2(fx->mount_dir, MNT_DETACH) != 0)
 		fail(-errno, "umount %s: %s", fx->mount_dir, strerror(errno));
-	lt_rm_rf(fx->root);
+	sl_fs_rm_rf(fx->root);
 	free(fx);
 	*state = NULL;
 	return 0;

@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/log.h"
-#include "broker/ring.h"
+#include "broker/storage/log.h"
+#include "broker/storage/ring.h"
+#include "proto/base/clock.h"
+#include "proto/base/fs.h"
 #include "proto/batch.h"
 
 /* The file a clean sl_log_close leaves in the partition directory (the lead's name for it). */
@@ -36,15 +38,11 @@ uint64_t lt_rand_next(uint64_t *state);
 int64_t lt_rand_range(uint64_t *state, int64_t lo, int64_t hi);
 /* The seed of a test: $SL_TEST_SEED when set, else fallback. Printed, so a failure names the seed to replay. */
 uint64_t lt_seed(const char *test_name, uint64_t fallback);
-/* CLOCK_REALTIME in milliseconds, the clock of record timestamps. */
-int64_t lt_now_ms(void);
-/* CLOCK_MONOTONIC in milliseconds, for deadlines. */
-int64_t lt_monotonic_ms(void);
+/* Clocks: proto/base/clock.h (sl_clock_wall_ms for record timestamps, sl_clock_mono_ms for deadlines). */
 
 /* A fresh directory $TMPDIR/synclog-test-XXXXXX (or under /tmp). Returns 0 or a negative errno. */
 int lt_tmpdir_make(char *path, size_t cap);
-/* rm -rf path; a missing path is not an error. */
-int lt_rm_rf(const char *path);
+/* rm -rf: sl_fs_rm_rf (proto/base/fs.h). */
 /* cp -r src dst for regular files and directories; dst must not exist. */
 int lt_copy_tree(const char *src, const char *dst);
 /* out = dir/name. Returns 0 or -ENAMETOOLONG. */

@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "consumer/client_impl.h"
+#include "consumer/client/client_impl.h"
 
 #define PARTS_MAX       8
 /* The peer reads at most this much at a time: odd, so that reads and sends end inside segments. */

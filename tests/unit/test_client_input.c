@@ -9,7 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
+#include "consumer/sync/record_input.h"
 
 static struct sl_line_parser *tsv, *json;
 static struct sl_record r;

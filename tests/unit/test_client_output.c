@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 
 /* Run print into a memory stream and return what it wrote (static buffer). */
 static char out_text[4096];

@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "consumer/producer_impl.h" /* one test reaches the producer's socket */
-#include "consumer/synclog.h"
+#include "consumer/client/producer_impl.h" /* one test reaches the producer's socket */
+#include "consumer/client/synclog.h"
 #include "proto/synclog.pb-c.h"
 
 #define MOCK_PARTITIONS_MAX 8

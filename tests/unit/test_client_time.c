@@ -7,7 +7,7 @@
 
 #include <errno.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 
 static int64_t ms(const char *s)
 {

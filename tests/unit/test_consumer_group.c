@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 #include "tests/unit/log_test_util.h"
 
 #define PARTITIONS    4
@@ -66,7 +66,7 @@ static int broker_stop(void **state)
 
 	kill(broker_pid, SIGTERM);
 	waitpid(broker_pid, &status, 0);
-	return lt_rm_rf(data_dir) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	return sl_fs_rm_rf(data_dir) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static struct sl_conn *conn(void)

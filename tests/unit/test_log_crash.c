@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proto/base/clock.h"
 #include "log_test_util.h"
 
 /* 20 rounds or more, as the issue asks; each lasts the kill delay plus a reopen, so 25 take a few seconds. */
@@ -242,9 +243,9 @@ static void run_child_round(struct lt_fixture *fx, uint32_t round, int delay_ms,
 		child_run(fx->dir, &fx->cfg, round, fds[1]);
 	}
 	close(fds[1]);
-	deadline = lt_monotonic_ms() + delay_ms;
+	deadline = sl_clock_mono_ms() + delay_ms;
 	for (;;) {
-		int64_t left = deadline - lt_monotonic_ms();
+		int64_t left = deadline - sl_clock_mono_ms();
 
 		if (left <= 0 || !read_msg(fds[0], &msg, (int)left))
 			break;
@@ -337,7 +338,7 @@ static void test_acknowledged_fsync_appends_survive_sigkill_at_random_moments(vo
 	struct round_report r = {.msgs = calloc(ROUND_MESSAGES_MAX, sizeof(struct crash_msg))};
 	uint64_t rng = lt_seed("crash rounds", 301);
 	size_t acks_total = 0, torn_rounds = 0;
-	int64_t started = lt_monotonic_ms();
+	int64_t started = sl_clock_mono_ms();
 
 	assert_non_null(r.msgs);
 	/* Small segments: the kill also lands between a roll and its seal. */
@@ -363,7 +364,7 @@ static void test_acknowledged_fsync_appends_survive_sigkill_at_random_moments(vo
 	}
 	print_message("%d rounds: %zu acknowledged batches checked, %zu batches in the log, %zu reopens cut a torn "
 	              "tail, %" PRId64 " ms\n",
-	              CRASH_ROUNDS, acks_total, known.count, torn_rounds, lt_monotonic_ms() - started);
+	              CRASH_ROUNDS, acks_total, known.count, torn_rounds, sl_clock_mono_ms() - started);
 	/* The test proves nothing unless children got appends acknowledged before dying. */
 	assert_true(acks_total >= CRASH_ROUNDS);
 	free(r.msgs);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/base/clock.h"
 #include "log_test_util.h"
 
 /* "A few thousand" batches per durability level: at ~3 KiB each that is ~100 segments of 64 KiB. */
@@ -506,7 +507,7 @@ static void test_read_and_locate_outside_the_log_return_erange(void **state)
 	assert_offset_out_of_range(fx, model_next_offset(&m) + 1);
 	assert_offset_out_of_range(fx, INT64_MAX);
 	/* Drop the oldest segments so the log starts past 0. */
-	assert_int_equal(sl_log_retain(fx->log, lt_now_ms(), -1, model_bytes(&m, 0) / 2, &dropped), 0);
+	assert_int_equal(sl_log_retain(fx->log, sl_clock_wall_ms(), -1, model_bytes(&m, 0) / 2, &dropped), 0);
 	assert_true(dropped > 0);
 	start = sl_log_start_offset(fx->log);
 	next = sl_log_next_offset(fx->log);
@@ -592,23 +593,23 @@ static void test_retention_by_bytes_drops_oldest_sealed_segments_never_the_activ
 
 	build_log_for_retention(fx, &m, rng, 0, &segs, &seg_count, 6);
 	/* Negative limits mean no retention. */
-	assert_int_equal(sl_log_retain(fx->log, lt_now_ms(), -1, -1, &dropped), 0);
+	assert_int_equal(sl_log_retain(fx->log, sl_clock_wall_ms(), -1, -1, &dropped), 0);
 	assert_int_equal(dropped, 0);
 	assert_retained_from(fx, &m, 0);
 
 	/* A limit exactly the size of segments 3.. drops segments 0..2 and stops there. */
 	keep = model_bytes_between(&m, segs[3].base_offset, INT64_MAX);
-	assert_int_equal(sl_log_retain(fx->log, lt_now_ms(), -1, keep, &dropped), 0);
+	assert_int_equal(sl_log_retain(fx->log, sl_clock_wall_ms(), -1, keep, &dropped), 0);
 	assert_int_equal(dropped, 3);
 	for (size_t i = 0; i < 3; i++)
 		assert_no_file_of_segment(fx->dir, &segs[i]);
 	assert_retained_from(fx, &m, segs[3].base_offset);
 
 	/* A limit of 0 drops every sealed segment but never the active one. */
-	assert_int_equal(sl_log_retain(fx->log, lt_now_ms(), -1, 0, &dropped), 0);
+	assert_int_equal(sl_log_retain(fx->log, sl_clock_wall_ms(), -1, 0, &dropped), 0);
 	assert_int_equal(dropped, seg_count - 4);
 	assert_retained_from(fx, &m, segs[seg_count - 1].base_offset);
-	assert_int_equal(sl_log_retain(fx->log, lt_now_ms(), -1, 0, &dropped), 0);
+	assert_int_equal(sl_log_retain(fx->log, sl_clock_wall_ms(), -1, 0, &dropped), 0);
 	assert_int_equal(dropped, 0);
 
 	/* The trimmed log appends, and keeps its new start across a reopen. */
@@ -634,7 +635,7 @@ static void test_retention_by_bytes_drops_segments_until_the_log_is_no_larger_th
 
 	build_log_for_retention(fx, &m, lt_seed("retention limit", 114), 0, &segs, &seg_count, 4);
 	keep = model_bytes_between(&m, segs[1].base_offset, INT64_MAX) - 1;
-	assert_int_equal(sl_log_retain(fx->log, lt_now_ms(), -1, keep, &dropped), 0);
+	assert_int_equal(sl_log_retain(fx->log, sl_clock_wall_ms(), -1, keep, &dropped), 0);
 	if (dropped != 2)
 		fail_msg("retention_bytes %" PRId64 ": %" PRIu32 " segments dropped, the log now holds %" PRIu64
 		         " bytes; dropping 2 leaves it at %" PRId64,
@@ -702,7 +703,7 @@ static void test_maybe_roll_rolls_a_non_empty_active_segment_by_age(void **state
 	struct sl_log_span span;
 	struct lt_batch_spec s;
 	uint64_t rng = lt_seed("roll by age", 112);
-	int64_t now = lt_now_ms();
+	int64_t now = sl_clock_wall_ms();
 	int64_t base = -1;
 	char name[PATH_MAX], want[64];
 
@@ -714,23 +715,23 @@ static void test_maybe_roll_rolls_a_non_empty_active_segment_by_age(void **state
 	assert_int_equal(st.segment_count, 1);
 
 	for (int i = 0; i < 3; i++) {
-		lt_spec_random(&rng, &s, 5, 100, lt_now_ms());
+		lt_spec_random(&rng, &s, 5, 100, sl_clock_wall_ms());
 		assert_int_equal(lt_append_spec(fx, &m, &s, SL_DURABILITY_WRITTEN, NULL, NULL), 0);
 	}
 	assert_int_equal(sl_log_maybe_roll(fx->log, now + 1000), 0);
 	sl_log_get_stats(fx->log, &st);
 	assert_int_equal(st.segment_count, 1);
 
-	assert_int_equal(sl_log_maybe_roll(fx->log, lt_now_ms() + 60000 + 5000), 0);
+	assert_int_equal(sl_log_maybe_roll(fx->log, sl_clock_wall_ms() + 60000 + 5000), 0);
 	sl_log_get_stats(fx->log, &st);
 	assert_int_equal(st.segment_count, 2);
 	/* The fresh active segment is empty: it does not roll again. */
-	assert_int_equal(sl_log_maybe_roll(fx->log, lt_now_ms() + 10 * 60000), 0);
+	assert_int_equal(sl_log_maybe_roll(fx->log, sl_clock_wall_ms() + 10 * 60000), 0);
 	sl_log_get_stats(fx->log, &st);
 	assert_int_equal(st.segment_count, 2);
 
 	/* The next batch opens the new segment, named by its base offset. */
-	lt_spec_random(&rng, &s, 5, 100, lt_now_ms());
+	lt_spec_random(&rng, &s, 5, 100, sl_clock_wall_ms());
 	assert_int_equal(lt_append_spec(fx, &m, &s, SL_DURABILITY_WRITTEN, &base, NULL), 0);
 	assert_int_equal(sl_log_locate(fx->log, base, 1, &span), 0);
 	assert_int_equal(span.pos, 0);

@@ -135,7 +135,7 @@ static int open_log_at(struct lt_fixture *fx, const char *dir, int repair, struc
 /* Replace dst by a copy of the partition directory src. */
 static void copy_partition(const char *src, const char *dst)
 {
-	assert_int_equal(lt_rm_rf(dst), 0);
+	assert_int_equal(sl_fs_rm_rf(dst), 0);
 	assert_int_equal(lt_copy_tree(src, dst), 0);
 }
 
@@ -296,7 +296,7 @@ static void damage_at_active_checkpoint(struct lt_fixture *fx, const struct torn
 	assert_int_equal(open_log_at(fx, probe, 0, &log), 0);
 	sl_log_get_stats(log, &st);
 	assert_int_equal(sl_log_close(log), 0);
-	assert_int_equal(lt_rm_rf(probe), 0);
+	assert_int_equal(sl_fs_rm_rf(probe), 0);
 	assert_true(st.recovered_tail_bytes > 0 && (int64_t)st.recovered_tail_bytes < seg->file_bytes);
 	checkpoint = (uint64_t)seg->file_bytes - st.recovered_tail_bytes;
 	/* It precedes the last batch (torn_log_build's layout), and a batch starts there. */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 
 /* A partition whose log holds offsets [100, 200): retention deleted 0..99. */
 static const struct sl_reset_input log_100_200 = {.earliest = 100, .next = 200, .committed = 150, .at_time = 170};

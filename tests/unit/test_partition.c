@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "consumer/synclog.h"
+#include "consumer/client/synclog.h"
 
 struct vector {
 	const char *key;

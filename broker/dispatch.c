@@ -1,0 +1,52 @@
+/* Request kind -> handler, as a table indexed by the generated body case; see dispatch.h. */
+#include "broker/dispatch.h"
+#include "broker/handlers/handlers.h"
+#include "proto/frame.h"
+
+typedef void (*handler_fn)(struct sl_req *req);
+
+static const handler_fn handlers[] = {
+        [SYNCLOG__REQUEST__BODY_HELLO] = sl_handle_hello,
+        [SYNCLOG__REQUEST__BODY_CREATE_TOPIC] = sl_handle_create_topic,
+        [SYNCLOG__REQUEST__BODY_DELETE_TOPIC] = sl_handle_delete_topic,
+        [SYNCLOG__REQUEST__BODY_LIST_TOPICS] = sl_handle_list_topics,
+        [SYNCLOG__REQUEST__BODY_DESCRIBE_TOPIC] = sl_handle_describe_topic,
+        [SYNCLOG__REQUEST__BODY_PRODUCE] = sl_handle_produce,
+        [SYNCLOG__REQUEST__BODY_FETCH] = sl_handle_fetch,
+        [SYNCLOG__REQUEST__BODY_LIST_OFFSETS] = sl_handle_list_offsets,
+        [SYNCLOG__REQUEST__BODY_INIT_PRODUCER] = sl_handle_init_producer,
+        [SYNCLOG__REQUEST__BODY_JOIN_GROUP] = sl_handle_join_group,
+        [SYNCLOG__REQUEST__BODY_HEARTBEAT] = sl_handle_heartbeat,
+        [SYNCLOG__REQUEST__BODY_LEAVE_GROUP] = sl_handle_leave_group,
+        [SYNCLOG__REQUEST__BODY_OFFSET_COMMIT] = sl_handle_offset_commit,
+        [SYNCLOG__REQUEST__BODY_OFFSET_FETCH] = sl_handle_offset_fetch,
+        [SYNCLOG__REQUEST__BODY_LIST_GROUPS] = sl_handle_list_groups,
+        [SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP] = sl_handle_describe_group,
+        [SYNCLOG__REQUEST__BODY_DELETE_GROUP] = sl_handle_delete_group,
+};
+
+void sl_dispatch(struct sl_req *req)
+{
+	struct sl_server *srv = req->srv;
+	int kind = (int)req->msg->body_case;
+	if (!req->session->hello_done && kind != SYNCLOG__REQUEST__BODY_HELLO) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNSUPPORTED_VERSION,
+		            "the first request on a connection must be Hello (protocol version %d)",
+		            SL_PROTOCOL_VERSION);
+		req->session->close_after_write = 1;
+		sl_req_respond(req);
+		return;
+	}
+	if (srv->shutting_down) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__BROKER_SHUTTING_DOWN, "broker is shutting down");
+		sl_req_respond(req);
+		return;
+	}
+	handler_fn h = kind > 0 && (size_t)kind < sizeof(handlers) / sizeof(handlers[0]) ? handlers[kind] : NULL;
+	if (h == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "request has no known body (case %d)", kind);
+		sl_req_respond(req);
+		return;
+	}
+	h(req);
+}

@@ -1,0 +1,274 @@
+/* Requests that manage rather than move data: Hello (version negotiation), topic create/delete/list/describe,
+ * and InitProducer, whose producer ids are persisted so that an id is never issued twice across restarts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/base/assert.h"
+#include "proto/base/fs.h"
+#include "broker/handlers/handlers.h"
+#include "proto/frame.h"
+
+/* DATA/producer-ids: one line of ASCII, the decimal ceiling below which ids may have been issued ("12000\n"),
+ * replaced atomically. A missing or unreadable file counts as 0: ids restart at 0 only on a fresh directory. */
+#define PRODUCER_IDS_FILE "producer-ids"
+/* Ids are reserved on disk in blocks, so InitProducer writes the file once per this many producers. */
+#define PRODUCER_ID_BLOCK 1000
+
+void sl_handle_hello(struct sl_req *req)
+{
+	Synclog__HelloRequest *h = req->msg->hello;
+	Synclog__HelloResponse *r = &req->body.hello;
+	synclog__hello_response__init(r);
+	r->protocol_version = SL_PROTOCOL_VERSION;
+	r->max_frame_bytes = req->srv->cfg.frame_bytes_max;
+	r->broker_version = "synclogd 0.1";
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
+	req->resp.hello = r;
+	if (h->protocol_version != SL_PROTOCOL_VERSION) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNSUPPORTED_VERSION,
+		            "client speaks protocol version %u, this broker speaks %d: use a matching client",
+		            h->protocol_version, SL_PROTOCOL_VERSION);
+		req->session->close_after_write = 1;
+	} else {
+		req->session->hello_done = 1;
+	}
+	sl_req_respond(req);
+}
+
+static int errno_code(int rc)
+{
+	switch (rc) {
+	case -EEXIST:
+		return SYNCLOG__ERROR_CODE__TOPIC_EXISTS;
+	case -EINVAL:
+		return SYNCLOG__ERROR_CODE__INVALID_TOPIC_NAME;
+	case -ERANGE:
+		return SYNCLOG__ERROR_CODE__INVALID_PARTITIONS;
+	case -ENOENT:
+		return SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC;
+	default:
+		return SYNCLOG__ERROR_CODE__STORAGE_ERROR;
+	}
+}
+
+void sl_handle_create_topic(struct sl_req *req)
+{
+	Synclog__TopicConfig *tc = req->msg->create_topic->config;
+	synclog__create_topic_response__init(&req->body.create_topic);
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_CREATE_TOPIC;
+	req->resp.create_topic = &req->body.create_topic;
+	if (tc == NULL || tc->name == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "CreateTopic needs a config with a name");
+		sl_req_respond(req);
+		return;
+	}
+	struct sl_topic_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	if (strlen(tc->name) > SL_TOPIC_NAME_BYTES_MAX) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_TOPIC_NAME, "topic name longer than %d characters",
+		            SL_TOPIC_NAME_BYTES_MAX);
+		sl_req_respond(req);
+		return;
+	}
+	snprintf(cfg.name, sizeof(cfg.name), "%s", tc->name);
+	cfg.partitions = tc->partitions;
+	cfg.retention_ms = tc->retention_ms == 0 ? -1 : tc->retention_ms;
+	cfg.retention_bytes = tc->retention_bytes == 0 ? -1 : tc->retention_bytes;
+	cfg.compact = tc->compact;
+	char err[512] = "";
+	int rc = sl_topics_create(&req->srv->topics, &cfg, err, sizeof(err));
+	if (rc < 0)
+		sl_req_fail(req, errno_code(rc), "%s", err);
+	else
+		sl_groups_topic_created(&req->srv->groups, cfg.name);
+	sl_req_respond(req);
+}
+
+void sl_handle_delete_topic(struct sl_req *req)
+{
+	const char *name = req->msg->delete_topic->name ? req->msg->delete_topic->name : "";
+	synclog__delete_topic_response__init(&req->body.delete_topic);
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_DELETE_TOPIC;
+	req->resp.delete_topic = &req->body.delete_topic;
+	struct sl_topic *topic = sl_topics_find(&req->srv->topics, name);
+	if (topic != NULL) {
+		/* Answer what waits on the topic before its logs close: blocked appends fail, long polls return. */
+		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
+			struct sl_partition *p = &topic->parts[i];
+			struct sl_append *a;
+			while ((a = p->blocked_head) != NULL) {
+				p->blocked_head = a->next;
+				a->cb(a, -ENOENT);
+			}
+			p->blocked_tail = NULL;
+			/* Long polls parked here are answered now (the partition reads as unavailable): they must not
+			 * stay linked to a partition about to be freed. */
+			struct sl_log *log = p->log;
+			p->log = NULL;
+			sl_fetch_answer_all(p);
+			p->log = log;
+		}
+	}
+	char err[512] = "";
+	int rc = sl_topics_delete(&req->srv->topics, name, err, sizeof(err));
+	if (rc < 0)
+		sl_req_fail(req, errno_code(rc), "%s", err);
+	sl_req_respond(req);
+}
+
+static void fill_config(Synclog__TopicConfig *out, const struct sl_topic_config *cfg)
+{
+	synclog__topic_config__init(out);
+	out->name = (char *)cfg->name;
+	out->partitions = cfg->partitions;
+	out->retention_ms = cfg->retention_ms;
+	out->retention_bytes = cfg->retention_bytes;
+	out->compact = cfg->compact;
+}
+
+static void list_topics_free(struct sl_req *req)
+{
+	free(req->body.list_topics.topics);
+}
+
+void sl_handle_list_topics(struct sl_req *req)
+{
+	struct sl_topics *t = &req->srv->topics;
+	Synclog__ListTopicsResponse *r = &req->body.list_topics;
+	synclog__list_topics_response__init(r);
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_LIST_TOPICS;
+	req->resp.list_topics = r;
+	size_t n = t->topic_count;
+	/* One allocation: the pointer array, then the configs. */
+	req->body_mem = calloc(n ? n : 1, sizeof(Synclog__TopicConfig));
+	r->topics = calloc(n ? n : 1, sizeof(*r->topics));
+	req->free_body = list_topics_free;
+	if (req->body_mem == NULL || r->topics == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		sl_req_respond(req);
+		return;
+	}
+	Synclog__TopicConfig *cfgs = req->body_mem;
+	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
+		fill_config(&cfgs[r->n_topics], &topic->cfg);
+		r->topics[r->n_topics] = &cfgs[r->n_topics];
+		r->n_topics++;
+	}
+	sl_req_respond(req);
+}
+
+struct describe_mem {
+	Synclog__TopicConfig config;
+	Synclog__PartitionInfo **ptrs;
+	Synclog__PartitionInfo infos[];
+};
+
+static void describe_free(struct sl_req *req)
+{
+	struct describe_mem *m = req->body_mem;
+	if (m)
+		free(m->ptrs);
+}
+
+void sl_handle_describe_topic(struct sl_req *req)
+{
+	const char *name = req->msg->describe_topic->name ? req->msg->describe_topic->name : "";
+	struct sl_topic *topic = sl_topics_find(&req->srv->topics, name);
+	if (topic == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'", name);
+		sl_req_respond(req);
+		return;
+	}
+	uint32_t n = topic->cfg.partitions;
+	struct describe_mem *m = calloc(1, sizeof(*m) + n * sizeof(Synclog__PartitionInfo));
+	req->body_mem = m;
+	req->free_body = describe_free;
+	if (m == NULL || (m->ptrs = calloc(n, sizeof(*m->ptrs))) == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		sl_req_respond(req);
+		return;
+	}
+	Synclog__DescribeTopicResponse *r = &req->body.describe_topic;
+	synclog__describe_topic_response__init(r);
+	fill_config(&m->config, &topic->cfg);
+	r->config = &m->config;
+	r->n_partitions = n;
+	r->partitions = m->ptrs;
+	for (uint32_t i = 0; i < n; i++) {
+		Synclog__PartitionInfo *pi = &m->infos[i];
+		synclog__partition_info__init(pi);
+		m->ptrs[i] = pi;
+		pi->partition = i;
+		struct sl_partition *p = &topic->parts[i];
+		if (p->log == NULL) {
+			pi->error = SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE;
+			pi->error_message = p->open_error;
+			pi->earliest_offset = pi->next_offset = -1;
+			continue;
+		}
+		struct sl_log_stats st;
+		sl_log_get_stats(p->log, &st);
+		pi->earliest_offset = st.start_offset;
+		pi->next_offset = st.next_offset;
+		pi->bytes = st.bytes;
+		pi->segments = st.segment_count;
+	}
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_DESCRIBE_TOPIC;
+	req->resp.describe_topic = r;
+	sl_req_respond(req);
+}
+
+/* Write the reserved-id ceiling with the one atomic replacement (proto/base/fs.h). */
+static int producer_ids_store(struct sl_server *srv, int64_t reserved)
+{
+	char path[SL_PATH_BYTES_MAX];
+	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, PRODUCER_IDS_FILE);
+	char line[32];
+	int len = snprintf(line, sizeof(line), "%" PRId64 "\n", reserved);
+	return sl_fs_replace_atomic(path, line, (size_t)len);
+}
+
+int sl_producer_ids_load(struct sl_server *srv)
+{
+	char path[SL_PATH_BYTES_MAX];
+	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, PRODUCER_IDS_FILE);
+	FILE *f = fopen(path, "r");
+	int64_t reserved = 0;
+	if (f != NULL) {
+		if (fscanf(f, "%" SCNd64, &reserved) != 1 || reserved < 0)
+			reserved = 0;
+		fclose(f);
+	}
+	/* Ids handed out before a crash may be anywhere below the reserved ceiling: start above it. */
+	srv->next_producer_id = reserved;
+	srv->producer_id_reserved = reserved;
+	return 0;
+}
+
+void sl_handle_init_producer(struct sl_req *req)
+{
+	struct sl_server *srv = req->srv;
+	Synclog__InitProducerResponse *r = &req->body.init_producer;
+	synclog__init_producer_response__init(r);
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_INIT_PRODUCER;
+	req->resp.init_producer = r;
+	if (srv->next_producer_id >= srv->producer_id_reserved) {
+		int64_t reserved = srv->next_producer_id + PRODUCER_ID_BLOCK;
+		int rc = producer_ids_store(srv, reserved);
+		if (rc < 0) {
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "cannot persist producer ids in %s: %s",
+			            srv->cfg.data_dir, strerror(-rc));
+			sl_req_respond(req);
+			return;
+		}
+		srv->producer_id_reserved = reserved;
+	}
+	r->producer_id = srv->next_producer_id++;
+	r->producer_epoch = 0;
+	sl_req_respond(req);
+}

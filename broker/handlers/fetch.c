@@ -1,0 +1,347 @@
+/* Fetch and ListOffsets: read whole batches as stored from each asked partition, up to the asked bytes, and
+ * long-poll (park the request on its partitions until new records arrive or max_wait_ms passes) when fewer
+ * than min_bytes are available. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/base/assert.h"
+#include "broker/handlers/handlers.h"
+#include "proto/errors.h"
+
+/* Room kept in a response frame for everything but the records. */
+#define FETCH_OVERHEAD_BYTES          (64u * 1024)
+/* A fetch asking for no limit per partition gets this much: 1 MiB, Kafka's max.partition.fetch.bytes. */
+#define FETCH_PARTITION_BYTES_DEFAULT (1u << 20)
+
+/* One parked fetch waiting on one partition, linked into that partition's list. */
+struct sl_fetch_wait {
+	struct sl_req *req;
+	struct sl_fetch_wait *next, *prev;
+	struct sl_partition *part;
+};
+
+#define WAITERS(p) ((p)->waiters)
+
+static void fetch_free_results(struct sl_req *req)
+{
+	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
+		free(req->fetch_results[i].records.data);
+}
+
+static void fetch_free_body(struct sl_req *req)
+{
+	fetch_free_results(req);
+	free(req->fetch_results);
+	free(req->fetch_result_ptrs);
+	free(req->waits);
+}
+
+/* Read each partition's batches into the results. Returns the record bytes gathered. */
+static uint64_t fetch_fill(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	struct sl_server *srv = req->srv;
+	fetch_free_results(req);
+	struct sl_topic *topic = sl_topics_find(&srv->topics, fr->topic ? fr->topic : "");
+	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES
+	                          ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
+	                          : srv->cfg.frame_bytes_max / 2;
+	uint64_t total = 0;
+	for (size_t i = 0; i < fr->n_partitions; i++) {
+		Synclog__FetchPartition *fp = fr->partitions[i];
+		Synclog__FetchPartitionResult *r = &req->fetch_results[i];
+		synclog__fetch_partition_result__init(r);
+		r->partition = fp->partition;
+		r->log_start_offset = -1;
+		r->next_offset = -1;
+		if (topic == NULL) {
+			r->error = SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC;
+			continue;
+		}
+		if (fp->partition >= topic->cfg.partitions) {
+			r->error = SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION;
+			continue;
+		}
+		struct sl_partition *p = &topic->parts[fp->partition];
+		if (p->log == NULL) {
+			r->error = SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE;
+			r->error_message = p->open_error;
+			continue;
+		}
+		r->log_start_offset = sl_log_start_offset(p->log);
+		r->next_offset = sl_log_next_offset(p->log);
+		if (fp->offset < r->log_start_offset || fp->offset > r->next_offset) {
+			r->error = SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE;
+			continue;
+		}
+		if (fp->offset == r->next_offset || budget == 0)
+			continue;
+		uint64_t want = fp->max_bytes ? fp->max_bytes : FETCH_PARTITION_BYTES_DEFAULT;
+		if (want > budget)
+			want = budget;
+		struct sl_log_span span;
+		int rc = sl_log_locate(p->log, fp->offset, want, &span);
+		if (rc == 0 && span.len > budget) {
+			/* One batch larger than what is left of the frame: leave it for the next fetch, unless it is
+			 * the only thing this response would carry. */
+			if (total > 0)
+				continue;
+			rc = span.len > srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES / 2 ? -EMSGSIZE : 0;
+		}
+		if (rc == 0 && span.len > 0) {
+			uint8_t *buf = malloc(span.len);
+			rc = buf ? 0 : -ENOMEM;
+			size_t done = 0;
+			while (rc == 0 && done < span.len) {
+				ssize_t n = pread(span.fd, buf + done, span.len - done, (off_t)(span.pos + done));
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0)
+					rc = n < 0 ? -errno : -EIO;
+				else
+					done += (size_t)n;
+			}
+			if (rc == 0) {
+				r->records.data = buf;
+				r->records.len = span.len;
+				total += span.len;
+				budget -= span.len < budget ? span.len : budget;
+			} else {
+				free(buf);
+			}
+		}
+		if (rc < 0)
+			r->error = sl_errno_to_code(rc);
+	}
+	srv->stats.fetch_bytes += total;
+	return total;
+}
+
+static void waits_unlink(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	for (size_t i = 0; req->waits && i < fr->n_partitions; i++) {
+		struct sl_fetch_wait *w = &req->waits[i];
+		if (w->part == NULL)
+			continue;
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			WAITERS(w->part) = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+		w->part = NULL;
+		w->next = w->prev = NULL;
+	}
+}
+
+static void timer_free_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Take a parked fetch off its partitions and its session and answer it with what is there now, or drop it
+ * unanswered (drop != 0: the client is gone). The cancel hook of request.h. */
+static void fetch_unpark(struct sl_req *req, int drop)
+{
+	waits_unlink(req);
+	if (req->wait_timer) {
+		uv_timer_t *t = req->wait_timer;
+		uv_timer_stop(t);
+		uv_close((uv_handle_t *)t, timer_free_cb);
+		req->wait_timer = NULL;
+	}
+	sl_req_unpark(req);
+	if (!drop)
+		fetch_fill(req);
+	/* When the client is gone the front end drops the answer. */
+	sl_req_respond(req);
+}
+
+static void wait_timeout_cb(uv_timer_t *t)
+{
+	fetch_unpark(t->data, 0);
+}
+
+void sl_fetch_answer_all(struct sl_partition *p)
+{
+	while (WAITERS(p))
+		fetch_unpark(WAITERS(p)->req, 0);
+}
+
+void sl_fetch_wake(struct sl_partition *p)
+{
+	/* Detach the list first: answering one request unlinks its waits on other partitions, never on this
+	 * detached list (park registers a request once per partition), and waits still short of min_bytes are
+	 * put back on a fresh list, so the loop ends. */
+	struct sl_fetch_wait *list = WAITERS(p);
+	WAITERS(p) = NULL;
+	while (list != NULL) {
+		struct sl_fetch_wait *w = list;
+		list = w->next;
+		w->next = w->prev = NULL;
+		w->part = NULL;
+		struct sl_req *req = w->req;
+		if (fetch_fill(req) >= req->msg->fetch->min_bytes) {
+			fetch_unpark(req, 0);
+			continue;
+		}
+		w->part = p;
+		w->next = WAITERS(p);
+		if (w->next)
+			w->next->prev = w;
+		WAITERS(p) = w;
+	}
+}
+
+static void park(struct sl_req *req, uint32_t wait_ms)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	struct sl_server *srv = req->srv;
+	struct sl_topic *topic = sl_topics_find(&srv->topics, fr->topic);
+	req->waits = calloc(fr->n_partitions, sizeof(*req->waits));
+	req->wait_timer = malloc(sizeof(*req->wait_timer));
+	if (req->waits == NULL || req->wait_timer == NULL) {
+		free(req->wait_timer);
+		req->wait_timer = NULL;
+		sl_req_respond(req);
+		return;
+	}
+	for (size_t i = 0; i < fr->n_partitions; i++) {
+		uint32_t pi = fr->partitions[i]->partition;
+		if (topic == NULL || pi >= topic->cfg.partitions)
+			continue;
+		struct sl_partition *p = &topic->parts[pi];
+		int seen = 0;
+		for (size_t j = 0; j < i; j++)
+			seen |= req->waits[j].part == p;
+		if (seen)
+			continue; /* the same partition asked twice waits once */
+		struct sl_fetch_wait *w = &req->waits[i];
+		w->req = req;
+		w->part = p;
+		w->next = WAITERS(p);
+		if (w->next)
+			w->next->prev = w;
+		WAITERS(p) = w;
+	}
+	uv_timer_t *t = req->wait_timer;
+	uv_timer_init(&srv->loop, t);
+	t->data = req;
+	uv_timer_start(t, wait_timeout_cb, wait_ms, 0);
+	sl_req_park(req, fetch_unpark);
+}
+
+void sl_handle_fetch(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	struct sl_server *srv = req->srv;
+	srv->stats.fetch_requests++;
+	if (sl_topics_find(&srv->topics, fr->topic ? fr->topic : "") == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
+		            fr->topic ? fr->topic : "");
+		sl_req_respond(req);
+		return;
+	}
+	size_t n = fr->n_partitions;
+	req->fetch_results = calloc(n ? n : 1, sizeof(*req->fetch_results));
+	req->fetch_result_ptrs = calloc(n ? n : 1, sizeof(*req->fetch_result_ptrs));
+	req->free_body = fetch_free_body;
+	if (req->fetch_results == NULL || req->fetch_result_ptrs == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		sl_req_respond(req);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		req->fetch_result_ptrs[i] = &req->fetch_results[i];
+	synclog__fetch_response__init(&req->fetch);
+	req->fetch.n_results = n;
+	req->fetch.results = req->fetch_result_ptrs;
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_FETCH;
+	req->resp.fetch = &req->fetch;
+	uint64_t got = fetch_fill(req);
+	/* Long poll: a min of 0 never waits; a bounded wait keeps a stuck client from holding memory forever. */
+	uint32_t wait_ms = fr->max_wait_ms > 30000 ? 30000 : fr->max_wait_ms;
+	if (got < fr->min_bytes && wait_ms > 0 && !srv->shutting_down) {
+		int any_error = 0;
+		for (size_t i = 0; i < n; i++)
+			any_error |= req->fetch_results[i].error != SYNCLOG__ERROR_CODE__NONE;
+		if (!any_error) {
+			park(req, wait_ms);
+			return;
+		}
+	}
+	sl_req_respond(req);
+}
+
+static void list_offsets_free_body(struct sl_req *req)
+{
+	Synclog__ListOffsetsResponse *r = &req->body.list_offsets;
+	for (size_t i = 0; i < r->n_offsets; i++)
+		free(r->offsets[i]);
+	free(r->offsets);
+}
+
+void sl_handle_list_offsets(struct sl_req *req)
+{
+	Synclog__ListOffsetsRequest *lr = req->msg->list_offsets;
+	struct sl_topic *topic = sl_topics_find(&req->srv->topics, lr->topic ? lr->topic : "");
+	if (topic == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
+		            lr->topic ? lr->topic : "");
+		sl_req_respond(req);
+		return;
+	}
+	size_t n = lr->n_partitions ? lr->n_partitions : topic->cfg.partitions;
+	Synclog__ListOffsetsResponse *r = &req->body.list_offsets;
+	synclog__list_offsets_response__init(r);
+	req->free_body = list_offsets_free_body;
+	r->offsets = calloc(n, sizeof(*r->offsets));
+	if (r->offsets == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		sl_req_respond(req);
+		return;
+	}
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_LIST_OFFSETS;
+	req->resp.list_offsets = r;
+	for (size_t i = 0; i < n; i++) {
+		Synclog__PartitionOffset *po = malloc(sizeof(*po));
+		if (po == NULL)
+			break;
+		synclog__partition_offset__init(po);
+		r->offsets[r->n_offsets++] = po;
+		po->partition = lr->n_partitions ? lr->partitions[i] : (uint32_t)i;
+		po->offset = -1;
+		if (po->partition >= topic->cfg.partitions) {
+			po->error = SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION;
+			continue;
+		}
+		struct sl_log *log = topic->parts[po->partition].log;
+		if (log == NULL) {
+			po->error = SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE;
+			continue;
+		}
+		int rc = 0;
+		switch (lr->spec) {
+		case SYNCLOG__OFFSET_SPEC__EARLIEST:
+			po->offset = sl_log_start_offset(log);
+			break;
+		case SYNCLOG__OFFSET_SPEC__LATEST:
+			po->offset = sl_log_next_offset(log);
+			break;
+		case SYNCLOG__OFFSET_SPEC__TIMESTAMP:
+			rc = sl_log_offset_for_time(log, lr->timestamp_ms, &po->offset);
+			break;
+		default:
+			rc = -EINVAL;
+			break;
+		}
+		if (rc < 0) {
+			po->error = rc == -EINVAL ? SYNCLOG__ERROR_CODE__INVALID_REQUEST
+			                          : SYNCLOG__ERROR_CODE__STORAGE_ERROR;
+			po->offset = -1;
+		}
+	}
+	sl_req_respond(req);
+}

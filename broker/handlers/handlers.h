@@ -1,0 +1,42 @@
+/* The request handlers, one file per kind of work: produce.c, fetch.c, admin.c (topics, producer ids), groups.c.
+ * Each takes a decoded request and answers it through request.h; none knows which front end the request came
+ * from. broker/dispatch.c maps request kinds to them. */
+#ifndef SL_BROKER_HANDLERS_H
+#define SL_BROKER_HANDLERS_H
+
+#include "broker/shard.h"
+
+/* produce.c */
+void sl_handle_produce(struct sl_req *req);
+/* An append of partition p finished: retry the appends that waited for room, wake long-poll fetches. */
+void sl_partition_progress(struct sl_server *srv, struct sl_partition *p);
+
+/* fetch.c */
+void sl_handle_fetch(struct sl_req *req);
+void sl_handle_list_offsets(struct sl_req *req);
+/* Wake every long-poll fetch parked on p. */
+void sl_fetch_wake(struct sl_partition *p);
+/* Answer now every long poll parked on p (the partition is going away). */
+void sl_fetch_answer_all(struct sl_partition *p);
+
+/* admin.c */
+void sl_handle_hello(struct sl_req *req);
+void sl_handle_create_topic(struct sl_req *req);
+void sl_handle_delete_topic(struct sl_req *req);
+void sl_handle_list_topics(struct sl_req *req);
+void sl_handle_describe_topic(struct sl_req *req);
+void sl_handle_init_producer(struct sl_req *req);
+/* Read the reserved producer-id ceiling at start. */
+int sl_producer_ids_load(struct sl_server *srv);
+
+/* groups.c */
+void sl_handle_join_group(struct sl_req *req);
+void sl_handle_heartbeat(struct sl_req *req);
+void sl_handle_leave_group(struct sl_req *req);
+void sl_handle_offset_commit(struct sl_req *req);
+void sl_handle_offset_fetch(struct sl_req *req);
+void sl_handle_list_groups(struct sl_req *req);
+void sl_handle_describe_group(struct sl_req *req);
+void sl_handle_delete_group(struct sl_req *req);
+
+#endif

@@ -1,0 +1,264 @@
+/* Produce: validate each partition's batch (length, CRC32C, record count), apply the idempotent-producer rules,
+ * append through the partition log without re-encoding, and answer once every append reached the requested
+ * level. Appends refused by a full log window wait in the partition's queue, in order. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/base/clock.h"
+#include "proto/base/assert.h"
+#include "broker/handlers/handlers.h"
+#include "proto/errors.h"
+#include "proto/batch.h"
+
+struct sl_produce_item {
+	struct sl_append append; /* first: the append's data points back at the item */
+	struct sl_req *req;
+	struct sl_partition *part;
+	Synclog__ProducePartitionResult result;
+	int64_t producer_id;
+	int32_t base_sequence;
+	int32_t record_count;
+	char error_message[256];
+};
+
+static void item_error(struct sl_produce_item *it, Synclog__ErrorCode code, const char *msg)
+{
+	it->result.error = code;
+	snprintf(it->error_message, sizeof(it->error_message), "%.*s", (int)sizeof(it->error_message) - 1, msg);
+	it->result.error_message = it->error_message;
+	it->result.base_offset = -1;
+	it->result.last_offset = -1;
+}
+
+static void produce_free_body(struct sl_req *req)
+{
+	free(req->items);
+	free(req->produce_results);
+}
+
+static void item_done(struct sl_produce_item *it)
+{
+	struct sl_req *req = it->req;
+	SL_ASSERT(req->pending > 0);
+	req->pending--;
+	if (req->pending > 0)
+		return;
+	if (!req->responded)
+		sl_req_respond(req);
+	else
+		sl_req_release(req);
+}
+
+static void append_cb(struct sl_append *a, int status)
+{
+	struct sl_produce_item *it = a->data;
+	struct sl_server *srv = it->req->srv;
+	if (it->producer_id >= 0)
+		sl_producer_state_done(&it->part->producers, it->producer_id, it->base_sequence, status, a->base_offset,
+		                       a->last_offset);
+	if (status == 0) {
+		it->result.base_offset = a->base_offset;
+		it->result.last_offset = a->last_offset;
+		srv->stats.produce_batches++;
+		srv->stats.produce_records += (uint64_t)it->record_count;
+		srv->stats.produce_bytes += a->len;
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "append to %.100s/%u failed: %s; nothing was acknowledged",
+		         it->part->topic->cfg.name, it->part->index, strerror(-status));
+		item_error(it, sl_errno_to_code(status), msg);
+		srv->stats.produce_errors++;
+	}
+	struct sl_partition *p = it->part;
+	item_done(it);
+	sl_partition_progress(srv, p);
+}
+
+static void blocked_push(struct sl_partition *p, struct sl_append *a)
+{
+	a->next = NULL;
+	if (p->blocked_tail)
+		p->blocked_tail->next = a;
+	else
+		p->blocked_head = a;
+	p->blocked_tail = a;
+}
+
+/* Try to append; a full window queues it behind the others of this partition. */
+static void append_or_queue(struct sl_partition *p, struct sl_produce_item *it)
+{
+	int rc = p->blocked_head ? -EAGAIN : sl_log_append(p->log, &it->append);
+	if (rc == -EAGAIN) {
+		blocked_push(p, &it->append);
+		return;
+	}
+	if (rc < 0)
+		append_cb(&it->append, rc);
+}
+
+void sl_partition_progress(struct sl_server *srv, struct sl_partition *p)
+{
+	struct sl_append *a;
+	while (p->log && (a = p->blocked_head) != NULL) {
+		struct sl_append *next = a->next;
+		int rc = sl_log_append(p->log, a);
+		if (rc == -EAGAIN)
+			break;
+		p->blocked_head = next;
+		if (p->blocked_head == NULL)
+			p->blocked_tail = NULL;
+		if (rc < 0)
+			append_cb(a, rc);
+	}
+	sl_fetch_wake(p);
+}
+
+static enum sl_durability level_of(Synclog__Acks acks)
+{
+	switch (acks) {
+	case SYNCLOG__ACKS__ACKS_WRITTEN:
+		return SL_DURABILITY_WRITTEN;
+	case SYNCLOG__ACKS__ACKS_NONE:
+		return SL_DURABILITY_NONE;
+	default:
+		return SL_DURABILITY_FSYNC;
+	}
+}
+
+static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__ProducePartition *pp,
+                        struct sl_produce_item *it, enum sl_durability level)
+{
+	struct sl_server *srv = req->srv;
+	it->req = req;
+	it->producer_id = -1;
+	synclog__produce_partition_result__init(&it->result);
+	it->result.partition = pp->partition;
+	it->result.base_offset = -1;
+	it->result.last_offset = -1;
+	if (pp->partition >= topic->cfg.partitions) {
+		item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION, "no such partition in this topic");
+		return;
+	}
+	struct sl_partition *p = &topic->parts[pp->partition];
+	it->part = p;
+	if (p->log == NULL) {
+		item_error(it, SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE, p->open_error);
+		return;
+	}
+	if (srv->scratch == NULL) {
+		srv->scratch_cap = SL_BATCH_BYTES_MAX;
+		srv->scratch = malloc(srv->scratch_cap);
+		if (srv->scratch == NULL) {
+			item_error(it, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+			return;
+		}
+	}
+	struct sl_batch_header h;
+	const char *why = NULL;
+	int rc = sl_batch_validate(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap, &why);
+	if (rc == -ENOTSUP) {
+		item_error(it, SYNCLOG__ERROR_CODE__UNSUPPORTED_CODEC, "batch codec not supported: use none or zstd");
+		return;
+	}
+	if (rc < 0) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "corrupt batch (%s): nothing was appended", why ? why : "invalid");
+		item_error(it, SYNCLOG__ERROR_CODE__CORRUPT_BATCH, msg);
+		return;
+	}
+	if ((uint64_t)pp->batch.len > srv->cfg.log.segment_bytes_max) {
+		item_error(it, SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE, "batch larger than a segment");
+		return;
+	}
+	it->record_count = h.record_count;
+	if (h.producer_id >= 0) {
+		if (h.producer_id >= srv->next_producer_id) {
+			item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PRODUCER,
+			           "producer id was not issued by this broker: call InitProducer");
+			return;
+		}
+		struct sl_producer_batch dup;
+		int verdict = sl_producer_state_check(&p->producers, h.producer_id, h.producer_epoch, h.base_sequence,
+		                                      h.record_count, sl_clock_wall_ms(), &dup);
+		switch (verdict) {
+		case SL_PRODUCER_APPEND:
+			it->producer_id = h.producer_id;
+			it->base_sequence = h.base_sequence;
+			break;
+		case SL_PRODUCER_DUPLICATE:
+			if (dup.base_offset < 0) {
+				item_error(it, SYNCLOG__ERROR_CODE__THROTTLED,
+				           "the original of this retried batch is still being written: retry shortly");
+			} else {
+				it->result.base_offset = dup.base_offset;
+				it->result.last_offset = dup.last_offset;
+				it->result.duplicate = 1;
+			}
+			return;
+		case SL_PRODUCER_FENCED:
+			item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PRODUCER,
+			           "producer epoch is older than one already seen: this producer was fenced");
+			return;
+		case SL_PRODUCER_OUT_OF_ORDER:
+			item_error(it, SYNCLOG__ERROR_CODE__OUT_OF_ORDER_SEQUENCE,
+			           "sequence gap: the batch before this one was not appended; resend from it");
+			return;
+		default:
+			item_error(it, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+			return;
+		}
+	}
+	it->append.batch = pp->batch.data;
+	it->append.len = pp->batch.len;
+	it->append.level = level;
+	it->append.cb = append_cb;
+	it->append.data = it;
+	req->pending++;
+	append_or_queue(p, it);
+}
+
+void sl_handle_produce(struct sl_req *req)
+{
+	Synclog__ProduceRequest *pr = req->msg->produce;
+	struct sl_topic *topic = sl_topics_find(&req->srv->topics, pr->topic ? pr->topic : "");
+	if (topic == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s': create it first",
+		            pr->topic ? pr->topic : "");
+		sl_req_respond(req);
+		return;
+	}
+	if (pr->acks != SYNCLOG__ACKS__ACKS_FSYNC && pr->acks != SYNCLOG__ACKS__ACKS_WRITTEN &&
+	    pr->acks != SYNCLOG__ACKS__ACKS_NONE) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "unknown acks value %d", (int)pr->acks);
+		sl_req_respond(req);
+		return;
+	}
+	req->item_count = pr->n_partitions;
+	req->items = calloc(pr->n_partitions ? pr->n_partitions : 1, sizeof(*req->items));
+	req->produce_results = calloc(pr->n_partitions ? pr->n_partitions : 1, sizeof(*req->produce_results));
+	req->free_body = produce_free_body;
+	if (req->items == NULL || req->produce_results == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		sl_req_respond(req);
+		return;
+	}
+	synclog__produce_response__init(&req->produce);
+	req->produce.n_results = pr->n_partitions;
+	req->produce.results = req->produce_results;
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_PRODUCE;
+	req->resp.produce = &req->produce;
+	enum sl_durability level = level_of(pr->acks);
+	/* Hold one pending count while queuing, so a synchronous failure cannot answer half-way through. */
+	req->pending++;
+	for (size_t i = 0; i < pr->n_partitions; i++) {
+		req->produce_results[i] = &req->items[i].result;
+		produce_one(req, topic, pr->partitions[i], &req->items[i], level);
+	}
+	if (level == SL_DURABILITY_NONE && !req->responded) {
+		/* acks=none: the producer does not wait; the request stays alive until its appends called back. */
+		sl_req_respond(req);
+	}
+	struct sl_produce_item hold = {.req = req};
+	item_done(&hold);
+}

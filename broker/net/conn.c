@@ -1,0 +1,494 @@
+/* The native front end's connections: libuv owns the sockets; each connection is read into a buffer, cut into
+ * frames, decoded into requests and handed to broker/dispatch.h; answers are written as whole frames. Bounded:
+ * connections, frame size, bytes and requests in flight per connection (past them the socket is not read until
+ * answers go out). */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/dispatch.h"
+#include "broker/net/frame_pool.h"
+#include "broker/net/net.h"
+#include "proto/base/assert.h"
+#include "proto/frame.h"
+#include "proto/produce_view.h"
+
+/* The shared read buffer of a connection: small frames (requests, acks, small batches) arrive many per read. */
+#define READ_BUFFER_BYTES      (64u * 1024)
+/* Frames above this are read into a buffer of their own that the request keeps, so a produced batch goes from
+ * the socket to the disk without another copy (see dispatch). Half the read buffer: a frame at most this large
+ * always fits behind a partial read of the one before it. */
+#define FRAME_SHARED_BYTES_MAX (READ_BUFFER_BYTES / 2 - SL_FRAME_HEADER_BYTES)
+/* After a large frame, the next read asks for only this much: the next frame is likely large too, and what of it
+ * lands in rbuf is copied into its own buffer. Small enough that the copy is a few percent of a 256 KiB batch,
+ * large enough to hold a run of small frames. */
+#define READ_PROBE_BYTES       (4u * 1024)
+_Static_assert(FRAME_SHARED_BYTES_MAX + SL_FRAME_HEADER_BYTES <= READ_BUFFER_BYTES / 2, "small frames fit rbuf");
+
+struct sl_conn {
+	uv_tcp_t tcp;
+	struct sl_server *srv;
+	struct sl_conn *prev, *next;
+	struct sl_session session;
+	uint8_t *rbuf; /* small frames, several per read; READ_BUFFER_BYTES */
+	size_t rlen;
+	size_t rcap;
+	/* A large frame being read into a buffer of its own, which its request then keeps. */
+	uint8_t *fbuf;
+	size_t fbuf_need; /* the frame's length without its header */
+	size_t fbuf_have;
+	int last_frame_owned; /* the previous frame was large: probe the next with a short read */
+	int closing;          /* uv_close called; 2 once the handle is closed */
+	int read_paused;      /* backpressure */
+	uint32_t refs;        /* requests and writes alive */
+	uint64_t inflight_bytes;
+};
+
+struct sl_net {
+	uv_tcp_t listener;
+	struct sl_conn *conns;
+	struct sl_frame_pool frame_pool;
+};
+
+/* A request of this front end: the handlers' part first, then the frame it keeps (large frames). */
+struct native_req {
+	struct sl_req req;
+	uint8_t *frame_mem;
+	size_t frame_bytes;
+};
+
+/* ---- connections ---- */
+
+/* The connection's memory, once its handle is closed and no request or write of it is alive. */
+static void conn_free_if_done(struct sl_conn *c)
+{
+	if (c->closing == 2 && c->refs == 0) {
+		free(c->rbuf);
+		sl_frame_pool_put(&c->srv->net->frame_pool, c->fbuf);
+		free(c);
+	}
+}
+
+static void conn_free_cb(uv_handle_t *h)
+{
+	struct sl_conn *c = h->data;
+	c->closing = 2; /* handle closed */
+	conn_free_if_done(c);
+}
+
+static void conn_close(struct sl_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	struct sl_server *srv = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->net->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->stats.connections_open--;
+	/* Parked requests of this connection will never be read: drop them. */
+	sl_req_cancel_all(&c->session, 1);
+	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct sl_conn *c = h->data;
+	(void)suggested;
+	if (c->fbuf != NULL) {
+		/* The rest of a large frame, and not a byte more: the next frame starts in rbuf. */
+		buf->base = (char *)c->fbuf + c->fbuf_have;
+		buf->len = c->fbuf_need - c->fbuf_have;
+		return;
+	}
+	if (c->rbuf == NULL) {
+		c->rbuf = malloc(READ_BUFFER_BYTES);
+		c->rcap = c->rbuf ? READ_BUFFER_BYTES : 0;
+	}
+	buf->base = (char *)c->rbuf + c->rlen;
+	buf->len = c->rcap - c->rlen;
+	if (c->last_frame_owned && c->rlen == 0 && buf->len > READ_PROBE_BYTES)
+		buf->len = READ_PROBE_BYTES;
+}
+
+static void conn_update_reading(struct sl_conn *c);
+static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *owned);
+
+/* A frame too large for rbuf gets a buffer of its own: the part already read is copied there, the rest is read
+ * straight into it. Returns 1 when the frame is complete (and dispatched), 0 when more is to be read, -ENOMEM. */
+static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *consumed_out)
+{
+	size_t have = c->rlen - at - SL_FRAME_HEADER_BYTES;
+	if (have > len)
+		have = len;
+	uint8_t *fb = sl_frame_pool_get(&c->srv->net->frame_pool, len);
+	if (fb == NULL)
+		return -ENOMEM;
+	memcpy(fb, c->rbuf + at + SL_FRAME_HEADER_BYTES, have);
+	*consumed_out = SL_FRAME_HEADER_BYTES + have;
+	c->last_frame_owned = 1;
+	if (have == len) {
+		dispatch(c, fb, len, fb);
+		return 1;
+	}
+	c->fbuf = fb;
+	c->fbuf_need = len;
+	c->fbuf_have = have;
+	return 0;
+}
+
+/* Cut the buffered bytes into frames and dispatch each. A length prefix that can never be valid ends the
+ * connection: there is no way to find the next frame. */
+static void conn_process(struct sl_conn *c)
+{
+	size_t at = 0;
+	while (!c->closing && !c->read_paused && c->fbuf == NULL) {
+		uint32_t len;
+		int rc = sl_frame_length(c->rbuf + at, c->rlen - at, c->srv->cfg.frame_bytes_max, &len);
+		if (rc == -EAGAIN)
+			break;
+		if (rc < 0) {
+			c->srv->stats.bad_frames++;
+			fprintf(stderr, "synclogd: %s: frame length out of range (1 to %u bytes): closing connection\n",
+			        c->session.peer, c->srv->cfg.frame_bytes_max);
+			conn_close(c);
+			return;
+		}
+		if (len > FRAME_SHARED_BYTES_MAX) {
+			size_t consumed = 0;
+			rc = conn_own_frame(c, at, len, &consumed);
+			if (rc < 0) {
+				fprintf(stderr,
+				        "synclogd: %s: out of memory for a frame of %u bytes: closing connection\n",
+				        c->session.peer, len);
+				conn_close(c);
+				return;
+			}
+			at += consumed;
+			if (rc == 0)
+				break; /* the rest of it is read into c->fbuf */
+			conn_update_reading(c);
+			continue;
+		}
+		if (c->rlen - at < SL_FRAME_HEADER_BYTES + (size_t)len)
+			break; /* rbuf holds a whole small frame once the bytes before it are dropped */
+		c->last_frame_owned = 0;
+		dispatch(c, c->rbuf + at + SL_FRAME_HEADER_BYTES, len, NULL);
+		at += SL_FRAME_HEADER_BYTES + (size_t)len;
+		conn_update_reading(c);
+	}
+	if (at > 0 && !c->closing) {
+		memmove(c->rbuf, c->rbuf + at, c->rlen - at);
+		c->rlen -= at;
+	}
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct sl_conn *c = s->data;
+	(void)buf;
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->fbuf != NULL) {
+		c->fbuf_have += (size_t)n;
+		SL_ASSERT(c->fbuf_have <= c->fbuf_need);
+		if (c->fbuf_have < c->fbuf_need)
+			return;
+		uint8_t *fb = c->fbuf;
+		c->fbuf = NULL;
+		dispatch(c, fb, (uint32_t)c->fbuf_need, fb);
+		conn_update_reading(c);
+		return;
+	}
+	c->rlen += (size_t)n;
+	conn_process(c);
+}
+
+/* Backpressure: stop reading while the connection holds too much unanswered work. */
+static void conn_update_reading(struct sl_conn *c)
+{
+	const struct sl_server_config *cfg = &c->srv->cfg;
+	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max;
+	if (c->closing || c->srv->shutting_down)
+		return;
+	if (over && !c->read_paused) {
+		c->read_paused = 1;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	} else if (!over && c->read_paused && c->inflight_bytes <= cfg->conn_inflight_bytes_max / 2) {
+		c->read_paused = 0;
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+		/* Frames already buffered while paused go first. */
+		conn_process(c);
+	}
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct sl_server *srv = listener->data;
+	if (status < 0)
+		return;
+	struct sl_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	uv_tcp_init(&srv->loop, &c->tcp);
+	c->tcp.data = c;
+	c->srv = srv;
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+		return;
+	}
+	if (srv->stats.connections_open >= srv->cfg.connections_max || srv->shutting_down) {
+		srv->stats.connections_refused++;
+		c->closing = 1;
+		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+		return;
+	}
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char *peer = c->session.peer;
+	snprintf(peer, sizeof(c->session.peer), "client");
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
+		char ip[32];
+		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+		snprintf(peer, sizeof(c->session.peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->next = srv->net->conns;
+	if (srv->net->conns)
+		srv->net->conns->prev = c;
+	srv->net->conns = c;
+	srv->stats.connections_open++;
+	srv->stats.connections_accepted++;
+	uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+}
+
+/* ---- requests: this front end's side of request.h ---- */
+
+static void native_finish(struct sl_req *req)
+{
+	struct native_req *nr = (struct native_req *)req;
+	struct sl_conn *c = req->fe_data;
+	sl_frame_pool_put(&c->srv->net->frame_pool, nr->frame_mem);
+	SL_ASSERT(c->refs > 0 && c->inflight_bytes >= nr->frame_bytes);
+	c->refs--;
+	c->inflight_bytes -= nr->frame_bytes;
+	free(nr);
+	if (c->closing == 2)
+		conn_free_if_done(c);
+	else if (!c->closing)
+		conn_update_reading(c);
+}
+
+struct write_ctx {
+	uv_write_t w;
+	struct sl_conn *conn;
+	uint8_t bytes[];
+};
+
+static void write_done_cb(uv_write_t *w, int status)
+{
+	struct write_ctx *wc = (struct write_ctx *)w;
+	struct sl_conn *c = wc->conn;
+	free(wc);
+	if (status < 0 || c->session.close_after_write)
+		conn_close(c);
+	/* The write held a reference so the connection outlives it. */
+	SL_ASSERT(c->refs > 0);
+	c->refs--;
+	conn_free_if_done(c);
+}
+
+static void native_send(struct sl_req *req)
+{
+	struct sl_conn *c = req->fe_data;
+	if (c->closing)
+		return; /* the client is gone: the answer is dropped */
+	size_t len = synclog__response__get_packed_size(&req->resp);
+	struct write_ctx *wc = malloc(sizeof(*wc) + SL_FRAME_HEADER_BYTES + len);
+	if (wc == NULL) {
+		conn_close(c);
+		return;
+	}
+	sl_frame_put_length(wc->bytes, (uint32_t)len);
+	synclog__response__pack(&req->resp, wc->bytes + SL_FRAME_HEADER_BYTES);
+	wc->conn = c;
+	c->refs++;
+	uv_buf_t b = uv_buf_init((char *)wc->bytes, (unsigned)(SL_FRAME_HEADER_BYTES + len));
+	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
+		c->refs--;
+		free(wc);
+		conn_close(c);
+	}
+}
+
+static const struct sl_req_frontend native_frontend = {
+        .name = "native",
+        .send = native_send,
+        .finish = native_finish,
+};
+
+static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
+{
+	struct native_req *nr = calloc(1, sizeof(*nr));
+	if (nr == NULL)
+		return NULL;
+	sl_req_init(&nr->req, c->srv, &native_frontend, c, &c->session);
+	nr->frame_bytes = frame_bytes;
+	c->refs++;
+	c->inflight_bytes += frame_bytes;
+	return &nr->req;
+}
+
+/* A Produce request read in place (proto/produce_view.h): the protobuf-c structures the handlers use, built in the
+ * request's memory, with every batch pointing into the frame the request owns. NULL when the frame is not a
+ * canonical Produce request or memory ran out; protobuf-c then decodes it. */
+static Synclog__Request *request_view(struct sl_req *req, uint8_t *frame, uint32_t len)
+{
+	struct sl_produce_view v;
+	if (sl_produce_view_parse(frame, len, &v, NULL, 0) != 1)
+		return NULL;
+	size_t n = v.part_count;
+	struct {
+		Synclog__Request request;
+		Synclog__ProduceRequest produce;
+	} *m = sl_req_alloc(req, sizeof(*m) +
+	                                 n * (sizeof(struct sl_produce_view_part) + sizeof(Synclog__ProducePartition) +
+	                                      sizeof(Synclog__ProducePartition *)) +
+	                                 v.topic_bytes + 1);
+	if (m == NULL)
+		return NULL;
+	struct sl_produce_view_part *parts = (struct sl_produce_view_part *)(m + 1);
+	Synclog__ProducePartition *pp = (Synclog__ProducePartition *)(parts + n);
+	Synclog__ProducePartition **pps = (Synclog__ProducePartition **)(pp + n);
+	char *topic = (char *)(pps + n);
+	int parsed = sl_produce_view_parse(frame, len, &v, parts, n);
+	SL_ASSERT(parsed == 1 && v.part_count == n);
+	synclog__request__init(&m->request);
+	synclog__produce_request__init(&m->produce);
+	if (v.topic_bytes > 0)
+		memcpy(topic, v.topic, v.topic_bytes);
+	topic[v.topic_bytes] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		synclog__produce_partition__init(&pp[i]);
+		pp[i].partition = parts[i].partition;
+		pp[i].batch.data = parts[i].batch;
+		pp[i].batch.len = parts[i].batch_bytes;
+		pps[i] = &pp[i];
+	}
+	m->produce.topic = topic;
+	m->produce.acks = (Synclog__Acks)v.acks;
+	m->produce.n_partitions = n;
+	m->produce.partitions = pps;
+	m->request.correlation_id = v.correlation_id;
+	m->request.body_case = SYNCLOG__REQUEST__BODY_PRODUCE;
+	m->request.produce = &m->produce;
+	req->msg_borrowed = 1;
+	return &m->request;
+}
+
+/* Decode one frame and hand it to broker/dispatch.h. owned is the frame's own buffer (large frames,
+ * conn_own_frame): the request keeps it, so a Produce request's batches are appended from where they were
+ * received. */
+static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *owned)
+{
+	struct sl_server *srv = c->srv;
+	struct sl_req *req = req_new(c, len);
+	if (req == NULL) {
+		sl_frame_pool_put(&srv->net->frame_pool, owned);
+		conn_close(c);
+		return;
+	}
+	((struct native_req *)req)->frame_mem = owned;
+	srv->stats.requests++;
+	if (sl_frame_check_strings(&synclog__request__descriptor, frame, len) == 0) {
+		if (owned != NULL)
+			req->msg = request_view(req, frame, len);
+		if (req->msg == NULL)
+			req->msg = synclog__request__unpack(NULL, len, frame);
+	}
+	if (req->msg == NULL) {
+		srv->stats.bad_frames++;
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+		            "frame of %u bytes is not a valid Request message (or a string field holds a NUL byte)",
+		            len);
+		sl_req_respond(req);
+		return;
+	}
+	sl_dispatch(req);
+}
+
+/* ---- start and stop (shard.c drives them) ---- */
+
+int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap)
+{
+	struct sl_net *net = calloc(1, sizeof(*net));
+	if (net == NULL)
+		return -ENOMEM;
+	srv->net = net;
+	uv_tcp_init(&srv->loop, &net->listener);
+	net->listener.data = srv;
+	struct sockaddr_in addr;
+	int rc = uv_ip4_addr(srv->cfg.listen_host, srv->cfg.listen_port, &addr);
+	if (rc == 0)
+		rc = uv_tcp_bind(&net->listener, (const struct sockaddr *)&addr, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&net->listener, 511, on_connection);
+	if (rc == 0) {
+		struct sockaddr_in bound;
+		int len = sizeof(bound);
+		uv_tcp_getsockname(&net->listener, (struct sockaddr *)&bound, &len);
+		*port_out = ntohs(bound.sin_port);
+	} else {
+		snprintf(err, err_cap, "cannot listen on %s:%d: %s (is another broker running there?)",
+		         srv->cfg.listen_host, srv->cfg.listen_port, uv_strerror(rc));
+	}
+	return rc;
+}
+
+static void close_noop_cb(uv_handle_t *h)
+{
+}
+
+void sl_net_stop_accepting(struct sl_server *srv)
+{
+	if (srv->net == NULL)
+		return;
+	if (!uv_is_closing((uv_handle_t *)&srv->net->listener))
+		uv_close((uv_handle_t *)&srv->net->listener, close_noop_cb);
+	for (struct sl_conn *c = srv->net->conns; c; c = c->next) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		sl_req_cancel_all(&c->session, 0);
+	}
+}
+
+int sl_net_drained(const struct sl_server *srv)
+{
+	for (struct sl_conn *c = srv->net ? srv->net->conns : NULL; c; c = c->next)
+		if (c->refs > 0)
+			return 0;
+	return 1;
+}
+
+void sl_net_close(struct sl_server *srv)
+{
+	while (srv->net && srv->net->conns)
+		conn_close(srv->net->conns);
+}
+
+void sl_net_free(struct sl_server *srv)
+{
+	if (srv->net == NULL)
+		return;
+	sl_frame_pool_free(&srv->net->frame_pool);
+	free(srv->net);
+	srv->net = NULL;
+}

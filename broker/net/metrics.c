@@ -1,0 +1,215 @@
+/* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that
+ * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/net/net.h"
+
+/* A request line and headers larger than this are not a metrics scrape. */
+#define METRICS_REQUEST_BYTES_MAX 8192
+
+struct sl_metrics {
+	uv_tcp_t listener;
+	int active;
+};
+
+struct scrape {
+	uv_tcp_t tcp;
+	struct sl_server *srv;
+	char buf[METRICS_REQUEST_BYTES_MAX];
+	size_t len;
+	int answered;
+};
+
+struct out {
+	char *p;
+	size_t len, cap;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (o->p && o->len + (size_t)n < o->cap) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = o->cap ? o->cap * 2 : 16384;
+		while (cap < o->len + (size_t)n + 1)
+			cap *= 2;
+		char *np = realloc(o->p, cap);
+		if (np == NULL)
+			return;
+		o->p = np;
+		o->cap = cap;
+	}
+}
+
+static void render(struct sl_server *srv, struct out *o)
+{
+	const struct sl_server_stats *s = &srv->stats;
+	put(o, "# TYPE synclog_connections gauge\nsynclog_connections %u\n", srv->stats.connections_open);
+#define COUNTER(name, v) put(o, "# TYPE synclog_" name " counter\nsynclog_" name " %" PRIu64 "\n", (uint64_t)(v))
+	COUNTER("connections_accepted_total", s->connections_accepted);
+	COUNTER("connections_refused_total", s->connections_refused);
+	COUNTER("requests_total", s->requests);
+	COUNTER("bad_frames_total", s->bad_frames);
+	COUNTER("produce_batches_total", s->produce_batches);
+	COUNTER("produce_records_total", s->produce_records);
+	COUNTER("produce_bytes_total", s->produce_bytes);
+	COUNTER("produce_errors_total", s->produce_errors);
+	COUNTER("fetch_requests_total", s->fetch_requests);
+	COUNTER("fetch_bytes_total", s->fetch_bytes);
+#undef COUNTER
+	put(o, "# TYPE synclog_partition_next_offset gauge\n# TYPE synclog_partition_start_offset gauge\n"
+	       "# TYPE synclog_partition_bytes gauge\n# TYPE synclog_partition_segments gauge\n"
+	       "# TYPE synclog_partition_available gauge\n");
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+			struct sl_log *log = t->parts[i].log;
+			const char *n = t->cfg.name;
+			put(o, "synclog_partition_available{topic=\"%s\",partition=\"%u\"} %d\n", n, i, log != NULL);
+			if (log == NULL)
+				continue;
+			struct sl_log_stats st;
+			sl_log_get_stats(log, &st);
+			put(o, "synclog_partition_next_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
+			    st.next_offset);
+			put(o, "synclog_partition_start_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
+			    st.start_offset);
+			put(o, "synclog_partition_bytes{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", n, i, st.bytes);
+			put(o, "synclog_partition_segments{topic=\"%s\",partition=\"%u\"} %u\n", n, i,
+			    st.segment_count);
+		}
+	}
+}
+
+static void scrape_free_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void scrape_written_cb(uv_write_t *w, int status)
+{
+	struct scrape *sc = w->data;
+	free(w);
+	uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+}
+
+static void answer(struct scrape *sc)
+{
+	sc->answered = 1;
+	uv_read_stop((uv_stream_t *)&sc->tcp);
+	struct out body = {0}, msg = {0};
+	int ok = strncmp(sc->buf, "GET /metrics ", 13) == 0 || strncmp(sc->buf, "GET / ", 6) == 0;
+	if (ok)
+		render(sc->srv, &body);
+	else
+		put(&body, "not found: scrape GET /metrics\n");
+	put(&msg, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n%.*s",
+	    ok ? "200 OK" : "404 Not Found", body.len, (int)body.len, body.p ? body.p : "");
+	free(body.p);
+	uv_write_t *w = malloc(sizeof(*w) + msg.len);
+	if (w == NULL || msg.p == NULL) {
+		free(w);
+		free(msg.p);
+		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		return;
+	}
+	memcpy(w + 1, msg.p, msg.len);
+	free(msg.p);
+	w->data = sc;
+	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)msg.len);
+	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, scrape_written_cb) != 0) {
+		free(w);
+		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+	}
+}
+
+static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct scrape *sc = h->data;
+	buf->base = sc->buf + sc->len;
+	buf->len = sizeof(sc->buf) - 1 - sc->len;
+}
+
+static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct scrape *sc = s->data;
+	if (sc->answered)
+		return;
+	if (n < 0 || (n == 0 && sc->len == sizeof(sc->buf) - 1)) {
+		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		return;
+	}
+	sc->len += (size_t)n;
+	sc->buf[sc->len] = '\0';
+	if (strstr(sc->buf, "\r\n\r\n") || strstr(sc->buf, "\n\n") || sc->len == sizeof(sc->buf) - 1)
+		answer(sc);
+}
+
+static void on_scrape(uv_stream_t *listener, int status)
+{
+	struct sl_server *srv = listener->data;
+	if (status < 0)
+		return;
+	struct scrape *sc = calloc(1, sizeof(*sc));
+	if (sc == NULL)
+		return;
+	sc->srv = srv;
+	uv_tcp_init(&srv->loop, &sc->tcp);
+	sc->tcp.data = sc;
+	if (uv_accept(listener, (uv_stream_t *)&sc->tcp) != 0 || srv->shutting_down) {
+		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&sc->tcp, scrape_alloc_cb, scrape_read_cb);
+}
+
+int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
+{
+	if (srv->cfg.metrics_port < 0)
+		return 0;
+	struct sl_metrics *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
+	uv_tcp_init(&srv->loop, &m->listener);
+	m->listener.data = srv;
+	srv->metrics = m;
+	m->active = 1;
+	struct sockaddr_in addr;
+	int rc = uv_ip4_addr(srv->cfg.metrics_host, srv->cfg.metrics_port, &addr);
+	if (rc == 0)
+		rc = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&m->listener, 64, on_scrape);
+	if (rc < 0)
+		snprintf(err, err_cap, "cannot serve metrics on %s:%d: %s (pick another --metrics address or 'off')",
+		         srv->cfg.metrics_host, srv->cfg.metrics_port, uv_strerror(rc));
+	return rc;
+}
+
+static void metrics_free_cb(uv_handle_t *h)
+{
+	struct sl_server *srv = h->data;
+	free(srv->metrics);
+	srv->metrics = NULL;
+}
+
+void sl_metrics_stop(struct sl_server *srv)
+{
+	struct sl_metrics *m = srv->metrics;
+	if (m == NULL || !m->active)
+		return;
+	m->active = 0;
+	uv_close((uv_handle_t *)&m->listener, metrics_free_cb);
+}

@@ -1,0 +1,115 @@
+/* The request API shared by the front ends and the handlers; see request.h for the lifecycle it keeps. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/request.h"
+#include "proto/base/assert.h"
+
+void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_frontend *fe, void *fe_data,
+                 struct sl_session *session)
+{
+	req->srv = srv;
+	req->fe = fe;
+	req->fe_data = fe_data;
+	req->session = session;
+	synclog__response__init(&req->resp);
+}
+
+void *sl_req_alloc(struct sl_req *req, size_t bytes)
+{
+	struct sl_req_chunk *ch = calloc(1, sizeof(*ch) + bytes);
+	if (ch == NULL)
+		return NULL;
+	ch->next = req->chunks;
+	req->chunks = ch;
+	return ch->data;
+}
+
+char *sl_req_strdup(struct sl_req *req, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = sl_req_alloc(req, n + 1);
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+void sl_req_fail(struct sl_req *req, Synclog__ErrorCode code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(req->error_message, sizeof(req->error_message), fmt, ap);
+	va_end(ap);
+	req->resp.error = code;
+	req->resp.error_message = req->error_message;
+}
+
+static void req_free(struct sl_req *req)
+{
+	if (req->free_body)
+		req->free_body(req);
+	free(req->body_mem);
+	if (req->msg && !req->msg_borrowed)
+		synclog__request__free_unpacked(req->msg, NULL);
+	while (req->chunks) {
+		struct sl_req_chunk *ch = req->chunks;
+		req->chunks = ch->next;
+		free(ch);
+	}
+	/* Last: the front end may free the frame a borrowed message pointed into, and req itself. */
+	req->fe->finish(req);
+}
+
+void sl_req_release(struct sl_req *req)
+{
+	if (req->responded && req->pending == 0 && !req->parked)
+		req_free(req);
+}
+
+void sl_req_respond(struct sl_req *req)
+{
+	SL_ASSERT(!req->responded);
+	req->responded = 1;
+	req->resp.correlation_id = req->msg ? req->msg->correlation_id : 0;
+	req->fe->send(req);
+	sl_req_release(req);
+}
+
+void sl_req_park(struct sl_req *req, void (*cancel_cb)(struct sl_req *req, int drop))
+{
+	SL_ASSERT(!req->parked && cancel_cb != NULL);
+	struct sl_session *s = req->session;
+	req->parked = 1;
+	req->cancel_cb = cancel_cb;
+	req->cancel_prev = NULL;
+	req->cancel_next = s->cancel_head;
+	if (s->cancel_head)
+		s->cancel_head->cancel_prev = req;
+	s->cancel_head = req;
+}
+
+void sl_req_unpark(struct sl_req *req)
+{
+	SL_ASSERT(req->parked);
+	struct sl_session *s = req->session;
+	if (req->cancel_prev)
+		req->cancel_prev->cancel_next = req->cancel_next;
+	else
+		s->cancel_head = req->cancel_next;
+	if (req->cancel_next)
+		req->cancel_next->cancel_prev = req->cancel_prev;
+	req->cancel_next = req->cancel_prev = NULL;
+	req->parked = 0;
+}
+
+void sl_req_cancel_all(struct sl_session *s, int drop)
+{
+	/* Each hook unparks its request, so the head moves on every pass. */
+	while (s->cancel_head) {
+		struct sl_req *req = s->cancel_head;
+		req->cancel_cb(req, drop);
+		SL_ASSERT(s->cancel_head != req);
+	}
+}

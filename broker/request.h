@@ -1,0 +1,118 @@
+/* A request as the handlers see it, whichever front end decoded it (the native protobuf listener in broker/net/,
+ * the Kafka listener in broker/kafka/): the decoded message, the response being built, the memory that lives as
+ * long as the request, and the calls a handler answers with. The front end owns the connection; a handler never
+ * sees it. Which thread may call: the shard's loop thread only.
+ *
+ * Lifecycle (a request is in exactly one of these states):
+ *
+ *   front end                          handler                                 front end
+ *   decode -> sl_dispatch() -> HANDLING -- sl_req_respond() --> RESPONDED ----> (pending == 0, no cancel hook)
+ *                                |                               ^                 -> fe->finish(): freed
+ *                                +-- sl_req_park() --> PARKED ---+ (the hook runs on wake, timeout or cancel)
+ *
+ * Invariants:
+ *   1. sl_req_respond is called exactly once per request; the front end sends the response or, when its client
+ *      is gone, drops it.
+ *   2. A request is freed only when it was answered, all storage work it started has called back (pending == 0)
+ *      and it is not parked.
+ *   3. A parked request is on its session's cancel list; the front end calls sl_req_cancel_all when the client
+ *      goes (drop != 0) or the broker shuts down (drop == 0: answer now with what it has). */
+#ifndef SL_BROKER_REQUEST_H
+#define SL_BROKER_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/synclog.pb-c.h"
+
+struct sl_server;
+struct sl_req;
+struct sl_produce_item;
+struct sl_fetch_wait;
+
+/* What a front end does for its requests. */
+struct sl_req_frontend {
+	const char *name; /* "native", "kafka": for logs */
+	/* Encode req->resp and queue it to the client, or drop it when the client is gone. */
+	void (*send)(struct sl_req *req);
+	/* The request is done (invariant 2): give back what the front end holds for it, then free(req). */
+	void (*finish)(struct sl_req *req);
+};
+
+/* What the handlers know of the client a request came from: one per connection, owned by the front end. */
+struct sl_session {
+	int hello_done;        /* native protocol: Hello negotiated */
+	int close_after_write; /* protocol mismatch: close once the error is sent */
+	struct sl_req *cancel_head; /* parked requests (invariant 3) */
+	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
+};
+
+struct sl_req {
+	struct sl_server *srv;
+	const struct sl_req_frontend *fe;
+	void *fe_data; /* the front end's own (its connection) */
+	struct sl_session *session;
+	Synclog__Request *msg;
+	int msg_borrowed; /* msg lives in chunks: not protobuf-c's to free */
+	Synclog__Response resp;
+	char error_message[512];
+	int responded;
+	size_t pending; /* storage work started and not yet called back */
+	/* Parking (invariant 3): the hook answers or drops the request; the front end never calls into a handler. */
+	void (*cancel_cb)(struct sl_req *req, int drop);
+	struct sl_req *cancel_next, *cancel_prev;
+	int parked;
+	/* Produce. */
+	struct sl_produce_item *items;
+	size_t item_count;
+	Synclog__ProduceResponse produce;
+	Synclog__ProducePartitionResult **produce_results;
+	/* Fetch. */
+	Synclog__FetchResponse fetch;
+	Synclog__FetchPartitionResult *fetch_results;
+	Synclog__FetchPartitionResult **fetch_result_ptrs;
+	struct sl_fetch_wait *waits;
+	struct uv_timer_s *wait_timer; /* allocated while parked; freed in its close callback */
+	/* Other responses keep their bodies here and in heap memory freed by free_body. */
+	void (*free_body)(struct sl_req *req);
+	union {
+		Synclog__HelloResponse hello;
+		Synclog__CreateTopicResponse create_topic;
+		Synclog__DeleteTopicResponse delete_topic;
+		Synclog__ListTopicsResponse list_topics;
+		Synclog__DescribeTopicResponse describe_topic;
+		Synclog__ListOffsetsResponse list_offsets;
+		Synclog__InitProducerResponse init_producer;
+	} body;
+	void *body_mem;
+	/* Response memory from sl_req_alloc, freed with the request. */
+	struct sl_req_chunk *chunks;
+};
+
+struct sl_req_chunk {
+	struct sl_req_chunk *next;
+	max_align_t data[];
+};
+
+/* Set up a request the front end allocated (zeroed) for message msg; it then calls sl_dispatch (dispatch.h). */
+void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_frontend *fe, void *fe_data,
+                 struct sl_session *session);
+/* Zeroed memory that lives as long as the request (response bodies). NULL when out of memory. */
+void *sl_req_alloc(struct sl_req *req, size_t bytes);
+char *sl_req_strdup(struct sl_req *req, const char *s);
+/* Set the request-level error of req's response. */
+void sl_req_fail(struct sl_req *req, Synclog__ErrorCode code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Hand the response to the front end (invariant 1) and free the request unless storage work is pending or it is
+ * parked, in which case sl_req_release frees it later. */
+void sl_req_respond(struct sl_req *req);
+/* Free a request once invariant 2 holds; a no-op before. */
+void sl_req_release(struct sl_req *req);
+/* Park req on its session: cancel_cb runs if the client goes or the broker stops before the handler answers. */
+void sl_req_park(struct sl_req *req, void (*cancel_cb)(struct sl_req *req, int drop));
+/* Take req off its session's list (the handler answers it itself). */
+void sl_req_unpark(struct sl_req *req);
+/* Run the cancel hook of every parked request of a session (front end: client gone, or shutdown). */
+void sl_req_cancel_all(struct sl_session *s, int drop);
+
+#endif

@@ -1,0 +1,224 @@
+/* The shard's wiring: one libuv loop, the io_uring of its partitions with completions arriving through an eventfd
+ * watched by a uv_poll_t, and a uv_prepare_t that submits the storage work of each loop pass once, just before the
+ * loop sleeps (Redis's beforesleep). It opens the topics and groups, starts the front ends (broker/net/) and the
+ * timers (retention and roll by age, group session expiry), and shuts everything down in order on SIGTERM. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/base/clock.h"
+#include "broker/handlers/handlers.h"
+#include "broker/net/net.h"
+#include "broker/shard.h"
+#include "proto/frame.h"
+
+void sl_server_config_default(struct sl_server_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
+	snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+	cfg->listen_port = 7070;
+	snprintf(cfg->metrics_host, sizeof(cfg->metrics_host), "127.0.0.1");
+	cfg->metrics_port = 7071;
+	cfg->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
+	/* 1024 connections: far above what one shard serves well, far below the fd limit. */
+	cfg->connections_max = 1024;
+	/* Four maximum frames: a producer pipelining large batches keeps the disk busy without one connection
+	 * holding more than 64 MiB of the broker's memory. */
+	cfg->conn_inflight_bytes_max = 4ull * SL_FRAME_BYTES_MAX_DEFAULT;
+	cfg->conn_inflight_requests_max = 4096;
+	/* Retention, roll by age and producer-state snapshots: every 30 s. */
+	cfg->retention_check_ms = 30 * 1000;
+	sl_log_config_default(&cfg->log);
+}
+
+/* ---- the loop's storage wiring ---- */
+
+static void ring_poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct sl_server *srv = h->data;
+	int rc = sl_ring_reap(&srv->ring);
+	if (rc < 0)
+		fprintf(stderr, "synclogd: io_uring submit failed: %s\n", strerror(-rc));
+}
+
+static void submit_prepare_cb(uv_prepare_t *h)
+{
+	struct sl_server *srv = h->data;
+	int rc = sl_ring_submit(&srv->ring);
+	if (rc < 0)
+		fprintf(stderr, "synclogd: io_uring submit failed: %s\n", strerror(-rc));
+}
+
+static void retention_cb(uv_timer_t *h)
+{
+	struct sl_server *srv = h->data;
+	int64_t now = sl_clock_wall_ms();
+	/* Bounds what a restart after a crash replays to rebuild producer state. */
+	int rc = sl_topics_snapshot_producers(&srv->topics);
+	if (rc < 0)
+		fprintf(stderr, "synclogd: saving producer state failed: %s\n", strerror(-rc));
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+			struct sl_log *log = t->parts[i].log;
+			if (log == NULL)
+				continue;
+			sl_log_maybe_roll(log, now);
+			uint32_t dropped;
+			if (t->cfg.retention_ms >= 0 || t->cfg.retention_bytes >= 0) {
+				rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
+				if (rc < 0)
+					fprintf(stderr, "synclogd: retention of %s/%u failed: %s\n", t->cfg.name, i,
+					        strerror(-rc));
+			}
+		}
+	}
+}
+
+/* Session expiry is checked this often: a dead member is noticed within its timeout plus this. */
+#define GROUPS_TICK_MS 200
+
+static void groups_timer_cb(uv_timer_t *h)
+{
+	struct sl_server *srv = h->data;
+	sl_groups_expire(&srv->groups, sl_clock_wall_ms());
+}
+
+/* ---- shutdown ---- */
+
+static void close_noop_cb(uv_handle_t *h)
+{
+}
+
+static void shutdown_check_cb(uv_check_t *h)
+{
+	struct sl_server *srv = h->data;
+	/* Wait until every request's storage work called back and its answer was handed to the socket. */
+	if (!sl_net_drained(srv))
+		return;
+	sl_net_close(srv);
+	uv_check_stop(h);
+	int rc = sl_groups_close(&srv->groups);
+	int rc2 = sl_topics_close(&srv->topics);
+	if (rc == 0)
+		rc = rc2;
+	if (rc < 0) {
+		fprintf(stderr, "synclogd: closing the logs failed: %s; the next start will recover\n", strerror(-rc));
+		srv->exit_code = 1;
+	}
+	uv_close((uv_handle_t *)&srv->ring_poll, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->submit_prepare, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->retention_timer, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->groups_timer, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->sigterm, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->sigint, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->shutdown_check, close_noop_cb);
+	sl_metrics_stop(srv);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	struct sl_server *srv = h->data;
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = 1;
+	sl_net_stop_accepting(srv);
+	uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+}
+
+/* ---- start and run ---- */
+
+int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
+                    size_t err_cap)
+{
+	struct sl_server *srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return -ENOMEM;
+	srv->cfg = *cfg;
+	int rc = uv_loop_init(&srv->loop);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot start the event loop: %s", uv_strerror(rc));
+		free(srv);
+		return rc;
+	}
+	rc = sl_ring_init(&srv->ring, 1);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot create an io_uring: %s (needs Linux 5.6 or later and io_uring enabled)",
+		         strerror(-rc));
+		uv_loop_close(&srv->loop);
+		free(srv);
+		return rc;
+	}
+	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &cfg->log, err, err_cap);
+	int groups_open = 0;
+	if (rc == 0)
+		rc = sl_producer_ids_load(srv);
+	if (rc == 0) {
+		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &cfg->log, &srv->topics, err, err_cap);
+		groups_open = rc == 0;
+	}
+	if (rc < 0) {
+		if (err[0] == '\0')
+			snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
+		if (groups_open)
+			sl_groups_close(&srv->groups);
+		sl_topics_close(&srv->topics);
+		sl_ring_close(&srv->ring);
+		uv_loop_close(&srv->loop);
+		free(srv);
+		return rc;
+	}
+	uv_poll_init(&srv->loop, &srv->ring_poll, srv->ring.event_fd);
+	srv->ring_poll.data = srv;
+	uv_poll_start(&srv->ring_poll, UV_READABLE, ring_poll_cb);
+	uv_prepare_init(&srv->loop, &srv->submit_prepare);
+	srv->submit_prepare.data = srv;
+	uv_prepare_start(&srv->submit_prepare, submit_prepare_cb);
+	uv_timer_init(&srv->loop, &srv->retention_timer);
+	srv->retention_timer.data = srv;
+	uv_timer_start(&srv->retention_timer, retention_cb, cfg->retention_check_ms, cfg->retention_check_ms);
+	uv_timer_init(&srv->loop, &srv->groups_timer);
+	srv->groups_timer.data = srv;
+	uv_timer_start(&srv->groups_timer, groups_timer_cb, GROUPS_TICK_MS, GROUPS_TICK_MS);
+	uv_signal_init(&srv->loop, &srv->sigterm);
+	uv_signal_init(&srv->loop, &srv->sigint);
+	srv->sigterm.data = srv->sigint.data = srv;
+	uv_signal_start(&srv->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&srv->sigint, signal_cb, SIGINT);
+	uv_check_init(&srv->loop, &srv->shutdown_check);
+	srv->shutdown_check.data = srv;
+
+	rc = sl_net_start(srv, port_out, err, err_cap);
+	if (rc == 0)
+		rc = sl_metrics_start(srv, err, err_cap);
+	if (rc < 0) {
+		/* Undo in the loop: handles must be closed through it before it can be freed. */
+		sl_net_stop_accepting(srv);
+		srv->shutting_down = 1;
+		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+		uv_run(&srv->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&srv->loop);
+		sl_ring_close(&srv->ring);
+		sl_net_free(srv);
+		free(srv);
+		return rc;
+	}
+	*out = srv;
+	return 0;
+}
+
+int sl_server_run(struct sl_server *srv)
+{
+	uv_run(&srv->loop, UV_RUN_DEFAULT);
+	int rc = uv_loop_close(&srv->loop);
+	if (rc < 0)
+		fprintf(stderr, "synclogd: event loop closed with handles open: %s\n", uv_strerror(rc));
+	sl_ring_close(&srv->ring);
+	int code = srv->exit_code;
+	free(srv->scratch);
+	sl_net_free(srv);
+	free(srv);
+	return code;
+}

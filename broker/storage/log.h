@@ -1,0 +1,138 @@
+/* A partition log: the directory of segment files that holds one partition's batches, appended through the
+ * shard's io_uring, read back as whole batches, recovered after a crash and trimmed by retention.
+ *
+ * Which thread may call: only the thread that owns the sl_ring given at open. Callbacks run from sl_ring_reap
+ * (or sl_ring_wait) on that thread, never from inside the call that queued the work.
+ *
+ * Durability levels (chosen per append):
+ *   none     acknowledged once the offsets are assigned and the write is queued;
+ *   written  acknowledged once this batch and every batch before it are in the page cache;
+ *   fsync    acknowledged once an fdatasync that began after the write finished has completed. While one
+ *            fdatasync is in flight, later appends wait for the next one (group commit).
+ * Readers see only batches whose write completed, in offset order, never a part of a batch. */
+#ifndef SL_BROKER_LOG_H
+#define SL_BROKER_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "broker/storage/ring.h"
+
+enum sl_durability { SL_DURABILITY_NONE = 0, SL_DURABILITY_WRITTEN = 1, SL_DURABILITY_FSYNC = 2 };
+
+struct sl_log_config {
+	/* Roll the active segment when the next batch would take it past this size. Kafka's default. */
+	uint64_t segment_bytes_max;
+	/* Roll a non-empty active segment whose first batch is older than this (0: never by age). */
+	int64_t segment_age_ms_max;
+	/* One sparse index entry per this many bytes of batches: bounds the bytes a lookup or a recovery scans
+	 * past the nearest entry. */
+	uint32_t index_interval_bytes;
+	/* Appends queued or in flight at once; past it sl_log_append says -EAGAIN and the caller pushes back. */
+	uint32_t inflight_appends_max;
+	/* Bytes queued or in flight at once, same rule. */
+	uint64_t inflight_bytes_max;
+	/* Open even when a batch before the tail is corrupt: truncate there and set the rest aside (see
+	 * recovery.c). Only an operator asks for this. */
+	int repair;
+};
+
+/* Kafka's defaults where Kafka has one: 1 GiB segments, 7 days, 4 KiB index interval. */
+void sl_log_config_default(struct sl_log_config *cfg);
+
+struct sl_log;
+struct sl_append;
+/* status is 0 or a negative errno; on 0, a->base_offset and a->last_offset hold the assigned offsets. */
+typedef void (*sl_append_cb)(struct sl_append *a, int status);
+
+/* One append request, owned by the caller, alive (with its batch bytes) until its callback ran. */
+struct sl_append {
+	uint8_t *batch; /* one validated batch; its base offset field is overwritten with the assigned one */
+	size_t len;
+	enum sl_durability level;
+	sl_append_cb cb;
+	void *data; /* for the caller */
+	/* Set when acknowledged. */
+	int64_t base_offset;
+	int64_t last_offset;
+	/* Private to the log. */
+	struct sl_append *next;
+	struct sl_segment *seg;
+	uint64_t pos; /* byte position of the batch in seg */
+	int64_t max_timestamp;
+	int state;
+};
+
+struct sl_log_stats {
+	int64_t start_offset; /* first offset still stored */
+	int64_t next_offset;  /* one past the last visible (written) record */
+	uint64_t bytes;       /* all segments */
+	uint32_t segment_count;
+	uint64_t recovered_tail_bytes; /* bytes checked by the last open's recovery scan */
+	uint64_t truncated_bytes;      /* bytes cut by the last open's recovery */
+	int clean_open;                /* the last open found a clean-shutdown marker */
+	uint64_t write_op_count;       /* io_uring writes submitted (one may carry several batches) */
+	uint64_t fsync_count;          /* group commits completed */
+	uint64_t linked_fsync_count;   /* fdatasyncs submitted linked to their write (one append, log idle) */
+	uint64_t appended_batch_count; /* batches acknowledged since open */
+};
+
+/* Open (creating if missing) the partition log in dir; dir's parent must exist. Runs recovery synchronously:
+ * meant for startup, before the loop serves. Returns 0, or a negative errno with a message in err (one line:
+ * what failed, on which file and position, what to do) for -EUCLEAN (corruption before the tail; reopen with
+ * repair), -EIO, -ENOSPC, -EACCES, ... */
+int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_config *cfg, struct sl_log **out, char *err,
+                size_t err_cap);
+
+/* Queue an append of one batch. The batch must already be validated (sl_batch_validate); the log assigns
+ * offsets, writes the base offset into the batch and queues the write. The write is prepared in the ring
+ * (sl_ring_submit sends it). Returns 0 (cb will run exactly once), -EAGAIN when the in-flight window is full,
+ * -EBADMSG for a batch whose header is invalid, -EFBIG for a batch larger than a segment, or the error that
+ * made the log read-only (-EIO after a failed fdatasync: reopen the log). On a non-zero return cb never runs. */
+int sl_log_append(struct sl_log *log, struct sl_append *a);
+
+/* A run of whole, visible batches from one segment: file descriptor and byte range. The caller may pread or
+ * send it. The fd stays valid until the next call that can drop segments (retention, close). */
+struct sl_log_span {
+	int fd;
+	uint64_t pos;
+	uint64_t len;
+	int64_t first_offset; /* base offset of the first batch in the span */
+	int64_t next_offset;  /* one past the last record of the span */
+};
+
+/* Locate the batches holding offset and after, up to bytes_max (at least one whole batch is returned even if it
+ * is larger). A batch holding offset may start before it. Returns 0 (span->len == 0 when offset is the log end),
+ * -ERANGE when offset is before the start or after the end. */
+int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span);
+/* sl_log_locate, then pread into buf (cap bytes; at most cap bytes of whole batches are returned). *len_out is
+ * the byte count, *next_out one past the last record returned. Returns 0, -ERANGE, -EIO, -ENOBUFS when the
+ * first batch does not fit in cap. */
+int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, size_t *len_out, int64_t *next_out);
+/* The first offset whose record timestamp is >= timestamp_ms; the log end (next offset) when none is. */
+int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *offset_out);
+
+void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
+int64_t sl_log_start_offset(const struct sl_log *log);
+int64_t sl_log_next_offset(const struct sl_log *log);
+
+/* Retention: delete sealed segments whose newest record is older than now_ms - retention_ms (if retention_ms
+ * >= 0), then the oldest sealed segments while the log is larger than retention_bytes (if >= 0). Whole segments
+ * only; the active segment is never deleted. *dropped_out counts deleted segments. */
+int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                  uint32_t *dropped_out);
+
+/* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
+int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
+
+/* Wall-clock milliseconds since the epoch, the clock of segment ages and retention. */
+
+/* True when nothing is queued, in flight or waiting for an fsync. */
+int sl_log_idle(const struct sl_log *log);
+
+/* Finish all queued work (waiting on the ring), fsync, persist the indexes, leave the clean-shutdown marker,
+ * free. Returns 0 or the first error met (the marker is then not written, so the next open scans). */
+int sl_log_close(struct sl_log *log);
+
+#endif

@@ -1,0 +1,98 @@
+/* The partition log's state, shared by log.c (appends, reads, retention, close) and recovery.c (open). Private
+ * to broker/.
+ *
+ * Append lifecycle (each struct sl_append, in offset order):
+ *   QUEUED   offsets assigned, bytes in a write op that is prepared or in flight   (log->queue)
+ *   WRITTEN  its write completed, but an earlier append's has not                   (log->queue)
+ *   visible  the contiguous prefix advanced past it: readers see it; acknowledged now unless level is fsync
+ *   SYNCWAIT waiting for a group commit whose fdatasync began after it was written   (log->sync_list)
+ *   FAILED   its write failed: once no write is in flight, the log is cut back to the first failed append
+ *            and it and every later append are failed (log stays exactly as before them). */
+#ifndef SL_BROKER_LOG_IMPL_H
+#define SL_BROKER_LOG_IMPL_H
+
+#include "broker/storage/log.h"
+#include "broker/storage/segment.h"
+
+enum { SL_APPEND_QUEUED = 1, SL_APPEND_WRITTEN, SL_APPEND_SYNCWAIT, SL_APPEND_FAILED };
+
+/* One write op gathers the appends of one pass that are contiguous in one segment: one SQE, one writev. 64
+ * iovecs keep an op's footprint near 1 KiB while letting a pass of small batches go out in few syscalls. */
+#define SL_WRITE_IOV_MAX      64
+/* An op stops growing at 1 MiB: io_uring runs each buffered write in one worker, so a few large writes in
+ * parallel copy faster than one huge one, while small batches still share a syscall. */
+#define SL_WRITE_OP_BYTES_MAX (1u << 20)
+
+#define SL_CLEAN_MARKER ".clean-shutdown"
+
+struct sl_write_op {
+	struct sl_io io;
+	struct sl_log *log;
+	struct sl_segment *seg;
+	struct sl_append *first;
+	uint32_t append_count;
+	uint64_t pos;
+	uint64_t total;
+	uint64_t done;
+	struct io_uring_sqe *sqe; /* editable while submit_seq matches the ring's */
+	uint64_t submit_seq;
+	int iov_count;
+	int iov_start;   /* first iovec not yet fully written (short writes) */
+	int sync_linked; /* an fdatasync of op->seg follows this write (IOSQE_IO_LINK) */
+	struct iovec iov[SL_WRITE_IOV_MAX];
+	struct sl_write_op *next_free;
+};
+
+struct sl_dir_io {
+	struct sl_io io;
+	struct sl_log *log;
+};
+
+struct sl_log {
+	struct sl_ring *ring;
+	struct sl_log_config cfg;
+	char *dir;
+	int dir_fd;
+	struct sl_segment **segs; /* oldest first; the last one is active */
+	uint32_t seg_count;
+	uint32_t seg_cap;
+	int64_t next_offset; /* next offset to assign */
+
+	struct sl_append *queue_head, *queue_tail; /* QUEUED/WRITTEN/FAILED, offset order */
+	struct sl_append *sync_head, *sync_tail;   /* SYNCWAIT, offset order */
+	uint32_t unacked_count;                    /* appends taken and not yet acknowledged */
+	uint64_t unacked_bytes;
+	/* Appends whose write has not completed: the I/O window (inflight_appends_max). Appends waiting only for
+	 * a group commit do not count, so writes go on while an fdatasync runs; their memory is still bounded
+	 * by inflight_bytes_max through unacked_bytes. */
+	uint32_t unwritten_count;
+
+	struct sl_write_op *ops; /* pool of inflight_appends_max ops */
+	struct sl_write_op *free_ops;
+	struct sl_write_op *open_op; /* last prepared op, extendable until submitted */
+	uint32_t write_ops_inflight;
+	/* The first append taken while a write of this log was submitted and not complete; it and every append
+	 * after it in the queue wait for that write and then go out together (log.c, writes_submitted). */
+	struct sl_append *held_first;
+
+	int sync_pending; /* fdatasync SQEs of the current group commit */
+	int sync_error;
+	int dir_dirty; /* a segment file was created or removed since the directory was last fsynced */
+	struct sl_dir_io dir_io;
+
+	int rollback_errno; /* a write failed: no new appends until the log is cut back */
+	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
+	int completing;     /* inside a completion callback */
+
+	struct sl_log_stats stats;
+};
+
+/* recovery.c: fill log->segs from log->dir_fd and leave the log ready for appends. */
+int sl_log_recover(struct sl_log *log, char *err, size_t err_cap);
+/* log.c: append a segment to log->segs. */
+int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg);
+/* log.c: write a segment's unpersisted index entries (and its seal entries when seal != 0) with pwrite and
+ * fdatasync the index files. For open and close, when the loop is not serving. */
+int sl_segment_persist_index_sync(struct sl_segment *seg, int seal);
+
+#endif

@@ -1,0 +1,775 @@
+/* A connection to the broker: TCP with TCP_NODELAY, frames (proto/frame.h) written from and read into buffers
+ * that are reused, waits bounded by poll() timeouts, and the Hello every connection starts with. The socket is
+ * non-blocking so that writing and reading can interleave when requests are pipelined; every call that waits
+ * does so in poll(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/base/clock.h"
+#include "consumer/client/client_impl.h"
+#include "proto/frame.h"
+
+/* The buffers start at this size and grow to the largest frame seen. */
+#define BUF_BYTES_INITIAL (64 * 1024)
+/* Read at most this much per recv: big enough to take a large fetch in a few calls. */
+#define READ_CHUNK_BYTES  (256 * 1024)
+/* Segments per sendmsg: 64 cover 31 referenced batches (about 8 MiB at 256 KiB each), far more than a socket takes in
+ * one call, while the iovec stays a 1 KiB array on the stack. The kernel allows 1024 (IOV_MAX). */
+#define WRITE_IOVECS_MAX  64
+
+_Static_assert(WRITE_IOVECS_MAX <= 1024, "sendmsg takes at most IOV_MAX (1024) iovecs");
+_Static_assert(SL_CONN_SEGMENTS_MAX >= 3, "a referenced field needs room for itself and the run after it");
+
+_Static_assert(SL_FRAME_HEADER_BYTES == 4, "frame length prefix is 4 bytes");
+
+void sl_error_set(char *buf, size_t bytes, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || bytes == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, bytes, fmt, ap);
+	va_end(ap);
+}
+
+void sl_conn_set_error(struct sl_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+}
+
+int sl_errno_of_code(int code)
+{
+	switch (code) {
+	case SYNCLOG__ERROR_CODE__NONE:
+		return 0;
+	case SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC:
+	case SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION:
+		return -ENOENT;
+	case SYNCLOG__ERROR_CODE__TOPIC_EXISTS:
+		return -EEXIST;
+	case SYNCLOG__ERROR_CODE__INVALID_REQUEST:
+	case SYNCLOG__ERROR_CODE__INVALID_TOPIC_NAME:
+	case SYNCLOG__ERROR_CODE__INVALID_PARTITIONS:
+		return -EINVAL;
+	case SYNCLOG__ERROR_CODE__THROTTLED:
+		return -EAGAIN;
+	case SYNCLOG__ERROR_CODE__NOT_ENOUGH_SPACE:
+		return -ENOSPC;
+	case SYNCLOG__ERROR_CODE__STORAGE_ERROR:
+		return -EIO;
+	case SYNCLOG__ERROR_CODE__BROKER_SHUTTING_DOWN:
+		return -ESHUTDOWN;
+	case SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE:
+		return -ERANGE;
+	case SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE:
+		return -EMSGSIZE;
+	case SYNCLOG__ERROR_CODE__CORRUPT_BATCH:
+		return -EBADMSG;
+	case SYNCLOG__ERROR_CODE__UNKNOWN_GROUP:
+		return -ENOENT;
+	case SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER:
+		return -EIDRM;
+	case SYNCLOG__ERROR_CODE__ILLEGAL_GENERATION:
+	case SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS:
+		return -ESTALE;
+	case SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY:
+		return -EBUSY;
+	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
+		return -EINVAL;
+	default:
+		return -EPROTO;
+	}
+}
+
+int sl_conn_fail_response(struct sl_conn *c, const char *what, int code, const char *broker_message)
+{
+	const char *detail =
+	        broker_message != NULL && broker_message[0] != '\0' ? broker_message : sl_error_message(code);
+
+	c->broker_error = code;
+	sl_conn_set_error(c, "%s: %s: %s", what, sl_error_name(code), detail);
+	return sl_errno_of_code(code);
+}
+
+int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t err_bytes)
+{
+	const char *host = s, *port = NULL;
+	size_t host_len;
+
+	if (s == NULL || s[0] == '\0') {
+		sl_error_set(err, err_bytes, "broker address is empty: give HOST:PORT");
+		return -EINVAL;
+	}
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+			sl_error_set(err, err_bytes, "broker address '%s': expected [IPV6]:PORT", s);
+			return -EINVAL;
+		}
+		host = s + 1;
+		host_len = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon != NULL && strchr(s, ':') != colon) {
+			sl_error_set(err, err_bytes, "broker address '%s': write an IPv6 address as [ADDRESS]:PORT", s);
+			return -EINVAL;
+		}
+		host_len = colon != NULL ? (size_t)(colon - s) : strlen(s);
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (host_len == 0 || host_len >= sizeof(out->host)) {
+		sl_error_set(err, err_bytes, "broker address '%s': the host is empty or too long", s);
+		return -EINVAL;
+	}
+	if (port != NULL) {
+		size_t n = strlen(port);
+		unsigned long v = 0;
+
+		if (n == 0 || n > 5 || strspn(port, "0123456789") != n || (v = strtoul(port, NULL, 10)) == 0 ||
+		    v > 65535) {
+			sl_error_set(err, err_bytes, "broker address '%s': the port must be a number from 1 to 65535",
+			             s);
+			return -EINVAL;
+		}
+	}
+	memcpy(out->host, host, host_len);
+	out->host[host_len] = '\0';
+	snprintf(out->port, sizeof(out->port), "%s", port != NULL ? port : SL_BROKER_PORT_DEFAULT);
+	return 0;
+}
+
+int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
+{
+	struct sl_conn *c;
+	char err[SL_ERROR_BYTES];
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	if (sl_broker_parse(broker, &c->addr, err, sizeof(err)) != 0) {
+		free(c);
+		return -EINVAL;
+	}
+	c->fd = -1;
+	snprintf(c->client_id, sizeof(c->client_id), "%s", client_id != NULL ? client_id : "synclog-client");
+	c->io_timeout_ms = SL_IO_TIMEOUT_MS_DEFAULT;
+	c->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
+	/* A response unpacks into at most its own bytes plus the structs around them; four times the frame limit
+	 * leaves room for that while refusing a frame crafted to expand without bound. */
+	sl_arena_init(&c->arena, (size_t)4 * SL_FRAME_BYTES_MAX_DEFAULT + (1u << 20));
+	*out = c;
+	return 0;
+}
+
+void sl_conn_close(struct sl_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->wpos = c->wlen = 0;
+	c->segment_head = c->segment_count = 0;
+	c->ref_bytes = 0;
+	c->rpos = c->rlen = 0;
+}
+
+void sl_conn_free(struct sl_conn *c)
+{
+	if (c == NULL)
+		return;
+	sl_conn_close(c);
+	free(c->wbuf);
+	free(c->rbuf);
+	sl_arena_free(&c->arena);
+	free(c);
+}
+
+void sl_conn_set_timeout(struct sl_conn *c, uint32_t io_timeout_ms)
+{
+	c->io_timeout_ms = io_timeout_ms;
+}
+
+const char *sl_conn_error(const struct sl_conn *c)
+{
+	return c->error;
+}
+
+int sl_conn_broker_error(const struct sl_conn *c)
+{
+	return c->broker_error;
+}
+
+uint32_t sl_conn_frame_bytes_max(const struct sl_conn *c)
+{
+	return c->frame_bytes_max;
+}
+
+size_t sl_conn_unsent(const struct sl_conn *c)
+{
+	return c->wlen - c->wpos + c->ref_bytes;
+}
+
+/* Milliseconds left until deadline_ms (monotonic), never negative. */
+static int remaining_ms(int64_t deadline_ms)
+{
+	int64_t left = deadline_ms - sl_clock_mono_ms();
+
+	return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+static int connect_one(struct sl_conn *c, const struct addrinfo *ai, int64_t deadline_ms)
+{
+	int fd, one = 1, so_error = 0;
+	socklen_t len = sizeof(so_error);
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		int rc;
+
+		if (errno != EINPROGRESS) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		rc = poll(&pfd, 1, remaining_ms(deadline_ms));
+		if (rc <= 0) {
+			rc = rc == 0 ? -ETIMEDOUT : -errno;
+			close(fd);
+			return rc;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0) {
+			close(fd);
+			return so_error != 0 ? -so_error : -EIO;
+		}
+	}
+	/* Requests are whole frames written at once; Nagle would only hold the last segment of each back. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd = fd;
+	return 0;
+}
+
+static int hello(struct sl_conn *c)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__HelloRequest body = SYNCLOG__HELLO_REQUEST__INIT;
+	Synclog__Response *resp;
+	int rc;
+
+	body.protocol_version = SL_PROTOCOL_VERSION;
+	body.client_id = c->client_id;
+	req.body_case = SYNCLOG__REQUEST__BODY_HELLO;
+	req.hello = &body;
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	if (resp->error != SYNCLOG__ERROR_CODE__NONE) {
+		char what[SL_HOST_BYTES_MAX + 64];
+
+		snprintf(what, sizeof(what), "hello to broker %s:%s", c->addr.host, c->addr.port);
+		rc = sl_conn_fail_response(c, what, resp->error, resp->error_message);
+		sl_conn_close(c);
+		return rc;
+	}
+	if (resp->body_case != SYNCLOG__RESPONSE__BODY_HELLO) {
+		sl_conn_set_error(c, "broker %s:%s answered Hello with something else: is it a synclog broker?",
+		                  c->addr.host, c->addr.port);
+		sl_conn_close(c);
+		return -EPROTO;
+	}
+	if (resp->hello->max_frame_bytes >= 1024)
+		c->frame_bytes_max = resp->hello->max_frame_bytes;
+	return 0;
+}
+
+int sl_conn_connect(struct sl_conn *c)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *list, *ai;
+	int64_t deadline_ms = sl_clock_mono_ms() + c->io_timeout_ms;
+	int rc;
+
+	sl_conn_close(c);
+	c->broker_error = 0;
+	rc = getaddrinfo(c->addr.host, c->addr.port, &hints, &list);
+	if (rc != 0) {
+		sl_conn_set_error(c, "cannot resolve broker host '%s': %s: check --broker or SYNCLOG_BROKER",
+		                  c->addr.host, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	rc = -EHOSTUNREACH;
+	for (ai = list; ai != NULL && c->fd < 0; ai = ai->ai_next)
+		rc = connect_one(c, ai, deadline_ms);
+	freeaddrinfo(list);
+	if (c->fd < 0) {
+		sl_conn_set_error(c,
+		                  "cannot connect to broker %s:%s: %s: is synclogd running there? (set --broker or "
+		                  "SYNCLOG_BROKER)",
+		                  c->addr.host, c->addr.port, strerror(-rc));
+		return rc;
+	}
+	c->correlation_next = 1;
+	c->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
+	return hello(c);
+}
+
+/* Make room for need more bytes at the end of *buf (len used, *cap allocated), first dropping the consumed
+ * prefix [0, *pos). */
+static int buf_reserve(uint8_t **buf, size_t *pos, size_t *len, size_t *cap, size_t need)
+{
+	if (*pos > 0 && *len + need > *cap) {
+		memmove(*buf, *buf + *pos, *len - *pos);
+		*len -= *pos;
+		*pos = 0;
+	}
+	if (*len + need > *cap) {
+		size_t new_cap = *cap ? *cap : BUF_BYTES_INITIAL;
+		uint8_t *p;
+
+		while (new_cap < *len + need)
+			new_cap *= 2;
+		p = realloc(*buf, new_cap);
+		if (p == NULL)
+			return -ENOMEM;
+		*buf = p;
+		*cap = new_cap;
+	}
+	return 0;
+}
+
+/* ---- the queue of unsent segments (client_impl.h, invariants 1 to 4) ---- */
+
+static struct sl_conn_segment *segment_at(struct sl_conn *c, uint32_t index)
+{
+	SL_ASSERT(index < c->segment_count);
+	return &c->segments[(c->segment_head + index) % SL_CONN_SEGMENTS_MAX];
+}
+
+static struct sl_conn_segment *segment_push(struct sl_conn *c, const uint8_t *ref, size_t len)
+{
+	struct sl_conn_segment *s;
+
+	SL_ASSERT(c->segment_count < SL_CONN_SEGMENTS_MAX && len > 0);
+	c->segment_count++;
+	s = segment_at(c, c->segment_count - 1);
+	s->ref = ref;
+	s->len = len;
+	return s;
+}
+
+/* The len bytes just written at wbuf + wlen join the queue: the last run of wbuf grows, or a new one starts.
+ * A new one always has room: a reference is only queued with a slot left after it (segment_ref). */
+static void own_commit(struct sl_conn *c, size_t len)
+{
+	struct sl_conn_segment *tail = c->segment_count > 0 ? segment_at(c, c->segment_count - 1) : NULL;
+
+	if (len == 0)
+		return;
+	if (tail != NULL && tail->ref == NULL)
+		tail->len += len;
+	else
+		segment_push(c, NULL, len);
+	c->wlen += len;
+}
+
+static int own_append(struct sl_conn *c, const void *data, size_t len)
+{
+	int rc = buf_reserve(&c->wbuf, &c->wpos, &c->wlen, &c->wcap, len);
+
+	if (rc != 0)
+		return rc;
+	memcpy(c->wbuf + c->wlen, data, len);
+	own_commit(c, len);
+	return 0;
+}
+
+/* Queue a reference to len bytes of the caller's, or copy them when the ring has no room for the reference and
+ * a run after it. */
+static int segment_ref(struct sl_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->segment_count + 2 > SL_CONN_SEGMENTS_MAX)
+		return own_append(c, data, len);
+	segment_push(c, data, len);
+	c->ref_bytes += len;
+	return 0;
+}
+
+/* n bytes were written: drop them from the front of the queue. */
+static void segments_consume(struct sl_conn *c, size_t n)
+{
+	while (n > 0) {
+		struct sl_conn_segment *s = segment_at(c, 0);
+		size_t k = n < s->len ? n : s->len;
+
+		if (s->ref != NULL) {
+			s->ref += k;
+			c->ref_bytes -= k;
+		} else {
+			c->wpos += k;
+		}
+		s->len -= k;
+		n -= k;
+		if (s->len == 0) {
+			c->segment_head = (c->segment_head + 1) % SL_CONN_SEGMENTS_MAX;
+			c->segment_count--;
+		}
+	}
+	SL_ASSERT(c->wpos <= c->wlen);
+}
+
+int sl_conn_queue(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out)
+{
+	size_t size;
+	int rc;
+
+	if (c->fd < 0) {
+		sl_conn_set_error(c, "not connected to broker %s:%s", c->addr.host, c->addr.port);
+		return -ENOTCONN;
+	}
+	req->correlation_id = c->correlation_next++;
+	size = synclog__request__get_packed_size(req);
+	if (size == 0 || size > c->frame_bytes_max) {
+		sl_conn_set_error(c, "request of %zu bytes is larger than the broker's frame limit of %u bytes", size,
+		                  c->frame_bytes_max);
+		return -EMSGSIZE;
+	}
+	rc = buf_reserve(&c->wbuf, &c->wpos, &c->wlen, &c->wcap, SL_FRAME_HEADER_BYTES + size);
+	if (rc != 0) {
+		sl_conn_set_error(c, "out of memory queueing a request of %zu bytes", size);
+		return rc;
+	}
+	sl_frame_put_length(c->wbuf + c->wlen, (uint32_t)size);
+	SL_ASSERT(synclog__request__pack(req, c->wbuf + c->wlen + SL_FRAME_HEADER_BYTES) == size);
+	own_commit(c, SL_FRAME_HEADER_BYTES + size);
+	if (cid_out != NULL)
+		*cid_out = req->correlation_id;
+	return 0;
+}
+
+/* The ProtobufCBuffer sl_conn_queue_ref packs through: protobuf-c hands each bytes field's data to append with
+ * the caller's own pointer (after its tag and length, appended separately), so a large append is a field to
+ * reference. The queue's state before the request lets a failed append (out of memory) take the whole frame back
+ * out: protobuf-c's append cannot fail, so the error waits in rc until the packing ends. */
+struct ref_packer {
+	ProtobufCBuffer base;
+	struct sl_conn *c;
+	size_t appended_bytes;
+	size_t own_bytes;
+	size_t ref_bytes;
+	uint32_t segment_count_before;
+	size_t tail_len_before;
+	int rc;
+};
+
+static void ref_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct ref_packer *pk = (struct ref_packer *)buffer;
+	size_t refs_before = pk->c->ref_bytes;
+
+	if (pk->rc != 0 || len == 0)
+		return;
+	if (len >= SL_CONN_REF_BYTES_MIN)
+		pk->rc = segment_ref(pk->c, data, len);
+	else
+		pk->rc = own_append(pk->c, data, len);
+	if (pk->rc != 0)
+		return;
+	pk->appended_bytes += len;
+	pk->ref_bytes += pk->c->ref_bytes - refs_before;
+	pk->own_bytes += len - (pk->c->ref_bytes - refs_before);
+}
+
+/* Take back everything the packer queued. Nothing was written meanwhile, so the segments it added are still the
+ * last ones and its bytes the last of wbuf (buf_reserve may have moved them to the front, not reordered them). */
+static void ref_packer_undo(struct ref_packer *pk)
+{
+	struct sl_conn *c = pk->c;
+
+	c->segment_count = pk->segment_count_before;
+	if (c->segment_count > 0)
+		segment_at(c, c->segment_count - 1)->len = pk->tail_len_before;
+	c->wlen -= pk->own_bytes;
+	c->ref_bytes -= pk->ref_bytes;
+}
+
+int sl_conn_queue_ref(struct sl_conn *c, Synclog__Request *req, uint64_t *cid_out)
+{
+	struct ref_packer pk = {.base.append = ref_packer_append, .c = c};
+	uint8_t header[SL_FRAME_HEADER_BYTES];
+	size_t size;
+
+	if (c->fd < 0) {
+		sl_conn_set_error(c, "not connected to broker %s:%s", c->addr.host, c->addr.port);
+		return -ENOTCONN;
+	}
+	req->correlation_id = c->correlation_next++;
+	size = synclog__request__get_packed_size(req);
+	if (size == 0 || size > c->frame_bytes_max) {
+		sl_conn_set_error(c, "request of %zu bytes is larger than the broker's frame limit of %u bytes", size,
+		                  c->frame_bytes_max);
+		return -EMSGSIZE;
+	}
+	pk.segment_count_before = c->segment_count;
+	pk.tail_len_before = c->segment_count > 0 ? segment_at(c, c->segment_count - 1)->len : 0;
+	sl_frame_put_length(header, (uint32_t)size);
+	ref_packer_append(&pk.base, sizeof(header), header);
+	SL_ASSERT(synclog__request__pack_to_buffer(req, &pk.base) == size);
+	if (pk.rc != 0) {
+		ref_packer_undo(&pk);
+		sl_conn_set_error(c, "out of memory queueing a request of %zu bytes", size);
+		return pk.rc;
+	}
+	SL_ASSERT(pk.appended_bytes == SL_FRAME_HEADER_BYTES + size);
+	if (cid_out != NULL)
+		*cid_out = req->correlation_id;
+	return 0;
+}
+
+int sl_conn_own_unsent(struct sl_conn *c)
+{
+	size_t total = sl_conn_unsent(c), at = 0, own_at = c->wpos, cap = c->wcap ? c->wcap : BUF_BYTES_INITIAL;
+	uint8_t *buf;
+
+	if (c->ref_bytes == 0)
+		return 0;
+	/* A fresh buffer rather than wbuf grown in place: the runs of wbuf and the references interleave, and
+	 * laying them out in order in a second buffer is one pass with no overlapping moves. */
+	while (cap < total)
+		cap *= 2;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		sl_conn_set_error(c, "out of memory copying %zu unsent bytes: closing the connection to broker %s:%s",
+		                  total, c->addr.host, c->addr.port);
+		sl_conn_close(c);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < c->segment_count; i++) {
+		const struct sl_conn_segment *s = segment_at(c, i);
+
+		if (s->ref != NULL) {
+			memcpy(buf + at, s->ref, s->len);
+		} else {
+			memcpy(buf + at, c->wbuf + own_at, s->len);
+			own_at += s->len;
+		}
+		at += s->len;
+	}
+	SL_ASSERT(at == total && own_at == c->wlen);
+	free(c->wbuf);
+	c->wbuf = buf;
+	c->wcap = cap;
+	c->wpos = 0;
+	c->wlen = 0;
+	c->segment_head = c->segment_count = 0;
+	c->ref_bytes = 0;
+	own_commit(c, total);
+	return 0;
+}
+
+int sl_conn_release(struct sl_conn *c, const void *data, size_t len)
+{
+	uintptr_t lo = (uintptr_t)data, hi = lo + len;
+
+	for (uint32_t i = 0; i < c->segment_count && c->ref_bytes > 0; i++) {
+		const struct sl_conn_segment *s = segment_at(c, i);
+		uintptr_t ref = (uintptr_t)s->ref;
+
+		if (s->ref != NULL && ref < hi && ref + s->len > lo)
+			return sl_conn_own_unsent(c);
+	}
+	return 0;
+}
+
+static int conn_lost(struct sl_conn *c, int err, const char *doing)
+{
+	sl_conn_set_error(c, "connection to broker %s:%s lost while %s: %s", c->addr.host, c->addr.port, doing,
+	                  err == 0 ? "closed by the broker" : strerror(err));
+	sl_conn_close(c);
+	return err == 0 ? -ECONNRESET : -err;
+}
+
+/* Write the queue's segments, up to WRITE_IOVECS_MAX per sendmsg, until it is empty or the socket is full. */
+static int write_some(struct sl_conn *c)
+{
+	while (c->segment_count > 0) {
+		struct iovec iov[WRITE_IOVECS_MAX];
+		struct msghdr msg = {.msg_iov = iov};
+		size_t own_at = c->wpos;
+		ssize_t n;
+
+		while (msg.msg_iovlen < c->segment_count && msg.msg_iovlen < WRITE_IOVECS_MAX) {
+			const struct sl_conn_segment *s = segment_at(c, (uint32_t)msg.msg_iovlen);
+
+			if (s->ref != NULL) {
+				iov[msg.msg_iovlen].iov_base = (void *)s->ref;
+			} else {
+				iov[msg.msg_iovlen].iov_base = c->wbuf + own_at;
+				own_at += s->len;
+			}
+			iov[msg.msg_iovlen].iov_len = s->len;
+			msg.msg_iovlen++;
+		}
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == EINTR)
+				continue;
+			return conn_lost(c, errno, "sending");
+		}
+		segments_consume(c, (size_t)n);
+	}
+	if (c->wpos == c->wlen)
+		c->wpos = c->wlen = 0;
+	return 0;
+}
+
+static int read_some(struct sl_conn *c)
+{
+	for (;;) {
+		uint32_t frame_len;
+		size_t want = READ_CHUNK_BYTES;
+		ssize_t n;
+		int rc;
+
+		/* Room for the rest of the frame being received, at least. */
+		if (sl_frame_length(c->rbuf + c->rpos, c->rlen - c->rpos, c->frame_bytes_max, &frame_len) == 0 &&
+		    SL_FRAME_HEADER_BYTES + (size_t)frame_len > c->rlen - c->rpos + want)
+			want = SL_FRAME_HEADER_BYTES + (size_t)frame_len - (c->rlen - c->rpos);
+		rc = buf_reserve(&c->rbuf, &c->rpos, &c->rlen, &c->rcap, want);
+		if (rc != 0) {
+			sl_conn_set_error(c, "out of memory reading a response");
+			sl_conn_close(c);
+			return rc;
+		}
+		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return conn_lost(c, errno, "receiving");
+		}
+		if (n == 0)
+			return conn_lost(c, 0, "receiving");
+		c->rlen += (size_t)n;
+		if (c->rlen < c->rcap)
+			return 0; /* the socket had less than the room: it is drained */
+	}
+}
+
+int sl_conn_pump(struct sl_conn *c, int timeout_ms, int want_read)
+{
+	struct pollfd pfd;
+	int rc;
+
+	if (c->fd < 0)
+		return -ENOTCONN;
+	pfd.fd = c->fd;
+	pfd.events = (short)((want_read ? POLLIN : 0) | (sl_conn_unsent(c) > 0 ? POLLOUT : 0));
+	pfd.revents = 0;
+	if (pfd.events == 0)
+		return 0;
+	rc = poll(&pfd, 1, timeout_ms);
+	if (rc < 0)
+		return errno == EINTR ? -EINTR : conn_lost(c, errno, "waiting");
+	if (rc == 0)
+		return 0;
+	if (pfd.revents & POLLOUT) {
+		rc = write_some(c);
+		if (rc != 0)
+			return rc;
+	}
+	if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+		return read_some(c);
+	return 0;
+}
+
+int sl_conn_take(struct sl_conn *c, Synclog__Response **out)
+{
+	uint32_t len;
+	int rc;
+
+	if (c->fd < 0)
+		return 0;
+	rc = sl_frame_length(c->rbuf + c->rpos, c->rlen - c->rpos, c->frame_bytes_max, &len);
+	if (rc == -EAGAIN)
+		return 0;
+	if (rc != 0) {
+		sl_conn_set_error(c, "broker %s:%s sent a frame of invalid length (over %u bytes): closing",
+		                  c->addr.host, c->addr.port, c->frame_bytes_max);
+		sl_conn_close(c);
+		return -EMSGSIZE;
+	}
+	if (c->rlen - c->rpos < SL_FRAME_HEADER_BYTES + (size_t)len)
+		return 0;
+	sl_arena_reset(&c->arena);
+	*out = synclog__response__unpack(&c->arena.allocator, len, c->rbuf + c->rpos + SL_FRAME_HEADER_BYTES);
+	c->rpos += SL_FRAME_HEADER_BYTES + (size_t)len;
+	if (c->rpos == c->rlen)
+		c->rpos = c->rlen = 0;
+	if (*out == NULL) {
+		sl_conn_set_error(c, "broker %s:%s sent a response that does not decode: closing", c->addr.host,
+		                  c->addr.port);
+		sl_conn_close(c);
+		return -EPROTO;
+	}
+	return 1;
+}
+
+int sl_conn_call(struct sl_conn *c, Synclog__Request *req, Synclog__Response **out)
+{
+	uint64_t cid;
+	int64_t deadline_ms;
+	int rc;
+
+	c->broker_error = 0;
+	if (c->fd < 0 && req->body_case != SYNCLOG__REQUEST__BODY_HELLO) {
+		rc = sl_conn_connect(c);
+		if (rc != 0)
+			return rc;
+	}
+	rc = sl_conn_queue(c, req, &cid);
+	if (rc != 0)
+		return rc;
+	deadline_ms = sl_clock_mono_ms() + c->io_timeout_ms;
+	for (;;) {
+		Synclog__Response *resp;
+
+		while ((rc = sl_conn_take(c, &resp)) == 1) {
+			if (resp->correlation_id == cid) {
+				*out = resp;
+				return 0;
+			}
+		}
+		if (rc < 0)
+			return rc;
+		if (sl_clock_mono_ms() >= deadline_ms) {
+			sl_conn_set_error(c, "broker %s:%s did not answer within %u ms: is it overloaded or stuck?",
+			                  c->addr.host, c->addr.port, c->io_timeout_ms);
+			sl_conn_close(c);
+			return -ETIMEDOUT;
+		}
+		rc = sl_conn_pump(c, remaining_ms(deadline_ms), 1);
+		if (rc != 0)
+			return rc;
+	}
+}

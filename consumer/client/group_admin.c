@@ -1,0 +1,280 @@
+/* Group admin calls: list, describe (lag per partition), delete, and fetch or commit offsets as an operator. Like
+ * admin.c, each sends one request on a connection with nothing else in flight and turns the answer into plain
+ * structs, so callers never see protobuf types. */
+#include <errno.h>
+#include <string.h>
+
+#include "consumer/client/client_impl.h"
+
+static int summary_compare(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_group_summary *)a)->group, ((const struct sl_group_summary *)b)->group);
+}
+
+int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__ListGroupsRequest body = SYNCLOG__LIST_GROUPS_REQUEST__INIT;
+	Synclog__Response *resp;
+	struct sl_group_summary *groups;
+	size_t n;
+	int rc;
+
+	*groups_out = NULL;
+	*count_out = 0;
+	req.body_case = SYNCLOG__REQUEST__BODY_LIST_GROUPS;
+	req.list_groups = &body;
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_GROUPS, "list groups");
+	if (rc != 0)
+		return rc;
+	n = resp->list_groups->n_groups;
+	groups = calloc(n ? n : 1, sizeof(*groups));
+	if (groups == NULL) {
+		sl_conn_set_error(c, "list groups: out of memory for %zu groups", n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Synclog__GroupSummary *g = resp->list_groups->groups[i];
+
+		snprintf(groups[i].group, sizeof(groups[i].group), "%s", g->group != NULL ? g->group : "");
+		groups[i].members = g->members;
+		groups[i].generation = g->generation;
+	}
+	qsort(groups, n, sizeof(*groups), summary_compare);
+	*groups_out = groups;
+	*count_out = (uint32_t)n;
+	return 0;
+}
+
+static int lag_compare(const void *a, const void *b)
+{
+	const struct sl_group_lag *x = a, *y = b;
+	int r = strcmp(x->topic, y->topic);
+
+	if (r != 0)
+		return r;
+	return x->partition < y->partition ? -1 : x->partition > y->partition;
+}
+
+static void lag_from_wire(struct sl_group_lag *out, const Synclog__GroupPartitionLag *in)
+{
+	snprintf(out->topic, sizeof(out->topic), "%s", in->topic != NULL ? in->topic : "");
+	out->partition = in->partition;
+	out->committed = in->committed;
+	out->next_offset = in->next_offset;
+	out->lag = in->lag;
+	out->lag_ms = in->lag_ms;
+	snprintf(out->member_id, sizeof(out->member_id), "%s", in->member_id != NULL ? in->member_id : "");
+	out->last_commit_ms = in->last_commit_ms;
+}
+
+static void member_from_wire(struct sl_group_member_info *out, const Synclog__GroupMember *in)
+{
+	snprintf(out->member_id, sizeof(out->member_id), "%s", in->member_id != NULL ? in->member_id : "");
+	snprintf(out->client_id, sizeof(out->client_id), "%s", in->client_id != NULL ? in->client_id : "");
+	out->last_heartbeat_ms = in->last_heartbeat_ms;
+	out->partition_count = 0;
+	for (size_t k = 0; k < in->n_assignment; k++)
+		out->partition_count += (uint32_t)in->assignment[k]->n_partitions;
+}
+
+int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_description **out)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__DescribeGroupRequest body = SYNCLOG__DESCRIBE_GROUP_REQUEST__INIT;
+	Synclog__Response *resp;
+	Synclog__DescribeGroupResponse *d;
+	struct sl_group_description *desc;
+	char what[SL_GROUP_NAME_BYTES_MAX + 64];
+	int rc;
+
+	*out = NULL;
+	body.group = (char *)group;
+	req.body_case = SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP;
+	req.describe_group = &body;
+	snprintf(what, sizeof(what), "describe group '%s'", group);
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DESCRIBE_GROUP, what);
+	if (rc != 0)
+		return rc;
+	d = resp->describe_group;
+	desc = calloc(1, sizeof(*desc));
+	if (desc != NULL) {
+		desc->members = calloc(d->n_members ? d->n_members : 1, sizeof(*desc->members));
+		desc->partitions = calloc(d->n_partitions ? d->n_partitions : 1, sizeof(*desc->partitions));
+	}
+	if (desc == NULL || desc->members == NULL || desc->partitions == NULL) {
+		sl_group_description_free(desc);
+		sl_conn_set_error(c, "%s: out of memory for %zu partitions", what, d->n_partitions);
+		return -ENOMEM;
+	}
+	snprintf(desc->group, sizeof(desc->group), "%s", group);
+	desc->generation = d->generation;
+	for (size_t i = 0; i < d->n_members; i++)
+		member_from_wire(&desc->members[i], d->members[i]);
+	desc->member_count = (uint32_t)d->n_members;
+	for (size_t i = 0; i < d->n_partitions; i++)
+		lag_from_wire(&desc->partitions[i], d->partitions[i]);
+	desc->partition_count = (uint32_t)d->n_partitions;
+	qsort(desc->partitions, desc->partition_count, sizeof(*desc->partitions), lag_compare);
+	*out = desc;
+	return 0;
+}
+
+void sl_group_description_free(struct sl_group_description *d)
+{
+	if (d == NULL)
+		return;
+	free(d->members);
+	free(d->partitions);
+	free(d);
+}
+
+int sl_group_delete(struct sl_conn *c, const char *group, bool force)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__DeleteGroupRequest body = SYNCLOG__DELETE_GROUP_REQUEST__INIT;
+	Synclog__Response *resp;
+	char what[SL_GROUP_NAME_BYTES_MAX + 64];
+	int rc;
+
+	body.group = (char *)group;
+	body.force = force;
+	req.body_case = SYNCLOG__REQUEST__BODY_DELETE_GROUP;
+	req.delete_group = &body;
+	snprintf(what, sizeof(what), "delete group '%s'", group);
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DELETE_GROUP, what);
+}
+
+int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__OffsetFetchRequest body = SYNCLOG__OFFSET_FETCH_REQUEST__INIT;
+	Synclog__TopicPartitions tp = SYNCLOG__TOPIC_PARTITIONS__INIT;
+	Synclog__TopicPartitions *tps[1] = {&tp};
+	Synclog__Response *resp;
+	Synclog__OffsetFetchResponse *of;
+	char what[SL_GROUP_NAME_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 64];
+	int rc;
+
+	SL_ASSERT(count > 0);
+	tp.topic = (char *)topic;
+	tp.partitions = (uint32_t *)partitions;
+	tp.n_partitions = count;
+	body.group = (char *)group;
+	body.topics = tps;
+	body.n_topics = 1;
+	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_FETCH;
+	req.offset_fetch = &body;
+	snprintf(what, sizeof(what), "fetch offsets of group '%s' on topic '%s'", group, topic);
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_OFFSET_FETCH, what);
+	if (rc != 0)
+		return rc;
+	of = resp->offset_fetch;
+	for (uint32_t i = 0; i < count; i++) {
+		size_t j;
+
+		for (j = 0; j < of->n_offsets; j++)
+			if (of->offsets[j]->partition == partitions[i] && of->offsets[j]->topic != NULL &&
+			    strcmp(of->offsets[j]->topic, topic) == 0)
+				break;
+		if (j == of->n_offsets) {
+			sl_conn_set_error(c, "%s: the broker's answer has no offset for partition %u", what,
+			                  partitions[i]);
+			return -EPROTO;
+		}
+		offsets_out[i] = of->offsets[j]->offset;
+		if (commit_ms_out != NULL)
+			commit_ms_out[i] = of->offsets[j]->offset >= 0 ? of->offsets[j]->commit_ms : 0;
+	}
+	return 0;
+}
+
+/* Group the offsets by topic into one OffsetCommit request (wire structs from one allocation) and send it. */
+int sl_group_commit_request(struct sl_conn *c, const char *group, const char *member_id, int32_t generation,
+                            const struct sl_topic_partition_offset *offsets, uint32_t count, bool force)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__OffsetCommitRequest body = SYNCLOG__OFFSET_COMMIT_REQUEST__INIT;
+	Synclog__Response *resp;
+	Synclog__OffsetCommitTopic *topics, **topic_ptrs;
+	Synclog__OffsetCommitPartition *parts, **part_ptrs;
+	char what[SL_GROUP_NAME_BYTES_MAX + 64];
+	size_t n_topics = 0;
+	int rc;
+
+	SL_ASSERT(count > 0);
+	/* Sized for the worst case (every offset a different topic): a commit is not on the per-record path. */
+	topics = calloc(count, sizeof(*topics));
+	topic_ptrs = calloc(count, sizeof(*topic_ptrs));
+	parts = calloc(count, sizeof(*parts));
+	part_ptrs = calloc(count, sizeof(*part_ptrs));
+	if (topics == NULL || topic_ptrs == NULL || parts == NULL || part_ptrs == NULL) {
+		rc = -ENOMEM;
+		sl_conn_set_error(c, "commit offsets of group '%s': out of memory for %u offsets", group, count);
+		goto out;
+	}
+	/* Offsets of one topic go together, in the order they first appear; part_ptrs is filled topic by topic. */
+	size_t k = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		size_t t;
+
+		for (t = 0; t < n_topics; t++)
+			if (strcmp(topics[t].topic, offsets[i].topic) == 0)
+				break;
+		if (t < n_topics)
+			continue;
+		synclog__offset_commit_topic__init(&topics[n_topics]);
+		topics[n_topics].topic = (char *)offsets[i].topic;
+		topics[n_topics].partitions = &part_ptrs[k];
+		for (uint32_t j = i; j < count; j++) {
+			if (strcmp(offsets[j].topic, offsets[i].topic) != 0)
+				continue;
+			synclog__offset_commit_partition__init(&parts[k]);
+			parts[k].partition = offsets[j].partition;
+			parts[k].offset = offsets[j].offset;
+			part_ptrs[k] = &parts[k];
+			topics[n_topics].n_partitions++;
+			k++;
+		}
+		topic_ptrs[n_topics] = &topics[n_topics];
+		n_topics++;
+	}
+	SL_ASSERT(k == count);
+	body.group = (char *)group;
+	body.member_id = (char *)member_id;
+	body.generation = generation;
+	body.topics = topic_ptrs;
+	body.n_topics = n_topics;
+	body.force = force;
+	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_COMMIT;
+	req.offset_commit = &body;
+	snprintf(what, sizeof(what), "commit offsets of group '%s'", group);
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc == 0)
+		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_OFFSET_COMMIT, what);
+out:
+	free(topics);
+	free(topic_ptrs);
+	free(parts);
+	free(part_ptrs);
+	return rc;
+}
+
+int sl_group_offsets_commit(struct sl_conn *c, const char *group, const struct sl_topic_partition_offset *offsets,
+                            uint32_t count, bool force)
+{
+	return sl_group_commit_request(c, group, "", -1, offsets, count, force);
+}

@@ -1,0 +1,138 @@
+/* The producer's state, shared by producer.c (records into batches) and producer_io.c (batches to the broker and
+ * back). Not installed.
+ *
+ * A record's journey through the producer:
+ *
+ *   sl_producer_send -> the open batch of its partition (struct producer_part: one sl_batch_builder, one opaque array)
+ *     -> seal: when the batch is full, or linger_ms after its first record, or on flush, the batch gets the
+ *        partition's next sequence number and is copied into a struct sealed taken from a bounded pool
+ *     -> the partition's queue, oldest first (sequence order)
+ *     -> a Produce request carrying at most one batch per partition; at most requests_in_flight_max requests
+ *     -> the answer: ACKED, or back to QUEUED (retriable: throttled, disk full, lost connection, out of order
+ *        behind a batch being retried), or FAILED
+ *     -> callbacks, in queue order, once the head of the queue is ACKED or FAILED; the sealed batch returns to
+ *        the pool.
+ *
+ * INVARIANTS
+ *   1. Within a partition's queue, sequences increase in queue order, and a batch is sent (or re-sent) only when
+ *      no batch before it is QUEUED: the broker sees a partition's batches in sequence order on every connection.
+ *   2. A batch keeps its bytes, producer id, epoch and sequence until it is reported: a retry is the same bytes,
+ *      which the broker recognises as a duplicate if it already appended them.
+ *   3. Each IN_FLIGHT batch is referenced by exactly one request slot; a batch leaves IN_FLIGHT only through its
+ *      answer, a lost connection (back to QUEUED), or a failure (the slot's reference is cleared first).
+ *   4. Once a batch FAILED, every later batch of its partition is FAILED too, and the partition seals nothing
+ *      until the failure is reported; the open batch is then canceled. So the acknowledged records of a
+ *      partition are always a prefix of what was sent to it.
+ *   5. pending == records sent and not yet reported.
+ *   6. The connection sends a batch's bytes from its struct sealed (sl_conn_queue_ref), so they must stay unchanged
+ *      while the connection holds an unsent reference to them. A batch's bytes change only after it left its
+ *      partition's queue, and the only way out of a queue is producer_pool_put, which calls sl_conn_release
+ *      first: the connection copies what it still references (or, out of memory, closes and drops it; the
+ *      requests in flight then go back to QUEUED). Retries and requeues keep the batch in its queue and its bytes
+ *      as they are (invariant 2); a lost connection drops its queue; sl_producer_free closes the connection
+ *      before it reports or frees anything. In the common case the batch was answered, so its request was sent
+ *      whole and there is nothing to copy; a copy happens when a batch fails while its request is still being
+ *      written (fail_from on an earlier batch's refusal or expiry) or when a broker answers early. */
+#ifndef SL_CONSUMER_PRODUCER_IMPL_H
+#define SL_CONSUMER_PRODUCER_IMPL_H
+
+#include "consumer/client/client_impl.h"
+
+/* Room a Produce request needs around its batches: correlation id, topic, acks, and per partition its number
+ * and length prefixes. The frame limit must hold one full batch plus this. */
+#define REQUEST_OVERHEAD_BYTES       (SL_TOPIC_NAME_BYTES_MAX + 1024)
+/* Per batch in a request: partition number, field tags and length prefixes. */
+#define REQUEST_BATCH_OVERHEAD_BYTES 32
+
+enum sealed_state { SEALED_QUEUED, SEALED_IN_FLIGHT, SEALED_ACKED, SEALED_FAILED };
+
+struct sealed {
+	struct sealed *next; /* in its partition's queue, or in the free pool */
+	uint8_t *bytes;      /* batch_bytes_max bytes, allocated once */
+	size_t len;
+	void **opaques; /* batch_records_max entries; swapped with the partition's, never copied */
+	uint32_t record_count;
+	uint32_t partition;
+	int32_t base_sequence;
+	enum sealed_state state;
+	bool ever_sent;
+	bool duplicate;
+	uint32_t attempts;
+	int64_t created_ms;  /* first record sent: the delivery timeout counts from here */
+	int64_t retry_at_ms; /* QUEUED: not before */
+	uint64_t cid;        /* IN_FLIGHT: the request carrying it */
+	int64_t base_offset; /* ACKED */
+	int status;          /* FAILED: negative errno */
+	char error[SL_ERROR_BYTES];
+};
+
+struct producer_part {
+	struct sl_batch_builder builder; /* buf NULL until the partition's first record */
+	void **opaques;
+	int64_t open_ms; /* first record of the open batch; -1 when it is empty */
+	int32_t next_sequence;
+	struct sealed *head, *tail;
+	uint32_t backoff_ms;
+	bool failing;                 /* invariant 4: a FAILED batch is waiting to be reported */
+	char failure[SL_ERROR_BYTES]; /* why, for the records of the open batch canceled after it */
+};
+
+struct request_slot {
+	uint64_t cid; /* 0: free */
+	int64_t sent_ms;
+	uint32_t batch_count;
+	struct sealed **batches; /* partition_count entries; NULL where a batch was detached by a failure */
+};
+
+struct sl_producer {
+	struct sl_producer_options o;
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	struct sl_conn *conn;
+	uint32_t partition_count;
+	struct producer_part *parts;
+	int64_t producer_id;
+	int16_t producer_epoch;
+
+	struct sealed *pool;   /* free sealed batches */
+	uint32_t sealed_count; /* allocated, free or not */
+	uint32_t sealed_max;
+
+	struct request_slot requests[SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX];
+	uint32_t requests_in_flight;
+	Synclog__ProducePartition *wire_parts; /* partition_count entries, reused by every request */
+	Synclog__ProducePartition **wire_part_ptrs;
+
+	uint64_t pending;
+	uint32_t sends_unclocked; /* records appended since sl_producer_send last read the clock */
+	int32_t sticky;           /* partition of keyless records, -1 before the next choice */
+	uint32_t rr_next;         /* next partition for keyless records */
+	uint32_t rr_request;      /* partition a request starts with, so that none waits behind the others */
+	int64_t next_linger_ms;   /* earliest linger deadline of an open batch; INT64_MAX when none */
+	int64_t reconnect_at_ms;
+	uint32_t reconnect_backoff_ms;
+	bool flushing;
+	bool in_callback;
+	char error[SL_ERROR_BYTES];
+};
+
+/* producer.c */
+/* Close the open batch of pt. Returns 0 (also when it was empty), -EAGAIN when it cannot now (no free sealed
+ * batch, or the partition is failing). */
+int producer_seal(struct sl_producer *p, struct producer_part *pt, int64_t now_ms);
+/* Seal every open batch whose linger passed (all of them while flushing), as far as the pool allows. */
+void producer_seal_due(struct sl_producer *p, int64_t now_ms);
+/* Report the records of the open batch of pt as failed with status and error; empties it. */
+void producer_cancel_open(struct sl_producer *p, struct producer_part *pt, int status, const char *error);
+void producer_report(struct sl_producer *p, void *opaque, const struct sl_delivery *d);
+void producer_pool_put(struct sl_producer *p, struct sealed *s);
+
+/* producer_io.c */
+/* One pass of I/O: reconnect if due, expire, send what may be sent, wait up to timeout_ms for the socket or the
+ * next deadline, handle the answers. Returns 0 or -EINTR. */
+int producer_io(struct sl_producer *p, int timeout_ms);
+/* Milliseconds until the next deadline (linger, retry, expiry, reconnect, request timeout); -1 when none. */
+int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms);
+/* Report the batches at the head of pt's queue that are ACKED or FAILED, in order. */
+void producer_deliver(struct sl_producer *p, struct producer_part *pt);
+
+#endif

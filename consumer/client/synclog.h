@@ -1,0 +1,570 @@
+/* The synclog client library: a connection with the admin calls, an idempotent batching producer, a fetcher that
+ * reads a topic's partitions, the Kafka-compatible partitioner, and the text formats of records. Installed with
+ * proto/batch.h, which defines the record (struct sl_record) it sends and returns.
+ *
+ * Conventions, for every function below:
+ *   - Errors are returned as a negative errno; 0 (or a count, where said) is success. The object the call was
+ *     made on keeps a one-line message saying what failed, on what and what to do (sl_conn_error,
+ *     sl_producer_error, sl_fetcher_error); functions without an object take an err buffer.
+ *   - Threads: an object (connection, producer, fetcher, parser) belongs to one thread at a time. The library
+ *     has no global state, so different objects may be used from different threads at once. Callbacks run on
+ *     the thread that called into the object, from inside that call.
+ *   - Nothing here installs signal handlers. A signal delivered to a handler installed without SA_RESTART
+ *     interrupts a blocking wait; the call then returns -EINTR with its object in a consistent state. */
+#ifndef SL_CONSUMER_SYNCLOG_H
+#define SL_CONSUMER_SYNCLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <poll.h>
+#include <stdio.h>
+
+#include "proto/batch.h"
+#include "proto/frame.h"  /* sl_error_name, sl_error_message: the broker's error codes */
+#include "proto/limits.h" /* SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX */
+
+/* ---- addresses ---- */
+
+#define SL_BROKER_DEFAULT      "127.0.0.1:7070"
+#define SL_BROKER_PORT_DEFAULT "7070"
+/* A DNS name is at most 253 characters; an IPv6 literal far less. */
+#define SL_HOST_BYTES_MAX      256
+#define SL_ERROR_BYTES         512
+
+struct sl_broker_addr {
+	char host[SL_HOST_BYTES_MAX];
+	char port[8];
+};
+
+/* Parse "HOST:PORT", "[IPV6]:PORT" or "HOST" (port 7070). Returns 0 or -EINVAL with a message in err. */
+int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t err_bytes);
+
+/* ---- connection and admin calls ---- */
+
+/* Topic names are at most 200 characters (the broker's rule, proto/frame.c). */
+#define SL_TOPIC_NAME_BYTES_MAX  200
+/* Requests that get no answer within this time fail with -ETIMEDOUT: long enough for a broker that is busy
+ * fsyncing a large group commit, short enough that a stuck one is noticed. */
+#define SL_IO_TIMEOUT_MS_DEFAULT 30000
+
+struct sl_conn;
+
+/* Create a connection object for broker ("HOST:PORT"); it does not connect yet. client_id names this client in
+ * the broker's logs (may be NULL). Returns 0, -EINVAL (bad address; *out is NULL), -ENOMEM. */
+int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id);
+/* Connect (TCP_NODELAY) and say Hello, waiting at most the connection's timeout. A connection already open is
+ * closed first. Returns 0, or -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -EPROTO (the peer is not a synclog
+ * broker or speaks another version), ... with sl_conn_error set. */
+int sl_conn_connect(struct sl_conn *c);
+/* Close the socket (sl_conn_connect may open it again) and drop whatever was queued or unanswered. */
+void sl_conn_close(struct sl_conn *c);
+void sl_conn_free(struct sl_conn *c);
+void sl_conn_set_timeout(struct sl_conn *c, uint32_t io_timeout_ms);
+/* The last failure: one line for a person. */
+const char *sl_conn_error(const struct sl_conn *c);
+/* The broker's error code (Synclog__ErrorCode) of the last failed call, or 0 when it failed on this side (network,
+ * timeout). Lets a caller tell UNKNOWN_TOPIC from TOPIC_EXISTS without parsing text. */
+int sl_conn_broker_error(const struct sl_conn *c);
+/* The largest frame the broker accepts (from Hello). */
+uint32_t sl_conn_frame_bytes_max(const struct sl_conn *c);
+
+struct sl_topic_config {
+	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partitions;
+	int64_t retention_ms;    /* -1: keep forever */
+	int64_t retention_bytes; /* per partition; -1: no limit */
+	bool compact;
+};
+
+struct sl_partition_info {
+	uint32_t partition;
+	int64_t earliest_offset;
+	int64_t next_offset;
+	uint64_t bytes;
+	uint32_t segments;
+	int error; /* Synclog__ErrorCode; 0 when the partition is healthy */
+	char error_message[256];
+};
+
+enum sl_offset_spec { SL_OFFSET_EARLIEST = 0, SL_OFFSET_LATEST = 1, SL_OFFSET_TIMESTAMP = 2 };
+
+/* The admin calls below send one request on c (connecting first if it is not connected) and wait for its answer.
+ * They need c to have nothing else in flight. A broker error is returned as a negative errno:
+ * UNKNOWN_TOPIC -ENOENT, TOPIC_EXISTS -EEXIST, INVALID_* -EINVAL, THROTTLED -EAGAIN, NOT_ENOUGH_SPACE -ENOSPC,
+ * STORAGE_ERROR -EIO, BROKER_SHUTTING_DOWN -ESHUTDOWN, anything else -EPROTO; sl_conn_broker_error says which. */
+int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config);
+int sl_topic_delete(struct sl_conn *c, const char *name);
+/* *topics_out is an array of *count_out configs, allocated; the caller frees it with free(). */
+int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32_t *count_out);
+/* Config and per-partition state of one topic; *partitions_out (allocated, sorted by partition, free() it) has
+ * *count_out entries. A partition that failed to open is reported in its entry, not as a failure of the call. */
+int sl_topic_describe(struct sl_conn *c, const char *name, struct sl_topic_config *config_out,
+                      struct sl_partition_info **partitions_out, uint32_t *count_out);
+/* The offset per spec (timestamp_ms is used with SL_OFFSET_TIMESTAMP: the first offset whose record timestamp is
+ * >= it, or the log end) of each of count partitions, into offsets_out[i]. Fails as a whole if one partition
+ * fails. */
+int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec spec, int64_t timestamp_ms,
+                    const uint32_t *partitions, uint32_t count, int64_t *offsets_out);
+/* A new idempotent producer id from the broker. */
+int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *producer_epoch_out);
+
+/* ---- partitioner ---- */
+
+/* Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2, seed 0x9747b28c), as a signed 32-bit value. */
+int32_t sl_murmur2(const void *key, size_t len);
+/* Kafka's default partition of a keyed record: (murmur2(key) & 0x7fffffff) % partition_count, so synclog's
+ * clients, Kafka's Java clients and librdkafka's murmur2_random put every key in the same partition.
+ * partition_count must be >= 1. */
+uint32_t sl_partition_for_key(const void *key, size_t len, uint32_t partition_count);
+
+/* ---- producer ---- */
+
+/* Values equal to the wire protocol's Acks. */
+enum sl_acks { SL_ACKS_FSYNC = 0, SL_ACKS_WRITTEN = 1, SL_ACKS_NONE = 2 };
+
+/* The result of one record, as the delivery callback sees it. */
+struct sl_delivery {
+	int status;         /* 0: acknowledged at the requested level; else a negative errno */
+	uint32_t partition; /* the partition the record was sent to */
+	int64_t offset;     /* its offset when status is 0, else -1; also -1 with SL_ACKS_NONE (answered before offsets
+	                       exist) */
+	bool duplicate;     /* acknowledged as a retry of a batch the broker had already appended */
+	const char *error;  /* NULL when status is 0; else one line: what failed, on what, what to do */
+};
+
+/* Called once per record sent, in send order within a partition, on the thread that called sl_producer_send,
+ * _poll, _flush or _free. opaque is the value given to sl_producer_send. The callback must not call the
+ * producer. d and d->error are valid only during the call. */
+typedef void (*sl_producer_delivery_cb)(void *opaque, const struct sl_delivery *d, void *cb_arg);
+
+struct sl_producer_options {
+	const char *broker;    /* "HOST:PORT" */
+	const char *client_id; /* may be NULL */
+	const char *topic;
+	enum sl_acks acks;
+	int codec; /* SL_BATCH_CODEC_NONE or SL_BATCH_CODEC_ZSTD */
+	/* How long the first record of a batch waits for company before the batch is sent. */
+	uint32_t linger_ms;
+	/* Bytes of one batch. Also the largest record the producer accepts. */
+	uint32_t batch_bytes_max;
+	/* Records of one batch: sizes the per-batch array of callback opaques. */
+	uint32_t batch_records_max;
+	/* Produce requests sent and not yet answered. At most SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX. */
+	uint32_t requests_in_flight_max;
+	/* Bytes of closed batches held (waiting to be sent, in flight, waiting for a retry). When it is reached,
+	 * sl_producer_send waits for acknowledgements: the producer pushes back on its caller instead of growing. */
+	uint64_t buffer_bytes_max;
+	/* A record not acknowledged this long after it was sent fails with -ETIMEDOUT. */
+	uint32_t delivery_timeout_ms;
+	/* First wait before a retry (throttled, disk full, reconnect); doubles up to retry_backoff_ms_max. */
+	uint32_t retry_backoff_ms;
+	uint32_t retry_backoff_ms_max;
+	/* Connect, Hello and each request's answer. */
+	uint32_t io_timeout_ms;
+	sl_producer_delivery_cb delivery_cb;
+	void *delivery_cb_arg;
+};
+
+/* The broker keeps the last SL_PRODUCER_BATCHES_KEPT batches per producer and partition (proto/limits.h): a retry
+ * further back than that could not be recognised as a duplicate. One request holds at most one batch per
+ * partition, so SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX requests in flight keep every retry within reach. */
+
+/* Defaults, each with its reason:
+ *   linger_ms 5: a batch fills for at most 5 ms, which adds at most that to a record's latency while letting a
+ *     busy producer send thousands of records per request instead of one.
+ *   batch_bytes_max 256 KiB: at linger 5 ms a partition can move 50 MB/s before the size, not the linger, closes
+ *     batches, and past ~256 KiB the per-batch costs (61-byte header, request, CRC, one fsync wait) are already
+ *     below 0.1%, so a bigger batch only adds latency and memory held for retries; zstd's ratio on JSON has
+ *     mostly levelled off at that size; and 62 partitions' batches still fit the broker's default 16 MiB frame.
+ *     Builders are allocated on a partition's first record and their pages touched only as they fill.
+ *   batch_records_max 16384: a 256 KiB batch of records of 16 bytes; the opaque array costs 128 KiB per batch.
+ *   requests_in_flight_max 5: SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX, so group commits on the broker see several
+ *     requests at once.
+ *   buffer_bytes_max 32 MiB: 128 full batches held for sending or retrying (Kafka's buffer.memory).
+ *   delivery_timeout_ms 15 s: a single broker that restarts and recovers is back well within it; waiting longer
+ *     only delays telling the caller that the broker is gone.
+ *   retry_backoff_ms 100 up to 1000: Kafka's retry.backoff.ms and its exponential cap. */
+void sl_producer_options_init(struct sl_producer_options *o);
+
+struct sl_producer;
+
+/* Connect, check the topic exists and learn its partition count, get a producer id. Returns 0, -EINVAL (bad
+ * option), -ENOENT (no such topic), -ENOMEM, or a connection error; err says which. */
+int sl_producer_new(struct sl_producer **out, const struct sl_producer_options *o, char *err, size_t err_bytes);
+
+/* Partition value asking the producer to choose: by the key's murmur2 hash, or for a record without a key, the
+ * partition of the batch being filled (sticky, Kafka's default), moving to the next partition once it is sent. */
+#define SL_PARTITION_ANY (-1)
+
+/* Append a copy of r (its key, value and headers are copied; its offset is ignored, timestamp_ms used as given)
+ * to the batch of its partition. The result arrives through the delivery callback, with opaque. Does no I/O
+ * unless a batch closes or a linger time has passed; when the buffer is full it waits for acknowledgements.
+ * Returns 0 (the callback will run exactly once for this record), or with no callback: -EMSGSIZE (the record is
+ * larger than a batch), -EINVAL (invalid fields or partition), -ENOMEM, -ETIMEDOUT (the buffer stayed full for
+ * the delivery timeout), -EINTR (a signal interrupted the wait for room). */
+int sl_producer_send(struct sl_producer *p, int32_t partition, const struct sl_record *r, void *opaque);
+/* Do the I/O that is due and run the callbacks of the answers that arrived, waiting at most timeout_ms for one
+ * (0: do not wait). Returns the number of records sent and not yet reported, or -EINTR. */
+int sl_producer_poll(struct sl_producer *p, uint32_t timeout_ms);
+/* Close every open batch now, and poll until every record sent is reported or timeout_ms passed (-1: until done;
+ * the delivery timeout bounds that). Returns 0, -ETIMEDOUT or -EINTR. */
+int sl_producer_flush(struct sl_producer *p, int timeout_ms);
+/* For a caller that waits on its own descriptors too: fills *out with the producer's socket and the events to
+ * wait for and returns 1, or returns 0 when there is nothing to wait for on it. When it is ready, or when
+ * sl_producer_timeout_ms passed, call sl_producer_poll(p, 0). */
+int sl_producer_pollfd(const struct sl_producer *p, struct pollfd *out);
+/* Records sent and not yet reported. */
+uint64_t sl_producer_pending(const struct sl_producer *p);
+uint32_t sl_producer_partition_count(const struct sl_producer *p);
+/* Milliseconds until the producer has something to do (a linger deadline, a retry), for a caller that waits on
+ * its own input meanwhile; 0 when something is due, -1 when nothing is pending. */
+int sl_producer_timeout_ms(const struct sl_producer *p);
+const char *sl_producer_error(const struct sl_producer *p);
+/* Free everything. Records not yet reported are reported first with -ECANCELED: flush before, to deliver them. */
+void sl_producer_free(struct sl_producer *p);
+
+/* ---- fetcher ---- */
+
+enum sl_from { SL_FROM_EARLIEST = 0, SL_FROM_LATEST, SL_FROM_OFFSET, SL_FROM_TIMESTAMP };
+
+struct sl_fetcher_options {
+	const char *broker;
+	const char *client_id;
+	const char *topic;
+	int32_t partition; /* one partition, or -1 for every partition of the topic */
+	enum sl_from from;
+	int64_t from_offset;       /* SL_FROM_OFFSET: the same offset in every partition read */
+	int64_t from_timestamp_ms; /* SL_FROM_TIMESTAMP: the first record at or after it */
+	/* Stop at the log end of each partition as it was when the fetcher was created (sl_fetcher_done then says
+	 * so); otherwise follow the log, long-polling for new records. */
+	bool stop_at_end;
+	/* Long poll: the broker holds a Fetch this long when it has nothing new. Bounds how late an interrupted
+	 * reader notices a flag set by its signal handler when the handler does not interrupt the wait. */
+	uint32_t max_wait_ms;
+	/* Bytes asked per partition per Fetch (the broker returns at least one whole batch). */
+	uint32_t partition_bytes_max;
+	uint32_t io_timeout_ms;
+	/* After a lost connection, keep trying to reconnect this long before sl_fetcher_fetch fails. */
+	uint32_t reconnect_timeout_ms;
+};
+
+/* Defaults: max_wait_ms 1000, partition_bytes_max 1 MiB (whole batches of several producers per round trip),
+ * io_timeout_ms 30 s, reconnect_timeout_ms 15 s (as the producer's delivery timeout), every partition, from
+ * earliest, following. */
+void sl_fetcher_options_init(struct sl_fetcher_options *o);
+
+struct sl_fetcher;
+
+/* Connect, check the topic (and partition), resolve the starting offsets (ListOffsets for earliest, latest and
+ * timestamps) and, with stop_at_end, the end offsets. Returns 0, -ENOENT (no such topic or partition), -EINVAL,
+ * -ENOMEM or a connection error, with err set. */
+int sl_fetcher_new(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes);
+/* Send one Fetch for every partition not yet at its end and wait for the answer (a long poll when the partitions
+ * have nothing new). Records returned by sl_fetcher_next before this call become invalid. Reconnects after a lost
+ * connection, resuming at the exact next offsets, for up to reconnect_timeout_ms. Returns 0 (maybe with no
+ * records), -EINTR (a signal; call again or stop), -ERANGE (an offset past the log end), -ENOENT (the topic or
+ * partition went away), -EBADMSG (a corrupt batch), or a connection error. */
+int sl_fetcher_fetch(struct sl_fetcher *f);
+/* The next record of the last Fetch, skipping records below the offsets asked and, with stop_at_end, at or past
+ * the end offsets. Returns 1 with *partition_out and *out set (pointers valid until the next fetch), 0 when the
+ * answer is used up, -EBADMSG for a corrupt batch (sl_fetcher_error says where). */
+int sl_fetcher_next(struct sl_fetcher *f, uint32_t *partition_out, struct sl_record *out);
+/* With stop_at_end: true once every partition reached its end offset. Always false when following. */
+bool sl_fetcher_done(const struct sl_fetcher *f);
+/* Next offset to read of partition (or -1 when it is not read). */
+int64_t sl_fetcher_position(const struct sl_fetcher *f, uint32_t partition);
+/* Records that retention deleted before they could be read (the reader skipped to the log start). */
+uint64_t sl_fetcher_skipped(const struct sl_fetcher *f);
+const char *sl_fetcher_error(const struct sl_fetcher *f);
+void sl_fetcher_free(struct sl_fetcher *f);
+
+/* ---- record text format (what `synclog consume` prints; the input side is consumer/sync/record_input.h) ---- */
+
+/* Print one record as a line (with its newline).
+ *   text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE, key and value as their bytes, a null key or value as nothing.
+ *   JSON: {"partition":P,"offset":O,"key":K,"value":V,"version":N,"op":"...","origin":"...","timestamp_ms":T,
+ *         "idempotency_key":I} where K and I are strings or null; V is the value itself when it is valid JSON
+ *         (printed compact, so the line stays one line), else the value as a string, and null for a tombstone;
+ *         version is null when the record has none. Bytes that are not UTF-8 are printed as \u00XX, each byte as
+ *         the code point of its value. "schema_version" is added when it is not 0.
+ * Return 0 or -EIO when out reports an error. */
+int sl_record_print_text(FILE *out, uint32_t partition, const struct sl_record *r);
+int sl_record_print_json(FILE *out, uint32_t partition, const struct sl_record *r);
+/* JSON helpers the printers use, for other tools: a JSON string of the bytes; and the bytes as JSON if they are
+ * valid JSON text (RFC 8259, nesting up to 256 deep), minified, else as a JSON string. */
+int sl_json_print_string(FILE *out, const void *bytes, size_t len);
+int sl_json_print_value(FILE *out, const void *bytes, size_t len);
+/* True when bytes[0..len) is one valid JSON value (RFC 8259), surrounding whitespace allowed. */
+bool sl_json_valid(const void *bytes, size_t len);
+
+/* ---- time ---- */
+
+/* Parse an ISO 8601 date-time: YYYY-MM-DD, optionally followed by T (or a space) HH:MM, :SS, .fraction (up to 9
+ * digits, kept to the millisecond), and a zone: Z, +HH:MM, +HHMM or +HH (or -). Without a zone the time is UTC.
+ * Returns 0 with milliseconds since the epoch, or -EINVAL. */
+int sl_time_parse_iso8601(const char *s, int64_t *ms_out);
+
+/* ==== consumer groups (consumer/group.c, consumer/group_admin.c, consumer/offset_reset.c) ====
+ *
+ * A group is one target: its members share the partitions of the topics they subscribe to, the broker stores
+ * its committed offsets durably, and groups are independent of each other. The group consumer below joins a
+ * group, reads the partitions the broker assigns to it, heartbeats, follows rebalances and commits offsets;
+ * the admin calls list, describe and delete groups and commit offsets as an operator (offset reset).
+ *
+ * Delivery is at-least-once: a record is committed only after poll returned it and the caller came back for
+ * more (or committed by hand), and a partition that moves to another member is read again from its last commit.
+ * The broker bumps a group's generation the moment a member joins, leaves or expires, so the commit a member
+ * attempts after learning of a rebalance is normally refused (ILLEGAL_GENERATION): the records read since the
+ * last commit are then read again by the new owner. The refusal is never hidden: it is counted in the stats and
+ * reported to the rebalance callback (committed == false). */
+
+#define SL_GROUP_NAME_BYTES_MAX 200
+#define SL_MEMBER_ID_BYTES_MAX  256
+/* A group consumer subscribes to at most this many topics (the broker's limit per member). */
+#define SL_CONSUMER_TOPICS_MAX  64
+
+struct sl_consumer;
+
+/* One record handed out by sl_consumer_poll. */
+struct sl_consumer_record {
+	const char *topic; /* one of the subscribed names: valid until sl_consumer_free */
+	uint32_t partition;
+	struct sl_record record; /* record.offset is its offset; pointers valid until the next sl_consumer_poll */
+};
+
+/* One partition in a rebalance callback. */
+struct sl_consumer_partition {
+	const char *topic;
+	uint32_t partition;
+	/* SL_CONSUMER_ASSIGNED: where reading starts (the committed offset, else the start position of the options);
+	 * SL_CONSUMER_REVOKED: the consumed position (the offset after the last record poll returned). */
+	int64_t offset;
+	/* SL_CONSUMER_REVOKED: false when records read from it since its last commit will be read again by the next
+	 * owner (the commit was refused or failed: at-least-once); true when that position is committed or nothing
+	 * was read since the partition was assigned. Always true for SL_CONSUMER_ASSIGNED. */
+	bool committed;
+};
+
+enum sl_consumer_change { SL_CONSUMER_ASSIGNED = 1, SL_CONSUMER_REVOKED = 2 };
+
+/* Called from sl_consumer_subscribe and sl_consumer_poll when the assignment changes: first REVOKED with the
+ * partitions this member lost, then ASSIGNED with those it gained (partitions kept across a rebalance appear in
+ * neither and keep their positions). From inside the callback the consumer may be asked for its stats, error,
+ * member id and generation, and sl_consumer_seek may move an ASSIGNED partition (for a target that keeps its
+ * own offsets, such as the SQLite applier). Commits of REVOKED partitions are refused: they belong to another
+ * member now. */
+typedef void (*sl_consumer_rebalance_cb)(struct sl_consumer *c, enum sl_consumer_change change,
+                                         const struct sl_consumer_partition *partitions, uint32_t count, void *cb_arg);
+
+struct sl_consumer_options {
+	const char *broker;    /* "HOST:PORT" */
+	const char *client_id; /* may be NULL; prefixes the member id the broker gives */
+	const char *group;
+	const char *const *topics; /* topic_count names, copied */
+	uint32_t topic_count;
+	/* Where a partition with no committed offset starts: SL_FROM_EARLIEST (default), SL_FROM_LATEST,
+	 * SL_FROM_OFFSET (start_offset, clamped to the log) or SL_FROM_TIMESTAMP (the first record at or after
+	 * start_timestamp_ms, else the log end). A partition with a commit starts there (clamped to the log). */
+	enum sl_from start;
+	int64_t start_offset;
+	int64_t start_timestamp_ms;
+	/* The broker removes a member it has not heard from for this long: 0 means the broker's default (10 s);
+	 * allowed 1000 to 300000. Heartbeats are sent from sl_consumer_poll at the interval the broker answers. */
+	uint32_t session_timeout_ms;
+	/* Commit the consumed positions every auto_commit_interval_ms (checked in poll; 0: at every poll), before a
+	 * rebalance and in sl_consumer_close. Off: only sl_consumer_commit* commit. */
+	bool auto_commit;
+	uint32_t auto_commit_interval_ms;
+	/* Stop each partition at the log end as it was when the partition was assigned (sl_consumer_done says when
+	 * every assigned partition is there); otherwise follow the log. */
+	bool stop_at_end;
+	/* Longest wait of one Fetch (long poll); a consumer of several topics divides it among them. */
+	uint32_t max_wait_ms;
+	uint32_t partition_bytes_max;
+	uint32_t io_timeout_ms;
+	uint32_t reconnect_timeout_ms;
+	sl_consumer_rebalance_cb rebalance_cb; /* may be NULL */
+	void *rebalance_cb_arg;
+};
+
+/* Defaults: start earliest, session timeout 0 (the broker's 10 s), auto_commit on every 5000 ms (Kafka's
+ * auto.commit.interval.ms: at most 5 s of records read again after a crash or rebalance), following,
+ * max_wait_ms 500 (a consumer with nothing to read still comes back to its caller's loop twice a second; poll
+ * shortens the wait further to the next heartbeat), partition_bytes_max 1 MiB (as the fetcher),
+ * io_timeout_ms 30 s, reconnect_timeout_ms 15 s (as the fetcher). */
+void sl_consumer_options_init(struct sl_consumer_options *o);
+
+/* Connect, join the group with the topics and learn this member's partitions and where each starts (the
+ * rebalance callback runs with them). Returns 0, -EINVAL (bad options or names), -ENOENT (a topic does not
+ * exist), -ENOMEM, or a connection error, with err set. */
+int sl_consumer_subscribe(struct sl_consumer **out, const struct sl_consumer_options *o, char *err, size_t err_bytes);
+
+/* Up to records_max records of the assigned partitions, in offset order per partition. Waits at most timeout_ms
+ * for the first one (-1: until one arrives or, with stop_at_end, sl_consumer_done). Heartbeats, auto-commits and
+ * rebalances happen inside; before handing out records it also checks the group's generation when its last check
+ * is 50 ms old, so a member replaced by a rebalance stops within that. The records of the previous poll count as
+ * consumed once this is called. Records
+ * returned before become invalid. Returns the number of records (0: none within the timeout), -EINTR (a signal
+ * interrupted a wait; call again), or a failure the consumer cannot get past: the broker unreachable for
+ * reconnect_timeout_ms, a topic deleted (-ENOENT), a corrupt batch (-EBADMSG), -ENOMEM. Does no allocation or
+ * system call per record. */
+int sl_consumer_poll(struct sl_consumer *c, int timeout_ms, struct sl_consumer_record *records, uint32_t records_max);
+
+/* Commit offset (the next offset to consume) of one assigned partition now, and wait until the broker made it
+ * durable. Returns 0, -ESTALE (the partition is not assigned to this member, or the group has a new generation:
+ * the next poll joins it again), -EIDRM (this member expired from the group), or a connection error. */
+int sl_consumer_commit(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t offset);
+/* Same, for several partitions in one request (all or none). */
+struct sl_topic_partition_offset {
+	const char *topic;
+	uint32_t partition;
+	int64_t offset;
+};
+int sl_consumer_commit_offsets(struct sl_consumer *c, const struct sl_topic_partition_offset *offsets, uint32_t count);
+/* Commit the consumed position of every assigned partition that moved since its last commit (what auto-commit
+ * does). Returns 0 (also when nothing moved) or as sl_consumer_commit. */
+int sl_consumer_commit_consumed(struct sl_consumer *c);
+
+/* Read partition (assigned to this member) from offset on; records of the last poll not yet handed out are
+ * dropped. Returns 0, -ESTALE (not assigned) or -EINVAL. */
+int sl_consumer_seek(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t offset);
+/* The consumed position of an assigned partition, or -1. */
+int64_t sl_consumer_position(const struct sl_consumer *c, const char *topic, uint32_t partition);
+/* The current assignment: *count_out partitions (offset: the consumed position), valid until the next call on c. */
+const struct sl_consumer_partition *sl_consumer_assignment(struct sl_consumer *c, uint32_t *count_out);
+/* With stop_at_end: true once every assigned partition reached its end (also with no partitions assigned). */
+bool sl_consumer_done(const struct sl_consumer *c);
+const char *sl_consumer_member_id(const struct sl_consumer *c);
+int32_t sl_consumer_generation(const struct sl_consumer *c);
+
+struct sl_consumer_stats {
+	uint64_t records;         /* handed out by poll */
+	uint64_t commits;         /* commit requests the broker acknowledged */
+	uint64_t commits_refused; /* refused: a new generation (zombie), or this member expired */
+	uint64_t commit_failures; /* failed otherwise (connection, storage) */
+	uint64_t rebalances;      /* joins after the first */
+	uint64_t skipped;         /* records deleted by retention before they could be read */
+};
+void sl_consumer_stats_get(const struct sl_consumer *c, struct sl_consumer_stats *out);
+const char *sl_consumer_error(const struct sl_consumer *c);
+
+/* Commit the consumed positions (with auto_commit; refused ones are retried once after joining the current
+ * generation, for the partitions this member still owns), then leave the group so that its partitions move to
+ * the other members at once. Returns 0 or the first failure (the member is gone either way). After it, only
+ * _error, _stats_get and _free may be called. */
+int sl_consumer_close(struct sl_consumer *c);
+/* Free everything. Without a close before, the member does not leave: the broker removes it after its session
+ * timeout (what a crash looks like). */
+void sl_consumer_free(struct sl_consumer *c);
+
+/* ---- group admin calls (on a connection, like the topic calls above) ---- */
+
+/* Broker group errors as errno: UNKNOWN_GROUP -ENOENT, UNKNOWN_MEMBER -EIDRM, ILLEGAL_GENERATION and
+ * REBALANCE_IN_PROGRESS -ESTALE, GROUP_NOT_EMPTY -EBUSY, INVALID_GROUP_NAME -EINVAL. */
+
+struct sl_group_summary {
+	char group[SL_GROUP_NAME_BYTES_MAX + 1];
+	uint32_t members;
+	int32_t generation;
+};
+/* *groups_out (allocated, sorted by name, free() it) has *count_out entries. */
+int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out);
+
+struct sl_group_member_info {
+	char member_id[SL_MEMBER_ID_BYTES_MAX];
+	char client_id[128];
+	int64_t last_heartbeat_ms;
+	uint32_t partition_count; /* partitions assigned, all topics */
+};
+/* One partition of a group (proto GroupPartitionLag). */
+struct sl_group_lag {
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partition;
+	int64_t committed;   /* -1: nothing committed */
+	int64_t next_offset; /* the log end */
+	int64_t lag;         /* records not yet consumed (from the log start when nothing is committed) */
+	int64_t lag_ms;      /* now minus the timestamp of the oldest unconsumed record; 0 when caught up */
+	char member_id[SL_MEMBER_ID_BYTES_MAX]; /* "": not assigned */
+	int64_t last_commit_ms;                 /* wall clock; 0: never */
+};
+struct sl_group_description {
+	char group[SL_GROUP_NAME_BYTES_MAX + 1];
+	int32_t generation;
+	struct sl_group_member_info *members;
+	uint32_t member_count;
+	struct sl_group_lag *partitions; /* by topic, then partition */
+	uint32_t partition_count;
+};
+/* Every partition of every topic the group commits to or subscribes to. *out is allocated: free it with
+ * sl_group_description_free. Returns 0, -ENOENT (no such group), ... */
+int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_description **out);
+void sl_group_description_free(struct sl_group_description *d);
+/* Delete a group and its offsets; refused with -EBUSY while it has live members, unless force. */
+int sl_group_delete(struct sl_conn *c, const char *group, bool force);
+/* The committed offsets of count partitions of topic (-1: nothing committed) and their commit times (may be
+ * NULL; 0 when nothing is committed). */
+int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out);
+/* An operator's commit (no member, generation -1): refused with -EBUSY while the group has live members, unless
+ * force. All or nothing. */
+int sl_group_offsets_commit(struct sl_conn *c, const char *group, const struct sl_topic_partition_offset *offsets,
+                            uint32_t count, bool force);
+
+/* ---- offset reset planning (pure: no I/O; `synclog offsets reset` and its tests) ---- */
+
+enum sl_reset_kind {
+	SL_RESET_EARLIEST = 0,
+	SL_RESET_LATEST,
+	SL_RESET_OFFSET,   /* value: the offset */
+	SL_RESET_DATETIME, /* value: ms since the epoch; --by-duration is resolved to this (now minus duration) */
+	SL_RESET_SHIFT,    /* value: records to move, negative to go back */
+};
+
+struct sl_reset_spec {
+	enum sl_reset_kind kind;
+	int64_t value;
+};
+
+/* What the plan of one partition needs to know. */
+struct sl_reset_input {
+	int64_t earliest;  /* the log start */
+	int64_t next;      /* the log end */
+	int64_t committed; /* -1: nothing committed */
+	int64_t at_time;   /* SL_RESET_DATETIME: the broker's first offset with a timestamp >= the time, or next */
+};
+
+/* The rules (each has a test in tests/unit/test_offset_reset.c):
+ *   1. The new offset is always within [earliest, next]; a value outside is clamped and *clamped_out set so the
+ *      tool can warn.
+ *   2. DATETIME after the last record gives next (the log end), never -1.
+ *   3. SHIFT moves from the effective position: the commit clamped to [earliest, next], or earliest when
+ *      nothing is committed (where a consumer starting from the log start would begin).
+ *   4. EARLIEST, LATEST, OFFSET and DATETIME do not depend on the commit: a partition with no commit moves to
+ *      the position the spec names. */
+int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_input *in, bool *clamped_out);
+
+/* An ISO 8601 duration of days and times, as Java's Duration.parse reads them: P[nW][nD][T[nH][nM][n[.fff]S]]
+ * (a day is 24 hours; years and months are refused: their length depends on the date). Returns 0 with
+ * milliseconds, or -EINVAL (also for an empty duration such as "P" or "PT", or more than ~292 million years). */
+int sl_duration_parse_iso8601(const char *s, int64_t *ms_out);
+
+/* A planned reset of one partition, as `offsets reset` prints and exports it. */
+struct sl_offset_row {
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partition;
+	int64_t old_offset; /* -1: nothing was committed */
+	int64_t new_offset;
+};
+/* Rows a plan file may hold: far more than any real reset (about 40 MB of CSV), and a bound on what reading one
+ * file can cost. */
+#define SL_OFFSET_ROWS_MAX 1000000u
+/* CSV plan files: a header line "topic,partition,old_offset,new_offset", then one line per row. Reading finds
+ * the columns by the header: topic, partition and new_offset (or offset) are required, old_offset and any
+ * other column are ignored; blank lines are skipped. Topic names never hold commas or quotes, so no field is
+ * quoted. Write returns 0 or -EIO; read returns 0 with *rows_out (allocated, free() it) or -EINVAL with the line
+ * number in err, -E2BIG, -ENOMEM, -EIO. */
+int sl_offset_rows_write_csv(FILE *out, const struct sl_offset_row *rows, size_t count);
+int sl_offset_rows_read_csv(FILE *in, struct sl_offset_row **rows_out, size_t *count_out, char *err, size_t err_bytes);
+
+#endif

@@ -1,0 +1,663 @@
+/* The applier engine: the version, duplicate, delete and dead-letter rules of apply.h, applied to the batches of a
+ * record source inside the transactions of a store, with the positions committed in the same transactions.
+ *
+ * State of the engine, per (topic, partition) it has seen (struct apply_part):
+ *   committed   the next offset to apply as the store holds it (-1: the store has no row)
+ *   next        the same inside the open transaction; equals committed when none is open
+ *   txn         what the open transaction counted for that partition; added to the run's totals at commit
+ * Invariants:
+ *   1. No transaction open => next == committed and txn is zero for every part.
+ *   2. committed only moves forward, and only after the store's commit returned 0.
+ *   3. After a rollback the source is sought to committed positions: no record is lost or handed out twice.
+ *
+ * A transaction goes: closed --begin (first record)--> open --commit--> closed, or --failure--> rollback, reload
+ * positions, seek, closed. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/base/clock.h"
+#include "consumer/sync/apply.h"
+#include "consumer/client/client_impl.h"
+
+#define GROUP_BYTES_MAX 200
+
+enum outcome { OUT_APPLIED, OUT_STALE, OUT_DUPLICATE, OUT_DELETED, OUT_DEAD_LETTERED };
+
+struct apply_part {
+	char *topic;
+	uint32_t partition;
+	int64_t committed;
+	int64_t next;
+	struct sl_apply_counters txn;
+	bool touched;
+};
+
+struct sl_apply {
+	struct sl_apply_options o;
+	char group[GROUP_BYTES_MAX + 1];
+	struct sl_apply_store store;
+	struct sl_apply_source source;
+	struct apply_part *parts;
+	uint32_t part_count;
+	uint32_t part_cap;
+	uint32_t last_part; /* index of the part of the last record: records come in runs of one partition */
+	struct sl_apply_position *positions; /* part_cap entries: scratch for seek and commit */
+	bool in_txn;
+	int64_t txn_now_ms;
+	uint32_t txn_records;
+	struct sl_apply_counters totals;
+	uint32_t failures; /* failed transactions in a row */
+	int64_t next_purge_ms;
+	int64_t last_commit_ms;
+	bool commit_due;
+	/* The source still reads past a rolled-back transaction: nothing may be fetched until a seek succeeded. */
+	bool seek_pending;
+	char error[SL_ERROR_BYTES];
+};
+
+void sl_apply_options_init(struct sl_apply_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->tombstone_retention_ms = 7LL * 24 * 3600 * 1000;
+	o->purge_interval_ms = 60000;
+	o->reject_retries_max = 3;
+	o->failure_retries_max = 5;
+	o->retry_backoff_ms = 10;
+	o->retry_backoff_ms_max = 1000;
+	o->transaction_records_max = 100000;
+	o->commit_interval_ms = 1000;
+}
+
+static int64_t clock_now_ms(void *arg)
+{
+	(void)arg;
+	return sl_clock_wall_ms();
+}
+
+static void clock_sleep_ms(uint32_t ms, void *arg)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(const struct sl_apply *a)
+{
+	return a->o.now_ms(a->o.clock_arg);
+}
+
+static uint32_t backoff_ms(const struct sl_apply *a, uint32_t attempt)
+{
+	uint64_t ms = a->o.retry_backoff_ms;
+
+	for (uint32_t i = 0; i < attempt && ms < a->o.retry_backoff_ms_max; i++)
+		ms *= 2;
+	return ms > a->o.retry_backoff_ms_max ? a->o.retry_backoff_ms_max : (uint32_t)ms;
+}
+
+static uint32_t purge_interval_ms(const struct sl_apply_options *o)
+{
+	int64_t half = o->tombstone_retention_ms / 2;
+	int64_t ms = half < (int64_t)o->purge_interval_ms ? half : (int64_t)o->purge_interval_ms;
+
+	return ms < 1000 ? 1000 : (uint32_t)ms;
+}
+
+static const char *options_check(const struct sl_apply_options *o, const struct sl_apply_store *store,
+                                 const struct sl_apply_source *source)
+{
+	if (o->group == NULL || o->group[0] == '\0' || strlen(o->group) > GROUP_BYTES_MAX)
+		return "group must be 1 to 200 characters";
+	if (o->tombstone_retention_ms < 0)
+		return "tombstone_retention_ms must not be negative";
+	if (o->transaction_records_max < 1)
+		return "transaction_records_max must be at least 1";
+	if (o->dead_letter_cb == NULL)
+		return "a dead-letter callback is required: poison records must go somewhere";
+	if (store == NULL || store->ops == NULL || source == NULL || source->ops == NULL)
+		return "a store and a source are required";
+	if (store->ops->begin == NULL || store->ops->commit == NULL || store->ops->rollback == NULL ||
+	    store->ops->key_get == NULL || store->ops->upsert == NULL || store->ops->soft_delete == NULL ||
+	    store->ops->stale_record == NULL || store->ops->idempotency_seen == NULL ||
+	    store->ops->idempotency_remember == NULL || store->ops->offsets_read == NULL ||
+	    store->ops->offset_write == NULL || store->ops->purge == NULL || store->ops->error == NULL)
+		return "the store lacks a required operation";
+	if (source->ops->seek == NULL || source->ops->fetch == NULL || source->ops->next == NULL ||
+	    source->ops->done == NULL || source->ops->error == NULL)
+		return "the source lacks a required operation";
+	return NULL;
+}
+
+int sl_apply_new(struct sl_apply **out, const struct sl_apply_options *o, const struct sl_apply_store *store,
+                 const struct sl_apply_source *source, char *err, size_t err_bytes)
+{
+	const char *bad = options_check(o, store, source);
+	struct sl_apply *a;
+
+	*out = NULL;
+	if (bad != NULL) {
+		sl_error_set(err, err_bytes, "apply options: %s", bad);
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		sl_error_set(err, err_bytes, "apply: out of memory");
+		return -ENOMEM;
+	}
+	a->o = *o;
+	snprintf(a->group, sizeof(a->group), "%s", o->group);
+	a->o.group = a->group;
+	if (a->o.now_ms == NULL)
+		a->o.now_ms = clock_now_ms;
+	if (a->o.sleep_ms == NULL)
+		a->o.sleep_ms = clock_sleep_ms;
+	a->store = *store;
+	a->source = *source;
+	*out = a;
+	return 0;
+}
+
+void sl_apply_free(struct sl_apply *a)
+{
+	if (a == NULL)
+		return;
+	if (a->in_txn)
+		a->store.ops->rollback(a->store.ctx);
+	for (uint32_t i = 0; i < a->part_count; i++)
+		free(a->parts[i].topic);
+	free(a->parts);
+	free(a->positions);
+	free(a);
+}
+
+const char *sl_apply_error(const struct sl_apply *a)
+{
+	return a->error;
+}
+
+void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *out)
+{
+	*out = a->totals;
+}
+
+static void counters_add(struct sl_apply_counters *to, const struct sl_apply_counters *c)
+{
+	to->applied += c->applied;
+	to->stale += c->stale;
+	to->duplicate += c->duplicate;
+	to->deleted += c->deleted;
+	to->dead_lettered += c->dead_lettered;
+}
+
+static void counters_count(struct sl_apply_counters *c, enum outcome outcome)
+{
+	switch (outcome) {
+	case OUT_APPLIED:
+		c->applied++;
+		break;
+	case OUT_STALE:
+		c->stale++;
+		break;
+	case OUT_DUPLICATE:
+		c->duplicate++;
+		break;
+	case OUT_DELETED:
+		c->deleted++;
+		break;
+	case OUT_DEAD_LETTERED:
+		c->dead_lettered++;
+		break;
+	}
+}
+
+/* ---- positions ---- */
+
+/* Index of the part of topic/partition, added (with no committed position) when missing; -1 when out of
+ * memory. Allocates only for a partition not seen before. */
+static int64_t part_find(struct sl_apply *a, const char *topic, uint32_t partition, bool add)
+{
+	struct apply_part *p;
+
+	if (a->last_part < a->part_count) {
+		p = &a->parts[a->last_part];
+		if (p->partition == partition && (p->topic == topic || strcmp(p->topic, topic) == 0))
+			return a->last_part;
+	}
+	for (uint32_t i = 0; i < a->part_count; i++) {
+		p = &a->parts[i];
+		if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+			a->last_part = i;
+			return i;
+		}
+	}
+	if (!add)
+		return -1;
+	if (a->part_count == a->part_cap) {
+		uint32_t cap = a->part_cap ? a->part_cap * 2 : 16;
+		struct apply_part *parts = realloc(a->parts, cap * sizeof(*parts));
+		struct sl_apply_position *positions;
+
+		if (parts == NULL)
+			return -1;
+		a->parts = parts;
+		positions = realloc(a->positions, cap * sizeof(*positions));
+		if (positions == NULL)
+			return -1;
+		a->positions = positions;
+		a->part_cap = cap;
+	}
+	p = &a->parts[a->part_count];
+	memset(p, 0, sizeof(*p));
+	p->topic = strdup(topic);
+	if (p->topic == NULL)
+		return -1;
+	p->partition = partition;
+	p->committed = -1;
+	p->next = -1;
+	a->last_part = a->part_count;
+	return a->part_count++;
+}
+
+int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition)
+{
+	for (uint32_t i = 0; i < a->part_count; i++)
+		if (a->parts[i].partition == partition && strcmp(a->parts[i].topic, topic) == 0)
+			return a->parts[i].committed;
+	return -1;
+}
+
+static int position_loaded_cb(const struct sl_apply_position *pos, const struct sl_apply_counters *totals, void *cb_arg)
+{
+	struct sl_apply *a = cb_arg;
+	int64_t i = part_find(a, pos->topic, pos->partition, true);
+
+	(void)totals;
+	if (i < 0)
+		return -ENOMEM;
+	SL_ASSERT(pos->next_offset >= 0);
+	a->parts[i].committed = pos->next_offset;
+	a->parts[i].next = pos->next_offset;
+	return 0;
+}
+
+/* Fill a->positions with the committed positions; returns their count. */
+static uint32_t positions_fill(struct sl_apply *a)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < a->part_count; i++) {
+		if (a->parts[i].committed < 0)
+			continue;
+		a->positions[n].topic = a->parts[i].topic;
+		a->positions[n].partition = a->parts[i].partition;
+		a->positions[n].next_offset = a->parts[i].committed;
+		n++;
+	}
+	return n;
+}
+
+static int source_seek(struct sl_apply *a)
+{
+	int rc = a->source.ops->seek(a->source.ctx, a->positions, positions_fill(a));
+
+	a->seek_pending = rc != 0;
+	if (rc != 0)
+		snprintf(a->error, sizeof(a->error), "%s", a->source.ops->error(a->source.ctx));
+	return rc;
+}
+
+int sl_apply_start(struct sl_apply *a)
+{
+	int rc = a->store.ops->offsets_read(a->store.ctx, a->group, position_loaded_cb, a);
+
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "reading the stored offsets of group '%s': %s", a->group,
+		         rc == -ENOMEM ? "out of memory" : a->store.ops->error(a->store.ctx));
+		return rc;
+	}
+	a->next_purge_ms = now_ms(a);
+	a->last_commit_ms = now_ms(a);
+	return source_seek(a);
+}
+
+/* ---- transactions ---- */
+
+static int txn_begin(struct sl_apply *a)
+{
+	int64_t now = now_ms(a);
+	int rc = a->store.ops->begin(a->store.ctx, now);
+
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "%s", a->store.ops->error(a->store.ctx));
+		return rc;
+	}
+	a->in_txn = true;
+	a->txn_now_ms = now;
+	a->txn_records = 0;
+	return 0;
+}
+
+static int txn_commit(struct sl_apply *a)
+{
+	const struct sl_apply_store_ops *ops = a->store.ops;
+	int rc;
+
+	SL_ASSERT(a->in_txn);
+	for (uint32_t i = 0; i < a->part_count; i++) {
+		struct apply_part *p = &a->parts[i];
+		struct sl_apply_position pos = {.topic = p->topic, .partition = p->partition, .next_offset = p->next};
+
+		if (!p->touched)
+			continue;
+		rc = ops->offset_write(a->store.ctx, a->group, &pos, p->committed, &p->txn, a->txn_now_ms);
+		if (rc == -ESTALE) {
+			snprintf(a->error, sizeof(a->error),
+			         "topic '%s' partition %u: the stored offset of group '%s' is no longer %lld: another "
+			         "applier writes this target for the same group; run one applier per target and group",
+			         p->topic, p->partition, a->group, (long long)p->committed);
+			return rc;
+		}
+		if (rc != 0) {
+			snprintf(a->error, sizeof(a->error), "%s", ops->error(a->store.ctx));
+			return rc;
+		}
+	}
+	rc = ops->commit(a->store.ctx);
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "%s", ops->error(a->store.ctx));
+		return rc;
+	}
+	for (uint32_t i = 0; i < a->part_count; i++) {
+		struct apply_part *p = &a->parts[i];
+
+		if (!p->touched)
+			continue;
+		SL_ASSERT(p->next >= p->committed);
+		if (p->next != p->committed)
+			a->commit_due = true;
+		p->committed = p->next;
+		counters_add(&a->totals, &p->txn);
+		memset(&p->txn, 0, sizeof(p->txn));
+		p->touched = false;
+	}
+	a->in_txn = false;
+	return 0;
+}
+
+/* Undo the open transaction, take the positions from the store again (another applier may have moved them) and
+ * seek the source there. */
+static void txn_abort(struct sl_apply *a)
+{
+	if (a->in_txn)
+		a->store.ops->rollback(a->store.ctx);
+	a->in_txn = false;
+	for (uint32_t i = 0; i < a->part_count; i++) {
+		struct apply_part *p = &a->parts[i];
+
+		p->next = p->committed;
+		memset(&p->txn, 0, sizeof(p->txn));
+		p->touched = false;
+	}
+	/* If the store cannot be read now, the positions in memory are still the last committed ones. A failed seek
+	 * is tried again before the next fetch (sl_apply_poll). */
+	a->store.ops->offsets_read(a->store.ctx, a->group, position_loaded_cb, a);
+	a->seek_pending = a->source.ops->seek(a->source.ctx, a->positions, positions_fill(a)) != 0;
+}
+
+/* ---- one record ---- */
+
+/* Apply r by the rules of apply.h. Returns 0 with *out, SL_APPLY_REJECTED when the store refused r before writing
+ * anything, or another negative errno when the store failed (the transaction must be rolled back). */
+static int record_apply(struct sl_apply *a, const struct sl_apply_record *r, enum outcome *out)
+{
+	const struct sl_apply_store_ops *ops = a->store.ops;
+	void *st = a->store.ctx;
+	const struct sl_record *rec = &r->rec;
+	bool has_ik = rec->idempotency_key != NULL, seen = false;
+	struct sl_apply_key_state ks = {0};
+	int64_t version;
+	int rc;
+
+	if (has_ik) {
+		rc = ops->idempotency_seen(st, r, &seen);
+		if (rc != 0)
+			return rc;
+		if (seen) {
+			*out = OUT_DUPLICATE;
+			return ops->duplicate_record != NULL ? ops->duplicate_record(st, r, a->txn_now_ms) : 0;
+		}
+	}
+	if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL) {
+		bool written = false;
+
+		rc = ops->write_if_newer(st, r, a->txn_now_ms, &written);
+		if (rc != 0)
+			return rc;
+		if (written) {
+			*out = rec->op == SL_OP_DELETE ? OUT_DELETED : OUT_APPLIED;
+			goto remember;
+		}
+	}
+	rc = ops->key_get(st, r, &ks);
+	if (rc != 0)
+		return rc;
+	if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL && !ks.exists) {
+		snprintf(a->error, sizeof(a->error), "the store's write_if_newer did not write a key it does not hold");
+		return -EPROTO;
+	}
+	if (rec->version != SL_VERSION_NONE && ks.exists && rec->version <= ks.version) {
+		if (rec->version == ks.version) {
+			*out = OUT_DUPLICATE;
+			return ops->duplicate_record != NULL ? ops->duplicate_record(st, r, a->txn_now_ms) : 0;
+		}
+		*out = OUT_STALE;
+		rc = ops->stale_record(st, r, ks.version, a->txn_now_ms);
+	} else {
+		version = rec->version != SL_VERSION_NONE ? rec->version : ks.exists ? ks.version : 0;
+		if (rec->op == SL_OP_DELETE) {
+			*out = OUT_DELETED;
+			rc = ops->soft_delete(st, r, version, a->txn_now_ms);
+		} else {
+			*out = OUT_APPLIED;
+			rc = ops->upsert(st, r, version, a->txn_now_ms);
+		}
+	}
+	if (rc != 0)
+		return rc;
+remember:
+	if (!has_ik)
+		return 0;
+	/* After the record's first write a refusal would leave half of it written: a failure of the store. */
+	rc = ops->idempotency_remember(st, r, a->txn_now_ms);
+	return rc == SL_APPLY_REJECTED ? -EPROTO : rc;
+}
+
+static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, const char *why)
+{
+	int rc = a->o.dead_letter_cb(r, why, a->o.dead_letter_cb_arg);
+
+	if (rc != 0)
+		snprintf(a->error, sizeof(a->error),
+		         "topic '%s' partition %u offset %lld: could not dead-letter the record (%s): %s", r->topic,
+		         r->partition, (long long)r->rec.offset, why, strerror(-rc));
+	return rc;
+}
+
+/* Handle one record in the open transaction. Returns 0 or a negative errno (the transaction must be aborted). */
+static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
+{
+	char why[SL_ERROR_BYTES];
+	enum outcome outcome = OUT_APPLIED;
+	struct apply_part *p;
+	int64_t i = part_find(a, r->topic, r->partition, true);
+	int rc = 0;
+
+	if (i < 0) {
+		snprintf(a->error, sizeof(a->error), "apply: out of memory for a new partition");
+		return -ENOMEM;
+	}
+	p = &a->parts[i];
+	SL_ASSERT(r->rec.offset >= 0);
+	p->touched = true;
+	if (p->next >= 0 && r->rec.offset < p->next) {
+		/* Delivered again (the source went back): the store already holds its effect. */
+		p->txn.duplicate++;
+		return 0;
+	}
+	if (r->rec.key == NULL || r->rec.key_len <= 0) {
+		snprintf(why, sizeof(why), "the record has no key: a target entity needs one");
+		rc = SL_APPLY_REJECTED;
+	} else {
+		for (uint32_t attempt = 0;; attempt++) {
+			rc = record_apply(a, r, &outcome);
+			if (rc != SL_APPLY_REJECTED)
+				break;
+			if (attempt == a->o.reject_retries_max) {
+				snprintf(why, sizeof(why), "rejected by the target %u times: %s", attempt + 1,
+				         a->store.ops->error(a->store.ctx));
+				break;
+			}
+			a->o.sleep_ms(backoff_ms(a, attempt), a->o.clock_arg);
+		}
+	}
+	if (rc == SL_APPLY_REJECTED) {
+		rc = dead_letter(a, r, why);
+		if (rc != 0)
+			return rc;
+		outcome = OUT_DEAD_LETTERED;
+	} else if (rc != 0) {
+		const char *msg = a->store.ops->error(a->store.ctx);
+
+		snprintf(a->error, sizeof(a->error), "topic '%s' partition %u offset %lld: %s", r->topic, r->partition,
+		         (long long)r->rec.offset, msg[0] != '\0' ? msg : strerror(-rc));
+		return rc;
+	}
+	counters_count(&p->txn, outcome);
+	p->next = r->rec.offset + 1;
+	a->txn_records++;
+	/* Commit the dead letter's offset now: a later failure in this batch must not send it a second time. */
+	if (outcome == OUT_DEAD_LETTERED)
+		return txn_commit(a);
+	return 0;
+}
+
+/* ---- the loop ---- */
+
+/* After a failed transaction: abort it and decide whether to go on. Returns 0 (retry) or rc (give up). */
+static int failure(struct sl_apply *a, int rc)
+{
+	txn_abort(a);
+	if (++a->failures > a->o.failure_retries_max)
+		return rc;
+	a->o.sleep_ms(backoff_ms(a, a->failures - 1), a->o.clock_arg);
+	return 0;
+}
+
+static void commit_to_source(struct sl_apply *a)
+{
+	uint32_t n;
+	int rc;
+
+	if (a->source.ops->commit == NULL || !a->commit_due)
+		return;
+	n = positions_fill(a);
+	rc = a->source.ops->commit(a->source.ctx, a->positions, n);
+	if (rc != 0) {
+		/* Not fatal: the store's positions are the ones that count; the broker only shows lag. */
+		snprintf(a->error, sizeof(a->error), "committing the offsets to the broker: %s",
+		         a->source.ops->error(a->source.ctx));
+		return;
+	}
+	a->commit_due = false;
+	a->last_commit_ms = now_ms(a);
+}
+
+int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now, int64_t retention_ms,
+                         struct sl_apply_purge_counts *out)
+{
+	struct sl_apply_purge_counts counts = {0};
+	int rc = store->ops->begin(store->ctx, now);
+
+	if (rc == 0)
+		rc = store->ops->purge(store->ctx, now, retention_ms, &counts);
+	if (rc == 0)
+		rc = store->ops->commit(store->ctx);
+	if (rc != 0)
+		store->ops->rollback(store->ctx);
+	if (out != NULL)
+		*out = counts;
+	return rc;
+}
+
+int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out)
+{
+	int64_t now = now_ms(a);
+	int rc;
+
+	SL_ASSERT(!a->in_txn);
+	rc = sl_apply_store_purge(&a->store, now, a->o.tombstone_retention_ms, out);
+	if (rc != 0)
+		snprintf(a->error, sizeof(a->error), "purging tombstones: %s", a->store.ops->error(a->store.ctx));
+	a->next_purge_ms = now + purge_interval_ms(&a->o);
+	return rc;
+}
+
+int sl_apply_poll(struct sl_apply *a)
+{
+	const struct sl_apply_source_ops *src = a->source.ops;
+	struct sl_apply_record r;
+	int handled = 0, rc;
+
+	SL_ASSERT(!a->in_txn);
+	if (now_ms(a) >= a->next_purge_ms) {
+		rc = sl_apply_purge(a, NULL);
+		if (rc != 0)
+			return failure(a, rc);
+	}
+	if (a->seek_pending && (rc = source_seek(a)) != 0)
+		return rc;
+	rc = src->fetch(a->source.ctx);
+	if (rc == -EINTR)
+		return rc;
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
+		return rc;
+	}
+	while ((rc = src->next(a->source.ctx, &r)) == 1) {
+		if (!a->in_txn && (rc = txn_begin(a)) != 0)
+			return failure(a, rc);
+		rc = record_process(a, &r);
+		if (rc == 0 && a->in_txn && a->txn_records >= a->o.transaction_records_max)
+			rc = txn_commit(a);
+		if (rc != 0)
+			return failure(a, rc);
+		handled++;
+	}
+	if (rc < 0) {
+		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
+		txn_abort(a);
+		return rc;
+	}
+	if (a->in_txn && (rc = txn_commit(a)) != 0)
+		return failure(a, rc);
+	a->failures = 0;
+	if (now_ms(a) - a->last_commit_ms >= a->o.commit_interval_ms)
+		commit_to_source(a);
+	return handled;
+}
+
+bool sl_apply_done(const struct sl_apply *a)
+{
+	return !a->in_txn && a->source.ops->done(a->source.ctx);
+}
+
+int sl_apply_flush(struct sl_apply *a)
+{
+	if (a->source.ops->commit == NULL || !a->commit_due)
+		return 0;
+	commit_to_source(a);
+	return a->commit_due ? -EIO : 0;
+}

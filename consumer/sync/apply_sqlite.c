@@ -1,0 +1,585 @@
+/* The SQLite target store of the applier: the schema of ../shared/CLI.md ("The target store of synclog apply"),
+ * every statement prepared once at open and reused, values and keys bound in place (no copy, no allocation of ours
+ * per record), WAL mode. The tables are described in apply.h.
+ *
+ * Why WITHOUT ROWID for entities: the key is the primary key, so a rowid table would keep two B-trees (rows and
+ * the key's index) and every lookup would walk both; without rowid one walk finds the row.
+ * Why synchronous=NORMAL: in WAL mode a commit is then a write to the WAL without fsync. A crash of the process
+ * loses nothing committed; a power loss can drop the last transactions, but data and offsets go together, so
+ * the applier simply applies those records again from the log. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer/sync/apply.h"
+#include "consumer/client/client_impl.h"
+#include "consumer/client/json_text.h"
+
+#define SCHEMA_VERSION            1
+/* An idempotency key longer than this is refused: it is an event id, not a payload. */
+#define IDEMPOTENCY_KEY_BYTES_MAX 1024
+/* How long a statement waits for another connection's lock (an operator's query, a checkpoint) before failing with
+ * -EBUSY, which the engine retries: long enough for a checkpoint, short enough to notice a stuck reader. */
+#define BUSY_TIMEOUT_MS           5000
+#define PATH_BYTES_MAX            1024
+
+static const char schema_sql[] =
+        "CREATE TABLE IF NOT EXISTS entities ("
+        " key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT,"
+        " deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)), deleted_at_ms INTEGER, origin TEXT, topic TEXT,"
+        " \"partition\" INTEGER, \"offset\" INTEGER, applied_at_ms INTEGER) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS entities_tombstones ON entities (deleted_at_ms) WHERE deleted = 1;"
+        "CREATE TABLE IF NOT EXISTS stale_events ("
+        " key TEXT NOT NULL, stored_version INTEGER NOT NULL, incoming_version INTEGER NOT NULL, topic TEXT,"
+        " \"partition\" INTEGER, \"offset\" INTEGER, seen_at_ms INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS stale_events_seen ON stale_events (seen_at_ms);"
+        "CREATE TABLE IF NOT EXISTS synclog_offsets ("
+        " \"group\" TEXT NOT NULL, topic TEXT NOT NULL, \"partition\" INTEGER NOT NULL,"
+        " next_offset INTEGER NOT NULL, applied INTEGER NOT NULL, stale INTEGER NOT NULL,"
+        " duplicate INTEGER NOT NULL, deleted INTEGER NOT NULL, dead_lettered INTEGER NOT NULL,"
+        " updated_at_ms INTEGER NOT NULL, PRIMARY KEY (\"group\", topic, \"partition\")) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS synclog_idempotency_keys ("
+        " idempotency_key BLOB PRIMARY KEY, seen_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);";
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_KEY_GET,
+	ST_UPSERT,
+	ST_SOFT_DELETE,
+	ST_UPSERT_IF_NEWER,
+	ST_SOFT_DELETE_IF_NEWER,
+	ST_STALE,
+	ST_IK_SEEN,
+	ST_IK_REMEMBER,
+	ST_OFFSETS_READ,
+	ST_OFFSET_INSERT,
+	ST_OFFSET_UPDATE,
+	ST_PURGE_TOMBSTONES,
+	ST_PURGE_STALE,
+	ST_PURGE_IK_AGE,
+	ST_PURGE_IK_COUNT,
+	ST_COUNT
+};
+
+/* Parameters of the entity writes: ?1 key, ?2 version, ?3 value, ?4 origin, ?5 topic, ?6 partition, ?7 offset,
+ * ?8 now. The _IF_NEWER forms add a WHERE to the DO UPDATE: an existing row with a version as high is left alone
+ * and sqlite3_changes() says 0. */
+#define UPSERT_SQL                                                                                                     \
+	"INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
+	" applied_at_ms) VALUES (?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET"             \
+	" version = excluded.version, value = excluded.value, deleted = 0, deleted_at_ms = NULL,"                      \
+	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","                   \
+	" \"offset\" = excluded.\"offset\", applied_at_ms = excluded.applied_at_ms"
+#define SOFT_DELETE_SQL                                                                                                \
+	"INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
+	" applied_at_ms) VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET"             \
+	" version = excluded.version, deleted = 1, deleted_at_ms = CASE WHEN entities.deleted = 1 THEN"                \
+	" entities.deleted_at_ms ELSE excluded.deleted_at_ms END, origin = excluded.origin, topic = excluded.topic,"   \
+	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "                  \
+	"excluded.applied_at_ms"
+
+static const char *const stmt_sql[ST_COUNT] = {
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_KEY_GET] = "SELECT version, deleted FROM entities WHERE key = ?1",
+        [ST_UPSERT] = UPSERT_SQL,
+        [ST_SOFT_DELETE] = SOFT_DELETE_SQL,
+        [ST_UPSERT_IF_NEWER] = UPSERT_SQL " WHERE excluded.version > entities.version",
+        [ST_SOFT_DELETE_IF_NEWER] = SOFT_DELETE_SQL " WHERE excluded.version > entities.version",
+        [ST_STALE] = "INSERT INTO stale_events (key, stored_version, incoming_version, topic, \"partition\","
+                     " \"offset\", seen_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_IK_SEEN] = "SELECT 1 FROM synclog_idempotency_keys WHERE idempotency_key = ?1",
+        [ST_IK_REMEMBER] = "INSERT INTO synclog_idempotency_keys (idempotency_key, seen_at_ms) VALUES (?1, ?2)"
+                           " ON CONFLICT (idempotency_key) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
+        [ST_OFFSETS_READ] = "SELECT topic, \"partition\", next_offset, applied, stale, duplicate, deleted,"
+                            " dead_lettered FROM synclog_offsets WHERE \"group\" = ?1 ORDER BY topic, \"partition\"",
+        [ST_OFFSET_INSERT] = "INSERT INTO synclog_offsets (\"group\", topic, \"partition\", next_offset, applied,"
+                             " stale, duplicate, deleted, dead_lettered, updated_at_ms)"
+                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+        [ST_OFFSET_UPDATE] = "UPDATE synclog_offsets SET next_offset = ?4, applied = applied + ?5,"
+                             " stale = stale + ?6, duplicate = duplicate + ?7, deleted = deleted + ?8,"
+                             " dead_lettered = dead_lettered + ?9, updated_at_ms = ?10"
+                             " WHERE \"group\" = ?1 AND topic = ?2 AND \"partition\" = ?3 AND next_offset = ?11",
+        [ST_PURGE_TOMBSTONES] = "DELETE FROM entities WHERE deleted = 1 AND deleted_at_ms <= ?1",
+        [ST_PURGE_STALE] = "DELETE FROM stale_events WHERE seen_at_ms <= ?1",
+        [ST_PURGE_IK_AGE] = "DELETE FROM synclog_idempotency_keys WHERE seen_at_ms <= ?1",
+        [ST_PURGE_IK_COUNT] = "DELETE FROM synclog_idempotency_keys WHERE idempotency_key IN (SELECT idempotency_key"
+                              " FROM synclog_idempotency_keys ORDER BY seen_at_ms LIMIT max(0, (SELECT count(*)"
+                              " FROM synclog_idempotency_keys) - ?1))",
+};
+
+struct sl_apply_sqlite {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	enum sl_apply_values values;
+	char path[PATH_BYTES_MAX];
+	char error[SL_ERROR_BYTES];
+};
+
+/* The errno of an SQLite result code. Constraint, size and type errors are about the record: rejections. */
+static int errno_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CONSTRAINT:
+	case SQLITE_TOOBIG:
+	case SQLITE_MISMATCH:
+		return SL_APPLY_REJECTED;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail(struct sl_apply_sqlite *s, int rc, const char *what)
+{
+	const char *hint = "";
+
+	if ((rc & 0xff) == SQLITE_FULL)
+		hint = ": free disk space, then start the applier again";
+	else if ((rc & 0xff) == SQLITE_BUSY)
+		hint = ": another connection holds the database lock";
+	snprintf(s->error, sizeof(s->error), "sqlite %s: %s: %s%s", s->path, what, sqlite3_errmsg(s->db), hint);
+	return errno_of(rc);
+}
+
+static int reject(struct sl_apply_sqlite *s, const char *fmt, const struct sl_apply_record *r)
+{
+	snprintf(s->error, sizeof(s->error), fmt, (long long)r->rec.offset);
+	return SL_APPLY_REJECTED;
+}
+
+/* Run a statement that returns no rows to its end and reset it. */
+static int step_done(struct sl_apply_sqlite *s, enum stmt i, const char *what)
+{
+	sqlite3_stmt *st = s->st[i];
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, what);
+	return 0;
+}
+
+/* True when p[0..len) is UTF-8 without NUL bytes: what a TEXT column can hold and a person can read. */
+static bool text_valid(const uint8_t *p, int32_t len)
+{
+	const uint8_t *end = p + len;
+
+	while (p < end) {
+		size_t n;
+
+		if (*p >= 0x01 && *p < 0x80) {
+			p++;
+			continue;
+		}
+		n = *p == 0 ? 0 : sl_utf8_sequence_bytes(p, end);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+static int op_begin(void *store, int64_t now_ms)
+{
+	(void)now_ms;
+	return step_done(store, ST_BEGIN, "begin a transaction");
+}
+
+static int op_commit(void *store)
+{
+	return step_done(store, ST_COMMIT, "commit");
+}
+
+static void op_rollback(void *store)
+{
+	struct sl_apply_sqlite *s = store;
+
+	/* SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR): then there is nothing to do. */
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	step_done(s, ST_ROLLBACK, "roll back");
+}
+
+static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_apply_key_state *out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_KEY_GET];
+	int rc;
+
+	if (!text_valid(r->rec.key, r->rec.key_len))
+		return reject(s, "offset %lld: the key is not UTF-8 text (or holds NUL bytes)", r);
+	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->exists = true;
+		out->version = sqlite3_column_int64(st, 0);
+		out->deleted = sqlite3_column_int(st, 1) != 0;
+		rc = SQLITE_DONE;
+	} else {
+		out->exists = false;
+		out->version = 0;
+		out->deleted = false;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read a key's version");
+	return 0;
+}
+
+/* Bind the parameters shared by upsert and soft delete (all but the value). */
+static void entity_bind(sqlite3_stmt *st, const struct sl_apply_record *r, int64_t version, int64_t now_ms)
+{
+	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, version);
+	sqlite3_bind_text(st, 4, sl_origin_name(r->rec.origin), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, r->partition);
+	sqlite3_bind_int64(st, 7, r->rec.offset);
+	sqlite3_bind_int64(st, 8, now_ms);
+}
+
+/* Refuse a value this target does not store. */
+static int value_check(struct sl_apply_sqlite *s, const struct sl_apply_record *r)
+{
+	const uint8_t *v = r->rec.value;
+	int32_t len = r->rec.value_len;
+
+	if (v != NULL && s->values == SL_APPLY_VALUES_JSON && !sl_json_valid(v, (size_t)len))
+		return reject(s, "offset %lld: the value is not JSON text (RFC 8259): the target stores JSON entities",
+		              r);
+	if (v != NULL && s->values == SL_APPLY_VALUES_TEXT && !text_valid(v, len))
+		return reject(s, "offset %lld: the value is not UTF-8 text (or holds NUL bytes)", r);
+	return 0;
+}
+
+/* Bind and run the upsert or soft delete statement i for r. */
+static int entity_write(struct sl_apply_sqlite *s, enum stmt i, const struct sl_apply_record *r, int64_t version,
+                        int64_t now_ms)
+{
+	sqlite3_stmt *st = s->st[i];
+	bool upsert = i == ST_UPSERT || i == ST_UPSERT_IF_NEWER;
+
+	entity_bind(st, r, version, now_ms);
+	if (upsert && r->rec.value != NULL)
+		sqlite3_bind_text(st, 3, (const char *)r->rec.value, r->rec.value_len, SQLITE_STATIC);
+	else if (upsert)
+		sqlite3_bind_null(st, 3);
+	return step_done(s, i, upsert ? "write an entity" : "mark an entity deleted");
+}
+
+static int op_upsert(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	int rc = value_check(s, r);
+
+	return rc != 0 ? rc : entity_write(s, ST_UPSERT, r, version, now_ms);
+}
+
+static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms)
+{
+	return entity_write(store, ST_SOFT_DELETE, r, version, now_ms);
+}
+
+static int op_write_if_newer(void *store, const struct sl_apply_record *r, int64_t now_ms, bool *written_out)
+{
+	struct sl_apply_sqlite *s = store;
+	bool del = r->rec.op == SL_OP_DELETE;
+	int rc;
+
+	*written_out = false;
+	if (!text_valid(r->rec.key, r->rec.key_len))
+		return reject(s, "offset %lld: the key is not UTF-8 text (or holds NUL bytes)", r);
+	if (!del && (rc = value_check(s, r)) != 0)
+		return rc;
+	rc = entity_write(s, del ? ST_SOFT_DELETE_IF_NEWER : ST_UPSERT_IF_NEWER, r, r->rec.version, now_ms);
+	*written_out = rc == 0 && sqlite3_changes(s->db) == 1;
+	return rc;
+}
+
+static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_STALE];
+
+	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, stored_version);
+	sqlite3_bind_int64(st, 3, r->rec.version);
+	sqlite3_bind_text(st, 4, r->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, r->partition);
+	sqlite3_bind_int64(st, 6, r->rec.offset);
+	sqlite3_bind_int64(st, 7, now_ms);
+	return step_done(s, ST_STALE, "log a stale event");
+}
+
+static int op_idempotency_seen(void *store, const struct sl_apply_record *r, bool *seen_out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_IK_SEEN];
+	int rc;
+
+	if (r->rec.idempotency_key_len > IDEMPOTENCY_KEY_BYTES_MAX)
+		return reject(s, "offset %lld: the idempotency key is longer than 1024 bytes", r);
+	sqlite3_bind_blob(st, 1, r->rec.idempotency_key, r->rec.idempotency_key_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*seen_out = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, rc, "look up an idempotency key");
+	return 0;
+}
+
+static int op_idempotency_remember(void *store, const struct sl_apply_record *r, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_IK_REMEMBER];
+
+	sqlite3_bind_blob(st, 1, r->rec.idempotency_key, r->rec.idempotency_key_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	return step_done(s, ST_IK_REMEMBER, "remember an idempotency key");
+}
+
+static int op_offsets_read(void *store, const char *group, sl_apply_offsets_read_cb cb, void *cb_arg)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_OFFSETS_READ];
+	int rc, cb_rc = 0;
+
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *topic = sqlite3_column_text(st, 0);
+		struct sl_apply_position pos = {
+		        .topic = topic != NULL ? (const char *)topic : "",
+		        .partition = (uint32_t)sqlite3_column_int64(st, 1),
+		        .next_offset = sqlite3_column_int64(st, 2),
+		};
+		struct sl_apply_counters totals = {
+		        .applied = (uint64_t)sqlite3_column_int64(st, 3),
+		        .stale = (uint64_t)sqlite3_column_int64(st, 4),
+		        .duplicate = (uint64_t)sqlite3_column_int64(st, 5),
+		        .deleted = (uint64_t)sqlite3_column_int64(st, 6),
+		        .dead_lettered = (uint64_t)sqlite3_column_int64(st, 7),
+		};
+
+		if (pos.next_offset < 0) {
+			snprintf(s->error, sizeof(s->error),
+			         "sqlite %s: synclog_offsets holds a negative offset for topic '%s' partition %u",
+			         s->path, pos.topic, pos.partition);
+			sqlite3_reset(st);
+			return -EUCLEAN;
+		}
+		cb_rc = cb(&pos, &totals, cb_arg);
+		if (cb_rc != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (cb_rc != 0)
+		return cb_rc;
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read the stored offsets");
+	return 0;
+}
+
+static int op_offset_write(void *store, const char *group, const struct sl_apply_position *pos, int64_t expected_offset,
+                           const struct sl_apply_counters *delta, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	enum stmt i = expected_offset < 0 ? ST_OFFSET_INSERT : ST_OFFSET_UPDATE;
+	sqlite3_stmt *st = s->st[i];
+	int rc;
+
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pos->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, pos->partition);
+	sqlite3_bind_int64(st, 4, pos->next_offset);
+	sqlite3_bind_int64(st, 5, (int64_t)delta->applied);
+	sqlite3_bind_int64(st, 6, (int64_t)delta->stale);
+	sqlite3_bind_int64(st, 7, (int64_t)delta->duplicate);
+	sqlite3_bind_int64(st, 8, (int64_t)delta->deleted);
+	sqlite3_bind_int64(st, 9, (int64_t)delta->dead_lettered);
+	sqlite3_bind_int64(st, 10, now_ms);
+	if (i == ST_OFFSET_UPDATE)
+		sqlite3_bind_int64(st, 11, expected_offset);
+	rc = step_done(s, i, "write the consumed offset");
+	if (rc != 0)
+		return rc == SL_APPLY_REJECTED ? -EIO : rc;
+	if (sqlite3_changes(s->db) != 1) {
+		snprintf(s->error, sizeof(s->error), "sqlite %s: the stored offset of topic '%s' partition %u moved",
+		         s->path, pos->topic, pos->partition);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int purge_one(struct sl_apply_sqlite *s, enum stmt i, int64_t param, uint64_t *count, const char *what)
+{
+	int rc;
+
+	sqlite3_bind_int64(s->st[i], 1, param);
+	rc = step_done(s, i, what);
+	if (rc == 0)
+		*count += (uint64_t)sqlite3_changes(s->db);
+	return rc;
+}
+
+static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out)
+{
+	struct sl_apply_sqlite *s = store;
+	int64_t before = now_ms - retention_ms;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = purge_one(s, ST_PURGE_TOMBSTONES, before, &out->tombstones, "purge tombstones");
+	if (rc == 0)
+		rc = purge_one(s, ST_PURGE_STALE, before, &out->stale_events, "purge stale events");
+	if (rc == 0)
+		rc = purge_one(s, ST_PURGE_IK_AGE, before, &out->idempotency_keys, "expire idempotency keys");
+	if (rc == 0)
+		rc = purge_one(s, ST_PURGE_IK_COUNT, SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX, &out->idempotency_keys,
+		               "bound the idempotency keys");
+	return rc;
+}
+
+static const char *op_error(void *store)
+{
+	return ((struct sl_apply_sqlite *)store)->error;
+}
+
+static const struct sl_apply_store_ops sqlite_ops = {
+        .begin = op_begin,
+        .commit = op_commit,
+        .rollback = op_rollback,
+        .key_get = op_key_get,
+        .upsert = op_upsert,
+        .soft_delete = op_soft_delete,
+        .write_if_newer = op_write_if_newer,
+        .stale_record = op_stale_record,
+        .duplicate_record = NULL,
+        .idempotency_seen = op_idempotency_seen,
+        .idempotency_remember = op_idempotency_remember,
+        .offsets_read = op_offsets_read,
+        .offset_write = op_offset_write,
+        .purge = op_purge,
+        .error = op_error,
+};
+
+void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out)
+{
+	out->ops = &sqlite_ops;
+	out->ctx = db;
+}
+
+/* Pragmas and schema. Returns 0 or a negative errno with s->error set. */
+static int schema_setup(struct sl_apply_sqlite *s)
+{
+	sqlite3_stmt *st;
+	int rc, version;
+
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "open the database");
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW)
+			return fail(s, rc, "switch to WAL mode");
+		snprintf(s->error, sizeof(s->error), "sqlite %s: the database cannot use WAL mode (is it in memory?)",
+		         s->path);
+		return -EINVAL;
+	}
+	sqlite3_finalize(st);
+	/* A 64 MiB page cache holds the upper levels of the entities B-tree for millions of keys. */
+	rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA foreign_keys = OFF",
+	                  NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "set the pragmas");
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "read the schema version");
+	rc = sqlite3_step(st);
+	version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (version < 0)
+		return fail(s, rc, "read the schema version");
+	if (version > SCHEMA_VERSION) {
+		snprintf(s->error, sizeof(s->error),
+		         "sqlite %s: schema version %d was written by a newer synclog (this one knows %d): use that "
+		         "version",
+		         s->path, version, SCHEMA_VERSION);
+		return -EINVAL;
+	}
+	rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+	if (rc == SQLITE_OK && version < SCHEMA_VERSION)
+		rc = sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "create the tables");
+	return 0;
+}
+
+_Static_assert(SCHEMA_VERSION == 1, "the PRAGMA user_version statement above writes 1");
+
+int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl_apply_values values, char *err,
+                         size_t err_bytes)
+{
+	struct sl_apply_sqlite *s;
+	int rc;
+
+	*out = NULL;
+	if (path == NULL || path[0] == '\0' || strlen(path) >= PATH_BYTES_MAX) {
+		sl_error_set(err, err_bytes, "sqlite target: the path must be 1 to %d characters", PATH_BYTES_MAX - 1);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		sl_error_set(err, err_bytes, "sqlite target: out of memory");
+		return -ENOMEM;
+	}
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	s->values = values;
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		sl_error_set(err, err_bytes, "sqlite %s: cannot open: %s: check the path and its permissions", path,
+		             s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		sqlite3_close(s->db);
+		free(s);
+		return -EIO;
+	}
+	rc = schema_setup(s);
+	for (int i = 0; rc == 0 && i < ST_COUNT; i++) {
+		int prc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+
+		if (prc != SQLITE_OK)
+			rc = fail(s, prc, "prepare a statement");
+	}
+	if (rc != 0) {
+		sl_error_set(err, err_bytes, "%s", s->error);
+		sl_apply_sqlite_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void sl_apply_sqlite_close(struct sl_apply_sqlite *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
