@@ -123,10 +123,21 @@ int64_t sl_log_next_offset(const struct sl_log *log);
 int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                   uint32_t *dropped_out);
 
+/* Retention keeps every segment holding an offset >= offset (INT64_MAX, the default: no floor): the broker sets
+ * it to the lowest committed offset of a topic's groups with --retain-for-groups. */
+void sl_log_set_retention_floor(struct sl_log *log, int64_t offset);
+/* 1 when retention would drop the oldest segment now but the floor keeps it: a group's unread records are past
+ * the topic's retention (its lag is at risk). */
+int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes);
+
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
 
 /* Wall-clock milliseconds since the epoch, the clock of segment ages and retention. */
+
+/* Roll the active segment now if it holds anything, so that what it holds can be sealed and cleaned (a manual
+ * compaction). Returns 0 or the error that made the log read-only. */
+int sl_log_roll_now(struct sl_log *log);
 
 /* True when nothing is queued, in flight or waiting for an fsync. */
 int sl_log_idle(const struct sl_log *log);
