@@ -94,6 +94,11 @@ void ct_stream_free(struct ct_stream *s)
 	memset(s, 0, sizeof(*s));
 }
 
+int64_t ct_timestamp_ms(size_t index)
+{
+	return CT_TIMESTAMP_MS_BASE + (int64_t)index * 10;
+}
+
 static void key_text(uint32_t k, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "k%u", k);
@@ -108,12 +113,11 @@ int ct_append(struct lt_fixture *fx, uint64_t *rng, struct ct_stream *s, size_t 
 		int codec = lt_rand_range(rng, 0, 3) == 0 ? SL_BATCH_CODEC_ZSTD : SL_BATCH_CODEC_NONE;
 		struct sl_batch_builder *b = &fx->builder;
 		sl_batch_builder_reset(b);
-		int64_t now = sl_clock_wall_ms();
 		char keys[20][16];
 		for (size_t i = 0; i < n; i++) {
 			const struct ct_rec *c = &s->recs[from + i];
 			key_text(c->key, keys[i], sizeof(keys[i]));
-			struct sl_record r = {.timestamp_ms = now,
+			struct sl_record r = {.timestamp_ms = ct_timestamp_ms(from + i),
 			                      .key = (const uint8_t *)keys[i],
 			                      .key_len = (int32_t)strlen(keys[i]),
 			                      .value = c->op == SL_OP_DELETE ? NULL : (const uint8_t *)c->value,

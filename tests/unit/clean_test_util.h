@@ -37,6 +37,9 @@ struct ct_stream {
  * tenth mix both. */
 int ct_stream_gen(uint64_t *rng, struct ct_stream *s, size_t count, uint32_t keys);
 void ct_stream_free(struct ct_stream *s);
+/* Record i of a stream has timestamp CT_TIMESTAMP_MS_BASE + 10 * i (a time lookup then has one answer). */
+#define CT_TIMESTAMP_MS_BASE 1700000000000LL
+int64_t ct_timestamp_ms(size_t index);
 /* Append records [from, to) in batches of 1..20 records (zstd for about one in four), at `written`; sets each
  * record's offset. */
 int ct_append(struct lt_fixture *fx, uint64_t *rng, struct ct_stream *s, size_t from, size_t to);
