@@ -15,6 +15,7 @@ declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protob
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
+	cmds[strace]=strace
 fi
 if [ "$want" = demo ]; then
 	cmds[sqlite3]=sqlite3
