@@ -1130,17 +1130,15 @@ void sl_clean_finish(struct sl_clean_job *job)
 		SL_ASSERT(log->segs[i]->base_offset == job->in[i].base_offset && log->segs[i]->io_pending == 0);
 	job->retired_fds = malloc(3 * n * sizeof(int));
 	for (uint32_t i = 0; i < n; i++) {
-		struct sl_segment *old = log->segs[i];
-		int fds[3] = {old->log_fd, old->off_fd, old->time_fd};
+		int fds[3];
+		sl_segment_free_keep_fds(log->segs[i], fds);
+		/* Without memory to defer the close, close now: fetch submits its reads as it plans them. */
 		for (int k = 0; k < 3; k++) {
 			if (job->retired_fds != NULL)
 				job->retired_fds[job->retired_count++] = fds[k];
 			else if (fds[k] >= 0)
-				close(fds[k]); /* no memory to defer it: a read prepared in this pass could fail, never
-				                  misread */
+				close(fds[k]);
 		}
-		old->log_fd = old->off_fd = old->time_fd = -1;
-		sl_segment_free(old);
 	}
 	memmove(log->segs + job->out_count, log->segs + n, (log->seg_count - n) * sizeof(*log->segs));
 	for (uint32_t i = 0; i < job->out_count; i++) {
