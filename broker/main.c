@@ -15,14 +15,22 @@
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--retention-check-ms MS] [--repair]\n"
+        "                [--connections-max N] [--retention-check-ms MS] [--cleaner-bytes-per-s B]\n"
+        "                [--min-cleanable-ratio R] [--cleaner-map-bytes B] [--cleaner-check-ms MS] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max, retention_check_ms. Flags given on the command line win.\n"
+        "                frame_bytes_max, connections_max, retention_check_ms, cleaner_bytes_per_s,\n"
+        "                min_cleanable_ratio, cleaner_map_bytes, cleaner_check_ms. Flags on the command line win.\n"
         "--retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
+        "--cleaner-bytes-per-s B  the cleaner of compacted topics reads plus writes at most B bytes a second\n"
+        "                (52428800, 50 MiB/s; 0: unthrottled)\n"
+        "--min-cleanable-ratio R  clean a partition once its dirty bytes (sealed, not yet cleaned) are at least R\n"
+        "                of its sealed bytes (0.5); the dirtiest goes first\n"
+        "--cleaner-map-bytes B    memory of the cleaner's key map (134217728: about 2.8 million keys a clean)\n"
+        "--cleaner-check-ms MS    how often the cleaner looks for work (15000)\n"
         "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
         "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
@@ -64,7 +72,37 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max,
 	        *retention_check;
+	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
+
+static int cleaner_settings_apply(struct sl_compaction_config *cfg, const struct settings *s)
+{
+	uint64_t v;
+	if (s->cleaner_rate) {
+		if (parse_u64(s->cleaner_rate, 0, 1ull << 40, &v) < 0)
+			return bad_usage("invalid --cleaner-bytes-per-s '%s': bytes a second, 0 for no limit",
+			                 s->cleaner_rate);
+		cfg->bytes_per_s_max = v;
+	}
+	if (s->cleaner_ratio) {
+		char *end;
+		double r = strtod(s->cleaner_ratio, &end);
+		if (end == s->cleaner_ratio || *end != '\0' || !(r >= 0.0 && r <= 1.0))
+			return bad_usage("invalid --min-cleanable-ratio '%s': a number from 0 to 1", s->cleaner_ratio);
+		cfg->min_cleanable_ratio = r;
+	}
+	if (s->cleaner_map) {
+		if (parse_u64(s->cleaner_map, 1u << 20, 1ull << 40, &v) < 0)
+			return bad_usage("invalid --cleaner-map-bytes '%s': at least 1048576", s->cleaner_map);
+		cfg->map_bytes_max = v;
+	}
+	if (s->cleaner_check) {
+		if (parse_u64(s->cleaner_check, 10, 86400000, &v) < 0)
+			return bad_usage("invalid --cleaner-check-ms '%s': 10 to 86400000", s->cleaner_check);
+		cfg->check_ms = (uint32_t)v;
+	}
+	return 0;
+}
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
 {
@@ -109,7 +147,7 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
 		cfg->retention_check_ms = (uint32_t)v;
 	}
-	return 0;
+	return cleaner_settings_apply(&cfg->compaction, s);
 }
 
 /* The config file's values, as strings, so they go through the same checks as flags. */
@@ -123,7 +161,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[5][32];
+	static char nums[8][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -146,6 +184,14 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->conn_max, num = 3;
 		else if (strcmp(key, "retention_check_ms") == 0)
 			slot = &s->retention_check, num = 4;
+		else if (strcmp(key, "cleaner_bytes_per_s") == 0)
+			slot = &s->cleaner_rate, num = 5;
+		else if (strcmp(key, "cleaner_map_bytes") == 0)
+			slot = &s->cleaner_map, num = 6;
+		else if (strcmp(key, "cleaner_check_ms") == 0)
+			slot = &s->cleaner_check, num = 7;
+		else if (strcmp(key, "min_cleanable_ratio") == 0)
+			slot = &s->cleaner_ratio;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -154,6 +200,10 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		if (num >= 0 && json_is_integer(v)) {
 			snprintf(nums[num], sizeof(nums[num]), "%lld", (long long)json_integer_value(v));
 			*slot = nums[num];
+		} else if (slot == &s->cleaner_ratio && json_is_number(v)) {
+			static char ratio[32];
+			snprintf(ratio, sizeof(ratio), "%.17g", json_number_value(v));
+			*slot = ratio;
 		} else if (json_is_string(v)) {
 			*slot = json_string_value(v);
 		} else {
@@ -265,6 +315,14 @@ int main(int argc, char **argv)
 			slot = &flags.conn_max;
 		} else if (strcmp(a, "--retention-check-ms") == 0) {
 			slot = &flags.retention_check;
+		} else if (strcmp(a, "--cleaner-bytes-per-s") == 0) {
+			slot = &flags.cleaner_rate;
+		} else if (strcmp(a, "--min-cleanable-ratio") == 0) {
+			slot = &flags.cleaner_ratio;
+		} else if (strcmp(a, "--cleaner-map-bytes") == 0) {
+			slot = &flags.cleaner_map;
+		} else if (strcmp(a, "--cleaner-check-ms") == 0) {
+			slot = &flags.cleaner_check;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

@@ -66,6 +66,7 @@ struct sl_server {
 	struct sl_net *net;
 	struct sl_metrics *metrics;
 	struct sl_offload_state offload;
+	struct sl_compaction *compaction; /* the cleaner (compaction.h); NULL before start and after stop */
 	struct sl_server_stats stats;
 };
 

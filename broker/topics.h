@@ -11,9 +11,11 @@
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
 
+/* Kafka's delete.retention.ms: how long a tombstone outlives its first clean (a day). */
+#define SL_TOPIC_DELETE_RETENTION_MS_DEFAULT (24LL * 3600 * 1000)
 /* Partition counts above this are refused: each partition holds open files and an index in memory. */
-#define SL_TOPIC_PARTITIONS_MAX 10000
-#define SL_TOPIC_NAME_BYTES_MAX 200
+#define SL_TOPIC_PARTITIONS_MAX              10000
+#define SL_TOPIC_NAME_BYTES_MAX              200
 
 struct sl_topic_config {
 	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
@@ -21,10 +23,21 @@ struct sl_topic_config {
 	int64_t retention_ms;    /* -1: forever */
 	int64_t retention_bytes; /* per partition; -1: no limit */
 	int compact;
+	/* Compacted topics: a tombstone stays this long after the cleaner first sees it (cleaner.c). */
+	int64_t delete_retention_ms;
+	/* Retention never removes what a group with a commit has not consumed yet (its lag is reported at risk). */
+	int retain_for_groups;
 	int64_t created_ms;
 };
 
-struct sl_fetch_wait; /* a parked long-poll fetch, owned by the server (fetch.c) */
+/* Set one setting of cfg from its operator form (key retention.ms, retention.bytes, compact, delete.retention.ms,
+ * retain.for.groups; value as text). Returns 0, or -EINVAL with what is wrong and what is allowed in err. */
+int sl_topic_config_set(struct sl_topic_config *cfg, const char *key, const char *value, char *err, size_t err_cap);
+/* Write cfg as DATA/topics/<name>/topic.json, atomically. Blocking: off the loop. */
+int sl_topic_config_write(const char *topics_dir, const struct sl_topic_config *cfg);
+
+struct sl_fetch_wait;  /* a parked long-poll fetch, owned by the server (fetch.c) */
+struct sl_clean_state; /* the cleaner's view of a partition (broker/compaction.c) */
 
 struct sl_partition {
 	struct sl_topic *topic;
@@ -37,11 +50,13 @@ struct sl_partition {
 	struct sl_append *blocked_head, *blocked_tail;
 	/* Long-poll fetches to wake when new records become visible. */
 	struct sl_fetch_wait *waiters;
+	struct sl_clean_state *clean; /* NULL until the cleaner looks at it */
 };
 
 struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
+	int alter_inflight; /* a topic alter is writing topic.json (broker/handlers/admin.c) */
 	struct sl_topic *next;
 };
 

@@ -53,20 +53,6 @@ static void json_string(const char *s)
 	sl_json_print_string(stdout, s, strlen(s));
 }
 
-/* "2024-05-01T12:00:00.123Z" for a wall-clock time in ms, or "-" for 0. */
-static void time_format(int64_t ms, char *buf, size_t bytes)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL) {
-		snprintf(buf, bytes, "-");
-		return;
-	}
-	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 static int group_list(const struct cli *cli, int argc, char **argv)
 {
 	struct sl_group_summary *groups;
@@ -161,7 +147,7 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 			lag_print_json(d->group, p);
 			continue;
 		}
-		time_format(p->last_commit_ms, when, sizeof(when));
+		cli_time_format(p->last_commit_ms, when, sizeof(when));
 		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10" PRId64 " %-24s %s\n", p->topic,
 		       p->partition, p->committed, p->next_offset, p->lag, p->lag_ms, when,
 		       p->member_id[0] != '\0' ? p->member_id : "-");

@@ -1078,6 +1078,14 @@ double sl_clean_dirty_ratio(const struct sl_log *log, uint64_t *dirty_bytes_out,
 	return dirty + clean == 0 ? 0.0 : (double)dirty / (double)(dirty + clean);
 }
 
+int sl_clean_pending_seal(const struct sl_log *log)
+{
+	for (uint32_t i = 0; i + 1 < log->seg_count; i++)
+		if (log->segs[i]->state != SL_SEG_SEALED)
+			return 1;
+	return 0;
+}
+
 int sl_clean_prepare(struct sl_log *log, const struct sl_clean_params *params, struct sl_clean_job **out)
 {
 	uint32_t range = 0;

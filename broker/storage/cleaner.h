@@ -106,6 +106,10 @@ void sl_clean_job_free(struct sl_clean_job *job);
  * none is sealed). Loop only. */
 double sl_clean_dirty_ratio(const struct sl_log *log, uint64_t *dirty_bytes_out, uint64_t *clean_bytes_out);
 
+/* 1 when a segment before the active one is not sealed yet (a roll's seal is in flight): it cannot be cleaned
+ * until it is. Loop only. */
+int sl_clean_pending_seal(const struct sl_log *log);
+
 /* Open: finish or undo what a crash left of a clean in the folder (recovery.c, rules 6 to 8). Returns 0 or a
  * negative errno with a message in err. */
 int sl_clean_recover(int dir_fd, const char *dir, char *err, size_t err_cap);
