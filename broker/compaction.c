@@ -7,6 +7,7 @@
  *   sl_compaction_after_submit: sl_cleaner_dispose (closed and freed on the cleaner's thread). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -547,4 +548,31 @@ int sl_compaction_request(struct sl_server *srv, struct sl_topic *topic, struct 
 	/* Schedule from the timer, not from here: the request's own callbacks must not run inside the call. */
 	arm(c, 0);
 	return 0;
+}
+
+/* The share of delete.retention.ms a group's lag in time may reach before describe warns: a fifth of the
+ * window left to catch up before a replay by that group could miss deletes the cleaner removes. */
+#define DELETE_HORIZON_WARN_PCT 80
+
+char *sl_compaction_lag_risk(struct sl_req *req, const struct sl_topic *topic, uint32_t partition, int64_t committed,
+                             int64_t lag_ms, int64_t now_ms)
+{
+	char text[320] = "";
+	struct sl_log *log = topic->parts[partition].log;
+	int64_t held_end;
+	if (log != NULL && topic->cfg.retain_for_groups &&
+	    sl_log_retention_held(log, now_ms, topic->cfg.retention_ms, topic->cfg.retention_bytes, &held_end) &&
+	    committed < held_end) {
+		snprintf(text, sizeof(text),
+		         "retention: records past the topic's retention are kept only until this group consumes them "
+		         "(offsets below %" PRId64 ")",
+		         held_end);
+	} else if (log != NULL && topic->cfg.compact && lag_ms > 0 &&
+	           lag_ms >= topic->cfg.delete_retention_ms / 100 * DELETE_HORIZON_WARN_PCT) {
+		snprintf(text, sizeof(text),
+		         "delete horizon: lag of %" PRId64 " ms is %d%% or more of delete.retention.ms (%" PRId64
+		         " ms); a replay from earliest by this group would miss deletes the cleaner removes",
+		         lag_ms, DELETE_HORIZON_WARN_PCT, topic->cfg.delete_retention_ms);
+	}
+	return sl_req_strdup(req, text);
 }

@@ -86,5 +86,10 @@ void sl_compaction_retention_floor(struct sl_server *srv, struct sl_topic *topic
 /* The dirty ratio of a partition (0 for an unavailable one). */
 double sl_compaction_dirty_ratio(const struct sl_partition *p);
 const struct sl_compaction_totals *sl_compaction_totals(const struct sl_server *srv);
+/* Why a group partition's lag is at risk, as one line in req's memory, or "" (group describe): retention keeps
+ * records past the topic's retention only for this group (retain.for.groups), or on a compacted topic its lag in
+ * time is 80% or more of delete.retention.ms. */
+char *sl_compaction_lag_risk(struct sl_req *req, const struct sl_topic *topic, uint32_t partition, int64_t committed,
+                             int64_t lag_ms, int64_t now_ms);
 
 #endif

@@ -35,7 +35,11 @@ static const struct cli_command describe_command = {
                 "lag in time (now minus the timestamp of the oldest unconsumed record, 0 when caught up), the member\n"
                 "it is assigned to, and the last commit time. With --json, one object per partition:\n"
                 "{\"group\":G,\"topic\":T,\"partition\":P,\"committed\":C,\"next_offset\":N,\"lag\":L,\"lag_ms\":MS,\n"
-                " \"member\":\"ID\" or null,\"last_commit_ms\":T}  (last_commit_ms 0: never committed)\n"
+                " \"member\":\"ID\" or null,\"last_commit_ms\":T,\"at_risk\":null or \"why\"}  (last_commit_ms 0: never"
+                " committed)\n"
+                "at_risk (a WARNING line after the table): retention keeps records past the topic's retention\n"
+                "only for this group (retain.for.groups), or on a compacted topic the lag in time is 80% or more\n"
+                "of delete.retention.ms, so a replay from earliest by this group would miss deletes.\n"
                 "Exits 1 when the group does not exist.\n",
 };
 
@@ -100,7 +104,12 @@ static void lag_print_json(const char *group, const struct sl_group_lag *p)
 		json_string(p->member_id);
 	else
 		fputs("null", stdout);
-	printf(",\"last_commit_ms\":%" PRId64 "}\n", p->last_commit_ms);
+	printf(",\"last_commit_ms\":%" PRId64 ",\"at_risk\":", p->last_commit_ms);
+	if (p->at_risk[0] != '\0')
+		json_string(p->at_risk);
+	else
+		fputs("null", stdout);
+	fputs("}\n", stdout);
 }
 
 static int group_describe(const struct cli *cli, int argc, char **argv)
@@ -152,6 +161,11 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		       p->partition, p->committed, p->next_offset, p->lag, p->lag_ms, when,
 		       p->member_id[0] != '\0' ? p->member_id : "-");
 	}
+	/* Warnings after the table, one line each, so that they are read and the columns stay aligned. */
+	for (uint32_t i = 0; !cli->json && i < d->partition_count; i++)
+		if (d->partitions[i].at_risk[0] != '\0')
+			printf("WARNING %s/%u at risk: %s\n", d->partitions[i].topic, d->partitions[i].partition,
+			       d->partitions[i].at_risk);
 	sl_group_description_free(d);
 	sl_conn_free(c);
 	return CLI_EXIT_OK;

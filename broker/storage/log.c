@@ -1010,7 +1010,8 @@ void sl_log_set_retention_floor(struct sl_log *log, int64_t offset)
 	log->retention_floor_offset = offset;
 }
 
-int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes)
+int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                          int64_t *held_end_out)
 {
 	const struct sl_segment *seg = log->segs[0];
 	if (log->seg_count < 2 || seg->state != SL_SEG_SEALED ||
@@ -1019,6 +1020,7 @@ int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t rete
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		total += log->segs[i]->size;
+	*held_end_out = seg->visible_next_offset;
 	return (retention_ms >= 0 && seg->max_timestamp < now_ms - retention_ms) ||
 	       (retention_bytes >= 0 && total > (uint64_t)retention_bytes);
 }

@@ -152,8 +152,10 @@ int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int6
  * it to the lowest committed offset of a topic's groups with --retain-for-groups. */
 void sl_log_set_retention_floor(struct sl_log *log, int64_t offset);
 /* 1 when retention would drop the oldest segment now but the floor keeps it: a group's unread records are past
- * the topic's retention (its lag is at risk). */
-int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes);
+ * the topic's retention (its lag is at risk); *held_end_out is then one past that segment's last offset, so groups
+ * committed below it are the ones holding it. */
+int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                          int64_t *held_end_out);
 
 /* The log's directory, for files kept beside the segments (the producer-state snapshot). Valid while the log
  * is open; dup it to use it elsewhere. */

@@ -531,6 +531,9 @@ struct sl_group_lag {
 	int64_t lag_ms;      /* now minus the timestamp of the oldest unconsumed record; 0 when caught up */
 	char member_id[SL_MEMBER_ID_BYTES_MAX]; /* "": not assigned */
 	int64_t last_commit_ms;                 /* wall clock; 0: never */
+	/* "" when nothing is at risk; else why the group may miss records or deletes (retention keeps records only
+	 * for it, or its lag nears the topic's delete.retention.ms). */
+	char at_risk[320];
 };
 struct sl_group_description {
 	char group[SL_GROUP_NAME_BYTES_MAX + 1];
