@@ -12,6 +12,7 @@
 #include "proto/base/fs.h"
 #include "broker/handlers/handlers.h"
 #include "proto/frame.h"
+#include "proto/version.h"
 
 /* DATA/producer-ids: one line of ASCII, the decimal ceiling below which ids may have been issued ("12000\n"),
  * replaced atomically. A missing or unreadable file counts as 0: ids restart at 0 only on a fresh directory. */
@@ -26,7 +27,7 @@ void sl_handle_hello(struct sl_req *req)
 	synclog__hello_response__init(r);
 	r->protocol_version = SL_PROTOCOL_VERSION;
 	r->max_frame_bytes = req->srv->cfg.frame_bytes_max;
-	r->broker_version = "synclogd 0.1";
+	r->broker_version = "synclogd " SL_VERSION;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
 	req->resp.hello = r;
 	if (h->protocol_version != SL_PROTOCOL_VERSION) {

@@ -290,7 +290,10 @@ void sl_fetcher_free(struct sl_fetcher *f);
 /* ---- record text format (what `synclog consume` prints; the input side is consumer/sync/record_input.h) ---- */
 
 /* Print one record as a line (with its newline).
- *   text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE, key and value as their bytes, a null key or value as nothing.
+ *   text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE, key and value as their bytes except that a tab, newline or
+ *         carriage return in them is written \t, \n, \r (so a line is always one record of four fields; a
+ *         backslash itself is written as it is, so a JSON value stays the JSON it was); a null key or value as
+ *         nothing.
  *   JSON: {"partition":P,"offset":O,"key":K,"value":V,"version":N,"op":"...","origin":"...","timestamp_ms":T,
  *         "idempotency_key":I} where K and I are strings or null; V is the value itself when it is valid JSON
  *         (printed compact, so the line stays one line), else the value as a string, and null for a tombstone;
@@ -298,6 +301,8 @@ void sl_fetcher_free(struct sl_fetcher *f);
  *         the code point of its value. "schema_version" is added when it is not 0.
  * Return 0 or -EIO when out reports an error. */
 int sl_record_print_text(FILE *out, uint32_t partition, const struct sl_record *r);
+/* One key or value as the text format writes it (tab, newline, carriage return escaped). */
+int sl_record_print_tsv_field(FILE *out, const void *bytes, size_t len);
 int sl_record_print_json(FILE *out, uint32_t partition, const struct sl_record *r);
 /* JSON helpers the printers use, for other tools: a JSON string of the bytes; and the bytes as JSON if they are
  * valid JSON text (RFC 8259, nesting up to 256 deep), minified, else as a JSON string. */
