@@ -138,6 +138,11 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(PROTO_SRC) $(PROTO_GEN) \
 		-o $@ -lzstd -lprotobuf-c -lpthread
+# The JSON scanner of the client library against jansson: that one file of the client on top of the protocol.
+$(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PROTO_SRC) $(PROTO_GEN) | $(VERSION_H)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< consumer/client/json_text.c \
+		$(PROTO_SRC) $(PROTO_GEN) -o $@ -lzstd -lprotobuf-c -ljansson -lpthread
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build

@@ -305,10 +305,11 @@ int sl_record_print_text(FILE *out, uint32_t partition, const struct sl_record *
 int sl_record_print_tsv_field(FILE *out, const void *bytes, size_t len);
 int sl_record_print_json(FILE *out, uint32_t partition, const struct sl_record *r);
 /* JSON helpers the printers use, for other tools: a JSON string of the bytes; and the bytes as JSON if they are
- * valid JSON text (RFC 8259, nesting up to 256 deep), minified, else as a JSON string. */
+ * valid JSON text (RFC 8259 as jansson reads it: nesting up to 2048 deep, integers within int64, no number that
+ * overflows a double, no lone UTF-16 surrogate escape), minified, else as a JSON string. */
 int sl_json_print_string(FILE *out, const void *bytes, size_t len);
 int sl_json_print_value(FILE *out, const void *bytes, size_t len);
-/* True when bytes[0..len) is one valid JSON value (RFC 8259), surrounding whitespace allowed. */
+/* True when bytes[0..len) is one valid JSON value (as above), surrounding whitespace allowed. */
 bool sl_json_valid(const void *bytes, size_t len);
 
 /* ---- time ---- */
