@@ -13,6 +13,7 @@
 #include "broker/handlers/handlers.h"
 #include "broker/net/net.h"
 #include "broker/notify.h"
+#include "broker/offload.h"
 #include "broker/shard.h"
 #include "proto/frame.h"
 
@@ -56,38 +57,7 @@ static void submit_prepare_cb(uv_prepare_t *h)
 
 static void retention_cb(uv_timer_t *h)
 {
-	struct sl_server *srv = h->data;
-	int64_t now = sl_clock_wall_ms();
-	/* Bounds what a restart after a crash replays to rebuild producer state. */
-	int rc = sl_topics_snapshot_producers(&srv->topics);
-	if (rc < 0)
-		sl_slog_msg(SL_SLOG_ERROR, "producer_state_save_failed", "%s: restarts replay more of the log instead",
-		            strerror(-rc));
-	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
-		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
-			struct sl_log *log = t->parts[i].log;
-			if (log == NULL)
-				continue;
-			sl_log_maybe_roll(log, now);
-			uint32_t dropped;
-			if (t->cfg.retention_ms >= 0 || t->cfg.retention_bytes >= 0) {
-				rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
-				if (rc < 0) {
-					struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "retention_failed");
-					sl_slog_str(e, "topic", t->cfg.name);
-					sl_slog_uint(e, "partition", i);
-					sl_slog_str(e, "error", strerror(-rc));
-					sl_slog_end(e);
-				} else if (dropped > 0) {
-					struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "retention");
-					sl_slog_str(e, "topic", t->cfg.name);
-					sl_slog_uint(e, "partition", i);
-					sl_slog_uint(e, "segments_dropped", dropped);
-					sl_slog_end(e);
-				}
-			}
-		}
-	}
+	sl_offload_housekeeping(h->data);
 }
 
 /* Session expiry is checked this often: a dead member is noticed within its timeout plus this. */
@@ -109,7 +79,7 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait until every request's storage work called back and its answer was handed to the socket. */
-	if (!sl_net_drained(srv))
+	if (!sl_net_drained(srv) || sl_offload_busy(srv))
 		return;
 	sl_net_close(srv);
 	uv_check_stop(h);

@@ -43,7 +43,7 @@ static const struct cli_command create_command = {
                  "  --if-not-exists      when the topic exists already, say so and exit 0\n"
                  "  --compact            refused: compaction is not implemented yet (exit 1)\n"
                  "Retention drops whole segments once they are rolled, so a segment's size and age decide how soon\n"
-                 "retention acts on a quiet topic. Retention and rolling are checked every 30 seconds.\n"
+                 "retention acts on a quiet topic. The broker checks both every --retention-check-ms (30 s).\n"
                  "Prints `created topic NAME with N partitions` (`1 partition`), or "
                  "{\"created\":NAME,\"partitions\":N}\n"
                  "with --json; with --if-not-exists and an existing topic, `topic NAME exists with N partitions`, or\n"
