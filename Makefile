@@ -64,8 +64,17 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick demo install format format-check clean
-all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC)
+.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick demo install uninstall man \
+	format format-check clean FORCE
+all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
+
+# Manual pages: tools/man/NAME.SECTION.scd (scdoc, readable as they are) -> BUILD/man/NAME.SECTION (roff).
+MAN_SRC := $(wildcard tools/man/*.scd)
+MAN_PAGES := $(patsubst tools/man/%.scd,$(BUILD)/man/%,$(MAN_SRC))
+man: $(MAN_PAGES)
+$(BUILD)/man/%: tools/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc <$< >$@.tmp && mv $@.tmp $@
 
 deps:
 	@tools/install-deps.sh build
@@ -151,7 +160,7 @@ $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PR
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) layer-check
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(MAN_PAGES) layer-check
 
 # Includes point downward only, and each library links only its own layer's packages (tools/check-layers.sh).
 layer-check: | $(GEN)/proto/synclog.pb-c.h
@@ -181,10 +190,13 @@ bench: deps-bench all $(BENCH_BINS)
 bench-quick: deps-bench all $(BENCH_BINS)
 	BENCH_QUICK=1 bench/run.sh $(BUILD)
 
-# Programs, the client library (one archive), its headers and synclog.pc; DESTDIR is honoured.
+# Programs, the client library (one archive), its headers and synclog.pc, the manual pages, the systemd unit and
+# the example config; DESTDIR is honoured. uninstall removes exactly what install listed in its manifest.
 PREFIX ?= /usr/local
 install: all
 	tools/install.sh $(BUILD) $(PREFIX)
+uninstall:
+	tools/uninstall.sh $(PREFIX)
 
 demo: all
 	@tools/install-deps.sh demo

@@ -44,8 +44,9 @@ static const char usage[] =
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
         "  --segment-bytes N        roll a partition's segment past N bytes (default 1073741824)\n"
-        "  --segment-ms DURATION    roll it once its first record is this old (default 7d); 30s, 10m, 2h, 7d or\n"
-        "                           ISO 8601. Retention drops whole rolled segments only. A topic may set its own.\n"
+        "  --segment-ms DURATION    roll it once its first record is this old (default 7d): milliseconds, or 30s,\n"
+        "                           10m, 2h, 7d, ISO 8601. Retention drops whole rolled segments only. A topic may\n"
+        "                           set its own.\n"
         "  --index-interval-bytes N one sparse index entry per N bytes (default 4096)\n"
         "  --frame-bytes-max N      the largest request accepted (default 16777216)\n"
         "  --connections-max N      connections at once (default 1024)\n"
@@ -53,7 +54,8 @@ static const char usage[] =
         "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
         "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
         "                           *.orphaned), print one line per partition, then exit\n"
-        "  --version                print the version and exit\n";
+        "  --version                print the version and exit\n"
+        "  --help                   this text\n";
 
 static int bad_usage(const char *fmt, const char *arg)
 {
@@ -80,6 +82,19 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* Digits alone are milliseconds, as a flag named *-ms says; anything else a duration such as 1d or PT1H. */
+static int parse_ms(const char *s, int64_t *out)
+{
+	uint64_t v;
+	if (s[0] != '\0' && strspn(s, "0123456789") == strlen(s)) {
+		if (parse_u64(s, 0, INT64_MAX, &v) < 0)
+			return -EINVAL;
+		*out = (int64_t)v;
+		return 0;
+	}
+	return sl_duration_parse(s, out);
 }
 
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
@@ -122,7 +137,7 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 		cfg->log.segment_bytes_max = v;
 	}
 	if (s->segment_ms) {
-		if (sl_duration_parse(s->segment_ms, &ms) < 0 || ms < SL_TOPIC_SEGMENT_MS_MIN)
+		if (parse_ms(s->segment_ms, &ms) < 0 || ms < SL_TOPIC_SEGMENT_MS_MIN)
 			return bad_usage(
 			        "invalid --segment-ms '%s': a duration of at least 1s (30s, 10m, 2h, 7d, PT1H)",
 			        s->segment_ms);
@@ -254,9 +269,6 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		const char **slot = (const char **)((char *)s + keys[k].offset);
 		if (keys[k].number && json_is_integer(v)) {
 			snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)json_integer_value(v));
-			/* segment_ms as a number is milliseconds; the duration parser wants a unit. */
-			if (strcmp(key, "segment_ms") == 0)
-				strncat(nums[k], "ms", sizeof(nums[k]) - strlen(nums[k]) - 1);
 			*slot = nums[k];
 		} else if (json_is_string(v)) {
 			*slot = json_string_value(v);
