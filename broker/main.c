@@ -132,7 +132,7 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 	if (s->log_level && sl_slog_level_parse(s->log_level, &log->level) < 0)
 		return bad_usage("invalid --log-level '%s': error, warn, info or debug", s->log_level);
 	if (s->segment_bytes) {
-		if (parse_u64(s->segment_bytes, SL_TOPIC_SEGMENT_BYTES_MIN, 0x7fffffffu, &v) < 0)
+		if (parse_u64(s->segment_bytes, 65536, 0x7fffffffu, &v) < 0)
 			return bad_usage("invalid --segment-bytes '%s': 65536 to 2147483647", s->segment_bytes);
 		cfg->log.segment_bytes_max = v;
 	}

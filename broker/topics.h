@@ -27,9 +27,11 @@ struct sl_topic_config {
 	int64_t created_ms;
 };
 
-/* The smallest per-topic segment size and age a topic may ask for: smaller segments only cost open files and
- * index memory, and an age under a second would roll on every retention check. */
-#define SL_TOPIC_SEGMENT_BYTES_MIN 65536
+/* The smallest per-topic segment size and age a topic may ask for. A batch must fit in one segment (a larger one
+ * is refused, BATCH_TOO_LARGE): 1 MiB holds four of the client library's largest default batches (256 KiB) and a
+ * batch of Kafka's default max.request.size (1 MiB). Smaller segments would only cost open files and index
+ * memory; an age under a second would roll on every retention check. */
+#define SL_TOPIC_SEGMENT_BYTES_MIN (1 << 20)
 #define SL_TOPIC_SEGMENT_MS_MIN    1000
 
 struct sl_fetch_wait; /* a parked long-poll fetch, owned by the server (fetch.c) */

@@ -36,7 +36,7 @@ static const struct cli_command create_command = {
                  "  --retention-ms D     delete segments whose records are all older than D: milliseconds, or a\n"
                  "                       duration such as 7d or PT12H; -1 keeps forever (default)\n"
                  "  --retention-bytes B  keep at most about B bytes per partition; -1: no limit (default)\n"
-                 "  --segment-bytes B    roll a partition's segment past B bytes (65536 to 2147483647; default:\n"
+                 "  --segment-bytes B    roll a partition's segment past B bytes (1048576 to 2147483647; default:\n"
                  "                       the broker's --segment-bytes, 1 GiB)\n"
                  "  --segment-ms D       roll it once its first record is D old (at least 1s; default: the\n"
                  "                       broker's --segment-ms, 7d)\n"
@@ -152,9 +152,11 @@ static int topic_create(const struct cli *cli, int argc, char **argv)
 				        &create_command,
 				        "--retention-bytes needs bytes (at least 1), or -1 for no limit");
 		} else if ((rc = cli_flag(argc, argv, &i, "--segment-bytes", &value)) != 0) {
-			if (rc < 0 || cli_parse_u64(value, 0x7fffffff, &u) != 0 || u < 65536)
-				return cli_usage_error(&create_command,
-				                       "--segment-bytes needs bytes from 65536 to 2147483647");
+			if (rc < 0 || cli_parse_u64(value, 0x7fffffff, &u) != 0 || u < 1048576)
+				return cli_usage_error(
+				        &create_command,
+				        "--segment-bytes needs bytes from 1048576 (1 MiB: a batch must fit in a "
+				        "segment) to 2147483647");
 			cfg.segment_bytes = (int64_t)u;
 		} else if ((rc = cli_flag(argc, argv, &i, "--segment-ms", &value)) != 0) {
 			if (rc < 0 || cli_parse_duration_ms(value, &cfg.segment_ms) != 0 || cfg.segment_ms < 1000)
