@@ -17,7 +17,8 @@
  *   3. An integer (no fraction, no exponent) must fit int64_t: -9223372036854775808 to 9223372036854775807.
  *   4. A number with a fraction or exponent must not overflow a double: it is refused when its value is at least
  *      2^1024 - 2^970, the halfway point above DBL_MAX from which strtod rounds to infinity. Underflow to 0 is
- *      fine. Decided on the digits, without strtod, so no locale and no copy of the token is involved. */
+ *      fine. Decided on the digits, without strtod, so no locale and no copy of the token is involved.
+ *   5. \u0000 is allowed in string values but not in member names. */
 #define JSON_DEPTH_MAX 2048
 
 /* 2^1024 - 2^970: the smallest magnitude that overflows a double, all 309 integer digits. */
@@ -92,7 +93,9 @@ static long u_escape(const uint8_t *p, const uint8_t *end)
 	return v;
 }
 
-static bool scan_string(const uint8_t **pp, const uint8_t *end)
+/* A string; a member name (is_name) may not hold \u0000, which jansson refuses in names even with
+ * JSON_ALLOW_NUL (invariant 5). */
+static bool scan_string(const uint8_t **pp, const uint8_t *end, bool is_name)
 {
 	const uint8_t *p = *pp;
 
@@ -120,7 +123,7 @@ static bool scan_string(const uint8_t **pp, const uint8_t *end)
 				p += 2;
 				continue;
 			}
-			if ((unit = u_escape(p, end)) < 0)
+			if ((unit = u_escape(p, end)) < 0 || (unit == 0 && is_name))
 				return false;
 			p += 6;
 			if (unit >= 0xDC00 && unit <= 0xDFFF)
@@ -246,7 +249,7 @@ static bool scan_scalar(const uint8_t **p, const uint8_t *end)
 {
 	switch (**p) {
 	case '"':
-		return scan_string(p, end);
+		return scan_string(p, end, false);
 	case 't':
 		return scan_literal(p, end, "true");
 	case 'f':
@@ -287,7 +290,7 @@ bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth)
 					objects[open / 8] &= (uint8_t) ~(1u << (open % 8));
 				open++;
 				if (object) {
-					if (!scan_string(p, end))
+					if (!scan_string(p, end, true))
 						return false;
 					skip_ws(p, end);
 					if (*p >= end || **p != ':')
@@ -319,7 +322,7 @@ bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth)
 			(*p)++;
 			if (object) {
 				skip_ws(p, end);
-				if (!scan_string(p, end))
+				if (!scan_string(p, end, true))
 					return false;
 				skip_ws(p, end);
 				if (*p >= end || **p != ':')
@@ -355,7 +358,7 @@ size_t sl_json_top_level_members(const char *text, size_t len)
 		return 0;
 	for (;;) {
 		skip_ws(&p, end);
-		if (!scan_string(&p, end))
+		if (!scan_string(&p, end, true))
 			return count;
 		skip_ws(&p, end);
 		if (p >= end || *p != ':')
@@ -413,7 +416,7 @@ int sl_json_member_span(const char *text, size_t len, const char *name, const ch
 
 		skip_ws(&p, end);
 		key = p;
-		if (!scan_string(&p, end))
+		if (!scan_string(&p, end, true))
 			return 0;
 		key_end = p;
 		skip_ws(&p, end);

@@ -44,6 +44,8 @@ static void lone_surrogate_escapes_are_refused_by_both(void **state)
 	agree("\"\\ud800\\udc00\"", true);
 	agree("\"\\uDBFF\\uDFFF\"", true);
 	agree("\"\\u0000\"", true);
+	agree("{\"a\\u0000\":1}", false); /* a NUL in a member name */
+	agree("{\"a\":\"\\u0000\"}", true);
 	agree("\"\\uffff\"", true);
 }
 
