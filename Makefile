@@ -157,8 +157,13 @@ $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PR
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< consumer/client/json_text.c \
 		$(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -ljansson -lpthread $(ISAL_LIBS)
 
-test: deps-test
-	@$(MAKE) --no-print-directory test-build
+# `make test` says what it runs and how each step ended; apt's and the compiler's output go to logs in $(BUILD),
+# shown (their last lines) only when a step fails.
+test:
+	@tools/run-quiet.sh "checking the Debian packages the tests need" $(BUILD)/logs/deps.log \
+		tools/install-deps.sh test
+	@tools/run-quiet.sh "building the tests ($(BUILD))" $(BUILD)/logs/build.log \
+		$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(MAN_PAGES) layer-check
 
