@@ -50,11 +50,12 @@ static const struct cli_command consume_command = {
                  "With --group G, read as a member of consumer group G: only the partitions the broker assigns to\n"
                  "this member, each from the group's committed offset (--from then says where a partition with no\n"
                  "commit starts), committing the offsets of the printed records every --commit-interval-ms\n"
-                 "(default 1000) and at the end. Members of one group share the partitions; when one stops or\n"
-                 "misses its session timeout (--session-timeout-ms, default the broker's 10 s; 1000 to 300000),\n"
-                 "its partitions move to the others, which read them from the last commit: a record may be\n"
-                 "printed twice across members, never skipped. A commit the group refuses (this member was\n"
-                 "replaced) is reported on stderr. --partition cannot be used with --group.\n",
+                 "(milliseconds or a duration; default 1000) and at the end. Members of one group share the\n"
+                 "partitions; when one stops or misses its session timeout (--session-timeout-ms, default the\n"
+                 "broker's 10 s; 1000 to 300000 ms, or 1s to 5m), its partitions move to the others, which read\n"
+                 "them from the last commit: a record may be printed twice across members, never skipped. A\n"
+                 "commit the group refuses (this member was replaced) is reported on stderr. --partition cannot be\n"
+                 "used with --group.\n",
 };
 
 struct consume_args {
@@ -133,15 +134,22 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 				return cli_usage_error(&consume_command, "--group needs a group name");
 			a->group = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--session-timeout-ms", &value)) != 0) {
-			if (rc < 0 || cli_parse_u64(value, 300000, &a->session_timeout_ms) != 0 ||
-			    a->session_timeout_ms < 1000)
-				return cli_usage_error(&consume_command,
-				                       "--session-timeout-ms needs milliseconds from 1000 to 300000");
-		} else if ((rc = cli_flag(argc, argv, &i, "--commit-interval-ms", &value)) != 0) {
-			if (rc < 0 || cli_parse_u64(value, 3600000, &a->commit_interval_ms) != 0)
+			int64_t ms;
+
+			if (rc < 0 || cli_parse_duration_ms(value, &ms) != 0 || ms < 1000 || ms > 300000)
 				return cli_usage_error(
 				        &consume_command,
-				        "--commit-interval-ms needs milliseconds (0: after every batch printed)");
+				        "--session-timeout-ms needs 1000 to 300000 milliseconds, or 1s to 5m");
+			a->session_timeout_ms = (uint64_t)ms;
+		} else if ((rc = cli_flag(argc, argv, &i, "--commit-interval-ms", &value)) != 0) {
+			int64_t ms;
+
+			if (rc < 0 || cli_parse_duration_ms(value, &ms) != 0 || ms > 3600000)
+				return cli_usage_error(
+				        &consume_command,
+				        "--commit-interval-ms needs milliseconds or a duration up to 1h (0: "
+				        "after every batch printed)");
+			a->commit_interval_ms = (uint64_t)ms;
 		} else if ((rc = cli_flag(argc, argv, &i, "--format", &value)) != 0) {
 			char err[256];
 
@@ -257,8 +265,9 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 	}
 	sl_consumer_stats_get(c, &st);
 	if (st.skipped > 0)
-		fprintf(stderr, "synclog consume: %llu records were deleted by retention before they could be read\n",
-		        (unsigned long long)st.skipped);
+		fprintf(stderr, "synclog consume: %llu record%s deleted by retention before %s could be read\n",
+		        (unsigned long long)st.skipped, st.skipped == 1 ? " was" : "s were",
+		        st.skipped == 1 ? "it" : "they");
 	sl_consumer_free(c);
 	return rc;
 }
@@ -336,9 +345,10 @@ static int consume_topic(const struct cli *cli, const struct consume_args *ap)
 		rc = cli_fail(&consume_command, "%s", sl_fetcher_error(f));
 	} else {
 		if (sl_fetcher_skipped(f) > 0)
-			fprintf(stderr,
-			        "synclog consume: %llu records were deleted by retention before they could be read\n",
-			        (unsigned long long)sl_fetcher_skipped(f));
+			fprintf(stderr, "synclog consume: %llu record%s deleted by retention before %s could be read\n",
+			        (unsigned long long)sl_fetcher_skipped(f),
+			        sl_fetcher_skipped(f) == 1 ? " was" : "s were",
+			        sl_fetcher_skipped(f) == 1 ? "it" : "they");
 		rc = CLI_EXIT_OK;
 	}
 	sl_fetcher_free(f);

@@ -24,6 +24,11 @@ for page in tools/man/*.scd; do
 	name=$(basename "$page" .scd)
 	[ -e "$prefix/share/man/man${name##*.}/$name" ] || fail "manual page $name not installed"
 done
+# One version everywhere: the programs and the pkg-config files (git describe at build time).
+v=$("$prefix/bin/synclog" --version | sed 's/^synclog //')
+[ "$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --modversion synclog)" = "$v" ] ||
+	fail "synclog.pc version differs from synclog --version ($v)"
+[ "$("$prefix/bin/synclogd" --version)" = "synclogd $v" ] || fail "synclogd --version differs"
 grep -q "^ExecStart=$prefix/bin/synclogd --config $prefix/etc/synclog/synclogd.conf" \
 	"$prefix/lib/systemd/system/synclogd.service" || fail "the unit does not run the installed broker with its config"
 grep -q '@PREFIX@\|@SYSCONFDIR@' "$prefix/lib/systemd/system/synclogd.service" && fail "placeholders left in the unit"
