@@ -23,6 +23,9 @@ struct sl_topic_config {
 	int64_t retention_ms;    /* -1: forever */
 	int64_t retention_bytes; /* per partition; -1: no limit */
 	int compact;
+	/* Roll the active segment past this size or age; 0: the broker's --segment-bytes / --segment-ms. */
+	int64_t segment_bytes;
+	int64_t segment_ms;
 	/* Compacted topics: a tombstone stays this long after the cleaner first sees it (cleaner.c). */
 	int64_t delete_retention_ms;
 	/* Retention never removes what a group with a commit has not consumed yet (its lag is reported at risk). */
@@ -30,8 +33,16 @@ struct sl_topic_config {
 	int64_t created_ms;
 };
 
+/* The smallest per-topic segment size and age a topic may ask for. A batch must fit in one segment (a larger one
+ * is refused, BATCH_TOO_LARGE): 1 MiB holds four of the client library's largest default batches (256 KiB) and a
+ * batch of Kafka's default max.request.size (1 MiB). Smaller segments would only cost open files and index
+ * memory; an age under a second would roll on every retention check. */
+#define SL_TOPIC_SEGMENT_BYTES_MIN (1 << 20)
+#define SL_TOPIC_SEGMENT_MS_MIN    1000
+
 /* Set one setting of cfg from its operator form (key retention.ms, retention.bytes, compact, delete.retention.ms,
- * retain.for.groups; value as text). Returns 0, or -EINVAL with what is wrong and what is allowed in err. */
+ * segment.bytes, segment.ms, retain.for.groups; value as text). Returns 0, or -EINVAL with what is wrong and what
+ * is allowed in err. */
 int sl_topic_config_set(struct sl_topic_config *cfg, const char *key, const char *value, char *err, size_t err_cap);
 /* Write cfg as DATA/topics/<name>/topic.json, atomically. Blocking: off the loop. */
 int sl_topic_config_write(const char *topics_dir, const struct sl_topic_config *cfg);
@@ -81,9 +92,15 @@ int sl_topic_name_check(const char *name, int internal);
 int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
                    char *err, size_t err_cap);
 struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name);
+/* A topic's settings changed (topic alter): its logs roll at its segment limits from now on. */
+void sl_topic_apply_segment_limits(const struct sl_topics *t, struct sl_topic *topic);
+/* The segment size and age a topic's partitions roll at: its own, else the broker's. */
+void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_config *cfg, int64_t *bytes_out,
+                             int64_t *ms_out);
 /* Create a topic: metadata and partition folders are written under a temporary name, fsynced, then renamed
- * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, or an I/O
- * error, with a message in err. */
+ * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, -ERANGE (partition
+ * count), -EDOM (segment size or age out of range), or an I/O error, with
+ * a message in err. */
 int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg, char *err, size_t err_cap);
 /* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. */
 int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap);

@@ -15,6 +15,7 @@
 #include "broker/offload.h"
 #include "proto/errors.h"
 #include "proto/frame.h"
+#include "proto/version.h"
 
 /* Ids are reserved on disk in blocks, so InitProducer writes the file once per this many producers. */
 #define PRODUCER_ID_BLOCK 1000
@@ -26,7 +27,7 @@ void sl_handle_hello(struct sl_req *req)
 	synclog__hello_response__init(r);
 	r->protocol_version = SL_PROTOCOL_VERSION;
 	r->max_frame_bytes = req->srv->cfg.frame_bytes_max;
-	r->broker_version = "synclogd 0.1";
+	r->broker_version = "synclogd " SL_VERSION;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
 	req->resp.hello = r;
 	if (h->protocol_version != SL_PROTOCOL_VERSION) {
@@ -51,6 +52,10 @@ static int errno_code(int rc)
 		return SYNCLOG__ERROR_CODE__INVALID_PARTITIONS;
 	case -ENOENT:
 		return SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC;
+	case -EDOM:
+		return SYNCLOG__ERROR_CODE__INVALID_REQUEST;
+	case -EOPNOTSUPP:
+		return SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE;
 	default:
 		return SYNCLOG__ERROR_CODE__STORAGE_ERROR;
 	}
@@ -80,6 +85,8 @@ void sl_handle_create_topic(struct sl_req *req)
 	cfg.retention_ms = tc->retention_ms == 0 ? -1 : tc->retention_ms;
 	cfg.retention_bytes = tc->retention_bytes == 0 ? -1 : tc->retention_bytes;
 	cfg.compact = tc->compact;
+	cfg.segment_bytes = tc->segment_bytes;
+	cfg.segment_ms = tc->segment_ms;
 	cfg.delete_retention_ms = SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
 	char err[512] = "";
 	Synclog__CreateTopicRequest *ct = req->msg->create_topic;
@@ -149,6 +156,7 @@ void sl_topic_config_fill(Synclog__TopicConfig *out, const struct sl_topics *top
 	out->retention_ms = cfg->retention_ms;
 	out->retention_bytes = cfg->retention_bytes;
 	out->compact = cfg->compact;
+	sl_topic_segment_limits(topics, cfg, &out->segment_bytes, &out->segment_ms);
 	out->delete_retention_ms = cfg->delete_retention_ms;
 	out->retain_for_groups = cfg->retain_for_groups;
 }

@@ -58,8 +58,10 @@ static void alter_after_cb(uv_work_t *w, int status)
 		            strerror(-j->status));
 		alter_answer(req, NULL);
 	} else {
-		/* Every reader of the settings (retention, the cleaner) reads them each time it acts. */
+		/* Retention and the cleaner read the settings each time they act; the logs take their segment limits.
+		 */
 		j->topic->cfg = j->cfg;
+		sl_topic_apply_segment_limits(&req->srv->topics, j->topic);
 		alter_answer(req, &j->topic->cfg);
 	}
 	free(j);

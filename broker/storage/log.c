@@ -1113,6 +1113,13 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)
 	return rc;
 }
 
+void sl_log_set_segment_limits(struct sl_log *log, uint64_t segment_bytes_max, int64_t segment_age_ms_max)
+{
+	SL_ASSERT(segment_bytes_max >= 4096 && segment_bytes_max <= 0x7fffffffu);
+	log->cfg.segment_bytes_max = segment_bytes_max;
+	log->cfg.segment_age_ms_max = segment_age_ms_max;
+}
+
 int sl_log_roll_now(struct sl_log *log)
 {
 	if (log->fatal_errno)

@@ -161,6 +161,10 @@ int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t rete
  * is open; dup it to use it elsewhere. */
 int sl_log_dir_fd(const struct sl_log *log);
 
+/* New segment limits for the log (a topic's settings changed): the active segment rolls by them from the next
+ * append or age check on; a batch larger than segment_bytes_max is refused from then on. */
+void sl_log_set_segment_limits(struct sl_log *log, uint64_t segment_bytes_max, int64_t segment_age_ms_max);
+
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
 
