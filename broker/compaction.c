@@ -43,6 +43,7 @@ struct sl_compaction {
 	struct compact_waiter *waiters;
 	struct sl_compaction_totals totals;
 	int stopping;
+	int handles_open; /* while stopping: handles whose close has not run */
 };
 
 void sl_compaction_config_default(struct sl_compaction_config *cfg)
@@ -486,10 +487,11 @@ static void async_free_cb(uv_handle_t *h)
 	free(h->data);
 }
 
+/* Both handles' closes must have run before c goes (libuv runs them in no order we may rely on). */
 static void close_free_cb(uv_handle_t *h)
 {
 	struct sl_compaction *c = h->data;
-	if (h == (uv_handle_t *)&c->timer)
+	if (--c->handles_open == 0)
 		free(c);
 }
 
@@ -512,6 +514,7 @@ void sl_compaction_stop(struct sl_server *srv)
 	c->cleaner = NULL;
 	SL_ASSERT(c->waiters == NULL); /* parked requests were answered when the broker stopped accepting */
 	srv->compaction = NULL;
+	c->handles_open = 2;
 	uv_close((uv_handle_t *)&c->async, close_free_cb);
 	uv_close((uv_handle_t *)&c->timer, close_free_cb);
 }

@@ -512,7 +512,7 @@ static int op_tombstones_due(void *store, int64_t before_ms, struct sl_apply_tom
 	struct sl_apply_sqlite *s = store;
 	sqlite3_stmt *st = s->st[ST_TOMBSTONES_DUE];
 	uint32_t n = 0;
-	int rc;
+	int rc = SQLITE_DONE;
 
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int64(st, 2, max);
