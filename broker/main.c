@@ -15,13 +15,17 @@
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--repair]\n"
+        "                [--connections-max N] [--backfill-rate-max RECORDS_PER_S] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max. Flags given on the command line win.\n"
+        "                frame_bytes_max, connections_max, backfill_rate_max. Flags given on the command line win.\n"
+        "--backfill-rate-max RECORDS_PER_S\n"
+        "                most records per second of origin=backfill produce each topic takes in (default 0:\n"
+        "                unlimited); above it the broker holds its answers back, as Kafka's quotas do, so that\n"
+        "                backfills cannot starve live traffic. Counted per request the producer declares backfill.\n"
         "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
         "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
@@ -61,7 +65,7 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
+	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max, *backfill_rate;
 };
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
@@ -102,6 +106,14 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	if (s->backfill_rate) {
+		/* A billion records a second is far beyond one broker: a larger number is a typo. */
+		if (parse_u64(s->backfill_rate, 0, 1000000000, &v) < 0)
+			return bad_usage(
+			        "invalid --backfill-rate-max '%s': 0 (unlimited) to 1000000000 records per second",
+			        s->backfill_rate);
+		cfg->backfill_rate_max = v;
+	}
 	return 0;
 }
 
@@ -116,7 +128,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[4][32];
+	static char nums[5][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -137,6 +149,8 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->frame_max, num = 2;
 		else if (strcmp(key, "connections_max") == 0)
 			slot = &s->conn_max, num = 3;
+		else if (strcmp(key, "backfill_rate_max") == 0)
+			slot = &s->backfill_rate, num = 4;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -254,6 +268,8 @@ int main(int argc, char **argv)
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--backfill-rate-max") == 0) {
+			slot = &flags.backfill_rate;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

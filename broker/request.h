@@ -41,8 +41,8 @@ struct sl_req_frontend {
 
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
-	int hello_done;        /* native protocol: Hello negotiated */
-	int close_after_write; /* protocol mismatch: close once the error is sent */
+	int hello_done;             /* native protocol: Hello negotiated */
+	int close_after_write;      /* protocol mismatch: close once the error is sent */
 	struct sl_req *cancel_head; /* parked requests (invariant 3) */
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
 };
@@ -65,6 +65,7 @@ struct sl_req {
 	/* Produce. */
 	struct sl_produce_item *items;
 	size_t item_count;
+	uint32_t hold_ms; /* the backfill quota holds the answer back this long once the appends are done */
 	Synclog__ProduceResponse produce;
 	Synclog__ProducePartitionResult **produce_results;
 	/* Fetch. */
@@ -72,7 +73,8 @@ struct sl_req {
 	Synclog__FetchPartitionResult *fetch_results;
 	Synclog__FetchPartitionResult **fetch_result_ptrs;
 	struct sl_fetch_wait *waits;
-	struct uv_timer_s *wait_timer; /* allocated while parked; freed in its close callback */
+	struct uv_timer_s *wait_timer; /* a parked fetch or a held produce: allocated while parked; freed in its
+	                                * close callback */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);
 	union {

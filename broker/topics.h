@@ -10,6 +10,7 @@
 
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
+#include "proto/base/rate.h"
 
 /* Partition counts above this are refused: each partition holds open files and an index in memory. */
 #define SL_TOPIC_PARTITIONS_MAX 10000
@@ -42,6 +43,8 @@ struct sl_partition {
 struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
+	/* The backfill quota's bucket (handlers/produce.c); per_s 0 until the first backfill produce. */
+	struct sl_rate backfill_rate;
 	struct sl_topic *next;
 };
 
