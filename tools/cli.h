@@ -49,6 +49,11 @@ int cli_flag(int argc, char **argv, int *i, const char *name, const char **value
 /* Strict decimal numbers: digits only (a leading '-' for signed), within [min, max]. Return 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A decimal number (digits, an optional fraction and exponent) within [min, max]. Returns 0 or -1. */
+int cli_parse_double(const char *s, double min, double max, double *out);
+/* A duration: a whole number and a unit, ms, s, m, h or d ("500ms", "30s", "5m", "2h", "7d"), or ISO 8601 ("PT30M",
+ * "P1DT2H"). Returns 0 with milliseconds, or -1. */
+int cli_parse_duration_ms(const char *s, int64_t *ms_out);
 
 /* A connection to cli->broker (Hello done) named client_id, or NULL after cli_fail has said why (the caller
  * returns CLI_EXIT_FAIL). */
@@ -58,9 +63,11 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 int cli_topic(const struct cli *cli, int argc, char **argv);
 int cli_produce(const struct cli *cli, int argc, char **argv);
 int cli_consume(const struct cli *cli, int argc, char **argv);
-int cli_group(const struct cli *cli, int argc, char **argv);   /* tools/cli_group.c */
-int cli_offsets(const struct cli *cli, int argc, char **argv); /* tools/cli_offsets.c */
-int cli_apply(const struct cli *cli, int argc, char **argv);   /* tools/cli_apply.c */
+int cli_group(const struct cli *cli, int argc, char **argv);     /* tools/cli_group.c */
+int cli_offsets(const struct cli *cli, int argc, char **argv);   /* tools/cli_offsets.c */
+int cli_apply(const struct cli *cli, int argc, char **argv);     /* tools/cli_apply.c */
+int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_backfill.c */
+int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -126,6 +126,48 @@ int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+int cli_parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.' || (s[0] == '-' && s[1] != '\0')))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= min && v <= max))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_duration_ms(const char *s, int64_t *ms_out)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	char *end;
+	long long n;
+
+	if (s != NULL && s[0] == 'P')
+		return sl_duration_parse_iso8601(s, ms_out) == 0 ? 0 : -1;
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0) {
+			if (n > INT64_MAX / units[i].ms)
+				return -1;
+			*ms_out = n * units[i].ms;
+			return 0;
+		}
+	return -1;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;

@@ -447,7 +447,9 @@ static bool record_stale(const struct sl_record *rec, const struct sl_apply_key_
 		return rec->origin != SL_ORIGIN_LIVE && (ks->exists || ks->purged);
 	if (ks->exists)
 		return rec->version < ks->version;
-	return ks->purged && rec->version <= ks->floor_version;
+	/* A repair at the floor's version replaces it as it would a tombstone of that version (rule 4a). */
+	return ks->purged && (rec->version < ks->floor_version ||
+	                      (rec->version == ks->floor_version && rec->origin != SL_ORIGIN_REPAIR));
 }
 
 /* Apply r by the rules of apply.h. Returns 0 with *out, SL_APPLY_REJECTED when the store refused r before writing
@@ -488,7 +490,7 @@ static int record_apply(struct sl_apply *a, const struct sl_apply_record *r, enu
 	if (record_stale(rec, &ks, &stored)) {
 		*out = OUT_STALE;
 		rc = ops->stale_record(st, r, stored, a->txn_now_ms);
-	} else if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL && !ks.exists) {
+	} else if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL && !ks.exists && !ks.purged) {
 		snprintf(a->error, sizeof(a->error), "the store's write_if_newer did not write a key it does not hold");
 		return -EPROTO;
 	} else if (rec->version != SL_VERSION_NONE && ks.exists && rec->version == ks.version &&

@@ -18,7 +18,8 @@
  *           without value_same counts it as a duplicate.
  *   5. A version, and the key not stored but purged (its tombstone was removed by rule 6's purge): the version of
  *      that delete is kept as the key's floor, and a record at or below it is stale, so a late backfill of an old
- *      version cannot bring a purged key back. Above the floor it applies as for a new key.
+ *      version cannot bring a purged key back. Above the floor it applies as for a new key; an origin=repair record
+ *      at the floor's version applies too, as it would over a tombstone of that version (rule 4a).
  *   6. No version (SL_VERSION_NONE): ordered by log position. Records are applied in offset order and a key lives
  *      in one partition, so an origin=live record always applies; the row keeps the stored version (the floor, or
  *      0, for a new row), so a versioned record after it still compares against the last version the source gave.
