@@ -109,6 +109,10 @@ int sl_json_buf_add_string(struct sl_json_buf *b, const uint8_t *text, size_t le
 			b->data[b->len++] = (char)*p++;
 		} else if (*p == 0) {
 			return -EILSEQ;
+		} else if (*p == '\n' || *p == '\t' || *p == '\r') {
+			b->data[b->len++] = '\\';
+			b->data[b->len++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+			p++;
 		} else if (*p < 0x20) {
 			b->len += (size_t)snprintf(b->data + b->len, 7, "\\u%04x", *p++);
 		} else if (*p < 0x80) {
