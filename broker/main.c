@@ -15,13 +15,16 @@
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--backfill-rate-max RECORDS_PER_S] [--repair]\n"
+        "                [--connections-max N] [--retention-check-ms MS] [--backfill-rate-max RECORDS_PER_S]\n"
+        "                [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max, backfill_rate_max. Flags given on the command line win.\n"
+        "                frame_bytes_max, connections_max, retention_check_ms, backfill_rate_max. Flags given\n"
+        "                on the command line win.\n"
+        "--retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
         "--backfill-rate-max RECORDS_PER_S\n"
         "                most records per second of origin=backfill produce each topic takes in (default 0:\n"
         "                unlimited); above it the broker holds its answers back, as Kafka's quotas do, so that\n"
@@ -65,7 +68,8 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max, *backfill_rate;
+	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max,
+	        *retention_check, *backfill_rate;
 };
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
@@ -106,6 +110,11 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	if (s->retention_check) {
+		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
+			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
+		cfg->retention_check_ms = (uint32_t)v;
+	}
 	if (s->backfill_rate) {
 		/* A billion records a second is far beyond one broker: a larger number is a typo. */
 		if (parse_u64(s->backfill_rate, 0, 1000000000, &v) < 0)
@@ -128,7 +137,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[5][32];
+	static char nums[6][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -149,8 +158,10 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->frame_max, num = 2;
 		else if (strcmp(key, "connections_max") == 0)
 			slot = &s->conn_max, num = 3;
+		else if (strcmp(key, "retention_check_ms") == 0)
+			slot = &s->retention_check, num = 4;
 		else if (strcmp(key, "backfill_rate_max") == 0)
-			slot = &s->backfill_rate, num = 4;
+			slot = &s->backfill_rate, num = 5;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -268,6 +279,8 @@ int main(int argc, char **argv)
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--retention-check-ms") == 0) {
+			slot = &flags.retention_check;
 		} else if (strcmp(a, "--backfill-rate-max") == 0) {
 			slot = &flags.backfill_rate;
 		} else {
