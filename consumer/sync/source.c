@@ -60,7 +60,8 @@ void sl_source_close(struct sl_source *s)
 
 int sl_source_key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
 {
-	int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+	size_t n = a_len < b_len ? a_len : b_len;
+	int c = n > 0 ? memcmp(a, b, n) : 0;
 
 	if (c != 0)
 		return c;
@@ -86,6 +87,8 @@ static int json_buf_room(struct sl_json_buf *b, size_t more)
 
 int sl_json_buf_add(struct sl_json_buf *b, const char *bytes, size_t len)
 {
+	if (len == 0)
+		return 0;
 	if (json_buf_room(b, len) != 0)
 		return -ENOMEM;
 	memcpy(b->data + b->len, bytes, len);

@@ -169,7 +169,8 @@ static int index_build(struct jsonl_source *s)
 	for (size_t i = 0; i < s->count; i++)
 		if (s->lines[i].key != NULL)
 			s->lines[i].key = s->keys + ((uintptr_t)s->lines[i].key - 1);
-	qsort(s->lines, s->count, sizeof(*s->lines), line_compare);
+	if (s->count > 0)
+		qsort(s->lines, s->count, sizeof(*s->lines), line_compare);
 	return 0;
 }
 
