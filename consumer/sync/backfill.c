@@ -278,14 +278,14 @@ static int ckpt_write(struct bf *b, bool finished)
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (text == NULL) {
-		sl_error_set(b->err, b->err_bytes, "backfill: out of memory writing the checkpoint");
+		sl_error_set(b->err, b->err_bytes, "out of memory writing the checkpoint");
 		return -ENOMEM;
 	}
 	rc = sl_fs_replace_atomic(o->checkpoint_path, text, strlen(text));
 	free(text);
 	if (rc != 0)
 		sl_error_set(b->err, b->err_bytes,
-		             "backfill: cannot write the checkpoint %s: %s (check the directory, or give --checkpoint "
+		             "cannot write the checkpoint %s: %s (check the directory, or give --checkpoint "
 		             "PATH)",
 		             o->checkpoint_path, strerror(-rc));
 	return rc;
@@ -294,7 +294,7 @@ static int ckpt_write(struct bf *b, bool finished)
 static int ckpt_bad(struct bf *b, const char *why)
 {
 	sl_error_set(b->err, b->err_bytes,
-	             "backfill: checkpoint %s %s: give --restart to start over, or --checkpoint PATH for another run",
+	             "checkpoint %s %s: give --restart to start over, or --checkpoint PATH for another run",
 	             b->o->checkpoint_path, why);
 	return -EINVAL;
 }
@@ -316,7 +316,7 @@ static int ckpt_read(struct bf *b)
 	}
 	if (rc != 0) {
 		free(text);
-		sl_error_set(b->err, b->err_bytes, "backfill: cannot read the checkpoint %s: %s", o->checkpoint_path,
+		sl_error_set(b->err, b->err_bytes, "cannot read the checkpoint %s: %s", o->checkpoint_path,
 		             strerror(-rc));
 		return rc;
 	}
@@ -361,7 +361,7 @@ static int ckpt_read(struct bf *b)
 	b->ck.started_at_ms = json_integer_value(json_object_get(j, "started_at_ms"));
 	json_decref(j);
 	if (rc == -ENOMEM) {
-		sl_error_set(b->err, b->err_bytes, "backfill: out of memory");
+		sl_error_set(b->err, b->err_bytes, "out of memory");
 		return rc;
 	}
 	if (rc != 0)
@@ -377,7 +377,7 @@ static int marks_take(struct bf *b, int64_t *mark)
 	int rc = sl_offsets_list(b->admin, b->o->topic, SL_OFFSET_LATEST, 0, b->partition_ids, b->partitions, mark);
 
 	if (rc != 0)
-		sl_error_set(b->err, b->err_bytes, "backfill: reading the log ends of '%s': %s", b->o->topic,
+		sl_error_set(b->err, b->err_bytes, "reading the log ends of '%s': %s", b->o->topic,
 		             sl_conn_error(b->admin));
 	return rc;
 }
@@ -527,11 +527,11 @@ static int recover(struct bf *b)
 	}
 	if (rc == -E2BIG)
 		sl_error_set(b->err, b->err_bytes,
-		             "backfill: more than %u backfill records in the keys to recover: is another backfill of "
+		             "more than %u backfill records in the keys to recover: is another backfill of "
 		             "the same keys running? Let it finish, or give --restart",
 		             RECOVERY_ROWS_MAX);
 	else if (rc < 0 && f != NULL)
-		sl_error_set(b->err, b->err_bytes, "backfill: reading the topic to resume: %s", sl_fetcher_error(f));
+		sl_error_set(b->err, b->err_bytes, "reading the topic to resume: %s", sl_fetcher_error(f));
 	sl_fetcher_free(f);
 	return rc < 0 ? rc : 0;
 }
@@ -612,11 +612,11 @@ static int chunk_read(struct bf *b, struct chunk *c)
 			break;
 		}
 		if (rc < 0) {
-			sl_error_set(b->err, b->err_bytes, "backfill: %s", src->ops->error(src->ctx));
+			sl_error_set(b->err, b->err_bytes, "%s", src->ops->error(src->ctx));
 			return rc;
 		}
 		if (chunk_add(c, &row) != 0) {
-			sl_error_set(b->err, b->err_bytes, "backfill: out of memory reading a chunk");
+			sl_error_set(b->err, b->err_bytes, "out of memory reading a chunk");
 			return -ENOMEM;
 		}
 	}
@@ -739,7 +739,7 @@ static int chunk_send(struct bf *b, struct chunk *c)
 			if (o->stop_cb != NULL && o->stop_cb(o->cb_arg))
 				return -EINTR;
 		if (rc != 0) {
-			sl_error_set(b->err, b->err_bytes, "backfill: row at key '%.*s': %s",
+			sl_error_set(b->err, b->err_bytes, "row at key '%.*s': %s",
 			             (int)(r->key_len > 200 ? 200 : r->key_len), (const char *)key,
 			             sl_producer_error(b->p));
 			return rc;
@@ -772,7 +772,7 @@ static int chunk_retire(struct bf *b)
 	}
 	if (c->failed > 0) {
 		sl_error_set(b->err, b->err_bytes,
-		             "backfill: %llu record(s) were not acknowledged: %s; run the same command again to resume",
+		             "%llu record(s) were not acknowledged: %s; run the same command again to resume",
 		             (unsigned long long)c->failed, b->first_failure);
 		return -EIO;
 	}
@@ -890,14 +890,14 @@ static int setup(struct bf *b)
 	for (uint32_t i = 0; i < SL_BACKFILL_CHUNKS_IN_FLIGHT; i++)
 		b->chunks[i].mark = calloc(b->partitions, sizeof(*b->chunks[i].mark));
 	if (b->partition_ids == NULL || b->ck.mark == NULL || b->chunks[0].mark == NULL || b->chunks[1].mark == NULL) {
-		sl_error_set(b->err, b->err_bytes, "backfill: out of memory");
+		sl_error_set(b->err, b->err_bytes, "out of memory");
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < b->partitions; i++)
 		b->partition_ids[i] = i;
 	rc = sl_conn_new(&b->admin, o->broker, "synclog-backfill-admin");
 	if (rc == 0 && (rc = sl_conn_connect(b->admin)) != 0)
-		sl_error_set(b->err, b->err_bytes, "backfill: %s", sl_conn_error(b->admin));
+		sl_error_set(b->err, b->err_bytes, "%s", sl_conn_error(b->admin));
 	return rc;
 }
 
@@ -957,7 +957,7 @@ static int run(struct bf *b)
 	}
 	rc = src->ops->scan(src->ctx, after, none);
 	if (rc != 0) {
-		sl_error_set(b->err, b->err_bytes, "backfill: %s", src->ops->error(src->ctx));
+		sl_error_set(b->err, b->err_bytes, "%s", src->ops->error(src->ctx));
 		return rc;
 	}
 	rc = loop(b);
@@ -981,7 +981,7 @@ int sl_backfill_run(const struct sl_backfill_options *o, struct sl_backfill_prog
 
 	memset(out, 0, sizeof(*out));
 	if (b == NULL) {
-		sl_error_set(err, err_bytes, "backfill: out of memory");
+		sl_error_set(err, err_bytes, "out of memory");
 		return -ENOMEM;
 	}
 	if (o->source == NULL || o->columns == NULL || o->topic == NULL || o->checkpoint_path == NULL ||
@@ -1002,7 +1002,7 @@ int sl_backfill_run(const struct sl_backfill_options *o, struct sl_backfill_prog
 	sl_rate_init(&b->rate_records, (double)o->rate_records_per_s, (double)o->rate_records_per_s / 2, b->started_ns);
 	sl_rate_init(&b->rate_bytes, (double)o->rate_bytes_per_s, (double)o->rate_bytes_per_s / 2, b->started_ns);
 	rc = run(b);
-	if (rc != -EALREADY)
+	if (rc == 0 || rc == -EINTR)
 		progress_report(b, true);
 	else
 		b->progress.rows = b->run.rows, b->progress.skipped = b->run.skipped,
