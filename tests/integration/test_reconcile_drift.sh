@@ -140,4 +140,18 @@ assert 0 < r["ranges_compared"] < r["ranges"] and r["compared"] < 200000, r' "$T
 # Every run is in the target's history.
 [ "$(sql "$TMP/t.db" "SELECT count(*), sum(alert), max(repaired) FROM reconcile_runs")" = "5|1|29" ] ||
 	fail "reconcile_runs: $(sql "$TMP/t.db" "SELECT * FROM reconcile_runs")"
+
+# --every: one long-lived process runs it again and again, each run kept, until SIGTERM (exit 0).
+"$S" reconcile --source "$SRC" --target "$TGT" --every 100ms >"$TMP/every.out" 2>"$TMP/every.err" &
+EVERY_PID=$!
+for _ in $(seq 1 300); do
+	[ "$(sql "$TMP/t.db" "SELECT count(*) FROM reconcile_runs")" -ge 7 ] && break
+	sleep 0.1
+done
+kill -TERM "$EVERY_PID"
+rc=0
+wait "$EVERY_PID" || rc=$?
+[ "$rc" -eq 0 ] || fail "reconcile --every: exit $rc on SIGTERM: $(cat "$TMP/every.err")"
+[ "$(grep -c '^compared 200000 missing 0 extra 0 version 0 value 5' "$TMP/every.out")" -ge 2 ] ||
+	fail "reconcile --every printed: $(cat "$TMP/every.out")"
 stop_broker
