@@ -343,7 +343,7 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 	struct reconcile_args a = {.sample = 1, .threshold = THRESHOLD_DEFAULT};
 	struct sl_source source;
 	struct sl_target target;
-	char err[SL_ERROR_BYTES];
+	char err[SL_ERROR_BYTES], feeder[SL_TOPIC_NAME_BYTES_MAX + 1];
 	int rc;
 
 	if (cli_wants_help(argc, argv))
@@ -356,6 +356,16 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 	if (sl_target_open(&target, a.target, a.table, err, sizeof(err)) != 0) {
 		sl_source_close(&source);
 		return cli_fail(&reconcile_command, "%s", err);
+	}
+	/* Repairs must reach the target through the topic that feeds it. */
+	if (a.repair_topic != NULL && target.ops->topic_get(target.ctx, feeder, sizeof(feeder)) == 1 &&
+	    strcmp(feeder, a.repair_topic) != 0) {
+		sl_target_close(&target);
+		sl_source_close(&source);
+		return cli_usage_error(&reconcile_command,
+		                       "--repair %s: the target's table is fed by topic '%s': repairs sent to another "
+		                       "topic would never reach it",
+		                       a.repair_topic, feeder);
 	}
 	if (a.every_ms > 0)
 		cli_signals_install();

@@ -36,6 +36,8 @@ struct sl_reconcile_run {
 struct sl_target_ops {
 	/* Keep run in the target's run history. Returns 0 or a negative errno (error() says why). */
 	int (*run_record)(void *target, const struct sl_reconcile_run *run);
+	/* The topic that feeds the entity table, into out: 1, or 0 when the target does not say. */
+	int (*topic_get)(void *target, char *out, size_t out_bytes);
 	const char *(*error)(void *target);
 	void (*close)(void *target);
 };

@@ -250,6 +250,23 @@ static int t_run_record(void *ctx, const struct sl_reconcile_run *run)
 	return rc == SQLITE_DONE ? 0 : fail(t, rc, "keep the run in reconcile_runs");
 }
 
+static int t_topic_get(void *ctx, char *out, size_t out_bytes)
+{
+	struct sqlite_target *t = ctx;
+	sqlite3_stmt *st;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(t->db, "SELECT topic FROM synclog_tables WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
+		return 0; /* a version 1 target: no claims */
+	sqlite3_bind_text(st, 1, t->table, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL) {
+		snprintf(out, out_bytes, "%s", (const char *)sqlite3_column_text(st, 0));
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
 static void cursor_free(struct cursor *c)
 {
 	for (int i = 0; i < SHAPE_COUNT; i++)
@@ -273,6 +290,7 @@ static void t_close(void *ctx)
 
 static const struct sl_target_ops target_ops = {
         .run_record = t_run_record,
+        .topic_get = t_topic_get,
         .error = t_error,
         .close = t_close,
 };

@@ -96,6 +96,8 @@ src.commit()
 tgt.commit()
 json.dump(inj, open(sys.argv[3], "w"))
 PY
+expect_exit 2 "$S" reconcile --source "$SRC" --target "$TGT" --repair orders
+grep -q "fed by topic 'customers'" "$TMP/err" || fail "--repair into another topic: $(cat "$TMP/err")"
 expect_exit 1 "$S" reconcile --source "$SRC" --target "$TGT" --report "$TMP/report.jsonl" --repair customers
 [ "$(head -1 "$TMP/out")" = "compared 200006 missing 8 extra 6 version 8 value 7 diff_ratio 0.00014500" ] ||
 	fail "drift: $(cat "$TMP/out")"
