@@ -91,6 +91,10 @@ struct lat {
 	uint32_t pending_count;
 	uint64_t measured, applied_live;
 	struct hist h;
+	/* Where the time goes: each store transaction's length and its commit's, and records per transaction. */
+	struct hist txn, commit;
+	int64_t txn_begin_ns;
+	uint64_t txn_records, transactions;
 	char error[SL_ERROR_BYTES];
 };
 
@@ -182,12 +186,20 @@ static void pending_add(const struct sl_apply_record *r)
 static int w_begin(void *st, int64_t now)
 {
 	the_run->pending_count = 0;
+	the_run->txn_begin_ns = sl_clock_mono_ns();
 	return REAL->begin(DB, now);
 }
 static int w_commit(void *st)
 {
+	int64_t start = sl_clock_mono_ns();
 	int rc = REAL->commit(DB);
 	int64_t now = sl_clock_mono_ns(), from = the_run->t0_ns + (int64_t)(the_run->warmup_s * 1e9);
+
+	if (rc == 0 && start >= from) {
+		hist_add(&the_run->commit, (uint64_t)(now - start));
+		hist_add(&the_run->txn, (uint64_t)(now - the_run->txn_begin_ns));
+		the_run->transactions++;
+	}
 
 	if (rc == 0)
 		for (uint32_t i = 0; i < the_run->pending_count; i++) {
@@ -314,6 +326,8 @@ static int apply_latency(struct lat *l)
 
 	the_run = l;
 	hist_init(&l->h);
+	hist_init(&l->txn);
+	hist_init(&l->commit);
 	if (sl_apply_sqlite_open(&db, l->target, SL_APPLY_VALUES_JSON, err, sizeof(err)) != 0 ||
 	    sl_apply_fetch_source_new(&src, &so, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sync-bench: %s\n", err);
@@ -353,7 +367,11 @@ static int apply_latency(struct lat *l)
 	       (unsigned long long)atomic_load(&l->sent), (unsigned long long)l->acked,
 	       (unsigned long long)l->applied_live);
 	hist_print_json(stdout, &l->h);
-	printf(",\"error\":\"%s\"}\n", l->error);
+	printf(",\"transactions\":%llu,\"transaction\":{", (unsigned long long)l->transactions);
+	hist_print_json(stdout, &l->txn);
+	printf("},\"commit\":{");
+	hist_print_json(stdout, &l->commit);
+	printf("},\"error\":\"%s\"}\n", l->error);
 	sl_apply_free(engine);
 	sl_apply_fetch_source_free(src);
 	sl_apply_sqlite_close(db);
