@@ -259,6 +259,7 @@ int cli_backfill(const struct cli *cli, int argc, char **argv)
 	o.rate_records_per_s = a.rate;
 	o.rate_bytes_per_s = a.rate_bytes;
 	o.acks = a.acks;
+	o.io_timeout_ms = cli->timeout_ms;
 	o.progress_cb = progress_cb;
 	o.bad_row_cb = bad_row_cb;
 	o.stop_cb = stop_cb;

@@ -239,6 +239,8 @@ static int repair_open(const struct cli *cli, struct run_state *st, char *err, s
 	o.broker = cli->broker;
 	o.client_id = "synclog-reconcile-repair";
 	o.topic = st->a->repair_topic;
+	if (cli->timeout_ms > 0)
+		o.io_timeout_ms = cli->timeout_ms;
 	o.delivery_cb = repair_delivered_cb;
 	o.delivery_cb_arg = st;
 	return sl_producer_new(&st->repair, &o, err, err_bytes);

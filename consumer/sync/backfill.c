@@ -507,6 +507,8 @@ static int recover(struct bf *b)
 	fo.client_id = "synclog-backfill-recover";
 	fo.topic = b->o->topic;
 	fo.stop_at_end = true;
+	if (b->o->io_timeout_ms > 0)
+		fo.io_timeout_ms = b->o->io_timeout_ms;
 	rc = sl_fetcher_new(&f, &fo, b->err, b->err_bytes);
 	for (uint32_t p = 0; rc == 0 && p < b->partitions; p++)
 		rc = sl_fetcher_seek(f, p, b->ck.mark[p] >= 0 ? b->ck.mark[p] : 0);
@@ -871,6 +873,8 @@ static int setup(struct bf *b)
 	po.acks = o->acks;
 	po.backfill = true;
 	po.delivery_timeout_ms = DELIVERY_TIMEOUT_MS;
+	if (o->io_timeout_ms > 0)
+		po.io_timeout_ms = o->io_timeout_ms;
 	po.delivery_cb = delivered_cb;
 	po.delivery_cb_arg = b;
 	rc = sl_producer_new(&b->p, &po, b->err, b->err_bytes);
@@ -896,6 +900,8 @@ static int setup(struct bf *b)
 	for (uint32_t i = 0; i < b->partitions; i++)
 		b->partition_ids[i] = i;
 	rc = sl_conn_new(&b->admin, o->broker, "synclog-backfill-admin");
+	if (rc == 0 && o->io_timeout_ms > 0)
+		sl_conn_set_timeout(b->admin, o->io_timeout_ms);
 	if (rc == 0 && (rc = sl_conn_connect(b->admin)) != 0)
 		sl_error_set(b->err, b->err_bytes, "%s", sl_conn_error(b->admin));
 	return rc;

@@ -62,6 +62,8 @@ struct sl_backfill_options {
 	uint64_t rate_records_per_s; /* 0: unlimited */
 	uint64_t rate_bytes_per_s;   /* key and value bytes; 0: unlimited */
 	enum sl_acks acks;
+	/* Connecting and each answer of the broker (0: the client library's default). */
+	uint32_t io_timeout_ms;
 	/* Called after every chunk, at most every progress_interval_ms while sending, and at the end. */
 	sl_backfill_progress_cb progress_cb;
 	uint32_t progress_interval_ms;
