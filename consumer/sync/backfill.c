@@ -44,6 +44,11 @@
 #define DELIVERY_TIMEOUT_MS  120000
 /* Rows of the recovery window at most: CHUNKS_IN_FLIGHT chunks, and another backfill's records in the same keys. */
 #define RECOVERY_ROWS_MAX    10000000u
+/* How long a backfill record waits for company before its batch goes: nobody waits for a backfill record, and a
+ * paced backfill (a few records each millisecond) would otherwise send a request, and cost the broker an append
+ * and an fsync, for every handful of records, beside live traffic that does wait. At full speed batches fill up
+ * long before. */
+#define LINGER_MS           50
 /* The clock is read every this many rows when not rate limited (timestamps, progress). */
 #define CLOCK_ROWS           64
 
@@ -872,6 +877,7 @@ static int setup(struct bf *b)
 	po.topic = o->topic;
 	po.acks = o->acks;
 	po.backfill = true;
+	po.linger_ms = LINGER_MS;
 	po.delivery_timeout_ms = DELIVERY_TIMEOUT_MS;
 	if (o->io_timeout_ms > 0)
 		po.io_timeout_ms = o->io_timeout_ms;
