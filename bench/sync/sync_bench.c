@@ -91,8 +91,9 @@ struct lat {
 	uint32_t pending_count;
 	uint64_t measured, applied_live;
 	struct hist h;
-	/* Where the time goes: each store transaction's length and its commit's, and records per transaction. */
-	struct hist txn, commit;
+	/* Where the time goes: each live record's acknowledgement (from its stamp, at the producer), each store
+	 * transaction's length and its commit's. */
+	struct hist ack, txn, commit;
 	int64_t txn_begin_ns;
 	uint64_t txn_records, transactions;
 	char error[SL_ERROR_BYTES];
@@ -104,11 +105,15 @@ static void delivered_cb(void *opaque, const struct sl_delivery *d, void *cb_arg
 {
 	struct lat *l = cb_arg;
 
-	(void)opaque;
-	if (d->status == 0)
+	if (d->status == 0) {
+		int64_t stamp = (int64_t)(intptr_t)opaque;
+
 		l->acked++;
-	else if (l->failed++ == 0)
+		if (stamp >= l->t0_ns + (int64_t)(l->warmup_s * 1e9))
+			hist_add(&l->ack, (uint64_t)(sl_clock_mono_ns() - stamp));
+	} else if (l->failed++ == 0) {
 		snprintf(l->error, sizeof(l->error), "produce: %s", d->error);
+	}
 }
 
 /* Send rate records per second on a fixed schedule, stamped with their intended times, woken once a millisecond. */
@@ -147,7 +152,7 @@ static void *producer_main(void *arg)
 
 			r.key_len = snprintf(key, sizeof(key), "live-%06" PRIu64, seq % LIVE_KEYS);
 			r.value_len = snprintf(value, sizeof(value), "{\"t\":%" PRId64 ",\"pad\":\"%s\"}", stamp, pad);
-			if (sl_producer_send(p, SL_PARTITION_ANY, &r, NULL) != 0) {
+			if (sl_producer_send(p, SL_PARTITION_ANY, &r, (void *)(intptr_t)stamp) != 0) {
 				snprintf(l->error, sizeof(l->error), "send: %s", sl_producer_error(p));
 				seq = total;
 				break;
@@ -326,6 +331,7 @@ static int apply_latency(struct lat *l)
 
 	the_run = l;
 	hist_init(&l->h);
+	hist_init(&l->ack);
 	hist_init(&l->txn);
 	hist_init(&l->commit);
 	if (sl_apply_sqlite_open(&db, l->target, SL_APPLY_VALUES_JSON, err, sizeof(err)) != 0 ||
@@ -367,7 +373,9 @@ static int apply_latency(struct lat *l)
 	       (unsigned long long)atomic_load(&l->sent), (unsigned long long)l->acked,
 	       (unsigned long long)l->applied_live);
 	hist_print_json(stdout, &l->h);
-	printf(",\"transactions\":%llu,\"transaction\":{", (unsigned long long)l->transactions);
+	printf(",\"ack\":{");
+	hist_print_json(stdout, &l->ack);
+	printf("},\"transactions\":%llu,\"transaction\":{", (unsigned long long)l->transactions);
 	hist_print_json(stdout, &l->txn);
 	printf("},\"commit\":{");
 	hist_print_json(stdout, &l->commit);
