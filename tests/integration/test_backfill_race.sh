@@ -40,7 +40,7 @@ grep -q "^produced $LIVE records$" "$TMP/live.out" || fail "live produce: $(cat 
 wait "$BF_PID" || fail "backfill: $(cat "$TMP/bf.err")"
 grep -q "^backfilled $ROWS rows, acknowledged $ROWS, skipped 0" "$TMP/bf.out" || fail "backfill: $(cat "$TMP/bf.out")"
 # Let the follower catch up, then stop it and apply what is left.
-for _ in $(seq 1 200); do
+for _ in $(seq 1 300); do
 	[ "$(applied_through "$TMP/t.db")" -ge $((ROWS + LIVE)) ] && break
 	sleep 0.1
 done
