@@ -194,7 +194,16 @@ $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN)
+# The backfill and reconcile benchmark's measurements (bench/sync/*.c, on the sync library: SQLite scans, the
+# applier's produce-to-apply latency).
+SYNC_BENCH_SRC := $(wildcard bench/sync/*.c)
+SYNC_BENCH_BIN := $(if $(SYNC_BENCH_SRC),$(BUILD)/bin/sync-bench)
+$(BUILD)/bin/sync-bench: $(SYNC_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) \
+		$(LIB_CLIENT) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(SYNC_BENCH_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -27,10 +27,10 @@ static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
         "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
-        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS] [--repair]\n"
-        "                [--cleaner-bytes-per-s B] [--min-cleanable-ratio R] [--cleaner-map-bytes B]\n"
-        "                [--cleaner-check-ms MS]\n"
-        "                [--version]\n"
+        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS]\n"
+        "                [--backfill-rate-max RECORDS_PER_S] [--cleaner-bytes-per-s B]\n"
+        "                [--min-cleanable-ratio R] [--cleaner-map-bytes B] [--cleaner-check-ms MS]\n"
+        "                [--repair] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -42,8 +42,9 @@ static const char usage[] =
         "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
         "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
-        "                           connections_max, retention_check_ms, cleaner_bytes_per_s,\n"
-        "                           min_cleanable_ratio, cleaner_map_bytes, cleaner_check_ms; # starts a comment.\n"
+        "                           connections_max, retention_check_ms, backfill_rate_max,\n"
+        "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
+        "                           cleaner_check_ms; # starts a comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -61,6 +62,11 @@ static const char usage[] =
         "                           of its sealed bytes (default 0.5); the dirtiest partition goes first\n"
         "  --cleaner-map-bytes B    memory of the cleaner's key map (default 134217728: ~2.8 million keys a clean)\n"
         "  --cleaner-check-ms MS    how often the cleaner looks for work (default 15000)\n"
+        "  --backfill-rate-max RECORDS_PER_S\n"
+        "                           most origin=backfill records per second each topic takes in (default 0:\n"
+        "                           unlimited); above it the broker holds its answers back, as Kafka's quotas do,\n"
+        "                           so backfills cannot starve live traffic. Counted per request a producer\n"
+        "                           declares backfill (`synclog backfill`, `synclog produce --origin backfill`)\n"
         "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
         "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
         "                           *.orphaned), print one line per partition, then exit\n"
@@ -110,7 +116,7 @@ static int parse_ms(const char *s, int64_t *out)
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
 struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
-	const char *log_format, *log_level, *retention_check;
+	const char *log_format, *log_level, *retention_check, *backfill_rate;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
 
@@ -204,6 +210,14 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
 		cfg->retention_check_ms = (uint32_t)v;
 	}
+	if (s->backfill_rate) {
+		/* A billion records a second is far beyond one broker: a larger number is a typo. */
+		if (parse_u64(s->backfill_rate, 0, 1000000000, &v) < 0)
+			return bad_usage(
+			        "invalid --backfill-rate-max '%s': 0 (unlimited) to 1000000000 records per second",
+			        s->backfill_rate);
+		cfg->backfill_rate_max = v;
+	}
 	return cleaner_settings_apply(&cfg->compaction, s);
 }
 
@@ -293,6 +307,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"min_cleanable_ratio", offsetof(struct settings, cleaner_ratio), 2},
 	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
 	        {"cleaner_check_ms", offsetof(struct settings, cleaner_check), 1},
+	        {"backfill_rate_max", offsetof(struct settings, backfill_rate), 1},
 	};
 	static char nums[sizeof(keys) / sizeof(keys[0])][32];
 	json_t *j = config_read(path);
@@ -428,6 +443,7 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_fmt(e, "min_cleanable_ratio", "%.2f", cfg->compaction.min_cleanable_ratio);
 	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
 	sl_slog_uint(e, "cleaner_check_ms", cfg->compaction.check_ms);
+	sl_slog_uint(e, "backfill_rate_max", cfg->backfill_rate_max);
 	sl_slog_end(e);
 }
 
@@ -483,6 +499,8 @@ int main(int argc, char **argv)
 			slot = &flags.cleaner_map;
 		} else if (strcmp(a, "--cleaner-check-ms") == 0) {
 			slot = &flags.cleaner_check;
+		} else if (strcmp(a, "--backfill-rate-max") == 0) {
+			slot = &flags.backfill_rate;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

@@ -26,6 +26,9 @@ struct sl_server_config {
 	uint32_t conn_inflight_requests_max;
 	/* How often retention and roll-by-age run. */
 	uint32_t retention_check_ms;
+	/* Records per second of origin=backfill produce each topic takes in (ProduceRequest.backfill), enforced by
+	 * holding answers back as Kafka's quotas do; 0: unlimited. */
+	uint64_t backfill_rate_max;
 	struct sl_log_config log;
 	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 };
