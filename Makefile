@@ -34,7 +34,7 @@ PROTO_GEN := $(GEN)/proto/synclog.pb-c.c
 # library (consumer/client/: only what the wire needs) and the sync layer on top of it (consumer/sync/: the applier
 # and its stores, with SQLite and jansson). tools/check-layers.sh checks that includes only point downward.
 STORAGE_SRC := $(wildcard broker/storage/*.c)
-BROKER_SRC := $(wildcard broker/*.c broker/net/*.c broker/handlers/*.c)
+BROKER_SRC := $(wildcard broker/*.c broker/net/*.c broker/handlers/*.c broker/kafka/*.c)
 CLIENT_SRC := $(wildcard consumer/client/*.c)
 SYNC_SRC := $(wildcard consumer/sync/*.c)
 CLI_SRC := $(wildcard tools/*.c)

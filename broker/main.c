@@ -13,15 +13,19 @@
 #include "broker/topics.h"
 
 static const char usage[] =
-        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
+        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--kafka-listen HOST:PORT|off]\n"
+        "                [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
         "                [--connections-max N] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
+        "--kafka-listen HOST:PORT  also serve Kafka's wire protocol there (default off), for Kafka clients, tools\n"
+        "                and connectors: the same topics, records and groups. The ready line then ends with\n"
+        "                'kafka HOST:PORT'. Kafka acks=-1 (all) is our fsync level, acks=1 written, acks=0 none.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
-        "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max. Flags given on the command line win.\n"
+        "--config FILE   JSON object with any of: data_dir, listen, kafka_listen, metrics, segment_bytes,\n"
+        "                index_interval_bytes, frame_bytes_max, connections_max. Flags given on the command line win.\n"
         "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
         "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
@@ -61,7 +65,7 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
+	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
 };
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
@@ -74,6 +78,13 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 	}
 	if (s->listen && parse_host_port(s->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) < 0)
 		return bad_usage("invalid --listen '%s': expected HOST:PORT", s->listen);
+	if (s->kafka_listen) {
+		if (strcmp(s->kafka_listen, "off") == 0)
+			cfg->kafka_listen_port = -1;
+		else if (parse_host_port(s->kafka_listen, cfg->kafka_listen_host, sizeof(cfg->kafka_listen_host),
+		                         &cfg->kafka_listen_port) < 0)
+			return bad_usage("invalid --kafka-listen '%s': expected HOST:PORT or off", s->kafka_listen);
+	}
 	if (s->metrics) {
 		if (strcmp(s->metrics, "off") == 0)
 			cfg->metrics_port = -1;
@@ -127,6 +138,8 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->data_dir;
 		else if (strcmp(key, "listen") == 0)
 			slot = &s->listen;
+		else if (strcmp(key, "kafka_listen") == 0)
+			slot = &s->kafka_listen;
 		else if (strcmp(key, "metrics") == 0)
 			slot = &s->metrics;
 		else if (strcmp(key, "segment_bytes") == 0)
@@ -242,6 +255,8 @@ int main(int argc, char **argv)
 			slot = &flags.data_dir;
 		} else if (strcmp(a, "--listen") == 0) {
 			slot = &flags.listen;
+		} else if (strcmp(a, "--kafka-listen") == 0) {
+			slot = &flags.kafka_listen;
 		} else if (strcmp(a, "--metrics") == 0) {
 			slot = &flags.metrics;
 		} else if (strcmp(a, "--config") == 0) {
@@ -291,7 +306,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "synclogd: %s\n", err);
 		return 1;
 	}
-	printf("synclogd ready on %s:%d\n", cfg.listen_host, port);
+	int kafka_port = sl_server_kafka_port(srv);
+	if (kafka_port >= 0)
+		printf("synclogd ready on %s:%d kafka %s:%d\n", cfg.listen_host, port, cfg.kafka_listen_host,
+		       kafka_port);
+	else
+		printf("synclogd ready on %s:%d\n", cfg.listen_host, port);
 	fflush(stdout);
 	return sl_server_run(srv) == 0 ? 0 : 1;
 }

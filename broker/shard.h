@@ -33,6 +33,7 @@ struct sl_server_stats {
 
 struct sl_net;     /* broker/net/: the native listener and its connections */
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
+struct sl_kafka;   /* broker/kafka/: the Kafka listener and its connections */
 
 struct sl_server {
 	struct sl_server_config cfg;
@@ -56,6 +57,7 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	struct sl_kafka *kafka; /* NULL when the Kafka listener is off */
 	struct sl_server_stats stats;
 };
 
