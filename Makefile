@@ -128,6 +128,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(PROTO_SRC) $(PROTO_GEN) \
 		-o $@ -lzstd -lprotobuf-c -lpthread
+# The Kafka request decoder sits in broker/kafka/ but needs only proto/: its fuzz target links just those files.
+KAFKA_DECODE_SRC := broker/kafka/decode.c broker/kafka/wire.c
+$(BUILD)/fuzz/fuzz_kafka_request: tests/fuzz/fuzz_kafka_request.c $(KAFKA_DECODE_SRC) $(PROTO_SRC) $(PROTO_GEN)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(KAFKA_DECODE_SRC) \
+		$(PROTO_SRC) $(PROTO_GEN) -o $@ -lzstd -lprotobuf-c -lpthread
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
