@@ -135,10 +135,16 @@ $(BUILD)/fuzz/fuzz_kafka_request: tests/fuzz/fuzz_kafka_request.c $(KAFKA_DECODE
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(KAFKA_DECODE_SRC) \
 		$(PROTO_SRC) $(PROTO_GEN) -o $@ -lzstd -lprotobuf-c -lpthread
 
+# The Kafka listener's tests drive it with a small program on librdkafka (librdkafka-dev, a test package only).
+KAFKA_CLIENT_BIN := $(BUILD)/tests/kafka_client
+$(KAFKA_CLIENT_BIN): tests/integration/kafka_client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $$(pkg-config --cflags --libs rdkafka)
+
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) layer-check
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) layer-check
 
 # Includes point downward only, and each library links only its own layer's packages (tools/check-layers.sh).
 layer-check: | $(GEN)/proto/synclog.pb-c.h
