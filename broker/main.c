@@ -16,7 +16,7 @@ static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--kafka-listen HOST:PORT|off]\n"
         "                [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--repair]\n"
+        "                [--connections-max N] [--retention-check-ms MS] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
@@ -25,7 +25,9 @@ static const char usage[] =
         "                'kafka HOST:PORT'. Kafka acks=-1 (all) is our fsync level, acks=1 written, acks=0 none.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, kafka_listen, metrics, segment_bytes,\n"
-        "                index_interval_bytes, frame_bytes_max, connections_max. Flags given on the command line win.\n"
+        "                index_interval_bytes, frame_bytes_max, connections_max, retention_check_ms. Flags\n"
+        "                given on the command line win.\n"
+        "--retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
         "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
         "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
@@ -65,7 +67,8 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 struct settings {
-	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
+	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max,
+	        *retention_check;
 };
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
@@ -113,6 +116,11 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	if (s->retention_check) {
+		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
+			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
+		cfg->retention_check_ms = (uint32_t)v;
+	}
 	return 0;
 }
 
@@ -127,7 +135,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[4][32];
+	static char nums[5][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -150,6 +158,8 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->frame_max, num = 2;
 		else if (strcmp(key, "connections_max") == 0)
 			slot = &s->conn_max, num = 3;
+		else if (strcmp(key, "retention_check_ms") == 0)
+			slot = &s->retention_check, num = 4;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -269,6 +279,8 @@ int main(int argc, char **argv)
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--retention-check-ms") == 0) {
+			slot = &flags.retention_check;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

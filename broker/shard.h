@@ -32,6 +32,15 @@ struct sl_server_stats {
 };
 
 struct sl_net;     /* broker/net/: the native listener and its connections */
+struct sl_ids_job; /* broker/offload.c */
+
+/* Work handed to the thread pool (offload.h). */
+struct sl_offload_state {
+	int housekeeping_busy;
+	uint64_t housekeeping_skipped;
+	uint64_t segments_removed;
+	struct sl_ids_job *ids_job; /* the producer-id reservation in flight, or NULL */
+};
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
 struct sl_kafka;   /* broker/kafka/: the Kafka listener and its connections */
 
@@ -58,6 +67,7 @@ struct sl_server {
 	struct sl_net *net;
 	struct sl_metrics *metrics;
 	struct sl_kafka *kafka; /* NULL when the Kafka listener is off */
+	struct sl_offload_state offload;
 	struct sl_server_stats stats;
 };
 
