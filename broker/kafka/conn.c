@@ -451,6 +451,18 @@ void sl_kafka_sub_dispatch(struct sl_req *sub)
 	sl_dispatch(sub);
 }
 
+void sl_kafka_req_hold(struct sl_kafka_req *kr)
+{
+	kr->subs_alive++;
+}
+
+void sl_kafka_req_unhold(struct sl_kafka_req *kr)
+{
+	SL_ASSERT(kr->subs_alive > 0);
+	kr->subs_alive--;
+	req_maybe_free(kr);
+}
+
 void sl_kafka_sub_fail(struct sl_req *sub)
 {
 	sl_req_fail(sub, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory building the request");
@@ -571,6 +583,7 @@ int sl_kafka_start(struct sl_server *srv, char *err, size_t err_cap)
 	uv_tcp_getsockname(&k->listener, (struct sockaddr *)&bound, &len);
 	k->port = ntohs(bound.sin_port);
 	snprintf(k->host, sizeof(k->host), "%s", srv->cfg.kafka_listen_host);
+	sl_kafka_groups_start(k);
 	return 0;
 }
 
@@ -585,6 +598,7 @@ void sl_kafka_stop_accepting(struct sl_server *srv)
 		return;
 	if (!uv_is_closing((uv_handle_t *)&k->listener))
 		uv_close((uv_handle_t *)&k->listener, close_noop_cb);
+	sl_kafka_groups_stop(k);
 	for (struct sl_kafka_conn *c = k->conns; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		for (struct sl_kafka_req *kr = c->qhead; kr; kr = kr->next)
@@ -604,6 +618,8 @@ void sl_kafka_close(struct sl_server *srv)
 {
 	while (srv->kafka && srv->kafka->conns)
 		conn_close(srv->kafka->conns);
+	if (srv->kafka)
+		sl_kafka_groups_close(srv->kafka);
 }
 
 void sl_kafka_free(struct sl_server *srv)

@@ -46,6 +46,7 @@ enum {
 	SL_KERR_REQUEST_TIMED_OUT = 7,
 	SL_KERR_MESSAGE_TOO_LARGE = 10,
 	SL_KERR_COORDINATOR_NOT_AVAILABLE = 15,
+	SL_KERR_NOT_COORDINATOR = 16,
 	SL_KERR_INVALID_TOPIC_EXCEPTION = 17,
 	SL_KERR_INVALID_REQUIRED_ACKS = 21,
 	SL_KERR_ILLEGAL_GENERATION = 22,
@@ -85,12 +86,17 @@ int16_t sl_kafka_error_of(Synclog__ErrorCode code);
 
 struct sl_kafka_conn;
 
+struct sl_kafka_group; /* groups.c: the join and sync phases of one group */
+
 struct sl_kafka {
 	struct sl_server *srv;
 	uv_tcp_t listener;
 	struct sl_kafka_conn *conns;
 	char host[256]; /* advertised in Metadata and FindCoordinator */
 	int port;
+	struct sl_kafka_group *groups;
+	uv_timer_t groups_timer; /* rebalance deadlines and leaders gone mid-sync */
+	int groups_timer_on;
 };
 
 struct sl_kafka_req {
@@ -139,6 +145,10 @@ void sl_kafka_req_end_subs(struct sl_kafka_req *kr);
 void sl_kafka_req_answer(struct sl_kafka_req *kr);
 /* Start the response head: size placeholder, correlation id, and the header's tagged fields when flexible. */
 void sl_kafka_head_begin(struct sl_kafka_req *kr, int tagged);
+/* Keep kr alive while a group coordinator holds it parked (it is on no session: conn.c cannot cancel it), and
+ * let it go once answered. */
+void sl_kafka_req_hold(struct sl_kafka_req *kr);
+void sl_kafka_req_unhold(struct sl_kafka_req *kr);
 /* Log a problem with this request's client (one line, naming the peer and the API). */
 void sl_kafka_log(const struct sl_kafka_req *kr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Close the connection after the responses before this one were sent (a protocol error). */
@@ -160,5 +170,17 @@ void sl_kafka_list_offsets(struct sl_kafka_req *kr);
 void sl_kafka_create_topics(struct sl_kafka_req *kr);
 void sl_kafka_delete_topics(struct sl_kafka_req *kr);
 void sl_kafka_init_producer_id(struct sl_kafka_req *kr);
+void sl_kafka_join_group(struct sl_kafka_req *kr);
+void sl_kafka_sync_group(struct sl_kafka_req *kr);
+void sl_kafka_heartbeat(struct sl_kafka_req *kr);
+void sl_kafka_leave_group(struct sl_kafka_req *kr);
+void sl_kafka_offset_commit(struct sl_kafka_req *kr);
+void sl_kafka_offset_fetch(struct sl_kafka_req *kr);
+void sl_kafka_list_groups(struct sl_kafka_req *kr);
+void sl_kafka_describe_groups(struct sl_kafka_req *kr);
+/* groups.c: start the coordinator's timer; answer every parked join and sync now (shutdown); stop the timer. */
+void sl_kafka_groups_start(struct sl_kafka *k);
+void sl_kafka_groups_stop(struct sl_kafka *k);
+void sl_kafka_groups_close(struct sl_kafka *k);
 
 #endif

@@ -6,10 +6,11 @@
  *       and skips, for each key, the records already there, so a run killed with SIGKILL and restarted with
  *       --resume completes the sequence without writing a record twice. --slow pauses 2 ms every 100
  *       records, so a test can kill the run in the middle. Prints "produced N".
- *   kafka_client consume BROKER TOPIC GROUP OUT [ASSIGNOR]
+ *   kafka_client consume BROKER TOPIC GROUP OUT RECORDS [ASSIGNOR]
  *       A group member (subscribe, auto commit) that appends "partition offset key value" per record to OUT,
- *       flushed per record, and exits 0 once the group's assignment gives it every partition and it has read
- *       each to its end. ASSIGNOR is librdkafka's partition.assignment.strategy (default range,roundrobin).
+ *       flushed per record, and exits 0 once the topic holds RECORDS records, the group's assignment gives it
+ *       every partition and it has read each to its end. ASSIGNOR is librdkafka's partition.assignment.strategy
+ *       (default range,roundrobin). KAFKA_DEBUG in the environment sets librdkafka's debug contexts.
  *   kafka_client verify BROKER TOPIC RECORDS KEYS
  *       Reads the topic from the beginning: exit 0 when every key holds exactly its values 0, 1, 2, ... in
  *       order (no duplicate, no gap, per-key order), else prints the first difference and exits 1.
@@ -259,7 +260,8 @@ static int verify(const char *broker, const char *topic, long records, long keys
 
 /* ---- consume in a group ---- */
 
-static int consume(const char *broker, const char *topic, const char *group, const char *out_path, const char *assignor)
+static int consume(const char *broker, const char *topic, const char *group, const char *out_path, long records,
+                   const char *assignor)
 {
 	FILE *out = fopen(out_path, "a");
 	if (out == NULL)
@@ -272,6 +274,8 @@ static int consume(const char *broker, const char *topic, const char *group, con
 	set(conf, "session.timeout.ms", "6000");
 	set(conf, "heartbeat.interval.ms", "500");
 	set(conf, "partition.assignment.strategy", assignor);
+	if (getenv("KAFKA_DEBUG"))
+		set(conf, "debug", getenv("KAFKA_DEBUG"));
 	char err[512];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (rk == NULL)
@@ -311,8 +315,16 @@ static int consume(const char *broker, const char *topic, const char *group, con
 			rd_kafka_metadata_destroy(md);
 		}
 		rd_kafka_topic_destroy(rkt);
-		if (asg->cnt == partitions && rd_kafka_position(rk, asg) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* A partition this member has read nothing from yet has no position: its committed offset stands
+		 * for it (a partition taken over at its end). */
+		rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(asg);
+		if (asg->cnt == partitions && rd_kafka_position(rk, asg) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			for (int i = 0; i < asg->cnt; i++)
+				if (asg->elems[i].offset < 0)
+					asg->elems[i].offset = committed->elems[i].offset;
 			done = 1;
+			int64_t total = 0;
 			for (int i = 0; i < asg->cnt && done; i++) {
 				int64_t lo, hi;
 				if (rd_kafka_get_watermark_offsets(rk, topic, asg->elems[i].partition, &lo, &hi) != 0 ||
@@ -321,8 +333,11 @@ static int consume(const char *broker, const char *topic, const char *group, con
 					done = 0;
 				else
 					done = asg->elems[i].offset >= hi || (hi == lo && asg->elems[i].offset < 0);
+				total += hi - lo;
 			}
+			done &= total >= records;
 		}
+		rd_kafka_topic_partition_list_destroy(committed);
 		rd_kafka_topic_partition_list_destroy(asg);
 	}
 	rd_kafka_commit(rk, NULL, 0);
@@ -345,10 +360,11 @@ int main(int argc, char **argv)
 	}
 	if (argc == 6 && strcmp(argv[1], "verify") == 0)
 		return verify(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
-	if ((argc == 6 || argc == 7) && strcmp(argv[1], "consume") == 0)
-		return consume(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : "range,roundrobin");
+	if ((argc == 7 || argc == 8) && strcmp(argv[1], "consume") == 0)
+		return consume(argv[2], argv[3], argv[4], argv[5], atol(argv[6]),
+		               argc == 8 ? argv[7] : "range,roundrobin");
 	fprintf(stderr, "usage: kafka_client produce BROKER TOPIC RECORDS KEYS [--resume] [--slow]\n"
-	                "       kafka_client consume BROKER TOPIC GROUP OUT [ASSIGNOR]\n"
+	                "       kafka_client consume BROKER TOPIC GROUP OUT RECORDS [ASSIGNOR]\n"
 	                "       kafka_client verify BROKER TOPIC RECORDS KEYS\n");
 	return 2;
 }

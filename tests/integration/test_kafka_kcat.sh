@@ -113,6 +113,23 @@ assert not bad, bad
 assert len({next(iter(v)) for v in where.values()}) > 4, "keys did not spread"
 PY
 
+# ---- -G: group consumption with commits; `synclog group describe` shows the group with lag 0 ----
+"${K[@]}" -G kgroup -X auto.offset.reset=earliest -X enable.auto.commit=true -X auto.commit.interval.ms=100 \
+	-e -f '%p %o\n' events >"$TMP/g.txt" 2>"$TMP/g.err" || fail "kcat -G: $(tail -3 "$TMP/g.err")"
+[ "$(sort -u "$TMP/g.txt" | wc -l)" -eq 50 ] || fail "kcat -G read $(sort -u "$TMP/g.txt" | wc -l) records, not 50"
+"$S" --json group describe kgroup >"$TMP/gd.json"
+python3 - "$TMP/gd.json" <<'PY' || fail "group describe after kcat -G: $(cat "$TMP/gd.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r["partition"] for r in rows] == [0, 1, 2, 3], rows
+assert all(r["lag"] == 0 and r["committed"] == r["next_offset"] for r in rows), rows
+assert sum(r["committed"] for r in rows) == 50, rows
+PY
+"$S" group list | grep -q '^kgroup ' || fail "group list does not show kgroup: $("$S" group list)"
+# The same group read by our own consumer: nothing left to consume.
+left=$("$S" consume events --group kgroup --max 1 2>"$TMP/c.err") || fail "synclog consume --group: $(cat "$TMP/c.err")"
+[ -z "$left" ] || fail "synclog consume --group kgroup found records after kcat -G: $left"
+
 # ---- the broker logged nothing alarming, and stops cleanly ----
 stop_broker
 ! grep -q 'kafka.*closing' "$TMP/broker.err" || fail "the broker closed a kcat connection: $(grep kafka "$TMP/broker.err")"

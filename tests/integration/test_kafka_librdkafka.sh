@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Kafka listener against a program on librdkafka (tests/integration/kafka_client.c): an idempotent producer
 # (acks=all) of 100,000 keyed records over 8 partitions, killed with SIGKILL in the middle and restarted: no record
-# twice, every key's records in order; and malformed or unserved requests, which close only their own connection.
+# twice, every key's records in order; two consumers in one group (default and cooperative-sticky assignors), one
+# killed: its partitions move to the other and every record is consumed; and malformed or unserved requests, which
+# close only their own connection.
 # Usage: tests/integration/test_kafka_librdkafka.sh BUILD_DIR (binaries in BUILD_DIR/bin, BUILD_DIR/tests).
 set -euo pipefail
 BUILD=${1:-build/release}
@@ -49,6 +51,45 @@ sleep 0.5
 	fail "after kill and resume ($before records before): $(cat "$TMP/v.err")"
 [ "$(cat "$TMP/v.out")" = "verified 100000 records" ] || fail "verify: $(cat "$TMP/v.out")"
 [ "$(records_in orders)" -eq 100000 ] || fail "$(records_in orders) records in the topic, not 100000"
+
+# ---- two consumers in one group, one killed: its partitions move, every record is consumed ----
+# Once with librdkafka's default assignors (range, roundrobin), once with cooperative-sticky (incremental).
+group_run() {
+	local assignor=$1 topic=$2
+	"$S" topic create "$topic" --partitions 6 >/dev/null
+	"$CLIENT" produce "$KAFKA_BROKER" "$topic" 20000 500 >/dev/null 2>"$TMP/gp.err" || fail "produce: $(cat "$TMP/gp.err")"
+	rm -f "$TMP/a.txt" "$TMP/b.txt"
+	"$CLIENT" consume "$KAFKA_BROKER" "$topic" "g-$topic" "$TMP/a.txt" 40000 "$assignor" >"$TMP/a.out" 2>"$TMP/a.err" &
+	local a=$!
+	"$CLIENT" consume "$KAFKA_BROKER" "$topic" "g-$topic" "$TMP/b.txt" 40000 "$assignor" >"$TMP/b.out" 2>"$TMP/b.err" &
+	local b=$!
+	# Both members own partitions: the group shows two members, each the owner of some partitions.
+	local owners=0
+	for _ in $(seq 1 300); do
+		owners=$({ "$S" --json group describe "g-$topic" 2>/dev/null || true; } | python3 -c '
+import json, sys
+print(len({json.loads(l)["member"] for l in sys.stdin if l.strip()} - {None}))')
+		[ "$owners" -eq 2 ] && [ -s "$TMP/a.txt" ] && [ -s "$TMP/b.txt" ] && break
+		sleep 0.1
+	done
+	[ "$owners" -eq 2 ] || fail "$assignor: the partitions were not shared by two members"
+	kill -KILL $b
+	wait $b 2>/dev/null || true
+	"$CLIENT" produce "$KAFKA_BROKER" "$topic" 40000 500 --resume >/dev/null 2>"$TMP/gp.err" || fail "produce more"
+	wait $a || fail "$assignor: the surviving consumer did not take over: $(grep -v '^%7' "$TMP/a.err" | tail -5)"
+	local seen
+	seen=$(cat "$TMP/a.txt" "$TMP/b.txt" | awk '{print $1 " " $2}' | sort -u | wc -l)
+	[ "$seen" -eq 40000 ] || fail "$assignor: $seen distinct records consumed, not 40000"
+	# The group as `synclog group describe` shows it: one live member, lag 0 everywhere.
+	"$S" --json group describe "g-$topic" >"$TMP/gd.json"
+	python3 - "$TMP/gd.json" <<'PY' || fail "$assignor: group describe after the takeover: $(cat "$TMP/gd.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(rows) == 6 and all(r["lag"] == 0 for r in rows), rows
+PY
+}
+group_run range,roundrobin grouped
+group_run cooperative-sticky sticky
 
 # ---- hostile and unserved requests: an error or a closed connection for that client only ----
 python3 - "${KAFKA_BROKER%:*}" "${KAFKA_BROKER##*:}" <<'PY' || fail "raw requests"
