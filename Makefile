@@ -172,7 +172,14 @@ $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN)
+# The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka).
+KAFKA_BENCH_SRC := $(wildcard bench/kafka/*.c)
+KAFKA_BENCH_BIN := $(if $(KAFKA_BENCH_SRC),$(BUILD)/bin/kafka-bench)
+$(BUILD)/bin/kafka-bench: $(KAFKA_BENCH_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $$(pkg-config --cflags --libs rdkafka)
+
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(KAFKA_BENCH_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -71,7 +71,7 @@ static void conn_free_if_done(struct sl_kafka_conn *c)
 {
 	if (c->closing == 2 && c->refs == 0) {
 		free(c->rbuf);
-		free(c->fbuf);
+		sl_frame_pool_put(&c->k->frame_pool, c->fbuf);
 		free(c);
 	}
 }
@@ -129,7 +129,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = c->rbuf ? READ_BUFFER_BYTES - c->rlen : 0;
 }
 
-static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len);
+static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int pooled);
 
 /* Cut the buffered bytes into frames. A size that can never be valid ends the connection: there is no way to
  * find the next frame. */
@@ -153,7 +153,10 @@ static void conn_process(struct sl_kafka_conn *c)
 		size_t have = c->rlen - at - SL_FRAME_HEADER_BYTES;
 		if (len <= FRAME_SHARED_BYTES_MAX && have < len)
 			break; /* rbuf will hold it whole once the bytes before it are dropped */
-		uint8_t *fb = malloc(len);
+		/* Large frames (a produced batch) come from the pool: a fresh buffer above glibc's mmap threshold
+		 * would fault in and clear every page (frame_pool.c). */
+		int pooled = len > FRAME_SHARED_BYTES_MAX;
+		uint8_t *fb = pooled ? sl_frame_pool_get(&c->k->frame_pool, len) : malloc(len);
 		if (fb == NULL) {
 			fprintf(stderr, "synclogd: kafka %s: out of memory for a request of %u bytes: closing\n",
 			        c->peer, len);
@@ -171,7 +174,7 @@ static void conn_process(struct sl_kafka_conn *c)
 			c->fbuf_have = have;
 			break;
 		}
-		dispatch(c, fb, len);
+		dispatch(c, fb, len, pooled);
 		conn_update_reading(c);
 	}
 	if (at > 0 && !c->closing) {
@@ -195,7 +198,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 			return;
 		uint8_t *fb = c->fbuf;
 		c->fbuf = NULL;
-		dispatch(c, fb, (uint32_t)c->fbuf_need);
+		dispatch(c, fb, (uint32_t)c->fbuf_need, 1); /* only large frames are read into their own buffer */
 		conn_update_reading(c);
 		if (!c->closing && !c->read_paused)
 			conn_process(c);
@@ -281,7 +284,10 @@ static void req_free(struct sl_kafka_req *kr)
 	sl_kwrite_free(&kr->head);
 	sl_kwrite_free(&kr->tail);
 	sl_kafka_arena_free(&kr->arena);
-	free(kr->frame);
+	if (kr->frame_pooled)
+		sl_frame_pool_put(&c->k->frame_pool, kr->frame);
+	else
+		free(kr->frame);
 	free(kr);
 	SL_ASSERT(c->refs > 0);
 	c->refs--;
@@ -498,18 +504,22 @@ void sl_kafka_req_end_subs(struct sl_kafka_req *kr)
 }
 
 /* Decode one frame (owned: the request keeps it) and serve it. */
-static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len)
+static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int pooled)
 {
 	struct sl_server *srv = c->srv;
 	struct sl_kafka_req *kr = calloc(1, sizeof(*kr));
 	if (kr == NULL) {
-		free(frame);
+		if (pooled)
+			sl_frame_pool_put(&c->k->frame_pool, frame);
+		else
+			free(frame);
 		conn_close(c);
 		return;
 	}
 	kr->conn = c;
 	kr->srv = srv;
 	kr->frame = frame;
+	kr->frame_pooled = pooled;
 	kr->frame_bytes = len;
 	kr->arena.bytes_max = ARENA_BYTES_MAX(len);
 	/* The Hello of the native protocol has no Kafka twin: a Kafka connection is ready from its first byte. */
@@ -624,6 +634,8 @@ void sl_kafka_close(struct sl_server *srv)
 
 void sl_kafka_free(struct sl_server *srv)
 {
+	if (srv->kafka)
+		sl_frame_pool_free(&srv->kafka->frame_pool);
 	free(srv->kafka);
 	srv->kafka = NULL;
 }

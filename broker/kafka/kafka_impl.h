@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "broker/frame_pool.h"
 #include "broker/kafka/decode.h"
 #include "broker/kafka/kafka.h"
 #include "broker/kafka/wire.h"
@@ -94,6 +95,7 @@ struct sl_kafka {
 	struct sl_kafka_conn *conns;
 	char host[256]; /* advertised in Metadata and FindCoordinator */
 	int port;
+	struct sl_frame_pool frame_pool; /* buffers of large requests, reused */
 	struct sl_kafka_group *groups;
 	uv_timer_t groups_timer; /* rebalance deadlines and leaders gone mid-sync */
 	int groups_timer_on;
@@ -105,6 +107,7 @@ struct sl_kafka_req {
 	struct sl_server *srv;
 	uint8_t *frame;
 	size_t frame_bytes;
+	int frame_pooled; /* frame came from the listener's frame pool (large frames), else malloc */
 	struct sl_kafka_arena arena;
 	struct sl_kafka_request rq;
 	struct sl_session session; /* the subs' (invariant 3) */
