@@ -11,6 +11,10 @@
  *       flushed per record, and exits 0 once the topic holds RECORDS records, the group's assignment gives it
  *       every partition and it has read each to its end. ASSIGNOR is librdkafka's partition.assignment.strategy
  *       (default range,roundrobin). KAFKA_DEBUG in the environment sets librdkafka's debug contexts.
+ *   kafka_client admin BROKER TOPIC
+ *       librdkafka's admin API: CreateTopics (3 partitions, retention.ms and cleanup.policy; then again, with
+ *       replication factor 3, with an unknown config), DescribeConfigs of the topic, DeleteTopics (twice). Prints
+ *       one line per call: "create OK", "create TOPIC_ALREADY_EXISTS", "config retention.ms=3600000", ...
  *   kafka_client verify BROKER TOPIC RECORDS KEYS
  *       Reads the topic from the beginning: exit 0 when every key holds exactly its values 0, 1, 2, ... in
  *       order (no duplicate, no gap, per-key order), else prints the first difference and exits 1.
@@ -348,6 +352,95 @@ static int consume(const char *broker, const char *topic, const char *group, con
 	return 0;
 }
 
+/* ---- admin ---- */
+
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type)
+{
+	for (;;) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, TIMEOUT_MS);
+		if (ev == NULL)
+			die("admin", "no result in time");
+		if (rd_kafka_event_type(ev) == type)
+			return ev;
+		rd_kafka_event_destroy(ev);
+	}
+}
+
+static void admin_create(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic, int replication, const char *config,
+                         const char *value)
+{
+	char err[512];
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 3, replication, err, sizeof(err));
+	if (nt == NULL)
+		die("NewTopic", err);
+	rd_kafka_NewTopic_set_config(nt, "retention.ms", "3600000");
+	rd_kafka_NewTopic_set_config(nt, config, value);
+	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+	rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT);
+	size_t n;
+	const rd_kafka_topic_result_t **r =
+	        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+	printf("create %s\n", n == 1 ? rd_kafka_err2name(rd_kafka_topic_result_error(r[0])) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_NewTopic_destroy(nt);
+}
+
+static void admin_delete(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic)
+{
+	rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
+	rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+	rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DELETETOPICS_RESULT);
+	size_t n;
+	const rd_kafka_topic_result_t **r =
+	        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+	printf("delete %s\n", n == 1 ? rd_kafka_err2name(rd_kafka_topic_result_error(r[0])) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteTopic_destroy(dt);
+}
+
+static void admin_describe(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic)
+{
+	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+	rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT);
+	size_t n;
+	const rd_kafka_ConfigResource_t **rs =
+	        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+	for (size_t i = 0; i < n; i++) {
+		if (rd_kafka_ConfigResource_error(rs[i])) {
+			printf("describe %s\n", rd_kafka_err2name(rd_kafka_ConfigResource_error(rs[i])));
+			continue;
+		}
+		size_t k;
+		const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[i], &k);
+		for (size_t j = 0; j < k; j++)
+			printf("config %s=%s\n", rd_kafka_ConfigEntry_name(es[j]),
+			       rd_kafka_ConfigEntry_value(es[j]) ? rd_kafka_ConfigEntry_value(es[j]) : "(null)");
+	}
+	rd_kafka_event_destroy(ev);
+	rd_kafka_ConfigResource_destroy(res);
+}
+
+static int admin(const char *broker, const char *topic)
+{
+	rd_kafka_conf_t *conf = conf_new(broker);
+	char err[512];
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (rk == NULL)
+		die("admin", err);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	admin_create(rk, q, topic, 1, "cleanup.policy", "compact");
+	admin_create(rk, q, topic, 1, "cleanup.policy", "compact");
+	admin_create(rk, q, "replicated", 3, "cleanup.policy", "delete");
+	admin_create(rk, q, "configured", 1, "min.compaction.lag.ms", "5");
+	admin_describe(rk, q, topic);
+	admin_delete(rk, q, topic);
+	admin_delete(rk, q, topic);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 6 && strcmp(argv[1], "produce") == 0) {
@@ -358,6 +451,8 @@ int main(int argc, char **argv)
 		}
 		return produce(argv[2], argv[3], atol(argv[4]), atol(argv[5]), resume, slow);
 	}
+	if (argc == 4 && strcmp(argv[1], "admin") == 0)
+		return admin(argv[2], argv[3]);
 	if (argc == 6 && strcmp(argv[1], "verify") == 0)
 		return verify(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
 	if ((argc == 7 || argc == 8) && strcmp(argv[1], "consume") == 0)
@@ -365,6 +460,7 @@ int main(int argc, char **argv)
 		               argc == 8 ? argv[7] : "range,roundrobin");
 	fprintf(stderr, "usage: kafka_client produce BROKER TOPIC RECORDS KEYS [--resume] [--slow]\n"
 	                "       kafka_client consume BROKER TOPIC GROUP OUT RECORDS [ASSIGNOR]\n"
+	                "       kafka_client admin BROKER TOPIC\n"
 	                "       kafka_client verify BROKER TOPIC RECORDS KEYS\n");
 	return 2;
 }

@@ -91,6 +91,19 @@ PY
 group_run range,roundrobin grouped
 group_run cooperative-sticky sticky
 
+# ---- admin: CreateTopics, DescribeConfigs, DeleteTopics through librdkafka's admin API ----
+"$CLIENT" admin "$KAFKA_BROKER" admin-made >"$TMP/admin.out" 2>"$TMP/admin.err" || fail "admin: $(cat "$TMP/admin.err")"
+grep -q '^config cleanup.policy=compact$' "$TMP/admin.out" && grep -q '^config retention.ms=3600000$' "$TMP/admin.out" ||
+	fail "DescribeConfigs: $(cat "$TMP/admin.out")"
+[ "$(grep -v '^config' "$TMP/admin.out")" = "create NO_ERROR
+create TOPIC_ALREADY_EXISTS
+create INVALID_REPLICATION_FACTOR
+create INVALID_CONFIG
+delete NO_ERROR
+delete UNKNOWN_TOPIC_OR_PART" ] || fail "admin results: $(cat "$TMP/admin.out")"
+"$S" topic list | grep -q admin-made && fail "the deleted topic is still listed"
+grep -q "config 'min.compaction.lag.ms' is not supported" "$TMP/broker.err" || fail "no log line for the refused config"
+
 # ---- hostile and unserved requests: an error or a closed connection for that client only ----
 python3 - "${KAFKA_BROKER%:*}" "${KAFKA_BROKER##*:}" <<'PY' || fail "raw requests"
 import socket, struct, sys
