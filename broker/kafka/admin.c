@@ -84,12 +84,19 @@ static const char *apply_configs(struct sl_kafka_req *kr, const struct sl_kafka_
 		} else if (strcmp(name, "retention.bytes") == 0) {
 			if (parse_i64(value, -1, &tc->retention_bytes) < 0 || tc->retention_bytes == 0)
 				return "retention.bytes must be -1 (no limit) or a positive number of bytes";
+		} else if (strcmp(name, "segment.bytes") == 0) {
+			/* The handler checks the range (a segment must hold the largest batch). */
+			if (parse_i64(value, 1, &tc->segment_bytes) < 0)
+				return "segment.bytes must be a positive number of bytes";
+		} else if (strcmp(name, "segment.ms") == 0) {
+			if (parse_i64(value, 1, &tc->segment_ms) < 0)
+				return "segment.ms must be a positive number of milliseconds";
 		} else {
 			char *msg = sl_kafka_arena_alloc(&kr->arena, 320);
 			if (msg)
 				snprintf(msg, 320,
 				         "config '%.200s' is not supported by synclogd (topic configs: cleanup.policy, "
-				         "retention.ms, retention.bytes)",
+				         "retention.ms, retention.bytes, segment.bytes, segment.ms)",
 				         name);
 			return msg ? msg : "unsupported config";
 		}

@@ -252,8 +252,10 @@ static void topic_configs(struct config_out *o, const struct sl_server *srv, con
 	config_entry(o, "cleanup.policy", t->cfg.compact ? "compact" : "delete", SOURCE_TOPIC);
 	config_i64(o, "retention.ms", t->cfg.retention_ms, SOURCE_TOPIC);
 	config_i64(o, "retention.bytes", t->cfg.retention_bytes, SOURCE_TOPIC);
-	config_i64(o, "segment.bytes", (int64_t)srv->cfg.log.segment_bytes_max, SOURCE_STATIC_BROKER);
-	config_i64(o, "segment.ms", srv->cfg.log.segment_age_ms_max, SOURCE_STATIC_BROKER);
+	int64_t segment_bytes, segment_ms;
+	sl_topic_segment_limits(&srv->topics, &t->cfg, &segment_bytes, &segment_ms);
+	config_i64(o, "segment.bytes", segment_bytes, t->cfg.segment_bytes ? SOURCE_TOPIC : SOURCE_STATIC_BROKER);
+	config_i64(o, "segment.ms", segment_ms, t->cfg.segment_ms ? SOURCE_TOPIC : SOURCE_STATIC_BROKER);
 	/* The largest batch a producer can send: it must fit one request frame. */
 	config_i64(o, "max.message.bytes", srv->cfg.frame_bytes_max, SOURCE_STATIC_BROKER);
 	/* Batches are stored as the producer sent them: its compression and its timestamps. */

@@ -45,6 +45,9 @@ int16_t sl_kafka_error_of(Synclog__ErrorCode code)
 		return SL_KERR_NOT_LEADER_OR_FOLLOWER;
 	case SYNCLOG__ERROR_CODE__UNSUPPORTED_CODEC:
 		return SL_KERR_UNSUPPORTED_COMPRESSION_TYPE;
+	case SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE:
+		/* A topic config asking for what the broker does not do yet (cleanup.policy=compact). */
+		return SL_KERR_INVALID_CONFIG;
 	case SYNCLOG__ERROR_CODE__UNKNOWN_GROUP:
 		return SL_KERR_GROUP_ID_NOT_FOUND;
 	case SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER:

@@ -12,8 +12,9 @@
  *       every partition and it has read each to its end. ASSIGNOR is librdkafka's partition.assignment.strategy
  *       (default range,roundrobin). KAFKA_DEBUG in the environment sets librdkafka's debug contexts.
  *   kafka_client admin BROKER TOPIC
- *       librdkafka's admin API: CreateTopics (3 partitions, retention.ms and cleanup.policy; then again, with
- *       replication factor 3, with an unknown config), DescribeConfigs of the topic, DeleteTopics (twice). Prints
+ *       librdkafka's admin API: CreateTopics (3 partitions, retention.ms and segment.ms; then again, with
+ *       replication factor 3, with an unknown config, with cleanup.policy=compact), DescribeConfigs of the topic,
+ *       DeleteTopics (twice). Prints
  *       one line per call: "create OK", "create TOPIC_ALREADY_EXISTS", "config retention.ms=3600000", ...
  *   kafka_client verify BROKER TOPIC RECORDS KEYS
  *       Reads the topic from the beginning: exit 0 when every key holds exactly its values 0, 1, 2, ... in
@@ -429,10 +430,11 @@ static int admin(const char *broker, const char *topic)
 	if (rk == NULL)
 		die("admin", err);
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	admin_create(rk, q, topic, 1, "cleanup.policy", "compact");
-	admin_create(rk, q, topic, 1, "cleanup.policy", "compact");
+	admin_create(rk, q, topic, 1, "segment.ms", "600000");
+	admin_create(rk, q, topic, 1, "segment.ms", "600000");
 	admin_create(rk, q, "replicated", 3, "cleanup.policy", "delete");
 	admin_create(rk, q, "configured", 1, "min.compaction.lag.ms", "5");
+	admin_create(rk, q, "compacted", 1, "cleanup.policy", "compact"); /* compaction is not implemented yet */
 	admin_describe(rk, q, topic);
 	admin_delete(rk, q, topic);
 	admin_delete(rk, q, topic);

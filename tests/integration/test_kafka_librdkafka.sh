@@ -93,11 +93,13 @@ group_run cooperative-sticky sticky
 
 # ---- admin: CreateTopics, DescribeConfigs, DeleteTopics through librdkafka's admin API ----
 "$CLIENT" admin "$KAFKA_BROKER" admin-made >"$TMP/admin.out" 2>"$TMP/admin.err" || fail "admin: $(cat "$TMP/admin.err")"
-grep -q '^config cleanup.policy=compact$' "$TMP/admin.out" && grep -q '^config retention.ms=3600000$' "$TMP/admin.out" ||
+grep -q '^config cleanup.policy=delete$' "$TMP/admin.out" && grep -q '^config retention.ms=3600000$' "$TMP/admin.out" &&
+	grep -q '^config segment.ms=600000$' "$TMP/admin.out" ||
 	fail "DescribeConfigs: $(cat "$TMP/admin.out")"
 [ "$(grep -v '^config' "$TMP/admin.out")" = "create NO_ERROR
 create TOPIC_ALREADY_EXISTS
 create INVALID_REPLICATION_FACTOR
+create INVALID_CONFIG
 create INVALID_CONFIG
 delete NO_ERROR
 delete UNKNOWN_TOPIC_OR_PART" ] || fail "admin results: $(cat "$TMP/admin.out")"
