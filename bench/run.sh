@@ -9,6 +9,7 @@
 #      (bench/results/clean.json, compaction.json)
 #   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
 #      (bench/results/sync.json)
+#   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,5 +28,7 @@ GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
 COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 bench/sync.sh "$build"
+# The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
+KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

@@ -24,7 +24,8 @@
 #include "proto/version.h"
 
 static const char usage[] =
-        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
+        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--kafka-listen HOST:PORT|off]\n"
+        "                [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
         "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
         "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS]\n"
@@ -39,8 +40,13 @@ static const char usage[] =
         "\n"
         "  --data-dir DIR           where topics, groups and offsets live; one broker per directory (DIR/.lock)\n"
         "  --listen HOST:PORT       the client listener\n"
+        "  --kafka-listen HOST:PORT|off  also serve Kafka's wire protocol there (IPv4; default off), for Kafka\n"
+        "                           clients, tools and connectors: the same topics, records and groups. The ready\n"
+        "                           line then ends with 'kafka HOST:PORT'. Kafka acks=-1 (all) is our fsync level,\n"
+        "                           acks=1 written, acks=0 none.\n"
         "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
-        "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
+        "  --config FILE            a JSON object with any of the keys data_dir, listen, kafka_listen, metrics,\n"
+        "                           log_format,\n"
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
         "                           connections_max, retention_check_ms, backfill_rate_max,\n"
         "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
@@ -115,7 +121,8 @@ static int parse_ms(const char *s, int64_t *out)
 
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
+	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *segment_ms, *index_interval,
+	        *frame_max, *conn_max;
 	const char *log_format, *log_level, *retention_check, *backfill_rate;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
@@ -166,6 +173,13 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 	}
 	if (s->listen && parse_host_port(s->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) < 0)
 		return bad_usage("invalid --listen '%s': expected HOST:PORT, [IPV6]:PORT", s->listen);
+	if (s->kafka_listen) {
+		if (strcmp(s->kafka_listen, "off") == 0)
+			cfg->kafka_listen_port = -1;
+		else if (parse_host_port(s->kafka_listen, cfg->kafka_listen_host, sizeof(cfg->kafka_listen_host),
+		                         &cfg->kafka_listen_port) < 0)
+			return bad_usage("invalid --kafka-listen '%s': expected HOST:PORT or off", s->kafka_listen);
+	}
 	if (s->metrics) {
 		if (strcmp(s->metrics, "off") == 0)
 			cfg->metrics_port = -1;
@@ -294,6 +308,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	} keys[] = {
 	        {"data_dir", offsetof(struct settings, data_dir), 0},
 	        {"listen", offsetof(struct settings, listen), 0},
+	        {"kafka_listen", offsetof(struct settings, kafka_listen), 0},
 	        {"metrics", offsetof(struct settings, metrics), 0},
 	        {"log_format", offsetof(struct settings, log_format), 0},
 	        {"log_level", offsetof(struct settings, log_level), 0},
@@ -471,6 +486,8 @@ int main(int argc, char **argv)
 			slot = &flags.data_dir;
 		} else if (strcmp(a, "--listen") == 0) {
 			slot = &flags.listen;
+		} else if (strcmp(a, "--kafka-listen") == 0) {
+			slot = &flags.kafka_listen;
 		} else if (strcmp(a, "--metrics") == 0) {
 			slot = &flags.metrics;
 		} else if (strcmp(a, "--config") == 0) {
@@ -546,7 +563,14 @@ int main(int argc, char **argv)
 	sl_slog_str(e, "listen", listen_addr);
 	sl_slog_str(e, "metrics", metrics_addr[0] != '\0' ? metrics_addr : "off");
 	sl_slog_end(e);
-	printf("synclogd ready on %s\n", listen_addr);
+	int kafka_port = sl_server_kafka_port(srv);
+	if (kafka_port >= 0) {
+		char kafka_addr[SL_ADDR_TEXT_BYTES];
+		sl_addr_join(cfg.kafka_listen_host, kafka_port, kafka_addr, sizeof(kafka_addr));
+		printf("synclogd ready on %s kafka %s\n", listen_addr, kafka_addr);
+	} else {
+		printf("synclogd ready on %s\n", listen_addr);
+	}
 	fflush(stdout);
 	char state[SL_ADDR_TEXT_BYTES + 64];
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s", listen_addr);

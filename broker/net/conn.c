@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "broker/dispatch.h"
-#include "broker/net/frame_pool.h"
+#include "broker/frame_pool.h"
 #include "broker/net/net.h"
 #include "proto/base/assert.h"
 #include "proto/base/slog.h"
