@@ -47,10 +47,12 @@
  *
  *   name    value                                default when absent
  *   v       version, decimal ASCII int64         SL_VERSION_NONE
- *   op      "upsert" or "delete"                 upsert, or delete for a null value (a Kafka tombstone)
+ *   op      "upsert", "delete" or "changed"      upsert, or delete for a null value (a Kafka tombstone)
  *   origin  "live", "backfill" or "repair"       live     (so only other origins carry it)
  *   ik      idempotency key, opaque bytes        none
  *   sv      schema version, decimal ASCII int32  0        (so only non-zero versions carry it)
+ *   origin_system   the service that made the change, text   none
+ *   changed_at      when it did, decimal ms (int64 > 0)      none (0)
  *
  * INVARIANTS of every batch sl_batch_validate accepts
  *
@@ -66,9 +68,9 @@
  *   7. Record i has offsetDelta i; baseOffset + i and baseTimestamp + timestampDelta fit an int64.
  *   8. No length is negative except -1 where null is allowed (key, value, header value); a header count is not.
  *   9. Sync headers, where present, are well formed and appear at most once per record: v a decimal int64 other
- *      than SL_VERSION_NONE, op and origin one of their names, sv a decimal int32, ik any bytes; none is null.
- *      A record with op delete has a null value. Headers with other names are skipped: a Kafka client may add
- *      its own.
+ *      than SL_VERSION_NONE, op and origin one of their names, sv a decimal int32, ik and origin_system any
+ *      bytes, changed_at a decimal int64 above 0; none is null. A record with op delete has a null value. Headers with
+ * other names are skipped: a Kafka client may add its own.
  *
  *  10. A batch the cleaner rewrote (broker/storage/cleaner.c) keeps its baseOffset and lastOffsetDelta but may hold
  *      fewer records: recordsCount <= lastOffsetDelta + 1 (0 when all went, to mark the offsets it covered), the
@@ -137,8 +139,8 @@ _Static_assert(BATCH_LENGTH_MIN == 49, "batchLength of an empty batch");
 #define DECIMAL_BYTES_MAX 20
 /* A record's op before its headers are read: absent unless an op header sets it. */
 #define OP_ABSENT         ((enum sl_op) - 1)
-/* Sync headers a record may carry: v, op, origin, ik, sv. */
-#define SYNC_HEADERS_MAX  5
+/* Sync headers a record may carry: v, op, origin, ik, sv, origin_system, changed_at. */
+#define SYNC_HEADERS_MAX  7
 
 static inline uint16_t load_be16(const uint8_t *p)
 {
@@ -184,7 +186,8 @@ static int bad(const char **why, const char *message)
 
 /* ---- names of the sync enums ---- */
 
-static const char *const op_names[] = {[SL_OP_UPSERT] = "upsert", [SL_OP_DELETE] = "delete"};
+static const char *const op_names[] = {
+        [SL_OP_UPSERT] = "upsert", [SL_OP_DELETE] = "delete", [SL_OP_CHANGED] = "changed"};
 static const char *const origin_names[] = {
         [SL_ORIGIN_LIVE] = "live", [SL_ORIGIN_BACKFILL] = "backfill", [SL_ORIGIN_REPAIR] = "repair"};
 
@@ -326,7 +329,15 @@ void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 
 /* ---- records ---- */
 
-enum sync_header { SYNC_VERSION, SYNC_OP, SYNC_ORIGIN, SYNC_IDEMPOTENCY, SYNC_SCHEMA_VERSION };
+enum sync_header {
+	SYNC_VERSION,
+	SYNC_OP,
+	SYNC_ORIGIN,
+	SYNC_IDEMPOTENCY,
+	SYNC_SCHEMA_VERSION,
+	SYNC_ORIGIN_SYSTEM,
+	SYNC_CHANGED_AT
+};
 
 static const struct {
 	const char *name;
@@ -337,6 +348,8 @@ static const struct {
         [SYNC_ORIGIN] = {SL_HDR_ORIGIN, sizeof(SL_HDR_ORIGIN) - 1},
         [SYNC_IDEMPOTENCY] = {SL_HDR_IDEMPOTENCY, sizeof(SL_HDR_IDEMPOTENCY) - 1},
         [SYNC_SCHEMA_VERSION] = {SL_HDR_SCHEMA_VERSION, sizeof(SL_HDR_SCHEMA_VERSION) - 1},
+        [SYNC_ORIGIN_SYSTEM] = {SL_HDR_ORIGIN_SYSTEM, sizeof(SL_HDR_ORIGIN_SYSTEM) - 1},
+        [SYNC_CHANGED_AT] = {SL_HDR_CHANGED_AT, sizeof(SL_HDR_CHANGED_AT) - 1},
 };
 
 /* Read a length-prefixed byte string that must end by end. -1 is null (NULL, -1) when nullable. */
@@ -386,7 +399,7 @@ static int sync_header_apply(struct sl_record *r, const uint8_t *name, int32_t n
 		break;
 	case SYNC_OP:
 		if (sl_op_parse((const char *)value, (size_t)value_len, &r->op) != 0)
-			return bad(why, "record header op is neither upsert nor delete");
+			return bad(why, "record header op is not upsert, delete or changed");
 		break;
 	case SYNC_ORIGIN:
 		if (sl_origin_parse((const char *)value, (size_t)value_len, &r->origin) != 0)
@@ -400,6 +413,15 @@ static int sync_header_apply(struct sl_record *r, const uint8_t *name, int32_t n
 		if (decimal_parse(value, value_len, INT32_MIN, INT32_MAX, &v) != 0)
 			return bad(why, "record header sv is not a decimal int32");
 		r->schema_version = (int32_t)v;
+		break;
+	case SYNC_ORIGIN_SYSTEM:
+		r->origin_system = value;
+		r->origin_system_len = value_len;
+		break;
+	case SYNC_CHANGED_AT:
+		if (decimal_parse(value, value_len, 1, INT64_MAX, &v) != 0)
+			return bad(why, "record header changed_at is not a decimal int64 above 0");
+		r->changed_at_ms = v;
 		break;
 	}
 	return 0;
@@ -471,6 +493,9 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 	out->idempotency_key = NULL;
 	out->idempotency_key_len = 0;
 	out->schema_version = 0;
+	out->origin_system = NULL;
+	out->origin_system_len = 0;
+	out->changed_at_ms = 0;
 	rc = headers_decode(&p, record_end, out, why);
 	if (rc != 0)
 		return rc;
@@ -689,12 +714,17 @@ static int record_fields_valid(const struct sl_record *r)
 		return 0;
 	if (r->idempotency_key != NULL && r->idempotency_key_len < 0)
 		return 0;
+	if (r->origin_system != NULL && r->origin_system_len < 0)
+		return 0;
+	if (r->changed_at_ms < 0)
+		return 0;
 	return 1;
 }
 
 /* Collect the sync headers that differ from their defaults; decimal text goes into the two buffers given. */
 static size_t headers_collect(const struct sl_record *r, struct header_out out[SYNC_HEADERS_MAX],
-                              char version_text[DECIMAL_BYTES_MAX], char schema_text[DECIMAL_BYTES_MAX])
+                              char version_text[DECIMAL_BYTES_MAX], char schema_text[DECIMAL_BYTES_MAX],
+                              char changed_text[DECIMAL_BYTES_MAX])
 {
 	size_t n = 0;
 
@@ -714,6 +744,10 @@ static size_t headers_collect(const struct sl_record *r, struct header_out out[S
 		HEADER_ADD(SYNC_IDEMPOTENCY, r->idempotency_key, r->idempotency_key_len);
 	if (r->schema_version != 0)
 		HEADER_ADD(SYNC_SCHEMA_VERSION, schema_text, decimal_format(r->schema_version, schema_text));
+	if (r->origin_system != NULL)
+		HEADER_ADD(SYNC_ORIGIN_SYSTEM, r->origin_system, r->origin_system_len);
+	if (r->changed_at_ms > 0)
+		HEADER_ADD(SYNC_CHANGED_AT, changed_text, decimal_format(r->changed_at_ms, changed_text));
 #undef HEADER_ADD
 	return n;
 }
@@ -752,7 +786,7 @@ static void bytes_write(uint8_t **pos, const uint8_t *end, const void *data, int
 int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r)
 {
 	struct header_out headers[SYNC_HEADERS_MAX];
-	char version_text[DECIMAL_BYTES_MAX], schema_text[DECIMAL_BYTES_MAX];
+	char version_text[DECIMAL_BYTES_MAX], schema_text[DECIMAL_BYTES_MAX], changed_text[DECIMAL_BYTES_MAX];
 	uint64_t tail_bytes, body_bytes, first_body_bytes, record_bytes;
 	int64_t timestamp_delta = 0;
 	size_t header_count;
@@ -761,7 +795,7 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r)
 	SL_ASSERT(b->buf != NULL && b->len >= SL_BATCH_HEADER_BYTES && b->len <= b->bytes_max);
 	if (!record_fields_valid(r))
 		return -EINVAL;
-	header_count = headers_collect(r, headers, version_text, schema_text);
+	header_count = headers_collect(r, headers, version_text, schema_text, changed_text);
 	/* Everything after offsetDelta, the same wherever in a batch the record lands. */
 	tail_bytes = bytes_size(r->key_len) + bytes_size(r->value_len) + sl_varint_size((int32_t)header_count);
 	for (size_t i = 0; i < header_count; i++)

@@ -30,16 +30,25 @@
 #define SL_BATCH_ATTR_DELETE_HORIZON 0x40
 
 /* Record header names that carry the sync fields. Short because they are repeated in every record. */
-#define SL_HDR_VERSION        "v"      /* decimal ASCII int64, monotonic per key, set by the source of truth */
-#define SL_HDR_OP             "op"     /* "upsert" or "delete"; a delete also has a null value (Kafka tombstone) */
+#define SL_HDR_VERSION "v" /* decimal ASCII int64, monotonic per key, set by the source of truth */
+#define SL_HDR_OP                                                                                                \
+	"op"                           /* "upsert", "delete" or "changed"; a delete also has a null value (Kafka \
+	                                * tombstone); "changed" is a thin event: the entity changed, fetch it */
 #define SL_HDR_ORIGIN         "origin" /* "live", "backfill" or "repair" */
 #define SL_HDR_IDEMPOTENCY    "ik"     /* opaque bytes */
 #define SL_HDR_SCHEMA_VERSION "sv"     /* decimal ASCII int32 */
+/* The service that made the change (the name a sync contract's source_of_truth.system and fields_owned use), and
+ * when it made it by that service's clock (decimal ms since the epoch; the lww conflict policy compares these).
+ * Spelled out: Kafka tools and connectors show them to people who set them. */
+#define SL_HDR_ORIGIN_SYSTEM  "origin_system"
+#define SL_HDR_CHANGED_AT     "changed_at"
 
 /* Version value meaning "the record carries no version header". */
 #define SL_VERSION_NONE INT64_MIN
 
-enum sl_op { SL_OP_UPSERT = 0, SL_OP_DELETE = 1 };
+/* SL_OP_CHANGED: a thin event. It names the entity that changed and carries no state (its value is null or
+ * ignored); the applier fetches the entity from the source's API (consumer/sync/fetch_http.c). */
+enum sl_op { SL_OP_UPSERT = 0, SL_OP_DELETE = 1, SL_OP_CHANGED = 2 };
 enum sl_origin { SL_ORIGIN_LIVE = 0, SL_ORIGIN_BACKFILL = 1, SL_ORIGIN_REPAIR = 2 };
 
 /* The decoded fixed header. Field names follow Kafka's. */
@@ -73,7 +82,10 @@ struct sl_record {
 	enum sl_origin origin;
 	const uint8_t *idempotency_key; /* NULL when absent */
 	int32_t idempotency_key_len;
-	int32_t schema_version; /* 0 when absent */
+	int32_t schema_version;       /* 0 when absent */
+	const uint8_t *origin_system; /* NULL when absent */
+	int32_t origin_system_len;
+	int64_t changed_at_ms; /* 0 when absent */
 };
 
 /* Parse the fixed header of the batch at p (len bytes available). Checks what the header alone can show:

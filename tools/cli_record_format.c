@@ -137,6 +137,10 @@ static void headers_put(FILE *out, const struct sl_record *r)
 		fputs(",idempotency_key=", out);
 		bytes_put(out, r->idempotency_key, r->idempotency_key_len);
 	}
+	if (r->origin_system != NULL) {
+		fputs(",origin_system=", out);
+		bytes_put(out, r->origin_system, r->origin_system_len);
+	}
 }
 
 int cli_record_format_print(const struct cli_record_format *f, FILE *out, const char *topic, uint32_t partition,

@@ -376,9 +376,11 @@ static int records_open(struct run *r, struct sl_record_iter *it, const uint8_t 
 	}
 }
 
+/* A delete, or an upsert of a null value (what a Kafka client's tombstone is). A thin event (op changed) has a
+ * null value too but deletes nothing: it is the key's newest record, kept like an upsert. */
 static int is_tombstone(const struct sl_record *rec)
 {
-	return rec->op == SL_OP_DELETE || rec->value_len < 0;
+	return rec->op == SL_OP_DELETE || (rec->op == SL_OP_UPSERT && rec->value_len < 0);
 }
 
 /* The delete horizon a batch has, or would get from this clean. */

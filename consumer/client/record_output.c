@@ -60,6 +60,12 @@ int sl_record_print_json(FILE *out, uint32_t partition, const struct sl_record *
 		sl_json_print_string(out, r->idempotency_key, (size_t)r->idempotency_key_len);
 	if (r->schema_version != 0)
 		fprintf(out, ",\"schema_version\":%" PRId32, r->schema_version);
+	if (r->origin_system != NULL) {
+		fputs(",\"origin_system\":", out);
+		sl_json_print_string(out, r->origin_system, (size_t)r->origin_system_len);
+	}
+	if (r->changed_at_ms > 0)
+		fprintf(out, ",\"changed_at_ms\":%" PRId64, r->changed_at_ms);
 	fputs("}\n", out);
 	return ferror(out) ? -EIO : 0;
 }

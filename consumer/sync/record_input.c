@@ -110,7 +110,7 @@ static int parse_json(struct sl_line_parser *lp, const char *line, size_t len, s
                       size_t err_bytes)
 {
 	json_error_t jerr;
-	json_t *root, *key, *value, *version, *op, *ik, *sv, *origin;
+	json_t *root, *key, *value, *version, *op, *ik, *sv, *origin, *os, *changed_at;
 	size_t value_len;
 
 	json_decref(lp->root);
@@ -144,6 +144,8 @@ static int parse_json(struct sl_line_parser *lp, const char *line, size_t len, s
 	ik = json_object_get(root, "idempotency_key");
 	sv = json_object_get(root, "schema_version");
 	origin = json_object_get(root, "origin");
+	os = json_object_get(root, "origin_system");
+	changed_at = json_object_get(root, "changed_at_ms");
 	if (!json_is_string(key)) {
 		sl_error_set(err, err_bytes, "\"key\" is required and must be a string");
 		return -EINVAL;
@@ -159,7 +161,7 @@ static int parse_json(struct sl_line_parser *lp, const char *line, size_t len, s
 	}
 	if (!is_null(op) &&
 	    (!json_is_string(op) || sl_op_parse(json_string_value(op), json_string_length(op), &out->op) != 0)) {
-		sl_error_set(err, err_bytes, "\"op\" must be \"upsert\" or \"delete\"");
+		sl_error_set(err, err_bytes, "\"op\" must be \"upsert\", \"delete\" or \"changed\"");
 		return -EINVAL;
 	}
 	if (!is_null(origin) &&
@@ -183,9 +185,29 @@ static int parse_json(struct sl_line_parser *lp, const char *line, size_t len, s
 		}
 		out->schema_version = (int32_t)json_integer_value(sv);
 	}
-	if (out->op == SL_OP_DELETE) {
+	if (!is_null(os)) {
+		if (!json_is_string(os) || json_string_length(os) == 0) {
+			sl_error_set(err, err_bytes,
+			             "\"origin_system\" must be a non-empty string (the service's name)");
+			return -EINVAL;
+		}
+		out->origin_system = (const uint8_t *)json_string_value(os);
+		out->origin_system_len = (int32_t)json_string_length(os);
+	}
+	if (!is_null(changed_at)) {
+		if (!json_is_integer(changed_at) || json_integer_value(changed_at) <= 0) {
+			sl_error_set(err, err_bytes,
+			             "\"changed_at_ms\" must be a time in ms since the epoch (above 0)");
+			return -EINVAL;
+		}
+		out->changed_at_ms = json_integer_value(changed_at);
+	}
+	if (out->op == SL_OP_DELETE || out->op == SL_OP_CHANGED) {
 		if (!is_null(value)) {
-			sl_error_set(err, err_bytes, "a delete carries no value: leave \"value\" out or null");
+			sl_error_set(err, err_bytes,
+			             out->op == SL_OP_DELETE
+			                     ? "a delete carries no value: leave \"value\" out or null"
+			                     : "a thin event (op changed) carries no value: the applier fetches it");
 			return -EINVAL;
 		}
 		out->value = NULL;

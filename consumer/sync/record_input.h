@@ -17,9 +17,11 @@ void sl_line_parser_free(struct sl_line_parser *lp);
  *   TSV: KEY<TAB>VALUE; the key is everything before the first tab, the value everything after it (it may hold
  *        more tabs), both taken as bytes.
  *   JSON: one object {"key": string (required), "value": any JSON, stored as its compact JSON text; absent
- *        means JSON null, "version": integer, "op": "upsert"|"delete", "idempotency_key": string,
- *        "schema_version": integer, "origin": "live"|"backfill"|"repair" (overrides the origin given)}. A delete
- *        has no value (absent or null) and is stored as a tombstone (null value). Other members are ignored.
+ *        means JSON null, "version": integer, "op": "upsert"|"delete"|"changed", "idempotency_key": string,
+ *        "schema_version": integer, "origin": "live"|"backfill"|"repair" (overrides the origin given),
+ *        "origin_system": string (the service that made the change), "changed_at_ms": integer (when, by its
+ *        clock)}. A delete has no value (absent or null) and is stored as a tombstone (null value); so has a thin
+ *        event (op changed), with its op header saying what it is. Other members are ignored.
  * Returns 1 with *out filled, 0 for a blank line (nothing to send), -EINVAL with a message in err for a line that
  * cannot be parsed, -ENOMEM. */
 int sl_line_parse(struct sl_line_parser *lp, const char *line, size_t len, enum sl_origin origin, int64_t timestamp_ms,

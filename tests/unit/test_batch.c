@@ -148,6 +148,9 @@ static void assert_record_matches(const struct sl_record *want, const struct sl_
 		                   got->idempotency_key_len);
 	}
 	assert_int_equal(got->schema_version, want->schema_version);
+	assert_bytes_equal(want->origin_system, want->origin_system != NULL ? want->origin_system_len : -1,
+	                   got->origin_system, got->origin_system != NULL ? got->origin_system_len : -1);
+	assert_int_equal(got->changed_at_ms, want->changed_at_ms);
 }
 
 static void build(struct env *e, const struct sample *s, size_t count, int codec, const uint8_t **batch, size_t *len)
@@ -1125,6 +1128,45 @@ static void validate_rejects_schema_version_outside_int32(void **state)
 	assert_rejected(e->copy, raw_batch_one(e->copy, "v", 1, headers), "header sv");
 }
 
+/* A thin event (op changed, null value) and the origin system and change time round-trip; the cleaner's and Kafka's
+ * reading of a null value as a delete does not apply to it, since its op header says what it is. */
+static void thin_event_origin_system_and_changed_at_round_trip(void **state)
+{
+	struct env *e = *state;
+	struct sample s[2];
+	const uint8_t *batch;
+	size_t len;
+
+	memset(s, 0, sizeof(s));
+	s[0].r = (struct sl_record){.timestamp_ms = 7,
+	                            .key = (const uint8_t *)"cust-1",
+	                            .key_len = 6,
+	                            .value_len = -1,
+	                            .version = 4,
+	                            .op = SL_OP_CHANGED,
+	                            .origin_system = (const uint8_t *)"billing",
+	                            .origin_system_len = 7,
+	                            .changed_at_ms = 1714557600000};
+	s[1].r = (struct sl_record){.timestamp_ms = 8,
+	                            .key = (const uint8_t *)"cust-2",
+	                            .key_len = 6,
+	                            .value = (const uint8_t *)"{}",
+	                            .value_len = 2,
+	                            .version = SL_VERSION_NONE};
+	build(e, s, 2, SL_BATCH_CODEC_NONE, &batch, &len);
+	assert_batch_holds(e, batch, len, s, 2, 0);
+}
+
+static void validate_rejects_changed_at_that_is_not_a_positive_decimal(void **state)
+{
+	struct env *e = *state;
+	const char *zero[] = {"changed_at", "0"};
+	const char *text[] = {"changed_at", "10:00"};
+
+	assert_rejected(e->copy, raw_batch_one(e->copy, "v", 1, zero), "changed_at");
+	assert_rejected(e->copy, raw_batch_one(e->copy, "v", 1, text), "changed_at");
+}
+
 static void validate_rejects_repeated_sync_header(void **state)
 {
 	struct env *e = *state;
@@ -1355,6 +1397,8 @@ int main(void)
 	        T(validate_rejects_version_header_that_is_not_decimal),
 	        T(validate_rejects_unknown_op_and_origin),
 	        T(validate_rejects_schema_version_outside_int32),
+	        T(thin_event_origin_system_and_changed_at_round_trip),
+	        T(validate_rejects_changed_at_that_is_not_a_positive_decimal),
 	        T(validate_rejects_repeated_sync_header),
 	        T(validate_rejects_null_sync_header_value),
 	        T(validate_rejects_delete_with_a_value),
