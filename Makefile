@@ -15,7 +15,7 @@ BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c yaml-0.1 libcurl
 # ISA-L's CRC32C when it is installed (tools/install-deps.sh installs it), proto/crc32c.c's own otherwise.
 HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
 ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)

@@ -2,7 +2,8 @@
 # Checks that includes point downward only (README, "Layout"), so the folders keep showing the architecture:
 #   proto/base/ <- proto/ <- broker/storage/ <- broker/ (shard state) <- broker/net/, broker/handlers/, broker/kafka/
 #   proto/ <- consumer/client/ <- consumer/sync/ <- tools/
-# and that each layer uses only its own packages: the storage engine no libuv, the wire codec and the client
+# and that each layer uses only its own packages: the storage engine no libuv, the broker neither libyaml nor libcurl
+# (contract files and thin events are the sync layer's), the wire codec and the client
 # library no SQLite, jansson or libpq. It reads every #include of every file, and for the storage engine also what
 # the compiler pulls in transitively (gcc -M), so a header that drags in <uv.h> is caught too.
 # Usage: tools/check-layers.sh GEN_DIR   (exit 1 with one line per violation)
@@ -25,10 +26,12 @@ declare -A allow=(
 )
 # layer -> system headers it must not include
 declare -A deny=(
-	[proto/base]='<(uv|sqlite3|jansson|libpq-fe|liburing)\.h>'
-	[proto]='<(uv|sqlite3|jansson|libpq-fe|liburing)\.h>'
-	[broker/storage]='<uv\.h>|<(sqlite3|jansson|libpq-fe)\.h>'
-	[consumer/client]='<(uv|sqlite3|jansson|libpq-fe|liburing)\.h>'
+	[proto/base]='<((uv|sqlite3|jansson|libpq-fe|liburing|yaml)\.h|curl/)'
+	[proto]='<((uv|sqlite3|jansson|libpq-fe|liburing|yaml)\.h|curl/)'
+	[broker/storage]='<((uv|sqlite3|jansson|libpq-fe|yaml)\.h|curl/)'
+	[broker]='<(yaml\.h|curl/)'
+	[broker/handlers]='<(yaml\.h|curl/)'
+	[consumer/client]='<((uv|sqlite3|jansson|libpq-fe|liburing|yaml)\.h|curl/)'
 )
 
 for layer in "${!allow[@]}"; do
