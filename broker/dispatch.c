@@ -25,6 +25,8 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_DELETE_GROUP] = sl_handle_delete_group,
         [SYNCLOG__REQUEST__BODY_ALTER_TOPIC] = sl_handle_alter_topic,
         [SYNCLOG__REQUEST__BODY_COMPACT_TOPIC] = sl_handle_compact_topic,
+        [SYNCLOG__REQUEST__BODY_SET_CONTRACT] = sl_handle_set_contract,
+        [SYNCLOG__REQUEST__BODY_GET_CONTRACT] = sl_handle_get_contract,
 };
 
 void sl_dispatch(struct sl_req *req)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proto/base/clock.h"
+#include "broker/contracts.h"
 #include "broker/topics.h"
 #include "proto/base/fs.h"
 #include "proto/base/slog.h"
@@ -197,6 +198,7 @@ static void topic_free(struct sl_topic *topic)
 		sl_producer_state_free(&topic->parts[i].producers);
 		free(topic->parts[i].clean);
 	}
+	sl_topic_contract_free(topic->contract);
 	free(topic->parts);
 	free(topic);
 }
@@ -270,6 +272,17 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 	if (topic->parts == NULL) {
 		free(topic);
 		return -ENOMEM;
+	}
+	/* A contract file that cannot be read leaves the topic serving without its contract, loudly: a set must
+	 * not overwrite it (sl_contract_append reads it first and fails the same way) until an operator looks. */
+	char cerr[512] = "";
+	if (sl_contract_load(dir, &topic->contract, cerr, sizeof(cerr)) != 0) {
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "contract_unreadable");
+		sl_slog_str(e, "topic", cfg->name);
+		sl_slog_str(e, "error", cerr);
+		sl_slog_end(e);
+	} else if (topic->contract != NULL) {
+		topic->contract->counts.since_ms = sl_clock_wall_ms();
 	}
 	/* The topic's own segment limits, where it has them, over the broker's. */
 	struct sl_log_config lc = t->log_cfg;

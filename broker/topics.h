@@ -65,10 +65,15 @@ struct sl_partition {
 	struct sl_clean_state *clean; /* NULL until the cleaner looks at it */
 };
 
+struct sl_topic_contract; /* broker/contracts.h */
+
 struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
 	int alter_inflight; /* a topic alter is writing topic.json (broker/handlers/admin.c) */
+	/* The sync contract's current version (NULL: none), and a set writing contract.json (handlers/contract.c). */
+	struct sl_topic_contract *contract;
+	int contract_inflight;
 	/* The backfill quota's bucket (handlers/produce.c); per_s 0 until the first backfill produce. */
 	struct sl_rate backfill_rate;
 	struct sl_topic *next;

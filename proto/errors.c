@@ -33,6 +33,9 @@ _Static_assert(SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME == 35, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE == 40, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_CONFIG == 65, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__CLEANER_FAILED == 66, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__CONTRACT_INVALID == 90, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__IDEMPOTENCY_KEY_REQUIRED == 91, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__NO_CONTRACT == 92, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INTERNAL == 99, "wire code");
 
 static const struct {

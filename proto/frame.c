@@ -124,6 +124,10 @@ static const struct {
          "invalid topic setting: keys retention.ms, retention.bytes, compact, delete.retention.ms, segment.bytes, "
          "segment.ms, retain.for.groups"},
         {66, "CLEANER_FAILED", "the cleaner failed on a partition: see the message and the broker's log"},
+        {90, "CONTRACT_INVALID", "the contract cannot be kept: check it with `synclog contract set`, which says why"},
+        {91, "IDEMPOTENCY_KEY_REQUIRED",
+         "the topic's sync contract requires an idempotency key on every live record: nothing was appended"},
+        {92, "NO_CONTRACT", "the topic has no sync contract: set one with `synclog contract set TOPIC FILE`"},
         {99, "INTERNAL", "internal broker error"},
 };
 

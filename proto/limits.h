@@ -10,4 +10,9 @@
 _Static_assert(SL_PRODUCER_BATCHES_KEPT >= SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX,
                "a retried batch must still be remembered by the broker");
 
+/* A topic's sync contract, as its file's text and as its normalized JSON, is at most this many bytes: a contract is
+ * a page or two, and the bound keeps one request, the broker's copy per topic and its history file small. The
+ * tools refuse a larger file (consumer/sync/contract.c), the broker a larger request. */
+#define SL_CONTRACT_TEXT_BYTES_MAX 65536
+
 #endif

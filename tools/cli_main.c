@@ -33,6 +33,8 @@ static const struct cli_command main_command = {
                 "           [--rate-bytes B] [--checkpoint PATH] [--restart] [--acks LEVEL]\n"
                 "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
                 "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
+                "  contract set TOPIC FILE [--set-by NAME] [--if-version N]\n"
+                "  contract show TOPIC [--version N] [--history]\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"
@@ -150,6 +152,8 @@ int main(int argc, char **argv)
 			rc = cli_backfill(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "reconcile") == 0) {
 			rc = cli_reconcile(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "contract") == 0) {
+			rc = cli_contract(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

@@ -1,6 +1,6 @@
-/* The request handlers, one file per kind of work: produce.c, fetch.c, admin.c (topics, producer ids), groups.c.
- * Each takes a decoded request and answers it through request.h; none knows which front end the request came
- * from. broker/dispatch.c maps request kinds to them. */
+/* The request handlers, one file per kind of work: produce.c, fetch.c, admin.c (topics, producer ids), groups.c,
+ * contract.c (sync contracts). Each takes a decoded request and answers it through request.h; none knows which
+ * front end the request came from. broker/dispatch.c maps request kinds to them. */
 #ifndef SL_BROKER_HANDLERS_H
 #define SL_BROKER_HANDLERS_H
 
@@ -34,6 +34,10 @@ void sl_handle_alter_topic(struct sl_req *req);
 void sl_handle_compact_topic(struct sl_req *req);
 /* Read the reserved producer-id ceiling at start. */
 int sl_producer_ids_load(struct sl_server *srv);
+
+/* contract.c */
+void sl_handle_set_contract(struct sl_req *req);
+void sl_handle_get_contract(struct sl_req *req);
 
 /* groups.c */
 void sl_handle_join_group(struct sl_req *req);

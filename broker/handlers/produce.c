@@ -7,13 +7,19 @@
  * (proto/base/rate.h, fed with the loop's cached time). When that leaves a debt, the records are appended at once
  * but the answer is held back until the debt is paid, at most HOLD_MS_MAX, and says how long in throttle_ms; a
  * client that has its requests in flight answered no faster cannot send faster, as with Kafka's quotas. Nothing
- * here reads a record: the cost is one bucket update per request. */
+ * here reads a record: the cost is one bucket update per request.
+ *
+ * A topic whose sync contract says duplicates are recognised by idempotency key (broker/contracts.h) has the
+ * records of each batch read once more, after validation, to find live records without one: such a batch is
+ * refused whole (IDEMPOTENCY_KEY_REQUIRED: nothing appended), or appended and the records counted, as the contract
+ * says. Only those topics pay for the read; it allocates nothing and makes no system call. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "broker/contracts.h"
 #include "broker/handlers/handlers.h"
 #include "proto/errors.h"
 #include "proto/batch.h"
@@ -201,6 +207,27 @@ static enum sl_durability level_of(Synclog__Acks acks)
 	}
 }
 
+/* Live records of a validated batch and those without an idempotency key. Returns 0, or -EBADMSG when the records
+ * cannot be read again (they were read by the validation: a broken invariant then, reported as corrupt). */
+static int live_records_count(struct sl_server *srv, const uint8_t *batch, size_t len, uint64_t *live_out,
+                              uint64_t *missing_out)
+{
+	struct sl_record_iter it;
+	struct sl_record r;
+	int rc = sl_record_iter_init(&it, batch, len, srv->scratch, srv->scratch_cap);
+
+	*live_out = *missing_out = 0;
+	while (rc == 0 && (rc = sl_record_iter_next(&it, &r)) == 1) {
+		if (r.origin != SL_ORIGIN_LIVE)
+			continue; /* backfill and repair records carry the source's versions: versions dedupe them */
+		(*live_out)++;
+		if (r.idempotency_key == NULL)
+			(*missing_out)++;
+		rc = 0;
+	}
+	return rc < 0 ? -EBADMSG : 0;
+}
+
 static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__ProducePartition *pp,
                         struct sl_produce_item *it, enum sl_durability level)
 {
@@ -254,6 +281,28 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 		return;
 	}
 	it->record_count = h.record_count;
+	uint64_t live = 0, missing = 0;
+	struct sl_topic_contract *contract = topic->contract;
+	if (contract != NULL && contract->ik_rule != SL_CONTRACT_IK_ANY) {
+		if (live_records_count(srv, pp->batch.data, pp->batch.len, &live, &missing) != 0) {
+			item_error(it, SYNCLOG__ERROR_CODE__CORRUPT_BATCH, "corrupt batch (records unreadable)");
+			return;
+		}
+		if (missing > 0 && contract->ik_rule == SL_CONTRACT_IK_REFUSE) {
+			char msg[256];
+			snprintf(msg, sizeof(msg),
+			         "%llu of %llu live records have no idempotency key, which contract version %u of topic "
+			         "%.100s requires; nothing of this batch was appended",
+			         (unsigned long long)missing, (unsigned long long)live, contract->current.version,
+			         topic->cfg.name);
+			item_error(it, SYNCLOG__ERROR_CODE__IDEMPOTENCY_KEY_REQUIRED, msg);
+			contract->counts.batches_refused++;
+			contract->counts.records_refused += (uint64_t)h.record_count;
+			contract->counts.live_records += live;
+			contract->counts.without_idempotency_key += missing;
+			return;
+		}
+	}
 	if (h.producer_id >= 0) {
 		if (h.producer_id >= srv->next_producer_id) {
 			item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PRODUCER,
@@ -290,6 +339,10 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 			item_error(it, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
 			return;
 		}
+	}
+	if (contract != NULL) {
+		contract->counts.live_records += live;
+		contract->counts.without_idempotency_key += missing;
 	}
 	it->append.batch = pp->batch.data;
 	it->append.len = pp->batch.len;

@@ -61,6 +61,10 @@ int16_t sl_kafka_error_of(Synclog__ErrorCode code)
 		return SL_KERR_NON_EMPTY_GROUP;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
 		return SL_KERR_INVALID_GROUP_ID;
+	case SYNCLOG__ERROR_CODE__IDEMPOTENCY_KEY_REQUIRED:
+		/* The topic's sync contract refuses the batch: Kafka's validation failure, which clients do not
+		 * retry. */
+		return SL_KERR_INVALID_RECORD;
 	default:
 		return SL_KERR_UNKNOWN_SERVER_ERROR;
 	}

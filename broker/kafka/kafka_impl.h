@@ -71,6 +71,7 @@ enum {
 	SL_KERR_GROUP_ID_NOT_FOUND = 69,
 	SL_KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
 	SL_KERR_GROUP_MAX_SIZE_REACHED = 81,
+	SL_KERR_INVALID_RECORD = 87,
 };
 
 /* A topic created through CreateTopics without a partition count (-1, v4+) gets this many. */

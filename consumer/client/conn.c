@@ -96,6 +96,12 @@ int sl_errno_of_code(int code)
 		return -EINVAL;
 	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
 		return -EIO;
+	case SYNCLOG__ERROR_CODE__CONTRACT_INVALID:
+		return -EINVAL;
+	case SYNCLOG__ERROR_CODE__IDEMPOTENCY_KEY_REQUIRED:
+		return -EPERM;
+	case SYNCLOG__ERROR_CODE__NO_CONTRACT:
+		return -ENODATA;
 	default:
 		return -EPROTO;
 	}

@@ -159,6 +159,43 @@ int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec sp
 /* A new idempotent producer id from the broker. */
 int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *producer_epoch_out);
 
+/* ---- sync contracts (a topic's contract, stored and versioned by the broker; consumer/sync/contract.h reads it) ---- */
+
+struct sl_contract_record {
+	uint32_t version;
+	char set_by[256];  /* who the client that set it said it was */
+	char peer[64];     /* the address it set it from */
+	int64_t set_at_ms; /* wall clock */
+	char *text;        /* the file as written (allocated) */
+	char *contract;    /* the normalized JSON object (allocated) */
+};
+/* What the broker's produce path saw of the contract's idempotency-key clause since the current version was set
+ * (or the broker started: since_ms). */
+struct sl_contract_enforcement {
+	uint32_t current_version;
+	int64_t since_ms;
+	uint64_t live_records;
+	uint64_t records_without_idempotency_key;
+	uint64_t batches_refused;
+	uint64_t records_refused;
+};
+/* Store a new version of topic's contract: text (the file) and contract (its normalized JSON, which the broker reads
+ * its produce clause from), set_by naming who sets it. expected_version not 0: refused (-EINVAL) unless the current
+ * version is that one; SL_CONTRACT_EXPECT_NONE: unless the topic has none yet. *out (may be NULL) gets the version stored; free it with sl_contract_record_free. Returns 0,
+ * -ENOENT (no such topic), -EINVAL (CONTRACT_INVALID, or not the expected version), -EAGAIN (another change is
+ * being written), ... */
+#define SL_CONTRACT_EXPECT_NONE UINT32_MAX
+int sl_topic_contract_set(struct sl_conn *c, const char *topic, const char *text, const char *contract,
+                          const char *set_by, uint32_t expected_version, struct sl_contract_record *out);
+/* Read topic's contract: version (0: the current one) into *out (may be NULL), with history every version kept,
+ * oldest first, into *history_out (an array of *history_count_out; free each record, then the array), and the
+ * produce path's counts into *enforcement_out (may be NULL). Returns 0, -ENOENT (no such topic), -ENODATA (no
+ * contract, or not that version), ... */
+int sl_topic_contract_get(struct sl_conn *c, const char *topic, uint32_t version, struct sl_contract_record *out,
+                          bool history, struct sl_contract_record **history_out, uint32_t *history_count_out,
+                          struct sl_contract_enforcement *enforcement_out);
+void sl_contract_record_free(struct sl_contract_record *r);
+
 /* ---- partitioner ---- */
 
 /* Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2, seed 0x9747b28c), as a signed 32-bit value. */

@@ -53,9 +53,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A contract file is a page or two of text; 64 KiB keeps one read and one request small. The broker's limit on
- * what it stores is the same (proto/limits.h). */
-#define SL_CONTRACT_TEXT_BYTES_MAX      65536
+#include "proto/limits.h" /* SL_CONTRACT_TEXT_BYTES_MAX: a file's text, the broker's limit too */
+
 #define SL_CONTRACT_NAME_BYTES_MAX      128
 /* Systems that own fields, fields in all, schema versions listed: bounds on what one contract describes. */
 #define SL_CONTRACT_SYSTEMS_MAX         32
