@@ -213,7 +213,7 @@ def reconcile_part():
     b.stop()
     db = sqlite3.connect(tgt)
     db.execute("ATTACH ? AS s", (src,))
-    db.execute("INSERT INTO entities SELECT key, version, value, 0, NULL, 'backfill', 'rows', 0, 0, 0 FROM s.rows")
+    db.execute("INSERT INTO entities SELECT key, version, value, 0, NULL, 'backfill', 'rows', 0, 0, 0, NULL, NULL FROM s.rows")
     db.commit()
     db.close()
     drift_tgt = os.path.join(data, "t-drift.db")

@@ -9,6 +9,8 @@
  *   1. No transaction open => next == committed and txn is zero for every part.
  *   2. committed only moves forward, and only after the store's commit returned 0.
  *   3. After a rollback the source is sought to committed positions: no record is lost or handed out twice.
+ *   4. A held partition (rule 9) applies nothing at or after held_offset, and its committed position is at most
+ *      held_offset, so that the held record is read again once the hold ends (the source is sought then).
  *
  * A transaction goes: closed --begin (first record)--> open --commit--> closed, or --failure--> rollback, reload
  * positions, seek, closed. */
@@ -19,6 +21,7 @@
 
 #include "proto/base/clock.h"
 #include "consumer/sync/apply.h"
+#include "consumer/sync/apply_policy.h"
 #include "consumer/client/client_impl.h"
 
 #define GROUP_BYTES_MAX 200
@@ -32,6 +35,14 @@ struct apply_part {
 	int64_t next;
 	struct sl_apply_counters txn;
 	bool touched;
+	/* Rule 9 holds (invariant 4): until retry_at_ms (INT64_MAX: until the applier starts again). attempts are the
+	 * failed fetches of the thin event at attempts_offset. */
+	bool held;
+	int64_t held_offset;
+	int64_t retry_at_ms;
+	uint32_t attempts;
+	int64_t attempts_offset;
+	bool reported; /* a state other than ok was reported */
 };
 
 struct sl_apply {
@@ -54,6 +65,7 @@ struct sl_apply {
 	bool commit_due;
 	/* The source still reads past a rolled-back transaction: nothing may be fetched until a seek succeeded. */
 	bool seek_pending;
+	struct sl_apply_policy *policy; /* rule 9; NULL when no contract rule applies */
 	char error[SL_ERROR_BYTES];
 };
 
@@ -68,6 +80,11 @@ void sl_apply_options_init(struct sl_apply_options *o)
 	o->retry_backoff_ms_max = 1000;
 	o->transaction_records_max = 100000;
 	o->commit_interval_ms = 1000;
+	o->conflicts = SL_CONFLICTS_VERSION;
+	o->on_unknown_schema = SL_ON_UNKNOWN_HOLD;
+	o->fetch_retries_max = 8;
+	o->fetch_backoff_ms = 100;
+	o->fetch_backoff_ms_max = 30000;
 }
 
 static int64_t clock_now_ms(void *arg)
@@ -158,6 +175,10 @@ int sl_apply_new(struct sl_apply **out, const struct sl_apply_options *o, const 
 		a->o.sleep_ms = clock_sleep_ms;
 	a->store = *store;
 	a->source = *source;
+	if (sl_apply_policy_new(&a->policy, &a->o, &a->store, err, err_bytes) != 0) {
+		free(a);
+		return -EINVAL;
+	}
 	*out = a;
 	return 0;
 }
@@ -168,6 +189,7 @@ void sl_apply_free(struct sl_apply *a)
 		return;
 	if (a->in_txn)
 		a->store.ops->rollback(a->store.ctx);
+	sl_apply_policy_free(a->policy);
 	for (uint32_t i = 0; i < a->part_count; i++)
 		free(a->parts[i].topic);
 	free(a->parts);
@@ -475,6 +497,19 @@ static int record_apply(struct sl_apply *a, const struct sl_apply_record *r, enu
 			return ops->duplicate_record != NULL ? ops->duplicate_record(st, r, a->txn_now_ms) : 0;
 		}
 	}
+	if (sl_apply_policy_decides(a->policy)) {
+		enum sl_policy_outcome pol;
+
+		rc = sl_apply_policy_record(a->policy, r, a->txn_now_ms, &pol);
+		if (rc != 0)
+			return rc;
+		*out = pol == SL_POLICY_APPLIED     ? OUT_APPLIED
+		       : pol == SL_POLICY_DELETED   ? OUT_DELETED
+		       : pol == SL_POLICY_STALE     ? OUT_STALE
+		       : pol == SL_POLICY_DUPLICATE ? OUT_DUPLICATE
+		                                    : OUT_CONFLICT;
+		goto remember;
+	}
 	if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL) {
 		bool written = false;
 
@@ -531,9 +566,81 @@ static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, cons
 	return rc;
 }
 
-/* Handle one record in the open transaction. Returns 0 or a negative errno (the transaction must be aborted). */
-static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
+/* ---- rule 9 holds ---- */
+
+static void state_report(struct sl_apply *a, struct apply_part *p, const char *state, const char *reason,
+                         int64_t offset)
 {
+	p->reported = strcmp(state, "ok") != 0;
+	if (a->o.state_cb != NULL)
+		a->o.state_cb(p->topic, p->partition, state, reason, offset, a->o.state_cb_arg);
+	/* Where an operator looks in the target; a failure here is the store's and fails the transaction's commit
+	 * later if it persists, so it is not checked twice. */
+	if (a->store.ops->partition_state_set != NULL && a->in_txn)
+		a->store.ops->partition_state_set(a->store.ctx, a->group, p->topic, p->partition, state, reason,
+		                                  a->txn_now_ms);
+}
+
+/* Hold p at r (invariant 4): until retry_at_ms. */
+static void hold(struct sl_apply *a, struct apply_part *p, const struct sl_apply_record *r, int64_t retry_at_ms,
+                 const char *state, const char *why)
+{
+	char reason[SL_ERROR_BYTES];
+
+	p->held = true;
+	p->held_offset = r->rec.offset;
+	p->retry_at_ms = retry_at_ms;
+	if (retry_at_ms != INT64_MAX)
+		snprintf(reason, sizeof(reason), "%s (try %u of %u)", why, p->attempts, a->o.fetch_retries_max);
+	else
+		snprintf(reason, sizeof(reason), "%s", why);
+	state_report(a, p, state, reason, r->rec.offset);
+}
+
+static uint32_t fetch_backoff_ms(const struct sl_apply *a, uint32_t attempt)
+{
+	uint64_t ms = a->o.fetch_backoff_ms;
+
+	for (uint32_t i = 0; i < attempt && ms < a->o.fetch_backoff_ms_max; i++)
+		ms *= 2;
+	return ms > a->o.fetch_backoff_ms_max ? a->o.fetch_backoff_ms_max : (uint32_t)ms;
+}
+
+/* Rule 9a/9b before the other rules. Returns 1 with *r_out to apply, 0 when r is held (nothing to do now), or
+ * SL_APPLY_REJECTED with why (dead-letter it). */
+static int record_prepare(struct sl_apply *a, struct apply_part *p, const struct sl_apply_record *r,
+                          const struct sl_apply_record **r_out, char *why, size_t why_bytes)
+{
+	char detail[SL_ERROR_BYTES] = "";
+
+	switch (sl_apply_policy_prepare(a->policy, r, r_out, detail, sizeof(detail))) {
+	case SL_PREP_GO:
+		return 1;
+	case SL_PREP_HOLD:
+		hold(a, p, r, INT64_MAX, "held", detail);
+		return 0;
+	case SL_PREP_RETRY:
+		if (p->attempts_offset != r->rec.offset) {
+			p->attempts_offset = r->rec.offset;
+			p->attempts = 0;
+		}
+		if (++p->attempts < a->o.fetch_retries_max) {
+			hold(a, p, r, now_ms(a) + fetch_backoff_ms(a, p->attempts - 1), "waiting", detail);
+			return 0;
+		}
+		snprintf(why, why_bytes, "fetching the thin event's entity failed %u times: %s", p->attempts, detail);
+		return SL_APPLY_REJECTED;
+	case SL_PREP_DEAD:
+		snprintf(why, why_bytes, "%s", detail);
+		return SL_APPLY_REJECTED;
+	}
+	return SL_APPLY_REJECTED;
+}
+
+/* Handle one record in the open transaction. Returns 0 or a negative errno (the transaction must be aborted). */
+static int record_process(struct sl_apply *a, const struct sl_apply_record *r_in)
+{
+	const struct sl_apply_record *r = r_in;
 	char why[SL_ERROR_BYTES];
 	enum outcome outcome = OUT_APPLIED;
 	struct apply_part *p;
@@ -546,6 +653,10 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 	}
 	p = &a->parts[i];
 	SL_ASSERT(r->rec.offset >= 0);
+	/* Invariant 4: nothing at or after a hold is applied, nor counted; the partition is not written. */
+	if (p->held && r->rec.offset >= p->held_offset)
+		return 0;
+	bool was_touched = p->touched;
 	p->touched = true;
 	if (p->next >= 0 && r->rec.offset < p->next) {
 		/* Delivered again (the source went back): the store already holds its effect. */
@@ -555,7 +666,12 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 	if (r->rec.key == NULL || r->rec.key_len <= 0) {
 		snprintf(why, sizeof(why), "the record has no key: a target entity needs one");
 		rc = SL_APPLY_REJECTED;
-	} else {
+	} else if ((rc = record_prepare(a, p, r_in, &r, why, sizeof(why))) == 0) {
+		/* Held: the partition waits at it, and is written only if a record before it was handled. */
+		p->touched = was_touched;
+		return 0;
+	} else if (rc == 1) {
+		rc = 0;
 		for (uint32_t attempt = 0;; attempt++) {
 			rc = record_apply(a, r, &outcome);
 			if (rc != SL_APPLY_REJECTED)
@@ -567,6 +683,12 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 			}
 			a->o.sleep_ms(backoff_ms(a, attempt), a->o.clock_arg);
 		}
+	}
+	if (p->reported && r->rec.offset >= p->attempts_offset) {
+		/* The record the partition waited at went through (applied or dead-lettered): it moves again. */
+		p->attempts = 0;
+		p->attempts_offset = -1;
+		state_report(a, p, "ok", "", r->rec.offset);
 	}
 	if (rc == SL_APPLY_REJECTED) {
 		rc = dead_letter(a, r, why);
@@ -699,11 +821,42 @@ int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out)
 	return rc;
 }
 
+/* End the holds whose retry is due, and seek the source back to the positions (the held records come again).
+ * Returns the earliest retry still to come (INT64_MAX: none). */
+static int64_t holds_release(struct sl_apply *a)
+{
+	int64_t now = now_ms(a), next = INT64_MAX;
+
+	for (uint32_t i = 0; i < a->part_count; i++) {
+		struct apply_part *p = &a->parts[i];
+
+		if (!p->held || p->retry_at_ms == INT64_MAX)
+			continue;
+		if (p->retry_at_ms <= now) {
+			p->held = false;
+			a->seek_pending = true;
+		} else if (p->retry_at_ms < next) {
+			next = p->retry_at_ms;
+		}
+	}
+	return next;
+}
+
+uint32_t sl_apply_held_count(const struct sl_apply *a)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < a->part_count; i++)
+		n += a->parts[i].held;
+	return n;
+}
+
 int sl_apply_poll(struct sl_apply *a)
 {
 	const struct sl_apply_source_ops *src = a->source.ops;
 	struct sl_apply_record r;
 	int handled = 0, rc;
+	int64_t retry_at;
 
 	SL_ASSERT(!a->in_txn);
 	if (now_ms(a) >= a->next_purge_ms) {
@@ -711,8 +864,15 @@ int sl_apply_poll(struct sl_apply *a)
 		if (rc != 0)
 			return failure(a, rc);
 	}
+	retry_at = holds_release(a);
 	if (a->seek_pending && (rc = source_seek(a)) != 0)
 		return rc;
+	if (retry_at != INT64_MAX && src->done(a->source.ctx)) {
+		/* Everything else is applied: wait for the retry here rather than spin on an ended source. */
+		int64_t wait = retry_at - now_ms(a);
+		a->o.sleep_ms(wait > 200 ? 200 : wait > 0 ? (uint32_t)wait : 0, a->o.clock_arg);
+		return 0;
+	}
 	rc = src->fetch(a->source.ctx);
 	if (rc == -EINTR)
 		return rc;
@@ -745,6 +905,9 @@ int sl_apply_poll(struct sl_apply *a)
 
 bool sl_apply_done(const struct sl_apply *a)
 {
+	for (uint32_t i = 0; i < a->part_count; i++)
+		if (a->parts[i].held && a->parts[i].retry_at_ms != INT64_MAX)
+			return false; /* a thin event waits for its retry */
 	return !a->in_txn && a->source.ops->done(a->source.ctx);
 }
 

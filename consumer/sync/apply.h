@@ -34,8 +34,35 @@
  *   8. A store rejection (-EBADMSG: a value or key the store does not accept) is retried reject_retries_max
  *      times with backoff, then the record goes to the dead-letter sink with the error text, its offset is
  *      committed, and the next record is applied.
+ *   9. What a topic's sync contract adds (consumer/sync/apply_policy.c; options contract, conflicts, ...), checked
+ *      before rules 3 to 7:
+ *        a. Schema: a record with a value whose schema_version (absent: 1) the contract does not accept is upcast
+ *           (options upcast_cb, version by version) until it is; otherwise the partition is held at it (nothing
+ *           after it in that partition is applied; the others go on) or it is dead-lettered, per the contract.
+ *        b. Thin events (op changed): the entity is fetched (options fetch_cb); found, the record applies as an
+ *           upsert of what was fetched; gone (404), as a delete. While the source cannot answer, the partition is
+ *           held at the record and tried again with backoff; after fetch_retries_max tries it is dead-lettered.
+ *        c. The conflict policy (options conflicts) replaces rules 4 and 4c for a key that is stored:
+ *             version          rules 4 to 7 as above;
+ *             source-of-truth  a record whose system (its origin_system; without one, the source of truth for a
+ *                              backfill or repair record, nobody for a live one) is not the source of truth is
+ *                              rejected (a conflicts row, status rejected), unless field ownership lets it write
+ *                              its own fields (d); the source of truth's record at the stored version replaces
+ *                              another system's row;
+ *             lww              a record of another system than the row's last writer is ordered by its change
+ *                              time (changed_at, else its timestamp): later by more than max_clock_skew_ms
+ *                              applies, earlier by more is stale, within it the source of truth's write wins, else
+ *                              the row stays (a conflicts row, status logged, says which); the same system's
+ *                              records are ordered by version;
+ *             reject           rule 4c's conflict is kept with the incoming value, status open: an operator
+ *                              decides (sl_apply_conflict_resolve, `synclog conflicts resolve`).
+ *        d. Field ownership (the contract's fields_owned or fields_derived), for an upsert of a JSON object that
+ *           applies: the stored object's members owned by the record's system are replaced by the record's (those
+ *           it leaves out are removed); all others keep the target's value, and a record's member it does not own
+ *           that differs from the target's is noted in the conflicts table (policy fields, status logged).
+ *      The record's system and change time are stored with the row (origin_system, changed_at_ms).
  * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate, conflicts or
- * dead_lettered.
+ * dead_lettered (a record held by rule 9 lands in none until it is applied).
  *
  * Transactions: the records of one fetched batch are applied in one store transaction together with the next
  * offset of every partition they came from (and per-partition running counts), so a crash at any point leaves
@@ -56,6 +83,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "consumer/sync/contract.h"
 #include "proto/batch.h"
 
 /* The error a store returns for a record it refuses (bad value, bad key): the engine retries, then dead-letters.
@@ -109,6 +137,58 @@ struct sl_apply_purge_counts {
 	uint64_t stale_events;
 	uint64_t idempotency_keys;
 };
+
+/* A stored row as the contract's rules need it (store op row_get). Pointers are valid until the next call on the
+ * store. */
+struct sl_apply_row {
+	struct sl_apply_key_state state;
+	const uint8_t *value; /* NULL: a null value, or no row */
+	size_t value_len;
+	const uint8_t *origin_system; /* NULL: unknown */
+	size_t origin_system_len;
+	int64_t changed_at_ms; /* 0: unknown */
+};
+
+/* The status of a conflicts row: logged (a decision kept for the record: the row stayed or was written),
+ * rejected (a record the policy refused), open (waiting for an operator: the reject policy), resolved (an operator
+ * decided), superseded (the row moved on before anyone decided). */
+enum sl_apply_conflict_status {
+	SL_APPLY_CONFLICT_LOGGED = 0,
+	SL_APPLY_CONFLICT_REJECTED,
+	SL_APPLY_CONFLICT_OPEN,
+	SL_APPLY_CONFLICT_RESOLVED,
+	SL_APPLY_CONFLICT_SUPERSEDED,
+};
+const char *sl_apply_conflict_status_name(enum sl_apply_conflict_status s);
+
+/* Why a record went to the conflicts table (store op conflict_note). */
+struct sl_apply_conflict_note {
+	const char *policy; /* "version", "source-of-truth", "lww", "reject", "fields" */
+	enum sl_apply_conflict_status status;
+	const char *reason; /* one line */
+};
+
+/* One conflicts row, as conflicts_get and conflicts_list hand it out (pointers valid until the next call). */
+struct sl_apply_conflict {
+	int64_t id;
+	const char *key;
+	int64_t stored_version;
+	int64_t incoming_version;
+	const char *incoming_value; /* NULL: a delete, or not kept */
+	const char *op;             /* "upsert" or "delete"; NULL: not kept (a row of an older store) */
+	const char *origin;
+	const char *origin_system; /* NULL: none */
+	const char *policy;
+	const char *status;
+	const char *reason;
+	const char *topic;
+	uint32_t partition;
+	int64_t offset;
+	int64_t seen_at_ms;
+	int64_t resolved_at_ms; /* 0: not resolved */
+	const char *resolution; /* NULL: not resolved */
+};
+typedef int (*sl_apply_conflict_cb)(const struct sl_apply_conflict *c, void *cb_arg);
 
 /* Called by a store's offsets_read once per stored position; returns 0 or a negative errno that stops the read. */
 typedef int (*sl_apply_offsets_read_cb)(const struct sl_apply_position *pos, const struct sl_apply_counters *totals,
@@ -167,6 +247,28 @@ struct sl_apply_store_ops {
 	                      uint32_t *count_out);
 	int (*tombstone_purge)(void *store, const struct sl_apply_tombstone *t, bool *purged_out);
 	const char *(*error)(void *store);
+	/* ---- what a sync contract's rules need (rule 9; NULL in a store that offers none: sl_apply_new refuses a
+	 * contract policy or field ownership then). Every write above also keeps the record's origin_system and change
+	 * time (changed_at_ms, else timestamp_ms) with the row. ---- */
+	/* The stored row of r's key (its value, its last writer and change time, and key_get's state). Checks the key
+	 * as key_get does. */
+	int (*row_get)(void *store, const struct sl_apply_record *r, struct sl_apply_row *out);
+	/* Keep r in the conflicts table with note (one row per call), with its value in full, origin_system and
+	 * stored_version. */
+	int (*conflict_note)(void *store, const struct sl_apply_record *r, int64_t stored_version,
+	                     const struct sl_apply_conflict_note *note, int64_t now_ms);
+	/* The operator's queue: conflicts rows with status status (NULL: every row) in id order after after_id, at
+	 * most limit; and one row by id (-ENOENT when there is none). Outside or inside a transaction. */
+	int (*conflicts_list)(void *store, const char *status, int64_t after_id, uint32_t limit,
+	                      sl_apply_conflict_cb cb, void *cb_arg);
+	int (*conflict_get)(void *store, int64_t id, sl_apply_conflict_cb cb, void *cb_arg);
+	/* Mark conflict id with status and resolution (a line saying what was decided), inside a transaction. */
+	int (*conflict_mark)(void *store, int64_t id, enum sl_apply_conflict_status status, const char *resolution,
+	                     int64_t now_ms);
+	/* Optional: keep a partition's state as the engine reports it (sl_apply_state_cb) where an operator looks
+	 * (the SQLite store's synclog_partition_state), inside a transaction. */
+	int (*partition_state_set)(void *store, const char *group, const char *topic, uint32_t partition,
+	                           const char *state, const char *reason, int64_t since_ms);
 };
 
 struct sl_apply_store {
@@ -228,6 +330,41 @@ struct sl_apply_options {
 	int64_t (*now_ms)(void *clock_arg);
 	void (*sleep_ms)(uint32_t ms, void *clock_arg);
 	void *clock_arg;
+	/* ---- rule 9: a topic's sync contract ---- */
+	/* The contract (consumer/sync/contract.h; NULL: none): its source of truth, field ownership and accepted
+	 * schema versions. Must outlive the engine. */
+	const struct sl_contract *contract;
+	/* The conflict policy and lww's skew (the contract's, or apply --conflicts). Any policy but version needs the
+	 * store's row_get and conflict_note; source-of-truth needs a source of truth (the contract's, or
+	 * source_of_truth below). */
+	enum sl_contract_conflicts conflicts;
+	int64_t max_clock_skew_ms;
+	const char *source_of_truth; /* overrides the contract's (apply --source-of-truth) */
+	/* Rule 9a: what an unaccepted schema version meets, and how an old version is brought up: the callback turns
+	 * r's value of schema version *version_inout into the next version it knows, setting *version_inout, *out and
+	 * *out_len (valid until the next call); it returns 0, -ENOENT (no upcast from that version), or -EBADMSG with
+	 * why (the value does not fit the mapping: the record is dead-lettered with it). */
+	enum sl_contract_on_unknown on_unknown_schema;
+	int (*upcast_cb)(const struct sl_apply_record *r, const uint8_t *value, size_t len, int32_t *version_inout,
+	                 const uint8_t **out, size_t *out_len, char *why, size_t why_bytes, void *cb_arg);
+	void *upcast_cb_arg;
+	/* Rule 9b: fetch the entity a thin event names. Returns 0 with *out and *out_len (valid until the next call),
+	 * -ENOENT (the entity is gone: a delete), -EAGAIN (the source cannot answer now: try again later) or -EBADMSG
+	 * (it never will for this record), with why. NULL: thin events are dead-lettered. */
+	int (*fetch_cb)(const struct sl_apply_record *r, const uint8_t **out, size_t *out_len, char *why,
+	                size_t why_bytes, void *cb_arg);
+	void *fetch_cb_arg;
+	/* A thin event's fetch is tried this many times, waiting fetch_backoff_ms doubling to fetch_backoff_ms_max
+	 * between tries, before it is dead-lettered. */
+	uint32_t fetch_retries_max;
+	uint32_t fetch_backoff_ms;
+	uint32_t fetch_backoff_ms_max;
+	/* A partition's state changed: "ok", "waiting" (a thin event's source does not answer; held, tried again) or
+	 * "held" (an unknown schema version; held until the applier starts again with a contract or an upcast that
+	 * takes it), with why and the offset it waits at. May be NULL. */
+	void (*state_cb)(const char *topic, uint32_t partition, const char *state, const char *reason, int64_t offset,
+	                 void *cb_arg);
+	void *state_cb_arg;
 };
 
 /* Defaults, each with its reason:
@@ -241,7 +378,11 @@ struct sl_apply_options {
  *     to look, and nothing was committed past the failure.
  *   transaction_records_max 100,000: one fetch of every partition fits, and a transaction's WAL stays below
  *     ~50 MB.
- *   commit_interval_ms 1000: lag as operators see it is at most a second old. */
+ *   commit_interval_ms 1000: lag as operators see it is at most a second old.
+ *   conflicts version, on_unknown_schema hold: the rules above, and nothing applied out of schema.
+ *   fetch_retries_max 8 with backoff 100 ms doubling to 30 s: a source API that restarts (seconds) or fails over
+ *     (a minute or two) is waited for, about 3 minutes in all; longer, and the operator should hear of it from the
+ *     dead letter rather than from a partition that waits forever. */
 void sl_apply_options_init(struct sl_apply_options *o);
 
 struct sl_apply;
@@ -270,6 +411,21 @@ void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *o
 int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition);
 const char *sl_apply_error(const struct sl_apply *a);
 void sl_apply_free(struct sl_apply *a);
+/* Partitions held by rule 9 now (waiting for a thin event's source, or at an unknown schema version). */
+uint32_t sl_apply_held_count(const struct sl_apply *a);
+
+/* An operator's decision on conflict id of the store (an open or rejected row; status open is the reject policy's
+ * queue), in one transaction:
+ *   SL_APPLY_KEEP_SOURCE  the record's value (or delete) is written, at its version
+ *   SL_APPLY_KEEP_TARGET  the row stays as it is
+ *   SL_APPLY_KEEP_FIELDS  the stored JSON object with fields (KEY=VALUE each; VALUE is JSON, else a string) set
+ * and the conflict is marked resolved with what was decided. Refused with -ESTALE (and marked superseded) when the
+ * row's version is no longer the one the conflict met: a newer write already decided; -EALREADY when it was
+ * resolved; -ENOENT when there is no such conflict; -EINVAL for a bad field (why says which). */
+enum sl_apply_keep { SL_APPLY_KEEP_SOURCE = 0, SL_APPLY_KEEP_TARGET, SL_APPLY_KEEP_FIELDS };
+int sl_apply_conflict_resolve(const struct sl_apply_store *store, int64_t id, enum sl_apply_keep keep,
+                              const char *const *fields, uint32_t field_count, int64_t now_ms, char *why,
+                              size_t why_bytes);
 
 /* Rows the purge that follows the log looks at per pass: each costs one question to the broker. */
 #define SL_APPLY_TOMBSTONE_CHECKS_MAX 1000

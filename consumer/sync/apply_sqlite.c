@@ -20,7 +20,7 @@
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-#define SCHEMA_VERSION            2
+#define SCHEMA_VERSION            3
 /* An idempotency key longer than this is refused: it is an event id, not a payload. */
 #define IDEMPOTENCY_KEY_BYTES_MAX 1024
 /* How long a statement waits for another connection's lock (an operator's query, a checkpoint) before failing with
@@ -37,7 +37,8 @@ static const char table_sql[] =
         "CREATE TABLE IF NOT EXISTS {T} ("
         " key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT,"
         " deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)), deleted_at_ms INTEGER, origin TEXT, topic TEXT,"
-        " \"partition\" INTEGER, \"offset\" INTEGER, applied_at_ms INTEGER) WITHOUT ROWID;"
+        " \"partition\" INTEGER, \"offset\" INTEGER, applied_at_ms INTEGER, origin_system TEXT,"
+        " changed_at_ms INTEGER) WITHOUT ROWID;"
         "CREATE INDEX IF NOT EXISTS {I} ON {T} (deleted_at_ms) WHERE deleted = 1;"
         /* apply --on-delete archive (apply.h): the rows deletes replaced, one archive per entity table ("entities"
          * keeps "entities_archive"); created with the table so that the schema is one. */
@@ -59,6 +60,9 @@ static const char schema_sql[] =
         " stored_digest TEXT, incoming_digest TEXT, origin TEXT, topic TEXT, \"partition\" INTEGER,"
         " \"offset\" INTEGER, seen_at_ms INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS conflicts_seen ON conflicts (seen_at_ms);"
+        "CREATE TABLE IF NOT EXISTS synclog_partition_state ("
+        " \"group\" TEXT NOT NULL, topic TEXT NOT NULL, \"partition\" INTEGER NOT NULL, state TEXT NOT NULL,"
+        " reason TEXT, since_ms INTEGER NOT NULL, PRIMARY KEY (\"group\", topic, \"partition\")) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS stale_events ("
         " key TEXT NOT NULL, stored_version INTEGER NOT NULL, incoming_version INTEGER NOT NULL, topic TEXT,"
         " \"partition\" INTEGER, \"offset\" INTEGER, seen_at_ms INTEGER NOT NULL);"
@@ -71,6 +75,19 @@ static const char schema_sql[] =
         "CREATE TABLE IF NOT EXISTS synclog_idempotency_keys ("
         " idempotency_key BLOB PRIMARY KEY, seen_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
         "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);";
+
+/* Columns schema version 3 added, to tables an older version created (ALTER TABLE ADD COLUMN, once). */
+static const char *const conflicts_columns_3[] = {
+        "policy TEXT",
+        "status TEXT",
+        "reason TEXT",
+        "origin_system TEXT",
+        "incoming_value TEXT",
+        "op TEXT",
+        "resolved_at_ms INTEGER",
+        "resolution TEXT",
+};
+static const char *const entity_columns_3[] = {"origin_system TEXT", "changed_at_ms INTEGER"};
 
 enum stmt {
 	ST_BEGIN,
@@ -104,49 +121,65 @@ enum stmt {
 	ST_TOMBSTONES_DUE,
 	ST_TOMBSTONE_FLOOR_KEEP,
 	ST_TOMBSTONE_PURGE,
+	ST_ROW_GET,
+	ST_CONFLICTS_LIST,
+	ST_CONFLICTS_LIST_STATUS,
+	ST_CONFLICT_GET,
+	ST_CONFLICT_MARK,
+	ST_PARTITION_STATE,
 	ST_COUNT
 };
 
 /* Parameters of the entity writes: ?1 key, ?2 version, ?3 value, ?4 origin, ?5 topic, ?6 partition, ?7 offset,
- * ?8 now, ?9 the table's name (for its floors). The _IF_NEWER forms insert only when the key has no floor at or
- * above the version (rule 5), and add a WHERE to the DO UPDATE: an existing row with a version as high is left
- * alone; sqlite3_changes() then says 0. (INSERT ... SELECT needs its WHERE before ON CONFLICT: SQLite's grammar.) */
+ * ?8 now, ?9 the table's name (for its floors), ?10 origin_system, ?11 changed_at_ms. The _IF_NEWER forms insert only
+ * when the key has no floor at or above the version (rule 5), and add a WHERE to the DO UPDATE: an existing row with a
+ * version as high is left alone; sqlite3_changes() then says 0. (INSERT ... SELECT needs its WHERE before ON CONFLICT:
+ * SQLite's grammar.) */
 #define ENTITY_COLUMNS                                                                                            \
 	"INSERT INTO {T} (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
-	" applied_at_ms) "
+	" applied_at_ms, origin_system, changed_at_ms) "
 #define UPSERT_SET                                                                                          \
 	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value, deleted = 0," \
 	" deleted_at_ms = NULL, origin = excluded.origin, topic = excluded.topic,"                          \
 	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "       \
-	"excluded.applied_at_ms"
+	"excluded.applied_at_ms, origin_system = excluded.origin_system, changed_at_ms = excluded.changed_at_ms"
 #define SOFT_DELETE_SET                                                                                       \
 	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, deleted = 1, deleted_at_ms = CASE WHEN" \
 	" {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END, origin = excluded.origin,"  \
 	" topic = excluded.topic, \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","  \
-	" applied_at_ms = excluded.applied_at_ms"
-#define UPSERT_VALUES      "VALUES (?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8)"
-#define SOFT_DELETE_VALUES "VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8)"
+	" applied_at_ms = excluded.applied_at_ms, origin_system = excluded.origin_system,"                    \
+	" changed_at_ms = excluded.changed_at_ms"
+#define UPSERT_VALUES      "VALUES (?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8, ?10, ?11)"
+#define SOFT_DELETE_VALUES "VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8, ?10, ?11)"
 #define NO_FLOOR_ABOVE     " WHERE NOT EXISTS (SELECT 1 FROM synclog_purged WHERE tbl = ?9 AND key = ?1 AND version >= ?2)"
 #define NEWER_ONLY         " WHERE excluded.version > {T}.version"
 
 /* The soft delete that also clears the value (--on-delete erase-value and archive); its _IF_NEWER form follows the
  * rules of the other entity writes (floors, newer only). */
-#define SOFT_DELETE_ERASE_SET                                                                                 \
+#define SOFT_DELETE_ERASE_SET                                                                                     \
 	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = NULL, deleted = 1, deleted_at_ms =" \
-	" CASE WHEN {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END,"                    \
-	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","           \
-	" \"offset\" = excluded.\"offset\", applied_at_ms = excluded.applied_at_ms"
+	" CASE WHEN {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END,"                      \
+	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","              \
+	" \"offset\" = excluded.\"offset\", applied_at_ms = excluded.applied_at_ms,"                              \
+	" origin_system = excluded.origin_system, changed_at_ms = excluded.changed_at_ms"
 /* The row as it was, before a delete replaces it (--on-delete archive): ?1 key, ?2 the delete's version, ?3 its
  * offset, ?4 now. Only a live row is archived: a second delete of a deleted key has nothing to keep. */
-#define ARCHIVE_SQL                                                                                                \
-	"INSERT INTO {A} (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"            \
+#define ARCHIVE_SQL                                                                                                   \
+	"INSERT INTO {A} (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"              \
 	" deleted_version, deleted_offset, archived_at_ms) SELECT key, version, value, origin, topic, \"partition\"," \
 	" \"offset\", applied_at_ms, ?2, ?3, ?4 FROM {T} WHERE key = ?1 AND deleted = 0"
+
+/* A conflicts row as struct sl_apply_conflict has it; a row of schema version 2 has no policy: rule 4c's. */
+#define CONFLICT_SELECT                                                                                               \
+	"SELECT rowid, key, stored_version, incoming_version, incoming_value, origin, origin_system,"                 \
+	" coalesce(policy, 'version'), coalesce(status, 'logged'), coalesce(reason, 'the stored version with another" \
+	" value'), topic, \"partition\", \"offset\", seen_at_ms, coalesce(resolved_at_ms, 0), resolution, op"         \
+	" FROM conflicts"
 
 static const char *const stmt_sql[ST_COUNT] = {
         [ST_SOFT_DELETE_ERASE] = ENTITY_COLUMNS SOFT_DELETE_VALUES SOFT_DELETE_ERASE_SET,
         [ST_SOFT_DELETE_ERASE_IF_NEWER] = ENTITY_COLUMNS
-        "SELECT ?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8" NO_FLOOR_ABOVE SOFT_DELETE_ERASE_SET NEWER_ONLY,
+        "SELECT ?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8, ?10, ?11" NO_FLOOR_ABOVE SOFT_DELETE_ERASE_SET NEWER_ONLY,
         [ST_ARCHIVE] = ARCHIVE_SQL,
         [ST_ARCHIVE_IF_NEWER] = ARCHIVE_SQL " AND version < ?2",
         [ST_TOMBSTONES_DUE] = "SELECT key, topic, \"partition\", \"offset\" FROM {T} WHERE deleted = 1 AND"
@@ -167,16 +200,25 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_FLOOR_GET] = "SELECT version FROM synclog_purged WHERE tbl = ?1 AND key = ?2",
         [ST_UPSERT] = ENTITY_COLUMNS UPSERT_VALUES UPSERT_SET,
         [ST_SOFT_DELETE] = ENTITY_COLUMNS SOFT_DELETE_VALUES SOFT_DELETE_SET,
-        [ST_UPSERT_IF_NEWER] =
-                ENTITY_COLUMNS "SELECT ?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8" NO_FLOOR_ABOVE UPSERT_SET NEWER_ONLY,
+        [ST_UPSERT_IF_NEWER] = ENTITY_COLUMNS
+        "SELECT ?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8, ?10, ?11" NO_FLOOR_ABOVE UPSERT_SET NEWER_ONLY,
         [ST_SOFT_DELETE_IF_NEWER] = ENTITY_COLUMNS
-        "SELECT ?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8" NO_FLOOR_ABOVE SOFT_DELETE_SET NEWER_ONLY,
+        "SELECT ?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8, ?10, ?11" NO_FLOOR_ABOVE SOFT_DELETE_SET NEWER_ONLY,
         [ST_VALUE_GET] = "SELECT value, deleted FROM {T} WHERE key = ?1",
         [ST_STALE] = "INSERT INTO stale_events (key, stored_version, incoming_version, topic, \"partition\","
                      " \"offset\", seen_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [ST_CONFLICT] = "INSERT INTO conflicts (key, stored_version, incoming_version, stored_digest, incoming_digest,"
-                        " origin, topic, \"partition\", \"offset\", seen_at_ms)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        " origin, topic, \"partition\", \"offset\", seen_at_ms, policy, status, reason, origin_system,"
+                        " incoming_value, op) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                        " ?16)",
+        [ST_ROW_GET] = "SELECT version, deleted, value, origin_system, changed_at_ms FROM {T} WHERE key = ?1",
+        [ST_CONFLICTS_LIST] = CONFLICT_SELECT " WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        [ST_CONFLICTS_LIST_STATUS] = CONFLICT_SELECT " WHERE rowid > ?1 AND status = ?3 ORDER BY rowid LIMIT ?2",
+        [ST_CONFLICT_GET] = CONFLICT_SELECT " WHERE rowid = ?1",
+        [ST_CONFLICT_MARK] = "UPDATE conflicts SET status = ?2, resolution = ?3, resolved_at_ms = ?4 WHERE rowid = ?1",
+        [ST_PARTITION_STATE] = "INSERT INTO synclog_partition_state (\"group\", topic, \"partition\", state, reason,"
+                               " since_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET"
+                               " state = excluded.state, reason = excluded.reason, since_ms = excluded.since_ms",
         [ST_IK_SEEN] = "SELECT 1 FROM synclog_idempotency_keys WHERE idempotency_key = ?1",
         [ST_IK_REMEMBER] = "INSERT INTO synclog_idempotency_keys (idempotency_key, seen_at_ms) VALUES (?1, ?2)"
                            " ON CONFLICT (idempotency_key) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
@@ -199,7 +241,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_PURGE_FLOORS_PRUNE] = "DELETE FROM synclog_purged WHERE tbl = ?1 AND EXISTS (SELECT 1 FROM {T} e"
                                   " WHERE e.key = synclog_purged.key AND e.version >= synclog_purged.version)",
         [ST_PURGE_STALE] = "DELETE FROM stale_events WHERE seen_at_ms <= ?1",
-        [ST_PURGE_CONFLICTS] = "DELETE FROM conflicts WHERE seen_at_ms <= ?1",
+        /* The reject policy's queue waits for an operator, however long: only decided rows go. */
+        [ST_PURGE_CONFLICTS] = "DELETE FROM conflicts WHERE seen_at_ms <= ?1 AND coalesce(status, 'logged') != 'open'",
         [ST_PURGE_IK_AGE] = "DELETE FROM synclog_idempotency_keys WHERE seen_at_ms <= ?1",
         [ST_PURGE_IK_COUNT] = "DELETE FROM synclog_idempotency_keys WHERE idempotency_key IN (SELECT idempotency_key"
                               " FROM synclog_idempotency_keys ORDER BY seen_at_ms LIMIT max(0, (SELECT count(*)"
@@ -214,6 +257,8 @@ struct sl_apply_sqlite {
 	bool follow_log; /* deleted rows are left to the purge that follows the log */
 	char table[TABLE_BYTES_MAX + 1];
 	char path[PATH_BYTES_MAX];
+	uint8_t *row_buf; /* row_get's copy of a row's value and origin_system */
+	size_t row_buf_cap;
 	char error[SL_ERROR_BYTES];
 };
 
@@ -358,6 +403,12 @@ static void entity_bind(sqlite3_stmt *st, const struct sl_apply_record *r, int64
 	sqlite3_bind_int64(st, 6, r->partition);
 	sqlite3_bind_int64(st, 7, r->rec.offset);
 	sqlite3_bind_int64(st, 8, now_ms);
+	if (r->rec.origin_system != NULL)
+		sqlite3_bind_text(st, 10, (const char *)r->rec.origin_system, r->rec.origin_system_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 10);
+	/* The change's time by the system that made it, else when it was produced: what lww compares. */
+	sqlite3_bind_int64(st, 11, r->rec.changed_at_ms > 0 ? r->rec.changed_at_ms : r->rec.timestamp_ms);
 }
 
 /* Refuse a value this target does not store. */
@@ -495,33 +546,217 @@ static void digest_bind(sqlite3_stmt *st, int index, const void *v, size_t len, 
 	sqlite3_bind_text(st, index, hex, -1, SQLITE_STATIC);
 }
 
-static int op_conflict_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
+/* One conflicts row for r (rule 4c, or a contract rule's note with its policy, status and reason). */
+static int conflict_insert(struct sl_apply_sqlite *s, const struct sl_apply_record *r, int64_t stored_version,
+                           const struct sl_apply_conflict_note *note, int64_t now_ms)
 {
-	struct sl_apply_sqlite *s = store;
 	sqlite3_stmt *get = s->st[ST_VALUE_GET], *st = s->st[ST_CONFLICT];
 	char stored_hex[SL_VALUE_DIGEST_HEX_BYTES], incoming_hex[SL_VALUE_DIGEST_HEX_BYTES];
+	bool upsert = r->rec.op != SL_OP_DELETE;
 	int rc;
 
 	sqlite3_bind_text(get, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
 	rc = sqlite3_step(get);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(get);
-		return fail(s, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "read a conflicting row");
-	}
-	digest_bind(st, 4, sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0),
-	            sqlite3_column_int(get, 1) == 0, stored_hex);
+	if (rc == SQLITE_ROW)
+		digest_bind(st, 4, sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0),
+		            sqlite3_column_int(get, 1) == 0, stored_hex);
+	else if (rc == SQLITE_DONE)
+		sqlite3_bind_null(st, 4); /* a contract rule may note a record of a key not stored */
 	sqlite3_reset(get);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, rc, "read a conflicting row");
 	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, stored_version);
-	sqlite3_bind_int64(st, 3, r->rec.version);
-	digest_bind(st, 5, r->rec.value, r->rec.value != NULL ? (size_t)r->rec.value_len : 0, r->rec.op != SL_OP_DELETE,
-	            incoming_hex);
+	sqlite3_bind_int64(st, 3, r->rec.version != SL_VERSION_NONE ? r->rec.version : 0);
+	digest_bind(st, 5, r->rec.value, r->rec.value != NULL ? (size_t)r->rec.value_len : 0, upsert, incoming_hex);
 	sqlite3_bind_text(st, 6, sl_origin_name(r->rec.origin), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, r->topic, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, r->partition);
 	sqlite3_bind_int64(st, 9, r->rec.offset);
 	sqlite3_bind_int64(st, 10, now_ms);
+	sqlite3_bind_text(st, 11, note->policy, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, sl_apply_conflict_status_name(note->status), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, note->reason, -1, SQLITE_STATIC);
+	if (r->rec.origin_system != NULL)
+		sqlite3_bind_text(st, 14, (const char *)r->rec.origin_system, r->rec.origin_system_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 14);
+	/* The value in full, so that an operator can choose it (synclog conflicts resolve --keep source). */
+	if (upsert && r->rec.value != NULL)
+		sqlite3_bind_text(st, 15, (const char *)r->rec.value, r->rec.value_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 15);
+	sqlite3_bind_text(st, 16, upsert ? "upsert" : "delete", -1, SQLITE_STATIC);
 	return step_done(s, ST_CONFLICT, "keep a conflict");
+}
+
+static int op_conflict_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
+{
+	struct sl_apply_conflict_note note = {.policy = "version",
+	                                      .status = SL_APPLY_CONFLICT_LOGGED,
+	                                      .reason = "the stored version with another value: the stored row stays"};
+
+	return conflict_insert(store, r, stored_version, &note, now_ms);
+}
+
+static int op_conflict_note(void *store, const struct sl_apply_record *r, int64_t stored_version,
+                            const struct sl_apply_conflict_note *note, int64_t now_ms)
+{
+	return conflict_insert(store, r, stored_version, note, now_ms);
+}
+
+/* Grow s->row_buf to hold len bytes. */
+static int row_buf_reserve(struct sl_apply_sqlite *s, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= s->row_buf_cap)
+		return 0;
+	p = realloc(s->row_buf, len);
+	if (p == NULL) {
+		snprintf(s->error, sizeof(s->error), "sqlite %s: out of memory for a row of %zu bytes", s->path, len);
+		return -ENOMEM;
+	}
+	s->row_buf = p;
+	s->row_buf_cap = len;
+	return 0;
+}
+
+static int op_row_get(void *store, const struct sl_apply_record *r, struct sl_apply_row *out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_ROW_GET];
+	int rc = op_key_get(store, r, &out->state); /* checks the key; the floor of a key not stored */
+
+	out->value = out->origin_system = NULL;
+	out->value_len = out->origin_system_len = 0;
+	out->changed_at_ms = 0;
+	if (rc != 0 || !out->state.exists)
+		return rc;
+	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t value_len = (size_t)sqlite3_column_bytes(st, 2),
+		       system_len = (size_t)sqlite3_column_bytes(st, 3);
+		bool has_value = sqlite3_column_type(st, 2) != SQLITE_NULL,
+		     has_system = sqlite3_column_type(st, 3) != SQLITE_NULL;
+
+		/* Copied: the column's bytes last only until the statement moves, and the caller writes next. */
+		if (row_buf_reserve(s, value_len + system_len + 2) != 0) {
+			sqlite3_reset(st);
+			return -ENOMEM;
+		}
+		if (has_value) {
+			memcpy(s->row_buf, sqlite3_column_blob(st, 2), value_len);
+			out->value = s->row_buf;
+			out->value_len = value_len;
+		}
+		if (has_system) {
+			memcpy(s->row_buf + value_len + 1, sqlite3_column_blob(st, 3), system_len);
+			out->origin_system = s->row_buf + value_len + 1;
+			out->origin_system_len = system_len;
+		}
+		out->changed_at_ms = sqlite3_column_int64(st, 4);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, rc, "read a row");
+}
+
+static const char *column_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Hand each row of st (a CONFLICT_SELECT) to cb. */
+static int conflicts_each(struct sl_apply_sqlite *s, enum stmt i, sl_apply_conflict_cb cb, void *cb_arg)
+{
+	sqlite3_stmt *st = s->st[i];
+	int rc, cb_rc = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct sl_apply_conflict c = {
+		        .id = sqlite3_column_int64(st, 0),
+		        .key = column_text(st, 1),
+		        .stored_version = sqlite3_column_int64(st, 2),
+		        .incoming_version = sqlite3_column_int64(st, 3),
+		        .incoming_value = column_text(st, 4),
+		        .origin = column_text(st, 5),
+		        .origin_system = column_text(st, 6),
+		        .policy = column_text(st, 7),
+		        .status = column_text(st, 8),
+		        .reason = column_text(st, 9),
+		        .topic = column_text(st, 10),
+		        .partition = (uint32_t)sqlite3_column_int64(st, 11),
+		        .offset = sqlite3_column_int64(st, 12),
+		        .seen_at_ms = sqlite3_column_int64(st, 13),
+		        .resolved_at_ms = sqlite3_column_int64(st, 14),
+		        .resolution = column_text(st, 15),
+		};
+		/* NULL in a row of schema version 2, which kept neither the op nor the value. */
+		c.op = column_text(st, 16);
+		if (c.key == NULL)
+			c.key = "";
+		if (c.topic == NULL)
+			c.topic = "";
+		if (c.origin == NULL)
+			c.origin = "live";
+		if ((cb_rc = cb(&c, cb_arg)) != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (cb_rc != 0)
+		return cb_rc;
+	return rc == SQLITE_DONE ? 0 : fail(s, rc, "read the conflicts");
+}
+
+static int op_conflicts_list(void *store, const char *status, int64_t after_id, uint32_t limit, sl_apply_conflict_cb cb,
+                             void *cb_arg)
+{
+	struct sl_apply_sqlite *s = store;
+	enum stmt i = status != NULL ? ST_CONFLICTS_LIST_STATUS : ST_CONFLICTS_LIST;
+
+	sqlite3_bind_int64(s->st[i], 1, after_id);
+	sqlite3_bind_int64(s->st[i], 2, limit);
+	if (status != NULL)
+		sqlite3_bind_text(s->st[i], 3, status, -1, SQLITE_STATIC);
+	return conflicts_each(s, i, cb, cb_arg);
+}
+
+static int op_conflict_get(void *store, int64_t id, sl_apply_conflict_cb cb, void *cb_arg)
+{
+	struct sl_apply_sqlite *s = store;
+
+	sqlite3_bind_int64(s->st[ST_CONFLICT_GET], 1, id);
+	return conflicts_each(s, ST_CONFLICT_GET, cb, cb_arg);
+}
+
+static int op_conflict_mark(void *store, int64_t id, enum sl_apply_conflict_status status, const char *resolution,
+                            int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_CONFLICT_MARK];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, sl_apply_conflict_status_name(status), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, resolution, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_ms);
+	return step_done(s, ST_CONFLICT_MARK, "mark a conflict");
+}
+
+static int op_partition_state_set(void *store, const char *group, const char *topic, uint32_t partition,
+                                  const char *state, const char *reason, int64_t since_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_PARTITION_STATE];
+
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, partition);
+	sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, since_ms);
+	return step_done(s, ST_PARTITION_STATE, "keep a partition's state");
 }
 
 static int op_idempotency_seen(void *store, const struct sl_apply_record *r, bool *seen_out)
@@ -736,6 +971,12 @@ static const char *op_error(void *store)
 	return ((struct sl_apply_sqlite *)store)->error;
 }
 
+/* What a sync contract's rules need (apply.h rule 9), in both tables below. */
+#define CONTRACT_OPS                                                                                   \
+	.row_get = op_row_get, .conflict_note = op_conflict_note, .conflicts_list = op_conflicts_list, \
+	.conflict_get = op_conflict_get, .conflict_mark = op_conflict_mark,                            \
+	.partition_state_set = op_partition_state_set
+
 static const struct sl_apply_store_ops sqlite_ops = {
         .begin = op_begin,
         .commit = op_commit,
@@ -754,6 +995,7 @@ static const struct sl_apply_store_ops sqlite_ops = {
         .offset_write = op_offset_write,
         .purge = op_purge,
         .error = op_error,
+        CONTRACT_OPS,
 };
 
 /* The same, with the purge that follows the log (sl_apply_sqlite_set_deletes). */
@@ -777,6 +1019,7 @@ static const struct sl_apply_store_ops sqlite_log_ops = {
         .tombstones_due = op_tombstones_due,
         .tombstone_purge = op_tombstone_purge,
         .error = op_error,
+        CONTRACT_OPS,
 };
 
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out)
@@ -786,7 +1029,8 @@ void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *ou
 }
 
 /* Write tmpl with {T} replaced by the quoted table name, {I} by the quoted name of its tombstone index, {A} by its
- * archive table and {AI} by that table's index, into out. The table name passed sl_apply_sqlite_table_check, so it needs no escaping inside the quotes. */
+ * archive table and {AI} by that table's index, into out. The table name passed sl_apply_sqlite_table_check, so it
+ * needs no escaping inside the quotes. */
 static int sql_expand(const struct sl_apply_sqlite *s, const char *tmpl, char *out, size_t cap)
 {
 	size_t at = 0;
@@ -845,6 +1089,39 @@ static int exec_expanded(struct sl_apply_sqlite *s, const char *tmpl, const char
 	return rc != SQLITE_OK ? fail(s, rc, what) : 0;
 }
 
+/* Add to table each column of defs ("NAME TYPE") it lacks: what a newer schema version added to a table an older
+ * one created. Every entity table is checked when it is opened, since each was created by whichever version
+ * opened it first. */
+static int columns_add(struct sl_apply_sqlite *s, const char *table, const char *const *defs, size_t count)
+{
+	char sql[SQL_BYTES_MAX];
+	sqlite3_stmt *st;
+	int rc;
+
+	for (size_t i = 0; i < count; i++) {
+		size_t name_len = strcspn(defs[i], " ");
+		bool present = false;
+
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM pragma_table_info('%s') WHERE name = '%.*s'", table,
+		         (int)name_len, defs[i]);
+		rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return fail(s, rc, "read a table's columns");
+		rc = sqlite3_step(st);
+		present = rc == SQLITE_ROW;
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return fail(s, rc, "read a table's columns");
+		if (present)
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE \"%s\" ADD COLUMN %s", table, defs[i]);
+		rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return fail(s, rc, "add a column of schema version 3");
+	}
+	return 0;
+}
+
 /* Pragmas and schema. Returns 0 or a negative errno with s->error set. */
 static int schema_setup(struct sl_apply_sqlite *s)
 {
@@ -886,16 +1163,23 @@ static int schema_setup(struct sl_apply_sqlite *s)
 		return -EINVAL;
 	}
 	/* Version 1 had entities and no floors, conflicts or table claims: the new tables are simply added, and
-	 * the table is claimed below by the topic its rows name. */
+	 * the table is claimed below by the topic its rows name. Version 2 lacked what sync contracts keep: the
+	 * columns are added to its tables (columns_add). */
 	rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
-	if (rc == SQLITE_OK && version < SCHEMA_VERSION)
-		rc = sqlite3_exec(s->db, "PRAGMA user_version = 2", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return fail(s, rc, "create the tables");
-	return exec_expanded(s, table_sql, "create the entity table");
+	rc = columns_add(s, "conflicts", conflicts_columns_3, SL_ARRAY_COUNT(conflicts_columns_3));
+	if (rc == 0)
+		rc = exec_expanded(s, table_sql, "create the entity table");
+	if (rc == 0)
+		rc = columns_add(s, s->table, entity_columns_3, SL_ARRAY_COUNT(entity_columns_3));
+	if (rc == 0 && version < SCHEMA_VERSION &&
+	    (rc = sqlite3_exec(s->db, "PRAGMA user_version = 3", NULL, NULL, NULL)) != SQLITE_OK)
+		return fail(s, rc, "write the schema version");
+	return rc;
 }
 
-_Static_assert(SCHEMA_VERSION == 2, "the PRAGMA user_version statement above writes 2");
+_Static_assert(SCHEMA_VERSION == 3, "the PRAGMA user_version statement above writes 3");
 
 /* A single text from a query with up to two text parameters: 1 with out filled, 0 for no row. */
 static int query_text(struct sl_apply_sqlite *s, const char *tmpl, const char *p1, const char *p2, char *out,
@@ -1052,5 +1336,6 @@ void sl_apply_sqlite_close(struct sl_apply_sqlite *s)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
+	free(s->row_buf);
 	free(s);
 }

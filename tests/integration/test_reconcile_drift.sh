@@ -88,7 +88,7 @@ for k in inj["missing"][:5]:
 for k in inj["missing"][5:]:
     tgt.execute("UPDATE entities SET deleted = 1, deleted_at_ms = 1 WHERE key = ?", (k,))
 for k in inj["extra"]:
-    tgt.execute("INSERT INTO entities VALUES (?, 4, '{\"name\":\"only here\"}', 0, NULL, 'live', 'customers', 0, 0, 0)",
+    tgt.execute("INSERT INTO entities VALUES (?, 4, '{\"name\":\"only here\"}', 0, NULL, 'live', 'customers', 0, 0, 0, NULL, NULL)",
                 (k,))
 for k in inj["version"]:
     src.execute("UPDATE customers SET version = 3, name = 'withheld' WHERE key = ?", (k,))

@@ -80,6 +80,10 @@ static int src_next(void *ctx, struct sl_apply_record *out)
 		out->rec.origin = r->origin;
 		out->rec.idempotency_key = r->has_ik ? (const uint8_t *)r->ik : NULL;
 		out->rec.idempotency_key_len = r->has_ik ? (int32_t)strlen(r->ik) : 0;
+		out->rec.origin_system = r->origin_system[0] != '\0' ? (const uint8_t *)r->origin_system : NULL;
+		out->rec.origin_system_len = (int32_t)strlen(r->origin_system);
+		out->rec.changed_at_ms = r->changed_at_ms;
+		out->rec.schema_version = r->schema_version;
 		s->position[p]++;
 		return 1;
 	}
@@ -151,6 +155,18 @@ int64_t at_upsert(struct at_source *s, uint32_t partition, const char *key, int6
 int64_t at_delete(struct at_source *s, uint32_t partition, const char *key, int64_t version)
 {
 	return at_add(s, partition, key, version, SL_OP_DELETE, NULL, NULL);
+}
+
+void at_system_set(struct at_source *s, uint32_t partition, int64_t offset, const char *system, int64_t changed_at_ms)
+{
+	snprintf(s->recs[partition][offset].origin_system, sizeof(s->recs[partition][offset].origin_system), "%s",
+	         system != NULL ? system : "");
+	s->recs[partition][offset].changed_at_ms = changed_at_ms;
+}
+
+void at_schema_set(struct at_source *s, uint32_t partition, int64_t offset, int32_t schema_version)
+{
+	s->recs[partition][offset].schema_version = schema_version;
 }
 
 void at_origin_set(struct at_source *s, uint32_t partition, int64_t offset, enum sl_origin origin)
@@ -294,12 +310,42 @@ static const char *w_error(void *st)
 {
 	return REAL->error(DB);
 }
+static int w_row_get(void *st, const struct sl_apply_record *r, struct sl_apply_row *out)
+{
+	FORWARD(row_get, r, out);
+}
+static int w_conflict_note(void *st, const struct sl_apply_record *r, int64_t v,
+                           const struct sl_apply_conflict_note *note, int64_t now)
+{
+	FORWARD(conflict_note, r, v, note, now);
+}
+static int w_conflicts_list(void *st, const char *status, int64_t after, uint32_t limit, sl_apply_conflict_cb cb,
+                            void *cb_arg)
+{
+	FORWARD(conflicts_list, status, after, limit, cb, cb_arg);
+}
+static int w_conflict_get(void *st, int64_t id, sl_apply_conflict_cb cb, void *cb_arg)
+{
+	FORWARD(conflict_get, id, cb, cb_arg);
+}
+static int w_conflict_mark(void *st, int64_t id, enum sl_apply_conflict_status status, const char *resolution,
+                           int64_t now)
+{
+	FORWARD(conflict_mark, id, status, resolution, now);
+}
+static int w_partition_state_set(void *st, const char *group, const char *topic, uint32_t partition, const char *state,
+                                 const char *reason, int64_t since)
+{
+	FORWARD(partition_state_set, group, topic, partition, state, reason, since);
+}
 
 #define WRAPPER_OPS                                                                                             \
 	.begin = w_begin, .commit = w_commit, .rollback = w_rollback, .key_get = w_key_get, .upsert = w_upsert, \
 	.soft_delete = w_soft_delete, .stale_record = w_stale, .value_same = w_value_same,                      \
 	.conflict_record = w_conflict, .idempotency_seen = w_ik_seen, .idempotency_remember = w_ik_remember,    \
-	.offsets_read = w_offsets_read, .offset_write = w_offset_write, .purge = w_purge, .error = w_error
+	.offsets_read = w_offsets_read, .offset_write = w_offset_write, .purge = w_purge, .error = w_error,     \
+	.row_get = w_row_get, .conflict_note = w_conflict_note, .conflicts_list = w_conflicts_list,             \
+	.conflict_get = w_conflict_get, .conflict_mark = w_conflict_mark, .partition_state_set = w_partition_state_set
 
 /* The engine's two ways to apply a versioned record: key_get then a write, or one conditional write. */
 static const struct sl_apply_store_ops wrapper_ops_slow = {WRAPPER_OPS};

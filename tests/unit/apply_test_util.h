@@ -30,7 +30,10 @@ struct at_record {
 	bool has_ik;
 	int64_t version;
 	enum sl_op op;
-	enum sl_origin origin; /* live unless set with at_origin_set */
+	enum sl_origin origin;  /* live unless set with at_origin_set */
+	char origin_system[32]; /* "" for none (at_system_set) */
+	int64_t changed_at_ms;  /* 0 for none */
+	int32_t schema_version;
 };
 
 /* Records per partition; offset = index. Reads up to batch_records_max records per partition per fetch. */
@@ -136,6 +139,9 @@ int64_t at_upsert(struct at_source *s, uint32_t partition, const char *key, int6
 int64_t at_delete(struct at_source *s, uint32_t partition, const char *key, int64_t version);
 /* Give the record at offset of partition another origin (backfill, repair). */
 void at_origin_set(struct at_source *s, uint32_t partition, int64_t offset, enum sl_origin origin);
+/* Give the record at offset of partition an origin_system and a change time (0: none), or a schema version. */
+void at_system_set(struct at_source *s, uint32_t partition, int64_t offset, const char *system, int64_t changed_at_ms);
+void at_schema_set(struct at_source *s, uint32_t partition, int64_t offset, int32_t schema_version);
 
 /* What the target holds for key: 1 found (fields filled), 0 not found, -1 error. value_out gets "" for NULL. */
 struct at_row {

@@ -122,8 +122,15 @@ static void version_1_table_is_claimed_by_the_topic_of_its_rows(void **state)
 	assert_non_null(strstr(e->err, "fed by topic 'orders'"));
 	assert_int_equal(open_for(e, NULL, "orders", &db), 0);
 	sl_apply_sqlite_close(db);
-	assert_int_equal(query_int(e, "PRAGMA user_version"), 2);
+	assert_int_equal(query_int(e, "PRAGMA user_version"), 3);
 	assert_int_equal(query_int(e, "SELECT count(*) FROM synclog_tables WHERE topic = 'orders'"), 1);
+	/* Schema version 3's columns, added to the old table: what sync contracts keep of each row. */
+	assert_int_equal(query_int(e, "SELECT count(*) FROM pragma_table_info('entities') WHERE name IN"
+	                              " ('origin_system', 'changed_at_ms')"),
+	                 2);
+	assert_int_equal(query_int(e, "SELECT count(*) FROM pragma_table_info('conflicts') WHERE name IN"
+	                              " ('policy', 'status', 'incoming_value')"),
+	                 3);
 }
 
 static void bad_table_names_are_refused(void **state)

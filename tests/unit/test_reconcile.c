@@ -129,7 +129,7 @@ static void both_sides(struct env *e, int n)
 	snprintf(sql, sizeof(sql),
 	         "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %d - 1)"
 	         " INSERT INTO entities SELECT printf('key%%05d', i), 1, printf('{\"n\":%%d}', i), i %% 10 = 0, NULL,"
-	         " 'backfill', 't', 0, i, 0 FROM c",
+	         " 'backfill', 't', 0, i, 0, NULL, NULL FROM c",
 	         n);
 	exec_sql(e->tgt_path, sql);
 }
@@ -169,7 +169,7 @@ static void each_kind_is_found_once(void **state)
 	both_sides(e, 3000);
 	exec_sql(e->tgt_path, "DELETE FROM entities WHERE key = 'key00001';"            /* missing */
 	                      "UPDATE entities SET deleted = 1 WHERE key = 'key00002';" /* missing */
-	                      "INSERT INTO entities VALUES ('key00001x', 2, '{}', 0, NULL, 'live', 't', 0, 0, 0);"
+	                      "INSERT INTO entities VALUES ('key00001x', 2, '{}', 0, NULL, 'live', 't', 0, 0, 0, NULL, NULL);"
 	                      "UPDATE entities SET deleted = 0 WHERE key = 'key00010';"          /* extra */
 	                      "UPDATE entities SET version = 2 WHERE key = 'key00003';"          /* version */
 	                      "UPDATE entities SET value = '{\"n\":-4}' WHERE key = 'key00004';" /* value */
@@ -254,8 +254,8 @@ static void source_rows_of_one_key_count_once(void **state)
 
 	exec_sql(e->src_path, "DROP TABLE s; CREATE TABLE s (key TEXT, version INTEGER, value TEXT);"
 	                      "INSERT INTO s VALUES ('a', 1, '1'), ('a', 3, '3'), ('a', 2, '2'), ('b', 1, '1');");
-	exec_sql(e->tgt_path, "INSERT INTO entities VALUES ('a', 3, '3', 0, NULL, 'live', 't', 0, 0, 0);"
-	                      "INSERT INTO entities VALUES ('b', 1, '1', 0, NULL, 'live', 't', 0, 1, 0);");
+	exec_sql(e->tgt_path, "INSERT INTO entities VALUES ('a', 3, '3', 0, NULL, 'live', 't', 0, 0, 0, NULL, NULL);"
+	                      "INSERT INTO entities VALUES ('b', 1, '1', 0, NULL, 'live', 't', 0, 1, 0, NULL, NULL);");
 	run(e);
 	assert_int_equal(e->res.compared, 2);
 	assert_int_equal(e->diff_count, 0);
