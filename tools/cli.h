@@ -85,6 +85,7 @@ int cli_apply(const struct cli *cli, int argc, char **argv);     /* tools/cli_ap
 int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_backfill.c */
 int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
 int cli_contract(const struct cli *cli, int argc, char **argv);  /* tools/cli_contract.c */
+int cli_conflicts(const struct cli *cli, int argc, char **argv); /* tools/cli_conflicts.c */
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -9,8 +9,12 @@
 
 #include "proto/base/clock.h"
 #include "consumer/sync/apply.h"
+#include "consumer/sync/contract.h"
+#include "consumer/sync/fetch_http.h"
+#include "consumer/sync/upcast.h"
 #include "consumer/client/synclog.h"
 #include "tools/cli.h"
+#include "tools/cli_contract.h"
 
 /* How often --follow reports its counters and lag: often enough to watch drift, rare enough to read. */
 #define PROGRESS_INTERVAL_MS      5000
@@ -23,6 +27,11 @@ static const struct cli_command apply_command = {
         .usage = "usage: synclog apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow]\n"
                  "                           [--tombstone-retention DURATION] [--values json|text]\n"
                  "                           [--on-delete hide|erase-value|archive]\n"
+                 "                           [--conflicts version|source-of-truth|lww|reject]\n"
+                 "                           [--source-of-truth SYSTEM] [--max-clock-skew DURATION]\n"
+                 "                           [--on-unknown-schema hold|dead-letter] [--upcast VERSION=MAPPING ...]\n"
+                 "                           [--upcast-hook LIB.so] [--fetch-url URL] [--fetch-retries N]\n"
+                 "                           [--no-contract]\n"
                  "       synclog apply --target sqlite:PATH [--table NAME] --purge [--tombstone-retention DURATION]\n"
                  "\n"
                  "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
@@ -58,8 +67,32 @@ static const struct cli_command apply_command = {
                  "                                row stays, so versions still compare, until it is purged\n"
                  "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
                  "  --purge                       only purge what is older than the retention, then exit\n"
+                 "The topic's sync contract (synclog contract show TOPIC) sets the defaults of the flags below, and\n"
+                 "of --on-delete and --tombstone-retention (deletes.mode, deletes.retention); a flag given wins:\n"
+                 "  --conflicts P                 when a record meets a row another write made: version (the rules\n"
+                 "                                above, default); source-of-truth (only the source of truth's\n"
+                 "                                records, by their origin_system, change its fields; others are\n"
+                 "                                kept in conflicts as rejected); lww (between two systems the later\n"
+                 "                                change time wins; within --max-clock-skew the source of truth's);\n"
+                 "                                reject (an equal version with another value waits in conflicts for\n"
+                 "                                `synclog conflicts resolve`)\n"
+                 "  --source-of-truth SYSTEM      the system whose writes win (the contract's source_of_truth)\n"
+                 "  --max-clock-skew D            lww: changes closer than D are not ordered by time (default 0)\n"
+                 "  --on-unknown-schema M         a schema version the contract does not accept: hold (the\n"
+                 "                                partition waits there, default) or dead-letter\n"
+                 "  --upcast VERSION=MAPPING      bring values of schema VERSION to VERSION+1, by steps .to=.from,\n"
+                 "                                .path=JSON, del(.path) (repeat for each old version)\n"
+                 "  --upcast-hook LIB.so          a shared object whose synclog_upcast() brings old versions up\n"
+                 "  --fetch-url URL               thin events (op changed): GET URL with {key} replaced; 404 is a\n"
+                 "                                delete; while the source does not answer the partition waits\n"
+                 "  --fetch-retries N             tries of one thin event, with backoff, before it is dead-lettered\n"
+                 "                                (default 8: about 3 minutes)\n"
+                 "  --no-contract                 ignore the topic's contract\n"
+                 "With a contract that names fields_owned, an event of a JSON object changes only the fields its\n"
+                 "system owns (see synclog-contract(1)).\n"
                  "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
-                 "--json), and on stderr how many conflicts were kept, if any; with --purge,\n"
+                 "--json), and on stderr how many conflicts were kept, if any, and each partition that waits\n"
+                 "or is held, and why; exits 1 when a partition is still held at the end. With --purge,\n"
                  "`purged T stale_events S idempotency_keys K`.\n",
 };
 
@@ -70,9 +103,19 @@ struct apply_args {
 	const char *table;
 	bool follow;
 	bool purge;
-	int64_t retention_ms;
+	int64_t retention_ms; /* -1: not given */
 	enum sl_apply_values values;
-	enum sl_apply_on_delete on_delete;
+	int on_delete; /* enum sl_apply_on_delete, -1: not given */
+	int conflicts; /* enum sl_contract_conflicts, -1: not given */
+	const char *source_of_truth;
+	int64_t max_clock_skew_ms; /* -1: not given */
+	int on_unknown_schema;     /* enum sl_contract_on_unknown, -1: not given */
+	const char *upcasts[SL_UPCAST_MAPPINGS_MAX];
+	uint32_t upcast_count;
+	const char *upcast_hook;
+	const char *fetch_url;
+	int64_t fetch_retries; /* -1: not given */
+	bool no_contract;
 };
 
 /* The broker's rule for group names (broker/topics.c): the group's offsets are committed there too. */
@@ -123,6 +166,50 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				a->values = SL_APPLY_VALUES_TEXT;
 			else
 				return cli_usage_error(&apply_command, "--values must be json or text");
+		} else if ((rc = cli_flag(argc, argv, &i, "--conflicts", &value)) != 0) {
+			enum sl_contract_conflicts c;
+
+			if (rc < 0 || sl_contract_conflicts_parse(value, &c) != 0)
+				return cli_usage_error(&apply_command,
+				                       "--conflicts must be version, source-of-truth, lww or reject");
+			a->conflicts = (int)c;
+		} else if ((rc = cli_flag(argc, argv, &i, "--source-of-truth", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0' || strlen(value) > SL_CONTRACT_NAME_BYTES_MAX)
+				return cli_usage_error(&apply_command, "--source-of-truth needs a system's name");
+			a->source_of_truth = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--max-clock-skew", &value)) != 0) {
+			if (rc < 0 || cli_parse_duration_ms(value, &a->max_clock_skew_ms) != 0)
+				return cli_usage_error(&apply_command,
+				                       "--max-clock-skew needs a duration such as 500ms or 2s");
+		} else if ((rc = cli_flag(argc, argv, &i, "--on-unknown-schema", &value)) != 0) {
+			if (rc > 0 && strcmp(value, "hold") == 0)
+				a->on_unknown_schema = SL_ON_UNKNOWN_HOLD;
+			else if (rc > 0 && strcmp(value, "dead-letter") == 0)
+				a->on_unknown_schema = SL_ON_UNKNOWN_DEAD_LETTER;
+			else
+				return cli_usage_error(&apply_command,
+				                       "--on-unknown-schema must be hold or dead-letter");
+		} else if ((rc = cli_flag(argc, argv, &i, "--upcast", &value)) != 0) {
+			if (rc < 0 || a->upcast_count == SL_UPCAST_MAPPINGS_MAX)
+				return cli_usage_error(&apply_command, "--upcast needs VERSION=MAPPING (at most %d)",
+				                       SL_UPCAST_MAPPINGS_MAX);
+			a->upcasts[a->upcast_count++] = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--upcast-hook", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0')
+				return cli_usage_error(&apply_command,
+				                       "--upcast-hook needs the path of a shared object");
+			a->upcast_hook = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--fetch-url", &value)) != 0) {
+			if (rc < 0 || strstr(value, "{key}") == NULL)
+				return cli_usage_error(
+				        &apply_command,
+				        "--fetch-url needs an http(s) URL with {key} where the key goes");
+			a->fetch_url = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--fetch-retries", &value)) != 0) {
+			if (rc < 0 || cli_parse_i64(value, 1, 1000, &a->fetch_retries) != 0)
+				return cli_usage_error(&apply_command, "--fetch-retries needs a number from 1 to 1000");
+		} else if (strcmp(argv[i], "--no-contract") == 0) {
+			a->no_contract = true;
 		} else if ((rc = cli_flag(argc, argv, &i, "--on-delete", &value)) != 0) {
 			if (rc > 0 && strcmp(value, "hide") == 0)
 				a->on_delete = SL_APPLY_ON_DELETE_HIDE;
@@ -302,7 +389,69 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 	return 0;
 }
 
-static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+/* A partition's state changed (apply.h state_cb): one line on stderr. */
+static void state_cb(const char *topic, uint32_t partition, const char *state, const char *reason, int64_t offset,
+                     void *cb_arg)
+{
+	(void)cb_arg;
+	if (strcmp(state, "ok") == 0)
+		fprintf(stderr, "synclog apply: topic %s partition %u moves again at offset %lld\n", topic, partition,
+		        (long long)offset);
+	else
+		fprintf(stderr, "synclog apply: topic %s partition %u %s at offset %lld: %s\n", topic, partition, state,
+		        (long long)offset, reason);
+}
+
+/* What the contract and the flags make of rule 9 (apply.h): o's contract fields, and the upcasts and the fetcher
+ * they need (freed by the caller). Returns 0, or CLI_EXIT_USAGE / CLI_EXIT_FAIL after saying why. */
+static int rules_set(const struct apply_args *a, const struct sl_contract *contract, struct sl_apply_options *o,
+                     struct sl_upcast **upcast, struct sl_fetch_http **fetch)
+{
+	const char *url = a->fetch_url != NULL                                 ? a->fetch_url
+	                  : contract != NULL && contract->fetch_url[0] != '\0' ? contract->fetch_url
+	                                                                       : NULL;
+	char err[SL_ERROR_BYTES];
+
+	o->contract = contract;
+	o->conflicts = a->conflicts >= 0  ? (enum sl_contract_conflicts)a->conflicts
+	               : contract != NULL ? contract->conflicts
+	                                  : SL_CONFLICTS_VERSION;
+	o->max_clock_skew_ms = a->max_clock_skew_ms >= 0 ? a->max_clock_skew_ms
+	                       : contract != NULL        ? contract->max_clock_skew_ms
+	                                                 : 0;
+	if (a->max_clock_skew_ms >= 0 && o->conflicts != SL_CONFLICTS_LWW)
+		return cli_usage_error(&apply_command, "--max-clock-skew goes with the lww conflict policy only");
+	o->source_of_truth = a->source_of_truth;
+	o->on_unknown_schema = a->on_unknown_schema >= 0 ? (enum sl_contract_on_unknown)a->on_unknown_schema
+	                       : contract != NULL        ? contract->on_unknown
+	                                                 : SL_ON_UNKNOWN_HOLD;
+	if (a->fetch_retries > 0)
+		o->fetch_retries_max = (uint32_t)a->fetch_retries;
+	o->state_cb = state_cb;
+	if (a->upcast_count > 0 || a->upcast_hook != NULL) {
+		if (sl_upcast_new(upcast) != 0)
+			return cli_fail(&apply_command, "out of memory");
+		for (uint32_t i = 0; i < a->upcast_count; i++)
+			if (sl_upcast_add_mapping(*upcast, a->upcasts[i], err, sizeof(err)) != 0)
+				return cli_usage_error(&apply_command, "%s", err);
+		if (a->upcast_hook != NULL && sl_upcast_add_hook(*upcast, a->upcast_hook, err, sizeof(err)) != 0)
+			return cli_fail(&apply_command, "%s", err);
+		o->upcast_cb = sl_upcast_cb;
+		o->upcast_cb_arg = *upcast;
+	}
+	if (url != NULL) {
+		struct sl_fetch_http_options fo = {.url_template = url};
+
+		if (sl_fetch_http_new(fetch, &fo, err, sizeof(err)) != 0)
+			return cli_fail(&apply_command, "%s", err);
+		o->fetch_cb = sl_fetch_http_cb;
+		o->fetch_cb_arg = *fetch;
+	}
+	return 0;
+}
+
+static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db,
+                     const struct sl_contract *contract)
 {
 	struct sl_apply_fetch_source_options so = {
 	        .broker = cli->broker,
@@ -320,9 +469,18 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	struct sl_apply_store store;
 	struct sl_apply_source source;
 	struct sl_apply_counters c;
+	struct sl_upcast *upcast = NULL;
+	struct sl_fetch_http *fetch = NULL;
 	char err[SL_ERROR_BYTES];
 	int rc, exit_code = CLI_EXIT_OK;
 
+	sl_apply_options_init(&o);
+	rc = rules_set(a, contract, &o, &upcast, &fetch);
+	if (rc != 0) {
+		sl_upcast_free(upcast);
+		sl_fetch_http_free(fetch);
+		return rc;
+	}
 	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
 	/* Before anything is applied: a table fed by another topic is refused (apply.h, synclog_tables). */
 	if (rc == 0 && (rc = sl_apply_sqlite_claim(db, a->topic)) != 0) {
@@ -337,7 +495,6 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		lag_conn = NULL; /* the lag is then reported unknown, and no progress line is drawn */
 	if (lag_conn != NULL && cli->timeout_ms > 0)
 		sl_conn_set_timeout(lag_conn, cli->timeout_ms);
-	sl_apply_options_init(&o);
 	o.group = a->group;
 	o.tombstone_retention_ms = a->retention_ms;
 	o.dead_letter_cb = sl_apply_dlq_send;
@@ -360,12 +517,17 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		        sl_apply_error(engine));
 	sl_apply_counters_get(engine, &c);
 	counters_print(stdout, cli->json, &c, NULL);
-	if (c.conflicts > 0)
+	if (c.conflicts > 0 && o.conflicts == SL_CONFLICTS_REJECT)
 		fprintf(stderr,
-		        "synclog apply: %llu record(s) had the version of the stored row but another value and were "
-		        "not "
-		        "applied: see table conflicts; `synclog reconcile` finds and repairs such rows\n",
-		        (unsigned long long)c.conflicts);
+		        "synclog apply: %llu record(s) conflict with the stored row and wait for a decision: `synclog "
+		        "conflicts list --target sqlite:%s`\n",
+		        (unsigned long long)c.conflicts, a->target);
+	else if (c.conflicts > 0)
+		fprintf(stderr,
+		        "synclog apply: %llu record(s) were not applied by the %s conflict policy: see table conflicts "
+		        "(`synclog conflicts list --target sqlite:%s --all`); `synclog reconcile` finds and repairs "
+		        "rows that drifted\n",
+		        (unsigned long long)c.conflicts, sl_contract_conflicts_name(o.conflicts), a->target);
 	if (sl_apply_fetch_source_skipped(src) > 0)
 		fprintf(stderr,
 		        "synclog apply: %llu records were deleted by retention before they could be applied: the "
@@ -379,20 +541,58 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		                     "%s%s%s; nothing after the last committed offset was applied, "
 		                     "start again to resume there",
 		                     sl_apply_error(engine), dlq_error[0] != '\0' ? ": " : "", dlq_error);
+	} else if (sl_apply_held_count(engine) > 0) {
+		exit_code = cli_fail(&apply_command,
+		                     "%u partition(s) held (see above): nothing after the held records was applied; "
+		                     "start again once the contract or an --upcast accepts them",
+		                     sl_apply_held_count(engine));
 	}
 out:
 	sl_apply_free(engine);
+	sl_upcast_free(upcast);
+	sl_fetch_http_free(fetch);
 	sl_conn_free(lag_conn);
 	sl_apply_dlq_free(dlq);
 	sl_apply_fetch_source_free(src);
 	return exit_code;
 }
 
+/* One line on stderr saying what the topic's contract sets, when it sets anything. */
+static void contract_note(const char *topic, uint32_t version, const struct sl_contract *c)
+{
+	fprintf(stderr, "synclog apply: contract version %u of topic %s: conflicts %s", version, topic,
+	        sl_contract_conflicts_name(c->conflicts));
+	if (sl_contract_has_ownership(c))
+		fputs(", field ownership", stderr);
+	if (c->schema_version_count > 0) {
+		fputs(", schema versions", stderr);
+		for (uint32_t i = 0; i < c->schema_version_count; i++)
+			fprintf(stderr, "%s%d", i ? "," : " ", c->schema_versions[i]);
+		fprintf(stderr, " (unknown: %s)", c->on_unknown == SL_ON_UNKNOWN_HOLD ? "hold" : "dead-letter");
+	}
+	if (c->fetch_url[0] != '\0')
+		fprintf(stderr, ", thin events from %s", c->fetch_url);
+	fputc('\n', stderr);
+}
+
 int cli_apply(const struct cli *cli, int argc, char **argv)
 {
-	struct apply_args a = {.retention_ms = 7LL * 24 * 3600 * 1000, .values = SL_APPLY_VALUES_JSON};
+	struct apply_args a = {.retention_ms = -1,
+	                       .values = SL_APPLY_VALUES_JSON,
+	                       .on_delete = -1,
+	                       .conflicts = -1,
+	                       .max_clock_skew_ms = -1,
+	                       .on_unknown_schema = -1,
+	                       .fetch_retries = -1};
+	static const enum sl_apply_on_delete on_delete_of[] = {
+	        [SL_DELETES_SOFT] = SL_APPLY_ON_DELETE_HIDE,
+	        [SL_DELETES_ARCHIVE] = SL_APPLY_ON_DELETE_ARCHIVE,
+	        [SL_DELETES_PURGE] = SL_APPLY_ON_DELETE_ERASE_VALUE,
+	};
 	struct sl_apply_sqlite_options so;
 	struct sl_apply_sqlite *db;
+	struct sl_contract *contract = NULL;
+	uint32_t version = 0;
 	char err[SL_ERROR_BYTES];
 	int rc;
 
@@ -401,13 +601,32 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
+	/* The topic's contract sets the defaults (synclog-contract(1)); a purge has no topic to ask about. */
+	if (!a.purge && !a.no_contract) {
+		if (cli_contract_fetch(cli, a.topic, &contract, &version, err, sizeof(err)) != 0)
+			return cli_fail(&apply_command, "%s", err);
+		if (contract != NULL) {
+			contract_note(a.topic, version, contract);
+			if (a.retention_ms < 0 && contract->delete_retention_ms > 0)
+				a.retention_ms = contract->delete_retention_ms;
+			if (a.on_delete < 0 && contract->deletes_given)
+				a.on_delete = (int)on_delete_of[contract->deletes];
+		}
+	}
+	if (a.retention_ms < 0)
+		a.retention_ms = 7LL * 24 * 3600 * 1000;
+	if (a.on_delete < 0)
+		a.on_delete = SL_APPLY_ON_DELETE_HIDE;
 	/* The table is claimed for its topic once the topic is known to exist (apply_run). */
 	so = (struct sl_apply_sqlite_options){.path = a.target, .values = a.values, .table = a.table};
-	if (sl_apply_sqlite_open_table(&db, &so, err, sizeof(err)) != 0)
+	if (sl_apply_sqlite_open_table(&db, &so, err, sizeof(err)) != 0) {
+		sl_contract_free(contract);
 		return cli_fail(&apply_command, "%s", err);
+	}
 	/* Applying from the broker, deleted rows follow the log's lifecycle; a purge alone has no log to ask. */
-	sl_apply_sqlite_set_deletes(db, a.on_delete, !a.purge);
-	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db);
+	sl_apply_sqlite_set_deletes(db, (enum sl_apply_on_delete)a.on_delete, !a.purge);
+	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db, contract);
 	sl_apply_sqlite_close(db);
+	sl_contract_free(contract);
 	return rc;
 }

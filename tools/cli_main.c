@@ -28,13 +28,15 @@ static const struct cli_command main_command = {
                 "  group delete G [--force]\n"
                 "  offsets reset --group G --topic T[:P[,P...]] SPEC [--dry-run|--execute] [--force]\n"
                 "  apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow] [--tombstone-retention D]\n"
-                "        [--purge]\n"
+                "        [--conflicts P] [--upcast VERSION=MAPPING] [--fetch-url URL] [--purge] ...\n"
                 "  backfill TOPIC --source SRC [--key COL] [--version COL] [--value COL] [--chunk N] [--rate N]\n"
                 "           [--rate-bytes B] [--checkpoint PATH] [--restart] [--acks LEVEL]\n"
                 "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
                 "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
                 "  contract set TOPIC FILE [--set-by NAME] [--if-version N]\n"
                 "  contract show TOPIC [--version N] [--history]\n"
+                "  conflicts list --target sqlite:PATH [--table NAME] [--all | --status S] [--limit N]\n"
+                "  conflicts resolve ID --target sqlite:PATH [--table NAME] --keep source|target|KEY=VALUE\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"
@@ -154,6 +156,8 @@ int main(int argc, char **argv)
 			rc = cli_reconcile(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "contract") == 0) {
 			rc = cli_contract(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "conflicts") == 0) {
+			rc = cli_conflicts(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

@@ -240,26 +240,19 @@ static int note(struct sl_apply_policy *p, const struct sl_apply_record *r, int6
 	return p->store.ops->conflict_note(p->store.ctx, r, stored_version, &n, now_ms);
 }
 
-/* Append "key":value to out, value as text wrote it (member key of an object), else as jansson writes v. */
+/* Append "key":value to out, value as text wrote it (member key of an object), else as v (value.h). */
 static int member_emit(struct sl_json_buf *out, const char *key, const char *text, size_t len, json_t *v, bool first)
 {
 	const char *span;
 	size_t span_len;
-	char *dumped;
-	int rc;
 
 	if ((!first && sl_json_buf_add(out, ",", 1) != 0) ||
 	    sl_json_buf_add_string(out, (const uint8_t *)key, strlen(key)) != 0 || sl_json_buf_add(out, ":", 1) != 0)
 		return -ENOMEM;
 	if (text != NULL && sl_json_member_span(text, len, key, &span, &span_len) == 1)
 		return sl_json_buf_add(out, span, span_len);
-	/* A name written with escapes is not found as written: jansson writes the value. */
-	dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-	if (dumped == NULL)
-		return -ENOMEM;
-	rc = sl_json_buf_add(out, dumped, strlen(dumped));
-	free(dumped);
-	return rc;
+	/* A name written with escapes is not found as written: the value is written from the tree. */
+	return sl_value_json_write(v, out);
 }
 
 static bool owned_by(const struct sl_apply_policy *p, const char *key, const uint8_t *system, size_t system_len)

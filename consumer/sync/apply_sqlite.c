@@ -1169,6 +1169,10 @@ static int schema_setup(struct sl_apply_sqlite *s)
 	if (rc != SQLITE_OK)
 		return fail(s, rc, "create the tables");
 	rc = columns_add(s, "conflicts", conflicts_columns_3, SL_ARRAY_COUNT(conflicts_columns_3));
+	/* The operator's queue is read by status (synclog conflicts list). */
+	if (rc == 0 && (rc = sqlite3_exec(s->db, "CREATE INDEX IF NOT EXISTS conflicts_status ON conflicts (status)",
+	                                  NULL, NULL, NULL)) != SQLITE_OK)
+		return fail(s, rc, "index the conflicts by status");
 	if (rc == 0)
 		rc = exec_expanded(s, table_sql, "create the entity table");
 	if (rc == 0)

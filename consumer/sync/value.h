@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "consumer/sync/source.h" /* struct sl_json_buf */
+
 /* Hex digits of a digest, and the NUL. */
 #define SL_VALUE_DIGEST_HEX_BYTES 17
 
@@ -19,5 +23,10 @@ bool sl_value_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_l
 /* XXH3-64 of the bytes, as a value's digest in the conflicts table (16 lowercase hex digits). */
 uint64_t sl_value_digest(const void *bytes, size_t len);
 void sl_value_digest_hex(uint64_t digest, char out[SL_VALUE_DIGEST_HEX_BYTES]);
+
+/* Append v as compact JSON text to out, NUL-terminated (not counted in out->len): members in their order, and each
+ * real number in the shortest text that reads back to it (0.1, not jansson's 0.10000000000000001), so that a value
+ * rewritten by the applier (an upcast, a merge) reads as its source wrote it. Returns 0 or -ENOMEM. */
+int sl_value_json_write(const json_t *v, struct sl_json_buf *out);
 
 #endif
