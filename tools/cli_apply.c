@@ -92,8 +92,8 @@ static const struct cli_command apply_command = {
                  "system owns (see synclog-contract(1)).\n"
                  "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
                  "--json), and on stderr how many conflicts were kept, if any, and each partition that waits\n"
-                 "or is held, and why; exits 1 when a partition is still held at the end. With --purge,\n"
-                 "`purged T stale_events S idempotency_keys K`.\n",
+                 "or is held, and why; without --follow, exits 1 when a partition is still held at the end.\n"
+                 "With --purge, `purged T stale_events S idempotency_keys K`.\n",
 };
 
 struct apply_args {
@@ -541,11 +541,16 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		                     "%s%s%s; nothing after the last committed offset was applied, "
 		                     "start again to resume there",
 		                     sl_apply_error(engine), dlq_error[0] != '\0' ? ": " : "", dlq_error);
-	} else if (sl_apply_held_count(engine) > 0) {
+	} else if (sl_apply_held_count(engine) > 0 && !a->follow) {
 		exit_code = cli_fail(&apply_command,
 		                     "%u partition(s) held (see above): nothing after the held records was applied; "
 		                     "start again once the contract or an --upcast accepts them",
 		                     sl_apply_held_count(engine));
+	} else if (sl_apply_held_count(engine) > 0) {
+		fprintf(stderr,
+		        "synclog apply: %u partition(s) held (see above): start again once the contract or an --upcast "
+		        "accepts their records\n",
+		        sl_apply_held_count(engine));
 	}
 out:
 	sl_apply_free(engine);

@@ -847,7 +847,7 @@ uint32_t sl_apply_held_count(const struct sl_apply *a)
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < a->part_count; i++)
-		n += a->parts[i].held;
+		n += a->parts[i].held && a->parts[i].retry_at_ms == INT64_MAX;
 	return n;
 }
 

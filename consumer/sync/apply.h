@@ -411,7 +411,8 @@ void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *o
 int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition);
 const char *sl_apply_error(const struct sl_apply *a);
 void sl_apply_free(struct sl_apply *a);
-/* Partitions held by rule 9 now (waiting for a thin event's source, or at an unknown schema version). */
+/* Partitions held by rule 9a now (at an unknown schema version, until the engine starts again); partitions waiting
+ * for a thin event's source (9b) are not counted: they go on by themselves. */
 uint32_t sl_apply_held_count(const struct sl_apply *a);
 
 /* An operator's decision on conflict id of the store (an open or rejected row; status open is the reject policy's
