@@ -15,13 +15,17 @@ BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c yaml-0.1 libcurl
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
+# The sync layer's own: contract files (libyaml) and thin events' fetches (libcurl); linked only into what uses
+# libsynclog_sync.a (the CLI, its tests and benchmarks), never the broker.
+SYNC_PKGS := yaml-0.1 libcurl
 # ISA-L's CRC32C when it is installed (tools/install-deps.sh installs it), proto/crc32c.c's own otherwise.
 HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
 ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)
 ISAL_LIBS := $(if $(HAVE_ISAL),-lisal)
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(ISAL_CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(SYNC_PKGS) 2>/dev/null) $(ISAL_CFLAGS)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(ISAL_LIBS)
+SYNC_LIBS = $(shell pkg-config --libs $(SYNC_PKGS) 2>/dev/null)
 
 GEN := $(BUILD)/gen
 # -Wno-format-truncation: paths are built from a data dir of at most 1023 bytes and names of at most 200 into
@@ -126,7 +130,7 @@ $(SYNCLOGD): $(BROKER_SRC:%.c=$(BUILD)/%.o) $(LIB_STORAGE) $(LIB_PROTO)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(SYNCLOG): $(CLI_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS)
 # bin/ holds the binaries of the last build, whichever configuration it was.
 bin/synclogd: $(SYNCLOGD)
 	@mkdir -p bin
@@ -138,7 +142,7 @@ bin/synclog: $(SYNCLOG)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) \
 		$(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS) -lcmocka
 
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
@@ -214,7 +218,7 @@ SYNC_BENCH_BIN := $(if $(SYNC_BENCH_SRC),$(BUILD)/bin/sync-bench)
 $(BUILD)/bin/sync-bench: $(SYNC_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) \
 		$(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS)
 
 # The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka).
 KAFKA_BENCH_SRC := $(wildcard bench/kafka/*.c)

@@ -437,20 +437,29 @@ int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now_ms, int
 
 /* ---- the SQLite store (consumer/apply_sqlite.c) ----
  *
- * The database holds, created when missing (schema version 2 in PRAGMA user_version; a version 1 database is
- * brought to 2 when opened):
+ * The database holds, created when missing (schema version 3 in PRAGMA user_version; a version 1 or 2 database is
+ * brought to 3 when opened: new tables are created, new columns added to the old tables):
  *   entities (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT, deleted INTEGER NOT NULL (0 or 1),
  *             deleted_at_ms INTEGER, origin TEXT, topic TEXT, partition INTEGER, offset INTEGER,
- *             applied_at_ms INTEGER)                           the target state, one row per key (WITHOUT ROWID);
- *                                                              another name with --table, same columns
+ *             applied_at_ms INTEGER, origin_system TEXT, changed_at_ms INTEGER)
+ *                                                              the target state, one row per key (WITHOUT ROWID);
+ *                                                              another name with --table, same columns;
+ *                                                              origin_system and changed_at_ms: the last writer's
+ *                                                              system and change time (rule 9)
  *   synclog_tables (name TEXT PRIMARY KEY, topic TEXT, claimed_at_ms)
  *                                                              which topic feeds each entity table: one topic per
  *                                                              table, since a table's key is the entity key alone
  *   synclog_purged (tbl, key, version, purged_at_ms)           the floors of purged keys (rule 5), per table
  *   stale_events (key, stored_version, incoming_version, topic, partition, offset, seen_at_ms)
  *   conflicts (key, stored_version, incoming_version, stored_digest, incoming_digest, origin, topic, partition,
- *              offset, seen_at_ms)                             rule 4c; digests are XXH3-64 of the value bytes in
- *                                                              16 hex digits, NULL for a deleted row or a delete
+ *              offset, seen_at_ms, policy, status, reason, origin_system, incoming_value, op, resolved_at_ms,
+ *              resolution)                                     rules 4c and 9; digests are XXH3-64 of the value
+ *                                                              bytes in 16 hex digits, NULL for a deleted row or a
+ *                                                              delete; its rowid is the conflict's id; rows of
+ *                                                              version 2 have NULL policy, status (read as
+ *                                                              version, logged), value and op
+ *   synclog_partition_state ("group", topic, partition, state, reason, since_ms)
+ *                                                              the last state the engine reported (rule 9)
  *   synclog_offsets ("group", topic, partition, next_offset, applied, stale, duplicate, deleted, dead_lettered,
  *                    updated_at_ms)                           positions and running counts, per group
  *   synclog_idempotency_keys (idempotency_key BLOB PRIMARY KEY, seen_at_ms)
