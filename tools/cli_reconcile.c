@@ -14,6 +14,7 @@
 #include "consumer/sync/source.h"
 #include "consumer/sync/target.h"
 #include "tools/cli.h"
+#include "tools/cli_contract.h"
 
 /* The seed's success metric: fewer than 0.01% of rows differ. */
 #define THRESHOLD_DEFAULT 0.0001
@@ -39,7 +40,9 @@ static const struct cli_command reconcile_command = {
                  "  --sample F          compare a random fraction F (0 < F <= 1) of the key ranges (default 1)\n"
                  "  --seed N            the sample's random seed (default: from the clock)\n"
                  "  --threshold R       above this diff ratio, print a line starting `ALERT reconcile` on stderr\n"
-                 "                      and exit 1 (default 0.0001, 0.01%); at or below, exit 0\n"
+                 "                      and exit 1; at or below, exit 0. Default: the recovery.mismatch_threshold\n"
+                 "                      of the sync contract of the topic that feeds the target (or --repair's),\n"
+                 "                      else 0.0001 (0.01%)\n"
                  "  --report PATH       write each differing key as a JSON line: key, kind, source_version,\n"
                  "                      target_version, action (repair, or bump_source when the target holds a\n"
                  "                      newer version than the source), repaired\n"
@@ -340,9 +343,37 @@ static void pause_ms(int64_t ms)
 	}
 }
 
+/* The threshold the topic's contract sets (recovery.mismatch_threshold), for the topic --repair names or the one
+ * that feeds the target; else THRESHOLD_DEFAULT. Says on stderr where it came from, or why the contract could not
+ * be read (the comparison goes on: it needs no broker). */
+static double threshold_default(const struct cli *cli, const struct reconcile_args *a, struct sl_target *target)
+{
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1], err[SL_ERROR_BYTES];
+	struct sl_contract *contract = NULL;
+	uint32_t version = 0;
+	double threshold = THRESHOLD_DEFAULT;
+
+	if (a->repair_topic != NULL)
+		snprintf(topic, sizeof(topic), "%s", a->repair_topic);
+	else if (target->ops->topic_get(target->ctx, topic, sizeof(topic)) != 1)
+		return threshold;
+	if (cli_contract_fetch(cli, topic, &contract, &version, err, sizeof(err)) != 0) {
+		fprintf(stderr, "synclog reconcile: warning: cannot read the contract of topic %s (%s): threshold %g\n",
+		        topic, err, threshold);
+		return threshold;
+	}
+	if (contract != NULL && contract->mismatch_threshold >= 0) {
+		threshold = contract->mismatch_threshold;
+		fprintf(stderr, "synclog reconcile: threshold %g from contract version %u of topic %s\n", threshold,
+		        version, topic);
+	}
+	sl_contract_free(contract);
+	return threshold;
+}
+
 int cli_reconcile(const struct cli *cli, int argc, char **argv)
 {
-	struct reconcile_args a = {.sample = 1, .threshold = THRESHOLD_DEFAULT};
+	struct reconcile_args a = {.sample = 1, .threshold = -1};
 	struct sl_source source;
 	struct sl_target target;
 	char err[SL_ERROR_BYTES], feeder[SL_TOPIC_NAME_BYTES_MAX + 1];
@@ -369,6 +400,8 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 		                       "topic would never reach it",
 		                       a.repair_topic, feeder);
 	}
+	if (a.threshold < 0)
+		a.threshold = threshold_default(cli, &a, &target);
 	if (a.every_ms > 0)
 		cli_signals_install();
 	for (;;) {
