@@ -17,7 +17,8 @@
 static const struct cli_command contract_command = {
         .name = "contract",
         .usage = "usage: synclog contract set TOPIC FILE [--set-by NAME] [--if-version N]\n"
-                 "       synclog contract show TOPIC [--version N] [--history]\n",
+                 "       synclog contract show TOPIC [--version N] [--history]\n"
+                 "       synclog contract check TOPIC [--target TARGET] [--table NAME]\n",
 };
 
 static const struct cli_command set_command = {
@@ -327,6 +328,7 @@ int cli_contract(const struct cli *cli, int argc, char **argv)
 	static const struct cli_subcommand subs[] = {
 	        {"set", &set_command, contract_set},
 	        {"show", &show_command, contract_show},
+	        {"check", &cli_contract_check_command, cli_contract_check},
 	};
 
 	return cli_subcommand_run(&contract_command, subs, (int)(sizeof(subs) / sizeof(subs[0])), cli, argc, argv);

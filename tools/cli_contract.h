@@ -19,4 +19,8 @@ int cli_file_read(const char *path, size_t max, char **out, size_t *len_out, cha
 int cli_contract_fetch(const struct cli *cli, const char *topic, struct sl_contract **out, uint32_t *version_out,
                        char *err, size_t err_bytes);
 
+/* `synclog contract check` (tools/cli_contract_check.c). */
+extern const struct cli_command cli_contract_check_command;
+int cli_contract_check(const struct cli *cli, int argc, char **argv);
+
 #endif

@@ -35,6 +35,7 @@ static const struct cli_command main_command = {
                 "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
                 "  contract set TOPIC FILE [--set-by NAME] [--if-version N]\n"
                 "  contract show TOPIC [--version N] [--history]\n"
+                "  contract check TOPIC [--target TARGET] [--table NAME]\n"
                 "  conflicts list --target sqlite:PATH [--table NAME] [--all | --status S] [--limit N]\n"
                 "  conflicts resolve ID --target sqlite:PATH [--table NAME] --keep source|target|KEY=VALUE\n"
                 "  version\n"

@@ -38,6 +38,10 @@ struct sl_target_ops {
 	int (*run_record)(void *target, const struct sl_reconcile_run *run);
 	/* The topic that feeds the entity table, into out: 1, or 0 when the target does not say. */
 	int (*topic_get)(void *target, char *out, size_t out_bytes);
+	/* The last run kept for the entity table (the latest finished_at_ms), into out with its source copied into
+	 * source (source_bytes): 1, 0 when none was kept, or a negative errno (error() says why). For `synclog
+	 * contract check`'s reconcile clause. */
+	int (*run_last)(void *target, struct sl_reconcile_run *out, char *source, size_t source_bytes);
 	const char *(*error)(void *target);
 	void (*close)(void *target);
 };

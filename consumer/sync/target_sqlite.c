@@ -267,6 +267,46 @@ static int t_topic_get(void *ctx, char *out, size_t out_bytes)
 	return found;
 }
 
+static int t_run_last(void *ctx, struct sl_reconcile_run *out, char *source, size_t source_bytes)
+{
+	struct sqlite_target *t = ctx;
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = sqlite3_prepare_v2(
+	        t->db,
+	        "SELECT started_at_ms, finished_at_ms, source, compared, missing, extra, version, value,"
+	        " diff_ratio, threshold, sample, repaired, alert FROM reconcile_runs WHERE \"table\" = ?1"
+	        " ORDER BY finished_at_ms DESC LIMIT 1",
+	        -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(t, rc, "read reconcile_runs");
+	sqlite3_bind_text(st, 1, t->table, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->started_at_ms = sqlite3_column_int64(st, 0);
+		out->finished_at_ms = sqlite3_column_int64(st, 1);
+		snprintf(source, source_bytes, "%s",
+		         sqlite3_column_text(st, 2) != NULL ? (const char *)sqlite3_column_text(st, 2) : "");
+		out->source = source;
+		out->compared = (uint64_t)sqlite3_column_int64(st, 3);
+		out->missing = (uint64_t)sqlite3_column_int64(st, 4);
+		out->extra = (uint64_t)sqlite3_column_int64(st, 5);
+		out->version = (uint64_t)sqlite3_column_int64(st, 6);
+		out->value = (uint64_t)sqlite3_column_int64(st, 7);
+		out->diff_ratio = sqlite3_column_double(st, 8);
+		out->threshold = sqlite3_column_double(st, 9);
+		out->sample = sqlite3_column_double(st, 10);
+		out->repaired = (uint64_t)sqlite3_column_int64(st, 11);
+		out->alert = sqlite3_column_int(st, 12) != 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(t, rc, "read reconcile_runs");
+	return rc == SQLITE_ROW;
+}
+
 static void cursor_free(struct cursor *c)
 {
 	for (int i = 0; i < SHAPE_COUNT; i++)
@@ -291,6 +331,7 @@ static void t_close(void *ctx)
 static const struct sl_target_ops target_ops = {
         .run_record = t_run_record,
         .topic_get = t_topic_get,
+        .run_last = t_run_last,
         .error = t_error,
         .close = t_close,
 };
