@@ -37,6 +37,7 @@ struct sl_apply_policy {
 	bool decides;
 	struct sl_apply_record replaced; /* what rule 9a or 9b made of the last record */
 	struct sl_json_buf merged;       /* the last merged value, NUL-terminated */
+	uint32_t merged_owned;           /* members of its record the last merge took (its system's own) */
 	char reason[REASON_BYTES];
 };
 
@@ -291,6 +292,7 @@ static int merge(struct sl_apply_policy *p, const struct sl_apply_row *row, cons
 		base_text = NULL;
 	}
 	p->merged.len = 0;
+	p->merged_owned = 0;
 	rc = sl_json_buf_add(&p->merged, "{", 1);
 	/* The stored members in their order: the system's own from the record (gone when it left them out). */
 	json_object_foreach(base, key, v)
@@ -310,6 +312,7 @@ static int merge(struct sl_apply_policy *p, const struct sl_apply_row *row, cons
 		if (rc != 0)
 			break;
 		if (owned_by(p, key, system, system_len)) {
+			p->merged_owned++;
 			if (json_object_get(base, key) == NULL) {
 				rc = member_emit(&p->merged, key, in_text, in_len, v, first);
 				first = false;
@@ -456,8 +459,9 @@ static int not_owner(struct sl_apply_policy *p, const struct sl_apply_record *r,
 
 		if (rc < 0)
 			return rc;
-		if (rc == 1) {
-			/* Its own fields, at the row's version: the version is the source of truth's (apply.h 9d). */
+		if (rc == 1 && p->merged_owned > 0) {
+			/* Its own fields, at the row's version: the version is the source of truth's (apply.h 9d). A
+			 * record with none of its own is rejected whole, below. */
 			return write_record(p, r, row, system, system_len, row->state.exists ? stored : 0, now_ms, out);
 		}
 	}

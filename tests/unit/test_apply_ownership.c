@@ -154,6 +154,22 @@ static void under_source_of_truth_another_system_writes_its_own_fields_at_the_ow
 	assert_int_equal(row.version, 6);
 }
 
+static void under_source_of_truth_a_record_with_none_of_its_own_fields_is_rejected(void **state)
+{
+	struct env *x = *state;
+	struct at_row row;
+
+	event(&x->e, 5, "billing", "{\"status\":\"active\"}");
+	event(&x->e, 6, "crm", "{\"status\":\"vip\"}");
+	run(&x->e);
+	assert_int_equal(at_row_get(&x->e, "cust-1", &row), 1);
+	assert_string_equal(row.value, "{\"status\":\"active\"}");
+	assert_int_equal(at_counters(&x->e).conflicts, 1);
+	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM conflicts WHERE status = 'rejected' AND"
+	                                     " origin_system = 'crm'"),
+	                 1);
+}
+
 static void a_value_that_is_not_an_object_is_written_whole(void **state)
 {
 	struct env *x = *state;
@@ -177,6 +193,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(
 	                under_source_of_truth_another_system_writes_its_own_fields_at_the_owners_version, setup_sot,
 	                teardown),
+	        cmocka_unit_test_setup_teardown(under_source_of_truth_a_record_with_none_of_its_own_fields_is_rejected,
+	                                        setup_sot, teardown),
 	        cmocka_unit_test_setup_teardown(a_value_that_is_not_an_object_is_written_whole, setup, teardown),
 	};
 
