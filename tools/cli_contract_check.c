@@ -324,7 +324,8 @@ static void backfill_check(struct check *ck, const struct sl_contract *c)
 	} else {
 		rows = src.ops->count(src.ctx);
 		if (rows >= 0)
-			clause(ck, "backfill", true, "%s reads: %" PRId64 " rows", c->backfill_source, rows);
+			clause(ck, "backfill", true, "%s reads: %" PRId64 " row%s", c->backfill_source, rows,
+			       cli_plural((uint64_t)rows));
 		else
 			clause(ck, "backfill", true, "%s reads%s", c->backfill_source, rc == 0 ? " (no rows yet)" : "");
 	}
