@@ -77,4 +77,15 @@ grep -q 'NO_CONTRACT' "$TMP/err" || fail "no contract message: $(cat "$TMP/err")
 "$S" topic delete cs >/dev/null
 "$S" topic create cs --partitions 1 >/dev/null
 if "$S" contract show cs 2>/dev/null; then fail "a recreated topic kept the old contract"; fi
+
+# The history keeps the last 50 versions; numbers are never reused.
+for i in $(seq 1 51); do
+	printf 'source_of_truth: {system: s%d}\n' "$i" | "$S" contract set plain - >/dev/null
+done
+"$S" --json contract show plain --history | python3 -c '
+import json, sys
+v = [json.loads(l)["version"] for l in sys.stdin]
+assert v == list(range(2, 52)), v'
+if "$S" contract show plain --version 1 2>"$TMP/err"; then fail "version 1 is still kept"; fi
+grep -q "NO_CONTRACT.*no version 1 kept" "$TMP/err" || fail "dropped version: $(cat "$TMP/err")"
 stop_broker
