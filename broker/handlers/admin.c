@@ -118,9 +118,10 @@ void sl_handle_delete_topic(struct sl_req *req)
 	req->resp.delete_topic = &req->body.delete_topic;
 	struct sl_topic *topic = sl_topics_find(&req->srv->topics, name);
 	if (topic != NULL && (topic->alter_inflight || topic->contract_inflight)) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__THROTTLED,
-		            "topic %.200s: a change of its settings or contract is being written; retry once it answered",
-		            name);
+		sl_req_fail(
+		        req, SYNCLOG__ERROR_CODE__THROTTLED,
+		        "topic %.200s: a change of its settings or contract is being written; retry once it answered",
+		        name);
 		sl_req_respond(req);
 		return;
 	}

@@ -290,11 +290,12 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 		}
 		if (missing > 0 && contract->ik_rule == SL_CONTRACT_IK_REFUSE) {
 			char msg[256];
-			snprintf(msg, sizeof(msg),
-			         "%llu of %llu live records have no idempotency key, which contract version %u of topic "
-			         "%.100s requires; nothing of this batch was appended",
-			         (unsigned long long)missing, (unsigned long long)live, contract->current.version,
-			         topic->cfg.name);
+			snprintf(
+			        msg, sizeof(msg),
+			        "%llu of %llu live records have no idempotency key, which contract version %u of topic "
+			        "%.100s requires; nothing of this batch was appended",
+			        (unsigned long long)missing, (unsigned long long)live, contract->current.version,
+			        topic->cfg.name);
 			item_error(it, SYNCLOG__ERROR_CODE__IDEMPOTENCY_KEY_REQUIRED, msg);
 			contract->counts.batches_refused++;
 			contract->counts.records_refused += (uint64_t)h.record_count;

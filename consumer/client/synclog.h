@@ -159,7 +159,8 @@ int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec sp
 /* A new idempotent producer id from the broker. */
 int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *producer_epoch_out);
 
-/* ---- sync contracts (a topic's contract, stored and versioned by the broker; consumer/sync/contract.h reads it) ---- */
+/* ---- sync contracts (a topic's contract, stored and versioned by the broker; consumer/sync/contract.h reads it) ----
+ */
 
 struct sl_contract_record {
 	uint32_t version;
@@ -181,9 +182,9 @@ struct sl_contract_enforcement {
 };
 /* Store a new version of topic's contract: text (the file) and contract (its normalized JSON, which the broker reads
  * its produce clause from), set_by naming who sets it. expected_version not 0: refused (-EINVAL) unless the current
- * version is that one; SL_CONTRACT_EXPECT_NONE: unless the topic has none yet. *out (may be NULL) gets the version stored; free it with sl_contract_record_free. Returns 0,
- * -ENOENT (no such topic), -EINVAL (CONTRACT_INVALID, or not the expected version), -EAGAIN (another change is
- * being written), ... */
+ * version is that one; SL_CONTRACT_EXPECT_NONE: unless the topic has none yet. *out (may be NULL) gets the version
+ * stored; free it with sl_contract_record_free. Returns 0, -ENOENT (no such topic), -EINVAL (CONTRACT_INVALID, or not
+ * the expected version), -EAGAIN (another change is being written), ... */
 #define SL_CONTRACT_EXPECT_NONE UINT32_MAX
 int sl_topic_contract_set(struct sl_conn *c, const char *topic, const char *text, const char *contract,
                           const char *set_by, uint32_t expected_version, struct sl_contract_record *out);

@@ -167,13 +167,14 @@ static void each_kind_is_found_once(void **state)
 	const struct seen_diff *d;
 
 	both_sides(e, 3000);
-	exec_sql(e->tgt_path, "DELETE FROM entities WHERE key = 'key00001';"            /* missing */
-	                      "UPDATE entities SET deleted = 1 WHERE key = 'key00002';" /* missing */
-	                      "INSERT INTO entities VALUES ('key00001x', 2, '{}', 0, NULL, 'live', 't', 0, 0, 0, NULL, NULL);"
-	                      "UPDATE entities SET deleted = 0 WHERE key = 'key00010';"          /* extra */
-	                      "UPDATE entities SET version = 2 WHERE key = 'key00003';"          /* version */
-	                      "UPDATE entities SET value = '{\"n\":-4}' WHERE key = 'key00004';" /* value */
-	                      "UPDATE entities SET value = ' { \"n\" : 5 } ' WHERE key = 'key00005';");
+	exec_sql(e->tgt_path,
+	         "DELETE FROM entities WHERE key = 'key00001';"            /* missing */
+	         "UPDATE entities SET deleted = 1 WHERE key = 'key00002';" /* missing */
+	         "INSERT INTO entities VALUES ('key00001x', 2, '{}', 0, NULL, 'live', 't', 0, 0, 0, NULL, NULL);"
+	         "UPDATE entities SET deleted = 0 WHERE key = 'key00010';"          /* extra */
+	         "UPDATE entities SET version = 2 WHERE key = 'key00003';"          /* version */
+	         "UPDATE entities SET value = '{\"n\":-4}' WHERE key = 'key00004';" /* value */
+	         "UPDATE entities SET value = ' { \"n\" : 5 } ' WHERE key = 'key00005';");
 	e->o.range_rows = 500;
 	e->o.leaf_rows = 8;
 	run(e);
