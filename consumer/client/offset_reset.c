@@ -1,11 +1,14 @@
 /* The pure logic of `synclog offsets reset`: where each SPEC moves a partition (with the clamping rules listed in
- * synclog.h), ISO 8601 durations for --by-duration, and the CSV plan files of --export and --from-file. No I/O
- * besides the FILE given, so every rule has a unit test (tests/unit/test_offset_reset.c). */
+ * synclog.h), ISO 8601 durations for --by-duration (parsed by proto/base/duration.h), and the CSV plan files of
+ * --export and --from-file. No I/O besides the FILE given, so every rule has a unit test
+ * (tests/unit/test_offset_reset.c). */
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "consumer/client/client_impl.h"
+#include "proto/base/duration.h"
 
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
@@ -51,92 +54,12 @@ int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_in
 
 /* ---- ISO 8601 durations ---- */
 
-/* Read an unsigned decimal number at *s into *v (at least one digit). */
-static int number(const char **s, int64_t *v)
-{
-	const char *p = *s;
-
-	*v = 0;
-	if (!isdigit((unsigned char)*p))
-		return -EINVAL;
-	while (isdigit((unsigned char)*p)) {
-		if (*v > (INT64_MAX - (*p - '0')) / 10)
-			return -EINVAL;
-		*v = *v * 10 + (*p - '0');
-		p++;
-	}
-	*s = p;
-	return 0;
-}
-
-/* total += n * unit_ms, refusing overflow. */
-static int add_units(int64_t *total, int64_t n, int64_t unit_ms)
-{
-	if (n > (INT64_MAX - *total) / unit_ms)
-		return -EINVAL;
-	*total += n * unit_ms;
-	return 0;
-}
-
 int sl_duration_parse_iso8601(const char *s, int64_t *ms_out)
 {
-	/* Designators in the order they may appear, each at most once; the time part starts at index 3. */
-	static const char designators[] = "WDHMS";
-	static const int64_t unit_ms[] = {7 * 86400000LL, 86400000LL, 3600000LL, 60000LL, 1000LL};
-	int64_t total = 0;
-	int next = 0, parts = 0;
-	bool in_time = false;
-
+	/* The one parser is proto/base/duration.c; this entry point takes only the ISO form. */
 	if (s == NULL || (*s != 'P' && *s != 'p'))
 		return -EINVAL;
-	s++;
-	while (*s != '\0') {
-		int64_t n, frac_ms = 0;
-		const char *d;
-		int idx;
-
-		if (*s == 'T' || *s == 't') {
-			if (in_time)
-				return -EINVAL;
-			in_time = true;
-			next = next < 2 ? 2 : next;
-			s++;
-			if (*s == '\0')
-				return -EINVAL; /* "PT" or "P1DT": a T with nothing after it */
-			continue;
-		}
-		if (number(&s, &n) != 0)
-			return -EINVAL;
-		if (*s == '.' || *s == ',') {
-			int64_t scale = 100;
-
-			/* A fraction is allowed on seconds only; kept to the millisecond, truncating. */
-			s++;
-			if (!isdigit((unsigned char)*s))
-				return -EINVAL;
-			for (; isdigit((unsigned char)*s); s++, scale /= 10)
-				frac_ms += (*s - '0') * scale;
-			if (*s != 'S' && *s != 's')
-				return -EINVAL;
-		}
-		d = strchr(designators, toupper((unsigned char)*s));
-		if (*s == '\0' || d == NULL)
-			return -EINVAL; /* also years (Y) and a month M before T: their length depends on the date */
-		idx = (int)(d - designators);
-		/* M is minutes in the time part; in the date part it would be months. */
-		if ((idx >= 2) != in_time || idx < next)
-			return -EINVAL;
-		if (add_units(&total, n, unit_ms[idx]) != 0 || total > INT64_MAX - frac_ms)
-			return -EINVAL;
-		total += frac_ms;
-		next = idx + 1;
-		parts++;
-		s++;
-	}
-	if (parts == 0)
-		return -EINVAL;
-	*ms_out = total;
-	return 0;
+	return sl_duration_parse(s, ms_out);
 }
 
 /* ---- CSV plan files ---- */
@@ -194,11 +117,17 @@ static bool topic_name_ok(const char *s)
 	return true;
 }
 
+/* Digits only (no sign, no spaces), at most max. */
 static bool decimal(const char *s, int64_t max, int64_t *out)
 {
-	int64_t v;
+	char *end;
+	long long v;
 
-	if (number(&s, &v) != 0 || *s != '\0' || v > max)
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
 		return false;
 	*out = v;
 	return true;
