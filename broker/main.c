@@ -11,17 +11,26 @@
 #include "broker/server.h"
 #include "proto/base/fs.h"
 #include "broker/topics.h"
+#include "proto/base/duration.h"
 
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--repair]\n"
+        "                [--connections-max N] [--memory-max BYTES] [--idle-timeout DURATION] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max. Flags given on the command line win.\n"
+        "                frame_bytes_max, connections_max, memory_max, idle_timeout. Flags given on the command\n"
+        "                line win.\n"
+        "--memory-max BYTES  memory held for clients (requests being served, answers not yet sent), all\n"
+        "                connections together (suffix K, M or G for KiB, MiB, GiB); when reached, the connections\n"
+        "                holding most wait and synclog_connections_waiting_memory says so. Default: a quarter of\n"
+        "                physical memory.\n"
+        "--idle-timeout DURATION  close a connection with no request in flight that was idle this long (500ms,\n"
+        "                30s, 5m, 2h, 7d or ISO 8601 like PT10M; 0s: never). Default 10m. A connection that has\n"
+        "                not sent Hello within 5 s is closed regardless.\n"
         "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
         "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
@@ -61,8 +70,41 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
+	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max, *memory_max,
+	        *idle_timeout;
 };
+
+/* "N", "NK", "NM" or "NG" (binary multiples) -> bytes. */
+static int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+	int shift = 0;
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'K':
+	case 'k':
+		shift = 10;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	uint64_t v;
+	if (parse_u64(num, 0, UINT64_MAX >> 30, &v) < 0 || (v << shift) < min || (v << shift) > max)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
 {
@@ -102,6 +144,18 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	if (s->memory_max) {
+		if (parse_bytes(s->memory_max, 16u << 20, UINT64_MAX >> 1, &v) < 0)
+			return bad_usage("invalid --memory-max '%s': bytes, at least 16M (e.g. 2G)", s->memory_max);
+		cfg->memory_max = v;
+	}
+	if (s->idle_timeout) {
+		int64_t ms;
+		if (sl_duration_parse(s->idle_timeout, &ms) < 0 || ms > UINT32_MAX)
+			return bad_usage("invalid --idle-timeout '%s': a duration such as 30s, 10m or PT10M",
+			                 s->idle_timeout);
+		cfg->idle_timeout_ms = (uint32_t)ms;
+	}
 	return 0;
 }
 
@@ -116,7 +170,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[4][32];
+	static char nums[5][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -137,6 +191,10 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->frame_max, num = 2;
 		else if (strcmp(key, "connections_max") == 0)
 			slot = &s->conn_max, num = 3;
+		else if (strcmp(key, "memory_max") == 0)
+			slot = &s->memory_max, num = 4;
+		else if (strcmp(key, "idle_timeout") == 0)
+			slot = &s->idle_timeout;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -254,6 +312,10 @@ int main(int argc, char **argv)
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--memory-max") == 0) {
+			slot = &flags.memory_max;
+		} else if (strcmp(a, "--idle-timeout") == 0) {
+			slot = &flags.idle_timeout;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

@@ -41,8 +41,8 @@ struct sl_req_frontend {
 
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
-	int hello_done;        /* native protocol: Hello negotiated */
-	int close_after_write; /* protocol mismatch: close once the error is sent */
+	int hello_done;             /* native protocol: Hello negotiated */
+	int close_after_write;      /* protocol mismatch: close once the error is sent */
 	struct sl_req *cancel_head; /* parked requests (invariant 3) */
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
 };
@@ -73,6 +73,7 @@ struct sl_req {
 	Synclog__FetchPartitionResult **fetch_result_ptrs;
 	struct sl_fetch_wait *waits;
 	struct uv_timer_s *wait_timer; /* allocated while parked; freed in its close callback */
+	uint64_t fetch_ready_bytes;    /* parked: bytes a fill would return now, as the waits counted them */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);
 	union {

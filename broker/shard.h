@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "broker/groups.h"
+#include "broker/limits.h"
 #include "broker/request.h"
 #include "broker/server.h"
 #include "broker/storage/ring.h"
@@ -57,6 +58,8 @@ struct sl_server {
 	struct sl_net *net;
 	struct sl_metrics *metrics;
 	struct sl_server_stats stats;
+	/* Memory, connection and descriptor limits both front ends share. */
+	struct sl_limits limits;
 };
 
 #endif

@@ -10,9 +10,11 @@
 
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
+#include "proto/limits.h"
 
-/* Partition counts above this are refused: each partition holds open files and an index in memory. */
+/* Partition counts above this are refused: each partition holds an index and producer state in memory. */
 #define SL_TOPIC_PARTITIONS_MAX 10000
+_Static_assert(SL_TOPIC_PARTITIONS_MAX <= SL_REQUEST_ENTRIES_MAX, "one request can name every partition of a topic");
 #define SL_TOPIC_NAME_BYTES_MAX 200
 
 struct sl_topic_config {
@@ -35,8 +37,9 @@ struct sl_partition {
 	struct sl_producer_state producers;
 	/* Appends refused with -EAGAIN by the log's window wait here, in order, for the next completion. */
 	struct sl_append *blocked_head, *blocked_tail;
-	/* Long-poll fetches to wake when new records become visible. */
+	/* Long-poll fetches to wake when new records become visible; waking holds them during a wake (fetch.c). */
 	struct sl_fetch_wait *waiters;
+	struct sl_fetch_wait *waking;
 };
 
 struct sl_topic {

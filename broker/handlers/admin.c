@@ -11,6 +11,7 @@
 #include "proto/base/assert.h"
 #include "proto/base/fs.h"
 #include "broker/handlers/handlers.h"
+#include "proto/errors.h"
 #include "proto/frame.h"
 
 /* DATA/producer-ids: one line of ASCII, the decimal ceiling below which ids may have been issued ("12000\n"),
@@ -52,7 +53,8 @@ static int errno_code(int rc)
 	case -ENOENT:
 		return SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC;
 	default:
-		return SYNCLOG__ERROR_CODE__STORAGE_ERROR;
+		/* A full disk is NOT_ENOUGH_SPACE, as for appends: the one errno table of proto/errors.h. */
+		return sl_errno_to_code(rc);
 	}
 }
 

@@ -1,6 +1,16 @@
 /* Fetch and ListOffsets: read whole batches as stored from each asked partition, up to the asked bytes, and
  * long-poll (park the request on its partitions until new records arrive or max_wait_ms passes) when fewer
- * than min_bytes are available. */
+ * than min_bytes are available.
+ *
+ * Long polls, bounded and linear:
+ *   1. A request lists each partition at most once and at most SL_REQUEST_ENTRIES_MAX of them (duplicates are
+ *      refused), so it waits once per partition.
+ *   2. A parked request keeps no records: what the first fill read is dropped at park and read again when the
+ *      request is answered (broker/limits.h, rule 5). It keeps only its waits, one per partition.
+ *   3. A wake of partition p costs O(1) per request waiting on p: each wait counts the bytes p made visible since
+ *      it last looked (sl_log_visible_bytes), up to what the partition may still add to the answer, into the
+ *      request's ready bytes; the request is filled (O(its partitions)) once, when they reach min_bytes, or at
+ *      its timeout. A 640 KB Fetch used to refill every partition on every wake. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +18,7 @@
 #include "proto/base/assert.h"
 #include "broker/handlers/handlers.h"
 #include "proto/errors.h"
+#include "proto/limits.h"
 
 /* Room kept in a response frame for everything but the records. */
 #define FETCH_OVERHEAD_BYTES          (64u * 1024)
@@ -19,9 +30,36 @@ struct sl_fetch_wait {
 	struct sl_req *req;
 	struct sl_fetch_wait *next, *prev;
 	struct sl_partition *part;
+	struct sl_fetch_wait **list; /* &part->waiters, or &part->waking during a wake; NULL when on none */
+	uint64_t seen_bytes;         /* sl_log_visible_bytes of the partition when last counted */
+	uint64_t room_bytes; /* what this partition may still add to the answer (its max_bytes less what it had) */
 };
 
 #define WAITERS(p) ((p)->waiters)
+
+static void wait_push(struct sl_fetch_wait **list, struct sl_fetch_wait *w)
+{
+	w->list = list;
+	w->prev = NULL;
+	w->next = *list;
+	if (w->next)
+		w->next->prev = w;
+	*list = w;
+}
+
+static void wait_unlink(struct sl_fetch_wait *w)
+{
+	if (w->list == NULL)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		*w->list = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->list = NULL;
+}
 
 static void fetch_free_results(struct sl_req *req)
 {
@@ -47,6 +85,10 @@ static uint64_t fetch_fill(struct sl_req *req)
 	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES
 	                          ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
 	                          : srv->cfg.frame_bytes_max / 2;
+	/* Within the broker's memory budget too (broker/limits.h, rule 4). */
+	uint64_t memory_left = sl_limits_response_bytes_max(&srv->limits);
+	if (budget > memory_left)
+		budget = memory_left;
 	uint64_t total = 0;
 	for (size_t i = 0; i < fr->n_partitions; i++) {
 		Synclog__FetchPartition *fp = fr->partitions[i];
@@ -122,17 +164,8 @@ static void waits_unlink(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
 	for (size_t i = 0; req->waits && i < fr->n_partitions; i++) {
-		struct sl_fetch_wait *w = &req->waits[i];
-		if (w->part == NULL)
-			continue;
-		if (w->prev)
-			w->prev->next = w->next;
-		else
-			WAITERS(w->part) = w->next;
-		if (w->next)
-			w->next->prev = w->prev;
-		w->part = NULL;
-		w->next = w->prev = NULL;
+		wait_unlink(&req->waits[i]);
+		req->waits[i].part = NULL;
 	}
 }
 
@@ -170,28 +203,41 @@ void sl_fetch_answer_all(struct sl_partition *p)
 		fetch_unpark(WAITERS(p)->req, 0);
 }
 
+/* Bytes the partition's log made visible since w last looked, up to its room, into the request's ready bytes. */
+static void wait_count(struct sl_fetch_wait *w)
+{
+	struct sl_log *log = w->part->log;
+	if (log == NULL)
+		return;
+	uint64_t now = sl_log_visible_bytes(log);
+	uint64_t added = now - w->seen_bytes;
+	w->seen_bytes = now;
+	if (added > w->room_bytes)
+		added = w->room_bytes;
+	w->room_bytes -= added;
+	w->req->fetch_ready_bytes += added;
+}
+
 void sl_fetch_wake(struct sl_partition *p)
 {
-	/* Detach the list first: answering one request unlinks its waits on other partitions, never on this
-	 * detached list (park registers a request once per partition), and waits still short of min_bytes are
-	 * put back on a fresh list, so the loop ends. */
-	struct sl_fetch_wait *list = WAITERS(p);
-	WAITERS(p) = NULL;
-	while (list != NULL) {
-		struct sl_fetch_wait *w = list;
-		list = w->next;
-		w->next = w->prev = NULL;
-		w->part = NULL;
+	/* The waiters move to p->waking and each is taken from there in turn: answered, or put back on p->waiters.
+	 * Answering one may unlink others anywhere (its waits on other partitions; a connection closed on the way
+	 * drops its parked requests), which wait_unlink does on whichever list they are, so the loop ends. */
+	if (p->waking != NULL)
+		return; /* woken from inside a wake of p: the outer loop counts what is new */
+	struct sl_fetch_wait *w;
+	while ((w = WAITERS(p)) != NULL) {
+		wait_unlink(w);
+		wait_push(&p->waking, w);
+	}
+	while ((w = p->waking) != NULL) {
+		wait_unlink(w);
+		wait_count(w);
 		struct sl_req *req = w->req;
-		if (fetch_fill(req) >= req->msg->fetch->min_bytes) {
+		if (req->fetch_ready_bytes >= req->msg->fetch->min_bytes)
 			fetch_unpark(req, 0);
-			continue;
-		}
-		w->part = p;
-		w->next = WAITERS(p);
-		if (w->next)
-			w->next->prev = w;
-		WAITERS(p) = w;
+		else
+			wait_push(&WAITERS(p), w);
 	}
 }
 
@@ -208,29 +254,73 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 		sl_req_respond(req);
 		return;
 	}
+	req->fetch_ready_bytes = 0;
 	for (size_t i = 0; i < fr->n_partitions; i++) {
-		uint32_t pi = fr->partitions[i]->partition;
-		if (topic == NULL || pi >= topic->cfg.partitions)
-			continue;
-		struct sl_partition *p = &topic->parts[pi];
-		int seen = 0;
-		for (size_t j = 0; j < i; j++)
-			seen |= req->waits[j].part == p;
-		if (seen)
-			continue; /* the same partition asked twice waits once */
+		Synclog__FetchPartition *fp = fr->partitions[i];
+		/* Parking follows a fill without errors: the topic and every partition exist and are open. */
+		SL_ASSERT(topic != NULL && fp->partition < topic->cfg.partitions);
+		struct sl_partition *p = &topic->parts[fp->partition];
+		SL_ASSERT(p->log != NULL);
+		uint64_t had = req->fetch_results[i].records.len;
+		uint64_t want = fp->max_bytes ? fp->max_bytes : FETCH_PARTITION_BYTES_DEFAULT;
 		struct sl_fetch_wait *w = &req->waits[i];
 		w->req = req;
 		w->part = p;
-		w->next = WAITERS(p);
-		if (w->next)
-			w->next->prev = w;
-		WAITERS(p) = w;
+		w->seen_bytes = sl_log_visible_bytes(p->log);
+		w->room_bytes = want > had ? want - had : 0;
+		req->fetch_ready_bytes += had;
+		wait_push(&WAITERS(p), w);
+	}
+	/* Rule 2: what the fill read is read again when the request is answered. */
+	fetch_free_results(req);
+	for (size_t i = 0; i < fr->n_partitions; i++) {
+		req->fetch_results[i].records.data = NULL;
+		req->fetch_results[i].records.len = 0;
 	}
 	uv_timer_t *t = req->wait_timer;
 	uv_timer_init(&srv->loop, t);
 	t->data = req;
 	uv_timer_start(t, wait_timeout_cb, wait_ms, 0);
 	sl_req_park(req, fetch_unpark);
+}
+
+/* Rule 1: at most SL_REQUEST_ENTRIES_MAX entries, each partition once. Returns 0, or -EINVAL with the request
+ * failed. */
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int fetch_check_entries(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	size_t n = fr->n_partitions;
+	if (n > SL_REQUEST_ENTRIES_MAX) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+		            "Fetch lists %zu partitions; at most %d per request", n, SL_REQUEST_ENTRIES_MAX);
+		return -EINVAL;
+	}
+	if (n < 2)
+		return 0;
+	uint32_t *ids = malloc(n * sizeof(*ids));
+	if (ids == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = fr->partitions[i]->partition;
+	qsort(ids, n, sizeof(*ids), cmp_u32);
+	int rc = 0;
+	for (size_t i = 1; i < n && rc == 0; i++) {
+		if (ids[i] == ids[i - 1]) {
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+			            "Fetch lists partition %u more than once: list each partition once", ids[i]);
+			rc = -EINVAL;
+		}
+	}
+	free(ids);
+	return rc;
 }
 
 void sl_handle_fetch(struct sl_req *req)
@@ -241,6 +331,10 @@ void sl_handle_fetch(struct sl_req *req)
 	if (sl_topics_find(&srv->topics, fr->topic ? fr->topic : "") == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
 		            fr->topic ? fr->topic : "");
+		sl_req_respond(req);
+		return;
+	}
+	if (fetch_check_entries(req) < 0) {
 		sl_req_respond(req);
 		return;
 	}

@@ -601,6 +601,7 @@ static void advance(struct sl_log *log)
 		}
 		seg->written_end = a->pos + a->len;
 		seg->visible_next_offset = a->last_offset + 1;
+		log->visible_bytes += a->len;
 		if (a->max_timestamp > seg->max_timestamp)
 			seg->max_timestamp = a->max_timestamp;
 		if (a->level == SL_DURABILITY_FSYNC) {
@@ -752,6 +753,11 @@ int64_t sl_log_next_offset(const struct sl_log *log)
 			return seg->visible_next_offset;
 	}
 	return log->segs[0]->base_offset;
+}
+
+uint64_t sl_log_visible_bytes(const struct sl_log *log)
+{
+	return log->visible_bytes;
 }
 
 /* The segment holding offset (which is visible), or NULL. */

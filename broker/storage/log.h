@@ -116,6 +116,9 @@ int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *of
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
 int64_t sl_log_start_offset(const struct sl_log *log);
 int64_t sl_log_next_offset(const struct sl_log *log);
+/* Bytes of batches made visible since the log was opened: only grows (retention does not lower it), so the
+ * difference of two readings is what was appended between them. O(1), for long polls. */
+uint64_t sl_log_visible_bytes(const struct sl_log *log);
 
 /* Retention: delete sealed segments whose newest record is older than now_ms - retention_ms (if retention_ms
  * >= 0), then the oldest sealed segments while the log is larger than retention_bytes (if >= 0). Whole segments

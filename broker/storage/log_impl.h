@@ -56,7 +56,8 @@ struct sl_log {
 	struct sl_segment **segs; /* oldest first; the last one is active */
 	uint32_t seg_count;
 	uint32_t seg_cap;
-	int64_t next_offset; /* next offset to assign */
+	int64_t next_offset;    /* next offset to assign */
+	uint64_t visible_bytes; /* sl_log_visible_bytes */
 
 	struct sl_append *queue_head, *queue_tail; /* QUEUED/WRITTEN/FAILED, offset order */
 	struct sl_append *sync_head, *sync_tail;   /* SYNCWAIT, offset order */
