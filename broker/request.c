@@ -1,4 +1,5 @@
 /* The request API shared by the front ends and the handlers; see request.h for the lifecycle it keeps. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,4 +113,15 @@ void sl_req_cancel_all(struct sl_session *s, int drop)
 		req->cancel_cb(req, drop);
 		SL_ASSERT(s->cancel_head != req);
 	}
+}
+
+int sl_session_producer_id_admit(struct sl_session *s, int64_t producer_id)
+{
+	for (uint32_t i = 0; i < s->producer_id_count; i++)
+		if (s->producer_ids[i] == producer_id)
+			return 0;
+	if (s->producer_id_count == SL_SESSION_PRODUCER_IDS_MAX)
+		return -EAGAIN;
+	s->producer_ids[s->producer_id_count++] = producer_id;
+	return 0;
 }

@@ -39,12 +39,20 @@ struct sl_req_frontend {
 	void (*finish)(struct sl_req *req);
 };
 
+/* Producer ids one connection may bring to the broker: issued to it by InitProducer, or first used by it on a
+ * partition whose producer table did not know them. Our client makes one producer per connection; a Kafka client
+ * one per producer. Without a bound, one connection could fill every partition's producer table (4,096 ids) and
+ * push real producers' idempotence state out. */
+#define SL_SESSION_PRODUCER_IDS_MAX 8
+
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
 	int hello_done;             /* native protocol: Hello negotiated */
 	int close_after_write;      /* protocol mismatch: close once the error is sent */
 	struct sl_req *cancel_head; /* parked requests (invariant 3) */
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
+	int64_t producer_ids[SL_SESSION_PRODUCER_IDS_MAX];
+	uint32_t producer_id_count;
 };
 
 struct sl_req {
@@ -115,5 +123,8 @@ void sl_req_park(struct sl_req *req, void (*cancel_cb)(struct sl_req *req, int d
 void sl_req_unpark(struct sl_req *req);
 /* Run the cancel hook of every parked request of a session (front end: client gone, or shutdown). */
 void sl_req_cancel_all(struct sl_session *s, int drop);
+/* 0 when the session may bring producer_id (it is already one of its own, or a place is left, and then it
+ * becomes one), -EAGAIN when it already brought SL_SESSION_PRODUCER_IDS_MAX. */
+int sl_session_producer_id_admit(struct sl_session *s, int64_t producer_id);
 
 #endif

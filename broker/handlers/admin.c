@@ -259,6 +259,13 @@ void sl_handle_init_producer(struct sl_req *req)
 	synclog__init_producer_response__init(r);
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_INIT_PRODUCER;
 	req->resp.init_producer = r;
+	if (req->session->producer_id_count >= SL_SESSION_PRODUCER_IDS_MAX) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__THROTTLED,
+		            "this connection already has %d producer ids: reuse one, or open another connection",
+		            SL_SESSION_PRODUCER_IDS_MAX);
+		sl_req_respond(req);
+		return;
+	}
 	if (srv->next_producer_id >= srv->producer_id_reserved) {
 		int64_t reserved = srv->next_producer_id + PRODUCER_ID_BLOCK;
 		int rc = producer_ids_store(srv, reserved);
@@ -272,5 +279,7 @@ void sl_handle_init_producer(struct sl_req *req)
 	}
 	r->producer_id = srv->next_producer_id++;
 	r->producer_epoch = 0;
+	int rc = sl_session_producer_id_admit(req->session, r->producer_id);
+	SL_ASSERT(rc == 0); /* a place was checked above */
 	sl_req_respond(req);
 }
