@@ -320,13 +320,35 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		rc = sl_fs_fsync_path(t->scratch_dir);
 	if (rc < 0) {
 		sl_fs_rm_rf(tmp);
-		snprintf(err, err_cap, "cannot create topic %s: %s", cfg.name, strerror(-rc));
+		snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg.name, strerror(-rc));
 		return rc;
 	}
-	struct sl_topic *topic;
+	struct sl_topic *topic = NULL;
 	rc = topic_open(t, final, &cfg, &topic);
+	for (uint32_t i = 0; rc == 0 && i < cfg.partitions; i++) {
+		if (topic->parts[i].log == NULL) {
+			rc = topic->parts[i].open_errno;
+			snprintf(err, err_cap, "cannot create topic %s: partition %u: %s; nothing was created",
+			         cfg.name, i, strerror(-rc));
+		}
+	}
 	if (rc < 0) {
-		snprintf(err, err_cap, "cannot open new topic %s: %s", cfg.name, strerror(-rc));
+		/* A topic is created whole or not at all: what opened is closed, the folder goes back to scratch/ (one
+		 * rename, so a crash now leaves the topic whole or gone) and is removed. */
+		if (err[0] == '\0')
+			snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg.name,
+			         strerror(-rc));
+		if (topic != NULL) {
+			int ignored = 0;
+			topic_close_logs(topic, &ignored);
+			topic_free(topic);
+		}
+		if (rename(final, tmp) == 0) {
+			sl_fs_fsync_path(t->topics_dir);
+			sl_fs_rm_rf(tmp);
+		} else {
+			sl_fs_rm_rf(final);
+		}
 		return rc;
 	}
 	topic->next = t->head;

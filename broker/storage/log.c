@@ -429,10 +429,43 @@ static void kick(struct sl_log *log)
 
 static void write_done_cb(struct sl_io *io, int res);
 
+/* Room for one more unwritten append: a chunk of ops more when they are all spoken for. */
+static int ops_reserve(struct sl_log *log)
+{
+	if (log->unwritten_count < log->op_chunk_count * SL_WRITE_OPS_CHUNK)
+		return 0;
+	uint32_t chunks_max = (log->cfg.inflight_appends_max + SL_WRITE_OPS_CHUNK - 1) / SL_WRITE_OPS_CHUNK;
+	SL_ASSERT(log->op_chunk_count < chunks_max); /* the window is checked first */
+	if (log->op_chunks == NULL) {
+		log->op_chunks = calloc(chunks_max, sizeof(*log->op_chunks));
+		if (log->op_chunks == NULL)
+			return -ENOMEM;
+	}
+	struct sl_write_op *chunk = calloc(SL_WRITE_OPS_CHUNK, sizeof(*chunk));
+	if (chunk == NULL)
+		return -ENOMEM;
+	log->op_chunks[log->op_chunk_count++] = chunk;
+	for (uint32_t i = 0; i < SL_WRITE_OPS_CHUNK; i++) {
+		chunk[i].next_free = log->free_ops;
+		log->free_ops = &chunk[i];
+	}
+	return 0;
+}
+
+static void ops_free(struct sl_log *log)
+{
+	for (uint32_t i = 0; i < log->op_chunk_count; i++)
+		free(log->op_chunks[i]);
+	free(log->op_chunks);
+	log->op_chunks = NULL;
+	log->op_chunk_count = 0;
+	log->free_ops = NULL;
+}
+
 static struct sl_write_op *op_get(struct sl_log *log)
 {
 	struct sl_write_op *op = log->free_ops;
-	SL_ASSERT(op != NULL); /* one op per append at most, and the pool has inflight_appends_max */
+	SL_ASSERT(op != NULL); /* one op per unwritten append at most, and ops_reserve made room for each */
 	log->free_ops = op->next_free;
 	memset(op, 0, offsetof(struct sl_write_op, iov));
 	op->io.done_cb = write_done_cb;
@@ -698,6 +731,9 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	if (log->unwritten_count >= log->cfg.inflight_appends_max ||
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
+	int orc = ops_reserve(log);
+	if (orc < 0)
+		return orc;
 	struct sl_segment *seg = active(log);
 	if (seg->size > 0 && (seg->size + a->len > log->cfg.segment_bytes_max ||
 	                      (log->cfg.segment_age_ms_max > 0 &&
@@ -1111,7 +1147,8 @@ static int write_clean_marker(struct sl_log *log)
 	int fd = openat(log->dir_fd, SL_CLEAN_MARKER, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	int rc = write(fd, line, (size_t)len) == len ? 0 : -EIO;
+	ssize_t w = write(fd, line, (size_t)len);
+	int rc = w == len ? 0 : w < 0 ? -errno : -ENOSPC; /* a short write to a file: the disk filled */
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
@@ -1161,7 +1198,7 @@ int sl_log_close(struct sl_log *log)
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		sl_segment_free(log->segs[i]);
 	free(log->segs);
-	free(log->ops);
+	ops_free(log);
 	close(log->dir_fd);
 	free(log->dir);
 	free(log);
@@ -1187,12 +1224,7 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 	log->cfg = *cfg;
 	log->dir_fd = -1;
 	log->dir = strdup(dir);
-	log->ops = calloc(cfg->inflight_appends_max, sizeof(*log->ops));
-	int rc = (log->dir && log->ops) ? 0 : -ENOMEM;
-	for (uint32_t i = 0; rc == 0 && i < cfg->inflight_appends_max; i++) {
-		log->ops[i].next_free = log->free_ops;
-		log->free_ops = &log->ops[i];
-	}
+	int rc = log->dir ? 0 : -ENOMEM;
 	if (rc == 0 && mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		snprintf(err, err_cap, "partition %s: cannot create directory: %s", dir, strerror(-rc));
@@ -1210,7 +1242,7 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 		for (uint32_t i = 0; i < log->seg_count; i++)
 			sl_segment_free(log->segs[i]);
 		free(log->segs);
-		free(log->ops);
+		ops_free(log);
 		if (log->dir_fd >= 0)
 			close(log->dir_fd);
 		free(log->dir);

@@ -212,8 +212,9 @@ static int set_aside(struct sl_log *log, uint32_t j, uint64_t pos)
 			rc = n < 0 ? -errno : -EIO;
 			break;
 		}
-		if (write(out, buf, (size_t)n) != n)
-			rc = -EIO;
+		ssize_t w = write(out, buf, (size_t)n);
+		if (w != n)
+			rc = w < 0 ? -errno : -ENOSPC; /* a short write to a file: the disk filled */
 		at += (uint64_t)n;
 	}
 	free(buf);
