@@ -31,8 +31,9 @@ static const char usage[] =
         "--idle-timeout DURATION  close a connection with no request in flight that was idle this long (500ms,\n"
         "                30s, 5m, 2h, 7d or ISO 8601 like PT10M; 0s: never). Default 10m. A connection that has\n"
         "                not sent Hello within 5 s is closed regardless.\n"
-        "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
-        "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
+        "--repair        open every partition in repair mode and exit: a damaged batch is cut out (its bytes kept\n"
+        "                as <segment>.log.corrupt-<byte>), every valid batch after it keeps its offset, and each\n"
+        "                partition's line names the offsets lost; fetching them then answers RECORDS_LOST.\n";
 
 static int bad_usage(const char *fmt, const char *arg)
 {
@@ -266,9 +267,17 @@ static int repair(const struct sl_server_config *cfg)
 			}
 			struct sl_log_stats st;
 			sl_log_get_stats(p->log, &st);
-			printf("%s/%u: ok, offsets %lld..%lld, %llu bytes cut\n", t->cfg.name, i,
+			printf("%s/%u: ok, offsets %lld..%lld, %llu bytes cut", t->cfg.name, i,
 			       (long long)st.start_offset, (long long)st.next_offset,
 			       (unsigned long long)st.truncated_bytes);
+			/* Exactly which offsets this repair cut out: consumers see RECORDS_LOST for them. */
+			const struct sl_log_lost *lost;
+			uint32_t n = sl_log_lost_ranges(p->log, &lost);
+			for (uint32_t k = 0; k < n; k++)
+				if (lost[k].found_now)
+					printf(", offsets %lld..%lld lost", (long long)lost[k].first,
+					       (long long)lost[k].next - 1);
+			printf("\n");
 		}
 	}
 	rc = sl_topics_close(&topics);

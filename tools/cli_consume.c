@@ -13,7 +13,7 @@
 static const struct cli_command consume_command = {
         .name = "consume",
         .usage = "usage: synclog consume TOPIC [--from earliest|latest|OFFSET|@ISO8601] [--partition P] [--max N]\n"
-                 "                             [--follow]\n"
+                 "                             [--follow] [--skip-lost]\n"
                  "       synclog consume TOPIC --group G [--from ...] [--max N] [--follow] [--session-timeout-ms MS]\n"
                  "                             [--commit-interval-ms MS]\n"
                  "\n"
@@ -28,6 +28,8 @@ static const struct cli_command consume_command = {
                  "  --follow          wait for new records until interrupted (SIGINT/SIGTERM, then exit 0); without "
                  "it,\n"
                  "                    stop at the end of the log as it was at the start\n"
+                 "  --skip-lost       go on past offsets lost to disk damage (cut out by synclogd --repair),\n"
+                 "                    counting them on stderr; without it, reaching them is an error (exit 1)\n"
                  "Text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE (a null key or value prints as nothing). --json:\n"
                  "{\"partition\":P,\"offset\":O,\"key\":K,\"value\":V,\"version\":N,\"op\":\"upsert\",\"origin\":"
                  "\"live\",\n"
@@ -57,6 +59,7 @@ struct consume_args {
 	const char *group;
 	uint64_t session_timeout_ms;
 	uint64_t commit_interval_ms;
+	bool skip_lost;
 };
 
 static int from_parse(const char *value, struct consume_args *a)
@@ -118,6 +121,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 				        "--commit-interval-ms needs milliseconds (0: after every batch printed)");
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
+		} else if (strcmp(argv[i], "--skip-lost") == 0) {
+			a->skip_lost = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			return cli_usage_error(&consume_command, "unknown flag '%s'", argv[i]);
 		} else if (a->topic == NULL) {
@@ -131,6 +136,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 	if (a->group != NULL && a->partition >= 0)
 		return cli_usage_error(&consume_command,
 		                       "--partition cannot be used with --group: the group assigns the partitions");
+	if (a->group != NULL && a->skip_lost)
+		return cli_usage_error(&consume_command, "--skip-lost is for reading without --group");
 	if (a->group == NULL && (a->session_timeout_ms != 0 || a->commit_interval_ms != UINT64_MAX))
 		return cli_usage_error(&consume_command, "--session-timeout-ms and --commit-interval-ms need --group");
 	return CLI_EXIT_OK;
@@ -256,6 +263,7 @@ int cli_consume(const struct cli *cli, int argc, char **argv)
 	o.from_offset = a.from_offset;
 	o.from_timestamp_ms = a.from_timestamp_ms;
 	o.stop_at_end = !a.follow;
+	o.skip_lost = a.skip_lost;
 	rc = sl_fetcher_new(&f, &o, err, sizeof(err));
 	if (rc != 0)
 		return cli_fail(&consume_command, "%s", err);
@@ -295,6 +303,9 @@ int cli_consume(const struct cli *cli, int argc, char **argv)
 			fprintf(stderr,
 			        "synclog consume: %llu records were deleted by retention before they could be read\n",
 			        (unsigned long long)sl_fetcher_skipped(f));
+		if (sl_fetcher_lost(f) > 0)
+			fprintf(stderr, "synclog consume: skipped %llu offsets lost to disk damage\n",
+			        (unsigned long long)sl_fetcher_lost(f));
 		rc = CLI_EXIT_OK;
 	}
 	sl_fetcher_free(f);

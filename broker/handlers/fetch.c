@@ -155,6 +155,16 @@ static uint64_t fetch_fill(struct sl_req *req)
 		}
 		if (rc < 0)
 			r->error = sl_errno_to_code(rc);
+		if (rc == -EBADMSG)
+			r->error_message =
+			        "a batch at this offset is damaged on disk: the operator must stop the broker "
+			        "and run synclogd --repair";
+		if (rc == -ENODATA) {
+			/* A range repair cut out (RECORDS_LOST): the client decides whether to go on after it. */
+			r->skip_to_offset = span.next_offset;
+			r->error_message = "offsets lost to disk damage and cut out by synclogd --repair: fetch from "
+			                   "skip_to_offset to go on without them";
+		}
 	}
 	srv->stats.fetch_bytes += total;
 	return total;

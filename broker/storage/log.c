@@ -782,13 +782,23 @@ int64_t sl_log_start_offset(const struct sl_log *log)
 int64_t sl_log_next_offset(const struct sl_log *log)
 {
 	/* Visible end: the last segment with visible records. A rolled segment's records become visible before
-	 * the active one's. */
+	 * the active one's. A segment written to its end reaches the next one's base, which lies past its own next
+	 * offset only across a lost range. */
 	for (uint32_t i = log->seg_count; i-- > 0;) {
 		struct sl_segment *seg = log->segs[i];
-		if (seg->written_end > 0 || i == 0)
+		if (seg->written_end > 0 || i == 0) {
+			if (seg->written_end == seg->size && i + 1 < log->seg_count)
+				return log->segs[i + 1]->base_offset;
 			return seg->visible_next_offset;
+		}
 	}
 	return log->segs[0]->base_offset;
+}
+
+uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out)
+{
+	*out = log->lost;
+	return log->lost_count;
 }
 
 uint64_t sl_log_visible_bytes(const struct sl_log *log)
@@ -849,6 +859,13 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	if (offset < sl_log_start_offset(log) || offset > end)
 		return -ERANGE;
 	memset(span, 0, sizeof(*span));
+	const struct sl_log_lost *lost = sl_log_lost_find(log, offset);
+	if (lost != NULL) {
+		span->fd = -1;
+		span->first_offset = lost->first;
+		span->next_offset = lost->next;
+		return -ENODATA;
+	}
 	if (offset == end) {
 		span->fd = active(log)->log_fd;
 		span->first_offset = span->next_offset = offset;
@@ -873,7 +890,7 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	if (rc < 0)
 		return rc;
 	if (rc != 1)
-		return -EIO; /* the visible bytes must hold the offset: the file changed under us */
+		return why != NULL ? -EBADMSG : -EIO; /* damaged on disk; or the file changed under us */
 	uint64_t first_bytes = sl_batch_total_bytes(&c.h);
 	uint64_t limit = c.pos + (bytes_max > first_bytes ? bytes_max : first_bytes);
 	if (limit > seg->written_end)
@@ -898,6 +915,10 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		                           &stop, &why, last_boundary_cb, &last);
 		if (rc < 0)
 			return rc;
+		if (rc != 1 && why != NULL) {
+			/* A damaged batch before the limit: the span ends before it, never hands it out. */
+			rc = 1;
+		}
 		limit = rc == 1 ? stop : seg->written_end;
 		if (rc != 1)
 			last.offset = seg->visible_next_offset;
@@ -916,6 +937,8 @@ int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, si
 {
 	struct sl_log_span span;
 	int rc = sl_log_locate(log, offset, cap, &span);
+	if (rc == -ENODATA)
+		*next_out = span.next_offset;
 	if (rc < 0)
 		return rc;
 	if (span.len > cap)
@@ -1010,6 +1033,7 @@ int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *of
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
 {
 	*out = log->stats;
+	out->lost_range_count = log->lost_count;
 	out->start_offset = sl_log_start_offset(log);
 	out->next_offset = sl_log_next_offset(log);
 	out->segment_count = log->seg_count;
@@ -1199,6 +1223,7 @@ int sl_log_close(struct sl_log *log)
 		sl_segment_free(log->segs[i]);
 	free(log->segs);
 	ops_free(log);
+	free(log->lost);
 	close(log->dir_fd);
 	free(log->dir);
 	free(log);
@@ -1243,6 +1268,7 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 			sl_segment_free(log->segs[i]);
 		free(log->segs);
 		ops_free(log);
+		free(log->lost);
 		if (log->dir_fd >= 0)
 			close(log->dir_fd);
 		free(log->dir);

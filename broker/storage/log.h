@@ -33,8 +33,9 @@ struct sl_log_config {
 	uint32_t inflight_appends_max;
 	/* Bytes queued or in flight at once, same rule. */
 	uint64_t inflight_bytes_max;
-	/* Open even when a batch before the tail is corrupt: truncate there and set the rest aside (see
-	 * recovery.c). Only an operator asks for this. */
+	/* Open even when a batch before the tail is corrupt: drop only the damaged bytes, keep every valid batch
+	 * after them at its offsets, and record the offsets lost (see recovery.c, rule 5). Only an operator asks for
+	 * this (synclogd --repair). */
 	int repair;
 };
 
@@ -76,6 +77,17 @@ struct sl_log_stats {
 	uint64_t fsync_count;          /* group commits completed */
 	uint64_t linked_fsync_count;   /* fdatasyncs submitted linked to their write (one append, log idle) */
 	uint64_t appended_batch_count; /* batches acknowledged since open */
+	uint32_t lost_range_count;     /* ranges of offsets repair cut out (sl_log_lost_ranges) */
+	uint32_t lost_range_new_count; /* of them, found by this open (repair mode): the last ones */
+};
+
+/* A range of offsets [first, next) that repair cut out of the log because their bytes were damaged. Reads of them
+ * fail with -ENODATA; the records go on at next. Kept in the partition's lost-offsets file (recovery.c). */
+struct sl_log_lost {
+	int64_t first;
+	int64_t next;
+	int64_t repaired_ms;
+	int found_now; /* found by this open (repair mode), not read from the file */
 };
 
 /* Open (creating if missing) the partition log in dir; dir's parent must exist. Runs recovery synchronously:
@@ -103,13 +115,16 @@ struct sl_log_span {
 };
 
 /* Locate the batches holding offset and after, up to bytes_max (at least one whole batch is returned even if it
- * is larger). A batch holding offset may start before it. Returns 0 (span->len == 0 when offset is the log end),
- * -ERANGE when offset is before the start or after the end. */
+ * is larger). A batch holding offset may start before it. A span never crosses a lost range. Returns 0
+ * (span->len == 0 when offset is the log end), -ERANGE when offset is before the start or after the end,
+ * -ENODATA when offset lies in a lost range (span->first_offset and span->next_offset then give the range). */
 int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span);
 /* sl_log_locate, then pread into buf (cap bytes; at most cap bytes of whole batches are returned). *len_out is
- * the byte count, *next_out one past the last record returned. Returns 0, -ERANGE, -EIO, -ENOBUFS when the
- * first batch does not fit in cap. */
+ * the byte count, *next_out one past the last record returned (for -ENODATA: where the records go on). Returns
+ * 0, -ERANGE, -ENODATA, -EIO, -ENOBUFS when the first batch does not fit in cap. */
 int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, size_t *len_out, int64_t *next_out);
+/* The lost ranges, in offset order (*out valid until the next call that changes the log). */
+uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out);
 /* The first offset whose record timestamp is >= timestamp_ms; the log end (next offset) when none is. */
 int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *offset_out);
 

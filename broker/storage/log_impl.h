@@ -87,6 +87,11 @@ struct sl_log {
 	int dir_dirty; /* a segment file was created or removed since the directory was last fsynced */
 	struct sl_dir_io dir_io;
 
+	/* Offsets repair cut out (recovery.c, rule 5), sorted, from the partition's lost-offsets file. */
+	struct sl_log_lost *lost;
+	uint32_t lost_count;
+	uint32_t lost_cap;
+
 	int rollback_errno; /* a write failed: no new appends until the log is cut back */
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
 	int completing;     /* inside a completion callback */
@@ -94,6 +99,8 @@ struct sl_log {
 	struct sl_log_stats stats;
 };
 
+/* recovery.c: the lost range holding offset, or NULL. */
+const struct sl_log_lost *sl_log_lost_find(const struct sl_log *log, int64_t offset);
 /* recovery.c: fill log->segs from log->dir_fd and leave the log ready for appends. */
 int sl_log_recover(struct sl_log *log, char *err, size_t err_cap);
 /* log.c: append a segment to log->segs. */
