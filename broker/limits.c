@@ -164,26 +164,43 @@ void sl_limits_connection_closed(struct sl_limits *l)
 	l->connections_open--;
 }
 
-size_t sl_limits_metrics_text(const struct sl_limits *l, char *buf, size_t cap)
+size_t sl_limits_metrics_text(const struct sl_limits *l, const struct sl_files *files, char *buf, size_t cap)
 {
-	int n = snprintf(
-	        buf, cap,
-	        "# TYPE synclog_memory_bytes gauge\nsynclog_memory_bytes %" PRIu64 "\n"
-	        "# TYPE synclog_memory_max_bytes gauge\nsynclog_memory_max_bytes %" PRIu64 "\n"
-	        "# TYPE synclog_memory_peak_bytes gauge\nsynclog_memory_peak_bytes %" PRIu64 "\n"
-	        "# TYPE synclog_connections_waiting_memory gauge\nsynclog_connections_waiting_memory %u\n"
-	        "# TYPE synclog_memory_waits_total counter\nsynclog_memory_waits_total %" PRIu64 "\n"
-	        "# TYPE synclog_connections_evicted_total counter\nsynclog_connections_evicted_total %" PRIu64 "\n"
-	        "# TYPE synclog_connections_timed_out_total counter\n"
-	        "synclog_connections_timed_out_total %" PRIu64 "\n"
-	        "# TYPE synclog_metrics_connections_refused_total counter\n"
-	        "synclog_metrics_connections_refused_total %" PRIu64 "\n"
-	        "# TYPE synclog_metrics_connections_timed_out_total counter\n"
-	        "synclog_metrics_connections_timed_out_total %" PRIu64 "\n"
-	        "# TYPE synclog_descriptors_max gauge\nsynclog_descriptors_max %" PRIu64 "\n",
-	        l->memory_used, l->memory_max, l->memory_used_peak, l->memory_waiting, l->memory_waits,
-	        l->connections_evicted, l->connections_timed_out, l->metrics_refused, l->metrics_timed_out, l->nofile);
-	if (n < 0)
-		return 0;
-	return (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
+	static const char *const names[] = {
+	        "gauge memory_bytes",
+	        "gauge memory_max_bytes",
+	        "gauge memory_peak_bytes",
+	        "gauge connections_waiting_memory",
+	        "counter memory_waits_total",
+	        "counter connections_evicted_total",
+	        "counter connections_timed_out_total",
+	        "counter metrics_connections_refused_total",
+	        "counter metrics_connections_timed_out_total",
+	        "gauge descriptors_max",
+	        "gauge partition_files_open",
+	        "gauge partition_files_max",
+	        "counter partition_files_closed_total",
+	        "counter partition_files_over_budget_total",
+	};
+	const uint64_t values[] = {
+	        l->memory_used,           l->memory_max,
+	        l->memory_used_peak,      l->memory_waiting,
+	        l->memory_waits,          l->connections_evicted,
+	        l->connections_timed_out, l->metrics_refused,
+	        l->metrics_timed_out,     l->nofile,
+	        files->fds_open,          files->fds_max,
+	        files->closed_count,      files->over_budget_count,
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(values) / sizeof(values[0]), "one value per name");
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && len + 1 < cap; i++) {
+		const char *name = strchr(names[i], ' ') + 1;
+		int type_len = (int)(name - 1 - names[i]);
+		int n = snprintf(buf + len, cap - len, "# TYPE synclog_%s %.*s\nsynclog_%s %" PRIu64 "\n", name,
+		                 type_len, names[i], name, values[i]);
+		if (n < 0)
+			break;
+		len += (size_t)n < cap - len ? (size_t)n : cap - len - 1;
+	}
+	return len;
 }

@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/storage/files.h"
+
 /* 1 MiB: a Hello, an ack, a commit, a small batch or a 1 MiB fetch (Kafka's max.partition.fetch.bytes) fit, so a
  * light client keeps working while heavy ones wait. */
 #define SL_LIMITS_CONN_FLOOR_BYTES        (1u << 20)
@@ -110,8 +112,9 @@ int sl_limits_connections_full(const struct sl_limits *l);
 void sl_limits_connection_opened(struct sl_limits *l);
 void sl_limits_connection_closed(struct sl_limits *l);
 
-/* Prometheus text of the counters above (gauges and counters named synclog_memory_* and synclog_connections_*),
- * for the metrics page. Returns the bytes written (truncated to cap - 1). */
-size_t sl_limits_metrics_text(const struct sl_limits *l, char *buf, size_t cap);
+/* Prometheus text of the counters above (synclog_memory_*, synclog_connections_*, synclog_metrics_connections_*,
+ * synclog_descriptors_max) and of the partition file cache (synclog_partition_files_*), for the metrics page.
+ * Returns the bytes written (truncated to cap - 1). */
+size_t sl_limits_metrics_text(const struct sl_limits *l, const struct sl_files *files, char *buf, size_t cap);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/limits.h"
 #include "broker/server.h"
 #include "proto/base/fs.h"
 #include "broker/topics.h"
@@ -249,6 +250,18 @@ static int repair(const struct sl_server_config *cfg)
 	}
 	struct sl_log_config lc = cfg->log;
 	lc.repair = 1;
+	/* Within the descriptor limit, as the broker: partitions' files are opened on use and closed after. */
+	struct sl_limits limits;
+	struct sl_files files;
+	char warning[256];
+	sl_limits_init(&limits, 0, 0);
+	if (sl_limits_plan_descriptors(&limits, warning, sizeof(warning)) < 0) {
+		fprintf(stderr, "synclogd: repair: %s\n", warning);
+		sl_ring_close(&ring);
+		return 1;
+	}
+	sl_files_init(&files, limits.files_fds_max);
+	lc.files = &files;
 	struct sl_topics topics;
 	char err[1024] = "";
 	rc = sl_topics_open(&topics, cfg->data_dir, &ring, &lc, err, sizeof(err));

@@ -65,6 +65,8 @@ static void retention_cb(uv_timer_t *h)
 {
 	struct sl_server *srv = h->data;
 	int64_t now = sl_clock_wall_ms();
+	/* Partitions that could not open for want of descriptors or memory get another try. */
+	sl_topics_retry_unavailable(&srv->topics);
 	/* Bounds what a restart after a crash replays to rebuild producer state. */
 	int rc = sl_topics_snapshot_producers(&srv->topics);
 	if (rc < 0)
@@ -156,6 +158,9 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	}
 	if (warning[0] != '\0')
 		sl_slog_msg(SL_SLOG_WARN, "descriptor_limit", "%s", warning);
+	/* Every log of the shard (topics and the group log) opens its files through one bounded cache. */
+	sl_files_init(&srv->files, srv->limits.files_fds_max);
+	srv->cfg.log.files = &srv->files;
 	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot start the event loop: %s", uv_strerror(rc));
@@ -170,12 +175,12 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		free(srv);
 		return rc;
 	}
-	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &cfg->log, err, err_cap);
+	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &srv->cfg.log, err, err_cap);
 	int groups_open = 0;
 	if (rc == 0)
 		rc = sl_producer_ids_load(srv);
 	if (rc == 0) {
-		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &cfg->log, &srv->topics, err, err_cap);
+		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &srv->cfg.log, &srv->topics, err, err_cap);
 		groups_open = rc == 0;
 	}
 	if (rc < 0) {

@@ -60,6 +60,8 @@ struct sl_server {
 	struct sl_server_stats stats;
 	/* Memory, connection and descriptor limits both front ends share. */
 	struct sl_limits limits;
+	/* Descriptors of partition files, within limits.files_fds_max (broker/storage/files.h). */
+	struct sl_files files;
 };
 
 #endif

@@ -15,6 +15,7 @@
 #include "proto/base/clock.h"
 #include "broker/topics.h"
 #include "proto/base/fs.h"
+#include "proto/base/slog.h"
 #include "proto/batch.h"
 
 #define META_FILE "topic.json"
@@ -160,6 +161,50 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 	return rc;
 }
 
+/* Open partition p of topic in its folder pdir; on failure keep the error in p. */
+static int partition_open(struct sl_topics *t, struct sl_partition *p, const char *pdir)
+{
+	p->open_error[0] = '\0';
+	int rc = sl_log_open(t->ring, pdir, &t->log_cfg, &p->log, p->open_error, sizeof(p->open_error));
+	if (rc < 0) {
+		p->log = NULL;
+		p->open_errno = rc;
+		if (p->open_error[0] == '\0')
+			snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "partition_unavailable");
+		sl_slog_str(e, "topic", p->topic->cfg.name);
+		sl_slog_uint(e, "partition", p->index);
+		sl_slog_str(e, "error", p->open_error);
+		sl_slog_end(e);
+		return rc;
+	}
+	p->open_errno = 0;
+	if (!t->log_cfg.repair)
+		producers_restore(p, pdir);
+	return 0;
+}
+
+uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
+{
+	uint32_t opened = 0;
+	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
+		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
+			struct sl_partition *p = &topic->parts[i];
+			if (p->log != NULL ||
+			    (p->open_errno != -EMFILE && p->open_errno != -ENFILE && p->open_errno != -ENOMEM))
+				continue;
+			char pdir[SL_PATH_BYTES_MAX];
+			snprintf(pdir, sizeof(pdir), "%s/%s/%u", t->topics_dir, topic->cfg.name, i);
+			if (partition_open(t, p, pdir) == 0) {
+				opened++;
+				sl_slog_msg(SL_SLOG_INFO, "partition_available", "%s/%u opened on retry",
+				            topic->cfg.name, i);
+			}
+		}
+	}
+	return opened;
+}
+
 /* Open every partition log of a topic whose folder is dir. A partition that fails keeps its error. */
 static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg, struct sl_topic **out)
 {
@@ -179,17 +224,7 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		sl_producer_state_init(&p->producers);
 		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", dir, i);
-		int rc = sl_log_open(t->ring, pdir, &t->log_cfg, &p->log, p->open_error, sizeof(p->open_error));
-		if (rc < 0) {
-			p->log = NULL;
-			p->open_errno = rc;
-			if (p->open_error[0] == '\0')
-				snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
-			fprintf(stderr, "synclogd: topic %s partition %u unavailable: %s\n", cfg->name, i,
-			        p->open_error);
-		} else if (!t->log_cfg.repair) {
-			producers_restore(p, pdir);
-		}
+		partition_open(t, p, pdir);
 	}
 	*out = topic;
 	return 0;

@@ -78,6 +78,9 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 /* Save every partition's idempotent-producer state with the log offset it is valid at (periodically and at
  * close), so a restart recognises retries. Returns the first error. */
 int sl_topics_snapshot_producers(struct sl_topics *t);
+/* Open again the partitions that failed to open for a reason that passes (-EMFILE, -ENFILE, -ENOMEM); those
+ * failed for damage stay unavailable until repaired. Returns how many opened. */
+uint32_t sl_topics_retry_unavailable(struct sl_topics *t);
 /* Close every log cleanly (fsync, clean marker). Returns the first error. */
 int sl_topics_close(struct sl_topics *t);
 

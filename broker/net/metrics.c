@@ -87,8 +87,8 @@ static void render(struct sl_server *srv, struct out *o)
 	COUNTER("fetch_requests_total", s->fetch_requests);
 	COUNTER("fetch_bytes_total", s->fetch_bytes);
 #undef COUNTER
-	char limits[2048];
-	sl_limits_metrics_text(&srv->limits, limits, sizeof(limits));
+	char limits[4096];
+	sl_limits_metrics_text(&srv->limits, &srv->files, limits, sizeof(limits));
 	put(o, "%s", limits);
 	put(o, "# TYPE synclog_partition_next_offset gauge\n# TYPE synclog_partition_start_offset gauge\n"
 	       "# TYPE synclog_partition_bytes gauge\n# TYPE synclog_partition_segments gauge\n"

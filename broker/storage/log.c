@@ -29,6 +29,8 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void kick(struct sl_log *log);
+static int seg_busy_cb(struct sl_file_entry *e);
+static void seg_close_cb(struct sl_file_entry *e);
 static void advance(struct sl_log *log);
 
 void sl_log_config_default(struct sl_log_config *cfg)
@@ -54,8 +56,123 @@ int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg)
 		log->seg_cap = cap;
 	}
 	seg->log = log;
+	sl_files_entry_init(log->files, &seg->entry, seg_busy_cb, seg_close_cb);
 	log->segs[log->seg_count++] = seg;
 	return 0;
+}
+
+/* ---- descriptors (files.h) ---- */
+
+static int seg_busy_cb(struct sl_file_entry *e)
+{
+	struct sl_segment *seg = container_of(e, struct sl_segment, entry);
+	return seg->pins > 0;
+}
+
+static void seg_close_cb(struct sl_file_entry *e)
+{
+	struct sl_segment *seg = container_of(e, struct sl_segment, entry);
+	sl_segment_close_files(seg, 0);
+	sl_files_set(e, 0);
+}
+
+static uint32_t head_fds(const struct sl_log *log)
+{
+	uint32_t n = 1;
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		n += log->segs[i]->state == SL_SEG_SEALED ? 0 : 3;
+	return n;
+}
+
+/* The head may close only when nothing of the log's work can touch its descriptors: nothing queued, in flight or
+ * waiting for an fsync (every prepared SQE counts as in flight), no completion running, no segment waiting for
+ * its seal, no reader holding the active segment. */
+static int head_busy_cb(struct sl_file_entry *e)
+{
+	struct sl_log *log = container_of(e, struct sl_log, head);
+	if (log->completing || log->rollback_errno || !sl_log_idle(log))
+		return 1;
+	for (uint32_t i = 0; i < log->seg_count; i++) {
+		struct sl_segment *seg = log->segs[i];
+		if (seg->state != SL_SEG_SEALED && (i + 1 < log->seg_count || seg->pins > 0))
+			return 1;
+	}
+	return 0;
+}
+
+static void head_close_cb(struct sl_file_entry *e)
+{
+	struct sl_log *log = container_of(e, struct sl_log, head);
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		if (log->segs[i]->state != SL_SEG_SEALED)
+			sl_segment_close_files(log->segs[i], 0);
+	if (log->dir_fd >= 0)
+		close(log->dir_fd);
+	log->dir_fd = -1;
+	sl_files_set(e, 0);
+}
+
+void sl_log_head_recount(struct sl_log *log)
+{
+	if (log->dir_fd >= 0)
+		sl_files_set(&log->head, head_fds(log));
+}
+
+int sl_log_head_open(struct sl_log *log)
+{
+	if (log->dir_fd >= 0) {
+		sl_files_touch(&log->head);
+		return 0;
+	}
+	uint32_t need = head_fds(log);
+	sl_files_reserve(log->files, need, &log->head);
+	log->dir_fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dir_fd < 0)
+		return -errno;
+	for (uint32_t i = 0; i < log->seg_count; i++) {
+		struct sl_segment *seg = log->segs[i];
+		int rc = seg->state == SL_SEG_SEALED ? 0 : sl_segment_reopen(seg, log->dir, 1);
+		if (rc < 0) {
+			for (uint32_t j = 0; j < i; j++)
+				if (log->segs[j]->state != SL_SEG_SEALED)
+					sl_segment_close_files(log->segs[j], 0);
+			close(log->dir_fd);
+			log->dir_fd = -1;
+			return rc;
+		}
+	}
+	sl_files_set(&log->head, need);
+	return 0;
+}
+
+/* What a read of seg needs open: its own entry when sealed, the head otherwise. */
+static int seg_ready(struct sl_log *log, struct sl_segment *seg)
+{
+	if (seg->state != SL_SEG_SEALED)
+		return sl_log_head_open(log);
+	if (seg->log_fd >= 0) {
+		sl_files_touch(&seg->entry);
+		return 0;
+	}
+	sl_files_reserve(log->files, 1, NULL);
+	int rc = sl_segment_reopen(seg, log->dir, 0);
+	if (rc == 0)
+		sl_files_set(&seg->entry, 1);
+	return rc;
+}
+
+void sl_log_span_pin(struct sl_log *log, const struct sl_log_span *span)
+{
+	if (span->seg != NULL)
+		span->seg->pins++;
+}
+
+void sl_log_span_unpin(struct sl_log *log, const struct sl_log_span *span)
+{
+	if (span->seg == NULL)
+		return;
+	SL_ASSERT(span->seg->pins > 0);
+	span->seg->pins--;
 }
 
 static struct sl_segment *active(const struct sl_log *log)
@@ -212,7 +329,12 @@ static void seal_done(struct sl_segment *seg)
 	seg->state = SL_SEG_SEALED;
 	seg->seal_step = STEP_IDLE;
 	seg->index_complete = 1;
-	/* The index files are complete and durable; they are read again only through the in-memory copy. */
+	/* The index files are complete and durable; they are read again only through the in-memory copy. The .log
+	 * leaves the head for an entry of its own (files.h). */
+	sl_segment_close_files(seg, 1);
+	sl_log_head_recount(seg->log);
+	if (seg->log_fd >= 0)
+		sl_files_set(&seg->entry, 1);
 }
 
 static void seg_step_done(struct sl_segment *seg)
@@ -591,6 +713,7 @@ static void rollback(struct sl_log *log)
 			log->seg_count--;
 			sl_segment_unlink(log->dir_fd, base);
 			log->dir_dirty = 1;
+			sl_log_head_recount(log);
 		}
 		if (ftruncate(seg->log_fd, (off_t)f->pos) < 0) {
 			go_fatal(log, -errno);
@@ -699,6 +822,7 @@ static int roll(struct sl_log *log)
 {
 	struct sl_segment *old = active(log);
 	struct sl_segment *seg;
+	sl_files_reserve(log->files, 3, &log->head);
 	/* Creating the file is a metadata operation done in place, once per segment (1 GiB by default). */
 	int rc = sl_segment_open(log->dir_fd, log->next_offset, 1, &seg);
 	if (rc < 0)
@@ -714,6 +838,7 @@ static int roll(struct sl_log *log)
 	old->state = SL_SEG_ROLLED;
 	log->dir_dirty = 1;
 	log->open_op = NULL;
+	sl_log_head_recount(log);
 	return 0;
 }
 
@@ -732,6 +857,8 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
 	int orc = ops_reserve(log);
+	if (orc == 0)
+		orc = sl_log_head_open(log);
 	if (orc < 0)
 		return orc;
 	struct sl_segment *seg = active(log);
@@ -867,14 +994,20 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		return -ENODATA;
 	}
 	if (offset == end) {
+		int hrc = sl_log_head_open(log);
+		if (hrc < 0)
+			return hrc;
 		span->fd = active(log)->log_fd;
+		span->seg = active(log);
 		span->first_offset = span->next_offset = offset;
 		return 0;
 	}
 	struct sl_segment *seg = find_segment(log, offset);
 	if (seg == NULL)
 		return -ERANGE;
-	int rc = sl_segment_load_index(seg);
+	int rc = seg_ready(log, seg);
+	if (rc == 0)
+		rc = sl_segment_load_index(seg);
 	if (rc < 0)
 		return rc;
 	int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(offset - seg->base_offset));
@@ -926,6 +1059,7 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		last.offset = seg->visible_next_offset;
 	}
 	span->fd = seg->log_fd;
+	span->seg = seg;
 	span->pos = c.pos;
 	span->len = limit - c.pos;
 	span->first_offset = c.h.base_offset;
@@ -1008,7 +1142,9 @@ int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *of
 		struct sl_segment *seg = log->segs[s];
 		if (seg->written_end == 0 || seg->max_timestamp < timestamp_ms)
 			continue;
-		int rc = sl_segment_load_index(seg);
+		int rc = seg_ready(log, seg);
+		if (rc == 0)
+			rc = sl_segment_load_index(seg);
 		if (rc < 0)
 			return rc;
 		int64_t i = sl_index_find_time(&seg->index, timestamp_ms);
@@ -1048,7 +1184,7 @@ static int droppable(const struct sl_log *log, const struct sl_segment *seg)
 {
 	/* Only sealed segments, never the active one, and none an fsync waiter still points at. */
 	return seg->state == SL_SEG_SEALED && seg != active(log) && seg->io_pending == 0 && !seg->sync_inflight &&
-	       (log->sync_head == NULL || log->sync_head->seg->base_offset > seg->base_offset);
+	       seg->pins == 0 && (log->sync_head == NULL || log->sync_head->seg->base_offset > seg->base_offset);
 }
 
 static int drop_oldest(struct sl_log *log)
@@ -1078,6 +1214,9 @@ int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int6
 		int big = retention_bytes >= 0 && total > (uint64_t)retention_bytes;
 		if (!old && !big)
 			break;
+		rc = sl_log_head_open(log); /* the folder, to remove the files */
+		if (rc < 0)
+			break;
 		total -= seg->size;
 		rc = drop_oldest(log);
 		(*dropped_out)++;
@@ -1095,7 +1234,9 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)
 	if (seg->size == 0 || log->cfg.segment_age_ms_max <= 0 ||
 	    now_ms - seg->created_ms < log->cfg.segment_age_ms_max || log->rollback_errno)
 		return 0;
-	int rc = roll(log);
+	int rc = sl_log_head_open(log);
+	if (rc == 0)
+		rc = roll(log);
 	if (rc == 0)
 		kick(log);
 	return rc;
@@ -1183,7 +1324,9 @@ static int write_clean_marker(struct sl_log *log)
 
 int sl_log_close(struct sl_log *log)
 {
-	int rc = 0;
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		SL_ASSERT(log->segs[i]->pins == 0); /* every pinned span was unpinned (log.h) */
+	int rc = sl_log_head_open(log);
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		log->segs[i]->seal_blocked = 0;
 	/* Let queued work finish; a seal that keeps failing is finished synchronously below instead. */
@@ -1224,7 +1367,10 @@ int sl_log_close(struct sl_log *log)
 	free(log->segs);
 	ops_free(log);
 	free(log->lost);
-	close(log->dir_fd);
+	if (log->head.fds > 0)
+		sl_files_set(&log->head, 0);
+	if (log->dir_fd >= 0)
+		close(log->dir_fd);
 	free(log->dir);
 	free(log);
 	return rc;
@@ -1248,6 +1394,9 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 	log->ring = ring;
 	log->cfg = *cfg;
 	log->dir_fd = -1;
+	sl_files_init(&log->own_files, UINT64_MAX);
+	log->files = cfg->files != NULL ? cfg->files : &log->own_files;
+	sl_files_entry_init(log->files, &log->head, head_busy_cb, head_close_cb);
 	log->dir = strdup(dir);
 	int rc = log->dir ? 0 : -ENOMEM;
 	if (rc == 0 && mkdir(dir, 0755) < 0 && errno != EEXIST) {
@@ -1261,8 +1410,11 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 			snprintf(err, err_cap, "partition %s: cannot open directory: %s", dir, strerror(-rc));
 		}
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		/* Recovery opens what it reads; the budget is made room for once it is done. */
+		sl_files_reserve(log->files, 4, NULL);
 		rc = sl_log_recover(log, err, err_cap);
+	}
 	if (rc < 0) {
 		for (uint32_t i = 0; i < log->seg_count; i++)
 			sl_segment_free(log->segs[i]);
@@ -1275,6 +1427,12 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 		free(log);
 		return rc;
 	}
+	/* Into the file cache: the head (folder and unsealed segments) open, sealed segments closed until read. */
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		if (log->segs[i]->state == SL_SEG_SEALED)
+			sl_segment_close_files(log->segs[i], 0);
+	sl_files_set(&log->head, head_fds(log));
+	sl_files_reserve(log->files, 0, &log->head);
 	*out = log;
 	return 0;
 }

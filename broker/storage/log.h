@@ -33,6 +33,9 @@ struct sl_log_config {
 	uint32_t inflight_appends_max;
 	/* Bytes queued or in flight at once, same rule. */
 	uint64_t inflight_bytes_max;
+	/* The shard's bounded cache of file descriptors (files.h), shared by its logs; NULL: a private unbounded one.
+	 */
+	struct sl_files *files;
 	/* Open even when a batch before the tail is corrupt: drop only the damaged bytes, keep every valid batch
 	 * after them at its offsets, and record the offsets lost (see recovery.c, rule 5). Only an operator asks for
 	 * this (synclogd --repair). */
@@ -105,13 +108,21 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 int sl_log_append(struct sl_log *log, struct sl_append *a);
 
 /* A run of whole, visible batches from one segment: file descriptor and byte range. The caller may pread or
- * send it. The fd stays valid until the next call that can drop segments (retention, close). */
+ * send it.
+ *
+ * How long fd stays valid: segment files are opened on use and closed, least recently used first, when the
+ * shard's descriptor budget needs room (files.h). So fd is valid until the next call into any log of the same
+ * ring, unless the span is pinned: sl_log_span_pin keeps the segment's file open (its fd valid, the segment not
+ * dropped by retention) until sl_log_span_unpin. A read that finishes before the caller's next call into a log
+ * (pread right away) needs no pin; a read submitted to io_uring, completing later, must pin before it submits and
+ * unpin when it completed. Every pin is undone before sl_log_close. */
 struct sl_log_span {
 	int fd;
 	uint64_t pos;
 	uint64_t len;
-	int64_t first_offset; /* base offset of the first batch in the span */
-	int64_t next_offset;  /* one past the last record of the span */
+	int64_t first_offset;   /* base offset of the first batch in the span */
+	int64_t next_offset;    /* one past the last record of the span */
+	struct sl_segment *seg; /* private: what a pin holds open */
 };
 
 /* Locate the batches holding offset and after, up to bytes_max (at least one whole batch is returned even if it
@@ -123,6 +134,10 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
  * the byte count, *next_out one past the last record returned (for -ENODATA: where the records go on). Returns
  * 0, -ERANGE, -ENODATA, -EIO, -ENOBUFS when the first batch does not fit in cap. */
 int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, size_t *len_out, int64_t *next_out);
+/* Keep span->fd valid across other calls (see struct sl_log_span); each pin needs its unpin. No-ops for a span
+ * without a segment (an error). */
+void sl_log_span_pin(struct sl_log *log, const struct sl_log_span *span);
+void sl_log_span_unpin(struct sl_log *log, const struct sl_log_span *span);
 /* The lost ranges, in offset order (*out valid until the next call that changes the log). */
 uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out);
 /* The first offset whose record timestamp is >= timestamp_ms; the log end (next offset) when none is. */

@@ -54,7 +54,13 @@ struct sl_log {
 	struct sl_ring *ring;
 	struct sl_log_config cfg;
 	char *dir;
+	/* Descriptors (files.h). The head entry holds the folder (dir_fd) and the three files of every segment not
+	 * sealed yet, opened and closed together: dir_fd >= 0 exactly while they are open. Each sealed segment's
+	 * .log is an entry of its own. files is cfg.files, or own_files (unbounded) when the config gives none. */
 	int dir_fd;
+	struct sl_files *files;
+	struct sl_files own_files;
+	struct sl_file_entry head;
 	struct sl_segment **segs; /* oldest first; the last one is active */
 	uint32_t seg_count;
 	uint32_t seg_cap;
@@ -103,8 +109,12 @@ struct sl_log {
 const struct sl_log_lost *sl_log_lost_find(const struct sl_log *log, int64_t offset);
 /* recovery.c: fill log->segs from log->dir_fd and leave the log ready for appends. */
 int sl_log_recover(struct sl_log *log, char *err, size_t err_cap);
-/* log.c: append a segment to log->segs. */
+/* log.c: append a segment to log->segs (and set it up with the log's file cache). */
 int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg);
+/* log.c: open the head entry (folder and unsealed segments) if closed, and mark it used. 0 or a negative errno. */
+int sl_log_head_open(struct sl_log *log);
+/* log.c: the head's descriptors changed (a segment was added, sealed or removed): count them again. */
+void sl_log_head_recount(struct sl_log *log);
 /* log.c: write a segment's unpersisted index entries (and its seal entries when seal != 0) with pwrite and
  * fdatasync the index files. For open and close, when the loop is not serving. */
 int sl_segment_persist_index_sync(struct sl_segment *seg, int seal);

@@ -366,6 +366,9 @@ static int set_aside(struct sl_log *log, uint32_t j, uint64_t pos)
 static int cut_at(struct sl_log *log, uint32_t j, uint64_t pos)
 {
 	struct sl_segment *seg = log->segs[j];
+	int orc = sl_segment_reopen(seg, log->dir, 0); /* a sealed segment's files are closed after listing */
+	if (orc < 0)
+		return orc;
 	if (log->cfg.repair) {
 		int rc = set_aside(log, j, pos);
 		if (rc < 0)
@@ -395,7 +398,12 @@ static int spot_check_sealed(struct sl_log *log, struct sl_segment *seg, uint64_
 	int64_t expect = INT64_MIN;
 	uint64_t stop;
 	const char *why;
-	int rc = sl_segment_scan(seg, last_pos, seg->size, 1, &expect, &stop, &why, NULL, NULL);
+	/* Sealed segments are closed after listing (files.h): open this one just for the check. */
+	int rc = sl_segment_reopen(seg, log->dir, 0);
+	if (rc < 0)
+		return rc;
+	rc = sl_segment_scan(seg, last_pos, seg->size, 1, &expect, &stop, &why, NULL, NULL);
+	sl_segment_close_files(seg, 0);
 	if (rc < 0)
 		return rc;
 	if (why == NULL && expect != INT64_MIN && next_base != INT64_MIN && expect != next_base &&
@@ -843,6 +851,8 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 			seg->last_indexed_pos = last_pos;
 			seg->synced_end = seg->size;
 			seg->next_offset = seg->visible_next_offset = segment_end_before(log, bases[i + 1]);
+			/* Read again only on use: a partition of many segments opens them one at a time. */
+			sl_segment_close_files(seg, 0);
 		}
 	}
 	free(bases);

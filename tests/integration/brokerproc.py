@@ -25,15 +25,16 @@ def raise_nofile(n):
 
 
 class Broker:
-    def __init__(self, build, data, args=(), metrics=False, nofile=None, stderr_path=None):
-        """nofile: the broker's descriptor limit, soft and hard (it raises its soft limit to the hard one)."""
+    def __init__(self, build, data, args=(), metrics=False, nofile=None, nofile_soft=None, stderr_path=None):
+        """nofile: the broker's descriptor limit, hard (and soft unless nofile_soft is given); the broker raises
+        its soft limit to the hard one."""
         self.metrics_port = free_port() if metrics else None
         cmd = [os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
                "--metrics", "127.0.0.1:%d" % self.metrics_port if metrics else "off"] + list(args)
         limit = None
         if nofile is not None:
             def limit():
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile_soft or nofile, nofile))
         self.stderr = open(stderr_path or os.devnull, "ab")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                      preexec_fn=limit)
@@ -54,6 +55,13 @@ class Broker:
 
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
+
+    def nofile_soft(self):
+        with open("/proc/%d/limits" % self.pid) as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+        return -1
 
     def alive(self):
         return self.proc.poll() is None
