@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Partitions cannot run the broker out of descriptors: with a limit of 1,024, topics of 300 + 2 x 600 partitions
+# Partitions cannot run the broker out of descriptors: with a limit of 1,024, topics of 300 + 2 x 350 partitions
 # are created with every partition available, produced to and read back, the broker never holds more than its
 # limit, and it starts again (after SIGTERM and after kill -9) with every partition available. Idle partitions'
 # files are closed and opened again on use. The soft limit is raised to the hard one at start. Before the fix the
@@ -21,7 +21,7 @@ def check(cond, what):
     if not cond:
         failures.append(what)
 
-TOPICS = [("a", 300), ("b", 600), ("c", 600)]
+TOPICS = [("a", 300), ("b", 350), ("c", 350)]
 
 class FdSampler(threading.Thread):
     def __init__(self, b):
