@@ -18,6 +18,14 @@ void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_
 	synclog__response__init(&req->resp);
 }
 
+void sl_req_hold(struct sl_req *req, uint64_t bytes)
+{
+	if (req->fe->hold == NULL)
+		return;
+	req->fe->hold(req, bytes);
+	req->held_bytes += bytes;
+}
+
 void *sl_req_alloc(struct sl_req *req, size_t bytes)
 {
 	struct sl_req_chunk *ch = calloc(1, sizeof(*ch) + bytes);

@@ -2,21 +2,35 @@
  * long-poll (park the request on its partitions until new records arrive or max_wait_ms passes) when fewer
  * than min_bytes are available.
  *
+ * A fetch goes through two steps, and the loop never waits on the disk in either:
+ *   1. plan:  for each partition, find the span of whole batches to send (sl_log_locate: the in-memory index and
+ *             a scan of a few batch headers near it) and add up the bytes; no record is read. Parking and waking
+ *             decide on these sums.
+ *   2. read:  one io_uring read per partition span into the response's buffer, submitted at once (so that the
+ *             kernel holds the segment file before anything on the loop can close its descriptor); the answer
+ *             goes out when the last read completes. A cold segment is read by the kernel's workers while the
+ *             loop serves everyone else. Each span is pinned (storage/log.h) just before its read is prepared
+ *             and unpinned once it is submitted: preparing the next may otherwise close its file to make room
+ *             (files.h). Reads are submitted early when the file cache is near its budget, so a fetch of
+ *             thousands of partitions never needs more descriptors than the budget. The answer's bytes are held
+ *             with the connection's (request.h, sl_req_hold) from then until it is sent.
+ *
  * Long polls, bounded and linear:
  *   1. A request lists each partition at most once and at most SL_REQUEST_ENTRIES_MAX of them (duplicates are
  *      refused), so it waits once per partition.
- *   2. A parked request keeps no records: what the first fill read is dropped at park and read again when the
- *      request is answered (broker/limits.h, rule 5). It keeps only its waits, one per partition.
+ *   2. A parked request holds no records and no pins: only its waits, one per partition (broker/limits.h,
+ *      rule 5). It is planned again when it is answered.
  *   3. A wake of partition p costs O(1) per request waiting on p: each wait counts the bytes p made visible since
  *      it last looked (sl_log_visible_bytes), up to what the partition may still add to the answer, into the
- *      request's ready bytes; the request is filled (O(its partitions)) once, when they reach min_bytes, or at
- *      its timeout. A 640 KB Fetch used to refill every partition on every wake. */
+ *      request's ready bytes; the request is planned and answered (O(its partitions)) once, when they reach
+ *      min_bytes, or at its timeout. Planning every partition on every wake made a 640 KB Fetch freeze the loop. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/base/assert.h"
 #include "broker/handlers/handlers.h"
+#include "proto/base/slog.h"
 #include "proto/errors.h"
 #include "proto/limits.h"
 
@@ -61,26 +75,56 @@ static void wait_unlink(struct sl_fetch_wait *w)
 	w->list = NULL;
 }
 
-static void fetch_free_results(struct sl_req *req)
-{
-	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
-		free(req->fetch_results[i].records.data);
-}
+/* Step 2 of one partition: its span, read through the shard's io_uring into buf. */
+struct sl_fetch_read {
+	struct sl_io io; /* the completion's context */
+	struct sl_req *req;
+	Synclog__FetchPartitionResult *result;
+	struct sl_log *log; /* whose span it is */
+	struct sl_log_span span;
+	int pinned; /* span pinned from just before its read is prepared until it is submitted */
+	uint8_t *buf;
+};
+
+static void read_unpin(struct sl_fetch_read *rd);
 
 static void fetch_free_body(struct sl_req *req)
 {
-	fetch_free_results(req);
+	for (size_t i = 0; req->fetch_reads && i < req->fetch.n_results; i++)
+		read_unpin(&req->fetch_reads[i]);
+	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
+		free(req->fetch_results[i].records.data);
 	free(req->fetch_results);
 	free(req->fetch_result_ptrs);
 	free(req->waits);
+	free(req->fetch_reads);
 }
 
-/* Read each partition's batches into the results. Returns the record bytes gathered. */
-static uint64_t fetch_fill(struct sl_req *req)
+/* A planned span no longer needs its file held open by us: read submitted (the kernel holds the file), or dropped. */
+static void read_unpin(struct sl_fetch_read *rd)
+{
+	if (rd->pinned) {
+		sl_log_span_unpin(rd->log, &rd->span);
+		rd->pinned = 0;
+	}
+}
+
+/* Submit what is prepared (the kernel takes each read's file then) and let go of the pins of reads [from, to). */
+static void reads_submit(struct sl_req *req, size_t from, size_t to)
+{
+	int rc = sl_ring_submit(&req->srv->ring);
+	if (rc < 0)
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_submit_failed", "fetch reads: %s", strerror(-rc));
+	for (size_t i = from; i < to; i++)
+		read_unpin(&req->fetch_reads[i]);
+}
+
+/* Step 1: each partition's span (no record read, pinned) and its result's offsets or error. Returns the bytes the
+ * reads would gather. */
+static uint64_t fetch_plan(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
 	struct sl_server *srv = req->srv;
-	fetch_free_results(req);
 	struct sl_topic *topic = sl_topics_find(&srv->topics, fr->topic ? fr->topic : "");
 	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES
 	                          ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
@@ -93,7 +137,11 @@ static uint64_t fetch_fill(struct sl_req *req)
 	for (size_t i = 0; i < fr->n_partitions; i++) {
 		Synclog__FetchPartition *fp = fr->partitions[i];
 		Synclog__FetchPartitionResult *r = &req->fetch_results[i];
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		SL_ASSERT(r->records.data == NULL && rd->buf == NULL);
 		synclog__fetch_partition_result__init(r);
+		read_unpin(rd);
+		rd->span.len = 0;
 		r->partition = fp->partition;
 		r->log_start_offset = -1;
 		r->next_offset = -1;
@@ -132,26 +180,10 @@ static uint64_t fetch_fill(struct sl_req *req)
 			rc = span.len > srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES / 2 ? -EMSGSIZE : 0;
 		}
 		if (rc == 0 && span.len > 0) {
-			uint8_t *buf = malloc(span.len);
-			rc = buf ? 0 : -ENOMEM;
-			size_t done = 0;
-			while (rc == 0 && done < span.len) {
-				ssize_t n = pread(span.fd, buf + done, span.len - done, (off_t)(span.pos + done));
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0)
-					rc = n < 0 ? -errno : -EIO;
-				else
-					done += (size_t)n;
-			}
-			if (rc == 0) {
-				r->records.data = buf;
-				r->records.len = span.len;
-				total += span.len;
-				budget -= span.len < budget ? span.len : budget;
-			} else {
-				free(buf);
-			}
+			rd->log = p->log;
+			rd->span = span;
+			total += span.len;
+			budget -= span.len < budget ? span.len : budget;
 		}
 		if (rc < 0)
 			r->error = sl_errno_to_code(rc);
@@ -166,8 +198,85 @@ static uint64_t fetch_fill(struct sl_req *req)
 			                   "skip_to_offset to go on without them";
 		}
 	}
-	srv->stats.fetch_bytes += total;
 	return total;
+}
+
+static void fetch_read_done_cb(struct sl_io *io, int res)
+{
+	struct sl_fetch_read *rd = (struct sl_fetch_read *)io;
+	struct sl_req *req = rd->req;
+	if (res >= 0 && (uint64_t)res == rd->span.len) {
+		rd->result->records.data = rd->buf;
+		rd->result->records.len = rd->span.len;
+		req->srv->stats.fetch_bytes += rd->span.len;
+	} else {
+		/* A short read means the segment shrank under us, which only recovery does: report, never guess. */
+		free(rd->buf);
+		rd->result->error = sl_errno_to_code(res < 0 ? res : -EIO);
+	}
+	rd->buf = NULL;
+	SL_ASSERT(req->pending > 0 && req->fetch_reads_pending > 0);
+	req->pending--;
+	if (--req->fetch_reads_pending == 0)
+		sl_req_respond(req);
+}
+
+/* Room for one more pinned file (a partition's folder and active segment at most) in the file cache. */
+#define READ_PIN_FDS 4
+
+/* Step 2: read every planned span, then answer (at once when there is nothing to read). */
+static void fetch_read_and_respond(struct sl_req *req)
+{
+	struct sl_server *srv = req->srv;
+	size_t n = req->msg->fetch->n_partitions;
+	SL_ASSERT(req->fetch_reads_pending == 0);
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += req->fetch_reads[i].span.len;
+	if (bytes == 0) {
+		sl_req_respond(req);
+		return;
+	}
+	/* The buffers are the answer: counted with the connection's bytes in flight from now on. */
+	sl_req_hold(req, bytes);
+	/* One count held while the reads are prepared: a completion reaped meanwhile (sl_ring_get_sqe reaps when
+	 * the queue is full) must not answer the request before its last read is even queued. */
+	req->pending++;
+	req->fetch_reads_pending++;
+	size_t unpinned_from = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		if (rd->span.len == 0)
+			continue;
+		if (i > unpinned_from && srv->files.fds_open + READ_PIN_FDS > srv->files.fds_max) {
+			reads_submit(req, unpinned_from, i);
+			unpinned_from = i;
+		}
+		int rc = sl_log_span_pin(rd->log, &rd->span);
+		if (rc < 0) {
+			rd->result->error = sl_errno_to_code(rc);
+			continue;
+		}
+		rd->pinned = 1;
+		rd->buf = malloc(rd->span.len);
+		if (rd->buf == NULL) {
+			rd->result->error = sl_errno_to_code(-ENOMEM);
+			read_unpin(rd);
+			continue;
+		}
+		rd->io.done_cb = fetch_read_done_cb;
+		struct io_uring_sqe *sqe = sl_ring_get_sqe(&srv->ring, &rd->io);
+		io_uring_prep_read(sqe, rd->span.fd, rd->buf, (unsigned)rd->span.len, rd->span.pos);
+		req->pending++;
+		req->fetch_reads_pending++;
+	}
+	/* Now, not at the end of the loop pass: the kernel takes its reference on each segment file at submission,
+	 * and then the file cache may close our descriptors. */
+	reads_submit(req, unpinned_from, n);
+	SL_ASSERT(req->pending > 0 && req->fetch_reads_pending > 0);
+	req->pending--;
+	if (--req->fetch_reads_pending == 0)
+		sl_req_respond(req);
 }
 
 static void waits_unlink(struct sl_req *req)
@@ -196,10 +305,12 @@ static void fetch_unpark(struct sl_req *req, int drop)
 		req->wait_timer = NULL;
 	}
 	sl_req_unpark(req);
-	if (!drop)
-		fetch_fill(req);
-	/* When the client is gone the front end drops the answer. */
-	sl_req_respond(req);
+	if (drop) {
+		sl_req_respond(req); /* the client is gone: the front end drops the answer */
+		return;
+	}
+	fetch_plan(req);
+	fetch_read_and_respond(req);
 }
 
 static void wait_timeout_cb(uv_timer_t *t)
@@ -261,17 +372,18 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 	if (req->waits == NULL || req->wait_timer == NULL) {
 		free(req->wait_timer);
 		req->wait_timer = NULL;
-		sl_req_respond(req);
+		fetch_read_and_respond(req);
 		return;
 	}
 	req->fetch_ready_bytes = 0;
 	for (size_t i = 0; i < fr->n_partitions; i++) {
 		Synclog__FetchPartition *fp = fr->partitions[i];
-		/* Parking follows a fill without errors: the topic and every partition exist and are open. */
+		/* Parking follows a plan without errors: the topic and every partition exist and are open. */
 		SL_ASSERT(topic != NULL && fp->partition < topic->cfg.partitions);
 		struct sl_partition *p = &topic->parts[fp->partition];
 		SL_ASSERT(p->log != NULL);
-		uint64_t had = req->fetch_results[i].records.len;
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		uint64_t had = rd->span.len;
 		uint64_t want = fp->max_bytes ? fp->max_bytes : FETCH_PARTITION_BYTES_DEFAULT;
 		struct sl_fetch_wait *w = &req->waits[i];
 		w->req = req;
@@ -280,12 +392,9 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 		w->room_bytes = want > had ? want - had : 0;
 		req->fetch_ready_bytes += had;
 		wait_push(&WAITERS(p), w);
-	}
-	/* Rule 2: what the fill read is read again when the request is answered. */
-	fetch_free_results(req);
-	for (size_t i = 0; i < fr->n_partitions; i++) {
-		req->fetch_results[i].records.data = NULL;
-		req->fetch_results[i].records.len = 0;
+		/* Rule 2: the plan is made again when the request is answered. */
+		read_unpin(rd);
+		rd->span.len = 0;
 	}
 	uv_timer_t *t = req->wait_timer;
 	uv_timer_init(&srv->loop, t);
@@ -294,14 +403,14 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 	sl_req_park(req, fetch_unpark);
 }
 
-/* Rule 1: at most SL_REQUEST_ENTRIES_MAX entries, each partition once. Returns 0, or -EINVAL with the request
- * failed. */
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
 }
 
+/* Rule 1: at most SL_REQUEST_ENTRIES_MAX entries, each partition once. Returns 0, or a negative errno with the
+ * request failed. */
 static int fetch_check_entries(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
@@ -351,20 +460,24 @@ void sl_handle_fetch(struct sl_req *req)
 	size_t n = fr->n_partitions;
 	req->fetch_results = calloc(n ? n : 1, sizeof(*req->fetch_results));
 	req->fetch_result_ptrs = calloc(n ? n : 1, sizeof(*req->fetch_result_ptrs));
+	req->fetch_reads = calloc(n ? n : 1, sizeof(*req->fetch_reads));
 	req->free_body = fetch_free_body;
-	if (req->fetch_results == NULL || req->fetch_result_ptrs == NULL) {
+	if (req->fetch_results == NULL || req->fetch_result_ptrs == NULL || req->fetch_reads == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
 		sl_req_respond(req);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		req->fetch_result_ptrs[i] = &req->fetch_results[i];
+		req->fetch_reads[i].req = req;
+		req->fetch_reads[i].result = &req->fetch_results[i];
+	}
 	synclog__fetch_response__init(&req->fetch);
 	req->fetch.n_results = n;
 	req->fetch.results = req->fetch_result_ptrs;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_FETCH;
 	req->resp.fetch = &req->fetch;
-	uint64_t got = fetch_fill(req);
+	uint64_t got = fetch_plan(req);
 	/* Long poll: a min of 0 never waits; a bounded wait keeps a stuck client from holding memory forever. */
 	uint32_t wait_ms = fr->max_wait_ms > 30000 ? 30000 : fr->max_wait_ms;
 	if (got < fr->min_bytes && wait_ms > 0 && !srv->shutting_down) {
@@ -376,7 +489,7 @@ void sl_handle_fetch(struct sl_req *req)
 			return;
 		}
 	}
-	sl_req_respond(req);
+	fetch_read_and_respond(req);
 }
 
 static void list_offsets_free_body(struct sl_req *req)

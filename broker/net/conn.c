@@ -232,8 +232,10 @@ static void conn_process(struct sl_conn *c)
 			break;
 		if (rc < 0) {
 			c->srv->stats.bad_frames++;
-			fprintf(stderr, "synclogd: %s: frame length out of range (1 to %u bytes): closing connection\n",
-			        c->session.peer, c->srv->cfg.frame_bytes_max);
+			sl_slog_msg(SL_SLOG_WARN, "bad_frame",
+			            "%s: frame length out of range (1 to %u bytes): closing "
+			            "connection",
+			            c->session.peer, c->srv->cfg.frame_bytes_max);
 			conn_close(c);
 			break;
 		}
@@ -248,9 +250,9 @@ static void conn_process(struct sl_conn *c)
 			size_t consumed = 0;
 			rc = conn_own_frame(c, at, len, &consumed);
 			if (rc < 0) {
-				fprintf(stderr,
-				        "synclogd: %s: out of memory for a frame of %u bytes: closing connection\n",
-				        c->session.peer, len);
+				sl_slog_msg(SL_SLOG_ERROR, "frame_alloc_failed",
+				            "%s: out of memory for a frame of %u bytes: closing connection",
+				            c->session.peer, len);
 				conn_close(c);
 				break;
 			}
@@ -433,7 +435,7 @@ static void native_finish(struct sl_req *req)
 	SL_ASSERT(c->refs > 0 && c->requests > 0);
 	c->refs--;
 	c->requests--;
-	conn_uncharge(c, nr->frame_bytes);
+	conn_uncharge(c, nr->frame_bytes + req->held_bytes);
 	free(nr);
 	if (c->closing == 2)
 		conn_free_if_done(c);
@@ -492,10 +494,16 @@ static void native_send(struct sl_req *req)
 	}
 }
 
+static void native_hold(struct sl_req *req, uint64_t bytes)
+{
+	conn_charge(req->fe_data, bytes);
+}
+
 static const struct sl_req_frontend native_frontend = {
         .name = "native",
         .send = native_send,
         .finish = native_finish,
+        .hold = native_hold,
 };
 
 static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
@@ -606,20 +614,31 @@ int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap
 	uv_timer_init(&srv->loop, &net->sweep);
 	net->sweep.data = srv;
 	uv_timer_start(&net->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
-	struct sockaddr_in addr;
-	int rc = uv_ip4_addr(srv->cfg.listen_host, srv->cfg.listen_port, &addr);
-	if (rc == 0)
-		rc = uv_tcp_bind(&net->listener, (const struct sockaddr *)&addr, 0);
+	/* Names and IPv6 too (proto/base/addr.h); resolved once, before the loop serves. */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char what[SL_ADDR_TEXT_BYTES], why[512];
+	sl_addr_join(srv->cfg.listen_host, srv->cfg.listen_port, what, sizeof(what));
+	int rc = sl_addr_resolve(srv->cfg.listen_host, srv->cfg.listen_port, 1, &addr, &addr_len, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot listen on %s: %s (check --listen)", what, why);
+		return rc;
+	}
+	rc = uv_tcp_bind(&net->listener, (const struct sockaddr *)&addr, 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&net->listener, 511, on_connection);
 	if (rc == 0) {
-		struct sockaddr_in bound;
+		struct sockaddr_storage bound;
 		int len = sizeof(bound);
 		uv_tcp_getsockname(&net->listener, (struct sockaddr *)&bound, &len);
-		*port_out = ntohs(bound.sin_port);
+		sl_addr_format((struct sockaddr *)&bound, srv->listen_addr, sizeof(srv->listen_addr));
+		*port_out = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in sockaddr_in6 */
 	} else {
-		snprintf(err, err_cap, "cannot listen on %s:%d: %s (is another broker running there?)",
-		         srv->cfg.listen_host, srv->cfg.listen_port, uv_strerror(rc));
+		snprintf(err, err_cap, "cannot listen on %s: %s%s", what, uv_strerror(rc),
+		         rc == UV_EADDRINUSE      ? " (is another broker running there? pick another --listen port)"
+		         : rc == UV_EADDRNOTAVAIL ? " (no interface of this machine has that address)"
+		         : rc == UV_EACCES        ? " (ports below 1024 need privileges)"
+		                                  : "");
 	}
 	return rc;
 }

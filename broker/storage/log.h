@@ -134,9 +134,12 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
  * the byte count, *next_out one past the last record returned (for -ENODATA: where the records go on). Returns
  * 0, -ERANGE, -ENODATA, -EIO, -ENOBUFS when the first batch does not fit in cap. */
 int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, size_t *len_out, int64_t *next_out);
-/* Keep span->fd valid across other calls (see struct sl_log_span); each pin needs its unpin. No-ops for a span
- * without a segment (an error). */
-void sl_log_span_pin(struct sl_log *log, const struct sl_log_span *span);
+/* Keep span->fd valid across other calls (see struct sl_log_span); each pin needs its unpin. Pin opens the
+ * segment's file again if the cache closed it since sl_log_locate, and sets span->fd to what is open now: a
+ * caller may locate many spans first and pin each just before it reads, as long as nothing could drop the
+ * segment in between (the same loop pass: retention runs from a timer). Returns 0 or a negative errno (then not
+ * pinned). Unpin of a span without a segment (an error, a lost range) is a no-op. */
+int sl_log_span_pin(struct sl_log *log, struct sl_log_span *span);
 void sl_log_span_unpin(struct sl_log *log, const struct sl_log_span *span);
 /* The lost ranges, in offset order (*out valid until the next call that changes the log). */
 uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out);
@@ -150,16 +153,44 @@ int64_t sl_log_next_offset(const struct sl_log *log);
  * difference of two readings is what was appended between them. O(1), for long polls. */
 uint64_t sl_log_visible_bytes(const struct sl_log *log);
 
-/* Retention: delete sealed segments whose newest record is older than now_ms - retention_ms (if retention_ms
+/* Segments that retention took out of a log and whose files are still to be removed. Removing a file of a
+ * gigabyte (the unlink and the last close free its blocks) and fsyncing the directory take milliseconds, so the
+ * broker does it off its loop: sl_log_retain_detach only takes the segments out of the log (no system call but
+ * one dup of the directory), and sl_log_garbage_remove, called on any thread, removes their files. A crash in
+ * between leaves the files, and the next open serves them again until the next retention pass: nothing that was
+ * still wanted is ever lost. Bounded: at most SL_LOG_GARBAGE_SEGMENTS_MAX segments per call; the rest go at the
+ * next pass. */
+#define SL_LOG_GARBAGE_SEGMENTS_MAX 64
+struct sl_log_garbage {
+	int dir_fd; /* a dup of the log's directory, or -1 when nothing was detached */
+	uint32_t count;
+	struct {
+		int64_t base_offset;
+		int fds[3]; /* .log, .index, .timeindex: closed by sl_log_garbage_remove */
+	} segs[SL_LOG_GARBAGE_SEGMENTS_MAX];
+};
+
+/* Retention: take out sealed segments whose newest record is older than now_ms - retention_ms (if retention_ms
  * >= 0), then the oldest sealed segments while the log is larger than retention_bytes (if >= 0). Whole segments
- * only; the active segment is never deleted. *dropped_out counts deleted segments. */
+ * only; the active segment is never taken. Readers no longer see them when this returns; their files go with
+ * sl_log_garbage_remove. Returns 0 or a negative errno (-EMFILE when the directory cannot be dup'ed: nothing is
+ * taken then). */
+int sl_log_retain_detach(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                         struct sl_log_garbage *garbage);
+/* Unlink the detached segments' files, close their descriptors, fsync the directory, close it. Blocking: call
+ * off the loop. Safe on an empty garbage. Returns the first error. */
+int sl_log_garbage_remove(struct sl_log_garbage *garbage);
+/* Both at once, for tools and tests: *dropped_out counts removed segments. */
 int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                   uint32_t *dropped_out);
 
+/* The log's directory, for files kept beside the segments (the producer-state snapshot), opened if the file cache
+ * had closed it. Valid until the next call into a log of the same ring (files.h): dup it right away to use it
+ * elsewhere. Returns the descriptor or a negative errno. */
+int sl_log_dir_fd(struct sl_log *log);
+
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
-
-/* Wall-clock milliseconds since the epoch, the clock of segment ages and retention. */
 
 /* True when nothing is queued, in flight or waiting for an fsync. */
 int sl_log_idle(const struct sl_log *log);

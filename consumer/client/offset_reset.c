@@ -1,14 +1,11 @@
 /* The pure logic of `synclog offsets reset`: where each SPEC moves a partition (with the clamping rules listed in
- * synclog.h), ISO 8601 durations for --by-duration (parsed by proto/base/duration.h), and the CSV plan files of
- * --export and --from-file. No I/O besides the FILE given, so every rule has a unit test
- * (tests/unit/test_offset_reset.c). */
+ * synclog.h) and the CSV plan files of --export and --from-file. No I/O
+ * besides the FILE given, so every rule has a unit test (tests/unit/test_offset_reset.c). */
 #include <ctype.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "consumer/client/client_impl.h"
-#include "proto/base/duration.h"
 
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
@@ -50,16 +47,6 @@ int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_in
 	if (clamped_out != NULL)
 		*clamped_out = got != want;
 	return got;
-}
-
-/* ---- ISO 8601 durations ---- */
-
-int sl_duration_parse_iso8601(const char *s, int64_t *ms_out)
-{
-	/* The one parser is proto/base/duration.c; this entry point takes only the ISO form. */
-	if (s == NULL || (*s != 'P' && *s != 'p'))
-		return -EINVAL;
-	return sl_duration_parse(s, ms_out);
 }
 
 /* ---- CSV plan files ---- */
@@ -117,18 +104,18 @@ static bool topic_name_ok(const char *s)
 	return true;
 }
 
-/* Digits only (no sign, no spaces), at most max. */
+/* Digits only, at most max. */
 static bool decimal(const char *s, int64_t max, int64_t *out)
 {
-	char *end;
-	long long v;
+	int64_t v = 0;
 
-	if (!isdigit((unsigned char)*s))
+	if (*s == '\0')
 		return false;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return false;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s) || v > (max - (*s - '0')) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
 	*out = v;
 	return true;
 }
@@ -136,6 +123,16 @@ static bool decimal(const char *s, int64_t max, int64_t *out)
 struct csv_columns {
 	int topic, partition, new_offset, count;
 };
+
+/* Kafka's `kafka-consumer-groups --reset-offsets --from-file` reads lines topic,partition,offset without a
+ * header: a first line of three fields whose last two are numbers is taken as that format's first row. */
+static bool kafka_row(char **fields, int n)
+{
+	int64_t v;
+
+	return n == 3 && topic_name_ok(fields[0]) && decimal(fields[1], UINT32_MAX, &v) &&
+	       decimal(fields[2], INT64_MAX, &v);
+}
 
 static int header_parse(char **fields, int n, struct csv_columns *cols, char *err, size_t err_bytes,
                         unsigned long line_no)
@@ -154,7 +151,8 @@ static int header_parse(char **fields, int n, struct csv_columns *cols, char *er
 	if (cols->topic < 0 || cols->partition < 0 || cols->new_offset < 0) {
 		sl_error_set(err, err_bytes,
 		             "line %lu: the header must name the columns topic, partition and new_offset (as "
-		             "--export writes: topic,partition,old_offset,new_offset)",
+		             "--export writes: topic,partition,old_offset,new_offset), or the file must be Kafka's "
+		             "headerless topic,partition,offset",
 		             line_no);
 		return -EINVAL;
 	}
@@ -217,10 +215,14 @@ int sl_offset_rows_read_csv(FILE *in, struct sl_offset_row **rows_out, size_t *c
 		if (n < 0) {
 			sl_error_set(err, err_bytes, "line %lu: more than %d fields", line_no, CSV_FIELDS_MAX);
 			rc = -EINVAL;
-		} else if (!have_header) {
+		} else if (!have_header && !kafka_row(fields, n)) {
 			rc = header_parse(fields, n, &cols, err, err_bytes, line_no);
 			have_header = true;
 		} else {
+			if (!have_header) {
+				cols = (struct csv_columns){.topic = 0, .partition = 1, .new_offset = 2, .count = 3};
+				have_header = true;
+			}
 			if (count == cap) {
 				size_t new_cap = cap ? cap * 2 : 64;
 				struct sl_offset_row *p;

@@ -193,14 +193,18 @@ static void test_a_pinned_span_keeps_its_file_open_and_out_of_retention(void **s
 	assert_int_equal(lt_segments_list(l.dir[0], &segs, &seg_count), 0);
 	assert_true(seg_count >= 3);
 
-	/* The oldest segment of log 0, pinned; then every other log is read, which needs every descriptor. */
+	/* The oldest segment of log 0 located; every other log read (its file is closed to make room); pinned: the
+	 * file is open again and stays open while every other log is read again. */
 	assert_int_equal(sl_log_locate(l.log[0], l.model[0].batches[0].base_offset, 1, &span), 0);
-	sl_log_span_pin(l.log[0], &span);
-	for (int i = 1; i < LOG_COUNT; i++) {
-		struct lt_scan scan;
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			assert_int_equal(sl_log_span_pin(l.log[0], &span), 0);
+		for (int i = 1; i < LOG_COUNT; i++) {
+			struct lt_scan scan;
 
-		assert_int_equal(lt_log_scan(l.log[i], &scan), 0);
-		lt_scan_free(&scan);
+			assert_int_equal(lt_log_scan(l.log[i], &scan), 0);
+			lt_scan_free(&scan);
+		}
 	}
 	assert_int_equal(lt_fd_basename(span.fd, name, sizeof(name)), 0);
 	assert_string_equal(name, segs[0].name);
