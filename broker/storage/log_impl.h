@@ -102,6 +102,9 @@ struct sl_log {
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
 	int completing;     /* inside a completion callback */
 
+	/* Retention drops no segment holding offsets at or past this (sl_log_set_retention_floor). */
+	int64_t retention_floor_offset;
+
 	struct sl_log_stats stats;
 };
 
@@ -115,6 +118,9 @@ int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg);
 int sl_log_head_open(struct sl_log *log);
 /* log.c: the head's descriptors changed (a segment was added, sealed or removed): count them again. */
 void sl_log_head_recount(struct sl_log *log);
+/* log.c: a sealed segment made elsewhere (the cleaner) joins the log: set up with its file cache, its index files
+ * closed, its .log an entry of its own. The caller puts it in log->segs. */
+void sl_log_adopt_sealed(struct sl_log *log, struct sl_segment *seg);
 /* log.c: write a segment's unpersisted index entries (and its seal entries when seal != 0) with pwrite and
  * fdatasync the index files. For open and close, when the loop is not serving. */
 int sl_segment_persist_index_sync(struct sl_segment *seg, int seal);

@@ -22,8 +22,19 @@
  *      segment, the end of the damaged batch when its header still says where that is; a batch running past
  *      the end of the file is a torn write and is only cut). Every batch before and after keeps its offset,
  *      indexes are rebuilt, and the report names each lost range. Nothing is deleted: the operator decides.
- *   6. A gap between two segments (the next one's base above where the previous one ends) is damage, except
- *      where the lost-offsets file records exactly that range. Reads of a lost offset fail with -ENODATA.
+ * The cleaner's leftovers (cleaner.c, "the swap") are dealt with first, before the segments are listed:
+ *   6. Files `<base>.{log,index,timeindex}.cleaned` without a manifest are a clean that never committed: they
+ *      are removed, and the old segments are the log.
+ *   7. A manifest `cleaner.swap` means the clean committed: each `.cleaned` file still there is renamed over its
+ *      final name, the old segments the manifest lists that no new one replaces are removed, the folder is
+ *      fsynced and the manifest removed. The new segments are the log. A manifest that does not parse (it is
+ *      written atomically, so only damage can do that) leaves the partition closed with -EUCLEAN.
+ *   8. `cleaner.swap.tmp` is a manifest that never got its name: removed (rule 6 applies to the rest).
+ * A segment the cleaner wrote carries a compacted seal (index.h): its offsets may skip, so the spot check of rule
+ * 3 asks only that they increase and end at or before the next segment's base.
+ * And for repaired logs:
+ *   9. A gap between two segments (the next one's base above where the previous one ends) is damage, except
+ *      where the lost-offsets file records exactly that range (rule 5). Reads of a lost offset fail with -ENODATA.
  *
  * The clean-shutdown marker (SL_CLEAN_MARKER in the partition's folder) is one line of ASCII, fields separated
  * by one space, written and fsynced (with the folder) by sl_log_close and removed (durably) by the next open:
@@ -33,7 +44,7 @@
  * A marker that does not parse as exactly these four numbers, or does not match the files, is ignored (rule 1):
  * a torn marker can only cost a scan, never trust in bytes that were not written.
  *
- * The lost-offsets file (SL_LOST_OFFSETS_FILE in the partition's folder, rule 6) is ASCII, replaced atomically
+ * The lost-offsets file (SL_LOST_OFFSETS_FILE in the partition's folder, rule 9) is ASCII, replaced atomically
  * (proto/base/fs.h) by the repair that found new ranges, and read at every open:
  *
  *   synclog-lost-offsets 1\n                       header: format version 1
@@ -55,6 +66,7 @@
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "broker/storage/cleaner.h"
 #include "broker/storage/log_impl.h"
 #include "proto/base/fs.h"
 #include "proto/batch.h"
@@ -98,7 +110,7 @@ const struct sl_log_lost *sl_log_lost_find(const struct sl_log *log, int64_t off
 	return lo < log->lost_count && log->lost[lo].first <= offset ? &log->lost[lo] : NULL;
 }
 
-/* Rule 6: the range [first, next) is recorded exactly. */
+/* Rule 9: the range [first, next) is recorded exactly. */
 static int gap_recorded(const struct sl_log *log, int64_t first, int64_t next)
 {
 	const struct sl_log_lost *l = sl_log_lost_find(log, first);
@@ -406,8 +418,8 @@ static int spot_check_sealed(struct sl_log *log, struct sl_segment *seg, uint64_
 	sl_segment_close_files(seg, 0);
 	if (rc < 0)
 		return rc;
-	if (why == NULL && expect != INT64_MIN && next_base != INT64_MIN && expect != next_base &&
-	    !gap_recorded(log, expect, next_base))
+	if (why == NULL && expect != INT64_MIN && next_base != INT64_MIN &&
+	    (seg->compacted ? expect > next_base : expect != next_base && !gap_recorded(log, expect, next_base)))
 		why = "segment does not end where the next one begins";
 	if (why != NULL) {
 		say_corrupt(log, seg, stop, why, err, cap);
@@ -761,7 +773,7 @@ static int open_after_crash(struct sl_log *log, char *err, size_t cap)
 			expect = seg->base_offset + e.rel_offset;
 		} else {
 			if (expect != seg->base_offset && gap_recorded(log, expect, seg->base_offset)) {
-				expect = seg->base_offset; /* offsets a repair cut out (rule 6) */
+				expect = seg->base_offset; /* offsets a repair cut out (rule 9) */
 			} else if (expect < seg->base_offset && log->cfg.repair) {
 				rc = lost_add(log, expect, seg->base_offset);
 				if (rc < 0)
@@ -816,7 +828,10 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 	int64_t *bases = NULL;
 	uint32_t count = 0;
 	int clean = 0;
-	int rc = lost_load(log, err, cap);
+	int rc = sl_clean_recover(log->dir_fd, log->dir, err, cap); /* rules 6 to 8 */
+	if (rc < 0)
+		return rc;
+	rc = lost_load(log, err, cap);
 	if (rc < 0) {
 		if (err[0] == '\0')
 			snprintf(err, cap, "partition %s: cannot read %s: %s", log->dir, SL_LOST_OFFSETS_FILE,
@@ -844,9 +859,11 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 		int64_t max_ts;
 		uint64_t last_pos;
 		/* A seal counts only on segments before the last, outside repair mode (rule 5 rebuilds them). */
+		int seal;
 		if (i + 1 < count && !log->cfg.repair &&
-		    sl_index_read_seal(seg->off_fd, seg->time_fd, seg->size, &max_ts, &last_pos) == 1) {
+		    (seal = sl_index_read_seal(seg->off_fd, seg->time_fd, seg->size, &max_ts, &last_pos)) > 0) {
 			seg->state = SL_SEG_SEALED;
+			seg->compacted = seal == SL_INDEX_SEALED_COMPACTED;
 			seg->max_timestamp = max_ts;
 			seg->last_indexed_pos = last_pos;
 			seg->synced_end = seg->size;

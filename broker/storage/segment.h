@@ -13,7 +13,10 @@
  * Descriptors (files.h): a segment that is not sealed has its three files open exactly while its log's folder is
  * (log.c, the log's head entry). A sealed segment needs only its .log file, which is its own entry of the file
  * cache, opened by path on use; its index lives in memory once loaded, and the index files are opened only to
- * load it. A descriptor of -1 means closed. */
+ * load it. A descriptor of -1 means closed.
+ *
+ * A SEALED segment may be replaced whole by one the cleaner wrote (cleaner.c): compacted, also SEALED, covering
+ * the same offsets with some records gone. */
 #ifndef SL_BROKER_SEGMENT_H
 #define SL_BROKER_SEGMENT_H
 
@@ -72,6 +75,8 @@ struct sl_segment {
 	int sync_linked;   /* the in-flight fdatasync is linked to a write (log.c, sync_link) */
 	int sync_canceled; /* ...and that write came up short or failed, so it did not run */
 	int seal_blocked;  /* the last seal step failed: retry on the next append, not from its completion */
+	int compacted;     /* written by the cleaner: offsets may skip (index.h); persisted in its seal */
+	int cleaning;      /* a cleaner job reads it and will replace it: retention leaves it alone */
 	uint8_t seal_off[SL_INDEX_ENTRY_BYTES];
 	uint8_t seal_time[SL_TIMEINDEX_ENTRY_BYTES];
 	struct sl_file_entry entry; /* a sealed segment's .log in the file cache */
@@ -81,6 +86,8 @@ struct sl_segment {
 void sl_segment_name(char *buf, int64_t base_offset, const char *ext);
 /* Open (create with create != 0) the three files of a segment in dir_fd. Returns 0 or a negative errno. */
 int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segment **out);
+/* The same for files named with suffix after their extension ("00..05.log.cleaned": the cleaner's output). */
+int sl_segment_open_suffixed(int dir_fd, int64_t base_offset, const char *suffix, int create, struct sl_segment **out);
 /* Close its files and free it. */
 void sl_segment_free(struct sl_segment *seg);
 /* Open again, by path in the folder dir, the files of a segment whose descriptors were closed: the .log, and the
@@ -102,7 +109,8 @@ struct sl_batch_header;
 typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const struct sl_batch_header *h, void *ctx);
 
 /* Walk the batches of seg from pos `from` to `to`, checking each one's header, length, CRC32C and that its base
- * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is). Sets *end_out to the
+ * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is; in a compacted segment at
+ * least *expect_offset, and its record count at most lastOffsetDelta + 1). Sets *end_out to the
  * position where the walk stopped: `to` when every batch was valid, else the start of the first bad one, with
  * *why saying what was wrong. verify_crc = 0 checks headers only (for lookups). Returns 0 (walk ended, see
  * *end_out), the callback's non-zero value, or a negative errno on a read error. */

@@ -446,7 +446,7 @@ static int batch_open(struct sl_fetcher *f)
 	total = sl_batch_total_bytes(&h);
 	if (total > left)
 		return 0; /* a batch cut at the size limit: it comes whole in the next fetch */
-	rc = sl_batch_validate(f->pos, total, &h, NULL, 0, &why);
+	rc = sl_batch_validate_stored(f->pos, total, &h, NULL, 0, &why);
 	/* The base offset lies outside the CRC: a damaged one would hand records out under wrong offsets, or
 	 * have them skipped as lying before the position asked. Batches follow on and reach the position. */
 	if (rc == 0 && (h.base_offset < f->batch_next || h.base_offset + h.last_offset_delta < f->cur->position)) {
