@@ -512,7 +512,7 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 
 /* Check invariants 5 to 9 on a records section; stored != 0: offset deltas as invariant 10 allows. */
 static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, const uint8_t *end, int stored,
-                        const char **why)
+                        sl_batch_record_cb each_cb, void *cb_arg, const char **why)
 {
 	struct sl_record r;
 	int32_t delta_min = 0;
@@ -523,6 +523,8 @@ static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, con
 		if (rc != 0)
 			return rc;
 		delta_min = (int32_t)(r.offset - h->base_offset) + 1;
+		if (each_cb != NULL)
+			each_cb(&r, cb_arg);
 	}
 	if (pos != end)
 		return bad(why, "bytes after the last record of the batch");
@@ -549,7 +551,7 @@ static int records_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, 
 }
 
 static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
-                    int stored, const char **why)
+                    int stored, sl_batch_record_cb each_cb, void *cb_arg, const char **why)
 {
 	struct sl_batch_header h;
 	size_t records_len;
@@ -571,14 +573,14 @@ static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, u
 
 	switch (h.attributes & SL_BATCH_ATTR_CODEC_MASK) {
 	case SL_BATCH_CODEC_NONE:
-		rc = records_walk(&h, p + OFF_RECORDS, p + len, stored, why);
+		rc = records_walk(&h, p + OFF_RECORDS, p + len, stored, each_cb, cb_arg, why);
 		break;
 	case SL_BATCH_CODEC_ZSTD:
 		if (scratch == NULL || scratch_cap == 0)
 			break;
 		rc = records_decompress(p + OFF_RECORDS, len - OFF_RECORDS, scratch, scratch_cap, &records_len, why);
 		if (rc == 0)
-			rc = records_walk(&h, scratch, scratch + records_len, stored, why);
+			rc = records_walk(&h, scratch, scratch + records_len, stored, each_cb, cb_arg, why);
 		break;
 	default:
 		if (why)
@@ -595,13 +597,20 @@ static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, u
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why)
 {
-	return validate(p, len, out, scratch, scratch_cap, 0, why);
+	return validate(p, len, out, scratch, scratch_cap, 0, NULL, NULL, why);
+}
+
+int sl_batch_validate_each(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                           size_t scratch_cap, sl_batch_record_cb each_cb, void *cb_arg, const char **why)
+{
+	SL_ASSERT(scratch != NULL && scratch_cap > 0); /* a zstd batch must be walked for each_cb to see its records */
+	return validate(p, len, out, scratch, scratch_cap, 0, each_cb, cb_arg, why);
 }
 
 int sl_batch_validate_stored(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
                              size_t scratch_cap, const char **why)
 {
-	return validate(p, len, out, scratch, scratch_cap, 1, why);
+	return validate(p, len, out, scratch, scratch_cap, 1, NULL, NULL, why);
 }
 
 /* ---- iterator ---- */

@@ -109,6 +109,14 @@ static inline size_t sl_batch_total_bytes(const struct sl_batch_header *h)
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why);
 
+/* sl_batch_validate that also hands each record of the walk to each_cb (pointers valid during the call), so that a
+ * caller that needs something of every record (the broker's contract check of idempotency keys) reads the records
+ * once, not twice. scratch is required (a zstd batch is always walked). The callback cannot fail; when the batch
+ * turns out invalid, the records it was handed before belong to a refused batch. */
+typedef void (*sl_batch_record_cb)(const struct sl_record *r, void *cb_arg);
+int sl_batch_validate_each(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                           size_t scratch_cap, sl_batch_record_cb each_cb, void *cb_arg, const char **why);
+
 /* sl_batch_validate for a batch as stored, which the cleaner may have rewritten (invariant 10 of batch.c): the
  * records may be fewer than lastOffsetDelta + 1 (none at all, even), their offset deltas strictly increasing and at
  * most lastOffsetDelta. For readers of stored batches (fetch clients, the cleaner); a producer's batch goes

@@ -9,10 +9,10 @@
  * client that has its requests in flight answered no faster cannot send faster, as with Kafka's quotas. Nothing
  * here reads a record: the cost is one bucket update per request.
  *
- * A topic whose sync contract says duplicates are recognised by idempotency key (broker/contracts.h) has the
- * records of each batch read once more, after validation, to find live records without one: such a batch is
- * refused whole (IDEMPOTENCY_KEY_REQUIRED: nothing appended), or appended and the records counted, as the contract
- * says. Only those topics pay for the read; it allocates nothing and makes no system call. */
+ * A topic whose sync contract says duplicates are recognised by idempotency key (broker/contracts.h) has its live
+ * records without one counted while the validation walks them (sl_batch_validate_each: no second read): such a
+ * batch is refused whole (IDEMPOTENCY_KEY_REQUIRED: nothing appended), or appended and the records counted, as the
+ * contract says. It allocates nothing and makes no system call. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,25 +208,20 @@ static enum sl_durability level_of(Synclog__Acks acks)
 	}
 }
 
-/* Live records of a validated batch and those without an idempotency key. Returns 0, or -EBADMSG when the records
- * cannot be read again (they were read by the validation: a broken invariant then, reported as corrupt). */
-static int live_records_count(struct sl_server *srv, const uint8_t *batch, size_t len, uint64_t *live_out,
-                              uint64_t *missing_out)
-{
-	struct sl_record_iter it;
-	struct sl_record r;
-	int rc = sl_record_iter_init(&it, batch, len, srv->scratch, srv->scratch_cap);
+/* Live records and those without an idempotency key, counted while the validation walks a batch's records. */
+struct ik_count {
+	uint64_t live;
+	uint64_t missing;
+};
 
-	*live_out = *missing_out = 0;
-	while (rc == 0 && (rc = sl_record_iter_next(&it, &r)) == 1) {
-		if (r.origin != SL_ORIGIN_LIVE)
-			continue; /* backfill and repair records carry the source's versions: versions dedupe them */
-		(*live_out)++;
-		if (r.idempotency_key == NULL)
-			(*missing_out)++;
-		rc = 0;
-	}
-	return rc < 0 ? -EBADMSG : 0;
+static void ik_count_cb(const struct sl_record *r, void *cb_arg)
+{
+	struct ik_count *c = cb_arg;
+
+	if (r->origin != SL_ORIGIN_LIVE)
+		return; /* backfill and repair records carry the source's versions: versions dedupe them */
+	c->live++;
+	c->missing += r->idempotency_key == NULL;
 }
 
 static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__ProducePartition *pp,
@@ -259,7 +254,12 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 	}
 	struct sl_batch_header h;
 	const char *why = NULL;
-	int rc = sl_batch_validate(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap, &why);
+	struct sl_topic_contract *contract = topic->contract;
+	struct ik_count ik = {0};
+	int rc = contract != NULL && contract->ik_rule != SL_CONTRACT_IK_ANY
+	                 ? sl_batch_validate_each(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap,
+	                                          ik_count_cb, &ik, &why)
+	                 : sl_batch_validate(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap, &why);
 	if (rc == -ENOTSUP) {
 		item_error(it, SYNCLOG__ERROR_CODE__UNSUPPORTED_CODEC, "batch codec not supported: use none or zstd");
 		return;
@@ -295,13 +295,8 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 		return;
 	}
 	it->record_count = h.record_count;
-	uint64_t live = 0, missing = 0;
-	struct sl_topic_contract *contract = topic->contract;
+	uint64_t live = ik.live, missing = ik.missing;
 	if (contract != NULL && contract->ik_rule != SL_CONTRACT_IK_ANY) {
-		if (live_records_count(srv, pp->batch.data, pp->batch.len, &live, &missing) != 0) {
-			item_error(it, SYNCLOG__ERROR_CODE__CORRUPT_BATCH, "corrupt batch (records unreadable)");
-			return;
-		}
 		if (missing > 0 && contract->ik_rule == SL_CONTRACT_IK_REFUSE) {
 			char msg[256];
 			snprintf(

@@ -1157,6 +1157,49 @@ static void thin_event_origin_system_and_changed_at_round_trip(void **state)
 	assert_batch_holds(e, batch, len, s, 2, 0);
 }
 
+struct seen {
+	int32_t count;
+	int64_t last_offset;
+	int32_t with_ik;
+};
+
+static void seen_cb(const struct sl_record *r, void *cb_arg)
+{
+	struct seen *s = cb_arg;
+
+	s->count++;
+	s->last_offset = r->offset;
+	s->with_ik += r->idempotency_key != NULL;
+}
+
+/* The validation hands every record it walks to the callback, compressed or not: one read of the records. */
+static void validate_each_hands_every_record_to_the_callback(void **state)
+{
+	struct env *e = *state;
+	int codecs[] = {SL_BATCH_CODEC_NONE, SL_BATCH_CODEC_ZSTD};
+
+	samples_make_all();
+
+	for (size_t c = 0; c < 2; c++) {
+		struct seen seen = {0};
+		struct sl_batch_header h;
+		const uint8_t *batch;
+		size_t len;
+		int32_t with_ik = 0;
+
+		/* Samples 150 to 249: some with an idempotency key, some without. */
+		build(e, samples + 150, 100, codecs[c], &batch, &len);
+		assert_int_equal(
+		        sl_batch_validate_each(batch, len, &h, e->scratch, SCRATCH_BYTES, seen_cb, &seen, NULL), 0);
+		for (size_t i = 150; i < 250; i++)
+			with_ik += samples[i].r.idempotency_key != NULL;
+		assert_true(with_ik > 0 && with_ik < 100);
+		assert_int_equal(seen.count, 100);
+		assert_int_equal(seen.last_offset, 99);
+		assert_int_equal(seen.with_ik, with_ik);
+	}
+}
+
 static void validate_rejects_changed_at_that_is_not_a_positive_decimal(void **state)
 {
 	struct env *e = *state;
@@ -1399,6 +1442,7 @@ int main(void)
 	        T(validate_rejects_schema_version_outside_int32),
 	        T(thin_event_origin_system_and_changed_at_round_trip),
 	        T(validate_rejects_changed_at_that_is_not_a_positive_decimal),
+	        T(validate_each_hands_every_record_to_the_callback),
 	        T(validate_rejects_repeated_sync_header),
 	        T(validate_rejects_null_sync_header_value),
 	        T(validate_rejects_delete_with_a_value),
