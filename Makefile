@@ -52,7 +52,7 @@ LIB_CLIENT := $(BUILD)/lib/libsynclog.a
 LIB_SYNC := $(BUILD)/lib/libsynclog_sync.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
 # The load generator (bench/loadgen/*.c, on the client library), the NATS peer client (bench/peers/nats*.c, on
-# Debian's libnats) and the Redis peer client (bench/peers/redis*.c, RESP over a socket), all three sharing the
+# Debian's libnats) and the Redis peer client (bench/peers/redis*.c, on Debian's hiredis), all three sharing the
 # latency histogram of bench/common/: built by `make bench` only, so `make` needs no benchmark packages.
 BENCH_COMMON_SRC := $(wildcard bench/common/*.c)
 LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
@@ -151,7 +151,7 @@ $(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lnats
 $(BUILD)/bin/redis-bench: $(REDIS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lhiredis
 
 # The consumer-group benchmark's measurements (bench/groups/*.c, on the client library).
 GROUPS_BENCH_SRC := $(wildcard bench/groups/*.c)
