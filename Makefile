@@ -156,7 +156,8 @@ $(BUILD)/bin/redis-bench: $(REDIS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:
 # The consumer-group benchmark's measurements (bench/groups/*.c, on the client library).
 GROUPS_BENCH_SRC := $(wildcard bench/groups/*.c)
 GROUPS_BENCH_BIN := $(if $(GROUPS_BENCH_SRC),$(BUILD)/bin/groups-bench)
-$(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+$(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
+		$(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
