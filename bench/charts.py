@@ -249,7 +249,7 @@ def many_groups(d, png):
               f"each, {'cold' if d['cold'] else 'warm'}) while a producer appends {d['producer_rate']:,} records/s")
     c.bars("Total replay rate of the groups", "MB/s of keys and values", ["1 group", f"{n} groups"],
            [("median, min-max", [s["one_mb_per_s"], s["many_mb_per_s"]])])
-    c.bars("Producer's acknowledgement p99 meanwhile", "microseconds", ["no replay", "1 group", f"{n} groups"],
+    c.bars("The producer's p99 meanwhile (acknowledgement, and produce-to-consume)", "microseconds", ["no replay", "1 group", f"{n} groups"],
            [("ack p99", [s["baseline_ack_p99_us"], s["one_ack_p99_us"], s["many_ack_p99_us"]]),
             ("produce-to-consume p99", [s["baseline_e2e_p99_us"], s["one_e2e_p99_us"], s["many_e2e_p99_us"]])])
     c.draw(png)
