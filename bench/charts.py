@@ -76,7 +76,7 @@ class Chart:
 
     def bars(self, title, ylabel, categories, series):
         """categories: labels on x; series: [(name, [summary per category])]: clustered bars, min-max bars."""
-        rows = []
+        rows, top = [], 0
         for i, c in enumerate(categories):
             row = ['"%s"' % c.replace('"', "'")]
             for _, vals in series:
@@ -85,8 +85,10 @@ class Chart:
                     row += ["-", "-", "-"]
                 elif isinstance(s, dict):
                     row += [f"{s['median']:.6g}", f"{s['min']:.6g}", f"{s['max']:.6g}"]
+                    top = max(top, s["max"])
                 else:
                     row += [f"{s:.6g}"] * 3
+                    top = max(top, s)
             rows.append(row)
         path = self._data(rows)
         plots = []
@@ -94,11 +96,11 @@ class Chart:
             c = 2 + 3 * j
             xt = ":xtic(1)" if j == 0 else ""
             plots.append(f'"{path}" using {c}:{c + 1}:{c + 2}{xt} title "{name}"')
-        self.panels.append(("bars", title, ylabel, plots))
+        self.panels.append(("bars", title, ylabel, plots, top))
 
     def lines(self, title, xlabel, ylabel, series, logx=False, logy=False, hlines=()):
         """series: [(name, [(x, summary)])]; hlines: [(y, label)] drawn as dashed lines (targets)."""
-        plots = []
+        plots, top = [], 0
         for name, pts in series:
             rows = []
             for x, s in pts:
@@ -106,30 +108,34 @@ class Chart:
                     continue
                 if isinstance(s, dict):
                     rows.append([f"{x:.6g}", f"{s['median']:.6g}", f"{s['min']:.6g}", f"{s['max']:.6g}"])
+                    top = max(top, s["max"])
                 else:
                     rows.append([f"{x:.6g}", f"{s:.6g}", f"{s:.6g}", f"{s:.6g}"])
+                    top = max(top, s)
             if not rows:
                 continue
             path = self._data(rows)
             plots.append(f'"{path}" using 1:2:3:4 with yerrorlines title "{name}"')
         for y, label in hlines:
             plots.append(f'{y} with lines dashtype 2 lc rgb "#888888" title "{label}"')
-        self.panels.append(("lines", title, (xlabel, ylabel, logx, logy), plots))
+        self.panels.append(("lines", title, (xlabel, ylabel, logx, logy), plots, top))
 
-    def draw(self, png, cols=2):
+    def draw(self, png, cols=2, width=560):
         if shutil.which("gnuplot") is None:
             print("charts: gnuplot is missing: no chart", file=sys.stderr)
             return
         n = len(self.panels)
         rows = (n + cols - 1) // cols
         cols = min(cols, n)
-        out = [f'set terminal pngcairo size {560 * cols},{420 * rows + 40} font "sans,9"',
+        out = [f'set terminal pngcairo size {width * cols},{420 * rows + 40} font "sans,9"',
                f'set output "{png}"', "set termoption noenhanced", "set datafile missing \"-\"",
-               f'set multiplot layout {rows},{cols} title "{esc(self.title, 95 * cols)}" font "sans,11"',
-               "set grid ytics", "set key top left font \"sans,8\"", 'set format y "%g"',
-               "set tmargin 5"]
-        for kind, title, axes, plots in self.panels:
-            out.append(f'set title "{esc(title, 85)}"')
+               f'set multiplot layout {rows},{cols} title "{esc(self.title, width * cols // 8)}" font "sans,11"',
+               "set grid ytics", "set key top left font \"sans,8\"", "set tmargin 5"]
+        for kind, title, axes, plots, top in self.panels:
+            out.append(f'set title "{esc(title, width // 6)}"')
+            # Large values with an SI prefix (4.2M), small ones as they are.
+            out.append('set format y "%.1s%c"' if top >= 10000 and not (kind == "lines" and axes[3])
+                       else 'set format y "%g"')
             if kind == "bars":
                 out += ["unset logscale", "set style data histograms",
                         "set style histogram errorbars gap 1 lw 1", "set style fill solid 0.6 border -1",
@@ -155,7 +161,7 @@ class Chart:
 
 def esc(s, width=0):
     """A gnuplot double-quoted string's content; with width, wrapped at words into lines of about that many."""
-    s = s.replace("\\", "\\\\").replace('"', "'")
+    s = s.replace("\\", "\\\\").replace('"', "'").replace("`", "'")  # a backquote runs a command in gnuplot
     if width:
         lines, cur = [], ""
         for w in s.split(" "):
@@ -268,15 +274,16 @@ def offered_load(d, png):
     d["summary"] = s
     print(f"peak {fmt(s['peak_records_per_s'])} records/s (W1: 100 B, written, one producer)")
     for p in s["points"]:
-        print(f"  {p['percent']:>3}% = {p['rate']:>10,} records/s: p50 {fmt(p['p50_us'])} us, p99 "
+        print(f"  {p['percent']:>3}% = {p['rate']:>10,.0f} records/s: p50 {fmt(p['p50_us'])} us, p99 "
               f"{fmt(p['p99_us'])} us, p99.9 {fmt(p['p999_us'])} us")
     c = Chart("W6 latency against offered load: produce-to-consume of 100 B records (written, linger 0), offered "
               "at a share of the peak of W1 measured in the same run")
+    ms = lambda v: None if v is None else {k: (x / 1000 if k != "rounds" else x) for k, x in v.items()}
     c.lines("Produce-to-consume latency (coordinated omission corrected)", "offered load, % of peak",
-            "microseconds (log scale)",
-            [(lab, [(p["percent"], p[k]) for p in s["points"]]) for k, lab in
+            "milliseconds (log scale)",
+            [(lab, [(p["percent"], ms(p[k])) for p in s["points"]]) for k, lab in
              (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"))], logy=True,
-            hlines=[(2000, "2 ms")])
+            hlines=[(2, "2 ms")])
     c.lines("Offered and achieved rate", "offered load, % of peak", "records/s",
             [("achieved", [(p["percent"], p["achieved_rate"]) for p in s["points"]]),
              ("offered", [(p["percent"], p["rate"]) for p in s["points"]])])
@@ -326,7 +333,7 @@ def timeline(d, png):
               f"`{d['acks']}`, {d['partitions']} partition(s); acknowledged records per {d['bin_ms']} ms")
     c.lines("Acknowledged records per second over time (a stall shows as a dip)", "seconds since the first send",
             "records/s", series)
-    c.draw(png, cols=1)
+    c.draw(png, cols=1, width=1100)
 
 
 # ---- curves ----
