@@ -64,7 +64,8 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick demo install format format-check clean
+.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick bench-scale bench-scale-quick demo \
+	install format format-check clean
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC)
 
 deps:
@@ -166,6 +167,12 @@ bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)
 	BENCH_QUICK=1 bench/run.sh $(BUILD)
+# Issue 21's scale benchmarks (cold replay, interference, many groups, offered load, timeline, the curves): about an
+# hour in full; bench-scale-quick runs their smoke modes in a few minutes (bench/README.md, "Scale").
+bench-scale: deps-bench all $(BENCH_BINS)
+	bench/scale.sh $(BUILD)
+bench-scale-quick: deps-bench all $(BENCH_BINS)
+	BENCH_QUICK=1 bench/scale.sh $(BUILD)
 
 # Programs, the client library (one archive), its headers and synclog.pc; DESTDIR is honoured.
 PREFIX ?= /usr/local

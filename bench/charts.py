@@ -78,7 +78,7 @@ class Chart:
         """categories: labels on x; series: [(name, [summary per category])]: clustered bars, min-max bars."""
         rows, top = [], 0
         for i, c in enumerate(categories):
-            row = ['"%s"' % c.replace('"', "'")]
+            row = ['"%s"' % c.replace('"', "'").replace("\n", "\\n")]  # a label may take two lines
             for _, vals in series:
                 s = vals[i]
                 if s is None:
@@ -95,7 +95,7 @@ class Chart:
         for j, (name, _) in enumerate(series):
             c = 2 + 3 * j
             xt = ":xtic(1)" if j == 0 else ""
-            plots.append(f'"{path}" using {c}:{c + 1}:{c + 2}{xt} title "{name}"')
+            plots.append(f'"{path}" using {c}:{c + 1}:{c + 2}{xt} title "{esc(name.replace(chr(10), " "))}"')
         self.panels.append(("bars", title, ylabel, plots, top))
 
     def lines(self, title, xlabel, ylabel, series, logx=False, logy=False, hlines=()):
@@ -115,7 +115,7 @@ class Chart:
             if not rows:
                 continue
             path = self._data(rows)
-            plots.append(f'"{path}" using 1:2:3:4 with yerrorlines title "{name}"')
+            plots.append(f'"{path}" using 1:2:3:4 with yerrorlines title "{esc(name.replace(chr(10), " "))}"')
         for y, label in hlines:
             plots.append(f'{y} with lines dashtype 2 lc rgb "#888888" title "{label}"')
         self.panels.append(("lines", title, (xlabel, ylabel, logx, logy), plots, top))

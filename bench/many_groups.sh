@@ -64,14 +64,14 @@ client "$bin/synclog-bench" produce --broker "$broker_addr" --topic live --creat
 phase() { # round phase_name group_count
 	local r=$1 ph=$2 n=$3 lp i pids=()
 	[ "$cold" = 1 ] && drop_caches "$data/broker/data" >/dev/null
-	client "$bin/synclog-bench" latency --broker "$broker_addr" --topic live --record-bytes 100 --rate "$rate" \
-		--duration-s "$seconds" --linger-ms 0 --json "$runs/$ph-r$r-producer.json" &
-	lp=$!
+	client_bg "$bin/synclog-bench" latency --broker "$broker_addr" --topic live --record-bytes 100 --rate "$rate" \
+		--duration-s "$seconds" --linger-ms 0 --json "$runs/$ph-r$r-producer.json"
+	lp=$bg_pid
 	sleep 0.5
 	for i in $(seq 0 $((n - 1))); do
-		client "$bin/groups-bench" replay --broker "$broker_addr" --topic hist --group "g-r$r-$ph-$i" \
-			--start-offset $((i * per_group)) --records $per_group >"$runs/$ph-r$r-group$i.json" &
-		pids+=($!)
+		client_bg "$bin/groups-bench" replay --broker "$broker_addr" --topic hist --group "g-r$r-$ph-$i" \
+			--start-offset $((i * per_group)) --records $per_group >"$runs/$ph-r$r-group$i.json"
+		pids+=("$bg_pid")
 	done
 	for i in "${pids[@]}"; do
 		wait "$i"
