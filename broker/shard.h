@@ -16,6 +16,7 @@
 #include "broker/server.h"
 #include "broker/storage/ring.h"
 #include "broker/topics.h"
+#include "proto/base/addr.h"
 
 struct sl_server_stats {
 	uint64_t connections_accepted;
@@ -65,6 +66,9 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	/* The bound listeners as HOST:PORT (the real port when 0 was asked); metrics_addr "" when off. */
+	char listen_addr[SL_ADDR_TEXT_BYTES];
+	char metrics_addr[SL_ADDR_TEXT_BYTES];
 	struct sl_offload_state offload;
 	struct sl_server_stats stats;
 };
