@@ -44,7 +44,20 @@ fd_limit=$(ulimit -n)
 runs=$data/runs
 mkdir -p "$runs"
 
-unavailable() { grep -c 'unavailable' "$data/broker/err" 2>/dev/null || true; }
+# Partitions that failed to open at the last start: the broker's recovery event says so (unavailable=N); a broker
+# without it prints one "topic T partition P unavailable" line each.
+unavailable() {
+	local n
+	n=$(broker_event_field recovery unavailable)
+	[ -n "$n" ] || n=$(grep -c 'partition [0-9]* unavailable' "$data/broker/err" 2>/dev/null || true)
+	echo "${n:-0}"
+}
+# The broker's own account of its recovery (the recovery event's took_ms), or null.
+recovery_ms() {
+	local n
+	n=$(broker_event_field recovery took_ms)
+	echo "${n:-null}"
+}
 
 point() { # layout partitions
 	local layout=$1 n=$2 tag=$1-$2 i f=$runs/$1-$2
@@ -69,14 +82,15 @@ point() { # layout partitions
 		client "$bin/synclog-bench" produce-topics --broker "$broker_addr" --topic t --topics "$n" \
 			--record-bytes 100 --count "$records" --inflight 16 --json "$f.produce.json" || true
 	fi
-	echo "\"rss_kb_after\":$(broker_rss_kb),\"fds\":$(broker_fds),\"unavailable_at_create\":$(unavailable)," \
+	echo "\"rss_kb_after\":$(broker_rss_kb),\"fds\":$(broker_fds),\"unavailable_at_create\":$(grep -c 'partition [0-9]* unavailable' "$data/broker/err" || true)," \
 		>>"$f.kv"
-	local crash=() clean=() bad=()
+	local crash=() clean=() bad=() rec_crash=() rec_clean=()
 	for i in $(seq 1 "$starts"); do
 		broker_kill
 		: >"$data/broker/err"
 		broker_start "$data/broker" --connections-max 100000
 		crash+=("$broker_start_ms")
+		rec_crash+=("$(recovery_ms)")
 		bad+=("$(unavailable)")
 	done
 	for i in $(seq 1 "$starts"); do
@@ -84,6 +98,7 @@ point() { # layout partitions
 		: >"$data/broker/err"
 		broker_start "$data/broker" --connections-max 100000
 		clean+=("$broker_start_ms")
+		rec_clean+=("$(recovery_ms)")
 		bad+=("$(unavailable)")
 	done
 	echo "\"rss_kb_restarted\":$(broker_rss_kb),\"fds_restarted\":$(broker_fds)," >>"$f.kv"
@@ -94,6 +109,12 @@ point() { # layout partitions
 	)],\"start_ms_clean\":[$(
 		IFS=,
 		echo "${clean[*]}"
+	)],\"recovery_ms_crash\":[$(
+		IFS=,
+		echo "${rec_crash[*]}"
+	)],\"recovery_ms_clean\":[$(
+		IFS=,
+		echo "${rec_clean[*]}"
 	)],\"unavailable_at_starts\":[$(
 		IFS=,
 		echo "${bad[*]}"

@@ -81,6 +81,7 @@ print(d)' "$1" "$2"; }
 broker_start() { # dir [flags...]
 	local dir=$1 t0
 	shift
+	broker_dir=$dir
 	mkdir -p "$dir"
 	: >"$dir/out"
 	t0=$(now_ns)
@@ -123,6 +124,12 @@ broker_kill() {
 	kill -KILL "$broker_pid" 2>/dev/null || true
 	wait "$broker_pid" 2>/dev/null || true
 	broker_pid=
+}
+
+# A field of the broker's last structured event of that name in its stderr (text format: "EVENT k=v ..."), or
+# empty: e.g. broker_event_field recovery took_ms.
+broker_event_field() { # event field [dir]
+	sed -n "s/.* INFO $1 .*\b$2=\([^ ]*\).*/\1/p" "${3:-$broker_dir}/err" 2>/dev/null | tail -1
 }
 
 broker_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status"; }

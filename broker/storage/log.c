@@ -429,10 +429,40 @@ static void kick(struct sl_log *log)
 
 static void write_done_cb(struct sl_io *io, int res);
 
+/* Make sure the pool holds an op for every append not yet written, plus the one about to be taken: each op
+ * carries at least one such append, so op_get then always finds one. Returns 0 or -ENOMEM. */
+static int ops_reserve(struct sl_log *log)
+{
+	if (log->ops_allocated > log->unwritten_count)
+		return 0;
+	struct sl_write_op_chunk *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->next = log->op_chunks;
+	log->op_chunks = c;
+	for (uint32_t i = 0; i < SL_WRITE_OPS_CHUNK; i++) {
+		c->ops[i].next_free = log->free_ops;
+		log->free_ops = &c->ops[i];
+	}
+	log->ops_allocated += SL_WRITE_OPS_CHUNK;
+	return 0;
+}
+
+static void ops_free(struct sl_log *log)
+{
+	while (log->op_chunks != NULL) {
+		struct sl_write_op_chunk *c = log->op_chunks;
+		log->op_chunks = c->next;
+		free(c);
+	}
+	log->free_ops = NULL;
+	log->ops_allocated = 0;
+}
+
 static struct sl_write_op *op_get(struct sl_log *log)
 {
 	struct sl_write_op *op = log->free_ops;
-	SL_ASSERT(op != NULL); /* one op per append at most, and the pool has inflight_appends_max */
+	SL_ASSERT(op != NULL); /* one op per unwritten append at most, and ops_reserve keeps that many */
 	log->free_ops = op->next_free;
 	memset(op, 0, offsetof(struct sl_write_op, iov));
 	op->io.done_cb = write_done_cb;
@@ -697,6 +727,8 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	if (log->unwritten_count >= log->cfg.inflight_appends_max ||
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
+	if (ops_reserve(log) < 0)
+		return -ENOMEM;
 	struct sl_segment *seg = active(log);
 	if (seg->size > 0 && (seg->size + a->len > log->cfg.segment_bytes_max ||
 	                      (log->cfg.segment_age_ms_max > 0 &&
@@ -1193,7 +1225,7 @@ int sl_log_close(struct sl_log *log)
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		sl_segment_free(log->segs[i]);
 	free(log->segs);
-	free(log->ops);
+	ops_free(log);
 	close(log->dir_fd);
 	free(log->dir);
 	free(log);
@@ -1219,12 +1251,7 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 	log->cfg = *cfg;
 	log->dir_fd = -1;
 	log->dir = strdup(dir);
-	log->ops = calloc(cfg->inflight_appends_max, sizeof(*log->ops));
-	int rc = (log->dir && log->ops) ? 0 : -ENOMEM;
-	for (uint32_t i = 0; rc == 0 && i < cfg->inflight_appends_max; i++) {
-		log->ops[i].next_free = log->free_ops;
-		log->free_ops = &log->ops[i];
-	}
+	int rc = log->dir ? 0 : -ENOMEM;
 	if (rc == 0 && mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		snprintf(err, err_cap, "partition %s: cannot create directory: %s", dir, strerror(-rc));
@@ -1242,7 +1269,6 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 		for (uint32_t i = 0; i < log->seg_count; i++)
 			sl_segment_free(log->segs[i]);
 		free(log->segs);
-		free(log->ops);
 		if (log->dir_fd >= 0)
 			close(log->dir_fd);
 		free(log->dir);

@@ -88,7 +88,8 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 /* Queue an append of one batch. The batch must already be validated (sl_batch_validate); the log assigns
  * offsets, writes the base offset into the batch and queues the write. The write is prepared in the ring
  * (sl_ring_submit sends it). Returns 0 (cb will run exactly once), -EAGAIN when the in-flight window is full,
- * -EBADMSG for a batch whose header is invalid, -EFBIG for a batch larger than a segment, or the error that
+ * -EBADMSG for a batch whose header is invalid, -EFBIG for a batch larger than a segment, -ENOMEM when its write
+ * op cannot be allocated (ops are allocated as appends need them: an idle log holds none), or the error that
  * made the log read-only (-EIO after a failed fdatasync: reopen the log). On a non-zero return cb never runs. */
 int sl_log_append(struct sl_log *log, struct sl_append *a);
 
