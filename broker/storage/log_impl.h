@@ -98,6 +98,8 @@ struct sl_log {
 	int rollback_errno; /* a write failed: no new appends until the log is cut back */
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
 	int completing;     /* inside a completion callback */
+	/* Opened with defer_open_sync and its directory not fsynced yet: no append until sl_log_open_sync_all. */
+	int open_sync_pending;
 
 	struct sl_log_stats stats;
 };
