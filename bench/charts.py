@@ -225,7 +225,8 @@ def replay_interference(d, png):
           f"{gib(d['replay_bytes'])} cold {fmt(s['with_replay_p99_us'])} us: {s['ratio_p99']:.2f}x "
           f"(target <= 1.5: {'met' if s['met'] else 'missed'}); replay {fmt(s['replay_mb_per_s'])} MB/s")
     c = Chart(f"Produce-to-consume latency at {d['rate']:,} records/s of {d['record_bytes']} B, alone and while "
-              f"one consumer replays {gib(d['replay_bytes'])} from disk (page cache dropped)")
+              f"one consumer replays {gib(d['replay_bytes'])} "
+              + ("from disk (page cache dropped)" if d.get("cold", True) else "from the page cache (warm)"))
     cats = ["p50", "p99", "p99.9"]
     c.bars("Live produce-to-consume latency (intended send time to receipt)", "microseconds", cats,
            [("alone", [s["alone_p50_us"], s["alone_p99_us"], s["alone_p999_us"]]),

@@ -20,6 +20,8 @@
 #   INTERFERENCE_SECONDS=S      each latency run (default 20: a replay pass of 5 GiB takes a few seconds)
 #   INTERFERENCE_ROUNDS=N       rounds (default 3)
 #   INTERFERENCE_BROKER_FLAGS   extra synclogd flags
+#   INTERFERENCE_COLD=0         keep the replayed files in the page cache (a warm replay: what of the delay is not
+#                               the disk's)
 set -euo pipefail
 name=replay_interference
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -36,6 +38,7 @@ else
 fi
 rate=20000
 record_bytes=1024
+cold=${INTERFERENCE_COLD:-1}
 count=$((bytes / (record_bytes + 12)))
 read -r -a broker_flags <<<"${INTERFERENCE_BROKER_FLAGS:-}"
 if [ "$(free_bytes "$data")" -lt $((bytes * 3 / 2)) ]; then
@@ -60,7 +63,7 @@ latency_run() { # json
 replayer() { # stop_file json_prefix pid_file
 	local n=0
 	while [ ! -e "$1" ]; do
-		find "$big_dir" -type f -exec dd if={} iflag=nocache count=0 status=none \;
+		[ "$cold" = 0 ] || find "$big_dir" -type f -exec dd if={} iflag=nocache count=0 status=none \;
 		n=$((n + 1))
 		taskset -c "$client_cpu" nice -n 19 "$bin/synclog-bench" replay --broker "$broker_addr" --topic big \
 			--count $count --json "$2-$n.json" &
@@ -70,13 +73,13 @@ replayer() { # stop_file json_prefix pid_file
 }
 
 alone() { # round
-	drop_caches "$data/broker/data" >/dev/null
+	[ "$cold" = 0 ] || drop_caches "$data/broker/data" >/dev/null
 	latency_run "$runs/alone-r$1.json"
 }
 
 with_replay() { # round
 	local stop=$runs/stop-r$1 pidf=$runs/replayer-r$1.pid rp
-	drop_caches "$data/broker/data" >/dev/null
+	[ "$cold" = 0 ] || drop_caches "$data/broker/data" >/dev/null
 	replayer "$stop" "$runs/replay-r$1" "$pidf" &
 	rp=$!
 	extra_pids+=("$rp")
@@ -106,10 +109,10 @@ for r in $(seq 1 "$rounds"); do
 done
 broker_stop
 
-python3 - "$runs" "$rounds" "$rate" "$(json_get "$runs/fill.json" stored_bytes)" "$record_bytes" "$seconds" \
+python3 - "$runs" "$rounds" "$rate" "$(json_get "$runs/fill.json" stored_bytes)" "$record_bytes" "$seconds" "$cold" \
 	>"$data/result.json" <<-'PY'
 	import glob, json, sys
-	runs, rounds, rate, stored, rb, secs = sys.argv[1:]
+	runs, rounds, rate, stored, rb, secs, cold = sys.argv[1:]
 	def lat(path):
 	    d = json.load(open(path))
 	    pick = lambda h: {k: h[k] for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "count")}
@@ -117,7 +120,7 @@ python3 - "$runs" "$rounds" "$rate" "$(json_get "$runs/fill.json" stored_bytes)"
 	            "error": d["error"]}
 	out = {"what": "live produce-to-consume latency with and without one consumer replaying a log from disk",
 	       "rate": int(rate), "record_bytes": 100, "replay_record_bytes": int(rb), "replay_bytes": int(stored),
-	       "seconds": float(secs), "rounds": []}
+	       "seconds": float(secs), "cold": cold == "1", "rounds": []}
 	for r in range(1, int(rounds) + 1):
 	    w = lat(f"{runs}/with-r{r}.json")
 	    passes = []
