@@ -28,6 +28,7 @@ static const char usage[] =
         "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
         "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
         "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS] [--repair]\n"
+        "                [--fetch-readahead-bytes N]\n"
         "                [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
@@ -40,7 +41,8 @@ static const char usage[] =
         "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
         "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
-        "                           connections_max, retention_check_ms; # starts a comment. Flags win over it.\n"
+        "                           connections_max, retention_check_ms, fetch_readahead_bytes; # starts a\n"
+        "                           comment. Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
         "  --segment-bytes N        roll a partition's segment past N bytes (default 1073741824)\n"
@@ -51,6 +53,9 @@ static const char usage[] =
         "  --frame-bytes-max N      the largest request accepted (default 16777216)\n"
         "  --connections-max N      connections at once (default 1024)\n"
         "  --retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
+        "  --fetch-readahead-bytes N  a fetch behind the log end has the kernel read N bytes past what it returns\n"
+        "                           into the page cache, so a replay from disk does not wait at every fetch\n"
+        "                           (default 4194304; 0 turns it off; at most 67108864)\n"
         "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
         "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
         "                           *.orphaned), print one line per partition, then exit\n"
@@ -100,7 +105,7 @@ static int parse_ms(const char *s, int64_t *out)
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
 struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
-	const char *log_format, *log_level, *retention_check;
+	const char *log_format, *log_level, *retention_check, *readahead;
 };
 
 /* What the event log is set to; applied once both sources are read. */
@@ -163,6 +168,11 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
 		cfg->retention_check_ms = (uint32_t)v;
+	}
+	if (s->readahead) {
+		if (parse_u64(s->readahead, 0, SL_FETCH_READAHEAD_BYTES_MAX, &v) < 0)
+			return bad_usage("invalid --fetch-readahead-bytes '%s': 0 to 67108864", s->readahead);
+		cfg->fetch_readahead_bytes = (uint32_t)v;
 	}
 	return 0;
 }
@@ -249,6 +259,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"frame_bytes_max", offsetof(struct settings, frame_max), 1},
 	        {"connections_max", offsetof(struct settings, conn_max), 1},
 	        {"retention_check_ms", offsetof(struct settings, retention_check), 1},
+	        {"fetch_readahead_bytes", offsetof(struct settings, readahead), 1},
 	};
 	static char nums[sizeof(keys) / sizeof(keys[0])][32];
 	json_t *j = config_read(path);
@@ -377,6 +388,7 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "frame_bytes_max", cfg->frame_bytes_max);
 	sl_slog_uint(e, "connections_max", cfg->connections_max);
 	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
+	sl_slog_uint(e, "fetch_readahead_bytes", cfg->fetch_readahead_bytes);
 	sl_slog_end(e);
 }
 
@@ -424,6 +436,8 @@ int main(int argc, char **argv)
 			slot = &flags.conn_max;
 		} else if (strcmp(a, "--retention-check-ms") == 0) {
 			slot = &flags.retention_check;
+		} else if (strcmp(a, "--fetch-readahead-bytes") == 0) {
+			slot = &flags.readahead;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

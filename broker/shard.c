@@ -34,6 +34,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	cfg->conn_inflight_requests_max = 4096;
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
+	cfg->fetch_readahead_bytes = SL_FETCH_READAHEAD_BYTES_DEFAULT;
 	sl_log_config_default(&cfg->log);
 }
 
