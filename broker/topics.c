@@ -162,8 +162,8 @@ static void snapshot_one(void *arg, size_t i)
 	j->results[i] = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
 }
 
-/* Every partition of every topic (all != 0) or those with a log and idempotent producers (all == 0), in an array
- * the caller frees; NULL when out of memory. */
+/* Every partition of every topic (all != 0), or those with a log and idempotent producers whose state moved since
+ * its last snapshot (all == 0), in an array the caller frees; NULL when out of memory. */
 static struct sl_partition **partitions_list(struct sl_topics *t, int all, uint32_t *count_out)
 {
 	uint32_t n = 0, at = 0;
@@ -173,7 +173,8 @@ static struct sl_partition **partitions_list(struct sl_topics *t, int all, uint3
 	for (struct sl_topic *topic = t->head; parts && topic; topic = topic->next)
 		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
 			struct sl_partition *p = &topic->parts[i];
-			if (all || (p->log != NULL && p->producers.count > 0))
+			if (all || (p->log != NULL && p->producers.count > 0 &&
+			            sl_log_next_offset(p->log) != p->snapshot_offset))
 				parts[at++] = p;
 		}
 	*count_out = at;
