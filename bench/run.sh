@@ -5,6 +5,11 @@
 #      matrix (bench/results/latest.{json,md,png}, bench/results/broker.json)
 #   3. bench/groups.sh: group replay and commit cost (bench/results/groups.json)
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
+#   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
+#      (bench/results/clean.json, compaction.json)
+#   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
+#      (bench/results/sync.json)
+#   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,5 +26,9 @@ fi
 # both honour BENCH_QUICK themselves.
 GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
+COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
+bench/sync.sh "$build"
+# The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
+KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

@@ -101,6 +101,9 @@ struct sl_log {
 	/* Opened with defer_open_sync and its directory not fsynced yet: no append until sl_log_open_sync_all. */
 	int open_sync_pending;
 
+	/* Retention drops no segment holding offsets at or past this (sl_log_set_retention_floor). */
+	int64_t retention_floor_offset;
+
 	struct sl_log_stats stats;
 };
 

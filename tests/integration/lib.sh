@@ -13,15 +13,18 @@ fail() {
 	exit 1
 }
 
-# start_broker DATA_DIR: starts synclogd, waits for its readiness line, sets BROKER_PID and SYNCLOG_BROKER.
+# start_broker DATA_DIR [FLAGS...]: starts synclogd, waits for its readiness line, sets BROKER_PID and
+# SYNCLOG_BROKER, and KAFKA_BROKER when the flags include --kafka-listen.
 start_broker() {
 	local data=$1
+	shift
 	local out="$TMP/broker.out.$$.$RANDOM"
-	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off >"$out" 2>>"$TMP/broker.err" &
+	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off "$@" >"$out" 2>>"$TMP/broker.err" &
 	BROKER_PID=$!
 	for _ in $(seq 1 200); do
 		if grep -q '^synclogd ready on ' "$out" 2>/dev/null; then
-			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$out")
+			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on \([^ ]*\).*/\1/p' "$out")
+			export KAFKA_BROKER=$(sed -n 's/^synclogd ready on .* kafka //p' "$out")
 			return 0
 		fi
 		kill -0 "$BROKER_PID" 2>/dev/null || fail "synclogd exited: $(cat "$TMP/broker.err")"
