@@ -1,8 +1,8 @@
 /* synclog-bench list-time: fetch-by-timestamp latency. --count ListOffsets requests by timestamp, one at a time on
  * one connection, each for every partition of the topic, at timestamps spread uniformly (a fixed pseudo-random
  * sequence) over [--from-ms, --to-ms]: the span the log's records were written in, which the script noted. The
- * first request is reported apart: with the page cache dropped before, it is the one that reads the time indexes
- * from disk. For the log-size curve (bench/curve_logsize.sh): the cost must not grow with the sealed data beyond
+ * first request asks for --from-ms itself, so that it lands in the oldest segment, and is reported apart: on a
+ * broker just started with the page cache dropped, it is the one that reads that segment's time index from disk. For the log-size curve (bench/curve_logsize.sh): the cost must not grow with the sealed data beyond
  * the index reads a lookup needs. */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,7 +50,7 @@ int loadgen_list_time(const struct loadgen_options *o)
 		x ^= x >> 7;
 		x ^= x << 17;
 		int64_t span = o->to_ms > o->from_ms ? o->to_ms - o->from_ms : 0;
-		int64_t ts = o->from_ms + (span > 0 ? (int64_t)(x % (uint64_t)(span + 1)) : 0);
+		int64_t ts = o->from_ms + (span > 0 && i > 0 ? (int64_t)(x % (uint64_t)(span + 1)) : 0);
 		int64_t t0 = sl_clock_mono_ns();
 
 		rc = sl_offsets_list(c, o->topic, SL_OFFSET_TIMESTAMP, ts, ids, n, offsets);
