@@ -2,8 +2,9 @@
  * one connection, each for every partition of the topic, at timestamps spread uniformly (a fixed pseudo-random
  * sequence) over [--from-ms, --to-ms]: the span the log's records were written in, which the script noted. The
  * first request asks for --from-ms itself, so that it lands in the oldest segment, and is reported apart: on a
- * broker just started with the page cache dropped, it is the one that reads that segment's time index from disk. For the log-size curve (bench/curve_logsize.sh): the cost must not grow with the sealed data beyond
- * the index reads a lookup needs. */
+ * broker just started with the page cache dropped, it is the one that reads that segment's time index from disk. For
+ * the log-size curve (bench/curve_logsize.sh): the cost must not grow with the sealed data beyond the index reads a
+ * lookup needs. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
