@@ -23,6 +23,7 @@
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "proto/base/parallel.h"
 #include "broker/storage/log_impl.h"
 #include "proto/batch.h"
 
@@ -875,6 +876,7 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	if (log->unwritten_count >= log->cfg.inflight_appends_max ||
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
+	SL_ASSERT(!log->open_sync_pending); /* the owner runs sl_log_open_sync_all before it serves */
 	int orc = ops_reserve(log);
 	if (orc == 0)
 		orc = sl_log_head_open(log);
@@ -916,6 +918,48 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 		log->held_first = a;
 	kick(log);
 	return 0;
+}
+
+/* ---- deferred open fsyncs ---- */
+
+struct open_sync_job {
+	struct sl_log *const *logs;
+	int *results; /* one per log, written only by the call that took it */
+};
+
+static void open_sync_one(void *arg, size_t i)
+{
+	struct open_sync_job *j = arg;
+	if (j->logs[i]->open_sync_pending)
+		j->results[i] = fsync(j->logs[i]->dir_fd) < 0 ? -errno : 0;
+}
+
+uint32_t sl_log_open_sync_all(struct sl_log *const *logs, uint32_t count, uint32_t threads, int *errors_out)
+{
+	struct open_sync_job j = {.logs = logs, .results = calloc(count ? count : 1, sizeof(int))};
+	uint32_t failed = 0;
+	if (j.results != NULL)
+		sl_parallel_for(count, threads, open_sync_one, &j);
+	for (uint32_t i = 0; i < count; i++) {
+		struct sl_log *log = logs[i];
+		if (errors_out)
+			errors_out[i] = 0;
+		if (!log->open_sync_pending)
+			continue;
+		int rc = j.results ? j.results[i] : (fsync(log->dir_fd) < 0 ? -errno : 0);
+		log->open_sync_pending = 0;
+		if (errors_out)
+			errors_out[i] = rc;
+		if (rc < 0) {
+			/* What reached the disk of open's changes is unknown: read-only, as after a failed fdatasync.
+			 */
+			if (log->fatal_errno == 0)
+				log->fatal_errno = rc;
+			failed++;
+		}
+	}
+	free(j.results);
+	return failed;
 }
 
 /* ---- reads ---- */
@@ -1444,14 +1488,15 @@ static int write_clean_marker(struct sl_log *log)
 	return rc;
 }
 
-int sl_log_close(struct sl_log *log)
+/* Close, part 1, on the ring's thread: let queued work finish; a seal that keeps failing is finished synchronously
+ * by close_finish instead. */
+static int close_drain(struct sl_log *log)
 {
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		SL_ASSERT(log->segs[i]->pins == 0); /* every pinned span was unpinned (log.h) */
 	int rc = sl_log_head_open(log);
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		log->segs[i]->seal_blocked = 0;
-	/* Let queued work finish; a seal that keeps failing is finished synchronously below instead. */
 	while (!sl_log_idle(log)) {
 		int n = sl_ring_wait(log->ring);
 		if (n < 0) {
@@ -1460,6 +1505,13 @@ int sl_log_close(struct sl_log *log)
 		}
 	}
 	SL_ASSERT(rc < 0 || sl_log_idle(log));
+	return rc;
+}
+
+/* Close, part 2: make everything durable, leave the marker, free. Touches only this log (no ring), so the logs of
+ * a broker can finish on several threads at once (sl_log_close_all). */
+static int close_finish(struct sl_log *log, int rc)
+{
 	if (rc == 0 && log->fatal_errno)
 		rc = log->fatal_errno;
 	for (uint32_t i = 0; rc == 0 && i < log->seg_count; i++) {
@@ -1496,6 +1548,48 @@ int sl_log_close(struct sl_log *log)
 	free(log->dir);
 	free(log);
 	return rc;
+}
+
+int sl_log_close(struct sl_log *log)
+{
+	return close_finish(log, close_drain(log));
+}
+
+struct close_job {
+	struct sl_log *const *logs;
+	int *results; /* in: close_drain's result; out: close_finish's */
+};
+
+static void close_finish_one(void *arg, size_t i)
+{
+	struct close_job *j = arg;
+	j->results[i] = close_finish(j->logs[i], j->results[i]);
+}
+
+uint32_t sl_log_close_all(struct sl_log *const *logs, uint32_t count, uint32_t threads, int *errors_out)
+{
+	struct close_job j = {.logs = logs, .results = calloc(count ? count : 1, sizeof(int))};
+	uint32_t failed = 0;
+	if (j.results == NULL) {
+		/* One by one, then: the same work without the array. */
+		for (uint32_t i = 0; i < count; i++) {
+			int rc = sl_log_close(logs[i]);
+			failed += rc < 0;
+			if (errors_out)
+				errors_out[i] = rc;
+		}
+		return failed;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		j.results[i] = close_drain(logs[i]);
+	sl_parallel_for(count, threads, close_finish_one, &j);
+	for (uint32_t i = 0; i < count; i++) {
+		failed += j.results[i] < 0;
+		if (errors_out)
+			errors_out[i] = j.results[i];
+	}
+	free(j.results);
+	return failed;
 }
 
 /* ---- open ---- */
