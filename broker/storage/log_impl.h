@@ -112,6 +112,7 @@ struct sl_log {
 	int rollback_errno; /* a write failed: no new appends until the log is cut back */
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
 	int completing;     /* inside a completion callback */
+	int cache_hold;     /* the head must stay open: a close or open fsync pass works on it (log.c) */
 	/* Opened with defer_open_sync and its directory not fsynced yet: no append until sl_log_open_sync_all. */
 	int open_sync_pending;
 
