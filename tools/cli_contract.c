@@ -34,7 +34,9 @@ static const struct cli_command set_command = {
                  "  --set-by NAME   who sets it (default: $SYNCLOG_USER, else the login name, with @host)\n"
                  "  --if-version N  store only if the current version is N (0: only if there is none yet), so\n"
                  "                  that two people editing one contract do not undo each other\n"
-                 "Prints `topic T contract version N` (or {\"topic\":T,\"version\":N}).\n",
+                 "Prints `topic T contract version N` (or {\"topic\":T,\"version\":N}), and on stderr the\n"
+                 "lines of the contract block the file leaves blank (fields_derived, recovery.replay_owner,\n"
+                 "consumer_impact.on_delete, ...): what a reviewer of the sync will ask for.\n",
 };
 
 static const struct cli_command show_command = {
@@ -110,6 +112,22 @@ int cli_file_read(const char *path, size_t max, char **out, size_t *len_out, cha
 	return 0;
 }
 
+/* The review drill: the lines of the seed's block this contract leaves blank, on stderr, so the author sees what
+ * a reviewer will ask for. Stored anyway: a contract is filled in over time, and each version is kept. */
+static void blank_lines_note(const char *topic, const struct sl_contract *c)
+{
+	const char *names[40];
+	size_t count = sl_contract_blank_lines(c, names, sizeof(names) / sizeof(names[0]));
+
+	if (count == 0)
+		return;
+	fprintf(stderr, "synclog contract set: topic %s: %zu line%s of the contract block left blank:", topic, count,
+	        count == 1 ? "" : "s");
+	for (size_t i = 0; i < count && i < sizeof(names) / sizeof(names[0]); i++)
+		fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+	fputc('\n', stderr);
+}
+
 static int contract_set(const struct cli *cli, int argc, char **argv)
 {
 	const char *topic = NULL, *file = NULL, *set_by = NULL, *value;
@@ -170,6 +188,7 @@ static int contract_set(const struct cli *cli, int argc, char **argv)
 		} else {
 			printf("topic %s contract version %u\n", topic, stored.version);
 		}
+		blank_lines_note(topic, contract);
 		sl_contract_record_free(&stored);
 		rc = CLI_EXIT_OK;
 	}

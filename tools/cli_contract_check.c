@@ -44,6 +44,8 @@ const struct cli_command cli_contract_check_command = {
                  "  deletes      the topic keeps deletes longer than its slowest group lags, and as long as the\n"
                  "               contract's deletes.retention\n"
                  "  backfill     (recovery.backfill_source) the source opens and reads\n"
+                 "After a FAIL, a line on stderr names whom to notify (recovery.alert.notify) and the replay\n"
+                 "owner (recovery.replay_owner).\n"
                  "  --target TARGET   sqlite:PATH, the target whose reconcile runs are checked (its reconcile_runs)\n"
                  "  --table NAME      its entity table (default entities)\n",
 };
@@ -75,6 +77,21 @@ static void clause(struct check *ck, const char *name, bool ok, const char *fmt,
 	} else {
 		printf("%-4s %s: %s\n", ok ? "ok" : "FAIL", name, evidence);
 	}
+}
+
+/* After a FAIL, on stderr (what cron mails): who the contract says to tell and who replays, so the page reaches
+ * the people who own the sync. */
+static void alert_note(const struct check *ck, const struct sl_contract *c)
+{
+	if (ck->fails == 0 || (c->notify[0] == '\0' && c->replay_owner[0] == '\0'))
+		return;
+	fprintf(stderr, "synclog contract check: %u clause%s of topic %s FAIL", ck->fails, ck->fails == 1 ? "" : "s",
+	        ck->topic);
+	if (c->notify[0] != '\0')
+		fprintf(stderr, "; notify %s", c->notify);
+	if (c->replay_owner[0] != '\0')
+		fprintf(stderr, "; replay owner %s", c->replay_owner);
+	fputc('\n', stderr);
 }
 
 static void ago(int64_t now_ms, int64_t then_ms, char *out, size_t cap)
@@ -400,6 +417,7 @@ int cli_contract_check(const struct cli *cli, int argc, char **argv)
 		deletes_check(&ck, contract, &cfg, &facts, groups_ok ? NULL : groups_err);
 	}
 	backfill_check(&ck, contract);
+	alert_note(&ck, contract);
 out:
 	free(infos);
 	sl_contract_free(contract);

@@ -562,8 +562,13 @@ static int delivery_check(struct ctx *x, struct sl_contract *c, json_t *d)
 
 static int recovery_check(struct ctx *x, struct sl_contract *c, json_t *r)
 {
-	static const char *const keys[] = {"backfill_source",    "replay_owner", "reconcile_every",
-	                                   "mismatch_threshold", "alert",        NULL};
+	static const char *const keys[] = {"backfill_source",
+	                                   "replay_owner",
+	                                   "reconcile_every",
+	                                   "mismatch_threshold",
+	                                   "alert",
+	                                   "retry_limit",
+	                                   NULL};
 	static const char *const alert_keys[] = {"stall_after", "notify", NULL};
 	const char *s;
 	json_t *alert, *t;
@@ -580,9 +585,21 @@ static int recovery_check(struct ctx *x, struct sl_contract *c, json_t *r)
 			              s);
 		snprintf(c->backfill_source, sizeof(c->backfill_source), "%s", s);
 	}
-	if ((rc = string_get(x, r, "recovery", "replay_owner", 256, &s)) != 0 ||
+	if ((rc = string_get(x, r, "recovery", "replay_owner", SL_CONTRACT_FREE_TEXT_BYTES_MAX, &s)) != 0 ||
 	    (rc = duration_get(x, r, "recovery", "reconcile_every", &c->reconcile_every_ms)) != 0)
 		return rc;
+	if (s != NULL)
+		snprintf(c->replay_owner, sizeof(c->replay_owner), "%s", s);
+	t = json_object_get(r, "retry_limit");
+	if (t != NULL && !json_is_null(t)) {
+		if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+		    json_integer_value(t) > SL_CONTRACT_RETRY_LIMIT_MAX)
+			return refuse(x, "recovery.retry_limit",
+			              "must be a number of tries from 1 to %d (a thin event's fetch, then the "
+			              "dead-letter topic)",
+			              SL_CONTRACT_RETRY_LIMIT_MAX);
+		c->retry_limit = (uint32_t)json_integer_value(t);
+	}
 	t = json_object_get(r, "mismatch_threshold");
 	if (t != NULL && !json_is_null(t)) {
 		if (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 1)
@@ -593,8 +610,10 @@ static int recovery_check(struct ctx *x, struct sl_contract *c, json_t *r)
 	if ((rc = object_get(x, r, "recovery", "alert", &alert)) != 0 || alert == NULL)
 		return rc;
 	if ((rc = keys_check(x, alert, "recovery.alert", alert_keys)) != 0 ||
-	    (rc = string_get(x, alert, "recovery.alert", "notify", 256, &s)) != 0)
+	    (rc = string_get(x, alert, "recovery.alert", "notify", SL_CONTRACT_FREE_TEXT_BYTES_MAX, &s)) != 0)
 		return rc;
+	if (s != NULL)
+		snprintf(c->notify, sizeof(c->notify), "%s", s);
 	return duration_get(x, alert, "recovery.alert", "stall_after", &c->stall_after_ms);
 }
 
@@ -658,6 +677,85 @@ static int impact_check(struct ctx *x, json_t *impact)
 	return 0;
 }
 
+/* The lines of the seed's contract block, and the review drill's questions, as key paths: what a reviewer asks
+ * for when it is blank. source_of_truth.system is required, so never blank; conflicts is left out (a read-only
+ * target has none to resolve, and the default, version, is a choice). */
+static const char *const review_lines[] = {
+        "fields_owned",
+        "fields_derived",
+        "delivery.model",
+        "delivery.ordering",
+        "delivery.duplicates",
+        "delivery.stale",
+        "recovery.backfill_source",
+        "recovery.replay_owner",
+        "recovery.reconcile_every",
+        "recovery.mismatch_threshold",
+        "recovery.alert.stall_after",
+        "recovery.alert.notify",
+        "schema.versions",
+        "deletes.mode",
+        "deletes.retention",
+        "consumer_impact.during_delay",
+        "consumer_impact.during_drift",
+        "consumer_impact.on_duplicate",
+        "consumer_impact.on_delete",
+        "consumer_impact.on_schema_change",
+        "consumer_impact.rollout_pause",
+};
+_Static_assert(sizeof(review_lines) / sizeof(review_lines[0]) <= 32, "blank_lines is a 32-bit mask");
+
+/* A dotted path of root given (present and not null; an empty list counts as given: "none" is an answer). */
+static bool path_given(json_t *root, const char *path)
+{
+	char key[PATH_BYTES_MAX];
+	json_t *v = root;
+
+	while (v != NULL && *path != '\0') {
+		size_t n = strcspn(path, ".");
+
+		if (!json_is_object(v) || n >= sizeof(key))
+			return false;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		v = json_object_get(v, key);
+		path += n + (path[n] == '.');
+	}
+	return v != NULL && !json_is_null(v);
+}
+
+static void blank_lines_note(struct sl_contract *c, json_t *root)
+{
+	for (size_t i = 0; i < sizeof(review_lines) / sizeof(review_lines[0]); i++)
+		if (!path_given(root, review_lines[i]))
+			c->blank_lines |= 1u << i;
+}
+
+size_t sl_contract_blank_lines(const struct sl_contract *c, const char **names, size_t names_max)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < sizeof(review_lines) / sizeof(review_lines[0]); i++) {
+		if ((c->blank_lines & (1u << i)) == 0)
+			continue;
+		if (count < names_max)
+			names[count] = review_lines[i];
+		count++;
+	}
+	/* A thin event needs its source's API: where it is and how often to try it are blank lines of their own. */
+	if (c->thin && c->fetch_url[0] == '\0') {
+		if (count < names_max)
+			names[count] = "delivery.fetch_url";
+		count++;
+	}
+	if (c->thin && c->retry_limit == 0) {
+		if (count < names_max)
+			names[count] = "recovery.retry_limit";
+		count++;
+	}
+	return count;
+}
+
 /* Check root, fill c, and set c->json to the stored form. */
 static int contract_check(struct ctx *x, json_t *root, struct sl_contract *c)
 {
@@ -699,6 +797,8 @@ static int contract_check(struct ctx *x, json_t *root, struct sl_contract *c)
 		rc = deletes_check(x, c, sub);
 	if (rc == 0 && (rc = object_get(x, root, "", "consumer_impact", &sub)) == 0 && sub != NULL)
 		rc = impact_check(x, sub);
+	if (rc == 0)
+		blank_lines_note(c, root);
 	if (rc == 0) {
 		c->json = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
 		if (c->json == NULL)

@@ -24,19 +24,23 @@
  *                                          {policy: lww, max_clock_skew: 2s}
  *   recovery:
  *     backfill_source: sqlite:/srv/billing.db:customers     a source spec of synclog backfill
- *     replay_owner: crm-team             free text: who replays
+ *     replay_owner: crm-team             free text: who replays (contract check names it on a FAIL)
+ *     retry_limit: 8                     tries of one thin event's fetch before it is dead-lettered (apply
+ *                                          --fetch-retries)
  *     reconcile_every: 1h                a duration: the last reconcile run must be younger
  *     mismatch_threshold: 0.0001         a ratio: reconcile alerts above it
  *     alert:
  *       stall_after: 5m                  a duration: a group stalled longer fails the contract
- *       notify: "#sync-oncall"           free text
+ *       notify: "#sync-oncall"           free text: who to tell (contract check names it on a FAIL)
  *   schema:
  *     versions: [1, 2]                   schema versions consumers accept (a record without one is version 1)
  *     on_unknown: hold                   hold | dead-letter
  *   deletes:
  *     mode: soft                         soft | archive | purge (apply --on-delete hide | archive | erase-value)
  *     retention: 7d                      how long a deleted row is kept (apply --tombstone-retention)
- *   consumer_impact:                     free text, any keys: during_delay, during_drift, rollout_pause, ...
+ *   consumer_impact:                     free text, any keys; the review drill asks for what consumers see
+ *                                          during_delay, during_drift, on_duplicate, on_delete,
+ *                                          on_schema_change, and what pauses the rollout (rollout_pause)
  *
  * Names (systems, fields) are 1 to 128 characters of letters, digits, '_', '-', '.'. A field is a member of the
  * value's top-level JSON object.
@@ -61,6 +65,10 @@
 #define SL_CONTRACT_FIELDS_MAX          512
 #define SL_CONTRACT_SCHEMA_VERSIONS_MAX 64
 #define SL_CONTRACT_SPEC_BYTES_MAX      1100
+/* replay_owner, alert.notify: a team or a channel, not an essay. */
+#define SL_CONTRACT_FREE_TEXT_BYTES_MAX 256
+/* The most tries of one record the contract may ask for: apply's --fetch-retries takes 1 to 1000 too. */
+#define SL_CONTRACT_RETRY_LIMIT_MAX     1000
 
 enum sl_contract_conflicts {
 	SL_CONFLICTS_VERSION = 0, /* apply.h's rules: versions decide, an equal version with another value is kept */
@@ -94,15 +102,19 @@ struct sl_contract {
 	enum sl_contract_conflicts conflicts;
 	int64_t max_clock_skew_ms; /* lww; 0 when not given */
 	char backfill_source[SL_CONTRACT_SPEC_BYTES_MAX];
-	int64_t reconcile_every_ms; /* 0: not given */
-	double mismatch_threshold;  /* < 0: not given */
-	int64_t stall_after_ms;     /* 0: not given */
+	int64_t reconcile_every_ms;                             /* 0: not given */
+	double mismatch_threshold;                              /* < 0: not given */
+	int64_t stall_after_ms;                                 /* 0: not given */
+	uint32_t retry_limit;                                   /* 0: not given */
+	char replay_owner[SL_CONTRACT_FREE_TEXT_BYTES_MAX + 1]; /* "" when not given */
+	char notify[SL_CONTRACT_FREE_TEXT_BYTES_MAX + 1];       /* "" when not given */
 	int32_t schema_versions[SL_CONTRACT_SCHEMA_VERSIONS_MAX];
 	uint32_t schema_version_count; /* 0: any version is accepted */
 	enum sl_contract_on_unknown on_unknown;
 	bool deletes_given;
 	enum sl_contract_deletes deletes;
 	int64_t delete_retention_ms; /* 0: not given */
+	uint32_t blank_lines;        /* bit i: review_lines[i] of contract.c is not given */
 	char *json;                  /* the stored form, NUL-terminated */
 };
 
@@ -121,6 +133,12 @@ const char *sl_contract_field_owner(const struct sl_contract *c, const char *fie
 bool sl_contract_has_ownership(const struct sl_contract *c);
 /* Whether schema version v is accepted (0, a record without one, is version 1). */
 bool sl_contract_schema_accepted(const struct sl_contract *c, int32_t v);
+
+/* The review drill of a sync spec: the lines of the contract block a reviewer asks for that this contract leaves
+ * blank (a source of truth is always given). Writes up to names_max key paths ("recovery.replay_owner",
+ * "consumer_impact.during_delay", ...) into names, static strings; returns how many are blank, which may be more
+ * than names_max. */
+size_t sl_contract_blank_lines(const struct sl_contract *c, const char **names, size_t names_max);
 
 /* Names as the file spells them. */
 const char *sl_contract_conflicts_name(enum sl_contract_conflicts p);

@@ -3,7 +3,8 @@
 # fails on purpose). While the API fails, the partition waits at the event: nothing after it is applied, the target's
 # synclog_partition_state and stderr say waiting and why; once the API answers, the entity and everything behind it
 # apply and the state is ok again. A 404 is a delete; an event the API keeps failing is dead-lettered after
-# --fetch-retries tries; so is one whose API cannot be reached at all.
+# --fetch-retries tries; so is one whose API cannot be reached at all (with the URL and the budget from the
+# topic's contract).
 set -euo pipefail
 BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
@@ -95,8 +96,13 @@ kill -KILL "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=
 echo '{"key":"cust-4","version":1,"op":"changed"}' | "$S" produce customers --input json >/dev/null
-"$S" apply customers --group crm --target "sqlite:$DB" --fetch-url "http://127.0.0.1:$PORT/entities/{key}" \
-	--fetch-retries 2 >"$TMP/out" 2>"$TMP/err" || fail "apply: $(cat "$TMP/err")"
+# This time the topic's contract gives the URL and the retry budget (recovery.retry_limit) instead of the flags.
+printf 'source_of_truth: {system: crm}\ndelivery: {payload: thin, fetch_url: "http://127.0.0.1:%s/entities/{key}"}\nrecovery: {retry_limit: 2}\n' \
+	"$PORT" >"$TMP/c.yaml"
+"$S" contract set customers "$TMP/c.yaml" >/dev/null 2>&1
+"$S" apply customers --group crm --target "sqlite:$DB" >"$TMP/out" 2>"$TMP/err" || fail "apply: $(cat "$TMP/err")"
+grep -q "thin events from http://127.0.0.1:$PORT/entities/{key}, 2 tries before the dead-letter topic" "$TMP/err" ||
+	fail "contract note: $(cat "$TMP/err")"
 [ "$(cat "$TMP/out")" = "applied 0 stale 0 duplicate 0 deleted 0 dead_lettered 1" ] || fail "no server: $(cat "$TMP/out")"
 grep -q "partition 0 waiting at offset 6: GET http://127.0.0.1:$PORT/entities/cust-4: .*(try 1 of 2)" "$TMP/err" ||
 	fail "no server: $(cat "$TMP/err")"

@@ -26,7 +26,8 @@ recovery:
   backfill_source: $2
   reconcile_every: 1h
   mismatch_threshold: 0.01
-  alert: {stall_after: $3}
+  alert: {stall_after: $3, notify: "#crm-oncall"}
+  replay_owner: crm-team
 deletes: {mode: soft, retention: $4}
 YAML
 }
@@ -63,6 +64,10 @@ assert all(r["ok"] for r in rows), rows'
 # ---- duplicates: a producer without idempotency keys ----
 echo '{"key":"c4","version":2,"value":{"status":"paused"}}' | "$S" produce customer-status --input json >/dev/null
 check_says customer-status duplicates FAIL "1 of 4 live records .* had no idempotency key" --target "sqlite:$TMP/crm.db"
+# The page reaches the people the contract names (stderr, what cron mails), and only on a FAIL.
+grep -q '^synclog contract check: 1 clause of topic customer-status FAIL; notify #crm-oncall; replay owner crm-team$' \
+	"$TMP/check" || fail "alert note: $(cat "$TMP/check")"
+grep -q 'notify' "$TMP/healthy" && fail "an alert note on a healthy sync: $(cat "$TMP/healthy")"
 # A new contract version counts afresh.
 "$S" contract set customer-status "$TMP/c.yaml" >/dev/null
 check_says customer-status duplicates ok "0 live records produced since" --target "sqlite:$TMP/crm.db"

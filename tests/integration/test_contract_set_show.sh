@@ -18,7 +18,11 @@ delivery:
   duplicates: idempotency-key
   without_idempotency_key: refuse
 YAML
-[ "$("$S" contract set cs "$TMP/v1.yaml" --set-by alice@ops)" = "topic cs contract version 1" ] || fail "set v1"
+[ "$("$S" contract set cs "$TMP/v1.yaml" --set-by alice@ops 2>"$TMP/err")" = "topic cs contract version 1" ] ||
+	fail "set v1"
+# The review drill: the lines of the block the file leaves blank are named (and the contract stored anyway).
+grep -q '^synclog contract set: topic cs: 20 lines of the contract block left blank: fields_owned, fields_derived, delivery.model, delivery.ordering, delivery.stale, recovery.backfill_source, .*consumer_impact.on_delete, consumer_impact.on_schema_change, consumer_impact.rollout_pause$' \
+	"$TMP/err" || fail "blank lines: $(cat "$TMP/err")"
 "$S" contract show cs >"$TMP/show"
 head -1 "$TMP/show" | grep -q '^topic cs contract version 1, set by alice@ops from 127.0.0.1:[0-9]* at 20' ||
 	fail "show header: $(head -1 "$TMP/show")"

@@ -35,6 +35,7 @@ static const char full_yaml[] = "# the customer-status sync\n"
                                 "recovery:\n"
                                 "  backfill_source: sqlite:/srv/billing.db:customers\n"
                                 "  replay_owner: crm-team\n"
+                                "  retry_limit: 12\n"
                                 "  reconcile_every: 1h\n"
                                 "  mismatch_threshold: 0.0001\n"
                                 "  alert:\n"
@@ -48,7 +49,11 @@ static const char full_yaml[] = "# the customer-status sync\n"
                                 "  retention: 7d\n"
                                 "consumer_impact:\n"
                                 "  during_delay: CRM shows the previous status\n"
-                                "  during_drift: support sees a stale badge until reconciliation\n";
+                                "  during_drift: support sees a stale badge until reconciliation\n"
+                                "  on_duplicate: nothing, the event id was seen\n"
+                                "  on_delete: the customer is hidden, kept 7 days\n"
+                                "  on_schema_change: v2 waits until the CRM knows it\n"
+                                "  rollout_pause: a reconcile above 0.01%\n";
 
 static struct sl_contract *parse_ok(const char *text)
 {
@@ -100,7 +105,40 @@ static void full_yaml_contract_reads_every_clause(void **state)
 	assert_true(c->deletes_given);
 	assert_int_equal(c->deletes, SL_DELETES_ARCHIVE);
 	assert_int_equal(c->delete_retention_ms, 7LL * 24 * 3600 * 1000);
+	assert_string_equal(c->replay_owner, "crm-team");
+	assert_string_equal(c->notify, "#sync-oncall");
+	assert_int_equal(c->retry_limit, 12);
 	sl_contract_free(c);
+}
+
+/* The review drill: a contract that answers every line of the block and the drill's questions has no blank line;
+ * a bare one names each line it leaves blank, in the block's order. */
+static void blank_lines_of_the_block_are_named(void **state)
+{
+	struct sl_contract *full = parse_ok(full_yaml);
+	struct sl_contract *bare = parse_ok("source_of_truth: {system: billing}\n"
+	                                    "fields_derived: []\n"
+	                                    "delivery: {payload: thin}\n"
+	                                    "consumer_impact: {during_delay: the previous status}\n");
+	const char *names[64];
+	size_t count;
+
+	(void)state;
+	assert_int_equal(sl_contract_blank_lines(full, names, 64), 0);
+	count = sl_contract_blank_lines(bare, names, 64);
+	/* 21 lines, less fields_derived (an empty list answers "none") and during_delay, plus the thin event's
+	 * fetch_url and retry_limit. */
+	assert_int_equal(count, 21);
+	assert_string_equal(names[0], "fields_owned");
+	assert_string_equal(names[1], "delivery.model");
+	assert_string_equal(names[14], "consumer_impact.during_drift");
+	assert_string_equal(names[18], "consumer_impact.rollout_pause");
+	assert_string_equal(names[19], "delivery.fetch_url");
+	assert_string_equal(names[20], "recovery.retry_limit");
+	/* Fewer slots than blank lines: the count is still whole. */
+	assert_int_equal(sl_contract_blank_lines(bare, names, 2), 21);
+	sl_contract_free(full);
+	sl_contract_free(bare);
 }
 
 static void fields_belong_to_their_system_unlisted_to_the_source_of_truth_derived_to_none(void **state)
@@ -198,6 +236,9 @@ static void bad_values_are_refused_with_the_choices(void **state)
 	parse_refused("source_of_truth: {system: b}\ndelivery: {fetch_url: \"http://x/y\"}\n", "{key}", NULL);
 	parse_refused("source_of_truth: {system: b}\nconflicts: {policy: version, max_clock_skew: 1s}\n", "lww", NULL);
 	parse_refused("source_of_truth: {system: b}\nrecovery: {backfill_source: \"ftp://x\"}\n", "sqlite:", NULL);
+	parse_refused("source_of_truth: {system: b}\nrecovery: {retry_limit: 0}\n", "recovery.retry_limit", "1 to 1000",
+	              NULL);
+	parse_refused("source_of_truth: {system: b}\nrecovery: {retry_limit: many}\n", "recovery.retry_limit", NULL);
 }
 
 static void source_of_truth_is_required(void **state)
@@ -267,6 +308,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(full_yaml_contract_reads_every_clause),
+	        cmocka_unit_test(blank_lines_of_the_block_are_named),
 	        cmocka_unit_test(fields_belong_to_their_system_unlisted_to_the_source_of_truth_derived_to_none),
 	        cmocka_unit_test(yaml_and_json_of_one_contract_store_the_same_form),
 	        cmocka_unit_test(stored_form_reads_back_to_itself),
