@@ -3,7 +3,7 @@
 # running system breaks it: a producer without idempotency keys (duplicates), no/old/drifting reconcile runs
 # (reconcile), a group with records to read and no commit for longer than stall_after (stall), deletes kept less
 # long than the contract promises or than the slowest group lags (deletes), a backfill source that cannot be read
-# (backfill).
+# (backfill), a topic without a contract (contract).
 set -euo pipefail
 BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
@@ -60,6 +60,11 @@ import json, sys
 rows = [json.loads(l) for l in sys.stdin]
 assert [r["clause"] for r in rows] == ["contract", "duplicates", "reconcile", "stall", "deletes", "backfill"], rows
 assert all(r["ok"] for r in rows), rows'
+
+# ---- contract: a topic without one, an unknown topic ----
+"$S" topic create bare --partitions 1 >/dev/null
+check_says bare contract FAIL "topic bare has no sync contract: set one with .synclog contract set bare FILE."
+check_says nosuch contract FAIL "UNKNOWN_TOPIC: unknown topic 'nosuch'"
 
 # ---- duplicates: a producer without idempotency keys ----
 echo '{"key":"c4","version":2,"value":{"status":"paused"}}' | "$S" produce customer-status --input json >/dev/null
