@@ -85,7 +85,7 @@ static const struct cli_command apply_command = {
                 "                                .path=JSON, del(.path) (repeat for each old version)\n"
                 "  --upcast-hook LIB.so          a shared object whose synclog_upcast() brings old versions up\n"
                 "  --fetch-url URL               thin events (op changed): GET URL with {key} replaced; 404 is a\n"
-                "                                delete; while the source does not answer the partition waits\n"
+                "                                delete; while the source does not answer the partition stalls\n"
                 "  --fetch-retries N             tries of one thin event, with backoff, before it is dead-lettered\n"
                 "                                (default 8: about 3 minutes; the contract's recovery.retry_limit)\n"
                 "  --no-contract                 ignore the topic's contract\n"

@@ -625,7 +625,7 @@ static int record_prepare(struct sl_apply *a, struct apply_part *p, const struct
 			p->attempts = 0;
 		}
 		if (++p->attempts < a->o.fetch_retries_max) {
-			hold(a, p, r, now_ms(a) + fetch_backoff_ms(a, p->attempts - 1), "waiting", detail);
+			hold(a, p, r, now_ms(a) + fetch_backoff_ms(a, p->attempts - 1), "stalled", detail);
 			return 0;
 		}
 		snprintf(why, why_bytes, "fetching the thin event's entity failed %u times: %s", p->attempts, detail);

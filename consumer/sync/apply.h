@@ -359,7 +359,7 @@ struct sl_apply_options {
 	uint32_t fetch_retries_max;
 	uint32_t fetch_backoff_ms;
 	uint32_t fetch_backoff_ms_max;
-	/* A partition's state changed: "ok", "waiting" (a thin event's source does not answer; held, tried again) or
+	/* A partition's state changed: "ok", "stalled" (a thin event's source does not answer; held, tried again) or
 	 * "held" (an unknown schema version; held until the applier starts again with a contract or an upcast that
 	 * takes it), with why and the offset it waits at. May be NULL. */
 	void (*state_cb)(const char *topic, uint32_t partition, const char *state, const char *reason, int64_t offset,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Thin events (op changed): the applier fetches each entity from the source's API (a small local HTTP server that
-# fails on purpose). While the API fails, the partition waits at the event: nothing after it is applied, the target's
-# synclog_partition_state and stderr say waiting and why; once the API answers, the entity and everything behind it
+# fails on purpose). While the API fails, the partition stalls at the event: nothing after it is applied, the target's
+# synclog_partition_state and stderr say stalled and why; once the API answers, the entity and everything behind it
 # apply and the state is ok again. A 404 is a delete; an event the API keeps failing is dead-lettered after
 # --fetch-retries tries; so is one whose API cannot be reached at all (with the URL and the budget from the
 # topic's contract).
@@ -54,12 +54,12 @@ JSON
 	--fetch-retries 30 >"$TMP/apply.out" 2>"$TMP/apply.err" &
 APPLY_PID=$!
 # The API fails for cust-1: the partition waits there; cust-3's first version (before it) applied, cust-2 not.
-wait_for "$DB" "SELECT state FROM synclog_partition_state" waiting
+wait_for "$DB" "SELECT state FROM synclog_partition_state" stalled
 sql "$DB" "SELECT reason FROM synclog_partition_state" | grep -q "entities/cust-1: HTTP 503 (try [0-9]* of 30)" ||
 	fail "state reason: $(sql "$DB" "SELECT reason FROM synclog_partition_state")"
 [ "$(sql "$DB" "SELECT key || ' ' || version FROM entities ORDER BY key")" = "cust-3 1" ] ||
 	fail "applied past the waiting event: $(sql "$DB" "SELECT key, version FROM entities")"
-grep -q "partition 0 waiting at offset 1: GET http://127.0.0.1:$PORT/entities/cust-1: HTTP 503" "$TMP/apply.err" ||
+grep -q "partition 0 stalled at offset 1: GET http://127.0.0.1:$PORT/entities/cust-1: HTTP 503" "$TMP/apply.err" ||
 	fail "stderr: $(cat "$TMP/apply.err")"
 
 # The API recovers: everything behind the event applies, cust-3 is gone from the source (404: a delete).
@@ -104,6 +104,6 @@ printf 'source_of_truth: {system: crm}\ndelivery: {payload: thin, fetch_url: "ht
 grep -q "thin events from http://127.0.0.1:$PORT/entities/{key}, 2 tries before the dead-letter topic" "$TMP/err" ||
 	fail "contract note: $(cat "$TMP/err")"
 [ "$(cat "$TMP/out")" = "applied 0 stale 0 duplicate 0 deleted 0 dead_lettered 1" ] || fail "no server: $(cat "$TMP/out")"
-grep -q "partition 0 waiting at offset 6: GET http://127.0.0.1:$PORT/entities/cust-4: .*(try 1 of 2)" "$TMP/err" ||
+grep -q "partition 0 stalled at offset 6: GET http://127.0.0.1:$PORT/entities/cust-4: .*(try 1 of 2)" "$TMP/err" ||
 	fail "no server: $(cat "$TMP/err")"
 stop_broker

@@ -23,7 +23,7 @@ struct env {
 	uint32_t script_len;
 	uint32_t fetches;
 	char body[128];
-	char states[512]; /* "waiting,ok," ... */
+	char states[512]; /* "stalled,ok," ... */
 };
 
 static int fetch_cb(const struct sl_apply_record *r, const uint8_t **out, size_t *out_len, char *why, size_t why_bytes,
@@ -117,7 +117,7 @@ static void while_the_source_is_down_the_partition_waits_and_the_others_go_on(vo
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE key = 'other'"), 1);
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE key IN ('cust-1', 'after')"), 0);
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM synclog_partition_state WHERE \"partition\" = 0 AND"
-	                                     " state = 'waiting' AND reason LIKE '%connection refused (try 1 of 4)'"),
+	                                     " state = 'stalled' AND reason LIKE '%connection refused (try 1 of 4)'"),
 	                 1);
 	assert_false(sl_apply_done(x->e.engine));
 	assert_int_equal(at_run(&x->e, 50), 0);
@@ -125,7 +125,7 @@ static void while_the_source_is_down_the_partition_waits_and_the_others_go_on(vo
 	assert_int_equal(at_row_get(&x->e, "cust-1", &row), 1);
 	assert_string_equal(row.value, "{\"id\":\"cust-1\",\"fetch\":3}");
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE key = 'after'"), 1);
-	assert_string_equal(x->states, "waiting,waiting,ok,");
+	assert_string_equal(x->states, "stalled,stalled,ok,");
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM synclog_partition_state WHERE state = 'ok'"), 1);
 	/* The waits were the backoff's: 100 ms, then 200 ms, on the fake clock. */
 	assert_true(x->e.clock.slept_ms >= 300);
