@@ -59,13 +59,18 @@ static void path_free(struct path *p)
 	p->count = 0;
 }
 
+static void step_free(struct step *st)
+{
+	path_free(&st->to);
+	path_free(&st->from);
+	json_decref(st->literal);
+	st->literal = NULL;
+}
+
 static void mapping_free(struct mapping *m)
 {
-	for (uint32_t i = 0; i < m->step_count; i++) {
-		path_free(&m->steps[i].to);
-		path_free(&m->steps[i].from);
-		json_decref(m->steps[i].literal);
-	}
+	for (uint32_t i = 0; i < m->step_count; i++)
+		step_free(&m->steps[i]);
 	free(m);
 }
 
@@ -177,6 +182,8 @@ static int step_parse(const char *text, struct step *st, char *err, size_t err_b
 		goto bad;
 	return 0;
 bad:
+	/* A refused step may hold the segments of the paths parsed before the mistake. */
+	step_free(st);
 	sl_error_set(
 	        err, err_bytes,
 	        "upcast step '%s': use .to=.from (move), .path=JSON (set) or del(.path), paths as .a.b or .\"a key\"",
