@@ -15,7 +15,8 @@ BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
+# openssl: TLS in the connection layers and SCRAM-SHA-256 (proto/scram.c).
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl
 # ISA-L's CRC32C when it is installed (tools/install-deps.sh installs it), proto/crc32c.c's own otherwise.
 HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
 ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)
@@ -150,12 +151,13 @@ FUZZ_SECONDS ?= 20
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(PROTO_SRC) $(PROTO_GEN) \
-		$(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lpthread $(ISAL_LIBS)
+		$(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lssl -lcrypto -lpthread $(ISAL_LIBS)
 # The JSON scanner of the client library against jansson: that one file of the client on top of the protocol.
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PROTO_SRC) $(PROTO_GEN) | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< consumer/client/json_text.c \
-		$(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -ljansson -lpthread $(ISAL_LIBS)
+		$(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -ljansson -lssl -lcrypto -lpthread \
+		$(ISAL_LIBS)
 
 # `make test` says what it runs and how each step ended; apt's and the compiler's output go to logs in $(BUILD),
 # shown (their last lines) only when a step fails.
