@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/security.h"
 #include "proto/synclog.pb-c.h"
 
 struct sl_server;
@@ -42,10 +43,11 @@ struct sl_req_frontend {
 
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
-	int hello_done;             /* native protocol: Hello negotiated */
-	int close_after_write;      /* protocol mismatch: close once the error is sent */
-	struct sl_req *cancel_head; /* parked requests (invariant 3) */
-	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
+	int hello_done;                 /* native protocol: Hello negotiated */
+	int close_after_write;          /* protocol mismatch: close once the error is sent */
+	struct sl_req *cancel_head;     /* parked requests (invariant 3) */
+	char peer[64];                  /* "ADDRESS:PORT" of the client, for logs */
+	struct sl_session_security sec; /* its principal, the SCRAM exchange, quotas (broker/security.h) */
 };
 
 struct sl_req {
@@ -58,6 +60,9 @@ struct sl_req {
 	Synclog__Response resp;
 	char error_message[512];
 	int responded;
+	/* An administrative request's audit line (broker/security.h rule 3): 1 + enum sl_audit_action, or 0. */
+	int audit_action;
+	char audit_target[320];
 	size_t pending; /* storage work started and not yet called back */
 	/* Parking (invariant 3): the hook answers or drops the request; the front end never calls into a handler. */
 	void (*cancel_cb)(struct sl_req *req, int drop);

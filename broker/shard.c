@@ -35,6 +35,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
 	sl_log_config_default(&cfg->log);
+	sl_security_config_default(&cfg->security);
 }
 
 /* ---- the loop's storage wiring ---- */
@@ -79,7 +80,7 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait until every request's storage work called back and its answer was handed to the socket. */
-	if (!sl_net_drained(srv) || sl_offload_busy(srv))
+	if (!sl_net_drained(srv) || sl_offload_busy(srv) || sl_security_busy(srv))
 		return;
 	sl_net_close(srv);
 	uv_check_stop(h);
@@ -194,6 +195,8 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &cfg->log, &srv->topics, err, err_cap);
 		groups_open = rc == 0;
 	}
+	if (rc == 0)
+		rc = sl_security_open(srv, err, err_cap);
 	if (rc < 0) {
 		if (err[0] == '\0')
 			snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
@@ -238,6 +241,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);
 		sl_net_free(srv);
+		sl_security_close(srv);
 		free(srv);
 		return rc;
 	}
@@ -262,6 +266,7 @@ int sl_server_run(struct sl_server *srv)
 	int code = srv->exit_code;
 	free(srv->scratch);
 	sl_net_free(srv);
+	sl_security_close(srv);
 	free(srv);
 	return code;
 }

@@ -66,6 +66,7 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	struct sl_security *security; /* broker/security.h */
 	/* The bound listeners as HOST:PORT (the real port when 0 was asked); metrics_addr "" when off. */
 	char listen_addr[SL_ADDR_TEXT_BYTES];
 	char metrics_addr[SL_ADDR_TEXT_BYTES];

@@ -31,6 +31,11 @@ _Static_assert(SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS == 33, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY == 34, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME == 35, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE == 40, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED == 80, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__TOPIC_AUTHORIZATION_FAILED == 81, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__GROUP_AUTHORIZATION_FAILED == 82, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__CLUSTER_AUTHORIZATION_FAILED == 83, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__UNKNOWN_USER == 84, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INTERNAL == 99, "wire code");
 
 static const struct {

@@ -120,6 +120,15 @@ static const struct {
         {34, "GROUP_NOT_EMPTY", "the group has live members: stop them first or pass --force"},
         {35, "INVALID_GROUP_NAME", "invalid group name: 1 to 200 characters of [A-Za-z0-9._-]"},
         {40, "UNSUPPORTED_FEATURE", "this broker does not do that yet (topic compaction)"},
+        {80, "AUTHENTICATION_FAILED",
+         "authentication failed: check --user and the password (SYNCLOG_PASSWORD or --password-file)"},
+        {81, "TOPIC_AUTHORIZATION_FAILED",
+         "not allowed on this topic: an administrator can grant it with `synclog acl add`"},
+        {82, "GROUP_AUTHORIZATION_FAILED",
+         "not allowed on this group: an administrator can grant it with `synclog acl add`"},
+        {83, "CLUSTER_AUTHORIZATION_FAILED",
+         "needs the cluster admin permission: an administrator can grant it with `synclog acl add --cluster`"},
+        {84, "UNKNOWN_USER", "no such user: `synclog user list` shows them"},
         {99, "INTERNAL", "internal broker error"},
 };
 

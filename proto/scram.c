@@ -500,8 +500,8 @@ int sl_scram_server_final(struct sl_scram_server *s, const char *msg, size_t len
 		return -EACCES;
 	}
 	uint8_t server_signature[SL_SCRAM_KEY_BYTES];
-	if (hmac(s->verifier.server_key, SL_SCRAM_KEY_BYTES, s->auth_message, s->auth_message_bytes,
-	         server_signature) < 0) {
+	if (hmac(s->verifier.server_key, SL_SCRAM_KEY_BYTES, s->auth_message, s->auth_message_bytes, server_signature) <
+	    0) {
 		server_refuse(s, "other-error", out, out_cap, out_len);
 		return fail(why, "HMAC failed");
 	}

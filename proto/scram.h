@@ -40,18 +40,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_SCRAM_MECHANISM            "SCRAM-SHA-256"
-#define SL_SCRAM_KEY_BYTES            32 /* SHA-256 */
+#define SL_SCRAM_MECHANISM              "SCRAM-SHA-256"
+#define SL_SCRAM_KEY_BYTES              32 /* SHA-256 */
 /* Long enough for any client's nonce (kcat's are 32 characters), a user name and a few extensions. */
-#define SL_SCRAM_MESSAGE_BYTES_MAX    1024
-#define SL_SCRAM_USER_BYTES_MAX       255
-#define SL_SCRAM_NONCE_BYTES_MAX      255
-#define SL_SCRAM_SALT_BYTES_MAX       64
+#define SL_SCRAM_MESSAGE_BYTES_MAX      1024
+#define SL_SCRAM_USER_BYTES_MAX         255
+#define SL_SCRAM_NONCE_BYTES_MAX        255
+#define SL_SCRAM_SALT_BYTES_MAX         64
 /* 16 bytes of salt, as RFC 7677's example: unique per user and password, which is all a salt must be. */
-#define SL_SCRAM_SALT_BYTES_DEFAULT   16
-#define SL_SCRAM_ITERATIONS_MIN       4096
-#define SL_SCRAM_ITERATIONS_DEFAULT   4096
-#define SL_SCRAM_ITERATIONS_MAX       1000000
+#define SL_SCRAM_SALT_BYTES_DEFAULT     16
+#define SL_SCRAM_ITERATIONS_MIN         4096
+#define SL_SCRAM_ITERATIONS_DEFAULT     4096
+#define SL_SCRAM_ITERATIONS_MAX         1000000
 /* AuthMessage: the bare client-first, the server-first and the client-final without its proof, and two commas. */
 #define SL_SCRAM_AUTH_MESSAGE_BYTES_MAX (3 * SL_SCRAM_MESSAGE_BYTES_MAX + 2)
 
@@ -105,7 +105,7 @@ struct sl_scram_client_final {
 int sl_scram_parse_client_final(const char *msg, size_t len, struct sl_scram_client_final *out, const char **why);
 
 struct sl_scram_server_final {
-	int failed;              /* 1: the server said e=... */
+	int failed;                 /* 1: the server said e=... */
 	struct sl_scram_text error; /* its reason */
 	uint8_t signature[SL_SCRAM_KEY_BYTES];
 };

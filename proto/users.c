@@ -12,7 +12,7 @@
 #include "proto/base/fs.h"
 #include "proto/users.h"
 
-#define HEADER                                                                                                 \
+#define HEADER                                                                                                   \
 	"# synclog users: NAME SCRAM-SHA-256 ITERATIONS SALT STORED_KEY SERVER_KEY (proto/users.h). Verifiers, " \
 	"never passwords.\n# Change it with `synclog user add|delete`; edit by hand only while synclogd is "     \
 	"stopped.\n"
@@ -117,7 +117,8 @@ int sl_users_copy(const struct sl_users *from, struct sl_users *to)
 void sl_users_free(struct sl_users *u)
 {
 	if (u->items)
-		memset(u->items, 0, (size_t)u->cap * sizeof(u->items[0])); /* verifiers: do not leave them in freed memory */
+		memset(u->items, 0,
+		       (size_t)u->cap * sizeof(u->items[0])); /* verifiers: do not leave them in freed memory */
 	free(u->items);
 	memset(u, 0, sizeof(*u));
 }
@@ -148,7 +149,8 @@ static int parse_line(const char *line, size_t len, struct sl_users *out, unsign
 	size_t fl[6];
 	for (int i = 0; i < 6; i++)
 		if (field(&p, end, &f[i], &fl[i]) < 0)
-			return line_error(err, cap, no, "expected NAME SCRAM-SHA-256 ITERATIONS SALT STORED_KEY SERVER_KEY");
+			return line_error(err, cap, no,
+			                  "expected NAME SCRAM-SHA-256 ITERATIONS SALT STORED_KEY SERVER_KEY");
 	if (p != end)
 		return line_error(err, cap, no, "more than six fields");
 	char name[SL_USER_NAME_BYTES_MAX + 1];

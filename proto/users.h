@@ -7,7 +7,8 @@
  *
  *   # a comment (the writer puts one at the top); blank lines are ignored
  *   NAME SCRAM-SHA-256 ITERATIONS SALT STORED_KEY SERVER_KEY
- *   alice SCRAM-SHA-256 4096 W22ZaJ0SNY7soEsUEjb6gQ== WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY= wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=
+ *   alice SCRAM-SHA-256 4096 W22ZaJ0SNY7soEsUEjb6gQ== WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=
+ * wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=
  *
  *   NAME        1 to 64 characters of [A-Za-z0-9._@-] (sl_user_name_check)
  *   ITERATIONS  decimal, 4096 to 1000000
@@ -31,12 +32,12 @@
 
 #include "proto/scram.h"
 
-#define SL_SECURITY_DIR        "security"
-#define SL_USERS_FILE          "users"
-#define SL_USER_NAME_BYTES_MAX 64
+#define SL_SECURITY_DIR         "security"
+#define SL_USERS_FILE           "users"
+#define SL_USER_NAME_BYTES_MAX  64
 /* Far more people and services than one broker serves, and a bound on what reading the file can cost (about
  * 1.7 MB). */
-#define SL_USERS_MAX           10000
+#define SL_USERS_MAX            10000
 #define SL_USERS_FILE_BYTES_MAX (4u << 20)
 
 struct sl_user {

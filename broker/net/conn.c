@@ -96,6 +96,7 @@ static void conn_close(struct sl_conn *c)
 	srv->stats.connections_open--;
 	/* Parked requests of this connection will never be read: drop them. */
 	sl_req_cancel_all(&c->session, 1);
+	sl_security_session_end(srv, &c->session);
 	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 }
 

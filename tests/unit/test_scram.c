@@ -16,7 +16,7 @@
 #define RFC_CLIENT_FIRST "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
 #define RFC_SERVER_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 #define RFC_SERVER_FIRST "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-#define RFC_CLIENT_FINAL                                                                                              \
+#define RFC_CLIENT_FINAL \
 	"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
@@ -57,9 +57,8 @@ static void server_answers_rfc7677_example(void **state)
 	assert_string_equal(s.user, "user");
 	assert_int_equal(sl_scram_server_first(&s, &v, fake_key, RFC_SERVER_NONCE, out, sizeof(out), &len), 0);
 	assert_string_equal(out, RFC_SERVER_FIRST);
-	assert_int_equal(sl_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out), &len,
-	                                       &why),
-	                 0);
+	assert_int_equal(
+	        sl_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out), &len, &why), 0);
 	assert_string_equal(out, RFC_SERVER_FINAL);
 	assert_int_equal(s.state, SL_SCRAM_SERVER_DONE);
 }
@@ -121,22 +120,22 @@ static void unknown_user_gets_the_same_salt_every_time(void **state)
 static void malformed_client_first_is_refused(void **state)
 {
 	static const char *bad[] = {
-	        "",                          /* empty */
-	        "n,,r=abc",                  /* no user */
-	        "n,,n=,r=abc",               /* empty user */
-	        "n,,n=a=2Xb,r=abc",          /* bad escape */
-	        "n,,n=a=2",                  /* escape cut short */
-	        "n,,n=alice",                /* no nonce */
-	        "n,,n=alice,r=",             /* empty nonce */
-	        "n,,n=alice,r=a b",          /* a space in the nonce */
-	        "p=tls-unique,,n=a,r=b",     /* channel binding */
-	        "x,,n=a,r=b",                /* bad flag */
-	        "n,,m=ext,n=a,r=b",          /* mandatory extension */
-	        "n,a=bob,n=alice,r=abc",     /* acting as someone else */
-	        "n,,n=alice,r=abc,",         /* trailing comma */
-	        "n,,n=alice,r=abc,=x",       /* extension with no name */
-	        "n,x,n=alice,r=abc",         /* malformed authzid */
-	        "n",                         /* cut short */
+	        "",                      /* empty */
+	        "n,,r=abc",              /* no user */
+	        "n,,n=,r=abc",           /* empty user */
+	        "n,,n=a=2Xb,r=abc",      /* bad escape */
+	        "n,,n=a=2",              /* escape cut short */
+	        "n,,n=alice",            /* no nonce */
+	        "n,,n=alice,r=",         /* empty nonce */
+	        "n,,n=alice,r=a b",      /* a space in the nonce */
+	        "p=tls-unique,,n=a,r=b", /* channel binding */
+	        "x,,n=a,r=b",            /* bad flag */
+	        "n,,m=ext,n=a,r=b",      /* mandatory extension */
+	        "n,a=bob,n=alice,r=abc", /* acting as someone else */
+	        "n,,n=alice,r=abc,",     /* trailing comma */
+	        "n,,n=alice,r=abc,=x",   /* extension with no name */
+	        "n,x,n=alice,r=abc",     /* malformed authzid */
+	        "n",                     /* cut short */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct sl_scram_client_first cf;
@@ -164,15 +163,15 @@ static void server_refuses_a_final_that_does_not_match_its_first(void **state)
 	struct sl_scram_server s = {0};
 	assert_int_equal(sl_scram_server_start(&s, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), &why), 0);
 	assert_int_equal(sl_scram_server_first(&s, &v, fake_key, "other", out, sizeof(out), &len), 0);
-	assert_int_equal(sl_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out), &len,
-	                                       &why),
-	                 -EBADMSG);
+	assert_int_equal(
+	        sl_scram_server_final(&s, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out), &len, &why),
+	        -EBADMSG);
 	assert_string_equal(out, "e=other-error");
 	/* A final before the first. */
 	struct sl_scram_server s2 = {0};
-	assert_int_equal(sl_scram_server_final(&s2, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out), &len,
-	                                       &why),
-	                 -EBADMSG);
+	assert_int_equal(
+	        sl_scram_server_final(&s2, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out), &len, &why),
+	        -EBADMSG);
 	/* A channel binding that is not the gs2 header ("y,," instead of "n,,"). */
 	struct sl_scram_server s3 = {0};
 	assert_int_equal(sl_scram_server_start(&s3, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), &why), 0);
