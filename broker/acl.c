@@ -7,8 +7,9 @@
 #include "broker/acl.h"
 #include "proto/base/fs.h"
 
-#define HEADER                                                                                                   \
-	"# synclog ACLs: PRINCIPAL RESOURCE PATTERN NAME OP (broker/acl.h). Change them with `synclog acl add|remove`;" \
+#define HEADER                                                                                              \
+	"# synclog ACLs: PRINCIPAL RESOURCE PATTERN NAME OP (broker/acl.h). Change them with `synclog acl " \
+	"add|remove`;"                                                                                      \
 	"\n# edit by hand only while synclogd is stopped.\n"
 /* A principal, a resource, a pattern, a 200-character name and an operation, with room to spare. */
 #define LINE_BYTES_MAX 512
@@ -18,11 +19,11 @@ static const struct {
 	const char *name;
 	enum sl_acl_resource resource;
 } ops[] = {
-        {SL_ACL_PRODUCE, "produce", SL_ACL_TOPIC}, {SL_ACL_CONSUME, "consume", SL_ACL_TOPIC},
+        {SL_ACL_PRODUCE, "produce", SL_ACL_TOPIC},   {SL_ACL_CONSUME, "consume", SL_ACL_TOPIC},
         {SL_ACL_DESCRIBE, "describe", SL_ACL_TOPIC}, {SL_ACL_ALTER, "alter", SL_ACL_TOPIC},
-        {SL_ACL_DELETE, "delete", SL_ACL_TOPIC},    {SL_ACL_READ, "read", SL_ACL_GROUP},
+        {SL_ACL_DELETE, "delete", SL_ACL_TOPIC},     {SL_ACL_READ, "read", SL_ACL_GROUP},
         {SL_ACL_DESCRIBE, "describe", SL_ACL_GROUP}, {SL_ACL_DELETE, "delete", SL_ACL_GROUP},
-        {SL_ACL_RESET, "reset", SL_ACL_GROUP},      {SL_ACL_ADMIN, "admin", SL_ACL_CLUSTER},
+        {SL_ACL_RESET, "reset", SL_ACL_GROUP},       {SL_ACL_ADMIN, "admin", SL_ACL_CLUSTER},
 };
 
 static const char *const resources[] = {"topic", "group", "cluster"};
@@ -360,8 +361,7 @@ int sl_acls_format(const struct sl_acls *acls, char **text_out, size_t *len_out)
 
 static int path_of(const char *data_dir, char *path, size_t cap)
 {
-	return snprintf(path, cap, "%s/%s/%s", data_dir, SL_SECURITY_DIR, SL_ACLS_FILE) >= (int)cap ? -ENAMETOOLONG
-	                                                                                              : 0;
+	return snprintf(path, cap, "%s/%s/%s", data_dir, SL_SECURITY_DIR, SL_ACLS_FILE) >= (int)cap ? -ENAMETOOLONG : 0;
 }
 
 int sl_acls_load(const char *data_dir, struct sl_acls *out, char *err, size_t err_cap)

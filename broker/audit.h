@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_AUDIT_FILE "audit.log"
+#define SL_AUDIT_FILE              "audit.log"
 /* A burst of failed logins from a script fills this in about 4000 lines; a disk that slow is already a problem the
  * counters show. */
 #define SL_AUDIT_PENDING_BYTES_MAX (1u << 20)

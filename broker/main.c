@@ -137,12 +137,12 @@ struct log_settings {
 	enum sl_slog_level level;
 };
 
-/* A file path flag: non-empty and short enough to keep. */
+/* A file path flag: short enough to keep; "" means none (the config file's way of saying so). */
 static int path_apply(char *dst, size_t cap, const char *flag, const char *v)
 {
 	if (v == NULL)
 		return 0;
-	if (v[0] == '\0' || strlen(v) >= cap)
+	if (strlen(v) >= cap)
 		return bad_usage(flag, v);
 	snprintf(dst, cap, "%s", v);
 	return 0;
@@ -183,20 +183,20 @@ static int security_apply(struct sl_security_config *sc, const struct settings *
 			return bad_usage("invalid insecure '%s': true or false", s->insecure);
 	}
 	if (s->quota_produce) {
-		if (parse_u64(s->quota_produce, 1024, UINT64_MAX / 2, &v) < 0)
-			return bad_usage("invalid --quota-produce-rate '%s': bytes per second, at least 1024",
+		if (parse_u64(s->quota_produce, 0, UINT64_MAX / 2, &v) < 0 || (v > 0 && v < 1024))
+			return bad_usage("invalid --quota-produce-rate '%s': bytes per second, at least 1024 (0: none)",
 			                 s->quota_produce);
 		sc->produce_bytes_per_s = v;
 	}
 	if (s->quota_fetch) {
-		if (parse_u64(s->quota_fetch, 1024, UINT64_MAX / 2, &v) < 0)
-			return bad_usage("invalid --quota-fetch-rate '%s': bytes per second, at least 1024",
+		if (parse_u64(s->quota_fetch, 0, UINT64_MAX / 2, &v) < 0 || (v > 0 && v < 1024))
+			return bad_usage("invalid --quota-fetch-rate '%s': bytes per second, at least 1024 (0: none)",
 			                 s->quota_fetch);
 		sc->fetch_bytes_per_s = v;
 	}
 	if (s->principal_conn_max) {
-		if (parse_u64(s->principal_conn_max, 1, 100000, &v) < 0)
-			return bad_usage("invalid --principal-connections-max '%s': 1 to 100000",
+		if (parse_u64(s->principal_conn_max, 0, 100000, &v) < 0)
+			return bad_usage("invalid --principal-connections-max '%s': 0 (no limit) to 100000",
 			                 s->principal_conn_max);
 		sc->principal_connections_max = (uint32_t)v;
 	}
@@ -444,15 +444,15 @@ static int lock_data_dir(const char *dir)
 	return 0;
 }
 
-/* 1 when host resolves to a loopback address (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104). A name that does not
- * resolve counts as not loopback; the listener then says why it cannot bind. */
+/* 1 when host resolves to a loopback address (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104), 0 when not, -1 when
+ * it does not resolve (the listener then says why it cannot bind). */
 static int is_loopback(const char *host, int port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char why[256];
 	if (sl_addr_resolve(host, port, 1, &ss, &len, why, sizeof(why)) < 0)
-		return 0;
+		return -1;
 	if (ss.ss_family == AF_INET)
 		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
 	if (ss.ss_family == AF_INET6) {
@@ -485,7 +485,7 @@ static int exposure_check(const struct sl_server_config *cfg)
 	int exposed = 0;
 	for (size_t i = 0; i < sizeof(listeners) / sizeof(listeners[0]); i++) {
 		char where[SL_ADDR_TEXT_BYTES];
-		if (!listeners[i].on || is_loopback(listeners[i].host, listeners[i].port))
+		if (!listeners[i].on || is_loopback(listeners[i].host, listeners[i].port) != 0)
 			continue;
 		exposed = 1;
 		if (listeners[i].secure)

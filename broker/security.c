@@ -52,7 +52,8 @@ static int super_users_split(const char *list, char names[][SL_USER_NAME_BYTES_M
 		memcpy(name, p, n);
 		name[n] = '\0';
 		if (sl_user_name_check(name) < 0) {
-			snprintf(err, err_cap, "super user '%s': names are 1 to 64 characters of [A-Za-z0-9._@-]", name);
+			snprintf(err, err_cap, "super user '%s': names are 1 to 64 characters of [A-Za-z0-9._@-]",
+			         name);
 			return -EINVAL;
 		}
 		if (*count == SL_SUPER_USERS_MAX) {
@@ -122,7 +123,10 @@ int sl_security_open(struct sl_server *srv, char *err, size_t err_cap)
 	}
 	srv->security = sec;
 	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "security");
-	sl_slog_str(e, "authentication", sec->cfg->auth_scram ? "scram" : sec->auth_enabled ? "tls-client-cert" : "off");
+	sl_slog_str(e, "authentication",
+	            sec->cfg->auth_scram ? "scram"
+	            : sec->auth_enabled  ? "tls-client-cert"
+	                                 : "off");
 	sl_slog_str(e, "tls", sec->cfg->tls_cert[0] ? "on" : "off");
 	sl_slog_uint(e, "users", sec->users.count);
 	sl_slog_uint(e, "acls", sec->acls.count);
@@ -444,7 +448,8 @@ static void audit_prepare(struct sl_req *req)
 	switch (m->body_case) {
 	case SYNCLOG__REQUEST__BODY_CREATE_TOPIC:
 		a = SL_AUDIT_TOPIC_CREATE;
-		snprintf(t, cap, "topic:%.200s", m->create_topic->config ? or_empty(m->create_topic->config->name) : "");
+		snprintf(t, cap, "topic:%.200s",
+		         m->create_topic->config ? or_empty(m->create_topic->config->name) : "");
 		break;
 	case SYNCLOG__REQUEST__BODY_DELETE_TOPIC:
 		a = SL_AUDIT_TOPIC_DELETE;

@@ -37,34 +37,34 @@
 #include "proto/users.h"
 
 /* The principal of every connection when authentication is off. */
-#define SL_PRINCIPAL_ANONYMOUS "ANONYMOUS"
-#define SL_SUPER_USERS_MAX     64
+#define SL_PRINCIPAL_ANONYMOUS   "ANONYMOUS"
+#define SL_SUPER_USERS_MAX       64
 /* Denied requests logged per second; more are counted (rule 2): a client retrying a forbidden produce in a loop
  * must not fill the disk with the same line. */
-#define SL_DENIED_LOG_PER_S    10
+#define SL_DENIED_LOG_PER_S      10
 /* The longest a quota holds a connection: past it a client would take the silence for a dead broker (its
  * request timeout is 30 s). */
 #define SL_QUOTA_THROTTLE_MS_MAX 10000
 /* Principals remembered at once (connections and quota buckets); those with no connection are forgotten first. */
-#define SL_PRINCIPALS_MAX      65536
+#define SL_PRINCIPALS_MAX        65536
 /* Source addresses whose connection attempts are rate limited at once; a new one takes the slot of another. */
-#define SL_ADDRESS_RATES_MAX   4096
+#define SL_ADDRESS_RATES_MAX     4096
 
 enum sl_tls_client_auth { SL_TLS_CLIENT_AUTH_NONE = 0, SL_TLS_CLIENT_AUTH_OPTIONAL, SL_TLS_CLIENT_AUTH_REQUIRED };
 
 /* The flags of synclogd that configure security (broker/main.c). */
 struct sl_security_config {
-	int auth_scram;                    /* --auth scram */
-	char super_users[1024];            /* --super-users NAME,... */
-	char tls_cert[1024];               /* --tls-cert: "" means no TLS */
+	int auth_scram;         /* --auth scram */
+	char super_users[1024]; /* --super-users NAME,... */
+	char tls_cert[1024];    /* --tls-cert: "" means no TLS */
 	char tls_key[1024];
-	char tls_ca[1024];                 /* --tls-ca: verifies client certificates */
+	char tls_ca[1024]; /* --tls-ca: verifies client certificates */
 	enum sl_tls_client_auth tls_client_auth;
-	int insecure;                      /* --insecure */
-	uint64_t produce_bytes_per_s;      /* --quota-produce-rate, per principal; 0: none */
-	uint64_t fetch_bytes_per_s;        /* --quota-fetch-rate */
+	int insecure;                       /* --insecure */
+	uint64_t produce_bytes_per_s;       /* --quota-produce-rate, per principal; 0: none */
+	uint64_t fetch_bytes_per_s;         /* --quota-fetch-rate */
 	uint32_t principal_connections_max; /* --principal-connections-max; 0: none */
-	uint32_t connection_rate_per_s;    /* --connection-rate-max: attempts per source address per second; 0: off */
+	uint32_t connection_rate_per_s;     /* --connection-rate-max: attempts per source address per second; 0: off */
 };
 
 void sl_security_config_default(struct sl_security_config *cfg);
@@ -87,7 +87,7 @@ struct sl_session_security {
 	char principal[SL_USER_NAME_BYTES_MAX + 1]; /* "" until authenticated */
 	int authenticated;
 	int super_user;
-	const char *mechanism; /* "SCRAM-SHA-256", "TLS", or NULL */
+	const char *mechanism;         /* "SCRAM-SHA-256", "TLS", or NULL */
 	struct sl_scram_server *scram; /* the exchange in progress, or NULL */
 	struct sl_principal *state;    /* connections and quotas of the principal, or NULL */
 	struct sl_acl_cache_entry cache[SL_ACL_CACHE_ENTRIES];
@@ -117,11 +117,11 @@ struct sl_address_rate {
 struct sl_security_stats {
 	uint64_t auth_succeeded;
 	uint64_t auth_failed;
-	uint64_t denied;             /* requests refused: no ACL, or not authenticated */
-	uint64_t denied_unlogged;    /* of those, not logged (rule 2) */
-	uint64_t throttled_produce;  /* responses that carried a throttle time */
+	uint64_t denied;            /* requests refused: no ACL, or not authenticated */
+	uint64_t denied_unlogged;   /* of those, not logged (rule 2) */
+	uint64_t throttled_produce; /* responses that carried a throttle time */
 	uint64_t throttled_fetch;
-	uint64_t throttle_ms;        /* the sum of those times */
+	uint64_t throttle_ms;                   /* the sum of those times */
 	uint64_t connections_rate_limited;      /* closed at accept: too many attempts from one address */
 	uint64_t connections_principal_limited; /* refused at authentication: the principal has too many */
 };

@@ -43,6 +43,7 @@ struct sl_offload_state {
 	struct sl_ids_job *ids_job; /* the producer-id reservation in flight, or NULL */
 };
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
+struct sl_tls_server;
 
 struct sl_server {
 	struct sl_server_config cfg;
@@ -67,6 +68,8 @@ struct sl_server {
 	struct sl_net *net;
 	struct sl_metrics *metrics;
 	struct sl_security *security; /* broker/security.h */
+	struct sl_tls_server *tls;    /* broker/tls.h: every listener's TLS context, or NULL without TLS */
+	uv_signal_t sighup;           /* reloads the TLS certificates */
 	/* The bound listeners as HOST:PORT (the real port when 0 was asked); metrics_addr "" when off. */
 	char listen_addr[SL_ADDR_TEXT_BYTES];
 	char metrics_addr[SL_ADDR_TEXT_BYTES];

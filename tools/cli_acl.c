@@ -18,13 +18,13 @@ static const struct cli_command acl_command = {
                  "(super users aside).\n",
 };
 
-#define ACL_ARGS_HELP                                                                                            \
-	"  --principal NAME  a user (or a client certificate's CN), or '*' for every authenticated principal\n"       \
-	"  --topic T         a topic; with --prefix every topic whose name starts with T; '*' every topic\n"         \
+#define ACL_ARGS_HELP                                                                                               \
+	"  --principal NAME  a user (or a client certificate's CN), or '*' for every authenticated principal\n"     \
+	"  --topic T         a topic; with --prefix every topic whose name starts with T; '*' every topic\n"        \
 	"  --group G         a consumer group, the same way\n"                                                      \
 	"  --cluster         the cluster itself\n"                                                                  \
 	"  --op OP           topic: produce, consume, describe, alter (create it), delete;\n"                       \
-	"                    group: read (consume as a member, commit), describe, delete, reset (offsets reset);\n"  \
+	"                    group: read (consume as a member, commit), describe, delete, reset (offsets reset);\n" \
 	"                    cluster: admin (create any topic, manage users and ACLs).\n"                           \
 	"                    Any topic or group operation also lets the principal see (describe) it.\n"             \
 	"  --prefix          T or G is a prefix of names\n"
@@ -34,7 +34,8 @@ static const struct cli_command add_command = {
         .usage = "usage: synclog acl add --principal NAME (--topic T|--group G|--cluster) --op OP [--prefix]\n"
                  "\n"
                  "Allow one operation. Prints `added ACL ...` (or `ACL already present ...`); with --json\n"
-                 "{\"principal\":P,\"resource\":R,\"pattern\":\"literal\"|\"prefix\",\"name\":N,\"op\":O,\"created\":B}.\n"
+                 "{\"principal\":P,\"resource\":R,\"pattern\":\"literal\"|\"prefix\",\"name\":N,\"op\":O,\"created\":B}"
+                 ".\n"
                  "\n" ACL_ARGS_HELP,
 };
 
@@ -69,15 +70,16 @@ static void acl_print(const struct cli *cli, const char *verb, const struct sl_a
 	if (cli->json) {
 		fputs("{\"principal\":", stdout);
 		json_string(a->principal);
-		printf(",\"resource\":\"%s\",\"pattern\":\"%s\",\"name\":", a->resource, a->prefix ? "prefix" : "literal");
+		printf(",\"resource\":\"%s\",\"pattern\":\"%s\",\"name\":", a->resource,
+		       a->prefix ? "prefix" : "literal");
 		json_string(a->name);
 		printf(",\"op\":\"%s\"", a->op);
 		if (created >= 0)
 			printf(",\"created\":%s", created ? "true" : "false");
 		fputs("}\n", stdout);
 	} else if (verb != NULL) {
-		printf("%s principal=%s %s %s %s %s\n", verb, a->principal, a->resource, a->prefix ? "prefix" : "literal",
-		       name, a->op);
+		printf("%s principal=%s %s %s %s %s\n", verb, a->principal, a->resource,
+		       a->prefix ? "prefix" : "literal", name, a->op);
 	} else {
 		printf("%-24s %-8s %-8s %-32s %s\n", a->principal, a->resource, a->prefix ? "prefix" : "literal", name,
 		       a->op);
@@ -131,9 +133,9 @@ static int acl_args(const struct cli_command *cmd, int argc, char **argv, struct
 		}
 	}
 	if (principal == NULL || resource == NULL || op == NULL)
-		return cli_usage_error(cmd, "--principal, one of --topic, --group and --cluster, and --op are required");
-	if (strlen(principal) >= sizeof(a->principal) || strlen(name) >= sizeof(a->name) ||
-	    strlen(op) >= sizeof(a->op))
+		return cli_usage_error(cmd,
+		                       "--principal, one of --topic, --group and --cluster, and --op are required");
+	if (strlen(principal) >= sizeof(a->principal) || strlen(name) >= sizeof(a->name) || strlen(op) >= sizeof(a->op))
 		return cli_usage_error(cmd, "principal (64), name (200) or operation too long");
 	snprintf(a->principal, sizeof(a->principal), "%s", principal);
 	snprintf(a->resource, sizeof(a->resource), "%s", resource);

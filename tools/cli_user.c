@@ -45,8 +45,8 @@ static const struct cli_command list_command = {
         .name = "user list",
         .usage = "usage: synclog user list\n"
                  "\n"
-                 "The users, sorted by name: mechanism, iterations, and whether synclogd names them in\n"
-                 "--super-users. With --json one object per user:\n"
+                 "The users, sorted by name: mechanism, iterations, and whether synclogd names them in its\n"
+                 "super users. With --json one object per user:\n"
                  "{\"user\":NAME,\"mechanism\":\"SCRAM-SHA-256\",\"iterations\":N,\"super_user\":true|false}\n",
 };
 
@@ -88,10 +88,11 @@ static int add_offline(const struct cli *cli, const char *dir, const char *name,
 	rc = sl_fs_lock_data_dir(dir, &fd, &holder);
 	if (rc == -EWOULDBLOCK) {
 		if (holder > 0)
-			return cli_fail(&add_command,
-			                "synclogd (pid %ld) is running on %s: stop it first, or add the user through it "
-			                "(without --data-dir)",
-			                (long)holder, dir);
+			return cli_fail(
+			        &add_command,
+			        "synclogd (pid %ld) is running on %s: stop it first, or add the user through it "
+			        "(without --data-dir)",
+			        (long)holder, dir);
 		return cli_fail(&add_command, "a synclogd is running on %s: stop it first, or add the user through it",
 		                dir);
 	}

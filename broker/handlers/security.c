@@ -107,8 +107,7 @@ void sl_handle_authenticate(struct sl_req *req)
 	free(ss->scram);
 	ss->scram = NULL;
 	char err[256];
-	if (sl_security_session_authenticated(req->srv, req->session, user, SL_SCRAM_MECHANISM, err, sizeof(err)) <
-	    0) {
+	if (sl_security_session_authenticated(req->srv, req->session, user, SL_SCRAM_MECHANISM, err, sizeof(err)) < 0) {
 		auth_refuse(req, user, err, NULL, 0);
 		return;
 	}
@@ -130,8 +129,8 @@ struct sl_security_write {
 	uv_work_t work;
 	struct sl_scram_verifier verifier; /* user upsert */
 	char name[SL_USER_NAME_BYTES_MAX + 1];
-	struct sl_acl acl;         /* ACL add and remove */
-	struct sl_users users;     /* the new tables, saved on the thread pool */
+	struct sl_acl acl;     /* ACL add and remove */
+	struct sl_users users; /* the new tables, saved on the thread pool */
 	struct sl_acls acls;
 	char data_dir[1024];
 	int created;
@@ -164,8 +163,9 @@ static void write_answer(struct sl_security *sec, struct sl_security_write *w)
 	int enabled = sec->auth_enabled;
 	if (w->status < 0 && req->resp.error == SYNCLOG__ERROR_CODE__NONE)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR,
-		            "saving the %s file in %s/%s failed: %s; nothing changed", w->kind <= WRITE_USER_DELETE ? "users" : "ACL",
-		            w->data_dir, SL_SECURITY_DIR, strerror(-w->status));
+		            "saving the %s file in %s/%s failed: %s; nothing changed",
+		            w->kind <= WRITE_USER_DELETE ? "users" : "ACL", w->data_dir, SL_SECURITY_DIR,
+		            strerror(-w->status));
 	switch (w->kind) {
 	case WRITE_USER_UPSERT: {
 		Synclog__UserUpsertResponse *r = sl_req_alloc(req, sizeof(*r));
@@ -247,16 +247,16 @@ static int write_prepare(struct sl_security *sec, struct sl_security_write *w)
 		}
 		if (w->kind == WRITE_USER_DELETE) {
 			if (sl_users_remove(&w->users, w->name) < 0) {
-				sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_USER, "no user '%s' (see `synclog user list`)",
-				            w->name);
+				sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_USER,
+				            "no user '%s' (see `synclog user list`)", w->name);
 				return 0;
 			}
 			return 1;
 		}
 		rc = sl_users_put(&w->users, w->name, &w->verifier, &w->created);
 		if (rc == -E2BIG)
-			sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "the broker has %d users, the most it keeps",
-			            SL_USERS_MAX);
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+			            "the broker has %d users, the most it keeps", SL_USERS_MAX);
 		else if (rc < 0)
 			sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
 		return rc == 0;
@@ -344,9 +344,10 @@ void sl_handle_user_upsert(struct sl_req *req)
 	    c->iterations < SL_SCRAM_ITERATIONS_MIN || c->iterations > SL_SCRAM_ITERATIONS_MAX || c->salt.len == 0 ||
 	    c->salt.len > SL_SCRAM_SALT_BYTES_MAX || c->stored_key.len != SL_SCRAM_KEY_BYTES ||
 	    c->server_key.len != SL_SCRAM_KEY_BYTES) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-		            "a user needs a SCRAM-SHA-256 credential: 4096 to 1000000 iterations, 1 to 64 bytes of salt, "
-		            "32-byte keys");
+		sl_req_fail(
+		        req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+		        "a user needs a SCRAM-SHA-256 credential: 4096 to 1000000 iterations, 1 to 64 bytes of salt, "
+		        "32-byte keys");
 		sl_req_respond(req);
 		return;
 	}
@@ -420,7 +421,8 @@ static int acl_from_wire(struct sl_req *req, const Synclog__Acl *in, struct sl_a
 	int ok = in != NULL && strlen(or_empty(in->principal)) <= SL_USER_NAME_BYTES_MAX &&
 	         strlen(or_empty(in->name)) <= SL_ACL_NAME_BYTES_MAX;
 	if (!ok) {
-		snprintf(err, sizeof(err), "an ACL needs a principal of at most 64 characters and a name of at most 200");
+		snprintf(err, sizeof(err),
+		         "an ACL needs a principal of at most 64 characters and a name of at most 200");
 	} else {
 		snprintf(out->principal, sizeof(out->principal), "%s", or_empty(in->principal));
 		snprintf(out->name, sizeof(out->name), "%s", or_empty(in->name));

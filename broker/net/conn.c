@@ -1,7 +1,10 @@
 /* The native front end's connections: libuv owns the sockets; each connection is read into a buffer, cut into
  * frames, decoded into requests and handed to broker/dispatch.h; answers are written as whole frames. Bounded:
  * connections, frame size, bytes and requests in flight per connection (past them the socket is not read until
- * answers go out). */
+ * answers go out). With TLS (broker/tls.h) the socket is read into the engine's buffer and decrypted into the same
+ * buffers the plaintext path reads into, so framing, large frames and backpressure work the same way; a client
+ * certificate's CN becomes the connection's principal. The security checks at accept (connection rate per address)
+ * and after each answer (a quota's throttle time mutes the socket) are broker/security.h's rules. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -13,6 +16,8 @@
 #include "broker/dispatch.h"
 #include "broker/net/frame_pool.h"
 #include "broker/net/net.h"
+#include "broker/tls.h"
+#include "proto/base/clock.h"
 #include "proto/base/assert.h"
 #include "proto/base/slog.h"
 #include "proto/frame.h"
@@ -45,8 +50,14 @@ struct sl_conn {
 	int last_frame_owned; /* the previous frame was large: probe the next with a short read */
 	int closing;          /* uv_close called; 2 once the handle is closed */
 	int read_paused;      /* backpressure */
+	int processing;       /* inside conn_process: a resume must not cut frames under it */
 	uint32_t refs;        /* requests and writes alive */
 	uint64_t inflight_bytes;
+	struct sl_tls_conn *tls;    /* NULL: plaintext */
+	int tls_checked;            /* the handshake's client certificate was looked at */
+	uv_timer_t *throttle_timer; /* a quota muted the socket (security.h rule 4); freed in its close callback */
+	/* Answers held back while the quota's throttle time runs, in order (each holds a reference). */
+	struct write_ctx *delayed_head, *delayed_tail;
 };
 
 struct sl_net {
@@ -67,7 +78,8 @@ struct native_req {
 /* The connection's memory, once its handle is closed and no request or write of it is alive. */
 static void conn_free_if_done(struct sl_conn *c)
 {
-	if (c->closing == 2 && c->refs == 0) {
+	if (c->closing == 2 && c->refs == 0 && c->throttle_timer == NULL) {
+		sl_tls_conn_free(c->tls);
 		free(c->rbuf);
 		sl_frame_pool_put(&c->srv->net->frame_pool, c->fbuf);
 		free(c);
@@ -78,6 +90,16 @@ static void conn_free_cb(uv_handle_t *h)
 {
 	struct sl_conn *c = h->data;
 	c->closing = 2; /* handle closed */
+	conn_free_if_done(c);
+}
+
+static void delayed_drop(struct sl_conn *c);
+
+static void throttle_timer_free_cb(uv_handle_t *h)
+{
+	struct sl_conn *c = h->data;
+	free(h);
+	c->throttle_timer = NULL;
 	conn_free_if_done(c);
 }
 
@@ -97,6 +119,9 @@ static void conn_close(struct sl_conn *c)
 	/* Parked requests of this connection will never be read: drop them. */
 	sl_req_cancel_all(&c->session, 1);
 	sl_security_session_end(srv, &c->session);
+	delayed_drop(c);
+	if (c->throttle_timer != NULL)
+		uv_close((uv_handle_t *)c->throttle_timer, throttle_timer_free_cb);
 	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 }
 
@@ -104,6 +129,13 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct sl_conn *c = h->data;
 	(void)suggested;
+	if (c->tls != NULL) {
+		/* Ciphertext goes to the engine; the plaintext lands where it would below (conn_tls_pump). */
+		size_t cap;
+		buf->base = (char *)sl_tls_conn_read_buffer(c->tls, &cap);
+		buf->len = cap;
+		return;
+	}
 	if (c->fbuf != NULL) {
 		/* The rest of a large frame, and not a byte more: the next frame starts in rbuf. */
 		buf->base = (char *)c->fbuf + c->fbuf_have;
@@ -151,6 +183,7 @@ static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *co
 static void conn_process(struct sl_conn *c)
 {
 	size_t at = 0;
+	c->processing = 1;
 	while (!c->closing && !c->read_paused && c->fbuf == NULL) {
 		uint32_t len;
 		int rc = sl_frame_length(c->rbuf + at, c->rlen - at, c->srv->cfg.frame_bytes_max, &len);
@@ -192,6 +225,88 @@ static void conn_process(struct sl_conn *c)
 		memmove(c->rbuf, c->rbuf + at, c->rlen - at);
 		c->rlen -= at;
 	}
+	c->processing = 0;
+}
+
+/* n plaintext bytes arrived where conn_alloc_cb (or conn_tls_pump) put them: finish a large frame or cut
+ * frames out of rbuf. */
+static void conn_received(struct sl_conn *c, size_t n)
+{
+	if (c->fbuf != NULL) {
+		c->fbuf_have += n;
+		SL_ASSERT(c->fbuf_have <= c->fbuf_need);
+		if (c->fbuf_have < c->fbuf_need)
+			return;
+		uint8_t *fb = c->fbuf;
+		c->fbuf = NULL;
+		dispatch(c, fb, (uint32_t)c->fbuf_need, fb);
+		conn_update_reading(c);
+		return;
+	}
+	c->rlen += n;
+	conn_process(c);
+}
+
+/* Send what the TLS engine encrypted (answers, and the handshake's own messages). */
+static void conn_tls_flush(struct sl_conn *c);
+
+/* The handshake just finished: a client certificate the CA vouched for names the principal (security.h). */
+static int conn_tls_established(struct sl_conn *c)
+{
+	char cn[256], err[256];
+	c->tls_checked = 1;
+	if (!sl_tls_conn_peer_cn(c->tls, cn, sizeof(cn)))
+		return 0;
+	if (sl_user_name_check(cn) != 0) {
+		sl_slog_msg(SL_SLOG_WARN, "certificate_principal_invalid",
+		            "%s: client certificate CN '%.64s' is not a valid principal name (1 to 64 of "
+		            "[A-Za-z0-9._@-]); the connection must authenticate with SCRAM",
+		            c->session.peer, cn);
+		return 0;
+	}
+	if (sl_security_session_authenticated(c->srv, &c->session, cn, "TLS", err, sizeof(err)) < 0) {
+		sl_security_auth_failed(c->srv, &c->session, cn, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* TLS: decrypt what the engine holds into rbuf or the large frame's buffer, as the plaintext path reads, until
+ * the engine needs more ciphertext or the connection pushes back. */
+static void conn_tls_pump(struct sl_conn *c)
+{
+	while (!c->closing && !c->read_paused && !c->processing) {
+		uint8_t *dst;
+		size_t cap;
+		if (c->fbuf != NULL) {
+			dst = c->fbuf + c->fbuf_have;
+			cap = c->fbuf_need - c->fbuf_have;
+		} else {
+			if (c->rbuf == NULL) {
+				c->rbuf = malloc(READ_BUFFER_BYTES);
+				c->rcap = c->rbuf ? READ_BUFFER_BYTES : 0;
+			}
+			dst = c->rbuf + c->rlen;
+			cap = c->rcap - c->rlen;
+		}
+		const char *why = "";
+		ssize_t n = cap > 0 ? sl_tls_conn_read(c->tls, dst, cap, &why) : 0;
+		conn_tls_flush(c);
+		if (n < 0) {
+			if (n != -ECONNRESET)
+				sl_slog_msg(SL_SLOG_WARN, "tls_failed", "%s: %s: closing connection", c->session.peer,
+				            why);
+			conn_close(c);
+			return;
+		}
+		if (!c->tls_checked && sl_tls_conn_handshake_done(c->tls) && conn_tls_established(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		if (n == 0)
+			return;
+		conn_received(c, (size_t)n);
+	}
 }
 
 static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -200,6 +315,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	(void)buf;
 	if (n < 0) {
 		conn_close(c);
+		return;
+	}
+	if (c->tls != NULL) {
+		sl_tls_conn_received(c->tls, (size_t)n);
+		conn_tls_pump(c);
 		return;
 	}
 	if (c->fbuf != NULL) {
@@ -217,21 +337,56 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	conn_process(c);
 }
 
-/* Backpressure: stop reading while the connection holds too much unanswered work. */
+static void delayed_flush(struct sl_conn *c);
+
+static void throttle_timer_cb(uv_timer_t *t)
+{
+	struct sl_conn *c = t->data;
+	delayed_flush(c);
+	conn_update_reading(c);
+}
+
+/* A quota's throttle time (security.h rule 4): 1 while the socket must stay muted, with a timer set to look again
+ * when it ends. */
+static int conn_throttled(struct sl_conn *c)
+{
+	int64_t left = c->session.sec.throttle_until_ms - sl_clock_mono_ms();
+	if (left <= 0)
+		return 0;
+	if (c->throttle_timer == NULL) {
+		c->throttle_timer = malloc(sizeof(*c->throttle_timer));
+		if (c->throttle_timer == NULL)
+			return 0; /* no timer: the quota is not enforced on this connection rather than muting it
+			             forever */
+		uv_timer_init(&c->srv->loop, c->throttle_timer);
+		c->throttle_timer->data = c;
+	}
+	uv_timer_start(c->throttle_timer, throttle_timer_cb, (uint64_t)left, 0);
+	return 1;
+}
+
+/* Backpressure: stop reading while the connection holds too much unanswered work, or a quota mutes it. */
 static void conn_update_reading(struct sl_conn *c)
 {
 	const struct sl_server_config *cfg = &c->srv->cfg;
-	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max;
 	if (c->closing || c->srv->shutting_down)
 		return;
+	int throttled = conn_throttled(c);
+	int over = throttled || c->inflight_bytes >= cfg->conn_inflight_bytes_max ||
+	           c->refs >= cfg->conn_inflight_requests_max;
 	if (over && !c->read_paused) {
 		c->read_paused = 1;
 		uv_read_stop((uv_stream_t *)&c->tcp);
 	} else if (!over && c->read_paused && c->inflight_bytes <= cfg->conn_inflight_bytes_max / 2) {
 		c->read_paused = 0;
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-		/* Frames already buffered while paused go first. */
-		conn_process(c);
+		/* Frames already buffered while paused go first (unless this runs inside conn_process, whose loop
+		 * goes on by itself). */
+		if (!c->processing) {
+			conn_process(c);
+			if (c->tls != NULL)
+				conn_tls_pump(c);
+		}
 	}
 }
 
@@ -250,21 +405,26 @@ static void on_connection(uv_stream_t *listener, int status)
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	if (srv->stats.connections_open >= srv->cfg.connections_max || srv->shutting_down) {
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	int have_peer = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0;
+	if (srv->stats.connections_open >= srv->cfg.connections_max || srv->shutting_down ||
+	    sl_security_connection_allowed(srv, have_peer ? (struct sockaddr *)&ss : NULL) < 0) {
 		srv->stats.connections_refused++;
 		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	if (srv->tls != NULL && (c->tls = sl_tls_conn_new(srv->tls)) == NULL) {
+		srv->stats.connections_refused++;
+		c->closing = 1;
+		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+		return;
+	}
 	char *peer = c->session.peer;
 	snprintf(peer, sizeof(c->session.peer), "client");
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
-		char ip[32];
-		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-		snprintf(peer, sizeof(c->session.peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	}
+	if (have_peer && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		sl_addr_format((struct sockaddr *)&ss, peer, sizeof(c->session.peer));
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->next = srv->net->conns;
 	if (srv->net->conns)
@@ -295,6 +455,10 @@ static void native_finish(struct sl_req *req)
 struct write_ctx {
 	uv_write_t w;
 	struct sl_conn *conn;
+	struct write_ctx *next; /* in the connection's delayed list */
+	const uint8_t *base;    /* what is written: bytes below, or owned */
+	size_t len;
+	uint8_t *owned; /* TLS: the ciphertext written, from the engine; NULL: bytes below */
 	uint8_t bytes[];
 };
 
@@ -302,6 +466,7 @@ static void write_done_cb(uv_write_t *w, int status)
 {
 	struct write_ctx *wc = (struct write_ctx *)w;
 	struct sl_conn *c = wc->conn;
+	free(wc->owned);
 	free(wc);
 	if (status < 0 || c->session.close_after_write)
 		conn_close(c);
@@ -309,6 +474,81 @@ static void write_done_cb(uv_write_t *w, int status)
 	SL_ASSERT(c->refs > 0);
 	c->refs--;
 	conn_free_if_done(c);
+}
+
+static void write_now(struct sl_conn *c, struct write_ctx *wc)
+{
+	uv_buf_t b = uv_buf_init((char *)wc->base, (unsigned)wc->len);
+	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
+		c->refs--;
+		free(wc->owned);
+		free(wc);
+		conn_close(c);
+	}
+}
+
+/* Write len bytes at base (inside wc), or, while a quota's throttle time runs (security.h rule 4), hold them in
+ * order behind the answers already held: the client waits for its answers, which is what slows it down. */
+static void conn_write(struct sl_conn *c, struct write_ctx *wc, const uint8_t *base, size_t len)
+{
+	wc->conn = c;
+	wc->base = base;
+	wc->len = len;
+	wc->next = NULL;
+	c->refs++;
+	if (c->delayed_head != NULL || (!c->srv->shutting_down && conn_throttled(c))) {
+		if (c->delayed_tail)
+			c->delayed_tail->next = wc;
+		else
+			c->delayed_head = wc;
+		c->delayed_tail = wc;
+		return;
+	}
+	write_now(c, wc);
+}
+
+/* The throttle time is over (or the broker is stopping): send what was held, in order. */
+static void delayed_flush(struct sl_conn *c)
+{
+	if (c->delayed_head == NULL || c->closing || (!c->srv->shutting_down && conn_throttled(c)))
+		return;
+	while (c->delayed_head != NULL && !c->closing) {
+		struct write_ctx *wc = c->delayed_head;
+		c->delayed_head = wc->next;
+		if (c->delayed_head == NULL)
+			c->delayed_tail = NULL;
+		write_now(c, wc);
+	}
+}
+
+/* The connection closes: held answers are dropped, as answers to a gone client are. */
+static void delayed_drop(struct sl_conn *c)
+{
+	while (c->delayed_head != NULL) {
+		struct write_ctx *wc = c->delayed_head;
+		c->delayed_head = wc->next;
+		SL_ASSERT(c->refs > 0);
+		c->refs--;
+		free(wc->owned);
+		free(wc);
+	}
+	c->delayed_tail = NULL;
+}
+
+static void conn_tls_flush(struct sl_conn *c)
+{
+	size_t len;
+	uint8_t *p = sl_tls_conn_take_output(c->tls, &len);
+	if (p == NULL)
+		return;
+	struct write_ctx *wc = c->closing ? NULL : malloc(sizeof(*wc));
+	if (wc == NULL) {
+		free(p);
+		conn_close(c);
+		return;
+	}
+	wc->owned = p;
+	conn_write(c, wc, p, len);
 }
 
 static void native_send(struct sl_req *req)
@@ -324,14 +564,17 @@ static void native_send(struct sl_req *req)
 	}
 	sl_frame_put_length(wc->bytes, (uint32_t)len);
 	synclog__response__pack(&req->resp, wc->bytes + SL_FRAME_HEADER_BYTES);
-	wc->conn = c;
-	c->refs++;
-	uv_buf_t b = uv_buf_init((char *)wc->bytes, (unsigned)(SL_FRAME_HEADER_BYTES + len));
-	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
-		c->refs--;
+	if (c->tls != NULL) {
+		int rc = sl_tls_conn_write(c->tls, wc->bytes, SL_FRAME_HEADER_BYTES + len);
 		free(wc);
-		conn_close(c);
+		if (rc < 0)
+			conn_close(c);
+		else
+			conn_tls_flush(c);
+		return;
 	}
+	wc->owned = NULL;
+	conn_write(c, wc, wc->bytes, SL_FRAME_HEADER_BYTES + len);
 }
 
 static const struct sl_req_frontend native_frontend = {
@@ -482,6 +725,7 @@ void sl_net_stop_accepting(struct sl_server *srv)
 	for (struct sl_conn *c = srv->net->conns; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		sl_req_cancel_all(&c->session, 0);
+		delayed_flush(c); /* the throttle time ends with the broker */
 	}
 }
 

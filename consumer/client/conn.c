@@ -172,8 +172,18 @@ int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
 	return 0;
 }
 
+static void tls_collect(struct sl_conn *c);
+
 void sl_conn_close(struct sl_conn *c)
 {
+	if (c->ssl != NULL && c->fd >= 0) {
+		/* Tell the broker the session ends (a best effort: whatever the socket takes now). */
+		sl_tls_session_close(c->ssl);
+		c->tls_out_pos = c->tls_out_len = 0;
+		tls_collect(c);
+		if (c->tls_out_len > 0 && send(c->fd, c->tls_out, c->tls_out_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			(void)0; /* the connection is going away either way */
+	}
 	sl_tls_session_free(c->ssl);
 	c->ssl = NULL;
 	c->tls_out_pos = c->tls_out_len = 0;
@@ -950,6 +960,8 @@ static int write_some(struct sl_conn *c)
 /* TLS: decrypt what arrived into rbuf, until the session has nothing more for now. */
 static int read_some_tls(struct sl_conn *c)
 {
+	size_t got = 0;
+
 	for (;;) {
 		char err[SL_ERROR_BYTES];
 		uint32_t frame_len;
@@ -967,6 +979,9 @@ static int read_some_tls(struct sl_conn *c)
 			return rc;
 		}
 		n = sl_tls_read(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen, err, sizeof(err));
+		if (n < 0 && n != -EAGAIN && got > 0)
+			return 0; /* hand over what arrived first (an answer just before the close); the end comes next
+			             call */
 		if (n == -EAGAIN) {
 			/* A read may have made the session answer (a key update): send that too. */
 			tls_collect(c);
@@ -981,6 +996,7 @@ static int read_some_tls(struct sl_conn *c)
 			return -EPROTO;
 		}
 		c->rlen += (size_t)n;
+		got += (size_t)n;
 		if (c->rlen - c->rpos >= READ_CHUNK_BYTES * 4)
 			return 0; /* enough for now: the caller takes frames; SSL_pending brings us back */
 	}

@@ -34,8 +34,11 @@ struct ssl_ctx_st *sl_tls_client_ctx_new(const struct sl_security_options *o, ch
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* A broker that closes without close_notify has closed the connection, as without TLS (frames carry their
+	 * own lengths). */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	int ok = o->tls_ca != NULL && o->tls_ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, o->tls_ca, NULL)
-	                                                    : SSL_CTX_set_default_verify_paths(ctx);
+	                                                   : SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
 		char what[SL_ERROR_BYTES];
 		snprintf(what, sizeof(what), "cannot load the CA certificates %s (--tls-ca)",
@@ -69,8 +72,7 @@ void sl_tls_client_ctx_free(struct ssl_ctx_st *ctx)
 	SSL_CTX_free(ctx);
 }
 
-struct ssl_st *sl_tls_client_session_new(struct ssl_ctx_st *ctx, int fd, const char *host, char *err,
-                                         size_t err_bytes)
+struct ssl_st *sl_tls_client_session_new(struct ssl_ctx_st *ctx, int fd, const char *host, char *err, size_t err_bytes)
 {
 	SSL *ssl = SSL_new(ctx);
 	BIO *rbio = BIO_new_socket(fd, BIO_NOCLOSE), *wbio = BIO_new(BIO_s_mem());
@@ -101,6 +103,14 @@ void sl_tls_session_free(struct ssl_st *ssl)
 	SSL_free(ssl);
 }
 
+void sl_tls_session_close(struct ssl_st *ssl)
+{
+	/* close_notify goes into the memory BIO; the caller sends it if the socket takes it. */
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
 int sl_tls_handshake_step(struct ssl_st *ssl, int *want_write, char *err, size_t err_bytes)
 {
 	int rc = SSL_do_handshake(ssl);
@@ -114,13 +124,15 @@ int sl_tls_handshake_step(struct ssl_st *ssl, int *want_write, char *err, size_t
 	long verify = SSL_get_verify_result(ssl);
 	if (verify != X509_V_OK) {
 		snprintf(err, err_bytes,
-		         "the broker's TLS certificate is not trusted: %s (check --tls-ca, and that the certificate names "
+		         "the broker's TLS certificate is not trusted: %s (check --tls-ca, and that the certificate "
+		         "names "
 		         "the host in --broker)",
 		         X509_verify_cert_error_string(verify));
 		ERR_clear_error();
 	} else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-		snprintf(err, err_bytes, "the broker closed the connection during the TLS handshake: does it speak TLS "
-		                         "here, and does it want a client certificate (--tls-cert)?");
+		snprintf(err, err_bytes,
+		         "the broker closed the connection during the TLS handshake: does it speak TLS "
+		         "here, and does it want a client certificate (--tls-cert)?");
 	} else {
 		tls_error(err, err_bytes, "TLS handshake failed");
 	}

@@ -27,9 +27,10 @@ void sl_tls_client_ctx_free(struct ssl_ctx_st *ctx);
 
 /* A session on the connected non-blocking socket fd, for a broker named host (its certificate must name it: a
  * DNS name, or an IP address for a literal). Returns NULL with err set. */
-struct ssl_st *sl_tls_client_session_new(struct ssl_ctx_st *ctx, int fd, const char *host, char *err,
-                                         size_t err_bytes);
+struct ssl_st *sl_tls_client_session_new(struct ssl_ctx_st *ctx, int fd, const char *host, char *err, size_t err_bytes);
 void sl_tls_session_free(struct ssl_st *ssl);
+/* Write close_notify into the memory BIO (sl_tls_take gives it). */
+void sl_tls_session_close(struct ssl_st *ssl);
 
 /* One step of the handshake: 0 done, -EAGAIN with *want_write set (1: flush what sl_tls_take gives and wait for
  * POLLOUT, 0: wait for POLLIN), or -EPROTO with err set (a certificate the CA does not vouch for, a name that

@@ -15,8 +15,7 @@
 #include "broker/acl.h"
 #include "proto/base/fs.h"
 
-static struct sl_acl acl(const char *principal, enum sl_acl_resource r, const char *name, int prefix,
-                         enum sl_acl_op op)
+static struct sl_acl acl(const char *principal, enum sl_acl_resource r, const char *name, int prefix, enum sl_acl_op op)
 {
 	struct sl_acl a;
 	memset(&a, 0, sizeof(a));
@@ -96,13 +95,13 @@ static void invalid_acls_are_refused(void **state)
 	assert_non_null(strstr(err, "read, describe, delete, reset"));
 	assert_int_equal(sl_acl_op_parse(SL_ACL_TOPIC, "produce", &op, err, sizeof(err)), 0);
 	struct sl_acl bad[] = {
-	        acl("al ice", SL_ACL_TOPIC, "t", 0, SL_ACL_PRODUCE),   /* principal */
-	        acl("alice", SL_ACL_TOPIC, "a/b", 0, SL_ACL_PRODUCE),  /* name */
-	        acl("alice", SL_ACL_TOPIC, "", 0, SL_ACL_PRODUCE),     /* empty name */
-	        acl("alice", SL_ACL_TOPIC, "*", 1, SL_ACL_PRODUCE),    /* prefix of everything */
-	        acl("alice", SL_ACL_GROUP, "g", 0, SL_ACL_PRODUCE),    /* a topic operation on a group */
-	        acl("alice", SL_ACL_CLUSTER, "x", 0, SL_ACL_ADMIN),    /* the cluster has no name */
-	        acl("alice", SL_ACL_TOPIC, "t", 0, SL_ACL_ADMIN),      /* a cluster operation on a topic */
+	        acl("al ice", SL_ACL_TOPIC, "t", 0, SL_ACL_PRODUCE),  /* principal */
+	        acl("alice", SL_ACL_TOPIC, "a/b", 0, SL_ACL_PRODUCE), /* name */
+	        acl("alice", SL_ACL_TOPIC, "", 0, SL_ACL_PRODUCE),    /* empty name */
+	        acl("alice", SL_ACL_TOPIC, "*", 1, SL_ACL_PRODUCE),   /* prefix of everything */
+	        acl("alice", SL_ACL_GROUP, "g", 0, SL_ACL_PRODUCE),   /* a topic operation on a group */
+	        acl("alice", SL_ACL_CLUSTER, "x", 0, SL_ACL_ADMIN),   /* the cluster has no name */
+	        acl("alice", SL_ACL_TOPIC, "t", 0, SL_ACL_ADMIN),     /* a cluster operation on a topic */
 	};
 	struct sl_acls t = {0};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
