@@ -33,7 +33,7 @@ static const char usage[] =
         "                [--auth scram|none] [--super-users NAME,...] [--tls-cert FILE --tls-key FILE]\n"
         "                [--tls-ca FILE] [--tls-client-auth required|optional|none] [--insecure]\n"
         "                [--quota-produce-rate BYTES] [--quota-fetch-rate BYTES] [--principal-connections-max N]\n"
-        "                [--connection-rate-max N] [--version]\n"
+        "                [--principal-inflight-bytes-max N] [--connection-rate-max N] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -47,7 +47,8 @@ static const char usage[] =
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
         "                           connections_max, retention_check_ms, auth, super_users, tls_cert, tls_key,\n"
         "                           tls_ca, tls_client_auth, insecure, quota_produce_rate, quota_fetch_rate,\n"
-        "                           principal_connections_max, connection_rate_max; # starts a comment.\n"
+        "                           principal_connections_max, principal_inflight_bytes_max,\n"
+        "                           connection_rate_max; # starts a comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -75,6 +76,8 @@ static const char usage[] =
         "                           throttle time and the connection waits that long (default: no quota)\n"
         "  --quota-fetch-rate BYTES the same for fetched bytes\n"
         "  --principal-connections-max N  connections one principal may hold at once (default: no limit)\n"
+        "  --principal-inflight-bytes-max N  request bytes one authenticated principal's connections may hold\n"
+        "                           unanswered; past it they stop being read (default 268435456, 0: no limit)\n"
         "  --connection-rate-max N  connection attempts per second from one address; more are closed at once\n"
         "                           (default 200, 0: no limit)\n"
         "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
@@ -128,7 +131,7 @@ struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
 	const char *log_format, *log_level, *retention_check;
 	const char *auth, *super_users, *tls_cert, *tls_key, *tls_ca, *tls_client_auth, *insecure;
-	const char *quota_produce, *quota_fetch, *principal_conn_max, *conn_rate;
+	const char *quota_produce, *quota_fetch, *principal_conn_max, *principal_inflight, *conn_rate;
 };
 
 /* What the event log is set to; applied once both sources are read. */
@@ -199,6 +202,12 @@ static int security_apply(struct sl_security_config *sc, const struct settings *
 			return bad_usage("invalid --principal-connections-max '%s': 0 (no limit) to 100000",
 			                 s->principal_conn_max);
 		sc->principal_connections_max = (uint32_t)v;
+	}
+	if (s->principal_inflight) {
+		if (parse_u64(s->principal_inflight, 0, UINT64_MAX / 2, &v) < 0 || (v > 0 && v < (1u << 20)))
+			return bad_usage("invalid --principal-inflight-bytes-max '%s': at least 1048576 (0: no limit)",
+			                 s->principal_inflight);
+		sc->principal_inflight_bytes_max = v;
 	}
 	if (s->conn_rate) {
 		if (parse_u64(s->conn_rate, 0, 1000000, &v) < 0)
@@ -377,6 +386,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"quota_produce_rate", offsetof(struct settings, quota_produce), 1},
 	        {"quota_fetch_rate", offsetof(struct settings, quota_fetch), 1},
 	        {"principal_connections_max", offsetof(struct settings, principal_conn_max), 1},
+	        {"principal_inflight_bytes_max", offsetof(struct settings, principal_inflight), 1},
 	        {"connection_rate_max", offsetof(struct settings, conn_rate), 1},
 	};
 	static char nums[sizeof(keys) / sizeof(keys[0])][32];
@@ -592,6 +602,7 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "quota_produce_rate", sc->produce_bytes_per_s);
 	sl_slog_uint(e, "quota_fetch_rate", sc->fetch_bytes_per_s);
 	sl_slog_uint(e, "principal_connections_max", sc->principal_connections_max);
+	sl_slog_uint(e, "principal_inflight_bytes_max", sc->principal_inflight_bytes_max);
 	sl_slog_uint(e, "connection_rate_max", sc->connection_rate_per_s);
 	sl_slog_end(e);
 }
@@ -637,6 +648,8 @@ int main(int argc, char **argv)
 			slot = &flags.quota_fetch;
 		} else if (strcmp(a, "--principal-connections-max") == 0) {
 			slot = &flags.principal_conn_max;
+		} else if (strcmp(a, "--principal-inflight-bytes-max") == 0) {
+			slot = &flags.principal_inflight;
 		} else if (strcmp(a, "--connection-rate-max") == 0) {
 			slot = &flags.conn_rate;
 		} else if (strcmp(a, "--data-dir") == 0) {

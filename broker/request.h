@@ -48,6 +48,8 @@ struct sl_session {
 	struct sl_req *cancel_head;     /* parked requests (invariant 3) */
 	char peer[64];                  /* "ADDRESS:PORT" of the client, for logs */
 	struct sl_session_security sec; /* its principal, the SCRAM exchange, quotas (broker/security.h) */
+	/* The front end's: read the connection again if it stopped at its principal's bound (security.h rule 5). */
+	void (*wake_cb)(struct sl_session *s);
 };
 
 struct sl_req {

@@ -20,6 +20,9 @@ void sl_security_config_default(struct sl_security_config *cfg)
 	/* 200 connection attempts a second from one address: far above what a well-behaved client or a test script
 	 * opens, far below what guessing passwords needs. */
 	cfg->connection_rate_per_s = 200;
+	/* Four times one connection's bound (four maximum frames each): a principal may keep several connections
+	 * busy, but a hundred connections of one principal cannot hold a hundred times that of the broker's memory. */
+	cfg->principal_inflight_bytes_max = 256ull << 20;
 }
 
 int sl_tls_client_auth_parse(const char *s, enum sl_tls_client_auth *out)
@@ -188,7 +191,8 @@ static int principal_evict(struct sl_security *sec)
 {
 	for (size_t i = 0; i < sizeof(sec->principals) / sizeof(sec->principals[0]); i++) {
 		for (struct sl_principal **pp = &sec->principals[i]; *pp; pp = &(*pp)->next) {
-			if ((*pp)->connections == 0) {
+			/* A request still in flight holds a pointer to its principal (sl_security_inflight_charge). */
+			if ((*pp)->connections == 0 && (*pp)->inflight_bytes == 0) {
 				struct sl_principal *p = *pp;
 				*pp = p->next;
 				free(p);
@@ -222,6 +226,24 @@ static struct sl_principal *principal_get(struct sl_security *sec, const char *n
 	return p;
 }
 
+/* Take s off its principal: one connection fewer, out of its sessions. */
+static void session_unlink(struct sl_session *s)
+{
+	struct sl_principal *p = s->sec.state;
+	if (p == NULL)
+		return;
+	SL_ASSERT(p->connections > 0);
+	p->connections--;
+	if (s->sec.principal_prev)
+		s->sec.principal_prev->sec.principal_next = s->sec.principal_next;
+	else
+		p->sessions = s->sec.principal_next;
+	if (s->sec.principal_next)
+		s->sec.principal_next->sec.principal_prev = s->sec.principal_prev;
+	s->sec.principal_next = s->sec.principal_prev = NULL;
+	s->sec.state = NULL;
+}
+
 int sl_security_session_authenticated(struct sl_server *srv, struct sl_session *s, const char *principal,
                                       const char *mechanism, char *err, size_t err_cap)
 {
@@ -240,11 +262,16 @@ int sl_security_session_authenticated(struct sl_server *srv, struct sl_session *
 		         principal, p->connections);
 		return -EUSERS;
 	}
-	if (s->sec.state != NULL && s->sec.state != p)
-		s->sec.state->connections--;
-	if (s->sec.state != p)
+	if (s->sec.state != p) {
+		session_unlink(s);
 		p->connections++;
-	s->sec.state = p;
+		s->sec.state = p;
+		s->sec.principal_prev = NULL;
+		s->sec.principal_next = p->sessions;
+		if (p->sessions)
+			p->sessions->sec.principal_prev = s;
+		p->sessions = s;
+	}
 	snprintf(s->sec.principal, sizeof(s->sec.principal), "%s", principal);
 	s->sec.authenticated = 1;
 	s->sec.super_user = is_super_user(sec, principal);
@@ -275,16 +302,50 @@ void sl_security_auth_failed(struct sl_server *srv, struct sl_session *s, const 
 
 void sl_security_session_end(struct sl_server *srv, struct sl_session *s)
 {
-	if (s->sec.state != NULL) {
-		SL_ASSERT(s->sec.state->connections > 0);
-		s->sec.state->connections--;
-		s->sec.state = NULL;
-	}
+	session_unlink(s);
 	if (s->sec.scram != NULL) {
 		memset(s->sec.scram, 0, sizeof(*s->sec.scram));
 		free(s->sec.scram);
 		s->sec.scram = NULL;
 	}
+}
+
+/* ---- bytes in flight per principal (rule 5) ---- */
+
+void sl_security_inflight_charge(struct sl_session *s, uint64_t frame_bytes, struct sl_principal **charged_out)
+{
+	struct sl_principal *p = s->sec.state;
+	*charged_out = p;
+	if (p != NULL)
+		p->inflight_bytes += frame_bytes;
+}
+
+void sl_security_inflight_release(struct sl_server *srv, struct sl_principal *p, uint64_t frame_bytes)
+{
+	if (p == NULL)
+		return;
+	SL_ASSERT(p->inflight_bytes >= frame_bytes);
+	p->inflight_bytes -= frame_bytes;
+	uint64_t max = srv->security->cfg->principal_inflight_bytes_max;
+	if (!p->waiting || p->inflight_bytes > max / 2)
+		return;
+	p->waiting = 0;
+	/* A wake may close a connection (and unlink its session): take the next one first. */
+	for (struct sl_session *s = p->sessions, *next; s != NULL; s = next) {
+		next = s->sec.principal_next;
+		if (s->wake_cb)
+			s->wake_cb(s);
+	}
+}
+
+int sl_security_inflight_over(struct sl_server *srv, struct sl_session *s)
+{
+	struct sl_principal *p = s->sec.state;
+	uint64_t max = srv->security->cfg->principal_inflight_bytes_max;
+	if (p == NULL || max == 0 || p->inflight_bytes < max)
+		return 0;
+	p->waiting = 1;
+	return 1;
 }
 
 /* ---- rates ---- */

@@ -20,8 +20,10 @@
  *      counted and the next line says how many were not logged).
  *   3. Administrative requests are audited with their result whether allowed, denied or failed; so is every
  *      failed authentication.
- *   4. A principal over its produce or fetch byte rate is answered at once with throttle_time_ms, and its
- *      connection is not read for that long (Kafka's KIP-219): the client is delayed, nothing is dropped.
+ *   4. A principal over its produce or fetch byte rate gets its answers with throttle_time_ms, held back that
+ *      long, and its connection is not read meanwhile (Kafka's way): the client is delayed, nothing is dropped.
+ *   5. An authenticated principal's connections together hold at most --principal-inflight-bytes-max request
+ *      bytes unanswered: past it each of them stops reading, and all resume once it is back under half.
  *
  * Which thread may call: the shard's loop thread only. */
 #ifndef SL_BROKER_SECURITY_H
@@ -60,11 +62,12 @@ struct sl_security_config {
 	char tls_key[1024];
 	char tls_ca[1024]; /* --tls-ca: verifies client certificates */
 	enum sl_tls_client_auth tls_client_auth;
-	int insecure;                       /* --insecure */
-	uint64_t produce_bytes_per_s;       /* --quota-produce-rate, per principal; 0: none */
-	uint64_t fetch_bytes_per_s;         /* --quota-fetch-rate */
-	uint32_t principal_connections_max; /* --principal-connections-max; 0: none */
-	uint32_t connection_rate_per_s;     /* --connection-rate-max: attempts per source address per second; 0: off */
+	int insecure;                          /* --insecure */
+	uint64_t produce_bytes_per_s;          /* --quota-produce-rate, per principal; 0: none */
+	uint64_t fetch_bytes_per_s;            /* --quota-fetch-rate */
+	uint32_t principal_connections_max;    /* --principal-connections-max; 0: none */
+	uint64_t principal_inflight_bytes_max; /* --principal-inflight-bytes-max: request bytes unanswered; 0: none */
+	uint32_t connection_rate_per_s; /* --connection-rate-max: attempts per source address per second; 0: off */
 };
 
 void sl_security_config_default(struct sl_security_config *cfg);
@@ -93,6 +96,8 @@ struct sl_session_security {
 	struct sl_acl_cache_entry cache[SL_ACL_CACHE_ENTRIES];
 	uint32_t cache_next;
 	int64_t throttle_until_ms; /* rule 4: the front end does not read before this (monotonic ms) */
+	/* The sessions of one principal, for waking them when its bytes in flight fall (rule 5). */
+	struct sl_session *principal_next, *principal_prev;
 };
 
 /* A token bucket of bytes: refilled at the quota's rate, one second's worth at most. */
@@ -105,6 +110,9 @@ struct sl_principal {
 	struct sl_principal *next; /* hash chain */
 	char name[SL_USER_NAME_BYTES_MAX + 1];
 	uint32_t connections;
+	struct sl_session *sessions; /* its connections' sessions */
+	uint64_t inflight_bytes;     /* request bytes read from its connections and not yet answered */
+	int waiting;                 /* a connection of it stopped reading at the bound (rule 5) */
 	struct sl_rate produce, fetch;
 };
 
@@ -183,6 +191,13 @@ int sl_security_session_authenticated(struct sl_server *srv, struct sl_session *
 void sl_security_auth_failed(struct sl_server *srv, struct sl_session *s, const char *user, const char *why);
 /* The connection is closing: its principal's connection count drops, the exchange in progress is freed. */
 void sl_security_session_end(struct sl_server *srv, struct sl_session *s);
+/* Rule 5. A request of frame_bytes was read on session s: charge its principal (*charged_out: whom, NULL when the
+ * session has none yet), and release it when the request is done. Releasing under half the bound calls the
+ * wake_cb of every session of the principal, so that connections stopped at the bound read again. */
+void sl_security_inflight_charge(struct sl_session *s, uint64_t frame_bytes, struct sl_principal **charged_out);
+void sl_security_inflight_release(struct sl_server *srv, struct sl_principal *p, uint64_t frame_bytes);
+/* 1 when s's principal is at its bound (the front end stops reading s's connection). */
+int sl_security_inflight_over(struct sl_server *srv, struct sl_session *s);
 /* At accept: 0, or -EAGAIN when the source address has used its connection attempts for now. */
 int sl_security_connection_allowed(struct sl_server *srv, const struct sockaddr *addr);
 

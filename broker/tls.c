@@ -93,8 +93,9 @@ static BIO_METHOD *method(void)
 {
 	if (bio_method == NULL) {
 		BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "synclog buffers");
-		if (m == NULL || BIO_meth_set_read_ex(m, bio_read_ex) != 1 || BIO_meth_set_write_ex(m, bio_write_ex) != 1 ||
-		    BIO_meth_set_ctrl(m, bio_ctrl) != 1 || BIO_meth_set_create(m, bio_create) != 1) {
+		if (m == NULL || BIO_meth_set_read_ex(m, bio_read_ex) != 1 ||
+		    BIO_meth_set_write_ex(m, bio_write_ex) != 1 || BIO_meth_set_ctrl(m, bio_ctrl) != 1 ||
+		    BIO_meth_set_create(m, bio_create) != 1) {
 			BIO_meth_free(m);
 			return NULL;
 		}

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ struct native_req {
 	struct sl_req req;
 	uint8_t *frame_mem;
 	size_t frame_bytes;
+	struct sl_principal *charged; /* whose bytes in flight these are (security.h rule 5) */
 };
 
 /* ---- connections ---- */
@@ -373,7 +375,7 @@ static void conn_update_reading(struct sl_conn *c)
 		return;
 	int throttled = conn_throttled(c);
 	int over = throttled || c->inflight_bytes >= cfg->conn_inflight_bytes_max ||
-	           c->refs >= cfg->conn_inflight_requests_max;
+	           c->refs >= cfg->conn_inflight_requests_max || sl_security_inflight_over(c->srv, &c->session);
 	if (over && !c->read_paused) {
 		c->read_paused = 1;
 		uv_read_stop((uv_stream_t *)&c->tcp);
@@ -388,6 +390,13 @@ static void conn_update_reading(struct sl_conn *c)
 				conn_tls_pump(c);
 		}
 	}
+}
+
+/* The connection's principal fell back under its bound of bytes in flight (security.h rule 5). */
+static void conn_wake_cb(struct sl_session *s)
+{
+	struct sl_conn *c = (struct sl_conn *)((char *)s - offsetof(struct sl_conn, session));
+	conn_update_reading(c);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -425,6 +434,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	snprintf(peer, sizeof(c->session.peer), "client");
 	if (have_peer && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
 		sl_addr_format((struct sockaddr *)&ss, peer, sizeof(c->session.peer));
+	c->session.wake_cb = conn_wake_cb;
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->next = srv->net->conns;
 	if (srv->net->conns)
@@ -445,6 +455,7 @@ static void native_finish(struct sl_req *req)
 	SL_ASSERT(c->refs > 0 && c->inflight_bytes >= nr->frame_bytes);
 	c->refs--;
 	c->inflight_bytes -= nr->frame_bytes;
+	sl_security_inflight_release(c->srv, nr->charged, nr->frame_bytes);
 	free(nr);
 	if (c->closing == 2)
 		conn_free_if_done(c);
@@ -590,6 +601,7 @@ static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
 		return NULL;
 	sl_req_init(&nr->req, c->srv, &native_frontend, c, &c->session);
 	nr->frame_bytes = frame_bytes;
+	sl_security_inflight_charge(&c->session, frame_bytes, &nr->charged);
 	c->refs++;
 	c->inflight_bytes += frame_bytes;
 	return &nr->req;
