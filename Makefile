@@ -52,6 +52,8 @@ LIB_STORAGE := $(BUILD)/lib/libsynclog_storage.a
 LIB_CLIENT := $(BUILD)/lib/libsynclog.a
 LIB_SYNC := $(BUILD)/lib/libsynclog_sync.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
+# The cleaner on the storage engine alone (bench/clean.sh).
+CLEAN_BENCH_BIN := $(BUILD)/bin/clean-bench
 # The load generator (bench/loadgen/*.c, on the client library), the NATS peer client (bench/peers/nats*.c, on
 # Debian's libnats) and the Redis peer client (bench/peers/redis*.c, RESP over a socket), all three sharing the
 # latency histogram of bench/common/: built by `make bench` only, so `make` needs no benchmark packages.
@@ -144,6 +146,9 @@ $(BUILD)/tests/test_acl: $(BUILD)/broker/acl.o
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(CLEAN_BENCH_BIN): $(BUILD)/bench/clean_bench.o $(LIB_STORAGE) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # libFuzzer targets (clang), built with the release test build only: the sanitizer build already covers the
 # same code with gcc. tests/run.sh runs each for FUZZ_SECONDS.
@@ -193,7 +198,7 @@ $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN)
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -5,6 +5,8 @@
 #      matrix (bench/results/latest.{json,md,png}, bench/results/broker.json)
 #   3. bench/groups.sh: group replay and commit cost (bench/results/groups.json)
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
+#   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
+#      (bench/results/clean.json, compaction.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,5 +23,6 @@ fi
 # both honour BENCH_QUICK themselves.
 GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
+COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

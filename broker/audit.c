@@ -18,8 +18,8 @@
 #define LINE_BYTES_MAX 2048
 
 static const char *const actions[] = {
-        "authenticate", "topic_create", "topic_delete", "offsets_reset", "group_delete",
-        "user_add",     "user_delete",  "acl_add",      "acl_remove",
+        "authenticate", "topic_create", "topic_delete", "topic_alter", "topic_compact", "offsets_reset",
+        "group_delete", "user_add",     "user_delete",  "acl_add",     "acl_remove",
 };
 _Static_assert(sizeof(actions) / sizeof(actions[0]) == SL_AUDIT_ACTION_COUNT, "a name per action");
 static const char *const results[] = {"ok", "denied", "failed"};

@@ -9,8 +9,8 @@
  *    "target":"topic:orders","result":"denied","detail":"..."}
  *
  *   principal  the authenticated principal, "" before authentication, "ANONYMOUS" with authentication off
- *   action     authenticate, topic_create, topic_delete, offsets_reset, group_delete, user_add, user_delete,
- *              acl_add, acl_remove
+ *   action     authenticate, topic_create, topic_delete, topic_alter, topic_compact, offsets_reset,
+ *              group_delete, user_add, user_delete, acl_add, acl_remove
  *   target     RESOURCE:NAME (topic:orders, group:billing, user:alice, acl:alice/topic/literal/orders/produce)
  *   result     ok, denied (no ACL allows it) or failed (refused for another reason: detail says which)
  *   detail     the error message, or absent
@@ -38,6 +38,8 @@ enum sl_audit_action {
 	SL_AUDIT_AUTHENTICATE = 0,
 	SL_AUDIT_TOPIC_CREATE,
 	SL_AUDIT_TOPIC_DELETE,
+	SL_AUDIT_TOPIC_ALTER,
+	SL_AUDIT_TOPIC_COMPACT,
 	SL_AUDIT_OFFSETS_RESET,
 	SL_AUDIT_GROUP_DELETE,
 	SL_AUDIT_USER_ADD,

@@ -31,6 +31,8 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_ACL_ADD] = sl_handle_acl_add,
         [SYNCLOG__REQUEST__BODY_ACL_REMOVE] = sl_handle_acl_remove,
         [SYNCLOG__REQUEST__BODY_LIST_ACLS] = sl_handle_list_acls,
+        [SYNCLOG__REQUEST__BODY_ALTER_TOPIC] = sl_handle_alter_topic,
+        [SYNCLOG__REQUEST__BODY_COMPACT_TOPIC] = sl_handle_compact_topic,
 };
 
 void sl_dispatch(struct sl_req *req)

@@ -516,6 +516,14 @@ static void audit_prepare(struct sl_req *req)
 		a = SL_AUDIT_TOPIC_DELETE;
 		snprintf(t, cap, "topic:%.200s", or_empty(m->delete_topic->name));
 		break;
+	case SYNCLOG__REQUEST__BODY_ALTER_TOPIC:
+		a = SL_AUDIT_TOPIC_ALTER;
+		snprintf(t, cap, "topic:%.200s", or_empty(m->alter_topic->name));
+		break;
+	case SYNCLOG__REQUEST__BODY_COMPACT_TOPIC:
+		a = SL_AUDIT_TOPIC_COMPACT;
+		snprintf(t, cap, "topic:%.200s", or_empty(m->compact_topic->name));
+		break;
 	case SYNCLOG__REQUEST__BODY_OFFSET_COMMIT:
 		if (or_empty(m->offset_commit->member_id)[0] != '\0')
 			return; /* a member's commit is its work, not an administrator's */
@@ -595,6 +603,12 @@ int sl_security_check(struct sl_req *req)
 		break;
 	case SYNCLOG__REQUEST__BODY_DESCRIBE_TOPIC:
 		ok = need(req, SL_ACL_TOPIC, or_empty(m->describe_topic->name), SL_ACL_DESCRIBE);
+		break;
+	case SYNCLOG__REQUEST__BODY_ALTER_TOPIC:
+		ok = need(req, SL_ACL_TOPIC, or_empty(m->alter_topic->name), SL_ACL_ALTER);
+		break;
+	case SYNCLOG__REQUEST__BODY_COMPACT_TOPIC:
+		ok = need(req, SL_ACL_TOPIC, or_empty(m->compact_topic->name), SL_ACL_ALTER);
 		break;
 	case SYNCLOG__REQUEST__BODY_PRODUCE:
 		ok = need(req, SL_ACL_TOPIC, or_empty(m->produce->topic), SL_ACL_PRODUCE);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "broker/security.h"
+#include "broker/compaction.h"
 #include "broker/storage/log.h"
 
 struct sl_server_config {
@@ -28,6 +29,7 @@ struct sl_server_config {
 	uint32_t retention_check_ms;
 	struct sl_log_config log;
 	struct sl_security_config security;
+	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 };
 
 void sl_server_config_default(struct sl_server_config *cfg);

@@ -23,7 +23,7 @@ static const struct cli_command acl_command = {
 	"  --topic T         a topic; with --prefix every topic whose name starts with T; '*' every topic\n"        \
 	"  --group G         a consumer group, the same way\n"                                                      \
 	"  --cluster         the cluster itself\n"                                                                  \
-	"  --op OP           topic: produce, consume, describe, alter (create it), delete;\n"                       \
+	"  --op OP           topic: produce, consume, describe, alter (create, alter, compact it), delete;\n"       \
 	"                    group: read (consume as a member, commit), describe, delete, reset (offsets reset);\n" \
 	"                    cluster: admin (create any topic, manage users and ACLs).\n"                           \
 	"                    Any topic or group operation also lets the principal see (describe) it.\n"             \

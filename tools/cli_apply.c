@@ -20,29 +20,40 @@
 
 static const struct cli_command apply_command = {
         .name = "apply",
-        .usage = "usage: synclog apply TOPIC --group G --target sqlite:PATH [--follow]\n"
-                 "                           [--tombstone-retention DURATION] [--values json|text]\n"
-                 "       synclog apply --target sqlite:PATH --purge [--tombstone-retention DURATION]\n"
-                 "\n"
-                 "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
-                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
-                 "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
-                 "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
-                 "version is applied; a record without a version applies in log order. A delete marks the row\n"
-                 "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
-                 "is retried, then written to TOPIC.dlq with its error, topic, partition and offset.\n"
-                 "  --group G                     the target's name for its offsets (required to apply)\n"
-                 "  --target sqlite:PATH          the target database (required)\n"
-                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
-                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
-                 "                                of the log as it was at the start; on a terminal, a progress line\n"
-                 "                                on stderr shows records done, rate, lag left and time left\n"
-                 "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
-                 "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H)\n"
-                 "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
-                 "  --purge                       only purge what is older than the retention, then exit\n"
-                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
-                 "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
+        .usage =
+                "usage: synclog apply TOPIC --group G --target sqlite:PATH [--follow]\n"
+                "                           [--tombstone-retention DURATION] [--values json|text]\n"
+                "                           [--on-delete hide|erase-value|archive]\n"
+                "       synclog apply --target sqlite:PATH --purge [--tombstone-retention DURATION]\n"
+                "\n"
+                "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
+                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
+                "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
+                "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
+                "version is applied; a record without a version applies in log order. A delete marks the row\n"
+                "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
+                "is retried, then written to TOPIC.dlq with its error, topic, partition and offset.\n"
+                "  --group G                     the target's name for its offsets (required to apply)\n"
+                "  --target sqlite:PATH          the target database (required)\n"
+                "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
+                "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
+                "                                of the log as it was at the start; on a terminal, a progress line\n"
+                "                                on stderr shows records done, rate, lag left and time left\n"
+                "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
+                "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H). On a\n"
+                "                                compacted topic a deleted row also waits until the broker's\n"
+                "                                cleaner removed its delete from the log (until then a replay of the\n"
+                "                                log still refuses a late stale record, so the target must too);\n"
+                "                                --purge alone decides by time\n"
+                "  --on-delete hide|erase-value|archive  what a delete does to the row: hide marks it deleted and\n"
+                "                                keeps its value until purged (default); erase-value clears the value\n"
+                "                                at once (personal data); archive copies the row to table\n"
+                "                                entities_archive first, then clears it. The deleted row stays, so\n"
+                "                                versions still compare, until it is purged\n"
+                "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                "  --purge                       only purge what is older than the retention, then exit\n"
+                "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
+                "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
 };
 
 struct apply_args {
@@ -53,6 +64,7 @@ struct apply_args {
 	bool purge;
 	int64_t retention_ms;
 	enum sl_apply_values values;
+	enum sl_apply_on_delete on_delete;
 };
 
 /* The broker's rule for group names (broker/topics.c): the group's offsets are committed there too. */
@@ -97,6 +109,16 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				a->values = SL_APPLY_VALUES_TEXT;
 			else
 				return cli_usage_error(&apply_command, "--values must be json or text");
+		} else if ((rc = cli_flag(argc, argv, &i, "--on-delete", &value)) != 0) {
+			if (rc > 0 && strcmp(value, "hide") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_HIDE;
+			else if (rc > 0 && strcmp(value, "erase-value") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_ERASE_VALUE;
+			else if (rc > 0 && strcmp(value, "archive") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_ARCHIVE;
+			else
+				return cli_usage_error(&apply_command,
+				                       "--on-delete must be hide, erase-value or archive");
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
 		} else if (strcmp(argv[i], "--purge") == 0) {
@@ -360,6 +382,8 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 		return rc;
 	if (sl_apply_sqlite_open(&db, a.target, a.values, err, sizeof(err)) != 0)
 		return cli_fail(&apply_command, "%s", err);
+	/* Applying from the broker, deleted rows follow the log's lifecycle; a purge alone has no log to ask. */
+	sl_apply_sqlite_set_deletes(db, a.on_delete, !a.purge);
 	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db);
 	sl_apply_sqlite_close(db);
 	return rc;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "consumer/client/synclog.h"
@@ -262,4 +263,17 @@ int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confi
 		memset(again, 0, sizeof(again));
 	}
 	return 0;
+}
+
+void cli_time_format(int64_t ms, char *buf, size_t bytes)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL) {
+		snprintf(buf, bytes, "-");
+		return;
+	}
+	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }

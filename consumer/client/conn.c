@@ -102,6 +102,7 @@ int sl_errno_of_code(int code)
 	case SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY:
 		return -EBUSY;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
+	case SYNCLOG__ERROR_CODE__INVALID_CONFIG:
 		return -EINVAL;
 	case SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED:
 		return -EACCES;
@@ -111,6 +112,8 @@ int sl_errno_of_code(int code)
 		return -EPERM;
 	case SYNCLOG__ERROR_CODE__UNKNOWN_USER:
 		return -ENOENT;
+	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
+		return -EIO;
 	default:
 		return -EPROTO;
 	}

@@ -79,6 +79,14 @@ struct sl_apply_key_state {
 	int64_t version;
 };
 
+/* A deleted row of the target, for the purge that follows the log (store op tombstones_due). */
+struct sl_apply_tombstone {
+	char *key; /* allocated by the store; the engine frees it */
+	char topic[201];
+	uint32_t partition;
+	int64_t offset; /* of the delete */
+};
+
 struct sl_apply_purge_counts {
 	uint64_t tombstones;
 	uint64_t stale_events;
@@ -125,6 +133,15 @@ struct sl_apply_store_ops {
 	/* Remove tombstones deleted at or before now_ms - retention_ms, stale_events rows and idempotency keys older
 	 * than that, and idempotency keys beyond the store's bound. Inside a transaction. */
 	int (*purge)(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out);
+	/* Optional, both or neither: the purge that follows the log. A store that has them leaves its deleted rows to
+	 * them (purge above does not remove those): up to max rows deleted at or before before_ms, oldest first
+	 * (outside a transaction), and the removal of one (inside one) if it still is that delete (*purged_out). The
+	 * engine removes a row once the source says the log no longer holds its delete, so that target and log keep
+	 * a delete equally long: while the log holds it, a late stale record is still refused by a replay of the
+	 * log, and must be by the target too. */
+	int (*tombstones_due)(void *store, int64_t before_ms, struct sl_apply_tombstone *out, uint32_t max,
+	                      uint32_t *count_out);
+	int (*tombstone_purge)(void *store, const struct sl_apply_tombstone *t, bool *purged_out);
 	const char *(*error)(void *store);
 };
 
@@ -148,6 +165,9 @@ struct sl_apply_source_ops {
 	bool (*done)(void *src);
 	/* Tell the broker the group's positions (may be NULL). Failure is reported, never fatal. */
 	int (*commit)(void *src, const struct sl_apply_position *positions, uint32_t count);
+	/* Optional: whether the log still holds the delete at topic/partition/offset (*present_out). -ENOTSUP when
+	 * the topic keeps its deletes only by retention (not compacted): the target's rows then go by time alone. */
+	int (*tombstone_in_log)(void *src, const char *topic, uint32_t partition, int64_t offset, bool *present_out);
 	const char *(*error)(void *src);
 };
 
@@ -227,6 +247,9 @@ int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint3
 const char *sl_apply_error(const struct sl_apply *a);
 void sl_apply_free(struct sl_apply *a);
 
+/* Rows the purge that follows the log looks at per pass: each costs one question to the broker. */
+#define SL_APPLY_TOMBSTONE_CHECKS_MAX 1000
+
 /* Purge a store without an engine (synclog apply --purge): one transaction. */
 int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now_ms, int64_t retention_ms,
                          struct sl_apply_purge_counts *out);
@@ -262,6 +285,19 @@ int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl
                          size_t err_bytes);
 /* The store table of db, for sl_apply_new. */
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out);
+
+/* What a delete does to the row (synclog apply --on-delete):
+ *   HIDE         the row is marked deleted and keeps its value until it is purged (the default)
+ *   ERASE_VALUE  the row is marked deleted and its value cleared at once (personal data)
+ *   ARCHIVE      the row as it was (value, version, origin, offset) is copied to entities_archive (key, version,
+ *                value, origin, topic, partition, offset, applied_at_ms, deleted_version, deleted_offset,
+ *                archived_at_ms), and the row is marked deleted with its value cleared
+ * In every mode the deleted row stays, without value for ERASE_VALUE and ARCHIVE, so that versions still compare
+ * until it is purged. */
+enum sl_apply_on_delete { SL_APPLY_ON_DELETE_HIDE = 0, SL_APPLY_ON_DELETE_ERASE_VALUE, SL_APPLY_ON_DELETE_ARCHIVE };
+/* Set what deletes do, and whether deleted rows are left to the purge that follows the log (tombstones_due and
+ * tombstone_purge are then in the store table; without, purge removes them by time alone). */
+void sl_apply_sqlite_set_deletes(struct sl_apply_sqlite *db, enum sl_apply_on_delete on_delete, bool follow_log);
 void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
 
 /* ---- the broker as source and dead-letter sink (consumer/apply_broker.c) ---- */

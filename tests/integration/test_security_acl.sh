@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Each ACL operation (synclog-acl(1)) refused without its ACL, with the resource's authorization error, and allowed
-# with it: topic produce, consume, describe, alter (create), delete; group read, describe, reset, delete; cluster
-# admin; prefixes and the '*' principal; describe implied by the other operations; lists filtered to what a
-# principal may see; a removed ACL refuses again; denied administrative requests are audited.
+# with it: topic produce, consume, describe, alter (create, settings), delete; group read, describe, reset, delete;
+# cluster admin; prefixes and the '*' principal; describe implied by the other operations; lists filtered to what
+# a principal may see; a removed ACL refuses again; denied administrative requests are audited.
 set -euo pipefail
 BUILD=${1:-build/release}
 . tests/integration/lib.sh
@@ -51,6 +51,10 @@ denied TOPIC_AUTHORIZATION_FAILED app topic create team.x --partitions 1
 grant --topic team. --prefix --op alter
 app topic create team.x --partitions 1 >/dev/null || fail "create under a granted prefix"
 denied TOPIC_AUTHORIZATION_FAILED app topic create other.y --partitions 1
+# topic alter: also a topic's settings
+denied TOPIC_AUTHORIZATION_FAILED app topic alter t3 --set retention.ms=86400000
+grant --topic t3 --op alter
+app topic alter t3 --set retention.ms=86400000 >/dev/null || fail "topic alter with its ACL"
 # topic delete
 denied TOPIC_AUTHORIZATION_FAILED app topic delete team.x
 grant --topic team.x --op delete
