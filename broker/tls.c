@@ -299,6 +299,22 @@ size_t sl_tls_conn_buffered(const struct sl_tls_conn *c)
 	return (size_t)SSL_pending(c->ssl);
 }
 
+/* TLS 1.2 and 1.3 add at most this much to a record (header, tag, padding, the inner content type). */
+#define RECORD_OVERHEAD_BYTES_MAX 64
+
+int sl_tls_conn_reserve(struct sl_tls_conn *c, size_t plaintext_bytes)
+{
+	size_t need = c->out_len + plaintext_bytes + (plaintext_bytes / 16384 + 1) * RECORD_OVERHEAD_BYTES_MAX;
+	if (need <= c->out_cap)
+		return 0;
+	uint8_t *p = realloc(c->out, need);
+	if (p == NULL)
+		return -ENOMEM;
+	c->out = p;
+	c->out_cap = need;
+	return 0;
+}
+
 int sl_tls_conn_write(struct sl_tls_conn *c, const void *data, size_t len)
 {
 	size_t done = 0;

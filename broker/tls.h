@@ -57,6 +57,9 @@ void sl_tls_conn_received(struct sl_tls_conn *c, size_t n);
 ssize_t sl_tls_conn_read(struct sl_tls_conn *c, uint8_t *out, size_t cap, const char **why);
 /* Plaintext buffered inside the session, decrypted but not yet read (a record larger than the last out). */
 size_t sl_tls_conn_buffered(const struct sl_tls_conn *c);
+/* Make room for the ciphertext of plaintext_bytes more, so that a large answer is encrypted into one buffer
+ * without growing it on the way. Returns 0 or -ENOMEM. */
+int sl_tls_conn_reserve(struct sl_tls_conn *c, size_t plaintext_bytes);
 /* Encrypt len bytes. Returns 0, or -EPROTO (the session failed) / -ENOMEM. */
 int sl_tls_conn_write(struct sl_tls_conn *c, const void *data, size_t len);
 /* The ciphertext to send, as a malloc'ed buffer the caller now owns (free() after the write), or NULL when there

@@ -52,6 +52,8 @@ struct loadgen_options {
 	uint32_t inflight; /* requests in flight per producer */
 	uint64_t buffer_bytes;
 	uint32_t fetch_bytes; /* replay and latency: bytes asked per partition per Fetch */
+	/* TLS and SCRAM for every connection (--tls-ca, --user, --password): the security benchmark's. */
+	struct sl_security_options security;
 };
 
 /* What one producer did. Plain data, so a producer process can hand it to its parent through a pipe. */
@@ -82,6 +84,9 @@ void loadgen_print_header(FILE *out, const struct loadgen_options *o);
 double loadgen_cpu_s(void);
 
 int loadgen_produce(const struct loadgen_options *o);
+/* Open --count connections one after another (TCP, TLS with --tls-ca, Hello, SCRAM with --user), each closed
+ * before the next, and report connections per second. */
+int loadgen_handshake(const struct loadgen_options *o);
 int loadgen_replay(const struct loadgen_options *o);
 int loadgen_latency(const struct loadgen_options *o);
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "broker/dispatch.h"
 #include "broker/net/frame_pool.h"
 #include "broker/net/net.h"
@@ -562,12 +564,70 @@ static void conn_tls_flush(struct sl_conn *c)
 	conn_write(c, wc, p, len);
 }
 
+/* TLS: the answer is encrypted as protobuf-c serializes it, so the records of a fetch go from the fetch buffer
+ * into the TLS engine without first being copied into a frame. Small pieces gather in stage and go in as one
+ * TLS record; a piece of at least TLS_DIRECT_BYTES (a fetch's records, a large batch) is encrypted from where it
+ * lies. */
+#define TLS_STAGE_BYTES  16384 /* one TLS record */
+#define TLS_DIRECT_BYTES 4096
+struct tls_packer {
+	ProtobufCBuffer base;
+	struct sl_tls_conn *tls;
+	size_t len;
+	int rc;
+	uint8_t stage[TLS_STAGE_BYTES];
+};
+
+static void tls_packer_flush(struct tls_packer *pk)
+{
+	if (pk->rc == 0 && pk->len > 0)
+		pk->rc = sl_tls_conn_write(pk->tls, pk->stage, pk->len);
+	pk->len = 0;
+}
+
+static void tls_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct tls_packer *pk = (struct tls_packer *)buffer;
+	if (len >= TLS_DIRECT_BYTES) {
+		tls_packer_flush(pk);
+		if (pk->rc == 0)
+			pk->rc = sl_tls_conn_write(pk->tls, data, len);
+		return;
+	}
+	if (pk->len + len > sizeof(pk->stage))
+		tls_packer_flush(pk);
+	memcpy(pk->stage + pk->len, data, len);
+	pk->len += len;
+}
+
+static void native_send_tls(struct sl_conn *c, struct sl_req *req, size_t len)
+{
+	static struct tls_packer pk; /* the loop's thread only, one answer at a time */
+	pk.base.append = tls_packer_append;
+	pk.tls = c->tls;
+	pk.len = 0;
+	pk.rc = sl_tls_conn_reserve(c->tls, SL_FRAME_HEADER_BYTES + len);
+	sl_frame_put_length(pk.stage, (uint32_t)len);
+	pk.len = SL_FRAME_HEADER_BYTES;
+	size_t packed = synclog__response__pack_to_buffer(&req->resp, &pk.base);
+	SL_ASSERT(packed == len);
+	tls_packer_flush(&pk);
+	if (pk.rc < 0)
+		conn_close(c);
+	else
+		conn_tls_flush(c);
+}
+
 static void native_send(struct sl_req *req)
 {
 	struct sl_conn *c = req->fe_data;
 	if (c->closing)
 		return; /* the client is gone: the answer is dropped */
 	size_t len = synclog__response__get_packed_size(&req->resp);
+	if (c->tls != NULL) {
+		native_send_tls(c, req, len);
+		return;
+	}
 	struct write_ctx *wc = malloc(sizeof(*wc) + SL_FRAME_HEADER_BYTES + len);
 	if (wc == NULL) {
 		conn_close(c);
@@ -575,15 +635,6 @@ static void native_send(struct sl_req *req)
 	}
 	sl_frame_put_length(wc->bytes, (uint32_t)len);
 	synclog__response__pack(&req->resp, wc->bytes + SL_FRAME_HEADER_BYTES);
-	if (c->tls != NULL) {
-		int rc = sl_tls_conn_write(c->tls, wc->bytes, SL_FRAME_HEADER_BYTES + len);
-		free(wc);
-		if (rc < 0)
-			conn_close(c);
-		else
-			conn_tls_flush(c);
-		return;
-	}
 	wc->owned = NULL;
 	conn_write(c, wc, wc->bytes, SL_FRAME_HEADER_BYTES + len);
 }

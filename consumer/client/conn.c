@@ -1001,7 +1001,7 @@ static int read_some_tls(struct sl_conn *c)
 		c->rlen += (size_t)n;
 		got += (size_t)n;
 		if (c->rlen - c->rpos >= READ_CHUNK_BYTES * 4)
-			return 0; /* enough for now: the caller takes frames; SSL_pending brings us back */
+			return 0; /* enough for now: the caller takes frames; SSL_has_pending brings us back */
 	}
 }
 
@@ -1049,7 +1049,7 @@ int sl_conn_pump(struct sl_conn *c, int timeout_ms, int want_read)
 	if (c->fd < 0)
 		return -ENOTCONN;
 	/* Plaintext the TLS session already decrypted is not on the socket: poll would not see it. */
-	if (want_read && c->ssl != NULL && SSL_pending(c->ssl) > 0)
+	if (want_read && c->ssl != NULL && SSL_has_pending(c->ssl))
 		return read_some(c);
 	pfd.fd = c->fd;
 	pfd.events = (short)((want_read ? POLLIN : 0) | (sl_conn_unsent(c) > 0 ? POLLOUT : 0));

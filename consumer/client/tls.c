@@ -37,6 +37,10 @@ struct ssl_ctx_st *sl_tls_client_ctx_new(const struct sl_security_options *o, ch
 	/* A broker that closes without close_notify has closed the connection, as without TLS (frames carry their
 	 * own lengths). */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Read ahead: one recv takes several records instead of two per record (header, then body). 64 KiB is four
+	 * records; SSL_has_pending then says whether read data waits inside the session. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
 	int ok = o->tls_ca != NULL && o->tls_ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, o->tls_ca, NULL)
 	                                                   : SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
