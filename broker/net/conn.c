@@ -317,6 +317,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct sl_conn *c = s->data;
 	(void)buf;
+	if (n == UV_ENOBUFS && c->tls != NULL) {
+		/* The engine's buffer was full (tls.h invariant 2): decrypt some before reading more. */
+		conn_tls_pump(c);
+		return;
+	}
 	if (n < 0) {
 		conn_close(c);
 		return;
