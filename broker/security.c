@@ -1,6 +1,5 @@
 /* The broker's security checks and state; see security.h for where each runs and the rules. */
 #include <errno.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -217,9 +216,9 @@ static struct sl_principal *principal_get(struct sl_security *sec, const char *n
 		return NULL;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	int64_t now = sl_clock_mono_ns();
-	p->produce.last_ns = p->fetch.last_ns = now;
-	p->produce.tokens = (double)sec->cfg->produce_bytes_per_s;
-	p->fetch.tokens = (double)sec->cfg->fetch_bytes_per_s;
+	double produce = (double)sec->cfg->produce_bytes_per_s, fetch = (double)sec->cfg->fetch_bytes_per_s;
+	sl_rate_init(&p->produce, produce, produce, now);
+	sl_rate_init(&p->fetch, fetch, fetch, now);
 	p->next = sec->principals[b];
 	sec->principals[b] = p;
 	sec->principal_count++;
@@ -350,21 +349,6 @@ int sl_security_inflight_over(struct sl_server *srv, struct sl_session *s)
 
 /* ---- rates ---- */
 
-/* Refill b at rate per second (one second's worth at most), then take n. Returns how long, in milliseconds, the
- * taker must wait for the bucket to be even again (0 when it was not in debt). */
-static uint64_t rate_take(struct sl_rate *b, uint64_t rate, double n, int64_t now_ns)
-{
-	double elapsed_s = (double)(now_ns - b->last_ns) / 1e9;
-	b->last_ns = now_ns;
-	b->tokens += elapsed_s * (double)rate;
-	if (b->tokens > (double)rate)
-		b->tokens = (double)rate;
-	b->tokens -= n;
-	if (b->tokens >= 0)
-		return 0;
-	return (uint64_t)ceil(-b->tokens * 1000.0 / (double)rate);
-}
-
 int sl_security_connection_allowed(struct sl_server *srv, const struct sockaddr *addr)
 {
 	struct sl_security *sec = srv->security;
@@ -390,10 +374,10 @@ int sl_security_connection_allowed(struct sl_server *srv, const struct sockaddr 
 	if (slot->family != family || memcmp(slot->addr, key, 16) != 0) {
 		slot->family = family;
 		memcpy(slot->addr, key, 16);
-		slot->rate.tokens = rate;
-		slot->rate.last_ns = now;
+		/* A new address may open a second's worth at once: the bucket is as if it had filled for a second. */
+		sl_rate_init(&slot->rate, rate, rate, now - 1000000000);
 	}
-	if (rate_take(&slot->rate, rate, 1, now) > 0) {
+	if (sl_rate_take(&slot->rate, 1, now) > 0) {
 		slot->rate.tokens += 1; /* a refused attempt costs nothing more: the bucket refills at its rate */
 		sec->stats.connections_rate_limited++;
 		return -EAGAIN;
@@ -707,9 +691,10 @@ static void quota(struct sl_req *req)
 	if (p == NULL)
 		return;
 	int64_t now_ns = sl_clock_mono_ns();
-	uint64_t wait_ms = rate_take(produce ? &p->produce : &p->fetch, rate, (double)bytes, now_ns);
-	if (wait_ms == 0)
+	int64_t wait_ns = sl_rate_take(produce ? &p->produce : &p->fetch, (double)bytes, now_ns);
+	if (wait_ns == 0)
 		return;
+	uint64_t wait_ms = ((uint64_t)wait_ns + 999999) / 1000000;
 	if (wait_ms > SL_QUOTA_THROTTLE_MS_MAX)
 		wait_ms = SL_QUOTA_THROTTLE_MS_MAX;
 	req->resp.throttle_time_ms = (uint32_t)wait_ms;

@@ -35,6 +35,7 @@
 
 #include "broker/acl.h"
 #include "broker/audit.h"
+#include "proto/base/rate.h"
 #include "proto/scram.h"
 #include "proto/users.h"
 
@@ -100,20 +101,14 @@ struct sl_session_security {
 	struct sl_session *principal_next, *principal_prev;
 };
 
-/* A token bucket of bytes: refilled at the quota's rate, one second's worth at most. */
-struct sl_rate {
-	double tokens;
-	int64_t last_ns;
-};
-
 struct sl_principal {
 	struct sl_principal *next; /* hash chain */
 	char name[SL_USER_NAME_BYTES_MAX + 1];
 	uint32_t connections;
-	struct sl_session *sessions; /* its connections' sessions */
-	uint64_t inflight_bytes;     /* request bytes read from its connections and not yet answered */
-	int waiting;                 /* a connection of it stopped reading at the bound (rule 5) */
-	struct sl_rate produce, fetch;
+	struct sl_session *sessions;   /* its connections' sessions */
+	uint64_t inflight_bytes;       /* request bytes read from its connections and not yet answered */
+	int waiting;                   /* a connection of it stopped reading at the bound (rule 5) */
+	struct sl_rate produce, fetch; /* rule 4: bytes, one second's worth of burst */
 };
 
 struct sl_address_rate {

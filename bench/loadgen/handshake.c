@@ -38,7 +38,8 @@ int loadgen_handshake(const struct loadgen_options *o)
 
 		rc = sl_conn_connect(c);
 		if (rc != 0) {
-			fprintf(stderr, "synclog-bench: connection %llu: %s\n", (unsigned long long)i, sl_conn_error(c));
+			fprintf(stderr, "synclog-bench: connection %llu: %s\n", (unsigned long long)i,
+			        sl_conn_error(c));
 			break;
 		}
 		hist_add(&lat, (uint64_t)(sl_clock_mono_ns() - t0));

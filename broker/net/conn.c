@@ -17,7 +17,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "broker/dispatch.h"
-#include "broker/net/frame_pool.h"
+#include "broker/frame_pool.h"
 #include "broker/net/net.h"
 #include "broker/tls.h"
 #include "proto/base/clock.h"
@@ -701,6 +701,7 @@ static Synclog__Request *request_view(struct sl_req *req, uint8_t *frame, uint32
 	}
 	m->produce.topic = topic;
 	m->produce.acks = (Synclog__Acks)v.acks;
+	m->produce.backfill = v.backfill;
 	m->produce.n_partitions = n;
 	m->produce.partitions = pps;
 	m->request.correlation_id = v.correlation_id;
