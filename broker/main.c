@@ -568,6 +568,8 @@ static int exposure_check(const struct sl_server_config *cfg)
 		int secure;
 	} listeners[] = {
 	        {"--listen", cfg->listen_host, cfg->listen_port, 1, tls && auth},
+	        {"--kafka-listen", cfg->kafka_listen_host, cfg->kafka_listen_port, cfg->kafka_listen_port >= 0,
+	         tls && auth},
 	        {"--metrics", cfg->metrics_host, cfg->metrics_port, cfg->metrics_port >= 0, tls && client_certs},
 	};
 	int exposed = 0;

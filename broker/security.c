@@ -387,10 +387,9 @@ int sl_security_connection_allowed(struct sl_server *srv, const struct sockaddr 
 
 /* ---- authorization ---- */
 
-static int allowed(struct sl_req *req, enum sl_acl_resource r, const char *name, enum sl_acl_op op)
+static int session_allowed(struct sl_security *sec, struct sl_session_security *ss, enum sl_acl_resource r,
+                           const char *name, enum sl_acl_op op)
 {
-	struct sl_security *sec = req->srv->security;
-	struct sl_session_security *ss = &req->session->sec;
 	if (!sec->auth_enabled || ss->super_user)
 		return 1;
 	if (!ss->authenticated)
@@ -413,9 +412,20 @@ static int allowed(struct sl_req *req, enum sl_acl_resource r, const char *name,
 	return ok;
 }
 
+static int allowed(struct sl_req *req, enum sl_acl_resource r, const char *name, enum sl_acl_op op)
+{
+	return session_allowed(req->srv->security, &req->session->sec, r, name, op);
+}
+
 int sl_security_allows(struct sl_req *req, enum sl_acl_resource r, const char *name, enum sl_acl_op op)
 {
 	return allowed(req, r, name, op);
+}
+
+int sl_security_session_allows(struct sl_server *srv, struct sl_session *s, enum sl_acl_resource r, const char *name,
+                               enum sl_acl_op op)
+{
+	return session_allowed(srv->security, &s->sec, r, name, op);
 }
 
 static Synclog__ErrorCode denied_code(enum sl_acl_resource r)

@@ -174,6 +174,9 @@ void sl_security_close(struct sl_server *srv);
 int sl_security_check(struct sl_req *req);
 /* 1 when the request's principal may do op to the resource (rule 1): for handlers that filter lists. */
 int sl_security_allows(struct sl_req *req, enum sl_acl_resource r, const char *name, enum sl_acl_op op);
+/* The same for a session (a front end that answers some requests itself: the Kafka listener's groups). */
+int sl_security_session_allows(struct sl_server *srv, struct sl_session *s, enum sl_acl_resource r, const char *name,
+                               enum sl_acl_op op);
 /* From sl_req_respond, before the answer goes out: the audit line (rule 3) and the throttle time (rule 4). */
 void sl_security_responded(struct sl_req *req);
 

@@ -473,8 +473,10 @@ int sl_scram_server_final(struct sl_scram_server *s, const char *msg, size_t len
 	if (rc == 0 && (cf.channel_binding_bytes != s->gs2_header_bytes ||
 	                memcmp(cf.channel_binding, s->gs2_header, s->gs2_header_bytes) != 0))
 		rc = fail(why, "the channel binding (c=) does not repeat the gs2 header of client-first");
-	if (rc == 0 && (cf.nonce.len != s->nonce_bytes || memcmp(cf.nonce.p, s->nonce, s->nonce_bytes) != 0))
-		rc = fail(why, "the nonce of client-final is not the one the server sent");
+	/* Choice 7: the nonce must end with the one the server sent. */
+	if (rc == 0 && (cf.nonce.len < s->nonce_bytes ||
+	                memcmp(cf.nonce.p + cf.nonce.len - s->nonce_bytes, s->nonce, s->nonce_bytes) != 0))
+		rc = fail(why, "the nonce of client-final does not end with the one the server sent");
 	if (rc < 0) {
 		server_refuse(s, "other-error", out, out_cap, out_len);
 		return rc;

@@ -32,6 +32,10 @@
  *      (so that a hostile server cannot make it hash for minutes).
  *   6. Every message is at most SL_SCRAM_MESSAGE_BYTES_MAX bytes and holds no NUL: the parsers never read past
  *      len and never allocate.
+ *   7. The server accepts a client-final nonce that ends with the nonce it sent (RFC 5802 asks for equality):
+ *      librdkafka sends the client's nonce again in front of it, and Kafka's brokers accept that with the same
+ *      rule. Nothing is weakened: the proof covers the client-final as sent, and the server's random part must be
+ *      there.
  *
  * Which thread may call: any; a state struct belongs to one exchange. */
 #ifndef SL_PROTO_SCRAM_H

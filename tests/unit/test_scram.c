@@ -7,6 +7,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto/base/base64.h"
@@ -184,6 +188,43 @@ static void server_refuses_a_final_that_does_not_match_its_first(void **state)
 	assert_int_equal(s3.state, SL_SCRAM_SERVER_FAILED);
 }
 
+/* librdkafka's client-final repeats the client nonce in front of the server's (choice 7). A client that does that,
+ * computed here by hand from RFC 5802's formulas, authenticates; one whose nonce does not end with the server's
+ * is refused. */
+static void client_final_nonce_may_repeat_the_client_nonce_in_front(void **state)
+{
+	struct sl_scram_verifier v;
+	struct sl_scram_server s = {0};
+	char sf[SL_SCRAM_MESSAGE_BYTES_MAX], out[SL_SCRAM_MESSAGE_BYTES_MAX], without_proof[512], final[640],
+	        auth[2048];
+	size_t sf_len, out_len;
+	const char *why;
+	rfc_verifier(&v);
+	assert_int_equal(sl_scram_server_start(&s, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), &why), 0);
+	assert_int_equal(sl_scram_server_first(&s, &v, fake_key, RFC_SERVER_NONCE, sf, sizeof(sf), &sf_len), 0);
+	snprintf(without_proof, sizeof(without_proof), "c=biws,r=rOprNGfwEbeRWgbNEkqO%s", sf + 2);
+	*strchr(without_proof + 9, ',') = '\0'; /* r= ends where server-first's s= begins */
+	snprintf(auth, sizeof(auth), "%s,%s,%s", RFC_CLIENT_FIRST + 3, sf, without_proof);
+	uint8_t salted[32], client_key[32], stored[32], sig[32], proof[32];
+	unsigned int n;
+	assert_int_equal(PKCS5_PBKDF2_HMAC("pencil", 6, v.salt, (int)v.salt_bytes, 4096, EVP_sha256(), 32, salted), 1);
+	HMAC(EVP_sha256(), salted, 32, (const uint8_t *)"Client Key", 10, client_key, &n);
+	SHA256(client_key, 32, stored);
+	HMAC(EVP_sha256(), stored, 32, (const uint8_t *)auth, strlen(auth), sig, &n);
+	for (int i = 0; i < 32; i++)
+		proof[i] = client_key[i] ^ sig[i];
+	char proof64[64];
+	sl_base64_encode(proof, 32, proof64, sizeof(proof64));
+	snprintf(final, sizeof(final), "%s,p=%s", without_proof, proof64);
+	assert_int_equal(sl_scram_server_final(&s, final, strlen(final), out, sizeof(out), &out_len, &why), 0);
+	assert_memory_equal(out, "v=", 2);
+	/* The same final against a server that sent another nonce: refused before the proof. */
+	struct sl_scram_server s2 = {0};
+	assert_int_equal(sl_scram_server_start(&s2, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), &why), 0);
+	assert_int_equal(sl_scram_server_first(&s2, &v, fake_key, "zzzz", sf, sizeof(sf), &sf_len), 0);
+	assert_int_equal(sl_scram_server_final(&s2, final, strlen(final), out, sizeof(out), &out_len, &why), -EBADMSG);
+}
+
 static void client_refuses_a_forged_server(void **state)
 {
 	struct sl_scram_client c;
@@ -250,6 +291,7 @@ int main(void)
 	        cmocka_unit_test(unknown_user_gets_the_same_salt_every_time),
 	        cmocka_unit_test(malformed_client_first_is_refused),
 	        cmocka_unit_test(server_refuses_a_final_that_does_not_match_its_first),
+	        cmocka_unit_test(client_final_nonce_may_repeat_the_client_nonce_in_front),
 	        cmocka_unit_test(client_refuses_a_forged_server),
 	        cmocka_unit_test(verifier_refuses_weak_parameters),
 	        cmocka_unit_test(base64_is_strict),
