@@ -12,8 +12,9 @@ start_broker "$data"
 stop_broker
 grep -q 'loopback_only.*listening on loopback only' "$TMP/broker.err" || fail "no loopback_only event: $(cat "$TMP/broker.err")"
 
-# Beyond loopback, on the client listener and on the metrics listener: refused, exit 1, no ready line.
-for flags in "--listen 0.0.0.0:0 --metrics off" "--listen 127.0.0.1:0 --metrics 0.0.0.0:0"; do
+# Beyond loopback, on the client, metrics and Kafka listeners: refused, exit 1, no ready line.
+for flags in "--listen 0.0.0.0:0 --metrics off" "--listen 127.0.0.1:0 --metrics 0.0.0.0:0" \
+	"--listen 127.0.0.1:0 --metrics off --kafka-listen 0.0.0.0:0"; do
 	rc=0
 	# shellcheck disable=SC2086
 	out=$(timeout 30 "$SYNCLOGD" --data-dir "$data" $flags 2>"$TMP/refused.err") || rc=$?
