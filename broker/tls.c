@@ -27,6 +27,7 @@ struct sl_tls_conn {
 	uint8_t *out; /* ciphertext not yet taken */
 	size_t out_len, out_cap;
 	int out_failed;
+	int cert_refused; /* the session failed on the client's certificate (missing, or not the CA's) */
 	char error[256];
 };
 
@@ -253,9 +254,11 @@ static const char *failure(struct sl_tls_conn *c)
 	long verify = SSL_get_verify_result(c->ssl);
 	unsigned long e = ERR_peek_error();
 	if (verify != X509_V_OK) {
+		c->cert_refused = 1;
 		snprintf(c->error, sizeof(c->error), "client certificate refused: %s",
 		         X509_verify_cert_error_string(verify));
 	} else if (e != 0) {
+		c->cert_refused = ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE;
 		char buf[200];
 		ERR_error_string_n(e, buf, sizeof(buf));
 		snprintf(c->error, sizeof(c->error), "%s", buf);
@@ -338,6 +341,11 @@ uint8_t *sl_tls_conn_take_output(struct sl_tls_conn *c, size_t *len_out)
 	c->out = NULL;
 	c->out_len = c->out_cap = 0;
 	return p;
+}
+
+int sl_tls_conn_cert_refused(const struct sl_tls_conn *c)
+{
+	return c->cert_refused;
 }
 
 int sl_tls_conn_handshake_done(const struct sl_tls_conn *c)

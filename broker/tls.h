@@ -66,6 +66,9 @@ int sl_tls_conn_write(struct sl_tls_conn *c, const void *data, size_t len);
  * is none. */
 uint8_t *sl_tls_conn_take_output(struct sl_tls_conn *c, size_t *len_out);
 int sl_tls_conn_handshake_done(const struct sl_tls_conn *c);
+/* 1 when the session failed because of the client's certificate (none where one is required, or not the CA's):
+ * a failed authentication, for the audit log. */
+int sl_tls_conn_cert_refused(const struct sl_tls_conn *c);
 /* The CN of a client certificate the CA vouched for: 1 with it in out, 0 when there is none. */
 int sl_tls_conn_peer_cn(const struct sl_tls_conn *c, char *out, size_t cap);
 /* "TLSv1.3" and the cipher, for logs. */

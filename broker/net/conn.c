@@ -300,6 +300,8 @@ static void conn_tls_pump(struct sl_conn *c)
 			if (n != -ECONNRESET)
 				sl_slog_msg(SL_SLOG_WARN, "tls_failed", "%s: %s: closing connection", c->session.peer,
 				            why);
+			if (n != -ECONNRESET && sl_tls_conn_cert_refused(c->tls))
+				sl_security_auth_failed(c->srv, &c->session, "", why); /* audited: security.h rule 3 */
 			conn_close(c);
 			return;
 		}
