@@ -573,9 +573,14 @@ static void throttle_timer_cb(uv_timer_t *t)
 /* A quota's throttle time (security.h rule 4): 1 while responses must wait, with a timer set for its end. */
 static int conn_throttled(struct sl_kafka_conn *c)
 {
+	if (c->session.sec.throttle_until_ms == 0)
+		return 0; /* never throttled, or the last throttle ended: no clock read per request */
 	int64_t left = c->session.sec.throttle_until_ms - sl_clock_mono_ms();
-	if (left <= 0 || c->srv->shutting_down)
+	if (left <= 0 || c->srv->shutting_down) {
+		if (left <= 0)
+			c->session.sec.throttle_until_ms = 0;
 		return 0;
+	}
 	if (c->throttle_timer == NULL) {
 		c->throttle_timer = malloc(sizeof(*c->throttle_timer));
 		if (c->throttle_timer == NULL)

@@ -361,9 +361,13 @@ static void throttle_timer_cb(uv_timer_t *t)
  * when it ends. */
 static int conn_throttled(struct sl_conn *c)
 {
+	if (c->session.sec.throttle_until_ms == 0)
+		return 0; /* never throttled, or the last throttle ended: no clock read per request */
 	int64_t left = c->session.sec.throttle_until_ms - sl_clock_mono_ms();
-	if (left <= 0)
+	if (left <= 0) {
+		c->session.sec.throttle_until_ms = 0;
 		return 0;
+	}
 	if (c->throttle_timer == NULL) {
 		c->throttle_timer = malloc(sizeof(*c->throttle_timer));
 		if (c->throttle_timer == NULL)
