@@ -904,6 +904,7 @@ void sl_kafka_stop_accepting(struct sl_server *srv)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		for (struct sl_kafka_req *kr = c->qhead; kr; kr = kr->next)
 			sl_req_cancel_all(&kr->session, 0);
+		conn_flush(c); /* responses a quota held go now: the throttle time ends with the broker */
 	}
 }
 
