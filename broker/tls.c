@@ -332,6 +332,11 @@ int sl_tls_conn_write(struct sl_tls_conn *c, const void *data, size_t len)
 	return 0;
 }
 
+size_t sl_tls_conn_pending(const struct sl_tls_conn *c)
+{
+	return c->out_len;
+}
+
 uint8_t *sl_tls_conn_take_output(struct sl_tls_conn *c, size_t *len_out)
 {
 	if (c->out_len == 0)

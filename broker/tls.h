@@ -62,6 +62,8 @@ size_t sl_tls_conn_buffered(const struct sl_tls_conn *c);
 int sl_tls_conn_reserve(struct sl_tls_conn *c, size_t plaintext_bytes);
 /* Encrypt len bytes. Returns 0, or -EPROTO (the session failed) / -ENOMEM. */
 int sl_tls_conn_write(struct sl_tls_conn *c, const void *data, size_t len);
+/* Ciphertext waiting to be taken. */
+size_t sl_tls_conn_pending(const struct sl_tls_conn *c);
 /* The ciphertext to send, as a malloc'ed buffer the caller now owns (free() after the write), or NULL when there
  * is none. */
 uint8_t *sl_tls_conn_take_output(struct sl_tls_conn *c, size_t *len_out);

@@ -581,18 +581,40 @@ static void conn_tls_flush(struct sl_conn *c)
  * lies. */
 #define TLS_STAGE_BYTES  16384 /* one TLS record */
 #define TLS_DIRECT_BYTES 4096
+/* A large answer leaves in slices of this much ciphertext, each written as soon as it is encrypted: the client
+ * decrypts the first while the broker encrypts the next, instead of both waiting for the whole (a 1 MiB fetch is
+ * four slices). */
+#define TLS_SLICE_BYTES  (256u * 1024)
 struct tls_packer {
 	ProtobufCBuffer base;
-	struct sl_tls_conn *tls;
+	struct sl_conn *c;
 	size_t len;
+	size_t left; /* plaintext still to encrypt, for reserving each slice's room */
 	int rc;
 	uint8_t stage[TLS_STAGE_BYTES];
 };
 
+/* Encrypt n bytes; past a slice of ciphertext, send it. */
+static void tls_packer_write(struct tls_packer *pk, const uint8_t *data, size_t n)
+{
+	while (pk->rc == 0 && n > 0) {
+		size_t k = n < TLS_SLICE_BYTES ? n : TLS_SLICE_BYTES;
+		pk->rc = sl_tls_conn_write(pk->c->tls, data, k);
+		data += k;
+		n -= k;
+		pk->left = pk->left > k ? pk->left - k : 0;
+		if (pk->rc == 0 && sl_tls_conn_pending(pk->c->tls) >= TLS_SLICE_BYTES) {
+			conn_tls_flush(pk->c);
+			size_t next = pk->left < TLS_SLICE_BYTES * 2 ? pk->left : TLS_SLICE_BYTES * 2;
+			pk->rc = pk->c->closing ? -EPIPE : sl_tls_conn_reserve(pk->c->tls, next);
+		}
+	}
+}
+
 static void tls_packer_flush(struct tls_packer *pk)
 {
-	if (pk->rc == 0 && pk->len > 0)
-		pk->rc = sl_tls_conn_write(pk->tls, pk->stage, pk->len);
+	if (pk->len > 0)
+		tls_packer_write(pk, pk->stage, pk->len);
 	pk->len = 0;
 }
 
@@ -601,8 +623,7 @@ static void tls_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t
 	struct tls_packer *pk = (struct tls_packer *)buffer;
 	if (len >= TLS_DIRECT_BYTES) {
 		tls_packer_flush(pk);
-		if (pk->rc == 0)
-			pk->rc = sl_tls_conn_write(pk->tls, data, len);
+		tls_packer_write(pk, data, len);
 		return;
 	}
 	if (pk->len + len > sizeof(pk->stage))
@@ -615,9 +636,10 @@ static void native_send_tls(struct sl_conn *c, struct sl_req *req, size_t len)
 {
 	static struct tls_packer pk; /* the loop's thread only, one answer at a time */
 	pk.base.append = tls_packer_append;
-	pk.tls = c->tls;
+	pk.c = c;
 	pk.len = 0;
-	pk.rc = sl_tls_conn_reserve(c->tls, SL_FRAME_HEADER_BYTES + len);
+	pk.left = SL_FRAME_HEADER_BYTES + len;
+	pk.rc = sl_tls_conn_reserve(c->tls, pk.left < TLS_SLICE_BYTES * 2 ? pk.left : TLS_SLICE_BYTES * 2);
 	sl_frame_put_length(pk.stage, (uint32_t)len);
 	pk.len = SL_FRAME_HEADER_BYTES;
 	size_t packed = synclog__response__pack_to_buffer(&req->resp, &pk.base);
