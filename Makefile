@@ -142,6 +142,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS) -lcmocka
 # Unit tests of broker files that need no loop: the object joins the test's link line.
 $(BUILD)/tests/test_acl: $(BUILD)/broker/acl.o
+$(BUILD)/tests/test_audit_log: $(BUILD)/broker/audit.o
 
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
