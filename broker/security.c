@@ -366,6 +366,13 @@ int sl_security_connection_allowed(struct sl_server *srv, const struct sockaddr 
 	} else {
 		return 0;
 	}
+	/* Loopback is not limited: a process on this host has other ways to load it, the limit is against floods
+	 * from the network (and a local pool opening hundreds of connections at once must not be refused). */
+	static const uint8_t v6_loopback[16] = {[15] = 1};
+	static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+	if ((family == 4 && key[0] == 127) || (family == 6 && memcmp(key, v6_loopback, 16) == 0) ||
+	    (family == 6 && memcmp(key, v4_mapped, 12) == 0 && key[12] == 127))
+		return 0;
 	uint32_t h = 2166136261u;
 	for (int i = 0; i < 16; i++)
 		h = (h ^ key[i]) * 16777619u;

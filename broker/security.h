@@ -196,7 +196,8 @@ void sl_security_inflight_charge(struct sl_session *s, uint64_t frame_bytes, str
 void sl_security_inflight_release(struct sl_server *srv, struct sl_principal *p, uint64_t frame_bytes);
 /* 1 when s's principal is at its bound (the front end stops reading s's connection). */
 int sl_security_inflight_over(struct sl_server *srv, struct sl_session *s);
-/* At accept: 0, or -EAGAIN when the source address has used its connection attempts for now. */
+/* At accept: 0, or -EAGAIN when the source address has used its connection attempts for now. Loopback addresses
+ * (127.0.0.0/8, ::1) are never limited. */
 int sl_security_connection_allowed(struct sl_server *srv, const struct sockaddr *addr);
 
 /* The principal a request acts as, for logs and audit: its name, or ANONYMOUS / "" (not yet authenticated). */

@@ -15,7 +15,9 @@
  *      writes ciphertext into the output buffer through a BIO of our own (a memory BIO would add a second copy
  *      on each side).
  *   2. The lent input buffer is SL_TLS_INPUT_BYTES; ciphertext not yet consumed stays in it (the front end does
- *      not read the socket while the buffer is full, so a client cannot make it grow).
+ *      not read the socket while the buffer is full, so a client cannot make it grow). Like the plain read
+ *      buffer, it and the session's own state are bounded per connection and not charged to the memory budget
+ *      (broker/limits.h); ciphertext waiting to be written is charged like any answer.
  *   3. A reload (SIGHUP) builds a new context and swaps it in only if the certificate, key and CA all load: new
  *      connections use it, open ones keep the one they started with (OpenSSL counts its references).
  *

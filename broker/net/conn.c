@@ -1,15 +1,26 @@
 /* The native front end's connections: libuv owns the sockets; each connection is read into a buffer, cut into
  * frames, decoded into requests and handed to broker/dispatch.h; answers are written as whole frames. Bounded:
  * connections, frame size, bytes and requests in flight per connection (past them the socket is not read until
- * answers go out). With TLS (broker/tls.h) the socket is read into the engine's buffer and decrypted into the same
- * buffers the plaintext path reads into, so framing, large frames and backpressure work the same way; a client
+ * answers go out), and the broker-wide memory budget of broker/limits.h.
+ *
+ * A connection's bytes in flight (inflight_bytes, charged to the shared budget) are: the frames of its live
+ * requests, its responses queued and not yet written, and the buffer of a large frame being read. A large frame's
+ * buffer is taken only once the budget admits it; until then its length prefix waits in rbuf, unread past.
+ *
+ * Connections are kept in order of last activity (a whole request read, or a response written), most recent
+ * first. A sweep closes, from the least recent end, connections that did not finish Hello within
+ * handshake_timeout_ms and connections with no request in flight idle past idle_timeout_ms. At connections_max a
+ * new connection takes the place of the least recently active idle one (limits.h, "Connections").
+ *
+ * With TLS (broker/tls.h) the socket is read into the engine's buffer and decrypted into the same buffers the
+ * plaintext path reads into, so framing, large frames, the budget and backpressure work the same way; a client
  * certificate's CN becomes the connection's principal. The security checks at accept (connection rate per address)
- * and after each answer (a quota's throttle time mutes the socket) are broker/security.h's rules. */
+ * and after each answer (a quota's throttle time holds the answers back and mutes the socket) are
+ * broker/security.h's rules. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +48,21 @@
  * large enough to hold a run of small frames. */
 #define READ_PROBE_BYTES       (4u * 1024)
 _Static_assert(FRAME_SHARED_BYTES_MAX + SL_FRAME_HEADER_BYTES <= READ_BUFFER_BYTES / 2, "small frames fit rbuf");
+/* At connections_max, this many of the least recently active connections are looked at for an idle one to close;
+ * a connection that finished Hello counts as idle only after this long without activity, so a client between
+ * two requests is not dropped for a newcomer. */
+#define EVICT_SCAN_MAX    64
+#define EVICT_IDLE_MIN_MS 1000
+/* Timeouts are checked this often: a connection is closed at most this long after its timeout. */
+#define SWEEP_INTERVAL_MS 500
 
 struct sl_conn {
 	uv_tcp_t tcp;
 	struct sl_server *srv;
-	struct sl_conn *prev, *next;
+	struct sl_conn *prev, *next; /* net->conns, most recently active first */
 	struct sl_session session;
-	uint8_t *rbuf; /* small frames, several per read; READ_BUFFER_BYTES */
+	struct sl_limits_waiter memory_wait; /* waiting for the broker's memory budget */
+	uint8_t *rbuf;                       /* small frames, several per read; READ_BUFFER_BYTES */
 	size_t rlen;
 	size_t rcap;
 	/* A large frame being read into a buffer of its own, which its request then keeps. */
@@ -53,19 +72,23 @@ struct sl_conn {
 	int last_frame_owned; /* the previous frame was large: probe the next with a short read */
 	int closing;          /* uv_close called; 2 once the handle is closed */
 	int read_paused;      /* backpressure */
-	int processing;       /* inside conn_process: a resume must not cut frames under it */
+	int processing;       /* inside conn_process: a nested call would dispatch the same bytes twice */
 	uint32_t refs;        /* requests and writes alive */
+	uint32_t requests;    /* requests alive (handled, parked or waiting for storage) */
 	uint64_t inflight_bytes;
+	uint64_t memory_need_bytes; /* a large frame waits for the budget to admit this many bytes */
+	uint64_t active_ms;         /* uv_now of the last activity (accept, a whole request read, a response written) */
 	struct sl_tls_conn *tls;    /* NULL: plaintext */
 	int tls_checked;            /* the handshake's client certificate was looked at */
-	uv_timer_t *throttle_timer; /* a quota muted the socket (security.h rule 4); freed in its close callback */
-	/* Answers held back while the quota's throttle time runs, in order (each holds a reference). */
+	uv_timer_t *throttle_timer; /* a quota holds the answers back (security.h rule 4); freed in its close cb */
+	/* Answers held back while the quota's throttle time runs, in order (each holds a reference and its charge). */
 	struct write_ctx *delayed_head, *delayed_tail;
 };
 
 struct sl_net {
 	uv_tcp_t listener;
-	struct sl_conn *conns;
+	uv_timer_t sweep;
+	struct sl_conn *conns, *conns_tail;
 	struct sl_frame_pool frame_pool;
 };
 
@@ -79,10 +102,59 @@ struct native_req {
 
 /* ---- connections ---- */
 
+static void conn_charge(struct sl_conn *c, uint64_t bytes)
+{
+	c->inflight_bytes += bytes;
+	sl_limits_charge(&c->srv->limits, bytes);
+}
+
+static void conn_uncharge(struct sl_conn *c, uint64_t bytes)
+{
+	SL_ASSERT(c->inflight_bytes >= bytes);
+	c->inflight_bytes -= bytes;
+	sl_limits_release(&c->srv->limits, bytes);
+}
+
+static void conns_unlink(struct sl_net *net, struct sl_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		net->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		net->conns_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void conns_push_head(struct sl_net *net, struct sl_conn *c)
+{
+	c->prev = NULL;
+	c->next = net->conns;
+	if (net->conns)
+		net->conns->prev = c;
+	else
+		net->conns_tail = c;
+	net->conns = c;
+}
+
+/* Activity: the connection moves to the most recent end. */
+static void conn_touch(struct sl_conn *c)
+{
+	struct sl_net *net = c->srv->net;
+	c->active_ms = uv_now(&c->srv->loop);
+	if (net->conns != c) {
+		conns_unlink(net, c);
+		conns_push_head(net, c);
+	}
+}
+
 /* The connection's memory, once its handle is closed and no request or write of it is alive. */
 static void conn_free_if_done(struct sl_conn *c)
 {
 	if (c->closing == 2 && c->refs == 0 && c->throttle_timer == NULL) {
+		SL_ASSERT(c->inflight_bytes == 0);
 		sl_tls_conn_free(c->tls);
 		free(c->rbuf);
 		sl_frame_pool_put(&c->srv->net->frame_pool, c->fbuf);
@@ -113,13 +185,12 @@ static void conn_close(struct sl_conn *c)
 		return;
 	c->closing = 1;
 	struct sl_server *srv = c->srv;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->net->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conns_unlink(srv->net, c);
 	srv->stats.connections_open--;
+	sl_limits_connection_closed(&srv->limits);
+	sl_limits_unwait(&srv->limits, &c->memory_wait);
+	if (c->fbuf != NULL)
+		conn_uncharge(c, c->fbuf_need); /* a large frame half read: never dispatched */
 	/* Parked requests of this connection will never be read: drop them. */
 	sl_req_cancel_all(&c->session, 1);
 	sl_security_session_end(srv, &c->session);
@@ -169,6 +240,8 @@ static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *co
 	uint8_t *fb = sl_frame_pool_get(&c->srv->net->frame_pool, len);
 	if (fb == NULL)
 		return -ENOMEM;
+	/* Charged from now on; dispatch hands the charge over to the request. */
+	conn_charge(c, len);
 	memcpy(fb, c->rbuf + at + SL_FRAME_HEADER_BYTES, have);
 	*consumed_out = SL_FRAME_HEADER_BYTES + have;
 	c->last_frame_owned = 1;
@@ -186,8 +259,10 @@ static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *co
  * connection: there is no way to find the next frame. */
 static void conn_process(struct sl_conn *c)
 {
-	size_t at = 0;
+	if (c->processing)
+		return; /* the outer call goes on with what this one would have read */
 	c->processing = 1;
+	size_t at = 0;
 	while (!c->closing && !c->read_paused && c->fbuf == NULL) {
 		uint32_t len;
 		int rc = sl_frame_length(c->rbuf + at, c->rlen - at, c->srv->cfg.frame_bytes_max, &len);
@@ -200,9 +275,16 @@ static void conn_process(struct sl_conn *c)
 			            "connection",
 			            c->session.peer, c->srv->cfg.frame_bytes_max);
 			conn_close(c);
-			return;
+			break;
 		}
 		if (len > FRAME_SHARED_BYTES_MAX) {
+			if (!sl_limits_memory_admit(&c->srv->limits, c->inflight_bytes, len)) {
+				/* Its buffer waits for the budget: the length prefix stays in rbuf until then. */
+				c->memory_need_bytes = len;
+				conn_update_reading(c);
+				break;
+			}
+			c->memory_need_bytes = 0;
 			size_t consumed = 0;
 			rc = conn_own_frame(c, at, len, &consumed);
 			if (rc < 0) {
@@ -210,7 +292,7 @@ static void conn_process(struct sl_conn *c)
 				            "%s: out of memory for a frame of %u bytes: closing connection",
 				            c->session.peer, len);
 				conn_close(c);
-				return;
+				break;
 			}
 			at += consumed;
 			if (rc == 0)
@@ -333,19 +415,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		conn_tls_pump(c);
 		return;
 	}
-	if (c->fbuf != NULL) {
-		c->fbuf_have += (size_t)n;
-		SL_ASSERT(c->fbuf_have <= c->fbuf_need);
-		if (c->fbuf_have < c->fbuf_need)
-			return;
-		uint8_t *fb = c->fbuf;
-		c->fbuf = NULL;
-		dispatch(c, fb, (uint32_t)c->fbuf_need, fb);
-		conn_update_reading(c);
-		return;
-	}
-	c->rlen += (size_t)n;
-	conn_process(c);
+	conn_received(c, (size_t)n);
 }
 
 static void delayed_flush(struct sl_conn *c);
@@ -380,28 +450,33 @@ static int conn_throttled(struct sl_conn *c)
 	return 1;
 }
 
-/* Backpressure: stop reading while the connection holds too much unanswered work, or a quota mutes it. */
+/* Backpressure: stop reading while the connection holds too much unanswered work (its own bounds, read again
+ * below half of them), while the broker's memory budget does not admit it (broker/limits.h, rules 2 and 3), while
+ * a quota mutes it or its principal is at its bound of bytes in flight (broker/security.h, rules 4 and 5). */
 static void conn_update_reading(struct sl_conn *c)
 {
-	const struct sl_server_config *cfg = &c->srv->cfg;
-	if (c->closing || c->srv->shutting_down)
+	struct sl_server *srv = c->srv;
+	const struct sl_server_config *cfg = &srv->cfg;
+	if (c->closing || srv->shutting_down)
 		return;
-	int throttled = conn_throttled(c);
-	int over = throttled || c->inflight_bytes >= cfg->conn_inflight_bytes_max ||
-	           c->refs >= cfg->conn_inflight_requests_max || sl_security_inflight_over(c->srv, &c->session);
-	if (over && !c->read_paused) {
+	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max ||
+	           (c->read_paused && c->inflight_bytes > cfg->conn_inflight_bytes_max / 2) || conn_throttled(c) ||
+	           sl_security_inflight_over(srv, &c->session);
+	int memory = !over && !sl_limits_memory_admit(&srv->limits, c->inflight_bytes, c->memory_need_bytes);
+	if (memory)
+		sl_limits_wait(&srv->limits, &c->memory_wait, c->inflight_bytes, c->memory_need_bytes);
+	else
+		sl_limits_unwait(&srv->limits, &c->memory_wait);
+	if ((over || memory) && !c->read_paused) {
 		c->read_paused = 1;
 		uv_read_stop((uv_stream_t *)&c->tcp);
-	} else if (!over && c->read_paused && c->inflight_bytes <= cfg->conn_inflight_bytes_max / 2) {
+	} else if (!over && !memory && c->read_paused) {
 		c->read_paused = 0;
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-		/* Frames already buffered while paused go first (unless this runs inside conn_process, whose loop
-		 * goes on by itself). */
-		if (!c->processing) {
-			conn_process(c);
-			if (c->tls != NULL)
-				conn_tls_pump(c);
-		}
+		/* Frames already buffered while paused go first, then what the TLS engine holds. */
+		conn_process(c);
+		if (c->tls != NULL)
+			conn_tls_pump(c);
 	}
 }
 
@@ -410,6 +485,65 @@ static void conn_wake_cb(struct sl_session *s)
 {
 	struct sl_conn *c = (struct sl_conn *)((char *)s - offsetof(struct sl_conn, session));
 	conn_update_reading(c);
+}
+
+static void conn_memory_resume_cb(struct sl_limits_waiter *w)
+{
+	struct sl_conn *c = (struct sl_conn *)((char *)w - offsetof(struct sl_conn, memory_wait));
+	conn_update_reading(c);
+}
+
+/* At connections_max: close the least recently active idle connection to make room. Returns 1 if one was closed. */
+static int evict_idle(struct sl_server *srv)
+{
+	uint64_t now = uv_now(&srv->loop);
+	struct sl_conn *c = srv->net->conns_tail;
+	for (int i = 0; c != NULL && i < EVICT_SCAN_MAX; i++, c = c->prev) {
+		if (c->requests > 0)
+			continue;
+		if (c->session.hello_done && now - c->active_ms < EVICT_IDLE_MIN_MS)
+			continue;
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_DEBUG, "connection_evicted");
+		sl_slog_str(e, "peer", c->session.peer);
+		sl_slog_uint(e, "idle_ms", now - c->active_ms);
+		sl_slog_end(e);
+		srv->limits.connections_evicted++;
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* The timeouts: walk from the least recently active end while connections are old enough to have timed out. */
+static void sweep_cb(uv_timer_t *t)
+{
+	struct sl_server *srv = t->data;
+	const struct sl_server_config *cfg = &srv->cfg;
+	uint64_t now = uv_now(&srv->loop);
+	uint64_t youngest = cfg->handshake_timeout_ms;
+	if (cfg->idle_timeout_ms > 0 && cfg->idle_timeout_ms < youngest)
+		youngest = cfg->idle_timeout_ms;
+	struct sl_conn *prev;
+	for (struct sl_conn *c = srv->net->conns_tail; c != NULL; c = prev) {
+		prev = c->prev;
+		uint64_t idle_ms = now - c->active_ms;
+		if (idle_ms < youngest)
+			break; /* the rest were active more recently */
+		const char *why = NULL;
+		if (!c->session.hello_done && idle_ms >= cfg->handshake_timeout_ms)
+			why = "no Hello within the handshake timeout";
+		else if (cfg->idle_timeout_ms > 0 && idle_ms >= cfg->idle_timeout_ms && c->requests == 0)
+			why = "idle past --idle-timeout";
+		if (why == NULL)
+			continue;
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_DEBUG, "connection_timed_out");
+		sl_slog_str(e, "peer", c->session.peer);
+		sl_slog_str(e, "reason", why);
+		sl_slog_uint(e, "idle_ms", idle_ms);
+		sl_slog_end(e);
+		srv->limits.connections_timed_out++;
+		conn_close(c);
+	}
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -423,21 +557,19 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_tcp_init(&srv->loop, &c->tcp);
 	c->tcp.data = c;
 	c->srv = srv;
+	c->memory_wait.resume_cb = conn_memory_resume_cb;
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	int have_peer = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0;
-	if (srv->stats.connections_open >= srv->cfg.connections_max || srv->shutting_down ||
-	    sl_security_connection_allowed(srv, have_peer ? (struct sockaddr *)&ss : NULL) < 0) {
-		srv->stats.connections_refused++;
-		c->closing = 1;
-		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
-		return;
-	}
-	if (srv->tls != NULL && (c->tls = sl_tls_conn_new(srv->tls)) == NULL) {
+	/* The rate limit of attempts per address (security.h) before anything else is spent on it. */
+	if (srv->shutting_down || sl_security_connection_allowed(srv, have_peer ? (struct sockaddr *)&ss : NULL) < 0 ||
+	    (sl_limits_connections_full(&srv->limits) && !evict_idle(srv)) ||
+	    (srv->tls != NULL && (c->tls = sl_tls_conn_new(srv->tls)) == NULL)) {
 		srv->stats.connections_refused++;
 		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
@@ -449,12 +581,11 @@ static void on_connection(uv_stream_t *listener, int status)
 		sl_addr_format((struct sockaddr *)&ss, peer, sizeof(c->session.peer));
 	c->session.wake_cb = conn_wake_cb;
 	uv_tcp_nodelay(&c->tcp, 1);
-	c->next = srv->net->conns;
-	if (srv->net->conns)
-		srv->net->conns->prev = c;
-	srv->net->conns = c;
+	c->active_ms = uv_now(&srv->loop);
+	conns_push_head(srv->net, c);
 	srv->stats.connections_open++;
 	srv->stats.connections_accepted++;
+	sl_limits_connection_opened(&srv->limits);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
 }
 
@@ -465,9 +596,10 @@ static void native_finish(struct sl_req *req)
 	struct native_req *nr = (struct native_req *)req;
 	struct sl_conn *c = req->fe_data;
 	sl_frame_pool_put(&c->srv->net->frame_pool, nr->frame_mem);
-	SL_ASSERT(c->refs > 0 && c->inflight_bytes >= nr->frame_bytes);
+	SL_ASSERT(c->refs > 0 && c->requests > 0);
 	c->refs--;
-	c->inflight_bytes -= nr->frame_bytes;
+	c->requests--;
+	conn_uncharge(c, nr->frame_bytes + req->held_bytes);
 	sl_security_inflight_release(c->srv, nr->charged, nr->frame_bytes);
 	free(nr);
 	if (c->closing == 2)
@@ -481,8 +613,8 @@ struct write_ctx {
 	struct sl_conn *conn;
 	struct write_ctx *next; /* in the connection's delayed list */
 	const uint8_t *base;    /* what is written: bytes below, or owned */
-	size_t len;
-	uint8_t *owned; /* TLS: the ciphertext written, from the engine; NULL: bytes below */
+	size_t len;             /* charged to the connection until written */
+	uint8_t *owned;         /* TLS: the ciphertext, from the engine; NULL: bytes below */
 	uint8_t bytes[];
 };
 
@@ -490,6 +622,7 @@ static void write_done_cb(uv_write_t *w, int status)
 {
 	struct write_ctx *wc = (struct write_ctx *)w;
 	struct sl_conn *c = wc->conn;
+	conn_uncharge(c, wc->len);
 	free(wc->owned);
 	free(wc);
 	if (status < 0 || c->session.close_after_write)
@@ -497,6 +630,10 @@ static void write_done_cb(uv_write_t *w, int status)
 	/* The write held a reference so the connection outlives it. */
 	SL_ASSERT(c->refs > 0);
 	c->refs--;
+	if (!c->closing) {
+		conn_touch(c);
+		conn_update_reading(c); /* its answer is out: it may read again */
+	}
 	conn_free_if_done(c);
 }
 
@@ -505,14 +642,16 @@ static void write_now(struct sl_conn *c, struct write_ctx *wc)
 	uv_buf_t b = uv_buf_init((char *)wc->base, (unsigned)wc->len);
 	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
 		c->refs--;
+		conn_uncharge(c, wc->len);
 		free(wc->owned);
 		free(wc);
 		conn_close(c);
 	}
 }
 
-/* Write len bytes at base (inside wc), or, while a quota's throttle time runs (security.h rule 4), hold them in
- * order behind the answers already held: the client waits for its answers, which is what slows it down. */
+/* Write len bytes at base (inside wc), charged to the connection until written, or, while a quota's throttle time
+ * runs (security.h rule 4), hold them in order behind the answers already held: the client waits for its
+ * answers, which is what slows it down. */
 static void conn_write(struct sl_conn *c, struct write_ctx *wc, const uint8_t *base, size_t len)
 {
 	wc->conn = c;
@@ -520,6 +659,7 @@ static void conn_write(struct sl_conn *c, struct write_ctx *wc, const uint8_t *b
 	wc->len = len;
 	wc->next = NULL;
 	c->refs++;
+	conn_charge(c, len);
 	if (c->delayed_head != NULL || (!c->srv->shutting_down && conn_throttled(c))) {
 		if (c->delayed_tail)
 			c->delayed_tail->next = wc;
@@ -553,6 +693,7 @@ static void delayed_drop(struct sl_conn *c)
 		c->delayed_head = wc->next;
 		SL_ASSERT(c->refs > 0);
 		c->refs--;
+		conn_uncharge(c, wc->len);
 		free(wc->owned);
 		free(wc);
 	}
@@ -672,10 +813,16 @@ static void native_send(struct sl_req *req)
 	conn_write(c, wc, wc->bytes, SL_FRAME_HEADER_BYTES + len);
 }
 
+static void native_hold(struct sl_req *req, uint64_t bytes)
+{
+	conn_charge(req->fe_data, bytes);
+}
+
 static const struct sl_req_frontend native_frontend = {
         .name = "native",
         .send = native_send,
         .finish = native_finish,
+        .hold = native_hold,
 };
 
 static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
@@ -687,7 +834,8 @@ static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
 	nr->frame_bytes = frame_bytes;
 	sl_security_inflight_charge(&c->session, frame_bytes, &nr->charged);
 	c->refs++;
-	c->inflight_bytes += frame_bytes;
+	c->requests++;
+	conn_charge(c, frame_bytes);
 	return &nr->req;
 }
 
@@ -745,6 +893,9 @@ static Synclog__Request *request_view(struct sl_req *req, uint8_t *frame, uint32
 static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *owned)
 {
 	struct sl_server *srv = c->srv;
+	if (owned != NULL)
+		conn_uncharge(c, len); /* the buffer's charge (conn_own_frame) becomes the request's */
+	conn_touch(c);
 	struct sl_req *req = req_new(c, len);
 	if (req == NULL) {
 		sl_frame_pool_put(&srv->net->frame_pool, owned);
@@ -753,17 +904,18 @@ static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *o
 	}
 	((struct native_req *)req)->frame_mem = owned;
 	srv->stats.requests++;
-	if (sl_frame_check_strings(&synclog__request__descriptor, frame, len) == 0) {
+	const char *why = NULL;
+	if (sl_frame_check(&synclog__request__descriptor, frame, len, &why) == 0) {
 		if (owned != NULL)
 			req->msg = request_view(req, frame, len);
 		if (req->msg == NULL)
 			req->msg = synclog__request__unpack(NULL, len, frame);
+		if (req->msg == NULL)
+			why = "not a valid Request message";
 	}
 	if (req->msg == NULL) {
 		srv->stats.bad_frames++;
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-		            "frame of %u bytes is not a valid Request message (or a string field holds a NUL byte)",
-		            len);
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "frame of %u bytes refused: %s", len, why);
 		sl_req_respond(req);
 		return;
 	}
@@ -780,6 +932,9 @@ int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap
 	srv->net = net;
 	uv_tcp_init(&srv->loop, &net->listener);
 	net->listener.data = srv;
+	uv_timer_init(&srv->loop, &net->sweep);
+	net->sweep.data = srv;
+	uv_timer_start(&net->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
 	/* Names and IPv6 too (proto/base/addr.h); resolved once, before the loop serves. */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -817,8 +972,10 @@ void sl_net_stop_accepting(struct sl_server *srv)
 {
 	if (srv->net == NULL)
 		return;
-	if (!uv_is_closing((uv_handle_t *)&srv->net->listener))
+	if (!uv_is_closing((uv_handle_t *)&srv->net->listener)) {
 		uv_close((uv_handle_t *)&srv->net->listener, close_noop_cb);
+		uv_close((uv_handle_t *)&srv->net->sweep, close_noop_cb);
+	}
 	for (struct sl_conn *c = srv->net->conns; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		sl_req_cancel_all(&c->session, 0);

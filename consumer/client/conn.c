@@ -103,6 +103,7 @@ int sl_errno_of_code(int code)
 		return -EBUSY;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
 	case SYNCLOG__ERROR_CODE__INVALID_CONFIG:
+	case SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH:
 		return -EINVAL;
 	case SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED:
 		return -EACCES;
@@ -112,6 +113,8 @@ int sl_errno_of_code(int code)
 		return -EPERM;
 	case SYNCLOG__ERROR_CODE__UNKNOWN_USER:
 		return -ENOENT;
+	case SYNCLOG__ERROR_CODE__RECORDS_LOST:
+		return -ENODATA;
 	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
 		return -EIO;
 	default:

@@ -58,8 +58,9 @@ static void lines_are_json_with_the_fields_in_order_and_appended(void **state)
 	char *text = file_read(path, &len);
 	char *second = strchr(text, '\n') + 1;
 	assert_non_null(strstr(text, "{\"ts\":\""));
-	assert_non_null(strstr(text, "Z\",\"principal\":\"bob\",\"address\":\"10.0.0.7:5555\",\"action\":\"topic_delete\","
-	                             "\"target\":\"topic:orders\",\"result\":\"denied\",\"detail\":"));
+	assert_non_null(strstr(text,
+	                       "Z\",\"principal\":\"bob\",\"address\":\"10.0.0.7:5555\",\"action\":\"topic_delete\","
+	                       "\"target\":\"topic:orders\",\"result\":\"denied\",\"detail\":"));
 	json_error_t jerr;
 	json_t *j = json_loadb(text, (size_t)(second - text), 0, &jerr);
 	assert_non_null(j);
