@@ -315,6 +315,13 @@ int cli_contract_fetch(const struct cli *cli, const char *topic, struct sl_contr
 	}
 	if (cli->timeout_ms > 0)
 		sl_conn_set_timeout(c, cli->timeout_ms);
+	/* The same TLS and credentials as the command's other connections (a secured broker refuses the rest). */
+	rc = sl_conn_set_security(c, &cli->security);
+	if (rc != 0) {
+		snprintf(err, err_bytes, "%s", sl_conn_error(c));
+		sl_conn_free(c);
+		return rc;
+	}
 	rc = sl_topic_contract_get(c, topic, 0, &rec, false, NULL, NULL, NULL);
 	if (rc != 0) {
 		/* A topic without a contract: the tools keep their own defaults. */

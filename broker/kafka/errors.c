@@ -61,6 +61,15 @@ int16_t sl_kafka_error_of(Synclog__ErrorCode code)
 		return SL_KERR_NON_EMPTY_GROUP;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
 		return SL_KERR_INVALID_GROUP_ID;
+	/* Security (broker/security.h): the resource kind of a refusal picks Kafka's code. */
+	case SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED:
+		return SL_KERR_SASL_AUTHENTICATION_FAILED;
+	case SYNCLOG__ERROR_CODE__TOPIC_AUTHORIZATION_FAILED:
+		return SL_KERR_TOPIC_AUTHORIZATION_FAILED;
+	case SYNCLOG__ERROR_CODE__GROUP_AUTHORIZATION_FAILED:
+		return SL_KERR_GROUP_AUTHORIZATION_FAILED;
+	case SYNCLOG__ERROR_CODE__CLUSTER_AUTHORIZATION_FAILED:
+		return SL_KERR_CLUSTER_AUTHORIZATION_FAILED;
 	case SYNCLOG__ERROR_CODE__IDEMPOTENCY_KEY_REQUIRED:
 		/* The topic's sync contract refuses the batch: Kafka's validation failure, which clients do not
 		 * retry. */
