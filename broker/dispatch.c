@@ -5,6 +5,9 @@
 
 typedef void (*handler_fn)(struct sl_req *req);
 
+/* Latency is kept per request kind in an array indexed by the body case (shard.h). */
+_Static_assert(SYNCLOG__REQUEST__BODY_REPORT_RUN < SL_REQUEST_KINDS, "every request kind has a latency slot");
+
 static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_HELLO] = sl_handle_hello,
         [SYNCLOG__REQUEST__BODY_CREATE_TOPIC] = sl_handle_create_topic,
@@ -23,6 +26,9 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_LIST_GROUPS] = sl_handle_list_groups,
         [SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP] = sl_handle_describe_group,
         [SYNCLOG__REQUEST__BODY_DELETE_GROUP] = sl_handle_delete_group,
+        [SYNCLOG__REQUEST__BODY_ALTER_GROUP] = sl_handle_alter_group,
+        [SYNCLOG__REQUEST__BODY_STATUS] = sl_handle_status,
+        [SYNCLOG__REQUEST__BODY_REPORT_RUN] = sl_handle_report_run,
 };
 
 void sl_dispatch(struct sl_req *req)

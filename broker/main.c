@@ -9,19 +9,32 @@
 #include <string.h>
 
 #include "broker/server.h"
+#include "proto/base/duration.h"
 #include "proto/base/fs.h"
 #include "broker/topics.h"
 
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--repair]\n"
+        "                [--connections-max N] [--stall-after DURATION] [--health-window N]\n"
+        "                [--initial-rebalance-delay DURATION] [--groups-max N] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max. Flags given on the command line win.\n"
+        "                frame_bytes_max, connections_max, stall_after, health_window, initial_rebalance_delay,\n"
+        "                groups_max. Flags given on the command line win.\n"
+        "--metrics       Prometheus text at /metrics, /healthz (200 while the process runs) and /readyz (200 once\n"
+        "                recovery finished and the listener accepts, 503 before).\n"
+        "--stall-after D a group partition whose log end moved past a commit that has not moved for D is\n"
+        "                `stalled` (`stopped` when no member is live); default 60s. Durations: 500ms, 30s, 5m, 2h,\n"
+        "                7d or ISO 8601 (PT30M). Per group: `synclog group alter G --stall-after D`.\n"
+        "--health-window N  samples (one per health tick, 1 s or stall-after/4 when shorter) that group health\n"
+        "                judges `lagging` over; default 10, 2 to 60.\n"
+        "--initial-rebalance-delay D  a group whose first members join together waits D so they share its first\n"
+        "                generation; default 3s, 0 to answer at once.\n"
+        "--groups-max N  groups at most (a new group beyond it is refused with GROUP_LIMIT); default 100000.\n"
         "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
         "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
 
@@ -62,6 +75,7 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
+	const char *stall_after, *health_window, *rebalance_delay, *groups_max;
 };
 
 static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
@@ -102,6 +116,29 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	int64_t ms;
+	if (s->stall_after) {
+		if (sl_duration_parse_ms(s->stall_after, &ms) < 0 || ms < SL_STALL_AFTER_MS_MIN)
+			return bad_usage("invalid --stall-after '%s': a duration of at least 100ms (30s, 5m, PT1M)",
+			                 s->stall_after);
+		cfg->groups.stall_after_ms = ms;
+	}
+	if (s->health_window) {
+		if (parse_u64(s->health_window, SL_HEALTH_WINDOW_MIN, SL_HEALTH_WINDOW_MAX, &v) < 0)
+			return bad_usage("invalid --health-window '%s': 2 to 60 samples", s->health_window);
+		cfg->groups.window = (uint32_t)v;
+	}
+	if (s->rebalance_delay) {
+		if (sl_duration_parse_ms(s->rebalance_delay, &ms) < 0 || ms > SL_INITIAL_REBALANCE_DELAY_MS_MAX)
+			return bad_usage("invalid --initial-rebalance-delay '%s': a duration of 0 to 5m (3s, 0)",
+			                 s->rebalance_delay);
+		cfg->groups.initial_rebalance_delay_ms = ms;
+	}
+	if (s->groups_max) {
+		if (parse_u64(s->groups_max, 1, SL_GROUPS_MAX_MAX, &v) < 0)
+			return bad_usage("invalid --groups-max '%s': 1 to 10000000", s->groups_max);
+		cfg->groups.groups_max = (uint32_t)v;
+	}
 	return 0;
 }
 
@@ -116,7 +153,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[4][32];
+	static char nums[6][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -137,6 +174,14 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->frame_max, num = 2;
 		else if (strcmp(key, "connections_max") == 0)
 			slot = &s->conn_max, num = 3;
+		else if (strcmp(key, "stall_after") == 0)
+			slot = &s->stall_after;
+		else if (strcmp(key, "health_window") == 0)
+			slot = &s->health_window, num = 4;
+		else if (strcmp(key, "initial_rebalance_delay") == 0)
+			slot = &s->rebalance_delay;
+		else if (strcmp(key, "groups_max") == 0)
+			slot = &s->groups_max, num = 5;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -222,6 +267,13 @@ static int repair(const struct sl_server_config *cfg)
 	return failed;
 }
 
+/* The readiness line of ../shared/CLI.md, once recovery finished and the listener accepts. */
+static void print_ready(const struct sl_server_config *cfg, int port)
+{
+	printf("synclogd ready on %s:%d\n", cfg->listen_host, port);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	struct sl_server_config cfg;
@@ -254,6 +306,14 @@ int main(int argc, char **argv)
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--stall-after") == 0) {
+			slot = &flags.stall_after;
+		} else if (strcmp(a, "--health-window") == 0) {
+			slot = &flags.health_window;
+		} else if (strcmp(a, "--initial-rebalance-delay") == 0) {
+			slot = &flags.rebalance_delay;
+		} else if (strcmp(a, "--groups-max") == 0) {
+			slot = &flags.groups_max;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}
@@ -284,14 +344,12 @@ int main(int argc, char **argv)
 		return repair(&cfg);
 
 	struct sl_server *srv;
-	int port = 0;
 	char err[1024] = "";
-	rc = sl_server_start(&cfg, &srv, &port, err, sizeof(err));
+	cfg.on_ready = print_ready;
+	rc = sl_server_start(&cfg, &srv, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "synclogd: %s\n", err);
 		return 1;
 	}
-	printf("synclogd ready on %s:%d\n", cfg.listen_host, port);
-	fflush(stdout);
 	return sl_server_run(srv) == 0 ? 0 : 1;
 }

@@ -41,8 +41,8 @@ struct sl_req_frontend {
 
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
-	int hello_done;        /* native protocol: Hello negotiated */
-	int close_after_write; /* protocol mismatch: close once the error is sent */
+	int hello_done;             /* native protocol: Hello negotiated */
+	int close_after_write;      /* protocol mismatch: close once the error is sent */
 	struct sl_req *cancel_head; /* parked requests (invariant 3) */
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
 };
@@ -57,7 +57,8 @@ struct sl_req {
 	Synclog__Response resp;
 	char error_message[512];
 	int responded;
-	size_t pending; /* storage work started and not yet called back */
+	int64_t start_ns; /* CLOCK_MONOTONIC at sl_req_init: the request latency metric */
+	size_t pending;   /* storage work started and not yet called back */
 	/* Parking (invariant 3): the hook answers or drops the request; the front end never calls into a handler. */
 	void (*cancel_cb)(struct sl_req *req, int drop);
 	struct sl_req *cancel_next, *cancel_prev;

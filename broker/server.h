@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/groups.h"
 #include "broker/storage/log.h"
 
 struct sl_server_config {
@@ -26,17 +27,22 @@ struct sl_server_config {
 	/* How often retention and roll-by-age run. */
 	uint32_t retention_check_ms;
 	struct sl_log_config log;
+	/* Groups: --stall-after, --health-window, --initial-rebalance-delay, --groups-max. */
+	struct sl_groups_settings groups;
+	/* Called on the loop once recovery finished and the listener accepts (prints the readiness line). */
+	void (*on_ready)(const struct sl_server_config *cfg, int port);
 };
 
 void sl_server_config_default(struct sl_server_config *cfg);
 
 struct sl_server;
-/* Open the data directory (recovering every partition), bind the listener. On success *port_out is the bound
- * port. Returns 0 or a negative errno with a one-line message in err. */
-int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
-                    size_t err_cap);
-/* Run until SIGTERM/SIGINT: then stop accepting, finish in-flight requests, close every log cleanly. Returns 0
- * or the first error met while closing. Frees the server. */
+/* Bind the metrics listener (which answers /healthz at once and /readyz with 503 until ready) and start opening
+ * the data directory (recovering every partition) on a worker thread. Returns 0 or a negative errno with a
+ * one-line message in err. */
+int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, char *err, size_t err_cap);
+/* Run the loop: once recovery finished, bind the listener and call cfg->on_ready with its port; run until
+ * SIGTERM/SIGINT, then stop accepting, finish in-flight requests, close every log cleanly. Returns 0, or 1 when
+ * the data directory could not be opened (the reason is on stderr) or closing failed. Frees the server. */
 int sl_server_run(struct sl_server *srv);
 
 #endif

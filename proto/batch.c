@@ -473,7 +473,8 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 }
 
 /* Check invariants 5 to 9 on a records section. */
-static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, const uint8_t *end, const char **why)
+static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, const uint8_t *end, const char **why,
+                        uint32_t *origin_counts)
 {
 	struct sl_record r;
 
@@ -481,6 +482,8 @@ static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, con
 		int rc = record_decode(&pos, end, h, i, &r, why);
 		if (rc != 0)
 			return rc;
+		if (origin_counts != NULL && (unsigned)r.origin < SL_ORIGIN_COUNT)
+			origin_counts[r.origin]++;
 	}
 	if (pos != end)
 		return bad(why, "bytes after the last record of the batch");
@@ -509,6 +512,12 @@ static int records_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, 
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why)
 {
+	return sl_batch_validate_counting(p, len, out, scratch, scratch_cap, why, NULL);
+}
+
+int sl_batch_validate_counting(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                               size_t scratch_cap, const char **why, uint32_t origin_counts[SL_ORIGIN_COUNT])
+{
 	struct sl_batch_header h;
 	size_t records_len;
 	int rc;
@@ -527,14 +536,14 @@ int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out,
 
 	switch (h.attributes & SL_BATCH_ATTR_CODEC_MASK) {
 	case SL_BATCH_CODEC_NONE:
-		rc = records_walk(&h, p + OFF_RECORDS, p + len, why);
+		rc = records_walk(&h, p + OFF_RECORDS, p + len, why, origin_counts);
 		break;
 	case SL_BATCH_CODEC_ZSTD:
 		if (scratch == NULL || scratch_cap == 0)
 			break;
 		rc = records_decompress(p + OFF_RECORDS, len - OFF_RECORDS, scratch, scratch_cap, &records_len, why);
 		if (rc == 0)
-			rc = records_walk(&h, scratch, scratch + records_len, why);
+			rc = records_walk(&h, scratch, scratch + records_len, why, origin_counts);
 		break;
 	default:
 		if (why)

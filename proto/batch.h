@@ -36,6 +36,7 @@
 
 enum sl_op { SL_OP_UPSERT = 0, SL_OP_DELETE = 1 };
 enum sl_origin { SL_ORIGIN_LIVE = 0, SL_ORIGIN_BACKFILL = 1, SL_ORIGIN_REPAIR = 2 };
+#define SL_ORIGIN_COUNT 3
 
 /* The decoded fixed header. Field names follow Kafka's. */
 struct sl_batch_header {
@@ -91,6 +92,11 @@ static inline size_t sl_batch_total_bytes(const struct sl_batch_header *h)
  * Returns 0, -EBADMSG (with *why set to a static message) or -ENOTSUP. */
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why);
+/* sl_batch_validate that also adds each record's origin to origin_counts (zeroed by the caller) while it walks the
+ * records it walks anyway: the broker's per-origin counters at no extra pass. When the records are not walked (a
+ * zstd batch without scratch) nothing is added. */
+int sl_batch_validate_counting(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                               size_t scratch_cap, const char **why, uint32_t origin_counts[SL_ORIGIN_COUNT]);
 
 /* Write base_offset into bytes 0..7. The CRC does not cover them, so it stays valid. */
 void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset);

@@ -185,6 +185,8 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 	o.rebalance_cb = rebalance_cb;
 	cli_signals_install();
 	rc = sl_consumer_subscribe(&c, &o, err, sizeof(err));
+	if (rc == -EINTR && cli_interrupted())
+		return CLI_EXIT_OK; /* stopped while joining (a forming group waits): nothing was read */
 	if (rc != 0)
 		return cli_fail(&consume_command, "%s", err);
 	while (printed < a->max && !sl_consumer_done(c) && !cli_interrupted()) {

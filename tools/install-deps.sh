@@ -12,9 +12,14 @@ declare -A mods=(
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler)
+# header-only libraries (no pkg-config module) -> Debian package
+declare -A headers=([/usr/include/uthash.h]=uthash-dev)
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
+	# promtool checks the Prometheus alert rules of tools/monitoring/ (tests/integration/test_monitoring.sh).
+	cmds[promtool]=prometheus
+	cmds[curl]=curl
 fi
 if [ "$want" = demo ]; then
 	cmds[sqlite3]=sqlite3
@@ -32,6 +37,9 @@ fi
 missing=()
 for c in "${!cmds[@]}"; do
 	command -v "$c" >/dev/null 2>&1 || missing+=("${cmds[$c]}")
+done
+for h in "${!headers[@]}"; do
+	[ -f "$h" ] || missing+=("${headers[$h]}")
 done
 for m in "${!mods[@]}"; do
 	if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$m" 2>/dev/null; then

@@ -7,6 +7,7 @@
 
 #include "proto/base/assert.h"
 #include "broker/handlers/handlers.h"
+#include "proto/batch.h"
 #include "proto/errors.h"
 
 /* Room kept in a response frame for everything but the records. */
@@ -118,6 +119,26 @@ static uint64_t fetch_fill(struct sl_req *req)
 	return total;
 }
 
+/* Answer a fetch, counting what it returns in its topic's counters: records from the batch headers (a walk from
+ * header to header, no record is decoded) and bytes. */
+static void fetch_respond(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	struct sl_topic *topic = sl_topics_find(&req->srv->topics, fr->topic ? fr->topic : "");
+	for (size_t i = 0; topic != NULL && req->fetch_results != NULL && i < req->fetch.n_results; i++) {
+		const Synclog__FetchPartitionResult *r = &req->fetch_results[i];
+		const uint8_t *p = r->records.data;
+		size_t len = r->records.len, at = 0;
+		struct sl_batch_header h;
+		while (p != NULL && at < len && sl_batch_header_parse(p + at, len - at, &h) == 0) {
+			topic->counters.fetch_records += (uint64_t)h.record_count;
+			at += sl_batch_total_bytes(&h);
+		}
+		topic->counters.fetch_bytes += len;
+	}
+	sl_req_respond(req);
+}
+
 static void waits_unlink(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
@@ -156,7 +177,7 @@ static void fetch_unpark(struct sl_req *req, int drop)
 	if (!drop)
 		fetch_fill(req);
 	/* When the client is gone the front end drops the answer. */
-	sl_req_respond(req);
+	fetch_respond(req);
 }
 
 static void wait_timeout_cb(uv_timer_t *t)
@@ -205,7 +226,7 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 	if (req->waits == NULL || req->wait_timer == NULL) {
 		free(req->wait_timer);
 		req->wait_timer = NULL;
-		sl_req_respond(req);
+		fetch_respond(req);
 		return;
 	}
 	for (size_t i = 0; i < fr->n_partitions; i++) {
@@ -272,7 +293,7 @@ void sl_handle_fetch(struct sl_req *req)
 			return;
 		}
 	}
-	sl_req_respond(req);
+	fetch_respond(req);
 }
 
 static void list_offsets_free_body(struct sl_req *req)

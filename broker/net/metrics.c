@@ -1,12 +1,13 @@
-/* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that
- * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes. */
+/* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that answers
+ * GET /metrics, /healthz and /readyz (their text: metrics_render.c), then closes. It listens from the start,
+ * before recovery, so /healthz and /readyz can be asked while the data directory opens. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/net/net.h"
+#include "broker/net/metrics.h"
 
 /* A request line and headers larger than this are not a metrics scrape. */
 #define METRICS_REQUEST_BYTES_MAX 8192
@@ -54,45 +55,6 @@ static void put(struct out *o, const char *fmt, ...)
 	}
 }
 
-static void render(struct sl_server *srv, struct out *o)
-{
-	const struct sl_server_stats *s = &srv->stats;
-	put(o, "# TYPE synclog_connections gauge\nsynclog_connections %u\n", srv->stats.connections_open);
-#define COUNTER(name, v) put(o, "# TYPE synclog_" name " counter\nsynclog_" name " %" PRIu64 "\n", (uint64_t)(v))
-	COUNTER("connections_accepted_total", s->connections_accepted);
-	COUNTER("connections_refused_total", s->connections_refused);
-	COUNTER("requests_total", s->requests);
-	COUNTER("bad_frames_total", s->bad_frames);
-	COUNTER("produce_batches_total", s->produce_batches);
-	COUNTER("produce_records_total", s->produce_records);
-	COUNTER("produce_bytes_total", s->produce_bytes);
-	COUNTER("produce_errors_total", s->produce_errors);
-	COUNTER("fetch_requests_total", s->fetch_requests);
-	COUNTER("fetch_bytes_total", s->fetch_bytes);
-#undef COUNTER
-	put(o, "# TYPE synclog_partition_next_offset gauge\n# TYPE synclog_partition_start_offset gauge\n"
-	       "# TYPE synclog_partition_bytes gauge\n# TYPE synclog_partition_segments gauge\n"
-	       "# TYPE synclog_partition_available gauge\n");
-	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
-		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
-			struct sl_log *log = t->parts[i].log;
-			const char *n = t->cfg.name;
-			put(o, "synclog_partition_available{topic=\"%s\",partition=\"%u\"} %d\n", n, i, log != NULL);
-			if (log == NULL)
-				continue;
-			struct sl_log_stats st;
-			sl_log_get_stats(log, &st);
-			put(o, "synclog_partition_next_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
-			    st.next_offset);
-			put(o, "synclog_partition_start_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
-			    st.start_offset);
-			put(o, "synclog_partition_bytes{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", n, i, st.bytes);
-			put(o, "synclog_partition_segments{topic=\"%s\",partition=\"%u\"} %u\n", n, i,
-			    st.segment_count);
-		}
-	}
-}
-
 static void scrape_free_cb(uv_handle_t *h)
 {
 	free(h->data);
@@ -109,14 +71,12 @@ static void answer(struct scrape *sc)
 {
 	sc->answered = 1;
 	uv_read_stop((uv_stream_t *)&sc->tcp);
-	struct out body = {0}, msg = {0};
-	int ok = strncmp(sc->buf, "GET /metrics ", 13) == 0 || strncmp(sc->buf, "GET / ", 6) == 0;
-	if (ok)
-		render(sc->srv, &body);
-	else
-		put(&body, "not found: scrape GET /metrics\n");
-	put(&msg, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n%.*s",
-	    ok ? "200 OK" : "404 Not Found", body.len, (int)body.len, body.p ? body.p : "");
+	struct sl_text body = {0};
+	struct out msg = {0};
+	int status = sl_metrics_route(sc->srv, sc->buf, &body);
+	const char *reason = status == 200 ? "200 OK" : status == 503 ? "503 Service Unavailable" : "404 Not Found";
+	put(&msg, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n%.*s", reason,
+	    body.len, (int)body.len, body.p ? body.p : "");
 	free(body.p);
 	uv_write_t *w = malloc(sizeof(*w) + msg.len);
 	if (w == NULL || msg.p == NULL) {

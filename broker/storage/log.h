@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include "broker/storage/ring.h"
+#include "proto/base/histogram.h"
 
 enum sl_durability { SL_DURABILITY_NONE = 0, SL_DURABILITY_WRITTEN = 1, SL_DURABILITY_FSYNC = 2 };
 
@@ -36,6 +37,9 @@ struct sl_log_config {
 	/* Open even when a batch before the tail is corrupt: truncate there and set the rest aside (see
 	 * recovery.c). Only an operator asks for this. */
 	int repair;
+	/* When set, every group commit (from its fdatasyncs' preparation to their completion) is observed here;
+	 * shared by the logs of one ring (the broker's fsync latency metric). */
+	struct sl_histogram *fsync_hist;
 };
 
 /* Kafka's defaults where Kafka has one: 1 GiB segments, 7 days, 4 KiB index interval. */

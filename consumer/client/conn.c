@@ -90,6 +90,8 @@ int sl_errno_of_code(int code)
 		return -EBUSY;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
 		return -EINVAL;
+	case SYNCLOG__ERROR_CODE__GROUP_LIMIT:
+		return -EUSERS;
 	default:
 		return -EPROTO;
 	}

@@ -49,7 +49,7 @@ int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_in
 	return got;
 }
 
-/* ---- ISO 8601 durations ---- */
+/* ISO 8601 durations: sl_duration_parse_iso8601 is in proto/base/duration.c, shared with the broker. */
 
 /* Read an unsigned decimal number at *s into *v (at least one digit). */
 static int number(const char **s, int64_t *v)
@@ -66,76 +66,6 @@ static int number(const char **s, int64_t *v)
 		p++;
 	}
 	*s = p;
-	return 0;
-}
-
-/* total += n * unit_ms, refusing overflow. */
-static int add_units(int64_t *total, int64_t n, int64_t unit_ms)
-{
-	if (n > (INT64_MAX - *total) / unit_ms)
-		return -EINVAL;
-	*total += n * unit_ms;
-	return 0;
-}
-
-int sl_duration_parse_iso8601(const char *s, int64_t *ms_out)
-{
-	/* Designators in the order they may appear, each at most once; the time part starts at index 3. */
-	static const char designators[] = "WDHMS";
-	static const int64_t unit_ms[] = {7 * 86400000LL, 86400000LL, 3600000LL, 60000LL, 1000LL};
-	int64_t total = 0;
-	int next = 0, parts = 0;
-	bool in_time = false;
-
-	if (s == NULL || (*s != 'P' && *s != 'p'))
-		return -EINVAL;
-	s++;
-	while (*s != '\0') {
-		int64_t n, frac_ms = 0;
-		const char *d;
-		int idx;
-
-		if (*s == 'T' || *s == 't') {
-			if (in_time)
-				return -EINVAL;
-			in_time = true;
-			next = next < 2 ? 2 : next;
-			s++;
-			if (*s == '\0')
-				return -EINVAL; /* "PT" or "P1DT": a T with nothing after it */
-			continue;
-		}
-		if (number(&s, &n) != 0)
-			return -EINVAL;
-		if (*s == '.' || *s == ',') {
-			int64_t scale = 100;
-
-			/* A fraction is allowed on seconds only; kept to the millisecond, truncating. */
-			s++;
-			if (!isdigit((unsigned char)*s))
-				return -EINVAL;
-			for (; isdigit((unsigned char)*s); s++, scale /= 10)
-				frac_ms += (*s - '0') * scale;
-			if (*s != 'S' && *s != 's')
-				return -EINVAL;
-		}
-		d = strchr(designators, toupper((unsigned char)*s));
-		if (*s == '\0' || d == NULL)
-			return -EINVAL; /* also years (Y) and a month M before T: their length depends on the date */
-		idx = (int)(d - designators);
-		/* M is minutes in the time part; in the date part it would be months. */
-		if ((idx >= 2) != in_time || idx < next)
-			return -EINVAL;
-		if (add_units(&total, n, unit_ms[idx]) != 0 || total > INT64_MAX - frac_ms)
-			return -EINVAL;
-		total += frac_ms;
-		next = idx + 1;
-		parts++;
-		s++;
-	}
-	if (parts == 0)
-		return -EINVAL;
-	*ms_out = total;
 	return 0;
 }
 
