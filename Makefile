@@ -16,8 +16,12 @@ OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=
 endif
 
 PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# ISA-L's CRC32C when it is installed (tools/install-deps.sh installs it), proto/crc32c.c's own otherwise.
+HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
+ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)
+ISAL_LIBS := $(if $(HAVE_ISAL),-lisal)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(ISAL_CFLAGS)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(ISAL_LIBS)
 
 GEN := $(BUILD)/gen
 # -Wno-format-truncation: paths are built from a data dir of at most 1023 bytes and names of at most 200 into
@@ -127,7 +131,7 @@ FUZZ_SECONDS ?= 20
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(PROTO_SRC) $(PROTO_GEN) \
-		-o $@ -lzstd -lprotobuf-c -lpthread
+		$(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lpthread $(ISAL_LIBS)
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build

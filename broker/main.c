@@ -16,15 +16,16 @@
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--stall-after DURATION] [--health-window N]\n"
-        "                [--initial-rebalance-delay DURATION] [--groups-max N] [--repair]\n"
+        "                [--connections-max N] [--retention-check-ms MS] [--stall-after DURATION]\n"
+        "                [--health-window N] [--initial-rebalance-delay DURATION] [--groups-max N] [--repair]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
         "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max, stall_after, health_window, initial_rebalance_delay,\n"
-        "                groups_max. Flags given on the command line win.\n"
+        "                frame_bytes_max, connections_max, retention_check_ms, stall_after, health_window,\n"
+        "                initial_rebalance_delay, groups_max. Flags given on the command line win.\n"
+        "--retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
         "--metrics       Prometheus text at /metrics, /healthz (200 while the process runs) and /readyz (200 once\n"
         "                recovery finished and the listener accepts, 503 before).\n"
         "--stall-after D a group partition whose log end moved past a commit that has not moved for D is\n"
@@ -74,7 +75,8 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
+	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max,
+	        *retention_check;
 	const char *stall_after, *health_window, *rebalance_delay, *groups_max;
 };
 
@@ -116,6 +118,11 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	if (s->retention_check) {
+		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
+			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
+		cfg->retention_check_ms = (uint32_t)v;
+	}
 	int64_t ms;
 	if (s->stall_after) {
 		if (sl_duration_parse_ms(s->stall_after, &ms) < 0 || ms < SL_STALL_AFTER_MS_MIN)
@@ -153,7 +160,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		json_decref(j);
 		return 1;
 	}
-	static char nums[6][32];
+	static char nums[7][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
@@ -174,14 +181,16 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			slot = &s->frame_max, num = 2;
 		else if (strcmp(key, "connections_max") == 0)
 			slot = &s->conn_max, num = 3;
+		else if (strcmp(key, "retention_check_ms") == 0)
+			slot = &s->retention_check, num = 4;
 		else if (strcmp(key, "stall_after") == 0)
 			slot = &s->stall_after;
 		else if (strcmp(key, "health_window") == 0)
-			slot = &s->health_window, num = 4;
+			slot = &s->health_window, num = 5;
 		else if (strcmp(key, "initial_rebalance_delay") == 0)
 			slot = &s->rebalance_delay;
 		else if (strcmp(key, "groups_max") == 0)
-			slot = &s->groups_max, num = 5;
+			slot = &s->groups_max, num = 6;
 		if (slot == NULL) {
 			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
 			json_decref(j);
@@ -306,6 +315,8 @@ int main(int argc, char **argv)
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--retention-check-ms") == 0) {
+			slot = &flags.retention_check;
 		} else if (strcmp(a, "--stall-after") == 0) {
 			slot = &flags.stall_after;
 		} else if (strcmp(a, "--health-window") == 0) {

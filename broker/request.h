@@ -29,6 +29,7 @@ struct sl_server;
 struct sl_req;
 struct sl_produce_item;
 struct sl_fetch_wait;
+struct sl_fetch_read;
 
 /* What a front end does for its requests. */
 struct sl_req_frontend {
@@ -73,6 +74,8 @@ struct sl_req {
 	Synclog__FetchPartitionResult *fetch_results;
 	Synclog__FetchPartitionResult **fetch_result_ptrs;
 	struct sl_fetch_wait *waits;
+	struct sl_fetch_read *fetch_reads; /* one per asked partition (handlers/fetch.c) */
+	size_t fetch_reads_pending;
 	struct uv_timer_s *wait_timer; /* allocated while parked; freed in its close callback */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);

@@ -18,6 +18,7 @@
 #include "proto/base/slog.h"
 #include "broker/handlers/handlers.h"
 #include "broker/net/net.h"
+#include "broker/offload.h"
 #include "broker/shard.h"
 #include "proto/frame.h"
 
@@ -62,27 +63,7 @@ static void submit_prepare_cb(uv_prepare_t *h)
 
 static void retention_cb(uv_timer_t *h)
 {
-	struct sl_server *srv = h->data;
-	int64_t now = sl_clock_wall_ms();
-	/* Bounds what a restart after a crash replays to rebuild producer state. */
-	int rc = sl_topics_snapshot_producers(&srv->topics);
-	if (rc < 0)
-		fprintf(stderr, "synclogd: saving producer state failed: %s\n", strerror(-rc));
-	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
-		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
-			struct sl_log *log = t->parts[i].log;
-			if (log == NULL)
-				continue;
-			sl_log_maybe_roll(log, now);
-			uint32_t dropped;
-			if (t->cfg.retention_ms >= 0 || t->cfg.retention_bytes >= 0) {
-				rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
-				if (rc < 0)
-					fprintf(stderr, "synclogd: retention of %s/%u failed: %s\n", t->cfg.name, i,
-					        strerror(-rc));
-			}
-		}
-	}
+	sl_offload_housekeeping(h->data);
 }
 
 /* Session expiry is checked this often: a dead member is noticed within its timeout plus this. */
@@ -129,8 +110,8 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait for a recovery in progress, then until every request's storage work called back and its answer was
-	 * handed to the socket. */
-	if (!srv->open_done || !sl_net_drained(srv))
+	 * handed to the socket, and the thread pool's work came back. */
+	if (!srv->open_done || !sl_net_drained(srv) || sl_offload_busy(srv))
 		return;
 	sl_net_close(srv);
 	uv_check_stop(h);

@@ -58,6 +58,15 @@ struct sl_run {
 };
 
 struct sl_net;     /* broker/net/: the native listener and its connections */
+struct sl_ids_job; /* broker/offload.c */
+
+/* Work handed to the thread pool (offload.h). */
+struct sl_offload_state {
+	int housekeeping_busy;
+	uint64_t housekeeping_skipped;
+	uint64_t segments_removed;
+	struct sl_ids_job *ids_job; /* the producer-id reservation in flight, or NULL */
+};
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
 
 struct sl_server {
@@ -93,6 +102,7 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	struct sl_offload_state offload;
 	struct sl_server_stats stats;
 };
 

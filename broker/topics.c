@@ -96,7 +96,6 @@ static void topic_free(struct sl_topic *topic)
 	free(topic);
 }
 
-#define PRODUCERS_SNAPSHOT "producers.snapshot"
 /* Without a snapshot, producer state is rebuilt from the batches of the last five minutes: longer than any
  * client keeps retrying a batch. */
 #define PRODUCER_REPLAY_MS (5 * 60 * 1000)
@@ -106,7 +105,7 @@ static void topic_free(struct sl_topic *topic)
 static void producers_restore(struct sl_partition *p, const char *pdir)
 {
 	char path[SL_PATH_BYTES_MAX];
-	snprintf(path, sizeof(path), "%s/%s", pdir, PRODUCERS_SNAPSHOT);
+	snprintf(path, sizeof(path), "%s/%s", pdir, SL_PRODUCERS_SNAPSHOT_FILE);
 	int64_t from = -1;
 	int64_t start = sl_log_start_offset(p->log), end = sl_log_next_offset(p->log);
 	if (sl_producer_state_load(&p->producers, path, &from) < 0 || from < start || from > end) {
@@ -146,7 +145,7 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 				continue;
 			char path[SL_PATH_BYTES_MAX];
 			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i,
-			         PRODUCERS_SNAPSHOT);
+			         SL_PRODUCERS_SNAPSHOT_FILE);
 			int r = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
 			if (r < 0 && rc == 0)
 				rc = r;

@@ -8,7 +8,7 @@ want=${1:-build}
 # pkg-config module -> Debian package
 declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
-	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev
+	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler)
@@ -20,6 +20,7 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	# promtool checks the Prometheus alert rules of tools/monitoring/ (tests/integration/test_monitoring.sh).
 	cmds[promtool]=prometheus
 	cmds[curl]=curl
+	cmds[strace]=strace
 fi
 if [ "$want" = demo ]; then
 	cmds[sqlite3]=sqlite3

@@ -14,6 +14,9 @@ version=$(sed -n 's/^#define SL_VERSION "\(.*\)"/\1/p' consumer/client/synclog.h
 version=${version:-0.1.0}
 
 inc="$dest/include/synclog"
+# The wire codec's CRC32C uses ISA-L when the build found it (Makefile, HAVE_ISAL).
+isal_libs=
+if nm "$build/lib/libsynclog_proto.a" 2>/dev/null | grep -c " U crc32_iscsi" >/dev/null; then isal_libs=-lisal; fi
 install -d "$dest/bin" "$dest/lib/pkgconfig" "$inc/proto" "$inc/consumer/client" "$inc/consumer/sync"
 install -m 0755 "$build/bin/synclogd" "$build/bin/synclog" "$dest/bin/"
 # One client archive: a user links -lsynclog, not our internal split into client and protocol libraries.
@@ -37,7 +40,7 @@ Description: Client library of the synclog broker: producer, fetcher, group cons
 Version: $version
 Requires: libzstd libprotobuf-c
 Cflags: -I\${includedir}
-Libs: -L\${libdir} -lsynclog -lpthread
+Libs: -L\${libdir} -lsynclog -lpthread $isal_libs
 PC
 cat >"$dest/lib/pkgconfig/synclog-sync.pc" <<PC
 prefix=$prefix

@@ -11,11 +11,10 @@
 #include "proto/base/assert.h"
 #include "proto/base/fs.h"
 #include "broker/handlers/handlers.h"
+#include "broker/offload.h"
+#include "proto/errors.h"
 #include "proto/frame.h"
 
-/* DATA/producer-ids: one line of ASCII, the decimal ceiling below which ids may have been issued ("12000\n"),
- * replaced atomically. A missing or unreadable file counts as 0: ids restart at 0 only on a fresh directory. */
-#define PRODUCER_IDS_FILE "producer-ids"
 /* Ids are reserved on disk in blocks, so InitProducer writes the file once per this many producers. */
 #define PRODUCER_ID_BLOCK 1000
 
@@ -223,20 +222,10 @@ void sl_handle_describe_topic(struct sl_req *req)
 	sl_req_respond(req);
 }
 
-/* Write the reserved-id ceiling with the one atomic replacement (proto/base/fs.h). */
-static int producer_ids_store(struct sl_server *srv, int64_t reserved)
-{
-	char path[SL_PATH_BYTES_MAX];
-	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, PRODUCER_IDS_FILE);
-	char line[32];
-	int len = snprintf(line, sizeof(line), "%" PRId64 "\n", reserved);
-	return sl_fs_replace_atomic(path, line, (size_t)len);
-}
-
 int sl_producer_ids_load(struct sl_server *srv)
 {
 	char path[SL_PATH_BYTES_MAX];
-	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, PRODUCER_IDS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, SL_PRODUCER_IDS_FILE);
 	FILE *f = fopen(path, "r");
 	int64_t reserved = 0;
 	if (f != NULL) {
@@ -250,25 +239,37 @@ int sl_producer_ids_load(struct sl_server *srv)
 	return 0;
 }
 
-void sl_handle_init_producer(struct sl_req *req)
+/* Hand out the next id, reserving the next block first (off the loop) when the reserved ones are used up. */
+static void init_producer_answer(struct sl_req *req, int status)
 {
 	struct sl_server *srv = req->srv;
 	Synclog__InitProducerResponse *r = &req->body.init_producer;
-	synclog__init_producer_response__init(r);
-	req->resp.body_case = SYNCLOG__RESPONSE__BODY_INIT_PRODUCER;
-	req->resp.init_producer = r;
+	if (status < 0) {
+		sl_req_fail(req, sl_errno_to_code(status), "cannot persist producer ids in %s: %s", srv->cfg.data_dir,
+		            strerror(-status));
+		sl_req_respond(req);
+		return;
+	}
 	if (srv->next_producer_id >= srv->producer_id_reserved) {
-		int64_t reserved = srv->next_producer_id + PRODUCER_ID_BLOCK;
-		int rc = producer_ids_store(srv, reserved);
-		if (rc < 0) {
-			sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "cannot persist producer ids in %s: %s",
-			            srv->cfg.data_dir, strerror(-rc));
-			sl_req_respond(req);
-			return;
-		}
-		srv->producer_id_reserved = reserved;
+		sl_offload_reserve_producer_ids(srv, srv->next_producer_id + PRODUCER_ID_BLOCK, req,
+		                                init_producer_answer);
+		return;
 	}
 	r->producer_id = srv->next_producer_id++;
 	r->producer_epoch = 0;
 	sl_req_respond(req);
+}
+
+void sl_handle_init_producer(struct sl_req *req)
+{
+	Synclog__InitProducerResponse *r = &req->body.init_producer;
+	synclog__init_producer_response__init(r);
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_INIT_PRODUCER;
+	req->resp.init_producer = r;
+	/* Behind a reservation in flight, requests wait their turn so that ids stay in arrival order. */
+	if (req->srv->offload.ids_job != NULL) {
+		sl_offload_reserve_producer_ids(req->srv, req->srv->producer_id_reserved, req, init_producer_answer);
+		return;
+	}
+	init_producer_answer(req, 0);
 }

@@ -57,6 +57,19 @@ def produce(corr, topic, partition, batch, acks=0):
     return frame(request(corr, PRODUCE, field_bytes(1, topic) + field_varint(2, acks) + field_bytes(3, part)))
 
 
+INIT_PRODUCER = 18
+
+
+def init_producer(corr):
+    return frame(request(corr, INIT_PRODUCER, b""))
+
+
+def producer_id_of(payload):
+    """The producer id of an InitProducer response (0 is encoded as an absent field)."""
+    body = parse(payload).get(INIT_PRODUCER, [b""])[0]
+    return parse(body).get(1, [0])[0]
+
+
 def delete_topic(corr, name):
     return frame(request(corr, DELETE_TOPIC, field_bytes(1, name)))
 
