@@ -539,9 +539,12 @@ static int waits(const struct sl_group *grp)
 	return grp->state == SL_GROUP_FORMING || grp->state == SL_GROUP_RESETTING;
 }
 
+static void member_remove(struct sl_groups *g, struct sl_group *grp, uint32_t idx);
+
 int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id,
-                  const char *client_host, char **topics, uint32_t topic_count, uint32_t session_timeout_ms,
-                  int64_t now_ms, struct sl_group **group_out, struct sl_member **member_out)
+                  const char *client_host, const char *instance_id, char **topics, uint32_t topic_count,
+                  uint32_t session_timeout_ms, int64_t now_ms, struct sl_group **group_out,
+                  struct sl_member **member_out)
 {
 	if (sl_group_name_check(group) != 0 || topic_count == 0)
 		return -EINVAL;
@@ -562,6 +565,16 @@ int sl_group_join(struct sl_groups *g, const char *group, const char *member_id,
 	if (member_id && member_id[0] && idx < 0)
 		return -ENOENT;
 	int changed = 0;
+	if (idx < 0 && instance_id != NULL && instance_id[0] != '\0') {
+		/* Static membership: the member of that instance id is gone (this one replaces it), and is fenced by
+		 * the new generation this join starts. Its waiting join, if any, is answered UNKNOWN_MEMBER. */
+		for (uint32_t i = 0; i < grp->member_count; i++) {
+			if (strcmp(grp->members[i].instance_id, instance_id) == 0) {
+				member_remove(g, grp, i);
+				break;
+			}
+		}
+	}
 	if (idx < 0) {
 		if (grp->member_count >= SL_GROUP_MEMBERS_MAX)
 			return -E2BIG;
@@ -574,6 +587,7 @@ int sl_group_join(struct sl_groups *g, const char *group, const char *member_id,
 		memset(m, 0, sizeof(*m));
 		snprintf(m->client_id, sizeof(m->client_id), "%s", client_id && client_id[0] ? client_id : "member");
 		snprintf(m->client_host, sizeof(m->client_host), "%s", client_host ? client_host : "");
+		snprintf(m->instance_id, sizeof(m->instance_id), "%s", instance_id ? instance_id : "");
 		unsigned rnd = (unsigned)(now_ms * 2654435761u) ^ (unsigned)rand();
 		snprintf(m->id, sizeof(m->id), "%.100s-%" PRIu64 "-%08x", m->client_id, ++g->member_seq, rnd);
 		changed = 1;

@@ -92,6 +92,7 @@ struct sl_member {
 	char id[SL_MEMBER_ID_BYTES_MAX];
 	char client_id[SL_CLIENT_ID_BYTES_MAX];
 	char client_host[SL_CLIENT_HOST_BYTES_MAX];
+	char instance_id[SL_MEMBER_ID_BYTES_MAX]; /* static membership: "" for none */
 	char **topics;
 	uint32_t topic_count;
 	uint32_t session_timeout_ms;
@@ -210,14 +211,15 @@ struct sl_group *sl_groups_find(struct sl_groups *g, const char *name);
  * written to out. */
 uint32_t sl_groups_page(struct sl_groups *g, const char *start_after, struct sl_group **out, uint32_t max);
 
-/* Join (member_id NULL or "" for a new member). Starts a new generation when membership or subscriptions
- * change. Returns 0 with *member_out pointing into the group (valid until the next membership change),
- * -EINPROGRESS when the join must wait (the group is FORMING or RESETTING: answer it once sl_group_join_ready),
- * -ENOENT (unknown member id: join without one), -E2BIG (too many members or topics), -EUSERS (--groups-max
- * reached and the group is new), -ERANGE (session timeout), -EINVAL. */
+/* Join (member_id NULL or "" for a new member). A new member with the instance id of one in the group replaces
+ * it (static membership). Starts a new generation when membership or subscriptions change. Returns 0 with *member_out
+ * pointing into the group (valid until the next membership change), -EINPROGRESS when the join must wait (the group is
+ * FORMING or RESETTING: answer it once sl_group_join_ready), -ENOENT (unknown member id: join without one), -E2BIG (too
+ * many members or topics), -EUSERS (--groups-max reached and the group is new), -ERANGE (session timeout), -EINVAL. */
 int sl_group_join(struct sl_groups *g, const char *group, const char *member_id, const char *client_id,
-                  const char *client_host, char **topics, uint32_t topic_count, uint32_t session_timeout_ms,
-                  int64_t now_ms, struct sl_group **group_out, struct sl_member **member_out);
+                  const char *client_host, const char *instance_id, char **topics, uint32_t topic_count,
+                  uint32_t session_timeout_ms, int64_t now_ms, struct sl_group **group_out,
+                  struct sl_member **member_out);
 /* After -EINPROGRESS: 1 once the group has its generation (then *member_out is the member, or NULL when it is
  * gone), 0 while it still waits. */
 int sl_group_join_ready(struct sl_groups *g, const char *group, const char *member_id, struct sl_group **group_out,

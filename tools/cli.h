@@ -61,10 +61,15 @@ int cli_consume(const struct cli *cli, int argc, char **argv);
 int cli_group(const struct cli *cli, int argc, char **argv);   /* tools/cli_group.c */
 int cli_offsets(const struct cli *cli, int argc, char **argv); /* tools/cli_offsets.c */
 int cli_apply(const struct cli *cli, int argc, char **argv);   /* tools/cli_apply.c */
+int cli_dlq(const struct cli *cli, int argc, char **argv);     /* tools/cli_dlq.c */
+int cli_status(const struct cli *cli, int argc, char **argv);  /* tools/cli_status.c */
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */
 void cli_signals_install(void);
 bool cli_interrupted(void);
+/* The flag itself, for a library that checks it between steps (the applier's options.stop). */
+#include <signal.h>
+const volatile sig_atomic_t *cli_interrupted_flag(void);
 
 #endif

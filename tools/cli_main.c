@@ -23,6 +23,11 @@ static const struct cli_command main_command = {
                  "  group delete G [--force]\n"
                  "  offsets reset --group G --topic T[:P[,P...]] SPEC [--dry-run|--execute] [--force]\n"
                  "  apply TOPIC --group G --target sqlite:PATH [--follow] [--tombstone-retention DURATION] [--purge]\n"
+                 "        [--reject-retries N] [--failure-retries N] [--allow-gap]\n"
+                 "  group alter G [--stall-after DURATION] [--window N]\n"
+                 "  dlq list|show TOPIC [--group G]\n"
+                 "  dlq redrive TOPIC --group G [--offset O] [--execute]\n"
+                 "  status [--watch]\n"
                  "\n"
                  "global flags, before or after the command:\n"
                  "  --broker HOST:PORT  the broker (default: $SYNCLOG_BROKER, else " SL_BROKER_DEFAULT ")\n"
@@ -110,6 +115,10 @@ int main(int argc, char **argv)
 			rc = cli_offsets(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "apply") == 0) {
 			rc = cli_apply(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "dlq") == 0) {
+			rc = cli_dlq(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "status") == 0) {
+			rc = cli_status(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

@@ -152,8 +152,9 @@ void sl_handle_join_group(struct sl_req *req)
 	peer_host(req, host, sizeof(host));
 	struct sl_group *grp;
 	struct sl_member *m;
-	int rc = sl_group_join(&srv->groups, str_or_empty(jr->group), jr->member_id, jr->client_id, host, jr->topics,
-	                       (uint32_t)jr->n_topics, jr->session_timeout_ms, sl_clock_wall_ms(), &grp, &m);
+	int rc = sl_group_join(&srv->groups, str_or_empty(jr->group), jr->member_id, jr->client_id, host,
+	                       jr->group_instance_id, jr->topics, (uint32_t)jr->n_topics, jr->session_timeout_ms,
+	                       sl_clock_wall_ms(), &grp, &m);
 	switch (rc) {
 	case 0:
 		join_answer(req, grp, m);
@@ -596,6 +597,7 @@ void sl_handle_describe_group(struct sl_req *req)
 		gm->member_id = (char *)m->id;
 		gm->client_id = (char *)m->client_id;
 		gm->client_host = (char *)m->client_host;
+		gm->group_instance_id = (char *)m->instance_id;
 		gm->last_heartbeat_ms = m->last_heartbeat_ms;
 		gm->assignment = assignment_msgs(req, m, &gm->n_assignment);
 		r->members[r->n_members++] = gm;

@@ -58,6 +58,7 @@ struct ctopic {
 struct sl_consumer {
 	struct sl_consumer_options o;
 	char group[SL_GROUP_NAME_BYTES_MAX + 1];
+	char instance_id[SL_MEMBER_ID_BYTES_MAX];
 	char broker[SL_HOST_BYTES_MAX + 16]; /* "HOST:PORT" as given, for the fetchers */
 	struct ctopic *topics;
 	char **topic_names; /* topics[i].name, for the JoinGroup request */
@@ -268,6 +269,7 @@ static int join_request(struct sl_consumer *c, bool rejoin_as_new, Synclog__Resp
 	body.n_topics = c->topic_count;
 	body.session_timeout_ms = c->o.session_timeout_ms;
 	body.client_id = c->coord->client_id;
+	body.group_instance_id = c->instance_id;
 	req.body_case = SYNCLOG__REQUEST__BODY_JOIN_GROUP;
 	req.join_group = &body;
 	snprintf(what, sizeof(what), "join group '%s'", c->group);
@@ -775,6 +777,8 @@ int sl_consumer_subscribe(struct sl_consumer **out, const struct sl_consumer_opt
 	c->o.topics = NULL;
 	snprintf(c->group, sizeof(c->group), "%s", o->group);
 	c->o.group = c->group;
+	snprintf(c->instance_id, sizeof(c->instance_id), "%s", o->instance_id != NULL ? o->instance_id : "");
+	c->o.instance_id = NULL;
 	c->topics = calloc(o->topic_count, sizeof(*c->topics));
 	c->topic_names = calloc(o->topic_count, sizeof(*c->topic_names));
 	if (c->topics == NULL || c->topic_names == NULL) {
