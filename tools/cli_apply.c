@@ -252,14 +252,14 @@ static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *s
 	*reported = lost;
 	if (a->allow_gap) {
 		fprintf(stderr,
-		        "synclog apply: warning: %llu records of topic '%s' were removed by retention before target %s "
+		        "synclog apply: warning: %llu records of topic '%s' were removed by retention before target sqlite:%s "
 		        "(group %s) applied them; applying on from the earliest record (--allow-gap)\n",
 		        (unsigned long long)lost, a->topic, a->target, a->group);
 		return CLI_EXIT_OK;
 	}
 	return cli_fail(
 	        &apply_command,
-	        "%llu records of topic '%s' were removed by retention before target %s (group %s) applied them: "
+	        "%llu records of topic '%s' were removed by retention before target sqlite:%s (group %s) applied them: "
 	        "the target missed them. Run a backfill, or pass --allow-gap to apply on from the earliest "
 	        "record (or reset the group's offsets)",
 	        (unsigned long long)lost, a->topic, a->target, a->group);

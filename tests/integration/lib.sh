@@ -3,7 +3,7 @@
 
 : "${BUILD:=build/release}"
 SYNCLOGD="$BUILD/bin/synclogd"
-SYNCLOG="$BUILD/bin/synclog"
+export SYNCLOG="$BUILD/bin/synclog"
 TMP=$(mktemp -d)
 BROKER_PID=
 trap 'stop_broker_hard; rm -rf "$TMP"' EXIT
