@@ -14,7 +14,7 @@
 #include "proto/batch.h"
 
 /* Record timestamps looked up per health tick (one pread each, from the page cache): bounds the tick's reads. */
-#define TIMESTAMP_LOOKUPS_PER_TICK 256u
+#define TIMESTAMP_LOOKUPS_PER_TICK 2048u
 
 /* ---- health ---- */
 

@@ -31,8 +31,8 @@
  *      order is the order of acceptance.
  *
  * ---- Health (sl_groups_health_tick, Burrow's model built in) ----
- * Every tick, each tracked partition (every partition of a topic the group commits to or subscribes to) gets a
- * sample (committed, log end, time) in a ring of the group's window, and a state, the first that holds:
+ * Every tick, each tracked partition (every partition of a topic a member subscribes to, and every partition with a
+ * commit) gets a sample (committed, log end, time) in a ring of the group's window, and a state, the first that holds:
  *   lost     records_lost > 0: the commit fell behind the log start (retention removed unread records), or a
  *            consumer reported records it found removed. Sticky until an operator commit or a backfill.
  *   idle     lag 0 and the log end did not move over the window's samples: nothing new to consume. Never an
@@ -382,19 +382,12 @@ void sl_group_track_topic(struct sl_groups *g, struct sl_group *grp, const char 
 
 void sl_group_track_all(struct sl_groups *g, struct sl_group *grp, int64_t now_ms)
 {
+	/* Partitions of a topic only committed to (an offset reset of a few partitions, a group whose members left)
+	 * are tracked where committed: describe shows the others without keeping state for them, so a thousand groups
+	 * committing to a few partitions of a topic of thousands do not cost millions of entries. */
 	for (uint32_t i = 0; i < grp->member_count; i++)
 		for (uint32_t t = 0; t < grp->members[i].topic_count; t++)
 			sl_group_track_topic(g, grp, grp->members[i].topics[t], now_ms);
-	/* Tracking inserts entries: walk by topic name, not by index into the array that grows. */
-	char last[SL_TOPIC_NAME_BYTES_MAX + 1] = "";
-	for (uint32_t i = 0; i < grp->commit_count; i++) {
-		if (strcmp(grp->commits[i].topic, last) == 0)
-			continue;
-		snprintf(last, sizeof(last), "%s", grp->commits[i].topic);
-		sl_group_track_topic(g, grp, last, now_ms);
-		i = commit_lower_bound(grp, last, UINT32_MAX) -
-		    1; /* past every entry of that topic, wherever it is now */
-	}
 }
 
 /* ---- membership and assignment ---- */

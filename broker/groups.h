@@ -270,7 +270,7 @@ int sl_groups_alter(struct sl_groups *g, const char *group, int64_t stall_after_
 int sl_groups_backfilled(struct sl_groups *g, const char *topic, sl_groups_commit_cb cb, void *ctx);
 /* Track every partition of topic in grp (for health and describe). */
 void sl_group_track_topic(struct sl_groups *g, struct sl_group *grp, const char *topic, int64_t now_ms);
-/* Track every partition of every topic grp subscribes to or commits to. */
+/* Track every partition of every topic grp's members subscribe to (committed partitions are tracked anyway). */
 void sl_group_track_all(struct sl_groups *g, struct sl_group *grp, int64_t now_ms);
 /* Record c's records_lost durably (the health tick found the commit behind the log start). */
 void sl_groups_lost_persist(struct sl_groups *g, const struct sl_group *grp, const struct sl_commit *c);

@@ -40,7 +40,8 @@ struct sl_server_stats {
 	uint64_t request_errors_by_kind[SL_REQUEST_KINDS];
 	struct sl_histogram fsync_latency; /* every partition's group commits (log config fsync_hist) */
 	uint64_t scrapes;
-	int64_t last_scrape_ns; /* how long the last /metrics took to render */
+	int64_t last_scrape_ns;       /* how long the last /metrics held the loop */
+	int64_t last_scrape_total_ns; /* from its request to its answer, thread pool included */
 };
 
 /* The last backfill or reconcile run per (kind, topic), as its tool reported it (handlers/status.c). */

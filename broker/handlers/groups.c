@@ -602,16 +602,49 @@ void sl_handle_describe_group(struct sl_req *req)
 		gm->assignment = assignment_msgs(req, m, &gm->n_assignment);
 		r->members[r->n_members++] = gm;
 	}
-	/* Rows: every partition of every topic the group commits to or subscribes to, in topic order. */
+	/* Rows: every partition of every topic the group commits to or subscribes to, in topic order; partitions the
+	 * broker does not track (never committed, no member subscribed) are shown as what a consumer of the group
+	 * would start from, and judged without a history: idle when there is nothing to read, stopped otherwise. */
 	int64_t now = sl_clock_wall_ms();
 	sl_group_track_all(&srv->groups, grp, now);
-	r->partitions = sl_req_alloc(req, (grp->commit_count + 1) * sizeof(*r->partitions));
-	for (uint32_t i = 0; r->partitions && i < grp->commit_count; i++) {
-		if (sl_topics_find(&srv->topics, grp->commits[i].topic) == NULL)
-			continue; /* a deleted topic's commits stay until the group is deleted, but are not shown */
-		Synclog__GroupPartitionLag *row = lag_row(req, grp, &grp->commits[i], now);
-		if (row)
+	size_t rows_max = 0;
+	for (uint32_t i = 0; i < grp->commit_count; i++) {
+		if (i > 0 && strcmp(grp->commits[i].topic, grp->commits[i - 1].topic) == 0)
+			continue;
+		struct sl_topic *t = sl_topics_find(&srv->topics, grp->commits[i].topic);
+		rows_max += t ? t->cfg.partitions : 0;
+	}
+	r->partitions = sl_req_alloc(req, (rows_max + 1) * sizeof(*r->partitions));
+	for (uint32_t i = 0; r->partitions && i < grp->commit_count;) {
+		struct sl_topic *t = sl_topics_find(&srv->topics, grp->commits[i].topic);
+		uint32_t j = i;
+		while (j < grp->commit_count && strcmp(grp->commits[j].topic, grp->commits[i].topic) == 0)
+			j++;
+		/* A deleted topic's commits stay until the group is deleted, but are not shown. */
+		for (uint32_t p = 0; t != NULL && p < t->cfg.partitions; p++) {
+			struct sl_commit *c = NULL, tmp;
+			for (uint32_t k = i; k < j && c == NULL; k++)
+				if (grp->commits[k].partition == p)
+					c = &grp->commits[k];
+			if (c == NULL) {
+				memset(&tmp, 0, sizeof(tmp));
+				tmp.topic = t->cfg.name;
+				tmp.partition = p;
+				tmp.offset = -1;
+				tmp.ts_offset = -1;
+				c = &tmp;
+			}
+			Synclog__GroupPartitionLag *row = lag_row(req, grp, c, now);
+			if (row == NULL)
+				continue;
+			if (c == &tmp) {
+				row->topic = t->cfg.name;
+				row->state = row->lag > 0 ? "stopped" : "idle";
+				row->state_since_ms = 0;
+			}
 			r->partitions[r->n_partitions++] = row;
+		}
+		i = j;
 	}
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_DESCRIBE_GROUP;
 	req->resp.describe_group = r;

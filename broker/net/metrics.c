@@ -25,74 +25,65 @@ struct scrape {
 	int answered;
 };
 
-struct out {
-	char *p;
-	size_t len, cap;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
-{
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (o->p && o->len + (size_t)n < o->cap) {
-			o->len += (size_t)n;
-			return;
-		}
-		size_t cap = o->cap ? o->cap * 2 : 16384;
-		while (cap < o->len + (size_t)n + 1)
-			cap *= 2;
-		char *np = realloc(o->p, cap);
-		if (np == NULL)
-			return;
-		o->p = np;
-		o->cap = cap;
-	}
-}
-
 static void scrape_free_cb(uv_handle_t *h)
 {
 	free(h->data);
 }
 
+/* One answer: the header and the body, written from their own buffers (a body of megabytes is not copied). */
+struct answer_write {
+	uv_write_t w;
+	struct scrape *sc;
+	char *body, *more;
+	char header[160];
+};
+
 static void scrape_written_cb(uv_write_t *w, int status)
 {
-	struct scrape *sc = w->data;
-	free(w);
+	struct answer_write *aw = (struct answer_write *)w;
+	struct scrape *sc = aw->sc;
+	free(aw->body);
+	free(aw->more);
+	free(aw);
 	uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+}
+
+static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_text *more)
+{
+	struct scrape *sc = arg;
+	const char *reason = status == 200   ? "200 OK"
+	                     : status == 503 ? "503 Service Unavailable"
+	                     : status == 500 ? "500 Internal Server Error"
+	                                     : "404 Not Found";
+	struct answer_write *aw = malloc(sizeof(*aw));
+	size_t more_len = more != NULL ? more->len : 0;
+	if (aw == NULL) {
+		free(body->p);
+		free(more != NULL ? more->p : NULL);
+		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		return;
+	}
+	aw->sc = sc;
+	aw->body = body->p;
+	aw->more = more != NULL ? more->p : NULL;
+	int n = snprintf(aw->header, sizeof(aw->header),
+	                 "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
+	                 reason, body->len + more_len);
+	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
+	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
+	if (uv_write(&aw->w, (uv_stream_t *)&sc->tcp, b, 3, scrape_written_cb) != 0) {
+		free(aw->body);
+		free(aw->more);
+		free(aw);
+		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+	}
 }
 
 static void answer(struct scrape *sc)
 {
 	sc->answered = 1;
 	uv_read_stop((uv_stream_t *)&sc->tcp);
-	struct sl_text body = {0};
-	struct out msg = {0};
-	int status = sl_metrics_route(sc->srv, sc->buf, &body);
-	const char *reason = status == 200 ? "200 OK" : status == 503 ? "503 Service Unavailable" : "404 Not Found";
-	put(&msg, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n%.*s", reason,
-	    body.len, (int)body.len, body.p ? body.p : "");
-	free(body.p);
-	uv_write_t *w = malloc(sizeof(*w) + msg.len);
-	if (w == NULL || msg.p == NULL) {
-		free(w);
-		free(msg.p);
-		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
-		return;
-	}
-	memcpy(w + 1, msg.p, msg.len);
-	free(msg.p);
-	w->data = sc;
-	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)msg.len);
-	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, scrape_written_cb) != 0) {
-		free(w);
-		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
-	}
+	sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
 }
 
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

@@ -1,11 +1,14 @@
 /* What the metrics listener says: the Prometheus text of the broker (names follow Prometheus's conventions: a
  * synclog_ prefix, base units in the name, _total for counters, labels topic, partition, group, origin, kind,
  * state), the standard process_* metrics, and the /healthz and /readyz answers. Every family has its # HELP and
- * # TYPE. Group lag and state come from the last health tick, so a scrape reads no disk; lines are written with
- * a small formatter instead of printf, so 10,000 partitions and 1,000 groups render in milliseconds (measured by
- * bench/, reported as synclog_scrape_duration_seconds).
+ * # TYPE. Group lag and state come from the last health tick, so a scrape reads no disk.
  *
- * Which thread may call: the shard's loop thread only. */
+ * A scrape must not stall the loop: with 10,000 partitions and 1,000 groups the text is ~100,000 lines. So the loop
+ * only copies the numbers of the large families (partitions, group partitions, groups) into a snapshot, in one
+ * pass without formatting, and renders the small ones; the thread pool formats the snapshot; the loop then sends
+ * both parts. bench/scrape.sh measures the scrape and the produce latency meanwhile.
+ *
+ * Which thread may call: the shard's loop thread, except render_snapshot (any thread: it sees only the snapshot). */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -196,14 +199,6 @@ static void render_process(struct sl_server *srv, struct sl_text *o)
 			       "%ld",
 			       &utime, &stime, &vsize, &rss);
 	}
-	uint64_t fds = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (d != NULL) {
-		while (readdir(d) != NULL)
-			fds++;
-		closedir(d);
-		fds = fds >= 3 ? fds - 3 : 0; /* ".", ".." and the directory's own descriptor */
-	}
 	struct rlimit rl = {0, 0};
 	getrlimit(RLIMIT_NOFILE, &rl);
 	sample_double(o, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.",
@@ -211,7 +206,6 @@ static void render_process(struct sl_server *srv, struct sl_text *o)
 	sample_u64(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
 	           (uint64_t)rss * (uint64_t)(page > 0 ? page : 4096));
 	sample_u64(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize);
-	sample_u64(o, "process_open_fds", "gauge", "Number of open file descriptors.", fds);
 	sample_u64(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
 	           rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur);
 	sample_double(o, "process_start_time_seconds", "gauge",
@@ -326,7 +320,120 @@ static void render_topics(struct sl_server *srv, struct sl_text *o)
 	}
 }
 
-static void render_partitions(struct sl_server *srv, struct sl_text *o, uint64_t *bytes_total)
+/* ---- the snapshot of the large families ---- */
+
+struct snap_part {
+	size_t topic; /* offset of the name in names */
+	uint32_t partition;
+	uint32_t segments;
+	int available;
+	int64_t start, next;
+	uint64_t bytes;
+};
+
+struct snap_gpart {
+	size_t group, topic; /* offsets of the names */
+	uint32_t partition;
+	int state;
+	int64_t lag, lag_ms, offset, lost;
+};
+
+struct snap_group {
+	size_t name;
+	uint32_t members;
+	struct sl_applier_report applier; /* target unused */
+};
+
+struct sl_metrics_snapshot {
+	struct sl_text names; /* NUL-terminated names back to back */
+	struct snap_part *parts;
+	size_t part_count;
+	struct snap_gpart *gparts;
+	size_t gpart_count;
+	struct snap_group *groups;
+	size_t group_count;
+};
+
+static size_t name_add(struct sl_text *names, const char *s)
+{
+	size_t at = names->len;
+	sl_text_put(names, s);
+	if (reserve(names, 1) == 0)
+		names->p[names->len++] = '\0';
+	return at;
+}
+
+void sl_metrics_snapshot_free(struct sl_metrics_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	free(s->names.p);
+	free(s->parts);
+	free(s->gparts);
+	free(s->groups);
+	free(s);
+}
+
+struct sl_metrics_snapshot *sl_metrics_snapshot_take(struct sl_server *srv, uint64_t *bytes_total)
+{
+	struct sl_metrics_snapshot *s = calloc(1, sizeof(*s));
+	struct sl_groups *g = &srv->groups;
+	size_t parts = 0, gparts = 0;
+
+	if (s == NULL)
+		return NULL;
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next)
+		parts += t->cfg.partitions;
+	for (uint32_t k = 0; k < g->group_count; k++)
+		gparts += g->sorted[k]->commit_count;
+	s->parts = calloc(parts + 1, sizeof(*s->parts));
+	s->gparts = calloc(gparts + 1, sizeof(*s->gparts));
+	s->groups = calloc(g->group_count + 1, sizeof(*s->groups));
+	if (s->parts == NULL || s->gparts == NULL || s->groups == NULL) {
+		sl_metrics_snapshot_free(s);
+		return NULL;
+	}
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		size_t name = name_add(&s->names, t->cfg.name);
+		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+			struct snap_part *p = &s->parts[s->part_count++];
+			struct sl_log *log = t->parts[i].log;
+			p->topic = name;
+			p->partition = i;
+			p->available = log != NULL;
+			if (log == NULL)
+				continue;
+			struct sl_log_stats st;
+			sl_log_get_stats(log, &st);
+			p->start = st.start_offset;
+			p->next = st.next_offset;
+			p->bytes = st.bytes;
+			p->segments = st.segment_count;
+			*bytes_total += st.bytes;
+		}
+	}
+	for (uint32_t k = 0; k < g->group_count; k++) {
+		struct sl_group *grp = g->sorted[k];
+		struct snap_group *sg = &s->groups[s->group_count++];
+		sg->name = name_add(&s->names, grp->name);
+		sg->members = grp->member_count;
+		sg->applier = grp->applier;
+		size_t topic = 0;
+		for (uint32_t i = 0; i < grp->commit_count; i++) {
+			const struct sl_commit *c = &grp->commits[i];
+			if (c->lag < 0)
+				continue; /* topic gone or partition unavailable */
+			if (i == 0 || strcmp(c->topic, grp->commits[i - 1].topic) != 0)
+				topic = name_add(&s->names, c->topic);
+			s->gparts[s->gpart_count++] =
+			        (struct snap_gpart){sg->name, topic,     c->partition, (int)c->state,
+			                            c->lag,   c->lag_ms, c->offset,    c->records_lost};
+		}
+	}
+	return s->names.oom ? (sl_metrics_snapshot_free(s), NULL) : s;
+}
+
+static void render_snap_parts(const struct sl_metrics_snapshot *s, struct sl_text *o)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -340,50 +447,55 @@ static void render_partitions(struct sl_server *srv, struct sl_text *o, uint64_t
 	};
 	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
 		family(o, fams[f].name, fams[f].type, fams[f].help);
-		for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
-			for (uint32_t i = 0; i < t->cfg.partitions; i++) {
-				struct sl_log *log = t->parts[i].log;
-				if (f > 0 && log == NULL)
-					continue;
-				struct sl_log_stats st;
-				if (log != NULL)
-					sl_log_get_stats(log, &st);
-				labels_tp(o, fams[f].name, t->cfg.name, i);
-				switch (f) {
-				case 0:
-					put_u64(o, log != NULL);
-					break;
-				case 1:
-					put_i64(o, st.next_offset);
-					break;
-				case 2:
-					put_i64(o, st.start_offset);
-					break;
-				case 3:
-					put_u64(o, st.bytes);
-					*bytes_total += st.bytes;
-					break;
-				default:
-					put_u64(o, st.segment_count);
-					break;
-				}
-				sl_text_put(o, "\n");
+		for (size_t i = 0; i < s->part_count; i++) {
+			const struct snap_part *p = &s->parts[i];
+			if (f > 0 && !p->available)
+				continue;
+			labels_tp(o, fams[f].name, s->names.p + p->topic, p->partition);
+			switch (f) {
+			case 0:
+				put_u64(o, (uint64_t)p->available);
+				break;
+			case 1:
+				put_i64(o, p->next);
+				break;
+			case 2:
+				put_i64(o, p->start);
+				break;
+			case 3:
+				put_u64(o, p->bytes);
+				break;
+			default:
+				put_u64(o, p->segments);
+				break;
 			}
+			sl_text_put(o, "\n");
 		}
 	}
 }
 
-static void render_groups(struct sl_server *srv, struct sl_text *o)
+/* Seconds with millisecond precision, without printf: lag_seconds of ten thousand partitions. */
+static void put_ms_as_seconds(struct sl_text *o, int64_t ms)
 {
-	struct sl_groups *g = &srv->groups;
-	sample_u64(o, "synclog_groups", "gauge", "Consumer groups held by the broker.", g->group_count);
-	sample_u64(o, "synclog_groups_max", "gauge", "Groups at most (--groups-max).", g->settings.groups_max);
+	char frac[5] = {'.', 0, 0, 0, 0};
+	if (ms < 0)
+		ms = 0;
+	put_u64(o, (uint64_t)(ms / 1000));
+	frac[1] = (char)('0' + ms / 100 % 10);
+	frac[2] = (char)('0' + ms / 10 % 10);
+	frac[3] = (char)('0' + ms % 10);
+	sl_text_put(o, frac);
+}
+
+static void render_snap_groups(const struct sl_metrics_snapshot *s, struct sl_text *o)
+{
+	const char *names = s->names.p;
 	family(o, "synclog_group_members", "gauge", "Live members of a group.");
-	for (uint32_t k = 0; k < g->group_count; k++) {
+	for (size_t k = 0; k < s->group_count; k++) {
 		sl_text_put(o, "synclog_group_members{group=\"");
-		sl_text_put(o, g->sorted[k]->name);
+		sl_text_put(o, names + s->groups[k].name);
 		sl_text_put(o, "\"} ");
-		put_u64(o, g->sorted[k]->member_count);
+		put_u64(o, s->groups[k].members);
 		sl_text_put(o, "\n");
 	}
 	static const char *const fams[][3] = {
@@ -398,60 +510,51 @@ static void render_groups(struct sl_server *srv, struct sl_text *o)
 	};
 	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
 		family(o, fams[f][0], fams[f][1], fams[f][2]);
-		for (uint32_t k = 0; k < g->group_count; k++) {
-			struct sl_group *grp = g->sorted[k];
-			for (uint32_t i = 0; i < grp->commit_count; i++) {
-				const struct sl_commit *c = &grp->commits[i];
-				if (c->lag < 0)
-					continue; /* topic gone or partition unavailable */
-				if (f == 3) {
-					for (int s = 0; s < SL_HEALTH_COUNT; s++) {
-						labels_gtp(o, fams[f][0], grp->name, c->topic, c->partition);
-						sl_text_put(o, ",state=\"");
-						sl_text_put(o, sl_health_name((enum sl_health)s));
-						sl_text_put(o, (int)c->state == s ? "\"} 1\n" : "\"} 0\n");
-					}
-					continue;
+		for (size_t i = 0; i < s->gpart_count; i++) {
+			const struct snap_gpart *c = &s->gparts[i];
+			if (f == 3) {
+				for (int st = 0; st < SL_HEALTH_COUNT; st++) {
+					labels_gtp(o, fams[f][0], names + c->group, names + c->topic, c->partition);
+					sl_text_put(o, ",state=\"");
+					sl_text_put(o, sl_health_name((enum sl_health)st));
+					sl_text_put(o, c->state == st ? "\"} 1\n" : "\"} 0\n");
 				}
-				labels_gtp(o, fams[f][0], grp->name, c->topic, c->partition);
-				sl_text_put(o, "} ");
-				if (f == 0)
-					put_i64(o, c->lag);
-				else if (f == 1)
-					put_double(o, (double)c->lag_ms / 1000.0);
-				else
-					put_i64(o, c->offset);
-				sl_text_put(o, "\n");
+				continue;
 			}
+			labels_gtp(o, fams[f][0], names + c->group, names + c->topic, c->partition);
+			sl_text_put(o, "} ");
+			if (f == 0)
+				put_i64(o, c->lag);
+			else if (f == 1)
+				put_ms_as_seconds(o, c->lag_ms);
+			else
+				put_i64(o, c->offset);
+			sl_text_put(o, "\n");
 		}
 	}
 	family(o, "synclog_group_records_lost", "gauge",
 	       "Records removed by retention before the group consumed them (only partitions in state lost).");
-	for (uint32_t k = 0; k < g->group_count; k++) {
-		struct sl_group *grp = g->sorted[k];
-		for (uint32_t i = 0; i < grp->commit_count; i++) {
-			const struct sl_commit *c = &grp->commits[i];
-			if (c->records_lost <= 0)
-				continue;
-			labels_gtp(o, "synclog_group_records_lost", grp->name, c->topic, c->partition);
-			sl_text_put(o, "} ");
-			put_i64(o, c->records_lost);
-			sl_text_put(o, "\n");
-		}
+	for (size_t i = 0; i < s->gpart_count; i++) {
+		const struct snap_gpart *c = &s->gparts[i];
+		if (c->lost <= 0)
+			continue;
+		labels_gtp(o, "synclog_group_records_lost", names + c->group, names + c->topic, c->partition);
+		sl_text_put(o, "} ");
+		put_i64(o, c->lost);
+		sl_text_put(o, "\n");
 	}
 	family(o, "synclog_applier_records_total", "counter",
 	       "Records an applier handled, by group and outcome, as its target keeps them (reported with its "
 	       "commits).");
-	for (uint32_t k = 0; k < g->group_count; k++) {
-		const struct sl_group *grp = g->sorted[k];
-		if (grp->applier.reported_ms == 0)
+	for (size_t k = 0; k < s->group_count; k++) {
+		const struct sl_applier_report *a = &s->groups[k].applier;
+		if (a->reported_ms == 0)
 			continue;
-		const uint64_t v[5] = {grp->applier.applied, grp->applier.stale, grp->applier.duplicate,
-		                       grp->applier.deleted, grp->applier.dead_lettered};
+		const uint64_t v[5] = {a->applied, a->stale, a->duplicate, a->deleted, a->dead_lettered};
 		static const char *const outcome[5] = {"applied", "stale", "duplicate", "deleted", "dead_lettered"};
 		for (int i = 0; i < 5; i++) {
 			sl_text_put(o, "synclog_applier_records_total{group=\"");
-			sl_text_put(o, grp->name);
+			sl_text_put(o, names + s->groups[k].name);
 			sl_text_put(o, "\",outcome=\"");
 			sl_text_put(o, outcome[i]);
 			sl_text_put(o, "\"} ");
@@ -459,6 +562,37 @@ static void render_groups(struct sl_server *srv, struct sl_text *o)
 			sl_text_put(o, "\n");
 		}
 	}
+}
+
+/* Open descriptors: a walk of /proc/self/fd, tens of thousands of entries on a big broker, so it is made here,
+ * off the loop. */
+static void render_fds(struct sl_text *o)
+{
+	uint64_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		while (readdir(d) != NULL)
+			n++;
+		closedir(d);
+	}
+	sample_u64(o, "process_open_fds", "gauge", "Number of open file descriptors.",
+	           n >= 3 ? n - 3 : 0); /* ".", ".." and the directory's own descriptor */
+}
+
+void sl_metrics_snapshot_render(const struct sl_metrics_snapshot *s, struct sl_text *o)
+{
+	render_fds(o);
+	if (s == NULL)
+		return;
+	render_snap_parts(s, o);
+	render_snap_groups(s, o);
+}
+
+static void render_groups_small(struct sl_server *srv, struct sl_text *o)
+{
+	struct sl_groups *g = &srv->groups;
+	sample_u64(o, "synclog_groups", "gauge", "Consumer groups held by the broker.", g->group_count);
+	sample_u64(o, "synclog_groups_max", "gauge", "Groups at most (--groups-max).", g->settings.groups_max);
 	uint64_t log_bytes = 0;
 	if (g->log != NULL) {
 		struct sl_log_stats st;
@@ -517,7 +651,7 @@ static void render_runs(struct sl_server *srv, struct sl_text *o)
 	}
 }
 
-void sl_metrics_render(struct sl_server *srv, struct sl_text *o)
+struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_text *o)
 {
 	int64_t t0 = sl_clock_mono_ns();
 	const struct sl_server_stats *s = &srv->stats;
@@ -527,7 +661,7 @@ void sl_metrics_render(struct sl_server *srv, struct sl_text *o)
 	           (uint64_t)srv->ready);
 	render_process(srv, o);
 	if (!srv->ready)
-		return; /* recovery is still running on its worker thread: topics and groups are not ours yet */
+		return NULL; /* recovery is still running on its worker thread: topics and groups are not ours yet */
 	sample_u64(o, "synclog_connections", "gauge", "Open client connections.", s->connections_open);
 	sample_u64(o, "synclog_connections_accepted_total", "counter", "Client connections accepted.",
 	           s->connections_accepted);
@@ -538,10 +672,10 @@ void sl_metrics_render(struct sl_server *srv, struct sl_text *o)
 	           s->produce_errors);
 	render_requests(srv, o);
 	render_topics(srv, o);
-	uint64_t bytes = 0;
-	render_partitions(srv, o, &bytes);
-	render_groups(srv, o);
+	render_groups_small(srv, o);
 	render_runs(srv, o);
+	uint64_t bytes = 0;
+	struct sl_metrics_snapshot *snap = sl_metrics_snapshot_take(srv, &bytes);
 	struct statvfs vfs;
 	if (statvfs(srv->cfg.data_dir, &vfs) == 0) {
 		sample_u64(o, "synclog_disk_free_bytes", "gauge",
@@ -552,32 +686,89 @@ void sl_metrics_render(struct sl_server *srv, struct sl_text *o)
 	}
 	sample_u64(o, "synclog_data_bytes", "gauge", "Bytes of every partition's segments.", bytes);
 	sample_u64(o, "synclog_scrapes_total", "counter", "Scrapes of /metrics answered.", s->scrapes);
-	sample_double(o, "synclog_scrape_duration_seconds", "gauge", "How long rendering the previous scrape took.",
+	sample_double(o, "synclog_scrape_loop_seconds", "gauge",
+	              "How long the previous scrape held the loop (small families and the snapshot).",
 	              (double)s->last_scrape_ns / 1e9);
+	sample_double(o, "synclog_scrape_duration_seconds", "gauge",
+	              "How long the previous scrape took from request to answer, thread pool included.",
+	              (double)s->last_scrape_total_ns / 1e9);
 	srv->stats.scrapes++;
 	srv->stats.last_scrape_ns = sl_clock_mono_ns() - t0;
+	return snap;
 }
 
-int sl_metrics_route(struct sl_server *srv, const char *request, struct sl_text *body)
+/* A /metrics answer being rendered on the thread pool. */
+struct render_job {
+	uv_work_t work;
+	struct sl_server *srv;
+	struct sl_metrics_snapshot *snap;
+	struct sl_text body;  /* the small families, then the snapshot's */
+	struct sl_text large; /* rendered by the worker */
+	int64_t start_ns;
+	sl_metrics_answer_cb cb;
+	void *arg;
+};
+
+static void render_work_cb(uv_work_t *w)
 {
+	struct render_job *j = w->data;
+	sl_metrics_snapshot_render(j->snap, &j->large);
+}
+
+static void render_after_cb(uv_work_t *w, int status)
+{
+	struct render_job *j = w->data;
+	(void)status;
+	sl_metrics_snapshot_free(j->snap);
+	j->srv->stats.last_scrape_total_ns = sl_clock_mono_ns() - j->start_ns;
+	if (j->body.oom || j->large.oom) {
+		free(j->large.p);
+		j->large = (struct sl_text){0};
+		j->cb(j->arg, 500, &j->body, NULL);
+	} else {
+		j->cb(j->arg, 200, &j->body, &j->large); /* two parts, sent as they are: nothing is copied */
+	}
+	free(j);
+}
+
+void sl_metrics_route(struct sl_server *srv, const char *request, sl_metrics_answer_cb cb, void *arg)
+{
+	struct sl_text body = {0};
 	if (strncmp(request, "GET /metrics ", 13) == 0 || strncmp(request, "GET /metrics?", 13) == 0 ||
 	    strncmp(request, "GET / ", 6) == 0) {
-		sl_metrics_render(srv, body);
-		return 200;
+		struct render_job *j = calloc(1, sizeof(*j));
+		if (j == NULL) {
+			cb(arg, 500, &body, NULL);
+			return;
+		}
+		j->srv = srv;
+		j->cb = cb;
+		j->arg = arg;
+		j->start_ns = sl_clock_mono_ns();
+		j->snap = sl_metrics_render(srv, &j->body);
+		j->work.data = j;
+		if (uv_queue_work(&srv->loop, &j->work, render_work_cb, render_after_cb) != 0) {
+			render_work_cb(&j->work); /* no thread pool: render here rather than not at all */
+			render_after_cb(&j->work, 0);
+		}
+		return;
 	}
 	if (strncmp(request, "GET /healthz ", 13) == 0) {
-		sl_text_put(body, "ok\n");
-		return 200;
+		sl_text_put(&body, "ok\n");
+		cb(arg, 200, &body, NULL);
+		return;
 	}
 	if (strncmp(request, "GET /readyz ", 12) == 0) {
 		if (srv->ready && !srv->shutting_down) {
-			sl_text_put(body, "ready\n");
-			return 200;
+			sl_text_put(&body, "ready\n");
+			cb(arg, 200, &body, NULL);
+			return;
 		}
-		sl_text_put(body,
+		sl_text_put(&body,
 		            srv->shutting_down ? "shutting down\n" : "recovering: not accepting connections yet\n");
-		return 503;
+		cb(arg, 503, &body, NULL);
+		return;
 	}
-	sl_text_put(body, "not found: GET /metrics, /healthz or /readyz\n");
-	return 404;
+	sl_text_put(&body, "not found: GET /metrics, /healthz or /readyz\n");
+	cb(arg, 404, &body, NULL);
 }
