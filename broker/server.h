@@ -11,6 +11,8 @@
 #include "broker/groups.h"
 #include "broker/storage/log.h"
 
+struct sl_server;
+
 struct sl_server_config {
 	char data_dir[1024];
 	char listen_host[256];
@@ -29,8 +31,8 @@ struct sl_server_config {
 	struct sl_log_config log;
 	/* Groups: --stall-after, --health-window, --initial-rebalance-delay, --groups-max. */
 	struct sl_groups_settings groups;
-	/* Called on the loop once recovery finished and the listener accepts (prints the readiness line). */
-	void (*on_ready)(const struct sl_server_config *cfg, int port);
+	/* Called on the loop once recovery finished and the listener accepts (sl_server_addresses names it). */
+	void (*on_ready)(struct sl_server *srv);
 };
 
 void sl_server_config_default(struct sl_server_config *cfg);
@@ -38,11 +40,13 @@ void sl_server_config_default(struct sl_server_config *cfg);
 struct sl_server;
 /* Bind the metrics listener (which answers /healthz at once and /readyz with 503 until ready) and start opening
  * the data directory (recovering every partition) on a worker thread. Returns 0 or a negative errno with a
- * one-line message in err. */
+ * one-line message in err. Once recovery finished, sl_server_run binds the listener and calls cfg->on_ready. */
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, char *err, size_t err_cap);
-/* Run the loop: once recovery finished, bind the listener and call cfg->on_ready with its port; run until
- * SIGTERM/SIGINT, then stop accepting, finish in-flight requests, close every log cleanly. Returns 0, or 1 when
- * the data directory could not be opened (the reason is on stderr) or closing failed. Frees the server. */
+/* The bound addresses as HOST:PORT, the real ports when 0 was asked; metrics "" when off. Valid until
+ * sl_server_run returns. */
+void sl_server_addresses(const struct sl_server *srv, const char **listen_out, const char **metrics_out);
+/* Run until SIGTERM/SIGINT: then stop accepting, finish in-flight requests, close every log cleanly. Returns 0
+ * or the first error met while closing. Frees the server. */
 int sl_server_run(struct sl_server *srv);
 
 #endif

@@ -18,6 +18,7 @@
 #include "proto/base/slog.h"
 #include "broker/handlers/handlers.h"
 #include "broker/net/net.h"
+#include "broker/notify.h"
 #include "broker/offload.h"
 #include "broker/shard.h"
 #include "proto/frame.h"
@@ -50,7 +51,7 @@ static void ring_poll_cb(uv_poll_t *h, int status, int events)
 	struct sl_server *srv = h->data;
 	int rc = sl_ring_reap(&srv->ring);
 	if (rc < 0)
-		fprintf(stderr, "synclogd: io_uring submit failed: %s\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "reaping completions failed: %s", strerror(-rc));
 }
 
 static void submit_prepare_cb(uv_prepare_t *h)
@@ -58,7 +59,7 @@ static void submit_prepare_cb(uv_prepare_t *h)
 	struct sl_server *srv = h->data;
 	int rc = sl_ring_submit(&srv->ring);
 	if (rc < 0)
-		fprintf(stderr, "synclogd: io_uring submit failed: %s\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "submit failed: %s", strerror(-rc));
 }
 
 static void retention_cb(uv_timer_t *h)
@@ -121,8 +122,8 @@ static void shutdown_check_cb(uv_check_t *h)
 		if (rc == 0)
 			rc = rc2;
 		if (rc < 0) {
-			fprintf(stderr, "synclogd: closing the logs failed: %s; the next start will recover\n",
-			        strerror(-rc));
+			sl_slog_msg(SL_SLOG_ERROR, "close_failed",
+			            "closing the logs failed: %s; the next start will recover", strerror(-rc));
 			srv->exit_code = 1;
 		}
 	}
@@ -143,11 +144,61 @@ static void signal_cb(uv_signal_t *h, int signum)
 	if (srv->shutting_down)
 		return;
 	srv->shutting_down = 1;
+	sl_notify("STOPPING=1");
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "shutdown_begin");
+	sl_slog_str(e, "signal", signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "other");
+	sl_slog_uint(e, "connections", srv->stats.connections_open);
+	sl_slog_end(e);
 	sl_net_stop_accepting(srv);
 	uv_check_start(&srv->shutdown_check, shutdown_check_cb);
 }
 
 /* ---- start and run ---- */
+
+/* What opening the data directory found, one event for the whole and one per partition that needed work: how
+ * many partitions were closed cleanly, how many were recovered after a crash and how much of their tails was
+ * checked and cut, and which failed to open (those are logged by topics.c as they fail). */
+static void recovery_log(struct sl_server *srv, int64_t took_ms)
+{
+	uint64_t partitions = 0, clean = 0, recovered = 0, unavailable = 0, checked = 0, cut = 0;
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+			struct sl_log *log = t->parts[i].log;
+			partitions++;
+			if (log == NULL) {
+				unavailable++;
+				continue;
+			}
+			struct sl_log_stats st;
+			sl_log_get_stats(log, &st);
+			if (st.clean_open) {
+				clean++;
+				continue;
+			}
+			recovered++;
+			checked += st.recovered_tail_bytes;
+			cut += st.truncated_bytes;
+			struct sl_slog *e = sl_slog_begin(st.truncated_bytes > 0 ? SL_SLOG_WARN : SL_SLOG_INFO,
+			                                  "partition_recovered");
+			sl_slog_str(e, "topic", t->cfg.name);
+			sl_slog_uint(e, "partition", i);
+			sl_slog_uint(e, "bytes_checked", st.recovered_tail_bytes);
+			sl_slog_uint(e, "bytes_cut", st.truncated_bytes);
+			sl_slog_int(e, "next_offset", st.next_offset);
+			sl_slog_end(e);
+		}
+	}
+	struct sl_slog *e = sl_slog_begin(unavailable > 0 ? SL_SLOG_ERROR : SL_SLOG_INFO, "recovery");
+	sl_slog_uint(e, "topics", srv->topics.topic_count);
+	sl_slog_uint(e, "partitions", partitions);
+	sl_slog_uint(e, "clean", clean);
+	sl_slog_uint(e, "recovered", recovered);
+	sl_slog_uint(e, "bytes_checked", checked);
+	sl_slog_uint(e, "bytes_cut", cut);
+	sl_slog_uint(e, "unavailable", unavailable);
+	sl_slog_int(e, "took_ms", took_ms);
+	sl_slog_end(e);
+}
 
 /* Worker thread: recovery. The loop thread does not touch the ring, topics or groups until open_after_cb. */
 static void open_work_cb(uv_work_t *w)
@@ -156,6 +207,7 @@ static void open_work_cb(uv_work_t *w)
 	const struct sl_server_config *cfg = &srv->cfg;
 	char *err = srv->open_error;
 	size_t err_cap = sizeof(srv->open_error);
+	int64_t open_start_ms = sl_clock_mono_ms();
 	int rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &srv->cfg.log, err, err_cap);
 	if (rc == 0) {
 		rc = sl_producer_ids_load(srv);
@@ -173,6 +225,7 @@ static void open_work_cb(uv_work_t *w)
 	if (rc < 0 && err[0] == '\0')
 		snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
 	srv->open_rc = rc;
+	srv->open_took_ms = sl_clock_mono_ms() - open_start_ms;
 }
 
 static void open_after_cb(uv_work_t *w, int status)
@@ -182,7 +235,7 @@ static void open_after_cb(uv_work_t *w, int status)
 	if (status < 0 && srv->open_rc == 0)
 		srv->open_rc = status;
 	if (srv->open_rc < 0) {
-		fprintf(stderr, "synclogd: %s\n", srv->open_error);
+		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", srv->open_error);
 		srv->exit_code = 1;
 	}
 	if (srv->open_rc < 0 || srv->shutting_down) {
@@ -192,6 +245,7 @@ static void open_after_cb(uv_work_t *w, int status)
 		}
 		return;
 	}
+	recovery_log(srv, srv->open_took_ms);
 	uv_poll_start(&srv->ring_poll, UV_READABLE, ring_poll_cb);
 	uv_prepare_start(&srv->submit_prepare, submit_prepare_cb);
 	uv_timer_start(&srv->retention_timer, retention_cb, srv->cfg.retention_check_ms, srv->cfg.retention_check_ms);
@@ -202,7 +256,7 @@ static void open_after_cb(uv_work_t *w, int status)
 	char err[1024] = "";
 	int rc = sl_net_start(srv, &port, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: %s\n", err);
+		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", err);
 		srv->exit_code = 1;
 		sl_net_stop_accepting(srv);
 		srv->shutting_down = 1;
@@ -211,7 +265,7 @@ static void open_after_cb(uv_work_t *w, int status)
 	}
 	srv->ready = 1;
 	if (srv->cfg.on_ready)
-		srv->cfg.on_ready(&srv->cfg, port);
+		srv->cfg.on_ready(srv);
 }
 
 static void log_config(const struct sl_server_config *cfg)
@@ -299,12 +353,19 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	return 0;
 }
 
+void sl_server_addresses(const struct sl_server *srv, const char **listen_out, const char **metrics_out)
+{
+	*listen_out = srv->listen_addr;
+	*metrics_out = srv->metrics_addr;
+}
+
 int sl_server_run(struct sl_server *srv)
 {
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(&srv->loop);
 	if (rc < 0)
-		fprintf(stderr, "synclogd: event loop closed with handles open: %s\n", uv_strerror(rc));
+		sl_slog_msg(SL_SLOG_ERROR, "loop_close_failed", "event loop closed with handles open: %s",
+		            uv_strerror(rc));
 	sl_ring_close(&srv->ring);
 	int code = srv->exit_code;
 	free(srv->scratch);

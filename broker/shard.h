@@ -17,6 +17,7 @@
 #include "broker/server.h"
 #include "broker/storage/ring.h"
 #include "broker/topics.h"
+#include "proto/base/addr.h"
 
 /* Request kinds are the body cases of proto/synclog.proto's Request; latency is kept per kind. */
 #define SL_REQUEST_KINDS 64
@@ -92,6 +93,7 @@ struct sl_server {
 	int open_done; /* the worker finished (success or not) */
 	int ready;     /* recovery finished and the listener accepts: /readyz says 200 */
 	int open_rc;
+	int64_t open_took_ms;
 	char open_error[1024];
 	int64_t started_ms;
 	int shutting_down;
@@ -103,6 +105,9 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	/* The bound listeners as HOST:PORT (the real port when 0 was asked); metrics_addr "" when off. */
+	char listen_addr[SL_ADDR_TEXT_BYTES];
+	char metrics_addr[SL_ADDR_TEXT_BYTES];
 	struct sl_offload_state offload;
 	struct sl_server_stats stats;
 };

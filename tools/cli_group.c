@@ -38,8 +38,9 @@ static const struct cli_command describe_command = {
                 "\n"
                 "Per partition of every topic the group commits to or subscribes to: the committed offset (-1: none),\n"
                 "the next offset (log end), the lag in records (from the log start when nothing is committed), the\n"
-                "lag in time (now minus the timestamp of the oldest unconsumed record, 0 when caught up), the member\n"
-                "it is assigned to, the last commit time, and the health state the broker judges with since when:\n"
+                "lag in time (now minus the timestamp of the oldest unconsumed record, 0s when caught up; 3m2s in\n"
+                "the table), the member it is assigned to, the last commit time, and the health state the broker\n"
+                "judges with since when:\n"
                 "  ok       consuming\n"
                 "  idle     nothing new to consume (never an alarm)\n"
                 "  lagging  the lag grew over the whole window of samples while commits move\n"
@@ -48,7 +49,7 @@ static const struct cli_command describe_command = {
                 "  lost     retention removed records before the group consumed them (until an offset reset or a\n"
                 "           backfill)\n"
                 "The text form also lists the members (client id, host) and an applier's counters. With --json, one\n"
-                "object per partition:\n"
+                "object per partition, raw numbers:\n"
                 "{\"group\":G,\"topic\":T,\"partition\":P,\"committed\":C,\"next_offset\":N,\"lag\":L,\"lag_ms\":MS,\n"
                 " \"member\":\"ID\" or null,\"last_commit_ms\":T,\"state\":S,\"state_since_ms\":T,\"records_lost\":N}\n"
                 "(last_commit_ms 0: never committed). Exits 1 when the group does not exist.\n",
@@ -199,11 +200,11 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 			       (unsigned long long)d->applier.deleted, (unsigned long long)d->applier.dead_lettered);
 		/* The member id, of variable length, comes last so that the columns stay aligned. */
 		printf("%-24s %9s %12s %12s %10s %10s %-8s %-24s %-24s %s\n", "TOPIC", "PARTITION", "COMMITTED",
-		       "NEXT_OFFSET", "LAG", "LAG_MS", "STATE", "SINCE", "LAST_COMMIT", "MEMBER");
+		       "NEXT_OFFSET", "LAG", "LAG_TIME", "STATE", "SINCE", "LAST_COMMIT", "MEMBER");
 	}
 	for (uint32_t i = 0; i < d->partition_count; i++) {
 		const struct sl_group_lag *p = &d->partitions[i];
-		char when[40];
+		char when[40], lag_time[SL_DURATION_TEXT_BYTES];
 
 		if (cli->json) {
 			lag_print_json(d->group, p);
@@ -213,8 +214,9 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 
 		time_format(p->last_commit_ms, when, sizeof(when));
 		time_format(p->state_since_ms, since, sizeof(since));
-		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10" PRId64 " %-8s %-24s %-24s %s\n",
-		       p->topic, p->partition, p->committed, p->next_offset, p->lag, p->lag_ms, p->state, since, when,
+		sl_duration_format(p->lag_ms, lag_time, sizeof(lag_time)); /* 3m2s: people read this column */
+		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10s %-8s %-24s %-24s %s\n", p->topic,
+		       p->partition, p->committed, p->next_offset, p->lag, lag_time, p->state, since, when,
 		       p->member_id[0] != '\0' ? p->member_id : "-");
 	}
 	sl_group_description_free(d);
@@ -272,7 +274,7 @@ static int group_alter(const struct cli *cli, int argc, char **argv)
 
 	for (int i = 0; i < argc; i++) {
 		if ((rc = cli_flag(argc, argv, &i, "--stall-after", &value)) != 0) {
-			if (rc < 0 || sl_duration_parse_ms(value, &stall_after_ms) != 0 ||
+			if (rc < 0 || (strcmp(value, "0") != 0 && sl_duration_parse(value, &stall_after_ms) != 0) ||
 			    (stall_after_ms != 0 && stall_after_ms < 100))
 				return cli_usage_error(
 				        &alter_command,

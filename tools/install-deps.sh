@@ -11,7 +11,7 @@ declare -A mods=(
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 )
 # command -> Debian package
-declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler)
+declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
 # header-only libraries (no pkg-config module) -> Debian package
 declare -A headers=([/usr/include/uthash.h]=uthash-dev)
 if [ "$want" = test ] || [ "$want" = bench ]; then

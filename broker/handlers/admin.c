@@ -14,6 +14,7 @@
 #include "broker/offload.h"
 #include "proto/errors.h"
 #include "proto/frame.h"
+#include "proto/version.h"
 
 /* Ids are reserved on disk in blocks, so InitProducer writes the file once per this many producers. */
 #define PRODUCER_ID_BLOCK 1000
@@ -25,7 +26,7 @@ void sl_handle_hello(struct sl_req *req)
 	synclog__hello_response__init(r);
 	r->protocol_version = SL_PROTOCOL_VERSION;
 	r->max_frame_bytes = req->srv->cfg.frame_bytes_max;
-	r->broker_version = "synclogd 0.1";
+	r->broker_version = "synclogd " SL_VERSION;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
 	req->resp.hello = r;
 	if (h->protocol_version != SL_PROTOCOL_VERSION) {
@@ -50,6 +51,10 @@ static int errno_code(int rc)
 		return SYNCLOG__ERROR_CODE__INVALID_PARTITIONS;
 	case -ENOENT:
 		return SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC;
+	case -EDOM:
+		return SYNCLOG__ERROR_CODE__INVALID_REQUEST;
+	case -EOPNOTSUPP:
+		return SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE;
 	default:
 		return SYNCLOG__ERROR_CODE__STORAGE_ERROR;
 	}
@@ -79,6 +84,8 @@ void sl_handle_create_topic(struct sl_req *req)
 	cfg.retention_ms = tc->retention_ms == 0 ? -1 : tc->retention_ms;
 	cfg.retention_bytes = tc->retention_bytes == 0 ? -1 : tc->retention_bytes;
 	cfg.compact = tc->compact;
+	cfg.segment_bytes = tc->segment_bytes;
+	cfg.segment_ms = tc->segment_ms;
 	char err[512] = "";
 	int rc = sl_topics_create(&req->srv->topics, &cfg, err, sizeof(err));
 	if (rc < 0)
@@ -120,7 +127,7 @@ void sl_handle_delete_topic(struct sl_req *req)
 	sl_req_respond(req);
 }
 
-static void fill_config(Synclog__TopicConfig *out, const struct sl_topic_config *cfg)
+static void fill_config(Synclog__TopicConfig *out, const struct sl_topics *topics, const struct sl_topic_config *cfg)
 {
 	synclog__topic_config__init(out);
 	out->name = (char *)cfg->name;
@@ -128,6 +135,7 @@ static void fill_config(Synclog__TopicConfig *out, const struct sl_topic_config 
 	out->retention_ms = cfg->retention_ms;
 	out->retention_bytes = cfg->retention_bytes;
 	out->compact = cfg->compact;
+	sl_topic_segment_limits(topics, cfg, &out->segment_bytes, &out->segment_ms);
 }
 
 static void list_topics_free(struct sl_req *req)
@@ -154,7 +162,7 @@ void sl_handle_list_topics(struct sl_req *req)
 	}
 	Synclog__TopicConfig *cfgs = req->body_mem;
 	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
-		fill_config(&cfgs[r->n_topics], &topic->cfg);
+		fill_config(&cfgs[r->n_topics], t, &topic->cfg);
 		r->topics[r->n_topics] = &cfgs[r->n_topics];
 		r->n_topics++;
 	}
@@ -194,7 +202,7 @@ void sl_handle_describe_topic(struct sl_req *req)
 	}
 	Synclog__DescribeTopicResponse *r = &req->body.describe_topic;
 	synclog__describe_topic_response__init(r);
-	fill_config(&m->config, &topic->cfg);
+	fill_config(&m->config, &req->srv->topics, &topic->cfg);
 	r->config = &m->config;
 	r->n_partitions = n;
 	r->partitions = m->ptrs;

@@ -328,6 +328,8 @@ struct sl_apply_fetch_source_options {
 	const char *target; /* how the target is named in reports ("sqlite:/path") */
 	/* Keep waiting for new records; otherwise stop at the log end as it was when the partitions were assigned. */
 	bool follow;
+	/* Connecting and each answer of the broker (0: the client library's default, 30 s). */
+	uint32_t io_timeout_ms;
 };
 
 struct sl_apply_fetch_source;

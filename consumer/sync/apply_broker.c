@@ -129,6 +129,8 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 		free(s);
 		return rc;
 	}
+	if (o->io_timeout_ms > 0)
+		sl_conn_set_timeout(s->admin, o->io_timeout_ms);
 	rc = topic_read(s);
 	if (rc != 0)
 		sl_error_set(err, err_bytes, "%s", s->error);
@@ -146,6 +148,8 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 		co.stop_at_end = !o->follow;
 		co.max_wait_ms = FOLLOW_WAIT_MS;
 		co.report_lost = false;
+		if (o->io_timeout_ms > 0)
+			co.io_timeout_ms = o->io_timeout_ms;
 		co.rebalance_cb = rebalance_cb;
 		co.rebalance_cb_arg = s;
 		/* Static membership by target: an applier restarted after kill -9 replaces its dead predecessor at

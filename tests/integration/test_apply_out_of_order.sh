@@ -26,7 +26,7 @@ grep -q -- '--group' "$TMP/err" || fail "missing --group: $(cat "$TMP/err")"
 expect_exit 2 "$S" apply accounts --group g
 expect_exit 2 "$S" apply accounts --group "a b" --target "sqlite:$TMP/t.db"
 expect_exit 2 "$S" apply accounts --group g --target postgres://x
-expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention 7d
+expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention 7x
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention P1M
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --values xml
 expect_exit 1 "$S" apply missing --group g --target "sqlite:$TMP/t.db"

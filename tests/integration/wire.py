@@ -79,7 +79,9 @@ def describe(corr, topic):
 
 
 def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # A generous timeout: it only bounds a hang. On a shared 2-core machine under a sanitizer build, a broker
+    # that has just recovered a thousand partitions can take seconds to answer its first request.
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
     return s
 
 
