@@ -415,6 +415,10 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "frame_bytes_max", cfg->frame_bytes_max);
 	sl_slog_uint(e, "connections_max", cfg->connections_max);
 	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
+	sl_slog_int(e, "stall_after_ms", cfg->groups.stall_after_ms);
+	sl_slog_uint(e, "health_window", cfg->groups.window);
+	sl_slog_int(e, "initial_rebalance_delay_ms", cfg->groups.initial_rebalance_delay_ms);
+	sl_slog_uint(e, "groups_max", cfg->groups.groups_max);
 	sl_slog_end(e);
 }
 

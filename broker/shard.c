@@ -268,17 +268,6 @@ static void open_after_cb(uv_work_t *w, int status)
 		srv->cfg.on_ready(srv);
 }
 
-static void log_config(const struct sl_server_config *cfg)
-{
-	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "groups_config");
-	sl_slog_int(e, "stall_after_ms", cfg->groups.stall_after_ms);
-	sl_slog_uint(e, "health_window", cfg->groups.window);
-	sl_slog_uint(e, "health_tick_ms", sl_groups_tick_ms(&cfg->groups));
-	sl_slog_int(e, "initial_rebalance_delay_ms", cfg->groups.initial_rebalance_delay_ms);
-	sl_slog_uint(e, "groups_max", cfg->groups.groups_max);
-	sl_slog_end(e);
-}
-
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, char *err, size_t err_cap)
 {
 	struct sl_server *srv = calloc(1, sizeof(*srv));
@@ -318,7 +307,6 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	uv_signal_start(&srv->sigint, signal_cb, SIGINT);
 	uv_check_init(&srv->loop, &srv->shutdown_check);
 	srv->shutdown_check.data = srv;
-	log_config(cfg);
 
 	rc = sl_metrics_start(srv, err, err_cap);
 	if (rc < 0) {
@@ -326,7 +314,9 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		srv->open_done = 1;
 		srv->open_rc = rc;
 		srv->shutting_down = 1;
-		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+		/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop
+		 * run the close callbacks. */
+		shutdown_check_cb(&srv->shutdown_check);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);
@@ -341,7 +331,9 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		srv->open_done = 1;
 		srv->open_rc = rc;
 		srv->shutting_down = 1;
-		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+		/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop
+		 * run the close callbacks. */
+		shutdown_check_cb(&srv->shutdown_check);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);
