@@ -86,6 +86,8 @@ class Env:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+        except (urllib.error.URLError, ConnectionError) as e:
+            return 0, str(e)  # not listening (yet, or any more)
 
     def metrics(self):
         status, body = self.http("/metrics")
