@@ -8,8 +8,6 @@
 #include <stdint.h>
 
 #define SL_PROTOCOL_VERSION        1
-/* The software's version: Hello's broker_version, synclog_build_info, `synclog status`. */
-#define SL_SOFTWARE_VERSION        "0.1"
 #define SL_FRAME_HEADER_BYTES      4
 /* 16 MiB: room for a produce request of several 1 MiB batches, small enough that one hostile length prefix
  * cannot make the broker reserve more than that per connection. */

@@ -10,6 +10,7 @@
 #include "broker/handlers/handlers.h"
 #include "proto/base/clock.h"
 #include "proto/frame.h"
+#include "proto/version.h"
 
 static Synclog__RunReport *run_msg(struct sl_req *req, struct sl_run *run)
 {
@@ -73,7 +74,7 @@ void sl_handle_status(struct sl_req *req)
 		return;
 	}
 	int64_t now = sl_clock_wall_ms();
-	r->broker_version = SL_SOFTWARE_VERSION;
+	r->broker_version = SL_VERSION;
 	r->started_ms = srv->started_ms;
 	r->now_ms = now;
 	r->data_dir = srv->cfg.data_dir;

@@ -21,6 +21,7 @@
 #include "broker/net/metrics.h"
 #include "proto/base/clock.h"
 #include "proto/frame.h"
+#include "proto/version.h"
 
 /* ---- the text buffer ---- */
 
@@ -656,7 +657,7 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	int64_t t0 = sl_clock_mono_ns();
 	const struct sl_server_stats *s = &srv->stats;
 	family(o, "synclog_build_info", "gauge", "The broker's version (value 1).");
-	sl_text_put(o, "synclog_build_info{version=\"" SL_SOFTWARE_VERSION "\"} 1\n");
+	sl_text_put(o, "synclog_build_info{version=\"" SL_VERSION "\"} 1\n");
 	sample_u64(o, "synclog_ready", "gauge", "1 once recovery finished and the listener accepts (see /readyz).",
 	           (uint64_t)srv->ready);
 	render_process(srv, o);
