@@ -5,7 +5,12 @@
 #      matrix (bench/results/latest.{json,md,png}, bench/results/broker.json)
 #   3. bench/groups.sh: group replay and commit cost (bench/results/groups.json)
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
-#   5. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
+#   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
+#      (bench/results/clean.json, compaction.json)
+#   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
+#      (bench/results/sync.json)
+#   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
+#   8. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
 #      (bench/results/scrape.json)
 set -euo pipefail
 build=${1:-build/release}
@@ -23,6 +28,10 @@ fi
 # both honour BENCH_QUICK themselves.
 GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
+COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
+bench/sync.sh "$build"
+# The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
+KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
 else

@@ -29,6 +29,8 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_ALTER_GROUP] = sl_handle_alter_group,
         [SYNCLOG__REQUEST__BODY_STATUS] = sl_handle_status,
         [SYNCLOG__REQUEST__BODY_REPORT_RUN] = sl_handle_report_run,
+        [SYNCLOG__REQUEST__BODY_ALTER_TOPIC] = sl_handle_alter_topic,
+        [SYNCLOG__REQUEST__BODY_COMPACT_TOPIC] = sl_handle_compact_topic,
 };
 
 void sl_dispatch(struct sl_req *req)

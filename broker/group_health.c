@@ -48,8 +48,10 @@ static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 	if (pread(span.fd, hdr, sizeof(hdr), (off_t)span.pos) != (ssize_t)sizeof(hdr) ||
 	    sl_batch_header_parse(hdr, sizeof(hdr), &h) < 0)
 		return -EIO;
-	*ts_out = h.base_timestamp;
-	if ((h.attributes & SL_BATCH_ATTR_CODEC_MASK) != 0 || h.base_offset == offset)
+	/* A batch the cleaner stamped carries its delete horizon in baseTimestamp: its records tell the time. */
+	int horizon = (h.attributes & SL_BATCH_ATTR_DELETE_HORIZON) != 0;
+	*ts_out = horizon ? h.max_timestamp : h.base_timestamp;
+	if ((h.attributes & SL_BATCH_ATTR_CODEC_MASK) != 0 || (h.base_offset == offset && !horizon))
 		return 0;
 	size_t len = sl_batch_total_bytes(&h);
 	uint8_t *buf = malloc(len);

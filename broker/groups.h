@@ -43,6 +43,9 @@
 /* Members per group and topics per member: bounds the work of one rebalance. */
 #define SL_GROUP_MEMBERS_MAX                  1000
 #define SL_MEMBER_TOPICS_MAX                  64
+/* Kafka group protocols: names ("consumer", "cooperative-sticky") and how many one member may offer. */
+#define SL_GROUP_PROTOCOL_NAME_BYTES_MAX      64
+#define SL_MEMBER_PROTOCOLS_MAX               16
 /* Groups at most (--groups-max): any OffsetCommit or JoinGroup can create one, so without a bound a client
  * could fill memory and the offset log. 100,000 groups of a few partitions are ~100 MB of state and a few
  * seconds of replay after a crash. */
@@ -88,6 +91,14 @@ struct sl_assigned {
 	uint32_t count;
 };
 
+/* A protocol a Kafka member can speak (JoinGroup): its name ("range", "cooperative-sticky") and metadata, opaque
+ * to the broker (the client-side assignor's subscription). */
+struct sl_group_protocol {
+	char *name;
+	uint8_t *metadata;
+	uint32_t metadata_len;
+};
+
 struct sl_member {
 	char id[SL_MEMBER_ID_BYTES_MAX];
 	char client_id[SL_CLIENT_ID_BYTES_MAX];
@@ -100,6 +111,15 @@ struct sl_member {
 	struct sl_assigned *assignment;
 	uint32_t assignment_count;
 	int joining; /* its JoinGroup waits (FORMING or RESETTING): not expired meanwhile */
+	/* Members that joined through the Kafka listener (broker/kafka/groups.c): their group's leader assigns
+	 * partitions (client-side assignors), so a new generation deals them none; assignment is what the leader's
+	 * SyncGroup gave them, assignment_bytes that assignment as the client encoded it. */
+	int kafka;
+	uint32_t rebalance_timeout_ms;
+	struct sl_group_protocol *protocols;
+	uint32_t protocol_count;
+	uint8_t *assignment_bytes;
+	uint32_t assignment_bytes_len;
 };
 
 struct sl_health_sample {
@@ -156,6 +176,11 @@ struct sl_group {
 	struct sl_applier_report applier;
 	enum sl_health worst;
 	int64_t worst_since_ms;
+	/* Groups of Kafka members: the protocol type ("consumer", "connect"), the protocol chosen for the current
+	 * generation and the member that assigns it (empty strings for groups of native members). */
+	char protocol_type[SL_GROUP_PROTOCOL_NAME_BYTES_MAX + 1];
+	char protocol[SL_GROUP_PROTOCOL_NAME_BYTES_MAX + 1];
+	char leader[SL_MEMBER_ID_BYTES_MAX];
 };
 
 struct sl_groups_settings {
@@ -239,6 +264,9 @@ const struct sl_member *sl_group_owner(const struct sl_group *grp, const char *t
 void sl_groups_topic_created(struct sl_groups *g, const char *topic);
 /* The commit of a partition, or NULL when nothing is committed. */
 const struct sl_commit *sl_group_committed(const struct sl_group *grp, const char *topic, uint32_t partition);
+/* The lowest offset any group committed on a partition, INT64_MAX when no group has a commit there. Read only:
+ * the cleaner keeps tombstones until every group is past them (broker/compaction.c). */
+int64_t sl_groups_min_committed(const struct sl_groups *g, const char *topic, uint32_t partition);
 
 /* A forced operator commit on a group with live members: fence them (new generation) and hold their joins
  * until sl_group_reset_end, so that they read the new offsets once those are durable. */
@@ -255,11 +283,11 @@ struct sl_commit_entry {
 };
 typedef void (*sl_groups_commit_cb)(void *ctx, int status);
 /* Append the commits of one request to the offset log (fsync level) and apply them to the group once durable.
- * operator != 0: an operator's commit (offset reset): it also raises the reset generation and clears `lost` on
+ * by_operator != 0: an operator's commit (offset reset): it also raises the reset generation and clears `lost` on
  * those partitions. The entries are copied. Returns 0 (cb will run), or a negative errno (cb will not run):
  * -EAGAIN when too many commits are queued, -EUSERS (--groups-max), -E2BIG, -EINVAL. */
 int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_commit_entry *entries, uint32_t count,
-                     int operator, sl_groups_commit_cb cb, void *ctx);
+                     int by_operator, sl_groups_commit_cb cb, void *ctx);
 /* Delete a group and its offsets (durably, same rules as a commit). */
 int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb cb, void *ctx);
 /* Set a group's health settings (0: the broker's), durably. */
@@ -294,5 +322,21 @@ void sl_groups_health_tick(struct sl_groups *g, int64_t now_ms);
  * -ENOENT when the topic or partition is gone or unavailable. */
 int sl_group_lag(struct sl_groups *g, struct sl_commit *c, int64_t now_ms, int64_t *next_out, int64_t *lag_out,
                  int64_t *lag_ms_out);
+
+/* For the Kafka listener's group coordinator (broker/kafka/groups.c), which runs Kafka's join and sync phases
+ * itself and starts generations when they complete: */
+/* Add a member with a fresh id and no subscription, creating the group; no new generation starts. Returns 0,
+ * -EINVAL (group name), -ERANGE (session timeout), -E2BIG (group full), -EUSERS (--groups-max reached and the
+ * group is new), -ENOMEM. */
+int sl_group_member_add(struct sl_groups *g, const char *group, const char *client_id, uint32_t session_timeout_ms,
+                        int64_t now_ms, struct sl_group **group_out, struct sl_member **member_out);
+/* The member of that id, or NULL. Valid until the next membership change. */
+struct sl_member *sl_group_member_find(struct sl_group *grp, const char *member_id);
+/* Start a new generation now, as a join, leave or expiry does. */
+void sl_group_new_generation(struct sl_groups *g, struct sl_group *grp);
+/* Replace a member's subscribed topics. Returns 0, -E2BIG, -ENOMEM. */
+int sl_member_set_topics(struct sl_member *m, char *const *topics, uint32_t count);
+/* Record that partition of topic is assigned to m (what describe and lag show). Returns 0 or -ENOMEM. */
+int sl_member_assign(struct sl_member *m, const char *topic, uint32_t partition);
 
 #endif

@@ -24,12 +24,15 @@
 #include "proto/version.h"
 
 static const char usage[] =
-        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
+        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--kafka-listen HOST:PORT|off]\n"
+        "                [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
         "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
-        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS] [--repair]\n"
+        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS]\n"
+        "                [--backfill-rate-max RECORDS_PER_S] [--cleaner-bytes-per-s B]\n"
+        "                [--min-cleanable-ratio R] [--cleaner-map-bytes B] [--cleaner-check-ms MS]\n"
         "                [--stall-after DURATION] [--health-window N] [--initial-rebalance-delay DURATION]\n"
-        "                [--groups-max N] [--version]\n"
+        "                [--groups-max N] [--repair] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -38,12 +41,18 @@ static const char usage[] =
         "\n"
         "  --data-dir DIR           where topics, groups and offsets live; one broker per directory (DIR/.lock)\n"
         "  --listen HOST:PORT       the client listener\n"
+        "  --kafka-listen HOST:PORT|off  also serve Kafka's wire protocol there (IPv4; default off), for Kafka\n"
+        "                           clients, tools and connectors: the same topics, records and groups. The ready\n"
+        "                           line then ends with 'kafka HOST:PORT'. Kafka acks=-1 (all) is our fsync level,\n"
+        "                           acks=1 written, acks=0 none.\n"
         "  --metrics HOST:PORT|off  Prometheus text at /metrics, /healthz (200 while the process runs) and /readyz\n"
         "                           (200 once recovery finished and the listener accepts, 503 before)\n"
-        "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
-        "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
-        "                           connections_max, retention_check_ms, stall_after, health_window,\n"
-        "                           initial_rebalance_delay, groups_max; # starts a comment. Flags win over it.\n"
+        "  --config FILE            a JSON object with any of the keys data_dir, listen, kafka_listen, metrics,\n"
+        "                           log_format, log_level, segment_bytes, segment_ms, index_interval_bytes,\n"
+        "                           frame_bytes_max, connections_max, retention_check_ms, backfill_rate_max,\n"
+        "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
+        "                           cleaner_check_ms, stall_after, health_window, initial_rebalance_delay,\n"
+        "                           groups_max; # starts a comment. Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
         "  --segment-bytes N        roll a partition's segment past N bytes (default 1073741824)\n"
@@ -54,6 +63,17 @@ static const char usage[] =
         "  --frame-bytes-max N      the largest request accepted (default 16777216)\n"
         "  --connections-max N      connections at once (default 1024)\n"
         "  --retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
+        "  --cleaner-bytes-per-s B  the cleaner of compacted topics reads plus writes at most B bytes a second\n"
+        "                           (default 52428800, 50 MiB/s; 0: unthrottled)\n"
+        "  --min-cleanable-ratio R  clean a partition once its dirty bytes (sealed, not cleaned yet) are at least R\n"
+        "                           of its sealed bytes (default 0.5); the dirtiest partition goes first\n"
+        "  --cleaner-map-bytes B    memory of the cleaner's key map (default 134217728: ~2.8 million keys a clean)\n"
+        "  --cleaner-check-ms MS    how often the cleaner looks for work (default 15000)\n"
+        "  --backfill-rate-max RECORDS_PER_S\n"
+        "                           most origin=backfill records per second each topic takes in (default 0:\n"
+        "                           unlimited); above it the broker holds its answers back, as Kafka's quotas do,\n"
+        "                           so backfills cannot starve live traffic. Counted per request a producer\n"
+        "                           declares backfill (`synclog backfill`, `synclog produce --origin backfill`)\n"
         "  --stall-after DURATION   a group partition whose records wait while its live member's commits stand\n"
         "                           still this long is `stalled` (`stopped` without a live member); default 60s.\n"
         "                           Per group: `synclog group alter G --stall-after D`\n"
@@ -110,10 +130,41 @@ static int parse_ms(const char *s, int64_t *out)
 
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
-	const char *log_format, *log_level, *retention_check;
+	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *segment_ms, *index_interval,
+	        *frame_max, *conn_max;
+	const char *log_format, *log_level, *retention_check, *backfill_rate;
+	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 	const char *stall_after, *health_window, *rebalance_delay, *groups_max;
 };
+
+static int cleaner_settings_apply(struct sl_compaction_config *cfg, const struct settings *s)
+{
+	uint64_t v;
+	if (s->cleaner_rate) {
+		if (parse_u64(s->cleaner_rate, 0, 1ull << 40, &v) < 0)
+			return bad_usage("invalid --cleaner-bytes-per-s '%s': bytes a second, 0 for no limit",
+			                 s->cleaner_rate);
+		cfg->bytes_per_s_max = v;
+	}
+	if (s->cleaner_ratio) {
+		char *end;
+		double r = strtod(s->cleaner_ratio, &end);
+		if (end == s->cleaner_ratio || *end != '\0' || !(r >= 0.0 && r <= 1.0))
+			return bad_usage("invalid --min-cleanable-ratio '%s': a number from 0 to 1", s->cleaner_ratio);
+		cfg->min_cleanable_ratio = r;
+	}
+	if (s->cleaner_map) {
+		if (parse_u64(s->cleaner_map, 1u << 20, 1ull << 40, &v) < 0)
+			return bad_usage("invalid --cleaner-map-bytes '%s': at least 1048576", s->cleaner_map);
+		cfg->map_bytes_max = v;
+	}
+	if (s->cleaner_check) {
+		if (parse_u64(s->cleaner_check, 10, 86400000, &v) < 0)
+			return bad_usage("invalid --cleaner-check-ms '%s': 10 to 86400000", s->cleaner_check);
+		cfg->check_ms = (uint32_t)v;
+	}
+	return 0;
+}
 
 /* What the event log is set to; applied once both sources are read. */
 struct log_settings {
@@ -132,6 +183,13 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 	}
 	if (s->listen && parse_host_port(s->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) < 0)
 		return bad_usage("invalid --listen '%s': expected HOST:PORT, [IPV6]:PORT", s->listen);
+	if (s->kafka_listen) {
+		if (strcmp(s->kafka_listen, "off") == 0)
+			cfg->kafka_listen_port = -1;
+		else if (parse_host_port(s->kafka_listen, cfg->kafka_listen_host, sizeof(cfg->kafka_listen_host),
+		                         &cfg->kafka_listen_port) < 0)
+			return bad_usage("invalid --kafka-listen '%s': expected HOST:PORT or off", s->kafka_listen);
+	}
 	if (s->metrics) {
 		if (strcmp(s->metrics, "off") == 0)
 			cfg->metrics_port = -1;
@@ -198,7 +256,15 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			return bad_usage("invalid --groups-max '%s': 1 to 10000000", s->groups_max);
 		cfg->groups.groups_max = (uint32_t)v;
 	}
-	return 0;
+	if (s->backfill_rate) {
+		/* A billion records a second is far beyond one broker: a larger number is a typo. */
+		if (parse_u64(s->backfill_rate, 0, 1000000000, &v) < 0)
+			return bad_usage(
+			        "invalid --backfill-rate-max '%s': 0 (unlimited) to 1000000000 records per second",
+			        s->backfill_rate);
+		cfg->backfill_rate_max = v;
+	}
+	return cleaner_settings_apply(&cfg->compaction, s);
 }
 
 /* Blank out comments: from a '#' outside a JSON string to the end of its line, so an example config can say
@@ -270,10 +336,11 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	static const struct {
 		const char *key;
 		size_t offset;
-		int number; /* an integer is accepted too, as its decimal text */
+		int number; /* an integer is accepted too, as its decimal text (2: a real number too) */
 	} keys[] = {
 	        {"data_dir", offsetof(struct settings, data_dir), 0},
 	        {"listen", offsetof(struct settings, listen), 0},
+	        {"kafka_listen", offsetof(struct settings, kafka_listen), 0},
 	        {"metrics", offsetof(struct settings, metrics), 0},
 	        {"log_format", offsetof(struct settings, log_format), 0},
 	        {"log_level", offsetof(struct settings, log_level), 0},
@@ -283,6 +350,11 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"frame_bytes_max", offsetof(struct settings, frame_max), 1},
 	        {"connections_max", offsetof(struct settings, conn_max), 1},
 	        {"retention_check_ms", offsetof(struct settings, retention_check), 1},
+	        {"cleaner_bytes_per_s", offsetof(struct settings, cleaner_rate), 1},
+	        {"min_cleanable_ratio", offsetof(struct settings, cleaner_ratio), 2},
+	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
+	        {"cleaner_check_ms", offsetof(struct settings, cleaner_check), 1},
+	        {"backfill_rate_max", offsetof(struct settings, backfill_rate), 1},
 	        {"stall_after", offsetof(struct settings, stall_after), 1},
 	        {"health_window", offsetof(struct settings, health_window), 1},
 	        {"initial_rebalance_delay", offsetof(struct settings, rebalance_delay), 1},
@@ -307,6 +379,9 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		const char **slot = (const char **)((char *)s + keys[k].offset);
 		if (keys[k].number && json_is_integer(v)) {
 			snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)json_integer_value(v));
+			*slot = nums[k];
+		} else if (keys[k].number == 2 && json_is_real(v)) {
+			snprintf(nums[k], sizeof(nums[k]), "%.17g", json_real_value(v));
 			*slot = nums[k];
 		} else if (json_is_string(v)) {
 			*slot = json_string_value(v);
@@ -415,6 +490,11 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "frame_bytes_max", cfg->frame_bytes_max);
 	sl_slog_uint(e, "connections_max", cfg->connections_max);
 	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
+	sl_slog_uint(e, "cleaner_bytes_per_s", cfg->compaction.bytes_per_s_max);
+	sl_slog_fmt(e, "min_cleanable_ratio", "%.2f", cfg->compaction.min_cleanable_ratio);
+	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
+	sl_slog_uint(e, "cleaner_check_ms", cfg->compaction.check_ms);
+	sl_slog_uint(e, "backfill_rate_max", cfg->backfill_rate_max);
 	sl_slog_int(e, "stall_after_ms", cfg->groups.stall_after_ms);
 	sl_slog_uint(e, "health_window", cfg->groups.window);
 	sl_slog_int(e, "initial_rebalance_delay_ms", cfg->groups.initial_rebalance_delay_ms);
@@ -424,6 +504,9 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 
 /* Recovery finished and the listener accepts (called on the loop): the readiness line of ../shared/CLI.md, the
  * event, and the service manager's READY=1. */
+/* The configuration the broker started with, for print_ready (the server's own copy is not visible here). */
+static const struct sl_server_config *ready_cfg;
+
 static void print_ready(struct sl_server *srv)
 {
 	const char *listen_addr, *metrics_addr;
@@ -432,7 +515,14 @@ static void print_ready(struct sl_server *srv)
 	sl_slog_str(e, "listen", listen_addr);
 	sl_slog_str(e, "metrics", metrics_addr[0] != '\0' ? metrics_addr : "off");
 	sl_slog_end(e);
-	printf("synclogd ready on %s\n", listen_addr);
+	int kafka_port = sl_server_kafka_port(srv);
+	if (kafka_port >= 0) {
+		char kafka_addr[SL_ADDR_TEXT_BYTES];
+		sl_addr_join(ready_cfg->kafka_listen_host, kafka_port, kafka_addr, sizeof(kafka_addr));
+		printf("synclogd ready on %s kafka %s\n", listen_addr, kafka_addr);
+	} else {
+		printf("synclogd ready on %s\n", listen_addr);
+	}
 	fflush(stdout);
 	char state[SL_ADDR_TEXT_BYTES + 64];
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s", listen_addr);
@@ -466,6 +556,8 @@ int main(int argc, char **argv)
 			slot = &flags.data_dir;
 		} else if (strcmp(a, "--listen") == 0) {
 			slot = &flags.listen;
+		} else if (strcmp(a, "--kafka-listen") == 0) {
+			slot = &flags.kafka_listen;
 		} else if (strcmp(a, "--metrics") == 0) {
 			slot = &flags.metrics;
 		} else if (strcmp(a, "--config") == 0) {
@@ -486,6 +578,16 @@ int main(int argc, char **argv)
 			slot = &flags.conn_max;
 		} else if (strcmp(a, "--retention-check-ms") == 0) {
 			slot = &flags.retention_check;
+		} else if (strcmp(a, "--cleaner-bytes-per-s") == 0) {
+			slot = &flags.cleaner_rate;
+		} else if (strcmp(a, "--min-cleanable-ratio") == 0) {
+			slot = &flags.cleaner_ratio;
+		} else if (strcmp(a, "--cleaner-map-bytes") == 0) {
+			slot = &flags.cleaner_map;
+		} else if (strcmp(a, "--cleaner-check-ms") == 0) {
+			slot = &flags.cleaner_check;
+		} else if (strcmp(a, "--backfill-rate-max") == 0) {
+			slot = &flags.backfill_rate;
 		} else if (strcmp(a, "--stall-after") == 0) {
 			slot = &flags.stall_after;
 		} else if (strcmp(a, "--health-window") == 0) {
@@ -527,6 +629,7 @@ int main(int argc, char **argv)
 	config_log(&cfg, config_path, &log);
 	struct sl_server *srv;
 	char err[1024] = "";
+	ready_cfg = &cfg;
 	cfg.on_ready = print_ready;
 	rc = sl_server_start(&cfg, &srv, err, sizeof(err));
 	if (rc < 0) {

@@ -1,13 +1,15 @@
 /* The shard's wiring: one libuv loop, the io_uring of its partitions with completions arriving through an eventfd
  * watched by a uv_poll_t, and a uv_prepare_t that submits the storage work of each loop pass once, just before the
  * loop sleeps (Redis's beforesleep). It binds the metrics listener, opens the topics and groups on a worker thread
- * (recovery; /healthz answers meanwhile, /readyz says 503), then starts the front ends (broker/net/) and the timers
- * (retention and roll by age, group sessions, group health), and shuts everything down in order on SIGTERM.
+ * (recovery; /healthz answers meanwhile, /readyz says 503), then starts the cleaner, the front ends (broker/net/,
+ * broker/kafka/) and the timers (retention and roll by age, group sessions, group health), and shuts everything
+ * down in order on SIGTERM.
  *
  * Startup, with the function that makes each move:
  *   sl_server_start: loop, ring, signals, metrics listener --uv_queue_work--> open_work_cb (worker thread: topics,
  *   producer ids, groups; the loop does not touch the ring meanwhile) --> open_after_cb (loop): ring poll, timers,
- *   listener, on_ready, ready = 1.  A SIGTERM during recovery waits for the worker, then closes what it opened. */
+ *   cleaner, listeners, on_ready, ready = 1.  A SIGTERM during recovery waits for the worker, then closes what it
+ *   opened. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +19,9 @@
 #include "proto/base/clock.h"
 #include "proto/base/slog.h"
 #include "broker/handlers/handlers.h"
+#include "broker/kafka/kafka.h"
 #include "broker/net/net.h"
+#include "broker/compaction.h"
 #include "broker/notify.h"
 #include "broker/offload.h"
 #include "broker/shard.h"
@@ -29,6 +33,8 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
 	snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
 	cfg->listen_port = 7070;
+	snprintf(cfg->kafka_listen_host, sizeof(cfg->kafka_listen_host), "127.0.0.1");
+	cfg->kafka_listen_port = -1;
 	snprintf(cfg->metrics_host, sizeof(cfg->metrics_host), "127.0.0.1");
 	cfg->metrics_port = 7071;
 	cfg->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
@@ -40,6 +46,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	cfg->conn_inflight_requests_max = 4096;
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
+	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
 	sl_groups_settings_default(&cfg->groups);
 }
@@ -60,6 +67,8 @@ static void submit_prepare_cb(uv_prepare_t *h)
 	int rc = sl_ring_submit(&srv->ring);
 	if (rc < 0)
 		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "submit failed: %s", strerror(-rc));
+	/* What this pass prepared is with the kernel now, so segments the cleaner swapped out may close. */
+	sl_compaction_after_submit(srv);
 }
 
 static void retention_cb(uv_timer_t *h)
@@ -112,10 +121,12 @@ static void shutdown_check_cb(uv_check_t *h)
 	struct sl_server *srv = h->data;
 	/* Wait for a recovery in progress, then until every request's storage work called back and its answer was
 	 * handed to the socket, and the thread pool's work came back. */
-	if (!srv->open_done || !sl_net_drained(srv) || sl_offload_busy(srv))
+	if (!srv->open_done || !sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv))
 		return;
 	sl_net_close(srv);
+	sl_kafka_close(srv);
 	uv_check_stop(h);
+	sl_compaction_stop(srv);
 	if (srv->open_rc == 0) {
 		int rc = sl_groups_close(&srv->groups);
 		int rc2 = sl_topics_close(&srv->topics);
@@ -150,6 +161,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 	sl_slog_uint(e, "connections", srv->stats.connections_open);
 	sl_slog_end(e);
 	sl_net_stop_accepting(srv);
+	sl_kafka_stop_accepting(srv);
 	uv_check_start(&srv->shutdown_check, shutdown_check_cb);
 }
 
@@ -254,11 +266,16 @@ static void open_after_cb(uv_work_t *w, int status)
 	uv_timer_start(&srv->health_timer, health_timer_cb, health_ms, health_ms);
 	int port = 0;
 	char err[1024] = "";
-	int rc = sl_net_start(srv, &port, err, sizeof(err));
+	int rc = sl_compaction_start(srv, err, sizeof(err));
+	if (rc == 0)
+		rc = sl_net_start(srv, &port, err, sizeof(err));
+	if (rc == 0)
+		rc = sl_kafka_start(srv, err, sizeof(err));
 	if (rc < 0) {
 		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", err);
 		srv->exit_code = 1;
 		sl_net_stop_accepting(srv);
+		sl_kafka_stop_accepting(srv);
 		srv->shutting_down = 1;
 		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
 		return;
@@ -321,6 +338,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);
 		sl_net_free(srv);
+		sl_kafka_free(srv);
 		free(srv);
 		return rc;
 	}
@@ -338,6 +356,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);
 		sl_net_free(srv);
+		sl_kafka_free(srv);
 		free(srv);
 		return rc;
 	}
@@ -362,6 +381,12 @@ int sl_server_run(struct sl_server *srv)
 	int code = srv->exit_code;
 	free(srv->scratch);
 	sl_net_free(srv);
+	sl_kafka_free(srv);
 	free(srv);
 	return code;
+}
+
+int sl_server_kafka_port(const struct sl_server *srv)
+{
+	return sl_kafka_port(srv);
 }

@@ -25,48 +25,68 @@
 
 static const struct cli_command apply_command = {
         .name = "apply",
-        .usage = "usage: synclog apply TOPIC --group G --target sqlite:PATH [--follow]\n"
-                 "                           [--tombstone-retention DURATION] [--values json|text] [--allow-gap]\n"
-                 "                           [--reject-retries N] [--failure-retries N]\n"
-                 "       synclog apply --target sqlite:PATH --purge [--tombstone-retention DURATION]\n"
-                 "\n"
-                 "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
-                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
-                 "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
-                 "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
-                 "version is applied; a record without a version applies in log order. A delete marks the row\n"
-                 "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
-                 "is retried, then written to TOPIC.dlq with its error, topic, partition and offset, this group and\n"
-                 "target, and whether the error is permanent (the record) or transient (the target's state).\n"
-                 "The applier joins group G as a member (`synclog group describe G` shows it) and reports its\n"
-                 "counters with its commits. After `synclog offsets reset --group G ... --execute` it adopts the\n"
-                 "reset offsets into the target (the target's own offsets otherwise win) and logs it.\n"
-                 "  --group G                     the target's name for its offsets (required to apply)\n"
-                 "  --target sqlite:PATH          the target database (required)\n"
-                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
-                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
-                 "                                of the log as it was at the start; on a terminal, a progress line\n"
-                 "                                on stderr shows records done, rate, lag left and time left\n"
-                 "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
-                 "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H)\n"
-                 "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
-                 "  --reject-retries N            tries after the first before a rejected record is dead-lettered\n"
-                 "                                (default 3; backoff 10 ms doubling to 1 s, one backoff per round\n"
-                 "                                for all records rejected together)\n"
-                 "  --failure-retries N           retries of a failed transaction (target down, dead-letter topic\n"
-                 "                                unreachable) before the applier stops with exit 1 (default 5)\n"
-                 "  --allow-gap                   read on when retention removed records before this target applied\n"
-                 "                                them (without it: say how many and exit 1; the group is `lost`\n"
-                 "                                until an offset reset or a backfill)\n"
-                 "  --purge                       only purge what is older than the retention, then exit\n"
-                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
-                 "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
+        .usage =
+                "usage: synclog apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow]\n"
+                "                           [--tombstone-retention DURATION] [--values json|text] [--allow-gap]\n"
+                "                           [--on-delete hide|erase-value|archive]\n"
+                "                           [--reject-retries N] [--failure-retries N]\n"
+                "       synclog apply --target sqlite:PATH [--table NAME] --purge [--tombstone-retention DURATION]\n"
+                "\n"
+                "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
+                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
+                "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
+                "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
+                "version is applied; a record without a version applies in log order. A delete marks the row\n"
+                "deleted; a later upsert with a lower version does not bring it back, nor, once the tombstone is\n"
+                "purged, any version up to the delete's (kept in synclog_purged). An equal version with another\n"
+                "value is a conflict, kept in table `conflicts` and not applied, except from origin=repair, which\n"
+                "replaces the row. An origin=backfill record without a version only fills an absent key. A\n"
+                "record the target refuses is retried, then written to TOPIC.dlq with its error, topic, partition\n"
+                "and offset, this group and target, and whether the error is permanent (the record) or\n"
+                "transient (the target's state).\n"
+                "The applier joins group G as a member (`synclog group describe G` shows it) and reports its\n"
+                "counters with its commits. After `synclog offsets reset --group G ... --execute` it adopts the\n"
+                "reset offsets into the target (the target's own offsets otherwise win) and logs it.\n"
+                "  --group G                     the target's name for its offsets (required to apply)\n"
+                "  --target sqlite:PATH          the target database (required)\n"
+                "  --table NAME                  the entity table (default entities). A table is fed by one\n"
+                "                                topic: the first apply claims it, another topic is refused (use\n"
+                "                                one table per topic in one database)\n"
+                "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
+                "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
+                "                                of the log as it was at the start; on a terminal, a progress line\n"
+                "                                on stderr shows records done, rate, lag left and time left\n"
+                "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
+                "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H). On a\n"
+                "                                compacted topic a deleted row also waits until the broker's\n"
+                "                                cleaner removed its delete from the log (until then a replay of the\n"
+                "                                log still refuses a late stale record, so the target must too);\n"
+                "                                --purge alone decides by time\n"
+                "  --on-delete hide|erase-value|archive  what a delete does to the row: hide marks it deleted and\n"
+                "                                keeps its value until purged (default); erase-value clears the value\n"
+                "                                at once (personal data); archive copies the row to table\n"
+                "                                TABLE_archive (entities_archive) first, then clears it. The deleted\n"
+                "                                row stays, so versions still compare, until it is purged\n"
+                "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                "  --reject-retries N            tries after the first before a rejected record is dead-lettered\n"
+                "                                (default 3; backoff 10 ms doubling to 1 s, one backoff per round\n"
+                "                                for all records rejected together)\n"
+                "  --failure-retries N           retries of a failed transaction (target down, dead-letter topic\n"
+                "                                unreachable) before the applier stops with exit 1 (default 5)\n"
+                "  --allow-gap                   read on when retention removed records before this target applied\n"
+                "                                them (without it: say how many and exit 1; the group is `lost`\n"
+                "                                until an offset reset or a backfill)\n"
+                "  --purge                       only purge what is older than the retention, then exit\n"
+                "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
+                "--json), and on stderr how many conflicts were kept, if any; with --purge,\n"
+                "`purged T stale_events S idempotency_keys K`.\n",
 };
 
 struct apply_args {
 	const char *topic;
 	const char *group;
 	const char *target;
+	const char *table;
 	bool follow;
 	bool purge;
 	bool allow_gap;
@@ -74,6 +94,7 @@ struct apply_args {
 	enum sl_apply_values values;
 	int64_t reject_retries;  /* -1: the default */
 	int64_t failure_retries; /* -1: the default */
+	enum sl_apply_on_delete on_delete;
 };
 
 /* The broker's rule for group names (broker/topics.c): the group's offsets are committed there too. */
@@ -106,6 +127,12 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 			if (rc < 0 || strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')
 				return cli_usage_error(&apply_command, "--target must be sqlite:PATH");
 			a->target = value + 7;
+		} else if ((rc = cli_flag(argc, argv, &i, "--table", &value)) != 0) {
+			if (rc < 0 || sl_apply_sqlite_table_check(value) != 0)
+				return cli_usage_error(&apply_command,
+				                       "--table needs a name: a letter or '_', then letters, digits or "
+				                       "'_' (not a table of synclog's own)");
+			a->table = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--tombstone-retention", &value)) != 0) {
 			if (rc < 0 || sl_duration_parse(value, &a->retention_ms) != 0)
 				return cli_usage_error(&apply_command,
@@ -127,6 +154,16 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				                       "--failure-retries needs a number from 0 to 1000");
 		} else if (strcmp(argv[i], "--allow-gap") == 0) {
 			a->allow_gap = true;
+		} else if ((rc = cli_flag(argc, argv, &i, "--on-delete", &value)) != 0) {
+			if (rc > 0 && strcmp(value, "hide") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_HIDE;
+			else if (rc > 0 && strcmp(value, "erase-value") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_ERASE_VALUE;
+			else if (rc > 0 && strcmp(value, "archive") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_ARCHIVE;
+			else
+				return cli_usage_error(&apply_command,
+				                       "--on-delete must be hide, erase-value or archive");
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
 		} else if (strcmp(argv[i], "--purge") == 0) {
@@ -356,11 +393,20 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	/* The target as dead letters name it: an absolute path, so `synclog dlq redrive` finds it from anywhere. */
 	if (realpath(a->target, path) == NULL)
 		snprintf(path, sizeof(path), "%s", a->target);
-	snprintf(target_name, sizeof(target_name), "sqlite:%s", path);
+	/* A table other than the default is part of the target (`synclog dlq redrive` opens it). */
+	if (a->table != NULL && strcmp(a->table, SL_APPLY_SQLITE_TABLE_DEFAULT) != 0)
+		snprintf(target_name, sizeof(target_name), "sqlite:%s?table=%s", path, a->table);
+	else
+		snprintf(target_name, sizeof(target_name), "sqlite:%s", path);
 	/* The process id in the member id tells an operator which process holds which partitions. */
 	snprintf(client_id, sizeof(client_id), "synclog-apply-%ld", (long)getpid());
 	cli_signals_install(); /* before joining: a forming group makes the join wait */
 	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
+	/* Before anything is applied: a table fed by another topic is refused (apply.h, synclog_tables). */
+	if (rc == 0 && (rc = sl_apply_sqlite_claim(db, a->topic)) != 0) {
+		sl_apply_sqlite_store(db, &store);
+		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
+	}
 	if (rc == 0)
 		rc = sl_apply_dlq_new(&dlq, cli->broker, a->topic, a->group, target_name, err, sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
@@ -413,6 +459,12 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		fprintf(stderr, "synclog apply: adopted %llu offset reset%s of group %s into target %s\n",
 		        (unsigned long long)sl_apply_resets_adopted(engine),
 		        sl_apply_resets_adopted(engine) == 1 ? "" : "s", a->group, target_name);
+	if (c.conflicts > 0)
+		fprintf(stderr,
+		        "synclog apply: %llu record(s) had the version of the stored row but another value and were "
+		        "not "
+		        "applied: see table conflicts; `synclog reconcile` finds and repairs such rows\n",
+		        (unsigned long long)c.conflicts);
 	if (rc != 0) {
 		/* The dead-letter sink's own message says why the broker refused the dead letter. */
 		const char *dlq_error = strstr(sl_apply_error(engine), "dead-letter") ? sl_apply_dlq_error(dlq) : "";
@@ -437,6 +489,7 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	                       .values = SL_APPLY_VALUES_JSON,
 	                       .reject_retries = -1,
 	                       .failure_retries = -1};
+	struct sl_apply_sqlite_options so;
 	struct sl_apply_sqlite *db;
 	char err[SL_ERROR_BYTES];
 	int rc;
@@ -446,8 +499,12 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	if (sl_apply_sqlite_open(&db, a.target, a.values, err, sizeof(err)) != 0)
+	/* The table is claimed for its topic once the topic is known to exist (apply_run). */
+	so = (struct sl_apply_sqlite_options){.path = a.target, .values = a.values, .table = a.table};
+	if (sl_apply_sqlite_open_table(&db, &so, err, sizeof(err)) != 0)
 		return cli_fail(&apply_command, "%s", err);
+	/* Applying from the broker, deleted rows follow the log's lifecycle; a purge alone has no log to ask. */
+	sl_apply_sqlite_set_deletes(db, a.on_delete, !a.purge);
 	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db);
 	sl_apply_sqlite_close(db);
 	return rc;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "consumer/client/synclog.h"
@@ -128,6 +129,21 @@ int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+int cli_parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.' || (s[0] == '-' && s[1] != '\0')))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= min && v <= max))
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int cli_parse_duration_ms(const char *s, int64_t *out)
 {
 	if (s == NULL || s[0] == '\0')
@@ -209,4 +225,17 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 		return NULL;
 	}
 	return c;
+}
+
+void cli_time_format(int64_t ms, char *buf, size_t bytes)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL) {
+		snprintf(buf, bytes, "-");
+		return;
+	}
+	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }

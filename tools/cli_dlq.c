@@ -464,6 +464,27 @@ static int still_rejected_cb(const struct sl_apply_record *r, const char *error,
 static const struct sl_apply_source_ops redrive_ops = {
         .seek = rs_seek, .fetch = rs_fetch, .next = rs_next, .done = rs_done, .error = rs_error};
 
+/* Open a target as dead letters name it: sqlite:PATH, or sqlite:PATH?table=NAME for another table than the
+ * default (tools/cli_apply.c). Returns 0 or a CLI exit code after saying why. */
+static int target_open(const char *target, enum sl_apply_values values, struct sl_apply_sqlite **db_out)
+{
+	char path[4096], err[SL_ERROR_BYTES];
+	const char *table = NULL;
+
+	if (strncmp(target, "sqlite:", 7) != 0)
+		return cli_fail(&redrive_command, "target '%s' is not one this tool can open (sqlite:PATH)", target);
+	snprintf(path, sizeof(path), "%s", target + 7);
+	char *q = strstr(path, "?table=");
+	if (q != NULL) {
+		*q = '\0';
+		table = q + 7;
+	}
+	struct sl_apply_sqlite_options so = {.path = path, .values = values, .table = table};
+	if (sl_apply_sqlite_open_table(db_out, &so, err, sizeof(err)) != 0)
+		return cli_fail(&redrive_command, "%s", err);
+	return 0;
+}
+
 static int redrive_apply(const struct cli *cli, const char *group, const char *target, enum sl_apply_values values,
                          struct letters *l)
 {
@@ -481,10 +502,8 @@ static int redrive_apply(const struct cli *cli, const char *group, const char *t
 	snprintf(rgroup, sizeof(rgroup), "%s" REDRIVE_SUFFIX, group);
 	if (strlen(rgroup) > SL_GROUP_NAME_BYTES_MAX)
 		return cli_fail(&redrive_command, "group '%s' is too long to keep redrive progress", group);
-	if (strncmp(target, "sqlite:", 7) != 0)
-		return cli_fail(&redrive_command, "target '%s' is not one this tool can open (sqlite:PATH)", target);
-	if (sl_apply_sqlite_open(&db, target + 7, values, err, sizeof(err)) != 0)
-		return cli_fail(&redrive_command, "%s", err);
+	if ((rc = target_open(target, values, &db)) != 0)
+		return rc;
 	sl_apply_sqlite_store(db, &store);
 	sl_apply_options_init(&o);
 	o.group = rgroup;
@@ -542,15 +561,13 @@ static int positions_cb(const struct sl_apply_position *pos, const struct sl_app
 
 static int mark_redriven(const char *group, const char *target, struct letters *l)
 {
-	char rgroup[SL_GROUP_NAME_BYTES_MAX + 16], err[SL_ERROR_BYTES];
+	char rgroup[SL_GROUP_NAME_BYTES_MAX + 16];
 	struct sl_apply_sqlite *db;
 	struct sl_apply_store store;
 	int rc;
 
-	if (strncmp(target, "sqlite:", 7) != 0)
-		return cli_fail(&redrive_command, "target '%s' is not one this tool can open (sqlite:PATH)", target);
-	if (sl_apply_sqlite_open(&db, target + 7, SL_APPLY_VALUES_JSON, err, sizeof(err)) != 0)
-		return cli_fail(&redrive_command, "%s", err);
+	if ((rc = target_open(target, SL_APPLY_VALUES_JSON, &db)) != 0)
+		return rc;
 	sl_apply_sqlite_store(db, &store);
 	snprintf(rgroup, sizeof(rgroup), "%s" REDRIVE_SUFFIX, group);
 	rc = store.ops->offsets_read(store.ctx, rgroup, positions_cb, l);

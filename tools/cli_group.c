@@ -51,8 +51,12 @@ static const struct cli_command describe_command = {
                 "The text form also lists the members (client id, host) and an applier's counters. With --json, one\n"
                 "object per partition, raw numbers:\n"
                 "{\"group\":G,\"topic\":T,\"partition\":P,\"committed\":C,\"next_offset\":N,\"lag\":L,\"lag_ms\":MS,\n"
-                " \"member\":\"ID\" or null,\"last_commit_ms\":T,\"state\":S,\"state_since_ms\":T,\"records_lost\":N}\n"
-                "(last_commit_ms 0: never committed). Exits 1 when the group does not exist.\n",
+                " \"member\":\"ID\" or null,\"last_commit_ms\":T,\"state\":S,\"state_since_ms\":T,\"records_lost\":N,\n"
+                " \"at_risk\":null or \"why\"}  (last_commit_ms 0: never committed)\n"
+                "at_risk (a WARNING line after the table): retention keeps records past the topic's retention\n"
+                "only for this group (retain.for.groups), or on a compacted topic the lag in time is 80% or more\n"
+                "of delete.retention.ms, so a replay from earliest by this group would miss deletes.\n"
+                "Exits 1 when the group does not exist.\n",
 };
 
 static const struct cli_command delete_command = {
@@ -80,20 +84,6 @@ static const struct cli_command alter_command = {
 static void json_string(const char *s)
 {
 	sl_json_print_string(stdout, s, strlen(s));
-}
-
-/* "2024-05-01T12:00:00.123Z" for a wall-clock time in ms, or "-" for 0. */
-static void time_format(int64_t ms, char *buf, size_t bytes)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL) {
-		snprintf(buf, bytes, "-");
-		return;
-	}
-	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static int group_list(const struct cli *cli, int argc, char **argv)
@@ -128,7 +118,7 @@ static int group_list(const struct cli *cli, int argc, char **argv)
 			       ",\"lag\":%" PRId64 ",\"lag_ms\":%" PRId64 "}\n",
 			       g->members, g->generation, g->state, g->state_since_ms, g->lag, g->lag_ms);
 		} else {
-			time_format(g->state_since_ms, since, sizeof(since));
+			cli_time_format(g->state_since_ms, since, sizeof(since));
 			printf("%-32s %8u %10d %-8s %-24s %10" PRId64 " %10" PRId64 "\n", g->group, g->members,
 			       g->generation, g->state, since, g->lag, g->lag_ms);
 		}
@@ -152,8 +142,13 @@ static void lag_print_json(const char *group, const struct sl_group_lag *p)
 	else
 		fputs("null", stdout);
 	printf(",\"last_commit_ms\":%" PRId64 ",\"state\":\"%s\",\"state_since_ms\":%" PRId64
-	       ",\"records_lost\":%" PRId64 "}\n",
+	       ",\"records_lost\":%" PRId64 ",\"at_risk\":",
 	       p->last_commit_ms, p->state, p->state_since_ms, p->records_lost);
+	if (p->at_risk[0] != '\0')
+		json_string(p->at_risk);
+	else
+		fputs("null", stdout);
+	fputs("}\n", stdout);
 }
 
 static int group_describe(const struct cli *cli, int argc, char **argv)
@@ -212,13 +207,18 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		}
 		char since[40];
 
-		time_format(p->last_commit_ms, when, sizeof(when));
-		time_format(p->state_since_ms, since, sizeof(since));
+		cli_time_format(p->last_commit_ms, when, sizeof(when));
+		cli_time_format(p->state_since_ms, since, sizeof(since));
 		sl_duration_format(p->lag_ms, lag_time, sizeof(lag_time)); /* 3m2s: people read this column */
 		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10s %-8s %-24s %-24s %s\n", p->topic,
 		       p->partition, p->committed, p->next_offset, p->lag, lag_time, p->state, since, when,
 		       p->member_id[0] != '\0' ? p->member_id : "-");
 	}
+	/* Warnings after the table, one line each, so that they are read and the columns stay aligned. */
+	for (uint32_t i = 0; !cli->json && i < d->partition_count; i++)
+		if (d->partitions[i].at_risk[0] != '\0')
+			printf("WARNING %s/%u at risk: %s\n", d->partitions[i].topic, d->partitions[i].partition,
+			       d->partitions[i].at_risk);
 	sl_group_description_free(d);
 	sl_conn_free(c);
 	return CLI_EXIT_OK;

@@ -17,6 +17,9 @@ declare -A headers=([/usr/include/uthash.h]=uthash-dev)
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
+	# The Kafka listener's tests and benchmark: kcat, and a small program on librdkafka.
+	cmds[kcat]=kcat
+	mods[rdkafka]=librdkafka-dev
 	# promtool checks the Prometheus alert rules of tools/monitoring/ (tests/integration/test_monitoring.sh).
 	cmds[promtool]=prometheus
 	cmds[curl]=curl

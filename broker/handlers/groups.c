@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/handlers/handlers.h"
-#include "proto/base/assert.h"
 #include "proto/base/clock.h"
+#include "proto/base/assert.h"
+#include "broker/compaction.h"
+#include "broker/handlers/handlers.h"
 #include "proto/batch.h"
 
 /* A JoinGroup held until its group has a generation (groups.h, -EINPROGRESS). */
@@ -352,8 +353,8 @@ void sl_handle_offset_commit(struct sl_req *req)
 	}
 	struct sl_group *grp = sl_groups_find(&srv->groups, group);
 	const char *member = str_or_empty(cr->member_id);
-	int operator= member[0] == '\0';
-	if (operator&& grp && grp->member_count> 0 && !cr->force) {
+	int by_operator = member[0] == '\0';
+	if (by_operator && grp && grp->member_count > 0 && !cr->force) {
 		/* An operator's commit: only while nobody consumes, unless forced. */
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY,
 		            "group '%.200s' has %u live members: stop them first or pass --force", group,
@@ -361,7 +362,7 @@ void sl_handle_offset_commit(struct sl_req *req)
 		sl_req_respond(req);
 		return;
 	}
-	if (!operator&& commit_member_check(req, grp, group, member, cr->generation) != 0) {
+	if (!by_operator && commit_member_check(req, grp, group, member, cr->generation) != 0) {
 		sl_req_respond(req);
 		return;
 	}
@@ -371,7 +372,7 @@ void sl_handle_offset_commit(struct sl_req *req)
 		sl_req_respond(req);
 		return;
 	}
-	if (!operator&& cr->applier != NULL)
+	if (!by_operator && cr->applier != NULL)
 		applier_report(grp, cr->applier);
 	if (k == 0) {
 		sl_req_respond(req);
@@ -379,11 +380,11 @@ void sl_handle_offset_commit(struct sl_req *req)
 	}
 	/* A forced reset with live members fences them now (so nothing they consumed overwrites it) and lets
 	 * them join again once it is durable, to start from the new offsets. */
-	int fenced = operator&& grp && grp->member_count> 0;
+	int fenced = by_operator && grp && grp->member_count > 0;
 	if (fenced)
 		sl_group_reset_begin(&srv->groups, grp);
 	req->pending++;
-	int rc = sl_groups_commit(&srv->groups, group, entries, (uint32_t)k, operator? (fenced ? 2 : 1) : 0,
+	int rc = sl_groups_commit(&srv->groups, group, entries, (uint32_t)k, by_operator ? (fenced ? 2 : 1) : 0,
 	                          commit_done_cb, req);
 	if (rc < 0) {
 		req->pending--;
@@ -554,8 +555,13 @@ static Synclog__GroupPartitionLag *lag_row(struct sl_req *req, struct sl_group *
 	row->state = (char *)sl_health_name(c->state);
 	row->state_since_ms = c->state_since_ms;
 	row->records_lost = c->records_lost;
-	if (sl_group_lag(&req->srv->groups, c, now, &row->next_offset, &row->lag, &row->lag_ms) != 0)
+	if (sl_group_lag(&req->srv->groups, c, now, &row->next_offset, &row->lag, &row->lag_ms) != 0) {
 		row->next_offset = row->lag = -1;
+		return row;
+	}
+	const struct sl_topic *topic = sl_topics_find(&req->srv->topics, c->topic);
+	if (topic != NULL)
+		row->at_risk = sl_compaction_lag_risk(req, topic, c->partition, row->committed, row->lag_ms, now);
 	return row;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "broker/compaction.h"
 #include "broker/net/metrics.h"
 #include "proto/base/clock.h"
 #include "proto/frame.h"
@@ -652,6 +653,45 @@ static void render_runs(struct sl_server *srv, struct sl_text *o)
 	}
 }
 
+/* The cleaner of compacted topics (broker/compaction.h): totals since start, and per partition of compacted
+ * topics (few, so rendered here rather than snapshotted). */
+static void render_cleaner(struct sl_server *srv, struct sl_text *o)
+{
+	const struct sl_compaction_totals *t = sl_compaction_totals(srv);
+	sample_u64(o, "synclog_cleaner_runs_total", "counter", "Cleans of compacted partitions since start.", t->runs);
+	sample_u64(o, "synclog_cleaner_failures_total", "counter", "Cleans that failed since start.", t->failures);
+	sample_u64(o, "synclog_cleaner_bytes_read_total", "counter", "Bytes the cleaner read.", t->bytes_read);
+	sample_u64(o, "synclog_cleaner_bytes_written_total", "counter", "Bytes the cleaner wrote.", t->bytes_written);
+	sample_u64(o, "synclog_cleaner_records_removed_total", "counter",
+	           "Records the cleaner removed (superseded by a later record of their key).", t->records_removed);
+	sample_u64(o, "synclog_cleaner_tombstones_removed_total", "counter",
+	           "Tombstones the cleaner removed once past delete.retention.ms and every group.",
+	           t->tombstones_removed);
+	sample_double(o, "synclog_cleaner_last_run_duration_seconds", "gauge", "How long the last clean took.",
+	              (double)t->last_duration_ms / 1000.0);
+	family(o, "synclog_partition_dirty_ratio", "gauge",
+	       "Of a compacted partition's sealed bytes, the share not cleaned yet.");
+	for (struct sl_topic *topic = srv->topics.head; topic; topic = topic->next)
+		for (uint32_t i = 0; topic->cfg.compact && i < topic->cfg.partitions; i++) {
+			if (topic->parts[i].log == NULL)
+				continue;
+			labels_tp(o, "synclog_partition_dirty_ratio", topic->cfg.name, i);
+			put_double(o, sl_compaction_dirty_ratio(&topic->parts[i]));
+			sl_text_put(o, "\n");
+		}
+	family(o, "synclog_partition_tombstones_kept", "gauge",
+	       "Tombstones the last clean of a compacted partition kept (too young, or a group is behind them).");
+	for (struct sl_topic *topic = srv->topics.head; topic; topic = topic->next)
+		for (uint32_t i = 0; topic->cfg.compact && i < topic->cfg.partitions; i++) {
+			const struct sl_partition *p = &topic->parts[i];
+			if (p->log == NULL)
+				continue;
+			labels_tp(o, "synclog_partition_tombstones_kept", topic->cfg.name, i);
+			put_u64(o, p->clean ? p->clean->last.tombstones_kept : 0);
+			sl_text_put(o, "\n");
+		}
+}
+
 struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_text *o)
 {
 	int64_t t0 = sl_clock_mono_ns();
@@ -675,6 +715,7 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	render_topics(srv, o);
 	render_groups_small(srv, o);
 	render_runs(srv, o);
+	render_cleaner(srv, o);
 	uint64_t bytes = 0;
 	struct sl_metrics_snapshot *snap = sl_metrics_snapshot_take(srv, &bytes);
 	struct statvfs vfs;

@@ -13,9 +13,10 @@ fail() {
 	exit 1
 }
 
-# start_broker DATA_DIR [SYNCLOGD_FLAG...]: starts synclogd, waits for its readiness line, sets BROKER_PID and
-# SYNCLOG_BROKER. Groups form at once (--initial-rebalance-delay 0) unless the flags say otherwise: most tests
-# start one consumer at a time and would each wait the 3 s default.
+# start_broker DATA_DIR [FLAGS...]: starts synclogd, waits for its readiness line, sets BROKER_PID and
+# SYNCLOG_BROKER, and KAFKA_BROKER when the flags include --kafka-listen. Groups form at once
+# (--initial-rebalance-delay 0) unless the flags say otherwise: most tests start one consumer at a time and would
+# each wait the 3 s default.
 start_broker() {
 	local data=$1
 	shift
@@ -26,7 +27,8 @@ start_broker() {
 	BROKER_PID=$!
 	for _ in $(seq 1 200); do
 		if grep -q '^synclogd ready on ' "$out" 2>/dev/null; then
-			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$out")
+			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on \([^ ]*\).*/\1/p' "$out")
+			export KAFKA_BROKER=$(sed -n 's/^synclogd ready on .* kafka //p' "$out")
 			return 0
 		fi
 		kill -0 "$BROKER_PID" 2>/dev/null || fail "synclogd exited: $(cat "$TMP/broker.err")"

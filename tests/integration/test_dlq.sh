@@ -60,5 +60,16 @@ before=$(sql "$TMP/ledger.db" "SELECT key, version, value, applied_at_ms FROM en
 	fail "the second redrive changed the target"
 "$S" dlq redrive orders --group ledger >"$TMP/dry2" 2>/dev/null
 [ "$(cut -d' ' -f5 "$TMP/dry2" | sort -u)" = "redriven" ] || fail "the dry run after redrive: $(cat "$TMP/dry2")"
+
+# A target with its own table (apply --table): its letters name the table, and redrive writes into that table.
+"$S" apply orders --group tabled --target "sqlite:$TMP/tabled.db" --table orders_t --reject-retries 0 >/dev/null
+"$S" --json dlq list orders --group tabled >"$TMP/tabled.jsonl"
+python3 - "$TMP/tabled.jsonl" "$TMP/tabled.db" <<'PY' || fail "tabled letters: $(cat "$TMP/tabled.jsonl")"
+import json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and all(r["target"] == "sqlite:%s?table=orders_t" % os.path.realpath(sys.argv[2]) for r in rows), rows
+PY
+"$S" dlq redrive orders --group tabled --values text --execute >/dev/null 2>&1 || true
+[ "$(sql "$TMP/tabled.db" "SELECT value FROM orders_t WHERE key = 'o-2'")" = "not JSON" ] || fail "o-2 not redriven into orders_t"
 stop_broker
-echo "ok: two targets' letters told apart; redrive applied once"
+echo "ok: two targets' letters told apart; redrive applied once, also into a target's own table"
