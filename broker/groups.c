@@ -888,6 +888,7 @@ struct sl_groups_commit {
 };
 
 static void compact_pump(struct sl_groups *g);
+static void compact_due_check(struct sl_groups *g);
 
 static void commit_done_cb(struct sl_append *a, int status)
 {
@@ -909,6 +910,7 @@ static void commit_done_cb(struct sl_append *a, int status)
 	void *ctx = c->ctx;
 	free(c->batch);
 	free(c);
+	compact_due_check(g);
 	compact_pump(g);
 	cb(ctx, status);
 }
@@ -1257,6 +1259,7 @@ static void compact_finish(struct sl_groups *g)
 			sl_fs_rm_rf(old);
 			g->compactions++;
 			g->compacted_bytes = st.bytes;
+			g->compact_check_bytes = 0; /* the next look once the new log passes COMPACT_BYTES_MIN */
 			struct sl_log_stats ns;
 			sl_log_get_stats(g->log, &ns);
 			struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "groups_compacted");
@@ -1345,6 +1348,21 @@ static void compact_maybe_start(struct sl_groups *g)
 		return;
 	g->compact_step = COMPACT_DRAIN;
 	compact_pump(g);
+}
+
+/* After each append: once the log grew past the next size worth a look, see whether a compaction is due (the
+ * look costs a pass over the groups, so it is made every eighth of growth, not every commit). Commits then start
+ * a compaction as soon as they make one due, however fast they come; the health tick checks too. */
+static void compact_due_check(struct sl_groups *g)
+{
+	if (g->compact_step != COMPACT_IDLE || g->log == NULL)
+		return;
+	struct sl_log_stats st;
+	sl_log_get_stats(g->log, &st);
+	if (st.bytes <= COMPACT_BYTES_MIN || st.bytes < g->compact_check_bytes)
+		return;
+	g->compact_check_bytes = st.bytes + st.bytes / 8;
+	compact_maybe_start(g);
 }
 
 /* At open, before the loop serves: compact synchronously (the ring is waited on here). */

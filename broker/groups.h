@@ -216,9 +216,10 @@ struct sl_groups {
 	size_t *snap_lens;
 	uint32_t snap_count, snap_appended, snap_done;
 	int snap_status;
-	uint64_t compactions;     /* completed since open */
-	uint64_t compacted_bytes; /* log bytes before the last compaction */
-	uint64_t live_bytes;      /* what a compacted log would hold, estimated */
+	uint64_t compactions;         /* completed since open */
+	uint64_t compacted_bytes;     /* log bytes before the last compaction */
+	uint64_t live_bytes;          /* what a compacted log would hold, estimated */
+	uint64_t compact_check_bytes; /* the log size at which commits next look whether a compaction is due */
 	char last_error[256];
 };
 

@@ -692,6 +692,52 @@ static void render_cleaner(struct sl_server *srv, struct sl_text *o)
 		}
 }
 
+/* Memory, connection and descriptor limits (broker/limits.h) and the partition file cache. */
+static void render_limits(struct sl_server *srv, struct sl_text *o)
+{
+	const struct sl_limits *l = &srv->limits;
+	const struct sl_files *f = &srv->files;
+	static const char *const fams[][3] = {
+	        {"synclog_memory_bytes", "gauge", "Bytes held for clients now, all connections together."},
+	        {"synclog_memory_max_bytes", "gauge", "The memory budget for clients (--memory-max)."},
+	        {"synclog_memory_peak_bytes", "gauge", "The most bytes held for clients at once since start."},
+	        {"synclog_connections_waiting_memory", "gauge", "Connections waiting for the memory budget now."},
+	        {"synclog_memory_waits_total", "counter", "Times a connection began waiting for the memory budget."},
+	        {"synclog_connections_evicted_total", "counter",
+	         "Idle connections closed to make room for a new one at the connection limit."},
+	        {"synclog_connections_timed_out_total", "counter",
+	         "Connections closed by the handshake or idle timeout."},
+	        {"synclog_metrics_connections_refused_total", "counter",
+	         "Metrics connections closed at accept because too many were open."},
+	        {"synclog_metrics_connections_timed_out_total", "counter",
+	         "Metrics connections not answered and written within their timeout."},
+	        {"synclog_descriptors_max", "gauge", "The process's descriptor limit after raising it."},
+	        {"synclog_partition_files_open", "gauge", "Partition files open in the descriptor cache."},
+	        {"synclog_partition_files_max", "gauge", "Partition files the descriptor cache may keep open."},
+	        {"synclog_partition_files_closed_total", "counter",
+	         "Partition files the descriptor cache closed to make room."},
+	        {"synclog_partition_files_over_budget_total", "counter",
+	         "Times the descriptor cache found every entry busy and went over its budget."},
+	};
+	const uint64_t v[] = {l->memory_used,
+	                      l->memory_max,
+	                      l->memory_used_peak,
+	                      l->memory_waiting,
+	                      l->memory_waits,
+	                      l->connections_evicted,
+	                      l->connections_timed_out,
+	                      l->metrics_refused,
+	                      l->metrics_timed_out,
+	                      l->nofile,
+	                      f->fds_open,
+	                      f->fds_max,
+	                      f->closed_count,
+	                      f->over_budget_count};
+	_Static_assert(sizeof(fams) / sizeof(fams[0]) == sizeof(v) / sizeof(v[0]), "one value per family");
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		sample_u64(o, fams[i][0], fams[i][1], fams[i][2], v[i]);
+}
+
 struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_text *o)
 {
 	int64_t t0 = sl_clock_mono_ns();
@@ -711,6 +757,7 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	sample_u64(o, "synclog_bad_frames_total", "counter", "Frames that could not be decoded.", s->bad_frames);
 	sample_u64(o, "synclog_produce_errors_total", "counter", "Produce batches refused or failed.",
 	           s->produce_errors);
+	render_limits(srv, o);
 	render_requests(srv, o);
 	render_topics(srv, o);
 	render_groups_small(srv, o);
