@@ -38,6 +38,7 @@ struct sl_produce_item {
 	int64_t producer_id;
 	int32_t base_sequence;
 	int32_t record_count;
+	uint32_t origins[SL_ORIGIN_COUNT]; /* records per origin, counted while validating */
 	char error_message[256];
 };
 
@@ -109,6 +110,26 @@ static void item_done(struct sl_produce_item *it)
 		sl_req_release(req);
 }
 
+/* The topic's per-origin counters: a batch's bytes are shared among its origins by record count. */
+static void counters_add(struct sl_topic_counters *tc, const struct sl_produce_item *it, size_t bytes)
+{
+	uint32_t counted = it->origins[0] + it->origins[1] + it->origins[2];
+	tc->produce_batches++;
+	if (counted != (uint32_t)it->record_count) {
+		/* Records not walked: counted as live. */
+		tc->produce_records[SL_ORIGIN_LIVE] += (uint64_t)it->record_count;
+		tc->produce_bytes[SL_ORIGIN_LIVE] += bytes;
+		return;
+	}
+	uint64_t left = bytes;
+	for (int k = SL_ORIGIN_COUNT - 1; k >= 0; k--) {
+		uint64_t share = k == 0 ? left : (uint64_t)bytes * it->origins[k] / counted;
+		tc->produce_records[k] += it->origins[k];
+		tc->produce_bytes[k] += share;
+		left -= share;
+	}
+}
+
 /* Charge the records of a backfill request's appends to its topic's bucket; set how long to hold the answer. */
 static void backfill_charge(struct sl_req *req, struct sl_topic *topic)
 {
@@ -145,6 +166,7 @@ static void append_cb(struct sl_append *a, int status)
 		srv->stats.produce_batches++;
 		srv->stats.produce_records += (uint64_t)it->record_count;
 		srv->stats.produce_bytes += a->len;
+		counters_add(&it->part->topic->counters, it, a->len);
 	} else {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "append to %.100s/%u failed: %s; nothing was acknowledged",
@@ -208,16 +230,20 @@ static enum sl_durability level_of(Synclog__Acks acks)
 	}
 }
 
-/* Live records and those without an idempotency key, counted while the validation walks a batch's records. */
+/* Live records and those without an idempotency key, counted while the validation walks a batch's records, and
+ * the records per origin as sl_batch_validate_counting counts them. */
 struct ik_count {
 	uint64_t live;
 	uint64_t missing;
+	uint32_t *origins; /* SL_ORIGIN_COUNT */
 };
 
 static void ik_count_cb(const struct sl_record *r, void *cb_arg)
 {
 	struct ik_count *c = cb_arg;
 
+	if ((unsigned)r->origin < SL_ORIGIN_COUNT)
+		c->origins[r->origin]++;
 	if (r->origin != SL_ORIGIN_LIVE)
 		return; /* backfill and repair records carry the source's versions: versions dedupe them */
 	c->live++;
@@ -255,11 +281,12 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 	struct sl_batch_header h;
 	const char *why = NULL;
 	struct sl_topic_contract *contract = topic->contract;
-	struct ik_count ik = {0};
+	struct ik_count ik = {.origins = it->origins};
 	int rc = contract != NULL && contract->ik_rule != SL_CONTRACT_IK_ANY
 	                 ? sl_batch_validate_each(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap,
 	                                          ik_count_cb, &ik, &why)
-	                 : sl_batch_validate(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap, &why);
+	                 : sl_batch_validate_counting(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap,
+	                                              &why, it->origins);
 	if (rc == -ENOTSUP) {
 		item_error(it, SYNCLOG__ERROR_CODE__UNSUPPORTED_CODEC, "batch codec not supported: use none or zstd");
 		return;
