@@ -1,5 +1,5 @@
 /* Sync contracts on the broker's disk and in its memory (contracts.h): the versions file of a topic, read at
- * startup and on request, appended to on every set, and the one produce clause read out of a contract. */
+ * startup and on request, appended to on every set, and the clauses the broker enforces read out of a contract. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "broker/contracts.h"
+#include "proto/base/duration.h"
 #include "proto/base/fs.h"
 
 /* The history file holds at most this many bytes: every version at its largest, with room for the JSON around. */
@@ -25,13 +26,35 @@ static void err_set(char *err, size_t err_bytes, const char *fmt, ...)
 	va_end(ap);
 }
 
-int sl_contract_ik_rule_parse(const char *contract, enum sl_contract_ik_rule *out, char *err, size_t err_bytes)
+/* recovery.alert.stall_after of root, as the tools' contract parser takes it: a duration text or milliseconds. */
+static int stall_after_parse(json_t *root, int64_t *out, char *err, size_t err_bytes)
+{
+	json_t *recovery = json_object_get(root, "recovery");
+	json_t *alert = json_is_object(recovery) ? json_object_get(recovery, "alert") : NULL;
+	json_t *v = json_is_object(alert) ? json_object_get(alert, "stall_after") : NULL;
+
+	*out = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_string(v) && sl_duration_parse(json_string_value(v), out) == 0 && *out > 0)
+		return 0;
+	*out = 0;
+	err_set(err, err_bytes, "recovery.alert.stall_after must be a duration above 0 (30s, 5m, PT1H)");
+	return -EINVAL;
+}
+
+int sl_contract_rules_parse(const char *contract, struct sl_contract_rules *rules, char *err, size_t err_bytes)
 {
 	json_error_t jerr;
 	json_t *root, *delivery, *dup, *missing;
+	enum sl_contract_ik_rule *out = &rules->ik_rule;
 	int rc = 0;
 
-	*out = SL_CONTRACT_IK_ANY;
+	*rules = (struct sl_contract_rules){.ik_rule = SL_CONTRACT_IK_ANY};
 	if (strlen(contract) > SL_CONTRACT_TEXT_BYTES_MAX) {
 		err_set(err, err_bytes, "the contract is longer than %d bytes", SL_CONTRACT_TEXT_BYTES_MAX);
 		return -EINVAL;
@@ -62,6 +85,8 @@ int sl_contract_ik_rule_parse(const char *contract, enum sl_contract_ik_rule *ou
 		*out = missing != NULL && strcmp(json_string_value(missing), "refuse") == 0 ? SL_CONTRACT_IK_REFUSE
 		                                                                            : SL_CONTRACT_IK_COUNT;
 	}
+	if (rc == 0)
+		rc = stall_after_parse(root, &rules->stall_after_ms, err, err_bytes);
 	json_decref(root);
 	return rc;
 }
@@ -186,7 +211,7 @@ int sl_contract_load(const char *topic_dir, struct sl_topic_contract **out, char
 	}
 	rc = version_from_json(json_array_get(versions, json_array_size(versions) - 1), &c->current);
 	json_decref(versions);
-	if (rc == 0 && (rc = sl_contract_ik_rule_parse(c->current.contract, &c->ik_rule, why, sizeof(why))) != 0)
+	if (rc == 0 && (rc = sl_contract_rules_parse(c->current.contract, &c->rules, why, sizeof(why))) != 0)
 		err_set(err, err_bytes, "%s/%s: the current contract: %s", topic_dir, SL_CONTRACT_FILE, why);
 	if (rc != 0) {
 		sl_topic_contract_free(c);

@@ -1,7 +1,8 @@
 /* A topic's sync contract as the broker keeps it: every version in DATA/topics/<name>/contract.json (written
- * atomically, off the loop), the current one in memory with the one clause the produce path enforces
- * (delivery.duplicates idempotency-key) and the counts of what produce saw of it. The contract's meaning is the
- * tools' (consumer/sync/contract.h); the broker reads only that clause of the normalized JSON it is given.
+ * atomically, off the loop), the current one in memory with the two clauses the broker itself enforces (the
+ * produce path's delivery.duplicates idempotency-key, and recovery.alert.stall_after as the default stall-after of
+ * the groups' health on the topic's partitions) and the counts of what produce saw of it. The contract's meaning is
+ * the tools' (consumer/sync/contract.h); the broker reads only those clauses of the normalized JSON it is given.
  *
  * FILE (JSON, one object):
  *   {"versions": [{"version": 1, "set_by": "alice@host", "peer": "127.0.0.1:50412", "set_at_ms": 1714557600000,
@@ -50,16 +51,25 @@ struct sl_contract_counts {
 	uint64_t records_refused;
 };
 
+/* The clauses of a contract the broker enforces. */
+struct sl_contract_rules {
+	enum sl_contract_ik_rule ik_rule;
+	/* recovery.alert.stall_after: the stall-after of group health on the topic's partitions, unless the group
+	 * has its own (group alter); 0: not given (the broker's --stall-after). */
+	int64_t stall_after_ms;
+};
+
 /* A topic's contract in memory. */
 struct sl_topic_contract {
 	struct sl_contract_version current;
-	enum sl_contract_ik_rule ik_rule;
+	struct sl_contract_rules rules;
 	struct sl_contract_counts counts;
 };
 
-/* The produce clause of a normalized contract (its delivery member). Returns 0, or -EINVAL with why in err when
- * contract is not a JSON object or the clause's values are not the tools' words. */
-int sl_contract_ik_rule_parse(const char *contract, enum sl_contract_ik_rule *out, char *err, size_t err_bytes);
+/* The broker's clauses of a normalized contract: delivery.duplicates and delivery.without_idempotency_key, and
+ * recovery.alert.stall_after (a duration as sl_duration_parse reads it, or milliseconds). Returns 0, or -EINVAL
+ * with why in err when contract is not a JSON object or the clauses' values are not the tools' words. */
+int sl_contract_rules_parse(const char *contract, struct sl_contract_rules *out, char *err, size_t err_bytes);
 
 /* Read topic_dir's contract file: 0 with *out (NULL when the topic has none; else free with
  * sl_topic_contract_free), or a negative errno with err set (unreadable or invalid file). */

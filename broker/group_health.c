@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/contracts.h"
 #include "broker/groups.h"
 #include "proto/base/slog.h"
 #include "proto/batch.h"
@@ -21,6 +22,16 @@
 int64_t sl_group_stall_after_ms(const struct sl_groups *g, const struct sl_group *grp)
 {
 	return grp->stall_after_ms > 0 ? grp->stall_after_ms : g->settings.stall_after_ms;
+}
+
+int64_t sl_group_topic_stall_after_ms(const struct sl_groups *g, const struct sl_group *grp,
+                                      const struct sl_topic *topic)
+{
+	int64_t ms = topic != NULL && topic->contract != NULL ? topic->contract->rules.stall_after_ms : 0;
+
+	if (grp->stall_after_ms > 0 || ms <= 0)
+		return sl_group_stall_after_ms(g, grp);
+	return ms < SL_STALL_AFTER_MS_MIN ? SL_STALL_AFTER_MS_MIN : ms;
 }
 
 uint32_t sl_group_window(const struct sl_groups *g, const struct sl_group *grp)
@@ -72,9 +83,12 @@ static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 	return rc;
 }
 
-static struct sl_log *partition_log(struct sl_groups *g, const char *topic, uint32_t partition)
+static struct sl_log *partition_log(struct sl_groups *g, const char *topic, uint32_t partition,
+                                    struct sl_topic **topic_out)
 {
 	struct sl_topic *t = sl_topics_find(g->topics, topic);
+	if (topic_out != NULL)
+		*topic_out = t;
 	if (t == NULL || partition >= t->cfg.partitions)
 		return NULL;
 	return t->parts[partition].log;
@@ -110,7 +124,7 @@ static void lag_of(struct sl_log *log, struct sl_commit *c, int64_t now_ms, uint
 int sl_group_lag(struct sl_groups *g, struct sl_commit *c, int64_t now_ms, int64_t *next_out, int64_t *lag_out,
                  int64_t *lag_ms_out)
 {
-	struct sl_log *log = partition_log(g, c->topic, c->partition);
+	struct sl_log *log = partition_log(g, c->topic, c->partition, NULL);
 	if (log == NULL)
 		return -ENOENT;
 	lag_of(log, c, now_ms, NULL, next_out, lag_out, lag_ms_out);
@@ -166,9 +180,10 @@ static void state_change_log(const struct sl_group *grp, const struct sl_commit 
 }
 
 static void partition_tick(struct sl_groups *g, struct sl_group *grp, struct sl_commit *c, uint32_t window,
-                           int64_t stall_after_ms, int64_t now_ms, uint32_t *lookups_left)
+                           int64_t now_ms, uint32_t *lookups_left)
 {
-	struct sl_log *log = partition_log(g, c->topic, c->partition);
+	struct sl_topic *topic;
+	struct sl_log *log = partition_log(g, c->topic, c->partition, &topic);
 	if (log == NULL) {
 		c->lag = -1;
 		return;
@@ -203,7 +218,7 @@ static void partition_tick(struct sl_groups *g, struct sl_group *grp, struct sl_
 	c->sample_next = (c->sample_next + 1) % window;
 	if (c->sample_count < window)
 		c->sample_count++;
-	enum sl_health state = judge(c, window, stall_after_ms, owned, now_ms);
+	enum sl_health state = judge(c, window, sl_group_topic_stall_after_ms(g, grp, topic), owned, now_ms);
 	if (state != c->state) {
 		enum sl_health from = c->state;
 		c->state = state;
@@ -218,11 +233,10 @@ void sl_groups_health_tick(struct sl_groups *g, int64_t now_ms)
 	for (uint32_t k = 0; k < g->group_count; k++) {
 		struct sl_group *grp = g->sorted[k];
 		uint32_t window = sl_group_window(g, grp);
-		int64_t stall_after = sl_group_stall_after_ms(g, grp);
 		sl_group_track_all(g, grp, now_ms);
 		enum sl_health worst = SL_HEALTH_IDLE;
 		for (uint32_t i = 0; i < grp->commit_count; i++) {
-			partition_tick(g, grp, &grp->commits[i], window, stall_after, now_ms, &lookups_left);
+			partition_tick(g, grp, &grp->commits[i], window, now_ms, &lookups_left);
 			if (grp->commits[i].lag >= 0 && grp->commits[i].state > worst)
 				worst = grp->commits[i].state;
 		}

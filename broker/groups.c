@@ -42,6 +42,8 @@
  *   stalled  lag > 0 with a live owner, and neither the commit moved nor the lag was 0 for stall-after.
  *   lagging  the window is full, the lag grew over it (never shrank, ended higher) and the commit moved in it.
  *   ok       anything else.
+ * stall-after is, the first that is set: the group's own (group alter), the recovery.alert.stall_after of the sync
+ * contract of the partition's topic (broker/contracts.h), the broker's --stall-after.
  * A state change is logged once (event group_state, with group, topic, partition, lag and lag_ms).
  *
  * ---- Compaction (online) ----

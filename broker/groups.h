@@ -310,8 +310,11 @@ void sl_group_applier_report(struct sl_group *grp, const struct sl_applier_repor
 
 /* ---- health (group_health.c) ---- */
 
-/* Effective settings of a group. */
+/* Effective settings of a group: its own stall-after, else the broker's; and on a partition of topic, its own,
+ * else the topic's contract's (recovery.alert.stall_after), else the broker's. */
 int64_t sl_group_stall_after_ms(const struct sl_groups *g, const struct sl_group *grp);
+int64_t sl_group_topic_stall_after_ms(const struct sl_groups *g, const struct sl_group *grp,
+                                      const struct sl_topic *topic);
 uint32_t sl_group_window(const struct sl_groups *g, const struct sl_group *grp);
 /* The health tick's interval for the broker's settings: a stall is seen within stall-after plus this. */
 uint32_t sl_groups_tick_ms(const struct sl_groups_settings *s);

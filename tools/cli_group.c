@@ -52,7 +52,9 @@ static const struct cli_command describe_command = {
                 "object per partition, raw numbers:\n"
                 "{\"group\":G,\"topic\":T,\"partition\":P,\"committed\":C,\"next_offset\":N,\"lag\":L,\"lag_ms\":MS,\n"
                 " \"member\":\"ID\" or null,\"last_commit_ms\":T,\"state\":S,\"state_since_ms\":T,\"records_lost\":N,\n"
-                " \"at_risk\":null or \"why\"}  (last_commit_ms 0: never committed)\n"
+                " \"at_risk\":null or \"why\",\"stall_after_ms\":MS}  (last_commit_ms 0: never committed)\n"
+                "stall-after is the group's own (group alter), else the recovery.alert.stall_after of the topic's\n"
+                "sync contract (a line under the header names such topics), else the broker's --stall-after.\n"
                 "at_risk (a WARNING line after the table): retention keeps records past the topic's retention\n"
                 "only for this group (retain.for.groups), or on a compacted topic the lag in time is 80% or more\n"
                 "of delete.retention.ms, so a replay from earliest by this group would miss deletes.\n"
@@ -148,7 +150,7 @@ static void lag_print_json(const char *group, const struct sl_group_lag *p)
 		json_string(p->at_risk);
 	else
 		fputs("null", stdout);
-	fputs("}\n", stdout);
+	printf(",\"stall_after_ms\":%" PRId64 "}\n", p->stall_after_ms);
 }
 
 static int group_describe(const struct cli *cli, int argc, char **argv)
@@ -184,6 +186,16 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		printf("group %s: generation %d, %u live member%s, state %s (stall-after %" PRId64 " ms, window %u)\n",
 		       d->group, d->generation, d->member_count, d->member_count == 1 ? "" : "s", d->state,
 		       d->stall_after_ms, d->window);
+		/* Topics whose sync contract sets the stall-after of their partitions (rows come topic by topic). */
+		for (uint32_t i = 0; i < d->partition_count; i++) {
+			const struct sl_group_lag *p = &d->partitions[i];
+
+			if (p->stall_after_ms > 0 && p->stall_after_ms != d->stall_after_ms &&
+			    (i == 0 || strcmp(p->topic, d->partitions[i - 1].topic) != 0))
+				printf("topic %s: stall-after %" PRId64
+				       " ms (its sync contract's recovery.alert.stall_after)\n",
+				       p->topic, p->stall_after_ms);
+		}
 		for (uint32_t i = 0; i < d->member_count; i++)
 			printf("member %s: client %s, host %s, %u partition%s\n", d->members[i].member_id,
 			       d->members[i].client_id, d->members[i].client_host[0] ? d->members[i].client_host : "-",

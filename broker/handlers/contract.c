@@ -20,7 +20,7 @@ struct contract_job {
 	char topic_dir[4096];
 	/* set */
 	struct sl_contract_version v;
-	enum sl_contract_ik_rule ik_rule;
+	struct sl_contract_rules rules;
 	/* get */
 	uint32_t version;
 	bool history;
@@ -126,7 +126,7 @@ static void set_after_cb(uv_work_t *w, int status)
 	sl_contract_version_free(&c->current);
 	c->current = j->v;
 	memset(&j->v, 0, sizeof(j->v));
-	c->ik_rule = j->ik_rule;
+	c->rules = j->rules;
 	memset(&c->counts, 0, sizeof(c->counts));
 	c->counts.since_ms = sl_clock_wall_ms();
 	topic->contract = c;
@@ -162,7 +162,7 @@ void sl_handle_set_contract(struct sl_req *req)
 		set_answer(req, NULL);
 		return;
 	}
-	if (sl_contract_ik_rule_parse(json, &j->ik_rule, why, sizeof(why)) != 0) {
+	if (sl_contract_rules_parse(json, &j->rules, why, sizeof(why)) != 0) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__CONTRACT_INVALID, "topic %s: %s; the contract was not changed",
 		            name, why);
 		job_free(j);

@@ -560,11 +560,12 @@ static Synclog__GroupPartitionLag *lag_row(struct sl_req *req, struct sl_group *
 	row->state = (char *)sl_health_name(c->state);
 	row->state_since_ms = c->state_since_ms;
 	row->records_lost = c->records_lost;
+	const struct sl_topic *topic = sl_topics_find(&req->srv->topics, c->topic);
+	row->stall_after_ms = sl_group_topic_stall_after_ms(&req->srv->groups, grp, topic);
 	if (sl_group_lag(&req->srv->groups, c, now, &row->next_offset, &row->lag, &row->lag_ms) != 0) {
 		row->next_offset = row->lag = -1;
 		return row;
 	}
-	const struct sl_topic *topic = sl_topics_find(&req->srv->topics, c->topic);
 	if (topic != NULL)
 		row->at_risk = sl_compaction_lag_risk(req, topic, c->partition, row->committed, row->lag_ms, now);
 	return row;

@@ -282,7 +282,7 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 	const char *why = NULL;
 	struct sl_topic_contract *contract = topic->contract;
 	struct ik_count ik = {.origins = it->origins};
-	int rc = contract != NULL && contract->ik_rule != SL_CONTRACT_IK_ANY
+	int rc = contract != NULL && contract->rules.ik_rule != SL_CONTRACT_IK_ANY
 	                 ? sl_batch_validate_each(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap,
 	                                          ik_count_cb, &ik, &why)
 	                 : sl_batch_validate_counting(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap,
@@ -323,8 +323,8 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 	}
 	it->record_count = h.record_count;
 	uint64_t live = ik.live, missing = ik.missing;
-	if (contract != NULL && contract->ik_rule != SL_CONTRACT_IK_ANY) {
-		if (missing > 0 && contract->ik_rule == SL_CONTRACT_IK_REFUSE) {
+	if (contract != NULL && contract->rules.ik_rule != SL_CONTRACT_IK_ANY) {
+		if (missing > 0 && contract->rules.ik_rule == SL_CONTRACT_IK_REFUSE) {
 			char msg[256];
 			snprintf(
 			        msg, sizeof(msg),

@@ -110,6 +110,7 @@ static void lag_from_wire(struct sl_group_lag *out, const Synclog__GroupPartitio
 	snprintf(out->state, sizeof(out->state), "%s", in->state != NULL ? in->state : "");
 	out->state_since_ms = in->state_since_ms;
 	out->records_lost = in->records_lost;
+	out->stall_after_ms = in->stall_after_ms;
 	snprintf(out->at_risk, sizeof(out->at_risk), "%s", in->at_risk != NULL ? in->at_risk : "");
 }
 

@@ -712,6 +712,9 @@ struct sl_group_lag {
 	char state[SL_GROUP_STATE_BYTES];
 	int64_t state_since_ms;
 	int64_t records_lost; /* removed by retention before the group read them (state lost) */
+	/* The stall-after its state is judged with: the group's, else its topic's sync contract's, else the
+	 * broker's. */
+	int64_t stall_after_ms;
 	/* "" when nothing is at risk; else why the group may miss records or deletes (retention keeps records only
 	 * for it, or its lag nears the topic's delete.retention.ms). */
 	char at_risk[320];

@@ -30,7 +30,8 @@
  *     reconcile_every: 1h                a duration: the last reconcile run must be younger
  *     mismatch_threshold: 0.0001         a ratio: reconcile alerts above it
  *     alert:
- *       stall_after: 5m                  a duration: a group stalled longer fails the contract
+ *       stall_after: 5m                  a duration: a group stalled longer fails the contract; the broker's
+ *                                          stall-after of the topic's partitions in group health
  *       notify: "#sync-oncall"           free text: who to tell (contract check names it on a FAIL)
  *   schema:
  *     versions: [1, 2]                   schema versions consumers accept (a record without one is version 1)
