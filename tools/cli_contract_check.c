@@ -45,7 +45,9 @@ const struct cli_command cli_contract_check_command = {
                  "               contract's deletes.retention\n"
                  "  backfill     (recovery.backfill_source) the source opens and reads\n"
                  "After a FAIL, a line on stderr names whom to notify (recovery.alert.notify) and the replay\n"
-                 "owner (recovery.replay_owner).\n"
+                 "owner (recovery.replay_owner). The result is reported to the broker as a run of kind contract:\n"
+                 "`synclog status` shows it under RUNS (the failed clauses named), and the metrics as\n"
+                 "synclog_run_last_success{kind=\"contract\",topic=T}.\n"
                  "  --target TARGET   sqlite:PATH, the target whose reconcile runs are checked (its reconcile_runs)\n"
                  "  --table NAME      its entity table (default entities)\n",
 };
@@ -53,7 +55,8 @@ const struct cli_command cli_contract_check_command = {
 struct check {
 	const struct cli *cli;
 	const char *topic;
-	uint32_t fails;
+	uint32_t clauses, fails;
+	char failed[160]; /* the names of the clauses that failed, comma-separated (for the run report) */
 };
 
 static void clause(struct check *ck, const char *name, bool ok, const char *fmt, ...)
@@ -66,8 +69,13 @@ static void clause(struct check *ck, const char *name, bool ok, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(evidence, sizeof(evidence), fmt, ap);
 	va_end(ap);
-	if (!ok)
+	ck->clauses++;
+	if (!ok) {
+		size_t used = strlen(ck->failed);
+
 		ck->fails++;
+		snprintf(ck->failed + used, sizeof(ck->failed) - used, "%s%s", used > 0 ? ", " : "", name);
+	}
 	if (ck->cli->json) {
 		printf("{\"topic\":");
 		sl_json_print_string(stdout, ck->topic, strlen(ck->topic));
@@ -349,6 +357,30 @@ static void backfill_check(struct check *ck, const struct sl_contract *c)
 	sl_source_close(&src);
 }
 
+/* Tell the broker how the check ended (kind "contract"): `synclog status` shows it under RUNS and the metrics as
+ * synclog_run_last_success{kind="contract"}, so a failed check of a cron job is seen where operators look. A
+ * report that fails is a warning: the check's answer is its output and exit code. */
+static void check_report(const struct check *ck, uint32_t version, const char *target, int64_t started_ms)
+{
+	struct sl_run_report r = {.started_ms = started_ms,
+	                          .finished_ms = sl_clock_wall_ms(),
+	                          .ok = ck->fails == 0,
+	                          .rows = ck->clauses,
+	                          .differences = ck->fails};
+
+	snprintf(r.kind, sizeof(r.kind), "contract");
+	snprintf(r.topic, sizeof(r.topic), "%s", ck->topic);
+	snprintf(r.target, sizeof(r.target), "%s", target != NULL ? target : "");
+	if (version == 0)
+		snprintf(r.summary, sizeof(r.summary), "the topic has no contract");
+	else if (ck->fails == 0)
+		snprintf(r.summary, sizeof(r.summary), "version %u: %u clauses ok", version, ck->clauses);
+	else
+		snprintf(r.summary, sizeof(r.summary), "version %u: %u of %u clauses FAIL: %s", version, ck->fails,
+		         ck->clauses, ck->failed);
+	cli_run_report(ck->cli, &cli_contract_check_command, &r);
+}
+
 int cli_contract_check(const struct cli *cli, int argc, char **argv)
 {
 	const char *topic = NULL, *target = NULL, *table = NULL, *value;
@@ -393,6 +425,8 @@ int cli_contract_check(const struct cli *cli, int argc, char **argv)
 	if (rc == -ENODATA || rc == -ENOENT) {
 		clause(&ck, "contract", false, "%s", sl_conn_error(c));
 		sl_conn_free(c);
+		if (rc == -ENODATA) /* the topic exists: its missing contract is worth a red line in status */
+			check_report(&ck, 0, target, now);
 		return CLI_EXIT_FAIL;
 	}
 	if (rc != 0) {
@@ -419,6 +453,7 @@ int cli_contract_check(const struct cli *cli, int argc, char **argv)
 	backfill_check(&ck, contract);
 	alert_note(&ck, contract);
 out:
+	check_report(&ck, rec.version, target, now);
 	free(infos);
 	sl_contract_free(contract);
 	sl_contract_record_free(&rec);

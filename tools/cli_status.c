@@ -26,8 +26,9 @@ static const struct cli_command status_command = {
                  "One screen: the broker (version, uptime, data size, free disk), topics (partitions, size, records\n"
                  "per second in and out over the last ~10 s), groups (members, lag in records and time, health state\n"
                  "as in `group describe`, an applier's counters), dead-letter topics (TOPIC.dlq) with their counts,\n"
-                 "and the last backfill and reconcile runs the tools reported. --watch redraws it every 2 s (in place\n"
-                 "on a terminal) until interrupted. Colour on a terminal unless NO_COLOR is set. --json: one object\n"
+                 "and the last backfill, reconcile and contract check runs the tools reported. --watch redraws it\n"
+                 "every 2 s (in place on a terminal) until interrupted. Colour on a terminal unless NO_COLOR is set.\n"
+                 "--json: one object "
                  "{\"broker\":{...},\"topics\":[...],\"groups\":[...],\"dead_letters\":[...],\"runs\":[...]}.\n",
 };
 
@@ -204,7 +205,7 @@ static void print_text(const struct sl_status *s, const struct style *st)
 		printf("none\n");
 	printf("\n%sRUNS%s\n", bold, plain);
 	if (s->run_count == 0)
-		printf("no backfill or reconcile run reported\n");
+		printf("no backfill, reconcile or contract check run reported\n");
 	for (uint32_t i = 0; i < s->run_count; i++) {
 		const struct sl_run_report *r = &s->runs[i];
 		duration_human(s->now_ms - r->finished_ms, a, sizeof(a));

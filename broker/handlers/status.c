@@ -138,10 +138,12 @@ void sl_handle_report_run(struct sl_req *req)
 	req->resp.report_run = &empty;
 	const Synclog__RunReport *in = req->msg->report_run->run;
 	if (in == NULL || in->kind == NULL ||
-	    (strcmp(in->kind, "backfill") != 0 && strcmp(in->kind, "reconcile") != 0) || in->topic == NULL ||
-	    sl_topic_name_check(in->topic, 1) != 0) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-		            "a run report needs kind \"backfill\" or \"reconcile\" and a valid topic name");
+	    (strcmp(in->kind, "backfill") != 0 && strcmp(in->kind, "reconcile") != 0 &&
+	     strcmp(in->kind, "contract") != 0) ||
+	    in->topic == NULL || sl_topic_name_check(in->topic, 1) != 0) {
+		sl_req_fail(
+		        req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+		        "a run report needs kind \"backfill\", \"reconcile\" or \"contract\" and a valid topic name");
 		sl_req_respond(req);
 		return;
 	}

@@ -611,9 +611,11 @@ static void render_groups_small(struct sl_server *srv, struct sl_text *o)
 static void render_runs(struct sl_server *srv, struct sl_text *o)
 {
 	static const char *const fams[][2] = {
-	        {"synclog_run_last_timestamp_seconds", "When the last backfill or reconcile run of a topic finished."},
+	        {"synclog_run_last_timestamp_seconds",
+	         "When the last backfill, reconcile or contract check run of a topic finished."},
 	        {"synclog_run_last_success", "1 when the last run of that kind on the topic succeeded."},
-	        {"synclog_run_last_rows", "Rows the last run handled (backfill: produced; reconcile: compared)."},
+	        {"synclog_run_last_rows",
+	         "Rows the last run handled (backfill: produced; reconcile: compared; contract: clauses checked)."},
 	        {"synclog_reconcile_last_differences", "Keys that differed in the last reconcile run."},
 	        {"synclog_reconcile_last_diff_ratio", "Differences over compared keys in the last reconcile run."},
 	};

@@ -751,7 +751,7 @@ struct sl_status_topic {
 	double records_in_per_s, records_out_per_s;
 };
 struct sl_run_report {
-	char kind[16]; /* "backfill" or "reconcile" */
+	char kind[16]; /* "backfill", "reconcile" or "contract" (a contract check) */
 	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
 	char target[512];
 	int64_t started_ms, finished_ms;
@@ -777,7 +777,7 @@ struct sl_status {
 /* One screen's worth from the broker; free with sl_status_free. */
 int sl_status_get(struct sl_conn *c, struct sl_status **out);
 void sl_status_free(struct sl_status *s);
-/* Tell the broker how a backfill or reconcile run ended (kept for `synclog status` and the metrics; a
+/* Tell the broker how a backfill, reconcile or contract check run ended (kept for `synclog status` and the metrics; a
  * successful backfill clears the `lost` state of the groups reading the topic). */
 int sl_run_report(struct sl_conn *c, const struct sl_run_report *run);
 /* The committed offsets of count partitions of topic (-1: nothing committed) and their commit times (may be
