@@ -409,7 +409,8 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
 	}
 	if (rc == 0)
-		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, a->topic, a->group, target_name, err, sizeof(err));
+		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, a->topic, a->group, target_name, err,
+		                      sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
 	if (rc == 0 && (a->follow || cli_is_terminal(stderr)) &&
 	    sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
