@@ -128,6 +128,25 @@ static void an_equal_version_that_changes_nothing_owned_is_a_duplicate(void **st
 	assert_int_equal(at_counters(&x->e).conflicts, 0);
 }
 
+/* A rejection sets the event aside for a later retry round (apply.h rule 8): retried, it is still its system's
+ * event, merged into the fields that system owns, and the row keeps who wrote it. */
+static void an_event_retried_after_a_rejection_is_merged_as_its_systems(void **state)
+{
+	struct env *x = *state;
+	struct at_row row;
+
+	event(&x->e, 1, "billing", "{\"status\":\"trial\",\"plan\":\"free\"}");
+	event(&x->e, 2, "support", "{\"status\":\"cancelled\",\"note\":\"vip\"}");
+	x->e.faults = (struct at_faults){.op = "upsert", .after = 1, .times = 1, .rc = SL_APPLY_REJECTED};
+	run(&x->e);
+	assert_int_equal(x->e.faults.calls, 3); /* billing's, support's rejected, support's retried */
+	assert_int_equal(x->e.sink.calls, 0);
+	assert_int_equal(at_row_get(&x->e, "cust-1", &row), 1);
+	assert_string_equal(row.value, "{\"status\":\"trial\",\"plan\":\"free\",\"note\":\"vip\"}");
+	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE origin_system = 'support'"), 1);
+	assert_int_equal(at_counters(&x->e).applied, 2);
+}
+
 static void numbers_keep_their_spelling_through_a_merge(void **state)
 {
 	struct env *x = *state;
@@ -188,6 +207,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(fields_an_event_may_not_change_are_noted, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_field_the_system_leaves_out_is_removed_others_stay, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_equal_version_that_changes_nothing_owned_is_a_duplicate, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(an_event_retried_after_a_rejection_is_merged_as_its_systems, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(numbers_keep_their_spelling_through_a_merge, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
