@@ -136,6 +136,30 @@ static void dead_letter_mode_sends_it_away_and_goes_on(void **state)
 	assert_non_null(strstr(x->e.sink.dead[0].error, "schema version 2"));
 }
 
+/* Dead letters leave in offset order: an unknown version after a record the target rejects (set aside for retry
+ * rounds, apply.h rule 8) waits for it, and both go, the rejected one first. */
+static void dead_letters_of_schema_and_rejection_leave_in_offset_order(void **state)
+{
+	struct env *x = *state;
+
+	assert_int_equal(contract_use(x, "source_of_truth: {system: b}\nschema: {versions: [1], on_unknown: "
+	                                 "dead-letter}\n"),
+	                 0);
+	at_upsert(x->e.src, 0, "a", 1, "this is not JSON");
+	at_schema_set(x->e.src, 0, at_upsert(x->e.src, 0, "b", 1, "{}"), 2);
+	at_upsert(x->e.src, 0, "c", 1, "{}");
+	x->e.options.reject_retries_max = 2;
+	assert_int_equal(at_engine_start(&x->e), 0);
+	assert_int_equal(at_run(&x->e, 10), 0);
+	assert_int_equal(x->e.sink.count, 2);
+	assert_int_equal(x->e.sink.dead[0].offset, 0);
+	assert_non_null(strstr(x->e.sink.dead[0].error, "rejected by the target 3 times"));
+	assert_int_equal(x->e.sink.dead[1].offset, 1);
+	assert_non_null(strstr(x->e.sink.dead[1].error, "schema version 2"));
+	assert_int_equal(at_counters(&x->e).applied, 1);
+	assert_int_equal(at_counters(&x->e).dead_lettered, 2);
+}
+
 /* An upcast from version 1 to 2: {"full_name": X} becomes {"name": {"first": X}}. */
 static int upcast_cb(const struct sl_apply_record *r, const uint8_t *value, size_t len, int32_t *version,
                      const uint8_t **out, size_t *out_len, char *why, size_t why_bytes, void *cb_arg)
@@ -200,6 +224,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(an_unknown_version_holds_its_partition_and_only_it, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_consumer_that_knows_the_version_resumes_at_the_hold, setup, teardown),
 	        cmocka_unit_test_setup_teardown(dead_letter_mode_sends_it_away_and_goes_on, setup, teardown),
+	        cmocka_unit_test_setup_teardown(dead_letters_of_schema_and_rejection_leave_in_offset_order, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(an_upcast_brings_old_versions_to_the_accepted_one, setup, teardown),
 	        cmocka_unit_test_setup_teardown(deletes_and_records_without_a_version_of_an_accepted_schema_apply,
 	                                        setup, teardown),
