@@ -516,6 +516,35 @@ static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *s
 	        (unsigned long long)lost, a->topic, a->target, a->group);
 }
 
+/* A conflict policy other than version, and field ownership, read the stored row and keep the conflicts table
+ * (apply.h rule 9c, 9d): a target store without those refuses them here, before anything is applied, and says what
+ * to do. Returns CLI_EXIT_OK to go on. */
+static int rules_store_check(const struct apply_args *a, const struct sl_contract *contract,
+                             const struct sl_apply_options *o, const struct sl_apply_store *store,
+                             const char *target_name)
+{
+	bool ownership = contract != NULL && sl_contract_has_ownership(contract);
+
+	if (store->ops->row_get != NULL && store->ops->conflict_note != NULL)
+		return CLI_EXIT_OK;
+	if (o->conflicts != SL_CONFLICTS_VERSION)
+		return cli_fail(&apply_command,
+		                "target %s keeps no conflicts table and no row's last writer, which the %s conflict "
+		                "policy (%s) needs: nothing was applied. Apply to a SQLite target, or with --conflicts "
+		                "version",
+		                target_name, sl_contract_conflicts_name(o->conflicts),
+		                a->conflicts >= 0 ? "--conflicts" : "the topic's contract");
+	if (ownership)
+		return cli_fail(
+		        &apply_command,
+		        "target %s keeps no conflicts table and no row's last writer, which the field ownership "
+		        "of topic %s's contract (fields_owned, fields_derived) needs: nothing was applied. Apply "
+		        "to a SQLite target, or with --no-contract (the contract's other rules are then left out "
+		        "too)",
+		        target_name, a->topic);
+	return CLI_EXIT_OK;
+}
+
 static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db,
                      const struct sl_contract *contract)
 {
@@ -592,6 +621,8 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	o.dead_letter_cb_arg = dlq;
 	o.stop = cli_interrupted_flag();
 	sl_apply_sqlite_store(db, &store);
+	if (rc == 0 && (exit_code = rules_store_check(a, contract, &o, &store, target_name)) != CLI_EXIT_OK)
+		goto out;
 	if (rc == 0) {
 		sl_apply_fetch_source_get(src, &source);
 		rc = sl_apply_new(&engine, &o, &store, &source, err, sizeof(err));
