@@ -11,7 +11,14 @@
  *   3. After a rollback the source is sought to committed positions: no record is lost or handed out twice.
  *
  * A transaction goes: closed --begin (first record)--> open --commit--> closed, or --failure--> rollback, reload
- * positions, seek, closed. */
+ * positions, seek, closed.
+ *
+ * With a store that prefetches, a poll gathers the fetched batch into the engine's own memory in chunks (struct
+ * apply_gather: the records, and their keys, values and idempotency keys copied into one buffer), and every
+ * transaction starts with a prefetch of the chunk's records still to apply. When a commit comes back
+ * SL_APPLY_REJECTED (the database refused a kept write), replay_records says how many records the following polls
+ * apply in transactions without prefetch, record by record, before batches resume: the refused chunk, fetched
+ * again from the committed positions. Each such transaction commits, so a replay always moves forward. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +41,16 @@ struct apply_part {
 	bool touched;
 };
 
+/* A chunk of a fetched batch, copied so that it outlives the source's next calls (apply.h, "Batches"). */
+struct apply_gather {
+	struct sl_apply_record *records;
+	uint32_t count;
+	uint32_t cap;
+	uint8_t *bytes;
+	size_t bytes_len;
+	size_t bytes_cap;
+};
+
 struct sl_apply {
 	struct sl_apply_options o;
 	char group[GROUP_BYTES_MAX + 1];
@@ -54,6 +71,12 @@ struct sl_apply {
 	bool commit_due;
 	/* The source still reads past a rolled-back transaction: nothing may be fetched until a seek succeeded. */
 	bool seek_pending;
+	struct apply_gather gather;
+	/* Records still to apply without prefetch after a commit refused a kept write. */
+	uint32_t replay_records;
+	/* The open transaction began with a prefetch, and holds this many records. */
+	bool txn_prefetched;
+	uint32_t txn_chunk_records;
 	char error[SL_ERROR_BYTES];
 };
 
@@ -170,6 +193,8 @@ void sl_apply_free(struct sl_apply *a)
 		free(a->parts[i].topic);
 	free(a->parts);
 	free(a->positions);
+	free(a->gather.records);
+	free(a->gather.bytes);
 	free(a);
 }
 
@@ -337,6 +362,26 @@ static int txn_begin(struct sl_apply *a)
 	a->in_txn = true;
 	a->txn_now_ms = now;
 	a->txn_records = 0;
+	a->txn_prefetched = false;
+	return 0;
+}
+
+/* Begin a transaction for the records of the gathered chunk from index first on, with a prefetch of them unless
+ * they are being replayed one by one. */
+static int txn_begin_chunk(struct sl_apply *a, uint32_t first)
+{
+	const struct apply_gather *g = &a->gather;
+	int rc = txn_begin(a);
+
+	if (rc != 0 || a->replay_records > 0)
+		return rc;
+	rc = a->store.ops->prefetch(a->store.ctx, g->records + first, g->count - first);
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "%s", a->store.ops->error(a->store.ctx));
+		return rc;
+	}
+	a->txn_prefetched = true;
+	a->txn_chunk_records = g->count - first;
 	return 0;
 }
 
@@ -366,9 +411,18 @@ static int txn_commit(struct sl_apply *a)
 		}
 	}
 	rc = ops->commit(a->store.ctx);
+	if (rc == SL_APPLY_REJECTED && a->txn_prefetched) {
+		/* A kept write was refused and the store cannot say which: apply the chunk again record by record. */
+		a->replay_records = a->txn_chunk_records;
+		snprintf(a->error, sizeof(a->error),
+		         "the target refused a record of a batch of %u at commit (%s); applying them again one at a "
+		         "time",
+		         a->txn_chunk_records, ops->error(a->store.ctx));
+		return rc;
+	}
 	if (rc != 0) {
 		snprintf(a->error, sizeof(a->error), "%s", ops->error(a->store.ctx));
-		return rc;
+		return rc == SL_APPLY_REJECTED ? -EIO : rc;
 	}
 	for (uint32_t i = 0; i < a->part_count; i++) {
 		struct apply_part *p = &a->parts[i];
@@ -486,6 +540,29 @@ static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, cons
 	return rc;
 }
 
+/* Rule 7's end: commit what precedes r (so that a refusal of it cannot come after the dead letter was sent), send
+ * r to the sink, and commit its offset at once (so that a later failure in this batch cannot send it again).
+ * Leaves no transaction open. Returns 0 or a negative errno. */
+static int record_dead_letter(struct sl_apply *a, const struct sl_apply_record *r, const char *why)
+{
+	int64_t i;
+	int rc = txn_commit(a);
+
+	if (rc == 0)
+		rc = dead_letter(a, r, why);
+	if (rc == 0)
+		rc = txn_begin(a);
+	if (rc != 0)
+		return rc;
+	i = part_find(a, r->topic, r->partition, false);
+	SL_ASSERT(i >= 0);
+	counters_count(&a->parts[i].txn, OUT_DEAD_LETTERED);
+	a->parts[i].touched = true;
+	a->parts[i].next = r->rec.offset + 1;
+	a->txn_records++;
+	return txn_commit(a);
+}
+
 /* Handle one record in the open transaction. Returns 0 or a negative errno (the transaction must be aborted). */
 static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 {
@@ -501,9 +578,9 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 	}
 	p = &a->parts[i];
 	SL_ASSERT(r->rec.offset >= 0);
-	p->touched = true;
 	if (p->next >= 0 && r->rec.offset < p->next) {
 		/* Delivered again (the source went back): the store already holds its effect. */
+		p->touched = true;
 		p->txn.duplicate++;
 		return 0;
 	}
@@ -523,12 +600,9 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 			a->o.sleep_ms(backoff_ms(a, attempt), a->o.clock_arg);
 		}
 	}
-	if (rc == SL_APPLY_REJECTED) {
-		rc = dead_letter(a, r, why);
-		if (rc != 0)
-			return rc;
-		outcome = OUT_DEAD_LETTERED;
-	} else if (rc != 0) {
+	if (rc == SL_APPLY_REJECTED)
+		return record_dead_letter(a, r, why);
+	if (rc != 0) {
 		const char *msg = a->store.ops->error(a->store.ctx);
 
 		snprintf(a->error, sizeof(a->error), "topic '%s' partition %u offset %lld: %s", r->topic, r->partition,
@@ -536,11 +610,9 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 		return rc;
 	}
 	counters_count(&p->txn, outcome);
+	p->touched = true;
 	p->next = r->rec.offset + 1;
 	a->txn_records++;
-	/* Commit the dead letter's offset now: a later failure in this batch must not send it a second time. */
-	if (outcome == OUT_DEAD_LETTERED)
-		return txn_commit(a);
 	return 0;
 }
 
@@ -605,27 +677,143 @@ int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out)
 	return rc;
 }
 
-int sl_apply_poll(struct sl_apply *a)
+/* The position of a copied field while the chunk is gathered: its offset in bytes plus one, NULL for none (the
+ * buffer may still move). gather() turns these into pointers. */
+static const uint8_t *gather_copy(struct apply_gather *g, const uint8_t *p, int32_t len)
+{
+	size_t at = g->bytes_len;
+
+	if (p == NULL)
+		return NULL;
+	if (len > 0) {
+		memcpy(g->bytes + at, p, (size_t)len);
+		g->bytes_len += (size_t)len;
+	}
+	return (const uint8_t *)(uintptr_t)(at + 1);
+}
+
+static const uint8_t *gather_pointer(const struct apply_gather *g, const uint8_t *kept)
+{
+	return kept != NULL ? g->bytes + ((uintptr_t)kept - 1) : NULL;
+}
+
+/* Copy r into the gathered chunk. Returns 0 or -ENOMEM. Allocates only when the chunk outgrows every earlier one. */
+static int gather_add(struct apply_gather *g, const struct sl_apply_record *r)
+{
+	const struct sl_record *rec = &r->rec;
+	size_t need = g->bytes_len;
+	struct sl_apply_record *out;
+
+	need += rec->key != NULL && rec->key_len > 0 ? (size_t)rec->key_len : 0;
+	need += rec->value != NULL && rec->value_len > 0 ? (size_t)rec->value_len : 0;
+	need += rec->idempotency_key != NULL && rec->idempotency_key_len > 0 ? (size_t)rec->idempotency_key_len : 0;
+	if (g->count == g->cap) {
+		uint32_t cap = g->cap ? g->cap * 2 : 1024;
+		struct sl_apply_record *records = realloc(g->records, cap * sizeof(*records));
+
+		if (records == NULL)
+			return -ENOMEM;
+		g->records = records;
+		g->cap = cap;
+	}
+	if (need > g->bytes_cap) {
+		size_t cap = need > g->bytes_cap * 2 ? need : g->bytes_cap * 2;
+		uint8_t *bytes = realloc(g->bytes, cap);
+
+		if (bytes == NULL)
+			return -ENOMEM;
+		g->bytes = bytes;
+		g->bytes_cap = cap;
+	}
+	out = &g->records[g->count++];
+	*out = *r;
+	out->rec.key = gather_copy(g, rec->key, rec->key_len);
+	out->rec.value = gather_copy(g, rec->value, rec->value_len);
+	out->rec.idempotency_key = gather_copy(g, rec->idempotency_key, rec->idempotency_key_len);
+	return 0;
+}
+
+/* Gather the next chunk of the fetched batch: up to limit records, and past SL_APPLY_GATHER_BYTES_MAX bytes by
+ * one record at most. Returns the number of records (0 at the end of the batch) or a negative errno (a->error
+ * set). */
+static int gather(struct sl_apply *a, uint32_t limit)
+{
+	struct apply_gather *g = &a->gather;
+	struct sl_apply_record r;
+	int rc;
+
+	g->count = 0;
+	g->bytes_len = 0;
+	while (g->count < limit && g->bytes_len < SL_APPLY_GATHER_BYTES_MAX) {
+		rc = a->source.ops->next(a->source.ctx, &r);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			snprintf(a->error, sizeof(a->error), "%s", a->source.ops->error(a->source.ctx));
+			return rc;
+		}
+		if (gather_add(g, &r) != 0) {
+			snprintf(a->error, sizeof(a->error), "apply: out of memory for a batch of %u records",
+			         g->count);
+			return -ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < g->count; i++) {
+		struct sl_record *rec = &g->records[i].rec;
+
+		rec->key = gather_pointer(g, rec->key);
+		rec->value = gather_pointer(g, rec->value);
+		rec->idempotency_key = gather_pointer(g, rec->idempotency_key);
+	}
+	return (int)g->count;
+}
+
+/* Apply the fetched batch in gathered chunks, each in transactions that begin with a prefetch (apply.h,
+ * "Batches"). Returns the records handled with *failed false; after a failure, *failed true and what
+ * sl_apply_poll returns then. */
+static int poll_gathered(struct sl_apply *a, bool *failed)
+{
+	int handled = 0, rc;
+
+	*failed = true;
+	for (;;) {
+		uint32_t limit = a->o.transaction_records_max;
+		int count;
+
+		if (a->replay_records > 0 && a->replay_records < limit)
+			limit = a->replay_records;
+		count = gather(a, limit);
+		if (count < 0) {
+			txn_abort(a);
+			return count;
+		}
+		if (count == 0)
+			break;
+		for (uint32_t i = 0; i < (uint32_t)count; i++) {
+			rc = !a->in_txn ? txn_begin_chunk(a, i) : 0;
+			if (rc == 0)
+				rc = record_process(a, &a->gather.records[i]);
+			if (rc != 0)
+				return failure(a, rc);
+			handled++;
+		}
+		if (a->in_txn && (rc = txn_commit(a)) != 0)
+			return failure(a, rc);
+		/* A replayed chunk is committed: the refused record went its way and the rest was applied. */
+		a->replay_records -= a->replay_records < (uint32_t)count ? a->replay_records : (uint32_t)count;
+	}
+	*failed = false;
+	return handled;
+}
+
+/* Apply the fetched batch record by record as the source hands them out; returns as poll_gathered. */
+static int poll_streamed(struct sl_apply *a, bool *failed)
 {
 	const struct sl_apply_source_ops *src = a->source.ops;
 	struct sl_apply_record r;
 	int handled = 0, rc;
 
-	SL_ASSERT(!a->in_txn);
-	if (now_ms(a) >= a->next_purge_ms) {
-		rc = sl_apply_purge(a, NULL);
-		if (rc != 0)
-			return failure(a, rc);
-	}
-	if (a->seek_pending && (rc = source_seek(a)) != 0)
-		return rc;
-	rc = src->fetch(a->source.ctx);
-	if (rc == -EINTR)
-		return rc;
-	if (rc != 0) {
-		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
-		return rc;
-	}
+	*failed = true;
 	while ((rc = src->next(a->source.ctx, &r)) == 1) {
 		if (!a->in_txn && (rc = txn_begin(a)) != 0)
 			return failure(a, rc);
@@ -643,10 +831,38 @@ int sl_apply_poll(struct sl_apply *a)
 	}
 	if (a->in_txn && (rc = txn_commit(a)) != 0)
 		return failure(a, rc);
+	*failed = false;
+	return handled;
+}
+
+int sl_apply_poll(struct sl_apply *a)
+{
+	const struct sl_apply_source_ops *src = a->source.ops;
+	bool failed = false;
+	int rc;
+
+	SL_ASSERT(!a->in_txn);
+	if (now_ms(a) >= a->next_purge_ms) {
+		rc = sl_apply_purge(a, NULL);
+		if (rc != 0)
+			return failure(a, rc);
+	}
+	if (a->seek_pending && (rc = source_seek(a)) != 0)
+		return rc;
+	rc = src->fetch(a->source.ctx);
+	if (rc == -EINTR)
+		return rc;
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
+		return rc;
+	}
+	rc = a->store.ops->prefetch != NULL ? poll_gathered(a, &failed) : poll_streamed(a, &failed);
+	if (failed)
+		return rc;
 	a->failures = 0;
 	if (now_ms(a) - a->last_commit_ms >= a->o.commit_interval_ms)
 		commit_to_source(a);
-	return handled;
+	return rc;
 }
 
 bool sl_apply_done(const struct sl_apply *a)

@@ -19,8 +19,8 @@
  *      bring it back; a higher version does. Purge removes tombstones older than the retention window; after
  *      that the key is unknown again, as in Kafka's delete.retention.ms.
  *   7. A store rejection (-EBADMSG: a value or key the store does not accept) is retried reject_retries_max
- *      times with backoff, then the record goes to the dead-letter sink with the error text, its offset is
- *      committed, and the next record is applied.
+ *      times with backoff; then what precedes the record in its transaction is committed, the record goes to the
+ *      dead-letter sink with the error text, its offset is committed, and the next record is applied.
  * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate or
  * dead_lettered.
  *
@@ -28,11 +28,22 @@
  * offset of every partition they came from (and per-partition running counts), so a crash at any point leaves
  * the store at a batch boundary that its own offsets describe; a restart resumes there, whatever the broker
  * says. Offsets are written compare-and-set: a second applier on the same store and group makes the write fail,
- * and this one rolls back, resumes from what the store holds and, if it keeps losing, stops. A dead-lettered
- * record commits the transaction right after the dead-letter sink acknowledged it, so a later failure in the batch
- * cannot send it twice (a crash between the two can: dead letters are at-least-once, and the envelope's topic,
- * partition and offset identify a repeat). The broker (the source's commit) hears of the offsets afterwards, at
- * most every commit_interval_ms: it is for operators' lag, not for correctness.
+ * and this one rolls back, resumes from what the store holds and, if it keeps losing, stops. Before a record goes
+ * to the dead-letter sink the transaction holding what precedes it is committed, and the dead letter's offset is
+ * committed in a transaction of its own right after the sink acknowledged it: neither a refusal of the earlier
+ * records nor a later failure in the batch can send it twice (a crash between the two can: dead letters are
+ * at-least-once, and the envelope's topic, partition and offset identify a repeat). The broker (the source's
+ * commit) hears of the offsets afterwards, at most every commit_interval_ms: it is for operators' lag, not for
+ * correctness.
+ *
+ * Batches (a store with prefetch, such as PostgreSQL, where a round trip per record would cost more than the
+ * record): the engine first copies the records of a fetched batch (up to transaction_records_max of them, and
+ * SL_APPLY_GATHER_BYTES_MAX of keys, values and idempotency keys) into memory of its own, begins a transaction
+ * and hands them all to prefetch, then applies them by the rules above, in order, exactly as it would one at a
+ * time: the store answers from what it loaded and sends the writes at commit in one go. Every rule stays here,
+ * so stores cannot drift apart. When the store finds at commit that the database refused one of the kept writes,
+ * the transaction is rolled back and the same records are applied again without prefetch, record by record, so
+ * that the refused one is retried and dead-lettered alone and the rest are applied; then batches resume.
  *
  * Threads: an engine, its store and its source belong to one thread. */
 #ifndef SL_CONSUMER_APPLY_H
@@ -126,7 +137,23 @@ struct sl_apply_store_ops {
 	 * than that, and idempotency keys beyond the store's bound. Inside a transaction. */
 	int (*purge)(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out);
 	const char *(*error)(void *store);
+	/* Optional batch path (NULL: every call works on the store at once). Called right after begin with every
+	 * record the engine will apply in this transaction, in order (count >= 1; the array and the bytes it points
+	 * to stay valid until the transaction ends). Until commit or rollback the store may answer key_get and
+	 * idempotency_seen from what it loaded for these records in one query (with its own writes since applied),
+	 * and keep upsert, soft_delete, stale_record and idempotency_remember to send them at commit in one go. It
+	 * still checks every record's fields in the call that first sees them, as above (prefetch itself refuses
+	 * nothing: a record it cannot look up is refused by that call). What only the database can refuse (a
+	 * constraint, a type) shows at commit, which then undoes the transaction and returns SL_APPLY_REJECTED: the
+	 * engine applies the same records again in transactions begun without prefetch, where every call works at
+	 * once and a refusal names its record. */
+	int (*prefetch)(void *store, const struct sl_apply_record *records, uint32_t count);
 };
+
+/* Bytes of keys, values and idempotency keys the engine copies for one prefetched transaction (plus one record):
+ * a fetch brings at most 1 MiB per partition before decompression, so 64 MiB holds a fetch of many partitions
+ * and bounds what one transaction keeps in memory. */
+#define SL_APPLY_GATHER_BYTES_MAX (64u << 20)
 
 struct sl_apply_store {
 	const struct sl_apply_store_ops *ops;

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "proto/base/assert.h"
 #include "proto/base/fs.h"
 #include "consumer/client/synclog.h"
 #include "tests/unit/apply_test_util.h"
@@ -196,6 +197,7 @@ static int fault(const char *op)
 {
 	struct at_faults *f = &wrapped->faults;
 
+	wrapped->error[0] = '\0';
 	if (f->op == NULL || strcmp(f->op, op) != 0)
 		return 0;
 	if (f->calls++ < f->after || f->calls > f->after + f->times)
@@ -215,8 +217,54 @@ static int fault(const char *op)
 		return REAL->op(DB, __VA_ARGS__); \
 	} while (0)
 
+/* In a prefetched transaction, every record the engine applies must be the next one prefetched (or a later one:
+ * the rules may skip none, but a record can be looked at by several calls). */
+static void prefetched_check(const struct sl_apply_record *r)
+{
+	struct at_env *e = wrapped;
+
+	if (!e->txn_prefetched)
+		return;
+	while (e->prefetched_next < e->prefetched_count &&
+	       (e->prefetched[e->prefetched_next][0] != r->partition ||
+	        e->prefetched[e->prefetched_next][1] != (uint32_t)r->rec.offset))
+		e->prefetched_next++;
+	if (e->prefetched_next == e->prefetched_count) {
+		fprintf(stderr, "at_env: partition %u offset %lld was applied without being prefetched\n", r->partition,
+		        (long long)r->rec.offset);
+		e->prefetch.violations++;
+	}
+}
+
+/* Whether the wrapper refuses r's write: at once (returns SL_APPLY_REJECTED), or at commit when the transaction
+ * was prefetched (returns 1: the write is "kept" and dropped). 0: forward it. */
+static int refusal(const struct sl_apply_record *r)
+{
+	struct at_env *e = wrapped;
+
+	if (e->refuse_key == NULL || r->rec.key == NULL || (size_t)r->rec.key_len != strlen(e->refuse_key) ||
+	    memcmp(r->rec.key, e->refuse_key, (size_t)r->rec.key_len) != 0)
+		return 0;
+	if (e->txn_prefetched) {
+		e->txn_refused = true;
+		return 1;
+	}
+	snprintf(e->error, sizeof(e->error), "offset %lld: refused by a constraint of the target",
+	         (long long)r->rec.offset);
+	return SL_APPLY_REJECTED;
+}
+
+static void txn_state_clear(void)
+{
+	wrapped->txn_prefetched = false;
+	wrapped->txn_refused = false;
+	wrapped->prefetched_count = 0;
+	wrapped->prefetched_next = 0;
+}
+
 static int w_begin(void *st, int64_t now)
 {
+	txn_state_clear();
 	FORWARD(begin, now);
 }
 static int w_commit(void *st)
@@ -225,22 +273,41 @@ static int w_commit(void *st)
 
 	if (frc != 0)
 		return frc;
+	if (wrapped->txn_refused) {
+		/* The database refused a kept write: the whole transaction is gone. */
+		REAL->rollback(DB);
+		txn_state_clear();
+		wrapped->prefetch.refused_commits++;
+		snprintf(wrapped->error, sizeof(wrapped->error), "a kept write was refused by a constraint at commit");
+		return SL_APPLY_REJECTED;
+	}
+	txn_state_clear();
 	return REAL->commit(DB);
 }
 static void w_rollback(void *st)
 {
+	txn_state_clear();
 	REAL->rollback(DB);
 }
 static int w_key_get(void *st, const struct sl_apply_record *r, struct sl_apply_key_state *out)
 {
+	prefetched_check(r);
 	FORWARD(key_get, r, out);
 }
 static int w_upsert(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
 {
+	int refused = refusal(r);
+
+	if (refused != 0)
+		return refused < 0 ? refused : 0;
 	FORWARD(upsert, r, v, now);
 }
 static int w_soft_delete(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
 {
+	int refused = refusal(r);
+
+	if (refused != 0)
+		return refused < 0 ? refused : 0;
 	FORWARD(soft_delete, r, v, now);
 }
 /* Faults named "upsert" hit the fast path too: it is the same first write. */
@@ -250,7 +317,29 @@ static int w_write_if_newer(void *st, const struct sl_apply_record *r, int64_t n
 
 	if (frc != 0)
 		return frc;
+	frc = refusal(r);
+	if (frc != 0)
+		return frc;
 	return REAL->write_if_newer(DB, r, now, written);
+}
+static int w_prefetch(void *st, const struct sl_apply_record *records, uint32_t count)
+{
+	struct at_env *e = wrapped;
+	int frc = fault("prefetch");
+
+	if (frc != 0)
+		return frc;
+	SL_ASSERT(count >= 1 && count <= AT_PARTITIONS_MAX * AT_RECORDS_MAX);
+	e->prefetch.calls++;
+	e->prefetch.records += count;
+	for (uint32_t i = 0; i < count; i++) {
+		e->prefetched[i][0] = records[i].partition;
+		e->prefetched[i][1] = (uint32_t)records[i].rec.offset;
+	}
+	e->prefetched_count = count;
+	e->prefetched_next = 0;
+	e->txn_prefetched = true;
+	return 0;
 }
 static int w_stale(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
 {
@@ -258,6 +347,7 @@ static int w_stale(void *st, const struct sl_apply_record *r, int64_t v, int64_t
 }
 static int w_ik_seen(void *st, const struct sl_apply_record *r, bool *seen)
 {
+	prefetched_check(r);
 	FORWARD(idempotency_seen, r, seen);
 }
 static int w_ik_remember(void *st, const struct sl_apply_record *r, int64_t now)
@@ -279,7 +369,7 @@ static int w_purge(void *st, int64_t now, int64_t retention, struct sl_apply_pur
 }
 static const char *w_error(void *st)
 {
-	return REAL->error(DB);
+	return wrapped->error[0] != '\0' ? wrapped->error : REAL->error(DB);
 }
 
 #define WRAPPER_OPS                                                                                             \
@@ -288,22 +378,27 @@ static const char *w_error(void *st)
 	.idempotency_remember = w_ik_remember, .offsets_read = w_offsets_read, .offset_write = w_offset_write,  \
 	.purge = w_purge, .error = w_error
 
-/* The engine's two ways to apply a versioned record: key_get then a write, or one conditional write. */
-static const struct sl_apply_store_ops wrapper_ops_slow = {WRAPPER_OPS};
-static const struct sl_apply_store_ops wrapper_ops_fast = {WRAPPER_OPS, .write_if_newer = w_write_if_newer};
+/* The engine's three ways to apply a record (apply_test_util.h, enum at_path). */
+static const struct sl_apply_store_ops wrapper_ops[] = {
+        [AT_PATH_CONDITIONAL_WRITE] = {WRAPPER_OPS, .write_if_newer = w_write_if_newer},
+        [AT_PATH_KEY_GET] = {WRAPPER_OPS},
+        [AT_PATH_PREFETCH] = {WRAPPER_OPS, .prefetch = w_prefetch},
+};
 
 /* ---- environment ---- */
 
-bool at_slow_path;
+enum at_path at_path;
 
-int at_run_both_paths(const struct CMUnitTest *tests, size_t count)
+int at_run_all_paths(const struct CMUnitTest *tests, size_t count)
 {
 	int failed;
 
-	at_slow_path = false;
+	at_path = AT_PATH_CONDITIONAL_WRITE;
 	failed = _cmocka_run_group_tests("conditional write", tests, count, NULL, NULL);
-	at_slow_path = true;
+	at_path = AT_PATH_KEY_GET;
 	failed += _cmocka_run_group_tests("key_get then write", tests, count, NULL, NULL);
+	at_path = AT_PATH_PREFETCH;
+	failed += _cmocka_run_group_tests("prefetch, writes kept to commit", tests, count, NULL, NULL);
 	return failed;
 }
 
@@ -316,7 +411,7 @@ int at_db_open(struct at_env *e)
 		return -1;
 	}
 	sl_apply_sqlite_store(e->db, &e->sqlite_store);
-	e->store.ops = at_slow_path ? &wrapper_ops_slow : &wrapper_ops_fast;
+	e->store.ops = &wrapper_ops[at_path];
 	e->store.ctx = e;
 	return 0;
 }
@@ -329,6 +424,9 @@ int at_env_init(struct at_env *e, uint32_t part_count)
 	snprintf(e->path, sizeof(e->path), "%s/target.db", e->dir);
 	e->src = calloc(1, sizeof(*e->src));
 	if (e->src == NULL)
+		return -1;
+	e->prefetched = calloc(AT_PARTITIONS_MAX * AT_RECORDS_MAX, sizeof(*e->prefetched));
+	if (e->prefetched == NULL)
 		return -1;
 	e->src->part_count = part_count;
 	e->src->batch_records_max = 100;
@@ -355,6 +453,8 @@ void at_env_cleanup(struct at_env *e)
 	e->db = NULL;
 	free(e->src);
 	e->src = NULL;
+	free(e->prefetched);
+	e->prefetched = NULL;
 	if (sl_fs_rm_rf(e->dir) != 0)
 		fprintf(stderr, "at_env: could not remove %s\n", e->dir);
 }
@@ -495,9 +595,13 @@ int at_setup(void **state, uint32_t part_count)
 
 int at_teardown(void **state)
 {
-	at_env_cleanup(*state);
-	free(*state);
-	return 0;
+	struct at_env *e = *state;
+	uint32_t violations = e->prefetch.violations;
+
+	at_env_cleanup(e);
+	free(e);
+	/* A record applied without its prefetch breaks the store contract whatever the test checked. */
+	return violations == 0 ? 0 : -1;
 }
 
 struct sl_apply_counters at_counters(struct at_env *e)

@@ -80,6 +80,15 @@ struct at_clock {
 	uint32_t sleeps;
 };
 
+/* What a prefetching store saw (the wrapper in the prefetch path). */
+struct at_prefetch_stats {
+	uint32_t calls;
+	uint64_t records;
+	/* A record the engine applied that was not among the records prefetched for its transaction, in order. */
+	uint32_t violations;
+	uint32_t refused_commits; /* commits that found the refused key among the kept writes */
+};
+
 struct at_env {
 	char dir[256];
 	char path[300];
@@ -93,15 +102,29 @@ struct at_env {
 	struct at_clock clock;
 	struct sl_apply_options options;
 	struct sl_apply *engine;
+	/* The wrapper refuses upserts and deletes of this key (NULL: none) as a database constraint would: at once
+	 * in a transaction without prefetch, at commit in one with prefetch (a write it kept). */
+	const char *refuse_key;
+	struct at_prefetch_stats prefetch;
+	/* The wrapper's state of the open transaction (prefetch path). */
+	bool txn_prefetched;
+	bool txn_refused;
+	uint32_t prefetched_count;
+	uint32_t prefetched_next;
+	uint32_t (*prefetched)[2]; /* partition, offset of each prefetched record */
+	char error[256];
 };
 
-/* Whether the store hides its write_if_newer from the engine (which then uses key_get and a write): the tests run
- * once each way. */
-extern bool at_slow_path;
-/* Run a cmocka test array once with each of the engine's two paths; returns the failures. */
+/* The engine's three ways to apply a record, chosen by what the store offers: one conditional write
+ * (write_if_newer), key_get then a write, or a prefetch of the transaction's records first (the way of a store
+ * that sends writes at commit, such as PostgreSQL: the wrapper then prefetches and defers refusals to commit).
+ * The tests run once each way. */
+enum at_path { AT_PATH_CONDITIONAL_WRITE, AT_PATH_KEY_GET, AT_PATH_PREFETCH };
+extern enum at_path at_path;
+/* Run a cmocka test array once with each of the engine's paths; returns the failures. */
 struct CMUnitTest;
-int at_run_both_paths(const struct CMUnitTest *tests, size_t count);
-#define AT_RUN_BOTH_PATHS(tests) at_run_both_paths(tests, sizeof(tests) / sizeof((tests)[0]))
+int at_run_all_paths(const struct CMUnitTest *tests, size_t count);
+#define AT_RUN_ALL_PATHS(tests) at_run_all_paths(tests, sizeof(tests) / sizeof((tests)[0]))
 
 /* Temp dir, database, empty source with part_count partitions, options (fake clock). 0 or -1. */
 int at_env_init(struct at_env *e, uint32_t part_count);

@@ -214,5 +214,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(second_applier_on_the_same_target_is_fenced, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

@@ -1,0 +1,180 @@
+/* Tests of the applier's batch path (apply.h, "Batches"): with a store that prefetches, every transaction begins
+ * with a prefetch of exactly the records it applies; a write the database refuses at commit makes the engine apply
+ * the same records again one at a time, so that only the refused record is dead-lettered and the rest applied,
+ * and batches resume afterwards. Run over every path: the outcome is the same whichever way the store works. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/unit/apply_test_util.h"
+
+static int setup(void **state)
+{
+	return at_setup(state, 2);
+}
+
+static int teardown(void **state)
+{
+	return at_teardown(state);
+}
+
+static void keys_add(struct at_env *e, uint32_t partition, const char *prefix, int first, int count, int64_t version)
+{
+	char key[32];
+
+	for (int i = first; i < first + count; i++) {
+		snprintf(key, sizeof(key), "%s%d", prefix, i);
+		at_upsert(e->src, partition, key, version, "{}");
+	}
+}
+
+static void refused_write_is_dead_lettered_alone_and_the_rest_applied(void **state)
+{
+	struct at_env *e = *state;
+	struct at_row row;
+
+	keys_add(e, 0, "a", 0, 5, 1);
+	at_upsert(e->src, 0, "bad", 1, "{\"x\":1}");
+	keys_add(e, 0, "a", 5, 5, 1);
+	keys_add(e, 1, "b", 0, 4, 1);
+	e->refuse_key = "bad";
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 10), 0);
+	assert_int_equal(e->sink.count, 1);
+	assert_string_equal(e->sink.dead[0].key, "bad");
+	assert_int_equal(e->sink.dead[0].offset, 5);
+	assert_non_null(strstr(e->sink.dead[0].error, "refused by a constraint"));
+	assert_int_equal(at_counters(e).applied, 14);
+	assert_int_equal(at_counters(e).dead_lettered, 1);
+	assert_int_equal(at_stored_totals(e).applied, 14);
+	assert_int_equal(at_stored_totals(e).dead_lettered, 1);
+	assert_int_equal(at_row_get(e, "bad", &row), 0);
+	assert_int_equal(at_row_get(e, "a9", &row), 1);
+	assert_int_equal(at_row_get(e, "b3", &row), 1);
+	if (at_path == AT_PATH_PREFETCH)
+		assert_int_equal(e->prefetch.refused_commits, 1);
+}
+
+static void batches_resume_after_the_replay(void **state)
+{
+	struct at_env *e = *state;
+	uint32_t calls;
+
+	e->src->batch_records_max = 4;
+	keys_add(e, 0, "a", 0, 2, 1);
+	at_upsert(e->src, 0, "bad", 1, "{}");
+	keys_add(e, 0, "a", 2, 9, 1);
+	e->refuse_key = "bad";
+	assert_int_equal(at_engine_start(e), 0);
+	/* The first batch (4 records) is refused at commit and rolled back (without prefetch, the refusal comes with
+	 * the write and the next poll is the first). */
+	if (at_path == AT_PATH_PREFETCH) {
+		assert_int_equal(sl_apply_poll(e->engine), 0);
+		assert_int_equal(at_stored_totals(e).applied, 0);
+	}
+	calls = e->prefetch.calls;
+	/* The same 4 records one at a time: no prefetch, the refused one dead-lettered. */
+	assert_int_equal(sl_apply_poll(e->engine), 4);
+	assert_int_equal(e->sink.count, 1);
+	assert_int_equal(at_stored_totals(e).applied, 3);
+	if (at_path == AT_PATH_PREFETCH)
+		assert_int_equal(e->prefetch.calls, calls);
+	/* Then batches again. */
+	assert_int_equal(at_run(e, 10), 0);
+	assert_int_equal(at_stored_totals(e).applied, 11);
+	if (at_path == AT_PATH_PREFETCH) {
+		assert_int_equal(e->prefetch.calls, calls + 2);
+		assert_int_equal(e->prefetch.refused_commits, 1);
+	}
+}
+
+static void each_transaction_prefetches_the_records_it_applies(void **state)
+{
+	struct at_env *e = *state;
+
+	keys_add(e, 0, "a", 0, 4, 1);
+	at_upsert(e->src, 0, NULL, 1, "{}"); /* no key: dead-lettered, with commits before and after it */
+	keys_add(e, 0, "a", 4, 5, 1);
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 10), 0);
+	assert_int_equal(at_counters(e).applied, 9);
+	assert_int_equal(at_counters(e).dead_lettered, 1);
+	if (at_path == AT_PATH_PREFETCH) {
+		/* All 10 for the first transaction, the 5 after the dead letter for the last. */
+		assert_int_equal(e->prefetch.calls, 2);
+		assert_int_equal(e->prefetch.records, 15);
+	}
+}
+
+static void chunks_hold_at_most_transaction_records_max(void **state)
+{
+	struct at_env *e = *state;
+
+	e->options.transaction_records_max = 7;
+	keys_add(e, 0, "a", 0, 20, 1);
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(sl_apply_poll(e->engine), 20);
+	assert_int_equal(at_stored_totals(e).applied, 20);
+	if (at_path == AT_PATH_PREFETCH) {
+		assert_int_equal(e->prefetch.calls, 3);
+		assert_int_equal(e->prefetch.records, 20);
+	}
+}
+
+static void every_refused_record_is_found_across_chunks(void **state)
+{
+	struct at_env *e = *state;
+	struct at_row row;
+
+	e->options.transaction_records_max = 5;
+	keys_add(e, 0, "a", 0, 3, 1);
+	at_upsert(e->src, 0, "bad", 1, "{}");
+	keys_add(e, 0, "a", 3, 8, 1);
+	at_upsert(e->src, 0, "bad", 2, "{}");
+	keys_add(e, 1, "b", 0, 6, 1);
+	e->refuse_key = "bad";
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 20), 0);
+	assert_int_equal(e->sink.count, 2);
+	assert_int_equal(e->sink.dead[0].offset, 3);
+	assert_int_equal(e->sink.dead[1].offset, 12);
+	assert_int_equal(at_stored_totals(e).applied, 17);
+	assert_int_equal(at_stored_totals(e).dead_lettered, 2);
+	assert_int_equal(at_row_get(e, "a10", &row), 1);
+	assert_int_equal(at_query_int(e, "SELECT sum(next_offset) FROM synclog_offsets"), 19);
+}
+
+static void failed_prefetch_rolls_back_and_retries(void **state)
+{
+	struct at_env *e = *state;
+
+	keys_add(e, 0, "a", 0, 6, 1);
+	e->faults = (struct at_faults){.op = "prefetch", .after = 0, .times = 2, .rc = -EIO};
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 10), 0);
+	assert_int_equal(at_stored_totals(e).applied, 6);
+	assert_int_equal(at_counters(e).applied, 6);
+	if (at_path == AT_PATH_PREFETCH)
+		assert_int_equal(e->src->seeks, 3); /* the start and after each failure */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(refused_write_is_dead_lettered_alone_and_the_rest_applied, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(batches_resume_after_the_replay, setup, teardown),
+	        cmocka_unit_test_setup_teardown(each_transaction_prefetches_the_records_it_applies, setup, teardown),
+	        cmocka_unit_test_setup_teardown(chunks_hold_at_most_transaction_records_max, setup, teardown),
+	        cmocka_unit_test_setup_teardown(every_refused_record_is_found_across_chunks, setup, teardown),
+	        cmocka_unit_test_setup_teardown(failed_prefetch_rolls_back_and_retries, setup, teardown),
+	};
+
+	return AT_RUN_ALL_PATHS(tests);
+}
