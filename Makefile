@@ -15,7 +15,7 @@ BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -1,6 +1,6 @@
-/* `synclog apply TOPIC --group G --target sqlite:PATH`: replay a topic into a target store with the rules of
- * consumer/apply.h (stale versions logged and dropped, duplicates skipped, soft deletes purged after a window,
- * poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. */
+/* `synclog apply TOPIC --group G --target TARGET`: replay a topic into a target store (SQLite or PostgreSQL) with
+ * the rules of consumer/sync/apply.h (stale versions logged and dropped, duplicates skipped, soft deletes purged
+ * after a window, poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,25 +17,30 @@
 
 static const struct cli_command apply_command = {
         .name = "apply",
-        .usage = "usage: synclog apply TOPIC --group G --target sqlite:PATH [--follow]\n"
+        .usage = "usage: synclog apply TOPIC --group G --target TARGET [--follow] [--schema NAME]\n"
                  "                           [--tombstone-retention DURATION] [--values json|text]\n"
-                 "       synclog apply --target sqlite:PATH --purge [--tombstone-retention DURATION]\n"
+                 "       synclog apply --target TARGET --purge [--tombstone-retention DURATION]\n"
                  "\n"
-                 "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
-                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
-                 "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
-                 "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
-                 "version is applied; a record without a version applies in log order. A delete marks the row\n"
+                 "Replay TOPIC into the target store, resuming at the offsets the target holds for group G. TARGET is\n"
+                 "sqlite:PATH (a SQLite database, created when missing), postgresql://... or postgres://... (a libpq\n"
+                 "connection URI) or postgres:CONNINFO (a libpq key=value string); the tables (`entities`,\n"
+                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`) are created when missing, in\n"
+                 "PostgreSQL in schema --schema. Per key: a lower version than stored is stale (logged in\n"
+                 "stale_events, not applied), an equal version or a seen idempotency key is a duplicate (skipped), a\n"
+                 "higher version is applied; a record without a version applies in log order. A delete marks the row\n"
                  "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
-                 "is retried, then written to TOPIC.dlq with its error, topic, partition and offset.\n"
+                 "is retried, then written to TOPIC.dlq with its error, topic, partition and offset. A lost\n"
+                 "PostgreSQL connection is tried again for 60 s; the applier resumes from the stored offsets.\n"
                  "  --group G                     the target's name for its offsets (required to apply)\n"
-                 "  --target sqlite:PATH          the target database (required)\n"
+                 "  --target TARGET               the target store (required)\n"
+                 "  --schema NAME                 PostgreSQL: the schema of the tables (default synclog)\n"
                  "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
                  "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
                  "                                of the log as it was at the start\n"
                  "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
                  "                                than D, ISO 8601: P7D (default), PT12H, PT1S\n"
-                 "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                 "  --values json|text            what a value must be: one JSON value (default; PostgreSQL column\n"
+                 "                                jsonb) or UTF-8 text (column text)\n"
                  "  --purge                       only purge what is older than the retention, then exit\n"
                  "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
                  "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
@@ -45,6 +50,7 @@ struct apply_args {
 	const char *topic;
 	const char *group;
 	const char *target;
+	const char *schema;
 	bool follow;
 	bool purge;
 	int64_t retention_ms;
@@ -78,9 +84,13 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				        "--group needs a name of 1 to 200 letters, digits, '.', '_' or '-'");
 			a->group = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--target", &value)) != 0) {
-			if (rc < 0 || strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')
-				return cli_usage_error(&apply_command, "--target must be sqlite:PATH");
-			a->target = value + 7;
+			if (rc < 0)
+				return cli_usage_error(&apply_command, "--target needs a target store");
+			a->target = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--schema", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0' || strlen(value) > 63)
+				return cli_usage_error(&apply_command, "--schema needs a name of 1 to 63 bytes");
+			a->schema = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--tombstone-retention", &value)) != 0) {
 			if (rc < 0 || sl_duration_parse_iso8601(value, &a->retention_ms) != 0)
 				return cli_usage_error(&apply_command,
@@ -106,7 +116,14 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 		}
 	}
 	if (a->target == NULL)
-		return cli_usage_error(&apply_command, "--target sqlite:PATH is required");
+		return cli_usage_error(&apply_command, "--target TARGET is required");
+	{
+		struct sl_apply_target_options to = {.schema = a->schema, .values = a->values};
+		const char *bad = sl_apply_target_check(a->target, &to);
+
+		if (bad != NULL)
+			return cli_usage_error(&apply_command, "%s", bad);
+	}
 	if (a->purge)
 		return a->follow ? cli_usage_error(&apply_command, "--purge does not go with --follow") : CLI_EXIT_OK;
 	if (a->topic == NULL)
@@ -162,13 +179,13 @@ static int64_t lag_records(struct sl_conn *conn, const char *topic, const struct
 	return lag;
 }
 
-static int purge_only(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+static int purge_only(const struct cli *cli, const struct apply_args *a, struct sl_apply_target *target)
 {
 	struct sl_apply_store store;
 	struct sl_apply_purge_counts counts;
 	int rc;
 
-	sl_apply_sqlite_store(db, &store);
+	sl_apply_target_store(target, &store);
 	rc = sl_apply_store_purge(&store, sl_clock_wall_ms(), a->retention_ms, &counts);
 	if (rc != 0)
 		return cli_fail(&apply_command, "purging: %s", store.ops->error(store.ctx));
@@ -205,7 +222,7 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 	return 0;
 }
 
-static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_target *target)
 {
 	struct sl_apply_fetch_source_options so = {
 	        .broker = cli->broker,
@@ -235,7 +252,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	o.tombstone_retention_ms = a->retention_ms;
 	o.dead_letter_cb = sl_apply_dlq_send;
 	o.dead_letter_cb_arg = dlq;
-	sl_apply_sqlite_store(db, &store);
+	sl_apply_target_store(target, &store);
 	if (rc == 0) {
 		sl_apply_fetch_source_get(src, &source);
 		rc = sl_apply_new(&engine, &o, &store, &source, err, sizeof(err));
@@ -278,7 +295,8 @@ out:
 int cli_apply(const struct cli *cli, int argc, char **argv)
 {
 	struct apply_args a = {.retention_ms = 7LL * 24 * 3600 * 1000, .values = SL_APPLY_VALUES_JSON};
-	struct sl_apply_sqlite *db;
+	struct sl_apply_target_options to;
+	struct sl_apply_target *target;
 	char err[SL_ERROR_BYTES];
 	int rc;
 
@@ -287,9 +305,10 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	if (sl_apply_sqlite_open(&db, a.target, a.values, err, sizeof(err)) != 0)
+	to = (struct sl_apply_target_options){.schema = a.schema, .values = a.values};
+	if (sl_apply_target_open(&target, a.target, &to, err, sizeof(err)) != 0)
 		return cli_fail(&apply_command, "%s", err);
-	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db);
-	sl_apply_sqlite_close(db);
+	rc = a.purge ? purge_only(cli, &a, target) : apply_run(cli, &a, target);
+	sl_apply_target_close(target);
 	return rc;
 }

@@ -420,6 +420,14 @@ static int txn_commit(struct sl_apply *a)
 		         a->txn_chunk_records, ops->error(a->store.ctx));
 		return rc;
 	}
+	if (rc == -ESTALE) {
+		/* A store that keeps its offset writes to commit reports the compare-and-set there. */
+		snprintf(a->error, sizeof(a->error),
+		         "the stored offsets of group '%s' moved (%s): another applier writes this target for the same "
+		         "group; run one applier per target and group",
+		         a->group, ops->error(a->store.ctx));
+		return rc;
+	}
 	if (rc != 0) {
 		snprintf(a->error, sizeof(a->error), "%s", ops->error(a->store.ctx));
 		return rc == SL_APPLY_REJECTED ? -EIO : rc;

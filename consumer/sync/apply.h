@@ -141,7 +141,8 @@ struct sl_apply_store_ops {
 	 * record the engine will apply in this transaction, in order (count >= 1; the array and the bytes it points
 	 * to stay valid until the transaction ends). Until commit or rollback the store may answer key_get and
 	 * idempotency_seen from what it loaded for these records in one query (with its own writes since applied),
-	 * and keep upsert, soft_delete, stale_record and idempotency_remember to send them at commit in one go. It
+	 * and keep upsert, soft_delete, stale_record, idempotency_remember and offset_write to send them at commit
+	 * in one go (offset_write's -ESTALE then comes from commit). It
 	 * still checks every record's fields in the call that first sees them, as above (prefetch itself refuses
 	 * nothing: a record it cannot look up is refused by that call). What only the database can refuse (a
 	 * constraint, a type) shows at commit, which then undoes the transaction and returns SL_APPLY_REJECTED: the
@@ -277,9 +278,12 @@ enum sl_apply_values {
 	SL_APPLY_VALUES_TEXT = 1, /* UTF-8 text without NUL bytes */
 };
 
-/* Idempotency keys kept at most (the oldest go first): 10 million keys of ~40 bytes are ~1 GB of database, the
- * most a target should spend on remembering. */
-#define SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX 10000000
+/* Idempotency keys kept at most by a store (the oldest go first): 10 million keys of ~40 bytes are ~1 GB of
+ * database, the most a target should spend on remembering. */
+#define SL_APPLY_IDEMPOTENCY_KEYS_MAX        10000000
+#define SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX SL_APPLY_IDEMPOTENCY_KEYS_MAX
+/* An idempotency key longer than this is refused: it is an event id, not a payload. */
+#define SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX   1024
 
 struct sl_apply_sqlite;
 
@@ -290,6 +294,63 @@ int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl
 /* The store table of db, for sl_apply_new. */
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out);
 void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
+
+/* ---- the PostgreSQL store (consumer/sync/apply_pg.c) ----
+ *
+ * The same tables as SQLite, in a schema of their own (created when missing, with the schema), with PostgreSQL's
+ * types (schema version 1 in SCHEMA.synclog_schema):
+ *   entities (key text PRIMARY KEY, version bigint NOT NULL, value jsonb (text with SL_APPLY_VALUES_TEXT),
+ *             deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text, "partition" integer,
+ *             "offset" bigint, applied_at_ms bigint)
+ *   stale_events (key text, stored_version bigint, incoming_version bigint, topic text, "partition" integer,
+ *                 "offset" bigint, seen_at_ms bigint)
+ *   synclog_offsets ("group", topic, "partition", next_offset, applied, stale, duplicate, deleted, dead_lettered,
+ *                    updated_at_ms)
+ *   synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY, seen_at_ms bigint)
+ * A commit is as durable as the server's synchronous_commit makes it. The store prefetches: each transaction
+ * reads the stored state of all its keys in one query and sends its writes at commit (apply_pg.c says how). */
+
+struct sl_apply_pg_options {
+	/* A libpq connection URI (postgresql://...) or key=value connection string. */
+	const char *conninfo;
+	/* The schema of the tables: 1 to 63 bytes (NULL: SL_APPLY_PG_SCHEMA_DEFAULT). */
+	const char *schema;
+	enum sl_apply_values values;
+	/* A lost connection is tried again, with backoff, for this long before calls fail (0: the default). */
+	uint32_t reconnect_timeout_ms;
+};
+
+#define SL_APPLY_PG_SCHEMA_DEFAULT               "synclog"
+/* 60 s: longer than a restart of the server or a failover of a managed database, short enough that an applier
+ * whose database is gone for good says so while someone is still looking. */
+#define SL_APPLY_PG_RECONNECT_TIMEOUT_MS_DEFAULT 60000
+
+struct sl_apply_pg;
+
+/* Connect, create the schema and tables when missing and check them (schema version, the value column's type
+ * against values, a UTF-8 database). Returns 0, or a negative errno with err set. */
+int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options *o, char *err, size_t err_bytes);
+/* The store table of db, for sl_apply_new. */
+void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out);
+void sl_apply_pg_close(struct sl_apply_pg *db);
+
+/* ---- a target store by name (consumer/sync/apply_target.c) ----
+ * sqlite:PATH, postgresql://... or postgres://... (a libpq URI), postgres:CONNINFO (a key=value string). */
+
+struct sl_apply_target_options {
+	const char *schema; /* PostgreSQL: the tables' schema (NULL: SL_APPLY_PG_SCHEMA_DEFAULT) */
+	enum sl_apply_values values;
+};
+
+struct sl_apply_target;
+
+/* NULL when target is a form this build knows and the options fit it; else what is wrong (a usage error). */
+const char *sl_apply_target_check(const char *target, const struct sl_apply_target_options *o);
+/* Open (creating) the store target names. Returns 0, or a negative errno with err set. */
+int sl_apply_target_open(struct sl_apply_target **out, const char *target, const struct sl_apply_target_options *o,
+                         char *err, size_t err_bytes);
+void sl_apply_target_store(struct sl_apply_target *t, struct sl_apply_store *out);
+void sl_apply_target_close(struct sl_apply_target *t);
 
 /* ---- the broker as source and dead-letter sink (consumer/apply_broker.c) ---- */
 

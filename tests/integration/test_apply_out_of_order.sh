@@ -25,7 +25,10 @@ expect_exit 2 "$S" apply accounts --target "sqlite:$TMP/t.db"
 grep -q -- '--group' "$TMP/err" || fail "missing --group: $(cat "$TMP/err")"
 expect_exit 2 "$S" apply accounts --group g
 expect_exit 2 "$S" apply accounts --group "a b" --target "sqlite:$TMP/t.db"
-expect_exit 2 "$S" apply accounts --group g --target postgres://x
+expect_exit 2 "$S" apply accounts --group g --target mysql://x
+expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --schema s
+expect_exit 1 "$S" apply accounts --group g --target postgresql://postgres@127.0.0.1:1/db
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q 'cannot connect' "$TMP/err" || fail "unreachable PostgreSQL: $(cat "$TMP/err")"
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention 7d
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention P1M
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --values xml

@@ -1,6 +1,7 @@
 /* The applier tests' fake source, failing store wrapper, dead-letter recorder, fake clock and table queries
  * (apply_test_util.h). */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "proto/base/assert.h"
 #include "proto/base/fs.h"
 #include "consumer/client/synclog.h"
+#include "consumer/client/json_text.h"
 #include "tests/unit/apply_test_util.h"
 #include "tests/unit/log_test_util.h"
 
@@ -207,8 +209,8 @@ static int fault(const char *op)
 	return f->rc;
 }
 
-#define REAL (wrapped->sqlite_store.ops)
-#define DB   (wrapped->sqlite_store.ctx)
+#define REAL (wrapped->real_store.ops)
+#define DB   (wrapped->real_store.ctx)
 #define FORWARD(op, ...)                          \
 	do {                                      \
 		int frc = fault(#op);             \
@@ -339,7 +341,8 @@ static int w_prefetch(void *st, const struct sl_apply_record *records, uint32_t 
 	e->prefetched_count = count;
 	e->prefetched_next = 0;
 	e->txn_prefetched = true;
-	return 0;
+	/* A store that prefetches by itself (PostgreSQL) gets the call; over SQLite the wrapper only pretends. */
+	return REAL->prefetch != NULL ? REAL->prefetch(DB, records, count) : 0;
 }
 static int w_stale(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
 {
@@ -383,7 +386,55 @@ static const struct sl_apply_store_ops wrapper_ops[] = {
         [AT_PATH_CONDITIONAL_WRITE] = {WRAPPER_OPS, .write_if_newer = w_write_if_newer},
         [AT_PATH_KEY_GET] = {WRAPPER_OPS},
         [AT_PATH_PREFETCH] = {WRAPPER_OPS, .prefetch = w_prefetch},
+        [AT_PATH_POSTGRESQL] = {WRAPPER_OPS, .prefetch = w_prefetch},
 };
+
+/* ---- the PostgreSQL server of a run ---- */
+
+static char pg_dir[256];
+static char pg_conninfo[512];
+
+/* Start a server in a directory of its own (tests/integration/pg_lib.sh; the tests run from the repository's
+ * root). Returns 0 or -1. */
+static int pg_server_start(void)
+{
+	char cmd[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(pg_dir, sizeof(pg_dir), "/tmp/synclog-apply-pg.XXXXXX");
+	if (mkdtemp(pg_dir) == NULL) {
+		pg_dir[0] = '\0';
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "tests/integration/pg_lib.sh start %s/pg", pg_dir);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(pg_conninfo, 1, sizeof(pg_conninfo) - 1, f);
+	pg_conninfo[n] = '\0';
+	while (n > 0 && pg_conninfo[n - 1] == '\n')
+		pg_conninfo[--n] = '\0';
+	if (pclose(f) != 0 || n == 0) {
+		fprintf(stderr, "at_env: could not start PostgreSQL (%s)\n", cmd);
+		return -1;
+	}
+	return 0;
+}
+
+static void pg_server_stop(void)
+{
+	char cmd[512];
+
+	if (pg_dir[0] == '\0')
+		return;
+	snprintf(cmd, sizeof(cmd), "tests/integration/pg_lib.sh stop %s/pg", pg_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "at_env: could not stop PostgreSQL (%s)\n", cmd);
+	if (sl_fs_rm_rf(pg_dir) != 0)
+		fprintf(stderr, "at_env: could not remove %s\n", pg_dir);
+	pg_dir[0] = '\0';
+}
 
 /* ---- environment ---- */
 
@@ -399,20 +450,40 @@ int at_run_all_paths(const struct CMUnitTest *tests, size_t count)
 	failed += _cmocka_run_group_tests("key_get then write", tests, count, NULL, NULL);
 	at_path = AT_PATH_PREFETCH;
 	failed += _cmocka_run_group_tests("prefetch, writes kept to commit", tests, count, NULL, NULL);
+	at_path = AT_PATH_POSTGRESQL;
+	if (pg_server_start() == 0)
+		failed += _cmocka_run_group_tests("the PostgreSQL store", tests, count, NULL, NULL);
+	else
+		failed++;
+	pg_server_stop();
 	return failed;
 }
 
 int at_db_open(struct at_env *e)
 {
+	struct sl_apply_target_options o = {.schema = at_path == AT_PATH_POSTGRESQL ? e->schema : NULL};
 	char err[SL_ERROR_BYTES];
 
-	if (sl_apply_sqlite_open(&e->db, e->path, SL_APPLY_VALUES_JSON, err, sizeof(err)) != 0) {
+	if (sl_apply_target_open(&e->db, e->target, &o, err, sizeof(err)) != 0) {
 		fprintf(stderr, "at_env: %s\n", err);
 		return -1;
 	}
-	sl_apply_sqlite_store(e->db, &e->sqlite_store);
+	sl_apply_target_store(e->db, &e->real_store);
 	e->store.ops = &wrapper_ops[at_path];
 	e->store.ctx = e;
+	return 0;
+}
+
+int at_store_open_another(struct at_env *e, struct sl_apply_target **out, struct sl_apply_store *store)
+{
+	struct sl_apply_target_options o = {.schema = at_path == AT_PATH_POSTGRESQL ? e->schema : NULL};
+	char err[SL_ERROR_BYTES];
+
+	if (sl_apply_target_open(out, e->target, &o, err, sizeof(err)) != 0) {
+		fprintf(stderr, "at_env: %s\n", err);
+		return -1;
+	}
+	sl_apply_target_store(*out, store);
 	return 0;
 }
 
@@ -422,6 +493,14 @@ int at_env_init(struct at_env *e, uint32_t part_count)
 	if (lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0)
 		return -1;
 	snprintf(e->path, sizeof(e->path), "%s/target.db", e->dir);
+	if (at_path == AT_PATH_POSTGRESQL) {
+		static unsigned tests;
+
+		snprintf(e->schema, sizeof(e->schema), "t%d_%u", (int)getpid(), ++tests);
+		snprintf(e->target, sizeof(e->target), "postgres:%s", pg_conninfo);
+	} else {
+		snprintf(e->target, sizeof(e->target), "sqlite:%s", e->path);
+	}
 	e->src = calloc(1, sizeof(*e->src));
 	if (e->src == NULL)
 		return -1;
@@ -449,8 +528,16 @@ int at_env_init(struct at_env *e, uint32_t part_count)
 void at_env_cleanup(struct at_env *e)
 {
 	at_engine_stop(e);
-	sl_apply_sqlite_close(e->db);
+	sl_apply_target_close(e->db);
 	e->db = NULL;
+	if (e->query_conn != NULL) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "DROP SCHEMA \"%s\" CASCADE", e->schema);
+		PQclear(PQexec(e->query_conn, sql));
+		PQfinish(e->query_conn);
+		e->query_conn = NULL;
+	}
 	free(e->src);
 	e->src = NULL;
 	free(e->prefetched);
@@ -462,8 +549,11 @@ void at_env_cleanup(struct at_env *e)
 void at_db_close(struct at_env *e)
 {
 	at_engine_stop(e);
-	sl_apply_sqlite_close(e->db);
+	sl_apply_target_close(e->db);
 	e->db = NULL;
+	/* A forked child must not share the query connection either. */
+	PQfinish(e->query_conn);
+	e->query_conn = NULL;
 }
 
 void at_source_get(struct at_source *s, struct sl_apply_source *out)
@@ -475,11 +565,11 @@ void at_source_get(struct at_source *s, struct sl_apply_source *out)
 struct sl_apply_counters at_stored_totals(struct at_env *e)
 {
 	struct sl_apply_counters c = {
-	        .applied = (uint64_t)at_query_int(e, "SELECT total(applied) FROM synclog_offsets"),
-	        .stale = (uint64_t)at_query_int(e, "SELECT total(stale) FROM synclog_offsets"),
-	        .duplicate = (uint64_t)at_query_int(e, "SELECT total(duplicate) FROM synclog_offsets"),
-	        .deleted = (uint64_t)at_query_int(e, "SELECT total(deleted) FROM synclog_offsets"),
-	        .dead_lettered = (uint64_t)at_query_int(e, "SELECT total(dead_lettered) FROM synclog_offsets"),
+	        .applied = (uint64_t)at_query_int(e, "SELECT sum(applied) FROM synclog_offsets"),
+	        .stale = (uint64_t)at_query_int(e, "SELECT sum(stale) FROM synclog_offsets"),
+	        .duplicate = (uint64_t)at_query_int(e, "SELECT sum(duplicate) FROM synclog_offsets"),
+	        .deleted = (uint64_t)at_query_int(e, "SELECT sum(deleted) FROM synclog_offsets"),
+	        .dead_lettered = (uint64_t)at_query_int(e, "SELECT sum(dead_lettered) FROM synclog_offsets"),
 	};
 	return c;
 }
@@ -508,7 +598,7 @@ void at_engine_stop(struct at_env *e)
 int at_restart(struct at_env *e)
 {
 	at_engine_stop(e);
-	sl_apply_sqlite_close(e->db);
+	sl_apply_target_close(e->db);
 	e->db = NULL;
 	if (at_db_open(e) != 0)
 		return -1;
@@ -530,6 +620,78 @@ int at_run(struct at_env *e, uint32_t polls_max)
 
 /* ---- queries, on a connection of their own ---- */
 
+/* The PostgreSQL connection of the queries, in the test's schema. */
+static PGconn *pg_query_conn(struct at_env *e)
+{
+	char sql[128];
+	PGresult *res;
+
+	if (e->query_conn != NULL)
+		return e->query_conn;
+	e->query_conn = PQconnectdb(pg_conninfo);
+	if (PQstatus(e->query_conn) != CONNECTION_OK) {
+		fprintf(stderr, "at_env: %s", PQerrorMessage(e->query_conn));
+		PQfinish(e->query_conn);
+		e->query_conn = NULL;
+		return NULL;
+	}
+	snprintf(sql, sizeof(sql), "SET search_path = \"%s\"; SET client_min_messages = warning", e->schema);
+	res = PQexec(e->query_conn, sql);
+	PQclear(res);
+	return e->query_conn;
+}
+
+static int pg_row_get(struct at_env *e, const char *key, struct at_row *out)
+{
+	const char *params[1] = {key};
+	PGconn *c = pg_query_conn(e);
+	PGresult *res;
+	int found = -1;
+
+	if (c == NULL)
+		return -1;
+	res = PQexecParams(c,
+	                   "SELECT version, value::text, deleted::int, deleted_at_ms, \"offset\" FROM entities"
+	                   " WHERE key = $1",
+	                   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		found = PQntuples(res) == 1;
+		if (found) {
+			const char *v = PQgetvalue(res, 0, 1);
+
+			out->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			out->value_null = PQgetisnull(res, 0, 1);
+			/* jsonb prints with spaces: compare as the source wrote it, without them. */
+			out->value[sl_json_minify(v, strlen(v) < sizeof(out->value) ? strlen(v) : 0, out->value)] =
+			        '\0';
+			out->deleted = atoi(PQgetvalue(res, 0, 2));
+			out->deleted_at_ms = PQgetisnull(res, 0, 3) ? -1 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+			out->offset = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+		}
+	} else {
+		fprintf(stderr, "at_row_get: %s", PQerrorMessage(c));
+	}
+	PQclear(res);
+	return found;
+}
+
+static int64_t pg_query_int(struct at_env *e, const char *sql)
+{
+	PGconn *c = pg_query_conn(e);
+	PGresult *res;
+	int64_t v = -1;
+
+	if (c == NULL)
+		return -1;
+	res = PQexec(c, sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	else
+		fprintf(stderr, "at_query_int: %s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	return v;
+}
+
 int at_row_get(struct at_env *e, const char *key, struct at_row *out)
 {
 	sqlite3 *db;
@@ -537,6 +699,8 @@ int at_row_get(struct at_env *e, const char *key, struct at_row *out)
 	int rc, found = -1;
 
 	memset(out, 0, sizeof(*out));
+	if (at_path == AT_PATH_POSTGRESQL)
+		return pg_row_get(e, key, out);
 	if (sqlite3_open_v2(e->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_prepare_v2(db,
@@ -568,6 +732,8 @@ int64_t at_query_int(struct at_env *e, const char *sql)
 	sqlite3_stmt *st;
 	int64_t v = -1;
 
+	if (at_path == AT_PATH_POSTGRESQL)
+		return pg_query_int(e, sql);
 	if (sqlite3_open_v2(e->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {

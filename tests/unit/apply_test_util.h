@@ -92,9 +92,12 @@ struct at_prefetch_stats {
 struct at_env {
 	char dir[256];
 	char path[300];
-	struct sl_apply_sqlite *db;
-	struct sl_apply_store sqlite_store; /* the real one */
-	struct sl_apply_store store;        /* the wrapper the engine uses */
+	char schema[64];   /* PostgreSQL: this test's schema in the path's server */
+	char target[1024]; /* sqlite:PATH or postgres:CONNINFO */
+	struct sl_apply_target *db;
+	struct sl_apply_store real_store; /* the real one */
+	struct sl_apply_store store;      /* the wrapper the engine uses */
+	void *query_conn;                 /* PostgreSQL: the connection of the queries below */
 	struct at_faults faults;
 	struct at_source *src;
 	struct sl_apply_source source;
@@ -117,9 +120,10 @@ struct at_env {
 
 /* The engine's three ways to apply a record, chosen by what the store offers: one conditional write
  * (write_if_newer), key_get then a write, or a prefetch of the transaction's records first (the way of a store
- * that sends writes at commit, such as PostgreSQL: the wrapper then prefetches and defers refusals to commit).
- * The tests run once each way. */
-enum at_path { AT_PATH_CONDITIONAL_WRITE, AT_PATH_KEY_GET, AT_PATH_PREFETCH };
+ * that sends writes at commit: the wrapper then prefetches and defers refusals to commit), each over SQLite; and
+ * the PostgreSQL store itself (which prefetches), on a server started for the run (tests/integration/pg_lib.sh)
+ * with a schema per test. The tests run once each way. */
+enum at_path { AT_PATH_CONDITIONAL_WRITE, AT_PATH_KEY_GET, AT_PATH_PREFETCH, AT_PATH_POSTGRESQL };
 extern enum at_path at_path;
 /* Run a cmocka test array once with each of the engine's paths; returns the failures. */
 struct CMUnitTest;
@@ -135,7 +139,7 @@ int at_setup(void **state, uint32_t part_count);
 int at_teardown(void **state);
 /* The engine's counters. */
 struct sl_apply_counters at_counters(struct at_env *e);
-/* Open the database of e->path (again) behind the wrapper; close it (and stop the engine). */
+/* Open the target of e->target (again) behind the wrapper; close it (and stop the engine). */
 int at_db_open(struct at_env *e);
 void at_db_close(struct at_env *e);
 /* The fake source's table for another engine. */
@@ -167,7 +171,9 @@ struct at_row {
 	int64_t offset;
 };
 int at_row_get(struct at_env *e, const char *key, struct at_row *out);
-/* A single integer from a query (-1 on error). */
+/* A single integer from a query (NULL is 0, -1 on error). The SQL must mean the same in SQLite and PostgreSQL. */
 int64_t at_query_int(struct at_env *e, const char *sql);
+/* A second store on the same target (another applier): 0 or -1. */
+int at_store_open_another(struct at_env *e, struct sl_apply_target **out, struct sl_apply_store *store);
 
 #endif

@@ -14,6 +14,12 @@
 
 #include "tests/unit/apply_test_util.h"
 
+/* Whether the store of this run prefetches (the wrapper's pretence over SQLite, or PostgreSQL). */
+static bool prefetching(void)
+{
+	return at_path == AT_PATH_PREFETCH || at_path == AT_PATH_POSTGRESQL;
+}
+
 static int setup(void **state)
 {
 	return at_setup(state, 2);
@@ -57,7 +63,7 @@ static void refused_write_is_dead_lettered_alone_and_the_rest_applied(void **sta
 	assert_int_equal(at_row_get(e, "bad", &row), 0);
 	assert_int_equal(at_row_get(e, "a9", &row), 1);
 	assert_int_equal(at_row_get(e, "b3", &row), 1);
-	if (at_path == AT_PATH_PREFETCH)
+	if (prefetching())
 		assert_int_equal(e->prefetch.refused_commits, 1);
 }
 
@@ -74,7 +80,7 @@ static void batches_resume_after_the_replay(void **state)
 	assert_int_equal(at_engine_start(e), 0);
 	/* The first batch (4 records) is refused at commit and rolled back (without prefetch, the refusal comes with
 	 * the write and the next poll is the first). */
-	if (at_path == AT_PATH_PREFETCH) {
+	if (prefetching()) {
 		assert_int_equal(sl_apply_poll(e->engine), 0);
 		assert_int_equal(at_stored_totals(e).applied, 0);
 	}
@@ -83,12 +89,12 @@ static void batches_resume_after_the_replay(void **state)
 	assert_int_equal(sl_apply_poll(e->engine), 4);
 	assert_int_equal(e->sink.count, 1);
 	assert_int_equal(at_stored_totals(e).applied, 3);
-	if (at_path == AT_PATH_PREFETCH)
+	if (prefetching())
 		assert_int_equal(e->prefetch.calls, calls);
 	/* Then batches again. */
 	assert_int_equal(at_run(e, 10), 0);
 	assert_int_equal(at_stored_totals(e).applied, 11);
-	if (at_path == AT_PATH_PREFETCH) {
+	if (prefetching()) {
 		assert_int_equal(e->prefetch.calls, calls + 2);
 		assert_int_equal(e->prefetch.refused_commits, 1);
 	}
@@ -105,7 +111,7 @@ static void each_transaction_prefetches_the_records_it_applies(void **state)
 	assert_int_equal(at_run(e, 10), 0);
 	assert_int_equal(at_counters(e).applied, 9);
 	assert_int_equal(at_counters(e).dead_lettered, 1);
-	if (at_path == AT_PATH_PREFETCH) {
+	if (prefetching()) {
 		/* All 10 for the first transaction, the 5 after the dead letter for the last. */
 		assert_int_equal(e->prefetch.calls, 2);
 		assert_int_equal(e->prefetch.records, 15);
@@ -121,7 +127,7 @@ static void chunks_hold_at_most_transaction_records_max(void **state)
 	assert_int_equal(at_engine_start(e), 0);
 	assert_int_equal(sl_apply_poll(e->engine), 20);
 	assert_int_equal(at_stored_totals(e).applied, 20);
-	if (at_path == AT_PATH_PREFETCH) {
+	if (prefetching()) {
 		assert_int_equal(e->prefetch.calls, 3);
 		assert_int_equal(e->prefetch.records, 20);
 	}
@@ -160,7 +166,7 @@ static void failed_prefetch_rolls_back_and_retries(void **state)
 	assert_int_equal(at_run(e, 10), 0);
 	assert_int_equal(at_stored_totals(e).applied, 6);
 	assert_int_equal(at_counters(e).applied, 6);
-	if (at_path == AT_PATH_PREFETCH)
+	if (prefetching())
 		assert_int_equal(e->src->seeks, 3); /* the start and after each failure */
 }
 
