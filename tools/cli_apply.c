@@ -204,12 +204,18 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
                       struct sl_conn *lag_conn)
 {
 	int64_t next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
+	uint32_t failures = 0;
 
 	while (!cli_interrupted() && !sl_apply_done(engine)) {
 		int rc = sl_apply_poll(engine);
 
 		if (rc < 0 && rc != -EINTR)
 			return rc;
+		/* A failed transaction that the engine retries (a lost connection, a busy database): say why, once. */
+		if (sl_apply_failures(engine) > failures)
+			fprintf(stderr, "synclog apply: warning: %s; rolled back, retrying from the target's offsets\n",
+			        sl_apply_error(engine));
+		failures = sl_apply_failures(engine);
 		if (a->follow && sl_clock_wall_ms() >= next_progress_ms) {
 			struct sl_apply_counters c;
 			int64_t lag = lag_records(lag_conn, a->topic, engine);

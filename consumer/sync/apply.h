@@ -42,8 +42,9 @@
  * and hands them all to prefetch, then applies them by the rules above, in order, exactly as it would one at a
  * time: the store answers from what it loaded and sends the writes at commit in one go. Every rule stays here,
  * so stores cannot drift apart. When the store finds at commit that the database refused one of the kept writes,
- * the transaction is rolled back and the same records are applied again without prefetch, record by record, so
- * that the refused one is retried and dead-lettered alone and the rest are applied; then batches resume.
+ * the transaction is rolled back and the same records are applied again in halves, a refused half halved again,
+ * down to one record applied without prefetch, whose refusal is retried and dead-lettered alone while the rest
+ * are applied; then batches resume (apply.c says how).
  *
  * Threads: an engine, its store and its source belong to one thread. */
 #ifndef SL_CONSUMER_APPLY_H
@@ -142,12 +143,12 @@ struct sl_apply_store_ops {
 	 * to stay valid until the transaction ends). Until commit or rollback the store may answer key_get and
 	 * idempotency_seen from what it loaded for these records in one query (with its own writes since applied),
 	 * and keep upsert, soft_delete, stale_record, idempotency_remember and offset_write to send them at commit
-	 * in one go (offset_write's -ESTALE then comes from commit). It
-	 * still checks every record's fields in the call that first sees them, as above (prefetch itself refuses
-	 * nothing: a record it cannot look up is refused by that call). What only the database can refuse (a
-	 * constraint, a type) shows at commit, which then undoes the transaction and returns SL_APPLY_REJECTED: the
-	 * engine applies the same records again in transactions begun without prefetch, where every call works at
-	 * once and a refusal names its record. */
+	 * in one go (offset_write's -ESTALE then comes from commit). It still checks every record's fields in the
+	 * call that first sees them, as above (prefetch itself refuses nothing: a record it cannot look up is
+	 * refused by that call). What only the database can refuse (a constraint, a type) shows at commit, which
+	 * then undoes the transaction and returns SL_APPLY_REJECTED: the engine applies the same records again in
+	 * smaller transactions, the last of one record begun without prefetch, where every call works at once and a
+	 * refusal names its record. */
 	int (*prefetch)(void *store, const struct sl_apply_record *records, uint32_t count);
 };
 
@@ -253,6 +254,9 @@ void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *o
 /* Next offset to apply of topic/partition as committed in the store, or -1 when the store has none. */
 int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition);
 const char *sl_apply_error(const struct sl_apply *a);
+/* Transactions that failed in a row and will be retried (0 after a poll that succeeded): a caller that sees it
+ * grow can tell the operator why (sl_apply_error) while the engine retries. */
+uint32_t sl_apply_failures(const struct sl_apply *a);
 void sl_apply_free(struct sl_apply *a);
 
 /* Purge a store without an engine (synclog apply --purge): one transaction. */

@@ -1451,12 +1451,14 @@ static int copy_send(struct sl_apply_pg *s)
 	rc = link_flush(s, "send the batch");
 	res = rc == 0 ? link_result(s, "send the batch", &rc) : NULL;
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
+		int link = rc;
+
 		if (res != NULL && rc == 0)
 			rc = fail_result(s, res, "send the batch", false);
 		else if (rc == 0)
 			rc = fail_link(s, "send the batch");
 		PQclear(res);
-		while (s->conn != NULL && (res = PQgetResult(s->conn)) != NULL)
+		while (link == 0 && s->conn != NULL && (res = link_result(s, "send the batch", &link)) != NULL)
 			PQclear(res);
 		return rc;
 	}
@@ -1464,7 +1466,13 @@ static int copy_send(struct sl_apply_pg *s)
 	if (PQputCopyData(s->conn, s->copy.p, (int)s->copy.len) != 1 || PQputCopyEnd(s->conn, NULL) != 1)
 		return fail_link(s, "send the batch");
 	rc = link_flush(s, "send the batch");
-	while (rc == 0 && (res = link_result(s, "send the batch", &rc)) != NULL) {
+	/* Read to the end of the COPY's results, a refusal included, so that the connection is idle again. */
+	for (int link = rc; link == 0;) {
+		res = link_result(s, "send the batch", &link);
+		if (res == NULL) {
+			rc = rc != 0 ? rc : link;
+			break;
+		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
 			rc = fail_result(s, res, "send the batch", true);
 		PQclear(res);

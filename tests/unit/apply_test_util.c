@@ -294,6 +294,10 @@ static void w_rollback(void *st)
 static int w_key_get(void *st, const struct sl_apply_record *r, struct sl_apply_key_state *out)
 {
 	prefetched_check(r);
+	if (!wrapped->txn_prefetched && wrapped->prefetch.direct_last != r->rec.offset + 1) {
+		wrapped->prefetch.direct_records++;
+		wrapped->prefetch.direct_last = r->rec.offset + 1;
+	}
 	FORWARD(key_get, r, out);
 }
 static int w_upsert(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)

@@ -87,6 +87,8 @@ struct at_prefetch_stats {
 	/* A record the engine applied that was not among the records prefetched for its transaction, in order. */
 	uint32_t violations;
 	uint32_t refused_commits; /* commits that found the refused key among the kept writes */
+	uint32_t direct_records;  /* records looked up in transactions begun without prefetch */
+	int64_t direct_last;      /* offset + 1 of the last of them */
 };
 
 struct at_env {

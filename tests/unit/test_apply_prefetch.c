@@ -63,40 +63,36 @@ static void refused_write_is_dead_lettered_alone_and_the_rest_applied(void **sta
 	assert_int_equal(at_row_get(e, "bad", &row), 0);
 	assert_int_equal(at_row_get(e, "a9", &row), 1);
 	assert_int_equal(at_row_get(e, "b3", &row), 1);
-	if (prefetching())
-		assert_int_equal(e->prefetch.refused_commits, 1);
+	if (prefetching()) {
+		/* The 15 of the first batch refused, then 0-6 and 3-5 (offsets of partition 0); 3, 4 and 5 alone. */
+		assert_int_equal(e->prefetch.refused_commits, 3);
+		assert_int_equal(e->prefetch.direct_records, 3);
+	}
 }
 
-static void batches_resume_after_the_replay(void **state)
+static void refused_record_is_found_by_halves(void **state)
 {
 	struct at_env *e = *state;
-	uint32_t calls;
 
-	e->src->batch_records_max = 4;
-	keys_add(e, 0, "a", 0, 2, 1);
-	at_upsert(e->src, 0, "bad", 1, "{}");
-	keys_add(e, 0, "a", 2, 9, 1);
+	e->src->batch_records_max = 64;
+	keys_add(e, 0, "a", 0, 37, 1);
+	at_upsert(e->src, 0, "bad", 1, "{}"); /* offset 37 */
+	keys_add(e, 0, "a", 37, 26, 1);
+	keys_add(e, 0, "z", 0, 10, 1); /* the next batch */
 	e->refuse_key = "bad";
 	assert_int_equal(at_engine_start(e), 0);
-	/* The first batch (4 records) is refused at commit and rolled back (without prefetch, the refusal comes with
-	 * the write and the next poll is the first). */
-	if (prefetching()) {
-		assert_int_equal(sl_apply_poll(e->engine), 0);
-		assert_int_equal(at_stored_totals(e).applied, 0);
-	}
-	calls = e->prefetch.calls;
-	/* The same 4 records one at a time: no prefetch, the refused one dead-lettered. */
-	assert_int_equal(sl_apply_poll(e->engine), 4);
+	assert_int_equal(at_run(e, 40), 0);
 	assert_int_equal(e->sink.count, 1);
-	assert_int_equal(at_stored_totals(e).applied, 3);
-	if (prefetching())
-		assert_int_equal(e->prefetch.calls, calls);
-	/* Then batches again. */
-	assert_int_equal(at_run(e, 10), 0);
-	assert_int_equal(at_stored_totals(e).applied, 11);
+	assert_int_equal(e->sink.dead[0].offset, 37);
+	assert_int_equal(at_stored_totals(e).applied, 73);
+	assert_int_equal(at_stored_totals(e).dead_lettered, 1);
+	assert_int_equal(at_counters(e).applied, 73);
 	if (prefetching()) {
-		assert_int_equal(e->prefetch.calls, calls + 2);
-		assert_int_equal(e->prefetch.refused_commits, 1);
+		/* Refused: 0-63, 32-63, 32-47, 32-39, 36-39, 36-37; then 36 and 37 alone, without prefetch. The search
+		 * is no failure of the store: it never waited, however long it took. */
+		assert_int_equal(e->prefetch.refused_commits, 6);
+		assert_int_equal(e->prefetch.direct_records, 2);
+		assert_int_equal(e->clock.sleeps, 3); /* the dead letter's retries only */
 	}
 }
 
@@ -175,7 +171,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(refused_write_is_dead_lettered_alone_and_the_rest_applied, setup,
 	                                        teardown),
-	        cmocka_unit_test_setup_teardown(batches_resume_after_the_replay, setup, teardown),
+	        cmocka_unit_test_setup_teardown(refused_record_is_found_by_halves, setup, teardown),
 	        cmocka_unit_test_setup_teardown(each_transaction_prefetches_the_records_it_applies, setup, teardown),
 	        cmocka_unit_test_setup_teardown(chunks_hold_at_most_transaction_records_max, setup, teardown),
 	        cmocka_unit_test_setup_teardown(every_refused_record_is_found_across_chunks, setup, teardown),
