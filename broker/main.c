@@ -1,51 +1,75 @@
-/* synclogd: the broker process. Parses flags and the optional JSON config file, starts the shard, prints the
- * readiness line of ../shared/CLI.md, and runs until SIGTERM/SIGINT. `--repair` opens every partition in
- * repair mode instead, reports what it set aside, and exits. */
+/* synclogd: the broker process. Parses flags and the optional config file, sets up the event log, starts the
+ * shard, prints the readiness line of the operator contract, tells a service manager it is ready, and runs until
+ * SIGTERM/SIGINT. `--repair` opens every partition in repair mode instead, reports what it set aside, and exits.
+ *
+ * What goes where: the readiness line (and --repair's report) on stdout, for scripts; everything else on stderr
+ * as event log lines (proto/base/slog.h), among them the effective configuration at start, the recovery result,
+ * the bound addresses, and shutdown. Usage errors (exit 2) are one plain line and a pointer to --help. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "broker/notify.h"
 #include "broker/server.h"
-#include "proto/base/fs.h"
 #include "broker/topics.h"
+#include "proto/base/addr.h"
+#include "proto/base/duration.h"
+#include "proto/base/fs.h"
+#include "proto/base/slog.h"
+#include "proto/version.h"
 
 static const char usage[] =
         "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
-        "                [--segment-bytes N] [--index-interval-bytes N] [--frame-bytes-max N]\n"
-        "                [--connections-max N] [--repair]\n"
+        "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
+        "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
+        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS] [--repair]\n"
+        "                [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
-        "Port 0 picks a free port; the line 'synclogd ready on HOST:PORT' names it once connections are accepted.\n"
+        "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
+        "the line 'synclogd ready on HOST:PORT' on stdout names it once connections are accepted.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, fsync, close, exit 0.\n"
-        "--config FILE   JSON object with any of: data_dir, listen, metrics, segment_bytes, index_interval_bytes,\n"
-        "                frame_bytes_max, connections_max. Flags given on the command line win.\n"
-        "--repair        open every partition in repair mode: a corrupt batch before the recovery point is cut\n"
-        "                off (the rest of its segment kept as *.corrupt, later segments as *.orphaned), then exit.\n";
+        "\n"
+        "  --data-dir DIR           where topics, groups and offsets live; one broker per directory (DIR/.lock)\n"
+        "  --listen HOST:PORT       the client listener\n"
+        "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
+        "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
+        "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
+        "                           connections_max, retention_check_ms; # starts a comment. Flags win over it.\n"
+        "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
+        "  --log-level LEVEL        error, warn, info (default) or debug\n"
+        "  --segment-bytes N        roll a partition's segment past N bytes (default 1073741824)\n"
+        "  --segment-ms DURATION    roll it once its first record is this old (default 7d): milliseconds, or 30s,\n"
+        "                           10m, 2h, 7d, ISO 8601. Retention drops whole rolled segments only. A topic may\n"
+        "                           set its own.\n"
+        "  --index-interval-bytes N one sparse index entry per N bytes (default 4096)\n"
+        "  --frame-bytes-max N      the largest request accepted (default 16777216)\n"
+        "  --connections-max N      connections at once (default 1024)\n"
+        "  --retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
+        "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
+        "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
+        "                           *.orphaned), print one line per partition, then exit\n"
+        "  --version                print the version and exit\n"
+        "  --help                   this text\n";
 
 static int bad_usage(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "synclogd: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s", usage);
+	fprintf(stderr, "\ntry 'synclogd --help'\n");
 	return 2;
 }
 
-/* "HOST:PORT" -> host, port. */
+/* "HOST:PORT" (HOST a name, IPv4, or [IPv6]) -> host, port. */
 static int parse_host_port(const char *s, char *host, size_t host_cap, int *port)
 {
-	const char *colon = strrchr(s, ':');
-	if (colon == NULL || colon == s || (size_t)(colon - s) >= host_cap)
+	if (sl_addr_split(s, host, host_cap, port, NULL, 0) != 0 || *port < 0)
 		return -EINVAL;
-	char *end;
-	long p = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || end == colon + 1 || p < 0 || p > 65535)
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	*port = (int)p;
 	return 0;
 }
 
@@ -60,31 +84,64 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *index_interval, *frame_max, *conn_max;
-};
-
-static int settings_apply(struct sl_server_config *cfg, const struct settings *s)
+/* Digits alone are milliseconds, as a flag named *-ms says; anything else a duration such as 1d or PT1H. */
+static int parse_ms(const char *s, int64_t *out)
 {
 	uint64_t v;
+	if (s[0] != '\0' && strspn(s, "0123456789") == strlen(s)) {
+		if (parse_u64(s, 0, INT64_MAX, &v) < 0)
+			return -EINVAL;
+		*out = (int64_t)v;
+		return 0;
+	}
+	return sl_duration_parse(s, out);
+}
+
+/* Every setting as a string, from a flag or the config file, so both go through the same checks. */
+struct settings {
+	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
+	const char *log_format, *log_level, *retention_check;
+};
+
+/* What the event log is set to; applied once both sources are read. */
+struct log_settings {
+	enum sl_slog_format format;
+	enum sl_slog_level level;
+};
+
+static int settings_apply(struct sl_server_config *cfg, struct log_settings *log, const struct settings *s)
+{
+	uint64_t v;
+	int64_t ms;
 	if (s->data_dir) {
 		if (strlen(s->data_dir) >= sizeof(cfg->data_dir) || s->data_dir[0] == '\0')
 			return bad_usage("invalid --data-dir '%s': 1 to 1023 characters", s->data_dir);
 		snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", s->data_dir);
 	}
 	if (s->listen && parse_host_port(s->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) < 0)
-		return bad_usage("invalid --listen '%s': expected HOST:PORT", s->listen);
+		return bad_usage("invalid --listen '%s': expected HOST:PORT, [IPV6]:PORT", s->listen);
 	if (s->metrics) {
 		if (strcmp(s->metrics, "off") == 0)
 			cfg->metrics_port = -1;
 		else if (parse_host_port(s->metrics, cfg->metrics_host, sizeof(cfg->metrics_host), &cfg->metrics_port) <
 		         0)
-			return bad_usage("invalid --metrics '%s': expected HOST:PORT or off", s->metrics);
+			return bad_usage("invalid --metrics '%s': expected HOST:PORT, [IPV6]:PORT or off", s->metrics);
 	}
+	if (s->log_format && sl_slog_format_parse(s->log_format, &log->format) < 0)
+		return bad_usage("invalid --log-format '%s': text or json", s->log_format);
+	if (s->log_level && sl_slog_level_parse(s->log_level, &log->level) < 0)
+		return bad_usage("invalid --log-level '%s': error, warn, info or debug", s->log_level);
 	if (s->segment_bytes) {
 		if (parse_u64(s->segment_bytes, 65536, 0x7fffffffu, &v) < 0)
 			return bad_usage("invalid --segment-bytes '%s': 65536 to 2147483647", s->segment_bytes);
 		cfg->log.segment_bytes_max = v;
+	}
+	if (s->segment_ms) {
+		if (parse_ms(s->segment_ms, &ms) < 0 || ms < SL_TOPIC_SEGMENT_MS_MIN)
+			return bad_usage(
+			        "invalid --segment-ms '%s': a duration of at least 1s (30s, 10m, 2h, 7d, PT1H)",
+			        s->segment_ms);
+		cfg->log.segment_age_ms_max = ms;
 	}
 	if (s->index_interval) {
 		if (parse_u64(s->index_interval, 64, 1u << 24, &v) < 0)
@@ -102,53 +159,122 @@ static int settings_apply(struct sl_server_config *cfg, const struct settings *s
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	if (s->retention_check) {
+		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
+			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
+		cfg->retention_check_ms = (uint32_t)v;
+	}
 	return 0;
+}
+
+/* Blank out comments: from a '#' outside a JSON string to the end of its line, so an example config can say
+ * what each key does. Spaces keep every line and column where it was, for jansson's error positions. */
+static void comments_blank(char *text, size_t len)
+{
+	int in_string = 0, escaped = 0, in_comment = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (in_comment) {
+			if (c == '\n')
+				in_comment = 0;
+			else
+				text[i] = ' ';
+		} else if (in_string) {
+			if (escaped)
+				escaped = 0;
+			else if (c == '\\')
+				escaped = 1;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '#') {
+			in_comment = 1;
+			text[i] = ' ';
+		}
+	}
+}
+
+/* A config file larger than this is not a config file. */
+#define CONFIG_BYTES_MAX (1u << 20)
+
+static json_t *config_read(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "synclogd: cannot read config %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	char *text = malloc(CONFIG_BYTES_MAX + 1);
+	size_t len = text ? fread(text, 1, CONFIG_BYTES_MAX + 1, f) : 0;
+	int bad = text == NULL || ferror(f) || len > CONFIG_BYTES_MAX;
+	fclose(f);
+	if (bad) {
+		fprintf(stderr, "synclogd: cannot read config %s: %s\n", path,
+		        text == NULL             ? "out of memory"
+		        : len > CONFIG_BYTES_MAX ? "larger than 1 MiB"
+		                                 : "read error");
+		free(text);
+		return NULL;
+	}
+	comments_blank(text, len);
+	json_error_t jerr;
+	json_t *j = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (j == NULL || !json_is_object(j)) {
+		fprintf(stderr, "synclogd: cannot read config %s: %s (line %d)\n", path,
+		        j ? "not a JSON object" : jerr.text, j ? 1 : jerr.line);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 /* The config file's values, as strings, so they go through the same checks as flags. */
 static int load_config(const char *path, struct settings *s, json_t **keep)
 {
-	json_error_t jerr;
-	json_t *j = json_load_file(path, 0, &jerr);
-	if (j == NULL || !json_is_object(j)) {
-		fprintf(stderr, "synclogd: cannot read config %s: %s (line %d)\n", path,
-		        j ? "not a JSON object" : jerr.text, jerr.line);
-		json_decref(j);
+	static const struct {
+		const char *key;
+		size_t offset;
+		int number; /* an integer is accepted too, as its decimal text */
+	} keys[] = {
+	        {"data_dir", offsetof(struct settings, data_dir), 0},
+	        {"listen", offsetof(struct settings, listen), 0},
+	        {"metrics", offsetof(struct settings, metrics), 0},
+	        {"log_format", offsetof(struct settings, log_format), 0},
+	        {"log_level", offsetof(struct settings, log_level), 0},
+	        {"segment_bytes", offsetof(struct settings, segment_bytes), 1},
+	        {"segment_ms", offsetof(struct settings, segment_ms), 1},
+	        {"index_interval_bytes", offsetof(struct settings, index_interval), 1},
+	        {"frame_bytes_max", offsetof(struct settings, frame_max), 1},
+	        {"connections_max", offsetof(struct settings, conn_max), 1},
+	        {"retention_check_ms", offsetof(struct settings, retention_check), 1},
+	};
+	static char nums[sizeof(keys) / sizeof(keys[0])][32];
+	json_t *j = config_read(path);
+	if (j == NULL)
 		return 1;
-	}
-	static char nums[4][32];
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v)
 	{
-		const char **slot = NULL;
-		int num = -1;
-		if (strcmp(key, "data_dir") == 0)
-			slot = &s->data_dir;
-		else if (strcmp(key, "listen") == 0)
-			slot = &s->listen;
-		else if (strcmp(key, "metrics") == 0)
-			slot = &s->metrics;
-		else if (strcmp(key, "segment_bytes") == 0)
-			slot = &s->segment_bytes, num = 0;
-		else if (strcmp(key, "index_interval_bytes") == 0)
-			slot = &s->index_interval, num = 1;
-		else if (strcmp(key, "frame_bytes_max") == 0)
-			slot = &s->frame_max, num = 2;
-		else if (strcmp(key, "connections_max") == 0)
-			slot = &s->conn_max, num = 3;
-		if (slot == NULL) {
-			fprintf(stderr, "synclogd: config %s: unknown key '%s'\n", path, key);
+		size_t k = 0;
+		while (k < sizeof(keys) / sizeof(keys[0]) && strcmp(keys[k].key, key) != 0)
+			k++;
+		if (k == sizeof(keys) / sizeof(keys[0])) {
+			fprintf(stderr, "synclogd: config %s: unknown key '%s'\ntry 'synclogd --help'\n", path, key);
 			json_decref(j);
 			return 2;
 		}
-		if (num >= 0 && json_is_integer(v)) {
-			snprintf(nums[num], sizeof(nums[num]), "%lld", (long long)json_integer_value(v));
-			*slot = nums[num];
+		const char **slot = (const char **)((char *)s + keys[k].offset);
+		if (keys[k].number && json_is_integer(v)) {
+			snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)json_integer_value(v));
+			*slot = nums[k];
 		} else if (json_is_string(v)) {
 			*slot = json_string_value(v);
 		} else {
-			fprintf(stderr, "synclogd: config %s: key '%s' has the wrong type\n", path, key);
+			fprintf(stderr, "synclogd: config %s: key '%s' needs a %s\n", path, key,
+			        keys[k].number ? "number" : "string");
 			json_decref(j);
 			return 2;
 		}
@@ -159,7 +285,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 
 /* Take DATA/.lock before anything reads or writes the data directory: a second broker (or `--repair`) on the
  * same directory would append to the same segment files and silently replace acknowledged records. The lock is
- * held until the process exits. Returns 0, or 1 with the reason on stderr. */
+ * held until the process exits. Returns 0, or 1 with the reason logged. */
 static int lock_data_dir(const char *dir)
 {
 	int fd;
@@ -167,14 +293,16 @@ static int lock_data_dir(const char *dir)
 	int rc = sl_fs_lock_data_dir(dir, &fd, &holder);
 	if (rc == -EWOULDBLOCK) {
 		if (holder > 0)
-			fprintf(stderr, "synclogd: another synclogd (pid %ld) is using %s\n", (long)holder, dir);
+			sl_slog_msg(SL_SLOG_ERROR, "start_failed", "another synclogd (pid %ld) is using %s",
+			            (long)holder, dir);
 		else
-			fprintf(stderr, "synclogd: another synclogd is using %s\n", dir);
+			sl_slog_msg(SL_SLOG_ERROR, "start_failed", "another synclogd is using %s", dir);
 		return 1;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: cannot lock %s/%s: %s (check --data-dir and its permissions)\n", dir,
-		        SL_DATA_DIR_LOCK_FILE, strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "start_failed",
+		            "cannot lock %s/%s: %s (check --data-dir and its permissions)", dir, SL_DATA_DIR_LOCK_FILE,
+		            strerror(-rc));
 		return 1;
 	}
 	return 0;
@@ -185,7 +313,7 @@ static int repair(const struct sl_server_config *cfg)
 	struct sl_ring ring;
 	int rc = sl_ring_init(&ring, 0);
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: cannot create an io_uring: %s\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "repair_failed", "cannot create an io_uring: %s", strerror(-rc));
 		return 1;
 	}
 	struct sl_log_config lc = cfg->log;
@@ -194,7 +322,7 @@ static int repair(const struct sl_server_config *cfg)
 	char err[1024] = "";
 	rc = sl_topics_open(&topics, cfg->data_dir, &ring, &lc, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: repair: %s\n", err);
+		sl_slog_msg(SL_SLOG_ERROR, "repair_failed", "%s", err);
 		sl_ring_close(&ring);
 		return 1;
 	}
@@ -216,10 +344,40 @@ static int repair(const struct sl_server_config *cfg)
 	rc = sl_topics_close(&topics);
 	sl_ring_close(&ring);
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: repair: closing failed: %s\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "repair_failed", "closing failed: %s", strerror(-rc));
 		return 1;
 	}
 	return failed;
+}
+
+/* The configuration in effect, once, so a log read later says what the broker was running with. */
+static void config_log(const struct sl_server_config *cfg, const char *config_path, const struct log_settings *log)
+{
+	static const char *const formats[] = {"text", "json"};
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	char listen[SL_ADDR_TEXT_BYTES], metrics[SL_ADDR_TEXT_BYTES], age[SL_DURATION_TEXT_BYTES];
+	sl_addr_join(cfg->listen_host, cfg->listen_port, listen, sizeof(listen));
+	if (cfg->metrics_port < 0)
+		snprintf(metrics, sizeof(metrics), "off");
+	else
+		sl_addr_join(cfg->metrics_host, cfg->metrics_port, metrics, sizeof(metrics));
+	sl_duration_format(cfg->log.segment_age_ms_max, age, sizeof(age));
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "start");
+	sl_slog_str(e, "version", SL_VERSION);
+	sl_slog_int(e, "pid", (int64_t)getpid());
+	sl_slog_str(e, "config", config_path);
+	sl_slog_str(e, "data_dir", cfg->data_dir);
+	sl_slog_str(e, "listen", listen);
+	sl_slog_str(e, "metrics", metrics);
+	sl_slog_str(e, "log_format", formats[log->format]);
+	sl_slog_str(e, "log_level", levels[log->level]);
+	sl_slog_uint(e, "segment_bytes", cfg->log.segment_bytes_max);
+	sl_slog_str(e, "segment_ms", age);
+	sl_slog_uint(e, "index_interval_bytes", cfg->log.index_interval_bytes);
+	sl_slog_uint(e, "frame_bytes_max", cfg->frame_bytes_max);
+	sl_slog_uint(e, "connections_max", cfg->connections_max);
+	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
+	sl_slog_end(e);
 }
 
 int main(int argc, char **argv)
@@ -227,6 +385,7 @@ int main(int argc, char **argv)
 	struct sl_server_config cfg;
 	sl_server_config_default(&cfg);
 	struct settings file = {0}, flags = {0};
+	struct log_settings log = {SL_SLOG_TEXT, SL_SLOG_INFO};
 	const char *config_path = NULL;
 	int do_repair = 0;
 	for (int i = 1; i < argc; i++) {
@@ -234,6 +393,9 @@ int main(int argc, char **argv)
 		const char **slot = NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(usage, stdout);
+			return 0;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("synclogd %s\n", SL_VERSION);
 			return 0;
 		} else if (strcmp(a, "--repair") == 0) {
 			do_repair = 1;
@@ -246,14 +408,22 @@ int main(int argc, char **argv)
 			slot = &flags.metrics;
 		} else if (strcmp(a, "--config") == 0) {
 			slot = &config_path;
+		} else if (strcmp(a, "--log-format") == 0) {
+			slot = &flags.log_format;
+		} else if (strcmp(a, "--log-level") == 0) {
+			slot = &flags.log_level;
 		} else if (strcmp(a, "--segment-bytes") == 0) {
 			slot = &flags.segment_bytes;
+		} else if (strcmp(a, "--segment-ms") == 0) {
+			slot = &flags.segment_ms;
 		} else if (strcmp(a, "--index-interval-bytes") == 0) {
 			slot = &flags.index_interval;
 		} else if (strcmp(a, "--frame-bytes-max") == 0) {
 			slot = &flags.frame_max;
 		} else if (strcmp(a, "--connections-max") == 0) {
 			slot = &flags.conn_max;
+		} else if (strcmp(a, "--retention-check-ms") == 0) {
+			slot = &flags.retention_check;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}
@@ -267,12 +437,13 @@ int main(int argc, char **argv)
 		if (rc)
 			return rc;
 	}
-	int rc = settings_apply(&cfg, &file);
+	int rc = settings_apply(&cfg, &log, &file);
 	if (rc == 0)
-		rc = settings_apply(&cfg, &flags);
+		rc = settings_apply(&cfg, &log, &flags);
 	json_decref(keep);
 	if (rc)
 		return rc;
+	sl_slog_configure(STDERR_FILENO, log.level, log.format);
 
 	/* A client that goes away mid-write must not kill the broker; a file-size limit must fail the write, not
 	 * the process (the append is then refused and the log cut back). */
@@ -283,15 +454,33 @@ int main(int argc, char **argv)
 	if (do_repair)
 		return repair(&cfg);
 
+	config_log(&cfg, config_path, &log);
 	struct sl_server *srv;
 	int port = 0;
 	char err[1024] = "";
 	rc = sl_server_start(&cfg, &srv, &port, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: %s\n", err);
+		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", err);
 		return 1;
 	}
-	printf("synclogd ready on %s:%d\n", cfg.listen_host, port);
+	const char *listen_addr, *metrics_addr;
+	sl_server_addresses(srv, &listen_addr, &metrics_addr);
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "ready");
+	sl_slog_str(e, "listen", listen_addr);
+	sl_slog_str(e, "metrics", metrics_addr[0] != '\0' ? metrics_addr : "off");
+	sl_slog_end(e);
+	printf("synclogd ready on %s\n", listen_addr);
 	fflush(stdout);
-	return sl_server_run(srv) == 0 ? 0 : 1;
+	char state[SL_ADDR_TEXT_BYTES + 64];
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s", listen_addr);
+	int notify_rc = sl_notify(state);
+	if (notify_rc < 0)
+		sl_slog_msg(SL_SLOG_WARN, "notify_failed", "cannot tell the service manager we are ready: %s",
+		            strerror(-notify_rc));
+	rc = sl_server_run(srv) == 0 ? 0 : 1;
+	e = sl_slog_begin(rc == 0 ? SL_SLOG_INFO : SL_SLOG_ERROR, "shutdown");
+	sl_slog_int(e, "exit_code", rc);
+	sl_slog_str(e, "clean", rc == 0 ? "yes" : "no: the next start recovers");
+	sl_slog_end(e);
+	return rc;
 }

@@ -29,6 +29,7 @@ struct sl_server;
 struct sl_req;
 struct sl_produce_item;
 struct sl_fetch_wait;
+struct sl_fetch_read;
 
 /* What a front end does for its requests. */
 struct sl_req_frontend {
@@ -41,8 +42,8 @@ struct sl_req_frontend {
 
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
-	int hello_done;        /* native protocol: Hello negotiated */
-	int close_after_write; /* protocol mismatch: close once the error is sent */
+	int hello_done;             /* native protocol: Hello negotiated */
+	int close_after_write;      /* protocol mismatch: close once the error is sent */
 	struct sl_req *cancel_head; /* parked requests (invariant 3) */
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
 };
@@ -72,6 +73,8 @@ struct sl_req {
 	Synclog__FetchPartitionResult *fetch_results;
 	Synclog__FetchPartitionResult **fetch_result_ptrs;
 	struct sl_fetch_wait *waits;
+	struct sl_fetch_read *fetch_reads; /* one per asked partition (handlers/fetch.c) */
+	size_t fetch_reads_pending;
 	struct uv_timer_s *wait_timer; /* allocated while parked; freed in its close callback */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);

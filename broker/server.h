@@ -35,6 +35,9 @@ struct sl_server;
  * port. Returns 0 or a negative errno with a one-line message in err. */
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
                     size_t err_cap);
+/* The bound addresses as HOST:PORT, the real ports when 0 was asked; metrics "" when off. Valid until
+ * sl_server_run returns. */
+void sl_server_addresses(const struct sl_server *srv, const char **listen_out, const char **metrics_out);
 /* Run until SIGTERM/SIGINT: then stop accepting, finish in-flight requests, close every log cleanly. Returns 0
  * or the first error met while closing. Frees the server. */
 int sl_server_run(struct sl_server *srv);

@@ -9,8 +9,11 @@
 #include <string.h>
 
 #include "proto/base/clock.h"
+#include "proto/base/slog.h"
 #include "broker/handlers/handlers.h"
 #include "broker/net/net.h"
+#include "broker/notify.h"
+#include "broker/offload.h"
 #include "broker/shard.h"
 #include "proto/frame.h"
 
@@ -41,7 +44,7 @@ static void ring_poll_cb(uv_poll_t *h, int status, int events)
 	struct sl_server *srv = h->data;
 	int rc = sl_ring_reap(&srv->ring);
 	if (rc < 0)
-		fprintf(stderr, "synclogd: io_uring submit failed: %s\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "reaping completions failed: %s", strerror(-rc));
 }
 
 static void submit_prepare_cb(uv_prepare_t *h)
@@ -49,32 +52,12 @@ static void submit_prepare_cb(uv_prepare_t *h)
 	struct sl_server *srv = h->data;
 	int rc = sl_ring_submit(&srv->ring);
 	if (rc < 0)
-		fprintf(stderr, "synclogd: io_uring submit failed: %s\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "submit failed: %s", strerror(-rc));
 }
 
 static void retention_cb(uv_timer_t *h)
 {
-	struct sl_server *srv = h->data;
-	int64_t now = sl_clock_wall_ms();
-	/* Bounds what a restart after a crash replays to rebuild producer state. */
-	int rc = sl_topics_snapshot_producers(&srv->topics);
-	if (rc < 0)
-		fprintf(stderr, "synclogd: saving producer state failed: %s\n", strerror(-rc));
-	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
-		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
-			struct sl_log *log = t->parts[i].log;
-			if (log == NULL)
-				continue;
-			sl_log_maybe_roll(log, now);
-			uint32_t dropped;
-			if (t->cfg.retention_ms >= 0 || t->cfg.retention_bytes >= 0) {
-				rc = sl_log_retain(log, now, t->cfg.retention_ms, t->cfg.retention_bytes, &dropped);
-				if (rc < 0)
-					fprintf(stderr, "synclogd: retention of %s/%u failed: %s\n", t->cfg.name, i,
-					        strerror(-rc));
-			}
-		}
-	}
+	sl_offload_housekeeping(h->data);
 }
 
 /* Session expiry is checked this often: a dead member is noticed within its timeout plus this. */
@@ -96,7 +79,7 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait until every request's storage work called back and its answer was handed to the socket. */
-	if (!sl_net_drained(srv))
+	if (!sl_net_drained(srv) || sl_offload_busy(srv))
 		return;
 	sl_net_close(srv);
 	uv_check_stop(h);
@@ -105,7 +88,8 @@ static void shutdown_check_cb(uv_check_t *h)
 	if (rc == 0)
 		rc = rc2;
 	if (rc < 0) {
-		fprintf(stderr, "synclogd: closing the logs failed: %s; the next start will recover\n", strerror(-rc));
+		sl_slog_msg(SL_SLOG_ERROR, "close_failed", "closing the logs failed: %s; the next start will recover",
+		            strerror(-rc));
 		srv->exit_code = 1;
 	}
 	uv_close((uv_handle_t *)&srv->ring_poll, close_noop_cb);
@@ -124,11 +108,61 @@ static void signal_cb(uv_signal_t *h, int signum)
 	if (srv->shutting_down)
 		return;
 	srv->shutting_down = 1;
+	sl_notify("STOPPING=1");
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "shutdown_begin");
+	sl_slog_str(e, "signal", signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "other");
+	sl_slog_uint(e, "connections", srv->stats.connections_open);
+	sl_slog_end(e);
 	sl_net_stop_accepting(srv);
 	uv_check_start(&srv->shutdown_check, shutdown_check_cb);
 }
 
 /* ---- start and run ---- */
+
+/* What opening the data directory found, one event for the whole and one per partition that needed work: how
+ * many partitions were closed cleanly, how many were recovered after a crash and how much of their tails was
+ * checked and cut, and which failed to open (those are logged by topics.c as they fail). */
+static void recovery_log(struct sl_server *srv, int64_t took_ms)
+{
+	uint64_t partitions = 0, clean = 0, recovered = 0, unavailable = 0, checked = 0, cut = 0;
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+			struct sl_log *log = t->parts[i].log;
+			partitions++;
+			if (log == NULL) {
+				unavailable++;
+				continue;
+			}
+			struct sl_log_stats st;
+			sl_log_get_stats(log, &st);
+			if (st.clean_open) {
+				clean++;
+				continue;
+			}
+			recovered++;
+			checked += st.recovered_tail_bytes;
+			cut += st.truncated_bytes;
+			struct sl_slog *e = sl_slog_begin(st.truncated_bytes > 0 ? SL_SLOG_WARN : SL_SLOG_INFO,
+			                                  "partition_recovered");
+			sl_slog_str(e, "topic", t->cfg.name);
+			sl_slog_uint(e, "partition", i);
+			sl_slog_uint(e, "bytes_checked", st.recovered_tail_bytes);
+			sl_slog_uint(e, "bytes_cut", st.truncated_bytes);
+			sl_slog_int(e, "next_offset", st.next_offset);
+			sl_slog_end(e);
+		}
+	}
+	struct sl_slog *e = sl_slog_begin(unavailable > 0 ? SL_SLOG_ERROR : SL_SLOG_INFO, "recovery");
+	sl_slog_uint(e, "topics", srv->topics.topic_count);
+	sl_slog_uint(e, "partitions", partitions);
+	sl_slog_uint(e, "clean", clean);
+	sl_slog_uint(e, "recovered", recovered);
+	sl_slog_uint(e, "bytes_checked", checked);
+	sl_slog_uint(e, "bytes_cut", cut);
+	sl_slog_uint(e, "unavailable", unavailable);
+	sl_slog_int(e, "took_ms", took_ms);
+	sl_slog_end(e);
+}
 
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
                     size_t err_cap)
@@ -151,6 +185,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		free(srv);
 		return rc;
 	}
+	int64_t open_start_ms = sl_clock_mono_ms();
 	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &cfg->log, err, err_cap);
 	int groups_open = 0;
 	if (rc == 0)
@@ -170,6 +205,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		free(srv);
 		return rc;
 	}
+	recovery_log(srv, sl_clock_mono_ms() - open_start_ms);
 	uv_poll_init(&srv->loop, &srv->ring_poll, srv->ring.event_fd);
 	srv->ring_poll.data = srv;
 	uv_poll_start(&srv->ring_poll, UV_READABLE, ring_poll_cb);
@@ -209,12 +245,19 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	return 0;
 }
 
+void sl_server_addresses(const struct sl_server *srv, const char **listen_out, const char **metrics_out)
+{
+	*listen_out = srv->listen_addr;
+	*metrics_out = srv->metrics_addr;
+}
+
 int sl_server_run(struct sl_server *srv)
 {
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(&srv->loop);
 	if (rc < 0)
-		fprintf(stderr, "synclogd: event loop closed with handles open: %s\n", uv_strerror(rc));
+		sl_slog_msg(SL_SLOG_ERROR, "loop_close_failed", "event loop closed with handles open: %s",
+		            uv_strerror(rc));
 	sl_ring_close(&srv->ring);
 	int code = srv->exit_code;
 	free(srv->scratch);

@@ -16,6 +16,7 @@
 #include "broker/server.h"
 #include "broker/storage/ring.h"
 #include "broker/topics.h"
+#include "proto/base/addr.h"
 
 struct sl_server_stats {
 	uint64_t connections_accepted;
@@ -32,6 +33,15 @@ struct sl_server_stats {
 };
 
 struct sl_net;     /* broker/net/: the native listener and its connections */
+struct sl_ids_job; /* broker/offload.c */
+
+/* Work handed to the thread pool (offload.h). */
+struct sl_offload_state {
+	int housekeeping_busy;
+	uint64_t housekeeping_skipped;
+	uint64_t segments_removed;
+	struct sl_ids_job *ids_job; /* the producer-id reservation in flight, or NULL */
+};
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
 
 struct sl_server {
@@ -56,6 +66,10 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	/* The bound listeners as HOST:PORT (the real port when 0 was asked); metrics_addr "" when off. */
+	char listen_addr[SL_ADDR_TEXT_BYTES];
+	char metrics_addr[SL_ADDR_TEXT_BYTES];
+	struct sl_offload_state offload;
 	struct sl_server_stats stats;
 };
 

@@ -15,6 +15,7 @@
 #include "proto/base/clock.h"
 #include "broker/topics.h"
 #include "proto/base/fs.h"
+#include "proto/base/slog.h"
 #include "proto/batch.h"
 
 #define META_FILE "topic.json"
@@ -43,9 +44,10 @@ int sl_topic_name_check(const char *name, int internal)
 
 static int write_meta(const char *dir, const struct sl_topic_config *cfg)
 {
-	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I}", "name", cfg->name, "partitions", (int)cfg->partitions,
-	                      "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
-	                      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "created_ms",
+	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I, s:I, s:I}", "name", cfg->name, "partitions",
+	                      (int)cfg->partitions, "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
+	                      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "segment_bytes",
+	                      (json_int_t)cfg->segment_bytes, "segment_ms", (json_int_t)cfg->segment_ms, "created_ms",
 	                      (json_int_t)cfg->created_ms);
 	char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
@@ -68,11 +70,13 @@ static int read_meta(const char *dir, struct sl_topic_config *cfg)
 		return -EBADMSG;
 	const char *name = NULL;
 	int partitions = 0, compact = 0;
-	json_int_t retention_ms = -1, retention_bytes = -1, created_ms = 0;
-	int rc = json_unpack(j, "{s:s, s:i, s?:I, s?:I, s?:b, s?:I}", "name", &name, "partitions", &partitions,
-	                     "retention_ms", &retention_ms, "retention_bytes", &retention_bytes, "compact", &compact,
-	                     "created_ms", &created_ms);
-	if (rc == 0 && (sl_topic_name_check(name, 1) != 0 || partitions < 1 || partitions > SL_TOPIC_PARTITIONS_MAX))
+	json_int_t retention_ms = -1, retention_bytes = -1, created_ms = 0, segment_bytes = 0, segment_ms = 0;
+	int rc = json_unpack(j, "{s:s, s:i, s?:I, s?:I, s?:b, s?:I, s?:I, s?:I}", "name", &name, "partitions",
+	                     &partitions, "retention_ms", &retention_ms, "retention_bytes", &retention_bytes, "compact",
+	                     &compact, "segment_bytes", &segment_bytes, "segment_ms", &segment_ms, "created_ms",
+	                     &created_ms);
+	if (rc == 0 && (sl_topic_name_check(name, 1) != 0 || partitions < 1 || partitions > SL_TOPIC_PARTITIONS_MAX ||
+	                segment_bytes < 0 || segment_bytes > UINT32_MAX || segment_ms < 0))
 		rc = -1;
 	if (rc == 0) {
 		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
@@ -80,6 +84,8 @@ static int read_meta(const char *dir, struct sl_topic_config *cfg)
 		cfg->retention_ms = retention_ms;
 		cfg->retention_bytes = retention_bytes;
 		cfg->compact = compact;
+		cfg->segment_bytes = segment_bytes;
+		cfg->segment_ms = segment_ms;
 		cfg->created_ms = created_ms;
 	}
 	json_decref(j);
@@ -96,7 +102,6 @@ static void topic_free(struct sl_topic *topic)
 	free(topic);
 }
 
-#define PRODUCERS_SNAPSHOT "producers.snapshot"
 /* Without a snapshot, producer state is rebuilt from the batches of the last five minutes: longer than any
  * client keeps retrying a batch. */
 #define PRODUCER_REPLAY_MS (5 * 60 * 1000)
@@ -106,7 +111,7 @@ static void topic_free(struct sl_topic *topic)
 static void producers_restore(struct sl_partition *p, const char *pdir)
 {
 	char path[SL_PATH_BYTES_MAX];
-	snprintf(path, sizeof(path), "%s/%s", pdir, PRODUCERS_SNAPSHOT);
+	snprintf(path, sizeof(path), "%s/%s", pdir, SL_PRODUCERS_SNAPSHOT_FILE);
 	int64_t from = -1;
 	int64_t start = sl_log_start_offset(p->log), end = sl_log_next_offset(p->log);
 	if (sl_producer_state_load(&p->producers, path, &from) < 0 || from < start || from > end) {
@@ -146,7 +151,7 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 				continue;
 			char path[SL_PATH_BYTES_MAX];
 			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i,
-			         PRODUCERS_SNAPSHOT);
+			         SL_PRODUCERS_SNAPSHOT_FILE);
 			int r = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
 			if (r < 0 && rc == 0)
 				rc = r;
@@ -167,6 +172,12 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		free(topic);
 		return -ENOMEM;
 	}
+	/* The topic's own segment limits, where it has them, over the broker's. */
+	struct sl_log_config lc = t->log_cfg;
+	int64_t segment_bytes, segment_ms;
+	sl_topic_segment_limits(t, cfg, &segment_bytes, &segment_ms);
+	lc.segment_bytes_max = (uint64_t)segment_bytes;
+	lc.segment_age_ms_max = segment_ms;
 	for (uint32_t i = 0; i < cfg->partitions; i++) {
 		struct sl_partition *p = &topic->parts[i];
 		p->topic = topic;
@@ -174,14 +185,17 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		sl_producer_state_init(&p->producers);
 		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", dir, i);
-		int rc = sl_log_open(t->ring, pdir, &t->log_cfg, &p->log, p->open_error, sizeof(p->open_error));
+		int rc = sl_log_open(t->ring, pdir, &lc, &p->log, p->open_error, sizeof(p->open_error));
 		if (rc < 0) {
 			p->log = NULL;
 			p->open_errno = rc;
 			if (p->open_error[0] == '\0')
 				snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
-			fprintf(stderr, "synclogd: topic %s partition %u unavailable: %s\n", cfg->name, i,
-			        p->open_error);
+			struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "partition_unavailable");
+			sl_slog_str(e, "topic", cfg->name);
+			sl_slog_uint(e, "partition", i);
+			sl_slog_str(e, "error", p->open_error);
+			sl_slog_end(e);
 		} else if (!t->log_cfg.repair) {
 			producers_restore(p, pdir);
 		}
@@ -251,7 +265,8 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 		if (read_meta(dir, &tc) < 0 || strcmp(tc.name, de->d_name) != 0) {
 			/* Also what an older version's interrupted create or delete left (.creating-X, .deleting-X):
 			 * never removed here, because a topic of that name may be a real one. */
-			fprintf(stderr, "synclogd: skipping %s: missing or invalid %s\n", dir, META_FILE);
+			sl_slog_msg(SL_SLOG_WARN, "topic_skipped",
+			            "%s: missing or invalid %s; the folder is left as it is", dir, META_FILE);
 			continue;
 		}
 		struct sl_topic *topic;
@@ -267,6 +282,13 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 	}
 	closedir(d);
 	return 0;
+}
+
+void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_config *cfg, int64_t *bytes_out,
+                             int64_t *ms_out)
+{
+	*bytes_out = cfg->segment_bytes > 0 ? cfg->segment_bytes : (int64_t)t->log_cfg.segment_bytes_max;
+	*ms_out = cfg->segment_ms > 0 ? cfg->segment_ms : t->log_cfg.segment_age_ms_max;
 }
 
 struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name)
@@ -295,6 +317,25 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 	if (sl_topics_find(t, cfg.name) != NULL) {
 		snprintf(err, err_cap, "topic %s already exists", cfg.name);
 		return -EEXIST;
+	}
+	if (cfg.compact) {
+		/* Accepting it would promise a newest-version-per-key log that nothing keeps. */
+		snprintf(err, err_cap,
+		         "topic %s: compaction is not implemented yet; create the topic without compact (retention by "
+		         "time and size works)",
+		         cfg.name);
+		return -EOPNOTSUPP;
+	}
+	if (cfg.segment_bytes != 0 &&
+	    (cfg.segment_bytes < SL_TOPIC_SEGMENT_BYTES_MIN || cfg.segment_bytes > 0x7fffffff)) {
+		snprintf(err, err_cap, "topic %s: segment bytes %lld out of range: %d to 2147483647", cfg.name,
+		         (long long)cfg.segment_bytes, SL_TOPIC_SEGMENT_BYTES_MIN);
+		return -EDOM;
+	}
+	if (cfg.segment_ms != 0 && cfg.segment_ms < SL_TOPIC_SEGMENT_MS_MIN) {
+		snprintf(err, err_cap, "topic %s: segment ms %lld out of range: at least %d", cfg.name,
+		         (long long)cfg.segment_ms, SL_TOPIC_SEGMENT_MS_MIN);
+		return -EDOM;
 	}
 	cfg.created_ms = sl_clock_wall_ms();
 	char tmp[SL_PATH_BYTES_MAX], final[SL_PATH_BYTES_MAX];

@@ -21,8 +21,18 @@ struct sl_topic_config {
 	int64_t retention_ms;    /* -1: forever */
 	int64_t retention_bytes; /* per partition; -1: no limit */
 	int compact;
+	/* Roll the active segment past this size or age; 0: the broker's --segment-bytes / --segment-ms. */
+	int64_t segment_bytes;
+	int64_t segment_ms;
 	int64_t created_ms;
 };
+
+/* The smallest per-topic segment size and age a topic may ask for. A batch must fit in one segment (a larger one
+ * is refused, BATCH_TOO_LARGE): 1 MiB holds four of the client library's largest default batches (256 KiB) and a
+ * batch of Kafka's default max.request.size (1 MiB). Smaller segments would only cost open files and index
+ * memory; an age under a second would roll on every retention check. */
+#define SL_TOPIC_SEGMENT_BYTES_MIN (1 << 20)
+#define SL_TOPIC_SEGMENT_MS_MIN    1000
 
 struct sl_fetch_wait; /* a parked long-poll fetch, owned by the server (fetch.c) */
 
@@ -66,9 +76,13 @@ int sl_topic_name_check(const char *name, int internal);
 int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
                    char *err, size_t err_cap);
 struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name);
+/* The segment size and age a topic's partitions roll at: its own, else the broker's. */
+void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_config *cfg, int64_t *bytes_out,
+                             int64_t *ms_out);
 /* Create a topic: metadata and partition folders are written under a temporary name, fsynced, then renamed
- * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, or an I/O
- * error, with a message in err. */
+ * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, -ERANGE (partition
+ * count), -EDOM (segment size or age out of range), -EOPNOTSUPP (compact: not implemented), or an I/O error, with
+ * a message in err. */
 int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg, char *err, size_t err_cap);
 /* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. */
 int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap);

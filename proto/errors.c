@@ -30,6 +30,7 @@ _Static_assert(SYNCLOG__ERROR_CODE__ILLEGAL_GENERATION == 32, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS == 33, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY == 34, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME == 35, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE == 40, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INTERNAL == 99, "wire code");
 
 static const struct {

@@ -4,26 +4,29 @@
 #define SL_TOOLS_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes of the operator contract. */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1 /* an operating error: one line on stderr says what failed and what to do */
-#define CLI_EXIT_USAGE 2 /* bad usage: the message and the command's usage on stderr */
+#define CLI_EXIT_USAGE 2 /* bad usage: the message and a pointer to the command's --help on stderr */
 
 /* Global options, valid for every command, before or after it. */
 struct cli {
-	const char *broker; /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
-	bool json;          /* --json: machine output, one JSON object per line */
+	const char *broker;  /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
+	bool json;           /* --json: machine output, one JSON object per line */
+	uint32_t timeout_ms; /* --timeout: connecting and each answer of the broker (default 30 s) */
 };
 
-/* A command's usage text, printed by --help (stdout, exit 0) and after a usage error (stderr, exit 2). */
+/* A command's usage text, printed by --help (stdout, exit 0); a usage error points to it (stderr, exit 2). */
 struct cli_command {
 	const char *name;  /* "topic create" */
 	const char *usage; /* the whole text, ending with a newline */
 };
 
-/* Print "synclog NAME: message" and the usage to stderr; returns CLI_EXIT_USAGE. */
+/* Print "synclog NAME: message" and "try 'synclog NAME --help'" to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "synclog NAME: message" to stderr, one line; returns CLI_EXIT_FAIL. */
 int cli_fail(const struct cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -50,10 +53,24 @@ int cli_flag(int argc, char **argv, int *i, const char *name, const char **value
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
-/* A connection to cli->broker (Hello done) named client_id, or NULL after cli_fail has said why (the caller
- * returns CLI_EXIT_FAIL). */
+/* A duration flag: 30s, 10m, 2h, 7d or ISO 8601 (sl_duration_parse), or with digits only, milliseconds (what the
+ * flags named *-ms took before). Returns 0 or -1. */
+int cli_parse_duration_ms(const char *s, int64_t *out);
+
+/* A connection to cli->broker (Hello done, cli->timeout_ms applied) named client_id, or NULL after cli_fail has
+ * said why (the caller returns CLI_EXIT_FAIL). */
 struct sl_conn;
 struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd, const char *client_id);
+
+/* For text tables people read (--json prints raw numbers instead):
+ * "s" when n is not 1, for "1 partition" and "3 partitions". */
+const char *cli_plural(uint64_t n);
+/* 512 B, 1.5 KiB, 20 MiB, 1.0 GiB. */
+void cli_bytes_format(uint64_t bytes, char *buf, size_t size);
+/* Room for any text cli_bytes_format writes. */
+#define CLI_BYTES_TEXT 16
+/* True when stream (stdout or stderr) is a terminal: progress lines go there, never into a pipe or a file. */
+bool cli_is_terminal(FILE *stream);
 
 int cli_topic(const struct cli *cli, int argc, char **argv);
 int cli_produce(const struct cli *cli, int argc, char **argv);

@@ -13,7 +13,10 @@
 #include "tools/cli.h"
 
 /* How often --follow reports its counters and lag: often enough to watch drift, rare enough to read. */
-#define PROGRESS_INTERVAL_MS 5000
+#define PROGRESS_INTERVAL_MS      5000
+/* How often the progress line of a catch-up on a terminal is redrawn: smooth enough to watch, and each redraw
+ * asks the broker for the log ends once. */
+#define PROGRESS_LINE_INTERVAL_MS 500
 
 static const struct cli_command apply_command = {
         .name = "apply",
@@ -36,9 +39,10 @@ static const struct cli_command apply_command = {
                  "  --schema NAME                 PostgreSQL: the schema of the tables (default synclog)\n"
                  "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
                  "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
-                 "                                of the log as it was at the start\n"
+                 "                                of the log as it was at the start; on a terminal, a progress line\n"
+                 "                                on stderr shows records done, rate, lag left and time left\n"
                  "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
-                 "                                than D, ISO 8601: P7D (default), PT12H, PT1S\n"
+                 "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H)\n"
                  "  --values json|text            what a value must be: one JSON value (default; PostgreSQL column\n"
                  "                                jsonb) or UTF-8 text (column text)\n"
                  "  --purge                       only purge what is older than the retention, then exit\n"
@@ -92,10 +96,10 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				return cli_usage_error(&apply_command, "--schema needs a name of 1 to 63 bytes");
 			a->schema = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--tombstone-retention", &value)) != 0) {
-			if (rc < 0 || sl_duration_parse_iso8601(value, &a->retention_ms) != 0)
+			if (rc < 0 || sl_duration_parse(value, &a->retention_ms) != 0)
 				return cli_usage_error(&apply_command,
-				                       "--tombstone-retention needs an ISO 8601 duration such as P7D, "
-				                       "PT12H or PT1S");
+				                       "--tombstone-retention needs a duration such as 7d, 12h, 1s or "
+				                       "ISO 8601 P7D");
 		} else if ((rc = cli_flag(argc, argv, &i, "--values", &value)) != 0) {
 			if (rc > 0 && strcmp(value, "json") == 0)
 				a->values = SL_APPLY_VALUES_JSON;
@@ -199,23 +203,81 @@ static int purge_only(const struct cli *cli, const struct apply_args *a, struct 
 	return CLI_EXIT_OK;
 }
 
+static uint64_t records_done(const struct sl_apply_counters *c)
+{
+	return c->applied + c->stale + c->duplicate + c->deleted + c->dead_lettered;
+}
+
+/* The catch-up's progress line on a terminal: records done, rate over the last redraw, lag left and the time it
+ * takes at that rate. Rewritten in place with a carriage return; no other terminal codes. */
+struct progress {
+	bool on;
+	int64_t next_ms, last_ms;
+	uint64_t last_done;
+	size_t width; /* of the line drawn last, to blank what a shorter one leaves */
+};
+
+static void progress_draw(struct progress *p, struct sl_apply *engine, struct sl_conn *lag_conn, const char *topic)
+{
+	struct sl_apply_counters c;
+	int64_t now = sl_clock_mono_ms(), lag = lag_records(lag_conn, topic, engine);
+	uint64_t done;
+	double rate;
+	char line[160], eta[SL_DURATION_TEXT_BYTES] = "?";
+	int n;
+
+	sl_apply_counters_get(engine, &c);
+	done = records_done(&c);
+	rate = now > p->last_ms ? (double)(done - p->last_done) * 1000.0 / (double)(now - p->last_ms) : 0;
+	if (lag >= 0 && rate >= 1)
+		sl_duration_format((int64_t)((double)lag / rate * 1000.0), eta, sizeof(eta));
+	else if (lag == 0)
+		snprintf(eta, sizeof(eta), "0s");
+	if (lag >= 0)
+		n = snprintf(line, sizeof(line), "applying: %llu records done, %.0f/s, lag %lld, %s left",
+		             (unsigned long long)done, rate, (long long)lag, eta);
+	else
+		n = snprintf(line, sizeof(line), "applying: %llu records done, %.0f/s, lag unknown",
+		             (unsigned long long)done, rate);
+	fprintf(stderr, "\r%s%*s", line, p->width > (size_t)n ? (int)(p->width - (size_t)n) : 0, "");
+	fflush(stderr);
+	p->width = (size_t)n;
+	p->last_ms = now;
+	p->last_done = done;
+	p->next_ms = now + PROGRESS_LINE_INTERVAL_MS;
+}
+
+static void progress_clear(struct progress *p)
+{
+	if (p->on && p->width > 0)
+		fprintf(stderr, "\r%*s\r", (int)p->width, "");
+}
+
 /* Poll until the end (or a signal), reporting progress when following. Returns 0 or the failing errno. */
 static int apply_loop(const struct cli *cli, const struct apply_args *a, struct sl_apply *engine,
                       struct sl_conn *lag_conn)
 {
 	int64_t next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
+	struct progress line = {.on = !a->follow && lag_conn != NULL, .last_ms = sl_clock_mono_ms()};
 	uint32_t failures = 0;
 
+	line.next_ms = line.last_ms + PROGRESS_LINE_INTERVAL_MS;
 	while (!cli_interrupted() && !sl_apply_done(engine)) {
 		int rc = sl_apply_poll(engine);
 
-		if (rc < 0 && rc != -EINTR)
+		if (rc < 0 && rc != -EINTR) {
+			progress_clear(&line);
 			return rc;
+		}
 		/* A failed transaction that the engine retries (a lost connection, a busy database): say why, once. */
-		if (sl_apply_failures(engine) > failures)
+		if (sl_apply_failures(engine) > failures) {
+			progress_clear(&line);
 			fprintf(stderr, "synclog apply: warning: %s; rolled back, retrying from the target's offsets\n",
 			        sl_apply_error(engine));
+		}
 		failures = sl_apply_failures(engine);
+		if (line.on && sl_clock_mono_ms() >= line.next_ms)
+			progress_draw(&line, engine, lag_conn, a->topic);
 		if (a->follow && sl_clock_wall_ms() >= next_progress_ms) {
 			struct sl_apply_counters c;
 			int64_t lag = lag_records(lag_conn, a->topic, engine);
@@ -225,6 +287,7 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 			next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
 		}
 	}
+	progress_clear(&line);
 	return 0;
 }
 
@@ -236,6 +299,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	        .topic = a->topic,
 	        .group = a->group,
 	        .follow = a->follow,
+	        .io_timeout_ms = cli->timeout_ms,
 	};
 	struct sl_apply_fetch_source *src = NULL;
 	struct sl_apply_dlq *dlq = NULL;
@@ -251,8 +315,12 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
 	if (rc == 0)
 		rc = sl_apply_dlq_new(&dlq, cli->broker, a->topic, err, sizeof(err));
-	if (rc == 0 && a->follow && sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
-		lag_conn = NULL; /* the lag is then reported unknown */
+	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
+	if (rc == 0 && (a->follow || cli_is_terminal(stderr)) &&
+	    sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
+		lag_conn = NULL; /* the lag is then reported unknown, and no progress line is drawn */
+	if (lag_conn != NULL && cli->timeout_ms > 0)
+		sl_conn_set_timeout(lag_conn, cli->timeout_ms);
 	sl_apply_options_init(&o);
 	o.group = a->group;
 	o.tombstone_retention_ms = a->retention_ms;

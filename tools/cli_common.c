@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consumer/client/synclog.h"
 #include "tools/cli.h"
@@ -26,7 +27,8 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vreport(cmd, fmt, ap);
 	va_end(ap);
-	fputs(cmd->usage, stderr);
+	/* The whole usage would push the one line that matters off the screen. */
+	fprintf(stderr, "try 'synclog %s%s--help'\n", cmd->name, cmd->name[0] != '\0' ? " " : "");
 	return CLI_EXIT_USAGE;
 }
 
@@ -126,6 +128,43 @@ int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+int cli_parse_duration_ms(const char *s, int64_t *out)
+{
+	if (s == NULL || s[0] == '\0')
+		return -1;
+	if (strspn(s, "0123456789") == strlen(s))
+		return cli_parse_i64(s, 0, INT64_MAX, out);
+	return sl_duration_parse(s, out) == 0 ? 0 : -1;
+}
+
+const char *cli_plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
+void cli_bytes_format(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 6) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, size, "%llu B", (unsigned long long)bytes);
+	else if (v < 10)
+		snprintf(buf, size, "%.1f %s", v, units[u]);
+	else
+		snprintf(buf, size, "%.0f %s", v, units[u]);
+}
+
+bool cli_is_terminal(FILE *stream)
+{
+	return isatty(fileno(stream)) == 1;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -157,6 +196,8 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 		cli_fail(cmd, "out of memory");
 		return NULL;
 	}
+	if (cli->timeout_ms > 0)
+		sl_conn_set_timeout(c, cli->timeout_ms);
 	if (sl_conn_connect(c) != 0) {
 		cli_fail(cmd, "%s", sl_conn_error(c));
 		sl_conn_free(c);

@@ -8,27 +8,38 @@
 #include <unistd.h>
 
 #include "consumer/client/synclog.h"
+#include "proto/base/clock.h"
 #include "tools/cli.h"
+#include "tools/cli_record_format.h"
 
 static const struct cli_command consume_command = {
         .name = "consume",
-        .usage = "usage: synclog consume TOPIC [--from earliest|latest|OFFSET|@ISO8601] [--partition P] [--max N]\n"
-                 "                             [--follow]\n"
+        .usage = "usage: synclog consume TOPIC [--from earliest|latest|OFFSET|-N|@TIME] [--partition P] [--max N]\n"
+                 "                             [--follow] [--format TEMPLATE]\n"
                  "       synclog consume TOPIC --group G [--from ...] [--max N] [--follow] [--session-timeout-ms MS]\n"
-                 "                             [--commit-interval-ms MS]\n"
+                 "                             [--commit-interval-ms MS] [--format TEMPLATE]\n"
                  "\n"
                  "Print the records of a topic, one per line.\n"
                  "  --from earliest   from the oldest record kept (default)\n"
                  "  --from latest     only records written after the start\n"
                  "  --from OFFSET     from this offset in every partition read\n"
-                 "  --from @TIME      from the first record at or after TIME, ISO 8601 (2024-05-01T12:00:00Z;\n"
-                 "                    UTC when no zone is given)\n"
+                 "  --from -N         the last N records of every partition read (fewer when it holds fewer)\n"
+                 "  --from @TIME      from the first record at or after TIME: ISO 8601 (@2024-05-01T12:00:00Z; UTC\n"
+                 "                    when no zone is given), epoch milliseconds (@1714564800000), or a duration\n"
+                 "                    ago (@-10m, @-2h, @-PT30M)\n"
                  "  --partition P     only partition P\n"
                  "  --max N           stop after N records\n"
                  "  --follow          wait for new records until interrupted (SIGINT/SIGTERM, then exit 0); without "
                  "it,\n"
                  "                    stop at the end of the log as it was at the start\n"
-                 "Text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE (a null key or value prints as nothing). --json:\n"
+                 "  --format T        print each record with template T instead, kcat-like: %k key, %s value,\n"
+                 "                    %t topic, %p partition, %o offset, %T timestamp ms, %v version, %O op\n"
+                 "                    (upsert or delete), %r origin, %i idempotency key, %h all sync headers\n"
+                 "                    (version=3,op=delete,origin=live), %K %S key and value lengths (-1: null),\n"
+                 "                    %% a percent; \\n \\t \\r \\\\ escapes. Nothing is added: end T with \\n.\n"
+                 "                    Example: --format '%k %O v%v\\n'\n"
+                 "Text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE (a null key or value prints as nothing; a tab,\n"
+                 "newline or carriage return inside a key or value prints as \\t, \\n, \\r). --json:\n"
                  "{\"partition\":P,\"offset\":O,\"key\":K,\"value\":V,\"version\":N,\"op\":\"upsert\",\"origin\":"
                  "\"live\",\n"
                  " \"timestamp_ms\":T,\"idempotency_key\":I}: the value as JSON when it is valid JSON, else as a "
@@ -39,11 +50,12 @@ static const struct cli_command consume_command = {
                  "With --group G, read as a member of consumer group G: only the partitions the broker assigns to\n"
                  "this member, each from the group's committed offset (--from then says where a partition with no\n"
                  "commit starts), committing the offsets of the printed records every --commit-interval-ms\n"
-                 "(default 1000) and at the end. Members of one group share the partitions; when one stops or\n"
-                 "misses its session timeout (--session-timeout-ms, default the broker's 10 s; 1000 to 300000),\n"
-                 "its partitions move to the others, which read them from the last commit: a record may be\n"
-                 "printed twice across members, never skipped. A commit the group refuses (this member was\n"
-                 "replaced) is reported on stderr. --partition cannot be used with --group.\n",
+                 "(milliseconds or a duration; default 1000) and at the end. Members of one group share the\n"
+                 "partitions; when one stops or misses its session timeout (--session-timeout-ms, default the\n"
+                 "broker's 10 s; 1000 to 300000 ms, or 1s to 5m), its partitions move to the others, which read\n"
+                 "them from the last commit: a record may be printed twice across members, never skipped. A\n"
+                 "commit the group refuses (this member was replaced) is reported on stderr. --partition cannot be\n"
+                 "used with --group.\n",
 };
 
 struct consume_args {
@@ -57,7 +69,20 @@ struct consume_args {
 	const char *group;
 	uint64_t session_timeout_ms;
 	uint64_t commit_interval_ms;
+	struct cli_record_format *format; /* --format */
 };
+
+/* One record, in the output the flags asked for. */
+static void record_print(const struct cli *cli, const struct consume_args *a, uint32_t partition,
+                         const struct sl_record *r)
+{
+	if (a->format != NULL)
+		cli_record_format_print(a->format, stdout, a->topic, partition, r);
+	else if (cli->json)
+		sl_record_print_json(stdout, partition, r);
+	else
+		sl_record_print_text(stdout, partition, r);
+}
 
 static int from_parse(const char *value, struct consume_args *a)
 {
@@ -66,17 +91,19 @@ static int from_parse(const char *value, struct consume_args *a)
 	} else if (strcmp(value, "latest") == 0) {
 		a->from = SL_FROM_LATEST;
 	} else if (value[0] == '@') {
-		if (sl_time_parse_iso8601(value + 1, &a->from_timestamp_ms) != 0)
+		if (sl_time_parse(value + 1, sl_clock_wall_ms(), &a->from_timestamp_ms) != 0)
 			return cli_usage_error(&consume_command,
-			                       "--from @TIME needs an ISO 8601 time such as @2024-05-01T12:00:00Z, not "
-			                       "'%s'",
+			                       "--from @TIME needs an ISO 8601 time (@2024-05-01T12:00:00Z), epoch "
+			                       "milliseconds (@1714564800000) or a duration ago (@-10m), not '%s'",
 			                       value);
 		a->from = SL_FROM_TIMESTAMP;
+	} else if (value[0] == '-' && cli_parse_i64(value + 1, 0, INT64_MAX, &a->from_offset) == 0) {
+		a->from = SL_FROM_BEFORE_END;
 	} else if (cli_parse_i64(value, 0, INT64_MAX, &a->from_offset) == 0) {
 		a->from = SL_FROM_OFFSET;
 	} else {
 		return cli_usage_error(&consume_command,
-		                       "--from must be earliest, latest, an offset (0 or more) or @TIME, not '%s'",
+		                       "--from must be earliest, latest, an offset (0 or more), -N or @TIME, not '%s'",
 		                       value);
 	}
 	return CLI_EXIT_OK;
@@ -107,15 +134,31 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 				return cli_usage_error(&consume_command, "--group needs a group name");
 			a->group = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--session-timeout-ms", &value)) != 0) {
-			if (rc < 0 || cli_parse_u64(value, 300000, &a->session_timeout_ms) != 0 ||
-			    a->session_timeout_ms < 1000)
-				return cli_usage_error(&consume_command,
-				                       "--session-timeout-ms needs milliseconds from 1000 to 300000");
-		} else if ((rc = cli_flag(argc, argv, &i, "--commit-interval-ms", &value)) != 0) {
-			if (rc < 0 || cli_parse_u64(value, 3600000, &a->commit_interval_ms) != 0)
+			int64_t ms;
+
+			if (rc < 0 || cli_parse_duration_ms(value, &ms) != 0 || ms < 1000 || ms > 300000)
 				return cli_usage_error(
 				        &consume_command,
-				        "--commit-interval-ms needs milliseconds (0: after every batch printed)");
+				        "--session-timeout-ms needs 1000 to 300000 milliseconds, or 1s to 5m");
+			a->session_timeout_ms = (uint64_t)ms;
+		} else if ((rc = cli_flag(argc, argv, &i, "--commit-interval-ms", &value)) != 0) {
+			int64_t ms;
+
+			if (rc < 0 || cli_parse_duration_ms(value, &ms) != 0 || ms > 3600000)
+				return cli_usage_error(
+				        &consume_command,
+				        "--commit-interval-ms needs milliseconds or a duration up to 1h (0: "
+				        "after every batch printed)");
+			a->commit_interval_ms = (uint64_t)ms;
+		} else if ((rc = cli_flag(argc, argv, &i, "--format", &value)) != 0) {
+			char err[256];
+
+			if (rc < 0)
+				return cli_usage_error(&consume_command,
+				                       "--format needs a template such as '%%k %%s\\n'");
+			cli_record_format_free(a->format);
+			if (cli_record_format_new(&a->format, value, err, sizeof(err)) != 0)
+				return cli_usage_error(&consume_command, "--format: %s", err);
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -183,6 +226,8 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 	o.auto_commit_interval_ms = a->commit_interval_ms == UINT64_MAX ? 1000 : (uint32_t)a->commit_interval_ms;
 	o.stop_at_end = !a->follow;
 	o.rebalance_cb = rebalance_cb;
+	if (cli->timeout_ms > 0)
+		o.io_timeout_ms = cli->timeout_ms;
 	cli_signals_install();
 	rc = sl_consumer_subscribe(&c, &o, err, sizeof(err));
 	if (rc != 0)
@@ -198,12 +243,8 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 			rc = cli_fail(&consume_command, "%s", sl_consumer_error(c));
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			if (cli->json)
-				sl_record_print_json(stdout, records[i].partition, &records[i].record);
-			else
-				sl_record_print_text(stdout, records[i].partition, &records[i].record);
-		}
+		for (int i = 0; i < n; i++)
+			record_print(cli, a, records[i].partition, &records[i].record);
 		printed += (uint64_t)n;
 		/* Written out before the next poll, which may commit them. */
 		if (fflush(stdout) != 0) {
@@ -224,29 +265,42 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 	}
 	sl_consumer_stats_get(c, &st);
 	if (st.skipped > 0)
-		fprintf(stderr, "synclog consume: %llu records were deleted by retention before they could be read\n",
-		        (unsigned long long)st.skipped);
+		fprintf(stderr, "synclog consume: %llu record%s deleted by retention before %s could be read\n",
+		        (unsigned long long)st.skipped, st.skipped == 1 ? " was" : "s were",
+		        st.skipped == 1 ? "it" : "they");
 	sl_consumer_free(c);
 	return rc;
 }
+
+static int consume_topic(const struct cli *cli, const struct consume_args *a);
 
 int cli_consume(const struct cli *cli, int argc, char **argv)
 {
 	struct consume_args a = {
 	        .from = SL_FROM_EARLIEST, .partition = -1, .max = UINT64_MAX, .commit_interval_ms = UINT64_MAX};
+	int rc;
+
+	if (cli_wants_help(argc, argv))
+		return cli_help(&consume_command);
+	rc = args_parse(argc, argv, &a);
+	if (rc == CLI_EXIT_OK && a.format != NULL && cli->json)
+		rc = cli_usage_error(&consume_command, "--format and --json each choose the output: give one");
+	if (rc == CLI_EXIT_OK)
+		rc = a.group != NULL ? consume_group(cli, &a) : consume_topic(cli, &a);
+	cli_record_format_free(a.format);
+	return rc;
+}
+
+/* Without a group: every partition (or --partition), from --from, no commits. */
+static int consume_topic(const struct cli *cli, const struct consume_args *ap)
+{
+	struct consume_args a = *ap;
 	struct sl_fetcher_options o;
 	struct sl_fetcher *f;
 	char err[SL_ERROR_BYTES];
 	uint64_t printed = 0;
 	int rc;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(&consume_command);
-	rc = args_parse(argc, argv, &a);
-	if (rc != CLI_EXIT_OK)
-		return rc;
-	if (a.group != NULL)
-		return consume_group(cli, &a);
 	sl_fetcher_options_init(&o);
 	o.broker = cli->broker;
 	o.client_id = "synclog-consume";
@@ -256,6 +310,8 @@ int cli_consume(const struct cli *cli, int argc, char **argv)
 	o.from_offset = a.from_offset;
 	o.from_timestamp_ms = a.from_timestamp_ms;
 	o.stop_at_end = !a.follow;
+	if (cli->timeout_ms > 0)
+		o.io_timeout_ms = cli->timeout_ms;
 	rc = sl_fetcher_new(&f, &o, err, sizeof(err));
 	if (rc != 0)
 		return cli_fail(&consume_command, "%s", err);
@@ -273,10 +329,7 @@ int cli_consume(const struct cli *cli, int argc, char **argv)
 		if (rc != 0)
 			break;
 		while (printed < a.max && (rc = sl_fetcher_next(f, &partition, &r)) == 1) {
-			if (cli->json)
-				sl_record_print_json(stdout, partition, &r);
-			else
-				sl_record_print_text(stdout, partition, &r);
+			record_print(cli, &a, partition, &r);
 			printed++;
 		}
 		if (rc < 0)
@@ -292,9 +345,10 @@ int cli_consume(const struct cli *cli, int argc, char **argv)
 		rc = cli_fail(&consume_command, "%s", sl_fetcher_error(f));
 	} else {
 		if (sl_fetcher_skipped(f) > 0)
-			fprintf(stderr,
-			        "synclog consume: %llu records were deleted by retention before they could be read\n",
-			        (unsigned long long)sl_fetcher_skipped(f));
+			fprintf(stderr, "synclog consume: %llu record%s deleted by retention before %s could be read\n",
+			        (unsigned long long)sl_fetcher_skipped(f),
+			        sl_fetcher_skipped(f) == 1 ? " was" : "s were",
+			        sl_fetcher_skipped(f) == 1 ? "it" : "they");
 		rc = CLI_EXIT_OK;
 	}
 	sl_fetcher_free(f);

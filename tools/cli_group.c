@@ -32,8 +32,9 @@ static const struct cli_command describe_command = {
                 "\n"
                 "Per partition of every topic the group commits to or subscribes to: the committed offset (-1: none),\n"
                 "the next offset (log end), the lag in records (from the log start when nothing is committed), the\n"
-                "lag in time (now minus the timestamp of the oldest unconsumed record, 0 when caught up), the member\n"
-                "it is assigned to, and the last commit time. With --json, one object per partition:\n"
+                "lag in time (now minus the timestamp of the oldest unconsumed record, 0s when caught up; 3m2s in\n"
+                "the table), the member it is assigned to, and the last commit time. With --json, one object per\n"
+                "partition, raw numbers:\n"
                 "{\"group\":G,\"topic\":T,\"partition\":P,\"committed\":C,\"next_offset\":N,\"lag\":L,\"lag_ms\":MS,\n"
                 " \"member\":\"ID\" or null,\"last_commit_ms\":T}  (last_commit_ms 0: never committed)\n"
                 "Exits 1 when the group does not exist.\n",
@@ -151,19 +152,20 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		       d->member_count == 1 ? "" : "s");
 		/* The member id, of variable length, comes last so that the columns stay aligned. */
 		printf("%-24s %9s %12s %12s %10s %10s %-24s %s\n", "TOPIC", "PARTITION", "COMMITTED", "NEXT_OFFSET",
-		       "LAG", "LAG_MS", "LAST_COMMIT", "MEMBER");
+		       "LAG", "LAG_TIME", "LAST_COMMIT", "MEMBER");
 	}
 	for (uint32_t i = 0; i < d->partition_count; i++) {
 		const struct sl_group_lag *p = &d->partitions[i];
-		char when[40];
+		char when[40], lag_time[SL_DURATION_TEXT_BYTES];
 
 		if (cli->json) {
 			lag_print_json(d->group, p);
 			continue;
 		}
 		time_format(p->last_commit_ms, when, sizeof(when));
-		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10" PRId64 " %-24s %s\n", p->topic,
-		       p->partition, p->committed, p->next_offset, p->lag, p->lag_ms, when,
+		sl_duration_format(p->lag_ms, lag_time, sizeof(lag_time)); /* 3m2s: people read this column */
+		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10s %-24s %s\n", p->topic, p->partition,
+		       p->committed, p->next_offset, p->lag, lag_time, when,
 		       p->member_id[0] != '\0' ? p->member_id : "-");
 	}
 	sl_group_description_free(d);

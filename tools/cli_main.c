@@ -5,31 +5,45 @@
 #include <string.h>
 
 #include "consumer/client/synclog.h"
+#include "proto/version.h"
 #include "tools/cli.h"
 
 static const struct cli_command main_command = {
         .name = "",
-        .usage = "usage: synclog [--broker HOST:PORT] [--json] COMMAND ...\n"
-                 "\n"
-                 "commands:\n"
-                 "  topic create NAME --partitions N [--retention-ms MS] [--retention-bytes B] [--compact]\n"
-                 "  topic list\n"
-                 "  topic describe NAME\n"
-                 "  produce TOPIC [--acks none|written|fsync] [--origin live|backfill|repair] [--input tsv|json]\n"
-                 "  consume TOPIC [--group G] [--from earliest|latest|OFFSET|@ISO8601] [--partition P] [--max N]\n"
-                 "                [--follow]\n"
-                 "  group list\n"
-                 "  group describe G\n"
-                 "  group delete G [--force]\n"
-                 "  offsets reset --group G --topic T[:P[,P...]] SPEC [--dry-run|--execute] [--force]\n"
-                 "  apply TOPIC --group G --target sqlite:PATH [--follow] [--tombstone-retention DURATION] [--purge]\n"
-                 "\n"
-                 "global flags, before or after the command:\n"
-                 "  --broker HOST:PORT  the broker (default: $SYNCLOG_BROKER, else " SL_BROKER_DEFAULT ")\n"
-                 "  --json              machine output: one JSON object per line\n"
-                 "  --help              this text; `synclog COMMAND --help` describes a command\n"
-                 "\n"
-                 "exit status: 0 success, 1 operating error (stderr says what failed and what to do), 2 bad usage\n",
+        .usage =
+                "usage: synclog [--broker HOST:PORT] [--json] [--timeout DURATION] COMMAND ...\n"
+                "\n"
+                "commands:\n"
+                "  topic create NAME --partitions N [--retention-ms D] [--retention-bytes B] [--segment-bytes B]\n"
+                "               [--segment-ms D] [--if-not-exists]\n"
+                "  topic list\n"
+                "  topic describe NAME\n"
+                "  topic delete NAME\n"
+                "  produce TOPIC [--acks none|written|fsync] [--origin live|backfill|repair] [--input tsv|json]\n"
+                "                [--compression none|zstd]\n"
+                "  consume TOPIC [--group G] [--from earliest|latest|OFFSET|-N|@TIME] [--partition P] [--max N]\n"
+                "                [--follow] [--format TEMPLATE]\n"
+                "  group list\n"
+                "  group describe G\n"
+                "  group delete G [--force]\n"
+                "  offsets reset --group G --topic T[:P[,P...]] SPEC [--dry-run|--execute] [--force]\n"
+                "  apply TOPIC --group G --target sqlite:PATH [--follow] [--tombstone-retention D] [--purge]\n"
+                "  version\n"
+                "\n"
+                "global flags, before or after the command:\n"
+                "  --broker HOST:PORT  the broker (default: $SYNCLOG_BROKER, else " SL_BROKER_DEFAULT
+                "); HOST may be a\n"
+                "                      name or an IPv6 address in brackets: [::1]:7070\n"
+                "  --json              machine output: one JSON object per line\n"
+                "  --timeout D         give up connecting or waiting for an answer of the broker after D\n"
+                "                      (default 30s; 500ms, 10s, 2m or ISO 8601)\n"
+                "  --version           print the version\n"
+                "  --help              this text; `synclog COMMAND --help` describes a command\n"
+                "\n"
+                "Durations (D) are 500ms, 30s, 10m, 2h, 7d, 1h30m or ISO 8601 (PT30M, P7D); times (TIME) are ISO 8601\n"
+                "(2024-05-01T12:00:00Z), epoch milliseconds, or a duration ago (-10m).\n"
+                "exit status: 0 success, 1 operating error (stderr says what failed and what to do), 2 bad usage\n"
+                "Manual: man synclog, man synclog-COMMAND (synclog-topic, synclog-consume, ...), man synclogd.\n",
 };
 
 /* Take --broker and --json out of argv wherever they are (up to a "--"); the rest stays in order in args.
@@ -56,6 +70,19 @@ static int globals_take(int argc, char **argv, struct cli *cli, char **args)
 			cli->json = true;
 			continue;
 		}
+		rc = cli_flag(argc, argv, &i, "--timeout", &value);
+		if (rc != 0) {
+			int64_t ms;
+
+			if (rc < 0 || cli_parse_duration_ms(value, &ms) != 0 || ms < 1 || ms > UINT32_MAX) {
+				cli_usage_error(
+				        &main_command,
+				        "--timeout needs a duration such as 500ms, 10s or 2m (at most 49 days)");
+				return -1;
+			}
+			cli->timeout_ms = (uint32_t)ms;
+			continue;
+		}
 		rc = cli_flag(argc, argv, &i, "--broker", &value);
 		if (rc < 0) {
 			cli_usage_error(&main_command, "--broker needs a value: HOST:PORT");
@@ -73,7 +100,7 @@ static int globals_take(int argc, char **argv, struct cli *cli, char **args)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = {.broker = NULL, .json = false};
+	struct cli cli = {.broker = NULL, .json = false, .timeout_ms = 0};
 	struct sl_broker_addr addr;
 	char err[SL_ERROR_BYTES];
 	char **args = calloc((size_t)argc + 1, sizeof(*args));
@@ -91,6 +118,10 @@ int main(int argc, char **argv)
 		                                        : cli_usage_error(&main_command, "a command is required");
 	} else if (strcmp(args[0], "--help") == 0 || strcmp(args[0], "-h") == 0 || strcmp(args[0], "help") == 0) {
 		rc = cli_help(&main_command);
+	} else if (strcmp(args[0], "--version") == 0 || strcmp(args[0], "version") == 0) {
+		rc = n > 1 && !cli_wants_help(n - 1, args + 1)
+		             ? cli_usage_error(&main_command, "version takes no arguments")
+		             : (printf("synclog %s\n", SL_VERSION), CLI_EXIT_OK);
 	} else {
 		if (cli.broker == NULL)
 			cli.broker = getenv("SYNCLOG_BROKER");

@@ -37,10 +37,11 @@ static const struct cli_command reset_command = {
                  "  --to-earliest      the log start\n"
                  "  --to-latest        the log end (the next offset to be written)\n"
                  "  --to-offset N      offset N\n"
-                 "  --to-datetime T    the first record at or after T (ISO 8601: 2024-05-01T12:00:00Z; UTC when no\n"
-                 "                     zone is given); the log end when no record is that recent\n"
-                 "  --by-duration D    like --to-datetime with now minus D (ISO 8601 duration: PT30M, P1DT2H, P2W;\n"
-                 "                     a day is 24 h; years and months are refused)\n"
+                 "  --to-datetime T    the first record at or after T (ISO 8601: 2024-05-01T12:00:00Z, UTC when no\n"
+                 "                     zone is given; epoch milliseconds; or a duration ago: -10m); the log end\n"
+                 "                     when no record is that recent\n"
+                 "  --by-duration D    like --to-datetime with now minus D (10m, 2h, 7d, or ISO 8601: PT30M,\n"
+                 "                     P1DT2H, P2W; a day is 24 h; years and months are refused)\n"
                  "  --shift-by N       N records forward, or back when negative, from the committed offset; a\n"
                  "                     partition with no commit shifts from the log start\n"
                  "Every new offset lies in [log start, log end]: an offset outside is clamped, with a warning on\n"
@@ -53,7 +54,8 @@ static const struct cli_command reset_command = {
                  "  --export FILE      also write the plan as CSV: a header topic,partition,old_offset,new_offset\n"
                  "                     then one line per partition\n"
                  "  --from-file FILE   apply the offsets of such a CSV (columns found by the header: topic,\n"
-                 "                     partition and new_offset are required) instead of a SPEC and scope\n"
+                 "                     partition and new_offset are required), or of Kafka's headerless\n"
+                 "                     topic,partition,offset lines, instead of a SPEC and scope\n"
                  "\n"
                  "Refused with exit 1 while the group has live members (unless --force), for a topic or partition\n"
                  "that does not exist, and when the broker refuses the commit.\n",
@@ -153,18 +155,19 @@ static int spec_parse(int argc, char **argv, int *i, struct reset_args *a)
 		return spec_set(a, SL_RESET_OFFSET, v);
 	}
 	if ((rc = cli_flag(argc, argv, i, "--to-datetime", &value)) != 0) {
-		if (rc < 0 || sl_time_parse_iso8601(value, &v) != 0)
-			return cli_usage_error(&reset_command,
-			                       "--to-datetime needs an ISO 8601 time such as 2024-05-01T12:00:00Z");
+		if (rc < 0 || sl_time_parse(value, sl_clock_wall_ms(), &v) != 0)
+			return cli_usage_error(
+			        &reset_command,
+			        "--to-datetime needs an ISO 8601 time such as 2024-05-01T12:00:00Z, epoch "
+			        "milliseconds, or a duration ago such as -10m");
 		return spec_set(a, SL_RESET_DATETIME, v);
 	}
 	if ((rc = cli_flag(argc, argv, i, "--by-duration", &value)) != 0) {
-		if (rc < 0 || sl_duration_parse_iso8601(value, &v) != 0)
+		if (rc < 0 || sl_duration_parse(value, &v) != 0)
 			return cli_usage_error(
 			        &reset_command,
-			        "--by-duration needs an ISO 8601 duration of weeks, days and time such as "
-			        "PT30M, P1DT2H or P2W (years and months are refused: their length "
-			        "varies)");
+			        "--by-duration needs a duration such as 10m, 2h, 7d, or ISO 8601 PT30M, P1DT2H, P2W "
+			        "(years and months are refused: their length varies)");
 		return spec_set(a, SL_RESET_DATETIME, sl_clock_wall_ms() - v);
 	}
 	if ((rc = cli_flag(argc, argv, i, "--shift-by", &value)) != 0) {

@@ -232,6 +232,8 @@ int cli_produce(const struct cli *cli, int argc, char **argv)
 	o.codec = a.codec;
 	o.delivery_cb = delivered_cb;
 	o.delivery_cb_arg = &st;
+	if (cli->timeout_ms > 0)
+		o.io_timeout_ms = cli->timeout_ms;
 	rc = sl_producer_new(&p, &o, err, sizeof(err));
 	if (rc != 0) {
 		exit_code = cli_fail(&produce_command, "%s", err);
@@ -247,14 +249,15 @@ int cli_produce(const struct cli *cli, int argc, char **argv)
 		;
 	sl_producer_free(p);
 	if (st.failed > 0)
-		exit_code = cli_fail(&produce_command, "line %llu: %s; %llu record(s) not acknowledged",
+		exit_code = cli_fail(&produce_command, "line %llu: %s; %llu record%s not acknowledged",
 		                     (unsigned long long)st.first_failed_line, st.first_failure,
-		                     (unsigned long long)st.failed);
+		                     (unsigned long long)st.failed, cli_plural(st.failed));
 	else if (in.bad > 0)
 		exit_code = cli_fail(&produce_command,
-		                     "%llu line(s) could not be parsed and were not sent (first: line "
+		                     "%llu line%s could not be parsed and %s not sent (first: line "
 		                     "%llu); fix them and send them again",
-		                     (unsigned long long)in.bad, (unsigned long long)in.first_bad_line);
+		                     (unsigned long long)in.bad, cli_plural(in.bad), in.bad == 1 ? "was" : "were",
+		                     (unsigned long long)in.first_bad_line);
 	(void)flush_rc;
 print:
 	sl_line_parser_free(lp);
@@ -262,6 +265,6 @@ print:
 	if (cli->json)
 		printf("{\"produced\": %llu}\n", (unsigned long long)st.acknowledged);
 	else
-		printf("produced %llu records\n", (unsigned long long)st.acknowledged);
+		printf("produced %llu record%s\n", (unsigned long long)st.acknowledged, cli_plural(st.acknowledged));
 	return exit_code;
 }

@@ -11,11 +11,11 @@
 #include "proto/base/assert.h"
 #include "proto/base/fs.h"
 #include "broker/handlers/handlers.h"
+#include "broker/offload.h"
+#include "proto/errors.h"
 #include "proto/frame.h"
+#include "proto/version.h"
 
-/* DATA/producer-ids: one line of ASCII, the decimal ceiling below which ids may have been issued ("12000\n"),
- * replaced atomically. A missing or unreadable file counts as 0: ids restart at 0 only on a fresh directory. */
-#define PRODUCER_IDS_FILE "producer-ids"
 /* Ids are reserved on disk in blocks, so InitProducer writes the file once per this many producers. */
 #define PRODUCER_ID_BLOCK 1000
 
@@ -26,7 +26,7 @@ void sl_handle_hello(struct sl_req *req)
 	synclog__hello_response__init(r);
 	r->protocol_version = SL_PROTOCOL_VERSION;
 	r->max_frame_bytes = req->srv->cfg.frame_bytes_max;
-	r->broker_version = "synclogd 0.1";
+	r->broker_version = "synclogd " SL_VERSION;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
 	req->resp.hello = r;
 	if (h->protocol_version != SL_PROTOCOL_VERSION) {
@@ -51,6 +51,10 @@ static int errno_code(int rc)
 		return SYNCLOG__ERROR_CODE__INVALID_PARTITIONS;
 	case -ENOENT:
 		return SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC;
+	case -EDOM:
+		return SYNCLOG__ERROR_CODE__INVALID_REQUEST;
+	case -EOPNOTSUPP:
+		return SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE;
 	default:
 		return SYNCLOG__ERROR_CODE__STORAGE_ERROR;
 	}
@@ -80,6 +84,8 @@ void sl_handle_create_topic(struct sl_req *req)
 	cfg.retention_ms = tc->retention_ms == 0 ? -1 : tc->retention_ms;
 	cfg.retention_bytes = tc->retention_bytes == 0 ? -1 : tc->retention_bytes;
 	cfg.compact = tc->compact;
+	cfg.segment_bytes = tc->segment_bytes;
+	cfg.segment_ms = tc->segment_ms;
 	char err[512] = "";
 	int rc = sl_topics_create(&req->srv->topics, &cfg, err, sizeof(err));
 	if (rc < 0)
@@ -121,7 +127,7 @@ void sl_handle_delete_topic(struct sl_req *req)
 	sl_req_respond(req);
 }
 
-static void fill_config(Synclog__TopicConfig *out, const struct sl_topic_config *cfg)
+static void fill_config(Synclog__TopicConfig *out, const struct sl_topics *topics, const struct sl_topic_config *cfg)
 {
 	synclog__topic_config__init(out);
 	out->name = (char *)cfg->name;
@@ -129,6 +135,7 @@ static void fill_config(Synclog__TopicConfig *out, const struct sl_topic_config 
 	out->retention_ms = cfg->retention_ms;
 	out->retention_bytes = cfg->retention_bytes;
 	out->compact = cfg->compact;
+	sl_topic_segment_limits(topics, cfg, &out->segment_bytes, &out->segment_ms);
 }
 
 static void list_topics_free(struct sl_req *req)
@@ -155,7 +162,7 @@ void sl_handle_list_topics(struct sl_req *req)
 	}
 	Synclog__TopicConfig *cfgs = req->body_mem;
 	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
-		fill_config(&cfgs[r->n_topics], &topic->cfg);
+		fill_config(&cfgs[r->n_topics], t, &topic->cfg);
 		r->topics[r->n_topics] = &cfgs[r->n_topics];
 		r->n_topics++;
 	}
@@ -195,7 +202,7 @@ void sl_handle_describe_topic(struct sl_req *req)
 	}
 	Synclog__DescribeTopicResponse *r = &req->body.describe_topic;
 	synclog__describe_topic_response__init(r);
-	fill_config(&m->config, &topic->cfg);
+	fill_config(&m->config, &req->srv->topics, &topic->cfg);
 	r->config = &m->config;
 	r->n_partitions = n;
 	r->partitions = m->ptrs;
@@ -223,20 +230,10 @@ void sl_handle_describe_topic(struct sl_req *req)
 	sl_req_respond(req);
 }
 
-/* Write the reserved-id ceiling with the one atomic replacement (proto/base/fs.h). */
-static int producer_ids_store(struct sl_server *srv, int64_t reserved)
-{
-	char path[SL_PATH_BYTES_MAX];
-	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, PRODUCER_IDS_FILE);
-	char line[32];
-	int len = snprintf(line, sizeof(line), "%" PRId64 "\n", reserved);
-	return sl_fs_replace_atomic(path, line, (size_t)len);
-}
-
 int sl_producer_ids_load(struct sl_server *srv)
 {
 	char path[SL_PATH_BYTES_MAX];
-	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, PRODUCER_IDS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", srv->cfg.data_dir, SL_PRODUCER_IDS_FILE);
 	FILE *f = fopen(path, "r");
 	int64_t reserved = 0;
 	if (f != NULL) {
@@ -250,25 +247,37 @@ int sl_producer_ids_load(struct sl_server *srv)
 	return 0;
 }
 
-void sl_handle_init_producer(struct sl_req *req)
+/* Hand out the next id, reserving the next block first (off the loop) when the reserved ones are used up. */
+static void init_producer_answer(struct sl_req *req, int status)
 {
 	struct sl_server *srv = req->srv;
 	Synclog__InitProducerResponse *r = &req->body.init_producer;
-	synclog__init_producer_response__init(r);
-	req->resp.body_case = SYNCLOG__RESPONSE__BODY_INIT_PRODUCER;
-	req->resp.init_producer = r;
+	if (status < 0) {
+		sl_req_fail(req, sl_errno_to_code(status), "cannot persist producer ids in %s: %s", srv->cfg.data_dir,
+		            strerror(-status));
+		sl_req_respond(req);
+		return;
+	}
 	if (srv->next_producer_id >= srv->producer_id_reserved) {
-		int64_t reserved = srv->next_producer_id + PRODUCER_ID_BLOCK;
-		int rc = producer_ids_store(srv, reserved);
-		if (rc < 0) {
-			sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "cannot persist producer ids in %s: %s",
-			            srv->cfg.data_dir, strerror(-rc));
-			sl_req_respond(req);
-			return;
-		}
-		srv->producer_id_reserved = reserved;
+		sl_offload_reserve_producer_ids(srv, srv->next_producer_id + PRODUCER_ID_BLOCK, req,
+		                                init_producer_answer);
+		return;
 	}
 	r->producer_id = srv->next_producer_id++;
 	r->producer_epoch = 0;
 	sl_req_respond(req);
+}
+
+void sl_handle_init_producer(struct sl_req *req)
+{
+	Synclog__InitProducerResponse *r = &req->body.init_producer;
+	synclog__init_producer_response__init(r);
+	req->resp.body_case = SYNCLOG__RESPONSE__BODY_INIT_PRODUCER;
+	req->resp.init_producer = r;
+	/* Behind a reservation in flight, requests wait their turn so that ids stay in arrival order. */
+	if (req->srv->offload.ids_job != NULL) {
+		sl_offload_reserve_producer_ids(req->srv, req->srv->producer_id_reserved, req, init_producer_answer);
+		return;
+	}
+	init_producer_answer(req, 0);
 }

@@ -1,12 +1,22 @@
 /* Fetch and ListOffsets: read whole batches as stored from each asked partition, up to the asked bytes, and
  * long-poll (park the request on its partitions until new records arrive or max_wait_ms passes) when fewer
- * than min_bytes are available. */
+ * than min_bytes are available.
+ *
+ * A fetch goes through two steps, and the loop never waits on the disk in either:
+ *   1. plan:  for each partition, find the span of whole batches to send (sl_log_locate: the in-memory index and
+ *             a scan of a few batch headers near it) and add up the bytes; no record is read. Parking and waking
+ *             decide on these sums.
+ *   2. read:  one io_uring read per partition span into the response's buffer, submitted at once (so that the
+ *             kernel holds the segment file before anything on the loop can close its descriptor); the answer
+ *             goes out when the last read completes. A cold segment is read by the kernel's workers while the
+ *             loop serves everyone else. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/base/assert.h"
 #include "broker/handlers/handlers.h"
+#include "proto/base/slog.h"
 #include "proto/errors.h"
 
 /* Room kept in a response frame for everything but the records. */
@@ -23,26 +33,31 @@ struct sl_fetch_wait {
 
 #define WAITERS(p) ((p)->waiters)
 
-static void fetch_free_results(struct sl_req *req)
-{
-	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
-		free(req->fetch_results[i].records.data);
-}
+/* Step 2 of one partition: its span, read through the shard's io_uring into buf. */
+struct sl_fetch_read {
+	struct sl_io io; /* the completion's context */
+	struct sl_req *req;
+	Synclog__FetchPartitionResult *result;
+	struct sl_log_span span;
+	uint8_t *buf;
+};
 
 static void fetch_free_body(struct sl_req *req)
 {
-	fetch_free_results(req);
+	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
+		free(req->fetch_results[i].records.data);
 	free(req->fetch_results);
 	free(req->fetch_result_ptrs);
 	free(req->waits);
+	free(req->fetch_reads);
 }
 
-/* Read each partition's batches into the results. Returns the record bytes gathered. */
-static uint64_t fetch_fill(struct sl_req *req)
+/* Step 1: each partition's span (no record read) and its result's offsets or error. Returns the bytes the reads
+ * would gather. */
+static uint64_t fetch_plan(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
 	struct sl_server *srv = req->srv;
-	fetch_free_results(req);
 	struct sl_topic *topic = sl_topics_find(&srv->topics, fr->topic ? fr->topic : "");
 	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES
 	                          ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
@@ -51,7 +66,10 @@ static uint64_t fetch_fill(struct sl_req *req)
 	for (size_t i = 0; i < fr->n_partitions; i++) {
 		Synclog__FetchPartition *fp = fr->partitions[i];
 		Synclog__FetchPartitionResult *r = &req->fetch_results[i];
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		SL_ASSERT(r->records.data == NULL && rd->buf == NULL);
 		synclog__fetch_partition_result__init(r);
+		rd->span.len = 0;
 		r->partition = fp->partition;
 		r->log_start_offset = -1;
 		r->next_offset = -1;
@@ -90,32 +108,66 @@ static uint64_t fetch_fill(struct sl_req *req)
 			rc = span.len > srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES / 2 ? -EMSGSIZE : 0;
 		}
 		if (rc == 0 && span.len > 0) {
-			uint8_t *buf = malloc(span.len);
-			rc = buf ? 0 : -ENOMEM;
-			size_t done = 0;
-			while (rc == 0 && done < span.len) {
-				ssize_t n = pread(span.fd, buf + done, span.len - done, (off_t)(span.pos + done));
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0)
-					rc = n < 0 ? -errno : -EIO;
-				else
-					done += (size_t)n;
-			}
-			if (rc == 0) {
-				r->records.data = buf;
-				r->records.len = span.len;
-				total += span.len;
-				budget -= span.len < budget ? span.len : budget;
-			} else {
-				free(buf);
-			}
+			rd->span = span;
+			total += span.len;
+			budget -= span.len < budget ? span.len : budget;
 		}
 		if (rc < 0)
 			r->error = sl_errno_to_code(rc);
 	}
-	srv->stats.fetch_bytes += total;
 	return total;
+}
+
+static void fetch_read_done_cb(struct sl_io *io, int res)
+{
+	struct sl_fetch_read *rd = (struct sl_fetch_read *)io;
+	struct sl_req *req = rd->req;
+	if (res >= 0 && (uint64_t)res == rd->span.len) {
+		rd->result->records.data = rd->buf;
+		rd->result->records.len = rd->span.len;
+		req->srv->stats.fetch_bytes += rd->span.len;
+	} else {
+		/* A short read means the segment shrank under us, which only recovery does: report, never guess. */
+		free(rd->buf);
+		rd->result->error = sl_errno_to_code(res < 0 ? res : -EIO);
+	}
+	rd->buf = NULL;
+	SL_ASSERT(req->pending > 0 && req->fetch_reads_pending > 0);
+	req->pending--;
+	if (--req->fetch_reads_pending == 0)
+		sl_req_respond(req);
+}
+
+/* Step 2: read every planned span, then answer (at once when there is nothing to read). */
+static void fetch_read_and_respond(struct sl_req *req)
+{
+	struct sl_server *srv = req->srv;
+	size_t n = req->msg->fetch->n_partitions;
+	SL_ASSERT(req->fetch_reads_pending == 0);
+	for (size_t i = 0; i < n; i++) {
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		if (rd->span.len == 0)
+			continue;
+		rd->buf = malloc(rd->span.len);
+		if (rd->buf == NULL) {
+			rd->result->error = sl_errno_to_code(-ENOMEM);
+			continue;
+		}
+		rd->io.done_cb = fetch_read_done_cb;
+		struct io_uring_sqe *sqe = sl_ring_get_sqe(&srv->ring, &rd->io);
+		io_uring_prep_read(sqe, rd->span.fd, rd->buf, (unsigned)rd->span.len, rd->span.pos);
+		req->pending++;
+		req->fetch_reads_pending++;
+	}
+	if (req->fetch_reads_pending == 0) {
+		sl_req_respond(req);
+		return;
+	}
+	/* Now, not at the end of the loop pass: the kernel takes its reference on each segment file at submission,
+	 * and a retention pass later in this one may close the descriptors. */
+	int rc = sl_ring_submit(&srv->ring);
+	if (rc < 0)
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_submit_failed", "fetch reads: %s", strerror(-rc));
 }
 
 static void waits_unlink(struct sl_req *req)
@@ -153,10 +205,12 @@ static void fetch_unpark(struct sl_req *req, int drop)
 		req->wait_timer = NULL;
 	}
 	sl_req_unpark(req);
-	if (!drop)
-		fetch_fill(req);
-	/* When the client is gone the front end drops the answer. */
-	sl_req_respond(req);
+	if (drop) {
+		sl_req_respond(req); /* the client is gone: the front end drops the answer */
+		return;
+	}
+	fetch_plan(req);
+	fetch_read_and_respond(req);
 }
 
 static void wait_timeout_cb(uv_timer_t *t)
@@ -183,7 +237,7 @@ void sl_fetch_wake(struct sl_partition *p)
 		w->next = w->prev = NULL;
 		w->part = NULL;
 		struct sl_req *req = w->req;
-		if (fetch_fill(req) >= req->msg->fetch->min_bytes) {
+		if (fetch_plan(req) >= req->msg->fetch->min_bytes) {
 			fetch_unpark(req, 0);
 			continue;
 		}
@@ -247,20 +301,24 @@ void sl_handle_fetch(struct sl_req *req)
 	size_t n = fr->n_partitions;
 	req->fetch_results = calloc(n ? n : 1, sizeof(*req->fetch_results));
 	req->fetch_result_ptrs = calloc(n ? n : 1, sizeof(*req->fetch_result_ptrs));
+	req->fetch_reads = calloc(n ? n : 1, sizeof(*req->fetch_reads));
 	req->free_body = fetch_free_body;
-	if (req->fetch_results == NULL || req->fetch_result_ptrs == NULL) {
+	if (req->fetch_results == NULL || req->fetch_result_ptrs == NULL || req->fetch_reads == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
 		sl_req_respond(req);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		req->fetch_result_ptrs[i] = &req->fetch_results[i];
+		req->fetch_reads[i].req = req;
+		req->fetch_reads[i].result = &req->fetch_results[i];
+	}
 	synclog__fetch_response__init(&req->fetch);
 	req->fetch.n_results = n;
 	req->fetch.results = req->fetch_result_ptrs;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_FETCH;
 	req->resp.fetch = &req->fetch;
-	uint64_t got = fetch_fill(req);
+	uint64_t got = fetch_plan(req);
 	/* Long poll: a min of 0 never waits; a bounded wait keeps a stuck client from holding memory forever. */
 	uint32_t wait_ms = fr->max_wait_ms > 30000 ? 30000 : fr->max_wait_ms;
 	if (got < fr->min_bytes && wait_ms > 0 && !srv->shutting_down) {
@@ -272,7 +330,7 @@ void sl_handle_fetch(struct sl_req *req)
 			return;
 		}
 	}
-	sl_req_respond(req);
+	fetch_read_and_respond(req);
 }
 
 static void list_offsets_free_body(struct sl_req *req)

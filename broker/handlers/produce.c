@@ -167,8 +167,15 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 		item_error(it, SYNCLOG__ERROR_CODE__CORRUPT_BATCH, msg);
 		return;
 	}
-	if ((uint64_t)pp->batch.len > srv->cfg.log.segment_bytes_max) {
-		item_error(it, SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE, "batch larger than a segment");
+	/* The topic's own segment size when it has one: a batch must fit in one segment. */
+	int64_t segment_bytes, segment_ms;
+	sl_topic_segment_limits(&srv->topics, &topic->cfg, &segment_bytes, &segment_ms);
+	if ((int64_t)pp->batch.len > segment_bytes) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+		         "batch of %zu bytes larger than a segment (%lld bytes): send smaller batches",
+		         (size_t)pp->batch.len, (long long)segment_bytes);
+		item_error(it, SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE, msg);
 		return;
 	}
 	it->record_count = h.record_count;

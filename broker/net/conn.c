@@ -14,6 +14,7 @@
 #include "broker/net/frame_pool.h"
 #include "broker/net/net.h"
 #include "proto/base/assert.h"
+#include "proto/base/slog.h"
 #include "proto/frame.h"
 #include "proto/produce_view.h"
 
@@ -156,8 +157,10 @@ static void conn_process(struct sl_conn *c)
 			break;
 		if (rc < 0) {
 			c->srv->stats.bad_frames++;
-			fprintf(stderr, "synclogd: %s: frame length out of range (1 to %u bytes): closing connection\n",
-			        c->session.peer, c->srv->cfg.frame_bytes_max);
+			sl_slog_msg(SL_SLOG_WARN, "bad_frame",
+			            "%s: frame length out of range (1 to %u bytes): closing "
+			            "connection",
+			            c->session.peer, c->srv->cfg.frame_bytes_max);
 			conn_close(c);
 			return;
 		}
@@ -165,9 +168,9 @@ static void conn_process(struct sl_conn *c)
 			size_t consumed = 0;
 			rc = conn_own_frame(c, at, len, &consumed);
 			if (rc < 0) {
-				fprintf(stderr,
-				        "synclogd: %s: out of memory for a frame of %u bytes: closing connection\n",
-				        c->session.peer, len);
+				sl_slog_msg(SL_SLOG_ERROR, "frame_alloc_failed",
+				            "%s: out of memory for a frame of %u bytes: closing connection",
+				            c->session.peer, len);
 				conn_close(c);
 				return;
 			}
@@ -436,20 +439,31 @@ int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap
 	srv->net = net;
 	uv_tcp_init(&srv->loop, &net->listener);
 	net->listener.data = srv;
-	struct sockaddr_in addr;
-	int rc = uv_ip4_addr(srv->cfg.listen_host, srv->cfg.listen_port, &addr);
-	if (rc == 0)
-		rc = uv_tcp_bind(&net->listener, (const struct sockaddr *)&addr, 0);
+	/* Names and IPv6 too (proto/base/addr.h); resolved once, before the loop serves. */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char what[SL_ADDR_TEXT_BYTES], why[512];
+	sl_addr_join(srv->cfg.listen_host, srv->cfg.listen_port, what, sizeof(what));
+	int rc = sl_addr_resolve(srv->cfg.listen_host, srv->cfg.listen_port, 1, &addr, &addr_len, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot listen on %s: %s (check --listen)", what, why);
+		return rc;
+	}
+	rc = uv_tcp_bind(&net->listener, (const struct sockaddr *)&addr, 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&net->listener, 511, on_connection);
 	if (rc == 0) {
-		struct sockaddr_in bound;
+		struct sockaddr_storage bound;
 		int len = sizeof(bound);
 		uv_tcp_getsockname(&net->listener, (struct sockaddr *)&bound, &len);
-		*port_out = ntohs(bound.sin_port);
+		sl_addr_format((struct sockaddr *)&bound, srv->listen_addr, sizeof(srv->listen_addr));
+		*port_out = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in sockaddr_in6 */
 	} else {
-		snprintf(err, err_cap, "cannot listen on %s:%d: %s (is another broker running there?)",
-		         srv->cfg.listen_host, srv->cfg.listen_port, uv_strerror(rc));
+		snprintf(err, err_cap, "cannot listen on %s: %s%s", what, uv_strerror(rc),
+		         rc == UV_EADDRINUSE      ? " (is another broker running there? pick another --listen port)"
+		         : rc == UV_EADDRNOTAVAIL ? " (no interface of this machine has that address)"
+		         : rc == UV_EACCES        ? " (ports below 1024 need privileges)"
+		                                  : "");
 	}
 	return rc;
 }

@@ -186,15 +186,27 @@ int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
 	m->listener.data = srv;
 	srv->metrics = m;
 	m->active = 1;
-	struct sockaddr_in addr;
-	int rc = uv_ip4_addr(srv->cfg.metrics_host, srv->cfg.metrics_port, &addr);
-	if (rc == 0)
-		rc = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char what[SL_ADDR_TEXT_BYTES], why[512];
+	sl_addr_join(srv->cfg.metrics_host, srv->cfg.metrics_port, what, sizeof(what));
+	int rc = sl_addr_resolve(srv->cfg.metrics_host, srv->cfg.metrics_port, 1, &addr, &addr_len, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot serve metrics on %s: %s (check --metrics)", what, why);
+		return rc;
+	}
+	rc = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&m->listener, 64, on_scrape);
-	if (rc < 0)
-		snprintf(err, err_cap, "cannot serve metrics on %s:%d: %s (pick another --metrics address or 'off')",
-		         srv->cfg.metrics_host, srv->cfg.metrics_port, uv_strerror(rc));
+	if (rc == 0) {
+		struct sockaddr_storage bound;
+		int len = sizeof(bound);
+		uv_tcp_getsockname(&m->listener, (struct sockaddr *)&bound, &len);
+		sl_addr_format((struct sockaddr *)&bound, srv->metrics_addr, sizeof(srv->metrics_addr));
+	} else {
+		snprintf(err, err_cap, "cannot serve metrics on %s: %s (pick another --metrics address or 'off')", what,
+		         uv_strerror(rc));
+	}
 	return rc;
 }
 

@@ -985,26 +985,15 @@ static int droppable(const struct sl_log *log, const struct sl_segment *seg)
 	       (log->sync_head == NULL || log->sync_head->seg->base_offset > seg->base_offset);
 }
 
-static int drop_oldest(struct sl_log *log)
+int sl_log_retain_detach(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                         struct sl_log_garbage *garbage)
 {
-	struct sl_segment *seg = log->segs[0];
-	int64_t base = seg->base_offset;
-	sl_segment_free(seg);
-	memmove(log->segs, log->segs + 1, (log->seg_count - 1) * sizeof(*log->segs));
-	log->seg_count--;
-	log->dir_dirty = 1;
-	return sl_segment_unlink(log->dir_fd, base);
-}
-
-int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-                  uint32_t *dropped_out)
-{
-	*dropped_out = 0;
-	int rc = 0;
+	garbage->dir_fd = -1;
+	garbage->count = 0;
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		total += log->segs[i]->size;
-	while (rc == 0 && log->seg_count > 1 && droppable(log, log->segs[0])) {
+	while (log->seg_count > 1 && droppable(log, log->segs[0]) && garbage->count < SL_LOG_GARBAGE_SEGMENTS_MAX) {
 		struct sl_segment *seg = log->segs[0];
 		int old = retention_ms >= 0 && seg->max_timestamp < now_ms - retention_ms;
 		/* Drop while the log is larger than the limit (stricter than Kafka, which keeps at least the limit):
@@ -1012,13 +1001,62 @@ int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int6
 		int big = retention_bytes >= 0 && total > (uint64_t)retention_bytes;
 		if (!old && !big)
 			break;
+		if (garbage->dir_fd < 0) {
+			garbage->dir_fd = fcntl(log->dir_fd, F_DUPFD_CLOEXEC, 0);
+			if (garbage->dir_fd < 0)
+				return -errno;
+		}
 		total -= seg->size;
-		rc = drop_oldest(log);
-		(*dropped_out)++;
+		garbage->segs[garbage->count].base_offset = seg->base_offset;
+		sl_segment_free_keep_fds(seg, garbage->segs[garbage->count].fds);
+		garbage->count++;
+		memmove(log->segs, log->segs + 1, (log->seg_count - 1) * sizeof(*log->segs));
+		log->seg_count--;
 	}
-	if (*dropped_out > 0 && fsync(log->dir_fd) < 0 && rc == 0)
-		rc = -errno;
+	return 0;
+}
+
+int sl_log_garbage_remove(struct sl_log_garbage *garbage)
+{
+	int rc = 0;
+	for (uint32_t i = 0; i < garbage->count; i++) {
+		int r = sl_segment_unlink(garbage->dir_fd, garbage->segs[i].base_offset);
+		if (r < 0 && rc == 0)
+			rc = r;
+		for (int k = 0; k < 3; k++)
+			if (garbage->segs[i].fds[k] >= 0)
+				close(garbage->segs[i].fds[k]);
+	}
+	if (garbage->dir_fd >= 0) {
+		if (garbage->count > 0 && fsync(garbage->dir_fd) < 0 && rc == 0)
+			rc = -errno;
+		close(garbage->dir_fd);
+	}
+	garbage->dir_fd = -1;
+	garbage->count = 0;
 	return rc;
+}
+
+int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                  uint32_t *dropped_out)
+{
+	*dropped_out = 0;
+	for (;;) {
+		struct sl_log_garbage g;
+		int rc = sl_log_retain_detach(log, now_ms, retention_ms, retention_bytes, &g);
+		uint32_t n = g.count;
+		int r = sl_log_garbage_remove(&g);
+		if (rc == 0)
+			rc = r;
+		*dropped_out += n;
+		if (rc < 0 || n < SL_LOG_GARBAGE_SEGMENTS_MAX)
+			return rc;
+	}
+}
+
+int sl_log_dir_fd(const struct sl_log *log)
+{
+	return log->dir_fd;
 }
 
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)

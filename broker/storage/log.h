@@ -117,16 +117,43 @@ void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
 int64_t sl_log_start_offset(const struct sl_log *log);
 int64_t sl_log_next_offset(const struct sl_log *log);
 
-/* Retention: delete sealed segments whose newest record is older than now_ms - retention_ms (if retention_ms
+/* Segments that retention took out of a log and whose files are still to be removed. Removing a file of a
+ * gigabyte (the unlink and the last close free its blocks) and fsyncing the directory take milliseconds, so the
+ * broker does it off its loop: sl_log_retain_detach only takes the segments out of the log (no system call but
+ * one dup of the directory), and sl_log_garbage_remove, called on any thread, removes their files. A crash in
+ * between leaves the files, and the next open serves them again until the next retention pass: nothing that was
+ * still wanted is ever lost. Bounded: at most SL_LOG_GARBAGE_SEGMENTS_MAX segments per call; the rest go at the
+ * next pass. */
+#define SL_LOG_GARBAGE_SEGMENTS_MAX 64
+struct sl_log_garbage {
+	int dir_fd; /* a dup of the log's directory, or -1 when nothing was detached */
+	uint32_t count;
+	struct {
+		int64_t base_offset;
+		int fds[3]; /* .log, .index, .timeindex: closed by sl_log_garbage_remove */
+	} segs[SL_LOG_GARBAGE_SEGMENTS_MAX];
+};
+
+/* Retention: take out sealed segments whose newest record is older than now_ms - retention_ms (if retention_ms
  * >= 0), then the oldest sealed segments while the log is larger than retention_bytes (if >= 0). Whole segments
- * only; the active segment is never deleted. *dropped_out counts deleted segments. */
+ * only; the active segment is never taken. Readers no longer see them when this returns; their files go with
+ * sl_log_garbage_remove. Returns 0 or a negative errno (-EMFILE when the directory cannot be dup'ed: nothing is
+ * taken then). */
+int sl_log_retain_detach(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                         struct sl_log_garbage *garbage);
+/* Unlink the detached segments' files, close their descriptors, fsync the directory, close it. Blocking: call
+ * off the loop. Safe on an empty garbage. Returns the first error. */
+int sl_log_garbage_remove(struct sl_log_garbage *garbage);
+/* Both at once, for tools and tests: *dropped_out counts removed segments. */
 int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                   uint32_t *dropped_out);
 
+/* The log's directory, for files kept beside the segments (the producer-state snapshot). Valid while the log
+ * is open; dup it to use it elsewhere. */
+int sl_log_dir_fd(const struct sl_log *log);
+
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
-
-/* Wall-clock milliseconds since the epoch, the clock of segment ages and retention. */
 
 /* True when nothing is queued, in flight or waiting for an fsync. */
 int sl_log_idle(const struct sl_log *log);

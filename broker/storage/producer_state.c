@@ -178,15 +178,13 @@ int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, i
 /* Snapshot file: text, one producer per line after a header line, so an operator can read it:
  *   synclog-producers 1 <log offset>
  *   <producer id> <epoch> <next sequence> <batch count> (<base seq> <last seq> <base off> <last off>)... */
-int sl_producer_state_save(const struct sl_producer_state *s, const char *path, int64_t log_offset)
+int sl_producer_state_encode(const struct sl_producer_state *s, int64_t log_offset, char **text_out, size_t *len_out)
 {
-	/* Built in memory, then written with the one atomic replacement (temp, fsync, rename, fsync the directory),
-	 * so a crash leaves the old snapshot or the new one. */
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
-		return -errno;
+		return -ENOMEM;
 	fprintf(f, "synclog-producers 1 %" PRId64 "\n", log_offset);
 	for (uint32_t i = 0; i < s->count; i++) {
 		const struct sl_producer_entry *e = &s->entries[i];
@@ -206,7 +204,21 @@ int sl_producer_state_save(const struct sl_producer_state *s, const char *path, 
 		free(text);
 		return -ENOMEM;
 	}
-	int rc = sl_fs_replace_atomic(path, text, len);
+	*text_out = text;
+	*len_out = len;
+	return 0;
+}
+
+int sl_producer_state_save(const struct sl_producer_state *s, const char *path, int64_t log_offset)
+{
+	/* Written with the one atomic replacement (temp, fsync, rename, fsync the directory), so a crash leaves the
+	 * old snapshot or the new one. */
+	char *text;
+	size_t len;
+	int rc = sl_producer_state_encode(s, log_offset, &text, &len);
+	if (rc < 0)
+		return rc;
+	rc = sl_fs_replace_atomic(path, text, len);
 	free(text);
 	return rc;
 }

@@ -11,6 +11,9 @@
 
 #include "proto/limits.h" /* SL_PRODUCER_BATCHES_KEPT */
 
+/* The snapshot file in each partition's folder (format at the top of producer_state.c). */
+#define SL_PRODUCERS_SNAPSHOT_FILE "producers.snapshot"
+
 /* Producer ids remembered per partition; the least recently used is forgotten past it. */
 #define SL_PRODUCERS_PER_PARTITION_MAX 4096
 
@@ -63,6 +66,9 @@ int sl_producer_state_replay(struct sl_producer_state *s, int64_t producer_id, i
  * offset it is valid at; after a crash the batches from there to the log end are replayed
  * (sl_producer_state_replay). Written atomically (temp file, fsync, rename). Returns 0 or a negative errno;
  * load returns -ENOENT when there is no snapshot and -EBADMSG for an unreadable one. */
+/* The snapshot's text (format at the top of producer_state.c) in a malloc'd buffer the caller frees. Returns 0 or
+ * -ENOMEM. Cheap: the loop encodes, a worker writes (broker/offload.c). */
+int sl_producer_state_encode(const struct sl_producer_state *s, int64_t log_offset, char **text_out, size_t *len_out);
 int sl_producer_state_save(const struct sl_producer_state *s, const char *path, int64_t log_offset);
 int sl_producer_state_load(struct sl_producer_state *s, const char *path, int64_t *log_offset_out);
 

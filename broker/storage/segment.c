@@ -74,6 +74,16 @@ void sl_segment_free(struct sl_segment *seg)
 	free(seg);
 }
 
+void sl_segment_free_keep_fds(struct sl_segment *seg, int fds_out[3])
+{
+	SL_ASSERT(seg->io_pending == 0);
+	fds_out[0] = seg->log_fd;
+	fds_out[1] = seg->off_fd;
+	fds_out[2] = seg->time_fd;
+	seg->log_fd = seg->off_fd = seg->time_fd = -1;
+	sl_segment_free(seg);
+}
+
 int sl_segment_unlink(int dir_fd, int64_t base_offset)
 {
 	static const char *const exts[] = {".log", ".index", ".timeindex"};

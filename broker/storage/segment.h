@@ -75,6 +75,9 @@ void sl_segment_name(char *buf, int64_t base_offset, const char *ext);
 int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segment **out);
 /* Close its files and free it. */
 void sl_segment_free(struct sl_segment *seg);
+/* Free the segment's memory but hand its three descriptors (.log, .index, .timeindex) to the caller, who closes
+ * them (retention closes them off the loop: the last close of a removed file frees its blocks). */
+void sl_segment_free_keep_fds(struct sl_segment *seg, int fds_out[3]);
 /* Remove the files of a segment (after free). Returns 0 or a negative errno. */
 int sl_segment_unlink(int dir_fd, int64_t base_offset);
 /* Load the whole index from the files if it is not in memory (sealed segments are loaded lazily). */

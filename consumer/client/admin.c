@@ -30,6 +30,8 @@ static void config_from_wire(struct sl_topic_config *out, const Synclog__TopicCo
 	out->retention_ms = in->retention_ms;
 	out->retention_bytes = in->retention_bytes;
 	out->compact = in->compact != 0;
+	out->segment_bytes = in->segment_bytes;
+	out->segment_ms = in->segment_ms;
 }
 
 int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config)
@@ -46,6 +48,8 @@ int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config)
 	wire.retention_ms = config->retention_ms;
 	wire.retention_bytes = config->retention_bytes;
 	wire.compact = config->compact;
+	wire.segment_bytes = config->segment_bytes;
+	wire.segment_ms = config->segment_ms;
 	body.config = &wire;
 	req.body_case = SYNCLOG__REQUEST__BODY_CREATE_TOPIC;
 	req.create_topic = &body;

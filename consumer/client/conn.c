@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/base/addr.h"
 #include "proto/base/clock.h"
 #include "consumer/client/client_impl.h"
 #include "proto/frame.h"
@@ -73,6 +74,8 @@ int sl_errno_of_code(int code)
 		return -EIO;
 	case SYNCLOG__ERROR_CODE__BROKER_SHUTTING_DOWN:
 		return -ESHUTDOWN;
+	case SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE:
+		return -EOPNOTSUPP;
 	case SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE:
 		return -ERANGE;
 	case SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE:
@@ -107,51 +110,23 @@ int sl_conn_fail_response(struct sl_conn *c, const char *what, int code, const c
 
 int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t err_bytes)
 {
-	const char *host = s, *port = NULL;
-	size_t host_len;
+	char why[SL_ERROR_BYTES];
+	int port;
 
-	if (s == NULL || s[0] == '\0') {
-		sl_error_set(err, err_bytes, "broker address is empty: give HOST:PORT");
+	/* The one HOST:PORT parser (proto/base/addr.h); a client needs a real port, 0 only means "any" to a
+	 * listener. */
+	if (sl_addr_split(s, out->host, sizeof(out->host), &port, why, sizeof(why)) != 0) {
+		sl_error_set(err, err_bytes, "broker %s", why);
 		return -EINVAL;
 	}
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
-			sl_error_set(err, err_bytes, "broker address '%s': expected [IPV6]:PORT", s);
-			return -EINVAL;
-		}
-		host = s + 1;
-		host_len = (size_t)(close - host);
-		if (close[1] == ':')
-			port = close + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-		if (colon != NULL && strchr(s, ':') != colon) {
-			sl_error_set(err, err_bytes, "broker address '%s': write an IPv6 address as [ADDRESS]:PORT", s);
-			return -EINVAL;
-		}
-		host_len = colon != NULL ? (size_t)(colon - s) : strlen(s);
-		if (colon != NULL)
-			port = colon + 1;
-	}
-	if (host_len == 0 || host_len >= sizeof(out->host)) {
-		sl_error_set(err, err_bytes, "broker address '%s': the host is empty or too long", s);
+	if (port == 0) {
+		sl_error_set(err, err_bytes, "broker address '%s': the port must be a number from 1 to 65535", s);
 		return -EINVAL;
 	}
-	if (port != NULL) {
-		size_t n = strlen(port);
-		unsigned long v = 0;
-
-		if (n == 0 || n > 5 || strspn(port, "0123456789") != n || (v = strtoul(port, NULL, 10)) == 0 ||
-		    v > 65535) {
-			sl_error_set(err, err_bytes, "broker address '%s': the port must be a number from 1 to 65535",
-			             s);
-			return -EINVAL;
-		}
-	}
-	memcpy(out->host, host, host_len);
-	out->host[host_len] = '\0';
-	snprintf(out->port, sizeof(out->port), "%s", port != NULL ? port : SL_BROKER_PORT_DEFAULT);
+	if (port < 0)
+		snprintf(out->port, sizeof(out->port), "%s", SL_BROKER_PORT_DEFAULT);
+	else
+		snprintf(out->port, sizeof(out->port), "%d", port);
 	return 0;
 }
 

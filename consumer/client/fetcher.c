@@ -63,6 +63,7 @@ static int resolve_offsets(struct sl_fetcher *f, const uint32_t *ids)
 	        [SL_FROM_EARLIEST] = SL_OFFSET_EARLIEST,
 	        [SL_FROM_LATEST] = SL_OFFSET_LATEST,
 	        [SL_FROM_TIMESTAMP] = SL_OFFSET_TIMESTAMP,
+	        [SL_FROM_BEFORE_END] = SL_OFFSET_LATEST,
 	};
 	int64_t *offsets = calloc(f->part_count, sizeof(*offsets));
 	int rc = 0;
@@ -74,6 +75,15 @@ static int resolve_offsets(struct sl_fetcher *f, const uint32_t *ids)
 		                     offsets);
 	for (uint32_t i = 0; rc == 0 && i < f->part_count; i++)
 		f->parts[i].position = f->o.from == SL_FROM_OFFSET ? f->o.from_offset : offsets[i];
+	if (rc == 0 && f->o.from == SL_FROM_BEFORE_END) {
+		/* N before the end, but never before the start: those records are not missing, they never were. */
+		rc = sl_offsets_list(f->conn, f->topic, SL_OFFSET_EARLIEST, 0, ids, f->part_count, offsets);
+		for (uint32_t i = 0; rc == 0 && i < f->part_count; i++) {
+			int64_t want = f->parts[i].position - f->o.from_offset;
+
+			f->parts[i].position = want > offsets[i] ? want : offsets[i];
+		}
+	}
 	if (rc == 0 && f->o.stop_at_end)
 		rc = sl_offsets_list(f->conn, f->topic, SL_OFFSET_LATEST, 0, ids, f->part_count, offsets);
 	for (uint32_t i = 0; rc == 0 && f->o.stop_at_end && i < f->part_count; i++) {
@@ -132,7 +142,8 @@ static int fetcher_alloc(struct sl_fetcher **out, const struct sl_fetcher_option
 
 	*out = NULL;
 	if (o->topic == NULL || o->topic[0] == '\0' || strlen(o->topic) > SL_TOPIC_NAME_BYTES_MAX ||
-	    (unsigned)o->from > SL_FROM_TIMESTAMP || (o->from == SL_FROM_OFFSET && o->from_offset < 0)) {
+	    (unsigned)o->from > SL_FROM_BEFORE_END ||
+	    ((o->from == SL_FROM_OFFSET || o->from == SL_FROM_BEFORE_END) && o->from_offset < 0)) {
 		sl_error_set(err, err_bytes,
 		             "fetcher options: a topic of 1 to 200 characters and a valid start are "
 		             "required");

@@ -333,6 +333,8 @@ static int starts_resolve(struct sl_consumer *c, uint32_t t, const uint32_t *par
 			pos = ends_out[i];
 		} else if (c->o.start == SL_FROM_OFFSET) {
 			pos = c->o.start_offset;
+		} else if (c->o.start == SL_FROM_BEFORE_END) {
+			pos = ends_out[i] - c->o.start_offset; /* clamped to the log start below */
 		} else {
 			pos = at_time[i] < 0 ? ends_out[i] : at_time[i];
 		}
@@ -658,7 +660,8 @@ static int options_check(const struct sl_consumer_options *o, char *err, size_t 
 				return -EINVAL;
 			}
 	}
-	if ((unsigned)o->start > SL_FROM_TIMESTAMP || (o->start == SL_FROM_OFFSET && o->start_offset < 0)) {
+	if ((unsigned)o->start > SL_FROM_BEFORE_END ||
+	    ((o->start == SL_FROM_OFFSET || o->start == SL_FROM_BEFORE_END) && o->start_offset < 0)) {
 		sl_error_set(err, err_bytes, "the start position is invalid");
 		return -EINVAL;
 	}

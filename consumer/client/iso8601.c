@@ -1,4 +1,5 @@
-/* ISO 8601 date-times to milliseconds since the epoch, for `consume --from @TIME` and offset resets by time.
+/* Points in time to milliseconds since the epoch, for `consume --from @TIME` and offset resets by time: ISO 8601
+ * date-times, epoch milliseconds and durations before now.
  * Computed with the civil-calendar arithmetic of Howard Hinnant's days_from_civil, so the result does not depend
  * on the process's time zone or locale. */
 #include <errno.h>
@@ -102,4 +103,30 @@ int sl_time_parse_iso8601(const char *s, int64_t *ms_out)
 	*ms_out =
 	        ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)offset_min * 60) * 1000 + ms;
 	return 0;
+}
+
+int sl_time_parse(const char *s, int64_t now_ms, int64_t *ms_out)
+{
+	int64_t v;
+
+	if (s == NULL || s[0] == '\0')
+		return -EINVAL;
+	if (s[0] == '-') {
+		if (sl_duration_parse(s + 1, &v) != 0 || v > now_ms)
+			return -EINVAL;
+		*ms_out = now_ms - v;
+		return 0;
+	}
+	if (strspn(s, "0123456789") == strlen(s)) {
+		/* A date-time starts YYYY-: all digits is an epoch time in milliseconds. */
+		v = 0;
+		for (; *s != '\0'; s++) {
+			if (v > (INT64_MAX - (*s - '0')) / 10)
+				return -EINVAL;
+			v = v * 10 + (*s - '0');
+		}
+		*ms_out = v;
+		return 0;
+	}
+	return sl_time_parse_iso8601(s, ms_out);
 }

@@ -7,9 +7,26 @@
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-/* Nesting deeper than this is refused (printed as a string instead): it bounds the recursion on bytes nobody
- * checked, and no entity snapshot needs more. */
-#define JSON_DEPTH_MAX 256
+/* What counts as valid is what jansson (the sync layer's parser, consumer/sync/record_input.c) accepts with
+ * JSON_DECODE_ANY | JSON_ALLOW_NUL, so that `produce --input json` and `apply --values json` never disagree about
+ * a value; tests/fuzz/fuzz_json.c checks the two against each other on random input. Beyond RFC 8259 that means:
+ *   1. Nesting deeper than 2048 arrays and objects is refused (jansson's JSON_PARSER_MAX_DEPTH). The scan keeps
+ *      one bit per open container, so depth costs 256 bytes of stack, not recursion.
+ *   2. A \u escape of a UTF-16 surrogate must be a high one (D800-DBFF) followed at once by a low one
+ *      (\uDC00-DFFF); a lone half is refused.
+ *   3. An integer (no fraction, no exponent) must fit int64_t: -9223372036854775808 to 9223372036854775807.
+ *   4. A number with a fraction or exponent must not overflow a double: it is refused when its value is at least
+ *      2^1024 - 2^970, the halfway point above DBL_MAX from which strtod rounds to infinity. Underflow to 0 is
+ *      fine. Decided on the digits, without strtod, so no locale and no copy of the token is involved.
+ *   5. \u0000 is allowed in string values but not in member names. */
+#define JSON_DEPTH_MAX 2048
+
+/* 2^1024 - 2^970: the smallest magnitude that overflows a double, all 309 integer digits. */
+static const char double_overflow_digits[] =
+        "17976931348623158079372897140530341507993413271003782693617377898044496829276475094664901797758720709633"
+        "02864166928879109465555478519404026306574886715058206819089020007083836762738548458177115317644757302700"
+        "69855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792";
+_Static_assert(sizeof(double_overflow_digits) == 309 + 1, "2^1024 - 2^970 has 309 digits");
 
 size_t sl_utf8_sequence_bytes(const uint8_t *p, const uint8_t *end)
 {
@@ -67,12 +84,37 @@ static bool is_digit(uint8_t c)
 	return c >= '0' && c <= '9';
 }
 
-static bool is_hex(uint8_t c)
+static int hex_value(uint8_t c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+	if (is_digit(c))
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
-static bool scan_string(const uint8_t **pp, const uint8_t *end)
+/* The code unit of "\uXXXX" at p (p[0] == '\\'), or -1. */
+static long u_escape(const uint8_t *p, const uint8_t *end)
+{
+	long v = 0;
+
+	if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+		return -1;
+	for (int i = 2; i < 6; i++) {
+		int h = hex_value(p[i]);
+
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+/* A string; a member name (is_name) may not hold \u0000, which jansson refuses in names even with
+ * JSON_ALLOW_NUL (invariant 5). */
+static bool scan_string(const uint8_t **pp, const uint8_t *end, bool is_name)
 {
 	const uint8_t *p = *pp;
 
@@ -90,16 +132,27 @@ static bool scan_string(const uint8_t **pp, const uint8_t *end)
 		if (c < 0x20)
 			return false;
 		if (c == '\\') {
-			if (++p >= end)
+			long unit;
+
+			if (p + 1 >= end)
 				return false;
-			if (*p == 'u') {
-				if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]))
+			if (p[1] != 'u') {
+				if (p[1] == '\0' || strchr("\"\\/bfnrt", p[1]) == NULL)
 					return false;
-				p += 5;
-			} else if (strchr("\"\\/bfnrt", *p) != NULL && *p != '\0') {
-				p++;
-			} else {
+				p += 2;
+				continue;
+			}
+			if ((unit = u_escape(p, end)) < 0 || (unit == 0 && is_name))
 				return false;
+			p += 6;
+			if (unit >= 0xDC00 && unit <= 0xDFFF)
+				return false; /* invariant 2: a low half without its high half */
+			if (unit >= 0xD800 && unit <= 0xDBFF) {
+				long low = u_escape(p, end);
+
+				if (low < 0xDC00 || low > 0xDFFF)
+					return false; /* invariant 2: a high half not followed by a low one */
+				p += 6;
 			}
 			continue;
 		}
@@ -111,39 +164,93 @@ static bool scan_string(const uint8_t **pp, const uint8_t *end)
 	return false;
 }
 
-static bool scan_digits(const uint8_t **p, const uint8_t *end)
+/* Compare the decimal digits of [p, end) (skipping one '.') with the digits of limit, as numbers of the same
+ * length: -1, 0 or 1. Digits past the limit's length compare as greater when any is not 0. */
+static int digits_compare(const uint8_t *p, const uint8_t *end, const char *limit)
 {
-	const uint8_t *start = *p;
-
-	while (*p < end && is_digit(**p))
-		(*p)++;
-	return *p > start;
+	for (; p < end && *limit != '\0'; p++) {
+		if (*p == '.')
+			continue;
+		if (*p != (uint8_t)*limit)
+			return *p < (uint8_t)*limit ? -1 : 1;
+		limit++;
+	}
+	if (*limit != '\0')
+		return -1; /* fewer digits: the rest are zeros, and the limit has non-zero digits left */
+	for (; p < end; p++)
+		if (is_digit(*p) && *p != '0')
+			return 1;
+	return 0;
 }
+
+/* Exponents beyond this are the same to the overflow check as infinity: no input is long enough to bring them
+ * back into range. */
+#define EXPONENT_SATURATE (1LL << 60)
 
 static bool scan_number(const uint8_t **pp, const uint8_t *end)
 {
-	const uint8_t *p = *pp;
+	const uint8_t *p = *pp, *int_start, *int_end, *frac_end;
+	bool negative = false, real = false;
+	int64_t exponent = 0;
 
-	if (p < end && *p == '-')
+	if (p < end && *p == '-') {
+		negative = true;
 		p++;
+	}
+	int_start = p;
 	if (p < end && *p == '0')
 		p++;
-	else if (!scan_digits(&p, end))
+	else if (p < end && is_digit(*p))
+		while (p < end && is_digit(*p))
+			p++;
+	else
 		return false;
+	int_end = frac_end = p;
 	if (p < end && *p == '.') {
+		real = true;
 		p++;
-		if (!scan_digits(&p, end))
+		if (p >= end || !is_digit(*p))
 			return false;
+		while (p < end && is_digit(*p))
+			p++;
+		frac_end = p;
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
+		bool exp_negative = false;
+
+		real = true;
 		p++;
 		if (p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (!scan_digits(&p, end))
+			exp_negative = *p++ == '-';
+		if (p >= end || !is_digit(*p))
 			return false;
+		for (; p < end && is_digit(*p); p++)
+			exponent = exponent >= EXPONENT_SATURATE / 10 ? EXPONENT_SATURATE : exponent * 10 + (*p - '0');
+		if (exp_negative)
+			exponent = -exponent;
 	}
 	*pp = p;
-	return true;
+	if (!real) {
+		/* Invariant 3. No leading zeros, so the digit count orders the magnitudes. */
+		const char *limit = negative ? "9223372036854775808" : "9223372036854775807";
+		size_t n = (size_t)(int_end - int_start);
+
+		return n < 19 || (n == 19 && digits_compare(int_start, int_end, limit) <= 0);
+	}
+	/* Invariant 4: the magnitude is 0.DDD x 10^mag with DDD the digits from the first non-zero one. */
+	const uint8_t *first = int_start;
+	int64_t leading_zeros = 0;
+
+	for (; first < frac_end && (*first == '0' || *first == '.'); first++)
+		leading_zeros += *first == '0';
+	if (first == frac_end)
+		return true; /* zero */
+	int64_t mag = (int64_t)(int_end - int_start) - leading_zeros + exponent;
+	if (mag < 309)
+		return true;
+	if (mag > 309)
+		return false;
+	return digits_compare(first, frac_end, double_overflow_digits) < 0;
 }
 
 static bool scan_literal(const uint8_t **p, const uint8_t *end, const char *word)
@@ -156,59 +263,93 @@ static bool scan_literal(const uint8_t **p, const uint8_t *end, const char *word
 	return true;
 }
 
-bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth)
+/* One value that is not an array or object. */
+static bool scan_scalar(const uint8_t **p, const uint8_t *end)
 {
-	if (depth > JSON_DEPTH_MAX)
-		return false;
-	skip_ws(p, end);
-	if (*p >= end)
-		return false;
 	switch (**p) {
 	case '"':
-		return scan_string(p, end);
+		return scan_string(p, end, false);
 	case 't':
 		return scan_literal(p, end, "true");
 	case 'f':
 		return scan_literal(p, end, "false");
 	case 'n':
 		return scan_literal(p, end, "null");
-	case '{':
-	case '[': {
-		uint8_t close = **p == '{' ? '}' : ']';
-		bool object = close == '}';
+	default:
+		return scan_number(p, end);
+	}
+}
 
-		(*p)++;
+/* Iterative: the open containers are a stack of bits (1: object), JSON_DEPTH_MAX deep at most (invariant 1).
+ * depth says how many containers around this value are open already (they count toward the limit). */
+bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth)
+{
+	uint8_t objects[JSON_DEPTH_MAX / 8];
+	int open = 0;
+
+	SL_ASSERT(depth >= 0);
+	for (;;) {
+		/* Here a value is expected. */
 		skip_ws(p, end);
-		if (*p < end && **p == close) {
+		if (*p >= end)
+			return false;
+		if (**p == '[' || **p == '{') {
+			bool object = **p == '{';
+
+			if (depth + open >= JSON_DEPTH_MAX)
+				return false;
 			(*p)++;
-			return true;
+			skip_ws(p, end);
+			if (*p < end && **p == (object ? '}' : ']')) {
+				(*p)++; /* empty: a complete value */
+			} else {
+				if (object)
+					objects[open / 8] |= (uint8_t)(1u << (open % 8));
+				else
+					objects[open / 8] &= (uint8_t) ~(1u << (open % 8));
+				open++;
+				if (object) {
+					if (!scan_string(p, end, true))
+						return false;
+					skip_ws(p, end);
+					if (*p >= end || **p != ':')
+						return false;
+					(*p)++;
+				}
+				continue;
+			}
+		} else if (!scan_scalar(p, end)) {
+			return false;
 		}
+		/* A value ended: close containers, or go on to the next member or element. */
 		for (;;) {
+			bool object;
+
+			if (open == 0)
+				return true;
+			object = (objects[(open - 1) / 8] >> ((open - 1) % 8)) & 1u;
+			skip_ws(p, end);
+			if (*p >= end)
+				return false;
+			if (**p == (object ? '}' : ']')) {
+				(*p)++;
+				open--;
+				continue;
+			}
+			if (**p != ',')
+				return false;
+			(*p)++;
 			if (object) {
 				skip_ws(p, end);
-				if (!scan_string(p, end))
+				if (!scan_string(p, end, true))
 					return false;
 				skip_ws(p, end);
 				if (*p >= end || **p != ':')
 					return false;
 				(*p)++;
 			}
-			if (!sl_json_scan_value(p, end, depth + 1))
-				return false;
-			skip_ws(p, end);
-			if (*p >= end)
-				return false;
-			if (**p == close) {
-				(*p)++;
-				return true;
-			}
-			if (**p != ',')
-				return false;
-			(*p)++;
+			break;
 		}
-	}
-	default:
-		return scan_number(p, end);
 	}
 }
 
@@ -220,6 +361,36 @@ bool sl_json_valid(const void *bytes, size_t len)
 		return false;
 	skip_ws(&p, end);
 	return p == end;
+}
+
+size_t sl_json_top_level_members(const char *text, size_t len)
+{
+	const uint8_t *p = (const uint8_t *)text, *end = p + len;
+	size_t count = 0;
+
+	skip_ws(&p, end);
+	if (p >= end || *p != '{')
+		return 0;
+	p++;
+	skip_ws(&p, end);
+	if (p < end && *p == '}')
+		return 0;
+	for (;;) {
+		skip_ws(&p, end);
+		if (!scan_string(&p, end, true))
+			return count;
+		skip_ws(&p, end);
+		if (p >= end || *p != ':')
+			return count;
+		p++;
+		if (!sl_json_scan_value(&p, end, 1))
+			return count;
+		count++;
+		skip_ws(&p, end);
+		if (p >= end || *p != ',')
+			return count;
+		p++;
+	}
 }
 
 size_t sl_json_minify(const char *src, size_t len, char *dst)
@@ -264,7 +435,7 @@ int sl_json_member_span(const char *text, size_t len, const char *name, const ch
 
 		skip_ws(&p, end);
 		key = p;
-		if (!scan_string(&p, end))
+		if (!scan_string(&p, end, true))
 			return 0;
 		key_end = p;
 		skip_ws(&p, end);

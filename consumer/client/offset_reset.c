@@ -1,5 +1,5 @@
 /* The pure logic of `synclog offsets reset`: where each SPEC moves a partition (with the clamping rules listed in
- * synclog.h), ISO 8601 durations for --by-duration, and the CSV plan files of --export and --from-file. No I/O
+ * synclog.h) and the CSV plan files of --export and --from-file. No I/O
  * besides the FILE given, so every rule has a unit test (tests/unit/test_offset_reset.c). */
 #include <ctype.h>
 #include <errno.h>
@@ -47,96 +47,6 @@ int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_in
 	if (clamped_out != NULL)
 		*clamped_out = got != want;
 	return got;
-}
-
-/* ---- ISO 8601 durations ---- */
-
-/* Read an unsigned decimal number at *s into *v (at least one digit). */
-static int number(const char **s, int64_t *v)
-{
-	const char *p = *s;
-
-	*v = 0;
-	if (!isdigit((unsigned char)*p))
-		return -EINVAL;
-	while (isdigit((unsigned char)*p)) {
-		if (*v > (INT64_MAX - (*p - '0')) / 10)
-			return -EINVAL;
-		*v = *v * 10 + (*p - '0');
-		p++;
-	}
-	*s = p;
-	return 0;
-}
-
-/* total += n * unit_ms, refusing overflow. */
-static int add_units(int64_t *total, int64_t n, int64_t unit_ms)
-{
-	if (n > (INT64_MAX - *total) / unit_ms)
-		return -EINVAL;
-	*total += n * unit_ms;
-	return 0;
-}
-
-int sl_duration_parse_iso8601(const char *s, int64_t *ms_out)
-{
-	/* Designators in the order they may appear, each at most once; the time part starts at index 3. */
-	static const char designators[] = "WDHMS";
-	static const int64_t unit_ms[] = {7 * 86400000LL, 86400000LL, 3600000LL, 60000LL, 1000LL};
-	int64_t total = 0;
-	int next = 0, parts = 0;
-	bool in_time = false;
-
-	if (s == NULL || (*s != 'P' && *s != 'p'))
-		return -EINVAL;
-	s++;
-	while (*s != '\0') {
-		int64_t n, frac_ms = 0;
-		const char *d;
-		int idx;
-
-		if (*s == 'T' || *s == 't') {
-			if (in_time)
-				return -EINVAL;
-			in_time = true;
-			next = next < 2 ? 2 : next;
-			s++;
-			if (*s == '\0')
-				return -EINVAL; /* "PT" or "P1DT": a T with nothing after it */
-			continue;
-		}
-		if (number(&s, &n) != 0)
-			return -EINVAL;
-		if (*s == '.' || *s == ',') {
-			int64_t scale = 100;
-
-			/* A fraction is allowed on seconds only; kept to the millisecond, truncating. */
-			s++;
-			if (!isdigit((unsigned char)*s))
-				return -EINVAL;
-			for (; isdigit((unsigned char)*s); s++, scale /= 10)
-				frac_ms += (*s - '0') * scale;
-			if (*s != 'S' && *s != 's')
-				return -EINVAL;
-		}
-		d = strchr(designators, toupper((unsigned char)*s));
-		if (*s == '\0' || d == NULL)
-			return -EINVAL; /* also years (Y) and a month M before T: their length depends on the date */
-		idx = (int)(d - designators);
-		/* M is minutes in the time part; in the date part it would be months. */
-		if ((idx >= 2) != in_time || idx < next)
-			return -EINVAL;
-		if (add_units(&total, n, unit_ms[idx]) != 0 || total > INT64_MAX - frac_ms)
-			return -EINVAL;
-		total += frac_ms;
-		next = idx + 1;
-		parts++;
-		s++;
-	}
-	if (parts == 0)
-		return -EINVAL;
-	*ms_out = total;
-	return 0;
 }
 
 /* ---- CSV plan files ---- */
@@ -194,12 +104,18 @@ static bool topic_name_ok(const char *s)
 	return true;
 }
 
+/* Digits only, at most max. */
 static bool decimal(const char *s, int64_t max, int64_t *out)
 {
-	int64_t v;
+	int64_t v = 0;
 
-	if (number(&s, &v) != 0 || *s != '\0' || v > max)
+	if (*s == '\0')
 		return false;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s) || v > (max - (*s - '0')) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
 	*out = v;
 	return true;
 }
@@ -207,6 +123,16 @@ static bool decimal(const char *s, int64_t max, int64_t *out)
 struct csv_columns {
 	int topic, partition, new_offset, count;
 };
+
+/* Kafka's `kafka-consumer-groups --reset-offsets --from-file` reads lines topic,partition,offset without a
+ * header: a first line of three fields whose last two are numbers is taken as that format's first row. */
+static bool kafka_row(char **fields, int n)
+{
+	int64_t v;
+
+	return n == 3 && topic_name_ok(fields[0]) && decimal(fields[1], UINT32_MAX, &v) &&
+	       decimal(fields[2], INT64_MAX, &v);
+}
 
 static int header_parse(char **fields, int n, struct csv_columns *cols, char *err, size_t err_bytes,
                         unsigned long line_no)
@@ -225,7 +151,8 @@ static int header_parse(char **fields, int n, struct csv_columns *cols, char *er
 	if (cols->topic < 0 || cols->partition < 0 || cols->new_offset < 0) {
 		sl_error_set(err, err_bytes,
 		             "line %lu: the header must name the columns topic, partition and new_offset (as "
-		             "--export writes: topic,partition,old_offset,new_offset)",
+		             "--export writes: topic,partition,old_offset,new_offset), or the file must be Kafka's "
+		             "headerless topic,partition,offset",
 		             line_no);
 		return -EINVAL;
 	}
@@ -288,10 +215,14 @@ int sl_offset_rows_read_csv(FILE *in, struct sl_offset_row **rows_out, size_t *c
 		if (n < 0) {
 			sl_error_set(err, err_bytes, "line %lu: more than %d fields", line_no, CSV_FIELDS_MAX);
 			rc = -EINVAL;
-		} else if (!have_header) {
+		} else if (!have_header && !kafka_row(fields, n)) {
 			rc = header_parse(fields, n, &cols, err, err_bytes, line_no);
 			have_header = true;
 		} else {
+			if (!have_header) {
+				cols = (struct csv_columns){.topic = 0, .partition = 1, .new_offset = 2, .count = 3};
+				have_header = true;
+			}
 			if (count == cap) {
 				size_t new_cap = cap ? cap * 2 : 64;
 				struct sl_offset_row *p;

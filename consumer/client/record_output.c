@@ -6,14 +6,31 @@
 
 #include "consumer/client/client_impl.h"
 
+int sl_record_print_tsv_field(FILE *out, const void *bytes, size_t len)
+{
+	const uint8_t *p = bytes, *end = p + len, *run = p;
+
+	for (; p < end; p++) {
+		const char *esc = *p == '\t' ? "\\t" : *p == '\n' ? "\\n" : *p == '\r' ? "\\r" : NULL;
+
+		if (esc == NULL)
+			continue;
+		fwrite(run, 1, (size_t)(p - run), out);
+		fputs(esc, out);
+		run = p + 1;
+	}
+	fwrite(run, 1, (size_t)(end - run), out);
+	return ferror(out) ? -EIO : 0;
+}
+
 int sl_record_print_text(FILE *out, uint32_t partition, const struct sl_record *r)
 {
 	fprintf(out, "%" PRIu32 "\t%" PRId64 "\t", partition, r->offset);
 	if (r->key_len > 0)
-		fwrite(r->key, 1, (size_t)r->key_len, out);
+		sl_record_print_tsv_field(out, r->key, (size_t)r->key_len);
 	putc_unlocked('\t', out);
 	if (r->value_len > 0)
-		fwrite(r->value, 1, (size_t)r->value_len, out);
+		sl_record_print_tsv_field(out, r->value, (size_t)r->value_len);
 	putc_unlocked('\n', out);
 	return ferror(out) ? -EIO : 0;
 }

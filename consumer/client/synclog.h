@@ -21,8 +21,9 @@
 #include <stdio.h>
 
 #include "proto/batch.h"
-#include "proto/frame.h"  /* sl_error_name, sl_error_message: the broker's error codes */
-#include "proto/limits.h" /* SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX */
+#include "proto/frame.h"         /* sl_error_name, sl_error_message: the broker's error codes */
+#include "proto/limits.h"        /* SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX */
+#include "proto/base/duration.h" /* sl_duration_parse, sl_duration_parse_iso8601, sl_duration_format */
 
 /* ---- addresses ---- */
 
@@ -74,7 +75,11 @@ struct sl_topic_config {
 	uint32_t partitions;
 	int64_t retention_ms;    /* -1: keep forever */
 	int64_t retention_bytes; /* per partition; -1: no limit */
-	bool compact;
+	bool compact;            /* refused by the broker (UNSUPPORTED_FEATURE, -EOPNOTSUPP) until compaction exists */
+	/* The active segment rolls past this size or age; sealed segments are what retention drops. 0 in a create:
+	 * the broker's default; list and describe return the values in effect. */
+	int64_t segment_bytes;
+	int64_t segment_ms;
 };
 
 struct sl_partition_info {
@@ -92,7 +97,8 @@ enum sl_offset_spec { SL_OFFSET_EARLIEST = 0, SL_OFFSET_LATEST = 1, SL_OFFSET_TI
 /* The admin calls below send one request on c (connecting first if it is not connected) and wait for its answer.
  * They need c to have nothing else in flight. A broker error is returned as a negative errno:
  * UNKNOWN_TOPIC -ENOENT, TOPIC_EXISTS -EEXIST, INVALID_* -EINVAL, THROTTLED -EAGAIN, NOT_ENOUGH_SPACE -ENOSPC,
- * STORAGE_ERROR -EIO, BROKER_SHUTTING_DOWN -ESHUTDOWN, anything else -EPROTO; sl_conn_broker_error says which. */
+ * STORAGE_ERROR -EIO, BROKER_SHUTTING_DOWN -ESHUTDOWN, UNSUPPORTED_FEATURE -EOPNOTSUPP, anything else -EPROTO;
+ * sl_conn_broker_error says which. */
 int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config);
 int sl_topic_delete(struct sl_conn *c, const char *name);
 /* *topics_out is an array of *count_out configs, allocated; the caller frees it with free(). */
@@ -226,7 +232,9 @@ void sl_producer_free(struct sl_producer *p);
 
 /* ---- fetcher ---- */
 
-enum sl_from { SL_FROM_EARLIEST = 0, SL_FROM_LATEST, SL_FROM_OFFSET, SL_FROM_TIMESTAMP };
+/* SL_FROM_BEFORE_END: from_offset (start_offset) records before the log end of each partition, or its start when it
+ * holds fewer (kcat's -o -N). */
+enum sl_from { SL_FROM_EARLIEST = 0, SL_FROM_LATEST, SL_FROM_OFFSET, SL_FROM_TIMESTAMP, SL_FROM_BEFORE_END };
 
 struct sl_fetcher_options {
 	const char *broker;
@@ -234,7 +242,7 @@ struct sl_fetcher_options {
 	const char *topic;
 	int32_t partition; /* one partition, or -1 for every partition of the topic */
 	enum sl_from from;
-	int64_t from_offset;       /* SL_FROM_OFFSET: the same offset in every partition read */
+	int64_t from_offset;       /* SL_FROM_OFFSET: the same offset in every partition read; SL_FROM_BEFORE_END: N */
 	int64_t from_timestamp_ms; /* SL_FROM_TIMESTAMP: the first record at or after it */
 	/* Stop at the log end of each partition as it was when the fetcher was created (sl_fetcher_done then says
 	 * so); otherwise follow the log, long-polling for new records. */
@@ -282,7 +290,10 @@ void sl_fetcher_free(struct sl_fetcher *f);
 /* ---- record text format (what `synclog consume` prints; the input side is consumer/sync/record_input.h) ---- */
 
 /* Print one record as a line (with its newline).
- *   text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE, key and value as their bytes, a null key or value as nothing.
+ *   text: PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE, key and value as their bytes except that a tab, newline or
+ *         carriage return in them is written \t, \n, \r (so a line is always one record of four fields; a
+ *         backslash itself is written as it is, so a JSON value stays the JSON it was); a null key or value as
+ *         nothing.
  *   JSON: {"partition":P,"offset":O,"key":K,"value":V,"version":N,"op":"...","origin":"...","timestamp_ms":T,
  *         "idempotency_key":I} where K and I are strings or null; V is the value itself when it is valid JSON
  *         (printed compact, so the line stays one line), else the value as a string, and null for a tombstone;
@@ -290,12 +301,15 @@ void sl_fetcher_free(struct sl_fetcher *f);
  *         the code point of its value. "schema_version" is added when it is not 0.
  * Return 0 or -EIO when out reports an error. */
 int sl_record_print_text(FILE *out, uint32_t partition, const struct sl_record *r);
+/* One key or value as the text format writes it (tab, newline, carriage return escaped). */
+int sl_record_print_tsv_field(FILE *out, const void *bytes, size_t len);
 int sl_record_print_json(FILE *out, uint32_t partition, const struct sl_record *r);
 /* JSON helpers the printers use, for other tools: a JSON string of the bytes; and the bytes as JSON if they are
- * valid JSON text (RFC 8259, nesting up to 256 deep), minified, else as a JSON string. */
+ * valid JSON text (RFC 8259 as jansson reads it: nesting up to 2048 deep, integers within int64, no number that
+ * overflows a double, no lone UTF-16 surrogate escape), minified, else as a JSON string. */
 int sl_json_print_string(FILE *out, const void *bytes, size_t len);
 int sl_json_print_value(FILE *out, const void *bytes, size_t len);
-/* True when bytes[0..len) is one valid JSON value (RFC 8259), surrounding whitespace allowed. */
+/* True when bytes[0..len) is one valid JSON value (as above), surrounding whitespace allowed. */
 bool sl_json_valid(const void *bytes, size_t len);
 
 /* ---- time ---- */
@@ -304,6 +318,10 @@ bool sl_json_valid(const void *bytes, size_t len);
  * digits, kept to the millisecond), and a zone: Z, +HH:MM, +HHMM or +HH (or -). Without a zone the time is UTC.
  * Returns 0 with milliseconds since the epoch, or -EINVAL. */
 int sl_time_parse_iso8601(const char *s, int64_t *ms_out);
+/* A point in time as the tools take it (`consume --from @TIME`, `offsets reset --to-datetime TIME`): an ISO 8601
+ * date-time as above, milliseconds since the epoch (digits only: 1714564800000), or "-" and a duration before
+ * now_ms (-10m, -PT2H: sl_duration_parse). Returns 0 with milliseconds since the epoch, or -EINVAL. */
+int sl_time_parse(const char *s, int64_t now_ms, int64_t *ms_out);
 
 /* ==== consumer groups (consumer/group.c, consumer/group_admin.c, consumer/offset_reset.c) ====
  *
@@ -364,8 +382,9 @@ struct sl_consumer_options {
 	const char *const *topics; /* topic_count names, copied */
 	uint32_t topic_count;
 	/* Where a partition with no committed offset starts: SL_FROM_EARLIEST (default), SL_FROM_LATEST,
-	 * SL_FROM_OFFSET (start_offset, clamped to the log) or SL_FROM_TIMESTAMP (the first record at or after
-	 * start_timestamp_ms, else the log end). A partition with a commit starts there (clamped to the log). */
+	 * SL_FROM_OFFSET (start_offset, clamped to the log), SL_FROM_BEFORE_END (start_offset records before the log
+	 * end) or SL_FROM_TIMESTAMP (the first record at or after start_timestamp_ms, else the log end). A partition
+	 * with a commit starts there (clamped to the log). */
 	enum sl_from start;
 	int64_t start_offset;
 	int64_t start_timestamp_ms;
@@ -544,10 +563,8 @@ struct sl_reset_input {
  *      the position the spec names. */
 int64_t sl_reset_plan(const struct sl_reset_spec *spec, const struct sl_reset_input *in, bool *clamped_out);
 
-/* An ISO 8601 duration of days and times, as Java's Duration.parse reads them: P[nW][nD][T[nH][nM][n[.fff]S]]
- * (a day is 24 hours; years and months are refused: their length depends on the date). Returns 0 with
- * milliseconds, or -EINVAL (also for an empty duration such as "P" or "PT", or more than ~292 million years). */
-int sl_duration_parse_iso8601(const char *s, int64_t *ms_out);
+/* Durations (sl_duration_parse: 30s, 10m, 2h, 7d or ISO 8601 such as PT30M; sl_duration_parse_iso8601: ISO 8601
+ * only, as Java's Duration.parse) come from proto/base/duration.h, included above: one parser for every tool. */
 
 /* A planned reset of one partition, as `offsets reset` prints and exports it. */
 struct sl_offset_row {
@@ -561,9 +578,10 @@ struct sl_offset_row {
 #define SL_OFFSET_ROWS_MAX 1000000u
 /* CSV plan files: a header line "topic,partition,old_offset,new_offset", then one line per row. Reading finds
  * the columns by the header: topic, partition and new_offset (or offset) are required, old_offset and any
- * other column are ignored; blank lines are skipped. Topic names never hold commas or quotes, so no field is
- * quoted. Write returns 0 or -EIO; read returns 0 with *rows_out (allocated, free() it) or -EINVAL with the line
- * number in err, -E2BIG, -ENOMEM, -EIO. */
+ * other column are ignored; blank lines are skipped. A file whose first line is a row of three fields
+ * topic,partition,offset is read as Kafka's headerless format (kafka-consumer-groups --from-file). Topic names never
+ * hold commas or quotes, so no field is quoted. Write returns 0 or -EIO; read returns 0 with *rows_out (allocated,
+ * free() it) or -EINVAL with the line number in err, -E2BIG, -ENOMEM, -EIO. */
 int sl_offset_rows_write_csv(FILE *out, const struct sl_offset_row *rows, size_t count);
 int sl_offset_rows_read_csv(FILE *in, struct sl_offset_row **rows_out, size_t *count_out, char *err, size_t err_bytes);
 

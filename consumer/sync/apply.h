@@ -368,6 +368,8 @@ struct sl_apply_fetch_source_options {
 	const char *group;
 	/* Keep waiting for new records; otherwise stop at the log end as it was when the source was created. */
 	bool follow;
+	/* Connecting and each answer of the broker (0: the client library's default, 30 s). */
+	uint32_t io_timeout_ms;
 };
 
 struct sl_apply_fetch_source;

@@ -87,12 +87,16 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 	fo.from = SL_FROM_EARLIEST;
 	fo.stop_at_end = !o->follow;
 	fo.max_wait_ms = FOLLOW_WAIT_MS;
+	if (o->io_timeout_ms > 0)
+		fo.io_timeout_ms = o->io_timeout_ms;
 	rc = sl_conn_new(&s->admin, o->broker, fo.client_id);
 	if (rc != 0) {
 		sl_error_set(err, err_bytes, "apply source: bad broker address '%s'", o->broker);
 		free(s);
 		return rc;
 	}
+	if (o->io_timeout_ms > 0)
+		sl_conn_set_timeout(s->admin, o->io_timeout_ms);
 	rc = topic_read(s);
 	if (rc != 0)
 		sl_error_set(err, err_bytes, "%s", s->error);

@@ -115,7 +115,15 @@ static int parse_json(struct sl_line_parser *lp, const char *line, size_t len, s
 
 	json_decref(lp->root);
 	lp->root = NULL;
-	root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	/* The flags sl_json_valid agrees with (consumer/client/json_text.c), so a value produced here is one `apply
+	 * --values json` accepts. Duplicate names are valid JSON inside a value (stored as written); only the line's
+	 * own fields must be unambiguous, checked below. */
+	if (memchr(line, '\0', len) != NULL) {
+		/* jansson skips a raw NUL right after a number ("[1\0]" loads); JSON has no raw NUL anywhere. */
+		sl_error_set(err, err_bytes, "a raw NUL byte is not JSON (inside a string, write \\u0000)");
+		return -EINVAL;
+	}
+	root = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
 	if (root == NULL) {
 		sl_error_set(err, err_bytes, "invalid JSON at column %d: %s", jerr.column, jerr.text);
 		return -EINVAL;
@@ -123,6 +131,10 @@ static int parse_json(struct sl_line_parser *lp, const char *line, size_t len, s
 	lp->root = root;
 	if (!json_is_object(root)) {
 		sl_error_set(err, err_bytes, "expected a JSON object {\"key\": ..., \"value\": ...}");
+		return -EINVAL;
+	}
+	if (json_object_size(root) != sl_json_top_level_members(line, len)) {
+		sl_error_set(err, err_bytes, "a field of the line is given twice: which one is meant?");
 		return -EINVAL;
 	}
 	key = json_object_get(root, "key");

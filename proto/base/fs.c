@@ -20,11 +20,11 @@ static int do_fsync(int fd, int is_dir)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-static int do_rename(const char *from, const char *to)
+static int do_rename_at(int dir_fd, const char *from, const char *to)
 {
-	if (sl_fs_hooks.rename_path)
-		return sl_fs_hooks.rename_path(from, to);
-	return rename(from, to) < 0 ? -errno : 0;
+	if (sl_fs_hooks.rename_at)
+		return sl_fs_hooks.rename_at(dir_fd, from, to);
+	return renameat(dir_fd, from, dir_fd, to) < 0 ? -errno : 0;
 }
 
 int sl_fs_fsync_path(const char *path)
@@ -70,12 +70,12 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int sl_fs_replace_atomic(const char *path, const void *data, size_t len)
+int sl_fs_replace_atomic_at(int dir_fd, const char *name, const void *data, size_t len)
 {
 	char tmp[SL_PATH_BYTES_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	int rc = write_all(fd, data, len);
@@ -84,13 +84,37 @@ int sl_fs_replace_atomic(const char *path, const void *data, size_t len)
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0)
-		rc = do_rename(tmp, path);
+		rc = do_rename_at(dir_fd, tmp, name);
 	if (rc < 0) {
-		unlink(tmp);
+		unlinkat(dir_fd, tmp, 0);
 		return rc;
 	}
 	/* Without this the rename may not survive a power cut even though the call returned. */
-	return sl_fs_fsync_parent(path);
+	return do_fsync(dir_fd, 1);
+}
+
+int sl_fs_replace_atomic(const char *path, const void *data, size_t len)
+{
+	char dir[SL_PATH_BYTES_MAX];
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	char *slash = strrchr(dir, '/');
+	const char *name = path;
+	if (slash == NULL) {
+		snprintf(dir, sizeof(dir), ".");
+	} else {
+		name = path + (slash - dir) + 1;
+		if (slash == dir)
+			dir[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
+		return -errno;
+	int rc = sl_fs_replace_atomic_at(dir_fd, name, data, len);
+	close(dir_fd);
+	return rc;
 }
 
 int sl_fs_rm_rf(const char *path)

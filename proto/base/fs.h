@@ -19,13 +19,16 @@
  * real system call. */
 struct sl_fs_hooks {
 	int (*fsync_fd)(int fd, int is_dir);
-	int (*rename_path)(const char *from, const char *to);
+	int (*rename_at)(int dir_fd, const char *from, const char *to);
 };
 extern struct sl_fs_hooks sl_fs_hooks;
 
 /* Replace path's contents with data[0..len) so that a crash at any point leaves the old file or the new one,
  * never a mix and never nothing: write path.tmp, fsync it, rename it over path, fsync the directory. */
 int sl_fs_replace_atomic(const char *path, const void *data, size_t len);
+/* The same for name in the directory dir_fd (the caller keeps dir_fd open; a directory renamed or removed
+ * meanwhile gets the file, never a path that now names another directory). */
+int sl_fs_replace_atomic_at(int dir_fd, const char *name, const void *data, size_t len);
 
 /* fsync a file or directory by path. */
 int sl_fs_fsync_path(const char *path);

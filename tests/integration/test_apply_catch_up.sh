@@ -51,7 +51,7 @@ done
 [ "$(applied_through "$TMP/t.db")" -eq "$total" ] || fail "the applier stopped at $(applied_through "$TMP/t.db") of $total"
 # While following it reports its counters and lag on stderr every 5 s; the last report shows no lag.
 progress='^applied [0-9]+ stale 0 duplicate 0 deleted [0-9]+ dead_lettered 0 lag [0-9]+$'
-for _ in $(seq 1 70); do
+for _ in $(seq 1 300); do # bounds a hang only
 	[ "$(grep -E "$progress" "$TMP/apply.err" | tail -1 | awk '{print $12}')" = 0 ] && break
 	sleep 0.1
 done

@@ -29,7 +29,7 @@ expect_exit 2 "$S" apply accounts --group g --target mysql://x
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --schema s
 expect_exit 1 "$S" apply accounts --group g --target postgresql://postgres@127.0.0.1:1/db
 [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q 'cannot connect' "$TMP/err" || fail "unreachable PostgreSQL: $(cat "$TMP/err")"
-expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention 7d
+expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention 7x
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention P1M
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --values xml
 expect_exit 1 "$S" apply missing --group g --target "sqlite:$TMP/t.db"

@@ -57,6 +57,19 @@ def produce(corr, topic, partition, batch, acks=0):
     return frame(request(corr, PRODUCE, field_bytes(1, topic) + field_varint(2, acks) + field_bytes(3, part)))
 
 
+INIT_PRODUCER = 18
+
+
+def init_producer(corr):
+    return frame(request(corr, INIT_PRODUCER, b""))
+
+
+def producer_id_of(payload):
+    """The producer id of an InitProducer response (0 is encoded as an absent field)."""
+    body = parse(payload).get(INIT_PRODUCER, [b""])[0]
+    return parse(body).get(1, [0])[0]
+
+
 def delete_topic(corr, name):
     return frame(request(corr, DELETE_TOPIC, field_bytes(1, name)))
 
@@ -66,7 +79,9 @@ def describe(corr, topic):
 
 
 def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # A generous timeout: it only bounds a hang. On a shared 2-core machine under a sanitizer build, a broker
+    # that has just recovered a thousand partitions can take seconds to answer its first request.
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
     return s
 
 

@@ -145,6 +145,26 @@ static void json_refusals_say_what_is_wrong(void **state)
 	assert_int_equal(parse(json, "{\"key\":\"a\",\"key\":\"b\"}"), -EINVAL);
 }
 
+/* The line's own fields must be unambiguous, also when a name is spelled with an escape; a value is any JSON,
+ * duplicate names included (apply --values json accepts it: the two parsers agree). */
+static void json_duplicate_field_is_refused_but_not_inside_the_value(void **state)
+{
+	assert_int_equal(parse(json, "{\"key\":\"a\",\"k\\u0065y\":\"b\"}"), -EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	assert_int_equal(parse(json, "{\"key\":\"a\",\"value\":{\"x\":1,\"x\":2}}"), 1);
+	assert_bytes(r.value, r.value_len, "{\"x\":1,\"x\":2}");
+	assert_true(sl_json_valid(r.value, (size_t)r.value_len));
+}
+
+/* jansson alone would load {"key":"k","value":1<NUL>}: a raw NUL is skipped after a number. */
+static void json_raw_nul_byte_is_refused(void **state)
+{
+	static const char line[] = "{\"key\":\"k\",\"value\":1\0}";
+
+	assert_int_equal(sl_line_parse(json, line, sizeof(line) - 1, SL_ORIGIN_LIVE, 1, &r, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "NUL"));
+}
+
 static void json_syntax_error_names_the_column(void **state)
 {
 	assert_int_equal(parse(json, "{\"key\": \"k\", \"value\": }"), -EINVAL);
@@ -212,6 +232,8 @@ int main(void)
 	        cmocka_unit_test(json_delete_is_a_tombstone),
 	        cmocka_unit_test(json_delete_with_value_is_refused),
 	        cmocka_unit_test(json_refusals_say_what_is_wrong),
+	        cmocka_unit_test(json_duplicate_field_is_refused_but_not_inside_the_value),
+	        cmocka_unit_test(json_raw_nul_byte_is_refused),
 	        cmocka_unit_test(json_syntax_error_names_the_column),
 	        cmocka_unit_test(json_null_fields_count_as_absent),
 	        cmocka_unit_test(json_origin_overrides_the_flag),

@@ -85,14 +85,15 @@ static void json_validity_follows_rfc8259(void **state)
 
 static void json_nesting_beyond_bound_is_not_json(void **state)
 {
-	char deep[1200];
+	/* jansson's bound: 2048 open arrays are JSON, 2049 are not. */
+	static char deep[2 * 2049];
 
-	memset(deep, '[', 600);
-	memset(deep + 600, ']', 600);
-	assert_false(sl_json_valid(deep, 1200));
-	memset(deep, '[', 100);
-	memset(deep + 100, ']', 100);
-	assert_true(sl_json_valid(deep, 200));
+	memset(deep, '[', 2049);
+	memset(deep + 2049, ']', 2049);
+	assert_false(sl_json_valid(deep, sizeof(deep)));
+	memset(deep, '[', 2048);
+	memset(deep + 2048, ']', 2048);
+	assert_true(sl_json_valid(deep, 2 * 2048));
 }
 
 static void value_that_is_json_prints_minified(void **state)
@@ -119,11 +120,11 @@ static void string_escapes_quotes_controls_and_bad_utf8(void **state)
 
 static void text_line_is_partition_offset_key_value(void **state)
 {
-	struct sl_record r = record("user-1", "v\twith tab");
+	struct sl_record r = record("user-1", "v with space");
 	FILE *f = open_out();
 
 	assert_int_equal(sl_record_print_text(f, 3, &r), 0);
-	assert_string_equal(close_out(f), "3\t42\tuser-1\tv\twith tab\n");
+	assert_string_equal(close_out(f), "3\t42\tuser-1\tv with space\n");
 }
 
 static void text_line_prints_null_as_nothing(void **state)
@@ -164,6 +165,16 @@ static void json_line_of_tombstone_has_null_value(void **state)
 	                                  "1700000000000,\"idempotency_key\":null,\"schema_version\":2}\n");
 }
 
+static void text_line_escapes_tabs_and_newlines(void **state)
+{
+	struct sl_record r = record("a\tb", "line1\nline2\r\t{\"q\":\"x\\\"y\"}");
+	FILE *f = open_out();
+
+	sl_record_print_text(f, 2, &r);
+	/* One line of four fields; the backslash of the JSON escape stays as it was. */
+	assert_string_equal(close_out(f), "2\t42\ta\\tb\tline1\\nline2\\r\\t{\"q\":\"x\\\"y\"}\n");
+}
+
 static void json_line_of_plain_value_quotes_it(void **state)
 {
 	struct sl_record r = record("k", "plain text");
@@ -183,6 +194,7 @@ int main(void)
 	        cmocka_unit_test(string_escapes_quotes_controls_and_bad_utf8),
 	        cmocka_unit_test(text_line_is_partition_offset_key_value),
 	        cmocka_unit_test(text_line_prints_null_as_nothing),
+	        cmocka_unit_test(text_line_escapes_tabs_and_newlines),
 	        cmocka_unit_test(json_line_has_every_field),
 	        cmocka_unit_test(json_line_of_tombstone_has_null_value),
 	        cmocka_unit_test(json_line_of_plain_value_quotes_it),

@@ -67,6 +67,30 @@ static void malformed_times_are_refused(void **state)
 		assert_int_equal(sl_time_parse_iso8601(bad[i], &v), -EINVAL);
 }
 
+/* sl_time_parse: what --from @TIME and --to-datetime take, beyond ISO 8601. */
+static void epoch_milliseconds_and_durations_ago(void **state)
+{
+	const int64_t now = 1714564800000; /* 2024-05-01T12:00:00Z */
+	int64_t v;
+
+	assert_int_equal(sl_time_parse("1714564800123", now, &v), 0);
+	assert_int_equal(v, 1714564800123);
+	assert_int_equal(sl_time_parse("-10m", now, &v), 0);
+	assert_int_equal(v, now - 600000);
+	assert_int_equal(sl_time_parse("-PT2H", now, &v), 0);
+	assert_int_equal(v, now - 7200000);
+	assert_int_equal(sl_time_parse("-0s", now, &v), 0);
+	assert_int_equal(v, now);
+	assert_int_equal(sl_time_parse("2024-05-01T12:00:00Z", now, &v), 0);
+	assert_int_equal(v, now);
+	assert_int_equal(sl_time_parse("", now, &v), -EINVAL);
+	assert_int_equal(sl_time_parse("-", now, &v), -EINVAL);
+	assert_int_equal(sl_time_parse("-10", now, &v), -EINVAL); /* a duration needs its unit */
+	assert_int_equal(sl_time_parse("+10m", now, &v), -EINVAL);
+	assert_int_equal(sl_time_parse("99999999999999999999", now, &v), -EINVAL);
+	assert_int_equal(sl_time_parse("-100000d", now, &v), -EINVAL); /* before the epoch */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -75,6 +99,7 @@ int main(void)
 	        cmocka_unit_test(zones_shift_to_utc),
 	        cmocka_unit_test(before_the_epoch_is_negative),
 	        cmocka_unit_test(malformed_times_are_refused),
+	        cmocka_unit_test(epoch_milliseconds_and_durations_ago),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,12 +36,12 @@ static int hook_fsync(int fd, int is_dir)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-static int hook_rename(const char *from, const char *to)
+static int hook_rename(int dir_fd, const char *from, const char *to)
 {
 	record("rename");
 	if (fail_rename)
 		return -EIO;
-	return rename(from, to) < 0 ? -errno : 0;
+	return renameat(dir_fd, from, dir_fd, to) < 0 ? -errno : 0;
 }
 
 static int setup(void **state)
@@ -52,7 +52,7 @@ static int setup(void **state)
 	event_count = 0;
 	fail_rename = 0;
 	sl_fs_hooks.fsync_fd = hook_fsync;
-	sl_fs_hooks.rename_path = hook_rename;
+	sl_fs_hooks.rename_at = hook_rename;
 	return 0;
 }
 

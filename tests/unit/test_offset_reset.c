@@ -261,6 +261,30 @@ static void csv_columns_are_found_by_the_header(void **state)
 	free(rows);
 }
 
+/* Kafka's kafka-consumer-groups --from-file: topic,partition,offset lines and no header. */
+static void csv_without_header_is_read_as_kafkas(void **state)
+{
+	struct sl_offset_row *rows;
+	size_t count;
+	char err[256];
+	FILE *f = memfile("orders,0,120\norders, 1 ,7\r\n\ntopic,2,9\n");
+
+	assert_int_equal(sl_offset_rows_read_csv(f, &rows, &count, err, sizeof(err)), 0);
+	fclose(f);
+	assert_int_equal(count, 3);
+	assert_string_equal(rows[0].topic, "orders");
+	assert_int_equal(rows[0].partition, 0);
+	assert_true(rows[0].new_offset == 120 && rows[0].old_offset == -1);
+	assert_int_equal(rows[1].partition, 1);
+	assert_true(rows[1].new_offset == 7);
+	assert_string_equal(rows[2].topic, "topic"); /* a topic named like the header word is still a row */
+	free(rows);
+	f = memfile("orders,0,120\norders,1\n");
+	assert_int_equal(sl_offset_rows_read_csv(f, &rows, &count, err, sizeof(err)), -EINVAL);
+	fclose(f);
+	assert_non_null(strstr(err, "line 2"));
+}
+
 static void csv_errors_name_the_line(void **state)
 {
 	static const struct {
@@ -269,6 +293,7 @@ static void csv_errors_name_the_line(void **state)
 	} bad[] = {
 	        {"", "empty"},
 	        {"topic,partition\n", "line 1"},
+	        {"t,0,x\n", "line 1"},
 	        {"topic,partition,new_offset\nt,0\n", "line 2"},
 	        {"topic,partition,new_offset\nt,0,1\nt,x,1\n", "line 3"},
 	        {"topic,partition,new_offset\nt,0,-1\n", "line 2"},
@@ -308,6 +333,7 @@ int main(void)
 	        cmocka_unit_test(malformed_or_calendar_durations_are_refused),
 	        cmocka_unit_test(csv_round_trip_keeps_topics_partitions_and_offsets),
 	        cmocka_unit_test(csv_columns_are_found_by_the_header),
+	        cmocka_unit_test(csv_without_header_is_read_as_kafkas),
 	        cmocka_unit_test(csv_errors_name_the_line),
 	};
 

@@ -58,8 +58,9 @@ static void json_line_is_one_object(void **state)
 {
 	const char *s = capture(SL_SLOG_INFO, SL_SLOG_JSON, emit_state);
 	assert_true(strncmp(s, "{\"ts\":\"", 7) == 0);
-	assert_non_null(strstr(s, "\"level\":\"warn\",\"event\":\"group_state\",\"group\":\"billing\","
-	                          "\"reason\":\"commits stopped\\u000afor \\\"60s\\\"\",\"lag\":-3,\"partition\":7}\n"));
+	assert_non_null(strstr(s,
+	                       "\"level\":\"warn\",\"event\":\"group_state\",\"group\":\"billing\","
+	                       "\"reason\":\"commits stopped\\u000afor \\\"60s\\\"\",\"lag\":-3,\"partition\":7}\n"));
 }
 
 static void events_below_the_level_are_dropped(void **state)
