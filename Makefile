@@ -189,7 +189,14 @@ $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN)
+# The floor of the PostgreSQL applier benchmark (bench/pg/floor.c, on libpq alone).
+PG_FLOOR_SRC := $(wildcard bench/pg/*.c)
+PG_FLOOR_BIN := $(if $(PG_FLOOR_SRC),$(BUILD)/bin/pg-apply-floor)
+$(BUILD)/bin/pg-apply-floor: $(PG_FLOOR_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lpq
+
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(PG_FLOOR_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -5,6 +5,7 @@
 #      matrix (bench/results/latest.{json,md,png}, bench/results/broker.json)
 #   3. bench/groups.sh: group replay and commit cost (bench/results/groups.json)
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
+#   5. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,5 +22,6 @@ fi
 # both honour BENCH_QUICK themselves.
 GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
+bench/pg_apply.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

@@ -33,9 +33,14 @@ pg_as() {
 }
 
 # The server's options: no TCP, the socket in DIR. fsync off: the tests stop the server cleanly or not at all
-# while it writes, and a shared 2-core VM should not wait for the disk on every test commit.
+# while it writes, and a shared 2-core VM should not wait for the disk on every test commit. PG_DURABLE=1 (the
+# benchmark) keeps PostgreSQL's defaults: fsync on, synchronous_commit on, as a user runs it.
 pg_options() {
-	echo "-c listen_addresses='' -c unix_socket_directories='$1' -c fsync=off -c full_page_writes=off"
+	if [ "${PG_DURABLE:-0}" = 1 ]; then
+		echo "-c listen_addresses='' -c unix_socket_directories='$1'"
+	else
+		echo "-c listen_addresses='' -c unix_socket_directories='$1' -c fsync=off -c full_page_writes=off"
+	fi
 }
 
 pg_start() {
