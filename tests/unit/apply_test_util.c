@@ -206,6 +206,10 @@ static int fault(const char *op)
 		return 0;
 	if (f->exit_instead)
 		_exit(0);
+	if (f->meanwhile != NULL) {
+		f->meanwhile();
+		return 0;
+	}
 	return f->rc;
 }
 
@@ -454,13 +458,23 @@ int at_run_all_paths(const struct CMUnitTest *tests, size_t count)
 	failed += _cmocka_run_group_tests("key_get then write", tests, count, NULL, NULL);
 	at_path = AT_PATH_PREFETCH;
 	failed += _cmocka_run_group_tests("prefetch, writes kept to commit", tests, count, NULL, NULL);
+	return failed + at_run_postgresql(tests, count);
+}
+
+int at_run_postgresql(const struct CMUnitTest *tests, size_t count)
+{
+	int failed = 1;
+
 	at_path = AT_PATH_POSTGRESQL;
 	if (pg_server_start() == 0)
-		failed += _cmocka_run_group_tests("the PostgreSQL store", tests, count, NULL, NULL);
-	else
-		failed++;
+		failed = _cmocka_run_group_tests("the PostgreSQL store", tests, count, NULL, NULL);
 	pg_server_stop();
 	return failed;
+}
+
+const char *at_pg_conninfo(void)
+{
+	return pg_conninfo;
 }
 
 int at_db_open(struct at_env *e)
@@ -643,6 +657,23 @@ static PGconn *pg_query_conn(struct at_env *e)
 	res = PQexec(e->query_conn, sql);
 	PQclear(res);
 	return e->query_conn;
+}
+
+int at_pg_exec(struct at_env *e, const char *sql)
+{
+	PGconn *c = pg_query_conn(e);
+	PGresult *res;
+	int rc = -1;
+
+	if (c == NULL)
+		return -1;
+	res = PQexec(c, sql);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+		rc = 0;
+	else
+		fprintf(stderr, "at_pg_exec: %s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	return rc;
 }
 
 static int pg_row_get(struct at_env *e, const char *key, struct at_row *out)

@@ -71,6 +71,8 @@ struct at_faults {
 	uint32_t times;    /* then fail this many calls */
 	int rc;            /* with this error */
 	bool exit_instead; /* _exit(0) the process instead: a crash in the middle of a transaction */
+	/* Call this instead and let the call through (rc unused): something happening to the store meanwhile. */
+	void (*meanwhile)(void);
 	uint32_t calls;
 };
 
@@ -131,6 +133,13 @@ extern enum at_path at_path;
 struct CMUnitTest;
 int at_run_all_paths(const struct CMUnitTest *tests, size_t count);
 #define AT_RUN_ALL_PATHS(tests) at_run_all_paths(tests, sizeof(tests) / sizeof((tests)[0]))
+/* Run a cmocka test array over the PostgreSQL store only; returns the failures. */
+int at_run_postgresql(const struct CMUnitTest *tests, size_t count);
+#define AT_RUN_POSTGRESQL(tests) at_run_postgresql(tests, sizeof(tests) / sizeof((tests)[0]))
+/* PostgreSQL: run SQL on the test's query connection (in the test's schema); 0 or -1. */
+int at_pg_exec(struct at_env *e, const char *sql);
+/* PostgreSQL: the connection string of the run's server. */
+const char *at_pg_conninfo(void);
 
 /* Temp dir, database, empty source with part_count partitions, options (fake clock). 0 or -1. */
 int at_env_init(struct at_env *e, uint32_t part_count);
