@@ -45,156 +45,31 @@
  *   3. Every kept write is counted where it is sent: a statement writing n kept rows must report n rows, or the
  *      transaction is rolled back (the table changed under the lock: someone wrote without it).
  *
+ * The connection, its pipelines and reconnection are pg_link.c's, shared with the PostgreSQL source.
+ *
  * Threads: one store belongs to one thread (the engine's). */
 #include <endian.h>
 #include <errno.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <xxhash.h>
 
-#include "proto/base/clock.h"
 #include "consumer/sync/apply.h"
+#include "consumer/sync/pg_link.h"
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-#define SCHEMA_VERSION           1
-#define SCHEMA_BYTES_MAX         63 /* PostgreSQL's NAMEDATALEN - 1 */
-#define CONNINFO_BYTES_MAX       4096
+#define SCHEMA_VERSION   1
+#define SCHEMA_BYTES_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
 /* The advisory lock of a schema: (this class, hashtext(schema)). The class is "sync" in ASCII, so that the lock is
  * recognisable in pg_locks and does not collide with a service's own locks on small integers. */
-#define LOCK_CLASS               1937337955
-/* Reconnect backoff: from 100 ms, doubling up to 2 s, until the reconnect timeout. */
-#define RECONNECT_BACKOFF_MS_MIN 100
-#define RECONNECT_BACKOFF_MS_MAX 2000
+#define LOCK_CLASS       1937337955
 /* Rows of the COPY: fields per row. */
-#define COPY_FIELDS              13
-
-/* Type OIDs (pg_type.dat): the binary parameters and arrays name their types. */
-#define OID_BOOL  16
-#define OID_BYTEA 17
-#define OID_INT8  20
-#define OID_INT4  23
-#define OID_TEXT  25
-#define OID_JSONB 3802
-
-/* ---- growable byte buffers, reused for the life of the store ---- */
-
-struct pg_buf {
-	char *p;
-	size_t len;
-	size_t cap;
-	bool failed; /* an allocation failed: the buffer's content is incomplete */
-};
-
-static void buf_put(struct pg_buf *b, const void *p, size_t len)
-{
-	if (b->failed)
-		return;
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *q;
-
-		while (cap < b->len + len)
-			cap *= 2;
-		q = realloc(b->p, cap);
-		if (q == NULL) {
-			b->failed = true;
-			return;
-		}
-		b->p = q;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, len);
-	b->len += len;
-}
-
-static void buf_u16(struct pg_buf *b, uint16_t v)
-{
-	uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-
-	buf_put(b, x, 2);
-}
-
-static void buf_u32(struct pg_buf *b, uint32_t v)
-{
-	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-
-	buf_put(b, x, 4);
-}
-
-static void buf_u64(struct pg_buf *b, uint64_t v)
-{
-	buf_u32(b, (uint32_t)(v >> 32));
-	buf_u32(b, (uint32_t)v);
-}
-
-static void buf_reset(struct pg_buf *b)
-{
-	b->len = 0;
-	b->failed = false;
-}
-
-/* Fields of a binary COPY row or array element: a 4-byte length, then the bytes. */
-static void field_bytes(struct pg_buf *b, const void *p, size_t len)
-{
-	buf_u32(b, (uint32_t)len);
-	buf_put(b, p, len);
-}
-
-static void field_null(struct pg_buf *b)
-{
-	buf_u32(b, UINT32_MAX); /* -1 */
-}
-
-static void field_i64(struct pg_buf *b, int64_t v)
-{
-	buf_u32(b, 8);
-	buf_u64(b, (uint64_t)v);
-}
-
-static void field_i32(struct pg_buf *b, int32_t v)
-{
-	buf_u32(b, 4);
-	buf_u32(b, (uint32_t)v);
-}
-
-static void field_bool(struct pg_buf *b, bool v)
-{
-	uint8_t x = v;
-
-	buf_u32(b, 1);
-	buf_put(b, &x, 1);
-}
-
-static void field_text(struct pg_buf *b, const char *s)
-{
-	field_bytes(b, s, strlen(s));
-}
-
-/* A binary one-dimensional array of count elements of type oid, no NULLs: the elements follow as fields. */
-static void array_start(struct pg_buf *b, uint32_t oid, uint32_t count)
-{
-	buf_reset(b);
-	buf_u32(b, 1);
-	buf_u32(b, 0);
-	buf_u32(b, oid);
-	buf_u32(b, count);
-	buf_u32(b, 1);
-}
-
-static int64_t be64(const char *p)
-{
-	const uint8_t *u = (const uint8_t *)p;
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | u[i];
-	return (int64_t)v;
-}
+#define COPY_FIELDS      13
+/* The temporary table of the kept rows, per connection; its rows go at commit. */
+#define COPY_SQL         "COPY pg_temp.synclog_batch FROM STDIN (FORMAT binary)"
 
 /* ---- the key table ---- */
 
@@ -288,27 +163,6 @@ static struct pg_key *keys_find(struct pg_keys *t, const uint8_t *key, int32_t l
 
 /* ---- the store ---- */
 
-/* What a result of the pipeline is, so that it can be checked and used. */
-enum step {
-	STEP_COMMAND,      /* BEGIN, the lock, SAVEPOINT, COMMIT, ...: any success */
-	STEP_KEY_STATES,   /* rows (key, version, deleted) of the prefetch, into the key table */
-	STEP_IK_STATES,    /* rows (idempotency_key) of the prefetch, into the idempotency key table */
-	STEP_KEY_GET,      /* zero or one row (version, deleted) into *out (struct sl_apply_key_state) */
-	STEP_FOUND,        /* zero or one row: *out (bool) says which */
-	STEP_RECORD_WRITE, /* a write of one record: a refusal is the record's */
-	STEP_BATCH_WRITE,  /* a write of kept rows: a refusal is one of the batch's; exactly expect rows */
-	STEP_OFFSET,       /* a compare-and-set offset write: one row, else -ESTALE */
-	STEP_COUNT,        /* rows changed, added to *out (uint64_t) */
-	STEP_OFFSETS,      /* rows of synclog_offsets, to offsets_cb */
-};
-
-struct pg_step {
-	enum step step;
-	int64_t expect;
-	void *out;
-	const char *what;
-};
-
 /* An offset write kept for the commit of a prefetched transaction. Its strings belong to the engine and outlive
  * the transaction. */
 struct pg_offset {
@@ -351,235 +205,102 @@ enum stmt {
 	ST_COUNT
 };
 
+/* Prepared statement names: "s0", "s1", ... */
+static const char *const stmt_name[ST_COUNT] = {
+        "s0",  "s1",  "s2",  "s3",  "s4",  "s5",  "s6",  "s7",  "s8",  "s9",
+        "s10", "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19",
+};
+_Static_assert(ST_COUNT == 20, "a name for every statement");
+
 struct sl_apply_pg {
-	PGconn *conn;
-	char conninfo[CONNINFO_BYTES_MAX];
+	struct sl_pg_link link;
 	char schema[SCHEMA_BYTES_MAX + 1];
+	char *schema_ident;   /* the schema quoted as an identifier, "..." */
+	char *schema_literal; /* and as a string literal, '...' */
+	bool schema_checked;  /* created and checked on the first connection */
 	enum sl_apply_values values;
-	uint32_t reconnect_timeout_ms;
-	int64_t down_since_ms; /* monotonic; -1 while connected */
-	char *sql[ST_COUNT];   /* the statements, with the schema quoted in; prepared on every connection */
+	char *sql[ST_COUNT]; /* the statements, with the schema quoted in; prepared on every connection */
 	enum txn_state txn;
 	bool prefetched; /* the open transaction began with a prefetch: writes are kept */
 	struct pg_keys keys;
 	struct pg_keys iks;
-	struct pg_buf copy; /* the COPY rows of the kept stale events and idempotency keys, then of the rows */
-	uint32_t copy_rows;
+	struct sl_pg_buf copy; /* the COPY rows of the kept stale events and idempotency keys, then of the rows */
 	uint32_t copy_stale;
 	uint32_t copy_iks;
 	struct pg_offset *offsets;
 	uint32_t offset_count;
 	uint32_t offset_cap;
-	struct pg_step *steps; /* results expected from the pipeline, in order */
-	uint32_t step_count;
-	uint32_t step_cap;
-	struct pg_buf params[2]; /* array parameters, and a jsonb value with its version byte */
+	struct sl_pg_buf params[2]; /* array parameters, and a jsonb value with its version byte */
 	sl_apply_offsets_read_cb offsets_cb;
 	void *offsets_cb_arg;
 	int offsets_cb_rc;
-	char error[SL_ERROR_BYTES];
 };
 
-/* ---- errors ---- */
-
-static const char *server_message(const PGresult *res, PGconn *conn)
+static int store_fail_memory(struct sl_apply_pg *s, const char *what)
 {
-	const char *m = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-	if (m == NULL && conn != NULL)
-		m = PQerrorMessage(conn);
-	return m != NULL && m[0] != '\0' ? m : "no message from the server";
-}
-
-/* Error lines are one line: libpq's messages end with a newline and may hold more. */
-static void error_tidy(struct sl_apply_pg *s)
-{
-	size_t len = strlen(s->error);
-
-	for (size_t i = 0; i < len; i++)
-		if (s->error[i] == '\n' || s->error[i] == '\r' || s->error[i] == '\t')
-			s->error[i] = ' ';
-	while (len > 0 && s->error[len - 1] == ' ')
-		s->error[--len] = '\0';
-}
-
-/* The errno of a SQLSTATE: the record's fault (a data exception, a constraint), the server's state, or the link. */
-static int errno_of_sqlstate(const char *state)
-{
-	if (state == NULL)
-		return -ECONNRESET;
-	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
-		return SL_APPLY_REJECTED;
-	if (strcmp(state, "53100") == 0)
-		return -ENOSPC;
-	if (strcmp(state, "53200") == 0)
-		return -ENOMEM;
-	if (strncmp(state, "40", 2) == 0 || strcmp(state, "55P03") == 0 || strcmp(state, "53300") == 0)
-		return -EBUSY;
-	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-		return -ECONNRESET;
-	if (strcmp(state, "57014") == 0)
-		return -ECANCELED;
-	if (strcmp(state, "25006") == 0)
-		return -EROFS;
-	return -EIO;
-}
-
-/* Set the error of a failed statement and return its errno; a refusal counts as the record's only where the
- * statement wrote records. */
-static int fail_result(struct sl_apply_pg *s, const PGresult *res, const char *what, bool of_records)
-{
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	int rc = errno_of_sqlstate(state);
-	const char *hint = "";
-
-	if (rc == -ENOSPC)
-		hint = ": free disk space on the database server, then start the applier again";
-	snprintf(s->error, sizeof(s->error), "postgresql %s: %s: %s%s%s (SQLSTATE %s)%s", s->schema, what,
-	         server_message(res, s->conn), detail != NULL ? ": " : "", detail != NULL ? detail : "",
-	         state != NULL ? state : "none", hint);
-	error_tidy(s);
-	if (rc == SL_APPLY_REJECTED && !of_records)
-		return -EIO;
-	return rc;
-}
-
-/* The connection failed (libpq said so, without a result): the open transaction is lost. */
-static int fail_link(struct sl_apply_pg *s, const char *what)
-{
-	snprintf(s->error, sizeof(s->error), "postgresql %s: %s: lost the connection: %s", s->schema, what,
-	         server_message(NULL, s->conn));
-	error_tidy(s);
-	s->txn = TXN_NONE;
-	if (s->conn != NULL && PQstatus(s->conn) != CONNECTION_OK)
-		return -ECONNRESET;
-	/* libpq failed without losing the connection (out of memory, a protocol surprise): start afresh. */
-	PQfinish(s->conn);
-	s->conn = NULL;
-	return -EIO;
-}
-
-static int fail_memory(struct sl_apply_pg *s, const char *what)
-{
-	snprintf(s->error, sizeof(s->error), "postgresql %s: %s: out of memory", s->schema, what);
+	snprintf(s->link.error, sizeof(s->link.error), "postgresql %s: %s: out of memory", s->schema, what);
 	return -ENOMEM;
 }
 
-/* ---- the link: nonblocking sends, so that a large result can never stall a large request ---- */
-
-/* Wait until the socket is readable (and writable, when write is set); reads what arrived into libpq's buffer.
- * Returns 0 or fail_link's errno. */
-static int link_wait(struct sl_apply_pg *s, bool write, const char *what)
-{
-	struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN | (write ? POLLOUT : 0)};
-
-	if (pfd.fd < 0)
-		return fail_link(s, what);
-	if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-		return fail_link(s, what);
-	if ((pfd.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && !PQconsumeInput(s->conn))
-		return fail_link(s, what);
-	return 0;
-}
-
-/* Send everything libpq holds, reading meanwhile. */
-static int link_flush(struct sl_apply_pg *s, const char *what)
-{
-	for (;;) {
-		int rc = PQflush(s->conn);
-
-		if (rc == 0)
-			return 0;
-		if (rc < 0)
-			return fail_link(s, what);
-		rc = link_wait(s, true, what);
-		if (rc != 0)
-			return rc;
-	}
-}
-
-/* The next result, waiting for it; NULL with *rc set when the link failed. A NULL with *rc 0 is libpq's end of
- * one statement's results. */
-static PGresult *link_result(struct sl_apply_pg *s, const char *what, int *rc)
-{
-	*rc = 0;
-	while (PQisBusy(s->conn)) {
-		*rc = link_wait(s, false, what);
-		if (*rc != 0)
-			return NULL;
-	}
-	return PQgetResult(s->conn);
-}
-
-/* ---- pipelines ---- */
-
-static int step_push(struct sl_apply_pg *s, enum step step, int64_t expect, void *out, const char *what)
-{
-	if (s->step_count == s->step_cap) {
-		uint32_t cap = s->step_cap ? s->step_cap * 2 : 16;
-		struct pg_step *steps = realloc(s->steps, cap * sizeof(*steps));
-
-		if (steps == NULL)
-			return fail_memory(s, what);
-		s->steps = steps;
-		s->step_cap = cap;
-	}
-	s->steps[s->step_count++] = (struct pg_step){.step = step, .expect = expect, .out = out, .what = what};
-	return 0;
-}
-
-static int pipeline_on(struct sl_apply_pg *s)
-{
-	if (PQpipelineStatus(s->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(s->conn))
-		return fail_link(s, "enter pipeline mode");
-	return 0;
-}
-
-/* Queue a prepared statement with binary parameters (and binary results when results_binary). */
+/* Queue prepared statement i; see sl_pg_link_send. */
 static int send_stmt(struct sl_apply_pg *s, enum stmt i, int n, const char *const *values, const int *lengths,
-                     bool results_binary, enum step step, int64_t expect, void *out, const char *what)
+                     bool results_binary, struct sl_pg_step step)
 {
-	static const int binary[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-	char name[8];
-
-	SL_ASSERT(n <= 16);
-	snprintf(name, sizeof(name), "s%d", (int)i);
-	if (!PQsendQueryPrepared(s->conn, name, n, values, lengths, binary, results_binary))
-		return fail_link(s, what);
-	return step_push(s, step, expect, out, what);
+	return sl_pg_link_send(&s->link, stmt_name[i], n, values, lengths, results_binary, step);
 }
 
-static int send_sql(struct sl_apply_pg *s, const char *sql, const char *what)
+/* Rows of the prefetch (key, version, deleted; binary) into the key table. */
+static int key_states_cb(const PGresult *res, void *out)
 {
-	if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-		return fail_link(s, what);
-	return step_push(s, STEP_COMMAND, -1, NULL, what);
-}
+	struct sl_apply_pg *s = out;
 
-static int step_rows(struct sl_apply_pg *s, const struct pg_step *st, const PGresult *res)
-{
-	const char *tuples = PQcmdTuples((PGresult *)res);
-	int64_t n = tuples[0] != '\0' ? strtoll(tuples, NULL, 10) : 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct pg_key *e =
+		        keys_find(&s->keys, (const uint8_t *)PQgetvalue(res, i, 0), PQgetlength(res, i, 0), false);
 
-	if (st->step == STEP_OFFSET && n != 1) {
-		snprintf(s->error, sizeof(s->error), "postgresql %s: the stored offset moved: %s", s->schema, st->what);
-		return -ESTALE;
+		if (e == NULL || PQgetlength(res, i, 1) != 8 || PQgetlength(res, i, 2) != 1) {
+			snprintf(s->link.error, sizeof(s->link.error),
+			         "postgresql %s: the prefetch returned a key that was not asked for", s->schema);
+			return -EPROTO;
+		}
+		e->exists = true;
+		e->version = sl_pg_be64(PQgetvalue(res, i, 1));
+		e->deleted = PQgetvalue(res, i, 2)[0] != 0;
 	}
-	if (st->step == STEP_BATCH_WRITE && n != st->expect) {
-		snprintf(s->error, sizeof(s->error),
-		         "postgresql %s: %s: %lld rows written where %lld were sent: the tables changed under the "
-		         "applier's lock; run one applier per schema",
-		         s->schema, st->what, (long long)n, (long long)st->expect);
-		return -EIO;
-	}
-	if (st->step == STEP_COUNT)
-		*(uint64_t *)st->out += (uint64_t)n;
 	return 0;
 }
 
-static int step_offsets(struct sl_apply_pg *s, const PGresult *res)
+/* Rows of the prefetch (idempotency_key; binary) into the idempotency key table. */
+static int ik_states_cb(const PGresult *res, void *out)
 {
+	struct sl_apply_pg *s = out;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct pg_key *e =
+		        keys_find(&s->iks, (const uint8_t *)PQgetvalue(res, i, 0), PQgetlength(res, i, 0), false);
+
+		if (e != NULL)
+			e->exists = true;
+	}
+	return 0;
+}
+
+/* Zero or one row (version, deleted; binary) into a struct sl_apply_key_state. */
+static int key_get_cb(const PGresult *res, void *out)
+{
+	struct sl_apply_key_state *ks = out;
+
+	ks->exists = PQntuples(res) == 1;
+	ks->version = ks->exists ? sl_pg_be64(PQgetvalue(res, 0, 0)) : 0;
+	ks->deleted = ks->exists && PQgetvalue(res, 0, 1)[0] != 0;
+	return 0;
+}
+
+/* Rows of synclog_offsets (text) to the engine's callback. */
+static int offsets_cb(const PGresult *res, void *out)
+{
+	struct sl_apply_pg *s = out;
+
 	for (int i = 0; i < PQntuples(res) && s->offsets_cb_rc == 0; i++) {
 		struct sl_apply_position pos = {
 		        .topic = PQgetvalue(res, i, 0),
@@ -595,7 +316,7 @@ static int step_offsets(struct sl_apply_pg *s, const PGresult *res)
 		};
 
 		if (pos.next_offset < 0) {
-			snprintf(s->error, sizeof(s->error),
+			snprintf(s->link.error, sizeof(s->link.error),
 			         "postgresql %s: synclog_offsets holds a negative offset for topic '%s' partition %u",
 			         s->schema, pos.topic, pos.partition);
 			return -EUCLEAN;
@@ -605,140 +326,19 @@ static int step_offsets(struct sl_apply_pg *s, const PGresult *res)
 	return s->offsets_cb_rc;
 }
 
-/* Use one successful result. */
-static int step_handle(struct sl_apply_pg *s, const struct pg_step *st, const PGresult *res)
-{
-	switch (st->step) {
-	case STEP_KEY_STATES:
-		for (int i = 0; i < PQntuples(res); i++) {
-			struct pg_key *e = keys_find(&s->keys, (const uint8_t *)PQgetvalue(res, i, 0),
-			                             PQgetlength(res, i, 0), false);
-
-			if (e == NULL || PQgetlength(res, i, 1) != 8 || PQgetlength(res, i, 2) != 1) {
-				snprintf(s->error, sizeof(s->error),
-				         "postgresql %s: the prefetch returned a key that was not asked for",
-				         s->schema);
-				return -EPROTO;
-			}
-			e->exists = true;
-			e->version = be64(PQgetvalue(res, i, 1));
-			e->deleted = PQgetvalue(res, i, 2)[0] != 0;
-		}
-		return 0;
-	case STEP_IK_STATES:
-		for (int i = 0; i < PQntuples(res); i++) {
-			struct pg_key *e = keys_find(&s->iks, (const uint8_t *)PQgetvalue(res, i, 0),
-			                             PQgetlength(res, i, 0), false);
-
-			if (e != NULL)
-				e->exists = true;
-		}
-		return 0;
-	case STEP_KEY_GET: {
-		struct sl_apply_key_state *ks = st->out;
-
-		ks->exists = PQntuples(res) == 1;
-		ks->version = ks->exists ? be64(PQgetvalue(res, 0, 0)) : 0;
-		ks->deleted = ks->exists && PQgetvalue(res, 0, 1)[0] != 0;
-		return 0;
-	}
-	case STEP_FOUND:
-		*(bool *)st->out = PQntuples(res) > 0;
-		return 0;
-	case STEP_BATCH_WRITE:
-	case STEP_OFFSET:
-	case STEP_COUNT:
-		return step_rows(s, st, res);
-	case STEP_OFFSETS:
-		return step_offsets(s, res);
-	case STEP_COMMAND:
-	case STEP_RECORD_WRITE:
-		return 0;
-	}
-	return 0;
-}
-
-/* Send a Sync after the queued statements and read every result. Returns 0, or the errno of the first failure
- * (the statements after it were skipped by the server) with s->error set. */
-static int pipeline_run(struct sl_apply_pg *s)
-{
-	int first = 0, rc;
-	PGresult *res;
-
-	if (!PQpipelineSync(s->conn))
-		return fail_link(s, "send a pipeline");
-	rc = link_flush(s, "send a pipeline");
-	for (uint32_t i = 0; rc == 0 && i < s->step_count; i++) {
-		const struct pg_step *st = &s->steps[i];
-		ExecStatusType status;
-
-		res = link_result(s, st->what, &rc);
-		if (res == NULL) {
-			if (rc == 0)
-				rc = fail_link(s, st->what);
-			break;
-		}
-		status = PQresultStatus(res);
-		if (status == PGRES_FATAL_ERROR && first == 0)
-			first = fail_result(s, res, st->what,
-			                    st->step == STEP_RECORD_WRITE || st->step == STEP_BATCH_WRITE);
-		else if ((status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) && first == 0)
-			first = step_handle(s, st, res);
-		else if (status != PGRES_PIPELINE_ABORTED && status != PGRES_FATAL_ERROR && first == 0)
-			first = fail_result(s, res, st->what, false);
-		PQclear(res);
-		res = link_result(s, st->what, &rc); /* the end of this statement's results */
-		if (res != NULL) {
-			PQclear(res);
-			rc = fail_link(s, st->what);
-		}
-	}
-	if (rc == 0) {
-		res = link_result(s, "end a pipeline", &rc);
-		if (res != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC && rc == 0)
-			rc = fail_link(s, "end a pipeline");
-		PQclear(res);
-	}
-	s->step_count = 0;
-	return rc != 0 ? rc : first;
-}
-
-/* ---- connection ---- */
-
-/* Sleep; false when a signal cut it short (the caller stops waiting: the process is asked to stop). */
-static bool sleep_ms(uint32_t ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	return nanosleep(&ts, NULL) == 0;
-}
-
-/* Run SQL without parameters on a connection in blocking mode (at open: the schema and the session). */
-static int exec_simple(struct sl_apply_pg *s, const char *sql, const char *what)
-{
-	PGresult *res = PQexec(s->conn, sql);
-	int rc = 0;
-
-	if (res == NULL)
-		rc = fail_link(s, what);
-	else if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = fail_result(s, res, what, false);
-	PQclear(res);
-	return rc;
-}
-
-/* The parameter types of each statement (every parameter is sent binary). */
 static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int *n)
 {
-	Oid value = s->values == SL_APPLY_VALUES_JSON ? OID_JSONB : OID_TEXT;
-	static const Oid entity[] = {OID_TEXT, OID_INT8, 0, OID_TEXT, OID_TEXT, OID_INT4, OID_INT8, OID_INT8};
-	static const Oid offset[] = {OID_TEXT, OID_TEXT, OID_INT4, OID_INT8, OID_INT8, OID_INT8,
-	                             OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+	Oid value = s->values == SL_APPLY_VALUES_JSON ? SL_PG_OID_JSONB : SL_PG_OID_TEXT;
+	static const Oid entity[] = {SL_PG_OID_TEXT, SL_PG_OID_INT8, 0, SL_PG_OID_TEXT, SL_PG_OID_TEXT, SL_PG_OID_INT4,
+	                             SL_PG_OID_INT8, SL_PG_OID_INT8};
+	static const Oid offset[] = {SL_PG_OID_TEXT, SL_PG_OID_TEXT, SL_PG_OID_INT4, SL_PG_OID_INT8,
+	                             SL_PG_OID_INT8, SL_PG_OID_INT8, SL_PG_OID_INT8, SL_PG_OID_INT8,
+	                             SL_PG_OID_INT8, SL_PG_OID_INT8, SL_PG_OID_INT8};
 
 	*n = 0;
 	switch (i) {
 	case ST_KEY_GET:
-		types[(*n)++] = OID_TEXT;
+		types[(*n)++] = SL_PG_OID_TEXT;
 		break;
 	case ST_UPSERT:
 	case ST_SOFT_DELETE:
@@ -747,23 +347,23 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 		*n = 8;
 		break;
 	case ST_STALE:
-		types[0] = OID_TEXT;
-		types[1] = types[2] = OID_INT8;
-		types[3] = OID_TEXT;
-		types[4] = OID_INT4;
-		types[5] = types[6] = OID_INT8;
+		types[0] = SL_PG_OID_TEXT;
+		types[1] = types[2] = SL_PG_OID_INT8;
+		types[3] = SL_PG_OID_TEXT;
+		types[4] = SL_PG_OID_INT4;
+		types[5] = types[6] = SL_PG_OID_INT8;
 		*n = 7;
 		break;
 	case ST_IK_SEEN:
-		types[(*n)++] = OID_BYTEA;
+		types[(*n)++] = SL_PG_OID_BYTEA;
 		break;
 	case ST_IK_REMEMBER:
-		types[0] = OID_BYTEA;
-		types[1] = OID_INT8;
+		types[0] = SL_PG_OID_BYTEA;
+		types[1] = SL_PG_OID_INT8;
 		*n = 2;
 		break;
 	case ST_OFFSETS_READ:
-		types[(*n)++] = OID_TEXT;
+		types[(*n)++] = SL_PG_OID_TEXT;
 		break;
 	case ST_OFFSET_INSERT:
 	case ST_OFFSET_UPDATE:
@@ -774,16 +374,16 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 	case ST_PURGE_STALE:
 	case ST_PURGE_IK_AGE:
 	case ST_PURGE_IK_COUNT:
-		types[(*n)++] = OID_INT8;
+		types[(*n)++] = SL_PG_OID_INT8;
 		break;
 	case ST_PREFETCH_KEYS:
-		types[(*n)++] = 1009; /* text[] */
+		types[(*n)++] = SL_PG_OID_TEXT_ARRAY;
 		break;
 	case ST_PREFETCH_IKS:
-		types[(*n)++] = 1001; /* bytea[] */
+		types[(*n)++] = SL_PG_OID_BYTEA_ARRAY;
 		break;
 	case ST_LOCK:
-		types[(*n)++] = OID_TEXT;
+		types[(*n)++] = SL_PG_OID_TEXT;
 		break;
 	case ST_BATCH_ROWS:
 	case ST_BATCH_DELETES:
@@ -794,109 +394,40 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 	}
 }
 
-/* Session settings, the temporary table and the prepared statements of a new connection. */
-static int session_setup(struct sl_apply_pg *s)
-{
-	char sql[1024];
-	int rc;
+static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit);
 
+/* The session of a new connection: on the first, the tables (created when missing, then checked); on every one,
+ * the temporary table of the kept rows and the prepared statements. */
+static int session_setup(struct sl_pg_link *l, void *cb_arg)
+{
+	struct sl_apply_pg *s = cb_arg;
+	char sql[1024];
+	int rc = 0;
+
+	if (!s->schema_checked) {
+		rc = schema_setup(s, s->schema_ident, s->schema_literal);
+		s->schema_checked = rc == 0;
+	}
 	snprintf(sql, sizeof(sql),
 	         "CREATE TEMPORARY TABLE IF NOT EXISTS synclog_batch (kind text NOT NULL, key text, version bigint,"
 	         " value %s, deleted boolean, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
 	         " \"offset\" bigint, now_ms bigint, stored_version bigint, idempotency_key bytea)"
 	         " ON COMMIT DELETE ROWS",
 	         s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text");
-	rc = exec_simple(s, sql, "create the temporary table synclog_batch");
+	if (rc == 0)
+		rc = sl_pg_link_exec(l, sql, "create the temporary table synclog_batch");
 	for (int i = 0; rc == 0 && i < ST_COUNT; i++) {
 		Oid types[16];
 		int n;
-		char name[8];
-		PGresult *res;
 
 		stmt_types(s, (enum stmt)i, types, &n);
-		snprintf(name, sizeof(name), "s%d", i);
-		res = PQprepare(s->conn, name, s->sql[i], n, types);
-		if (res == NULL)
-			rc = fail_link(s, "prepare a statement");
-		else if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			rc = fail_result(s, res, "prepare a statement", false);
-		PQclear(res);
-	}
-	if (rc == 0 && PQsetnonblocking(s->conn, 1) != 0)
-		rc = fail_link(s, "switch to nonblocking mode");
-	return rc;
-}
-
-/* One attempt to connect. Returns 0 or a negative errno with s->error set. */
-static int connect_once(struct sl_apply_pg *s)
-{
-	/* Defaults first, then the user's string (which may override them), then what this store needs. */
-	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", "client_encoding", NULL};
-	const char *const vals[] = {"10", "synclog-apply", s->conninfo, "UTF8", NULL};
-	const char *encoding;
-
-	PQfinish(s->conn);
-	s->conn = PQconnectdbParams(keys, vals, 1);
-	if (s->conn == NULL)
-		return fail_memory(s, "connect");
-	if (PQstatus(s->conn) != CONNECTION_OK) {
-		snprintf(s->error, sizeof(s->error), "postgresql: cannot connect: %s", server_message(NULL, s->conn));
-		error_tidy(s);
-		PQfinish(s->conn);
-		s->conn = NULL;
-		return -ECONNREFUSED;
-	}
-	encoding = PQparameterStatus(s->conn, "server_encoding");
-	if (encoding == NULL || (strcmp(encoding, "UTF8") != 0 && strcmp(encoding, "SQL_ASCII") != 0)) {
-		snprintf(s->error, sizeof(s->error),
-		         "postgresql: the database's encoding is %s; synclog stores keys and values as UTF-8: use a "
-		         "database created with ENCODING 'UTF8'",
-		         encoding != NULL ? encoding : "unknown");
-		return -EINVAL;
-	}
-	/* CREATE ... IF NOT EXISTS says NOTICE for what exists: not worth a line on the operator's terminal. */
-	return exec_simple(s, "SET client_min_messages = warning", "set up the session");
-}
-
-/* Make sure the connection is up, reconnecting with backoff for at most the reconnect timeout since it was
- * lost. Only between transactions (invariant 2). */
-static int conn_ready(struct sl_apply_pg *s)
-{
-	uint32_t backoff_ms = RECONNECT_BACKOFF_MS_MIN;
-	int64_t start;
-	int rc;
-
-	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
-		return 0;
-	start = sl_clock_mono_ms();
-	if (s->down_since_ms < 0)
-		s->down_since_ms = start;
-	for (;;) {
-		rc = connect_once(s);
-		if (rc == 0)
-			rc = session_setup(s);
-		if (rc == 0) {
-			s->down_since_ms = -1;
-			return 0;
-		}
-		if (rc == -EINVAL || sl_clock_mono_ms() - s->down_since_ms >= (int64_t)s->reconnect_timeout_ms)
-			break;
-		if (!sleep_ms(backoff_ms)) {
-			snprintf(s->error, sizeof(s->error), "postgresql: reconnecting was interrupted by a signal");
-			return -EINTR;
-		}
-		backoff_ms = backoff_ms * 2 > RECONNECT_BACKOFF_MS_MAX ? RECONNECT_BACKOFF_MS_MAX : backoff_ms * 2;
-	}
-	if (rc != -EINVAL) {
-		size_t len = strlen(s->error);
-
-		snprintf(s->error + len, sizeof(s->error) - len, " (tried for %lld s; is the server up?)",
-		         (long long)((sl_clock_mono_ms() - s->down_since_ms) / 1000));
+		rc = sl_pg_link_prepare(l, stmt_name[i], s->sql[i], n, types);
 	}
 	return rc;
 }
 
-/* Send BEGIN and the lock when the transaction has not sent them yet (they then go with the caller's pipeline). */
+/* Send BEGIN and the lock when the transaction has not sent them yet (they then go with the caller's pipeline);
+ * reconnect first when the connection was lost since the last transaction. */
 static int txn_send_begin(struct sl_apply_pg *s)
 {
 	const char *values[1] = {s->schema};
@@ -905,16 +436,13 @@ static int txn_send_begin(struct sl_apply_pg *s)
 
 	SL_ASSERT(s->txn != TXN_NONE);
 	if (s->txn == TXN_OPEN)
-		return s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK ? pipeline_on(s)
-		                                                             : fail_link(s, "continue a transaction");
-	rc = conn_ready(s);
+		return 0;
+	rc = sl_pg_link_ready(&s->link);
 	if (rc == 0)
-		rc = pipeline_on(s);
+		rc = sl_pg_link_send_sql(&s->link, "BEGIN", "begin a transaction");
 	if (rc == 0)
-		rc = send_sql(s, "BEGIN", "begin a transaction");
-	if (rc == 0)
-		rc = send_stmt(s, ST_LOCK, 1, values, lengths, false, STEP_COMMAND, -1, NULL,
-		               "take the schema's advisory lock");
+		rc = send_stmt(s, ST_LOCK, 1, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "take the schema's advisory lock"});
 	if (rc == 0)
 		s->txn = TXN_OPEN;
 	return rc;
@@ -927,8 +455,8 @@ static void batch_clear(struct sl_apply_pg *s)
 	s->prefetched = false;
 	s->keys.count = 0;
 	s->iks.count = 0;
-	buf_reset(&s->copy);
-	s->copy_rows = s->copy_stale = s->copy_iks = 0;
+	sl_pg_buf_reset(&s->copy);
+	s->copy_stale = s->copy_iks = 0;
 	s->offset_count = 0;
 }
 
@@ -937,7 +465,7 @@ static int op_begin(void *store, int64_t now_ms)
 	struct sl_apply_pg *s = store;
 
 	(void)now_ms;
-	SL_ASSERT(s->txn == TXN_NONE && s->step_count == 0);
+	SL_ASSERT(s->txn == TXN_NONE && s->link.step_count == 0);
 	batch_clear(s);
 	s->txn = TXN_PENDING;
 	return 0;
@@ -948,20 +476,19 @@ static void op_rollback(void *store)
 	struct sl_apply_pg *s = store;
 
 	batch_clear(s);
-	if (s->txn == TXN_OPEN && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
-		/* Nothing to do when it fails: a broken connection ends the transaction by itself. */
-		if (pipeline_on(s) == 0 && send_sql(s, "ROLLBACK", "roll back") == 0)
-			pipeline_run(s);
-	}
+	/* Nothing to do when it fails: a broken connection ends the transaction by itself. */
+	if (s->txn == TXN_OPEN && sl_pg_link_up(&s->link) &&
+	    sl_pg_link_send_sql(&s->link, "ROLLBACK", "roll back") == 0)
+		sl_pg_link_run(&s->link);
+	s->link.step_count = 0;
 	s->txn = TXN_NONE;
-	s->step_count = 0;
 }
 
 static int key_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 {
 	if (!sl_utf8_text_valid(r->rec.key, (size_t)r->rec.key_len)) {
-		snprintf(s->error, sizeof(s->error), "offset %lld: the key is not UTF-8 text (or holds NUL bytes)",
-		         (long long)r->rec.offset);
+		snprintf(s->link.error, sizeof(s->link.error),
+		         "offset %lld: the key is not UTF-8 text (or holds NUL bytes)", (long long)r->rec.offset);
 		return SL_APPLY_REJECTED;
 	}
 	return 0;
@@ -973,14 +500,14 @@ static int value_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 	size_t len = (size_t)r->rec.value_len;
 
 	if (v != NULL && s->values == SL_APPLY_VALUES_JSON && !sl_json_valid(v, len)) {
-		snprintf(s->error, sizeof(s->error),
+		snprintf(s->link.error, sizeof(s->link.error),
 		         "offset %lld: the value is not JSON text (RFC 8259): the target stores JSON entities",
 		         (long long)r->rec.offset);
 		return SL_APPLY_REJECTED;
 	}
 	if (v != NULL && s->values == SL_APPLY_VALUES_TEXT && !sl_utf8_text_valid(v, len)) {
-		snprintf(s->error, sizeof(s->error), "offset %lld: the value is not UTF-8 text (or holds NUL bytes)",
-		         (long long)r->rec.offset);
+		snprintf(s->link.error, sizeof(s->link.error),
+		         "offset %lld: the value is not UTF-8 text (or holds NUL bytes)", (long long)r->rec.offset);
 		return SL_APPLY_REJECTED;
 	}
 	return 0;
@@ -989,8 +516,9 @@ static int value_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 static int ik_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 {
 	if (r->rec.idempotency_key_len > SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX) {
-		snprintf(s->error, sizeof(s->error), "offset %lld: the idempotency key is longer than %d bytes",
-		         (long long)r->rec.offset, SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX);
+		snprintf(s->link.error, sizeof(s->link.error),
+		         "offset %lld: the idempotency key is longer than %d bytes", (long long)r->rec.offset,
+		         SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX);
 		return SL_APPLY_REJECTED;
 	}
 	return 0;
@@ -1005,17 +533,27 @@ static struct pg_key *key_entry(struct sl_apply_pg *s, const struct sl_apply_rec
 	return e;
 }
 
+/* Queue the lookup of the array in b (of element type oid) with prepared statement i. */
+static int prefetch_send(struct sl_apply_pg *s, enum stmt i, struct sl_pg_buf *b, sl_pg_rows_cb cb, const char *what)
+{
+	const char *values[1] = {b->p};
+	int lengths[1] = {(int)b->len};
+
+	if (b->failed)
+		return store_fail_memory(s, what);
+	return send_stmt(s, i, 1, values, lengths, true,
+	                 (struct sl_pg_step){.check = SL_PG_ROWS, .out = s, .rows_cb = cb, .what = what});
+}
+
 static int op_prefetch(void *store, const struct sl_apply_record *records, uint32_t count)
 {
 	struct sl_apply_pg *s = store;
-	struct pg_buf *keys = &s->params[0], *iks = &s->params[1];
+	struct sl_pg_buf *keys = &s->params[0], *iks = &s->params[1];
 	uint32_t key_count = 0, ik_count = 0;
-	const char *values[1];
-	int lengths[1];
 	int rc;
 
 	if (keys_reset(&s->keys, count) != 0 || keys_reset(&s->iks, count) != 0)
-		return fail_memory(s, "prefetch");
+		return store_fail_memory(s, "prefetch");
 	/* Distinct keys the store can look up; one that cannot be is refused later by key_get or its write. */
 	for (uint32_t i = 0; i < count; i++) {
 		const struct sl_record *rec = &records[i].rec;
@@ -1033,29 +571,19 @@ static int op_prefetch(void *store, const struct sl_apply_record *records, uint3
 	}
 	rc = txn_send_begin(s);
 	if (rc == 0 && ik_count > 0) {
-		array_start(iks, OID_BYTEA, ik_count);
+		sl_pg_array_start(iks, SL_PG_OID_BYTEA, ik_count);
 		for (uint32_t i = 0; i < s->iks.count; i++)
-			field_bytes(iks, s->iks.entries[i].key, (size_t)s->iks.entries[i].key_len);
-		if (iks->failed)
-			return fail_memory(s, "prefetch");
-		values[0] = iks->p;
-		lengths[0] = (int)iks->len;
-		rc = send_stmt(s, ST_PREFETCH_IKS, 1, values, lengths, true, STEP_IK_STATES, -1, NULL,
-		               "look up the batch's idempotency keys");
+			sl_pg_field_bytes(iks, s->iks.entries[i].key, (size_t)s->iks.entries[i].key_len);
+		rc = prefetch_send(s, ST_PREFETCH_IKS, iks, ik_states_cb, "look up the batch's idempotency keys");
 	}
 	if (rc == 0 && key_count > 0) {
-		array_start(keys, OID_TEXT, key_count);
+		sl_pg_array_start(keys, SL_PG_OID_TEXT, key_count);
 		for (uint32_t i = 0; i < s->keys.count; i++)
-			field_bytes(keys, s->keys.entries[i].key, (size_t)s->keys.entries[i].key_len);
-		if (keys->failed)
-			return fail_memory(s, "prefetch");
-		values[0] = keys->p;
-		lengths[0] = (int)keys->len;
-		rc = send_stmt(s, ST_PREFETCH_KEYS, 1, values, lengths, true, STEP_KEY_STATES, -1, NULL,
-		               "look up the batch's keys");
+			sl_pg_field_bytes(keys, s->keys.entries[i].key, (size_t)s->keys.entries[i].key_len);
+		rc = prefetch_send(s, ST_PREFETCH_KEYS, keys, key_states_cb, "look up the batch's keys");
 	}
 	if (rc == 0)
-		rc = pipeline_run(s);
+		rc = sl_pg_link_run(&s->link);
 	if (rc == 0)
 		s->prefetched = true;
 	return rc;
@@ -1080,8 +608,12 @@ static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_ap
 	}
 	rc = txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_KEY_GET, 1, values, lengths, true, STEP_KEY_GET, -1, out, "read a key's version");
-	return rc != 0 ? rc : pipeline_run(s);
+		rc = send_stmt(s, ST_KEY_GET, 1, values, lengths, true,
+		               (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                   .out = out,
+		                                   .rows_cb = key_get_cb,
+		                                   .what = "read a key's version"});
+	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
 /* Bind the parameters of the upsert and soft delete statements: key, version, value, origin, topic, partition,
@@ -1100,9 +632,9 @@ static void entity_params(struct sl_apply_pg *s, const struct sl_apply_record *r
 	lengths[2] = 0;
 	if (r->rec.value != NULL && s->values == SL_APPLY_VALUES_JSON) {
 		/* jsonb's binary form: a version byte, then the text. */
-		buf_reset(&s->params[1]);
-		buf_put(&s->params[1], "\x01", 1);
-		buf_put(&s->params[1], r->rec.value, (size_t)r->rec.value_len);
+		sl_pg_buf_reset(&s->params[1]);
+		sl_pg_buf_put(&s->params[1], "\x01", 1);
+		sl_pg_buf_put(&s->params[1], r->rec.value, (size_t)r->rec.value_len);
 		values[2] = s->params[1].p;
 		lengths[2] = (int)s->params[1].len;
 	} else if (r->rec.value != NULL) {
@@ -1128,6 +660,7 @@ static void entity_params(struct sl_apply_pg *s, const struct sl_apply_record *r
 static int entity_write_now(struct sl_apply_pg *s, enum stmt i, const struct sl_apply_record *r, int64_t version,
                             int64_t now_ms)
 {
+	const char *what = i == ST_UPSERT ? "write an entity" : "mark an entity deleted";
 	const char *values[8];
 	int lengths[8];
 	uint64_t ints[3];
@@ -1136,28 +669,29 @@ static int entity_write_now(struct sl_apply_pg *s, enum stmt i, const struct sl_
 
 	entity_params(s, r, version, now_ms, values, lengths, ints, &partition);
 	if (s->params[1].failed)
-		return fail_memory(s, "write an entity");
+		return store_fail_memory(s, what);
 	rc = txn_send_begin(s);
 	if (rc == 0)
-		rc = send_sql(s, "SAVEPOINT synclog_record", "set a savepoint");
+		rc = sl_pg_link_send_sql(&s->link, "SAVEPOINT synclog_record", "set a savepoint");
 	if (rc == 0)
-		rc = send_stmt(s, i, 8, values, lengths, false, STEP_RECORD_WRITE, -1, NULL,
-		               i == ST_UPSERT ? "write an entity" : "mark an entity deleted");
+		rc = send_stmt(s, i, 8, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = what});
 	if (rc == 0)
-		rc = send_sql(s, "RELEASE SAVEPOINT synclog_record", "release a savepoint");
+		rc = sl_pg_link_send_sql(&s->link, "RELEASE SAVEPOINT synclog_record", "release a savepoint");
 	if (rc == 0)
-		rc = pipeline_run(s);
+		rc = sl_pg_link_run(&s->link);
 	if (rc == SL_APPLY_REJECTED) {
 		char refused[SL_ERROR_BYTES];
 		int back;
 
-		snprintf(refused, sizeof(refused), "%s", s->error);
-		back = send_sql(s, "ROLLBACK TO SAVEPOINT synclog_record", "roll back to a savepoint");
+		snprintf(refused, sizeof(refused), "%s", s->link.error);
+		back = sl_pg_link_send_sql(&s->link, "ROLLBACK TO SAVEPOINT synclog_record",
+		                           "roll back to a savepoint");
 		if (back == 0)
-			back = pipeline_run(s);
+			back = sl_pg_link_run(&s->link);
 		if (back != 0)
 			return back;
-		snprintf(s->error, sizeof(s->error), "offset %lld: %s", (long long)r->rec.offset, refused);
+		snprintf(s->link.error, sizeof(s->link.error), "offset %lld: %s", (long long)r->rec.offset, refused);
 	}
 	return rc;
 }
@@ -1215,22 +749,17 @@ static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t 
 	return 0;
 }
 
-/* Start a COPY row of kind, with its key (all kinds but 'i' have one). */
-static void copy_row_start(struct pg_buf *b, char kind)
+/* Start a COPY row of kind. */
+static void copy_row_start(struct sl_pg_buf *b, char kind)
 {
-	if (b->len == 0) {
-		buf_put(b, "PGCOPY\n\377\r\n\0", 11);
-		buf_u32(b, 0); /* flags */
-		buf_u32(b, 0); /* header extension length */
-	}
-	buf_u16(b, COPY_FIELDS);
-	field_bytes(b, &kind, 1);
+	sl_pg_copy_row(b, COPY_FIELDS);
+	sl_pg_field_bytes(b, &kind, 1);
 }
 
 static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
 {
 	struct sl_apply_pg *s = store;
-	struct pg_buf *b = &s->copy;
+	struct sl_pg_buf *b = &s->copy;
 	const char *values[7];
 	int lengths[7];
 	uint64_t ints[4];
@@ -1239,19 +768,18 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 
 	if (s->prefetched) {
 		copy_row_start(b, 's');
-		field_bytes(b, r->rec.key, (size_t)r->rec.key_len);
-		field_i64(b, r->rec.version);
-		for (int i = 0; i < 3; i++)
-			field_null(b); /* value, deleted, deleted_at_ms */
-		field_null(b);         /* origin */
-		field_text(b, r->topic);
-		field_i32(b, (int32_t)r->partition);
-		field_i64(b, r->rec.offset);
-		field_i64(b, now_ms);
-		field_i64(b, stored_version);
-		field_null(b);
+		sl_pg_field_bytes(b, r->rec.key, (size_t)r->rec.key_len);
+		sl_pg_field_i64(b, r->rec.version);
+		for (int i = 0; i < 4; i++)
+			sl_pg_field_null(b); /* value, deleted, deleted_at_ms, origin */
+		sl_pg_field_text(b, r->topic);
+		sl_pg_field_i32(b, (int32_t)r->partition);
+		sl_pg_field_i64(b, r->rec.offset);
+		sl_pg_field_i64(b, now_ms);
+		sl_pg_field_i64(b, stored_version);
+		sl_pg_field_null(b); /* idempotency_key */
 		s->copy_stale++;
-		return b->failed ? fail_memory(s, "keep a stale event") : 0;
+		return b->failed ? store_fail_memory(s, "keep a stale event") : 0;
 	}
 	ints[0] = htobe64((uint64_t)stored_version);
 	ints[1] = htobe64((uint64_t)r->rec.version);
@@ -1272,8 +800,9 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 	lengths[5] = lengths[6] = 8;
 	rc = txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_STALE, 7, values, lengths, false, STEP_COMMAND, -1, NULL, "log a stale event");
-	return rc != 0 ? rc : pipeline_run(s);
+		rc = send_stmt(s, ST_STALE, 7, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "log a stale event"});
+	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
 static int op_idempotency_seen(void *store, const struct sl_apply_record *r, bool *seen_out)
@@ -1295,9 +824,10 @@ static int op_idempotency_seen(void *store, const struct sl_apply_record *r, boo
 	}
 	rc = txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_IK_SEEN, 1, values, lengths, false, STEP_FOUND, -1, seen_out,
-		               "look up an idempotency key");
-	return rc != 0 ? rc : pipeline_run(s);
+		rc = send_stmt(s, ST_IK_SEEN, 1, values, lengths, false,
+		               (struct sl_pg_step){
+		                       .check = SL_PG_FOUND, .out = seen_out, .what = "look up an idempotency key"});
+	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
 static int op_idempotency_remember(void *store, const struct sl_apply_record *r, int64_t now_ms)
@@ -1317,19 +847,19 @@ static int op_idempotency_remember(void *store, const struct sl_apply_record *r,
 		e->exists = true;
 		copy_row_start(&s->copy, 'i');
 		for (int i = 0; i < 9; i++)
-			field_null(&s->copy); /* key .. offset */
-		field_i64(&s->copy, now_ms);
-		field_null(&s->copy);
-		field_bytes(&s->copy, r->rec.idempotency_key, (size_t)r->rec.idempotency_key_len);
+			sl_pg_field_null(&s->copy); /* key .. offset */
+		sl_pg_field_i64(&s->copy, now_ms);
+		sl_pg_field_null(&s->copy); /* stored_version */
+		sl_pg_field_bytes(&s->copy, r->rec.idempotency_key, (size_t)r->rec.idempotency_key_len);
 		s->copy_iks++;
-		return s->copy.failed ? fail_memory(s, "keep an idempotency key") : 0;
+		return s->copy.failed ? store_fail_memory(s, "keep an idempotency key") : 0;
 	}
 	values[1] = (const char *)&now;
 	rc = txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_IK_REMEMBER, 2, values, lengths, false, STEP_COMMAND, -1, NULL,
-		               "remember an idempotency key");
-	return rc != 0 ? rc : pipeline_run(s);
+		rc = send_stmt(s, ST_IK_REMEMBER, 2, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "remember an idempotency key"});
+	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
 /* Queue the compare-and-set write of one offset. */
@@ -1350,8 +880,8 @@ static int offset_send(struct sl_apply_pg *s, const struct pg_offset *o)
 		values[3 + k] = (const char *)&ints[k];
 		lengths[3 + k] = 8;
 	}
-	return send_stmt(s, i, i == ST_OFFSET_UPDATE ? 11 : 10, values, lengths, false, STEP_OFFSET, 1, NULL,
-	                 "write the consumed offset");
+	return send_stmt(s, i, i == ST_OFFSET_UPDATE ? 11 : 10, values, lengths, false,
+	                 (struct sl_pg_step){.check = SL_PG_ONE_ROW, .what = "write the consumed offset"});
 }
 
 static int op_offset_write(void *store, const char *group, const struct sl_apply_position *pos, int64_t expected_offset,
@@ -1375,7 +905,7 @@ static int op_offset_write(void *store, const char *group, const struct sl_apply
 			struct pg_offset *offsets = realloc(s->offsets, cap * sizeof(*offsets));
 
 			if (offsets == NULL)
-				return fail_memory(s, "keep an offset");
+				return store_fail_memory(s, "keep an offset");
 			s->offsets = offsets;
 			s->offset_cap = cap;
 		}
@@ -1386,16 +916,14 @@ static int op_offset_write(void *store, const char *group, const struct sl_apply
 	if (rc == 0)
 		rc = offset_send(s, &o);
 	if (rc == 0)
-		rc = pipeline_run(s);
-	if (rc == SL_APPLY_REJECTED)
-		rc = -EIO;
-	return rc;
+		rc = sl_pg_link_run(&s->link);
+	return rc == SL_APPLY_REJECTED ? -EIO : rc;
 }
 
 /* The kept rows of the key table as COPY rows. */
 static void copy_kept_rows(struct sl_apply_pg *s, uint32_t *rows, uint32_t *deletes)
 {
-	struct pg_buf *b = &s->copy;
+	struct sl_pg_buf *b = &s->copy;
 
 	*rows = *deletes = 0;
 	for (uint32_t i = 0; i < s->keys.count; i++) {
@@ -1405,29 +933,26 @@ static void copy_kept_rows(struct sl_apply_pg *s, uint32_t *rows, uint32_t *dele
 		if (e->kept == KEPT_NONE)
 			continue;
 		copy_row_start(b, e->kept == KEPT_ROW ? 'u' : 'd');
-		field_bytes(b, e->key, (size_t)e->key_len);
-		field_i64(b, e->version);
-		if (e->kept == KEPT_ROW && e->value != NULL && s->values == SL_APPLY_VALUES_JSON) {
-			buf_u32(b, (uint32_t)e->value_len + 1);
-			buf_put(b, "\x01", 1); /* jsonb's binary form: a version byte, then the text */
-			buf_put(b, e->value, (size_t)e->value_len);
-		} else if (e->kept == KEPT_ROW && e->value != NULL) {
-			field_bytes(b, e->value, (size_t)e->value_len);
-		} else {
-			field_null(b);
-		}
-		field_bool(b, e->kept == KEPT_DELETE || e->row_deleted);
-		if (e->kept == KEPT_ROW && !e->row_deleted)
-			field_null(b);
+		sl_pg_field_bytes(b, e->key, (size_t)e->key_len);
+		sl_pg_field_i64(b, e->version);
+		if (e->kept == KEPT_ROW && e->value != NULL && s->values == SL_APPLY_VALUES_JSON)
+			sl_pg_field_jsonb(b, e->value, (size_t)e->value_len);
+		else if (e->kept == KEPT_ROW && e->value != NULL)
+			sl_pg_field_bytes(b, e->value, (size_t)e->value_len);
 		else
-			field_i64(b, e->kept == KEPT_DELETE ? e->now_ms : e->deleted_at_ms);
-		field_text(b, sl_origin_name(r->rec.origin));
-		field_text(b, r->topic);
-		field_i32(b, (int32_t)r->partition);
-		field_i64(b, r->rec.offset);
-		field_i64(b, e->now_ms);
-		field_null(b); /* stored_version */
-		field_null(b); /* idempotency_key */
+			sl_pg_field_null(b);
+		sl_pg_field_bool(b, e->kept == KEPT_DELETE || e->row_deleted);
+		if (e->kept == KEPT_ROW && !e->row_deleted)
+			sl_pg_field_null(b);
+		else
+			sl_pg_field_i64(b, e->kept == KEPT_DELETE ? e->now_ms : e->deleted_at_ms);
+		sl_pg_field_text(b, sl_origin_name(r->rec.origin));
+		sl_pg_field_text(b, r->topic);
+		sl_pg_field_i32(b, (int32_t)r->partition);
+		sl_pg_field_i64(b, r->rec.offset);
+		sl_pg_field_i64(b, e->now_ms);
+		sl_pg_field_null(b); /* stored_version */
+		sl_pg_field_null(b); /* idempotency_key */
 		if (e->kept == KEPT_ROW)
 			(*rows)++;
 		else
@@ -1435,49 +960,13 @@ static void copy_kept_rows(struct sl_apply_pg *s, uint32_t *rows, uint32_t *dele
 	}
 }
 
-/* COPY the kept rows into synclog_batch (outside pipeline mode: COPY cannot be pipelined). */
-static int copy_send(struct sl_apply_pg *s)
+/* Queue the statement that moves the kept rows of one kind from synclog_batch, which must write count rows. */
+static int batch_send(struct sl_apply_pg *s, enum stmt i, uint32_t count, const char *what)
 {
-	PGresult *res;
-	int rc = 0;
-
-	buf_u16(&s->copy, 0xffff); /* the end of the rows */
-	if (s->copy.failed)
-		return fail_memory(s, "send the batch");
-	if (!PQexitPipelineMode(s->conn) ||
-	    !PQsendQueryParams(s->conn, "COPY pg_temp.synclog_batch FROM STDIN (FORMAT binary)", 0, NULL, NULL, NULL,
-	                       NULL, 0))
-		return fail_link(s, "send the batch");
-	rc = link_flush(s, "send the batch");
-	res = rc == 0 ? link_result(s, "send the batch", &rc) : NULL;
-	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
-		int link = rc;
-
-		if (res != NULL && rc == 0)
-			rc = fail_result(s, res, "send the batch", false);
-		else if (rc == 0)
-			rc = fail_link(s, "send the batch");
-		PQclear(res);
-		while (link == 0 && s->conn != NULL && (res = link_result(s, "send the batch", &link)) != NULL)
-			PQclear(res);
-		return rc;
-	}
-	PQclear(res);
-	if (PQputCopyData(s->conn, s->copy.p, (int)s->copy.len) != 1 || PQputCopyEnd(s->conn, NULL) != 1)
-		return fail_link(s, "send the batch");
-	rc = link_flush(s, "send the batch");
-	/* Read to the end of the COPY's results, a refusal included, so that the connection is idle again. */
-	for (int link = rc; link == 0;) {
-		res = link_result(s, "send the batch", &link);
-		if (res == NULL) {
-			rc = rc != 0 ? rc : link;
-			break;
-		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
-			rc = fail_result(s, res, "send the batch", true);
-		PQclear(res);
-	}
-	return rc;
+	if (count == 0)
+		return 0;
+	return send_stmt(s, i, 0, NULL, NULL, false,
+	                 (struct sl_pg_step){.check = SL_PG_ROWS_WRITTEN, .expect = count, .what = what});
 }
 
 static int op_commit(void *store)
@@ -1493,41 +982,41 @@ static int op_commit(void *store)
 	}
 	if (s->prefetched) {
 		copy_kept_rows(s, &rows, &deletes);
-		if (s->copy.len > 0)
-			rc = copy_send(s);
+		if (s->copy.len > 0) {
+			sl_pg_copy_end(&s->copy);
+			rc = s->copy.failed ? store_fail_memory(s, "send the batch")
+			                    : sl_pg_link_copy_in(&s->link, COPY_SQL, s->copy.p, s->copy.len,
+			                                         "send the batch", true);
+		}
 	}
 	if (rc == 0)
 		rc = txn_send_begin(s);
-	if (rc == 0 && rows > 0)
-		rc = send_stmt(s, ST_BATCH_ROWS, 0, NULL, NULL, false, STEP_BATCH_WRITE, rows, NULL,
-		               "write the batch's entities");
-	if (rc == 0 && deletes > 0)
-		rc = send_stmt(s, ST_BATCH_DELETES, 0, NULL, NULL, false, STEP_BATCH_WRITE, deletes, NULL,
-		               "mark the batch's entities deleted");
-	if (rc == 0 && s->copy_stale > 0)
-		rc = send_stmt(s, ST_BATCH_STALE, 0, NULL, NULL, false, STEP_BATCH_WRITE, s->copy_stale, NULL,
-		               "log the batch's stale events");
-	if (rc == 0 && s->copy_iks > 0)
-		rc = send_stmt(s, ST_BATCH_IKS, 0, NULL, NULL, false, STEP_BATCH_WRITE, s->copy_iks, NULL,
-		               "remember the batch's idempotency keys");
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_ROWS, rows, "write the batch's entities");
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_DELETES, deletes, "mark the batch's entities deleted");
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_STALE, s->copy_stale, "log the batch's stale events");
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_IKS, s->copy_iks, "remember the batch's idempotency keys");
 	for (uint32_t i = 0; rc == 0 && i < s->offset_count; i++)
 		rc = offset_send(s, &s->offsets[i]);
 	/* COMMIT only once the writes are checked: a lost compare-and-set or a row count that is off is no error to
 	 * the server, which would commit. */
-	if (rc == 0 && s->step_count > 0)
-		rc = pipeline_run(s);
 	if (rc == 0)
-		rc = send_sql(s, "COMMIT", "commit");
+		rc = sl_pg_link_run(&s->link);
 	if (rc == 0)
-		rc = pipeline_run(s);
+		rc = sl_pg_link_send_sql(&s->link, "COMMIT", "commit");
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
 	if (rc != 0) {
 		/* The transaction failed (a refused row makes it all fail): undo it before saying so. */
 		bool kept = s->prefetched;
 		char why[SL_ERROR_BYTES];
 
-		snprintf(why, sizeof(why), "%s", s->error);
+		snprintf(why, sizeof(why), "%s", s->link.error);
 		op_rollback(s);
-		snprintf(s->error, sizeof(s->error), "%s", why);
+		snprintf(s->link.error, sizeof(s->link.error), "%s", why);
 		return rc == SL_APPLY_REJECTED && !kept ? -EIO : rc;
 	}
 	batch_clear(s);
@@ -1546,14 +1035,15 @@ static int op_offsets_read(void *store, const char *group, sl_apply_offsets_read
 	s->offsets_cb = cb;
 	s->offsets_cb_arg = cb_arg;
 	s->offsets_cb_rc = 0;
-	rc = conn_ready(s);
+	rc = sl_pg_link_ready(&s->link);
 	if (rc == 0)
-		rc = pipeline_on(s);
+		rc = send_stmt(s, ST_OFFSETS_READ, 1, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                   .out = s,
+		                                   .rows_cb = offsets_cb,
+		                                   .what = "read the stored offsets"});
 	if (rc == 0)
-		rc = send_stmt(s, ST_OFFSETS_READ, 1, values, lengths, false, STEP_OFFSETS, -1, NULL,
-		               "read the stored offsets");
-	if (rc == 0)
-		rc = pipeline_run(s);
+		rc = sl_pg_link_run(&s->link);
 	return s->offsets_cb_rc != 0 ? s->offsets_cb_rc : rc;
 }
 
@@ -1570,23 +1060,29 @@ static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl
 	memset(out, 0, sizeof(*out));
 	rc = txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_TOMBSTONES, 1, values, lengths, false, STEP_COUNT, -1, &out->tombstones,
-		               "purge tombstones");
+		rc = send_stmt(
+		        s, ST_PURGE_TOMBSTONES, 1, values, lengths, false,
+		        (struct sl_pg_step){.check = SL_PG_COUNT, .out = &out->tombstones, .what = "purge tombstones"});
 	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_STALE, 1, values, lengths, false, STEP_COUNT, -1, &out->stale_events,
-		               "purge stale events");
+		rc = send_stmt(s, ST_PURGE_STALE, 1, values, lengths, false,
+		               (struct sl_pg_step){
+		                       .check = SL_PG_COUNT, .out = &out->stale_events, .what = "purge stale events"});
 	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_IK_AGE, 1, values, lengths, false, STEP_COUNT, -1, &out->idempotency_keys,
-		               "expire idempotency keys");
+		rc = send_stmt(s, ST_PURGE_IK_AGE, 1, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COUNT,
+		                                   .out = &out->idempotency_keys,
+		                                   .what = "expire idempotency keys"});
 	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_IK_COUNT, 1, bound, lengths, false, STEP_COUNT, -1, &out->idempotency_keys,
-		               "bound the idempotency keys");
-	return rc != 0 ? rc : pipeline_run(s);
+		rc = send_stmt(s, ST_PURGE_IK_COUNT, 1, bound, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COUNT,
+		                                   .out = &out->idempotency_keys,
+		                                   .what = "bound the idempotency keys"});
+	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
 static const char *op_error(void *store)
 {
-	return ((struct sl_apply_pg *)store)->error;
+	return ((struct sl_apply_pg *)store)->link.error;
 }
 
 static const struct sl_apply_store_ops pg_ops = {
@@ -1712,7 +1208,7 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 
 /* Create what is missing, in one transaction under the schema's lock (two appliers starting together must not
  * both create), and check what exists: the schema version and the value column's type. */
-static int schema_setup(struct sl_apply_pg *s, const char *q, char *lit)
+static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
 {
 	const char *vt = s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text";
 	char *sql = NULL;
@@ -1744,34 +1240,35 @@ static int schema_setup(struct sl_apply_pg *s, const char *q, char *lit)
 	             " %s.synclog_schema);"
 	             "COMMIT",
 	             LOCK_CLASS, lit, q, q, q, vt, q, q, q, q, q, q, q, SCHEMA_VERSION, q) < 0)
-		return fail_memory(s, "create the tables");
-	rc = exec_simple(s, sql, "create the tables");
+		return store_fail_memory(s, "create the tables");
+	rc = sl_pg_link_exec(&s->link, sql, "create the tables");
 	free(sql);
 	if (rc != 0)
 		return rc;
 	if (asprintf(&sql,
-	             "SELECT (SELECT max(version) FROM %s.synclog_schema), (SELECT format_type(atttypid, atttypmod)"
-	             " FROM pg_attribute WHERE attrelid = '%s.entities'::regclass AND attname = 'value')",
-	             q, q) < 0)
-		return fail_memory(s, "read the schema version");
-	res = PQexec(s->conn, sql);
+	             "SELECT (SELECT max(version) FROM %s.synclog_schema), (SELECT format_type(a.atttypid, a.atttypmod)"
+	             " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid ="
+	             " c.relnamespace WHERE n.nspname = %s AND c.relname = 'entities' AND a.attname = 'value')",
+	             q, lit) < 0)
+		return store_fail_memory(s, "read the schema version");
+	res = PQexec(s->link.conn, sql);
 	free(sql);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		rc = res != NULL ? fail_result(s, res, "read the schema version", false)
-		                 : fail_link(s, "read the schema version");
+		rc = res != NULL ? sl_pg_link_fail_result(&s->link, res, "read the schema version", false)
+		                 : sl_pg_link_fail(&s->link, "read the schema version");
 		PQclear(res);
 		return rc;
 	}
 	version = atoi(PQgetvalue(res, 0, 0));
 	if (version > SCHEMA_VERSION) {
 		snprintf(
-		        s->error, sizeof(s->error),
+		        s->link.error, sizeof(s->link.error),
 		        "postgresql %s: schema version %d was written by a newer synclog (this one knows %d): use that "
 		        "version",
 		        s->schema, version, SCHEMA_VERSION);
 		rc = -EINVAL;
 	} else if (strcmp(PQgetvalue(res, 0, 1), vt) != 0) {
-		snprintf(s->error, sizeof(s->error),
+		snprintf(s->link.error, sizeof(s->link.error),
 		         "postgresql %s: entities.value is %s but the values are %s: apply with --values %s, or into "
 		         "another schema",
 		         s->schema, PQgetvalue(res, 0, 1), vt,
@@ -1782,22 +1279,45 @@ static int schema_setup(struct sl_apply_pg *s, const char *q, char *lit)
 	return rc;
 }
 
+/* name as an identifier ("...", quotes doubled) or a string literal ('...', quotes doubled; the name has no
+ * backslash, so standard_conforming_strings does not matter). NULL when out of memory. */
+static char *quote(const char *name, char q)
+{
+	size_t len = strlen(name);
+	char *out = malloc(2 * len + 3), *p = out;
+
+	if (out == NULL)
+		return NULL;
+	*p++ = q;
+	for (const char *c = name; *c != '\0'; c++) {
+		if (*c == q)
+			*p++ = q;
+		*p++ = *c;
+	}
+	*p++ = q;
+	*p = '\0';
+	return out;
+}
+
 int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options *o, char *err, size_t err_bytes)
 {
 	const char *schema = o->schema != NULL ? o->schema : SL_APPLY_PG_SCHEMA_DEFAULT;
+	struct sl_pg_link_options lo = {
+	        .conninfo = o->conninfo,
+	        .reconnect_timeout_ms = o->reconnect_timeout_ms != 0 ? o->reconnect_timeout_ms
+	                                                             : SL_APPLY_PG_RECONNECT_TIMEOUT_MS_DEFAULT,
+	        .application_name = "synclog-apply",
+	        .session_cb = session_setup,
+	};
 	struct sl_apply_pg *s;
-	char *q = NULL, *lit = NULL;
+	char label[SL_PG_LABEL_BYTES_MAX];
 	int rc;
 
 	*out = NULL;
-	if (o->conninfo == NULL || strlen(o->conninfo) >= CONNINFO_BYTES_MAX) {
-		sl_error_set(err, err_bytes, "postgresql target: the connection string must be shorter than %d bytes",
-		             CONNINFO_BYTES_MAX);
-		return -EINVAL;
-	}
-	if (schema[0] == '\0' || strlen(schema) > SCHEMA_BYTES_MAX ||
+	if (schema[0] == '\0' || strlen(schema) > SCHEMA_BYTES_MAX || strchr(schema, '\\') != NULL ||
 	    !sl_utf8_text_valid((const uint8_t *)schema, strlen(schema))) {
-		sl_error_set(err, err_bytes, "postgresql target: the schema name must be 1 to %d bytes of UTF-8 text",
+		sl_error_set(err, err_bytes,
+		             "postgresql target: the schema name must be 1 to %d bytes of UTF-8 text without '\\'",
 		             SCHEMA_BYTES_MAX);
 		return -EINVAL;
 	}
@@ -1806,28 +1326,22 @@ int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options 
 		sl_error_set(err, err_bytes, "postgresql target: out of memory");
 		return -ENOMEM;
 	}
-	snprintf(s->conninfo, sizeof(s->conninfo), "%s", o->conninfo);
 	snprintf(s->schema, sizeof(s->schema), "%s", schema);
+	snprintf(label, sizeof(label), "postgresql %s", schema);
+	lo.label = label;
+	lo.session_cb_arg = s;
 	s->values = o->values;
-	s->reconnect_timeout_ms =
-	        o->reconnect_timeout_ms != 0 ? o->reconnect_timeout_ms : SL_APPLY_PG_RECONNECT_TIMEOUT_MS_DEFAULT;
-	s->down_since_ms = -1;
-	rc = connect_once(s);
+	rc = sl_pg_link_init(&s->link, &lo);
 	if (rc == 0) {
-		q = PQescapeIdentifier(s->conn, schema, strlen(schema));
-		lit = PQescapeLiteral(s->conn, schema, strlen(schema));
-		rc = q == NULL || lit == NULL ? fail_memory(s, "quote the schema name") : 0;
+		s->schema_ident = quote(schema, '"');
+		s->schema_literal = quote(schema, '\'');
+		if (s->schema_ident == NULL || s->schema_literal == NULL || statements_build(s, s->schema_ident) != 0)
+			rc = store_fail_memory(s, "build the statements");
 	}
 	if (rc == 0)
-		rc = statements_build(s, q) == 0 ? 0 : fail_memory(s, "build the statements");
-	if (rc == 0)
-		rc = schema_setup(s, q, lit);
-	if (rc == 0)
-		rc = session_setup(s);
-	PQfreemem(q);
-	PQfreemem(lit);
+		rc = sl_pg_link_connect(&s->link);
 	if (rc != 0) {
-		sl_error_set(err, err_bytes, "%s", s->error);
+		sl_error_set(err, err_bytes, "%s", s->link.error);
 		sl_apply_pg_close(s);
 		return rc;
 	}
@@ -1839,17 +1353,18 @@ void sl_apply_pg_close(struct sl_apply_pg *s)
 {
 	if (s == NULL)
 		return;
-	PQfinish(s->conn);
+	sl_pg_link_close(&s->link);
 	for (int i = 0; i < ST_COUNT; i++)
 		free(s->sql[i]);
+	free(s->schema_ident);
+	free(s->schema_literal);
 	free(s->keys.entries);
 	free(s->keys.slots);
 	free(s->iks.entries);
 	free(s->iks.slots);
-	free(s->copy.p);
-	free(s->params[0].p);
-	free(s->params[1].p);
+	sl_pg_buf_free(&s->copy);
+	sl_pg_buf_free(&s->params[0]);
+	sl_pg_buf_free(&s->params[1]);
 	free(s->offsets);
-	free(s->steps);
 	free(s);
 }

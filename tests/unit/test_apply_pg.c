@@ -34,6 +34,10 @@ static int teardown(void **state)
 /* Cut the store's connection from the server's side, as a restart or a failover does. */
 static void backend_terminate(void)
 {
+	/* The store's session is there (a division by zero otherwise), and then it is not. */
+	assert_int_equal(at_pg_exec(env, "SELECT 1 / count(*) FROM pg_stat_activity"
+	                                 " WHERE application_name = 'synclog-apply'"),
+	                 0);
 	assert_int_equal(at_pg_exec(env, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
 	                                 " WHERE application_name = 'synclog-apply'"),
 	                 0);
