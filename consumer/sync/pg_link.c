@@ -511,6 +511,7 @@ static int step_check(struct sl_pg_link *l, const struct sl_pg_step *st, const P
 
 int sl_pg_link_run(struct sl_pg_link *l)
 {
+	char first_error[SL_ERROR_BYTES] = "";
 	int first = 0, rc = 0;
 	PGresult *res;
 
@@ -538,6 +539,8 @@ int sl_pg_link_run(struct sl_pg_link *l)
 			first = step_check(l, st, res);
 		else if (first == 0 && status != PGRES_PIPELINE_ABORTED)
 			first = sl_pg_link_fail_result(l, res, st->what, false);
+		if (first != 0 && first_error[0] == '\0')
+			snprintf(first_error, sizeof(first_error), "%s", l->error);
 		PQclear(res);
 		res = link_result(l, st->what, &rc); /* the end of this statement's results */
 		if (res != NULL) {
@@ -552,6 +555,11 @@ int sl_pg_link_run(struct sl_pg_link *l)
 		PQclear(res);
 	}
 	l->step_count = 0;
+	if (rc != 0 && first != 0 && first_error[0] != '\0') {
+		/* The link failed after a statement did: the statement's error says why (a shutdown, most often). */
+		snprintf(l->error, sizeof(l->error), "%s", first_error);
+		return rc;
+	}
 	return rc != 0 ? rc : first;
 }
 
