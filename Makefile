@@ -51,6 +51,8 @@ LIB_STORAGE := $(BUILD)/lib/libsynclog_storage.a
 LIB_CLIENT := $(BUILD)/lib/libsynclog.a
 LIB_SYNC := $(BUILD)/lib/libsynclog_sync.a
 BENCH_BIN := $(BUILD)/bin/storage-bench
+# The cleaner on the storage engine alone (bench/clean.sh).
+CLEAN_BENCH_BIN := $(BUILD)/bin/clean-bench
 # The load generator (bench/loadgen/*.c, on the client library), the NATS peer client (bench/peers/nats*.c, on
 # Debian's libnats) and the Redis peer client (bench/peers/redis*.c, RESP over a socket), all three sharing the
 # latency histogram of bench/common/: built by `make bench` only, so `make` needs no benchmark packages.
@@ -141,6 +143,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(CLEAN_BENCH_BIN): $(BUILD)/bench/clean_bench.o $(LIB_STORAGE) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # libFuzzer targets (clang), built with the release test build only: the sanitizer build already covers the
 # same code with gcc. tests/run.sh runs each for FUZZ_SECONDS.
@@ -196,7 +201,7 @@ $(BUILD)/bin/pg-apply-floor: $(PG_FLOOR_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lpq
 
-BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(PG_FLOOR_BIN)
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(PG_FLOOR_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -5,7 +5,9 @@
 #      matrix (bench/results/latest.{json,md,png}, bench/results/broker.json)
 #   3. bench/groups.sh: group replay and commit cost (bench/results/groups.json)
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
-#   5. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
+#   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
+#      (bench/results/clean.json, compaction.json)
+#   6. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +24,7 @@ fi
 # both honour BENCH_QUICK themselves.
 GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
+COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 bench/pg_apply.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

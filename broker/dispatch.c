@@ -23,6 +23,8 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_LIST_GROUPS] = sl_handle_list_groups,
         [SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP] = sl_handle_describe_group,
         [SYNCLOG__REQUEST__BODY_DELETE_GROUP] = sl_handle_delete_group,
+        [SYNCLOG__REQUEST__BODY_ALTER_TOPIC] = sl_handle_alter_topic,
+        [SYNCLOG__REQUEST__BODY_COMPACT_TOPIC] = sl_handle_compact_topic,
 };
 
 void sl_dispatch(struct sl_req *req)

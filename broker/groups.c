@@ -787,3 +787,14 @@ int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb
 	sl_batch_builder_free(&b);
 	return rc;
 }
+
+int64_t sl_groups_min_committed(const struct sl_groups *g, const char *topic, uint32_t partition)
+{
+	int64_t min = INT64_MAX;
+	for (const struct sl_group *grp = g->head; grp; grp = grp->next) {
+		const struct sl_commit *c = sl_group_committed(grp, topic, partition);
+		if (c != NULL && c->offset >= 0 && c->offset < min)
+			min = c->offset;
+	}
+	return min;
+}

@@ -101,6 +101,9 @@ const struct sl_member *sl_group_owner(const struct sl_group *grp, const char *t
 /* A topic was created: groups with members subscribed to it start a new generation that assigns it. */
 void sl_groups_topic_created(struct sl_groups *g, const char *topic);
 const struct sl_commit *sl_group_committed(const struct sl_group *grp, const char *topic, uint32_t partition);
+/* The lowest offset any group committed on a partition, INT64_MAX when no group has a commit there. Read only:
+ * the cleaner keeps tombstones until every group is past them (broker/compaction.c). */
+int64_t sl_groups_min_committed(const struct sl_groups *g, const char *topic, uint32_t partition);
 
 /* A commit in flight: the caller owns it until cb runs (status 0 once durable, or a negative errno). */
 struct sl_commit_entry {

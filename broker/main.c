@@ -28,6 +28,8 @@ static const char usage[] =
         "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
         "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
         "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS] [--repair]\n"
+        "                [--cleaner-bytes-per-s B] [--min-cleanable-ratio R] [--cleaner-map-bytes B]\n"
+        "                [--cleaner-check-ms MS]\n"
         "                [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
@@ -40,7 +42,9 @@ static const char usage[] =
         "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
         "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
-        "                           connections_max, retention_check_ms; # starts a comment. Flags win over it.\n"
+        "                           connections_max, retention_check_ms, cleaner_bytes_per_s,\n"
+        "                           min_cleanable_ratio, cleaner_map_bytes, cleaner_check_ms; # starts a comment.\n"
+        "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
         "  --segment-bytes N        roll a partition's segment past N bytes (default 1073741824)\n"
@@ -51,6 +55,12 @@ static const char usage[] =
         "  --frame-bytes-max N      the largest request accepted (default 16777216)\n"
         "  --connections-max N      connections at once (default 1024)\n"
         "  --retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
+        "  --cleaner-bytes-per-s B  the cleaner of compacted topics reads plus writes at most B bytes a second\n"
+        "                           (default 52428800, 50 MiB/s; 0: unthrottled)\n"
+        "  --min-cleanable-ratio R  clean a partition once its dirty bytes (sealed, not cleaned yet) are at least R\n"
+        "                           of its sealed bytes (default 0.5); the dirtiest partition goes first\n"
+        "  --cleaner-map-bytes B    memory of the cleaner's key map (default 134217728: ~2.8 million keys a clean)\n"
+        "  --cleaner-check-ms MS    how often the cleaner looks for work (default 15000)\n"
         "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
         "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
         "                           *.orphaned), print one line per partition, then exit\n"
@@ -101,7 +111,37 @@ static int parse_ms(const char *s, int64_t *out)
 struct settings {
 	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
 	const char *log_format, *log_level, *retention_check;
+	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
+
+static int cleaner_settings_apply(struct sl_compaction_config *cfg, const struct settings *s)
+{
+	uint64_t v;
+	if (s->cleaner_rate) {
+		if (parse_u64(s->cleaner_rate, 0, 1ull << 40, &v) < 0)
+			return bad_usage("invalid --cleaner-bytes-per-s '%s': bytes a second, 0 for no limit",
+			                 s->cleaner_rate);
+		cfg->bytes_per_s_max = v;
+	}
+	if (s->cleaner_ratio) {
+		char *end;
+		double r = strtod(s->cleaner_ratio, &end);
+		if (end == s->cleaner_ratio || *end != '\0' || !(r >= 0.0 && r <= 1.0))
+			return bad_usage("invalid --min-cleanable-ratio '%s': a number from 0 to 1", s->cleaner_ratio);
+		cfg->min_cleanable_ratio = r;
+	}
+	if (s->cleaner_map) {
+		if (parse_u64(s->cleaner_map, 1u << 20, 1ull << 40, &v) < 0)
+			return bad_usage("invalid --cleaner-map-bytes '%s': at least 1048576", s->cleaner_map);
+		cfg->map_bytes_max = v;
+	}
+	if (s->cleaner_check) {
+		if (parse_u64(s->cleaner_check, 10, 86400000, &v) < 0)
+			return bad_usage("invalid --cleaner-check-ms '%s': 10 to 86400000", s->cleaner_check);
+		cfg->check_ms = (uint32_t)v;
+	}
+	return 0;
+}
 
 /* What the event log is set to; applied once both sources are read. */
 struct log_settings {
@@ -164,7 +204,7 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
 		cfg->retention_check_ms = (uint32_t)v;
 	}
-	return 0;
+	return cleaner_settings_apply(&cfg->compaction, s);
 }
 
 /* Blank out comments: from a '#' outside a JSON string to the end of its line, so an example config can say
@@ -236,7 +276,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	static const struct {
 		const char *key;
 		size_t offset;
-		int number; /* an integer is accepted too, as its decimal text */
+		int number; /* an integer is accepted too, as its decimal text (2: a real number too) */
 	} keys[] = {
 	        {"data_dir", offsetof(struct settings, data_dir), 0},
 	        {"listen", offsetof(struct settings, listen), 0},
@@ -249,6 +289,10 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"frame_bytes_max", offsetof(struct settings, frame_max), 1},
 	        {"connections_max", offsetof(struct settings, conn_max), 1},
 	        {"retention_check_ms", offsetof(struct settings, retention_check), 1},
+	        {"cleaner_bytes_per_s", offsetof(struct settings, cleaner_rate), 1},
+	        {"min_cleanable_ratio", offsetof(struct settings, cleaner_ratio), 2},
+	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
+	        {"cleaner_check_ms", offsetof(struct settings, cleaner_check), 1},
 	};
 	static char nums[sizeof(keys) / sizeof(keys[0])][32];
 	json_t *j = config_read(path);
@@ -269,6 +313,9 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 		const char **slot = (const char **)((char *)s + keys[k].offset);
 		if (keys[k].number && json_is_integer(v)) {
 			snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)json_integer_value(v));
+			*slot = nums[k];
+		} else if (keys[k].number == 2 && json_is_real(v)) {
+			snprintf(nums[k], sizeof(nums[k]), "%.17g", json_real_value(v));
 			*slot = nums[k];
 		} else if (json_is_string(v)) {
 			*slot = json_string_value(v);
@@ -377,6 +424,10 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "frame_bytes_max", cfg->frame_bytes_max);
 	sl_slog_uint(e, "connections_max", cfg->connections_max);
 	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
+	sl_slog_uint(e, "cleaner_bytes_per_s", cfg->compaction.bytes_per_s_max);
+	sl_slog_fmt(e, "min_cleanable_ratio", "%.2f", cfg->compaction.min_cleanable_ratio);
+	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
+	sl_slog_uint(e, "cleaner_check_ms", cfg->compaction.check_ms);
 	sl_slog_end(e);
 }
 
@@ -424,6 +475,14 @@ int main(int argc, char **argv)
 			slot = &flags.conn_max;
 		} else if (strcmp(a, "--retention-check-ms") == 0) {
 			slot = &flags.retention_check;
+		} else if (strcmp(a, "--cleaner-bytes-per-s") == 0) {
+			slot = &flags.cleaner_rate;
+		} else if (strcmp(a, "--min-cleanable-ratio") == 0) {
+			slot = &flags.cleaner_ratio;
+		} else if (strcmp(a, "--cleaner-map-bytes") == 0) {
+			slot = &flags.cleaner_map;
+		} else if (strcmp(a, "--cleaner-check-ms") == 0) {
+			slot = &flags.cleaner_check;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

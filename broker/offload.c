@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/compaction.h"
 #include "broker/offload.h"
 #include "broker/shard.h"
 #include "proto/base/assert.h"
@@ -118,6 +119,8 @@ static void retention_add(struct housekeeping *h, uint32_t *cap, struct sl_topic
 {
 	if (t->cfg.retention_ms < 0 && t->cfg.retention_bytes < 0)
 		return;
+	/* --retain-for-groups: nothing a group has not consumed goes (broker/compaction.c). */
+	sl_compaction_retention_floor(h->srv, t, i);
 	if (reserve((void **)&h->garbage, h->garbage_count, cap, sizeof(*h->garbage)) < 0)
 		return;
 	struct sl_log_garbage *g = &h->garbage[h->garbage_count];

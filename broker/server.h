@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/compaction.h"
 #include "broker/storage/log.h"
 
 struct sl_server_config {
@@ -26,6 +27,7 @@ struct sl_server_config {
 	/* How often retention and roll-by-age run. */
 	uint32_t retention_check_ms;
 	struct sl_log_config log;
+	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 };
 
 void sl_server_config_default(struct sl_server_config *cfg);

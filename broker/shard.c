@@ -12,6 +12,7 @@
 #include "proto/base/slog.h"
 #include "broker/handlers/handlers.h"
 #include "broker/net/net.h"
+#include "broker/compaction.h"
 #include "broker/notify.h"
 #include "broker/offload.h"
 #include "broker/shard.h"
@@ -34,6 +35,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	cfg->conn_inflight_requests_max = 4096;
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
+	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
 }
 
@@ -53,6 +55,8 @@ static void submit_prepare_cb(uv_prepare_t *h)
 	int rc = sl_ring_submit(&srv->ring);
 	if (rc < 0)
 		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "submit failed: %s", strerror(-rc));
+	/* What this pass prepared is with the kernel now, so segments the cleaner swapped out may close. */
+	sl_compaction_after_submit(srv);
 }
 
 static void retention_cb(uv_timer_t *h)
@@ -83,6 +87,7 @@ static void shutdown_check_cb(uv_check_t *h)
 		return;
 	sl_net_close(srv);
 	uv_check_stop(h);
+	sl_compaction_stop(srv);
 	int rc = sl_groups_close(&srv->groups);
 	int rc2 = sl_topics_close(&srv->topics);
 	if (rc == 0)
@@ -226,7 +231,9 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	uv_check_init(&srv->loop, &srv->shutdown_check);
 	srv->shutdown_check.data = srv;
 
-	rc = sl_net_start(srv, port_out, err, err_cap);
+	rc = sl_compaction_start(srv, err, err_cap);
+	if (rc == 0)
+		rc = sl_net_start(srv, port_out, err, err_cap);
 	if (rc == 0)
 		rc = sl_metrics_start(srv, err, err_cap);
 	if (rc < 0) {

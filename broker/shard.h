@@ -70,6 +70,7 @@ struct sl_server {
 	char listen_addr[SL_ADDR_TEXT_BYTES];
 	char metrics_addr[SL_ADDR_TEXT_BYTES];
 	struct sl_offload_state offload;
+	struct sl_compaction *compaction; /* the cleaner (compaction.h); NULL before start and after stop */
 	struct sl_server_stats stats;
 };
 

@@ -42,13 +42,17 @@ int sl_topic_name_check(const char *name, int internal)
 	return 0;
 }
 
+/* topic.json: {"name", "partitions", "retention_ms", "retention_bytes", "compact", "segment_bytes", "segment_ms",
+ * "delete_retention_ms", "retain_for_groups", "created_ms"}; keys added later are optional when read, so older
+ * files still open. */
 static int write_meta(const char *dir, const struct sl_topic_config *cfg)
 {
-	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I, s:I, s:I}", "name", cfg->name, "partitions",
+	json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:b, s:I, s:I, s:I, s:b, s:I}", "name", cfg->name, "partitions",
 	                      (int)cfg->partitions, "retention_ms", (json_int_t)cfg->retention_ms, "retention_bytes",
 	                      (json_int_t)cfg->retention_bytes, "compact", cfg->compact, "segment_bytes",
-	                      (json_int_t)cfg->segment_bytes, "segment_ms", (json_int_t)cfg->segment_ms, "created_ms",
-	                      (json_int_t)cfg->created_ms);
+	                      (json_int_t)cfg->segment_bytes, "segment_ms", (json_int_t)cfg->segment_ms,
+	                      "delete_retention_ms", (json_int_t)cfg->delete_retention_ms, "retain_for_groups",
+	                      cfg->retain_for_groups, "created_ms", (json_int_t)cfg->created_ms);
 	char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
 	if (text == NULL)
@@ -69,14 +73,16 @@ static int read_meta(const char *dir, struct sl_topic_config *cfg)
 	if (j == NULL)
 		return -EBADMSG;
 	const char *name = NULL;
-	int partitions = 0, compact = 0;
+	int partitions = 0, compact = 0, retain_for_groups = 0;
 	json_int_t retention_ms = -1, retention_bytes = -1, created_ms = 0, segment_bytes = 0, segment_ms = 0;
-	int rc = json_unpack(j, "{s:s, s:i, s?:I, s?:I, s?:b, s?:I, s?:I, s?:I}", "name", &name, "partitions",
-	                     &partitions, "retention_ms", &retention_ms, "retention_bytes", &retention_bytes, "compact",
-	                     &compact, "segment_bytes", &segment_bytes, "segment_ms", &segment_ms, "created_ms",
-	                     &created_ms);
+	json_int_t delete_retention_ms = SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
+	int rc = json_unpack(j, "{s:s, s:i, s?:I, s?:I, s?:b, s?:I, s?:I, s?:I, s?:b, s?:I}", "name", &name,
+	                     "partitions", &partitions, "retention_ms", &retention_ms, "retention_bytes",
+	                     &retention_bytes, "compact", &compact, "segment_bytes", &segment_bytes, "segment_ms",
+	                     &segment_ms, "delete_retention_ms", &delete_retention_ms, "retain_for_groups",
+	                     &retain_for_groups, "created_ms", &created_ms);
 	if (rc == 0 && (sl_topic_name_check(name, 1) != 0 || partitions < 1 || partitions > SL_TOPIC_PARTITIONS_MAX ||
-	                segment_bytes < 0 || segment_bytes > UINT32_MAX || segment_ms < 0))
+	                segment_bytes < 0 || segment_bytes > UINT32_MAX || segment_ms < 0 || delete_retention_ms < 0))
 		rc = -1;
 	if (rc == 0) {
 		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
@@ -86,18 +92,111 @@ static int read_meta(const char *dir, struct sl_topic_config *cfg)
 		cfg->compact = compact;
 		cfg->segment_bytes = segment_bytes;
 		cfg->segment_ms = segment_ms;
+		cfg->delete_retention_ms = delete_retention_ms;
+		cfg->retain_for_groups = retain_for_groups;
 		cfg->created_ms = created_ms;
 	}
 	json_decref(j);
 	return rc == 0 ? 0 : -EBADMSG;
 }
 
+int sl_topic_config_write(const char *topics_dir, const struct sl_topic_config *cfg)
+{
+	char dir[SL_PATH_BYTES_MAX];
+	snprintf(dir, sizeof(dir), "%s/%s", topics_dir, cfg->name);
+	return write_meta(dir, cfg);
+}
+
+/* Strict decimal: an optional '-' and digits, within [min, max]. */
+static int setting_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int setting_bool(const char *s, int *out)
+{
+	if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+		*out = 1;
+	else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+		*out = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int sl_topic_config_set(struct sl_topic_config *cfg, const char *key, const char *value, char *err, size_t err_cap)
+{
+	int64_t v;
+	int b;
+	if (strcmp(key, "retention.ms") == 0) {
+		if (setting_i64(value, -1, INT64_MAX, &v) < 0 || v == 0)
+			goto bad_ms;
+		cfg->retention_ms = v;
+	} else if (strcmp(key, "retention.bytes") == 0) {
+		if (setting_i64(value, -1, INT64_MAX, &v) < 0 || v == 0) {
+			snprintf(err, err_cap, "retention.bytes '%.64s': use bytes (at least 1), or -1 for no limit",
+			         value);
+			return -EINVAL;
+		}
+		cfg->retention_bytes = v;
+	} else if (strcmp(key, "delete.retention.ms") == 0) {
+		if (setting_i64(value, 0, INT64_MAX, &v) < 0) {
+			snprintf(err, err_cap, "delete.retention.ms '%.64s': use milliseconds, 0 or more", value);
+			return -EINVAL;
+		}
+		cfg->delete_retention_ms = v;
+	} else if (strcmp(key, "segment.bytes") == 0) {
+		if (setting_i64(value, 0, 0x7fffffff, &v) < 0 || (v != 0 && v < SL_TOPIC_SEGMENT_BYTES_MIN)) {
+			snprintf(err, err_cap, "segment.bytes '%.64s': use %d to 2147483647, or 0 for the broker's",
+			         value, SL_TOPIC_SEGMENT_BYTES_MIN);
+			return -EINVAL;
+		}
+		cfg->segment_bytes = v;
+	} else if (strcmp(key, "segment.ms") == 0) {
+		if (setting_i64(value, 0, INT64_MAX, &v) < 0 || (v != 0 && v < SL_TOPIC_SEGMENT_MS_MIN)) {
+			snprintf(err, err_cap, "segment.ms '%.64s': use at least %d, or 0 for the broker's", value,
+			         SL_TOPIC_SEGMENT_MS_MIN);
+			return -EINVAL;
+		}
+		cfg->segment_ms = v;
+	} else if (strcmp(key, "compact") == 0 || strcmp(key, "retain.for.groups") == 0) {
+		if (setting_bool(value, &b) < 0) {
+			snprintf(err, err_cap, "%s '%.64s': use true or false", key, value);
+			return -EINVAL;
+		}
+		if (key[0] == 'c')
+			cfg->compact = b;
+		else
+			cfg->retain_for_groups = b;
+	} else {
+		snprintf(err, err_cap,
+		         "unknown topic setting '%.64s': use retention.ms, retention.bytes, compact, "
+		         "delete.retention.ms, "
+		         "segment.bytes, segment.ms, retain.for.groups",
+		         key);
+		return -EINVAL;
+	}
+	return 0;
+bad_ms:
+	snprintf(err, err_cap, "retention.ms '%.64s': use milliseconds (at least 1), or -1 to keep records forever",
+	         value);
+	return -EINVAL;
+}
+
 static void topic_free(struct sl_topic *topic)
 {
 	if (topic == NULL)
 		return;
-	for (uint32_t i = 0; topic->parts && i < topic->cfg.partitions; i++)
+	for (uint32_t i = 0; topic->parts && i < topic->cfg.partitions; i++) {
 		sl_producer_state_free(&topic->parts[i].producers);
+		free(topic->parts[i].clean);
+	}
 	free(topic->parts);
 	free(topic);
 }
@@ -318,14 +417,6 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		snprintf(err, err_cap, "topic %s already exists", cfg.name);
 		return -EEXIST;
 	}
-	if (cfg.compact) {
-		/* Accepting it would promise a newest-version-per-key log that nothing keeps. */
-		snprintf(err, err_cap,
-		         "topic %s: compaction is not implemented yet; create the topic without compact (retention by "
-		         "time and size works)",
-		         cfg.name);
-		return -EOPNOTSUPP;
-	}
 	if (cfg.segment_bytes != 0 &&
 	    (cfg.segment_bytes < SL_TOPIC_SEGMENT_BYTES_MIN || cfg.segment_bytes > 0x7fffffff)) {
 		snprintf(err, err_cap, "topic %s: segment bytes %lld out of range: %d to 2147483647", cfg.name,
@@ -420,4 +511,13 @@ int sl_topics_close(struct sl_topics *t)
 	free(t->scratch_dir);
 	t->data_dir = t->topics_dir = t->scratch_dir = NULL;
 	return rc;
+}
+
+void sl_topic_apply_segment_limits(const struct sl_topics *t, struct sl_topic *topic)
+{
+	int64_t segment_bytes, segment_ms;
+	sl_topic_segment_limits(t, &topic->cfg, &segment_bytes, &segment_ms);
+	for (uint32_t i = 0; i < topic->cfg.partitions; i++)
+		if (topic->parts[i].log != NULL)
+			sl_log_set_segment_limits(topic->parts[i].log, (uint64_t)segment_bytes, segment_ms);
 }

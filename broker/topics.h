@@ -11,9 +11,11 @@
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
 
+/* Kafka's delete.retention.ms: how long a tombstone outlives its first clean (a day). */
+#define SL_TOPIC_DELETE_RETENTION_MS_DEFAULT (24LL * 3600 * 1000)
 /* Partition counts above this are refused: each partition holds open files and an index in memory. */
-#define SL_TOPIC_PARTITIONS_MAX 10000
-#define SL_TOPIC_NAME_BYTES_MAX 200
+#define SL_TOPIC_PARTITIONS_MAX              10000
+#define SL_TOPIC_NAME_BYTES_MAX              200
 
 struct sl_topic_config {
 	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
@@ -24,6 +26,10 @@ struct sl_topic_config {
 	/* Roll the active segment past this size or age; 0: the broker's --segment-bytes / --segment-ms. */
 	int64_t segment_bytes;
 	int64_t segment_ms;
+	/* Compacted topics: a tombstone stays this long after the cleaner first sees it (cleaner.c). */
+	int64_t delete_retention_ms;
+	/* Retention never removes what a group with a commit has not consumed yet (its lag is reported at risk). */
+	int retain_for_groups;
 	int64_t created_ms;
 };
 
@@ -34,7 +40,15 @@ struct sl_topic_config {
 #define SL_TOPIC_SEGMENT_BYTES_MIN (1 << 20)
 #define SL_TOPIC_SEGMENT_MS_MIN    1000
 
-struct sl_fetch_wait; /* a parked long-poll fetch, owned by the server (fetch.c) */
+/* Set one setting of cfg from its operator form (key retention.ms, retention.bytes, compact, delete.retention.ms,
+ * segment.bytes, segment.ms, retain.for.groups; value as text). Returns 0, or -EINVAL with what is wrong and what
+ * is allowed in err. */
+int sl_topic_config_set(struct sl_topic_config *cfg, const char *key, const char *value, char *err, size_t err_cap);
+/* Write cfg as DATA/topics/<name>/topic.json, atomically. Blocking: off the loop. */
+int sl_topic_config_write(const char *topics_dir, const struct sl_topic_config *cfg);
+
+struct sl_fetch_wait;  /* a parked long-poll fetch, owned by the server (fetch.c) */
+struct sl_clean_state; /* the cleaner's view of a partition (broker/compaction.c) */
 
 struct sl_partition {
 	struct sl_topic *topic;
@@ -47,11 +61,13 @@ struct sl_partition {
 	struct sl_append *blocked_head, *blocked_tail;
 	/* Long-poll fetches to wake when new records become visible. */
 	struct sl_fetch_wait *waiters;
+	struct sl_clean_state *clean; /* NULL until the cleaner looks at it */
 };
 
 struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
+	int alter_inflight; /* a topic alter is writing topic.json (broker/handlers/admin.c) */
 	struct sl_topic *next;
 };
 
@@ -76,12 +92,14 @@ int sl_topic_name_check(const char *name, int internal);
 int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ring, const struct sl_log_config *cfg,
                    char *err, size_t err_cap);
 struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name);
+/* A topic's settings changed (topic alter): its logs roll at its segment limits from now on. */
+void sl_topic_apply_segment_limits(const struct sl_topics *t, struct sl_topic *topic);
 /* The segment size and age a topic's partitions roll at: its own, else the broker's. */
 void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_config *cfg, int64_t *bytes_out,
                              int64_t *ms_out);
 /* Create a topic: metadata and partition folders are written under a temporary name, fsynced, then renamed
  * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, -ERANGE (partition
- * count), -EDOM (segment size or age out of range), -EOPNOTSUPP (compact: not implemented), or an I/O error, with
+ * count), -EDOM (segment size or age out of range), or an I/O error, with
  * a message in err. */
 int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg, char *err, size_t err_cap);
 /* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. */

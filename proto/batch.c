@@ -13,9 +13,10 @@
  *   16      1     magic                 2
  *   17      4     crc                   CRC32C (unsigned) of bytes 21 .. end of batch
  *   21      2     attributes            bits 0-2 codec (0 none, 4 zstd), bit 3 timestamp type (0 CreateTime),
- *                                       bit 4 transactional, bit 5 control
- *   23      4     lastOffsetDelta       recordsCount - 1
- *   27      8     baseTimestamp         timestamp of the first record, ms since the epoch
+ *                                       bit 4 transactional, bit 5 control, bit 6 delete horizon (cleaner only)
+ *   23      4     lastOffsetDelta       recordsCount - 1 (as produced; see invariant 10)
+ *   27      8     baseTimestamp         timestamp of the first record, ms since the epoch; with bit 6, the
+ *                                       delete horizon instead (records keep base + delta as their timestamp)
  *   35      8     maxTimestamp          largest record timestamp, ms
  *   43      8     producerId            -1 when not idempotent
  *   51      2     producerEpoch         -1 when not idempotent
@@ -69,6 +70,12 @@
  *      A record with op delete has a null value. Headers with other names are skipped: a Kafka client may add
  *      its own.
  *
+ *  10. A batch the cleaner rewrote (broker/storage/cleaner.c) keeps its baseOffset and lastOffsetDelta but may hold
+ *      fewer records: recordsCount <= lastOffsetDelta + 1 (0 when all went, to mark the offsets it covered), the
+ *      records' offsetDeltas strictly increasing and at most lastOffsetDelta, each record at its original offset.
+ *      Such batches exist only in compacted segments; sl_batch_validate_stored and sl_record_iter accept them,
+ *      sl_batch_validate (what clients send) does not.
+ *
  * The builder also guarantees what validation does not check, since Kafka producers need not: maxTimestamp is
  * the largest record timestamp, record attributes are 0, timestamp type is CreateTime. Every batch the builder
  * produces passes sl_batch_validate, and sl_record_iter returns every record of a validated batch. */
@@ -106,7 +113,7 @@ _Static_assert(OFF_BATCH_LENGTH == 8, "batchLength at 8");
 _Static_assert(OFF_LEADER_EPOCH == 12, "partitionLeaderEpoch at 12");
 _Static_assert(OFF_MAGIC == 16, "magic at 16");
 _Static_assert(OFF_CRC == 17, "crc at 17");
-_Static_assert(OFF_ATTRIBUTES == 21, "attributes at 21, where the CRC starts");
+_Static_assert(OFF_ATTRIBUTES == 21 && SL_BATCH_CRC_START == OFF_ATTRIBUTES, "attributes at 21, where the CRC starts");
 _Static_assert(OFF_LAST_OFFSET_DELTA == 23, "lastOffsetDelta at 23");
 _Static_assert(OFF_BASE_TIMESTAMP == 27, "baseTimestamp at 27");
 _Static_assert(OFF_MAX_TIMESTAMP == 35, "maxTimestamp at 35");
@@ -424,8 +431,8 @@ static int headers_decode(const uint8_t **pos, const uint8_t *end, struct sl_rec
 
 /* Decode the record at *pos (record index of the batch h), which must end by end; advance *pos past it only on
  * success. The pointers in out point into [*pos, end). */
-static int record_decode(const uint8_t **pos, const uint8_t *end, const struct sl_batch_header *h, int32_t index,
-                         struct sl_record *out, const char **why)
+static int record_decode(const uint8_t **pos, const uint8_t *end, const struct sl_batch_header *h, int32_t delta_min,
+                         int32_t delta_max, struct sl_record *out, const char **why)
 {
 	const uint8_t *p = *pos, *record_end;
 	int32_t length, offset_delta;
@@ -444,8 +451,9 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 		return bad(why, "record timestampDelta malformed or past the record");
 	if (sl_varint_decode(&p, record_end, &offset_delta) != 0)
 		return bad(why, "record offsetDelta malformed or past the record");
-	if (offset_delta != index)
-		return bad(why, "record offsetDelta is not the record's index in the batch");
+	if (offset_delta < delta_min || offset_delta > delta_max)
+		return bad(why, delta_min == delta_max ? "record offsetDelta is not the record's index in the batch"
+		                                       : "record offsetDelta out of order or past lastOffsetDelta");
 	if (__builtin_add_overflow(h->base_timestamp, timestamp_delta, &out->timestamp_ms))
 		return bad(why, "record timestamp overflows int64");
 	if (__builtin_add_overflow(h->base_offset, (int64_t)offset_delta, &out->offset))
@@ -472,15 +480,19 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 	return 0;
 }
 
-/* Check invariants 5 to 9 on a records section. */
-static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, const uint8_t *end, const char **why)
+/* Check invariants 5 to 9 on a records section; stored != 0: offset deltas as invariant 10 allows. */
+static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, const uint8_t *end, int stored,
+                        const char **why)
 {
 	struct sl_record r;
+	int32_t delta_min = 0;
 
 	for (int32_t i = 0; i < h->record_count; i++) {
-		int rc = record_decode(&pos, end, h, i, &r, why);
+		int rc =
+		        record_decode(&pos, end, h, stored ? delta_min : i, stored ? h->last_offset_delta : i, &r, why);
 		if (rc != 0)
 			return rc;
+		delta_min = (int32_t)(r.offset - h->base_offset) + 1;
 	}
 	if (pos != end)
 		return bad(why, "bytes after the last record of the batch");
@@ -506,8 +518,8 @@ static int records_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, 
 	return 0;
 }
 
-int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
-                      const char **why)
+static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
+                    int stored, const char **why)
 {
 	struct sl_batch_header h;
 	size_t records_len;
@@ -522,19 +534,21 @@ int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out,
 		return bad(why, "bytes after the end of the batch that batchLength gives");
 	if (sl_crc32c(0, p + OFF_ATTRIBUTES, len - OFF_ATTRIBUTES) != h.crc)
 		return bad(why, "batch CRC32C mismatch: the bytes were corrupted in transit or on disk");
-	if ((int64_t)h.last_offset_delta + 1 != h.record_count)
+	if (!stored && (int64_t)h.last_offset_delta + 1 != h.record_count)
 		return bad(why, "recordsCount is not lastOffsetDelta + 1");
+	if (stored && (int64_t)h.last_offset_delta + 1 < h.record_count)
+		return bad(why, "recordsCount larger than lastOffsetDelta + 1");
 
 	switch (h.attributes & SL_BATCH_ATTR_CODEC_MASK) {
 	case SL_BATCH_CODEC_NONE:
-		rc = records_walk(&h, p + OFF_RECORDS, p + len, why);
+		rc = records_walk(&h, p + OFF_RECORDS, p + len, stored, why);
 		break;
 	case SL_BATCH_CODEC_ZSTD:
 		if (scratch == NULL || scratch_cap == 0)
 			break;
 		rc = records_decompress(p + OFF_RECORDS, len - OFF_RECORDS, scratch, scratch_cap, &records_len, why);
 		if (rc == 0)
-			rc = records_walk(&h, scratch, scratch + records_len, why);
+			rc = records_walk(&h, scratch, scratch + records_len, stored, why);
 		break;
 	default:
 		if (why)
@@ -546,6 +560,18 @@ int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out,
 	if (out)
 		*out = h;
 	return 0;
+}
+
+int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
+                      const char **why)
+{
+	return validate(p, len, out, scratch, scratch_cap, 0, why);
+}
+
+int sl_batch_validate_stored(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                             size_t scratch_cap, const char **why)
+{
+	return validate(p, len, out, scratch, scratch_cap, 1, why);
 }
 
 /* ---- iterator ---- */
@@ -590,9 +616,11 @@ int sl_record_iter_next(struct sl_record_iter *it, struct sl_record *out)
 {
 	if (it->index >= it->header.record_count)
 		return it->pos == it->end ? 0 : -EBADMSG;
-	if (record_decode(&it->pos, it->end, &it->header, it->index, out, NULL) != 0)
+	if (record_decode(&it->pos, it->end, &it->header, it->next_delta_min, it->header.last_offset_delta, out,
+	                  NULL) != 0)
 		return -EBADMSG;
 	it->index++;
+	it->next_delta_min = (int32_t)(out->offset - it->header.base_offset) + 1;
 	return 1;
 }
 
@@ -798,14 +826,16 @@ static int records_compress(struct sl_batch_builder *b, size_t *compressed_len)
 	return 0;
 }
 
-static void header_write(const struct sl_batch_builder *b, uint8_t *p, size_t len, int codec)
+/* attributes: the codec, plus (for the cleaner) the bits it keeps; a new batch is CreateTime, not transactional. */
+static void header_write(const struct sl_batch_builder *b, uint8_t *p, size_t len, int attributes, int64_t base_offset,
+                         int32_t last_offset_delta)
 {
-	store_be64(p + OFF_BASE_OFFSET, 0);
+	store_be64(p + OFF_BASE_OFFSET, (uint64_t)base_offset);
 	store_be32(p + OFF_BATCH_LENGTH, (uint32_t)(len - SL_BATCH_LOG_OVERHEAD_BYTES));
 	store_be32(p + OFF_LEADER_EPOCH, (uint32_t)-1);
 	p[OFF_MAGIC] = SL_BATCH_MAGIC;
-	store_be16(p + OFF_ATTRIBUTES, (uint16_t)codec); /* timestamp type 0: CreateTime; not transactional */
-	store_be32(p + OFF_LAST_OFFSET_DELTA, (uint32_t)(b->record_count - 1));
+	store_be16(p + OFF_ATTRIBUTES, (uint16_t)attributes);
+	store_be32(p + OFF_LAST_OFFSET_DELTA, (uint32_t)last_offset_delta);
 	store_be64(p + OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
 	store_be64(p + OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);
 	store_be64(p + OFF_PRODUCER_ID, (uint64_t)b->producer_id);
@@ -839,11 +869,113 @@ int sl_batch_builder_finish(struct sl_batch_builder *b, int codec, const uint8_t
 			stored_codec = SL_BATCH_CODEC_ZSTD;
 		}
 	}
-	header_write(b, batch, len, stored_codec);
+	header_write(b, batch, len, stored_codec, 0, b->record_count - 1);
 	/* Assert what a reader will check before the batch leaves: a header that parses and a length that matches. */
 	rc = header_parse(batch, len, &check, NULL);
 	SL_ASSERT(rc == 0 && sl_batch_total_bytes(&check) == len);
 	*out = batch;
 	*len_out = len;
+	return 0;
+}
+
+/* ---- the cleaner's rewrite (invariant 10) ---- */
+
+int sl_batch_filter(struct sl_batch_builder *b, const uint8_t *batch, size_t len, uint8_t *scratch, size_t scratch_cap,
+                    const uint8_t *keep, int64_t horizon_ms, const uint8_t **out, size_t *len_out)
+{
+	struct sl_batch_header h;
+	const uint8_t *pos, *end;
+	size_t records_len, compressed_len;
+	int64_t base_timestamp, max_timestamp = INT64_MIN;
+	int32_t kept = 0;
+	int codec, rc;
+
+	SL_ASSERT(b->buf != NULL);
+	if (header_parse(batch, len, &h, NULL) != 0 || len != sl_batch_total_bytes(&h))
+		return -EBADMSG;
+	codec = h.attributes & SL_BATCH_ATTR_CODEC_MASK;
+	if (codec == SL_BATCH_CODEC_NONE) {
+		pos = batch + OFF_RECORDS;
+		end = batch + len;
+	} else if (codec == SL_BATCH_CODEC_ZSTD) {
+		if (scratch == NULL)
+			return -ENOBUFS;
+		rc = records_decompress(batch + OFF_RECORDS, len - OFF_RECORDS, scratch, scratch_cap, &records_len,
+		                        NULL);
+		if (rc != 0)
+			return rc;
+		pos = scratch;
+		end = scratch + records_len;
+	} else {
+		return -ENOTSUP;
+	}
+	base_timestamp = horizon_ms != INT64_MIN ? horizon_ms : h.base_timestamp;
+	sl_batch_builder_reset(b);
+	for (int32_t i = 0; i < h.record_count; i++) {
+		const uint8_t *p = pos, *q, *record_end;
+		int32_t length;
+		int64_t timestamp_delta, timestamp, new_delta;
+
+		/* Only the length and timestampDelta are read; the rest of a kept record is copied as it is. */
+		if (sl_varint_decode(&p, end, &length) != 0 || length < 1 || length > end - p)
+			return -EBADMSG;
+		record_end = p + length;
+		q = p + 1; /* after attributes */
+		if (sl_varint_decode_long(&q, record_end, &timestamp_delta) != 0)
+			return -EBADMSG;
+		pos = record_end;
+		if (!keep[i])
+			continue;
+		if (__builtin_add_overflow(h.base_timestamp, timestamp_delta, &timestamp) ||
+		    __builtin_sub_overflow(timestamp, base_timestamp, &new_delta))
+			return -EBADMSG;
+		size_t rest = (size_t)(record_end - q);
+		uint64_t body_bytes = 1 + sl_varint_size_long(new_delta) + rest;
+		if (body_bytes > INT32_MAX)
+			return -EBADMSG;
+		uint64_t record_bytes = sl_varint_size((int32_t)body_bytes) + body_bytes;
+		if (record_bytes > b->bytes_max - b->len)
+			return -ENOSPC;
+		uint8_t *w = b->buf + b->len, *w_end = w + record_bytes;
+		varint_write(&w, w_end, (int32_t)body_bytes);
+		*w++ = p[0];
+		varint_long_write(&w, w_end, new_delta);
+		memcpy(w, q, rest);
+		w += rest;
+		SL_ASSERT(w == w_end);
+		b->len += record_bytes;
+		kept++;
+		if (timestamp > max_timestamp)
+			max_timestamp = timestamp;
+	}
+	if (pos != end)
+		return -EBADMSG;
+	b->record_count = kept;
+	b->base_timestamp = base_timestamp;
+	b->max_timestamp = kept > 0 ? max_timestamp : h.max_timestamp;
+	b->producer_id = h.producer_id;
+	b->producer_epoch = h.producer_epoch;
+	b->base_sequence = h.base_sequence;
+
+	uint8_t *result = b->buf;
+	size_t result_len = b->len;
+	int attributes = h.attributes & ~SL_BATCH_ATTR_CODEC_MASK;
+	if (horizon_ms != INT64_MIN)
+		attributes |= SL_BATCH_ATTR_DELETE_HORIZON;
+	if (codec == SL_BATCH_CODEC_ZSTD && kept > 0) {
+		rc = records_compress(b, &compressed_len);
+		if (rc != 0)
+			return rc;
+		if (compressed_len > 0) {
+			result = b->zbuf;
+			result_len = SL_BATCH_HEADER_BYTES + compressed_len;
+			attributes |= SL_BATCH_CODEC_ZSTD;
+		}
+	}
+	header_write(b, result, result_len, attributes, h.base_offset, h.last_offset_delta);
+	/* Outside the CRC: the epoch the broker stamped stays. */
+	store_be32(result + OFF_LEADER_EPOCH, (uint32_t)h.partition_leader_epoch);
+	*out = result;
+	*len_out = result_len;
 	return 0;
 }

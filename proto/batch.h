@@ -10,6 +10,8 @@
 
 /* Fixed header of every batch (bytes 0..60); records start right after it. */
 #define SL_BATCH_HEADER_BYTES       61
+/* The CRC32C covers the batch from this byte (attributes) to its end. */
+#define SL_BATCH_CRC_START          21
 /* baseOffset (8) + batchLength (4): the part of the header that batchLength does not count. */
 #define SL_BATCH_LOG_OVERHEAD_BYTES 12
 #define SL_BATCH_MAGIC              2
@@ -18,11 +20,14 @@
 #define SL_BATCH_BYTES_MAX          (64u * 1024 * 1024)
 
 /* Attribute bits (Kafka's). Only none and zstd are produced or decoded by synclog. */
-#define SL_BATCH_ATTR_CODEC_MASK    0x07
-#define SL_BATCH_CODEC_NONE         0
-#define SL_BATCH_CODEC_ZSTD         4
-#define SL_BATCH_ATTR_TRANSACTIONAL 0x10
-#define SL_BATCH_ATTR_CONTROL       0x20
+#define SL_BATCH_ATTR_CODEC_MASK     0x07
+#define SL_BATCH_CODEC_NONE          0
+#define SL_BATCH_CODEC_ZSTD          4
+#define SL_BATCH_ATTR_TRANSACTIONAL  0x10
+#define SL_BATCH_ATTR_CONTROL        0x20
+/* Kafka's delete-horizon flag (KIP-534): baseTimestamp holds the time (ms) after which the cleaner may remove the
+ * batch's tombstones; record timestamps stay baseTimestamp + timestampDelta. Set only by the cleaner. */
+#define SL_BATCH_ATTR_DELETE_HORIZON 0x40
 
 /* Record header names that carry the sync fields. Short because they are repeated in every record. */
 #define SL_HDR_VERSION        "v"      /* decimal ASCII int64, monotonic per key, set by the source of truth */
@@ -92,6 +97,13 @@ static inline size_t sl_batch_total_bytes(const struct sl_batch_header *h)
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why);
 
+/* sl_batch_validate for a batch as stored, which the cleaner may have rewritten (invariant 10 of batch.c): the
+ * records may be fewer than lastOffsetDelta + 1 (none at all, even), their offset deltas strictly increasing and at
+ * most lastOffsetDelta. For readers of stored batches (fetch clients, the cleaner); a producer's batch goes
+ * through sl_batch_validate. Same returns. */
+int sl_batch_validate_stored(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                             size_t scratch_cap, const char **why);
+
 /* Write base_offset into bytes 0..7. The CRC does not cover them, so it stays valid. */
 void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset);
 
@@ -128,13 +140,25 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r);
  * -EINVAL for an empty batch, -EIO if the compressor fails. */
 int sl_batch_builder_finish(struct sl_batch_builder *b, int codec, const uint8_t **out, size_t *len_out);
 
+/* Rewrite a stored batch (already validated) keeping the records i with keep[i] != 0, for the cleaner. The result
+ * keeps baseOffset, lastOffsetDelta, the producer fields, the codec and each kept record's offsetDelta and
+ * timestamp, so every kept record keeps its offset (invariant 10). recordsCount and maxTimestamp are those of the
+ * kept records (maxTimestamp stays the original's when none is kept: an empty batch marks where the offsets it
+ * covered went). With horizon_ms != INT64_MIN the batch gets the delete-horizon flag and baseTimestamp
+ * horizon_ms. scratch (scratch_cap bytes) receives a zstd batch's records. The batch is built in b's buffers:
+ * *out is valid until b's next use. Returns 0, -ENOSPC (the result does not fit b), -EBADMSG, -ENOBUFS (scratch
+ * too small) or -EIO (the compressor failed). */
+int sl_batch_filter(struct sl_batch_builder *b, const uint8_t *batch, size_t len, uint8_t *scratch, size_t scratch_cap,
+                    const uint8_t *keep, int64_t horizon_ms, const uint8_t **out, size_t *len_out);
+
 /* Reading the records of one (already validated) batch. */
 struct sl_record_iter {
 	struct sl_batch_header header;
 	const uint8_t *pos;
 	const uint8_t *end;
-	int32_t index;    /* records returned so far */
-	uint8_t *scratch; /* decompression buffer supplied by the caller */
+	int32_t index;          /* records returned so far */
+	int32_t next_delta_min; /* the next record's offset delta is at least this (invariant 10) */
+	uint8_t *scratch;       /* decompression buffer supplied by the caller */
 	size_t scratch_cap;
 };
 

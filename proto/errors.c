@@ -31,6 +31,8 @@ _Static_assert(SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS == 33, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY == 34, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME == 35, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE == 40, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__INVALID_CONFIG == 65, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__CLEANER_FAILED == 66, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INTERNAL == 99, "wire code");
 
 static const struct {

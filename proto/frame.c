@@ -119,7 +119,11 @@ static const struct {
         {33, "REBALANCE_IN_PROGRESS", "the group is rebalancing: rejoin"},
         {34, "GROUP_NOT_EMPTY", "the group has live members: stop them first or pass --force"},
         {35, "INVALID_GROUP_NAME", "invalid group name: 1 to 200 characters of [A-Za-z0-9._-]"},
-        {40, "UNSUPPORTED_FEATURE", "this broker does not do that yet (topic compaction)"},
+        {40, "UNSUPPORTED_FEATURE", "this broker does not do that"},
+        {65, "INVALID_CONFIG",
+         "invalid topic setting: keys retention.ms, retention.bytes, compact, delete.retention.ms, segment.bytes, "
+         "segment.ms, retain.for.groups"},
+        {66, "CLEANER_FAILED", "the cleaner failed on a partition: see the message and the broker's log"},
         {99, "INTERNAL", "internal broker error"},
 };
 

@@ -52,6 +52,8 @@ int cli_flag(int argc, char **argv, int *i, const char *name, const char **value
 /* Strict decimal numbers: digits only (a leading '-' for signed), within [min, max]. Return 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* "2024-05-01T12:00:00.123Z" for a wall-clock time in ms, or "-" for 0 or less. */
+void cli_time_format(int64_t ms, char *buf, size_t bytes);
 
 /* A duration flag: 30s, 10m, 2h, 7d or ISO 8601 (sl_duration_parse), or with digits only, milliseconds (what the
  * flags named *-ms took before). Returns 0 or -1. */

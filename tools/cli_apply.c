@@ -20,34 +20,45 @@
 
 static const struct cli_command apply_command = {
         .name = "apply",
-        .usage = "usage: synclog apply TOPIC --group G --target TARGET [--follow] [--schema NAME]\n"
-                 "                           [--tombstone-retention DURATION] [--values json|text]\n"
-                 "       synclog apply --target TARGET --purge [--tombstone-retention DURATION]\n"
-                 "\n"
-                 "Replay TOPIC into the target store, resuming at the offsets the target holds for group G. TARGET is\n"
-                 "sqlite:PATH (a SQLite database, created when missing), postgresql://... or postgres://... (a libpq\n"
-                 "connection URI) or postgres:CONNINFO (a libpq key=value string); the tables (`entities`,\n"
-                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`) are created when missing, in\n"
-                 "PostgreSQL in schema --schema. Per key: a lower version than stored is stale (logged in\n"
-                 "stale_events, not applied), an equal version or a seen idempotency key is a duplicate (skipped), a\n"
-                 "higher version is applied; a record without a version applies in log order. A delete marks the row\n"
-                 "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
-                 "is retried, then written to TOPIC.dlq with its error, topic, partition and offset. A lost\n"
-                 "PostgreSQL connection is tried again for 60 s; the applier resumes from the stored offsets.\n"
-                 "  --group G                     the target's name for its offsets (required to apply)\n"
-                 "  --target TARGET               the target store (required)\n"
-                 "  --schema NAME                 PostgreSQL: the schema of the tables (default synclog)\n"
-                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
-                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
-                 "                                of the log as it was at the start; on a terminal, a progress line\n"
-                 "                                on stderr shows records done, rate, lag left and time left\n"
-                 "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
-                 "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H)\n"
-                 "  --values json|text            what a value must be: one JSON value (default; PostgreSQL column\n"
-                 "                                jsonb) or UTF-8 text (column text)\n"
-                 "  --purge                       only purge what is older than the retention, then exit\n"
-                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
-                 "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
+        .usage =
+                "usage: synclog apply TOPIC --group G --target TARGET [--follow] [--schema NAME]\n"
+                "                           [--tombstone-retention DURATION] [--values json|text]\n"
+                "                           [--on-delete hide|erase-value|archive]\n"
+                "       synclog apply --target TARGET --purge [--tombstone-retention DURATION]\n"
+                "\n"
+                "Replay TOPIC into the target store, resuming at the offsets the target holds for group G. TARGET is\n"
+                "sqlite:PATH (a SQLite database, created when missing), postgresql://... or postgres://... (a libpq\n"
+                "connection URI) or postgres:CONNINFO (a libpq key=value string); the tables (`entities`,\n"
+                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`) are created when missing, in\n"
+                "PostgreSQL in schema --schema. Per key: a lower version than stored is stale (logged in\n"
+                "stale_events, not applied), an equal version or a seen idempotency key is a duplicate (skipped), a\n"
+                "higher version is applied; a record without a version applies in log order. A delete marks the row\n"
+                "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
+                "is retried, then written to TOPIC.dlq with its error, topic, partition and offset. A lost\n"
+                "PostgreSQL connection is tried again for 60 s; the applier resumes from the stored offsets.\n"
+                "  --group G                     the target's name for its offsets (required to apply)\n"
+                "  --target TARGET               the target store (required)\n"
+                "  --schema NAME                 PostgreSQL: the schema of the tables (default synclog)\n"
+                "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
+                "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
+                "                                of the log as it was at the start; on a terminal, a progress line\n"
+                "                                on stderr shows records done, rate, lag left and time left\n"
+                "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
+                "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H). On a\n"
+                "                                compacted topic a deleted row also waits until the broker's\n"
+                "                                cleaner removed its delete from the log (until then a replay of the\n"
+                "                                log still refuses a late stale record, so the target must too);\n"
+                "                                --purge alone decides by time\n"
+                "  --on-delete hide|erase-value|archive  what a delete does to the row: hide marks it deleted and\n"
+                "                                keeps its value until purged (default); erase-value clears the value\n"
+                "                                at once (personal data); archive copies the row to table\n"
+                "                                entities_archive first, then clears it. The deleted row stays, so\n"
+                "                                versions still compare, until it is purged\n"
+                "  --values json|text            what a value must be: one JSON value (default; PostgreSQL column\n"
+                "                                jsonb) or UTF-8 text (column text)\n"
+                "  --purge                       only purge what is older than the retention, then exit\n"
+                "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
+                "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
 };
 
 struct apply_args {
@@ -59,6 +70,7 @@ struct apply_args {
 	bool purge;
 	int64_t retention_ms;
 	enum sl_apply_values values;
+	enum sl_apply_on_delete on_delete;
 };
 
 /* The broker's rule for group names (broker/topics.c): the group's offsets are committed there too. */
@@ -107,6 +119,16 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				a->values = SL_APPLY_VALUES_TEXT;
 			else
 				return cli_usage_error(&apply_command, "--values must be json or text");
+		} else if ((rc = cli_flag(argc, argv, &i, "--on-delete", &value)) != 0) {
+			if (rc > 0 && strcmp(value, "hide") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_HIDE;
+			else if (rc > 0 && strcmp(value, "erase-value") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_ERASE_VALUE;
+			else if (rc > 0 && strcmp(value, "archive") == 0)
+				a->on_delete = SL_APPLY_ON_DELETE_ARCHIVE;
+			else
+				return cli_usage_error(&apply_command,
+				                       "--on-delete must be hide, erase-value or archive");
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
 		} else if (strcmp(argv[i], "--purge") == 0) {
@@ -379,7 +401,9 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	to = (struct sl_apply_target_options){.schema = a.schema, .values = a.values};
+	/* Applying from the broker, deleted rows follow the log's lifecycle; a purge alone has no log to ask. */
+	to = (struct sl_apply_target_options){
+	        .schema = a.schema, .values = a.values, .on_delete = a.on_delete, .follow_log = !a.purge};
 	if (sl_apply_target_open(&target, a.target, &to, err, sizeof(err)) != 0)
 		return cli_fail(&apply_command, "%s", err);
 	rc = a.purge ? purge_only(cli, &a, target) : apply_run(cli, &a, target);

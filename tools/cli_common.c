@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "consumer/client/synclog.h"
@@ -204,4 +205,17 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 		return NULL;
 	}
 	return c;
+}
+
+void cli_time_format(int64_t ms, char *buf, size_t bytes)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL) {
+		snprintf(buf, bytes, "-");
+		return;
+	}
+	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }

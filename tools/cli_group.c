@@ -36,7 +36,11 @@ static const struct cli_command describe_command = {
                 "the table), the member it is assigned to, and the last commit time. With --json, one object per\n"
                 "partition, raw numbers:\n"
                 "{\"group\":G,\"topic\":T,\"partition\":P,\"committed\":C,\"next_offset\":N,\"lag\":L,\"lag_ms\":MS,\n"
-                " \"member\":\"ID\" or null,\"last_commit_ms\":T}  (last_commit_ms 0: never committed)\n"
+                " \"member\":\"ID\" or null,\"last_commit_ms\":T,\"at_risk\":null or \"why\"}  (last_commit_ms 0: never"
+                " committed)\n"
+                "at_risk (a WARNING line after the table): retention keeps records past the topic's retention\n"
+                "only for this group (retain.for.groups), or on a compacted topic the lag in time is 80% or more\n"
+                "of delete.retention.ms, so a replay from earliest by this group would miss deletes.\n"
                 "Exits 1 when the group does not exist.\n",
 };
 
@@ -52,20 +56,6 @@ static const struct cli_command delete_command = {
 static void json_string(const char *s)
 {
 	sl_json_print_string(stdout, s, strlen(s));
-}
-
-/* "2024-05-01T12:00:00.123Z" for a wall-clock time in ms, or "-" for 0. */
-static void time_format(int64_t ms, char *buf, size_t bytes)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL) {
-		snprintf(buf, bytes, "-");
-		return;
-	}
-	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static int group_list(const struct cli *cli, int argc, char **argv)
@@ -115,7 +105,12 @@ static void lag_print_json(const char *group, const struct sl_group_lag *p)
 		json_string(p->member_id);
 	else
 		fputs("null", stdout);
-	printf(",\"last_commit_ms\":%" PRId64 "}\n", p->last_commit_ms);
+	printf(",\"last_commit_ms\":%" PRId64 ",\"at_risk\":", p->last_commit_ms);
+	if (p->at_risk[0] != '\0')
+		json_string(p->at_risk);
+	else
+		fputs("null", stdout);
+	fputs("}\n", stdout);
 }
 
 static int group_describe(const struct cli *cli, int argc, char **argv)
@@ -162,12 +157,17 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 			lag_print_json(d->group, p);
 			continue;
 		}
-		time_format(p->last_commit_ms, when, sizeof(when));
+		cli_time_format(p->last_commit_ms, when, sizeof(when));
 		sl_duration_format(p->lag_ms, lag_time, sizeof(lag_time)); /* 3m2s: people read this column */
 		printf("%-24s %9u %12" PRId64 " %12" PRId64 " %10" PRId64 " %10s %-24s %s\n", p->topic, p->partition,
 		       p->committed, p->next_offset, p->lag, lag_time, when,
 		       p->member_id[0] != '\0' ? p->member_id : "-");
 	}
+	/* Warnings after the table, one line each, so that they are read and the columns stay aligned. */
+	for (uint32_t i = 0; !cli->json && i < d->partition_count; i++)
+		if (d->partitions[i].at_risk[0] != '\0')
+			printf("WARNING %s/%u at risk: %s\n", d->partitions[i].topic, d->partitions[i].partition,
+			       d->partitions[i].at_risk);
 	sl_group_description_free(d);
 	sl_conn_free(c);
 	return CLI_EXIT_OK;

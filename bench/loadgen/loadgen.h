@@ -29,10 +29,14 @@ struct loadgen_options {
 	uint32_t partitions;
 	uint32_t record_bytes; /* value bytes of each record */
 	uint32_t key_bytes;    /* 0: keyless records, spread by the sticky partitioner */
-	uint64_t count;        /* records in all (produce: split over the producers; replay: expected) */
-	double duration_s;     /* latency mode: how long to offer load */
-	double warmup_s;       /* latency mode: samples of this first part are not counted */
-	double rate;           /* latency mode: records per second offered */
+	/* Produce: record i has key i % key_space (0: key i), and with versioned the version i / key_space + 1, so
+	 * a topic holds key_space keys of count / key_space versions each (the compaction benchmark). */
+	uint64_t key_space;
+	bool versioned;
+	uint64_t count;    /* records in all (produce: split over the producers; replay: expected) */
+	double duration_s; /* latency mode: how long to offer load */
+	double warmup_s;   /* latency mode: samples of this first part are not counted */
+	double rate;       /* latency mode: records per second offered */
 	/* Latency mode: the sender wakes at most once per tick and sends every record that is due, each stamped with
 	 * its own intended time. Waking for each record would cost a system call every 2 us at 500,000 records/s on
 	 * the core the consumer thread shares; a record sent up to a tick late is charged the delay. Every load

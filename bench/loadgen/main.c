@@ -22,6 +22,7 @@ static const char usage[] =
         "  --topic NAME          (bench)            --create            create the topic first\n"
         "  --partitions N        (1)                --record-bytes N    value bytes per record (100)\n"
         "  --key-bytes N         (0: keyless)       --count N           records (1000000)\n"
+        "  --key-space N         key i mod N (0: i)  --versioned         version i / key-space + 1\n"
         "  --producers N         (1)                --producer-kind thread|process (thread)\n"
         "  --acks none|written|fsync (written)      --one-at-a-time\n"
         "  --linger-ms N         (5)                --batch-bytes N     (262144)\n"
@@ -194,6 +195,8 @@ enum {
 	OPT_PARTITIONS,
 	OPT_RECORD_BYTES,
 	OPT_KEY_BYTES,
+	OPT_KEY_SPACE,
+	OPT_VERSIONED,
 	OPT_COUNT,
 	OPT_PRODUCERS,
 	OPT_KIND,
@@ -221,6 +224,8 @@ static const struct option long_options[] = {
         {"partitions", required_argument, NULL, OPT_PARTITIONS},
         {"record-bytes", required_argument, NULL, OPT_RECORD_BYTES},
         {"key-bytes", required_argument, NULL, OPT_KEY_BYTES},
+        {"key-space", required_argument, NULL, OPT_KEY_SPACE},
+        {"versioned", no_argument, NULL, OPT_VERSIONED},
         {"count", required_argument, NULL, OPT_COUNT},
         {"producers", required_argument, NULL, OPT_PRODUCERS},
         {"producer-kind", required_argument, NULL, OPT_KIND},
@@ -288,6 +293,14 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 			if (parse_u64(optarg, &v) || v > 4096)
 				return bad_usage("--key-bytes must be 0 to 4096, not", optarg);
 			o->key_bytes = (uint32_t)v;
+			break;
+		case OPT_KEY_SPACE:
+			if (parse_u64(optarg, &v))
+				return bad_usage("--key-space must be a number of keys, not", optarg);
+			o->key_space = v;
+			break;
+		case OPT_VERSIONED:
+			o->versioned = true;
 			break;
 		case OPT_COUNT:
 			if (parse_u64(optarg, &v) || v < 1)

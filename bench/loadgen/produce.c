@@ -84,8 +84,12 @@ static void producer_run(struct producer_ctx *ctx)
 
 		if (i % 1024 == 0)
 			r.timestamp_ms = wall_ms();
-		if (key != NULL)
-			memcpy(key, &i, o->key_bytes < sizeof(i) ? o->key_bytes : sizeof(i));
+		if (key != NULL) {
+			uint64_t k = o->key_space ? i % o->key_space : i;
+			memcpy(key, &k, o->key_bytes < sizeof(k) ? o->key_bytes : sizeof(k));
+			if (o->versioned)
+				r.version = (int64_t)(o->key_space ? i / o->key_space : 0) + 1;
+		}
 		rc = sl_producer_send(p, SL_PARTITION_ANY, &r, opaque);
 		if (rc == 0 && o->one_at_a_time)
 			rc = sl_producer_flush(p, -1);

@@ -10,6 +10,7 @@
 
 #include "proto/base/assert.h"
 #include "proto/base/fs.h"
+#include "broker/compaction.h"
 #include "broker/handlers/handlers.h"
 #include "broker/offload.h"
 #include "proto/errors.h"
@@ -86,7 +87,19 @@ void sl_handle_create_topic(struct sl_req *req)
 	cfg.compact = tc->compact;
 	cfg.segment_bytes = tc->segment_bytes;
 	cfg.segment_ms = tc->segment_ms;
+	cfg.delete_retention_ms = SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
 	char err[512] = "";
+	Synclog__CreateTopicRequest *ct = req->msg->create_topic;
+	for (size_t i = 0; i < ct->n_settings; i++) {
+		const Synclog__TopicSetting *s = ct->settings[i];
+		char why[256];
+		if (sl_topic_config_set(&cfg, s->key ? s->key : "", s->value ? s->value : "", why, sizeof(why)) < 0) {
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_CONFIG, "topic %s: %s; not created", cfg.name,
+			            why);
+			sl_req_respond(req);
+			return;
+		}
+	}
 	int rc = sl_topics_create(&req->srv->topics, &cfg, err, sizeof(err));
 	if (rc < 0)
 		sl_req_fail(req, errno_code(rc), "%s", err);
@@ -102,7 +115,15 @@ void sl_handle_delete_topic(struct sl_req *req)
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_DELETE_TOPIC;
 	req->resp.delete_topic = &req->body.delete_topic;
 	struct sl_topic *topic = sl_topics_find(&req->srv->topics, name);
+	if (topic != NULL && topic->alter_inflight) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__THROTTLED,
+		            "topic %.200s: a change of its settings is being written; retry once it answered", name);
+		sl_req_respond(req);
+		return;
+	}
 	if (topic != NULL) {
+		/* A clean of it stops first (its files are in the topic's folder) and its waiters are answered. */
+		sl_compaction_forget_topic(req->srv, topic);
 		/* Answer what waits on the topic before its logs close: blocked appends fail, long polls return. */
 		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
 			struct sl_partition *p = &topic->parts[i];
@@ -127,7 +148,7 @@ void sl_handle_delete_topic(struct sl_req *req)
 	sl_req_respond(req);
 }
 
-static void fill_config(Synclog__TopicConfig *out, const struct sl_topics *topics, const struct sl_topic_config *cfg)
+void sl_topic_config_fill(Synclog__TopicConfig *out, const struct sl_topics *topics, const struct sl_topic_config *cfg)
 {
 	synclog__topic_config__init(out);
 	out->name = (char *)cfg->name;
@@ -136,6 +157,8 @@ static void fill_config(Synclog__TopicConfig *out, const struct sl_topics *topic
 	out->retention_bytes = cfg->retention_bytes;
 	out->compact = cfg->compact;
 	sl_topic_segment_limits(topics, cfg, &out->segment_bytes, &out->segment_ms);
+	out->delete_retention_ms = cfg->delete_retention_ms;
+	out->retain_for_groups = cfg->retain_for_groups;
 }
 
 static void list_topics_free(struct sl_req *req)
@@ -162,7 +185,7 @@ void sl_handle_list_topics(struct sl_req *req)
 	}
 	Synclog__TopicConfig *cfgs = req->body_mem;
 	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
-		fill_config(&cfgs[r->n_topics], t, &topic->cfg);
+		sl_topic_config_fill(&cfgs[r->n_topics], t, &topic->cfg);
 		r->topics[r->n_topics] = &cfgs[r->n_topics];
 		r->n_topics++;
 	}
@@ -172,14 +195,17 @@ void sl_handle_list_topics(struct sl_req *req)
 struct describe_mem {
 	Synclog__TopicConfig config;
 	Synclog__PartitionInfo **ptrs;
+	Synclog__CleanerPartitionInfo *cleaners;
 	Synclog__PartitionInfo infos[];
 };
 
 static void describe_free(struct sl_req *req)
 {
 	struct describe_mem *m = req->body_mem;
-	if (m)
+	if (m) {
 		free(m->ptrs);
+		free(m->cleaners);
+	}
 }
 
 void sl_handle_describe_topic(struct sl_req *req)
@@ -195,14 +221,15 @@ void sl_handle_describe_topic(struct sl_req *req)
 	struct describe_mem *m = calloc(1, sizeof(*m) + n * sizeof(Synclog__PartitionInfo));
 	req->body_mem = m;
 	req->free_body = describe_free;
-	if (m == NULL || (m->ptrs = calloc(n, sizeof(*m->ptrs))) == NULL) {
+	if (m == NULL || (m->ptrs = calloc(n, sizeof(*m->ptrs))) == NULL ||
+	    (m->cleaners = calloc(n, sizeof(*m->cleaners))) == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
 		sl_req_respond(req);
 		return;
 	}
 	Synclog__DescribeTopicResponse *r = &req->body.describe_topic;
 	synclog__describe_topic_response__init(r);
-	fill_config(&m->config, &req->srv->topics, &topic->cfg);
+	sl_topic_config_fill(&m->config, &req->srv->topics, &topic->cfg);
 	r->config = &m->config;
 	r->n_partitions = n;
 	r->partitions = m->ptrs;
@@ -224,6 +251,21 @@ void sl_handle_describe_topic(struct sl_req *req)
 		pi->next_offset = st.next_offset;
 		pi->bytes = st.bytes;
 		pi->segments = st.segment_count;
+		pi->dirty_ratio = sl_compaction_dirty_ratio(p);
+		const struct sl_clean_state *cs = p->clean;
+		if (cs != NULL) {
+			Synclog__CleanerPartitionInfo *ci = &m->cleaners[i];
+			synclog__cleaner_partition_info__init(ci);
+			ci->last_clean_ms = cs->last_clean_ms;
+			ci->last_duration_ms = cs->last.duration_ms;
+			ci->bytes_read = cs->bytes_read;
+			ci->bytes_written = cs->bytes_written;
+			ci->records_removed = cs->records_removed;
+			ci->tombstones_removed = cs->tombstones_removed;
+			ci->tombstones_kept = cs->last.tombstones_kept;
+			ci->last_error = (char *)cs->last_error;
+			pi->cleaner = ci;
+		}
 	}
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_DESCRIBE_TOPIC;
 	req->resp.describe_topic = r;

@@ -6,6 +6,7 @@
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "broker/compaction.h"
 #include "broker/handlers/handlers.h"
 #include "proto/batch.h"
 
@@ -324,8 +325,10 @@ static int record_timestamp(struct sl_log *log, int64_t offset, int64_t *ts_out)
 	if (pread(span.fd, hdr, sizeof(hdr), (off_t)span.pos) != (ssize_t)sizeof(hdr) ||
 	    sl_batch_header_parse(hdr, sizeof(hdr), &h) < 0)
 		return -EIO;
-	*ts_out = h.base_timestamp;
-	if ((h.attributes & SL_BATCH_ATTR_CODEC_MASK) != 0 || h.base_offset == offset)
+	/* A batch the cleaner stamped carries its delete horizon in baseTimestamp: its records tell the time. */
+	int horizon = (h.attributes & SL_BATCH_ATTR_DELETE_HORIZON) != 0;
+	*ts_out = horizon ? h.max_timestamp : h.base_timestamp;
+	if ((h.attributes & SL_BATCH_ATTR_CODEC_MASK) != 0 || (h.base_offset == offset && !horizon))
 		return 0;
 	size_t len = sl_batch_total_bytes(&h);
 	uint8_t *buf = malloc(len);
@@ -373,6 +376,7 @@ static Synclog__GroupPartitionLag *lag_row(struct sl_req *req, const struct sl_g
 	int64_t ts;
 	if (row->lag > 0 && record_timestamp(log, from, &ts) == 0)
 		row->lag_ms = now > ts ? now - ts : 0;
+	row->at_risk = sl_compaction_lag_risk(req, topic, p, row->committed, row->lag_ms, now);
 	return row;
 }
 

@@ -26,6 +26,12 @@ void sl_handle_delete_topic(struct sl_req *req);
 void sl_handle_list_topics(struct sl_req *req);
 void sl_handle_describe_topic(struct sl_req *req);
 void sl_handle_init_producer(struct sl_req *req);
+/* A topic's settings in their wire form (the values in effect). */
+void sl_topic_config_fill(Synclog__TopicConfig *out, const struct sl_topics *topics, const struct sl_topic_config *cfg);
+
+/* topic_alter.c */
+void sl_handle_alter_topic(struct sl_req *req);
+void sl_handle_compact_topic(struct sl_req *req);
 /* Read the reserved producer-id ceiling at start. */
 int sl_producer_ids_load(struct sl_server *srv);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/compaction.h"
 #include "broker/net/net.h"
 
 /* A request line and headers larger than this are not a metrics scrape. */
@@ -54,6 +55,8 @@ static void put(struct out *o, const char *fmt, ...)
 	}
 }
 
+static void cleaner_render(struct sl_server *srv, struct out *o);
+
 static void render(struct sl_server *srv, struct out *o)
 {
 	const struct sl_server_stats *s = &srv->stats;
@@ -89,6 +92,35 @@ static void render(struct sl_server *srv, struct out *o)
 			put(o, "synclog_partition_bytes{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", n, i, st.bytes);
 			put(o, "synclog_partition_segments{topic=\"%s\",partition=\"%u\"} %u\n", n, i,
 			    st.segment_count);
+		}
+	}
+	cleaner_render(srv, o);
+}
+
+/* The cleaner (broker/compaction.h): totals since start, and per partition of compacted topics. */
+static void cleaner_render(struct sl_server *srv, struct out *o)
+{
+	const struct sl_compaction_totals *t = sl_compaction_totals(srv);
+#define COUNTER(name, v) put(o, "# TYPE synclog_" name " counter\nsynclog_" name " %" PRIu64 "\n", (uint64_t)(v))
+	COUNTER("cleaner_runs_total", t->runs);
+	COUNTER("cleaner_failures_total", t->failures);
+	COUNTER("cleaner_bytes_read_total", t->bytes_read);
+	COUNTER("cleaner_bytes_written_total", t->bytes_written);
+	COUNTER("cleaner_records_removed_total", t->records_removed);
+	COUNTER("cleaner_tombstones_removed_total", t->tombstones_removed);
+#undef COUNTER
+	put(o, "# TYPE synclog_cleaner_last_run_duration_ms gauge\nsynclog_cleaner_last_run_duration_ms %" PRId64 "\n",
+	    t->last_duration_ms);
+	put(o, "# TYPE synclog_partition_dirty_ratio gauge\n# TYPE synclog_partition_tombstones_kept gauge\n");
+	for (struct sl_topic *topic = srv->topics.head; topic; topic = topic->next) {
+		for (uint32_t i = 0; topic->cfg.compact && i < topic->cfg.partitions; i++) {
+			const struct sl_partition *p = &topic->parts[i];
+			if (p->log == NULL)
+				continue;
+			put(o, "synclog_partition_dirty_ratio{topic=\"%s\",partition=\"%u\"} %.4f\n", topic->cfg.name,
+			    i, sl_compaction_dirty_ratio(p));
+			put(o, "synclog_partition_tombstones_kept{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n",
+			    topic->cfg.name, i, p->clean ? p->clean->last.tombstones_kept : 0);
 		}
 	}
 }

@@ -196,12 +196,18 @@ int sl_index_iov(const struct sl_index *ix, int time, uint32_t from, uint32_t to
 }
 
 void sl_index_seal_encode(uint8_t off[SL_INDEX_ENTRY_BYTES], uint8_t time[SL_TIMEINDEX_ENTRY_BYTES], uint32_t log_bytes,
-                          int64_t max_timestamp)
+                          int64_t max_timestamp, int compacted)
 {
 	put32(off, SL_INDEX_SEAL_REL);
 	put32(off + 4, log_bytes);
 	put64(time, (uint64_t)max_timestamp);
-	put32(time + 8, SL_INDEX_SEAL_REL);
+	put32(time + 8, compacted ? SL_INDEX_SEAL_COMPACTED : SL_INDEX_SEAL_REL);
+}
+
+/* The kind of seal a .timeindex seal entry's second field names, or SL_INDEX_UNSEALED. */
+static int seal_kind(uint32_t v)
+{
+	return v == SL_INDEX_SEAL_REL ? SL_INDEX_SEALED : v == SL_INDEX_SEAL_COMPACTED ? SL_INDEX_SEALED_COMPACTED : 0;
 }
 
 static int read_all(int fd, uint8_t **buf_out, size_t *len_out)
@@ -251,8 +257,8 @@ int sl_index_load(struct sl_index *ix, int off_fd, int time_fd, uint64_t log_byt
 		const uint8_t *t = tb + i * SL_TIMEINDEX_ENTRY_BYTES;
 		struct sl_index_entry e = {get32(o), get32(o + 4), (int64_t)get64(t)};
 		if (e.rel_offset == SL_INDEX_SEAL_REL) {
-			if (get32(t + 8) == SL_INDEX_SEAL_REL && e.position == log_bytes && i + 1 == n) {
-				*sealed_out = 1;
+			if (seal_kind(get32(t + 8)) != 0 && e.position == log_bytes && i + 1 == n) {
+				*sealed_out = seal_kind(get32(t + 8));
 				*seal_max_ts_out = e.max_timestamp_before;
 			}
 			break;
@@ -286,7 +292,8 @@ int sl_index_read_seal(int off_fd, int time_fd, uint64_t log_bytes, int64_t *max
 	if (pread(off_fd, o, sizeof(o), os.st_size - SL_INDEX_ENTRY_BYTES) != (ssize_t)sizeof(o) ||
 	    pread(time_fd, t, sizeof(t), ts.st_size - SL_TIMEINDEX_ENTRY_BYTES) != (ssize_t)sizeof(t))
 		return -EIO;
-	if (get32(o) != SL_INDEX_SEAL_REL || get32(o + 4) != log_bytes || get32(t + 8) != SL_INDEX_SEAL_REL)
+	int kind = seal_kind(get32(t + 8));
+	if (get32(o) != SL_INDEX_SEAL_REL || get32(o + 4) != log_bytes || kind == 0)
 		return 0;
 	*max_ts_out = (int64_t)get64(t);
 	*last_pos_out = 0;
@@ -297,5 +304,5 @@ int sl_index_read_seal(int off_fd, int time_fd, uint64_t log_bytes, int64_t *max
 			return 0;
 		*last_pos_out = get32(o + 4);
 	}
-	return 1;
+	return kind;
 }

@@ -7,7 +7,9 @@
  *   .timeindex  entry i at byte 12*i:  0 i64 largest record timestamp of every batch before that batch
  *                                      8 u32 relative offset (the same as .index entry i)
  * A sealed segment's files end with one seal entry each: .index (0xFFFFFFFF, size of the .log file) and
- * .timeindex (largest timestamp of the segment, 0xFFFFFFFF).
+ * .timeindex (largest timestamp of the segment, 0xFFFFFFFF). A segment the cleaner wrote (cleaner.c) has
+ * 0xFFFFFFFE in place of the second 0xFFFFFFFF: its batches' offsets may skip (invariant 10 of proto/batch.c),
+ * so recovery and lookups check only that they increase.
  *
  * Invariants:
  *   1. Relative offsets and positions strictly increase; timestamps never decrease.
@@ -26,8 +28,11 @@
 #define SL_INDEX_ENTRY_BYTES     8
 #define SL_TIMEINDEX_ENTRY_BYTES 12
 #define SL_INDEX_SEAL_REL        0xFFFFFFFFu
+#define SL_INDEX_SEAL_COMPACTED  0xFFFFFFFEu
+/* What a seal says (sl_index_load, sl_index_read_seal). */
+enum { SL_INDEX_UNSEALED = 0, SL_INDEX_SEALED = 1, SL_INDEX_SEALED_COMPACTED = 2 };
 /* 4096 entries: 32 KiB / 48 KiB chunks, one chunk per 16 MiB of log at the default 4 KiB interval. */
-#define SL_INDEX_CHUNK_ENTRIES   4096u
+#define SL_INDEX_CHUNK_ENTRIES 4096u
 
 struct sl_index {
 	uint8_t **off_chunks;
@@ -60,18 +65,20 @@ int64_t sl_index_find_position(const struct sl_index *ix, uint64_t pos);
  * used (at most iov_max; fewer entries are covered if iov_max is too small: *to_out says up to where). */
 int sl_index_iov(const struct sl_index *ix, int time, uint32_t from, uint32_t to, struct iovec *iov, int iov_max,
                  uint32_t *to_out);
-/* Encode seal entries into the given buffers. */
+/* Encode seal entries into the given buffers (compacted != 0: the cleaner's seal). */
 void sl_index_seal_encode(uint8_t off[SL_INDEX_ENTRY_BYTES], uint8_t time[SL_TIMEINDEX_ENTRY_BYTES], uint32_t log_bytes,
-                          int64_t max_timestamp);
+                          int64_t max_timestamp, int compacted);
 
 /* Read both files and keep the longest prefix of entries that obeys invariants 1 and 2 against log_bytes.
- * *sealed_out is 1 when that prefix is followed by a valid seal entry whose size equals log_bytes, and
+ * *sealed_out is SL_INDEX_SEALED(_COMPACTED) when that prefix is followed by a valid seal entry whose size equals
+ * log_bytes, and
  * *seal_max_ts_out then holds the segment's largest timestamp. Returns 0 or a negative errno. */
 int sl_index_load(struct sl_index *ix, int off_fd, int time_fd, uint64_t log_bytes, int *sealed_out,
                   int64_t *seal_max_ts_out);
 /* Read only the seal entries at the end of both files and the entry before them: a cheap check of a sealed
- * segment at open. Returns 1 if sealed (and fills *max_ts_out, and *last_pos_out with the position of the last
- * regular entry, 0 when there is none), 0 if not, negative errno on a read error. */
+ * segment at open. Returns SL_INDEX_SEALED or SL_INDEX_SEALED_COMPACTED if sealed (and fills *max_ts_out, and
+ * *last_pos_out with the position of the last regular entry, 0 when there is none), 0 if not, negative errno on a
+ * read error. */
 int sl_index_read_seal(int off_fd, int time_fd, uint64_t log_bytes, int64_t *max_ts_out, uint64_t *last_pos_out);
 
 #endif

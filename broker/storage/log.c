@@ -145,7 +145,8 @@ static void index_write_round(struct sl_segment *seg, uint32_t upto, int seal)
 	int nt = sl_index_iov(&seg->index, 1, from, reach_off, t->iov, SL_INDEX_IOV_MAX, &reach_time);
 	SL_ASSERT(reach_time == reach_off);
 	if (seal && reach_off == upto) {
-		sl_index_seal_encode(seg->seal_off, seg->seal_time, (uint32_t)seg->size, seg->max_timestamp);
+		sl_index_seal_encode(seg->seal_off, seg->seal_time, (uint32_t)seg->size, seg->max_timestamp,
+		                     seg->compacted);
 		o->iov[no++] = (struct iovec){seg->seal_off, SL_INDEX_ENTRY_BYTES};
 		t->iov[nt++] = (struct iovec){seg->seal_time, SL_TIMEINDEX_ENTRY_BYTES};
 	}
@@ -754,8 +755,8 @@ int64_t sl_log_next_offset(const struct sl_log *log)
 	return log->segs[0]->base_offset;
 }
 
-/* The segment holding offset (which is visible), or NULL. */
-static struct sl_segment *find_segment(const struct sl_log *log, int64_t offset)
+/* The index of the segment holding offset (which is visible), or -1. */
+static int64_t find_segment(const struct sl_log *log, int64_t offset)
 {
 	uint32_t lo = 0, hi = log->seg_count;
 	while (hi - lo > 1) {
@@ -768,11 +769,11 @@ static struct sl_segment *find_segment(const struct sl_log *log, int64_t offset)
 	for (uint32_t i = lo; i < log->seg_count; i++) {
 		struct sl_segment *seg = log->segs[i];
 		if (offset < seg->visible_next_offset && offset >= seg->base_offset)
-			return seg;
+			return i;
 		if (seg->written_end < seg->size)
 			break; /* nothing later is visible */
 	}
-	return NULL;
+	return -1;
 }
 
 struct find_ctx {
@@ -812,26 +813,43 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		span->first_offset = span->next_offset = offset;
 		return 0;
 	}
-	struct sl_segment *seg = find_segment(log, offset);
-	if (seg == NULL)
+	int64_t at = find_segment(log, offset);
+	if (at < 0)
 		return -ERANGE;
-	int rc = sl_segment_load_index(seg);
-	if (rc < 0)
-		return rc;
-	int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(offset - seg->base_offset));
-	struct sl_index_entry e = {0, 0, 0};
-	if (i >= 0)
-		sl_index_get(&seg->index, (uint32_t)i, &e);
-	int64_t expect = seg->base_offset + e.rel_offset;
+	struct sl_segment *seg;
+	struct find_ctx c = {.offset = offset};
+	int64_t expect;
 	uint64_t stop;
 	const char *why;
-	struct find_ctx c = {.offset = offset};
-	rc = sl_segment_scan_sized(seg, e.position, seg->written_end, log->cfg.index_interval_bytes * 2u, 0, &expect,
-	                           &stop, &why, find_batch_cb, &c);
-	if (rc < 0)
-		return rc;
-	if (rc != 1)
-		return -EIO; /* the visible bytes must hold the offset: the file changed under us */
+	int rc;
+	for (;;) {
+		seg = log->segs[at];
+		rc = sl_segment_load_index(seg);
+		if (rc < 0)
+			return rc;
+		int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(c.offset - seg->base_offset));
+		struct sl_index_entry e = {0, 0, 0};
+		if (i >= 0)
+			sl_index_get(&seg->index, (uint32_t)i, &e);
+		expect = seg->base_offset + e.rel_offset;
+		rc = sl_segment_scan_sized(seg, e.position, seg->written_end, log->cfg.index_interval_bytes * 2u, 0,
+		                           &expect, &stop, &why, find_batch_cb, &c);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			break;
+		/* The visible bytes must hold the offset, unless the cleaner removed the records at the end of a
+		 * compacted segment: those offsets read as the next segment's first batch. */
+		if (!seg->compacted || (uint32_t)at + 1 >= log->seg_count)
+			return -EIO;
+		at++;
+		c.offset = log->segs[at]->base_offset;
+		if (log->segs[at]->written_end == 0) {
+			span->fd = log->segs[at]->log_fd;
+			span->first_offset = span->next_offset = c.offset;
+			return 0;
+		}
+	}
 	uint64_t first_bytes = sl_batch_total_bytes(&c.h);
 	uint64_t limit = c.pos + (bytes_max > first_bytes ? bytes_max : first_bytes);
 	if (limit > seg->written_end)
@@ -980,9 +998,31 @@ void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
 
 static int droppable(const struct sl_log *log, const struct sl_segment *seg)
 {
-	/* Only sealed segments, never the active one, and none an fsync waiter still points at. */
+	/* Only sealed segments, never the active one, none an fsync waiter still points at, none a cleaner job is
+	 * rewriting, and none holding offsets at or past the retention floor (groups that have not read them). */
 	return seg->state == SL_SEG_SEALED && seg != active(log) && seg->io_pending == 0 && !seg->sync_inflight &&
+	       !seg->cleaning && seg->visible_next_offset <= log->retention_floor_offset &&
 	       (log->sync_head == NULL || log->sync_head->seg->base_offset > seg->base_offset);
+}
+
+void sl_log_set_retention_floor(struct sl_log *log, int64_t offset)
+{
+	log->retention_floor_offset = offset;
+}
+
+int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                          int64_t *held_end_out)
+{
+	const struct sl_segment *seg = log->segs[0];
+	if (log->seg_count < 2 || seg->state != SL_SEG_SEALED ||
+	    seg->visible_next_offset <= log->retention_floor_offset)
+		return 0;
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		total += log->segs[i]->size;
+	*held_end_out = seg->visible_next_offset;
+	return (retention_ms >= 0 && seg->max_timestamp < now_ms - retention_ms) ||
+	       (retention_bytes >= 0 && total > (uint64_t)retention_bytes);
 }
 
 int sl_log_retain_detach(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
@@ -1073,6 +1113,25 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)
 	return rc;
 }
 
+void sl_log_set_segment_limits(struct sl_log *log, uint64_t segment_bytes_max, int64_t segment_age_ms_max)
+{
+	SL_ASSERT(segment_bytes_max >= 4096 && segment_bytes_max <= 0x7fffffffu);
+	log->cfg.segment_bytes_max = segment_bytes_max;
+	log->cfg.segment_age_ms_max = segment_age_ms_max;
+}
+
+int sl_log_roll_now(struct sl_log *log)
+{
+	if (log->fatal_errno)
+		return log->fatal_errno;
+	if (active(log)->size == 0 || log->rollback_errno)
+		return 0;
+	int rc = roll(log);
+	if (rc == 0)
+		kick(log);
+	return rc;
+}
+
 int sl_log_idle(const struct sl_log *log)
 {
 	if (log->queue_head || log->sync_head || log->write_ops_inflight || log->sync_pending)
@@ -1115,7 +1174,8 @@ int sl_segment_persist_index_sync(struct sl_segment *seg, int seal)
 		int nt = sl_index_iov(&seg->index, 1, from, reach, t, SL_INDEX_IOV_MAX, &reach_t);
 		int sealing = seal && reach == seg->index.entry_count;
 		if (sealing) {
-			sl_index_seal_encode(seg->seal_off, seg->seal_time, (uint32_t)seg->size, seg->max_timestamp);
+			sl_index_seal_encode(seg->seal_off, seg->seal_time, (uint32_t)seg->size, seg->max_timestamp,
+			                     seg->compacted);
 			o[no++] = (struct iovec){seg->seal_off, SL_INDEX_ENTRY_BYTES};
 			t[nt++] = (struct iovec){seg->seal_time, SL_TIMEINDEX_ENTRY_BYTES};
 		}
@@ -1218,6 +1278,7 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 	log->ring = ring;
 	log->cfg = *cfg;
 	log->dir_fd = -1;
+	log->retention_floor_offset = INT64_MAX;
 	log->dir = strdup(dir);
 	log->ops = calloc(cfg->inflight_appends_max, sizeof(*log->ops));
 	int rc = (log->dir && log->ops) ? 0 : -ENOMEM;

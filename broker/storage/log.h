@@ -148,12 +148,29 @@ int sl_log_garbage_remove(struct sl_log_garbage *garbage);
 int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                   uint32_t *dropped_out);
 
+/* Retention keeps every segment holding an offset >= offset (INT64_MAX, the default: no floor): the broker sets
+ * it to the lowest committed offset of a topic's groups with --retain-for-groups. */
+void sl_log_set_retention_floor(struct sl_log *log, int64_t offset);
+/* 1 when retention would drop the oldest segment now but the floor keeps it: a group's unread records are past
+ * the topic's retention (its lag is at risk); *held_end_out is then one past that segment's last offset, so groups
+ * committed below it are the ones holding it. */
+int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                          int64_t *held_end_out);
+
 /* The log's directory, for files kept beside the segments (the producer-state snapshot). Valid while the log
  * is open; dup it to use it elsewhere. */
 int sl_log_dir_fd(const struct sl_log *log);
 
+/* New segment limits for the log (a topic's settings changed): the active segment rolls by them from the next
+ * append or age check on; a batch larger than segment_bytes_max is refused from then on. */
+void sl_log_set_segment_limits(struct sl_log *log, uint64_t segment_bytes_max, int64_t segment_age_ms_max);
+
 /* Roll the active segment if it is older than segment_age_ms_max (call from a timer). */
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
+
+/* Roll the active segment now if it holds anything, so that what it holds can be sealed and cleaned (a manual
+ * compaction). Returns 0 or the error that made the log read-only. */
+int sl_log_roll_now(struct sl_log *log);
 
 /* True when nothing is queued, in flight or waiting for an fsync. */
 int sl_log_idle(const struct sl_log *log);

@@ -84,6 +84,9 @@ struct sl_log {
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
 	int completing;     /* inside a completion callback */
 
+	/* Retention drops no segment holding offsets at or past this (sl_log_set_retention_floor). */
+	int64_t retention_floor_offset;
+
 	struct sl_log_stats stats;
 };
 

@@ -16,6 +16,16 @@
  *   5. Repair mode checks every batch of every segment; at the first bad one it copies the rest of that segment
  *      to `<name>.log.corrupt`, cuts there, renames later segments to `.log.orphaned` and rebuilds indexes.
  *      Nothing is deleted: the operator decides.
+ * The cleaner's leftovers (cleaner.c, "the swap") are dealt with first, before the segments are listed:
+ *   6. Files `<base>.{log,index,timeindex}.cleaned` without a manifest are a clean that never committed: they
+ *      are removed, and the old segments are the log.
+ *   7. A manifest `cleaner.swap` means the clean committed: each `.cleaned` file still there is renamed over its
+ *      final name, the old segments the manifest lists that no new one replaces are removed, the folder is
+ *      fsynced and the manifest removed. The new segments are the log. A manifest that does not parse (it is
+ *      written atomically, so only damage can do that) leaves the partition closed with -EUCLEAN.
+ *   8. `cleaner.swap.tmp` is a manifest that never got its name: removed (rule 6 applies to the rest).
+ * A segment the cleaner wrote carries a compacted seal (index.h): its offsets may skip, so the spot check of rule
+ * 3 asks only that they increase and end at or before the next segment's base.
  *
  * The clean-shutdown marker (SL_CLEAN_MARKER in the partition's folder) is one line of ASCII, fields separated
  * by one space, written and fsynced (with the folder) by sl_log_close and removed (durably) by the next open:
@@ -37,6 +47,7 @@
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "broker/storage/cleaner.h"
 #include "broker/storage/log_impl.h"
 #include "proto/batch.h"
 
@@ -266,7 +277,8 @@ static int spot_check_sealed(struct sl_log *log, struct sl_segment *seg, uint64_
 	int rc = sl_segment_scan(seg, last_pos, seg->size, 1, &expect, &stop, &why, NULL, NULL);
 	if (rc < 0)
 		return rc;
-	if (why == NULL && expect != INT64_MIN && next_base != INT64_MIN && expect != next_base)
+	if (why == NULL && expect != INT64_MIN && next_base != INT64_MIN &&
+	    (seg->compacted ? expect > next_base : expect != next_base))
 		why = "segment does not end where the next one begins";
 	if (why != NULL) {
 		say_corrupt(log, seg, stop, why, err, cap);
@@ -476,7 +488,10 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 	int64_t *bases = NULL;
 	uint32_t count = 0;
 	int clean = 0;
-	int rc = list_segments(log, &bases, &count, &clean);
+	int rc = sl_clean_recover(log->dir_fd, log->dir, err, cap); /* rules 6 to 8 */
+	if (rc < 0)
+		return rc;
+	rc = list_segments(log, &bases, &count, &clean);
 	if (rc < 0) {
 		snprintf(err, cap, "partition %s: cannot list segments: %s", log->dir, strerror(-rc));
 		return rc;
@@ -497,9 +512,11 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 		int64_t max_ts;
 		uint64_t last_pos;
 		/* A seal counts only on segments before the last, outside repair mode (rule 5 rebuilds them). */
+		int seal;
 		if (i + 1 < count && !log->cfg.repair &&
-		    sl_index_read_seal(seg->off_fd, seg->time_fd, seg->size, &max_ts, &last_pos) == 1) {
+		    (seal = sl_index_read_seal(seg->off_fd, seg->time_fd, seg->size, &max_ts, &last_pos)) > 0) {
 			seg->state = SL_SEG_SEALED;
+			seg->compacted = seal == SL_INDEX_SEALED_COMPACTED;
 			seg->max_timestamp = max_ts;
 			seg->last_indexed_pos = last_pos;
 			seg->synced_end = seg->size;

@@ -23,15 +23,23 @@ void sl_segment_name(char *buf, int64_t base_offset, const char *ext)
 	snprintf(buf, SL_SEGMENT_NAME_BYTES, "%020" PRId64 "%s", base_offset, ext);
 }
 
-static int open_at(int dir_fd, int64_t base, const char *ext, int create)
+static int open_at(int dir_fd, int64_t base, const char *ext, const char *suffix, int create)
 {
-	char name[SL_SEGMENT_NAME_BYTES];
+	char name[SL_SEGMENT_NAME_BYTES + 16];
 	sl_segment_name(name, base, ext);
-	int fd = openat(dir_fd, name, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+	strncat(name, suffix, 15);
+	/* A new file must not be one a crash left (the cleaner's output): start it empty. */
+	int fd = openat(dir_fd, name, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0) | (create && *suffix ? O_TRUNC : 0),
+	                0644);
 	return fd < 0 ? -errno : fd;
 }
 
 int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segment **out)
+{
+	return sl_segment_open_suffixed(dir_fd, base_offset, "", create, out);
+}
+
+int sl_segment_open_suffixed(int dir_fd, int64_t base_offset, const char *suffix, int create, struct sl_segment **out)
 {
 	struct sl_segment *seg = calloc(1, sizeof(*seg));
 	if (seg == NULL)
@@ -45,11 +53,11 @@ int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segme
 	for (int i = 0; i < 3; i++)
 		seg->ios[i].seg = seg;
 	seg->sync_io.seg = seg;
-	seg->log_fd = open_at(dir_fd, base_offset, ".log", create);
+	seg->log_fd = open_at(dir_fd, base_offset, ".log", suffix, create);
 	if (seg->log_fd >= 0)
-		seg->off_fd = open_at(dir_fd, base_offset, ".index", 1);
+		seg->off_fd = open_at(dir_fd, base_offset, ".index", suffix, 1);
 	if (seg->off_fd >= 0)
-		seg->time_fd = open_at(dir_fd, base_offset, ".timeindex", 1);
+		seg->time_fd = open_at(dir_fd, base_offset, ".timeindex", suffix, 1);
 	int rc = seg->log_fd < 0 ? seg->log_fd : seg->off_fd < 0 ? seg->off_fd : seg->time_fd < 0 ? seg->time_fd : 0;
 	if (rc < 0) {
 		sl_segment_free(seg);
@@ -198,11 +206,13 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 			*why = "CRC32C mismatch";
 			break;
 		}
-		if (h.record_count != h.last_offset_delta + 1) {
+		if (seg->compacted ? h.record_count > h.last_offset_delta + 1
+		                   : h.record_count != h.last_offset_delta + 1) {
 			*why = "record count disagrees with last offset delta";
 			break;
 		}
-		if (*expect_offset != INT64_MIN && h.base_offset != *expect_offset) {
+		if (*expect_offset != INT64_MIN &&
+		    (seg->compacted ? h.base_offset < *expect_offset : h.base_offset != *expect_offset)) {
 			*why = "base offset does not follow the previous batch";
 			break;
 		}

@@ -8,7 +8,9 @@
  *   written_end  every byte below it was written (contiguous prefix of completed writes); readers see up to here
  *   synced_end   every byte below it was covered by a completed fdatasync
  *
- * States:  ACTIVE --roll--> ROLLED --all writes done, sl_log seal starts--> SEALING --index fsynced--> SEALED */
+ * States:  ACTIVE --roll--> ROLLED --all writes done, sl_log seal starts--> SEALING --index fsynced--> SEALED
+ * A SEALED segment may be replaced whole by one the cleaner wrote (cleaner.c): compacted, also SEALED, covering
+ * the same offsets with some records gone. */
 #ifndef SL_BROKER_SEGMENT_H
 #define SL_BROKER_SEGMENT_H
 
@@ -66,6 +68,8 @@ struct sl_segment {
 	int sync_linked;   /* the in-flight fdatasync is linked to a write (log.c, sync_link) */
 	int sync_canceled; /* ...and that write came up short or failed, so it did not run */
 	int seal_blocked;  /* the last seal step failed: retry on the next append, not from its completion */
+	int compacted;     /* written by the cleaner: offsets may skip (index.h); persisted in its seal */
+	int cleaning;      /* a cleaner job reads it and will replace it: retention leaves it alone */
 	uint8_t seal_off[SL_INDEX_ENTRY_BYTES];
 	uint8_t seal_time[SL_TIMEINDEX_ENTRY_BYTES];
 };
@@ -73,6 +77,8 @@ struct sl_segment {
 void sl_segment_name(char *buf, int64_t base_offset, const char *ext);
 /* Open (create with create != 0) the three files of a segment in dir_fd. Returns 0 or a negative errno. */
 int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segment **out);
+/* The same for files named with suffix after their extension ("00..05.log.cleaned": the cleaner's output). */
+int sl_segment_open_suffixed(int dir_fd, int64_t base_offset, const char *suffix, int create, struct sl_segment **out);
 /* Close its files and free it. */
 void sl_segment_free(struct sl_segment *seg);
 /* Free the segment's memory but hand its three descriptors (.log, .index, .timeindex) to the caller, who closes
@@ -88,7 +94,8 @@ struct sl_batch_header;
 typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const struct sl_batch_header *h, void *ctx);
 
 /* Walk the batches of seg from pos `from` to `to`, checking each one's header, length, CRC32C and that its base
- * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is). Sets *end_out to the
+ * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is; in a compacted segment at
+ * least *expect_offset, and its record count at most lastOffsetDelta + 1). Sets *end_out to the
  * position where the walk stopped: `to` when every batch was valid, else the start of the first bad one, with
  * *why saying what was wrong. verify_crc = 0 checks headers only (for lookups). Returns 0 (walk ended, see
  * *end_out), the callback's non-zero value, or a negative errno on a read error. */

@@ -32,9 +32,35 @@ static void config_from_wire(struct sl_topic_config *out, const Synclog__TopicCo
 	out->compact = in->compact != 0;
 	out->segment_bytes = in->segment_bytes;
 	out->segment_ms = in->segment_ms;
+	out->delete_retention_ms = in->delete_retention_ms;
+	out->retain_for_groups = in->retain_for_groups != 0;
+}
+
+/* Wire settings for count settings, in one allocation the caller frees (NULL when count is 0 or on no memory). */
+static Synclog__TopicSetting **settings_to_wire(const struct sl_topic_setting *settings, uint32_t count)
+{
+	if (count == 0)
+		return NULL;
+	Synclog__TopicSetting **ptrs = calloc(count, sizeof(*ptrs) + sizeof(Synclog__TopicSetting));
+	if (ptrs == NULL)
+		return NULL;
+	Synclog__TopicSetting *items = (Synclog__TopicSetting *)(ptrs + count);
+	for (uint32_t i = 0; i < count; i++) {
+		synclog__topic_setting__init(&items[i]);
+		items[i].key = (char *)settings[i].key;
+		items[i].value = (char *)settings[i].value;
+		ptrs[i] = &items[i];
+	}
+	return ptrs;
 }
 
 int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config)
+{
+	return sl_topic_create_settings(c, config, NULL, 0);
+}
+
+int sl_topic_create_settings(struct sl_conn *c, const struct sl_topic_config *config,
+                             const struct sl_topic_setting *settings, uint32_t count)
 {
 	Synclog__Request req = SYNCLOG__REQUEST__INIT;
 	Synclog__CreateTopicRequest body = SYNCLOG__CREATE_TOPIC_REQUEST__INIT;
@@ -42,6 +68,13 @@ int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config)
 	Synclog__Response *resp;
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
+
+	body.settings = settings_to_wire(settings, count);
+	if (count > 0 && body.settings == NULL) {
+		sl_conn_set_error(c, "create topic '%s': out of memory", config->name);
+		return -ENOMEM;
+	}
+	body.n_settings = count;
 
 	wire.name = (char *)config->name;
 	wire.partitions = config->partitions;
@@ -55,9 +88,89 @@ int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config)
 	req.create_topic = &body;
 	snprintf(what, sizeof(what), "create topic '%s'", config->name);
 	rc = sl_conn_call(c, &req, &resp);
+	free(body.settings);
 	if (rc != 0)
 		return rc;
 	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_CREATE_TOPIC, what);
+}
+
+int sl_topic_alter(struct sl_conn *c, const char *name, const struct sl_topic_setting *settings, uint32_t count,
+                   struct sl_topic_config *config_out)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__AlterTopicRequest body = SYNCLOG__ALTER_TOPIC_REQUEST__INIT;
+	Synclog__Response *resp;
+	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
+	int rc;
+
+	snprintf(what, sizeof(what), "alter topic '%s'", name);
+	body.name = (char *)name;
+	body.settings = settings_to_wire(settings, count);
+	if (count > 0 && body.settings == NULL) {
+		sl_conn_set_error(c, "%s: out of memory", what);
+		return -ENOMEM;
+	}
+	body.n_settings = count;
+	req.body_case = SYNCLOG__REQUEST__BODY_ALTER_TOPIC;
+	req.alter_topic = &body;
+	rc = sl_conn_call(c, &req, &resp);
+	free(body.settings);
+	if (rc == 0)
+		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ALTER_TOPIC, what);
+	if (rc == 0 && config_out != NULL)
+		config_from_wire(config_out, resp->alter_topic->config);
+	return rc;
+}
+
+int sl_topic_compact(struct sl_conn *c, const char *name, bool wait, struct sl_compact_result **results_out,
+                     uint32_t *count_out)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__CompactTopicRequest body = SYNCLOG__COMPACT_TOPIC_REQUEST__INIT;
+	Synclog__Response *resp;
+	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
+	int rc;
+
+	if (results_out != NULL)
+		*results_out = NULL;
+	if (count_out != NULL)
+		*count_out = 0;
+	snprintf(what, sizeof(what), "compact topic '%s'", name);
+	body.name = (char *)name;
+	body.wait = wait;
+	req.body_case = SYNCLOG__REQUEST__BODY_COMPACT_TOPIC;
+	req.compact_topic = &body;
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	/* A partition that failed fails the call, but its result still says which and why. */
+	int call_rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_COMPACT_TOPIC, what);
+	if ((call_rc != 0 && resp->error != SYNCLOG__ERROR_CODE__CLEANER_FAILED) || resp->compact_topic == NULL ||
+	    results_out == NULL)
+		return call_rc;
+	const Synclog__CompactTopicResponse *r = resp->compact_topic;
+	struct sl_compact_result *res = calloc(r->n_partitions ? r->n_partitions : 1, sizeof(*res));
+	if (res == NULL) {
+		sl_conn_set_error(c, "%s: out of memory", what);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->n_partitions; i++) {
+		const Synclog__CompactPartitionResult *in = r->partitions[i];
+		res[i].partition = in->partition;
+		res[i].error = in->error;
+		if (in->error != SYNCLOG__ERROR_CODE__NONE)
+			snprintf(res[i].error_message, sizeof(res[i].error_message), "%s",
+			         in->error_message != NULL && in->error_message[0] ? in->error_message
+			                                                           : sl_error_message(in->error));
+		res[i].bytes_before = in->bytes_before;
+		res[i].bytes_after = in->bytes_after;
+		res[i].records_removed = in->records_removed;
+		res[i].tombstones_removed = in->tombstones_removed;
+		res[i].duration_ms = in->duration_ms;
+	}
+	*results_out = res;
+	*count_out = (uint32_t)r->n_partitions;
+	return call_rc;
 }
 
 int sl_topic_delete(struct sl_conn *c, const char *name)
@@ -159,6 +272,16 @@ int sl_topic_describe(struct sl_conn *c, const char *name, struct sl_topic_confi
 		parts[i].next_offset = in->next_offset;
 		parts[i].bytes = in->bytes;
 		parts[i].segments = in->segments;
+		parts[i].dirty_ratio = in->dirty_ratio;
+		if (in->cleaner != NULL) {
+			parts[i].last_clean_ms = in->cleaner->last_clean_ms;
+			parts[i].last_clean_duration_ms = in->cleaner->last_duration_ms;
+			parts[i].cleaner_records_removed = in->cleaner->records_removed;
+			parts[i].cleaner_tombstones_removed = in->cleaner->tombstones_removed;
+			parts[i].tombstones_kept = in->cleaner->tombstones_kept;
+			snprintf(parts[i].cleaner_error, sizeof(parts[i].cleaner_error), "%s",
+			         in->cleaner->last_error != NULL ? in->cleaner->last_error : "");
+		}
 		parts[i].error = in->error;
 		if (in->error != SYNCLOG__ERROR_CODE__NONE)
 			snprintf(parts[i].error_message, sizeof(parts[i].error_message), "%s",

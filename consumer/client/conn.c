@@ -92,7 +92,10 @@ int sl_errno_of_code(int code)
 	case SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY:
 		return -EBUSY;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
+	case SYNCLOG__ERROR_CODE__INVALID_CONFIG:
 		return -EINVAL;
+	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
+		return -EIO;
 	default:
 		return -EPROTO;
 	}

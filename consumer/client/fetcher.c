@@ -426,7 +426,7 @@ static int batch_open(struct sl_fetcher *f)
 	total = sl_batch_total_bytes(&h);
 	if (total > left)
 		return 0; /* a batch cut at the size limit: it comes whole in the next fetch */
-	rc = sl_batch_validate(f->pos, total, &h, NULL, 0, &why);
+	rc = sl_batch_validate_stored(f->pos, total, &h, NULL, 0, &why);
 	if (rc != 0) {
 		snprintf(f->error, sizeof(f->error), "topic '%s' partition %u: corrupt batch at offset %lld: %s",
 		         f->topic, f->cur->partition, (long long)h.base_offset,

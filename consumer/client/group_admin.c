@@ -69,6 +69,7 @@ static void lag_from_wire(struct sl_group_lag *out, const Synclog__GroupPartitio
 	out->lag_ms = in->lag_ms;
 	snprintf(out->member_id, sizeof(out->member_id), "%s", in->member_id != NULL ? in->member_id : "");
 	out->last_commit_ms = in->last_commit_ms;
+	snprintf(out->at_risk, sizeof(out->at_risk), "%s", in->at_risk != NULL ? in->at_risk : "");
 }
 
 static void member_from_wire(struct sl_group_member_info *out, const Synclog__GroupMember *in)

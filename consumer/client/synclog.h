@@ -75,11 +75,33 @@ struct sl_topic_config {
 	uint32_t partitions;
 	int64_t retention_ms;    /* -1: keep forever */
 	int64_t retention_bytes; /* per partition; -1: no limit */
-	bool compact;            /* refused by the broker (UNSUPPORTED_FEATURE, -EOPNOTSUPP) until compaction exists */
+	bool compact;            /* keep only the newest version of each key (the cleaner) */
 	/* The active segment rolls past this size or age; sealed segments are what retention drops. 0 in a create:
 	 * the broker's default; list and describe return the values in effect. */
 	int64_t segment_bytes;
 	int64_t segment_ms;
+	/* Read back from the broker (list, describe, alter); set them at create with sl_topic_create_settings. */
+	int64_t delete_retention_ms; /* compacted topics: how long a tombstone outlives its first clean */
+	bool retain_for_groups;      /* retention keeps what a group with a commit has not consumed */
+};
+
+/* A topic setting in the operator's form: key retention.ms, retention.bytes, compact, delete.retention.ms,
+ * segment.bytes, segment.ms, retain.for.groups; value as text. */
+struct sl_topic_setting {
+	const char *key;
+	const char *value;
+};
+
+/* What the cleaner did on one partition (sl_topic_compact with wait). */
+struct sl_compact_result {
+	uint32_t partition;
+	int error; /* Synclog__ErrorCode; 0 when it was cleaned */
+	char error_message[256];
+	uint64_t bytes_before; /* of the segments cleaned */
+	uint64_t bytes_after;
+	uint64_t records_removed;
+	uint64_t tombstones_removed;
+	int64_t duration_ms;
 };
 
 struct sl_partition_info {
@@ -90,6 +112,14 @@ struct sl_partition_info {
 	uint32_t segments;
 	int error; /* Synclog__ErrorCode; 0 when the partition is healthy */
 	char error_message[256];
+	/* Compacted topics: dirty bytes over sealed bytes, and the cleaner's work on it since the broker started. */
+	double dirty_ratio;
+	int64_t last_clean_ms; /* 0: not cleaned since the broker started */
+	int64_t last_clean_duration_ms;
+	uint64_t cleaner_records_removed;
+	uint64_t cleaner_tombstones_removed;
+	uint64_t tombstones_kept; /* by the last clean */
+	char cleaner_error[256];  /* of the last clean; empty when it succeeded */
 };
 
 enum sl_offset_spec { SL_OFFSET_EARLIEST = 0, SL_OFFSET_LATEST = 1, SL_OFFSET_TIMESTAMP = 2 };
@@ -100,6 +130,20 @@ enum sl_offset_spec { SL_OFFSET_EARLIEST = 0, SL_OFFSET_LATEST = 1, SL_OFFSET_TI
  * STORAGE_ERROR -EIO, BROKER_SHUTTING_DOWN -ESHUTDOWN, UNSUPPORTED_FEATURE -EOPNOTSUPP, anything else -EPROTO;
  * sl_conn_broker_error says which. */
 int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config);
+/* sl_topic_create with settings applied after config (checked as sl_topic_alter checks them): -EINVAL with the
+ * broker's message for a bad key or value. */
+int sl_topic_create_settings(struct sl_conn *c, const struct sl_topic_config *config,
+                             const struct sl_topic_setting *settings, uint32_t count);
+/* Change settings of a topic, all or none, in effect without a restart; *config_out (may be NULL) gets the
+ * settings in effect after it. */
+int sl_topic_alter(struct sl_conn *c, const char *name, const struct sl_topic_setting *settings, uint32_t count,
+                   struct sl_topic_config *config_out);
+/* Run the cleaner on every partition of a compacted topic now (its active segments are rolled first). With wait,
+ * return once every partition was cleaned, with one result per partition in *results_out (allocated, free()
+ * it; may be NULL): set a long timeout on c first (sl_conn_set_timeout), a clean of a large topic takes minutes.
+ * -EINVAL when the topic is not compacted, -EIO when a partition failed (its result says why). */
+int sl_topic_compact(struct sl_conn *c, const char *name, bool wait, struct sl_compact_result **results_out,
+                     uint32_t *count_out);
 int sl_topic_delete(struct sl_conn *c, const char *name);
 /* *topics_out is an array of *count_out configs, allocated; the caller frees it with free(). */
 int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32_t *count_out);
@@ -506,6 +550,9 @@ struct sl_group_lag {
 	int64_t lag_ms;      /* now minus the timestamp of the oldest unconsumed record; 0 when caught up */
 	char member_id[SL_MEMBER_ID_BYTES_MAX]; /* "": not assigned */
 	int64_t last_commit_ms;                 /* wall clock; 0: never */
+	/* "" when nothing is at risk; else why the group may miss records or deletes (retention keeps records only
+	 * for it, or its lag nears the topic's delete.retention.ms). */
+	char at_risk[320];
 };
 struct sl_group_description {
 	char group[SL_GROUP_NAME_BYTES_MAX + 1];

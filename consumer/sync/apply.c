@@ -153,6 +153,8 @@ static const char *options_check(const struct sl_apply_options *o, const struct 
 	    store->ops->idempotency_remember == NULL || store->ops->offsets_read == NULL ||
 	    store->ops->offset_write == NULL || store->ops->purge == NULL || store->ops->error == NULL)
 		return "the store lacks a required operation";
+	if ((store->ops->tombstones_due == NULL) != (store->ops->tombstone_purge == NULL))
+		return "the store has one of tombstones_due and tombstone_purge: both or neither";
 	if (source->ops->seek == NULL || source->ops->fetch == NULL || source->ops->next == NULL ||
 	    source->ops->done == NULL || source->ops->error == NULL)
 		return "the source lacks a required operation";
@@ -685,13 +687,62 @@ int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now, int64_
 	return rc;
 }
 
+/* The purge that follows the log (apply.h, tombstones_due): deleted rows past the retention go once the source
+ * says the log no longer holds their delete, or at once when the topic keeps deletes by retention alone. The
+ * questions to the broker are asked outside the transaction; a broker that cannot answer leaves the rows for the
+ * next pass. Returns 0 or the store's error. */
+static int purge_following_log(struct sl_apply *a, int64_t now, uint64_t *purged_out)
+{
+	const struct sl_apply_store_ops *ops = a->store.ops;
+	const struct sl_apply_source_ops *src = a->source.ops;
+	if (ops->tombstones_due == NULL)
+		return 0;
+	struct sl_apply_tombstone *t = calloc(SL_APPLY_TOMBSTONE_CHECKS_MAX, sizeof(*t));
+	uint8_t *go = calloc(SL_APPLY_TOMBSTONE_CHECKS_MAX, 1);
+	uint32_t n = 0;
+	int rc = t != NULL && go != NULL ? 0 : -ENOMEM;
+	if (rc == 0)
+		rc = ops->tombstones_due(a->store.ctx, now - a->o.tombstone_retention_ms, t,
+		                         SL_APPLY_TOMBSTONE_CHECKS_MAX, &n);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		bool present = false;
+		int q = src->tombstone_in_log ? src->tombstone_in_log(a->source.ctx, t[i].topic, t[i].partition,
+		                                                      t[i].offset, &present)
+		                              : -ENOTSUP;
+		if (q < 0 && q != -ENOTSUP)
+			break; /* the broker cannot answer now: these rows wait for the next pass */
+		go[i] = q == -ENOTSUP || !present;
+	}
+	if (rc == 0)
+		rc = ops->begin(a->store.ctx, now);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		bool purged = false;
+		if (go[i] && (rc = ops->tombstone_purge(a->store.ctx, &t[i], &purged)) == 0 && purged)
+			(*purged_out)++;
+	}
+	if (rc == 0)
+		rc = ops->commit(a->store.ctx);
+	if (rc != 0)
+		ops->rollback(a->store.ctx);
+	for (uint32_t i = 0; t != NULL && i < n; i++)
+		free(t[i].key);
+	free(t);
+	free(go);
+	return rc;
+}
+
 int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out)
 {
 	int64_t now = now_ms(a);
+	struct sl_apply_purge_counts counts = {0};
 	int rc;
 
 	SL_ASSERT(!a->in_txn);
-	rc = sl_apply_store_purge(&a->store, now, a->o.tombstone_retention_ms, out);
+	rc = sl_apply_store_purge(&a->store, now, a->o.tombstone_retention_ms, &counts);
+	if (rc == 0)
+		rc = purge_following_log(a, now, &counts.tombstones);
+	if (out != NULL)
+		*out = counts;
 	if (rc != 0)
 		snprintf(a->error, sizeof(a->error), "purging tombstones: %s", a->store.ops->error(a->store.ctx));
 	a->next_purge_ms = now + purge_interval_ms(&a->o);

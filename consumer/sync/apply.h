@@ -91,6 +91,14 @@ struct sl_apply_key_state {
 	int64_t version;
 };
 
+/* A deleted row of the target, for the purge that follows the log (store op tombstones_due). */
+struct sl_apply_tombstone {
+	char *key; /* allocated by the store; the engine frees it */
+	char topic[201];
+	uint32_t partition;
+	int64_t offset; /* of the delete */
+};
+
 struct sl_apply_purge_counts {
 	uint64_t tombstones;
 	uint64_t stale_events;
@@ -137,6 +145,15 @@ struct sl_apply_store_ops {
 	/* Remove tombstones deleted at or before now_ms - retention_ms, stale_events rows and idempotency keys older
 	 * than that, and idempotency keys beyond the store's bound. Inside a transaction. */
 	int (*purge)(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out);
+	/* Optional, both or neither: the purge that follows the log. A store that has them leaves its deleted rows to
+	 * them (purge above does not remove those): up to max rows deleted at or before before_ms, oldest first
+	 * (outside a transaction), and the removal of one (inside one) if it still is that delete (*purged_out). The
+	 * engine removes a row once the source says the log no longer holds its delete, so that target and log keep
+	 * a delete equally long: while the log holds it, a late stale record is still refused by a replay of the
+	 * log, and must be by the target too. */
+	int (*tombstones_due)(void *store, int64_t before_ms, struct sl_apply_tombstone *out, uint32_t max,
+	                      uint32_t *count_out);
+	int (*tombstone_purge)(void *store, const struct sl_apply_tombstone *t, bool *purged_out);
 	const char *(*error)(void *store);
 	/* Optional batch path (NULL: every call works on the store at once). Called right after begin with every
 	 * record the engine will apply in this transaction, in order (count >= 1; the array and the bytes it points
@@ -177,6 +194,9 @@ struct sl_apply_source_ops {
 	bool (*done)(void *src);
 	/* Tell the broker the group's positions (may be NULL). Failure is reported, never fatal. */
 	int (*commit)(void *src, const struct sl_apply_position *positions, uint32_t count);
+	/* Optional: whether the log still holds the delete at topic/partition/offset (*present_out). -ENOTSUP when
+	 * the topic keeps its deletes only by retention (not compacted): the target's rows then go by time alone. */
+	int (*tombstone_in_log)(void *src, const char *topic, uint32_t partition, int64_t offset, bool *present_out);
 	const char *(*error)(void *src);
 };
 
@@ -259,6 +279,9 @@ const char *sl_apply_error(const struct sl_apply *a);
 uint32_t sl_apply_failures(const struct sl_apply *a);
 void sl_apply_free(struct sl_apply *a);
 
+/* Rows the purge that follows the log looks at per pass: each costs one question to the broker. */
+#define SL_APPLY_TOMBSTONE_CHECKS_MAX 1000
+
 /* Purge a store without an engine (synclog apply --purge): one transaction. */
 int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now_ms, int64_t retention_ms,
                          struct sl_apply_purge_counts *out);
@@ -297,6 +320,19 @@ int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl
                          size_t err_bytes);
 /* The store table of db, for sl_apply_new. */
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out);
+
+/* What a delete does to the row (synclog apply --on-delete):
+ *   HIDE         the row is marked deleted and keeps its value until it is purged (the default)
+ *   ERASE_VALUE  the row is marked deleted and its value cleared at once (personal data)
+ *   ARCHIVE      the row as it was (value, version, origin, offset) is copied to entities_archive (key, version,
+ *                value, origin, topic, partition, offset, applied_at_ms, deleted_version, deleted_offset,
+ *                archived_at_ms), and the row is marked deleted with its value cleared
+ * In every mode the deleted row stays, without value for ERASE_VALUE and ARCHIVE, so that versions still compare
+ * until it is purged. */
+enum sl_apply_on_delete { SL_APPLY_ON_DELETE_HIDE = 0, SL_APPLY_ON_DELETE_ERASE_VALUE, SL_APPLY_ON_DELETE_ARCHIVE };
+/* Set what deletes do, and whether deleted rows are left to the purge that follows the log (tombstones_due and
+ * tombstone_purge are then in the store table; without, purge removes them by time alone). */
+void sl_apply_sqlite_set_deletes(struct sl_apply_sqlite *db, enum sl_apply_on_delete on_delete, bool follow_log);
 void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
 
 /* ---- the PostgreSQL store (consumer/sync/apply_pg.c) ----
@@ -311,6 +347,7 @@ void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
  *   synclog_offsets ("group", topic, "partition", next_offset, applied, stale, duplicate, deleted, dead_lettered,
  *                    updated_at_ms)
  *   synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY, seen_at_ms bigint)
+ *   entities_archive (as SQLite's, with bigint, jsonb or text)
  * A commit is as durable as the server's synchronous_commit makes it. The store prefetches: each transaction
  * reads the stored state of all its keys in one query and sends its writes at commit (apply_pg.c says how). */
 
@@ -320,6 +357,10 @@ struct sl_apply_pg_options {
 	/* The schema of the tables: 1 to 63 bytes (NULL: SL_APPLY_PG_SCHEMA_DEFAULT). */
 	const char *schema;
 	enum sl_apply_values values;
+	/* What deletes do, and whether deleted rows are left to the purge that follows the log, as for SQLite
+	 * (sl_apply_sqlite_set_deletes). */
+	enum sl_apply_on_delete on_delete;
+	bool follow_log;
 	/* A lost connection is tried again, with backoff, for this long before calls fail (0: the default). */
 	uint32_t reconnect_timeout_ms;
 };
@@ -344,6 +385,9 @@ void sl_apply_pg_close(struct sl_apply_pg *db);
 struct sl_apply_target_options {
 	const char *schema; /* PostgreSQL: the tables' schema (NULL: SL_APPLY_PG_SCHEMA_DEFAULT) */
 	enum sl_apply_values values;
+	enum sl_apply_on_delete on_delete;
+	/* Deleted rows are left to the purge that follows the log (tombstones_due and tombstone_purge). */
+	bool follow_log;
 };
 
 struct sl_apply_target;

@@ -24,6 +24,9 @@ struct sl_apply_fetch_source {
 	int64_t *earliest; /* per partition: the log start when the source was created */
 	int64_t *log_end;  /* per partition: the log end when the source was created */
 	bool sought;       /* the first seek (the target's offsets as stored) was checked against log_end */
+	bool compact;      /* the topic is compacted: its deletes go by the cleaner's lifecycle (tombstone_in_log) */
+	uint8_t *scratch;  /* decompressed records of tombstone_in_log's batch */
+	size_t scratch_cap;
 	struct sl_topic_partition_offset *commit_scratch;
 	char error[SL_ERROR_BYTES];
 };
@@ -44,6 +47,7 @@ static int topic_read(struct sl_apply_fetch_source *s)
 		return rc;
 	}
 	s->part_count = count;
+	s->compact = config.compact;
 	s->earliest = calloc(count ? count : 1, sizeof(*s->earliest));
 	s->log_end = calloc(count ? count : 1, sizeof(*s->log_end));
 	s->commit_scratch = calloc(count ? count : 1, sizeof(*s->commit_scratch));
@@ -119,6 +123,7 @@ void sl_apply_fetch_source_free(struct sl_apply_fetch_source *s)
 	free(s->earliest);
 	free(s->log_end);
 	free(s->commit_scratch);
+	free(s->scratch);
 	free(s);
 }
 
@@ -216,6 +221,84 @@ static int src_commit(void *ctx, const struct sl_apply_position *positions, uint
 	return rc;
 }
 
+/* Whether the record at offset of one fetched batch is there and a delete: 1 present, 0 absent, -EAGAIN when the
+ * batch ends before offset, or a negative errno. */
+static int batch_holds_delete(struct sl_apply_fetch_source *s, const uint8_t *p, size_t len, int64_t offset)
+{
+	struct sl_record_iter it;
+	struct sl_record r;
+	int rc;
+	for (;;) {
+		rc = sl_record_iter_init(&it, p, len, s->scratch, s->scratch_cap);
+		if (rc != -ENOBUFS)
+			break;
+		size_t cap = s->scratch_cap ? s->scratch_cap * 2 : (1u << 20);
+		uint8_t *n = cap <= SL_BATCH_BYTES_MAX ? realloc(s->scratch, cap) : NULL;
+		if (n == NULL)
+			return -ENOMEM;
+		s->scratch = n;
+		s->scratch_cap = cap;
+	}
+	if (rc != 0)
+		return -EBADMSG;
+	while ((rc = sl_record_iter_next(&it, &r)) == 1) {
+		if (r.offset == offset)
+			return r.op == SL_OP_DELETE || r.value_len < 0;
+		if (r.offset > offset)
+			return 0;
+	}
+	return rc < 0 ? -EBADMSG : -EAGAIN;
+}
+
+static int src_tombstone_in_log(void *ctx, const char *topic, uint32_t partition, int64_t offset, bool *present_out)
+{
+	struct sl_apply_fetch_source *s = ctx;
+	/* A topic that is not compacted keeps its deletes by retention alone: the target's rows go by time. */
+	if (strcmp(topic, s->topic) != 0 || !s->compact)
+		return -ENOTSUP;
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__FetchRequest body = SYNCLOG__FETCH_REQUEST__INIT;
+	Synclog__FetchPartition fp = SYNCLOG__FETCH_PARTITION__INIT, *fps[1] = {&fp};
+	Synclog__Response *resp;
+	fp.partition = partition;
+	fp.offset = offset;
+	fp.max_bytes = 1; /* the batch holding offset, whatever its size */
+	body.topic = s->topic;
+	body.partitions = fps;
+	body.n_partitions = 1;
+	req.body_case = SYNCLOG__REQUEST__BODY_FETCH;
+	req.fetch = &body;
+	int rc = sl_conn_call(s->admin, &req, &resp);
+	if (rc == 0)
+		rc = sl_conn_expect_body(s->admin, resp, SYNCLOG__RESPONSE__BODY_FETCH, "check a delete in the log");
+	if (rc != 0 || resp->fetch->n_results != 1) {
+		snprintf(s->error, sizeof(s->error), "%s", sl_conn_error(s->admin));
+		return rc != 0 ? rc : -EPROTO;
+	}
+	const Synclog__FetchPartitionResult *res = resp->fetch->results[0];
+	*present_out = false;
+	if (res->error == SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE && offset < res->log_start_offset)
+		return 0; /* retention removed it */
+	if (res->error != SYNCLOG__ERROR_CODE__NONE)
+		return sl_errno_of_code(res->error);
+	const uint8_t *p = res->records.data, *end = p + res->records.len;
+	while (p < end) {
+		struct sl_batch_header h;
+		if (sl_batch_header_parse(p, (size_t)(end - p), &h) != 0 ||
+		    sl_batch_total_bytes(&h) > (size_t)(end - p))
+			break;
+		rc = batch_holds_delete(s, p, sl_batch_total_bytes(&h), offset);
+		if (rc >= 0) {
+			*present_out = rc == 1;
+			return 0;
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		p += sl_batch_total_bytes(&h);
+	}
+	return 0; /* nothing at or after offset came back: the cleaner removed it */
+}
+
 static const char *src_error(void *ctx)
 {
 	return ((struct sl_apply_fetch_source *)ctx)->error;
@@ -227,6 +310,7 @@ static const struct sl_apply_source_ops fetch_source_ops = {
         .next = src_next,
         .done = src_done,
         .commit = src_commit,
+        .tombstone_in_log = src_tombstone_in_log,
         .error = src_error,
 };
 

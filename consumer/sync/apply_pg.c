@@ -33,9 +33,12 @@
  * The COPY rows (temporary table synclog_batch, created per connection, ON COMMIT DELETE ROWS), in COPY's binary
  * format (a 19-byte header, then per row a 2-byte field count and per field a 4-byte length, -1 for NULL, and the
  * value; a 2-byte -1 at the end):
- *   kind   'u' a kept row, 'd' a kept delete of a stored row, 's' a stale event, 'i' an idempotency key
+ *   kind   'u' a kept row, 'd' a kept delete of a stored row, 's' a stale event, 'i' an idempotency key,
+ *          'A' a kept live row a delete archives, 'a' a stored live row a delete archives (--on-delete archive)
  *   key, version, value, deleted, deleted_at_ms, origin, topic, partition, offset, now_ms, stored_version,
- *   idempotency_key: what each kind needs, NULL otherwise
+ *   idempotency_key, deleted_version, deleted_offset: what each kind needs, NULL otherwise
+ * The archive statements run first in the commit's pipeline, so that an 'a' row copies the row as it was before
+ * the transaction's writes.
  *
  * Invariants:
  *   1. A transaction holds the advisory lock of its schema from its first statement: appliers on one schema take
@@ -67,7 +70,7 @@
  * recognisable in pg_locks and does not collide with a service's own locks on small integers. */
 #define LOCK_CLASS       1937337955
 /* Rows of the COPY: fields per row. */
-#define COPY_FIELDS      13
+#define COPY_FIELDS      15
 /* The temporary table of the kept rows, per connection; its rows go at commit. */
 #define COPY_SQL         "COPY pg_temp.synclog_batch FROM STDIN (FORMAT binary)"
 
@@ -202,15 +205,20 @@ enum stmt {
 	ST_BATCH_STALE,
 	ST_BATCH_IKS,
 	ST_LOCK,
+	ST_ARCHIVE,
+	ST_BATCH_ARCHIVE_KEPT,
+	ST_BATCH_ARCHIVE_STORED,
+	ST_TOMBSTONES_DUE,
+	ST_TOMBSTONE_PURGE,
 	ST_COUNT
 };
 
 /* Prepared statement names: "s0", "s1", ... */
 static const char *const stmt_name[ST_COUNT] = {
-        "s0",  "s1",  "s2",  "s3",  "s4",  "s5",  "s6",  "s7",  "s8",  "s9",
-        "s10", "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19",
+        "s0",  "s1",  "s2",  "s3",  "s4",  "s5",  "s6",  "s7",  "s8",  "s9",  "s10", "s11", "s12",
+        "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
 };
-_Static_assert(ST_COUNT == 20, "a name for every statement");
+_Static_assert(ST_COUNT == 25, "a name for every statement");
 
 struct sl_apply_pg {
 	struct sl_pg_link link;
@@ -219,6 +227,8 @@ struct sl_apply_pg {
 	char *schema_literal; /* and as a string literal, '...' */
 	bool schema_checked;  /* created and checked on the first connection */
 	enum sl_apply_values values;
+	enum sl_apply_on_delete on_delete;
+	bool follow_log;     /* deleted rows are left to the purge that follows the log */
 	char *sql[ST_COUNT]; /* the statements, with the schema quoted in; prepared on every connection */
 	enum txn_state txn;
 	bool prefetched; /* the open transaction began with a prefetch: writes are kept */
@@ -227,6 +237,8 @@ struct sl_apply_pg {
 	struct sl_pg_buf copy; /* the COPY rows of the kept stale events and idempotency keys, then of the rows */
 	uint32_t copy_stale;
 	uint32_t copy_iks;
+	uint32_t copy_archived_kept;
+	uint32_t copy_archived_stored;
 	struct pg_offset *offsets;
 	uint32_t offset_count;
 	uint32_t offset_cap;
@@ -382,6 +394,21 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 	case ST_PREFETCH_IKS:
 		types[(*n)++] = SL_PG_OID_BYTEA_ARRAY;
 		break;
+	case ST_ARCHIVE:
+		types[0] = SL_PG_OID_TEXT;
+		types[1] = types[2] = types[3] = SL_PG_OID_INT8;
+		*n = 4;
+		break;
+	case ST_TOMBSTONES_DUE:
+		types[0] = types[1] = SL_PG_OID_INT8;
+		*n = 2;
+		break;
+	case ST_TOMBSTONE_PURGE:
+		types[0] = types[1] = SL_PG_OID_TEXT;
+		types[2] = SL_PG_OID_INT4;
+		types[3] = SL_PG_OID_INT8;
+		*n = 4;
+		break;
 	case ST_LOCK:
 		types[(*n)++] = SL_PG_OID_TEXT;
 		break;
@@ -389,6 +416,8 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 	case ST_BATCH_DELETES:
 	case ST_BATCH_STALE:
 	case ST_BATCH_IKS:
+	case ST_BATCH_ARCHIVE_KEPT:
+	case ST_BATCH_ARCHIVE_STORED:
 	case ST_COUNT:
 		break;
 	}
@@ -411,7 +440,8 @@ static int session_setup(struct sl_pg_link *l, void *cb_arg)
 	snprintf(sql, sizeof(sql),
 	         "CREATE TEMPORARY TABLE IF NOT EXISTS synclog_batch (kind text NOT NULL, key text, version bigint,"
 	         " value %s, deleted boolean, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
-	         " \"offset\" bigint, now_ms bigint, stored_version bigint, idempotency_key bytea)"
+	         " \"offset\" bigint, now_ms bigint, stored_version bigint, idempotency_key bytea, deleted_version"
+	         " bigint, deleted_offset bigint)"
 	         " ON COMMIT DELETE ROWS",
 	         s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text");
 	if (rc == 0)
@@ -456,7 +486,7 @@ static void batch_clear(struct sl_apply_pg *s)
 	s->keys.count = 0;
 	s->iks.count = 0;
 	sl_pg_buf_reset(&s->copy);
-	s->copy_stale = s->copy_iks = 0;
+	s->copy_stale = s->copy_iks = s->copy_archived_kept = s->copy_archived_stored = 0;
 	s->offset_count = 0;
 }
 
@@ -673,6 +703,14 @@ static int entity_write_now(struct sl_apply_pg *s, enum stmt i, const struct sl_
 	rc = txn_send_begin(s);
 	if (rc == 0)
 		rc = sl_pg_link_send_sql(&s->link, "SAVEPOINT synclog_record", "set a savepoint");
+	if (rc == 0 && i == ST_SOFT_DELETE && s->on_delete == SL_APPLY_ON_DELETE_ARCHIVE) {
+		/* key, the delete's version, its offset, now: the same parameters, in another order. */
+		const char *archive[4] = {values[0], values[1], values[6], values[7]};
+		const int archive_lengths[4] = {lengths[0], 8, 8, 8};
+
+		rc = send_stmt(s, ST_ARCHIVE, 4, archive, archive_lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = "archive an entity"});
+	}
 	if (rc == 0)
 		rc = send_stmt(s, i, 8, values, lengths, false,
 		               (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = what});
@@ -720,6 +758,52 @@ static int op_upsert(void *store, const struct sl_apply_record *r, int64_t versi
 	return 0;
 }
 
+/* Start a COPY row of kind. */
+static void copy_row_start(struct sl_pg_buf *b, char kind)
+{
+	sl_pg_copy_row(b, COPY_FIELDS);
+	sl_pg_field_bytes(b, &kind, 1);
+}
+
+/* Keep the archive row of a delete of e (--on-delete archive): the row as kept in this transaction, or as
+ * stored (copied by the server at commit, before the transaction's writes); nothing for a row deleted already. */
+static void archive_keep(struct sl_apply_pg *s, const struct pg_key *e, const struct sl_apply_record *r,
+                         int64_t version, int64_t now_ms)
+{
+	struct sl_pg_buf *b = &s->copy;
+	bool kept_live = e->kept == KEPT_ROW && !e->row_deleted;
+
+	if (!kept_live && !(e->kept == KEPT_NONE && e->exists && !e->deleted))
+		return;
+	copy_row_start(b, kept_live ? 'A' : 'a');
+	sl_pg_field_bytes(b, e->key, (size_t)e->key_len);
+	if (kept_live) {
+		sl_pg_field_i64(b, e->version);
+		if (e->value == NULL)
+			sl_pg_field_null(b);
+		else if (s->values == SL_APPLY_VALUES_JSON)
+			sl_pg_field_jsonb(b, e->value, (size_t)e->value_len);
+		else
+			sl_pg_field_bytes(b, e->value, (size_t)e->value_len);
+		sl_pg_field_null(b); /* deleted */
+		sl_pg_field_null(b); /* deleted_at_ms */
+		sl_pg_field_text(b, sl_origin_name(e->r->rec.origin));
+		sl_pg_field_text(b, e->r->topic);
+		sl_pg_field_i32(b, (int32_t)e->r->partition);
+		sl_pg_field_i64(b, e->r->rec.offset);
+		s->copy_archived_kept++;
+	} else {
+		for (int i = 0; i < 8; i++)
+			sl_pg_field_null(b); /* version .. offset: the server copies them from the stored row */
+		s->copy_archived_stored++;
+	}
+	sl_pg_field_i64(b, now_ms);
+	sl_pg_field_null(b); /* stored_version */
+	sl_pg_field_null(b); /* idempotency_key */
+	sl_pg_field_i64(b, version);
+	sl_pg_field_i64(b, r->rec.offset);
+}
+
 static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms)
 {
 	struct sl_apply_pg *s = store;
@@ -728,11 +812,19 @@ static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t 
 	if (!s->prefetched)
 		return entity_write_now(s, ST_SOFT_DELETE, r, version, now_ms);
 	e = key_entry(s, r);
+	if (s->on_delete == SL_APPLY_ON_DELETE_ARCHIVE) {
+		archive_keep(s, e, r, version, now_ms);
+		if (s->copy.failed)
+			return store_fail_memory(s, "keep an archived row");
+	}
 	if (e->kept == KEPT_ROW) {
-		/* The row as kept, now deleted: its value stays, and the time of its first deletion. */
+		/* The row as kept, now deleted: the time of its first deletion, and its value unless deletes clear it.
+		 */
 		if (!e->row_deleted)
 			e->deleted_at_ms = now_ms;
 		e->row_deleted = true;
+		if (s->on_delete != SL_APPLY_ON_DELETE_HIDE)
+			e->value = NULL;
 	} else if (e->kept == KEPT_NONE && !e->exists) {
 		e->kept = KEPT_ROW; /* a tombstone */
 		e->value = NULL;
@@ -747,13 +839,6 @@ static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t 
 	e->r = r;
 	e->now_ms = now_ms;
 	return 0;
-}
-
-/* Start a COPY row of kind. */
-static void copy_row_start(struct sl_pg_buf *b, char kind)
-{
-	sl_pg_copy_row(b, COPY_FIELDS);
-	sl_pg_field_bytes(b, &kind, 1);
 }
 
 static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
@@ -778,6 +863,8 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 		sl_pg_field_i64(b, now_ms);
 		sl_pg_field_i64(b, stored_version);
 		sl_pg_field_null(b); /* idempotency_key */
+		sl_pg_field_null(b); /* deleted_version */
+		sl_pg_field_null(b); /* deleted_offset */
 		s->copy_stale++;
 		return b->failed ? store_fail_memory(s, "keep a stale event") : 0;
 	}
@@ -851,6 +938,8 @@ static int op_idempotency_remember(void *store, const struct sl_apply_record *r,
 		sl_pg_field_i64(&s->copy, now_ms);
 		sl_pg_field_null(&s->copy); /* stored_version */
 		sl_pg_field_bytes(&s->copy, r->rec.idempotency_key, (size_t)r->rec.idempotency_key_len);
+		sl_pg_field_null(&s->copy); /* deleted_version */
+		sl_pg_field_null(&s->copy); /* deleted_offset */
 		s->copy_iks++;
 		return s->copy.failed ? store_fail_memory(s, "keep an idempotency key") : 0;
 	}
@@ -953,6 +1042,8 @@ static void copy_kept_rows(struct sl_apply_pg *s, uint32_t *rows, uint32_t *dele
 		sl_pg_field_i64(b, e->now_ms);
 		sl_pg_field_null(b); /* stored_version */
 		sl_pg_field_null(b); /* idempotency_key */
+		sl_pg_field_null(b); /* deleted_version */
+		sl_pg_field_null(b); /* deleted_offset */
 		if (e->kept == KEPT_ROW)
 			(*rows)++;
 		else
@@ -991,6 +1082,10 @@ static int op_commit(void *store)
 	}
 	if (rc == 0)
 		rc = txn_send_begin(s);
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_ARCHIVE_KEPT, s->copy_archived_kept, "archive the batch's deleted rows");
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_ARCHIVE_STORED, s->copy_archived_stored, "archive the stored deleted rows");
 	if (rc == 0)
 		rc = batch_send(s, ST_BATCH_ROWS, rows, "write the batch's entities");
 	if (rc == 0)
@@ -1059,7 +1154,8 @@ static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl
 
 	memset(out, 0, sizeof(*out));
 	rc = txn_send_begin(s);
-	if (rc == 0)
+	/* Deleted rows that follow the log are the purge's that follows the log (tombstones_due). */
+	if (rc == 0 && !s->follow_log)
 		rc = send_stmt(
 		        s, ST_PURGE_TOMBSTONES, 1, values, lengths, false,
 		        (struct sl_pg_step){.check = SL_PG_COUNT, .out = &out->tombstones, .what = "purge tombstones"});
@@ -1078,6 +1174,78 @@ static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl
 		                                   .out = &out->idempotency_keys,
 		                                   .what = "bound the idempotency keys"});
 	return rc != 0 ? rc : sl_pg_link_run(&s->link);
+}
+
+struct tombstones_out {
+	struct sl_apply_tombstone *t;
+	uint32_t max;
+	uint32_t count;
+};
+
+/* Rows (key, topic, partition, offset; text) into the engine's array; the keys are the engine's to free. */
+static int tombstones_cb(const PGresult *res, void *out)
+{
+	struct tombstones_out *o = out;
+
+	for (int i = 0; i < PQntuples(res) && o->count < o->max; i++) {
+		struct sl_apply_tombstone *t = &o->t[o->count];
+
+		t->key = strdup(PQgetvalue(res, i, 0));
+		if (t->key == NULL)
+			return -ENOMEM;
+		snprintf(t->topic, sizeof(t->topic), "%s", PQgetvalue(res, i, 1));
+		t->partition = (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10);
+		t->offset = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		o->count++;
+	}
+	return 0;
+}
+
+static int op_tombstones_due(void *store, int64_t before_ms, struct sl_apply_tombstone *out, uint32_t max,
+                             uint32_t *count_out)
+{
+	struct sl_apply_pg *s = store;
+	struct tombstones_out o = {.t = out, .max = max};
+	uint64_t before = htobe64((uint64_t)before_ms), limit = htobe64(max);
+	const char *values[2] = {(const char *)&before, (const char *)&limit};
+	int lengths[2] = {8, 8};
+	int rc;
+
+	SL_ASSERT(s->txn == TXN_NONE);
+	rc = sl_pg_link_ready(&s->link);
+	if (rc == 0)
+		rc = send_stmt(
+		        s, ST_TOMBSTONES_DUE, 2, values, lengths, false,
+		        (struct sl_pg_step){
+		                .check = SL_PG_ROWS, .out = &o, .rows_cb = tombstones_cb, .what = "list deleted rows"});
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	if (rc != 0) {
+		for (uint32_t i = 0; i < o.count; i++)
+			free(out[i].key);
+		o.count = 0;
+	}
+	*count_out = o.count;
+	return rc;
+}
+
+static int op_tombstone_purge(void *store, const struct sl_apply_tombstone *t, bool *purged_out)
+{
+	struct sl_apply_pg *s = store;
+	uint32_t partition = htobe32(t->partition);
+	uint64_t offset = htobe64((uint64_t)t->offset), purged = 0;
+	const char *values[4] = {t->key, t->topic, (const char *)&partition, (const char *)&offset};
+	int lengths[4] = {(int)strlen(t->key), (int)strlen(t->topic), 4, 8};
+	int rc = txn_send_begin(s);
+
+	if (rc == 0)
+		rc = send_stmt(
+		        s, ST_TOMBSTONE_PURGE, 4, values, lengths, false,
+		        (struct sl_pg_step){.check = SL_PG_COUNT, .out = &purged, .what = "purge a deleted row"});
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	*purged_out = rc == 0 && purged == 1;
+	return rc;
 }
 
 static const char *op_error(void *store)
@@ -1104,9 +1272,31 @@ static const struct sl_apply_store_ops pg_ops = {
         .prefetch = op_prefetch,
 };
 
+/* The same, with the purge that follows the log (sl_apply_pg_options.follow_log). */
+static const struct sl_apply_store_ops pg_log_ops = {
+        .begin = op_begin,
+        .commit = op_commit,
+        .rollback = op_rollback,
+        .key_get = op_key_get,
+        .upsert = op_upsert,
+        .soft_delete = op_soft_delete,
+        .write_if_newer = NULL,
+        .stale_record = op_stale_record,
+        .duplicate_record = NULL,
+        .idempotency_seen = op_idempotency_seen,
+        .idempotency_remember = op_idempotency_remember,
+        .offsets_read = op_offsets_read,
+        .offset_write = op_offset_write,
+        .purge = op_purge,
+        .tombstones_due = op_tombstones_due,
+        .tombstone_purge = op_tombstone_purge,
+        .error = op_error,
+        .prefetch = op_prefetch,
+};
+
 void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out)
 {
-	out->ops = &pg_ops;
+	out->ops = db->follow_log ? &pg_log_ops : &pg_ops;
 	out->ctx = db;
 }
 
@@ -1123,17 +1313,23 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	        " deleted_at_ms = excluded.deleted_at_ms, origin = excluded.origin, topic = excluded.topic,"
 	        " \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","
 	        " applied_at_ms = excluded.applied_at_ms";
-	/* A delete keeps the stored value, and the time of the first deletion when the row was deleted already. */
-	const char *delete_set = "version = excluded.version, deleted = true, deleted_at_ms = CASE WHEN"
-	                         " entities.deleted THEN entities.deleted_at_ms ELSE excluded.deleted_at_ms END,"
-	                         " origin = excluded.origin, topic = excluded.topic,"
-	                         " \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","
-	                         " applied_at_ms = excluded.applied_at_ms";
+	/* A delete keeps the time of the first deletion when the row was deleted already, and the stored value when
+	 * deletes hide (--on-delete hide) rather than clear it. */
+	const char *delete_set_fmt = "version = excluded.version, deleted = true, deleted_at_ms = CASE WHEN"
+	                             " entities.deleted THEN entities.deleted_at_ms ELSE excluded.deleted_at_ms END,"
+	                             " origin = excluded.origin, topic = excluded.topic,"
+	                             " \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","
+	                             " applied_at_ms = excluded.applied_at_ms%s";
+	const char *archive_cols = "key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"
+	                           " deleted_version, deleted_offset, archived_at_ms";
+	char delete_set[640];
 	const char *batch_cols = "key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\","
 	                         " \"offset\", now_ms";
 	const char *offsets = "\"group\", topic, \"partition\", next_offset, applied, stale, duplicate, deleted,"
 	                      " dead_lettered, updated_at_ms";
 
+	snprintf(delete_set, sizeof(delete_set), delete_set_fmt,
+	         s->on_delete == SL_APPLY_ON_DELETE_HIDE ? "" : ", value = NULL");
 #define SQL(i, ...)                                          \
 	do {                                                 \
 		if (asprintf(&s->sql[i], __VA_ARGS__) < 0) { \
@@ -1202,6 +1398,29 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	    " ON CONFLICT (idempotency_key) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
 	    q);
 	SQL(ST_LOCK, "SELECT pg_advisory_xact_lock(%d, hashtext($1))", LOCK_CLASS);
+	/* The row as it was, before a delete replaces it: $1 key, $2 the delete's version, $3 its offset, $4 now. Only
+	 * a live row is archived: a second delete of a deleted key has nothing to keep. */
+	SQL(ST_ARCHIVE,
+	    "INSERT INTO %s.entities_archive (%s) SELECT key, version, value, origin, topic, \"partition\","
+	    " \"offset\", applied_at_ms, $2, $3, $4 FROM %s.entities WHERE key = $1 AND NOT deleted",
+	    q, archive_cols, q);
+	SQL(ST_BATCH_ARCHIVE_KEPT,
+	    "INSERT INTO %s.entities_archive (%s) SELECT key, version, value, origin, topic, \"partition\","
+	    " \"offset\", now_ms, deleted_version, deleted_offset, now_ms FROM pg_temp.synclog_batch WHERE kind = 'A'",
+	    q, archive_cols);
+	SQL(ST_BATCH_ARCHIVE_STORED,
+	    "INSERT INTO %s.entities_archive (%s) SELECT e.key, e.version, e.value, e.origin, e.topic,"
+	    " e.\"partition\", e.\"offset\", e.applied_at_ms, b.deleted_version, b.deleted_offset, b.now_ms"
+	    " FROM pg_temp.synclog_batch b JOIN %s.entities e ON e.key = b.key WHERE b.kind = 'a' AND NOT e.deleted",
+	    q, archive_cols, q);
+	SQL(ST_TOMBSTONES_DUE,
+	    "SELECT key, topic, \"partition\", \"offset\" FROM %s.entities WHERE deleted AND deleted_at_ms <= $1"
+	    " ORDER BY deleted_at_ms LIMIT $2",
+	    q);
+	SQL(ST_TOMBSTONE_PURGE,
+	    "DELETE FROM %s.entities WHERE key = $1 AND deleted AND topic = $2 AND \"partition\" = $3 AND"
+	    " \"offset\" = $4",
+	    q);
 #undef SQL
 	return 0;
 }
@@ -1236,10 +1455,15 @@ static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
 	             " seen_at_ms bigint NOT NULL);"
 	             "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON %s.synclog_idempotency_keys"
 	             " (seen_at_ms);"
+	             "CREATE TABLE IF NOT EXISTS %s.entities_archive (key text NOT NULL, version bigint NOT NULL,"
+	             " value %s, origin text, topic text, \"partition\" integer, \"offset\" bigint, applied_at_ms "
+	             "bigint,"
+	             " deleted_version bigint NOT NULL, deleted_offset bigint, archived_at_ms bigint NOT NULL);"
+	             "CREATE INDEX IF NOT EXISTS entities_archive_key ON %s.entities_archive (key);"
 	             "INSERT INTO %s.synclog_schema (version) SELECT %d WHERE NOT EXISTS (SELECT FROM"
 	             " %s.synclog_schema);"
 	             "COMMIT",
-	             LOCK_CLASS, lit, q, q, q, vt, q, q, q, q, q, q, q, SCHEMA_VERSION, q) < 0)
+	             LOCK_CLASS, lit, q, q, q, vt, q, q, q, q, q, q, q, vt, q, q, SCHEMA_VERSION, q) < 0)
 		return store_fail_memory(s, "create the tables");
 	rc = sl_pg_link_exec(&s->link, sql, "create the tables");
 	free(sql);
@@ -1331,6 +1555,8 @@ int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options 
 	lo.label = label;
 	lo.session_cb_arg = s;
 	s->values = o->values;
+	s->on_delete = o->on_delete;
+	s->follow_log = o->follow_log;
 	rc = sl_pg_link_init(&s->link, &lo);
 	if (rc == 0) {
 		s->schema_ident = quote(schema, '"');

@@ -39,7 +39,13 @@ static const char schema_sql[] =
         " updated_at_ms INTEGER NOT NULL, PRIMARY KEY (\"group\", topic, \"partition\")) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS synclog_idempotency_keys ("
         " idempotency_key BLOB PRIMARY KEY, seen_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);";
+        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);"
+        /* apply --on-delete archive (apply.h); created in every database so that the schema is one. */
+        "CREATE TABLE IF NOT EXISTS entities_archive ("
+        " key TEXT NOT NULL, version INTEGER NOT NULL, value TEXT, origin TEXT, topic TEXT, \"partition\" INTEGER,"
+        " \"offset\" INTEGER, applied_at_ms INTEGER, deleted_version INTEGER NOT NULL, deleted_offset INTEGER,"
+        " archived_at_ms INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS entities_archive_key ON entities_archive (key);";
 
 enum stmt {
 	ST_BEGIN,
@@ -60,6 +66,12 @@ enum stmt {
 	ST_PURGE_STALE,
 	ST_PURGE_IK_AGE,
 	ST_PURGE_IK_COUNT,
+	ST_SOFT_DELETE_ERASE,
+	ST_SOFT_DELETE_ERASE_IF_NEWER,
+	ST_ARCHIVE,
+	ST_ARCHIVE_IF_NEWER,
+	ST_TOMBSTONES_DUE,
+	ST_TOMBSTONE_PURGE,
 	ST_COUNT
 };
 
@@ -80,7 +92,30 @@ enum stmt {
 	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "                  \
 	"excluded.applied_at_ms"
 
+/* The soft delete that also clears the value (--on-delete erase-value and archive). */
+#define SOFT_DELETE_ERASE_SQL                                                                                          \
+	"INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
+	" applied_at_ms) VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET"             \
+	" version = excluded.version, value = NULL, deleted = 1, deleted_at_ms = CASE WHEN entities.deleted = 1 THEN"  \
+	" entities.deleted_at_ms ELSE excluded.deleted_at_ms END, origin = excluded.origin, topic = excluded.topic,"   \
+	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "                  \
+	"excluded.applied_at_ms"
+/* The row as it was, before a delete replaces it (--on-delete archive): ?1 key, ?2 the delete's version, ?3 its
+ * offset, ?4 now. Only a live row is archived: a second delete of a deleted key has nothing to keep. */
+#define ARCHIVE_SQL                                                                                                   \
+	"INSERT INTO entities_archive (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms," \
+	" deleted_version, deleted_offset, archived_at_ms) SELECT key, version, value, origin, topic, \"partition\"," \
+	" \"offset\", applied_at_ms, ?2, ?3, ?4 FROM entities WHERE key = ?1 AND deleted = 0"
+
 static const char *const stmt_sql[ST_COUNT] = {
+        [ST_SOFT_DELETE_ERASE] = SOFT_DELETE_ERASE_SQL,
+        [ST_SOFT_DELETE_ERASE_IF_NEWER] = SOFT_DELETE_ERASE_SQL " WHERE excluded.version > entities.version",
+        [ST_ARCHIVE] = ARCHIVE_SQL,
+        [ST_ARCHIVE_IF_NEWER] = ARCHIVE_SQL " AND version < ?2",
+        [ST_TOMBSTONES_DUE] = "SELECT key, topic, \"partition\", \"offset\" FROM entities WHERE deleted = 1 AND"
+                              " deleted_at_ms <= ?1 ORDER BY deleted_at_ms LIMIT ?2",
+        [ST_TOMBSTONE_PURGE] = "DELETE FROM entities WHERE key = ?1 AND deleted = 1 AND topic = ?2 AND"
+                               " \"partition\" = ?3 AND \"offset\" = ?4",
         [ST_BEGIN] = "BEGIN IMMEDIATE",
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
@@ -115,6 +150,8 @@ struct sl_apply_sqlite {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	enum sl_apply_values values;
+	enum sl_apply_on_delete on_delete;
+	bool follow_log; /* deleted rows are left to the purge that follows the log */
 	char path[PATH_BYTES_MAX];
 	char error[SL_ERROR_BYTES];
 };
@@ -255,6 +292,22 @@ static int entity_write(struct sl_apply_sqlite *s, enum stmt i, const struct sl_
 {
 	sqlite3_stmt *st = s->st[i];
 	bool upsert = i == ST_UPSERT || i == ST_UPSERT_IF_NEWER;
+
+	if (!upsert && s->on_delete != SL_APPLY_ON_DELETE_HIDE) {
+		bool if_newer = i == ST_SOFT_DELETE_IF_NEWER;
+		if (s->on_delete == SL_APPLY_ON_DELETE_ARCHIVE) {
+			enum stmt a = if_newer ? ST_ARCHIVE_IF_NEWER : ST_ARCHIVE;
+			sqlite3_bind_text(s->st[a], 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+			sqlite3_bind_int64(s->st[a], 2, version);
+			sqlite3_bind_int64(s->st[a], 3, r->rec.offset);
+			sqlite3_bind_int64(s->st[a], 4, now_ms);
+			int rc = step_done(s, a, "archive an entity");
+			if (rc != 0)
+				return rc;
+		}
+		i = if_newer ? ST_SOFT_DELETE_ERASE_IF_NEWER : ST_SOFT_DELETE_ERASE;
+		st = s->st[i];
+	}
 
 	entity_bind(st, r, version, now_ms);
 	if (upsert && r->rec.value != NULL)
@@ -425,7 +478,7 @@ static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = purge_one(s, ST_PURGE_TOMBSTONES, before, &out->tombstones, "purge tombstones");
+	rc = s->follow_log ? 0 : purge_one(s, ST_PURGE_TOMBSTONES, before, &out->tombstones, "purge tombstones");
 	if (rc == 0)
 		rc = purge_one(s, ST_PURGE_STALE, before, &out->stale_events, "purge stale events");
 	if (rc == 0)
@@ -434,6 +487,60 @@ static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl
 		rc = purge_one(s, ST_PURGE_IK_COUNT, SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX, &out->idempotency_keys,
 		               "bound the idempotency keys");
 	return rc;
+}
+
+static int op_tombstones_due(void *store, int64_t before_ms, struct sl_apply_tombstone *out, uint32_t max,
+                             uint32_t *count_out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_TOMBSTONES_DUE];
+	uint32_t n = 0;
+	int rc = SQLITE_DONE;
+
+	sqlite3_bind_int64(st, 1, before_ms);
+	sqlite3_bind_int64(st, 2, max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0),
+		           *topic = (const char *)sqlite3_column_text(st, 1);
+		out[n].key = strdup(key != NULL ? key : "");
+		if (out[n].key == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		snprintf(out[n].topic, sizeof(out[n].topic), "%s", topic != NULL ? topic : "");
+		out[n].partition = (uint32_t)sqlite3_column_int64(st, 2);
+		out[n].offset = sqlite3_column_int64(st, 3);
+		n++;
+	}
+	sqlite3_reset(st);
+	*count_out = n;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		for (uint32_t i = 0; i < n; i++)
+			free(out[i].key);
+		*count_out = 0;
+		return fail(s, rc, "list deleted rows");
+	}
+	return 0;
+}
+
+static int op_tombstone_purge(void *store, const struct sl_apply_tombstone *t, bool *purged_out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_TOMBSTONE_PURGE];
+
+	sqlite3_bind_text(st, 1, t->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, t->partition);
+	sqlite3_bind_int64(st, 4, t->offset);
+	int rc = step_done(s, ST_TOMBSTONE_PURGE, "purge a deleted row");
+	*purged_out = rc == 0 && sqlite3_changes(s->db) == 1;
+	return rc;
+}
+
+void sl_apply_sqlite_set_deletes(struct sl_apply_sqlite *db, enum sl_apply_on_delete on_delete, bool follow_log)
+{
+	db->on_delete = on_delete;
+	db->follow_log = follow_log;
 }
 
 static const char *op_error(void *store)
@@ -459,9 +566,30 @@ static const struct sl_apply_store_ops sqlite_ops = {
         .error = op_error,
 };
 
+/* The same, with the purge that follows the log (sl_apply_sqlite_set_deletes). */
+static const struct sl_apply_store_ops sqlite_log_ops = {
+        .begin = op_begin,
+        .commit = op_commit,
+        .rollback = op_rollback,
+        .key_get = op_key_get,
+        .upsert = op_upsert,
+        .soft_delete = op_soft_delete,
+        .write_if_newer = op_write_if_newer,
+        .stale_record = op_stale_record,
+        .duplicate_record = NULL,
+        .idempotency_seen = op_idempotency_seen,
+        .idempotency_remember = op_idempotency_remember,
+        .offsets_read = op_offsets_read,
+        .offset_write = op_offset_write,
+        .purge = op_purge,
+        .tombstones_due = op_tombstones_due,
+        .tombstone_purge = op_tombstone_purge,
+        .error = op_error,
+};
+
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out)
 {
-	out->ops = &sqlite_ops;
+	out->ops = db->follow_log ? &sqlite_log_ops : &sqlite_ops;
 	out->ctx = db;
 }
 

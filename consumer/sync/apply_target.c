@@ -33,6 +33,7 @@ static int sqlite_open(struct sl_apply_target *t, const char *where, const struc
 	int rc = sl_apply_sqlite_open(&db, where, o->values, err, err_bytes);
 
 	if (rc == 0) {
+		sl_apply_sqlite_set_deletes(db, o->on_delete, o->follow_log);
 		t->db = db;
 		sl_apply_sqlite_store(db, &t->store);
 	}
@@ -47,7 +48,13 @@ static void sqlite_close(void *db)
 static int pg_open(struct sl_apply_target *t, const char *where, const struct sl_apply_target_options *o, char *err,
                    size_t err_bytes)
 {
-	struct sl_apply_pg_options po = {.conninfo = where, .schema = o->schema, .values = o->values};
+	struct sl_apply_pg_options po = {
+	        .conninfo = where,
+	        .schema = o->schema,
+	        .values = o->values,
+	        .on_delete = o->on_delete,
+	        .follow_log = o->follow_log,
+	};
 	struct sl_apply_pg *db;
 	int rc = sl_apply_pg_open(&db, &po, err, err_bytes);
 

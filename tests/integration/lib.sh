@@ -13,11 +13,13 @@ fail() {
 	exit 1
 }
 
-# start_broker DATA_DIR: starts synclogd, waits for its readiness line, sets BROKER_PID and SYNCLOG_BROKER.
+# start_broker DATA_DIR [FLAG...]: starts synclogd (with the extra flags), waits for its readiness line, sets
+# BROKER_PID and SYNCLOG_BROKER.
 start_broker() {
 	local data=$1
+	shift
 	local out="$TMP/broker.out.$$.$RANDOM"
-	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off >"$out" 2>>"$TMP/broker.err" &
+	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off "$@" >"$out" 2>>"$TMP/broker.err" &
 	BROKER_PID=$!
 	for _ in $(seq 1 200); do
 		if grep -q '^synclogd ready on ' "$out" 2>/dev/null; then

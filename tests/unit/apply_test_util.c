@@ -492,6 +492,33 @@ int at_db_open(struct at_env *e)
 	return 0;
 }
 
+int at_use_deletes(struct at_env *e, enum sl_apply_on_delete on_delete, bool follow_log)
+{
+	struct sl_apply_target_options o = {
+	        .schema = at_path == AT_PATH_POSTGRESQL ? e->schema : NULL,
+	        .on_delete = on_delete,
+	        .follow_log = follow_log,
+	};
+	char err[SL_ERROR_BYTES];
+
+	at_engine_stop(e);
+	sl_apply_target_close(e->db);
+	if (sl_apply_target_open(&e->db, e->target, &o, err, sizeof(err)) != 0) {
+		fprintf(stderr, "at_env: %s\n", err);
+		e->db = NULL;
+		return -1;
+	}
+	sl_apply_target_store(e->db, &e->real_store);
+	e->store = e->real_store;
+	return 0;
+}
+
+int at_run_both_stores(const struct CMUnitTest *tests, size_t count)
+{
+	at_path = AT_PATH_CONDITIONAL_WRITE;
+	return _cmocka_run_group_tests("SQLite", tests, count, NULL, NULL) + at_run_postgresql(tests, count);
+}
+
 int at_store_open_another(struct at_env *e, struct sl_apply_target **out, struct sl_apply_store *store)
 {
 	struct sl_apply_target_options o = {.schema = at_path == AT_PATH_POSTGRESQL ? e->schema : NULL};

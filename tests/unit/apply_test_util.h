@@ -184,6 +184,12 @@ struct at_row {
 int at_row_get(struct at_env *e, const char *key, struct at_row *out);
 /* A single integer from a query (NULL is 0, -1 on error). The SQL must mean the same in SQLite and PostgreSQL. */
 int64_t at_query_int(struct at_env *e, const char *sql);
+/* Reopen the target with these delete settings and hand the engine the real store, without the fault wrapper
+ * (the stores' delete modes are what is tested). 0 or -1. */
+int at_use_deletes(struct at_env *e, enum sl_apply_on_delete on_delete, bool follow_log);
+/* Run a cmocka test array over SQLite (one conditional write per record) and over PostgreSQL; the failures. */
+int at_run_both_stores(const struct CMUnitTest *tests, size_t count);
+#define AT_RUN_BOTH_STORES(tests) at_run_both_stores(tests, sizeof(tests) / sizeof((tests)[0]))
 /* A second store on the same target (another applier): 0 or -1. */
 int at_store_open_another(struct at_env *e, struct sl_apply_target **out, struct sl_apply_store *store);
 
