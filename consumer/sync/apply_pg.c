@@ -11,8 +11,9 @@
  *              ... ON CONFLICT (key) DO UPDATE for the rows, the same for deletes that keep a stored value, INSERT
  *              of the stale events and idempotency keys, the offsets' compare-and-set writes; once their row
  *              counts are checked, COMMIT: four round trips
- * A transaction without prefetch (a replay after a refusal, a purge) sends each call at once; an upsert or a
- * delete runs in a savepoint, so that a row the database refuses leaves the transaction usable.
+ * A transaction without prefetch (the last step of the search for a refused record, a purge, a dead letter's
+ * offset) sends each call at once; an upsert or a delete runs in a savepoint, so that a row the database refuses
+ * leaves the transaction usable.
  *
  * Why COPY into a temporary table and not one INSERT ... SELECT FROM unnest($1::text[], ...) with the columns as
  * arrays, or one INSERT per row in a pipeline: measured with bench/pg/floor.c on the benchmark's workload (1 M
@@ -48,7 +49,7 @@
  *   3. Every kept write is counted where it is sent: a statement writing n kept rows must report n rows, or the
  *      transaction is rolled back (the table changed under the lock: someone wrote without it).
  *
- * The connection, its pipelines and reconnection are pg_link.c's, shared with the PostgreSQL source.
+ * The connection, its pipelines and reconnection are pg_link.c's (for a PostgreSQL source to share).
  *
  * Threads: one store belongs to one thread (the engine's). */
 #include <endian.h>

@@ -6,8 +6,9 @@
 # Sourced (after lib.sh): pg_start DIR sets PG_DIR, PG_PID, PG_CONNINFO (key=value) and PG_URI (postgresql://),
 # and stops the server when the test exits; pg_restart_fast restarts it (pg_ctl restart -m fast); pg_stop;
 # pg_sql SCHEMA QUERY prints the rows, columns separated by '|' (NULL as empty).
-# Run: tests/integration/pg_lib.sh start DIR   prints the conninfo; tests/integration/pg_lib.sh stop DIR
-# (the unit tests of the PostgreSQL store start their server this way).
+# Run: tests/integration/pg_lib.sh start DIR [OWNER_PID]   prints the conninfo; tests/integration/pg_lib.sh stop DIR
+# (the unit tests of the PostgreSQL store start their server this way; with OWNER_PID a watcher stops the server
+# when that process is gone without stopping it, as a test that crashed would leave it).
 
 PG_DIR=
 PG_PID=
@@ -105,6 +106,17 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	case ${1:-} in
 	start)
 		pg_start "$2"
+		if [ -n "${3:-}" ]; then
+			# Detached, its output away from the caller's pipe; it stops only this server (the pid its own
+			# postmaster.pid still names), and nothing once the server stopped and its directory went.
+			setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+				if [ "$(head -1 "$2/data/postmaster.pid" 2>/dev/null)" = "$3" ]; then
+					kill -INT "$3"; sleep 10
+					[ "$(head -1 "$2/data/postmaster.pid" 2>/dev/null)" = "$3" ] && kill -KILL "$3"
+					rm -rf "$2"
+					rmdir "$(dirname "$2")" 2>/dev/null
+				fi' watcher "$3" "$2" "$PG_PID" </dev/null >/dev/null 2>&1 &
+		fi
 		echo "$PG_CONNINFO"
 		;;
 	stop)

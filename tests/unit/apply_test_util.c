@@ -415,7 +415,7 @@ static int pg_server_start(void)
 		pg_dir[0] = '\0';
 		return -1;
 	}
-	snprintf(cmd, sizeof(cmd), "tests/integration/pg_lib.sh start %s/pg", pg_dir);
+	snprintf(cmd, sizeof(cmd), "tests/integration/pg_lib.sh start %s/pg %d", pg_dir, (int)getpid());
 	f = popen(cmd, "r");
 	if (f == NULL)
 		return -1;
