@@ -131,7 +131,8 @@ static void schema_create(PGconn *c, const struct floor_args *a)
 	char sql[2048];
 
 	snprintf(sql, sizeof(sql),
-	         "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s; SET search_path = %s;"
+	         "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s; SET "
+	         "search_path = %s;"
 	         "CREATE TABLE entities (key text PRIMARY KEY, version bigint NOT NULL, value jsonb,"
 	         " deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
 	         " \"offset\" bigint, applied_at_ms bigint);"
