@@ -38,7 +38,7 @@ PROTO_GEN := $(GEN)/proto/synclog.pb-c.c
 # library (consumer/client/: only what the wire needs) and the sync layer on top of it (consumer/sync/: the applier
 # and its stores, with SQLite and jansson). tools/check-layers.sh checks that includes only point downward.
 STORAGE_SRC := $(wildcard broker/storage/*.c)
-BROKER_SRC := $(wildcard broker/*.c broker/net/*.c broker/handlers/*.c)
+BROKER_SRC := $(wildcard broker/*.c broker/net/*.c broker/handlers/*.c broker/kafka/*.c)
 CLIENT_SRC := $(wildcard consumer/client/*.c)
 SYNC_SRC := $(wildcard consumer/sync/*.c)
 CLI_SRC := $(wildcard tools/*.c)
@@ -156,6 +156,18 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(PROTO_SRC) $(PROTO_GEN) \
 		$(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lpthread $(ISAL_LIBS)
+# The Kafka request decoder sits in broker/kafka/ but needs only proto/: its fuzz target links just those files.
+KAFKA_DECODE_SRC := broker/kafka/decode.c broker/kafka/wire.c
+$(BUILD)/fuzz/fuzz_kafka_request: tests/fuzz/fuzz_kafka_request.c $(KAFKA_DECODE_SRC) $(PROTO_SRC) $(PROTO_GEN)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(KAFKA_DECODE_SRC) \
+		$(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lpthread $(ISAL_LIBS)
+
+# The Kafka listener's tests drive it with a small program on librdkafka (librdkafka-dev, a test package only).
+KAFKA_CLIENT_BIN := $(BUILD)/tests/kafka_client
+$(KAFKA_CLIENT_BIN): tests/integration/kafka_client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $$(pkg-config --cflags --libs rdkafka)
 # The JSON scanner of the client library against jansson: that one file of the client on top of the protocol.
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PROTO_SRC) $(PROTO_GEN) | $(VERSION_H)
 	@mkdir -p $(dir $@)
@@ -170,7 +182,8 @@ test:
 	@tools/run-quiet.sh "building the tests ($(BUILD))" $(BUILD)/logs/build.log \
 		$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(MAN_PAGES) layer-check
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) $(MAN_PAGES) \
+		layer-check
 
 # Includes point downward only, and each library links only its own layer's packages (tools/check-layers.sh).
 layer-check: | $(GEN)/proto/synclog.pb-c.h
@@ -201,7 +214,24 @@ $(BUILD)/bin/pg-apply-floor: $(PG_FLOOR_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lpq
 
-BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(PG_FLOOR_BIN)
+# The backfill and reconcile benchmark's measurements (bench/sync/*.c, on the sync library: SQLite scans, the
+# applier's produce-to-apply latency).
+SYNC_BENCH_SRC := $(wildcard bench/sync/*.c)
+SYNC_BENCH_BIN := $(if $(SYNC_BENCH_SRC),$(BUILD)/bin/sync-bench)
+$(BUILD)/bin/sync-bench: $(SYNC_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) \
+		$(LIB_CLIENT) $(LIB_PROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka).
+KAFKA_BENCH_SRC := $(wildcard bench/kafka/*.c)
+KAFKA_BENCH_BIN := $(if $(KAFKA_BENCH_SRC),$(BUILD)/bin/kafka-bench)
+$(BUILD)/bin/kafka-bench: $(KAFKA_BENCH_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $$(pkg-config --cflags --libs rdkafka)
+
+BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(SYNC_BENCH_BIN) \
+	$(KAFKA_BENCH_BIN) $(PG_FLOOR_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -7,7 +7,10 @@
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
 #   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
 #      (bench/results/clean.json, compaction.json)
-#   6. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
+#   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
+#      (bench/results/sync.json)
+#   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
+#   8. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,6 +28,9 @@ fi
 GROUPS_BENCH_QUICK=${BENCH_QUICK:-0} bench/groups.sh "$build"
 bench/apply.sh "$build"
 COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
+bench/sync.sh "$build"
+# The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
+KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 bench/pg_apply.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

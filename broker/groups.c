@@ -85,6 +85,12 @@ static void member_free(struct sl_member *m)
 		free(m->assignment[i].partitions);
 	}
 	free(m->assignment);
+	for (uint32_t i = 0; i < m->protocol_count; i++) {
+		free(m->protocols[i].name);
+		free(m->protocols[i].metadata);
+	}
+	free(m->protocols);
+	free(m->assignment_bytes);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -282,7 +288,7 @@ static void rebalance(struct sl_groups *g, struct sl_group *grp)
 			for (uint32_t tries = 0; tries < grp->member_count; tries++) {
 				struct sl_member *m = &grp->members[next % grp->member_count];
 				next++;
-				if (subscribed(m, all[t])) {
+				if (!m->kafka && subscribed(m, all[t])) {
 					add_assigned(m, all[t], p);
 					break;
 				}
@@ -797,4 +803,73 @@ int64_t sl_groups_min_committed(const struct sl_groups *g, const char *topic, ui
 			min = c->offset;
 	}
 	return min;
+}
+
+/* ---- for the Kafka listener's coordinator (groups.h) ---- */
+
+int sl_group_member_add(struct sl_groups *g, const char *group, const char *client_id, uint32_t session_timeout_ms,
+                        int64_t now_ms, struct sl_group **group_out, struct sl_member **member_out)
+{
+	if (sl_group_name_check(group) != 0)
+		return -EINVAL;
+	if (session_timeout_ms < SL_SESSION_TIMEOUT_MS_MIN || session_timeout_ms > SL_SESSION_TIMEOUT_MS_MAX)
+		return -ERANGE;
+	struct sl_group *grp = group_get(g, group, 1);
+	if (grp == NULL)
+		return -ENOMEM;
+	if (grp->member_count >= SL_GROUP_MEMBERS_MAX)
+		return -E2BIG;
+	struct sl_member *nm = realloc(grp->members, (grp->member_count + 1) * sizeof(*nm));
+	if (nm == NULL)
+		return -ENOMEM;
+	grp->members = nm;
+	struct sl_member *m = &grp->members[grp->member_count++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->client_id, sizeof(m->client_id), "%s", client_id && client_id[0] ? client_id : "member");
+	unsigned rnd = (unsigned)(now_ms * 2654435761u) ^ (unsigned)rand();
+	snprintf(m->id, sizeof(m->id), "%.100s-%" PRIu64 "-%08x", m->client_id, ++g->member_seq, rnd);
+	m->session_timeout_ms = session_timeout_ms;
+	m->last_heartbeat_ms = now_ms;
+	*group_out = grp;
+	*member_out = m;
+	return 0;
+}
+
+struct sl_member *sl_group_member_find(struct sl_group *grp, const char *member_id)
+{
+	int idx = member_index(grp, member_id);
+	return idx < 0 ? NULL : &grp->members[idx];
+}
+
+void sl_group_new_generation(struct sl_groups *g, struct sl_group *grp)
+{
+	rebalance(g, grp);
+}
+
+int sl_member_set_topics(struct sl_member *m, char *const *topics, uint32_t count)
+{
+	if (count > SL_MEMBER_TOPICS_MAX)
+		return -E2BIG;
+	char **copy = calloc(count ? count : 1, sizeof(*copy));
+	if (copy == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++) {
+		if ((copy[i] = strdup(topics[i])) == NULL) {
+			while (i > 0)
+				free(copy[--i]);
+			free(copy);
+			return -ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < m->topic_count; i++)
+		free(m->topics[i]);
+	free(m->topics);
+	m->topics = copy;
+	m->topic_count = count;
+	return 0;
+}
+
+int sl_member_assign(struct sl_member *m, const char *topic, uint32_t partition)
+{
+	return add_assigned(m, topic, partition);
 }

@@ -17,22 +17,33 @@
 #include "broker/storage/log.h"
 #include "broker/topics.h"
 
-#define SL_GROUP_NAME_BYTES_MAX       200
-#define SL_MEMBER_ID_BYTES_MAX        256
-#define SL_GROUP_METADATA_BYTES_MAX   1024
+#define SL_GROUP_NAME_BYTES_MAX          200
+#define SL_MEMBER_ID_BYTES_MAX           256
+#define SL_GROUP_METADATA_BYTES_MAX      1024
 /* Sessions: a member that sends nothing for this long is removed. Kafka's bounds (6 s to 300 s) would make
  * tests wait; 1 s is enough to tell a dead member from a slow one on loopback. */
-#define SL_SESSION_TIMEOUT_MS_DEFAULT 10000u
-#define SL_SESSION_TIMEOUT_MS_MIN     1000u
-#define SL_SESSION_TIMEOUT_MS_MAX     300000u
+#define SL_SESSION_TIMEOUT_MS_DEFAULT    10000u
+#define SL_SESSION_TIMEOUT_MS_MIN        1000u
+#define SL_SESSION_TIMEOUT_MS_MAX        300000u
 /* Members per group and topics per member: bounds the work of one rebalance. */
-#define SL_GROUP_MEMBERS_MAX          1000
-#define SL_MEMBER_TOPICS_MAX          64
+#define SL_GROUP_MEMBERS_MAX             1000
+#define SL_MEMBER_TOPICS_MAX             64
+/* Kafka group protocols: names ("consumer", "cooperative-sticky") and how many one member may offer. */
+#define SL_GROUP_PROTOCOL_NAME_BYTES_MAX 64
+#define SL_MEMBER_PROTOCOLS_MAX          16
 
 struct sl_assigned {
 	char *topic;
 	uint32_t *partitions;
 	uint32_t count;
+};
+
+/* A protocol a Kafka member can speak (JoinGroup): its name ("range", "cooperative-sticky") and metadata, opaque
+ * to the broker (the client-side assignor's subscription). */
+struct sl_group_protocol {
+	char *name;
+	uint8_t *metadata;
+	uint32_t metadata_len;
 };
 
 struct sl_member {
@@ -44,6 +55,15 @@ struct sl_member {
 	int64_t last_heartbeat_ms;
 	struct sl_assigned *assignment;
 	uint32_t assignment_count;
+	/* Members that joined through the Kafka listener (broker/kafka/groups.c): their group's leader assigns
+	 * partitions (client-side assignors), so a new generation deals them none; assignment is what the leader's
+	 * SyncGroup gave them, assignment_bytes that assignment as the client encoded it. */
+	int kafka;
+	uint32_t rebalance_timeout_ms;
+	struct sl_group_protocol *protocols;
+	uint32_t protocol_count;
+	uint8_t *assignment_bytes;
+	uint32_t assignment_bytes_len;
 };
 
 struct sl_commit {
@@ -63,6 +83,11 @@ struct sl_group {
 	uint32_t commit_count;
 	uint32_t commit_cap;
 	struct sl_group *next;
+	/* Groups of Kafka members: the protocol type ("consumer", "connect"), the protocol chosen for the current
+	 * generation and the member that assigns it (empty strings for groups of native members). */
+	char protocol_type[SL_GROUP_PROTOCOL_NAME_BYTES_MAX + 1];
+	char protocol[SL_GROUP_PROTOCOL_NAME_BYTES_MAX + 1];
+	char leader[SL_MEMBER_ID_BYTES_MAX];
 };
 
 struct sl_groups {
@@ -121,5 +146,20 @@ int sl_groups_commit(struct sl_groups *g, const char *group, const struct sl_com
                      sl_groups_commit_cb cb, void *ctx);
 /* Delete a group and its offsets (durably, same rules as a commit). */
 int sl_groups_delete(struct sl_groups *g, const char *group, sl_groups_commit_cb cb, void *ctx);
+
+/* For the Kafka listener's group coordinator (broker/kafka/groups.c), which runs Kafka's join and sync phases
+ * itself and starts generations when they complete: */
+/* Add a member with a fresh id and no subscription, creating the group; no new generation starts. Returns 0,
+ * -EINVAL (group name), -ERANGE (session timeout), -E2BIG (group full), -ENOMEM. */
+int sl_group_member_add(struct sl_groups *g, const char *group, const char *client_id, uint32_t session_timeout_ms,
+                        int64_t now_ms, struct sl_group **group_out, struct sl_member **member_out);
+/* The member of that id, or NULL. Valid until the next membership change. */
+struct sl_member *sl_group_member_find(struct sl_group *grp, const char *member_id);
+/* Start a new generation now, as a join, leave or expiry does. */
+void sl_group_new_generation(struct sl_groups *g, struct sl_group *grp);
+/* Replace a member's subscribed topics. Returns 0, -E2BIG, -ENOMEM. */
+int sl_member_set_topics(struct sl_member *m, char *const *topics, uint32_t count);
+/* Record that partition of topic is assigned to m (what describe and lag show). Returns 0 or -ENOMEM. */
+int sl_member_assign(struct sl_member *m, const char *topic, uint32_t partition);
 
 #endif

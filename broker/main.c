@@ -24,13 +24,14 @@
 #include "proto/version.h"
 
 static const char usage[] =
-        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--metrics HOST:PORT|off] [--config FILE]\n"
+        "usage: synclogd [--data-dir DIR] [--listen HOST:PORT] [--kafka-listen HOST:PORT|off]\n"
+        "                [--metrics HOST:PORT|off] [--config FILE]\n"
         "                [--log-format text|json] [--log-level error|warn|info|debug]\n"
         "                [--segment-bytes N] [--segment-ms DURATION] [--index-interval-bytes N]\n"
-        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS] [--repair]\n"
-        "                [--cleaner-bytes-per-s B] [--min-cleanable-ratio R] [--cleaner-map-bytes B]\n"
-        "                [--cleaner-check-ms MS]\n"
-        "                [--version]\n"
+        "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS]\n"
+        "                [--backfill-rate-max RECORDS_PER_S] [--cleaner-bytes-per-s B]\n"
+        "                [--min-cleanable-ratio R] [--cleaner-map-bytes B] [--cleaner-check-ms MS]\n"
+        "                [--repair] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -39,11 +40,17 @@ static const char usage[] =
         "\n"
         "  --data-dir DIR           where topics, groups and offsets live; one broker per directory (DIR/.lock)\n"
         "  --listen HOST:PORT       the client listener\n"
+        "  --kafka-listen HOST:PORT|off  also serve Kafka's wire protocol there (IPv4; default off), for Kafka\n"
+        "                           clients, tools and connectors: the same topics, records and groups. The ready\n"
+        "                           line then ends with 'kafka HOST:PORT'. Kafka acks=-1 (all) is our fsync level,\n"
+        "                           acks=1 written, acks=0 none.\n"
         "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
-        "  --config FILE            a JSON object with any of the keys data_dir, listen, metrics, log_format,\n"
+        "  --config FILE            a JSON object with any of the keys data_dir, listen, kafka_listen, metrics,\n"
+        "                           log_format,\n"
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
-        "                           connections_max, retention_check_ms, cleaner_bytes_per_s,\n"
-        "                           min_cleanable_ratio, cleaner_map_bytes, cleaner_check_ms; # starts a comment.\n"
+        "                           connections_max, retention_check_ms, backfill_rate_max,\n"
+        "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
+        "                           cleaner_check_ms; # starts a comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -61,6 +68,11 @@ static const char usage[] =
         "                           of its sealed bytes (default 0.5); the dirtiest partition goes first\n"
         "  --cleaner-map-bytes B    memory of the cleaner's key map (default 134217728: ~2.8 million keys a clean)\n"
         "  --cleaner-check-ms MS    how often the cleaner looks for work (default 15000)\n"
+        "  --backfill-rate-max RECORDS_PER_S\n"
+        "                           most origin=backfill records per second each topic takes in (default 0:\n"
+        "                           unlimited); above it the broker holds its answers back, as Kafka's quotas do,\n"
+        "                           so backfills cannot starve live traffic. Counted per request a producer\n"
+        "                           declares backfill (`synclog backfill`, `synclog produce --origin backfill`)\n"
         "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
         "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
         "                           *.orphaned), print one line per partition, then exit\n"
@@ -109,8 +121,9 @@ static int parse_ms(const char *s, int64_t *out)
 
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
 struct settings {
-	const char *data_dir, *listen, *metrics, *segment_bytes, *segment_ms, *index_interval, *frame_max, *conn_max;
-	const char *log_format, *log_level, *retention_check;
+	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *segment_ms, *index_interval,
+	        *frame_max, *conn_max;
+	const char *log_format, *log_level, *retention_check, *backfill_rate;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
 
@@ -160,6 +173,13 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 	}
 	if (s->listen && parse_host_port(s->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) < 0)
 		return bad_usage("invalid --listen '%s': expected HOST:PORT, [IPV6]:PORT", s->listen);
+	if (s->kafka_listen) {
+		if (strcmp(s->kafka_listen, "off") == 0)
+			cfg->kafka_listen_port = -1;
+		else if (parse_host_port(s->kafka_listen, cfg->kafka_listen_host, sizeof(cfg->kafka_listen_host),
+		                         &cfg->kafka_listen_port) < 0)
+			return bad_usage("invalid --kafka-listen '%s': expected HOST:PORT or off", s->kafka_listen);
+	}
 	if (s->metrics) {
 		if (strcmp(s->metrics, "off") == 0)
 			cfg->metrics_port = -1;
@@ -203,6 +223,14 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
 		cfg->retention_check_ms = (uint32_t)v;
+	}
+	if (s->backfill_rate) {
+		/* A billion records a second is far beyond one broker: a larger number is a typo. */
+		if (parse_u64(s->backfill_rate, 0, 1000000000, &v) < 0)
+			return bad_usage(
+			        "invalid --backfill-rate-max '%s': 0 (unlimited) to 1000000000 records per second",
+			        s->backfill_rate);
+		cfg->backfill_rate_max = v;
 	}
 	return cleaner_settings_apply(&cfg->compaction, s);
 }
@@ -280,6 +308,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	} keys[] = {
 	        {"data_dir", offsetof(struct settings, data_dir), 0},
 	        {"listen", offsetof(struct settings, listen), 0},
+	        {"kafka_listen", offsetof(struct settings, kafka_listen), 0},
 	        {"metrics", offsetof(struct settings, metrics), 0},
 	        {"log_format", offsetof(struct settings, log_format), 0},
 	        {"log_level", offsetof(struct settings, log_level), 0},
@@ -293,6 +322,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"min_cleanable_ratio", offsetof(struct settings, cleaner_ratio), 2},
 	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
 	        {"cleaner_check_ms", offsetof(struct settings, cleaner_check), 1},
+	        {"backfill_rate_max", offsetof(struct settings, backfill_rate), 1},
 	};
 	static char nums[sizeof(keys) / sizeof(keys[0])][32];
 	json_t *j = config_read(path);
@@ -428,6 +458,7 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_fmt(e, "min_cleanable_ratio", "%.2f", cfg->compaction.min_cleanable_ratio);
 	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
 	sl_slog_uint(e, "cleaner_check_ms", cfg->compaction.check_ms);
+	sl_slog_uint(e, "backfill_rate_max", cfg->backfill_rate_max);
 	sl_slog_end(e);
 }
 
@@ -455,6 +486,8 @@ int main(int argc, char **argv)
 			slot = &flags.data_dir;
 		} else if (strcmp(a, "--listen") == 0) {
 			slot = &flags.listen;
+		} else if (strcmp(a, "--kafka-listen") == 0) {
+			slot = &flags.kafka_listen;
 		} else if (strcmp(a, "--metrics") == 0) {
 			slot = &flags.metrics;
 		} else if (strcmp(a, "--config") == 0) {
@@ -483,6 +516,8 @@ int main(int argc, char **argv)
 			slot = &flags.cleaner_map;
 		} else if (strcmp(a, "--cleaner-check-ms") == 0) {
 			slot = &flags.cleaner_check;
+		} else if (strcmp(a, "--backfill-rate-max") == 0) {
+			slot = &flags.backfill_rate;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}
@@ -528,7 +563,14 @@ int main(int argc, char **argv)
 	sl_slog_str(e, "listen", listen_addr);
 	sl_slog_str(e, "metrics", metrics_addr[0] != '\0' ? metrics_addr : "off");
 	sl_slog_end(e);
-	printf("synclogd ready on %s\n", listen_addr);
+	int kafka_port = sl_server_kafka_port(srv);
+	if (kafka_port >= 0) {
+		char kafka_addr[SL_ADDR_TEXT_BYTES];
+		sl_addr_join(cfg.kafka_listen_host, kafka_port, kafka_addr, sizeof(kafka_addr));
+		printf("synclogd ready on %s kafka %s\n", listen_addr, kafka_addr);
+	} else {
+		printf("synclogd ready on %s\n", listen_addr);
+	}
 	fflush(stdout);
 	char state[SL_ADDR_TEXT_BYTES + 64];
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s", listen_addr);

@@ -66,6 +66,7 @@ struct sl_req {
 	/* Produce. */
 	struct sl_produce_item *items;
 	size_t item_count;
+	uint32_t hold_ms; /* the backfill quota holds the answer back this long once the appends are done */
 	Synclog__ProduceResponse produce;
 	Synclog__ProducePartitionResult **produce_results;
 	/* Fetch. */
@@ -75,7 +76,8 @@ struct sl_req {
 	struct sl_fetch_wait *waits;
 	struct sl_fetch_read *fetch_reads; /* one per asked partition (handlers/fetch.c) */
 	size_t fetch_reads_pending;
-	struct uv_timer_s *wait_timer; /* allocated while parked; freed in its close callback */
+	struct uv_timer_s *wait_timer; /* a parked fetch or a held produce: allocated while parked; freed in its
+	                                * close callback */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);
 	union {

@@ -15,6 +15,8 @@ struct sl_server_config {
 	char data_dir[1024];
 	char listen_host[256];
 	int listen_port; /* 0: any free port */
+	char kafka_listen_host[256];
+	int kafka_listen_port; /* -1: off (the default); 0: any free port */
 	char metrics_host[256];
 	int metrics_port; /* -1: off */
 	uint32_t frame_bytes_max;
@@ -26,6 +28,9 @@ struct sl_server_config {
 	uint32_t conn_inflight_requests_max;
 	/* How often retention and roll-by-age run. */
 	uint32_t retention_check_ms;
+	/* Records per second of origin=backfill produce each topic takes in (ProduceRequest.backfill), enforced by
+	 * holding answers back as Kafka's quotas do; 0: unlimited. */
+	uint64_t backfill_rate_max;
 	struct sl_log_config log;
 	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 };
@@ -43,5 +48,7 @@ void sl_server_addresses(const struct sl_server *srv, const char **listen_out, c
 /* Run until SIGTERM/SIGINT: then stop accepting, finish in-flight requests, close every log cleanly. Returns 0
  * or the first error met while closing. Frees the server. */
 int sl_server_run(struct sl_server *srv);
+/* The port the Kafka listener is bound to, or -1 when it is off. */
+int sl_server_kafka_port(const struct sl_server *srv);
 
 #endif

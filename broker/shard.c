@@ -1,7 +1,7 @@
 /* The shard's wiring: one libuv loop, the io_uring of its partitions with completions arriving through an eventfd
  * watched by a uv_poll_t, and a uv_prepare_t that submits the storage work of each loop pass once, just before the
- * loop sleeps (Redis's beforesleep). It opens the topics and groups, starts the front ends (broker/net/) and the
- * timers (retention and roll by age, group session expiry), and shuts everything down in order on SIGTERM. */
+ * loop sleeps (Redis's beforesleep). It opens the topics and groups, starts the front ends (broker/net/, broker/kafka/)
+ * and the timers (retention and roll by age, group session expiry), and shuts everything down in order on SIGTERM. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "proto/base/clock.h"
 #include "proto/base/slog.h"
 #include "broker/handlers/handlers.h"
+#include "broker/kafka/kafka.h"
 #include "broker/net/net.h"
 #include "broker/compaction.h"
 #include "broker/notify.h"
@@ -24,6 +25,8 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
 	snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
 	cfg->listen_port = 7070;
+	snprintf(cfg->kafka_listen_host, sizeof(cfg->kafka_listen_host), "127.0.0.1");
+	cfg->kafka_listen_port = -1;
 	snprintf(cfg->metrics_host, sizeof(cfg->metrics_host), "127.0.0.1");
 	cfg->metrics_port = 7071;
 	cfg->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
@@ -83,9 +86,10 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait until every request's storage work called back and its answer was handed to the socket. */
-	if (!sl_net_drained(srv) || sl_offload_busy(srv))
+	if (!sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv))
 		return;
 	sl_net_close(srv);
+	sl_kafka_close(srv);
 	uv_check_stop(h);
 	sl_compaction_stop(srv);
 	int rc = sl_groups_close(&srv->groups);
@@ -119,6 +123,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 	sl_slog_uint(e, "connections", srv->stats.connections_open);
 	sl_slog_end(e);
 	sl_net_stop_accepting(srv);
+	sl_kafka_stop_accepting(srv);
 	uv_check_start(&srv->shutdown_check, shutdown_check_cb);
 }
 
@@ -235,16 +240,20 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	if (rc == 0)
 		rc = sl_net_start(srv, port_out, err, err_cap);
 	if (rc == 0)
+		rc = sl_kafka_start(srv, err, err_cap);
+	if (rc == 0)
 		rc = sl_metrics_start(srv, err, err_cap);
 	if (rc < 0) {
 		/* Undo in the loop: handles must be closed through it before it can be freed. */
 		sl_net_stop_accepting(srv);
+		sl_kafka_stop_accepting(srv);
 		srv->shutting_down = 1;
 		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);
 		sl_net_free(srv);
+		sl_kafka_free(srv);
 		free(srv);
 		return rc;
 	}
@@ -269,6 +278,12 @@ int sl_server_run(struct sl_server *srv)
 	int code = srv->exit_code;
 	free(srv->scratch);
 	sl_net_free(srv);
+	sl_kafka_free(srv);
 	free(srv);
 	return code;
+}
+
+int sl_server_kafka_port(const struct sl_server *srv)
+{
+	return sl_kafka_port(srv);
 }

@@ -10,6 +10,7 @@
 
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
+#include "proto/base/rate.h"
 
 /* Kafka's delete.retention.ms: how long a tombstone outlives its first clean (a day). */
 #define SL_TOPIC_DELETE_RETENTION_MS_DEFAULT (24LL * 3600 * 1000)
@@ -68,6 +69,8 @@ struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
 	int alter_inflight; /* a topic alter is writing topic.json (broker/handlers/admin.c) */
+	/* The backfill quota's bucket (handlers/produce.c); per_s 0 until the first backfill produce. */
+	struct sl_rate backfill_rate;
 	struct sl_topic *next;
 };
 

@@ -47,7 +47,7 @@
  *
  *   name    value                                default when absent
  *   v       version, decimal ASCII int64         SL_VERSION_NONE
- *   op      "upsert" or "delete"                 upsert   (so only deletes carry it)
+ *   op      "upsert" or "delete"                 upsert, or delete for a null value (a Kafka tombstone)
  *   origin  "live", "backfill" or "repair"       live     (so only other origins carry it)
  *   ik      idempotency key, opaque bytes        none
  *   sv      schema version, decimal ASCII int32  0        (so only non-zero versions carry it)
@@ -135,6 +135,8 @@ _Static_assert(BATCH_LENGTH_MIN == 49, "batchLength of an empty batch");
 #define ZSTD_LEVEL        3
 /* "-9223372036854775808" */
 #define DECIMAL_BYTES_MAX 20
+/* A record's op before its headers are read: absent unless an op header sets it. */
+#define OP_ABSENT         ((enum sl_op) - 1)
 /* Sync headers a record may carry: v, op, origin, ik, sv. */
 #define SYNC_HEADERS_MAX  5
 
@@ -464,7 +466,7 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 		return bad(why, "record value length invalid or past the record");
 
 	out->version = SL_VERSION_NONE;
-	out->op = SL_OP_UPSERT;
+	out->op = OP_ABSENT;
 	out->origin = SL_ORIGIN_LIVE;
 	out->idempotency_key = NULL;
 	out->idempotency_key_len = 0;
@@ -474,6 +476,9 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 		return rc;
 	if (p != record_end)
 		return bad(why, "record length larger than the bytes of its fields");
+	/* Without an op header a null value is a delete: a Kafka producer's tombstone means what ours does. */
+	if (out->op == OP_ABSENT)
+		out->op = out->value_len == -1 ? SL_OP_DELETE : SL_OP_UPSERT;
 	if (out->op == SL_OP_DELETE && out->value_len != -1)
 		return bad(why, "delete record has a non-null value");
 	*pos = record_end;
@@ -700,7 +705,8 @@ static size_t headers_collect(const struct sl_record *r, struct header_out out[S
 	}
 	if (r->version != SL_VERSION_NONE)
 		HEADER_ADD(SYNC_VERSION, version_text, decimal_format(r->version, version_text));
-	if (r->op != SL_OP_UPSERT)
+	/* An upsert of a null value says so: without the header a null value reads as a delete. */
+	if (r->op != SL_OP_UPSERT || r->value_len == -1)
 		HEADER_ADD(SYNC_OP, op_names[r->op], strlen(op_names[r->op]));
 	if (r->origin != SL_ORIGIN_LIVE)
 		HEADER_ADD(SYNC_ORIGIN, origin_names[r->origin], strlen(origin_names[r->origin]));

@@ -8,7 +8,7 @@
 /* Protobuf wire types, and the field numbers of proto/synclog.proto this reads. */
 enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
 enum { REQUEST_CORRELATION_ID = 1, REQUEST_PRODUCE = 15 };
-enum { PRODUCE_TOPIC = 1, PRODUCE_ACKS = 2, PRODUCE_PARTITIONS = 3 };
+enum { PRODUCE_TOPIC = 1, PRODUCE_ACKS = 2, PRODUCE_PARTITIONS = 3, PRODUCE_BACKFILL = 50 };
 enum { PARTITION_INDEX = 1, PARTITION_BATCH = 2 };
 
 /* A protobuf varint is at most 10 bytes; a tag at most 5 (field numbers fit 29 bits). */
@@ -88,7 +88,7 @@ static bool parse_partition(struct cursor c, struct sl_produce_view_part *out)
 static bool parse_produce(struct cursor c, struct sl_produce_view *out, struct sl_produce_view_part *parts,
                           size_t parts_max)
 {
-	bool seen_topic = false, seen_acks = false;
+	bool seen_topic = false, seen_acks = false, seen_backfill = false;
 	while (c.p < c.end) {
 		uint32_t field, wire;
 		uint64_t v = 0;
@@ -102,6 +102,9 @@ static bool parse_produce(struct cursor c, struct sl_produce_view *out, struct s
 		} else if (field == PRODUCE_ACKS && wire == WIRE_VARINT && !seen_acks && v <= INT32_MAX) {
 			seen_acks = true;
 			out->acks = (int32_t)v;
+		} else if (field == PRODUCE_BACKFILL && wire == WIRE_VARINT && !seen_backfill) {
+			seen_backfill = true;
+			out->backfill = v != 0;
 		} else if (field == PRODUCE_PARTITIONS && wire == WIRE_LEN) {
 			struct sl_produce_view_part part;
 			if (!parse_partition(sub, &part))

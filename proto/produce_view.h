@@ -7,7 +7,7 @@
  *
  *   Request          { 1: varint correlation_id (at most once), 15: ProduceRequest (exactly once) }
  *   ProduceRequest   { 1: string topic (at most once), 2: varint acks (at most once, <= INT32_MAX),
- *                      3: ProducePartition (any number) }
+ *                      3: ProducePartition (any number), 50: varint backfill (bool, at most once) }
  *   ProducePartition { 1: varint partition (at most once, < 2^32), 2: bytes batch (at most once) }
  *
  * in any field order. Anything else (another body, an unknown or repeated singular field, a wire type the schema
@@ -31,6 +31,7 @@ struct sl_produce_view {
 	const uint8_t *topic; /* into the frame, not NUL-terminated; NULL when absent */
 	size_t topic_bytes;
 	int32_t acks;
+	int backfill; /* ProduceRequest.backfill: 1 when the varint is not 0, as protobuf-c reads a bool */
 	size_t part_count;
 };
 

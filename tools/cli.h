@@ -54,6 +54,8 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* "2024-05-01T12:00:00.123Z" for a wall-clock time in ms, or "-" for 0 or less. */
 void cli_time_format(int64_t ms, char *buf, size_t bytes);
+/* A decimal number (digits, an optional fraction and exponent) within [min, max]. Returns 0 or -1. */
+int cli_parse_double(const char *s, double min, double max, double *out);
 
 /* A duration flag: 30s, 10m, 2h, 7d or ISO 8601 (sl_duration_parse), or with digits only, milliseconds (what the
  * flags named *-ms took before). Returns 0 or -1. */
@@ -77,9 +79,11 @@ bool cli_is_terminal(FILE *stream);
 int cli_topic(const struct cli *cli, int argc, char **argv);
 int cli_produce(const struct cli *cli, int argc, char **argv);
 int cli_consume(const struct cli *cli, int argc, char **argv);
-int cli_group(const struct cli *cli, int argc, char **argv);   /* tools/cli_group.c */
-int cli_offsets(const struct cli *cli, int argc, char **argv); /* tools/cli_offsets.c */
-int cli_apply(const struct cli *cli, int argc, char **argv);   /* tools/cli_apply.c */
+int cli_group(const struct cli *cli, int argc, char **argv);     /* tools/cli_group.c */
+int cli_offsets(const struct cli *cli, int argc, char **argv);   /* tools/cli_offsets.c */
+int cli_apply(const struct cli *cli, int argc, char **argv);     /* tools/cli_apply.c */
+int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_backfill.c */
+int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -21,23 +21,31 @@
 static const struct cli_command apply_command = {
         .name = "apply",
         .usage =
-                "usage: synclog apply TOPIC --group G --target TARGET [--follow] [--schema NAME]\n"
+                "usage: synclog apply TOPIC --group G --target TARGET [--table NAME] [--schema NAME] [--follow]\n"
                 "                           [--tombstone-retention DURATION] [--values json|text]\n"
                 "                           [--on-delete hide|erase-value|archive]\n"
-                "       synclog apply --target TARGET --purge [--tombstone-retention DURATION]\n"
+                "       synclog apply --target TARGET [--table NAME] [--schema NAME] --purge\n"
+                "                     [--tombstone-retention DURATION]\n"
                 "\n"
                 "Replay TOPIC into the target store, resuming at the offsets the target holds for group G. TARGET is\n"
                 "sqlite:PATH (a SQLite database, created when missing), postgresql://... or postgres://... (a libpq\n"
                 "connection URI) or postgres:CONNINFO (a libpq key=value string); the tables (`entities`,\n"
-                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`) are created when missing, in\n"
+                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`, ...) are created when missing, in\n"
                 "PostgreSQL in schema --schema. Per key: a lower version than stored is stale (logged in\n"
                 "stale_events, not applied), an equal version or a seen idempotency key is a duplicate (skipped), a\n"
                 "higher version is applied; a record without a version applies in log order. A delete marks the row\n"
-                "deleted; a later upsert with a lower version does not bring it back. A record the target refuses\n"
-                "is retried, then written to TOPIC.dlq with its error, topic, partition and offset. A lost\n"
-                "PostgreSQL connection is tried again for 60 s; the applier resumes from the stored offsets.\n"
+                "deleted; a later upsert with a lower version does not bring it back, nor, once the tombstone is\n"
+                "purged, any version up to the delete's (kept in synclog_purged). An equal version with another\n"
+                "value is a conflict, kept in table `conflicts` and not applied, except from origin=repair, which\n"
+                "replaces the row. An origin=backfill record without a version only fills an absent key. A\n"
+                "record the target refuses is retried, then written to TOPIC.dlq with its error, topic, partition\n"
+                "and offset. A lost PostgreSQL connection is tried again for 60 s; the applier resumes from the\n"
+                "stored offsets.\n"
                 "  --group G                     the target's name for its offsets (required to apply)\n"
                 "  --target TARGET               the target store (required)\n"
+                "  --table NAME                  the entity table (default entities). A table is fed by one\n"
+                "                                topic: the first apply claims it, another topic is refused (use\n"
+                "                                one table per topic in one database)\n"
                 "  --schema NAME                 PostgreSQL: the schema of the tables (default synclog)\n"
                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
@@ -52,13 +60,14 @@ static const struct cli_command apply_command = {
                 "  --on-delete hide|erase-value|archive  what a delete does to the row: hide marks it deleted and\n"
                 "                                keeps its value until purged (default); erase-value clears the value\n"
                 "                                at once (personal data); archive copies the row to table\n"
-                "                                entities_archive first, then clears it. The deleted row stays, so\n"
-                "                                versions still compare, until it is purged\n"
+                "                                TABLE_archive (entities_archive) first, then clears it. The deleted\n"
+                "                                row stays, so versions still compare, until it is purged\n"
                 "  --values json|text            what a value must be: one JSON value (default; PostgreSQL column\n"
                 "                                jsonb) or UTF-8 text (column text)\n"
                 "  --purge                       only purge what is older than the retention, then exit\n"
                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
-                "--json); with --purge, `purged T stale_events S idempotency_keys K`.\n",
+                "--json), and on stderr how many conflicts were kept, if any; with --purge,\n"
+                "`purged T stale_events S idempotency_keys K`.\n",
 };
 
 struct apply_args {
@@ -66,6 +75,7 @@ struct apply_args {
 	const char *group;
 	const char *target;
 	const char *schema;
+	const char *table;
 	bool follow;
 	bool purge;
 	int64_t retention_ms;
@@ -107,6 +117,12 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 			if (rc < 0 || value[0] == '\0' || strlen(value) > 63)
 				return cli_usage_error(&apply_command, "--schema needs a name of 1 to 63 bytes");
 			a->schema = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--table", &value)) != 0) {
+			if (rc < 0 || sl_apply_sqlite_table_check(value) != 0)
+				return cli_usage_error(&apply_command,
+				                       "--table needs a name: a letter or '_', then letters, digits or "
+				                       "'_' (not a table of synclog's own)");
+			a->table = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--tombstone-retention", &value)) != 0) {
 			if (rc < 0 || sl_duration_parse(value, &a->retention_ms) != 0)
 				return cli_usage_error(&apply_command,
@@ -335,6 +351,11 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	int rc, exit_code = CLI_EXIT_OK;
 
 	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
+	/* Before anything is applied: a table fed by another topic is refused (apply.h, synclog_tables). */
+	if (rc == 0 && (rc = sl_apply_target_claim(target, a->topic)) != 0) {
+		sl_apply_target_store(target, &store);
+		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
+	}
 	if (rc == 0)
 		rc = sl_apply_dlq_new(&dlq, cli->broker, a->topic, err, sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
@@ -366,6 +387,12 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		        sl_apply_error(engine));
 	sl_apply_counters_get(engine, &c);
 	counters_print(stdout, cli->json, &c, NULL);
+	if (c.conflicts > 0)
+		fprintf(stderr,
+		        "synclog apply: %llu record(s) had the version of the stored row but another value and were "
+		        "not "
+		        "applied: see table conflicts; `synclog reconcile` finds and repairs such rows\n",
+		        (unsigned long long)c.conflicts);
 	if (sl_apply_fetch_source_skipped(src) > 0)
 		fprintf(stderr,
 		        "synclog apply: %llu records were deleted by retention before they could be applied: the "
@@ -402,8 +429,12 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	/* Applying from the broker, deleted rows follow the log's lifecycle; a purge alone has no log to ask. */
-	to = (struct sl_apply_target_options){
-	        .schema = a.schema, .values = a.values, .on_delete = a.on_delete, .follow_log = !a.purge};
+	to = (struct sl_apply_target_options){.schema = a.schema,
+	                                      .table = a.table,
+	                                      .values = a.values,
+	                                      .on_delete = a.on_delete,
+	                                      .follow_log = !a.purge};
+	/* The table is claimed for its topic once the topic is known to exist (apply_run). */
 	if (sl_apply_target_open(&target, a.target, &to, err, sizeof(err)) != 0)
 		return cli_fail(&apply_command, "%s", err);
 	rc = a.purge ? purge_only(cli, &a, target) : apply_run(cli, &a, target);

@@ -129,6 +129,21 @@ int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+int cli_parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.' || (s[0] == '-' && s[1] != '\0')))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= min && v <= max))
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int cli_parse_duration_ms(const char *s, int64_t *out)
 {
 	if (s == NULL || s[0] == '\0')

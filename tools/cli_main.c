@@ -27,7 +27,12 @@ static const struct cli_command main_command = {
                 "  group describe G\n"
                 "  group delete G [--force]\n"
                 "  offsets reset --group G --topic T[:P[,P...]] SPEC [--dry-run|--execute] [--force]\n"
-                "  apply TOPIC --group G --target sqlite:PATH [--follow] [--tombstone-retention D] [--purge]\n"
+                "  apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow] [--tombstone-retention D]\n"
+                "        [--purge]\n"
+                "  backfill TOPIC --source SRC [--key COL] [--version COL] [--value COL] [--chunk N] [--rate N]\n"
+                "           [--rate-bytes B] [--checkpoint PATH] [--restart] [--acks LEVEL]\n"
+                "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
+                "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"
@@ -141,6 +146,10 @@ int main(int argc, char **argv)
 			rc = cli_offsets(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "apply") == 0) {
 			rc = cli_apply(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "backfill") == 0) {
+			rc = cli_backfill(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "reconcile") == 0) {
+			rc = cli_reconcile(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

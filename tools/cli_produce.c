@@ -230,6 +230,8 @@ int cli_produce(const struct cli *cli, int argc, char **argv)
 	o.topic = a.topic;
 	o.acks = a.acks;
 	o.codec = a.codec;
+	/* --origin backfill counts against the broker's backfill quota like `synclog backfill` does. */
+	o.backfill = a.origin == SL_ORIGIN_BACKFILL;
 	o.delivery_cb = delivered_cb;
 	o.delivery_cb_arg = &st;
 	if (cli->timeout_ms > 0)

@@ -16,6 +16,9 @@ declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protob
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
+	# The Kafka listener's tests and benchmark: kcat, and a small program on librdkafka.
+	cmds[kcat]=kcat
+	mods[rdkafka]=librdkafka-dev
 	cmds[strace]=strace
 fi
 if [ "$want" = demo ]; then

@@ -87,7 +87,9 @@ void sl_handle_create_topic(struct sl_req *req)
 	cfg.compact = tc->compact;
 	cfg.segment_bytes = tc->segment_bytes;
 	cfg.segment_ms = tc->segment_ms;
-	cfg.delete_retention_ms = SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
+	/* 0 in a request is the default, as for the segment limits; settings below may override it. */
+	cfg.delete_retention_ms = tc->delete_retention_ms > 0 ? tc->delete_retention_ms
+	                                                      : SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
 	char err[512] = "";
 	Synclog__CreateTopicRequest *ct = req->msg->create_topic;
 	for (size_t i = 0; i < ct->n_settings; i++) {

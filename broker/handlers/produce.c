@@ -1,6 +1,13 @@
 /* Produce: validate each partition's batch (length, CRC32C, record count), apply the idempotent-producer rules,
  * append through the partition log without re-encoding, and answer once every append reached the requested
- * level. Appends refused by a full log window wait in the partition's queue, in order. */
+ * level. Appends refused by a full log window wait in the partition's queue, in order.
+ *
+ * The backfill quota (synclogd --backfill-rate-max): a request the producer declares backfill
+ * (ProduceRequest.backfill) is charged, by the record counts of its batch headers, to its topic's token bucket
+ * (proto/base/rate.h, fed with the loop's cached time). When that leaves a debt, the records are appended at once
+ * but the answer is held back until the debt is paid, at most HOLD_MS_MAX, and says how long in throttle_ms; a
+ * client that has its requests in flight answered no faster cannot send faster, as with Kafka's quotas. Nothing
+ * here reads a record: the cost is one bucket update per request. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +17,11 @@
 #include "broker/handlers/handlers.h"
 #include "proto/errors.h"
 #include "proto/batch.h"
+
+/* The longest an answer is held back: Kafka's default quota window (11 samples of 1 s) and well below a client's
+ * request timeout (30 s), so a held answer is never taken for a lost one. A larger debt is announced in
+ * throttle_ms; our producer waits out the rest before it sends again (producer_io.c). */
+#define HOLD_MS_MAX 10000
 
 struct sl_produce_item {
 	struct sl_append append; /* first: the append's data points back at the item */
@@ -37,6 +49,46 @@ static void produce_free_body(struct sl_req *req)
 	free(req->produce_results);
 }
 
+static void hold_timer_free_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The cancel hook of a held answer (request.h): answer now; the front end drops it when the client is gone. */
+static void hold_end(struct sl_req *req, int drop)
+{
+	uv_timer_t *t = req->wait_timer;
+
+	(void)drop;
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, hold_timer_free_cb);
+	req->wait_timer = NULL;
+	sl_req_unpark(req);
+	sl_req_respond(req);
+}
+
+static void hold_timeout_cb(uv_timer_t *t)
+{
+	hold_end(t->data, 0);
+}
+
+/* Answer now, or after req->hold_ms when the backfill quota asks for it. */
+static void answer(struct sl_req *req)
+{
+	if (req->hold_ms == 0)
+		goto now;
+	req->wait_timer = malloc(sizeof(*req->wait_timer));
+	if (req->wait_timer == NULL)
+		goto now; /* the quota gives way before the answer does */
+	uv_timer_init(&req->srv->loop, req->wait_timer);
+	req->wait_timer->data = req;
+	uv_timer_start(req->wait_timer, hold_timeout_cb, req->hold_ms, 0);
+	sl_req_park(req, hold_end);
+	return;
+now:
+	sl_req_respond(req);
+}
+
 static void item_done(struct sl_produce_item *it)
 {
 	struct sl_req *req = it->req;
@@ -44,10 +96,33 @@ static void item_done(struct sl_produce_item *it)
 	req->pending--;
 	if (req->pending > 0)
 		return;
-	if (!req->responded)
-		sl_req_respond(req);
+	if (!req->responded && !req->parked)
+		answer(req);
 	else
 		sl_req_release(req);
+}
+
+/* Charge the records of a backfill request's appends to its topic's bucket; set how long to hold the answer. */
+static void backfill_charge(struct sl_req *req, struct sl_topic *topic)
+{
+	struct sl_server *srv = req->srv;
+	uint64_t records = 0;
+	int64_t wait_ns, now_ns = (int64_t)uv_now(&srv->loop) * 1000000;
+	uint64_t throttle_ms;
+
+	if (topic->backfill_rate.per_s != (double)srv->cfg.backfill_rate_max)
+		/* One second of burst: a backfill that pauses may catch up for a second, no more. */
+		sl_rate_init(&topic->backfill_rate, (double)srv->cfg.backfill_rate_max,
+		             (double)srv->cfg.backfill_rate_max, now_ns);
+	for (size_t i = 0; i < req->item_count; i++)
+		if (req->items[i].append.cb != NULL)
+			records += (uint64_t)req->items[i].record_count;
+	wait_ns = sl_rate_take(&topic->backfill_rate, (double)records, now_ns);
+	throttle_ms = ((uint64_t)wait_ns + 999999) / 1000000;
+	if (throttle_ms > UINT32_MAX)
+		throttle_ms = UINT32_MAX;
+	req->produce.throttle_ms = (uint32_t)throttle_ms;
+	req->hold_ms = throttle_ms > HOLD_MS_MAX ? HOLD_MS_MAX : (uint32_t)throttle_ms;
 }
 
 static void append_cb(struct sl_append *a, int status)
@@ -262,9 +337,11 @@ void sl_handle_produce(struct sl_req *req)
 		req->produce_results[i] = &req->items[i].result;
 		produce_one(req, topic, pr->partitions[i], &req->items[i], level);
 	}
+	if (pr->backfill && req->srv->cfg.backfill_rate_max > 0)
+		backfill_charge(req, topic);
 	if (level == SL_DURABILITY_NONE && !req->responded) {
 		/* acks=none: the producer does not wait; the request stays alive until its appends called back. */
-		sl_req_respond(req);
+		answer(req);
 	}
 	struct sl_produce_item hold = {.req = req};
 	item_done(&hold);

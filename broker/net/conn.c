@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "broker/dispatch.h"
-#include "broker/net/frame_pool.h"
+#include "broker/frame_pool.h"
 #include "broker/net/net.h"
 #include "proto/base/assert.h"
 #include "proto/base/slog.h"
@@ -389,6 +389,7 @@ static Synclog__Request *request_view(struct sl_req *req, uint8_t *frame, uint32
 	}
 	m->produce.topic = topic;
 	m->produce.acks = (Synclog__Acks)v.acks;
+	m->produce.backfill = v.backfill;
 	m->produce.n_partitions = n;
 	m->produce.partitions = pps;
 	m->request.correlation_id = v.correlation_id;

@@ -411,6 +411,14 @@ int sl_producer_send(struct sl_producer *p, int32_t partition, const struct sl_r
 	int rc;
 
 	SL_ASSERT(!p->in_callback);
+	if (p->o.backfill && r->origin != SL_ORIGIN_BACKFILL) {
+		sl_error_set(
+		        p->error, sizeof(p->error),
+		        "a backfill producer sends only origin=backfill records, not origin=%s: its requests count "
+		        "against the broker's backfill quota",
+		        sl_origin_name(r->origin));
+		return -EINVAL;
+	}
 	if (partition == SL_PARTITION_ANY)
 		partition = choose_partition(p, r);
 	if (partition < 0 || (uint32_t)partition >= p->partition_count) {

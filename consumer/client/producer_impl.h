@@ -109,6 +109,7 @@ struct sl_producer {
 	uint32_t rr_request;      /* partition a request starts with, so that none waits behind the others */
 	int64_t next_linger_ms;   /* earliest linger deadline of an open batch; INT64_MAX when none */
 	int64_t reconnect_at_ms;
+	int64_t throttle_until_ms; /* the broker's backfill quota: send no request before (monotonic ms) */
 	uint32_t reconnect_backoff_ms;
 	bool flushing;
 	bool in_callback;

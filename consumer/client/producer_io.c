@@ -47,7 +47,8 @@ int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms)
 		queued = true;
 		/* A retry that is due but not sent waits for a request slot, which an answer frees. */
 		if (connected && p->requests_in_flight < p->o.requests_in_flight_max)
-			next = min64(next, s->retry_at_ms);
+			next = min64(next,
+			             s->retry_at_ms > p->throttle_until_ms ? s->retry_at_ms : p->throttle_until_ms);
 		next = min64(next, s->created_ms + p->o.delivery_timeout_ms);
 	}
 	if (!connected && queued)
@@ -304,6 +305,15 @@ static bool response_handle(struct sl_producer *p, const Synclog__Response *resp
 			r = &p->requests[i];
 	if (r == NULL)
 		return false; /* not ours (a request of a closed connection cannot answer on this one) */
+	if (resp->body_case == SYNCLOG__RESPONSE__BODY_PRODUCE && resp->produce != NULL &&
+	    resp->produce->throttle_ms > 0) {
+		/* The broker's backfill quota: it held this answer back for part of throttle_ms at most; wait out the
+		 * rest before sending again, as Kafka's clients do. */
+		int64_t until = r->sent_ms + (int64_t)resp->produce->throttle_ms;
+
+		if (until > p->throttle_until_ms)
+			p->throttle_until_ms = until;
+	}
 	for (uint32_t j = 0; j < r->batch_count; j++) {
 		struct sealed *s = r->batches[j];
 		const Synclog__ProducePartitionResult *res;
@@ -328,6 +338,8 @@ static void requests_send(struct sl_producer *p, int64_t now_ms)
 {
 	uint64_t frame_max = sl_conn_frame_bytes_max(p->conn);
 
+	if (now_ms < p->throttle_until_ms)
+		return;
 	while (p->conn->fd >= 0 && p->requests_in_flight < p->o.requests_in_flight_max) {
 		Synclog__Request req = SYNCLOG__REQUEST__INIT;
 		Synclog__ProduceRequest body = SYNCLOG__PRODUCE_REQUEST__INIT;
@@ -361,6 +373,7 @@ static void requests_send(struct sl_producer *p, int64_t now_ms)
 		p->rr_request++;
 		body.topic = p->topic;
 		body.acks = (Synclog__Acks)p->o.acks;
+		body.backfill = p->o.backfill;
 		body.n_partitions = n;
 		body.partitions = p->wire_part_ptrs;
 		req.body_case = SYNCLOG__REQUEST__BODY_PRODUCE;

@@ -212,6 +212,11 @@ struct sl_producer_options {
 	uint32_t retry_backoff_ms_max;
 	/* Connect, Hello and each request's answer. */
 	uint32_t io_timeout_ms;
+	/* Every record this producer sends has origin=backfill (sl_producer_send refuses any other with -EINVAL),
+	 * and its requests say so (ProduceRequest.backfill): the broker counts them against the topic's backfill
+	 * quota, from the batch headers alone, and holds its answers back when they go faster; the producer then
+	 * also waits out the throttle time the answer names before it sends again. */
+	bool backfill;
 	sl_producer_delivery_cb delivery_cb;
 	void *delivery_cb_arg;
 };

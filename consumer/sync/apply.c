@@ -33,7 +33,7 @@
 
 #define GROUP_BYTES_MAX 200
 
-enum outcome { OUT_APPLIED, OUT_STALE, OUT_DUPLICATE, OUT_DELETED, OUT_DEAD_LETTERED };
+enum outcome { OUT_APPLIED, OUT_STALE, OUT_DUPLICATE, OUT_DELETED, OUT_DEAD_LETTERED, OUT_CONFLICT };
 
 struct apply_part {
 	char *topic;
@@ -227,6 +227,7 @@ static void counters_add(struct sl_apply_counters *to, const struct sl_apply_cou
 	to->duplicate += c->duplicate;
 	to->deleted += c->deleted;
 	to->dead_lettered += c->dead_lettered;
+	to->conflicts += c->conflicts;
 }
 
 static void counters_count(struct sl_apply_counters *c, enum outcome outcome)
@@ -246,6 +247,9 @@ static void counters_count(struct sl_apply_counters *c, enum outcome outcome)
 		break;
 	case OUT_DEAD_LETTERED:
 		c->dead_lettered++;
+		break;
+	case OUT_CONFLICT:
+		c->conflicts++;
 		break;
 	}
 }
@@ -483,6 +487,45 @@ static void txn_abort(struct sl_apply *a)
 
 /* ---- one record ---- */
 
+/* Rule 4b/4c: a record at the version the store holds for its key. */
+static int equal_version(struct sl_apply *a, const struct sl_apply_record *r, int64_t stored_version, enum outcome *out)
+{
+	const struct sl_apply_store_ops *ops = a->store.ops;
+	void *st = a->store.ctx;
+	bool same = true;
+	int rc;
+
+	if (ops->value_same != NULL && ops->conflict_record != NULL && (rc = ops->value_same(st, r, &same)) != 0)
+		return rc;
+	if (same) {
+		*out = OUT_DUPLICATE;
+		return ops->duplicate_record != NULL ? ops->duplicate_record(st, r, a->txn_now_ms) : 0;
+	}
+	*out = OUT_CONFLICT;
+	return ops->conflict_record(st, r, stored_version, a->txn_now_ms);
+}
+
+/* Which version an applying record writes (rule 6 for records without one). */
+static int64_t version_written(const struct sl_record *rec, const struct sl_apply_key_state *ks)
+{
+	if (rec->version != SL_VERSION_NONE)
+		return rec->version;
+	return ks->exists ? ks->version : ks->purged ? ks->floor_version : 0;
+}
+
+/* Whether r is older than what the store holds (rules 4, 5 and 6); *stored_out gets the version it lost to. */
+static bool record_stale(const struct sl_record *rec, const struct sl_apply_key_state *ks, int64_t *stored_out)
+{
+	*stored_out = ks->exists ? ks->version : ks->floor_version;
+	if (rec->version == SL_VERSION_NONE)
+		return rec->origin != SL_ORIGIN_LIVE && (ks->exists || ks->purged);
+	if (ks->exists)
+		return rec->version < ks->version;
+	/* A repair at the floor's version replaces it as it would a tombstone of that version (rule 4a). */
+	return ks->purged && (rec->version < ks->floor_version ||
+	                      (rec->version == ks->floor_version && rec->origin != SL_ORIGIN_REPAIR));
+}
+
 /* Apply r by the rules of apply.h. Returns 0 with *out, SL_APPLY_REJECTED when the store refused r before writing
  * anything, or another negative errno when the store failed (the transaction must be rolled back). */
 static int record_apply(struct sl_apply *a, const struct sl_apply_record *r, enum outcome *out)
@@ -492,7 +535,7 @@ static int record_apply(struct sl_apply *a, const struct sl_apply_record *r, enu
 	const struct sl_record *rec = &r->rec;
 	bool has_ik = rec->idempotency_key != NULL, seen = false;
 	struct sl_apply_key_state ks = {0};
-	int64_t version;
+	int64_t version, stored;
 	int rc;
 
 	if (has_ik) {
@@ -518,19 +561,19 @@ static int record_apply(struct sl_apply *a, const struct sl_apply_record *r, enu
 	rc = ops->key_get(st, r, &ks);
 	if (rc != 0)
 		return rc;
-	if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL && !ks.exists) {
+	if (record_stale(rec, &ks, &stored)) {
+		*out = OUT_STALE;
+		rc = ops->stale_record(st, r, stored, a->txn_now_ms);
+	} else if (rec->version != SL_VERSION_NONE && ops->write_if_newer != NULL && !ks.exists && !ks.purged) {
 		snprintf(a->error, sizeof(a->error), "the store's write_if_newer did not write a key it does not hold");
 		return -EPROTO;
-	}
-	if (rec->version != SL_VERSION_NONE && ks.exists && rec->version <= ks.version) {
-		if (rec->version == ks.version) {
-			*out = OUT_DUPLICATE;
-			return ops->duplicate_record != NULL ? ops->duplicate_record(st, r, a->txn_now_ms) : 0;
-		}
-		*out = OUT_STALE;
-		rc = ops->stale_record(st, r, ks.version, a->txn_now_ms);
+	} else if (rec->version != SL_VERSION_NONE && ks.exists && rec->version == ks.version &&
+	           rec->origin != SL_ORIGIN_REPAIR) {
+		return equal_version(a, r, ks.version, out);
 	} else {
-		version = rec->version != SL_VERSION_NONE ? rec->version : ks.exists ? ks.version : 0;
+		/* A newer version, a new key, a live record without a version, or a repair at the stored version
+		 * (rule 4a). */
+		version = version_written(rec, &ks);
 		if (rec->op == SL_OP_DELETE) {
 			*out = OUT_DELETED;
 			rc = ops->soft_delete(st, r, version, a->txn_now_ms);

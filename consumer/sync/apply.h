@@ -7,21 +7,34 @@
  *   1. Offset below the partition's position in the store: delivered again, counted duplicate, not applied.
  *   2. No key: a poison record (dead-lettered at once: retrying cannot give it a key).
  *   3. An idempotency key seen before: duplicate.
- *   4. A version, and the key stored: lower than stored is stale (one stale_events row, not applied), equal is a
- *      duplicate, higher applies. An old version delivered again without an idempotency key cannot be told from a
- *      late one: it counts as stale (and is never applied either way).
- *   5. No version (SL_VERSION_NONE): ordered by log position. Records are applied in offset order and a key lives
- *      in one partition, so the record always applies; the row keeps the stored version (0 for a new row), so a
- *      versioned record after it still compares against the last version the source gave. It is never stale,
- *      and a duplicate only by idempotency key. Sources that version records use versions >= 1.
- *   6. op delete: the row is marked deleted with the version and the time (a tombstone row when the key was not
+ *   4. A version, and the key stored: lower than stored is stale (one stale_events row, not applied), higher
+ *      applies. An old version delivered again without an idempotency key cannot be told from a late one: it
+ *      counts as stale (and is never applied either way). Equal to the stored version:
+ *        a. origin=repair: the record replaces the row at that version (reconciliation heals a value that drifted
+ *           at an equal version this way; a repair never replaces a newer row, that is rule 4's stale);
+ *        b. the same value (or a delete of a deleted row): a duplicate;
+ *        c. a different value: a conflict, not applied, kept as one row of the store's conflicts (both versions,
+ *           both value digests, origin, topic, partition, offset) for reconciliation and the operator. A store
+ *           without value_same counts it as a duplicate.
+ *   5. A version, and the key not stored but purged (its tombstone was removed by rule 6's purge): the version of
+ *      that delete is kept as the key's floor, and a record at or below it is stale, so a late backfill of an old
+ *      version cannot bring a purged key back. Above the floor it applies as for a new key; an origin=repair record
+ *      at the floor's version applies too, as it would over a tombstone of that version (rule 4a).
+ *   6. No version (SL_VERSION_NONE): ordered by log position. Records are applied in offset order and a key lives
+ *      in one partition, so an origin=live record always applies; the row keeps the stored version (the floor, or
+ *      0, for a new row), so a versioned record after it still compares against the last version the source gave.
+ *      It is never stale, and a duplicate only by idempotency key. Sources that version records use versions >= 1.
+ *      An unversioned origin=backfill or origin=repair record cannot say whether it is older than what the store
+ *      holds, so it applies only when the key is absent (not stored and never purged); otherwise it is stale
+ *      (logged with incoming version 0). `synclog backfill` never sends one.
+ *   7. op delete: the row is marked deleted with the version and the time (a tombstone row when the key was not
  *      stored), and keeps its value until it is purged. A later upsert with a lower version is stale and does not
- *      bring it back; a higher version does. Purge removes tombstones older than the retention window; after
- *      that the key is unknown again, as in Kafka's delete.retention.ms.
- *   7. A store rejection (-EBADMSG: a value or key the store does not accept) is retried reject_retries_max
+ *      bring it back; a higher version does. Purge removes tombstones older than the retention window and keeps
+ *      the version of each as the key's floor (rule 5), in a compact table of key and version.
+ *   8. A store rejection (-EBADMSG: a value or key the store does not accept) is retried reject_retries_max
  *      times with backoff; then what precedes the record in its transaction is committed, the record goes to the
  *      dead-letter sink with the error text, its offset is committed, and the next record is applied.
- * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate or
+ * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate, conflicts or
  * dead_lettered.
  *
  * Transactions: the records of one fetched batch are applied in one store transaction together with the next
@@ -67,6 +80,7 @@ struct sl_apply_counters {
 	uint64_t duplicate;
 	uint64_t deleted;
 	uint64_t dead_lettered;
+	uint64_t conflicts; /* rule 4c; a store keeps them in its conflicts table, not in its running counts */
 };
 
 /* One record as the engine sees it. topic must stay valid while the source lives; the record's pointers until
@@ -89,6 +103,9 @@ struct sl_apply_key_state {
 	bool exists;
 	bool deleted;
 	int64_t version;
+	/* When the key is not stored: whether it was purged, and the version of its purged delete (rule 5). */
+	bool purged;
+	int64_t floor_version;
 };
 
 /* A deleted row of the target, for the purge that follows the log (store op tombstones_due). */
@@ -125,14 +142,20 @@ struct sl_apply_store_ops {
 	/* Mark the key deleted at version (creating a tombstone row when it is not stored); keep its value. */
 	int (*soft_delete)(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms);
 	/* Optional fast path (NULL: the engine uses key_get, then upsert or soft_delete): write r, which carries a
-	 * version, as upsert or soft_delete would, but only when the key is not stored or is stored with a lower
-	 * version; *written_out says whether it wrote. Checks the key and the value like key_get and upsert do. One
-	 * lookup instead of two for the common case of a newer version. */
+	 * version, as upsert or soft_delete would, but only when the key is stored with a lower version, or is not
+	 * stored and has no floor at or above r's version (rule 5); *written_out says whether it wrote. Checks the
+	 * key and the value like key_get and upsert do. One lookup instead of two for the common case of a newer
+	 * version. */
 	int (*write_if_newer)(void *store, const struct sl_apply_record *r, int64_t now_ms, bool *written_out);
 	/* Log a stale record (one row per record). */
 	int (*stale_record)(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms);
 	/* Note a duplicate (may be NULL: the engine counts duplicates anyway). */
 	int (*duplicate_record)(void *store, const struct sl_apply_record *r, int64_t now_ms);
+	/* Rule 4b/4c, for a key stored at r's version (both may be NULL: equal versions are then duplicates):
+	 * whether r carries what the store holds (an upsert: a live row with an equal value, JSON compared as JSON;
+	 * a delete: a deleted row), and keeping a conflict (one row per record). */
+	int (*value_same)(void *store, const struct sl_apply_record *r, bool *same_out);
+	int (*conflict_record)(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms);
 	/* Idempotency keys: whether r's key was seen, and remember it. */
 	int (*idempotency_seen)(void *store, const struct sl_apply_record *r, bool *seen_out);
 	int (*idempotency_remember)(void *store, const struct sl_apply_record *r, int64_t now_ms);
@@ -142,8 +165,9 @@ struct sl_apply_store_ops {
 	 * stored position is expected_offset (-1: no row). Returns -ESTALE when it is not. */
 	int (*offset_write)(void *store, const char *group, const struct sl_apply_position *pos,
 	                    int64_t expected_offset, const struct sl_apply_counters *delta, int64_t now_ms);
-	/* Remove tombstones deleted at or before now_ms - retention_ms, stale_events rows and idempotency keys older
-	 * than that, and idempotency keys beyond the store's bound. Inside a transaction. */
+	/* Remove tombstones deleted at or before now_ms - retention_ms (keeping each one's version as its key's
+	 * floor, rule 5), stale_events and conflicts rows and idempotency keys older than that, and idempotency keys
+	 * beyond the store's bound. Inside a transaction. */
 	int (*purge)(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out);
 	/* Optional, both or neither: the purge that follows the log. A store that has them leaves its deleted rows to
 	 * them (purge above does not remove those): up to max rows deleted at or before before_ms, oldest first
@@ -288,11 +312,20 @@ int sl_apply_store_purge(const struct sl_apply_store *store, int64_t now_ms, int
 
 /* ---- the SQLite store (consumer/apply_sqlite.c) ----
  *
- * The database holds, created when missing (schema version 1 in PRAGMA user_version):
+ * The database holds, created when missing (schema version 2 in PRAGMA user_version; a version 1 database is
+ * brought to 2 when opened):
  *   entities (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT, deleted INTEGER NOT NULL (0 or 1),
  *             deleted_at_ms INTEGER, origin TEXT, topic TEXT, partition INTEGER, offset INTEGER,
- *             applied_at_ms INTEGER)                           the target state, one row per key (WITHOUT ROWID)
+ *             applied_at_ms INTEGER)                           the target state, one row per key (WITHOUT ROWID);
+ *                                                              another name with --table, same columns
+ *   synclog_tables (name TEXT PRIMARY KEY, topic TEXT, claimed_at_ms)
+ *                                                              which topic feeds each entity table: one topic per
+ *                                                              table, since a table's key is the entity key alone
+ *   synclog_purged (tbl, key, version, purged_at_ms)           the floors of purged keys (rule 5), per table
  *   stale_events (key, stored_version, incoming_version, topic, partition, offset, seen_at_ms)
+ *   conflicts (key, stored_version, incoming_version, stored_digest, incoming_digest, origin, topic, partition,
+ *              offset, seen_at_ms)                             rule 4c; digests are XXH3-64 of the value bytes in
+ *                                                              16 hex digits, NULL for a deleted row or a delete
  *   synclog_offsets ("group", topic, partition, next_offset, applied, stale, duplicate, deleted, dead_lettered,
  *                    updated_at_ms)                           positions and running counts, per group
  *   synclog_idempotency_keys (idempotency_key BLOB PRIMARY KEY, seen_at_ms)
@@ -314,10 +347,34 @@ enum sl_apply_values {
 
 struct sl_apply_sqlite;
 
-/* Open (creating) the database at path. Returns 0, or a negative errno with err set (cannot open, not a
- * database, a newer schema). */
+/* The entity table's default name (CLI.md). */
+#define SL_APPLY_SQLITE_TABLE_DEFAULT "entities"
+
+struct sl_apply_sqlite_options {
+	const char *path;
+	enum sl_apply_values values;
+	/* The entity table (NULL: entities): a letter or '_', then letters, digits or '_', at most 63 in all; not a
+	 * name of the store's own tables and not starting with "sqlite_" or "synclog_". */
+	const char *table;
+	/* The topic that feeds the table (NULL: claim nothing, for a purge). The first open for a table claims it for
+	 * its topic; opening it for another topic fails with -EEXIST, before anything is written: two topics in one
+	 * table would compare one topic's versions with the other's for the same key. A version 1 database's table
+	 * is claimed by the topic its rows name, if they name one. */
+	const char *topic;
+};
+
+/* Open (creating) the database at o->path and its table. Returns 0, or a negative errno with err set (cannot open,
+ * not a database, a newer schema, a bad table name (-EINVAL), a table fed by another topic (-EEXIST)). */
+int sl_apply_sqlite_open_table(struct sl_apply_sqlite **out, const struct sl_apply_sqlite_options *o, char *err,
+                               size_t err_bytes);
+/* Claim db's table for topic now (what the topic option does at open, for a caller that first checks the topic
+ * exists). Returns 0, -EEXIST (fed by another topic) or another negative errno; the store's error() says which. */
+int sl_apply_sqlite_claim(struct sl_apply_sqlite *db, const char *topic);
+/* The same with table entities and no claim, for embedders that feed the table one topic. */
 int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl_apply_values values, char *err,
                          size_t err_bytes);
+/* 0 when name can be an entity table (the rule of sl_apply_sqlite_options.table), else -EINVAL. */
+int sl_apply_sqlite_table_check(const char *name);
 /* The store table of db, for sl_apply_new. */
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out);
 
@@ -356,6 +413,9 @@ struct sl_apply_pg_options {
 	const char *conninfo;
 	/* The schema of the tables: 1 to 63 bytes (NULL: SL_APPLY_PG_SCHEMA_DEFAULT). */
 	const char *schema;
+	/* The entity table, by the rule of sl_apply_sqlite_table_check (NULL: entities); its archive is
+	 * TABLE_archive. */
+	const char *table;
 	enum sl_apply_values values;
 	/* What deletes do, and whether deleted rows are left to the purge that follows the log, as for SQLite
 	 * (sl_apply_sqlite_set_deletes). */
@@ -377,6 +437,8 @@ struct sl_apply_pg;
 int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options *o, char *err, size_t err_bytes);
 /* The store table of db, for sl_apply_new. */
 void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out);
+/* Claim the entity table for topic, as sl_apply_sqlite_claim does (table synclog_tables of the schema). */
+int sl_apply_pg_claim(struct sl_apply_pg *db, const char *topic);
 void sl_apply_pg_close(struct sl_apply_pg *db);
 
 /* ---- a target store by name (consumer/sync/apply_target.c) ----
@@ -384,6 +446,7 @@ void sl_apply_pg_close(struct sl_apply_pg *db);
 
 struct sl_apply_target_options {
 	const char *schema; /* PostgreSQL: the tables' schema (NULL: SL_APPLY_PG_SCHEMA_DEFAULT) */
+	const char *table;  /* the entity table (NULL: entities), by sl_apply_sqlite_table_check's rule */
 	enum sl_apply_values values;
 	enum sl_apply_on_delete on_delete;
 	/* Deleted rows are left to the purge that follows the log (tombstones_due and tombstone_purge). */
@@ -398,6 +461,9 @@ const char *sl_apply_target_check(const char *target, const struct sl_apply_targ
 int sl_apply_target_open(struct sl_apply_target **out, const char *target, const struct sl_apply_target_options *o,
                          char *err, size_t err_bytes);
 void sl_apply_target_store(struct sl_apply_target *t, struct sl_apply_store *out);
+/* Claim the target's table for topic (sl_apply_sqlite_claim): 0, -EEXIST (fed by another topic) or another
+ * negative errno; the store's error() says which. */
+int sl_apply_target_claim(struct sl_apply_target *t, const char *topic);
 void sl_apply_target_close(struct sl_apply_target *t);
 
 /* ---- the broker as source and dead-letter sink (consumer/apply_broker.c) ---- */

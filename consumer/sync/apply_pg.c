@@ -60,8 +60,10 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "proto/base/clock.h"
 #include "consumer/sync/apply.h"
 #include "consumer/sync/pg_link.h"
+#include "consumer/sync/value.h"
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
@@ -71,7 +73,9 @@
  * recognisable in pg_locks and does not collide with a service's own locks on small integers. */
 #define LOCK_CLASS       1937337955
 /* Rows of the COPY: fields per row. */
-#define COPY_FIELDS      15
+#define COPY_FIELDS      17
+/* An integer field of a COPY row that is NULL (SL_VERSION_NONE is never written: a kept row has a version). */
+#define NO_INT           INT64_MIN
 /* The temporary table of the kept rows, per connection; its rows go at commit. */
 #define COPY_SQL         "COPY pg_temp.synclog_batch FROM STDIN (FORMAT binary)"
 
@@ -83,10 +87,20 @@ struct pg_key {
 	const uint8_t *key;
 	int32_t key_len;
 	uint64_t hash;
-	/* The key's state as the rules see it (for an idempotency key: exists = stored or remembered). */
+	/* The key's state as the rules see it (for an idempotency key: exists = stored or remembered), and the floor
+	 * of a key not stored but purged (apply.h rule 5). */
 	bool exists;
 	bool deleted;
 	int64_t version;
+	bool purged;
+	int64_t floor_version;
+	/* The stored row's value as text, fetched for a record at the stored version (rule 4b, value_same): at
+	 * stored_value_at in the store's stored_values buffer. */
+	bool stored_known;
+	bool stored_deleted;
+	bool stored_value_null;
+	uint32_t stored_value_at;
+	uint32_t stored_value_len;
 	/* The write kept for commit: the record it came from (origin, topic, partition, offset), the row's value and
 	 * deletion, and the time of the call. */
 	enum kept kept;
@@ -211,22 +225,34 @@ enum stmt {
 	ST_BATCH_ARCHIVE_STORED,
 	ST_TOMBSTONES_DUE,
 	ST_TOMBSTONE_PURGE,
+	ST_FLOOR_GET,
+	ST_PREFETCH_FLOORS,
+	ST_VALUE_GET,
+	ST_PREFETCH_VALUES,
+	ST_CONFLICT,
+	ST_BATCH_CONFLICTS,
+	ST_PURGE_FLOORS_KEEP,
+	ST_PURGE_FLOORS_PRUNE,
+	ST_PURGE_CONFLICTS,
+	ST_TOMBSTONE_FLOOR_KEEP,
+	ST_CLAIM_GET,
+	ST_CLAIM,
 	ST_COUNT
 };
 
-/* Prepared statement names: "s0", "s1", ... */
-static const char *const stmt_name[ST_COUNT] = {
-        "s0",  "s1",  "s2",  "s3",  "s4",  "s5",  "s6",  "s7",  "s8",  "s9",  "s10", "s11", "s12",
-        "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
-};
-_Static_assert(ST_COUNT == 25, "a name for every statement");
+/* Prepared statement names: "s0", "s1", ... (the statement's index). */
+#define STMT_NAME_BYTES 8
+_Static_assert(ST_COUNT < 1000, "a statement's name fits STMT_NAME_BYTES");
 
 struct sl_apply_pg {
 	struct sl_pg_link link;
 	char schema[SCHEMA_BYTES_MAX + 1];
-	char *schema_ident;   /* the schema quoted as an identifier, "..." */
-	char *schema_literal; /* and as a string literal, '...' */
-	bool schema_checked;  /* created and checked on the first connection */
+	char table[SCHEMA_BYTES_MAX + 1]; /* the entity table (--table) */
+	char *schema_ident;               /* the schema quoted as an identifier, "..." */
+	char *schema_literal;             /* and as a string literal, '...' */
+	char *table_ident;                /* "schema"."table" */
+	char *archive_ident;              /* "schema"."table_archive" */
+	bool schema_checked;              /* created and checked on the first connection */
 	enum sl_apply_values values;
 	enum sl_apply_on_delete on_delete;
 	bool follow_log;     /* deleted rows are left to the purge that follows the log */
@@ -240,6 +266,8 @@ struct sl_apply_pg {
 	uint32_t copy_iks;
 	uint32_t copy_archived_kept;
 	uint32_t copy_archived_stored;
+	uint32_t copy_conflicts;
+	struct sl_pg_buf stored_values; /* the stored values the key table's entries point into (stored_value_at) */
 	struct pg_offset *offsets;
 	uint32_t offset_count;
 	uint32_t offset_cap;
@@ -259,7 +287,10 @@ static int store_fail_memory(struct sl_apply_pg *s, const char *what)
 static int send_stmt(struct sl_apply_pg *s, enum stmt i, int n, const char *const *values, const int *lengths,
                      bool results_binary, struct sl_pg_step step)
 {
-	return sl_pg_link_send(&s->link, stmt_name[i], n, values, lengths, results_binary, step);
+	char name[STMT_NAME_BYTES];
+
+	snprintf(name, sizeof(name), "s%d", (int)i);
+	return sl_pg_link_send(&s->link, name, n, values, lengths, results_binary, step);
 }
 
 /* Rows of the prefetch (key, version, deleted; binary) into the key table. */
@@ -281,6 +312,46 @@ static int key_states_cb(const PGresult *res, void *out)
 		e->deleted = PQgetvalue(res, i, 2)[0] != 0;
 	}
 	return 0;
+}
+
+/* Rows of the prefetch (key, version; binary) of synclog_purged into the key table: floors (rule 5). */
+static int floor_states_cb(const PGresult *res, void *out)
+{
+	struct sl_apply_pg *s = out;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct pg_key *e =
+		        keys_find(&s->keys, (const uint8_t *)PQgetvalue(res, i, 0), PQgetlength(res, i, 0), false);
+
+		if (e == NULL || PQgetlength(res, i, 1) != 8)
+			return -EPROTO;
+		if (!e->exists) {
+			e->purged = true;
+			e->floor_version = sl_pg_be64(PQgetvalue(res, i, 1));
+		}
+	}
+	return 0;
+}
+
+/* Rows (key, value as text, deleted; binary) into the key table's stored values. */
+static int stored_values_cb(const PGresult *res, void *out)
+{
+	struct sl_apply_pg *s = out;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct pg_key *e =
+		        keys_find(&s->keys, (const uint8_t *)PQgetvalue(res, i, 0), PQgetlength(res, i, 0), false);
+
+		if (e == NULL || PQgetlength(res, i, 2) != 1)
+			return -EPROTO;
+		e->stored_known = true;
+		e->stored_deleted = PQgetvalue(res, i, 2)[0] != 0;
+		e->stored_value_null = PQgetisnull(res, i, 1);
+		e->stored_value_at = (uint32_t)s->stored_values.len;
+		e->stored_value_len = (uint32_t)PQgetlength(res, i, 1);
+		sl_pg_buf_put(&s->stored_values, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+	}
+	return s->stored_values.failed ? -ENOMEM : 0;
 }
 
 /* Rows of the prefetch (idempotency_key; binary) into the idempotency key table. */
@@ -307,6 +378,38 @@ static int key_get_cb(const PGresult *res, void *out)
 	ks->version = ks->exists ? sl_pg_be64(PQgetvalue(res, 0, 0)) : 0;
 	ks->deleted = ks->exists && PQgetvalue(res, 0, 1)[0] != 0;
 	return 0;
+}
+
+/* Zero or one row (version; binary) of synclog_purged into a struct sl_apply_key_state. */
+static int floor_get_cb(const PGresult *res, void *out)
+{
+	struct sl_apply_key_state *ks = out;
+
+	ks->purged = PQntuples(res) == 1;
+	ks->floor_version = ks->purged ? sl_pg_be64(PQgetvalue(res, 0, 0)) : 0;
+	return 0;
+}
+
+/* Zero or one row (value as text, deleted; binary) into a struct stored_value. */
+struct stored_value {
+	bool found;
+	bool deleted;
+	bool value_null;
+	struct sl_pg_buf *buf; /* holds the value */
+};
+
+static int value_get_cb(const PGresult *res, void *out)
+{
+	struct stored_value *v = out;
+
+	v->found = PQntuples(res) == 1;
+	sl_pg_buf_reset(v->buf);
+	if (!v->found)
+		return 0;
+	v->deleted = PQgetvalue(res, 0, 1)[0] != 0;
+	v->value_null = PQgetisnull(res, 0, 0);
+	sl_pg_buf_put(v->buf, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	return v->buf->failed ? -ENOMEM : 0;
 }
 
 /* Rows of synclog_offsets (text) to the engine's callback. */
@@ -411,8 +514,51 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 		*n = 4;
 		break;
 	case ST_LOCK:
+	case ST_VALUE_GET:
+	case ST_PREFETCH_VALUES:
+	case ST_CLAIM_GET:
+		types[(*n)++] = i == ST_PREFETCH_VALUES ? SL_PG_OID_TEXT_ARRAY : SL_PG_OID_TEXT;
+		break;
+	case ST_FLOOR_GET:
+	case ST_PREFETCH_FLOORS:
+		types[0] = SL_PG_OID_TEXT;
+		types[1] = i == ST_PREFETCH_FLOORS ? SL_PG_OID_TEXT_ARRAY : SL_PG_OID_TEXT;
+		*n = 2;
+		break;
+	case ST_PURGE_FLOORS_KEEP:
+		types[0] = SL_PG_OID_INT8;
+		types[1] = SL_PG_OID_TEXT;
+		types[2] = SL_PG_OID_INT8;
+		*n = 3;
+		break;
+	case ST_PURGE_FLOORS_PRUNE:
 		types[(*n)++] = SL_PG_OID_TEXT;
 		break;
+	case ST_PURGE_CONFLICTS:
+		types[(*n)++] = SL_PG_OID_INT8;
+		break;
+	case ST_TOMBSTONE_FLOOR_KEEP:
+		types[0] = types[1] = SL_PG_OID_TEXT;
+		types[2] = SL_PG_OID_INT4;
+		types[3] = SL_PG_OID_INT8;
+		types[4] = SL_PG_OID_TEXT;
+		types[5] = SL_PG_OID_INT8;
+		*n = 6;
+		break;
+	case ST_CONFLICT:
+		types[0] = SL_PG_OID_TEXT;
+		types[1] = types[2] = SL_PG_OID_INT8;
+		types[3] = types[4] = types[5] = types[6] = SL_PG_OID_TEXT;
+		types[7] = SL_PG_OID_INT4;
+		types[8] = types[9] = SL_PG_OID_INT8;
+		*n = 10;
+		break;
+	case ST_CLAIM:
+		types[0] = types[1] = SL_PG_OID_TEXT;
+		types[2] = SL_PG_OID_INT8;
+		*n = 3;
+		break;
+	case ST_BATCH_CONFLICTS:
 	case ST_BATCH_ROWS:
 	case ST_BATCH_DELETES:
 	case ST_BATCH_STALE:
@@ -442,17 +588,19 @@ static int session_setup(struct sl_pg_link *l, void *cb_arg)
 	         "CREATE TEMPORARY TABLE IF NOT EXISTS synclog_batch (kind text NOT NULL, key text, version bigint,"
 	         " value %s, deleted boolean, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
 	         " \"offset\" bigint, now_ms bigint, stored_version bigint, idempotency_key bytea, deleted_version"
-	         " bigint, deleted_offset bigint)"
+	         " bigint, deleted_offset bigint, stored_digest text, incoming_digest text)"
 	         " ON COMMIT DELETE ROWS",
 	         s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text");
 	if (rc == 0)
 		rc = sl_pg_link_exec(l, sql, "create the temporary table synclog_batch");
 	for (int i = 0; rc == 0 && i < ST_COUNT; i++) {
+		char name[STMT_NAME_BYTES];
 		Oid types[16];
 		int n;
 
 		stmt_types(s, (enum stmt)i, types, &n);
-		rc = sl_pg_link_prepare(l, stmt_name[i], s->sql[i], n, types);
+		snprintf(name, sizeof(name), "s%d", i);
+		rc = sl_pg_link_prepare(l, name, s->sql[i], n, types);
 	}
 	return rc;
 }
@@ -487,7 +635,8 @@ static void batch_clear(struct sl_apply_pg *s)
 	s->keys.count = 0;
 	s->iks.count = 0;
 	sl_pg_buf_reset(&s->copy);
-	s->copy_stale = s->copy_iks = s->copy_archived_kept = s->copy_archived_stored = 0;
+	s->copy_stale = s->copy_iks = s->copy_archived_kept = s->copy_archived_stored = s->copy_conflicts = 0;
+	sl_pg_buf_reset(&s->stored_values);
 	s->offset_count = 0;
 }
 
@@ -576,6 +725,58 @@ static int prefetch_send(struct sl_apply_pg *s, enum stmt i, struct sl_pg_buf *b
 	                 (struct sl_pg_step){.check = SL_PG_ROWS, .out = s, .rows_cb = cb, .what = what});
 }
 
+/* Queue the lookup of the floors of the keys in the array b (rule 5). */
+static int floors_send(struct sl_apply_pg *s, struct sl_pg_buf *b)
+{
+	const char *values[2] = {s->table, b->p};
+	int lengths[2] = {(int)strlen(s->table), (int)b->len};
+
+	return send_stmt(s, ST_PREFETCH_FLOORS, 2, values, lengths, true,
+	                 (struct sl_pg_step){.check = SL_PG_ROWS,
+	                                     .out = s,
+	                                     .rows_cb = floor_states_cb,
+	                                     .what = "look up the batch's purged keys"});
+}
+
+/* The stored values of the keys whose records carry the stored version (a duplicate or a conflict, rule 4: the
+ * engine will ask value_same), in one more round trip; none in the usual batch of newer versions. */
+static int stored_values_fetch(struct sl_apply_pg *s, const struct sl_apply_record *records, uint32_t count)
+{
+	struct sl_pg_buf *b = &s->params[0];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < count; i++) {
+		const struct sl_record *rec = &records[i].rec;
+		struct pg_key *e;
+
+		if (rec->version == SL_VERSION_NONE || rec->key == NULL || rec->key_len <= 0)
+			continue;
+		e = keys_find(&s->keys, rec->key, rec->key_len, false);
+		if (e == NULL || !e->exists || e->version != rec->version || e->stored_known)
+			continue;
+		e->stored_known = true; /* asked for; the answer fills it */
+		if (n++ == 0)
+			sl_pg_buf_reset(b);
+		sl_pg_field_bytes(b, e->key, (size_t)e->key_len);
+	}
+	if (n == 0)
+		return 0;
+	{
+		/* The elements went in first: put the array's header before them. */
+		struct sl_pg_buf *h = &s->params[1];
+
+		sl_pg_array_start(h, SL_PG_OID_TEXT, n);
+		sl_pg_buf_put(h, b->p, b->len);
+		if (h->failed || b->failed)
+			return store_fail_memory(s, "look up stored values");
+		for (uint32_t i = 0; i < s->keys.count; i++)
+			if (s->keys.entries[i].stored_known)
+				s->keys.entries[i].stored_known = false;
+		int rc = prefetch_send(s, ST_PREFETCH_VALUES, h, stored_values_cb, "look up stored values");
+		return rc != 0 ? rc : sl_pg_link_run(&s->link);
+	}
+}
+
 static int op_prefetch(void *store, const struct sl_apply_record *records, uint32_t count)
 {
 	struct sl_apply_pg *s = store;
@@ -612,9 +813,13 @@ static int op_prefetch(void *store, const struct sl_apply_record *records, uint3
 		for (uint32_t i = 0; i < s->keys.count; i++)
 			sl_pg_field_bytes(keys, s->keys.entries[i].key, (size_t)s->keys.entries[i].key_len);
 		rc = prefetch_send(s, ST_PREFETCH_KEYS, keys, key_states_cb, "look up the batch's keys");
+		if (rc == 0)
+			rc = floors_send(s, keys);
 	}
 	if (rc == 0)
 		rc = sl_pg_link_run(&s->link);
+	if (rc == 0)
+		rc = stored_values_fetch(s, records, count);
 	if (rc == 0)
 		s->prefetched = true;
 	return rc;
@@ -629,12 +834,15 @@ static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_ap
 
 	if (rc != 0)
 		return rc;
+	memset(out, 0, sizeof(*out));
 	if (s->prefetched) {
 		const struct pg_key *e = key_entry(s, r);
 
 		out->exists = e->exists;
 		out->deleted = e->deleted;
 		out->version = e->version;
+		out->purged = !e->exists && e->purged;
+		out->floor_version = out->purged ? e->floor_version : 0;
 		return 0;
 	}
 	rc = txn_send_begin(s);
@@ -644,7 +852,22 @@ static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_ap
 		                                   .out = out,
 		                                   .rows_cb = key_get_cb,
 		                                   .what = "read a key's version"});
-	return rc != 0 ? rc : sl_pg_link_run(&s->link);
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	if (rc == 0 && !out->exists) {
+		/* Rule 5: a key that is not stored may have been purged. */
+		const char *floor[2] = {s->table, (const char *)r->rec.key};
+		int floor_lengths[2] = {(int)strlen(s->table), r->rec.key_len};
+
+		rc = send_stmt(s, ST_FLOOR_GET, 2, floor, floor_lengths, true,
+		               (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                   .out = out,
+		                                   .rows_cb = floor_get_cb,
+		                                   .what = "read a purged key's version"});
+		if (rc == 0)
+			rc = sl_pg_link_run(&s->link);
+	}
+	return rc;
 }
 
 /* Bind the parameters of the upsert and soft delete statements: key, version, value, origin, topic, partition,
@@ -759,11 +982,90 @@ static int op_upsert(void *store, const struct sl_apply_record *r, int64_t versi
 	return 0;
 }
 
-/* Start a COPY row of kind. */
-static void copy_row_start(struct sl_pg_buf *b, char kind)
+/* One row of synclog_batch, field by field in the table's order; NULL pointers and NO_INT are NULLs. */
+struct copy_row {
+	char kind;
+	const uint8_t *key;
+	int32_t key_len;
+	int64_t version;
+	const uint8_t *value; /* the value's text (jsonb or text by the store's values); NULL for NULL */
+	int32_t value_len;
+	int deleted; /* -1 for NULL */
+	int64_t deleted_at_ms;
+	const struct sl_apply_record *r; /* origin, topic, partition, offset; NULL for NULLs */
+	int64_t now_ms;
+	int64_t stored_version;
+	const uint8_t *idempotency_key;
+	int32_t idempotency_key_len;
+	int64_t deleted_version;
+	int64_t deleted_offset;
+	const char *stored_digest;
+	const char *incoming_digest;
+};
+
+#define COPY_ROW_INIT(k)                                                                                  \
+	{                                                                                                 \
+		.kind = (k), .version = NO_INT, .deleted = -1, .deleted_at_ms = NO_INT, .now_ms = NO_INT, \
+		.stored_version = NO_INT, .deleted_version = NO_INT, .deleted_offset = NO_INT,            \
+	}
+
+static void field_int(struct sl_pg_buf *b, int64_t v)
 {
+	if (v == NO_INT)
+		sl_pg_field_null(b);
+	else
+		sl_pg_field_i64(b, v);
+}
+
+static void field_opt_bytes(struct sl_pg_buf *b, const void *p, int32_t len)
+{
+	if (p == NULL)
+		sl_pg_field_null(b);
+	else
+		sl_pg_field_bytes(b, p, (size_t)len);
+}
+
+static void copy_row(struct sl_apply_pg *s, const struct copy_row *c)
+{
+	struct sl_pg_buf *b = &s->copy;
+
 	sl_pg_copy_row(b, COPY_FIELDS);
-	sl_pg_field_bytes(b, &kind, 1);
+	sl_pg_field_bytes(b, &c->kind, 1);
+	field_opt_bytes(b, c->key, c->key_len);
+	field_int(b, c->version);
+	if (c->value == NULL)
+		sl_pg_field_null(b);
+	else if (s->values == SL_APPLY_VALUES_JSON)
+		sl_pg_field_jsonb(b, c->value, (size_t)c->value_len);
+	else
+		sl_pg_field_bytes(b, c->value, (size_t)c->value_len);
+	if (c->deleted < 0)
+		sl_pg_field_null(b);
+	else
+		sl_pg_field_bool(b, c->deleted != 0);
+	field_int(b, c->deleted_at_ms);
+	if (c->r != NULL) {
+		sl_pg_field_text(b, sl_origin_name(c->r->rec.origin));
+		sl_pg_field_text(b, c->r->topic);
+		sl_pg_field_i32(b, (int32_t)c->r->partition);
+		sl_pg_field_i64(b, c->r->rec.offset);
+	} else {
+		for (int i = 0; i < 4; i++)
+			sl_pg_field_null(b);
+	}
+	field_int(b, c->now_ms);
+	field_int(b, c->stored_version);
+	field_opt_bytes(b, c->idempotency_key, c->idempotency_key_len);
+	field_int(b, c->deleted_version);
+	field_int(b, c->deleted_offset);
+	if (c->stored_digest == NULL)
+		sl_pg_field_null(b);
+	else
+		sl_pg_field_text(b, c->stored_digest);
+	if (c->incoming_digest == NULL)
+		sl_pg_field_null(b);
+	else
+		sl_pg_field_text(b, c->incoming_digest);
 }
 
 /* Keep the archive row of a delete of e (--on-delete archive): the row as kept in this transaction, or as
@@ -771,38 +1073,27 @@ static void copy_row_start(struct sl_pg_buf *b, char kind)
 static void archive_keep(struct sl_apply_pg *s, const struct pg_key *e, const struct sl_apply_record *r,
                          int64_t version, int64_t now_ms)
 {
-	struct sl_pg_buf *b = &s->copy;
 	bool kept_live = e->kept == KEPT_ROW && !e->row_deleted;
+	struct copy_row c = COPY_ROW_INIT(kept_live ? 'A' : 'a');
 
 	if (!kept_live && !(e->kept == KEPT_NONE && e->exists && !e->deleted))
 		return;
-	copy_row_start(b, kept_live ? 'A' : 'a');
-	sl_pg_field_bytes(b, e->key, (size_t)e->key_len);
+	c.key = e->key;
+	c.key_len = e->key_len;
 	if (kept_live) {
-		sl_pg_field_i64(b, e->version);
-		if (e->value == NULL)
-			sl_pg_field_null(b);
-		else if (s->values == SL_APPLY_VALUES_JSON)
-			sl_pg_field_jsonb(b, e->value, (size_t)e->value_len);
-		else
-			sl_pg_field_bytes(b, e->value, (size_t)e->value_len);
-		sl_pg_field_null(b); /* deleted */
-		sl_pg_field_null(b); /* deleted_at_ms */
-		sl_pg_field_text(b, sl_origin_name(e->r->rec.origin));
-		sl_pg_field_text(b, e->r->topic);
-		sl_pg_field_i32(b, (int32_t)e->r->partition);
-		sl_pg_field_i64(b, e->r->rec.offset);
+		/* The row as kept; the server copies a stored row's columns itself. */
+		c.version = e->version;
+		c.value = e->value;
+		c.value_len = e->value_len;
+		c.r = e->r;
 		s->copy_archived_kept++;
 	} else {
-		for (int i = 0; i < 8; i++)
-			sl_pg_field_null(b); /* version .. offset: the server copies them from the stored row */
 		s->copy_archived_stored++;
 	}
-	sl_pg_field_i64(b, now_ms);
-	sl_pg_field_null(b); /* stored_version */
-	sl_pg_field_null(b); /* idempotency_key */
-	sl_pg_field_i64(b, version);
-	sl_pg_field_i64(b, r->rec.offset);
+	c.now_ms = now_ms;
+	c.deleted_version = version;
+	c.deleted_offset = r->rec.offset;
+	copy_row(s, &c);
 }
 
 static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t version, int64_t now_ms)
@@ -845,7 +1136,6 @@ static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t 
 static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
 {
 	struct sl_apply_pg *s = store;
-	struct sl_pg_buf *b = &s->copy;
 	const char *values[7];
 	int lengths[7];
 	uint64_t ints[4];
@@ -853,24 +1143,21 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 	int rc;
 
 	if (s->prefetched) {
-		copy_row_start(b, 's');
-		sl_pg_field_bytes(b, r->rec.key, (size_t)r->rec.key_len);
-		sl_pg_field_i64(b, r->rec.version);
-		for (int i = 0; i < 4; i++)
-			sl_pg_field_null(b); /* value, deleted, deleted_at_ms, origin */
-		sl_pg_field_text(b, r->topic);
-		sl_pg_field_i32(b, (int32_t)r->partition);
-		sl_pg_field_i64(b, r->rec.offset);
-		sl_pg_field_i64(b, now_ms);
-		sl_pg_field_i64(b, stored_version);
-		sl_pg_field_null(b); /* idempotency_key */
-		sl_pg_field_null(b); /* deleted_version */
-		sl_pg_field_null(b); /* deleted_offset */
+		struct copy_row c = COPY_ROW_INIT('s');
+
+		c.key = r->rec.key;
+		c.key_len = r->rec.key_len;
+		/* 0 for an unversioned backfill or repair record that found the key stored (rule 6). */
+		c.version = r->rec.version != SL_VERSION_NONE ? r->rec.version : 0;
+		c.r = r;
+		c.now_ms = now_ms;
+		c.stored_version = stored_version;
+		copy_row(s, &c);
 		s->copy_stale++;
-		return b->failed ? store_fail_memory(s, "keep a stale event") : 0;
+		return s->copy.failed ? store_fail_memory(s, "keep a stale event") : 0;
 	}
 	ints[0] = htobe64((uint64_t)stored_version);
-	ints[1] = htobe64((uint64_t)r->rec.version);
+	ints[1] = htobe64((uint64_t)(r->rec.version != SL_VERSION_NONE ? r->rec.version : 0));
 	ints[2] = htobe64((uint64_t)r->rec.offset);
 	ints[3] = htobe64((uint64_t)now_ms);
 	partition = htobe32(r->partition);
@@ -933,14 +1220,14 @@ static int op_idempotency_remember(void *store, const struct sl_apply_record *r,
 		if (e->exists)
 			return 0;
 		e->exists = true;
-		copy_row_start(&s->copy, 'i');
-		for (int i = 0; i < 9; i++)
-			sl_pg_field_null(&s->copy); /* key .. offset */
-		sl_pg_field_i64(&s->copy, now_ms);
-		sl_pg_field_null(&s->copy); /* stored_version */
-		sl_pg_field_bytes(&s->copy, r->rec.idempotency_key, (size_t)r->rec.idempotency_key_len);
-		sl_pg_field_null(&s->copy); /* deleted_version */
-		sl_pg_field_null(&s->copy); /* deleted_offset */
+		{
+			struct copy_row c = COPY_ROW_INIT('i');
+
+			c.now_ms = now_ms;
+			c.idempotency_key = r->rec.idempotency_key;
+			c.idempotency_key_len = r->rec.idempotency_key_len;
+			copy_row(s, &c);
+		}
 		s->copy_iks++;
 		return s->copy.failed ? store_fail_memory(s, "keep an idempotency key") : 0;
 	}
@@ -1013,38 +1300,28 @@ static int op_offset_write(void *store, const char *group, const struct sl_apply
 /* The kept rows of the key table as COPY rows. */
 static void copy_kept_rows(struct sl_apply_pg *s, uint32_t *rows, uint32_t *deletes)
 {
-	struct sl_pg_buf *b = &s->copy;
-
 	*rows = *deletes = 0;
 	for (uint32_t i = 0; i < s->keys.count; i++) {
 		const struct pg_key *e = &s->keys.entries[i];
-		const struct sl_apply_record *r = e->r;
+		struct copy_row c = COPY_ROW_INIT(e->kept == KEPT_ROW ? 'u' : 'd');
 
 		if (e->kept == KEPT_NONE)
 			continue;
-		copy_row_start(b, e->kept == KEPT_ROW ? 'u' : 'd');
-		sl_pg_field_bytes(b, e->key, (size_t)e->key_len);
-		sl_pg_field_i64(b, e->version);
-		if (e->kept == KEPT_ROW && e->value != NULL && s->values == SL_APPLY_VALUES_JSON)
-			sl_pg_field_jsonb(b, e->value, (size_t)e->value_len);
-		else if (e->kept == KEPT_ROW && e->value != NULL)
-			sl_pg_field_bytes(b, e->value, (size_t)e->value_len);
-		else
-			sl_pg_field_null(b);
-		sl_pg_field_bool(b, e->kept == KEPT_DELETE || e->row_deleted);
-		if (e->kept == KEPT_ROW && !e->row_deleted)
-			sl_pg_field_null(b);
-		else
-			sl_pg_field_i64(b, e->kept == KEPT_DELETE ? e->now_ms : e->deleted_at_ms);
-		sl_pg_field_text(b, sl_origin_name(r->rec.origin));
-		sl_pg_field_text(b, r->topic);
-		sl_pg_field_i32(b, (int32_t)r->partition);
-		sl_pg_field_i64(b, r->rec.offset);
-		sl_pg_field_i64(b, e->now_ms);
-		sl_pg_field_null(b); /* stored_version */
-		sl_pg_field_null(b); /* idempotency_key */
-		sl_pg_field_null(b); /* deleted_version */
-		sl_pg_field_null(b); /* deleted_offset */
+		c.key = e->key;
+		c.key_len = e->key_len;
+		c.version = e->version;
+		if (e->kept == KEPT_ROW) {
+			c.value = e->value;
+			c.value_len = e->value_len;
+		}
+		c.deleted = e->kept == KEPT_DELETE || e->row_deleted;
+		if (e->kept == KEPT_DELETE)
+			c.deleted_at_ms = e->now_ms;
+		else if (e->row_deleted)
+			c.deleted_at_ms = e->deleted_at_ms;
+		c.r = e->r;
+		c.now_ms = e->now_ms;
+		copy_row(s, &c);
 		if (e->kept == KEPT_ROW)
 			(*rows)++;
 		else
@@ -1095,6 +1372,8 @@ static int op_commit(void *store)
 		rc = batch_send(s, ST_BATCH_STALE, s->copy_stale, "log the batch's stale events");
 	if (rc == 0)
 		rc = batch_send(s, ST_BATCH_IKS, s->copy_iks, "remember the batch's idempotency keys");
+	if (rc == 0)
+		rc = batch_send(s, ST_BATCH_CONFLICTS, s->copy_conflicts, "keep the batch's conflicts");
 	for (uint32_t i = 0; rc == 0 && i < s->offset_count; i++)
 		rc = offset_send(s, &s->offsets[i]);
 	/* COMMIT only once the writes are checked: a lost compare-and-set or a row count that is off is no error to
@@ -1143,37 +1422,50 @@ static int op_offsets_read(void *store, const char *group, sl_apply_offsets_read
 	return s->offsets_cb_rc != 0 ? s->offsets_cb_rc : rc;
 }
 
+/* Queue one of the purge's DELETEs with one parameter, its rows added to *count. */
+static int purge_send(struct sl_apply_pg *s, enum stmt i, const char *param, int param_len, uint64_t *count,
+                      const char *what)
+{
+	const char *values[1] = {param};
+	int lengths[1] = {param_len};
+
+	return send_stmt(s, i, 1, values, lengths, false,
+	                 (struct sl_pg_step){.check = SL_PG_COUNT, .out = count, .what = what});
+}
+
 static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out)
 {
 	struct sl_apply_pg *s = store;
-	uint64_t before = htobe64((uint64_t)(now_ms - retention_ms));
-	uint64_t keys_max = htobe64(SL_APPLY_IDEMPOTENCY_KEYS_MAX);
-	const char *values[1] = {(const char *)&before};
-	const char *bound[1] = {(const char *)&keys_max};
-	int lengths[1] = {8};
+	uint64_t before = htobe64((uint64_t)(now_ms - retention_ms)), now = htobe64((uint64_t)now_ms);
+	uint64_t keys_max = htobe64(SL_APPLY_IDEMPOTENCY_KEYS_MAX), floors = 0, conflicts = 0;
+	const char *keep[3] = {(const char *)&before, s->table, (const char *)&now};
+	int keep_lengths[3] = {8, (int)strlen(s->table), 8};
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	rc = txn_send_begin(s);
-	/* Deleted rows that follow the log are the purge's that follows the log (tombstones_due). */
-	if (rc == 0 && !s->follow_log)
-		rc = send_stmt(
-		        s, ST_PURGE_TOMBSTONES, 1, values, lengths, false,
-		        (struct sl_pg_step){.check = SL_PG_COUNT, .out = &out->tombstones, .what = "purge tombstones"});
-	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_STALE, 1, values, lengths, false,
-		               (struct sl_pg_step){
-		                       .check = SL_PG_COUNT, .out = &out->stale_events, .what = "purge stale events"});
-	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_IK_AGE, 1, values, lengths, false,
+	/* With follow_log the tombstones go one by one as the log's cleaner drops their deletes (tombstone_purge,
+	 * which keeps each floor too); otherwise by time here, each one's version kept as its key's floor first. */
+	if (rc == 0 && !s->follow_log) {
+		rc = send_stmt(s, ST_PURGE_FLOORS_KEEP, 3, keep, keep_lengths, false,
 		               (struct sl_pg_step){.check = SL_PG_COUNT,
-		                                   .out = &out->idempotency_keys,
-		                                   .what = "expire idempotency keys"});
+		                                   .out = &floors,
+		                                   .what = "keep the versions of purged keys"});
+		if (rc == 0)
+			rc = purge_send(s, ST_PURGE_TOMBSTONES, keep[0], 8, &out->tombstones, "purge tombstones");
+	}
 	if (rc == 0)
-		rc = send_stmt(s, ST_PURGE_IK_COUNT, 1, bound, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COUNT,
-		                                   .out = &out->idempotency_keys,
-		                                   .what = "bound the idempotency keys"});
+		rc = purge_send(s, ST_PURGE_FLOORS_PRUNE, s->table, (int)strlen(s->table), &floors,
+		                "drop the floors of keys stored again");
+	if (rc == 0)
+		rc = purge_send(s, ST_PURGE_CONFLICTS, keep[0], 8, &conflicts, "purge conflicts");
+	if (rc == 0)
+		rc = purge_send(s, ST_PURGE_STALE, keep[0], 8, &out->stale_events, "purge stale events");
+	if (rc == 0)
+		rc = purge_send(s, ST_PURGE_IK_AGE, keep[0], 8, &out->idempotency_keys, "expire idempotency keys");
+	if (rc == 0)
+		rc = purge_send(s, ST_PURGE_IK_COUNT, (const char *)&keys_max, 8, &out->idempotency_keys,
+		                "bound the idempotency keys");
 	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
@@ -1234,11 +1526,16 @@ static int op_tombstone_purge(void *store, const struct sl_apply_tombstone *t, b
 {
 	struct sl_apply_pg *s = store;
 	uint32_t partition = htobe32(t->partition);
-	uint64_t offset = htobe64((uint64_t)t->offset), purged = 0;
-	const char *values[4] = {t->key, t->topic, (const char *)&partition, (const char *)&offset};
-	int lengths[4] = {(int)strlen(t->key), (int)strlen(t->topic), 4, 8};
+	uint64_t offset = htobe64((uint64_t)t->offset), now = htobe64((uint64_t)sl_clock_wall_ms()), purged = 0;
+	const char *values[6] = {t->key,   t->topic,          (const char *)&partition, (const char *)&offset,
+	                         s->table, (const char *)&now};
+	int lengths[6] = {(int)strlen(t->key), (int)strlen(t->topic), 4, 8, (int)strlen(s->table), 8};
 	int rc = txn_send_begin(s);
 
+	/* Its version becomes the key's floor (rule 5), then the row goes. */
+	if (rc == 0)
+		rc = send_stmt(s, ST_TOMBSTONE_FLOOR_KEEP, 6, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "keep the version of a purged key"});
 	if (rc == 0)
 		rc = send_stmt(
 		        s, ST_TOMBSTONE_PURGE, 4, values, lengths, false,
@@ -1247,6 +1544,146 @@ static int op_tombstone_purge(void *store, const struct sl_apply_tombstone *t, b
 		rc = sl_pg_link_run(&s->link);
 	*purged_out = rc == 0 && purged == 1;
 	return rc;
+}
+
+/* ---- rule 4b/4c: equal versions ---- */
+
+/* What the store holds for r's key now, for value_same and conflict_record: the row as this transaction's kept
+ * write left it, as prefetched, or as read at once. Returns 0 or a negative errno. */
+static int stored_row(struct sl_apply_pg *s, const struct sl_apply_record *r, bool *deleted, const uint8_t **value,
+                      size_t *value_len)
+{
+	struct stored_value v = {.buf = &s->params[1]};
+	const char *values[1] = {(const char *)r->rec.key};
+	int lengths[1] = {r->rec.key_len};
+	int rc;
+
+	if (s->prefetched) {
+		const struct pg_key *e = key_entry(s, r);
+
+		if (e->kept != KEPT_NONE) {
+			*deleted = e->kept == KEPT_DELETE || e->row_deleted;
+			*value = e->kept == KEPT_ROW ? e->value : NULL;
+			*value_len = e->kept == KEPT_ROW && e->value != NULL ? (size_t)e->value_len : 0;
+			return 0;
+		}
+		if (e->stored_known) {
+			*deleted = e->stored_deleted;
+			*value = e->stored_value_null ? NULL : (const uint8_t *)s->stored_values.p + e->stored_value_at;
+			*value_len = e->stored_value_len;
+			return 0;
+		}
+	}
+	rc = txn_send_begin(s);
+	if (rc == 0)
+		rc = send_stmt(s, ST_VALUE_GET, 1, values, lengths, true,
+		               (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                   .out = &v,
+		                                   .rows_cb = value_get_cb,
+		                                   .what = "read a stored value"});
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	if (rc == 0 && !v.found) {
+		snprintf(s->link.error, sizeof(s->link.error), "postgresql %s: the row of a key at its version is gone",
+		         s->schema);
+		return -EIO;
+	}
+	*deleted = v.deleted;
+	*value = v.value_null ? NULL : (const uint8_t *)v.buf->p;
+	*value_len = v.value_null ? 0 : v.buf->len;
+	return rc;
+}
+
+static int op_value_same(void *store, const struct sl_apply_record *r, bool *same_out)
+{
+	struct sl_apply_pg *s = store;
+	bool del = r->rec.op == SL_OP_DELETE, deleted = false;
+	const uint8_t *value = NULL;
+	size_t value_len = 0;
+	int rc = stored_row(s, r, &deleted, &value, &value_len);
+
+	*same_out = false;
+	if (rc != 0)
+		return rc;
+	if (del || deleted)
+		*same_out = del && deleted;
+	else
+		*same_out = sl_value_equal(value, value_len, r->rec.value,
+		                           r->rec.value != NULL ? (size_t)r->rec.value_len : 0);
+	return 0;
+}
+
+/* The digest of a value in the conflicts table: 16 hex digits, or NULL (a deleted row, a delete). */
+static const char *digest_of(const uint8_t *value, size_t len, bool live, char hex[SL_VALUE_DIGEST_HEX_BYTES])
+{
+	if (!live)
+		return NULL;
+	sl_value_digest_hex(sl_value_digest(value, len), hex);
+	return hex;
+}
+
+static int op_conflict_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
+{
+	struct sl_apply_pg *s = store;
+	char stored_hex[SL_VALUE_DIGEST_HEX_BYTES], incoming_hex[SL_VALUE_DIGEST_HEX_BYTES];
+	bool deleted = false;
+	const uint8_t *value = NULL;
+	size_t value_len = 0;
+	const char *stored, *incoming;
+	int rc = stored_row(s, r, &deleted, &value, &value_len);
+
+	if (rc != 0)
+		return rc;
+	stored = digest_of(value, value_len, !deleted, stored_hex);
+	incoming = digest_of(r->rec.value, r->rec.value != NULL ? (size_t)r->rec.value_len : 0,
+	                     r->rec.op != SL_OP_DELETE, incoming_hex);
+	if (s->prefetched) {
+		struct copy_row c = COPY_ROW_INIT('c');
+
+		c.key = r->rec.key;
+		c.key_len = r->rec.key_len;
+		c.version = r->rec.version;
+		c.r = r;
+		c.now_ms = now_ms;
+		c.stored_version = stored_version;
+		c.stored_digest = stored;
+		c.incoming_digest = incoming;
+		copy_row(s, &c);
+		s->copy_conflicts++;
+		return s->copy.failed ? store_fail_memory(s, "keep a conflict") : 0;
+	}
+	{
+		const char *origin = sl_origin_name(r->rec.origin);
+		uint64_t ints[5] = {htobe64((uint64_t)stored_version), htobe64((uint64_t)r->rec.version), 0,
+		                    htobe64((uint64_t)r->rec.offset), htobe64((uint64_t)now_ms)};
+		uint32_t partition = htobe32(r->partition);
+		const char *values[10] = {(const char *)r->rec.key,
+		                          (const char *)&ints[0],
+		                          (const char *)&ints[1],
+		                          stored,
+		                          incoming,
+		                          origin,
+		                          r->topic,
+		                          (const char *)&partition,
+		                          (const char *)&ints[3],
+		                          (const char *)&ints[4]};
+		int lengths[10] = {r->rec.key_len,
+		                   8,
+		                   8,
+		                   stored != NULL ? (int)strlen(stored) : 0,
+		                   incoming != NULL ? (int)strlen(incoming) : 0,
+		                   (int)strlen(origin),
+		                   (int)strlen(r->topic),
+		                   4,
+		                   8,
+		                   8};
+
+		rc = txn_send_begin(s);
+		if (rc == 0)
+			rc = send_stmt(s, ST_CONFLICT, 10, values, lengths, false,
+			               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "keep a conflict"});
+		return rc != 0 ? rc : sl_pg_link_run(&s->link);
+	}
 }
 
 static const char *op_error(void *store)
@@ -1264,6 +1701,8 @@ static const struct sl_apply_store_ops pg_ops = {
         .write_if_newer = NULL,
         .stale_record = op_stale_record,
         .duplicate_record = NULL,
+        .value_same = op_value_same,
+        .conflict_record = op_conflict_record,
         .idempotency_seen = op_idempotency_seen,
         .idempotency_remember = op_idempotency_remember,
         .offsets_read = op_offsets_read,
@@ -1284,6 +1723,8 @@ static const struct sl_apply_store_ops pg_log_ops = {
         .write_if_newer = NULL,
         .stale_record = op_stale_record,
         .duplicate_record = NULL,
+        .value_same = op_value_same,
+        .conflict_record = op_conflict_record,
         .idempotency_seen = op_idempotency_seen,
         .idempotency_remember = op_idempotency_remember,
         .offsets_read = op_offsets_read,
@@ -1301,11 +1742,77 @@ void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out)
 	out->ctx = db;
 }
 
+/* ---- the table's topic ---- */
+
+struct claim_owner {
+	bool found;
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+};
+
+static int claim_owner_cb(const PGresult *res, void *out)
+{
+	struct claim_owner *o = out;
+
+	o->found = PQntuples(res) == 1;
+	if (o->found)
+		snprintf(o->topic, sizeof(o->topic), "%s", PQgetvalue(res, 0, 0));
+	return 0;
+}
+
+int sl_apply_pg_claim(struct sl_apply_pg *db, const char *topic)
+{
+	struct sl_apply_pg *s = db;
+	struct claim_owner owner = {0};
+	uint64_t now = htobe64((uint64_t)sl_clock_wall_ms());
+	const char *values[3] = {s->table, topic, (const char *)&now};
+	int lengths[3] = {(int)strlen(s->table), (int)strlen(topic), 8};
+	int rc;
+
+	/* In a transaction of its own, under the schema's lock: two appliers claiming at once see each other. */
+	SL_ASSERT(s->txn == TXN_NONE);
+	s->txn = TXN_PENDING;
+	rc = txn_send_begin(s);
+	if (rc == 0)
+		rc = send_stmt(s, ST_CLAIM_GET, 1, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                   .out = &owner,
+		                                   .rows_cb = claim_owner_cb,
+		                                   .what = "read which topic feeds the table"});
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	if (rc == 0 && owner.found && strcmp(owner.topic, topic) != 0) {
+		snprintf(
+		        s->link.error, sizeof(s->link.error),
+		        "postgresql %s: table '%s' is fed by topic '%s'; applying topic '%s' into it would compare the "
+		        "versions of one topic's keys with the other's: apply '%s' into its own table (--table NAME)",
+		        s->schema, s->table, owner.topic, topic, topic);
+		rc = -EEXIST;
+	}
+	if (rc == 0 && !owner.found)
+		rc = send_stmt(s, ST_CLAIM, 3, values, lengths, false,
+		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "claim the table for its topic"});
+	if (rc == 0)
+		rc = sl_pg_link_send_sql(&s->link, "COMMIT", "commit the table's claim");
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	if (rc != 0) {
+		char why[SL_ERROR_BYTES];
+
+		snprintf(why, sizeof(why), "%s", s->link.error);
+		op_rollback(s);
+		snprintf(s->link.error, sizeof(s->link.error), "%s", why);
+		return rc;
+	}
+	s->txn = TXN_NONE;
+	return 0;
+}
+
 /* ---- schema and statements ---- */
 
 /* The statements of the store with the quoted schema q put in. */
 static int statements_build(struct sl_apply_pg *s, const char *q)
 {
+	const char *T = s->table_ident, *A = s->archive_ident;
 	const char *vt = s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text";
 	const char *cols = "key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\","
 	                   " applied_at_ms";
@@ -1323,6 +1830,11 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	                             " applied_at_ms = excluded.applied_at_ms%s";
 	const char *archive_cols = "key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"
 	                           " deleted_version, deleted_offset, archived_at_ms";
+	const char *conflict_cols = "key, stored_version, incoming_version, stored_digest, incoming_digest, origin,"
+	                            " topic, \"partition\", \"offset\", seen_at_ms";
+	/* Rule 5: a floor keeps the higher of two versions. */
+	const char *floor_set = "ON CONFLICT (tbl, key) DO UPDATE SET version = GREATEST(synclog_purged.version,"
+	                        " excluded.version), purged_at_ms = excluded.purged_at_ms";
 	char delete_set[640];
 	const char *batch_cols = "key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\","
 	                         " \"offset\", now_ms";
@@ -1338,15 +1850,15 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 			return -ENOMEM;                      \
 		}                                            \
 	} while (0)
-	SQL(ST_KEY_GET, "SELECT version, deleted FROM %s.entities WHERE key = $1", q);
+	SQL(ST_KEY_GET, "SELECT version, deleted FROM %s WHERE key = $1", T);
 	SQL(ST_UPSERT,
-	    "INSERT INTO %s.entities AS entities (%s) VALUES ($1, $2, $3::%s, false, NULL, $4, $5, $6, $7, $8)"
+	    "INSERT INTO %s AS entities (%s) VALUES ($1, $2, $3::%s, false, NULL, $4, $5, $6, $7, $8)"
 	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    q, cols, vt, row_set);
+	    T, cols, vt, row_set);
 	SQL(ST_SOFT_DELETE,
-	    "INSERT INTO %s.entities AS entities (%s) VALUES ($1, $2, NULL, true, $8, $4, $5, $6, $7, $8)"
+	    "INSERT INTO %s AS entities (%s) VALUES ($1, $2, NULL, true, $8, $4, $5, $6, $7, $8)"
 	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    q, cols, delete_set);
+	    T, cols, delete_set);
 	SQL(ST_STALE,
 	    "INSERT INTO %s.stale_events (key, stored_version, incoming_version, topic, \"partition\", \"offset\","
 	    " seen_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1369,7 +1881,7 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	    " duplicate = duplicate + $7, deleted = deleted + $8, dead_lettered = dead_lettered + $9,"
 	    " updated_at_ms = $10 WHERE \"group\" = $1 AND topic = $2 AND \"partition\" = $3 AND next_offset = $11",
 	    q);
-	SQL(ST_PURGE_TOMBSTONES, "DELETE FROM %s.entities WHERE deleted AND deleted_at_ms <= $1", q);
+	SQL(ST_PURGE_TOMBSTONES, "DELETE FROM %s WHERE deleted AND deleted_at_ms <= $1", T);
 	SQL(ST_PURGE_STALE, "DELETE FROM %s.stale_events WHERE seen_at_ms <= $1", q);
 	SQL(ST_PURGE_IK_AGE, "DELETE FROM %s.synclog_idempotency_keys WHERE seen_at_ms <= $1", q);
 	SQL(ST_PURGE_IK_COUNT,
@@ -1377,17 +1889,17 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	    " %s.synclog_idempotency_keys ORDER BY seen_at_ms LIMIT greatest(0, (SELECT count(*) FROM"
 	    " %s.synclog_idempotency_keys) - $1))",
 	    q, q, q);
-	SQL(ST_PREFETCH_KEYS, "SELECT key, version, deleted FROM %s.entities WHERE key = ANY($1)", q);
+	SQL(ST_PREFETCH_KEYS, "SELECT key, version, deleted FROM %s WHERE key = ANY($1)", T);
 	SQL(ST_PREFETCH_IKS, "SELECT idempotency_key FROM %s.synclog_idempotency_keys WHERE idempotency_key = ANY($1)",
 	    q);
 	SQL(ST_BATCH_ROWS,
-	    "INSERT INTO %s.entities AS entities (%s) SELECT %s FROM pg_temp.synclog_batch WHERE kind = 'u'"
+	    "INSERT INTO %s AS entities (%s) SELECT %s FROM pg_temp.synclog_batch WHERE kind = 'u'"
 	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    q, cols, batch_cols, row_set);
+	    T, cols, batch_cols, row_set);
 	SQL(ST_BATCH_DELETES,
-	    "INSERT INTO %s.entities AS entities (%s) SELECT %s FROM pg_temp.synclog_batch WHERE kind = 'd'"
+	    "INSERT INTO %s AS entities (%s) SELECT %s FROM pg_temp.synclog_batch WHERE kind = 'd'"
 	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    q, cols, batch_cols, delete_set);
+	    T, cols, batch_cols, delete_set);
 	SQL(ST_BATCH_STALE,
 	    "INSERT INTO %s.stale_events (key, stored_version, incoming_version, topic, \"partition\", \"offset\","
 	    " seen_at_ms) SELECT key, stored_version, version, topic, \"partition\", \"offset\", now_ms"
@@ -1402,26 +1914,57 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	/* The row as it was, before a delete replaces it: $1 key, $2 the delete's version, $3 its offset, $4 now. Only
 	 * a live row is archived: a second delete of a deleted key has nothing to keep. */
 	SQL(ST_ARCHIVE,
-	    "INSERT INTO %s.entities_archive (%s) SELECT key, version, value, origin, topic, \"partition\","
-	    " \"offset\", applied_at_ms, $2, $3, $4 FROM %s.entities WHERE key = $1 AND NOT deleted",
-	    q, archive_cols, q);
+	    "INSERT INTO %s (%s) SELECT key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"
+	    " $2, $3, $4 FROM %s WHERE key = $1 AND NOT deleted",
+	    A, archive_cols, T);
 	SQL(ST_BATCH_ARCHIVE_KEPT,
-	    "INSERT INTO %s.entities_archive (%s) SELECT key, version, value, origin, topic, \"partition\","
-	    " \"offset\", now_ms, deleted_version, deleted_offset, now_ms FROM pg_temp.synclog_batch WHERE kind = 'A'",
-	    q, archive_cols);
+	    "INSERT INTO %s (%s) SELECT key, version, value, origin, topic, \"partition\", \"offset\", now_ms,"
+	    " deleted_version, deleted_offset, now_ms FROM pg_temp.synclog_batch WHERE kind = 'A'",
+	    A, archive_cols);
 	SQL(ST_BATCH_ARCHIVE_STORED,
-	    "INSERT INTO %s.entities_archive (%s) SELECT e.key, e.version, e.value, e.origin, e.topic,"
-	    " e.\"partition\", e.\"offset\", e.applied_at_ms, b.deleted_version, b.deleted_offset, b.now_ms"
-	    " FROM pg_temp.synclog_batch b JOIN %s.entities e ON e.key = b.key WHERE b.kind = 'a' AND NOT e.deleted",
-	    q, archive_cols, q);
+	    "INSERT INTO %s (%s) SELECT e.key, e.version, e.value, e.origin, e.topic, e.\"partition\", e.\"offset\","
+	    " e.applied_at_ms, b.deleted_version, b.deleted_offset, b.now_ms FROM pg_temp.synclog_batch b JOIN %s e"
+	    " ON e.key = b.key WHERE b.kind = 'a' AND NOT e.deleted",
+	    A, archive_cols, T);
 	SQL(ST_TOMBSTONES_DUE,
-	    "SELECT key, topic, \"partition\", \"offset\" FROM %s.entities WHERE deleted AND deleted_at_ms <= $1"
+	    "SELECT key, topic, \"partition\", \"offset\" FROM %s WHERE deleted AND deleted_at_ms <= $1"
 	    " ORDER BY deleted_at_ms LIMIT $2",
-	    q);
+	    T);
 	SQL(ST_TOMBSTONE_PURGE,
-	    "DELETE FROM %s.entities WHERE key = $1 AND deleted AND topic = $2 AND \"partition\" = $3 AND"
-	    " \"offset\" = $4",
-	    q);
+	    "DELETE FROM %s WHERE key = $1 AND deleted AND topic = $2 AND \"partition\" = $3 AND \"offset\" = $4", T);
+	/* Rule 5: floors, and their upkeep ($1 the table's name wherever floors are read). */
+	SQL(ST_FLOOR_GET, "SELECT version FROM %s.synclog_purged WHERE tbl = $1 AND key = $2", q);
+	SQL(ST_PREFETCH_FLOORS, "SELECT key, version FROM %s.synclog_purged WHERE tbl = $1 AND key = ANY($2)", q);
+	/* The tombstones about to go keep their versions as floors: $1 before, $2 the table's name, $3 now. */
+	SQL(ST_PURGE_FLOORS_KEEP,
+	    "INSERT INTO %s.synclog_purged AS synclog_purged (tbl, key, version, purged_at_ms) SELECT $2, key, version,"
+	    " $3 FROM %s WHERE deleted AND deleted_at_ms <= $1 %s",
+	    q, T, floor_set);
+	/* A floor whose key has a row again at or above it says nothing the row does not: keep the table compact. */
+	SQL(ST_PURGE_FLOORS_PRUNE,
+	    "DELETE FROM %s.synclog_purged p WHERE p.tbl = $1 AND EXISTS (SELECT 1 FROM %s e WHERE e.key = p.key AND"
+	    " e.version >= p.version)",
+	    q, T);
+	SQL(ST_PURGE_CONFLICTS, "DELETE FROM %s.conflicts WHERE seen_at_ms <= $1", q);
+	/* One tombstone whose delete the log no longer holds: $1 key, $2 topic, $3 partition, $4 offset, $5 the
+	 * table's name, $6 now. */
+	SQL(ST_TOMBSTONE_FLOOR_KEEP,
+	    "INSERT INTO %s.synclog_purged AS synclog_purged (tbl, key, version, purged_at_ms) SELECT $5, key, version,"
+	    " $6 FROM %s WHERE key = $1 AND deleted AND topic = $2 AND \"partition\" = $3 AND \"offset\" = $4 %s",
+	    q, T, floor_set);
+	/* Rule 4b/4c: the stored value as text (jsonb prints it its own way: compared as JSON, value.h). */
+	SQL(ST_VALUE_GET, "SELECT value::text, deleted FROM %s WHERE key = $1", T);
+	SQL(ST_PREFETCH_VALUES, "SELECT key, value::text, deleted FROM %s WHERE key = ANY($1)", T);
+	SQL(ST_CONFLICT, "INSERT INTO %s.conflicts (%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", q,
+	    conflict_cols);
+	SQL(ST_BATCH_CONFLICTS,
+	    "INSERT INTO %s.conflicts (%s) SELECT key, stored_version, version, stored_digest, incoming_digest,"
+	    " origin, topic, \"partition\", \"offset\", now_ms FROM pg_temp.synclog_batch WHERE kind = 'c'",
+	    q, conflict_cols);
+	/* Which topic feeds the table ($1 its name). */
+	SQL(ST_CLAIM_GET, "SELECT topic FROM %s.synclog_tables WHERE name = $1", q);
+	SQL(ST_CLAIM,
+	    "INSERT INTO %s.synclog_tables (name, topic, claimed_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", q);
 #undef SQL
 	return 0;
 }
@@ -1431,40 +1974,56 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
 {
 	const char *vt = s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text";
+	const char *T = s->table_ident, *A = s->archive_ident;
+	char tombstones[SCHEMA_BYTES_MAX + 16], archive_key[SCHEMA_BYTES_MAX + 16], table_lit[SCHEMA_BYTES_MAX + 3];
 	char *sql = NULL;
 	PGresult *res;
 	int rc, version = -1;
 
-	if (asprintf(&sql,
-	             "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext(%s));"
-	             "CREATE SCHEMA IF NOT EXISTS %s;"
-	             "CREATE TABLE IF NOT EXISTS %s.synclog_schema (version integer NOT NULL);"
-	             "CREATE TABLE IF NOT EXISTS %s.entities (key text PRIMARY KEY, version bigint NOT NULL, value %s,"
-	             " deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
-	             " \"offset\" bigint, applied_at_ms bigint);"
-	             "CREATE INDEX IF NOT EXISTS entities_tombstones ON %s.entities (deleted_at_ms) WHERE deleted;"
-	             "CREATE TABLE IF NOT EXISTS %s.stale_events (key text NOT NULL, stored_version bigint NOT NULL,"
-	             " incoming_version bigint NOT NULL, topic text, \"partition\" integer, \"offset\" bigint,"
-	             " seen_at_ms bigint NOT NULL);"
-	             "CREATE INDEX IF NOT EXISTS stale_events_seen ON %s.stale_events (seen_at_ms);"
-	             "CREATE TABLE IF NOT EXISTS %s.synclog_offsets (\"group\" text NOT NULL, topic text NOT NULL,"
-	             " \"partition\" integer NOT NULL, next_offset bigint NOT NULL, applied bigint NOT NULL,"
-	             " stale bigint NOT NULL, duplicate bigint NOT NULL, deleted bigint NOT NULL,"
-	             " dead_lettered bigint NOT NULL, updated_at_ms bigint NOT NULL,"
-	             " PRIMARY KEY (\"group\", topic, \"partition\"));"
-	             "CREATE TABLE IF NOT EXISTS %s.synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY,"
-	             " seen_at_ms bigint NOT NULL);"
-	             "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON %s.synclog_idempotency_keys"
-	             " (seen_at_ms);"
-	             "CREATE TABLE IF NOT EXISTS %s.entities_archive (key text NOT NULL, version bigint NOT NULL,"
-	             " value %s, origin text, topic text, \"partition\" integer, \"offset\" bigint, applied_at_ms "
-	             "bigint,"
-	             " deleted_version bigint NOT NULL, deleted_offset bigint, archived_at_ms bigint NOT NULL);"
-	             "CREATE INDEX IF NOT EXISTS entities_archive_key ON %s.entities_archive (key);"
-	             "INSERT INTO %s.synclog_schema (version) SELECT %d WHERE NOT EXISTS (SELECT FROM"
-	             " %s.synclog_schema);"
-	             "COMMIT",
-	             LOCK_CLASS, lit, q, q, q, vt, q, q, q, q, q, q, q, vt, q, q, SCHEMA_VERSION, q) < 0)
+	/* Index names follow the table's, quoted as identifiers; the table's name is letters, digits and '_'. */
+	snprintf(tombstones, sizeof(tombstones), "\"%s_tombstones\"", s->table);
+	snprintf(archive_key, sizeof(archive_key), "\"%s_archive_key\"", s->table);
+	snprintf(table_lit, sizeof(table_lit), "'%s'", s->table);
+	if (asprintf(
+	            &sql,
+	            "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext(%s));"
+	            "CREATE SCHEMA IF NOT EXISTS %s;"
+	            "CREATE TABLE IF NOT EXISTS %s.synclog_schema (version integer NOT NULL);"
+	            "CREATE TABLE IF NOT EXISTS %s (key text PRIMARY KEY, version bigint NOT NULL, value %s,"
+	            " deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
+	            " \"offset\" bigint, applied_at_ms bigint);"
+	            "CREATE INDEX IF NOT EXISTS %s ON %s (deleted_at_ms) WHERE deleted;"
+	            "CREATE TABLE IF NOT EXISTS %s (key text NOT NULL, version bigint NOT NULL, value %s, origin text,"
+	            " topic text, \"partition\" integer, \"offset\" bigint, applied_at_ms bigint, deleted_version "
+	            "bigint"
+	            " NOT NULL, deleted_offset bigint, archived_at_ms bigint NOT NULL);"
+	            "CREATE INDEX IF NOT EXISTS %s ON %s (key);"
+	            "CREATE TABLE IF NOT EXISTS %s.synclog_tables (name text PRIMARY KEY, topic text NOT NULL,"
+	            " claimed_at_ms bigint NOT NULL);"
+	            "CREATE TABLE IF NOT EXISTS %s.synclog_purged (tbl text NOT NULL, key text NOT NULL, version bigint"
+	            " NOT NULL, purged_at_ms bigint NOT NULL, PRIMARY KEY (tbl, key));"
+	            "CREATE TABLE IF NOT EXISTS %s.conflicts (key text NOT NULL, stored_version bigint NOT NULL,"
+	            " incoming_version bigint NOT NULL, stored_digest text, incoming_digest text, origin text, topic"
+	            " text, \"partition\" integer, \"offset\" bigint, seen_at_ms bigint NOT NULL);"
+	            "CREATE INDEX IF NOT EXISTS conflicts_seen ON %s.conflicts (seen_at_ms);"
+	            "CREATE TABLE IF NOT EXISTS %s.stale_events (key text NOT NULL, stored_version bigint NOT NULL,"
+	            " incoming_version bigint NOT NULL, topic text, \"partition\" integer, \"offset\" bigint,"
+	            " seen_at_ms bigint NOT NULL);"
+	            "CREATE INDEX IF NOT EXISTS stale_events_seen ON %s.stale_events (seen_at_ms);"
+	            "CREATE TABLE IF NOT EXISTS %s.synclog_offsets (\"group\" text NOT NULL, topic text NOT NULL,"
+	            " \"partition\" integer NOT NULL, next_offset bigint NOT NULL, applied bigint NOT NULL,"
+	            " stale bigint NOT NULL, duplicate bigint NOT NULL, deleted bigint NOT NULL,"
+	            " dead_lettered bigint NOT NULL, updated_at_ms bigint NOT NULL,"
+	            " PRIMARY KEY (\"group\", topic, \"partition\"));"
+	            "CREATE TABLE IF NOT EXISTS %s.synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY,"
+	            " seen_at_ms bigint NOT NULL);"
+	            "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON %s.synclog_idempotency_keys"
+	            " (seen_at_ms);"
+	            "INSERT INTO %s.synclog_schema (version) SELECT %d WHERE NOT EXISTS (SELECT FROM"
+	            " %s.synclog_schema);"
+	            "COMMIT",
+	            LOCK_CLASS, lit, q, q, T, vt, tombstones, T, A, vt, archive_key, A, q, q, q, q, q, q, q, q, q, q,
+	            SCHEMA_VERSION, q) < 0)
 		return store_fail_memory(s, "create the tables");
 	rc = sl_pg_link_exec(&s->link, sql, "create the tables");
 	free(sql);
@@ -1473,8 +2032,8 @@ static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
 	if (asprintf(&sql,
 	             "SELECT (SELECT max(version) FROM %s.synclog_schema), (SELECT format_type(a.atttypid, a.atttypmod)"
 	             " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid ="
-	             " c.relnamespace WHERE n.nspname = %s AND c.relname = 'entities' AND a.attname = 'value')",
-	             q, lit) < 0)
+	             " c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attname = 'value')",
+	             q, lit, table_lit) < 0)
 		return store_fail_memory(s, "read the schema version");
 	res = PQexec(s->link.conn, sql);
 	free(sql);
@@ -1494,9 +2053,9 @@ static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
 		rc = -EINVAL;
 	} else if (strcmp(PQgetvalue(res, 0, 1), vt) != 0) {
 		snprintf(s->link.error, sizeof(s->link.error),
-		         "postgresql %s: entities.value is %s but the values are %s: apply with --values %s, or into "
+		         "postgresql %s: %s.value is %s but the values are %s: apply with --values %s, or into "
 		         "another schema",
-		         s->schema, PQgetvalue(res, 0, 1), vt,
+		         s->schema, s->table, PQgetvalue(res, 0, 1), vt,
 		         strcmp(PQgetvalue(res, 0, 1), "jsonb") == 0 ? "json" : "text");
 		rc = -EINVAL;
 	}
@@ -1527,6 +2086,7 @@ static char *quote(const char *name, char q)
 int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options *o, char *err, size_t err_bytes)
 {
 	const char *schema = o->schema != NULL ? o->schema : SL_APPLY_PG_SCHEMA_DEFAULT;
+	const char *table = o->table != NULL ? o->table : SL_APPLY_SQLITE_TABLE_DEFAULT;
 	struct sl_pg_link_options lo = {
 	        .conninfo = o->conninfo,
 	        .reconnect_timeout_ms = o->reconnect_timeout_ms != 0 ? o->reconnect_timeout_ms
@@ -1546,12 +2106,21 @@ int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options 
 		             SCHEMA_BYTES_MAX);
 		return -EINVAL;
 	}
+	if (sl_apply_sqlite_table_check(table) != 0) {
+		sl_error_set(
+		        err, err_bytes,
+		        "postgresql target: the table name must be a letter or '_', then letters, digits or '_', at "
+		        "most %d in all, not a table of synclog's own",
+		        SCHEMA_BYTES_MAX);
+		return -EINVAL;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		sl_error_set(err, err_bytes, "postgresql target: out of memory");
 		return -ENOMEM;
 	}
 	snprintf(s->schema, sizeof(s->schema), "%s", schema);
+	snprintf(s->table, sizeof(s->table), "%s", table);
 	snprintf(label, sizeof(label), "postgresql %s", schema);
 	lo.label = label;
 	lo.session_cb_arg = s;
@@ -1562,7 +2131,13 @@ int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options 
 	if (rc == 0) {
 		s->schema_ident = quote(schema, '"');
 		s->schema_literal = quote(schema, '\'');
-		if (s->schema_ident == NULL || s->schema_literal == NULL || statements_build(s, s->schema_ident) != 0)
+		if (s->schema_ident != NULL &&
+		    (asprintf(&s->table_ident, "%s.\"%s\"", s->schema_ident, table) < 0 ||
+		     asprintf(&s->archive_ident, "%s.\"%s_archive\"", s->schema_ident, table) < 0)) {
+			s->table_ident = s->archive_ident = NULL;
+		}
+		if (s->schema_ident == NULL || s->schema_literal == NULL || s->table_ident == NULL ||
+		    s->archive_ident == NULL || statements_build(s, s->schema_ident) != 0)
 			rc = store_fail_memory(s, "build the statements");
 	}
 	if (rc == 0)
@@ -1585,6 +2160,9 @@ void sl_apply_pg_close(struct sl_apply_pg *s)
 		free(s->sql[i]);
 	free(s->schema_ident);
 	free(s->schema_literal);
+	free(s->table_ident);
+	free(s->archive_ident);
+	sl_pg_buf_free(&s->stored_values);
 	free(s->keys.entries);
 	free(s->keys.slots);
 	free(s->iks.entries);

@@ -1,6 +1,8 @@
 /* The SQLite target store of the applier: the schema of ../shared/CLI.md ("The target store of synclog apply"),
  * every statement prepared once at open and reused, values and keys bound in place (no copy, no allocation of ours
- * per record), WAL mode. The tables are described in apply.h.
+ * per record), WAL mode. The tables are described in apply.h. The entity table's name is chosen at open (--table),
+ * so the statements that touch it are written from templates where {T} stands for the quoted table name and {I}
+ * for its tombstone index; the table name itself is never taken from a record.
  *
  * Why WITHOUT ROWID for entities: the key is the primary key, so a rowid table would keep two B-trees (rows and
  * the key's index) and every lookup would walk both; without rowid one walk finds the row.
@@ -12,22 +14,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/base/clock.h"
 #include "consumer/sync/apply.h"
+#include "consumer/sync/value.h"
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-#define SCHEMA_VERSION  1
+#define SCHEMA_VERSION            2
 /* How long a statement waits for another connection's lock (an operator's query, a checkpoint) before failing with
  * -EBUSY, which the engine retries: long enough for a checkpoint, short enough to notice a stuck reader. */
-#define BUSY_TIMEOUT_MS 5000
-#define PATH_BYTES_MAX  1024
+#define BUSY_TIMEOUT_MS           5000
+#define PATH_BYTES_MAX            1024
+/* An entity table's name: short enough to read in a query, and "_tombstones" still fits SQLite's habits. */
+#define TABLE_BYTES_MAX           63
+/* A statement with the table name written in: the longest template plus two quoted names, with room. */
+#define SQL_BYTES_MAX             2048
 
-static const char schema_sql[] =
-        "CREATE TABLE IF NOT EXISTS entities ("
+/* The entity table and its tombstone index, created when missing ({T}, {I}: see the top). */
+static const char table_sql[] =
+        "CREATE TABLE IF NOT EXISTS {T} ("
         " key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT,"
         " deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)), deleted_at_ms INTEGER, origin TEXT, topic TEXT,"
         " \"partition\" INTEGER, \"offset\" INTEGER, applied_at_ms INTEGER) WITHOUT ROWID;"
-        "CREATE INDEX IF NOT EXISTS entities_tombstones ON entities (deleted_at_ms) WHERE deleted = 1;"
+        "CREATE INDEX IF NOT EXISTS {I} ON {T} (deleted_at_ms) WHERE deleted = 1;"
+        /* apply --on-delete archive (apply.h): the rows deletes replaced, one archive per entity table ("entities"
+         * keeps "entities_archive"); created with the table so that the schema is one. */
+        "CREATE TABLE IF NOT EXISTS {A} ("
+        " key TEXT NOT NULL, version INTEGER NOT NULL, value TEXT, origin TEXT, topic TEXT, \"partition\" INTEGER,"
+        " \"offset\" INTEGER, applied_at_ms INTEGER, deleted_version INTEGER NOT NULL, deleted_offset INTEGER,"
+        " archived_at_ms INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS {AI} ON {A} (key);";
+
+/* The store's own tables, shared by every entity table of the database. */
+static const char schema_sql[] =
+        "CREATE TABLE IF NOT EXISTS synclog_tables ("
+        " name TEXT PRIMARY KEY, topic TEXT NOT NULL, claimed_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS synclog_purged ("
+        " tbl TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, purged_at_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (tbl, key)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS conflicts ("
+        " key TEXT NOT NULL, stored_version INTEGER NOT NULL, incoming_version INTEGER NOT NULL,"
+        " stored_digest TEXT, incoming_digest TEXT, origin TEXT, topic TEXT, \"partition\" INTEGER,"
+        " \"offset\" INTEGER, seen_at_ms INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS conflicts_seen ON conflicts (seen_at_ms);"
         "CREATE TABLE IF NOT EXISTS stale_events ("
         " key TEXT NOT NULL, stored_version INTEGER NOT NULL, incoming_version INTEGER NOT NULL, topic TEXT,"
         " \"partition\" INTEGER, \"offset\" INTEGER, seen_at_ms INTEGER NOT NULL);"
@@ -39,31 +68,31 @@ static const char schema_sql[] =
         " updated_at_ms INTEGER NOT NULL, PRIMARY KEY (\"group\", topic, \"partition\")) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS synclog_idempotency_keys ("
         " idempotency_key BLOB PRIMARY KEY, seen_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);"
-        /* apply --on-delete archive (apply.h); created in every database so that the schema is one. */
-        "CREATE TABLE IF NOT EXISTS entities_archive ("
-        " key TEXT NOT NULL, version INTEGER NOT NULL, value TEXT, origin TEXT, topic TEXT, \"partition\" INTEGER,"
-        " \"offset\" INTEGER, applied_at_ms INTEGER, deleted_version INTEGER NOT NULL, deleted_offset INTEGER,"
-        " archived_at_ms INTEGER NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS entities_archive_key ON entities_archive (key);";
+        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);";
 
 enum stmt {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_KEY_GET,
+	ST_FLOOR_GET,
 	ST_UPSERT,
 	ST_SOFT_DELETE,
 	ST_UPSERT_IF_NEWER,
 	ST_SOFT_DELETE_IF_NEWER,
+	ST_VALUE_GET,
 	ST_STALE,
+	ST_CONFLICT,
 	ST_IK_SEEN,
 	ST_IK_REMEMBER,
 	ST_OFFSETS_READ,
 	ST_OFFSET_INSERT,
 	ST_OFFSET_UPDATE,
+	ST_PURGE_FLOORS_KEEP,
 	ST_PURGE_TOMBSTONES,
+	ST_PURGE_FLOORS_PRUNE,
 	ST_PURGE_STALE,
+	ST_PURGE_CONFLICTS,
 	ST_PURGE_IK_AGE,
 	ST_PURGE_IK_COUNT,
 	ST_SOFT_DELETE_ERASE,
@@ -71,61 +100,81 @@ enum stmt {
 	ST_ARCHIVE,
 	ST_ARCHIVE_IF_NEWER,
 	ST_TOMBSTONES_DUE,
+	ST_TOMBSTONE_FLOOR_KEEP,
 	ST_TOMBSTONE_PURGE,
 	ST_COUNT
 };
 
 /* Parameters of the entity writes: ?1 key, ?2 version, ?3 value, ?4 origin, ?5 topic, ?6 partition, ?7 offset,
- * ?8 now. The _IF_NEWER forms add a WHERE to the DO UPDATE: an existing row with a version as high is left alone
- * and sqlite3_changes() says 0. */
-#define UPSERT_SQL                                                                                                     \
-	"INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
-	" applied_at_ms) VALUES (?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET"             \
-	" version = excluded.version, value = excluded.value, deleted = 0, deleted_at_ms = NULL,"                      \
-	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","                   \
-	" \"offset\" = excluded.\"offset\", applied_at_ms = excluded.applied_at_ms"
-#define SOFT_DELETE_SQL                                                                                                \
-	"INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
-	" applied_at_ms) VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET"             \
-	" version = excluded.version, deleted = 1, deleted_at_ms = CASE WHEN entities.deleted = 1 THEN"                \
-	" entities.deleted_at_ms ELSE excluded.deleted_at_ms END, origin = excluded.origin, topic = excluded.topic,"   \
-	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "                  \
+ * ?8 now, ?9 the table's name (for its floors). The _IF_NEWER forms insert only when the key has no floor at or
+ * above the version (rule 5), and add a WHERE to the DO UPDATE: an existing row with a version as high is left
+ * alone; sqlite3_changes() then says 0. (INSERT ... SELECT needs its WHERE before ON CONFLICT: SQLite's grammar.) */
+#define ENTITY_COLUMNS                                                                                            \
+	"INSERT INTO {T} (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
+	" applied_at_ms) "
+#define UPSERT_SET                                                                                          \
+	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value, deleted = 0," \
+	" deleted_at_ms = NULL, origin = excluded.origin, topic = excluded.topic,"                          \
+	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "       \
 	"excluded.applied_at_ms"
+#define SOFT_DELETE_SET                                                                                       \
+	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, deleted = 1, deleted_at_ms = CASE WHEN" \
+	" {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END, origin = excluded.origin,"  \
+	" topic = excluded.topic, \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","  \
+	" applied_at_ms = excluded.applied_at_ms"
+#define UPSERT_VALUES      "VALUES (?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8)"
+#define SOFT_DELETE_VALUES "VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8)"
+#define NO_FLOOR_ABOVE     " WHERE NOT EXISTS (SELECT 1 FROM synclog_purged WHERE tbl = ?9 AND key = ?1 AND version >= ?2)"
+#define NEWER_ONLY         " WHERE excluded.version > {T}.version"
 
-/* The soft delete that also clears the value (--on-delete erase-value and archive). */
-#define SOFT_DELETE_ERASE_SQL                                                                                          \
-	"INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\"," \
-	" applied_at_ms) VALUES (?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO UPDATE SET"             \
-	" version = excluded.version, value = NULL, deleted = 1, deleted_at_ms = CASE WHEN entities.deleted = 1 THEN"  \
-	" entities.deleted_at_ms ELSE excluded.deleted_at_ms END, origin = excluded.origin, topic = excluded.topic,"   \
-	" \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\", applied_at_ms = "                  \
-	"excluded.applied_at_ms"
+/* The soft delete that also clears the value (--on-delete erase-value and archive); its _IF_NEWER form follows the
+ * rules of the other entity writes (floors, newer only). */
+#define SOFT_DELETE_ERASE_SET                                                                                 \
+	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = NULL, deleted = 1, deleted_at_ms =" \
+	" CASE WHEN {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END,"                    \
+	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","           \
+	" \"offset\" = excluded.\"offset\", applied_at_ms = excluded.applied_at_ms"
 /* The row as it was, before a delete replaces it (--on-delete archive): ?1 key, ?2 the delete's version, ?3 its
  * offset, ?4 now. Only a live row is archived: a second delete of a deleted key has nothing to keep. */
-#define ARCHIVE_SQL                                                                                                   \
-	"INSERT INTO entities_archive (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms," \
+#define ARCHIVE_SQL                                                                                                \
+	"INSERT INTO {A} (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"            \
 	" deleted_version, deleted_offset, archived_at_ms) SELECT key, version, value, origin, topic, \"partition\"," \
-	" \"offset\", applied_at_ms, ?2, ?3, ?4 FROM entities WHERE key = ?1 AND deleted = 0"
+	" \"offset\", applied_at_ms, ?2, ?3, ?4 FROM {T} WHERE key = ?1 AND deleted = 0"
 
 static const char *const stmt_sql[ST_COUNT] = {
-        [ST_SOFT_DELETE_ERASE] = SOFT_DELETE_ERASE_SQL,
-        [ST_SOFT_DELETE_ERASE_IF_NEWER] = SOFT_DELETE_ERASE_SQL " WHERE excluded.version > entities.version",
+        [ST_SOFT_DELETE_ERASE] = ENTITY_COLUMNS SOFT_DELETE_VALUES SOFT_DELETE_ERASE_SET,
+        [ST_SOFT_DELETE_ERASE_IF_NEWER] = ENTITY_COLUMNS
+        "SELECT ?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8" NO_FLOOR_ABOVE SOFT_DELETE_ERASE_SET NEWER_ONLY,
         [ST_ARCHIVE] = ARCHIVE_SQL,
         [ST_ARCHIVE_IF_NEWER] = ARCHIVE_SQL " AND version < ?2",
-        [ST_TOMBSTONES_DUE] = "SELECT key, topic, \"partition\", \"offset\" FROM entities WHERE deleted = 1 AND"
+        [ST_TOMBSTONES_DUE] = "SELECT key, topic, \"partition\", \"offset\" FROM {T} WHERE deleted = 1 AND"
                               " deleted_at_ms <= ?1 ORDER BY deleted_at_ms LIMIT ?2",
-        [ST_TOMBSTONE_PURGE] = "DELETE FROM entities WHERE key = ?1 AND deleted = 1 AND topic = ?2 AND"
+        /* One tombstone whose delete the log no longer holds: its version becomes the key's floor (rule 5),
+         * then the row goes. ?1 key, ?2 topic, ?3 partition, ?4 offset, ?5 the table's name, ?6 now. */
+        [ST_TOMBSTONE_FLOOR_KEEP] = "INSERT INTO synclog_purged (tbl, key, version, purged_at_ms)"
+                                    " SELECT ?5, key, version, ?6 FROM {T} WHERE key = ?1 AND deleted = 1 AND"
+                                    " topic = ?2 AND \"partition\" = ?3 AND \"offset\" = ?4"
+                                    " ON CONFLICT (tbl, key) DO UPDATE SET version = max(version, excluded.version),"
+                                    " purged_at_ms = excluded.purged_at_ms",
+        [ST_TOMBSTONE_PURGE] = "DELETE FROM {T} WHERE key = ?1 AND deleted = 1 AND topic = ?2 AND"
                                " \"partition\" = ?3 AND \"offset\" = ?4",
         [ST_BEGIN] = "BEGIN IMMEDIATE",
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
-        [ST_KEY_GET] = "SELECT version, deleted FROM entities WHERE key = ?1",
-        [ST_UPSERT] = UPSERT_SQL,
-        [ST_SOFT_DELETE] = SOFT_DELETE_SQL,
-        [ST_UPSERT_IF_NEWER] = UPSERT_SQL " WHERE excluded.version > entities.version",
-        [ST_SOFT_DELETE_IF_NEWER] = SOFT_DELETE_SQL " WHERE excluded.version > entities.version",
+        [ST_KEY_GET] = "SELECT version, deleted FROM {T} WHERE key = ?1",
+        [ST_FLOOR_GET] = "SELECT version FROM synclog_purged WHERE tbl = ?1 AND key = ?2",
+        [ST_UPSERT] = ENTITY_COLUMNS UPSERT_VALUES UPSERT_SET,
+        [ST_SOFT_DELETE] = ENTITY_COLUMNS SOFT_DELETE_VALUES SOFT_DELETE_SET,
+        [ST_UPSERT_IF_NEWER] =
+                ENTITY_COLUMNS "SELECT ?1, ?2, ?3, 0, NULL, ?4, ?5, ?6, ?7, ?8" NO_FLOOR_ABOVE UPSERT_SET NEWER_ONLY,
+        [ST_SOFT_DELETE_IF_NEWER] = ENTITY_COLUMNS
+        "SELECT ?1, ?2, NULL, 1, ?8, ?4, ?5, ?6, ?7, ?8" NO_FLOOR_ABOVE SOFT_DELETE_SET NEWER_ONLY,
+        [ST_VALUE_GET] = "SELECT value, deleted FROM {T} WHERE key = ?1",
         [ST_STALE] = "INSERT INTO stale_events (key, stored_version, incoming_version, topic, \"partition\","
                      " \"offset\", seen_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_CONFLICT] = "INSERT INTO conflicts (key, stored_version, incoming_version, stored_digest, incoming_digest,"
+                        " origin, topic, \"partition\", \"offset\", seen_at_ms)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [ST_IK_SEEN] = "SELECT 1 FROM synclog_idempotency_keys WHERE idempotency_key = ?1",
         [ST_IK_REMEMBER] = "INSERT INTO synclog_idempotency_keys (idempotency_key, seen_at_ms) VALUES (?1, ?2)"
                            " ON CONFLICT (idempotency_key) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
@@ -138,8 +187,17 @@ static const char *const stmt_sql[ST_COUNT] = {
                              " stale = stale + ?6, duplicate = duplicate + ?7, deleted = deleted + ?8,"
                              " dead_lettered = dead_lettered + ?9, updated_at_ms = ?10"
                              " WHERE \"group\" = ?1 AND topic = ?2 AND \"partition\" = ?3 AND next_offset = ?11",
-        [ST_PURGE_TOMBSTONES] = "DELETE FROM entities WHERE deleted = 1 AND deleted_at_ms <= ?1",
+        /* Rule 5: the version of each tombstone about to go is kept as its key's floor (the higher of two). */
+        [ST_PURGE_FLOORS_KEEP] = "INSERT INTO synclog_purged (tbl, key, version, purged_at_ms)"
+                                 " SELECT ?2, key, version, ?3 FROM {T} WHERE deleted = 1 AND deleted_at_ms <= ?1"
+                                 " ON CONFLICT (tbl, key) DO UPDATE SET version = max(version, excluded.version),"
+                                 " purged_at_ms = excluded.purged_at_ms",
+        [ST_PURGE_TOMBSTONES] = "DELETE FROM {T} WHERE deleted = 1 AND deleted_at_ms <= ?1",
+        /* A floor whose key has a row again at or above it says nothing the row does not: keep the table compact. */
+        [ST_PURGE_FLOORS_PRUNE] = "DELETE FROM synclog_purged WHERE tbl = ?1 AND EXISTS (SELECT 1 FROM {T} e"
+                                  " WHERE e.key = synclog_purged.key AND e.version >= synclog_purged.version)",
         [ST_PURGE_STALE] = "DELETE FROM stale_events WHERE seen_at_ms <= ?1",
+        [ST_PURGE_CONFLICTS] = "DELETE FROM conflicts WHERE seen_at_ms <= ?1",
         [ST_PURGE_IK_AGE] = "DELETE FROM synclog_idempotency_keys WHERE seen_at_ms <= ?1",
         [ST_PURGE_IK_COUNT] = "DELETE FROM synclog_idempotency_keys WHERE idempotency_key IN (SELECT idempotency_key"
                               " FROM synclog_idempotency_keys ORDER BY seen_at_ms LIMIT max(0, (SELECT count(*)"
@@ -152,6 +210,7 @@ struct sl_apply_sqlite {
 	enum sl_apply_values values;
 	enum sl_apply_on_delete on_delete;
 	bool follow_log; /* deleted rows are left to the purge that follows the log */
+	char table[TABLE_BYTES_MAX + 1];
 	char path[PATH_BYTES_MAX];
 	char error[SL_ERROR_BYTES];
 };
@@ -244,19 +303,31 @@ static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_ap
 		return reject(s, "offset %lld: the key is not UTF-8 text (or holds NUL bytes)", r);
 	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
 	rc = sqlite3_step(st);
+	memset(out, 0, sizeof(*out));
 	if (rc == SQLITE_ROW) {
 		out->exists = true;
 		out->version = sqlite3_column_int64(st, 0);
 		out->deleted = sqlite3_column_int(st, 1) != 0;
 		rc = SQLITE_DONE;
-	} else {
-		out->exists = false;
-		out->version = 0;
-		out->deleted = false;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, "read a key's version");
+	if (out->exists)
+		return 0;
+	/* Rule 5: a key that is not stored may have been purged. */
+	st = s->st[ST_FLOOR_GET];
+	sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->purged = true;
+		out->floor_version = sqlite3_column_int64(st, 0);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read a purged key's version");
 	return 0;
 }
 
@@ -310,6 +381,8 @@ static int entity_write(struct sl_apply_sqlite *s, enum stmt i, const struct sl_
 	}
 
 	entity_bind(st, r, version, now_ms);
+	if (i == ST_UPSERT_IF_NEWER || i == ST_SOFT_DELETE_IF_NEWER)
+		sqlite3_bind_text(st, 9, s->table, -1, SQLITE_STATIC);
 	if (upsert && r->rec.value != NULL)
 		sqlite3_bind_text(st, 3, (const char *)r->rec.value, r->rec.value_len, SQLITE_STATIC);
 	else if (upsert)
@@ -353,12 +426,85 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 
 	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, stored_version);
-	sqlite3_bind_int64(st, 3, r->rec.version);
+	/* 0 for an unversioned backfill or repair record that found the key stored (rule 6). */
+	sqlite3_bind_int64(st, 3, r->rec.version != SL_VERSION_NONE ? r->rec.version : 0);
 	sqlite3_bind_text(st, 4, r->topic, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, r->partition);
 	sqlite3_bind_int64(st, 6, r->rec.offset);
 	sqlite3_bind_int64(st, 7, now_ms);
 	return step_done(s, ST_STALE, "log a stale event");
+}
+
+/* Rule 4b: the stored row of r's key against r. */
+static int op_value_same(void *store, const struct sl_apply_record *r, bool *same_out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_VALUE_GET];
+	bool del = r->rec.op == SL_OP_DELETE;
+	int rc;
+
+	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*same_out = false;
+	if (rc == SQLITE_ROW) {
+		const uint8_t *v = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		bool deleted = sqlite3_column_int(st, 1) != 0;
+
+		if (v == NULL && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			v = (const uint8_t *)""; /* an empty value, not a null one */
+		if (del || deleted)
+			*same_out = del && deleted;
+		else
+			*same_out = sl_value_equal(v, len, r->rec.value,
+			                           r->rec.value != NULL ? (size_t)r->rec.value_len : 0);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read a stored value");
+	return 0;
+}
+
+/* Digest of a value as the conflicts table keeps it (16 hex digits), or NULL for a deleted row or a delete. */
+static void digest_bind(sqlite3_stmt *st, int index, const void *v, size_t len, bool present,
+                        char hex[SL_VALUE_DIGEST_HEX_BYTES])
+{
+	if (!present) {
+		sqlite3_bind_null(st, index);
+		return;
+	}
+	sl_value_digest_hex(sl_value_digest(v, len), hex);
+	sqlite3_bind_text(st, index, hex, -1, SQLITE_STATIC);
+}
+
+static int op_conflict_record(void *store, const struct sl_apply_record *r, int64_t stored_version, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *get = s->st[ST_VALUE_GET], *st = s->st[ST_CONFLICT];
+	char stored_hex[SL_VALUE_DIGEST_HEX_BYTES], incoming_hex[SL_VALUE_DIGEST_HEX_BYTES];
+	int rc;
+
+	sqlite3_bind_text(get, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	rc = sqlite3_step(get);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(get);
+		return fail(s, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "read a conflicting row");
+	}
+	digest_bind(st, 4, sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0),
+	            sqlite3_column_int(get, 1) == 0, stored_hex);
+	sqlite3_reset(get);
+	sqlite3_bind_text(st, 1, (const char *)r->rec.key, r->rec.key_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, stored_version);
+	sqlite3_bind_int64(st, 3, r->rec.version);
+	digest_bind(st, 5, r->rec.value, r->rec.value != NULL ? (size_t)r->rec.value_len : 0, r->rec.op != SL_OP_DELETE,
+	            incoming_hex);
+	sqlite3_bind_text(st, 6, sl_origin_name(r->rec.origin), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, r->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, r->partition);
+	sqlite3_bind_int64(st, 9, r->rec.offset);
+	sqlite3_bind_int64(st, 10, now_ms);
+	return step_done(s, ST_CONFLICT, "keep a conflict");
 }
 
 static int op_idempotency_seen(void *store, const struct sl_apply_record *r, bool *seen_out)
@@ -475,10 +621,26 @@ static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl
 {
 	struct sl_apply_sqlite *s = store;
 	int64_t before = now_ms - retention_ms;
+	uint64_t floors = 0, conflicts = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = s->follow_log ? 0 : purge_one(s, ST_PURGE_TOMBSTONES, before, &out->tombstones, "purge tombstones");
+	/* With follow_log the tombstones go one by one as the log's cleaner drops their deletes
+	 * (op_tombstone_purge, which keeps each floor too); otherwise by time here. */
+	rc = 0;
+	if (!s->follow_log) {
+		sqlite3_bind_text(s->st[ST_PURGE_FLOORS_KEEP], 2, s->table, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->st[ST_PURGE_FLOORS_KEEP], 3, now_ms);
+		rc = purge_one(s, ST_PURGE_FLOORS_KEEP, before, &floors, "keep the versions of purged keys");
+		if (rc == 0)
+			rc = purge_one(s, ST_PURGE_TOMBSTONES, before, &out->tombstones, "purge tombstones");
+	}
+	if (rc == 0) {
+		sqlite3_bind_text(s->st[ST_PURGE_FLOORS_PRUNE], 1, s->table, -1, SQLITE_STATIC);
+		rc = step_done(s, ST_PURGE_FLOORS_PRUNE, "drop the floors of keys stored again");
+	}
+	if (rc == 0)
+		rc = purge_one(s, ST_PURGE_CONFLICTS, before, &conflicts, "purge conflicts");
 	if (rc == 0)
 		rc = purge_one(s, ST_PURGE_STALE, before, &out->stale_events, "purge stale events");
 	if (rc == 0)
@@ -526,13 +688,22 @@ static int op_tombstones_due(void *store, int64_t before_ms, struct sl_apply_tom
 static int op_tombstone_purge(void *store, const struct sl_apply_tombstone *t, bool *purged_out)
 {
 	struct sl_apply_sqlite *s = store;
-	sqlite3_stmt *st = s->st[ST_TOMBSTONE_PURGE];
+	sqlite3_stmt *keep = s->st[ST_TOMBSTONE_FLOOR_KEEP], *st = s->st[ST_TOMBSTONE_PURGE];
 
+	sqlite3_bind_text(keep, 1, t->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(keep, 2, t->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(keep, 3, t->partition);
+	sqlite3_bind_int64(keep, 4, t->offset);
+	sqlite3_bind_text(keep, 5, s->table, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(keep, 6, sl_clock_wall_ms());
+	int rc = step_done(s, ST_TOMBSTONE_FLOOR_KEEP, "keep the version of a purged key");
+	if (rc < 0)
+		return rc;
 	sqlite3_bind_text(st, 1, t->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->topic, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, t->partition);
 	sqlite3_bind_int64(st, 4, t->offset);
-	int rc = step_done(s, ST_TOMBSTONE_PURGE, "purge a deleted row");
+	rc = step_done(s, ST_TOMBSTONE_PURGE, "purge a deleted row");
 	*purged_out = rc == 0 && sqlite3_changes(s->db) == 1;
 	return rc;
 }
@@ -558,6 +729,8 @@ static const struct sl_apply_store_ops sqlite_ops = {
         .write_if_newer = op_write_if_newer,
         .stale_record = op_stale_record,
         .duplicate_record = NULL,
+        .value_same = op_value_same,
+        .conflict_record = op_conflict_record,
         .idempotency_seen = op_idempotency_seen,
         .idempotency_remember = op_idempotency_remember,
         .offsets_read = op_offsets_read,
@@ -577,6 +750,8 @@ static const struct sl_apply_store_ops sqlite_log_ops = {
         .write_if_newer = op_write_if_newer,
         .stale_record = op_stale_record,
         .duplicate_record = NULL,
+        .value_same = op_value_same,
+        .conflict_record = op_conflict_record,
         .idempotency_seen = op_idempotency_seen,
         .idempotency_remember = op_idempotency_remember,
         .offsets_read = op_offsets_read,
@@ -591,6 +766,66 @@ void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *ou
 {
 	out->ops = db->follow_log ? &sqlite_log_ops : &sqlite_ops;
 	out->ctx = db;
+}
+
+/* Write tmpl with {T} replaced by the quoted table name, {I} by the quoted name of its tombstone index, {A} by its
+ * archive table and {AI} by that table's index, into out. The table name passed sl_apply_sqlite_table_check, so it needs no escaping inside the quotes. */
+static int sql_expand(const struct sl_apply_sqlite *s, const char *tmpl, char *out, size_t cap)
+{
+	size_t at = 0;
+
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		int n = 0;
+
+		if (strncmp(p, "{T}", 3) == 0)
+			n = snprintf(out + at, cap - at, "\"%s\"", s->table), p += 2;
+		else if (strncmp(p, "{AI}", 4) == 0)
+			n = snprintf(out + at, cap - at, "\"%s_archive_key\"", s->table), p += 3;
+		else if (strncmp(p, "{A}", 3) == 0)
+			n = snprintf(out + at, cap - at, "\"%s_archive\"", s->table), p += 2;
+		else if (strncmp(p, "{I}", 3) == 0)
+			n = snprintf(out + at, cap - at, "\"%s_tombstones\"", s->table), p += 2;
+		else if (at + 1 < cap)
+			out[at] = *p, n = 1;
+		if (n < 0 || at + (size_t)n >= cap)
+			return -ENAMETOOLONG;
+		at += (size_t)n;
+	}
+	out[at] = '\0';
+	return 0;
+}
+
+int sl_apply_sqlite_table_check(const char *name)
+{
+	static const char *const own[] = {"stale_events", "conflicts", "reconcile_runs"};
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	if (n == 0 || n > TABLE_BYTES_MAX || strncmp(name, "sqlite_", 7) == 0 || strncmp(name, "synclog_", 8) == 0)
+		return -EINVAL;
+	/* Every entity table T has its archive T_archive: a table of that name would be another's archive. */
+	if (n >= 8 && strcmp(name + n - 8, "_archive") == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < SL_ARRAY_COUNT(own); i++)
+		if (strcmp(name, own[i]) == 0)
+			return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9')))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* One statement with the table name written in, run to its end. */
+static int exec_expanded(struct sl_apply_sqlite *s, const char *tmpl, const char *what)
+{
+	char sql[SQL_BYTES_MAX];
+	int rc = sql_expand(s, tmpl, sql, sizeof(sql));
+
+	SL_ASSERT(rc == 0); /* the templates and the longest table name fit */
+	rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc != SQLITE_OK ? fail(s, rc, what) : 0;
 }
 
 /* Pragmas and schema. Returns 0 or a negative errno with s->error set. */
@@ -633,19 +868,104 @@ static int schema_setup(struct sl_apply_sqlite *s)
 		         s->path, version, SCHEMA_VERSION);
 		return -EINVAL;
 	}
+	/* Version 1 had entities and no floors, conflicts or table claims: the new tables are simply added, and
+	 * the table is claimed below by the topic its rows name. */
 	rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK && version < SCHEMA_VERSION)
-		rc = sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+		rc = sqlite3_exec(s->db, "PRAGMA user_version = 2", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return fail(s, rc, "create the tables");
-	return 0;
+	return exec_expanded(s, table_sql, "create the entity table");
 }
 
-_Static_assert(SCHEMA_VERSION == 1, "the PRAGMA user_version statement above writes 1");
+_Static_assert(SCHEMA_VERSION == 2, "the PRAGMA user_version statement above writes 2");
 
-int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl_apply_values values, char *err,
-                         size_t err_bytes)
+/* A single text from a query with up to two text parameters: 1 with out filled, 0 for no row. */
+static int query_text(struct sl_apply_sqlite *s, const char *tmpl, const char *p1, const char *p2, char *out,
+                      size_t cap)
 {
+	char sql[SQL_BYTES_MAX];
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sql_expand(s, tmpl, sql, sizeof(sql));
+	SL_ASSERT(rc == 0); /* the templates and the longest table name fit */
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "read which topic feeds the table");
+	sqlite3_bind_text(st, 1, p1, -1, SQLITE_STATIC);
+	if (p2 != NULL)
+		sqlite3_bind_text(st, 2, p2, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, rc, "read which topic feeds the table");
+	return rc == SQLITE_ROW;
+}
+
+static int collision(struct sl_apply_sqlite *s, const char *owner, const char *topic)
+{
+	snprintf(s->error, sizeof(s->error),
+	         "sqlite %s: table '%s' is fed by topic '%s'; applying topic '%s' into it would compare the versions "
+	         "of one topic's keys with the other's: apply '%s' into its own table (--table NAME)",
+	         s->path, s->table, owner, topic, topic);
+	return -EEXIST;
+}
+
+/* Claim the table for topic, or refuse when another topic feeds it (one transaction: two appliers starting at
+ * once cannot both claim). Returns 0 or a negative errno with s->error set. */
+static int table_claim(struct sl_apply_sqlite *s, const char *topic)
+{
+	char owner[SL_TOPIC_NAME_BYTES_MAX + 1];
+	sqlite3_stmt *st;
+	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "begin a transaction");
+	rc = query_text(s, "SELECT topic FROM synclog_tables WHERE name = ?1", s->table, NULL, owner, sizeof(owner));
+	if (rc == 1) {
+		rc = strcmp(owner, topic) != 0 ? collision(s, owner, topic) : 0;
+		goto out;
+	}
+	/* Not claimed yet: a version 1 table, or a new one (then this finds nothing at once). */
+	if (rc == 0)
+		rc = query_text(s, "SELECT topic FROM {T} WHERE topic IS NOT NULL AND topic != ?1 LIMIT 1", topic, NULL,
+		                owner, sizeof(owner));
+	if (rc == 1)
+		rc = collision(s, owner, topic);
+	else if (rc == 0 &&
+	         (rc = sqlite3_prepare_v2(s->db,
+	                                  "INSERT INTO synclog_tables (name, topic, claimed_at_ms) VALUES (?1, ?2,"
+	                                  " ?3) ON CONFLICT DO NOTHING",
+	                                  -1, &st, NULL)) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, sl_clock_wall_ms());
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "claim the table for its topic");
+	} else if (rc > 0) {
+		rc = fail(s, rc, "claim the table for its topic");
+	}
+out:
+	if (rc == 0 && (rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+		rc = fail(s, rc, "commit the table's claim");
+	if (rc != 0 && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int sl_apply_sqlite_claim(struct sl_apply_sqlite *db, const char *topic)
+{
+	return table_claim(db, topic);
+}
+
+int sl_apply_sqlite_open_table(struct sl_apply_sqlite **out, const struct sl_apply_sqlite_options *o, char *err,
+                               size_t err_bytes)
+{
+	const char *path = o->path, *table = o->table != NULL ? o->table : SL_APPLY_SQLITE_TABLE_DEFAULT;
 	struct sl_apply_sqlite *s;
 	int rc;
 
@@ -654,13 +974,22 @@ int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl
 		sl_error_set(err, err_bytes, "sqlite target: the path must be 1 to %d characters", PATH_BYTES_MAX - 1);
 		return -EINVAL;
 	}
+	if (sl_apply_sqlite_table_check(table) != 0) {
+		sl_error_set(
+		        err, err_bytes,
+		        "sqlite target: table name '%s': use a letter or '_', then letters, digits or '_', at most "
+		        "%d in all, not stale_events, conflicts, reconcile_runs or sqlite_* or synclog_*",
+		        table, TABLE_BYTES_MAX);
+		return -EINVAL;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		sl_error_set(err, err_bytes, "sqlite target: out of memory");
 		return -ENOMEM;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);
-	s->values = values;
+	snprintf(s->table, sizeof(s->table), "%s", table);
+	s->values = o->values;
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		sl_error_set(err, err_bytes, "sqlite %s: cannot open: %s: check the path and its permissions", path,
@@ -670,9 +999,15 @@ int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl
 		return -EIO;
 	}
 	rc = schema_setup(s);
+	if (rc == 0 && o->topic != NULL)
+		rc = table_claim(s, o->topic);
 	for (int i = 0; rc == 0 && i < ST_COUNT; i++) {
-		int prc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+		char sql[SQL_BYTES_MAX];
+		int prc;
 
+		prc = sql_expand(s, stmt_sql[i], sql, sizeof(sql));
+		SL_ASSERT(prc == 0); /* the templates and the longest table name fit */
+		prc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
 		if (prc != SQLITE_OK)
 			rc = fail(s, prc, "prepare a statement");
 	}
@@ -683,6 +1018,14 @@ int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl
 	}
 	*out = s;
 	return 0;
+}
+
+int sl_apply_sqlite_open(struct sl_apply_sqlite **out, const char *path, enum sl_apply_values values, char *err,
+                         size_t err_bytes)
+{
+	struct sl_apply_sqlite_options o = {.path = path, .values = values};
+
+	return sl_apply_sqlite_open_table(out, &o, err, err_bytes);
 }
 
 void sl_apply_sqlite_close(struct sl_apply_sqlite *s)

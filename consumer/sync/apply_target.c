@@ -23,14 +23,16 @@ struct target_kind {
 	bool has_schema;
 	int (*open)(struct sl_apply_target *t, const char *where, const struct sl_apply_target_options *o, char *err,
 	            size_t err_bytes);
+	int (*claim)(void *db, const char *topic);
 	void (*close)(void *db);
 };
 
 static int sqlite_open(struct sl_apply_target *t, const char *where, const struct sl_apply_target_options *o, char *err,
                        size_t err_bytes)
 {
+	struct sl_apply_sqlite_options so = {.path = where, .values = o->values, .table = o->table};
 	struct sl_apply_sqlite *db;
-	int rc = sl_apply_sqlite_open(&db, where, o->values, err, err_bytes);
+	int rc = sl_apply_sqlite_open_table(&db, &so, err, err_bytes);
 
 	if (rc == 0) {
 		sl_apply_sqlite_set_deletes(db, o->on_delete, o->follow_log);
@@ -38,6 +40,11 @@ static int sqlite_open(struct sl_apply_target *t, const char *where, const struc
 		sl_apply_sqlite_store(db, &t->store);
 	}
 	return rc;
+}
+
+static int sqlite_claim(void *db, const char *topic)
+{
+	return sl_apply_sqlite_claim(db, topic);
 }
 
 static void sqlite_close(void *db)
@@ -51,6 +58,7 @@ static int pg_open(struct sl_apply_target *t, const char *where, const struct sl
 	struct sl_apply_pg_options po = {
 	        .conninfo = where,
 	        .schema = o->schema,
+	        .table = o->table,
 	        .values = o->values,
 	        .on_delete = o->on_delete,
 	        .follow_log = o->follow_log,
@@ -65,16 +73,21 @@ static int pg_open(struct sl_apply_target *t, const char *where, const struct sl
 	return rc;
 }
 
+static int pg_claim(void *db, const char *topic)
+{
+	return sl_apply_pg_claim(db, topic);
+}
+
 static void pg_close(void *db)
 {
 	sl_apply_pg_close(db);
 }
 
 static const struct target_kind kinds[] = {
-        {"sqlite:", false, false, sqlite_open, sqlite_close},
-        {"postgresql://", true, true, pg_open, pg_close},
-        {"postgres://", true, true, pg_open, pg_close},
-        {"postgres:", false, true, pg_open, pg_close},
+        {"sqlite:", false, false, sqlite_open, sqlite_claim, sqlite_close},
+        {"postgresql://", true, true, pg_open, pg_claim, pg_close},
+        {"postgres://", true, true, pg_open, pg_claim, pg_close},
+        {"postgres:", false, true, pg_open, pg_claim, pg_close},
 };
 
 static const struct target_kind *kind_of(const char *target, const char **where)
@@ -133,6 +146,11 @@ int sl_apply_target_open(struct sl_apply_target **out, const char *target, const
 void sl_apply_target_store(struct sl_apply_target *t, struct sl_apply_store *out)
 {
 	*out = t->store;
+}
+
+int sl_apply_target_claim(struct sl_apply_target *t, const char *topic)
+{
+	return t->kind->claim(t->db, topic);
 }
 
 void sl_apply_target_close(struct sl_apply_target *t)

@@ -29,7 +29,7 @@ static void check_view(const uint8_t *frame, size_t len, const Synclog__Request 
 		if (req == NULL || req->body_case != SYNCLOG__REQUEST__BODY_PRODUCE || pr == NULL ||
 		    req->correlation_id != v.correlation_id || strlen(pr->topic) != v.topic_bytes ||
 		    (v.topic_bytes && memcmp(pr->topic, v.topic, v.topic_bytes) != 0) || (int32_t)pr->acks != v.acks ||
-		    pr->n_partitions != v.part_count)
+		    (int)pr->backfill != v.backfill || pr->n_partitions != v.part_count)
 			abort();
 		for (size_t i = 0; i < v.part_count; i++) {
 			const Synclog__ProducePartition *pp = pr->partitions[i];

@@ -13,8 +13,8 @@ fail() {
 	exit 1
 }
 
-# start_broker DATA_DIR [FLAG...]: starts synclogd (with the extra flags), waits for its readiness line, sets
-# BROKER_PID and SYNCLOG_BROKER.
+# start_broker DATA_DIR [FLAGS...]: starts synclogd, waits for its readiness line, sets BROKER_PID and
+# SYNCLOG_BROKER, and KAFKA_BROKER when the flags include --kafka-listen.
 start_broker() {
 	local data=$1
 	shift
@@ -23,7 +23,8 @@ start_broker() {
 	BROKER_PID=$!
 	for _ in $(seq 1 200); do
 		if grep -q '^synclogd ready on ' "$out" 2>/dev/null; then
-			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$out")
+			export SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on \([^ ]*\).*/\1/p' "$out")
+			export KAFKA_BROKER=$(sed -n 's/^synclogd ready on .* kafka //p' "$out")
 			return 0
 		fi
 		kill -0 "$BROKER_PID" 2>/dev/null || fail "synclogd exited: $(cat "$TMP/broker.err")"

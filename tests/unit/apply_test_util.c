@@ -80,7 +80,7 @@ static int src_next(void *ctx, struct sl_apply_record *out)
 		out->rec.value_len = r->has_value ? (int32_t)strlen(r->value) : -1;
 		out->rec.version = r->version;
 		out->rec.op = r->op;
-		out->rec.origin = SL_ORIGIN_LIVE;
+		out->rec.origin = r->origin;
 		out->rec.idempotency_key = r->has_ik ? (const uint8_t *)r->ik : NULL;
 		out->rec.idempotency_key_len = r->has_ik ? (int32_t)strlen(r->ik) : 0;
 		s->position[p]++;
@@ -154,6 +154,11 @@ int64_t at_upsert(struct at_source *s, uint32_t partition, const char *key, int6
 int64_t at_delete(struct at_source *s, uint32_t partition, const char *key, int64_t version)
 {
 	return at_add(s, partition, key, version, SL_OP_DELETE, NULL, NULL);
+}
+
+void at_origin_set(struct at_source *s, uint32_t partition, int64_t offset, enum sl_origin origin)
+{
+	s->recs[partition][offset].origin = origin;
 }
 
 /* ---- dead-letter sink and clock ---- */
@@ -356,6 +361,14 @@ static int w_stale(void *st, const struct sl_apply_record *r, int64_t v, int64_t
 {
 	FORWARD(stale_record, r, v, now);
 }
+static int w_value_same(void *st, const struct sl_apply_record *r, bool *same)
+{
+	FORWARD(value_same, r, same);
+}
+static int w_conflict(void *st, const struct sl_apply_record *r, int64_t v, int64_t now)
+{
+	FORWARD(conflict_record, r, v, now);
+}
 static int w_ik_seen(void *st, const struct sl_apply_record *r, bool *seen)
 {
 	prefetched_check(r);
@@ -385,9 +398,9 @@ static const char *w_error(void *st)
 
 #define WRAPPER_OPS                                                                                             \
 	.begin = w_begin, .commit = w_commit, .rollback = w_rollback, .key_get = w_key_get, .upsert = w_upsert, \
-	.soft_delete = w_soft_delete, .stale_record = w_stale, .idempotency_seen = w_ik_seen,                   \
-	.idempotency_remember = w_ik_remember, .offsets_read = w_offsets_read, .offset_write = w_offset_write,  \
-	.purge = w_purge, .error = w_error
+	.soft_delete = w_soft_delete, .stale_record = w_stale, .value_same = w_value_same,                      \
+	.conflict_record = w_conflict, .idempotency_seen = w_ik_seen, .idempotency_remember = w_ik_remember,    \
+	.offsets_read = w_offsets_read, .offset_write = w_offset_write, .purge = w_purge, .error = w_error
 
 /* The engine's three ways to apply a record (apply_test_util.h, enum at_path). */
 static const struct sl_apply_store_ops wrapper_ops[] = {

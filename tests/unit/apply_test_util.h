@@ -30,6 +30,7 @@ struct at_record {
 	bool has_ik;
 	int64_t version;
 	enum sl_op op;
+	enum sl_origin origin; /* live unless set with at_origin_set */
 };
 
 /* Records per partition; offset = index. Reads up to batch_records_max records per partition per fetch. */
@@ -171,6 +172,8 @@ int64_t at_add(struct at_source *s, uint32_t partition, const char *key, int64_t
                const char *value, const char *ik);
 int64_t at_upsert(struct at_source *s, uint32_t partition, const char *key, int64_t version, const char *value);
 int64_t at_delete(struct at_source *s, uint32_t partition, const char *key, int64_t version);
+/* Give the record at offset of partition another origin (backfill, repair). */
+void at_origin_set(struct at_source *s, uint32_t partition, int64_t offset, enum sl_origin origin);
 
 /* What the target holds for key: 1 found (fields filled), 0 not found, -1 error. value_out gets "" for NULL. */
 struct at_row {

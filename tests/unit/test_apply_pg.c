@@ -1,8 +1,8 @@
 /* Tests of what only the PostgreSQL store does (every rule of the applier also runs against it in the other
  * test_apply_*.c): a connection cut in the middle of a transaction is rolled back and the applier resumes from the
  * stored offsets, applying nothing twice; a value only the server refuses (jsonb has no \u0000) is dead-lettered
- * alone from a batch; a schema made for JSON values is refused for text ones; a server that stays away fails the
- * applier after the reconnect timeout, naming it. */
+ * alone from a batch; a schema made for JSON values is refused for text ones; a table is fed by one topic; a
+ * server that stays away fails the applier after the reconnect timeout, naming it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,6 +126,32 @@ static void schema_made_for_json_is_refused_for_text(void **state)
 	assert_non_null(strstr(err, "--values json"));
 }
 
+static void table_is_claimed_by_one_topic(void **state)
+{
+	struct at_env *e = *state;
+	struct sl_apply_target_options o = {.schema = e->schema, .table = "orders"};
+	struct sl_apply_target *a = NULL, *b = NULL;
+	struct sl_apply_store store;
+	char err[SL_ERROR_BYTES];
+
+	assert_int_equal(sl_apply_target_open(&a, e->target, &o, err, sizeof(err)), 0);
+	assert_int_equal(sl_apply_target_claim(a, "orders-v1"), 0);
+	assert_int_equal(sl_apply_target_claim(a, "orders-v1"), 0); /* the same topic again: fine */
+	assert_int_equal(sl_apply_target_open(&b, e->target, &o, err, sizeof(err)), 0);
+	assert_int_equal(sl_apply_target_claim(b, "payments"), -EEXIST);
+	sl_apply_target_store(b, &store);
+	assert_non_null(strstr(store.ops->error(store.ctx), "table 'orders' is fed by topic 'orders-v1'"));
+	sl_apply_target_close(b);
+	/* Another table of the same schema takes the other topic. */
+	o.table = "payments";
+	assert_int_equal(sl_apply_target_open(&b, e->target, &o, err, sizeof(err)), 0);
+	assert_int_equal(sl_apply_target_claim(b, "payments"), 0);
+	assert_int_equal(at_query_int(e, "SELECT count(*) FROM synclog_tables"), 2);
+	assert_int_equal(at_query_int(e, "SELECT count(*) FROM payments_archive"), 0);
+	sl_apply_target_close(b);
+	sl_apply_target_close(a);
+}
+
 static int purge_once(struct sl_apply_store *store)
 {
 	struct sl_apply_purge_counts counts;
@@ -177,6 +203,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(connection_cut_between_transactions_reconnects, setup, teardown),
 	        cmocka_unit_test_setup_teardown(value_only_the_server_refuses_is_dead_lettered_alone, setup, teardown),
 	        cmocka_unit_test_setup_teardown(schema_made_for_json_is_refused_for_text, setup, teardown),
+	        cmocka_unit_test_setup_teardown(table_is_claimed_by_one_topic, setup, teardown),
 	        cmocka_unit_test_setup_teardown(server_away_past_the_reconnect_timeout_fails_naming_it, setup,
 	                                        teardown),
 	};

@@ -559,7 +559,11 @@ static void builder_writes_producer_fields_and_reset_clears_them(void **state)
 static void builder_writes_op_and_origin_headers_only_when_not_default(void **state)
 {
 	struct env *e = *state;
-	struct sl_record r = {.key = (const uint8_t *)"k", .key_len = 1, .value_len = -1, .version = SL_VERSION_NONE};
+	struct sl_record r = {.key = (const uint8_t *)"k",
+	                      .key_len = 1,
+	                      .value = (const uint8_t *)"x",
+	                      .value_len = 1,
+	                      .version = SL_VERSION_NONE};
 	const uint8_t *batch;
 	size_t len;
 
@@ -568,6 +572,8 @@ static void builder_writes_op_and_origin_headers_only_when_not_default(void **st
 	assert_int_equal(sl_batch_builder_finish(&e->b, SL_BATCH_CODEC_NONE, &batch, &len), 0);
 	assert_int_equal(batch[len - 1], 0); /* headersCount 0: upsert and live are implied */
 
+	r.value = NULL;
+	r.value_len = -1;
 	r.op = SL_OP_DELETE;
 	r.origin = SL_ORIGIN_REPAIR;
 	sl_batch_builder_reset(&e->b);
@@ -578,6 +584,45 @@ static void builder_writes_op_and_origin_headers_only_when_not_default(void **st
 	                       "delete",
 	                       10));
 	assert_non_null(memmem(batch, len, "\x0corigin\x0crepair", 14));
+}
+
+/* A Kafka producer's tombstone (null value, no op header) is a delete; our upsert of a null value says so. */
+static void null_value_reads_as_delete_unless_op_says_upsert(void **state)
+{
+	struct env *e = *state;
+	struct sl_record r = {.key = (const uint8_t *)"k", .key_len = 1, .value_len = -1, .version = SL_VERSION_NONE};
+	struct sl_record_iter it;
+	struct sl_record got;
+	const uint8_t *batch;
+	size_t len;
+
+	sl_batch_builder_reset(&e->b);
+	assert_int_equal(sl_batch_builder_add(&e->b, &r), 0);
+	assert_int_equal(sl_batch_builder_finish(&e->b, SL_BATCH_CODEC_NONE, &batch, &len), 0);
+	assert_non_null(memmem(batch, len,
+	                       "\x04op\x0c"
+	                       "upsert",
+	                       10));
+	assert_int_equal(sl_record_iter_init(&it, batch, len, NULL, 0), 0);
+	assert_int_equal(sl_record_iter_next(&it, &got), 1);
+	assert_int_equal(got.op, SL_OP_UPSERT);
+
+	/* The same record as a Kafka producer writes it: no headers at all. */
+	/* attributes, timestampDelta 0, offsetDelta 0, key length 1, "k", value length -1, headersCount 0 */
+	uint8_t plain[] = {0x00, 0x00, 0x00, 0x02, 0x6b, 0x01, 0x00};
+	uint8_t rec[1 + sizeof(plain)] = {(uint8_t)(sizeof(plain) << 1)};
+	memcpy(rec + 1, plain, sizeof(plain));
+	uint8_t buf[SL_BATCH_HEADER_BYTES + sizeof(rec)];
+	memcpy(buf, batch, SL_BATCH_HEADER_BYTES);
+	memcpy(buf + SL_BATCH_HEADER_BYTES, rec, sizeof(rec));
+	put_be(buf + 8, sizeof(buf) - 12, 4);
+	put_be(buf + 21, 0, 2);
+	put_be(buf + 17, sl_crc32c(0, buf + 21, sizeof(buf) - 21), 4);
+	assert_int_equal(sl_batch_validate(buf, sizeof(buf), NULL, NULL, 0, NULL), 0);
+	assert_int_equal(sl_record_iter_init(&it, buf, sizeof(buf), NULL, 0), 0);
+	assert_int_equal(sl_record_iter_next(&it, &got), 1);
+	assert_int_equal(got.op, SL_OP_DELETE);
+	assert_int_equal(got.value_len, -1);
 }
 
 static void zstd_batch_is_much_smaller_for_repetitive_records(void **state)
@@ -1275,6 +1320,7 @@ int main(void)
 	        T(builder_sets_base_and_max_timestamp_with_negative_deltas),
 	        T(builder_writes_producer_fields_and_reset_clears_them),
 	        T(builder_writes_op_and_origin_headers_only_when_not_default),
+	        T(null_value_reads_as_delete_unless_op_says_upsert),
 	        T(zstd_batch_is_much_smaller_for_repetitive_records),
 	        T(zstd_leaves_incompressible_records_uncompressed),
 	        T(set_base_offset_keeps_crc_valid_and_shifts_record_offsets),

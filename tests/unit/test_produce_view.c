@@ -68,6 +68,7 @@ static void assert_agrees_with_protobuf_c(uint8_t *frame, size_t len)
 	if (v.topic_bytes > 0)
 		assert_memory_equal(req->produce->topic, v.topic, v.topic_bytes);
 	assert_int_equal((int)req->produce->acks, v.acks);
+	assert_int_equal((int)req->produce->backfill, v.backfill);
 	assert_int_equal(req->produce->n_partitions, v.part_count);
 	for (size_t i = 0; i < v.part_count; i++) {
 		Synclog__ProducePartition *pp = req->produce->partitions[i];
@@ -106,6 +107,32 @@ static void test_view_reads_a_packed_produce_in_place(void **state)
 	}
 	assert_agrees_with_protobuf_c(frame, len);
 	free(frame);
+}
+
+/* The backfill declaration (field 50) is read in place too, so a backfill's batches are not copied either; given
+ * twice, the view leaves it to protobuf-c. */
+static void test_view_reads_the_backfill_flag(void **state)
+{
+	(void)state;
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__ProduceRequest pr = SYNCLOG__PRODUCE_REQUEST__INIT;
+	uint8_t frame[64];
+	struct sl_produce_view v;
+	pr.topic = "t";
+	pr.backfill = 1;
+	req.body_case = SYNCLOG__REQUEST__BODY_PRODUCE;
+	req.produce = &pr;
+	size_t len = synclog__request__pack(&req, frame);
+	assert_int_equal(sl_produce_view_parse(frame, len, &v, NULL, 0), 1);
+	assert_int_equal(v.backfill, 1);
+	assert_agrees_with_protobuf_c(frame, len);
+	pr.backfill = 0;
+	len = synclog__request__pack(&req, frame);
+	assert_int_equal(sl_produce_view_parse(frame, len, &v, NULL, 0), 1);
+	assert_int_equal(v.backfill, 0);
+	/* field 50 varint twice: tag 0x90 0x03 */
+	uint8_t twice[] = {0x7a, 0x06, 0x90, 0x03, 0x01, 0x90, 0x03, 0x00};
+	assert_int_equal(sl_produce_view_parse(twice, sizeof(twice), &v, NULL, 0), 0);
 }
 
 static void test_view_declines_when_parts_do_not_fit(void **state)
@@ -211,6 +238,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_view_reads_a_packed_produce_in_place),
+	        cmocka_unit_test(test_view_reads_the_backfill_flag),
 	        cmocka_unit_test(test_view_declines_when_parts_do_not_fit),
 	        cmocka_unit_test(test_view_declines_other_requests),
 	        cmocka_unit_test(test_view_reads_an_empty_produce),

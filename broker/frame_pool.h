@@ -1,7 +1,8 @@
 /* Buffers of large frames kept for reuse, so that a producer of multi-MiB batches does not pay page faults and
- * page clearing for a fresh buffer per frame (12% of the broker with 16 partitions before the pool). */
-#ifndef SL_BROKER_NET_FRAME_POOL_H
-#define SL_BROKER_NET_FRAME_POOL_H
+ * page clearing for a fresh buffer per frame (12% of the broker with 16 partitions before the pool). One pool
+ * per front end (broker/net/, broker/kafka/); which thread may call: the shard's loop thread. */
+#ifndef SL_BROKER_FRAME_POOL_H
+#define SL_BROKER_FRAME_POOL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "proto/base/assert.h"
-#include "broker/net/frame_pool.h"
+#include "broker/frame_pool.h"
 
 struct pool_header {
 	struct pool_header *next;

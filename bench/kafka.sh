@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The Kafka listener's benchmark (issue 16). Writes bench/results/kafka.json and prints a table. One broker with
+# both listeners over loopback, one client process at a time:
+#   produce  librdkafka (bin/kafka-bench: acks=1, linger 5 ms, murmur2_random, no compression, its defaults
+#            otherwise) into the Kafka listener against our client library (bin/synclog-bench: acks written, its
+#            defaults) into the native listener: the same records (16-byte distinct keys, 100-byte or 1 KiB values),
+#            the same 8 partitions, the same acknowledgement (written: in the page cache). Per run: records/s,
+#            the broker's CPU seconds per GB of key and value bytes (utime + stime of synclogd from /proc, read
+#            before and after the run), and the client's own CPU seconds (librdkafka's cost is not the broker's).
+#            Rounds alternate which client goes first; medians over ROUNDS.
+#   replay   10 million 100-byte records (written once by synclog-bench) read from the beginning to the end by a
+#            librdkafka consumer (assigned partitions, no group) through the Kafka listener against our fetcher
+#            (synclog-bench replay) through the native listener; records/s and broker CPU per GB, three runs each.
+#            The backlog was just written, so it is in the page cache.
+#
+# Usage: bench/kafka.sh [BUILD_DIR]      (default build/release; `make bench` runs it)
+#   KAFKA_BENCH_QUICK=1   a tenth of the records and one round; figures to BUILD_DIR/kafka-quick.json
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-build/release}
+case $build in
+/*) ;;
+*) build=$root/$build ;;
+esac
+for bin in synclogd synclog synclog-bench kafka-bench; do
+	[ -x "$build/bin/$bin" ] || {
+		echo "kafka.sh: $build/bin/$bin is missing: run make bench" >&2
+		exit 1
+	}
+done
+quick=${KAFKA_BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then
+	small=300000 large=50000 replay=1000000 rounds=1 out=$build/kafka-quick.json
+else
+	small=3000000 large=500000 replay=10000000 rounds=3 out=$root/bench/results/kafka.json
+fi
+key_bytes=16
+partitions=8
+
+data=$root/build/bench-data-kafka
+broker_pid=
+cleanup() {
+	if [ -n "$broker_pid" ]; then
+		kill -KILL "$broker_pid" 2>/dev/null || true
+		wait "$broker_pid" 2>/dev/null || true
+	fi
+	rm -rf "$data"
+}
+trap cleanup EXIT
+rm -rf "$data"
+mkdir -p "$data" "$(dirname "$out")"
+"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --metrics off \
+	>"$data/broker.out" 2>"$data/broker.err" &
+broker_pid=$!
+for _ in $(seq 1 200); do
+	grep -q '^synclogd ready on ' "$data/broker.out" 2>/dev/null && break
+	sleep 0.05
+done
+native=$(sed -n 's/^synclogd ready on \([^ ]*\) kafka .*/\1/p' "$data/broker.out")
+kafka=$(sed -n 's/^synclogd ready on .* kafka //p' "$data/broker.out")
+[ -n "$native" ] && [ -n "$kafka" ] || {
+	echo "kafka.sh: the broker did not start: $(cat "$data/broker.err")" >&2
+	exit 1
+}
+clk=$(getconf CLK_TCK)
+broker_cpu() { awk -v clk="$clk" '{ printf "%.2f\n", ($14 + $15) / clk }' "/proc/$broker_pid/stat"; }
+
+runs=$data/runs.jsonl
+# run PATH SIZE RECORDS CMD...: time one client run, record it with the broker's CPU over it.
+run() {
+	local path=$1 size=$2 records=$3
+	shift 3
+	local c0 c1 result
+	sync
+	c0=$(broker_cpu)
+	result=$("$@")
+	c1=$(broker_cpu)
+	python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+r.update(path=sys.argv[2], record_bytes=int(sys.argv[3]), expected=int(sys.argv[4]),
+         broker_cpu_s=float(sys.argv[6]) - float(sys.argv[5]), key_bytes=int(sys.argv[7]))
+print(json.dumps(r))' "$result" "$path" "$size" "$records" "$c0" "$c1" "$key_bytes" >>"$runs"
+}
+
+for size in 100 1024; do
+	records=$small
+	[ "$size" = 1024 ] && records=$large
+	"$build/bin/synclog" --broker "$native" topic create "native-$size" --partitions $partitions >/dev/null
+	"$build/bin/synclog" --broker "$native" topic create "kafka-$size" --partitions $partitions >/dev/null
+	for round in $(seq 1 "$rounds"); do
+		echo "kafka.sh: produce, $size-byte values, round $round of $rounds" >&2
+		native_run() {
+			run native "$size" "$records" "$build/bin/synclog-bench" produce --broker "$native" \
+				--topic "native-$size" --partitions $partitions --record-bytes "$size" \
+				--key-bytes $key_bytes --count "$records" --acks written
+		}
+		kafka_run() {
+			run kafka "$size" "$records" "$build/bin/kafka-bench" produce "$kafka" "kafka-$size" "$records" \
+				"$size" $key_bytes 1
+		}
+		if [ $((round % 2)) = 1 ]; then
+			native_run
+			kafka_run
+		else
+			kafka_run
+			native_run
+		fi
+	done
+done
+
+echo "kafka.sh: writing a backlog of $replay records for the replays" >&2
+"$build/bin/synclog" --broker "$native" topic create backlog --partitions $partitions >/dev/null
+"$build/bin/synclog-bench" produce --broker "$native" --topic backlog --partitions $partitions --record-bytes 100 \
+	--key-bytes $key_bytes --count "$replay" --acks written >/dev/null
+for round in $(seq 1 3); do
+	echo "kafka.sh: replay round $round of 3" >&2
+	run native-replay 100 "$replay" "$build/bin/synclog-bench" replay --broker "$native" --topic backlog \
+		--partitions $partitions --count "$replay"
+	run kafka-replay 100 "$replay" "$build/bin/kafka-bench" consume "$kafka" backlog "$replay"
+done
+kill -TERM "$broker_pid"
+wait "$broker_pid" || {
+	echo "kafka.sh: the broker exited $? on SIGTERM" >&2
+	exit 1
+}
+broker_pid=
+
+python3 - "$runs" "$out" "$quick" <<'PY'
+import json, platform, statistics, sys, time
+
+runs = [json.loads(l) for l in open(sys.argv[1])]
+out, quick = sys.argv[2], sys.argv[3] == "1"
+
+
+def med(vals):
+    return statistics.median(vals) if vals else None
+
+
+summary = {}
+for r in runs:
+    if r["records"] != r["expected"] or r.get("failed", 0):
+        sys.exit("kafka.sh: a %s run handled %d of %d records" % (r["path"], r["records"], r["expected"]))
+    gb = r["records"] * (r["record_bytes"] + r["key_bytes"]) / 1e9
+    r["broker_cpu_s_per_gb"] = r["broker_cpu_s"] / gb
+    cpu = r.get("client_cpu_s", r.get("cpu_s"))
+    r["client_cpu_s_per_gb"] = cpu / gb if cpu is not None else None
+    key = "%s/%d" % (r["path"], r["record_bytes"])
+    summary.setdefault(key, []).append(r)
+
+table = {}
+for key, rs in summary.items():
+    table[key] = {
+        "runs": len(rs),
+        "records_per_s": med([r["records_per_s"] for r in rs]),
+        "broker_cpu_s_per_gb": med([r["broker_cpu_s_per_gb"] for r in rs]),
+        "client_cpu_s_per_gb": med([r["client_cpu_s_per_gb"] for r in rs if r["client_cpu_s_per_gb"] is not None]),
+    }
+ratios = {}
+for size in (100, 1024):
+    n, k = table.get("native/%d" % size), table.get("kafka/%d" % size)
+    if n and k:
+        ratios["produce_%d_broker_cpu_per_gb_kafka_over_native" % size] = k["broker_cpu_s_per_gb"] / n["broker_cpu_s_per_gb"]
+n, k = table.get("native-replay/100"), table.get("kafka-replay/100")
+if n and k:
+    ratios["replay_records_per_s_kafka_over_native"] = k["records_per_s"] / n["records_per_s"]
+    ratios["replay_broker_cpu_per_gb_kafka_over_native"] = k["broker_cpu_s_per_gb"] / n["broker_cpu_s_per_gb"]
+json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": quick,
+           "machine": {"cpus": __import__("os").cpu_count(), "kernel": platform.release()},
+           "summary": table, "ratios": ratios, "runs": runs}, open(out, "w"), indent=1)
+print("%-20s %5s %14s %16s %16s" % ("path/value bytes", "runs", "records/s", "broker CPU s/GB", "client CPU s/GB"))
+for key in sorted(table):
+    t = table[key]
+    print("%-20s %5d %14.0f %16.2f %16.2f" % (key, t["runs"], t["records_per_s"], t["broker_cpu_s_per_gb"],
+                                              t["client_cpu_s_per_gb"] or 0))
+for k, v in ratios.items():
+    print("%s: %.2f" % (k, v))
+print("written to %s" % out)
+PY

@@ -1,0 +1,189 @@
+/* Inside the Kafka front end: a Kafka request's life from its frame to its response, shared by the connection
+ * code (conn.c) and the translation of each API (apis.c, data.c, admin.c, groups.c).
+ *
+ * A Kafka request may name several topics; the handlers take one topic per request. So a Kafka request becomes
+ * zero or more handler requests ("subs", struct sl_req of request.h with this front end's send/finish), each
+ * answering into one part of the Kafka response:
+ *
+ *   frame -> decode -> api fn --+-- answers itself (ApiVersions, Metadata, ...) --------------+
+ *                               |                                                             v
+ *                               +-- sub 0 .. sub N-1 -> sl_dispatch -> handler -> send:  part_cb(index)
+ *                                                                   all answered -> done_cb -> ANSWERED
+ *   ANSWERED and every request before it on the connection answered -> written: head, parts[0..N), tail
+ *
+ * Invariants:
+ *   1. Responses leave a connection in the order its requests arrived (Kafka's guarantee; the Java client checks
+ *      it). A request answered early waits in the connection's queue behind the ones before it.
+ *   2. A request is freed once it was written (or dropped with its connection) and every sub it started was
+ *      finished by request.h (subs_alive == 0): a sub's batches point into the request's frame.
+ *   3. Subs park on the request's own session, so the front end can answer exactly one request's long polls now
+ *      (sl_req_cancel_all(&kr->session, 0)) without touching another's.
+ *   4. While subs are being dispatched the request holds one count of subs_open, so a sub answered at once
+ *      cannot complete the request before the others were started.
+ *
+ * Which thread may call: the shard's loop thread only. */
+#ifndef SL_KAFKA_IMPL_H
+#define SL_KAFKA_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker/frame_pool.h"
+#include "broker/kafka/decode.h"
+#include "broker/kafka/kafka.h"
+#include "broker/kafka/wire.h"
+#include "broker/request.h"
+#include "broker/shard.h"
+
+/* Kafka's error codes used here (the protocol guide's "Error Codes"). */
+enum {
+	SL_KERR_UNKNOWN_SERVER_ERROR = -1,
+	SL_KERR_NONE = 0,
+	SL_KERR_OFFSET_OUT_OF_RANGE = 1,
+	SL_KERR_CORRUPT_MESSAGE = 2,
+	SL_KERR_UNKNOWN_TOPIC_OR_PARTITION = 3,
+	SL_KERR_NOT_LEADER_OR_FOLLOWER = 6,
+	SL_KERR_REQUEST_TIMED_OUT = 7,
+	SL_KERR_MESSAGE_TOO_LARGE = 10,
+	SL_KERR_COORDINATOR_NOT_AVAILABLE = 15,
+	SL_KERR_NOT_COORDINATOR = 16,
+	SL_KERR_INVALID_TOPIC_EXCEPTION = 17,
+	SL_KERR_INVALID_REQUIRED_ACKS = 21,
+	SL_KERR_ILLEGAL_GENERATION = 22,
+	SL_KERR_INCONSISTENT_GROUP_PROTOCOL = 23,
+	SL_KERR_INVALID_GROUP_ID = 24,
+	SL_KERR_UNKNOWN_MEMBER_ID = 25,
+	SL_KERR_INVALID_SESSION_TIMEOUT = 26,
+	SL_KERR_REBALANCE_IN_PROGRESS = 27,
+	SL_KERR_UNSUPPORTED_VERSION = 35,
+	SL_KERR_TOPIC_ALREADY_EXISTS = 36,
+	SL_KERR_INVALID_PARTITIONS = 37,
+	SL_KERR_INVALID_REPLICATION_FACTOR = 38,
+	SL_KERR_INVALID_REPLICA_ASSIGNMENT = 39,
+	SL_KERR_INVALID_CONFIG = 40,
+	SL_KERR_INVALID_REQUEST = 42,
+	SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
+	SL_KERR_INVALID_TXN_STATE = 48,
+	SL_KERR_KAFKA_STORAGE_ERROR = 56,
+	SL_KERR_UNKNOWN_PRODUCER_ID = 59,
+	SL_KERR_NON_EMPTY_GROUP = 68,
+	SL_KERR_GROUP_ID_NOT_FOUND = 69,
+	SL_KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
+	SL_KERR_GROUP_MAX_SIZE_REACHED = 81,
+};
+
+/* A topic created through CreateTopics without a partition count (-1, v4+) gets this many. */
+#define SL_KAFKA_DEFAULT_PARTITIONS 1
+
+/* Handler requests one Kafka request may start (topics of a Produce, Fetch, CreateTopics or DeleteTopics,
+ * partitions of a ListOffsets): each costs about a kilobyte while it lives, so this bounds what one frame can make
+ * the broker hold to about 10 MiB. A request over it is refused with a line in the log and its connection
+ * closed; no client sends that many topics to one broker in one request in practice. */
+#define SL_KAFKA_SUBS_MAX 10000
+
+/* errors.c: the Kafka code for a handler's error code. */
+int16_t sl_kafka_error_of(Synclog__ErrorCode code);
+
+struct sl_kafka_conn;
+
+struct sl_kafka_group; /* groups.c: the join and sync phases of one group */
+
+struct sl_kafka {
+	struct sl_server *srv;
+	uv_tcp_t listener;
+	struct sl_kafka_conn *conns;
+	char host[256]; /* advertised in Metadata and FindCoordinator */
+	int port;
+	struct sl_frame_pool frame_pool; /* buffers of large requests, reused */
+	struct sl_kafka_group *groups;
+	uv_timer_t groups_timer; /* rebalance deadlines and leaders gone mid-sync */
+	int groups_timer_on;
+};
+
+struct sl_kafka_req {
+	struct sl_kafka_conn *conn;
+	struct sl_kafka_req *next; /* the connection's queue (invariant 1) */
+	struct sl_server *srv;
+	uint8_t *frame;
+	size_t frame_bytes;
+	int frame_pooled; /* frame came from the listener's frame pool (large frames), else malloc */
+	struct sl_kafka_arena arena;
+	struct sl_kafka_request rq;
+	struct sl_session session; /* the subs' (invariant 3) */
+	uint32_t subs_open;        /* dispatched, not answered (invariant 4) */
+	uint32_t subs_alive;       /* not yet finished by request.h (invariant 2) */
+	int answered;
+	int dropped;     /* the connection went: nothing is written */
+	int no_response; /* Produce with acks=0 */
+	int popped;      /* left the queue: written, being written or dropped */
+	int writing;
+	/* The response: head (size, correlation id, fields before the parts), parts, tail. */
+	struct sl_kwrite head;
+	struct sl_kwrite *parts;
+	uint32_t part_count;
+	struct sl_kwrite tail;
+	/* Translation of a sub's answer into parts[index], and of the last answer into head and tail. */
+	void (*part_cb)(struct sl_kafka_req *kr, uint32_t index, struct sl_req *sub);
+	void (*done_cb)(struct sl_kafka_req *kr);
+	void *state; /* the API's own, in the arena */
+	uv_write_t write;
+};
+
+/* conn.c */
+/* A handler request answering into kr->parts[index]; NULL when out of memory. msg is set by the caller, in
+ * sl_req_alloc memory of the sub, then the caller calls sl_kafka_sub_dispatch. */
+struct sl_req *sl_kafka_sub_new(struct sl_kafka_req *kr, uint32_t index);
+void sl_kafka_sub_dispatch(struct sl_req *sub);
+/* A sub that could not be built (out of memory): answered INTERNAL at once, through part_cb. */
+void sl_kafka_sub_fail(struct sl_req *sub);
+/* Check the number of subs a request would start (SL_KAFKA_SUBS_MAX); logs and closes the connection when over.
+ * Returns 0 or -E2BIG. */
+int sl_kafka_subs_check(struct sl_kafka_req *kr, uint64_t subs);
+/* Allocate kr->parts (count zeroed buffers) and hold subs_open while they are dispatched (invariant 4). */
+int sl_kafka_req_begin_subs(struct sl_kafka_req *kr, uint32_t part_count);
+/* Release the dispatch hold: the request completes once every sub answered. */
+void sl_kafka_req_end_subs(struct sl_kafka_req *kr);
+/* The response is complete (head/parts/tail written): send it in its turn. */
+void sl_kafka_req_answer(struct sl_kafka_req *kr);
+/* Start the response head: size placeholder, correlation id, and the header's tagged fields when flexible. */
+void sl_kafka_head_begin(struct sl_kafka_req *kr, int tagged);
+/* Keep kr alive while a group coordinator holds it parked (it is on no session: conn.c cannot cancel it), and
+ * let it go once answered. */
+void sl_kafka_req_hold(struct sl_kafka_req *kr);
+void sl_kafka_req_unhold(struct sl_kafka_req *kr);
+/* Log a problem with this request's client (one line, naming the peer and the API). */
+void sl_kafka_log(const struct sl_kafka_req *kr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Close the connection after the responses before this one were sent (a protocol error). */
+void sl_kafka_req_close_conn(struct sl_kafka_req *kr);
+
+/* apis.c: answer or translate a decoded request. */
+void sl_kafka_serve(struct sl_kafka_req *kr);
+/* Served versions of key (0 when the listener does not answer it). */
+int sl_kafka_api_served(int16_t key, int16_t *min_out, int16_t *max_out);
+
+/* The API translations (one file per kind, like broker/handlers/). */
+void sl_kafka_api_versions(struct sl_kafka_req *kr);
+void sl_kafka_metadata(struct sl_kafka_req *kr);
+void sl_kafka_find_coordinator(struct sl_kafka_req *kr);
+void sl_kafka_describe_configs(struct sl_kafka_req *kr);
+void sl_kafka_produce(struct sl_kafka_req *kr);
+void sl_kafka_fetch(struct sl_kafka_req *kr);
+void sl_kafka_list_offsets(struct sl_kafka_req *kr);
+void sl_kafka_create_topics(struct sl_kafka_req *kr);
+void sl_kafka_delete_topics(struct sl_kafka_req *kr);
+void sl_kafka_init_producer_id(struct sl_kafka_req *kr);
+void sl_kafka_join_group(struct sl_kafka_req *kr);
+void sl_kafka_sync_group(struct sl_kafka_req *kr);
+void sl_kafka_heartbeat(struct sl_kafka_req *kr);
+void sl_kafka_leave_group(struct sl_kafka_req *kr);
+void sl_kafka_offset_commit(struct sl_kafka_req *kr);
+void sl_kafka_offset_fetch(struct sl_kafka_req *kr);
+void sl_kafka_list_groups(struct sl_kafka_req *kr);
+void sl_kafka_describe_groups(struct sl_kafka_req *kr);
+/* groups.c: start the coordinator's timer; answer every parked join and sync now (shutdown); stop the timer. */
+void sl_kafka_groups_start(struct sl_kafka *k);
+void sl_kafka_groups_stop(struct sl_kafka *k);
+void sl_kafka_groups_close(struct sl_kafka *k);
+
+#endif
