@@ -49,7 +49,8 @@
  *   3. Every kept write is counted where it is sent: a statement writing n kept rows must report n rows, or the
  *      transaction is rolled back (the table changed under the lock: someone wrote without it).
  *
- * The connection, its pipelines and reconnection are pg_link.c's (for a PostgreSQL source to share).
+ * The tables (their SQL, creation and checks, the claim of an entity table, the purges) are apply_pg_tables.c's;
+ * the connection, its pipelines and reconnection are pg_link.c's (for a PostgreSQL source to share).
  *
  * Threads: one store belongs to one thread (the engine's). */
 #include <endian.h>
@@ -61,64 +62,17 @@
 #include <xxhash.h>
 
 #include "proto/base/clock.h"
-#include "consumer/sync/apply.h"
-#include "consumer/sync/pg_link.h"
+#include "consumer/sync/apply_pg_impl.h"
 #include "consumer/sync/value.h"
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-#define SCHEMA_VERSION   1
-#define SCHEMA_BYTES_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
-/* The advisory lock of a schema: (this class, hashtext(schema)). The class is "sync" in ASCII, so that the lock is
- * recognisable in pg_locks and does not collide with a service's own locks on small integers. */
-#define LOCK_CLASS       1937337955
 /* Rows of the COPY: fields per row. */
-#define COPY_FIELDS      17
+#define COPY_FIELDS 17
 /* An integer field of a COPY row that is NULL (SL_VERSION_NONE is never written: a kept row has a version). */
-#define NO_INT           INT64_MIN
+#define NO_INT      INT64_MIN
 /* The temporary table of the kept rows, per connection; its rows go at commit. */
-#define COPY_SQL         "COPY pg_temp.synclog_batch FROM STDIN (FORMAT binary)"
-
-/* ---- the key table ---- */
-
-enum kept { KEPT_NONE, KEPT_ROW, KEPT_DELETE };
-
-struct pg_key {
-	const uint8_t *key;
-	int32_t key_len;
-	uint64_t hash;
-	/* The key's state as the rules see it (for an idempotency key: exists = stored or remembered), and the floor
-	 * of a key not stored but purged (apply.h rule 5). */
-	bool exists;
-	bool deleted;
-	int64_t version;
-	bool purged;
-	int64_t floor_version;
-	/* The stored row's value as text, fetched for a record at the stored version (rule 4b, value_same): at
-	 * stored_value_at in the store's stored_values buffer. */
-	bool stored_known;
-	bool stored_deleted;
-	bool stored_value_null;
-	uint32_t stored_value_at;
-	uint32_t stored_value_len;
-	/* The write kept for commit: the record it came from (origin, topic, partition, offset), the row's value and
-	 * deletion, and the time of the call. */
-	enum kept kept;
-	const struct sl_apply_record *r;
-	const uint8_t *value;
-	int32_t value_len;
-	bool row_deleted;
-	int64_t deleted_at_ms;
-	int64_t now_ms;
-};
-
-struct pg_keys {
-	struct pg_key *entries;
-	uint32_t count;
-	uint32_t cap;
-	uint32_t *slots;     /* index + 1 into entries, 0 for an empty slot */
-	uint32_t slot_count; /* a power of two, at least twice count */
-};
+#define COPY_SQL    "COPY pg_temp.synclog_batch FROM STDIN (FORMAT binary)"
 
 /* Empty the table for up to n keys. Returns 0 or -ENOMEM. */
 static int keys_reset(struct pg_keys *t, uint32_t n)
@@ -179,112 +133,14 @@ static struct pg_key *keys_find(struct pg_keys *t, const uint8_t *key, int32_t l
 	return e;
 }
 
-/* ---- the store ---- */
-
-/* An offset write kept for the commit of a prefetched transaction. Its strings belong to the engine and outlive
- * the transaction. */
-struct pg_offset {
-	const char *group;
-	const char *topic;
-	uint32_t partition;
-	int64_t next_offset;
-	int64_t expected_offset;
-	struct sl_apply_counters delta;
-	int64_t now_ms;
-};
-
-enum txn_state {
-	TXN_NONE,    /* no transaction */
-	TXN_PENDING, /* begun: BEGIN and the lock not sent yet */
-	TXN_OPEN,    /* BEGIN sent on this connection */
-};
-
-enum stmt {
-	ST_KEY_GET,
-	ST_UPSERT,
-	ST_SOFT_DELETE,
-	ST_STALE,
-	ST_IK_SEEN,
-	ST_IK_REMEMBER,
-	ST_OFFSETS_READ,
-	ST_OFFSET_INSERT,
-	ST_OFFSET_UPDATE,
-	ST_PURGE_TOMBSTONES,
-	ST_PURGE_STALE,
-	ST_PURGE_IK_AGE,
-	ST_PURGE_IK_COUNT,
-	ST_PREFETCH_KEYS,
-	ST_PREFETCH_IKS,
-	ST_BATCH_ROWS,
-	ST_BATCH_DELETES,
-	ST_BATCH_STALE,
-	ST_BATCH_IKS,
-	ST_LOCK,
-	ST_ARCHIVE,
-	ST_BATCH_ARCHIVE_KEPT,
-	ST_BATCH_ARCHIVE_STORED,
-	ST_TOMBSTONES_DUE,
-	ST_TOMBSTONE_PURGE,
-	ST_FLOOR_GET,
-	ST_PREFETCH_FLOORS,
-	ST_VALUE_GET,
-	ST_PREFETCH_VALUES,
-	ST_CONFLICT,
-	ST_BATCH_CONFLICTS,
-	ST_PURGE_FLOORS_KEEP,
-	ST_PURGE_FLOORS_PRUNE,
-	ST_PURGE_CONFLICTS,
-	ST_TOMBSTONE_FLOOR_KEEP,
-	ST_CLAIM_GET,
-	ST_CLAIM,
-	ST_COUNT
-};
-
-/* Prepared statement names: "s0", "s1", ... (the statement's index). */
-#define STMT_NAME_BYTES 8
-_Static_assert(ST_COUNT < 1000, "a statement's name fits STMT_NAME_BYTES");
-
-struct sl_apply_pg {
-	struct sl_pg_link link;
-	char schema[SCHEMA_BYTES_MAX + 1];
-	char table[SCHEMA_BYTES_MAX + 1]; /* the entity table (--table) */
-	char *schema_ident;               /* the schema quoted as an identifier, "..." */
-	char *schema_literal;             /* and as a string literal, '...' */
-	char *table_ident;                /* "schema"."table" */
-	char *archive_ident;              /* "schema"."table_archive" */
-	bool schema_checked;              /* created and checked on the first connection */
-	enum sl_apply_values values;
-	enum sl_apply_on_delete on_delete;
-	bool follow_log;     /* deleted rows are left to the purge that follows the log */
-	char *sql[ST_COUNT]; /* the statements, with the schema quoted in; prepared on every connection */
-	enum txn_state txn;
-	bool prefetched; /* the open transaction began with a prefetch: writes are kept */
-	struct pg_keys keys;
-	struct pg_keys iks;
-	struct sl_pg_buf copy; /* the COPY rows of the kept stale events and idempotency keys, then of the rows */
-	uint32_t copy_stale;
-	uint32_t copy_iks;
-	uint32_t copy_archived_kept;
-	uint32_t copy_archived_stored;
-	uint32_t copy_conflicts;
-	struct sl_pg_buf stored_values; /* the stored values the key table's entries point into (stored_value_at) */
-	struct pg_offset *offsets;
-	uint32_t offset_count;
-	uint32_t offset_cap;
-	struct sl_pg_buf params[2]; /* array parameters, and a jsonb value with its version byte */
-	sl_apply_offsets_read_cb offsets_cb;
-	void *offsets_cb_arg;
-	int offsets_cb_rc;
-};
-
-static int store_fail_memory(struct sl_apply_pg *s, const char *what)
+int sl_apply_pg_fail_memory(struct sl_apply_pg *s, const char *what)
 {
 	snprintf(s->link.error, sizeof(s->link.error), "postgresql %s: %s: out of memory", s->schema, what);
 	return -ENOMEM;
 }
 
 /* Queue prepared statement i; see sl_pg_link_send. */
-static int send_stmt(struct sl_apply_pg *s, enum stmt i, int n, const char *const *values, const int *lengths,
+int sl_apply_pg_send(struct sl_apply_pg *s, enum stmt i, int n, const char *const *values, const int *lengths,
                      bool results_binary, struct sl_pg_step step)
 {
 	char name[STMT_NAME_BYTES];
@@ -442,172 +298,9 @@ static int offsets_cb(const PGresult *res, void *out)
 	return s->offsets_cb_rc;
 }
 
-static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int *n)
-{
-	Oid value = s->values == SL_APPLY_VALUES_JSON ? SL_PG_OID_JSONB : SL_PG_OID_TEXT;
-	static const Oid entity[] = {SL_PG_OID_TEXT, SL_PG_OID_INT8, 0, SL_PG_OID_TEXT, SL_PG_OID_TEXT, SL_PG_OID_INT4,
-	                             SL_PG_OID_INT8, SL_PG_OID_INT8};
-	static const Oid offset[] = {SL_PG_OID_TEXT, SL_PG_OID_TEXT, SL_PG_OID_INT4, SL_PG_OID_INT8,
-	                             SL_PG_OID_INT8, SL_PG_OID_INT8, SL_PG_OID_INT8, SL_PG_OID_INT8,
-	                             SL_PG_OID_INT8, SL_PG_OID_INT8, SL_PG_OID_INT8};
-
-	*n = 0;
-	switch (i) {
-	case ST_KEY_GET:
-		types[(*n)++] = SL_PG_OID_TEXT;
-		break;
-	case ST_UPSERT:
-	case ST_SOFT_DELETE:
-		memcpy(types, entity, sizeof(entity));
-		types[2] = value;
-		*n = 8;
-		break;
-	case ST_STALE:
-		types[0] = SL_PG_OID_TEXT;
-		types[1] = types[2] = SL_PG_OID_INT8;
-		types[3] = SL_PG_OID_TEXT;
-		types[4] = SL_PG_OID_INT4;
-		types[5] = types[6] = SL_PG_OID_INT8;
-		*n = 7;
-		break;
-	case ST_IK_SEEN:
-		types[(*n)++] = SL_PG_OID_BYTEA;
-		break;
-	case ST_IK_REMEMBER:
-		types[0] = SL_PG_OID_BYTEA;
-		types[1] = SL_PG_OID_INT8;
-		*n = 2;
-		break;
-	case ST_OFFSETS_READ:
-		types[(*n)++] = SL_PG_OID_TEXT;
-		break;
-	case ST_OFFSET_INSERT:
-	case ST_OFFSET_UPDATE:
-		memcpy(types, offset, sizeof(offset));
-		*n = i == ST_OFFSET_UPDATE ? 11 : 10;
-		break;
-	case ST_PURGE_TOMBSTONES:
-	case ST_PURGE_STALE:
-	case ST_PURGE_IK_AGE:
-	case ST_PURGE_IK_COUNT:
-		types[(*n)++] = SL_PG_OID_INT8;
-		break;
-	case ST_PREFETCH_KEYS:
-		types[(*n)++] = SL_PG_OID_TEXT_ARRAY;
-		break;
-	case ST_PREFETCH_IKS:
-		types[(*n)++] = SL_PG_OID_BYTEA_ARRAY;
-		break;
-	case ST_ARCHIVE:
-		types[0] = SL_PG_OID_TEXT;
-		types[1] = types[2] = types[3] = SL_PG_OID_INT8;
-		*n = 4;
-		break;
-	case ST_TOMBSTONES_DUE:
-		types[0] = types[1] = SL_PG_OID_INT8;
-		*n = 2;
-		break;
-	case ST_TOMBSTONE_PURGE:
-		types[0] = types[1] = SL_PG_OID_TEXT;
-		types[2] = SL_PG_OID_INT4;
-		types[3] = SL_PG_OID_INT8;
-		*n = 4;
-		break;
-	case ST_LOCK:
-	case ST_VALUE_GET:
-	case ST_PREFETCH_VALUES:
-	case ST_CLAIM_GET:
-		types[(*n)++] = i == ST_PREFETCH_VALUES ? SL_PG_OID_TEXT_ARRAY : SL_PG_OID_TEXT;
-		break;
-	case ST_FLOOR_GET:
-	case ST_PREFETCH_FLOORS:
-		types[0] = SL_PG_OID_TEXT;
-		types[1] = i == ST_PREFETCH_FLOORS ? SL_PG_OID_TEXT_ARRAY : SL_PG_OID_TEXT;
-		*n = 2;
-		break;
-	case ST_PURGE_FLOORS_KEEP:
-		types[0] = SL_PG_OID_INT8;
-		types[1] = SL_PG_OID_TEXT;
-		types[2] = SL_PG_OID_INT8;
-		*n = 3;
-		break;
-	case ST_PURGE_FLOORS_PRUNE:
-		types[(*n)++] = SL_PG_OID_TEXT;
-		break;
-	case ST_PURGE_CONFLICTS:
-		types[(*n)++] = SL_PG_OID_INT8;
-		break;
-	case ST_TOMBSTONE_FLOOR_KEEP:
-		types[0] = types[1] = SL_PG_OID_TEXT;
-		types[2] = SL_PG_OID_INT4;
-		types[3] = SL_PG_OID_INT8;
-		types[4] = SL_PG_OID_TEXT;
-		types[5] = SL_PG_OID_INT8;
-		*n = 6;
-		break;
-	case ST_CONFLICT:
-		types[0] = SL_PG_OID_TEXT;
-		types[1] = types[2] = SL_PG_OID_INT8;
-		types[3] = types[4] = types[5] = types[6] = SL_PG_OID_TEXT;
-		types[7] = SL_PG_OID_INT4;
-		types[8] = types[9] = SL_PG_OID_INT8;
-		*n = 10;
-		break;
-	case ST_CLAIM:
-		types[0] = types[1] = SL_PG_OID_TEXT;
-		types[2] = SL_PG_OID_INT8;
-		*n = 3;
-		break;
-	case ST_BATCH_CONFLICTS:
-	case ST_BATCH_ROWS:
-	case ST_BATCH_DELETES:
-	case ST_BATCH_STALE:
-	case ST_BATCH_IKS:
-	case ST_BATCH_ARCHIVE_KEPT:
-	case ST_BATCH_ARCHIVE_STORED:
-	case ST_COUNT:
-		break;
-	}
-}
-
-static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit);
-
-/* The session of a new connection: on the first, the tables (created when missing, then checked); on every one,
- * the temporary table of the kept rows and the prepared statements. */
-static int session_setup(struct sl_pg_link *l, void *cb_arg)
-{
-	struct sl_apply_pg *s = cb_arg;
-	char sql[1024];
-	int rc = 0;
-
-	if (!s->schema_checked) {
-		rc = schema_setup(s, s->schema_ident, s->schema_literal);
-		s->schema_checked = rc == 0;
-	}
-	snprintf(sql, sizeof(sql),
-	         "CREATE TEMPORARY TABLE IF NOT EXISTS synclog_batch (kind text NOT NULL, key text, version bigint,"
-	         " value %s, deleted boolean, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
-	         " \"offset\" bigint, now_ms bigint, stored_version bigint, idempotency_key bytea, deleted_version"
-	         " bigint, deleted_offset bigint, stored_digest text, incoming_digest text)"
-	         " ON COMMIT DELETE ROWS",
-	         s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text");
-	if (rc == 0)
-		rc = sl_pg_link_exec(l, sql, "create the temporary table synclog_batch");
-	for (int i = 0; rc == 0 && i < ST_COUNT; i++) {
-		char name[STMT_NAME_BYTES];
-		Oid types[16];
-		int n;
-
-		stmt_types(s, (enum stmt)i, types, &n);
-		snprintf(name, sizeof(name), "s%d", i);
-		rc = sl_pg_link_prepare(l, name, s->sql[i], n, types);
-	}
-	return rc;
-}
-
 /* Send BEGIN and the lock when the transaction has not sent them yet (they then go with the caller's pipeline);
  * reconnect first when the connection was lost since the last transaction. */
-static int txn_send_begin(struct sl_apply_pg *s)
+int sl_apply_pg_txn_send_begin(struct sl_apply_pg *s)
 {
 	const char *values[1] = {s->schema};
 	int lengths[1] = {(int)strlen(s->schema)};
@@ -620,8 +313,9 @@ static int txn_send_begin(struct sl_apply_pg *s)
 	if (rc == 0)
 		rc = sl_pg_link_send_sql(&s->link, "BEGIN", "begin a transaction");
 	if (rc == 0)
-		rc = send_stmt(s, ST_LOCK, 1, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "take the schema's advisory lock"});
+		rc = sl_apply_pg_send(
+		        s, ST_LOCK, 1, values, lengths, false,
+		        (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "take the schema's advisory lock"});
 	if (rc == 0)
 		s->txn = TXN_OPEN;
 	return rc;
@@ -651,7 +345,7 @@ static int op_begin(void *store, int64_t now_ms)
 	return 0;
 }
 
-static void op_rollback(void *store)
+void sl_apply_pg_rollback(void *store)
 {
 	struct sl_apply_pg *s = store;
 
@@ -720,9 +414,9 @@ static int prefetch_send(struct sl_apply_pg *s, enum stmt i, struct sl_pg_buf *b
 	int lengths[1] = {(int)b->len};
 
 	if (b->failed)
-		return store_fail_memory(s, what);
-	return send_stmt(s, i, 1, values, lengths, true,
-	                 (struct sl_pg_step){.check = SL_PG_ROWS, .out = s, .rows_cb = cb, .what = what});
+		return sl_apply_pg_fail_memory(s, what);
+	return sl_apply_pg_send(s, i, 1, values, lengths, true,
+	                        (struct sl_pg_step){.check = SL_PG_ROWS, .out = s, .rows_cb = cb, .what = what});
 }
 
 /* Queue the lookup of the floors of the keys in the array b (rule 5). */
@@ -731,11 +425,11 @@ static int floors_send(struct sl_apply_pg *s, struct sl_pg_buf *b)
 	const char *values[2] = {s->table, b->p};
 	int lengths[2] = {(int)strlen(s->table), (int)b->len};
 
-	return send_stmt(s, ST_PREFETCH_FLOORS, 2, values, lengths, true,
-	                 (struct sl_pg_step){.check = SL_PG_ROWS,
-	                                     .out = s,
-	                                     .rows_cb = floor_states_cb,
-	                                     .what = "look up the batch's purged keys"});
+	return sl_apply_pg_send(s, ST_PREFETCH_FLOORS, 2, values, lengths, true,
+	                        (struct sl_pg_step){.check = SL_PG_ROWS,
+	                                            .out = s,
+	                                            .rows_cb = floor_states_cb,
+	                                            .what = "look up the batch's purged keys"});
 }
 
 /* The stored values of the keys whose records carry the stored version (a duplicate or a conflict, rule 4: the
@@ -768,7 +462,7 @@ static int stored_values_fetch(struct sl_apply_pg *s, const struct sl_apply_reco
 		sl_pg_array_start(h, SL_PG_OID_TEXT, n);
 		sl_pg_buf_put(h, b->p, b->len);
 		if (h->failed || b->failed)
-			return store_fail_memory(s, "look up stored values");
+			return sl_apply_pg_fail_memory(s, "look up stored values");
 		for (uint32_t i = 0; i < s->keys.count; i++)
 			if (s->keys.entries[i].stored_known)
 				s->keys.entries[i].stored_known = false;
@@ -785,7 +479,7 @@ static int op_prefetch(void *store, const struct sl_apply_record *records, uint3
 	int rc;
 
 	if (keys_reset(&s->keys, count) != 0 || keys_reset(&s->iks, count) != 0)
-		return store_fail_memory(s, "prefetch");
+		return sl_apply_pg_fail_memory(s, "prefetch");
 	/* Distinct keys the store can look up; one that cannot be is refused later by key_get or its write. */
 	for (uint32_t i = 0; i < count; i++) {
 		const struct sl_record *rec = &records[i].rec;
@@ -801,7 +495,7 @@ static int op_prefetch(void *store, const struct sl_apply_record *records, uint3
 			ik_count++;
 		}
 	}
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0 && ik_count > 0) {
 		sl_pg_array_start(iks, SL_PG_OID_BYTEA, ik_count);
 		for (uint32_t i = 0; i < s->iks.count; i++)
@@ -845,13 +539,13 @@ static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_ap
 		out->floor_version = out->purged ? e->floor_version : 0;
 		return 0;
 	}
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_KEY_GET, 1, values, lengths, true,
-		               (struct sl_pg_step){.check = SL_PG_ROWS,
-		                                   .out = out,
-		                                   .rows_cb = key_get_cb,
-		                                   .what = "read a key's version"});
+		rc = sl_apply_pg_send(s, ST_KEY_GET, 1, values, lengths, true,
+		                      (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                          .out = out,
+		                                          .rows_cb = key_get_cb,
+		                                          .what = "read a key's version"});
 	if (rc == 0)
 		rc = sl_pg_link_run(&s->link);
 	if (rc == 0 && !out->exists) {
@@ -859,11 +553,11 @@ static int op_key_get(void *store, const struct sl_apply_record *r, struct sl_ap
 		const char *floor[2] = {s->table, (const char *)r->rec.key};
 		int floor_lengths[2] = {(int)strlen(s->table), r->rec.key_len};
 
-		rc = send_stmt(s, ST_FLOOR_GET, 2, floor, floor_lengths, true,
-		               (struct sl_pg_step){.check = SL_PG_ROWS,
-		                                   .out = out,
-		                                   .rows_cb = floor_get_cb,
-		                                   .what = "read a purged key's version"});
+		rc = sl_apply_pg_send(s, ST_FLOOR_GET, 2, floor, floor_lengths, true,
+		                      (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                          .out = out,
+		                                          .rows_cb = floor_get_cb,
+		                                          .what = "read a purged key's version"});
 		if (rc == 0)
 			rc = sl_pg_link_run(&s->link);
 	}
@@ -923,8 +617,8 @@ static int entity_write_now(struct sl_apply_pg *s, enum stmt i, const struct sl_
 
 	entity_params(s, r, version, now_ms, values, lengths, ints, &partition);
 	if (s->params[1].failed)
-		return store_fail_memory(s, what);
-	rc = txn_send_begin(s);
+		return sl_apply_pg_fail_memory(s, what);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
 		rc = sl_pg_link_send_sql(&s->link, "SAVEPOINT synclog_record", "set a savepoint");
 	if (rc == 0 && i == ST_SOFT_DELETE && s->on_delete == SL_APPLY_ON_DELETE_ARCHIVE) {
@@ -932,12 +626,12 @@ static int entity_write_now(struct sl_apply_pg *s, enum stmt i, const struct sl_
 		const char *archive[4] = {values[0], values[1], values[6], values[7]};
 		const int archive_lengths[4] = {lengths[0], 8, 8, 8};
 
-		rc = send_stmt(s, ST_ARCHIVE, 4, archive, archive_lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = "archive an entity"});
+		rc = sl_apply_pg_send(s, ST_ARCHIVE, 4, archive, archive_lengths, false,
+		                      (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = "archive an entity"});
 	}
 	if (rc == 0)
-		rc = send_stmt(s, i, 8, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = what});
+		rc = sl_apply_pg_send(s, i, 8, values, lengths, false,
+		                      (struct sl_pg_step){.check = SL_PG_RECORD_WRITE, .what = what});
 	if (rc == 0)
 		rc = sl_pg_link_send_sql(&s->link, "RELEASE SAVEPOINT synclog_record", "release a savepoint");
 	if (rc == 0)
@@ -1107,7 +801,7 @@ static int op_soft_delete(void *store, const struct sl_apply_record *r, int64_t 
 	if (s->on_delete == SL_APPLY_ON_DELETE_ARCHIVE) {
 		archive_keep(s, e, r, version, now_ms);
 		if (s->copy.failed)
-			return store_fail_memory(s, "keep an archived row");
+			return sl_apply_pg_fail_memory(s, "keep an archived row");
 	}
 	if (e->kept == KEPT_ROW) {
 		/* The row as kept, now deleted: the time of its first deletion, and its value unless deletes clear it.
@@ -1154,7 +848,7 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 		c.stored_version = stored_version;
 		copy_row(s, &c);
 		s->copy_stale++;
-		return s->copy.failed ? store_fail_memory(s, "keep a stale event") : 0;
+		return s->copy.failed ? sl_apply_pg_fail_memory(s, "keep a stale event") : 0;
 	}
 	ints[0] = htobe64((uint64_t)stored_version);
 	ints[1] = htobe64((uint64_t)(r->rec.version != SL_VERSION_NONE ? r->rec.version : 0));
@@ -1173,10 +867,10 @@ static int op_stale_record(void *store, const struct sl_apply_record *r, int64_t
 	values[5] = (const char *)&ints[2];
 	values[6] = (const char *)&ints[3];
 	lengths[5] = lengths[6] = 8;
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_STALE, 7, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "log a stale event"});
+		rc = sl_apply_pg_send(s, ST_STALE, 7, values, lengths, false,
+		                      (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "log a stale event"});
 	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
@@ -1197,11 +891,12 @@ static int op_idempotency_seen(void *store, const struct sl_apply_record *r, boo
 		*seen_out = e->exists;
 		return 0;
 	}
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_IK_SEEN, 1, values, lengths, false,
-		               (struct sl_pg_step){
-		                       .check = SL_PG_FOUND, .out = seen_out, .what = "look up an idempotency key"});
+		rc = sl_apply_pg_send(s, ST_IK_SEEN, 1, values, lengths, false,
+		                      (struct sl_pg_step){.check = SL_PG_FOUND,
+		                                          .out = seen_out,
+		                                          .what = "look up an idempotency key"});
 	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
@@ -1229,13 +924,14 @@ static int op_idempotency_remember(void *store, const struct sl_apply_record *r,
 			copy_row(s, &c);
 		}
 		s->copy_iks++;
-		return s->copy.failed ? store_fail_memory(s, "keep an idempotency key") : 0;
+		return s->copy.failed ? sl_apply_pg_fail_memory(s, "keep an idempotency key") : 0;
 	}
 	values[1] = (const char *)&now;
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_IK_REMEMBER, 2, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "remember an idempotency key"});
+		rc = sl_apply_pg_send(
+		        s, ST_IK_REMEMBER, 2, values, lengths, false,
+		        (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "remember an idempotency key"});
 	return rc != 0 ? rc : sl_pg_link_run(&s->link);
 }
 
@@ -1257,8 +953,8 @@ static int offset_send(struct sl_apply_pg *s, const struct pg_offset *o)
 		values[3 + k] = (const char *)&ints[k];
 		lengths[3 + k] = 8;
 	}
-	return send_stmt(s, i, i == ST_OFFSET_UPDATE ? 11 : 10, values, lengths, false,
-	                 (struct sl_pg_step){.check = SL_PG_ONE_ROW, .what = "write the consumed offset"});
+	return sl_apply_pg_send(s, i, i == ST_OFFSET_UPDATE ? 11 : 10, values, lengths, false,
+	                        (struct sl_pg_step){.check = SL_PG_ONE_ROW, .what = "write the consumed offset"});
 }
 
 static int op_offset_write(void *store, const char *group, const struct sl_apply_position *pos, int64_t expected_offset,
@@ -1282,14 +978,14 @@ static int op_offset_write(void *store, const char *group, const struct sl_apply
 			struct pg_offset *offsets = realloc(s->offsets, cap * sizeof(*offsets));
 
 			if (offsets == NULL)
-				return store_fail_memory(s, "keep an offset");
+				return sl_apply_pg_fail_memory(s, "keep an offset");
 			s->offsets = offsets;
 			s->offset_cap = cap;
 		}
 		s->offsets[s->offset_count++] = o;
 		return 0;
 	}
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
 		rc = offset_send(s, &o);
 	if (rc == 0)
@@ -1334,8 +1030,8 @@ static int batch_send(struct sl_apply_pg *s, enum stmt i, uint32_t count, const 
 {
 	if (count == 0)
 		return 0;
-	return send_stmt(s, i, 0, NULL, NULL, false,
-	                 (struct sl_pg_step){.check = SL_PG_ROWS_WRITTEN, .expect = count, .what = what});
+	return sl_apply_pg_send(s, i, 0, NULL, NULL, false,
+	                        (struct sl_pg_step){.check = SL_PG_ROWS_WRITTEN, .expect = count, .what = what});
 }
 
 static int op_commit(void *store)
@@ -1353,13 +1049,13 @@ static int op_commit(void *store)
 		copy_kept_rows(s, &rows, &deletes);
 		if (s->copy.len > 0) {
 			sl_pg_copy_end(&s->copy);
-			rc = s->copy.failed ? store_fail_memory(s, "send the batch")
+			rc = s->copy.failed ? sl_apply_pg_fail_memory(s, "send the batch")
 			                    : sl_pg_link_copy_in(&s->link, COPY_SQL, s->copy.p, s->copy.len,
 			                                         "send the batch", true);
 		}
 	}
 	if (rc == 0)
-		rc = txn_send_begin(s);
+		rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
 		rc = batch_send(s, ST_BATCH_ARCHIVE_KEPT, s->copy_archived_kept, "archive the batch's deleted rows");
 	if (rc == 0)
@@ -1390,7 +1086,7 @@ static int op_commit(void *store)
 		char why[SL_ERROR_BYTES];
 
 		snprintf(why, sizeof(why), "%s", s->link.error);
-		op_rollback(s);
+		sl_apply_pg_rollback(s);
 		snprintf(s->link.error, sizeof(s->link.error), "%s", why);
 		return rc == SL_APPLY_REJECTED && !kept ? -EIO : rc;
 	}
@@ -1412,138 +1108,14 @@ static int op_offsets_read(void *store, const char *group, sl_apply_offsets_read
 	s->offsets_cb_rc = 0;
 	rc = sl_pg_link_ready(&s->link);
 	if (rc == 0)
-		rc = send_stmt(s, ST_OFFSETS_READ, 1, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_ROWS,
-		                                   .out = s,
-		                                   .rows_cb = offsets_cb,
-		                                   .what = "read the stored offsets"});
+		rc = sl_apply_pg_send(s, ST_OFFSETS_READ, 1, values, lengths, false,
+		                      (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                          .out = s,
+		                                          .rows_cb = offsets_cb,
+		                                          .what = "read the stored offsets"});
 	if (rc == 0)
 		rc = sl_pg_link_run(&s->link);
 	return s->offsets_cb_rc != 0 ? s->offsets_cb_rc : rc;
-}
-
-/* Queue one of the purge's DELETEs with one parameter, its rows added to *count. */
-static int purge_send(struct sl_apply_pg *s, enum stmt i, const char *param, int param_len, uint64_t *count,
-                      const char *what)
-{
-	const char *values[1] = {param};
-	int lengths[1] = {param_len};
-
-	return send_stmt(s, i, 1, values, lengths, false,
-	                 (struct sl_pg_step){.check = SL_PG_COUNT, .out = count, .what = what});
-}
-
-static int op_purge(void *store, int64_t now_ms, int64_t retention_ms, struct sl_apply_purge_counts *out)
-{
-	struct sl_apply_pg *s = store;
-	uint64_t before = htobe64((uint64_t)(now_ms - retention_ms)), now = htobe64((uint64_t)now_ms);
-	uint64_t keys_max = htobe64(SL_APPLY_IDEMPOTENCY_KEYS_MAX), floors = 0, conflicts = 0;
-	const char *keep[3] = {(const char *)&before, s->table, (const char *)&now};
-	int keep_lengths[3] = {8, (int)strlen(s->table), 8};
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = txn_send_begin(s);
-	/* With follow_log the tombstones go one by one as the log's cleaner drops their deletes (tombstone_purge,
-	 * which keeps each floor too); otherwise by time here, each one's version kept as its key's floor first. */
-	if (rc == 0 && !s->follow_log) {
-		rc = send_stmt(s, ST_PURGE_FLOORS_KEEP, 3, keep, keep_lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COUNT,
-		                                   .out = &floors,
-		                                   .what = "keep the versions of purged keys"});
-		if (rc == 0)
-			rc = purge_send(s, ST_PURGE_TOMBSTONES, keep[0], 8, &out->tombstones, "purge tombstones");
-	}
-	if (rc == 0)
-		rc = purge_send(s, ST_PURGE_FLOORS_PRUNE, s->table, (int)strlen(s->table), &floors,
-		                "drop the floors of keys stored again");
-	if (rc == 0)
-		rc = purge_send(s, ST_PURGE_CONFLICTS, keep[0], 8, &conflicts, "purge conflicts");
-	if (rc == 0)
-		rc = purge_send(s, ST_PURGE_STALE, keep[0], 8, &out->stale_events, "purge stale events");
-	if (rc == 0)
-		rc = purge_send(s, ST_PURGE_IK_AGE, keep[0], 8, &out->idempotency_keys, "expire idempotency keys");
-	if (rc == 0)
-		rc = purge_send(s, ST_PURGE_IK_COUNT, (const char *)&keys_max, 8, &out->idempotency_keys,
-		                "bound the idempotency keys");
-	return rc != 0 ? rc : sl_pg_link_run(&s->link);
-}
-
-struct tombstones_out {
-	struct sl_apply_tombstone *t;
-	uint32_t max;
-	uint32_t count;
-};
-
-/* Rows (key, topic, partition, offset; text) into the engine's array; the keys are the engine's to free. */
-static int tombstones_cb(const PGresult *res, void *out)
-{
-	struct tombstones_out *o = out;
-
-	for (int i = 0; i < PQntuples(res) && o->count < o->max; i++) {
-		struct sl_apply_tombstone *t = &o->t[o->count];
-
-		t->key = strdup(PQgetvalue(res, i, 0));
-		if (t->key == NULL)
-			return -ENOMEM;
-		snprintf(t->topic, sizeof(t->topic), "%s", PQgetvalue(res, i, 1));
-		t->partition = (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10);
-		t->offset = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		o->count++;
-	}
-	return 0;
-}
-
-static int op_tombstones_due(void *store, int64_t before_ms, struct sl_apply_tombstone *out, uint32_t max,
-                             uint32_t *count_out)
-{
-	struct sl_apply_pg *s = store;
-	struct tombstones_out o = {.t = out, .max = max};
-	uint64_t before = htobe64((uint64_t)before_ms), limit = htobe64(max);
-	const char *values[2] = {(const char *)&before, (const char *)&limit};
-	int lengths[2] = {8, 8};
-	int rc;
-
-	SL_ASSERT(s->txn == TXN_NONE);
-	rc = sl_pg_link_ready(&s->link);
-	if (rc == 0)
-		rc = send_stmt(
-		        s, ST_TOMBSTONES_DUE, 2, values, lengths, false,
-		        (struct sl_pg_step){
-		                .check = SL_PG_ROWS, .out = &o, .rows_cb = tombstones_cb, .what = "list deleted rows"});
-	if (rc == 0)
-		rc = sl_pg_link_run(&s->link);
-	if (rc != 0) {
-		for (uint32_t i = 0; i < o.count; i++)
-			free(out[i].key);
-		o.count = 0;
-	}
-	*count_out = o.count;
-	return rc;
-}
-
-static int op_tombstone_purge(void *store, const struct sl_apply_tombstone *t, bool *purged_out)
-{
-	struct sl_apply_pg *s = store;
-	uint32_t partition = htobe32(t->partition);
-	uint64_t offset = htobe64((uint64_t)t->offset), now = htobe64((uint64_t)sl_clock_wall_ms()), purged = 0;
-	const char *values[6] = {t->key,   t->topic,          (const char *)&partition, (const char *)&offset,
-	                         s->table, (const char *)&now};
-	int lengths[6] = {(int)strlen(t->key), (int)strlen(t->topic), 4, 8, (int)strlen(s->table), 8};
-	int rc = txn_send_begin(s);
-
-	/* Its version becomes the key's floor (rule 5), then the row goes. */
-	if (rc == 0)
-		rc = send_stmt(s, ST_TOMBSTONE_FLOOR_KEEP, 6, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "keep the version of a purged key"});
-	if (rc == 0)
-		rc = send_stmt(
-		        s, ST_TOMBSTONE_PURGE, 4, values, lengths, false,
-		        (struct sl_pg_step){.check = SL_PG_COUNT, .out = &purged, .what = "purge a deleted row"});
-	if (rc == 0)
-		rc = sl_pg_link_run(&s->link);
-	*purged_out = rc == 0 && purged == 1;
-	return rc;
 }
 
 /* ---- rule 4b/4c: equal versions ---- */
@@ -1574,13 +1146,13 @@ static int stored_row(struct sl_apply_pg *s, const struct sl_apply_record *r, bo
 			return 0;
 		}
 	}
-	rc = txn_send_begin(s);
+	rc = sl_apply_pg_txn_send_begin(s);
 	if (rc == 0)
-		rc = send_stmt(s, ST_VALUE_GET, 1, values, lengths, true,
-		               (struct sl_pg_step){.check = SL_PG_ROWS,
-		                                   .out = &v,
-		                                   .rows_cb = value_get_cb,
-		                                   .what = "read a stored value"});
+		rc = sl_apply_pg_send(s, ST_VALUE_GET, 1, values, lengths, true,
+		                      (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                          .out = &v,
+		                                          .rows_cb = value_get_cb,
+		                                          .what = "read a stored value"});
 	if (rc == 0)
 		rc = sl_pg_link_run(&s->link);
 	if (rc == 0 && !v.found) {
@@ -1650,7 +1222,7 @@ static int op_conflict_record(void *store, const struct sl_apply_record *r, int6
 		c.incoming_digest = incoming;
 		copy_row(s, &c);
 		s->copy_conflicts++;
-		return s->copy.failed ? store_fail_memory(s, "keep a conflict") : 0;
+		return s->copy.failed ? sl_apply_pg_fail_memory(s, "keep a conflict") : 0;
 	}
 	{
 		const char *origin = sl_origin_name(r->rec.origin);
@@ -1678,10 +1250,10 @@ static int op_conflict_record(void *store, const struct sl_apply_record *r, int6
 		                   8,
 		                   8};
 
-		rc = txn_send_begin(s);
+		rc = sl_apply_pg_txn_send_begin(s);
 		if (rc == 0)
-			rc = send_stmt(s, ST_CONFLICT, 10, values, lengths, false,
-			               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "keep a conflict"});
+			rc = sl_apply_pg_send(s, ST_CONFLICT, 10, values, lengths, false,
+			                      (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "keep a conflict"});
 		return rc != 0 ? rc : sl_pg_link_run(&s->link);
 	}
 }
@@ -1694,7 +1266,7 @@ static const char *op_error(void *store)
 static const struct sl_apply_store_ops pg_ops = {
         .begin = op_begin,
         .commit = op_commit,
-        .rollback = op_rollback,
+        .rollback = sl_apply_pg_rollback,
         .key_get = op_key_get,
         .upsert = op_upsert,
         .soft_delete = op_soft_delete,
@@ -1707,7 +1279,7 @@ static const struct sl_apply_store_ops pg_ops = {
         .idempotency_remember = op_idempotency_remember,
         .offsets_read = op_offsets_read,
         .offset_write = op_offset_write,
-        .purge = op_purge,
+        .purge = sl_apply_pg_purge,
         .error = op_error,
         .prefetch = op_prefetch,
 };
@@ -1716,7 +1288,7 @@ static const struct sl_apply_store_ops pg_ops = {
 static const struct sl_apply_store_ops pg_log_ops = {
         .begin = op_begin,
         .commit = op_commit,
-        .rollback = op_rollback,
+        .rollback = sl_apply_pg_rollback,
         .key_get = op_key_get,
         .upsert = op_upsert,
         .soft_delete = op_soft_delete,
@@ -1729,9 +1301,9 @@ static const struct sl_apply_store_ops pg_log_ops = {
         .idempotency_remember = op_idempotency_remember,
         .offsets_read = op_offsets_read,
         .offset_write = op_offset_write,
-        .purge = op_purge,
-        .tombstones_due = op_tombstones_due,
-        .tombstone_purge = op_tombstone_purge,
+        .purge = sl_apply_pg_purge,
+        .tombstones_due = sl_apply_pg_tombstones_due,
+        .tombstone_purge = sl_apply_pg_tombstone_purge,
         .error = op_error,
         .prefetch = op_prefetch,
 };
@@ -1740,436 +1312,4 @@ void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out)
 {
 	out->ops = db->follow_log ? &pg_log_ops : &pg_ops;
 	out->ctx = db;
-}
-
-/* ---- the table's topic ---- */
-
-struct claim_owner {
-	bool found;
-	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
-};
-
-static int claim_owner_cb(const PGresult *res, void *out)
-{
-	struct claim_owner *o = out;
-
-	o->found = PQntuples(res) == 1;
-	if (o->found)
-		snprintf(o->topic, sizeof(o->topic), "%s", PQgetvalue(res, 0, 0));
-	return 0;
-}
-
-int sl_apply_pg_claim(struct sl_apply_pg *db, const char *topic)
-{
-	struct sl_apply_pg *s = db;
-	struct claim_owner owner = {0};
-	uint64_t now = htobe64((uint64_t)sl_clock_wall_ms());
-	const char *values[3] = {s->table, topic, (const char *)&now};
-	int lengths[3] = {(int)strlen(s->table), (int)strlen(topic), 8};
-	int rc;
-
-	/* In a transaction of its own, under the schema's lock: two appliers claiming at once see each other. */
-	SL_ASSERT(s->txn == TXN_NONE);
-	s->txn = TXN_PENDING;
-	rc = txn_send_begin(s);
-	if (rc == 0)
-		rc = send_stmt(s, ST_CLAIM_GET, 1, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_ROWS,
-		                                   .out = &owner,
-		                                   .rows_cb = claim_owner_cb,
-		                                   .what = "read which topic feeds the table"});
-	if (rc == 0)
-		rc = sl_pg_link_run(&s->link);
-	if (rc == 0 && owner.found && strcmp(owner.topic, topic) != 0) {
-		snprintf(
-		        s->link.error, sizeof(s->link.error),
-		        "postgresql %s: table '%s' is fed by topic '%s'; applying topic '%s' into it would compare the "
-		        "versions of one topic's keys with the other's: apply '%s' into its own table (--table NAME)",
-		        s->schema, s->table, owner.topic, topic, topic);
-		rc = -EEXIST;
-	}
-	if (rc == 0 && !owner.found)
-		rc = send_stmt(s, ST_CLAIM, 3, values, lengths, false,
-		               (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "claim the table for its topic"});
-	if (rc == 0)
-		rc = sl_pg_link_send_sql(&s->link, "COMMIT", "commit the table's claim");
-	if (rc == 0)
-		rc = sl_pg_link_run(&s->link);
-	if (rc != 0) {
-		char why[SL_ERROR_BYTES];
-
-		snprintf(why, sizeof(why), "%s", s->link.error);
-		op_rollback(s);
-		snprintf(s->link.error, sizeof(s->link.error), "%s", why);
-		return rc;
-	}
-	s->txn = TXN_NONE;
-	return 0;
-}
-
-/* ---- schema and statements ---- */
-
-/* The statements of the store with the quoted schema q put in. */
-static int statements_build(struct sl_apply_pg *s, const char *q)
-{
-	const char *T = s->table_ident, *A = s->archive_ident;
-	const char *vt = s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text";
-	const char *cols = "key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\", \"offset\","
-	                   " applied_at_ms";
-	const char *row_set =
-	        "version = excluded.version, value = excluded.value, deleted = excluded.deleted,"
-	        " deleted_at_ms = excluded.deleted_at_ms, origin = excluded.origin, topic = excluded.topic,"
-	        " \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","
-	        " applied_at_ms = excluded.applied_at_ms";
-	/* A delete keeps the time of the first deletion when the row was deleted already, and the stored value when
-	 * deletes hide (--on-delete hide) rather than clear it. */
-	const char *delete_set_fmt = "version = excluded.version, deleted = true, deleted_at_ms = CASE WHEN"
-	                             " entities.deleted THEN entities.deleted_at_ms ELSE excluded.deleted_at_ms END,"
-	                             " origin = excluded.origin, topic = excluded.topic,"
-	                             " \"partition\" = excluded.\"partition\", \"offset\" = excluded.\"offset\","
-	                             " applied_at_ms = excluded.applied_at_ms%s";
-	const char *archive_cols = "key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"
-	                           " deleted_version, deleted_offset, archived_at_ms";
-	const char *conflict_cols = "key, stored_version, incoming_version, stored_digest, incoming_digest, origin,"
-	                            " topic, \"partition\", \"offset\", seen_at_ms";
-	/* Rule 5: a floor keeps the higher of two versions. */
-	const char *floor_set = "ON CONFLICT (tbl, key) DO UPDATE SET version = GREATEST(synclog_purged.version,"
-	                        " excluded.version), purged_at_ms = excluded.purged_at_ms";
-	char delete_set[640];
-	const char *batch_cols = "key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\","
-	                         " \"offset\", now_ms";
-	const char *offsets = "\"group\", topic, \"partition\", next_offset, applied, stale, duplicate, deleted,"
-	                      " dead_lettered, updated_at_ms";
-
-	snprintf(delete_set, sizeof(delete_set), delete_set_fmt,
-	         s->on_delete == SL_APPLY_ON_DELETE_HIDE ? "" : ", value = NULL");
-#define SQL(i, ...)                                          \
-	do {                                                 \
-		if (asprintf(&s->sql[i], __VA_ARGS__) < 0) { \
-			s->sql[i] = NULL;                    \
-			return -ENOMEM;                      \
-		}                                            \
-	} while (0)
-	SQL(ST_KEY_GET, "SELECT version, deleted FROM %s WHERE key = $1", T);
-	SQL(ST_UPSERT,
-	    "INSERT INTO %s AS entities (%s) VALUES ($1, $2, $3::%s, false, NULL, $4, $5, $6, $7, $8)"
-	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    T, cols, vt, row_set);
-	SQL(ST_SOFT_DELETE,
-	    "INSERT INTO %s AS entities (%s) VALUES ($1, $2, NULL, true, $8, $4, $5, $6, $7, $8)"
-	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    T, cols, delete_set);
-	SQL(ST_STALE,
-	    "INSERT INTO %s.stale_events (key, stored_version, incoming_version, topic, \"partition\", \"offset\","
-	    " seen_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	    q);
-	SQL(ST_IK_SEEN, "SELECT 1 FROM %s.synclog_idempotency_keys WHERE idempotency_key = $1", q);
-	SQL(ST_IK_REMEMBER,
-	    "INSERT INTO %s.synclog_idempotency_keys (idempotency_key, seen_at_ms) VALUES ($1, $2)"
-	    " ON CONFLICT (idempotency_key) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
-	    q);
-	SQL(ST_OFFSETS_READ,
-	    "SELECT topic, \"partition\", next_offset, applied, stale, duplicate, deleted, dead_lettered"
-	    " FROM %s.synclog_offsets WHERE \"group\" = $1 ORDER BY topic, \"partition\"",
-	    q);
-	SQL(ST_OFFSET_INSERT,
-	    "INSERT INTO %s.synclog_offsets (%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO "
-	    "NOTHING",
-	    q, offsets);
-	SQL(ST_OFFSET_UPDATE,
-	    "UPDATE %s.synclog_offsets SET next_offset = $4, applied = applied + $5, stale = stale + $6,"
-	    " duplicate = duplicate + $7, deleted = deleted + $8, dead_lettered = dead_lettered + $9,"
-	    " updated_at_ms = $10 WHERE \"group\" = $1 AND topic = $2 AND \"partition\" = $3 AND next_offset = $11",
-	    q);
-	SQL(ST_PURGE_TOMBSTONES, "DELETE FROM %s WHERE deleted AND deleted_at_ms <= $1", T);
-	SQL(ST_PURGE_STALE, "DELETE FROM %s.stale_events WHERE seen_at_ms <= $1", q);
-	SQL(ST_PURGE_IK_AGE, "DELETE FROM %s.synclog_idempotency_keys WHERE seen_at_ms <= $1", q);
-	SQL(ST_PURGE_IK_COUNT,
-	    "DELETE FROM %s.synclog_idempotency_keys WHERE idempotency_key IN (SELECT idempotency_key FROM"
-	    " %s.synclog_idempotency_keys ORDER BY seen_at_ms LIMIT greatest(0, (SELECT count(*) FROM"
-	    " %s.synclog_idempotency_keys) - $1))",
-	    q, q, q);
-	SQL(ST_PREFETCH_KEYS, "SELECT key, version, deleted FROM %s WHERE key = ANY($1)", T);
-	SQL(ST_PREFETCH_IKS, "SELECT idempotency_key FROM %s.synclog_idempotency_keys WHERE idempotency_key = ANY($1)",
-	    q);
-	SQL(ST_BATCH_ROWS,
-	    "INSERT INTO %s AS entities (%s) SELECT %s FROM pg_temp.synclog_batch WHERE kind = 'u'"
-	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    T, cols, batch_cols, row_set);
-	SQL(ST_BATCH_DELETES,
-	    "INSERT INTO %s AS entities (%s) SELECT %s FROM pg_temp.synclog_batch WHERE kind = 'd'"
-	    " ON CONFLICT (key) DO UPDATE SET %s",
-	    T, cols, batch_cols, delete_set);
-	SQL(ST_BATCH_STALE,
-	    "INSERT INTO %s.stale_events (key, stored_version, incoming_version, topic, \"partition\", \"offset\","
-	    " seen_at_ms) SELECT key, stored_version, version, topic, \"partition\", \"offset\", now_ms"
-	    " FROM pg_temp.synclog_batch WHERE kind = 's'",
-	    q);
-	SQL(ST_BATCH_IKS,
-	    "INSERT INTO %s.synclog_idempotency_keys (idempotency_key, seen_at_ms) SELECT idempotency_key, now_ms"
-	    " FROM pg_temp.synclog_batch WHERE kind = 'i'"
-	    " ON CONFLICT (idempotency_key) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
-	    q);
-	SQL(ST_LOCK, "SELECT pg_advisory_xact_lock(%d, hashtext($1))", LOCK_CLASS);
-	/* The row as it was, before a delete replaces it: $1 key, $2 the delete's version, $3 its offset, $4 now. Only
-	 * a live row is archived: a second delete of a deleted key has nothing to keep. */
-	SQL(ST_ARCHIVE,
-	    "INSERT INTO %s (%s) SELECT key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"
-	    " $2, $3, $4 FROM %s WHERE key = $1 AND NOT deleted",
-	    A, archive_cols, T);
-	SQL(ST_BATCH_ARCHIVE_KEPT,
-	    "INSERT INTO %s (%s) SELECT key, version, value, origin, topic, \"partition\", \"offset\", now_ms,"
-	    " deleted_version, deleted_offset, now_ms FROM pg_temp.synclog_batch WHERE kind = 'A'",
-	    A, archive_cols);
-	SQL(ST_BATCH_ARCHIVE_STORED,
-	    "INSERT INTO %s (%s) SELECT e.key, e.version, e.value, e.origin, e.topic, e.\"partition\", e.\"offset\","
-	    " e.applied_at_ms, b.deleted_version, b.deleted_offset, b.now_ms FROM pg_temp.synclog_batch b JOIN %s e"
-	    " ON e.key = b.key WHERE b.kind = 'a' AND NOT e.deleted",
-	    A, archive_cols, T);
-	SQL(ST_TOMBSTONES_DUE,
-	    "SELECT key, topic, \"partition\", \"offset\" FROM %s WHERE deleted AND deleted_at_ms <= $1"
-	    " ORDER BY deleted_at_ms LIMIT $2",
-	    T);
-	SQL(ST_TOMBSTONE_PURGE,
-	    "DELETE FROM %s WHERE key = $1 AND deleted AND topic = $2 AND \"partition\" = $3 AND \"offset\" = $4", T);
-	/* Rule 5: floors, and their upkeep ($1 the table's name wherever floors are read). */
-	SQL(ST_FLOOR_GET, "SELECT version FROM %s.synclog_purged WHERE tbl = $1 AND key = $2", q);
-	SQL(ST_PREFETCH_FLOORS, "SELECT key, version FROM %s.synclog_purged WHERE tbl = $1 AND key = ANY($2)", q);
-	/* The tombstones about to go keep their versions as floors: $1 before, $2 the table's name, $3 now. */
-	SQL(ST_PURGE_FLOORS_KEEP,
-	    "INSERT INTO %s.synclog_purged AS synclog_purged (tbl, key, version, purged_at_ms) SELECT $2, key, version,"
-	    " $3 FROM %s WHERE deleted AND deleted_at_ms <= $1 %s",
-	    q, T, floor_set);
-	/* A floor whose key has a row again at or above it says nothing the row does not: keep the table compact. */
-	SQL(ST_PURGE_FLOORS_PRUNE,
-	    "DELETE FROM %s.synclog_purged p WHERE p.tbl = $1 AND EXISTS (SELECT 1 FROM %s e WHERE e.key = p.key AND"
-	    " e.version >= p.version)",
-	    q, T);
-	SQL(ST_PURGE_CONFLICTS, "DELETE FROM %s.conflicts WHERE seen_at_ms <= $1", q);
-	/* One tombstone whose delete the log no longer holds: $1 key, $2 topic, $3 partition, $4 offset, $5 the
-	 * table's name, $6 now. */
-	SQL(ST_TOMBSTONE_FLOOR_KEEP,
-	    "INSERT INTO %s.synclog_purged AS synclog_purged (tbl, key, version, purged_at_ms) SELECT $5, key, version,"
-	    " $6 FROM %s WHERE key = $1 AND deleted AND topic = $2 AND \"partition\" = $3 AND \"offset\" = $4 %s",
-	    q, T, floor_set);
-	/* Rule 4b/4c: the stored value as text (jsonb prints it its own way: compared as JSON, value.h). */
-	SQL(ST_VALUE_GET, "SELECT value::text, deleted FROM %s WHERE key = $1", T);
-	SQL(ST_PREFETCH_VALUES, "SELECT key, value::text, deleted FROM %s WHERE key = ANY($1)", T);
-	SQL(ST_CONFLICT, "INSERT INTO %s.conflicts (%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", q,
-	    conflict_cols);
-	SQL(ST_BATCH_CONFLICTS,
-	    "INSERT INTO %s.conflicts (%s) SELECT key, stored_version, version, stored_digest, incoming_digest,"
-	    " origin, topic, \"partition\", \"offset\", now_ms FROM pg_temp.synclog_batch WHERE kind = 'c'",
-	    q, conflict_cols);
-	/* Which topic feeds the table ($1 its name). */
-	SQL(ST_CLAIM_GET, "SELECT topic FROM %s.synclog_tables WHERE name = $1", q);
-	SQL(ST_CLAIM,
-	    "INSERT INTO %s.synclog_tables (name, topic, claimed_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", q);
-#undef SQL
-	return 0;
-}
-
-/* Create what is missing, in one transaction under the schema's lock (two appliers starting together must not
- * both create), and check what exists: the schema version and the value column's type. */
-static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
-{
-	const char *vt = s->values == SL_APPLY_VALUES_JSON ? "jsonb" : "text";
-	const char *T = s->table_ident, *A = s->archive_ident;
-	char tombstones[SCHEMA_BYTES_MAX + 16], archive_key[SCHEMA_BYTES_MAX + 16], table_lit[SCHEMA_BYTES_MAX + 3];
-	char *sql = NULL;
-	PGresult *res;
-	int rc, version = -1;
-
-	/* Index names follow the table's, quoted as identifiers; the table's name is letters, digits and '_'. */
-	snprintf(tombstones, sizeof(tombstones), "\"%s_tombstones\"", s->table);
-	snprintf(archive_key, sizeof(archive_key), "\"%s_archive_key\"", s->table);
-	snprintf(table_lit, sizeof(table_lit), "'%s'", s->table);
-	if (asprintf(
-	            &sql,
-	            "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext(%s));"
-	            "CREATE SCHEMA IF NOT EXISTS %s;"
-	            "CREATE TABLE IF NOT EXISTS %s.synclog_schema (version integer NOT NULL);"
-	            "CREATE TABLE IF NOT EXISTS %s (key text PRIMARY KEY, version bigint NOT NULL, value %s,"
-	            " deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text, \"partition\" integer,"
-	            " \"offset\" bigint, applied_at_ms bigint);"
-	            "CREATE INDEX IF NOT EXISTS %s ON %s (deleted_at_ms) WHERE deleted;"
-	            "CREATE TABLE IF NOT EXISTS %s (key text NOT NULL, version bigint NOT NULL, value %s, origin text,"
-	            " topic text, \"partition\" integer, \"offset\" bigint, applied_at_ms bigint, deleted_version "
-	            "bigint"
-	            " NOT NULL, deleted_offset bigint, archived_at_ms bigint NOT NULL);"
-	            "CREATE INDEX IF NOT EXISTS %s ON %s (key);"
-	            "CREATE TABLE IF NOT EXISTS %s.synclog_tables (name text PRIMARY KEY, topic text NOT NULL,"
-	            " claimed_at_ms bigint NOT NULL);"
-	            "CREATE TABLE IF NOT EXISTS %s.synclog_purged (tbl text NOT NULL, key text NOT NULL, version bigint"
-	            " NOT NULL, purged_at_ms bigint NOT NULL, PRIMARY KEY (tbl, key));"
-	            "CREATE TABLE IF NOT EXISTS %s.conflicts (key text NOT NULL, stored_version bigint NOT NULL,"
-	            " incoming_version bigint NOT NULL, stored_digest text, incoming_digest text, origin text, topic"
-	            " text, \"partition\" integer, \"offset\" bigint, seen_at_ms bigint NOT NULL);"
-	            "CREATE INDEX IF NOT EXISTS conflicts_seen ON %s.conflicts (seen_at_ms);"
-	            "CREATE TABLE IF NOT EXISTS %s.stale_events (key text NOT NULL, stored_version bigint NOT NULL,"
-	            " incoming_version bigint NOT NULL, topic text, \"partition\" integer, \"offset\" bigint,"
-	            " seen_at_ms bigint NOT NULL);"
-	            "CREATE INDEX IF NOT EXISTS stale_events_seen ON %s.stale_events (seen_at_ms);"
-	            "CREATE TABLE IF NOT EXISTS %s.synclog_offsets (\"group\" text NOT NULL, topic text NOT NULL,"
-	            " \"partition\" integer NOT NULL, next_offset bigint NOT NULL, applied bigint NOT NULL,"
-	            " stale bigint NOT NULL, duplicate bigint NOT NULL, deleted bigint NOT NULL,"
-	            " dead_lettered bigint NOT NULL, updated_at_ms bigint NOT NULL,"
-	            " PRIMARY KEY (\"group\", topic, \"partition\"));"
-	            "CREATE TABLE IF NOT EXISTS %s.synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY,"
-	            " seen_at_ms bigint NOT NULL);"
-	            "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON %s.synclog_idempotency_keys"
-	            " (seen_at_ms);"
-	            "INSERT INTO %s.synclog_schema (version) SELECT %d WHERE NOT EXISTS (SELECT FROM"
-	            " %s.synclog_schema);"
-	            "COMMIT",
-	            LOCK_CLASS, lit, q, q, T, vt, tombstones, T, A, vt, archive_key, A, q, q, q, q, q, q, q, q, q, q,
-	            SCHEMA_VERSION, q) < 0)
-		return store_fail_memory(s, "create the tables");
-	rc = sl_pg_link_exec(&s->link, sql, "create the tables");
-	free(sql);
-	if (rc != 0)
-		return rc;
-	if (asprintf(&sql,
-	             "SELECT (SELECT max(version) FROM %s.synclog_schema), (SELECT format_type(a.atttypid, a.atttypmod)"
-	             " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid ="
-	             " c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attname = 'value')",
-	             q, lit, table_lit) < 0)
-		return store_fail_memory(s, "read the schema version");
-	res = PQexec(s->link.conn, sql);
-	free(sql);
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		rc = res != NULL ? sl_pg_link_fail_result(&s->link, res, "read the schema version", false)
-		                 : sl_pg_link_fail(&s->link, "read the schema version");
-		PQclear(res);
-		return rc;
-	}
-	version = atoi(PQgetvalue(res, 0, 0));
-	if (version > SCHEMA_VERSION) {
-		snprintf(
-		        s->link.error, sizeof(s->link.error),
-		        "postgresql %s: schema version %d was written by a newer synclog (this one knows %d): use that "
-		        "version",
-		        s->schema, version, SCHEMA_VERSION);
-		rc = -EINVAL;
-	} else if (strcmp(PQgetvalue(res, 0, 1), vt) != 0) {
-		snprintf(s->link.error, sizeof(s->link.error),
-		         "postgresql %s: %s.value is %s but the values are %s: apply with --values %s, or into "
-		         "another schema",
-		         s->schema, s->table, PQgetvalue(res, 0, 1), vt,
-		         strcmp(PQgetvalue(res, 0, 1), "jsonb") == 0 ? "json" : "text");
-		rc = -EINVAL;
-	}
-	PQclear(res);
-	return rc;
-}
-
-/* name as an identifier ("...", quotes doubled) or a string literal ('...', quotes doubled; the name has no
- * backslash, so standard_conforming_strings does not matter). NULL when out of memory. */
-static char *quote(const char *name, char q)
-{
-	size_t len = strlen(name);
-	char *out = malloc(2 * len + 3), *p = out;
-
-	if (out == NULL)
-		return NULL;
-	*p++ = q;
-	for (const char *c = name; *c != '\0'; c++) {
-		if (*c == q)
-			*p++ = q;
-		*p++ = *c;
-	}
-	*p++ = q;
-	*p = '\0';
-	return out;
-}
-
-int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options *o, char *err, size_t err_bytes)
-{
-	const char *schema = o->schema != NULL ? o->schema : SL_APPLY_PG_SCHEMA_DEFAULT;
-	const char *table = o->table != NULL ? o->table : SL_APPLY_SQLITE_TABLE_DEFAULT;
-	struct sl_pg_link_options lo = {
-	        .conninfo = o->conninfo,
-	        .reconnect_timeout_ms = o->reconnect_timeout_ms != 0 ? o->reconnect_timeout_ms
-	                                                             : SL_APPLY_PG_RECONNECT_TIMEOUT_MS_DEFAULT,
-	        .application_name = "synclog-apply",
-	        .session_cb = session_setup,
-	};
-	struct sl_apply_pg *s;
-	char label[SL_PG_LABEL_BYTES_MAX];
-	int rc;
-
-	*out = NULL;
-	if (schema[0] == '\0' || strlen(schema) > SCHEMA_BYTES_MAX || strchr(schema, '\\') != NULL ||
-	    !sl_utf8_text_valid((const uint8_t *)schema, strlen(schema))) {
-		sl_error_set(err, err_bytes,
-		             "postgresql target: the schema name must be 1 to %d bytes of UTF-8 text without '\\'",
-		             SCHEMA_BYTES_MAX);
-		return -EINVAL;
-	}
-	if (sl_apply_sqlite_table_check(table) != 0) {
-		sl_error_set(
-		        err, err_bytes,
-		        "postgresql target: the table name must be a letter or '_', then letters, digits or '_', at "
-		        "most %d in all, not a table of synclog's own",
-		        SCHEMA_BYTES_MAX);
-		return -EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		sl_error_set(err, err_bytes, "postgresql target: out of memory");
-		return -ENOMEM;
-	}
-	snprintf(s->schema, sizeof(s->schema), "%s", schema);
-	snprintf(s->table, sizeof(s->table), "%s", table);
-	snprintf(label, sizeof(label), "postgresql %s", schema);
-	lo.label = label;
-	lo.session_cb_arg = s;
-	s->values = o->values;
-	s->on_delete = o->on_delete;
-	s->follow_log = o->follow_log;
-	rc = sl_pg_link_init(&s->link, &lo);
-	if (rc == 0) {
-		s->schema_ident = quote(schema, '"');
-		s->schema_literal = quote(schema, '\'');
-		if (s->schema_ident != NULL &&
-		    (asprintf(&s->table_ident, "%s.\"%s\"", s->schema_ident, table) < 0 ||
-		     asprintf(&s->archive_ident, "%s.\"%s_archive\"", s->schema_ident, table) < 0)) {
-			s->table_ident = s->archive_ident = NULL;
-		}
-		if (s->schema_ident == NULL || s->schema_literal == NULL || s->table_ident == NULL ||
-		    s->archive_ident == NULL || statements_build(s, s->schema_ident) != 0)
-			rc = store_fail_memory(s, "build the statements");
-	}
-	if (rc == 0)
-		rc = sl_pg_link_connect(&s->link);
-	if (rc != 0) {
-		sl_error_set(err, err_bytes, "%s", s->link.error);
-		sl_apply_pg_close(s);
-		return rc;
-	}
-	*out = s;
-	return 0;
-}
-
-void sl_apply_pg_close(struct sl_apply_pg *s)
-{
-	if (s == NULL)
-		return;
-	sl_pg_link_close(&s->link);
-	for (int i = 0; i < ST_COUNT; i++)
-		free(s->sql[i]);
-	free(s->schema_ident);
-	free(s->schema_literal);
-	free(s->table_ident);
-	free(s->archive_ident);
-	sl_pg_buf_free(&s->stored_values);
-	free(s->keys.entries);
-	free(s->keys.slots);
-	free(s->iks.entries);
-	free(s->iks.slots);
-	sl_pg_buf_free(&s->copy);
-	sl_pg_buf_free(&s->params[0]);
-	sl_pg_buf_free(&s->params[1]);
-	free(s->offsets);
-	free(s);
 }
