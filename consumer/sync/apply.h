@@ -396,17 +396,21 @@ void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
  *
  * The same tables as SQLite, in a schema of their own (created when missing, with the schema), with PostgreSQL's
  * types (schema version 1 in SCHEMA.synclog_schema):
- *   entities (key text PRIMARY KEY, version bigint NOT NULL, value jsonb (text with SL_APPLY_VALUES_TEXT),
- *             deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text, "partition" integer,
- *             "offset" bigint, applied_at_ms bigint)
+ *   entities (key text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, value jsonb (text with
+ *             SL_APPLY_VALUES_TEXT), deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text,
+ *             "partition" integer, "offset" bigint, applied_at_ms bigint)
  *   stale_events (key text, stored_version bigint, incoming_version bigint, topic text, "partition" integer,
  *                 "offset" bigint, seen_at_ms bigint)
  *   synclog_offsets ("group", topic, "partition", next_offset, applied, stale, duplicate, deleted, dead_lettered,
  *                    updated_at_ms)
  *   synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY, seen_at_ms bigint)
  *   entities_archive (as SQLite's, with bigint, jsonb or text)
- * A commit is as durable as the server's synchronous_commit makes it. The store prefetches: each transaction
- * reads the stored state of all its keys in one query and sends its writes at commit (apply_pg.c says how). */
+ *   synclog_tables, synclog_purged (key text COLLATE "C"), conflicts   (as SQLite's)
+ *   reconcile_runs (made by `synclog reconcile`: target.h)
+ * Keys are of the "C" collation: their index is in byte order, the order reconciliation reads a target in
+ * (source.h). A commit is as durable as the server's synchronous_commit makes it. The store prefetches: each
+ * transaction reads the stored state of all its keys in one query and sends its writes at commit (apply_pg.c says
+ * how). */
 
 struct sl_apply_pg_options {
 	/* A libpq connection URI (postgresql://...) or key=value connection string. */

@@ -20,15 +20,15 @@
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-#define SCHEMA_VERSION            2
+#define SCHEMA_VERSION  2
 /* How long a statement waits for another connection's lock (an operator's query, a checkpoint) before failing with
  * -EBUSY, which the engine retries: long enough for a checkpoint, short enough to notice a stuck reader. */
-#define BUSY_TIMEOUT_MS           5000
-#define PATH_BYTES_MAX            1024
+#define BUSY_TIMEOUT_MS 5000
+#define PATH_BYTES_MAX  1024
 /* An entity table's name: short enough to read in a query, and "_tombstones" still fits SQLite's habits. */
-#define TABLE_BYTES_MAX           63
+#define TABLE_BYTES_MAX 63
 /* A statement with the table name written in: the longest template plus two quoted names, with room. */
-#define SQL_BYTES_MAX             2048
+#define SQL_BYTES_MAX   2048
 
 /* The entity table and its tombstone index, created when missing ({T}, {I}: see the top). */
 static const char table_sql[] =

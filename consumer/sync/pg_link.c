@@ -474,6 +474,20 @@ int sl_pg_link_send_sql(struct sl_pg_link *l, const char *sql, const char *what)
 	return step_push(l, &step);
 }
 
+int sl_pg_link_send_params(struct sl_pg_link *l, const char *sql, int n, const Oid *types, const char *const *values,
+                           const int *lengths, bool results_binary, struct sl_pg_step step)
+{
+	static const int binary[PARAMS_MAX] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	int rc = pipeline_on(l, step.what);
+
+	SL_ASSERT(n <= PARAMS_MAX);
+	if (rc != 0)
+		return rc;
+	if (!PQsendQueryParams(l->conn, sql, n, types, values, lengths, binary, results_binary))
+		return sl_pg_link_fail(l, step.what);
+	return step_push(l, &step);
+}
+
 static int step_check(struct sl_pg_link *l, const struct sl_pg_step *st, const PGresult *res)
 {
 	const char *tuples = PQcmdTuples((PGresult *)res);
@@ -505,6 +519,8 @@ static int step_check(struct sl_pg_link *l, const struct sl_pg_step *st, const P
 		return 0;
 	case SL_PG_ROWS:
 		return st->rows_cb(res, st->out);
+	case SL_PG_KEEP:
+		return 0;
 	}
 	return 0;
 }
@@ -541,6 +557,11 @@ int sl_pg_link_run(struct sl_pg_link *l)
 			first = sl_pg_link_fail_result(l, res, st->what, false);
 		if (first != 0 && first_error[0] == '\0')
 			snprintf(first_error, sizeof(first_error), "%s", l->error);
+		if (st->check == SL_PG_KEEP && first == 0 && status == PGRES_TUPLES_OK) {
+			PQclear(*(PGresult **)st->out);
+			*(PGresult **)st->out = res; /* the caller's now */
+			res = NULL;
+		}
 		PQclear(res);
 		res = link_result(l, st->what, &rc); /* the end of this statement's results */
 		if (res != NULL) {

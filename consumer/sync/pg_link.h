@@ -73,6 +73,7 @@ enum sl_pg_check {
 	SL_PG_COUNT,        /* rows changed, added to *(uint64_t *)out */
 	SL_PG_FOUND,        /* *(bool *)out = the result has rows */
 	SL_PG_ROWS,         /* rows_cb(result, out) reads the rows; its non-zero return is the pipeline's */
+	SL_PG_KEEP,         /* the result itself goes to *(PGresult **)out, the caller's to PQclear */
 };
 
 typedef int (*sl_pg_rows_cb)(const PGresult *res, void *out);
@@ -139,6 +140,10 @@ int sl_pg_link_prepare(struct sl_pg_link *l, const char *name, const char *sql, 
 int sl_pg_link_send(struct sl_pg_link *l, const char *name, int n, const char *const *values, const int *lengths,
                     bool results_binary, struct sl_pg_step step);
 int sl_pg_link_send_sql(struct sl_pg_link *l, const char *sql, const char *what);
+/* Queue SQL with n binary parameters of the given types (a NULL value is SQL NULL), parsed where it is sent: for
+ * statements whose text is built at run time (a source's scans). Results as text unless results_binary. */
+int sl_pg_link_send_params(struct sl_pg_link *l, const char *sql, int n, const Oid *types, const char *const *values,
+                           const int *lengths, bool results_binary, struct sl_pg_step step);
 /* Sync, send and read every queued result. Returns 0, or the errno of the first failure (the server skipped the
  * statements after it) with l->error set. */
 int sl_pg_link_run(struct sl_pg_link *l);
