@@ -11,6 +11,7 @@
 #      (bench/results/sync.json)
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
 #   8. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
+#   9. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,5 +33,6 @@ bench/sync.sh "$build"
 # The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 bench/pg_apply.sh "$build"
+bench/pg_reconcile.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

@@ -525,11 +525,9 @@ static int step_check(struct sl_pg_link *l, const struct sl_pg_step *st, const P
 	return 0;
 }
 
-int sl_pg_link_run(struct sl_pg_link *l)
+int sl_pg_link_sync(struct sl_pg_link *l)
 {
-	char first_error[SL_ERROR_BYTES] = "";
-	int first = 0, rc = 0;
-	PGresult *res;
+	int rc = 0;
 
 	if (l->step_count == 0)
 		return 0;
@@ -537,6 +535,26 @@ int sl_pg_link_run(struct sl_pg_link *l)
 		rc = sl_pg_link_fail(l, "send a pipeline");
 	if (rc == 0)
 		rc = link_flush(l, "send a pipeline");
+	if (rc != 0)
+		l->step_count = 0;
+	return rc;
+}
+
+int sl_pg_link_run(struct sl_pg_link *l)
+{
+	int rc = sl_pg_link_sync(l);
+
+	return rc != 0 ? rc : sl_pg_link_read(l);
+}
+
+int sl_pg_link_read(struct sl_pg_link *l)
+{
+	char first_error[SL_ERROR_BYTES] = "";
+	int first = 0, rc = 0;
+	PGresult *res;
+
+	if (l->step_count == 0)
+		return 0;
 	for (uint32_t i = 0; rc == 0 && i < l->step_count; i++) {
 		const struct sl_pg_step *st = &l->steps[i];
 		ExecStatusType status;

@@ -147,6 +147,10 @@ int sl_pg_link_send_params(struct sl_pg_link *l, const char *sql, int n, const O
 /* Sync, send and read every queued result. Returns 0, or the errno of the first failure (the server skipped the
  * statements after it) with l->error set. */
 int sl_pg_link_run(struct sl_pg_link *l);
+/* sl_pg_link_run in two halves, so that two links' servers work at once: send the pipeline (0 or the errno of a
+ * failed link, the pipeline then forgotten), and later read its results as sl_pg_link_run does. */
+int sl_pg_link_sync(struct sl_pg_link *l);
+int sl_pg_link_read(struct sl_pg_link *l);
 /* COPY ... FROM STDIN of data (outside the pipeline: COPY cannot be pipelined), reading to the end of its
  * results so that the connection is idle again even after a refusal, which is of_records's when set. */
 int sl_pg_link_copy_in(struct sl_pg_link *l, const char *sql, const void *data, size_t len, const char *what,

@@ -27,9 +27,10 @@ struct sl_pg_rows_query {
 	const char *live;
 };
 
-/* The kind of digest the server computes: a sum modulo 2^64 of hashtextextended(key, version, value) per live row.
- * PostgreSQL keeps hashtextextended stable (hash partitions depend on it), so two servers agree. */
-#define SL_PG_ROWS_DIGEST_KIND "postgresql-hashtextextended-sum-1"
+/* The kind of digest the server computes: a sum modulo 2^64 over the live rows of hashtextextended(value,
+ * hashtextextended(key, version) # value-is-null) (version an integer). PostgreSQL keeps hashtextextended stable
+ * (hash partitioning depends on it), so two servers agree. */
+#define SL_PG_ROWS_DIGEST_KIND "postgresql-hashtextextended-sum-2"
 
 /* Open out as the query's rows (out->spec is the caller's, the rest is set here). Connects at once. Returns 0, or a
  * negative errno with err set. */

@@ -468,7 +468,7 @@ static int ranges_compare(struct run *r, struct differing *d)
 
 /* Both sides summarise where their rows are (source.h: the same digest_kind): the ranges of step 1 come from the
  * source's range_bounds, and each side's summaries of them from its server, a round of SERVER_RANGES ranges at a
- * time; only the ranges that differ are read, as in step 3. */
+ * time, both servers working at once; only the ranges that differ are read, as in step 3. */
 #define SERVER_RANGES 256
 
 static bool server_summaries(const struct run *r)
@@ -476,8 +476,8 @@ static bool server_summaries(const struct run *r)
 	const struct sl_source_ops *s = r->source.src->ops, *t = r->target.src->ops;
 	const char *sk, *tk;
 
-	if (s->digest_kind == NULL || t->digest_kind == NULL || s->range_bounds == NULL || t->summaries == NULL ||
-	    s->summaries == NULL)
+	if (s->digest_kind == NULL || t->digest_kind == NULL || s->range_bounds == NULL || s->summaries_send == NULL ||
+	    s->summaries_read == NULL || t->summaries_send == NULL || t->summaries_read == NULL)
 		return false;
 	sk = s->digest_kind(r->source.src->ctx);
 	tk = t->digest_kind(r->target.src->ctx);
@@ -515,11 +515,22 @@ static int ranges_compare_server(struct run *r, struct differing *d)
 			m++;
 		}
 		r->res->ranges_compared += m;
-		if (m > 0 && (rc = src->ops->summaries(src->ctx, lo, hi, m, sc, sd)) != 0) {
+		/* Both servers at work at once: both asked, then both read. */
+		if (m > 0 && (rc = src->ops->summaries_send(src->ctx, lo, hi, m)) != 0) {
 			side_fail(&r->source, rc);
 			break;
 		}
-		if (m > 0 && (rc = tgt->ops->summaries(tgt->ctx, lo, hi, m, tc, td)) != 0) {
+		if (m > 0 && (rc = tgt->ops->summaries_send(tgt->ctx, lo, hi, m)) != 0) {
+			side_fail(&r->target, rc);
+			(void)src->ops->summaries_read(src->ctx, sc, sd);
+			break;
+		}
+		if (m > 0 && (rc = src->ops->summaries_read(src->ctx, sc, sd)) != 0) {
+			side_fail(&r->source, rc);
+			(void)tgt->ops->summaries_read(tgt->ctx, tc, td);
+			break;
+		}
+		if (m > 0 && (rc = tgt->ops->summaries_read(tgt->ctx, tc, td)) != 0) {
 			side_fail(&r->target, rc);
 			break;
 		}
