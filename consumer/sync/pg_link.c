@@ -474,6 +474,18 @@ int sl_pg_link_send_sql(struct sl_pg_link *l, const char *sql, const char *what)
 	return step_push(l, &step);
 }
 
+int sl_pg_link_send_prepare(struct sl_pg_link *l, const char *name, const char *sql, int n, const Oid *types)
+{
+	struct sl_pg_step step = {.check = SL_PG_COMMAND, .what = "prepare a statement"};
+	int rc = pipeline_on(l, step.what);
+
+	if (rc != 0)
+		return rc;
+	if (!PQsendPrepare(l->conn, name, sql, n, types))
+		return sl_pg_link_fail(l, step.what);
+	return step_push(l, &step);
+}
+
 int sl_pg_link_send_params(struct sl_pg_link *l, const char *sql, int n, const Oid *types, const char *const *values,
                            const int *lengths, bool results_binary, struct sl_pg_step step)
 {

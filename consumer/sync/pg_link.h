@@ -140,6 +140,8 @@ int sl_pg_link_prepare(struct sl_pg_link *l, const char *name, const char *sql, 
 int sl_pg_link_send(struct sl_pg_link *l, const char *name, int n, const char *const *values, const int *lengths,
                     bool results_binary, struct sl_pg_step step);
 int sl_pg_link_send_sql(struct sl_pg_link *l, const char *sql, const char *what);
+/* Queue the preparation of a statement (outside the session callback: a connection set up already). */
+int sl_pg_link_send_prepare(struct sl_pg_link *l, const char *name, const char *sql, int n, const Oid *types);
 /* Queue SQL with n binary parameters of the given types (a NULL value is SQL NULL), parsed where it is sent: for
  * statements whose text is built at run time (a source's scans). Results as text unless results_binary. */
 int sl_pg_link_send_params(struct sl_pg_link *l, const char *sql, int n, const Oid *types, const char *const *values,

@@ -179,12 +179,13 @@ static int statements_build(struct pg_rows *s, const struct sl_pg_rows_query *q)
 			rc = -ENOMEM;
 		free(select);
 		if (rc == 0 && q->live != NULL) {
-			/* A row's hash: the value's, seeded with the key's seeded with the version (and 1 for a null
-			 * value), so no text is put together per row. */
+			/* A row's hash: the value's, seeded with the key's seeded with the version (that xor 1 for a
+			 * null value). No text is put together per row, and the value, which may be built per row,
+			 * appears once (twice, it was built twice: 6.5 ms for 1,000 rows instead of 2.2). */
 			s->sum_sql[i] =
-			        sql_printf("SELECT count(*), (coalesce(sum(hashtextextended(coalesce(%3$s, ''), "
-			                   "hashtextextended(%1$s,"
-			                   " %2$s) # (%3$s IS NULL)::int::bigint)), 0) %% " TWO_TO_THE_64
+			        sql_printf("SELECT count(*), (coalesce(sum(coalesce(hashtextextended(%3$s, "
+			                   "hashtextextended(%1$s, %2$s)),"
+			                   " hashtextextended(%1$s, %2$s) # 1)), 0) %% " TWO_TO_THE_64
 			                   " + " TWO_TO_THE_64 ") %% " TWO_TO_THE_64 " FROM %4$s WHERE (%5$s)%6$s",
 			                   q->key, q->version, value, q->from, q->live, where[i]);
 			if (s->sum_sql[i] == NULL)
@@ -212,6 +213,62 @@ static int statements_build(struct pg_rows *s, const struct sl_pg_rows_query *q)
 }
 
 /* ---- running statements ---- */
+
+/* The statements run many times (a reconciliation's thousands of ranges and short scans) are prepared on every
+ * connection: planning one took 1 ms, against 0.1 ms for the generic plan of a prepared one. */
+static const char *const first_names[SHAPE_COUNT] = {"synclog_first_0", "synclog_first_1", "synclog_first_2",
+                                                     "synclog_first_3"};
+static const char *const sum_names[SHAPE_COUNT] = {"synclog_sum_0", "synclog_sum_1", "synclog_sum_2", "synclog_sum_3"};
+static const char *const bounds_names[2] = {"synclog_bounds_0", "synclog_bounds_1"};
+
+/* Parameters a shape takes: the lower bound, the upper one, or both. */
+static int shape_params(enum shape shape)
+{
+	return shape == SHAPE_ALL ? 0 : shape == SHAPE_BETWEEN ? 2 : 1;
+}
+
+/* Prepare them: in the session callback (in_session: a new connection, blocking) or queued in a pipeline. */
+static int statements_prepare(struct pg_rows *s, bool in_session)
+{
+	static const Oid text2[2] = {SL_PG_OID_TEXT, SL_PG_OID_TEXT};
+	static const Oid bounds_types[2][3] = {{SL_PG_OID_INT8, SL_PG_OID_INT8},
+	                                       {SL_PG_OID_TEXT, SL_PG_OID_INT8, SL_PG_OID_INT8}};
+	int rc = 0;
+
+	for (int i = 0; i < SHAPE_COUNT * 2 + 2 && rc == 0; i++) {
+		const char *name, *sql;
+		const Oid *types;
+		int n;
+
+		if (i < SHAPE_COUNT) {
+			name = first_names[i];
+			sql = s->first_sql[i];
+			n = shape_params((enum shape)i);
+			types = text2;
+		} else if (i < SHAPE_COUNT * 2) {
+			name = sum_names[i - SHAPE_COUNT];
+			sql = s->sum_sql[i - SHAPE_COUNT];
+			n = shape_params((enum shape)(i - SHAPE_COUNT));
+			types = text2;
+		} else {
+			name = bounds_names[i - SHAPE_COUNT * 2];
+			sql = s->bounds_sql[i - SHAPE_COUNT * 2];
+			n = i - SHAPE_COUNT * 2 + 2;
+			types = bounds_types[i - SHAPE_COUNT * 2];
+		}
+		if (sql == NULL)
+			continue;
+		rc = in_session ? sl_pg_link_prepare(&s->link, name, sql, n, types)
+		                : sl_pg_link_send_prepare(&s->link, name, sql, n, types);
+	}
+	return rc != 0 || in_session ? rc : sl_pg_link_run(&s->link);
+}
+
+static int rows_session(struct sl_pg_link *l, void *arg)
+{
+	(void)l;
+	return statements_prepare(arg, true);
+}
 
 static int fail_memory(struct pg_rows *s, const char *what)
 {
@@ -298,10 +355,13 @@ static int declare(struct pg_rows *s, bool from_last, bool cursor)
 			rc = sl_pg_link_send_params(
 			        &s->link, s->cursor_sql[shape], n, types, values, lengths, false,
 			        (struct sl_pg_step){.check = SL_PG_COMMAND, .what = "declare a scan"});
-		if (rc == 0)
+		if (rc == 0 && cursor)
 			rc = sl_pg_link_send_params(
-			        &s->link, cursor ? FETCH_SQL : s->first_sql[shape], cursor ? 0 : n, types, values,
-			        lengths, false,
+			        &s->link, FETCH_SQL, 0, NULL, NULL, NULL, false,
+			        (struct sl_pg_step){.check = SL_PG_KEEP, .out = &s->res, .what = "read rows"});
+		else if (rc == 0)
+			rc = sl_pg_link_send(
+			        &s->link, first_names[shape], n, values, lengths, false,
 			        (struct sl_pg_step){.check = SL_PG_KEEP, .out = &s->res, .what = "read rows"});
 		if (rc == 0)
 			rc = sl_pg_link_run(&s->link);
@@ -506,7 +566,6 @@ static int op_range_bounds(void *ctx, struct sl_key after, uint32_t range_rows, 
                            uint32_t *count_out)
 {
 	struct pg_rows *s = ctx;
-	const Oid types[3] = {SL_PG_OID_TEXT, SL_PG_OID_INT8, SL_PG_OID_INT8};
 	char limit[8], every[8];
 	const char *values[3];
 	int lengths[3], n = 0, rc;
@@ -526,9 +585,8 @@ static int op_range_bounds(void *ctx, struct sl_key after, uint32_t range_rows, 
 	s->bounds_res = NULL;
 	rc = sl_pg_link_ready(&s->link);
 	if (rc == 0)
-		rc = sl_pg_link_send_params(
-		        &s->link, s->bounds_sql[after.data != NULL], n, after.data != NULL ? types : types + 1, values,
-		        lengths, false,
+		rc = sl_pg_link_send(
+		        &s->link, bounds_names[after.data != NULL], n, values, lengths, false,
 		        (struct sl_pg_step){.check = SL_PG_KEEP, .out = &s->bounds_res, .what = "find range bounds"});
 	if (rc == 0)
 		rc = sl_pg_link_run(&s->link);
@@ -566,7 +624,6 @@ static int summary_read(const PGresult *res, void *out)
 static int op_summaries_send(void *ctx, const struct sl_key *lo, const struct sl_key *hi, uint32_t count)
 {
 	struct pg_rows *s = ctx;
-	const Oid types[2] = {SL_PG_OID_TEXT, SL_PG_OID_TEXT};
 	int rc;
 
 	if (s->sum_sql[0] == NULL)
@@ -596,11 +653,11 @@ static int op_summaries_send(void *ctx, const struct sl_key *lo, const struct sl
 			lengths[n++] = (int)hi[i].len;
 		}
 		s->sums[i] = (struct summary_out){0, 0};
-		rc = sl_pg_link_send_params(&s->link, s->sum_sql[shape], n, types, values, lengths, false,
-		                            (struct sl_pg_step){.check = SL_PG_ROWS,
-		                                                .out = &s->sums[i],
-		                                                .rows_cb = summary_read,
-		                                                .what = "summarise a range"});
+		rc = sl_pg_link_send(&s->link, sum_names[shape], n, values, lengths, false,
+		                     (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                         .out = &s->sums[i],
+		                                         .rows_cb = summary_read,
+		                                         .what = "summarise a range"});
 	}
 	if (rc == 0)
 		rc = sl_pg_link_sync(&s->link);
@@ -651,6 +708,7 @@ static int rows_connect(struct pg_rows **out, const char *conninfo, const char *
 	        .label = label,
 	        .application_name = application_name,
 	        .reconnect_timeout_ms = SL_APPLY_PG_RECONNECT_TIMEOUT_MS_DEFAULT,
+	        .session_cb = rows_session,
 	};
 	struct pg_rows *s = calloc(1, sizeof(*s));
 	int rc;
@@ -660,6 +718,7 @@ static int rows_connect(struct pg_rows **out, const char *conninfo, const char *
 		sl_error_set(err, err_bytes, "%s: out of memory", label);
 		return -ENOMEM;
 	}
+	lo.session_cb_arg = s; /* its statements are prepared once they are built (rows_setup), and on reconnects */
 	rc = sl_pg_link_init(&s->link, &lo);
 	if (rc == 0)
 		rc = sl_pg_link_connect(&s->link);
@@ -702,7 +761,7 @@ static int rows_setup(struct pg_rows *s, const struct sl_pg_rows_query *q)
 	if (rc == 0)
 		rc = sl_pg_link_run(&s->link);
 	free(plan);
-	return rc;
+	return rc == 0 ? statements_prepare(s, false) : rc;
 }
 
 int sl_pg_rows_open(struct sl_source *out, const struct sl_pg_rows_query *q, char *err, size_t err_bytes)
