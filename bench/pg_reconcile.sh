@@ -54,7 +54,7 @@ trap cleanup EXIT
 	2>"$data/broker.err" &
 broker_pid=$!
 for _ in $(seq 1 200); do
-	grep -q '^synclogd ready on ' "$data/broker.out" && break
+	grep -qs '^synclogd ready on ' "$data/broker.out" && break
 	sleep 0.05
 done
 SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$data/broker.out")
