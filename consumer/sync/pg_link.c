@@ -27,7 +27,7 @@
 
 void sl_pg_buf_put(struct sl_pg_buf *b, const void *p, size_t len)
 {
-	if (b->failed)
+	if (b->failed || len == 0) /* nothing to copy: memcpy must not see an empty buffer's NULL */
 		return;
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
