@@ -7,6 +7,7 @@
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
 #   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
 #      (bench/results/clean.json, compaction.json)
+#   then bench/sync.sh, bench/kafka.sh and bench/security.sh (TLS against plaintext, handshakes per second)
 #   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
 #      (bench/results/sync.json)
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
@@ -32,6 +33,9 @@ COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 bench/sync.sh "$build"
 # The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
+# TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
+SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
+# PostgreSQL: apply against its floor, reconcile against a bare scan (bench/results/pg_*.json).
 bench/pg_apply.sh "$build"
 bench/pg_reconcile.sh "$build"
 
