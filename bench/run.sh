@@ -11,8 +11,10 @@
 #   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
 #      (bench/results/sync.json)
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
-#   8. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
-#   9. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
+#   8. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
+#      (bench/results/scrape.json)
+#   9. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
+#  10. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,6 +37,11 @@ bench/sync.sh "$build"
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 # TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
 SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
+else
+	bench/scrape.sh "$build"
+fi
 # PostgreSQL: apply against its floor, reconcile against a bare scan (bench/results/pg_*.json).
 bench/pg_apply.sh "$build"
 bench/pg_reconcile.sh "$build"

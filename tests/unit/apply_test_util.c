@@ -99,7 +99,8 @@ static bool src_done(void *ctx)
 	return true;
 }
 
-static int src_commit(void *ctx, const struct sl_apply_position *positions, uint32_t count)
+static int src_commit(void *ctx, const struct sl_apply_position *positions, uint32_t count,
+                      const struct sl_apply_counters *totals)
 {
 	struct at_source *s = ctx;
 
@@ -163,7 +164,7 @@ void at_origin_set(struct at_source *s, uint32_t partition, int64_t offset, enum
 
 /* ---- dead-letter sink and clock ---- */
 
-static int sink_cb(const struct sl_apply_record *r, const char *error, void *cb_arg)
+static int sink_cb(const struct sl_apply_record *r, const char *error, bool transient, void *cb_arg)
 {
 	struct at_sink *k = cb_arg;
 	struct at_dead *d;
@@ -179,6 +180,7 @@ static int sink_cb(const struct sl_apply_record *r, const char *error, void *cb_
 	snprintf(d->key, sizeof(d->key), "%.*s", r->rec.key != NULL ? (int)r->rec.key_len : 0,
 	         r->rec.key != NULL ? (const char *)r->rec.key : "");
 	snprintf(d->error, sizeof(d->error), "%s", error);
+	d->transient = transient;
 	return 0;
 }
 
@@ -228,19 +230,30 @@ static int fault(const char *op)
 		return REAL->op(DB, __VA_ARGS__); \
 	} while (0)
 
-/* In a prefetched transaction, every record the engine applies must be the next one prefetched (or a later one:
- * the rules may skip none, but a record can be looked at by several calls). */
+static bool prefetched_at(const struct at_env *e, uint32_t i, const struct sl_apply_record *r)
+{
+	return e->prefetched[i][0] == r->partition && e->prefetched[i][1] == (uint32_t)r->rec.offset;
+}
+
+/* In a prefetched transaction, every record the engine applies must be one prefetched: the next one (or a later
+ * one: a record can be looked at by several calls), or an earlier one that was set aside after a rejection and
+ * is retried at the end of the transaction. */
 static void prefetched_check(const struct sl_apply_record *r)
 {
 	struct at_env *e = wrapped;
+	uint32_t i = e->prefetched_next;
 
 	if (!e->txn_prefetched)
 		return;
-	while (e->prefetched_next < e->prefetched_count &&
-	       (e->prefetched[e->prefetched_next][0] != r->partition ||
-	        e->prefetched[e->prefetched_next][1] != (uint32_t)r->rec.offset))
-		e->prefetched_next++;
-	if (e->prefetched_next == e->prefetched_count) {
+	while (i < e->prefetched_count && !prefetched_at(e, i, r))
+		i++;
+	if (i < e->prefetched_count) {
+		e->prefetched_next = i;
+		return;
+	}
+	for (i = 0; i < e->prefetched_next && !prefetched_at(e, i, r); i++)
+		;
+	if (i == e->prefetched_next) {
 		fprintf(stderr, "at_env: partition %u offset %lld was applied without being prefetched\n", r->partition,
 		        (long long)r->rec.offset);
 		e->prefetch.violations++;
