@@ -457,13 +457,16 @@ void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
  *   synclog_offsets ("group", topic, "partition", next_offset, applied, stale, duplicate, deleted, dead_lettered,
  *                    updated_at_ms)
  *   synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY, seen_at_ms bigint)
+ *   synclog_resets ("group" text PRIMARY KEY, reset_generation bigint, adopted_at_ms bigint)
  *   entities_archive (as SQLite's, with bigint, jsonb or text)
  *   synclog_tables, synclog_purged (key text COLLATE "C"), conflicts   (as SQLite's)
  *   reconcile_runs (made by `synclog reconcile`: target.h)
  * Keys are of the "C" collation: their index is in byte order, the order reconciliation reads a target in
- * (source.h). A commit is as durable as the server's synchronous_commit makes it. The store prefetches: each
- * transaction reads the stored state of all its keys in one query and sends its writes at commit (apply_pg.c says
- * how). */
+ * (source.h). A refusal by the database of SQLSTATE class 23 (a constraint: a unique index, a CHECK, a foreign
+ * key) is transient (rejection_transient), of class 22 (a value jsonb or the column cannot take) permanent, as is
+ * a record the store refuses itself. A commit is as durable as the server's synchronous_commit makes it. The
+ * store prefetches: each transaction reads the stored state of all its keys in one query and sends its writes at
+ * commit (apply_pg.c says how). */
 
 struct sl_apply_pg_options {
 	/* A libpq connection URI (postgresql://...) or key=value connection string. */

@@ -360,6 +360,7 @@ void sl_apply_pg_rollback(void *store)
 
 static int key_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 {
+	s->reject_transient = false;
 	if (!sl_utf8_text_valid(r->rec.key, (size_t)r->rec.key_len)) {
 		snprintf(s->link.error, sizeof(s->link.error),
 		         "offset %lld: the key is not UTF-8 text (or holds NUL bytes)", (long long)r->rec.offset);
@@ -373,6 +374,7 @@ static int value_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 	const uint8_t *v = r->rec.value;
 	size_t len = (size_t)r->rec.value_len;
 
+	s->reject_transient = false;
 	if (v != NULL && s->values == SL_APPLY_VALUES_JSON && !sl_json_valid(v, len)) {
 		snprintf(s->link.error, sizeof(s->link.error),
 		         "offset %lld: the value is not JSON text (RFC 8259): the target stores JSON entities",
@@ -389,6 +391,7 @@ static int value_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 
 static int ik_check(struct sl_apply_pg *s, const struct sl_apply_record *r)
 {
+	s->reject_transient = false;
 	if (r->rec.idempotency_key_len > SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX) {
 		snprintf(s->link.error, sizeof(s->link.error),
 		         "offset %lld: the idempotency key is longer than %d bytes", (long long)r->rec.offset,
@@ -641,6 +644,10 @@ static int entity_write_now(struct sl_apply_pg *s, enum stmt i, const struct sl_
 		int back;
 
 		snprintf(refused, sizeof(refused), "%s", s->link.error);
+		/* A constraint (class 23: a unique index, a CHECK, a foreign key the operator added) depends on what
+		 * the database holds and may pass later; a data exception (class 22: a value jsonb cannot take) never
+		 * will. */
+		s->reject_transient = strncmp(s->link.sqlstate, "23", 2) == 0;
 		back = sl_pg_link_send_sql(&s->link, "ROLLBACK TO SAVEPOINT synclog_record",
 		                           "roll back to a savepoint");
 		if (back == 0)
@@ -1263,6 +1270,78 @@ static const char *op_error(void *store)
 	return ((struct sl_apply_pg *)store)->link.error;
 }
 
+/* ---- offset resets (apply.h) ---- */
+
+/* Zero or one row (reset_generation; binary) into an int64_t. */
+static int reset_get_cb(const PGresult *res, void *out)
+{
+	*(int64_t *)out = PQntuples(res) == 1 ? sl_pg_be64(PQgetvalue(res, 0, 0)) : 0;
+	return 0;
+}
+
+static int op_reset_generation_get(void *store, const char *group, int64_t *generation_out)
+{
+	struct sl_apply_pg *s = store;
+	const char *values[1] = {group};
+	int lengths[1] = {(int)strlen(group)};
+	int rc;
+
+	SL_ASSERT(s->txn == TXN_NONE);
+	*generation_out = 0;
+	rc = sl_pg_link_ready(&s->link);
+	if (rc == 0)
+		rc = sl_apply_pg_send(s, ST_RESET_GET, 1, values, lengths, true,
+		                      (struct sl_pg_step){.check = SL_PG_ROWS,
+		                                          .out = generation_out,
+		                                          .rows_cb = reset_get_cb,
+		                                          .what = "read the adopted reset generation"});
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	return rc == SL_APPLY_REJECTED ? -EIO : rc;
+}
+
+/* Send one statement of an offset reset in the open transaction (begun without prefetch: the engine adopts a
+ * reset in a transaction of its own). */
+static int reset_send(struct sl_apply_pg *s, enum stmt i, int n, const char *const *values, const int *lengths,
+                      const char *what)
+{
+	int rc;
+
+	SL_ASSERT(!s->prefetched);
+	rc = sl_apply_pg_txn_send_begin(s);
+	if (rc == 0)
+		rc = sl_apply_pg_send(s, i, n, values, lengths, false,
+		                      (struct sl_pg_step){.check = SL_PG_COMMAND, .what = what});
+	if (rc == 0)
+		rc = sl_pg_link_run(&s->link);
+	return rc == SL_APPLY_REJECTED ? -EIO : rc;
+}
+
+static int op_reset_generation_set(void *store, const char *group, int64_t generation, int64_t now_ms)
+{
+	uint64_t ints[2] = {htobe64((uint64_t)generation), htobe64((uint64_t)now_ms)};
+	const char *values[3] = {group, (const char *)&ints[0], (const char *)&ints[1]};
+	int lengths[3] = {(int)strlen(group), 8, 8};
+
+	return reset_send(store, ST_RESET_SET, 3, values, lengths, "record the adopted reset generation");
+}
+
+static int op_offset_reset(void *store, const char *group, const struct sl_apply_position *pos, int64_t now_ms)
+{
+	uint64_t ints[2] = {htobe64((uint64_t)pos->next_offset), htobe64((uint64_t)now_ms)};
+	uint32_t partition = htobe32(pos->partition);
+	const char *values[5] = {group, pos->topic, (const char *)&partition, (const char *)&ints[0],
+	                         (const char *)&ints[1]};
+	int lengths[5] = {(int)strlen(group), (int)strlen(pos->topic), 4, 8, 8};
+
+	return reset_send(store, ST_OFFSET_RESET, 5, values, lengths, "write a reset offset");
+}
+
+static bool op_rejection_transient(void *store)
+{
+	return ((struct sl_apply_pg *)store)->reject_transient;
+}
+
 static const struct sl_apply_store_ops pg_ops = {
         .begin = op_begin,
         .commit = op_commit,
@@ -1282,6 +1361,10 @@ static const struct sl_apply_store_ops pg_ops = {
         .purge = sl_apply_pg_purge,
         .error = op_error,
         .prefetch = op_prefetch,
+        .reset_generation_get = op_reset_generation_get,
+        .reset_generation_set = op_reset_generation_set,
+        .rejection_transient = op_rejection_transient,
+        .offset_reset = op_offset_reset,
 };
 
 /* The same, with the purge that follows the log (sl_apply_pg_options.follow_log). */
@@ -1306,6 +1389,10 @@ static const struct sl_apply_store_ops pg_log_ops = {
         .tombstone_purge = sl_apply_pg_tombstone_purge,
         .error = op_error,
         .prefetch = op_prefetch,
+        .reset_generation_get = op_reset_generation_get,
+        .reset_generation_set = op_reset_generation_set,
+        .rejection_transient = op_rejection_transient,
+        .offset_reset = op_offset_reset,
 };
 
 void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out)

@@ -113,6 +113,9 @@ enum stmt {
 	ST_TOMBSTONE_FLOOR_KEEP,
 	ST_CLAIM_GET,
 	ST_CLAIM,
+	ST_RESET_GET,
+	ST_RESET_SET,
+	ST_OFFSET_RESET,
 	ST_COUNT
 };
 
@@ -134,7 +137,8 @@ struct sl_apply_pg {
 	bool follow_log;     /* deleted rows are left to the purge that follows the log */
 	char *sql[ST_COUNT]; /* the statements, with the schema quoted in; prepared on every connection */
 	enum txn_state txn;
-	bool prefetched; /* the open transaction began with a prefetch: writes are kept */
+	bool prefetched;       /* the open transaction began with a prefetch: writes are kept */
+	bool reject_transient; /* the last rejection was a constraint's (SQLSTATE class 23), not the record's own */
 	struct pg_keys keys;
 	struct pg_keys iks;
 	struct sl_pg_buf copy; /* the COPY rows of the kept stale events and idempotency keys, then of the rows */

@@ -177,6 +177,20 @@ static int statements_build(struct sl_apply_pg *s, const char *q)
 	SQL(ST_CLAIM_GET, "SELECT topic FROM %s.synclog_tables WHERE name = $1", q);
 	SQL(ST_CLAIM,
 	    "INSERT INTO %s.synclog_tables (name, topic, claimed_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", q);
+	/* Offset resets (apply.h): the generation adopted ($1 group, $2 generation, $3 now), and a position that may
+	 * move back ($1 group, $2 topic, $3 partition, $4 next offset, $5 now; the counts stay). */
+	SQL(ST_RESET_GET, "SELECT reset_generation FROM %s.synclog_resets WHERE \"group\" = $1", q);
+	SQL(ST_RESET_SET,
+	    "INSERT INTO %s.synclog_resets (\"group\", reset_generation, adopted_at_ms) VALUES ($1, $2, $3)"
+	    " ON CONFLICT (\"group\") DO UPDATE SET reset_generation = excluded.reset_generation,"
+	    " adopted_at_ms = excluded.adopted_at_ms",
+	    q);
+	SQL(ST_OFFSET_RESET,
+	    "INSERT INTO %s.synclog_offsets (\"group\", topic, \"partition\", next_offset, applied, stale, duplicate,"
+	    " deleted, dead_lettered, updated_at_ms) VALUES ($1, $2, $3, $4, 0, 0, 0, 0, 0, $5)"
+	    " ON CONFLICT (\"group\", topic, \"partition\") DO UPDATE SET next_offset = excluded.next_offset,"
+	    " updated_at_ms = excluded.updated_at_ms",
+	    q);
 #undef SQL
 	return 0;
 }
@@ -233,11 +247,13 @@ static int schema_setup(struct sl_apply_pg *s, const char *q, const char *lit)
 	             " seen_at_ms bigint NOT NULL);"
 	             "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON %s.synclog_idempotency_keys"
 	             " (seen_at_ms);"
+	             "CREATE TABLE IF NOT EXISTS %s.synclog_resets (\"group\" text PRIMARY KEY,"
+	             " reset_generation bigint NOT NULL, adopted_at_ms bigint NOT NULL);"
 	             "INSERT INTO %s.synclog_schema (version) SELECT %d WHERE NOT EXISTS (SELECT FROM"
 	             " %s.synclog_schema);"
 	             "COMMIT",
 	             LOCK_CLASS, lit, q, q, T, vt, tombstones, T, A, vt, archive_key, A, q, q, q, q, q, q, q, q, q, q,
-	             SCHEMA_VERSION, q) < 0)
+	             q, SCHEMA_VERSION, q) < 0)
 		return sl_apply_pg_fail_memory(s, "create the tables");
 	rc = sl_pg_link_exec(&s->link, sql, "create the tables");
 	free(sql);
@@ -413,6 +429,20 @@ static void stmt_types(const struct sl_apply_pg *s, enum stmt i, Oid *types, int
 		types[0] = types[1] = SL_PG_OID_TEXT;
 		types[2] = SL_PG_OID_INT8;
 		*n = 3;
+		break;
+	case ST_RESET_GET:
+		types[(*n)++] = SL_PG_OID_TEXT;
+		break;
+	case ST_RESET_SET:
+		types[0] = SL_PG_OID_TEXT;
+		types[1] = types[2] = SL_PG_OID_INT8;
+		*n = 3;
+		break;
+	case ST_OFFSET_RESET:
+		types[0] = types[1] = SL_PG_OID_TEXT;
+		types[2] = SL_PG_OID_INT4;
+		types[3] = types[4] = SL_PG_OID_INT8;
+		*n = 5;
 		break;
 	case ST_BATCH_CONFLICTS:
 	case ST_BATCH_ROWS:

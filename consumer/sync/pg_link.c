@@ -209,6 +209,7 @@ int sl_pg_link_fail_result(struct sl_pg_link *l, const PGresult *res, const char
 	int rc = errno_of_sqlstate(state);
 	const char *hint = "";
 
+	snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", state != NULL ? state : "");
 	if (rc == -ENOSPC)
 		hint = ": free disk space on the database server, then start again";
 	snprintf(l->error, sizeof(l->error), "%s: %s: %s%s%s (SQLSTATE %s)%s", l->label, what,
@@ -222,6 +223,7 @@ int sl_pg_link_fail_result(struct sl_pg_link *l, const PGresult *res, const char
 
 int sl_pg_link_fail(struct sl_pg_link *l, const char *what)
 {
+	l->sqlstate[0] = '\0';
 	snprintf(l->error, sizeof(l->error), "%s: %s: lost the connection: %s", l->label, what,
 	         server_message(NULL, l->conn));
 	error_tidy(l);

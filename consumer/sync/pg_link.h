@@ -118,6 +118,7 @@ struct sl_pg_link {
 	struct sl_pg_step *steps; /* results expected from the pipeline, in order */
 	uint32_t step_count;
 	uint32_t step_cap;
+	char sqlstate[6]; /* of the last failure the server reported ("" for one it did not) */
 	char error[SL_ERROR_BYTES];
 };
 

@@ -32,6 +32,15 @@ target() {
 	fi
 }
 
+# target_name DB: the target as the applier names it in reports and dead letters (tools/cli_apply.c).
+target_name() {
+	if [ "$APPLY_TARGET" = postgresql ]; then
+		echo "$PG_URI"
+	else
+		echo "sqlite:$1"
+	fi
+}
+
 # target_exists DB: whether the applier created DB's tables.
 target_exists() {
 	if [ "$APPLY_TARGET" = postgresql ]; then

@@ -408,12 +408,31 @@ static const char *w_error(void *st)
 {
 	return wrapped->error[0] != '\0' ? wrapped->error : REAL->error(DB);
 }
+/* An injected rejection is the record's (permanent); the store's own says what it says. */
+static bool w_rejection_transient(void *st)
+{
+	return wrapped->error[0] == '\0' && REAL->rejection_transient != NULL && REAL->rejection_transient(DB);
+}
+static int w_reset_get(void *st, const char *group, int64_t *generation_out)
+{
+	FORWARD(reset_generation_get, group, generation_out);
+}
+static int w_reset_set(void *st, const char *group, int64_t generation, int64_t now)
+{
+	FORWARD(reset_generation_set, group, generation, now);
+}
+static int w_offset_reset(void *st, const char *group, const struct sl_apply_position *pos, int64_t now)
+{
+	FORWARD(offset_reset, group, pos, now);
+}
 
 #define WRAPPER_OPS                                                                                             \
 	.begin = w_begin, .commit = w_commit, .rollback = w_rollback, .key_get = w_key_get, .upsert = w_upsert, \
 	.soft_delete = w_soft_delete, .stale_record = w_stale, .value_same = w_value_same,                      \
 	.conflict_record = w_conflict, .idempotency_seen = w_ik_seen, .idempotency_remember = w_ik_remember,    \
-	.offsets_read = w_offsets_read, .offset_write = w_offset_write, .purge = w_purge, .error = w_error
+	.offsets_read = w_offsets_read, .offset_write = w_offset_write, .purge = w_purge, .error = w_error,     \
+	.rejection_transient = w_rejection_transient, .reset_generation_get = w_reset_get,                      \
+	.reset_generation_set = w_reset_set, .offset_reset = w_offset_reset
 
 /* The engine's three ways to apply a record (apply_test_util.h, enum at_path). */
 static const struct sl_apply_store_ops wrapper_ops[] = {

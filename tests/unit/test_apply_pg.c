@@ -1,8 +1,9 @@
 /* Tests of what only the PostgreSQL store does (every rule of the applier also runs against it in the other
  * test_apply_*.c): a connection cut in the middle of a transaction is rolled back and the applier resumes from the
  * stored offsets, applying nothing twice; a value only the server refuses (jsonb has no \u0000) is dead-lettered
- * alone from a batch; a schema made for JSON values is refused for text ones; a table is fed by one topic; a
- * server that stays away fails the applier after the reconnect timeout, naming it. */
+ * alone from a batch, as permanent; a constraint's refusal is found the same way and dead-lettered as transient
+ * (SQLSTATE class 23: the target's state); a schema made for JSON values is refused for text ones; a table is fed by
+ * one topic; a server that stays away fails the applier after the reconnect timeout, naming it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,10 +108,32 @@ static void value_only_the_server_refuses_is_dead_lettered_alone(void **state)
 	assert_int_equal(e->sink.count, 1);
 	assert_string_equal(e->sink.dead[0].key, "nul");
 	assert_non_null(strstr(e->sink.dead[0].error, "22P05"));
+	assert_false(e->sink.dead[0].transient); /* the value itself: no later try can pass */
 	assert_int_equal(at_stored_totals(e).applied, 60);
 	assert_int_equal(at_stored_totals(e).dead_lettered, 1);
 	assert_int_equal(at_row_get(e, "nul", &row), 0);
 	assert_int_equal(at_row_get(e, "b29", &row), 1);
+}
+
+static void constraint_refusal_is_found_and_dead_lettered_as_transient(void **state)
+{
+	struct at_env *e = *state;
+	struct at_row row;
+
+	/* A constraint the operator added: the target's state refuses the record, not its bytes. */
+	assert_int_equal(at_pg_exec(e, "ALTER TABLE entities ADD CONSTRAINT small_versions CHECK (version < 5)"), 0);
+	keys_add(e, 0, "a", 20, 1);
+	at_upsert(e->src, 0, "big", 9, "{}");
+	keys_add(e, 1, "b", 20, 1);
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 50), 0);
+	assert_int_equal(e->sink.count, 1);
+	assert_string_equal(e->sink.dead[0].key, "big");
+	assert_non_null(strstr(e->sink.dead[0].error, "23514"));
+	assert_true(e->sink.dead[0].transient);
+	assert_int_equal(at_stored_totals(e).applied, 40);
+	assert_int_equal(at_stored_totals(e).dead_lettered, 1);
+	assert_int_equal(at_row_get(e, "big", &row), 0);
 }
 
 static void schema_made_for_json_is_refused_for_text(void **state)
@@ -202,6 +225,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(connection_cut_between_transactions_reconnects, setup, teardown),
 	        cmocka_unit_test_setup_teardown(value_only_the_server_refuses_is_dead_lettered_alone, setup, teardown),
+	        cmocka_unit_test_setup_teardown(constraint_refusal_is_found_and_dead_lettered_as_transient, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(schema_made_for_json_is_refused_for_text, setup, teardown),
 	        cmocka_unit_test_setup_teardown(table_is_claimed_by_one_topic, setup, teardown),
 	        cmocka_unit_test_setup_teardown(server_away_past_the_reconnect_timeout_fails_naming_it, setup,
