@@ -27,7 +27,9 @@
  * half that is refused again is halved in turn, and a chunk of one record is applied without prefetch, where the
  * refusal names the record and is set aside and retried in rounds like any other. A refused record among n costs
  * about 2 log2(n) transactions instead of n round trips, and every chunk that commits moves the positions
- * forward, so the search always ends. */
+ * forward, so the search always ends. The dead letters the refused chunk sent (records the store refused when
+ * called) were made durable before its commit: while the search goes on, such a record is counted dead-lettered
+ * again without a second letter (struct apply_sent). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,12 @@ struct apply_part {
 	struct sl_apply_counters txn;
 	bool touched;
 	bool held; /* in this retry round, an earlier set-aside record of the partition is still held */
+};
+
+/* A dead letter sent, by the index of its part and its offset. */
+struct apply_sent {
+	uint32_t part;
+	int64_t offset;
 };
 
 /* A chunk of a fetched batch, copied so that it outlives the source's next calls (apply.h, "Batches"). */
@@ -99,6 +107,10 @@ struct sl_apply {
 	 * replay_chunk_max (1: without prefetch). */
 	uint32_t replay_records;
 	uint32_t replay_chunk_max;
+	/* Dead letters sent: [0, sent_kept) by refused chunks while their search goes on, sorted; [sent_kept,
+	 * sent_count) by the open transaction. */
+	struct apply_sent *sent;
+	uint32_t sent_kept, sent_count, sent_cap;
 	/* The open transaction began with a prefetch, and holds this many records. */
 	bool txn_prefetched;
 	uint32_t txn_chunk_records;
@@ -238,6 +250,7 @@ void sl_apply_free(struct sl_apply *a)
 	free(a->positions);
 	free(a->gather.records);
 	free(a->gather.bytes);
+	free(a->sent);
 	free(a);
 }
 
@@ -472,6 +485,29 @@ static int txn_begin_chunk(struct sl_apply *a, uint32_t first)
 	return 0;
 }
 
+static int sent_cmp(const void *x, const void *y)
+{
+	const struct apply_sent *l = x, *r = y;
+
+	if (l->part != r->part)
+		return l->part < r->part ? -1 : 1;
+	return l->offset < r->offset ? -1 : l->offset > r->offset;
+}
+
+/* Whether a refused chunk whose search goes on sent the record at (part, offset) to the sink already. */
+static bool sent_kept_has(const struct sl_apply *a, uint32_t part, int64_t offset)
+{
+	const struct apply_sent key = {.part = part, .offset = offset};
+
+	return a->sent_kept > 0 && bsearch(&key, a->sent, a->sent_kept, sizeof(*a->sent), sent_cmp) != NULL;
+}
+
+/* The search by halves is over: forget its dead letters. */
+static void sent_forget(struct sl_apply *a)
+{
+	a->sent_kept = a->sent_count = 0;
+}
+
 static int txn_commit(struct sl_apply *a)
 {
 	const struct sl_apply_store_ops *ops = a->store.ops;
@@ -499,7 +535,10 @@ static int txn_commit(struct sl_apply *a)
 	}
 	rc = ops->commit(a->store.ctx);
 	if (rc == SL_APPLY_REJECTED && a->txn_prefetched) {
-		/* A kept write was refused and the store cannot say which: search the chunk by halves. */
+		/* A kept write was refused and the store cannot say which: search the chunk by halves. Its dead letters
+		 * are durable already: keep them so that the search sends none twice. */
+		a->sent_kept = a->sent_count;
+		qsort(a->sent, a->sent_kept, sizeof(*a->sent), sent_cmp);
 		a->replay_records = a->txn_chunk_records;
 		a->replay_chunk_max = a->txn_chunk_records > 1 ? a->txn_chunk_records / 2 : 1;
 		snprintf(a->error, sizeof(a->error),
@@ -533,6 +572,7 @@ static int txn_commit(struct sl_apply *a)
 		p->touched = false;
 	}
 	a->in_txn = false;
+	a->sent_count = a->sent_kept;
 	return 0;
 }
 
@@ -545,6 +585,7 @@ static void txn_abort(struct sl_apply *a)
 	a->in_txn = false;
 	deferred_clear(a);
 	a->dead_letters_pending = false;
+	a->sent_count = a->sent_kept; /* not committed: sent again when their records come again */
 	for (uint32_t i = 0; i < a->part_count; i++) {
 		struct apply_part *p = &a->parts[i];
 
@@ -685,13 +726,30 @@ static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, cons
 {
 	int rc = a->o.dead_letter_cb(r, why, transient, a->o.dead_letter_cb_arg);
 
-	if (rc != 0)
+	if (rc != 0) {
 		snprintf(a->error, sizeof(a->error),
 		         "topic '%s' partition %u offset %lld: could not dead-letter the record (%s): %s", r->topic,
 		         r->partition, (long long)r->rec.offset, why, strerror(-rc));
-	else
-		a->dead_letters_pending = true;
-	return rc;
+		return rc;
+	}
+	a->dead_letters_pending = true;
+	/* Remembered for a search by halves, should the commit be refused (batches only). */
+	if (a->txn_prefetched) {
+		if (a->sent_count == a->sent_cap) {
+			uint32_t cap = a->sent_cap ? a->sent_cap * 2 : 64;
+			struct apply_sent *sent = realloc(a->sent, cap * sizeof(*sent));
+
+			if (sent == NULL) {
+				snprintf(a->error, sizeof(a->error), "apply: out of memory for a dead letter");
+				return -ENOMEM;
+			}
+			a->sent = sent;
+			a->sent_cap = cap;
+		}
+		a->sent[a->sent_count++] = (struct apply_sent){
+		        .part = (uint32_t)part_find(a, r->topic, r->partition, false), .offset = r->rec.offset};
+	}
+	return 0;
 }
 
 /* ---- records set aside after a rejection (invariants 4 and 5) ---- */
@@ -959,6 +1017,14 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 		p->txn.duplicate++;
 		return 0;
 	}
+	if (sent_kept_has(a, (uint32_t)i, r->rec.offset)) {
+		/* Dead-lettered (durably) by a chunk whose commit was refused: its letter is not sent twice. */
+		counters_count(&p->txn, OUT_DEAD_LETTERED);
+		p->touched = true;
+		p->next = r->rec.offset + 1;
+		a->txn_records++;
+		return 0;
+	}
 	/* Dead letters leave in offset order: a record to dead-letter is set aside too, and sent when the set-aside
 	 * records are resolved, in order. */
 	if (r->rec.key == NULL || r->rec.key_len <= 0) {
@@ -1059,6 +1125,8 @@ static int reset_check(struct sl_apply *a)
 		return rc;
 	}
 	a->reset_generation = gen;
+	a->replay_records = 0; /* a search by halves was about positions that are gone */
+	sent_forget(a);
 	if (!has_positions)
 		return 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1298,6 +1366,7 @@ static void poll_stop(struct sl_apply *a, bool *stopped)
 {
 	a->seek_pending = true;
 	a->replay_records = 0;
+	sent_forget(a);
 	*stopped = true;
 }
 
@@ -1340,6 +1409,8 @@ static int poll_gathered(struct sl_apply *a, bool *failed, bool *stopped)
 			return failure(a, rc);
 		/* A chunk of the search committed: that part of the refused chunk is done. */
 		a->replay_records -= a->replay_records < done ? a->replay_records : done;
+		if (a->replay_records == 0)
+			sent_forget(a);
 	}
 	*failed = false;
 	return handled;

@@ -48,10 +48,10 @@
  * and this one rolls back, resumes from what the store holds and, if it keeps losing, stops. Dead letters are
  * handed to the sink as they come and made durable (dead_letter_flush_cb) once, just before the transaction that
  * commits their offsets: one flush per transaction, not one per record. A failure after the flush and before the
- * commit sends them again (a commit the database refuses, below, is such a failure): dead letters are
- * at-least-once, and the envelope's topic, partition and offset identify a repeat. The broker (the source's
- * commit) hears of the offsets afterwards, at most every commit_interval_ms: it is for operators' lag, not for
- * correctness.
+ * commit sends them again: dead letters are at-least-once, and the envelope's topic, partition and offset identify
+ * a repeat (a commit the database refuses, below, sends none again: the search that follows counts those records
+ * dead-lettered without a second letter). The broker (the source's commit) hears of the offsets afterwards, at
+ * most every commit_interval_ms: it is for operators' lag, not for correctness.
  *
  * Batches (a store with prefetch, such as PostgreSQL, where a round trip per record would cost more than the
  * record): the engine first copies the records of a fetched batch (up to transaction_records_max of them, and

@@ -1,7 +1,8 @@
 /* Tests of the applier's batch path (apply.h, "Batches"): with a store that prefetches, every transaction begins
  * with a prefetch of exactly the records it applies; a write the database refuses at commit makes the engine apply
- * the same records again one at a time, so that only the refused record is dead-lettered and the rest applied,
- * and batches resume afterwards. Run over every path: the outcome is the same whichever way the store works. */
+ * the same records again in halves down to one at a time, so that only the refused record is dead-lettered and
+ * the rest applied (a dead letter the refused chunk sent is not sent again), and batches resume afterwards. Run over
+ * every path: the outcome is the same whichever way the store works. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,6 +153,35 @@ static void every_refused_record_is_found_across_chunks(void **state)
 	assert_int_equal(at_query_int(e, "SELECT sum(next_offset) FROM synclog_offsets"), 19);
 }
 
+static void dead_letter_of_a_refused_chunk_is_not_sent_again_by_the_search(void **state)
+{
+	struct at_env *e = *state;
+
+	keys_add(e, 0, "a", 0, 4, 1);
+	at_upsert(e->src, 0, "poison", 1, "not json"); /* offset 4: refused when called, dead-lettered at once */
+	keys_add(e, 0, "a", 4, 4, 1);
+	at_upsert(e->src, 0, "bad", 1, "{}"); /* offset 9: refused only at commit */
+	keys_add(e, 0, "a", 8, 4, 1);
+	e->refuse_key = "bad";
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 20), 0);
+	/* One letter each: the poison's, durable before the refused commit, is not sent by the search again. */
+	assert_int_equal(e->sink.count, 2);
+	assert_string_equal(e->sink.dead[0].key, "poison");
+	assert_int_equal(e->sink.dead[0].offset, 4);
+	assert_string_equal(e->sink.dead[1].key, "bad");
+	assert_int_equal(e->sink.dead[1].offset, 9);
+	assert_int_equal(at_stored_totals(e).applied, 12);
+	assert_int_equal(at_stored_totals(e).dead_lettered, 2);
+	assert_int_equal(at_counters(e).dead_lettered, 2);
+	if (prefetching()) {
+		/* The poison's three retries in the first pass, the refused record's three alone; none for the poison
+		 * in the halves. */
+		assert_int_equal(e->clock.sleeps, 6);
+		assert_true(e->prefetch.refused_commits >= 2);
+	}
+}
+
 static void failed_prefetch_rolls_back_and_retries(void **state)
 {
 	struct at_env *e = *state;
@@ -175,6 +205,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(each_transaction_prefetches_the_records_it_applies, setup, teardown),
 	        cmocka_unit_test_setup_teardown(chunks_hold_at_most_transaction_records_max, setup, teardown),
 	        cmocka_unit_test_setup_teardown(every_refused_record_is_found_across_chunks, setup, teardown),
+	        cmocka_unit_test_setup_teardown(dead_letter_of_a_refused_chunk_is_not_sent_again_by_the_search, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(failed_prefetch_rolls_back_and_retries, setup, teardown),
 	};
 
