@@ -49,6 +49,9 @@ enum outcome { OUT_APPLIED, OUT_STALE, OUT_DUPLICATE, OUT_DELETED, OUT_DEAD_LETT
 struct deferred {
 	struct sl_apply_record r;
 	uint8_t *mem;
+	/* The record itself, when it outlives the transaction (one of a gathered chunk: a store that prefetched may
+	 * keep pointers to it until commit); else NULL and r is a copy. */
+	const struct sl_apply_record *stable;
 	uint64_t key_hash;
 	uint32_t attempts; /* tries so far; past reject_retries_max: dead-lettered when its turn comes */
 	bool no_key;       /* dead-lettered without a try: retrying cannot give it a key */
@@ -107,6 +110,8 @@ struct sl_apply {
 	 * replay_chunk_max (1: without prefetch). */
 	uint32_t replay_records;
 	uint32_t replay_chunk_max;
+	/* The records handled come from the gathered chunk, valid until the transaction ends. */
+	bool gathering;
 	/* Dead letters sent: [0, sent_kept) by refused chunks while their search goes on, sorted; [sent_kept,
 	 * sent_count) by the open transaction. */
 	struct apply_sent *sent;
@@ -538,7 +543,8 @@ static int txn_commit(struct sl_apply *a)
 		/* A kept write was refused and the store cannot say which: search the chunk by halves. Its dead letters
 		 * are durable already: keep them so that the search sends none twice. */
 		a->sent_kept = a->sent_count;
-		qsort(a->sent, a->sent_kept, sizeof(*a->sent), sent_cmp);
+		if (a->sent_kept > 0)
+			qsort(a->sent, a->sent_kept, sizeof(*a->sent), sent_cmp);
 		a->replay_records = a->txn_chunk_records;
 		a->replay_chunk_max = a->txn_chunk_records > 1 ? a->txn_chunk_records / 2 : 1;
 		snprintf(a->error, sizeof(a->error),
@@ -859,14 +865,18 @@ static int defer(struct sl_apply *a, const struct sl_apply_record *r, uint64_t h
 	if (a->keyset_cap < 2 * (a->deferred_count + 1) && keyset_rebuild(a, a->deferred_count + 1) != 0)
 		return -ENOMEM;
 	d = &a->deferred[a->deferred_count];
-	d->mem = malloc(bytes);
-	if (d->mem == NULL)
-		return -ENOMEM;
 	d->r = *r;
-	at = d->mem;
-	d->r.rec.key = copy_field(&at, rec->key, rec->key_len);
-	d->r.rec.value = copy_field(&at, rec->value, rec->value_len);
-	d->r.rec.idempotency_key = copy_field(&at, rec->idempotency_key, rec->idempotency_key_len);
+	d->mem = NULL;
+	d->stable = a->gathering ? r : NULL;
+	if (!a->gathering) {
+		d->mem = malloc(bytes);
+		if (d->mem == NULL)
+			return -ENOMEM;
+		at = d->mem;
+		d->r.rec.key = copy_field(&at, rec->key, rec->key_len);
+		d->r.rec.value = copy_field(&at, rec->value, rec->value_len);
+		d->r.rec.idempotency_key = copy_field(&at, rec->idempotency_key, rec->idempotency_key_len);
+	}
 	d->key_hash = h;
 	d->attempts = attempts;
 	d->no_key = no_key;
@@ -936,7 +946,8 @@ static int deferred_resolve(struct sl_apply *a)
 			a->parts[i].held = false;
 		for (uint32_t i = 0; i < a->deferred_count; i++) {
 			struct deferred *d = &a->deferred[i];
-			struct apply_part *p = part_of(a, &d->r);
+			const struct sl_apply_record *dr = d->stable != NULL ? d->stable : &d->r;
+			struct apply_part *p = part_of(a, dr);
 			enum outcome outcome = OUT_APPLIED;
 			/* Dead letters leave in offset order: one waits while an earlier record of its partition is
 			 * held. */
@@ -950,7 +961,7 @@ static int deferred_resolve(struct sl_apply *a)
 			}
 			if (d->no_key) {
 				snprintf(why, sizeof(why), "the record has no key: a target entity needs one");
-				rc = dead_letter(a, &d->r, why, false);
+				rc = dead_letter(a, dr, why, false);
 				outcome = OUT_DEAD_LETTERED;
 				goto resolved;
 			}
@@ -960,7 +971,7 @@ static int deferred_resolve(struct sl_apply *a)
 				rc = SL_APPLY_REJECTED; /* rejected as often as allowed already: its turn to be
 				                           dead-lettered */
 			} else {
-				rc = record_apply(a, &d->r, &outcome);
+				rc = record_apply(a, dr, &outcome);
 				d->attempts++;
 			}
 			if (rc == SL_APPLY_REJECTED && tried && deferred_note(a, d) != 0) {
@@ -973,10 +984,10 @@ static int deferred_resolve(struct sl_apply *a)
 			} else if (rc == SL_APPLY_REJECTED) {
 				snprintf(why, sizeof(why), "rejected by the target %u time%s: %s", d->attempts,
 				         d->attempts == 1 ? "" : "s", d->why != NULL ? d->why : "");
-				rc = dead_letter(a, &d->r, why, d->transient);
+				rc = dead_letter(a, dr, why, d->transient);
 				outcome = OUT_DEAD_LETTERED;
 			} else if (rc != 0) {
-				rc = store_failed(a, &d->r, rc);
+				rc = store_failed(a, dr, rc);
 			}
 		resolved:
 			if (rc != 0) {
@@ -986,7 +997,7 @@ static int deferred_resolve(struct sl_apply *a)
 				a->deferred_count = kept;
 				return rc;
 			}
-			counters_count(&part_of(a, &d->r)->txn, outcome);
+			counters_count(&part_of(a, dr)->txn, outcome);
 			free(d->mem);
 			free(d->why);
 		}
@@ -1483,7 +1494,9 @@ int sl_apply_poll(struct sl_apply *a)
 		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
 		return rc;
 	}
-	rc = a->store.ops->prefetch != NULL ? poll_gathered(a, &failed, &stopped) : poll_streamed(a, &failed, &stopped);
+	a->gathering = a->store.ops->prefetch != NULL;
+	rc = a->gathering ? poll_gathered(a, &failed, &stopped) : poll_streamed(a, &failed, &stopped);
+	a->gathering = false;
 	if (failed)
 		return rc;
 	a->failures = 0;
