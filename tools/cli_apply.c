@@ -413,18 +413,18 @@ static void target_name_make(const struct apply_args *a, char *out, size_t out_b
 				return;
 			}
 		}
-		/* postgres:host=h password=secret: drop the password=... word */
+		/* postgres:host=h password=secret, postgresql://h/db?password=secret: drop the password=... word */
 		for (const char *w = p; *w != '\0' && n + 1 < out_bytes;) {
-			if (strncmp(w, "password=", 9) == 0 && (w == p || w[-1] == ' ' || w[-1] == ':')) {
-				while (*w != '\0' && *w != ' ')
+			if (strncmp(w, "password=", 9) == 0 && w > p && strchr(" :?&", w[-1]) != NULL) {
+				while (*w != '\0' && *w != ' ' && *w != '&')
 					w++;
-				while (*w == ' ')
+				while (*w == ' ' || *w == '&')
 					w++;
 				continue;
 			}
 			out[n++] = *w++;
 		}
-		while (n > 0 && out[n - 1] == ' ')
+		while (n > 0 && strchr(" ?&", out[n - 1]) != NULL)
 			n--;
 		out[n] = '\0';
 		return;
