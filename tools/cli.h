@@ -95,8 +95,8 @@ int cli_acl(const struct cli *cli, int argc, char **argv);       /* tools/cli_ac
 /* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
  * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
 int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
-int cli_dlq(const struct cli *cli, int argc, char **argv);       /* tools/cli_dlq.c */
-int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_status.c */
+int cli_dlq(const struct cli *cli, int argc, char **argv);    /* tools/cli_dlq.c */
+int cli_status(const struct cli *cli, int argc, char **argv); /* tools/cli_status.c */
 
 /* Tell the broker how a backfill or reconcile run of cmd ended (synclog status and the metrics show the last one
  * per kind and topic; a successful backfill clears the `lost` state of the groups reading the topic). Waits at most
