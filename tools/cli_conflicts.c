@@ -71,7 +71,8 @@ static int target_flag(const struct cli_command *cmd, int argc, char **argv, int
 
 	if ((rc = cli_flag(argc, argv, i, "--target", &value)) != 0) {
 		if (rc < 0 || strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')
-			return -cli_usage_error(cmd, "--target must be sqlite:PATH");
+			return -cli_usage_error(
+			        cmd, "--target must be sqlite:PATH: conflicts are kept by SQLite targets only");
 		t->path = value + 7;
 		return 1;
 	}

@@ -29,7 +29,7 @@
 
 const struct cli_command cli_contract_check_command = {
         .name = "contract check",
-        .usage = "usage: synclog contract check TOPIC [--target TARGET] [--table NAME]\n"
+        .usage = "usage: synclog contract check TOPIC [--target TARGET] [--schema NAME] [--table NAME]\n"
                  "\n"
                  "Compare the running system with TOPIC's sync contract: one line per clause the contract has,\n"
                  "`ok CLAUSE: evidence` or `FAIL CLAUSE: evidence` (with --json one object per clause:\n"
@@ -48,7 +48,9 @@ const struct cli_command cli_contract_check_command = {
                  "owner (recovery.replay_owner). The result is reported to the broker as a run of kind contract:\n"
                  "`synclog status` shows it under RUNS (the failed clauses named), and the metrics as\n"
                  "synclog_run_last_success{kind=\"contract\",topic=T}.\n"
-                 "  --target TARGET   sqlite:PATH, the target whose reconcile runs are checked (its reconcile_runs)\n"
+                 "  --target TARGET   the target whose reconcile runs are checked (its reconcile_runs): sqlite:PATH,\n"
+                 "                    postgresql://..., postgres://... or postgres:CONNINFO\n"
+                 "  --schema NAME     PostgreSQL: the schema of its tables (default synclog)\n"
                  "  --table NAME      its entity table (default entities)\n",
 };
 
@@ -135,8 +137,8 @@ static void duplicates_check(struct check *ck, const struct sl_contract *c, cons
 
 /* ---- reconcile ---- */
 
-static void reconcile_check(struct check *ck, const struct sl_contract *c, const char *target_spec, const char *table,
-                            int64_t now_ms)
+static void reconcile_check(struct check *ck, const struct sl_contract *c, const char *target_spec, const char *schema,
+                            const char *table, int64_t now_ms)
 {
 	struct sl_target target;
 	struct sl_reconcile_run run;
@@ -152,7 +154,7 @@ static void reconcile_check(struct check *ck, const struct sl_contract *c, const
 		       "no target given: the contract asks for reconciliation; give --target TARGET to check its runs");
 		return;
 	}
-	if (sl_target_open(&target, target_spec, table, err, sizeof(err)) != 0) {
+	if (sl_target_open(&target, target_spec, schema, table, err, sizeof(err)) != 0) {
 		clause(ck, "reconcile", false, "%s", err);
 		return;
 	}
@@ -383,7 +385,7 @@ static void check_report(const struct check *ck, uint32_t version, const char *t
 
 int cli_contract_check(const struct cli *cli, int argc, char **argv)
 {
-	const char *topic = NULL, *target = NULL, *table = NULL, *value;
+	const char *topic = NULL, *target = NULL, *schema = NULL, *table = NULL, *value;
 	struct sl_contract_record rec;
 	struct sl_contract_enforcement enforcement;
 	struct sl_topic_config cfg;
@@ -401,8 +403,12 @@ int cli_contract_check(const struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if ((rc = cli_flag(argc, argv, &i, "--target", &value)) != 0) {
 			if (rc < 0 || value[0] == '\0')
-				return cli_usage_error(&cli_contract_check_command, "--target needs sqlite:PATH");
+				return cli_usage_error(&cli_contract_check_command, "--target needs a target store");
 			target = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--schema", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0')
+				return cli_usage_error(&cli_contract_check_command, "--schema needs a schema name");
+			schema = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--table", &value)) != 0) {
 			if (rc < 0 || value[0] == '\0')
 				return cli_usage_error(&cli_contract_check_command, "--table needs a table name");
@@ -441,7 +447,7 @@ int cli_contract_check(const struct cli *cli, int argc, char **argv)
 	cli_time_format(rec.set_at_ms, when, sizeof(when));
 	clause(&ck, "contract", true, "version %u, set by %s at %s", rec.version, rec.set_by, when);
 	duplicates_check(&ck, contract, &enforcement);
-	reconcile_check(&ck, contract, target, table, now);
+	reconcile_check(&ck, contract, target, schema, table, now);
 	if (sl_topic_describe(c, topic, &cfg, &infos, &count) != 0) {
 		clause(&ck, "deletes", false, "cannot describe the topic: %s", sl_conn_error(c));
 	} else {

@@ -191,7 +191,7 @@ static void resolving_with_the_source_writes_the_queued_value_once(void **state)
 
 	run_policy(x, SL_CONFLICTS_REJECT, 0);
 	id = open_conflict_id(&x->e);
-	sl_apply_sqlite_store(x->e.db, &store);
+	sl_apply_target_store(x->e.db, &store);
 	assert_int_equal(sl_apply_conflict_resolve(&store, id, SL_APPLY_KEEP_SOURCE, NULL, 0, AT_CLOCK_START_MS, why,
 	                                           sizeof(why)),
 	                 0);
@@ -216,7 +216,7 @@ static void resolving_with_fields_sets_them_on_the_stored_object(void **state)
 	char why[256];
 
 	run_policy(x, SL_CONFLICTS_REJECT, 0);
-	sl_apply_sqlite_store(x->e.db, &store);
+	sl_apply_target_store(x->e.db, &store);
 	assert_int_equal(sl_apply_conflict_resolve(&store, open_conflict_id(&x->e), SL_APPLY_KEEP_FIELDS, fields, 2,
 	                                           AT_CLOCK_START_MS, why, sizeof(why)),
 	                 0);
@@ -237,7 +237,7 @@ static void resolving_after_a_newer_write_is_refused_and_marked_superseded(void 
 	o = at_upsert(x->e.src, 0, "cust-1", 3, "{\"email\":\"ann@v3.example\"}");
 	at_system_set(x->e.src, 0, o, "identity", T_BOB_MS + 60000);
 	assert_int_equal(at_run(&x->e, 10), 0);
-	sl_apply_sqlite_store(x->e.db, &store);
+	sl_apply_target_store(x->e.db, &store);
 	assert_int_equal(sl_apply_conflict_resolve(&store, id, SL_APPLY_KEEP_SOURCE, NULL, 0, AT_CLOCK_START_MS, why,
 	                                           sizeof(why)),
 	                 -ESTALE);
@@ -299,5 +299,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(source_of_truth_without_a_name_is_refused_at_start, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_SQLITE_PATHS(tests);
 }

@@ -219,5 +219,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(a_value_that_is_not_an_object_is_written_whole, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_SQLITE_PATHS(tests);
 }

@@ -99,9 +99,12 @@ static void an_unknown_version_holds_its_partition_and_only_it(void **state)
 	assert_string_equal(x->state, "held");
 	assert_int_equal(x->state_offset, 1);
 	assert_non_null(strstr(x->reason, "schema version 2 is not one the contract accepts (1)"));
-	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM synclog_partition_state WHERE state = 'held' AND"
-	                                     " \"partition\" = 0 AND reason LIKE 'schema version 2%'"),
-	                 1);
+	/* Where an operator looks in a SQLite target (the PostgreSQL store keeps no partition states). */
+	if (at_path != AT_PATH_POSTGRESQL)
+		assert_int_equal(at_query_int(&x->e,
+		                              "SELECT count(*) FROM synclog_partition_state WHERE state = 'held' AND"
+		                              " \"partition\" = 0 AND reason LIKE 'schema version 2%'"),
+		                 1);
 	assert_int_equal(x->e.sink.count, 0);
 }
 
@@ -201,6 +204,11 @@ static void an_upcast_brings_old_versions_to_the_accepted_one(void **state)
 	assert_string_equal(row.value, "{\"name\":{\"first\":\"Ann\"}}");
 	assert_int_equal(at_row_get(&x->e, "b", &row), 1);
 	assert_string_equal(row.value, "{\"name\":{\"first\":\"Bo\"}}");
+	/* Upcast in the same transaction as a's (a store that keeps its writes to commit still has each its own). */
+	assert_int_equal(at_row_get(&x->e, "c", &row), 1);
+	assert_string_equal(row.value, "{\"name\":{\"first\":\"Cy\"}}");
+	assert_int_equal(at_row_get(&x->e, "d", &row), 1);
+	assert_string_equal(row.value, "{\"name\":{\"first\":\"Di\"}}");
 	/* A value the mapping cannot take is dead-lettered with why. */
 	assert_int_equal(x->e.sink.count, 1);
 	assert_non_null(strstr(x->e.sink.dead[0].error, "upcasting schema version 1: no full_name"));
@@ -231,5 +239,5 @@ int main(void)
 	                                        setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return AT_RUN_ALL_PATHS(tests); /* rule 9a and 9b need nothing of the store: every path */
 }

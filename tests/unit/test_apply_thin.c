@@ -116,9 +116,12 @@ static void while_the_source_is_down_the_partition_waits_and_the_others_go_on(vo
 	/* The first try failed: partition 0 waits at offset 0, partition 1 went on. */
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE key = 'other'"), 1);
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE key IN ('cust-1', 'after')"), 0);
-	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM synclog_partition_state WHERE \"partition\" = 0 AND"
-	                                     " state = 'stalled' AND reason LIKE '%connection refused (try 1 of 4)'"),
-	                 1);
+	/* Where an operator looks in a SQLite target (the PostgreSQL store keeps no partition states). */
+	if (at_path != AT_PATH_POSTGRESQL)
+		assert_int_equal(at_query_int(&x->e,
+		                              "SELECT count(*) FROM synclog_partition_state WHERE \"partition\" = 0 AND"
+		                              " state = 'stalled' AND reason LIKE '%connection refused (try 1 of 4)'"),
+		                 1);
 	assert_false(sl_apply_done(x->e.engine));
 	assert_int_equal(at_run(&x->e, 50), 0);
 	assert_int_equal(x->fetches, 3);
@@ -126,7 +129,10 @@ static void while_the_source_is_down_the_partition_waits_and_the_others_go_on(vo
 	assert_string_equal(row.value, "{\"id\":\"cust-1\",\"fetch\":3}");
 	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM entities WHERE key = 'after'"), 1);
 	assert_string_equal(x->states, "stalled,stalled,ok,");
-	assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM synclog_partition_state WHERE state = 'ok'"), 1);
+	/* Where an operator looks in a SQLite target (the PostgreSQL store keeps no partition states). */
+	if (at_path != AT_PATH_POSTGRESQL)
+		assert_int_equal(at_query_int(&x->e, "SELECT count(*) FROM synclog_partition_state WHERE state = 'ok'"),
+		                 1);
 	/* The waits were the backoff's: 100 ms, then 200 ms, on the fake clock. */
 	assert_true(x->e.clock.slept_ms >= 300);
 }
@@ -203,5 +209,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(without_a_fetcher_thin_events_are_dead_lettered, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return AT_RUN_ALL_PATHS(tests); /* rule 9a and 9b need nothing of the store: every path */
 }
