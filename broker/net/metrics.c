@@ -1,5 +1,6 @@
 /* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that answers
- * GET /metrics, /healthz and /readyz (their text: metrics_render.c), then closes. It listens from the start,
+ * GET /metrics, /healthz and /readyz (their text: metrics_render.c) and the console's /ui/ and /api/v1/
+ * (console.c), then closes. It listens from the start,
  * before recovery, so /healthz and /readyz can be asked while the data directory opens.
  *
  * Bounded so that it can never take what the main listener needs: at most SL_LIMITS_METRICS_CONNECTIONS_MAX scrapes
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/net/console.h"
 #include "broker/net/metrics.h"
 
 /* A request line and headers larger than this are not a metrics scrape. */
@@ -77,7 +79,7 @@ struct answer_write {
 	uv_write_t w;
 	struct scrape *sc;
 	char *body, *more;
-	char header[160];
+	char header[320];
 };
 
 static void scrape_written_cb(uv_write_t *w, int status)
@@ -90,9 +92,10 @@ static void scrape_written_cb(uv_write_t *w, int status)
 	scrape_close(sc);
 }
 
-static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_text *more)
+/* Write the answer to sc and close it once written; body and more (may be NULL) are taken over. */
+static void answer_write(struct scrape *sc, int status, const char *content_type, struct sl_text *body,
+                         struct sl_text *more)
 {
-	struct scrape *sc = arg;
 	sc->rendering = 0;
 	if (sc->closing) {
 		/* Timed out or the broker stopped while the thread pool rendered: nobody to answer. */
@@ -103,6 +106,8 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 		return;
 	}
 	const char *reason = status == 200   ? "200 OK"
+	                     : status == 400 ? "400 Bad Request"
+	                     : status == 405 ? "405 Method Not Allowed"
 	                     : status == 503 ? "503 Service Unavailable"
 	                     : status == 500 ? "500 Internal Server Error"
 	                                     : "404 Not Found";
@@ -117,9 +122,11 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 	aw->sc = sc;
 	aw->body = body->p;
 	aw->more = more != NULL ? more->p : NULL;
+	/* The console's pages load only what this listener serves (no inline script, no other origin). */
 	int n = snprintf(aw->header, sizeof(aw->header),
-	                 "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
-	                 reason, body->len + more_len);
+	                 "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+	                 "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n\r\n",
+	                 reason, content_type, body->len + more_len);
 	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
 	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
 	if (uv_write(&aw->w, (uv_stream_t *)&sc->tcp, b, 3, scrape_written_cb) != 0) {
@@ -130,12 +137,25 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 	}
 }
 
+static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_text *more)
+{
+	answer_write(arg, status, "text/plain; version=0.0.4", body, more);
+}
+
+static void console_answer_cb(void *arg, int status, const char *content_type, struct sl_text *body)
+{
+	answer_write(arg, status, content_type, body, NULL);
+}
+
 static void answer(struct scrape *sc)
 {
 	sc->answered = 1;
 	uv_read_stop((uv_stream_t *)&sc->tcp);
 	sc->rendering = 1;
-	sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
+	if (sl_console_wants(sc->buf))
+		sl_console_route(sc->srv, sc->buf, console_answer_cb, sc);
+	else
+		sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
 }
 
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -218,6 +238,10 @@ int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
 	uv_timer_start(&m->sweep, scrape_sweep_cb, SCRAPE_SWEEP_MS, SCRAPE_SWEEP_MS);
 	srv->metrics = m;
 	m->active = 1;
+	if (sl_console_history_start(srv) != 0) {
+		snprintf(err, err_cap, "out of memory for the console's history");
+		return -ENOMEM;
+	}
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char what[SL_ADDR_TEXT_BYTES], why[512];
@@ -261,6 +285,7 @@ void sl_metrics_stop(struct sl_server *srv)
 	if (m == NULL || !m->active)
 		return;
 	m->active = 0;
+	sl_console_history_stop(srv);
 	/* Scrapes still open hold a pointer to srv only; they end on their own. */
 	while (m->head != NULL)
 		scrape_close(m->head);

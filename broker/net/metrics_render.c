@@ -47,7 +47,11 @@ static int reserve(struct sl_text *o, size_t more)
 
 void sl_text_put(struct sl_text *o, const char *s)
 {
-	size_t n = strlen(s);
+	sl_text_putn(o, s, strlen(s));
+}
+
+void sl_text_putn(struct sl_text *o, const char *s, size_t n)
+{
 	if (reserve(o, n) == 0) {
 		memcpy(o->p + o->len, s, n);
 		o->len += n;
@@ -858,6 +862,6 @@ void sl_metrics_route(struct sl_server *srv, const char *request, sl_metrics_ans
 		cb(arg, 503, &body, NULL);
 		return;
 	}
-	sl_text_put(&body, "not found: GET /metrics, /healthz or /readyz\n");
+	sl_text_put(&body, "not found: GET /metrics, /healthz, /readyz, the console at /ui/ or its API at /api/v1/\n");
 	cb(arg, 404, &body, NULL);
 }
