@@ -7,7 +7,7 @@
  *   (the message browser: offsets, then up to FETCH_ROUNDS_MAX fetches) or the answer (loop).
  *
  * Endpoints (every one GET; a query key an endpoint does not know is a 400):
- *   /api/v1/status                      StatusResponse as it is (what `synclog status --json` shows)
+ *   /api/v1/status                      what `synclog --json status` prints, in the same shape
  *   /api/v1/overview                    status, its groups worst first (lost, stalled, stopped, lagging, ...),
  *                                       and an hour of records/s in and out
  *   /api/v1/topics?start_after=&limit=  topics in name order: settings and rates (limit <= 500)
@@ -65,7 +65,7 @@ struct job {
 	int step;
 	int64_t earliest, next, end, lo, cursor;
 	int complete;
-	struct sl_text recs;                   /* records' JSON, one after another */
+	struct sl_text recs;                  /* records' JSON, one after another */
 	size_t rec_at[MESSAGES_PAGE_MAX + 1]; /* where each starts in recs */
 	uint32_t rec_count;
 	uint32_t batches_not_shown;
@@ -274,6 +274,122 @@ static int ranked_cmp(const void *x, const void *y)
 	return strcmp(a->g->group, b->g->group);
 }
 
+static int is_dlq(const char *name)
+{
+	size_t n = strlen(name), k = strlen(".dlq");
+	return n > k && strcmp(name + n - k, ".dlq") == 0;
+}
+
+/* StatusResponse in the shape `synclog --json status` prints (tools/cli_status.c), key for key, so that a script
+ * reads either; test_console_api.sh checks that the two agree. */
+static void status_work(struct job *j, const Synclog__StatusResponse *s)
+{
+	struct sl_text *o = &j->body;
+	sl_text_put(o, "{\"broker\":{\"version\":");
+	sl_json_cstr(o, s->broker_version);
+	sl_text_put(o, ",\"started_ms\":");
+	sl_json_i64(o, s->started_ms);
+	sl_text_put(o, ",\"uptime_ms\":");
+	sl_json_i64(o, s->now_ms - s->started_ms);
+	sl_text_put(o, ",\"data_dir\":");
+	sl_json_cstr(o, s->data_dir);
+	sl_text_put(o, ",\"data_bytes\":");
+	sl_json_i64(o, (int64_t)s->data_bytes);
+	sl_text_put(o, ",\"disk_free_bytes\":");
+	sl_json_i64(o, (int64_t)s->disk_free_bytes);
+	sl_text_put(o, ",\"disk_total_bytes\":");
+	sl_json_i64(o, (int64_t)s->disk_total_bytes);
+	sl_text_put(o, ",\"connections\":");
+	sl_json_i64(o, s->connections);
+	sl_text_put(o, "},\"topics\":[");
+	for (size_t i = 0; i < s->n_topics; i++) {
+		const Synclog__TopicStatus *t = s->topics[i];
+		sl_text_put(o, i ? ",{\"name\":" : "{\"name\":");
+		sl_json_cstr(o, t->name);
+		sl_text_put(o, ",\"partitions\":");
+		sl_json_i64(o, t->partitions);
+		sl_text_put(o, ",\"partitions_unavailable\":");
+		sl_json_i64(o, t->partitions_unavailable);
+		sl_text_put(o, ",\"bytes\":");
+		sl_json_i64(o, (int64_t)t->bytes);
+		sl_text_put(o, ",\"records\":");
+		sl_json_i64(o, t->records);
+		sl_text_put(o, ",\"records_in_per_s\":");
+		sl_json_double(o, t->records_in_per_s);
+		sl_text_put(o, ",\"records_out_per_s\":");
+		sl_json_double(o, t->records_out_per_s);
+		sl_text_put(o, "}");
+	}
+	sl_text_put(o, "],\"groups\":[");
+	for (size_t i = 0; i < s->n_groups; i++) {
+		const Synclog__GroupSummary *g = s->groups[i];
+		const Synclog__ApplierCounters *a = i < s->n_appliers ? s->appliers[i] : NULL;
+		sl_text_put(o, i ? ",{\"group\":" : "{\"group\":");
+		sl_json_cstr(o, g->group);
+		sl_text_put(o, ",\"members\":");
+		sl_json_i64(o, g->members);
+		sl_text_put(o, ",\"state\":");
+		sl_json_cstr(o, g->state);
+		sl_text_put(o, ",\"state_since_ms\":");
+		sl_json_i64(o, g->state_since_ms);
+		sl_text_put(o, ",\"lag\":");
+		sl_json_i64(o, g->lag);
+		sl_text_put(o, ",\"lag_ms\":");
+		sl_json_i64(o, g->lag_ms);
+		sl_text_put(o, ",\"applier\":");
+		if (a == NULL || a->reported_ms == 0) {
+			sl_text_put(o, "null}");
+			continue;
+		}
+		sl_text_put(o, "{\"target\":");
+		sl_json_cstr(o, a->target);
+		const uint64_t v[5] = {a->applied, a->stale, a->duplicate, a->deleted, a->dead_lettered};
+		static const char *const keys[5] = {
+		        ",\"applied\":", ",\"stale\":", ",\"duplicate\":", ",\"deleted\":", ",\"dead_lettered\":"};
+		for (int k = 0; k < 5; k++) {
+			sl_text_put(o, keys[k]);
+			sl_json_i64(o, (int64_t)v[k]);
+		}
+		sl_text_put(o, ",\"reported_ms\":");
+		sl_json_i64(o, a->reported_ms);
+		sl_text_put(o, "}}");
+	}
+	sl_text_put(o, "],\"dead_letters\":[");
+	int first = 1;
+	for (size_t i = 0; i < s->n_topics; i++) {
+		if (!is_dlq(s->topics[i]->name))
+			continue;
+		sl_text_put(o, first ? "{\"topic\":" : ",{\"topic\":");
+		first = 0;
+		sl_json_cstr(o, s->topics[i]->name);
+		sl_text_put(o, ",\"records\":");
+		sl_json_i64(o, s->topics[i]->records);
+		sl_text_put(o, "}");
+	}
+	sl_text_put(o, "],\"runs\":[");
+	for (size_t i = 0; i < s->n_runs; i++) {
+		const Synclog__RunReport *r = s->runs[i];
+		sl_text_put(o, i ? ",{\"kind\":" : "{\"kind\":");
+		sl_json_cstr(o, r->kind);
+		sl_text_put(o, ",\"topic\":");
+		sl_json_cstr(o, r->topic);
+		sl_text_put(o, ",\"target\":");
+		sl_json_cstr(o, r->target);
+		sl_text_put(o, ",\"finished_ms\":");
+		sl_json_i64(o, r->finished_ms);
+		sl_text_put(o, r->ok ? ",\"ok\":true,\"rows\":" : ",\"ok\":false,\"rows\":");
+		sl_json_i64(o, (int64_t)r->rows);
+		sl_text_put(o, ",\"differences\":");
+		sl_json_i64(o, (int64_t)r->differences);
+		sl_text_put(o, ",\"diff_ratio\":");
+		sl_json_double(o, r->diff_ratio);
+		sl_text_put(o, ",\"summary\":");
+		sl_json_cstr(o, r->summary);
+		sl_text_put(o, "}");
+	}
+	sl_text_put(o, "]}\n");
+}
+
 static void overview_work(struct job *j, const Synclog__StatusResponse *s)
 {
 	struct sl_text *o = &j->body;
@@ -336,12 +452,6 @@ static void overview_work(struct job *j, const Synclog__StatusResponse *s)
 	put_series(o, j->series, "in_per_s", "out_per_s");
 	sl_text_put(o, "}\n");
 	free(r);
-}
-
-static int is_dlq(const char *name)
-{
-	size_t n = strlen(name), k = strlen(".dlq");
-	return n > k && strcmp(name + n - k, ".dlq") == 0;
 }
 
 static void sync_work(struct job *j, const Synclog__StatusResponse *s)
@@ -564,7 +674,8 @@ static void fetch_work(struct job *j, const Synclog__Response *r)
 	int64_t cursor = j->cursor;
 	while (end - p >= SL_BATCH_HEADER_BYTES) {
 		struct sl_batch_header h;
-		if (sl_batch_header_parse(p, (size_t)(end - p), &h) != 0 || sl_batch_total_bytes(&h) > (size_t)(end - p))
+		if (sl_batch_header_parse(p, (size_t)(end - p), &h) != 0 ||
+		    sl_batch_total_bytes(&h) > (size_t)(end - p))
 			break;
 		size_t bytes = sl_batch_total_bytes(&h);
 		int64_t last = h.base_offset + h.last_offset_delta;
@@ -653,8 +764,7 @@ static void format_work(uv_work_t *w)
 	if (ok) {
 		switch (j->ep) {
 		case EP_STATUS:
-			sl_json_message(&j->body, &r[0]->status->base);
-			sl_text_put(&j->body, "\n");
+			status_work(j, r[0]->status);
 			break;
 		case EP_OVERVIEW:
 			overview_work(j, r[0]->status);
@@ -838,7 +948,10 @@ static void job_step(struct job *j)
 
 static int hexval(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
 }
 
 /* Percent-decode s[0..n) into out (cap bytes with its NUL); -EINVAL for a bad escape, a NUL, or too long. */
@@ -886,7 +999,9 @@ static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 /* The query: key=value pairs, each key one the endpoint takes. On error why says which. */
 static int parse_query(struct job *j, const char *q, size_t n, char *why, size_t why_cap)
 {
-	int64_t limit_max = j->ep == EP_MESSAGES ? MESSAGES_PAGE_MAX : j->ep == EP_TOPICS || j->ep == EP_GROUPS ? 500 : 1000;
+	int64_t limit_max = j->ep == EP_MESSAGES                       ? MESSAGES_PAGE_MAX
+	                    : j->ep == EP_TOPICS || j->ep == EP_GROUPS ? 500
+	                                                               : 1000;
 	size_t i = 0;
 	while (i < n) {
 		size_t amp = i;
@@ -902,7 +1017,8 @@ static int parse_query(struct job *j, const char *q, size_t n, char *why, size_t
 		}
 		if (eq - i >= sizeof(key) || eq == amp || unescape(q + i, eq - i, key, sizeof(key)) != 0 ||
 		    unescape(q + eq + 1, amp - eq - 1, val, sizeof(val)) != 0) {
-			snprintf(why, why_cap, "a query parameter is malformed or too long (key=value, percent-encoded)");
+			snprintf(why, why_cap,
+			         "a query parameter is malformed or too long (key=value, percent-encoded)");
 			return -EINVAL;
 		}
 		int rc = -ENOENT;
@@ -930,7 +1046,8 @@ static int parse_query(struct job *j, const char *q, size_t n, char *why, size_t
 				snprintf(why, why_cap, "limit=\"%.40s\": give a number from 1 to %lld", val,
 				         (long long)limit_max);
 			else
-				snprintf(why, why_cap, "query parameter %s=\"%.40s\" is not a number or out of range", key, val);
+				snprintf(why, why_cap, "query parameter %s=\"%.40s\" is not a number or out of range",
+				         key, val);
 			return -EINVAL;
 		}
 		i = amp + 1;
@@ -995,7 +1112,8 @@ void sl_console_route(struct sl_server *srv, const char *request, sl_console_ans
 		return;
 	}
 	if (strncmp(path, "/api/v1/", 8) != 0) {
-		answer_now(cb, arg, 404, "NOT_FOUND", "no such API: see /api/v1/overview, topics, groups, sync, status");
+		answer_now(cb, arg, 404, "NOT_FOUND",
+		           "no such API: see /api/v1/overview, topics, groups, sync, status");
 		return;
 	}
 	if (!srv->ready) {
@@ -1026,11 +1144,13 @@ void sl_console_route(struct sl_server *srv, const char *request, sl_console_ans
 	else if (IS("groups") || IS("groups/"))
 		j->ep = EP_GROUPS, j->limit = 100;
 	else if (n > 7 && memcmp(p, "topics/", 7) == 0) {
-		bad = segment(p + 7, n - 7, j->name, sizeof(j->name), &rest) != 0 || sl_topic_name_check(j->name, 1) != 0;
+		bad = segment(p + 7, n - 7, j->name, sizeof(j->name), &rest) != 0 ||
+		      sl_topic_name_check(j->name, 1) != 0;
 		size_t left = (size_t)(end - rest);
 		if (left == 0 || (left == 1 && *rest == '/'))
 			j->ep = EP_TOPIC, j->limit = 100;
-		else if ((left == 9 && memcmp(rest, "/messages", 9) == 0) || (left == 10 && memcmp(rest, "/messages/", 10) == 0))
+		else if ((left == 9 && memcmp(rest, "/messages", 9) == 0) ||
+		         (left == 10 && memcmp(rest, "/messages/", 10) == 0))
 			j->ep = EP_MESSAGES, j->limit = 20;
 		else
 			bad = 2;
@@ -1047,7 +1167,8 @@ void sl_console_route(struct sl_server *srv, const char *request, sl_console_ans
 #undef IS
 	char why[160];
 	if (bad == 2) {
-		answer_now(cb, arg, 404, "NOT_FOUND", "no such API: see /api/v1/overview, topics, groups, sync, status");
+		answer_now(cb, arg, 404, "NOT_FOUND",
+		           "no such API: see /api/v1/overview, topics, groups, sync, status");
 		free(j);
 		return;
 	}
