@@ -6,14 +6,14 @@
 
 #include "broker/net/console.h"
 
-#define SL_CONSOLE_EMBED(sym, file)                                                                                \
-	__asm__(".section .rodata\n"                                                                               \
-	        ".balign 16\n"                                                                                     \
-	        ".global " #sym "\n" #sym ":\n"                                                                    \
-	        ".incbin \"" file "\"\n"                                                                           \
-	        ".global " #sym "_end\n" #sym "_end:\n"                                                            \
-	        ".byte 0\n"                                                                                        \
-	        ".previous\n");                                                                                    \
+#define SL_CONSOLE_EMBED(sym, file)                     \
+	__asm__(".section .rodata\n"                    \
+	        ".balign 16\n"                          \
+	        ".global " #sym "\n" #sym ":\n"         \
+	        ".incbin \"" file "\"\n"                \
+	        ".global " #sym "_end\n" #sym "_end:\n" \
+	        ".byte 0\n"                             \
+	        ".previous\n");                         \
 	extern const unsigned char sym[], sym##_end[]
 
 SL_CONSOLE_EMBED(sl_console_index_html, "broker/net/console/index.html");
