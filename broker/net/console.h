@@ -27,7 +27,8 @@
 /* Lag history is kept for the first groups in name order, up to this many (about 1.7 KB each): a broker with
  * more groups shows the chart for those and says so for the rest. */
 #define SL_CONSOLE_GROUPS_TRACKED_MAX 1024
-_Static_assert((uint64_t)SL_CONSOLE_RATE_POINTS *SL_CONSOLE_TICK_MS == 3600 * 1000, "an hour of rates");
+#define SL_CONSOLE_RATE_SPAN_MS       (SL_CONSOLE_RATE_POINTS * SL_CONSOLE_TICK_MS)
+_Static_assert(SL_CONSOLE_RATE_SPAN_MS == 3600 * 1000, "an hour of rates");
 _Static_assert(SL_CONSOLE_LAG_POINTS <= SL_CONSOLE_RATE_POINTS, "a lag series fits a series copy");
 
 struct sl_console_point {
