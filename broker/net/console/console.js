@@ -63,7 +63,7 @@ function chart(points, keyA, keyB, labelA, labelB, fmt) {
   const W = 600, H = 140, P = 28, NS = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("class", "chart"); svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("preserveAspectRatio", "none"); svg.setAttribute("role", "img");
+  svg.setAttribute("role", "img");
   const max = Math.max(1, ...points.map((p) => Math.max(p[keyA] || 0, keyB ? p[keyB] || 0 : 0)));
   svg.setAttribute("aria-label", `${labelA}${keyB ? " and " + labelB : ""}: ${points.length} points, highest ${fmt(max)}`);
   const t0 = points.length ? points[0].t_ms : 0, t1 = points.length ? points[points.length - 1].t_ms : 1;
@@ -81,7 +81,7 @@ function chart(points, keyA, keyB, labelA, labelB, fmt) {
   text(2, 12, fmt(max)); text(2, H - P + 12, "0");
   if (points.length) { text(P, H - 4, when(t0)); text(W - P - 150, H - 4, when(t1)); }
   else text(W / 2 - 80, H / 2, "no samples yet (one every 10 s)");
-  return el("figure", { style: "margin:0" }, svg,
+  return el("figure", { class: "chart" }, svg,
     el("figcaption", { class: "legend" }, el("span", { class: "a" }, "\u2014 " + labelA), keyB ? el("span", { class: "b" }, "- - " + labelB) : null));
 }
 
@@ -209,7 +209,8 @@ async function group(name, q) {
       el("div", { class: "cards" }, card("applied", num(a.applied)), card("stale", num(a.stale)), card("duplicate", num(a.duplicate)),
         card("deleted", num(a.deleted)), card("dead-lettered", num(a.dead_lettered)), card("reported", ago(a.reported_ms)))] : null,
     el("h2", {}, "Lag, last ten minutes"),
-    r.lag_history.tracked ? chart(r.lag_history.points, "lag", "lag_ms", "records", "ms (oldest unconsumed)", num)
+    r.lag_history.tracked ? [chart(r.lag_history.points, "lag", null, "records not yet consumed (all partitions)", "", num),
+      chart(r.lag_history.points, "lag_ms", null, "age of the oldest unconsumed record (largest partition)", "", dur)]
       : el("p", { class: "note" }, "no lag history for this group (kept for the first 1,024 groups by name)"),
     el("h2", {}, "Partitions"),
     table(["topic", "partition#", "state", "since", "committed#", "next offset#", "lag (records)#", "lag (time)#", "member", "last commit"],
@@ -273,7 +274,7 @@ async function draw(fromNav) {
   if (!typing || fromNav) {
     const y = window.scrollY;
     main.replaceChildren(...[content].flat(3).filter(Boolean));
-    if (fromNav) main.focus(); else window.scrollTo(0, y);
+    if (fromNav) { main.focus({ preventScroll: true }); window.scrollTo(0, 0); } else window.scrollTo(0, y);
     document.getElementById("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
   }
   drawing = false;
