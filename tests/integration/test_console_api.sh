@@ -7,7 +7,7 @@
 set -euo pipefail
 BUILD=${1:-build/release}
 exec python3 - "$BUILD" <<'PY'
-import json, socket, sys, time
+import json, socket, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
 from healthlib import fail, wait_for
 from console_scenario import Scenario
@@ -155,6 +155,30 @@ try:
     if sy["runs"] != [] or sy["contracts_supported"] is not False:
         fail("sync runs/contracts: %r" % sy)
 
+    # Bytes that are not UTF-8, controls and markup in a key and value: valid JSON, escaped, nothing lost but
+    # the invalid byte (U+FFFD).
+    e.cli("topic", "create", "weird", "--partitions", "1")
+    r = subprocess.run([e.build + "/bin/synclog", "produce", "weird"], input=b"k\xff\x01\t<script>alert(1)</script>\"\\\n",
+                       env=e.env, capture_output=True)
+    if r.returncode != 0:
+        fail("produce weird: %r" % r.stderr)
+    code, _, raw = sc.curl("/api/v1/topics/weird/messages")
+    rec = json.loads(raw)["records"][0]
+    if rec["key"] != "k\ufffd\x01" or rec["value"] != '<script>alert(1)</script>"\\' or "<script>" in raw:
+        fail("escaping: %r in %r" % (rec, raw))
+
+    # A topic of 250 partitions: pages of at most 100 partitions unless asked for fewer, 1,000 at most.
+    e.cli("topic", "create", "wide", "--partitions", "250")
+    seen, nxt = [], 0
+    while nxt is not None:
+        w = sc.api("topics/wide?from_partition=%d" % nxt)
+        if len(w["partitions"]) > 100 or w["partition_count"] != 250:
+            fail("a page of %d partitions" % len(w["partitions"]))
+        seen += [p["partition"] for p in w["partitions"]]
+        nxt = w["next_from_partition"]
+    if seen != list(range(250)) or len(sc.api("topics/wide?limit=1000")["partitions"]) != 250:
+        fail("wide's pages: %r" % seen)
+
     # Hostile input: a 4xx, never a crash.
     hostile = {
         "/api/v1/nope": 404, "/api/v1/topics/nope": 404, "/api/v1/groups/nope": 404, "/api/v1/topics/orders/x": 404,
@@ -167,6 +191,7 @@ try:
         "/api/v1/topics/%2e%2e": 400, "/api/v1/topics/a%00b/messages": 400, "/api/v1/groups/%ZZ": 400,
         "/api/v1/topics/" + "a" * 300: 400, "/api/v1/topics?start_after=" + "b" * 300: 400, "/ui/nope.js": 404,
         "/api/v1/groups/gs?from=99999999999": 400, "/api/v2/status": 404,
+        "/api/v1/topics/wide?limit=1001": 400, "/api/v1/topics/wide?from_partition=-1": 400,
     }
     for path, want in hostile.items():
         code, ctype, body = sc.curl(path, "--path-as-is")
