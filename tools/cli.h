@@ -87,6 +87,13 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_re
 int cli_dlq(const struct cli *cli, int argc, char **argv);       /* tools/cli_dlq.c */
 int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_status.c */
 
+/* Tell the broker how a backfill or reconcile run of cmd ended (synclog status and the metrics show the last one
+ * per kind and topic; a successful backfill clears the `lost` state of the groups reading the topic). Waits at most
+ * 5 s; a failure is one warning line on stderr and does not change the command's result. Returns 0 or the
+ * negative errno. (tools/cli_status.c) */
+struct sl_run_report;
+int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const struct sl_run_report *run);
+
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */
 void cli_signals_install(void);

@@ -14,7 +14,10 @@
 #include "tools/cli.h"
 
 /* How often --watch redraws: often enough to see a lag move, rare enough to read the screen. */
-#define WATCH_INTERVAL_MS 2000
+#define WATCH_INTERVAL_MS     2000
+/* The longest a finished backfill or reconcile waits to report its run: the run is done, the report is a courtesy
+ * to the operator's screen and must not hold the tool (or the next run of --every) for the full --timeout. */
+#define RUN_REPORT_TIMEOUT_MS 5000
 
 static const struct cli_command status_command = {
         .name = "status",
@@ -209,6 +212,30 @@ static void print_text(const struct sl_status *s, const struct style *st)
 		       r->ok ? state_colour(st, "ok") : state_colour(st, "lost"), r->ok ? "ok" : "FAILED", plain, a,
 		       r->summary);
 	}
+}
+
+int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const struct sl_run_report *run)
+{
+	struct sl_conn *c;
+	int rc;
+
+	if (sl_conn_new(&c, cli->broker, "synclog-run-report") != 0) {
+		fprintf(stderr, "synclog %s: warning: out of memory; the run was not reported to the broker\n",
+		        cmd->name);
+		return -ENOMEM;
+	}
+	sl_conn_set_timeout(c, cli->timeout_ms > 0 && cli->timeout_ms < RUN_REPORT_TIMEOUT_MS ? cli->timeout_ms
+	                                                                                      : RUN_REPORT_TIMEOUT_MS);
+	rc = sl_conn_connect(c);
+	if (rc == 0)
+		rc = sl_run_report(c, run);
+	if (rc != 0)
+		fprintf(stderr,
+		        "synclog %s: warning: the run was not reported to the broker (synclog status and the "
+		        "metrics will not show it): %s\n",
+		        cmd->name, sl_conn_error(c));
+	sl_conn_free(c);
+	return rc;
 }
 
 int cli_status(const struct cli *cli, int argc, char **argv)

@@ -2,7 +2,8 @@
 # Issue 14, `lost`: retention removed records before a group consumed them. A new target that starts after its first
 # records expired used to start silently at the earliest record: now `consume --group` and `apply` say how many
 # records were lost and exit 1 (reading nothing), unless --allow-gap. The broker shows such a group as `lost`, also
-# one whose commit retention passed while nothing consumed, until an operator resets its offsets.
+# one whose commit retention passed while nothing consumed, until an operator resets its offsets or a backfill of
+# the topic acknowledges every row.
 set -euo pipefail
 BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
@@ -54,5 +55,28 @@ wait_state tgt lost
 # An operator's reset clears it.
 "$S" offsets reset --group old --topic r --to-earliest --execute >/dev/null
 wait_state old stopped
+
+# So does a backfill of the topic, reported by `synclog backfill` when it ends; one that skipped a bad row does not.
+printf '{"key":"b1","version":1,"n":1}\n{"key":"b2","n":2}\n' >"$TMP/bad.jsonl"
+rc=0
+"$S" backfill r --source "jsonl:$TMP/bad.jsonl" >/dev/null 2>"$TMP/b.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "a backfill with a bad row exited $rc: $(cat "$TMP/b.err")"
+! grep -q "not reported" "$TMP/b.err" || fail "the failed backfill was not reported: $(cat "$TMP/b.err")"
+sleep 0.5
+[ "$(state_of fresh | cut -d' ' -f1)" = lost ] || fail "a failed backfill cleared lost: fresh is $(state_of fresh)"
+printf '{"key":"b3","version":1,"n":3}\n' >"$TMP/good.jsonl"
+"$S" backfill r --source "jsonl:$TMP/good.jsonl" >/dev/null 2>"$TMP/b.err" || fail "backfill: $(cat "$TMP/b.err")"
+! grep -q "not reported" "$TMP/b.err" || fail "the backfill was not reported: $(cat "$TMP/b.err")"
+for g in fresh tgt; do
+	for _ in $(seq 1 100); do [ "$(state_of $g | cut -d' ' -f1)" != lost ] && break; sleep 0.1; done
+	set -- $(state_of $g)
+	[ "$1" != lost ] && [ "$2" -eq 0 ] || fail "the backfill left $g $1 with $2 records lost"
+done
+"$S" --json status | python3 -c '
+import json, sys
+runs = [r for r in json.loads(sys.stdin.readline())["runs"] if r["kind"] == "backfill"]
+assert len(runs) == 1 and runs[0]["topic"] == "r" and runs[0]["ok"] and runs[0]["rows"] == 1, runs
+assert runs[0]["target"].startswith("jsonl:") and runs[0]["summary"].startswith("backfilled 1 rows"), runs
+' || fail "status does not show the backfill run"
 stop_broker
-echo "ok: $start records lost before three groups read them: reported, refused without --allow-gap, cleared by a reset"
+echo "ok: $start records lost before three groups read them: reported, refused without --allow-gap, cleared by a reset or a backfill"

@@ -8,10 +8,9 @@ BUILD=${1:-build/release}
 command -v promtool >/dev/null || { echo "FAIL: promtool missing: tools/install-deps.sh test installs prometheus"; exit 1; }
 promtool check rules tools/monitoring/synclog-alerts.yml >/dev/null || { promtool check rules tools/monitoring/synclog-alerts.yml; exit 1; }
 exec python3 - "$BUILD" <<'PY'
-import json, os, re, struct, sys, time
+import json, os, re, sys
 sys.path.insert(0, "tests/integration")
 from healthlib import Env, fail, wait_for
-import wire
 
 NAME = re.compile(r"\b((?:synclog|process)_[a-z0-9_]+)\b")
 names = {}
@@ -37,16 +36,26 @@ try:
     e.cli("apply", "t", "--group", "app", "--target", "sqlite:" + os.path.join(e.root, "t.db"))
     e.cli("consume", "t", "--max", "10")
     e.cli("offsets", "reset", "--group", "stuck", "--topic", "t", "--to-offset", "0", "--execute")
-    # A reconcile run reported by its tool (ReportRun, Request field 62): kind, topic, finished, ok, rows, diffs.
-    run = (wire.field_bytes(1, "reconcile") + wire.field_bytes(2, "t") + wire.field_varint(5, int(time.time() * 1000))
-           + wire.field_varint(6, 1) + wire.field_varint(8, 100) + wire.field_varint(9, 1)
-           + wire.varint((10 << 3) | 1) + struct.pack("<d", 0.01))
-    s = wire.connect(e.port)
-    s.sendall(wire.hello())
-    wire.read_frame(s)
-    s.sendall(wire.frame(wire.request(2, 62, wire.field_bytes(1, run))))
-    if wire.error_of(wire.read_frame(s)) != 0:
-        fail("ReportRun refused")
+    # A reconcile run against the applier's target, reported by `synclog reconcile` itself: one key of the
+    # source differs (k1 at a newer version), so the run alerts, exits 1 and is reported as failed.
+    src = os.path.join(e.root, "src.jsonl")
+    with open(src, "w") as f:
+        f.write("".join('{"key":"k%d","version":%d,"n":%d}\n' % (i, 10**12 if i == 1 else 0, i) for i in range(100)))
+    r = e.cli("reconcile", "--source", "jsonl:" + src, "--target", "sqlite:" + os.path.join(e.root, "t.db"),
+              check=False)
+    if r.returncode != 1 or "ALERT reconcile" not in r.stderr or "not reported" in r.stderr:
+        fail("reconcile exited %d: %s" % (r.returncode, r.stderr))
+    out = e.metrics()
+    for want in ('synclog_run_last_success{kind="reconcile",topic="t"} 0',
+                 'synclog_reconcile_last_differences{topic="t"} ',
+                 'synclog_run_last_rows{kind="reconcile",topic="t"} 100\n'):
+        if want not in out:
+            fail("the reconcile run is not in /metrics: no %r" % want)
+    st = json.loads(e.cli("--json", "status").stdout)
+    runs = [x for x in st["runs"] if x["kind"] == "reconcile"]
+    if len(runs) != 1 or runs[0]["topic"] != "t" or runs[0]["ok"] or runs[0]["differences"] != 1 \
+            or not runs[0]["target"].endswith("t.db") or "above threshold" not in runs[0]["summary"]:
+        fail("status runs: %r" % st["runs"])
     wait_for("the stuck group to be stopped", lambda: 'group="stuck"' in e.metrics()
              and 'synclog_group_state{group="stuck",topic="t",partition="0",state="stopped"} 1' in e.metrics(), 20)
     out = e.metrics()

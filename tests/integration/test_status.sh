@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14, `synclog status`: one screen (broker, topics, groups with state and applier counters, dead letters,
 # runs), one JSON object with --json, no colour off a terminal or with NO_COLOR, and --watch redraws until
-# interrupted. Also `group alter` sets a group's health settings, shown by describe.
+# interrupted, and the runs `synclog reconcile` reports. Also `group alter` sets a group's health settings, shown by
+# describe.
 set -euo pipefail
 BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
@@ -50,5 +51,18 @@ start_broker "$TMP/data"
 "$S" group describe ledger | grep -q "stall-after 300000 ms, window 20" || fail "group alter did not survive a restart"
 "$S" group alter ledger >/dev/null
 "$S" group describe ledger | grep -q "stall-after 60000 ms, window 10" || fail "group alter back to the broker's"
+
+# A reconcile run shows under RUNS; with the broker gone, the run still counts and its report is a warning only.
+printf '{"key":"a","version":0,"n":1}\n' >"$TMP/src.jsonl"
+"$S" reconcile --source "jsonl:$TMP/src.jsonl" --target "sqlite:$TMP/t.db" >/dev/null 2>"$TMP/rec.err" ||
+	fail "reconcile: $(cat "$TMP/rec.err")"
+[ ! -s "$TMP/rec.err" ] || fail "reconcile complained: $(cat "$TMP/rec.err")"
+"$S" status | grep -Eq "^reconcile +orders +ok .* ago: compared 1 missing 0 extra 0 version 0 value 0" ||
+	fail "status lacks the reconcile run: $("$S" status)"
 stop_broker
+rc=0
+"$S" reconcile --source "jsonl:$TMP/src.jsonl" --target "sqlite:$TMP/t.db" >/dev/null 2>"$TMP/rec.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "reconcile with no broker exited $rc: $(cat "$TMP/rec.err")"
+grep -q "^synclog reconcile: warning: the run was not reported to the broker" "$TMP/rec.err" ||
+	fail "no warning for the unreported run: $(cat "$TMP/rec.err")"
 echo ok
