@@ -43,6 +43,15 @@ struct sl_console_series {
 	struct sl_console_point points[SL_CONSOLE_RATE_POINTS];
 };
 
+/* What the API's requests cost the loop: answered requests, and the time their steps held the loop (handlers and
+ * packing their answers), the last request's and the most of any since start. Zero when the console is off. */
+struct sl_console_stats {
+	uint64_t requests;
+	int64_t loop_ns_last, loop_ns_max;
+};
+void sl_console_stats_get(struct sl_server *srv, struct sl_console_stats *out);
+void sl_console_stats_add(struct sl_server *srv, int64_t loop_ns);
+
 int sl_console_history_start(struct sl_server *srv);
 void sl_console_history_stop(struct sl_server *srv);
 /* Copy the rates, or the lag of group (NULL: rates), into out. */

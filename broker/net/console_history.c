@@ -11,6 +11,8 @@
  *   1. tracks[0..track_count) are in strictly increasing name order and track_count <= GROUPS_TRACKED_MAX.
  *   2. A ring's count <= its capacity; its oldest point is at (head + cap - count) % cap.
  *
+ * It also keeps the API's cost counters (console.h: sl_console_stats), which live as long as the history.
+ *
  * Which thread may call: the shard's loop thread only. */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ struct sl_console {
 	struct sl_console_point rates[SL_CONSOLE_RATE_POINTS];
 	struct track **tracks, **spare; /* spare: the next tick's list, swapped in */
 	uint32_t track_count;
+	struct sl_console_stats stats;
 };
 
 static void ring_push(struct sl_console_point *ring, uint32_t cap, uint32_t *head, uint32_t *count,
@@ -186,4 +189,21 @@ void sl_console_history_copy(struct sl_server *srv, const char *group, struct sl
 		else
 			hi = mid;
 	}
+}
+
+void sl_console_stats_get(struct sl_server *srv, struct sl_console_stats *out)
+{
+	static const struct sl_console_stats none;
+	*out = srv->console != NULL ? srv->console->stats : none;
+}
+
+void sl_console_stats_add(struct sl_server *srv, int64_t loop_ns)
+{
+	struct sl_console *c = srv->console;
+	if (c == NULL)
+		return;
+	c->stats.requests++;
+	c->stats.loop_ns_last = loop_ns;
+	if (loop_ns > c->stats.loop_ns_max)
+		c->stats.loop_ns_max = loop_ns;
 }

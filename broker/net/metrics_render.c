@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "broker/compaction.h"
+#include "broker/net/console.h"
 #include "broker/net/metrics.h"
 #include "proto/base/clock.h"
 #include "proto/frame.h"
@@ -785,6 +786,15 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	sample_double(o, "synclog_scrape_duration_seconds", "gauge",
 	              "How long the previous scrape took from request to answer, thread pool included.",
 	              (double)s->last_scrape_total_ns / 1e9);
+	struct sl_console_stats cs;
+	sl_console_stats_get(srv, &cs);
+	sample_u64(o, "synclog_console_requests_total", "counter", "Requests of the console's API (/api/v1/) answered.",
+	           cs.requests);
+	sample_double(o, "synclog_console_request_loop_seconds", "gauge",
+	              "How long the last console API request held the loop (its handlers and packing their answers).",
+	              (double)cs.loop_ns_last / 1e9);
+	sample_double(o, "synclog_console_request_loop_max_seconds", "gauge",
+	              "The longest any console API request held the loop since start.", (double)cs.loop_ns_max / 1e9);
 	srv->stats.scrapes++;
 	srv->stats.last_scrape_ns = sl_clock_mono_ns() - t0;
 	return snap;
