@@ -12,6 +12,8 @@
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
 #   8. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
 #      (bench/results/scrape.json)
+#   9. bench/console.sh: the console's API on 10,000 partitions and 1,000 groups, the loop time of each request,
+#      and produce latency while a console polls (bench/results/console.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +38,11 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
 else
 	bench/scrape.sh "$build"
+fi
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	PARTITIONS=1000 GROUP_COUNT=100 REQUESTS=5 RECORDS=2000 bench/console.sh "$build" >/dev/null
+else
+	bench/console.sh "$build"
 fi
 
 echo "make bench took $(($(date +%s) - start)) s"

@@ -617,6 +617,8 @@ static void offsets_work(struct job *j, Synclog__Response **r)
 		j->end = j->offset + 1;
 	if (j->has_time && got[2] < j->end)
 		j->end = got[2];
+	if (j->end < j->earliest)
+		j->end = j->earliest; /* asked for offsets retention already removed: an empty page at the log start */
 	j->lo = j->end - j->limit > j->earliest ? j->end - j->limit : j->earliest;
 	j->cursor = j->lo;
 	j->complete = 1;
