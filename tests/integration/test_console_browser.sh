@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 22, the console in a real browser: headless Chromium (Debian's chromium) loads each page of a broker with
 # topics, a stalled group, a stopped one and dead letters, and the test reads the rendered DOM (--dump-dom): the
-# stalled group first in the overview, the lag figures, a message in the browser, an applier's counters, the
-# dead letters. Screenshots of each page (and the overview at a phone's width) go to BUILD/test-output/console/.
+# stalled group first in the overview, the lag figures, a message in the browser, a page of the browser by its
+# address, an applier's counters, the dead letters. Screenshots of each page (and the overview at a phone's
+# width) go to BUILD/test-output/console/.
 set -euo pipefail
 BUILD=${1:-build/release}
 command -v chromium >/dev/null || { echo "FAIL: chromium is not installed (tools/install-deps.sh test installs it)"; exit 1; }
@@ -119,6 +120,14 @@ try:
         fail("message browser: %r" % msgs)
     if msgs[2][7] != "not JSON":
         fail("a value that is not JSON is shown as it is: %r" % msgs[2])
+
+    # A page of the browser from the address: two records, then the older page by its link.
+    t2 = load("#/topic/orders?partition=0&limit=2", "topic-orders-page")
+    if [m[0] for m in t2.tables["Messages"][0]] != ["3", "2"] or "older records" not in "".join(t2.text):
+        fail("a page of two: %r" % t2.tables["Messages"])
+    t3 = load("#/topic/orders?partition=0&offset=1&limit=2", "topic-orders-older")
+    if [m[0] for m in t3.tables["Messages"][0]] != ["1", "0"] or "older records" in "".join(t3.text):
+        fail("the older page: %r" % t3.tables["Messages"])
 
     gl = load("#/groups", "groups")
     if [r[0] for r in gl.tables["Groups"][0]] != ["aa-ok", "go", "gs", "ledger"]:

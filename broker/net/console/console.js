@@ -5,8 +5,8 @@
 "use strict";
 
 const REFRESH_MS = 5000;
-const state = { browse: {} }; /* the message browser's fields, per topic */
-let timer = null, drawing = false;
+const state = { browse: {} }; /* the message browser's draft (browseForm) */
+let timer = null, drawing = false, queued = null;
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -129,22 +129,39 @@ async function topics(q) {
   ];
 }
 
-function browseForm(name, b, partitions) {
+/* The message browser's fields live in the page's address (#/topic/T?partition=P&offset=O|time=MS&limit=N), so a
+ * page of records can be bookmarked and shared; what is typed but not yet submitted is a draft kept apart, so a
+ * refresh does not undo it. */
+function browseForm(name, q, partitions) {
+  if (state.browse.hash !== location.hash) {
+    state.browse = { hash: location.hash, partition: q.partition || "0", offset: q.offset || "", limit: q.limit || "20",
+      time: q.time ? new Date(Number(q.time)).toISOString().slice(0, 19) : "" };
+  }
+  const b = state.browse;
   const set = (k) => (ev) => { b[k] = ev.target.value; };
-  return el("form", { class: "browse", onsubmit: (ev) => { ev.preventDefault(); b.go = true; draw(); } },
-    el("label", {}, "partition", el("input", { type: "number", min: 0, max: partitions - 1, value: b.partition || "0", name: "partition", oninput: set("partition") })),
-    el("label", {}, "up to offset", el("input", { type: "number", min: 0, value: b.offset || "", name: "offset", placeholder: "newest", oninput: set("offset") })),
-    el("label", {}, "or up to time (UTC)", el("input", { type: "datetime-local", step: 1, value: b.time || "", name: "time", oninput: set("time") })),
+  const submit = (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams({ partition: b.partition || "0", limit: b.limit || "20" });
+    if (b.offset) p.set("offset", b.offset);
+    else if (b.time && !isNaN(Date.parse(b.time + "Z"))) p.set("time", String(Date.parse(b.time + "Z")));
+    history.replaceState(null, "", "#/topic/" + enc(name) + "?" + p.toString());
+    state.browse.hash = location.hash;
+    draw("submit");
+  };
+  return el("form", { class: "browse", onsubmit: submit },
+    el("label", {}, "partition", el("input", { type: "number", min: 0, max: partitions - 1, value: b.partition, name: "partition", oninput: set("partition") })),
+    el("label", {}, "up to offset", el("input", { type: "number", min: 0, value: b.offset, name: "offset", placeholder: "newest", oninput: set("offset") })),
+    el("label", {}, "or up to time (UTC)", el("input", { type: "datetime-local", step: 1, value: b.time, name: "time", oninput: set("time") })),
     el("label", {}, "records", el("select", { name: "limit", onchange: set("limit") },
-      [10, 20, 50, 100].map((k) => el("option", { value: k, selected: String(b.limit || 20) === String(k) }, k)))),
+      [10, 20, 50, 100].map((k) => el("option", { value: k, selected: String(b.limit) === String(k) }, k)))),
     el("button", { type: "submit" }, "Show"));
 }
 
-function messagesQuery(b) {
-  const q = ["partition=" + enc(b.partition || 0), "limit=" + enc(b.limit || 20)];
-  if (b.offset) q.push("offset=" + enc(b.offset));
-  else if (b.time) q.push("time=" + Date.parse(b.time + "Z"));
-  return q.join("&");
+function messagesQuery(q) {
+  const p = new URLSearchParams({ partition: q.partition || "0", limit: q.limit || "20" });
+  if (q.offset) p.set("offset", q.offset);
+  else if (q.time) p.set("time", q.time);
+  return p.toString();
 }
 
 function prettyValue(v) {
@@ -161,16 +178,17 @@ function messagesTable(m) {
       m.records.map((r) => row(n(r.offset), when(r.timestamp_ms), r.key === null ? "(null)" : r.key, n(r.version === null ? "-" : r.version),
         r.op, r.origin, [r.idempotency_key !== null ? "ik=" + r.idempotency_key : null, r.schema_version ? " sv=" + r.schema_version : null].filter(Boolean).join(" ") || "-",
         el("pre", { class: "value" }, prettyValue(r.value) + (r.value_truncated ? `\n\u2026 (${num(r.value_bytes)} bytes in all)` : ""))))),
+    m.older_offset !== null ? el("p", {}, el("a", { href: `#/topic/${enc(m.topic)}?partition=${m.partition}&offset=${m.older_offset}&limit=${Math.max(1, m.range[1] - m.range[0])}` },
+      "older records \u2192")) : null,
   ];
 }
 
 async function topic(name, q) {
   const from = q.from_partition || 0;
   const t = await api("topics/" + enc(name) + "?from_partition=" + enc(from));
-  const b = state.browse[name] || (state.browse[name] = {});
   const c = t.config || {};
   let browsed = null;
-  try { browsed = messagesTable(await api("topics/" + enc(name) + "/messages?" + messagesQuery(b))); }
+  try { browsed = messagesTable(await api("topics/" + enc(name) + "/messages?" + messagesQuery(q))); }
   catch (e) { browsed = el("p", { class: "error" }, e.message); }
   return [
     el("h1", {}, "Topic " + name),
@@ -184,7 +202,7 @@ async function topic(name, q) {
         p.error && p.error !== "NONE" ? el("span", { class: "error" }, p.error_message || p.error) : "open"))),
     t.next_from_partition !== null ? el("p", {}, el("a", { href: `#/topic/${enc(name)}?from_partition=${t.next_from_partition}` }, "next partitions \u2192")) : null,
     el("h2", {}, "Messages"),
-    browseForm(name, b, t.partition_count),
+    browseForm(name, q, t.partition_count),
     browsed,
   ];
 }
@@ -260,26 +278,35 @@ function route() {
   return { nav: "overview", page: () => overview() };
 }
 
-async function draw(fromNav) {
-  if (drawing) return;
+/* mode: "nav" (a new page: focus it, from the top), "submit" (the browser's form: redraw, keep the place) or
+ * "refresh" (the timer: skipped while the operator types in a field). */
+async function draw(mode) {
+  if (drawing) { queued = mode === "refresh" ? queued || mode : mode; return; }
   drawing = true;
   clearTimeout(timer);
   const main = document.getElementById("main");
   const r = route();
-  for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.dataset.nav === r.nav), a.dataset.nav === r.nav ? a.setAttribute("aria-current", "page") : null;
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.nav === r.nav) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
   let content;
   try { content = await r.page(); }
   catch (e) { content = [el("p", { class: "error", role: "alert" }, "Could not load this page: " + e.message)]; }
-  const typing = main.contains(document.activeElement) && ["INPUT", "SELECT"].includes(document.activeElement.tagName);
-  if (!typing || fromNav) {
-    const y = window.scrollY;
+  const active = document.activeElement;
+  const typing = main.contains(active) && ["INPUT", "SELECT"].includes(active.tagName);
+  if (!typing || mode !== "refresh") {
+    const y = window.scrollY, field = main.contains(active) && active.name ? active.name : null;
     main.replaceChildren(...[content].flat(3).filter(Boolean));
-    if (fromNav) { main.focus({ preventScroll: true }); window.scrollTo(0, 0); } else window.scrollTo(0, y);
+    if (mode === "nav") { main.focus({ preventScroll: true }); window.scrollTo(0, 0); } else window.scrollTo(0, y);
+    /* The keyboard stays where it was: the same field of the new form. */
+    const again = field && mode !== "nav" ? main.querySelector(`[name="${field}"]`) : null;
+    if (again) again.focus({ preventScroll: true });
     document.getElementById("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
   }
   drawing = false;
-  timer = setTimeout(() => draw(false), REFRESH_MS);
+  if (queued) { const m = queued; queued = null; draw(m); return; }
+  timer = setTimeout(() => draw("refresh"), REFRESH_MS);
 }
 
-window.addEventListener("hashchange", () => draw(true));
-draw(true);
+window.addEventListener("hashchange", () => draw("nav"));
+draw("nav");
