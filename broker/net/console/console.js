@@ -153,7 +153,8 @@ function browseForm(name, q, partitions) {
     el("label", {}, "up to offset", el("input", { type: "number", min: 0, value: b.offset, name: "offset", placeholder: "newest", oninput: set("offset") })),
     el("label", {}, "or up to time (UTC)", el("input", { type: "datetime-local", step: 1, value: b.time, name: "time", oninput: set("time") })),
     el("label", {}, "records", el("select", { name: "limit", onchange: set("limit") },
-      [10, 20, 50, 100].map((k) => el("option", { value: k, selected: String(b.limit) === String(k) }, k)))),
+      [...new Set([10, 20, 50, 100, Number(b.limit) || 20])].sort((x, y) => x - y)
+        .map((k) => el("option", { value: k, selected: String(b.limit) === String(k) }, k)))),
     el("button", { type: "submit" }, "Show"));
 }
 
