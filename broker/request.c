@@ -93,6 +93,7 @@ void sl_req_respond(struct sl_req *req)
 	if (req->resp.error != SYNCLOG__ERROR_CODE__NONE)
 		st->request_errors_by_kind[kind]++;
 	req->resp.correlation_id = req->msg ? req->msg->correlation_id : 0;
+	sl_security_responded(req);
 	req->fe->send(req);
 	sl_req_release(req);
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/security.h"
 #include "broker/compaction.h"
 #include "broker/groups.h"
 #include "broker/storage/log.h"
@@ -45,6 +46,7 @@ struct sl_server_config {
 	 * holding answers back as Kafka's quotas do; 0: unlimited. */
 	uint64_t backfill_rate_max;
 	struct sl_log_config log;
+	struct sl_security_config security;
 	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 	/* Groups: --stall-after, --health-window, --initial-rebalance-delay, --groups-max. */
 	struct sl_groups_settings groups;

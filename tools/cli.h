@@ -13,11 +13,16 @@
 #define CLI_EXIT_FAIL  1 /* an operating error: one line on stderr says what failed and what to do */
 #define CLI_EXIT_USAGE 2 /* bad usage: the message and a pointer to the command's --help on stderr */
 
+#include "consumer/client/synclog.h"
+
 /* Global options, valid for every command, before or after it. */
 struct cli {
 	const char *broker;  /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
 	bool json;           /* --json: machine output, one JSON object per line */
 	uint32_t timeout_ms; /* --timeout: connecting and each answer of the broker (default 30 s) */
+	/* TLS and credentials: the SYNCLOG_* environment (sl_security_options_from_env), then --user,
+	 * --password-file, --tls, --tls-ca, --tls-cert, --tls-key over it. Every connection uses them. */
+	struct sl_security_options security;
 };
 
 /* A command's usage text, printed by --help (stdout, exit 0); a usage error points to it (stderr, exit 2). */
@@ -93,6 +98,12 @@ int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_st
  * negative errno. (tools/cli_status.c) */
 struct sl_run_report;
 int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const struct sl_run_report *run);
+int cli_user(const struct cli *cli, int argc, char **argv); /* tools/cli_user.c */
+int cli_acl(const struct cli *cli, int argc, char **argv);  /* tools/cli_acl.c */
+
+/* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
+ * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
+int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

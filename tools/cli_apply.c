@@ -371,6 +371,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	char target_name[600], client_id[64];
 	struct sl_apply_fetch_source_options so = {
 	        .broker = cli->broker,
+	        .security = &cli->security,
 	        .client_id = client_id,
 	        .topic = a->topic,
 	        .group = a->group,
@@ -408,11 +409,16 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
 	}
 	if (rc == 0)
-		rc = sl_apply_dlq_new(&dlq, cli->broker, a->topic, a->group, target_name, err, sizeof(err));
+		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, a->topic, a->group, target_name, err,
+		                      sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
 	if (rc == 0 && (a->follow || cli_is_terminal(stderr)) &&
 	    sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
 		lag_conn = NULL; /* the lag is then reported unknown, and no progress line is drawn */
+	if (lag_conn != NULL && sl_conn_set_security(lag_conn, &cli->security) != 0) {
+		sl_conn_free(lag_conn);
+		lag_conn = NULL;
+	}
 	if (lag_conn != NULL && cli->timeout_ms > 0)
 		sl_conn_set_timeout(lag_conn, cli->timeout_ms);
 	sl_apply_options_init(&o);

@@ -277,6 +277,7 @@ int cli_backfill(const struct cli *cli, int argc, char **argv)
 	show.source = &source;
 	sl_backfill_options_init(&o);
 	o.broker = cli->broker;
+	o.security = &cli->security;
 	o.topic = a.topic;
 	o.source = &source;
 	o.columns = &a.columns;

@@ -115,6 +115,7 @@ static int letters_read(const struct cli *cli, const struct cli_command *cmd, co
 
 	sl_fetcher_options_init(&o);
 	o.broker = cli->broker;
+	o.security = &cli->security;
 	o.client_id = "synclog-dlq";
 	o.topic = dlq_topic_of(topic, name, sizeof(name));
 	o.stop_at_end = true;
@@ -343,6 +344,7 @@ static int sources_read(const struct cli *cli, struct letters *l)
 			j++;
 		sl_fetcher_options_init(&o);
 		o.broker = cli->broker;
+		o.security = &cli->security;
 		o.client_id = "synclog-dlq";
 		o.topic = l->v[i].topic;
 		o.partition = (int32_t)l->v[i].partition;

@@ -226,7 +226,9 @@ int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const s
 	}
 	sl_conn_set_timeout(c, cli->timeout_ms > 0 && cli->timeout_ms < RUN_REPORT_TIMEOUT_MS ? cli->timeout_ms
 	                                                                                      : RUN_REPORT_TIMEOUT_MS);
-	rc = sl_conn_connect(c);
+	rc = sl_conn_set_security(c, &cli->security);
+	if (rc == 0)
+		rc = sl_conn_connect(c);
 	if (rc == 0)
 		rc = sl_run_report(c, run);
 	if (rc != 0)

@@ -65,7 +65,7 @@ libdir=\${prefix}/lib
 Name: synclog
 Description: Client library of the synclog broker: producer, fetcher, group consumer, admin
 Version: $version
-Requires: libzstd libprotobuf-c
+Requires: libzstd libprotobuf-c libssl libcrypto
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lsynclog -lpthread $isal_libs
 PC

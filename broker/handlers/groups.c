@@ -509,7 +509,12 @@ void sl_handle_list_groups(struct sl_req *req)
 	r->groups = list;
 	uint32_t n = sl_groups_page(g, lr->start_after, page, limit);
 	int64_t now = sl_clock_wall_ms();
-	for (uint32_t i = 0; i < n; i++) {
+	uint32_t i = 0;
+	for (; i < n; i++) {
+		/* Only the groups this principal may see (security.h); everything with authentication off. A page may
+		 * then hold fewer than limit groups: next_start_after still says where the next one starts. */
+		if (!sl_security_allows(req, SL_ACL_GROUP, page[i]->name, SL_ACL_DESCRIBE))
+			continue;
 		Synclog__GroupSummary *s = sl_group_summary_msg(req, page[i], now);
 		if (s == NULL)
 			break;
@@ -517,7 +522,7 @@ void sl_handle_list_groups(struct sl_req *req)
 	}
 	/* More after this page: say where to go on. */
 	struct sl_group *peek;
-	if (n == limit && r->n_groups == n && sl_groups_page(g, page[n - 1]->name, &peek, 1) == 1)
+	if (n == limit && i == n && sl_groups_page(g, page[n - 1]->name, &peek, 1) == 1)
 		r->next_start_after = page[n - 1]->name;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_LIST_GROUPS;
 	req->resp.list_groups = r;

@@ -1,13 +1,15 @@
 /* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that answers
  * GET /metrics, /healthz and /readyz (their text: metrics_render.c) and the console's /ui/ and /api/v1/
- * (console.c), then closes. It listens from the start,
- * before recovery, so /healthz and /readyz can be asked while the data directory opens.
+ * (console.c), then closes. It listens from the start, before recovery, so /healthz and /readyz can be asked
+ * while the data directory opens. With TLS configured it speaks HTTPS through the same engine as the native
+ * listener (broker/tls.h), client certificates included.
  *
  * Bounded so that it can never take what the main listener needs: at most SL_LIMITS_METRICS_CONNECTIONS_MAX scrapes
  * at once (the descriptors broker/limits.h sets aside for it; past it a new connection is closed at accept), and a
  * scrape that has not been answered and written within SCRAPE_TIMEOUT_MS is closed. A /metrics answer is rendered
  * partly on the thread pool: a scrape closed meanwhile keeps its memory until the rendering calls back
  * (invariant: a scrape is freed once its handle is closed and no rendering holds it). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +18,8 @@
 
 #include "broker/net/console.h"
 #include "broker/net/metrics.h"
+#include "broker/tls.h"
+#include "proto/base/slog.h"
 
 /* A request line and headers larger than this are not a metrics scrape. */
 #define METRICS_REQUEST_BYTES_MAX 8192
@@ -46,14 +50,23 @@ struct scrape {
 	char buf[METRICS_REQUEST_BYTES_MAX];
 	size_t len;
 	int answered;
+	struct sl_tls_conn *tls; /* NULL: plain HTTP */
+	uint32_t writes;         /* TLS: encrypted writes in flight */
+	int replied;             /* TLS: the answer was handed to the engine; close once its writes are done */
 };
+
+static void scrape_free(struct scrape *sc)
+{
+	sl_tls_conn_free(sc->tls);
+	free(sc);
+}
 
 static void scrape_free_cb(uv_handle_t *h)
 {
 	struct scrape *sc = h->data;
 	sc->handle_closed = 1;
 	if (!sc->rendering)
-		free(sc);
+		scrape_free(sc);
 }
 
 static void scrape_close(struct scrape *sc)
@@ -92,6 +105,43 @@ static void scrape_written_cb(uv_write_t *w, int status)
 	scrape_close(sc);
 }
 
+static void tls_written_cb(uv_write_t *w, int status)
+{
+	struct scrape *sc = w->data;
+	free(w);
+	sc->writes--;
+	/* The answer was the last write: HTTP/1.0 closes after it. */
+	if (status < 0 || (sc->replied && sc->writes == 0))
+		scrape_close(sc);
+}
+
+/* TLS: send what the engine encrypted (the handshake's messages, or the answer), copied. Returns 0 or -1 after
+ * closing the scrape. */
+static int scrape_tls_flush(struct scrape *sc)
+{
+	size_t len;
+	uint8_t *p = sl_tls_conn_take_output(sc->tls, &len);
+	if (p == NULL)
+		return 0;
+	uv_write_t *w = malloc(sizeof(*w) + len);
+	if (w == NULL) {
+		free(p);
+		scrape_close(sc);
+		return -1;
+	}
+	memcpy(w + 1, p, len);
+	free(p);
+	w->data = sc;
+	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)len);
+	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, tls_written_cb) != 0) {
+		free(w);
+		scrape_close(sc);
+		return -1;
+	}
+	sc->writes++;
+	return 0;
+}
+
 /* Write the answer to sc and close it once written; body and more (may be NULL) are taken over. */
 static void answer_write(struct scrape *sc, int status, const char *content_type, struct sl_text *body,
                          struct sl_text *more)
@@ -102,7 +152,7 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 		free(body->p);
 		free(more != NULL ? more->p : NULL);
 		if (sc->handle_closed)
-			free(sc);
+			scrape_free(sc);
 		return;
 	}
 	const char *reason = status == 200   ? "200 OK"
@@ -129,6 +179,22 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 	                 reason, content_type, body->len + more_len);
 	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
 	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
+	if (sc->tls != NULL) {
+		/* Encrypted by the engine, which copies: the parts are freed here. */
+		int rc = 0;
+		for (int i = 0; i < 3 && rc == 0; i++)
+			if (b[i].len > 0)
+				rc = sl_tls_conn_write(sc->tls, b[i].base, b[i].len);
+		free(aw->body);
+		free(aw->more);
+		free(aw);
+		sc->replied = 1;
+		if (rc < 0)
+			scrape_close(sc);
+		else if (scrape_tls_flush(sc) == 0 && sc->writes == 0)
+			scrape_close(sc);
+		return;
+	}
 	if (uv_write(&aw->w, (uv_stream_t *)&sc->tcp, b, 3, scrape_written_cb) != 0) {
 		free(aw->body);
 		free(aw->more);
@@ -161,8 +227,23 @@ static void answer(struct scrape *sc)
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct scrape *sc = h->data;
+	if (sc->tls != NULL) {
+		size_t cap;
+		buf->base = (char *)sl_tls_conn_read_buffer(sc->tls, &cap);
+		buf->len = cap;
+		return;
+	}
 	buf->base = sc->buf + sc->len;
 	buf->len = sizeof(sc->buf) - 1 - sc->len;
+}
+
+/* n bytes of the request arrived in buf: answer once the headers are complete. */
+static void scrape_received(struct scrape *sc, size_t n)
+{
+	sc->len += n;
+	sc->buf[sc->len] = '\0';
+	if (strstr(sc->buf, "\r\n\r\n") || strstr(sc->buf, "\n\n") || sc->len == sizeof(sc->buf) - 1)
+		answer(sc);
 }
 
 static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -174,10 +255,27 @@ static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		scrape_close(sc);
 		return;
 	}
-	sc->len += (size_t)n;
-	sc->buf[sc->len] = '\0';
-	if (strstr(sc->buf, "\r\n\r\n") || strstr(sc->buf, "\n\n") || sc->len == sizeof(sc->buf) - 1)
-		answer(sc);
+	if (sc->tls == NULL) {
+		scrape_received(sc, (size_t)n);
+		return;
+	}
+	sl_tls_conn_received(sc->tls, (size_t)n);
+	while (!sc->answered && !sc->closing && sc->len < sizeof(sc->buf) - 1) {
+		const char *why = "";
+		ssize_t got =
+		        sl_tls_conn_read(sc->tls, (uint8_t *)sc->buf + sc->len, sizeof(sc->buf) - 1 - sc->len, &why);
+		if (scrape_tls_flush(sc) < 0)
+			return;
+		if (got < 0) {
+			if (got != -ECONNRESET)
+				sl_slog_msg(SL_SLOG_WARN, "tls_failed", "metrics scrape: %s", why);
+			scrape_close(sc);
+			return;
+		}
+		if (got == 0)
+			return;
+		scrape_received(sc, (size_t)got);
+	}
 }
 
 static void on_scrape(uv_stream_t *listener, int status)
@@ -194,7 +292,8 @@ static void on_scrape(uv_stream_t *listener, int status)
 	sc->tcp.data = sc;
 	/* Accepted even past the cap, and closed at once: left in the backlog it would keep the listener ready. */
 	if (uv_accept(listener, (uv_stream_t *)&sc->tcp) != 0 || srv->shutting_down ||
-	    m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX) {
+	    m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX ||
+	    (srv->tls != NULL && (sc->tls = sl_tls_conn_new(srv->tls)) == NULL)) {
 		if (m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX)
 			srv->limits.metrics_refused++;
 		sc->closing = 1;

@@ -65,6 +65,9 @@ void sl_arena_free(struct sl_arena *a);
  *   3. The head segment is what the next byte written comes from; a partial send shortens it from the front.
  *   4. A ref segment points into memory its caller keeps unchanged until the segment is sent, the connection
  *      is closed, or sl_conn_own_unsent copied it into wbuf (sl_conn_release). */
+struct ssl_st;
+struct ssl_ctx_st;
+
 struct sl_conn_segment {
 	const uint8_t *ref; /* NULL: the next len bytes of wbuf */
 	size_t len;
@@ -96,7 +99,19 @@ struct sl_conn {
 	struct sl_arena arena;
 	int broker_error;
 	char error[SL_ERROR_BYTES];
+	/* Security (sl_conn_set_security), kept across reconnects: SCRAM-SHA-256 credentials and the TLS context. */
+	char *user;
+	char *password;
+	struct ssl_ctx_st *tls_ctx; /* NULL: plaintext */
+	struct ssl_st *ssl;         /* the open connection's TLS session (tls.h), or NULL */
+	uint8_t *tls_out;           /* ciphertext not yet sent: tls_out[tls_out_pos .. tls_out_len) */
+	size_t tls_out_pos, tls_out_len;
+	char principal[SL_PRINCIPAL_BYTES_MAX]; /* who the broker says we are; "" when not authenticated */
 };
+
+/* Give to a fresh connection the TLS context and credentials of another (the group consumer's fetchers use its
+ * coordinator's). Returns 0 or -ENOMEM. */
+int sl_conn_security_copy(struct sl_conn *to, const struct sl_conn *from);
 
 /* Monotonic and wall clocks in milliseconds (vDSO: no syscall). */
 
@@ -164,6 +179,8 @@ void sl_applier_info_from_wire(struct sl_applier_info *out, const Synclog__Appli
  * positions (and, with stop_at_end, their end offsets; ends NULL means no end). Assign and seek drop the records
  * of the last answer not yet handed out; positions only count records handed out, so nothing is lost. */
 int sl_fetcher_new_unassigned(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes);
+/* The fetcher's connection takes the TLS context and credentials of from (sl_conn_security_copy). */
+int sl_fetcher_conn_security_copy(struct sl_fetcher *f, const struct sl_conn *from);
 int sl_fetcher_assign(struct sl_fetcher *f, const uint32_t *partitions, const int64_t *positions, const int64_t *ends,
                       uint32_t count);
 /* Returns 0, or -EINVAL when partition is not read by f or position is negative. */

@@ -413,6 +413,7 @@ void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
 struct sl_apply_fetch_source_options {
 	const char *broker;
 	const char *client_id;
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *topic;
 	/* The group the applier joins as a member: the broker deals the topic's partitions among the appliers of
 	 * the group, shows them in group describe, and takes their commits (the store's positions, for lag) with
@@ -461,8 +462,8 @@ struct sl_apply_dlq;
 
 #define SL_APPLY_DLQ_SUFFIX ".dlq"
 
-int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *topic, const char *group,
-                     const char *target, char *err, size_t err_bytes);
+int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
+                     const char *topic, const char *group, const char *target, char *err, size_t err_bytes);
 /* The dead-letter callback (cb_arg is the sl_apply_dlq) and its flush (options.dead_letter_flush_cb). */
 int sl_apply_dlq_send(const struct sl_apply_record *r, const char *error, bool transient, void *cb_arg);
 int sl_apply_dlq_flush(void *cb_arg);

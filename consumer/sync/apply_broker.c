@@ -135,6 +135,14 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 	}
 	if (o->io_timeout_ms > 0)
 		sl_conn_set_timeout(s->admin, o->io_timeout_ms);
+	rc = sl_conn_set_security(s->admin, o->security);
+	if (rc != 0) {
+		sl_error_set(err, err_bytes, "apply source: %s", sl_conn_error(s->admin));
+		sl_conn_free(s->admin);
+		free(s->records);
+		free(s);
+		return rc;
+	}
 	rc = topic_read(s);
 	if (rc != 0)
 		sl_error_set(err, err_bytes, "%s", s->error);
@@ -144,6 +152,7 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 		sl_consumer_options_init(&co);
 		topics[0] = s->topic;
 		co.broker = o->broker;
+		co.security = o->security;
 		co.client_id = o->client_id != NULL ? o->client_id : "synclog-apply";
 		co.group = s->group;
 		co.topics = topics;
@@ -512,8 +521,8 @@ static void dlq_delivered_cb(void *opaque, const struct sl_delivery *d, void *cb
 	}
 }
 
-int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *topic, const char *group,
-                     const char *target, char *err, size_t err_bytes)
+int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
+                     const char *topic, const char *group, const char *target, char *err, size_t err_bytes)
 {
 	struct sl_topic_config config = {.partitions = 1, .retention_ms = -1, .retention_bytes = -1};
 	struct sl_producer_options o;
@@ -538,7 +547,9 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *
 	snprintf(config.name, sizeof(config.name), "%s", q->topic);
 	rc = sl_conn_new(&conn, broker, "synclog-apply-dlq");
 	if (rc == 0) {
-		rc = sl_topic_create(conn, &config);
+		rc = sl_conn_set_security(conn, security);
+		if (rc == 0)
+			rc = sl_topic_create(conn, &config);
 		if (rc == -EEXIST)
 			rc = 0;
 		if (rc != 0)
@@ -553,6 +564,7 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *
 	}
 	sl_producer_options_init(&o);
 	o.broker = broker;
+	o.security = security;
 	o.client_id = "synclog-apply-dlq";
 	o.topic = q->topic;
 	o.acks = SL_ACKS_FSYNC;
