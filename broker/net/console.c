@@ -31,6 +31,7 @@
 
 #include "broker/dispatch.h"
 #include "broker/net/console.h"
+#include "broker/security.h"
 #include "proto/base/assert.h"
 #include "proto/base/clock.h"
 #include "proto/batch.h"
@@ -53,6 +54,8 @@ struct job {
 	sl_console_answer_cb cb;
 	void *arg;
 	enum endpoint ep;
+	char principal[SL_USER_NAME_BYTES_MAX + 1]; /* "" with authentication off */
+	char peer[64];                              /* the browser's address, for the handlers' logs */
 	char name[NAME_BYTES_MAX + 1];
 	char start_after[NAME_BYTES_MAX + 1];
 	int64_t limit, from, partition, offset, time_ms;
@@ -135,6 +138,7 @@ static void call_finish(struct sl_req *req)
 {
 	struct call *c = (struct call *)req;
 	struct job *j = c->job;
+	sl_security_session_end(j->srv, &c->session);
 	free(c);
 	call_done(j);
 }
@@ -151,7 +155,15 @@ static struct call *call_new(struct job *j, int body_case)
 	c->job = j;
 	c->slot = j->call_count++;
 	c->session.hello_done = 1;
-	snprintf(c->session.peer, sizeof(c->session.peer), "console");
+	snprintf(c->session.peer, sizeof(c->session.peer), "%s", j->peer);
+	/* The handlers and their checks (broker/security.h) see the console's user as the principal. */
+	char err[256];
+	if (j->principal[0] != '\0' &&
+	    sl_security_session_authenticated(j->srv, &c->session, j->principal, "HTTP-Basic", err, sizeof(err)) < 0) {
+		free(c);
+		j->call_count--;
+		return NULL;
+	}
 	synclog__request__init(&c->msg);
 	c->msg.body_case = body_case;
 	sl_req_init(&c->req, j->srv, &console_frontend, c, &c->session);
@@ -207,6 +219,12 @@ static int http_status(Synclog__ErrorCode e)
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
 	case SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE:
 		return 400;
+	case SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED:
+		return 401;
+	case SYNCLOG__ERROR_CODE__TOPIC_AUTHORIZATION_FAILED:
+	case SYNCLOG__ERROR_CODE__GROUP_AUTHORIZATION_FAILED:
+	case SYNCLOG__ERROR_CODE__CLUSTER_AUTHORIZATION_FAILED:
+		return 403;
 	case SYNCLOG__ERROR_CODE__BROKER_SHUTTING_DOWN:
 	case SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE:
 	case SYNCLOG__ERROR_CODE__THROTTLED:
@@ -942,10 +960,15 @@ static void job_step(struct job *j)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (calls[i] == NULL) {
-			for (uint32_t k = 0; k < n; k++)
+			for (uint32_t k = 0; k < n; k++) {
+				if (calls[k] != NULL)
+					sl_security_session_end(j->srv, &calls[k]->session);
 				free(calls[k]);
+			}
 			j->call_count = 0;
-			fail(j, 500, "INTERNAL", "out of memory");
+			fail(j, 503, "UNAVAILABLE",
+			     "the broker could not take the console's requests: out of memory, or this user has "
+			     "--principal-connections-max connections already");
 			job_answer(j);
 			return;
 		}
@@ -1094,7 +1117,8 @@ static int segment(const char *path, size_t len, char *out, size_t cap, const ch
 	return k > 0 ? unescape(path, k, out, cap) : -EINVAL;
 }
 
-void sl_console_route(struct sl_server *srv, const char *request, sl_console_answer_cb cb, void *arg)
+static void route(struct sl_server *srv, const char *request, const char *principal, const char *peer,
+                  sl_console_answer_cb cb, void *arg)
 {
 	if (strncmp(request, "GET ", 4) != 0) {
 		answer_now(cb, arg, 405, "METHOD_NOT_ALLOWED", "the console is read-only: GET only");
@@ -1138,6 +1162,8 @@ void sl_console_route(struct sl_server *srv, const char *request, sl_console_ans
 	j->cb = cb;
 	j->arg = arg;
 	j->status = 200;
+	snprintf(j->principal, sizeof(j->principal), "%s", principal);
+	snprintf(j->peer, sizeof(j->peer), "%s", peer);
 	const char *p = path + 8, *end = path + path_len, *rest = end;
 	size_t n = (size_t)(end - p);
 	int bad = 0;
@@ -1201,4 +1227,41 @@ void sl_console_route(struct sl_server *srv, const char *request, sl_console_ans
 		sl_console_history_copy(srv, j->ep == EP_GROUP ? j->name : NULL, j->series);
 	}
 	job_step(j);
+}
+
+/* A request waiting for its credentials to be checked (console_auth.c). */
+struct pending {
+	struct sl_server *srv;
+	const char *request;
+	sl_console_answer_cb cb;
+	void *arg;
+	char peer[64];
+};
+
+static void authenticated_cb(void *arg, const struct sl_console_verdict *v)
+{
+	struct pending p = *(struct pending *)arg;
+	free(arg);
+	if (v->status == 0) {
+		route(p.srv, p.request, v->principal, p.peer, p.cb, p.arg);
+		return;
+	}
+	answer_now(p.cb, p.arg, v->status,
+	           v->status == 401   ? "UNAUTHORIZED"
+	           : v->status == 403 ? "FORBIDDEN"
+	                              : "INTERNAL",
+	           v->why);
+}
+
+void sl_console_route(struct sl_server *srv, const char *request, const struct sl_console_client *client,
+                      sl_console_answer_cb cb, void *arg)
+{
+	struct pending *p = malloc(sizeof(*p));
+	if (p == NULL) {
+		answer_now(cb, arg, 500, "INTERNAL", "out of memory");
+		return;
+	}
+	*p = (struct pending){srv, request, cb, arg, ""};
+	snprintf(p->peer, sizeof(p->peer), "console %s", client->peer);
+	sl_console_authenticate(srv, request, client, authenticated_cb, p);
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "broker/net/metrics.h"
+#include "proto/users.h"
 
 /* ---- history (console_history.c) ---- */
 
@@ -57,14 +58,41 @@ void sl_console_history_stop(struct sl_server *srv);
 /* Copy the rates, or the lag of group (NULL: rates), into out. */
 void sl_console_history_copy(struct sl_server *srv, const char *group, struct sl_console_series *out);
 
+/* ---- who is asking (console_auth.c) ---- */
+
+/* The connection a request came on. */
+struct sl_console_client {
+	int tls;      /* HTTPS */
+	int loopback; /* from 127.0.0.0/8 or ::1 */
+	char peer[64];
+};
+/* The outcome: status 0 and the principal (or "" with authentication off), or the HTTP status to answer
+ * (401, 403, 500) and why. */
+struct sl_console_verdict {
+	int status;
+	char principal[SL_USER_NAME_BYTES_MAX + 1];
+	char why[200];
+};
+typedef void (*sl_console_auth_cb)(void *arg, const struct sl_console_verdict *v);
+/* Check request's credentials (console_auth.c rules); cb runs once, on the loop, maybe from inside this call.
+ * request must stay valid until then. */
+void sl_console_authenticate(struct sl_server *srv, const char *request, const struct sl_console_client *client,
+                             sl_console_auth_cb cb, void *arg);
+struct sl_console_auth;
+struct sl_console_auth *sl_console_auth_new(void);
+void sl_console_auth_free(struct sl_console_auth *a);
+/* The server's (kept with the history; NULL when the console is off). */
+struct sl_console_auth *sl_console_auth_state(struct sl_server *srv);
+
 /* ---- routing (console.c) ---- */
 
 /* 1 when the request line asks for a path of the console (/ui..., /api/...). */
 int sl_console_wants(const char *request);
 /* The answer to such a request: cb runs once, on the loop, with the HTTP status, the content type and the body
- * (which cb then owns: free its p). */
+ * (which cb then owns: free its p). request stays valid until then. */
 typedef void (*sl_console_answer_cb)(void *arg, int status, const char *content_type, struct sl_text *body);
-void sl_console_route(struct sl_server *srv, const char *request, sl_console_answer_cb cb, void *arg);
+void sl_console_route(struct sl_server *srv, const char *request, const struct sl_console_client *client,
+                      sl_console_answer_cb cb, void *arg);
 
 /* ---- the embedded files (console_assets.c) ---- */
 

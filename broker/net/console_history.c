@@ -35,6 +35,7 @@ struct sl_console {
 	struct track **tracks, **spare; /* spare: the next tick's list, swapped in */
 	uint32_t track_count;
 	struct sl_console_stats stats;
+	struct sl_console_auth *auth; /* console_auth.c's cache of checked credentials */
 };
 
 static void ring_push(struct sl_console_point *ring, uint32_t cap, uint32_t *head, uint32_t *count,
@@ -130,7 +131,9 @@ int sl_console_history_start(struct sl_server *srv)
 		return -ENOMEM;
 	c->tracks = calloc(SL_CONSOLE_GROUPS_TRACKED_MAX, sizeof(*c->tracks));
 	c->spare = calloc(SL_CONSOLE_GROUPS_TRACKED_MAX, sizeof(*c->spare));
-	if (c->tracks == NULL || c->spare == NULL) {
+	c->auth = sl_console_auth_new();
+	if (c->tracks == NULL || c->spare == NULL || c->auth == NULL) {
+		sl_console_auth_free(c->auth);
 		free(c->tracks);
 		free(c->spare);
 		free(c);
@@ -150,6 +153,7 @@ static void history_free_cb(uv_handle_t *h)
 		free(c->tracks[i]);
 	free(c->tracks);
 	free(c->spare);
+	sl_console_auth_free(c->auth);
 	free(c);
 }
 
@@ -206,4 +210,9 @@ void sl_console_stats_add(struct sl_server *srv, int64_t loop_ns)
 	c->stats.loop_ns_last = loop_ns;
 	if (loop_ns > c->stats.loop_ns_max)
 		c->stats.loop_ns_max = loop_ns;
+}
+
+struct sl_console_auth *sl_console_auth_state(struct sl_server *srv)
+{
+	return srv->console != NULL ? srv->console->auth : NULL;
 }

@@ -92,7 +92,7 @@ struct answer_write {
 	uv_write_t w;
 	struct scrape *sc;
 	char *body, *more;
-	char header[320];
+	char header[400];
 };
 
 static void scrape_written_cb(uv_write_t *w, int status)
@@ -157,6 +157,8 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 	}
 	const char *reason = status == 200   ? "200 OK"
 	                     : status == 400 ? "400 Bad Request"
+	                     : status == 401 ? "401 Unauthorized"
+	                     : status == 403 ? "403 Forbidden"
 	                     : status == 405 ? "405 Method Not Allowed"
 	                     : status == 503 ? "503 Service Unavailable"
 	                     : status == 500 ? "500 Internal Server Error"
@@ -175,8 +177,10 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 	/* The console's pages load only what this listener serves (no inline script, no other origin). */
 	int n = snprintf(aw->header, sizeof(aw->header),
 	                 "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-	                 "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n\r\n",
-	                 reason, content_type, body->len + more_len);
+	                 "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n%s\r\n",
+	                 reason, content_type, body->len + more_len,
+	                 status == 401 ? "WWW-Authenticate: Basic realm=\"synclog console\", charset=\"UTF-8\"\r\n"
+	                               : "");
 	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
 	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
 	if (sc->tls != NULL) {
@@ -218,9 +222,16 @@ static void answer(struct scrape *sc)
 	sc->answered = 1;
 	uv_read_stop((uv_stream_t *)&sc->tcp);
 	sc->rendering = 1;
-	if (sl_console_wants(sc->buf))
-		sl_console_route(sc->srv, sc->buf, console_answer_cb, sc);
-	else
+	if (sl_console_wants(sc->buf)) {
+		struct sl_console_client client = {.tls = sc->tls != NULL};
+		struct sockaddr_storage peer;
+		int len = sizeof(peer);
+		if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&peer, &len) == 0) {
+			sl_addr_format((struct sockaddr *)&peer, client.peer, sizeof(client.peer));
+			client.loopback = sl_addr_is_loopback((struct sockaddr *)&peer);
+		}
+		sl_console_route(sc->srv, sc->buf, &client, console_answer_cb, sc);
+	} else
 		sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
 }
 
