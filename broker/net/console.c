@@ -1249,6 +1249,7 @@ static void authenticated_cb(void *arg, const struct sl_console_verdict *v)
 	answer_now(p.cb, p.arg, v->status,
 	           v->status == 401   ? "UNAUTHORIZED"
 	           : v->status == 403 ? "FORBIDDEN"
+	           : v->status == 503 ? "THROTTLED"
 	                              : "INTERNAL",
 	           v->why);
 }

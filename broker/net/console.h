@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "broker/net/metrics.h"
 #include "proto/users.h"
@@ -65,6 +66,7 @@ struct sl_console_client {
 	int tls;      /* HTTPS */
 	int loopback; /* from 127.0.0.0/8 or ::1 */
 	char peer[64];
+	struct sockaddr_storage addr; /* family 0: unknown */
 };
 /* The outcome: status 0 and the principal (or "" with authentication off), or the HTTP status to answer
  * (401, 403, 500) and why. */

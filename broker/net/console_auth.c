@@ -14,6 +14,8 @@
  *      failure is counted and audited like a failed SCRAM login (sl_security_auth_failed).
  *   3. An unknown user costs the same derivation as a known one (a made-up salt), so timing does not tell which
  *      names exist.
+ *   4. Each derivation counts as a connection attempt of the source address (--connection-rate-max), and at
+ *      most SL_LIMITS_METRICS_CONNECTIONS_MAX are in flight (one per open metrics connection).
  *
  * Which thread may call: the loop, except verify_work (the thread pool; it sees only its own copy). */
 #include <errno.h>
@@ -30,14 +32,14 @@
 #include "proto/base/clock.h"
 
 /* A browser tab refreshing every 5 s reuses its entry; an hour-long idle tab checks its password again. */
-#define CACHE_TTL_MS      (5 * 60 * 1000)
+#define CACHE_TTL_MS       (5 * 60 * 1000)
 /* Operators with a console open at once; more evict the oldest (they pay one more derivation). */
-#define CACHE_ENTRIES     64
+#define CACHE_ENTRIES      64
 #define PASSWORD_BYTES_MAX 1024
 
 struct cache_entry {
 	char user[SL_USER_NAME_BYTES_MAX + 1]; /* "" : empty */
-	uint8_t digest[32];                   /* HMAC-SHA-256(key, user NUL password) */
+	uint8_t digest[32];                    /* HMAC-SHA-256(key, user NUL password) */
 	uint8_t stored_key[SL_SCRAM_KEY_BYTES];
 	int64_t expires_ms;
 };
@@ -137,7 +139,8 @@ static int basic_credentials(const char *request, char *user, size_t user_cap, c
 	size_t ulen = colon ? (size_t)(colon - (const char *)decoded) : 0;
 	size_t plen = colon ? (size_t)len - ulen - 1 : 0;
 	int rc = 0;
-	if (colon == NULL || ulen == 0 || ulen >= user_cap || plen >= password_cap || memchr(decoded, '\0', (size_t)len))
+	if (colon == NULL || ulen == 0 || ulen >= user_cap || plen >= password_cap ||
+	    memchr(decoded, '\0', (size_t)len))
 		rc = -EINVAL;
 	if (rc == 0) {
 		memcpy(user, decoded, ulen);
@@ -234,6 +237,17 @@ void sl_console_authenticate(struct sl_server *srv, const char *request, const s
 	digest_of(a, verdict.principal, password, digest);
 	if (u != NULL && cache_hit(a, u, digest, sl_clock_mono_ns() / 1000000)) {
 		OPENSSL_cleanse(password, sizeof(password));
+		cb(arg, &verdict);
+		return;
+	}
+	/* A password to derive: the connection attempts of the source address pay for it (--connection-rate-max;
+	 * loopback is never limited), so guessing through the console is no cheaper than through the listener. */
+	if (sl_security_connection_allowed(srv, client->addr.ss_family ? (const struct sockaddr *)&client->addr
+	                                                               : NULL) < 0) {
+		OPENSSL_cleanse(password, sizeof(password));
+		verdict.status = 503;
+		snprintf(verdict.why, sizeof(verdict.why),
+		         "too many sign-in attempts from this address (--connection-rate-max): try again in a second");
 		cb(arg, &verdict);
 		return;
 	}

@@ -228,6 +228,7 @@ static void answer(struct scrape *sc)
 		int len = sizeof(peer);
 		if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&peer, &len) == 0) {
 			sl_addr_format((struct sockaddr *)&peer, client.peer, sizeof(client.peer));
+			client.addr = peer;
 			client.loopback = sl_addr_is_loopback((struct sockaddr *)&peer);
 		}
 		sl_console_route(sc->srv, sc->buf, &client, console_answer_cb, sc);
