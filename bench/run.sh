@@ -35,6 +35,8 @@ COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 bench/sync.sh "$build"
 # The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
+# TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
+SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
 else
@@ -45,7 +47,5 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
 	bench/console.sh "$build"
 fi
-# TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
-SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

@@ -56,8 +56,8 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	cfg->fetch_readahead_bytes = SL_FETCH_READAHEAD_BYTES_DEFAULT;
 	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
-	sl_groups_settings_default(&cfg->groups);
 	sl_security_config_default(&cfg->security);
+	sl_groups_settings_default(&cfg->groups);
 }
 
 /* ---- the loop's storage wiring ---- */
@@ -134,7 +134,7 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait for a recovery in progress, then until every request's storage work called back and its answer was
-	 * handed to the socket, the thread pool's work came back, and the audit log and security files are written. */
+	 * handed to the socket, and the thread pool's work (housekeeping, audit writes) came back. */
 	if (!srv->open_done || !sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv) ||
 	    sl_security_busy(srv))
 		return;
@@ -353,14 +353,17 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		free(srv);
 		return rc;
 	}
-	/* Users, ACLs and the audit log (small files) and the TLS context open here, before any listener, so that the
-	 * metrics listener speaks TLS from its first connection; topics and groups open on a worker thread. */
+	/* Users, ACLs, the audit log and the TLS context come before any listener, the metrics one included (it
+	 * listens during recovery and speaks HTTPS when TLS is configured). */
 	rc = sl_security_open(srv, err, err_cap);
 	if (rc == 0 && cfg->security.tls_cert[0] != '\0')
 		rc = sl_tls_server_open(&cfg->security, &srv->tls, err, err_cap);
 	if (rc < 0) {
-		sl_ring_close(&srv->ring);
+		if (err[0] == '\0')
+			snprintf(err, err_cap, "cannot open the security settings of %s: %s", cfg->data_dir,
+			         strerror(-rc));
 		sl_security_close(srv);
+		sl_ring_close(&srv->ring);
 		uv_loop_close(&srv->loop);
 		free(srv);
 		return rc;

@@ -89,8 +89,14 @@ int cli_offsets(const struct cli *cli, int argc, char **argv);   /* tools/cli_of
 int cli_apply(const struct cli *cli, int argc, char **argv);     /* tools/cli_apply.c */
 int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_backfill.c */
 int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
-int cli_dlq(const struct cli *cli, int argc, char **argv);       /* tools/cli_dlq.c */
-int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_status.c */
+int cli_user(const struct cli *cli, int argc, char **argv);      /* tools/cli_user.c */
+int cli_acl(const struct cli *cli, int argc, char **argv);       /* tools/cli_acl.c */
+
+/* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
+ * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
+int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
+int cli_dlq(const struct cli *cli, int argc, char **argv);    /* tools/cli_dlq.c */
+int cli_status(const struct cli *cli, int argc, char **argv); /* tools/cli_status.c */
 
 /* Tell the broker how a backfill or reconcile run of cmd ended (synclog status and the metrics show the last one
  * per kind and topic; a successful backfill clears the `lost` state of the groups reading the topic). Waits at most
@@ -98,12 +104,6 @@ int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_st
  * negative errno. (tools/cli_status.c) */
 struct sl_run_report;
 int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const struct sl_run_report *run);
-int cli_user(const struct cli *cli, int argc, char **argv); /* tools/cli_user.c */
-int cli_acl(const struct cli *cli, int argc, char **argv);  /* tools/cli_acl.c */
-
-/* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
- * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
-int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -36,15 +36,15 @@ static const struct cli_command main_command = {
                 "           [--rate-bytes B] [--checkpoint PATH] [--restart] [--acks LEVEL]\n"
                 "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
                 "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
-                "  group alter G [--stall-after D] [--window N]\n"
-                "  dlq list|show TOPIC [--group G]\n"
-                "  dlq redrive TOPIC --group G [--offset O] [--values json|text] [--execute]\n"
-                "  status [--watch]\n"
                 "  user add NAME [--password-stdin] [--data-dir DIR]\n"
                 "  user list\n"
                 "  user delete NAME\n"
                 "  acl add|remove --principal NAME (--topic T|--group G|--cluster) --op OP [--prefix]\n"
                 "  acl list [--principal NAME]\n"
+                "  group alter G [--stall-after D] [--window N]\n"
+                "  dlq list|show TOPIC [--group G]\n"
+                "  dlq redrive TOPIC --group G [--offset O] [--values json|text] [--execute]\n"
+                "  status [--watch]\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"
@@ -238,14 +238,14 @@ int main(int argc, char **argv)
 			rc = cli_backfill(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "reconcile") == 0) {
 			rc = cli_reconcile(&cli, n - 1, args + 1);
-		} else if (strcmp(args[0], "dlq") == 0) {
-			rc = cli_dlq(&cli, n - 1, args + 1);
-		} else if (strcmp(args[0], "status") == 0) {
-			rc = cli_status(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "user") == 0) {
 			rc = cli_user(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "acl") == 0) {
 			rc = cli_acl(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "dlq") == 0) {
+			rc = cli_dlq(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "status") == 0) {
+			rc = cli_status(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

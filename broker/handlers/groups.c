@@ -509,10 +509,10 @@ void sl_handle_list_groups(struct sl_req *req)
 	r->groups = list;
 	uint32_t n = sl_groups_page(g, lr->start_after, page, limit);
 	int64_t now = sl_clock_wall_ms();
-	uint32_t i = 0;
-	for (; i < n; i++) {
-		/* Only the groups this principal may see (security.h); everything with authentication off. A page may
-		 * then hold fewer than limit groups: next_start_after still says where the next one starts. */
+	uint32_t i;
+	for (i = 0; i < n; i++) {
+		/* Only the groups this principal may see (security.h); everything with authentication off. A page
+		 * may so hold fewer than its limit, and still say where to go on. */
 		if (!sl_security_allows(req, SL_ACL_GROUP, page[i]->name, SL_ACL_DESCRIBE))
 			continue;
 		Synclog__GroupSummary *s = sl_group_summary_msg(req, page[i], now);

@@ -873,11 +873,10 @@ void sl_kafka_list_groups(struct sl_kafka_req *kr)
 	sl_kwrite_i32(w, 0);
 	uint32_t shown = 0;
 	for (uint32_t n = 0; n < g->group_count; n++) {
-		const struct sl_group *grp = g->sorted[n];
-		if (!sl_kafka_allows(kr, SL_ACL_GROUP, grp->name, SL_ACL_DESCRIBE))
+		if (!sl_kafka_allows(kr, SL_ACL_GROUP, g->sorted[n]->name, SL_ACL_DESCRIBE))
 			continue;
-		sl_kwrite_str(w, grp->name);
-		sl_kwrite_str(w, grp->protocol_type);
+		sl_kwrite_str(w, g->sorted[n]->name);
+		sl_kwrite_str(w, g->sorted[n]->protocol_type);
 		shown++;
 	}
 	sl_kwrite_put_i32(w, count_at, (int32_t)shown);

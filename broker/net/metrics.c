@@ -1,8 +1,9 @@
 /* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that answers
  * GET /metrics, /healthz and /readyz (their text: metrics_render.c) and the console's /ui/ and /api/v1/
- * (console.c), then closes. It listens from the start, before recovery, so /healthz and /readyz can be asked
- * while the data directory opens. With TLS configured it speaks HTTPS through the same engine as the native
- * listener (broker/tls.h), client certificates included.
+ * (console.c), then closes. It listens from the start,
+ * before recovery, so /healthz and /readyz can be asked while the data directory opens. With TLS configured it
+ * speaks HTTPS through the same engine as the native listener (broker/tls.h), client certificates included; the
+ * server context is opened before this listener starts.
  *
  * Bounded so that it can never take what the main listener needs: at most SL_LIMITS_METRICS_CONNECTIONS_MAX scrapes
  * at once (the descriptors broker/limits.h sets aside for it; past it a new connection is closed at accept), and a
@@ -51,22 +52,17 @@ struct scrape {
 	size_t len;
 	int answered;
 	struct sl_tls_conn *tls; /* NULL: plain HTTP */
-	uint32_t writes;         /* TLS: encrypted writes in flight */
-	int replied;             /* TLS: the answer was handed to the engine; close once its writes are done */
+	uint32_t writes;         /* TLS writes in flight; the scrape is closed once the answer's are done */
 };
-
-static void scrape_free(struct scrape *sc)
-{
-	sl_tls_conn_free(sc->tls);
-	free(sc);
-}
 
 static void scrape_free_cb(uv_handle_t *h)
 {
 	struct scrape *sc = h->data;
 	sc->handle_closed = 1;
-	if (!sc->rendering)
-		scrape_free(sc);
+	if (!sc->rendering) {
+		sl_tls_conn_free(sc->tls);
+		free(sc);
+	}
 }
 
 static void scrape_close(struct scrape *sc)
@@ -111,12 +107,12 @@ static void tls_written_cb(uv_write_t *w, int status)
 	free(w);
 	sc->writes--;
 	/* The answer was the last write: HTTP/1.0 closes after it. */
-	if (status < 0 || (sc->replied && sc->writes == 0))
+	if (status < 0 || (sc->answered && !sc->rendering && sc->writes == 0))
 		scrape_close(sc);
 }
 
-/* TLS: send what the engine encrypted (the handshake's messages, or the answer), copied. Returns 0 or -1 after
- * closing the scrape. */
+/* TLS: send what the engine encrypted (the handshake's messages, or the answer), from the engine's buffer.
+ * Returns 0, or -1 after closing the scrape. */
 static int scrape_tls_flush(struct scrape *sc)
 {
 	size_t len;
@@ -142,6 +138,25 @@ static int scrape_tls_flush(struct scrape *sc)
 	return 0;
 }
 
+/* TLS: the answer goes through the engine, which copies it into records (no zero-copy body there). */
+static void answer_tls(struct scrape *sc, const char *header, size_t header_len, struct sl_text *body,
+                       struct sl_text *more)
+{
+	int rc = sl_tls_conn_write(sc->tls, header, header_len);
+	if (rc == 0 && body->len > 0)
+		rc = sl_tls_conn_write(sc->tls, body->p, body->len);
+	if (rc == 0 && more != NULL && more->len > 0)
+		rc = sl_tls_conn_write(sc->tls, more->p, more->len);
+	free(body->p);
+	free(more != NULL ? more->p : NULL);
+	if (rc < 0) {
+		scrape_close(sc);
+		return;
+	}
+	if (scrape_tls_flush(sc) == 0 && sc->writes == 0)
+		scrape_close(sc);
+}
+
 /* Write the answer to sc and close it once written; body and more (may be NULL) are taken over. */
 static void answer_write(struct scrape *sc, int status, const char *content_type, struct sl_text *body,
                          struct sl_text *more)
@@ -151,8 +166,10 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 		/* Timed out or the broker stopped while the thread pool rendered: nobody to answer. */
 		free(body->p);
 		free(more != NULL ? more->p : NULL);
-		if (sc->handle_closed)
-			scrape_free(sc);
+		if (sc->handle_closed) {
+			sl_tls_conn_free(sc->tls);
+			free(sc);
+		}
 		return;
 	}
 	const char *reason = status == 200   ? "200 OK"
@@ -163,8 +180,21 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 	                     : status == 503 ? "503 Service Unavailable"
 	                     : status == 500 ? "500 Internal Server Error"
 	                                     : "404 Not Found";
-	struct answer_write *aw = malloc(sizeof(*aw));
 	size_t more_len = more != NULL ? more->len : 0;
+	/* The console's pages load only what this listener serves (no inline script, no other origin); a 401 says
+	 * how to sign in (console_auth.c). */
+	char header[400];
+	int hn = snprintf(header, sizeof(header),
+	                  "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+	                  "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n%s\r\n",
+	                  reason, content_type, body->len + more_len,
+	                  status == 401 ? "WWW-Authenticate: Basic realm=\"synclog console\", charset=\"UTF-8\"\r\n"
+	                                : "");
+	if (sc->tls != NULL) {
+		answer_tls(sc, header, (size_t)hn, body, more);
+		return;
+	}
+	struct answer_write *aw = malloc(sizeof(*aw));
 	if (aw == NULL) {
 		free(body->p);
 		free(more != NULL ? more->p : NULL);
@@ -174,31 +204,10 @@ static void answer_write(struct scrape *sc, int status, const char *content_type
 	aw->sc = sc;
 	aw->body = body->p;
 	aw->more = more != NULL ? more->p : NULL;
-	/* The console's pages load only what this listener serves (no inline script, no other origin). */
-	int n = snprintf(aw->header, sizeof(aw->header),
-	                 "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-	                 "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n%s\r\n",
-	                 reason, content_type, body->len + more_len,
-	                 status == 401 ? "WWW-Authenticate: Basic realm=\"synclog console\", charset=\"UTF-8\"\r\n"
-	                               : "");
+	memcpy(aw->header, header, (size_t)hn + 1);
+	int n = hn;
 	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
 	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
-	if (sc->tls != NULL) {
-		/* Encrypted by the engine, which copies: the parts are freed here. */
-		int rc = 0;
-		for (int i = 0; i < 3 && rc == 0; i++)
-			if (b[i].len > 0)
-				rc = sl_tls_conn_write(sc->tls, b[i].base, b[i].len);
-		free(aw->body);
-		free(aw->more);
-		free(aw);
-		sc->replied = 1;
-		if (rc < 0)
-			scrape_close(sc);
-		else if (scrape_tls_flush(sc) == 0 && sc->writes == 0)
-			scrape_close(sc);
-		return;
-	}
 	if (uv_write(&aw->w, (uv_stream_t *)&sc->tcp, b, 3, scrape_written_cb) != 0) {
 		free(aw->body);
 		free(aw->more);
@@ -228,12 +237,13 @@ static void answer(struct scrape *sc)
 		int len = sizeof(peer);
 		if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&peer, &len) == 0) {
 			sl_addr_format((struct sockaddr *)&peer, client.peer, sizeof(client.peer));
-			client.addr = peer;
 			client.loopback = sl_addr_is_loopback((struct sockaddr *)&peer);
+			client.addr = peer;
 		}
 		sl_console_route(sc->srv, sc->buf, &client, console_answer_cb, sc);
-	} else
+	} else {
 		sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
+	}
 }
 
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -249,7 +259,6 @@ static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(sc->buf) - 1 - sc->len;
 }
 
-/* n bytes of the request arrived in buf: answer once the headers are complete. */
 static void scrape_received(struct scrape *sc, size_t n)
 {
 	sc->len += n;

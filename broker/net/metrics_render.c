@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "broker/audit.h"
 #include "broker/compaction.h"
 #include "broker/net/console.h"
 #include "broker/net/metrics.h"
@@ -698,53 +699,6 @@ static void render_cleaner(struct sl_server *srv, struct sl_text *o)
 		}
 }
 
-/* Authentication, authorization, quotas and the audit log (broker/security.h). */
-static void render_security(struct sl_server *srv, struct sl_text *o)
-{
-	const struct sl_security *sec = srv->security;
-	static const char *const fams[][2] = {
-	        {"synclog_auth_successes_total", "Authentications that succeeded."},
-	        {"synclog_auth_failures_total", "Authentications that failed (wrong password, unknown user, ...)."},
-	        {"synclog_requests_denied_total", "Requests refused: no ACL allows them, or not authenticated."},
-	        {"synclog_connections_rate_limited_total",
-	         "Connections closed at accept: too many attempts from one address (--connection-rate-max)."},
-	        {"synclog_connections_principal_limited_total",
-	         "Authentications refused: the principal has too many connections (--principal-connections-max)."},
-	        {"synclog_quota_throttle_ms_total", "Milliseconds answers were held back by the byte rate quotas."},
-	        {"synclog_audit_dropped_total", "Audit lines dropped: the audit log's queue was full."},
-	        {"synclog_audit_write_errors_total", "Audit log appends that failed."},
-	};
-	const uint64_t v[] = {sec->stats.auth_succeeded,
-	                      sec->stats.auth_failed,
-	                      sec->stats.denied,
-	                      sec->stats.connections_rate_limited,
-	                      sec->stats.connections_principal_limited,
-	                      sec->stats.throttle_ms,
-	                      sec->audit.dropped,
-	                      sec->audit.write_errors};
-	_Static_assert(sizeof(fams) / sizeof(fams[0]) == sizeof(v) / sizeof(v[0]), "one value per family");
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		sample_u64(o, fams[i][0], "counter", fams[i][1], v[i]);
-	family(o, "synclog_quota_throttled_total", "counter", "Answers that carried a quota's throttle time, by kind.");
-	sl_text_put(o, "synclog_quota_throttled_total{kind=\"produce\"} ");
-	put_u64(o, sec->stats.throttled_produce);
-	sl_text_put(o, "\nsynclog_quota_throttled_total{kind=\"fetch\"} ");
-	put_u64(o, sec->stats.throttled_fetch);
-	sl_text_put(o, "\n");
-	family(o, "synclog_audit_events_total", "counter",
-	       "Administrative actions and failed authentications, by action and result (broker/audit.h).");
-	for (int a = 0; a < SL_AUDIT_ACTION_COUNT; a++)
-		for (int r = 0; r < SL_AUDIT_RESULT_COUNT; r++) {
-			sl_text_put(o, "synclog_audit_events_total{action=\"");
-			sl_text_put(o, sl_audit_action_name((enum sl_audit_action)a));
-			sl_text_put(o, "\",result=\"");
-			sl_text_put(o, sl_audit_result_name((enum sl_audit_result)r));
-			sl_text_put(o, "\"} ");
-			put_u64(o, sec->audit.events[a][r]);
-			sl_text_put(o, "\n");
-		}
-}
-
 /* Memory, connection and descriptor limits (broker/limits.h) and the partition file cache. */
 static void render_limits(struct sl_server *srv, struct sl_text *o)
 {
@@ -789,6 +743,47 @@ static void render_limits(struct sl_server *srv, struct sl_text *o)
 	_Static_assert(sizeof(fams) / sizeof(fams[0]) == sizeof(v) / sizeof(v[0]), "one value per family");
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		sample_u64(o, fams[i][0], fams[i][1], fams[i][2], v[i]);
+}
+
+/* Authentication, authorisation, quotas and the audit log (broker/security.h, broker/audit.h). */
+static void render_security(struct sl_server *srv, struct sl_text *o)
+{
+	const struct sl_security *sec = srv->security;
+	if (sec == NULL)
+		return;
+	sample_u64(o, "synclog_auth_successes_total", "counter", "Authentications that succeeded.",
+	           sec->stats.auth_succeeded);
+	sample_u64(o, "synclog_auth_failures_total", "counter", "Authentications that failed.", sec->stats.auth_failed);
+	sample_u64(o, "synclog_requests_denied_total", "counter", "Requests refused by an ACL.", sec->stats.denied);
+	sample_u64(o, "synclog_connections_rate_limited_total", "counter",
+	           "Connections closed at accept by --connection-rate-max.", sec->stats.connections_rate_limited);
+	sample_u64(o, "synclog_connections_principal_limited_total", "counter",
+	           "Connections refused by --principal-connections-max.", sec->stats.connections_principal_limited);
+	sample_u64(o, "synclog_quota_throttle_ms_total", "counter", "Milliseconds clients were slowed down by quotas.",
+	           sec->stats.throttle_ms);
+	sample_u64(o, "synclog_audit_dropped_total", "counter", "Audit lines dropped because the writer fell behind.",
+	           sec->audit.dropped);
+	sample_u64(o, "synclog_audit_write_errors_total", "counter", "Audit log writes that failed.",
+	           sec->audit.write_errors);
+	family(o, "synclog_quota_throttled_total", "counter", "Requests slowed down by a quota, by kind.");
+	sl_text_put(o, "synclog_quota_throttled_total{kind=\"produce\"} ");
+	put_u64(o, sec->stats.throttled_produce);
+	sl_text_put(o, "\nsynclog_quota_throttled_total{kind=\"fetch\"} ");
+	put_u64(o, sec->stats.throttled_fetch);
+	sl_text_put(o, "\n");
+	family(o, "synclog_audit_events_total", "counter",
+	       "Administrative actions and failed authentications, by action and result.");
+	for (int a = 0; a < SL_AUDIT_ACTION_COUNT; a++) {
+		for (int r = 0; r < SL_AUDIT_RESULT_COUNT; r++) {
+			sl_text_put(o, "synclog_audit_events_total{action=\"");
+			sl_text_put(o, sl_audit_action_name((enum sl_audit_action)a));
+			sl_text_put(o, "\",result=\"");
+			sl_text_put(o, sl_audit_result_name((enum sl_audit_result)r));
+			sl_text_put(o, "\"} ");
+			put_u64(o, sec->audit.events[a][r]);
+			sl_text_put(o, "\n");
+		}
+	}
 }
 
 struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_text *o)

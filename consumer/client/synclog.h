@@ -501,13 +501,13 @@ typedef void (*sl_consumer_rebalance_cb)(struct sl_consumer *c, enum sl_consumer
                                          const struct sl_consumer_partition *partitions, uint32_t count, void *cb_arg);
 
 struct sl_consumer_options {
-	const char *broker;    /* "HOST:PORT" */
-	const char *client_id; /* may be NULL; prefixes the member id the broker gives */
+	const char *broker;                         /* "HOST:PORT" */
+	const char *client_id;                      /* may be NULL; prefixes the member id the broker gives */
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	/* Static membership (may be NULL): joining with the instance id of a member still in the group replaces it at
 	 * once instead of waiting for its session to expire (a process restarted after a crash takes its partitions
 	 * back). One instance id per process: two live members with one id fence each other. */
 	const char *instance_id;
-	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *group;
 	const char *const *topics; /* topic_count names, copied */
 	uint32_t topic_count;
