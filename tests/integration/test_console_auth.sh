@@ -3,7 +3,8 @@
 # with WWW-Authenticate without credentials or with a wrong password (each failure counted); HTTP Basic with a
 # synclog user works, over HTTPS from anywhere and over plain HTTP only from loopback; each answer shows only what
 # that user may describe (the status, the overview, topics and groups), a topic or group it may not describe is a
-# 403, and the message browser needs consume like `synclog consume`; a super user sees everything.
+# 403, and the message browser needs consume like `synclog consume`; a super user sees everything. Also
+# the ACL of group alter, a request the operations work added.
 set -euo pipefail
 BUILD=${1:-build/release}
 . tests/integration/lib.sh
@@ -74,6 +75,14 @@ grep -q "salary" "$TMP/body" && fail "payroll's records leaked"
 admin acl add --principal viewer --topic orders --op consume >/dev/null
 [ "$(code "/api/v1/topics/orders/messages?partition=0" -u viewer:view-pw)" = 200 ] && grep -q '"o-1"' "$TMP/body" ||
 	fail "orders' records with consume: $(cat "$TMP/body")"
+
+# The requests ops added need their ACLs too: a group's health settings need reset on it.
+rc=0
+SYNCLOG_PASSWORD=view-pw "$SYNCLOG" --user viewer group alter g-orders --stall-after 5s >/dev/null 2>"$TMP/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q GROUP_AUTHORIZATION_FAILED "$TMP/err" || fail "group alter without reset: rc $rc $(cat "$TMP/err")"
+admin acl add --principal viewer --group g-orders --op reset >/dev/null
+SYNCLOG_PASSWORD=view-pw "$SYNCLOG" --user viewer group alter g-orders --stall-after 5s >/dev/null ||
+	fail "group alter with reset"
 
 # The super user sees everything, and a second request is answered from the checked-credentials cache.
 [ "$(code /api/v1/status -u root:root-pw)" = 200 ] || fail "status for root"
