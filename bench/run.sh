@@ -40,7 +40,7 @@ KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 # TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
 SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
+	PARTITIONS=1000 GROUP_COUNT=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
 else
 	bench/scrape.sh "$build"
 fi
