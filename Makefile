@@ -20,8 +20,11 @@ PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c
 HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
 ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)
 ISAL_LIBS := $(if $(HAVE_ISAL),-lisal)
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(ISAL_CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) rdkafka 2>/dev/null) $(ISAL_CFLAGS)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(ISAL_LIBS)
+# The client library's Kafka transport (consumer/client/kafka_*.c) is on librdkafka: what links libsynclog.a links
+# it too; synclogd does not.
+CLIENT_LIBS = $(shell pkg-config --libs rdkafka 2>/dev/null)
 
 GEN := $(BUILD)/gen
 # -Wno-format-truncation: paths are built from a data dir of at most 1023 bytes and names of at most 200 into
@@ -126,7 +129,7 @@ $(SYNCLOGD): $(BROKER_SRC:%.c=$(BUILD)/%.o) $(LIB_STORAGE) $(LIB_PROTO)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(SYNCLOG): $(CLI_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 # bin/ holds the binaries of the last build, whichever configuration it was.
 bin/synclogd: $(SYNCLOGD)
 	@mkdir -p bin
@@ -138,7 +141,7 @@ bin/synclog: $(SYNCLOG)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) \
 		$(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS) -lcmocka
 
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
@@ -168,6 +171,12 @@ KAFKA_CLIENT_BIN := $(BUILD)/tests/kafka_client
 $(KAFKA_CLIENT_BIN): tests/integration/kafka_client.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $$(pkg-config --cflags --libs rdkafka)
+# librdkafka's mock Kafka cluster as a process (3 brokers, leader moves, brokers down): the sync tools' tests
+# against a cluster of several brokers.
+KAFKA_MOCK_BIN := $(BUILD)/tests/kafka_mock
+$(KAFKA_MOCK_BIN): tests/integration/kafka_mock.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $$(pkg-config --cflags --libs rdkafka)
 # The JSON scanner of the client library against jansson: that one file of the client on top of the protocol.
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PROTO_SRC) $(PROTO_GEN) | $(VERSION_H)
 	@mkdir -p $(dir $@)
@@ -182,7 +191,8 @@ test:
 	@tools/run-quiet.sh "building the tests ($(BUILD))" $(BUILD)/logs/build.log \
 		$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) $(MAN_PAGES) \
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) \
+		$(KAFKA_MOCK_BIN) $(MAN_PAGES) \
 		layer-check
 
 # Includes point downward only, and each library links only its own layer's packages (tools/check-layers.sh).
@@ -192,7 +202,7 @@ layer-check: | $(GEN)/proto/synclog.pb-c.h
 $(BUILD)/bin/synclog-bench: $(LOADGEN_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
 		$(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 $(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lnats
@@ -205,7 +215,7 @@ GROUPS_BENCH_SRC := $(wildcard bench/groups/*.c)
 GROUPS_BENCH_BIN := $(if $(GROUPS_BENCH_SRC),$(BUILD)/bin/groups-bench)
 $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 
 # The backfill and reconcile benchmark's measurements (bench/sync/*.c, on the sync library: SQLite scans, the
 # applier's produce-to-apply latency).
@@ -214,7 +224,7 @@ SYNC_BENCH_BIN := $(if $(SYNC_BENCH_SRC),$(BUILD)/bin/sync-bench)
 $(BUILD)/bin/sync-bench: $(SYNC_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) \
 		$(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 
 # The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka).
 KAFKA_BENCH_SRC := $(wildcard bench/kafka/*.c)

@@ -9,6 +9,7 @@ want=${1:-build}
 declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
+	[rdkafka]=librdkafka-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
@@ -17,7 +18,6 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	cmds[clang]=clang
 	# The Kafka listener's tests and benchmark: kcat, and a small program on librdkafka.
 	cmds[kcat]=kcat
-	mods[rdkafka]=librdkafka-dev
 	cmds[strace]=strace
 fi
 if [ "$want" = demo ]; then

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "consumer/client/synclog.h"
+#include "consumer/client/transport.h"
 #include "proto/base/assert.h"
 #include "proto/frame.h"
 #include "proto/synclog.pb-c.h"
@@ -96,7 +97,18 @@ struct sl_conn {
 	struct sl_arena arena;
 	int broker_error;
 	char error[SL_ERROR_BYTES];
+	struct sl_kafka_conn *kafka; /* the Kafka transport's state (transport.h); NULL: the native one */
 };
+
+/* ---- the Kafka transport's addresses and settings (kafka_config.c) ---- */
+
+/* sl_broker_parse of a kafka:// address. */
+int sl_kafka_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t err_bytes);
+/* Bootstrap servers ("HOST:PORT,...", default ports filled in, IPv6 in brackets) of a kafka:// address, into a
+ * string to free(). Returns 0, -EINVAL (err says what is wrong) or -ENOMEM. */
+int sl_kafka_bootstrap_text(const char *broker, char **out, char *err, size_t err_bytes);
+/* Add every setting of src (may be NULL) to dst. Returns 0, -E2BIG or -ENOMEM. */
+int sl_kafka_config_copy(struct sl_kafka_config *dst, const struct sl_kafka_config *src);
 
 /* Monotonic and wall clocks in milliseconds (vDSO: no syscall). */
 

@@ -116,6 +116,8 @@ int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t
 	char why[SL_ERROR_BYTES];
 	int port;
 
+	if (sl_broker_is_kafka(s))
+		return sl_kafka_broker_parse(s, out, err, err_bytes);
 	/* The one HOST:PORT parser (proto/base/addr.h); a client needs a real port, 0 only means "any" to a
 	 * listener. */
 	if (sl_addr_split(s, out->host, sizeof(out->host), &port, why, sizeof(why)) != 0) {
@@ -149,6 +151,16 @@ int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
 	c->fd = -1;
 	snprintf(c->client_id, sizeof(c->client_id), "%s", client_id != NULL ? client_id : "synclog-client");
 	c->io_timeout_ms = SL_IO_TIMEOUT_MS_DEFAULT;
+	if (sl_broker_is_kafka(broker)) {
+		int rc = sl_kafka_conn_new(c, broker);
+
+		if (rc != 0) {
+			free(c);
+			return rc;
+		}
+		*out = c;
+		return 0;
+	}
 	c->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
 	/* A response unpacks into at most its own bytes plus the structs around them; four times the frame limit
 	 * leaves room for that while refusing a frame crafted to expand without bound. */
@@ -159,6 +171,10 @@ int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
 
 void sl_conn_close(struct sl_conn *c)
 {
+	if (c->kafka != NULL) {
+		sl_kafka_conn_close(c);
+		return;
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -172,6 +188,8 @@ void sl_conn_free(struct sl_conn *c)
 {
 	if (c == NULL)
 		return;
+	if (c->kafka != NULL)
+		sl_kafka_conn_free(c);
 	sl_conn_close(c);
 	free(c->wbuf);
 	free(c->rbuf);
@@ -182,6 +200,16 @@ void sl_conn_free(struct sl_conn *c)
 void sl_conn_set_timeout(struct sl_conn *c, uint32_t io_timeout_ms)
 {
 	c->io_timeout_ms = io_timeout_ms;
+}
+
+int sl_conn_set_kafka_config(struct sl_conn *c, const struct sl_kafka_config *cfg)
+{
+	return c->kafka != NULL ? sl_kafka_conn_set_config(c, cfg) : 0;
+}
+
+bool sl_conn_is_kafka(const struct sl_conn *c)
+{
+	return c->kafka != NULL;
 }
 
 const char *sl_conn_error(const struct sl_conn *c)
@@ -285,6 +313,8 @@ int sl_conn_connect(struct sl_conn *c)
 	int64_t deadline_ms = sl_clock_mono_ms() + c->io_timeout_ms;
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_conn_connect(c);
 	sl_conn_close(c);
 	c->broker_error = 0;
 	rc = getaddrinfo(c->addr.host, c->addr.port, &hints, &list);
@@ -720,6 +750,8 @@ int sl_conn_call(struct sl_conn *c, Synclog__Request *req, Synclog__Response **o
 	int rc;
 
 	c->broker_error = 0;
+	if (c->kafka != NULL)
+		return sl_kafka_unsupported(c, "a synclog protocol request", "the call has no Kafka equivalent");
 	if (c->fd < 0 && req->body_case != SYNCLOG__REQUEST__BODY_HELLO) {
 		rc = sl_conn_connect(c);
 		if (rc != 0)
