@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "consumer/client/synclog.h"
+
 /* Exit codes of the operator contract. */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1 /* an operating error: one line on stderr says what failed and what to do */
@@ -18,6 +20,9 @@ struct cli {
 	const char *broker;  /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
 	bool json;           /* --json: machine output, one JSON object per line */
 	uint32_t timeout_ms; /* --timeout: connecting and each answer of the broker (default 30 s) */
+	/* --kafka-config-file, then --kafka-config KEY=VALUE over it: librdkafka settings for a kafka:// broker
+	 * (every object on it gets them; refused with another broker). */
+	struct sl_kafka_config kafka;
 };
 
 /* A command's usage text, printed by --help (stdout, exit 0); a usage error points to it (stderr, exit 2). */
@@ -84,6 +89,7 @@ int cli_offsets(const struct cli *cli, int argc, char **argv);   /* tools/cli_of
 int cli_apply(const struct cli *cli, int argc, char **argv);     /* tools/cli_apply.c */
 int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_backfill.c */
 int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
+int cli_copy(const struct cli *cli, int argc, char **argv);      /* tools/cli_copy.c */
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -250,6 +250,7 @@ int cli_backfill(const struct cli *cli, int argc, char **argv)
 	show.source = &source;
 	sl_backfill_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.topic = a.topic;
 	o.source = &source;
 	o.columns = &a.columns;

@@ -214,7 +214,7 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 	}
 	if (cli->timeout_ms > 0)
 		sl_conn_set_timeout(c, cli->timeout_ms);
-	if (sl_conn_connect(c) != 0) {
+	if (sl_conn_set_kafka_config(c, &cli->kafka) != 0 || sl_conn_connect(c) != 0) {
 		cli_fail(cmd, "%s", sl_conn_error(c));
 		sl_conn_free(c);
 		return NULL;

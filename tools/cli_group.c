@@ -143,8 +143,13 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		return rc;
 	}
 	if (!cli->json) {
-		printf("group %s: generation %d, %u live member%s\n", d->group, d->generation, d->member_count,
-		       d->member_count == 1 ? "" : "s");
+		if (d->members_unknown) /* a Kafka cluster that does not answer DescribeGroups */
+			printf("group %s: members unknown (the cluster does not describe groups)\n", d->group);
+		else if (d->generation < 0) /* a Kafka cluster: its Admin API does not give the generation */
+			printf("group %s: %u live member%s\n", d->group, d->member_count, d->member_count == 1 ? "" : "s");
+		else
+			printf("group %s: generation %d, %u live member%s\n", d->group, d->generation, d->member_count,
+			       d->member_count == 1 ? "" : "s");
 		/* The member id, of variable length, comes last so that the columns stay aligned. */
 		printf("%-24s %9s %12s %12s %10s %10s %-24s %s\n", "TOPIC", "PARTITION", "COMMITTED", "NEXT_OFFSET",
 		       "LAG", "LAG_TIME", "LAST_COMMIT", "MEMBER");

@@ -226,6 +226,7 @@ int cli_produce(const struct cli *cli, int argc, char **argv)
 		return cli_fail(&produce_command, "out of memory");
 	sl_producer_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.client_id = "synclog-produce";
 	o.topic = a.topic;
 	o.acks = a.acks;

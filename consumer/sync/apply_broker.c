@@ -25,8 +25,6 @@ struct sl_apply_fetch_source {
 	int64_t *log_end;  /* per partition: the log end when the source was created */
 	bool sought;       /* the first seek (the target's offsets as stored) was checked against log_end */
 	bool compact;      /* the topic is compacted: its deletes go by the cleaner's lifecycle (tombstone_in_log) */
-	uint8_t *scratch;  /* decompressed records of tombstone_in_log's batch */
-	size_t scratch_cap;
 	struct sl_topic_partition_offset *commit_scratch;
 	char error[SL_ERROR_BYTES];
 };
@@ -91,9 +89,12 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 	fo.from = SL_FROM_EARLIEST;
 	fo.stop_at_end = !o->follow;
 	fo.max_wait_ms = FOLLOW_WAIT_MS;
+	fo.kafka_config = o->kafka_config;
 	if (o->io_timeout_ms > 0)
 		fo.io_timeout_ms = o->io_timeout_ms;
 	rc = sl_conn_new(&s->admin, o->broker, fo.client_id);
+	if (rc == 0 && (rc = sl_conn_set_kafka_config(s->admin, o->kafka_config)) != 0)
+		sl_conn_free(s->admin);
 	if (rc != 0) {
 		sl_error_set(err, err_bytes, "apply source: bad broker address '%s'", o->broker);
 		free(s);
@@ -123,7 +124,6 @@ void sl_apply_fetch_source_free(struct sl_apply_fetch_source *s)
 	free(s->earliest);
 	free(s->log_end);
 	free(s->commit_scratch);
-	free(s->scratch);
 	free(s);
 }
 
@@ -221,82 +221,16 @@ static int src_commit(void *ctx, const struct sl_apply_position *positions, uint
 	return rc;
 }
 
-/* Whether the record at offset of one fetched batch is there and a delete: 1 present, 0 absent, -EAGAIN when the
- * batch ends before offset, or a negative errno. */
-static int batch_holds_delete(struct sl_apply_fetch_source *s, const uint8_t *p, size_t len, int64_t offset)
-{
-	struct sl_record_iter it;
-	struct sl_record r;
-	int rc;
-	for (;;) {
-		rc = sl_record_iter_init(&it, p, len, s->scratch, s->scratch_cap);
-		if (rc != -ENOBUFS)
-			break;
-		size_t cap = s->scratch_cap ? s->scratch_cap * 2 : (1u << 20);
-		uint8_t *n = cap <= SL_BATCH_BYTES_MAX ? realloc(s->scratch, cap) : NULL;
-		if (n == NULL)
-			return -ENOMEM;
-		s->scratch = n;
-		s->scratch_cap = cap;
-	}
-	if (rc != 0)
-		return -EBADMSG;
-	while ((rc = sl_record_iter_next(&it, &r)) == 1) {
-		if (r.offset == offset)
-			return r.op == SL_OP_DELETE || r.value_len < 0;
-		if (r.offset > offset)
-			return 0;
-	}
-	return rc < 0 ? -EBADMSG : -EAGAIN;
-}
-
 static int src_tombstone_in_log(void *ctx, const char *topic, uint32_t partition, int64_t offset, bool *present_out)
 {
 	struct sl_apply_fetch_source *s = ctx;
 	/* A topic that is not compacted keeps its deletes by retention alone: the target's rows go by time. */
 	if (strcmp(topic, s->topic) != 0 || !s->compact)
 		return -ENOTSUP;
-	Synclog__Request req = SYNCLOG__REQUEST__INIT;
-	Synclog__FetchRequest body = SYNCLOG__FETCH_REQUEST__INIT;
-	Synclog__FetchPartition fp = SYNCLOG__FETCH_PARTITION__INIT, *fps[1] = {&fp};
-	Synclog__Response *resp;
-	fp.partition = partition;
-	fp.offset = offset;
-	fp.max_bytes = 1; /* the batch holding offset, whatever its size */
-	body.topic = s->topic;
-	body.partitions = fps;
-	body.n_partitions = 1;
-	req.body_case = SYNCLOG__REQUEST__BODY_FETCH;
-	req.fetch = &body;
-	int rc = sl_conn_call(s->admin, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(s->admin, resp, SYNCLOG__RESPONSE__BODY_FETCH, "check a delete in the log");
-	if (rc != 0 || resp->fetch->n_results != 1) {
+	int rc = sl_delete_in_log(s->admin, topic, partition, offset, present_out);
+	if (rc != 0)
 		snprintf(s->error, sizeof(s->error), "%s", sl_conn_error(s->admin));
-		return rc != 0 ? rc : -EPROTO;
-	}
-	const Synclog__FetchPartitionResult *res = resp->fetch->results[0];
-	*present_out = false;
-	if (res->error == SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE && offset < res->log_start_offset)
-		return 0; /* retention removed it */
-	if (res->error != SYNCLOG__ERROR_CODE__NONE)
-		return sl_errno_of_code(res->error);
-	const uint8_t *p = res->records.data, *end = p + res->records.len;
-	while (p < end) {
-		struct sl_batch_header h;
-		if (sl_batch_header_parse(p, (size_t)(end - p), &h) != 0 ||
-		    sl_batch_total_bytes(&h) > (size_t)(end - p))
-			break;
-		rc = batch_holds_delete(s, p, sl_batch_total_bytes(&h), offset);
-		if (rc >= 0) {
-			*present_out = rc == 1;
-			return 0;
-		}
-		if (rc != -EAGAIN)
-			return rc;
-		p += sl_batch_total_bytes(&h);
-	}
-	return 0; /* nothing at or after offset came back: the cleaner removed it */
+	return rc;
 }
 
 static const char *src_error(void *ctx)
@@ -343,7 +277,19 @@ static void dlq_delivered_cb(void *opaque, const struct sl_delivery *d, void *cb
 		snprintf(q->error, sizeof(q->error), "%s", d->error);
 }
 
-int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *topic, char *err, size_t err_bytes)
+static bool dlq_exists(struct sl_conn *conn, const char *topic)
+{
+	struct sl_topic_config config;
+	struct sl_partition_info *parts = NULL;
+	uint32_t count;
+	int rc = sl_topic_describe(conn, topic, &config, &parts, &count);
+
+	free(parts);
+	return rc == 0;
+}
+
+int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_kafka_config *kafka_config,
+                     const char *topic, char *err, size_t err_bytes)
 {
 	struct sl_topic_config config = {.partitions = 1, .retention_ms = -1, .retention_bytes = -1};
 	struct sl_producer_options o;
@@ -365,10 +311,15 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *
 	snprintf(q->topic, sizeof(q->topic), "%s" SL_APPLY_DLQ_SUFFIX, topic);
 	snprintf(config.name, sizeof(config.name), "%s", q->topic);
 	rc = sl_conn_new(&conn, broker, "synclog-apply-dlq");
+	if (rc == 0 && (rc = sl_conn_set_kafka_config(conn, kafka_config)) != 0)
+		sl_conn_free(conn);
 	if (rc == 0) {
 		rc = sl_topic_create(conn, &config);
 		if (rc == -EEXIST)
 			rc = 0;
+		if (rc == -EOPNOTSUPP && dlq_exists(conn, q->topic))
+			rc = 0; /* a Kafka cluster that cannot create topics (no controller), where it was made before
+			         */
 		if (rc != 0)
 			sl_error_set(err, err_bytes, "creating the dead-letter topic: %s", sl_conn_error(conn));
 		sl_conn_free(conn);
@@ -390,6 +341,7 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const char *
 	o.buffer_bytes_max = 2 * DLQ_BATCH_BYTES_MAX;
 	o.delivery_cb = dlq_delivered_cb;
 	o.delivery_cb_arg = q;
+	o.kafka_config = kafka_config;
 	rc = sl_producer_new(&q->p, &o, err, err_bytes);
 	if (rc != 0) {
 		free(q);
