@@ -1,6 +1,7 @@
 # synclog build. `make` builds the binaries and libraries, `make test` runs every test and ends with
 # "N passed, N failed", `make bench` runs the benchmarks, `make SANITIZE=address,undefined test` runs the tests
-# under sanitizers (in its own build directory), `make format` / `make format-check` use .clang-format.
+# under sanitizers (in its own build directory), `make soak DURATION=1h` runs the long soak with kill -9,
+# `make format` / `make format-check` use .clang-format.
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -70,7 +71,7 @@ SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
 .PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick demo install uninstall man \
-	format format-check clean FORCE
+	format format-check clean FORCE soak
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
 
 # Manual pages: tools/man/NAME.SECTION.scd (scdoc, readable as they are) -> BUILD/man/NAME.SECTION (roff).
@@ -194,6 +195,13 @@ test:
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) \
 		$(KAFKA_MOCK_BIN) $(MAN_PAGES) \
 		layer-check
+
+# The long soak (tests/integration/soak.py): random clients, good and hostile, for DURATION, with kill -9 of the
+# broker at random moments; memory and descriptors bounded, every acknowledged record and commit checked at the
+# end. `make test` runs the same for 90 s without the kills (tests/integration/test_soak.sh).
+DURATION ?= 10m
+soak: deps-test all
+	tests/integration/soak.py $(BUILD) --duration $(DURATION) --kill9
 
 # Includes point downward only, and each library links only its own layer's packages (tools/check-layers.sh).
 layer-check: | $(GEN)/proto/synclog.pb-c.h

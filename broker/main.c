@@ -5,6 +5,7 @@
  * What goes where: the readiness line (and --repair's report) on stdout, for scripts; everything else on stderr
  * as event log lines (proto/base/slog.h), among them the effective configuration at start, the recovery result,
  * the bound addresses, and shutdown. Usage errors (exit 2) are one plain line and a pointer to --help. */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/limits.h"
 #include "broker/notify.h"
 #include "broker/server.h"
 #include "broker/topics.h"
@@ -31,7 +33,7 @@ static const char usage[] =
         "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS]\n"
         "                [--backfill-rate-max RECORDS_PER_S] [--cleaner-bytes-per-s B]\n"
         "                [--min-cleanable-ratio R] [--cleaner-map-bytes B] [--cleaner-check-ms MS]\n"
-        "                [--repair] [--version]\n"
+        "                [--memory-max BYTES] [--idle-timeout DURATION] [--repair] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -50,7 +52,7 @@ static const char usage[] =
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
         "                           connections_max, retention_check_ms, backfill_rate_max,\n"
         "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
-        "                           cleaner_check_ms; # starts a comment.\n"
+        "                           cleaner_check_ms, memory_max, idle_timeout; # starts a comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -60,7 +62,14 @@ static const char usage[] =
         "                           set its own.\n"
         "  --index-interval-bytes N one sparse index entry per N bytes (default 4096)\n"
         "  --frame-bytes-max N      the largest request accepted (default 16777216)\n"
-        "  --connections-max N      connections at once (default 1024)\n"
+        "  --connections-max N      connections at once (default 1024); at the limit a new one takes the place of\n"
+        "                           the least recently active idle one\n"
+        "  --memory-max BYTES       memory held for clients, all connections together: requests being served and\n"
+        "                           answers not yet sent (suffix K, M or G; default a quarter of physical memory).\n"
+        "                           When reached, the connections holding most wait to be read, and\n"
+        "                           synclog_connections_waiting_memory says how many\n"
+        "  --idle-timeout DURATION  close a connection with no request in flight idle this long (default 10m;\n"
+        "                           0: never); one that has not sent Hello within 5 s is closed regardless\n"
         "  --retention-check-ms MS  how often retention, roll by age and producer-state snapshots run (30000)\n"
         "  --cleaner-bytes-per-s B  the cleaner of compacted topics reads plus writes at most B bytes a second\n"
         "                           (default 52428800, 50 MiB/s; 0: unthrottled)\n"
@@ -73,9 +82,10 @@ static const char usage[] =
         "                           unlimited); above it the broker holds its answers back, as Kafka's quotas do,\n"
         "                           so backfills cannot starve live traffic. Counted per request a producer\n"
         "                           declares backfill (`synclog backfill`, `synclog produce --origin backfill`)\n"
-        "  --repair                 open every partition in repair mode: a corrupt batch before the recovery\n"
-        "                           point is cut off (the rest of its segment kept as *.corrupt, later segments as\n"
-        "                           *.orphaned), print one line per partition, then exit\n"
+        "  --repair                 open every partition in repair mode: a damaged batch is cut out (its bytes\n"
+        "                           kept as <segment>.log.corrupt-<byte>), every valid batch after it keeps its\n"
+        "                           offset; print one line per partition naming the offsets lost, then exit.\n"
+        "                           Fetching lost offsets answers RECORDS_LOST (consume --skip-lost goes on)\n"
         "  --version                print the version and exit\n"
         "  --help                   this text\n";
 
@@ -119,11 +129,32 @@ static int parse_ms(const char *s, int64_t *out)
 	return sl_duration_parse(s, out);
 }
 
+/* "N", "NK", "NM" or "NG" (binary multiples) -> bytes, within [min, max]. */
+static int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	static const char units[] = "KMG";
+	char num[32];
+	size_t n = strlen(s);
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n + 1);
+	char unit = (char)toupper((unsigned char)num[n - 1]);
+	const char *u = unit != '\0' ? strchr(units, unit) : NULL;
+	int shift = u != NULL ? 10 * (int)(u - units + 1) : 0;
+	if (shift)
+		num[n - 1] = '\0';
+	uint64_t v;
+	if (parse_u64(num, 0, UINT64_MAX >> 30, &v) < 0 || (v << shift) < min || (v << shift) > max)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
 /* Every setting as a string, from a flag or the config file, so both go through the same checks. */
 struct settings {
 	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *segment_ms, *index_interval,
 	        *frame_max, *conn_max;
-	const char *log_format, *log_level, *retention_check, *backfill_rate;
+	const char *log_format, *log_level, *retention_check, *backfill_rate, *memory_max, *idle_timeout;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
 
@@ -232,6 +263,17 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			        s->backfill_rate);
 		cfg->backfill_rate_max = v;
 	}
+	if (s->memory_max) {
+		if (parse_bytes(s->memory_max, 16u << 20, UINT64_MAX >> 1, &v) < 0)
+			return bad_usage("invalid --memory-max '%s': bytes, at least 16M (512M, 2G)", s->memory_max);
+		cfg->memory_max = v;
+	}
+	if (s->idle_timeout) {
+		if (parse_ms(s->idle_timeout, &ms) < 0 || ms > UINT32_MAX)
+			return bad_usage("invalid --idle-timeout '%s': a duration (30s, 10m, PT10M; 0: never)",
+			                 s->idle_timeout);
+		cfg->idle_timeout_ms = (uint32_t)ms;
+	}
 	return cleaner_settings_apply(&cfg->compaction, s);
 }
 
@@ -323,6 +365,8 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
 	        {"cleaner_check_ms", offsetof(struct settings, cleaner_check), 1},
 	        {"backfill_rate_max", offsetof(struct settings, backfill_rate), 1},
+	        {"memory_max", offsetof(struct settings, memory_max), 1},
+	        {"idle_timeout", offsetof(struct settings, idle_timeout), 1},
 	};
 	static char nums[sizeof(keys) / sizeof(keys[0])][32];
 	json_t *j = config_read(path);
@@ -395,6 +439,18 @@ static int repair(const struct sl_server_config *cfg)
 	}
 	struct sl_log_config lc = cfg->log;
 	lc.repair = 1;
+	/* Within the descriptor limit, as the broker: partitions' files are opened on use and closed after. */
+	struct sl_limits limits;
+	struct sl_files files;
+	char warning[256];
+	sl_limits_init(&limits, 0, 0);
+	if (sl_limits_plan_descriptors(&limits, warning, sizeof(warning)) < 0) {
+		sl_slog_msg(SL_SLOG_ERROR, "repair_failed", "%s", warning);
+		sl_ring_close(&ring);
+		return 1;
+	}
+	sl_files_init(&files, limits.files_fds_max);
+	lc.files = &files;
 	struct sl_topics topics;
 	char err[1024] = "";
 	rc = sl_topics_open(&topics, cfg->data_dir, &ring, &lc, err, sizeof(err));
@@ -413,9 +469,17 @@ static int repair(const struct sl_server_config *cfg)
 			}
 			struct sl_log_stats st;
 			sl_log_get_stats(p->log, &st);
-			printf("%s/%u: ok, offsets %lld..%lld, %llu bytes cut\n", t->cfg.name, i,
+			printf("%s/%u: ok, offsets %lld..%lld, %llu bytes cut", t->cfg.name, i,
 			       (long long)st.start_offset, (long long)st.next_offset,
 			       (unsigned long long)st.truncated_bytes);
+			/* Exactly which offsets this repair cut out: consumers see RECORDS_LOST for them. */
+			const struct sl_log_lost *lost;
+			uint32_t n = sl_log_lost_ranges(p->log, &lost);
+			for (uint32_t k = 0; k < n; k++)
+				if (lost[k].found_now)
+					printf(", offsets %lld..%lld lost", (long long)lost[k].first,
+					       (long long)lost[k].next - 1);
+			printf("\n");
 		}
 	}
 	rc = sl_topics_close(&topics);
@@ -459,6 +523,8 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
 	sl_slog_uint(e, "cleaner_check_ms", cfg->compaction.check_ms);
 	sl_slog_uint(e, "backfill_rate_max", cfg->backfill_rate_max);
+	sl_slog_uint(e, "memory_max", cfg->memory_max);
+	sl_slog_uint(e, "idle_timeout_ms", cfg->idle_timeout_ms);
 	sl_slog_end(e);
 }
 
@@ -518,6 +584,10 @@ int main(int argc, char **argv)
 			slot = &flags.cleaner_check;
 		} else if (strcmp(a, "--backfill-rate-max") == 0) {
 			slot = &flags.backfill_rate;
+		} else if (strcmp(a, "--memory-max") == 0) {
+			slot = &flags.memory_max;
+		} else if (strcmp(a, "--idle-timeout") == 0) {
+			slot = &flags.idle_timeout;
 		} else {
 			return bad_usage("unknown argument '%s'", a);
 		}

@@ -107,7 +107,8 @@ static void snapshot_add(struct housekeeping *h, uint32_t *cap, struct sl_topic 
 	struct snapshot *s = &h->snaps[h->snap_count];
 	if (sl_producer_state_encode(&p->producers, sl_log_next_offset(p->log), &s->text, &s->len) < 0)
 		return;
-	s->dir_fd = fcntl(sl_log_dir_fd(p->log), F_DUPFD_CLOEXEC, 0);
+	int dir_fd = sl_log_dir_fd(p->log); /* opened again if the file cache had closed it */
+	s->dir_fd = dir_fd < 0 ? -1 : fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
 	if (s->dir_fd < 0) {
 		free(s->text);
 		return;

@@ -1,4 +1,5 @@
 /* The request API shared by the front ends and the handlers; see request.h for the lifecycle it keeps. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,14 @@ void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_
 	req->fe_data = fe_data;
 	req->session = session;
 	synclog__response__init(&req->resp);
+}
+
+void sl_req_hold(struct sl_req *req, uint64_t bytes)
+{
+	if (req->fe->hold == NULL)
+		return;
+	req->fe->hold(req, bytes);
+	req->held_bytes += bytes;
 }
 
 void *sl_req_alloc(struct sl_req *req, size_t bytes)
@@ -112,4 +121,15 @@ void sl_req_cancel_all(struct sl_session *s, int drop)
 		req->cancel_cb(req, drop);
 		SL_ASSERT(s->cancel_head != req);
 	}
+}
+
+int sl_session_producer_id_admit(struct sl_session *s, int64_t producer_id)
+{
+	for (uint32_t i = 0; i < s->producer_id_count; i++)
+		if (s->producer_ids[i] == producer_id)
+			return 0;
+	if (s->producer_id_count == SL_SESSION_PRODUCER_IDS_MAX)
+		return -EAGAIN;
+	s->producer_ids[s->producer_id_count++] = producer_id;
+	return 0;
 }

@@ -36,9 +36,21 @@ struct sl_req_frontend {
 	const char *name; /* "native", "kafka": for logs */
 	/* Encode req->resp and queue it to the client, or drop it when the client is gone. */
 	void (*send)(struct sl_req *req);
-	/* The request is done (invariant 2): give back what the front end holds for it, then free(req). */
+	/* The request is done (invariant 2): give back what the front end holds for it, including what was held
+	 * for it (req->held_bytes), then free(req). */
 	void (*finish)(struct sl_req *req);
+	/* A handler holds bytes for this request's answer before send sees them (reads in flight into buffers):
+	 * the front end counts them with the connection's bytes in flight and the broker's memory budget
+	 * (broker/limits.h) until finish. NULL: not counted. */
+	void (*hold)(struct sl_req *req, uint64_t bytes);
 };
+
+/* Producer ids one connection may bring into the partitions' producer tables: ids it was first to use on a
+ * partition whose table did not know them (any number of partitions each). Our client makes one producer per
+ * connection; a Kafka client one per producer. Without a bound, one connection could fill a partition's table
+ * (4,096 ids, handlers/produce.c) and push real producers' idempotence state out. InitProducer itself takes no
+ * place in any table and is not bounded. */
+#define SL_SESSION_PRODUCER_IDS_MAX 8
 
 /* What the handlers know of the client a request came from: one per connection, owned by the front end. */
 struct sl_session {
@@ -46,6 +58,8 @@ struct sl_session {
 	int close_after_write;      /* protocol mismatch: close once the error is sent */
 	struct sl_req *cancel_head; /* parked requests (invariant 3) */
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
+	int64_t producer_ids[SL_SESSION_PRODUCER_IDS_MAX];
+	uint32_t producer_id_count;
 };
 
 struct sl_req {
@@ -58,7 +72,8 @@ struct sl_req {
 	Synclog__Response resp;
 	char error_message[512];
 	int responded;
-	size_t pending; /* storage work started and not yet called back */
+	size_t pending;      /* storage work started and not yet called back */
+	uint64_t held_bytes; /* sl_req_hold: what the front end counts for this request besides its frame */
 	/* Parking (invariant 3): the hook answers or drops the request; the front end never calls into a handler. */
 	void (*cancel_cb)(struct sl_req *req, int drop);
 	struct sl_req *cancel_next, *cancel_prev;
@@ -78,6 +93,7 @@ struct sl_req {
 	size_t fetch_reads_pending;
 	struct uv_timer_s *wait_timer; /* a parked fetch or a held produce: allocated while parked; freed in its
 	                                * close callback */
+	uint64_t fetch_ready_bytes;    /* parked: bytes a fill would return now, as the waits counted them */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);
 	union {
@@ -102,6 +118,8 @@ struct sl_req_chunk {
 /* Set up a request the front end allocated (zeroed) for message msg; it then calls sl_dispatch (dispatch.h). */
 void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_frontend *fe, void *fe_data,
                  struct sl_session *session);
+/* The answer will need bytes that are allocated now (front end's hold, request.h). */
+void sl_req_hold(struct sl_req *req, uint64_t bytes);
 /* Zeroed memory that lives as long as the request (response bodies). NULL when out of memory. */
 void *sl_req_alloc(struct sl_req *req, size_t bytes);
 char *sl_req_strdup(struct sl_req *req, const char *s);
@@ -119,5 +137,8 @@ void sl_req_park(struct sl_req *req, void (*cancel_cb)(struct sl_req *req, int d
 void sl_req_unpark(struct sl_req *req);
 /* Run the cancel hook of every parked request of a session (front end: client gone, or shutdown). */
 void sl_req_cancel_all(struct sl_session *s, int drop);
+/* 0 when the session may bring producer_id (it is already one of its own, or a place is left, and then it
+ * becomes one), -EAGAIN when it already brought SL_SESSION_PRODUCER_IDS_MAX. */
+int sl_session_producer_id_admit(struct sl_session *s, int64_t producer_id);
 
 #endif

@@ -26,6 +26,13 @@ struct sl_server_config {
 	 * socket until answers go out. */
 	uint64_t conn_inflight_bytes_max;
 	uint32_t conn_inflight_requests_max;
+	/* Bytes held for clients across every connection (broker/limits.h); 0: a quarter of physical memory. */
+	uint64_t memory_max;
+	/* A connection that has not finished Hello this long after it was accepted is closed. */
+	uint32_t handshake_timeout_ms;
+	/* A connection with no request in flight that has neither sent a whole request nor been written to for this
+	 * long is closed (0: never). */
+	uint32_t idle_timeout_ms;
 	/* How often retention and roll-by-age run. */
 	uint32_t retention_check_ms;
 	/* Records per second of origin=backfill produce each topic takes in (ProduceRequest.backfill), enforced by

@@ -36,6 +36,12 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	 * holding more than 64 MiB of the broker's memory. */
 	cfg->conn_inflight_bytes_max = 4ull * SL_FRAME_BYTES_MAX_DEFAULT;
 	cfg->conn_inflight_requests_max = 4096;
+	/* A client sends Hello as its first bytes; 5 s covers a slow network without letting connections that never
+	 * speak hold their slots. */
+	cfg->handshake_timeout_ms = 5000;
+	/* Kafka's connections.max.idle.ms (10 minutes): our clients reconnect on their own when a connection they
+	 * left idle this long was closed. */
+	cfg->idle_timeout_ms = 10 * 60 * 1000;
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
 	sl_compaction_config_default(&cfg->compaction);
@@ -55,6 +61,8 @@ static void ring_poll_cb(uv_poll_t *h, int status, int events)
 static void submit_prepare_cb(uv_prepare_t *h)
 {
 	struct sl_server *srv = h->data;
+	/* Connections that waited for the memory budget read again once this pass released some. */
+	sl_limits_resume_waiters(&srv->limits);
 	int rc = sl_ring_submit(&srv->ring);
 	if (rc < 0)
 		sl_slog_msg(SL_SLOG_ERROR, "io_uring_failed", "submit failed: %s", strerror(-rc));
@@ -64,7 +72,10 @@ static void submit_prepare_cb(uv_prepare_t *h)
 
 static void retention_cb(uv_timer_t *h)
 {
-	sl_offload_housekeeping(h->data);
+	struct sl_server *srv = h->data;
+	/* Partitions that could not open for want of descriptors or memory get another try. */
+	sl_topics_retry_unavailable(&srv->topics);
+	sl_offload_housekeeping(srv);
 }
 
 /* Session expiry is checked this often: a dead member is noticed within its timeout plus this. */
@@ -181,7 +192,20 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	if (srv == NULL)
 		return -ENOMEM;
 	srv->cfg = *cfg;
-	int rc = uv_loop_init(&srv->loop);
+	sl_limits_init(&srv->limits, cfg->memory_max, cfg->connections_max);
+	char warning[256];
+	int rc = sl_limits_plan_descriptors(&srv->limits, warning, sizeof(warning));
+	if (rc < 0) {
+		snprintf(err, err_cap, "%s", warning);
+		free(srv);
+		return rc;
+	}
+	if (warning[0] != '\0')
+		sl_slog_msg(SL_SLOG_WARN, "descriptor_limit", "%s", warning);
+	/* Every log of the shard (topics and the group log) opens its files through one bounded cache. */
+	sl_files_init(&srv->files, srv->limits.files_fds_max);
+	srv->cfg.log.files = &srv->files;
+	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot start the event loop: %s", uv_strerror(rc));
 		free(srv);
@@ -196,12 +220,12 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		return rc;
 	}
 	int64_t open_start_ms = sl_clock_mono_ms();
-	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &cfg->log, err, err_cap);
+	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &srv->cfg.log, err, err_cap);
 	int groups_open = 0;
 	if (rc == 0)
 		rc = sl_producer_ids_load(srv);
 	if (rc == 0) {
-		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &cfg->log, &srv->topics, err, err_cap);
+		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &srv->cfg.log, &srv->topics, err, err_cap);
 		groups_open = rc == 0;
 	}
 	if (rc < 0) {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "broker/groups.h"
+#include "broker/limits.h"
 #include "broker/request.h"
 #include "broker/server.h"
 #include "broker/storage/ring.h"
@@ -74,6 +75,10 @@ struct sl_server {
 	struct sl_offload_state offload;
 	struct sl_compaction *compaction; /* the cleaner (compaction.h); NULL before start and after stop */
 	struct sl_server_stats stats;
+	/* Memory, connection and descriptor limits both front ends share. */
+	struct sl_limits limits;
+	/* Descriptors of partition files, within limits.files_fds_max (broker/storage/files.h). */
+	struct sl_files files;
 };
 
 #endif

@@ -222,7 +222,12 @@ static void producers_restore(struct sl_partition *p, const char *pdir)
 	while (buf && from < end) {
 		size_t len;
 		int64_t next;
-		if (sl_log_read(p->log, from, buf, REPLAY_READ_BYTES, &len, &next) < 0 || next <= from)
+		int rc = sl_log_read(p->log, from, buf, REPLAY_READ_BYTES, &len, &next);
+		if (rc == -ENODATA && next > from) {
+			from = next; /* offsets repair cut out: nothing to replay there */
+			continue;
+		}
+		if (rc < 0 || next <= from)
 			break;
 		for (size_t at = 0; at < len;) {
 			struct sl_batch_header h;
@@ -259,6 +264,56 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 	return rc;
 }
 
+/* Open partition p of topic in its folder pdir; on failure keep the error in p. */
+static int partition_open(struct sl_topics *t, struct sl_partition *p, const char *pdir)
+{
+	/* The topic's own segment limits, where it has them, over the broker's. */
+	struct sl_log_config lc = t->log_cfg;
+	int64_t segment_bytes, segment_ms;
+	sl_topic_segment_limits(t, &p->topic->cfg, &segment_bytes, &segment_ms);
+	lc.segment_bytes_max = (uint64_t)segment_bytes;
+	lc.segment_age_ms_max = segment_ms;
+	p->open_error[0] = '\0';
+	int rc = sl_log_open(t->ring, pdir, &lc, &p->log, p->open_error, sizeof(p->open_error));
+	if (rc < 0) {
+		p->log = NULL;
+		p->open_errno = rc;
+		if (p->open_error[0] == '\0')
+			snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "partition_unavailable");
+		sl_slog_str(e, "topic", p->topic->cfg.name);
+		sl_slog_uint(e, "partition", p->index);
+		sl_slog_str(e, "error", p->open_error);
+		sl_slog_end(e);
+		return rc;
+	}
+	p->open_errno = 0;
+	if (!t->log_cfg.repair)
+		producers_restore(p, pdir);
+	return 0;
+}
+
+uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
+{
+	uint32_t opened = 0;
+	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
+		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
+			struct sl_partition *p = &topic->parts[i];
+			if (p->log != NULL ||
+			    (p->open_errno != -EMFILE && p->open_errno != -ENFILE && p->open_errno != -ENOMEM))
+				continue;
+			char pdir[SL_PATH_BYTES_MAX];
+			snprintf(pdir, sizeof(pdir), "%s/%s/%u", t->topics_dir, topic->cfg.name, i);
+			if (partition_open(t, p, pdir) == 0) {
+				opened++;
+				sl_slog_msg(SL_SLOG_INFO, "partition_available", "%s/%u opened on retry",
+				            topic->cfg.name, i);
+			}
+		}
+	}
+	return opened;
+}
+
 /* Open every partition log of a topic whose folder is dir. A partition that fails keeps its error. */
 static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg, struct sl_topic **out)
 {
@@ -271,12 +326,6 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		free(topic);
 		return -ENOMEM;
 	}
-	/* The topic's own segment limits, where it has them, over the broker's. */
-	struct sl_log_config lc = t->log_cfg;
-	int64_t segment_bytes, segment_ms;
-	sl_topic_segment_limits(t, cfg, &segment_bytes, &segment_ms);
-	lc.segment_bytes_max = (uint64_t)segment_bytes;
-	lc.segment_age_ms_max = segment_ms;
 	for (uint32_t i = 0; i < cfg->partitions; i++) {
 		struct sl_partition *p = &topic->parts[i];
 		p->topic = topic;
@@ -284,20 +333,7 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		sl_producer_state_init(&p->producers);
 		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", dir, i);
-		int rc = sl_log_open(t->ring, pdir, &lc, &p->log, p->open_error, sizeof(p->open_error));
-		if (rc < 0) {
-			p->log = NULL;
-			p->open_errno = rc;
-			if (p->open_error[0] == '\0')
-				snprintf(p->open_error, sizeof(p->open_error), "partition %s: %s", pdir, strerror(-rc));
-			struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "partition_unavailable");
-			sl_slog_str(e, "topic", cfg->name);
-			sl_slog_uint(e, "partition", i);
-			sl_slog_str(e, "error", p->open_error);
-			sl_slog_end(e);
-		} else if (!t->log_cfg.repair) {
-			producers_restore(p, pdir);
-		}
+		partition_open(t, p, pdir);
 	}
 	*out = topic;
 	return 0;
@@ -452,13 +488,35 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		rc = sl_fs_fsync_path(t->scratch_dir);
 	if (rc < 0) {
 		sl_fs_rm_rf(tmp);
-		snprintf(err, err_cap, "cannot create topic %s: %s", cfg.name, strerror(-rc));
+		snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg.name, strerror(-rc));
 		return rc;
 	}
-	struct sl_topic *topic;
+	struct sl_topic *topic = NULL;
 	rc = topic_open(t, final, &cfg, &topic);
+	for (uint32_t i = 0; rc == 0 && i < cfg.partitions; i++) {
+		if (topic->parts[i].log == NULL) {
+			rc = topic->parts[i].open_errno;
+			snprintf(err, err_cap, "cannot create topic %s: partition %u: %s; nothing was created",
+			         cfg.name, i, strerror(-rc));
+		}
+	}
 	if (rc < 0) {
-		snprintf(err, err_cap, "cannot open new topic %s: %s", cfg.name, strerror(-rc));
+		/* A topic is created whole or not at all: what opened is closed, the folder goes back to scratch/ (one
+		 * rename, so a crash now leaves the topic whole or gone) and is removed. */
+		if (err[0] == '\0')
+			snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg.name,
+			         strerror(-rc));
+		if (topic != NULL) {
+			int ignored = 0;
+			topic_close_logs(topic, &ignored);
+			topic_free(topic);
+		}
+		if (rename(final, tmp) == 0) {
+			sl_fs_fsync_path(t->topics_dir);
+			sl_fs_rm_rf(tmp);
+		} else {
+			sl_fs_rm_rf(final);
+		}
 		return rc;
 	}
 	topic->next = t->head;

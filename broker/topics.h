@@ -11,12 +11,14 @@
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
 #include "proto/base/rate.h"
+#include "proto/limits.h"
 
 /* Kafka's delete.retention.ms: how long a tombstone outlives its first clean (a day). */
 #define SL_TOPIC_DELETE_RETENTION_MS_DEFAULT (24LL * 3600 * 1000)
-/* Partition counts above this are refused: each partition holds open files and an index in memory. */
+/* Partition counts above this are refused: each partition holds an index and producer state in memory. */
 #define SL_TOPIC_PARTITIONS_MAX              10000
-#define SL_TOPIC_NAME_BYTES_MAX              200
+_Static_assert(SL_TOPIC_PARTITIONS_MAX <= SL_REQUEST_ENTRIES_MAX, "one request can name every partition of a topic");
+#define SL_TOPIC_NAME_BYTES_MAX 200
 
 struct sl_topic_config {
 	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
@@ -60,8 +62,9 @@ struct sl_partition {
 	struct sl_producer_state producers;
 	/* Appends refused with -EAGAIN by the log's window wait here, in order, for the next completion. */
 	struct sl_append *blocked_head, *blocked_tail;
-	/* Long-poll fetches to wake when new records become visible. */
+	/* Long-poll fetches to wake when new records become visible; waking holds them during a wake (fetch.c). */
 	struct sl_fetch_wait *waiters;
+	struct sl_fetch_wait *waking;
 	struct sl_clean_state *clean; /* NULL until the cleaner looks at it */
 };
 
@@ -110,6 +113,9 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 /* Save every partition's idempotent-producer state with the log offset it is valid at (periodically and at
  * close), so a restart recognises retries. Returns the first error. */
 int sl_topics_snapshot_producers(struct sl_topics *t);
+/* Open again the partitions that failed to open for a reason that passes (-EMFILE, -ENFILE, -ENOMEM); those
+ * failed for damage stay unavailable until repaired. Returns how many opened. */
+uint32_t sl_topics_retry_unavailable(struct sl_topics *t);
 /* Close every log cleanly (fsync, clean marker). Returns the first error. */
 int sl_topics_close(struct sl_topics *t);
 

@@ -31,6 +31,8 @@ _Static_assert(SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS == 33, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__GROUP_NOT_EMPTY == 34, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME == 35, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE == 40, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH == 45, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__RECORDS_LOST == 46, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_CONFIG == 65, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__CLEANER_FAILED == 66, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INTERNAL == 99, "wire code");
@@ -48,6 +50,7 @@ static const struct {
         {ERANGE, SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE},
         {ENOTSUP, SYNCLOG__ERROR_CODE__UNSUPPORTED_CODEC},
         {EUCLEAN, SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE},
+        {ENODATA, SYNCLOG__ERROR_CODE__RECORDS_LOST}, /* sl_log_locate in a range repair cut out */
         {ESHUTDOWN, SYNCLOG__ERROR_CODE__BROKER_SHUTTING_DOWN},
         {ENOMEM, SYNCLOG__ERROR_CODE__INTERNAL},
 };

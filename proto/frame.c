@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proto/frame.h"
+#include "proto/limits.h"
 
 /* Nesting deeper than this is not something our messages have: refuse rather than recurse without bound. */
 #define CHECK_DEPTH_MAX 16
@@ -22,14 +23,70 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 	return -EBADMSG;
 }
 
-static int check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth)
+struct check_state {
+	uint32_t elements; /* messages, repeated entries and unknown fields met so far */
+	const char *why;
+};
+
+/* Count n entries of a repeated field of one message (*count) and of the frame; 0 or -E2BIG with st->why set. */
+static int count_entries(struct check_state *st, uint32_t *count, uint64_t n)
 {
-	if (depth > CHECK_DEPTH_MAX)
+	if (n > SL_REQUEST_ENTRIES_MAX || *count > SL_REQUEST_ENTRIES_MAX - n) {
+		st->why = "a repeated field has more entries than a request may have (" SL_STR(
+		        SL_REQUEST_ENTRIES_MAX) ")";
+		return -E2BIG;
+	}
+	*count += (uint32_t)n;
+	if (n > SL_FRAME_ELEMENTS_MAX || st->elements > SL_FRAME_ELEMENTS_MAX - n) {
+		st->why = "the request has more entries than one frame may have (" SL_STR(SL_FRAME_ELEMENTS_MAX) ")";
+		return -E2BIG;
+	}
+	st->elements += (uint32_t)n;
+	return 0;
+}
+
+/* Varints in a packed repeated field: one per byte without the continuation bit. */
+static uint64_t packed_count(const ProtobufCFieldDescriptor *f, const uint8_t *p, uint64_t len)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_FLOAT:
+		return len / 4;
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return len / 8;
+	default: {
+		uint64_t n = 0;
+		for (uint64_t i = 0; i < len; i++)
+			n += !(p[i] & 0x80);
+		return n;
+	}
+	}
+}
+
+/* Fields of one message counted for the per-field bound; our messages have far fewer. */
+#define CHECK_FIELDS_MAX 64
+
+static int check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth,
+                 struct check_state *st)
+{
+	uint32_t counts[CHECK_FIELDS_MAX] = {0};
+	uint32_t unknown = 0;
+	if (depth > CHECK_DEPTH_MAX) {
+		st->why = "messages nested too deep";
 		return -EBADMSG;
+	}
 	while (p < end) {
 		uint64_t key, v;
 		if (read_varint(&p, end, &key) < 0)
 			return -EBADMSG;
+		const ProtobufCFieldDescriptor *f =
+		        d ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+		size_t fi = f ? (size_t)(f - d->fields) : 0;
+		uint32_t *count = f == NULL ? &unknown : fi < CHECK_FIELDS_MAX ? &counts[fi] : &unknown;
+		int repeated = f == NULL || f->label == PROTOBUF_C_LABEL_REPEATED;
 		switch (key & 7) {
 		case 0:
 			if (read_varint(&p, end, &v) < 0)
@@ -48,25 +105,49 @@ static int check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const ui
 		case 2: {
 			if (read_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
 				return -EBADMSG;
-			const ProtobufCFieldDescriptor *f =
-			        d ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
-			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)v) != NULL)
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)v) != NULL) {
+				st->why = "a string field holds a NUL byte";
 				return -EBADMSG;
-			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && check(f->descriptor, p, p + v, depth + 1) < 0)
-				return -EBADMSG;
+			}
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				/* Each submessage is one allocation, repeated or not. */
+				if (count_entries(st, count, 1) < 0)
+					return -E2BIG;
+				int rc = check(f->descriptor, p, p + v, depth + 1, st);
+				if (rc < 0)
+					return rc;
+				repeated = 0;
+			} else if (f && repeated && f->type != PROTOBUF_C_TYPE_STRING &&
+			           f->type != PROTOBUF_C_TYPE_BYTES) {
+				/* A packed run of scalars. */
+				if (count_entries(st, count, packed_count(f, p, v)) < 0)
+					return -E2BIG;
+				repeated = 0;
+			}
 			p += v;
 			break;
 		}
 		default:
 			return -EBADMSG;
 		}
+		if (repeated && count_entries(st, count, 1) < 0)
+			return -E2BIG;
 	}
 	return 0;
 }
 
+int sl_frame_check(const void *descriptor, const uint8_t *p, size_t len, const char **why)
+{
+	struct check_state st = {0, NULL};
+	int rc = check(descriptor, p, p + len, 0, &st);
+	if (rc < 0 && why != NULL)
+		*why = st.why ? st.why : "malformed protobuf encoding";
+	return rc;
+}
+
 int sl_frame_check_strings(const void *descriptor, const uint8_t *p, size_t len)
 {
-	return check(descriptor, p, p + len, 0);
+	return sl_frame_check(descriptor, p, len, NULL) < 0 ? -EBADMSG : 0;
 }
 
 int sl_frame_length(const uint8_t *p, size_t avail, uint32_t frame_bytes_max, uint32_t *len_out)
@@ -120,6 +201,10 @@ static const struct {
         {34, "GROUP_NOT_EMPTY", "the group has live members: stop them first or pass --force"},
         {35, "INVALID_GROUP_NAME", "invalid group name: 1 to 200 characters of [A-Za-z0-9._-]"},
         {40, "UNSUPPORTED_FEATURE", "this broker does not do that"},
+        {45, "UNSUPPORTED_BATCH",
+         "transactional or control batches and negative producer fields are not supported: nothing was appended"},
+        {46, "RECORDS_LOST",
+         "these offsets were lost to disk damage (cut out by synclogd --repair): fetch from skip_to_offset to go on"},
         {65, "INVALID_CONFIG",
          "invalid topic setting: keys retention.ms, retention.bytes, compact, delete.retention.ms, segment.bytes, "
          "segment.ms, retain.for.groups"},

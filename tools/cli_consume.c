@@ -15,7 +15,7 @@
 static const struct cli_command consume_command = {
         .name = "consume",
         .usage = "usage: synclog consume TOPIC [--from earliest|latest|OFFSET|-N|@TIME] [--partition P] [--max N]\n"
-                 "                             [--follow] [--format TEMPLATE]\n"
+                 "                             [--follow] [--skip-lost] [--format TEMPLATE]\n"
                  "       synclog consume TOPIC --group G [--from ...] [--max N] [--follow] [--session-timeout-ms MS]\n"
                  "                             [--commit-interval-ms MS] [--format TEMPLATE]\n"
                  "\n"
@@ -32,6 +32,8 @@ static const struct cli_command consume_command = {
                  "  --follow          wait for new records until interrupted (SIGINT/SIGTERM, then exit 0); without "
                  "it,\n"
                  "                    stop at the end of the log as it was at the start\n"
+                 "  --skip-lost       go on past offsets lost to disk damage (cut out by synclogd --repair),\n"
+                 "                    counting them on stderr; without it, reaching them is an error (exit 1)\n"
                  "  --format T        print each record with template T instead, kcat-like: %k key, %s value,\n"
                  "                    %t topic, %p partition, %o offset, %T timestamp ms, %v version, %O op\n"
                  "                    (upsert or delete), %r origin, %i idempotency key, %h all sync headers\n"
@@ -69,6 +71,7 @@ struct consume_args {
 	const char *group;
 	uint64_t session_timeout_ms;
 	uint64_t commit_interval_ms;
+	bool skip_lost;
 	struct cli_record_format *format; /* --format */
 };
 
@@ -161,6 +164,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 				return cli_usage_error(&consume_command, "--format: %s", err);
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			a->follow = true;
+		} else if (strcmp(argv[i], "--skip-lost") == 0) {
+			a->skip_lost = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			return cli_usage_error(&consume_command, "unknown flag '%s'", argv[i]);
 		} else if (a->topic == NULL) {
@@ -174,6 +179,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 	if (a->group != NULL && a->partition >= 0)
 		return cli_usage_error(&consume_command,
 		                       "--partition cannot be used with --group: the group assigns the partitions");
+	if (a->group != NULL && a->skip_lost)
+		return cli_usage_error(&consume_command, "--skip-lost is for reading without --group");
 	if (a->group == NULL && (a->session_timeout_ms != 0 || a->commit_interval_ms != UINT64_MAX))
 		return cli_usage_error(&consume_command, "--session-timeout-ms and --commit-interval-ms need --group");
 	return CLI_EXIT_OK;
@@ -312,6 +319,7 @@ static int consume_topic(const struct cli *cli, const struct consume_args *ap)
 	o.from_offset = a.from_offset;
 	o.from_timestamp_ms = a.from_timestamp_ms;
 	o.stop_at_end = !a.follow;
+	o.skip_lost = a.skip_lost;
 	if (cli->timeout_ms > 0)
 		o.io_timeout_ms = cli->timeout_ms;
 	rc = sl_fetcher_new(&f, &o, err, sizeof(err));
@@ -351,6 +359,9 @@ static int consume_topic(const struct cli *cli, const struct consume_args *ap)
 			        (unsigned long long)sl_fetcher_skipped(f),
 			        sl_fetcher_skipped(f) == 1 ? " was" : "s were",
 			        sl_fetcher_skipped(f) == 1 ? "it" : "they");
+		if (sl_fetcher_lost(f) > 0)
+			fprintf(stderr, "synclog consume: skipped %llu offsets lost to disk damage\n",
+			        (unsigned long long)sl_fetcher_lost(f));
 		rc = CLI_EXIT_OK;
 	}
 	sl_fetcher_free(f);

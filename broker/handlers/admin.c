@@ -57,7 +57,8 @@ static int errno_code(int rc)
 	case -EOPNOTSUPP:
 		return SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE;
 	default:
-		return SYNCLOG__ERROR_CODE__STORAGE_ERROR;
+		/* A full disk is NOT_ENOUGH_SPACE, as for appends: the one errno table of proto/errors.h. */
+		return sl_errno_to_code(rc);
 	}
 }
 

@@ -9,7 +9,21 @@
  *   2. read:  one io_uring read per partition span into the response's buffer, submitted at once (so that the
  *             kernel holds the segment file before anything on the loop can close its descriptor); the answer
  *             goes out when the last read completes. A cold segment is read by the kernel's workers while the
- *             loop serves everyone else. */
+ *             loop serves everyone else. Each span is pinned (storage/log.h) just before its read is prepared
+ *             and unpinned once it is submitted: preparing the next may otherwise close its file to make room
+ *             (files.h). Reads are submitted early when the file cache is near its budget, so a fetch of
+ *             thousands of partitions never needs more descriptors than the budget. The answer's bytes are held
+ *             with the connection's (request.h, sl_req_hold) from then until it is sent.
+ *
+ * Long polls, bounded and linear:
+ *   1. A request lists each partition at most once and at most SL_REQUEST_ENTRIES_MAX of them (duplicates are
+ *      refused), so it waits once per partition.
+ *   2. A parked request holds no records and no pins: only its waits, one per partition (broker/limits.h,
+ *      rule 5). It is planned again when it is answered.
+ *   3. A wake of partition p costs O(1) per request waiting on p: each wait counts the bytes p made visible since
+ *      it last looked (sl_log_visible_bytes), up to what the partition may still add to the answer, into the
+ *      request's ready bytes; the request is planned and answered (O(its partitions)) once, when they reach
+ *      min_bytes, or at its timeout. Planning every partition on every wake made a 640 KB Fetch freeze the loop. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +32,7 @@
 #include "broker/handlers/handlers.h"
 #include "proto/base/slog.h"
 #include "proto/errors.h"
+#include "proto/limits.h"
 
 /* Room kept in a response frame for everything but the records. */
 #define FETCH_OVERHEAD_BYTES          (64u * 1024)
@@ -29,21 +44,54 @@ struct sl_fetch_wait {
 	struct sl_req *req;
 	struct sl_fetch_wait *next, *prev;
 	struct sl_partition *part;
+	struct sl_fetch_wait **list; /* &part->waiters, or &part->waking during a wake; NULL when on none */
+	uint64_t seen_bytes;         /* sl_log_visible_bytes of the partition when last counted */
+	uint64_t room_bytes; /* what this partition may still add to the answer (its max_bytes less what it had) */
 };
 
 #define WAITERS(p) ((p)->waiters)
+
+static void wait_push(struct sl_fetch_wait **list, struct sl_fetch_wait *w)
+{
+	w->list = list;
+	w->prev = NULL;
+	w->next = *list;
+	if (w->next)
+		w->next->prev = w;
+	*list = w;
+}
+
+static void wait_unlink(struct sl_fetch_wait *w)
+{
+	if (w->list == NULL)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		*w->list = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->list = NULL;
+}
 
 /* Step 2 of one partition: its span, read through the shard's io_uring into buf. */
 struct sl_fetch_read {
 	struct sl_io io; /* the completion's context */
 	struct sl_req *req;
 	Synclog__FetchPartitionResult *result;
+	struct sl_log *log; /* whose span it is */
 	struct sl_log_span span;
+	int pinned; /* span pinned from just before its read is prepared until it is submitted */
 	uint8_t *buf;
 };
 
+static void read_unpin(struct sl_fetch_read *rd);
+
 static void fetch_free_body(struct sl_req *req)
 {
+	for (size_t i = 0; req->fetch_reads && i < req->fetch.n_results; i++)
+		read_unpin(&req->fetch_reads[i]);
 	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
 		free(req->fetch_results[i].records.data);
 	free(req->fetch_results);
@@ -52,8 +100,27 @@ static void fetch_free_body(struct sl_req *req)
 	free(req->fetch_reads);
 }
 
-/* Step 1: each partition's span (no record read) and its result's offsets or error. Returns the bytes the reads
- * would gather. */
+/* A planned span no longer needs its file held open by us: read submitted (the kernel holds the file), or dropped. */
+static void read_unpin(struct sl_fetch_read *rd)
+{
+	if (rd->pinned) {
+		sl_log_span_unpin(rd->log, &rd->span);
+		rd->pinned = 0;
+	}
+}
+
+/* Submit what is prepared (the kernel takes each read's file then) and let go of the pins of reads [from, to). */
+static void reads_submit(struct sl_req *req, size_t from, size_t to)
+{
+	int rc = sl_ring_submit(&req->srv->ring);
+	if (rc < 0)
+		sl_slog_msg(SL_SLOG_ERROR, "io_uring_submit_failed", "fetch reads: %s", strerror(-rc));
+	for (size_t i = from; i < to; i++)
+		read_unpin(&req->fetch_reads[i]);
+}
+
+/* Step 1: each partition's span (no record read, pinned) and its result's offsets or error. Returns the bytes the
+ * reads would gather. */
 static uint64_t fetch_plan(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
@@ -62,6 +129,10 @@ static uint64_t fetch_plan(struct sl_req *req)
 	uint64_t budget = srv->cfg.frame_bytes_max > FETCH_OVERHEAD_BYTES
 	                          ? srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES
 	                          : srv->cfg.frame_bytes_max / 2;
+	/* Within the broker's memory budget too (broker/limits.h, rule 4). */
+	uint64_t memory_left = sl_limits_response_bytes_max(&srv->limits);
+	if (budget > memory_left)
+		budget = memory_left;
 	uint64_t total = 0;
 	for (size_t i = 0; i < fr->n_partitions; i++) {
 		Synclog__FetchPartition *fp = fr->partitions[i];
@@ -69,6 +140,7 @@ static uint64_t fetch_plan(struct sl_req *req)
 		struct sl_fetch_read *rd = &req->fetch_reads[i];
 		SL_ASSERT(r->records.data == NULL && rd->buf == NULL);
 		synclog__fetch_partition_result__init(r);
+		read_unpin(rd);
 		rd->span.len = 0;
 		r->partition = fp->partition;
 		r->log_start_offset = -1;
@@ -108,12 +180,23 @@ static uint64_t fetch_plan(struct sl_req *req)
 			rc = span.len > srv->cfg.frame_bytes_max - FETCH_OVERHEAD_BYTES / 2 ? -EMSGSIZE : 0;
 		}
 		if (rc == 0 && span.len > 0) {
+			rd->log = p->log;
 			rd->span = span;
 			total += span.len;
 			budget -= span.len < budget ? span.len : budget;
 		}
 		if (rc < 0)
 			r->error = sl_errno_to_code(rc);
+		if (rc == -EBADMSG)
+			r->error_message =
+			        "a batch at this offset is damaged on disk: the operator must stop the broker "
+			        "and run synclogd --repair";
+		if (rc == -ENODATA) {
+			/* A range repair cut out (RECORDS_LOST): the client decides whether to go on after it. */
+			r->skip_to_offset = span.next_offset;
+			r->error_message = "offsets lost to disk damage and cut out by synclogd --repair: fetch from "
+			                   "skip_to_offset to go on without them";
+		}
 	}
 	return total;
 }
@@ -138,19 +221,47 @@ static void fetch_read_done_cb(struct sl_io *io, int res)
 		sl_req_respond(req);
 }
 
+/* Room for one more pinned file (a partition's folder and active segment at most) in the file cache. */
+#define READ_PIN_FDS 4
+
 /* Step 2: read every planned span, then answer (at once when there is nothing to read). */
 static void fetch_read_and_respond(struct sl_req *req)
 {
 	struct sl_server *srv = req->srv;
 	size_t n = req->msg->fetch->n_partitions;
 	SL_ASSERT(req->fetch_reads_pending == 0);
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += req->fetch_reads[i].span.len;
+	if (bytes == 0) {
+		sl_req_respond(req);
+		return;
+	}
+	/* The buffers are the answer: counted with the connection's bytes in flight from now on. */
+	sl_req_hold(req, bytes);
+	/* One count held while the reads are prepared: a completion reaped meanwhile (sl_ring_get_sqe reaps when
+	 * the queue is full) must not answer the request before its last read is even queued. */
+	req->pending++;
+	req->fetch_reads_pending++;
+	size_t unpinned_from = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct sl_fetch_read *rd = &req->fetch_reads[i];
 		if (rd->span.len == 0)
 			continue;
+		if (i > unpinned_from && srv->files.fds_open + READ_PIN_FDS > srv->files.fds_max) {
+			reads_submit(req, unpinned_from, i);
+			unpinned_from = i;
+		}
+		int rc = sl_log_span_pin(rd->log, &rd->span);
+		if (rc < 0) {
+			rd->result->error = sl_errno_to_code(rc);
+			continue;
+		}
+		rd->pinned = 1;
 		rd->buf = malloc(rd->span.len);
 		if (rd->buf == NULL) {
 			rd->result->error = sl_errno_to_code(-ENOMEM);
+			read_unpin(rd);
 			continue;
 		}
 		rd->io.done_cb = fetch_read_done_cb;
@@ -159,32 +270,21 @@ static void fetch_read_and_respond(struct sl_req *req)
 		req->pending++;
 		req->fetch_reads_pending++;
 	}
-	if (req->fetch_reads_pending == 0) {
-		sl_req_respond(req);
-		return;
-	}
 	/* Now, not at the end of the loop pass: the kernel takes its reference on each segment file at submission,
-	 * and a retention pass later in this one may close the descriptors. */
-	int rc = sl_ring_submit(&srv->ring);
-	if (rc < 0)
-		sl_slog_msg(SL_SLOG_ERROR, "io_uring_submit_failed", "fetch reads: %s", strerror(-rc));
+	 * and then the file cache may close our descriptors. */
+	reads_submit(req, unpinned_from, n);
+	SL_ASSERT(req->pending > 0 && req->fetch_reads_pending > 0);
+	req->pending--;
+	if (--req->fetch_reads_pending == 0)
+		sl_req_respond(req);
 }
 
 static void waits_unlink(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
 	for (size_t i = 0; req->waits && i < fr->n_partitions; i++) {
-		struct sl_fetch_wait *w = &req->waits[i];
-		if (w->part == NULL)
-			continue;
-		if (w->prev)
-			w->prev->next = w->next;
-		else
-			WAITERS(w->part) = w->next;
-		if (w->next)
-			w->next->prev = w->prev;
-		w->part = NULL;
-		w->next = w->prev = NULL;
+		wait_unlink(&req->waits[i]);
+		req->waits[i].part = NULL;
 	}
 }
 
@@ -224,28 +324,41 @@ void sl_fetch_answer_all(struct sl_partition *p)
 		fetch_unpark(WAITERS(p)->req, 0);
 }
 
+/* Bytes the partition's log made visible since w last looked, up to its room, into the request's ready bytes. */
+static void wait_count(struct sl_fetch_wait *w)
+{
+	struct sl_log *log = w->part->log;
+	if (log == NULL)
+		return;
+	uint64_t now = sl_log_visible_bytes(log);
+	uint64_t added = now - w->seen_bytes;
+	w->seen_bytes = now;
+	if (added > w->room_bytes)
+		added = w->room_bytes;
+	w->room_bytes -= added;
+	w->req->fetch_ready_bytes += added;
+}
+
 void sl_fetch_wake(struct sl_partition *p)
 {
-	/* Detach the list first: answering one request unlinks its waits on other partitions, never on this
-	 * detached list (park registers a request once per partition), and waits still short of min_bytes are
-	 * put back on a fresh list, so the loop ends. */
-	struct sl_fetch_wait *list = WAITERS(p);
-	WAITERS(p) = NULL;
-	while (list != NULL) {
-		struct sl_fetch_wait *w = list;
-		list = w->next;
-		w->next = w->prev = NULL;
-		w->part = NULL;
+	/* The waiters move to p->waking and each is taken from there in turn: answered, or put back on p->waiters.
+	 * Answering one may unlink others anywhere (its waits on other partitions; a connection closed on the way
+	 * drops its parked requests), which wait_unlink does on whichever list they are, so the loop ends. */
+	if (p->waking != NULL)
+		return; /* woken from inside a wake of p: the outer loop counts what is new */
+	struct sl_fetch_wait *w;
+	while ((w = WAITERS(p)) != NULL) {
+		wait_unlink(w);
+		wait_push(&p->waking, w);
+	}
+	while ((w = p->waking) != NULL) {
+		wait_unlink(w);
+		wait_count(w);
 		struct sl_req *req = w->req;
-		if (fetch_plan(req) >= req->msg->fetch->min_bytes) {
+		if (req->fetch_ready_bytes >= req->msg->fetch->min_bytes)
 			fetch_unpark(req, 0);
-			continue;
-		}
-		w->part = p;
-		w->next = WAITERS(p);
-		if (w->next)
-			w->next->prev = w;
-		WAITERS(p) = w;
+		else
+			wait_push(&WAITERS(p), w);
 	}
 }
 
@@ -259,32 +372,74 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 	if (req->waits == NULL || req->wait_timer == NULL) {
 		free(req->wait_timer);
 		req->wait_timer = NULL;
-		sl_req_respond(req);
+		fetch_read_and_respond(req);
 		return;
 	}
+	req->fetch_ready_bytes = 0;
 	for (size_t i = 0; i < fr->n_partitions; i++) {
-		uint32_t pi = fr->partitions[i]->partition;
-		if (topic == NULL || pi >= topic->cfg.partitions)
-			continue;
-		struct sl_partition *p = &topic->parts[pi];
-		int seen = 0;
-		for (size_t j = 0; j < i; j++)
-			seen |= req->waits[j].part == p;
-		if (seen)
-			continue; /* the same partition asked twice waits once */
+		Synclog__FetchPartition *fp = fr->partitions[i];
+		/* Parking follows a plan without errors: the topic and every partition exist and are open. */
+		SL_ASSERT(topic != NULL && fp->partition < topic->cfg.partitions);
+		struct sl_partition *p = &topic->parts[fp->partition];
+		SL_ASSERT(p->log != NULL);
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		uint64_t had = rd->span.len;
+		uint64_t want = fp->max_bytes ? fp->max_bytes : FETCH_PARTITION_BYTES_DEFAULT;
 		struct sl_fetch_wait *w = &req->waits[i];
 		w->req = req;
 		w->part = p;
-		w->next = WAITERS(p);
-		if (w->next)
-			w->next->prev = w;
-		WAITERS(p) = w;
+		w->seen_bytes = sl_log_visible_bytes(p->log);
+		w->room_bytes = want > had ? want - had : 0;
+		req->fetch_ready_bytes += had;
+		wait_push(&WAITERS(p), w);
+		/* Rule 2: the plan is made again when the request is answered. */
+		read_unpin(rd);
+		rd->span.len = 0;
 	}
 	uv_timer_t *t = req->wait_timer;
 	uv_timer_init(&srv->loop, t);
 	t->data = req;
 	uv_timer_start(t, wait_timeout_cb, wait_ms, 0);
 	sl_req_park(req, fetch_unpark);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Rule 1: at most SL_REQUEST_ENTRIES_MAX entries, each partition once. Returns 0, or a negative errno with the
+ * request failed. */
+static int fetch_check_entries(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	size_t n = fr->n_partitions;
+	if (n > SL_REQUEST_ENTRIES_MAX) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+		            "Fetch lists %zu partitions; at most %d per request", n, SL_REQUEST_ENTRIES_MAX);
+		return -EINVAL;
+	}
+	if (n < 2)
+		return 0;
+	uint32_t *ids = malloc(n * sizeof(*ids));
+	if (ids == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = fr->partitions[i]->partition;
+	qsort(ids, n, sizeof(*ids), cmp_u32);
+	int rc = 0;
+	for (size_t i = 1; i < n && rc == 0; i++) {
+		if (ids[i] == ids[i - 1]) {
+			sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
+			            "Fetch lists partition %u more than once: list each partition once", ids[i]);
+			rc = -EINVAL;
+		}
+	}
+	free(ids);
+	return rc;
 }
 
 void sl_handle_fetch(struct sl_req *req)
@@ -295,6 +450,10 @@ void sl_handle_fetch(struct sl_req *req)
 	if (sl_topics_find(&srv->topics, fr->topic ? fr->topic : "") == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
 		            fr->topic ? fr->topic : "");
+		sl_req_respond(req);
+		return;
+	}
+	if (fetch_check_entries(req) < 0) {
 		sl_req_respond(req);
 		return;
 	}

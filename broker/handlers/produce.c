@@ -17,6 +17,7 @@
 #include "broker/handlers/handlers.h"
 #include "proto/errors.h"
 #include "proto/batch.h"
+#include "proto/limits.h"
 
 /* The longest an answer is held back: Kafka's default quota window (11 samples of 1 s) and well below a client's
  * request timeout (30 s), so a held answer is never taken for a lost one. A larger debt is announced in
@@ -253,11 +254,33 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 		item_error(it, SYNCLOG__ERROR_CODE__BATCH_TOO_LARGE, msg);
 		return;
 	}
+	/* Refuse what synclog does not implement rather than store it with a meaning it would not keep. */
+	if (h.attributes & (SL_BATCH_ATTR_TRANSACTIONAL | SL_BATCH_ATTR_CONTROL)) {
+		item_error(it, SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH,
+		           "transactional and control batches are not supported: send plain batches (attribute bits 4 "
+		           "and 5 clear); nothing was appended");
+		return;
+	}
+	if (h.producer_id < -1 || (h.producer_id >= 0 && (h.producer_epoch < 0 || h.base_sequence < 0))) {
+		item_error(it, SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH,
+		           "producer fields out of range: producer id -1 (not idempotent), or an id from InitProducer "
+		           "with epoch and base sequence >= 0; nothing was appended");
+		return;
+	}
 	it->record_count = h.record_count;
 	if (h.producer_id >= 0) {
 		if (h.producer_id >= srv->next_producer_id) {
 			item_error(it, SYNCLOG__ERROR_CODE__UNKNOWN_PRODUCER,
 			           "producer id was not issued by this broker: call InitProducer");
+			return;
+		}
+		/* A producer id new to this partition takes a place in its table: one connection may bring in only
+		 * a few (request.h, struct sl_session), so it cannot push real producers out. */
+		if (!sl_producer_state_known(&p->producers, h.producer_id) &&
+		    sl_session_producer_id_admit(req->session, h.producer_id) < 0) {
+			item_error(it, SYNCLOG__ERROR_CODE__THROTTLED,
+			           "this connection already brought " SL_STR(
+			                   SL_SESSION_PRODUCER_IDS_MAX) " producer ids to the broker: use one of them");
 			return;
 		}
 		struct sl_producer_batch dup;

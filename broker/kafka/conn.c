@@ -98,6 +98,7 @@ static void conn_close(struct sl_kafka_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->stats.connections_open--;
+	sl_limits_connection_closed(&srv->limits);
 	/* Nothing more is written: every queued request is dropped, its parked subs answered into nothing. */
 	for (struct sl_kafka_req *kr = c->qhead; kr; kr = kr->next) {
 		kr->dropped = 1;
@@ -243,8 +244,9 @@ static void on_connection(uv_stream_t *listener, int status)
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	/* One limit for both listeners: connections_max counts native and Kafka connections together. */
-	if (srv->stats.connections_open >= srv->cfg.connections_max || srv->shutting_down) {
+	/* One limit for both listeners: connections_max counts native and Kafka connections together
+	 * (broker/limits.h, which may have lowered it to fit the descriptor limit). */
+	if (sl_limits_connections_full(&srv->limits) || srv->shutting_down) {
 		srv->stats.connections_refused++;
 		fprintf(stderr, "synclogd: kafka: connection refused: %u connections open (--connections-max)\n",
 		        srv->stats.connections_open);
@@ -267,6 +269,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	k->conns = c;
 	srv->stats.connections_open++;
 	srv->stats.connections_accepted++;
+	sl_limits_connection_opened(&srv->limits);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
 }
 

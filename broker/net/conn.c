@@ -1,7 +1,16 @@
 /* The native front end's connections: libuv owns the sockets; each connection is read into a buffer, cut into
  * frames, decoded into requests and handed to broker/dispatch.h; answers are written as whole frames. Bounded:
  * connections, frame size, bytes and requests in flight per connection (past them the socket is not read until
- * answers go out). */
+ * answers go out), and the broker-wide memory budget of broker/limits.h.
+ *
+ * A connection's bytes in flight (inflight_bytes, charged to the shared budget) are: the frames of its live
+ * requests, its responses queued and not yet written, and the buffer of a large frame being read. A large frame's
+ * buffer is taken only once the budget admits it; until then its length prefix waits in rbuf, unread past.
+ *
+ * Connections are kept in order of last activity (a whole request read, or a response written), most recent
+ * first. A sweep closes, from the least recent end, connections that did not finish Hello within
+ * handshake_timeout_ms and connections with no request in flight idle past idle_timeout_ms. At connections_max a
+ * new connection takes the place of the least recently active idle one (limits.h, "Connections"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -29,13 +38,21 @@
  * large enough to hold a run of small frames. */
 #define READ_PROBE_BYTES       (4u * 1024)
 _Static_assert(FRAME_SHARED_BYTES_MAX + SL_FRAME_HEADER_BYTES <= READ_BUFFER_BYTES / 2, "small frames fit rbuf");
+/* At connections_max, this many of the least recently active connections are looked at for an idle one to close;
+ * a connection that finished Hello counts as idle only after this long without activity, so a client between
+ * two requests is not dropped for a newcomer. */
+#define EVICT_SCAN_MAX    64
+#define EVICT_IDLE_MIN_MS 1000
+/* Timeouts are checked this often: a connection is closed at most this long after its timeout. */
+#define SWEEP_INTERVAL_MS 500
 
 struct sl_conn {
 	uv_tcp_t tcp;
 	struct sl_server *srv;
-	struct sl_conn *prev, *next;
+	struct sl_conn *prev, *next; /* net->conns, most recently active first */
 	struct sl_session session;
-	uint8_t *rbuf; /* small frames, several per read; READ_BUFFER_BYTES */
+	struct sl_limits_waiter memory_wait; /* waiting for the broker's memory budget */
+	uint8_t *rbuf;                       /* small frames, several per read; READ_BUFFER_BYTES */
 	size_t rlen;
 	size_t rcap;
 	/* A large frame being read into a buffer of its own, which its request then keeps. */
@@ -45,13 +62,18 @@ struct sl_conn {
 	int last_frame_owned; /* the previous frame was large: probe the next with a short read */
 	int closing;          /* uv_close called; 2 once the handle is closed */
 	int read_paused;      /* backpressure */
+	int processing;       /* inside conn_process: a nested call would dispatch the same bytes twice */
 	uint32_t refs;        /* requests and writes alive */
+	uint32_t requests;    /* requests alive (handled, parked or waiting for storage) */
 	uint64_t inflight_bytes;
+	uint64_t memory_need_bytes; /* a large frame waits for the budget to admit this many bytes */
+	uint64_t active_ms;         /* uv_now of the last activity (accept, a whole request read, a response written) */
 };
 
 struct sl_net {
 	uv_tcp_t listener;
-	struct sl_conn *conns;
+	uv_timer_t sweep;
+	struct sl_conn *conns, *conns_tail;
 	struct sl_frame_pool frame_pool;
 };
 
@@ -64,10 +86,59 @@ struct native_req {
 
 /* ---- connections ---- */
 
+static void conn_charge(struct sl_conn *c, uint64_t bytes)
+{
+	c->inflight_bytes += bytes;
+	sl_limits_charge(&c->srv->limits, bytes);
+}
+
+static void conn_uncharge(struct sl_conn *c, uint64_t bytes)
+{
+	SL_ASSERT(c->inflight_bytes >= bytes);
+	c->inflight_bytes -= bytes;
+	sl_limits_release(&c->srv->limits, bytes);
+}
+
+static void conns_unlink(struct sl_net *net, struct sl_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		net->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		net->conns_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void conns_push_head(struct sl_net *net, struct sl_conn *c)
+{
+	c->prev = NULL;
+	c->next = net->conns;
+	if (net->conns)
+		net->conns->prev = c;
+	else
+		net->conns_tail = c;
+	net->conns = c;
+}
+
+/* Activity: the connection moves to the most recent end. */
+static void conn_touch(struct sl_conn *c)
+{
+	struct sl_net *net = c->srv->net;
+	c->active_ms = uv_now(&c->srv->loop);
+	if (net->conns != c) {
+		conns_unlink(net, c);
+		conns_push_head(net, c);
+	}
+}
+
 /* The connection's memory, once its handle is closed and no request or write of it is alive. */
 static void conn_free_if_done(struct sl_conn *c)
 {
 	if (c->closing == 2 && c->refs == 0) {
+		SL_ASSERT(c->inflight_bytes == 0);
 		free(c->rbuf);
 		sl_frame_pool_put(&c->srv->net->frame_pool, c->fbuf);
 		free(c);
@@ -87,13 +158,12 @@ static void conn_close(struct sl_conn *c)
 		return;
 	c->closing = 1;
 	struct sl_server *srv = c->srv;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->net->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conns_unlink(srv->net, c);
 	srv->stats.connections_open--;
+	sl_limits_connection_closed(&srv->limits);
+	sl_limits_unwait(&srv->limits, &c->memory_wait);
+	if (c->fbuf != NULL)
+		conn_uncharge(c, c->fbuf_need); /* a large frame half read: never dispatched */
 	/* Parked requests of this connection will never be read: drop them. */
 	sl_req_cancel_all(&c->session, 1);
 	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
@@ -132,6 +202,8 @@ static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *co
 	uint8_t *fb = sl_frame_pool_get(&c->srv->net->frame_pool, len);
 	if (fb == NULL)
 		return -ENOMEM;
+	/* Charged from now on; dispatch hands the charge over to the request. */
+	conn_charge(c, len);
 	memcpy(fb, c->rbuf + at + SL_FRAME_HEADER_BYTES, have);
 	*consumed_out = SL_FRAME_HEADER_BYTES + have;
 	c->last_frame_owned = 1;
@@ -149,6 +221,9 @@ static int conn_own_frame(struct sl_conn *c, size_t at, uint32_t len, size_t *co
  * connection: there is no way to find the next frame. */
 static void conn_process(struct sl_conn *c)
 {
+	if (c->processing)
+		return; /* the outer call goes on with what this one would have read */
+	c->processing = 1;
 	size_t at = 0;
 	while (!c->closing && !c->read_paused && c->fbuf == NULL) {
 		uint32_t len;
@@ -162,9 +237,16 @@ static void conn_process(struct sl_conn *c)
 			            "connection",
 			            c->session.peer, c->srv->cfg.frame_bytes_max);
 			conn_close(c);
-			return;
+			break;
 		}
 		if (len > FRAME_SHARED_BYTES_MAX) {
+			if (!sl_limits_memory_admit(&c->srv->limits, c->inflight_bytes, len)) {
+				/* Its buffer waits for the budget: the length prefix stays in rbuf until then. */
+				c->memory_need_bytes = len;
+				conn_update_reading(c);
+				break;
+			}
+			c->memory_need_bytes = 0;
 			size_t consumed = 0;
 			rc = conn_own_frame(c, at, len, &consumed);
 			if (rc < 0) {
@@ -172,7 +254,7 @@ static void conn_process(struct sl_conn *c)
 				            "%s: out of memory for a frame of %u bytes: closing connection",
 				            c->session.peer, len);
 				conn_close(c);
-				return;
+				break;
 			}
 			at += consumed;
 			if (rc == 0)
@@ -191,6 +273,7 @@ static void conn_process(struct sl_conn *c)
 		memmove(c->rbuf, c->rbuf + at, c->rlen - at);
 		c->rlen -= at;
 	}
+	c->processing = 0;
 }
 
 static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -216,21 +299,88 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	conn_process(c);
 }
 
-/* Backpressure: stop reading while the connection holds too much unanswered work. */
+/* Backpressure: stop reading while the connection holds too much unanswered work (its own bounds, read again
+ * below half of them) or while the broker's memory budget does not admit it (broker/limits.h, rules 2 and 3). */
 static void conn_update_reading(struct sl_conn *c)
 {
-	const struct sl_server_config *cfg = &c->srv->cfg;
-	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max;
-	if (c->closing || c->srv->shutting_down)
+	struct sl_server *srv = c->srv;
+	const struct sl_server_config *cfg = &srv->cfg;
+	if (c->closing || srv->shutting_down)
 		return;
-	if (over && !c->read_paused) {
+	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max ||
+	           (c->read_paused && c->inflight_bytes > cfg->conn_inflight_bytes_max / 2);
+	int memory = !over && !sl_limits_memory_admit(&srv->limits, c->inflight_bytes, c->memory_need_bytes);
+	if (memory)
+		sl_limits_wait(&srv->limits, &c->memory_wait, c->inflight_bytes, c->memory_need_bytes);
+	else
+		sl_limits_unwait(&srv->limits, &c->memory_wait);
+	if ((over || memory) && !c->read_paused) {
 		c->read_paused = 1;
 		uv_read_stop((uv_stream_t *)&c->tcp);
-	} else if (!over && c->read_paused && c->inflight_bytes <= cfg->conn_inflight_bytes_max / 2) {
+	} else if (!over && !memory && c->read_paused) {
 		c->read_paused = 0;
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
 		/* Frames already buffered while paused go first. */
 		conn_process(c);
+	}
+}
+
+static void conn_memory_resume_cb(struct sl_limits_waiter *w)
+{
+	struct sl_conn *c = (struct sl_conn *)((char *)w - offsetof(struct sl_conn, memory_wait));
+	conn_update_reading(c);
+}
+
+/* At connections_max: close the least recently active idle connection to make room. Returns 1 if one was closed. */
+static int evict_idle(struct sl_server *srv)
+{
+	uint64_t now = uv_now(&srv->loop);
+	struct sl_conn *c = srv->net->conns_tail;
+	for (int i = 0; c != NULL && i < EVICT_SCAN_MAX; i++, c = c->prev) {
+		if (c->requests > 0)
+			continue;
+		if (c->session.hello_done && now - c->active_ms < EVICT_IDLE_MIN_MS)
+			continue;
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_DEBUG, "connection_evicted");
+		sl_slog_str(e, "peer", c->session.peer);
+		sl_slog_uint(e, "idle_ms", now - c->active_ms);
+		sl_slog_end(e);
+		srv->limits.connections_evicted++;
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* The timeouts: walk from the least recently active end while connections are old enough to have timed out. */
+static void sweep_cb(uv_timer_t *t)
+{
+	struct sl_server *srv = t->data;
+	const struct sl_server_config *cfg = &srv->cfg;
+	uint64_t now = uv_now(&srv->loop);
+	uint64_t youngest = cfg->handshake_timeout_ms;
+	if (cfg->idle_timeout_ms > 0 && cfg->idle_timeout_ms < youngest)
+		youngest = cfg->idle_timeout_ms;
+	struct sl_conn *prev;
+	for (struct sl_conn *c = srv->net->conns_tail; c != NULL; c = prev) {
+		prev = c->prev;
+		uint64_t idle_ms = now - c->active_ms;
+		if (idle_ms < youngest)
+			break; /* the rest were active more recently */
+		const char *why = NULL;
+		if (!c->session.hello_done && idle_ms >= cfg->handshake_timeout_ms)
+			why = "no Hello within the handshake timeout";
+		else if (cfg->idle_timeout_ms > 0 && idle_ms >= cfg->idle_timeout_ms && c->requests == 0)
+			why = "idle past --idle-timeout";
+		if (why == NULL)
+			continue;
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_DEBUG, "connection_timed_out");
+		sl_slog_str(e, "peer", c->session.peer);
+		sl_slog_str(e, "reason", why);
+		sl_slog_uint(e, "idle_ms", idle_ms);
+		sl_slog_end(e);
+		srv->limits.connections_timed_out++;
+		conn_close(c);
 	}
 }
 
@@ -245,11 +395,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_tcp_init(&srv->loop, &c->tcp);
 	c->tcp.data = c;
 	c->srv = srv;
+	c->memory_wait.resume_cb = conn_memory_resume_cb;
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	if (srv->stats.connections_open >= srv->cfg.connections_max || srv->shutting_down) {
+	if (srv->shutting_down || (sl_limits_connections_full(&srv->limits) && !evict_idle(srv))) {
 		srv->stats.connections_refused++;
 		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
@@ -265,12 +417,11 @@ static void on_connection(uv_stream_t *listener, int status)
 		snprintf(peer, sizeof(c->session.peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
-	c->next = srv->net->conns;
-	if (srv->net->conns)
-		srv->net->conns->prev = c;
-	srv->net->conns = c;
+	c->active_ms = uv_now(&srv->loop);
+	conns_push_head(srv->net, c);
 	srv->stats.connections_open++;
 	srv->stats.connections_accepted++;
+	sl_limits_connection_opened(&srv->limits);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
 }
 
@@ -281,9 +432,10 @@ static void native_finish(struct sl_req *req)
 	struct native_req *nr = (struct native_req *)req;
 	struct sl_conn *c = req->fe_data;
 	sl_frame_pool_put(&c->srv->net->frame_pool, nr->frame_mem);
-	SL_ASSERT(c->refs > 0 && c->inflight_bytes >= nr->frame_bytes);
+	SL_ASSERT(c->refs > 0 && c->requests > 0);
 	c->refs--;
-	c->inflight_bytes -= nr->frame_bytes;
+	c->requests--;
+	conn_uncharge(c, nr->frame_bytes + req->held_bytes);
 	free(nr);
 	if (c->closing == 2)
 		conn_free_if_done(c);
@@ -294,6 +446,7 @@ static void native_finish(struct sl_req *req)
 struct write_ctx {
 	uv_write_t w;
 	struct sl_conn *conn;
+	size_t len; /* charged to the connection until written */
 	uint8_t bytes[];
 };
 
@@ -301,12 +454,17 @@ static void write_done_cb(uv_write_t *w, int status)
 {
 	struct write_ctx *wc = (struct write_ctx *)w;
 	struct sl_conn *c = wc->conn;
+	conn_uncharge(c, wc->len);
 	free(wc);
 	if (status < 0 || c->session.close_after_write)
 		conn_close(c);
 	/* The write held a reference so the connection outlives it. */
 	SL_ASSERT(c->refs > 0);
 	c->refs--;
+	if (!c->closing) {
+		conn_touch(c);
+		conn_update_reading(c); /* its answer is out: it may read again */
+	}
 	conn_free_if_done(c);
 }
 
@@ -324,19 +482,28 @@ static void native_send(struct sl_req *req)
 	sl_frame_put_length(wc->bytes, (uint32_t)len);
 	synclog__response__pack(&req->resp, wc->bytes + SL_FRAME_HEADER_BYTES);
 	wc->conn = c;
+	wc->len = SL_FRAME_HEADER_BYTES + len;
 	c->refs++;
-	uv_buf_t b = uv_buf_init((char *)wc->bytes, (unsigned)(SL_FRAME_HEADER_BYTES + len));
+	conn_charge(c, wc->len);
+	uv_buf_t b = uv_buf_init((char *)wc->bytes, (unsigned)wc->len);
 	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
 		c->refs--;
+		conn_uncharge(c, wc->len);
 		free(wc);
 		conn_close(c);
 	}
+}
+
+static void native_hold(struct sl_req *req, uint64_t bytes)
+{
+	conn_charge(req->fe_data, bytes);
 }
 
 static const struct sl_req_frontend native_frontend = {
         .name = "native",
         .send = native_send,
         .finish = native_finish,
+        .hold = native_hold,
 };
 
 static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
@@ -347,7 +514,8 @@ static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
 	sl_req_init(&nr->req, c->srv, &native_frontend, c, &c->session);
 	nr->frame_bytes = frame_bytes;
 	c->refs++;
-	c->inflight_bytes += frame_bytes;
+	c->requests++;
+	conn_charge(c, frame_bytes);
 	return &nr->req;
 }
 
@@ -405,6 +573,9 @@ static Synclog__Request *request_view(struct sl_req *req, uint8_t *frame, uint32
 static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *owned)
 {
 	struct sl_server *srv = c->srv;
+	if (owned != NULL)
+		conn_uncharge(c, len); /* the buffer's charge (conn_own_frame) becomes the request's */
+	conn_touch(c);
 	struct sl_req *req = req_new(c, len);
 	if (req == NULL) {
 		sl_frame_pool_put(&srv->net->frame_pool, owned);
@@ -413,17 +584,18 @@ static void dispatch(struct sl_conn *c, uint8_t *frame, uint32_t len, uint8_t *o
 	}
 	((struct native_req *)req)->frame_mem = owned;
 	srv->stats.requests++;
-	if (sl_frame_check_strings(&synclog__request__descriptor, frame, len) == 0) {
+	const char *why = NULL;
+	if (sl_frame_check(&synclog__request__descriptor, frame, len, &why) == 0) {
 		if (owned != NULL)
 			req->msg = request_view(req, frame, len);
 		if (req->msg == NULL)
 			req->msg = synclog__request__unpack(NULL, len, frame);
+		if (req->msg == NULL)
+			why = "not a valid Request message";
 	}
 	if (req->msg == NULL) {
 		srv->stats.bad_frames++;
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST,
-		            "frame of %u bytes is not a valid Request message (or a string field holds a NUL byte)",
-		            len);
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "frame of %u bytes refused: %s", len, why);
 		sl_req_respond(req);
 		return;
 	}
@@ -440,6 +612,9 @@ int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap
 	srv->net = net;
 	uv_tcp_init(&srv->loop, &net->listener);
 	net->listener.data = srv;
+	uv_timer_init(&srv->loop, &net->sweep);
+	net->sweep.data = srv;
+	uv_timer_start(&net->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
 	/* Names and IPv6 too (proto/base/addr.h); resolved once, before the loop serves. */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -477,8 +652,10 @@ void sl_net_stop_accepting(struct sl_server *srv)
 {
 	if (srv->net == NULL)
 		return;
-	if (!uv_is_closing((uv_handle_t *)&srv->net->listener))
+	if (!uv_is_closing((uv_handle_t *)&srv->net->listener)) {
 		uv_close((uv_handle_t *)&srv->net->listener, close_noop_cb);
+		uv_close((uv_handle_t *)&srv->net->sweep, close_noop_cb);
+	}
 	for (struct sl_conn *c = srv->net->conns; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		sl_req_cancel_all(&c->session, 0);

@@ -1,5 +1,9 @@
 /* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that
- * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes. */
+ * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes.
+ *
+ * Bounded so that it can never take what the main listener needs: at most SL_LIMITS_METRICS_CONNECTIONS_MAX scrapes
+ * at once (the descriptors broker/limits.h sets aside for it; past it a new connection is closed at accept), and a
+ * scrape that has not been answered and written within SCRAPE_TIMEOUT_MS is closed. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,15 +15,28 @@
 
 /* A request line and headers larger than this are not a metrics scrape. */
 #define METRICS_REQUEST_BYTES_MAX 8192
+/* A scrape sends a few hundred bytes and reads the page: 5 s is ample on any network a scraper uses, and short
+ * enough that idle connections cannot pile up. Checked every SCRAPE_SWEEP_MS. */
+#define SCRAPE_TIMEOUT_MS         5000
+#define SCRAPE_SWEEP_MS           500
+
+struct scrape;
 
 struct sl_metrics {
 	uv_tcp_t listener;
+	uv_timer_t sweep;
 	int active;
+	struct scrape *head; /* open scrapes, oldest first */
+	struct scrape *tail;
+	uint32_t open_count;
 };
 
 struct scrape {
 	uv_tcp_t tcp;
 	struct sl_server *srv;
+	struct scrape *prev, *next; /* in sl_metrics's list while open */
+	uint64_t accepted_ms;
+	int closing;
 	char buf[METRICS_REQUEST_BYTES_MAX];
 	size_t len;
 	int answered;
@@ -73,6 +90,9 @@ static void render(struct sl_server *srv, struct out *o)
 	COUNTER("fetch_requests_total", s->fetch_requests);
 	COUNTER("fetch_bytes_total", s->fetch_bytes);
 #undef COUNTER
+	char limits[4096];
+	sl_limits_metrics_text(&srv->limits, &srv->files, limits, sizeof(limits));
+	put(o, "%s", limits);
 	put(o, "# TYPE synclog_partition_next_offset gauge\n# TYPE synclog_partition_start_offset gauge\n"
 	       "# TYPE synclog_partition_bytes gauge\n# TYPE synclog_partition_segments gauge\n"
 	       "# TYPE synclog_partition_available gauge\n");
@@ -130,11 +150,29 @@ static void scrape_free_cb(uv_handle_t *h)
 	free(h->data);
 }
 
+static void scrape_close(struct scrape *sc)
+{
+	if (sc->closing)
+		return;
+	sc->closing = 1;
+	struct sl_metrics *m = sc->srv->metrics;
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		m->head = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	else
+		m->tail = sc->prev;
+	m->open_count--;
+	uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+}
+
 static void scrape_written_cb(uv_write_t *w, int status)
 {
 	struct scrape *sc = w->data;
 	free(w);
-	uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+	scrape_close(sc);
 }
 
 static void answer(struct scrape *sc)
@@ -154,7 +192,7 @@ static void answer(struct scrape *sc)
 	if (w == NULL || msg.p == NULL) {
 		free(w);
 		free(msg.p);
-		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		scrape_close(sc);
 		return;
 	}
 	memcpy(w + 1, msg.p, msg.len);
@@ -163,7 +201,7 @@ static void answer(struct scrape *sc)
 	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)msg.len);
 	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, scrape_written_cb) != 0) {
 		free(w);
-		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		scrape_close(sc);
 	}
 }
 
@@ -177,10 +215,10 @@ static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct scrape *sc = s->data;
-	if (sc->answered)
+	if (sc->answered || sc->closing)
 		return;
 	if (n < 0 || (n == 0 && sc->len == sizeof(sc->buf) - 1)) {
-		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
+		scrape_close(sc);
 		return;
 	}
 	sc->len += (size_t)n;
@@ -192,6 +230,7 @@ static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_scrape(uv_stream_t *listener, int status)
 {
 	struct sl_server *srv = listener->data;
+	struct sl_metrics *m = srv->metrics;
 	if (status < 0)
 		return;
 	struct scrape *sc = calloc(1, sizeof(*sc));
@@ -200,11 +239,36 @@ static void on_scrape(uv_stream_t *listener, int status)
 	sc->srv = srv;
 	uv_tcp_init(&srv->loop, &sc->tcp);
 	sc->tcp.data = sc;
-	if (uv_accept(listener, (uv_stream_t *)&sc->tcp) != 0 || srv->shutting_down) {
+	/* Accepted even past the cap, and closed at once: left in the backlog it would keep the listener ready. */
+	if (uv_accept(listener, (uv_stream_t *)&sc->tcp) != 0 || srv->shutting_down ||
+	    m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX) {
+		if (m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX)
+			srv->limits.metrics_refused++;
+		sc->closing = 1;
 		uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
 		return;
 	}
+	sc->accepted_ms = uv_now(&srv->loop);
+	sc->prev = m->tail;
+	if (m->tail)
+		m->tail->next = sc;
+	else
+		m->head = sc;
+	m->tail = sc;
+	m->open_count++;
 	uv_read_start((uv_stream_t *)&sc->tcp, scrape_alloc_cb, scrape_read_cb);
+}
+
+/* Scrapes are in accept order: close from the oldest while they are past the timeout. */
+static void scrape_sweep_cb(uv_timer_t *t)
+{
+	struct sl_server *srv = t->data;
+	struct sl_metrics *m = srv->metrics;
+	uint64_t now = uv_now(&srv->loop);
+	while (m->head != NULL && now - m->head->accepted_ms >= SCRAPE_TIMEOUT_MS) {
+		srv->limits.metrics_timed_out++;
+		scrape_close(m->head);
+	}
 }
 
 int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
@@ -216,6 +280,9 @@ int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
 		return -ENOMEM;
 	uv_tcp_init(&srv->loop, &m->listener);
 	m->listener.data = srv;
+	uv_timer_init(&srv->loop, &m->sweep);
+	m->sweep.data = srv;
+	uv_timer_start(&m->sweep, scrape_sweep_cb, SCRAPE_SWEEP_MS, SCRAPE_SWEEP_MS);
 	srv->metrics = m;
 	m->active = 1;
 	struct sockaddr_storage addr;
@@ -249,11 +316,21 @@ static void metrics_free_cb(uv_handle_t *h)
 	srv->metrics = NULL;
 }
 
+static void sweep_closed_cb(uv_handle_t *h)
+{
+	struct sl_server *srv = h->data;
+	uv_close((uv_handle_t *)&srv->metrics->listener, metrics_free_cb);
+}
+
 void sl_metrics_stop(struct sl_server *srv)
 {
 	struct sl_metrics *m = srv->metrics;
 	if (m == NULL || !m->active)
 		return;
 	m->active = 0;
-	uv_close((uv_handle_t *)&m->listener, metrics_free_cb);
+	/* Scrapes still open hold a pointer to srv only; they end on their own. */
+	while (m->head != NULL)
+		scrape_close(m->head);
+	/* The listener is freed last, with m, once the timer that shares m is closed. */
+	uv_close((uv_handle_t *)&m->sweep, sweep_closed_cb);
 }

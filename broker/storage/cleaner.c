@@ -1097,7 +1097,9 @@ int sl_clean_prepare(struct sl_log *log, const struct sl_clean_params *params, s
 	if (job == NULL)
 		return -ENOMEM;
 	job->in = calloc(log->seg_count, sizeof(*job->in));
-	job->dir_fd = fcntl(log->dir_fd, F_DUPFD_CLOEXEC, 0);
+	/* The folder may have been closed by the file cache (files.h): open it to dup it. */
+	int hrc = sl_log_head_open(log);
+	job->dir_fd = hrc < 0 ? -1 : fcntl(log->dir_fd, F_DUPFD_CLOEXEC, 0);
 	if (job->in == NULL || job->dir_fd < 0) {
 		int rc = job->in == NULL ? -ENOMEM : -errno;
 		if (job->dir_fd >= 0)
@@ -1151,7 +1153,7 @@ void sl_clean_finish(struct sl_clean_job *job)
 	memmove(log->segs + job->out_count, log->segs + n, (log->seg_count - n) * sizeof(*log->segs));
 	for (uint32_t i = 0; i < job->out_count; i++) {
 		log->segs[i] = job->out[i];
-		log->segs[i]->log = log;
+		sl_log_adopt_sealed(log, log->segs[i]); /* into the log's file cache (files.h) */
 	}
 	log->seg_count = log->seg_count - n + job->out_count;
 	job->out_count = 0;

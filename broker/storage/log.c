@@ -29,6 +29,8 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void kick(struct sl_log *log);
+static int seg_busy_cb(struct sl_file_entry *e);
+static void seg_close_cb(struct sl_file_entry *e);
 static void advance(struct sl_log *log);
 
 void sl_log_config_default(struct sl_log_config *cfg)
@@ -54,8 +56,141 @@ int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg)
 		log->seg_cap = cap;
 	}
 	seg->log = log;
+	sl_files_entry_init(log->files, &seg->entry, seg_busy_cb, seg_close_cb);
 	log->segs[log->seg_count++] = seg;
 	return 0;
+}
+
+/* ---- descriptors (files.h) ---- */
+
+static int seg_busy_cb(struct sl_file_entry *e)
+{
+	struct sl_segment *seg = container_of(e, struct sl_segment, entry);
+	return seg->pins > 0;
+}
+
+static void seg_close_cb(struct sl_file_entry *e)
+{
+	struct sl_segment *seg = container_of(e, struct sl_segment, entry);
+	sl_segment_close_files(seg, 0);
+	sl_files_set(e, 0);
+}
+
+static uint32_t head_fds(const struct sl_log *log)
+{
+	uint32_t n = 1;
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		n += log->segs[i]->state == SL_SEG_SEALED ? 0 : 3;
+	return n;
+}
+
+/* The head may close only when nothing of the log's work can touch its descriptors: nothing queued, in flight or
+ * waiting for an fsync (every prepared SQE counts as in flight), no completion running, no segment waiting for
+ * its seal, no reader holding the active segment. */
+static int head_busy_cb(struct sl_file_entry *e)
+{
+	struct sl_log *log = container_of(e, struct sl_log, head);
+	if (log->completing || log->rollback_errno || !sl_log_idle(log))
+		return 1;
+	for (uint32_t i = 0; i < log->seg_count; i++) {
+		struct sl_segment *seg = log->segs[i];
+		if (seg->state != SL_SEG_SEALED && (i + 1 < log->seg_count || seg->pins > 0))
+			return 1;
+	}
+	return 0;
+}
+
+static void head_close_cb(struct sl_file_entry *e)
+{
+	struct sl_log *log = container_of(e, struct sl_log, head);
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		if (log->segs[i]->state != SL_SEG_SEALED)
+			sl_segment_close_files(log->segs[i], 0);
+	if (log->dir_fd >= 0)
+		close(log->dir_fd);
+	log->dir_fd = -1;
+	sl_files_set(e, 0);
+}
+
+void sl_log_adopt_sealed(struct sl_log *log, struct sl_segment *seg)
+{
+	SL_ASSERT(seg->state == SL_SEG_SEALED);
+	seg->log = log;
+	sl_files_entry_init(log->files, &seg->entry, seg_busy_cb, seg_close_cb);
+	sl_segment_close_files(seg, 1);
+	if (seg->log_fd >= 0) {
+		sl_files_reserve(log->files, 1, NULL);
+		sl_files_set(&seg->entry, 1);
+	}
+}
+
+void sl_log_head_recount(struct sl_log *log)
+{
+	if (log->dir_fd >= 0)
+		sl_files_set(&log->head, head_fds(log));
+}
+
+int sl_log_head_open(struct sl_log *log)
+{
+	if (log->dir_fd >= 0) {
+		sl_files_touch(&log->head);
+		return 0;
+	}
+	uint32_t need = head_fds(log);
+	sl_files_reserve(log->files, need, &log->head);
+	log->dir_fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dir_fd < 0)
+		return -errno;
+	for (uint32_t i = 0; i < log->seg_count; i++) {
+		struct sl_segment *seg = log->segs[i];
+		int rc = seg->state == SL_SEG_SEALED ? 0 : sl_segment_reopen(seg, log->dir, 1);
+		if (rc < 0) {
+			for (uint32_t j = 0; j < i; j++)
+				if (log->segs[j]->state != SL_SEG_SEALED)
+					sl_segment_close_files(log->segs[j], 0);
+			close(log->dir_fd);
+			log->dir_fd = -1;
+			return rc;
+		}
+	}
+	sl_files_set(&log->head, need);
+	return 0;
+}
+
+/* What a read of seg needs open: its own entry when sealed, the head otherwise. */
+static int seg_ready(struct sl_log *log, struct sl_segment *seg)
+{
+	if (seg->state != SL_SEG_SEALED)
+		return sl_log_head_open(log);
+	if (seg->log_fd >= 0) {
+		sl_files_touch(&seg->entry);
+		return 0;
+	}
+	sl_files_reserve(log->files, 1, NULL);
+	int rc = sl_segment_reopen(seg, log->dir, 0);
+	if (rc == 0)
+		sl_files_set(&seg->entry, 1);
+	return rc;
+}
+
+int sl_log_span_pin(struct sl_log *log, struct sl_log_span *span)
+{
+	if (span->seg == NULL)
+		return -EINVAL;
+	int rc = seg_ready(log, span->seg);
+	if (rc < 0)
+		return rc;
+	span->fd = span->seg->log_fd;
+	span->seg->pins++;
+	return 0;
+}
+
+void sl_log_span_unpin(struct sl_log *log, const struct sl_log_span *span)
+{
+	if (span->seg == NULL)
+		return;
+	SL_ASSERT(span->seg->pins > 0);
+	span->seg->pins--;
 }
 
 static struct sl_segment *active(const struct sl_log *log)
@@ -213,7 +348,12 @@ static void seal_done(struct sl_segment *seg)
 	seg->state = SL_SEG_SEALED;
 	seg->seal_step = STEP_IDLE;
 	seg->index_complete = 1;
-	/* The index files are complete and durable; they are read again only through the in-memory copy. */
+	/* The index files are complete and durable; they are read again only through the in-memory copy. The .log
+	 * leaves the head for an entry of its own (files.h). */
+	sl_segment_close_files(seg, 1);
+	sl_log_head_recount(seg->log);
+	if (seg->log_fd >= 0)
+		sl_files_set(&seg->entry, 1);
 }
 
 static void seg_step_done(struct sl_segment *seg)
@@ -430,10 +570,43 @@ static void kick(struct sl_log *log)
 
 static void write_done_cb(struct sl_io *io, int res);
 
+/* Room for one more unwritten append: a chunk of ops more when they are all spoken for. */
+static int ops_reserve(struct sl_log *log)
+{
+	if (log->unwritten_count < log->op_chunk_count * SL_WRITE_OPS_CHUNK)
+		return 0;
+	uint32_t chunks_max = (log->cfg.inflight_appends_max + SL_WRITE_OPS_CHUNK - 1) / SL_WRITE_OPS_CHUNK;
+	SL_ASSERT(log->op_chunk_count < chunks_max); /* the window is checked first */
+	if (log->op_chunks == NULL) {
+		log->op_chunks = calloc(chunks_max, sizeof(*log->op_chunks));
+		if (log->op_chunks == NULL)
+			return -ENOMEM;
+	}
+	struct sl_write_op *chunk = calloc(SL_WRITE_OPS_CHUNK, sizeof(*chunk));
+	if (chunk == NULL)
+		return -ENOMEM;
+	log->op_chunks[log->op_chunk_count++] = chunk;
+	for (uint32_t i = 0; i < SL_WRITE_OPS_CHUNK; i++) {
+		chunk[i].next_free = log->free_ops;
+		log->free_ops = &chunk[i];
+	}
+	return 0;
+}
+
+static void ops_free(struct sl_log *log)
+{
+	for (uint32_t i = 0; i < log->op_chunk_count; i++)
+		free(log->op_chunks[i]);
+	free(log->op_chunks);
+	log->op_chunks = NULL;
+	log->op_chunk_count = 0;
+	log->free_ops = NULL;
+}
+
 static struct sl_write_op *op_get(struct sl_log *log)
 {
 	struct sl_write_op *op = log->free_ops;
-	SL_ASSERT(op != NULL); /* one op per append at most, and the pool has inflight_appends_max */
+	SL_ASSERT(op != NULL); /* one op per unwritten append at most, and ops_reserve made room for each */
 	log->free_ops = op->next_free;
 	memset(op, 0, offsetof(struct sl_write_op, iov));
 	op->io.done_cb = write_done_cb;
@@ -559,6 +732,7 @@ static void rollback(struct sl_log *log)
 			log->seg_count--;
 			sl_segment_unlink(log->dir_fd, base);
 			log->dir_dirty = 1;
+			sl_log_head_recount(log);
 		}
 		if (ftruncate(seg->log_fd, (off_t)f->pos) < 0) {
 			go_fatal(log, -errno);
@@ -602,6 +776,7 @@ static void advance(struct sl_log *log)
 		}
 		seg->written_end = a->pos + a->len;
 		seg->visible_next_offset = a->last_offset + 1;
+		log->visible_bytes += a->len;
 		if (a->max_timestamp > seg->max_timestamp)
 			seg->max_timestamp = a->max_timestamp;
 		if (a->level == SL_DURABILITY_FSYNC) {
@@ -666,6 +841,7 @@ static int roll(struct sl_log *log)
 {
 	struct sl_segment *old = active(log);
 	struct sl_segment *seg;
+	sl_files_reserve(log->files, 3, &log->head);
 	/* Creating the file is a metadata operation done in place, once per segment (1 GiB by default). */
 	int rc = sl_segment_open(log->dir_fd, log->next_offset, 1, &seg);
 	if (rc < 0)
@@ -681,6 +857,7 @@ static int roll(struct sl_log *log)
 	old->state = SL_SEG_ROLLED;
 	log->dir_dirty = 1;
 	log->open_op = NULL;
+	sl_log_head_recount(log);
 	return 0;
 }
 
@@ -698,6 +875,11 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	if (log->unwritten_count >= log->cfg.inflight_appends_max ||
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
+	int orc = ops_reserve(log);
+	if (orc == 0)
+		orc = sl_log_head_open(log);
+	if (orc < 0)
+		return orc;
 	struct sl_segment *seg = active(log);
 	if (seg->size > 0 && (seg->size + a->len > log->cfg.segment_bytes_max ||
 	                      (log->cfg.segment_age_ms_max > 0 &&
@@ -746,13 +928,28 @@ int64_t sl_log_start_offset(const struct sl_log *log)
 int64_t sl_log_next_offset(const struct sl_log *log)
 {
 	/* Visible end: the last segment with visible records. A rolled segment's records become visible before
-	 * the active one's. */
+	 * the active one's. A segment written to its end reaches the next one's base, which lies past its own next
+	 * offset only across a lost range. */
 	for (uint32_t i = log->seg_count; i-- > 0;) {
 		struct sl_segment *seg = log->segs[i];
-		if (seg->written_end > 0 || i == 0)
+		if (seg->written_end > 0 || i == 0) {
+			if (seg->written_end == seg->size && i + 1 < log->seg_count)
+				return log->segs[i + 1]->base_offset;
 			return seg->visible_next_offset;
+		}
 	}
 	return log->segs[0]->base_offset;
+}
+
+uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out)
+{
+	*out = log->lost;
+	return log->lost_count;
+}
+
+uint64_t sl_log_visible_bytes(const struct sl_log *log)
+{
+	return log->visible_bytes;
 }
 
 /* The index of the segment holding offset (which is visible), or -1. */
@@ -808,8 +1005,19 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	if (offset < sl_log_start_offset(log) || offset > end)
 		return -ERANGE;
 	memset(span, 0, sizeof(*span));
+	const struct sl_log_lost *lost = sl_log_lost_find(log, offset);
+	if (lost != NULL) {
+		span->fd = -1;
+		span->first_offset = lost->first;
+		span->next_offset = lost->next;
+		return -ENODATA;
+	}
 	if (offset == end) {
+		int hrc = sl_log_head_open(log);
+		if (hrc < 0)
+			return hrc;
 		span->fd = active(log)->log_fd;
+		span->seg = active(log);
 		span->first_offset = span->next_offset = offset;
 		return 0;
 	}
@@ -824,7 +1032,9 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	int rc;
 	for (;;) {
 		seg = log->segs[at];
-		rc = sl_segment_load_index(seg);
+		rc = seg_ready(log, seg);
+		if (rc == 0)
+			rc = sl_segment_load_index(seg);
 		if (rc < 0)
 			return rc;
 		int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(c.offset - seg->base_offset));
@@ -841,11 +1051,15 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		/* The visible bytes must hold the offset, unless the cleaner removed the records at the end of a
 		 * compacted segment: those offsets read as the next segment's first batch. */
 		if (!seg->compacted || (uint32_t)at + 1 >= log->seg_count)
-			return -EIO;
+			return why != NULL ? -EBADMSG : -EIO; /* damaged on disk; or the file changed under us */
 		at++;
 		c.offset = log->segs[at]->base_offset;
 		if (log->segs[at]->written_end == 0) {
+			rc = seg_ready(log, log->segs[at]);
+			if (rc < 0)
+				return rc;
 			span->fd = log->segs[at]->log_fd;
+			span->seg = log->segs[at];
 			span->first_offset = span->next_offset = c.offset;
 			return 0;
 		}
@@ -874,6 +1088,10 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		                           &stop, &why, last_boundary_cb, &last);
 		if (rc < 0)
 			return rc;
+		if (rc != 1 && why != NULL) {
+			/* A damaged batch before the limit: the span ends before it, never hands it out. */
+			rc = 1;
+		}
 		limit = rc == 1 ? stop : seg->written_end;
 		if (rc != 1)
 			last.offset = seg->visible_next_offset;
@@ -881,6 +1099,7 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		last.offset = seg->visible_next_offset;
 	}
 	span->fd = seg->log_fd;
+	span->seg = seg;
 	span->pos = c.pos;
 	span->len = limit - c.pos;
 	span->first_offset = c.h.base_offset;
@@ -892,6 +1111,8 @@ int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, si
 {
 	struct sl_log_span span;
 	int rc = sl_log_locate(log, offset, cap, &span);
+	if (rc == -ENODATA)
+		*next_out = span.next_offset;
 	if (rc < 0)
 		return rc;
 	if (span.len > cap)
@@ -961,7 +1182,9 @@ int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *of
 		struct sl_segment *seg = log->segs[s];
 		if (seg->written_end == 0 || seg->max_timestamp < timestamp_ms)
 			continue;
-		int rc = sl_segment_load_index(seg);
+		int rc = seg_ready(log, seg);
+		if (rc == 0)
+			rc = sl_segment_load_index(seg);
 		if (rc < 0)
 			return rc;
 		int64_t i = sl_index_find_time(&seg->index, timestamp_ms);
@@ -986,6 +1209,7 @@ int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *of
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
 {
 	*out = log->stats;
+	out->lost_range_count = log->lost_count;
 	out->start_offset = sl_log_start_offset(log);
 	out->next_offset = sl_log_next_offset(log);
 	out->segment_count = log->seg_count;
@@ -1001,7 +1225,7 @@ static int droppable(const struct sl_log *log, const struct sl_segment *seg)
 	/* Only sealed segments, never the active one, none an fsync waiter still points at, none a cleaner job is
 	 * rewriting, and none holding offsets at or past the retention floor (groups that have not read them). */
 	return seg->state == SL_SEG_SEALED && seg != active(log) && seg->io_pending == 0 && !seg->sync_inflight &&
-	       !seg->cleaning && seg->visible_next_offset <= log->retention_floor_offset &&
+	       seg->pins == 0 && !seg->cleaning && seg->visible_next_offset <= log->retention_floor_offset &&
 	       (log->sync_head == NULL || log->sync_head->seg->base_offset > seg->base_offset);
 }
 
@@ -1042,6 +1266,10 @@ int sl_log_retain_detach(struct sl_log *log, int64_t now_ms, int64_t retention_m
 		if (!old && !big)
 			break;
 		if (garbage->dir_fd < 0) {
+			int hrc =
+			        sl_log_head_open(log); /* the folder (its head entry may be closed), to remove files */
+			if (hrc < 0)
+				return hrc;
 			garbage->dir_fd = fcntl(log->dir_fd, F_DUPFD_CLOEXEC, 0);
 			if (garbage->dir_fd < 0)
 				return -errno;
@@ -1094,9 +1322,10 @@ int sl_log_retain(struct sl_log *log, int64_t now_ms, int64_t retention_ms, int6
 	}
 }
 
-int sl_log_dir_fd(const struct sl_log *log)
+int sl_log_dir_fd(struct sl_log *log)
 {
-	return log->dir_fd;
+	int rc = sl_log_head_open(log);
+	return rc < 0 ? rc : log->dir_fd;
 }
 
 int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)
@@ -1107,7 +1336,9 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms)
 	if (seg->size == 0 || log->cfg.segment_age_ms_max <= 0 ||
 	    now_ms - seg->created_ms < log->cfg.segment_age_ms_max || log->rollback_errno)
 		return 0;
-	int rc = roll(log);
+	int rc = sl_log_head_open(log);
+	if (rc == 0)
+		rc = roll(log);
 	if (rc == 0)
 		kick(log);
 	return rc;
@@ -1203,7 +1434,8 @@ static int write_clean_marker(struct sl_log *log)
 	int fd = openat(log->dir_fd, SL_CLEAN_MARKER, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	int rc = write(fd, line, (size_t)len) == len ? 0 : -EIO;
+	ssize_t w = write(fd, line, (size_t)len);
+	int rc = w == len ? 0 : w < 0 ? -errno : -ENOSPC; /* a short write to a file: the disk filled */
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
@@ -1214,7 +1446,9 @@ static int write_clean_marker(struct sl_log *log)
 
 int sl_log_close(struct sl_log *log)
 {
-	int rc = 0;
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		SL_ASSERT(log->segs[i]->pins == 0); /* every pinned span was unpinned (log.h) */
+	int rc = sl_log_head_open(log);
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		log->segs[i]->seal_blocked = 0;
 	/* Let queued work finish; a seal that keeps failing is finished synchronously below instead. */
@@ -1253,8 +1487,12 @@ int sl_log_close(struct sl_log *log)
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		sl_segment_free(log->segs[i]);
 	free(log->segs);
-	free(log->ops);
-	close(log->dir_fd);
+	ops_free(log);
+	free(log->lost);
+	if (log->head.fds > 0)
+		sl_files_set(&log->head, 0);
+	if (log->dir_fd >= 0)
+		close(log->dir_fd);
 	free(log->dir);
 	free(log);
 	return rc;
@@ -1278,14 +1516,12 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 	log->ring = ring;
 	log->cfg = *cfg;
 	log->dir_fd = -1;
+	sl_files_init(&log->own_files, UINT64_MAX);
+	log->files = cfg->files != NULL ? cfg->files : &log->own_files;
+	sl_files_entry_init(log->files, &log->head, head_busy_cb, head_close_cb);
 	log->retention_floor_offset = INT64_MAX;
 	log->dir = strdup(dir);
-	log->ops = calloc(cfg->inflight_appends_max, sizeof(*log->ops));
-	int rc = (log->dir && log->ops) ? 0 : -ENOMEM;
-	for (uint32_t i = 0; rc == 0 && i < cfg->inflight_appends_max; i++) {
-		log->ops[i].next_free = log->free_ops;
-		log->free_ops = &log->ops[i];
-	}
+	int rc = log->dir ? 0 : -ENOMEM;
 	if (rc == 0 && mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		snprintf(err, err_cap, "partition %s: cannot create directory: %s", dir, strerror(-rc));
@@ -1297,19 +1533,29 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 			snprintf(err, err_cap, "partition %s: cannot open directory: %s", dir, strerror(-rc));
 		}
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		/* Recovery opens what it reads; the budget is made room for once it is done. */
+		sl_files_reserve(log->files, 4, NULL);
 		rc = sl_log_recover(log, err, err_cap);
+	}
 	if (rc < 0) {
 		for (uint32_t i = 0; i < log->seg_count; i++)
 			sl_segment_free(log->segs[i]);
 		free(log->segs);
-		free(log->ops);
+		ops_free(log);
+		free(log->lost);
 		if (log->dir_fd >= 0)
 			close(log->dir_fd);
 		free(log->dir);
 		free(log);
 		return rc;
 	}
+	/* Into the file cache: the head (folder and unsealed segments) open, sealed segments closed until read. */
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		if (log->segs[i]->state == SL_SEG_SEALED)
+			sl_segment_close_files(log->segs[i], 0);
+	sl_files_set(&log->head, head_fds(log));
+	sl_files_reserve(log->files, 0, &log->head);
 	*out = log;
 	return 0;
 }

@@ -33,8 +33,12 @@ struct sl_log_config {
 	uint32_t inflight_appends_max;
 	/* Bytes queued or in flight at once, same rule. */
 	uint64_t inflight_bytes_max;
-	/* Open even when a batch before the tail is corrupt: truncate there and set the rest aside (see
-	 * recovery.c). Only an operator asks for this. */
+	/* The shard's bounded cache of file descriptors (files.h), shared by its logs; NULL: a private unbounded one.
+	 */
+	struct sl_files *files;
+	/* Open even when a batch before the tail is corrupt: drop only the damaged bytes, keep every valid batch
+	 * after them at its offsets, and record the offsets lost (see recovery.c, rule 5). Only an operator asks for
+	 * this (synclogd --repair). */
 	int repair;
 };
 
@@ -76,6 +80,17 @@ struct sl_log_stats {
 	uint64_t fsync_count;          /* group commits completed */
 	uint64_t linked_fsync_count;   /* fdatasyncs submitted linked to their write (one append, log idle) */
 	uint64_t appended_batch_count; /* batches acknowledged since open */
+	uint32_t lost_range_count;     /* ranges of offsets repair cut out (sl_log_lost_ranges) */
+	uint32_t lost_range_new_count; /* of them, found by this open (repair mode): the last ones */
+};
+
+/* A range of offsets [first, next) that repair cut out of the log because their bytes were damaged. Reads of them
+ * fail with -ENODATA; the records go on at next. Kept in the partition's lost-offsets file (recovery.c). */
+struct sl_log_lost {
+	int64_t first;
+	int64_t next;
+	int64_t repaired_ms;
+	int found_now; /* found by this open (repair mode), not read from the file */
 };
 
 /* Open (creating if missing) the partition log in dir; dir's parent must exist. Runs recovery synchronously:
@@ -93,29 +108,50 @@ int sl_log_open(struct sl_ring *ring, const char *dir, const struct sl_log_confi
 int sl_log_append(struct sl_log *log, struct sl_append *a);
 
 /* A run of whole, visible batches from one segment: file descriptor and byte range. The caller may pread or
- * send it. The fd stays valid until the next call that can drop segments (retention, close). */
+ * send it.
+ *
+ * How long fd stays valid: segment files are opened on use and closed, least recently used first, when the
+ * shard's descriptor budget needs room (files.h). So fd is valid until the next call into any log of the same
+ * ring, unless the span is pinned: sl_log_span_pin keeps the segment's file open (its fd valid, the segment not
+ * dropped by retention) until sl_log_span_unpin. A read that finishes before the caller's next call into a log
+ * (pread right away) needs no pin; a read submitted to io_uring, completing later, must pin before it submits and
+ * unpin when it completed. Every pin is undone before sl_log_close. */
 struct sl_log_span {
 	int fd;
 	uint64_t pos;
 	uint64_t len;
-	int64_t first_offset; /* base offset of the first batch in the span */
-	int64_t next_offset;  /* one past the last record of the span */
+	int64_t first_offset;   /* base offset of the first batch in the span */
+	int64_t next_offset;    /* one past the last record of the span */
+	struct sl_segment *seg; /* private: what a pin holds open */
 };
 
 /* Locate the batches holding offset and after, up to bytes_max (at least one whole batch is returned even if it
- * is larger). A batch holding offset may start before it. Returns 0 (span->len == 0 when offset is the log end),
- * -ERANGE when offset is before the start or after the end. */
+ * is larger). A batch holding offset may start before it. A span never crosses a lost range. Returns 0
+ * (span->len == 0 when offset is the log end), -ERANGE when offset is before the start or after the end,
+ * -ENODATA when offset lies in a lost range (span->first_offset and span->next_offset then give the range). */
 int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span);
 /* sl_log_locate, then pread into buf (cap bytes; at most cap bytes of whole batches are returned). *len_out is
- * the byte count, *next_out one past the last record returned. Returns 0, -ERANGE, -EIO, -ENOBUFS when the
- * first batch does not fit in cap. */
+ * the byte count, *next_out one past the last record returned (for -ENODATA: where the records go on). Returns
+ * 0, -ERANGE, -ENODATA, -EIO, -ENOBUFS when the first batch does not fit in cap. */
 int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, size_t *len_out, int64_t *next_out);
+/* Keep span->fd valid across other calls (see struct sl_log_span); each pin needs its unpin. Pin opens the
+ * segment's file again if the cache closed it since sl_log_locate, and sets span->fd to what is open now: a
+ * caller may locate many spans first and pin each just before it reads, as long as nothing could drop the
+ * segment in between (the same loop pass: retention runs from a timer). Returns 0 or a negative errno (then not
+ * pinned). Unpin of a span without a segment (an error, a lost range) is a no-op. */
+int sl_log_span_pin(struct sl_log *log, struct sl_log_span *span);
+void sl_log_span_unpin(struct sl_log *log, const struct sl_log_span *span);
+/* The lost ranges, in offset order (*out valid until the next call that changes the log). */
+uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out);
 /* The first offset whose record timestamp is >= timestamp_ms; the log end (next offset) when none is. */
 int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *offset_out);
 
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
 int64_t sl_log_start_offset(const struct sl_log *log);
 int64_t sl_log_next_offset(const struct sl_log *log);
+/* Bytes of batches made visible since the log was opened: only grows (retention does not lower it), so the
+ * difference of two readings is what was appended between them. O(1), for long polls. */
+uint64_t sl_log_visible_bytes(const struct sl_log *log);
 
 /* Segments that retention took out of a log and whose files are still to be removed. Removing a file of a
  * gigabyte (the unlink and the last close free its blocks) and fsyncing the directory take milliseconds, so the
@@ -157,9 +193,10 @@ void sl_log_set_retention_floor(struct sl_log *log, int64_t offset);
 int sl_log_retention_held(const struct sl_log *log, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                           int64_t *held_end_out);
 
-/* The log's directory, for files kept beside the segments (the producer-state snapshot). Valid while the log
- * is open; dup it to use it elsewhere. */
-int sl_log_dir_fd(const struct sl_log *log);
+/* The log's directory, for files kept beside the segments (the producer-state snapshot), opened if the file cache
+ * had closed it. Valid until the next call into a log of the same ring (files.h): dup it right away to use it
+ * elsewhere. Returns the descriptor or a negative errno. */
+int sl_log_dir_fd(struct sl_log *log);
 
 /* New segment limits for the log (a topic's settings changed): the active segment rolls by them from the next
  * append or age check on; a batch larger than segment_bytes_max is refused from then on. */

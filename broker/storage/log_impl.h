@@ -23,6 +23,8 @@ enum { SL_APPEND_QUEUED = 1, SL_APPEND_WRITTEN, SL_APPEND_SYNCWAIT, SL_APPEND_FA
  * parallel copy faster than one huge one, while small batches still share a syscall. */
 #define SL_WRITE_OP_BYTES_MAX (1u << 20)
 
+#define SL_WRITE_OPS_CHUNK 16
+
 #define SL_CLEAN_MARKER ".clean-shutdown"
 
 struct sl_write_op {
@@ -52,11 +54,18 @@ struct sl_log {
 	struct sl_ring *ring;
 	struct sl_log_config cfg;
 	char *dir;
+	/* Descriptors (files.h). The head entry holds the folder (dir_fd) and the three files of every segment not
+	 * sealed yet, opened and closed together: dir_fd >= 0 exactly while they are open. Each sealed segment's
+	 * .log is an entry of its own. files is cfg.files, or own_files (unbounded) when the config gives none. */
 	int dir_fd;
+	struct sl_files *files;
+	struct sl_files own_files;
+	struct sl_file_entry head;
 	struct sl_segment **segs; /* oldest first; the last one is active */
 	uint32_t seg_count;
 	uint32_t seg_cap;
-	int64_t next_offset; /* next offset to assign */
+	int64_t next_offset;    /* next offset to assign */
+	uint64_t visible_bytes; /* sl_log_visible_bytes */
 
 	struct sl_append *queue_head, *queue_tail; /* QUEUED/WRITTEN/FAILED, offset order */
 	struct sl_append *sync_head, *sync_tail;   /* SYNCWAIT, offset order */
@@ -67,7 +76,11 @@ struct sl_log {
 	 * by inflight_bytes_max through unacked_bytes. */
 	uint32_t unwritten_count;
 
-	struct sl_write_op *ops; /* pool of inflight_appends_max ops */
+	/* Ops come in chunks of SL_WRITE_OPS_CHUNK, allocated as appends need them (one op per unwritten append at
+	 * most) up to inflight_appends_max: a partition that is written slowly holds one chunk, not the 1.2 MB a
+	 * full pool takes, which at 10,000 partitions was 12 GB. */
+	struct sl_write_op **op_chunks;
+	uint32_t op_chunk_count;
 	struct sl_write_op *free_ops;
 	struct sl_write_op *open_op; /* last prepared op, extendable until submitted */
 	uint32_t write_ops_inflight;
@@ -80,6 +93,11 @@ struct sl_log {
 	int dir_dirty; /* a segment file was created or removed since the directory was last fsynced */
 	struct sl_dir_io dir_io;
 
+	/* Offsets repair cut out (recovery.c, rule 5), sorted, from the partition's lost-offsets file. */
+	struct sl_log_lost *lost;
+	uint32_t lost_count;
+	uint32_t lost_cap;
+
 	int rollback_errno; /* a write failed: no new appends until the log is cut back */
 	int fatal_errno;    /* an fdatasync failed: what is durable is unknown; reopen the log */
 	int completing;     /* inside a completion callback */
@@ -90,10 +108,19 @@ struct sl_log {
 	struct sl_log_stats stats;
 };
 
+/* recovery.c: the lost range holding offset, or NULL. */
+const struct sl_log_lost *sl_log_lost_find(const struct sl_log *log, int64_t offset);
 /* recovery.c: fill log->segs from log->dir_fd and leave the log ready for appends. */
 int sl_log_recover(struct sl_log *log, char *err, size_t err_cap);
-/* log.c: append a segment to log->segs. */
+/* log.c: append a segment to log->segs (and set it up with the log's file cache). */
 int sl_log_push_segment(struct sl_log *log, struct sl_segment *seg);
+/* log.c: open the head entry (folder and unsealed segments) if closed, and mark it used. 0 or a negative errno. */
+int sl_log_head_open(struct sl_log *log);
+/* log.c: the head's descriptors changed (a segment was added, sealed or removed): count them again. */
+void sl_log_head_recount(struct sl_log *log);
+/* log.c: a sealed segment made elsewhere (the cleaner) joins the log: set up with its file cache, its index files
+ * closed, its .log an entry of its own. The caller puts it in log->segs. */
+void sl_log_adopt_sealed(struct sl_log *log, struct sl_segment *seg);
 /* log.c: write a segment's unpersisted index entries (and its seal entries when seal != 0) with pwrite and
  * fdatasync the index files. For open and close, when the loop is not serving. */
 int sl_segment_persist_index_sync(struct sl_segment *seg, int seal);

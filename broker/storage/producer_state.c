@@ -35,7 +35,7 @@ void sl_producer_state_free(struct sl_producer_state *s)
 	sl_producer_state_init(s);
 }
 
-static struct sl_producer_entry *find(struct sl_producer_state *s, int64_t id, uint32_t *at)
+static struct sl_producer_entry *find(const struct sl_producer_state *s, int64_t id, uint32_t *at)
 {
 	uint32_t lo = 0, hi = s->count;
 	while (lo < hi) {
@@ -49,18 +49,39 @@ static struct sl_producer_entry *find(struct sl_producer_state *s, int64_t id, u
 	return lo < s->count && s->entries[lo].producer_id == id ? &s->entries[lo] : NULL;
 }
 
+int sl_producer_state_known(const struct sl_producer_state *s, int64_t producer_id)
+{
+	uint32_t at;
+	return find(s, producer_id, &at) != NULL;
+}
+
+/* Eviction order (producer_state.h): 0 evicted first. */
+static int evict_tier(const struct sl_producer_entry *e)
+{
+	for (uint32_t i = 0; i < e->batch_count; i++)
+		if (e->batches[(e->batch_head + i) % SL_PRODUCER_BATCHES_KEPT].base_offset < 0)
+			return 2; /* in flight: its outcome must find it */
+	return e->appended_count > 1;
+}
+
 static struct sl_producer_entry *insert(struct sl_producer_state *s, int64_t id, int16_t epoch, int64_t now_ms)
 {
 	uint32_t at;
 	if (find(s, id, &at) != NULL)
 		return &s->entries[at];
 	if (s->count == SL_PRODUCERS_PER_PARTITION_MAX) {
-		/* Forget the least recently used producer: its retries then count as new batches. */
-		uint32_t lru = 0;
-		for (uint32_t i = 1; i < s->count; i++)
-			if (s->entries[i].last_used_ms < s->entries[lru].last_used_ms)
-				lru = i;
-		memmove(&s->entries[lru], &s->entries[lru + 1], (s->count - lru - 1) * sizeof(*s->entries));
+		/* Forget one (producer_state.h says which): its retries then count as new batches. */
+		uint32_t victim = 0;
+		int victim_tier = evict_tier(&s->entries[0]);
+		for (uint32_t i = 1; i < s->count; i++) {
+			int tier = evict_tier(&s->entries[i]);
+			if (tier < victim_tier ||
+			    (tier == victim_tier && s->entries[i].last_used_ms < s->entries[victim].last_used_ms)) {
+				victim = i;
+				victim_tier = tier;
+			}
+		}
+		memmove(&s->entries[victim], &s->entries[victim + 1], (s->count - victim - 1) * sizeof(*s->entries));
 		s->count--;
 		find(s, id, &at);
 	}
@@ -94,6 +115,8 @@ static void push_batch(struct sl_producer_entry *e, int32_t base_seq, int32_t co
 	}
 	e->batches[slot] = (struct sl_producer_batch){base_seq, base_seq + count - 1, base_offset, last_offset};
 	e->next_sequence = base_seq + count;
+	if (e->appended_count < UINT32_MAX)
+		e->appended_count++;
 }
 
 int sl_producer_state_check(struct sl_producer_state *s, int64_t producer_id, int16_t epoch, int32_t base_sequence,

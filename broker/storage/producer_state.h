@@ -14,7 +14,9 @@
 /* The snapshot file in each partition's folder (format at the top of producer_state.c). */
 #define SL_PRODUCERS_SNAPSHOT_FILE "producers.snapshot"
 
-/* Producer ids remembered per partition; the least recently used is forgotten past it. */
+/* Producer ids remembered per partition. Past it one is forgotten, chosen in this order: a producer with no batch
+ * in flight before one with, one that appended a single batch before one that appended more (a client trying ids
+ * once each cannot push out a producer that has been writing), then the least recently used. */
 #define SL_PRODUCERS_PER_PARTITION_MAX 4096
 
 struct sl_producer_batch {
@@ -31,7 +33,8 @@ struct sl_producer_entry {
 	uint32_t batch_count;
 	uint32_t batch_head; /* ring of SL_PRODUCER_BATCHES_KEPT */
 	struct sl_producer_batch batches[SL_PRODUCER_BATCHES_KEPT];
-	int32_t next_sequence; /* what the next new batch must start with */
+	int32_t next_sequence;   /* what the next new batch must start with */
+	uint32_t appended_count; /* batches taken since it entered the table (saturates); for eviction */
 };
 
 struct sl_producer_state {
@@ -48,6 +51,8 @@ enum sl_producer_verdict {
 };
 
 void sl_producer_state_init(struct sl_producer_state *s);
+/* 1 when the table has producer_id (a batch from it takes no new place). */
+int sl_producer_state_known(const struct sl_producer_state *s, int64_t producer_id);
 void sl_producer_state_free(struct sl_producer_state *s);
 /* Decide what to do with a batch from (producer_id, epoch) holding record_count records from base_sequence.
  * On SL_PRODUCER_APPEND the batch is recorded as in flight; the caller then reports the outcome with

@@ -13,9 +13,15 @@
  *   4. After the recovery point (the tail), batches are checked one by one (length, CRC32C, offsets following
  *      on); at the first bad one the segment is cut there and every later segment removed: those bytes were
  *      never acknowledged at fsync level.
- *   5. Repair mode checks every batch of every segment; at the first bad one it copies the rest of that segment
- *      to `<name>.log.corrupt`, cuts there, renames later segments to `.log.orphaned` and rebuilds indexes.
- *      Nothing is deleted: the operator decides.
+ *   5. Repair mode checks every batch of every segment. At a bad batch it looks for the next valid one in the
+ *      same segment (a header, length and CRC32C that check out, a base offset not below the expected one). The
+ *      damaged bytes between are copied to `<name>.log.corrupt-<byte>` and cut from the segment; the valid
+ *      batch and everything after it move to a new segment named by its base offset, so the offsets lost lie
+ *      exactly in the gap between two segments and are recorded as a lost range. With no valid batch after the
+ *      damage, the rest of the segment goes aside and the gap reaches the next segment (or, in the last
+ *      segment, the end of the damaged batch when its header still says where that is; a batch running past
+ *      the end of the file is a torn write and is only cut). Every batch before and after keeps its offset,
+ *      indexes are rebuilt, and the report names each lost range. Nothing is deleted: the operator decides.
  * The cleaner's leftovers (cleaner.c, "the swap") are dealt with first, before the segments are listed:
  *   6. Files `<base>.{log,index,timeindex}.cleaned` without a manifest are a clean that never committed: they
  *      are removed, and the old segments are the log.
@@ -26,6 +32,9 @@
  *   8. `cleaner.swap.tmp` is a manifest that never got its name: removed (rule 6 applies to the rest).
  * A segment the cleaner wrote carries a compacted seal (index.h): its offsets may skip, so the spot check of rule
  * 3 asks only that they increase and end at or before the next segment's base.
+ * And for repaired logs:
+ *   9. A gap between two segments (the next one's base above where the previous one ends) is damage, except
+ *      where the lost-offsets file records exactly that range (rule 5). Reads of a lost offset fail with -ENODATA.
  *
  * The clean-shutdown marker (SL_CLEAN_MARKER in the partition's folder) is one line of ASCII, fields separated
  * by one space, written and fsynced (with the folder) by sl_log_close and removed (durably) by the next open:
@@ -33,8 +42,18 @@
  *   <active segment base offset> <active segment size, bytes> <next offset> <largest timestamp, ms>\n
  *
  * A marker that does not parse as exactly these four numbers, or does not match the files, is ignored (rule 1):
- * a torn marker can only cost a scan, never trust in bytes that were not written. */
+ * a torn marker can only cost a scan, never trust in bytes that were not written.
+ *
+ * The lost-offsets file (SL_LOST_OFFSETS_FILE in the partition's folder, rule 9) is ASCII, replaced atomically
+ * (proto/base/fs.h) by the repair that found new ranges, and read at every open:
+ *
+ *   synclog-lost-offsets 1\n                       header: format version 1
+ *   <first> <next> <repaired ms>\n                  one line per range [first, next) of offsets cut out, in order
+ *
+ * Invariants checked on load (anything else refuses the open, naming the file): first < next, and each range
+ * starts at or after the end of the one before. */
 #include <ctype.h>
+#include <stdarg.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +68,7 @@
 #include "proto/base/assert.h"
 #include "broker/storage/cleaner.h"
 #include "broker/storage/log_impl.h"
+#include "proto/base/fs.h"
 #include "proto/batch.h"
 
 static int cmp_i64(const void *a, const void *b)
@@ -73,6 +93,117 @@ static int parse_segment_name(const char *name, const char *ext, int64_t *base)
 	}
 	*base = v;
 	return 1;
+}
+
+#define SL_LOST_OFFSETS_FILE "lost-offsets"
+
+const struct sl_log_lost *sl_log_lost_find(const struct sl_log *log, int64_t offset)
+{
+	uint32_t lo = 0, hi = log->lost_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (log->lost[mid].next <= offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < log->lost_count && log->lost[lo].first <= offset ? &log->lost[lo] : NULL;
+}
+
+/* Rule 9: the range [first, next) is recorded exactly. */
+static int gap_recorded(const struct sl_log *log, int64_t first, int64_t next)
+{
+	const struct sl_log_lost *l = sl_log_lost_find(log, first);
+	return l != NULL && l->first == first && l->next == next;
+}
+
+/* Record a range found now (repair), keeping the list sorted. */
+static int lost_add(struct sl_log *log, int64_t first, int64_t next)
+{
+	SL_ASSERT(first < next);
+	if (log->lost_count == log->lost_cap) {
+		uint32_t cap = log->lost_cap ? log->lost_cap * 2 : 4;
+		struct sl_log_lost *l = realloc(log->lost, cap * sizeof(*l));
+		if (l == NULL)
+			return -ENOMEM;
+		log->lost = l;
+		log->lost_cap = cap;
+	}
+	uint32_t at = log->lost_count;
+	while (at > 0 && log->lost[at - 1].first > first)
+		at--;
+	memmove(&log->lost[at + 1], &log->lost[at], (log->lost_count - at) * sizeof(*log->lost));
+	log->lost[at] = (struct sl_log_lost){first, next, sl_clock_wall_ms(), 1};
+	log->lost_count++;
+	log->stats.lost_range_new_count++;
+	return 0;
+}
+
+static int lost_load(struct sl_log *log, char *err, size_t cap)
+{
+	int fd = openat(log->dir_fd, SL_LOST_OFFSETS_FILE, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	FILE *f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return -errno;
+	}
+	int version = 0, rc = 0;
+	if (fscanf(f, "synclog-lost-offsets %d", &version) != 1 || version != 1)
+		rc = -EBADMSG;
+	while (rc == 0) {
+		int64_t first, next, when;
+		int n = fscanf(f, "%" SCNd64 " %" SCNd64 " %" SCNd64, &first, &next, &when);
+		if (n == EOF)
+			break;
+		if (n != 3 || first >= next || (log->lost_count > 0 && first < log->lost[log->lost_count - 1].next)) {
+			rc = -EBADMSG;
+			break;
+		}
+		rc = lost_add(log, first, next);
+		if (rc == 0) {
+			log->lost[log->lost_count - 1].repaired_ms = when;
+			log->lost[log->lost_count - 1].found_now = 0;
+		}
+	}
+	fclose(f);
+	log->stats.lost_range_new_count = 0;
+	if (rc == -EBADMSG)
+		snprintf(err, cap,
+		         "partition %s: %s is not a valid lost-offsets file: restore it or remove it and run "
+		         "synclogd --repair",
+		         log->dir, SL_LOST_OFFSETS_FILE);
+	return rc;
+}
+
+static int lost_save(struct sl_log *log)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "synclog-lost-offsets 1\n");
+	for (uint32_t i = 0; i < log->lost_count; i++)
+		fprintf(f, "%" PRId64 " %" PRId64 " %" PRId64 "\n", log->lost[i].first, log->lost[i].next,
+		        log->lost[i].repaired_ms);
+	if (fclose(f) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	char path[SL_PATH_BYTES_MAX];
+	snprintf(path, sizeof(path), "%s/%s", log->dir, SL_LOST_OFFSETS_FILE);
+	int rc = sl_fs_replace_atomic(path, text, len);
+	free(text);
+	return rc;
+}
+
+/* Where a segment followed by one based at next_base ends: there, unless a lost range lies before it. */
+static int64_t segment_end_before(const struct sl_log *log, int64_t next_base)
+{
+	const struct sl_log_lost *l = next_base > 0 ? sl_log_lost_find(log, next_base - 1) : NULL;
+	return l != NULL && l->next == next_base ? l->first : next_base;
 }
 
 /* List segment base offsets, remove index files whose .log is gone (a crash during roll or retention), and
@@ -176,7 +307,8 @@ static void say_corrupt(struct sl_log *log, const struct sl_segment *seg, uint64
 	sl_segment_name(name, seg->base_offset, ".log");
 	snprintf(err, cap,
 	         "partition %s: corrupt batch in segment %s at byte %" PRIu64 " (%s), before the recovery point; "
-	         "the partition stays closed: open it in repair mode to cut the log there (the rest is kept aside)",
+	         "the partition stays closed: run synclogd --repair to drop the damaged batch (the batches after it "
+	         "are kept, the offsets lost are reported)",
 	         log->dir, name, pos, why ? why : "unreadable");
 }
 
@@ -223,8 +355,9 @@ static int set_aside(struct sl_log *log, uint32_t j, uint64_t pos)
 			rc = n < 0 ? -errno : -EIO;
 			break;
 		}
-		if (write(out, buf, (size_t)n) != n)
-			rc = -EIO;
+		ssize_t w = write(out, buf, (size_t)n);
+		if (w != n)
+			rc = w < 0 ? -errno : -ENOSPC; /* a short write to a file: the disk filled */
 		at += (uint64_t)n;
 	}
 	free(buf);
@@ -245,6 +378,9 @@ static int set_aside(struct sl_log *log, uint32_t j, uint64_t pos)
 static int cut_at(struct sl_log *log, uint32_t j, uint64_t pos)
 {
 	struct sl_segment *seg = log->segs[j];
+	int orc = sl_segment_reopen(seg, log->dir, 0); /* a sealed segment's files are closed after listing */
+	if (orc < 0)
+		return orc;
 	if (log->cfg.repair) {
 		int rc = set_aside(log, j, pos);
 		if (rc < 0)
@@ -274,11 +410,16 @@ static int spot_check_sealed(struct sl_log *log, struct sl_segment *seg, uint64_
 	int64_t expect = INT64_MIN;
 	uint64_t stop;
 	const char *why;
-	int rc = sl_segment_scan(seg, last_pos, seg->size, 1, &expect, &stop, &why, NULL, NULL);
+	/* Sealed segments are closed after listing (files.h): open this one just for the check. */
+	int rc = sl_segment_reopen(seg, log->dir, 0);
+	if (rc < 0)
+		return rc;
+	rc = sl_segment_scan(seg, last_pos, seg->size, 1, &expect, &stop, &why, NULL, NULL);
+	sl_segment_close_files(seg, 0);
 	if (rc < 0)
 		return rc;
 	if (why == NULL && expect != INT64_MIN && next_base != INT64_MIN &&
-	    (seg->compacted ? expect > next_base : expect != next_base))
+	    (seg->compacted ? expect > next_base : expect != next_base && !gap_recorded(log, expect, next_base)))
 		why = "segment does not end where the next one begins";
 	if (why != NULL) {
 		say_corrupt(log, seg, stop, why, err, cap);
@@ -378,7 +519,7 @@ static int check_unsealed_before_point(struct sl_log *log, struct sl_segment *se
 	int rc = sl_segment_scan(seg, 0, seg->size, 1, &expect, &stop, &why, rebuild_cb, log);
 	if (rc < 0)
 		return rc;
-	if (why == NULL && expect != next_base)
+	if (why == NULL && expect != next_base && !gap_recorded(log, expect, next_base))
 		why = "segment does not end where the next one begins";
 	if (why != NULL) {
 		say_corrupt(log, seg, stop, why, err, cap);
@@ -386,6 +527,198 @@ static int check_unsealed_before_point(struct sl_log *log, struct sl_segment *se
 	}
 	seg->next_offset = seg->visible_next_offset = expect;
 	seg->index_complete = 1;
+	return 0;
+}
+
+/* ---- repair (rule 5) ---- */
+
+/* Appends to the repair report in err (one line per partition, ranges separated by "; "). */
+static void report(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(char *err, size_t cap, const char *fmt, ...)
+{
+	size_t len = strnlen(err, cap);
+	if (len + 1 >= cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err + len, cap - len, fmt, ap);
+	va_end(ap);
+}
+
+/* The first position in [from, to) where a whole valid batch starts (header, length, CRC32C, record count) with a
+ * base offset at or above expect. Returns 1 with *pos_out and *h_out, 0 when there is none, or a negative errno.
+ * The segment is read in windows; only a position whose magic byte is 2 and whose header parses is checked in
+ * full, so megabytes of damage cost little more than reading them. */
+static int find_next_valid(struct sl_segment *seg, uint64_t from, uint64_t to, int64_t expect, uint64_t *pos_out,
+                           struct sl_batch_header *h_out)
+{
+	const size_t window = 1u << 20;
+	uint8_t *buf = malloc(window);
+	if (buf == NULL)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint64_t w = from; rc == 0 && w + SL_BATCH_HEADER_BYTES <= to;) {
+		size_t want = to - w < window ? (size_t)(to - w) : window;
+		ssize_t n = pread(seg->log_fd, buf, want, (off_t)w);
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if ((size_t)n < SL_BATCH_HEADER_BYTES)
+			break;
+		for (size_t i = 0; i + SL_BATCH_HEADER_BYTES <= (size_t)n; i++) {
+			struct sl_batch_header h;
+			if (buf[i + 16] != SL_BATCH_MAGIC || sl_batch_header_parse(buf + i, (size_t)n - i, &h) != 0)
+				continue;
+			uint64_t total = sl_batch_total_bytes(&h);
+			if (h.base_offset < expect || w + i + total > to)
+				continue;
+			int64_t any = INT64_MIN;
+			uint64_t end;
+			const char *why;
+			int src = sl_segment_scan_sized(seg, w + i, w + i + total, total, 1, &any, &end, &why, NULL,
+			                                NULL);
+			if (src < 0) {
+				rc = src;
+				break;
+			}
+			if (why == NULL && end == w + i + total) {
+				*pos_out = w + i;
+				*h_out = h;
+				rc = 1;
+				break;
+			}
+		}
+		/* The next window starts where a header could still begin that this one could not hold whole. */
+		w += (size_t)n - SL_BATCH_HEADER_BYTES + 1;
+	}
+	free(buf);
+	return rc;
+}
+
+/* Copy bytes [from, to) of a segment's .log into the file name, fsynced. */
+static int copy_out(struct sl_log *log, struct sl_segment *seg, uint64_t from, uint64_t to, const char *name,
+                    int out_fd_given)
+{
+	int out = out_fd_given >= 0 ? out_fd_given
+	                            : openat(log->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		return -errno;
+	uint8_t *buf = malloc(1 << 20);
+	int rc = buf ? 0 : -ENOMEM;
+	uint64_t put = 0;
+	for (uint64_t at = from; rc == 0 && at < to;) {
+		size_t want = to - at < (1u << 20) ? (size_t)(to - at) : (1u << 20);
+		ssize_t n = pread(seg->log_fd, buf, want, (off_t)at);
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		ssize_t w = pwrite(out, buf, (size_t)n, (off_t)put);
+		if (w != n)
+			rc = w < 0 ? -errno : -ENOSPC;
+		at += (uint64_t)n;
+		put += (uint64_t)n;
+	}
+	free(buf);
+	if (rc == 0 && fdatasync(out) < 0)
+		rc = -errno;
+	if (out_fd_given < 0)
+		close(out);
+	return rc;
+}
+
+/* Put a new segment (base offset base, holding bytes [from, size) of segment j) right after segment j. */
+static int split_after(struct sl_log *log, uint32_t j, uint64_t from, int64_t base)
+{
+	struct sl_segment *seg = log->segs[j];
+	struct sl_segment *ns;
+	int rc = sl_segment_open(log->dir_fd, base, 1, &ns);
+	if (rc < 0)
+		return rc;
+	if (ftruncate(ns->log_fd, 0) < 0 || ftruncate(ns->off_fd, 0) < 0 || ftruncate(ns->time_fd, 0) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = copy_out(log, seg, from, seg->size, NULL, ns->log_fd);
+	if (rc == 0 && fsync(log->dir_fd) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = sl_log_push_segment(log, ns);
+	if (rc < 0) {
+		sl_segment_free(ns);
+		return rc;
+	}
+	ns->size = ns->written_end = seg->size - from;
+	memmove(&log->segs[j + 2], &log->segs[j + 1], (log->seg_count - j - 2) * sizeof(*log->segs));
+	log->segs[j + 1] = ns;
+	return 0;
+}
+
+/* Repair mode: segment j holds a bad batch at pos; expect is the offset the batches before it reach. Sets aside
+ * the damaged bytes, cuts the segment there and makes the lost offsets a gap between two segments (rule 5).
+ * Returns 0 (the scan goes on with segment j + 1) or a negative errno. */
+static int repair_damage(struct sl_log *log, uint32_t j, uint64_t pos, int64_t expect, const char *why, char *err,
+                         size_t cap)
+{
+	struct sl_segment *seg = log->segs[j];
+	int last = j + 1 == log->seg_count;
+	struct sl_batch_header bad;
+	uint8_t hdr[SL_BATCH_HEADER_BYTES];
+	int bad_parsed = pread(seg->log_fd, hdr, sizeof(hdr), (off_t)pos) == (ssize_t)sizeof(hdr) &&
+	                 sl_batch_header_parse(hdr, sizeof(hdr), &bad) == 0;
+	/* A last batch running past the end of the file is a write the crash tore, not damage: only cut. */
+	if (last && bad_parsed && pos + sl_batch_total_bytes(&bad) > seg->size)
+		return cut_at(log, j, pos);
+	uint64_t q = seg->size;
+	struct sl_batch_header h;
+	memset(&h, 0, sizeof(h));
+	int found = find_next_valid(seg, pos + 1, seg->size, expect, &q, &h);
+	if (found < 0)
+		return found;
+	/* The valid batch must stay below the next segment, or it is not where the log goes on. */
+	if (found && !last && h.base_offset >= log->segs[j + 1]->base_offset) {
+		found = 0;
+		q = seg->size;
+	}
+	char name[SL_SEGMENT_NAME_BYTES], aside[SL_SEGMENT_NAME_BYTES + 32];
+	sl_segment_name(name, seg->base_offset, ".log");
+	snprintf(aside, sizeof(aside), "%s.corrupt-%" PRIu64, name, pos);
+	int rc = copy_out(log, seg, pos, q, aside, -1);
+	int64_t lost_next = -1;
+	if (rc == 0 && found) {
+		rc = split_after(log, j, q, h.base_offset);
+		lost_next = h.base_offset;
+	} else if (rc == 0 && last && bad_parsed && bad.base_offset == expect) {
+		/* Nothing valid follows in the last segment: the damaged batch's header still says which offsets it
+		 * held, so the log goes on after them, in a new segment, rather than hand them out again. */
+		lost_next = bad.base_offset + bad.last_offset_delta + 1;
+		struct sl_segment *ns;
+		rc = sl_segment_open(log->dir_fd, lost_next, 1, &ns);
+		if (rc == 0 && (rc = sl_log_push_segment(log, ns)) < 0)
+			sl_segment_free(ns);
+		if (rc == 0 && fsync(log->dir_fd) < 0)
+			rc = -errno;
+	} else if (rc == 0 && !last) {
+		lost_next = log->segs[j + 1]->base_offset; /* recorded as the gap to the next segment */
+	}
+	if (rc < 0)
+		return rc;
+	log->stats.truncated_bytes += q - pos;
+	if (ftruncate(seg->log_fd, (off_t)pos) < 0)
+		return -errno;
+	seg->size = seg->written_end = pos;
+	if (lost_next > expect) {
+		rc = lost_add(log, expect, lost_next);
+		if (rc < 0)
+			return rc;
+		report(err, cap,
+		       "%soffsets %" PRId64 "..%" PRId64 " lost (%s: %" PRIu64 " damaged bytes at byte %" PRIu64
+		       " kept in %s)",
+		       err[0] ? "; " : "", expect, lost_next - 1, why, q - pos, pos, aside);
+	} else {
+		report(err, cap, "%s%" PRIu64 " bytes cut at byte %" PRIu64 " of %s (%s), kept in %s; no offset lost",
+		       err[0] ? "; " : "", q - pos, pos, name, why, aside);
+	}
 	return 0;
 }
 
@@ -439,7 +772,16 @@ static int open_after_crash(struct sl_log *log, char *err, size_t cap)
 			from = e.position;
 			expect = seg->base_offset + e.rel_offset;
 		} else {
-			if (expect != seg->base_offset) {
+			if (expect != seg->base_offset && gap_recorded(log, expect, seg->base_offset)) {
+				expect = seg->base_offset; /* offsets a repair cut out (rule 9) */
+			} else if (expect < seg->base_offset && log->cfg.repair) {
+				rc = lost_add(log, expect, seg->base_offset);
+				if (rc < 0)
+					return rc;
+				report(err, cap, "%soffsets %" PRId64 "..%" PRId64 " lost (no segment holds them)",
+				       err[0] ? "; " : "", expect, seg->base_offset - 1);
+				expect = seg->base_offset;
+			} else if (expect != seg->base_offset) {
 				/* The previous segment ended short of this one's base (its last writes never happened):
 				 * nothing from here on can follow it. */
 				rc = cut_at(log, j - 1, log->segs[j - 1]->size);
@@ -465,18 +807,16 @@ static int open_after_crash(struct sl_log *log, char *err, size_t cap)
 		seg->written_end = stop;
 		seg->synced_end = 0;
 		seg->index_complete = 1;
+		if (why != NULL && log->cfg.repair) {
+			rc = repair_damage(log, j, stop, expect, why, err, cap);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (why != NULL) {
 			rc = cut_at(log, j, stop);
 			if (rc < 0)
 				return rc;
-			if (log->cfg.repair) {
-				char name[SL_SEGMENT_NAME_BYTES];
-				sl_segment_name(name, seg->base_offset, ".log");
-				snprintf(err, cap,
-				         "partition %s: repaired: cut segment %s at byte %" PRIu64
-				         " (%s); the rest is in %s.corrupt, later segments renamed *.orphaned",
-				         log->dir, name, stop, why, name);
-			}
 			break;
 		}
 	}
@@ -491,6 +831,13 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 	int rc = sl_clean_recover(log->dir_fd, log->dir, err, cap); /* rules 6 to 8 */
 	if (rc < 0)
 		return rc;
+	rc = lost_load(log, err, cap);
+	if (rc < 0) {
+		if (err[0] == '\0')
+			snprintf(err, cap, "partition %s: cannot read %s: %s", log->dir, SL_LOST_OFFSETS_FILE,
+			         strerror(-rc));
+		return rc;
+	}
 	rc = list_segments(log, &bases, &count, &clean);
 	if (rc < 0) {
 		snprintf(err, cap, "partition %s: cannot list segments: %s", log->dir, strerror(-rc));
@@ -520,7 +867,9 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 			seg->max_timestamp = max_ts;
 			seg->last_indexed_pos = last_pos;
 			seg->synced_end = seg->size;
-			seg->next_offset = seg->visible_next_offset = bases[i + 1];
+			seg->next_offset = seg->visible_next_offset = segment_end_before(log, bases[i + 1]);
+			/* Read again only on use: a partition of many segments opens them one at a time. */
+			sl_segment_close_files(seg, 0);
 		}
 	}
 	free(bases);
@@ -571,6 +920,14 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 		}
 		seg->state = SL_SEG_SEALED;
 		seg->index_complete = 1;
+	}
+	if (log->stats.lost_range_new_count > 0) {
+		rc = lost_save(log);
+		if (rc < 0) {
+			snprintf(err, cap, "partition %s: cannot write %s: %s", log->dir, SL_LOST_OFFSETS_FILE,
+			         strerror(-rc));
+			return rc;
+		}
 	}
 	struct sl_segment *last = log->segs[log->seg_count - 1];
 	last->state = SL_SEG_ACTIVE;

@@ -109,8 +109,14 @@ int sl_ring_reap(struct sl_ring *ring)
 			if (++count == 64)
 				break;
 		}
-		if (count == 0)
-			break;
+		if (count == 0) {
+			/* Completions past the CQ's size wait in the kernel's overflow list, and reaching the CQ from
+			 * there signals no eventfd: fetch them now, or they would wait for an unrelated completion (a
+			 * burst of thousands of fetch reads stalled their requests for good). */
+			if (!io_uring_cq_has_overflow(&ring->uring) || io_uring_get_events(&ring->uring) < 0)
+				break;
+			continue;
+		}
 		io_uring_cq_advance(&ring->uring, count);
 		SL_ASSERT(ring->inflight_count >= count);
 		ring->inflight_count -= count;

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/base/fs.h"
+
 #include "proto/base/assert.h"
+#include "broker/storage/log_impl.h"
 #include "broker/storage/segment.h"
 #include "proto/batch.h"
 #include "proto/crc32c.h"
@@ -34,6 +37,51 @@ static int open_at(int dir_fd, int64_t base, const char *ext, const char *suffix
 	return fd < 0 ? -errno : fd;
 }
 
+static int open_path(const char *dir, int64_t base, const char *ext)
+{
+	char name[SL_SEGMENT_NAME_BYTES], path[SL_PATH_BYTES_MAX];
+	sl_segment_name(name, base, ext);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void sl_segment_close_files(struct sl_segment *seg, int index_only)
+{
+	close_fd(&seg->off_fd);
+	close_fd(&seg->time_fd);
+	if (!index_only)
+		close_fd(&seg->log_fd);
+}
+
+int sl_segment_reopen(struct sl_segment *seg, const char *dir, int with_index)
+{
+	int *fds[3] = {&seg->log_fd, &seg->off_fd, &seg->time_fd};
+	static const char *const exts[3] = {".log", ".index", ".timeindex"};
+	int opened[3] = {0, 0, 0};
+	for (int i = 0; i < (with_index ? 3 : 1); i++) {
+		if (*fds[i] >= 0)
+			continue;
+		int fd = open_path(dir, seg->base_offset, exts[i]);
+		if (fd < 0) {
+			for (int j = 0; j < i; j++)
+				if (opened[j])
+					close_fd(fds[j]);
+			return fd;
+		}
+		*fds[i] = fd;
+		opened[i] = 1;
+	}
+	return 0;
+}
+
 int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segment **out)
 {
 	return sl_segment_open_suffixed(dir_fd, base_offset, "", create, out);
@@ -48,7 +96,7 @@ int sl_segment_open_suffixed(int dir_fd, int64_t base_offset, const char *suffix
 	seg->next_offset = base_offset;
 	seg->visible_next_offset = base_offset;
 	seg->max_timestamp = INT64_MIN;
-	seg->off_fd = seg->time_fd = -1;
+	seg->log_fd = seg->off_fd = seg->time_fd = -1;
 	sl_index_init(&seg->index);
 	for (int i = 0; i < 3; i++)
 		seg->ios[i].seg = seg;
@@ -71,13 +119,10 @@ void sl_segment_free(struct sl_segment *seg)
 {
 	if (seg == NULL)
 		return;
-	SL_ASSERT(seg->io_pending == 0);
-	if (seg->log_fd >= 0)
-		close(seg->log_fd);
-	if (seg->off_fd >= 0)
-		close(seg->off_fd);
-	if (seg->time_fd >= 0)
-		close(seg->time_fd);
+	SL_ASSERT(seg->io_pending == 0 && seg->pins == 0);
+	if (seg->entry.files != NULL && seg->entry.fds > 0)
+		sl_files_set(&seg->entry, 0);
+	sl_segment_close_files(seg, 0);
 	sl_index_free(&seg->index);
 	free(seg);
 }
@@ -111,7 +156,13 @@ int sl_segment_load_index(struct sl_segment *seg)
 		return 0;
 	int sealed = 0;
 	int64_t max_ts = INT64_MIN;
-	int rc = sl_index_load(&seg->index, seg->off_fd, seg->time_fd, seg->size, &sealed, &max_ts);
+	/* A sealed segment's index files are closed (its entry holds the .log only): open them just for this. */
+	int opened = seg->off_fd < 0;
+	int rc = opened ? sl_segment_reopen(seg, seg->log->dir, 1) : 0;
+	if (rc == 0)
+		rc = sl_index_load(&seg->index, seg->off_fd, seg->time_fd, seg->size, &sealed, &max_ts);
+	if (opened)
+		sl_segment_close_files(seg, 1);
 	if (rc < 0)
 		return rc;
 	/* Only a sealed segment is loaded lazily, and its index must still carry the seal it had at open. */

@@ -9,6 +9,12 @@
  *   synced_end   every byte below it was covered by a completed fdatasync
  *
  * States:  ACTIVE --roll--> ROLLED --all writes done, sl_log seal starts--> SEALING --index fsynced--> SEALED
+ *
+ * Descriptors (files.h): a segment that is not sealed has its three files open exactly while its log's folder is
+ * (log.c, the log's head entry). A sealed segment needs only its .log file, which is its own entry of the file
+ * cache, opened by path on use; its index lives in memory once loaded, and the index files are opened only to
+ * load it. A descriptor of -1 means closed.
+ *
  * A SEALED segment may be replaced whole by one the cleaner wrote (cleaner.c): compacted, also SEALED, covering
  * the same offsets with some records gone. */
 #ifndef SL_BROKER_SEGMENT_H
@@ -17,6 +23,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "broker/storage/files.h"
 #include "broker/storage/index.h"
 #include "broker/storage/ring.h"
 
@@ -72,6 +79,8 @@ struct sl_segment {
 	int cleaning;      /* a cleaner job reads it and will replace it: retention leaves it alone */
 	uint8_t seal_off[SL_INDEX_ENTRY_BYTES];
 	uint8_t seal_time[SL_TIMEINDEX_ENTRY_BYTES];
+	struct sl_file_entry entry; /* a sealed segment's .log in the file cache */
+	uint32_t pins;              /* readers holding log_fd open (sl_log_span_pin) */
 };
 
 void sl_segment_name(char *buf, int64_t base_offset, const char *ext);
@@ -81,12 +90,18 @@ int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segme
 int sl_segment_open_suffixed(int dir_fd, int64_t base_offset, const char *suffix, int create, struct sl_segment **out);
 /* Close its files and free it. */
 void sl_segment_free(struct sl_segment *seg);
+/* Open again, by path in the folder dir, the files of a segment whose descriptors were closed: the .log, and the
+ * index files too when with_index. Returns 0 or a negative errno (nothing is left half open). */
+int sl_segment_reopen(struct sl_segment *seg, const char *dir, int with_index);
+/* Close the index files, and the .log too unless index_only. */
+void sl_segment_close_files(struct sl_segment *seg, int index_only);
 /* Free the segment's memory but hand its three descriptors (.log, .index, .timeindex) to the caller, who closes
  * them (retention closes them off the loop: the last close of a removed file frees its blocks). */
 void sl_segment_free_keep_fds(struct sl_segment *seg, int fds_out[3]);
 /* Remove the files of a segment (after free). Returns 0 or a negative errno. */
 int sl_segment_unlink(int dir_fd, int64_t base_offset);
-/* Load the whole index from the files if it is not in memory (sealed segments are loaded lazily). */
+/* Load the whole index from the files if it is not in memory (sealed segments are loaded lazily, their index files
+ * opened for it and closed again). */
 int sl_segment_load_index(struct sl_segment *seg);
 
 /* Called for each valid batch a scan meets. Returning non-zero stops the scan with that value. */

@@ -93,7 +93,10 @@ int sl_errno_of_code(int code)
 		return -EBUSY;
 	case SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME:
 	case SYNCLOG__ERROR_CODE__INVALID_CONFIG:
+	case SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH:
 		return -EINVAL;
+	case SYNCLOG__ERROR_CODE__RECORDS_LOST:
+		return -ENODATA;
 	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
 		return -EIO;
 	default:

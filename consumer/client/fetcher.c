@@ -34,12 +34,14 @@ struct sl_fetcher {
 	uint8_t *scratch;
 	size_t scratch_cap;
 	uint64_t skipped;
+	uint64_t lost;
 	uint32_t rotation; /* partition the next Fetch lists first */
 	/* The answer being read: result index, the batch bytes left of that result, the batch being iterated. */
 	Synclog__Response *resp;
 	size_t result_index;
 	struct fpart *cur;
 	const uint8_t *pos, *end;
+	int64_t batch_next; /* one past the last batch of this result handed out, INT64_MIN before the first */
 	struct sl_record_iter iter;
 	bool iter_active;
 	char error[SL_ERROR_BYTES];
@@ -223,6 +225,14 @@ void sl_fetcher_free(struct sl_fetcher *f)
 	free(f);
 }
 
+uint64_t sl_fetcher_lost(const struct sl_fetcher *f)
+{
+	/* A Kafka cluster has no RECORDS_LOST: its lost offsets surface as retention does (skipped). */
+	if (f->kafka != NULL)
+		return 0;
+	return f->lost;
+}
+
 const char *sl_fetcher_error(const struct sl_fetcher *f)
 {
 	if (f->kafka != NULL)
@@ -293,6 +303,19 @@ static int result_check(struct sl_fetcher *f, const Synclog__FetchPartitionResul
 		f->skipped += (uint64_t)(r->log_start_offset - fp->position);
 		position_set(f, fp, r->log_start_offset);
 		return 0;
+	}
+	if (r->error == SYNCLOG__ERROR_CODE__RECORDS_LOST && r->skip_to_offset > fp->position) {
+		if (f->o.skip_lost) {
+			f->lost += (uint64_t)(r->skip_to_offset - fp->position);
+			position_set(f, fp, r->skip_to_offset);
+			return 0;
+		}
+		snprintf(f->error, sizeof(f->error),
+		         "topic '%s' partition %u: offsets %lld..%lld were lost to disk damage and cut out by synclogd "
+		         "--repair: read on with --skip-lost, or from offset %lld",
+		         f->topic, fp->partition, (long long)fp->position, (long long)r->skip_to_offset - 1,
+		         (long long)r->skip_to_offset);
+		return -ENODATA;
 	}
 	if (r->error == SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE) {
 		snprintf(
@@ -463,6 +486,17 @@ static int batch_open(struct sl_fetcher *f)
 	if (total > left)
 		return 0; /* a batch cut at the size limit: it comes whole in the next fetch */
 	rc = sl_batch_validate_stored(f->pos, total, &h, NULL, 0, &why);
+	/* The base offset lies outside the CRC: a damaged one would hand records out under wrong offsets, or
+	 * have them skipped as lying before the position asked. Batches follow on and reach the position. */
+	if (rc == 0 && (h.base_offset < f->batch_next || h.base_offset + h.last_offset_delta < f->cur->position)) {
+		snprintf(f->error, sizeof(f->error),
+		         "topic '%s' partition %u: the batch after offset %lld says it starts at offset %lld: the "
+		         "broker's copy is damaged (its operator can run synclogd --repair)",
+		         f->topic, f->cur->partition,
+		         (long long)(f->batch_next == INT64_MIN ? f->cur->position : f->batch_next) - 1,
+		         (long long)h.base_offset);
+		return -EBADMSG;
+	}
 	if (rc != 0) {
 		snprintf(f->error, sizeof(f->error), "topic '%s' partition %u: corrupt batch at offset %lld: %s",
 		         f->topic, f->cur->partition, (long long)h.base_offset,
@@ -493,6 +527,7 @@ static int batch_open(struct sl_fetcher *f)
 		return -EBADMSG;
 	}
 	f->pos += total;
+	f->batch_next = h.base_offset + h.last_offset_delta + 1;
 	f->iter_active = true;
 	return 1;
 
@@ -516,6 +551,7 @@ static bool result_next(struct sl_fetcher *f)
 		f->cur = fp;
 		f->pos = r->records.data;
 		f->end = r->records.data + r->records.len;
+		f->batch_next = INT64_MIN;
 		return true;
 	}
 	f->cur = NULL;

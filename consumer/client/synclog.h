@@ -378,6 +378,10 @@ struct sl_fetcher_options {
 	uint32_t io_timeout_ms;
 	/* After a lost connection, keep trying to reconnect this long before sl_fetcher_fetch fails. */
 	uint32_t reconnect_timeout_ms;
+	/* Offsets the broker says were lost to disk damage (RECORDS_LOST, cut out by synclogd --repair): false
+	 * (default) makes sl_fetcher_fetch fail with -ENODATA naming the range; true goes on after them and counts
+	 * them in sl_fetcher_lost. */
+	bool skip_lost;
 	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
 	const struct sl_kafka_config *kafka_config;
 };
@@ -397,7 +401,8 @@ int sl_fetcher_new(struct sl_fetcher **out, const struct sl_fetcher_options *o, 
  * have nothing new). Records returned by sl_fetcher_next before this call become invalid. Reconnects after a lost
  * connection, resuming at the exact next offsets, for up to reconnect_timeout_ms. Returns 0 (maybe with no
  * records), -EINTR (a signal; call again or stop), -ERANGE (an offset past the log end), -ENOENT (the topic or
- * partition went away), -EBADMSG (a corrupt batch), or a connection error. */
+ * partition went away), -EBADMSG (a corrupt batch), -ENODATA (offsets lost to disk damage, without skip_lost),
+ * or a connection error. */
 int sl_fetcher_fetch(struct sl_fetcher *f);
 /* The next record of the last Fetch, skipping records below the offsets asked and, with stop_at_end, at or past
  * the end offsets. Returns 1 with *partition_out and *out set (pointers valid until the next fetch), 0 when the
@@ -409,6 +414,8 @@ bool sl_fetcher_done(const struct sl_fetcher *f);
 int64_t sl_fetcher_position(const struct sl_fetcher *f, uint32_t partition);
 /* Records that retention deleted before they could be read (the reader skipped to the log start). */
 uint64_t sl_fetcher_skipped(const struct sl_fetcher *f);
+/* Offsets lost to disk damage that skip_lost went past. */
+uint64_t sl_fetcher_lost(const struct sl_fetcher *f);
 const char *sl_fetcher_error(const struct sl_fetcher *f);
 void sl_fetcher_free(struct sl_fetcher *f);
 

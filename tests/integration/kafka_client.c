@@ -434,7 +434,7 @@ static int admin(const char *broker, const char *topic)
 	admin_create(rk, q, topic, 1, "segment.ms", "600000");
 	admin_create(rk, q, "replicated", 3, "cleanup.policy", "delete");
 	admin_create(rk, q, "configured", 1, "min.compaction.lag.ms", "5");
-	admin_create(rk, q, "compacted", 1, "cleanup.policy", "compact"); /* compaction is not implemented yet */
+	admin_create(rk, q, "compacted", 1, "cleanup.policy", "compact");
 	admin_describe(rk, q, topic);
 	admin_delete(rk, q, topic);
 	admin_delete(rk, q, topic);

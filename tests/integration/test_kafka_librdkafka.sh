@@ -100,9 +100,13 @@ grep -q '^config cleanup.policy=delete$' "$TMP/admin.out" && grep -q '^config re
 create TOPIC_ALREADY_EXISTS
 create INVALID_REPLICATION_FACTOR
 create INVALID_CONFIG
-create INVALID_CONFIG
+create NO_ERROR
 delete NO_ERROR
 delete UNKNOWN_TOPIC_OR_PART" ] || fail "admin results: $(cat "$TMP/admin.out")"
+# cleanup.policy=compact makes a compacted topic (issue 15's cleaner), with Kafka's delete.retention.ms shown too.
+"$S" --json topic list | grep '"topic":"compacted"' | grep -q '"compact":true' ||
+	fail "cleanup.policy=compact did not make a compacted topic: $("$S" --json topic list)"
+grep -q '^config delete.retention.ms=86400000$' "$TMP/admin.out" || fail "no delete.retention.ms: $(cat "$TMP/admin.out")"
 "$S" topic list | grep -q admin-made && fail "the deleted topic is still listed"
 grep -q "config 'min.compaction.lag.ms' is not supported" "$TMP/broker.err" || fail "no log line for the refused config"
 

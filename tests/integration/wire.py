@@ -163,17 +163,35 @@ def zigzag(n):
     return varint((n << 1) ^ (n >> 63))
 
 
-def record_batch(records, base_ts=1000):
+def record_batch(records, base_ts=1000, producer_id=-1, producer_epoch=-1, base_sequence=-1, attributes=0):
     """A Kafka record batch v2 (uncompressed) of (key, value) byte pairs."""
     body = b""
     for i, (k, v) in enumerate(records):
         r = b"\x00" + zigzag(0) + zigzag(i) + zigzag(len(k)) + k + zigzag(len(v)) + v + zigzag(0)
         body += zigzag(len(r)) + r
     n = len(records)
-    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_ts, base_ts, -1, -1, -1, n) + body
+    after_crc = struct.pack(">hiqqqhii", attributes, n - 1, base_ts, base_ts, producer_id, producer_epoch,
+                            base_sequence, n) + body
     crc = crc32c(after_crc)
     batch_len = 4 + 1 + 4 + len(after_crc)
     return struct.pack(">qiibI", 0, batch_len, -1, 2, crc) + after_crc
+
+
+INIT_PRODUCER = 18
+
+
+def init_producer(corr):
+    return frame(request(corr, INIT_PRODUCER, b""))
+
+
+def produced(payload):
+    """[(error, base_offset, last_offset, duplicate)] of a Produce response, one per partition result."""
+    out = []
+    for res in parse(parse(payload).get(PRODUCE, [b""])[0]).get(1, []):
+        f = parse(res)
+        signed = lambda v: v - (1 << 64) if v >= 1 << 63 else v
+        out.append((f.get(2, [0])[0], signed(f.get(4, [0])[0]), signed(f.get(5, [0])[0]), f.get(6, [0])[0]))
+    return out
 
 
 JOIN_GROUP = 20

@@ -501,6 +501,17 @@ int lt_log_scan(struct sl_log *log, struct lt_scan *out)
 		int64_t next = -1, expected = offset;
 
 		rc = sl_log_read(log, offset, buf, cap, &len, &next);
+		if (rc == -ENODATA) {
+			if (next <= offset || out->lost_count == LT_SCAN_LOST_MAX) {
+				rc = fail(-EBADMSG, "lost range at offset %" PRId64 " ends at %" PRId64 " (%zu ranges)",
+				          offset, next, out->lost_count);
+				goto done;
+			}
+			out->lost_first[out->lost_count] = offset;
+			out->lost_next[out->lost_count++] = next;
+			offset = next;
+			continue;
+		}
 		if (rc == -ENOBUFS && cap < SL_BATCH_BYTES_MAX) {
 			uint8_t *nb = realloc(buf, cap * 2);
 

@@ -115,6 +115,8 @@ struct lt_scanned_batch {
 	size_t len;
 };
 
+#define LT_SCAN_LOST_MAX 16
+
 struct lt_scan {
 	struct lt_scanned_batch *batches;
 	size_t count;
@@ -124,11 +126,16 @@ struct lt_scan {
 	int64_t next_offset;
 	size_t batches_cap; /* allocated entries of batches */
 	size_t bytes_cap;   /* allocated bytes of bytes */
+	/* Ranges [first, next) the log answered -ENODATA for (cut out by repair), skipped by the scan. */
+	int64_t lost_first[LT_SCAN_LOST_MAX];
+	int64_t lost_next[LT_SCAN_LOST_MAX];
+	size_t lost_count;
 };
 
 /* Read the whole log with sl_log_read from its start offset to its next offset. Checks that every read returns
- * whole batches that pass sl_batch_validate, that offsets are consecutive from the start offset, that *next_out is
- * one past the last record read, and that the log ends exactly at sl_log_next_offset. Returns 0 (free with
+ * whole batches that pass sl_batch_validate, that offsets are consecutive from the start offset (a range the log
+ * says was lost, -ENODATA, is recorded and skipped), that *next_out is one past the last record read, and that
+ * the log ends exactly at sl_log_next_offset. Returns 0 (free with
  * lt_scan_free) or a negative errno after printing what was wrong. */
 int lt_log_scan(struct sl_log *log, struct lt_scan *out);
 void lt_scan_free(struct lt_scan *s);

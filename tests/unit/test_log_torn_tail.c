@@ -1,6 +1,6 @@
 /* Recovery of a partition log that was not closed cleanly: a last batch cut or garbled at any byte is dropped and
  * the log goes on from the batch before; damage before the tail refuses the open with -EUCLEAN (naming file and
- * position) until repair mode cuts it; a clean-shutdown marker skips the scan. */
+ * position) until repair mode drops the damaged batch, and only it; a clean-shutdown marker skips the scan. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -393,46 +393,106 @@ static void test_other_partitions_open_while_one_is_corrupt(void **state)
 	torn_log_free(&t);
 }
 
-/* Repair mode opens the damaged log: it ends where the damaged batch began, holds every batch before it intact,
- * appends from there, and opens normally afterwards. */
-static void assert_repair_keeps_every_batch_before(struct lt_fixture *fx, const struct torn_log *t,
-                                                   const struct damage *d)
+/* A file named like the segment's .log with ".corrupt-" after it exists in dir: the damaged bytes kept aside. */
+static int damaged_bytes_kept(const char *dir, const char *seg_name)
+{
+	struct lt_segment *segs;
+	size_t n;
+	char prefix[96], cmd[PATH_MAX + 128];
+	FILE *p;
+	int found = 0;
+
+	(void)segs;
+	(void)n;
+	snprintf(prefix, sizeof(prefix), "%s.corrupt-", seg_name);
+	snprintf(cmd, sizeof(cmd), "ls '%s'", dir);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return 0;
+	char line[256];
+	while (fgets(line, sizeof(line), p) != NULL)
+		found |= strncmp(line, prefix, strlen(prefix)) == 0;
+	pclose(p);
+	return found;
+}
+
+/* The log holds model m (lost ranges skipped) and exactly the one lost range [first, next). */
+static void assert_log_is(struct lt_fixture *fx, const struct lt_model *m, int64_t first, int64_t next)
 {
 	struct lt_scan scan;
+	const struct sl_log_lost *lost;
+
+	assert_int_equal(sl_log_lost_ranges(fx->log, &lost), 1);
+	assert_int_equal(lost[0].first, first);
+	assert_int_equal(lost[0].next, next);
+	assert_int_equal(lt_log_scan(fx->log, &scan), 0);
+	assert_int_equal(scan.lost_count, 1);
+	assert_int_equal(scan.lost_first[0], first);
+	assert_int_equal(scan.lost_next[0], next);
+	assert_int_equal(lt_model_check_scan(m, &scan), 0);
+	lt_scan_free(&scan);
+}
+
+/* Repair mode opens the damaged log and drops only the damaged batch: every batch before and after it keeps its
+ * offsets, its offsets are one lost range that reads answer with -ENODATA and where the log goes on, its bytes are
+ * kept aside, appends go on at the end, and the log opens normally afterwards, after a clean close or a crash.
+ * (Repair used to cut the log at the damage: one flipped byte took every later batch out of service.) */
+static void assert_repair_drops_only_the_damaged_batch(struct lt_fixture *fx, const struct torn_log *t,
+                                                       const struct damage *d)
+{
 	struct lt_model m = {0};
 	struct sl_log_stats st;
-	struct lt_batch_spec s = t->model.batches[d->model_index].spec;
-	int64_t cut_at = t->model.batches[d->model_index].base_offset;
+	struct sl_log_span span;
+	const struct lt_model_batch *bad = &t->model.batches[d->model_index];
+	struct lt_batch_spec s = t->model.batches[0].spec;
+	int64_t end = t->model.batches[t->model.count - 1].last_offset + 1;
+	const struct sl_log_lost *lost;
+	char marker[PATH_MAX];
 	int rc = open_log_at(fx, fx->dir, 1, &fx->log);
 
 	if (rc != 0)
 		fail_msg("repair-mode open: %d (%s)", rc, fx->err);
 	print_message("repair said: %s\n", fx->err);
-	assert_int_equal(sl_log_next_offset(fx->log), cut_at);
-	assert_int_equal(lt_log_scan(fx->log, &scan), 0);
-	assert_int_equal(scan.count, d->model_index);
-	assert_int_equal(lt_model_check_range(&t->model, 0, &scan, 0, scan.count), 0);
-	lt_scan_free(&scan);
-	for (size_t i = 0; i < d->model_index; i++) {
+	if (!strstr(fx->err, "lost"))
+		fail_msg("the repair report does not name the offsets lost: \"%s\"", fx->err);
+	assert_true(damaged_bytes_kept(fx->dir, d->seg->name));
+	assert_int_equal(sl_log_next_offset(fx->log), end);
+	assert_int_equal(sl_log_lost_ranges(fx->log, &lost), 1);
+	assert_true(lost[0].found_now);
+	assert_int_equal(sl_log_locate(fx->log, bad->base_offset, 1, &span), -ENODATA);
+	assert_int_equal(span.next_offset, bad->last_offset + 1);
+	for (size_t i = 0; i < t->model.count; i++) {
 		const struct lt_model_batch *b = &t->model.batches[i];
 
-		assert_int_equal(lt_model_push(&m, &b->spec, b->bytes, b->len, b->base_offset, b->last_offset), 0);
+		if (i != d->model_index)
+			assert_int_equal(lt_model_push(&m, &b->spec, b->bytes, b->len, b->base_offset, b->last_offset),
+			                 0);
 	}
+	assert_log_is(fx, &m, bad->base_offset, bad->last_offset + 1);
 	assert_int_equal(lt_append_spec(fx, &m, &s, SL_DURABILITY_FSYNC, NULL, NULL), 0);
-	assert_int_equal(m.batches[m.count - 1].base_offset, cut_at);
+	assert_int_equal(m.batches[m.count - 1].base_offset, end);
 	assert_int_equal(lt_fixture_close(fx), 0);
 
+	/* After a clean close: no scan, the same log. */
 	assert_int_equal(lt_fixture_open(fx), 0);
 	sl_log_get_stats(fx->log, &st);
 	assert_int_equal(st.clean_open, 1);
-	assert_int_equal(lt_log_scan(fx->log, &scan), 0);
-	assert_int_equal(lt_model_check_scan(&m, &scan), 0);
-	lt_scan_free(&scan);
+	assert_log_is(fx, &m, bad->base_offset, bad->last_offset + 1);
+	assert_int_equal(sl_log_lost_ranges(fx->log, &lost), 1);
+	assert_false(lost[0].found_now);
+	assert_int_equal(lt_fixture_close(fx), 0);
+
+	/* After a crash (no marker): the recorded gap is not damage, the log opens and is the same. */
+	assert_int_equal(lt_path_join(marker, sizeof(marker), fx->dir, LT_CLEAN_MARKER), 0);
+	assert_int_equal(unlink(marker), 0);
+	if (lt_fixture_open(fx) != 0)
+		fail_msg("open after a crash of the repaired log: %s", fx->err);
+	assert_log_is(fx, &m, bad->base_offset, bad->last_offset + 1);
 	assert_int_equal(lt_fixture_close(fx), 0);
 	lt_model_free(&m);
 }
 
-static void test_repair_mode_cuts_at_damage_in_a_sealed_segment_keeping_every_batch_before(void **state)
+static void test_repair_mode_drops_only_the_damaged_batch_of_a_sealed_segment(void **state)
 {
 	struct lt_fixture *fx = fixture(state);
 	struct torn_log t;
@@ -441,11 +501,11 @@ static void test_repair_mode_cuts_at_damage_in_a_sealed_segment_keeping_every_ba
 	torn_log_build(fx, &t, lt_seed("repair sealed", 206));
 	damage_in_older_sealed_segment(&t, &d);
 	damage_file(fx, &d);
-	assert_repair_keeps_every_batch_before(fx, &t, &d);
+	assert_repair_drops_only_the_damaged_batch(fx, &t, &d);
 	torn_log_free(&t);
 }
 
-static void test_repair_mode_cuts_at_damage_at_the_active_checkpoint_keeping_every_batch_before(void **state)
+static void test_repair_mode_drops_only_the_damaged_batch_at_the_active_checkpoint(void **state)
 {
 	struct lt_fixture *fx = fixture(state);
 	struct torn_log t;
@@ -454,7 +514,28 @@ static void test_repair_mode_cuts_at_damage_at_the_active_checkpoint_keeping_eve
 	torn_log_build(fx, &t, lt_seed("repair checkpoint", 207));
 	damage_at_active_checkpoint(fx, &t, &d);
 	damage_file(fx, &d);
-	assert_repair_keeps_every_batch_before(fx, &t, &d);
+	assert_repair_drops_only_the_damaged_batch(fx, &t, &d);
+	torn_log_free(&t);
+}
+
+/* A batch in the middle of a sealed segment: the segment is split around it. */
+static void test_repair_mode_drops_only_a_damaged_batch_in_the_middle_of_a_sealed_segment(void **state)
+{
+	struct lt_fixture *fx = fixture(state);
+	struct torn_log t;
+	struct damage d;
+	long first, last;
+
+	torn_log_build(fx, &t, lt_seed("repair middle", 210));
+	first = lt_model_find(&t.model, t.segs[1].base_offset);
+	last = lt_model_find(&t.model, t.segs[2].base_offset - 1);
+	assert_true(first >= 0 && last > first + 1);
+	d.model_index = (size_t)(first + last) / 2;
+	d.seg = &t.segs[1];
+	d.batch_pos = position_in_segment(&t, d.model_index, t.segs[1].base_offset);
+	d.byte_pos = d.batch_pos + t.model.batches[d.model_index].len / 2;
+	damage_file(fx, &d);
+	assert_repair_drops_only_the_damaged_batch(fx, &t, &d);
 	torn_log_free(&t);
 }
 
@@ -524,8 +605,9 @@ int main(void)
 	        LOG_TEST(test_damage_in_an_older_sealed_segment_refuses_open_with_euclean),
 	        LOG_TEST(test_damage_at_the_active_checkpoint_refuses_open_with_euclean),
 	        LOG_TEST(test_other_partitions_open_while_one_is_corrupt),
-	        LOG_TEST(test_repair_mode_cuts_at_damage_in_a_sealed_segment_keeping_every_batch_before),
-	        LOG_TEST(test_repair_mode_cuts_at_damage_at_the_active_checkpoint_keeping_every_batch_before),
+	        LOG_TEST(test_repair_mode_drops_only_the_damaged_batch_of_a_sealed_segment),
+	        LOG_TEST(test_repair_mode_drops_only_the_damaged_batch_at_the_active_checkpoint),
+	        LOG_TEST(test_repair_mode_drops_only_a_damaged_batch_in_the_middle_of_a_sealed_segment),
 	        LOG_TEST(test_clean_close_leaves_the_marker_and_the_next_open_does_not_scan),
 	        LOG_TEST(test_open_without_the_marker_scans_only_the_tail_after_the_last_checkpoint),
 	};
