@@ -430,7 +430,7 @@ static int headers_decode(const uint8_t **pos, const uint8_t *end, struct sl_rec
 	int rc = headers_walk(pos, end, count, r, why);
 	if (rc != 0)
 		return rc;
-	r->headers = count > 0 ? start : NULL;
+	r->headers = start; /* not NULL even without headers: a copy writes exactly none */
 	r->headers_len = (int32_t)(*pos - start);
 	r->header_count = count;
 	return 0;

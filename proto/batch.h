@@ -79,7 +79,8 @@ struct sl_record {
 	 * sets them, so a reader sees headers other tools added. A record given to the builder with headers is
 	 * written with exactly those headers instead of headers made from the sync fields (a copy keeps every header
 	 * of the record it copies): its sync fields must then be what the headers say, which the iterator and
-	 * sl_record_headers_decode see to. NULL (a zeroed record) for a record made from its sync fields. */
+	 * sl_record_headers_decode see to. Never NULL in a record read from a batch, even one without headers (a
+	 * copy of it then gets none); NULL (a zeroed record) for a record made from its sync fields. */
 	const uint8_t *headers;
 	int32_t headers_len;
 	int32_t header_count;

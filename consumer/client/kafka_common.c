@@ -41,6 +41,15 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id,
 	for (uint32_t i = 0; user != NULL && i < user->count; i++) {
 		const struct sl_kafka_setting *s = &user->settings[i];
 
+		if (strcmp(s->key, "bootstrap.servers") == 0 || strcmp(s->key, "metadata.broker.list") == 0) {
+			/* Two sources for the one thing that names the cluster would leave one of them unused. */
+			sl_error_set(err, err_bytes,
+			             "Kafka setting %s=%s: the cluster's servers come from the broker address "
+			             "(--broker kafka://HOST:PORT,...); remove the setting",
+			             s->key, s->value);
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
 		if (rd_kafka_conf_set(conf, s->key, s->value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
 			sl_error_set(err, err_bytes,
 			             "Kafka setting %s=%s refused: %s (see librdkafka's CONFIGURATION.md)", s->key,
@@ -243,11 +252,11 @@ int sl_kafka_message_record(const rd_kafka_message_t *m, struct sl_record *out, 
 			count++;
 		}
 	}
-	if (count > 0) {
-		out->headers = start;
-		out->headers_len = (int32_t)(*hpos - start);
-		out->header_count = count;
-	}
+	/* Not NULL even without headers, as the batch iterator gives it: a copy of the record gets exactly none. */
+	SL_ASSERT(start != NULL);
+	out->headers = start;
+	out->headers_len = (int32_t)(*hpos - start);
+	out->header_count = count;
 	return sl_record_headers_decode(out, why);
 }
 

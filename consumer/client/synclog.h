@@ -72,7 +72,8 @@ bool sl_broker_is_kafka(const char *broker);
 /* librdkafka settings for the objects made on a Kafka cluster: security (security.protocol, sasl.*, ssl.*),
  * timeouts, ... (CONFIGURATION.md of librdkafka). They are applied after the library's own (so they may replace
  * them; replacing partitioner or enable.idempotence gives up what the section above promises) and ignored by the
- * native transport. The strings are owned by the config. */
+ * native transport. bootstrap.servers is refused there: the broker address names the servers. The strings are
+ * owned by the config. */
 struct sl_kafka_setting {
 	char *key;
 	char *value;
