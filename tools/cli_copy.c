@@ -17,7 +17,7 @@
 
 static const struct cli_command copy_command = {
         .name = "copy",
-        .usage = "usage: synclog copy --from BROKER --to BROKER TOPIC [--group G] [--to-topic NAME]\n"
+        .usage = "usage: synclog copy --from BROKER --to BROKER TOPIC [--group G] [--to-topic NAME] [--rate N]\n"
                  "\n"
                  "Copy TOPIC from one broker to another, synclogd to a Kafka or Redpanda cluster or back (BROKER\n"
                  "is HOST:PORT or kafka://HOST:PORT,...), with every record's key, value, headers and timestamp,\n"
@@ -29,6 +29,8 @@ static const struct cli_command copy_command = {
                  "                   synclog-copy.TOPIC): offsets and, as their metadata, where the destination\n"
                  "                   stands and the digest so far\n"
                  "  --to-topic NAME  the destination topic's name (default: TOPIC)\n"
+                 "  --rate N         produce at most N records per second (default: no limit), so that the\n"
+                 "                   migration leaves the destination room for its other work\n"
                  "The copy goes to the end of the source as it was when it started. After a crash, kill -9 or\n"
                  "Ctrl-C, the same command goes on where it stopped and copies no record twice: what a dead run\n"
                  "got into the destination is found there and counted. The copy must be the destination topic's\n"
@@ -148,6 +150,10 @@ int cli_copy(const struct cli *cli, int argc, char **argv)
 			if (rc < 0)
 				return cli_usage_error(&copy_command, "--to needs a BROKER");
 			o.to = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--rate", &value)) != 0) {
+			if (rc < 0 || cli_parse_u64(value, 1000000000, &o.rate_records_per_s) != 0 ||
+			    o.rate_records_per_s == 0)
+				return cli_usage_error(&copy_command, "--rate needs records per second (at least 1)");
 		} else if ((rc = cli_flag(argc, argv, &i, "--group", &value)) != 0) {
 			if (rc < 0 || value[0] == '\0' || strlen(value) > SL_GROUP_NAME_BYTES_MAX)
 				return cli_usage_error(&copy_command,

@@ -34,7 +34,7 @@ static const struct cli_command main_command = {
                 "           [--rate-bytes B] [--checkpoint PATH] [--restart] [--acks LEVEL]\n"
                 "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
                 "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
-                "  copy --from BROKER --to BROKER TOPIC [--group G] [--to-topic NAME]\n"
+                "  copy --from BROKER --to BROKER TOPIC [--group G] [--to-topic NAME] [--rate N]\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"

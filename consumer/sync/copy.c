@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "proto/base/clock.h"
+#include "proto/base/rate.h"
 #include "consumer/client/client_impl.h"
 #include "consumer/sync/copy.h"
 
@@ -48,6 +49,7 @@ struct copy {
 	struct cpart *parts;
 	uint32_t n;
 	XXH3_state_t *hash;
+	struct sl_rate rate;
 	struct sl_copy_progress progress;
 	int64_t started_ms, next_progress_ms;
 	int failed; /* a delivery failed: its errno */
@@ -415,6 +417,32 @@ static int round_end(struct copy *c)
 	return rc;
 }
 
+/* Wait until the rate lets one more record go, serving the producer meanwhile. Returns 0, -EINTR (a stop was
+ * asked for) or the producer's failure. */
+static int pace(struct copy *c)
+{
+	int64_t now = sl_clock_mono_ns(), until = now + sl_rate_take(&c->rate, 1, now);
+
+	while (now < until) {
+		int64_t left_ms = (until - now) / 1000000;
+
+		if (left_ms >= 1) {
+			int rc = sl_producer_poll(c->p, (uint32_t)left_ms);
+
+			if (rc < 0 && rc != -EINTR)
+				return rc;
+		} else {
+			struct timespec ts = {.tv_nsec = (long)(until - now)};
+
+			nanosleep(&ts, NULL);
+		}
+		if (c->o->stop_cb != NULL && c->o->stop_cb(c->o->cb_arg))
+			return -EINTR;
+		now = sl_clock_mono_ns();
+	}
+	return 0;
+}
+
 /* Read the source to its end, producing what the destination lacks, in rounds. */
 static int copy_records(struct copy *c)
 {
@@ -463,6 +491,16 @@ static int copy_records(struct copy *c)
 			continue;
 		}
 		struct cpart *p = &c->parts[partition];
+		/* Paced before the record counts: a stop meanwhile leaves it for the next run (the round's checkpoint
+		 * stays before it). */
+		if (p->skip == 0 && c->o->rate_records_per_s > 0 && (rc = pace(c)) != 0) {
+			if (rc != -EINTR) {
+				sl_error_set(c->err, c->err_bytes, "the destination: %s", sl_producer_error(c->p));
+				return rc;
+			}
+			rc = round_end(c);
+			return rc != 0 ? rc : -EINTR;
+		}
 		p->run_digest = record_digest(c->hash, &r, p->run_digest);
 		p->run_count++;
 		p->read_next = r.offset + 1;
@@ -658,6 +696,8 @@ int sl_copy_run(const struct sl_copy_options *o, struct sl_copy_result *out, cha
 		        p->count + (uint64_t)(src_parts[i].next_offset > p->s ? src_parts[i].next_offset - p->s : 0);
 	}
 	c.started_ms = sl_clock_mono_ms();
+	/* A tenth of a second's worth of burst: the pace holds over any second. */
+	sl_rate_init(&c.rate, (double)o->rate_records_per_s, (double)o->rate_records_per_s / 10, sl_clock_mono_ns());
 	if (rc == 0)
 		rc = streams_open(&c);
 	if (rc == 0)

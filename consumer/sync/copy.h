@@ -74,6 +74,9 @@ struct sl_copy_options {
 	/* Records and bytes of one round: what is sent before everything is awaited and the checkpoint committed. */
 	uint32_t round_records_max;
 	uint64_t round_bytes_max;
+	/* At most this many records per second are produced (0: no limit), so that a migration does not take the
+	 * destination cluster's whole capacity. Records found after a crash are not produced and not paced. */
+	uint64_t rate_records_per_s;
 	sl_copy_progress_cb progress_cb; /* at most every progress_interval_ms, and at the end of each phase */
 	uint32_t progress_interval_ms;
 	sl_copy_stop_cb stop_cb; /* true: stop after the round being sent (its checkpoint is committed) */
