@@ -1,0 +1,87 @@
+# The sync tools' suite on a Kafka cluster (sourced): the same steps against librdkafka's mock cluster
+# (test_kafka_tools_mock.sh) and synclogd's own Kafka listener (test_kafka_tools_listener.sh), so that each
+# implementation of the Kafka protocol checks the other and both check the client library's Kafka transport.
+# Needs KB (the kafka:// broker) and topic_make NAME PARTITIONS from the caller.
+#
+#   1. produce 3000 change events; every keyed record is where murmur2 (Kafka's Java partitioner) puts it
+#   2. consume them all without a group, then as group g1 in two runs: every record exactly once, lag 0
+#   3. apply into SQLite: the newest version of every key, nothing stale or duplicate; the applier's offsets
+#      reach the cluster's group (committed == log end)
+#   4. offsets reset of the applier's group through the Admin API; refused while a group has a live member, and
+#      --force refused with the reason on Kafka
+
+S() { "$SYNCLOG" --broker "$KB" "$@"; }
+
+topic_make orders 4
+topic_make orders.dlq 1
+python3 "$KCHECK" events 3000 300 7 >"$TMP/events.jsonl"
+
+# ---- 1. produce, placement ----
+out=$(S produce orders --input json <"$TMP/events.jsonl" 2>"$TMP/produce.err") ||
+	fail "produce: $(cat "$TMP/produce.err")"
+[ "$out" = "produced 3000 records" ] || fail "produce printed '$out'"
+S --json consume orders >"$TMP/all.json" 2>"$TMP/consume.err" || fail "consume: $(cat "$TMP/consume.err")"
+[ "$(python3 "$KCHECK" count "$TMP/all.json")" -eq 3000 ] || fail "consume read $(python3 "$KCHECK" count "$TMP/all.json") records"
+python3 "$KCHECK" placement 4 "$TMP/all.json" || fail "placement differs from murmur2"
+
+# ---- 2. a consumer group in two runs ----
+S --json consume orders --group g1 --max 1000 >"$TMP/g1a.json" 2>"$TMP/g1a.err" || fail "group run 1: $(cat "$TMP/g1a.err")"
+S --json consume orders --group g1 >"$TMP/g1b.json" 2>"$TMP/g1b.err" || fail "group run 2: $(cat "$TMP/g1b.err")"
+cat "$TMP/g1a.json" "$TMP/g1b.json" >"$TMP/g1.json"
+python3 - "$TMP/g1.json" "$TMP/all.json" <<'PY' || fail "group g1 did not read every record once"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = [json.loads(l) for l in open(sys.argv[2])]
+keys = lambda rs: sorted((r["partition"], r["offset"]) for r in rs)
+if len(got) != 3000 or keys(got) != keys(want):
+    sys.exit("%d records read by the group, %d distinct" % (len(got), len(set(keys(got)))))
+PY
+S --json group describe g1 >"$TMP/g1.desc" 2>"$TMP/g1.desc.err" || fail "group describe g1: $(cat "$TMP/g1.desc.err")"
+python3 - "$TMP/g1.desc" <<'PY' || fail "group g1 is not caught up: $(cat "$TMP/g1.desc")"
+import json, sys
+ps = [json.loads(l) for l in open(sys.argv[1])]
+assert len(ps) == 4 and all(p["lag"] == 0 and p["committed"] == p["next_offset"] for p in ps)
+PY
+
+# ---- 3. apply into SQLite ----
+out=$(S apply orders --group crm --target "sqlite:$TMP/crm.db" 2>"$TMP/apply.err") || fail "apply: $(cat "$TMP/apply.err")"
+case "$out" in "applied "*" stale 0 duplicate 0 deleted "*" dead_lettered 0") ;; *) fail "apply printed '$out'" ;; esac
+python3 "$KCHECK" expected "$TMP/events.jsonl" "$TMP/crm.db" || fail "the target is not the newest version of each key"
+S --json group describe crm >"$TMP/crm.desc" 2>"$TMP/crm.desc.err" || fail "group describe crm: $(cat "$TMP/crm.desc.err")"
+python3 - "$TMP/crm.desc" <<'PY' || fail "the applier's offsets did not reach the cluster's group: $(cat "$TMP/crm.desc")"
+import json, sys
+ps = [json.loads(l) for l in open(sys.argv[1])]
+assert len(ps) == 4 and all(p["committed"] == p["next_offset"] for p in ps if p["next_offset"] > 0)
+PY
+# Applied again, the target's own offsets say everything is there: nothing is applied twice.
+out=$(S apply orders --group crm --target "sqlite:$TMP/crm.db" 2>"$TMP/apply2.err") || fail "apply again: $(cat "$TMP/apply2.err")"
+[ "$out" = "applied 0 stale 0 duplicate 0 deleted 0 dead_lettered 0" ] || fail "apply again printed '$out'"
+
+# ---- 4. offsets reset ----
+S offsets reset --group crm --topic orders --to-earliest --execute >"$TMP/reset.out" 2>"$TMP/reset.err" ||
+	fail "offsets reset: $(cat "$TMP/reset.err")"
+S --json group describe crm >"$TMP/crm2.desc" 2>/dev/null || fail "group describe crm after the reset"
+python3 - "$TMP/crm2.desc" <<'PY' || fail "the reset did not reach the group: $(cat "$TMP/crm2.desc")"
+import json, sys
+ps = [json.loads(l) for l in open(sys.argv[1])]
+assert len(ps) == 4 and all(p["committed"] == 0 for p in ps)
+PY
+# A live member: the reset is refused, and --force cannot get past that on Kafka.
+"$SYNCLOG" --broker "$KB" consume orders --group g2 --follow >"$TMP/g2.out" 2>"$TMP/g2.err" &
+G2=$!
+for _ in $(seq 1 400); do
+	[ "$(wc -l <"$TMP/g2.out")" -ge 3000 ] && break
+	kill -0 $G2 2>/dev/null || fail "the follower exited: $(cat "$TMP/g2.err")"
+	sleep 0.05
+done
+[ "$(wc -l <"$TMP/g2.out")" -ge 3000 ] || fail "the follower read $(wc -l <"$TMP/g2.out") records"
+rc=0
+S offsets reset --group g2 --topic orders --to-earliest --execute >/dev/null 2>"$TMP/refused.err" || rc=$?
+[ $rc -eq 1 ] || fail "offsets reset of a group with a live member exited $rc"
+grep -q "live member" "$TMP/refused.err" || fail "refusal: $(cat "$TMP/refused.err")"
+rc=0
+S offsets reset --group g2 --topic orders --to-earliest --execute --force >/dev/null 2>"$TMP/forced.err" || rc=$?
+[ $rc -eq 1 ] || fail "a forced reset on Kafka exited $rc"
+grep -q "forced or not" "$TMP/forced.err" || fail "forced refusal: $(cat "$TMP/forced.err")"
+kill -TERM $G2
+wait $G2 || fail "the follower exited $? on SIGTERM: $(cat "$TMP/g2.err")"

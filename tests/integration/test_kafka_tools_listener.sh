@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The sync tools on synclogd's own Kafka listener (synclogd --kafka-listen) through the client library's Kafka
+# transport: the suite of kafka_suite.sh (produce, consume, groups, apply into SQLite, offsets reset), the same
+# steps as against librdkafka's mock cluster (test_kafka_tools_mock.sh), so each side checks the other; then the
+# topic commands through the Admin API, and what the native protocol reads back of records the Kafka transport
+# wrote.
+# Usage: tests/integration/test_kafka_tools_listener.sh BUILD_DIR
+set -euo pipefail
+BUILD=${1:-build/release}
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/kafka_lib.sh"
+
+start_broker "$TMP/data" --kafka-listen 127.0.0.1:0
+KB="kafka://$KAFKA_BROKER"
+topic_make() { "$SYNCLOG" --broker "$KB" topic create "$1" --partitions "$2" >/dev/null || fail "topic create $1"; }
+. "$(dirname "$0")/kafka_suite.sh"
+
+# ---- topics through the Admin API ----
+out=$(S topic create audit --partitions 2 --retention-ms 2h --compact)
+[ "$out" = "created topic audit with 2 partitions" ] || fail "topic create printed '$out'"
+rc=0
+S topic create audit --partitions 2 2>"$TMP/exists.err" || rc=$?
+[ $rc -eq 1 ] && grep -q TOPIC_EXISTS "$TMP/exists.err" || fail "a second create: exit $rc, $(cat "$TMP/exists.err")"
+S topic create audit --partitions 2 --if-not-exists | grep -q "^topic audit exists with 2 partitions$" ||
+	fail "--if-not-exists on Kafka"
+S --json topic list >"$TMP/list.json"
+python3 - "$TMP/list.json" <<'PY' || fail "topic list through Kafka: $(cat "$TMP/list.json")"
+import json, sys
+ts = {t["topic"]: t for t in map(json.loads, open(sys.argv[1]))}
+a = ts["audit"]
+assert a["partitions"] == 2 and a["retention_ms"] == 7200000 and a["compact"] and "settings_unknown" not in a, a
+assert ts["orders"]["partitions"] == 4 and ts["orders"]["retention_ms"] == -1
+PY
+S --json topic describe orders >"$TMP/describe.json"
+"$SYNCLOG" --json topic describe orders >"$TMP/describe.native.json"
+python3 - "$TMP/describe.json" "$TMP/describe.native.json" <<'PY' || fail "topic describe through Kafka and natively differ"
+import json, sys
+k = [json.loads(l) for l in open(sys.argv[1])]
+n = [json.loads(l) for l in open(sys.argv[2])]
+assert [(p["partition"], p["earliest_offset"], p["next_offset"]) for p in k] == \
+       [(p["partition"], p["earliest_offset"], p["next_offset"]) for p in n]
+assert all(p["bytes"] is None and p["segments"] is None for p in k)
+PY
+rc=0
+S topic alter audit --set retention.ms=1000 2>"$TMP/alter.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "not available on a Kafka cluster" "$TMP/alter.err" || fail "topic alter on Kafka: $rc"
+S topic delete audit | grep -q "^deleted topic audit$" || fail "topic delete through Kafka"
+# A copy to a Kafka cluster that can create topics: the destination gets the source's partitions and settings.
+N_TOPIC_ARGS="--partitions 3 --retention-ms 3d"
+"$SYNCLOG" topic create settled $N_TOPIC_ARGS >/dev/null
+printf 'a\t1\nb\t2\n' | "$SYNCLOG" produce settled >/dev/null
+"$SYNCLOG" copy --from "$SYNCLOG_BROKER" --to "$KB" settled --to-topic settled.copy >"$TMP/copy.out" 2>"$TMP/copy.err" ||
+	fail "copy through the listener: $(cat "$TMP/copy.err")"
+S --json topic list | grep '"topic":"settled.copy"' | grep -q '"partitions":3,"retention_ms":259200000' ||
+	fail "the copy's topic: $(S --json topic list | grep settled)"
+# Group listing through ListGroups.
+S group list | grep -q "^crm " || fail "group list through Kafka: $(S group list)"
+# What the Kafka transport wrote, read natively: the same records.
+"$SYNCLOG" --json consume orders >"$TMP/native.json"
+python3 "$KCHECK" same-records "$TMP/all.json" "$TMP/native.json" || fail "native and Kafka reads differ"
+stop_broker
+echo "ok"
