@@ -10,6 +10,8 @@
 #   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
 #      (bench/results/sync.json)
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
+#   8. bench/clusters.sh: the applier through the librdkafka transport against the native one, and copy in MB/s
+#      (bench/results/clusters.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,5 +32,7 @@ COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 bench/sync.sh "$build"
 # The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
+# The sync tools on a Kafka cluster: apply through librdkafka against native, copy MB/s (bench/results/clusters.json).
+CLUSTERS_BENCH_QUICK=${BENCH_QUICK:-0} bench/clusters.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"
