@@ -14,8 +14,8 @@ static void log_drop_cb(const rd_kafka_t *rk, int level, const char *fac, const 
 	(void)rk, (void)level, (void)fac, (void)buf;
 }
 
-rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id, const char *const *ours,
-                                   const struct sl_kafka_config *user, char *err, size_t err_bytes)
+rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id, const struct sl_kafka_pair *ours,
+                                   size_t count, const struct sl_kafka_config *user, char *err, size_t err_bytes)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char why[512];
@@ -31,9 +31,9 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id,
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	for (size_t i = 0; ours != NULL && ours[i] != NULL; i += 2) {
-		if (rd_kafka_conf_set(conf, ours[i], ours[i + 1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-			sl_error_set(err, err_bytes, "librdkafka refused %s=%s: %s", ours[i], ours[i + 1], why);
+	for (size_t i = 0; i < count; i++) {
+		if (rd_kafka_conf_set(conf, ours[i].key, ours[i].value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			sl_error_set(err, err_bytes, "librdkafka refused %s=%s: %s", ours[i].key, ours[i].value, why);
 			rd_kafka_conf_destroy(conf);
 			return NULL;
 		}

@@ -120,9 +120,11 @@ int sl_kafka_conn_connect(struct sl_conn *c)
 	sl_kafka_conn_close(c);
 	c->broker_error = 0;
 	snprintf(socket_timeout, sizeof(socket_timeout), "%u", c->io_timeout_ms < 10 ? 10 : c->io_timeout_ms);
-	const char *ours[] = {"socket.timeout.ms", socket_timeout, NULL};
-	rd_kafka_conf_t *conf =
-	        sl_kafka_conf_new(k->bootstrap, c->client_id, ours, &k->config, c->error, sizeof(c->error));
+	const struct sl_kafka_pair ours[] = {
+	        {"socket.timeout.ms", socket_timeout},
+	};
+	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, c->client_id, ours, SL_ARRAY_COUNT(ours), &k->config,
+	                                          c->error, sizeof(c->error));
 	if (conf == NULL)
 		return -EINVAL;
 	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
@@ -600,26 +602,18 @@ int sl_kafka_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_s
 static int reader_ensure(struct sl_conn *c)
 {
 	struct sl_kafka_conn *k = K(c);
-	const char *ours[] = {"group.id",
-	                      "synclog-reader",
-	                      "enable.auto.commit",
-	                      "false",
-	                      "enable.auto.offset.store",
-	                      "false",
-	                      "enable.partition.eof",
-	                      "true",
-	                      "auto.offset.reset",
-	                      "error",
-	                      "fetch.wait.max.ms",
-	                      "100",
-	                      NULL};
+	const struct sl_kafka_pair ours[] = {
+	        {"group.id", "synclog-reader"},        {"enable.auto.commit", "false"},
+	        {"enable.auto.offset.store", "false"}, {"enable.partition.eof", "true"},
+	        {"auto.offset.reset", "error"},        {"fetch.wait.max.ms", "100"},
+	};
 	char why[512];
 	int rc = ensure(c);
 
 	if (rc != 0 || k->reader != NULL)
 		return rc;
-	rd_kafka_conf_t *conf =
-	        sl_kafka_conf_new(k->bootstrap, c->client_id, ours, &k->config, c->error, sizeof(c->error));
+	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, c->client_id, ours, SL_ARRAY_COUNT(ours), &k->config,
+	                                          c->error, sizeof(c->error));
 	if (conf == NULL)
 		return -EINVAL;
 	k->reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));

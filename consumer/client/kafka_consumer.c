@@ -448,30 +448,18 @@ int sl_kafka_consumer_subscribe(struct sl_kafka_consumer **out, struct sl_consum
 	snprintf(wait, sizeof(wait), "%u", o->max_wait_ms < 1 ? 1 : o->max_wait_ms);
 	snprintf(bytes, sizeof(bytes), "%u", o->partition_bytes_max < 1024 ? 1024 : o->partition_bytes_max);
 	snprintf(socket, sizeof(socket), "%u", o->io_timeout_ms < 10 ? 10 : o->io_timeout_ms);
-	const char *ours[] = {"group.id",
-	                      k->group,
-	                      "enable.auto.commit",
-	                      "false",
-	                      "enable.auto.offset.store",
-	                      "false",
-	                      "enable.partition.eof",
-	                      "true",
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "session.timeout.ms",
-	                      session,
-	                      "fetch.wait.max.ms",
-	                      wait,
-	                      "max.partition.fetch.bytes",
-	                      bytes,
-	                      "check.crcs",
-	                      "true",
-	                      "socket.timeout.ms",
-	                      socket,
-	                      NULL};
+	/* queued.max.messages.kbytes: fetched ahead at most 16 MiB, as the fetcher (kafka_fetcher.c). */
+	const struct sl_kafka_pair ours[] = {
+	        {"queued.max.messages.kbytes", "16384"}, {"group.id", k->group},
+	        {"enable.auto.commit", "false"},         {"enable.auto.offset.store", "false"},
+	        {"enable.partition.eof", "true"},        {"auto.offset.reset", "earliest"},
+	        {"session.timeout.ms", session},         {"fetch.wait.max.ms", wait},
+	        {"max.partition.fetch.bytes", bytes},    {"check.crcs", "true"},
+	        {"socket.timeout.ms", socket},
+	};
 	rd_kafka_conf_t *conf =
 	        sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-consumer", ours,
-	                          o->kafka_config, err, err_bytes);
+	                          SL_ARRAY_COUNT(ours), o->kafka_config, err, err_bytes);
 	if (conf == NULL) {
 		sl_kafka_consumer_free(k);
 		return -EINVAL;

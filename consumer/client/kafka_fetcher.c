@@ -147,27 +147,22 @@ int sl_kafka_fetcher_new(struct sl_kafka_fetcher **out, const struct sl_fetcher_
 	snprintf(wait, sizeof(wait), "%u", o->stop_at_end ? 100 : (o->max_wait_ms < 1 ? 1 : o->max_wait_ms));
 	snprintf(bytes, sizeof(bytes), "%u", o->partition_bytes_max < 1024 ? 1024 : o->partition_bytes_max);
 	snprintf(socket, sizeof(socket), "%u", o->io_timeout_ms < 10 ? 10 : o->io_timeout_ms);
-	const char *ours[] = {"group.id",
-	                      "synclog-fetcher",
-	                      "enable.auto.commit",
-	                      "false",
-	                      "enable.auto.offset.store",
-	                      "false",
-	                      "enable.partition.eof",
-	                      "true",
-	                      "auto.offset.reset",
-	                      "error",
-	                      "fetch.wait.max.ms",
-	                      wait,
-	                      "max.partition.fetch.bytes",
-	                      bytes,
-	                      "check.crcs",
-	                      "true",
-	                      "socket.timeout.ms",
-	                      socket,
-	                      NULL};
+	/* queued.max.messages.kbytes: what librdkafka fetches ahead of us is bounded at 16 MiB (its default is 64), a
+	 * few answers of the native fetcher's size: enough to keep a reader busy, and a bound on its memory. */
+	const struct sl_kafka_pair ours[] = {
+	        {"queued.max.messages.kbytes", "16384"},
+	        {"group.id", "synclog-fetcher"},
+	        {"enable.auto.commit", "false"},
+	        {"enable.auto.offset.store", "false"},
+	        {"enable.partition.eof", "true"},
+	        {"auto.offset.reset", "error"},
+	        {"fetch.wait.max.ms", wait},
+	        {"max.partition.fetch.bytes", bytes},
+	        {"check.crcs", "true"},
+	        {"socket.timeout.ms", socket},
+	};
 	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-fetcher",
-	                                          ours, o->kafka_config, err, err_bytes);
+	                                          ours, SL_ARRAY_COUNT(ours), o->kafka_config, err, err_bytes);
 	if (conf == NULL) {
 		sl_kafka_fetcher_free(k);
 		return -EINVAL;

@@ -29,11 +29,17 @@ struct sl_kafka_conn {
 	rd_kafka_t *reader;
 };
 
-/* A librdkafka configuration: bootstrap servers and client id, then ours (key, value pairs ending with NULL), then
- * the user's settings (which may replace ours). librdkafka's own log lines are dropped unless the user set debug
- * or log_level: what fails reaches the caller as an error instead. NULL with err set when a setting is refused. */
-rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id, const char *const *ours,
-                                   const struct sl_kafka_config *user, char *err, size_t err_bytes);
+/* One of the settings the transport chooses for a handle. */
+struct sl_kafka_pair {
+	const char *key;
+	const char *value;
+};
+
+/* A librdkafka configuration: bootstrap servers and client id, then ours (count pairs), then the user's settings
+ * (which may replace ours). librdkafka's own log lines are dropped unless the user set debug or log_level: what
+ * fails reaches the caller as an error instead. NULL with err set when a setting is refused. */
+rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id, const struct sl_kafka_pair *ours,
+                                   size_t count, const struct sl_kafka_config *user, char *err, size_t err_bytes);
 
 /* The errno of a Kafka error code (synclog.h's conventions: -ENOENT for an unknown topic, -EEXIST, -EINVAL,
  * -ETIMEDOUT, -ECONNREFUSED, -EMSGSIZE, -ERANGE, group errors as the native ones, -EPERM, -EACCES, ...). */

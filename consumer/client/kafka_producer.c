@@ -131,38 +131,25 @@ int sl_kafka_producer_new(struct sl_kafka_producer **out, const struct sl_produc
 	snprintf(message_max, sizeof(message_max), "%u",
 	         o->batch_bytes_max + 4096 > 1000000 ? o->batch_bytes_max + 4096 : 1000000);
 	bool fsync = o->acks == SL_ACKS_FSYNC;
-	const char *ours[] = {"acks",
-	                      acks_of[o->acks],
-	                      "enable.idempotence",
-	                      fsync ? "true" : "false",
-	                      "enable.gapless.guarantee",
-	                      fsync ? "true" : "false",
-	                      "partitioner",
-	                      "murmur2_random",
-	                      "linger.ms",
-	                      linger,
-	                      "batch.size",
-	                      batch,
-	                      "batch.num.messages",
-	                      records,
-	                      "compression.type",
-	                      o->codec == SL_BATCH_CODEC_ZSTD ? "zstd" : "none",
-	                      "message.timeout.ms",
-	                      timeout,
-	                      "retry.backoff.ms",
-	                      backoff,
-	                      "max.in.flight.requests.per.connection",
-	                      in_flight,
-	                      "queue.buffering.max.kbytes",
-	                      buffer_kb,
-	                      "socket.timeout.ms",
-	                      socket,
-	                      "message.max.bytes",
-	                      message_max,
-	                      NULL};
+	const struct sl_kafka_pair ours[] = {
+	        {"acks", acks_of[o->acks]},
+	        {"enable.idempotence", fsync ? "true" : "false"},
+	        {"enable.gapless.guarantee", fsync ? "true" : "false"},
+	        {"partitioner", "murmur2_random"},
+	        {"linger.ms", linger},
+	        {"batch.size", batch},
+	        {"batch.num.messages", records},
+	        {"compression.type", o->codec == SL_BATCH_CODEC_ZSTD ? "zstd" : "none"},
+	        {"message.timeout.ms", timeout},
+	        {"retry.backoff.ms", backoff},
+	        {"max.in.flight.requests.per.connection", in_flight},
+	        {"queue.buffering.max.kbytes", buffer_kb},
+	        {"socket.timeout.ms", socket},
+	        {"message.max.bytes", message_max},
+	};
 	rd_kafka_conf_t *conf =
 	        sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-producer", ours,
-	                          o->kafka_config, err, err_bytes);
+	                          SL_ARRAY_COUNT(ours), o->kafka_config, err, err_bytes);
 	if (conf == NULL) {
 		sl_kafka_producer_free(k);
 		return -EINVAL;
