@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/base/clock.h"
 #include "consumer/client/kafka_impl.h"
@@ -274,11 +275,26 @@ static int assign(struct sl_kafka_consumer *k, rd_kafka_topic_partition_list_t *
 
 	if (rc != 0)
 		return rc;
-	/* The group's commits of what was gained, one request. */
-	e = rd_kafka_committed(k->rk, list, io_timeout(k));
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		set_error(k, "group '%s': reading its commits: %s", k->group, rd_kafka_err2str(e));
-		return sl_kafka_errno(e);
+	/* The group's commits of what was gained, one request; asked again while the coordinator answers a partition
+	 * with an error (a rebalance under way): starting such a partition from the options' start instead would read
+	 * again what the group already consumed. */
+	int64_t deadline = sl_clock_mono_ms() + k->o.io_timeout_ms;
+	for (;;) {
+		rd_kafka_resp_err_t pe = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+		e = rd_kafka_committed(k->rk, list, io_timeout(k));
+		for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+			if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				pe = list->elems[i].err;
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR && pe == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (sl_clock_mono_ms() >= deadline) {
+			set_error(k, "group '%s': reading its commits: %s", k->group,
+			          rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : pe));
+			return sl_kafka_errno(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : pe);
+		}
+		struct timespec ts = {0, 100 * 1000000};
+		nanosleep(&ts, NULL);
 	}
 	for (int i = 0; rc == 0 && i < list->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &list->elems[i];

@@ -55,6 +55,36 @@ S --json topic list | grep '"topic":"settled.copy"' | grep -q '"partitions":3,"r
 	fail "the copy's topic: $(S --json topic list | grep settled)"
 # Group listing through ListGroups.
 S group list | grep -q "^crm " || fail "group list through Kafka: $(S group list)"
+# Two members of one group through librdkafka's group protocol: the second one's join moves half the partitions
+# to it; every record is read (at least once, the group's promise), by the member that owns its partition then.
+S topic create shared --partitions 4 >/dev/null
+python3 "$KCHECK" events 4000 400 21 | S produce shared --input json >/dev/null
+"$SYNCLOG" --broker "$KB" --json consume shared --group pair --follow >"$TMP/m1.json" 2>"$TMP/m1.err" &
+M1=$!
+for _ in $(seq 1 400); do [ "$(wc -l <"$TMP/m1.json")" -ge 4000 ] && break; sleep 0.05; done
+"$SYNCLOG" --broker "$KB" --json consume shared --group pair --follow >"$TMP/m2.json" 2>"$TMP/m2.err" &
+M2=$!
+for _ in $(seq 1 400); do
+	S --json group describe pair 2>/dev/null | grep -c '"member":"' | grep -qx 4 &&
+		[ "$(S --json group describe pair | python3 -c 'import json,sys; print(len({json.loads(l)["member"] for l in sys.stdin}))')" -eq 2 ] && break
+	sleep 0.05
+done
+python3 "$KCHECK" events 4000 400 22 | S produce shared --input json >/dev/null
+for _ in $(seq 1 400); do
+	[ "$(cat "$TMP/m1.json" "$TMP/m2.json" | python3 -c 'import json,sys; print(len({(json.loads(l)["partition"], json.loads(l)["offset"]) for l in sys.stdin}))')" -ge 8000 ] && break
+	sleep 0.05
+done
+kill -TERM $M1 $M2
+wait $M1 || fail "member 1 exited $?: $(cat "$TMP/m1.err")"
+wait $M2 || fail "member 2 exited $?: $(cat "$TMP/m2.err")"
+python3 - "$TMP/m1.json" "$TMP/m2.json" <<'PY' || fail "two members of a group"
+import json, sys
+m1 = [json.loads(l) for l in open(sys.argv[1])]
+m2 = [json.loads(l) for l in open(sys.argv[2])]
+ids = {(r["partition"], r["offset"]) for r in m1 + m2}
+assert len(ids) == 8000, "%d distinct records read of 8000" % len(ids)
+assert m2 and {r["partition"] for r in m2} < {0, 1, 2, 3}, "the second member read %d records" % len(m2)
+PY
 # What the Kafka transport wrote, read natively: the same records.
 "$SYNCLOG" --json consume orders >"$TMP/native.json"
 python3 "$KCHECK" same-records "$TMP/all.json" "$TMP/native.json" || fail "native and Kafka reads differ"
