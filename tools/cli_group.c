@@ -146,7 +146,8 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		if (d->members_unknown) /* a Kafka cluster that does not answer DescribeGroups */
 			printf("group %s: members unknown (the cluster does not describe groups)\n", d->group);
 		else if (d->generation < 0) /* a Kafka cluster: its Admin API does not give the generation */
-			printf("group %s: %u live member%s\n", d->group, d->member_count, d->member_count == 1 ? "" : "s");
+			printf("group %s: %u live member%s\n", d->group, d->member_count,
+			       d->member_count == 1 ? "" : "s");
 		else
 			printf("group %s: generation %d, %u live member%s\n", d->group, d->generation, d->member_count,
 			       d->member_count == 1 ? "" : "s");
