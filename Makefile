@@ -58,7 +58,7 @@ BENCH_BIN := $(BUILD)/bin/storage-bench
 # The cleaner on the storage engine alone (bench/clean.sh).
 CLEAN_BENCH_BIN := $(BUILD)/bin/clean-bench
 # The load generator (bench/loadgen/*.c, on the client library), the NATS peer client (bench/peers/nats*.c, on
-# Debian's libnats) and the Redis peer client (bench/peers/redis*.c, RESP over a socket), all three sharing the
+# Debian's libnats) and the Redis peer client (bench/peers/redis*.c, on Debian's hiredis), all three sharing the
 # latency histogram of bench/common/: built by `make bench` only, so `make` needs no benchmark packages.
 BENCH_COMMON_SRC := $(wildcard bench/common/*.c)
 LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
@@ -70,8 +70,8 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick demo install uninstall man \
-	format format-check clean FORCE soak
+.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick bench-scale bench-scale-quick demo \
+	install uninstall man format format-check clean FORCE soak
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
 
 # Manual pages: tools/man/NAME.SECTION.scd (scdoc, readable as they are) -> BUILD/man/NAME.SECTION (roff).
@@ -216,12 +216,13 @@ $(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lnats
 $(BUILD)/bin/redis-bench: $(REDIS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lhiredis
 
 # The consumer-group benchmark's measurements (bench/groups/*.c, on the client library).
 GROUPS_BENCH_SRC := $(wildcard bench/groups/*.c)
 GROUPS_BENCH_BIN := $(if $(GROUPS_BENCH_SRC),$(BUILD)/bin/groups-bench)
-$(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) $(LIB_PROTO)
+$(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
+		$(LIB_PROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 
@@ -247,6 +248,12 @@ bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)
 	BENCH_QUICK=1 bench/run.sh $(BUILD)
+# Issue 21's scale benchmarks (cold replay, interference, many groups, offered load, timeline, the curves): about an
+# hour in full; bench-scale-quick runs their smoke modes in a few minutes (bench/README.md, "Scale").
+bench-scale: deps-bench all $(BENCH_BINS)
+	bench/scale.sh $(BUILD)
+bench-scale-quick: deps-bench all $(BENCH_BINS)
+	BENCH_QUICK=1 bench/scale.sh $(BUILD)
 
 # Programs, the client library (one archive), its headers and synclog.pc, the manual pages, the systemd unit and
 # the example config; DESTDIR is honoured. uninstall removes exactly what install listed in its manifest.

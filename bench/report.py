@@ -451,74 +451,43 @@ def markdown(doc, broker):
 # ---- chart ----
 
 def chart(doc, out_png):
-    if shutil.which("gnuplot") is None:
-        print("report: gnuplot is missing: no chart", file=sys.stderr)
-        return
-    tmp = tempfile.mkdtemp()
-    systems = ["synclog", "redis", "nats", "disk (fio)"]
-    thr = os.path.join(tmp, "throughput.dat")
-    with open(thr, "w") as f:
-        f.write("workload " + " ".join(f'"{s}"' for s in systems) + "\n")
-        for w in doc["workloads"]:
-            if w["id"] not in ("W1", "W2", "W3", "W5"):
-                continue
-            row = []
-            for s in systems:
-                # Redis: its AOF-off figure (AOF always for W3), the mode the targets compare with.
-                cand = [e for e in w["systems"] if e["system"] == s and e.get("records_per_s")]
-                if s == "redis" and len(cand) > 1:
-                    cand = [e for e in cand if e["durability"] == "AOF off"] or cand
-                v = med(cand[0]["records_per_s"]) if cand else None
-                row.append(f"{v:.0f}" if v else "-")
-            f.write(f"{w['id']} " + " ".join(row) + "\n")
-    lat = os.path.join(tmp, "latency.dat")
-    with open(lat, "w") as f:
-        for w in doc["workloads"]:
-            if w["id"] not in ("W4", "W4w", "W6"):
-                continue
-            for e in w["systems"]:
-                lb = e.get("latency_us", {})
-                vals = [med(lb.get(p)) if isinstance(lb.get(p), dict) else None for p in ("p50", "p99", "p999")]
-                if not any(vals):
-                    continue
-                label = f"{w['id']} {e['system'].replace(' (fio)', '')}"
-                f.write(f'"{label}" ' + " ".join(f"{v:.1f}" if v else "-" for v in vals) + "\n")
-    script = f"""
-set terminal pngcairo size 1400,560 font "sans,10"
-set output "{out_png}"
-set multiplot layout 1,2
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set logscale y
-set grid ytics
-set key top right
-set datafile missing "-"
-set title "Throughput, records/s (Redis: AOF off; AOF always in W3)"
-set ylabel "records/s (log scale)"
-set format y "%.0s%c"
-set yrange [10000:*]
-plot "{thr}" using 2:xtic(1) title columnheader(2) lc rgb "#1f77b4", \\
-     "" using 3 title columnheader(3) lc rgb "#d62728", \\
-     "" using 4 title columnheader(4) lc rgb "#2ca02c", \\
-     "" using 5 title columnheader(5) lc rgb "#7f7f7f"
-set title "Latency: W4 durable ack, W4w ack, W6 produce-to-consume"
-set key top left horizontal
-set ylabel "microseconds (log scale)"
-set yrange [10:*]
-set xtics rotate by -35
-plot "{lat}" using 2:xtic(1) title "p50" lc rgb "#1f77b4", \\
-     "" using 3 title "p99" lc rgb "#ff7f0e", \\
-     "" using 4 title "p99.9" lc rgb "#9467bd"
-unset multiplot
-"""
-    sp = os.path.join(tmp, "chart.gp")
-    open(sp, "w").write(script)
-    r = subprocess.run(["gnuplot", sp], capture_output=True, text=True)
-    if r.returncode != 0:
-        print("report: gnuplot failed: " + r.stderr, file=sys.stderr)
-    shutil.rmtree(tmp, ignore_errors=True)
+    """One panel per workload, with its unit and the workload said in its title; a bar is the median over the
+    rounds, its error bar the rounds' min to max; linear axes (bench/charts.py draws them)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from charts import Chart
+
+    rounds = doc["rounds"]
+    c = Chart(f"synclog against Redis Streams, NATS JetStream and the disk: medians of {rounds} interleaved rounds, "
+              "min-max bars; servers on one core, load generators on the other")
+    titles = dict(WORKLOADS)
+    for w in doc["workloads"]:
+        wid, systems = w["id"], w["systems"]
+        label = lambda e: f"{e['system'].replace(' (fio)', '')}\n{short(e['durability'])}".strip()
+        if wid in ("W1", "W2", "W3", "W5"):
+            key, unit = ("mb_per_s", "MB/s (10^6 B/s of payload)") if wid == "W2" else ("records_per_s", "records/s")
+            shown = [e for e in systems if e.get(key)]
+            c.bars(f"{wid}: {titles[wid]}", unit, [label(e) for e in shown],
+                   [(f"median, min-max over {rounds} rounds", [e[key] for e in shown])])
+        else:
+            shown = [e for e in systems if isinstance(e.get("latency_us"), dict) and
+                     isinstance(e["latency_us"].get("p50"), dict)]
+            rate = f" at {doc['w6_rate']:,.0f} records/s" if wid == "W6" and doc.get("w6_rate") else ""
+            c.bars(f"{wid}: {titles[wid]}{rate}", "microseconds", ["p50", "p99", "p99.9"],
+                   [(label(e), [e["latency_us"].get(p) if isinstance(e["latency_us"].get(p), dict) else None
+                                for p in ("p50", "p99", "p999")]) for e in shown])
+    c.draw(out_png, cols=2)
+
+
+def short(durability):
+    """The durability column, short enough for an axis label."""
+    d = durability.replace("written (page cache)", "written").replace("acknowledged before fsync", "ack before fsync")
+    d = d.replace("buffered (io_uring, 256 KiB writes, iodepth 16)", "buffered")
+    d = d.replace("fetcher from the start (page cache warm)", "fetcher, warm").replace(", COUNT 10000 (in memory)", "")
+    d = d.replace("file store, ", "").replace("sync publish, ", "").replace("ordered consumer, ", "")
+    d = d.replace("acknowledged before fsync", "no fsync").replace("ack before fsync", "no fsync")
+    if d.startswith("fdatasync at synclog"):
+        d = "fdatasync"
+    return d if len(d) <= 24 else d[:22] + ".."
 
 
 def main():

@@ -12,6 +12,10 @@
  *               --reopen-tail-bytes, then SIGKILL it; time sl_log_open after the crash, then after a clean close
  *   report      read the per-run JSON files of a runs directory (ours and fio's), write medians with min-max and
  *               the ratios to --json, print a table
+ *   retain      on an existing log (--dir, e.g. a stopped broker's DATA/topics/T/0): time sl_log_open, a retention
+ *               pass that drops nothing, and one that drops the --rounds oldest segments (sl_log_retain_detach, on
+ *               the broker's loop, apart from sl_log_garbage_remove, on its thread pool): the log-size curve of
+ *               bench/curve_logsize.sh. It deletes those segments.
  *
  * Each timed sl_log_open runs in a fresh child process, like a restarted broker: the crash state must survive one
  * measurement to be measured again, and only a process that exits without sl_log_close leaves it. */
@@ -1551,13 +1555,99 @@ static int cmd_report(const struct options *o)
 	return rc;
 }
 
+/* ---- retain --------------------------------------------------------------------------------------------------- */
+
+static double ms_since(int64_t t0)
+{
+	return (double)(sl_clock_mono_ns() - t0) / 1e6;
+}
+
+static int cmd_retain(const struct options *o)
+{
+	struct sl_log_config cfg;
+	struct sl_log_stats before, after;
+	struct sl_log_garbage *g = calloc(1, sizeof(*g));
+	struct sl_ring ring;
+	struct sl_log *log = NULL;
+	json_t *root;
+	int64_t t0;
+	double open_ms, idle_pass_ms, detach_ms = 0, remove_ms = 0;
+	int rc;
+
+	if (g == NULL)
+		return -ENOMEM;
+	rc = sl_ring_init(&ring, 0);
+	if (rc < 0) {
+		free(g);
+		return rc;
+	}
+	sl_log_config_default(&cfg);
+	t0 = sl_clock_mono_ns();
+	rc = log_open_verbose(&ring, o->dir, &cfg, &log);
+	open_ms = ms_since(t0);
+	if (rc < 0)
+		goto out;
+	sl_log_get_stats(log, &before);
+	/* A pass with nothing to drop: what every pass costs a log that is within its retention. */
+	t0 = sl_clock_mono_ns();
+	rc = sl_log_retain_detach(log, sl_clock_wall_ms(), -1, (int64_t)before.bytes, g);
+	idle_pass_ms = ms_since(t0);
+	SL_ASSERT(rc < 0 || g->count == 0);
+	sl_log_garbage_remove(g);
+	/* Then drop the oldest --rounds segments by size: keep the bytes of all but them. */
+	if (rc == 0 && before.segment_count > o->rounds) {
+		uint64_t keep = before.bytes;
+		uint32_t dropped = 0;
+		struct sl_log_span span;
+
+		/* The bytes of the oldest segments, found by locating each next segment's first offset. */
+		for (int64_t off = before.start_offset; dropped < o->rounds && off < before.next_offset; dropped++) {
+			if (sl_log_locate(log, off, UINT64_MAX, &span) < 0 || span.len == 0)
+				break;
+			keep -= span.pos + span.len; /* a span never crosses a segment: this is the segment's length */
+			off = span.next_offset;
+		}
+		t0 = sl_clock_mono_ns();
+		rc = sl_log_retain_detach(log, sl_clock_wall_ms(), -1, (int64_t)keep, g);
+		detach_ms = ms_since(t0);
+		t0 = sl_clock_mono_ns();
+		if (rc == 0)
+			rc = sl_log_garbage_remove(g);
+		remove_ms = ms_since(t0);
+	}
+	sl_log_get_stats(log, &after);
+	root = json_object();
+	json_object_set_new(root, "command", json_string("retain"));
+	json_object_set_new(root, "dir", json_string(o->dir));
+	json_object_set_new(root, "open_ms", json_real(open_ms));
+	json_object_set_new(root, "clean_open", json_boolean(before.clean_open));
+	json_object_set_new(root, "recovered_tail_bytes", json_integer((json_int_t)before.recovered_tail_bytes));
+	json_object_set_new(root, "bytes_before", json_integer((json_int_t)before.bytes));
+	json_object_set_new(root, "segments_before", json_integer(before.segment_count));
+	json_object_set_new(root, "idle_pass_ms", json_real(idle_pass_ms));
+	json_object_set_new(root, "detach_ms", json_real(detach_ms));
+	json_object_set_new(root, "remove_ms", json_real(remove_ms));
+	json_object_set_new(root, "segments_dropped", json_integer(before.segment_count - after.segment_count));
+	json_object_set_new(root, "bytes_after", json_integer((json_int_t)after.bytes));
+	json_object_set_new(root, "error", rc < 0 ? json_string(strerror(-rc)) : json_null());
+	json_write(root, o->json_path);
+	json_decref(root);
+	printf("retain %s: open %.1f ms, idle pass %.3f ms, drop %u segments: detach %.3f ms, remove %.1f ms\n", o->dir,
+	       open_ms, idle_pass_ms, before.segment_count - after.segment_count, detach_ms, remove_ms);
+	sl_log_close(log);
+out:
+	sl_ring_close(&ring);
+	free(g);
+	return rc;
+}
+
 /* ---- main ----------------------------------------------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: storage-bench batch-size|warm-memory|append|reopen|report [options]\n"
-	        "  --dir DIR                    log directory (new or empty; append, reopen)\n"
+	        "usage: storage-bench batch-size|warm-memory|append|reopen|report|retain [options]\n"
+	        "  --dir DIR                    log directory (new or empty; append, reopen; existing: retain)\n"
 	        "  --bytes N                    bytes to append per run, or to warm (default 2g)\n"
 	        "  --batch-bytes N              batch size limit; records are added while they fit (default 64k)\n"
 	        "  --record-bytes N             value bytes of each record (default 1024)\n"
@@ -1565,7 +1655,8 @@ static void usage(FILE *f)
 	        "  --inflight N                 appends queued at once, 1..%d (default %d)\n"
 	        "  --reopen-sealed-bytes N      sealed segments of the reopen log (reopen; default 10g)\n"
 	        "  --reopen-tail-bytes N        unflushed tail of the reopen log (reopen; default 100m)\n"
-	        "  --rounds N                   timed opens of each kind (reopen; default 3)\n"
+	        "  --rounds N                   timed opens of each kind (reopen; default 3); segments to drop "
+	        "(retain)\n"
 	        "  --runs DIR                   per-run JSON files to summarize (report)\n"
 	        "  --json FILE                  write the figures there\n"
 	        "bench/storage.sh runs all of it; see bench/README.md.\n",
@@ -1700,6 +1791,8 @@ int main(int argc, char **argv)
 		rc = cmd_append(&o);
 	else if (strcmp(o.command, "reopen") == 0)
 		rc = cmd_reopen(&o);
+	else if (strcmp(o.command, "retain") == 0)
+		rc = cmd_retain(&o);
 	else if (strcmp(o.command, "report") == 0) {
 		if (!o.runs_dir) {
 			fprintf(stderr, "storage-bench: report needs --runs DIR\n");

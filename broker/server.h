@@ -35,12 +35,20 @@ struct sl_server_config {
 	uint32_t idle_timeout_ms;
 	/* How often retention and roll-by-age run. */
 	uint32_t retention_check_ms;
+	/* A fetch that is behind the log end asks the kernel to read this many bytes past its span into the page
+	 * cache (handlers/fetch.c, "Read-ahead"); 0: none. */
+	uint32_t fetch_readahead_bytes;
 	/* Records per second of origin=backfill produce each topic takes in (ProduceRequest.backfill), enforced by
 	 * holding answers back as Kafka's quotas do; 0: unlimited. */
 	uint64_t backfill_rate_max;
 	struct sl_log_config log;
 	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 };
+
+/* Four fetches' worth at the clients' default of 1 MiB per partition: the disk reads the next spans while the
+ * consumer takes the last one in. */
+#define SL_FETCH_READAHEAD_BYTES_DEFAULT (4u << 20)
+#define SL_FETCH_READAHEAD_BYTES_MAX     (64u << 20)
 
 void sl_server_config_default(struct sl_server_config *cfg);
 

@@ -44,6 +44,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	cfg->idle_timeout_ms = 10 * 60 * 1000;
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
+	cfg->fetch_readahead_bytes = SL_FETCH_READAHEAD_BYTES_DEFAULT;
 	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
 }

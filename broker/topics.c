@@ -15,10 +15,15 @@
 #include "proto/base/clock.h"
 #include "broker/topics.h"
 #include "proto/base/fs.h"
+#include "proto/base/parallel.h"
 #include "proto/base/slog.h"
 #include "proto/batch.h"
 
-#define META_FILE "topic.json"
+#define META_FILE         "topic.json"
+/* The fsyncs of opening, snapshotting and closing every partition, this many at once: 1,000 directory fsyncs took
+ * 0.10 s on 4 threads, 0.13 s on 16 and 2.3 s one by one on this machine's virtio disk (concurrent fsyncs share
+ * their cache flushes); 8 leaves room for a slower disk. */
+#define OPEN_SYNC_THREADS 8
 
 int sl_topic_name_check(const char *name, int internal)
 {
@@ -245,22 +250,55 @@ static void producers_restore(struct sl_partition *p, const char *pdir)
 	free(buf);
 }
 
-int sl_topics_snapshot_producers(struct sl_topics *t)
+struct snapshot_job {
+	struct sl_topics *t;
+	struct sl_partition **parts;
+	int *results;
+};
+
+static void snapshot_one(void *arg, size_t i)
 {
-	int rc = 0;
-	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
+	struct snapshot_job *j = arg;
+	struct sl_partition *p = j->parts[i];
+	char path[SL_PATH_BYTES_MAX];
+	snprintf(path, sizeof(path), "%s/%s/%u/%s", j->t->topics_dir, p->topic->cfg.name, p->index,
+	         SL_PRODUCERS_SNAPSHOT_FILE);
+	j->results[i] = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
+}
+
+/* Every partition of every topic (all != 0), or those with a log and idempotent producers whose state moved since
+ * its last snapshot (all == 0), in an array the caller frees; NULL when out of memory. */
+static struct sl_partition **partitions_list(struct sl_topics *t, int all, uint32_t *count_out)
+{
+	uint32_t n = 0, at = 0;
+	for (struct sl_topic *topic = t->head; topic; topic = topic->next)
+		n += topic->cfg.partitions;
+	struct sl_partition **parts = calloc(n ? n : 1, sizeof(*parts));
+	for (struct sl_topic *topic = t->head; parts && topic; topic = topic->next)
 		for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
 			struct sl_partition *p = &topic->parts[i];
-			if (p->log == NULL || p->producers.count == 0)
-				continue;
-			char path[SL_PATH_BYTES_MAX];
-			snprintf(path, sizeof(path), "%s/%s/%u/%s", t->topics_dir, topic->cfg.name, i,
-			         SL_PRODUCERS_SNAPSHOT_FILE);
-			int r = sl_producer_state_save(&p->producers, path, sl_log_next_offset(p->log));
-			if (r < 0 && rc == 0)
-				rc = r;
+			if (all || (p->log != NULL && p->producers.count > 0 &&
+			            sl_log_next_offset(p->log) != p->snapshot_offset))
+				parts[at++] = p;
 		}
-	}
+	*count_out = at;
+	return parts;
+}
+
+int sl_topics_snapshot_producers(struct sl_topics *t)
+{
+	/* Each snapshot is an atomic replacement with two fsyncs: side by side, as the logs' closes (open_sync). */
+	uint32_t n;
+	struct snapshot_job j = {.t = t, .parts = partitions_list(t, 0, &n)};
+	j.results = calloc(n ? n : 1, sizeof(*j.results));
+	int rc = j.parts && j.results ? 0 : -ENOMEM;
+	if (rc == 0)
+		sl_parallel_for(n, OPEN_SYNC_THREADS, snapshot_one, &j);
+	for (uint32_t i = 0; rc == 0 && i < n; i++)
+		if (j.results[i] < 0)
+			rc = j.results[i];
+	free(j.parts);
+	free(j.results);
 	return rc;
 }
 
@@ -273,6 +311,7 @@ static int partition_open(struct sl_topics *t, struct sl_partition *p, const cha
 	sl_topic_segment_limits(t, &p->topic->cfg, &segment_bytes, &segment_ms);
 	lc.segment_bytes_max = (uint64_t)segment_bytes;
 	lc.segment_age_ms_max = segment_ms;
+	lc.defer_open_sync = 1; /* the caller runs open_sync on every log it opened (see there) */
 	p->open_error[0] = '\0';
 	int rc = sl_log_open(t->ring, pdir, &lc, &p->log, p->open_error, sizeof(p->open_error));
 	if (rc < 0) {
@@ -293,6 +332,8 @@ static int partition_open(struct sl_topics *t, struct sl_partition *p, const cha
 	return 0;
 }
 
+static int open_sync(struct sl_topics *t, struct sl_topic *only);
+
 uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
 {
 	uint32_t opened = 0;
@@ -304,7 +345,7 @@ uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
 				continue;
 			char pdir[SL_PATH_BYTES_MAX];
 			snprintf(pdir, sizeof(pdir), "%s/%s/%u", t->topics_dir, topic->cfg.name, i);
-			if (partition_open(t, p, pdir) == 0) {
+			if (partition_open(t, p, pdir) == 0 && open_sync(t, topic) == 0 && p->log != NULL) {
 				opened++;
 				sl_slog_msg(SL_SLOG_INFO, "partition_available", "%s/%u opened on retry",
 				            topic->cfg.name, i);
@@ -336,6 +377,50 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		partition_open(t, p, pdir);
 	}
 	*out = topic;
+	return 0;
+}
+
+/* The directory fsyncs that topic_open left, for the logs of every topic (only == NULL: the broker's start) or of
+ * one: done together on OPEN_SYNC_THREADS threads, so that a broker of 10,000 partitions does not wait for 10,000
+ * disk cache flushes one after the other (storage/log.h, sl_log_open_sync_all). A partition whose fsync failed
+ * serves reads and refuses appends; the error is logged. */
+static int open_sync(struct sl_topics *t, struct sl_topic *only)
+{
+	uint32_t n = 0, at = 0;
+	for (struct sl_topic *topic = only ? only : t->head; topic; topic = only ? NULL : topic->next)
+		n += topic->cfg.partitions;
+	struct sl_log **logs = calloc(n ? n : 1, sizeof(*logs));
+	struct sl_partition **parts = calloc(n ? n : 1, sizeof(*parts));
+	int *errors = calloc(n ? n : 1, sizeof(*errors));
+	if (logs == NULL || parts == NULL || errors == NULL) {
+		free(logs);
+		free(parts);
+		free(errors);
+		return -ENOMEM;
+	}
+	for (struct sl_topic *topic = only ? only : t->head; topic; topic = only ? NULL : topic->next)
+		for (uint32_t i = 0; i < topic->cfg.partitions; i++)
+			if (topic->parts[i].log != NULL) {
+				parts[at] = &topic->parts[i];
+				logs[at++] = topic->parts[i].log;
+			}
+	if (sl_log_open_sync_all(logs, at, OPEN_SYNC_THREADS, errors) > 0) {
+		for (uint32_t i = 0; i < at; i++) {
+			if (errors[i] == 0)
+				continue;
+			struct sl_slog *e = sl_slog_begin(SL_SLOG_ERROR, "partition_read_only");
+			sl_slog_str(e, "topic", parts[i]->topic->cfg.name);
+			sl_slog_uint(e, "partition", parts[i]->index);
+			sl_slog_fmt(e, "error",
+			            "fsync of the partition folder after open failed: %s; appends are refused "
+			            "until the broker restarts",
+			            strerror(-errors[i]));
+			sl_slog_end(e);
+		}
+	}
+	free(logs);
+	free(parts);
+	free(errors);
 	return 0;
 }
 
@@ -416,7 +501,10 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 		t->topic_count++;
 	}
 	closedir(d);
-	return 0;
+	rc = open_sync(t, NULL);
+	if (rc < 0)
+		snprintf(err, err_cap, "cannot open topics: %s", strerror(-rc));
+	return rc;
 }
 
 void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_config *cfg, int64_t *bytes_out,
@@ -500,6 +588,8 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 			         cfg.name, i, strerror(-rc));
 		}
 	}
+	if (rc == 0)
+		rc = open_sync(t, topic);
 	if (rc < 0) {
 		/* A topic is created whole or not at all: what opened is closed, the folder goes back to scratch/ (one
 		 * rename, so a crash now leaves the topic whole or gone) and is removed. */
@@ -558,6 +648,25 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 int sl_topics_close(struct sl_topics *t)
 {
 	int rc = t->log_cfg.repair ? 0 : sl_topics_snapshot_producers(t);
+	/* Every log's closing fsyncs side by side (sl_log_close_all); one by one when memory is short. */
+	uint32_t n, at = 0;
+	struct sl_partition **parts = partitions_list(t, 1, &n);
+	struct sl_log **logs = calloc(n ? n : 1, sizeof(*logs));
+	int *errors = calloc(n ? n : 1, sizeof(*errors));
+	if (parts && logs && errors) {
+		for (uint32_t i = 0; i < n; i++)
+			if (parts[i]->log != NULL)
+				logs[at++] = parts[i]->log;
+		sl_log_close_all(logs, at, OPEN_SYNC_THREADS, errors);
+		for (uint32_t i = 0; i < at; i++)
+			if (errors[i] < 0 && rc == 0)
+				rc = errors[i];
+		for (uint32_t i = 0; i < n; i++)
+			parts[i]->log = NULL;
+	}
+	free(parts);
+	free(logs);
+	free(errors);
 	while (t->head) {
 		struct sl_topic *topic = t->head;
 		t->head = topic->next;

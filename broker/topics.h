@@ -60,6 +60,9 @@ struct sl_partition {
 	int open_errno;
 	char open_error[512];
 	struct sl_producer_state producers;
+	/* The log's next offset when the producer state was last handed to a snapshot (0: not yet): while it has not
+	 * moved, the state on disk is current and housekeeping writes no new snapshot. */
+	int64_t snapshot_offset;
 	/* Appends refused with -EAGAIN by the log's window wait here, in order, for the next completion. */
 	struct sl_append *blocked_head, *blocked_tail;
 	/* Long-poll fetches to wake when new records become visible; waking holds them during a wake (fetch.c). */

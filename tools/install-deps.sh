@@ -31,6 +31,7 @@ if [ "$want" = bench ]; then
 	cmds[nats-server]=nats-server
 	cmds[gnuplot]=gnuplot-nox
 	mods[libnats]=libnats-dev
+	mods[hiredis]=libhiredis-dev
 fi
 
 missing=()

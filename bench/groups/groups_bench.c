@@ -1,19 +1,28 @@
 /* groups-bench: the measurements of the consumer-group benchmark (bench/groups.sh), one per invocation, each
  * printing one JSON object: `produce` writes the backlog (and is the produce throughput of the same run), `replay`
- * reads it with a new group from the start, `commits` times a group member's synchronous commits. */
+ * reads it with a new group from the start (or from --start-offset, for --records records), `commits` times a
+ * group member's synchronous commits, `commit-groups` keeps --groups groups of one member each committing once
+ * per --interval-ms (the group curve of bench/curve_groups.sh). */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "proto/base/clock.h"
+#include "bench/common/hist.h"
 #include "consumer/client/synclog.h"
 
 /* Records handed out per poll in replay: the CLI's batch, large enough that the call costs nothing per record. */
 #define REPLAY_POLL_RECORDS 4096
 /* Latency samples kept by `commits`: one per commit, a run of seconds makes at most a few tens of thousands. */
 #define COMMIT_SAMPLES_MAX  1000000
+/* commit-groups: groups per run at most, and threads that share them (each thread commits its groups one after
+ * the other, so a thread holds at most GROUPS_MAX / GROUP_THREADS_MAX = 157 commits per interval). */
+#define GROUPS_MAX          10000
+#define GROUP_THREADS_MAX   64
 
 struct options {
 	const char *mode;
@@ -25,6 +34,9 @@ struct options {
 	uint32_t value_bytes;
 	double seconds;
 	const char *commit_scope; /* "all": every partition per commit; "one": one partition per commit */
+	int64_t start_offset;     /* replay: -1 from the earliest offset, else from this one */
+	uint32_t groups;          /* commit-groups */
+	uint32_t interval_ms;     /* commit-groups: each group commits once per interval */
 };
 
 static double cpu_s(void)
@@ -39,7 +51,10 @@ static int usage(void)
 {
 	fputs("usage: groups-bench produce --broker B --topic T --records N [--key-bytes K] [--value-bytes V]\n"
 	      "       groups-bench replay  --broker B --topic T --group G\n"
+	      "                    [--start-offset N --records N]   (from offset N, stop after N records)\n"
 	      "       groups-bench commits --broker B --topic T --group G --seconds S --scope all|one\n"
+	      "       groups-bench commit-groups --broker B --topic T --group PREFIX --groups N --seconds S\n"
+	      "                    [--interval-ms MS]   (N groups PREFIX-0.., one member each, one commit per MS)\n"
 	      "Prints one JSON object: records, bytes (keys and values), seconds, records_per_s, mb_per_s (10^6 B/s),\n"
 	      "cpu_s; commits: commits, offsets_per_commit, commits_per_s and the latency percentiles in us.\n",
 	      stderr);
@@ -151,7 +166,8 @@ static int bench_replay(const struct options *o)
 	co.group = o->group;
 	co.topics = topics;
 	co.topic_count = 1;
-	co.start = SL_FROM_EARLIEST;
+	co.start = o->start_offset >= 0 ? SL_FROM_OFFSET : SL_FROM_EARLIEST;
+	co.start_offset = o->start_offset;
 	co.stop_at_end = true;
 	cpu0 = cpu_s();
 	start = sl_clock_mono_ns();
@@ -161,7 +177,7 @@ static int bench_replay(const struct options *o)
 		return rc;
 	}
 	joined = sl_clock_mono_ns();
-	while (!sl_consumer_done(c)) {
+	while (!sl_consumer_done(c) && (o->records == 0 || records < o->records)) {
 		n = sl_consumer_poll(c, 1000, recs, REPLAY_POLL_RECORDS);
 		polls++;
 		if (n < 0) {
@@ -186,12 +202,14 @@ static int bench_replay(const struct options *o)
 	sl_consumer_stats_get(c, &st);
 	sl_consumer_free(c);
 	double seconds = (double)(end - start) / 1e9;
-	printf("{\"mode\":\"replay\",\"records\":%llu,\"bytes\":%llu,\"seconds\":%.3f,\"join_ms\":%.1f,"
+	printf("{\"mode\":\"replay\",\"group\":\"%s\",\"start_offset\":%lld,\"records\":%llu,\"bytes\":%llu,"
+	       "\"seconds\":%.3f,\"start_mono_ns\":%lld,\"end_mono_ns\":%lld,\"join_ms\":%.1f,"
 	       "\"records_per_s\":%.0f,\"mb_per_s\":%.1f,\"cpu_s\":%.2f,\"polls\":%llu,\"commits\":%llu,"
 	       "\"checksum\":%llu}\n",
-	       (unsigned long long)records, (unsigned long long)bytes, seconds, (double)(joined - start) / 1e6,
-	       (double)records / seconds, (double)bytes / seconds / 1e6, cpu_s() - cpu0, (unsigned long long)polls,
-	       (unsigned long long)st.commits, (unsigned long long)checksum);
+	       o->group, (long long)o->start_offset, (unsigned long long)records, (unsigned long long)bytes, seconds,
+	       (long long)start, (long long)end, (double)(joined - start) / 1e6, (double)records / seconds,
+	       (double)bytes / seconds / 1e6, cpu_s() - cpu0, (unsigned long long)polls, (unsigned long long)st.commits,
+	       (unsigned long long)checksum);
 	return rc;
 }
 
@@ -294,6 +312,159 @@ static int bench_commits(const struct options *o)
 	return rc;
 }
 
+/* ---- commit-groups ---- */
+
+/* One thread's share of the groups: it joins them, then at every tick commits each of them once, one after the
+ * other (each commit waits for the broker's fsync), and polls each once so that its heartbeats go out. */
+struct group_thread {
+	const struct options *o;
+	uint32_t index, threads;
+	pthread_t thread;
+	pthread_barrier_t *joined;
+	int64_t start_ns; /* the first tick, set once every thread has joined */
+	struct hist lat;
+	uint64_t commits, failed, late_ticks;
+	int64_t join_ns;
+	char error[SL_ERROR_BYTES];
+};
+
+static int64_t start_tick_ns;
+
+static void *group_thread_main(void *arg)
+{
+	struct group_thread *t = arg;
+	const struct options *o = t->o;
+	uint32_t mine = (o->groups - t->index + t->threads - 1) / t->threads;
+	struct sl_consumer **cs = calloc(mine ? mine : 1, sizeof(*cs));
+	static __thread struct sl_consumer_record recs[16];
+	const char *topics[1] = {o->topic};
+	char name[SL_GROUP_NAME_BYTES_MAX + 1];
+	int rc = cs ? 0 : -ENOMEM;
+	int64_t t0 = sl_clock_mono_ns();
+
+	for (uint32_t k = 0; rc == 0 && k < mine; k++) {
+		struct sl_consumer_options co;
+		char err[SL_ERROR_BYTES];
+
+		snprintf(name, sizeof(name), "%s-%u", o->group, t->index + k * t->threads);
+		sl_consumer_options_init(&co);
+		co.broker = o->broker;
+		co.client_id = "groups-bench";
+		co.group = name;
+		co.topics = topics;
+		co.topic_count = 1;
+		co.start = SL_FROM_LATEST;
+		co.auto_commit = false;
+		co.session_timeout_ms = 30000; /* a slow tick must not expire a member */
+		rc = sl_consumer_subscribe(&cs[k], &co, err, sizeof(err));
+		if (rc != 0)
+			snprintf(t->error, sizeof(t->error), "subscribe %s: %s", name, err);
+	}
+	t->join_ns = sl_clock_mono_ns() - t0;
+	pthread_barrier_wait(t->joined);
+	int64_t interval_ns = (int64_t)o->interval_ms * 1000000;
+	uint64_t ticks = (uint64_t)(o->seconds * 1e3 / o->interval_ms);
+	for (uint64_t tick = 0; rc == 0 && tick < ticks; tick++) {
+		int64_t due = start_tick_ns + (int64_t)tick * interval_ns, now;
+
+		while ((now = sl_clock_mono_ns()) < due) {
+			struct timespec ts = {.tv_sec = (due - now) / 1000000000, .tv_nsec = (due - now) % 1000000000};
+			nanosleep(&ts, NULL);
+		}
+		if (now - due > interval_ns / 10)
+			t->late_ticks++;
+		for (uint32_t k = 0; k < mine; k++) {
+			int64_t c0 = sl_clock_mono_ns();
+			int crc = sl_consumer_commit(cs[k], o->topic, 0, (int64_t)(tick % 1000) + 1);
+
+			if (crc != 0) {
+				if (t->failed++ == 0)
+					snprintf(t->error, sizeof(t->error), "commit: %s", sl_consumer_error(cs[k]));
+				continue;
+			}
+			hist_add(&t->lat, (uint64_t)(sl_clock_mono_ns() - c0));
+			t->commits++;
+		}
+		/* Heartbeats go out from poll when they are due; there is nothing to read (start latest). */
+		for (uint32_t k = 0; k < mine; k++)
+			if (sl_consumer_poll(cs[k], 0, recs, 16) < 0 && t->failed++ == 0)
+				snprintf(t->error, sizeof(t->error), "poll: %s", sl_consumer_error(cs[k]));
+	}
+	if (rc != 0) /* the others wait at the barrier only once: nothing more to do here */
+		t->failed++;
+	for (uint32_t k = 0; cs != NULL && k < mine; k++) {
+		if (cs[k] != NULL)
+			sl_consumer_close(cs[k]);
+		sl_consumer_free(cs[k]);
+	}
+	free(cs);
+	return NULL;
+}
+
+static int bench_commit_groups(const struct options *o)
+{
+	uint32_t threads = o->groups < GROUP_THREADS_MAX ? o->groups : GROUP_THREADS_MAX;
+	struct group_thread *ts = calloc(threads, sizeof(*ts));
+	struct hist *all = malloc(sizeof(*all));
+	pthread_barrier_t joined;
+	pthread_attr_t attr;
+	uint64_t commits = 0, failed = 0, late = 0;
+	int64_t join_max = 0;
+	const char *error = NULL;
+	double cpu0 = cpu_s();
+
+	if (ts == NULL || all == NULL)
+		return -ENOMEM;
+	hist_init(all);
+	/* Every thread and this one meet once all groups are joined; the ticks start a little after. */
+	pthread_barrier_init(&joined, NULL, threads + 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (uint32_t i = 0; i < threads; i++) {
+		ts[i] = (struct group_thread){.o = o, .index = i, .threads = threads, .joined = &joined};
+		hist_init(&ts[i].lat);
+		if (pthread_create(&ts[i].thread, &attr, group_thread_main, &ts[i]) != 0) {
+			fprintf(stderr, "groups-bench: cannot start thread %u\n", i);
+			exit(1);
+		}
+	}
+	start_tick_ns = sl_clock_mono_ns() + 1000000000ll; /* set before the barrier releases anyone */
+	pthread_barrier_wait(&joined);
+	/* A script measuring the broker during the commits alone starts at this line. */
+	fprintf(stderr, "groups-bench: %u groups joined\n", o->groups);
+	if (sl_clock_mono_ns() > start_tick_ns - 100000000ll)
+		start_tick_ns = sl_clock_mono_ns() + 100000000ll;
+	for (uint32_t i = 0; i < threads; i++) {
+		pthread_join(ts[i].thread, NULL);
+		commits += ts[i].commits;
+		failed += ts[i].failed;
+		late += ts[i].late_ticks;
+		join_max = ts[i].join_ns > join_max ? ts[i].join_ns : join_max;
+		hist_merge(all, &ts[i].lat);
+		if (error == NULL && ts[i].error[0] != '\0')
+			error = ts[i].error;
+	}
+	/* The run is its ticks: commits per second is what the groups asked for when none fell behind. */
+	double seconds = (double)(uint64_t)(o->seconds * 1e3 / o->interval_ms) * o->interval_ms / 1e3;
+	printf("{\"mode\":\"commit-groups\",\"groups\":%u,\"threads\":%u,\"interval_ms\":%u,\"seconds\":%.3f,"
+	       "\"join_seconds\":%.3f,\"commits\":%llu,\"failed\":%llu,\"late_ticks\":%llu,\"commits_per_s\":%.1f,"
+	       "\"cpu_s\":%.2f,\"latency\":{",
+	       o->groups, threads, o->interval_ms, seconds, (double)join_max / 1e9, (unsigned long long)commits,
+	       (unsigned long long)failed, (unsigned long long)late, seconds > 0 ? (double)commits / seconds : 0,
+	       cpu_s() - cpu0);
+	hist_print_json(stdout, all);
+	printf("},\"error\":");
+	if (error != NULL)
+		sl_json_print_string(stdout, error, strlen(error));
+	else
+		fputs("null", stdout);
+	fputs("}\n", stdout);
+	pthread_barrier_destroy(&joined);
+	free(ts);
+	free(all);
+	return failed > 0 ? -EIO : 0;
+}
+
 static int flag(int argc, char **argv, int *i, const char *name, const char **value)
 {
 	if (strcmp(argv[*i], name) != 0)
@@ -306,8 +477,14 @@ static int flag(int argc, char **argv, int *i, const char *name, const char **va
 
 int main(int argc, char **argv)
 {
-	struct options o = {
-	        .broker = SL_BROKER_DEFAULT, .key_bytes = 16, .value_bytes = 84, .seconds = 5, .commit_scope = "all"};
+	struct options o = {.broker = SL_BROKER_DEFAULT,
+	                    .key_bytes = 16,
+	                    .value_bytes = 84,
+	                    .seconds = 5,
+	                    .commit_scope = "all",
+	                    .start_offset = -1,
+	                    .groups = 1,
+	                    .interval_ms = 1000};
 	const char *v;
 	int rc;
 
@@ -329,6 +506,12 @@ int main(int argc, char **argv)
 			o.value_bytes = (uint32_t)strtoul(v, NULL, 10);
 		} else if ((rc = flag(argc, argv, &i, "--seconds", &v)) != 0) {
 			o.seconds = strtod(v, NULL);
+		} else if ((rc = flag(argc, argv, &i, "--start-offset", &v)) != 0) {
+			o.start_offset = strtoll(v, NULL, 10);
+		} else if ((rc = flag(argc, argv, &i, "--groups", &v)) != 0) {
+			o.groups = (uint32_t)strtoul(v, NULL, 10);
+		} else if ((rc = flag(argc, argv, &i, "--interval-ms", &v)) != 0) {
+			o.interval_ms = (uint32_t)strtoul(v, NULL, 10);
 		} else {
 			return usage();
 		}
@@ -343,6 +526,9 @@ int main(int argc, char **argv)
 		rc = bench_replay(&o);
 	else if (strcmp(o.mode, "commits") == 0 && o.group != NULL)
 		rc = bench_commits(&o);
+	else if (strcmp(o.mode, "commit-groups") == 0 && o.group != NULL && o.groups >= 1 && o.groups <= GROUPS_MAX &&
+	         o.interval_ms >= 10)
+		rc = bench_commit_groups(&o);
 	else
 		return usage();
 	return rc == 0 ? 0 : 1;

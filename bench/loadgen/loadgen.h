@@ -13,9 +13,14 @@
 
 /* A run uses at most this many producers: a 2-core machine is saturated long before, and each producer holds
  * its own connection and buffer (32 MiB by default). */
-#define LOADGEN_PRODUCERS_MAX 64
+#define LOADGEN_PRODUCERS_MAX   64
 /* Record values carry their intended send time and sequence in their first 16 bytes (latency mode). */
-#define LOADGEN_STAMP_BYTES   16
+#define LOADGEN_STAMP_BYTES     16
+/* produce --timeline-ms keeps at most this many samples: 10 minutes at 10 ms. */
+#define LOADGEN_TIMELINE_MAX    60000
+/* idle and produce-topics: a machine's descriptors run out long before (the broker's own default is 1,024). */
+#define LOADGEN_CONNECTIONS_MAX 100000
+#define LOADGEN_TOPICS_MAX      100000
 
 enum producer_kind { PRODUCER_THREAD = 0, PRODUCER_PROCESS = 1 };
 
@@ -34,7 +39,8 @@ struct loadgen_options {
 	uint64_t key_space;
 	bool versioned;
 	uint64_t count;    /* records in all (produce: split over the producers; replay: expected) */
-	double duration_s; /* latency mode: how long to offer load */
+	double duration_s; /* latency mode: how long to offer load; produce and idle: see duration_set */
+	bool duration_set; /* --duration-s given: produce stops sending after it, idle holds that long */
 	double warmup_s;   /* latency mode: samples of this first part are not counted */
 	double rate;       /* latency mode: records per second offered */
 	/* Latency mode: the sender wakes at most once per tick and sends every record that is due, each stamped with
@@ -52,6 +58,11 @@ struct loadgen_options {
 	uint32_t inflight; /* requests in flight per producer */
 	uint64_t buffer_bytes;
 	uint32_t fetch_bytes; /* replay and latency: bytes asked per partition per Fetch */
+	/* produce: sample the acknowledged count at most once per timeline_ms (0: no timeline); one producer thread */
+	uint32_t timeline_ms;
+	uint32_t connections;   /* idle: connections to open and hold */
+	uint32_t topics;        /* create-topics, produce-topics: topics named TOPIC-0 .. TOPIC-(N-1) */
+	int64_t from_ms, to_ms; /* list-time: the timestamps asked for are spread over [from_ms, to_ms] */
 };
 
 /* What one producer did. Plain data, so a producer process can hand it to its parent through a pipe. */
@@ -84,5 +95,9 @@ double loadgen_cpu_s(void);
 int loadgen_produce(const struct loadgen_options *o);
 int loadgen_replay(const struct loadgen_options *o);
 int loadgen_latency(const struct loadgen_options *o);
+int loadgen_idle(const struct loadgen_options *o);
+int loadgen_list_time(const struct loadgen_options *o);
+int loadgen_create_topics(const struct loadgen_options *o);
+int loadgen_produce_topics(const struct loadgen_options *o);
 
 #endif

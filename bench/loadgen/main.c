@@ -1,6 +1,8 @@
 /* synclog-bench: the load generator of `make bench`, built on the client library. Parses the flags, creates the
  * topic when asked, and runs one mode: produce (batched or one acknowledged record at a time), replay (read a
- * backlog from the start) or latency (produce-to-consume at a fixed offered load). Prints one JSON object. */
+ * backlog from the start), latency (produce-to-consume at a fixed offered load), idle (hold connections),
+ * list-time (fetch-by-timestamp latency), create-topics and produce-topics (many topics). Prints one JSON
+ * object. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -10,7 +12,7 @@
 #include "bench/loadgen/loadgen.h"
 
 static const char usage[] =
-        "usage: synclog-bench produce|replay|latency --broker HOST:PORT [options]\n"
+        "usage: synclog-bench MODE --broker HOST:PORT [options]\n"
         "\n"
         "  produce   send --count records through --producers producers (each its own connection), batched with\n"
         "            a bounded number of requests in flight, or with --one-at-a-time one acknowledged record at\n"
@@ -18,6 +20,13 @@ static const char usage[] =
         "  replay    read the topic from the start to its end as it was at the start (--count: records expected)\n"
         "  latency   offer --rate records/s for --duration-s seconds and read them back as they arrive; every\n"
         "            record carries its intended send time, so a stalled sender is charged (coordinated omission)\n"
+        "  idle      open --connections connections (each says Hello) and hold them until SIGTERM or for\n"
+        "            --duration-s; the JSON is written once all are open\n"
+        "  list-time --count ListOffsets-by-timestamp requests (all partitions each) at timestamps spread over\n"
+        "            [--from-ms, --to-ms]; reports the first request's latency and the percentiles of the rest\n"
+        "  create-topics   create --topics topics named TOPIC-0 .. TOPIC-(N-1) of --partitions each\n"
+        "  produce-topics  send --count records over those topics' partitions, one batch per request (built once),\n"
+        "            --inflight requests outstanding on one connection\n"
         "\n"
         "  --topic NAME          (bench)            --create            create the topic first\n"
         "  --partitions N        (1)                --record-bytes N    value bytes per record (100)\n"
@@ -26,9 +35,12 @@ static const char usage[] =
         "  --producers N         (1)                --producer-kind thread|process (thread)\n"
         "  --acks none|written|fsync (written)      --one-at-a-time\n"
         "  --linger-ms N         (5)                --batch-bytes N     (262144)\n"
-        "  --inflight N          (5, at most 5)     --buffer-bytes N    (33554432)\n"
+        "  --inflight N          (5, at most 5; produce-topics at most 64) --buffer-bytes N (33554432)\n"
         "  --codec none|zstd     (none)             --fetch-bytes N     per partition per Fetch (1048576)\n"
-        "  --rate R              records/s          --duration-s S      (10)\n"
+        "  --rate R              records/s          --duration-s S      (10; produce: stop sending after S)\n"
+        "  --timeline-ms N       produce: note the acknowledged count every N ms (one producer thread)\n"
+        "  --connections N       idle (1000)        --topics N          create-topics, produce-topics (100)\n"
+        "  --from-ms MS --to-ms MS                  list-time: the span of record timestamps to ask for\n"
         "  --warmup-s S          (1)                --tick-us N         latency mode send tick (100)\n"
         "  --label TEXT          copied to the output\n"
         "  --json FILE           write the result there instead of stdout\n";
@@ -215,6 +227,11 @@ enum {
 	OPT_LABEL,
 	OPT_JSON,
 	OPT_HELP,
+	OPT_TIMELINE,
+	OPT_CONNECTIONS,
+	OPT_TOPICS,
+	OPT_FROM_MS,
+	OPT_TO_MS,
 };
 
 static const struct option long_options[] = {
@@ -244,6 +261,11 @@ static const struct option long_options[] = {
         {"label", required_argument, NULL, OPT_LABEL},
         {"json", required_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, OPT_HELP},
+        {"timeline-ms", required_argument, NULL, OPT_TIMELINE},
+        {"connections", required_argument, NULL, OPT_CONNECTIONS},
+        {"topics", required_argument, NULL, OPT_TOPICS},
+        {"from-ms", required_argument, NULL, OPT_FROM_MS},
+        {"to-ms", required_argument, NULL, OPT_TO_MS},
         {NULL, 0, NULL, 0},
 };
 
@@ -268,6 +290,8 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 	o->inflight = SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX;
 	o->buffer_bytes = 32u << 20;
 	o->fetch_bytes = 1u << 20;
+	o->connections = 1000;
+	o->topics = 100;
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_BROKER:
@@ -344,8 +368,9 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 			o->batch_bytes = (uint32_t)v;
 			break;
 		case OPT_INFLIGHT:
-			if (parse_u64(optarg, &v) || v < 1 || v > SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX)
-				return bad_usage("--inflight must be 1 to 5, not", optarg);
+			/* produce-topics speaks the protocol itself and may keep more outstanding (checked below). */
+			if (parse_u64(optarg, &v) || v < 1 || v > 64)
+				return bad_usage("--inflight must be 1 to 64, not", optarg);
 			o->inflight = (uint32_t)v;
 			break;
 		case OPT_BUFFER_BYTES:
@@ -373,6 +398,7 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 		case OPT_DURATION:
 			if (parse_double(optarg, &o->duration_s) || o->duration_s <= 0)
 				return bad_usage("--duration-s must be positive, not", optarg);
+			o->duration_set = true;
 			break;
 		case OPT_WARMUP:
 			if (parse_double(optarg, &o->warmup_s))
@@ -386,6 +412,28 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 		case OPT_LABEL:
 			o->label = optarg;
 			break;
+		case OPT_TIMELINE:
+			if (parse_u64(optarg, &v) || v < 1 || v > 60000)
+				return bad_usage("--timeline-ms must be 1 to 60000, not", optarg);
+			o->timeline_ms = (uint32_t)v;
+			break;
+		case OPT_CONNECTIONS:
+			if (parse_u64(optarg, &v) || v < 1 || v > LOADGEN_CONNECTIONS_MAX)
+				return bad_usage("--connections must be 1 to 100000, not", optarg);
+			o->connections = (uint32_t)v;
+			break;
+		case OPT_TOPICS:
+			if (parse_u64(optarg, &v) || v < 1 || v > LOADGEN_TOPICS_MAX)
+				return bad_usage("--topics must be 1 to 100000, not", optarg);
+			o->topics = (uint32_t)v;
+			break;
+		case OPT_FROM_MS:
+		case OPT_TO_MS:
+			if (parse_u64(optarg, &v) || v > INT64_MAX)
+				return bad_usage("--from-ms and --to-ms must be milliseconds since the epoch, not",
+				                 optarg);
+			*(c == OPT_FROM_MS ? &o->from_ms : &o->to_ms) = (int64_t)v;
+			break;
 		case OPT_JSON:
 			o->json_path = optarg;
 			break;
@@ -398,8 +446,7 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 		}
 	}
 	if (optind != argc - 1)
-		return bad_usage("expected one mode (produce, replay or latency), got",
-		                 optind < argc ? argv[optind] : "");
+		return bad_usage("expected one mode (see --help), got", optind < argc ? argv[optind] : "");
 	o->mode = argv[optind];
 	if (o->broker == NULL)
 		return bad_usage("--broker HOST:PORT is required", "");
@@ -407,6 +454,12 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 		return bad_usage("latency mode needs --rate", "");
 	if (o->batch_bytes < o->record_bytes + o->key_bytes + 256)
 		return bad_usage("--batch-bytes must exceed a record by 256 bytes", "");
+	if (strcmp(o->mode, "produce-topics") != 0 && o->inflight > SL_PRODUCER_REQUESTS_IN_FLIGHT_MAX)
+		return bad_usage("--inflight must be at most 5 with the library's producer, not", "more");
+	if (o->timeline_ms && (o->producers != 1 || o->kind != PRODUCER_THREAD))
+		return bad_usage("--timeline-ms needs one producer thread", "");
+	if (strcmp(o->mode, "list-time") == 0 && o->to_ms < o->from_ms)
+		return bad_usage("list-time needs --from-ms <= --to-ms", "");
 	return 0;
 }
 
@@ -425,6 +478,14 @@ int main(int argc, char **argv)
 		rc = loadgen_replay(&o);
 	else if (strcmp(o.mode, "latency") == 0)
 		rc = loadgen_latency(&o);
+	else if (strcmp(o.mode, "idle") == 0)
+		rc = loadgen_idle(&o);
+	else if (strcmp(o.mode, "list-time") == 0)
+		rc = loadgen_list_time(&o);
+	else if (strcmp(o.mode, "create-topics") == 0)
+		rc = loadgen_create_topics(&o);
+	else if (strcmp(o.mode, "produce-topics") == 0)
+		rc = loadgen_produce_topics(&o);
 	else
 		return bad_usage("unknown mode", o.mode);
 	return rc == 0 ? 0 : 1;

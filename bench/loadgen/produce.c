@@ -1,7 +1,9 @@
 /* synclog-bench produce: --producers producers, threads or processes, each with its own connection, send --count
  * records in all, either batched (the producer's linger, batch size and bounded requests in flight) or one at a
  * time (send, flush, wait for the acknowledgement). Throughput is timed from the first send to the last
- * acknowledgement of any producer. */
+ * acknowledgement of any producer. With --duration-s a producer stops sending once that time has passed (the
+ * count is then a cap); with --timeline-ms the one producer notes its acknowledged count at most once per that
+ * many milliseconds, so a stall of the broker shows as a flat stretch in throughput over time. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,8 +20,16 @@
  * time at a million records per second, and 1 in 16 still gives tens of thousands of samples per run. */
 #define SAMPLE_EVERY 16
 
+/* --timeline-ms: (time since the first send, records acknowledged by then) pairs of the one producer thread. */
+struct timeline {
+	uint32_t count;
+	int64_t t_ns[LOADGEN_TIMELINE_MAX];
+	uint64_t acked[LOADGEN_TIMELINE_MAX];
+};
+
 struct producer_ctx {
 	const struct loadgen_options *o;
+	struct timeline *timeline; /* NULL unless --timeline-ms */
 	uint32_t index;
 	uint64_t count;
 	struct producer_result *res;
@@ -78,12 +88,25 @@ static void producer_run(struct producer_ctx *ctx)
 	r.version = SL_VERSION_NONE;
 	r.idempotency_key_len = -1;
 	res->start_ns = sl_clock_mono_ns();
+	int64_t stop_ns = o->duration_set ? res->start_ns + (int64_t)(o->duration_s * 1e9) : INT64_MAX;
+	int64_t next_note_ns = res->start_ns;
+	struct timeline *tl = ctx->timeline;
 	for (uint64_t i = 0; i < ctx->count; i++) {
 		bool sample = o->one_at_a_time || i % SAMPLE_EVERY == 0;
 		void *opaque = sample ? (void *)(uintptr_t)sl_clock_mono_ns() : NULL;
 
-		if (i % 1024 == 0)
+		if (i % 1024 == 0) {
+			int64_t now = sl_clock_mono_ns();
+
 			r.timestamp_ms = wall_ms();
+			if (now >= stop_ns)
+				break;
+			if (tl != NULL && now >= next_note_ns && tl->count < LOADGEN_TIMELINE_MAX) {
+				tl->t_ns[tl->count] = now - res->start_ns;
+				tl->acked[tl->count++] = res->acked;
+				next_note_ns = now + (int64_t)o->timeline_ms * 1000000;
+			}
+		}
 		if (key != NULL) {
 			uint64_t k = o->key_space ? i % o->key_space : i;
 			memcpy(key, &k, o->key_bytes < sizeof(k) ? o->key_bytes : sizeof(k));
@@ -102,6 +125,10 @@ static void producer_run(struct producer_ctx *ctx)
 	if (rc != 0 && res->error[0] == '\0')
 		snprintf(res->error, sizeof(res->error), "flush: %s", sl_producer_error(p));
 	res->end_ns = sl_clock_mono_ns();
+	if (tl != NULL && tl->count < LOADGEN_TIMELINE_MAX) {
+		tl->t_ns[tl->count] = res->end_ns - res->start_ns;
+		tl->acked[tl->count++] = res->acked;
+	}
 out:
 	sl_producer_free(p);
 	free(value);
@@ -198,6 +225,7 @@ int loadgen_produce(const struct loadgen_options *o)
 	struct producer_ctx ctxs[LOADGEN_PRODUCERS_MAX];
 	struct producer_result *results = calloc(o->producers, sizeof(*results));
 	struct hist *all = malloc(sizeof(*all));
+	struct timeline *tl = o->timeline_ms ? calloc(1, sizeof(*tl)) : NULL;
 	uint64_t acked = 0, failed = 0, stored_bytes = 0, stored_records = 0;
 	int64_t start = INT64_MAX, end = 0;
 	const char *error = NULL;
@@ -205,7 +233,7 @@ int loadgen_produce(const struct loadgen_options *o)
 	double cpu0 = loadgen_cpu_s(), seconds, record_bytes = (double)o->record_bytes + o->key_bytes;
 	FILE *out;
 
-	if (results == NULL || all == NULL) {
+	if (results == NULL || all == NULL || (o->timeline_ms && tl == NULL)) {
 		fprintf(stderr, "synclog-bench: out of memory\n");
 		return -ENOMEM;
 	}
@@ -213,6 +241,7 @@ int loadgen_produce(const struct loadgen_options *o)
 		ctxs[i] = (struct producer_ctx){.o = o, .index = i, .res = &results[i]};
 		ctxs[i].count = o->count / o->producers + (i < o->count % o->producers ? 1 : 0);
 	}
+	ctxs[0].timeline = tl; /* --timeline-ms is refused with more than one producer */
 	producers_run(o, ctxs);
 	hist_init(all);
 	for (uint32_t i = 0; i < o->producers; i++) {
@@ -242,7 +271,17 @@ int loadgen_produce(const struct loadgen_options *o)
 	        seconds > 0 ? (double)acked * record_bytes / seconds / 1e6 : 0, loadgen_cpu_s() - cpu0,
 	        (unsigned long long)stored_bytes, (unsigned long long)stored_records);
 	hist_print_json(out, all);
-	fprintf(out, "},\"error\":");
+	fputc('}', out);
+	if (tl != NULL) {
+		fprintf(out, ",\"timeline\":{\"interval_ms\":%u,\"t_ms\":[", o->timeline_ms);
+		for (uint32_t i = 0; i < tl->count; i++)
+			fprintf(out, "%s%.3f", i ? "," : "", (double)tl->t_ns[i] / 1e6);
+		fputs("],\"acked\":[", out);
+		for (uint32_t i = 0; i < tl->count; i++)
+			fprintf(out, "%s%llu", i ? "," : "", (unsigned long long)tl->acked[i]);
+		fputs("]}", out);
+	}
+	fprintf(out, ",\"error\":");
 	if (error != NULL)
 		sl_json_print_string(out, error, strlen(error));
 	else
@@ -253,5 +292,7 @@ int loadgen_produce(const struct loadgen_options *o)
 		fprintf(stderr, "synclog-bench: %s\n", error);
 	free(results);
 	free(all);
-	return error != NULL || acked != o->count ? -EIO : 0;
+	free(tl);
+	/* With --duration-s the count is a cap: a record sent and not acknowledged shows as an error or a failure. */
+	return error != NULL || failed > 0 || (!o->duration_set && acked != o->count) ? -EIO : 0;
 }

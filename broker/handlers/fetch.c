@@ -23,8 +23,18 @@
  *   3. A wake of partition p costs O(1) per request waiting on p: each wait counts the bytes p made visible since
  *      it last looked (sl_log_visible_bytes), up to what the partition may still add to the answer, into the
  *      request's ready bytes; the request is planned and answered (O(its partitions)) once, when they reach
- *      min_bytes, or at its timeout. Planning every partition on every wake made a 640 KB Fetch freeze the loop. */
+ *      min_bytes, or at its timeout. Planning every partition on every wake made a 640 KB Fetch freeze the loop.
+ *
+ * Read-ahead: a partition whose span stops short of the log end (a consumer replaying history, not one tailing it)
+ * also gets an io_uring fadvise(POSIX_FADV_WILLNEED) of the fetch_readahead_bytes that follow its span in the same
+ * segment file: the kernel's workers read them into the page cache while the response travels and the consumer
+ * takes it in, so the next fetch's plan (which reads a few batch headers on the loop) and its read find the pages
+ * there instead of waiting for the disk. WILLNEED on pages already cached or on their way costs a page-cache walk,
+ * nothing more, so each fetch simply advises the whole window past its span; a window past the end of the file is
+ * ignored by the kernel. A span that ends where its segment ends advises nothing: the next segment's start is
+ * read when asked. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,11 +92,22 @@ struct sl_fetch_read {
 	Synclog__FetchPartitionResult *result;
 	struct sl_log *log; /* whose span it is */
 	struct sl_log_span span;
+	int behind; /* the span stops short of the log end: read ahead past it */
 	int pinned; /* span pinned from just before its read is prepared until it is submitted */
 	uint8_t *buf;
 };
 
 static void read_unpin(struct sl_fetch_read *rd);
+
+/* Read-ahead completions: nothing to do (an error only means the pages come when read). Shared by every fadvise,
+ * which carries no state of its own. */
+static void readahead_done_cb(struct sl_io *io, int res)
+{
+	(void)io;
+	(void)res;
+}
+
+static struct sl_io readahead_io = {.done_cb = readahead_done_cb};
 
 static void fetch_free_body(struct sl_req *req)
 {
@@ -142,6 +163,7 @@ static uint64_t fetch_plan(struct sl_req *req)
 		synclog__fetch_partition_result__init(r);
 		read_unpin(rd);
 		rd->span.len = 0;
+		rd->behind = 0;
 		r->partition = fp->partition;
 		r->log_start_offset = -1;
 		r->next_offset = -1;
@@ -182,6 +204,7 @@ static uint64_t fetch_plan(struct sl_req *req)
 		if (rc == 0 && span.len > 0) {
 			rd->log = p->log;
 			rd->span = span;
+			rd->behind = span.next_offset < r->next_offset;
 			total += span.len;
 			budget -= span.len < budget ? span.len : budget;
 		}
@@ -269,6 +292,11 @@ static void fetch_read_and_respond(struct sl_req *req)
 		io_uring_prep_read(sqe, rd->span.fd, rd->buf, (unsigned)rd->span.len, rd->span.pos);
 		req->pending++;
 		req->fetch_reads_pending++;
+		if (rd->behind && srv->cfg.fetch_readahead_bytes > 0) {
+			sqe = sl_ring_get_sqe(&srv->ring, &readahead_io);
+			io_uring_prep_fadvise(sqe, rd->span.fd, rd->span.pos + rd->span.len,
+			                      srv->cfg.fetch_readahead_bytes, POSIX_FADV_WILLNEED);
+		}
 	}
 	/* Now, not at the end of the loop pass: the kernel takes its reference on each segment file at submission,
 	 * and then the file cache may close our descriptors. */

@@ -23,6 +23,7 @@
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "proto/base/parallel.h"
 #include "broker/storage/log_impl.h"
 #include "proto/batch.h"
 
@@ -90,7 +91,7 @@ static uint32_t head_fds(const struct sl_log *log)
 static int head_busy_cb(struct sl_file_entry *e)
 {
 	struct sl_log *log = container_of(e, struct sl_log, head);
-	if (log->completing || log->rollback_errno || !sl_log_idle(log))
+	if (log->completing || log->cache_hold || log->rollback_errno || !sl_log_idle(log))
 		return 1;
 	for (uint32_t i = 0; i < log->seg_count; i++) {
 		struct sl_segment *seg = log->segs[i];
@@ -875,6 +876,7 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 	if (log->unwritten_count >= log->cfg.inflight_appends_max ||
 	    (log->unacked_count > 0 && log->unacked_bytes + a->len > log->cfg.inflight_bytes_max))
 		return -EAGAIN;
+	SL_ASSERT(!log->open_sync_pending); /* the owner runs sl_log_open_sync_all before it serves */
 	int orc = ops_reserve(log);
 	if (orc == 0)
 		orc = sl_log_head_open(log);
@@ -916,6 +918,63 @@ int sl_log_append(struct sl_log *log, struct sl_append *a)
 		log->held_first = a;
 	kick(log);
 	return 0;
+}
+
+/* ---- deferred open fsyncs ---- */
+
+/* Logs worked on together by the passes below: their heads are held open in the file cache meanwhile (another
+ * log's open must not close a descriptor a worker is about to fsync), so a chunk must fit beside the cache's budget
+ * (at least a quarter of the descriptors: broker/limits.h): 16 heads of a folder and an active segment's three files
+ * are 64 descriptors, the reserve the limits keep. */
+#define PASS_CHUNK_LOGS 16
+
+struct open_sync_job {
+	struct sl_log *const *logs;
+	int *results; /* one per log, written only by the call that took it */
+};
+
+static void open_sync_one(void *arg, size_t i)
+{
+	struct open_sync_job *j = arg;
+	if (j->logs[i]->open_sync_pending && j->results[i] == 0)
+		j->results[i] = fsync(j->logs[i]->dir_fd) < 0 ? -errno : 0;
+}
+
+uint32_t sl_log_open_sync_all(struct sl_log *const *logs, uint32_t count, uint32_t threads, int *errors_out)
+{
+	int results[PASS_CHUNK_LOGS];
+	uint32_t failed = 0;
+	for (uint32_t at = 0; at < count; at += PASS_CHUNK_LOGS) {
+		uint32_t n = count - at < PASS_CHUNK_LOGS ? count - at : PASS_CHUNK_LOGS;
+		/* On this thread: the file cache is the ring thread's. */
+		for (uint32_t i = 0; i < n; i++) {
+			struct sl_log *log = logs[at + i];
+			results[i] = log->open_sync_pending ? sl_log_head_open(log) : 0;
+			log->cache_hold = 1;
+		}
+		struct open_sync_job j = {.logs = logs + at, .results = results};
+		sl_parallel_for(n, threads, open_sync_one, &j);
+		for (uint32_t i = 0; i < n; i++) {
+			struct sl_log *log = logs[at + i];
+			log->cache_hold = 0;
+			if (errors_out)
+				errors_out[at + i] = 0;
+			if (!log->open_sync_pending)
+				continue;
+			log->open_sync_pending = 0;
+			int rc = results[i];
+			if (errors_out)
+				errors_out[at + i] = rc;
+			if (rc < 0) {
+				/* What reached the disk of open's changes is unknown: read-only, as after a failed
+				 * fdatasync. */
+				if (log->fatal_errno == 0)
+					log->fatal_errno = rc;
+				failed++;
+			}
+		}
+	}
+	return failed;
 }
 
 /* ---- reads ---- */
@@ -1444,14 +1503,15 @@ static int write_clean_marker(struct sl_log *log)
 	return rc;
 }
 
-int sl_log_close(struct sl_log *log)
+/* Close, part 1, on the ring's thread: let queued work finish; a seal that keeps failing is finished synchronously
+ * by close_durable and close_free instead. */
+static int close_drain(struct sl_log *log)
 {
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		SL_ASSERT(log->segs[i]->pins == 0); /* every pinned span was unpinned (log.h) */
 	int rc = sl_log_head_open(log);
 	for (uint32_t i = 0; i < log->seg_count; i++)
 		log->segs[i]->seal_blocked = 0;
-	/* Let queued work finish; a seal that keeps failing is finished synchronously below instead. */
 	while (!sl_log_idle(log)) {
 		int n = sl_ring_wait(log->ring);
 		if (n < 0) {
@@ -1460,6 +1520,13 @@ int sl_log_close(struct sl_log *log)
 		}
 	}
 	SL_ASSERT(rc < 0 || sl_log_idle(log));
+	return rc;
+}
+
+/* Close, part 2: make everything durable, leave the marker. Touches only this log's descriptors (no ring, no file
+ * cache), so the logs of a broker can do it on several threads at once (sl_log_close_all). */
+static int close_durable(struct sl_log *log, int rc)
+{
 	if (rc == 0 && log->fatal_errno)
 		rc = log->fatal_errno;
 	for (uint32_t i = 0; rc == 0 && i < log->seg_count; i++) {
@@ -1480,6 +1547,12 @@ int sl_log_close(struct sl_log *log)
 		rc = -errno;
 	if (rc == 0)
 		rc = write_clean_marker(log);
+	return rc;
+}
+
+/* Close, part 3: free. On the ring's thread: it gives the descriptors back to the file cache. */
+static int close_free(struct sl_log *log, int rc)
+{
 	if (rc < 0 && !sl_log_idle(log)) {
 		/* The ring failed with work still in flight: the memory it points at must not be freed. */
 		return rc;
@@ -1496,6 +1569,46 @@ int sl_log_close(struct sl_log *log)
 	free(log->dir);
 	free(log);
 	return rc;
+}
+
+int sl_log_close(struct sl_log *log)
+{
+	return close_free(log, close_durable(log, close_drain(log)));
+}
+
+struct close_job {
+	struct sl_log *const *logs;
+	int *results; /* in: close_drain's result; out: close_durable's */
+};
+
+static void close_durable_one(void *arg, size_t i)
+{
+	struct close_job *j = arg;
+	j->results[i] = close_durable(j->logs[i], j->results[i]);
+}
+
+uint32_t sl_log_close_all(struct sl_log *const *logs, uint32_t count, uint32_t threads, int *errors_out)
+{
+	int results[PASS_CHUNK_LOGS];
+	uint32_t failed = 0;
+	for (uint32_t at = 0; at < count; at += PASS_CHUNK_LOGS) {
+		uint32_t n = count - at < PASS_CHUNK_LOGS ? count - at : PASS_CHUNK_LOGS;
+		/* Drain on this thread (the ring), holding each head open until its fsyncs are done. */
+		for (uint32_t i = 0; i < n; i++) {
+			results[i] = close_drain(logs[at + i]);
+			logs[at + i]->cache_hold = 1;
+		}
+		struct close_job j = {.logs = logs + at, .results = results};
+		sl_parallel_for(n, threads, close_durable_one, &j);
+		for (uint32_t i = 0; i < n; i++) {
+			logs[at + i]->cache_hold = 0;
+			results[i] = close_free(logs[at + i], results[i]);
+			failed += results[i] < 0;
+			if (errors_out)
+				errors_out[at + i] = results[i];
+		}
+	}
+	return failed;
 }
 
 /* ---- open ---- */

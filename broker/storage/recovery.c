@@ -823,6 +823,17 @@ static int open_after_crash(struct sl_log *log, char *err, size_t cap)
 	return 0;
 }
 
+/* The directory fsync that makes open's changes durable (a new first segment, the marker's removal), or, with
+ * defer_open_sync, a note that sl_log_open_sync_all must do it before the first append. */
+static int open_dir_sync(struct sl_log *log)
+{
+	if (log->cfg.defer_open_sync) {
+		log->open_sync_pending = 1;
+		return 0;
+	}
+	return fsync(log->dir_fd) < 0 ? -errno : 0;
+}
+
 int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 {
 	int64_t *bases = NULL;
@@ -887,8 +898,8 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 			else
 				seg->index_complete = 1;
 		}
-		if (rc == 0 && fsync(log->dir_fd) < 0)
-			rc = -errno;
+		if (rc == 0)
+			rc = open_dir_sync(log);
 	} else {
 		rc = clean && !log->cfg.repair ? open_clean(log) : 0;
 		if (rc == 0)
@@ -935,8 +946,8 @@ int sl_log_recover(struct sl_log *log, char *err, size_t cap)
 	log->next_offset = last->next_offset;
 	/* The marker must be gone, durably, before anything new is written: a crash from here on has to scan. */
 	if (clean) {
-		if (unlinkat(log->dir_fd, SL_CLEAN_MARKER, 0) < 0 || fsync(log->dir_fd) < 0) {
-			rc = -errno;
+		rc = unlinkat(log->dir_fd, SL_CLEAN_MARKER, 0) < 0 ? -errno : open_dir_sync(log);
+		if (rc < 0) {
 			snprintf(err, cap, "partition %s: cannot remove the clean-shutdown marker: %s", log->dir,
 			         strerror(-rc));
 			return rc;

@@ -216,8 +216,15 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 		int parsed = -EAGAIN;
 		if (buf_len - at >= want)
 			parsed = sl_batch_header_parse(buf + at, buf_len - at, &h);
-		if (parsed == 0)
-			want = sl_batch_total_bytes(&h);
+		if (parsed == 0) {
+			/* A lookup (no CRC to check) needs each batch's header only: reading whole batches made a
+			 * fetch of 256 KiB batches read a few of them again on the loop just to find its span. */
+			want = verify_crc ? sl_batch_total_bytes(&h) : SL_BATCH_HEADER_BYTES;
+			if (!verify_crc && pos + sl_batch_total_bytes(&h) > to) {
+				*why = "batch extends past the end of the file";
+				break;
+			}
+		}
 		if (parsed == -EAGAIN || buf_len - at < want) {
 			/* The batch at pos is not all in the buffer: refill from pos, growing the buffer for a batch
 			 * larger than it, unless the file ends first. */

@@ -112,7 +112,7 @@ typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const st
  * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is; in a compacted segment at
  * least *expect_offset, and its record count at most lastOffsetDelta + 1). Sets *end_out to the
  * position where the walk stopped: `to` when every batch was valid, else the start of the first bad one, with
- * *why saying what was wrong. verify_crc = 0 checks headers only (for lookups). Returns 0 (walk ended, see
+ * *why saying what was wrong. verify_crc = 0 checks and reads headers only (for lookups). Returns 0 (walk ended, see
  * *end_out), the callback's non-zero value, or a negative errno on a read error. */
 int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int verify_crc, int64_t *expect_offset,
                     uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx);
