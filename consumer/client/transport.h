@@ -17,7 +17,9 @@
  *
  * INVARIANTS
  *   1. An object's transport is fixed when it is made: kafka is set by its constructor and never changes.
- *   2. A kafka object's native state is zero and never used: the native code is only reached when kafka is NULL.
+ *   2. A kafka object's native state is never used: the native code is only reached when kafka is NULL. A kafka
+ *      connection shares only its client id, io timeout and error fields with the native one (sl_conn_error and
+ *      sl_conn_broker_error read them for both).
  *   3. The kafka side takes only types of synclog.h here; librdkafka's types stay in kafka_impl.h, so the rest
  *      of the library (and the sync layer, which includes client_impl.h) never includes librdkafka's header.
  *
