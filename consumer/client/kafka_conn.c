@@ -19,7 +19,9 @@
 #include "consumer/client/kafka_impl.h"
 
 /* The reader's wait for one record per partition asked: a lag's timestamp, a delete the applier checks. */
-#define READ_POLL_MS 100
+#define READ_POLL_MS     100
+/* The slice of a connect's metadata wait between looks at librdkafka's errors (a refused login). */
+#define CONNECT_SLICE_MS 250
 
 static struct sl_kafka_conn *K(struct sl_conn *c)
 {
@@ -110,6 +112,25 @@ void sl_kafka_conn_free(struct sl_conn *c)
 	c->kafka = NULL;
 }
 
+/* librdkafka's error callback on the admin handle: keeps the failures no retry can mend (a refused login, a
+ * certificate that does not verify) for the connect below; the rest librdkafka retries by itself. */
+static void conn_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct sl_kafka_conn *k = opaque;
+
+	(void)rk;
+	switch ((rd_kafka_resp_err_t)err) {
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+	case RD_KAFKA_RESP_ERR__SSL:
+		k->auth_error = (rd_kafka_resp_err_t)err;
+		snprintf(k->auth_why, sizeof(k->auth_why), "%s", reason);
+		break;
+	default:
+		break;
+	}
+}
+
 int sl_kafka_conn_connect(struct sl_conn *c)
 {
 	struct sl_kafka_conn *k = K(c);
@@ -119,6 +140,7 @@ int sl_kafka_conn_connect(struct sl_conn *c)
 
 	sl_kafka_conn_close(c);
 	c->broker_error = 0;
+	k->auth_error = RD_KAFKA_RESP_ERR_NO_ERROR;
 	snprintf(socket_timeout, sizeof(socket_timeout), "%u", c->io_timeout_ms < 10 ? 10 : c->io_timeout_ms);
 	const struct sl_kafka_pair ours[] = {
 	        {"socket.timeout.ms", socket_timeout},
@@ -127,6 +149,8 @@ int sl_kafka_conn_connect(struct sl_conn *c)
 	                                          c->error, sizeof(c->error));
 	if (conf == NULL)
 		return -EINVAL;
+	rd_kafka_conf_set_opaque(conf, k);
+	rd_kafka_conf_set_error_cb(conf, conn_error_cb);
 	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
 	if (k->rk == NULL) {
 		rd_kafka_conf_destroy(conf);
@@ -134,13 +158,35 @@ int sl_kafka_conn_connect(struct sl_conn *c)
 		return -EINVAL;
 	}
 	k->admin_queue = rd_kafka_queue_new(k->rk);
-	e = rd_kafka_metadata(k->rk, 1, NULL, &md, timeout_ms(c));
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		int rc = fail(c, e,
-		              "cannot reach the Kafka cluster at %s within %u ms (check --broker and --kafka-config)",
-		              k->bootstrap, c->io_timeout_ms);
-		sl_kafka_conn_close(c);
-		return rc == -ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+	/* The metadata is asked in slices of CONNECT_SLICE_MS so that a refused login ends the wait at once. */
+	int64_t deadline = sl_clock_mono_ms() + timeout_ms(c);
+	for (;;) {
+		int64_t left = deadline - sl_clock_mono_ms();
+
+		e = rd_kafka_metadata(k->rk, 1, NULL, &md,
+		                      left < 1                  ? 1
+		                      : left < CONNECT_SLICE_MS ? (int)left
+		                                                : CONNECT_SLICE_MS);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		rd_kafka_poll(k->rk, 0);
+		if (k->auth_error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			c->broker_error = sl_kafka_code(k->auth_error);
+			sl_conn_set_error(c,
+			                  "the Kafka cluster at %s refused the connection: %s (check the security "
+			                  "settings of --kafka-config: security.protocol, sasl.*, ssl.*)",
+			                  k->bootstrap, k->auth_why);
+			sl_kafka_conn_close(c);
+			return -EACCES;
+		}
+		if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || sl_clock_mono_ms() >= deadline) {
+			int rc = fail(c, e,
+			              "cannot reach the Kafka cluster at %s within %u ms (check --broker and "
+			              "--kafka-config)",
+			              k->bootstrap, c->io_timeout_ms);
+			sl_kafka_conn_close(c);
+			return rc == -ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+		}
 	}
 	rd_kafka_metadata_destroy(md);
 	return 0;

@@ -27,6 +27,10 @@ struct sl_kafka_conn {
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *admin_queue;
 	rd_kafka_t *reader;
+	/* The last authentication or TLS failure librdkafka reported on rk (its error callback, served on the
+	 * caller's thread by rd_kafka_poll): connecting gives up on it instead of waiting out its timeout. */
+	rd_kafka_resp_err_t auth_error;
+	char auth_why[256];
 };
 
 /* One of the settings the transport chooses for a handle. */
