@@ -7,6 +7,7 @@
 #   4. bench/apply.sh: apply throughput into SQLite (bench/results/apply.json)
 #   5. bench/compaction.sh: the cleaner against fio, produce latency while it runs, a 1M keys x 10 versions topic
 #      (bench/results/clean.json, compaction.json)
+#   then bench/sync.sh, bench/kafka.sh and bench/security.sh (TLS against plaintext, handshakes per second)
 #   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
 #      (bench/results/sync.json)
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
@@ -34,5 +35,7 @@ bench/sync.sh "$build"
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 # The sync tools on a Kafka cluster: apply through librdkafka against native, copy MB/s (bench/results/clusters.json).
 CLUSTERS_BENCH_QUICK=${BENCH_QUICK:-0} bench/clusters.sh "$build"
+# TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
+SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
 
 echo "make bench took $(($(date +%s) - start)) s"

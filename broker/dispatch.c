@@ -1,4 +1,5 @@
-/* Request kind -> handler, as a table indexed by the generated body case; see dispatch.h. */
+/* Request kind -> handler, as a table indexed by the generated body case, and the security check every request
+ * passes on its way (security.h); see dispatch.h. */
 #include "broker/dispatch.h"
 #include "broker/handlers/handlers.h"
 #include "proto/frame.h"
@@ -23,6 +24,13 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_LIST_GROUPS] = sl_handle_list_groups,
         [SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP] = sl_handle_describe_group,
         [SYNCLOG__REQUEST__BODY_DELETE_GROUP] = sl_handle_delete_group,
+        [SYNCLOG__REQUEST__BODY_AUTHENTICATE] = sl_handle_authenticate,
+        [SYNCLOG__REQUEST__BODY_USER_UPSERT] = sl_handle_user_upsert,
+        [SYNCLOG__REQUEST__BODY_USER_DELETE] = sl_handle_user_delete,
+        [SYNCLOG__REQUEST__BODY_LIST_USERS] = sl_handle_list_users,
+        [SYNCLOG__REQUEST__BODY_ACL_ADD] = sl_handle_acl_add,
+        [SYNCLOG__REQUEST__BODY_ACL_REMOVE] = sl_handle_acl_remove,
+        [SYNCLOG__REQUEST__BODY_LIST_ACLS] = sl_handle_list_acls,
         [SYNCLOG__REQUEST__BODY_ALTER_TOPIC] = sl_handle_alter_topic,
         [SYNCLOG__REQUEST__BODY_COMPACT_TOPIC] = sl_handle_compact_topic,
 };
@@ -50,5 +58,9 @@ void sl_dispatch(struct sl_req *req)
 		sl_req_respond(req);
 		return;
 	}
+	/* Authentication, ACLs and the audit of administrative requests (security.h): a refused request is
+	 * answered there. */
+	if (sl_security_check(req) < 0)
+		return;
 	h(req);
 }

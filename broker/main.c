@@ -7,7 +7,9 @@
  * the bound addresses, and shutdown. Usage errors (exit 2) are one plain line and a pointer to --help. */
 #include <ctype.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -33,6 +35,10 @@ static const char usage[] =
         "                [--frame-bytes-max N] [--connections-max N] [--retention-check-ms MS]\n"
         "                [--backfill-rate-max RECORDS_PER_S] [--cleaner-bytes-per-s B]\n"
         "                [--min-cleanable-ratio R] [--cleaner-map-bytes B] [--cleaner-check-ms MS]\n"
+        "                [--auth scram|none] [--super-users NAME,...] [--tls-cert FILE --tls-key FILE]\n"
+        "                [--tls-ca FILE] [--tls-client-auth required|optional|none] [--insecure]\n"
+        "                [--quota-produce-rate BYTES] [--quota-fetch-rate BYTES] [--principal-connections-max N]\n"
+        "                [--principal-inflight-bytes-max N] [--connection-rate-max N]\n"
         "                [--memory-max BYTES] [--idle-timeout DURATION] [--fetch-readahead-bytes N]\n"
         "                [--repair] [--version]\n"
         "\n"
@@ -53,7 +59,10 @@ static const char usage[] =
         "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
         "                           connections_max, retention_check_ms, backfill_rate_max,\n"
         "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
-        "                           cleaner_check_ms, memory_max, idle_timeout, fetch_readahead_bytes;\n"
+        "                           cleaner_check_ms, memory_max, idle_timeout, auth, super_users, tls_cert,\n"
+        "                           tls_key, tls_ca, tls_client_auth, insecure, quota_produce_rate,\n"
+        "                           quota_fetch_rate, principal_connections_max, principal_inflight_bytes_max,\n"
+        "                           connection_rate_max, fetch_readahead_bytes;\n"
         "                           # starts a comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
@@ -76,6 +85,26 @@ static const char usage[] =
         "  --fetch-readahead-bytes N  a fetch behind the log end has the kernel read N bytes past what it returns\n"
         "                           into the page cache, so a replay from disk does not wait at every fetch\n"
         "                           (default 4194304; 0 turns it off; at most 67108864)\n"
+        "  --auth scram|none        scram: every connection authenticates with SCRAM-SHA-256 (users in\n"
+        "                           DIR/security/users, `synclog user add`) and every request needs an ACL\n"
+        "                           (`synclog acl add`); default none: anyone who connects may do anything\n"
+        "  --super-users NAMES      comma-separated users that every ACL check lets through\n"
+        "  --tls-cert FILE          TLS (1.2 or later) on every listener with this PEM certificate chain;\n"
+        "  --tls-key FILE           and its private key; SIGHUP reloads both\n"
+        "  --tls-ca FILE            PEM CA certificates that client certificates are checked against\n"
+        "  --tls-client-auth MODE   required: a client without a certificate the CA signed is refused (the\n"
+        "                           certificate's CN is its principal); optional: checked when presented;\n"
+        "                           none (default)\n"
+        "  --insecure               allow a listener beyond loopback without TLS and authentication (warned\n"
+        "                           at every start); without it synclogd refuses to start that way\n"
+        "  --quota-produce-rate BYTES  produce bytes per second per principal; over it answers carry a\n"
+        "                           throttle time and the connection waits that long (default: no quota)\n"
+        "  --quota-fetch-rate BYTES the same for fetched bytes\n"
+        "  --principal-connections-max N  connections one principal may hold at once (default: no limit)\n"
+        "  --principal-inflight-bytes-max N  request bytes one authenticated principal's connections may hold\n"
+        "                           unanswered; past it they stop being read (default 268435456, 0: no limit)\n"
+        "  --connection-rate-max N  connection attempts per second from one address; more are closed at once\n"
+        "                           (default 200, 0: no limit; loopback addresses are not limited)\n"
         "  --cleaner-bytes-per-s B  the cleaner of compacted topics reads plus writes at most B bytes a second\n"
         "                           (default 52428800, 50 MiB/s; 0: unthrottled)\n"
         "  --min-cleanable-ratio R  clean a partition once its dirty bytes (sealed, not cleaned yet) are at least R\n"
@@ -161,6 +190,8 @@ struct settings {
 	        *frame_max, *conn_max;
 	const char *log_format, *log_level, *retention_check, *backfill_rate, *memory_max, *idle_timeout;
 	const char *readahead;
+	const char *auth, *super_users, *tls_cert, *tls_key, *tls_ca, *tls_client_auth, *insecure;
+	const char *quota_produce, *quota_fetch, *principal_conn_max, *principal_inflight, *conn_rate;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
 };
 
@@ -198,6 +229,99 @@ struct log_settings {
 	enum sl_slog_format format;
 	enum sl_slog_level level;
 };
+
+/* A file path flag: short enough to keep; "" means none (the config file's way of saying so). */
+static int path_apply(char *dst, size_t cap, const char *flag, const char *v)
+{
+	if (v == NULL)
+		return 0;
+	if (strlen(v) >= cap)
+		return bad_usage(flag, v);
+	snprintf(dst, cap, "%s", v);
+	return 0;
+}
+
+static int security_apply(struct sl_security_config *sc, const struct settings *s)
+{
+	uint64_t v;
+	char why[256];
+	if (s->auth) {
+		if (strcmp(s->auth, "scram") == 0)
+			sc->auth_scram = 1;
+		else if (strcmp(s->auth, "none") == 0)
+			sc->auth_scram = 0;
+		else
+			return bad_usage("invalid --auth '%s': scram or none", s->auth);
+	}
+	if (s->super_users) {
+		if (sl_security_super_users_check(s->super_users, why, sizeof(why)) < 0) {
+			fprintf(stderr, "synclogd: invalid --super-users '%s': %s\ntry 'synclogd --help'\n",
+			        s->super_users, why);
+			return 2;
+		}
+		snprintf(sc->super_users, sizeof(sc->super_users), "%s", s->super_users);
+	}
+	if (path_apply(sc->tls_cert, sizeof(sc->tls_cert), "invalid --tls-cert '%s': a file path", s->tls_cert) ||
+	    path_apply(sc->tls_key, sizeof(sc->tls_key), "invalid --tls-key '%s': a file path", s->tls_key) ||
+	    path_apply(sc->tls_ca, sizeof(sc->tls_ca), "invalid --tls-ca '%s': a file path", s->tls_ca))
+		return 2;
+	if (s->tls_client_auth && sl_tls_client_auth_parse(s->tls_client_auth, &sc->tls_client_auth) < 0)
+		return bad_usage("invalid --tls-client-auth '%s': required, optional or none", s->tls_client_auth);
+	if (s->insecure) {
+		if (strcmp(s->insecure, "1") == 0)
+			sc->insecure = 1;
+		else if (strcmp(s->insecure, "0") == 0)
+			sc->insecure = 0;
+		else
+			return bad_usage("invalid insecure '%s': true or false", s->insecure);
+	}
+	if (s->quota_produce) {
+		if (parse_u64(s->quota_produce, 0, UINT64_MAX / 2, &v) < 0 || (v > 0 && v < 1024))
+			return bad_usage("invalid --quota-produce-rate '%s': bytes per second, at least 1024 (0: none)",
+			                 s->quota_produce);
+		sc->produce_bytes_per_s = v;
+	}
+	if (s->quota_fetch) {
+		if (parse_u64(s->quota_fetch, 0, UINT64_MAX / 2, &v) < 0 || (v > 0 && v < 1024))
+			return bad_usage("invalid --quota-fetch-rate '%s': bytes per second, at least 1024 (0: none)",
+			                 s->quota_fetch);
+		sc->fetch_bytes_per_s = v;
+	}
+	if (s->principal_conn_max) {
+		if (parse_u64(s->principal_conn_max, 0, 100000, &v) < 0)
+			return bad_usage("invalid --principal-connections-max '%s': 0 (no limit) to 100000",
+			                 s->principal_conn_max);
+		sc->principal_connections_max = (uint32_t)v;
+	}
+	if (s->principal_inflight) {
+		if (parse_u64(s->principal_inflight, 0, UINT64_MAX / 2, &v) < 0 || (v > 0 && v < (1u << 20)))
+			return bad_usage("invalid --principal-inflight-bytes-max '%s': at least 1048576 (0: no limit)",
+			                 s->principal_inflight);
+		sc->principal_inflight_bytes_max = v;
+	}
+	if (s->conn_rate) {
+		if (parse_u64(s->conn_rate, 0, 1000000, &v) < 0)
+			return bad_usage("invalid --connection-rate-max '%s': 0 (no limit) to 1000000", s->conn_rate);
+		sc->connection_rate_per_s = (uint32_t)v;
+	}
+	return 0;
+}
+
+/* What only the whole configuration can say is wrong (both sources read). */
+static int security_validate(const struct sl_security_config *sc)
+{
+	if ((sc->tls_cert[0] != '\0') != (sc->tls_key[0] != '\0'))
+		return bad_usage("%s", "--tls-cert and --tls-key go together: a certificate needs its private key");
+	if (sc->tls_ca[0] != '\0' && sc->tls_cert[0] == '\0')
+		return bad_usage("%s",
+		                 "--tls-ca needs --tls-cert and --tls-key: client certificates are checked over TLS");
+	if (sc->tls_client_auth != SL_TLS_CLIENT_AUTH_NONE && sc->tls_ca[0] == '\0')
+		return bad_usage("%s", "--tls-client-auth needs --tls-ca: the CA that signs the client certificates");
+	if (sc->super_users[0] != '\0' && !sc->auth_scram && sc->tls_client_auth != SL_TLS_CLIENT_AUTH_REQUIRED)
+		return bad_usage("%s",
+		                 "--super-users needs authentication: --auth scram or --tls-client-auth required");
+	return 0;
+}
 
 static int settings_apply(struct sl_server_config *cfg, struct log_settings *log, const struct settings *s)
 {
@@ -256,6 +380,9 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			return bad_usage("invalid --connections-max '%s': 1 to 100000", s->conn_max);
 		cfg->connections_max = (uint32_t)v;
 	}
+	int rc = security_apply(&cfg->security, s);
+	if (rc)
+		return rc;
 	if (s->retention_check) {
 		if (parse_u64(s->retention_check, 100, 86400000, &v) < 0)
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
@@ -357,7 +484,8 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	static const struct {
 		const char *key;
 		size_t offset;
-		int number; /* an integer is accepted too, as its decimal text (2: a real number too) */
+		/* 1: an integer is accepted too, as its decimal text (2: a real number too; 3: a boolean instead) */
+		int number;
 	} keys[] = {
 	        {"data_dir", offsetof(struct settings, data_dir), 0},
 	        {"listen", offsetof(struct settings, listen), 0},
@@ -372,6 +500,18 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"connections_max", offsetof(struct settings, conn_max), 1},
 	        {"retention_check_ms", offsetof(struct settings, retention_check), 1},
 	        {"fetch_readahead_bytes", offsetof(struct settings, readahead), 1},
+	        {"auth", offsetof(struct settings, auth), 0},
+	        {"super_users", offsetof(struct settings, super_users), 0},
+	        {"tls_cert", offsetof(struct settings, tls_cert), 0},
+	        {"tls_key", offsetof(struct settings, tls_key), 0},
+	        {"tls_ca", offsetof(struct settings, tls_ca), 0},
+	        {"tls_client_auth", offsetof(struct settings, tls_client_auth), 0},
+	        {"insecure", offsetof(struct settings, insecure), 3},
+	        {"quota_produce_rate", offsetof(struct settings, quota_produce), 1},
+	        {"quota_fetch_rate", offsetof(struct settings, quota_fetch), 1},
+	        {"principal_connections_max", offsetof(struct settings, principal_conn_max), 1},
+	        {"principal_inflight_bytes_max", offsetof(struct settings, principal_inflight), 1},
+	        {"connection_rate_max", offsetof(struct settings, conn_rate), 1},
 	        {"cleaner_bytes_per_s", offsetof(struct settings, cleaner_rate), 1},
 	        {"min_cleanable_ratio", offsetof(struct settings, cleaner_ratio), 2},
 	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
@@ -397,7 +537,14 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 			return 2;
 		}
 		const char **slot = (const char **)((char *)s + keys[k].offset);
-		if (keys[k].number && json_is_integer(v)) {
+		if (keys[k].number == 3) {
+			if (!json_is_boolean(v)) {
+				fprintf(stderr, "synclogd: config %s: key '%s' needs true or false\n", path, key);
+				json_decref(j);
+				return 2;
+			}
+			*slot = json_is_true(v) ? "1" : "0";
+		} else if (keys[k].number && json_is_integer(v)) {
 			snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)json_integer_value(v));
 			*slot = nums[k];
 		} else if (keys[k].number == 2 && json_is_real(v)) {
@@ -438,6 +585,77 @@ static int lock_data_dir(const char *dir)
 		            strerror(-rc));
 		return 1;
 	}
+	return 0;
+}
+
+/* 1 when host resolves to a loopback address (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104), 0 when not, -1 when
+ * it does not resolve (the listener then says why it cannot bind). */
+static int is_loopback(const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char why[256];
+	if (sl_addr_resolve(host, port, 1, &ss, &len, why, sizeof(why)) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
+/* Defaults that cannot surprise: a listener beyond loopback needs TLS and authentication (for the metrics
+ * listener, which has no passwords, client certificates), or --insecure, which is then warned about at every
+ * start. With no security at all and every listener on loopback, the start says so. Returns 0, or 1 after
+ * logging why synclogd refuses to start. */
+static int exposure_check(const struct sl_server_config *cfg)
+{
+	const struct sl_security_config *sc = &cfg->security;
+	int tls = sc->tls_cert[0] != '\0';
+	int client_certs = sc->tls_client_auth == SL_TLS_CLIENT_AUTH_REQUIRED;
+	int auth = sc->auth_scram || client_certs;
+	const struct {
+		const char *flag;
+		const char *host;
+		int port;
+		int on;
+		int secure;
+	} listeners[] = {
+	        {"--listen", cfg->listen_host, cfg->listen_port, 1, tls && auth},
+	        {"--kafka-listen", cfg->kafka_listen_host, cfg->kafka_listen_port, cfg->kafka_listen_port >= 0,
+	         tls && auth},
+	        {"--metrics", cfg->metrics_host, cfg->metrics_port, cfg->metrics_port >= 0, tls && client_certs},
+	};
+	int exposed = 0;
+	for (size_t i = 0; i < sizeof(listeners) / sizeof(listeners[0]); i++) {
+		char where[SL_ADDR_TEXT_BYTES];
+		if (!listeners[i].on || is_loopback(listeners[i].host, listeners[i].port) != 0)
+			continue;
+		exposed = 1;
+		if (listeners[i].secure)
+			continue;
+		sl_addr_join(listeners[i].host, listeners[i].port, where, sizeof(where));
+		if (!sc->insecure) {
+			sl_slog_msg(
+			        SL_SLOG_ERROR, "start_failed",
+			        "refusing to listen on %s (%s) beyond loopback without TLS and authentication: anyone "
+			        "who reaches it could read and change every topic. Add --tls-cert, --tls-key and %s, "
+			        "listen on 127.0.0.1, or pass --insecure to accept the risk",
+			        where, listeners[i].flag,
+			        i == 0 ? "--auth scram" : "--tls-ca with --tls-client-auth required");
+			return 1;
+		}
+		sl_slog_msg(SL_SLOG_WARN, "insecure",
+		            "listening on %s (%s) beyond loopback without TLS and authentication (--insecure): anyone "
+		            "who reaches it can read and change every topic",
+		            where, listeners[i].flag);
+	}
+	if (!exposed && !tls && !auth)
+		sl_slog_msg(SL_SLOG_INFO, "loopback_only",
+		            "no TLS and no authentication configured: listening on loopback only, so only this "
+		            "machine's processes can connect (see --auth, --tls-cert and --insecure)");
 	return 0;
 }
 
@@ -531,6 +749,18 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "connections_max", cfg->connections_max);
 	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
 	sl_slog_uint(e, "fetch_readahead_bytes", cfg->fetch_readahead_bytes);
+	static const char *const client_auth[] = {"none", "optional", "required"};
+	const struct sl_security_config *sc = &cfg->security;
+	sl_slog_str(e, "auth", sc->auth_scram ? "scram" : "none");
+	sl_slog_str(e, "super_users", sc->super_users);
+	sl_slog_str(e, "tls_cert", sc->tls_cert[0] ? sc->tls_cert : "off");
+	sl_slog_str(e, "tls_client_auth", client_auth[sc->tls_client_auth]);
+	sl_slog_str(e, "insecure", sc->insecure ? "yes" : "no");
+	sl_slog_uint(e, "quota_produce_rate", sc->produce_bytes_per_s);
+	sl_slog_uint(e, "quota_fetch_rate", sc->fetch_bytes_per_s);
+	sl_slog_uint(e, "principal_connections_max", sc->principal_connections_max);
+	sl_slog_uint(e, "principal_inflight_bytes_max", sc->principal_inflight_bytes_max);
+	sl_slog_uint(e, "connection_rate_max", sc->connection_rate_per_s);
 	sl_slog_uint(e, "cleaner_bytes_per_s", cfg->compaction.bytes_per_s_max);
 	sl_slog_fmt(e, "min_cleanable_ratio", "%.2f", cfg->compaction.min_cleanable_ratio);
 	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
@@ -561,6 +791,31 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--repair") == 0) {
 			do_repair = 1;
 			continue;
+		} else if (strcmp(a, "--insecure") == 0) {
+			flags.insecure = "1";
+			continue;
+		} else if (strcmp(a, "--auth") == 0) {
+			slot = &flags.auth;
+		} else if (strcmp(a, "--super-users") == 0) {
+			slot = &flags.super_users;
+		} else if (strcmp(a, "--tls-cert") == 0) {
+			slot = &flags.tls_cert;
+		} else if (strcmp(a, "--tls-key") == 0) {
+			slot = &flags.tls_key;
+		} else if (strcmp(a, "--tls-ca") == 0) {
+			slot = &flags.tls_ca;
+		} else if (strcmp(a, "--tls-client-auth") == 0) {
+			slot = &flags.tls_client_auth;
+		} else if (strcmp(a, "--quota-produce-rate") == 0) {
+			slot = &flags.quota_produce;
+		} else if (strcmp(a, "--quota-fetch-rate") == 0) {
+			slot = &flags.quota_fetch;
+		} else if (strcmp(a, "--principal-connections-max") == 0) {
+			slot = &flags.principal_conn_max;
+		} else if (strcmp(a, "--principal-inflight-bytes-max") == 0) {
+			slot = &flags.principal_inflight;
+		} else if (strcmp(a, "--connection-rate-max") == 0) {
+			slot = &flags.conn_rate;
 		} else if (strcmp(a, "--data-dir") == 0) {
 			slot = &flags.data_dir;
 		} else if (strcmp(a, "--listen") == 0) {
@@ -620,6 +875,8 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = settings_apply(&cfg, &log, &flags);
 	json_decref(keep);
+	if (rc == 0)
+		rc = security_validate(&cfg.security);
 	if (rc)
 		return rc;
 	sl_slog_configure(STDERR_FILENO, log.level, log.format);
@@ -632,6 +889,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (do_repair)
 		return repair(&cfg);
+	if (exposure_check(&cfg) != 0)
+		return 1;
 
 	config_log(&cfg, config_path, &log);
 	struct sl_server *srv;

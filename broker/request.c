@@ -82,6 +82,7 @@ void sl_req_respond(struct sl_req *req)
 	SL_ASSERT(!req->responded);
 	req->responded = 1;
 	req->resp.correlation_id = req->msg ? req->msg->correlation_id : 0;
+	sl_security_responded(req);
 	req->fe->send(req);
 	sl_req_release(req);
 }

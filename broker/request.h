@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/security.h"
 #include "proto/synclog.pb-c.h"
 
 struct sl_server;
@@ -60,6 +61,9 @@ struct sl_session {
 	char peer[64];              /* "ADDRESS:PORT" of the client, for logs */
 	int64_t producer_ids[SL_SESSION_PRODUCER_IDS_MAX];
 	uint32_t producer_id_count;
+	struct sl_session_security sec; /* its principal, the SCRAM exchange, quotas (broker/security.h) */
+	/* The front end's: read the connection again if it stopped at its principal's bound (security.h rule 5). */
+	void (*wake_cb)(struct sl_session *s);
 };
 
 struct sl_req {
@@ -72,6 +76,9 @@ struct sl_req {
 	Synclog__Response resp;
 	char error_message[512];
 	int responded;
+	/* An administrative request's audit line (broker/security.h rule 3): 1 + enum sl_audit_action, or 0. */
+	int audit_action;
+	char audit_target[320];
 	size_t pending;      /* storage work started and not yet called back */
 	uint64_t held_bytes; /* sl_req_hold: what the front end counts for this request besides its frame */
 	/* Parking (invariant 3): the hook answers or drops the request; the front end never calls into a handler. */

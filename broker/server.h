@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/security.h"
 #include "broker/compaction.h"
 #include "broker/storage/log.h"
 
@@ -42,6 +43,7 @@ struct sl_server_config {
 	 * holding answers back as Kafka's quotas do; 0: unlimited. */
 	uint64_t backfill_rate_max;
 	struct sl_log_config log;
+	struct sl_security_config security;
 	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
 };
 

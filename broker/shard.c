@@ -17,6 +17,7 @@
 #include "broker/notify.h"
 #include "broker/offload.h"
 #include "broker/shard.h"
+#include "broker/tls.h"
 #include "proto/frame.h"
 
 void sl_server_config_default(struct sl_server_config *cfg)
@@ -47,6 +48,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	cfg->fetch_readahead_bytes = SL_FETCH_READAHEAD_BYTES_DEFAULT;
 	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
+	sl_security_config_default(&cfg->security);
 }
 
 /* ---- the loop's storage wiring ---- */
@@ -98,7 +100,7 @@ static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
 	/* Wait until every request's storage work called back and its answer was handed to the socket. */
-	if (!sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv))
+	if (!sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv) || sl_security_busy(srv))
 		return;
 	sl_net_close(srv);
 	sl_kafka_close(srv);
@@ -119,6 +121,7 @@ static void shutdown_check_cb(uv_check_t *h)
 	uv_close((uv_handle_t *)&srv->groups_timer, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sigterm, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sigint, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->sighup, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->shutdown_check, close_noop_cb);
 	sl_metrics_stop(srv);
 }
@@ -137,6 +140,23 @@ static void signal_cb(uv_signal_t *h, int signum)
 	sl_net_stop_accepting(srv);
 	sl_kafka_stop_accepting(srv);
 	uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+}
+
+/* SIGHUP: read the TLS certificate, key and CA again (tls.h invariant 3); without TLS there is nothing to
+ * reload, and the signal no longer ends the process as its default would. */
+static void sighup_cb(uv_signal_t *h, int signum)
+{
+	struct sl_server *srv = h->data;
+	char err[1024] = "";
+	if (srv->tls == NULL) {
+		sl_slog_msg(SL_SLOG_INFO, "sighup", "no TLS configured: nothing to reload");
+		return;
+	}
+	if (sl_tls_server_reload(srv->tls, err, sizeof(err)) < 0)
+		sl_slog_msg(SL_SLOG_ERROR, "tls_reload_failed", "%s; the certificates loaded before stay in use", err);
+	else
+		sl_slog_msg(SL_SLOG_INFO, "tls_reloaded", "new connections use the certificate %s",
+		            srv->cfg.security.tls_cert);
 }
 
 /* ---- start and run ---- */
@@ -229,6 +249,10 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &srv->cfg.log, &srv->topics, err, err_cap);
 		groups_open = rc == 0;
 	}
+	if (rc == 0)
+		rc = sl_security_open(srv, err, err_cap);
+	if (rc == 0 && cfg->security.tls_cert[0] != '\0')
+		rc = sl_tls_server_open(&cfg->security, &srv->tls, err, err_cap);
 	if (rc < 0) {
 		if (err[0] == '\0')
 			snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
@@ -236,6 +260,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 			sl_groups_close(&srv->groups);
 		sl_topics_close(&srv->topics);
 		sl_ring_close(&srv->ring);
+		sl_security_close(srv);
 		uv_loop_close(&srv->loop);
 		free(srv);
 		return rc;
@@ -258,6 +283,9 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	srv->sigterm.data = srv->sigint.data = srv;
 	uv_signal_start(&srv->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&srv->sigint, signal_cb, SIGINT);
+	uv_signal_init(&srv->loop, &srv->sighup);
+	srv->sighup.data = srv;
+	uv_signal_start(&srv->sighup, sighup_cb, SIGHUP);
 	uv_check_init(&srv->loop, &srv->shutdown_check);
 	srv->shutdown_check.data = srv;
 
@@ -279,6 +307,8 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		sl_ring_close(&srv->ring);
 		sl_net_free(srv);
 		sl_kafka_free(srv);
+		sl_security_close(srv);
+		sl_tls_server_free(srv->tls);
 		free(srv);
 		return rc;
 	}
@@ -304,6 +334,8 @@ int sl_server_run(struct sl_server *srv)
 	free(srv->scratch);
 	sl_net_free(srv);
 	sl_kafka_free(srv);
+	sl_security_close(srv);
+	sl_tls_server_free(srv->tls);
 	free(srv);
 	return code;
 }

@@ -45,6 +45,7 @@ struct sl_offload_state {
 };
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
 struct sl_kafka;   /* broker/kafka/: the Kafka listener and its connections */
+struct sl_tls_server;
 
 struct sl_server {
 	struct sl_server_config cfg;
@@ -68,7 +69,10 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
-	struct sl_kafka *kafka; /* NULL when the Kafka listener is off */
+	struct sl_kafka *kafka;       /* NULL when the Kafka listener is off */
+	struct sl_security *security; /* broker/security.h */
+	struct sl_tls_server *tls;    /* broker/tls.h: every listener's TLS context, or NULL without TLS */
+	uv_signal_t sighup;           /* reloads the TLS certificates */
 	/* The bound listeners as HOST:PORT (the real port when 0 was asked); metrics_addr "" when off. */
 	char listen_addr[SL_ADDR_TEXT_BYTES];
 	char metrics_addr[SL_ADDR_TEXT_BYTES];

@@ -35,6 +35,11 @@ _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH == 45, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__RECORDS_LOST == 46, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_CONFIG == 65, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__CLEANER_FAILED == 66, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED == 80, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__TOPIC_AUTHORIZATION_FAILED == 81, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__GROUP_AUTHORIZATION_FAILED == 82, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__CLUSTER_AUTHORIZATION_FAILED == 83, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__UNKNOWN_USER == 84, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INTERNAL == 99, "wire code");
 
 static const struct {

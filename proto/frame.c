@@ -209,6 +209,15 @@ static const struct {
          "invalid topic setting: keys retention.ms, retention.bytes, compact, delete.retention.ms, segment.bytes, "
          "segment.ms, retain.for.groups"},
         {66, "CLEANER_FAILED", "the cleaner failed on a partition: see the message and the broker's log"},
+        {80, "AUTHENTICATION_FAILED",
+         "authentication failed: check --user and the password (SYNCLOG_PASSWORD or --password-file)"},
+        {81, "TOPIC_AUTHORIZATION_FAILED",
+         "not allowed on this topic: an administrator can grant it with `synclog acl add`"},
+        {82, "GROUP_AUTHORIZATION_FAILED",
+         "not allowed on this group: an administrator can grant it with `synclog acl add`"},
+        {83, "CLUSTER_AUTHORIZATION_FAILED",
+         "needs the cluster admin permission: an administrator can grant it with `synclog acl add --cluster`"},
+        {84, "UNKNOWN_USER", "no such user: `synclog user list` shows them"},
         {99, "INTERNAL", "internal broker error"},
 };
 

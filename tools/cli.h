@@ -15,6 +15,8 @@
 #define CLI_EXIT_FAIL  1 /* an operating error: one line on stderr says what failed and what to do */
 #define CLI_EXIT_USAGE 2 /* bad usage: the message and a pointer to the command's --help on stderr */
 
+#include "consumer/client/synclog.h"
+
 /* Global options, valid for every command, before or after it. */
 struct cli {
 	const char *broker;  /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
@@ -23,6 +25,9 @@ struct cli {
 	/* --kafka-config-file, then --kafka-config KEY=VALUE over it: librdkafka settings for a kafka:// broker
 	 * (every object on it gets them; refused with another broker). */
 	struct sl_kafka_config kafka;
+	/* TLS and credentials: the SYNCLOG_* environment (sl_security_options_from_env), then --user,
+	 * --password-file, --tls, --tls-ca, --tls-cert, --tls-key over it. Every connection uses them. */
+	struct sl_security_options security;
 };
 
 /* A command's usage text, printed by --help (stdout, exit 0); a usage error points to it (stderr, exit 2). */
@@ -90,6 +95,12 @@ int cli_apply(const struct cli *cli, int argc, char **argv);     /* tools/cli_ap
 int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_backfill.c */
 int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
 int cli_copy(const struct cli *cli, int argc, char **argv);      /* tools/cli_copy.c */
+int cli_user(const struct cli *cli, int argc, char **argv);      /* tools/cli_user.c */
+int cli_acl(const struct cli *cli, int argc, char **argv);       /* tools/cli_acl.c */
+
+/* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
+ * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
+int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */

@@ -20,47 +20,48 @@
 
 static const struct cli_command apply_command = {
         .name = "apply",
-        .usage = "usage: synclog apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow]\n"
-                 "                           [--tombstone-retention DURATION] [--values json|text]\n"
-                 "                           [--on-delete hide|erase-value|archive]\n"
-                 "       synclog apply --target sqlite:PATH [--table NAME] --purge [--tombstone-retention DURATION]\n"
-                 "\n"
-                 "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
-                 "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
-                 "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
-                 "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
-                 "version is applied; a record without a version applies in log order. A delete marks the row\n"
-                 "deleted; a later upsert with a lower version does not bring it back, nor, once the tombstone is\n"
-                 "purged, any version up to the delete's (kept in synclog_purged). An equal version with another\n"
-                 "value is a conflict, kept in table `conflicts` and not applied, except from origin=repair, which\n"
-                 "replaces the row. An origin=backfill record without a version only fills an absent key. A\n"
-                 "record the target refuses is retried, then written to TOPIC.dlq with its error, topic, partition\n"
-                 "and offset.\n"
-                 "  --group G                     the target's name for its offsets (required to apply)\n"
-                 "  --target sqlite:PATH          the target database (required)\n"
-                 "  --table NAME                  the entity table (default entities). A table is fed by one\n"
-                 "                                topic: the first apply claims it, another topic is refused (use\n"
-                 "                                one table per topic in one database)\n"
-                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
-                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
-                 "                                of the log as it was at the start; on a terminal, a progress line\n"
-                 "                                on stderr shows records done, rate, lag left and time left\n"
-                 "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
-                 "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H). On a\n"
-                 "                                compacted topic a deleted row also waits until the broker's\n"
-                 "                                cleaner removed its delete from the log (until then a replay of the\n"
-                 "                                log still refuses a late stale record, so the target must too);\n"
-                 "                                --purge alone decides by time\n"
-                 "  --on-delete hide|erase-value|archive  what a delete does to the row: hide marks it deleted and\n"
-                 "                                keeps its value until purged (default); erase-value clears the value\n"
-                 "                                at once (personal data); archive copies the row to table\n"
-                 "                                TABLE_archive (entities_archive) first, then clears it. The deleted\n"
-                 "                                row stays, so versions still compare, until it is purged\n"
-                 "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
-                 "  --purge                       only purge what is older than the retention, then exit\n"
-                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
-                 "--json), and on stderr how many conflicts were kept, if any; with --purge,\n"
-                 "`purged T stale_events S idempotency_keys K`.\n",
+        .usage =
+                "usage: synclog apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow]\n"
+                "                           [--tombstone-retention DURATION] [--values json|text]\n"
+                "                           [--on-delete hide|erase-value|archive]\n"
+                "       synclog apply --target sqlite:PATH [--table NAME] --purge [--tombstone-retention DURATION]\n"
+                "\n"
+                "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
+                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
+                "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
+                "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
+                "version is applied; a record without a version applies in log order. A delete marks the row\n"
+                "deleted; a later upsert with a lower version does not bring it back, nor, once the tombstone is\n"
+                "purged, any version up to the delete's (kept in synclog_purged). An equal version with another\n"
+                "value is a conflict, kept in table `conflicts` and not applied, except from origin=repair, which\n"
+                "replaces the row. An origin=backfill record without a version only fills an absent key. A\n"
+                "record the target refuses is retried, then written to TOPIC.dlq with its error, topic, partition\n"
+                "and offset.\n"
+                "  --group G                     the target's name for its offsets (required to apply)\n"
+                "  --target sqlite:PATH          the target database (required)\n"
+                "  --table NAME                  the entity table (default entities). A table is fed by one\n"
+                "                                topic: the first apply claims it, another topic is refused (use\n"
+                "                                one table per topic in one database)\n"
+                "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
+                "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
+                "                                of the log as it was at the start; on a terminal, a progress line\n"
+                "                                on stderr shows records done, rate, lag left and time left\n"
+                "  --tombstone-retention D       purge deleted rows (and stale_events rows, idempotency keys) older\n"
+                "                                than D: 7d (default), 12h, 1s, or ISO 8601 (P7D, PT12H). On a\n"
+                "                                compacted topic a deleted row also waits until the broker's\n"
+                "                                cleaner removed its delete from the log (until then a replay of the\n"
+                "                                log still refuses a late stale record, so the target must too);\n"
+                "                                --purge alone decides by time\n"
+                "  --on-delete hide|erase-value|archive  what a delete does to the row: hide marks it deleted and\n"
+                "                                keeps its value until purged (default); erase-value clears the value\n"
+                "                                at once (personal data); archive copies the row to table\n"
+                "                                TABLE_archive (entities_archive) first, then clears it. The deleted\n"
+                "                                row stays, so versions still compare, until it is purged\n"
+                "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                "  --purge                       only purge what is older than the retention, then exit\n"
+                "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
+                "--json), and on stderr how many conflicts were kept, if any; with --purge,\n"
+                "`purged T stale_events S idempotency_keys K`.\n",
 };
 
 struct apply_args {
@@ -306,6 +307,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 {
 	struct sl_apply_fetch_source_options so = {
 	        .broker = cli->broker,
+	        .security = &cli->security,
 	        .client_id = "synclog-apply",
 	        .topic = a->topic,
 	        .group = a->group,
@@ -331,11 +333,15 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
 	}
 	if (rc == 0)
-		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->kafka, a->topic, err, sizeof(err));
+		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, &cli->kafka, a->topic, err, sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
 	if (rc == 0 && (a->follow || cli_is_terminal(stderr)) &&
 	    sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
 		lag_conn = NULL; /* the lag is then reported unknown, and no progress line is drawn */
+	if (lag_conn != NULL && sl_conn_set_security(lag_conn, &cli->security) != 0) {
+		sl_conn_free(lag_conn);
+		lag_conn = NULL;
+	}
 	if (lag_conn != NULL && cli->timeout_ms > 0)
 		sl_conn_set_timeout(lag_conn, cli->timeout_ms);
 	if (lag_conn != NULL && sl_conn_set_kafka_config(lag_conn, &cli->kafka) != 0) {

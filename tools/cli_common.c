@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,12 +215,70 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 	}
 	if (cli->timeout_ms > 0)
 		sl_conn_set_timeout(c, cli->timeout_ms);
-	if (sl_conn_set_kafka_config(c, &cli->kafka) != 0 || sl_conn_connect(c) != 0) {
+	if (sl_conn_set_kafka_config(c, &cli->kafka) != 0 || sl_conn_set_security(c, &cli->security) != 0 ||
+	    sl_conn_connect(c) != 0) {
 		cli_fail(cmd, "%s", sl_conn_error(c));
 		sl_conn_free(c);
 		return NULL;
 	}
 	return c;
+}
+
+/* Read one line from fd into out without its line end; echo is off when fd is a terminal. */
+static int line_read(FILE *in, char *out, size_t cap)
+{
+	if (fgets(out, (int)cap, in) == NULL)
+		return -1;
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+static int prompt_read(const char *prompt, char *out, size_t cap)
+{
+	struct termios old, quiet;
+	int rc;
+
+	fputs(prompt, stderr);
+	fflush(stderr);
+	if (tcgetattr(STDIN_FILENO, &old) != 0)
+		return -1;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	rc = line_read(stdin, out, cap);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	fputc('\n', stderr);
+	return rc;
+}
+
+int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap)
+{
+	char again[1024];
+
+	if (from_stdin) {
+		if (line_read(stdin, out, cap) != 0 || out[0] == '\0') {
+			cli_fail(cmd, "no password on stdin: --password-stdin reads its first line");
+			return -1;
+		}
+		return 0;
+	}
+	if (!isatty(STDIN_FILENO)) {
+		cli_fail(cmd, "stdin is not a terminal to ask for the password on: pipe it in with --password-stdin");
+		return -1;
+	}
+	if (prompt_read("Password: ", out, cap) != 0 || out[0] == '\0') {
+		cli_fail(cmd, "no password given");
+		return -1;
+	}
+	if (confirm) {
+		if (prompt_read("Password again: ", again, sizeof(again)) != 0 || strcmp(again, out) != 0) {
+			memset(again, 0, sizeof(again));
+			cli_fail(cmd, "the two passwords differ: nothing changed");
+			return -1;
+		}
+		memset(again, 0, sizeof(again));
+	}
+	return 0;
 }
 
 void cli_time_format(int64_t ms, char *buf, size_t bytes)

@@ -1,5 +1,6 @@
 /* `synclog`, the operator CLI: takes the global flags from anywhere on the command line and hands the rest to the
  * command. The commands, flags, output and exit codes are the contract in ../shared/CLI.md. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@ static const struct cli_command main_command = {
         .name = "",
         .usage =
                 "usage: synclog [--broker HOST:PORT|kafka://HOST:PORT,...] [--kafka-config KEY=VALUE]\n"
-                "               [--kafka-config-file FILE] [--json] [--timeout DURATION] COMMAND ...\n"
+                "               [--kafka-config-file FILE] [--json] [--timeout DURATION] [--user NAME]\n"
+                "               [--password-file FILE] [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
+                "               COMMAND ...\n"
                 "\n"
                 "commands:\n"
                 "  topic create NAME --partitions N [--retention-ms D] [--retention-bytes B] [--segment-bytes B]\n"
@@ -35,6 +38,11 @@ static const struct cli_command main_command = {
                 "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
                 "            [--sample F] [--seed N] [--threshold R] [--report PATH] [--repair TOPIC] [--every D]\n"
                 "  copy --from BROKER --to BROKER TOPIC [--group G] [--to-topic NAME] [--rate N]\n"
+                "  user add NAME [--password-stdin] [--data-dir DIR]\n"
+                "  user list\n"
+                "  user delete NAME\n"
+                "  acl add|remove --principal NAME (--topic T|--group G|--cluster) --op OP [--prefix]\n"
+                "  acl list [--principal NAME]\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"
@@ -50,6 +58,17 @@ static const struct cli_command main_command = {
                 "  --json              machine output: one JSON object per line\n"
                 "  --timeout D         give up connecting or waiting for an answer of the broker after D\n"
                 "                      (default 30s; 500ms, 10s, 2m or ISO 8601)\n"
+                "  --user NAME         authenticate as NAME with SCRAM-SHA-256 (default: $SYNCLOG_USER); the\n"
+                "                      password comes from $SYNCLOG_PASSWORD or --password-file\n"
+                "  --password-file FILE  the password is the first line of FILE\n"
+                "  --tls               connect with TLS (default: $SYNCLOG_TLS=1); implied by --tls-ca, --tls-cert\n"
+                "  --tls-ca FILE       PEM CA certificates the broker's certificate must chain to (default:\n"
+                "                      $SYNCLOG_TLS_CA, else the system's)\n"
+                "  --tls-cert FILE     a client certificate for mutual TLS, with --tls-key ($SYNCLOG_TLS_CERT)\n"
+                "  --tls-key FILE      its private key ($SYNCLOG_TLS_KEY)\n"
+                "                      On a kafka:// broker these are SASL SCRAM-SHA-256 and TLS settings of\n"
+                "                      librdkafka (security.protocol SASL_SSL, SASL_PLAINTEXT or SSL, sasl.*,\n"
+                "                      ssl.*); --kafka-config settings replace them\n"
                 "  --version           print the version\n"
                 "  --help              this text; `synclog COMMAND --help` describes a command\n"
                 "\n"
@@ -59,6 +78,68 @@ static const struct cli_command main_command = {
                 "Manual: man synclog, man synclog-COMMAND (synclog-topic, synclog-consume, ...), man synclogd.\n",
 };
 
+/* The password file's first line, without its line end. */
+static char password_file_text[1024];
+
+static int password_file_read(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "synclog: cannot read --password-file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fgets(password_file_text, sizeof(password_file_text), f) == NULL)
+		password_file_text[0] = '\0';
+	fclose(f);
+	n = strcspn(password_file_text, "\r\n");
+	password_file_text[n] = '\0';
+	return 0;
+}
+
+/* The security flags among the global ones: 1 when argv[*i] was one (taken), 0 when not, -1 after a usage error. */
+static int security_flag(int argc, char **argv, int *i, struct cli *cli)
+{
+	static const char *const files[] = {"--tls-ca", "--tls-cert", "--tls-key", "--user", "--password-file"};
+	const char *value;
+
+	if (strcmp(argv[*i], "--tls") == 0) {
+		cli->security.tls = true;
+		return 1;
+	}
+	for (size_t k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+		int rc = cli_flag(argc, argv, i, files[k], &value);
+
+		if (rc == 0)
+			continue;
+		if (rc < 0 || value[0] == '\0') {
+			cli_usage_error(&main_command, "%s needs a value", files[k]);
+			return -1;
+		}
+		switch (k) {
+		case 0:
+			cli->security.tls_ca = value;
+			break;
+		case 1:
+			cli->security.tls_cert = value;
+			break;
+		case 2:
+			cli->security.tls_key = value;
+			break;
+		case 3:
+			cli->security.user = value;
+			break;
+		default:
+			if (password_file_read(value) != 0)
+				return -2;
+			cli->security.password = password_file_text;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 /* The global flags' values that are resolved after all of them were seen. */
 struct globals_late {
 	const char *kafka_config_file;
@@ -66,8 +147,8 @@ struct globals_late {
 	int kafka_setting_count;
 };
 
-/* Take the global flags out of argv wherever they are (up to a "--"); the rest stays in order in args. Returns the
- * new count, or -1 after a usage error was printed. */
+/* Take --broker, --json and the other global flags out of argv wherever they are (up to a "--"); the rest stays
+ * in order in args. Returns the new count, -1 after a usage error was printed, -2 after an operating error. */
 static int globals_take(int argc, char **argv, struct cli *cli, char **args, struct globals_late *late)
 {
 	int n = 0;
@@ -121,6 +202,11 @@ static int globals_take(int argc, char **argv, struct cli *cli, char **args, str
 			late->kafka_settings[late->kafka_setting_count++] = value;
 			continue;
 		}
+		rc = security_flag(argc, argv, &i, cli);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			continue;
 		rc = cli_flag(argc, argv, &i, "--broker", &value);
 		if (rc < 0) {
 			cli_usage_error(&main_command, "--broker needs a value: HOST:PORT or kafka://HOST:PORT,...");
@@ -173,9 +259,10 @@ int main(int argc, char **argv)
 		fputs("synclog: out of memory\n", stderr);
 		return CLI_EXIT_FAIL;
 	}
+	sl_security_options_from_env(&cli.security);
 	n = globals_take(argc, argv, &cli, args, &late);
 	if (n < 0) {
-		rc = CLI_EXIT_USAGE;
+		rc = n == -1 ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 	} else if (n == 0) {
 		rc = cli_wants_help(argc - 1, argv + 1) ? cli_help(&main_command)
 		                                        : cli_usage_error(&main_command, "a command is required");
@@ -212,6 +299,10 @@ int main(int argc, char **argv)
 			rc = cli_reconcile(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "copy") == 0) {
 			rc = cli_copy(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "user") == 0) {
+			rc = cli_user(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "acl") == 0) {
+			rc = cli_acl(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

@@ -66,7 +66,7 @@ Name: synclog
 Description: Client library of the synclog broker and of Kafka clusters: producer, fetcher, group consumer, admin
 Version: $version
 # rdkafka: the Kafka transport (kafka:// brokers) is librdkafka's producer, consumer and Admin API.
-Requires: libzstd libprotobuf-c rdkafka
+Requires: libzstd libprotobuf-c libssl libcrypto rdkafka
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lsynclog -lpthread $isal_libs
 PC

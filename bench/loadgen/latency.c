@@ -203,6 +203,7 @@ int loadgen_latency(const struct loadgen_options *o)
 	}
 	sl_fetcher_options_init(&fo);
 	fo.broker = o->broker;
+	fo.security = &o->security;
 	fo.client_id = "synclog-bench-consumer";
 	fo.topic = o->topic;
 	fo.from = SL_FROM_LATEST;

@@ -63,6 +63,8 @@ struct loadgen_options {
 	uint32_t connections;   /* idle: connections to open and hold */
 	uint32_t topics;        /* create-topics, produce-topics: topics named TOPIC-0 .. TOPIC-(N-1) */
 	int64_t from_ms, to_ms; /* list-time: the timestamps asked for are spread over [from_ms, to_ms] */
+	/* TLS and SCRAM for every connection (--tls-ca, --user, --password): the security benchmark's. */
+	struct sl_security_options security;
 };
 
 /* What one producer did. Plain data, so a producer process can hand it to its parent through a pipe. */
@@ -93,6 +95,9 @@ void loadgen_print_header(FILE *out, const struct loadgen_options *o);
 double loadgen_cpu_s(void);
 
 int loadgen_produce(const struct loadgen_options *o);
+/* Open --count connections one after another (TCP, TLS with --tls-ca, Hello, SCRAM with --user), each closed
+ * before the next, and report connections per second. */
+int loadgen_handshake(const struct loadgen_options *o);
 int loadgen_replay(const struct loadgen_options *o);
 int loadgen_latency(const struct loadgen_options *o);
 int loadgen_idle(const struct loadgen_options *o);

@@ -27,6 +27,7 @@ static const char usage[] =
         "  create-topics   create --topics topics named TOPIC-0 .. TOPIC-(N-1) of --partitions each\n"
         "  produce-topics  send --count records over those topics' partitions, one batch per request (built once),\n"
         "            --inflight requests outstanding on one connection\n"
+        "  handshake open --count connections one after another (TCP, TLS, Hello, SCRAM) and report them per second\n"
         "\n"
         "  --topic NAME          (bench)            --create            create the topic first\n"
         "  --partitions N        (1)                --record-bytes N    value bytes per record (100)\n"
@@ -42,6 +43,8 @@ static const char usage[] =
         "  --connections N       idle (1000)        --topics N          create-topics, produce-topics (100)\n"
         "  --from-ms MS --to-ms MS                  list-time: the span of record timestamps to ask for\n"
         "  --warmup-s S          (1)                --tick-us N         latency mode send tick (100)\n"
+        "  --tls-ca FILE         TLS, trusting FILE      --user NAME         SCRAM-SHA-256 as NAME\n"
+        "  --password TEXT       the user's password\n"
         "  --label TEXT          copied to the output\n"
         "  --json FILE           write the result there instead of stdout\n";
 
@@ -118,6 +121,7 @@ int loadgen_producer_new(const struct loadgen_options *o, struct sl_producer **o
 	po.buffer_bytes_max = o->buffer_bytes;
 	po.delivery_cb = cb;
 	po.delivery_cb_arg = cb_arg;
+	po.security = &o->security;
 	return sl_producer_new(out, &po, err, err_bytes);
 }
 
@@ -136,7 +140,9 @@ int loadgen_topic_usage(const struct loadgen_options *o, uint64_t *bytes_out, ui
 		snprintf(err, err_bytes, "bad broker address %s", o->broker);
 		return rc;
 	}
-	rc = sl_topic_describe(c, o->topic, &config, &parts, &n);
+	rc = sl_conn_set_security(c, &o->security);
+	if (rc == 0)
+		rc = sl_topic_describe(c, o->topic, &config, &parts, &n);
 	if (rc != 0)
 		snprintf(err, err_bytes, "%s", sl_conn_error(c));
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -160,7 +166,9 @@ static int topic_create(const struct loadgen_options *o)
 		fprintf(stderr, "synclog-bench: bad broker address %s\n", o->broker);
 		return rc;
 	}
-	rc = sl_topic_create(c, &config);
+	rc = sl_conn_set_security(c, &o->security);
+	if (rc == 0)
+		rc = sl_topic_create(c, &config);
 	if (rc == -EEXIST)
 		rc = 0;
 	else if (rc != 0)
@@ -226,6 +234,9 @@ enum {
 	OPT_TICK,
 	OPT_LABEL,
 	OPT_JSON,
+	OPT_TLS_CA,
+	OPT_USER,
+	OPT_PASSWORD,
 	OPT_HELP,
 	OPT_TIMELINE,
 	OPT_CONNECTIONS,
@@ -260,6 +271,9 @@ static const struct option long_options[] = {
         {"tick-us", required_argument, NULL, OPT_TICK},
         {"label", required_argument, NULL, OPT_LABEL},
         {"json", required_argument, NULL, OPT_JSON},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"user", required_argument, NULL, OPT_USER},
+        {"password", required_argument, NULL, OPT_PASSWORD},
         {"help", no_argument, NULL, OPT_HELP},
         {"timeline-ms", required_argument, NULL, OPT_TIMELINE},
         {"connections", required_argument, NULL, OPT_CONNECTIONS},
@@ -437,6 +451,16 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 		case OPT_JSON:
 			o->json_path = optarg;
 			break;
+		case OPT_TLS_CA:
+			o->security.tls = true;
+			o->security.tls_ca = optarg;
+			break;
+		case OPT_USER:
+			o->security.user = optarg;
+			break;
+		case OPT_PASSWORD:
+			o->security.password = optarg;
+			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
 			exit(0);
@@ -470,7 +494,7 @@ int main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc;
-	if (o.create && topic_create(&o) != 0)
+	if (o.create && strcmp(o.mode, "handshake") != 0 && topic_create(&o) != 0)
 		return 1;
 	if (strcmp(o.mode, "produce") == 0)
 		rc = loadgen_produce(&o);
@@ -486,6 +510,8 @@ int main(int argc, char **argv)
 		rc = loadgen_create_topics(&o);
 	else if (strcmp(o.mode, "produce-topics") == 0)
 		rc = loadgen_produce_topics(&o);
+	else if (strcmp(o.mode, "handshake") == 0)
+		rc = loadgen_handshake(&o);
 	else
 		return bad_usage("unknown mode", o.mode);
 	return rc == 0 ? 0 : 1;

@@ -21,6 +21,7 @@ int loadgen_replay(const struct loadgen_options *o)
 
 	sl_fetcher_options_init(&fo);
 	fo.broker = o->broker;
+	fo.security = &o->security;
 	fo.client_id = "synclog-bench";
 	fo.topic = o->topic;
 	fo.from = SL_FROM_EARLIEST;

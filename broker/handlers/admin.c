@@ -28,6 +28,15 @@ void sl_handle_hello(struct sl_req *req)
 	r->protocol_version = SL_PROTOCOL_VERSION;
 	r->max_frame_bytes = req->srv->cfg.frame_bytes_max;
 	r->broker_version = "synclogd " SL_VERSION;
+	/* What the client must do before anything else (security.h rule 1), and who it already is (a TLS client
+	 * certificate's CN). */
+	static char *mechanisms[] = {SL_SCRAM_MECHANISM};
+	const struct sl_security *sec = req->srv->security;
+	r->authentication_required = sec->auth_enabled && !req->session->sec.authenticated;
+	r->n_mechanisms = 1;
+	r->mechanisms = mechanisms;
+	if (req->session->sec.authenticated)
+		r->principal = req->session->sec.principal;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
 	req->resp.hello = r;
 	if (h->protocol_version != SL_PROTOCOL_VERSION) {
@@ -89,8 +98,8 @@ void sl_handle_create_topic(struct sl_req *req)
 	cfg.segment_bytes = tc->segment_bytes;
 	cfg.segment_ms = tc->segment_ms;
 	/* 0 in a request is the default, as for the segment limits; settings below may override it. */
-	cfg.delete_retention_ms = tc->delete_retention_ms > 0 ? tc->delete_retention_ms
-	                                                      : SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
+	cfg.delete_retention_ms =
+	        tc->delete_retention_ms > 0 ? tc->delete_retention_ms : SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
 	char err[512] = "";
 	Synclog__CreateTopicRequest *ct = req->msg->create_topic;
 	for (size_t i = 0; i < ct->n_settings; i++) {
@@ -188,6 +197,9 @@ void sl_handle_list_topics(struct sl_req *req)
 	}
 	Synclog__TopicConfig *cfgs = req->body_mem;
 	for (struct sl_topic *topic = t->head; topic; topic = topic->next) {
+		/* Only the topics this principal may see (security.h); everything with authentication off. */
+		if (!sl_security_allows(req, SL_ACL_TOPIC, topic->cfg.name, SL_ACL_DESCRIBE))
+			continue;
 		sl_topic_config_fill(&cfgs[r->n_topics], t, &topic->cfg);
 		r->topics[r->n_topics] = &cfgs[r->n_topics];
 		r->n_topics++;

@@ -298,6 +298,9 @@ void sl_handle_list_groups(struct sl_req *req)
 	synclog__list_groups_response__init(r);
 	r->groups = list;
 	for (struct sl_group *grp = g->head; grp; grp = grp->next) {
+		/* Only the groups this principal may see (security.h); everything with authentication off. */
+		if (!sl_security_allows(req, SL_ACL_GROUP, grp->name, SL_ACL_DESCRIBE))
+			continue;
 		Synclog__GroupSummary *s = sl_req_alloc(req, sizeof(*s));
 		if (s == NULL)
 			break;

@@ -1,4 +1,5 @@
-/* The request handlers, one file per kind of work: produce.c, fetch.c, admin.c (topics, producer ids), groups.c.
+/* The request handlers, one file per kind of work: produce.c, fetch.c, admin.c (topics, producer ids), groups.c,
+ * security.c (authentication, users, ACLs).
  * Each takes a decoded request and answers it through request.h; none knows which front end the request came
  * from. broker/dispatch.c maps request kinds to them. */
 #ifndef SL_BROKER_HANDLERS_H
@@ -44,5 +45,14 @@ void sl_handle_offset_fetch(struct sl_req *req);
 void sl_handle_list_groups(struct sl_req *req);
 void sl_handle_describe_group(struct sl_req *req);
 void sl_handle_delete_group(struct sl_req *req);
+
+/* security.c: the SCRAM exchange of the native handshake, users and ACLs. */
+void sl_handle_authenticate(struct sl_req *req);
+void sl_handle_user_upsert(struct sl_req *req);
+void sl_handle_user_delete(struct sl_req *req);
+void sl_handle_list_users(struct sl_req *req);
+void sl_handle_acl_add(struct sl_req *req);
+void sl_handle_acl_remove(struct sl_req *req);
+void sl_handle_list_acls(struct sl_req *req);
 
 #endif

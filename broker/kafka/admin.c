@@ -94,7 +94,8 @@ static const char *apply_configs(struct sl_kafka_req *kr, const struct sl_kafka_
 		} else if (strcmp(name, "delete.retention.ms") == 0) {
 			if (parse_i64(value, 0, &tc->delete_retention_ms) < 0)
 				return "delete.retention.ms must be a number of milliseconds";
-			/* 0 in TopicConfig means the default: Kafka's 0 (drop tombstones at the first clean) is 1 ms. */
+			/* 0 in TopicConfig means the default: Kafka's 0 (drop tombstones at the first clean) is 1 ms.
+			 */
 			if (tc->delete_retention_ms == 0)
 				tc->delete_retention_ms = 1;
 		} else {
@@ -102,7 +103,8 @@ static const char *apply_configs(struct sl_kafka_req *kr, const struct sl_kafka_
 			if (msg)
 				snprintf(msg, 320,
 				         "config '%.200s' is not supported by synclogd (topic configs: cleanup.policy, "
-				         "retention.ms, retention.bytes, segment.bytes, segment.ms, delete.retention.ms)",
+				         "retention.ms, retention.bytes, segment.bytes, segment.ms, "
+				         "delete.retention.ms)",
 				         name);
 			return msg ? msg : "unsupported config";
 		}

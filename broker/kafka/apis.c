@@ -40,6 +40,8 @@ static const api_fn apis[SL_KAFKA_API_KEY_COUNT] = {
         [SL_KAFKA_DELETE_TOPICS] = sl_kafka_delete_topics,
         [SL_KAFKA_INIT_PRODUCER_ID] = sl_kafka_init_producer_id,
         [SL_KAFKA_DESCRIBE_CONFIGS] = sl_kafka_describe_configs,
+        [SL_KAFKA_SASL_HANDSHAKE] = sl_kafka_sasl_handshake,
+        [SL_KAFKA_SASL_AUTHENTICATE] = sl_kafka_sasl_authenticate,
 };
 
 int sl_kafka_api_served(int16_t key, int16_t *min_out, int16_t *max_out)
@@ -154,20 +156,31 @@ void sl_kafka_metadata(struct sl_kafka_req *kr)
 	if (v >= 1)
 		sl_kwrite_i32(w, BROKER_ID); /* controller_id */
 	if (m->all_topics) {
-		sl_kwrite_i32(w, (int32_t)topics->topic_count);
-		for (struct sl_topic *t = topics->head; t; t = t->next)
+		/* Every topic this principal may see (broker/acl.h): the count is patched once they are counted. */
+		size_t count_at = w->len;
+		int32_t shown = 0;
+		sl_kwrite_i32(w, 0);
+		for (struct sl_topic *t = topics->head; t; t = t->next) {
+			if (!sl_kafka_allows(kr, SL_ACL_TOPIC, t->cfg.name, SL_ACL_DESCRIBE))
+				continue;
 			write_topic(w, v, t->cfg.name, t, SL_KERR_NONE);
+			shown++;
+		}
+		sl_kwrite_put_i32(w, count_at, shown);
 	} else {
 		sl_kwrite_i32(w, (int32_t)m->topic_count);
 		for (uint32_t i = 0; i < m->topic_count; i++) {
 			const char *name = m->topics[i];
 			struct sl_topic *t = sl_topics_find(topics, name);
 			/* Topics are never created by asking for them (no auto.create.topics.enable): create them
-			 * with CreateTopics or `synclog topic create`. */
-			int16_t err = t                                   ? SL_KERR_NONE
+			 * with CreateTopics or `synclog topic create`. A topic the principal may not see is refused
+			 * whether or not it exists, so the answer does not tell. */
+			int16_t err = !sl_kafka_allows(kr, SL_ACL_TOPIC, name, SL_ACL_DESCRIBE)
+			                      ? SL_KERR_TOPIC_AUTHORIZATION_FAILED
+			              : t                                 ? SL_KERR_NONE
 			              : sl_topic_name_check(name, 0) == 0 ? SL_KERR_UNKNOWN_TOPIC_OR_PARTITION
 			                                                  : SL_KERR_INVALID_TOPIC_EXCEPTION;
-			write_topic(w, v, name, t, err);
+			write_topic(w, v, name, err == SL_KERR_TOPIC_AUTHORIZATION_FAILED ? NULL : t, err);
 		}
 	}
 	if (v >= 8)
@@ -288,7 +301,11 @@ void sl_kafka_describe_configs(struct sl_kafka_req *kr)
 		const char *msg = NULL;
 		if (res->type == RESOURCE_TOPIC) {
 			t = sl_topics_find(&kr->srv->topics, res->name);
-			if (t == NULL) {
+			if (!sl_kafka_allows(kr, SL_ACL_TOPIC, res->name, SL_ACL_DESCRIBE)) {
+				t = NULL;
+				err = SL_KERR_TOPIC_AUTHORIZATION_FAILED;
+				msg = "not allowed to describe this topic";
+			} else if (t == NULL) {
 				err = SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				msg = "unknown topic";
 			}

@@ -2,16 +2,23 @@
  * frames (a 4-byte big-endian size, as the native protocol), each frame is decoded (decode.h) and served
  * (apis.c), and responses are written in the order the requests arrived (kafka_impl.h, invariant 1). It shares
  * the native listener's limits: frame size, bytes and requests in flight per connection (past them the socket is
- * not read until responses go out), and the number of connections (one count for both listeners). */
+ * not read until responses go out), and the number of connections (one count for both listeners). Security is
+ * the native listener's (broker/security.h, broker/tls.h): TLS decrypts into the same buffers, the connection has
+ * a session of its own whose principal SASL (sasl.c) or a client certificate sets and every request's session
+ * copies, and a quota's throttle time holds the responses back in their order. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/dispatch.h"
 #include "broker/kafka/kafka_impl.h"
+#include "broker/tls.h"
 #include "proto/base/assert.h"
+#include "proto/base/clock.h"
+#include "proto/base/slog.h"
 #include "proto/frame.h"
 
 /* The shared read buffer of a connection: small requests (metadata, heartbeats, fetches) arrive many per read. */
@@ -40,8 +47,23 @@ struct sl_kafka_conn {
 	struct sl_kafka_req *qhead, *qtail; /* not yet written, in arrival order */
 	int closing;                        /* 1: uv_close called; 2: handle closed */
 	int read_paused;
-	uint32_t refs; /* requests alive */
+	int processing; /* inside conn_process: a resume must not cut frames under it */
+	uint32_t refs;  /* requests alive */
 	uint64_t inflight_bytes;
+	/* Security (kafka_impl.h). */
+	struct sl_session session;
+	enum sl_kafka_sasl sasl;
+	struct sl_tls_conn *tls; /* NULL: plaintext */
+	int tls_checked;
+	uint32_t tls_writes;        /* handshake writes in flight, each holding the connection */
+	uv_timer_t *throttle_timer; /* a quota holds the responses back; freed in its close callback */
+};
+
+/* A write of TLS output that belongs to no response (the handshake's messages). */
+struct tls_write {
+	uv_write_t w;
+	struct sl_kafka_conn *c;
+	uint8_t *bytes;
 };
 
 /* A handler request of this front end: the handlers' part first. */
@@ -69,7 +91,8 @@ void sl_kafka_log(const struct sl_kafka_req *kr, const char *fmt, ...)
 
 static void conn_free_if_done(struct sl_kafka_conn *c)
 {
-	if (c->closing == 2 && c->refs == 0) {
+	if (c->closing == 2 && c->refs == 0 && c->tls_writes == 0 && c->throttle_timer == NULL) {
+		sl_tls_conn_free(c->tls);
 		free(c->rbuf);
 		sl_frame_pool_put(&c->k->frame_pool, c->fbuf);
 		free(c);
@@ -84,6 +107,14 @@ static void conn_free_cb(uv_handle_t *h)
 }
 
 static void req_maybe_free(struct sl_kafka_req *kr);
+
+static void throttle_timer_free_cb(uv_handle_t *h)
+{
+	struct sl_kafka_conn *c = h->data;
+	free(h);
+	c->throttle_timer = NULL;
+	conn_free_if_done(c);
+}
 
 static void conn_close(struct sl_kafka_conn *c)
 {
@@ -111,6 +142,9 @@ static void conn_close(struct sl_kafka_conn *c)
 		req_maybe_free(kr);
 	}
 	c->qtail = NULL;
+	sl_security_session_end(srv, &c->session);
+	if (c->throttle_timer != NULL)
+		uv_close((uv_handle_t *)c->throttle_timer, throttle_timer_free_cb);
 	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 }
 
@@ -118,6 +152,12 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct sl_kafka_conn *c = h->data;
 	(void)suggested;
+	if (c->tls != NULL) {
+		size_t cap;
+		buf->base = (char *)sl_tls_conn_read_buffer(c->tls, &cap);
+		buf->len = cap;
+		return;
+	}
 	if (c->fbuf != NULL) {
 		/* The rest of a large frame and not a byte more: the next frame starts in rbuf. */
 		buf->base = (char *)c->fbuf + c->fbuf_have;
@@ -137,6 +177,7 @@ static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int 
 static void conn_process(struct sl_kafka_conn *c)
 {
 	size_t at = 0;
+	c->processing = 1;
 	while (!c->closing && !c->read_paused && c->fbuf == NULL) {
 		uint32_t len;
 		int rc = sl_frame_length(c->rbuf + at, c->rlen - at, c->srv->cfg.frame_bytes_max, &len);
@@ -182,18 +223,14 @@ static void conn_process(struct sl_kafka_conn *c)
 		memmove(c->rbuf, c->rbuf + at, c->rlen - at);
 		c->rlen -= at;
 	}
+	c->processing = 0;
 }
 
-static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* n plaintext bytes arrived where conn_alloc_cb (or conn_tls_pump) put them. */
+static void conn_received(struct sl_kafka_conn *c, size_t n)
 {
-	struct sl_kafka_conn *c = s->data;
-	(void)buf;
-	if (n < 0) {
-		conn_close(c);
-		return;
-	}
 	if (c->fbuf != NULL) {
-		c->fbuf_have += (size_t)n;
+		c->fbuf_have += n;
 		SL_ASSERT(c->fbuf_have <= c->fbuf_need);
 		if (c->fbuf_have < c->fbuf_need)
 			return;
@@ -201,12 +238,129 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		c->fbuf = NULL;
 		dispatch(c, fb, (uint32_t)c->fbuf_need, 1); /* only large frames are read into their own buffer */
 		conn_update_reading(c);
-		if (!c->closing && !c->read_paused)
+		if (!c->closing && !c->read_paused && !c->processing)
 			conn_process(c);
 		return;
 	}
-	c->rlen += (size_t)n;
+	c->rlen += n;
 	conn_process(c);
+}
+
+static void tls_write_cb(uv_write_t *w, int status)
+{
+	struct tls_write *tw = (struct tls_write *)w;
+	struct sl_kafka_conn *c = tw->c;
+	free(tw->bytes);
+	free(tw);
+	SL_ASSERT(c->tls_writes > 0);
+	c->tls_writes--;
+	if (status < 0)
+		conn_close(c);
+	conn_free_if_done(c);
+}
+
+/* Send the TLS output no response owns (handshake messages, alerts, session tickets), before anything later. */
+static void conn_tls_flush(struct sl_kafka_conn *c)
+{
+	size_t len;
+	uint8_t *p = sl_tls_conn_take_output(c->tls, &len);
+	if (p == NULL)
+		return;
+	struct tls_write *tw = c->closing ? NULL : malloc(sizeof(*tw));
+	if (tw == NULL) {
+		free(p);
+		conn_close(c);
+		return;
+	}
+	tw->c = c;
+	tw->bytes = p;
+	c->tls_writes++;
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+	if (uv_write(&tw->w, (uv_stream_t *)&c->tcp, &b, 1, tls_write_cb) != 0) {
+		c->tls_writes--;
+		free(p);
+		free(tw);
+		conn_close(c);
+	}
+}
+
+/* The handshake just finished: a client certificate the CA vouched for names the principal (security.h). */
+static int conn_tls_established(struct sl_kafka_conn *c)
+{
+	char cn[256], err[256];
+	c->tls_checked = 1;
+	if (!sl_tls_conn_peer_cn(c->tls, cn, sizeof(cn)))
+		return 0;
+	if (sl_user_name_check(cn) != 0) {
+		sl_slog_msg(SL_SLOG_WARN, "certificate_principal_invalid",
+		            "kafka %s: client certificate CN '%.64s' is not a valid principal name; the connection "
+		            "must authenticate with SASL",
+		            c->peer, cn);
+		return 0;
+	}
+	if (sl_security_session_authenticated(c->srv, &c->session, cn, "TLS", err, sizeof(err)) < 0) {
+		sl_security_auth_failed(c->srv, &c->session, cn, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* TLS: decrypt into rbuf or the large frame's buffer, as the plaintext path reads, until the engine needs more
+ * ciphertext or the connection pushes back. */
+static void conn_tls_pump(struct sl_kafka_conn *c)
+{
+	while (!c->closing && !c->read_paused && !c->processing) {
+		uint8_t *dst;
+		size_t cap;
+		if (c->fbuf != NULL) {
+			dst = c->fbuf + c->fbuf_have;
+			cap = c->fbuf_need - c->fbuf_have;
+		} else {
+			if (c->rbuf == NULL && (c->rbuf = malloc(READ_BUFFER_BYTES)) == NULL) {
+				conn_close(c);
+				return;
+			}
+			dst = c->rbuf + c->rlen;
+			cap = READ_BUFFER_BYTES - c->rlen;
+		}
+		const char *why = "";
+		ssize_t n = cap > 0 ? sl_tls_conn_read(c->tls, dst, cap, &why) : 0;
+		conn_tls_flush(c);
+		if (n < 0) {
+			if (n != -ECONNRESET)
+				sl_slog_msg(SL_SLOG_WARN, "tls_failed", "kafka %s: %s: closing connection", c->peer,
+				            why);
+			conn_close(c);
+			return;
+		}
+		if (!c->tls_checked && sl_tls_conn_handshake_done(c->tls) && conn_tls_established(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		if (n == 0)
+			return;
+		conn_received(c, (size_t)n);
+	}
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct sl_kafka_conn *c = s->data;
+	(void)buf;
+	if (n == UV_ENOBUFS && c->tls != NULL) {
+		conn_tls_pump(c); /* the engine's buffer was full: decrypt some before reading more */
+		return;
+	}
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->tls != NULL) {
+		sl_tls_conn_received(c->tls, (size_t)n);
+		conn_tls_pump(c);
+		return;
+	}
+	conn_received(c, (size_t)n);
 }
 
 /* Backpressure: stop reading while the connection holds too much unanswered work or unsent responses. */
@@ -215,15 +369,27 @@ static void conn_update_reading(struct sl_kafka_conn *c)
 	const struct sl_server_config *cfg = &c->srv->cfg;
 	if (c->closing || c->srv->shutting_down)
 		return;
-	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max;
+	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max ||
+	           sl_security_inflight_over(c->srv, &c->session);
 	if (over && !c->read_paused) {
 		c->read_paused = 1;
 		uv_read_stop((uv_stream_t *)&c->tcp);
 	} else if (!over && c->read_paused && c->inflight_bytes <= cfg->conn_inflight_bytes_max / 2) {
 		c->read_paused = 0;
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-		conn_process(c); /* frames buffered while paused go first */
+		if (!c->processing) {
+			conn_process(c); /* frames buffered while paused go first */
+			if (c->tls != NULL)
+				conn_tls_pump(c);
+		}
 	}
+}
+
+/* The principal fell back under its bound of bytes in flight (security.h rule 5). */
+static void conn_wake_cb(struct sl_session *s)
+{
+	struct sl_kafka_conn *c = (struct sl_kafka_conn *)((char *)s - offsetof(struct sl_kafka_conn, session));
+	conn_update_reading(c);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -253,15 +419,23 @@ static void on_connection(uv_stream_t *listener, int status)
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	c->closing = 0;
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	snprintf(c->peer, sizeof(c->peer), "client");
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
-		char ip[32];
-		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-		snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	int have_peer = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0;
+	/* The same rate limit of attempts per address as the native listener (security.h); a TLS session. */
+	if (sl_security_connection_allowed(srv, have_peer ? (struct sockaddr *)&ss : NULL) < 0 ||
+	    (srv->tls != NULL && (c->tls = sl_tls_conn_new(srv->tls)) == NULL)) {
+		srv->stats.connections_refused++;
+		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+		return;
 	}
+	c->closing = 0;
+	snprintf(c->peer, sizeof(c->peer), "client");
+	if (have_peer && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		sl_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+	snprintf(c->session.peer, sizeof(c->session.peer), "%s", c->peer);
+	c->session.hello_done = 1;
+	c->session.wake_cb = conn_wake_cb;
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->next = k->conns;
 	if (k->conns)
@@ -287,6 +461,8 @@ static void req_free(struct sl_kafka_req *kr)
 	sl_kwrite_free(&kr->head);
 	sl_kwrite_free(&kr->tail);
 	sl_kafka_arena_free(&kr->arena);
+	free(kr->tls_out);
+	sl_security_inflight_release(kr->srv, kr->charged, kr->frame_bytes);
 	if (kr->frame_pooled)
 		sl_frame_pool_put(&c->k->frame_pool, kr->frame);
 	else
@@ -314,9 +490,35 @@ static void write_cb(uv_write_t *w, int status)
 	struct sl_kafka_req *kr = w->data;
 	struct sl_kafka_conn *c = kr->conn;
 	kr->writing = 0;
-	if (status < 0)
+	if (status < 0 || kr->close_after)
 		conn_close(c);
 	req_maybe_free(kr);
+}
+
+/* TLS: the response's pieces go through the engine, and the ciphertext out as one buffer. Returns 0, or -1 after
+ * closing the connection. */
+static int req_write_tls(struct sl_kafka_req *kr, const uv_buf_t *bufs, size_t n, size_t total)
+{
+	struct sl_kafka_conn *c = kr->conn;
+	conn_tls_flush(c); /* whatever the engine wrote before goes first */
+	int rc = sl_tls_conn_reserve(c->tls, total);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = sl_tls_conn_write(c->tls, bufs[i].base, bufs[i].len);
+	size_t len = 0;
+	kr->tls_out = rc == 0 ? sl_tls_conn_take_output(c->tls, &len) : NULL;
+	if (kr->tls_out == NULL) {
+		conn_close(c);
+		return -1;
+	}
+	kr->write.data = kr;
+	kr->writing = 1;
+	uv_buf_t b = uv_buf_init((char *)kr->tls_out, (unsigned)len);
+	if (uv_write(&kr->write, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
+		kr->writing = 0;
+		conn_close(c);
+		return -1;
+	}
+	return 0;
 }
 
 /* Queue the response of kr to the socket: head (with the frame size patched in), parts, tail. */
@@ -348,6 +550,12 @@ static void req_write(struct sl_kafka_req *kr)
 			bufs[n++] = uv_buf_init((char *)kr->parts[i].buf, (unsigned)kr->parts[i].len);
 	if (kr->tail.len > 0)
 		bufs[n++] = uv_buf_init((char *)kr->tail.buf, (unsigned)kr->tail.len);
+	if (c->tls != NULL) {
+		req_write_tls(kr, bufs, n, total);
+		if (bufs != stack_bufs)
+			free(bufs);
+		return;
+	}
 	kr->write.data = kr;
 	kr->writing = 1;
 	/* libuv copies the array of buffers, not the bytes: those stay with kr until write_cb. */
@@ -360,9 +568,38 @@ static void req_write(struct sl_kafka_req *kr)
 	}
 }
 
-/* Send every answered request at the front of the queue (invariant 1). */
+static void throttle_timer_cb(uv_timer_t *t)
+{
+	conn_flush(t->data);
+}
+
+/* A quota's throttle time (security.h rule 4): 1 while responses must wait, with a timer set for its end. */
+static int conn_throttled(struct sl_kafka_conn *c)
+{
+	if (c->session.sec.throttle_until_ms == 0)
+		return 0; /* never throttled, or the last throttle ended: no clock read per request */
+	int64_t left = c->session.sec.throttle_until_ms - sl_clock_mono_ms();
+	if (left <= 0 || c->srv->shutting_down) {
+		if (left <= 0)
+			c->session.sec.throttle_until_ms = 0;
+		return 0;
+	}
+	if (c->throttle_timer == NULL) {
+		c->throttle_timer = malloc(sizeof(*c->throttle_timer));
+		if (c->throttle_timer == NULL)
+			return 0; /* no timer: the response goes now rather than never */
+		uv_timer_init(&c->srv->loop, c->throttle_timer);
+		c->throttle_timer->data = c;
+	}
+	uv_timer_start(c->throttle_timer, throttle_timer_cb, (uint64_t)left, 0);
+	return 1;
+}
+
+/* Send every answered request at the front of the queue (invariant 1), unless a quota holds them back. */
 static void conn_flush(struct sl_kafka_conn *c)
 {
+	if (c->closing || conn_throttled(c))
+		return;
 	while (!c->closing && c->qhead && c->qhead->answered) {
 		struct sl_kafka_req *kr = c->qhead;
 		c->qhead = kr->next;
@@ -387,7 +624,40 @@ void sl_kafka_req_answer(struct sl_kafka_req *kr)
 	c->inflight_bytes += kr->head.len + kr->tail.len;
 	for (uint32_t i = 0; i < kr->part_count; i++)
 		c->inflight_bytes += kr->parts[i].len;
+	/* The quota charged this request's subs on its own session: the connection holds its responses. */
+	if (kr->session.sec.throttle_until_ms > c->session.sec.throttle_until_ms)
+		c->session.sec.throttle_until_ms = kr->session.sec.throttle_until_ms;
 	conn_flush(c);
+}
+
+void sl_kafka_req_close_after(struct sl_kafka_req *kr)
+{
+	kr->close_after = 1;
+}
+
+struct sl_session *sl_kafka_conn_session(struct sl_kafka_conn *c)
+{
+	return &c->session;
+}
+
+int sl_kafka_conn_tls(const struct sl_kafka_conn *c)
+{
+	return c->tls != NULL;
+}
+
+enum sl_kafka_sasl sl_kafka_conn_sasl(const struct sl_kafka_conn *c)
+{
+	return c->sasl;
+}
+
+void sl_kafka_conn_sasl_set(struct sl_kafka_conn *c, enum sl_kafka_sasl state)
+{
+	c->sasl = state;
+}
+
+int sl_kafka_allows(struct sl_kafka_req *kr, enum sl_acl_resource r, const char *name, enum sl_acl_op op)
+{
+	return sl_security_session_allows(kr->srv, &kr->session, r, name, op);
 }
 
 void sl_kafka_req_close_conn(struct sl_kafka_req *kr)
@@ -416,6 +686,8 @@ static void sub_send(struct sl_req *req)
 {
 	struct kafka_sub *s = (struct kafka_sub *)req;
 	struct sl_kafka_req *kr = s->kr;
+	if (req->resp.throttle_time_ms > kr->throttle_ms)
+		kr->throttle_ms = req->resp.throttle_time_ms;
 	if (!kr->dropped && kr->part_cb)
 		kr->part_cb(kr, s->index, req);
 	SL_ASSERT(kr->subs_open > 0);
@@ -528,6 +800,14 @@ static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int 
 	/* The Hello of the native protocol has no Kafka twin: a Kafka connection is ready from its first byte. */
 	kr->session.hello_done = 1;
 	snprintf(kr->session.peer, sizeof(kr->session.peer), "%s", c->peer);
+	/* Who is asking: the connection's identity, without its exchange or its cache (kafka_impl.h). */
+	const struct sl_session_security *id = &c->session.sec;
+	memcpy(kr->session.sec.principal, id->principal, sizeof(id->principal));
+	kr->session.sec.authenticated = id->authenticated;
+	kr->session.sec.super_user = id->super_user;
+	kr->session.sec.mechanism = id->mechanism;
+	kr->session.sec.state = id->state;
+	sl_security_inflight_charge(&c->session, len, &kr->charged);
 	c->refs++;
 	c->inflight_bytes += len;
 	if (c->qtail)
@@ -555,6 +835,17 @@ static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int 
 			             len, kr->arena.bytes_max);
 		else
 			sl_kafka_log(kr, "malformed request of %u bytes (%s): closing the connection", len, why);
+		conn_close(c);
+		return;
+	}
+	/* Authentication on: until the connection authenticated it may only negotiate (sasl.c rule 3). */
+	int16_t key = kr->rq.api_key;
+	if (srv->security->auth_enabled && !c->session.sec.authenticated && key != SL_KAFKA_API_VERSIONS &&
+	    key != SL_KAFKA_SASL_HANDSHAKE && key != SL_KAFKA_SASL_AUTHENTICATE) {
+		sl_kafka_log(kr,
+		             "request before authentication on a broker that requires it (SASL: SCRAM-SHA-256%s): "
+		             "closing the connection",
+		             c->tls ? " or PLAIN" : "");
 		conn_close(c);
 		return;
 	}
@@ -616,6 +907,7 @@ void sl_kafka_stop_accepting(struct sl_server *srv)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		for (struct sl_kafka_req *kr = c->qhead; kr; kr = kr->next)
 			sl_req_cancel_all(&kr->session, 0);
+		conn_flush(c); /* responses a quota held go now: the throttle time ends with the broker */
 	}
 }
 

@@ -92,7 +92,7 @@ static void produce_done(struct sl_kafka_req *kr)
 	}
 	sl_kafka_head_begin(kr, 0);
 	sl_kwrite_i32(&kr->head, (int32_t)kr->rq.u.produce.topic_count);
-	sl_kwrite_i32(&kr->tail, 0); /* throttle_time_ms */
+	sl_kwrite_i32(&kr->tail, (int32_t)kr->throttle_ms); /* the principal's quota (security.h rule 4) */
 }
 
 /* An error found before the handler: the batch is not one this broker stores. */
@@ -287,7 +287,7 @@ static void fetch_done(struct sl_kafka_req *kr)
 {
 	int16_t v = kr->rq.api_version;
 	sl_kafka_head_begin(kr, 0);
-	sl_kwrite_i32(&kr->head, 0); /* throttle_time_ms */
+	sl_kwrite_i32(&kr->head, (int32_t)kr->throttle_ms); /* the principal's quota (security.h rule 4) */
 	if (v >= 7) {
 		sl_kwrite_i16(&kr->head, SL_KERR_NONE);
 		sl_kwrite_i32(&kr->head, 0); /* session_id: no fetch sessions, every fetch is a full one */

@@ -29,12 +29,14 @@ enum {
 	SL_KAFKA_SYNC_GROUP = 14,
 	SL_KAFKA_DESCRIBE_GROUPS = 15,
 	SL_KAFKA_LIST_GROUPS = 16,
+	SL_KAFKA_SASL_HANDSHAKE = 17,
 	SL_KAFKA_API_VERSIONS = 18,
 	SL_KAFKA_CREATE_TOPICS = 19,
 	SL_KAFKA_DELETE_TOPICS = 20,
 	SL_KAFKA_INIT_PRODUCER_ID = 22,
 	SL_KAFKA_DESCRIBE_CONFIGS = 32,
-	SL_KAFKA_API_KEY_COUNT = 33 /* keys above the last one served are unknown to this table */
+	SL_KAFKA_SASL_AUTHENTICATE = 36,
+	SL_KAFKA_API_KEY_COUNT = 37 /* keys above the last one served are unknown to this table */
 };
 
 /* The versions decoded per API key; decodable 0 for a key this broker does not know. */
@@ -248,6 +250,14 @@ struct sl_kafka_describe_groups {
 	const char **groups;
 };
 
+struct sl_kafka_sasl_handshake {
+	const char *mechanism;
+};
+
+struct sl_kafka_sasl_authenticate {
+	struct sl_kafka_bytes auth_bytes;
+};
+
 struct sl_kafka_request {
 	int16_t api_key;
 	int16_t api_version;
@@ -271,6 +281,8 @@ struct sl_kafka_request {
 		struct sl_kafka_offset_commit offset_commit;
 		struct sl_kafka_offset_fetch offset_fetch;
 		struct sl_kafka_describe_groups describe_groups;
+		struct sl_kafka_sasl_handshake sasl_handshake;
+		struct sl_kafka_sasl_authenticate sasl_authenticate;
 	} u;
 };
 

@@ -501,7 +501,9 @@ void sl_kafka_join_group(struct sl_kafka_req *kr)
 	struct sl_kafka *k = kr->srv->kafka;
 	struct sl_groups *g = &kr->srv->groups;
 	struct sl_group *grp = sl_groups_find(g, j->group_id);
-	int16_t err = join_refusal(kr, grp, j);
+	/* Joining takes read on the group (broker/acl.h); the topics are checked when the member fetches them. */
+	int16_t err = sl_kafka_allows(kr, SL_ACL_GROUP, j->group_id, SL_ACL_READ) ? join_refusal(kr, grp, j)
+	                                                                          : SL_KERR_GROUP_AUTHORIZATION_FAILED;
 	struct sl_member *m = NULL;
 	if (err == SL_KERR_NONE && j->member_id[0] != '\0') {
 		m = grp ? sl_group_member_find(grp, j->member_id) : NULL;
@@ -576,7 +578,9 @@ void sl_kafka_sync_group(struct sl_kafka_req *kr)
 	struct sl_member *m = grp ? sl_group_member_find(grp, s->member_id) : NULL;
 	struct sl_kafka_group *kg = grp ? kgroup_get(k, s->group_id) : NULL;
 	int16_t err = SL_KERR_NONE;
-	if (m == NULL || !m->kafka)
+	if (!sl_kafka_allows(kr, SL_ACL_GROUP, s->group_id, SL_ACL_READ))
+		err = SL_KERR_GROUP_AUTHORIZATION_FAILED;
+	else if (m == NULL || !m->kafka)
 		err = SL_KERR_UNKNOWN_MEMBER_ID;
 	else if (kg == NULL)
 		err = SL_KERR_UNKNOWN_SERVER_ERROR;
@@ -633,7 +637,9 @@ void sl_kafka_heartbeat(struct sl_kafka_req *kr)
 	struct sl_group *grp = sl_groups_find(&kr->srv->groups, h->group_id);
 	struct sl_member *m = grp ? sl_group_member_find(grp, h->member_id) : NULL;
 	int16_t err = SL_KERR_NONE;
-	if (m == NULL) {
+	if (!sl_kafka_allows(kr, SL_ACL_GROUP, h->group_id, SL_ACL_READ)) {
+		err = SL_KERR_GROUP_AUTHORIZATION_FAILED;
+	} else if (m == NULL) {
 		err = SL_KERR_UNKNOWN_MEMBER_ID;
 	} else {
 		m->last_heartbeat_ms = now_ms();
@@ -655,12 +661,13 @@ void sl_kafka_leave_group(struct sl_kafka_req *kr)
 	const struct sl_kafka_leave_group *l = &kr->rq.u.leave_group;
 	struct sl_kafka *k = kr->srv->kafka;
 	struct sl_groups *g = &kr->srv->groups;
-	struct sl_group *grp = sl_groups_find(g, l->group_id);
+	int allowed = sl_kafka_allows(kr, SL_ACL_GROUP, l->group_id, SL_ACL_READ);
+	struct sl_group *grp = allowed ? sl_groups_find(g, l->group_id) : NULL;
 	struct sl_kafka_group *kg = grp ? kgroup_get(k, l->group_id) : NULL;
 	int16_t *errs = sl_kafka_arena_alloc(&kr->arena, (l->member_count + 1) * sizeof(*errs));
 	int16_t first = SL_KERR_NONE;
 	for (uint32_t i = 0; i < l->member_count; i++) {
-		int16_t err = SL_KERR_UNKNOWN_MEMBER_ID;
+		int16_t err = allowed ? SL_KERR_UNKNOWN_MEMBER_ID : SL_KERR_GROUP_AUTHORIZATION_FAILED;
 		if (grp && sl_group_leave(g, l->group_id, l->member_ids[i]) == 0) {
 			err = SL_KERR_NONE;
 			struct kg_wait *w;
@@ -807,7 +814,9 @@ void sl_kafka_offset_fetch(struct sl_kafka_req *kr)
 {
 	const struct sl_kafka_offset_fetch *f = &kr->rq.u.offset_fetch;
 	int16_t v = kr->rq.api_version;
-	struct sl_group *grp = sl_groups_find(&kr->srv->groups, f->group_id);
+	/* Seeing a group's offsets takes describe on it; refused, the group reads as having none. */
+	int allowed = sl_kafka_allows(kr, SL_ACL_GROUP, f->group_id, SL_ACL_DESCRIBE);
+	struct sl_group *grp = allowed ? sl_groups_find(&kr->srv->groups, f->group_id) : NULL;
 	struct sl_kwrite *w = &kr->head;
 	sl_kafka_head_begin(kr, 0);
 	if (v >= 3)
@@ -838,7 +847,8 @@ void sl_kafka_offset_fetch(struct sl_kafka_req *kr)
 			sl_kwrite_i32(w, (int32_t)ft->partition_count);
 			for (uint32_t i = 0; i < ft->partition_count; i++) {
 				int32_t p = ft->partitions[i];
-				int16_t err = topic && p >= 0 && (uint32_t)p < topic->cfg.partitions
+				int16_t err = !allowed ? SL_KERR_GROUP_AUTHORIZATION_FAILED
+				              : topic && p >= 0 && (uint32_t)p < topic->cfg.partitions
 				                      ? SL_KERR_NONE
 				                      : SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				offset_fetch_partition(w, v, grp, ft->name, p, err);
@@ -846,7 +856,7 @@ void sl_kafka_offset_fetch(struct sl_kafka_req *kr)
 		}
 	}
 	if (v >= 2)
-		sl_kwrite_i16(w, SL_KERR_NONE);
+		sl_kwrite_i16(w, allowed ? SL_KERR_NONE : SL_KERR_GROUP_AUTHORIZATION_FAILED);
 	sl_kafka_req_answer(kr);
 }
 
@@ -858,13 +868,19 @@ void sl_kafka_list_groups(struct sl_kafka_req *kr)
 	if (kr->rq.api_version >= 1)
 		sl_kwrite_i32(w, 0); /* throttle_time_ms */
 	sl_kwrite_i16(w, SL_KERR_NONE);
-	sl_kwrite_i32(w, (int32_t)g->group_count);
-	uint32_t n = 0;
+	/* Only the groups this principal may see (broker/acl.h): the count is patched once they are counted. */
+	size_t count_at = w->len;
+	sl_kwrite_i32(w, 0);
+	uint32_t n = 0, shown = 0;
 	for (struct sl_group *grp = g->head; grp && n < g->group_count; grp = grp->next, n++) {
+		if (!sl_kafka_allows(kr, SL_ACL_GROUP, grp->name, SL_ACL_DESCRIBE))
+			continue;
 		sl_kwrite_str(w, grp->name);
 		sl_kwrite_str(w, grp->protocol_type);
+		shown++;
 	}
 	SL_ASSERT(n == g->group_count);
+	sl_kwrite_put_i32(w, count_at, (int32_t)shown);
 	sl_kafka_req_answer(kr);
 }
 
@@ -893,8 +909,9 @@ void sl_kafka_describe_groups(struct sl_kafka_req *kr)
 		sl_kwrite_i32(w, 0); /* throttle_time_ms */
 	sl_kwrite_i32(w, (int32_t)d->group_count);
 	for (uint32_t i = 0; i < d->group_count; i++) {
-		const struct sl_group *grp = sl_groups_find(&kr->srv->groups, d->groups[i]);
-		sl_kwrite_i16(w, SL_KERR_NONE);
+		int allowed = sl_kafka_allows(kr, SL_ACL_GROUP, d->groups[i], SL_ACL_DESCRIBE);
+		const struct sl_group *grp = allowed ? sl_groups_find(&kr->srv->groups, d->groups[i]) : NULL;
+		sl_kwrite_i16(w, allowed ? SL_KERR_NONE : SL_KERR_GROUP_AUTHORIZATION_FAILED);
 		sl_kwrite_str(w, d->groups[i]);
 		sl_kwrite_str(w, group_state(kr->srv->kafka, grp));
 		sl_kwrite_str(w, grp ? grp->protocol_type : "");

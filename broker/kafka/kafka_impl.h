@@ -53,9 +53,14 @@ enum {
 	SL_KERR_ILLEGAL_GENERATION = 22,
 	SL_KERR_INCONSISTENT_GROUP_PROTOCOL = 23,
 	SL_KERR_INVALID_GROUP_ID = 24,
+	SL_KERR_TOPIC_AUTHORIZATION_FAILED = 29,
+	SL_KERR_GROUP_AUTHORIZATION_FAILED = 30,
+	SL_KERR_CLUSTER_AUTHORIZATION_FAILED = 31,
 	SL_KERR_UNKNOWN_MEMBER_ID = 25,
 	SL_KERR_INVALID_SESSION_TIMEOUT = 26,
 	SL_KERR_REBALANCE_IN_PROGRESS = 27,
+	SL_KERR_UNSUPPORTED_SASL_MECHANISM = 33,
+	SL_KERR_ILLEGAL_SASL_STATE = 34,
 	SL_KERR_UNSUPPORTED_VERSION = 35,
 	SL_KERR_TOPIC_ALREADY_EXISTS = 36,
 	SL_KERR_INVALID_PARTITIONS = 37,
@@ -66,6 +71,7 @@ enum {
 	SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
 	SL_KERR_INVALID_TXN_STATE = 48,
 	SL_KERR_KAFKA_STORAGE_ERROR = 56,
+	SL_KERR_SASL_AUTHENTICATION_FAILED = 58,
 	SL_KERR_UNKNOWN_PRODUCER_ID = 59,
 	SL_KERR_NON_EMPTY_GROUP = 68,
 	SL_KERR_GROUP_ID_NOT_FOUND = 69,
@@ -128,6 +134,10 @@ struct sl_kafka_req {
 	void (*done_cb)(struct sl_kafka_req *kr);
 	void *state; /* the API's own, in the arena */
 	uv_write_t write;
+	uint8_t *tls_out;             /* TLS: the response's ciphertext, freed once written */
+	struct sl_principal *charged; /* whose bytes in flight the frame is (security.h rule 5) */
+	int close_after;              /* close the connection once this response is written (a failed authentication) */
+	uint32_t throttle_ms;         /* the principal's quota held this response back (security.h rule 4) */
 };
 
 /* conn.c */
@@ -156,6 +166,23 @@ void sl_kafka_req_unhold(struct sl_kafka_req *kr);
 void sl_kafka_log(const struct sl_kafka_req *kr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Close the connection after the responses before this one were sent (a protocol error). */
 void sl_kafka_req_close_conn(struct sl_kafka_req *kr);
+
+/* The connection's security (broker/security.h): its own session (the principal, the SCRAM exchange, the quota's
+ * throttle), whether it speaks TLS, and where its SASL exchange stands (sasl.c). Each request's session carries a
+ * copy of the connection's identity, so the handlers and sl_security_check see who is asking. */
+enum sl_kafka_sasl { SL_KAFKA_SASL_NONE = 0, SL_KAFKA_SASL_SCRAM, SL_KAFKA_SASL_PLAIN, SL_KAFKA_SASL_DONE };
+struct sl_session *sl_kafka_conn_session(struct sl_kafka_conn *c);
+int sl_kafka_conn_tls(const struct sl_kafka_conn *c);
+enum sl_kafka_sasl sl_kafka_conn_sasl(const struct sl_kafka_conn *c);
+void sl_kafka_conn_sasl_set(struct sl_kafka_conn *c, enum sl_kafka_sasl state);
+/* Close the connection once kr's response is written (after the ones before it). */
+void sl_kafka_req_close_after(struct sl_kafka_req *kr);
+/* For the APIs answered without a handler (groups, metadata): 1 when kr's principal may do op to the resource. */
+int sl_kafka_allows(struct sl_kafka_req *kr, enum sl_acl_resource r, const char *name, enum sl_acl_op op);
+
+/* sasl.c */
+void sl_kafka_sasl_handshake(struct sl_kafka_req *kr);
+void sl_kafka_sasl_authenticate(struct sl_kafka_req *kr);
 
 /* apis.c: answer or translate a decoded request. */
 void sl_kafka_serve(struct sl_kafka_req *kr);

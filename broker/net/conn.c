@@ -10,7 +10,13 @@
  * Connections are kept in order of last activity (a whole request read, or a response written), most recent
  * first. A sweep closes, from the least recent end, connections that did not finish Hello within
  * handshake_timeout_ms and connections with no request in flight idle past idle_timeout_ms. At connections_max a
- * new connection takes the place of the least recently active idle one (limits.h, "Connections"). */
+ * new connection takes the place of the least recently active idle one (limits.h, "Connections").
+ *
+ * With TLS (broker/tls.h) the socket is read into the engine's buffer and decrypted into the same buffers the
+ * plaintext path reads into, so framing, large frames, the budget and backpressure work the same way; a client
+ * certificate's CN becomes the connection's principal. The security checks at accept (connection rate per address)
+ * and after each answer (a quota's throttle time holds the answers back and mutes the socket) are
+ * broker/security.h's rules. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -19,9 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "broker/dispatch.h"
 #include "broker/frame_pool.h"
 #include "broker/net/net.h"
+#include "broker/tls.h"
+#include "proto/base/clock.h"
 #include "proto/base/assert.h"
 #include "proto/base/slog.h"
 #include "proto/frame.h"
@@ -68,6 +78,11 @@ struct sl_conn {
 	uint64_t inflight_bytes;
 	uint64_t memory_need_bytes; /* a large frame waits for the budget to admit this many bytes */
 	uint64_t active_ms;         /* uv_now of the last activity (accept, a whole request read, a response written) */
+	struct sl_tls_conn *tls;    /* NULL: plaintext */
+	int tls_checked;            /* the handshake's client certificate was looked at */
+	uv_timer_t *throttle_timer; /* a quota holds the answers back (security.h rule 4); freed in its close cb */
+	/* Answers held back while the quota's throttle time runs, in order (each holds a reference and its charge). */
+	struct write_ctx *delayed_head, *delayed_tail;
 };
 
 struct sl_net {
@@ -82,6 +97,7 @@ struct native_req {
 	struct sl_req req;
 	uint8_t *frame_mem;
 	size_t frame_bytes;
+	struct sl_principal *charged; /* whose bytes in flight these are (security.h rule 5) */
 };
 
 /* ---- connections ---- */
@@ -137,8 +153,9 @@ static void conn_touch(struct sl_conn *c)
 /* The connection's memory, once its handle is closed and no request or write of it is alive. */
 static void conn_free_if_done(struct sl_conn *c)
 {
-	if (c->closing == 2 && c->refs == 0) {
+	if (c->closing == 2 && c->refs == 0 && c->throttle_timer == NULL) {
 		SL_ASSERT(c->inflight_bytes == 0);
+		sl_tls_conn_free(c->tls);
 		free(c->rbuf);
 		sl_frame_pool_put(&c->srv->net->frame_pool, c->fbuf);
 		free(c);
@@ -149,6 +166,16 @@ static void conn_free_cb(uv_handle_t *h)
 {
 	struct sl_conn *c = h->data;
 	c->closing = 2; /* handle closed */
+	conn_free_if_done(c);
+}
+
+static void delayed_drop(struct sl_conn *c);
+
+static void throttle_timer_free_cb(uv_handle_t *h)
+{
+	struct sl_conn *c = h->data;
+	free(h);
+	c->throttle_timer = NULL;
 	conn_free_if_done(c);
 }
 
@@ -166,6 +193,10 @@ static void conn_close(struct sl_conn *c)
 		conn_uncharge(c, c->fbuf_need); /* a large frame half read: never dispatched */
 	/* Parked requests of this connection will never be read: drop them. */
 	sl_req_cancel_all(&c->session, 1);
+	sl_security_session_end(srv, &c->session);
+	delayed_drop(c);
+	if (c->throttle_timer != NULL)
+		uv_close((uv_handle_t *)c->throttle_timer, throttle_timer_free_cb);
 	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 }
 
@@ -173,6 +204,13 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct sl_conn *c = h->data;
 	(void)suggested;
+	if (c->tls != NULL) {
+		/* Ciphertext goes to the engine; the plaintext lands where it would below (conn_tls_pump). */
+		size_t cap;
+		buf->base = (char *)sl_tls_conn_read_buffer(c->tls, &cap);
+		buf->len = cap;
+		return;
+	}
 	if (c->fbuf != NULL) {
 		/* The rest of a large frame, and not a byte more: the next frame starts in rbuf. */
 		buf->base = (char *)c->fbuf + c->fbuf_have;
@@ -276,16 +314,12 @@ static void conn_process(struct sl_conn *c)
 	c->processing = 0;
 }
 
-static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* n plaintext bytes arrived where conn_alloc_cb (or conn_tls_pump) put them: finish a large frame or cut
+ * frames out of rbuf. */
+static void conn_received(struct sl_conn *c, size_t n)
 {
-	struct sl_conn *c = s->data;
-	(void)buf;
-	if (n < 0) {
-		conn_close(c);
-		return;
-	}
 	if (c->fbuf != NULL) {
-		c->fbuf_have += (size_t)n;
+		c->fbuf_have += n;
 		SL_ASSERT(c->fbuf_have <= c->fbuf_need);
 		if (c->fbuf_have < c->fbuf_need)
 			return;
@@ -295,12 +329,130 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		conn_update_reading(c);
 		return;
 	}
-	c->rlen += (size_t)n;
+	c->rlen += n;
 	conn_process(c);
 }
 
+/* Send what the TLS engine encrypted (answers, and the handshake's own messages). */
+static void conn_tls_flush(struct sl_conn *c);
+
+/* The handshake just finished: a client certificate the CA vouched for names the principal (security.h). */
+static int conn_tls_established(struct sl_conn *c)
+{
+	char cn[256], err[256];
+	c->tls_checked = 1;
+	if (!sl_tls_conn_peer_cn(c->tls, cn, sizeof(cn)))
+		return 0;
+	if (sl_user_name_check(cn) != 0) {
+		sl_slog_msg(SL_SLOG_WARN, "certificate_principal_invalid",
+		            "%s: client certificate CN '%.64s' is not a valid principal name (1 to 64 of "
+		            "[A-Za-z0-9._@-]); the connection must authenticate with SCRAM",
+		            c->session.peer, cn);
+		return 0;
+	}
+	if (sl_security_session_authenticated(c->srv, &c->session, cn, "TLS", err, sizeof(err)) < 0) {
+		sl_security_auth_failed(c->srv, &c->session, cn, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* TLS: decrypt what the engine holds into rbuf or the large frame's buffer, as the plaintext path reads, until
+ * the engine needs more ciphertext or the connection pushes back. */
+static void conn_tls_pump(struct sl_conn *c)
+{
+	while (!c->closing && !c->read_paused && !c->processing) {
+		uint8_t *dst;
+		size_t cap;
+		if (c->fbuf != NULL) {
+			dst = c->fbuf + c->fbuf_have;
+			cap = c->fbuf_need - c->fbuf_have;
+		} else {
+			if (c->rbuf == NULL) {
+				c->rbuf = malloc(READ_BUFFER_BYTES);
+				c->rcap = c->rbuf ? READ_BUFFER_BYTES : 0;
+			}
+			dst = c->rbuf + c->rlen;
+			cap = c->rcap - c->rlen;
+		}
+		const char *why = "";
+		ssize_t n = cap > 0 ? sl_tls_conn_read(c->tls, dst, cap, &why) : 0;
+		conn_tls_flush(c);
+		if (n < 0) {
+			if (n != -ECONNRESET)
+				sl_slog_msg(SL_SLOG_WARN, "tls_failed", "%s: %s: closing connection", c->session.peer,
+				            why);
+			if (n != -ECONNRESET && sl_tls_conn_cert_refused(c->tls))
+				sl_security_auth_failed(c->srv, &c->session, "", why); /* audited: security.h rule 3 */
+			conn_close(c);
+			return;
+		}
+		if (!c->tls_checked && sl_tls_conn_handshake_done(c->tls) && conn_tls_established(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		if (n == 0)
+			return;
+		conn_received(c, (size_t)n);
+	}
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct sl_conn *c = s->data;
+	(void)buf;
+	if (n == UV_ENOBUFS && c->tls != NULL) {
+		/* The engine's buffer was full (tls.h invariant 2): decrypt some before reading more. */
+		conn_tls_pump(c);
+		return;
+	}
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->tls != NULL) {
+		sl_tls_conn_received(c->tls, (size_t)n);
+		conn_tls_pump(c);
+		return;
+	}
+	conn_received(c, (size_t)n);
+}
+
+static void delayed_flush(struct sl_conn *c);
+
+static void throttle_timer_cb(uv_timer_t *t)
+{
+	struct sl_conn *c = t->data;
+	delayed_flush(c);
+	conn_update_reading(c);
+}
+
+/* A quota's throttle time (security.h rule 4): 1 while the socket must stay muted, with a timer set to look again
+ * when it ends. */
+static int conn_throttled(struct sl_conn *c)
+{
+	if (c->session.sec.throttle_until_ms == 0)
+		return 0; /* never throttled, or the last throttle ended: no clock read per request */
+	int64_t left = c->session.sec.throttle_until_ms - sl_clock_mono_ms();
+	if (left <= 0) {
+		c->session.sec.throttle_until_ms = 0;
+		return 0;
+	}
+	if (c->throttle_timer == NULL) {
+		c->throttle_timer = malloc(sizeof(*c->throttle_timer));
+		if (c->throttle_timer == NULL)
+			return 0; /* no timer: the quota is not enforced on this connection rather than muting it
+			             forever */
+		uv_timer_init(&c->srv->loop, c->throttle_timer);
+		c->throttle_timer->data = c;
+	}
+	uv_timer_start(c->throttle_timer, throttle_timer_cb, (uint64_t)left, 0);
+	return 1;
+}
+
 /* Backpressure: stop reading while the connection holds too much unanswered work (its own bounds, read again
- * below half of them) or while the broker's memory budget does not admit it (broker/limits.h, rules 2 and 3). */
+ * below half of them), while the broker's memory budget does not admit it (broker/limits.h, rules 2 and 3), while
+ * a quota mutes it or its principal is at its bound of bytes in flight (broker/security.h, rules 4 and 5). */
 static void conn_update_reading(struct sl_conn *c)
 {
 	struct sl_server *srv = c->srv;
@@ -308,7 +460,8 @@ static void conn_update_reading(struct sl_conn *c)
 	if (c->closing || srv->shutting_down)
 		return;
 	int over = c->inflight_bytes >= cfg->conn_inflight_bytes_max || c->refs >= cfg->conn_inflight_requests_max ||
-	           (c->read_paused && c->inflight_bytes > cfg->conn_inflight_bytes_max / 2);
+	           (c->read_paused && c->inflight_bytes > cfg->conn_inflight_bytes_max / 2) || conn_throttled(c) ||
+	           sl_security_inflight_over(srv, &c->session);
 	int memory = !over && !sl_limits_memory_admit(&srv->limits, c->inflight_bytes, c->memory_need_bytes);
 	if (memory)
 		sl_limits_wait(&srv->limits, &c->memory_wait, c->inflight_bytes, c->memory_need_bytes);
@@ -320,9 +473,18 @@ static void conn_update_reading(struct sl_conn *c)
 	} else if (!over && !memory && c->read_paused) {
 		c->read_paused = 0;
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-		/* Frames already buffered while paused go first. */
+		/* Frames already buffered while paused go first, then what the TLS engine holds. */
 		conn_process(c);
+		if (c->tls != NULL)
+			conn_tls_pump(c);
 	}
+}
+
+/* The connection's principal fell back under its bound of bytes in flight (security.h rule 5). */
+static void conn_wake_cb(struct sl_session *s)
+{
+	struct sl_conn *c = (struct sl_conn *)((char *)s - offsetof(struct sl_conn, session));
+	conn_update_reading(c);
 }
 
 static void conn_memory_resume_cb(struct sl_limits_waiter *w)
@@ -401,21 +563,23 @@ static void on_connection(uv_stream_t *listener, int status)
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	if (srv->shutting_down || (sl_limits_connections_full(&srv->limits) && !evict_idle(srv))) {
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	int have_peer = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0;
+	/* The rate limit of attempts per address (security.h) before anything else is spent on it. */
+	if (srv->shutting_down || sl_security_connection_allowed(srv, have_peer ? (struct sockaddr *)&ss : NULL) < 0 ||
+	    (sl_limits_connections_full(&srv->limits) && !evict_idle(srv)) ||
+	    (srv->tls != NULL && (c->tls = sl_tls_conn_new(srv->tls)) == NULL)) {
 		srv->stats.connections_refused++;
 		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 		return;
 	}
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
 	char *peer = c->session.peer;
 	snprintf(peer, sizeof(c->session.peer), "client");
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
-		char ip[32];
-		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-		snprintf(peer, sizeof(c->session.peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	}
+	if (have_peer && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		sl_addr_format((struct sockaddr *)&ss, peer, sizeof(c->session.peer));
+	c->session.wake_cb = conn_wake_cb;
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->active_ms = uv_now(&srv->loop);
 	conns_push_head(srv->net, c);
@@ -436,6 +600,7 @@ static void native_finish(struct sl_req *req)
 	c->refs--;
 	c->requests--;
 	conn_uncharge(c, nr->frame_bytes + req->held_bytes);
+	sl_security_inflight_release(c->srv, nr->charged, nr->frame_bytes);
 	free(nr);
 	if (c->closing == 2)
 		conn_free_if_done(c);
@@ -446,7 +611,10 @@ static void native_finish(struct sl_req *req)
 struct write_ctx {
 	uv_write_t w;
 	struct sl_conn *conn;
-	size_t len; /* charged to the connection until written */
+	struct write_ctx *next; /* in the connection's delayed list */
+	const uint8_t *base;    /* what is written: bytes below, or owned */
+	size_t len;             /* charged to the connection until written */
+	uint8_t *owned;         /* TLS: the ciphertext, from the engine; NULL: bytes below */
 	uint8_t bytes[];
 };
 
@@ -455,6 +623,7 @@ static void write_done_cb(uv_write_t *w, int status)
 	struct write_ctx *wc = (struct write_ctx *)w;
 	struct sl_conn *c = wc->conn;
 	conn_uncharge(c, wc->len);
+	free(wc->owned);
 	free(wc);
 	if (status < 0 || c->session.close_after_write)
 		conn_close(c);
@@ -468,12 +637,171 @@ static void write_done_cb(uv_write_t *w, int status)
 	conn_free_if_done(c);
 }
 
+static void write_now(struct sl_conn *c, struct write_ctx *wc)
+{
+	uv_buf_t b = uv_buf_init((char *)wc->base, (unsigned)wc->len);
+	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
+		c->refs--;
+		conn_uncharge(c, wc->len);
+		free(wc->owned);
+		free(wc);
+		conn_close(c);
+	}
+}
+
+/* Write len bytes at base (inside wc), charged to the connection until written, or, while a quota's throttle time
+ * runs (security.h rule 4), hold them in order behind the answers already held: the client waits for its
+ * answers, which is what slows it down. */
+static void conn_write(struct sl_conn *c, struct write_ctx *wc, const uint8_t *base, size_t len)
+{
+	wc->conn = c;
+	wc->base = base;
+	wc->len = len;
+	wc->next = NULL;
+	c->refs++;
+	conn_charge(c, len);
+	if (c->delayed_head != NULL || (!c->srv->shutting_down && conn_throttled(c))) {
+		if (c->delayed_tail)
+			c->delayed_tail->next = wc;
+		else
+			c->delayed_head = wc;
+		c->delayed_tail = wc;
+		return;
+	}
+	write_now(c, wc);
+}
+
+/* The throttle time is over (or the broker is stopping): send what was held, in order. */
+static void delayed_flush(struct sl_conn *c)
+{
+	if (c->delayed_head == NULL || c->closing || (!c->srv->shutting_down && conn_throttled(c)))
+		return;
+	while (c->delayed_head != NULL && !c->closing) {
+		struct write_ctx *wc = c->delayed_head;
+		c->delayed_head = wc->next;
+		if (c->delayed_head == NULL)
+			c->delayed_tail = NULL;
+		write_now(c, wc);
+	}
+}
+
+/* The connection closes: held answers are dropped, as answers to a gone client are. */
+static void delayed_drop(struct sl_conn *c)
+{
+	while (c->delayed_head != NULL) {
+		struct write_ctx *wc = c->delayed_head;
+		c->delayed_head = wc->next;
+		SL_ASSERT(c->refs > 0);
+		c->refs--;
+		conn_uncharge(c, wc->len);
+		free(wc->owned);
+		free(wc);
+	}
+	c->delayed_tail = NULL;
+}
+
+static void conn_tls_flush(struct sl_conn *c)
+{
+	size_t len;
+	uint8_t *p = sl_tls_conn_take_output(c->tls, &len);
+	if (p == NULL)
+		return;
+	struct write_ctx *wc = c->closing ? NULL : malloc(sizeof(*wc));
+	if (wc == NULL) {
+		free(p);
+		conn_close(c);
+		return;
+	}
+	wc->owned = p;
+	conn_write(c, wc, p, len);
+}
+
+/* TLS: the answer is encrypted as protobuf-c serializes it, so the records of a fetch go from the fetch buffer
+ * into the TLS engine without first being copied into a frame. Small pieces gather in stage and go in as one
+ * TLS record; a piece of at least TLS_DIRECT_BYTES (a fetch's records, a large batch) is encrypted from where it
+ * lies. */
+#define TLS_STAGE_BYTES  16384 /* one TLS record */
+#define TLS_DIRECT_BYTES 4096
+/* A large answer leaves in slices of this much ciphertext, each written as soon as it is encrypted: the client
+ * decrypts the first while the broker encrypts the next, instead of both waiting for the whole (a 1 MiB fetch is
+ * four slices). */
+#define TLS_SLICE_BYTES  (256u * 1024)
+struct tls_packer {
+	ProtobufCBuffer base;
+	struct sl_conn *c;
+	size_t len;
+	size_t left; /* plaintext still to encrypt, for reserving each slice's room */
+	int rc;
+	uint8_t stage[TLS_STAGE_BYTES];
+};
+
+/* Encrypt n bytes; past a slice of ciphertext, send it. */
+static void tls_packer_write(struct tls_packer *pk, const uint8_t *data, size_t n)
+{
+	while (pk->rc == 0 && n > 0) {
+		size_t k = n < TLS_SLICE_BYTES ? n : TLS_SLICE_BYTES;
+		pk->rc = sl_tls_conn_write(pk->c->tls, data, k);
+		data += k;
+		n -= k;
+		pk->left = pk->left > k ? pk->left - k : 0;
+		if (pk->rc == 0 && sl_tls_conn_pending(pk->c->tls) >= TLS_SLICE_BYTES) {
+			conn_tls_flush(pk->c);
+			size_t next = pk->left < TLS_SLICE_BYTES * 2 ? pk->left : TLS_SLICE_BYTES * 2;
+			pk->rc = pk->c->closing ? -EPIPE : sl_tls_conn_reserve(pk->c->tls, next);
+		}
+	}
+}
+
+static void tls_packer_flush(struct tls_packer *pk)
+{
+	if (pk->len > 0)
+		tls_packer_write(pk, pk->stage, pk->len);
+	pk->len = 0;
+}
+
+static void tls_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct tls_packer *pk = (struct tls_packer *)buffer;
+	if (len >= TLS_DIRECT_BYTES) {
+		tls_packer_flush(pk);
+		tls_packer_write(pk, data, len);
+		return;
+	}
+	if (pk->len + len > sizeof(pk->stage))
+		tls_packer_flush(pk);
+	memcpy(pk->stage + pk->len, data, len);
+	pk->len += len;
+}
+
+static void native_send_tls(struct sl_conn *c, struct sl_req *req, size_t len)
+{
+	static struct tls_packer pk; /* the loop's thread only, one answer at a time */
+	pk.base.append = tls_packer_append;
+	pk.c = c;
+	pk.len = 0;
+	pk.left = SL_FRAME_HEADER_BYTES + len;
+	pk.rc = sl_tls_conn_reserve(c->tls, pk.left < TLS_SLICE_BYTES * 2 ? pk.left : TLS_SLICE_BYTES * 2);
+	sl_frame_put_length(pk.stage, (uint32_t)len);
+	pk.len = SL_FRAME_HEADER_BYTES;
+	size_t packed = synclog__response__pack_to_buffer(&req->resp, &pk.base);
+	SL_ASSERT(packed == len);
+	tls_packer_flush(&pk);
+	if (pk.rc < 0)
+		conn_close(c);
+	else
+		conn_tls_flush(c);
+}
+
 static void native_send(struct sl_req *req)
 {
 	struct sl_conn *c = req->fe_data;
 	if (c->closing)
 		return; /* the client is gone: the answer is dropped */
 	size_t len = synclog__response__get_packed_size(&req->resp);
+	if (c->tls != NULL) {
+		native_send_tls(c, req, len);
+		return;
+	}
 	struct write_ctx *wc = malloc(sizeof(*wc) + SL_FRAME_HEADER_BYTES + len);
 	if (wc == NULL) {
 		conn_close(c);
@@ -481,17 +809,8 @@ static void native_send(struct sl_req *req)
 	}
 	sl_frame_put_length(wc->bytes, (uint32_t)len);
 	synclog__response__pack(&req->resp, wc->bytes + SL_FRAME_HEADER_BYTES);
-	wc->conn = c;
-	wc->len = SL_FRAME_HEADER_BYTES + len;
-	c->refs++;
-	conn_charge(c, wc->len);
-	uv_buf_t b = uv_buf_init((char *)wc->bytes, (unsigned)wc->len);
-	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
-		c->refs--;
-		conn_uncharge(c, wc->len);
-		free(wc);
-		conn_close(c);
-	}
+	wc->owned = NULL;
+	conn_write(c, wc, wc->bytes, SL_FRAME_HEADER_BYTES + len);
 }
 
 static void native_hold(struct sl_req *req, uint64_t bytes)
@@ -513,6 +832,7 @@ static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
 		return NULL;
 	sl_req_init(&nr->req, c->srv, &native_frontend, c, &c->session);
 	nr->frame_bytes = frame_bytes;
+	sl_security_inflight_charge(&c->session, frame_bytes, &nr->charged);
 	c->refs++;
 	c->requests++;
 	conn_charge(c, frame_bytes);
@@ -659,6 +979,7 @@ void sl_net_stop_accepting(struct sl_server *srv)
 	for (struct sl_conn *c = srv->net->conns; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		sl_req_cancel_all(&c->session, 0);
+		delayed_flush(c); /* the throttle time ends with the broker */
 	}
 }
 

@@ -1,9 +1,12 @@
 /* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that
- * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes.
+ * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes. With TLS
+ * configured it speaks HTTPS through the same engine as the native listener (broker/tls.h), client certificates
+ * included.
  *
  * Bounded so that it can never take what the main listener needs: at most SL_LIMITS_METRICS_CONNECTIONS_MAX scrapes
  * at once (the descriptors broker/limits.h sets aside for it; past it a new connection is closed at accept), and a
  * scrape that has not been answered and written within SCRAPE_TIMEOUT_MS is closed. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +15,8 @@
 
 #include "broker/compaction.h"
 #include "broker/net/net.h"
+#include "broker/tls.h"
+#include "proto/base/slog.h"
 
 /* A request line and headers larger than this are not a metrics scrape. */
 #define METRICS_REQUEST_BYTES_MAX 8192
@@ -40,6 +45,8 @@ struct scrape {
 	char buf[METRICS_REQUEST_BYTES_MAX];
 	size_t len;
 	int answered;
+	struct sl_tls_conn *tls; /* NULL: plain HTTP */
+	uint32_t writes;         /* in flight; the scrape is closed once the answer's is done */
 };
 
 struct out {
@@ -89,10 +96,31 @@ static void render(struct sl_server *srv, struct out *o)
 	COUNTER("produce_errors_total", s->produce_errors);
 	COUNTER("fetch_requests_total", s->fetch_requests);
 	COUNTER("fetch_bytes_total", s->fetch_bytes);
+	const struct sl_security *sec = srv->security;
+	COUNTER("auth_successes_total", sec->stats.auth_succeeded);
+	COUNTER("auth_failures_total", sec->stats.auth_failed);
+	COUNTER("requests_denied_total", sec->stats.denied);
+	COUNTER("connections_rate_limited_total", sec->stats.connections_rate_limited);
+	COUNTER("connections_principal_limited_total", sec->stats.connections_principal_limited);
+	COUNTER("quota_throttle_ms_total", sec->stats.throttle_ms);
+	COUNTER("audit_dropped_total", sec->audit.dropped);
+	COUNTER("audit_write_errors_total", sec->audit.write_errors);
 #undef COUNTER
 	char limits[4096];
 	sl_limits_metrics_text(&srv->limits, &srv->files, limits, sizeof(limits));
 	put(o, "%s", limits);
+	put(o,
+	    "# TYPE synclog_quota_throttled_total counter\n"
+	    "synclog_quota_throttled_total{kind=\"produce\"} %" PRIu64 "\n"
+	    "synclog_quota_throttled_total{kind=\"fetch\"} %" PRIu64 "\n",
+	    sec->stats.throttled_produce, sec->stats.throttled_fetch);
+	/* Every administrative action and failed authentication, by result (broker/audit.h). */
+	put(o, "# TYPE synclog_audit_events_total counter\n");
+	for (int a = 0; a < SL_AUDIT_ACTION_COUNT; a++)
+		for (int r = 0; r < SL_AUDIT_RESULT_COUNT; r++)
+			put(o, "synclog_audit_events_total{action=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+			    sl_audit_action_name((enum sl_audit_action)a),
+			    sl_audit_result_name((enum sl_audit_result)r), sec->audit.events[a][r]);
 	put(o, "# TYPE synclog_partition_next_offset gauge\n# TYPE synclog_partition_start_offset gauge\n"
 	       "# TYPE synclog_partition_bytes gauge\n# TYPE synclog_partition_segments gauge\n"
 	       "# TYPE synclog_partition_available gauge\n");
@@ -147,7 +175,9 @@ static void cleaner_render(struct sl_server *srv, struct out *o)
 
 static void scrape_free_cb(uv_handle_t *h)
 {
-	free(h->data);
+	struct scrape *sc = h->data;
+	sl_tls_conn_free(sc->tls);
+	free(sc);
 }
 
 static void scrape_close(struct scrape *sc)
@@ -172,7 +202,42 @@ static void scrape_written_cb(uv_write_t *w, int status)
 {
 	struct scrape *sc = w->data;
 	free(w);
-	scrape_close(sc);
+	sc->writes--;
+	/* The answer was the last write: HTTP/1.0 closes after it. */
+	if (status < 0 || (sc->answered && sc->writes == 0))
+		scrape_close(sc);
+}
+
+/* Write len bytes at data (copied). Returns 0 or -1 after closing the scrape. */
+static int scrape_write(struct scrape *sc, const void *data, size_t len)
+{
+	uv_write_t *w = malloc(sizeof(*w) + len);
+	if (w == NULL) {
+		scrape_close(sc);
+		return -1;
+	}
+	memcpy(w + 1, data, len);
+	w->data = sc;
+	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)len);
+	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, scrape_written_cb) != 0) {
+		free(w);
+		scrape_close(sc);
+		return -1;
+	}
+	sc->writes++;
+	return 0;
+}
+
+/* TLS: send what the engine encrypted (the handshake's messages, or the answer). */
+static int scrape_tls_flush(struct scrape *sc)
+{
+	size_t len;
+	uint8_t *p = sl_tls_conn_take_output(sc->tls, &len);
+	if (p == NULL)
+		return 0;
+	int rc = scrape_write(sc, p, len);
+	free(p);
+	return rc;
 }
 
 static void answer(struct scrape *sc)
@@ -188,28 +253,41 @@ static void answer(struct scrape *sc)
 	put(&msg, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n%.*s",
 	    ok ? "200 OK" : "404 Not Found", body.len, (int)body.len, body.p ? body.p : "");
 	free(body.p);
-	uv_write_t *w = malloc(sizeof(*w) + msg.len);
-	if (w == NULL || msg.p == NULL) {
-		free(w);
-		free(msg.p);
+	if (msg.p == NULL) {
 		scrape_close(sc);
 		return;
 	}
-	memcpy(w + 1, msg.p, msg.len);
-	free(msg.p);
-	w->data = sc;
-	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)msg.len);
-	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, scrape_written_cb) != 0) {
-		free(w);
-		scrape_close(sc);
+	if (sc->tls != NULL) {
+		if (sl_tls_conn_write(sc->tls, msg.p, msg.len) < 0)
+			scrape_close(sc);
+		else
+			scrape_tls_flush(sc);
+	} else {
+		scrape_write(sc, msg.p, msg.len);
 	}
+	free(msg.p);
 }
 
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct scrape *sc = h->data;
+	if (sc->tls != NULL) {
+		size_t cap;
+		buf->base = (char *)sl_tls_conn_read_buffer(sc->tls, &cap);
+		buf->len = cap;
+		return;
+	}
 	buf->base = sc->buf + sc->len;
 	buf->len = sizeof(sc->buf) - 1 - sc->len;
+}
+
+/* n bytes of the request arrived in buf: answer once the headers are complete. */
+static void scrape_received(struct scrape *sc, size_t n)
+{
+	sc->len += n;
+	sc->buf[sc->len] = '\0';
+	if (strstr(sc->buf, "\r\n\r\n") || strstr(sc->buf, "\n\n") || sc->len == sizeof(sc->buf) - 1)
+		answer(sc);
 }
 
 static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -221,10 +299,27 @@ static void scrape_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		scrape_close(sc);
 		return;
 	}
-	sc->len += (size_t)n;
-	sc->buf[sc->len] = '\0';
-	if (strstr(sc->buf, "\r\n\r\n") || strstr(sc->buf, "\n\n") || sc->len == sizeof(sc->buf) - 1)
-		answer(sc);
+	if (sc->tls == NULL) {
+		scrape_received(sc, (size_t)n);
+		return;
+	}
+	sl_tls_conn_received(sc->tls, (size_t)n);
+	while (!sc->answered && !sc->closing && sc->len < sizeof(sc->buf) - 1) {
+		const char *why = "";
+		ssize_t got =
+		        sl_tls_conn_read(sc->tls, (uint8_t *)sc->buf + sc->len, sizeof(sc->buf) - 1 - sc->len, &why);
+		if (scrape_tls_flush(sc) < 0)
+			return;
+		if (got < 0) {
+			if (got != -ECONNRESET)
+				sl_slog_msg(SL_SLOG_WARN, "tls_failed", "metrics scrape: %s", why);
+			scrape_close(sc);
+			return;
+		}
+		if (got == 0)
+			return;
+		scrape_received(sc, (size_t)got);
+	}
 }
 
 static void on_scrape(uv_stream_t *listener, int status)
@@ -241,7 +336,8 @@ static void on_scrape(uv_stream_t *listener, int status)
 	sc->tcp.data = sc;
 	/* Accepted even past the cap, and closed at once: left in the backlog it would keep the listener ready. */
 	if (uv_accept(listener, (uv_stream_t *)&sc->tcp) != 0 || srv->shutting_down ||
-	    m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX) {
+	    m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX ||
+	    (srv->tls != NULL && (sc->tls = sl_tls_conn_new(srv->tls)) == NULL)) {
 		if (m->open_count >= SL_LIMITS_METRICS_CONNECTIONS_MAX)
 			srv->limits.metrics_refused++;
 		sc->closing = 1;

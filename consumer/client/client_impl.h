@@ -66,6 +66,9 @@ void sl_arena_free(struct sl_arena *a);
  *   3. The head segment is what the next byte written comes from; a partial send shortens it from the front.
  *   4. A ref segment points into memory its caller keeps unchanged until the segment is sent, the connection
  *      is closed, or sl_conn_own_unsent copied it into wbuf (sl_conn_release). */
+struct ssl_st;
+struct ssl_ctx_st;
+
 struct sl_conn_segment {
 	const uint8_t *ref; /* NULL: the next len bytes of wbuf */
 	size_t len;
@@ -97,8 +100,20 @@ struct sl_conn {
 	struct sl_arena arena;
 	int broker_error;
 	char error[SL_ERROR_BYTES];
-	struct sl_kafka_conn *kafka; /* the Kafka transport's state (transport.h); NULL: the native one */
+	/* Security (sl_conn_set_security), kept across reconnects: SCRAM-SHA-256 credentials and the TLS context. */
+	char *user;
+	char *password;
+	struct ssl_ctx_st *tls_ctx; /* NULL: plaintext */
+	struct ssl_st *ssl;         /* the open connection's TLS session (tls.h), or NULL */
+	uint8_t *tls_out;           /* ciphertext not yet sent: tls_out[tls_out_pos .. tls_out_len) */
+	size_t tls_out_pos, tls_out_len;
+	char principal[SL_PRINCIPAL_BYTES_MAX]; /* who the broker says we are; "" when not authenticated */
+	struct sl_kafka_conn *kafka;            /* the Kafka transport's state (transport.h); NULL: the native one */
 };
+
+/* Give to a fresh connection the TLS context and credentials of another (the group consumer's fetchers use its
+ * coordinator's). Returns 0 or -ENOMEM. */
+int sl_conn_security_copy(struct sl_conn *to, const struct sl_conn *from);
 
 /* ---- the Kafka transport's addresses and settings (kafka_config.c) ---- */
 
@@ -109,6 +124,12 @@ int sl_kafka_broker_parse(const char *s, struct sl_broker_addr *out, char *err, 
 int sl_kafka_bootstrap_text(const char *broker, char **out, char *err, size_t err_bytes);
 /* Add every setting of src (may be NULL) to dst. Returns 0, -E2BIG or -ENOMEM. */
 int sl_kafka_config_copy(struct sl_kafka_config *dst, const struct sl_kafka_config *src);
+/* Into out (fresh; free it with sl_kafka_config_free): the librdkafka settings of the security options o (may be
+ * NULL: none; SCRAM-SHA-256 credentials, TLS and its files), then user's settings (may be NULL) over them, so that
+ * an explicit --kafka-config wins. Returns 0, -EINVAL (a certificate without its key, a user without a password),
+ * -E2BIG or -ENOMEM, with err set. */
+int sl_kafka_config_secure(struct sl_kafka_config *out, const struct sl_security_options *o,
+                           const struct sl_kafka_config *user, char *err, size_t err_bytes);
 
 /* Monotonic and wall clocks in milliseconds (vDSO: no syscall). */
 
@@ -166,6 +187,8 @@ int sl_group_commit_request(struct sl_conn *c, const char *group, const char *me
  * positions (and, with stop_at_end, their end offsets; ends NULL means no end). Assign and seek drop the records
  * of the last answer not yet handed out; positions only count records handed out, so nothing is lost. */
 int sl_fetcher_new_unassigned(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes);
+/* The fetcher's connection takes the TLS context and credentials of from (sl_conn_security_copy). */
+int sl_fetcher_conn_security_copy(struct sl_fetcher *f, const struct sl_conn *from);
 int sl_fetcher_assign(struct sl_fetcher *f, const uint32_t *partitions, const int64_t *positions, const int64_t *ends,
                       uint32_t count);
 /* Returns 0, or -EINVAL when partition is not read by f or position is negative. */

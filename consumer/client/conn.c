@@ -9,15 +9,21 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
 #include "proto/base/addr.h"
 #include "proto/base/clock.h"
 #include "consumer/client/client_impl.h"
+#include "consumer/client/tls.h"
 #include "proto/frame.h"
+#include "proto/scram.h"
 
 /* The buffers start at this size and grow to the largest frame seen. */
 #define BUF_BYTES_INITIAL (64 * 1024)
@@ -26,6 +32,10 @@
 /* Segments per sendmsg: 64 cover 31 referenced batches (about 8 MiB at 256 KiB each), far more than a socket takes in
  * one call, while the iovec stays a 1 KiB array on the stack. The kernel allows 1024 (IOV_MAX). */
 #define WRITE_IOVECS_MAX  64
+/* TLS: plaintext is encrypted this much at a time into tls_out, which holds a few such pieces so that one send()
+ * carries many records; 64 KiB is four TLS records, the ciphertext of one piece is that plus 22 bytes a record. */
+#define TLS_PIECE_BYTES   (64 * 1024)
+#define TLS_OUT_BYTES     (4 * TLS_PIECE_BYTES + 4096)
 
 _Static_assert(WRITE_IOVECS_MAX <= 1024, "sendmsg takes at most IOV_MAX (1024) iovecs");
 _Static_assert(SL_CONN_SEGMENTS_MAX >= 3, "a referenced field needs room for itself and the run after it");
@@ -95,6 +105,14 @@ int sl_errno_of_code(int code)
 	case SYNCLOG__ERROR_CODE__INVALID_CONFIG:
 	case SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH:
 		return -EINVAL;
+	case SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED:
+		return -EACCES;
+	case SYNCLOG__ERROR_CODE__TOPIC_AUTHORIZATION_FAILED:
+	case SYNCLOG__ERROR_CODE__GROUP_AUTHORIZATION_FAILED:
+	case SYNCLOG__ERROR_CODE__CLUSTER_AUTHORIZATION_FAILED:
+		return -EPERM;
+	case SYNCLOG__ERROR_CODE__UNKNOWN_USER:
+		return -ENOENT;
 	case SYNCLOG__ERROR_CODE__RECORDS_LOST:
 		return -ENODATA;
 	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
@@ -172,12 +190,26 @@ int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
 	return 0;
 }
 
+static void tls_collect(struct sl_conn *c);
+
 void sl_conn_close(struct sl_conn *c)
 {
 	if (c->kafka != NULL) {
 		sl_kafka_conn_close(c);
 		return;
 	}
+	if (c->ssl != NULL && c->fd >= 0) {
+		/* Tell the broker the session ends (a best effort: whatever the socket takes now). */
+		sl_tls_session_close(c->ssl);
+		c->tls_out_pos = c->tls_out_len = 0;
+		tls_collect(c);
+		if (c->tls_out_len > 0 && send(c->fd, c->tls_out, c->tls_out_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			(void)0; /* the connection is going away either way */
+	}
+	sl_tls_session_free(c->ssl);
+	c->ssl = NULL;
+	c->tls_out_pos = c->tls_out_len = 0;
+	c->principal[0] = '\0';
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -185,6 +217,101 @@ void sl_conn_close(struct sl_conn *c)
 	c->segment_head = c->segment_count = 0;
 	c->ref_bytes = 0;
 	c->rpos = c->rlen = 0;
+}
+
+static void security_clear(struct sl_conn *c)
+{
+	if (c->password != NULL)
+		OPENSSL_cleanse(c->password, strlen(c->password));
+	free(c->password);
+	free(c->user);
+	sl_tls_client_ctx_free(c->tls_ctx);
+	free(c->tls_out);
+	c->user = c->password = NULL;
+	c->tls_ctx = NULL;
+	c->tls_out = NULL;
+}
+
+void sl_security_options_from_env(struct sl_security_options *o)
+{
+	const char *tls = getenv("SYNCLOG_TLS");
+
+	memset(o, 0, sizeof(*o));
+	o->user = getenv("SYNCLOG_USER");
+	o->password = getenv("SYNCLOG_PASSWORD");
+	o->tls_ca = getenv("SYNCLOG_TLS_CA");
+	o->tls_cert = getenv("SYNCLOG_TLS_CERT");
+	o->tls_key = getenv("SYNCLOG_TLS_KEY");
+	o->tls = tls != NULL && (strcmp(tls, "1") == 0 || strcasecmp(tls, "true") == 0 || strcasecmp(tls, "yes") == 0);
+	if (o->user != NULL && o->user[0] == '\0')
+		o->user = NULL;
+}
+
+static bool set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+int sl_conn_set_security(struct sl_conn *c, const struct sl_security_options *o)
+{
+	char err[SL_ERROR_BYTES];
+
+	sl_conn_close(c);
+	security_clear(c);
+	if (o == NULL)
+		return 0;
+	if (set(o->tls_cert) != set(o->tls_key)) {
+		sl_conn_set_error(c, "a client certificate needs its key: give both --tls-cert and --tls-key");
+		return -EINVAL;
+	}
+	if (set(o->user) && o->password == NULL) {
+		sl_conn_set_error(c, "user '%s' needs a password: set SYNCLOG_PASSWORD or --password-file", o->user);
+		return -EINVAL;
+	}
+	if (set(o->user)) {
+		c->user = strdup(o->user);
+		c->password = strdup(o->password);
+		if (c->user == NULL || c->password == NULL) {
+			security_clear(c);
+			return -ENOMEM;
+		}
+	}
+	if (o->tls || set(o->tls_ca) || set(o->tls_cert)) {
+		c->tls_out = malloc(TLS_OUT_BYTES);
+		c->tls_ctx = c->tls_out ? sl_tls_client_ctx_new(o, err, sizeof(err)) : NULL;
+		if (c->tls_ctx == NULL) {
+			sl_conn_set_error(c, "%s", c->tls_out ? err : "out of memory");
+			security_clear(c);
+			return c->tls_out ? -EIO : -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int sl_conn_security_copy(struct sl_conn *to, const struct sl_conn *from)
+{
+	sl_conn_close(to);
+	security_clear(to);
+	if (from->user != NULL) {
+		to->user = strdup(from->user);
+		to->password = strdup(from->password);
+	}
+	if (from->tls_ctx != NULL) {
+		to->tls_out = malloc(TLS_OUT_BYTES);
+		if (to->tls_out != NULL && SSL_CTX_up_ref(from->tls_ctx) == 1)
+			to->tls_ctx = from->tls_ctx;
+	}
+	if ((from->user != NULL && (to->user == NULL || to->password == NULL)) ||
+	    (from->tls_ctx != NULL && to->tls_ctx == NULL)) {
+		security_clear(to);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+const char *sl_conn_principal(const struct sl_conn *c)
+{
+	return c->principal;
 }
 
 void sl_conn_free(struct sl_conn *c)
@@ -197,6 +324,7 @@ void sl_conn_free(struct sl_conn *c)
 	free(c->wbuf);
 	free(c->rbuf);
 	sl_arena_free(&c->arena);
+	security_clear(c);
 	free(c);
 }
 
@@ -232,7 +360,7 @@ uint32_t sl_conn_frame_bytes_max(const struct sl_conn *c)
 
 size_t sl_conn_unsent(const struct sl_conn *c)
 {
-	return c->wlen - c->wpos + c->ref_bytes;
+	return c->wlen - c->wpos + c->ref_bytes + (c->tls_out_len - c->tls_out_pos);
 }
 
 /* Milliseconds left until deadline_ms (monotonic), never negative. */
@@ -277,6 +405,86 @@ static int connect_one(struct sl_conn *c, const struct addrinfo *ai, int64_t dea
 	return 0;
 }
 
+/* One SCRAM message to the broker and its answer's message (valid until the next call on c). */
+static int auth_step(struct sl_conn *c, const char *msg, size_t len, const Synclog__AuthenticateResponse **out)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__AuthenticateRequest body = SYNCLOG__AUTHENTICATE_REQUEST__INIT;
+	Synclog__Response *resp;
+	int rc;
+
+	body.mechanism = SL_SCRAM_MECHANISM;
+	body.message.data = (uint8_t *)msg;
+	body.message.len = len;
+	req.body_case = SYNCLOG__REQUEST__BODY_AUTHENTICATE;
+	req.authenticate = &body;
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	if (resp->error != SYNCLOG__ERROR_CODE__NONE) {
+		char what[SL_HOST_BYTES_MAX + 128];
+
+		snprintf(what, sizeof(what), "authenticating as '%s' to broker %s:%s", c->user, c->addr.host,
+		         c->addr.port);
+		rc = sl_conn_fail_response(c, what, resp->error, resp->error_message);
+		sl_conn_close(c);
+		return rc;
+	}
+	if (resp->body_case != SYNCLOG__RESPONSE__BODY_AUTHENTICATE || resp->authenticate->message.len == 0 ||
+	    resp->authenticate->message.len > SL_SCRAM_MESSAGE_BYTES_MAX) {
+		sl_conn_set_error(c, "broker %s:%s answered Authenticate with something else", c->addr.host,
+		                  c->addr.port);
+		sl_conn_close(c);
+		return -EPROTO;
+	}
+	*out = resp->authenticate;
+	return 0;
+}
+
+/* SCRAM-SHA-256 (proto/scram.h): client-first, client-final, and the server's proof checked. */
+static int authenticate(struct sl_conn *c)
+{
+	struct sl_scram_client sc;
+	char msg[SL_SCRAM_MESSAGE_BYTES_MAX], server_msg[SL_SCRAM_MESSAGE_BYTES_MAX + 1];
+	const Synclog__AuthenticateResponse *r;
+	const char *why = NULL;
+	size_t len;
+	int rc;
+
+	rc = sl_scram_client_first(&sc, c->user, NULL, msg, sizeof(msg), &len);
+	if (rc != 0) {
+		sl_conn_set_error(c, "user name '%s' cannot be sent: 1 to 255 bytes", c->user);
+		sl_conn_close(c);
+		return -EINVAL;
+	}
+	rc = auth_step(c, msg, len, &r);
+	if (rc != 0)
+		return rc;
+	memcpy(server_msg, r->message.data, r->message.len);
+	rc = sl_scram_client_final(&sc, c->password, strlen(c->password), server_msg, r->message.len, msg, sizeof(msg),
+	                           &len, &why);
+	if (rc == 0)
+		rc = auth_step(c, msg, len, &r);
+	else
+		sl_conn_set_error(c, "broker %s:%s sent a SCRAM message this client refuses: %s", c->addr.host,
+		                  c->addr.port, why);
+	if (rc == 0) {
+		memcpy(server_msg, r->message.data, r->message.len);
+		rc = r->done ? sl_scram_client_verify(&sc, server_msg, r->message.len, &why) : -EPROTO;
+		if (rc != 0)
+			sl_conn_set_error(c, "broker %s:%s did not prove it knows user '%s': %s", c->addr.host,
+			                  c->addr.port, c->user, why ? why : "the exchange did not end");
+		else
+			snprintf(c->principal, sizeof(c->principal), "%s", r->principal ? r->principal : c->user);
+	}
+	OPENSSL_cleanse(&sc, sizeof(sc));
+	if (rc != 0 && c->fd >= 0) {
+		sl_conn_close(c);
+		return rc == -EBADMSG ? -EPROTO : rc;
+	}
+	return rc;
+}
+
 static int hello(struct sl_conn *c)
 {
 	Synclog__Request req = SYNCLOG__REQUEST__INIT;
@@ -307,7 +515,98 @@ static int hello(struct sl_conn *c)
 	}
 	if (resp->hello->max_frame_bytes >= 1024)
 		c->frame_bytes_max = resp->hello->max_frame_bytes;
+	if (resp->hello->principal != NULL)
+		snprintf(c->principal, sizeof(c->principal), "%s", resp->hello->principal);
+	if (c->user != NULL)
+		return authenticate(c);
+	if (resp->hello->authentication_required && c->principal[0] == '\0') {
+		sl_conn_set_error(c,
+		                  "broker %s:%s requires authentication: give --user NAME (or SYNCLOG_USER) and the "
+		                  "password in SYNCLOG_PASSWORD or --password-file",
+		                  c->addr.host, c->addr.port);
+		c->broker_error = SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED;
+		sl_conn_close(c);
+		return -EACCES;
+	}
 	return 0;
+}
+
+/* Move the ciphertext the session wrote into tls_out. */
+static void tls_collect(struct sl_conn *c)
+{
+	while (c->ssl != NULL && sl_tls_pending(c->ssl) > 0 && c->tls_out_len < TLS_OUT_BYTES) {
+		if (c->tls_out_pos == c->tls_out_len)
+			c->tls_out_pos = c->tls_out_len = 0;
+		c->tls_out_len += sl_tls_take(c->ssl, c->tls_out + c->tls_out_len, TLS_OUT_BYTES - c->tls_out_len);
+	}
+}
+
+/* Send what tls_out holds until the socket is full: 0 (sent or would block), or a connection error. */
+static int tls_send(struct sl_conn *c)
+{
+	while (c->tls_out_pos < c->tls_out_len) {
+		ssize_t n = send(c->fd, c->tls_out + c->tls_out_pos, c->tls_out_len - c->tls_out_pos,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c->tls_out_pos += (size_t)n;
+	}
+	c->tls_out_pos = c->tls_out_len = 0;
+	return 0;
+}
+
+/* The TLS handshake on the connected socket, within deadline_ms. */
+static int tls_start(struct sl_conn *c, int64_t deadline_ms)
+{
+	char err[SL_ERROR_BYTES];
+	int want_write = 0, rc;
+
+	c->ssl = sl_tls_client_session_new(c->tls_ctx, c->fd, c->addr.host, err, sizeof(err));
+	if (c->ssl == NULL) {
+		sl_conn_set_error(c, "%s", err);
+		sl_conn_close(c);
+		return -EPROTO;
+	}
+	for (;;) {
+		struct pollfd pfd = {.fd = c->fd};
+
+		rc = sl_tls_handshake_step(c->ssl, &want_write, err, sizeof(err));
+		tls_collect(c);
+		if (tls_send(c) != 0) {
+			sl_conn_set_error(c, "connection to broker %s:%s lost during the TLS handshake", c->addr.host,
+			                  c->addr.port);
+			sl_conn_close(c);
+			return -ECONNRESET;
+		}
+		if (rc == 0 && c->tls_out_len == 0)
+			return 0;
+		if (rc != 0 && rc != -EAGAIN) {
+			sl_conn_set_error(c, "TLS with broker %s:%s: %s", c->addr.host, c->addr.port, err);
+			sl_conn_close(c);
+			return rc;
+		}
+		pfd.events = (short)(c->tls_out_len > 0 || want_write ? POLLOUT : POLLIN);
+		rc = poll(&pfd, 1, remaining_ms(deadline_ms));
+		if (rc == 0) {
+			sl_conn_set_error(c,
+			                  "broker %s:%s did not finish the TLS handshake within %u ms: does it speak "
+			                  "TLS there?",
+			                  c->addr.host, c->addr.port, c->io_timeout_ms);
+			sl_conn_close(c);
+			return -ETIMEDOUT;
+		}
+		if (rc < 0 && errno != EINTR) {
+			rc = -errno;
+			sl_conn_close(c);
+			return rc;
+		}
+	}
 }
 
 int sl_conn_connect(struct sl_conn *c)
@@ -339,6 +638,11 @@ int sl_conn_connect(struct sl_conn *c)
 	}
 	c->correlation_next = 1;
 	c->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
+	if (c->tls_ctx != NULL) {
+		rc = tls_start(c, deadline_ms);
+		if (rc != 0)
+			return rc;
+	}
 	return hello(c);
 }
 
@@ -617,9 +921,45 @@ static int conn_lost(struct sl_conn *c, int err, const char *doing)
 	return err == 0 ? -ECONNRESET : -err;
 }
 
+/* TLS: encrypt the queue's segments a piece at a time into tls_out and send it, until the queue is empty or the
+ * socket is full. */
+static int write_some_tls(struct sl_conn *c)
+{
+	for (;;) {
+		int rc = tls_send(c);
+
+		if (rc != 0)
+			return conn_lost(c, -rc, "sending");
+		if (c->tls_out_len > 0)
+			return 0; /* the socket is full */
+		while (c->segment_count > 0 && TLS_OUT_BYTES - c->tls_out_len >= TLS_PIECE_BYTES + 1024) {
+			const struct sl_conn_segment *s = segment_at(c, 0);
+			const uint8_t *p = s->ref != NULL ? s->ref : c->wbuf + c->wpos;
+			size_t n = s->len < TLS_PIECE_BYTES ? s->len : TLS_PIECE_BYTES;
+
+			if (sl_tls_encrypt(c->ssl, p, n) < 0) {
+				sl_conn_set_error(c, "TLS encryption failed on the connection to broker %s:%s",
+				                  c->addr.host, c->addr.port);
+				sl_conn_close(c);
+				return -EPROTO;
+			}
+			segments_consume(c, n);
+			tls_collect(c);
+		}
+		tls_collect(c);
+		if (c->tls_out_len == 0)
+			break;
+	}
+	if (c->wpos == c->wlen)
+		c->wpos = c->wlen = 0;
+	return 0;
+}
+
 /* Write the queue's segments, up to WRITE_IOVECS_MAX per sendmsg, until it is empty or the socket is full. */
 static int write_some(struct sl_conn *c)
 {
+	if (c->ssl != NULL)
+		return write_some_tls(c);
 	while (c->segment_count > 0) {
 		struct iovec iov[WRITE_IOVECS_MAX];
 		struct msghdr msg = {.msg_iov = iov};
@@ -653,8 +993,55 @@ static int write_some(struct sl_conn *c)
 	return 0;
 }
 
+/* TLS: decrypt what arrived into rbuf, until the session has nothing more for now. */
+static int read_some_tls(struct sl_conn *c)
+{
+	size_t got = 0;
+
+	for (;;) {
+		char err[SL_ERROR_BYTES];
+		uint32_t frame_len;
+		size_t want = READ_CHUNK_BYTES;
+		ssize_t n;
+		int rc;
+
+		if (sl_frame_length(c->rbuf + c->rpos, c->rlen - c->rpos, c->frame_bytes_max, &frame_len) == 0 &&
+		    SL_FRAME_HEADER_BYTES + (size_t)frame_len > c->rlen - c->rpos + want)
+			want = SL_FRAME_HEADER_BYTES + (size_t)frame_len - (c->rlen - c->rpos);
+		rc = buf_reserve(&c->rbuf, &c->rpos, &c->rlen, &c->rcap, want);
+		if (rc != 0) {
+			sl_conn_set_error(c, "out of memory reading a response");
+			sl_conn_close(c);
+			return rc;
+		}
+		n = sl_tls_read(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen, err, sizeof(err));
+		if (n < 0 && n != -EAGAIN && got > 0)
+			return 0; /* hand over what arrived first (an answer just before the close); the end comes next
+			             call */
+		if (n == -EAGAIN) {
+			/* A read may have made the session answer (a key update): send that too. */
+			tls_collect(c);
+			rc = tls_send(c);
+			return rc == 0 ? 0 : conn_lost(c, -rc, "sending");
+		}
+		if (n == -ECONNRESET)
+			return conn_lost(c, 0, "receiving");
+		if (n < 0) {
+			sl_conn_set_error(c, "connection to broker %s:%s: %s", c->addr.host, c->addr.port, err);
+			sl_conn_close(c);
+			return -EPROTO;
+		}
+		c->rlen += (size_t)n;
+		got += (size_t)n;
+		if (c->rlen - c->rpos >= READ_CHUNK_BYTES * 4)
+			return 0; /* enough for now: the caller takes frames; SSL_has_pending brings us back */
+	}
+}
+
 static int read_some(struct sl_conn *c)
 {
+	if (c->ssl != NULL)
+		return read_some_tls(c);
 	for (;;) {
 		uint32_t frame_len;
 		size_t want = READ_CHUNK_BYTES;
@@ -694,6 +1081,9 @@ int sl_conn_pump(struct sl_conn *c, int timeout_ms, int want_read)
 
 	if (c->fd < 0)
 		return -ENOTCONN;
+	/* Plaintext the TLS session already decrypted is not on the socket: poll would not see it. */
+	if (want_read && c->ssl != NULL && SSL_has_pending(c->ssl))
+		return read_some(c);
 	pfd.fd = c->fd;
 	pfd.events = (short)((want_read ? POLLIN : 0) | (sl_conn_unsent(c) > 0 ? POLLOUT : 0));
 	pfd.revents = 0;

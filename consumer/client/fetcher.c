@@ -169,6 +169,14 @@ static int fetcher_alloc(struct sl_fetcher **out, const struct sl_fetcher_option
 	}
 	f->o.broker = NULL;
 	f->o.client_id = NULL;
+	f->o.security = NULL; /* the connection keeps a copy */
+	rc = sl_conn_set_security(f->conn, o->security);
+	if (rc != 0) {
+		sl_error_set(err, err_bytes, "%s", sl_conn_error(f->conn));
+		sl_conn_free(f->conn);
+		free(f);
+		return rc;
+	}
 	sl_conn_set_timeout(f->conn, o->io_timeout_ms);
 	*out = f;
 	return 0;
@@ -612,6 +620,11 @@ int sl_fetcher_next(struct sl_fetcher *f, uint32_t *partition_out, struct sl_rec
 int sl_fetcher_new_unassigned(struct sl_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes)
 {
 	return fetcher_alloc(out, o, err, err_bytes);
+}
+
+int sl_fetcher_conn_security_copy(struct sl_fetcher *f, const struct sl_conn *from)
+{
+	return sl_conn_security_copy(f->conn, from);
 }
 
 static void answer_drop(struct sl_fetcher *f)

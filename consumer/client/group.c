@@ -710,8 +710,10 @@ static int consumer_setup(struct sl_consumer *c)
 		fo.io_timeout_ms = c->o.io_timeout_ms;
 		fo.reconnect_timeout_ms = c->o.reconnect_timeout_ms;
 		rc = sl_fetcher_new_unassigned(&c->topics[t].fetcher, &fo, err, sizeof(err));
+		if (rc == 0)
+			rc = sl_fetcher_conn_security_copy(c->topics[t].fetcher, c->coord);
 		if (rc != 0)
-			set_error(c, "%s", err);
+			set_error(c, "%s", rc == -ENOMEM ? "group consumer: out of memory" : err);
 	}
 	if (rc == 0)
 		rc = join_and_assign(c);
@@ -768,6 +770,13 @@ int sl_consumer_subscribe(struct sl_consumer **out, const struct sl_consumer_opt
 	snprintf(c->broker, sizeof(c->broker), "%s", o->broker);
 	c->o.broker = c->broker;
 	c->o.client_id = NULL;
+	c->o.security = NULL; /* the coordinator keeps a copy; the fetchers get theirs from it */
+	rc = sl_conn_set_security(c->coord, o->security);
+	if (rc != 0) {
+		sl_error_set(err, err_bytes, "%s", sl_conn_error(c->coord));
+		sl_consumer_free(c);
+		return rc;
+	}
 	sl_conn_set_timeout(c->coord, o->io_timeout_ms);
 	rc = consumer_setup(c);
 	if (rc != 0) {

@@ -124,6 +124,14 @@ int sl_producer_new(struct sl_producer **out, const struct sl_producer_options *
 	}
 	p->o.broker = NULL; /* the connection keeps the address; the caller's string may go */
 	p->o.client_id = NULL;
+	p->o.security = NULL; /* and a copy of the security options */
+	rc = sl_conn_set_security(p->conn, o->security);
+	if (rc != 0) {
+		sl_error_set(err, err_bytes, "%s", sl_conn_error(p->conn));
+		sl_conn_free(p->conn);
+		free(p);
+		return rc;
+	}
 	/* The connection's own timeout covers connect and Hello (and the setup calls here): a reconnect that
 	 * hangs must not outlast the delivery timeout of the batches waiting for it. Produce requests are timed
 	 * by the producer against io_timeout_ms. */

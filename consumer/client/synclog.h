@@ -98,6 +98,27 @@ void sl_kafka_config_free(struct sl_kafka_config *cfg);
 
 /* ---- connection and admin calls ---- */
 
+/* ---- security: TLS and SCRAM-SHA-256 ---- */
+
+/* A principal's name (a user, or a client certificate's CN) as the broker reports it, with its NUL. */
+#define SL_PRINCIPAL_BYTES_MAX 65
+
+/* How to reach a broker that wants TLS or authentication (synclogd --tls-cert, --auth scram). NULL fields are
+ * unset. The strings are copied by the calls that take these options. */
+struct sl_security_options {
+	const char *user;     /* authenticate as this user with SCRAM-SHA-256; NULL: do not authenticate */
+	const char *password; /* the user's password */
+	bool tls;             /* connect with TLS (1.2 or later); implied by tls_ca and tls_cert */
+	const char *tls_ca;   /* PEM CA certificates that must have signed the broker's; NULL: the system's */
+	const char *tls_cert; /* a client certificate (PEM chain) for mutual TLS, with tls_key */
+	const char *tls_key;
+};
+
+/* Fill o from the environment: SYNCLOG_USER, SYNCLOG_PASSWORD, SYNCLOG_TLS (1, true or yes), SYNCLOG_TLS_CA,
+ * SYNCLOG_TLS_CERT, SYNCLOG_TLS_KEY; unset variables leave their fields NULL (false). The pointers are into the
+ * environment. */
+void sl_security_options_from_env(struct sl_security_options *o);
+
 /* Topic names are at most 200 characters (the broker's rule, proto/frame.c). */
 #define SL_TOPIC_NAME_BYTES_MAX  200
 /* Requests that get no answer within this time fail with -ETIMEDOUT: long enough for a broker that is busy
@@ -109,9 +130,18 @@ struct sl_conn;
 /* Create a connection object for broker ("HOST:PORT"); it does not connect yet. client_id names this client in
  * the broker's logs (may be NULL). Returns 0, -EINVAL (bad address; *out is NULL), -ENOMEM. */
 int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id);
-/* Connect (TCP_NODELAY) and say Hello, waiting at most the connection's timeout. A connection already open is
- * closed first. Returns 0, or -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -EPROTO (the peer is not a synclog
- * broker or speaks another version), ... with sl_conn_error set. */
+/* Use o (NULL: none) for this connection from its next connect on: TLS, a client certificate, SCRAM-SHA-256
+ * credentials. Reads the certificate files now. Returns 0, -EINVAL (a certificate without its key, a user
+ * without a password), -EIO (a CA, certificate or key file that cannot be used), -ENOMEM; sl_conn_error says
+ * which. */
+int sl_conn_set_security(struct sl_conn *c, const struct sl_security_options *o);
+/* The principal the broker authenticated this connection as ("" when none). */
+const char *sl_conn_principal(const struct sl_conn *c);
+/* Connect (TCP_NODELAY; TLS when set), say Hello and authenticate when credentials are set, waiting at most the
+ * connection's timeout. A connection already open is closed first. Returns 0, or -ECONNREFUSED, -ETIMEDOUT,
+ * -EHOSTUNREACH, -EPROTO (the peer is not a synclog broker or speaks another version, or TLS failed: an untrusted
+ * certificate, a name that does not match), -EACCES (authentication failed, or the broker requires it and no
+ * user was set), ... with sl_conn_error set. */
 int sl_conn_connect(struct sl_conn *c);
 /* Use cfg (copied; NULL: none) for a connection to a Kafka cluster, from its next connect on; a native connection
  * ignores it. Returns 0 or -ENOMEM. */
@@ -196,7 +226,8 @@ enum sl_offset_spec { SL_OFFSET_EARLIEST = 0, SL_OFFSET_LATEST = 1, SL_OFFSET_TI
 /* The admin calls below send one request on c (connecting first if it is not connected) and wait for its answer.
  * They need c to have nothing else in flight. A broker error is returned as a negative errno:
  * UNKNOWN_TOPIC -ENOENT, TOPIC_EXISTS -EEXIST, INVALID_* -EINVAL, THROTTLED -EAGAIN, NOT_ENOUGH_SPACE -ENOSPC,
- * STORAGE_ERROR -EIO, BROKER_SHUTTING_DOWN -ESHUTDOWN, UNSUPPORTED_FEATURE -EOPNOTSUPP, anything else -EPROTO;
+ * STORAGE_ERROR -EIO, BROKER_SHUTTING_DOWN -ESHUTDOWN, UNSUPPORTED_FEATURE -EOPNOTSUPP, AUTHENTICATION_FAILED
+ * -EACCES, TOPIC_, GROUP_ and CLUSTER_AUTHORIZATION_FAILED -EPERM, UNKNOWN_USER -ENOENT, anything else -EPROTO;
  * sl_conn_broker_error says which. */
 int sl_topic_create(struct sl_conn *c, const struct sl_topic_config *config);
 /* sl_topic_create with settings applied after config (checked as sl_topic_alter checks them): -EINVAL with the
@@ -232,6 +263,42 @@ int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *pr
  * no longer holds its delete. Returns 0 with *present_out, or a negative errno. */
 int sl_delete_in_log(struct sl_conn *c, const char *topic, uint32_t partition, int64_t offset, bool *present_out);
 
+/* ---- users and ACLs (the broker's, over the connection; need the cluster admin operation) ---- */
+
+struct sl_user_info {
+	char name[SL_PRINCIPAL_BYTES_MAX];
+	uint32_t iterations; /* of its SCRAM-SHA-256 verifier */
+	bool super_user;     /* named by synclogd --super-users */
+};
+/* Add user name with password, or replace its password. The verifier (salt, iterations, keys) is computed here:
+ * the password never leaves this process. iterations 0: 4096. Returns 0 (*created_out: whether the user is new;
+ * may be NULL), -EINVAL (name not 1 to 64 of [A-Za-z0-9._@-]), -EPERM (not allowed), ... */
+int sl_user_set_password(struct sl_conn *c, const char *name, const char *password, uint32_t iterations,
+                         bool *created_out);
+/* Returns 0, -ENOENT (no such user), -EPERM, ... */
+int sl_user_delete(struct sl_conn *c, const char *name);
+/* *users_out (allocated, sorted by name, free() it) has *count_out entries. */
+int sl_user_list(struct sl_conn *c, struct sl_user_info **users_out, uint32_t *count_out);
+
+/* One ACL (synclogd's broker/acl.h): principal a user or "*"; resource "topic", "group" or "cluster"; name a
+ * resource name, a prefix (prefix true) or "*", "" for the cluster; op one of the resource's operations (topic:
+ * produce, consume, describe, alter, delete; group: read, describe, delete, reset; cluster: admin). */
+struct sl_acl_entry {
+	char principal[SL_PRINCIPAL_BYTES_MAX];
+	char resource[16];
+	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
+	bool prefix;
+	char op[16];
+};
+/* *enforced_out (may be NULL) says whether the broker checks ACLs (it runs with authentication). Add returns 0
+ * (*created_out false: it was there), -EINVAL (an ACL the broker refuses: sl_conn_error says why), -EPERM, ...;
+ * remove returns 0 with *removed_out 0 or 1. */
+int sl_acl_add(struct sl_conn *c, const struct sl_acl_entry *acl, bool *created_out, bool *enforced_out);
+int sl_acl_remove(struct sl_conn *c, const struct sl_acl_entry *acl, uint32_t *removed_out, bool *enforced_out);
+/* The ACLs of principal (NULL or "": all): *acls_out (allocated, free() it) has *count_out entries. */
+int sl_acl_list(struct sl_conn *c, const char *principal, struct sl_acl_entry **acls_out, uint32_t *count_out,
+                bool *enforced_out);
+
 /* ---- partitioner ---- */
 
 /* Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2, seed 0x9747b28c), as a signed 32-bit value. */
@@ -262,8 +329,9 @@ struct sl_delivery {
 typedef void (*sl_producer_delivery_cb)(void *opaque, const struct sl_delivery *d, void *cb_arg);
 
 struct sl_producer_options {
-	const char *broker;    /* "HOST:PORT" */
-	const char *client_id; /* may be NULL */
+	const char *broker;                         /* "HOST:PORT" */
+	const char *client_id;                      /* may be NULL */
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *topic;
 	enum sl_acks acks;
 	int codec; /* SL_BATCH_CODEC_NONE or SL_BATCH_CODEC_ZSTD */
@@ -363,6 +431,7 @@ enum sl_from { SL_FROM_EARLIEST = 0, SL_FROM_LATEST, SL_FROM_OFFSET, SL_FROM_TIM
 struct sl_fetcher_options {
 	const char *broker;
 	const char *client_id;
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *topic;
 	int32_t partition; /* one partition, or -1 for every partition of the topic */
 	enum sl_from from;
@@ -509,8 +578,9 @@ typedef void (*sl_consumer_rebalance_cb)(struct sl_consumer *c, enum sl_consumer
                                          const struct sl_consumer_partition *partitions, uint32_t count, void *cb_arg);
 
 struct sl_consumer_options {
-	const char *broker;    /* "HOST:PORT" */
-	const char *client_id; /* may be NULL; prefixes the member id the broker gives */
+	const char *broker;                         /* "HOST:PORT" */
+	const char *client_id;                      /* may be NULL; prefixes the member id the broker gives */
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *group;
 	const char *const *topics; /* topic_count names, copied */
 	uint32_t topic_count;

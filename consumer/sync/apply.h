@@ -362,6 +362,7 @@ void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
 struct sl_apply_fetch_source_options {
 	const char *broker;
 	const char *client_id;
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *topic;
 	/* The group the positions are committed to on the broker (an operator's commit: the applier is not a
 	 * member, so a killed applier holds no partitions; the broker refuses the commit while the group has live
@@ -401,10 +402,11 @@ struct sl_apply_dlq;
 
 #define SL_APPLY_DLQ_SUFFIX ".dlq"
 
-/* kafka_config: librdkafka settings when broker is a Kafka cluster (may be NULL). On a cluster that cannot create
- * topics through the Admin API (no controller), TOPIC.dlq must exist beforehand. */
-int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_kafka_config *kafka_config,
-                     const char *topic, char *err, size_t err_bytes);
+/* security: TLS and credentials (may be NULL); kafka_config: librdkafka settings when broker is a Kafka cluster
+ * (may be NULL). On a cluster that cannot create topics through the Admin API (no controller), TOPIC.dlq must exist
+ * beforehand. */
+int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
+                     const struct sl_kafka_config *kafka_config, const char *topic, char *err, size_t err_bytes);
 /* The dead-letter callback (cb_arg is the sl_apply_dlq). */
 int sl_apply_dlq_send(const struct sl_apply_record *r, const char *error, void *cb_arg);
 const char *sl_apply_dlq_topic(const struct sl_apply_dlq *d);

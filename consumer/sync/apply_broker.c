@@ -84,6 +84,7 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 	s->follow = o->follow;
 	sl_fetcher_options_init(&fo);
 	fo.broker = o->broker;
+	fo.security = o->security;
 	fo.client_id = o->client_id != NULL ? o->client_id : "synclog-apply";
 	fo.topic = s->topic;
 	fo.from = SL_FROM_EARLIEST;
@@ -102,6 +103,13 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 	}
 	if (o->io_timeout_ms > 0)
 		sl_conn_set_timeout(s->admin, o->io_timeout_ms);
+	rc = sl_conn_set_security(s->admin, o->security);
+	if (rc != 0) {
+		sl_error_set(err, err_bytes, "apply source: %s", sl_conn_error(s->admin));
+		sl_conn_free(s->admin);
+		free(s);
+		return rc;
+	}
 	rc = topic_read(s);
 	if (rc != 0)
 		sl_error_set(err, err_bytes, "%s", s->error);
@@ -288,8 +296,8 @@ static bool dlq_exists(struct sl_conn *conn, const char *topic)
 	return rc == 0;
 }
 
-int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_kafka_config *kafka_config,
-                     const char *topic, char *err, size_t err_bytes)
+int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
+                     const struct sl_kafka_config *kafka_config, const char *topic, char *err, size_t err_bytes)
 {
 	struct sl_topic_config config = {.partitions = 1, .retention_ms = -1, .retention_bytes = -1};
 	struct sl_producer_options o;
@@ -314,7 +322,9 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct
 	if (rc == 0 && (rc = sl_conn_set_kafka_config(conn, kafka_config)) != 0)
 		sl_conn_free(conn);
 	if (rc == 0) {
-		rc = sl_topic_create(conn, &config);
+		rc = sl_conn_set_security(conn, security);
+		if (rc == 0)
+			rc = sl_topic_create(conn, &config);
 		if (rc == -EEXIST)
 			rc = 0;
 		if (rc == -EOPNOTSUPP && dlq_exists(conn, q->topic))
@@ -332,6 +342,7 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct
 	}
 	sl_producer_options_init(&o);
 	o.broker = broker;
+	o.security = security;
 	o.client_id = "synclog-apply-dlq";
 	o.topic = q->topic;
 	o.acks = SL_ACKS_FSYNC;

@@ -131,15 +131,15 @@ enum stmt {
 
 /* The soft delete that also clears the value (--on-delete erase-value and archive); its _IF_NEWER form follows the
  * rules of the other entity writes (floors, newer only). */
-#define SOFT_DELETE_ERASE_SET                                                                                 \
+#define SOFT_DELETE_ERASE_SET                                                                                     \
 	" ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = NULL, deleted = 1, deleted_at_ms =" \
-	" CASE WHEN {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END,"                    \
-	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","           \
+	" CASE WHEN {T}.deleted = 1 THEN {T}.deleted_at_ms ELSE excluded.deleted_at_ms END,"                      \
+	" origin = excluded.origin, topic = excluded.topic, \"partition\" = excluded.\"partition\","              \
 	" \"offset\" = excluded.\"offset\", applied_at_ms = excluded.applied_at_ms"
 /* The row as it was, before a delete replaces it (--on-delete archive): ?1 key, ?2 the delete's version, ?3 its
  * offset, ?4 now. Only a live row is archived: a second delete of a deleted key has nothing to keep. */
-#define ARCHIVE_SQL                                                                                                \
-	"INSERT INTO {A} (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"            \
+#define ARCHIVE_SQL                                                                                                   \
+	"INSERT INTO {A} (key, version, value, origin, topic, \"partition\", \"offset\", applied_at_ms,"              \
 	" deleted_version, deleted_offset, archived_at_ms) SELECT key, version, value, origin, topic, \"partition\"," \
 	" \"offset\", applied_at_ms, ?2, ?3, ?4 FROM {T} WHERE key = ?1 AND deleted = 0"
 
@@ -786,7 +786,8 @@ void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *ou
 }
 
 /* Write tmpl with {T} replaced by the quoted table name, {I} by the quoted name of its tombstone index, {A} by its
- * archive table and {AI} by that table's index, into out. The table name passed sl_apply_sqlite_table_check, so it needs no escaping inside the quotes. */
+ * archive table and {AI} by that table's index, into out. The table name passed sl_apply_sqlite_table_check, so it
+ * needs no escaping inside the quotes. */
 static int sql_expand(const struct sl_apply_sqlite *s, const char *tmpl, char *out, size_t cap)
 {
 	size_t at = 0;

@@ -509,6 +509,7 @@ static int recover(struct bf *b)
 	nanosleep(&settle, NULL);
 	sl_fetcher_options_init(&fo);
 	fo.broker = b->o->broker;
+	fo.security = b->o->security;
 	fo.client_id = "synclog-backfill-recover";
 	fo.topic = b->o->topic;
 	fo.stop_at_end = true;
@@ -874,6 +875,7 @@ static int setup(struct bf *b)
 
 	sl_producer_options_init(&po);
 	po.broker = o->broker;
+	po.security = o->security;
 	po.client_id = "synclog-backfill";
 	po.topic = o->topic;
 	po.acks = o->acks;
@@ -912,6 +914,8 @@ static int setup(struct bf *b)
 		rc = sl_conn_set_kafka_config(b->admin, o->kafka_config);
 	if (rc == 0 && o->io_timeout_ms > 0)
 		sl_conn_set_timeout(b->admin, o->io_timeout_ms);
+	if (rc == 0 && (rc = sl_conn_set_security(b->admin, o->security)) != 0)
+		sl_error_set(b->err, b->err_bytes, "%s", sl_conn_error(b->admin));
 	if (rc == 0 && (rc = sl_conn_connect(b->admin)) != 0)
 		sl_error_set(b->err, b->err_bytes, "%s", sl_conn_error(b->admin));
 	return rc;

@@ -52,6 +52,7 @@ typedef bool (*sl_backfill_stop_cb)(void *cb_arg);
 
 struct sl_backfill_options {
 	const char *broker;
+	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *topic;
 	struct sl_source *source;
 	/* What identifies the run in its checkpoint besides the topic and the source's spec: the column names. */

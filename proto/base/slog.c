@@ -108,23 +108,44 @@ static void put_text_value(struct sl_slog *e, const char *v)
 	put_raw(e, "\"", 1);
 }
 
-static void put_json_string(struct sl_slog *e, const char *v)
+size_t sl_json_quote(const char *v, char *out, size_t cap)
 {
-	put_raw(e, "\"", 1);
+	size_t n = 0;
+#define PUT(c)                        \
+	do {                          \
+		if (n + 1 >= cap)     \
+			return 0;     \
+		out[n++] = (char)(c); \
+	} while (0)
+	PUT('"');
 	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-		char esc[8];
 		if (*p == '"' || *p == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*p;
-			put_raw(e, esc, 2);
+			PUT('\\');
+			PUT(*p);
 		} else if (*p < ' ') {
+			char esc[8];
 			snprintf(esc, sizeof(esc), "\\u%04x", *p);
-			put_str(e, esc);
+			for (int i = 0; esc[i]; i++)
+				PUT(esc[i]);
 		} else {
-			put_raw(e, (const char *)p, 1);
+			PUT(*p);
 		}
 	}
-	put_raw(e, "\"", 1);
+	PUT('"');
+#undef PUT
+	out[n] = '\0';
+	return n;
+}
+
+static void put_json_string(struct sl_slog *e, const char *v)
+{
+	if (e->truncated)
+		return;
+	size_t n = sl_json_quote(v, e->line + e->len, sizeof(e->line) - TAIL_BYTES - e->len);
+	if (n == 0)
+		e->truncated = 1;
+	else
+		e->len += n;
 }
 
 struct sl_slog *sl_slog_begin(enum sl_slog_level level, const char *event)

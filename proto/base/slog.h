@@ -13,6 +13,7 @@
 #ifndef SL_BASE_SLOG_H
 #define SL_BASE_SLOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum sl_slog_level { SL_SLOG_ERROR = 0, SL_SLOG_WARN = 1, SL_SLOG_INFO = 2, SL_SLOG_DEBUG = 3 };
@@ -40,6 +41,10 @@ void sl_slog_uint(struct sl_slog *e, const char *key, uint64_t value);
 void sl_slog_fmt(struct sl_slog *e, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Write the line. */
 void sl_slog_end(struct sl_slog *e);
+
+/* v as a JSON string, quotes included, into out (NUL-terminated): the one JSON string writer of the event logs and
+ * the audit log (broker/audit.h). Returns its length, or 0 when it does not fit in cap bytes. */
+size_t sl_json_quote(const char *v, char *out, size_t cap);
 
 /* One-line shorthand for an event with a single "msg" field. */
 void sl_slog_msg(enum sl_slog_level level, const char *event, const char *fmt, ...)
