@@ -181,6 +181,7 @@ int cli_copy(const struct cli *cli, int argc, char **argv)
 		return cli_usage_error(&copy_command,
 		                       "--kafka-config applies to a kafka:// broker, and neither side is one");
 	o.kafka_config = &cli->kafka;
+	o.security = &cli->security;
 	o.io_timeout_ms = cli->timeout_ms;
 	o.progress_cb = progress_cb;
 	o.stop_cb = stop_cb;

@@ -256,6 +256,8 @@ int sl_conn_set_security(struct sl_conn *c, const struct sl_security_options *o)
 {
 	char err[SL_ERROR_BYTES];
 
+	if (c->kafka != NULL)
+		return sl_kafka_conn_set_security(c, o);
 	sl_conn_close(c);
 	security_clear(c);
 	if (o == NULL)

@@ -15,7 +15,8 @@ static void log_drop_cb(const rd_kafka_t *rk, int level, const char *fac, const 
 }
 
 rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id, const struct sl_kafka_pair *ours,
-                                   size_t count, const struct sl_kafka_config *user, char *err, size_t err_bytes)
+                                   size_t count, const struct sl_kafka_config *security,
+                                   const struct sl_kafka_config *user, char *err, size_t err_bytes)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char why[512];
@@ -34,6 +35,15 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id,
 	for (size_t i = 0; i < count; i++) {
 		if (rd_kafka_conf_set(conf, ours[i].key, ours[i].value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
 			sl_error_set(err, err_bytes, "librdkafka refused %s=%s: %s", ours[i].key, ours[i].value, why);
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	for (uint32_t i = 0; security != NULL && i < security->count; i++) {
+		const struct sl_kafka_setting *s = &security->settings[i];
+
+		if (rd_kafka_conf_set(conf, s->key, s->value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			sl_error_set(err, err_bytes, "librdkafka refused the security setting %s: %s", s->key, why);
 			rd_kafka_conf_destroy(conf);
 			return NULL;
 		}
@@ -329,7 +339,10 @@ int sl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
 		break;
 	}
 	if (rc == -ENOENT)
-		sl_error_set(err, err_bytes, "topic '%s' does not exist on the Kafka cluster: create it first", topic);
+		sl_error_set(err, err_bytes,
+		             "topic '%s' does not exist on the Kafka cluster, or its ACLs hide it from this user: "
+		             "create it first, or ask for access to it",
+		             topic);
 	rd_kafka_metadata_destroy(md);
 	return rc;
 }

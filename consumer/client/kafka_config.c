@@ -261,10 +261,66 @@ int sl_kafka_config_copy(struct sl_kafka_config *dst, const struct sl_kafka_conf
 	return 0;
 }
 
+/* The settings of the global security options on a Kafka cluster (librdkafka's CONFIGURATION.md):
+ *
+ *   user U, password P     sasl.mechanisms=SCRAM-SHA-256, sasl.username=U, sasl.password=P
+ *   security.protocol      SASL_SSL (a user and TLS), SASL_PLAINTEXT (a user), SSL (TLS alone)
+ *   tls_ca, tls_cert/key   ssl.ca.location, ssl.certificate.location, ssl.key.location
+ *
+ * TLS is implied by tls_ca and tls_cert, as on synclogd's protocol. */
+int sl_kafka_config_secure(struct sl_kafka_config *out, const struct sl_security_options *o,
+                           const struct sl_kafka_config *user, char *err, size_t err_bytes)
+{
+	bool tls, sasl;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (o != NULL) {
+		if ((o->tls_cert != NULL && o->tls_cert[0] != '\0') != (o->tls_key != NULL && o->tls_key[0] != '\0')) {
+			sl_error_set(err, err_bytes,
+			             "a client certificate needs its key: give both --tls-cert and --tls-key");
+			return -EINVAL;
+		}
+		sasl = o->user != NULL && o->user[0] != '\0';
+		if (sasl && o->password == NULL) {
+			sl_error_set(err, err_bytes,
+			             "user '%s' needs a password: set SYNCLOG_PASSWORD or --password-file", o->user);
+			return -EINVAL;
+		}
+		tls = o->tls || (o->tls_ca != NULL && o->tls_ca[0] != '\0') ||
+		      (o->tls_cert != NULL && o->tls_cert[0] != '\0');
+		const struct {
+			bool when;
+			const char *key, *value;
+		} map[] = {
+		        {sasl || tls, "security.protocol", sasl ? (tls ? "SASL_SSL" : "SASL_PLAINTEXT") : "SSL"},
+		        {sasl, "sasl.mechanisms", "SCRAM-SHA-256"},
+		        {sasl, "sasl.username", o->user},
+		        {sasl, "sasl.password", o->password},
+		        {tls && o->tls_ca != NULL && o->tls_ca[0] != '\0', "ssl.ca.location", o->tls_ca},
+		        {tls && o->tls_cert != NULL && o->tls_cert[0] != '\0', "ssl.certificate.location", o->tls_cert},
+		        {tls && o->tls_key != NULL && o->tls_key[0] != '\0', "ssl.key.location", o->tls_key},
+		};
+		for (size_t i = 0; rc == 0 && i < sizeof(map) / sizeof(map[0]); i++)
+			if (map[i].when)
+				rc = setting_put(out, map[i].key, strlen(map[i].key), map[i].value,
+				                 strlen(map[i].value));
+	}
+	if (rc == 0)
+		rc = sl_kafka_config_copy(out, user);
+	if (rc != 0) {
+		sl_kafka_config_free(out);
+		sl_error_set(err, err_bytes, "%s", rc == -E2BIG ? "too many Kafka settings" : "out of memory");
+	}
+	return rc;
+}
+
 void sl_kafka_config_free(struct sl_kafka_config *cfg)
 {
 	for (uint32_t i = 0; i < cfg->count; i++) {
 		free(cfg->settings[i].key);
+		/* A password may be among them (sasl.password, ssl.key.password). */
+		explicit_bzero(cfg->settings[i].value, strlen(cfg->settings[i].value));
 		free(cfg->settings[i].value);
 	}
 	free(cfg->settings);

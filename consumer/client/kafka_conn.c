@@ -83,6 +83,19 @@ int sl_kafka_conn_set_config(struct sl_conn *c, const struct sl_kafka_config *cf
 	return sl_kafka_config_copy(&K(c)->config, cfg);
 }
 
+int sl_kafka_conn_set_security(struct sl_conn *c, const struct sl_security_options *o)
+{
+	struct sl_kafka_config next;
+	int rc = sl_kafka_config_secure(&next, o, NULL, c->error, sizeof(c->error));
+
+	if (rc != 0)
+		return rc;
+	sl_kafka_conn_close(c);
+	sl_kafka_config_free(&K(c)->security);
+	K(c)->security = next;
+	return 0;
+}
+
 void sl_kafka_conn_close(struct sl_conn *c)
 {
 	struct sl_kafka_conn *k = K(c);
@@ -106,6 +119,7 @@ void sl_kafka_conn_free(struct sl_conn *c)
 
 	sl_kafka_conn_close(c);
 	sl_kafka_config_free(&k->config);
+	sl_kafka_config_free(&k->security);
 	free(k->broker);
 	free(k->bootstrap);
 	free(k);
@@ -145,8 +159,8 @@ int sl_kafka_conn_connect(struct sl_conn *c)
 	const struct sl_kafka_pair ours[] = {
 	        {"socket.timeout.ms", socket_timeout},
 	};
-	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, c->client_id, ours, SL_ARRAY_COUNT(ours), &k->config,
-	                                          c->error, sizeof(c->error));
+	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, c->client_id, ours, SL_ARRAY_COUNT(ours), &k->security,
+	                                          &k->config, c->error, sizeof(c->error));
 	if (conf == NULL)
 		return -EINVAL;
 	rd_kafka_conf_set_opaque(conf, k);
@@ -172,10 +186,12 @@ int sl_kafka_conn_connect(struct sl_conn *c)
 		rd_kafka_poll(k->rk, 0);
 		if (k->auth_error != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			c->broker_error = sl_kafka_code(k->auth_error);
-			sl_conn_set_error(c,
-			                  "the Kafka cluster at %s refused the connection: %s (check the security "
-			                  "settings of --kafka-config: security.protocol, sasl.*, ssl.*)",
-			                  k->bootstrap, k->auth_why);
+			sl_conn_set_error(
+			        c,
+			        "the Kafka cluster at %s refused the connection: %s (check --user and its "
+			        "password, --tls-ca, or the --kafka-config settings security.protocol, sasl.*, "
+			        "ssl.*)",
+			        k->bootstrap, k->auth_why);
 			sl_kafka_conn_close(c);
 			return -EACCES;
 		}
@@ -658,8 +674,8 @@ static int reader_ensure(struct sl_conn *c)
 
 	if (rc != 0 || k->reader != NULL)
 		return rc;
-	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, c->client_id, ours, SL_ARRAY_COUNT(ours), &k->config,
-	                                          c->error, sizeof(c->error));
+	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, c->client_id, ours, SL_ARRAY_COUNT(ours), &k->security,
+	                                          &k->config, c->error, sizeof(c->error));
 	if (conf == NULL)
 		return -EINVAL;
 	k->reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));

@@ -443,6 +443,7 @@ int sl_kafka_consumer_subscribe(struct sl_kafka_consumer **out, struct sl_consum
 	k->o.broker = k->o.client_id = NULL;
 	k->o.topics = NULL;
 	k->o.kafka_config = NULL;
+	k->o.security = NULL;
 	k->topics = calloc(o->topic_count, sizeof(*k->topics));
 	k->msgs = calloc(POLL_MESSAGES_MAX, sizeof(*k->msgs));
 	k->headers = malloc(1);
@@ -456,6 +457,9 @@ int sl_kafka_consumer_subscribe(struct sl_kafka_consumer **out, struct sl_consum
 	}
 	if (rc == 0)
 		rc = sl_kafka_bootstrap_text(o->broker, &k->bootstrap, err, err_bytes);
+	struct sl_kafka_config security = {0};
+	if (rc == 0)
+		rc = sl_kafka_config_secure(&security, o->security, NULL, err, err_bytes);
 	if (rc != 0) {
 		sl_kafka_consumer_free(k);
 		return rc;
@@ -475,7 +479,8 @@ int sl_kafka_consumer_subscribe(struct sl_kafka_consumer **out, struct sl_consum
 	};
 	rd_kafka_conf_t *conf =
 	        sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-consumer", ours,
-	                          SL_ARRAY_COUNT(ours), o->kafka_config, err, err_bytes);
+	                          SL_ARRAY_COUNT(ours), &security, o->kafka_config, err, err_bytes);
+	sl_kafka_config_free(&security);
 	if (conf == NULL) {
 		sl_kafka_consumer_free(k);
 		return -EINVAL;

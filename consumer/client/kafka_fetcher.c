@@ -132,6 +132,7 @@ int sl_kafka_fetcher_new(struct sl_kafka_fetcher **out, const struct sl_fetcher_
 	k->o.broker = NULL;
 	k->o.client_id = NULL;
 	k->o.kafka_config = NULL;
+	k->o.security = NULL;
 	k->wake.fds[0] = k->wake.fds[1] = -1;
 	k->down_since_ms = -1;
 	k->msgs = calloc(FETCH_MESSAGES_MAX, sizeof(*k->msgs));
@@ -139,6 +140,9 @@ int sl_kafka_fetcher_new(struct sl_kafka_fetcher **out, const struct sl_fetcher_
 	k->headers_cap = 1;
 	rc = k->msgs != NULL && k->headers != NULL ? sl_kafka_bootstrap_text(o->broker, &k->bootstrap, err, err_bytes)
 	                                           : -ENOMEM;
+	struct sl_kafka_config security = {0};
+	if (rc == 0)
+		rc = sl_kafka_config_secure(&security, o->security, NULL, err, err_bytes);
 	if (rc != 0) {
 		sl_kafka_fetcher_free(k);
 		return rc;
@@ -161,8 +165,10 @@ int sl_kafka_fetcher_new(struct sl_kafka_fetcher **out, const struct sl_fetcher_
 	        {"check.crcs", "true"},
 	        {"socket.timeout.ms", socket},
 	};
-	rd_kafka_conf_t *conf = sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-fetcher",
-	                                          ours, SL_ARRAY_COUNT(ours), o->kafka_config, err, err_bytes);
+	rd_kafka_conf_t *conf =
+	        sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-fetcher", ours,
+	                          SL_ARRAY_COUNT(ours), &security, o->kafka_config, err, err_bytes);
+	sl_kafka_config_free(&security);
 	if (conf == NULL) {
 		sl_kafka_fetcher_free(k);
 		return -EINVAL;

@@ -27,6 +27,7 @@ struct sl_kafka_conn {
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *admin_queue;
 	rd_kafka_t *reader;
+	struct sl_kafka_config security; /* the settings of sl_conn_set_security's options */
 	/* The last authentication or TLS failure librdkafka reported on rk (its error callback, served on the
 	 * caller's thread by rd_kafka_poll): connecting gives up on it instead of waiting out its timeout. */
 	rd_kafka_resp_err_t auth_error;
@@ -39,11 +40,13 @@ struct sl_kafka_pair {
 	const char *value;
 };
 
-/* A librdkafka configuration: bootstrap servers and client id, then ours (count pairs), then the user's settings
- * (which may replace ours). librdkafka's own log lines are dropped unless the user set debug or log_level: what
- * fails reaches the caller as an error instead. NULL with err set when a setting is refused. */
+/* A librdkafka configuration: bootstrap servers and client id, then ours (count pairs), then the settings of the
+ * security options (sl_kafka_config_secure of no user settings; may be NULL), then the user's settings (which may
+ * replace any of those). librdkafka's own log lines are dropped unless the user set debug or log_level: what fails
+ * reaches the caller as an error instead. NULL with err set when a setting is refused. */
 rd_kafka_conf_t *sl_kafka_conf_new(const char *bootstrap, const char *client_id, const struct sl_kafka_pair *ours,
-                                   size_t count, const struct sl_kafka_config *user, char *err, size_t err_bytes);
+                                   size_t count, const struct sl_kafka_config *security,
+                                   const struct sl_kafka_config *user, char *err, size_t err_bytes);
 
 /* The errno of a Kafka error code (synclog.h's conventions: -ENOENT for an unknown topic, -EEXIST, -EINVAL,
  * -ETIMEDOUT, -ECONNREFUSED, -EMSGSIZE, -ERANGE, group errors as the native ones, -EPERM, -EACCES, ...). */

@@ -113,10 +113,17 @@ int sl_kafka_producer_new(struct sl_kafka_producer **out, const struct sl_produc
 	k->o.topic = k->topic;
 	k->o.broker = NULL;
 	k->o.kafka_config = NULL;
+	k->o.security = NULL;
 	k->wake.fds[0] = k->wake.fds[1] = -1;
 	rc = sl_kafka_bootstrap_text(o->broker, &k->bootstrap, err, err_bytes);
 	if (rc != 0) {
 		free(k);
+		return rc;
+	}
+	struct sl_kafka_config security;
+	rc = sl_kafka_config_secure(&security, o->security, NULL, err, err_bytes);
+	if (rc != 0) {
+		sl_kafka_producer_free(k);
 		return rc;
 	}
 	snprintf(linger, sizeof(linger), "%u", o->linger_ms);
@@ -149,7 +156,8 @@ int sl_kafka_producer_new(struct sl_kafka_producer **out, const struct sl_produc
 	};
 	rd_kafka_conf_t *conf =
 	        sl_kafka_conf_new(k->bootstrap, o->client_id != NULL ? o->client_id : "synclog-producer", ours,
-	                          SL_ARRAY_COUNT(ours), o->kafka_config, err, err_bytes);
+	                          SL_ARRAY_COUNT(ours), &security, o->kafka_config, err, err_bytes);
+	sl_kafka_config_free(&security);
 	if (conf == NULL) {
 		sl_kafka_producer_free(k);
 		return -EINVAL;

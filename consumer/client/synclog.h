@@ -57,6 +57,9 @@ int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t
  *   - the fetcher and the group consumer are librdkafka consumers; group commits, group listing and description
  *     and operator commits go through Kafka's group coordinator and Admin API (AlterConsumerGroupOffsets, ...).
  *   - lag and the times of a group's partitions are computed here from ListOffsets and the committed offsets.
+ *   - the security options below become librdkafka settings: a user is SASL SCRAM-SHA-256 (sasl.username,
+ *     sasl.password), TLS is security.protocol SSL or SASL_SSL with ssl.ca.location, ssl.certificate.location and
+ *     ssl.key.location from its files; settings given in an sl_kafka_config replace them.
  * What Kafka has no equivalent for is refused with -EOPNOTSUPP and a message saying so: the cleaner on demand
  * (sl_topic_compact), synclogd's retention for groups, forced commits while a group has members (Kafka never
  * allows them), and the per-partition bytes and segments of sl_topic_describe (reported as unknown). */
@@ -103,8 +106,9 @@ void sl_kafka_config_free(struct sl_kafka_config *cfg);
 /* A principal's name (a user, or a client certificate's CN) as the broker reports it, with its NUL. */
 #define SL_PRINCIPAL_BYTES_MAX 65
 
-/* How to reach a broker that wants TLS or authentication (synclogd --tls-cert, --auth scram). NULL fields are
- * unset. The strings are copied by the calls that take these options. */
+/* How to reach a broker that wants TLS or authentication (synclogd --tls-cert, --auth scram), or a Kafka cluster
+ * that wants SASL SCRAM-SHA-256 or TLS ("transports" above). NULL fields are unset. The strings are copied by the
+ * calls that take these options. */
 struct sl_security_options {
 	const char *user;     /* authenticate as this user with SCRAM-SHA-256; NULL: do not authenticate */
 	const char *password; /* the user's password */

@@ -41,6 +41,9 @@ struct sl_kafka_consumer;
  * -EINVAL (a bad address), -ENOMEM. */
 int sl_kafka_conn_new(struct sl_conn *c, const char *broker);
 int sl_kafka_conn_set_config(struct sl_conn *c, const struct sl_kafka_config *cfg);
+/* sl_conn_set_security on a Kafka cluster: o (may be NULL) becomes librdkafka settings (sl_kafka_config_secure),
+ * under those of sl_conn_set_kafka_config, from the next connect on. Returns 0, -EINVAL or -ENOMEM. */
+int sl_kafka_conn_set_security(struct sl_conn *c, const struct sl_security_options *o);
 /* Create the librdkafka handle and read the cluster's metadata: 0, or -ECONNREFUSED/-ETIMEDOUT with c's error. */
 int sl_kafka_conn_connect(struct sl_conn *c);
 void sl_kafka_conn_close(struct sl_conn *c);

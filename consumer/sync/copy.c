@@ -188,7 +188,7 @@ static int conn_open(struct copy *c, const char *broker, struct sl_conn **out, c
 	if (c->o->io_timeout_ms > 0)
 		sl_conn_set_timeout(*out, c->o->io_timeout_ms);
 	rc = sl_conn_set_kafka_config(*out, c->o->kafka_config);
-	if (rc == 0 && (rc = sl_conn_connect(*out)) != 0)
+	if (rc == 0 && ((rc = sl_conn_set_security(*out, c->o->security)) != 0 || (rc = sl_conn_connect(*out)) != 0))
 		sl_error_set(c->err, c->err_bytes, "%s: %s", what, sl_conn_error(*out));
 	return rc;
 }
@@ -546,6 +546,7 @@ static int target_verify(struct copy *c)
 	fo.topic = c->res->to_topic;
 	fo.stop_at_end = true;
 	fo.kafka_config = c->o->kafka_config;
+	fo.security = c->o->security;
 	if (c->o->io_timeout_ms > 0)
 		fo.io_timeout_ms = c->o->io_timeout_ms;
 	if (rc == 0)
@@ -626,6 +627,7 @@ static int streams_open(struct copy *c)
 	fo.topic = c->o->topic;
 	fo.stop_at_end = true;
 	fo.kafka_config = c->o->kafka_config;
+	fo.security = c->o->security;
 	if (c->o->io_timeout_ms > 0)
 		fo.io_timeout_ms = c->o->io_timeout_ms;
 	rc = sl_fetcher_new(&c->f, &fo, c->err, c->err_bytes);
@@ -641,6 +643,7 @@ static int streams_open(struct copy *c)
 	po.delivery_cb = delivered_cb;
 	po.delivery_cb_arg = c;
 	po.kafka_config = c->o->kafka_config;
+	po.security = c->o->security;
 	if (c->o->io_timeout_ms > 0)
 		po.io_timeout_ms = c->o->io_timeout_ms;
 	return sl_producer_new(&c->p, &po, c->err, c->err_bytes);

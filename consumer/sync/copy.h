@@ -67,6 +67,9 @@ struct sl_copy_options {
 	const char *from; /* broker addresses (HOST:PORT or kafka://...) */
 	const char *to;
 	const struct sl_kafka_config *kafka_config; /* for whichever side is a Kafka cluster (may be NULL) */
+	/* TLS and credentials for both sides (may be NULL): on a Kafka cluster they become SASL and TLS settings,
+	 * under kafka_config's (synclog.h, "transports"). */
+	const struct sl_security_options *security;
 	const char *topic;
 	const char *to_topic; /* NULL: the same name */
 	const char *group;    /* on the source; NULL: SL_COPY_GROUP_PREFIX + the destination topic */

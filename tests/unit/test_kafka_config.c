@@ -1,5 +1,6 @@
 /* What names a Kafka cluster and how to reach it (consumer/client/kafka_config.c): kafka:// addresses and their
- * bootstrap servers, --kafka-config KEY=VALUE settings, and settings files in the Java properties form. */
+ * bootstrap servers, --kafka-config KEY=VALUE settings, settings files in the Java properties form, and the
+ * security options (--user, --tls-ca, ...) as librdkafka's SASL and TLS settings. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +69,56 @@ static void settings_take_key_value_and_the_last_wins(void **state)
 	assert_int_equal(cfg.count, 0);
 }
 
+static void security_options_become_sasl_and_tls_settings(void **state)
+{
+	struct sl_security_options o = {.user = "admin", .password = "pw", .tls_ca = "/ca.pem"};
+	struct sl_kafka_config out, user = {0};
+	char err[SL_ERROR_BYTES];
+
+	(void)state;
+	/* A user and a CA: SASL over TLS, SCRAM-SHA-256 as synclogd's own protocol uses. */
+	assert_int_equal(sl_kafka_config_secure(&out, &o, NULL, err, sizeof(err)), 0);
+	assert_string_equal(sl_kafka_config_get(&out, "security.protocol"), "SASL_SSL");
+	assert_string_equal(sl_kafka_config_get(&out, "sasl.mechanisms"), "SCRAM-SHA-256");
+	assert_string_equal(sl_kafka_config_get(&out, "sasl.username"), "admin");
+	assert_string_equal(sl_kafka_config_get(&out, "sasl.password"), "pw");
+	assert_string_equal(sl_kafka_config_get(&out, "ssl.ca.location"), "/ca.pem");
+	assert_null(sl_kafka_config_get(&out, "ssl.certificate.location"));
+	sl_kafka_config_free(&out);
+	/* The user's own settings win over the mapped ones. */
+	assert_int_equal(sl_kafka_config_add(&user, "sasl.mechanisms=SCRAM-SHA-512", err, sizeof(err)), 0);
+	assert_int_equal(sl_kafka_config_secure(&out, &o, &user, err, sizeof(err)), 0);
+	assert_string_equal(sl_kafka_config_get(&out, "sasl.mechanisms"), "SCRAM-SHA-512");
+	assert_string_equal(sl_kafka_config_get(&out, "sasl.username"), "admin");
+	sl_kafka_config_free(&out);
+	sl_kafka_config_free(&user);
+	/* A user without TLS; TLS without a user (a client certificate implies it). */
+	o = (struct sl_security_options){.user = "admin", .password = "pw"};
+	assert_int_equal(sl_kafka_config_secure(&out, &o, NULL, err, sizeof(err)), 0);
+	assert_string_equal(sl_kafka_config_get(&out, "security.protocol"), "SASL_PLAINTEXT");
+	assert_null(sl_kafka_config_get(&out, "ssl.ca.location"));
+	sl_kafka_config_free(&out);
+	o = (struct sl_security_options){.tls_cert = "/c.pem", .tls_key = "/k.pem"};
+	assert_int_equal(sl_kafka_config_secure(&out, &o, NULL, err, sizeof(err)), 0);
+	assert_string_equal(sl_kafka_config_get(&out, "security.protocol"), "SSL");
+	assert_string_equal(sl_kafka_config_get(&out, "ssl.certificate.location"), "/c.pem");
+	assert_string_equal(sl_kafka_config_get(&out, "ssl.key.location"), "/k.pem");
+	assert_null(sl_kafka_config_get(&out, "sasl.username"));
+	sl_kafka_config_free(&out);
+	/* Nothing set: no settings at all (librdkafka's plaintext default). */
+	o = (struct sl_security_options){0};
+	assert_int_equal(sl_kafka_config_secure(&out, &o, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out.count, 0);
+	sl_kafka_config_free(&out);
+	/* Refused as on synclogd's protocol. */
+	o = (struct sl_security_options){.tls_cert = "/c.pem"};
+	assert_int_equal(sl_kafka_config_secure(&out, &o, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--tls-key"));
+	o = (struct sl_security_options){.user = "admin"};
+	assert_int_equal(sl_kafka_config_secure(&out, &o, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "needs a password"));
+}
+
 static void settings_files_are_java_properties(void **state)
 {
 	char path[] = "/tmp/synclog-kafka-config-XXXXXX", err[SL_ERROR_BYTES];
@@ -102,6 +153,7 @@ int main(void)
 	        cmocka_unit_test(bad_kafka_addresses_are_refused_with_the_reason),
 	        cmocka_unit_test(settings_take_key_value_and_the_last_wins),
 	        cmocka_unit_test(settings_files_are_java_properties),
+	        cmocka_unit_test(security_options_become_sasl_and_tls_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
