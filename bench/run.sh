@@ -13,6 +13,8 @@
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
 #   8. bench/clusters.sh: the applier through the librdkafka transport against the native one, and copy in MB/s
 #      (bench/results/clusters.json)
+#   9. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
+#      (bench/results/scrape.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,5 +39,10 @@ KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
 CLUSTERS_BENCH_QUICK=${BENCH_QUICK:-0} bench/clusters.sh "$build"
 # TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
 SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
+else
+	bench/scrape.sh "$build"
+fi
 
 echo "make bench took $(($(date +%s) - start)) s"

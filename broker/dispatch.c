@@ -6,6 +6,9 @@
 
 typedef void (*handler_fn)(struct sl_req *req);
 
+/* Latency is kept per request kind in an array indexed by the body case (shard.h). */
+_Static_assert(SYNCLOG__REQUEST__BODY_REPORT_RUN < SL_REQUEST_KINDS, "every request kind has a latency slot");
+
 static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_HELLO] = sl_handle_hello,
         [SYNCLOG__REQUEST__BODY_CREATE_TOPIC] = sl_handle_create_topic,
@@ -31,6 +34,9 @@ static const handler_fn handlers[] = {
         [SYNCLOG__REQUEST__BODY_ACL_ADD] = sl_handle_acl_add,
         [SYNCLOG__REQUEST__BODY_ACL_REMOVE] = sl_handle_acl_remove,
         [SYNCLOG__REQUEST__BODY_LIST_ACLS] = sl_handle_list_acls,
+        [SYNCLOG__REQUEST__BODY_ALTER_GROUP] = sl_handle_alter_group,
+        [SYNCLOG__REQUEST__BODY_STATUS] = sl_handle_status,
+        [SYNCLOG__REQUEST__BODY_REPORT_RUN] = sl_handle_report_run,
         [SYNCLOG__REQUEST__BODY_ALTER_TOPIC] = sl_handle_alter_topic,
         [SYNCLOG__REQUEST__BODY_COMPACT_TOPIC] = sl_handle_compact_topic,
 };

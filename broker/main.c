@@ -39,8 +39,9 @@ static const char usage[] =
         "                [--tls-ca FILE] [--tls-client-auth required|optional|none] [--insecure]\n"
         "                [--quota-produce-rate BYTES] [--quota-fetch-rate BYTES] [--principal-connections-max N]\n"
         "                [--principal-inflight-bytes-max N] [--connection-rate-max N]\n"
-        "                [--memory-max BYTES] [--idle-timeout DURATION] [--fetch-readahead-bytes N]\n"
-        "                [--repair] [--version]\n"
+        "                [--stall-after DURATION] [--health-window N] [--initial-rebalance-delay DURATION]\n"
+        "                [--groups-max N] [--memory-max BYTES] [--idle-timeout DURATION]\n"
+        "                [--fetch-readahead-bytes N] [--repair] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -53,17 +54,17 @@ static const char usage[] =
         "                           clients, tools and connectors: the same topics, records and groups. The ready\n"
         "                           line then ends with 'kafka HOST:PORT'. Kafka acks=-1 (all) is our fsync level,\n"
         "                           acks=1 written, acks=0 none.\n"
-        "  --metrics HOST:PORT|off  Prometheus text at /metrics\n"
+        "  --metrics HOST:PORT|off  Prometheus text at /metrics, /healthz (200 while the process runs) and /readyz\n"
+        "                           (200 once recovery finished and the listener accepts, 503 before)\n"
         "  --config FILE            a JSON object with any of the keys data_dir, listen, kafka_listen, metrics,\n"
-        "                           log_format,\n"
-        "                           log_level, segment_bytes, segment_ms, index_interval_bytes, frame_bytes_max,\n"
-        "                           connections_max, retention_check_ms, backfill_rate_max,\n"
+        "                           log_format, log_level, segment_bytes, segment_ms, index_interval_bytes,\n"
+        "                           frame_bytes_max, connections_max, retention_check_ms, backfill_rate_max,\n"
         "                           cleaner_bytes_per_s, min_cleanable_ratio, cleaner_map_bytes,\n"
-        "                           cleaner_check_ms, memory_max, idle_timeout, auth, super_users, tls_cert,\n"
+        "                           cleaner_check_ms, stall_after, health_window, initial_rebalance_delay,\n"
+        "                           groups_max, memory_max, idle_timeout, auth, super_users, tls_cert,\n"
         "                           tls_key, tls_ca, tls_client_auth, insecure, quota_produce_rate,\n"
         "                           quota_fetch_rate, principal_connections_max, principal_inflight_bytes_max,\n"
-        "                           connection_rate_max, fetch_readahead_bytes;\n"
-        "                           # starts a comment.\n"
+        "                           connection_rate_max, fetch_readahead_bytes; # starts a comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -116,6 +117,14 @@ static const char usage[] =
         "                           unlimited); above it the broker holds its answers back, as Kafka's quotas do,\n"
         "                           so backfills cannot starve live traffic. Counted per request a producer\n"
         "                           declares backfill (`synclog backfill`, `synclog produce --origin backfill`)\n"
+        "  --stall-after DURATION   a group partition whose records wait while its live member's commits stand\n"
+        "                           still this long is `stalled` (`stopped` without a live member); default 60s.\n"
+        "                           Per group: `synclog group alter G --stall-after D`\n"
+        "  --health-window N        samples (one per health tick: 1 s, or stall-after/4 when shorter) over which a\n"
+        "                           growing lag makes a group `lagging`; default 10, 2 to 60\n"
+        "  --initial-rebalance-delay DURATION  a group whose first members join together waits this long, so\n"
+        "                           they share its first generation; default 3s, 0 to answer at once\n"
+        "  --groups-max N           groups at most: a new one past it is refused (GROUP_LIMIT); default 100000\n"
         "  --repair                 open every partition in repair mode: a damaged batch is cut out (its bytes\n"
         "                           kept as <segment>.log.corrupt-<byte>), every valid batch after it keeps its\n"
         "                           offset; print one line per partition naming the offsets lost, then exit.\n"
@@ -193,6 +202,7 @@ struct settings {
 	const char *auth, *super_users, *tls_cert, *tls_key, *tls_ca, *tls_client_auth, *insecure;
 	const char *quota_produce, *quota_fetch, *principal_conn_max, *principal_inflight, *conn_rate;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
+	const char *stall_after, *health_window, *rebalance_delay, *groups_max;
 };
 
 static int cleaner_settings_apply(struct sl_compaction_config *cfg, const struct settings *s)
@@ -388,6 +398,28 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			return bad_usage("invalid --retention-check-ms '%s': 100 to 86400000", s->retention_check);
 		cfg->retention_check_ms = (uint32_t)v;
 	}
+	if (s->stall_after) {
+		if (parse_ms(s->stall_after, &ms) < 0 || ms < SL_STALL_AFTER_MS_MIN)
+			return bad_usage("invalid --stall-after '%s': a duration of at least 100ms (30s, 5m, PT1M)",
+			                 s->stall_after);
+		cfg->groups.stall_after_ms = ms;
+	}
+	if (s->health_window) {
+		if (parse_u64(s->health_window, SL_HEALTH_WINDOW_MIN, SL_HEALTH_WINDOW_MAX, &v) < 0)
+			return bad_usage("invalid --health-window '%s': 2 to 60 samples", s->health_window);
+		cfg->groups.window = (uint32_t)v;
+	}
+	if (s->rebalance_delay) {
+		if (parse_ms(s->rebalance_delay, &ms) < 0 || ms > SL_INITIAL_REBALANCE_DELAY_MS_MAX)
+			return bad_usage("invalid --initial-rebalance-delay '%s': a duration of 0 to 5m (3s, 0)",
+			                 s->rebalance_delay);
+		cfg->groups.initial_rebalance_delay_ms = ms;
+	}
+	if (s->groups_max) {
+		if (parse_u64(s->groups_max, 1, SL_GROUPS_MAX_MAX, &v) < 0)
+			return bad_usage("invalid --groups-max '%s': 1 to 10000000", s->groups_max);
+		cfg->groups.groups_max = (uint32_t)v;
+	}
 	if (s->readahead) {
 		if (parse_u64(s->readahead, 0, SL_FETCH_READAHEAD_BYTES_MAX, &v) < 0)
 			return bad_usage("invalid --fetch-readahead-bytes '%s': 0 to 67108864", s->readahead);
@@ -517,6 +549,10 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"cleaner_map_bytes", offsetof(struct settings, cleaner_map), 1},
 	        {"cleaner_check_ms", offsetof(struct settings, cleaner_check), 1},
 	        {"backfill_rate_max", offsetof(struct settings, backfill_rate), 1},
+	        {"stall_after", offsetof(struct settings, stall_after), 1},
+	        {"health_window", offsetof(struct settings, health_window), 1},
+	        {"initial_rebalance_delay", offsetof(struct settings, rebalance_delay), 1},
+	        {"groups_max", offsetof(struct settings, groups_max), 1},
 	        {"memory_max", offsetof(struct settings, memory_max), 1},
 	        {"idle_timeout", offsetof(struct settings, idle_timeout), 1},
 	};
@@ -766,9 +802,43 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "cleaner_map_bytes", cfg->compaction.map_bytes_max);
 	sl_slog_uint(e, "cleaner_check_ms", cfg->compaction.check_ms);
 	sl_slog_uint(e, "backfill_rate_max", cfg->backfill_rate_max);
+	sl_slog_int(e, "stall_after_ms", cfg->groups.stall_after_ms);
+	sl_slog_uint(e, "health_window", cfg->groups.window);
+	sl_slog_int(e, "initial_rebalance_delay_ms", cfg->groups.initial_rebalance_delay_ms);
+	sl_slog_uint(e, "groups_max", cfg->groups.groups_max);
 	sl_slog_uint(e, "memory_max", cfg->memory_max);
 	sl_slog_uint(e, "idle_timeout_ms", cfg->idle_timeout_ms);
 	sl_slog_end(e);
+}
+
+/* Recovery finished and the listener accepts (called on the loop): the readiness line of ../shared/CLI.md, the
+ * event, and the service manager's READY=1. */
+/* The configuration the broker started with, for print_ready (the server's own copy is not visible here). */
+static const struct sl_server_config *ready_cfg;
+
+static void print_ready(struct sl_server *srv)
+{
+	const char *listen_addr, *metrics_addr;
+	sl_server_addresses(srv, &listen_addr, &metrics_addr);
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "ready");
+	sl_slog_str(e, "listen", listen_addr);
+	sl_slog_str(e, "metrics", metrics_addr[0] != '\0' ? metrics_addr : "off");
+	sl_slog_end(e);
+	int kafka_port = sl_server_kafka_port(srv);
+	if (kafka_port >= 0) {
+		char kafka_addr[SL_ADDR_TEXT_BYTES];
+		sl_addr_join(ready_cfg->kafka_listen_host, kafka_port, kafka_addr, sizeof(kafka_addr));
+		printf("synclogd ready on %s kafka %s\n", listen_addr, kafka_addr);
+	} else {
+		printf("synclogd ready on %s\n", listen_addr);
+	}
+	fflush(stdout);
+	char state[SL_ADDR_TEXT_BYTES + 64];
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s", listen_addr);
+	int notify_rc = sl_notify(state);
+	if (notify_rc < 0)
+		sl_slog_msg(SL_SLOG_WARN, "notify_failed", "cannot tell the service manager we are ready: %s",
+		            strerror(-notify_rc));
 }
 
 int main(int argc, char **argv)
@@ -854,6 +924,14 @@ int main(int argc, char **argv)
 			slot = &flags.cleaner_check;
 		} else if (strcmp(a, "--backfill-rate-max") == 0) {
 			slot = &flags.backfill_rate;
+		} else if (strcmp(a, "--stall-after") == 0) {
+			slot = &flags.stall_after;
+		} else if (strcmp(a, "--health-window") == 0) {
+			slot = &flags.health_window;
+		} else if (strcmp(a, "--initial-rebalance-delay") == 0) {
+			slot = &flags.rebalance_delay;
+		} else if (strcmp(a, "--groups-max") == 0) {
+			slot = &flags.groups_max;
 		} else if (strcmp(a, "--memory-max") == 0) {
 			slot = &flags.memory_max;
 		} else if (strcmp(a, "--idle-timeout") == 0) {
@@ -894,36 +972,16 @@ int main(int argc, char **argv)
 
 	config_log(&cfg, config_path, &log);
 	struct sl_server *srv;
-	int port = 0;
 	char err[1024] = "";
-	rc = sl_server_start(&cfg, &srv, &port, err, sizeof(err));
+	ready_cfg = &cfg;
+	cfg.on_ready = print_ready;
+	rc = sl_server_start(&cfg, &srv, err, sizeof(err));
 	if (rc < 0) {
 		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", err);
 		return 1;
 	}
-	const char *listen_addr, *metrics_addr;
-	sl_server_addresses(srv, &listen_addr, &metrics_addr);
-	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "ready");
-	sl_slog_str(e, "listen", listen_addr);
-	sl_slog_str(e, "metrics", metrics_addr[0] != '\0' ? metrics_addr : "off");
-	sl_slog_end(e);
-	int kafka_port = sl_server_kafka_port(srv);
-	if (kafka_port >= 0) {
-		char kafka_addr[SL_ADDR_TEXT_BYTES];
-		sl_addr_join(cfg.kafka_listen_host, kafka_port, kafka_addr, sizeof(kafka_addr));
-		printf("synclogd ready on %s kafka %s\n", listen_addr, kafka_addr);
-	} else {
-		printf("synclogd ready on %s\n", listen_addr);
-	}
-	fflush(stdout);
-	char state[SL_ADDR_TEXT_BYTES + 64];
-	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s", listen_addr);
-	int notify_rc = sl_notify(state);
-	if (notify_rc < 0)
-		sl_slog_msg(SL_SLOG_WARN, "notify_failed", "cannot tell the service manager we are ready: %s",
-		            strerror(-notify_rc));
 	rc = sl_server_run(srv) == 0 ? 0 : 1;
-	e = sl_slog_begin(rc == 0 ? SL_SLOG_INFO : SL_SLOG_ERROR, "shutdown");
+	struct sl_slog *e = sl_slog_begin(rc == 0 ? SL_SLOG_INFO : SL_SLOG_ERROR, "shutdown");
 	sl_slog_int(e, "exit_code", rc);
 	sl_slog_str(e, "clean", rc == 0 ? "yes" : "no: the next start recovers");
 	sl_slog_end(e);

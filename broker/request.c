@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "broker/request.h"
+#include "broker/shard.h"
 #include "proto/base/assert.h"
+#include "proto/base/clock.h"
 
 void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_frontend *fe, void *fe_data,
                  struct sl_session *session)
@@ -15,6 +17,7 @@ void sl_req_init(struct sl_req *req, struct sl_server *srv, const struct sl_req_
 	req->fe = fe;
 	req->fe_data = fe_data;
 	req->session = session;
+	req->start_ns = sl_clock_mono_ns();
 	synclog__response__init(&req->resp);
 }
 
@@ -81,6 +84,14 @@ void sl_req_respond(struct sl_req *req)
 {
 	SL_ASSERT(!req->responded);
 	req->responded = 1;
+	unsigned kind = req->msg ? (unsigned)req->msg->body_case : 0;
+	if (kind >= SL_REQUEST_KINDS)
+		kind = 0;
+	struct sl_server_stats *st = &req->srv->stats;
+	sl_histogram_observe_ns(&st->request_latency[kind], sl_clock_mono_ns() - req->start_ns);
+	st->requests_by_kind[kind]++;
+	if (req->resp.error != SYNCLOG__ERROR_CODE__NONE)
+		st->request_errors_by_kind[kind]++;
 	req->resp.correlation_id = req->msg ? req->msg->correlation_id : 0;
 	sl_security_responded(req);
 	req->fe->send(req);

@@ -79,6 +79,7 @@ struct sl_req {
 	/* An administrative request's audit line (broker/security.h rule 3): 1 + enum sl_audit_action, or 0. */
 	int audit_action;
 	char audit_target[320];
+	int64_t start_ns;    /* CLOCK_MONOTONIC at sl_req_init: the request latency metric */
 	size_t pending;      /* storage work started and not yet called back */
 	uint64_t held_bytes; /* sl_req_hold: what the front end counts for this request besides its frame */
 	/* Parking (invariant 3): the hook answers or drops the request; the front end never calls into a handler. */

@@ -10,7 +10,10 @@
 
 #include "broker/security.h"
 #include "broker/compaction.h"
+#include "broker/groups.h"
 #include "broker/storage/log.h"
+
+struct sl_server;
 
 struct sl_server_config {
 	char data_dir[1024];
@@ -45,6 +48,10 @@ struct sl_server_config {
 	struct sl_log_config log;
 	struct sl_security_config security;
 	struct sl_compaction_config compaction; /* the cleaner (broker/compaction.h) */
+	/* Groups: --stall-after, --health-window, --initial-rebalance-delay, --groups-max. */
+	struct sl_groups_settings groups;
+	/* Called on the loop once recovery finished and the listener accepts (sl_server_addresses names it). */
+	void (*on_ready)(struct sl_server *srv);
 };
 
 /* Four fetches' worth at the clients' default of 1 MiB per partition: the disk reads the next spans while the
@@ -55,10 +62,10 @@ struct sl_server_config {
 void sl_server_config_default(struct sl_server_config *cfg);
 
 struct sl_server;
-/* Open the data directory (recovering every partition), bind the listener. On success *port_out is the bound
- * port. Returns 0 or a negative errno with a one-line message in err. */
-int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
-                    size_t err_cap);
+/* Bind the metrics listener (which answers /healthz at once and /readyz with 503 until ready) and start opening
+ * the data directory (recovering every partition) on a worker thread. Returns 0 or a negative errno with a
+ * one-line message in err. Once recovery finished, sl_server_run binds the listener and calls cfg->on_ready. */
+int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, char *err, size_t err_cap);
 /* The bound addresses as HOST:PORT, the real ports when 0 was asked; metrics "" when off. Valid until
  * sl_server_run returns. */
 void sl_server_addresses(const struct sl_server *srv, const char **listen_out, const char **metrics_out);

@@ -1,7 +1,15 @@
 /* The shard's wiring: one libuv loop, the io_uring of its partitions with completions arriving through an eventfd
  * watched by a uv_poll_t, and a uv_prepare_t that submits the storage work of each loop pass once, just before the
- * loop sleeps (Redis's beforesleep). It opens the topics and groups, starts the front ends (broker/net/, broker/kafka/)
- * and the timers (retention and roll by age, group session expiry), and shuts everything down in order on SIGTERM. */
+ * loop sleeps (Redis's beforesleep). It binds the metrics listener, opens the topics and groups on a worker thread
+ * (recovery; /healthz answers meanwhile, /readyz says 503), then starts the cleaner, the front ends (broker/net/,
+ * broker/kafka/) and the timers (retention and roll by age, group sessions, group health), and shuts everything
+ * down in order on SIGTERM.
+ *
+ * Startup, with the function that makes each move:
+ *   sl_server_start: loop, ring, signals, metrics listener --uv_queue_work--> open_work_cb (worker thread: topics,
+ *   producer ids, groups; the loop does not touch the ring meanwhile) --> open_after_cb (loop): ring poll, timers,
+ *   cleaner, listeners, on_ready, ready = 1.  A SIGTERM during recovery waits for the worker, then closes what it
+ *   opened. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +57,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
 	sl_security_config_default(&cfg->security);
+	sl_groups_settings_default(&cfg->groups);
 }
 
 /* ---- the loop's storage wiring ---- */
@@ -87,7 +96,32 @@ static void retention_cb(uv_timer_t *h)
 static void groups_timer_cb(uv_timer_t *h)
 {
 	struct sl_server *srv = h->data;
-	sl_groups_expire(&srv->groups, sl_clock_wall_ms());
+	if (sl_groups_tick(&srv->groups, sl_clock_wall_ms()) > 0)
+		sl_group_joins_wake(srv);
+}
+
+/* Topic rates (records in and out per second) are refreshed this often, over the time since the last refresh. */
+#define RATE_REFRESH_MS 10000
+
+static void health_timer_cb(uv_timer_t *h)
+{
+	struct sl_server *srv = h->data;
+	int64_t now = sl_clock_wall_ms();
+	sl_groups_health_tick(&srv->groups, now);
+	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		struct sl_topic_counters *c = &t->counters;
+		if (c->rate_at_ms == 0) {
+			c->rate_at_ms = now;
+		} else if (now - c->rate_at_ms >= RATE_REFRESH_MS) {
+			uint64_t in = c->produce_records[0] + c->produce_records[1] + c->produce_records[2];
+			double secs = (double)(now - c->rate_at_ms) / 1000.0;
+			c->records_in_per_s = (double)(in - c->rate_in_prev) / secs;
+			c->records_out_per_s = (double)(c->fetch_records - c->rate_out_prev) / secs;
+			c->rate_in_prev = in;
+			c->rate_out_prev = c->fetch_records;
+			c->rate_at_ms = now;
+		}
+	}
 }
 
 /* ---- shutdown ---- */
@@ -99,26 +133,31 @@ static void close_noop_cb(uv_handle_t *h)
 static void shutdown_check_cb(uv_check_t *h)
 {
 	struct sl_server *srv = h->data;
-	/* Wait until every request's storage work called back and its answer was handed to the socket. */
-	if (!sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv) || sl_security_busy(srv))
+	/* Wait for a recovery in progress, then until every request's storage work called back and its answer was
+	 * handed to the socket, and the thread pool's work (housekeeping, audit writes) came back. */
+	if (!srv->open_done || !sl_net_drained(srv) || !sl_kafka_drained(srv) || sl_offload_busy(srv) ||
+	    sl_security_busy(srv))
 		return;
 	sl_net_close(srv);
 	sl_kafka_close(srv);
 	uv_check_stop(h);
 	sl_compaction_stop(srv);
-	int rc = sl_groups_close(&srv->groups);
-	int rc2 = sl_topics_close(&srv->topics);
-	if (rc == 0)
-		rc = rc2;
-	if (rc < 0) {
-		sl_slog_msg(SL_SLOG_ERROR, "close_failed", "closing the logs failed: %s; the next start will recover",
-		            strerror(-rc));
-		srv->exit_code = 1;
+	if (srv->open_rc == 0) {
+		int rc = sl_groups_close(&srv->groups);
+		int rc2 = sl_topics_close(&srv->topics);
+		if (rc == 0)
+			rc = rc2;
+		if (rc < 0) {
+			sl_slog_msg(SL_SLOG_ERROR, "close_failed",
+			            "closing the logs failed: %s; the next start will recover", strerror(-rc));
+			srv->exit_code = 1;
+		}
 	}
 	uv_close((uv_handle_t *)&srv->ring_poll, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->submit_prepare, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->retention_timer, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->groups_timer, close_noop_cb);
+	uv_close((uv_handle_t *)&srv->health_timer, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sigterm, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sigint, close_noop_cb);
 	uv_close((uv_handle_t *)&srv->sighup, close_noop_cb);
@@ -206,13 +245,86 @@ static void recovery_log(struct sl_server *srv, int64_t took_ms)
 	sl_slog_end(e);
 }
 
-int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, int *port_out, char *err,
-                    size_t err_cap)
+/* Worker thread: recovery. The loop thread does not touch the ring, topics or groups until open_after_cb. */
+static void open_work_cb(uv_work_t *w)
+{
+	struct sl_server *srv = w->data;
+	const struct sl_server_config *cfg = &srv->cfg;
+	char *err = srv->open_error;
+	size_t err_cap = sizeof(srv->open_error);
+	int64_t open_start_ms = sl_clock_mono_ms();
+	int rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &srv->cfg.log, err, err_cap);
+	if (rc == 0) {
+		rc = sl_producer_ids_load(srv);
+		if (rc < 0 && err[0] == '\0')
+			snprintf(err, err_cap, "cannot read the producer ids of %s: %s", cfg->data_dir, strerror(-rc));
+		if (rc < 0)
+			sl_topics_close(&srv->topics);
+	}
+	if (rc == 0) {
+		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &srv->cfg.log, &srv->topics, &cfg->groups,
+		                    err, err_cap);
+		if (rc < 0)
+			sl_topics_close(&srv->topics);
+	}
+	if (rc < 0 && err[0] == '\0')
+		snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
+	srv->open_rc = rc;
+	srv->open_took_ms = sl_clock_mono_ms() - open_start_ms;
+}
+
+static void open_after_cb(uv_work_t *w, int status)
+{
+	struct sl_server *srv = w->data;
+	srv->open_done = 1;
+	if (status < 0 && srv->open_rc == 0)
+		srv->open_rc = status;
+	if (srv->open_rc < 0) {
+		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", srv->open_error);
+		srv->exit_code = 1;
+	}
+	if (srv->open_rc < 0 || srv->shutting_down) {
+		if (!srv->shutting_down) {
+			srv->shutting_down = 1;
+			uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+		}
+		return;
+	}
+	recovery_log(srv, srv->open_took_ms);
+	uv_poll_start(&srv->ring_poll, UV_READABLE, ring_poll_cb);
+	uv_prepare_start(&srv->submit_prepare, submit_prepare_cb);
+	uv_timer_start(&srv->retention_timer, retention_cb, srv->cfg.retention_check_ms, srv->cfg.retention_check_ms);
+	uv_timer_start(&srv->groups_timer, groups_timer_cb, GROUPS_TICK_MS, GROUPS_TICK_MS);
+	uint32_t health_ms = sl_groups_tick_ms(&srv->cfg.groups);
+	uv_timer_start(&srv->health_timer, health_timer_cb, health_ms, health_ms);
+	int port = 0;
+	char err[1024] = "";
+	int rc = sl_compaction_start(srv, err, sizeof(err));
+	if (rc == 0)
+		rc = sl_net_start(srv, &port, err, sizeof(err));
+	if (rc == 0)
+		rc = sl_kafka_start(srv, err, sizeof(err));
+	if (rc < 0) {
+		sl_slog_msg(SL_SLOG_ERROR, "start_failed", "%s", err);
+		srv->exit_code = 1;
+		sl_net_stop_accepting(srv);
+		sl_kafka_stop_accepting(srv);
+		srv->shutting_down = 1;
+		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+		return;
+	}
+	srv->ready = 1;
+	if (srv->cfg.on_ready)
+		srv->cfg.on_ready(srv);
+}
+
+int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, char *err, size_t err_cap)
 {
 	struct sl_server *srv = calloc(1, sizeof(*srv));
 	if (srv == NULL)
 		return -ENOMEM;
 	srv->cfg = *cfg;
+	srv->started_ms = sl_clock_wall_ms();
 	sl_limits_init(&srv->limits, cfg->memory_max, cfg->connections_max);
 	char warning[256];
 	int rc = sl_limits_plan_descriptors(&srv->limits, warning, sizeof(warning));
@@ -226,6 +338,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	/* Every log of the shard (topics and the group log) opens its files through one bounded cache. */
 	sl_files_init(&srv->files, srv->limits.files_fds_max);
 	srv->cfg.log.files = &srv->files;
+	srv->cfg.log.fsync_hist = &srv->stats.fsync_latency;
 	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot start the event loop: %s", uv_strerror(rc));
@@ -240,44 +353,30 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		free(srv);
 		return rc;
 	}
-	int64_t open_start_ms = sl_clock_mono_ms();
-	rc = sl_topics_open(&srv->topics, cfg->data_dir, &srv->ring, &srv->cfg.log, err, err_cap);
-	int groups_open = 0;
-	if (rc == 0)
-		rc = sl_producer_ids_load(srv);
-	if (rc == 0) {
-		rc = sl_groups_open(&srv->groups, cfg->data_dir, &srv->ring, &srv->cfg.log, &srv->topics, err, err_cap);
-		groups_open = rc == 0;
-	}
-	if (rc == 0)
-		rc = sl_security_open(srv, err, err_cap);
+	/* Users, ACLs, the audit log and the TLS context come before any listener, the metrics one included (it
+	 * listens during recovery and speaks HTTPS when TLS is configured). */
+	rc = sl_security_open(srv, err, err_cap);
 	if (rc == 0 && cfg->security.tls_cert[0] != '\0')
 		rc = sl_tls_server_open(&cfg->security, &srv->tls, err, err_cap);
 	if (rc < 0) {
 		if (err[0] == '\0')
-			snprintf(err, err_cap, "cannot open data directory %s: %s", cfg->data_dir, strerror(-rc));
-		if (groups_open)
-			sl_groups_close(&srv->groups);
-		sl_topics_close(&srv->topics);
-		sl_ring_close(&srv->ring);
+			snprintf(err, err_cap, "cannot open the security settings of %s: %s", cfg->data_dir, strerror(-rc));
 		sl_security_close(srv);
+		sl_ring_close(&srv->ring);
 		uv_loop_close(&srv->loop);
 		free(srv);
 		return rc;
 	}
-	recovery_log(srv, sl_clock_mono_ms() - open_start_ms);
 	uv_poll_init(&srv->loop, &srv->ring_poll, srv->ring.event_fd);
 	srv->ring_poll.data = srv;
-	uv_poll_start(&srv->ring_poll, UV_READABLE, ring_poll_cb);
 	uv_prepare_init(&srv->loop, &srv->submit_prepare);
 	srv->submit_prepare.data = srv;
-	uv_prepare_start(&srv->submit_prepare, submit_prepare_cb);
 	uv_timer_init(&srv->loop, &srv->retention_timer);
 	srv->retention_timer.data = srv;
-	uv_timer_start(&srv->retention_timer, retention_cb, cfg->retention_check_ms, cfg->retention_check_ms);
 	uv_timer_init(&srv->loop, &srv->groups_timer);
 	srv->groups_timer.data = srv;
-	uv_timer_start(&srv->groups_timer, groups_timer_cb, GROUPS_TICK_MS, GROUPS_TICK_MS);
+	uv_timer_init(&srv->loop, &srv->health_timer);
+	srv->health_timer.data = srv;
 	uv_signal_init(&srv->loop, &srv->sigterm);
 	uv_signal_init(&srv->loop, &srv->sigint);
 	srv->sigterm.data = srv->sigint.data = srv;
@@ -289,19 +388,35 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	uv_check_init(&srv->loop, &srv->shutdown_check);
 	srv->shutdown_check.data = srv;
 
-	rc = sl_compaction_start(srv, err, err_cap);
-	if (rc == 0)
-		rc = sl_net_start(srv, port_out, err, err_cap);
-	if (rc == 0)
-		rc = sl_kafka_start(srv, err, err_cap);
-	if (rc == 0)
-		rc = sl_metrics_start(srv, err, err_cap);
+	rc = sl_metrics_start(srv, err, err_cap);
 	if (rc < 0) {
 		/* Undo in the loop: handles must be closed through it before it can be freed. */
-		sl_net_stop_accepting(srv);
-		sl_kafka_stop_accepting(srv);
+		srv->open_done = 1;
+		srv->open_rc = rc;
 		srv->shutting_down = 1;
-		uv_check_start(&srv->shutdown_check, shutdown_check_cb);
+		/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop
+		 * run the close callbacks. */
+		shutdown_check_cb(&srv->shutdown_check);
+		uv_run(&srv->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&srv->loop);
+		sl_ring_close(&srv->ring);
+		sl_net_free(srv);
+		sl_kafka_free(srv);
+		sl_security_close(srv);
+		sl_tls_server_free(srv->tls);
+		free(srv);
+		return rc;
+	}
+	srv->open_work.data = srv;
+	rc = uv_queue_work(&srv->loop, &srv->open_work, open_work_cb, open_after_cb);
+	if (rc < 0) {
+		snprintf(err, err_cap, "cannot start recovery: %s", uv_strerror(rc));
+		srv->open_done = 1;
+		srv->open_rc = rc;
+		srv->shutting_down = 1;
+		/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop
+		 * run the close callbacks. */
+		shutdown_check_cb(&srv->shutdown_check);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&srv->loop);
 		sl_ring_close(&srv->ring);

@@ -13,11 +13,15 @@
 
 #include "broker/groups.h"
 #include "broker/limits.h"
+#include "proto/base/histogram.h"
 #include "broker/request.h"
 #include "broker/server.h"
 #include "broker/storage/ring.h"
 #include "broker/topics.h"
 #include "proto/base/addr.h"
+
+/* Request kinds are the body cases of proto/synclog.proto's Request; latency is kept per kind. */
+#define SL_REQUEST_KINDS 64
 
 struct sl_server_stats {
 	uint64_t connections_accepted;
@@ -31,6 +35,29 @@ struct sl_server_stats {
 	uint64_t produce_errors;
 	uint64_t fetch_requests;
 	uint64_t fetch_bytes;
+	/* From the decoding of a request to its answer being handed to the front end, per kind (the body case;
+	 * 0: undecodable). */
+	struct sl_histogram request_latency[SL_REQUEST_KINDS];
+	uint64_t requests_by_kind[SL_REQUEST_KINDS];
+	uint64_t request_errors_by_kind[SL_REQUEST_KINDS];
+	struct sl_histogram fsync_latency; /* every partition's group commits (log config fsync_hist) */
+	uint64_t scrapes;
+	int64_t last_scrape_ns;       /* how long the last /metrics held the loop */
+	int64_t last_scrape_total_ns; /* from its request to its answer, thread pool included */
+};
+
+/* The last backfill or reconcile run per (kind, topic), as its tool reported it (handlers/status.c). */
+#define SL_RUNS_MAX 256
+struct sl_run {
+	char kind[16];
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	char target[SL_APPLIER_TARGET_BYTES_MAX];
+	int64_t started_ms, finished_ms;
+	int ok;
+	char summary[256];
+	uint64_t rows, differences;
+	double diff_ratio;
+	uint64_t count; /* runs reported for this kind and topic */
 };
 
 struct sl_net;     /* broker/net/: the native listener and its connections */
@@ -59,7 +86,19 @@ struct sl_server {
 	uv_check_t shutdown_check;
 	struct sl_topics topics;
 	struct sl_groups groups;
-	uv_timer_t groups_timer; /* session expiry */
+	uv_timer_t groups_timer;         /* session expiry, initial rebalance delays */
+	uv_timer_t health_timer;         /* group health, topic rates, offset-log compaction */
+	struct sl_join_wait *join_waits; /* JoinGroups held while their group forms (handlers/groups.c) */
+	struct sl_run runs[SL_RUNS_MAX];
+	uint32_t run_count;
+	/* Startup: the data directory is opened on a worker thread while the metrics listener already answers. */
+	uv_work_t open_work;
+	int open_done; /* the worker finished (success or not) */
+	int ready;     /* recovery finished and the listener accepts: /readyz says 200 */
+	int open_rc;
+	int64_t open_took_ms;
+	char open_error[1024];
+	int64_t started_ms;
 	int shutting_down;
 	int exit_code;
 	int64_t next_producer_id;

@@ -499,6 +499,7 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 		topic->next = t->head;
 		t->head = topic;
 		t->topic_count++;
+		HASH_ADD_STR(t->by_name, cfg.name, topic);
 	}
 	closedir(d);
 	rc = open_sync(t, NULL);
@@ -516,10 +517,9 @@ void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_co
 
 struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name)
 {
-	for (struct sl_topic *topic = t->head; topic; topic = topic->next)
-		if (strcmp(topic->cfg.name, name) == 0)
-			return topic;
-	return NULL;
+	struct sl_topic *topic = NULL;
+	HASH_FIND_STR(t->by_name, name, topic);
+	return topic;
 }
 
 int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, char *err, size_t err_cap)
@@ -612,6 +612,7 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 	topic->next = t->head;
 	t->head = topic;
 	t->topic_count++;
+	HASH_ADD_STR(t->by_name, cfg.name, topic);
 	return 0;
 }
 
@@ -629,6 +630,7 @@ int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t er
 	topic_close_logs(topic, &rc);
 	*pp = topic->next;
 	t->topic_count--;
+	HASH_DEL(t->by_name, topic);
 	topic_free(topic);
 	char dir[SL_PATH_BYTES_MAX], gone[SL_PATH_BYTES_MAX];
 	snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, name);
@@ -670,6 +672,7 @@ int sl_topics_close(struct sl_topics *t)
 	while (t->head) {
 		struct sl_topic *topic = t->head;
 		t->head = topic->next;
+		HASH_DEL(t->by_name, topic);
 		topic_close_logs(topic, &rc);
 		topic_free(topic);
 	}

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uthash.h>
+
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
 #include "proto/base/rate.h"
@@ -71,6 +73,19 @@ struct sl_partition {
 	struct sl_clean_state *clean; /* NULL until the cleaner looks at it */
 };
 
+/* What went through a topic, for metrics and `synclog status` (counted by the handlers). */
+struct sl_topic_counters {
+	uint64_t produce_records[3]; /* by origin (enum sl_origin): live, backfill, repair */
+	uint64_t produce_bytes[3];   /* batch bytes, shared among origins by their record counts */
+	uint64_t produce_batches;
+	uint64_t fetch_records;
+	uint64_t fetch_bytes;
+	/* Rates over the last RATE_WINDOW of the status handler, refreshed by the health tick. */
+	uint64_t rate_in_prev, rate_out_prev;
+	int64_t rate_at_ms;
+	double records_in_per_s, records_out_per_s;
+};
+
 struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
@@ -78,6 +93,8 @@ struct sl_topic {
 	/* The backfill quota's bucket (handlers/produce.c); per_s 0 until the first backfill produce. */
 	struct sl_rate backfill_rate;
 	struct sl_topic *next;
+	struct sl_topic_counters counters;
+	UT_hash_handle hh; /* in sl_topics.by_name */
 };
 
 struct sl_topics {
@@ -89,6 +106,7 @@ struct sl_topics {
 	struct sl_ring *ring;
 	struct sl_log_config log_cfg;
 	struct sl_topic *head;
+	struct sl_topic *by_name; /* uthash on cfg.name: find is called per request */
 	uint32_t topic_count;
 };
 

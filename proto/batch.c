@@ -569,9 +569,10 @@ int sl_record_header_encode(uint8_t **pos, const uint8_t *end, const struct sl_r
 	return 0;
 }
 
-/* Check invariants 5 to 9 on a records section; stored != 0: offset deltas as invariant 10 allows. */
+/* Check invariants 5 to 9 on a records section; stored != 0: offset deltas as invariant 10 allows. Counts records
+ * per origin into origin_counts when it is not NULL. */
 static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, const uint8_t *end, int stored,
-                        const char **why)
+                        const char **why, uint32_t *origin_counts)
 {
 	struct sl_record r;
 	int32_t delta_min = 0;
@@ -582,6 +583,8 @@ static int records_walk(const struct sl_batch_header *h, const uint8_t *pos, con
 		if (rc != 0)
 			return rc;
 		delta_min = (int32_t)(r.offset - h->base_offset) + 1;
+		if (origin_counts != NULL && (unsigned)r.origin < SL_ORIGIN_COUNT)
+			origin_counts[r.origin]++;
 	}
 	if (pos != end)
 		return bad(why, "bytes after the last record of the batch");
@@ -608,7 +611,7 @@ static int records_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, 
 }
 
 static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
-                    int stored, const char **why)
+                    int stored, const char **why, uint32_t *origin_counts)
 {
 	struct sl_batch_header h;
 	size_t records_len;
@@ -630,14 +633,14 @@ static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, u
 
 	switch (h.attributes & SL_BATCH_ATTR_CODEC_MASK) {
 	case SL_BATCH_CODEC_NONE:
-		rc = records_walk(&h, p + OFF_RECORDS, p + len, stored, why);
+		rc = records_walk(&h, p + OFF_RECORDS, p + len, stored, why, origin_counts);
 		break;
 	case SL_BATCH_CODEC_ZSTD:
 		if (scratch == NULL || scratch_cap == 0)
 			break;
 		rc = records_decompress(p + OFF_RECORDS, len - OFF_RECORDS, scratch, scratch_cap, &records_len, why);
 		if (rc == 0)
-			rc = records_walk(&h, scratch, scratch + records_len, stored, why);
+			rc = records_walk(&h, scratch, scratch + records_len, stored, why, origin_counts);
 		break;
 	default:
 		if (why)
@@ -654,13 +657,19 @@ static int validate(const uint8_t *p, size_t len, struct sl_batch_header *out, u
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why)
 {
-	return validate(p, len, out, scratch, scratch_cap, 0, why);
+	return validate(p, len, out, scratch, scratch_cap, 0, why, NULL);
+}
+
+int sl_batch_validate_counting(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                               size_t scratch_cap, const char **why, uint32_t origin_counts[SL_ORIGIN_COUNT])
+{
+	return validate(p, len, out, scratch, scratch_cap, 0, why, origin_counts);
 }
 
 int sl_batch_validate_stored(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
                              size_t scratch_cap, const char **why)
 {
-	return validate(p, len, out, scratch, scratch_cap, 1, why);
+	return validate(p, len, out, scratch, scratch_cap, 1, why, NULL);
 }
 
 /* ---- iterator ---- */

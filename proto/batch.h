@@ -41,6 +41,7 @@
 
 enum sl_op { SL_OP_UPSERT = 0, SL_OP_DELETE = 1 };
 enum sl_origin { SL_ORIGIN_LIVE = 0, SL_ORIGIN_BACKFILL = 1, SL_ORIGIN_REPAIR = 2 };
+#define SL_ORIGIN_COUNT 3
 
 /* The decoded fixed header. Field names follow Kafka's. */
 struct sl_batch_header {
@@ -120,6 +121,11 @@ static inline size_t sl_batch_total_bytes(const struct sl_batch_header *h)
  * Returns 0, -EBADMSG (with *why set to a static message) or -ENOTSUP. */
 int sl_batch_validate(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch, size_t scratch_cap,
                       const char **why);
+/* sl_batch_validate that also adds each record's origin to origin_counts (zeroed by the caller) while it walks the
+ * records it walks anyway: the broker's per-origin counters at no extra pass. When the records are not walked (a
+ * zstd batch without scratch) nothing is added. */
+int sl_batch_validate_counting(const uint8_t *p, size_t len, struct sl_batch_header *out, uint8_t *scratch,
+                               size_t scratch_cap, const char **why, uint32_t origin_counts[SL_ORIGIN_COUNT]);
 
 /* sl_batch_validate for a batch as stored, which the cleaner may have rewritten (invariant 10 of batch.c): the
  * records may be fewer than lastOffsetDelta + 1 (none at all, even), their offset deltas strictly increasing and at

@@ -33,6 +33,7 @@ _Static_assert(SYNCLOG__ERROR_CODE__INVALID_GROUP_NAME == 35, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_FEATURE == 40, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__UNSUPPORTED_BATCH == 45, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__RECORDS_LOST == 46, "wire code");
+_Static_assert(SYNCLOG__ERROR_CODE__GROUP_LIMIT == 55, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__INVALID_CONFIG == 65, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__CLEANER_FAILED == 66, "wire code");
 _Static_assert(SYNCLOG__ERROR_CODE__AUTHENTICATION_FAILED == 80, "wire code");

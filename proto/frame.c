@@ -205,6 +205,8 @@ static const struct {
          "transactional or control batches and negative producer fields are not supported: nothing was appended"},
         {46, "RECORDS_LOST",
          "these offsets were lost to disk damage (cut out by synclogd --repair): fetch from skip_to_offset to go on"},
+        {55, "GROUP_LIMIT",
+         "the broker holds --groups-max groups: delete finished groups (synclog group delete) or raise the limit"},
         {65, "INVALID_CONFIG",
          "invalid topic setting: keys retention.ms, retention.bytes, compact, delete.retention.ms, segment.bytes, "
          "segment.ms, retain.for.groups"},

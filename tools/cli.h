@@ -101,10 +101,22 @@ int cli_acl(const struct cli *cli, int argc, char **argv);       /* tools/cli_ac
 /* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
  * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
 int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
+int cli_dlq(const struct cli *cli, int argc, char **argv);       /* tools/cli_dlq.c */
+int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_status.c */
+
+/* Tell the broker how a backfill or reconcile run of cmd ended (synclog status and the metrics show the last one
+ * per kind and topic; a successful backfill clears the `lost` state of the groups reading the topic). Waits at most
+ * 5 s; a failure is one warning line on stderr and does not change the command's result. Returns 0 or the
+ * negative errno. (tools/cli_status.c) */
+struct sl_run_report;
+int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const struct sl_run_report *run);
 
 /* Install handlers for SIGINT and SIGTERM that set the flag cli_interrupted reads, without SA_RESTART so that a
  * blocking wait returns EINTR and the command can finish cleanly. */
 void cli_signals_install(void);
 bool cli_interrupted(void);
+/* The flag itself, for a library that checks it between steps (the applier's options.stop). */
+#include <signal.h>
+const volatile sig_atomic_t *cli_interrupted_flag(void);
 
 #endif

@@ -1,11 +1,16 @@
 /* `synclog apply TOPIC --group G --target sqlite:PATH`: replay a topic into a target store with the rules of
  * consumer/apply.h (stale versions logged and dropped, duplicates skipped, soft deletes purged after a window,
- * poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. */
+ * poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. The applier is a
+ * member of group G: the broker shows it with its lag and counters, deals partitions among a target's appliers and
+ * tells it of offset resets, which it adopts into the target. It stops within a second of SIGINT/SIGTERM, after
+ * committing what it applied, and refuses (exit 1) to read past records retention removed before it applied them,
+ * unless --allow-gap. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto/base/clock.h"
 #include "consumer/sync/apply.h"
@@ -22,8 +27,9 @@ static const struct cli_command apply_command = {
         .name = "apply",
         .usage =
                 "usage: synclog apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow]\n"
-                "                           [--tombstone-retention DURATION] [--values json|text]\n"
+                "                           [--tombstone-retention DURATION] [--values json|text] [--allow-gap]\n"
                 "                           [--on-delete hide|erase-value|archive]\n"
+                "                           [--reject-retries N] [--failure-retries N]\n"
                 "       synclog apply --target sqlite:PATH [--table NAME] --purge [--tombstone-retention DURATION]\n"
                 "\n"
                 "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
@@ -36,7 +42,11 @@ static const struct cli_command apply_command = {
                 "value is a conflict, kept in table `conflicts` and not applied, except from origin=repair, which\n"
                 "replaces the row. An origin=backfill record without a version only fills an absent key. A\n"
                 "record the target refuses is retried, then written to TOPIC.dlq with its error, topic, partition\n"
-                "and offset.\n"
+                "and offset, this group and target, and whether the error is permanent (the record) or\n"
+                "transient (the target's state).\n"
+                "The applier joins group G as a member (`synclog group describe G` shows it) and reports its\n"
+                "counters with its commits. After `synclog offsets reset --group G ... --execute` it adopts the\n"
+                "reset offsets into the target (the target's own offsets otherwise win) and logs it.\n"
                 "  --group G                     the target's name for its offsets (required to apply)\n"
                 "  --target sqlite:PATH          the target database (required)\n"
                 "  --table NAME                  the entity table (default entities). A table is fed by one\n"
@@ -58,6 +68,14 @@ static const struct cli_command apply_command = {
                 "                                TABLE_archive (entities_archive) first, then clears it. The deleted\n"
                 "                                row stays, so versions still compare, until it is purged\n"
                 "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                "  --reject-retries N            tries after the first before a rejected record is dead-lettered\n"
+                "                                (default 3; backoff 10 ms doubling to 1 s, one backoff per round\n"
+                "                                for all records rejected together)\n"
+                "  --failure-retries N           retries of a failed transaction (target down, dead-letter topic\n"
+                "                                unreachable) before the applier stops with exit 1 (default 5)\n"
+                "  --allow-gap                   read on when retention removed records before this target applied\n"
+                "                                them (without it: say how many and exit 1; the group is `lost`\n"
+                "                                until an offset reset or a backfill)\n"
                 "  --purge                       only purge what is older than the retention, then exit\n"
                 "Prints `applied A stale S duplicate D deleted X dead_lettered Q` (or one JSON object with\n"
                 "--json), and on stderr how many conflicts were kept, if any; with --purge,\n"
@@ -71,8 +89,11 @@ struct apply_args {
 	const char *table;
 	bool follow;
 	bool purge;
+	bool allow_gap;
 	int64_t retention_ms;
 	enum sl_apply_values values;
+	int64_t reject_retries;  /* -1: the default */
+	int64_t failure_retries; /* -1: the default */
 	enum sl_apply_on_delete on_delete;
 };
 
@@ -124,6 +145,15 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				a->values = SL_APPLY_VALUES_TEXT;
 			else
 				return cli_usage_error(&apply_command, "--values must be json or text");
+		} else if ((rc = cli_flag(argc, argv, &i, "--reject-retries", &value)) != 0) {
+			if (rc < 0 || cli_parse_i64(value, 0, 100, &a->reject_retries) != 0)
+				return cli_usage_error(&apply_command, "--reject-retries needs a number from 0 to 100");
+		} else if ((rc = cli_flag(argc, argv, &i, "--failure-retries", &value)) != 0) {
+			if (rc < 0 || cli_parse_i64(value, 0, 1000, &a->failure_retries) != 0)
+				return cli_usage_error(&apply_command,
+				                       "--failure-retries needs a number from 0 to 1000");
+		} else if (strcmp(argv[i], "--allow-gap") == 0) {
+			a->allow_gap = true;
 		} else if ((rc = cli_flag(argc, argv, &i, "--on-delete", &value)) != 0) {
 			if (rc > 0 && strcmp(value, "hide") == 0)
 				a->on_delete = SL_APPLY_ON_DELETE_HIDE;
@@ -223,6 +253,8 @@ static int purge_only(const struct cli *cli, const struct apply_args *a, struct 
 	return CLI_EXIT_OK;
 }
 
+static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *src, uint64_t *reported);
+
 static uint64_t records_done(const struct sl_apply_counters *c)
 {
 	return c->applied + c->stale + c->duplicate + c->deleted + c->dead_lettered;
@@ -273,9 +305,11 @@ static void progress_clear(struct progress *p)
 		fprintf(stderr, "\r%*s\r", (int)p->width, "");
 }
 
-/* Poll until the end (or a signal), reporting progress when following. Returns 0 or the failing errno. */
+/* Poll until the end (or a signal), reporting progress when following. Returns 0 or the failing errno; a gap found
+ * on the way (a rebalance gave this applier a partition retention cut) sets *exit_code. */
 static int apply_loop(const struct cli *cli, const struct apply_args *a, struct sl_apply *engine,
-                      struct sl_conn *lag_conn)
+                      struct sl_conn *lag_conn, struct sl_apply_fetch_source *src, uint64_t *lost_reported,
+                      int *exit_code)
 {
 	int64_t next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
 	struct progress line = {.on = !a->follow && lag_conn != NULL, .last_ms = sl_clock_mono_ms()};
@@ -290,6 +324,10 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 		}
 		if (line.on && sl_clock_mono_ms() >= line.next_ms)
 			progress_draw(&line, engine, lag_conn, a->topic);
+		if ((*exit_code = gap_check(a, src, lost_reported)) != CLI_EXIT_OK) {
+			progress_clear(&line);
+			return 0;
+		}
 		if (a->follow && sl_clock_wall_ms() >= next_progress_ms) {
 			struct sl_apply_counters c;
 			int64_t lag = lag_records(lag_conn, a->topic, engine);
@@ -303,14 +341,41 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 	return 0;
 }
 
+/* Refuse to apply past records retention removed before this target applied them, unless --allow-gap: say how
+ * many. Returns CLI_EXIT_OK to go on. */
+static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *src, uint64_t *reported)
+{
+	uint64_t lost = sl_apply_fetch_source_lost(src);
+
+	if (lost <= *reported)
+		return CLI_EXIT_OK;
+	*reported = lost;
+	if (a->allow_gap) {
+		fprintf(stderr,
+		        "synclog apply: warning: %llu records of topic '%s' were removed by retention before target "
+		        "sqlite:%s "
+		        "(group %s) applied them; applying on from the earliest record (--allow-gap)\n",
+		        (unsigned long long)lost, a->topic, a->target, a->group);
+		return CLI_EXIT_OK;
+	}
+	return cli_fail(
+	        &apply_command,
+	        "%llu records of topic '%s' were removed by retention before target sqlite:%s (group %s) applied them: "
+	        "the target missed them. Run a backfill, or pass --allow-gap to apply on from the earliest "
+	        "record (or reset the group's offsets)",
+	        (unsigned long long)lost, a->topic, a->target, a->group);
+}
+
 static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
 {
+	char target_name[600], client_id[64];
 	struct sl_apply_fetch_source_options so = {
 	        .broker = cli->broker,
 	        .security = &cli->security,
-	        .client_id = "synclog-apply",
+	        .client_id = client_id,
 	        .topic = a->topic,
 	        .group = a->group,
+	        .target = target_name,
 	        .follow = a->follow,
 	        .io_timeout_ms = cli->timeout_ms,
 	        .kafka_config = &cli->kafka,
@@ -323,9 +388,21 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	struct sl_apply_store store;
 	struct sl_apply_source source;
 	struct sl_apply_counters c;
-	char err[SL_ERROR_BYTES];
+	char err[SL_ERROR_BYTES], path[4096];
+	uint64_t lost_reported = 0;
 	int rc, exit_code = CLI_EXIT_OK;
 
+	/* The target as dead letters name it: an absolute path, so `synclog dlq redrive` finds it from anywhere. */
+	if (realpath(a->target, path) == NULL)
+		snprintf(path, sizeof(path), "%s", a->target);
+	/* A table other than the default is part of the target (`synclog dlq redrive` opens it). */
+	if (a->table != NULL && strcmp(a->table, SL_APPLY_SQLITE_TABLE_DEFAULT) != 0)
+		snprintf(target_name, sizeof(target_name), "sqlite:%s?table=%s", path, a->table);
+	else
+		snprintf(target_name, sizeof(target_name), "sqlite:%s", path);
+	/* The process id in the member id tells an operator which process holds which partitions. */
+	snprintf(client_id, sizeof(client_id), "synclog-apply-%ld", (long)getpid());
+	cli_signals_install(); /* before joining: a forming group makes the join wait */
 	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
 	/* Before anything is applied: a table fed by another topic is refused (apply.h, synclog_tables). */
 	if (rc == 0 && (rc = sl_apply_sqlite_claim(db, a->topic)) != 0) {
@@ -333,7 +410,8 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
 	}
 	if (rc == 0)
-		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, &cli->kafka, a->topic, err, sizeof(err));
+		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, &cli->kafka, a->topic, a->group, target_name,
+		                      err, sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
 	if (rc == 0 && (a->follow || cli_is_terminal(stderr)) &&
 	    sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
@@ -351,8 +429,14 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	sl_apply_options_init(&o);
 	o.group = a->group;
 	o.tombstone_retention_ms = a->retention_ms;
+	if (a->reject_retries >= 0)
+		o.reject_retries_max = (uint32_t)a->reject_retries;
+	if (a->failure_retries >= 0)
+		o.failure_retries_max = (uint32_t)a->failure_retries;
 	o.dead_letter_cb = sl_apply_dlq_send;
+	o.dead_letter_flush_cb = sl_apply_dlq_flush;
 	o.dead_letter_cb_arg = dlq;
+	o.stop = cli_interrupted_flag();
 	sl_apply_sqlite_store(db, &store);
 	if (rc == 0) {
 		sl_apply_fetch_source_get(src, &source);
@@ -360,28 +444,38 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	}
 	if (rc == 0 && (rc = sl_apply_start(engine)) != 0)
 		snprintf(err, sizeof(err), "%s", sl_apply_error(engine));
+	if (rc == -EINTR && cli_interrupted()) {
+		exit_code = CLI_EXIT_OK; /* stopped while joining: nothing was applied */
+		goto out;
+	}
 	if (rc != 0) {
 		exit_code = cli_fail(&apply_command, "%s", err);
 		goto out;
 	}
-	cli_signals_install();
-	rc = apply_loop(cli, a, engine, lag_conn);
+	if ((exit_code = gap_check(a, src, &lost_reported)) != CLI_EXIT_OK) {
+		sl_apply_fetch_source_close(src, true);
+		goto out;
+	}
+	rc = apply_loop(cli, a, engine, lag_conn, src, &lost_reported, &exit_code);
+	if (exit_code != CLI_EXIT_OK) {
+		sl_apply_fetch_source_close(src, true);
+		goto out;
+	}
 	if (sl_apply_flush(engine) != 0)
 		fprintf(stderr, "synclog apply: warning: %s; the target's own offsets are unaffected\n",
 		        sl_apply_error(engine));
 	sl_apply_counters_get(engine, &c);
 	counters_print(stdout, cli->json, &c, NULL);
+	if (sl_apply_resets_adopted(engine) > 0)
+		fprintf(stderr, "synclog apply: adopted %llu offset reset%s of group %s into target %s\n",
+		        (unsigned long long)sl_apply_resets_adopted(engine),
+		        sl_apply_resets_adopted(engine) == 1 ? "" : "s", a->group, target_name);
 	if (c.conflicts > 0)
 		fprintf(stderr,
 		        "synclog apply: %llu record(s) had the version of the stored row but another value and were "
 		        "not "
 		        "applied: see table conflicts; `synclog reconcile` finds and repairs such rows\n",
 		        (unsigned long long)c.conflicts);
-	if (sl_apply_fetch_source_skipped(src) > 0)
-		fprintf(stderr,
-		        "synclog apply: %llu records were deleted by retention before they could be applied: the "
-		        "target missed them; run a backfill or reconciliation\n",
-		        (unsigned long long)sl_apply_fetch_source_skipped(src));
 	if (rc != 0) {
 		/* The dead-letter sink's own message says why the broker refused the dead letter. */
 		const char *dlq_error = strstr(sl_apply_error(engine), "dead-letter") ? sl_apply_dlq_error(dlq) : "";
@@ -391,6 +485,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		                     "start again to resume there",
 		                     sl_apply_error(engine), dlq_error[0] != '\0' ? ": " : "", dlq_error);
 	}
+	sl_apply_fetch_source_close(src, false);
 out:
 	sl_apply_free(engine);
 	sl_conn_free(lag_conn);
@@ -401,7 +496,10 @@ out:
 
 int cli_apply(const struct cli *cli, int argc, char **argv)
 {
-	struct apply_args a = {.retention_ms = 7LL * 24 * 3600 * 1000, .values = SL_APPLY_VALUES_JSON};
+	struct apply_args a = {.retention_ms = 7LL * 24 * 3600 * 1000,
+	                       .values = SL_APPLY_VALUES_JSON,
+	                       .reject_retries = -1,
+	                       .failure_retries = -1};
 	struct sl_apply_sqlite_options so;
 	struct sl_apply_sqlite *db;
 	char err[SL_ERROR_BYTES];

@@ -51,7 +51,9 @@ static const struct cli_command backfill_command = {
                  "skipped; the others are produced, and the exit status is then 1.\n"
                  "Progress goes to stderr: a bar on a terminal, a line every 5 s otherwise, JSON lines with --json.\n"
                  "Prints `backfilled R rows, acknowledged A, skipped S, checksum HEX` (or one JSON object), where\n"
-                 "the checksum covers every (key, version) read, so two runs over one snapshot can be compared.\n",
+                 "the checksum covers every (key, version) read, so two runs over one snapshot can be compared.\n"
+                 "The run's result is reported to the broker (`synclog status`, the synclog_run_last_* metrics); a\n"
+                 "run that acknowledged every row clears the `lost` state of the groups reading TOPIC.\n",
 };
 
 struct backfill_args {
@@ -221,6 +223,30 @@ static void result_print(const struct cli *cli, const struct sl_backfill_progres
 		       (unsigned long long)p->checksum);
 }
 
+/* The run's end, for `synclog status` and the metrics: ok only when every row is acknowledged (which also clears
+ * the `lost` state of the groups reading the topic); an interrupted or failed run, or one that skipped bad rows,
+ * is reported as failed with why. The source is the run's "target" field: the other side of the run. */
+static void run_report(const struct cli *cli, const struct backfill_args *a, const struct sl_source *source,
+                       const struct sl_backfill_progress *p, int rc, const char *err, int64_t started_ms)
+{
+	struct sl_run_report r = {.started_ms = started_ms, .finished_ms = sl_clock_wall_ms(), .rows = p->rows};
+
+	snprintf(r.kind, sizeof(r.kind), "backfill");
+	snprintf(r.topic, sizeof(r.topic), "%s", a->topic);
+	snprintf(r.target, sizeof(r.target), "%s", source->spec);
+	r.ok = rc == 0 && p->skipped == 0;
+	if (rc == -EINTR)
+		snprintf(r.summary, sizeof(r.summary), "interrupted after %llu rows, acknowledged %llu",
+		         (unsigned long long)p->rows, (unsigned long long)p->acknowledged);
+	else if (rc != 0)
+		snprintf(r.summary, sizeof(r.summary), "failed after %llu rows: %s", (unsigned long long)p->rows, err);
+	else
+		snprintf(r.summary, sizeof(r.summary), "backfilled %llu rows, acknowledged %llu, skipped %llu",
+		         (unsigned long long)p->rows, (unsigned long long)p->acknowledged,
+		         (unsigned long long)p->skipped);
+	cli_run_report(cli, &backfill_command, &r);
+}
+
 int cli_backfill(const struct cli *cli, int argc, char **argv)
 {
 	struct backfill_args a = {.chunk = 10000, .acks = SL_ACKS_FSYNC};
@@ -229,6 +255,7 @@ int cli_backfill(const struct cli *cli, int argc, char **argv)
 	struct sl_source source;
 	struct show show = {.cli = cli, .terminal = isatty(STDERR_FILENO) == 1};
 	char err[SL_ERROR_BYTES], checkpoint[SL_SOURCE_SPEC_BYTES_MAX + SL_TOPIC_NAME_BYTES_MAX + 32];
+	int64_t started_ms;
 	int rc, exit_code = CLI_EXIT_OK;
 
 	if (cli_wants_help(argc, argv))
@@ -267,10 +294,13 @@ int cli_backfill(const struct cli *cli, int argc, char **argv)
 	o.stop_cb = stop_cb;
 	o.cb_arg = &show;
 	cli_signals_install();
+	started_ms = sl_clock_wall_ms();
 	rc = sl_backfill_run(&o, &p, err, sizeof(err));
 	if (show.bar_drawn)
 		fputc('\n', stderr);
 	result_print(cli, &p);
+	if (rc != -EALREADY)
+		run_report(cli, &a, &source, &p, rc, err, started_ms);
 	if (rc == -EALREADY)
 		fprintf(stderr,
 		        "synclog backfill: this backfill finished before (checkpoint %s): nothing to do; give "

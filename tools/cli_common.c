@@ -205,6 +205,11 @@ bool cli_interrupted(void)
 	return interrupted != 0;
 }
 
+const volatile sig_atomic_t *cli_interrupted_flag(void)
+{
+	return &interrupted;
+}
+
 struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd, const char *client_id)
 {
 	struct sl_conn *c;

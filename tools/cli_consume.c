@@ -17,7 +17,7 @@ static const struct cli_command consume_command = {
         .usage = "usage: synclog consume TOPIC [--from earliest|latest|OFFSET|-N|@TIME] [--partition P] [--max N]\n"
                  "                             [--follow] [--skip-lost] [--format TEMPLATE]\n"
                  "       synclog consume TOPIC --group G [--from ...] [--max N] [--follow] [--session-timeout-ms MS]\n"
-                 "                             [--commit-interval-ms MS] [--format TEMPLATE]\n"
+                 "                             [--commit-interval-ms MS] [--format TEMPLATE] [--allow-gap]\n"
                  "\n"
                  "Print the records of a topic, one per line.\n"
                  "  --from earliest   from the oldest record kept (default)\n"
@@ -57,7 +57,11 @@ static const struct cli_command consume_command = {
                  "broker's 10 s; 1000 to 300000 ms, or 1s to 5m), its partitions move to the others, which read\n"
                  "them from the last commit: a record may be printed twice across members, never skipped. A\n"
                  "commit the group refuses (this member was replaced) is reported on stderr. --partition cannot be\n"
-                 "used with --group.\n",
+                 "used with --group.\n"
+                 "When retention removed records before the group read them (its commit is behind the log start, or\n"
+                 "a new group reading from the earliest record starts after some expired), it says how many and exits\n"
+                 "1 without reading or committing, unless --allow-gap: then it reads on from the earliest record and\n"
+                 "the broker shows the group as `lost` until an offset reset or a backfill.\n",
 };
 
 struct consume_args {
@@ -71,6 +75,7 @@ struct consume_args {
 	const char *group;
 	uint64_t session_timeout_ms;
 	uint64_t commit_interval_ms;
+	bool allow_gap;
 	bool skip_lost;
 	struct cli_record_format *format; /* --format */
 };
@@ -132,6 +137,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 		} else if ((rc = cli_flag(argc, argv, &i, "--max", &value)) != 0) {
 			if (rc < 0 || cli_parse_u64(value, UINT64_MAX, &a->max) != 0)
 				return cli_usage_error(&consume_command, "--max needs a number of records");
+		} else if (strcmp(argv[i], "--allow-gap") == 0) {
+			a->allow_gap = true;
 		} else if ((rc = cli_flag(argc, argv, &i, "--group", &value)) != 0) {
 			if (rc < 0 || value[0] == '\0')
 				return cli_usage_error(&consume_command, "--group needs a group name");
@@ -179,6 +186,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 	if (a->group != NULL && a->partition >= 0)
 		return cli_usage_error(&consume_command,
 		                       "--partition cannot be used with --group: the group assigns the partitions");
+	if (a->group == NULL && a->allow_gap)
+		return cli_usage_error(&consume_command, "--allow-gap needs --group");
 	if (a->group != NULL && a->skip_lost)
 		return cli_usage_error(&consume_command, "--skip-lost is for reading without --group");
 	if (a->group == NULL && (a->session_timeout_ms != 0 || a->commit_interval_ms != UINT64_MAX))
@@ -201,6 +210,30 @@ static void rebalance_cb(struct sl_consumer *c, enum sl_consumer_change change,
 			        "(%s): its next owner reads it again from the last commit\n",
 			        partitions[i].topic, partitions[i].partition, (long long)partitions[i].offset,
 			        sl_consumer_error(c)[0] != '\0' ? sl_consumer_error(c) : "the group moved on");
+}
+
+/* Refuse to read past records retention removed before the group read them, unless --allow-gap: say how many.
+ * Returns CLI_EXIT_OK to go on. */
+static int gap_check(const struct consume_args *a, struct sl_consumer *c, uint64_t *reported)
+{
+	struct sl_consumer_stats st;
+
+	sl_consumer_stats_get(c, &st);
+	if (st.records_lost <= *reported)
+		return CLI_EXIT_OK;
+	*reported = st.records_lost;
+	if (a->allow_gap) {
+		fprintf(stderr,
+		        "synclog consume: warning: %llu records of topic '%s' were removed by retention before group "
+		        "%s "
+		        "read them; reading on from the earliest record (--allow-gap)\n",
+		        (unsigned long long)st.records_lost, a->topic, a->group);
+		return CLI_EXIT_OK;
+	}
+	return cli_fail(&consume_command,
+	                "%llu records of topic '%s' were removed by retention before group %s read them: pass "
+	                "--allow-gap to read on from the earliest record, or reset the group's offsets",
+	                (unsigned long long)st.records_lost, a->topic, a->group);
 }
 
 /* Records asked per poll: enough to amortise the call, few enough that --max stops exactly (every record handed
@@ -239,8 +272,16 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 		o.io_timeout_ms = cli->timeout_ms;
 	cli_signals_install();
 	rc = sl_consumer_subscribe(&c, &o, err, sizeof(err));
+	if (rc == -EINTR && cli_interrupted())
+		return CLI_EXIT_OK; /* stopped while joining (a forming group waits): nothing was read */
 	if (rc != 0)
 		return cli_fail(&consume_command, "%s", err);
+	uint64_t lost_reported = 0;
+	if ((rc = gap_check(a, c, &lost_reported)) != CLI_EXIT_OK) {
+		sl_consumer_leave(c); /* nothing read, nothing committed */
+		sl_consumer_free(c);
+		return rc;
+	}
 	while (printed < a->max && !sl_consumer_done(c) && !cli_interrupted()) {
 		uint64_t want = a->max - printed;
 		int n = sl_consumer_poll(c, 1000, records,
@@ -255,6 +296,13 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 		for (int i = 0; i < n; i++)
 			record_print(cli, a, records[i].partition, &records[i].record);
 		printed += (uint64_t)n;
+		if (gap_check(a, c, &lost_reported) != CLI_EXIT_OK) {
+			/* A rebalance gave this member a partition retention cut: stop before the next poll commits. */
+			fflush(stdout);
+			sl_consumer_leave(c);
+			sl_consumer_free(c);
+			return CLI_EXIT_FAIL;
+		}
 		/* Written out before the next poll, which may commit them. */
 		if (fflush(stdout) != 0) {
 			rc = cli_fail(&consume_command, "writing the output failed: %s", strerror(errno));

@@ -32,7 +32,7 @@ static const struct cli_command main_command = {
                 "  group delete G [--force]\n"
                 "  offsets reset --group G --topic T[:P[,P...]] SPEC [--dry-run|--execute] [--force]\n"
                 "  apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow] [--tombstone-retention D]\n"
-                "        [--purge]\n"
+                "        [--purge] [--reject-retries N] [--failure-retries N] [--allow-gap]\n"
                 "  backfill TOPIC --source SRC [--key COL] [--version COL] [--value COL] [--chunk N] [--rate N]\n"
                 "           [--rate-bytes B] [--checkpoint PATH] [--restart] [--acks LEVEL]\n"
                 "  reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL] [--value COL]\n"
@@ -43,6 +43,10 @@ static const struct cli_command main_command = {
                 "  user delete NAME\n"
                 "  acl add|remove --principal NAME (--topic T|--group G|--cluster) --op OP [--prefix]\n"
                 "  acl list [--principal NAME]\n"
+                "  group alter G [--stall-after D] [--window N]\n"
+                "  dlq list|show TOPIC [--group G]\n"
+                "  dlq redrive TOPIC --group G [--offset O] [--values json|text] [--execute]\n"
+                "  status [--watch]\n"
                 "  version\n"
                 "\n"
                 "global flags, before or after the command:\n"
@@ -303,6 +307,10 @@ int main(int argc, char **argv)
 			rc = cli_user(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "acl") == 0) {
 			rc = cli_acl(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "dlq") == 0) {
+			rc = cli_dlq(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "status") == 0) {
+			rc = cli_status(&cli, n - 1, args + 1);
 		} else {
 			rc = cli_usage_error(&main_command, "unknown command '%s'", args[0]);
 		}

@@ -49,8 +49,9 @@ static const struct cli_command reset_command = {
                  "\n"
                  "  --dry-run          print the plan, change nothing (the default)\n"
                  "  --execute          commit the plan (one operator commit, all partitions or none)\n"
-                 "  --force            even while the group has live members (they are not told: their next\n"
-                 "                     commits overwrite the reset; stop them first unless you mean it)\n"
+                 "  --force            even while the group has live members: the broker fences them (their\n"
+                 "                     commits are refused) until the reset is durable, then they rebalance and\n"
+                 "                     read on from the new offsets (an applier adopts them into its target)\n"
                  "  --export FILE      also write the plan as CSV: a header topic,partition,old_offset,new_offset\n"
                  "                     then one line per partition\n"
                  "  --from-file FILE   apply the offsets of such a CSV (columns found by the header: topic,\n"
@@ -513,7 +514,7 @@ static int members_check(struct sl_conn *c, const struct reset_args *a, struct s
 	if ((*d_out)->member_count > 0 && !a->force)
 		return cli_fail(&reset_command,
 		                "group '%s' has %u live member%s (e.g. %s): stop its consumers first, or pass --force "
-		                "(their next commits would overwrite the reset)",
+		                "(they are fenced, then read on from the new offsets)",
 		                a->group, (*d_out)->member_count, (*d_out)->member_count == 1 ? "" : "s",
 		                (*d_out)->members[0].member_id);
 	return CLI_EXIT_OK;

@@ -50,7 +50,9 @@ static const struct cli_command reconcile_command = {
                  "  --every DURATION    run again every DURATION (500ms, 30s, 5m, 2h, 7d or ISO 8601) until\n"
                  "                      SIGINT/SIGTERM, then exit 0\n"
                  "Prints `compared C missing M extra E version V value P diff_ratio R` (or one JSON object) per\n"
-                 "run, and keeps each run in the target's table reconcile_runs.\n",
+                 "run, and keeps each run in the target's table reconcile_runs. Each run is also reported to the\n"
+                 "broker under the topic that feeds the target (or --repair's), for `synclog status` and the\n"
+                 "synclog_reconcile_last_* metrics; a broker that cannot be reached is a warning only.\n",
 };
 
 struct reconcile_args {
@@ -248,9 +250,38 @@ static int repair_open(const struct cli *cli, struct run_state *st, char *err, s
 	return sl_producer_new(&st->repair, &o, err, err_bytes);
 }
 
-/* One comparison, its output, its alert and its record in the target. Returns the exit code of the run. */
+/* Tell the broker how the run ended (synclog status, the synclog_run_last_* and synclog_reconcile_last_* metrics
+ * the alert rules read): ok when the comparison finished at or below the threshold with every repair acknowledged.
+ * Nothing is reported when the run names no topic (a target that never applied one, and no --repair). */
+static void run_report(const struct cli *cli, const char *topic, const struct sl_target *target,
+                       const struct sl_reconcile_result *r, int64_t started_ms, bool ok, const char *failure)
+{
+	struct sl_run_report rr = {.started_ms = started_ms, .finished_ms = sl_clock_wall_ms(), .ok = ok};
+
+	if (topic == NULL)
+		return;
+	snprintf(rr.kind, sizeof(rr.kind), "reconcile");
+	snprintf(rr.topic, sizeof(rr.topic), "%s", topic);
+	snprintf(rr.target, sizeof(rr.target), "%s", target->rows.spec);
+	if (r != NULL) {
+		rr.rows = r->compared;
+		rr.differences = r->missing + r->extra + r->version + r->value;
+		rr.diff_ratio = r->diff_ratio;
+		snprintf(rr.summary, sizeof(rr.summary),
+		         "compared %llu missing %llu extra %llu version %llu value %llu%s%s",
+		         (unsigned long long)r->compared, (unsigned long long)r->missing, (unsigned long long)r->extra,
+		         (unsigned long long)r->version, (unsigned long long)r->value, failure ? ": " : "",
+		         failure ? failure : "");
+	} else {
+		snprintf(rr.summary, sizeof(rr.summary), "failed: %s", failure ? failure : "");
+	}
+	cli_run_report(cli, &reconcile_command, &rr);
+}
+
+/* One comparison, its output, its alert, its record in the target and its report to the broker (when topic is
+ * known). Returns the exit code of the run. */
 static int run_once(const struct cli *cli, const struct reconcile_args *a, struct sl_source *source,
-                    struct sl_target *target)
+                    struct sl_target *target, const char *topic)
 {
 	struct run_state st = {.a = a, .source = source};
 	struct sl_reconcile_options o;
@@ -284,8 +315,10 @@ static int run_once(const struct cli *cli, const struct reconcile_args *a, struc
 	if (st.report != NULL && fclose(st.report) != 0 && rc == 0)
 		exit_code =
 		        cli_fail(&reconcile_command, "writing the report %s failed: %s", a->report, strerror(errno));
-	if (rc != 0)
+	if (rc != 0) {
+		run_report(cli, topic, target, NULL, run.started_at_ms, false, err);
 		return cli_fail(&reconcile_command, "%s", err);
+	}
 	alert = r.diff_ratio > a->threshold;
 	summary_print(cli, &r, &st, alert);
 	run.finished_at_ms = sl_clock_wall_ms();
@@ -325,6 +358,12 @@ static int run_once(const struct cli *cli, const struct reconcile_args *a, struc
 		        (unsigned long long)r.compared, a->repair_topic != NULL ? "; repairs produced" : "");
 		exit_code = CLI_EXIT_FAIL;
 	}
+	if (alert)
+		snprintf(err, sizeof(err), "diff_ratio %.8f above threshold %.8f", r.diff_ratio, a->threshold);
+	else if (st.fatal != 0 || st.repairs_failed > 0)
+		snprintf(err, sizeof(err), "repairs failed: %s", st.fatal != 0 ? st.fatal_error : st.first_failure);
+	run_report(cli, topic, target, &r, run.started_at_ms, exit_code == CLI_EXIT_OK,
+	           exit_code == CLI_EXIT_OK ? NULL : err);
 	return exit_code;
 }
 
@@ -348,6 +387,7 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 	struct sl_source source;
 	struct sl_target target;
 	char err[SL_ERROR_BYTES], feeder[SL_TOPIC_NAME_BYTES_MAX + 1];
+	const char *topic;
 	int rc;
 
 	if (cli_wants_help(argc, argv))
@@ -361,9 +401,9 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 		sl_source_close(&source);
 		return cli_fail(&reconcile_command, "%s", err);
 	}
-	/* Repairs must reach the target through the topic that feeds it. */
-	if (a.repair_topic != NULL && target.ops->topic_get(target.ctx, feeder, sizeof(feeder)) == 1 &&
-	    strcmp(feeder, a.repair_topic) != 0) {
+	/* Repairs must reach the target through the topic that feeds it; the run is reported under that topic. */
+	topic = target.ops->topic_get(target.ctx, feeder, sizeof(feeder)) == 1 ? feeder : a.repair_topic;
+	if (a.repair_topic != NULL && topic == feeder && strcmp(feeder, a.repair_topic) != 0) {
 		sl_target_close(&target);
 		sl_source_close(&source);
 		return cli_usage_error(&reconcile_command,
@@ -374,7 +414,7 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 	if (a.every_ms > 0)
 		cli_signals_install();
 	for (;;) {
-		rc = run_once(cli, &a, &source, &target);
+		rc = run_once(cli, &a, &source, &target, topic);
 		if (a.every_ms == 0)
 			break;
 		pause_ms(a.every_ms);

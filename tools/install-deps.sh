@@ -14,11 +14,16 @@ declare -A mods=(
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
+# header-only libraries (no pkg-config module) -> Debian package
+declare -A headers=([/usr/include/uthash.h]=uthash-dev)
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
 	# The Kafka listener's tests and benchmark: kcat, and a small program on librdkafka.
 	cmds[kcat]=kcat
+	# promtool checks the Prometheus alert rules of tools/monitoring/ (tests/integration/test_monitoring.sh).
+	cmds[promtool]=prometheus
+	cmds[curl]=curl
 	cmds[strace]=strace
 fi
 if [ "$want" = demo ]; then
@@ -38,6 +43,9 @@ fi
 missing=()
 for c in "${!cmds[@]}"; do
 	command -v "$c" >/dev/null 2>&1 || missing+=("${cmds[$c]}")
+done
+for h in "${!headers[@]}"; do
+	[ -f "$h" ] || missing+=("${headers[$h]}")
 done
 for m in "${!mods[@]}"; do
 	if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$m" 2>/dev/null; then

@@ -23,6 +23,7 @@ struct latency_run {
 	const struct loadgen_options *o;
 	struct sl_fetcher *fetcher;
 	int64_t measure_from_ns; /* stamps before this are warmup */
+	int64_t t0;              /* the first record's intended time: --slow-us prints times since it */
 	atomic_uint_fast64_t sent;
 	atomic_bool sending_done;
 	uint64_t received;
@@ -81,6 +82,9 @@ static void *consumer_main(void *arg)
 			next_seq = seq + 1;
 			if (stamp >= run->measure_from_ns)
 				hist_add(&run->e2e, (uint64_t)(now - stamp));
+			if (run->o->slow_us > 0 && (uint64_t)(now - stamp) > run->o->slow_us * 1000)
+				fprintf(stderr, "slow e2e %.3f ms at %.4f s\n", (double)(now - stamp) / 1e6,
+				        (double)(stamp - run->t0) / 1e9);
 		}
 		if (rc < 0) {
 			snprintf(run->error, sizeof(run->error), "read: %s", sl_fetcher_error(run->fetcher));
@@ -102,8 +106,11 @@ static void acked_cb(void *opaque, const struct sl_delivery *d, void *cb_arg)
 		return;
 	}
 	run->acked++;
+	int64_t took = sl_clock_mono_ns() - stamp;
 	if (stamp >= run->measure_from_ns)
-		hist_add(&run->ack, (uint64_t)(sl_clock_mono_ns() - stamp));
+		hist_add(&run->ack, (uint64_t)took);
+	if (run->o->slow_us > 0 && (uint64_t)took > run->o->slow_us * 1000)
+		fprintf(stderr, "slow ack %.3f ms at %.4f s\n", (double)took / 1e6, (double)(stamp - run->t0) / 1e9);
 }
 
 /* Wait until deadline_ns or until the producer's socket or timer needs attention, whichever is first. */
@@ -217,6 +224,7 @@ int loadgen_latency(const struct loadgen_options *o)
 	}
 	t0 = sl_clock_mono_ns() + 20 * 1000000;
 	run->measure_from_ns = t0 + (int64_t)(o->warmup_s * 1e9);
+	run->t0 = t0;
 	if (pthread_create(&consumer, NULL, consumer_main, run) != 0) {
 		fprintf(stderr, "synclog-bench: cannot start the consumer thread\n");
 		return -EAGAIN;

@@ -43,6 +43,10 @@ struct loadgen_options {
 	bool duration_set; /* --duration-s given: produce stops sending after it, idle holds that long */
 	double warmup_s;   /* latency mode: samples of this first part are not counted */
 	double rate;       /* latency mode: records per second offered */
+	/* Latency mode: print every measured record slower than this, end to end or to its acknowledgement, to stderr
+	 * with its time since the start (where a tail comes from: both slow, the broker's write path; only e2e, the
+	 * fetch side). 0: none. */
+	uint64_t slow_us;
 	/* Latency mode: the sender wakes at most once per tick and sends every record that is due, each stamped with
 	 * its own intended time. Waking for each record would cost a system call every 2 us at 500,000 records/s on
 	 * the core the consumer thread shares; a record sent up to a tick late is charged the delay. Every load

@@ -40,6 +40,7 @@ static const char usage[] =
         "  --codec none|zstd     (none)             --fetch-bytes N     per partition per Fetch (1048576)\n"
         "  --rate R              records/s          --duration-s S      (10; produce: stop sending after S)\n"
         "  --timeline-ms N       produce: note the acknowledged count every N ms (one producer thread)\n"
+        "  --slow-us N           latency: print each record slower than N us (e2e or ack) with its time\n"
         "  --connections N       idle (1000)        --topics N          create-topics, produce-topics (100)\n"
         "  --from-ms MS --to-ms MS                  list-time: the span of record timestamps to ask for\n"
         "  --warmup-s S          (1)                --tick-us N         latency mode send tick (100)\n"
@@ -243,6 +244,7 @@ enum {
 	OPT_TOPICS,
 	OPT_FROM_MS,
 	OPT_TO_MS,
+	OPT_SLOW_US,
 };
 
 static const struct option long_options[] = {
@@ -280,6 +282,7 @@ static const struct option long_options[] = {
         {"topics", required_argument, NULL, OPT_TOPICS},
         {"from-ms", required_argument, NULL, OPT_FROM_MS},
         {"to-ms", required_argument, NULL, OPT_TO_MS},
+        {"slow-us", required_argument, NULL, OPT_SLOW_US},
         {NULL, 0, NULL, 0},
 };
 
@@ -404,6 +407,10 @@ static int parse_options(int argc, char **argv, struct loadgen_options *o)
 			if (parse_u64(optarg, &v) || v < 1024 || v > (64u << 20))
 				return bad_usage("--fetch-bytes must be 1024 to 67108864, not", optarg);
 			o->fetch_bytes = (uint32_t)v;
+			break;
+		case OPT_SLOW_US:
+			if (parse_u64(optarg, &o->slow_us))
+				return bad_usage("--slow-us must be a whole number of microseconds, not", optarg);
 			break;
 		case OPT_RATE:
 			if (parse_double(optarg, &o->rate) || o->rate < 1)

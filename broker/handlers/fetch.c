@@ -41,6 +41,7 @@
 #include "proto/base/assert.h"
 #include "broker/handlers/handlers.h"
 #include "proto/base/slog.h"
+#include "proto/batch.h"
 #include "proto/errors.h"
 #include "proto/limits.h"
 
@@ -224,6 +225,26 @@ static uint64_t fetch_plan(struct sl_req *req)
 	return total;
 }
 
+/* Answer a fetch, counting what it returns in its topic's counters: records from the batch headers (a walk from
+ * header to header, no record is decoded) and bytes. */
+static void fetch_respond(struct sl_req *req)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	struct sl_topic *topic = sl_topics_find(&req->srv->topics, fr->topic ? fr->topic : "");
+	for (size_t i = 0; topic != NULL && req->fetch_results != NULL && i < req->fetch.n_results; i++) {
+		const Synclog__FetchPartitionResult *r = &req->fetch_results[i];
+		const uint8_t *p = r->records.data;
+		size_t len = r->records.len, at = 0;
+		struct sl_batch_header h;
+		while (p != NULL && at < len && sl_batch_header_parse(p + at, len - at, &h) == 0) {
+			topic->counters.fetch_records += (uint64_t)h.record_count;
+			at += sl_batch_total_bytes(&h);
+		}
+		topic->counters.fetch_bytes += len;
+	}
+	sl_req_respond(req);
+}
+
 static void fetch_read_done_cb(struct sl_io *io, int res)
 {
 	struct sl_fetch_read *rd = (struct sl_fetch_read *)io;
@@ -241,7 +262,7 @@ static void fetch_read_done_cb(struct sl_io *io, int res)
 	SL_ASSERT(req->pending > 0 && req->fetch_reads_pending > 0);
 	req->pending--;
 	if (--req->fetch_reads_pending == 0)
-		sl_req_respond(req);
+		fetch_respond(req);
 }
 
 /* Room for one more pinned file (a partition's folder and active segment at most) in the file cache. */
@@ -257,7 +278,7 @@ static void fetch_read_and_respond(struct sl_req *req)
 	for (size_t i = 0; i < n; i++)
 		bytes += req->fetch_reads[i].span.len;
 	if (bytes == 0) {
-		sl_req_respond(req);
+		fetch_respond(req);
 		return;
 	}
 	/* The buffers are the answer: counted with the connection's bytes in flight from now on. */
@@ -304,7 +325,7 @@ static void fetch_read_and_respond(struct sl_req *req)
 	SL_ASSERT(req->pending > 0 && req->fetch_reads_pending > 0);
 	req->pending--;
 	if (--req->fetch_reads_pending == 0)
-		sl_req_respond(req);
+		fetch_respond(req);
 }
 
 static void waits_unlink(struct sl_req *req)

@@ -45,6 +45,16 @@ void sl_handle_offset_fetch(struct sl_req *req);
 void sl_handle_list_groups(struct sl_req *req);
 void sl_handle_describe_group(struct sl_req *req);
 void sl_handle_delete_group(struct sl_req *req);
+void sl_handle_alter_group(struct sl_req *req);
+/* Answer the JoinGroups held while their groups formed or were reset, for the groups now ready. */
+void sl_group_joins_wake(struct sl_server *srv);
+/* A group's summary and an applier's counters as messages in request memory (shared with status.c). */
+Synclog__GroupSummary *sl_group_summary_msg(struct sl_req *req, struct sl_group *grp, int64_t now_ms);
+Synclog__ApplierCounters *sl_applier_msg(struct sl_req *req, const struct sl_applier_report *a);
+
+/* status.c */
+void sl_handle_status(struct sl_req *req);
+void sl_handle_report_run(struct sl_req *req);
 
 /* security.c: the SCRAM exchange of the native handshake, users and ACLs. */
 void sl_handle_authenticate(struct sl_req *req);

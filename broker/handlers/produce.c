@@ -32,6 +32,7 @@ struct sl_produce_item {
 	int64_t producer_id;
 	int32_t base_sequence;
 	int32_t record_count;
+	uint32_t origins[SL_ORIGIN_COUNT]; /* records per origin, counted while validating */
 	char error_message[256];
 };
 
@@ -103,6 +104,26 @@ static void item_done(struct sl_produce_item *it)
 		sl_req_release(req);
 }
 
+/* The topic's per-origin counters: a batch's bytes are shared among its origins by record count. */
+static void counters_add(struct sl_topic_counters *tc, const struct sl_produce_item *it, size_t bytes)
+{
+	uint32_t counted = it->origins[0] + it->origins[1] + it->origins[2];
+	tc->produce_batches++;
+	if (counted != (uint32_t)it->record_count) {
+		/* Records not walked: counted as live. */
+		tc->produce_records[SL_ORIGIN_LIVE] += (uint64_t)it->record_count;
+		tc->produce_bytes[SL_ORIGIN_LIVE] += bytes;
+		return;
+	}
+	uint64_t left = bytes;
+	for (int k = SL_ORIGIN_COUNT - 1; k >= 0; k--) {
+		uint64_t share = k == 0 ? left : (uint64_t)bytes * it->origins[k] / counted;
+		tc->produce_records[k] += it->origins[k];
+		tc->produce_bytes[k] += share;
+		left -= share;
+	}
+}
+
 /* Charge the records of a backfill request's appends to its topic's bucket; set how long to hold the answer. */
 static void backfill_charge(struct sl_req *req, struct sl_topic *topic)
 {
@@ -139,6 +160,7 @@ static void append_cb(struct sl_append *a, int status)
 		srv->stats.produce_batches++;
 		srv->stats.produce_records += (uint64_t)it->record_count;
 		srv->stats.produce_bytes += a->len;
+		counters_add(&it->part->topic->counters, it, a->len);
 	} else {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "append to %.100s/%u failed: %s; nothing was acknowledged",
@@ -232,7 +254,8 @@ static void produce_one(struct sl_req *req, struct sl_topic *topic, Synclog__Pro
 	}
 	struct sl_batch_header h;
 	const char *why = NULL;
-	int rc = sl_batch_validate(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap, &why);
+	int rc = sl_batch_validate_counting(pp->batch.data, pp->batch.len, &h, srv->scratch, srv->scratch_cap, &why,
+	                                    it->origins);
 	if (rc == -ENOTSUP) {
 		item_error(it, SYNCLOG__ERROR_CODE__UNSUPPORTED_CODEC, "batch codec not supported: use none or zstd");
 		return;

@@ -871,15 +871,14 @@ void sl_kafka_list_groups(struct sl_kafka_req *kr)
 	/* Only the groups this principal may see (broker/acl.h): the count is patched once they are counted. */
 	size_t count_at = w->len;
 	sl_kwrite_i32(w, 0);
-	uint32_t n = 0, shown = 0;
-	for (struct sl_group *grp = g->head; grp && n < g->group_count; grp = grp->next, n++) {
-		if (!sl_kafka_allows(kr, SL_ACL_GROUP, grp->name, SL_ACL_DESCRIBE))
+	uint32_t shown = 0;
+	for (uint32_t n = 0; n < g->group_count; n++) {
+		if (!sl_kafka_allows(kr, SL_ACL_GROUP, g->sorted[n]->name, SL_ACL_DESCRIBE))
 			continue;
-		sl_kwrite_str(w, grp->name);
-		sl_kwrite_str(w, grp->protocol_type);
+		sl_kwrite_str(w, g->sorted[n]->name);
+		sl_kwrite_str(w, g->sorted[n]->protocol_type);
 		shown++;
 	}
-	SL_ASSERT(n == g->group_count);
 	sl_kwrite_put_i32(w, count_at, (int32_t)shown);
 	sl_kafka_req_answer(kr);
 }

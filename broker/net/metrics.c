@@ -1,11 +1,14 @@
-/* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that
- * answers GET /metrics with the broker's counters and every partition's offsets and size, then closes. With TLS
- * configured it speaks HTTPS through the same engine as the native listener (broker/tls.h), client certificates
- * included.
+/* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that answers
+ * GET /metrics, /healthz and /readyz (their text: metrics_render.c), then closes. It listens from the start,
+ * before recovery, so /healthz and /readyz can be asked while the data directory opens. With TLS configured it
+ * speaks HTTPS through the same engine as the native listener (broker/tls.h), client certificates included; the
+ * server context is opened before this listener starts.
  *
  * Bounded so that it can never take what the main listener needs: at most SL_LIMITS_METRICS_CONNECTIONS_MAX scrapes
  * at once (the descriptors broker/limits.h sets aside for it; past it a new connection is closed at accept), and a
- * scrape that has not been answered and written within SCRAPE_TIMEOUT_MS is closed. */
+ * scrape that has not been answered and written within SCRAPE_TIMEOUT_MS is closed. A /metrics answer is rendered
+ * partly on the thread pool: a scrape closed meanwhile keeps its memory until the rendering calls back
+ * (invariant: a scrape is freed once its handle is closed and no rendering holds it). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -13,8 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/compaction.h"
-#include "broker/net/net.h"
+#include "broker/net/metrics.h"
 #include "broker/tls.h"
 #include "proto/base/slog.h"
 
@@ -42,142 +44,23 @@ struct scrape {
 	struct scrape *prev, *next; /* in sl_metrics's list while open */
 	uint64_t accepted_ms;
 	int closing;
+	int rendering;     /* sl_metrics_route has not called back yet */
+	int handle_closed; /* the handle's close callback ran */
 	char buf[METRICS_REQUEST_BYTES_MAX];
 	size_t len;
 	int answered;
 	struct sl_tls_conn *tls; /* NULL: plain HTTP */
-	uint32_t writes;         /* in flight; the scrape is closed once the answer's is done */
+	uint32_t writes;         /* TLS writes in flight; the scrape is closed once the answer's are done */
 };
-
-struct out {
-	char *p;
-	size_t len, cap;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
-{
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (o->p && o->len + (size_t)n < o->cap) {
-			o->len += (size_t)n;
-			return;
-		}
-		size_t cap = o->cap ? o->cap * 2 : 16384;
-		while (cap < o->len + (size_t)n + 1)
-			cap *= 2;
-		char *np = realloc(o->p, cap);
-		if (np == NULL)
-			return;
-		o->p = np;
-		o->cap = cap;
-	}
-}
-
-static void cleaner_render(struct sl_server *srv, struct out *o);
-
-static void render(struct sl_server *srv, struct out *o)
-{
-	const struct sl_server_stats *s = &srv->stats;
-	put(o, "# TYPE synclog_connections gauge\nsynclog_connections %u\n", srv->stats.connections_open);
-#define COUNTER(name, v) put(o, "# TYPE synclog_" name " counter\nsynclog_" name " %" PRIu64 "\n", (uint64_t)(v))
-	COUNTER("connections_accepted_total", s->connections_accepted);
-	COUNTER("connections_refused_total", s->connections_refused);
-	COUNTER("requests_total", s->requests);
-	COUNTER("bad_frames_total", s->bad_frames);
-	COUNTER("produce_batches_total", s->produce_batches);
-	COUNTER("produce_records_total", s->produce_records);
-	COUNTER("produce_bytes_total", s->produce_bytes);
-	COUNTER("produce_errors_total", s->produce_errors);
-	COUNTER("fetch_requests_total", s->fetch_requests);
-	COUNTER("fetch_bytes_total", s->fetch_bytes);
-	const struct sl_security *sec = srv->security;
-	COUNTER("auth_successes_total", sec->stats.auth_succeeded);
-	COUNTER("auth_failures_total", sec->stats.auth_failed);
-	COUNTER("requests_denied_total", sec->stats.denied);
-	COUNTER("connections_rate_limited_total", sec->stats.connections_rate_limited);
-	COUNTER("connections_principal_limited_total", sec->stats.connections_principal_limited);
-	COUNTER("quota_throttle_ms_total", sec->stats.throttle_ms);
-	COUNTER("audit_dropped_total", sec->audit.dropped);
-	COUNTER("audit_write_errors_total", sec->audit.write_errors);
-#undef COUNTER
-	char limits[4096];
-	sl_limits_metrics_text(&srv->limits, &srv->files, limits, sizeof(limits));
-	put(o, "%s", limits);
-	put(o,
-	    "# TYPE synclog_quota_throttled_total counter\n"
-	    "synclog_quota_throttled_total{kind=\"produce\"} %" PRIu64 "\n"
-	    "synclog_quota_throttled_total{kind=\"fetch\"} %" PRIu64 "\n",
-	    sec->stats.throttled_produce, sec->stats.throttled_fetch);
-	/* Every administrative action and failed authentication, by result (broker/audit.h). */
-	put(o, "# TYPE synclog_audit_events_total counter\n");
-	for (int a = 0; a < SL_AUDIT_ACTION_COUNT; a++)
-		for (int r = 0; r < SL_AUDIT_RESULT_COUNT; r++)
-			put(o, "synclog_audit_events_total{action=\"%s\",result=\"%s\"} %" PRIu64 "\n",
-			    sl_audit_action_name((enum sl_audit_action)a),
-			    sl_audit_result_name((enum sl_audit_result)r), sec->audit.events[a][r]);
-	put(o, "# TYPE synclog_partition_next_offset gauge\n# TYPE synclog_partition_start_offset gauge\n"
-	       "# TYPE synclog_partition_bytes gauge\n# TYPE synclog_partition_segments gauge\n"
-	       "# TYPE synclog_partition_available gauge\n");
-	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
-		for (uint32_t i = 0; i < t->cfg.partitions; i++) {
-			struct sl_log *log = t->parts[i].log;
-			const char *n = t->cfg.name;
-			put(o, "synclog_partition_available{topic=\"%s\",partition=\"%u\"} %d\n", n, i, log != NULL);
-			if (log == NULL)
-				continue;
-			struct sl_log_stats st;
-			sl_log_get_stats(log, &st);
-			put(o, "synclog_partition_next_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
-			    st.next_offset);
-			put(o, "synclog_partition_start_offset{topic=\"%s\",partition=\"%u\"} %" PRId64 "\n", n, i,
-			    st.start_offset);
-			put(o, "synclog_partition_bytes{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", n, i, st.bytes);
-			put(o, "synclog_partition_segments{topic=\"%s\",partition=\"%u\"} %u\n", n, i,
-			    st.segment_count);
-		}
-	}
-	cleaner_render(srv, o);
-}
-
-/* The cleaner (broker/compaction.h): totals since start, and per partition of compacted topics. */
-static void cleaner_render(struct sl_server *srv, struct out *o)
-{
-	const struct sl_compaction_totals *t = sl_compaction_totals(srv);
-#define COUNTER(name, v) put(o, "# TYPE synclog_" name " counter\nsynclog_" name " %" PRIu64 "\n", (uint64_t)(v))
-	COUNTER("cleaner_runs_total", t->runs);
-	COUNTER("cleaner_failures_total", t->failures);
-	COUNTER("cleaner_bytes_read_total", t->bytes_read);
-	COUNTER("cleaner_bytes_written_total", t->bytes_written);
-	COUNTER("cleaner_records_removed_total", t->records_removed);
-	COUNTER("cleaner_tombstones_removed_total", t->tombstones_removed);
-#undef COUNTER
-	put(o, "# TYPE synclog_cleaner_last_run_duration_ms gauge\nsynclog_cleaner_last_run_duration_ms %" PRId64 "\n",
-	    t->last_duration_ms);
-	put(o, "# TYPE synclog_partition_dirty_ratio gauge\n# TYPE synclog_partition_tombstones_kept gauge\n");
-	for (struct sl_topic *topic = srv->topics.head; topic; topic = topic->next) {
-		for (uint32_t i = 0; topic->cfg.compact && i < topic->cfg.partitions; i++) {
-			const struct sl_partition *p = &topic->parts[i];
-			if (p->log == NULL)
-				continue;
-			put(o, "synclog_partition_dirty_ratio{topic=\"%s\",partition=\"%u\"} %.4f\n", topic->cfg.name,
-			    i, sl_compaction_dirty_ratio(p));
-			put(o, "synclog_partition_tombstones_kept{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n",
-			    topic->cfg.name, i, p->clean ? p->clean->last.tombstones_kept : 0);
-		}
-	}
-}
 
 static void scrape_free_cb(uv_handle_t *h)
 {
 	struct scrape *sc = h->data;
-	sl_tls_conn_free(sc->tls);
-	free(sc);
+	sc->handle_closed = 1;
+	if (!sc->rendering) {
+		sl_tls_conn_free(sc->tls);
+		free(sc);
+	}
 }
 
 static void scrape_close(struct scrape *sc)
@@ -198,28 +81,53 @@ static void scrape_close(struct scrape *sc)
 	uv_close((uv_handle_t *)&sc->tcp, scrape_free_cb);
 }
 
+/* One answer: the header and the body, written from their own buffers (a body of megabytes is not copied). */
+struct answer_write {
+	uv_write_t w;
+	struct scrape *sc;
+	char *body, *more;
+	char header[160];
+};
+
 static void scrape_written_cb(uv_write_t *w, int status)
+{
+	struct answer_write *aw = (struct answer_write *)w;
+	struct scrape *sc = aw->sc;
+	free(aw->body);
+	free(aw->more);
+	free(aw);
+	scrape_close(sc);
+}
+
+static void tls_written_cb(uv_write_t *w, int status)
 {
 	struct scrape *sc = w->data;
 	free(w);
 	sc->writes--;
 	/* The answer was the last write: HTTP/1.0 closes after it. */
-	if (status < 0 || (sc->answered && sc->writes == 0))
+	if (status < 0 || (sc->answered && !sc->rendering && sc->writes == 0))
 		scrape_close(sc);
 }
 
-/* Write len bytes at data (copied). Returns 0 or -1 after closing the scrape. */
-static int scrape_write(struct scrape *sc, const void *data, size_t len)
+/* TLS: send what the engine encrypted (the handshake's messages, or the answer), from the engine's buffer.
+ * Returns 0, or -1 after closing the scrape. */
+static int scrape_tls_flush(struct scrape *sc)
 {
+	size_t len;
+	uint8_t *p = sl_tls_conn_take_output(sc->tls, &len);
+	if (p == NULL)
+		return 0;
 	uv_write_t *w = malloc(sizeof(*w) + len);
 	if (w == NULL) {
+		free(p);
 		scrape_close(sc);
 		return -1;
 	}
-	memcpy(w + 1, data, len);
+	memcpy(w + 1, p, len);
+	free(p);
 	w->data = sc;
 	uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)len);
-	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, scrape_written_cb) != 0) {
+	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, tls_written_cb) != 0) {
 		free(w);
 		scrape_close(sc);
 		return -1;
@@ -228,44 +136,81 @@ static int scrape_write(struct scrape *sc, const void *data, size_t len)
 	return 0;
 }
 
-/* TLS: send what the engine encrypted (the handshake's messages, or the answer). */
-static int scrape_tls_flush(struct scrape *sc)
+/* TLS: the answer goes through the engine, which copies it into records (no zero-copy body there). */
+static void answer_tls(struct scrape *sc, const char *header, size_t header_len, struct sl_text *body,
+                       struct sl_text *more)
 {
-	size_t len;
-	uint8_t *p = sl_tls_conn_take_output(sc->tls, &len);
-	if (p == NULL)
-		return 0;
-	int rc = scrape_write(sc, p, len);
-	free(p);
-	return rc;
+	int rc = sl_tls_conn_write(sc->tls, header, header_len);
+	if (rc == 0 && body->len > 0)
+		rc = sl_tls_conn_write(sc->tls, body->p, body->len);
+	if (rc == 0 && more != NULL && more->len > 0)
+		rc = sl_tls_conn_write(sc->tls, more->p, more->len);
+	free(body->p);
+	free(more != NULL ? more->p : NULL);
+	if (rc < 0) {
+		scrape_close(sc);
+		return;
+	}
+	if (scrape_tls_flush(sc) == 0 && sc->writes == 0)
+		scrape_close(sc);
+}
+
+static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_text *more)
+{
+	struct scrape *sc = arg;
+	sc->rendering = 0;
+	if (sc->closing) {
+		/* Timed out or the broker stopped while the thread pool rendered: nobody to answer. */
+		free(body->p);
+		free(more != NULL ? more->p : NULL);
+		if (sc->handle_closed) {
+			sl_tls_conn_free(sc->tls);
+			free(sc);
+		}
+		return;
+	}
+	const char *reason = status == 200   ? "200 OK"
+	                     : status == 503 ? "503 Service Unavailable"
+	                     : status == 500 ? "500 Internal Server Error"
+	                                     : "404 Not Found";
+	size_t more_len = more != NULL ? more->len : 0;
+	if (sc->tls != NULL) {
+		char header[160];
+		int hn = snprintf(header, sizeof(header),
+		                  "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
+		                  reason, body->len + more_len);
+		answer_tls(sc, header, (size_t)hn, body, more);
+		return;
+	}
+	struct answer_write *aw = malloc(sizeof(*aw));
+	if (aw == NULL) {
+		free(body->p);
+		free(more != NULL ? more->p : NULL);
+		scrape_close(sc);
+		return;
+	}
+	aw->sc = sc;
+	aw->body = body->p;
+	aw->more = more != NULL ? more->p : NULL;
+	int n = snprintf(aw->header, sizeof(aw->header),
+	                 "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
+	                 reason, body->len + more_len);
+	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
+	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
+	if (uv_write(&aw->w, (uv_stream_t *)&sc->tcp, b, 3, scrape_written_cb) != 0) {
+		free(aw->body);
+		free(aw->more);
+		free(aw);
+		scrape_close(sc);
+	}
 }
 
 static void answer(struct scrape *sc)
 {
 	sc->answered = 1;
 	uv_read_stop((uv_stream_t *)&sc->tcp);
-	struct out body = {0}, msg = {0};
-	int ok = strncmp(sc->buf, "GET /metrics ", 13) == 0 || strncmp(sc->buf, "GET / ", 6) == 0;
-	if (ok)
-		render(sc->srv, &body);
-	else
-		put(&body, "not found: scrape GET /metrics\n");
-	put(&msg, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n%.*s",
-	    ok ? "200 OK" : "404 Not Found", body.len, (int)body.len, body.p ? body.p : "");
-	free(body.p);
-	if (msg.p == NULL) {
-		scrape_close(sc);
-		return;
-	}
-	if (sc->tls != NULL) {
-		if (sl_tls_conn_write(sc->tls, msg.p, msg.len) < 0)
-			scrape_close(sc);
-		else
-			scrape_tls_flush(sc);
-	} else {
-		scrape_write(sc, msg.p, msg.len);
-	}
-	free(msg.p);
+	sc->rendering = 1;
+	sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
 }
 
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -281,7 +226,6 @@ static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(sc->buf) - 1 - sc->len;
 }
 
-/* n bytes of the request arrived in buf: answer once the headers are complete. */
 static void scrape_received(struct scrape *sc, size_t n)
 {
 	sc->len += n;

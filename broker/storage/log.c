@@ -474,6 +474,7 @@ static void sync_start(struct sl_log *log)
 {
 	if (log->sync_pending || log->sync_head == NULL || log->fatal_errno)
 		return;
+	log->sync_started_ns = sl_clock_mono_ns();
 	for (uint32_t i = 0; i < log->seg_count; i++) {
 		struct sl_segment *seg = log->segs[i];
 		if (seg->written_end <= seg->synced_end)
@@ -551,8 +552,11 @@ static void sync_finish(struct sl_log *log, int res)
 	if (err < 0) {
 		go_fatal(log, err);
 	} else {
-		if (!canceled) /* a linked round is this one segment's fdatasync alone */
+		if (!canceled) { /* a linked round is this one segment's fdatasync alone */
 			log->stats.fsync_count++;
+			if (log->cfg.fsync_hist != NULL)
+				sl_histogram_observe_ns(log->cfg.fsync_hist, sl_clock_mono_ns() - log->sync_started_ns);
+		}
 		ack_synced(log);
 	}
 	kick(log);
@@ -670,6 +674,7 @@ static void sync_link(struct sl_log *log, struct sl_write_op *op, struct sl_appe
 	seg->sync_linked = 1;
 	seg->sync_io.io.done_cb = seg_sync_done_cb;
 	log->sync_pending++;
+	log->sync_started_ns = sl_clock_mono_ns();
 	log->stats.linked_fsync_count++;
 	io_uring_prep_fsync(sl_ring_get_sqe(log->ring, &seg->sync_io.io), seg->log_fd, IORING_FSYNC_DATASYNC);
 }

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include "broker/storage/ring.h"
+#include "proto/base/histogram.h"
 
 enum sl_durability { SL_DURABILITY_NONE = 0, SL_DURABILITY_WRITTEN = 1, SL_DURABILITY_FSYNC = 2 };
 
@@ -40,6 +41,9 @@ struct sl_log_config {
 	 * after them at its offsets, and record the offsets lost (see recovery.c, rule 5). Only an operator asks for
 	 * this (synclogd --repair). */
 	int repair;
+	/* When set, every group commit (from its fdatasyncs' preparation to their completion) is observed here;
+	 * shared by the logs of one ring (the broker's fsync latency metric). */
+	struct sl_histogram *fsync_hist;
 	/* Leave the directory fsyncs of open (the removal of the clean-shutdown marker, a new log's first segment) to
 	 * sl_log_open_sync_all, which does those of many logs at once. One after the other they cost a disk cache
 	 * flush each: 2.4 ms here, 24 s before a broker of 10,000 partitions could serve. */

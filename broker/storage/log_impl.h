@@ -99,7 +99,8 @@ struct sl_log {
 	 * after it in the queue wait for that write and then go out together (log.c, writes_submitted). */
 	struct sl_append *held_first;
 
-	int sync_pending; /* fdatasync SQEs of the current group commit */
+	int sync_pending;        /* fdatasync SQEs of the current group commit */
+	int64_t sync_started_ns; /* when the current group commit's first fdatasync was prepared */
 	int sync_error;
 	int dir_dirty; /* a segment file was created or removed since the directory was last fsynced */
 	struct sl_dir_io dir_io;

@@ -176,10 +176,20 @@ void sl_conn_set_error(struct sl_conn *c, const char *fmt, ...) __attribute__((f
  * broker's code, or -EPROTO for another body, is returned. */
 int sl_conn_expect_body(struct sl_conn *c, const Synclog__Response *resp, int body_case, const char *what);
 
+/* What a member's commit may carry besides offsets: records found removed by retention (per offset, may be NULL)
+ * and an applier's counters (may be NULL). */
+struct sl_commit_extras {
+	const int64_t *records_lost;
+	const struct sl_applier_info *applier;
+};
 /* One OffsetCommit request for a group: a member's (member_id and generation) or an operator's ("" and -1, with
- * force). Returns 0 once the broker made it durable, or a negative errno with c's error set. */
+ * force). extras may be NULL. Returns 0 once the broker made it durable, or a negative errno with c's error set. */
 int sl_group_commit_request(struct sl_conn *c, const char *group, const char *member_id, int32_t generation,
-                            const struct sl_topic_partition_offset *offsets, uint32_t count, bool force);
+                            const struct sl_topic_partition_offset *offsets, uint32_t count, bool force,
+                            const struct sl_commit_extras *extras);
+/* Wire to plain structs (group_admin.c), shared with status.c. */
+void sl_group_summary_from_wire(struct sl_group_summary *out, const Synclog__GroupSummary *g);
+void sl_applier_info_from_wire(struct sl_applier_info *out, const Synclog__ApplierCounters *in);
 
 /* ---- the fetcher, driven by the group consumer (consumer/consumer.c) ----
  *

@@ -115,6 +115,8 @@ int sl_errno_of_code(int code)
 		return -ENOENT;
 	case SYNCLOG__ERROR_CODE__RECORDS_LOST:
 		return -ENODATA;
+	case SYNCLOG__ERROR_CODE__GROUP_LIMIT:
+		return -EUSERS;
 	case SYNCLOG__ERROR_CODE__CLEANER_FAILED:
 		return -EIO;
 	default:

@@ -18,7 +18,11 @@
  *   2. parts[i].committed is an offset this member knows to be committed; a commit is sent only for partitions
  *      whose position differs from it.
  *   3. Partitions kept across a rebalance keep their positions; only gained partitions are looked up (committed
- *      offset, else the start position), clamped to the log. */
+ *      offset, else the start position), clamped to the log. After an offset reset (the join answer's reset
+ *      generation changed) every partition counts as gained: all of them start again from the new offsets.
+ *   4. Records found removed by retention when a partition is assigned (its commit is behind the log start, or a
+ *      new group starts from the earliest record after some expired) are counted in stats.records_lost and sent
+ *      with the next commit of that partition, until the broker acknowledged them. */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -42,6 +46,7 @@ struct cpart {
 	int64_t committed;    /* known committed offset, -1: none known */
 	int64_t base;         /* where reading started when it was assigned (the commit or the start position) */
 	int64_t end;          /* stop_at_end: the log end when it was assigned; else INT64_MAX */
+	int64_t lost_pending; /* records found lost, not yet reported with a commit (invariant 4) */
 };
 
 struct ctopic {
@@ -53,6 +58,7 @@ struct ctopic {
 struct sl_consumer {
 	struct sl_consumer_options o;
 	char group[SL_GROUP_NAME_BYTES_MAX + 1];
+	char instance_id[SL_MEMBER_ID_BYTES_MAX];
 	char broker[SL_HOST_BYTES_MAX + 16]; /* "HOST:PORT" as given, for the fetchers */
 	struct ctopic *topics;
 	char **topic_names; /* topics[i].name, for the JoinGroup request */
@@ -74,12 +80,17 @@ struct sl_consumer {
 	struct sl_consumer_partition *view;
 	struct sl_consumer_partition *assignment_view;
 	struct sl_topic_partition_offset *commit_offsets;
+	int64_t *commit_lost;
 	uint32_t *commit_parts;
 	uint32_t scratch_cap;
 	uint32_t rotation;      /* topic the next fetch starts looking at */
 	struct ctopic *reading; /* topic whose fetch answer is being handed out */
 	bool closed;
 	bool in_callback;
+	bool joined;              /* the first join is done */
+	int64_t reset_generation; /* the group's, as last heard */
+	bool has_applier;
+	struct sl_applier_info applier; /* sent with every commit */
 	struct sl_consumer_stats stats;
 	char error[SL_ERROR_BYTES];
 	struct sl_kafka_consumer *kafka; /* the Kafka transport's consumer (transport.h); NULL: this one */
@@ -96,6 +107,7 @@ void sl_consumer_options_init(struct sl_consumer_options *o)
 	o->partition_bytes_max = 1u << 20;
 	o->io_timeout_ms = SL_IO_TIMEOUT_MS_DEFAULT;
 	o->reconnect_timeout_ms = 15000;
+	o->report_lost = true;
 }
 
 static void set_error(struct sl_consumer *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -164,6 +176,10 @@ static int scratch_reserve(struct sl_consumer *c, uint32_t count)
 	if (idx == NULL)
 		return -ENOMEM;
 	c->commit_parts = idx;
+	int64_t *lost = realloc(c->commit_lost, count * sizeof(*lost));
+	if (lost == NULL)
+		return -ENOMEM;
+	c->commit_lost = lost;
 	c->scratch_cap = count;
 	return 0;
 }
@@ -187,11 +203,17 @@ static int commit_send(struct sl_consumer *c, uint32_t n)
 
 	if (n == 0)
 		return 0;
-	rc = sl_group_commit_request(c->coord, c->group, c->member_id, c->generation, c->commit_offsets, n, false);
+	for (uint32_t i = 0; i < n; i++)
+		c->commit_lost[i] = c->parts[c->commit_parts[i]].lost_pending;
+	struct sl_commit_extras extras = {c->commit_lost, c->has_applier ? &c->applier : NULL};
+	rc = sl_group_commit_request(c->coord, c->group, c->member_id, c->generation, c->commit_offsets, n, false,
+	                             &extras);
 	if (rc == 0) {
 		c->stats.commits++;
-		for (uint32_t i = 0; i < n; i++)
+		for (uint32_t i = 0; i < n; i++) {
 			c->parts[c->commit_parts[i]].committed = c->commit_offsets[i].offset;
+			c->parts[c->commit_parts[i]].lost_pending -= c->commit_lost[i];
+		}
 		return 0;
 	}
 	set_error(c, "%s", sl_conn_error(c->coord));
@@ -214,7 +236,7 @@ static uint32_t consumed_gather(struct sl_consumer *c)
 	for (uint32_t i = 0; i < c->part_count; i++) {
 		int64_t pos = position_of(c, &c->parts[i]);
 
-		if (pos == c->parts[i].committed)
+		if (pos == c->parts[i].committed && c->parts[i].lost_pending == 0)
 			continue;
 		c->commit_offsets[n] = (struct sl_topic_partition_offset){c->topics[c->parts[i].topic_index].name,
 		                                                          c->parts[i].partition, pos};
@@ -248,14 +270,16 @@ static int join_request(struct sl_consumer *c, bool rejoin_as_new, Synclog__Resp
 	body.n_topics = c->topic_count;
 	body.session_timeout_ms = c->o.session_timeout_ms;
 	body.client_id = c->coord->client_id;
+	body.group_instance_id = c->instance_id;
 	req.body_case = SYNCLOG__REQUEST__BODY_JOIN_GROUP;
 	req.join_group = &body;
 	snprintf(what, sizeof(what), "join group '%s'", c->group);
 	rc = sl_conn_call(c->coord, &req, resp_out);
 	if (rc == 0)
 		rc = sl_conn_expect_body(c->coord, *resp_out, SYNCLOG__RESPONSE__BODY_JOIN_GROUP, what);
-	if (rc == -EIDRM && c->member_id[0] != '\0' && rejoin_as_new) {
-		/* Expired meanwhile: join as a new member. */
+	if (rc == -EIDRM && rejoin_as_new) {
+		/* Expired meanwhile, or removed while its join waited (a forced group delete): join as a new member,
+		 * once. */
 		c->member_id[0] = '\0';
 		return join_request(c, false, resp_out);
 	}
@@ -287,7 +311,7 @@ static int assignment_copy(struct sl_consumer *c, const Synclog__JoinGroupRespon
 		if (t == c->topic_count)
 			continue; /* not a topic of ours: nothing to read there */
 		for (size_t j = 0; j < tp->n_partitions; j++)
-			parts[k++] = (struct cpart){t, tp->partitions[j], 0, -1, -1, INT64_MAX};
+			parts[k++] = (struct cpart){t, tp->partitions[j], 0, -1, -1, INT64_MAX, 0};
 	}
 	*out = parts;
 	*count_out = k;
@@ -302,7 +326,7 @@ static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 /* Where each of n gained partitions of topic t starts: its committed offset, else the start position of the
  * options; clamped to the log. ends_out gets the log ends (for stop_at_end). */
 static int starts_resolve(struct sl_consumer *c, uint32_t t, const uint32_t *partitions, uint32_t n,
-                          int64_t *committed_out, int64_t *positions_out, int64_t *ends_out)
+                          int64_t *committed_out, int64_t *positions_out, int64_t *ends_out, int64_t *lost_out)
 {
 	int64_t *earliest = calloc(2 * (size_t)n, sizeof(*earliest)), *at_time = earliest + n;
 	const char *topic = c->topics[t].name;
@@ -324,12 +348,16 @@ static int starts_resolve(struct sl_consumer *c, uint32_t t, const uint32_t *par
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
 		int64_t pos;
 
+		lost_out[i] = 0;
 		if (committed_out[i] >= 0) {
 			pos = committed_out[i];
-			if (pos < earliest[i]) /* retention deleted what was not read yet */
+			if (pos < earliest[i]) { /* retention deleted what was not read yet */
 				c->stats.skipped += (uint64_t)(earliest[i] - pos);
+				lost_out[i] = earliest[i] - pos;
+			}
 		} else if (c->o.start == SL_FROM_EARLIEST) {
 			pos = earliest[i];
+			lost_out[i] = earliest[i]; /* a new group: the records before the log start expired unread */
 		} else if (c->o.start == SL_FROM_LATEST) {
 			pos = ends_out[i];
 		} else if (c->o.start == SL_FROM_OFFSET) {
@@ -384,7 +412,7 @@ static int gained_resolve(struct sl_consumer *c, struct cpart *parts, uint32_t c
                           int64_t *positions)
 {
 	uint32_t *ids = calloc(count ? count : 1, sizeof(*ids)), *at = calloc(count ? count : 1, sizeof(*at));
-	int64_t *tmp = calloc(3 * (size_t)(count ? count : 1), sizeof(*tmp));
+	int64_t *tmp = calloc(4 * (size_t)(count ? count : 1), sizeof(*tmp));
 	int rc = ids && at && tmp ? 0 : -ENOMEM;
 
 	for (uint32_t t = 0; rc == 0 && t < c->topic_count; t++) {
@@ -397,9 +425,13 @@ static int gained_resolve(struct sl_consumer *c, struct cpart *parts, uint32_t c
 			}
 		if (n == 0)
 			continue;
-		rc = starts_resolve(c, t, ids, n, tmp, tmp + n, tmp + 2 * n);
+		rc = starts_resolve(c, t, ids, n, tmp, tmp + n, tmp + 2 * n, tmp + 3 * n);
 		for (uint32_t k = 0; rc == 0 && k < n; k++) {
 			parts[at[k]].committed = tmp[k];
+			if (c->o.report_lost && tmp[3 * n + k] > 0) {
+				parts[at[k]].lost_pending += tmp[3 * n + k];
+				c->stats.records_lost += (uint64_t)tmp[3 * n + k];
+			}
 			positions[at[k]] = tmp[n + k];
 			parts[at[k]].base = tmp[n + k];
 			parts[at[k]].end = c->o.stop_at_end ? tmp[2 * n + k] : INT64_MAX;
@@ -443,10 +475,15 @@ static int assignment_apply(struct sl_consumer *c, const Synclog__JoinGroupRespo
 		set_error(c, "out of memory for the assignment of group '%s'", c->group);
 		goto out;
 	}
+	/* An offset reset since the last join: every partition starts again from the new offsets (invariant 3). */
+	bool reset = c->joined && jr->reset_generation != c->reset_generation;
+	c->reset_generation = jr->reset_generation;
+	if (reset)
+		c->stats.resets++;
 	/* Kept partitions carry their position, end and known commit over. */
 	for (uint32_t i = 0; i < count; i++) {
 		gained[i] = true;
-		for (uint32_t j = 0; j < c->part_count; j++) {
+		for (uint32_t j = 0; j < c->part_count && !reset; j++) {
 			if (c->parts[j].topic_index != parts[i].topic_index ||
 			    c->parts[j].partition != parts[i].partition)
 				continue;
@@ -454,6 +491,7 @@ static int assignment_apply(struct sl_consumer *c, const Synclog__JoinGroupRespo
 			parts[i].end = c->parts[j].end;
 			parts[i].committed = c->parts[j].committed;
 			parts[i].base = c->parts[j].base;
+			parts[i].lost_pending = c->parts[j].lost_pending;
 			kept[j] = true;
 			gained[i] = false;
 		}
@@ -483,6 +521,7 @@ static int assignment_apply(struct sl_consumer *c, const Synclog__JoinGroupRespo
 		goto out;
 	}
 	c->generation = generation;
+	c->joined = true;
 	callback(c, SL_CONSUMER_REVOKED, lost);
 	for (uint32_t i = 0; i < c->part_count; i++)
 		if (gained[i])
@@ -582,6 +621,12 @@ static int heartbeat(struct sl_consumer *c)
 	if (rc != 0)
 		return rc;
 	c->heartbeat_due_ms = sl_clock_mono_ms() + c->heartbeat_interval_ms;
+	if (resp->heartbeat != NULL && resp->heartbeat->reset_generation > c->reset_generation &&
+	    resp->error == SYNCLOG__ERROR_CODE__NONE) {
+		/* Reset without a new generation (cannot happen with this broker: a forced reset fences members). Join
+		 * again so the new offsets are read. */
+		return rebalance(c, true);
+	}
 	if (resp->error == SYNCLOG__ERROR_CODE__REBALANCE_IN_PROGRESS)
 		return rebalance(c, true);
 	if (resp->error == SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER)
@@ -747,6 +792,8 @@ int sl_consumer_subscribe(struct sl_consumer **out, const struct sl_consumer_opt
 	c->o.topics = NULL;
 	snprintf(c->group, sizeof(c->group), "%s", o->group);
 	c->o.group = c->group;
+	snprintf(c->instance_id, sizeof(c->instance_id), "%s", o->instance_id != NULL ? o->instance_id : "");
+	c->o.instance_id = NULL;
 	c->topics = calloc(o->topic_count, sizeof(*c->topics));
 	c->topic_names = calloc(o->topic_count, sizeof(*c->topic_names));
 	if (c->topics == NULL || c->topic_names == NULL) {
@@ -1031,6 +1078,51 @@ int32_t sl_consumer_generation(const struct sl_consumer *c)
 	return c->generation;
 }
 
+int64_t sl_consumer_reset_generation(const struct sl_consumer *c)
+{
+	return c->reset_generation;
+}
+
+void sl_consumer_set_applier_info(struct sl_consumer *c, const struct sl_applier_info *a)
+{
+	c->applier = *a;
+	c->has_applier = true;
+}
+
+int sl_consumer_add_lost(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t records)
+{
+	struct cpart *p = part_find(c, topic, partition);
+
+	if (p == NULL || records < 0)
+		return p == NULL ? -ESTALE : -EINVAL;
+	p->lost_pending += records;
+	c->stats.records_lost += (uint64_t)records;
+	return 0;
+}
+
+int sl_consumer_leave(struct sl_consumer *c)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__LeaveGroupRequest body = SYNCLOG__LEAVE_GROUP_REQUEST__INIT;
+	Synclog__Response *resp;
+	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_leave(c->kafka);
+	SL_ASSERT(!c->closed && !c->in_callback);
+	body.group = c->group;
+	body.member_id = c->member_id;
+	req.body_case = SYNCLOG__REQUEST__BODY_LEAVE_GROUP;
+	req.leave_group = &body;
+	rc = sl_conn_call(c->coord, &req, &resp);
+	if (rc == 0 && resp->error != SYNCLOG__ERROR_CODE__NONE && resp->error != SYNCLOG__ERROR_CODE__UNKNOWN_MEMBER)
+		rc = sl_conn_fail_response(c->coord, "leave group", resp->error, resp->error_message);
+	if (rc != 0)
+		set_error(c, "%s", sl_conn_error(c->coord));
+	c->closed = true;
+	return rc;
+}
+
 void sl_consumer_stats_get(const struct sl_consumer *c, struct sl_consumer_stats *out)
 {
 	if (c->kafka != NULL) {
@@ -1143,5 +1235,6 @@ void sl_consumer_free(struct sl_consumer *c)
 	free(c->assignment_view);
 	free(c->commit_offsets);
 	free(c->commit_parts);
+	free(c->commit_lost);
 	free(c);
 }

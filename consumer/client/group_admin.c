@@ -11,13 +11,59 @@ static int summary_compare(const void *a, const void *b)
 	return strcmp(((const struct sl_group_summary *)a)->group, ((const struct sl_group_summary *)b)->group);
 }
 
-int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out)
+void sl_group_summary_from_wire(struct sl_group_summary *out, const Synclog__GroupSummary *g)
+{
+	snprintf(out->group, sizeof(out->group), "%s", g->group != NULL ? g->group : "");
+	out->members = g->members;
+	out->generation = g->generation;
+	snprintf(out->state, sizeof(out->state), "%s", g->state != NULL ? g->state : "");
+	out->state_since_ms = g->state_since_ms;
+	out->lag = g->lag;
+	out->lag_ms = g->lag_ms;
+}
+
+/* One page of groups after start_after, appended to *groups (grown as needed). Sets next (empty: last page). */
+static int list_page(struct sl_conn *c, const char *start_after, struct sl_group_summary **groups, uint32_t *count,
+                     uint32_t *cap, char *next, size_t next_bytes)
 {
 	Synclog__Request req = SYNCLOG__REQUEST__INIT;
 	Synclog__ListGroupsRequest body = SYNCLOG__LIST_GROUPS_REQUEST__INIT;
 	Synclog__Response *resp;
-	struct sl_group_summary *groups;
-	size_t n;
+	int rc;
+
+	body.start_after = (char *)start_after;
+	req.body_case = SYNCLOG__REQUEST__BODY_LIST_GROUPS;
+	req.list_groups = &body;
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc == 0)
+		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_GROUPS, "list groups");
+	if (rc != 0)
+		return rc;
+	size_t n = resp->list_groups->n_groups;
+	if (*count + n > *cap) {
+		uint32_t ncap = *cap ? *cap : 64;
+		while (ncap < *count + n)
+			ncap *= 2;
+		struct sl_group_summary *ng = realloc(*groups, ncap * sizeof(*ng));
+		if (ng == NULL) {
+			sl_conn_set_error(c, "list groups: out of memory for %u groups", ncap);
+			return -ENOMEM;
+		}
+		*groups = ng;
+		*cap = ncap;
+	}
+	for (size_t i = 0; i < n; i++)
+		sl_group_summary_from_wire(&(*groups)[(*count)++], resp->list_groups->groups[i]);
+	const char *ns = resp->list_groups->next_start_after;
+	snprintf(next, next_bytes, "%s", ns != NULL ? ns : "");
+	return 0;
+}
+
+int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out)
+{
+	struct sl_group_summary *groups = NULL;
+	uint32_t count = 0, cap = 0;
+	char after[SL_GROUP_NAME_BYTES_MAX + 1] = "", next[SL_GROUP_NAME_BYTES_MAX + 1];
 	int rc;
 
 	if (c->kafka != NULL)
@@ -25,30 +71,22 @@ int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint3
 
 	*groups_out = NULL;
 	*count_out = 0;
-	req.body_case = SYNCLOG__REQUEST__BODY_LIST_GROUPS;
-	req.list_groups = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_GROUPS, "list groups");
-	if (rc != 0)
-		return rc;
-	n = resp->list_groups->n_groups;
-	groups = calloc(n ? n : 1, sizeof(*groups));
-	if (groups == NULL) {
-		sl_conn_set_error(c, "list groups: out of memory for %zu groups", n);
+	for (;;) {
+		rc = list_page(c, after, &groups, &count, &cap, next, sizeof(next));
+		if (rc != 0) {
+			free(groups);
+			return rc;
+		}
+		/* The broker's names only grow page after page: a name that does not is a broker bug, not a loop. */
+		if (next[0] == '\0' || strcmp(next, after) <= 0)
+			break;
+		snprintf(after, sizeof(after), "%s", next);
+	}
+	if (groups == NULL && (groups = calloc(1, sizeof(*groups))) == NULL)
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const Synclog__GroupSummary *g = resp->list_groups->groups[i];
-
-		snprintf(groups[i].group, sizeof(groups[i].group), "%s", g->group != NULL ? g->group : "");
-		groups[i].members = g->members;
-		groups[i].generation = g->generation;
-	}
-	qsort(groups, n, sizeof(*groups), summary_compare);
+	qsort(groups, count, sizeof(*groups), summary_compare);
 	*groups_out = groups;
-	*count_out = (uint32_t)n;
+	*count_out = count;
 	return 0;
 }
 
@@ -72,13 +110,31 @@ static void lag_from_wire(struct sl_group_lag *out, const Synclog__GroupPartitio
 	out->lag_ms = in->lag_ms;
 	snprintf(out->member_id, sizeof(out->member_id), "%s", in->member_id != NULL ? in->member_id : "");
 	out->last_commit_ms = in->last_commit_ms;
+	snprintf(out->state, sizeof(out->state), "%s", in->state != NULL ? in->state : "");
+	out->state_since_ms = in->state_since_ms;
+	out->records_lost = in->records_lost;
 	snprintf(out->at_risk, sizeof(out->at_risk), "%s", in->at_risk != NULL ? in->at_risk : "");
+}
+
+void sl_applier_info_from_wire(struct sl_applier_info *out, const Synclog__ApplierCounters *in)
+{
+	memset(out, 0, sizeof(*out));
+	if (in == NULL)
+		return;
+	out->applied = in->applied;
+	out->stale = in->stale;
+	out->duplicate = in->duplicate;
+	out->deleted = in->deleted;
+	out->dead_lettered = in->dead_lettered;
+	snprintf(out->target, sizeof(out->target), "%s", in->target != NULL ? in->target : "");
+	out->reported_ms = in->reported_ms;
 }
 
 static void member_from_wire(struct sl_group_member_info *out, const Synclog__GroupMember *in)
 {
 	snprintf(out->member_id, sizeof(out->member_id), "%s", in->member_id != NULL ? in->member_id : "");
 	snprintf(out->client_id, sizeof(out->client_id), "%s", in->client_id != NULL ? in->client_id : "");
+	snprintf(out->client_host, sizeof(out->client_host), "%s", in->client_host != NULL ? in->client_host : "");
 	out->last_heartbeat_ms = in->last_heartbeat_ms;
 	out->partition_count = 0;
 	for (size_t k = 0; k < in->n_assignment; k++)
@@ -122,6 +178,13 @@ int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_desc
 	}
 	snprintf(desc->group, sizeof(desc->group), "%s", group);
 	desc->generation = d->generation;
+	desc->reset_generation = d->reset_generation;
+	snprintf(desc->state, sizeof(desc->state), "%s", d->state != NULL ? d->state : "");
+	if (d->settings != NULL) {
+		desc->stall_after_ms = d->settings->stall_after_ms;
+		desc->window = d->settings->window;
+	}
+	sl_applier_info_from_wire(&desc->applier, d->applier);
 	for (size_t i = 0; i < d->n_members; i++)
 		member_from_wire(&desc->members[i], d->members[i]);
 	desc->member_count = (uint32_t)d->n_members;
@@ -162,6 +225,36 @@ int sl_group_delete(struct sl_conn *c, const char *group, bool force)
 	if (rc != 0)
 		return rc;
 	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DELETE_GROUP, what);
+}
+
+int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms, uint32_t window)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__AlterGroupRequest body = SYNCLOG__ALTER_GROUP_REQUEST__INIT;
+	Synclog__GroupSettings settings = SYNCLOG__GROUP_SETTINGS__INIT;
+	Synclog__Response *resp;
+	char what[SL_GROUP_NAME_BYTES_MAX + 64];
+	int rc;
+
+	if (c->kafka != NULL) {
+		sl_conn_set_error(
+		        c,
+		        "alter group '%s': a Kafka cluster keeps no health settings per group; give "
+		        "--stall-after to group describe, group list or status instead (evaluated client-side)",
+		        group);
+		return -EOPNOTSUPP;
+	}
+	settings.stall_after_ms = stall_after_ms;
+	settings.window = window;
+	body.group = (char *)group;
+	body.settings = &settings;
+	req.body_case = SYNCLOG__REQUEST__BODY_ALTER_GROUP;
+	req.alter_group = &body;
+	snprintf(what, sizeof(what), "alter group '%s'", group);
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc != 0)
+		return rc;
+	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ALTER_GROUP, what);
 }
 
 /* OffsetFetch of count partitions of topic: the offsets, their commit times (may be NULL) and, when full is not
@@ -256,8 +349,10 @@ int sl_group_committed_get(struct sl_conn *c, const char *group, const char *top
 
 /* Group the offsets by topic into one OffsetCommit request (wire structs from one allocation) and send it. */
 int sl_group_commit_request(struct sl_conn *c, const char *group, const char *member_id, int32_t generation,
-                            const struct sl_topic_partition_offset *offsets, uint32_t count, bool force)
+                            const struct sl_topic_partition_offset *offsets, uint32_t count, bool force,
+                            const struct sl_commit_extras *extras)
 {
+	Synclog__ApplierCounters applier = SYNCLOG__APPLIER_COUNTERS__INIT;
 	Synclog__Request req = SYNCLOG__REQUEST__INIT;
 	Synclog__OffsetCommitRequest body = SYNCLOG__OFFSET_COMMIT_REQUEST__INIT;
 	Synclog__Response *resp;
@@ -297,6 +392,8 @@ int sl_group_commit_request(struct sl_conn *c, const char *group, const char *me
 			synclog__offset_commit_partition__init(&parts[k]);
 			parts[k].partition = offsets[j].partition;
 			parts[k].offset = offsets[j].offset;
+			if (extras != NULL && extras->records_lost != NULL)
+				parts[k].records_lost = extras->records_lost[j];
 			part_ptrs[k] = &parts[k];
 			topics[n_topics].n_partitions++;
 			k++;
@@ -311,6 +408,15 @@ int sl_group_commit_request(struct sl_conn *c, const char *group, const char *me
 	body.topics = topic_ptrs;
 	body.n_topics = n_topics;
 	body.force = force;
+	if (extras != NULL && extras->applier != NULL) {
+		applier.applied = extras->applier->applied;
+		applier.stale = extras->applier->stale;
+		applier.duplicate = extras->applier->duplicate;
+		applier.deleted = extras->applier->deleted;
+		applier.dead_lettered = extras->applier->dead_lettered;
+		applier.target = (char *)extras->applier->target;
+		body.applier = &applier;
+	}
 	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_COMMIT;
 	req.offset_commit = &body;
 	snprintf(what, sizeof(what), "commit offsets of group '%s'", group);
@@ -331,7 +437,7 @@ int sl_group_offsets_commit(struct sl_conn *c, const char *group, const struct s
 	if (c->kafka != NULL)
 		return sl_kafka_group_offsets_commit(c, group, offsets, count, force);
 
-	return sl_group_commit_request(c, group, "", -1, offsets, count, force);
+	return sl_group_commit_request(c, group, "", -1, offsets, count, force, NULL);
 }
 
 int sl_group_offsets_commit_metadata(struct sl_conn *c, const char *group, const char *topic,

@@ -798,13 +798,16 @@ const char *sl_kafka_consumer_error(const struct sl_kafka_consumer *k)
 	return k->error;
 }
 
-int sl_kafka_consumer_close(struct sl_kafka_consumer *k)
+/* Close, committing the consumed positions when auto_commit (close) or nothing at all (leave). */
+static int consumer_end(struct sl_kafka_consumer *k, bool commit)
 {
 	int rc = 0;
 
 	SL_ASSERT(!k->closed && !k->in_callback);
-	if (k->o.auto_commit)
+	if (commit && k->o.auto_commit)
 		rc = commit_consumed(k);
+	else
+		k->o.auto_commit = false; /* the revoke callback inside rd_kafka_consumer_close commits nothing */
 	messages_drop(k);
 	/* Leaves the group (the revoke callback runs from inside it, after everything was committed). */
 	rd_kafka_resp_err_t e = rd_kafka_consumer_close(k->rk);
@@ -814,4 +817,14 @@ int sl_kafka_consumer_close(struct sl_kafka_consumer *k)
 	}
 	k->closed = true;
 	return rc;
+}
+
+int sl_kafka_consumer_close(struct sl_kafka_consumer *k)
+{
+	return consumer_end(k, true);
+}
+
+int sl_kafka_consumer_leave(struct sl_kafka_consumer *k)
+{
+	return consumer_end(k, false);
 }

@@ -585,6 +585,10 @@ struct sl_consumer_options {
 	const char *broker;                         /* "HOST:PORT" */
 	const char *client_id;                      /* may be NULL; prefixes the member id the broker gives */
 	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
+	/* Static membership (may be NULL): joining with the instance id of a member still in the group replaces it at
+	 * once instead of waiting for its session to expire (a process restarted after a crash takes its partitions
+	 * back). One instance id per process: two live members with one id fence each other. */
+	const char *instance_id;
 	const char *group;
 	const char *const *topics; /* topic_count names, copied */
 	uint32_t topic_count;
@@ -614,6 +618,11 @@ struct sl_consumer_options {
 	void *rebalance_cb_arg;
 	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
 	const struct sl_kafka_config *kafka_config;
+	/* Count records found removed by retention when a partition is assigned (its commit is behind the log start,
+	 * or a new group starts from the earliest record after some expired) in stats.records_lost and report them
+	 * to the broker with the next commit (default). Off for a caller that keeps its own positions (the applier)
+	 * and reports with sl_consumer_add_lost. */
+	bool report_lost;
 };
 
 /* Defaults: start earliest, session timeout 0 (the broker's 10 s), auto_commit on every 5000 ms (Kafka's
@@ -667,6 +676,18 @@ const struct sl_consumer_partition *sl_consumer_assignment(struct sl_consumer *c
 bool sl_consumer_done(const struct sl_consumer *c);
 const char *sl_consumer_member_id(const struct sl_consumer *c);
 int32_t sl_consumer_generation(const struct sl_consumer *c);
+/* The group's reset generation as last heard (join answers): it grows with every operator commit (offset reset).
+ * When it changes while a member, every assigned partition starts again from the committed offsets. */
+int64_t sl_consumer_reset_generation(const struct sl_consumer *c);
+/* Counters sent with every later commit (an applier's running totals: shown by the broker). */
+struct sl_applier_info;
+void sl_consumer_set_applier_info(struct sl_consumer *c, const struct sl_applier_info *a);
+/* Report records of an assigned partition found removed by retention before they were read (sent with the next
+ * commit of that partition). Returns 0, -ESTALE (not assigned) or -EINVAL. */
+int sl_consumer_add_lost(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t records);
+/* Leave the group without committing (a consumer that refuses to read past a gap). After it, only _error,
+ * _stats_get and _free may be called. */
+int sl_consumer_leave(struct sl_consumer *c);
 
 struct sl_consumer_stats {
 	uint64_t records;         /* handed out by poll */
@@ -675,6 +696,8 @@ struct sl_consumer_stats {
 	uint64_t commit_failures; /* failed otherwise (connection, storage) */
 	uint64_t rebalances;      /* joins after the first */
 	uint64_t skipped;         /* records deleted by retention before they could be read */
+	uint64_t records_lost;    /* found lost when partitions were assigned (options report_lost) */
+	uint64_t resets;          /* offset resets of the group seen while a member (all partitions re-read) */
 };
 void sl_consumer_stats_get(const struct sl_consumer *c, struct sl_consumer_stats *out);
 const char *sl_consumer_error(const struct sl_consumer *c);
@@ -691,19 +714,35 @@ void sl_consumer_free(struct sl_consumer *c);
 /* ---- group admin calls (on a connection, like the topic calls above) ---- */
 
 /* Broker group errors as errno: UNKNOWN_GROUP -ENOENT, UNKNOWN_MEMBER -EIDRM, ILLEGAL_GENERATION and
- * REBALANCE_IN_PROGRESS -ESTALE, GROUP_NOT_EMPTY -EBUSY, INVALID_GROUP_NAME -EINVAL. */
+ * REBALANCE_IN_PROGRESS -ESTALE, GROUP_NOT_EMPTY -EBUSY, INVALID_GROUP_NAME -EINVAL, GROUP_LIMIT -EUSERS. */
+
+/* A group partition's health as the broker judges it: "ok", "idle", "lagging", "stalled", "stopped", "lost". */
+#define SL_GROUP_STATE_BYTES 16
 
 struct sl_group_summary {
 	char group[SL_GROUP_NAME_BYTES_MAX + 1];
 	uint32_t members;
 	int32_t generation;
+	char state[SL_GROUP_STATE_BYTES]; /* the worst of its partitions' states */
+	int64_t state_since_ms;
+	int64_t lag;    /* records, all partitions */
+	int64_t lag_ms; /* the largest of its partitions */
 };
-/* *groups_out (allocated, sorted by name, free() it) has *count_out entries. */
+/* Every group: *groups_out (allocated, sorted by name, free() it) has *count_out entries. The broker answers in
+ * pages of 1,000; this asks page after page. */
 int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out);
+
+/* An applier's running totals as its target keeps them, reported with its commits. */
+struct sl_applier_info {
+	uint64_t applied, stale, duplicate, deleted, dead_lettered;
+	char target[512];
+	int64_t reported_ms; /* 0: no applier reported */
+};
 
 struct sl_group_member_info {
 	char member_id[SL_MEMBER_ID_BYTES_MAX];
 	char client_id[128];
+	char client_host[64];
 	int64_t last_heartbeat_ms;
 	uint32_t partition_count; /* partitions assigned, all topics */
 };
@@ -717,6 +756,9 @@ struct sl_group_lag {
 	int64_t lag_ms;      /* now minus the timestamp of the oldest unconsumed record; 0 when caught up */
 	char member_id[SL_MEMBER_ID_BYTES_MAX]; /* "": not assigned */
 	int64_t last_commit_ms;                 /* wall clock; 0: never */
+	char state[SL_GROUP_STATE_BYTES];
+	int64_t state_since_ms;
+	int64_t records_lost; /* removed by retention before the group read them (state lost) */
 	/* "" when nothing is at risk; else why the group may miss records or deletes (retention keeps records only
 	 * for it, or its lag nears the topic's delete.retention.ms). */
 	char at_risk[320];
@@ -724,6 +766,11 @@ struct sl_group_lag {
 struct sl_group_description {
 	char group[SL_GROUP_NAME_BYTES_MAX + 1];
 	int32_t generation;
+	int64_t reset_generation;
+	char state[SL_GROUP_STATE_BYTES]; /* the worst of its partitions' */
+	int64_t stall_after_ms;           /* effective health settings */
+	uint32_t window;
+	struct sl_applier_info applier;
 	struct sl_group_member_info *members;
 	uint32_t member_count;
 	struct sl_group_lag *partitions; /* by topic, then partition */
@@ -738,6 +785,48 @@ int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_desc
 void sl_group_description_free(struct sl_group_description *d);
 /* Delete a group and its offsets; refused with -EBUSY while it has live members, unless force. */
 int sl_group_delete(struct sl_conn *c, const char *group, bool force);
+/* Set a group's health settings (0: the broker's --stall-after / --health-window). */
+int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms, uint32_t window);
+
+/* ---- operations: status and run reports (consumer/client/status.c) ---- */
+
+struct sl_status_topic {
+	char name[SL_TOPIC_NAME_BYTES_MAX + 1];
+	uint32_t partitions, partitions_unavailable;
+	uint64_t bytes;
+	int64_t records;
+	double records_in_per_s, records_out_per_s;
+};
+struct sl_run_report {
+	char kind[16]; /* "backfill" or "reconcile" */
+	char topic[SL_TOPIC_NAME_BYTES_MAX + 1];
+	char target[512];
+	int64_t started_ms, finished_ms;
+	bool ok;
+	char summary[256];
+	uint64_t rows, differences;
+	double diff_ratio;
+};
+struct sl_status {
+	char broker_version[64];
+	int64_t started_ms, now_ms;
+	char data_dir[1024];
+	uint64_t data_bytes, disk_free_bytes, disk_total_bytes;
+	uint32_t connections;
+	struct sl_status_topic *topics;
+	uint32_t topic_count;
+	struct sl_group_summary *groups;
+	struct sl_applier_info *appliers; /* parallel to groups */
+	uint32_t group_count;
+	struct sl_run_report *runs;
+	uint32_t run_count;
+};
+/* One screen's worth from the broker; free with sl_status_free. */
+int sl_status_get(struct sl_conn *c, struct sl_status **out);
+void sl_status_free(struct sl_status *s);
+/* Tell the broker how a backfill or reconcile run ended (kept for `synclog status` and the metrics; a
+ * successful backfill clears the `lost` state of the groups reading the topic). */
+int sl_run_report(struct sl_conn *c, const struct sl_run_report *run);
 /* The committed offsets of count partitions of topic (-1: nothing committed) and their commit times (may be
  * NULL; 0 when nothing is committed). */
 int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,

@@ -119,6 +119,8 @@ int32_t sl_kafka_consumer_generation(const struct sl_kafka_consumer *k);
 void sl_kafka_consumer_stats_get(const struct sl_kafka_consumer *k, struct sl_consumer_stats *out);
 const char *sl_kafka_consumer_error(const struct sl_kafka_consumer *k);
 int sl_kafka_consumer_close(struct sl_kafka_consumer *k);
+/* Leaves the group with nothing committed (sl_consumer_leave). */
+int sl_kafka_consumer_leave(struct sl_kafka_consumer *k);
 void sl_kafka_consumer_free(struct sl_kafka_consumer *k);
 
 #endif

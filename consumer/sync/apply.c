@@ -10,20 +10,38 @@
  *   2. committed only moves forward, and only after the store's commit returned 0.
  *   3. After a rollback the source is sought to committed positions: no record is lost or handed out twice.
  *
- * A transaction goes: closed --begin (first record)--> open --commit--> closed, or --failure--> rollback, reload
- * positions, seek, closed. */
+ *   4. A record set aside after a rejection (struct deferred) is resolved (applied or dead-lettered) before the
+ *      transaction that holds it commits, or, when stopping, its partition's next offset goes back to it.
+ *   5. While a key has a record set aside, every later record of that key is set aside too, so a key's records
+ *      apply in offset order whatever is rejected.
+ *
+ * A transaction goes: closed --begin (first record)--> open --resolve set-aside records, flush dead letters,
+ * commit--> closed, or --failure--> rollback, reload positions, seek, closed. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "proto/base/clock.h"
+#include "proto/base/slog.h"
 #include "consumer/sync/apply.h"
 #include "consumer/client/client_impl.h"
 
 #define GROUP_BYTES_MAX 200
 
 enum outcome { OUT_APPLIED, OUT_STALE, OUT_DUPLICATE, OUT_DELETED, OUT_DEAD_LETTERED, OUT_CONFLICT };
+
+/* A rejected record set aside for the next retry round, with its own copy of the bytes (the source's records are
+ * valid only until its next call). */
+struct deferred {
+	struct sl_apply_record r;
+	uint8_t *mem;
+	uint64_t key_hash;
+	uint32_t attempts; /* tries so far; past reject_retries_max: dead-lettered when its turn comes */
+	bool no_key;       /* dead-lettered without a try: retrying cannot give it a key */
+	bool transient;    /* the last rejection depended on the target's state */
+	char *why;         /* the last rejection's message (allocated) */
+};
 
 struct apply_part {
 	char *topic;
@@ -32,6 +50,7 @@ struct apply_part {
 	int64_t next;
 	struct sl_apply_counters txn;
 	bool touched;
+	bool held; /* in this retry round, an earlier set-aside record of the partition is still held */
 };
 
 struct sl_apply {
@@ -54,6 +73,17 @@ struct sl_apply {
 	bool commit_due;
 	/* The source still reads past a rolled-back transaction: nothing may be fetched until a seek succeeded. */
 	bool seek_pending;
+	/* Records set aside after a rejection (invariants 4 and 5), and an open-addressing set of their key hashes
+	 * (keyset_cap slots, 0 = empty) to tell in one probe whether a key has one set aside. */
+	struct deferred *deferred;
+	uint32_t deferred_count, deferred_cap;
+	uint64_t *keyset;
+	uint32_t keyset_cap;
+	bool dead_letters_pending;     /* handed to the sink since its last flush */
+	struct sl_apply_counters base; /* the store's running counts at start */
+	bool resets_supported;
+	int64_t reset_generation; /* as the store holds it */
+	uint64_t resets_adopted;
 	char error[SL_ERROR_BYTES];
 };
 
@@ -162,12 +192,17 @@ int sl_apply_new(struct sl_apply **out, const struct sl_apply_options *o, const 
 	return 0;
 }
 
+static void deferred_clear(struct sl_apply *a);
+
 void sl_apply_free(struct sl_apply *a)
 {
 	if (a == NULL)
 		return;
 	if (a->in_txn)
 		a->store.ops->rollback(a->store.ctx);
+	deferred_clear(a);
+	free(a->deferred);
+	free(a->keyset);
 	for (uint32_t i = 0; i < a->part_count; i++)
 		free(a->parts[i].topic);
 	free(a->parts);
@@ -185,6 +220,11 @@ void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *o
 	*out = a->totals;
 }
 
+uint64_t sl_apply_resets_adopted(const struct sl_apply *a)
+{
+	return a->resets_adopted;
+}
+
 static void counters_add(struct sl_apply_counters *to, const struct sl_apply_counters *c)
 {
 	to->applied += c->applied;
@@ -193,6 +233,12 @@ static void counters_add(struct sl_apply_counters *to, const struct sl_apply_cou
 	to->deleted += c->deleted;
 	to->dead_lettered += c->dead_lettered;
 	to->conflicts += c->conflicts;
+}
+
+void sl_apply_totals_get(const struct sl_apply *a, struct sl_apply_counters *out)
+{
+	*out = a->base;
+	counters_add(out, &a->totals);
 }
 
 static void counters_count(struct sl_apply_counters *c, enum outcome outcome)
@@ -315,18 +361,42 @@ static int source_seek(struct sl_apply *a)
 	return rc;
 }
 
+static int base_loaded_cb(const struct sl_apply_position *pos, const struct sl_apply_counters *totals, void *cb_arg)
+{
+	struct sl_apply *a = cb_arg;
+	int rc = position_loaded_cb(pos, totals, cb_arg);
+
+	if (rc == 0)
+		counters_add(&a->base, totals);
+	return rc;
+}
+
+static int reset_check(struct sl_apply *a);
+
 int sl_apply_start(struct sl_apply *a)
 {
-	int rc = a->store.ops->offsets_read(a->store.ctx, a->group, position_loaded_cb, a);
+	const struct sl_apply_store_ops *ops = a->store.ops;
+	int rc = ops->offsets_read(a->store.ctx, a->group, base_loaded_cb, a);
 
 	if (rc != 0) {
 		snprintf(a->error, sizeof(a->error), "reading the stored offsets of group '%s': %s", a->group,
-		         rc == -ENOMEM ? "out of memory" : a->store.ops->error(a->store.ctx));
+		         rc == -ENOMEM ? "out of memory" : ops->error(a->store.ctx));
+		return rc;
+	}
+	a->resets_supported = ops->reset_generation_get != NULL && ops->reset_generation_set != NULL &&
+	                      ops->offset_reset != NULL && a->source.ops->reset_poll != NULL;
+	if (a->resets_supported &&
+	    (rc = ops->reset_generation_get(a->store.ctx, a->group, &a->reset_generation)) != 0) {
+		snprintf(a->error, sizeof(a->error), "reading the reset generation of group '%s': %s", a->group,
+		         ops->error(a->store.ctx));
 		return rc;
 	}
 	a->next_purge_ms = now_ms(a);
 	a->last_commit_ms = now_ms(a);
-	return source_seek(a);
+	rc = reset_check(a);
+	if (rc < 0)
+		return rc;
+	return rc == 1 ? 0 : source_seek(a); /* an adopted reset sought already */
 }
 
 /* ---- transactions ---- */
@@ -400,6 +470,8 @@ static void txn_abort(struct sl_apply *a)
 	if (a->in_txn)
 		a->store.ops->rollback(a->store.ctx);
 	a->in_txn = false;
+	deferred_clear(a);
+	a->dead_letters_pending = false;
 	for (uint32_t i = 0; i < a->part_count; i++) {
 		struct apply_part *p = &a->parts[i];
 
@@ -520,24 +592,286 @@ remember:
 	return rc == SL_APPLY_REJECTED ? -EPROTO : rc;
 }
 
-static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, const char *why)
+static bool stop_requested(const struct sl_apply *a)
 {
-	int rc = a->o.dead_letter_cb(r, why, a->o.dead_letter_cb_arg);
+	return a->o.stop != NULL && *a->o.stop != 0;
+}
+
+/* Sleep ms, waking every 50 ms to see whether the engine is asked to stop: a stop is honoured within that. */
+static void sleep_interruptible(struct sl_apply *a, uint32_t ms)
+{
+	while (ms > 0 && !stop_requested(a)) {
+		uint32_t slice = ms < 50 ? ms : 50;
+
+		a->o.sleep_ms(slice, a->o.clock_arg);
+		ms -= slice;
+	}
+}
+
+static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, const char *why, bool transient)
+{
+	int rc = a->o.dead_letter_cb(r, why, transient, a->o.dead_letter_cb_arg);
 
 	if (rc != 0)
 		snprintf(a->error, sizeof(a->error),
 		         "topic '%s' partition %u offset %lld: could not dead-letter the record (%s): %s", r->topic,
 		         r->partition, (long long)r->rec.offset, why, strerror(-rc));
+	else
+		a->dead_letters_pending = true;
 	return rc;
+}
+
+/* ---- records set aside after a rejection (invariants 4 and 5) ---- */
+
+static uint64_t key_hash(const struct sl_record *rec)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+	for (int32_t i = 0; i < rec->key_len; i++)
+		h = (h ^ rec->key[i]) * 1099511628211ull;
+	return h | 1; /* 0 marks an empty slot */
+}
+
+static void keyset_add(struct sl_apply *a, uint64_t h)
+{
+	uint32_t mask = a->keyset_cap - 1;
+
+	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+		if (a->keyset[i] == h)
+			return;
+		if (a->keyset[i] == 0) {
+			a->keyset[i] = h;
+			return;
+		}
+	}
+}
+
+/* Whether a record of this key hash is set aside. Hashes, not keys: a collision only sets a record aside for a
+ * round, which changes no outcome. */
+static bool keyset_has(const struct sl_apply *a, uint64_t h)
+{
+	uint32_t mask = a->keyset_cap - 1;
+
+	if (a->keyset_cap == 0)
+		return false;
+	for (uint32_t i = (uint32_t)h & mask; a->keyset[i] != 0; i = (i + 1) & mask)
+		if (a->keyset[i] == h)
+			return true;
+	return false;
+}
+
+/* Rebuild the set from the records still set aside (after a round), with room for twice as many. */
+static int keyset_rebuild(struct sl_apply *a, uint32_t want)
+{
+	uint32_t cap = 64;
+
+	while (cap < 2 * want)
+		cap *= 2;
+	if (cap != a->keyset_cap) {
+		uint64_t *ks = calloc(cap, sizeof(*ks));
+
+		if (ks == NULL)
+			return -ENOMEM;
+		free(a->keyset);
+		a->keyset = ks;
+		a->keyset_cap = cap;
+	} else {
+		memset(a->keyset, 0, cap * sizeof(*a->keyset));
+	}
+	for (uint32_t i = 0; i < a->deferred_count; i++)
+		keyset_add(a, a->deferred[i].key_hash);
+	return 0;
+}
+
+static void deferred_clear(struct sl_apply *a)
+{
+	for (uint32_t i = 0; i < a->deferred_count; i++) {
+		free(a->deferred[i].mem);
+		free(a->deferred[i].why);
+	}
+	a->deferred_count = 0;
+	if (a->keyset != NULL)
+		memset(a->keyset, 0, a->keyset_cap * sizeof(*a->keyset));
+}
+
+static const uint8_t *copy_field(uint8_t **at, const uint8_t *p, int32_t len)
+{
+	const uint8_t *out;
+
+	if (p == NULL || len < 0)
+		return p;
+	memcpy(*at, p, (size_t)len);
+	out = *at;
+	*at += len;
+	return out;
+}
+
+/* Set r aside after `attempts` tries. */
+static int defer(struct sl_apply *a, const struct sl_apply_record *r, uint64_t h, uint32_t attempts, bool no_key)
+{
+	const struct sl_record *rec = &r->rec;
+	size_t bytes = (size_t)(rec->key_len > 0 ? rec->key_len : 0) +
+	               (size_t)(rec->value_len > 0 ? rec->value_len : 0) +
+	               (size_t)(rec->idempotency_key_len > 0 ? rec->idempotency_key_len : 0) + 1;
+	struct deferred *d;
+	uint8_t *at;
+
+	if (a->deferred_count == a->deferred_cap) {
+		uint32_t cap = a->deferred_cap ? a->deferred_cap * 2 : 16;
+		struct deferred *nd = realloc(a->deferred, cap * sizeof(*nd));
+
+		if (nd == NULL)
+			return -ENOMEM;
+		a->deferred = nd;
+		a->deferred_cap = cap;
+	}
+	if (a->keyset_cap < 2 * (a->deferred_count + 1) && keyset_rebuild(a, a->deferred_count + 1) != 0)
+		return -ENOMEM;
+	d = &a->deferred[a->deferred_count];
+	d->mem = malloc(bytes);
+	if (d->mem == NULL)
+		return -ENOMEM;
+	d->r = *r;
+	at = d->mem;
+	d->r.rec.key = copy_field(&at, rec->key, rec->key_len);
+	d->r.rec.value = copy_field(&at, rec->value, rec->value_len);
+	d->r.rec.idempotency_key = copy_field(&at, rec->idempotency_key, rec->idempotency_key_len);
+	d->key_hash = h;
+	d->attempts = attempts;
+	d->no_key = no_key;
+	d->transient = false;
+	d->why = NULL;
+	a->deferred_count++;
+	keyset_add(a, h);
+	return 0;
+}
+
+static bool rejection_transient(const struct sl_apply *a)
+{
+	return a->store.ops->rejection_transient != NULL && a->store.ops->rejection_transient(a->store.ctx);
+}
+
+/* Keep the store's message of the rejection d just met (the store's error changes with the next call). */
+static int deferred_note(struct sl_apply *a, struct deferred *d)
+{
+	free(d->why);
+	d->why = strdup(a->store.ops->error(a->store.ctx));
+	d->transient = rejection_transient(a);
+	return d->why != NULL ? 0 : -ENOMEM;
+}
+
+/* The part of a record that is known to exist (it was processed). */
+static struct apply_part *part_of(struct sl_apply *a, const struct sl_apply_record *r)
+{
+	int64_t i = part_find(a, r->topic, r->partition, false);
+
+	SL_ASSERT(i >= 0);
+	return &a->parts[i];
+}
+
+static int store_failed(struct sl_apply *a, const struct sl_apply_record *r, int rc)
+{
+	const char *msg = a->store.ops->error(a->store.ctx);
+
+	snprintf(a->error, sizeof(a->error), "topic '%s' partition %u offset %lld: %s", r->topic, r->partition,
+	         (long long)r->rec.offset, msg[0] != '\0' ? msg : strerror(-rc));
+	return rc;
+}
+
+/* Retry rounds: before each, wait the backoff of the least-tried record set aside; then try each record in order
+ * (one whose key has an earlier record still set aside waits for the next round); a record rejected for the
+ * (reject_retries_max + 1)-th time is dead-lettered. Ends when nothing is set aside, or early when the engine is
+ * asked to stop. Returns 0 or a failure of the store or the sink. */
+static int deferred_resolve(struct sl_apply *a)
+{
+	char why[SL_ERROR_BYTES];
+	int rc;
+
+	while (a->deferred_count > 0 && !stop_requested(a)) {
+		uint32_t least = UINT32_MAX, kept = 0;
+
+		/* Records never tried (behind an earlier one of their key) and records only waiting to be dead-lettered
+		 * wait for no backoff of their own. */
+		for (uint32_t i = 0; i < a->deferred_count; i++)
+			if (a->deferred[i].attempts > 0 && a->deferred[i].attempts <= a->o.reject_retries_max &&
+			    a->deferred[i].attempts < least)
+				least = a->deferred[i].attempts;
+		if (least != UINT32_MAX)
+			sleep_interruptible(a, backoff_ms(a, least - 1));
+		if (stop_requested(a))
+			break;
+		memset(a->keyset, 0, a->keyset_cap * sizeof(*a->keyset));
+		for (uint32_t i = 0; i < a->part_count; i++)
+			a->parts[i].held = false;
+		for (uint32_t i = 0; i < a->deferred_count; i++) {
+			struct deferred *d = &a->deferred[i];
+			struct apply_part *p = part_of(a, &d->r);
+			enum outcome outcome = OUT_APPLIED;
+			/* Dead letters leave in offset order: one waits while an earlier record of its partition is
+			 * held. */
+			bool doomed = d->no_key || d->attempts > a->o.reject_retries_max;
+
+			if (keyset_has(a, d->key_hash) || stop_requested(a) || (doomed && p->held)) {
+				a->deferred[kept++] = *d;
+				keyset_add(a, d->key_hash);
+				p->held = true;
+				continue;
+			}
+			if (d->no_key) {
+				snprintf(why, sizeof(why), "the record has no key: a target entity needs one");
+				rc = dead_letter(a, &d->r, why, false);
+				outcome = OUT_DEAD_LETTERED;
+				goto resolved;
+			}
+			bool tried = d->attempts <= a->o.reject_retries_max;
+
+			if (!tried) {
+				rc = SL_APPLY_REJECTED; /* rejected as often as allowed already: its turn to be
+				                           dead-lettered */
+			} else {
+				rc = record_apply(a, &d->r, &outcome);
+				d->attempts++;
+			}
+			if (rc == SL_APPLY_REJECTED && tried && deferred_note(a, d) != 0) {
+				rc = -ENOMEM;
+			} else if (rc == SL_APPLY_REJECTED && d->attempts <= a->o.reject_retries_max) {
+				a->deferred[kept++] = *d;
+				keyset_add(a, d->key_hash);
+				p->held = true;
+				continue;
+			} else if (rc == SL_APPLY_REJECTED) {
+				snprintf(why, sizeof(why), "rejected by the target %u time%s: %s", d->attempts,
+				         d->attempts == 1 ? "" : "s", d->why != NULL ? d->why : "");
+				rc = dead_letter(a, &d->r, why, d->transient);
+				outcome = OUT_DEAD_LETTERED;
+			} else if (rc != 0) {
+				rc = store_failed(a, &d->r, rc);
+			}
+		resolved:
+			if (rc != 0) {
+				/* The whole transaction goes: keep the rest so deferred_clear frees it. */
+				for (uint32_t j = i; j < a->deferred_count; j++)
+					a->deferred[kept++] = a->deferred[j];
+				a->deferred_count = kept;
+				return rc;
+			}
+			counters_count(&part_of(a, &d->r)->txn, outcome);
+			free(d->mem);
+			free(d->why);
+		}
+		a->deferred_count = kept;
+	}
+	return 0;
 }
 
 /* Handle one record in the open transaction. Returns 0 or a negative errno (the transaction must be aborted). */
 static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 {
-	char why[SL_ERROR_BYTES];
 	enum outcome outcome = OUT_APPLIED;
 	struct apply_part *p;
 	int64_t i = part_find(a, r->topic, r->partition, true);
+	uint64_t h;
+	bool set_aside = false;
 	int rc = 0;
 
 	if (i < 0) {
@@ -552,41 +886,129 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 		p->txn.duplicate++;
 		return 0;
 	}
+	/* Dead letters leave in offset order: a record to dead-letter is set aside too, and sent when the set-aside
+	 * records are resolved, in order. */
 	if (r->rec.key == NULL || r->rec.key_len <= 0) {
-		snprintf(why, sizeof(why), "the record has no key: a target entity needs one");
-		rc = SL_APPLY_REJECTED;
+		rc = defer(a, r, key_hash(&r->rec), 0, true);
+		set_aside = true;
+	} else if (keyset_has(a, h = key_hash(&r->rec))) {
+		rc = defer(a, r, h, 0, false); /* an earlier record of its key is set aside: it waits its turn */
+		set_aside = true;
 	} else {
-		for (uint32_t attempt = 0;; attempt++) {
-			rc = record_apply(a, r, &outcome);
-			if (rc != SL_APPLY_REJECTED)
-				break;
-			if (attempt == a->o.reject_retries_max) {
-				snprintf(why, sizeof(why), "rejected by the target %u times: %s", attempt + 1,
-				         a->store.ops->error(a->store.ctx));
-				break;
-			}
-			a->o.sleep_ms(backoff_ms(a, attempt), a->o.clock_arg);
+		rc = record_apply(a, r, &outcome);
+		if (rc == SL_APPLY_REJECTED) {
+			rc = defer(a, r, h, 1, false);
+			if (rc == 0)
+				rc = deferred_note(a, &a->deferred[a->deferred_count - 1]);
+			set_aside = true;
+		} else if (rc != 0) {
+			return store_failed(a, r, rc);
 		}
 	}
-	if (rc == SL_APPLY_REJECTED) {
-		rc = dead_letter(a, r, why);
-		if (rc != 0)
-			return rc;
-		outcome = OUT_DEAD_LETTERED;
-	} else if (rc != 0) {
-		const char *msg = a->store.ops->error(a->store.ctx);
-
-		snprintf(a->error, sizeof(a->error), "topic '%s' partition %u offset %lld: %s", r->topic, r->partition,
-		         (long long)r->rec.offset, msg[0] != '\0' ? msg : strerror(-rc));
+	if (rc != 0)
 		return rc;
-	}
-	counters_count(&p->txn, outcome);
+	if (!set_aside)
+		counters_count(&p->txn, outcome);
 	p->next = r->rec.offset + 1;
 	a->txn_records++;
-	/* Commit the dead letter's offset now: a later failure in this batch must not send it a second time. */
-	if (outcome == OUT_DEAD_LETTERED)
-		return txn_commit(a);
 	return 0;
+}
+
+/* Close the open transaction: resolve what is set aside, make the dead letters durable, commit. When stopping,
+ * records still set aside keep their offsets: each partition's next offset goes back to its first one. */
+static int txn_finish(struct sl_apply *a)
+{
+	int rc = deferred_resolve(a);
+
+	if (rc != 0)
+		return rc;
+	if (a->deferred_count > 0) {
+		for (uint32_t i = 0; i < a->deferred_count; i++) {
+			struct apply_part *p = part_of(a, &a->deferred[i].r);
+
+			if (a->deferred[i].r.rec.offset < p->next)
+				p->next = a->deferred[i].r.rec.offset;
+		}
+		deferred_clear(a);
+		a->seek_pending = true; /* the source read past them */
+	}
+	if (a->dead_letters_pending && a->o.dead_letter_flush_cb != NULL) {
+		rc = a->o.dead_letter_flush_cb(a->o.dead_letter_cb_arg);
+		if (rc != 0) {
+			snprintf(a->error, sizeof(a->error), "making the dead letters durable failed: %s",
+			         strerror(-rc));
+			return rc;
+		}
+	}
+	a->dead_letters_pending = false;
+	return txn_commit(a);
+}
+
+/* ---- offset resets ---- */
+
+/* The broker's reset generation, when newer than the store's, is adopted: its offsets become the target's
+ * positions, with the generation, in one transaction (a target with no positions yet only records the
+ * generation). Returns 1 when adopted (the source was sought there), 0 when nothing changed, or a negative
+ * errno. */
+static int reset_check(struct sl_apply *a)
+{
+	const struct sl_apply_store_ops *ops = a->store.ops;
+	const struct sl_apply_position *pos = NULL;
+	uint32_t n = 0;
+	int64_t gen = 0, now = now_ms(a);
+	bool has_positions = false;
+	int rc;
+
+	if (!a->resets_supported)
+		return 0;
+	SL_ASSERT(!a->in_txn);
+	rc = a->source.ops->reset_poll(a->source.ctx, &gen, &pos, &n);
+	if (rc < 0) {
+		snprintf(a->error, sizeof(a->error), "%s", a->source.ops->error(a->source.ctx));
+		return rc;
+	}
+	if (rc == 0 || gen <= a->reset_generation)
+		return 0;
+	for (uint32_t i = 0; i < a->part_count; i++)
+		has_positions |= a->parts[i].committed >= 0;
+	rc = ops->begin(a->store.ctx, now);
+	for (uint32_t i = 0; rc == 0 && has_positions && i < n; i++)
+		rc = ops->offset_reset(a->store.ctx, a->group, &pos[i], now);
+	if (rc == 0)
+		rc = ops->reset_generation_set(a->store.ctx, a->group, gen, now);
+	if (rc == 0)
+		rc = ops->commit(a->store.ctx);
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "adopting offset reset %lld of group '%s': %s", (long long)gen,
+		         a->group, ops->error(a->store.ctx));
+		ops->rollback(a->store.ctx);
+		return rc;
+	}
+	a->reset_generation = gen;
+	if (!has_positions)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int64_t k = part_find(a, pos[i].topic, pos[i].partition, true);
+
+		if (k < 0)
+			return -ENOMEM;
+		a->parts[k].committed = a->parts[k].next = pos[i].next_offset;
+	}
+	a->resets_adopted++;
+	a->commit_due = true;
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_WARN, "apply_reset_adopted");
+	sl_slog_str(e, "group", a->group);
+	sl_slog_int(e, "reset_generation", gen);
+	sl_slog_uint(e, "partitions", n);
+	for (uint32_t i = 0; i < n && i < 8; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "p%u", pos[i].partition);
+		sl_slog_int(e, key, pos[i].next_offset);
+	}
+	sl_slog_end(e);
+	rc = source_seek(a);
+	return rc != 0 ? rc : 1;
 }
 
 /* ---- the loop ---- */
@@ -597,7 +1019,7 @@ static int failure(struct sl_apply *a, int rc)
 	txn_abort(a);
 	if (++a->failures > a->o.failure_retries_max)
 		return rc;
-	a->o.sleep_ms(backoff_ms(a, a->failures - 1), a->o.clock_arg);
+	sleep_interruptible(a, backoff_ms(a, a->failures - 1));
 	return 0;
 }
 
@@ -608,8 +1030,11 @@ static void commit_to_source(struct sl_apply *a)
 
 	if (a->source.ops->commit == NULL || !a->commit_due)
 		return;
+	struct sl_apply_counters totals;
+
+	sl_apply_totals_get(a, &totals);
 	n = positions_fill(a);
-	rc = a->source.ops->commit(a->source.ctx, a->positions, n);
+	rc = a->source.ops->commit(a->source.ctx, a->positions, n, &totals);
 	if (rc != 0) {
 		/* Not fatal: the store's positions are the ones that count; the broker only shows lag. */
 		snprintf(a->error, sizeof(a->error), "committing the offsets to the broker: %s",
@@ -704,16 +1129,28 @@ int sl_apply_poll(struct sl_apply *a)
 	const struct sl_apply_source_ops *src = a->source.ops;
 	struct sl_apply_record r;
 	int handled = 0, rc;
+	bool stopped = false;
 
 	SL_ASSERT(!a->in_txn);
+	if (stop_requested(a))
+		return -EINTR;
 	if (now_ms(a) >= a->next_purge_ms) {
 		rc = sl_apply_purge(a, NULL);
 		if (rc != 0)
 			return failure(a, rc);
 	}
+	if ((rc = reset_check(a)) < 0)
+		return rc;
 	if (a->seek_pending && (rc = source_seek(a)) != 0)
 		return rc;
 	rc = src->fetch(a->source.ctx);
+	if (rc == SL_APPLY_SOURCE_RESEEK) {
+		/* The partitions read changed (a rebalance, perhaps for an offset reset): from the store's positions.
+		 */
+		if ((rc = reset_check(a)) < 0)
+			return rc;
+		return rc == 1 ? 0 : source_seek(a);
+	}
 	if (rc == -EINTR)
 		return rc;
 	if (rc != 0) {
@@ -721,11 +1158,18 @@ int sl_apply_poll(struct sl_apply *a)
 		return rc;
 	}
 	while ((rc = src->next(a->source.ctx, &r)) == 1) {
+		if (stop_requested(a)) {
+			/* r is not handled: the source must go back to the committed positions before reading on. */
+			a->seek_pending = true;
+			stopped = true;
+			rc = 0;
+			break;
+		}
 		if (!a->in_txn && (rc = txn_begin(a)) != 0)
 			return failure(a, rc);
 		rc = record_process(a, &r);
 		if (rc == 0 && a->in_txn && a->txn_records >= a->o.transaction_records_max)
-			rc = txn_commit(a);
+			rc = txn_finish(a);
 		if (rc != 0)
 			return failure(a, rc);
 		handled++;
@@ -735,9 +1179,11 @@ int sl_apply_poll(struct sl_apply *a)
 		txn_abort(a);
 		return rc;
 	}
-	if (a->in_txn && (rc = txn_commit(a)) != 0)
+	if (a->in_txn && (rc = txn_finish(a)) != 0)
 		return failure(a, rc);
 	a->failures = 0;
+	if (stopped || stop_requested(a))
+		return -EINTR;
 	if (now_ms(a) - a->last_commit_ms >= a->o.commit_interval_ms)
 		commit_to_source(a);
 	return handled;

@@ -32,8 +32,11 @@
  *      bring it back; a higher version does. Purge removes tombstones older than the retention window and keeps
  *      the version of each as the key's floor (rule 5), in a compact table of key and version.
  *   8. A store rejection (-EBADMSG: a value or key the store does not accept) is retried reject_retries_max
- *      times with backoff, then the record goes to the dead-letter sink with the error text, its offset is
- *      committed, and the next record is applied.
+ *      times with backoff, then the record goes to the dead-letter sink with the error text, and the records after
+ *      it are applied. Retries are made in rounds: a rejected record is set aside (with every later record of the
+ *      same key, so a key's records still apply in offset order), the rest of the transaction goes on, and the
+ *      records set aside are tried again together after one backoff per round; so thousands of poison records
+ *      cost reject_retries_max backoffs, not that many per record.
  * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate, conflicts or
  * dead_lettered.
  *
@@ -41,17 +44,28 @@
  * offset of every partition they came from (and per-partition running counts), so a crash at any point leaves
  * the store at a batch boundary that its own offsets describe; a restart resumes there, whatever the broker
  * says. Offsets are written compare-and-set: a second applier on the same store and group makes the write fail,
- * and this one rolls back, resumes from what the store holds and, if it keeps losing, stops. A dead-lettered
- * record commits the transaction right after the dead-letter sink acknowledged it, so a later failure in the batch
- * cannot send it twice (a crash between the two can: dead letters are at-least-once, and the envelope's topic,
- * partition and offset identify a repeat). The broker (the source's commit) hears of the offsets afterwards, at
- * most every commit_interval_ms: it is for operators' lag, not for correctness.
+ * and this one rolls back, resumes from what the store holds and, if it keeps losing, stops. Dead letters are
+ * handed to the sink as they come and made durable (dead_letter_flush_cb) once, just before the transaction that
+ * commits their offsets: one flush per transaction, not one per record. A failure after the flush and before the
+ * commit sends them again: dead letters are at-least-once, and the envelope's topic, partition and offset identify
+ * a repeat. The broker (the source's commit) hears of the offsets afterwards, at most every commit_interval_ms:
+ * it is for operators' lag, not for correctness.
+ *
+ * Stopping (options.stop, a signal handler's flag): checked between records and between retry rounds; the open
+ * transaction is committed with what was handled (records set aside and not yet resolved keep their offsets:
+ * they, and what follows them in their partition, are read again next time) and sl_apply_poll returns -EINTR.
+ *
+ * Offset resets: the broker raises a group's reset generation with every operator commit. The store keeps the
+ * generation it last adopted; a source that reports a newer one (reset_poll) makes the engine write the broker's
+ * offsets as the target's positions, with the new generation, in one transaction, and read on from there. A
+ * target that holds no positions yet only records the generation: it starts from the log start.
  *
  * Threads: an engine, its store and its source belong to one thread. */
 #ifndef SL_CONSUMER_APPLY_H
 #define SL_CONSUMER_APPLY_H
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -167,6 +181,16 @@ struct sl_apply_store_ops {
 	                      uint32_t *count_out);
 	int (*tombstone_purge)(void *store, const struct sl_apply_tombstone *t, bool *purged_out);
 	const char *(*error)(void *store);
+	/* Optional (NULL: the store knows no resets): the reset generation the store adopted for group (0: none), and
+	 * setting it inside a transaction. */
+	int (*reset_generation_get)(void *store, const char *group, int64_t *generation_out);
+	int (*reset_generation_set)(void *store, const char *group, int64_t generation, int64_t now_ms);
+	/* Optional: whether the last rejection depends on the target's state (a constraint: it may succeed later)
+	 * rather than on the record alone (a value the target can never take). NULL: permanent. */
+	bool (*rejection_transient)(void *store);
+	/* Optional: overwrite the position of (group, topic, partition) with pos->next_offset (an offset reset: it
+	 * may move back), creating the row when missing. Inside a transaction. */
+	int (*offset_reset)(void *store, const char *group, const struct sl_apply_position *pos, int64_t now_ms);
 };
 
 struct sl_apply_store {
@@ -187,21 +211,35 @@ struct sl_apply_source_ops {
 	int (*next)(void *src, struct sl_apply_record *out);
 	/* True once the source reached the end it was asked to stop at (never, when following). */
 	bool (*done)(void *src);
-	/* Tell the broker the group's positions (may be NULL). Failure is reported, never fatal. */
-	int (*commit)(void *src, const struct sl_apply_position *positions, uint32_t count);
+	/* Tell the broker the group's positions (may be NULL). Failure is reported, never fatal. totals are the
+	 * target's running counts (what it kept from earlier runs plus this one), reported with the commit. */
+	int (*commit)(void *src, const struct sl_apply_position *positions, uint32_t count,
+	              const struct sl_apply_counters *totals);
 	/* Optional: whether the log still holds the delete at topic/partition/offset (*present_out). -ENOTSUP when
 	 * the topic keeps its deletes only by retention (not compacted): the target's rows then go by time alone. */
 	int (*tombstone_in_log)(void *src, const char *topic, uint32_t partition, int64_t offset, bool *present_out);
 	const char *(*error)(void *src);
+	/* Optional: 1 with the group's reset generation and the broker's offsets of the partitions this source reads
+	 * (valid until the next call) when the generation changed since the last call that returned 1; 0 when not; or
+	 * a negative errno. */
+	int (*reset_poll)(void *src, int64_t *generation_out, const struct sl_apply_position **positions_out,
+	                  uint32_t *count_out);
 };
+
+/* fetch returns this when the partitions it reads changed (a rebalance): the engine seeks again from its
+ * positions before the next fetch. */
+#define SL_APPLY_SOURCE_RESEEK (-ERESTART)
 
 struct sl_apply_source {
 	const struct sl_apply_source_ops *ops;
 	void *ctx;
 };
 
-/* The dead-letter sink: keep r durably with error (one line) and return 0, or a negative errno. */
-typedef int (*sl_apply_dead_letter_cb)(const struct sl_apply_record *r, const char *error, void *cb_arg);
+/* The dead-letter sink: take r with error (one line) and whether the error may pass (transient: the target's state,
+ * such as a constraint) or not (permanent: the record itself); return 0 or a negative errno. It may only queue r
+ * when dead_letter_flush_cb makes it durable. */
+typedef int (*sl_apply_dead_letter_cb)(const struct sl_apply_record *r, const char *error, bool transient,
+                                       void *cb_arg);
 
 struct sl_apply_options {
 	const char *group; /* the target's name for its positions: 1 to 200 characters */
@@ -224,6 +262,11 @@ struct sl_apply_options {
 	/* Required: where poison records go. */
 	sl_apply_dead_letter_cb dead_letter_cb;
 	void *dead_letter_cb_arg;
+	/* Make every dead letter handed to the sink durable (NULL: dead_letter_cb already is). Called once before
+	 * each commit of a transaction that dead-lettered records. */
+	int (*dead_letter_flush_cb)(void *cb_arg);
+	/* A flag a signal handler sets (NULL: never): see "Stopping" above. */
+	const volatile sig_atomic_t *stop;
 	/* Clock and sleep, replaceable by tests (NULL: CLOCK_REALTIME and nanosleep). */
 	int64_t (*now_ms)(void *clock_arg);
 	void (*sleep_ms)(uint32_t ms, void *clock_arg);
@@ -266,6 +309,10 @@ int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out);
 int sl_apply_flush(struct sl_apply *a);
 /* Counts of this engine's run (not what the store kept from earlier runs). */
 void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *out);
+/* The store's running counts for the group: what it held at start plus this run's. */
+void sl_apply_totals_get(const struct sl_apply *a, struct sl_apply_counters *out);
+/* Offset resets this engine adopted. */
+uint64_t sl_apply_resets_adopted(const struct sl_apply *a);
 /* Next offset to apply of topic/partition as committed in the store, or -1 when the store has none. */
 int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition);
 const char *sl_apply_error(const struct sl_apply *a);
@@ -305,6 +352,10 @@ enum sl_apply_values {
 	SL_APPLY_VALUES_JSON = 0, /* one JSON value (RFC 8259): the entity snapshot; anything else is rejected */
 	SL_APPLY_VALUES_TEXT = 1, /* UTF-8 text without NUL bytes */
 };
+
+/* Tables the engine's bookkeeping adds (created when missing, schema version unchanged):
+ *   synclog_resets ("group" TEXT PRIMARY KEY, reset_generation INTEGER, adopted_at_ms INTEGER): the broker's
+ *                  reset generation the target last adopted, per group */
 
 /* Idempotency keys kept at most (the oldest go first): 10 million keys of ~40 bytes are ~1 GB of database, the
  * most a target should spend on remembering. */
@@ -364,11 +415,12 @@ struct sl_apply_fetch_source_options {
 	const char *client_id;
 	const struct sl_security_options *security; /* TLS and credentials; NULL: none */
 	const char *topic;
-	/* The group the positions are committed to on the broker (an operator's commit: the applier is not a
-	 * member, so a killed applier holds no partitions; the broker refuses the commit while the group has live
-	 * members, which the engine reports and survives). */
+	/* The group the applier joins as a member: the broker deals the topic's partitions among the appliers of
+	 * the group, shows them in group describe, and takes their commits (the store's positions, for lag) with
+	 * the target's running counts. */
 	const char *group;
-	/* Keep waiting for new records; otherwise stop at the log end as it was when the source was created. */
+	const char *target; /* how the target is named in reports ("sqlite:/path") */
+	/* Keep waiting for new records; otherwise stop at the log end as it was when the partitions were assigned. */
 	bool follow;
 	/* Connecting and each answer of the broker (0: the client library's default, 30 s). */
 	uint32_t io_timeout_ms;
@@ -378,26 +430,36 @@ struct sl_apply_fetch_source_options {
 
 struct sl_apply_fetch_source;
 
-/* Connect a fetcher to every partition of the topic and, without follow, capture the end offsets. Reading starts
- * where sl_apply_start's seek puts it: each partition at the target's offset, else at the log start. Returns 0 or
- * a negative errno with err set. */
+/* Join the group and, without follow, capture the end offsets. Reading starts where sl_apply_start's seek puts
+ * it: each partition at the target's offset, else at the log start. Returns 0 or a negative errno with err set. */
 int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct sl_apply_fetch_source_options *o,
                               char *err, size_t err_bytes);
 void sl_apply_fetch_source_get(struct sl_apply_fetch_source *s, struct sl_apply_source *out);
 uint32_t sl_apply_fetch_source_partition_count(const struct sl_apply_fetch_source *s);
 /* Records deleted by retention before they could be applied (the source skipped to the log start). */
 uint64_t sl_apply_fetch_source_skipped(const struct sl_apply_fetch_source *s);
+/* Records retention removed before the target applied them, found when partitions were first sought: behind
+ * the log start, or everything before the log start for a partition the target never applied. Reported to the
+ * broker (the group's state becomes lost) with the next commit. */
+uint64_t sl_apply_fetch_source_lost(const struct sl_apply_fetch_source *s);
+/* Leave the group (its partitions move to other appliers at once); with commit_nothing, after refusing to read
+ * past a gap. Returns 0 or the leave's failure. */
+int sl_apply_fetch_source_close(struct sl_apply_fetch_source *s, bool commit_nothing);
 void sl_apply_fetch_source_free(struct sl_apply_fetch_source *s);
 
 /* The dead-letter topic: TOPIC.dlq, created with one partition when missing (dead letters are few and read by
- * people; one partition keeps them in the order they were sent). Each dead letter is one record, acknowledged
- * with fsync before sl_apply_dlq_send returns: key = the original key, origin = the original origin, no version,
- * and as value one JSON object:
- *   {"error":"...","topic":"T","partition":P,"offset":O,"timestamp_ms":T,"key":K,"value":V,"version":N,
- *    "op":"upsert"|"delete","origin":"live","idempotency_key":I,"schema_version":S,"dead_lettered_at_ms":T}
- * V is the original value itself when it is valid JSON, else a JSON string (as `synclog consume --json` prints
- * values), null for a null value; K and I are strings or null; version is null when the record had none. A value
- * too large for one record is left out ("value_omitted": its size in bytes); it stays readable at its offset. */
+ * people; one partition keeps them in the order they were sent). Every target of the topic writes there, and each
+ * letter says which target it belongs to. Letters are sent as they come and made durable (acknowledged with
+ * fsync) by sl_apply_dlq_flush, which the engine calls before committing their offsets. Each dead letter is one
+ * record: key = the original key, origin = the original origin, no version, and as value one JSON object:
+ *   {"error":"...","error_class":"permanent"|"transient","group":G,"target":"sqlite:/path","topic":"T",
+ *    "partition":P,"offset":O,"timestamp_ms":T,"key":K,"value":V,"version":N,"op":"upsert"|"delete",
+ *    "origin":"live","idempotency_key":I,"schema_version":S,"dead_lettered_at_ms":T}
+ * error_class: permanent when the record itself can never be taken (a value that is not JSON, no key), transient
+ * when the target's state refused it (a constraint) and a redrive may succeed later. V is the original value
+ * itself when it is valid JSON, else a JSON string (as `synclog consume --json` prints values), null for a null
+ * value; K and I are strings or null; version is null when the record had none. A value too large for one record
+ * is left out ("value_omitted": its size in bytes); it stays readable at its offset. */
 struct sl_apply_dlq;
 
 #define SL_APPLY_DLQ_SUFFIX ".dlq"
@@ -406,9 +468,11 @@ struct sl_apply_dlq;
  * (may be NULL). On a cluster that cannot create topics through the Admin API (no controller), TOPIC.dlq must exist
  * beforehand. */
 int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
-                     const struct sl_kafka_config *kafka_config, const char *topic, char *err, size_t err_bytes);
-/* The dead-letter callback (cb_arg is the sl_apply_dlq). */
-int sl_apply_dlq_send(const struct sl_apply_record *r, const char *error, void *cb_arg);
+                     const struct sl_kafka_config *kafka_config, const char *topic, const char *group,
+                     const char *target, char *err, size_t err_bytes);
+/* The dead-letter callback (cb_arg is the sl_apply_dlq) and its flush (options.dead_letter_flush_cb). */
+int sl_apply_dlq_send(const struct sl_apply_record *r, const char *error, bool transient, void *cb_arg);
+int sl_apply_dlq_flush(void *cb_arg);
 const char *sl_apply_dlq_topic(const struct sl_apply_dlq *d);
 const char *sl_apply_dlq_error(const struct sl_apply_dlq *d);
 void sl_apply_dlq_free(struct sl_apply_dlq *d);

@@ -70,7 +70,10 @@ static const char schema_sql[] =
         " updated_at_ms INTEGER NOT NULL, PRIMARY KEY (\"group\", topic, \"partition\")) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS synclog_idempotency_keys ("
         " idempotency_key BLOB PRIMARY KEY, seen_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);";
+        "CREATE INDEX IF NOT EXISTS synclog_idempotency_keys_seen ON synclog_idempotency_keys (seen_at_ms);"
+        "CREATE TABLE IF NOT EXISTS synclog_resets ("
+        " \"group\" TEXT PRIMARY KEY, reset_generation INTEGER NOT NULL, adopted_at_ms INTEGER NOT NULL)"
+        " WITHOUT ROWID;";
 
 enum stmt {
 	ST_BEGIN,
@@ -97,6 +100,9 @@ enum stmt {
 	ST_PURGE_CONFLICTS,
 	ST_PURGE_IK_AGE,
 	ST_PURGE_IK_COUNT,
+	ST_RESET_GET,
+	ST_RESET_SET,
+	ST_OFFSET_RESET,
 	ST_SOFT_DELETE_ERASE,
 	ST_SOFT_DELETE_ERASE_IF_NEWER,
 	ST_ARCHIVE,
@@ -204,12 +210,22 @@ static const char *const stmt_sql[ST_COUNT] = {
         [ST_PURGE_IK_COUNT] = "DELETE FROM synclog_idempotency_keys WHERE idempotency_key IN (SELECT idempotency_key"
                               " FROM synclog_idempotency_keys ORDER BY seen_at_ms LIMIT max(0, (SELECT count(*)"
                               " FROM synclog_idempotency_keys) - ?1))",
+        [ST_RESET_GET] = "SELECT reset_generation FROM synclog_resets WHERE \"group\" = ?1",
+        [ST_RESET_SET] = "INSERT INTO synclog_resets (\"group\", reset_generation, adopted_at_ms) VALUES (?1, ?2, ?3)"
+                         " ON CONFLICT (\"group\") DO UPDATE SET reset_generation = excluded.reset_generation,"
+                         " adopted_at_ms = excluded.adopted_at_ms",
+        [ST_OFFSET_RESET] =
+                "INSERT INTO synclog_offsets (\"group\", topic, \"partition\", next_offset, applied, stale,"
+                " duplicate, deleted, dead_lettered, updated_at_ms) VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, 0, ?5)"
+                " ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset,"
+                " updated_at_ms = excluded.updated_at_ms",
 };
 
 struct sl_apply_sqlite {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	enum sl_apply_values values;
+	bool reject_transient; /* the last rejection came from a constraint, not from the record's own bytes */
 	enum sl_apply_on_delete on_delete;
 	bool follow_log; /* deleted rows are left to the purge that follows the log */
 	char table[TABLE_BYTES_MAX + 1];
@@ -248,11 +264,14 @@ static int fail(struct sl_apply_sqlite *s, int rc, const char *what)
 	else if ((rc & 0xff) == SQLITE_BUSY)
 		hint = ": another connection holds the database lock";
 	snprintf(s->error, sizeof(s->error), "sqlite %s: %s: %s%s", s->path, what, sqlite3_errmsg(s->db), hint);
+	/* A constraint depends on what else the database holds; a value too big or of the wrong type never fits. */
+	s->reject_transient = (rc & 0xff) == SQLITE_CONSTRAINT;
 	return errno_of(rc);
 }
 
 static int reject(struct sl_apply_sqlite *s, const char *fmt, const struct sl_apply_record *r)
 {
+	s->reject_transient = false;
 	snprintf(s->error, sizeof(s->error), fmt, (long long)r->rec.offset);
 	return SL_APPLY_REJECTED;
 }
@@ -736,47 +755,71 @@ static const char *op_error(void *store)
 	return ((struct sl_apply_sqlite *)store)->error;
 }
 
-static const struct sl_apply_store_ops sqlite_ops = {
-        .begin = op_begin,
-        .commit = op_commit,
-        .rollback = op_rollback,
-        .key_get = op_key_get,
-        .upsert = op_upsert,
-        .soft_delete = op_soft_delete,
-        .write_if_newer = op_write_if_newer,
-        .stale_record = op_stale_record,
-        .duplicate_record = NULL,
-        .value_same = op_value_same,
-        .conflict_record = op_conflict_record,
-        .idempotency_seen = op_idempotency_seen,
-        .idempotency_remember = op_idempotency_remember,
-        .offsets_read = op_offsets_read,
-        .offset_write = op_offset_write,
-        .purge = op_purge,
-        .error = op_error,
-};
+static int op_reset_generation_get(void *store, const char *group, int64_t *generation_out)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_RESET_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*generation_out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, rc, "read the adopted reset generation");
+	return 0;
+}
+
+static int op_reset_generation_set(void *store, const char *group, int64_t generation, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_RESET_SET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, generation);
+	sqlite3_bind_int64(st, 3, now_ms);
+	rc = step_done(s, ST_RESET_SET, "record the adopted reset generation");
+	return rc == SL_APPLY_REJECTED ? -EIO : rc;
+}
+
+static int op_offset_reset(void *store, const char *group, const struct sl_apply_position *pos, int64_t now_ms)
+{
+	struct sl_apply_sqlite *s = store;
+	sqlite3_stmt *st = s->st[ST_OFFSET_RESET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pos->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, pos->partition);
+	sqlite3_bind_int64(st, 4, pos->next_offset);
+	sqlite3_bind_int64(st, 5, now_ms);
+	rc = step_done(s, ST_OFFSET_RESET, "write a reset offset");
+	return rc == SL_APPLY_REJECTED ? -EIO : rc;
+}
+
+static bool op_rejection_transient(void *store)
+{
+	return ((struct sl_apply_sqlite *)store)->reject_transient;
+}
+
+/* The operations both tables have: one list, so that neither misses one. */
+#define SQLITE_OPS_COMMON                                                                                            \
+	.begin = op_begin, .commit = op_commit, .rollback = op_rollback, .key_get = op_key_get, .upsert = op_upsert, \
+	.soft_delete = op_soft_delete, .write_if_newer = op_write_if_newer, .stale_record = op_stale_record,         \
+	.duplicate_record = NULL, .value_same = op_value_same, .conflict_record = op_conflict_record,                \
+	.idempotency_seen = op_idempotency_seen, .idempotency_remember = op_idempotency_remember,                    \
+	.offsets_read = op_offsets_read, .offset_write = op_offset_write, .purge = op_purge, .error = op_error,      \
+	.reset_generation_get = op_reset_generation_get, .reset_generation_set = op_reset_generation_set,            \
+	.rejection_transient = op_rejection_transient, .offset_reset = op_offset_reset
+
+static const struct sl_apply_store_ops sqlite_ops = {SQLITE_OPS_COMMON};
 
 /* The same, with the purge that follows the log (sl_apply_sqlite_set_deletes). */
 static const struct sl_apply_store_ops sqlite_log_ops = {
-        .begin = op_begin,
-        .commit = op_commit,
-        .rollback = op_rollback,
-        .key_get = op_key_get,
-        .upsert = op_upsert,
-        .soft_delete = op_soft_delete,
-        .write_if_newer = op_write_if_newer,
-        .stale_record = op_stale_record,
-        .duplicate_record = NULL,
-        .value_same = op_value_same,
-        .conflict_record = op_conflict_record,
-        .idempotency_seen = op_idempotency_seen,
-        .idempotency_remember = op_idempotency_remember,
-        .offsets_read = op_offsets_read,
-        .offset_write = op_offset_write,
-        .purge = op_purge,
+        SQLITE_OPS_COMMON,
         .tombstones_due = op_tombstones_due,
         .tombstone_purge = op_tombstone_purge,
-        .error = op_error,
 };
 
 void sl_apply_sqlite_store(struct sl_apply_sqlite *db, struct sl_apply_store *out)

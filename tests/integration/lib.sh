@@ -3,7 +3,7 @@
 
 : "${BUILD:=build/release}"
 SYNCLOGD="$BUILD/bin/synclogd"
-SYNCLOG="$BUILD/bin/synclog"
+export SYNCLOG="$BUILD/bin/synclog"
 TMP=$(mktemp -d)
 BROKER_PID=
 trap 'stop_broker_hard; rm -rf "$TMP"' EXIT
@@ -14,12 +14,16 @@ fail() {
 }
 
 # start_broker DATA_DIR [FLAGS...]: starts synclogd, waits for its readiness line, sets BROKER_PID and
-# SYNCLOG_BROKER, and KAFKA_BROKER when the flags include --kafka-listen.
+# SYNCLOG_BROKER, and KAFKA_BROKER when the flags include --kafka-listen. Groups form at once
+# (--initial-rebalance-delay 0) unless the flags say otherwise: most tests start one consumer at a time and would
+# each wait the 3 s default.
 start_broker() {
 	local data=$1
 	shift
 	local out="$TMP/broker.out.$$.$RANDOM"
-	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off "$@" >"$out" 2>>"$TMP/broker.err" &
+	BROKER_OUT=$out
+	"$SYNCLOGD" --data-dir "$data" --listen 127.0.0.1:0 --metrics off --initial-rebalance-delay 0 "$@" \
+		>"$out" 2>>"$TMP/broker.err" &
 	BROKER_PID=$!
 	for _ in $(seq 1 200); do
 		if grep -q '^synclogd ready on ' "$out" 2>/dev/null; then

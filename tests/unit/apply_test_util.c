@@ -96,7 +96,8 @@ static bool src_done(void *ctx)
 	return true;
 }
 
-static int src_commit(void *ctx, const struct sl_apply_position *positions, uint32_t count)
+static int src_commit(void *ctx, const struct sl_apply_position *positions, uint32_t count,
+                      const struct sl_apply_counters *totals)
 {
 	struct at_source *s = ctx;
 
@@ -160,7 +161,7 @@ void at_origin_set(struct at_source *s, uint32_t partition, int64_t offset, enum
 
 /* ---- dead-letter sink and clock ---- */
 
-static int sink_cb(const struct sl_apply_record *r, const char *error, void *cb_arg)
+static int sink_cb(const struct sl_apply_record *r, const char *error, bool transient, void *cb_arg)
 {
 	struct at_sink *k = cb_arg;
 	struct at_dead *d;
@@ -176,6 +177,7 @@ static int sink_cb(const struct sl_apply_record *r, const char *error, void *cb_
 	snprintf(d->key, sizeof(d->key), "%.*s", r->rec.key != NULL ? (int)r->rec.key_len : 0,
 	         r->rec.key != NULL ? (const char *)r->rec.key : "");
 	snprintf(d->error, sizeof(d->error), "%s", error);
+	d->transient = transient;
 	return 0;
 }
 

@@ -56,6 +56,7 @@ struct at_dead {
 	int64_t offset;
 	char key[32];
 	char error[256];
+	bool transient;
 };
 
 struct at_sink {
