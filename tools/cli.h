@@ -59,6 +59,10 @@ int cli_subcommand_run(const struct cli_command *parent, const struct cli_subcom
 /* Flag parsing. cli_flag matches argv[*i] against name as "--name VALUE" or "--name=VALUE": returns 1 with *value
  * set (and *i advanced past the value), 0 when argv[*i] is another argument, -1 when the value is missing. */
 int cli_flag(int argc, char **argv, int *i, const char *name, const char **value);
+/* --stall-after D of group list, group describe and status: the stall-after a Kafka cluster's health states are
+ * judged with by this client (consumer/client/kafka_health.c). At least 100ms; refused (a usage error, returns
+ * nonzero after printing it) for synclogd, which judges its own (`group alter`). */
+int cli_stall_after_parse(const struct cli *cli, const struct cli_command *cmd, const char *value, int64_t *ms_out);
 /* Strict decimal numbers: digits only (a leading '-' for signed), within [min, max]. Return 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
@@ -101,8 +105,8 @@ int cli_acl(const struct cli *cli, int argc, char **argv);       /* tools/cli_ac
 /* A password typed at the terminal without echo (prompt on stderr), or the first line of stdin: its newline
  * removed, at most cap - 1 bytes. Returns 0, or -1 after saying why on stderr (the caller exits 1). */
 int cli_password_read(const struct cli_command *cmd, bool from_stdin, bool confirm, char *out, size_t cap);
-int cli_dlq(const struct cli *cli, int argc, char **argv);       /* tools/cli_dlq.c */
-int cli_status(const struct cli *cli, int argc, char **argv);    /* tools/cli_status.c */
+int cli_dlq(const struct cli *cli, int argc, char **argv);    /* tools/cli_dlq.c */
+int cli_status(const struct cli *cli, int argc, char **argv); /* tools/cli_status.c */
 
 /* Tell the broker how a backfill or reconcile run of cmd ended (synclog status and the metrics show the last one
  * per kind and topic; a successful backfill clears the `lost` state of the groups reading the topic). Waits at most

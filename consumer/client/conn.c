@@ -342,6 +342,15 @@ int sl_conn_set_kafka_config(struct sl_conn *c, const struct sl_kafka_config *cf
 	return c->kafka != NULL ? sl_kafka_conn_set_config(c, cfg) : 0;
 }
 
+int sl_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms)
+{
+	if (c->kafka != NULL)
+		return sl_kafka_conn_set_stall_after(c, stall_after_ms);
+	sl_conn_set_error(c, "synclogd judges its groups' health itself: set a group's stall-after with `synclog group "
+	                     "alter GROUP --stall-after D`, or the broker's with synclogd --stall-after");
+	return -EOPNOTSUPP;
+}
+
 bool sl_conn_is_kafka(const struct sl_conn *c)
 {
 	return c->kafka != NULL;

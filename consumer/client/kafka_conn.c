@@ -73,7 +73,18 @@ int sl_kafka_conn_new(struct sl_conn *c, const char *broker)
 		free(k);
 		return rc;
 	}
+	k->stall_after_ms = SL_KAFKA_STALL_AFTER_MS_DEFAULT;
 	c->kafka = k;
+	return 0;
+}
+
+int sl_kafka_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms)
+{
+	if (stall_after_ms <= 0) {
+		sl_conn_set_error(c, "stall-after must be positive, not %lld ms", (long long)stall_after_ms);
+		return -EINVAL;
+	}
+	K(c)->stall_after_ms = stall_after_ms;
 	return 0;
 }
 
@@ -821,6 +832,8 @@ static rd_kafka_event_t *groups_describe(struct sl_conn *c, const char **groups,
 	return ev;
 }
 
+static enum sl_kafka_health group_health(const struct sl_group_description *d, int64_t *since_out);
+
 int sl_kafka_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out)
 {
 	rd_kafka_event_t *ev, *dev;
@@ -885,6 +898,29 @@ int sl_kafka_group_list(struct sl_conn *c, struct sl_group_summary **groups_out,
 	}
 	free(names);
 	rd_kafka_event_destroy(ev);
+	/* State and lag of each, judged client-side as group describe does (one describe per group). */
+	for (size_t i = 0; i < n; i++) {
+		struct sl_group_description *d;
+
+		rc = sl_kafka_group_describe(c, groups[i].group, &d);
+		if (rc == -ENOENT) { /* listed, but neither members nor commits any more */
+			snprintf(groups[i].state, sizeof(groups[i].state), "%s",
+			         sl_kafka_health_name(SL_KAFKA_HEALTH_IDLE));
+			continue;
+		}
+		if (rc != 0) {
+			free(groups);
+			return rc;
+		}
+		snprintf(groups[i].state, sizeof(groups[i].state), "%s",
+		         sl_kafka_health_name(group_health(d, &groups[i].state_since_ms)));
+		for (uint32_t p = 0; p < d->partition_count; p++) {
+			groups[i].lag += d->partitions[p].lag;
+			if (d->partitions[p].lag_ms > groups[i].lag_ms)
+				groups[i].lag_ms = d->partitions[p].lag_ms;
+		}
+		sl_group_description_free(d);
+	}
 	qsort(groups, n, sizeof(*groups), summary_compare);
 	*groups_out = groups;
 	*count_out = (uint32_t)n;
@@ -1124,12 +1160,13 @@ static rd_kafka_topic_partition_list_t *all_partitions(const struct rd_kafka_met
 	return l;
 }
 
-/* The lag of topic's partitions, from ListOffsets and the commits, into out (n = its partition count). */
+/* The lag of topic's partitions, from ListOffsets and the commits, into out (n = its partition count), and their
+ * health states (kafka_health.c; members_known: desc says how many live members the group has). */
 static int topic_lag(struct sl_conn *c, const char *topic, uint32_t n, const rd_kafka_topic_partition_list_t *committed,
-                     const rd_kafka_ConsumerGroupDescription_t *desc, struct sl_group_lag *out)
+                     const rd_kafka_ConsumerGroupDescription_t *desc, bool members_known, struct sl_group_lag *out)
 {
 	uint32_t *ids = calloc(n, sizeof(*ids)), *lagging = calloc(n, sizeof(*lagging));
-	int64_t *offs = calloc(3 * (size_t)n, sizeof(*offs)), *positions = offs + 2 * n;
+	int64_t *offs = calloc(4 * (size_t)n, sizeof(*offs)), *positions = offs + 2 * n, *at = offs + 3 * n;
 	rd_kafka_message_t **msgs = calloc(n, sizeof(*msgs));
 	uint32_t nl = 0;
 	int rc = ids && lagging && offs && msgs ? 0 : -ENOMEM;
@@ -1172,7 +1209,6 @@ static int topic_lag(struct sl_conn *c, const char *topic, uint32_t n, const rd_
 			lagging[nl++] = i;
 	}
 	/* lag_ms: the age of the oldest record not consumed, read from the log (Kafka keeps no such figure). */
-	int64_t *at = offs; /* reuse: the positions of the lagging partitions */
 	for (uint32_t k = 0; rc == 0 && k < nl; k++)
 		at[k] = positions[lagging[k]];
 	if (rc == 0 && nl > 0)
@@ -1185,11 +1221,46 @@ static int topic_lag(struct sl_conn *c, const char *topic, uint32_t n, const rd_
 		out[lagging[k]].lag_ms = ts > 0 && now > ts ? now - ts : 0;
 		rd_kafka_message_destroy(msgs[k]);
 	}
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		struct sl_kafka_health_input in = {
+		        .log_start = offs[i],
+		        .committed = out[i].committed,
+		        .lag = out[i].lag,
+		        .lag_ms = out[i].lag_ms,
+		        .members_known = members_known,
+		        .members = desc != NULL ? (uint32_t)rd_kafka_ConsumerGroupDescription_member_count(desc) : 0,
+		        .stall_after_ms = K(c)->stall_after_ms,
+		        .now_ms = now,
+		};
+		enum sl_kafka_health h = sl_kafka_health_judge(&in, &out[i].state_since_ms, &out[i].records_lost);
+
+		snprintf(out[i].state, sizeof(out[i].state), "%s", sl_kafka_health_name(h));
+	}
 	free(ids);
 	free(lagging);
 	free(offs);
 	free(msgs);
 	return rc;
+}
+
+/* A group's state: its worst partition's, since the earliest of those (0 when none says). */
+static enum sl_kafka_health group_health(const struct sl_group_description *d, int64_t *since_out)
+{
+	enum sl_kafka_health worst = SL_KAFKA_HEALTH_IDLE;
+
+	*since_out = 0;
+	for (uint32_t i = 0; i < d->partition_count; i++) {
+		enum sl_kafka_health h = sl_kafka_health_of_name(d->partitions[i].state);
+		int64_t since = d->partitions[i].state_since_ms;
+
+		if (h > worst) {
+			worst = h;
+			*since_out = since;
+		} else if (h == worst && since > 0 && (*since_out == 0 || since < *since_out)) {
+			*since_out = since;
+		}
+	}
+	return worst;
 }
 
 int sl_kafka_group_describe(struct sl_conn *c, const char *group, struct sl_group_description **out)
@@ -1283,11 +1354,15 @@ int sl_kafka_group_describe(struct sl_conn *c, const char *group, struct sl_grou
 
 		if (mt == NULL || mt->partition_cnt <= 0)
 			continue; /* a commit to a topic deleted since */
-		rc = topic_lag(c, topics[t], (uint32_t)mt->partition_cnt, committed, desc,
+		rc = topic_lag(c, topics[t], (uint32_t)mt->partition_cnt, committed, desc, !d->members_unknown,
 		               &d->partitions[d->partition_count]);
 		d->partition_count += (uint32_t)mt->partition_cnt;
 	}
 	qsort(d->partitions, d->partition_count, sizeof(*d->partitions), lag_compare);
+	int64_t since;
+	snprintf(d->state, sizeof(d->state), "%s", sl_kafka_health_name(group_health(d, &since)));
+	d->stall_after_ms = K(c)->stall_after_ms;
+	d->window = SL_KAFKA_HEALTH_WINDOW;
 out:
 	if (oev != NULL)
 		rd_kafka_event_destroy(oev);
@@ -1299,5 +1374,94 @@ out:
 		return rc;
 	}
 	*out = d;
+	return 0;
+}
+
+static int status_topic_compare(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_status_topic *)a)->name, ((const struct sl_status_topic *)b)->name);
+}
+
+/* Records of one topic: the sum of log end - log start over its partitions (-1 when ListOffsets fails, as for a
+ * partition without a leader). */
+static int64_t topic_records(struct sl_conn *c, const char *topic, uint32_t n)
+{
+	uint32_t *ids = calloc(n ? n : 1, sizeof(*ids));
+	int64_t *offs = calloc(2 * (size_t)(n ? n : 1), sizeof(*offs)), records = 0;
+	char err[SL_ERROR_BYTES];
+	int rc = ids != NULL && offs != NULL ? 0 : -ENOMEM;
+
+	for (uint32_t i = 0; rc == 0 && i < n; i++)
+		ids[i] = i;
+	if (rc == 0 && n > 0)
+		rc = sl_kafka_offsets_at(K(c)->rk, topic, ids, n, RD_KAFKA_OFFSET_BEGINNING, timeout_ms(c), offs, err,
+		                         sizeof(err));
+	if (rc == 0 && n > 0)
+		rc = sl_kafka_offsets_at(K(c)->rk, topic, ids, n, RD_KAFKA_OFFSET_END, timeout_ms(c), offs + n, err,
+		                         sizeof(err));
+	for (uint32_t i = 0; rc == 0 && i < n; i++)
+		records += offs[n + i] > offs[i] ? offs[n + i] - offs[i] : 0;
+	free(ids);
+	free(offs);
+	return rc == 0 ? records : -1;
+}
+
+int sl_kafka_status_get(struct sl_conn *c, struct sl_status **out)
+{
+	const struct rd_kafka_metadata *md;
+	struct sl_status *s;
+	int rc = metadata_all(c, &md);
+
+	*out = NULL;
+	if (rc != 0)
+		return rc;
+	s = calloc(1, sizeof(*s));
+	if (s != NULL)
+		s->topics = calloc((size_t)md->topic_cnt + 1, sizeof(*s->topics));
+	if (s == NULL || s->topics == NULL) {
+		free(s);
+		rd_kafka_metadata_destroy(md);
+		sl_conn_set_error(c, "status: out of memory");
+		return -ENOMEM;
+	}
+	s->kafka = true;
+	s->kafka_brokers = (uint32_t)md->broker_cnt;
+	s->now_ms = sl_clock_wall_ms();
+	snprintf(s->data_dir, sizeof(s->data_dir), "%s", K(c)->broker);
+	for (int i = 0; i < md->topic_cnt; i++) {
+		const struct rd_kafka_metadata_topic *mt = &md->topics[i];
+		struct sl_status_topic *t = &s->topics[s->topic_count];
+
+		if (topic_internal(mt->topic) || mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			continue;
+		snprintf(t->name, sizeof(t->name), "%s", mt->topic);
+		t->partitions = (uint32_t)mt->partition_cnt;
+		for (int p = 0; p < mt->partition_cnt; p++)
+			if (mt->partitions[p].leader < 0 || mt->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				t->partitions_unavailable++;
+		t->records = topic_records(c, mt->topic, t->partitions);
+		s->topic_count++;
+	}
+	rd_kafka_metadata_destroy(md);
+	qsort(s->topics, s->topic_count, sizeof(*s->topics), status_topic_compare);
+	rc = sl_kafka_group_list(c, &s->groups, &s->group_count);
+	if (rc == -EOPNOTSUPP) {
+		s->groups_unknown = true;
+		snprintf(s->groups_why, sizeof(s->groups_why), "%s", c->error);
+		rc = 0;
+	}
+	if (rc == 0) {
+		s->appliers = calloc(s->group_count + 1, sizeof(*s->appliers)); /* Kafka keeps no applier counters */
+		s->runs = calloc(1, sizeof(*s->runs));                          /* nor run reports */
+		if (s->appliers == NULL || s->runs == NULL) {
+			sl_conn_set_error(c, "status: out of memory");
+			rc = -ENOMEM;
+		}
+	}
+	if (rc != 0) {
+		sl_status_free(s);
+		return rc;
+	}
+	*out = s;
 	return 0;
 }

@@ -32,6 +32,7 @@ struct sl_kafka_conn {
 	 * caller's thread by rd_kafka_poll): connecting gives up on it instead of waiting out its timeout. */
 	rd_kafka_resp_err_t auth_error;
 	char auth_why[256];
+	int64_t stall_after_ms; /* the health states' (kafka_health.c) */
 };
 
 /* One of the settings the transport chooses for a handle. */

@@ -152,6 +152,12 @@ int sl_conn_connect(struct sl_conn *c);
 int sl_conn_set_kafka_config(struct sl_conn *c, const struct sl_kafka_config *cfg);
 /* True when c talks to a Kafka cluster. */
 bool sl_conn_is_kafka(const struct sl_conn *c);
+/* On a Kafka cluster, the health states of group describe, group list and status are judged by this client from
+ * one snapshot (consumer/client/kafka_health.c), with this stall-after (default 60 s, as synclogd's). synclogd
+ * judges its own (sl_group_alter): -EOPNOTSUPP there, with c's error saying so. */
+int sl_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms);
+/* The stall-after a Kafka group is judged with unless the caller sets one (synclogd's default --stall-after). */
+#define SL_KAFKA_STALL_AFTER_MS_DEFAULT 60000
 /* Close the socket (sl_conn_connect may open it again) and drop whatever was queued or unanswered. */
 void sl_conn_close(struct sl_conn *c);
 void sl_conn_free(struct sl_conn *c);
@@ -820,6 +826,13 @@ struct sl_status {
 	uint32_t group_count;
 	struct sl_run_report *runs;
 	uint32_t run_count;
+	/* A Kafka cluster (sl_kafka_status_get): the broker's version, start, data directory and sizes, disk,
+	 * connections, topic bytes and rates, applier counters and runs are unknown (left 0); kafka_brokers is the
+	 * brokers its metadata names. groups_unknown: the cluster does not list groups (groups_why says why). */
+	bool kafka;
+	uint32_t kafka_brokers;
+	bool groups_unknown;
+	char groups_why[SL_ERROR_BYTES];
 };
 /* One screen's worth from the broker; free with sl_status_free. */
 int sl_status_get(struct sl_conn *c, struct sl_status **out);

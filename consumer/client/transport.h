@@ -58,6 +58,37 @@ int sl_kafka_topic_describe(struct sl_conn *c, const char *name, struct sl_topic
 int sl_kafka_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec spec, int64_t timestamp_ms,
                           const uint32_t *partitions, uint32_t count, int64_t *offsets_out);
 int sl_kafka_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint32_t *count_out);
+int sl_kafka_status_get(struct sl_conn *c, struct sl_status **out);
+int sl_kafka_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms);
+
+/* ---- a group partition's health on a Kafka cluster, judged client-side from one snapshot (kafka_health.c) ---- */
+
+/* The states in order of severity, the worst being a group's, as synclogd's (broker/groups.h). */
+enum sl_kafka_health {
+	SL_KAFKA_HEALTH_IDLE = 0,
+	SL_KAFKA_HEALTH_OK,
+	SL_KAFKA_HEALTH_LAGGING,
+	SL_KAFKA_HEALTH_STOPPED,
+	SL_KAFKA_HEALTH_STALLED,
+	SL_KAFKA_HEALTH_LOST,
+};
+/* The samples synclogd watches a lag grow over by default (its --health-window). */
+#define SL_KAFKA_HEALTH_WINDOW 10
+struct sl_kafka_health_input {
+	int64_t log_start, committed; /* committed -1: nothing */
+	int64_t lag, lag_ms;          /* as sl_group_lag */
+	bool members_known;
+	uint32_t members;
+	int64_t stall_after_ms, now_ms;
+};
+/* The rules at the top of kafka_health.c; *since_ms_out 0 when unknown. */
+enum sl_kafka_health sl_kafka_health_judge(const struct sl_kafka_health_input *in, int64_t *since_ms_out,
+                                           int64_t *records_lost_out);
+/* How long the oldest waiting record may wait before its partition is lagging. */
+int64_t sl_kafka_health_lagging_ms(int64_t stall_after_ms);
+const char *sl_kafka_health_name(enum sl_kafka_health h);
+/* The state of a name sl_kafka_health_name gives ("" or an unknown name: idle). */
+enum sl_kafka_health sl_kafka_health_of_name(const char *name);
 int sl_kafka_group_describe(struct sl_conn *c, const char *group, struct sl_group_description **out);
 int sl_kafka_group_delete(struct sl_conn *c, const char *group, bool force);
 int sl_kafka_group_committed_get(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,

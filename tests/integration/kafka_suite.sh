@@ -7,6 +7,10 @@
 #   2. consume them all without a group, then as group g1 in two runs: every record exactly once, lag 0
 #   3. apply into SQLite: the newest version of every key, nothing stale or duplicate; the applier's offsets
 #      reach the cluster's group (committed == log end)
+#   6. health states judged client-side (idle, then records stamped 30 s old: lagging, stalled with a shorter
+#      --stall-after, or stopped where the cluster says the group has no member), group list and status (records
+#      from ListOffsets, what Kafka does not tell shown unknown), dead letters listed and redriven from TOPIC.dlq.
+#      MEMBERS_KNOWN=0: the cluster does not describe groups (the mock), so it lists none and never says stopped.
 #   4. offsets reset through the Admin API: of a group the operator set, and (unless RESET_APPLIER_GROUP=0) of the
 #      applier's group after the applier left; refused while a group has a live member, and --force refused with
 #      the reason on Kafka
@@ -134,3 +138,89 @@ S apply customers --group cust --target "sqlite:$TMP/cust.db" >/dev/null 2>"$TMP
 out=$(S reconcile --source "sqlite:$TMP/src.db:customers" --target "sqlite:$TMP/cust.db" 2>/dev/null) || fail "after repair: $out"
 [ "$out" = "compared 5000 missing 0 extra 0 version 0 value 0 diff_ratio 0.00000000" ] || fail "after repair: $out"
 [ "$(S --json consume customers | grep -c '"origin":"repair"')" -eq 3 ] || fail "not 3 repair records in the topic"
+
+# ---- 6. health states, status, dead letters ----
+KCLIENT="$BUILD/tests/kafka_client"
+topic_make aged 2
+S offsets reset --group aging --topic aged --to-latest --execute >/dev/null 2>"$TMP/aging.err" ||
+	fail "commit of aging: $(cat "$TMP/aging.err")"
+state_of() { # GROUP STALL_AFTER: the state of the group's describe, and every partition's
+	S --json group describe "$1" --stall-after "$2" >"$TMP/state.json" 2>"$TMP/state.err" ||
+		fail "group describe $1: $(cat "$TMP/state.json" "$TMP/state.err")"
+	python3 -c 'import json,sys; print(" ".join(sorted({json.loads(l)["state"] for l in open(sys.argv[1])})))' "$TMP/state.json"
+}
+[ "$(state_of aging 60s)" = idle ] || fail "an empty topic's group is not idle: $(cat "$TMP/state.json")"
+S group describe aging | head -1 | grep -q "state idle (stall-after 60000 ms, judged by this client)" ||
+	fail "describe's header: $(S group describe aging | head -1)"
+"$KCLIENT" produce "${KB#kafka://}" aged 40 8 --age-ms 30000 >/dev/null || fail "produce of old records"
+if [ "${MEMBERS_KNOWN:-1}" = 1 ]; then
+	# No member, records waiting: stopped, whatever their age.
+	[ "$(state_of aging 1h)" = stopped ] || fail "not stopped: $(cat "$TMP/state.json")"
+	[ "$(state_of aging 20s)" = stopped ] || fail "not stopped at 20s: $(cat "$TMP/state.json")"
+	S --json group list --stall-after 20s >"$TMP/glist.json" 2>"$TMP/glist.err" || fail "group list: $(cat "$TMP/glist.err")"
+	python3 - "$TMP/glist.json" <<'PY' || fail "group list's states: $(cat "$TMP/glist.json")"
+import json, sys
+gs = {g["group"]: g for g in map(json.loads, open(sys.argv[1]))}
+a = gs["aging"]
+assert a["state"] == "stopped" and a["lag"] == 40 and a["lag_ms"] >= 30000 and a["members"] == 0, a
+assert gs["cust"]["state"] == "idle" and gs["cust"]["lag"] == 0, gs["cust"]
+PY
+	expect_groups=listed
+else
+	# Members unknown: judged by the age of the oldest waiting record (30 s) against stall-after.
+	[ "$(state_of aging 1h)" = lagging ] || fail "not lagging under stall-after 1h: $(cat "$TMP/state.json")"
+	[ "$(state_of aging 60s)" = lagging ] || fail "not lagging under stall-after 60s: $(cat "$TMP/state.json")"
+	[ "$(state_of aging 20s)" = stalled ] || fail "not stalled under stall-after 20s: $(cat "$TMP/state.json")"
+	python3 - "$TMP/state.json" <<'PY' || fail "stalled's since: $(cat "$TMP/state.json")"
+import json, sys, time
+for p in map(json.loads, open(sys.argv[1])):
+    # since = the oldest waiting record's timestamp + 20 s, about 10 s ago; never in the future
+    assert p["lag_ms"] >= 30000 and 0 < p["state_since_ms"] <= time.time() * 1000, p
+PY
+	expect_groups=unknown
+fi
+rc=0
+S group alter aging --stall-after 5s >/dev/null 2>"$TMP/alter.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "keeps no health settings" "$TMP/alter.err" || fail "group alter on Kafka: exit $rc $(cat "$TMP/alter.err")"
+
+# Dead letters: one record the target rejects, listed, shown and redriven from pay.dlq.
+topic_make pay 1
+topic_make pay.dlq 1
+printf 'p-1\t{"total": 1}\np-2\tnot JSON\n' | S produce pay >/dev/null || fail "produce pay"
+out=$(S apply pay --group ledger --target "sqlite:$TMP/ledger.db" --reject-retries 0 2>"$TMP/ledger.err") ||
+	fail "apply pay: $(cat "$TMP/ledger.err")"
+[ "$out" = "applied 1 stale 0 duplicate 0 deleted 0 dead_lettered 1" ] || fail "apply pay printed '$out'"
+S --json dlq list pay --group ledger >"$TMP/letters.json" 2>"$TMP/letters.err" || fail "dlq list: $(cat "$TMP/letters.err")"
+python3 - "$TMP/letters.json" <<'PY' || fail "dlq list on Kafka: $(cat "$TMP/letters.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 1 and rows[0]["offset"] == 1 and rows[0]["group"] == "ledger" and "not JSON" in rows[0]["error"], rows
+PY
+S dlq show pay --group ledger | grep -q '"value":"not JSON"' || fail "dlq show on Kafka"
+out=$(S dlq redrive pay --group ledger --values text --execute 2>"$TMP/redrive.err") || fail "redrive: $(cat "$TMP/redrive.err")"
+[ "$out" = "redriven 1 applied 1 stale 0 duplicate 0 deleted 0 still_rejected 0 skipped 0 gone 0" ] ||
+	fail "redrive on Kafka printed '$out' $(cat "$TMP/redrive.err")"
+[ "$(sqlite3 "$TMP/ledger.db" "SELECT value FROM entities WHERE key = 'p-2'")" = "not JSON" ] || fail "p-2 not redriven"
+
+# status: topics with their records, groups as group list judges them (or unknown), letters, the unknowns.
+S --json status --stall-after 20s >"$TMP/status.json" 2>"$TMP/status.err" || fail "status: $(cat "$TMP/status.err")"
+python3 - "$TMP/status.json" "$expect_groups" <<'PY' || fail "status on Kafka: $(cat "$TMP/status.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+b = s["broker"]
+assert b["kafka"] is True and b["brokers"] >= 1 and b["version"] is None and b["uptime_ms"] is None, b
+ts = {t["name"]: t for t in s["topics"]}
+assert ts["aged"]["records"] == 40 and ts["aged"]["partitions"] == 2 and ts["aged"]["bytes"] is None, ts["aged"]
+assert ts["customers"]["records"] == 5003, ts["customers"]
+assert {"topic": "pay.dlq", "records": 1} in s["dead_letters"], s["dead_letters"]
+assert s["runs"] is None
+if sys.argv[2] == "listed":
+    gs = {g["group"]: g for g in s["groups"]}
+    assert gs["aging"]["state"] == "stopped" and gs["aging"]["applier"] is None, gs["aging"]
+else:
+    assert s["groups"] is None and "ListGroups" in s["groups_unknown"], s
+PY
+S status >"$TMP/status.txt" 2>&1 || fail "status text: $(cat "$TMP/status.txt")"
+grep -q "^Kafka cluster kafka://.*version, uptime, disk and connections unknown" "$TMP/status.txt" &&
+	grep -q "^unknown: run reports are kept by synclogd" "$TMP/status.txt" &&
+	grep -q "^pay.dlq  *1 letters" "$TMP/status.txt" || fail "status text on Kafka: $(cat "$TMP/status.txt")"

@@ -15,6 +15,12 @@ KB="kafka://$KAFKA_BROKER"
 topic_make() { "$SYNCLOG" --broker "$KB" topic create "$1" --partitions "$2" >/dev/null || fail "topic create $1"; }
 . "$(dirname "$0")/kafka_suite.sh"
 
+# synclogd judges its own health states: --stall-after is refused there, pointing at group alter.
+rc=0
+"$SYNCLOG" status --stall-after 1s >/dev/null 2>"$TMP/native.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "group alter GROUP --stall-after" "$TMP/native.err" ||
+	fail "--stall-after on synclogd: exit $rc, $(cat "$TMP/native.err")"
+
 # ---- topics through the Admin API ----
 out=$(S topic create audit --partitions 2 --retention-ms 2h --compact)
 [ "$out" = "created topic audit with 2 partitions" ] || fail "topic create printed '$out'"

@@ -17,6 +17,8 @@ topic_make() { mock_cmd topic "$1" "$2"; }
 # up and answers UNKNOWN_MEMBER_ID, where Kafka accepts an empty group's): the reset of the applier's group, a
 # member while it ran, is checked against synclogd's listener only.
 RESET_APPLIER_GROUP=0
+# Nor does it answer DescribeGroups or ListGroups: members are unknown to group describe, and status lists no group.
+MEMBERS_KNOWN=0
 . "$(dirname "$0")/kafka_suite.sh"
 
 # ---- faults while an applier follows ----
