@@ -1057,10 +1057,24 @@ int sl_kafka_group_offsets_commit(struct sl_conn *c, const char *group, const st
 		return sl_kafka_unsupported(c, "commit offsets with --force",
 		                            "a Kafka cluster refuses an operator's offsets while the group has "
 		                            "members, forced or not; stop its consumers, then commit without --force");
+	/* The reset's mark (SL_KAFKA_RESET_MARK): appliers of the group adopt it when they start. */
+	char mark[64];
+	int mark_len = snprintf(mark, sizeof(mark), SL_KAFKA_RESET_MARK "%lld", (long long)sl_clock_wall_ms());
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)count);
-	for (uint32_t i = 0; i < count; i++)
-		rd_kafka_topic_partition_list_add(list, offsets[i].topic, (int32_t)offsets[i].partition)->offset =
-		        offsets[i].offset;
+	for (uint32_t i = 0; i < count; i++) {
+		rd_kafka_topic_partition_t *tp =
+		        rd_kafka_topic_partition_list_add(list, offsets[i].topic, (int32_t)offsets[i].partition);
+
+		tp->offset = offsets[i].offset;
+		tp->metadata = malloc((size_t)mark_len);
+		if (tp->metadata == NULL) {
+			rd_kafka_topic_partition_list_destroy(list);
+			sl_conn_set_error(c, "commit offsets of group '%s': out of memory", group);
+			return -ENOMEM;
+		}
+		memcpy(tp->metadata, mark, (size_t)mark_len);
+		tp->metadata_size = (size_t)mark_len;
+	}
 	return offsets_alter(c, group, list);
 }
 

@@ -61,6 +61,11 @@ int sl_kafka_group_list(struct sl_conn *c, struct sl_group_summary **groups_out,
 int sl_kafka_status_get(struct sl_conn *c, struct sl_status **out);
 int sl_kafka_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms);
 
+/* An operator's commit on a Kafka cluster (offsets reset) carries this metadata followed by its time in ms: the
+ * generation of that reset, which an applier adopts as on synclogd (its reset generation), since Kafka has none.
+ * The applier's own commits carry no metadata, so the mark goes once they follow. */
+#define SL_KAFKA_RESET_MARK "synclog-reset "
+
 /* ---- a group partition's health on a Kafka cluster, judged client-side from one snapshot (kafka_health.c) ---- */
 
 /* The states in order of severity, the worst being a group's, as synclogd's (broker/groups.h). */

@@ -37,6 +37,7 @@ struct sl_apply_fetch_source {
 	struct sl_consumer_record *records;
 	int n, at;
 	int64_t reset_generation_reported;
+	bool kafka_reset_checked; /* a Kafka cluster's reset marks were read (kafka_reset_poll) */
 	struct sl_apply_position *reset_positions;
 	int64_t *reset_offsets;
 	uint32_t *reset_partitions;
@@ -362,6 +363,50 @@ static int src_commit(void *ctx, const struct sl_apply_position *positions, uint
 	return rc;
 }
 
+/* On a Kafka cluster, which has no reset generation: the newest reset mark (SL_KAFKA_RESET_MARK) among the group's
+ * commits of the topic, read once, at start. Kafka refuses an operator's commit while the group has a member, so
+ * a reset can only happen before this applier joined. Returns 1 with the reset's offsets, 0 for none. */
+static int kafka_reset_poll(struct sl_apply_fetch_source *s, int64_t *generation_out, uint32_t *count_out)
+{
+	struct sl_committed *got;
+	int64_t gen = 0;
+	uint32_t n = 0;
+	int rc;
+
+	if (s->kafka_reset_checked || s->part_count == 0)
+		return 0;
+	s->kafka_reset_checked = true;
+	got = calloc(s->part_count, sizeof(*got));
+	if (got == NULL)
+		return -ENOMEM;
+	for (uint32_t p = 0; p < s->part_count; p++)
+		s->reset_partitions[p] = p;
+	rc = sl_group_committed_get(s->admin, s->group, s->topic, s->reset_partitions, s->part_count, got);
+	if (rc != 0) {
+		snprintf(s->error, sizeof(s->error), "reading the group's commits for an offset reset: %s",
+		         sl_conn_error(s->admin));
+		free(got);
+		return rc;
+	}
+	for (uint32_t p = 0; p < s->part_count; p++) {
+		const size_t len = strlen(SL_KAFKA_RESET_MARK);
+		long long at;
+
+		if (got[p].offset < 0 || strncmp(got[p].metadata, SL_KAFKA_RESET_MARK, len) != 0 ||
+		    sscanf(got[p].metadata + len, "%lld", &at) != 1)
+			continue;
+		if (at > gen)
+			gen = at;
+		s->reset_positions[n++] = (struct sl_apply_position){s->topic, p, got[p].offset};
+	}
+	free(got);
+	if (gen <= 0)
+		return 0;
+	*generation_out = gen;
+	*count_out = n;
+	return 1;
+}
+
 static int src_reset_poll(void *ctx, int64_t *generation_out, const struct sl_apply_position **positions_out,
                           uint32_t *count_out)
 {
@@ -370,6 +415,10 @@ static int src_reset_poll(void *ctx, int64_t *generation_out, const struct sl_ap
 	uint32_t n = 0;
 	int rc;
 
+	if (sl_conn_is_kafka(s->admin)) {
+		*positions_out = s->reset_positions;
+		return kafka_reset_poll(s, generation_out, count_out);
+	}
 	if (gen == s->reset_generation_reported)
 		return 0;
 	for (uint32_t p = 0; p < s->part_count; p++)
