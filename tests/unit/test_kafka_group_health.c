@@ -12,8 +12,8 @@
 #define STALL  60000LL
 #define LAGGED 10000LL /* sl_kafka_health_lagging_ms(60 s): 10 ticks of 1 s */
 
-static enum sl_kafka_health judge(int64_t log_start, int64_t committed, int64_t lag, int64_t lag_ms,
-                                  bool members_known, uint32_t members, int64_t *since, int64_t *lost)
+static enum sl_kafka_health judge(int64_t log_start, int64_t committed, int64_t lag, int64_t lag_ms, bool members_known,
+                                  uint32_t members, int64_t *since, int64_t *lost)
 {
 	struct sl_kafka_health_input in = {
 	        .log_start = log_start,
