@@ -10,10 +10,34 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-start_broker "$TMP/data" --kafka-listen 127.0.0.1:0
+# Segments of 1 MiB and a retention check every 200 ms: the `lost` state below needs retention to act.
+start_broker "$TMP/data" --kafka-listen 127.0.0.1:0 --segment-bytes 1048576 --retention-check-ms 200
 KB="kafka://$KAFKA_BROKER"
 topic_make() { "$SYNCLOG" --broker "$KB" topic create "$1" --partitions "$2" >/dev/null || fail "topic create $1"; }
 . "$(dirname "$0")/kafka_suite.sh"
+
+# lost, judged client-side: retention passes a group's commit while nothing consumes.
+"$SYNCLOG" topic create r --partitions 1 --retention-bytes 1500000 >/dev/null
+produce_r() { seq "$1" "$2" | awk '{printf "k%d\t{\"pad\":\"%0100d\"}\n", $1, $1}' | "$SYNCLOG" produce r >/dev/null; }
+earliest_r() { "$SYNCLOG" --json topic describe r | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["earliest_offset"])'; }
+produce_r 1 100
+S offsets reset --group old --topic r --to-offset 50 --execute >/dev/null || fail "commit of old at 50"
+produce_r 101 20000
+# Until retention is done: the log start past 50 and the same twice, 0.5 s apart.
+prev=-1
+for _ in $(seq 1 60); do
+	start=$(earliest_r)
+	[ "$start" -gt 50 ] && [ "$start" = "$prev" ] && break
+	prev=$start
+	sleep 0.5
+done
+[ "$start" -gt 50 ] || fail "retention removed nothing (earliest offset $start)"
+S --json group describe old >"$TMP/old.json" || fail "group describe old"
+python3 - "$TMP/old.json" "$start" <<'PY' || fail "old is not lost through Kafka: $(cat "$TMP/old.json")"
+import json, sys
+p = json.loads(open(sys.argv[1]).readline())
+assert p["state"] == "lost" and p["records_lost"] == int(sys.argv[2]) - 50 and p["committed"] == 50, p
+PY
 
 # synclogd judges its own health states: --stall-after is refused there, pointing at group alter.
 rc=0
