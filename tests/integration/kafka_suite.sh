@@ -101,6 +101,7 @@ PY
 	[ "$out" = "applied 0 stale 0 duplicate 0 deleted 0 dead_lettered 0" ] || fail "the reset was adopted twice: '$out'"
 fi
 # A live member: the reset is refused, and --force cannot get past that on Kafka.
+: >"$TMP/g2.out" # before the follower's shell opens it, so the wait below always reads a count
 "$SYNCLOG" --broker "$KB" consume orders --group g2 --follow >"$TMP/g2.out" 2>"$TMP/g2.err" &
 G2=$!
 for _ in $(seq 1 400); do
