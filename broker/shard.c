@@ -360,7 +360,8 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		rc = sl_tls_server_open(&cfg->security, &srv->tls, err, err_cap);
 	if (rc < 0) {
 		if (err[0] == '\0')
-			snprintf(err, err_cap, "cannot open the security settings of %s: %s", cfg->data_dir, strerror(-rc));
+			snprintf(err, err_cap, "cannot open the security settings of %s: %s", cfg->data_dir,
+			         strerror(-rc));
 		sl_security_close(srv);
 		sl_ring_close(&srv->ring);
 		uv_loop_close(&srv->loop);

@@ -83,8 +83,9 @@ static void *consumer_main(void *arg)
 			if (stamp >= run->measure_from_ns)
 				hist_add(&run->e2e, (uint64_t)(now - stamp));
 			if (run->o->slow_us > 0 && (uint64_t)(now - stamp) > run->o->slow_us * 1000)
-				fprintf(stderr, "slow e2e %.3f ms at %.4f s\n", (double)(now - stamp) / 1e6,
-				        (double)(stamp - run->t0) / 1e9);
+				fprintf(stderr, "slow e2e %.3f ms at %.4f s (monotonic %.6f)\n",
+				        (double)(now - stamp) / 1e6, (double)(stamp - run->t0) / 1e9,
+				        (double)stamp / 1e9);
 		}
 		if (rc < 0) {
 			snprintf(run->error, sizeof(run->error), "read: %s", sl_fetcher_error(run->fetcher));
@@ -110,7 +111,8 @@ static void acked_cb(void *opaque, const struct sl_delivery *d, void *cb_arg)
 	if (stamp >= run->measure_from_ns)
 		hist_add(&run->ack, (uint64_t)took);
 	if (run->o->slow_us > 0 && (uint64_t)took > run->o->slow_us * 1000)
-		fprintf(stderr, "slow ack %.3f ms at %.4f s\n", (double)took / 1e6, (double)(stamp - run->t0) / 1e9);
+		fprintf(stderr, "slow ack %.3f ms at %.4f s (monotonic %.6f)\n", (double)took / 1e6,
+		        (double)(stamp - run->t0) / 1e9, (double)stamp / 1e9);
 }
 
 /* Wait until deadline_ns or until the producer's socket or timer needs attention, whichever is first. */

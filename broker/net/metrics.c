@@ -176,9 +176,10 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 	size_t more_len = more != NULL ? more->len : 0;
 	if (sc->tls != NULL) {
 		char header[160];
-		int hn = snprintf(header, sizeof(header),
-		                  "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
-		                  reason, body->len + more_len);
+		int hn = snprintf(
+		        header, sizeof(header),
+		        "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n", reason,
+		        body->len + more_len);
 		answer_tls(sc, header, (size_t)hn, body, more);
 		return;
 	}
