@@ -16,8 +16,8 @@ BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-# openssl: TLS in the connection layers and SCRAM-SHA-256 (proto/scram.c).
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl
+# openssl: TLS in the connection layers and SCRAM-SHA-256 (proto/scram.c). libpq: the PostgreSQL store and source.
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq
 # ISA-L's CRC32C when it is installed (tools/install-deps.sh installs it), proto/crc32c.c's own otherwise.
 HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
 ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)
@@ -231,6 +231,13 @@ $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_S
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 
+# The floor of the PostgreSQL applier benchmark (bench/pg/floor.c, on libpq alone).
+PG_FLOOR_SRC := $(wildcard bench/pg/*.c)
+PG_FLOOR_BIN := $(if $(PG_FLOOR_SRC),$(BUILD)/bin/pg-apply-floor)
+$(BUILD)/bin/pg-apply-floor: $(PG_FLOOR_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lpq
+
 # The backfill and reconcile benchmark's measurements (bench/sync/*.c, on the sync library: SQLite scans, the
 # applier's produce-to-apply latency).
 SYNC_BENCH_SRC := $(wildcard bench/sync/*.c)
@@ -248,7 +255,7 @@ $(BUILD)/bin/kafka-bench: $(KAFKA_BENCH_SRC)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $$(pkg-config --cflags --libs rdkafka)
 
 BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(SYNC_BENCH_BIN) \
-	$(KAFKA_BENCH_BIN)
+	$(KAFKA_BENCH_BIN) $(PG_FLOOR_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

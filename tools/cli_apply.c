@@ -1,7 +1,7 @@
-/* `synclog apply TOPIC --group G --target sqlite:PATH`: replay a topic into a target store with the rules of
- * consumer/apply.h (stale versions logged and dropped, duplicates skipped, soft deletes purged after a window,
- * poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. The applier is a
- * member of group G: the broker shows it with its lag and counters, deals partitions among a target's appliers and
+/* `synclog apply TOPIC --group G --target TARGET`: replay a topic into a target store (SQLite or PostgreSQL) with
+ * the rules of consumer/sync/apply.h (stale versions logged and dropped, duplicates skipped, soft deletes purged after
+ * a window, poison records dead-lettered to TOPIC.dlq), resuming from the offsets the target itself holds. The applier
+ * is a member of group G: the broker shows it with its lag and counters, deals partitions among a target's appliers and
  * tells it of offset resets, which it adopts into the target. It stops within a second of SIGINT/SIGTERM, after
  * committing what it applied, and refuses (exit 1) to read past records retention removed before it applied them,
  * unless --allow-gap. */
@@ -26,32 +26,37 @@
 static const struct cli_command apply_command = {
         .name = "apply",
         .usage =
-                "usage: synclog apply TOPIC --group G --target sqlite:PATH [--table NAME] [--follow]\n"
+                "usage: synclog apply TOPIC --group G --target TARGET [--table NAME] [--schema NAME] [--follow]\n"
                 "                           [--tombstone-retention DURATION] [--values json|text] [--allow-gap]\n"
                 "                           [--on-delete hide|erase-value|archive]\n"
                 "                           [--reject-retries N] [--failure-retries N]\n"
-                "       synclog apply --target sqlite:PATH [--table NAME] --purge [--tombstone-retention DURATION]\n"
+                "       synclog apply --target TARGET [--table NAME] [--schema NAME] --purge\n"
+                "                     [--tombstone-retention DURATION]\n"
                 "\n"
-                "Replay TOPIC into the SQLite database PATH (created when missing; tables `entities`,\n"
-                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`), resuming at the offsets the\n"
-                "database holds for group G. Per key: a lower version than stored is stale (logged in stale_events,\n"
-                "not applied), an equal version or a seen idempotency key is a duplicate (skipped), a higher\n"
-                "version is applied; a record without a version applies in log order. A delete marks the row\n"
+                "Replay TOPIC into the target store, resuming at the offsets the target holds for group G. TARGET is\n"
+                "sqlite:PATH (a SQLite database, created when missing), postgresql://... or postgres://... (a libpq\n"
+                "connection URI) or postgres:CONNINFO (a libpq key=value string); the tables (`entities`,\n"
+                "`stale_events`, `synclog_offsets`, `synclog_idempotency_keys`, ...) are created when missing, in\n"
+                "PostgreSQL in schema --schema. Per key: a lower version than stored is stale (logged in\n"
+                "stale_events, not applied), an equal version or a seen idempotency key is a duplicate (skipped), a\n"
+                "higher version is applied; a record without a version applies in log order. A delete marks the row\n"
                 "deleted; a later upsert with a lower version does not bring it back, nor, once the tombstone is\n"
                 "purged, any version up to the delete's (kept in synclog_purged). An equal version with another\n"
                 "value is a conflict, kept in table `conflicts` and not applied, except from origin=repair, which\n"
                 "replaces the row. An origin=backfill record without a version only fills an absent key. A\n"
                 "record the target refuses is retried, then written to TOPIC.dlq with its error, topic, partition\n"
                 "and offset, this group and target, and whether the error is permanent (the record) or\n"
-                "transient (the target's state).\n"
+                "transient (the target's state). A lost PostgreSQL connection is tried again for 60 s; the applier\n"
+                "resumes from the stored offsets.\n"
                 "The applier joins group G as a member (`synclog group describe G` shows it) and reports its\n"
                 "counters with its commits. After `synclog offsets reset --group G ... --execute` it adopts the\n"
                 "reset offsets into the target (the target's own offsets otherwise win) and logs it.\n"
                 "  --group G                     the target's name for its offsets (required to apply)\n"
-                "  --target sqlite:PATH          the target database (required)\n"
+                "  --target TARGET               the target store (required)\n"
                 "  --table NAME                  the entity table (default entities). A table is fed by one\n"
                 "                                topic: the first apply claims it, another topic is refused (use\n"
                 "                                one table per topic in one database)\n"
+                "  --schema NAME                 PostgreSQL: the schema of the tables (default synclog)\n"
                 "  --follow                      keep applying new records until SIGINT/SIGTERM; print the counters\n"
                 "                                and the lag to stderr every 5 seconds. Without it, stop at the end\n"
                 "                                of the log as it was at the start; on a terminal, a progress line\n"
@@ -67,7 +72,8 @@ static const struct cli_command apply_command = {
                 "                                at once (personal data); archive copies the row to table\n"
                 "                                TABLE_archive (entities_archive) first, then clears it. The deleted\n"
                 "                                row stays, so versions still compare, until it is purged\n"
-                "  --values json|text            what a value must be: one JSON value (default) or UTF-8 text\n"
+                "  --values json|text            what a value must be: one JSON value (default; PostgreSQL column\n"
+                "                                jsonb) or UTF-8 text (column text)\n"
                 "  --reject-retries N            tries after the first before a rejected record is dead-lettered\n"
                 "                                (default 3; backoff 10 ms doubling to 1 s, one backoff per round\n"
                 "                                for all records rejected together)\n"
@@ -87,6 +93,7 @@ struct apply_args {
 	const char *group;
 	const char *target;
 	const char *table;
+	const char *schema;
 	bool follow;
 	bool purge;
 	bool allow_gap;
@@ -124,9 +131,13 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 				        "--group needs a name of 1 to 200 letters, digits, '.', '_' or '-'");
 			a->group = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--target", &value)) != 0) {
-			if (rc < 0 || strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')
-				return cli_usage_error(&apply_command, "--target must be sqlite:PATH");
-			a->target = value + 7;
+			if (rc < 0)
+				return cli_usage_error(&apply_command, "--target needs a target store");
+			a->target = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--schema", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0' || strlen(value) > 63)
+				return cli_usage_error(&apply_command, "--schema needs a name of 1 to 63 bytes");
+			a->schema = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--table", &value)) != 0) {
 			if (rc < 0 || sl_apply_sqlite_table_check(value) != 0)
 				return cli_usage_error(&apply_command,
@@ -177,7 +188,14 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 		}
 	}
 	if (a->target == NULL)
-		return cli_usage_error(&apply_command, "--target sqlite:PATH is required");
+		return cli_usage_error(&apply_command, "--target TARGET is required");
+	{
+		struct sl_apply_target_options to = {.schema = a->schema, .values = a->values};
+		const char *bad = sl_apply_target_check(a->target, &to);
+
+		if (bad != NULL)
+			return cli_usage_error(&apply_command, "%s", bad);
+	}
 	if (a->purge)
 		return a->follow ? cli_usage_error(&apply_command, "--purge does not go with --follow") : CLI_EXIT_OK;
 	if (a->topic == NULL)
@@ -233,13 +251,13 @@ static int64_t lag_records(struct sl_conn *conn, const char *topic, const struct
 	return lag;
 }
 
-static int purge_only(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+static int purge_only(const struct cli *cli, const struct apply_args *a, struct sl_apply_target *target)
 {
 	struct sl_apply_store store;
 	struct sl_apply_purge_counts counts;
 	int rc;
 
-	sl_apply_sqlite_store(db, &store);
+	sl_apply_target_store(target, &store);
 	rc = sl_apply_store_purge(&store, sl_clock_wall_ms(), a->retention_ms, &counts);
 	if (rc != 0)
 		return cli_fail(&apply_command, "purging: %s", store.ops->error(store.ctx));
@@ -253,7 +271,8 @@ static int purge_only(const struct cli *cli, const struct apply_args *a, struct 
 	return CLI_EXIT_OK;
 }
 
-static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *src, uint64_t *reported);
+static int gap_check(const struct apply_args *a, const char *target_name, struct sl_apply_fetch_source *src,
+                     uint64_t *reported);
 
 static uint64_t records_done(const struct sl_apply_counters *c)
 {
@@ -307,12 +326,13 @@ static void progress_clear(struct progress *p)
 
 /* Poll until the end (or a signal), reporting progress when following. Returns 0 or the failing errno; a gap found
  * on the way (a rebalance gave this applier a partition retention cut) sets *exit_code. */
-static int apply_loop(const struct cli *cli, const struct apply_args *a, struct sl_apply *engine,
-                      struct sl_conn *lag_conn, struct sl_apply_fetch_source *src, uint64_t *lost_reported,
-                      int *exit_code)
+static int apply_loop(const struct cli *cli, const struct apply_args *a, const char *target_name,
+                      struct sl_apply *engine, struct sl_conn *lag_conn, struct sl_apply_fetch_source *src,
+                      uint64_t *lost_reported, int *exit_code)
 {
 	int64_t next_progress_ms = sl_clock_wall_ms() + PROGRESS_INTERVAL_MS;
 	struct progress line = {.on = !a->follow && lag_conn != NULL, .last_ms = sl_clock_mono_ms()};
+	uint32_t failures = 0;
 
 	line.next_ms = line.last_ms + PROGRESS_LINE_INTERVAL_MS;
 	while (!cli_interrupted() && !sl_apply_done(engine)) {
@@ -322,9 +342,16 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 			progress_clear(&line);
 			return rc;
 		}
+		/* A failed transaction that the engine retries (a lost connection, a busy database): say why, once. */
+		if (sl_apply_failures(engine) > failures) {
+			progress_clear(&line);
+			fprintf(stderr, "synclog apply: warning: %s; rolled back, retrying from the target's offsets\n",
+			        sl_apply_error(engine));
+		}
+		failures = sl_apply_failures(engine);
 		if (line.on && sl_clock_mono_ms() >= line.next_ms)
 			progress_draw(&line, engine, lag_conn, a->topic);
-		if ((*exit_code = gap_check(a, src, lost_reported)) != CLI_EXIT_OK) {
+		if ((*exit_code = gap_check(a, target_name, src, lost_reported)) != CLI_EXIT_OK) {
 			progress_clear(&line);
 			return 0;
 		}
@@ -343,7 +370,8 @@ static int apply_loop(const struct cli *cli, const struct apply_args *a, struct 
 
 /* Refuse to apply past records retention removed before this target applied them, unless --allow-gap: say how
  * many. Returns CLI_EXIT_OK to go on. */
-static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *src, uint64_t *reported)
+static int gap_check(const struct apply_args *a, const char *target_name, struct sl_apply_fetch_source *src,
+                     uint64_t *reported)
 {
 	uint64_t lost = sl_apply_fetch_source_lost(src);
 
@@ -352,21 +380,64 @@ static int gap_check(const struct apply_args *a, struct sl_apply_fetch_source *s
 	*reported = lost;
 	if (a->allow_gap) {
 		fprintf(stderr,
-		        "synclog apply: warning: %llu records of topic '%s' were removed by retention before target "
-		        "sqlite:%s "
+		        "synclog apply: warning: %llu records of topic '%s' were removed by retention before target %s "
 		        "(group %s) applied them; applying on from the earliest record (--allow-gap)\n",
-		        (unsigned long long)lost, a->topic, a->target, a->group);
+		        (unsigned long long)lost, a->topic, target_name, a->group);
 		return CLI_EXIT_OK;
 	}
 	return cli_fail(
 	        &apply_command,
-	        "%llu records of topic '%s' were removed by retention before target sqlite:%s (group %s) applied them: "
+	        "%llu records of topic '%s' were removed by retention before target %s (group %s) applied them: "
 	        "the target missed them. Run a backfill, or pass --allow-gap to apply on from the earliest "
 	        "record (or reset the group's offsets)",
-	        (unsigned long long)lost, a->topic, a->target, a->group);
+	        (unsigned long long)lost, a->topic, target_name, a->group);
 }
 
-static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_sqlite *db)
+/* The target as dead letters and reports name it. SQLite: sqlite:ABSOLUTE_PATH (and ?table=NAME for another table
+ * than the default), so `synclog dlq redrive` finds it from anywhere. PostgreSQL: the connection string as given,
+ * with any password left out (a dead letter is read by people). */
+static void target_name_make(const struct apply_args *a, char *out, size_t out_bytes)
+{
+	char path[4096];
+	size_t n = 0;
+
+	if (strncmp(a->target, "sqlite:", 7) != 0) {
+		const char *p = a->target, *at = strchr(p, '@'), *scheme = strstr(p, "://");
+
+		/* postgresql://user:secret@host/db: drop ":secret" */
+		if (scheme != NULL && at != NULL && scheme < at) {
+			const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
+
+			if (colon != NULL) {
+				snprintf(out, out_bytes, "%.*s%s", (int)(colon - p), p, at);
+				return;
+			}
+		}
+		/* postgres:host=h password=secret, postgresql://h/db?password=secret: drop the password=... word */
+		for (const char *w = p; *w != '\0' && n + 1 < out_bytes;) {
+			if (strncmp(w, "password=", 9) == 0 && w > p && strchr(" :?&", w[-1]) != NULL) {
+				while (*w != '\0' && *w != ' ' && *w != '&')
+					w++;
+				while (*w == ' ' || *w == '&')
+					w++;
+				continue;
+			}
+			out[n++] = *w++;
+		}
+		while (n > 0 && strchr(" ?&", out[n - 1]) != NULL)
+			n--;
+		out[n] = '\0';
+		return;
+	}
+	if (realpath(a->target + 7, path) == NULL)
+		snprintf(path, sizeof(path), "%s", a->target + 7);
+	if (a->table != NULL && strcmp(a->table, SL_APPLY_SQLITE_TABLE_DEFAULT) != 0)
+		snprintf(out, out_bytes, "sqlite:%s?table=%s", path, a->table);
+	else
+		snprintf(out, out_bytes, "sqlite:%s", path);
+}
+
+static int apply_run(const struct cli *cli, const struct apply_args *a, struct sl_apply_target *target)
 {
 	char target_name[600], client_id[64];
 	struct sl_apply_fetch_source_options so = {
@@ -388,25 +459,18 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	struct sl_apply_store store;
 	struct sl_apply_source source;
 	struct sl_apply_counters c;
-	char err[SL_ERROR_BYTES], path[4096];
+	char err[SL_ERROR_BYTES];
 	uint64_t lost_reported = 0;
 	int rc, exit_code = CLI_EXIT_OK;
 
-	/* The target as dead letters name it: an absolute path, so `synclog dlq redrive` finds it from anywhere. */
-	if (realpath(a->target, path) == NULL)
-		snprintf(path, sizeof(path), "%s", a->target);
-	/* A table other than the default is part of the target (`synclog dlq redrive` opens it). */
-	if (a->table != NULL && strcmp(a->table, SL_APPLY_SQLITE_TABLE_DEFAULT) != 0)
-		snprintf(target_name, sizeof(target_name), "sqlite:%s?table=%s", path, a->table);
-	else
-		snprintf(target_name, sizeof(target_name), "sqlite:%s", path);
+	target_name_make(a, target_name, sizeof(target_name));
 	/* The process id in the member id tells an operator which process holds which partitions. */
 	snprintf(client_id, sizeof(client_id), "synclog-apply-%ld", (long)getpid());
 	cli_signals_install(); /* before joining: a forming group makes the join wait */
 	rc = sl_apply_fetch_source_new(&src, &so, err, sizeof(err));
 	/* Before anything is applied: a table fed by another topic is refused (apply.h, synclog_tables). */
-	if (rc == 0 && (rc = sl_apply_sqlite_claim(db, a->topic)) != 0) {
-		sl_apply_sqlite_store(db, &store);
+	if (rc == 0 && (rc = sl_apply_target_claim(target, a->topic)) != 0) {
+		sl_apply_target_store(target, &store);
 		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
 	}
 	if (rc == 0)
@@ -437,7 +501,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	o.dead_letter_flush_cb = sl_apply_dlq_flush;
 	o.dead_letter_cb_arg = dlq;
 	o.stop = cli_interrupted_flag();
-	sl_apply_sqlite_store(db, &store);
+	sl_apply_target_store(target, &store);
 	if (rc == 0) {
 		sl_apply_fetch_source_get(src, &source);
 		rc = sl_apply_new(&engine, &o, &store, &source, err, sizeof(err));
@@ -452,11 +516,11 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		exit_code = cli_fail(&apply_command, "%s", err);
 		goto out;
 	}
-	if ((exit_code = gap_check(a, src, &lost_reported)) != CLI_EXIT_OK) {
+	if ((exit_code = gap_check(a, target_name, src, &lost_reported)) != CLI_EXIT_OK) {
 		sl_apply_fetch_source_close(src, true);
 		goto out;
 	}
-	rc = apply_loop(cli, a, engine, lag_conn, src, &lost_reported, &exit_code);
+	rc = apply_loop(cli, a, target_name, engine, lag_conn, src, &lost_reported, &exit_code);
 	if (exit_code != CLI_EXIT_OK) {
 		sl_apply_fetch_source_close(src, true);
 		goto out;
@@ -500,8 +564,8 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	                       .values = SL_APPLY_VALUES_JSON,
 	                       .reject_retries = -1,
 	                       .failure_retries = -1};
-	struct sl_apply_sqlite_options so;
-	struct sl_apply_sqlite *db;
+	struct sl_apply_target_options to;
+	struct sl_apply_target *target;
 	char err[SL_ERROR_BYTES];
 	int rc;
 
@@ -510,13 +574,16 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 	rc = args_parse(argc, argv, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	/* The table is claimed for its topic once the topic is known to exist (apply_run). */
-	so = (struct sl_apply_sqlite_options){.path = a.target, .values = a.values, .table = a.table};
-	if (sl_apply_sqlite_open_table(&db, &so, err, sizeof(err)) != 0)
-		return cli_fail(&apply_command, "%s", err);
 	/* Applying from the broker, deleted rows follow the log's lifecycle; a purge alone has no log to ask. */
-	sl_apply_sqlite_set_deletes(db, a.on_delete, !a.purge);
-	rc = a.purge ? purge_only(cli, &a, db) : apply_run(cli, &a, db);
-	sl_apply_sqlite_close(db);
+	to = (struct sl_apply_target_options){.schema = a.schema,
+	                                      .table = a.table,
+	                                      .values = a.values,
+	                                      .on_delete = a.on_delete,
+	                                      .follow_log = !a.purge};
+	/* The table is claimed for its topic once the topic is known to exist (apply_run). */
+	if (sl_apply_target_open(&target, a.target, &to, err, sizeof(err)) != 0)
+		return cli_fail(&apply_command, "%s", err);
+	rc = a.purge ? purge_only(cli, &a, target) : apply_run(cli, &a, target);
+	sl_apply_target_close(target);
 	return rc;
 }

@@ -29,19 +29,22 @@ static const struct cli_command backfill_command = {
                  "Produce every row of the source SRC into TOPIC as an origin=backfill record carrying the row's\n"
                  "own version, in key order, in chunks. The applier's version rule keeps a backfilled row from\n"
                  "overwriting a newer live one, and a later live event wins over it.\n"
-                 "  --source SRC        sqlite:PATH:TABLE (a table of a SQLite database) or jsonl:PATH (one JSON\n"
-                 "                      object per line)\n"
+                 "  --source SRC        sqlite:PATH:TABLE (a table of a SQLite database), jsonl:PATH (one JSON\n"
+                 "                      object per line), or a PostgreSQL table or view: postgresql://...?table=NAME\n"
+                 "                      (a libpq URI) or postgres:CONNINFO:TABLE, NAME as SQL reads it (schema.t)\n"
                  "  --key COL           the key column (default key)\n"
                  "  --version COL       the version column, an integer (default version); a row without one is\n"
                  "                      refused\n"
                  "  --value COL         the value is this column's text; default: a JSON object of the other\n"
-                 "                      columns in table order. A true `deleted` column makes the row a delete\n"
+                 "                      columns in table order (PostgreSQL: as jsonb prints them). A true\n"
+                 "                      `deleted` column makes the row a delete\n"
                  "  --chunk N           rows per chunk (default 10000): progress is checkpointed after every\n"
                  "                      acknowledged chunk\n"
                  "  --rate N            at most N records per second (default: no limit)\n"
                  "  --rate-bytes B      at most B bytes of keys and values per second\n"
                  "  --checkpoint PATH   where progress is kept (default: next to the source,\n"
-                 "                      SOURCE_FILE.TABLE.TOPIC.backfill or SOURCE_FILE.TOPIC.backfill)\n"
+                 "                      SOURCE_FILE.TABLE.TOPIC.backfill or SOURCE_FILE.TOPIC.backfill;\n"
+                 "                      PostgreSQL: ./postgresql.SCHEMA.TABLE.TOPIC.backfill)\n"
                  "  --restart           forget the checkpoint and start over\n"
                  "  --acks LEVEL        when a record counts as acknowledged: fsync (default), written or none\n"
                  "After a crash, kill or Ctrl-C, the same command goes on after the last acknowledged chunk, and\n"
@@ -77,7 +80,8 @@ static int args_parse(int argc, char **argv, struct backfill_args *a)
 		if ((rc = cli_flag(argc, argv, &i, "--source", &value)) != 0) {
 			if (rc < 0)
 				return cli_usage_error(&backfill_command,
-				                       "--source needs sqlite:PATH:TABLE or jsonl:PATH");
+				                       "--source needs sqlite:PATH:TABLE, jsonl:PATH, "
+				                       "postgresql://...?table=NAME or postgres:CONNINFO:TABLE");
 			a->source = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--key", &value)) != 0) {
 			if (rc < 0 || value[0] == '\0')

@@ -20,9 +20,9 @@
 
 static const struct cli_command reconcile_command = {
         .name = "reconcile",
-        .usage = "usage: synclog reconcile --source SRC --target TARGET [--table NAME] [--key COL] [--version COL]\n"
-                 "                         [--value COL] [--sample F] [--seed N] [--threshold R] [--report PATH]\n"
-                 "                         [--repair TOPIC] [--every DURATION]\n"
+        .usage = "usage: synclog reconcile --source SRC --target TARGET [--schema NAME] [--table NAME] [--key COL]\n"
+                 "                         [--version COL] [--value COL] [--sample F] [--seed N] [--threshold R]\n"
+                 "                         [--report PATH] [--repair TOPIC] [--every DURATION]\n"
                  "\n"
                  "Compare the rows of SRC with the target's entity table by key. Both sides are cut into key\n"
                  "ranges summarised by a digest; only ranges whose digests differ are split and walked row by row,\n"
@@ -31,8 +31,12 @@ static const struct cli_command reconcile_command = {
                  "  extra     live in the target, absent or deleted in the source\n"
                  "  version   live on both sides at different versions\n"
                  "  value     same version, different value (JSON compared without regard to key order and space)\n"
-                 "  --source SRC        sqlite:PATH:TABLE or jsonl:PATH (columns as for `synclog backfill`)\n"
-                 "  --target TARGET     sqlite:PATH, a target of `synclog apply`\n"
+                 "  --source SRC        sqlite:PATH:TABLE, jsonl:PATH, postgresql://...?table=NAME or\n"
+                 "                      postgres:CONNINFO:TABLE (columns as for `synclog backfill`)\n"
+                 "  --target TARGET     a target of `synclog apply`: sqlite:PATH, postgresql://... (a libpq URI)\n"
+                 "                      or postgres:CONNINFO. When both sides are PostgreSQL, each server sums\n"
+                 "                      its own ranges: a range that agrees costs one row over the network\n"
+                 "  --schema NAME       a PostgreSQL target's schema (default synclog)\n"
                  "  --table NAME        the target's entity table (default entities)\n"
                  "  --key, --version, --value COL   the source's columns (defaults key, version; value: a JSON\n"
                  "                      object of the other columns)\n"
@@ -58,6 +62,7 @@ static const struct cli_command reconcile_command = {
 struct reconcile_args {
 	const char *source;
 	const char *target;
+	const char *schema;
 	const char *table;
 	struct sl_source_columns columns;
 	double sample;
@@ -70,19 +75,26 @@ struct reconcile_args {
 
 static int args_parse(int argc, char **argv, struct reconcile_args *a)
 {
-	const char *value;
+	const char *value, *bad;
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
 		if ((rc = cli_flag(argc, argv, &i, "--source", &value)) != 0) {
 			if (rc < 0)
 				return cli_usage_error(&reconcile_command,
-				                       "--source needs sqlite:PATH:TABLE or jsonl:PATH");
+				                       "--source needs sqlite:PATH:TABLE, jsonl:PATH, "
+				                       "postgresql://...?table=NAME or postgres:CONNINFO:TABLE");
 			a->source = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--target", &value)) != 0) {
 			if (rc < 0)
-				return cli_usage_error(&reconcile_command, "--target needs sqlite:PATH");
+				return cli_usage_error(
+				        &reconcile_command,
+				        "--target needs sqlite:PATH, postgresql://... or postgres:CONNINFO");
 			a->target = value;
+		} else if ((rc = cli_flag(argc, argv, &i, "--schema", &value)) != 0) {
+			if (rc < 0 || value[0] == '\0')
+				return cli_usage_error(&reconcile_command, "--schema needs a schema name");
+			a->schema = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--table", &value)) != 0) {
 			if (rc < 0 || value[0] == '\0')
 				return cli_usage_error(&reconcile_command, "--table needs a table name");
@@ -130,6 +142,8 @@ static int args_parse(int argc, char **argv, struct reconcile_args *a)
 	}
 	if (a->source == NULL || a->target == NULL)
 		return cli_usage_error(&reconcile_command, "--source SRC and --target TARGET are required");
+	if ((bad = sl_target_check(a->target, a->schema)) != NULL)
+		return cli_usage_error(&reconcile_command, "%s", bad);
 	return CLI_EXIT_OK;
 }
 
@@ -397,7 +411,7 @@ int cli_reconcile(const struct cli *cli, int argc, char **argv)
 		return rc;
 	if (sl_source_open(&source, a.source, &a.columns, err, sizeof(err)) != 0)
 		return cli_fail(&reconcile_command, "%s", err);
-	if (sl_target_open(&target, a.target, a.table, err, sizeof(err)) != 0) {
+	if (sl_target_open(&target, a.target, a.schema, a.table, err, sizeof(err)) != 0) {
 		sl_source_close(&source);
 		return cli_fail(&reconcile_command, "%s", err);
 	}

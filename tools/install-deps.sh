@@ -10,7 +10,7 @@ declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 	[rdkafka]=librdkafka-dev
-	[openssl]=libssl-dev
+	[openssl]=libssl-dev [libpq]=libpq-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
@@ -52,6 +52,11 @@ for m in "${!mods[@]}"; do
 		missing+=("${mods[$m]}")
 	fi
 done
+# The PostgreSQL server for the tests and benchmarks of the PostgreSQL store: Debian keeps initdb and pg_ctl out of
+# PATH, under /usr/lib/postgresql/VERSION/bin.
+if [ "$want" != build ] && [ "$want" != demo ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	missing+=(postgresql)
+fi
 # libFuzzer's runtime and the sanitizer runtimes for clang come with libclang-rt-14-dev.
 if [ "$want" != build ] && ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
 	missing+=(libclang-rt-14-dev)

@@ -78,7 +78,7 @@ libdir=\${prefix}/lib
 Name: synclog-sync
 Description: Sync layer of synclog: the applier and its target stores, on the client library
 Version: $version
-Requires: synclog sqlite3 jansson
+Requires: synclog sqlite3 jansson libpq libxxhash
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lsynclog_sync
 PC

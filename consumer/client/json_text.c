@@ -54,6 +54,25 @@ size_t sl_utf8_sequence_bytes(const uint8_t *p, const uint8_t *end)
 #undef CONT
 }
 
+bool sl_utf8_text_valid(const uint8_t *p, size_t len)
+{
+	const uint8_t *end = p + len;
+
+	while (p < end) {
+		size_t n;
+
+		if (*p >= 0x01 && *p < 0x80) {
+			p++;
+			continue;
+		}
+		n = *p == 0 ? 0 : sl_utf8_sequence_bytes(p, end);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
 static void skip_ws(const uint8_t **p, const uint8_t *end)
 {
 	while (*p < end && (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r'))

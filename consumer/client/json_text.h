@@ -8,6 +8,9 @@
 
 /* Bytes of the valid UTF-8 sequence at p (1 to 4), or 0 when p does not start one. p < end. */
 size_t sl_utf8_sequence_bytes(const uint8_t *p, const uint8_t *end);
+/* True when p[0..len) is UTF-8 without NUL bytes: what a text column (SQLite TEXT, PostgreSQL text) holds and a
+ * person can read. */
+bool sl_utf8_text_valid(const uint8_t *p, size_t len);
 /* Advance *p past one JSON value (and the whitespace before it); false when there is none. depth: containers open
  * around it already, which count toward the nesting limit (see json_text.c for what is valid). */
 bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth);

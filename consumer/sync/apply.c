@@ -16,7 +16,20 @@
  *      apply in offset order whatever is rejected.
  *
  * A transaction goes: closed --begin (first record)--> open --resolve set-aside records, flush dead letters,
- * commit--> closed, or --failure--> rollback, reload positions, seek, closed. */
+ * commit--> closed, or --failure--> rollback, reload positions, seek, closed.
+ *
+ * With a store that prefetches, a poll gathers the fetched batch into the engine's own memory in chunks (struct
+ * apply_gather: the records, and their keys, values and idempotency keys copied into one buffer), and each chunk is
+ * one transaction that starts with a prefetch of its records; records the store refuses when called are set aside
+ * as above. When a commit comes back SL_APPLY_REJECTED (the database refused a kept write of the chunk and cannot
+ * say which), the chunk is searched by halves: fetched again from the committed positions, its records go in
+ * chunks of half the size (replay_chunk_max) while replay_records of it remain; a half that commits is done, a
+ * half that is refused again is halved in turn, and a chunk of one record is applied without prefetch, where the
+ * refusal names the record and is set aside and retried in rounds like any other. A refused record among n costs
+ * about 2 log2(n) transactions instead of n round trips, and every chunk that commits moves the positions
+ * forward, so the search always ends. The dead letters the refused chunk sent (records the store refused when
+ * called) were made durable before its commit: while the search goes on, such a record is counted dead-lettered
+ * again without a second letter (struct apply_sent). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +49,9 @@ enum outcome { OUT_APPLIED, OUT_STALE, OUT_DUPLICATE, OUT_DELETED, OUT_DEAD_LETT
 struct deferred {
 	struct sl_apply_record r;
 	uint8_t *mem;
+	/* The record itself, when it outlives the transaction (one of a gathered chunk: a store that prefetched may
+	 * keep pointers to it until commit); else NULL and r is a copy. */
+	const struct sl_apply_record *stable;
 	uint64_t key_hash;
 	uint32_t attempts; /* tries so far; past reject_retries_max: dead-lettered when its turn comes */
 	bool no_key;       /* dead-lettered without a try: retrying cannot give it a key */
@@ -51,6 +67,22 @@ struct apply_part {
 	struct sl_apply_counters txn;
 	bool touched;
 	bool held; /* in this retry round, an earlier set-aside record of the partition is still held */
+};
+
+/* A dead letter sent, by the index of its part and its offset. */
+struct apply_sent {
+	uint32_t part;
+	int64_t offset;
+};
+
+/* A chunk of a fetched batch, copied so that it outlives the source's next calls (apply.h, "Batches"). */
+struct apply_gather {
+	struct sl_apply_record *records;
+	uint32_t count;
+	uint32_t cap;
+	uint8_t *bytes;
+	size_t bytes_len;
+	size_t bytes_cap;
 };
 
 struct sl_apply {
@@ -73,6 +105,20 @@ struct sl_apply {
 	bool commit_due;
 	/* The source still reads past a rolled-back transaction: nothing may be fetched until a seek succeeded. */
 	bool seek_pending;
+	struct apply_gather gather;
+	/* After a commit refused a kept write: records of the refused chunk still to apply, in chunks of at most
+	 * replay_chunk_max (1: without prefetch). */
+	uint32_t replay_records;
+	uint32_t replay_chunk_max;
+	/* The records handled come from the gathered chunk, valid until the transaction ends. */
+	bool gathering;
+	/* Dead letters sent: [0, sent_kept) by refused chunks while their search goes on, sorted; [sent_kept,
+	 * sent_count) by the open transaction. */
+	struct apply_sent *sent;
+	uint32_t sent_kept, sent_count, sent_cap;
+	/* The open transaction began with a prefetch, and holds this many records. */
+	bool txn_prefetched;
+	uint32_t txn_chunk_records;
 	/* Records set aside after a rejection (invariants 4 and 5), and an open-addressing set of their key hashes
 	 * (keyset_cap slots, 0 = empty) to tell in one probe whether a key has one set aside. */
 	struct deferred *deferred;
@@ -207,12 +253,20 @@ void sl_apply_free(struct sl_apply *a)
 		free(a->parts[i].topic);
 	free(a->parts);
 	free(a->positions);
+	free(a->gather.records);
+	free(a->gather.bytes);
+	free(a->sent);
 	free(a);
 }
 
 const char *sl_apply_error(const struct sl_apply *a)
 {
 	return a->error;
+}
+
+uint32_t sl_apply_failures(const struct sl_apply *a)
+{
+	return a->failures;
 }
 
 void sl_apply_counters_get(const struct sl_apply *a, struct sl_apply_counters *out)
@@ -413,7 +467,50 @@ static int txn_begin(struct sl_apply *a)
 	a->in_txn = true;
 	a->txn_now_ms = now;
 	a->txn_records = 0;
+	a->txn_prefetched = false;
 	return 0;
+}
+
+/* Begin a transaction for the records of the gathered chunk from index first on, with a prefetch of them unless
+ * the search for a refused record is down to one. */
+static int txn_begin_chunk(struct sl_apply *a, uint32_t first)
+{
+	const struct apply_gather *g = &a->gather;
+	int rc = txn_begin(a);
+
+	if (rc != 0 || (a->replay_records > 0 && a->replay_chunk_max == 1))
+		return rc;
+	rc = a->store.ops->prefetch(a->store.ctx, g->records + first, g->count - first);
+	if (rc != 0) {
+		snprintf(a->error, sizeof(a->error), "%s", a->store.ops->error(a->store.ctx));
+		return rc;
+	}
+	a->txn_prefetched = true;
+	a->txn_chunk_records = g->count - first;
+	return 0;
+}
+
+static int sent_cmp(const void *x, const void *y)
+{
+	const struct apply_sent *l = x, *r = y;
+
+	if (l->part != r->part)
+		return l->part < r->part ? -1 : 1;
+	return l->offset < r->offset ? -1 : l->offset > r->offset;
+}
+
+/* Whether a refused chunk whose search goes on sent the record at (part, offset) to the sink already. */
+static bool sent_kept_has(const struct sl_apply *a, uint32_t part, int64_t offset)
+{
+	const struct apply_sent key = {.part = part, .offset = offset};
+
+	return a->sent_kept > 0 && bsearch(&key, a->sent, a->sent_kept, sizeof(*a->sent), sent_cmp) != NULL;
+}
+
+/* The search by halves is over: forget its dead letters. */
+static void sent_forget(struct sl_apply *a)
+{
+	a->sent_kept = a->sent_count = 0;
 }
 
 static int txn_commit(struct sl_apply *a)
@@ -442,9 +539,30 @@ static int txn_commit(struct sl_apply *a)
 		}
 	}
 	rc = ops->commit(a->store.ctx);
+	if (rc == SL_APPLY_REJECTED && a->txn_prefetched) {
+		/* A kept write was refused and the store cannot say which: search the chunk by halves. Its dead letters
+		 * are durable already: keep them so that the search sends none twice. */
+		a->sent_kept = a->sent_count;
+		if (a->sent_kept > 0)
+			qsort(a->sent, a->sent_kept, sizeof(*a->sent), sent_cmp);
+		a->replay_records = a->txn_chunk_records;
+		a->replay_chunk_max = a->txn_chunk_records > 1 ? a->txn_chunk_records / 2 : 1;
+		snprintf(a->error, sizeof(a->error),
+		         "the target refused a record of a batch of %u at commit (%s); applying them again in halves",
+		         a->txn_chunk_records, ops->error(a->store.ctx));
+		return rc;
+	}
+	if (rc == -ESTALE) {
+		/* A store that keeps its offset writes to commit reports the compare-and-set there. */
+		snprintf(a->error, sizeof(a->error),
+		         "the stored offsets of group '%s' moved (%s): another applier writes this target for the same "
+		         "group; run one applier per target and group",
+		         a->group, ops->error(a->store.ctx));
+		return rc;
+	}
 	if (rc != 0) {
 		snprintf(a->error, sizeof(a->error), "%s", ops->error(a->store.ctx));
-		return rc;
+		return rc == SL_APPLY_REJECTED ? -EIO : rc;
 	}
 	for (uint32_t i = 0; i < a->part_count; i++) {
 		struct apply_part *p = &a->parts[i];
@@ -460,6 +578,7 @@ static int txn_commit(struct sl_apply *a)
 		p->touched = false;
 	}
 	a->in_txn = false;
+	a->sent_count = a->sent_kept;
 	return 0;
 }
 
@@ -472,6 +591,7 @@ static void txn_abort(struct sl_apply *a)
 	a->in_txn = false;
 	deferred_clear(a);
 	a->dead_letters_pending = false;
+	a->sent_count = a->sent_kept; /* not committed: sent again when their records come again */
 	for (uint32_t i = 0; i < a->part_count; i++) {
 		struct apply_part *p = &a->parts[i];
 
@@ -612,13 +732,30 @@ static int dead_letter(struct sl_apply *a, const struct sl_apply_record *r, cons
 {
 	int rc = a->o.dead_letter_cb(r, why, transient, a->o.dead_letter_cb_arg);
 
-	if (rc != 0)
+	if (rc != 0) {
 		snprintf(a->error, sizeof(a->error),
 		         "topic '%s' partition %u offset %lld: could not dead-letter the record (%s): %s", r->topic,
 		         r->partition, (long long)r->rec.offset, why, strerror(-rc));
-	else
-		a->dead_letters_pending = true;
-	return rc;
+		return rc;
+	}
+	a->dead_letters_pending = true;
+	/* Remembered for a search by halves, should the commit be refused (batches only). */
+	if (a->txn_prefetched) {
+		if (a->sent_count == a->sent_cap) {
+			uint32_t cap = a->sent_cap ? a->sent_cap * 2 : 64;
+			struct apply_sent *sent = realloc(a->sent, cap * sizeof(*sent));
+
+			if (sent == NULL) {
+				snprintf(a->error, sizeof(a->error), "apply: out of memory for a dead letter");
+				return -ENOMEM;
+			}
+			a->sent = sent;
+			a->sent_cap = cap;
+		}
+		a->sent[a->sent_count++] = (struct apply_sent){
+		        .part = (uint32_t)part_find(a, r->topic, r->partition, false), .offset = r->rec.offset};
+	}
+	return 0;
 }
 
 /* ---- records set aside after a rejection (invariants 4 and 5) ---- */
@@ -728,14 +865,18 @@ static int defer(struct sl_apply *a, const struct sl_apply_record *r, uint64_t h
 	if (a->keyset_cap < 2 * (a->deferred_count + 1) && keyset_rebuild(a, a->deferred_count + 1) != 0)
 		return -ENOMEM;
 	d = &a->deferred[a->deferred_count];
-	d->mem = malloc(bytes);
-	if (d->mem == NULL)
-		return -ENOMEM;
 	d->r = *r;
-	at = d->mem;
-	d->r.rec.key = copy_field(&at, rec->key, rec->key_len);
-	d->r.rec.value = copy_field(&at, rec->value, rec->value_len);
-	d->r.rec.idempotency_key = copy_field(&at, rec->idempotency_key, rec->idempotency_key_len);
+	d->mem = NULL;
+	d->stable = a->gathering ? r : NULL;
+	if (!a->gathering) {
+		d->mem = malloc(bytes);
+		if (d->mem == NULL)
+			return -ENOMEM;
+		at = d->mem;
+		d->r.rec.key = copy_field(&at, rec->key, rec->key_len);
+		d->r.rec.value = copy_field(&at, rec->value, rec->value_len);
+		d->r.rec.idempotency_key = copy_field(&at, rec->idempotency_key, rec->idempotency_key_len);
+	}
 	d->key_hash = h;
 	d->attempts = attempts;
 	d->no_key = no_key;
@@ -805,7 +946,8 @@ static int deferred_resolve(struct sl_apply *a)
 			a->parts[i].held = false;
 		for (uint32_t i = 0; i < a->deferred_count; i++) {
 			struct deferred *d = &a->deferred[i];
-			struct apply_part *p = part_of(a, &d->r);
+			const struct sl_apply_record *dr = d->stable != NULL ? d->stable : &d->r;
+			struct apply_part *p = part_of(a, dr);
 			enum outcome outcome = OUT_APPLIED;
 			/* Dead letters leave in offset order: one waits while an earlier record of its partition is
 			 * held. */
@@ -819,7 +961,7 @@ static int deferred_resolve(struct sl_apply *a)
 			}
 			if (d->no_key) {
 				snprintf(why, sizeof(why), "the record has no key: a target entity needs one");
-				rc = dead_letter(a, &d->r, why, false);
+				rc = dead_letter(a, dr, why, false);
 				outcome = OUT_DEAD_LETTERED;
 				goto resolved;
 			}
@@ -829,7 +971,7 @@ static int deferred_resolve(struct sl_apply *a)
 				rc = SL_APPLY_REJECTED; /* rejected as often as allowed already: its turn to be
 				                           dead-lettered */
 			} else {
-				rc = record_apply(a, &d->r, &outcome);
+				rc = record_apply(a, dr, &outcome);
 				d->attempts++;
 			}
 			if (rc == SL_APPLY_REJECTED && tried && deferred_note(a, d) != 0) {
@@ -842,10 +984,10 @@ static int deferred_resolve(struct sl_apply *a)
 			} else if (rc == SL_APPLY_REJECTED) {
 				snprintf(why, sizeof(why), "rejected by the target %u time%s: %s", d->attempts,
 				         d->attempts == 1 ? "" : "s", d->why != NULL ? d->why : "");
-				rc = dead_letter(a, &d->r, why, d->transient);
+				rc = dead_letter(a, dr, why, d->transient);
 				outcome = OUT_DEAD_LETTERED;
 			} else if (rc != 0) {
-				rc = store_failed(a, &d->r, rc);
+				rc = store_failed(a, dr, rc);
 			}
 		resolved:
 			if (rc != 0) {
@@ -855,7 +997,7 @@ static int deferred_resolve(struct sl_apply *a)
 				a->deferred_count = kept;
 				return rc;
 			}
-			counters_count(&part_of(a, &d->r)->txn, outcome);
+			counters_count(&part_of(a, dr)->txn, outcome);
 			free(d->mem);
 			free(d->why);
 		}
@@ -880,10 +1022,18 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 	}
 	p = &a->parts[i];
 	SL_ASSERT(r->rec.offset >= 0);
-	p->touched = true;
 	if (p->next >= 0 && r->rec.offset < p->next) {
 		/* Delivered again (the source went back): the store already holds its effect. */
+		p->touched = true;
 		p->txn.duplicate++;
+		return 0;
+	}
+	if (sent_kept_has(a, (uint32_t)i, r->rec.offset)) {
+		/* Dead-lettered (durably) by a chunk whose commit was refused: its letter is not sent twice. */
+		counters_count(&p->txn, OUT_DEAD_LETTERED);
+		p->touched = true;
+		p->next = r->rec.offset + 1;
+		a->txn_records++;
 		return 0;
 	}
 	/* Dead letters leave in offset order: a record to dead-letter is set aside too, and sent when the set-aside
@@ -909,6 +1059,7 @@ static int record_process(struct sl_apply *a, const struct sl_apply_record *r)
 		return rc;
 	if (!set_aside)
 		counters_count(&p->txn, outcome);
+	p->touched = true;
 	p->next = r->rec.offset + 1;
 	a->txn_records++;
 	return 0;
@@ -985,6 +1136,8 @@ static int reset_check(struct sl_apply *a)
 		return rc;
 	}
 	a->reset_generation = gen;
+	a->replay_records = 0; /* a search by halves was about positions that are gone */
+	sent_forget(a);
 	if (!has_positions)
 		return 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1017,6 +1170,9 @@ static int reset_check(struct sl_apply *a)
 static int failure(struct sl_apply *a, int rc)
 {
 	txn_abort(a);
+	/* A refused chunk is no failure of the store: its search by halves goes on at once, and ends by itself. */
+	if (rc == SL_APPLY_REJECTED && a->replay_records > 0)
+		return 0;
 	if (++a->failures > a->o.failure_retries_max)
 		return rc;
 	sleep_interruptible(a, backoff_ms(a, a->failures - 1));
@@ -1124,12 +1280,193 @@ int sl_apply_purge(struct sl_apply *a, struct sl_apply_purge_counts *out)
 	return rc;
 }
 
-int sl_apply_poll(struct sl_apply *a)
+/* The position of a copied field while the chunk is gathered: its offset in bytes plus one, NULL for none (the
+ * buffer may still move). gather() turns these into pointers. */
+static const uint8_t *gather_copy(struct apply_gather *g, const uint8_t *p, int32_t len)
+{
+	size_t at = g->bytes_len;
+
+	if (p == NULL)
+		return NULL;
+	if (len > 0) {
+		memcpy(g->bytes + at, p, (size_t)len);
+		g->bytes_len += (size_t)len;
+	}
+	return (const uint8_t *)(uintptr_t)(at + 1);
+}
+
+static const uint8_t *gather_pointer(const struct apply_gather *g, const uint8_t *kept)
+{
+	return kept != NULL ? g->bytes + ((uintptr_t)kept - 1) : NULL;
+}
+
+/* Copy r into the gathered chunk. Returns 0 or -ENOMEM. Allocates only when the chunk outgrows every earlier one. */
+static int gather_add(struct apply_gather *g, const struct sl_apply_record *r)
+{
+	const struct sl_record *rec = &r->rec;
+	size_t need = g->bytes_len;
+	struct sl_apply_record *out;
+
+	need += rec->key != NULL && rec->key_len > 0 ? (size_t)rec->key_len : 0;
+	need += rec->value != NULL && rec->value_len > 0 ? (size_t)rec->value_len : 0;
+	need += rec->idempotency_key != NULL && rec->idempotency_key_len > 0 ? (size_t)rec->idempotency_key_len : 0;
+	if (g->count == g->cap) {
+		uint32_t cap = g->cap ? g->cap * 2 : 1024;
+		struct sl_apply_record *records = realloc(g->records, cap * sizeof(*records));
+
+		if (records == NULL)
+			return -ENOMEM;
+		g->records = records;
+		g->cap = cap;
+	}
+	if (need > g->bytes_cap) {
+		size_t cap = need > g->bytes_cap * 2 ? need : g->bytes_cap * 2;
+		uint8_t *bytes = realloc(g->bytes, cap);
+
+		if (bytes == NULL)
+			return -ENOMEM;
+		g->bytes = bytes;
+		g->bytes_cap = cap;
+	}
+	out = &g->records[g->count++];
+	*out = *r;
+	out->rec.key = gather_copy(g, rec->key, rec->key_len);
+	out->rec.value = gather_copy(g, rec->value, rec->value_len);
+	out->rec.idempotency_key = gather_copy(g, rec->idempotency_key, rec->idempotency_key_len);
+	return 0;
+}
+
+/* Gather the next chunk of the fetched batch: up to limit records, and past SL_APPLY_GATHER_BYTES_MAX bytes by
+ * one record at most. Returns the number of records (0 at the end of the batch) or a negative errno (a->error
+ * set). */
+static int gather(struct sl_apply *a, uint32_t limit)
+{
+	struct apply_gather *g = &a->gather;
+	struct sl_apply_record r;
+	int rc;
+
+	g->count = 0;
+	g->bytes_len = 0;
+	while (g->count < limit && g->bytes_len < SL_APPLY_GATHER_BYTES_MAX) {
+		rc = a->source.ops->next(a->source.ctx, &r);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			snprintf(a->error, sizeof(a->error), "%s", a->source.ops->error(a->source.ctx));
+			return rc;
+		}
+		if (gather_add(g, &r) != 0) {
+			snprintf(a->error, sizeof(a->error), "apply: out of memory for a batch of %u records",
+			         g->count);
+			return -ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < g->count; i++) {
+		struct sl_record *rec = &g->records[i].rec;
+
+		rec->key = gather_pointer(g, rec->key);
+		rec->value = gather_pointer(g, rec->value);
+		rec->idempotency_key = gather_pointer(g, rec->idempotency_key);
+	}
+	return (int)g->count;
+}
+
+/* The engine was asked to stop with records pulled from the source and not handled: the source must go back to
+ * the committed positions before reading on; a search by halves ends (the next run begins it again if need be). */
+static void poll_stop(struct sl_apply *a, bool *stopped)
+{
+	a->seek_pending = true;
+	a->replay_records = 0;
+	sent_forget(a);
+	*stopped = true;
+}
+
+/* Apply the fetched batch in gathered chunks, each one transaction that begins with a prefetch (apply.h,
+ * "Batches"). Returns the records handled with *failed false (*stopped true when the engine was asked to stop);
+ * after a failure, *failed true and what sl_apply_poll returns then. */
+static int poll_gathered(struct sl_apply *a, bool *failed, bool *stopped)
+{
+	int handled = 0, rc;
+
+	*failed = true;
+	while (!*stopped) {
+		uint32_t limit = a->o.transaction_records_max, done = 0;
+		int count;
+
+		if (a->replay_records > 0 && a->replay_chunk_max < limit)
+			limit = a->replay_chunk_max;
+		if (a->replay_records > 0 && a->replay_records < limit)
+			limit = a->replay_records;
+		count = gather(a, limit);
+		if (count < 0) {
+			txn_abort(a);
+			return count;
+		}
+		if (count == 0)
+			break;
+		for (; done < (uint32_t)count; done++) {
+			if (stop_requested(a)) {
+				poll_stop(a, stopped);
+				break;
+			}
+			rc = !a->in_txn ? txn_begin_chunk(a, done) : 0;
+			if (rc == 0)
+				rc = record_process(a, &a->gather.records[done]);
+			if (rc != 0)
+				return failure(a, rc);
+			handled++;
+		}
+		if (a->in_txn && (rc = txn_finish(a)) != 0)
+			return failure(a, rc);
+		/* A chunk of the search committed: that part of the refused chunk is done. */
+		a->replay_records -= a->replay_records < done ? a->replay_records : done;
+		if (a->replay_records == 0)
+			sent_forget(a);
+	}
+	*failed = false;
+	return handled;
+}
+
+/* Apply the fetched batch record by record as the source hands them out; returns as poll_gathered. */
+static int poll_streamed(struct sl_apply *a, bool *failed, bool *stopped)
 {
 	const struct sl_apply_source_ops *src = a->source.ops;
 	struct sl_apply_record r;
 	int handled = 0, rc;
-	bool stopped = false;
+
+	*failed = true;
+	while ((rc = src->next(a->source.ctx, &r)) == 1) {
+		if (stop_requested(a)) {
+			/* r is not handled: the source must go back to the committed positions before reading on. */
+			poll_stop(a, stopped);
+			rc = 0;
+			break;
+		}
+		if (!a->in_txn && (rc = txn_begin(a)) != 0)
+			return failure(a, rc);
+		rc = record_process(a, &r);
+		if (rc == 0 && a->in_txn && a->txn_records >= a->o.transaction_records_max)
+			rc = txn_finish(a);
+		if (rc != 0)
+			return failure(a, rc);
+		handled++;
+	}
+	if (rc < 0) {
+		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
+		txn_abort(a);
+		return rc;
+	}
+	if (a->in_txn && (rc = txn_finish(a)) != 0)
+		return failure(a, rc);
+	*failed = false;
+	return handled;
+}
+
+int sl_apply_poll(struct sl_apply *a)
+{
+	const struct sl_apply_source_ops *src = a->source.ops;
+	bool failed = false, stopped = false;
+	int rc;
 
 	SL_ASSERT(!a->in_txn);
 	if (stop_requested(a))
@@ -1157,36 +1494,17 @@ int sl_apply_poll(struct sl_apply *a)
 		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
 		return rc;
 	}
-	while ((rc = src->next(a->source.ctx, &r)) == 1) {
-		if (stop_requested(a)) {
-			/* r is not handled: the source must go back to the committed positions before reading on. */
-			a->seek_pending = true;
-			stopped = true;
-			rc = 0;
-			break;
-		}
-		if (!a->in_txn && (rc = txn_begin(a)) != 0)
-			return failure(a, rc);
-		rc = record_process(a, &r);
-		if (rc == 0 && a->in_txn && a->txn_records >= a->o.transaction_records_max)
-			rc = txn_finish(a);
-		if (rc != 0)
-			return failure(a, rc);
-		handled++;
-	}
-	if (rc < 0) {
-		snprintf(a->error, sizeof(a->error), "%s", src->error(a->source.ctx));
-		txn_abort(a);
+	a->gathering = a->store.ops->prefetch != NULL;
+	rc = a->gathering ? poll_gathered(a, &failed, &stopped) : poll_streamed(a, &failed, &stopped);
+	a->gathering = false;
+	if (failed)
 		return rc;
-	}
-	if (a->in_txn && (rc = txn_finish(a)) != 0)
-		return failure(a, rc);
 	a->failures = 0;
 	if (stopped || stop_requested(a))
 		return -EINTR;
 	if (now_ms(a) - a->last_commit_ms >= a->o.commit_interval_ms)
 		commit_to_source(a);
-	return handled;
+	return rc;
 }
 
 bool sl_apply_done(const struct sl_apply *a)

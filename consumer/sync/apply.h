@@ -36,7 +36,8 @@
  *      it are applied. Retries are made in rounds: a rejected record is set aside (with every later record of the
  *      same key, so a key's records still apply in offset order), the rest of the transaction goes on, and the
  *      records set aside are tried again together after one backoff per round; so thousands of poison records
- *      cost reject_retries_max backoffs, not that many per record.
+ *      cost reject_retries_max backoffs, not that many per record. A record the database refuses only at commit
+ *      (see Batches) enters this path once a search by halves has found it.
  * Every record lands in exactly one counter: applied (upserts), deleted (deletes), stale, duplicate, conflicts or
  * dead_lettered.
  *
@@ -48,12 +49,25 @@
  * handed to the sink as they come and made durable (dead_letter_flush_cb) once, just before the transaction that
  * commits their offsets: one flush per transaction, not one per record. A failure after the flush and before the
  * commit sends them again: dead letters are at-least-once, and the envelope's topic, partition and offset identify
- * a repeat. The broker (the source's commit) hears of the offsets afterwards, at most every commit_interval_ms:
- * it is for operators' lag, not for correctness.
+ * a repeat (a commit the database refuses, below, sends none again: the search that follows counts those records
+ * dead-lettered without a second letter). The broker (the source's commit) hears of the offsets afterwards, at
+ * most every commit_interval_ms: it is for operators' lag, not for correctness.
+ *
+ * Batches (a store with prefetch, such as PostgreSQL, where a round trip per record would cost more than the
+ * record): the engine first copies the records of a fetched batch (up to transaction_records_max of them, and
+ * SL_APPLY_GATHER_BYTES_MAX of keys, values and idempotency keys) into memory of its own, begins a transaction
+ * and hands them all to prefetch, then applies them by the rules above, in order, exactly as it would one at a
+ * time (a record the store refuses when called is set aside and retried in rounds, rule 8): the store answers
+ * from what it loaded and sends the writes at commit in one go. Every rule stays here, so stores cannot drift
+ * apart. When the store finds at commit that the database refused one of the kept writes, the transaction is
+ * rolled back and the same records are applied again in halves, a refused half halved again, down to one record
+ * applied without prefetch, where the database's refusal names the record: it is set aside, retried in rounds
+ * and dead-lettered by rule 8 while the rest are applied; then batches resume (apply.c says how).
  *
  * Stopping (options.stop, a signal handler's flag): checked between records and between retry rounds; the open
  * transaction is committed with what was handled (records set aside and not yet resolved keep their offsets:
  * they, and what follows them in their partition, are read again next time) and sl_apply_poll returns -EINTR.
+ * A search by halves that was under way ends there; the next run meets the refused record again.
  *
  * Offset resets: the broker raises a group's reset generation with every operator commit. The store keeps the
  * generation it last adopted; a source that reports a newer one (reset_poll) makes the engine write the broker's
@@ -191,7 +205,24 @@ struct sl_apply_store_ops {
 	/* Optional: overwrite the position of (group, topic, partition) with pos->next_offset (an offset reset: it
 	 * may move back), creating the row when missing. Inside a transaction. */
 	int (*offset_reset)(void *store, const char *group, const struct sl_apply_position *pos, int64_t now_ms);
+	/* Optional batch path (NULL: every call works on the store at once). Called right after begin with every
+	 * record the engine will apply in this transaction, in order (count >= 1; the array and the bytes it points
+	 * to stay valid until the transaction ends). Until commit or rollback the store may answer key_get and
+	 * idempotency_seen from what it loaded for these records in one query (with its own writes since applied),
+	 * and keep upsert, soft_delete, stale_record, idempotency_remember and offset_write to send them at commit
+	 * in one go (offset_write's -ESTALE then comes from commit). It still checks every record's fields in the
+	 * call that first sees them, as above (prefetch itself refuses nothing: a record it cannot look up is
+	 * refused by that call). What only the database can refuse (a constraint, a type) shows at commit, which
+	 * then undoes the transaction and returns SL_APPLY_REJECTED: the engine applies the same records again in
+	 * smaller transactions, the last of one record begun without prefetch, where every call works at once and a
+	 * refusal names its record. */
+	int (*prefetch)(void *store, const struct sl_apply_record *records, uint32_t count);
 };
+
+/* Bytes of keys, values and idempotency keys the engine copies for one prefetched transaction (plus one record):
+ * a fetch brings at most 1 MiB per partition before decompression, so 64 MiB holds a fetch of many partitions
+ * and bounds what one transaction keeps in memory. */
+#define SL_APPLY_GATHER_BYTES_MAX (64u << 20)
 
 struct sl_apply_store {
 	const struct sl_apply_store_ops *ops;
@@ -316,6 +347,9 @@ uint64_t sl_apply_resets_adopted(const struct sl_apply *a);
 /* Next offset to apply of topic/partition as committed in the store, or -1 when the store has none. */
 int64_t sl_apply_position_get(const struct sl_apply *a, const char *topic, uint32_t partition);
 const char *sl_apply_error(const struct sl_apply *a);
+/* Transactions that failed in a row and will be retried (0 after a poll that succeeded): a caller that sees it
+ * grow can tell the operator why (sl_apply_error) while the engine retries. */
+uint32_t sl_apply_failures(const struct sl_apply *a);
 void sl_apply_free(struct sl_apply *a);
 
 /* Rows the purge that follows the log looks at per pass: each costs one question to the broker. */
@@ -357,9 +391,12 @@ enum sl_apply_values {
  *   synclog_resets ("group" TEXT PRIMARY KEY, reset_generation INTEGER, adopted_at_ms INTEGER): the broker's
  *                  reset generation the target last adopted, per group */
 
-/* Idempotency keys kept at most (the oldest go first): 10 million keys of ~40 bytes are ~1 GB of database, the
- * most a target should spend on remembering. */
-#define SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX 10000000
+/* Idempotency keys kept at most by a store (the oldest go first): 10 million keys of ~40 bytes are ~1 GB of
+ * database, the most a target should spend on remembering. */
+#define SL_APPLY_IDEMPOTENCY_KEYS_MAX        10000000
+#define SL_APPLY_SQLITE_IDEMPOTENCY_KEYS_MAX SL_APPLY_IDEMPOTENCY_KEYS_MAX
+/* An idempotency key longer than this is refused: it is an event id, not a payload. */
+#define SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX   1024
 
 struct sl_apply_sqlite;
 
@@ -407,6 +444,87 @@ enum sl_apply_on_delete { SL_APPLY_ON_DELETE_HIDE = 0, SL_APPLY_ON_DELETE_ERASE_
  * tombstone_purge are then in the store table; without, purge removes them by time alone). */
 void sl_apply_sqlite_set_deletes(struct sl_apply_sqlite *db, enum sl_apply_on_delete on_delete, bool follow_log);
 void sl_apply_sqlite_close(struct sl_apply_sqlite *db);
+
+/* ---- the PostgreSQL store (consumer/sync/apply_pg.c) ----
+ *
+ * The same tables as SQLite, in a schema of their own (created when missing, with the schema), with PostgreSQL's
+ * types (schema version 1 in SCHEMA.synclog_schema):
+ *   entities (key text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, value jsonb (text with
+ *             SL_APPLY_VALUES_TEXT), deleted boolean NOT NULL, deleted_at_ms bigint, origin text, topic text,
+ *             "partition" integer, "offset" bigint, applied_at_ms bigint)
+ *   stale_events (key text, stored_version bigint, incoming_version bigint, topic text, "partition" integer,
+ *                 "offset" bigint, seen_at_ms bigint)
+ *   synclog_offsets ("group", topic, "partition", next_offset, applied, stale, duplicate, deleted, dead_lettered,
+ *                    updated_at_ms)
+ *   synclog_idempotency_keys (idempotency_key bytea PRIMARY KEY, seen_at_ms bigint)
+ *   synclog_resets ("group" text PRIMARY KEY, reset_generation bigint, adopted_at_ms bigint)
+ *   entities_archive (as SQLite's, with bigint, jsonb or text)
+ *   synclog_tables, synclog_purged (key text COLLATE "C"), conflicts   (as SQLite's)
+ *   reconcile_runs (made by `synclog reconcile`: target.h)
+ * Keys are of the "C" collation: their index is in byte order, the order reconciliation reads a target in
+ * (source.h). A refusal by the database of SQLSTATE class 23 (a constraint: a unique index, a CHECK, a foreign
+ * key) is transient (rejection_transient), of class 22 (a value jsonb or the column cannot take) permanent, as is
+ * a record the store refuses itself. A commit is as durable as the server's synchronous_commit makes it. The
+ * store prefetches: each transaction reads the stored state of all its keys in one query and sends its writes at
+ * commit (apply_pg.c says how). */
+
+struct sl_apply_pg_options {
+	/* A libpq connection URI (postgresql://...) or key=value connection string. */
+	const char *conninfo;
+	/* The schema of the tables: 1 to 63 bytes (NULL: SL_APPLY_PG_SCHEMA_DEFAULT). */
+	const char *schema;
+	/* The entity table, by the rule of sl_apply_sqlite_table_check (NULL: entities); its archive is
+	 * TABLE_archive. */
+	const char *table;
+	enum sl_apply_values values;
+	/* What deletes do, and whether deleted rows are left to the purge that follows the log, as for SQLite
+	 * (sl_apply_sqlite_set_deletes). */
+	enum sl_apply_on_delete on_delete;
+	bool follow_log;
+	/* A lost connection is tried again, with backoff, for this long before calls fail (0: the default). */
+	uint32_t reconnect_timeout_ms;
+};
+
+#define SL_APPLY_PG_SCHEMA_DEFAULT               "synclog"
+/* 60 s: longer than a restart of the server or a failover of a managed database, short enough that an applier
+ * whose database is gone for good says so while someone is still looking. */
+#define SL_APPLY_PG_RECONNECT_TIMEOUT_MS_DEFAULT 60000
+
+struct sl_apply_pg;
+
+/* Connect, create the schema and tables when missing and check them (schema version, the value column's type
+ * against values, a UTF-8 database). Returns 0, or a negative errno with err set. */
+int sl_apply_pg_open(struct sl_apply_pg **out, const struct sl_apply_pg_options *o, char *err, size_t err_bytes);
+/* The store table of db, for sl_apply_new. */
+void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out);
+/* Claim the entity table for topic, as sl_apply_sqlite_claim does (table synclog_tables of the schema). */
+int sl_apply_pg_claim(struct sl_apply_pg *db, const char *topic);
+void sl_apply_pg_close(struct sl_apply_pg *db);
+
+/* ---- a target store by name (consumer/sync/apply_target.c) ----
+ * sqlite:PATH, postgresql://... or postgres://... (a libpq URI), postgres:CONNINFO (a key=value string). */
+
+struct sl_apply_target_options {
+	const char *schema; /* PostgreSQL: the tables' schema (NULL: SL_APPLY_PG_SCHEMA_DEFAULT) */
+	const char *table;  /* the entity table (NULL: entities), by sl_apply_sqlite_table_check's rule */
+	enum sl_apply_values values;
+	enum sl_apply_on_delete on_delete;
+	/* Deleted rows are left to the purge that follows the log (tombstones_due and tombstone_purge). */
+	bool follow_log;
+};
+
+struct sl_apply_target;
+
+/* NULL when target is a form this build knows and the options fit it; else what is wrong (a usage error). */
+const char *sl_apply_target_check(const char *target, const struct sl_apply_target_options *o);
+/* Open (creating) the store target names. Returns 0, or a negative errno with err set. */
+int sl_apply_target_open(struct sl_apply_target **out, const char *target, const struct sl_apply_target_options *o,
+                         char *err, size_t err_bytes);
+void sl_apply_target_store(struct sl_apply_target *t, struct sl_apply_store *out);
+/* Claim the target's table for topic (sl_apply_sqlite_claim): 0, -EEXIST (fed by another topic) or another
+ * negative errno; the store's error() says which. */
+int sl_apply_target_claim(struct sl_apply_target *t, const char *topic);
+void sl_apply_target_close(struct sl_apply_target *t);
 
 /* ---- the broker as source and dead-letter sink (consumer/apply_broker.c) ---- */
 

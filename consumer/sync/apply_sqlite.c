@@ -20,17 +20,15 @@
 #include "consumer/client/client_impl.h"
 #include "consumer/client/json_text.h"
 
-#define SCHEMA_VERSION            2
-/* An idempotency key longer than this is refused: it is an event id, not a payload. */
-#define IDEMPOTENCY_KEY_BYTES_MAX 1024
+#define SCHEMA_VERSION  2
 /* How long a statement waits for another connection's lock (an operator's query, a checkpoint) before failing with
  * -EBUSY, which the engine retries: long enough for a checkpoint, short enough to notice a stuck reader. */
-#define BUSY_TIMEOUT_MS           5000
-#define PATH_BYTES_MAX            1024
+#define BUSY_TIMEOUT_MS 5000
+#define PATH_BYTES_MAX  1024
 /* An entity table's name: short enough to read in a query, and "_tombstones" still fits SQLite's habits. */
-#define TABLE_BYTES_MAX           63
+#define TABLE_BYTES_MAX 63
 /* A statement with the table name written in: the longest template plus two quoted names, with room. */
-#define SQL_BYTES_MAX             2048
+#define SQL_BYTES_MAX   2048
 
 /* The entity table and its tombstone index, created when missing ({T}, {I}: see the top). */
 static const char table_sql[] =
@@ -288,24 +286,9 @@ static int step_done(struct sl_apply_sqlite *s, enum stmt i, const char *what)
 	return 0;
 }
 
-/* True when p[0..len) is UTF-8 without NUL bytes: what a TEXT column can hold and a person can read. */
 static bool text_valid(const uint8_t *p, int32_t len)
 {
-	const uint8_t *end = p + len;
-
-	while (p < end) {
-		size_t n;
-
-		if (*p >= 0x01 && *p < 0x80) {
-			p++;
-			continue;
-		}
-		n = *p == 0 ? 0 : sl_utf8_sequence_bytes(p, end);
-		if (n == 0)
-			return false;
-		p += n;
-	}
-	return true;
+	return sl_utf8_text_valid(p, (size_t)len);
 }
 
 static int op_begin(void *store, int64_t now_ms)
@@ -549,7 +532,7 @@ static int op_idempotency_seen(void *store, const struct sl_apply_record *r, boo
 	sqlite3_stmt *st = s->st[ST_IK_SEEN];
 	int rc;
 
-	if (r->rec.idempotency_key_len > IDEMPOTENCY_KEY_BYTES_MAX)
+	if (r->rec.idempotency_key_len > SL_APPLY_IDEMPOTENCY_KEY_BYTES_MAX)
 		return reject(s, "offset %lld: the idempotency key is longer than 1024 bytes", r);
 	sqlite3_bind_blob(st, 1, r->rec.idempotency_key, r->rec.idempotency_key_len, SQLITE_STATIC);
 	rc = sqlite3_step(st);

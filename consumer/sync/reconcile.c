@@ -21,7 +21,9 @@
 #include "consumer/sync/value.h"
 
 /* Splitting deeper than this is never needed (8^6 parts of 64 rows is 16 million rows per range). */
-#define DEPTH_MAX 6
+#define DEPTH_MAX         6
+/* Parts a range is split into at most when the servers summarise (the parts' arrays live on the stack). */
+#define SERVER_FANOUT_MAX 64
 
 struct buf {
 	uint8_t *data;
@@ -83,6 +85,7 @@ struct run {
 	struct side source;
 	struct side target;
 	uint64_t rng;
+	bool server; /* both sides summarise on their servers (ranges_compare_server) */
 	char *err;
 	size_t err_bytes;
 	int rc;
@@ -319,6 +322,97 @@ static int bound_copy(struct buf *dst, bool *has, const struct buf *src, bool sr
 	return src_has ? buf_set(dst, src->data, src->len) : 0;
 }
 
+/* ---- summaries on the servers (both sides offer them: ranges_compare_server) ---- */
+
+/* The summaries of count ranges on both sides, both servers at work at once: both asked, then both read. */
+static int server_summaries_both(struct run *r, const struct sl_key *lo, const struct sl_key *hi, uint32_t count,
+                                 uint64_t *sc, uint64_t *sd, uint64_t *tc, uint64_t *td)
+{
+	struct sl_source *src = r->source.src, *tgt = r->target.src;
+	int rc = src->ops->summaries_send(src->ctx, lo, hi, count);
+
+	if (rc != 0)
+		return side_fail(&r->source, rc);
+	rc = tgt->ops->summaries_send(tgt->ctx, lo, hi, count);
+	if (rc != 0) {
+		side_fail(&r->target, rc);
+		(void)src->ops->summaries_read(src->ctx, sc, sd);
+		return rc;
+	}
+	rc = src->ops->summaries_read(src->ctx, sc, sd);
+	if (rc != 0) {
+		side_fail(&r->source, rc);
+		(void)tgt->ops->summaries_read(tgt->ctx, tc, td);
+		return rc;
+	}
+	rc = tgt->ops->summaries_read(tgt->ctx, tc, td);
+	return rc != 0 ? side_fail(&r->target, rc) : 0;
+}
+
+static struct sl_key range_key(const struct buf *b, bool has)
+{
+	return (struct sl_key){has ? (b->data != NULL ? b->data : (const uint8_t *)"") : NULL, b->len};
+}
+
+/* compare_range with the servers' summaries: the parts' bounds from the source's server (every per-th live key
+ * after the range's start), each part summarised by both servers; no row crosses the network until a part is
+ * small enough to walk. */
+static int compare_range_server(struct run *r, const struct range *range, int depth)
+{
+	const struct sl_reconcile_options *o = r->o;
+	struct sl_source *src = r->source.src;
+	struct sl_key bounds[SERVER_FANOUT_MAX], lo[SERVER_FANOUT_MAX], hi[SERVER_FANOUT_MAX];
+	uint64_t sc[SERVER_FANOUT_MAX], sd[SERVER_FANOUT_MAX], tc[SERVER_FANOUT_MAX], td[SERVER_FANOUT_MAX];
+	struct range *parts;
+	uint32_t fanout = o->fanout < SERVER_FANOUT_MAX ? o->fanout : SERVER_FANOUT_MAX, got = 0, n = 0;
+	uint64_t per;
+	int rc;
+
+	if (range->count <= o->leaf_rows || depth >= DEPTH_MAX)
+		return walk(r, range);
+	per = (range->count + fanout - 1) / fanout;
+	rc = src->ops->range_bounds(src->ctx, range_key(&range->lo, range->has_lo), (uint32_t)per, fanout - 1, bounds,
+	                            &got);
+	if (rc != 0)
+		return side_fail(&r->source, rc);
+	/* The parts: (lo, b0], (b0, b1], ..., (b_last, hi]; a bound past hi (the source changed since) is dropped. */
+	for (uint32_t i = 0; i <= got; i++) {
+		if (i < got && range->has_hi &&
+		    sl_source_key_compare(bounds[i].data, bounds[i].len, range->hi.data, range->hi.len) >= 0)
+			continue;
+		lo[n] = n == 0 ? range_key(&range->lo, range->has_lo) : hi[n - 1];
+		hi[n] = i < got ? bounds[i] : range_key(&range->hi, range->has_hi);
+		n++;
+	}
+	parts = calloc(n, sizeof(*parts));
+	if (parts == NULL)
+		return side_fail(&r->source, -ENOMEM);
+	/* Copied: the bounds point into the source's answer, which the next call replaces. */
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		parts[i].has_lo = lo[i].data != NULL;
+		parts[i].has_hi = hi[i].data != NULL;
+		if ((parts[i].has_lo && buf_set(&parts[i].lo, lo[i].data, lo[i].len) != 0) ||
+		    (parts[i].has_hi && buf_set(&parts[i].hi, hi[i].data, hi[i].len) != 0))
+			rc = side_fail(&r->source, -ENOMEM);
+		lo[i] = range_key(&parts[i].lo, parts[i].has_lo);
+		hi[i] = range_key(&parts[i].hi, parts[i].has_hi);
+	}
+	if (rc == 0)
+		rc = server_summaries_both(r, lo, hi, n, sc, sd, tc, td);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		if (sc[i] == tc[i] && sd[i] == td[i]) {
+			r->res->compared += sc[i];
+			continue;
+		}
+		parts[i].count = sc[i];
+		rc = compare_range_server(r, &parts[i], depth + 1);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		range_free(&parts[i]);
+	free(parts);
+	return rc < 0 ? rc : 0;
+}
+
 /* Compare a range whose summaries differ: split it by its source rows, or walk it when small. */
 static int compare_range(struct run *r, const struct range *range, int depth)
 {
@@ -466,6 +560,101 @@ static int ranges_compare(struct run *r, struct differing *d)
 	return rc < 0 ? rc : 0;
 }
 
+/* Both sides summarise where their rows are (source.h: the same digest_kind): the ranges of step 1 come from the
+ * source's range_bounds, and each side's summaries of them from its server, a round of SERVER_RANGES ranges at a
+ * time, both servers working at once; only the ranges that differ are read, as in step 3. */
+#define SERVER_RANGES 256
+
+static bool server_summaries(const struct run *r)
+{
+	const struct sl_source_ops *s = r->source.src->ops, *t = r->target.src->ops;
+	const char *sk, *tk;
+
+	if (s->digest_kind == NULL || t->digest_kind == NULL || s->range_bounds == NULL || s->summaries_send == NULL ||
+	    s->summaries_read == NULL || t->summaries_send == NULL || t->summaries_read == NULL)
+		return false;
+	sk = s->digest_kind(r->source.src->ctx);
+	tk = t->digest_kind(r->target.src->ctx);
+	return sk != NULL && tk != NULL && strcmp(sk, tk) == 0;
+}
+
+static int ranges_compare_server(struct run *r, struct differing *d)
+{
+	struct sl_source *src = r->source.src;
+	struct sl_key bounds[SERVER_RANGES], lo[SERVER_RANGES + 1], hi[SERVER_RANGES + 1];
+	uint64_t sc[SERVER_RANGES + 1], sd[SERVER_RANGES + 1], tc[SERVER_RANGES + 1], td[SERVER_RANGES + 1];
+	struct buf after = {0};
+	bool has_after = false, ended = false;
+	int rc = 0;
+
+	while (rc == 0 && !ended) {
+		struct sl_key a = {has_after ? (after.data != NULL ? after.data : (const uint8_t *)"") : NULL,
+		                   after.len};
+		uint32_t got = 0, n = 0, m = 0;
+
+		rc = src->ops->range_bounds(src->ctx, a, r->o->range_rows, SERVER_RANGES, bounds, &got);
+		if (rc != 0) {
+			side_fail(&r->source, rc);
+			break;
+		}
+		/* (after, b0], (b0, b1], ...; when the bounds ran out, the last range runs to the end. */
+		ended = got < SERVER_RANGES;
+		n = got + (ended ? 1 : 0);
+		for (uint32_t i = 0; i < n; i++) {
+			r->res->ranges++;
+			if (r->o->sample < 1 && rng_next(&r->rng) >= r->o->sample)
+				continue;
+			lo[m] = i == 0 ? a : bounds[i - 1];
+			hi[m] = i < got ? bounds[i] : (struct sl_key){0};
+			m++;
+		}
+		r->res->ranges_compared += m;
+		if (m > 0 && (rc = server_summaries_both(r, lo, hi, m, sc, sd, tc, td)) != 0)
+			break;
+		for (uint32_t i = 0; rc == 0 && i < m; i++) {
+			struct range range = {.count = sc[i]};
+
+			if (sc[i] == tc[i] && sd[i] == td[i]) {
+				r->res->compared += sc[i];
+				continue;
+			}
+			r->res->ranges_differing++;
+			if (d->count == d->cap) {
+				size_t cap = d->cap ? d->cap * 2 : 64;
+				struct range *l = realloc(d->list, cap * sizeof(*l));
+
+				if (l == NULL) {
+					rc = side_fail(&r->source, -ENOMEM);
+					break;
+				}
+				d->list = l;
+				d->cap = cap;
+			}
+			/* The bounds point into the source's last answer: copied before the next round. */
+			memset(&d->list[d->count], 0, sizeof(*d->list));
+			range.has_lo = lo[i].data != NULL;
+			range.has_hi = hi[i].data != NULL;
+			if ((range.has_lo && buf_set(&d->list[d->count].lo, lo[i].data, lo[i].len) != 0) ||
+			    (range.has_hi && buf_set(&d->list[d->count].hi, hi[i].data, hi[i].len) != 0)) {
+				d->count++;
+				rc = side_fail(&r->source, -ENOMEM);
+				break;
+			}
+			d->list[d->count].has_lo = range.has_lo;
+			d->list[d->count].has_hi = range.has_hi;
+			d->list[d->count].count = range.count;
+			d->count++;
+		}
+		if (rc == 0 && got > 0) {
+			if (buf_set(&after, bounds[got - 1].data, bounds[got - 1].len) != 0)
+				rc = side_fail(&r->source, -ENOMEM);
+			has_after = true;
+		}
+	}
+	free(after.data);
+	return rc;
+}
+
 static void side_free(struct side *s)
 {
 	free(s->cur.key.data);
@@ -490,9 +679,10 @@ int sl_reconcile_run(const struct sl_reconcile_options *o, struct sl_reconcile_r
 	r.rng = o->seed ? o->seed : 0x9E3779B97F4A7C15ULL;
 	r.source = (struct side){.src = o->source, .run = &r};
 	r.target = (struct side){.src = o->target, .run = &r};
-	rc = ranges_compare(&r, &d);
+	r.server = server_summaries(&r);
+	rc = r.server ? ranges_compare_server(&r, &d) : ranges_compare(&r, &d);
 	for (size_t i = 0; rc == 0 && i < d.count; i++)
-		rc = compare_range(&r, &d.list[i], 0);
+		rc = r.server ? compare_range_server(&r, &d.list[i], 0) : compare_range(&r, &d.list[i], 0);
 	for (size_t i = 0; i < d.count; i++)
 		range_free(&d.list[i]);
 	free(d.list);

@@ -11,6 +11,14 @@
  *      by row on both sides in key order, and each key classified.
  * With --sample F only a random fraction F of the ranges of step 1 is compared (the source is still read whole, to
  * find the ranges).
+ * When both sides summarise where their rows are (source.h's optional digest operations, of the same digest_kind:
+ * PostgreSQL on both sides), steps 1 and 2 run on the servers instead: the source's server gives the bounds of the
+ * ranges (every range_rows-th live key), each server counts and digests every range, a few hundred ranges per round
+ * trip, so a range that agrees costs one row from each side over the network and none is read by this process;
+ * a range that differs is split the same way (the parts' bounds from the source's server, their summaries from
+ * both), and only parts of leaf_rows or fewer are read and walked. The source is then never read whole, so its bad rows
+ * are not reported (a source that can summarise has a NOT NULL unique key and a NOT NULL integer version: at most an
+ * empty key can be bad, and it is left out).
  *
  * Classes, for a key live on at least one side (a deleted row counts as absent, except for its version):
  *   missing  live in the source, absent or deleted in the target

@@ -14,8 +14,8 @@ static const struct {
 	int (*open)(struct sl_source *out, const char *arg, const struct sl_source_columns *columns, char *err,
 	            size_t err_bytes);
 } kinds[] = {
-        {"sqlite:", sl_source_sqlite_open},
-        {"jsonl:", sl_source_jsonl_open},
+        {"sqlite:", sl_source_sqlite_open}, {"jsonl:", sl_source_jsonl_open}, {"postgresql://", sl_source_pg_open},
+        {"postgres://", sl_source_pg_open}, {"postgres:", sl_source_pg_open},
 };
 
 int sl_source_open(struct sl_source *out, const char *spec, const struct sl_source_columns *columns, char *err,
@@ -46,7 +46,10 @@ int sl_source_open(struct sl_source *out, const char *spec, const struct sl_sour
 		if (strncmp(spec, kinds[i].prefix, n) == 0)
 			return kinds[i].open(out, spec + n, &c, err, err_bytes);
 	}
-	sl_error_set(err, err_bytes, "source '%s': expected sqlite:PATH:TABLE or jsonl:PATH", spec);
+	sl_error_set(err, err_bytes,
+	             "source '%s': expected sqlite:PATH:TABLE, jsonl:PATH, postgresql://...?table=NAME or "
+	             "postgres:CONNINFO:TABLE",
+	             spec);
 	return -EINVAL;
 }
 

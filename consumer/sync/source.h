@@ -67,6 +67,23 @@ struct sl_source_ops {
 	int64_t (*count)(void *src);
 	const char *(*error)(void *src);
 	void (*close)(void *src);
+	/* Optional, all four or none: ranges summarised where the rows are (a database server), so that a range
+	 * that agrees costs one row over the network instead of its rows (reconcile.h). digest_kind names the digest
+	 * (NULL: this source cannot summarise, its columns or keys do not allow it); two sides' summaries are
+	 * compared only when their kinds are the same string. Live rows only, one per key, in key order:
+	 *   range_bounds    the keys that end consecutive ranges of range_rows live rows each after `after` (NULL
+	 *                   data: from the first row), up to max of them into out (valid until the next call); fewer
+	 *                   than max when the rows end (the last, shorter range has no bound: it runs to the end)
+	 *   summaries_send  ask for the summaries of count ranges lo[i] < key <= hi[i] (NULL data: no bound); the
+	 *                   keys are not needed once it returns
+	 *   summaries_read  wait for them: for each range, its live rows and their digest
+	 * In two halves, so that both sides' servers work at once. Each returns 0 or a negative errno (error() says
+	 * what failed); after a failed send, no read. */
+	const char *(*digest_kind)(void *src);
+	int (*range_bounds)(void *src, struct sl_key after, uint32_t range_rows, uint32_t max, struct sl_key *out,
+	                    uint32_t *count_out);
+	int (*summaries_send)(void *src, const struct sl_key *lo, const struct sl_key *hi, uint32_t count);
+	int (*summaries_read)(void *src, uint64_t *counts, uint64_t *digests);
 };
 
 /* Longest spec and stem kept. */
@@ -84,7 +101,8 @@ struct sl_source {
 	const char *position_name;
 };
 
-/* Open the source spec names: "sqlite:PATH:TABLE" or "jsonl:PATH". Returns 0, or a negative errno with err set:
+/* Open the source spec names: "sqlite:PATH:TABLE", "jsonl:PATH", "postgresql://...?table=NAME" (or postgres://)
+ * or "postgres:CONNINFO:TABLE". Returns 0, or a negative errno with err set:
  * -EINVAL for a spec of no known kind or a column the source lacks, -ENOENT for a missing file or table, ... */
 int sl_source_open(struct sl_source *out, const char *spec, const struct sl_source_columns *columns, char *err,
                    size_t err_bytes);
@@ -101,6 +119,10 @@ int sl_source_sqlite_open(struct sl_source *out, const char *arg, const struct s
                           size_t err_bytes);
 int sl_source_jsonl_open(struct sl_source *out, const char *arg, const struct sl_source_columns *columns, char *err,
                          size_t err_bytes);
+/* The PostgreSQL kind reads its spec from out->spec: "postgresql://...?table=NAME", "postgres://...?table=NAME"
+ * or "postgres:CONNINFO:TABLE" (source_pg.c). */
+int sl_source_pg_open(struct sl_source *out, const char *arg, const struct sl_source_columns *columns, char *err,
+                      size_t err_bytes);
 
 /* ---- JSON text of a row's columns, for the kinds that build the value object ---- */
 

@@ -1,6 +1,6 @@
 /* What reconciliation needs of a target (the store `synclog apply` writes): its entity table read as a source in
- * key order (source.h), and a table to keep each run's summary in. One file per kind of target (target_sqlite.c;
- * PostgreSQL is one more file and one more line in target.c's table of kinds).
+ * key order (source.h), and a table to keep each run's summary in. One file per kind of target (target_sqlite.c,
+ * target_pg.c), one line each in target.c's table of kinds.
  *
  * The rows a target gives: every row of the entity table, a deleted one as deleted (with the version of its
  * delete), and every purged key that still has a floor (apply.h rule 5) as a deleted row at its floor version, so
@@ -49,13 +49,22 @@ struct sl_target {
 	struct sl_source rows;
 };
 
-/* Open the target spec names ("sqlite:PATH") and its entity table (NULL: entities). It must exist: a target is
- * made by `synclog apply`. Returns 0, or a negative errno with err set (-EINVAL for a spec of no known kind,
- * -ENOENT for a missing database or table). */
-int sl_target_open(struct sl_target *out, const char *spec, const char *table, char *err, size_t err_bytes);
+/* Open the target spec names ("sqlite:PATH", "postgresql://...", "postgres://...", "postgres:CONNINFO"), with
+ * the schema of its tables (PostgreSQL only; NULL: the applier's default, synclog) and its entity table (NULL:
+ * entities). It must exist: a target is made by `synclog apply`. Returns 0, or a negative errno with err set
+ * (-EINVAL for a spec of no known kind or a schema given to a kind without schemas, -ENOENT for a missing database
+ * or table). */
+int sl_target_open(struct sl_target *out, const char *spec, const char *schema, const char *table, char *err,
+                   size_t err_bytes);
 void sl_target_close(struct sl_target *t);
+/* NULL when spec is a kind this build knows and takes the schema (when not NULL); else what is wrong (a usage
+ * error). */
+const char *sl_target_check(const char *spec, const char *schema);
 
-/* The kinds: arg is what follows the prefix ("PATH"). */
-int sl_target_sqlite_open(struct sl_target *out, const char *arg, const char *table, char *err, size_t err_bytes);
+/* The kinds: arg is what follows the prefix ("PATH"), or the whole spec for a URI (its scheme is libpq's). */
+int sl_target_sqlite_open(struct sl_target *out, const char *arg, const char *schema, const char *table, char *err,
+                          size_t err_bytes);
+int sl_target_pg_open(struct sl_target *out, const char *arg, const char *schema, const char *table, char *err,
+                      size_t err_bytes);
 
 #endif

@@ -337,11 +337,13 @@ static int setup(struct sqlite_target *t)
 	return rc;
 }
 
-int sl_target_sqlite_open(struct sl_target *out, const char *arg, const char *table, char *err, size_t err_bytes)
+int sl_target_sqlite_open(struct sl_target *out, const char *arg, const char *schema, const char *table, char *err,
+                          size_t err_bytes)
 {
 	struct sqlite_target *t;
 	int rc;
 
+	(void)schema; /* SQLite has none: sl_target_open refuses one */
 	if (table == NULL)
 		table = SL_APPLY_SQLITE_TABLE_DEFAULT;
 	if (sl_apply_sqlite_table_check(table) != 0 || strlen(arg) >= PATH_BYTES_MAX) {

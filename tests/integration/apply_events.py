@@ -3,16 +3,17 @@
 source's final state (what every target must end with) as JSON in --state FILE.
 
 Each key's versions go 1, 2, 3, ... in emission order; about one event in --delete-every is a delete (with a version,
-no value). --rate paces the output (events per second, flushed every 10 ms) for --seconds; otherwise --count events
-are written at once. --ik gives every event an idempotency key "evt-<seq>". --start continues an earlier state file.
+no value). --rate paces the output (events per second, flushed every 10 ms) for --seconds (or until the file --until
+exists); otherwise --count events are written at once. --ik gives every event an idempotency key "evt-<seq>". --start continues an earlier state file.
 """
-import argparse, json, random, sys, time
+import argparse, json, os, random, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--keys", type=int, default=1000)
 ap.add_argument("--count", type=int, default=0)
 ap.add_argument("--rate", type=float, default=0)
 ap.add_argument("--seconds", type=float, default=0)
+ap.add_argument("--until", help="with --rate: also stop as soon as this file exists")
 ap.add_argument("--delete-every", type=int, default=0)
 ap.add_argument("--ik", action="store_true")
 ap.add_argument("--seed", type=int, default=1)
@@ -52,7 +53,7 @@ if args.rate > 0:
     sent = 0
     while True:
         elapsed = time.monotonic() - start
-        if elapsed >= args.seconds:
+        if elapsed >= args.seconds or (args.until and os.path.exists(args.until)):
             break
         due = int(elapsed * args.rate)
         while sent < due:

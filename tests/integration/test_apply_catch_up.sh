@@ -17,7 +17,7 @@ python3 tests/integration/apply_events.py --keys 2000 --rate $RATE --seconds $((
 PRODUCER=$!
 sleep $T
 
-"$SYNCLOG" apply orders --group target --target "sqlite:$TMP/t.db" --follow >"$TMP/apply.out" 2>"$TMP/apply.err" &
+"$SYNCLOG" apply orders --group target $(target "$TMP/t.db") --follow >"$TMP/apply.out" 2>"$TMP/apply.err" &
 APPLIER=$!
 started=$(date +%s.%N)
 backlog=$(log_end orders)
@@ -28,7 +28,7 @@ while [ -z "$caught_up" ]; do
 		fail "no catch-up within $T/6 s + 1 s of slack: lag $(($(log_end orders) - $(applied_through "$TMP/t.db" 2>/dev/null || echo 0)))"
 	fi
 	end=$(log_end orders)
-	through=$([ -f "$TMP/t.db" ] && applied_through "$TMP/t.db" 2>/dev/null || echo 0)
+	through=$(target_exists "$TMP/t.db" && applied_through "$TMP/t.db" 2>/dev/null || echo 0)
 	if [ $((end - through)) -le $((RATE / 2)) ]; then
 		caught_up=$(python3 -c "print(round($(date +%s.%N) - $started, 2))")
 	else

@@ -13,7 +13,7 @@ S=$SYNCLOG
 python3 tests/integration/apply_events.py --keys 300 --count 3000 --ik --delete-every 40 --state "$TMP/state.json" \
 	>"$TMP/events.jsonl"
 "$S" produce status --input json <"$TMP/events.jsonl" >/dev/null
-"$S" apply status --group crm --target "sqlite:$TMP/t.db" >"$TMP/first"
+"$S" apply status --group crm $(target "$TMP/t.db") >"$TMP/first"
 read -r _ applied _ stale _ dup _ deleted _ dead <"$TMP/first"
 [ $((applied + deleted)) -eq 3000 ] && [ "$stale$dup$dead" = 000 ] || fail "first run: $(cat "$TMP/first")"
 target_equals_source "$TMP/t.db" "$TMP/state.json"
@@ -21,7 +21,7 @@ sql "$TMP/t.db" "SELECT * FROM entities ORDER BY key" | cut -d'|' -f1-4 >"$TMP/b
 
 # The whole stream again: every event is recognised by its idempotency key.
 "$S" produce status --input json <"$TMP/events.jsonl" >/dev/null
-"$S" apply status --group crm --target "sqlite:$TMP/t.db" >"$TMP/second"
+"$S" apply status --group crm $(target "$TMP/t.db") >"$TMP/second"
 [ "$(cat "$TMP/second")" = "applied 0 stale 0 duplicate 3000 deleted 0 dead_lettered 0" ] ||
 	fail "second run: $(cat "$TMP/second")"
 sql "$TMP/t.db" "SELECT * FROM entities ORDER BY key" | cut -d'|' -f1-4 >"$TMP/after"
@@ -41,7 +41,7 @@ for key, s in sorted(json.load(open(sys.argv[1]))["keys"].items()):
 PY
 keys=$(wc -l <"$TMP/resend.jsonl")
 "$S" produce status --input json <"$TMP/resend.jsonl" >/dev/null
-"$S" --json apply status --group crm --target "sqlite:$TMP/t.db" >"$TMP/third"
+"$S" --json apply status --group crm $(target "$TMP/t.db") >"$TMP/third"
 python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r == {"applied": 0, "stale": 0, "duplicate": int(sys.argv[2]), "deleted": 0, "dead_lettered": 0}, r' \
 	"$TMP/third" "$keys" || fail "third run: $(cat "$TMP/third")"
 sql "$TMP/t.db" "SELECT * FROM entities ORDER BY key" | cut -d'|' -f1-4 >"$TMP/after"

@@ -25,7 +25,10 @@ expect_exit 2 "$S" apply accounts --target "sqlite:$TMP/t.db"
 grep -q -- '--group' "$TMP/err" || fail "missing --group: $(cat "$TMP/err")"
 expect_exit 2 "$S" apply accounts --group g
 expect_exit 2 "$S" apply accounts --group "a b" --target "sqlite:$TMP/t.db"
-expect_exit 2 "$S" apply accounts --group g --target postgres://x
+expect_exit 2 "$S" apply accounts --group g --target mysql://x
+expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --schema s
+expect_exit 1 "$S" apply accounts --group g --target postgresql://postgres@127.0.0.1:1/db
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q 'cannot connect' "$TMP/err" || fail "unreachable PostgreSQL: $(cat "$TMP/err")"
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention 7x
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --tombstone-retention P1M
 expect_exit 2 "$S" apply accounts --group g --target "sqlite:$TMP/t.db" --values xml
@@ -46,31 +49,33 @@ cat >"$TMP/events.jsonl" <<'JSON'
 {"key": "acct-3", "version": 1, "value": {"plan": "free"}}
 JSON
 "$S" produce accounts --input json <"$TMP/events.jsonl" >/dev/null
-expect_exit 0 "$S" apply accounts --group g --target "sqlite:$TMP/t.db"
+expect_exit 0 "$S" apply accounts --group g $(target "$TMP/t.db")
 [ "$(cat "$TMP/out")" = "applied 4 stale 2 duplicate 0 deleted 0 dead_lettered 0" ] || fail "counters: $(cat "$TMP/out")"
-[ "$(sql "$TMP/t.db" "SELECT key, version, value, deleted FROM entities ORDER BY key")" = "$(printf '%s\n' \
+[ "$(sql "$TMP/t.db" "SELECT key, version, value, CAST(deleted AS INTEGER) FROM entities ORDER BY key")" = "$(printf '%s\n' \
 	'acct-1|2|{"email":"new@example.com"}|0' 'acct-2|3|{"plan":"pro"}|0' 'acct-3|1|{"plan":"free"}|0')" ] ||
 	fail "entities: $(sql "$TMP/t.db" "SELECT * FROM entities")"
 # The stale rows name where the late events sit in the log.
 "$S" --json consume accounts >"$TMP/log.jsonl"
-python3 - "$TMP/log.jsonl" "$TMP/t.db" <<'PY' || fail "stale_events rows"
-import json, sqlite3, sys
+sql "$TMP/t.db" 'SELECT key, stored_version, incoming_version, topic, "partition", "offset", seen_at_ms FROM stale_events' \
+	>"$TMP/stale.rows"
+python3 - "$TMP/log.jsonl" "$TMP/stale.rows" <<'PY' || fail "stale_events rows"
+import json, sys
 log = [json.loads(l) for l in open(sys.argv[1])]
 want = sorted((r["key"], v_stored, r["version"], "accounts", r["partition"], r["offset"])
               for r in log for v_stored in [{"acct-1": 2, "acct-2": 3}.get(r["key"])]
               if v_stored is not None and r["version"] < v_stored and not (r["key"] == "acct-2" and r["version"] == 1))
-got = sorted(sqlite3.connect(sys.argv[2]).execute(
-    'SELECT key, stored_version, incoming_version, topic, "partition", "offset" FROM stale_events'))
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[2])]
+got = sorted((k, int(s), int(i), t, int(p), int(o)) for k, s, i, t, p, o, _ in rows)
 assert got == want, (got, want)
-assert all(t > 1600000000000 for (t,) in sqlite3.connect(sys.argv[2]).execute("SELECT seen_at_ms FROM stale_events"))
+assert all(int(r[6]) > 1600000000000 for r in rows)
 PY
 # A second run has nothing left to do; --json gives the same keys.
-expect_exit 0 "$S" --json apply accounts --group g --target "sqlite:$TMP/t.db"
+expect_exit 0 "$S" --json apply accounts --group g $(target "$TMP/t.db")
 python3 -c 'import json, sys; r = json.loads(open(sys.argv[1]).read()); assert r == {"applied": 0, "stale": 0, "duplicate": 0, "deleted": 0, "dead_lettered": 0}, r' "$TMP/out" ||
 	fail "second run: $(cat "$TMP/out")"
 # A target whose offsets are past the log (the topic was deleted and created again) is refused, not skipped.
 sql "$TMP/t.db" "UPDATE synclog_offsets SET next_offset = next_offset + 100" >/dev/null
-expect_exit 1 "$S" apply accounts --group g --target "sqlite:$TMP/t.db"
+expect_exit 1 "$S" apply accounts --group g $(target "$TMP/t.db")
 grep -q 'log ends at' "$TMP/err" || fail "offsets past the log: $(cat "$TMP/err")"
 sql "$TMP/t.db" "UPDATE synclog_offsets SET next_offset = next_offset - 100" >/dev/null
 # The broker hears of the target's offsets, so the lag is visible.

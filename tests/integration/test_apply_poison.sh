@@ -17,7 +17,7 @@ printf '\t{"total": 0}\n' | "$S" produce billing >/dev/null
 printf '%s\n' '{"key": "inv-3", "version": 1, "value": {"total": 30}}' \
 	'{"key": "inv-1", "version": 2, "value": {"total": 11}}' | "$S" produce billing --input json >/dev/null
 
-"$S" apply billing --group ledger --target "sqlite:$DB" >"$TMP/out" 2>"$TMP/err" || fail "apply: $(cat "$TMP/err")"
+"$S" apply billing --group ledger $(target "$DB") >"$TMP/out" 2>"$TMP/err" || fail "apply: $(cat "$TMP/err")"
 [ "$(cat "$TMP/out")" = "applied 3 stale 0 duplicate 0 deleted 0 dead_lettered 2" ] || fail "counters: $(cat "$TMP/out")"
 [ "$(sql "$DB" "SELECT key, version, value FROM entities ORDER BY key")" = "$(printf '%s\n' 'inv-1|2|{"total":11}' \
 	'inv-3|1|{"total":30}')" ] || fail "entities: $(sql "$DB" "SELECT * FROM entities")"
@@ -37,12 +37,12 @@ assert isinstance(bad_value["dead_lettered_at_ms"], int) and isinstance(bad_valu
 assert no_key["offset"] == 2 and no_key["value"] == {"total": 0} and "no key" in no_key["error"], no_key
 PY
 # The dead letters' offsets are committed: a second run sends nothing again.
-"$S" apply billing --group ledger --target "sqlite:$DB" >"$TMP/out"
+"$S" apply billing --group ledger $(target "$DB") >"$TMP/out"
 [ "$(cat "$TMP/out")" = "applied 0 stale 0 duplicate 0 deleted 0 dead_lettered 0" ] || fail "second run: $(cat "$TMP/out")"
 [ "$("$S" consume billing.dlq | wc -l)" -eq 2 ] || fail "dead letters sent twice"
 
 # A target that stores text takes the value; the key-less record is still refused.
-"$S" apply billing --group text-target --target "sqlite:$TMP/text.db" --values text >"$TMP/out"
+"$S" apply billing --group text-target $(target "$TMP/text.db") --values text >"$TMP/out"
 [ "$(cat "$TMP/out")" = "applied 4 stale 0 duplicate 0 deleted 0 dead_lettered 1" ] || fail "text target: $(cat "$TMP/out")"
 [ "$(sql "$TMP/text.db" "SELECT value FROM entities WHERE key = 'inv-2'")" = "this is not JSON" ] || fail "text value"
 stop_broker

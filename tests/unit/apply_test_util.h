@@ -73,6 +73,8 @@ struct at_faults {
 	uint32_t times;    /* then fail this many calls */
 	int rc;            /* with this error */
 	bool exit_instead; /* _exit(0) the process instead: a crash in the middle of a transaction */
+	/* Call this instead and let the call through (rc unused): something happening to the store meanwhile. */
+	void (*meanwhile)(void);
 	uint32_t calls;
 };
 
@@ -82,12 +84,26 @@ struct at_clock {
 	uint32_t sleeps;
 };
 
+/* What a prefetching store saw (the wrapper in the prefetch path). */
+struct at_prefetch_stats {
+	uint32_t calls;
+	uint64_t records;
+	/* A record the engine applied that was not among the records prefetched for its transaction, in order. */
+	uint32_t violations;
+	uint32_t refused_commits; /* commits that found the refused key among the kept writes */
+	uint32_t direct_records;  /* records looked up in transactions begun without prefetch */
+	int64_t direct_last;      /* offset + 1 of the last of them */
+};
+
 struct at_env {
 	char dir[256];
 	char path[300];
-	struct sl_apply_sqlite *db;
-	struct sl_apply_store sqlite_store; /* the real one */
-	struct sl_apply_store store;        /* the wrapper the engine uses */
+	char schema[64];   /* PostgreSQL: this test's schema in the path's server */
+	char target[1024]; /* sqlite:PATH or postgres:CONNINFO */
+	struct sl_apply_target *db;
+	struct sl_apply_store real_store; /* the real one */
+	struct sl_apply_store store;      /* the wrapper the engine uses */
+	void *query_conn;                 /* PostgreSQL: the connection of the queries below */
 	struct at_faults faults;
 	struct at_source *src;
 	struct sl_apply_source source;
@@ -95,15 +111,37 @@ struct at_env {
 	struct at_clock clock;
 	struct sl_apply_options options;
 	struct sl_apply *engine;
+	/* The wrapper refuses upserts and deletes of this key (NULL: none) as a database constraint would: at once
+	 * in a transaction without prefetch, at commit in one with prefetch (a write it kept). */
+	const char *refuse_key;
+	struct at_prefetch_stats prefetch;
+	/* The wrapper's state of the open transaction (prefetch path). */
+	bool txn_prefetched;
+	bool txn_refused;
+	uint32_t prefetched_count;
+	uint32_t prefetched_next;
+	uint32_t (*prefetched)[2]; /* partition, offset of each prefetched record */
+	char error[256];
 };
 
-/* Whether the store hides its write_if_newer from the engine (which then uses key_get and a write): the tests run
- * once each way. */
-extern bool at_slow_path;
-/* Run a cmocka test array once with each of the engine's two paths; returns the failures. */
+/* The engine's three ways to apply a record, chosen by what the store offers: one conditional write
+ * (write_if_newer), key_get then a write, or a prefetch of the transaction's records first (the way of a store
+ * that sends writes at commit: the wrapper then prefetches and defers refusals to commit), each over SQLite; and
+ * the PostgreSQL store itself (which prefetches), on a server started for the run (tests/integration/pg_lib.sh)
+ * with a schema per test. The tests run once each way. */
+enum at_path { AT_PATH_CONDITIONAL_WRITE, AT_PATH_KEY_GET, AT_PATH_PREFETCH, AT_PATH_POSTGRESQL };
+extern enum at_path at_path;
+/* Run a cmocka test array once with each of the engine's paths; returns the failures. */
 struct CMUnitTest;
-int at_run_both_paths(const struct CMUnitTest *tests, size_t count);
-#define AT_RUN_BOTH_PATHS(tests) at_run_both_paths(tests, sizeof(tests) / sizeof((tests)[0]))
+int at_run_all_paths(const struct CMUnitTest *tests, size_t count);
+#define AT_RUN_ALL_PATHS(tests) at_run_all_paths(tests, sizeof(tests) / sizeof((tests)[0]))
+/* Run a cmocka test array over the PostgreSQL store only; returns the failures. */
+int at_run_postgresql(const struct CMUnitTest *tests, size_t count);
+#define AT_RUN_POSTGRESQL(tests) at_run_postgresql(tests, sizeof(tests) / sizeof((tests)[0]))
+/* PostgreSQL: run SQL on the test's query connection (in the test's schema); 0 or -1. */
+int at_pg_exec(struct at_env *e, const char *sql);
+/* PostgreSQL: the connection string of the run's server. */
+const char *at_pg_conninfo(void);
 
 /* Temp dir, database, empty source with part_count partitions, options (fake clock). 0 or -1. */
 int at_env_init(struct at_env *e, uint32_t part_count);
@@ -114,7 +152,7 @@ int at_setup(void **state, uint32_t part_count);
 int at_teardown(void **state);
 /* The engine's counters. */
 struct sl_apply_counters at_counters(struct at_env *e);
-/* Open the database of e->path (again) behind the wrapper; close it (and stop the engine). */
+/* Open the target of e->target (again) behind the wrapper; close it (and stop the engine). */
 int at_db_open(struct at_env *e);
 void at_db_close(struct at_env *e);
 /* The fake source's table for another engine. */
@@ -148,7 +186,15 @@ struct at_row {
 	int64_t offset;
 };
 int at_row_get(struct at_env *e, const char *key, struct at_row *out);
-/* A single integer from a query (-1 on error). */
+/* A single integer from a query (NULL is 0, -1 on error). The SQL must mean the same in SQLite and PostgreSQL. */
 int64_t at_query_int(struct at_env *e, const char *sql);
+/* Reopen the target with these delete settings and hand the engine the real store, without the fault wrapper
+ * (the stores' delete modes are what is tested). 0 or -1. */
+int at_use_deletes(struct at_env *e, enum sl_apply_on_delete on_delete, bool follow_log);
+/* Run a cmocka test array over SQLite (one conditional write per record) and over PostgreSQL; the failures. */
+int at_run_both_stores(const struct CMUnitTest *tests, size_t count);
+#define AT_RUN_BOTH_STORES(tests) at_run_both_stores(tests, sizeof(tests) / sizeof((tests)[0]))
+/* A second store on the same target (another applier): 0 or -1. */
+int at_store_open_another(struct at_env *e, struct sl_apply_target **out, struct sl_apply_store *store);
 
 #endif

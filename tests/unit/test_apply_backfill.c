@@ -103,5 +103,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(old_backfill_never_overwrites_a_newer_live_row, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

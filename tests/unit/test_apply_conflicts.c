@@ -100,5 +100,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(delete_at_the_version_of_a_live_row_is_a_conflict, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

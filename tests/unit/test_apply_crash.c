@@ -172,7 +172,7 @@ static void second_applier_on_the_same_target_is_fenced(void **state)
 {
 	struct at_env *e = *state;
 	struct at_source *other = calloc(1, sizeof(*other));
-	struct sl_apply_sqlite *db2;
+	struct sl_apply_target *db2;
 	struct sl_apply_store store2;
 	struct sl_apply_source source2;
 	struct sl_apply *engine2;
@@ -182,8 +182,7 @@ static void second_applier_on_the_same_target_is_fenced(void **state)
 	assert_non_null(other);
 	source_fill(e->src);
 	*other = *e->src;
-	assert_int_equal(sl_apply_sqlite_open(&db2, e->path, SL_APPLY_VALUES_JSON, err, sizeof(err)), 0);
-	sl_apply_sqlite_store(db2, &store2);
+	assert_int_equal(at_store_open_another(e, &db2, &store2), 0);
 	at_source_get(other, &source2);
 	/* Both start with no offsets stored, then take turns: the second finds every batch's offsets moved under it,
 	 * commits nothing, and after its retries stops, naming the reason. */
@@ -200,7 +199,7 @@ static void second_applier_on_the_same_target_is_fenced(void **state)
 	assert_int_equal(rc, -ESTALE);
 	assert_non_null(strstr(sl_apply_error(engine2), "another applier"));
 	sl_apply_free(engine2);
-	sl_apply_sqlite_close(db2);
+	sl_apply_target_close(db2);
 	free(other);
 	final_state_expect(e);
 }
@@ -214,5 +213,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(second_applier_on_the_same_target_is_fenced, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

@@ -164,5 +164,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(polling_applier_purges_when_due, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

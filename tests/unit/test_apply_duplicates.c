@@ -171,5 +171,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(idempotency_keys_expire_after_the_retention, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

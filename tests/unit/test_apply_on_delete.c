@@ -2,7 +2,8 @@
  * value, erase-value clears it at once, archive copies the live row to entities_archive first; in every mode the
  * deleted row keeps its version, so a late lower version stays stale. A store that follows the log keeps a
  * deleted row past its retention while the source says the log still holds the delete, purges it once the log
- * does not, and purges by time alone when the source says the topic keeps deletes by retention only. */
+ * does not, and purges by time alone when the source says the topic keeps deletes by retention only. Run over
+ * SQLite and PostgreSQL. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,11 +33,10 @@ static int tombstone_in_log(void *src, const char *topic, uint32_t partition, in
 	return 0;
 }
 
-/* The real SQLite store (no fault wrapper) with the delete mode, and the fake source that answers about the log. */
+/* The real store (no fault wrapper) with the delete mode, and the fake source that answers about the log. */
 static void use(struct at_env *e, enum sl_apply_on_delete mode, bool follow_log)
 {
-	sl_apply_sqlite_set_deletes(e->db, mode, follow_log);
-	sl_apply_sqlite_store(e->db, &e->store);
+	assert_int_equal(at_use_deletes(e, mode, follow_log), 0);
 	source_ops = *e->source.ops;
 	source_ops.tombstone_in_log = tombstone_in_log;
 	e->source.ops = &source_ops;
@@ -118,6 +118,24 @@ static void archive_copies_the_live_row_first(void **state)
 	                 1);
 }
 
+static void archive_copies_a_row_stored_by_an_earlier_transaction(void **state)
+{
+	struct at_env *e = *state;
+	struct at_row row;
+	use(e, SL_APPLY_ON_DELETE_ARCHIVE, false);
+	at_upsert(e->src, 0, "c", 1, "{\"email\":\"a@b\"}");
+	assert_int_equal(at_engine_start(e), 0);
+	assert_int_equal(at_run(e, 10), 0);
+	int64_t del = at_delete(e->src, 0, "c", 2);
+	assert_int_equal(at_run(e, 10), 0);
+	assert_int_equal(at_row_get(e, "c", &row), 1);
+	assert_true(row.deleted == 1 && row.value_null && row.version == 2);
+	assert_int_equal(at_query_int(e, "SELECT count(*) FROM entities_archive WHERE key = 'c' AND version = 1 AND"
+	                                 " value = '{\"email\":\"a@b\"}' AND deleted_version = 2 AND \"offset\" = 0"),
+	                 1);
+	assert_int_equal(at_query_int(e, "SELECT deleted_offset FROM entities_archive"), del);
+}
+
 static void deleted_row_waits_for_the_log(void **state)
 {
 	struct at_env *e = *state;
@@ -178,9 +196,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(hide_keeps_the_value, setup, teardown),
 	        cmocka_unit_test_setup_teardown(erase_value_clears_it_and_keeps_the_version, setup, teardown),
 	        cmocka_unit_test_setup_teardown(archive_copies_the_live_row_first, setup, teardown),
+	        cmocka_unit_test_setup_teardown(archive_copies_a_row_stored_by_an_earlier_transaction, setup, teardown),
 	        cmocka_unit_test_setup_teardown(deleted_row_waits_for_the_log, setup, teardown),
 	        cmocka_unit_test_setup_teardown(deleted_row_goes_by_time_when_the_topic_is_not_compacted, setup,
 	                                        teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return AT_RUN_BOTH_STORES(tests);
 }

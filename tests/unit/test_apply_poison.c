@@ -203,5 +203,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(store_that_keeps_failing_stops_the_applier, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

@@ -113,5 +113,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(floors_survive_a_restart, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

@@ -102,5 +102,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(repair_of_a_missing_key_applies, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

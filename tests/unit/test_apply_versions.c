@@ -179,5 +179,5 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(offsets_and_counts_are_stored_with_the_data, setup, teardown),
 	};
 
-	return AT_RUN_BOTH_PATHS(tests);
+	return AT_RUN_ALL_PATHS(tests);
 }

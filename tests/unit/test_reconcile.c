@@ -142,7 +142,7 @@ static void run(struct env *e)
 	snprintf(spec, sizeof(spec), "sqlite:%s:s", e->src_path);
 	assert_int_equal(sl_source_open(&e->src, spec, &c, e->err, sizeof(e->err)), 0);
 	snprintf(spec, sizeof(spec), "sqlite:%s", e->tgt_path);
-	assert_int_equal(sl_target_open(&e->tgt, spec, NULL, e->err, sizeof(e->err)), 0);
+	assert_int_equal(sl_target_open(&e->tgt, spec, NULL, NULL, e->err, sizeof(e->err)), 0);
 	assert_int_equal(sl_reconcile_run(&e->o, &e->res, e->err, sizeof(e->err)), 0);
 }
 
