@@ -15,8 +15,8 @@
 #      (bench/results/clusters.json)
 #   9. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
 #      (bench/results/scrape.json)
-#   9. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
-#  10. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
+#  10. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
+#  11. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
