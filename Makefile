@@ -112,6 +112,10 @@ $(BUILD)/%.o: %.c | $(GEN)/proto/synclog.pb-c.h $(VERSION_H)
 $(GEN)/%.o: $(GEN)/%.c
 	$(CC) -std=c11 -g $(OPT) -I$(GEN) $(PKG_CFLAGS) -c $< -o $@
 
+# The console's page, script and style sheet are compiled into synclogd (.incbin in console_assets.c): rebuilt
+# when one of them changes.
+$(BUILD)/broker/net/console_assets.o: $(wildcard broker/net/console/*)
+
 $(LIB_PROTO): $(PROTO_SRC:%.c=$(BUILD)/%.o) $(PROTO_GEN:.c=.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^

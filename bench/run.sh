@@ -17,6 +17,8 @@
 #      (bench/results/scrape.json)
 #  10. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
 #  11. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
+#  12. bench/console.sh: the console's API on 10,000 partitions and 1,000 groups, the loop time of each request,
+#      and produce latency while a console polls (bench/results/console.json)
 set -euo pipefail
 build=${1:-build/release}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,12 +44,17 @@ CLUSTERS_BENCH_QUICK=${BENCH_QUICK:-0} bench/clusters.sh "$build"
 # TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
 SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-	PARTITIONS=1000 GROUPS=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
+	PARTITIONS=1000 GROUP_COUNT=100 SCRAPES=5 RECORDS=2000 bench/scrape.sh "$build" >/dev/null
 else
 	bench/scrape.sh "$build"
 fi
 # PostgreSQL: apply against its floor, reconcile against a bare scan (bench/results/pg_*.json).
 bench/pg_apply.sh "$build"
 bench/pg_reconcile.sh "$build"
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	PARTITIONS=1000 GROUP_COUNT=100 REQUESTS=5 RECORDS=2000 bench/console.sh "$build" >/dev/null
+else
+	bench/console.sh "$build"
+fi
 
 echo "make bench took $(($(date +%s) - start)) s"

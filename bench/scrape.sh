@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The metrics benchmark (issue 14): what a Prometheus scrape of a large broker costs, and what it does to producers.
 # Writes bench/results/scrape.json and prints it. On one broker over loopback:
-#   setup    PARTITIONS partitions (10,000 by default, in topics of 1,000) and GROUPS groups (1,000), each group
+#   setup    PARTITIONS partitions (10,000 by default, in topics of 1,000) and GROUP_COUNT groups (1,000), each group
 #            committing offsets on 10 partitions (10,000 group partitions: 60,000 state series), one record per
 #            partition so every lag series is real; then two health ticks.
 #   scrape   SCRAPES scrapes of /metrics one after the other: the wall time of each HTTP answer (client side), how
@@ -11,7 +11,7 @@
 #            ack latency percentiles without scrapes, then again while a scraper requests /metrics back to back.
 # The broker keeps partition files in a bounded descriptor cache, so any PARTITIONS fits the descriptor limit.
 #
-# Usage: bench/scrape.sh [BUILD_DIR]   PARTITIONS=N GROUPS=N SCRAPES=N RECORDS=N override the sizes.
+# Usage: bench/scrape.sh [BUILD_DIR]   PARTITIONS=N GROUP_COUNT=N SCRAPES=N RECORDS=N override the sizes.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-build/release}
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(root, "tests/integration"))
 import wire
 
 want = int(os.environ.get("PARTITIONS", 10000))
-groups = int(os.environ.get("GROUPS", 1000))
+groups = int(os.environ.get("GROUP_COUNT", 1000))
 scrapes = int(os.environ.get("SCRAPES", 20))
 records = int(os.environ.get("RECORDS", 20000))
 fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

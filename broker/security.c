@@ -647,6 +647,19 @@ int sl_security_check(struct sl_req *req)
 	case SYNCLOG__REQUEST__BODY_DELETE_GROUP:
 		ok = need(req, SL_ACL_GROUP, or_empty(m->delete_group->group), SL_ACL_DELETE);
 		break;
+	case SYNCLOG__REQUEST__BODY_ALTER_GROUP:
+		/* A group's health settings are an operator's, like its offsets. */
+		ok = need(req, SL_ACL_GROUP, or_empty(m->alter_group->group), SL_ACL_RESET);
+		break;
+	case SYNCLOG__REQUEST__BODY_REPORT_RUN: {
+		/* A backfill's report clears the lost state of the topic's groups: whoever may produce the backfill may
+		 * say it is done. A reconcile's report only informs. */
+		const Synclog__RunReport *run = m->report_run->run;
+		const char *topic = run ? or_empty(run->topic) : "";
+		int backfill = run && strcmp(or_empty(run->kind), "backfill") == 0;
+		ok = need(req, SL_ACL_TOPIC, topic, backfill ? SL_ACL_PRODUCE : SL_ACL_DESCRIBE);
+		break;
+	}
 	case SYNCLOG__REQUEST__BODY_USER_UPSERT:
 	case SYNCLOG__REQUEST__BODY_USER_DELETE:
 	case SYNCLOG__REQUEST__BODY_LIST_USERS:
@@ -656,8 +669,8 @@ int sl_security_check(struct sl_req *req)
 		ok = need(req, SL_ACL_CLUSTER, "", SL_ACL_ADMIN);
 		break;
 	default:
-		/* ListTopics and ListGroups are filtered by describe in their handlers; InitProducer needs only an
-		 * authenticated principal (its batches still need produce on their topic). */
+		/* ListTopics, ListGroups and Status are filtered by describe in their handlers; InitProducer needs only
+		 * an authenticated principal (its batches still need produce on their topic). */
 		break;
 	}
 	return ok ? 0 : -EACCES;

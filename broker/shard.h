@@ -71,6 +71,7 @@ struct sl_offload_state {
 	struct sl_ids_job *ids_job; /* the producer-id reservation in flight, or NULL */
 };
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
+struct sl_console; /* broker/net/console_history.c: the web console's chart history */
 struct sl_kafka;   /* broker/kafka/: the Kafka listener and its connections */
 struct sl_tls_server;
 
@@ -108,6 +109,7 @@ struct sl_server {
 	size_t scratch_cap;
 	struct sl_net *net;
 	struct sl_metrics *metrics;
+	struct sl_console *console;   /* the web console's chart history (broker/net/console.h); NULL when off */
 	struct sl_kafka *kafka;       /* NULL when the Kafka listener is off */
 	struct sl_security *security; /* broker/security.h */
 	struct sl_tls_server *tls;    /* broker/tls.h: every listener's TLS context, or NULL without TLS */

@@ -24,6 +24,8 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	# promtool checks the Prometheus alert rules of tools/monitoring/ (tests/integration/test_monitoring.sh).
 	cmds[promtool]=prometheus
 	cmds[curl]=curl
+	# The console's browser test renders its pages in headless Chromium (tests/integration/test_console_browser.sh).
+	cmds[chromium]=chromium
 	cmds[strace]=strace
 fi
 if [ "$want" = demo ]; then

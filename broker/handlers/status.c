@@ -31,6 +31,20 @@ static Synclog__RunReport *run_msg(struct sl_req *req, struct sl_run *run)
 	return m;
 }
 
+/* The bytes of t's open partitions. */
+static uint64_t topic_bytes(const struct sl_topic *t)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+		struct sl_log_stats st;
+		if (t->parts[i].log == NULL)
+			continue;
+		sl_log_get_stats(t->parts[i].log, &st);
+		bytes += st.bytes;
+	}
+	return bytes;
+}
+
 static Synclog__TopicStatus *topic_msg(struct sl_req *req, struct sl_topic *t, uint64_t *bytes_total)
 {
 	Synclog__TopicStatus *m = sl_req_alloc(req, sizeof(*m));
@@ -85,7 +99,13 @@ void sl_handle_status(struct sl_req *req)
 		r->disk_total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
 	}
 	uint64_t bytes = 0;
+	/* Only the topics, groups and runs the principal may describe (broker/security.h); data_bytes and the disk
+	 * stay the broker's. */
 	for (struct sl_topic *t = srv->topics.head; t; t = t->next) {
+		if (!sl_security_allows(req, SL_ACL_TOPIC, t->cfg.name, SL_ACL_DESCRIBE)) {
+			bytes += topic_bytes(t);
+			continue;
+		}
 		Synclog__TopicStatus *m = topic_msg(req, t, &bytes);
 		if (m != NULL)
 			r->topics[r->n_topics++] = m;
@@ -99,6 +119,8 @@ void sl_handle_status(struct sl_req *req)
 	static const struct sl_applier_report none;
 	for (uint32_t k = 0; k < groups; k++) {
 		struct sl_group *grp = srv->groups.sorted[k];
+		if (!sl_security_allows(req, SL_ACL_GROUP, grp->name, SL_ACL_DESCRIBE))
+			continue;
 		Synclog__GroupSummary *s = sl_group_summary_msg(req, grp, now);
 		Synclog__ApplierCounters *a = sl_applier_msg(req, grp->applier.reported_ms > 0 ? &grp->applier : &none);
 		if (s == NULL || a == NULL)
@@ -107,6 +129,8 @@ void sl_handle_status(struct sl_req *req)
 		r->appliers[r->n_appliers++] = a;
 	}
 	for (uint32_t i = 0; i < srv->run_count; i++) {
+		if (!sl_security_allows(req, SL_ACL_TOPIC, srv->runs[i].topic, SL_ACL_DESCRIBE))
+			continue;
 		Synclog__RunReport *m = run_msg(req, &srv->runs[i]);
 		if (m != NULL)
 			r->runs[r->n_runs++] = m;

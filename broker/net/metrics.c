@@ -1,5 +1,6 @@
 /* The Prometheus endpoint (`--metrics HOST:PORT`): a tiny HTTP/1.0 responder on the broker's loop that answers
- * GET /metrics, /healthz and /readyz (their text: metrics_render.c), then closes. It listens from the start,
+ * GET /metrics, /healthz and /readyz (their text: metrics_render.c) and the console's /ui/ and /api/v1/
+ * (console.c), then closes. It listens from the start,
  * before recovery, so /healthz and /readyz can be asked while the data directory opens. With TLS configured it
  * speaks HTTPS through the same engine as the native listener (broker/tls.h), client certificates included; the
  * server context is opened before this listener starts.
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/net/console.h"
 #include "broker/net/metrics.h"
 #include "broker/tls.h"
 #include "proto/base/slog.h"
@@ -86,7 +88,7 @@ struct answer_write {
 	uv_write_t w;
 	struct scrape *sc;
 	char *body, *more;
-	char header[160];
+	char header[400];
 };
 
 static void scrape_written_cb(uv_write_t *w, int status)
@@ -155,9 +157,10 @@ static void answer_tls(struct scrape *sc, const char *header, size_t header_len,
 		scrape_close(sc);
 }
 
-static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_text *more)
+/* Write the answer to sc and close it once written; body and more (may be NULL) are taken over. */
+static void answer_write(struct scrape *sc, int status, const char *content_type, struct sl_text *body,
+                         struct sl_text *more)
 {
-	struct scrape *sc = arg;
 	sc->rendering = 0;
 	if (sc->closing) {
 		/* Timed out or the broker stopped while the thread pool rendered: nobody to answer. */
@@ -170,16 +173,24 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 		return;
 	}
 	const char *reason = status == 200   ? "200 OK"
+	                     : status == 400 ? "400 Bad Request"
+	                     : status == 401 ? "401 Unauthorized"
+	                     : status == 403 ? "403 Forbidden"
+	                     : status == 405 ? "405 Method Not Allowed"
 	                     : status == 503 ? "503 Service Unavailable"
 	                     : status == 500 ? "500 Internal Server Error"
 	                                     : "404 Not Found";
 	size_t more_len = more != NULL ? more->len : 0;
+	/* The console's pages load only what this listener serves (no inline script, no other origin); a 401 says
+	 * how to sign in (console_auth.c). */
+	char header[400];
+	int hn = snprintf(header, sizeof(header),
+	                  "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+	                  "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n%s\r\n",
+	                  reason, content_type, body->len + more_len,
+	                  status == 401 ? "WWW-Authenticate: Basic realm=\"synclog console\", charset=\"UTF-8\"\r\n"
+	                                : "");
 	if (sc->tls != NULL) {
-		char header[160];
-		int hn = snprintf(
-		        header, sizeof(header),
-		        "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n", reason,
-		        body->len + more_len);
 		answer_tls(sc, header, (size_t)hn, body, more);
 		return;
 	}
@@ -193,9 +204,8 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 	aw->sc = sc;
 	aw->body = body->p;
 	aw->more = more != NULL ? more->p : NULL;
-	int n = snprintf(aw->header, sizeof(aw->header),
-	                 "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
-	                 reason, body->len + more_len);
+	memcpy(aw->header, header, (size_t)hn + 1);
+	int n = hn;
 	uv_buf_t b[3] = {uv_buf_init(aw->header, (unsigned)n), uv_buf_init(body->p ? body->p : "", (unsigned)body->len),
 	                 uv_buf_init(aw->more ? aw->more : "", (unsigned)more_len)};
 	if (uv_write(&aw->w, (uv_stream_t *)&sc->tcp, b, 3, scrape_written_cb) != 0) {
@@ -206,12 +216,34 @@ static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_tex
 	}
 }
 
+static void answer_cb(void *arg, int status, struct sl_text *body, struct sl_text *more)
+{
+	answer_write(arg, status, "text/plain; version=0.0.4", body, more);
+}
+
+static void console_answer_cb(void *arg, int status, const char *content_type, struct sl_text *body)
+{
+	answer_write(arg, status, content_type, body, NULL);
+}
+
 static void answer(struct scrape *sc)
 {
 	sc->answered = 1;
 	uv_read_stop((uv_stream_t *)&sc->tcp);
 	sc->rendering = 1;
-	sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
+	if (sl_console_wants(sc->buf)) {
+		struct sl_console_client client = {.tls = sc->tls != NULL};
+		struct sockaddr_storage peer;
+		int len = sizeof(peer);
+		if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&peer, &len) == 0) {
+			sl_addr_format((struct sockaddr *)&peer, client.peer, sizeof(client.peer));
+			client.loopback = sl_addr_is_loopback((struct sockaddr *)&peer);
+			client.addr = peer;
+		}
+		sl_console_route(sc->srv, sc->buf, &client, console_answer_cb, sc);
+	} else {
+		sl_metrics_route(sc->srv, sc->buf, answer_cb, sc);
+	}
 }
 
 static void scrape_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -326,6 +358,10 @@ int sl_metrics_start(struct sl_server *srv, char *err, size_t err_cap)
 	uv_timer_start(&m->sweep, scrape_sweep_cb, SCRAPE_SWEEP_MS, SCRAPE_SWEEP_MS);
 	srv->metrics = m;
 	m->active = 1;
+	if (sl_console_history_start(srv) != 0) {
+		snprintf(err, err_cap, "out of memory for the console's history");
+		return -ENOMEM;
+	}
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char what[SL_ADDR_TEXT_BYTES], why[512];
@@ -369,6 +405,7 @@ void sl_metrics_stop(struct sl_server *srv)
 	if (m == NULL || !m->active)
 		return;
 	m->active = 0;
+	sl_console_history_stop(srv);
 	/* Scrapes still open hold a pointer to srv only; they end on their own. */
 	while (m->head != NULL)
 		scrape_close(m->head);

@@ -16,6 +16,7 @@ struct sl_text {
 	int oom;
 };
 void sl_text_put(struct sl_text *o, const char *s);
+void sl_text_putn(struct sl_text *o, const char *s, size_t n);
 
 /* The large families (partitions, group partitions, groups), copied out of the broker so that another thread can
  * format them. */

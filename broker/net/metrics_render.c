@@ -20,6 +20,7 @@
 
 #include "broker/audit.h"
 #include "broker/compaction.h"
+#include "broker/net/console.h"
 #include "broker/net/metrics.h"
 #include "broker/security.h"
 #include "proto/base/clock.h"
@@ -49,7 +50,11 @@ static int reserve(struct sl_text *o, size_t more)
 
 void sl_text_put(struct sl_text *o, const char *s)
 {
-	size_t n = strlen(s);
+	sl_text_putn(o, s, strlen(s));
+}
+
+void sl_text_putn(struct sl_text *o, const char *s, size_t n)
+{
 	if (reserve(o, n) == 0) {
 		memcpy(o->p + o->len, s, n);
 		o->len += n;
@@ -825,6 +830,15 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	sample_double(o, "synclog_scrape_duration_seconds", "gauge",
 	              "How long the previous scrape took from request to answer, thread pool included.",
 	              (double)s->last_scrape_total_ns / 1e9);
+	struct sl_console_stats cs;
+	sl_console_stats_get(srv, &cs);
+	sample_u64(o, "synclog_console_requests_total", "counter", "Requests of the console's API (/api/v1/) answered.",
+	           cs.requests);
+	sample_double(o, "synclog_console_request_loop_seconds", "gauge",
+	              "How long the last console API request held the loop (its handlers and packing their answers).",
+	              (double)cs.loop_ns_last / 1e9);
+	sample_double(o, "synclog_console_request_loop_max_seconds", "gauge",
+	              "The longest any console API request held the loop since start.", (double)cs.loop_ns_max / 1e9);
 	srv->stats.scrapes++;
 	srv->stats.last_scrape_ns = sl_clock_mono_ns() - t0;
 	return snap;
@@ -902,6 +916,6 @@ void sl_metrics_route(struct sl_server *srv, const char *request, sl_metrics_ans
 		cb(arg, 503, &body, NULL);
 		return;
 	}
-	sl_text_put(&body, "not found: GET /metrics, /healthz or /readyz\n");
+	sl_text_put(&body, "not found: GET /metrics, /healthz, /readyz, the console at /ui/ or its API at /api/v1/\n");
 	cb(arg, 404, &body, NULL);
 }

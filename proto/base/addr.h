@@ -26,6 +26,8 @@ int sl_addr_resolve(const char *host, int port, int passive, struct sockaddr_sto
 
 /* "127.0.0.1:7070" or "[::1]:7070" for an IPv4 or IPv6 socket address. */
 void sl_addr_format(const struct sockaddr *sa, char *buf, size_t bytes);
+/* 1 when addr is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.x.x). */
+int sl_addr_is_loopback(const struct sockaddr *addr);
 /* host and port as they would be written on a command line: brackets around an IPv6 literal. */
 void sl_addr_join(const char *host, int port, char *buf, size_t bytes);
 

@@ -13,6 +13,16 @@ fail() {
 	exit 1
 }
 
+# wait_for_line FILE PATTERN: 0 once FILE has a line matching the grep PATTERN, 1 after 10 s. For files the broker
+# writes off its loop (the audit log): the line comes shortly after the answer that caused it.
+wait_for_line() {
+	for _ in $(seq 1 100); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_broker DATA_DIR [FLAGS...]: starts synclogd, waits for its readiness line, sets BROKER_PID and
 # SYNCLOG_BROKER, and KAFKA_BROKER when the flags include --kafka-listen. Groups form at once
 # (--initial-rebalance-delay 0) unless the flags say otherwise: most tests start one consumer at a time and would

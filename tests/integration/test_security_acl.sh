@@ -109,8 +109,8 @@ grep -qx '{"principal":"app","resource":"topic","pattern":"prefix","name":"team.
 
 # The refusals were logged, the denied administrative ones audited; the ACLs survive a restart.
 grep -q 'access_denied principal=app' "$TMP/broker.err" || fail "no access_denied event"
-grep -q '"principal":"app".*"action":"topic_delete","target":"topic:team.x","result":"denied"' \
-	"$data/security/audit.log" || fail "denied delete not audited: $(cat "$data/security/audit.log")"
+wait_for_line "$data/security/audit.log" \
+	'"principal":"app".*"action":"topic_delete","target":"topic:team.x","result":"denied"' || fail "denied delete not audited: $(cat "$data/security/audit.log")"
 stop_broker
 start_broker "$data" --auth scram --super-users root
 app topic describe t2 >/dev/null || fail "ACLs lost in a restart"

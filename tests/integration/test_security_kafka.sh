@@ -54,7 +54,7 @@ timeout 60 kcat -b "$KAFKA_BROKER" -X socket.timeout.ms=5000 -X security.protoco
 	-X ssl.ca.location="$pki/ca.pem" -L -m 5 >/dev/null 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "a client without SASL listed the metadata"
 grep -q 'request before authentication' "$TMP/broker.err" || fail "no log of the unauthenticated request"
-grep -q '"action":"authenticate","target":"user:admin","result":"failed"' "$data/security/audit.log" ||
+wait_for_line "$data/security/audit.log" '"action":"authenticate","target":"user:admin","result":"failed"' ||
 	fail "the failed login is not audited"
 
 # ACLs: app sees nothing and may not produce, until granted.

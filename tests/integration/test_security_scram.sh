@@ -66,7 +66,9 @@ rc=0
 "$SYNCLOG" user delete bob 2>"$TMP/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q 'UNKNOWN_USER' "$TMP/err" || fail "deleting a missing user: $(cat "$TMP/err")"
 
-# The failed logins are audited (JSON lines) and counted.
+# The failed logins are audited (JSON lines, written off the loop in order: the last one's arrival means all are
+# there) and counted.
+wait_for_line "$data/security/audit.log" '"action":"user_delete".*"result":"failed"' || fail "no audit line of the user delete"
 python3 - "$data/security/audit.log" <<'PY' || fail "audit log: $(cat "$data/security/audit.log")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]

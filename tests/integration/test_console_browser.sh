@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Issue 22, the console in a real browser: headless Chromium (Debian's chromium) loads each page of a broker with
+# topics, a stalled group, a stopped one and dead letters, and the test reads the rendered DOM (--dump-dom): the
+# stalled group first in the overview, the lag figures, a message in the browser, a page of the browser by its
+# address, an applier's counters, the dead letters. Screenshots of each page (and the overview at a phone's
+# width) go to BUILD/test-output/console/.
+set -euo pipefail
+BUILD=${1:-build/release}
+command -v chromium >/dev/null || { echo "FAIL: chromium is not installed (tools/install-deps.sh test installs it)"; exit 1; }
+exec python3 - "$BUILD" <<'PY'
+import html.parser, os, subprocess, sys, tempfile
+sys.path.insert(0, "tests/integration")
+from healthlib import fail
+from console_scenario import Scenario
+
+OUT = os.path.join(sys.argv[1], "test-output", "console")
+os.makedirs(OUT, exist_ok=True)
+
+
+class Page(html.parser.HTMLParser):
+    """The rendered page as the test reads it: headings, alerts, and each table's body rows (cell texts) under
+    the heading before it; all the text besides."""
+
+    def __init__(self):
+        super().__init__()
+        self.heading, self.tables, self.alerts, self.text, self.cards = "", {}, [], [], {}
+        self.stack, self.cell, self.row, self.rows = [], None, None, None
+        self.card_k = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.stack.append((tag, a))
+        if tag in ("h1", "h2"):
+            self.heading = ""
+        elif tag == "tbody":
+            self.rows = []
+        elif tag == "tr" and self.rows is not None:
+            self.row = []
+        elif tag == "td" and self.row is not None:
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack[-1][0] != tag:
+            self.stack.pop()
+        if not self.stack:
+            return
+        self.stack.pop()
+        if tag == "td" and self.row is not None:
+            self.row.append(self.cell.strip())
+            self.cell = None
+        elif tag == "tr" and self.row is not None:
+            self.rows.append(self.row)
+            self.row = None
+        elif tag == "tbody":
+            self.tables.setdefault(self.heading.strip(), []).append(self.rows)
+            self.rows = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self.cell is not None:
+            self.cell += data
+        classes = [a.get("class", "") for _, a in self.stack]
+        tags = [t for t, _ in self.stack]
+        if "h1" in tags or "h2" in tags:
+            self.heading += data
+        if any(a.get("role") == "alert" for _, a in self.stack):
+            self.alerts.append(data)
+        if classes and classes[-1] == "k":
+            self.card_k = data.strip()
+        elif classes and classes[-1] == "v" and self.card_k:
+            self.cards[self.card_k] = data.strip()
+            self.card_k = None
+
+
+sc = Scenario(sys.argv[1])
+profile = tempfile.mkdtemp()
+try:
+    sc.build()
+    base = "http://127.0.0.1:%d/ui/" % sc.e.metrics_port
+    flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             "--user-data-dir=" + profile, "--virtual-time-budget=5000"]
+
+    def load(route, shot):
+        r = subprocess.run(flags + ["--dump-dom", base + route], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0 or "<main" not in r.stdout:
+            fail("chromium could not load %s: %s" % (route, r.stderr[-500:]))
+        with open(os.path.join(OUT, shot + ".html"), "w") as f:
+            f.write(r.stdout)
+        for name, size in ((shot, "1280,900"),) + (((shot + "-phone"), "390,844"),) * (shot == "overview"):
+            subprocess.run(flags + ["--window-size=" + size, "--screenshot=" + os.path.join(OUT, name + ".png"),
+                                    base + route], capture_output=True, timeout=60)
+        p = Page()
+        p.feed(r.stdout)
+        if "Could not load this page" in "".join(p.text):
+            fail("%s shows an error: %s" % (route, "".join(p.alerts)))
+        return p
+
+    # Overview: the stalled group first, with its alert; the stopped group's lag as a figure.
+    ov = load("#/", "overview")
+    rows = ov.tables["Groups, worst first"][0]
+    if rows[0][:2] != ["gs", "stalled"] or rows[1][:2] != ["go", "stopped"]:
+        fail("overview's groups: %r" % rows)
+    if "gs (stalled)" not in "".join(ov.alerts):
+        fail("no alert naming the stalled group: %r" % ov.alerts)
+    go = [r for r in rows if r[0] == "go"][0]
+    if go[4] != "5,000":
+        fail("overview's lag of go: %r" % go)
+    if ov.cards.get("topics") != "5" or not ov.cards.get("broker"):
+        fail("overview cards: %r" % ov.cards)
+
+    tp = load("#/topics", "topics")
+    orders = [r for r in tp.tables["Topics (5)"][0] if r[0] == "orders"]
+    if not orders or orders[0][2] != "4":
+        fail("topics page: %r" % tp.tables)
+
+    # The message browser on the topic page: newest first, the JSON value pretty-printed.
+    t = load("#/topic/orders", "topic-orders")
+    msgs = t.tables["Messages"][0]
+    if [m[0] for m in msgs] != ["3", "2", "1", "0"] or msgs[0][2] != "o-4" or '"total": 4' not in msgs[0][7]:
+        fail("message browser: %r" % msgs)
+    if msgs[2][7] != "not JSON":
+        fail("a value that is not JSON is shown as it is: %r" % msgs[2])
+
+    # A page of the browser from the address: two records, then the older page by its link.
+    t2 = load("#/topic/orders?partition=0&limit=2", "topic-orders-page")
+    if [m[0] for m in t2.tables["Messages"][0]] != ["3", "2"] or "older records" not in "".join(t2.text):
+        fail("a page of two: %r" % t2.tables["Messages"])
+    t3 = load("#/topic/orders?partition=0&offset=1&limit=2", "topic-orders-older")
+    if [m[0] for m in t3.tables["Messages"][0]] != ["1", "0"] or "older records" in "".join(t3.text):
+        fail("the older page: %r" % t3.tables["Messages"])
+
+    gl = load("#/groups", "groups")
+    if [r[0] for r in gl.tables["Groups"][0]] != ["aa-ok", "go", "gs", "ledger"]:
+        fail("groups page: %r" % gl.tables)
+
+    g = load("#/group/go", "group-go")
+    part = g.tables["Partitions"][0][0]
+    if part[0] != "big" or part[2] != "stopped" or part[6] != "5,000":
+        fail("group go's partition row: %r" % part)
+
+    g = load("#/group/gs", "group-gs")
+    part = g.tables["Partitions"][0][0]
+    if part[2] != "stalled" or int(part[6].replace(",", "")) <= 0:
+        fail("group gs's partition row: %r" % part)
+
+    g = load("#/group/ledger", "group-ledger")
+    if g.cards.get("applied") != "2" or g.cards.get("dead-lettered") != "2" or g.cards.get("stale") != "0":
+        fail("ledger's applier counters: %r" % g.cards)
+
+    s = load("#/sync", "sync")
+    dlq = s.tables["Dead-letter topics"][0]
+    if dlq != [["orders.dlq", "orders", "2", dlq[0][3]]]:
+        fail("sync page's dead-letter topics: %r" % dlq)
+    letters = [t for h, t in s.tables.items() if h.startswith("Newest dead letters of orders")]
+    if not letters or len(letters[0][0]) != 2 or "not JSON" not in letters[0][0][1][7]:
+        fail("newest dead letters: %r" % s.tables)
+    print("console in chromium: ok; screenshots in", OUT)
+finally:
+    sc.close()
+    subprocess.run(["rm", "-rf", profile])
+PY
