@@ -25,9 +25,12 @@ SYNC_PKGS := yaml-0.1 libcurl
 HAVE_ISAL := $(shell pkg-config --exists libisal 2>/dev/null && echo 1)
 ISAL_CFLAGS := $(if $(HAVE_ISAL),-DSL_HAVE_ISAL)
 ISAL_LIBS := $(if $(HAVE_ISAL),-lisal)
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(SYNC_PKGS) 2>/dev/null) $(ISAL_CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(SYNC_PKGS) rdkafka 2>/dev/null) $(ISAL_CFLAGS)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(ISAL_LIBS)
 SYNC_LIBS = $(shell pkg-config --libs $(SYNC_PKGS) 2>/dev/null)
+# The client library's Kafka transport (consumer/client/kafka_*.c) is on librdkafka: what links libsynclog.a links
+# it too; synclogd does not.
+CLIENT_LIBS = $(shell pkg-config --libs rdkafka 2>/dev/null)
 
 GEN := $(BUILD)/gen
 # -Wno-format-truncation: paths are built from a data dir of at most 1023 bytes and names of at most 200 into
@@ -136,7 +139,7 @@ $(SYNCLOGD): $(BROKER_SRC:%.c=$(BUILD)/%.o) $(LIB_STORAGE) $(LIB_PROTO)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(SYNCLOG): $(CLI_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS) $(CLIENT_LIBS)
 # bin/ holds the binaries of the last build, whichever configuration it was.
 bin/synclogd: $(SYNCLOGD)
 	@mkdir -p bin
@@ -148,7 +151,7 @@ bin/synclog: $(SYNCLOG)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB_SYNC) $(LIB_CLIENT) \
 		$(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS) $(SYNC_LIBS) -lcmocka
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS) $(SYNC_LIBS) $(CLIENT_LIBS) -lcmocka
 # Unit tests of broker files that need no loop: the object joins the test's link line.
 $(BUILD)/tests/test_acl: $(BUILD)/broker/acl.o
 $(BUILD)/tests/test_audit_log: $(BUILD)/broker/audit.o
@@ -181,6 +184,12 @@ KAFKA_CLIENT_BIN := $(BUILD)/tests/kafka_client
 $(KAFKA_CLIENT_BIN): tests/integration/kafka_client.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $$(pkg-config --cflags --libs rdkafka)
+# librdkafka's mock Kafka cluster as a process (3 brokers, leader moves, brokers down): the sync tools' tests
+# against a cluster of several brokers.
+KAFKA_MOCK_BIN := $(BUILD)/tests/kafka_mock
+$(KAFKA_MOCK_BIN): tests/integration/kafka_mock.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $$(pkg-config --cflags --libs rdkafka)
 # The JSON scanner of the client library against jansson: that one file of the client on top of the protocol.
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c consumer/client/json_text.c $(PROTO_SRC) $(PROTO_GEN) | $(VERSION_H)
 	@mkdir -p $(dir $@)
@@ -196,7 +205,8 @@ test:
 	@tools/run-quiet.sh "building the tests ($(BUILD))" $(BUILD)/logs/build.log \
 		$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
-test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) $(MAN_PAGES) \
+test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) \
+		$(KAFKA_MOCK_BIN) $(MAN_PAGES) \
 		layer-check
 
 # The long soak (tests/integration/soak.py): random clients, good and hostile, for DURATION, with kill -9 of the
@@ -213,7 +223,7 @@ layer-check: | $(GEN)/proto/synclog.pb-c.h
 $(BUILD)/bin/synclog-bench: $(LOADGEN_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
 		$(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 $(BUILD)/bin/nats-bench: $(NATS_PEER_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lnats
@@ -227,7 +237,7 @@ GROUPS_BENCH_BIN := $(if $(GROUPS_BENCH_SRC),$(BUILD)/bin/groups-bench)
 $(BUILD)/bin/groups-bench: $(GROUPS_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_CLIENT) \
 		$(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLIENT_LIBS)
 
 # The floor of the PostgreSQL applier benchmark (bench/pg/floor.c, on libpq alone).
 PG_FLOOR_SRC := $(wildcard bench/pg/*.c)
@@ -243,7 +253,7 @@ SYNC_BENCH_BIN := $(if $(SYNC_BENCH_SRC),$(BUILD)/bin/sync-bench)
 $(BUILD)/bin/sync-bench: $(SYNC_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%.c=$(BUILD)/%.o) $(LIB_SYNC) \
 		$(LIB_CLIENT) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS) $(CLIENT_LIBS)
 
 # The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka).
 KAFKA_BENCH_SRC := $(wildcard bench/kafka/*.c)

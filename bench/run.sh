@@ -11,11 +11,13 @@
 #   6. bench/sync.sh: backfill against produce, live latency beside a backfill, reconcile against a bare scan
 #      (bench/results/sync.json)
 #   7. bench/kafka.sh: the Kafka listener with librdkafka against the native one (bench/results/kafka.json)
-#   8. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
+#   8. bench/clusters.sh: the applier through the librdkafka transport against the native one, and copy in MB/s
+#      (bench/results/clusters.json)
+#   9. bench/scrape.sh: a /metrics scrape of 10,000 partitions and 1,000 groups, and produce latency during scrapes
 #      (bench/results/scrape.json)
-#   9. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
-#  10. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
-#  11. bench/console.sh: the console's API on 10,000 partitions and 1,000 groups, the loop time of each request,
+#  10. bench/pg_apply.sh: apply throughput into PostgreSQL against its floor (bench/results/pg_apply.json)
+#  11. bench/pg_reconcile.sh: reconcile PostgreSQL to PostgreSQL against a bare scan (bench/results/pg_reconcile.json)
+#  12. bench/console.sh: the console's API on 10,000 partitions and 1,000 groups, the loop time of each request,
 #      and produce latency while a console polls (bench/results/console.json)
 set -euo pipefail
 build=${1:-build/release}
@@ -37,6 +39,8 @@ COMPACTION_BENCH_QUICK=${BENCH_QUICK:-0} bench/compaction.sh "$build"
 bench/sync.sh "$build"
 # The Kafka listener: librdkafka against our client, produce and replay (bench/results/kafka.json).
 KAFKA_BENCH_QUICK=${BENCH_QUICK:-0} bench/kafka.sh "$build"
+# The sync tools on a Kafka cluster: apply through librdkafka against native, copy MB/s (bench/results/clusters.json).
+CLUSTERS_BENCH_QUICK=${BENCH_QUICK:-0} bench/clusters.sh "$build"
 # TLS against plaintext, and new authenticated connections per second (bench/results/security.json).
 SECURITY_BENCH_QUICK=${BENCH_QUICK:-0} bench/security.sh "$build"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then

@@ -54,6 +54,10 @@
  *   origin_system   the service that made the change, text   none
  *   changed_at      when it did, decimal ms (int64 > 0)      none (0)
  *
+ * A record read from a batch also carries its whole headers section as it is (sl_record.headers), and a record
+ * given to the builder with one is written with it unchanged: that is how a copy keeps headers other clients
+ * added, in their order.
+ *
  * INVARIANTS of every batch sl_batch_validate accepts
  *
  *   1. It has at least the 61 header bytes, magic 2, and exactly 12 + batchLength bytes, at most
@@ -136,11 +140,13 @@ _Static_assert(BATCH_LENGTH_MIN == 49, "batchLength of an empty batch");
 /* Kafka's default zstd level (compression.zstd.level); the producer side pays for it, not the broker. */
 #define ZSTD_LEVEL        3
 /* "-9223372036854775808" */
-#define DECIMAL_BYTES_MAX 20
+#define DECIMAL_BYTES_MAX SL_RECORD_DECIMAL_BYTES
+_Static_assert(DECIMAL_BYTES_MAX == 20, "the decimal text of INT64_MIN is 20 bytes");
 /* A record's op before its headers are read: absent unless an op header sets it. */
-#define OP_ABSENT         ((enum sl_op) - 1)
+#define OP_ABSENT        ((enum sl_op) - 1)
 /* Sync headers a record may carry: v, op, origin, ik, sv, origin_system, changed_at. */
-#define SYNC_HEADERS_MAX  7
+#define SYNC_HEADERS_MAX SL_RECORD_SYNC_HEADERS_MAX
+_Static_assert(SYNC_HEADERS_MAX == 7, "seven sync headers: v, op, origin, ik, sv, origin_system, changed_at");
 
 static inline uint16_t load_be16(const uint8_t *p)
 {
@@ -339,6 +345,8 @@ enum sync_header {
 	SYNC_CHANGED_AT
 };
 
+static void bytes_write(uint8_t **pos, const uint8_t *end, const void *data, int32_t len);
+
 static const struct {
 	const char *name;
 	size_t name_len;
@@ -427,9 +435,12 @@ static int sync_header_apply(struct sl_record *r, const uint8_t *name, int32_t n
 	return 0;
 }
 
+static int headers_walk(const uint8_t **pos, const uint8_t *end, int32_t count, struct sl_record *r, const char **why);
+
+/* The headers section of a record, from its headersCount on; r->headers and header_count get the section after the
+ * count, and headers_len its bytes. */
 static int headers_decode(const uint8_t **pos, const uint8_t *end, struct sl_record *r, const char **why)
 {
-	unsigned seen = 0;
 	int32_t count;
 
 	if (sl_varint_decode(pos, end, &count) != 0)
@@ -437,6 +448,21 @@ static int headers_decode(const uint8_t **pos, const uint8_t *end, struct sl_rec
 	/* Each header takes at least two bytes (two length varints), which bounds the loop by the record's size. */
 	if (count < 0 || count > (end - *pos) / 2)
 		return bad(why, "record headersCount negative or more than its bytes can hold");
+	const uint8_t *start = *pos;
+	int rc = headers_walk(pos, end, count, r, why);
+	if (rc != 0)
+		return rc;
+	r->headers = start; /* not NULL even without headers: a copy writes exactly none */
+	r->headers_len = (int32_t)(*pos - start);
+	r->header_count = count;
+	return 0;
+}
+
+/* count headers from *pos (which moves past them), their sync headers applied to r. */
+static int headers_walk(const uint8_t **pos, const uint8_t *end, int32_t count, struct sl_record *r, const char **why)
+{
+	unsigned seen = 0;
+
 	for (int32_t i = 0; i < count; i++) {
 		const uint8_t *name, *value;
 		int32_t name_len, value_len;
@@ -450,6 +476,30 @@ static int headers_decode(const uint8_t **pos, const uint8_t *end, struct sl_rec
 		if (rc != 0)
 			return rc;
 	}
+	return 0;
+}
+
+/* The sync fields as a record without sync headers has them (op still to be decided by sync_finish). */
+static void sync_reset(struct sl_record *r)
+{
+	r->version = SL_VERSION_NONE;
+	r->op = OP_ABSENT;
+	r->origin = SL_ORIGIN_LIVE;
+	r->idempotency_key = NULL;
+	r->idempotency_key_len = 0;
+	r->schema_version = 0;
+	r->origin_system = NULL;
+	r->origin_system_len = 0;
+	r->changed_at_ms = 0;
+}
+
+static int sync_finish(struct sl_record *r, const char **why)
+{
+	/* Without an op header a null value is a delete: a Kafka producer's tombstone means what ours does. */
+	if (r->op == OP_ABSENT)
+		r->op = r->value_len == -1 ? SL_OP_DELETE : SL_OP_UPSERT;
+	if (r->op == SL_OP_DELETE && r->value_len != -1)
+		return bad(why, "delete record has a non-null value");
 	return 0;
 }
 
@@ -487,26 +537,60 @@ static int record_decode(const uint8_t **pos, const uint8_t *end, const struct s
 	if (bytes_decode(&p, record_end, 1, &out->value, &out->value_len) != 0)
 		return bad(why, "record value length invalid or past the record");
 
-	out->version = SL_VERSION_NONE;
-	out->op = OP_ABSENT;
-	out->origin = SL_ORIGIN_LIVE;
-	out->idempotency_key = NULL;
-	out->idempotency_key_len = 0;
-	out->schema_version = 0;
-	out->origin_system = NULL;
-	out->origin_system_len = 0;
-	out->changed_at_ms = 0;
+	sync_reset(out);
 	rc = headers_decode(&p, record_end, out, why);
 	if (rc != 0)
 		return rc;
 	if (p != record_end)
 		return bad(why, "record length larger than the bytes of its fields");
-	/* Without an op header a null value is a delete: a Kafka producer's tombstone means what ours does. */
-	if (out->op == OP_ABSENT)
-		out->op = out->value_len == -1 ? SL_OP_DELETE : SL_OP_UPSERT;
-	if (out->op == SL_OP_DELETE && out->value_len != -1)
-		return bad(why, "delete record has a non-null value");
+	rc = sync_finish(out, why);
+	if (rc != 0)
+		return rc;
 	*pos = record_end;
+	return 0;
+}
+
+int sl_record_headers_decode(struct sl_record *r, const char **why)
+{
+	const uint8_t *p = r->headers, *end = r->headers + (r->headers != NULL ? r->headers_len : 0);
+
+	sync_reset(r);
+	if (r->headers == NULL)
+		return r->header_count == 0 && r->headers_len == 0 ? sync_finish(r, why)
+		                                                   : bad(why, "record headers missing their bytes");
+	if (r->headers_len < 0 || r->header_count < 0 || r->header_count > r->headers_len / 2)
+		return bad(why, "record headers count or length negative or impossible");
+	int rc = headers_walk(&p, end, r->header_count, r, why);
+	if (rc != 0)
+		return rc;
+	if (p != end)
+		return bad(why, "record headers length larger than the bytes of its headers");
+	return sync_finish(r, why);
+}
+
+int sl_record_header_next(const uint8_t **pos, const uint8_t *end, struct sl_record_header *out)
+{
+	if (*pos == end)
+		return 0;
+	if (bytes_decode(pos, end, 0, &out->name, &out->name_len) != 0 ||
+	    bytes_decode(pos, end, 1, &out->value, &out->value_len) != 0)
+		return -EBADMSG;
+	return 1;
+}
+
+size_t sl_record_header_bytes(int32_t name_len, int32_t value_len)
+{
+	return sl_varint_size(name_len) + (size_t)name_len + sl_varint_size(value_len) +
+	       (value_len > 0 ? (size_t)value_len : 0);
+}
+
+int sl_record_header_encode(uint8_t **pos, const uint8_t *end, const struct sl_record_header *h)
+{
+	SL_ASSERT(h->name_len >= 0 && h->value_len >= -1);
+	if ((size_t)(end - *pos) < sl_record_header_bytes(h->name_len, h->value_len))
+		return -ENOSPC;
+	bytes_write(pos, end, h->name, h->name_len);
+	bytes_write(pos, end, h->value, h->value_len);
 	return 0;
 }
 
@@ -713,14 +797,6 @@ void sl_batch_builder_reset(struct sl_batch_builder *b)
 	b->base_sequence = -1;
 }
 
-/* A header as the builder is about to write it. */
-struct header_out {
-	const char *name;
-	size_t name_len;
-	const uint8_t *value;
-	size_t value_len;
-};
-
 static int record_fields_valid(const struct sl_record *r)
 {
 	if (r->key_len < -1 || (r->key_len > 0 && r->key == NULL))
@@ -740,17 +816,18 @@ static int record_fields_valid(const struct sl_record *r)
 	return 1;
 }
 
-/* Collect the sync headers that differ from their defaults; decimal text goes into the two buffers given. */
-static size_t headers_collect(const struct sl_record *r, struct header_out out[SYNC_HEADERS_MAX],
+/* Collect the sync headers that differ from their defaults; decimal text goes into the three buffers given. */
+size_t sl_record_sync_headers(const struct sl_record *r, struct sl_record_header out[SYNC_HEADERS_MAX],
                               char version_text[DECIMAL_BYTES_MAX], char schema_text[DECIMAL_BYTES_MAX],
                               char changed_text[DECIMAL_BYTES_MAX])
 {
 	size_t n = 0;
 
-#define HEADER_ADD(which, v, vlen)                                                                           \
-	out[n++] = (struct header_out)                                                                       \
-	{                                                                                                    \
-		sync_headers[which].name, sync_headers[which].name_len, (const uint8_t *)(v), (size_t)(vlen) \
+#define HEADER_ADD(which, v, vlen)                                                                \
+	out[n++] = (struct sl_record_header)                                                      \
+	{                                                                                         \
+		(const uint8_t *)sync_headers[which].name, (int32_t)sync_headers[which].name_len, \
+		        (const uint8_t *)(v), (int32_t)(vlen)                                     \
 	}
 	if (r->version != SL_VERSION_NONE)
 		HEADER_ADD(SYNC_VERSION, version_text, decimal_format(r->version, version_text));
@@ -802,9 +879,25 @@ static void bytes_write(uint8_t **pos, const uint8_t *end, const void *data, int
 	}
 }
 
+/* Whether r->headers is exactly header_count well-formed headers filling headers_len bytes. */
+static int raw_headers_valid(const struct sl_record *r)
+{
+	const uint8_t *p = r->headers, *end;
+	struct sl_record_header h;
+	int32_t n = 0;
+	int rc;
+
+	if (r->headers_len < 0 || r->header_count < 0 || r->header_count > r->headers_len / 2)
+		return 0;
+	end = p + r->headers_len;
+	while ((rc = sl_record_header_next(&p, end, &h)) == 1)
+		n++;
+	return rc == 0 && n == r->header_count;
+}
+
 int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r)
 {
-	struct header_out headers[SYNC_HEADERS_MAX];
+	struct sl_record_header headers[SYNC_HEADERS_MAX];
 	char version_text[DECIMAL_BYTES_MAX], schema_text[DECIMAL_BYTES_MAX], changed_text[DECIMAL_BYTES_MAX];
 	uint64_t tail_bytes, body_bytes, first_body_bytes, record_bytes;
 	int64_t timestamp_delta = 0;
@@ -814,11 +907,19 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r)
 	SL_ASSERT(b->buf != NULL && b->len >= SL_BATCH_HEADER_BYTES && b->len <= b->bytes_max);
 	if (!record_fields_valid(r))
 		return -EINVAL;
-	header_count = headers_collect(r, headers, version_text, schema_text, changed_text);
 	/* Everything after offsetDelta, the same wherever in a batch the record lands. */
-	tail_bytes = bytes_size(r->key_len) + bytes_size(r->value_len) + sl_varint_size((int32_t)header_count);
-	for (size_t i = 0; i < header_count; i++)
-		tail_bytes += bytes_size((int64_t)headers[i].name_len) + bytes_size((int64_t)headers[i].value_len);
+	tail_bytes = bytes_size(r->key_len) + bytes_size(r->value_len);
+	if (r->headers != NULL) {
+		if (!raw_headers_valid(r))
+			return -EINVAL;
+		header_count = (size_t)r->header_count;
+		tail_bytes += sl_varint_size(r->header_count) + (uint64_t)r->headers_len;
+	} else {
+		header_count = sl_record_sync_headers(r, headers, version_text, schema_text, changed_text);
+		tail_bytes += sl_varint_size((int32_t)header_count);
+		for (size_t i = 0; i < header_count; i++)
+			tail_bytes += sl_record_header_bytes(headers[i].name_len, headers[i].value_len);
+	}
 	/* As the first record of an empty batch it takes the least room: timestampDelta 0, offsetDelta 0. */
 	first_body_bytes = 1 + 1 + 1 + tail_bytes;
 	if (first_body_bytes > INT32_MAX ||
@@ -845,9 +946,14 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r)
 	bytes_write(&p, end, r->key, r->key_len);
 	bytes_write(&p, end, r->value, r->value_len);
 	varint_write(&p, end, (int32_t)header_count);
-	for (size_t i = 0; i < header_count; i++) {
-		bytes_write(&p, end, headers[i].name, (int32_t)headers[i].name_len);
-		bytes_write(&p, end, headers[i].value, (int32_t)headers[i].value_len);
+	if (r->headers != NULL) {
+		memcpy(p, r->headers, (size_t)r->headers_len);
+		p += r->headers_len;
+	} else {
+		for (size_t i = 0; i < header_count; i++) {
+			bytes_write(&p, end, headers[i].name, headers[i].name_len);
+			bytes_write(&p, end, headers[i].value, headers[i].value_len);
+		}
 	}
 	SL_ASSERT(p == end);
 

@@ -87,7 +87,31 @@ struct sl_record {
 	const uint8_t *origin_system; /* NULL when absent */
 	int32_t origin_system_len;
 	int64_t changed_at_ms; /* 0 when absent */
+	/* Every header of the record, the sync headers among them, as the batch encodes them (header_count times
+	 * headerKeyLength, headerKey, headerValueLength, headerValue: batch.c's record format), or NULL. The iterator
+	 * sets them, so a reader sees headers other tools added. A record given to the builder with headers is
+	 * written with exactly those headers instead of headers made from the sync fields (a copy keeps every header
+	 * of the record it copies): its sync fields must then be what the headers say, which the iterator and
+	 * sl_record_headers_decode see to. Never NULL in a record read from a batch, even one without headers (a
+	 * copy of it then gets none); NULL (a zeroed record) for a record made from its sync fields. */
+	const uint8_t *headers;
+	int32_t headers_len;
+	int32_t header_count;
 };
+
+/* One header of a record, as sl_record_header_next and sl_record_sync_headers hand it out (pointers into the
+ * record's bytes or the caller's buffers). value_len -1: a null value. */
+struct sl_record_header {
+	const uint8_t *name;
+	int32_t name_len;
+	const uint8_t *value;
+	int32_t value_len;
+};
+
+/* Sync headers a record carries at most: v, op, origin, ik, sv, origin_system, changed_at. */
+#define SL_RECORD_SYNC_HEADERS_MAX 7
+/* Room for the decimal text of one int64 ("-9223372036854775808"). */
+#define SL_RECORD_DECIMAL_BYTES    20
 
 /* Parse the fixed header of the batch at p (len bytes available). Checks what the header alone can show:
  * enough bytes for the header, magic 2, batch_length within [49, SL_BATCH_BYTES_MAX - 12], record_count >= 0,
@@ -193,6 +217,25 @@ struct sl_record_iter {
 int sl_record_iter_init(struct sl_record_iter *it, const uint8_t *p, size_t len, uint8_t *scratch, size_t scratch_cap);
 /* Returns 1 and fills *out, 0 at the end, or -EBADMSG for a malformed record. */
 int sl_record_iter_next(struct sl_record_iter *it, struct sl_record *out);
+
+/* ---- headers one at a time, for clients that hand records to another library (librdkafka) and back ---- */
+
+/* The next header of a headers section (r->headers): 1 with *out set, 0 at end, -EBADMSG when the bytes are not
+ * headers. *pos moves forward; pointers in *out point into the section. */
+int sl_record_header_next(const uint8_t **pos, const uint8_t *end, struct sl_record_header *out);
+/* Bytes one header takes in a headers section (value_len -1: null). */
+size_t sl_record_header_bytes(int32_t name_len, int32_t value_len);
+/* Append one header at *pos (which moves), never past end. Returns 0 or -ENOSPC (nothing written). */
+int sl_record_header_encode(uint8_t **pos, const uint8_t *end, const struct sl_record_header *h);
+/* Set r's sync fields (version, op, origin, idempotency key, schema version) from r->headers, with the defaults of
+ * the format for those absent (a null value without an op header is a delete). Returns 0, or -EBADMSG with *why
+ * (may be NULL) set when the section is malformed or a sync header is invalid (batch.c invariant 9). */
+int sl_record_headers_decode(struct sl_record *r, const char **why);
+/* The sync headers the builder writes for r's sync fields (those that differ from their defaults) into out, their
+ * decimal text into the three buffers; returns how many. */
+size_t sl_record_sync_headers(const struct sl_record *r, struct sl_record_header out[SL_RECORD_SYNC_HEADERS_MAX],
+                              char version_text[SL_RECORD_DECIMAL_BYTES], char schema_text[SL_RECORD_DECIMAL_BYTES],
+                              char changed_text[SL_RECORD_DECIMAL_BYTES]);
 
 /* Names of the enum values as stored in the headers ("upsert", "live", ...). */
 const char *sl_op_name(enum sl_op op);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "consumer/client/synclog.h"
+
 /* Exit codes of the operator contract. */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1 /* an operating error: one line on stderr says what failed and what to do */
@@ -20,6 +22,9 @@ struct cli {
 	const char *broker;  /* --broker, else $SYNCLOG_BROKER, else 127.0.0.1:7070 */
 	bool json;           /* --json: machine output, one JSON object per line */
 	uint32_t timeout_ms; /* --timeout: connecting and each answer of the broker (default 30 s) */
+	/* --kafka-config-file, then --kafka-config KEY=VALUE over it: librdkafka settings for a kafka:// broker
+	 * (every object on it gets them; refused with another broker). */
+	struct sl_kafka_config kafka;
 	/* TLS and credentials: the SYNCLOG_* environment (sl_security_options_from_env), then --user,
 	 * --password-file, --tls, --tls-ca, --tls-cert, --tls-key over it. Every connection uses them. */
 	struct sl_security_options security;
@@ -54,6 +59,10 @@ int cli_subcommand_run(const struct cli_command *parent, const struct cli_subcom
 /* Flag parsing. cli_flag matches argv[*i] against name as "--name VALUE" or "--name=VALUE": returns 1 with *value
  * set (and *i advanced past the value), 0 when argv[*i] is another argument, -1 when the value is missing. */
 int cli_flag(int argc, char **argv, int *i, const char *name, const char **value);
+/* --stall-after D of group list, group describe and status: the stall-after a Kafka cluster's health states are
+ * judged with by this client (consumer/client/kafka_health.c). At least 100ms; refused (a usage error, returns
+ * nonzero after printing it) for synclogd, which judges its own (`group alter`). */
+int cli_stall_after_parse(const struct cli *cli, const struct cli_command *cmd, const char *value, int64_t *ms_out);
 /* Strict decimal numbers: digits only (a leading '-' for signed), within [min, max]. Return 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
@@ -91,6 +100,7 @@ int cli_backfill(const struct cli *cli, int argc, char **argv);  /* tools/cli_ba
 int cli_reconcile(const struct cli *cli, int argc, char **argv); /* tools/cli_reconcile.c */
 int cli_contract(const struct cli *cli, int argc, char **argv);  /* tools/cli_contract.c */
 int cli_conflicts(const struct cli *cli, int argc, char **argv); /* tools/cli_conflicts.c */
+int cli_copy(const struct cli *cli, int argc, char **argv);      /* tools/cli_copy.c */
 int cli_user(const struct cli *cli, int argc, char **argv);      /* tools/cli_user.c */
 int cli_acl(const struct cli *cli, int argc, char **argv);       /* tools/cli_acl.c */
 

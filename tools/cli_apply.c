@@ -629,6 +629,7 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	        .target = target_name,
 	        .follow = a->follow,
 	        .io_timeout_ms = cli->timeout_ms,
+	        .kafka_config = &cli->kafka,
 	};
 	struct sl_apply_fetch_source *src = NULL;
 	struct sl_apply_dlq *dlq = NULL;
@@ -662,8 +663,8 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 		snprintf(err, sizeof(err), "%s", store.ops->error(store.ctx));
 	}
 	if (rc == 0)
-		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, a->topic, a->group, target_name, err,
-		                      sizeof(err));
+		rc = sl_apply_dlq_new(&dlq, cli->broker, &cli->security, &cli->kafka, a->topic, a->group, target_name,
+		                      err, sizeof(err));
 	/* Lag for --follow's reports, and for the progress line of a catch-up watched on a terminal. */
 	if (rc == 0 && (a->follow || cli_is_terminal(stderr)) &&
 	    sl_conn_new(&lag_conn, cli->broker, "synclog-apply-lag") != 0)
@@ -674,6 +675,10 @@ static int apply_run(const struct cli *cli, const struct apply_args *a, struct s
 	}
 	if (lag_conn != NULL && cli->timeout_ms > 0)
 		sl_conn_set_timeout(lag_conn, cli->timeout_ms);
+	if (lag_conn != NULL && sl_conn_set_kafka_config(lag_conn, &cli->kafka) != 0) {
+		sl_conn_free(lag_conn);
+		lag_conn = NULL;
+	}
 	o.group = a->group;
 	o.tombstone_retention_ms = a->retention_ms;
 	if (a->reject_retries >= 0)

@@ -281,6 +281,7 @@ int cli_backfill(const struct cli *cli, int argc, char **argv)
 	show.source = &source;
 	sl_backfill_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.security = &cli->security;
 	o.topic = a.topic;
 	o.source = &source;

@@ -220,7 +220,8 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 	}
 	if (cli->timeout_ms > 0)
 		sl_conn_set_timeout(c, cli->timeout_ms);
-	if (sl_conn_set_security(c, &cli->security) != 0 || sl_conn_connect(c) != 0) {
+	if (sl_conn_set_kafka_config(c, &cli->kafka) != 0 || sl_conn_set_security(c, &cli->security) != 0 ||
+	    sl_conn_connect(c) != 0) {
 		cli_fail(cmd, "%s", sl_conn_error(c));
 		sl_conn_free(c);
 		return NULL;
@@ -296,4 +297,15 @@ void cli_time_format(int64_t ms, char *buf, size_t bytes)
 	}
 	snprintf(buf, bytes, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 	         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+int cli_stall_after_parse(const struct cli *cli, const struct cli_command *cmd, const char *value, int64_t *ms_out)
+{
+	if (!sl_broker_is_kafka(cli->broker))
+		return cli_usage_error(
+		        cmd, "--stall-after is for a kafka:// broker, whose states this client judges; synclogd "
+		             "judges its own: `synclog group alter GROUP --stall-after D`");
+	if (sl_duration_parse(value, ms_out) != 0 || *ms_out < 100)
+		return cli_usage_error(cmd, "--stall-after needs a duration of at least 100ms (30s, 5m, PT1M)");
+	return 0;
 }

@@ -253,6 +253,7 @@ static int consume_group(const struct cli *cli, const struct consume_args *a)
 
 	sl_consumer_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.security = &cli->security;
 	/* The process id in the member id tells an operator which process holds which partitions. */
 	snprintf(client_id, sizeof(client_id), "synclog-consume-%ld", (long)getpid());
@@ -359,6 +360,7 @@ static int consume_topic(const struct cli *cli, const struct consume_args *ap)
 
 	sl_fetcher_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.security = &cli->security;
 	o.client_id = "synclog-consume";
 	o.topic = a.topic;

@@ -116,6 +116,7 @@ static int letters_read(const struct cli *cli, const struct cli_command *cmd, co
 	sl_fetcher_options_init(&o);
 	o.broker = cli->broker;
 	o.security = &cli->security;
+	o.kafka_config = &cli->kafka;
 	o.client_id = "synclog-dlq";
 	o.topic = dlq_topic_of(topic, name, sizeof(name));
 	o.stop_at_end = true;
@@ -345,6 +346,7 @@ static int sources_read(const struct cli *cli, struct letters *l)
 		sl_fetcher_options_init(&o);
 		o.broker = cli->broker;
 		o.security = &cli->security;
+		o.kafka_config = &cli->kafka;
 		o.client_id = "synclog-dlq";
 		o.topic = l->v[i].topic;
 		o.partition = (int32_t)l->v[i].partition;

@@ -12,29 +12,38 @@
 #include "proto/base/duration.h"
 #include "tools/cli.h"
 
+/* How the states are judged on a Kafka cluster (consumer/client/kafka_health.c), for list's and describe's help. */
+#define KAFKA_HEALTH_HELP                                                                                           \
+	"On a kafka:// broker this client judges the states from one look (the cluster keeps no history of\n"       \
+	"commits): lost (committed below the log start), idle (nothing waits), stopped (no live member, records\n"  \
+	"wait), stalled (the oldest waiting record is stall-after old or older), lagging (it is older than 10 s,\n" \
+	"or stall-after/2 when that is shorter), else ok. --stall-after D sets it there (default 60s); a group\n"   \
+	"that commits steadily but is more than stall-after behind is stalled here, lagging on synclogd. The\n"     \
+	"generation is not shown, and nor are members on a cluster that does not describe groups.\n"
+
 static const struct cli_command group_command = {
         .name = "group",
-        .usage = "usage: synclog group list\n"
-                 "       synclog group describe GROUP\n"
+        .usage = "usage: synclog group list [--stall-after DURATION]\n"
+                 "       synclog group describe GROUP [--stall-after DURATION]\n"
                  "       synclog group delete GROUP [--force]\n"
                  "       synclog group alter GROUP [--stall-after DURATION] [--window N]\n",
 };
 
 static const struct cli_command list_command = {
         .name = "group list",
-        .usage = "usage: synclog group list\n"
+        .usage = "usage: synclog group list [--stall-after DURATION]\n"
                  "\n"
                  "List the consumer groups: name, live members, generation, the worst health state of its\n"
                  "partitions (ok, idle, lagging, stalled, stopped, lost; see group describe) and since when, and lag\n"
                  "(records over all partitions, the largest in time). With --json, one object per group:\n"
                  "{\"group\":G,\"members\":N,\"generation\":N,\"state\":S,\"state_since_ms\":T,\"lag\":L,\"lag_ms\":MS}"
-                 "\n",
+                 "\n" KAFKA_HEALTH_HELP,
 };
 
 static const struct cli_command describe_command = {
         .name = "group describe",
         .usage =
-                "usage: synclog group describe GROUP\n"
+                "usage: synclog group describe GROUP [--stall-after DURATION]\n"
                 "\n"
                 "Per partition of every topic the group commits to or subscribes to: the committed offset (-1: none),\n"
                 "the next offset (log end), the lag in records (from the log start when nothing is committed), the\n"
@@ -58,7 +67,7 @@ static const struct cli_command describe_command = {
                 "at_risk (a WARNING line after the table): retention keeps records past the topic's retention\n"
                 "only for this group (retain.for.groups), or on a compacted topic the lag in time is 80% or more\n"
                 "of delete.retention.ms, so a replay from earliest by this group would miss deletes.\n"
-                "Exits 1 when the group does not exist.\n",
+                "Exits 1 when the group does not exist.\n" KAFKA_HEALTH_HELP,
 };
 
 static const struct cli_command delete_command = {
@@ -80,7 +89,9 @@ static const struct cli_command alter_command = {
                  "                    --stall-after\n"
                  "  --window N        samples over which a growing lag makes the group `lagging` (2 to 60); 0: the\n"
                  "                    broker's --health-window\n"
-                 "A setting not given is set back to the broker's. Prints `altered group G`.\n",
+                 "A setting not given is set back to the broker's. Prints `altered group G`.\n"
+                 "Refused on a kafka:// broker, which keeps no such settings: there, give --stall-after to group\n"
+                 "describe, group list or status, which judge the states client-side.\n",
 };
 
 static void json_string(const char *s)
@@ -92,15 +103,27 @@ static int group_list(const struct cli *cli, int argc, char **argv)
 {
 	struct sl_group_summary *groups;
 	struct sl_conn *c;
+	const char *value;
+	int64_t stall_after_ms = 0;
 	uint32_t count;
 	int rc;
 
-	if (argc > 0)
-		return cli_usage_error(&list_command, "unexpected argument '%s'", argv[0]);
+	for (int i = 0; i < argc; i++) {
+		if ((rc = cli_flag(argc, argv, &i, "--stall-after", &value)) != 0) {
+			if (rc < 0)
+				return cli_usage_error(&list_command, "--stall-after needs a duration");
+			if (cli_stall_after_parse(cli, &list_command, value, &stall_after_ms) != 0)
+				return CLI_EXIT_USAGE;
+		} else {
+			return cli_usage_error(&list_command, "unexpected argument '%s'", argv[i]);
+		}
+	}
 	c = cli_connect(cli, &list_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
-	rc = sl_group_list(c, &groups, &count);
+	rc = stall_after_ms > 0 ? sl_conn_set_stall_after(c, stall_after_ms) : 0;
+	if (rc == 0)
+		rc = sl_group_list(c, &groups, &count);
 	if (rc != 0) {
 		rc = cli_fail(&list_command, "%s", sl_conn_error(c));
 		sl_conn_free(c);
@@ -157,10 +180,18 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 {
 	struct sl_group_description *d;
 	struct sl_conn *c;
-	const char *name = NULL;
+	const char *name = NULL, *value;
+	int64_t stall_after_ms = 0;
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
+		if ((rc = cli_flag(argc, argv, &i, "--stall-after", &value)) != 0) {
+			if (rc < 0)
+				return cli_usage_error(&describe_command, "--stall-after needs a duration");
+			if (cli_stall_after_parse(cli, &describe_command, value, &stall_after_ms) != 0)
+				return CLI_EXIT_USAGE;
+			continue;
+		}
 		if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return cli_usage_error(&describe_command, "unknown flag '%s'", argv[i]);
 		if (name != NULL)
@@ -172,7 +203,9 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 	c = cli_connect(cli, &describe_command, "synclog-cli");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
-	rc = sl_group_describe(c, name, &d);
+	rc = stall_after_ms > 0 ? sl_conn_set_stall_after(c, stall_after_ms) : 0;
+	if (rc == 0)
+		rc = sl_group_describe(c, name, &d);
 	if (rc != 0) {
 		if (rc == -ENOENT)
 			rc = cli_fail(&describe_command, "unknown group '%s': `synclog group list` shows the groups",
@@ -183,9 +216,19 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 		return rc;
 	}
 	if (!cli->json) {
-		printf("group %s: generation %d, %u live member%s, state %s (stall-after %" PRId64 " ms, window %u)\n",
-		       d->group, d->generation, d->member_count, d->member_count == 1 ? "" : "s", d->state,
-		       d->stall_after_ms, d->window);
+		if (d->generation >= 0)
+			printf("group %s: generation %d, %u live member%s, state %s (stall-after %" PRId64
+			       " ms, window %u)\n",
+			       d->group, d->generation, d->member_count, d->member_count == 1 ? "" : "s", d->state,
+			       d->stall_after_ms, d->window);
+		else if (d->members_unknown) /* a Kafka cluster that does not answer DescribeGroups */
+			printf("group %s: members unknown (the cluster does not describe groups), state %s "
+			       "(stall-after %" PRId64 " ms, judged by this client)\n",
+			       d->group, d->state, d->stall_after_ms);
+		else /* a Kafka cluster: its Admin API gives no generation, and the states are judged here */
+			printf("group %s: %u live member%s, state %s (stall-after %" PRId64
+			       " ms, judged by this client)\n",
+			       d->group, d->member_count, d->member_count == 1 ? "" : "s", d->state, d->stall_after_ms);
 		/* Topics whose sync contract sets the stall-after of their partitions (rows come topic by topic). */
 		for (uint32_t i = 0; i < d->partition_count; i++) {
 			const struct sl_group_lag *p = &d->partitions[i];

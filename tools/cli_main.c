@@ -12,7 +12,8 @@
 static const struct cli_command main_command = {
         .name = "",
         .usage =
-                "usage: synclog [--broker HOST:PORT] [--json] [--timeout DURATION] [--user NAME]\n"
+                "usage: synclog [--broker HOST:PORT|kafka://HOST:PORT,...] [--kafka-config KEY=VALUE]\n"
+                "               [--kafka-config-file FILE] [--json] [--timeout DURATION] [--user NAME]\n"
                 "               [--password-file FILE] [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
                 "               COMMAND ...\n"
                 "\n"
@@ -42,6 +43,7 @@ static const struct cli_command main_command = {
                 "  contract check TOPIC [--target TARGET] [--table NAME]\n"
                 "  conflicts list --target sqlite:PATH [--table NAME] [--all | --status S] [--limit N]\n"
                 "  conflicts resolve ID --target sqlite:PATH [--table NAME] --keep source|target|KEY=VALUE\n"
+                "  copy --from BROKER --to BROKER TOPIC [--group G] [--to-topic NAME] [--rate N]\n"
                 "  user add NAME [--password-stdin] [--data-dir DIR]\n"
                 "  user list\n"
                 "  user delete NAME\n"
@@ -56,7 +58,13 @@ static const struct cli_command main_command = {
                 "global flags, before or after the command:\n"
                 "  --broker HOST:PORT  the broker (default: $SYNCLOG_BROKER, else " SL_BROKER_DEFAULT
                 "); HOST may be a\n"
-                "                      name or an IPv6 address in brackets: [::1]:7070\n"
+                "                      name or an IPv6 address in brackets: [::1]:7070. kafka://HOST:PORT,...\n"
+                "                      names a Kafka or Redpanda cluster (its bootstrap servers, port 9092 by\n"
+                "                      default): the commands reach it through librdkafka\n"
+                "  --kafka-config KEY=VALUE  a librdkafka setting for a kafka:// broker (security.protocol,\n"
+                "                      sasl.username, ssl.ca.location, timeouts, ...); repeatable, over the file's\n"
+                "  --kafka-config-file FILE  librdkafka settings, one KEY=VALUE a line (# comments), as Kafka's\n"
+                "                      client.properties\n"
                 "  --json              machine output: one JSON object per line\n"
                 "  --timeout D         give up connecting or waiting for an answer of the broker after D\n"
                 "                      (default 30s; 500ms, 10s, 2m or ISO 8601)\n"
@@ -68,6 +76,9 @@ static const struct cli_command main_command = {
                 "                      $SYNCLOG_TLS_CA, else the system's)\n"
                 "  --tls-cert FILE     a client certificate for mutual TLS, with --tls-key ($SYNCLOG_TLS_CERT)\n"
                 "  --tls-key FILE      its private key ($SYNCLOG_TLS_KEY)\n"
+                "                      On a kafka:// broker these are SASL SCRAM-SHA-256 and TLS settings of\n"
+                "                      librdkafka (security.protocol SASL_SSL, SASL_PLAINTEXT or SSL, sasl.*,\n"
+                "                      ssl.*); --kafka-config settings replace them\n"
                 "  --version           print the version\n"
                 "  --help              this text; `synclog COMMAND --help` describes a command\n"
                 "\n"
@@ -139,9 +150,16 @@ static int security_flag(int argc, char **argv, int *i, struct cli *cli)
 	return 0;
 }
 
+/* The global flags' values that are resolved after all of them were seen. */
+struct globals_late {
+	const char *kafka_config_file;
+	const char **kafka_settings; /* argc entries */
+	int kafka_setting_count;
+};
+
 /* Take --broker, --json and the other global flags out of argv wherever they are (up to a "--"); the rest stays
  * in order in args. Returns the new count, -1 after a usage error was printed, -2 after an operating error. */
-static int globals_take(int argc, char **argv, struct cli *cli, char **args)
+static int globals_take(int argc, char **argv, struct cli *cli, char **args, struct globals_late *late)
 {
 	int n = 0;
 	bool rest = false;
@@ -176,6 +194,24 @@ static int globals_take(int argc, char **argv, struct cli *cli, char **args)
 			cli->timeout_ms = (uint32_t)ms;
 			continue;
 		}
+		rc = cli_flag(argc, argv, &i, "--kafka-config-file", &value);
+		if (rc != 0) {
+			if (rc < 0) {
+				cli_usage_error(&main_command, "--kafka-config-file needs a FILE of KEY=VALUE lines");
+				return -1;
+			}
+			late->kafka_config_file = value;
+			continue;
+		}
+		rc = cli_flag(argc, argv, &i, "--kafka-config", &value);
+		if (rc != 0) {
+			if (rc < 0) {
+				cli_usage_error(&main_command, "--kafka-config needs KEY=VALUE (a librdkafka setting)");
+				return -1;
+			}
+			late->kafka_settings[late->kafka_setting_count++] = value;
+			continue;
+		}
 		rc = security_flag(argc, argv, &i, cli);
 		if (rc < 0)
 			return rc;
@@ -183,7 +219,7 @@ static int globals_take(int argc, char **argv, struct cli *cli, char **args)
 			continue;
 		rc = cli_flag(argc, argv, &i, "--broker", &value);
 		if (rc < 0) {
-			cli_usage_error(&main_command, "--broker needs a value: HOST:PORT");
+			cli_usage_error(&main_command, "--broker needs a value: HOST:PORT or kafka://HOST:PORT,...");
 			return -1;
 		}
 		if (rc == 1) {
@@ -196,20 +232,45 @@ static int globals_take(int argc, char **argv, struct cli *cli, char **args)
 	return n;
 }
 
+/* --kafka-config-file, then every --kafka-config over it, into cli->kafka. Kafka settings with a native broker are
+ * a usage error, except for copy, whose brokers are its own flags. */
+static int kafka_config_load(struct cli *cli, const struct globals_late *late, int n, char **args)
+{
+	char err[SL_ERROR_BYTES];
+	bool given = late->kafka_config_file != NULL || late->kafka_setting_count > 0;
+
+	if (!given)
+		return CLI_EXIT_OK;
+	if (!sl_broker_is_kafka(cli->broker) && strcmp(args[0], "copy") != 0 && !cli_wants_help(n, args))
+		return cli_usage_error(&main_command,
+		                       "--kafka-config and --kafka-config-file apply to a kafka:// broker, not '%s'",
+		                       cli->broker);
+	if (late->kafka_config_file != NULL &&
+	    sl_kafka_config_read_file(&cli->kafka, late->kafka_config_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "synclog: %s\n", err);
+		return CLI_EXIT_FAIL;
+	}
+	for (int i = 0; i < late->kafka_setting_count; i++)
+		if (sl_kafka_config_add(&cli->kafka, late->kafka_settings[i], err, sizeof(err)) != 0)
+			return cli_usage_error(&main_command, "%s", err);
+	return CLI_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = {.broker = NULL, .json = false, .timeout_ms = 0};
+	struct globals_late late = {.kafka_settings = calloc((size_t)argc + 1, sizeof(*late.kafka_settings))};
 	struct sl_broker_addr addr;
 	char err[SL_ERROR_BYTES];
 	char **args = calloc((size_t)argc + 1, sizeof(*args));
 	int n, rc;
 
-	if (args == NULL) {
+	if (args == NULL || late.kafka_settings == NULL) {
 		fputs("synclog: out of memory\n", stderr);
 		return CLI_EXIT_FAIL;
 	}
 	sl_security_options_from_env(&cli.security);
-	n = globals_take(argc, argv, &cli, args);
+	n = globals_take(argc, argv, &cli, args, &late);
 	if (n < 0) {
 		rc = n == -1 ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 	} else if (n == 0) {
@@ -228,6 +289,8 @@ int main(int argc, char **argv)
 			cli.broker = SL_BROKER_DEFAULT;
 		if (sl_broker_parse(cli.broker, &addr, err, sizeof(err)) != 0 && !cli_wants_help(n, args)) {
 			rc = cli_usage_error(&main_command, "%s", err);
+		} else if ((rc = kafka_config_load(&cli, &late, n, args)) != CLI_EXIT_OK) {
+			/* said why */
 		} else if (strcmp(args[0], "topic") == 0) {
 			rc = cli_topic(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "produce") == 0) {
@@ -248,6 +311,8 @@ int main(int argc, char **argv)
 			rc = cli_contract(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "conflicts") == 0) {
 			rc = cli_conflicts(&cli, n - 1, args + 1);
+		} else if (strcmp(args[0], "copy") == 0) {
+			rc = cli_copy(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "user") == 0) {
 			rc = cli_user(&cli, n - 1, args + 1);
 		} else if (strcmp(args[0], "acl") == 0) {
@@ -261,6 +326,8 @@ int main(int argc, char **argv)
 		}
 	}
 	free(args);
+	free(late.kafka_settings);
+	sl_kafka_config_free(&cli.kafka);
 	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
 		perror("synclog: writing the output");
 		rc = CLI_EXIT_FAIL;

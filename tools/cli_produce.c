@@ -227,6 +227,7 @@ int cli_produce(const struct cli *cli, int argc, char **argv)
 		return cli_fail(&produce_command, "out of memory");
 	sl_producer_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.security = &cli->security;
 	o.client_id = "synclog-produce";
 	o.topic = a.topic;

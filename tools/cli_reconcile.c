@@ -256,6 +256,7 @@ static int repair_open(const struct cli *cli, struct run_state *st, char *err, s
 
 	sl_producer_options_init(&o);
 	o.broker = cli->broker;
+	o.kafka_config = &cli->kafka;
 	o.security = &cli->security;
 	o.client_id = "synclog-reconcile-repair";
 	o.topic = st->a->repair_topic;

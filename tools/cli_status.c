@@ -21,7 +21,7 @@
 
 static const struct cli_command status_command = {
         .name = "status",
-        .usage = "usage: synclog status [--watch]\n"
+        .usage = "usage: synclog status [--watch] [--stall-after DURATION]\n"
                  "\n"
                  "One screen: the broker (version, uptime, data size, free disk), topics (partitions, size, records\n"
                  "per second in and out over the last ~10 s), groups (members, lag in records and time, health state\n"
@@ -29,7 +29,13 @@ static const struct cli_command status_command = {
                  "and the last backfill, reconcile and contract check runs the tools reported. --watch redraws it\n"
                  "every 2 s (in place on a terminal) until interrupted. Colour on a terminal unless NO_COLOR is set.\n"
                  "--json: one object "
-                 "{\"broker\":{...},\"topics\":[...],\"groups\":[...],\"dead_letters\":[...],\"runs\":[...]}.\n",
+                 "{\"broker\":{...},\"topics\":[...],\"groups\":[...],\"dead_letters\":[...],\"runs\":[...]}.\n"
+                 "\n"
+                 "On a kafka:// broker: the cluster's brokers from its metadata; topics with their records (log end\n"
+                 "minus log start; sizes and rates unknown); groups with state and lag judged by this client as in\n"
+                 "`group describe` (--stall-after D, default 60s), or unknown on a cluster that does not list groups;\n"
+                 "dead-letter topics; version, uptime, disk, connections, applier counters and runs are unknown (a\n"
+                 "Kafka cluster does not keep or tell them) and are shown as such (null in --json).\n",
 };
 
 struct style {
@@ -90,8 +96,63 @@ static void json_str(const char *s)
 	sl_json_print_string(stdout, s, strlen(s));
 }
 
+/* A Kafka cluster's status: what it does not tell is null. */
+static void print_json_kafka(const struct sl_status *s)
+{
+	printf("{\"broker\":{\"kafka\":true,\"address\":");
+	json_str(s->data_dir);
+	printf(",\"brokers\":%u,\"version\":null,\"started_ms\":null,\"uptime_ms\":null,\"data_bytes\":null,"
+	       "\"disk_free_bytes\":null,\"disk_total_bytes\":null,\"connections\":null},\"topics\":[",
+	       s->kafka_brokers);
+	for (uint32_t i = 0; i < s->topic_count; i++) {
+		const struct sl_status_topic *t = &s->topics[i];
+		printf("%s{\"name\":", i ? "," : "");
+		json_str(t->name);
+		printf(",\"partitions\":%u,\"partitions_unavailable\":%u,\"bytes\":null,\"records\":", t->partitions,
+		       t->partitions_unavailable);
+		if (t->records >= 0)
+			printf("%" PRId64, t->records);
+		else
+			fputs("null", stdout);
+		fputs(",\"records_in_per_s\":null,\"records_out_per_s\":null}", stdout);
+	}
+	if (s->groups_unknown) {
+		fputs("],\"groups\":null,\"groups_unknown\":", stdout);
+		json_str(s->groups_why);
+	} else {
+		fputs("],\"groups\":[", stdout);
+		for (uint32_t i = 0; i < s->group_count; i++) {
+			const struct sl_group_summary *g = &s->groups[i];
+			printf("%s{\"group\":", i ? "," : "");
+			json_str(g->group);
+			printf(",\"members\":%u,\"state\":\"%s\",\"state_since_ms\":%" PRId64 ",\"lag\":%" PRId64
+			       ",\"lag_ms\":%" PRId64 ",\"applier\":null}",
+			       g->members, g->state, g->state_since_ms, g->lag, g->lag_ms);
+		}
+		putchar(']');
+	}
+	printf(",\"dead_letters\":[");
+	bool first = true;
+	for (uint32_t i = 0; i < s->topic_count; i++) {
+		if (!is_dlq(s->topics[i].name))
+			continue;
+		printf("%s{\"topic\":", first ? "" : ",");
+		json_str(s->topics[i].name);
+		if (s->topics[i].records >= 0)
+			printf(",\"records\":%" PRId64 "}", s->topics[i].records);
+		else
+			fputs(",\"records\":null}", stdout);
+		first = false;
+	}
+	printf("],\"runs\":null}\n");
+}
+
 static void print_json(const struct sl_status *s)
 {
+	if (s->kafka) {
+		print_json_kafka(s);
+		return;
+	}
 	printf("{\"broker\":{\"version\":");
 	json_str(s->broker_version);
 	printf(",\"started_ms\":%" PRId64 ",\"uptime_ms\":%" PRId64 ",\"data_dir\":", s->started_ms,
@@ -152,6 +213,58 @@ static void print_json(const struct sl_status *s)
 		putchar('}');
 	}
 	printf("]}\n");
+}
+
+/* A Kafka cluster's status: what it does not tell is said to be unknown. */
+static void print_text_kafka(const struct sl_status *s, const struct style *st, int64_t stall_after_ms)
+{
+	char a[32];
+	const char *bold = st->colour ? "\033[1m" : "", *plain = reset_colour(st);
+
+	printf("%sKafka cluster %s%s  %u broker%s  version, uptime, disk and connections unknown (not told to "
+	       "clients)\n",
+	       bold, s->data_dir, plain, s->kafka_brokers, s->kafka_brokers == 1 ? "" : "s");
+	printf("\n%sTOPICS%s\n%-32s %10s %10s %12s %10s %10s\n", bold, plain, "NAME", "PARTITIONS", "SIZE", "RECORDS",
+	       "IN/S", "OUT/S");
+	for (uint32_t i = 0; i < s->topic_count; i++) {
+		const struct sl_status_topic *t = &s->topics[i];
+		if (is_dlq(t->name))
+			continue;
+		if (t->records >= 0)
+			snprintf(a, sizeof(a), "%" PRId64, t->records);
+		else
+			snprintf(a, sizeof(a), "unknown");
+		printf("%-32s %10u %10s %12s %10s %10s%s\n", t->name, t->partitions, "-", a, "-", "-",
+		       t->partitions_unavailable ? "  (partitions unavailable)" : "");
+	}
+	printf("\n%sGROUPS%s (states judged by this client, stall-after %" PRId64 " ms)\n", bold, plain,
+	       stall_after_ms);
+	if (s->groups_unknown) {
+		printf("unknown: %s\n", s->groups_why);
+	} else {
+		printf("%-32s %7s %-8s %10s %10s  %s\n", "NAME", "MEMBERS", "STATE", "LAG", "LAG_TIME", "APPLIER");
+		for (uint32_t i = 0; i < s->group_count; i++) {
+			const struct sl_group_summary *g = &s->groups[i];
+			duration_human(g->lag_ms, a, sizeof(a));
+			printf("%-32s %7u %s%-8s%s %10" PRId64 " %10s  unknown\n", g->group, g->members,
+			       state_colour(st, g->state), g->state, plain, g->lag, a);
+		}
+	}
+	printf("\n%sDEAD LETTERS%s\n", bold, plain);
+	bool any = false;
+	for (uint32_t i = 0; i < s->topic_count; i++) {
+		if (!is_dlq(s->topics[i].name))
+			continue;
+		if (s->topics[i].records >= 0)
+			printf("%-32s %12" PRId64 " letters%s\n", s->topics[i].name, s->topics[i].records,
+			       s->topics[i].records > 0 ? "  (synclog dlq list)" : "");
+		else
+			printf("%-32s      unknown letters\n", s->topics[i].name);
+		any = true;
+	}
+	if (!any)
+		printf("none\n");
+	printf("\n%sRUNS%s\nunknown: run reports are kept by synclogd, not by a Kafka cluster\n", bold, plain);
 }
 
 static void print_text(const struct sl_status *s, const struct style *st)
@@ -220,6 +333,13 @@ int cli_run_report(const struct cli *cli, const struct cli_command *cmd, const s
 	struct sl_conn *c;
 	int rc;
 
+	if (sl_broker_is_kafka(cli->broker)) {
+		fprintf(stderr,
+		        "synclog %s: note: this run is not recorded: run reports are kept by synclogd, and a Kafka "
+		        "cluster has no place for them (synclog status there shows the last runs as unknown)\n",
+		        cmd->name);
+		return -EOPNOTSUPP;
+	}
 	if (sl_conn_new(&c, cli->broker, "synclog-run-report") != 0) {
 		fprintf(stderr, "synclog %s: warning: out of memory; the run was not reported to the broker\n",
 		        cmd->name);
@@ -247,19 +367,34 @@ int cli_status(const struct cli *cli, int argc, char **argv)
 	struct style st = {.colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL};
 	bool tty = isatty(STDOUT_FILENO);
 	struct sl_conn *c;
+	int64_t stall_after_ms = 0;
 	int rc = CLI_EXIT_OK;
 
 	if (cli_wants_help(argc, argv))
 		return cli_help(&status_command);
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--watch") == 0)
+		const char *value;
+		int f;
+
+		if (strcmp(argv[i], "--watch") == 0) {
 			watch = true;
-		else
+		} else if ((f = cli_flag(argc, argv, &i, "--stall-after", &value)) != 0) {
+			if (f < 0)
+				return cli_usage_error(&status_command, "--stall-after needs a duration");
+			if (cli_stall_after_parse(cli, &status_command, value, &stall_after_ms) != 0)
+				return CLI_EXIT_USAGE;
+		} else {
 			return cli_usage_error(&status_command, "unexpected argument '%s'", argv[i]);
+		}
 	}
 	c = cli_connect(cli, &status_command, "synclog-status");
 	if (c == NULL)
 		return CLI_EXIT_FAIL;
+	if (stall_after_ms > 0 && sl_conn_set_stall_after(c, stall_after_ms) != 0) {
+		rc = cli_fail(&status_command, "%s", sl_conn_error(c));
+		sl_conn_free(c);
+		return rc;
+	}
 	if (watch)
 		cli_signals_install();
 	do {
@@ -278,6 +413,8 @@ int cli_status(const struct cli *cli, int argc, char **argv)
 			fputs("\033[H\033[2J", stdout); /* home, clear: redraw in place */
 		if (cli->json)
 			print_json(s);
+		else if (s->kafka)
+			print_text_kafka(s, &st, stall_after_ms > 0 ? stall_after_ms : SL_KAFKA_STALL_AFTER_MS_DEFAULT);
 		else
 			print_text(s, &st);
 		sl_status_free(s);

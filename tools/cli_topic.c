@@ -14,6 +14,7 @@ static const struct cli_command topic_command = {
         .usage = "usage: synclog topic create NAME --partitions N [--retention-ms D] [--retention-bytes B]\n"
                  "                         [--segment-bytes B] [--segment-ms D] [--if-not-exists]\n"
                  "                         [--compact] [--delete-retention-ms D] [--retain-for-groups]\n"
+                 "                         [--replication-factor N]\n"
                  "       synclog topic list\n"
                  "       synclog topic describe NAME\n"
                  "       synclog topic delete NAME\n"
@@ -65,6 +66,7 @@ static const struct cli_command create_command = {
         .name = "topic create",
         .usage = "usage: synclog topic create NAME --partitions N [--retention-ms D] [--retention-bytes B]\n"
                  "                         [--segment-bytes B] [--segment-ms D] [--if-not-exists]\n"
+                 "                         [--replication-factor N]\n"
                  "\n"
                  "Create a topic of N partitions.\n"
                  "  --partitions N       number of partitions (records of one key always go to the same one)\n"
@@ -81,6 +83,9 @@ static const struct cli_command create_command = {
                  "  --delete-retention-ms D  compacted topics: a tombstone stays D after the cleaner first sees it,\n"
                  "                       and until every group with a commit has read past it (default 1d)\n"
                  "  --retain-for-groups  retention never removes what a group with a commit has not consumed\n"
+                 "  --replication-factor N  on a Kafka cluster (--broker kafka://...): copies of each partition\n"
+                 "                       (default: the cluster's default.replication.factor); synclogd, one node,\n"
+                 "                       keeps 1\n"
                  "Retention drops whole segments once they are rolled, so a segment's size and age decide how soon\n"
                  "retention acts on a quiet topic. The broker checks both every --retention-check-ms (30 s).\n"
                  "Prints `created topic NAME with N partitions` (`1 partition`), or "
@@ -225,6 +230,17 @@ static int topic_create(const struct cli *cli, int argc, char **argv)
 			settings[setting_count++] = (struct sl_topic_setting){"delete.retention.ms", delete_retention};
 		} else if (strcmp(argv[i], "--retain-for-groups") == 0) {
 			settings[setting_count++] = (struct sl_topic_setting){"retain.for.groups", "true"};
+		} else if ((rc = cli_flag(argc, argv, &i, "--replication-factor", &value)) != 0) {
+			if (rc < 0 || cli_parse_u64(value, 32767, &u) != 0 || u == 0)
+				return cli_usage_error(&create_command,
+				                       "--replication-factor needs a number of at least 1");
+			if (u > 1 && !sl_broker_is_kafka(cli->broker))
+				return cli_usage_error(
+				        &create_command,
+				        "--replication-factor %llu: synclogd is one node and keeps one copy; "
+				        "replicas are for a Kafka cluster (--broker kafka://...)",
+				        (unsigned long long)u);
+			cfg.replication_factor = (int32_t)u;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			return cli_usage_error(&create_command, "unknown flag '%s'", argv[i]);
 		} else if (name == NULL) {
@@ -295,10 +311,21 @@ static int topic_list(const struct cli *cli, int argc, char **argv)
 			json_name(t->name);
 			printf(",\"partitions\":%u,\"retention_ms\":%" PRId64 ",\"retention_bytes\":%" PRId64
 			       ",\"compact\":%s,\"segment_bytes\":%" PRId64 ",\"segment_ms\":%" PRId64
-			       ",\"delete_retention_ms\":%" PRId64 ",\"retain_for_groups\":%s}\n",
+			       ",\"delete_retention_ms\":%" PRId64 ",\"retain_for_groups\":%s",
 			       t->partitions, t->retention_ms, t->retention_bytes, t->compact ? "true" : "false",
 			       t->segment_bytes, t->segment_ms, t->delete_retention_ms,
 			       t->retain_for_groups ? "true" : "false");
+			/* A Kafka cluster's topic: its replicas, and whether it described the settings above. */
+			if (t->replication_factor > 0)
+				printf(",\"replication_factor\":%d", t->replication_factor);
+			if (t->settings_unknown)
+				fputs(",\"settings_unknown\":true", stdout);
+			fputs("}\n", stdout);
+			continue;
+		}
+		if (t->settings_unknown) {
+			/* A Kafka cluster that does not describe its topics' configs (no controller). */
+			printf("%-32s %10u %10s %10s %10s %10s\n", t->name, t->partitions, "?", "?", "?", "?");
 			continue;
 		}
 		retention_ms_text(t->retention_ms, retention, sizeof(retention));
@@ -347,11 +374,15 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 		bytes_text(cfg.retention_bytes, max_bytes, sizeof(max_bytes));
 		bytes_text(cfg.segment_bytes, segment, sizeof(segment));
 		age_text(cfg.segment_ms, age, sizeof(age));
-		printf("topic %s: %u partition%s; retention %s, %s%s%s; segments roll at %s or after %s\n", cfg.name,
-		       cfg.partitions, cli_plural(cfg.partitions), retention,
-		       cfg.retention_bytes < 0 ? "no size limit" : max_bytes,
-		       cfg.retention_bytes < 0 ? "" : " per partition",
-		       cfg.retain_for_groups ? " (kept until every group consumed it)" : "", segment, age);
+		if (cfg.settings_unknown)
+			printf("topic %s: %u partition%s; settings unknown (the Kafka cluster did not describe them)\n",
+			       cfg.name, cfg.partitions, cli_plural(cfg.partitions));
+		else
+			printf("topic %s: %u partition%s; retention %s, %s%s%s; segments roll at %s or after %s\n",
+			       cfg.name, cfg.partitions, cli_plural(cfg.partitions), retention,
+			       cfg.retention_bytes < 0 ? "no size limit" : max_bytes,
+			       cfg.retention_bytes < 0 ? "" : " per partition",
+			       cfg.retain_for_groups ? " (kept until every group consumed it)" : "", segment, age);
 		if (cfg.compact) {
 			char horizon[SL_DURATION_TEXT_BYTES];
 			sl_duration_format(cfg.delete_retention_ms, horizon, sizeof(horizon));
@@ -372,11 +403,16 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 		if (cli->json) {
 			fputs("{\"topic\":", stdout);
 			json_name(cfg.name);
-			printf(",\"partition\":%u,\"earliest_offset\":%" PRId64 ",\"next_offset\":%" PRId64
-			       ",\"bytes\":%" PRIu64 ",\"segments\":%u,\"dirty_ratio\":%.3f,\"last_clean_ms\":%" PRId64
-			       ",\"tombstones_kept\":%" PRIu64 ",\"cleaner_error\":",
-			       p->partition, p->earliest_offset, p->next_offset, p->bytes, p->segments, p->dirty_ratio,
-			       p->last_clean_ms, p->tombstones_kept);
+			printf(",\"partition\":%u,\"earliest_offset\":%" PRId64 ",\"next_offset\":%" PRId64,
+			       p->partition, p->earliest_offset, p->next_offset);
+			/* A Kafka cluster keeps its partitions' sizes to itself. */
+			if (p->size_unknown)
+				fputs(",\"bytes\":null,\"segments\":null", stdout);
+			else
+				printf(",\"bytes\":%" PRIu64 ",\"segments\":%u", p->bytes, p->segments);
+			printf(",\"dirty_ratio\":%.3f,\"last_clean_ms\":%" PRId64 ",\"tombstones_kept\":%" PRIu64
+			       ",\"cleaner_error\":",
+			       p->dirty_ratio, p->last_clean_ms, p->tombstones_kept);
 			if (p->cleaner_error[0])
 				sl_json_print_string(stdout, p->cleaner_error, strlen(p->cleaner_error));
 			else
@@ -389,11 +425,12 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 		} else if (p->error != 0) {
 			printf("%9u unavailable: %s: %s\n", p->partition, sl_error_name(p->error), p->error_message);
 		} else {
-			char bytes[CLI_BYTES_TEXT];
+			char bytes[CLI_BYTES_TEXT], segments[16];
 
 			cli_bytes_format(p->bytes, bytes, sizeof(bytes));
-			printf("%9u %16" PRId64 " %16" PRId64 " %10s %8u", p->partition, p->earliest_offset,
-			       p->next_offset, bytes, p->segments);
+			snprintf(segments, sizeof(segments), "%u", p->segments);
+			printf("%9u %16" PRId64 " %16" PRId64 " %10s %8s", p->partition, p->earliest_offset,
+			       p->next_offset, p->size_unknown ? "-" : bytes, p->size_unknown ? "-" : segments);
 			if (cfg.compact) {
 				char when[40];
 				cli_time_format(p->last_clean_ms, when, sizeof(when));

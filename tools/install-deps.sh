@@ -10,6 +10,7 @@ declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 	[yaml-0.1]=libyaml-dev [libcurl]=libcurl4-openssl-dev [openssl]=libssl-dev [libpq]=libpq-dev
+	[rdkafka]=librdkafka-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
@@ -20,7 +21,6 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	cmds[clang]=clang
 	# The Kafka listener's tests and benchmark: kcat, and a small program on librdkafka.
 	cmds[kcat]=kcat
-	mods[rdkafka]=librdkafka-dev
 	# promtool checks the Prometheus alert rules of tools/monitoring/ (tests/integration/test_monitoring.sh).
 	cmds[promtool]=prometheus
 	cmds[curl]=curl

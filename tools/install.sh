@@ -63,9 +63,10 @@ includedir=\${prefix}/include/synclog
 libdir=\${prefix}/lib
 
 Name: synclog
-Description: Client library of the synclog broker: producer, fetcher, group consumer, admin
+Description: Client library of the synclog broker and of Kafka clusters: producer, fetcher, group consumer, admin
 Version: $version
-Requires: libzstd libprotobuf-c libssl libcrypto
+# rdkafka: the Kafka transport (kafka:// brokers) is librdkafka's producer, consumer and Admin API.
+Requires: libzstd libprotobuf-c libssl libcrypto rdkafka
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lsynclog -lpthread $isal_libs
 PC

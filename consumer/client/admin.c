@@ -69,6 +69,9 @@ int sl_topic_create_settings(struct sl_conn *c, const struct sl_topic_config *co
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_topic_create(c, config, settings, count);
+
 	body.settings = settings_to_wire(settings, count);
 	if (count > 0 && body.settings == NULL) {
 		sl_conn_set_error(c, "create topic '%s': out of memory", config->name);
@@ -103,6 +106,10 @@ int sl_topic_alter(struct sl_conn *c, const char *name, const struct sl_topic_se
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_unsupported(c, "alter a topic",
+		                            "change its configs with the cluster's own tools (kafka-configs.sh)");
+
 	snprintf(what, sizeof(what), "alter topic '%s'", name);
 	body.name = (char *)name;
 	body.settings = settings_to_wire(settings, count);
@@ -130,6 +137,10 @@ int sl_topic_compact(struct sl_conn *c, const char *name, bool wait, struct sl_c
 	Synclog__Response *resp;
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_unsupported(c, "compact a topic now",
+		                            "Kafka's log cleaner runs by the topic's cleanup.policy on its own");
 
 	if (results_out != NULL)
 		*results_out = NULL;
@@ -181,6 +192,9 @@ int sl_topic_delete(struct sl_conn *c, const char *name)
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_topic_delete(c, name);
+
 	body.name = (char *)name;
 	req.body_case = SYNCLOG__REQUEST__BODY_DELETE_TOPIC;
 	req.delete_topic = &body;
@@ -199,6 +213,9 @@ int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32
 	struct sl_topic_config *topics;
 	size_t n;
 	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_topic_list(c, topics_out, count_out);
 
 	*topics_out = NULL;
 	*count_out = 0;
@@ -240,6 +257,9 @@ int sl_topic_describe(struct sl_conn *c, const char *name, struct sl_topic_confi
 	struct sl_partition_info *parts;
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_topic_describe(c, name, config_out, partitions_out, count_out);
 
 	*partitions_out = NULL;
 	*count_out = 0;
@@ -305,6 +325,9 @@ int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec sp
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_offsets_list(c, topic, spec, timestamp_ms, partitions, count, offsets_out);
+
 	_Static_assert((int)SL_OFFSET_EARLIEST == (int)SYNCLOG__OFFSET_SPEC__EARLIEST &&
 	                       (int)SL_OFFSET_LATEST == (int)SYNCLOG__OFFSET_SPEC__LATEST &&
 	                       (int)SL_OFFSET_TIMESTAMP == (int)SYNCLOG__OFFSET_SPEC__TIMESTAMP,
@@ -354,6 +377,10 @@ int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *pr
 	Synclog__InitProducerRequest body = SYNCLOG__INIT_PRODUCER_REQUEST__INIT;
 	Synclog__Response *resp;
 	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_unsupported(c, "a synclog producer id",
+		                            "librdkafka's idempotent producer gets its own");
 
 	req.body_case = SYNCLOG__REQUEST__BODY_INIT_PRODUCER;
 	req.init_producer = &body;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "consumer/client/synclog.h"
+#include "consumer/client/transport.h"
 #include "proto/base/assert.h"
 #include "proto/frame.h"
 #include "proto/synclog.pb-c.h"
@@ -107,11 +108,28 @@ struct sl_conn {
 	uint8_t *tls_out;           /* ciphertext not yet sent: tls_out[tls_out_pos .. tls_out_len) */
 	size_t tls_out_pos, tls_out_len;
 	char principal[SL_PRINCIPAL_BYTES_MAX]; /* who the broker says we are; "" when not authenticated */
+	struct sl_kafka_conn *kafka;            /* the Kafka transport's state (transport.h); NULL: the native one */
 };
 
 /* Give to a fresh connection the TLS context and credentials of another (the group consumer's fetchers use its
  * coordinator's). Returns 0 or -ENOMEM. */
 int sl_conn_security_copy(struct sl_conn *to, const struct sl_conn *from);
+
+/* ---- the Kafka transport's addresses and settings (kafka_config.c) ---- */
+
+/* sl_broker_parse of a kafka:// address. */
+int sl_kafka_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t err_bytes);
+/* Bootstrap servers ("HOST:PORT,...", default ports filled in, IPv6 in brackets) of a kafka:// address, into a
+ * string to free(). Returns 0, -EINVAL (err says what is wrong) or -ENOMEM. */
+int sl_kafka_bootstrap_text(const char *broker, char **out, char *err, size_t err_bytes);
+/* Add every setting of src (may be NULL) to dst. Returns 0, -E2BIG or -ENOMEM. */
+int sl_kafka_config_copy(struct sl_kafka_config *dst, const struct sl_kafka_config *src);
+/* Into out (fresh; free it with sl_kafka_config_free): the librdkafka settings of the security options o (may be
+ * NULL: none; SCRAM-SHA-256 credentials, TLS and its files), then user's settings (may be NULL) over them, so that
+ * an explicit --kafka-config wins. Returns 0, -EINVAL (a certificate without its key, a user without a password),
+ * -E2BIG or -ENOMEM, with err set. */
+int sl_kafka_config_secure(struct sl_kafka_config *out, const struct sl_security_options *o,
+                           const struct sl_kafka_config *user, char *err, size_t err_bytes);
 
 /* Monotonic and wall clocks in milliseconds (vDSO: no syscall). */
 

@@ -145,6 +145,8 @@ int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t
 	char why[SL_ERROR_BYTES];
 	int port;
 
+	if (sl_broker_is_kafka(s))
+		return sl_kafka_broker_parse(s, out, err, err_bytes);
 	/* The one HOST:PORT parser (proto/base/addr.h); a client needs a real port, 0 only means "any" to a
 	 * listener. */
 	if (sl_addr_split(s, out->host, sizeof(out->host), &port, why, sizeof(why)) != 0) {
@@ -178,6 +180,16 @@ int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
 	c->fd = -1;
 	snprintf(c->client_id, sizeof(c->client_id), "%s", client_id != NULL ? client_id : "synclog-client");
 	c->io_timeout_ms = SL_IO_TIMEOUT_MS_DEFAULT;
+	if (sl_broker_is_kafka(broker)) {
+		int rc = sl_kafka_conn_new(c, broker);
+
+		if (rc != 0) {
+			free(c);
+			return rc;
+		}
+		*out = c;
+		return 0;
+	}
 	c->frame_bytes_max = SL_FRAME_BYTES_MAX_DEFAULT;
 	/* A response unpacks into at most its own bytes plus the structs around them; four times the frame limit
 	 * leaves room for that while refusing a frame crafted to expand without bound. */
@@ -190,6 +202,10 @@ static void tls_collect(struct sl_conn *c);
 
 void sl_conn_close(struct sl_conn *c)
 {
+	if (c->kafka != NULL) {
+		sl_kafka_conn_close(c);
+		return;
+	}
 	if (c->ssl != NULL && c->fd >= 0) {
 		/* Tell the broker the session ends (a best effort: whatever the socket takes now). */
 		sl_tls_session_close(c->ssl);
@@ -248,6 +264,8 @@ int sl_conn_set_security(struct sl_conn *c, const struct sl_security_options *o)
 {
 	char err[SL_ERROR_BYTES];
 
+	if (c->kafka != NULL)
+		return sl_kafka_conn_set_security(c, o);
 	sl_conn_close(c);
 	security_clear(c);
 	if (o == NULL)
@@ -310,6 +328,8 @@ void sl_conn_free(struct sl_conn *c)
 {
 	if (c == NULL)
 		return;
+	if (c->kafka != NULL)
+		sl_kafka_conn_free(c);
 	sl_conn_close(c);
 	free(c->wbuf);
 	free(c->rbuf);
@@ -321,6 +341,25 @@ void sl_conn_free(struct sl_conn *c)
 void sl_conn_set_timeout(struct sl_conn *c, uint32_t io_timeout_ms)
 {
 	c->io_timeout_ms = io_timeout_ms;
+}
+
+int sl_conn_set_kafka_config(struct sl_conn *c, const struct sl_kafka_config *cfg)
+{
+	return c->kafka != NULL ? sl_kafka_conn_set_config(c, cfg) : 0;
+}
+
+int sl_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms)
+{
+	if (c->kafka != NULL)
+		return sl_kafka_conn_set_stall_after(c, stall_after_ms);
+	sl_conn_set_error(c, "synclogd judges its groups' health itself: set a group's stall-after with `synclog group "
+	                     "alter GROUP --stall-after D`, or the broker's with synclogd --stall-after");
+	return -EOPNOTSUPP;
+}
+
+bool sl_conn_is_kafka(const struct sl_conn *c)
+{
+	return c->kafka != NULL;
 }
 
 const char *sl_conn_error(const struct sl_conn *c)
@@ -595,6 +634,8 @@ int sl_conn_connect(struct sl_conn *c)
 	int64_t deadline_ms = sl_clock_mono_ms() + c->io_timeout_ms;
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_conn_connect(c);
 	sl_conn_close(c);
 	c->broker_error = 0;
 	rc = getaddrinfo(c->addr.host, c->addr.port, &hints, &list);
@@ -1121,6 +1162,8 @@ int sl_conn_call(struct sl_conn *c, Synclog__Request *req, Synclog__Response **o
 	int rc;
 
 	c->broker_error = 0;
+	if (c->kafka != NULL)
+		return sl_kafka_unsupported(c, "a synclog protocol request", "the call has no Kafka equivalent");
 	if (c->fd < 0 && req->body_case != SYNCLOG__REQUEST__BODY_HELLO) {
 		rc = sl_conn_connect(c);
 		if (rc != 0)

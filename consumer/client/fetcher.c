@@ -45,6 +45,7 @@ struct sl_fetcher {
 	struct sl_record_iter iter;
 	bool iter_active;
 	char error[SL_ERROR_BYTES];
+	struct sl_kafka_fetcher *kafka; /* the Kafka transport's fetcher (transport.h); NULL: this one */
 };
 
 void sl_fetcher_options_init(struct sl_fetcher_options *o)
@@ -187,6 +188,25 @@ int sl_fetcher_new(struct sl_fetcher **out, const struct sl_fetcher_options *o, 
 	int rc;
 
 	*out = NULL;
+	if (sl_broker_is_kafka(o->broker)) {
+		if (o->topic == NULL || o->topic[0] == '\0' || strlen(o->topic) > SL_TOPIC_NAME_BYTES_MAX ||
+		    (unsigned)o->from > SL_FROM_BEFORE_END ||
+		    ((o->from == SL_FROM_OFFSET || o->from == SL_FROM_BEFORE_END) && o->from_offset < 0)) {
+			sl_error_set(err, err_bytes,
+			             "fetcher options: a topic of 1 to 200 characters and a valid start are required");
+			return -EINVAL;
+		}
+		f = calloc(1, sizeof(*f));
+		if (f == NULL)
+			return -ENOMEM;
+		rc = sl_kafka_fetcher_new(&f->kafka, o, err, err_bytes);
+		if (rc != 0) {
+			free(f);
+			return rc;
+		}
+		*out = f;
+		return 0;
+	}
 	rc = fetcher_alloc(&f, o, err, err_bytes);
 	if (rc != 0)
 		return rc;
@@ -204,6 +224,7 @@ void sl_fetcher_free(struct sl_fetcher *f)
 {
 	if (f == NULL)
 		return;
+	sl_kafka_fetcher_free(f->kafka);
 	sl_conn_free(f->conn);
 	free(f->parts);
 	free(f->wire);
@@ -214,21 +235,33 @@ void sl_fetcher_free(struct sl_fetcher *f)
 
 uint64_t sl_fetcher_lost(const struct sl_fetcher *f)
 {
+	/* A Kafka cluster has no RECORDS_LOST: its lost offsets surface as retention does (skipped). */
+	if (f->kafka != NULL)
+		return 0;
 	return f->lost;
 }
 
 const char *sl_fetcher_error(const struct sl_fetcher *f)
 {
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_error(f->kafka);
+
 	return f->error;
 }
 
 uint64_t sl_fetcher_skipped(const struct sl_fetcher *f)
 {
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_skipped(f->kafka);
+
 	return f->skipped;
 }
 
 bool sl_fetcher_done(const struct sl_fetcher *f)
 {
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_done(f->kafka);
+
 	if (!f->o.stop_at_end)
 		return false;
 	for (uint32_t i = 0; i < f->part_count; i++)
@@ -239,6 +272,9 @@ bool sl_fetcher_done(const struct sl_fetcher *f)
 
 int64_t sl_fetcher_position(const struct sl_fetcher *f, uint32_t partition)
 {
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_position(f->kafka, partition);
+
 	for (uint32_t i = 0; i < f->part_count; i++)
 		if (f->parts[i].partition == partition)
 			return f->parts[i].position;
@@ -385,6 +421,9 @@ int sl_fetcher_fetch(struct sl_fetcher *f)
 	uint32_t backoff_ms = 100;
 	int rc;
 
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_fetch(f->kafka);
+
 	f->resp = NULL;
 	f->cur = NULL;
 	f->iter_active = false;
@@ -529,6 +568,9 @@ static bool result_next(struct sl_fetcher *f)
 
 int sl_fetcher_next(struct sl_fetcher *f, uint32_t *partition_out, struct sl_record *out)
 {
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_next(f->kafka, partition_out, out);
+
 	if (f->resp == NULL)
 		return 0;
 	for (;;) {
@@ -629,6 +671,9 @@ int sl_fetcher_assign(struct sl_fetcher *f, const uint32_t *partitions, const in
 int sl_fetcher_seek(struct sl_fetcher *f, uint32_t partition, int64_t position)
 {
 	struct fpart *fp = part_find(f, partition);
+
+	if (f->kafka != NULL)
+		return sl_kafka_fetcher_seek(f->kafka, partition, position);
 
 	if (fp == NULL || position < 0)
 		return -EINVAL;

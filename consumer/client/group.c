@@ -93,6 +93,7 @@ struct sl_consumer {
 	struct sl_applier_info applier; /* sent with every commit */
 	struct sl_consumer_stats stats;
 	char error[SL_ERROR_BYTES];
+	struct sl_kafka_consumer *kafka; /* the Kafka transport's consumer (transport.h); NULL: this one */
 };
 
 void sl_consumer_options_init(struct sl_consumer_options *o)
@@ -778,6 +779,15 @@ int sl_consumer_subscribe(struct sl_consumer **out, const struct sl_consumer_opt
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
+	if (sl_broker_is_kafka(o->broker)) {
+		rc = sl_kafka_consumer_subscribe(&c->kafka, c, o, err, err_bytes);
+		if (rc != 0) {
+			free(c);
+			return rc;
+		}
+		*out = c;
+		return 0;
+	}
 	c->o = *o;
 	c->o.topics = NULL;
 	snprintf(c->group, sizeof(c->group), "%s", o->group);
@@ -881,6 +891,9 @@ int sl_consumer_poll(struct sl_consumer *c, int timeout_ms, struct sl_consumer_r
 	bool waited = false;
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_poll(c->kafka, timeout_ms, records, records_max);
+
 	SL_ASSERT(!c->closed && !c->in_callback && records_max > 0);
 	for (;;) {
 		struct ctopic *t;
@@ -961,6 +974,9 @@ int sl_consumer_commit_offsets(struct sl_consumer *c, const struct sl_topic_part
 {
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_commit_offsets(c->kafka, offsets, count);
+
 	SL_ASSERT(!c->closed && !c->in_callback);
 	if (count == 0)
 		return 0;
@@ -979,6 +995,9 @@ int sl_consumer_commit(struct sl_consumer *c, const char *topic, uint32_t partit
 
 int sl_consumer_commit_consumed(struct sl_consumer *c)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_commit_consumed(c->kafka);
+
 	SL_ASSERT(!c->closed && !c->in_callback);
 	return commit_consumed(c);
 }
@@ -986,6 +1005,9 @@ int sl_consumer_commit_consumed(struct sl_consumer *c)
 int sl_consumer_seek(struct sl_consumer *c, const char *topic, uint32_t partition, int64_t offset)
 {
 	struct cpart *p = part_find(c, topic, partition);
+
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_seek(c->kafka, topic, partition, offset);
 
 	SL_ASSERT(!c->closed);
 	if (p == NULL) {
@@ -1003,6 +1025,9 @@ int sl_consumer_seek(struct sl_consumer *c, const char *topic, uint32_t partitio
 
 int64_t sl_consumer_position(const struct sl_consumer *c, const char *topic, uint32_t partition)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_position(c->kafka, topic, partition);
+
 	for (uint32_t i = 0; i < c->part_count; i++)
 		if (c->parts[i].partition == partition && strcmp(c->topics[c->parts[i].topic_index].name, topic) == 0)
 			return position_of(c, &c->parts[i]);
@@ -1011,6 +1036,8 @@ int64_t sl_consumer_position(const struct sl_consumer *c, const char *topic, uin
 
 const struct sl_consumer_partition *sl_consumer_assignment(struct sl_consumer *c, uint32_t *count_out)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_assignment(c->kafka, count_out);
 	for (uint32_t i = 0; i < c->part_count; i++) {
 		int64_t pos = position_of(c, &c->parts[i]);
 
@@ -1024,6 +1051,9 @@ const struct sl_consumer_partition *sl_consumer_assignment(struct sl_consumer *c
 
 bool sl_consumer_done(const struct sl_consumer *c)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_done(c->kafka);
+
 	if (!c->o.stop_at_end)
 		return false;
 	for (uint32_t i = 0; i < c->part_count; i++)
@@ -1034,11 +1064,17 @@ bool sl_consumer_done(const struct sl_consumer *c)
 
 const char *sl_consumer_member_id(const struct sl_consumer *c)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_member_id(c->kafka);
+
 	return c->member_id;
 }
 
 int32_t sl_consumer_generation(const struct sl_consumer *c)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_generation(c->kafka);
+
 	return c->generation;
 }
 
@@ -1071,6 +1107,8 @@ int sl_consumer_leave(struct sl_consumer *c)
 	Synclog__Response *resp;
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_leave(c->kafka);
 	SL_ASSERT(!c->closed && !c->in_callback);
 	body.group = c->group;
 	body.member_id = c->member_id;
@@ -1087,6 +1125,10 @@ int sl_consumer_leave(struct sl_consumer *c)
 
 void sl_consumer_stats_get(const struct sl_consumer *c, struct sl_consumer_stats *out)
 {
+	if (c->kafka != NULL) {
+		sl_kafka_consumer_stats_get(c->kafka, out);
+		return;
+	}
 	*out = c->stats;
 	for (uint32_t t = 0; t < c->topic_count; t++)
 		if (c->topics[t].fetcher != NULL)
@@ -1095,6 +1137,9 @@ void sl_consumer_stats_get(const struct sl_consumer *c, struct sl_consumer_stats
 
 const char *sl_consumer_error(const struct sl_consumer *c)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_error(c->kafka);
+
 	return c->error;
 }
 
@@ -1140,6 +1185,9 @@ int sl_consumer_close(struct sl_consumer *c)
 	Synclog__Response *resp;
 	int rc = 0, lrc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_consumer_close(c->kafka);
+
 	SL_ASSERT(!c->closed && !c->in_callback);
 	if (c->o.auto_commit) {
 		uint32_t n = consumed_gather(c);
@@ -1176,6 +1224,7 @@ void sl_consumer_free(struct sl_consumer *c)
 {
 	if (c == NULL)
 		return;
+	sl_kafka_consumer_free(c->kafka);
 	for (uint32_t t = 0; c->topics != NULL && t < c->topic_count; t++)
 		sl_fetcher_free(c->topics[t].fetcher);
 	sl_conn_free(c->coord);

@@ -66,6 +66,9 @@ int sl_group_list(struct sl_conn *c, struct sl_group_summary **groups_out, uint3
 	char after[SL_GROUP_NAME_BYTES_MAX + 1] = "", next[SL_GROUP_NAME_BYTES_MAX + 1];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_group_list(c, groups_out, count_out);
+
 	*groups_out = NULL;
 	*count_out = 0;
 	for (;;) {
@@ -149,6 +152,9 @@ int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_desc
 	char what[SL_GROUP_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_group_describe(c, group, out);
+
 	*out = NULL;
 	body.group = (char *)group;
 	req.body_case = SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP;
@@ -208,6 +214,9 @@ int sl_group_delete(struct sl_conn *c, const char *group, bool force)
 	char what[SL_GROUP_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL)
+		return sl_kafka_group_delete(c, group, force);
+
 	body.group = (char *)group;
 	body.force = force;
 	req.body_case = SYNCLOG__REQUEST__BODY_DELETE_GROUP;
@@ -228,6 +237,14 @@ int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms,
 	char what[SL_GROUP_NAME_BYTES_MAX + 64];
 	int rc;
 
+	if (c->kafka != NULL) {
+		sl_conn_set_error(
+		        c,
+		        "alter group '%s': a Kafka cluster keeps no health settings per group; give "
+		        "--stall-after to group describe, group list or status instead (evaluated client-side)",
+		        group);
+		return -EOPNOTSUPP;
+	}
 	settings.stall_after_ms = stall_after_ms;
 	settings.window = window;
 	body.group = (char *)group;
@@ -241,8 +258,10 @@ int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms,
 	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ALTER_GROUP, what);
 }
 
-int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
-                           uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out)
+/* OffsetFetch of count partitions of topic: the offsets, their commit times (may be NULL) and, when full is not
+ * NULL, everything the broker keeps of each commit. */
+static int committed_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out, struct sl_committed *full)
 {
 	Synclog__Request req = SYNCLOG__REQUEST__INIT;
 	Synclog__OffsetFetchRequest body = SYNCLOG__OFFSET_FETCH_REQUEST__INIT;
@@ -285,8 +304,48 @@ int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *top
 		offsets_out[i] = of->offsets[j]->offset;
 		if (commit_ms_out != NULL)
 			commit_ms_out[i] = of->offsets[j]->offset >= 0 ? of->offsets[j]->commit_ms : 0;
+		if (full != NULL) {
+			full[i].offset = offsets_out[i];
+			full[i].commit_ms = of->offsets[j]->offset >= 0 ? of->offsets[j]->commit_ms : 0;
+			snprintf(full[i].metadata, sizeof(full[i].metadata), "%s",
+			         of->offsets[j]->metadata != NULL ? of->offsets[j]->metadata : "");
+		}
 	}
 	return 0;
+}
+
+int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out)
+{
+	if (c->kafka != NULL) {
+		struct sl_committed *got = calloc(count ? count : 1, sizeof(*got));
+		int rc = got != NULL ? sl_kafka_group_committed_get(c, group, topic, partitions, count, got) : -ENOMEM;
+
+		for (uint32_t i = 0; rc == 0 && i < count; i++) {
+			offsets_out[i] = got[i].offset;
+			if (commit_ms_out != NULL)
+				commit_ms_out[i] = got[i].commit_ms;
+		}
+		free(got);
+		return rc;
+	}
+	return committed_fetch(c, group, topic, partitions, count, offsets_out, commit_ms_out, NULL);
+}
+
+int sl_group_committed_get(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, struct sl_committed *out)
+{
+	int64_t *offsets;
+	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_group_committed_get(c, group, topic, partitions, count, out);
+	offsets = calloc(count ? count : 1, sizeof(*offsets));
+	if (offsets == NULL)
+		return -ENOMEM;
+	rc = committed_fetch(c, group, topic, partitions, count, offsets, NULL, out);
+	free(offsets);
+	return rc;
 }
 
 /* Group the offsets by topic into one OffsetCommit request (wire structs from one allocation) and send it. */
@@ -376,5 +435,58 @@ out:
 int sl_group_offsets_commit(struct sl_conn *c, const char *group, const struct sl_topic_partition_offset *offsets,
                             uint32_t count, bool force)
 {
+	if (c->kafka != NULL)
+		return sl_kafka_group_offsets_commit(c, group, offsets, count, force);
+
 	return sl_group_commit_request(c, group, "", -1, offsets, count, force, NULL);
+}
+
+int sl_group_offsets_commit_metadata(struct sl_conn *c, const char *group, const char *topic,
+                                     const uint32_t *partitions, const int64_t *offsets, const char *const *metadata,
+                                     uint32_t count)
+{
+	Synclog__Request req = SYNCLOG__REQUEST__INIT;
+	Synclog__OffsetCommitRequest body = SYNCLOG__OFFSET_COMMIT_REQUEST__INIT;
+	Synclog__OffsetCommitTopic wire_topic = SYNCLOG__OFFSET_COMMIT_TOPIC__INIT, *topics[1] = {&wire_topic};
+	Synclog__OffsetCommitPartition *parts, **part_ptrs;
+	Synclog__Response *resp;
+	char what[SL_GROUP_NAME_BYTES_MAX + 64];
+	int rc;
+
+	if (c->kafka != NULL)
+		return sl_kafka_group_offsets_commit_metadata(c, group, topic, partitions, offsets, metadata, count);
+	SL_ASSERT(count > 0);
+	parts = calloc(count, sizeof(*parts));
+	part_ptrs = calloc(count, sizeof(*part_ptrs));
+	if (parts == NULL || part_ptrs == NULL) {
+		free(parts);
+		free(part_ptrs);
+		sl_conn_set_error(c, "commit offsets of group '%s': out of memory for %u offsets", group, count);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		synclog__offset_commit_partition__init(&parts[i]);
+		parts[i].partition = partitions[i];
+		parts[i].offset = offsets[i];
+		if (metadata != NULL && metadata[i] != NULL)
+			parts[i].metadata = (char *)metadata[i];
+		part_ptrs[i] = &parts[i];
+	}
+	wire_topic.topic = (char *)topic;
+	wire_topic.partitions = part_ptrs;
+	wire_topic.n_partitions = count;
+	body.group = (char *)group;
+	body.member_id = "";
+	body.generation = -1;
+	body.topics = topics;
+	body.n_topics = 1;
+	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_COMMIT;
+	req.offset_commit = &body;
+	snprintf(what, sizeof(what), "commit offsets of group '%s'", group);
+	rc = sl_conn_call(c, &req, &resp);
+	if (rc == 0)
+		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_OFFSET_COMMIT, what);
+	free(parts);
+	free(part_ptrs);
+	return rc;
 }

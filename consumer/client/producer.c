@@ -95,6 +95,15 @@ int sl_producer_new(struct sl_producer **out, const struct sl_producer_options *
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
+	if (sl_broker_is_kafka(o->broker)) {
+		rc = sl_kafka_producer_new(&p->kafka, o, err, err_bytes);
+		if (rc != 0) {
+			free(p);
+			return rc;
+		}
+		*out = p;
+		return 0;
+	}
 	p->o = *o;
 	snprintf(p->topic, sizeof(p->topic), "%s", o->topic);
 	p->o.topic = p->topic;
@@ -418,6 +427,9 @@ int sl_producer_send(struct sl_producer *p, int32_t partition, const struct sl_r
 	struct producer_part *pt;
 	int rc;
 
+	if (p->kafka != NULL)
+		return sl_kafka_producer_send(p->kafka, partition, r, opaque);
+
 	SL_ASSERT(!p->in_callback);
 	if (p->o.backfill && r->origin != SL_ORIGIN_BACKFILL) {
 		sl_error_set(
@@ -481,6 +493,9 @@ int sl_producer_poll(struct sl_producer *p, uint32_t timeout_ms)
 {
 	int rc;
 
+	if (p->kafka != NULL)
+		return sl_kafka_producer_poll(p->kafka, timeout_ms);
+
 	SL_ASSERT(!p->in_callback);
 	rc = producer_io(p, timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms);
 	if (rc != 0)
@@ -492,6 +507,9 @@ int sl_producer_flush(struct sl_producer *p, int timeout_ms)
 {
 	int64_t deadline_ms = timeout_ms < 0 ? INT64_MAX : sl_clock_mono_ms() + timeout_ms;
 	int rc = 0;
+
+	if (p->kafka != NULL)
+		return sl_kafka_producer_flush(p->kafka, timeout_ms);
 
 	SL_ASSERT(!p->in_callback);
 	p->flushing = true;
@@ -512,16 +530,25 @@ int sl_producer_flush(struct sl_producer *p, int timeout_ms)
 
 uint64_t sl_producer_pending(const struct sl_producer *p)
 {
+	if (p->kafka != NULL)
+		return sl_kafka_producer_pending(p->kafka);
+
 	return p->pending;
 }
 
 uint32_t sl_producer_partition_count(const struct sl_producer *p)
 {
+	if (p->kafka != NULL)
+		return sl_kafka_producer_partition_count(p->kafka);
+
 	return p->partition_count;
 }
 
 int sl_producer_timeout_ms(const struct sl_producer *p)
 {
+	if (p->kafka != NULL)
+		return sl_kafka_producer_timeout_ms(p->kafka);
+
 	if (p->pending == 0)
 		return -1;
 	return producer_next_event_ms(p, sl_clock_mono_ms());
@@ -529,6 +556,9 @@ int sl_producer_timeout_ms(const struct sl_producer *p)
 
 int sl_producer_pollfd(const struct sl_producer *p, struct pollfd *out)
 {
+	if (p->kafka != NULL)
+		return sl_kafka_producer_pollfd(p->kafka, out);
+
 	if (p->conn->fd < 0 || (p->requests_in_flight == 0 && sl_conn_unsent(p->conn) == 0))
 		return 0;
 	out->fd = p->conn->fd;
@@ -539,6 +569,9 @@ int sl_producer_pollfd(const struct sl_producer *p, struct pollfd *out)
 
 const char *sl_producer_error(const struct sl_producer *p)
 {
+	if (p->kafka != NULL)
+		return sl_kafka_producer_error(p->kafka);
+
 	return p->error;
 }
 
@@ -555,6 +588,11 @@ void sl_producer_free(struct sl_producer *p)
 
 	if (p == NULL)
 		return;
+	if (p->kafka != NULL) {
+		sl_kafka_producer_free(p->kafka);
+		free(p);
+		return;
+	}
 	SL_ASSERT(!p->in_callback);
 	/* Unsent requests would not be sent anyway; closing first means no batch freed below is still referenced by
 	 * the connection (producer_impl.h, invariant 6). */

@@ -114,6 +114,7 @@ struct sl_producer {
 	bool flushing;
 	bool in_callback;
 	char error[SL_ERROR_BYTES];
+	struct sl_kafka_producer *kafka; /* the Kafka transport's producer (transport.h); NULL: this one */
 };
 
 /* producer.c */

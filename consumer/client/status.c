@@ -39,6 +39,8 @@ int sl_status_get(struct sl_conn *c, struct sl_status **out)
 	int rc;
 
 	*out = NULL;
+	if (c->kafka != NULL)
+		return sl_kafka_status_get(c, out);
 	req.body_case = SYNCLOG__REQUEST__BODY_STATUS;
 	req.status = &body;
 	rc = sl_conn_call(c, &req, &resp);

@@ -2,6 +2,11 @@
  * reads a topic's partitions, the Kafka-compatible partitioner, and the text formats of records. Installed with
  * proto/batch.h, which defines the record (struct sl_record) it sends and returns.
  *
+ * Two transports sit behind every object: synclogd's own protocol, and a Kafka or Redpanda cluster (or synclogd's
+ * Kafka listener) through librdkafka. The broker address an object is made with chooses ("HOST:PORT" or
+ * "kafka://HOST:PORT,..."; see "transports" below), and the calls are the same on both: a program written on this
+ * header, such as the applier, runs on either without knowing which.
+ *
  * Conventions, for every function below:
  *   - Errors are returned as a negative errno; 0 (or a count, where said) is success. The object the call was
  *     made on keeps a one-line message saying what failed, on what and what to do (sl_conn_error,
@@ -38,8 +43,61 @@ struct sl_broker_addr {
 	char port[8];
 };
 
-/* Parse "HOST:PORT", "[IPV6]:PORT" or "HOST" (port 7070). Returns 0 or -EINVAL with a message in err. */
+/* Parse "HOST:PORT", "[IPV6]:PORT" or "HOST" (port 7070), or a Kafka cluster's address (below: out gets its first
+ * bootstrap server). Returns 0 or -EINVAL with a message in err. */
 int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t err_bytes);
+
+/* ---- transports ----
+ *
+ * "kafka://HOST:PORT[,HOST:PORT...]" names a Kafka cluster by its bootstrap servers (port 9092 when left out). The
+ * objects made with it talk to the cluster through librdkafka:
+ *   - the producer is librdkafka's idempotent producer (enable.idempotence, acks=all) at acks fsync; written and
+ *     none map to acks=1 and acks=0, where Kafka allows no idempotence. Keys are partitioned by librdkafka's
+ *     murmur2_random, which is sl_partition_for_key: a key lands in the same partition on either transport.
+ *   - the fetcher and the group consumer are librdkafka consumers; group commits, group listing and description
+ *     and operator commits go through Kafka's group coordinator and Admin API (AlterConsumerGroupOffsets, ...).
+ *   - lag and the times of a group's partitions are computed here from ListOffsets and the committed offsets.
+ *   - the security options below become librdkafka settings: a user is SASL SCRAM-SHA-256 (sasl.username,
+ *     sasl.password), TLS is security.protocol SSL or SASL_SSL with ssl.ca.location, ssl.certificate.location and
+ *     ssl.key.location from its files; settings given in an sl_kafka_config replace them.
+ * What Kafka has no equivalent for is refused with -EOPNOTSUPP and a message saying so: the cleaner on demand
+ * (sl_topic_compact), synclogd's retention for groups, forced commits while a group has members (Kafka never
+ * allows them), and the per-partition bytes and segments of sl_topic_describe (reported as unknown). */
+#define SL_KAFKA_SCHEME            "kafka://"
+#define SL_KAFKA_PORT_DEFAULT      "9092"
+/* Servers in one Kafka address, and the characters of the address: far more than any cluster lists. */
+#define SL_KAFKA_SERVERS_MAX       64
+#define SL_KAFKA_ADDRESS_BYTES_MAX 4096
+
+/* True when broker names a Kafka cluster (starts with kafka://). */
+bool sl_broker_is_kafka(const char *broker);
+
+/* librdkafka settings for the objects made on a Kafka cluster: security (security.protocol, sasl.*, ssl.*),
+ * timeouts, ... (CONFIGURATION.md of librdkafka). They are applied after the library's own (so they may replace
+ * them; replacing partitioner or enable.idempotence gives up what the section above promises) and ignored by the
+ * native transport. bootstrap.servers is refused there: the broker address names the servers. The strings are
+ * owned by the config. */
+struct sl_kafka_setting {
+	char *key;
+	char *value;
+};
+struct sl_kafka_config {
+	struct sl_kafka_setting *settings;
+	uint32_t count;
+	uint32_t cap;
+};
+/* Settings one config holds at most: a bound on what a settings file may cost. */
+#define SL_KAFKA_SETTINGS_MAX 1024
+/* Add "KEY=VALUE" (a later setting of a key replaces the earlier one). Returns 0, -EINVAL (no '=' or an empty key,
+ * err says so), -E2BIG (SL_KAFKA_SETTINGS_MAX), -ENOMEM. */
+int sl_kafka_config_add(struct sl_kafka_config *cfg, const char *key_value, char *err, size_t err_bytes);
+/* Add the settings of a file in the Java properties form librdkafka's and Kafka's tools take: KEY=VALUE lines,
+ * blank lines and lines starting with # or ! skipped, spaces around the key and the value trimmed. Returns 0, or
+ * -ENOENT/-EACCES/-EIO (cannot read it) or -EINVAL (a line that is no setting, with its number) with err set. */
+int sl_kafka_config_read_file(struct sl_kafka_config *cfg, const char *path, char *err, size_t err_bytes);
+/* The value of key in cfg, or NULL. */
+const char *sl_kafka_config_get(const struct sl_kafka_config *cfg, const char *key);
+void sl_kafka_config_free(struct sl_kafka_config *cfg);
 
 /* ---- connection and admin calls ---- */
 
@@ -48,8 +106,9 @@ int sl_broker_parse(const char *s, struct sl_broker_addr *out, char *err, size_t
 /* A principal's name (a user, or a client certificate's CN) as the broker reports it, with its NUL. */
 #define SL_PRINCIPAL_BYTES_MAX 65
 
-/* How to reach a broker that wants TLS or authentication (synclogd --tls-cert, --auth scram). NULL fields are
- * unset. The strings are copied by the calls that take these options. */
+/* How to reach a broker that wants TLS or authentication (synclogd --tls-cert, --auth scram), or a Kafka cluster
+ * that wants SASL SCRAM-SHA-256 or TLS ("transports" above). NULL fields are unset. The strings are copied by the
+ * calls that take these options. */
 struct sl_security_options {
 	const char *user;     /* authenticate as this user with SCRAM-SHA-256; NULL: do not authenticate */
 	const char *password; /* the user's password */
@@ -88,6 +147,17 @@ const char *sl_conn_principal(const struct sl_conn *c);
  * certificate, a name that does not match), -EACCES (authentication failed, or the broker requires it and no
  * user was set), ... with sl_conn_error set. */
 int sl_conn_connect(struct sl_conn *c);
+/* Use cfg (copied; NULL: none) for a connection to a Kafka cluster, from its next connect on; a native connection
+ * ignores it. Returns 0 or -ENOMEM. */
+int sl_conn_set_kafka_config(struct sl_conn *c, const struct sl_kafka_config *cfg);
+/* True when c talks to a Kafka cluster. */
+bool sl_conn_is_kafka(const struct sl_conn *c);
+/* On a Kafka cluster, the health states of group describe, group list and status are judged by this client from
+ * one snapshot (consumer/client/kafka_health.c), with this stall-after (default 60 s, as synclogd's). synclogd
+ * judges its own (sl_group_alter): -EOPNOTSUPP there, with c's error saying so. */
+int sl_conn_set_stall_after(struct sl_conn *c, int64_t stall_after_ms);
+/* The stall-after a Kafka group is judged with unless the caller sets one (synclogd's default --stall-after). */
+#define SL_KAFKA_STALL_AFTER_MS_DEFAULT 60000
 /* Close the socket (sl_conn_connect may open it again) and drop whatever was queued or unanswered. */
 void sl_conn_close(struct sl_conn *c);
 void sl_conn_free(struct sl_conn *c);
@@ -113,6 +183,13 @@ struct sl_topic_config {
 	/* Read back from the broker (list, describe, alter); set them at create with sl_topic_create_settings. */
 	int64_t delete_retention_ms; /* compacted topics: how long a tombstone outlives its first clean */
 	bool retain_for_groups;      /* retention keeps what a group with a commit has not consumed */
+	/* Kafka clusters: copies of each partition (0 in a create: the cluster's default.replication.factor; read
+	 * back from its metadata). Always 1 on synclogd, a single node. */
+	int32_t replication_factor;
+	/* Read back: true when the cluster did not describe the topic's settings (a Kafka cluster without a
+	 * controller to answer DescribeConfigs, such as librdkafka's mock): the settings above are then defaults,
+	 * not the topic's. */
+	bool settings_unknown;
 };
 
 /* A topic setting in the operator's form: key retention.ms, retention.bytes, compact, delete.retention.ms,
@@ -150,6 +227,8 @@ struct sl_partition_info {
 	uint64_t cleaner_tombstones_removed;
 	uint64_t tombstones_kept; /* by the last clean */
 	char cleaner_error[256];  /* of the last clean; empty when it succeeded */
+	/* true on a Kafka cluster, whose brokers keep bytes and segments to themselves: bytes and segments are 0 */
+	bool size_unknown;
 };
 
 enum sl_offset_spec { SL_OFFSET_EARLIEST = 0, SL_OFFSET_LATEST = 1, SL_OFFSET_TIMESTAMP = 2 };
@@ -189,6 +268,10 @@ int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec sp
                     const uint32_t *partitions, uint32_t count, int64_t *offsets_out);
 /* A new idempotent producer id from the broker. */
 int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *producer_epoch_out);
+/* Whether the log still holds a delete (a record with op delete or a null value) at topic/partition/offset: false
+ * when retention or the cleaner removed it. For the applier, which purges a target's deleted row only once the log
+ * no longer holds its delete. Returns 0 with *present_out, or a negative errno. */
+int sl_delete_in_log(struct sl_conn *c, const char *topic, uint32_t partition, int64_t offset, bool *present_out);
 
 /* ---- sync contracts (a topic's contract, stored and versioned by the broker; consumer/sync/contract.h reads it) ----
  */
@@ -325,6 +408,8 @@ struct sl_producer_options {
 	bool backfill;
 	sl_producer_delivery_cb delivery_cb;
 	void *delivery_cb_arg;
+	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
+	const struct sl_kafka_config *kafka_config;
 };
 
 /* The broker keeps the last SL_PRODUCER_BATCHES_KEPT batches per producer and partition (proto/limits.h): a retry
@@ -415,6 +500,8 @@ struct sl_fetcher_options {
 	 * (default) makes sl_fetcher_fetch fail with -ENODATA naming the range; true goes on after them and counts
 	 * them in sl_fetcher_lost. */
 	bool skip_lost;
+	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
+	const struct sl_kafka_config *kafka_config;
 };
 
 /* Defaults: max_wait_ms 1000, partition_bytes_max 1 MiB (whole batches of several producers per round trip),
@@ -573,6 +660,8 @@ struct sl_consumer_options {
 	uint32_t reconnect_timeout_ms;
 	sl_consumer_rebalance_cb rebalance_cb; /* may be NULL */
 	void *rebalance_cb_arg;
+	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
+	const struct sl_kafka_config *kafka_config;
 	/* Count records found removed by retention when a partition is assigned (its commit is behind the log start,
 	 * or a new group starts from the earliest record after some expired) in stats.records_lost and report them
 	 * to the broker with the next commit (default). Off for a caller that keeps its own positions (the applier)
@@ -613,6 +702,8 @@ struct sl_topic_partition_offset {
 	uint32_t partition;
 	int64_t offset;
 };
+/* Metadata a commit may carry: synclogd keeps up to 1024 bytes (broker/groups.h), Kafka 4096 by default. */
+#define SL_COMMIT_METADATA_BYTES_MAX 1024
 int sl_consumer_commit_offsets(struct sl_consumer *c, const struct sl_topic_partition_offset *offsets, uint32_t count);
 /* Commit the consumed position of every assigned partition that moved since its last commit (what auto-commit
  * does). Returns 0 (also when nothing moved) or as sl_consumer_commit. */
@@ -731,6 +822,9 @@ struct sl_group_description {
 	uint32_t member_count;
 	struct sl_group_lag *partitions; /* by topic, then partition */
 	uint32_t partition_count;
+	/* A Kafka cluster that does not answer DescribeGroups (librdkafka's mock): the members are not known, and
+	 * member_count is 0 for that reason only. Kafka keeps no commit times either: last_commit_ms is 0 there. */
+	bool members_unknown;
 };
 /* Every partition of every topic the group commits to or subscribes to. *out is allocated: free it with
  * sl_group_description_free. Returns 0, -ENOENT (no such group), ... */
@@ -773,6 +867,13 @@ struct sl_status {
 	uint32_t group_count;
 	struct sl_run_report *runs;
 	uint32_t run_count;
+	/* A Kafka cluster (sl_kafka_status_get): the broker's version, start, data directory and sizes, disk,
+	 * connections, topic bytes and rates, applier counters and runs are unknown (left 0); kafka_brokers is the
+	 * brokers its metadata names. groups_unknown: the cluster does not list groups (groups_why says why). */
+	bool kafka;
+	uint32_t kafka_brokers;
+	bool groups_unknown;
+	char groups_why[SL_ERROR_BYTES];
 };
 /* One screen's worth from the broker; free with sl_status_free. */
 int sl_status_get(struct sl_conn *c, struct sl_status **out);
@@ -784,6 +885,21 @@ int sl_run_report(struct sl_conn *c, const struct sl_run_report *run);
  * NULL; 0 when nothing is committed). */
 int sl_group_offsets_fetch(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
                            uint32_t count, int64_t *offsets_out, int64_t *commit_ms_out);
+/* What a group has committed for one partition, with the metadata kept with it (sl_group_committed_get). */
+struct sl_committed {
+	int64_t offset;    /* -1: nothing committed */
+	int64_t commit_ms; /* 0 when nothing is committed, or the cluster does not say (Kafka) */
+	char metadata[SL_COMMIT_METADATA_BYTES_MAX + 1];
+};
+/* sl_group_offsets_fetch with the metadata of each commit, into out[i] for partitions[i]. */
+int sl_group_committed_get(struct sl_conn *c, const char *group, const char *topic, const uint32_t *partitions,
+                           uint32_t count, struct sl_committed *out);
+/* An operator's commit of count partitions of one topic, with metadata[i] (at most SL_COMMIT_METADATA_BYTES_MAX
+ * bytes; NULL: none) kept beside offsets[i], for a tool that resumes from its commits (`synclog copy`). Refused
+ * with -EBUSY while the group has live members. All or nothing. */
+int sl_group_offsets_commit_metadata(struct sl_conn *c, const char *group, const char *topic,
+                                     const uint32_t *partitions, const int64_t *offsets, const char *const *metadata,
+                                     uint32_t count);
 /* An operator's commit (no member, generation -1): refused with -EBUSY while the group has live members, unless
  * force. All or nothing. */
 int sl_group_offsets_commit(struct sl_conn *c, const char *group, const struct sl_topic_partition_offset *offsets,

@@ -1077,6 +1077,10 @@ static int defer(struct sl_apply *a, const struct sl_apply_record *r, uint64_t h
 		d->r.rec.value = copy_field(&at, rec->value, rec->value_len);
 		d->r.rec.idempotency_key = copy_field(&at, rec->idempotency_key, rec->idempotency_key_len);
 		d->r.rec.origin_system = copy_field(&at, rec->origin_system, rec->origin_system_len);
+		/* The raw headers section stays in the fetched batch, which this copy outlives: not kept. */
+		d->r.rec.headers = NULL;
+		d->r.rec.headers_len = 0;
+		d->r.rec.header_count = 0;
 	}
 	d->key_hash = h;
 	d->attempts = attempts;
@@ -1586,6 +1590,9 @@ static int gather_add(struct apply_gather *g, const struct sl_apply_record *r)
 	out->rec.value = gather_copy(g, rec->value, rec->value_len);
 	out->rec.idempotency_key = gather_copy(g, rec->idempotency_key, rec->idempotency_key_len);
 	out->rec.origin_system = gather_copy(g, rec->origin_system, rec->origin_system_len);
+	out->rec.headers = NULL; /* the raw section stays in the fetched batch, which the gather outlives */
+	out->rec.headers_len = 0;
+	out->rec.header_count = 0;
 	return 0;
 }
 

@@ -708,6 +708,8 @@ struct sl_apply_fetch_source_options {
 	bool follow;
 	/* Connecting and each answer of the broker (0: the client library's default, 30 s). */
 	uint32_t io_timeout_ms;
+	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
+	const struct sl_kafka_config *kafka_config;
 };
 
 struct sl_apply_fetch_source;
@@ -746,8 +748,12 @@ struct sl_apply_dlq;
 
 #define SL_APPLY_DLQ_SUFFIX ".dlq"
 
+/* security: TLS and credentials (may be NULL); kafka_config: librdkafka settings when broker is a Kafka cluster
+ * (may be NULL). On a cluster that cannot create topics through the Admin API (no controller), TOPIC.dlq must exist
+ * beforehand. */
 int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
-                     const char *topic, const char *group, const char *target, char *err, size_t err_bytes);
+                     const struct sl_kafka_config *kafka_config, const char *topic, const char *group,
+                     const char *target, char *err, size_t err_bytes);
 /* The dead-letter callback (cb_arg is the sl_apply_dlq) and its flush (options.dead_letter_flush_cb). */
 int sl_apply_dlq_send(const struct sl_apply_record *r, const char *error, bool transient, void *cb_arg);
 int sl_apply_dlq_flush(void *cb_arg);

@@ -37,12 +37,11 @@ struct sl_apply_fetch_source {
 	struct sl_consumer_record *records;
 	int n, at;
 	int64_t reset_generation_reported;
+	bool kafka_reset_checked; /* a Kafka cluster's reset marks were read (kafka_reset_poll) */
 	struct sl_apply_position *reset_positions;
 	int64_t *reset_offsets;
 	uint32_t *reset_partitions;
-	bool compact;     /* the topic is compacted: its deletes go by the cleaner's lifecycle (tombstone_in_log) */
-	uint8_t *scratch; /* decompressed records of tombstone_in_log's batch */
-	size_t scratch_cap;
+	bool compact; /* the topic is compacted: its deletes go by the cleaner's lifecycle (tombstone_in_log) */
 	struct sl_topic_partition_offset *commit_scratch;
 	char error[SL_ERROR_BYTES];
 };
@@ -127,6 +126,8 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 	rc = s->records != NULL
 	             ? sl_conn_new(&s->admin, o->broker, o->client_id != NULL ? o->client_id : "synclog-apply")
 	             : -ENOMEM;
+	if (rc == 0 && (rc = sl_conn_set_kafka_config(s->admin, o->kafka_config)) != 0)
+		sl_conn_free(s->admin);
 	if (rc != 0) {
 		sl_error_set(err, err_bytes, "apply source: bad broker address '%s'", o->broker);
 		free(s->records);
@@ -161,6 +162,7 @@ int sl_apply_fetch_source_new(struct sl_apply_fetch_source **out, const struct s
 		co.stop_at_end = !o->follow;
 		co.max_wait_ms = FOLLOW_WAIT_MS;
 		co.report_lost = false;
+		co.kafka_config = o->kafka_config;
 		if (o->io_timeout_ms > 0)
 			co.io_timeout_ms = o->io_timeout_ms;
 		co.rebalance_cb = rebalance_cb;
@@ -196,7 +198,6 @@ void sl_apply_fetch_source_free(struct sl_apply_fetch_source *s)
 	free(s->reset_offsets);
 	free(s->reset_partitions);
 	free(s->records);
-	free(s->scratch);
 	free(s);
 }
 
@@ -362,6 +363,50 @@ static int src_commit(void *ctx, const struct sl_apply_position *positions, uint
 	return rc;
 }
 
+/* On a Kafka cluster, which has no reset generation: the newest reset mark (SL_KAFKA_RESET_MARK) among the group's
+ * commits of the topic, read once, at start. Kafka refuses an operator's commit while the group has a member, so
+ * a reset can only happen before this applier joined. Returns 1 with the reset's offsets, 0 for none. */
+static int kafka_reset_poll(struct sl_apply_fetch_source *s, int64_t *generation_out, uint32_t *count_out)
+{
+	struct sl_committed *got;
+	int64_t gen = 0;
+	uint32_t n = 0;
+	int rc;
+
+	if (s->kafka_reset_checked || s->part_count == 0)
+		return 0;
+	s->kafka_reset_checked = true;
+	got = calloc(s->part_count, sizeof(*got));
+	if (got == NULL)
+		return -ENOMEM;
+	for (uint32_t p = 0; p < s->part_count; p++)
+		s->reset_partitions[p] = p;
+	rc = sl_group_committed_get(s->admin, s->group, s->topic, s->reset_partitions, s->part_count, got);
+	if (rc != 0) {
+		snprintf(s->error, sizeof(s->error), "reading the group's commits for an offset reset: %s",
+		         sl_conn_error(s->admin));
+		free(got);
+		return rc;
+	}
+	for (uint32_t p = 0; p < s->part_count; p++) {
+		const size_t len = strlen(SL_KAFKA_RESET_MARK);
+		long long at;
+
+		if (got[p].offset < 0 || strncmp(got[p].metadata, SL_KAFKA_RESET_MARK, len) != 0 ||
+		    sscanf(got[p].metadata + len, "%lld", &at) != 1)
+			continue;
+		if (at > gen)
+			gen = at;
+		s->reset_positions[n++] = (struct sl_apply_position){s->topic, p, got[p].offset};
+	}
+	free(got);
+	if (gen <= 0)
+		return 0;
+	*generation_out = gen;
+	*count_out = n;
+	return 1;
+}
+
 static int src_reset_poll(void *ctx, int64_t *generation_out, const struct sl_apply_position **positions_out,
                           uint32_t *count_out)
 {
@@ -370,6 +415,10 @@ static int src_reset_poll(void *ctx, int64_t *generation_out, const struct sl_ap
 	uint32_t n = 0;
 	int rc;
 
+	if (sl_conn_is_kafka(s->admin)) {
+		*positions_out = s->reset_positions;
+		return kafka_reset_poll(s, generation_out, count_out);
+	}
 	if (gen == s->reset_generation_reported)
 		return 0;
 	for (uint32_t p = 0; p < s->part_count; p++)
@@ -392,82 +441,16 @@ static int src_reset_poll(void *ctx, int64_t *generation_out, const struct sl_ap
 	return 1;
 }
 
-/* Whether the record at offset of one fetched batch is there and a delete: 1 present, 0 absent, -EAGAIN when the
- * batch ends before offset, or a negative errno. */
-static int batch_holds_delete(struct sl_apply_fetch_source *s, const uint8_t *p, size_t len, int64_t offset)
-{
-	struct sl_record_iter it;
-	struct sl_record r;
-	int rc;
-	for (;;) {
-		rc = sl_record_iter_init(&it, p, len, s->scratch, s->scratch_cap);
-		if (rc != -ENOBUFS)
-			break;
-		size_t cap = s->scratch_cap ? s->scratch_cap * 2 : (1u << 20);
-		uint8_t *n = cap <= SL_BATCH_BYTES_MAX ? realloc(s->scratch, cap) : NULL;
-		if (n == NULL)
-			return -ENOMEM;
-		s->scratch = n;
-		s->scratch_cap = cap;
-	}
-	if (rc != 0)
-		return -EBADMSG;
-	while ((rc = sl_record_iter_next(&it, &r)) == 1) {
-		if (r.offset == offset)
-			return r.op == SL_OP_DELETE || r.value_len < 0;
-		if (r.offset > offset)
-			return 0;
-	}
-	return rc < 0 ? -EBADMSG : -EAGAIN;
-}
-
 static int src_tombstone_in_log(void *ctx, const char *topic, uint32_t partition, int64_t offset, bool *present_out)
 {
 	struct sl_apply_fetch_source *s = ctx;
 	/* A topic that is not compacted keeps its deletes by retention alone: the target's rows go by time. */
 	if (strcmp(topic, s->topic) != 0 || !s->compact)
 		return -ENOTSUP;
-	Synclog__Request req = SYNCLOG__REQUEST__INIT;
-	Synclog__FetchRequest body = SYNCLOG__FETCH_REQUEST__INIT;
-	Synclog__FetchPartition fp = SYNCLOG__FETCH_PARTITION__INIT, *fps[1] = {&fp};
-	Synclog__Response *resp;
-	fp.partition = partition;
-	fp.offset = offset;
-	fp.max_bytes = 1; /* the batch holding offset, whatever its size */
-	body.topic = s->topic;
-	body.partitions = fps;
-	body.n_partitions = 1;
-	req.body_case = SYNCLOG__REQUEST__BODY_FETCH;
-	req.fetch = &body;
-	int rc = sl_conn_call(s->admin, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(s->admin, resp, SYNCLOG__RESPONSE__BODY_FETCH, "check a delete in the log");
-	if (rc != 0 || resp->fetch->n_results != 1) {
+	int rc = sl_delete_in_log(s->admin, topic, partition, offset, present_out);
+	if (rc != 0)
 		snprintf(s->error, sizeof(s->error), "%s", sl_conn_error(s->admin));
-		return rc != 0 ? rc : -EPROTO;
-	}
-	const Synclog__FetchPartitionResult *res = resp->fetch->results[0];
-	*present_out = false;
-	if (res->error == SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE && offset < res->log_start_offset)
-		return 0; /* retention removed it */
-	if (res->error != SYNCLOG__ERROR_CODE__NONE)
-		return sl_errno_of_code(res->error);
-	const uint8_t *p = res->records.data, *end = p + res->records.len;
-	while (p < end) {
-		struct sl_batch_header h;
-		if (sl_batch_header_parse(p, (size_t)(end - p), &h) != 0 ||
-		    sl_batch_total_bytes(&h) > (size_t)(end - p))
-			break;
-		rc = batch_holds_delete(s, p, sl_batch_total_bytes(&h), offset);
-		if (rc >= 0) {
-			*present_out = rc == 1;
-			return 0;
-		}
-		if (rc != -EAGAIN)
-			return rc;
-		p += sl_batch_total_bytes(&h);
-	}
-	return 0; /* nothing at or after offset came back: the cleaner removed it */
+	return rc;
 }
 
 static const char *src_error(void *ctx)
@@ -521,8 +504,20 @@ static void dlq_delivered_cb(void *opaque, const struct sl_delivery *d, void *cb
 	}
 }
 
+static bool dlq_exists(struct sl_conn *conn, const char *topic)
+{
+	struct sl_topic_config config;
+	struct sl_partition_info *parts = NULL;
+	uint32_t count;
+	int rc = sl_topic_describe(conn, topic, &config, &parts, &count);
+
+	free(parts);
+	return rc == 0;
+}
+
 int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct sl_security_options *security,
-                     const char *topic, const char *group, const char *target, char *err, size_t err_bytes)
+                     const struct sl_kafka_config *kafka_config, const char *topic, const char *group,
+                     const char *target, char *err, size_t err_bytes)
 {
 	struct sl_topic_config config = {.partitions = 1, .retention_ms = -1, .retention_bytes = -1};
 	struct sl_producer_options o;
@@ -546,12 +541,17 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct
 	snprintf(q->target, sizeof(q->target), "%s", target != NULL ? target : "");
 	snprintf(config.name, sizeof(config.name), "%s", q->topic);
 	rc = sl_conn_new(&conn, broker, "synclog-apply-dlq");
+	if (rc == 0 && (rc = sl_conn_set_kafka_config(conn, kafka_config)) != 0)
+		sl_conn_free(conn);
 	if (rc == 0) {
 		rc = sl_conn_set_security(conn, security);
 		if (rc == 0)
 			rc = sl_topic_create(conn, &config);
 		if (rc == -EEXIST)
 			rc = 0;
+		if (rc == -EOPNOTSUPP && dlq_exists(conn, q->topic))
+			rc = 0; /* a Kafka cluster that cannot create topics (no controller), where it was made before
+			         */
 		if (rc != 0)
 			sl_error_set(err, err_bytes, "creating the dead-letter topic: %s", sl_conn_error(conn));
 		sl_conn_free(conn);
@@ -575,6 +575,7 @@ int sl_apply_dlq_new(struct sl_apply_dlq **out, const char *broker, const struct
 	o.buffer_bytes_max = 2 * DLQ_BATCH_BYTES_MAX;
 	o.delivery_cb = dlq_delivered_cb;
 	o.delivery_cb_arg = q;
+	o.kafka_config = kafka_config;
 	rc = sl_producer_new(&q->p, &o, err, err_bytes);
 	if (rc != 0) {
 		free(q);

@@ -513,6 +513,7 @@ static int recover(struct bf *b)
 	fo.client_id = "synclog-backfill-recover";
 	fo.topic = b->o->topic;
 	fo.stop_at_end = true;
+	fo.kafka_config = b->o->kafka_config;
 	if (b->o->io_timeout_ms > 0)
 		fo.io_timeout_ms = b->o->io_timeout_ms;
 	rc = sl_fetcher_new(&f, &fo, b->err, b->err_bytes);
@@ -885,6 +886,7 @@ static int setup(struct bf *b)
 		po.io_timeout_ms = o->io_timeout_ms;
 	po.delivery_cb = delivered_cb;
 	po.delivery_cb_arg = b;
+	po.kafka_config = o->kafka_config;
 	rc = sl_producer_new(&b->p, &po, b->err, b->err_bytes);
 	if (rc != 0)
 		return rc;
@@ -908,6 +910,8 @@ static int setup(struct bf *b)
 	for (uint32_t i = 0; i < b->partitions; i++)
 		b->partition_ids[i] = i;
 	rc = sl_conn_new(&b->admin, o->broker, "synclog-backfill-admin");
+	if (rc == 0)
+		rc = sl_conn_set_kafka_config(b->admin, o->kafka_config);
 	if (rc == 0 && o->io_timeout_ms > 0)
 		sl_conn_set_timeout(b->admin, o->io_timeout_ms);
 	if (rc == 0 && (rc = sl_conn_set_security(b->admin, o->security)) != 0)

@@ -72,6 +72,8 @@ struct sl_backfill_options {
 	/* Asked between rows: true stops the run cleanly (what was sent is acknowledged and checkpointed). */
 	sl_backfill_stop_cb stop_cb;
 	void *cb_arg;
+	/* librdkafka settings when broker is a Kafka cluster (may be NULL). */
+	const struct sl_kafka_config *kafka_config;
 };
 
 /* Defaults: chunk_rows 10,000 (a chunk is ~1-2 MB of 100-byte rows: the checkpoint is written every few

@@ -1,11 +1,12 @@
 /* A small Kafka client on librdkafka, for the Kafka listener's integration tests (built by `make test-build` only):
  *
- *   kafka_client produce BROKER TOPIC RECORDS KEYS [--resume] [--slow]
+ *   kafka_client produce BROKER TOPIC RECORDS KEYS [--resume] [--slow] [--age-ms N]
  *       An idempotent producer (acks=all) of RECORDS keyed records: record i has key "k<i % KEYS>" and value
  *       "<i / KEYS>", its position among that key's records. With --resume it first reads the topic to the end
  *       and skips, for each key, the records already there, so a run killed with SIGKILL and restarted with
  *       --resume completes the sequence without writing a record twice. --slow pauses 2 ms every 100
- *       records, so a test can kill the run in the middle. Prints "produced N".
+ *       records, so a test can kill the run in the middle. --age-ms N stamps every record N ms in the past (a
+ *       lag in time without waiting for it). Prints "produced N".
  *   kafka_client consume BROKER TOPIC GROUP OUT RECORDS [ASSIGNOR]
  *       A group member (subscribe, auto commit) that appends "partition offset key value" per record to OUT,
  *       flushed per record, and exits 0 once the topic holds RECORDS records, the group's assignment gives it
@@ -37,6 +38,13 @@ static int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -195,7 +203,7 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	}
 }
 
-static int produce(const char *broker, const char *topic, long records, long keys, int resume, int slow)
+static int produce(const char *broker, const char *topic, long records, long keys, int resume, int slow, long age_ms)
 {
 	struct seen s = {keys, calloc((size_t)keys, sizeof(long)), 0, 0};
 	if (resume)
@@ -220,6 +228,7 @@ static int produce(const char *broker, const char *topic, long records, long key
 			rd_kafka_resp_err_t e =
 			        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, (size_t)kl),
 			                          RD_KAFKA_V_VALUE(value, (size_t)vl),
+			                          RD_KAFKA_V_TIMESTAMP(age_ms > 0 ? wall_ms() - age_ms : 0),
 			                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 				break;
@@ -447,11 +456,14 @@ int main(int argc, char **argv)
 {
 	if (argc >= 6 && strcmp(argv[1], "produce") == 0) {
 		int resume = 0, slow = 0;
+		long age_ms = 0;
 		for (int i = 6; i < argc; i++) {
 			resume |= strcmp(argv[i], "--resume") == 0;
 			slow |= strcmp(argv[i], "--slow") == 0;
+			if (strcmp(argv[i], "--age-ms") == 0 && i + 1 < argc)
+				age_ms = atol(argv[++i]);
 		}
-		return produce(argv[2], argv[3], atol(argv[4]), atol(argv[5]), resume, slow);
+		return produce(argv[2], argv[3], atol(argv[4]), atol(argv[5]), resume, slow, age_ms);
 	}
 	if (argc == 4 && strcmp(argv[1], "admin") == 0)
 		return admin(argv[2], argv[3]);
@@ -460,7 +472,7 @@ int main(int argc, char **argv)
 	if ((argc == 7 || argc == 8) && strcmp(argv[1], "consume") == 0)
 		return consume(argv[2], argv[3], argv[4], argv[5], atol(argv[6]),
 		               argc == 8 ? argv[7] : "range,roundrobin");
-	fprintf(stderr, "usage: kafka_client produce BROKER TOPIC RECORDS KEYS [--resume] [--slow]\n"
+	fprintf(stderr, "usage: kafka_client produce BROKER TOPIC RECORDS KEYS [--resume] [--slow] [--age-ms N]\n"
 	                "       kafka_client consume BROKER TOPIC GROUP OUT RECORDS [ASSIGNOR]\n"
 	                "       kafka_client admin BROKER TOPIC\n"
 	                "       kafka_client verify BROKER TOPIC RECORDS KEYS\n");
