@@ -13,7 +13,8 @@
  * negative errno with err set. */
 int cli_file_read(const char *path, size_t max, char **out, size_t *len_out, char *err, size_t err_bytes);
 
-/* The current contract of topic from the broker: 0 with *out (NULL when the topic has none; else free it with
+/* The current contract of topic from the broker: 0 with *out (NULL when the topic has none or the broker is a Kafka
+ * cluster, which keeps no contracts; else free it with
  * sl_contract_free) and *version_out (may be NULL), or a negative errno with err set (broker unreachable, no such
  * topic, a stored contract this synclog cannot read). */
 int cli_contract_fetch(const struct cli *cli, const char *topic, struct sl_contract **out, uint32_t *version_out,
