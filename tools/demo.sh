@@ -98,6 +98,6 @@ run sqlite3 -header -column "$data/crm.db" \
 run synclog group describe crm
 
 say "8. what Prometheus scrapes at http://127.0.0.1:7071/metrics"
-sh "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:7071/metrics\").read().decode())' | grep -E '^synclog_partition_next_offset'"
+sh "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:7071/metrics\").read().decode())' | grep -E '^synclog_log_end_offset|^synclog_group_state.* 1$'"
 
 say "done: the broker stops now; its data stays in $data (remove it with rm -rf $data)"
