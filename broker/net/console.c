@@ -11,12 +11,17 @@
  *   /api/v1/overview                    status, its groups worst first (lost, stalled, stopped, lagging, ...),
  *                                       and an hour of records/s in and out
  *   /api/v1/topics?start_after=&limit=  topics in name order: settings and rates (limit <= 500)
- *   /api/v1/topics/T?from_partition=&limit=      settings and partitions (limit <= 1000)
+ *   /api/v1/topics/T?from_partition=&limit=      settings and partitions (limit <= 1000); "contract": its sync
+ *                                       contract as GetContract answers `synclog contract show` ({"current":
+ *                                       ContractVersion, "enforcement": ContractEnforcement}; null when it has
+ *                                       none) and "contract_check": its last `contract check` run, or null
  *   /api/v1/topics/T/messages?partition=&offset=|time=&limit=   records newest first, ending at offset (or at the
  *                                       last record at or before time, ms since the epoch), limit <= 100
  *   /api/v1/groups?start_after=&limit=  ListGroupsResponse (limit <= 500)
  *   /api/v1/groups/G?from=&limit=       DescribeGroupResponse, partitions paged (limit <= 1000), lag history
- *   /api/v1/sync                        dead-letter topics (TOPIC.dlq) with counts, last backfill and reconcile
+ *   /api/v1/sync                        dead-letter topics (TOPIC.dlq) with counts, last backfill, reconcile and
+ *                                       contract check runs, the topics whose last contract check failed (also in
+ *                                       the overview)
  *
  * Bounds: one job per open metrics connection (SL_LIMITS_METRICS_CONNECTIONS_MAX), at most CALLS_MAX requests in
  * flight per job, a fetch of at most FETCH_BYTES_MAX per round, at most FETCH_ROUNDS_MAX rounds, values cut at
@@ -95,6 +100,7 @@ struct call {
 		Synclog__FetchRequest fetch;
 		Synclog__ListGroupsRequest list_groups;
 		Synclog__DescribeGroupRequest describe_group;
+		Synclog__GetContractRequest get_contract;
 	} b;
 	uint32_t partition;
 	Synclog__FetchPartition fp;
@@ -414,6 +420,22 @@ static void status_work(struct job *j, const Synclog__StatusResponse *s)
 	sl_text_put(o, "]}\n");
 }
 
+/* The topics whose last `contract check` failed (runs of kind "contract", one per topic): a problem to show. */
+static void put_failed_checks(struct sl_text *o, const Synclog__StatusResponse *s)
+{
+	int first = 1;
+	sl_text_put(o, "[");
+	for (size_t i = 0; i < s->n_runs; i++) {
+		const Synclog__RunReport *r = s->runs[i];
+		if (r->ok || r->kind == NULL || strcmp(r->kind, "contract") != 0)
+			continue;
+		sl_text_put(o, first ? "" : ",");
+		first = 0;
+		sl_json_message(o, &r->base);
+	}
+	sl_text_put(o, "]");
+}
+
 static void overview_work(struct job *j, const Synclog__StatusResponse *s)
 {
 	struct sl_text *o = &j->body;
@@ -472,6 +494,8 @@ static void overview_work(struct job *j, const Synclog__StatusResponse *s)
 	}
 	sl_text_put(o, "],\"groups_needing_attention\":");
 	sl_json_i64(o, attention);
+	sl_text_put(o, ",\"contract_checks_failed\":");
+	put_failed_checks(o, s);
 	sl_text_put(o, ",\"rates\":");
 	put_series(o, j->series, "in_per_s", "out_per_s");
 	sl_text_put(o, "}\n");
@@ -505,8 +529,9 @@ static void sync_work(struct job *j, const Synclog__StatusResponse *s)
 		sl_text_put(o, i ? "," : "");
 		sl_json_message(o, &s->runs[i]->base);
 	}
-	/* Contracts (issue 19) are not in this broker yet: the page says so rather than showing an empty list. */
-	sl_text_put(o, "],\"contracts_supported\":false}\n");
+	sl_text_put(o, "],\"contract_checks_failed\":");
+	put_failed_checks(o, s);
+	sl_text_put(o, ",\"contracts_supported\":true}\n");
 }
 
 static int name_cmp(const void *x, const void *y)
@@ -555,7 +580,38 @@ static void topics_work(struct job *j, const Synclog__ListTopicsResponse *lt, co
 	free(sorted);
 }
 
-static void topic_work(struct job *j, Synclog__DescribeTopicResponse *d)
+/* The topic's contract (GetContract's answer; NULL when it has none) and its last `contract check` (the status
+ * runs the principal may see: kind "contract", one per topic). */
+static void put_contract(struct job *j, const Synclog__GetContractResponse *c, const Synclog__StatusResponse *s)
+{
+	struct sl_text *o = &j->body;
+	sl_text_put(o, ",\"contract\":");
+	if (c != NULL && c->contract != NULL) {
+		sl_text_put(o, "{\"current\":");
+		sl_json_message(o, &c->contract->base);
+		sl_text_put(o, ",\"enforcement\":");
+		if (c->enforcement != NULL)
+			sl_json_message(o, &c->enforcement->base);
+		else
+			sl_text_put(o, "null");
+		sl_text_put(o, "}");
+	} else {
+		sl_text_put(o, "null");
+	}
+	const Synclog__RunReport *last = NULL;
+	for (size_t i = 0; s != NULL && i < s->n_runs && last == NULL; i++)
+		if (s->runs[i]->kind != NULL && strcmp(s->runs[i]->kind, "contract") == 0 &&
+		    s->runs[i]->topic != NULL && strcmp(s->runs[i]->topic, j->name) == 0)
+			last = s->runs[i];
+	sl_text_put(o, ",\"contract_check\":");
+	if (last != NULL)
+		sl_json_message(o, &last->base);
+	else
+		sl_text_put(o, "null");
+}
+
+static void topic_work(struct job *j, Synclog__DescribeTopicResponse *d, const Synclog__GetContractResponse *c,
+                       const Synclog__StatusResponse *s)
 {
 	struct sl_text *o = &j->body;
 	size_t n = d->n_partitions, from = (size_t)j->from < n ? (size_t)j->from : n;
@@ -579,6 +635,7 @@ static void topic_work(struct job *j, Synclog__DescribeTopicResponse *d)
 		sl_json_i64(o, (int64_t)(from + count));
 	else
 		sl_text_put(o, "null");
+	put_contract(j, c, s);
 	sl_text_put(o, "}\n");
 }
 
@@ -785,8 +842,12 @@ static void format_work(uv_work_t *w)
 		if (j->packed[i] != NULL)
 			r[i] = synclog__response__unpack(NULL, j->packed_len[i], j->packed[i]);
 	int ok = 1;
-	for (uint32_t i = 0; i < j->call_count && ok; i++)
+	for (uint32_t i = 0; i < j->call_count && ok; i++) {
+		/* A topic without a contract: its page says so; every other error of GetContract is the page's. */
+		if (j->ep == EP_TOPIC && i == 1 && r[i] != NULL && r[i]->error == SYNCLOG__ERROR_CODE__NO_CONTRACT)
+			continue;
 		ok = check(j, r[i]) == 0;
+	}
 	if (ok) {
 		switch (j->ep) {
 		case EP_STATUS:
@@ -802,7 +863,8 @@ static void format_work(uv_work_t *w)
 			topics_work(j, r[0]->list_topics, r[1]->status);
 			break;
 		case EP_TOPIC:
-			topic_work(j, r[0]->describe_topic);
+			topic_work(j, r[0]->describe_topic,
+			           r[1]->error == SYNCLOG__ERROR_CODE__NONE ? r[1]->get_contract : NULL, r[2]->status);
 			break;
 		case EP_GROUPS:
 			sl_json_message(&j->body, &r[0]->list_groups->base);
@@ -912,6 +974,18 @@ static void job_step(struct job *j)
 			synclog__describe_topic_request__init(&calls[n]->b.describe_topic);
 			calls[n]->b.describe_topic.name = j->name;
 			calls[n]->msg.describe_topic = &calls[n]->b.describe_topic;
+		}
+		n++;
+		/* What `synclog contract show` asks (the current version; describe on the topic), and the runs. */
+		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_GET_CONTRACT)) != NULL) {
+			synclog__get_contract_request__init(&calls[n]->b.get_contract);
+			calls[n]->b.get_contract.topic = j->name;
+			calls[n]->msg.get_contract = &calls[n]->b.get_contract;
+		}
+		n++;
+		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_STATUS)) != NULL) {
+			synclog__status_request__init(&calls[n]->b.status);
+			calls[n]->msg.status = &calls[n]->b.status;
 		}
 		n++;
 		break;

@@ -3,7 +3,8 @@
 # content (produced records in the message browser, newest first and paged; a stalled group first in the
 # overview; an applier's counters and dead letters; the same numbers as `synclog status --json` and `group
 # describe --json`), the embedded page at /ui/, and hostile paths and query strings that get a 4xx and leave the
-# broker serving.
+# broker serving. Sync contracts: a topic with one (set twice), one without, and a failing `contract check` listed
+# on the sync page and the overview.
 set -euo pipefail
 BUILD=${1:-build/release}
 exec python3 - "$BUILD" <<'PY'
@@ -155,8 +156,60 @@ try:
     letters = sc.api("topics/orders.dlq/messages?partition=0&limit=5")["records"]
     if len(letters) != 2 or "not JSON" not in letters[1]["value"] or "ledger" not in letters[0]["value"]:
         fail("dead letters: %r" % letters)
-    if sy["runs"] != [] or sy["contracts_supported"] is not False:
+    if sy["runs"] != [] or sy["contract_checks_failed"] != [] or sy["contracts_supported"] is not True:
         fail("sync runs/contracts: %r" % sy)
+
+    # Sync contracts (issue 19): orders gets one with `synclog contract set` (twice: version 2), quiet has none.
+    # The topic page shows what `contract show --json` shows; a failing `contract check` of s (its group gs is
+    # stalled past the contract's stall_after) is listed on the sync page and the overview as a problem.
+    import os
+    tq = sc.api("topics/quiet")
+    if tq["contract"] is not None or tq["contract_check"] is not None:
+        fail("topics/quiet has no contract: %r" % {k: tq[k] for k in ("contract", "contract_check")})
+    text = ("# orders: <b>markup</b> stays text\nsource_of_truth:\n  system: billing\n"
+            "delivery:\n  duplicates: idempotency-key\n")
+    for i, body in enumerate(("source_of_truth:\n  system: shop\n", text)):
+        path = os.path.join(e.root, "orders-%d.yaml" % i)
+        with open(path, "w") as f:
+            f.write(body)
+        e.cli("contract", "set", "orders", path, "--set-by", "alice@ops")
+    e.produce("orders", ['o-5\t{"total": 5}\n'])
+    show = json.loads(e.cli("contract", "show", "orders", "--json").stdout)
+    to = sc.api("topics/orders")
+    c = to["contract"]
+    if (c is None or c["current"]["version"] != 2 or c["current"]["text"] != text or c["current"]["set_at_ms"] <= 0
+            or c["current"]["set_by"] != "alice@ops"):
+        fail("topics/orders contract: %r" % c)
+    for k in ("set_by", "peer", "text", "version", "set_at_ms"):
+        if c["current"][k] != show[k]:
+            fail("topics/orders contract %s=%r, contract show --json says %r" % (k, c["current"][k], show[k]))
+    if json.loads(c["current"]["contract"]) != show["contract"]:
+        fail("the normalized contract differs from contract show --json: %r" % c["current"]["contract"])
+    enf = c["enforcement"]
+    if enf is None or enf["live_records"] != 1 or enf["records_without_idempotency_key"] != 1 or enf["since_ms"] <= 0:
+        fail("topics/orders enforcement (one live record without a key since version 2): %r" % enf)
+    if {k.replace("records_without", "without"): v for k, v in enf.items()} != show["enforcement"]:
+        fail("enforcement %r, contract show --json says %r" % (enf, show["enforcement"]))
+    if to["contract_check"] is not None:
+        fail("no check of orders was run: %r" % to["contract_check"])
+    path = os.path.join(e.root, "s.yaml")
+    with open(path, "w") as f:
+        f.write("source_of_truth:\n  system: shop\nrecovery:\n  replay_owner: ops\n  alert:\n    stall_after: 2s\n")
+    e.cli("contract", "set", "s", path)
+    r = e.cli("contract", "check", "s", check=False)
+    if r.returncode != 1 or "FAIL stall" not in r.stdout:
+        fail("contract check s did not fail the stall clause (exit %d): %s%s" % (r.returncode, r.stdout, r.stderr))
+    ts = sc.api("topics/s")
+    k = ts["contract_check"]
+    if k is None or k["kind"] != "contract" or k["ok"] is not False or k["differences"] < 1 or "stall" not in k["summary"]:
+        fail("topics/s contract_check: %r" % k)
+    if ts["contract"]["current"]["version"] != 1:
+        fail("topics/s contract: %r" % ts["contract"])
+    sy = sc.api("sync")
+    if [x["topic"] for x in sy["contract_checks_failed"]] != ["s"] or not any(x["kind"] == "contract" for x in sy["runs"]):
+        fail("sync does not list s's failed contract check: %r" % sy)
+    if [x["topic"] for x in sc.api("overview")["contract_checks_failed"]] != ["s"]:
+        fail("overview does not list s's failed contract check")
 
     # Bytes that are not UTF-8, controls and markup in a key and value: valid JSON, escaped, nothing lost but
     # the invalid byte (U+FFFD).
@@ -195,6 +248,7 @@ try:
         "/api/v1/topics/" + "a" * 300: 400, "/api/v1/topics?start_after=" + "b" * 300: 400, "/ui/nope.js": 404,
         "/api/v1/groups/gs?from=99999999999": 400, "/api/v2/status": 404,
         "/api/v1/topics/wide?limit=1001": 400, "/api/v1/topics/wide?from_partition=-1": 400,
+        "/api/v1/topics/orders/contract": 404, "/api/v1/topics/nope?from_partition=0": 404,
     }
     for path, want in hostile.items():
         code, ctype, body = sc.curl(path, "--path-as-is")

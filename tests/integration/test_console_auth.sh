@@ -4,7 +4,8 @@
 # synclog user works, over HTTPS from anywhere and over plain HTTP only from loopback; each answer shows only what
 # that user may describe (the status, the overview, topics and groups), a topic or group it may not describe is a
 # 403, and the message browser needs consume like `synclog consume`; a super user sees everything. Also
-# the ACL of group alter, a request the operations work added.
+# the ACL of group alter, a request the operations work added. A topic's sync contract and failed contract checks
+# follow describe on the topic.
 set -euo pipefail
 BUILD=${1:-build/release}
 . tests/integration/lib.sh
@@ -83,6 +84,21 @@ SYNCLOG_PASSWORD=view-pw "$SYNCLOG" --user viewer group alter g-orders --stall-a
 admin acl add --principal viewer --group g-orders --op reset >/dev/null
 SYNCLOG_PASSWORD=view-pw "$SYNCLOG" --user viewer group alter g-orders --stall-after 5s >/dev/null ||
 	fail "group alter with reset"
+
+# Sync contracts need describe on the topic, as `synclog contract show`: the viewer sees orders' contract; a failed
+# `contract check` of payroll (it has no contract) is listed for root and not for the viewer.
+printf 'source_of_truth:\n  system: shop\n' >"$TMP/orders.yaml"
+admin contract set orders "$TMP/orders.yaml" >/dev/null 2>&1
+admin contract check payroll >/dev/null 2>&1 && fail "contract check of payroll (no contract) passed"
+[ "$(code /api/v1/topics/orders -u viewer:view-pw)" = 200 ] || fail "topics/orders for viewer: $(cat "$TMP/body")"
+python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); assert t["contract"]["current"]["text"] == "source_of_truth:\n  system: shop\n", t' "$TMP/body" ||
+	fail "viewer's contract of orders: $(cat "$TMP/body")"
+[ "$(code /api/v1/sync -u viewer:view-pw)" = 200 ] || fail "sync for viewer"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["contract_checks_failed"] == [] and s["runs"] == [], s' "$TMP/body" ||
+	fail "viewer sees payroll's contract check: $(cat "$TMP/body")"
+[ "$(code /api/v1/sync -u root:root-pw)" = 200 ] || fail "sync for root"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert [r["topic"] for r in s["contract_checks_failed"]] == ["payroll"], s' "$TMP/body" ||
+	fail "root's failed contract checks: $(cat "$TMP/body")"
 
 # The super user sees everything, and a second request is answered from the checked-credentials cache.
 [ "$(code /api/v1/status -u root:root-pw)" = 200 ] || fail "status for root"

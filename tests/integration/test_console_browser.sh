@@ -2,7 +2,8 @@
 # Issue 22, the console in a real browser: headless Chromium (Debian's chromium) loads each page of a broker with
 # topics, a stalled group, a stopped one and dead letters, and the test reads the rendered DOM (--dump-dom): the
 # stalled group first in the overview, the lag figures, a message in the browser, a page of the browser by its
-# address, an applier's counters, the dead letters. Screenshots of each page (and the overview at a phone's
+# address, an applier's counters, the dead letters, a topic's sync contract (its text as text) and a failed
+# contract check as an alert on the overview and the sync page. Screenshots of each page (and the overview at a phone's
 # width) go to BUILD/test-output/console/.
 set -euo pipefail
 BUILD=${1:-build/release}
@@ -76,6 +77,16 @@ sc = Scenario(sys.argv[1])
 profile = tempfile.mkdtemp()
 try:
     sc.build()
+    # A sync contract on orders (its text with markup, which must stay text) and a failed contract check of s.
+    e = sc.e
+    for t, body in (("orders", "# <b>billing</b> owns it\nsource_of_truth:\n  system: billing\n"
+                               "delivery:\n  duplicates: idempotency-key\n"),
+                    ("s", "source_of_truth:\n  system: shop\nrecovery:\n  alert:\n    stall_after: 2s\n")):
+        with open(os.path.join(e.root, t + ".yaml"), "w") as f:
+            f.write(body)
+        e.cli("contract", "set", t, os.path.join(e.root, t + ".yaml"), "--set-by", "alice@ops")
+    if e.cli("contract", "check", "s", check=False).returncode != 1:
+        fail("contract check of s passed")
     base = "http://127.0.0.1:%d/ui/" % sc.e.metrics_port
     flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
              "--user-data-dir=" + profile, "--virtual-time-budget=5000"]
@@ -105,6 +116,8 @@ try:
     go = [r for r in rows if r[0] == "go"][0]
     if go[4] != "5,000":
         fail("overview's lag of go: %r" % go)
+    if "1 topic failed the last contract check: s (" not in "".join(ov.alerts):
+        fail("no alert naming s's failed contract check: %r" % ov.alerts)
     if ov.cards.get("topics") != "5" or not ov.cards.get("broker"):
         fail("overview cards: %r" % ov.cards)
 
@@ -120,6 +133,21 @@ try:
         fail("message browser: %r" % msgs)
     if msgs[2][7] != "not JSON":
         fail("a value that is not JSON is shown as it is: %r" % msgs[2])
+    # Its sync contract: version, who set it, the text as written (markup shown as text, not rendered).
+    if t.cards.get("version") != "1" or t.cards.get("set by") != "alice@ops" or "UTC" not in t.cards.get("set", ""):
+        fail("the topic page's contract cards: %r" % t.cards)
+    if t.cards.get("without idempotency key (count)") != "0" or "refused" not in t.cards:
+        fail("the topic page's enforcement cards: %r" % t.cards)
+    raw = open(os.path.join(OUT, "topic-orders.html")).read()
+    if "# &lt;b&gt;billing&lt;/b&gt; owns it" not in raw or "<b>billing" in raw:
+        fail("the contract's text is not shown as text")
+    if "no `synclog contract check` has been reported" not in "".join(t.text):
+        fail("the topic page does not say orders' contract was never checked")
+    ts = load("#/topic/s", "topic-s")
+    if "last contract check" not in "".join(ts.text) or "FAILED" not in "".join(ts.text):
+        fail("topic s does not show its failed contract check: %r" % "".join(ts.text)[-800:])
+    if "no produce clause" not in "".join(ts.text) or "refused" in ts.cards:
+        fail("topic s (no produce clause) shows enforcement counts: %r" % ts.cards)
 
     # A page of the browser from the address: two records, then the older page by its link.
     t2 = load("#/topic/orders?partition=0&limit=2", "topic-orders-page")
@@ -154,6 +182,11 @@ try:
     letters = [t for h, t in s.tables.items() if h.startswith("Newest dead letters of orders")]
     if not letters or len(letters[0][0]) != 2 or "not JSON" not in letters[0][0][1][7]:
         fail("newest dead letters: %r" % s.tables)
+    if "1 topic failed the last contract check: s (" not in "".join(s.alerts):
+        fail("sync page's alert of s's failed contract check: %r" % s.alerts)
+    runs = s.tables.get("Last backfill, reconcile and contract check runs", [[]])[0]
+    if not any(r[0] == "contract" and r[1] == "s" and r[4] == "failed" for r in runs):
+        fail("sync page's runs: %r" % runs)
     print("console in chromium: ok; screenshots in", OUT)
 finally:
     sc.close()

@@ -14,7 +14,7 @@ function el(tag, attrs, ...kids) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === null || kid === undefined) continue;
     e.appendChild(typeof kid === "object" ? kid : document.createTextNode(String(kid)));
   }
@@ -95,6 +95,7 @@ async function overview() {
     attention.length ? el("p", { class: "error", role: "alert" },
       `${attention.length} group${attention.length > 1 ? "s need" : " needs"} attention: ` +
       attention.map((g) => `${g.summary.group} (${g.summary.state})`).join(", ")) : null,
+    failedChecks(o.contract_checks_failed),
     el("div", { class: "cards" },
       card("broker", o.broker_version), card("uptime", dur(o.uptime_ms)),
       card("disk used by data", bytes(o.data_bytes)), card("disk free", bytes(o.disk_free_bytes) + " of " + bytes(o.disk_total_bytes)),
@@ -104,6 +105,40 @@ async function overview() {
     chart(o.rates.points, "in_per_s", "out_per_s", "in", "out", rate),
     el("h2", {}, "Groups, worst first"),
     groupTable(o.groups.map((g) => ({ ...g.summary, applier: g.applier })), o.now_ms),
+  ];
+}
+
+/* Topics whose last `synclog contract check` failed: a problem, like a stalled group. */
+function failedChecks(runs) {
+  if (!runs || !runs.length) return null;
+  return el("p", { class: "error", role: "alert" },
+    `${runs.length} topic${runs.length > 1 ? "s" : ""} failed the last contract check: `,
+    runs.map((r, i) => [i ? ", " : "", el("a", { href: "#/topic/" + enc(r.topic) }, r.topic), ` (${r.summary}, ${when(r.finished_ms)})`]));
+}
+
+/* The topic's sync contract: the current version, who set it and when, what the broker saw of its produce
+ * clause, the last `contract check`, and the text as the operator wrote it (textContent, never markup). */
+function contractSection(t) {
+  const c = t.contract, k = t.contract_check;
+  const check = k ? el("p", { class: k.ok ? "" : "error" }, `last contract check ${when(k.finished_ms)}: ` + (k.ok ? "ok" : "FAILED") + " \u2014 " + k.summary)
+    : el("p", { class: "note" }, "no `synclog contract check` has been reported for this topic");
+  if (!c) return [el("h2", {}, "Sync contract"), el("p", { class: "note" }, "This topic has no sync contract (`synclog contract set TOPIC FILE` sets one)."), check];
+  const v = c.current;
+  /* The broker counts only for a produce clause (delivery.duplicates: idempotency-key); without one its zeros
+   * would say nothing. */
+  let clause = null;
+  try { const d = JSON.parse(v.contract).delivery; clause = d && d.duplicates === "idempotency-key" ? (d.without_idempotency_key || "count") : null; }
+  catch (err) { /* not JSON: no clause to show */ }
+  const e = clause ? c.enforcement : null;
+  return [
+    el("h2", {}, "Sync contract"),
+    el("div", { class: "cards" }, card("version", num(v.version)), card("set by", v.set_by || "-"), card("set", when(v.set_at_ms)),
+      e ? card("live records since " + when(e.since_ms), num(e.live_records)) : null,
+      e ? card("without idempotency key (" + clause + ")", num(e.records_without_idempotency_key)) : null,
+      e ? card("refused", num(e.records_refused) + " records in " + num(e.batches_refused) + " batches") : null),
+    clause ? null : el("p", { class: "note" }, "no produce clause (delivery.duplicates: idempotency-key): the broker enforces nothing of this contract on produce"),
+    check,
+    el("pre", { class: "value contract" }, v.text),
   ];
 }
 
@@ -202,6 +237,7 @@ async function topic(name, q) {
       t.partitions.map((p) => row(n(p.partition), n(num(p.earliest_offset)), n(num(p.next_offset)), n(bytes(p.bytes)), n(num(p.segments)),
         p.error && p.error !== "NONE" ? el("span", { class: "error" }, p.error_message || p.error) : "open"))),
     t.next_from_partition !== null ? el("p", {}, el("a", { href: `#/topic/${enc(name)}?from_partition=${t.next_from_partition}` }, "next partitions \u2192")) : null,
+    contractSection(t),
     el("h2", {}, "Messages"),
     browseForm(name, q, t.partition_count),
     browsed,
@@ -255,12 +291,12 @@ async function sync() {
     table(["topic", "of topic", "letters#", "size#"], s.dead_letter_topics.map((d) =>
       row(el("a", { href: "#/topic/" + enc(d.topic) }, d.topic), d.source_topic, n(num(d.letters)), n(bytes(d.bytes))))),
     letters,
-    el("h2", {}, "Last backfill and reconcile runs"),
+    failedChecks(s.contract_checks_failed),
+    el("h2", {}, "Last backfill, reconcile and contract check runs"),
     table(["kind", "topic", "target", "finished", "result", "rows#", "differences#", "diff ratio#", "summary"],
       s.runs.map((r) => row(r.kind, r.topic, r.target, when(r.finished_ms), r.ok ? "ok" : el("span", { class: "error" }, "failed"),
         n(num(r.rows)), n(r.kind === "reconcile" ? num(r.differences) : "-"), n(r.kind === "reconcile" ? (r.diff_ratio * 100).toFixed(2) + " %" : "-"), r.summary))),
-    el("h2", {}, "Contracts"),
-    el("p", { class: "note" }, s.contracts_supported ? "" : "This broker does not store sync contracts yet; `synclog contract check` is not available."),
+    el("p", { class: "note" }, "A topic's sync contract is on its page; runs of kind contract are `synclog contract check`."),
   ];
 }
 
