@@ -57,7 +57,8 @@ struct sl_run {
 	char summary[256];
 	uint64_t rows, differences;
 	double diff_ratio;
-	uint64_t count; /* runs reported for this kind and topic */
+	uint64_t repaired; /* reconcile --repair: keys repaired through the log */
+	uint64_t count;    /* runs reported for this kind and topic */
 };
 
 struct sl_net;     /* broker/net/: the native listener and its connections */

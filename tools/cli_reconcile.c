@@ -271,7 +271,8 @@ static int repair_open(const struct cli *cli, struct run_state *st, char *err, s
  * the alert rules read): ok when the comparison finished at or below the threshold with every repair acknowledged.
  * Nothing is reported when the run names no topic (a target that never applied one, and no --repair). */
 static void run_report(const struct cli *cli, const char *topic, const struct sl_target *target,
-                       const struct sl_reconcile_result *r, int64_t started_ms, bool ok, const char *failure)
+                       const struct sl_reconcile_result *r, uint64_t repaired, int64_t started_ms, bool ok,
+                       const char *failure)
 {
 	struct sl_run_report rr = {.started_ms = started_ms, .finished_ms = sl_clock_wall_ms(), .ok = ok};
 
@@ -284,6 +285,7 @@ static void run_report(const struct cli *cli, const char *topic, const struct sl
 		rr.rows = r->compared;
 		rr.differences = r->missing + r->extra + r->version + r->value;
 		rr.diff_ratio = r->diff_ratio;
+		rr.repaired = repaired;
 		snprintf(rr.summary, sizeof(rr.summary),
 		         "compared %llu missing %llu extra %llu version %llu value %llu%s%s",
 		         (unsigned long long)r->compared, (unsigned long long)r->missing, (unsigned long long)r->extra,
@@ -333,7 +335,7 @@ static int run_once(const struct cli *cli, const struct reconcile_args *a, struc
 		exit_code =
 		        cli_fail(&reconcile_command, "writing the report %s failed: %s", a->report, strerror(errno));
 	if (rc != 0) {
-		run_report(cli, topic, target, NULL, run.started_at_ms, false, err);
+		run_report(cli, topic, target, NULL, 0, run.started_at_ms, false, err);
 		return cli_fail(&reconcile_command, "%s", err);
 	}
 	alert = r.diff_ratio > a->threshold;
@@ -379,7 +381,7 @@ static int run_once(const struct cli *cli, const struct reconcile_args *a, struc
 		snprintf(err, sizeof(err), "diff_ratio %.8f above threshold %.8f", r.diff_ratio, a->threshold);
 	else if (st.fatal != 0 || st.repairs_failed > 0)
 		snprintf(err, sizeof(err), "repairs failed: %s", st.fatal != 0 ? st.fatal_error : st.first_failure);
-	run_report(cli, topic, target, &r, run.started_at_ms, exit_code == CLI_EXIT_OK,
+	run_report(cli, topic, target, &r, st.repairs_acked, run.started_at_ms, exit_code == CLI_EXIT_OK,
 	           exit_code == CLI_EXIT_OK ? NULL : err);
 	return exit_code;
 }

@@ -207,8 +207,8 @@ static void print_json(const struct sl_status *s)
 		printf(",\"target\":");
 		json_str(r->target);
 		printf(",\"finished_ms\":%" PRId64 ",\"ok\":%s,\"rows\":%" PRIu64 ",\"differences\":%" PRIu64
-		       ",\"diff_ratio\":%g,\"summary\":",
-		       r->finished_ms, r->ok ? "true" : "false", r->rows, r->differences, r->diff_ratio);
+		       ",\"diff_ratio\":%g,\"repaired\":%" PRIu64 ",\"summary\":",
+		       r->finished_ms, r->ok ? "true" : "false", r->rows, r->differences, r->diff_ratio, r->repaired);
 		json_str(r->summary);
 		putchar('}');
 	}
@@ -322,9 +322,12 @@ static void print_text(const struct sl_status *s, const struct style *st)
 	for (uint32_t i = 0; i < s->run_count; i++) {
 		const struct sl_run_report *r = &s->runs[i];
 		duration_human(s->now_ms - r->finished_ms, a, sizeof(a));
-		printf("%-10s %-32s %s%s%s %s ago: %s\n", r->kind, r->topic,
+		printf("%-10s %-32s %s%s%s %s ago: %s", r->kind, r->topic,
 		       r->ok ? state_colour(st, "ok") : state_colour(st, "lost"), r->ok ? "ok" : "FAILED", plain, a,
 		       r->summary);
+		if (strcmp(r->kind, "reconcile") == 0)
+			printf(" repaired %" PRIu64, r->repaired);
+		putchar('\n');
 	}
 }
 

@@ -28,6 +28,7 @@ static Synclog__RunReport *run_msg(struct sl_req *req, struct sl_run *run)
 	m->rows = run->rows;
 	m->differences = run->differences;
 	m->diff_ratio = run->diff_ratio;
+	m->repaired = run->repaired;
 	return m;
 }
 
@@ -199,6 +200,7 @@ void sl_handle_report_run(struct sl_req *req)
 	run->rows = in->rows;
 	run->differences = in->differences;
 	run->diff_ratio = in->diff_ratio;
+	run->repaired = in->repaired;
 	run->count++;
 	if (strcmp(in->kind, "backfill") != 0 || !in->ok) {
 		sl_req_respond(req);

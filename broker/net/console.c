@@ -413,6 +413,8 @@ static void status_work(struct job *j, const Synclog__StatusResponse *s)
 		sl_json_i64(o, (int64_t)r->differences);
 		sl_text_put(o, ",\"diff_ratio\":");
 		sl_json_double(o, r->diff_ratio);
+		sl_text_put(o, ",\"repaired\":");
+		sl_json_i64(o, (int64_t)r->repaired);
 		sl_text_put(o, ",\"summary\":");
 		sl_json_cstr(o, r->summary);
 		sl_text_put(o, "}");

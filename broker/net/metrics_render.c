@@ -623,6 +623,8 @@ static void render_runs(struct sl_server *srv, struct sl_text *o)
 	         "Rows the last run handled (backfill: produced; reconcile: compared; contract: clauses checked)."},
 	        {"synclog_reconcile_last_differences", "Keys that differed in the last reconcile run."},
 	        {"synclog_reconcile_last_diff_ratio", "Differences over compared keys in the last reconcile run."},
+	        {"synclog_reconcile_last_repaired",
+	         "Keys the last reconcile run repaired through the log (reconcile --repair; 0 without)."},
 	};
 	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
 		family(o, fams[f][0], "gauge", fams[f][1]);
@@ -653,8 +655,11 @@ static void render_runs(struct sl_server *srv, struct sl_text *o)
 			case 3:
 				put_u64(o, r->differences);
 				break;
-			default:
+			case 4:
 				put_double(o, r->diff_ratio);
+				break;
+			default:
+				put_u64(o, r->repaired);
 				break;
 			}
 			sl_text_put(o, "\n");

@@ -29,6 +29,7 @@ static void run_from_wire(struct sl_run_report *out, const Synclog__RunReport *i
 	out->rows = in->rows;
 	out->differences = in->differences;
 	out->diff_ratio = in->diff_ratio;
+	out->repaired = in->repaired;
 }
 
 int sl_status_get(struct sl_conn *c, struct sl_status **out)
@@ -109,6 +110,7 @@ int sl_run_report(struct sl_conn *c, const struct sl_run_report *run)
 	m.rows = run->rows;
 	m.differences = run->differences;
 	m.diff_ratio = run->diff_ratio;
+	m.repaired = run->repaired;
 	body.run = &m;
 	req.body_case = SYNCLOG__REQUEST__BODY_REPORT_RUN;
 	req.report_run = &body;

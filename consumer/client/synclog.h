@@ -853,6 +853,7 @@ struct sl_run_report {
 	char summary[256];
 	uint64_t rows, differences;
 	double diff_ratio;
+	uint64_t repaired; /* reconcile --repair: keys repaired through the log (acknowledged); 0 otherwise */
 };
 struct sl_status {
 	char broker_version[64];

@@ -8,7 +8,7 @@
 set -euo pipefail
 BUILD=${1:-build/release}
 exec python3 - "$BUILD" <<'PY'
-import json, socket, subprocess, sys, time
+import json, os, socket, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
 from healthlib import fail, wait_for
 from console_scenario import Scenario
@@ -234,6 +234,28 @@ try:
         nxt = w["next_from_partition"]
     if seen != list(range(250)) or len(sc.api("topics/wide?limit=1000")["partitions"]) != 250:
         fail("wide's pages: %r" % seen)
+
+    # A reconcile --repair run: the target lacks 3 of the source's 8 keys, each repaired through the log; the
+    # count of repaired keys is in status --json, the sync page's runs and the metrics.
+    e.cli("topic", "create", "rp", "--partitions", "1")
+    e.produce("rp", ['r%d\t{"n":%d}\n' % (i, i) for i in range(5)])
+    e.cli("apply", "rp", "--group", "rpg", "--target", "sqlite:" + os.path.join(e.root, "rp.db"))
+    with open(os.path.join(e.root, "rp.jsonl"), "w") as f:
+        f.write("".join('{"key":"r%d","version":0,"n":%d}\n' % (i, i) for i in range(8)))
+    r = e.cli("reconcile", "--source", "jsonl:" + os.path.join(e.root, "rp.jsonl"), "--target",
+              "sqlite:" + os.path.join(e.root, "rp.db"), "--repair", "rp", check=False)
+    if r.returncode != 1 or not r.stdout.startswith("compared 8 missing 3 extra 0 "):
+        fail("reconcile --repair exited %d: %s%s" % (r.returncode, r.stdout, r.stderr))
+    runs = [x for x in json.loads(e.cli("--json", "status").stdout)["runs"] if x["kind"] == "reconcile"]
+    if [(x["topic"], x["differences"], x["repaired"]) for x in runs] != [("rp", 3, 3)]:
+        fail("status --json runs: %r" % runs)
+    if "repaired 3" not in e.cli("status").stdout:
+        fail("status does not show the repaired count: %s" % e.cli("status").stdout)
+    runs = [x for x in sc.api("sync")["runs"] if x["kind"] == "reconcile"]
+    if [(x["topic"], x["differences"], x["repaired"]) for x in runs] != [("rp", 3, 3)]:
+        fail("sync runs: %r" % runs)
+    if 'synclog_reconcile_last_repaired{topic="rp"} 3\n' not in e.metrics():
+        fail("no synclog_reconcile_last_repaired in /metrics")
 
     # Hostile input: a 4xx, never a crash.
     hostile = {

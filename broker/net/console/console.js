@@ -293,9 +293,9 @@ async function sync() {
     letters,
     failedChecks(s.contract_checks_failed),
     el("h2", {}, "Last backfill, reconcile and contract check runs"),
-    table(["kind", "topic", "target", "finished", "result", "rows#", "differences#", "diff ratio#", "summary"],
+    table(["kind", "topic", "target", "finished", "result", "rows#", "differences#", "diff ratio#", "repaired#", "summary"],
       s.runs.map((r) => row(r.kind, r.topic, r.target, when(r.finished_ms), r.ok ? "ok" : el("span", { class: "error" }, "failed"),
-        n(num(r.rows)), n(r.kind === "reconcile" ? num(r.differences) : "-"), n(r.kind === "reconcile" ? (r.diff_ratio * 100).toFixed(2) + " %" : "-"), r.summary))),
+        n(num(r.rows)), n(r.kind === "reconcile" ? num(r.differences) : "-"), n(r.kind === "reconcile" ? (r.diff_ratio * 100).toFixed(2) + " %" : "-"), n(r.kind === "reconcile" ? num(r.repaired) : "-"), r.summary))),
     el("p", { class: "note" }, "A topic's sync contract is on its page; runs of kind contract are `synclog contract check`."),
   ];
 }
