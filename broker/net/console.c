@@ -16,7 +16,8 @@
  *                                       ContractVersion, "enforcement": ContractEnforcement}; null when it has
  *                                       none) and "contract_check": its last `contract check` run, or null
  *   /api/v1/topics/T/messages?partition=&offset=|time=&limit=   records newest first, ending at offset (or at the
- *                                       last record at or before time, ms since the epoch), limit <= 100
+ *                                       last record at or before time, ms since the epoch), limit <= 100; each
+ *                                       with every header (headers_json: bounded, cut ones marked)
  *   /api/v1/groups?start_after=&limit=  ListGroupsResponse (limit <= 500)
  *   /api/v1/groups/G?from=&limit=       DescribeGroupResponse, partitions paged (limit <= 1000), lag history
  *   /api/v1/sync                        dead-letter topics (TOPIC.dlq) with counts, last backfill, reconcile and
@@ -41,15 +42,20 @@
 #include "proto/base/clock.h"
 #include "proto/batch.h"
 
-#define CALLS_MAX         3
-#define FETCH_BYTES_MAX   (1u << 20)
-#define FETCH_ROUNDS_MAX  8
+#define CALLS_MAX              3
+#define FETCH_BYTES_MAX        (1u << 20)
+#define FETCH_ROUNDS_MAX       8
 /* A record's value in the browser: the first 16 KiB (a fat event is rarely bigger; the CLI shows all of it). */
-#define VALUE_BYTES_MAX   16384
+#define VALUE_BYTES_MAX        16384
+/* A record's headers in the browser: the first HEADERS_MAX, their values cut once HEADER_VALUE_BYTES_MAX bytes of
+ * values are shown (names cut at HEADER_NAME_BYTES_MAX); beyond, the record says headers_truncated. */
+#define HEADERS_MAX            64
+#define HEADER_VALUE_BYTES_MAX 4096
+#define HEADER_NAME_BYTES_MAX  256
 /* Decompression room for one zstd batch of the browser; a larger batch is listed as not shown. */
-#define SCRATCH_BYTES     (4u << 20)
-#define MESSAGES_PAGE_MAX 100
-#define NAME_BYTES_MAX    SL_TOPIC_NAME_BYTES_MAX
+#define SCRATCH_BYTES          (4u << 20)
+#define MESSAGES_PAGE_MAX      100
+#define NAME_BYTES_MAX         SL_TOPIC_NAME_BYTES_MAX
 _Static_assert(SL_TOPIC_NAME_BYTES_MAX == SL_GROUP_NAME_BYTES_MAX, "one buffer size for topic and group names");
 
 enum endpoint { EP_STATUS, EP_OVERVIEW, EP_SYNC, EP_TOPICS, EP_TOPIC, EP_MESSAGES, EP_GROUPS, EP_GROUP };
@@ -702,6 +708,53 @@ static void offsets_work(struct job *j, Synclog__Response **r)
 	j->more = j->lo < j->end;
 }
 
+/* The record's headers, every one (the sync headers among them) in their order, as
+ * "headers":[{"key":K,"value":V,"encoding":E,"value_truncated":B}...],"headers_truncated":B. E is "utf8" (V the
+ * text), "base64" (V the bytes, when they are not UTF-8) or null (a null value, V null). A value cut at the
+ * record's budget of HEADER_VALUE_BYTES_MAX is value_truncated (text is cut at a character boundary); headers past
+ * HEADERS_MAX, and names past HEADER_NAME_BYTES_MAX, make headers_truncated. A section that is not headers ends
+ * the list there and adds "headers_error". */
+static void headers_json(struct sl_text *o, const struct sl_record *rec)
+{
+	const uint8_t *pos = rec->headers, *end = rec->headers + (rec->headers_len > 0 ? rec->headers_len : 0);
+	struct sl_record_header h;
+	size_t budget = HEADER_VALUE_BYTES_MAX;
+	int n = 0, truncated = 0, rc = 0;
+	sl_text_put(o, ",\"headers\":[");
+	while (pos != NULL && (rc = sl_record_header_next(&pos, end, &h)) == 1) {
+		if (n == HEADERS_MAX) {
+			truncated = 1;
+			break;
+		}
+		sl_text_put(o, n++ ? ",{\"key\":" : "{\"key\":");
+		if (h.name_len > HEADER_NAME_BYTES_MAX)
+			truncated = 1;
+		sl_json_str(o, (const char *)h.name,
+		            h.name_len > HEADER_NAME_BYTES_MAX ? HEADER_NAME_BYTES_MAX : (size_t)h.name_len);
+		if (h.value_len < 0) {
+			sl_text_put(o, ",\"value\":null,\"encoding\":null,\"value_truncated\":false}");
+			continue;
+		}
+		size_t len = (size_t)h.value_len, shown = len < budget ? len : budget;
+		int text = sl_json_utf8_valid(h.value, len);
+		if (text)
+			while (shown < len && shown > 0 && (h.value[shown] & 0xc0) == 0x80)
+				shown--; /* not inside a character */
+		budget -= shown;
+		sl_text_put(o, ",\"value\":");
+		if (text)
+			sl_json_str(o, (const char *)h.value, shown);
+		else
+			sl_json_base64(o, h.value, shown);
+		sl_text_put(o, text ? ",\"encoding\":\"utf8\"" : ",\"encoding\":\"base64\"");
+		sl_text_put(o, shown < len ? ",\"value_truncated\":true}" : ",\"value_truncated\":false}");
+		truncated |= shown < len;
+	}
+	sl_text_put(o, truncated ? "],\"headers_truncated\":true" : "],\"headers_truncated\":false");
+	if (pos != NULL && rc < 0)
+		sl_text_put(o, ",\"headers_error\":\"the record's headers section is malformed\"");
+}
+
 static void record_json(struct sl_text *o, const struct sl_record *rec)
 {
 	sl_text_put(o, "{\"offset\":");
@@ -737,7 +790,9 @@ static void record_json(struct sl_text *o, const struct sl_record *rec)
 		            rec->value_len > VALUE_BYTES_MAX ? VALUE_BYTES_MAX : (size_t)rec->value_len);
 	else
 		sl_text_put(o, "null");
-	sl_text_put(o, rec->value_len > VALUE_BYTES_MAX ? ",\"value_truncated\":true}" : ",\"value_truncated\":false}");
+	sl_text_put(o, rec->value_len > VALUE_BYTES_MAX ? ",\"value_truncated\":true" : ",\"value_truncated\":false");
+	headers_json(o, rec);
+	sl_text_put(o, "}");
 }
 
 /* One fetch round: the records of [cursor, end) it returned go to recs; cursor moves past its last batch. */

@@ -112,6 +112,10 @@ void sl_json_str(struct sl_text *o, const char *s, size_t n);
 void sl_json_cstr(struct sl_text *o, const char *s);
 void sl_json_i64(struct sl_text *o, int64_t v);
 void sl_json_double(struct sl_text *o, double v);
+/* 1 when s[0..n) is all valid UTF-8 (no overlongs, no surrogates), else 0. */
+int sl_json_utf8_valid(const void *s, size_t n);
+/* s[0..n) as a JSON string holding its base64 (RFC 4648, padded). */
+void sl_json_base64(struct sl_text *o, const void *s, size_t n);
 /* m as a JSON object (see console_json.c for the mapping). */
 void sl_json_message(struct sl_text *o, const ProtobufCMessage *m);
 

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "broker/net/console.h"
+#include "proto/base/assert.h"
+#include "proto/base/base64.h"
 
 /* The length of the valid UTF-8 sequence at p (at most n bytes), or 0 when it is not one. */
 static size_t utf8_len(const unsigned char *p, size_t n)
@@ -39,6 +41,30 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
 		return 0;
 	return len;
+}
+
+int sl_json_utf8_valid(const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	for (size_t i = 0, k; i < n; i += k)
+		if ((k = utf8_len(p + i, n - i)) == 0)
+			return 0;
+	return 1;
+}
+
+void sl_json_base64(struct sl_text *o, const void *s, size_t n)
+{
+	/* In pieces of 3 * 64 bytes, so that the text needs no allocation of its own. */
+	char piece[SL_BASE64_ENCODED_BYTES(192) + 1];
+	const uint8_t *p = s;
+	sl_text_put(o, "\"");
+	for (size_t i = 0; i < n; i += 192) {
+		size_t len = n - i < 192 ? n - i : 192;
+		int w = sl_base64_encode(p + i, len, piece, sizeof(piece));
+		SL_ASSERT(w >= 0);
+		sl_text_putn(o, piece, (size_t)w);
+	}
+	sl_text_put(o, "\"");
 }
 
 void sl_json_str(struct sl_text *o, const char *s, size_t n)

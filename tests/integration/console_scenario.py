@@ -39,7 +39,8 @@ class Scenario:
 
     def build(self):
         e = self.e
-        e.start_broker("--stall-after", "2s", "--health-window", "4", "--initial-rebalance-delay", "0")
+        e.start_broker("--stall-after", "2s", "--health-window", "4", "--initial-rebalance-delay", "0",
+                       "--kafka-listen", "127.0.0.1:0")
         for t in ("orders", "s", "quiet", "big"):
             e.cli("topic", "create", t, "--partitions", "1")
         # orders: two good events, one whose value is not JSON and one without a key (both dead-lettered).
@@ -63,6 +64,24 @@ class Scenario:
         cs.send_signal(signal.SIGSTOP)
         self.stalled_consumer = cs
         wait_for("gs to become stalled", lambda: any(r["state"] == "stalled" for r in e.describe("gs")), seconds=30)
+
+    def produce_headers(self):
+        """Topic hdr, produced through the Kafka listener by kcat with headers of its own (the browser shows every
+        header): h1 with text headers, one whose value is not UTF-8 (base64 //6A) and a sync header (v=7); h2 with
+        a 5,000-byte header and 70 more (past the bounds: its first value cut at 4 KiB, 64 headers shown)."""
+        e = self.e
+        e.cli("topic", "create", "hdr", "--partitions", "1")
+        kcat = ["kcat", "-b", e.kafka, "-X", "socket.timeout.ms=10000", "-X", "topic.request.timeout.ms=10000",
+                "-P", "-t", "hdr", "-K", "#"]
+        for hdrs, line in (([b"trace-id=abc-123", b"v=7", b"bin=\xff\xfe\x80", "note=caf\u00e9 <b>".encode()],
+                            b'h1#{"n": 1}\n'),
+                           ([b"big=" + b"z" * 5000] + [b"x%d=y%d" % (i, i) for i in range(70)], b'h2#{"n": 2}\n')):
+            args = [a.encode() for a in kcat]
+            for h in hdrs:
+                args += [b"-H", h]
+            r = subprocess.run(args, input=line, capture_output=True, timeout=60)
+            if r.returncode != 0:
+                fail("kcat -P: %s" % r.stderr.decode(errors="replace"))
 
     def quiesce(self):
         """Stop producing, so that lag figures hold still."""

@@ -53,8 +53,11 @@ class Env:
         line = self.broker.stdout.readline().strip()
         if not line.startswith("synclogd ready on "):
             fail("no readiness line: %r; %s" % (line, self.log()))
-        self.env["SYNCLOG_BROKER"] = line.rsplit(" ", 1)[1]
-        self.port = int(line.rsplit(":", 1)[1])
+        # "synclogd ready on HOST:PORT", then " kafka HOST:PORT" with --kafka-listen.
+        words = line.split()
+        self.env["SYNCLOG_BROKER"] = words[3]
+        self.port = int(words[3].rsplit(":", 1)[1])
+        self.kafka = words[5] if len(words) > 5 and words[4] == "kafka" else None
 
     def log(self):
         self.err.flush()

@@ -235,6 +235,25 @@ try:
     if seen != list(range(250)) or len(sc.api("topics/wide?limit=1000")["partitions"]) != 250:
         fail("wide's pages: %r" % seen)
 
+    # Every header of a record produced through the Kafka listener (kcat -H), in order: text as text, bytes that
+    # are not UTF-8 as base64, the sync header v among them (and read as the version); past 4 KiB of values and 64
+    # headers a record's headers are cut and say so.
+    sc.produce_headers()
+    h2, h1 = sc.api("topics/hdr/messages?partition=0")["records"]
+    want = [{"key": "trace-id", "value": "abc-123", "encoding": "utf8", "value_truncated": False},
+            {"key": "v", "value": "7", "encoding": "utf8", "value_truncated": False},
+            {"key": "bin", "value": "//6A", "encoding": "base64", "value_truncated": False},
+            {"key": "note", "value": "caf\u00e9 <b>", "encoding": "utf8", "value_truncated": False}]
+    if (h1["key"], h1["version"], h1["headers"], h1["headers_truncated"]) != ("h1", 7, want, False) or "headers_error" in h1:
+        fail("h1's headers: %r" % h1)
+    hs = h2["headers"]
+    if len(hs) != 64 or not h2["headers_truncated"] or hs[0] != {"key": "big", "value": "z" * 4096, "encoding": "utf8",
+                                                                  "value_truncated": True} \
+            or [h["key"] for h in hs[1:]] != ["x%d" % i for i in range(63)] or hs[1]["value"] != "" or not hs[1]["value_truncated"]:
+        fail("h2's headers are not bounded: %d %r %r" % (len(hs), h2["headers_truncated"], hs[:3]))
+    if any("headers" not in r or r["headers_truncated"] for r in sc.api("topics/orders/messages")["records"]):
+        fail("orders' records have no headers list")
+
     # A reconcile --repair run: the target lacks 3 of the source's 8 keys, each repaired through the log; the
     # count of repaired keys is in status --json, the sync page's runs and the metrics.
     e.cli("topic", "create", "rp", "--partitions", "1")

@@ -187,6 +187,22 @@ try:
     runs = s.tables.get("Last backfill, reconcile and contract check runs", [[]])[0]
     if not any(r[0] == "contract" and r[1] == "s" and r[4] == "failed" for r in runs):
         fail("sync page's runs: %r" % runs)
+    # Every header of records produced by kcat, one a line: text as text (markup too), base64 said so, the cut
+    # ones marked.
+    sc.produce_headers()
+    th = load("#/topic/hdr", "topic-hdr")
+    h2, h1 = th.tables["Messages"][0]
+    for want in ("trace-id=abc-123", "v=7", "bin=//6A (base64)", "note=caf\u00e9 <b>"):
+        if want not in h1[6]:
+            fail("h1's headers cell has no %r: %r" % (want, h1[6]))
+    if h1[3] != "7" or "not shown" in h1[6]:
+        fail("h1's row: %r" % h1)
+    if "x63=" in h2[6] or "x62= \u2026" not in h2[6] or "big=" + "z" * 4096 + " \u2026" not in h2[6] \
+            or "more headers or bytes not shown" not in h2[6]:
+        fail("h2's headers are not shown bounded: %r" % h2[6][-300:])
+    raw = open(os.path.join(OUT, "topic-hdr.html")).read()
+    if "caf\u00e9 &lt;b&gt;" not in raw:
+        fail("a header's markup is not shown as text")
     print("console in chromium: ok; screenshots in", OUT)
 finally:
     sc.close()

@@ -206,13 +206,22 @@ function prettyValue(v) {
   return v;
 }
 
+// Every header of a record, one a line: name=value; a value that is not UTF-8 as base64, said so; cut ones marked.
+function headersCell(r) {
+  if (!r.headers || r.headers.length === 0) return "-";
+  return el("div", { class: "headers" }, ...r.headers.map((h) => el("div", { class: "header" },
+    h.key + "=" + (h.value === null ? "(null)" : h.value) + (h.encoding === "base64" ? " (base64)" : "") + (h.value_truncated ? " \u2026" : ""))),
+    r.headers_truncated ? el("div", { class: "note" }, "\u2026 (more headers or bytes not shown)") : null,
+    r.headers_error ? el("div", { class: "error" }, r.headers_error) : null);
+}
+
 function messagesTable(m) {
   return [
     el("p", { class: "note" }, `partition ${m.partition}: offsets ${num(m.earliest_offset)} to ${num(m.next_offset - 1)} stored; ` +
       `showing ${m.range[0]}..${m.range[1] - 1}, newest first` + (m.complete ? "" : " (incomplete: the log moved while it was read)")),
     table(["offset#", "time", "key", "version#", "op", "origin", "headers", "value"],
       m.records.map((r) => row(n(r.offset), when(r.timestamp_ms), r.key === null ? "(null)" : r.key, n(r.version === null ? "-" : r.version),
-        r.op, r.origin, [r.idempotency_key !== null ? "ik=" + r.idempotency_key : null, r.schema_version ? " sv=" + r.schema_version : null].filter(Boolean).join(" ") || "-",
+        r.op, r.origin, headersCell(r),
         el("pre", { class: "value" }, prettyValue(r.value) + (r.value_truncated ? `\n\u2026 (${num(r.value_bytes)} bytes in all)` : ""))))),
     m.older_offset !== null ? el("p", {}, el("a", { href: `#/topic/${enc(m.topic)}?partition=${m.partition}&offset=${m.older_offset}&limit=${Math.max(1, m.range[1] - m.range[0])}` },
       "older records \u2192")) : null,
