@@ -262,8 +262,14 @@ $(BUILD)/bin/kafka-bench: $(KAFKA_BENCH_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $$(pkg-config --cflags --libs rdkafka)
 
+# The CPU-stall watcher of the W6 tail benchmark (bench/hiccup/hiccup.c, libc alone: bench/tail.sh).
+HICCUP_BIN := $(BUILD)/bin/hiccup
+$(HICCUP_BIN): $(BUILD)/bench/hiccup/hiccup.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -pthread
+
 BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(SYNC_BENCH_BIN) \
-	$(KAFKA_BENCH_BIN) $(PG_FLOOR_BIN)
+	$(KAFKA_BENCH_BIN) $(PG_FLOOR_BIN) $(HICCUP_BIN)
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)

@@ -455,8 +455,31 @@ def curve_logsize(d, png):
     c.draw(png)
 
 
+
+
+def tail(d, png):
+    rs = d["rounds"]
+    names = [f"round {r['round']}" for r in rs]
+    print(f"W6 at {d['rate']:,} records/s, {len(rs)} rounds: p99.9 synclog {fmt(d['median']['synclog_p999_us'])} us, "
+          f"Redis {fmt(d['median']['redis_p999_us'])} us (medians); synclog rounds whose records outside CPU stalls "
+          f"keep p99.9 under {d['slow_ms']:g} ms: {d['synclog_rounds_p999_under_outside_stalls']} of {len(rs)}")
+    c = Chart(f"W6 tail: produce-to-consume at {d['rate']:,} records/s of 100 B, {d['seconds']} s a run "
+              f"({'both at SCHED_FIFO 50' if d['realtime'] else 'normal priority'}), against the VM's CPU stalls")
+    c.bars("p99.9 produce-to-consume, each round (synclog; Redis Streams XADD to XREAD BLOCK, AOF off)",
+           "microseconds", names,
+           [("synclog", [r["synclog"]["p999_us"] for r in rs]), ("Redis", [r["redis"]["p999_us"] for r in rs])])
+    c.bars(f"synclog's records over {d['slow_ms']:g} ms, split by the CPU stalls", "records", names,
+           [("explained by stalls", [r["synclog"]["slow_explained_by_stalls"] for r in rs]),
+            ("not explained", [r["synclog"]["slow_outside_stalls"] for r in rs]),
+            ("0.1% of records: p99.9's budget", [r["synclog"]["records"] / 1000 for r in rs])])
+    c.bars("CPU stalls during each run (a real-time thread woken late), total", "milliseconds", names,
+           [("synclog's run", [r["synclog"]["stall_ms_total"] for r in rs]),
+            ("Redis's run", [r["redis"]["late_ms_total"] for r in rs])])
+    c.draw(png)
+
+
 KINDS = {f.__name__: f for f in (cold_replay, replay_interference, many_groups, offered_load, timeline,
-                                 curve_partitions, curve_connections, curve_groups, curve_logsize)}
+                                 curve_partitions, curve_connections, curve_groups, curve_logsize, tail)}
 
 
 def main():
