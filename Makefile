@@ -75,7 +75,7 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick bench-scale bench-scale-quick demo \
+.PHONY: all deps deps-test deps-bench test test-build test-build-bench layer-check bench bench-quick bench-scale bench-scale-quick demo \
 	install uninstall man format format-check clean FORCE soak
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
 
@@ -206,7 +206,7 @@ test:
 		$(MAKE) --no-print-directory test-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(BUILD)
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) \
-		$(KAFKA_MOCK_BIN) $(MAN_PAGES) \
+		$(KAFKA_MOCK_BIN) $(MAN_PAGES) test-build-bench \
 		layer-check
 
 # The long soak (tests/integration/soak.py): random clients, good and hostile, for DURATION, with kill -9 of the
@@ -270,6 +270,11 @@ $(HICCUP_BIN): $(BUILD)/bench/hiccup/hiccup.o
 
 BENCH_BINS := $(LOADGEN_BIN) $(NATS_PEER_BIN) $(REDIS_PEER_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(SYNC_BENCH_BIN) \
 	$(KAFKA_BENCH_BIN) $(PG_FLOOR_BIN) $(HICCUP_BIN)
+# The benchmark programs that need no package beyond the tests' are built by `make test` too, so that a change of an
+# API they use cannot leave `make bench` broken unnoticed (the peers' clients need libnats and hiredis: bench only).
+test-build-bench: $(BENCH_BIN) $(LOADGEN_BIN) $(GROUPS_BENCH_BIN) $(CLEAN_BENCH_BIN) $(SYNC_BENCH_BIN) $(KAFKA_BENCH_BIN) \
+		$(PG_FLOOR_BIN) $(HICCUP_BIN)
+
 bench: deps-bench all $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 bench-quick: deps-bench all $(BENCH_BINS)
