@@ -2,6 +2,7 @@
  * passes on its way (security.h); see dispatch.h. */
 #include "broker/dispatch.h"
 #include "broker/handlers/handlers.h"
+#include "broker/topic_jobs.h"
 #include "proto/frame.h"
 
 typedef void (*handler_fn)(struct sl_req *req);
@@ -60,6 +61,9 @@ void sl_dispatch(struct sl_req *req)
 		sl_req_respond(req);
 		return;
 	}
+	/* Behind a creation or deletion of the topic it names, in arrival order (topic_jobs.h rule 1). */
+	if (sl_topic_jobs_hold(req))
+		return;
 	handler_fn h = kind > 0 && (size_t)kind < sizeof(handlers) / sizeof(handlers[0]) ? handlers[kind] : NULL;
 	if (h == NULL) {
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__INVALID_REQUEST, "request has no known body (case %d)", kind);

@@ -10,6 +10,7 @@
 #include "broker/compaction.h"
 #include "broker/offload.h"
 #include "broker/shard.h"
+#include "broker/topic_jobs.h"
 #include "proto/base/assert.h"
 #include "proto/base/clock.h"
 #include "proto/base/fs.h"
@@ -185,7 +186,8 @@ void sl_offload_housekeeping(struct sl_server *srv)
 
 int sl_offload_busy(const struct sl_server *srv)
 {
-	return srv->offload.housekeeping_busy || srv->offload.ids_job != NULL;
+	return srv->offload.housekeeping_busy || srv->offload.ids_job != NULL || srv->offload.time_lookups > 0 ||
+	       sl_topic_jobs_busy(srv);
 }
 
 /* ---- producer ids ---- */

@@ -21,7 +21,8 @@ struct sl_req;
 /* Start a housekeeping pass: roll segments past their age (on the loop: a roll only creates files), snapshot
  * every partition's producer state and apply retention (both off the loop). */
 void sl_offload_housekeeping(struct sl_server *srv);
-/* 1 while a housekeeping job or a reservation is in flight (shutdown waits for 0 before closing the logs). */
+/* 1 while a housekeeping job, a reservation, a time lookup or a topic job is in flight (shutdown waits for 0 before
+ * closing the logs). */
 int sl_offload_busy(const struct sl_server *srv);
 
 /* Reserve producer ids up to reserved (DATA/producer-ids, atomic replace) off the loop; req waits until it is

@@ -148,5 +148,9 @@ void sl_req_cancel_all(struct sl_session *s, int drop);
 /* 0 when the session may bring producer_id (it is already one of its own, or a place is left, and then it
  * becomes one), -EAGAIN when it already brought SL_SESSION_PRODUCER_IDS_MAX. */
 int sl_session_producer_id_admit(struct sl_session *s, int64_t producer_id);
+/* The timestamp of the record a ListOffsets by time found for po, one of its answers (-1: none, the log end; also
+ * for the other specs). The Kafka listener answers it; the native protocol has no field for it
+ * (handlers/list_offsets.c). */
+int64_t sl_list_offsets_found_timestamp(const Synclog__PartitionOffset *po);
 
 #endif

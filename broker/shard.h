@@ -61,15 +61,19 @@ struct sl_run {
 	uint64_t count;    /* runs reported for this kind and topic */
 };
 
-struct sl_net;     /* broker/net/: the native listener and its connections */
-struct sl_ids_job; /* broker/offload.c */
+struct sl_net;       /* broker/net/: the native listener and its connections */
+struct sl_ids_job;   /* broker/offload.c */
+struct sl_topic_job; /* broker/topic_jobs.c */
 
 /* Work handed to the thread pool (offload.h). */
 struct sl_offload_state {
 	int housekeeping_busy;
 	uint64_t housekeeping_skipped;
 	uint64_t segments_removed;
-	struct sl_ids_job *ids_job; /* the producer-id reservation in flight, or NULL */
+	struct sl_ids_job *ids_job;      /* the producer-id reservation in flight, or NULL */
+	uint32_t time_lookups;           /* ListOffsets by time reading off the loop (handlers/list_offsets.c) */
+	struct sl_topic_job *topic_jobs; /* topic creations and deletions in flight (broker/topic_jobs.c) */
+	uint32_t topic_job_count;
 };
 struct sl_metrics; /* broker/net/metrics.c: the HTTP listener */
 struct sl_console; /* broker/net/console_history.c: the web console's chart history */

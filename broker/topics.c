@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/base/assert.h"
 #include "proto/base/clock.h"
 #include "broker/contracts.h"
 #include "broker/topics.h"
@@ -304,11 +305,15 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 	return rc;
 }
 
-/* Open partition p of topic in its folder pdir; on failure keep the error in p. */
-static int partition_open(struct sl_topics *t, struct sl_partition *p, const char *pdir)
+/* Open partition p of topic in its folder pdir; on failure keep the error in p. private_files: the log keeps its
+ * descriptors in a cache of its own (a creation off the loop: the shard's cache is the loop's), moved into the
+ * shard's by sl_topics_create_commit. */
+static int partition_open(const struct sl_topics *t, struct sl_partition *p, const char *pdir, int private_files)
 {
 	/* The topic's own segment limits, where it has them, over the broker's. */
 	struct sl_log_config lc = t->log_cfg;
+	if (private_files)
+		lc.files = NULL;
 	int64_t segment_bytes, segment_ms;
 	sl_topic_segment_limits(t, &p->topic->cfg, &segment_bytes, &segment_ms);
 	lc.segment_bytes_max = (uint64_t)segment_bytes;
@@ -334,7 +339,7 @@ static int partition_open(struct sl_topics *t, struct sl_partition *p, const cha
 	return 0;
 }
 
-static int open_sync(struct sl_topics *t, struct sl_topic *only);
+static int open_sync(const struct sl_topics *t, struct sl_topic *only);
 
 uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
 {
@@ -347,7 +352,7 @@ uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
 				continue;
 			char pdir[SL_PATH_BYTES_MAX];
 			snprintf(pdir, sizeof(pdir), "%s/%s/%u", t->topics_dir, topic->cfg.name, i);
-			if (partition_open(t, p, pdir) == 0 && open_sync(t, topic) == 0 && p->log != NULL) {
+			if (partition_open(t, p, pdir, 0) == 0 && open_sync(t, topic) == 0 && p->log != NULL) {
 				opened++;
 				sl_slog_msg(SL_SLOG_INFO, "partition_available", "%s/%u opened on retry",
 				            topic->cfg.name, i);
@@ -358,7 +363,8 @@ uint32_t sl_topics_retry_unavailable(struct sl_topics *t)
 }
 
 /* Open every partition log of a topic whose folder is dir. A partition that fails keeps its error. */
-static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg, struct sl_topic **out)
+static int topic_open(const struct sl_topics *t, const char *dir, const struct sl_topic_config *cfg, int private_files,
+                      struct sl_topic **out)
 {
 	struct sl_topic *topic = calloc(1, sizeof(*topic));
 	if (topic == NULL)
@@ -387,7 +393,7 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
 		sl_producer_state_init(&p->producers);
 		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", dir, i);
-		partition_open(t, p, pdir);
+		partition_open(t, p, pdir, private_files);
 	}
 	*out = topic;
 	return 0;
@@ -397,7 +403,7 @@ static int topic_open(struct sl_topics *t, const char *dir, const struct sl_topi
  * one: done together on OPEN_SYNC_THREADS threads, so that a broker of 10,000 partitions does not wait for 10,000
  * disk cache flushes one after the other (storage/log.h, sl_log_open_sync_all). A partition whose fsync failed
  * serves reads and refuses appends; the error is logged. */
-static int open_sync(struct sl_topics *t, struct sl_topic *only)
+static int open_sync(const struct sl_topics *t, struct sl_topic *only)
 {
 	uint32_t n = 0, at = 0;
 	for (struct sl_topic *topic = only ? only : t->head; topic; topic = only ? NULL : topic->next)
@@ -503,7 +509,7 @@ int sl_topics_open(struct sl_topics *t, const char *data_dir, struct sl_ring *ri
 			continue;
 		}
 		struct sl_topic *topic;
-		rc = topic_open(t, dir, &tc, &topic);
+		rc = topic_open(t, dir, &tc, 0, &topic);
 		if (rc < 0) {
 			closedir(d);
 			snprintf(err, err_cap, "cannot open topic %s: %s", tc.name, strerror(-rc));
@@ -535,45 +541,50 @@ struct sl_topic *sl_topics_find(struct sl_topics *t, const char *name)
 	return topic;
 }
 
-int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, char *err, size_t err_cap)
+int sl_topics_create_check(struct sl_topics *t, struct sl_topic_config *cfg, char *err, size_t err_cap)
 {
-	struct sl_topic_config cfg = *cfg_in;
-	if (sl_topic_name_check(cfg.name, 0) != 0) {
+	if (sl_topic_name_check(cfg->name, 0) != 0) {
 		snprintf(err, err_cap,
 		         "invalid topic name '%.*s': use 1 to 200 characters of [A-Za-z0-9._-], not starting with "
 		         "'.' or '__'",
-		         200, cfg.name);
+		         200, cfg->name);
 		return -EINVAL;
 	}
-	if (cfg.partitions < 1 || cfg.partitions > SL_TOPIC_PARTITIONS_MAX) {
-		snprintf(err, err_cap, "invalid partition count %u: use 1 to %u", cfg.partitions,
+	if (cfg->partitions < 1 || cfg->partitions > SL_TOPIC_PARTITIONS_MAX) {
+		snprintf(err, err_cap, "invalid partition count %u: use 1 to %u", cfg->partitions,
 		         SL_TOPIC_PARTITIONS_MAX);
 		return -ERANGE;
 	}
-	if (sl_topics_find(t, cfg.name) != NULL) {
-		snprintf(err, err_cap, "topic %s already exists", cfg.name);
+	if (sl_topics_find(t, cfg->name) != NULL) {
+		snprintf(err, err_cap, "topic %s already exists", cfg->name);
 		return -EEXIST;
 	}
-	if (cfg.segment_bytes != 0 &&
-	    (cfg.segment_bytes < SL_TOPIC_SEGMENT_BYTES_MIN || cfg.segment_bytes > 0x7fffffff)) {
-		snprintf(err, err_cap, "topic %s: segment bytes %lld out of range: %d to 2147483647", cfg.name,
-		         (long long)cfg.segment_bytes, SL_TOPIC_SEGMENT_BYTES_MIN);
+	if (cfg->segment_bytes != 0 &&
+	    (cfg->segment_bytes < SL_TOPIC_SEGMENT_BYTES_MIN || cfg->segment_bytes > 0x7fffffff)) {
+		snprintf(err, err_cap, "topic %s: segment bytes %lld out of range: %d to 2147483647", cfg->name,
+		         (long long)cfg->segment_bytes, SL_TOPIC_SEGMENT_BYTES_MIN);
 		return -EDOM;
 	}
-	if (cfg.segment_ms != 0 && cfg.segment_ms < SL_TOPIC_SEGMENT_MS_MIN) {
-		snprintf(err, err_cap, "topic %s: segment ms %lld out of range: at least %d", cfg.name,
-		         (long long)cfg.segment_ms, SL_TOPIC_SEGMENT_MS_MIN);
+	if (cfg->segment_ms != 0 && cfg->segment_ms < SL_TOPIC_SEGMENT_MS_MIN) {
+		snprintf(err, err_cap, "topic %s: segment ms %lld out of range: at least %d", cfg->name,
+		         (long long)cfg->segment_ms, SL_TOPIC_SEGMENT_MS_MIN);
 		return -EDOM;
 	}
-	cfg.created_ms = sl_clock_wall_ms();
+	cfg->created_ms = sl_clock_wall_ms();
+	return 0;
+}
+
+int sl_topics_create_files(const struct sl_topics *t, const struct sl_topic_config *cfg, struct sl_topic **out,
+                           char *err, size_t err_cap)
+{
 	char tmp[SL_PATH_BYTES_MAX], final[SL_PATH_BYTES_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/create-%s", t->scratch_dir, cfg.name);
-	snprintf(final, sizeof(final), "%s/%s", t->topics_dir, cfg.name);
+	snprintf(tmp, sizeof(tmp), "%s/create-%s", t->scratch_dir, cfg->name);
+	snprintf(final, sizeof(final), "%s/%s", t->topics_dir, cfg->name);
 	sl_fs_rm_rf(tmp);
 	int rc = mkdir(tmp, 0755) < 0 ? -errno : 0;
 	if (rc == 0)
-		rc = write_meta(tmp, &cfg);
-	for (uint32_t i = 0; rc == 0 && i < cfg.partitions; i++) {
+		rc = write_meta(tmp, cfg);
+	for (uint32_t i = 0; rc == 0 && i < cfg->partitions; i++) {
 		char pdir[SL_PATH_BYTES_MAX];
 		snprintf(pdir, sizeof(pdir), "%s/%u", tmp, i);
 		if (mkdir(pdir, 0755) < 0)
@@ -589,16 +600,16 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		rc = sl_fs_fsync_path(t->scratch_dir);
 	if (rc < 0) {
 		sl_fs_rm_rf(tmp);
-		snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg.name, strerror(-rc));
+		snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg->name, strerror(-rc));
 		return rc;
 	}
 	struct sl_topic *topic = NULL;
-	rc = topic_open(t, final, &cfg, &topic);
-	for (uint32_t i = 0; rc == 0 && i < cfg.partitions; i++) {
+	rc = topic_open(t, final, cfg, 1, &topic);
+	for (uint32_t i = 0; rc == 0 && i < cfg->partitions; i++) {
 		if (topic->parts[i].log == NULL) {
 			rc = topic->parts[i].open_errno;
 			snprintf(err, err_cap, "cannot create topic %s: partition %u: %s; nothing was created",
-			         cfg.name, i, strerror(-rc));
+			         cfg->name, i, strerror(-rc));
 		}
 	}
 	if (rc == 0)
@@ -607,7 +618,7 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		/* A topic is created whole or not at all: what opened is closed, the folder goes back to scratch/ (one
 		 * rename, so a crash now leaves the topic whole or gone) and is removed. */
 		if (err[0] == '\0')
-			snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg.name,
+			snprintf(err, err_cap, "cannot create topic %s: %s; nothing was created", cfg->name,
 			         strerror(-rc));
 		if (topic != NULL) {
 			int ignored = 0;
@@ -622,41 +633,114 @@ int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, 
 		}
 		return rc;
 	}
+	*out = topic;
+	return 0;
+}
+
+void sl_topics_attach(struct sl_topics *t, struct sl_topic *topic)
+{
+	SL_ASSERT(sl_topics_find(t, topic->cfg.name) == NULL);
 	topic->next = t->head;
 	t->head = topic;
 	t->topic_count++;
 	HASH_ADD_STR(t->by_name, cfg.name, topic);
-	return 0;
 }
 
-int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap)
+void sl_topics_create_commit(struct sl_topics *t, struct sl_topic *topic)
+{
+	for (uint32_t i = 0; i < topic->cfg.partitions; i++)
+		if (topic->parts[i].log != NULL && t->log_cfg.files != NULL)
+			sl_log_move_files(topic->parts[i].log, t->log_cfg.files);
+	sl_topics_attach(t, topic);
+}
+
+int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg_in, char *err, size_t err_cap)
+{
+	struct sl_topic_config cfg = *cfg_in;
+	struct sl_topic *topic = NULL;
+	int rc = sl_topics_create_check(t, &cfg, err, err_cap);
+	if (rc == 0)
+		rc = sl_topics_create_files(t, &cfg, &topic, err, err_cap);
+	if (rc == 0)
+		sl_topics_create_commit(t, topic);
+	return rc;
+}
+
+void sl_topics_detach(struct sl_topics *t, struct sl_topic *topic)
 {
 	struct sl_topic **pp = &t->head;
-	while (*pp && strcmp((*pp)->cfg.name, name) != 0)
+	while (*pp && *pp != topic)
 		pp = &(*pp)->next;
-	struct sl_topic *topic = *pp;
-	if (topic == NULL) {
-		snprintf(err, err_cap, "unknown topic %.*s", 200, name);
-		return -ENOENT;
-	}
-	int rc = 0;
-	topic_close_logs(topic, &rc);
+	SL_ASSERT(*pp == topic);
 	*pp = topic->next;
+	topic->next = NULL;
 	t->topic_count--;
 	HASH_DEL(t->by_name, topic);
+}
+
+int sl_topic_idle(const struct sl_topic *topic)
+{
+	if (topic->jobs_inflight > 0)
+		return 0;
+	for (uint32_t i = 0; i < topic->cfg.partitions; i++)
+		if (topic->parts[i].log != NULL && !sl_log_idle(topic->parts[i].log))
+			return 0;
+	return 1;
+}
+
+void sl_topic_discard(struct sl_topic *topic)
+{
+	for (uint32_t i = 0; i < topic->cfg.partitions; i++) {
+		struct sl_partition *p = &topic->parts[i];
+		if (p->log != NULL)
+			sl_log_discard(p->log);
+		p->log = NULL;
+	}
 	topic_free(topic);
+}
+
+int sl_topics_delete_rename(const struct sl_topics *t, const char *name, char *err, size_t err_cap)
+{
 	char dir[SL_PATH_BYTES_MAX], gone[SL_PATH_BYTES_MAX];
 	snprintf(dir, sizeof(dir), "%s/%s", t->topics_dir, name);
 	snprintf(gone, sizeof(gone), "%s/delete-%s", t->scratch_dir, name);
 	sl_fs_rm_rf(gone);
 	if (rename(dir, gone) < 0) {
-		rc = -errno;
-		snprintf(err, err_cap, "cannot delete topic %s: %s", name, strerror(-rc));
+		int rc = -errno;
+		snprintf(err, err_cap, "cannot delete topic %s: %s; it stays as it was", name, strerror(-rc));
 		return rc;
 	}
+	/* Renamed is deleted: a crash before these reach the disk may bring the topic back, whole. */
 	sl_fs_fsync_path(t->topics_dir);
 	sl_fs_fsync_path(t->scratch_dir);
+	return 0;
+}
+
+void sl_topics_delete_remove(const struct sl_topics *t, const char *name)
+{
+	char gone[SL_PATH_BYTES_MAX];
+	snprintf(gone, sizeof(gone), "%s/delete-%s", t->scratch_dir, name);
+	/* What a failure leaves is in scratch/, emptied at the next open. */
 	sl_fs_rm_rf(gone);
+}
+
+int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap)
+{
+	struct sl_topic *topic = sl_topics_find(t, name);
+	if (topic == NULL) {
+		snprintf(err, err_cap, "unknown topic %.*s", 200, name);
+		return -ENOENT;
+	}
+	sl_topics_detach(t, topic);
+	int rc = sl_topics_delete_rename(t, name, err, err_cap);
+	if (rc < 0) {
+		sl_topics_attach(t, topic);
+		return rc;
+	}
+	int ignored = 0;
+	topic_close_logs(topic, &ignored);
+	topic_free(topic);
+	sl_topics_delete_remove(t, name);
 	return 0;
 }
 

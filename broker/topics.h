@@ -91,6 +91,9 @@ struct sl_topic {
 	struct sl_topic_config cfg;
 	struct sl_partition *parts;
 	int alter_inflight; /* a topic alter is writing topic.json (broker/handlers/admin.c) */
+	/* Work on the thread pool that reads its partitions (time lookups, handlers/list_offsets.c): a deletion
+	 * frees the topic only once it is 0 (broker/topic_jobs.c). */
+	uint32_t jobs_inflight;
 	/* The sync contract's current version (NULL: none), and a set writing contract.json (handlers/contract.c). */
 	struct sl_topic_contract *contract;
 	int contract_inflight;
@@ -130,11 +133,32 @@ void sl_topic_segment_limits(const struct sl_topics *t, const struct sl_topic_co
                              int64_t *ms_out);
 /* Create a topic: metadata and partition folders are written under a temporary name, fsynced, then renamed
  * into place, so a crash leaves either the whole topic or nothing. Returns 0, -EEXIST, -EINVAL, -ERANGE (partition
- * count), -EDOM (segment size or age out of range), or an I/O error, with
- * a message in err. */
+ * count), -EDOM (segment size or age out of range), or an I/O error, with a message in err. Blocking: the broker
+ * runs its three steps apart (broker/topic_jobs.c), the middle one off the loop. */
 int sl_topics_create(struct sl_topics *t, const struct sl_topic_config *cfg, char *err, size_t err_cap);
-/* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. */
+/* Step 1, on the loop: check the name, counts and limits (cfg->created_ms is set). */
+int sl_topics_create_check(struct sl_topics *t, struct sl_topic_config *cfg, char *err, size_t err_cap);
+/* Step 2, on any thread, touching nothing of t but its immutable paths and settings: write the folders, open the
+ * logs (each with a descriptor cache of its own) and fsync. On failure nothing is left behind. */
+int sl_topics_create_files(const struct sl_topics *t, const struct sl_topic_config *cfg, struct sl_topic **out,
+                           char *err, size_t err_cap);
+/* Step 3, on the loop: the logs' descriptors join the shard's cache and the topic becomes findable. */
+void sl_topics_create_commit(struct sl_topics *t, struct sl_topic *topic);
+
+/* Delete a topic whose partitions are idle: renamed away first (atomic), then removed. Blocking; the broker runs
+ * the steps below apart (broker/topic_jobs.c). */
 int sl_topics_delete(struct sl_topics *t, const char *name, char *err, size_t err_cap);
+/* Take a topic out of the list and the name table (nothing finds it any more), or put it back. */
+void sl_topics_detach(struct sl_topics *t, struct sl_topic *topic);
+void sl_topics_attach(struct sl_topics *t, struct sl_topic *topic);
+/* 1 when no append, fsync or off-loop job of the topic is in flight: its logs may be freed. */
+int sl_topic_idle(const struct sl_topic *topic);
+/* Free an idle, detached topic and its logs without making anything durable (its files are being removed). */
+void sl_topic_discard(struct sl_topic *topic);
+/* Any thread: rename DATA/topics/<name> into scratch/ and fsync both folders (the deletion's commit point), then
+ * remove it. */
+int sl_topics_delete_rename(const struct sl_topics *t, const char *name, char *err, size_t err_cap);
+void sl_topics_delete_remove(const struct sl_topics *t, const char *name);
 /* Save every partition's idempotent-producer state with the log offset it is valid at (periodically and at
  * close), so a restart recognises retries. Returns the first error. */
 int sl_topics_snapshot_producers(struct sl_topics *t);

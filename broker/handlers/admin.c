@@ -13,6 +13,7 @@
 #include "broker/compaction.h"
 #include "broker/handlers/handlers.h"
 #include "broker/offload.h"
+#include "broker/topic_jobs.h"
 #include "proto/errors.h"
 #include "proto/frame.h"
 #include "proto/version.h"
@@ -71,6 +72,22 @@ static int errno_code(int rc)
 	}
 }
 
+static void topic_job_done(struct sl_req *req, int status, const char *err)
+{
+	if (status == -EBUSY)
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__THROTTLED, "%s", err);
+	else if (status < 0)
+		sl_req_fail(req, errno_code(status), "%s", err);
+	sl_req_respond(req);
+}
+
+static void create_done(struct sl_req *req, int status, const char *err)
+{
+	if (status == 0)
+		sl_groups_topic_created(&req->srv->groups, req->msg->create_topic->config->name);
+	topic_job_done(req, status, err);
+}
+
 void sl_handle_create_topic(struct sl_req *req)
 {
 	Synclog__TopicConfig *tc = req->msg->create_topic->config;
@@ -100,7 +117,6 @@ void sl_handle_create_topic(struct sl_req *req)
 	/* 0 in a request is the default, as for the segment limits; settings below may override it. */
 	cfg.delete_retention_ms =
 	        tc->delete_retention_ms > 0 ? tc->delete_retention_ms : SL_TOPIC_DELETE_RETENTION_MS_DEFAULT;
-	char err[512] = "";
 	Synclog__CreateTopicRequest *ct = req->msg->create_topic;
 	for (size_t i = 0; i < ct->n_settings; i++) {
 		const Synclog__TopicSetting *s = ct->settings[i];
@@ -112,12 +128,8 @@ void sl_handle_create_topic(struct sl_req *req)
 			return;
 		}
 	}
-	int rc = sl_topics_create(&req->srv->topics, &cfg, err, sizeof(err));
-	if (rc < 0)
-		sl_req_fail(req, errno_code(rc), "%s", err);
-	else
-		sl_groups_topic_created(&req->srv->groups, cfg.name);
-	sl_req_respond(req);
+	/* Checked here, written and opened off the loop; answered by create_done (broker/topic_jobs.h). */
+	sl_topic_job_create(req, &cfg, create_done);
 }
 
 void sl_handle_delete_topic(struct sl_req *req)
@@ -155,11 +167,13 @@ void sl_handle_delete_topic(struct sl_req *req)
 			p->log = log;
 		}
 	}
-	char err[512] = "";
-	int rc = sl_topics_delete(&req->srv->topics, name, err, sizeof(err));
-	if (rc < 0)
-		sl_req_fail(req, errno_code(rc), "%s", err);
-	sl_req_respond(req);
+	if (topic == NULL) {
+		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic %.200s", name);
+		sl_req_respond(req);
+		return;
+	}
+	/* Renamed away and removed off the loop once its logs are idle (broker/topic_jobs.h). */
+	sl_topic_job_delete(req, topic, topic_job_done);
 }
 
 void sl_topic_config_fill(Synclog__TopicConfig *out, const struct sl_topics *topics, const struct sl_topic_config *cfg)

@@ -1,4 +1,4 @@
-/* Fetch and ListOffsets: read whole batches as stored from each asked partition, up to the asked bytes, and
+/* Fetch: read whole batches as stored from each asked partition, up to the asked bytes, and
  * long-poll (park the request on its partitions until new records arrive or max_wait_ms passes) when fewer
  * than min_bytes are available.
  *
@@ -539,75 +539,4 @@ void sl_handle_fetch(struct sl_req *req)
 		}
 	}
 	fetch_read_and_respond(req);
-}
-
-static void list_offsets_free_body(struct sl_req *req)
-{
-	Synclog__ListOffsetsResponse *r = &req->body.list_offsets;
-	for (size_t i = 0; i < r->n_offsets; i++)
-		free(r->offsets[i]);
-	free(r->offsets);
-}
-
-void sl_handle_list_offsets(struct sl_req *req)
-{
-	Synclog__ListOffsetsRequest *lr = req->msg->list_offsets;
-	struct sl_topic *topic = sl_topics_find(&req->srv->topics, lr->topic ? lr->topic : "");
-	if (topic == NULL) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__UNKNOWN_TOPIC, "unknown topic '%.200s'",
-		            lr->topic ? lr->topic : "");
-		sl_req_respond(req);
-		return;
-	}
-	size_t n = lr->n_partitions ? lr->n_partitions : topic->cfg.partitions;
-	Synclog__ListOffsetsResponse *r = &req->body.list_offsets;
-	synclog__list_offsets_response__init(r);
-	req->free_body = list_offsets_free_body;
-	r->offsets = calloc(n, sizeof(*r->offsets));
-	if (r->offsets == NULL) {
-		sl_req_fail(req, SYNCLOG__ERROR_CODE__INTERNAL, "out of memory");
-		sl_req_respond(req);
-		return;
-	}
-	req->resp.body_case = SYNCLOG__RESPONSE__BODY_LIST_OFFSETS;
-	req->resp.list_offsets = r;
-	for (size_t i = 0; i < n; i++) {
-		Synclog__PartitionOffset *po = malloc(sizeof(*po));
-		if (po == NULL)
-			break;
-		synclog__partition_offset__init(po);
-		r->offsets[r->n_offsets++] = po;
-		po->partition = lr->n_partitions ? lr->partitions[i] : (uint32_t)i;
-		po->offset = -1;
-		if (po->partition >= topic->cfg.partitions) {
-			po->error = SYNCLOG__ERROR_CODE__UNKNOWN_PARTITION;
-			continue;
-		}
-		struct sl_log *log = topic->parts[po->partition].log;
-		if (log == NULL) {
-			po->error = SYNCLOG__ERROR_CODE__PARTITION_UNAVAILABLE;
-			continue;
-		}
-		int rc = 0;
-		switch (lr->spec) {
-		case SYNCLOG__OFFSET_SPEC__EARLIEST:
-			po->offset = sl_log_start_offset(log);
-			break;
-		case SYNCLOG__OFFSET_SPEC__LATEST:
-			po->offset = sl_log_next_offset(log);
-			break;
-		case SYNCLOG__OFFSET_SPEC__TIMESTAMP:
-			rc = sl_log_offset_for_time(log, lr->timestamp_ms, &po->offset);
-			break;
-		default:
-			rc = -EINVAL;
-			break;
-		}
-		if (rc < 0) {
-			po->error = rc == -EINVAL ? SYNCLOG__ERROR_CODE__INVALID_REQUEST
-			                          : SYNCLOG__ERROR_CODE__STORAGE_ERROR;
-			po->offset = -1;
-		}
-	}
-	sl_req_respond(req);
 }

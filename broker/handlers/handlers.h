@@ -1,7 +1,7 @@
-/* The request handlers, one file per kind of work: produce.c, fetch.c, admin.c (topics, producer ids), groups.c,
- * contract.c (sync contracts), security.c (authentication, users, ACLs).
- * Each takes a decoded request and answers it through request.h; none knows which front end the request came
- * from. broker/dispatch.c maps request kinds to them. */
+/* The request handlers, one file per kind of work: produce.c, fetch.c, list_offsets.c, admin.c (topics, producer ids),
+ * groups.c, contract.c (sync contracts), security.c (authentication, users, ACLs). Each takes a decoded request and
+ * answers it through request.h; none knows which front end the request came from. broker/dispatch.c maps request kinds
+ * to them. */
 #ifndef SL_BROKER_HANDLERS_H
 #define SL_BROKER_HANDLERS_H
 
@@ -14,11 +14,13 @@ void sl_partition_progress(struct sl_server *srv, struct sl_partition *p);
 
 /* fetch.c */
 void sl_handle_fetch(struct sl_req *req);
-void sl_handle_list_offsets(struct sl_req *req);
 /* Wake every long-poll fetch parked on p. */
 void sl_fetch_wake(struct sl_partition *p);
 /* Answer now every long poll parked on p (the partition is going away). */
 void sl_fetch_answer_all(struct sl_partition *p);
+
+/* list_offsets.c */
+void sl_handle_list_offsets(struct sl_req *req);
 
 /* admin.c */
 void sl_handle_hello(struct sl_req *req);

@@ -388,22 +388,8 @@ struct list_offsets_state {
 	uint32_t *first_part; /* per topic: index of its header part */
 };
 
-/* By timestamp, Kafka answers the found record's own timestamp (the Java client refuses a negative one). It is
- * read from the record's batch on libuv's thread pool, never on the loop: the loop locates the batch and dup()s
- * its segment's descriptor (so retention closing the segment cannot pull it from under the read), the worker
- * reads and, for a zstd batch, decompresses it. The request counts the read as one more answer to wait for. */
-struct ts_read {
-	uv_work_t work;
-	struct sl_kafka_req *kr;
-	uint32_t part;
-	int32_t partition;
-	int64_t offset;
-	int fd;
-	uint64_t pos, len;
-	int64_t ts;
-	int rc;
-};
-
+/* By timestamp, Kafka answers the found record's own timestamp (the Java client refuses a negative one): the
+ * handler's lookup found it off the loop (handlers/list_offsets.c). */
 static void offsets_part_write(struct sl_kafka_req *kr, uint32_t part, int32_t partition, int16_t err, int64_t ts,
                                int64_t offset)
 {
@@ -414,76 +400,6 @@ static void offsets_part_write(struct sl_kafka_req *kr, uint32_t part, int32_t p
 	sl_kwrite_i64(w, offset);
 	if (kr->rq.api_version >= 4)
 		sl_kwrite_i32(w, offset >= 0 ? 0 : -1); /* leader_epoch */
-}
-
-static void ts_read_work(uv_work_t *work)
-{
-	struct ts_read *tr = work->data;
-	uint8_t *buf = malloc(tr->len);
-	/* Address space only: a zstd batch decompresses into at most this; untouched pages cost nothing. */
-	uint8_t *scratch = malloc(SL_BATCH_BYTES_MAX);
-	tr->rc = buf && scratch ? 0 : -ENOMEM;
-	if (tr->rc == 0 && pread(tr->fd, buf, tr->len, (off_t)tr->pos) != (ssize_t)tr->len)
-		tr->rc = -EIO;
-	struct sl_record_iter it;
-	if (tr->rc == 0)
-		tr->rc = sl_record_iter_init(&it, buf, tr->len, scratch, SL_BATCH_BYTES_MAX);
-	struct sl_record r;
-	tr->rc = tr->rc == 0 ? -ERANGE : tr->rc;
-	while (tr->rc == -ERANGE && sl_record_iter_next(&it, &r) == 1) {
-		if (r.offset >= tr->offset) {
-			tr->ts = r.timestamp_ms;
-			tr->rc = 0;
-		}
-	}
-	free(scratch);
-	free(buf);
-	close(tr->fd);
-}
-
-static void ts_read_done(uv_work_t *work, int status)
-{
-	struct ts_read *tr = work->data;
-	struct sl_kafka_req *kr = tr->kr;
-	int ok = status == 0 && tr->rc == 0;
-	if (!kr->dropped)
-		offsets_part_write(kr, tr->part, tr->partition, SL_KERR_NONE, ok ? tr->ts : -1, ok ? tr->offset : -1);
-	free(tr);
-	sl_kafka_req_end_subs(kr);
-	sl_kafka_req_unhold(kr);
-}
-
-/* Start the read of the timestamp of the record at offset; 0, or a negative errno (answered at once). */
-static int ts_read_start(struct sl_kafka_req *kr, uint32_t part, int32_t partition, struct sl_log *log, int64_t offset)
-{
-	struct sl_log_span span;
-	int rc = sl_log_locate(log, offset, 1, &span);
-	if (rc < 0 || span.len == 0)
-		return rc < 0 ? rc : -ERANGE;
-	struct ts_read *tr = calloc(1, sizeof(*tr));
-	if (tr == NULL)
-		return -ENOMEM;
-	tr->fd = dup(span.fd);
-	if (tr->fd < 0) {
-		free(tr);
-		return -errno;
-	}
-	tr->kr = kr;
-	tr->part = part;
-	tr->partition = partition;
-	tr->offset = offset;
-	tr->pos = span.pos;
-	tr->len = span.len;
-	tr->work.data = tr;
-	rc = uv_queue_work(&kr->srv->loop, &tr->work, ts_read_work, ts_read_done);
-	if (rc < 0) {
-		close(tr->fd);
-		free(tr);
-		return rc;
-	}
-	kr->subs_open++; /* kafka_impl.h invariant 4: the answer waits for this read too */
-	sl_kafka_req_hold(kr);
-	return 0;
 }
 
 static void list_offsets_part(struct sl_kafka_req *kr, uint32_t part, struct sl_req *sub)
@@ -509,11 +425,9 @@ static void list_offsets_part(struct sl_kafka_req *kr, uint32_t part, struct sl_
 		err = sl_kafka_error_of(code);
 	} else if (lp->timestamp >= 0) {
 		/* No record that new: the handler names the log end, Kafka says -1/-1. */
-		struct sl_topic *topic = sl_topics_find(&kr->srv->topics, lt->name);
-		struct sl_log *log = topic ? topic->parts[lp->index].log : NULL;
-		if (log && po->offset < sl_log_next_offset(log) &&
-		    ts_read_start(kr, part, lp->index, log, po->offset) == 0)
-			return; /* answered by ts_read_done */
+		int64_t ts = sl_list_offsets_found_timestamp(po);
+		offsets_part_write(kr, part, lp->index, SL_KERR_NONE, ts, ts >= 0 ? po->offset : -1);
+		return;
 	} else {
 		offset = po->offset;
 	}

@@ -23,6 +23,7 @@
 
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
+#include "proto/base/fs.h"
 #include "proto/base/parallel.h"
 #include "broker/storage/log_impl.h"
 #include "proto/batch.h"
@@ -1212,24 +1213,27 @@ static int first_batch_at_time_cb(struct sl_segment *seg, uint64_t pos, const st
 	return 0;
 }
 
-/* Within the batch at pos, the offset of the first record whose timestamp is >= ts. */
-static int first_record_at_time(struct sl_segment *seg, const struct time_ctx *c, int64_t *offset_out)
+/* Within the batch at pos, the offset of the first record whose timestamp is >= ts, and that timestamp (-1 when
+ * none is: the offset is then the one after the batch). */
+static int first_record_at_time(int fd, const struct time_ctx *c, int64_t *offset_out, int64_t *ts_out)
 {
 	size_t len = sl_batch_total_bytes(&c->h);
 	size_t scratch_cap = SL_BATCH_BYTES_MAX;
 	uint8_t *buf = malloc(len);
 	uint8_t *scratch = (c->h.attributes & SL_BATCH_ATTR_CODEC_MASK) ? malloc(scratch_cap) : NULL;
 	int rc = buf ? 0 : -ENOMEM;
-	if (rc == 0 && pread(seg->log_fd, buf, len, (off_t)c->pos) != (ssize_t)len)
+	if (rc == 0 && pread(fd, buf, len, (off_t)c->pos) != (ssize_t)len)
 		rc = -EIO;
 	struct sl_record_iter it;
 	if (rc == 0)
 		rc = sl_record_iter_init(&it, buf, len, scratch, scratch ? scratch_cap : 0);
 	*offset_out = c->h.base_offset + c->h.last_offset_delta + 1;
+	*ts_out = -1;
 	struct sl_record r;
 	while (rc == 0 && (rc = sl_record_iter_next(&it, &r)) == 1) {
 		if (r.timestamp_ms >= c->ts) {
 			*offset_out = r.offset;
+			*ts_out = r.timestamp_ms;
 			break;
 		}
 		rc = 0;
@@ -1239,35 +1243,178 @@ static int first_record_at_time(struct sl_segment *seg, const struct time_ctx *c
 	return rc < 0 ? rc : 0;
 }
 
-int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *offset_out)
+int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_time_job *job)
 {
-	*offset_out = sl_log_next_offset(log);
-	for (uint32_t s = 0; s < log->seg_count; s++) {
-		struct sl_segment *seg = log->segs[s];
-		if (seg->written_end == 0 || seg->max_timestamp < timestamp_ms)
-			continue;
-		int rc = seg_ready(log, seg);
-		if (rc == 0)
-			rc = sl_segment_load_index(seg);
-		if (rc < 0)
-			return rc;
+	memset(job, 0, sizeof(*job));
+	job->timestamp_ms = timestamp_ms;
+	job->log_fd = -1;
+	job->offset = sl_log_next_offset(log);
+	job->found_timestamp_ms = -1;
+	struct sl_segment *seg = NULL;
+	for (uint32_t s = 0; s < log->seg_count && seg == NULL; s++)
+		if (log->segs[s]->written_end > 0 && log->segs[s]->max_timestamp >= timestamp_ms)
+			seg = log->segs[s];
+	if (seg == NULL)
+		return 1;
+	/* The descriptor: a sealed segment's .log may have to be opened again (not an index file), the head's are
+	 * open with the folder. The dup outlives whatever the log does to the segment until the run is done. */
+	int rc = seg_ready(log, seg);
+	if (rc < 0)
+		return rc;
+	job->log_fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
+	if (job->log_fd < 0)
+		return -errno;
+	job->base_offset = seg->base_offset;
+	job->compacted = seg->compacted;
+	job->size = seg->size;
+	job->written_end = seg->written_end;
+	job->scan_read_bytes = log->cfg.index_interval_bytes * 2u;
+	if (seg->index_complete) {
 		int64_t i = sl_index_find_time(&seg->index, timestamp_ms);
 		struct sl_index_entry e = {0, 0, 0};
 		if (i >= 0)
 			sl_index_get(&seg->index, (uint32_t)i, &e);
-		int64_t expect = seg->base_offset + e.rel_offset;
-		uint64_t stop;
-		const char *why;
-		struct time_ctx c = {.ts = timestamp_ms};
-		rc = sl_segment_scan_sized(seg, e.position, seg->written_end, log->cfg.index_interval_bytes * 2u, 0,
-		                           &expect, &stop, &why, first_batch_at_time_cb, &c);
-		if (rc < 0)
-			return rc;
-		if (rc != 1)
-			return -EIO; /* max_timestamp promised such a batch */
-		return first_record_at_time(seg, &c, offset_out);
+		job->from_pos = e.position;
+		job->from_offset = seg->base_offset + e.rel_offset;
+		return 0;
+	}
+	/* Only sealed segments are loaded lazily (segment.h). */
+	SL_ASSERT(seg->state == SL_SEG_SEALED);
+	job->load_index = 1;
+	job->dir = strdup(log->dir);
+	if (job->dir == NULL) {
+		close(job->log_fd);
+		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int open_index_file(const char *dir, int64_t base, const char *ext)
+{
+	char name[SL_SEGMENT_NAME_BYTES], path[SL_PATH_BYTES_MAX];
+	sl_segment_name(name, base, ext);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The run's index load: the files must still be those of a sealed segment of this size and kind. */
+static int time_load_index(struct sl_log_time_job *job, struct sl_index *ix)
+{
+	int off_fd = open_index_file(job->dir, job->base_offset, ".index");
+	int time_fd = off_fd < 0 ? off_fd : open_index_file(job->dir, job->base_offset, ".timeindex");
+	int rc = off_fd < 0 ? off_fd : time_fd < 0 ? time_fd : 0;
+	int sealed = 0;
+	int64_t max_ts = INT64_MIN;
+	if (rc == 0)
+		rc = sl_index_load(ix, off_fd, time_fd, job->size, &sealed, &max_ts);
+	if (off_fd >= 0)
+		close(off_fd);
+	if (time_fd >= 0)
+		close(time_fd);
+	/* Gone (retention) or replaced (the cleaner) since prepare: the caller looks again. */
+	if (rc == -ENOENT || (rc == 0 && sealed != (job->compacted ? SL_INDEX_SEALED_COMPACTED : SL_INDEX_SEALED)))
+		return -ESTALE;
+	return rc;
+}
+
+void sl_log_time_run(struct sl_log_time_job *job)
+{
+	int rc = 0;
+	if (job->load_index) {
+		struct sl_index *ix = malloc(sizeof(*ix));
+		if (ix == NULL) {
+			job->rc = -ENOMEM;
+			return;
+		}
+		sl_index_init(ix);
+		job->index = ix;
+		rc = time_load_index(job, ix);
+		if (rc == 0) {
+			int64_t i = sl_index_find_time(ix, job->timestamp_ms);
+			struct sl_index_entry e = {0, 0, 0};
+			if (i >= 0)
+				sl_index_get(ix, (uint32_t)i, &e);
+			job->from_pos = e.position;
+			job->from_offset = job->base_offset + e.rel_offset;
+		}
+	}
+	/* The scan reads through a segment of its own: the descriptor it owns, the kind of offsets to expect. */
+	struct sl_segment shell;
+	memset(&shell, 0, sizeof(shell));
+	shell.log_fd = job->log_fd;
+	shell.off_fd = shell.time_fd = -1;
+	shell.base_offset = job->base_offset;
+	shell.compacted = job->compacted;
+	int64_t expect = job->from_offset;
+	uint64_t stop;
+	const char *why;
+	struct time_ctx c = {.ts = job->timestamp_ms};
+	if (rc == 0)
+		rc = sl_segment_scan_sized(&shell, job->from_pos, job->written_end, job->scan_read_bytes, 0, &expect,
+		                           &stop, &why, first_batch_at_time_cb, &c);
+	if (rc == 0) /* the segment's newest timestamp promised such a batch */
+		rc = job->load_index ? -ESTALE : -EIO;
+	if (rc == 1)
+		rc = first_record_at_time(job->log_fd, &c, &job->offset, &job->found_timestamp_ms);
+	job->rc = rc;
+}
+
+void sl_log_time_release(struct sl_log_time_job *job)
+{
+	if (job->log_fd >= 0)
+		close(job->log_fd);
+	job->log_fd = -1;
+	if (job->index != NULL) {
+		sl_index_free(job->index);
+		free(job->index);
+		job->index = NULL;
+	}
+	free(job->dir);
+	job->dir = NULL;
+}
+
+int sl_log_time_finish(struct sl_log *log, struct sl_log_time_job *job)
+{
+	struct sl_index *ix = job->index;
+	for (uint32_t s = 0; ix != NULL && job->rc == 0 && s < log->seg_count; s++) {
+		struct sl_segment *seg = log->segs[s];
+		if (seg->base_offset != job->base_offset)
+			continue;
+		/* The same segment still (same size and kind, not being replaced) and still without its index. */
+		if (seg->state == SL_SEG_SEALED && !seg->index_complete && !seg->cleaning && seg->size == job->size &&
+		    seg->compacted == job->compacted) {
+			sl_index_free(&seg->index);
+			seg->index = *ix;
+			sl_index_init(ix);
+			seg->index_persisted = seg->index.entry_count;
+			seg->index_complete = 1;
+		}
+		break;
+	}
+	sl_log_time_release(job);
+	return job->rc;
+}
+
+int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *offset_out)
+{
+	struct sl_log_time_job job;
+	int rc;
+	/* -ESTALE only when the files changed under the run: nothing but this thread changes them here. */
+	for (int tries = 0; tries < 3; tries++) {
+		rc = sl_log_time_prepare(log, timestamp_ms, &job);
+		if (rc < 0)
+			return rc;
+		*offset_out = job.offset;
+		if (rc == 1)
+			return 0;
+		sl_log_time_run(&job);
+		rc = sl_log_time_finish(log, &job);
+		*offset_out = job.offset;
+		if (rc != -ESTALE)
+			break;
+	}
+	return rc;
 }
 
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
@@ -1574,6 +1721,35 @@ static int close_free(struct sl_log *log, int rc)
 	free(log->dir);
 	free(log);
 	return rc;
+}
+
+void sl_log_discard(struct sl_log *log)
+{
+	SL_ASSERT(sl_log_idle(log));
+	for (uint32_t i = 0; i < log->seg_count; i++)
+		SL_ASSERT(log->segs[i]->pins == 0);
+	close_free(log, 0);
+}
+
+void sl_log_move_files(struct sl_log *log, struct sl_files *files)
+{
+	SL_ASSERT(log->files == &log->own_files);
+	uint32_t head_fds = log->head.fds;
+	sl_files_set(&log->head, 0);
+	sl_files_entry_init(files, &log->head, head_busy_cb, head_close_cb);
+	for (uint32_t i = 0; i < log->seg_count; i++) {
+		struct sl_segment *seg = log->segs[i];
+		uint32_t fds = seg->entry.fds;
+		sl_files_set(&seg->entry, 0);
+		sl_files_entry_init(files, &seg->entry, seg_busy_cb, seg_close_cb);
+		if (fds > 0)
+			sl_files_set(&seg->entry, fds);
+	}
+	log->files = files;
+	log->cfg.files = files;
+	if (head_fds > 0)
+		sl_files_set(&log->head, head_fds);
+	sl_files_reserve(files, 0, &log->head);
 }
 
 int sl_log_close(struct sl_log *log)

@@ -160,8 +160,50 @@ int sl_log_span_pin(struct sl_log *log, struct sl_log_span *span);
 void sl_log_span_unpin(struct sl_log *log, const struct sl_log_span *span);
 /* The lost ranges, in offset order (*out valid until the next call that changes the log). */
 uint32_t sl_log_lost_ranges(const struct sl_log *log, const struct sl_log_lost **out);
-/* The first offset whose record timestamp is >= timestamp_ms; the log end (next offset) when none is. */
+/* The first offset whose record timestamp is >= timestamp_ms; the log end (next offset) when none is. Blocking
+ * (it may load an index and reads batch headers): for open and tools; the broker's loop uses the job below. */
 int sl_log_offset_for_time(struct sl_log *log, int64_t timestamp_ms, int64_t *offset_out);
+
+/* A timestamp lookup in three steps, so that the loop never reads a file for it:
+ *   1. sl_log_time_prepare, on the log's thread: picks the first segment whose newest record is at or after the
+ *      time (memory only), and either answers at once (no such segment: the log end) or fills the job with what
+ *      the read needs: a dup of the segment's .log descriptor (retention or the cleaner may close and remove
+ *      the segment meanwhile; the dup keeps the bytes readable), its size, and where to start: an entry of its
+ *      in-memory index, or the folder to load a sealed segment's index from.
+ *   2. sl_log_time_run, on any thread, touching nothing of the log: loads the index if needed (the .index and
+ *      .timeindex files are opened by path and must carry the seal of a segment of the same size and kind, or
+ *      the run says -ESTALE: the cleaner replaced the files meanwhile), scans batch headers from the nearest
+ *      entry and decodes the one batch that holds the time.
+ *   3. sl_log_time_finish, on the log's thread: the index the run loaded goes to its segment when that segment
+ *      is still the same one and has none (the next lookup or fetch there reads nothing), and the job's
+ *      descriptor and memory are released. A job whose log went away is released with sl_log_time_release.
+ * Results: offset, and the timestamp of the record found (-1 when the answer is the log end). */
+struct sl_log_time_job {
+	int64_t timestamp_ms; /* asked */
+	int64_t offset;       /* answer: the first offset whose record timestamp is >= timestamp_ms */
+	int64_t found_timestamp_ms;
+	int rc; /* 0 or a negative errno (-ESTALE: prepare again) */
+	/* Private. */
+	int log_fd;
+	int load_index; /* the segment's index is not in memory: the run loads it from dir */
+	int compacted;
+	int64_t base_offset;
+	uint64_t size;        /* the segment's .log size (a sealed index's seal must match it) */
+	uint64_t written_end; /* the scan stops here: only written batches are read */
+	uint64_t from_pos;    /* the scan starts here (the index entry nearest before the time) */
+	int64_t from_offset;
+	uint32_t scan_read_bytes;
+	char *dir;
+	void *index; /* struct sl_index loaded by the run, or NULL */
+};
+/* Step 1. Returns 1 when answered (offset set, nothing to run or finish), 0 when the job must run then finish,
+ * or a negative errno (nothing to release). */
+int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_time_job *job);
+/* Step 2: blocking, on any thread; sets job->rc, offset and found_timestamp_ms. */
+void sl_log_time_run(struct sl_log_time_job *job);
+/* Step 3: returns job->rc. */
+int sl_log_time_finish(struct sl_log *log, struct sl_log_time_job *job);
+void sl_log_time_release(struct sl_log_time_job *job);
 
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
 int64_t sl_log_start_offset(const struct sl_log *log);
@@ -225,6 +267,13 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
 /* Roll the active segment now if it holds anything, so that what it holds can be sealed and cleaned (a manual
  * compaction). Returns 0 or the error that made the log read-only. */
 int sl_log_roll_now(struct sl_log *log);
+
+/* The log was opened with a descriptor cache of its own (cfg.files NULL, off the ring's thread): move its
+ * descriptors into files, the ring thread's cache, which bounds them from now on. */
+void sl_log_move_files(struct sl_log *log, struct sl_files *files);
+/* Free an idle log (sl_log_idle, nothing pinned) without making anything durable: no fsync, no clean marker. For a
+ * log whose files are being deleted. */
+void sl_log_discard(struct sl_log *log);
 
 /* True when nothing is queued, in flight or waiting for an fsync. */
 int sl_log_idle(const struct sl_log *log);
