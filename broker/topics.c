@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "proto/base/assert.h"
 #include "proto/base/clock.h"
 #include "broker/contracts.h"
+#include "broker/limits.h"
 #include "broker/topics.h"
 #include "proto/base/fs.h"
 #include "proto/base/parallel.h"
@@ -26,6 +28,12 @@
  * 0.10 s on 4 threads, 0.13 s on 16 and 2.3 s one by one on this machine's virtio disk (concurrent fsyncs share
  * their cache flushes); 8 leaves room for a slower disk. */
 #define OPEN_SYNC_THREADS 8
+/* Descriptors a creation off the loop may hold while it opens the new topic's partitions (their own cache, moved
+ * into the shard's by sl_topics_create_commit): what broker/limits.h reserves for the process beside partition
+ * files, halved. Creations take turns (create_files_lock), so that the process never holds more than that on
+ * their account, whatever the partition count; a chunk of open fsyncs (storage/log.c) may pass it for a moment. */
+#define CREATE_FDS_MAX    (SL_LIMITS_FDS_RESERVED / 2)
+static pthread_mutex_t create_files_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int sl_topic_name_check(const char *name, int internal)
 {
@@ -306,14 +314,14 @@ int sl_topics_snapshot_producers(struct sl_topics *t)
 }
 
 /* Open partition p of topic in its folder pdir; on failure keep the error in p. private_files: the log keeps its
- * descriptors in a cache of its own (a creation off the loop: the shard's cache is the loop's), moved into the
- * shard's by sl_topics_create_commit. */
+ * descriptors in the topic's creation cache (a creation off the loop: the shard's cache is the loop's), moved into
+ * the shard's by sl_topics_create_commit. */
 static int partition_open(const struct sl_topics *t, struct sl_partition *p, const char *pdir, int private_files)
 {
 	/* The topic's own segment limits, where it has them, over the broker's. */
 	struct sl_log_config lc = t->log_cfg;
 	if (private_files)
-		lc.files = NULL;
+		lc.files = &p->topic->create_files;
 	int64_t segment_bytes, segment_ms;
 	sl_topic_segment_limits(t, &p->topic->cfg, &segment_bytes, &segment_ms);
 	lc.segment_bytes_max = (uint64_t)segment_bytes;
@@ -370,6 +378,7 @@ static int topic_open(const struct sl_topics *t, const char *dir, const struct s
 	if (topic == NULL)
 		return -ENOMEM;
 	topic->cfg = *cfg;
+	sl_files_init(&topic->create_files, CREATE_FDS_MAX);
 	topic->parts = calloc(cfg->partitions, sizeof(*topic->parts));
 	if (topic->parts == NULL) {
 		free(topic);
@@ -604,6 +613,7 @@ int sl_topics_create_files(const struct sl_topics *t, const struct sl_topic_conf
 		return rc;
 	}
 	struct sl_topic *topic = NULL;
+	pthread_mutex_lock(&create_files_lock);
 	rc = topic_open(t, final, cfg, 1, &topic);
 	for (uint32_t i = 0; rc == 0 && i < cfg->partitions; i++) {
 		if (topic->parts[i].log == NULL) {
@@ -614,6 +624,7 @@ int sl_topics_create_files(const struct sl_topics *t, const struct sl_topic_conf
 	}
 	if (rc == 0)
 		rc = open_sync(t, topic);
+	pthread_mutex_unlock(&create_files_lock);
 	if (rc < 0) {
 		/* A topic is created whole or not at all: what opened is closed, the folder goes back to scratch/ (one
 		 * rename, so a crash now leaves the topic whole or gone) and is removed. */

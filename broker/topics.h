@@ -10,6 +10,7 @@
 
 #include <uthash.h>
 
+#include "broker/storage/files.h"
 #include "broker/storage/log.h"
 #include "broker/storage/producer_state.h"
 #include "proto/base/rate.h"
@@ -101,6 +102,9 @@ struct sl_topic {
 	struct sl_rate backfill_rate;
 	struct sl_topic *next;
 	struct sl_topic_counters counters;
+	/* A topic created off the loop: its logs' descriptors until sl_topics_create_commit moves them into the
+	 * shard's cache (bounded: topics.c, CREATE_FDS_MAX). Empty afterwards. */
+	struct sl_files create_files;
 	UT_hash_handle hh; /* in sl_topics.by_name */
 };
 

@@ -112,8 +112,8 @@ int main(int argc, char **argv)
 		return 1;
 	int64_t end_ns = mono_ns() + (int64_t)(duration_s * 1e9);
 	for (long c = 0; c < ncpu; c++) {
-		w[c] = (struct watcher){.cpu = (int)c, .period_ns = period_us * 1000, .late_ns = late_us * 1000,
-		                        .end_ns = end_ns};
+		w[c] = (struct watcher){
+		        .cpu = (int)c, .period_ns = period_us * 1000, .late_ns = late_us * 1000, .end_ns = end_ns};
 		int rc = pthread_create(&w[c].thread, NULL, watch, &w[c]);
 		if (rc != 0) {
 			fprintf(stderr, "hiccup: pthread_create: %s\n", strerror(rc));

@@ -1733,7 +1733,7 @@ void sl_log_discard(struct sl_log *log)
 
 void sl_log_move_files(struct sl_log *log, struct sl_files *files)
 {
-	SL_ASSERT(log->files == &log->own_files);
+	SL_ASSERT(log->files != files);
 	uint32_t head_fds = log->head.fds;
 	sl_files_set(&log->head, 0);
 	sl_files_entry_init(files, &log->head, head_busy_cb, head_close_cb);

@@ -268,8 +268,9 @@ int sl_log_maybe_roll(struct sl_log *log, int64_t now_ms);
  * compaction). Returns 0 or the error that made the log read-only. */
 int sl_log_roll_now(struct sl_log *log);
 
-/* The log was opened with a descriptor cache of its own (cfg.files NULL, off the ring's thread): move its
- * descriptors into files, the ring thread's cache, which bounds them from now on. */
+/* The log was opened with another descriptor cache than files (its own with cfg.files NULL, or a creation's
+ * bounded one, off the ring's thread): move its descriptors into files, the ring thread's cache, which bounds them
+ * from now on. */
 void sl_log_move_files(struct sl_log *log, struct sl_files *files);
 /* Free an idle log (sl_log_idle, nothing pinned) without making anything durable: no fsync, no clean marker. For a
  * log whose files are being deleted. */
