@@ -149,9 +149,6 @@ static int in_destroy(BIO *b)
 
 /* ---- the write BIO: ciphertext into struct sl_tls_out (tls.h, invariant 1) ---- */
 
-static BIO_METHOD *in_method, *out_method;
-static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
-
 static int out_write_ex(BIO *b, const char *data, size_t n, size_t *written)
 {
 	struct sl_tls_out *o = BIO_get_data(b);
@@ -187,6 +184,12 @@ static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 	return 0;
 }
+
+/* ---- sessions ---- */
+
+/* Made once per process, the first time a session is (the library's callers may start on any thread). */
+static BIO_METHOD *in_method, *out_method;
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
 
 static int bio_create(BIO *b)
 {
