@@ -20,8 +20,8 @@
  *   3. Reads go through a buffer of SL_TLS_READ_BYTES per session: one recv() takes many records, and the session
  *      reads each record from it exactly (header, then body). OpenSSL's own read ahead would take as many, but
  *      with its payload alignment it moves everything still buffered to the front of its buffer after each
- *      record, copying a 64 KiB read ahead one and a half times more. So ciphertext may wait in the session
- *      where poll() does not see it: sl_tls_has_pending says so.
+ *      record, copying a full 64 KiB read ahead up to one and a half times more. So ciphertext may wait in the
+ *      session where poll() does not see it: sl_tls_has_pending says so.
  *
  * Which thread may call: the connection's. */
 #ifndef SL_CONSUMER_CLIENT_TLS_H
