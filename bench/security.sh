@@ -10,7 +10,9 @@
 #            (TCP + Hello), TLS (+ the TLS 1.3 handshake) and TLS + SCRAM-SHA-256 (+ two round trips and the
 #            client's 4096 PBKDF2 iterations). The certificates are ECDSA P-256, made by this script.
 # Plaintext and TLS alternate within each round, ROUNDS rounds, and the medians are reported, so that a change of
-# load on the machine hits both sides alike. Every topic is deleted after its replay.
+# load on the machine hits both sides alike. Every topic is deleted after its replay. Each run also records the CPU
+# seconds its broker spent (/proc/PID/stat, all threads) beside the client's, which a loaded machine disturbs far
+# less than records/s, and the load average and the CPU time the host stole (/proc/stat) while it ran.
 #
 # Usage: bench/security.sh [BUILD_DIR]        (default build/release; needs synclog-bench: make bench builds it)
 #   SECURITY_BENCH_QUICK=1   small counts, one round, about 30 s: tests this script; the figures go to
@@ -77,6 +79,7 @@ start() {
 	"$build/bin/synclogd" --data-dir "$work/$name" --listen 127.0.0.1:0 --metrics off --connection-rate-max 0 "$@" \
 		>"$work/$name.out" 2>"$work/$name.err" &
 	pids+=($!)
+	printf -v "${name}_pid" '%s' "$!"
 	for _ in $(seq 1 300); do
 		if grep -q '^synclogd ready on ' "$work/$name.out"; then
 			printf -v "$name" '%s' "$(sed -n 's/^synclogd ready on //p' "$work/$name.out")"
@@ -95,16 +98,31 @@ tls_flags=(--tls-ca "$pki/ca.pem")
 
 results=$work/results.jsonl
 : >"$results"
-# run KIND ADDR MODE LABEL FLAG...: one synclog-bench run, its JSON appended with the kind.
+# cpu_ticks PID: user + system clock ticks of a process, all its threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# steal_ticks: clock ticks the host stole from this machine, all CPUs.
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+# run KIND ADDR MODE LABEL FLAG...: one synclog-bench run, its JSON appended with the kind, the broker's CPU seconds,
+# the steal and the load average.
 run() {
 	local kind=$1 addr=$2 mode=$3 label=$4
 	shift 4
 	local flags=()
 	[ "$kind" = plain ] || flags=("${tls_flags[@]}")
 	[ "$kind" = scram ] && flags+=(--user bench --password bench-pw)
+	local pid_var=${kind}_pid
+	local pid=${!pid_var} cpu0 steal0
+	cpu0=$(cpu_ticks "$pid")
+	steal0=$(steal_ticks)
 	"$bench" "$mode" --broker "$addr" --label "$label" "${flags[@]}" "$@" --json "$work/one.json"
-	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["kind"]=sys.argv[2]; print(json.dumps(d))' \
-		"$work/one.json" "$kind" >>"$results"
+	python3 -c 'import json,os,sys
+d = json.load(open(sys.argv[1]))
+hz = os.sysconf("SC_CLK_TCK")
+d["kind"] = sys.argv[2]
+d["broker_cpu_s"] = (int(sys.argv[3]) - int(sys.argv[4])) / hz
+d["steal_s"] = (int(sys.argv[5]) - int(sys.argv[6])) / hz
+d["load1"] = float(open("/proc/loadavg").read().split()[0])
+print(json.dumps(d))' "$work/one.json" "$kind" "$(cpu_ticks "$pid")" "$cpu0" "$(steal_ticks)" "$steal0" >>"$results"
 }
 
 for round in $(seq 1 "$rounds"); do
@@ -141,20 +159,33 @@ for size in (100, 1024):
         label = "%s-%d" % (what, size)
         p = med("plain", label, "records_per_s")
         t = med("tls", label, "records_per_s")
+        cpu = {k: (med(k, label, "cpu_s") or 0) + (med(k, label, "broker_cpu_s") or 0) for k in ("plain", "tls")}
         summary[what][str(size)] = {"plain_records_per_s": p, "tls_records_per_s": t,
                                     "plain_mb_per_s": med("plain", label, "mb_per_s"),
                                     "tls_mb_per_s": med("tls", label, "mb_per_s"),
-                                    "ratio": t / p if p and t else None}
+                                    "ratio": t / p if p and t else None,
+                                    "plain_client_cpu_s": med("plain", label, "cpu_s"),
+                                    "tls_client_cpu_s": med("tls", label, "cpu_s"),
+                                    "plain_broker_cpu_s": med("plain", label, "broker_cpu_s"),
+                                    "tls_broker_cpu_s": med("tls", label, "broker_cpu_s"),
+                                    "cpu_ratio": cpu["plain"] / cpu["tls"] if cpu["tls"] else None}
+loads = [r["load1"] for r in rows]
+steals = [r["steal_s"] for r in rows]
+summary["load1"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
+summary["steal_s"] = {"total": round(sum(steals), 2), "max_one_run": max(steals)}
 for kind in ("plain", "tls", "scram"):
     summary["handshake"][kind] = {"connections_per_s": med(kind, "handshake", "connections_per_s"),
                                   "client_cpu_s": med(kind, "handshake", "client_cpu_s")}
 json.dump(summary, open(sys.argv[2], "w"), indent=1)
-print("%-22s %14s %14s %7s" % ("", "plaintext", "TLS", "ratio"))
+print("%-22s %14s %14s %7s %10s" % ("", "plaintext", "TLS", "ratio", "CPU ratio"))
 for what in ("produce", "replay"):
     for size in ("100", "1024"):
         s = summary[what][size]
-        print("%-22s %14s %14s %7s" % ("%s %s B records/s" % (what, size), "%.0f" % s["plain_records_per_s"],
-                                       "%.0f" % s["tls_records_per_s"], "%.2f" % s["ratio"]))
+        print("%-22s %14s %14s %7s %10s" % ("%s %s B records/s" % (what, size), "%.0f" % s["plain_records_per_s"],
+                                            "%.0f" % s["tls_records_per_s"], "%.2f" % s["ratio"],
+                                            "%.2f" % s["cpu_ratio"]))
+print("load average %.1f to %.1f (median %.1f), %.1f s stolen" % (summary["load1"]["min"], summary["load1"]["max"],
+                                                                 summary["load1"]["median"], summary["steal_s"]["total"]))
 h = summary["handshake"]
 print("new connections/s: plaintext+Hello %.0f, TLS %.0f, TLS+SCRAM %.0f" %
       (h["plain"]["connections_per_s"], h["tls"]["connections_per_s"], h["scram"]["connections_per_s"]))

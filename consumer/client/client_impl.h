@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "consumer/client/synclog.h"
+#include "consumer/client/tls.h"
 #include "consumer/client/transport.h"
 #include "proto/base/assert.h"
 #include "proto/frame.h"
@@ -103,10 +104,9 @@ struct sl_conn {
 	/* Security (sl_conn_set_security), kept across reconnects: SCRAM-SHA-256 credentials and the TLS context. */
 	char *user;
 	char *password;
-	struct ssl_ctx_st *tls_ctx; /* NULL: plaintext */
-	struct ssl_st *ssl;         /* the open connection's TLS session (tls.h), or NULL */
-	uint8_t *tls_out;           /* ciphertext not yet sent: tls_out[tls_out_pos .. tls_out_len) */
-	size_t tls_out_pos, tls_out_len;
+	struct ssl_ctx_st *tls_ctx;             /* NULL: plaintext */
+	struct ssl_st *ssl;                     /* the open connection's TLS session (tls.h), or NULL */
+	struct sl_tls_out tls_out;              /* ciphertext not yet sent, written there by the session (tls.h) */
 	char principal[SL_PRINCIPAL_BYTES_MAX]; /* who the broker says we are; "" when not authenticated */
 	struct sl_kafka_conn *kafka;            /* the Kafka transport's state (transport.h); NULL: the native one */
 };

@@ -26,16 +26,20 @@
 #include "proto/scram.h"
 
 /* The buffers start at this size and grow to the largest frame seen. */
-#define BUF_BYTES_INITIAL (64 * 1024)
+#define BUF_BYTES_INITIAL        (64 * 1024)
 /* Read at most this much per recv: big enough to take a large fetch in a few calls. */
-#define READ_CHUNK_BYTES  (256 * 1024)
+#define READ_CHUNK_BYTES         (256 * 1024)
 /* Segments per sendmsg: 64 cover 31 referenced batches (about 8 MiB at 256 KiB each), far more than a socket takes in
  * one call, while the iovec stays a 1 KiB array on the stack. The kernel allows 1024 (IOV_MAX). */
-#define WRITE_IOVECS_MAX  64
+#define WRITE_IOVECS_MAX         64
 /* TLS: plaintext is encrypted this much at a time into tls_out, which holds a few such pieces so that one send()
- * carries many records; 64 KiB is four TLS records, the ciphertext of one piece is that plus 22 bytes a record. */
-#define TLS_PIECE_BYTES   (64 * 1024)
-#define TLS_OUT_BYTES     (4 * TLS_PIECE_BYTES + 4096)
+ * carries many records; 64 KiB is four TLS records, the ciphertext of one piece is that plus at most 29 bytes a
+ * record (TLS 1.2 GCM: header, explicit nonce, tag; TLS 1.3: header, content type, tag), and a piece is encrypted
+ * only with room for all of it (tls.h invariant 2). */
+#define TLS_PIECE_BYTES          (64 * 1024)
+#define TLS_PIECE_OVERHEAD_BYTES 1024
+#define TLS_OUT_BYTES            (4 * TLS_PIECE_BYTES + 4096)
+_Static_assert(TLS_PIECE_OVERHEAD_BYTES >= (TLS_PIECE_BYTES / 16384 + 1) * 29, "a piece's records fit its room");
 
 _Static_assert(WRITE_IOVECS_MAX <= 1024, "sendmsg takes at most IOV_MAX (1024) iovecs");
 _Static_assert(SL_CONN_SEGMENTS_MAX >= 3, "a referenced field needs room for itself and the run after it");
@@ -198,8 +202,6 @@ int sl_conn_new(struct sl_conn **out, const char *broker, const char *client_id)
 	return 0;
 }
 
-static void tls_collect(struct sl_conn *c);
-
 void sl_conn_close(struct sl_conn *c)
 {
 	if (c->kafka != NULL) {
@@ -208,15 +210,15 @@ void sl_conn_close(struct sl_conn *c)
 	}
 	if (c->ssl != NULL && c->fd >= 0) {
 		/* Tell the broker the session ends (a best effort: whatever the socket takes now). */
+		c->tls_out.pos = c->tls_out.len = 0;
 		sl_tls_session_close(c->ssl);
-		c->tls_out_pos = c->tls_out_len = 0;
-		tls_collect(c);
-		if (c->tls_out_len > 0 && send(c->fd, c->tls_out, c->tls_out_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		if (c->tls_out.len > 0 &&
+		    send(c->fd, c->tls_out.bytes, c->tls_out.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			(void)0; /* the connection is going away either way */
 	}
 	sl_tls_session_free(c->ssl);
 	c->ssl = NULL;
-	c->tls_out_pos = c->tls_out_len = 0;
+	c->tls_out.pos = c->tls_out.len = 0;
 	c->principal[0] = '\0';
 	if (c->fd >= 0)
 		close(c->fd);
@@ -234,10 +236,10 @@ static void security_clear(struct sl_conn *c)
 	free(c->password);
 	free(c->user);
 	sl_tls_client_ctx_free(c->tls_ctx);
-	free(c->tls_out);
+	free(c->tls_out.bytes);
 	c->user = c->password = NULL;
 	c->tls_ctx = NULL;
-	c->tls_out = NULL;
+	c->tls_out = (struct sl_tls_out){0};
 }
 
 void sl_security_options_from_env(struct sl_security_options *o)
@@ -287,12 +289,12 @@ int sl_conn_set_security(struct sl_conn *c, const struct sl_security_options *o)
 		}
 	}
 	if (o->tls || set(o->tls_ca) || set(o->tls_cert)) {
-		c->tls_out = malloc(TLS_OUT_BYTES);
-		c->tls_ctx = c->tls_out ? sl_tls_client_ctx_new(o, err, sizeof(err)) : NULL;
+		c->tls_out = (struct sl_tls_out){.bytes = malloc(TLS_OUT_BYTES), .cap = TLS_OUT_BYTES};
+		c->tls_ctx = c->tls_out.bytes ? sl_tls_client_ctx_new(o, err, sizeof(err)) : NULL;
 		if (c->tls_ctx == NULL) {
-			sl_conn_set_error(c, "%s", c->tls_out ? err : "out of memory");
+			sl_conn_set_error(c, "%s", c->tls_out.bytes ? err : "out of memory");
 			security_clear(c);
-			return c->tls_out ? -EIO : -ENOMEM;
+			return c->tls_out.bytes ? -EIO : -ENOMEM;
 		}
 	}
 	return 0;
@@ -307,8 +309,8 @@ int sl_conn_security_copy(struct sl_conn *to, const struct sl_conn *from)
 		to->password = strdup(from->password);
 	}
 	if (from->tls_ctx != NULL) {
-		to->tls_out = malloc(TLS_OUT_BYTES);
-		if (to->tls_out != NULL && SSL_CTX_up_ref(from->tls_ctx) == 1)
+		to->tls_out = (struct sl_tls_out){.bytes = malloc(TLS_OUT_BYTES), .cap = TLS_OUT_BYTES};
+		if (to->tls_out.bytes != NULL && SSL_CTX_up_ref(from->tls_ctx) == 1)
 			to->tls_ctx = from->tls_ctx;
 	}
 	if ((from->user != NULL && (to->user == NULL || to->password == NULL)) ||
@@ -379,7 +381,7 @@ uint32_t sl_conn_frame_bytes_max(const struct sl_conn *c)
 
 size_t sl_conn_unsent(const struct sl_conn *c)
 {
-	return c->wlen - c->wpos + c->ref_bytes + (c->tls_out_len - c->tls_out_pos);
+	return c->wlen - c->wpos + c->ref_bytes + (c->tls_out.len - c->tls_out.pos);
 }
 
 /* Milliseconds left until deadline_ms (monotonic), never negative. */
@@ -550,21 +552,11 @@ static int hello(struct sl_conn *c)
 	return 0;
 }
 
-/* Move the ciphertext the session wrote into tls_out. */
-static void tls_collect(struct sl_conn *c)
-{
-	while (c->ssl != NULL && sl_tls_pending(c->ssl) > 0 && c->tls_out_len < TLS_OUT_BYTES) {
-		if (c->tls_out_pos == c->tls_out_len)
-			c->tls_out_pos = c->tls_out_len = 0;
-		c->tls_out_len += sl_tls_take(c->ssl, c->tls_out + c->tls_out_len, TLS_OUT_BYTES - c->tls_out_len);
-	}
-}
-
 /* Send what tls_out holds until the socket is full: 0 (sent or would block), or a connection error. */
 static int tls_send(struct sl_conn *c)
 {
-	while (c->tls_out_pos < c->tls_out_len) {
-		ssize_t n = send(c->fd, c->tls_out + c->tls_out_pos, c->tls_out_len - c->tls_out_pos,
+	while (c->tls_out.pos < c->tls_out.len) {
+		ssize_t n = send(c->fd, c->tls_out.bytes + c->tls_out.pos, c->tls_out.len - c->tls_out.pos,
 		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
@@ -574,9 +566,9 @@ static int tls_send(struct sl_conn *c)
 				continue;
 			return -errno;
 		}
-		c->tls_out_pos += (size_t)n;
+		c->tls_out.pos += (size_t)n;
 	}
-	c->tls_out_pos = c->tls_out_len = 0;
+	c->tls_out.pos = c->tls_out.len = 0;
 	return 0;
 }
 
@@ -586,7 +578,7 @@ static int tls_start(struct sl_conn *c, int64_t deadline_ms)
 	char err[SL_ERROR_BYTES];
 	int want_write = 0, rc;
 
-	c->ssl = sl_tls_client_session_new(c->tls_ctx, c->fd, c->addr.host, err, sizeof(err));
+	c->ssl = sl_tls_client_session_new(c->tls_ctx, c->fd, c->addr.host, &c->tls_out, err, sizeof(err));
 	if (c->ssl == NULL) {
 		sl_conn_set_error(c, "%s", err);
 		sl_conn_close(c);
@@ -596,21 +588,20 @@ static int tls_start(struct sl_conn *c, int64_t deadline_ms)
 		struct pollfd pfd = {.fd = c->fd};
 
 		rc = sl_tls_handshake_step(c->ssl, &want_write, err, sizeof(err));
-		tls_collect(c);
 		if (tls_send(c) != 0) {
 			sl_conn_set_error(c, "connection to broker %s:%s lost during the TLS handshake", c->addr.host,
 			                  c->addr.port);
 			sl_conn_close(c);
 			return -ECONNRESET;
 		}
-		if (rc == 0 && c->tls_out_len == 0)
+		if (rc == 0 && c->tls_out.len == 0)
 			return 0;
 		if (rc != 0 && rc != -EAGAIN) {
 			sl_conn_set_error(c, "TLS with broker %s:%s: %s", c->addr.host, c->addr.port, err);
 			sl_conn_close(c);
 			return rc;
 		}
-		pfd.events = (short)(c->tls_out_len > 0 || want_write ? POLLOUT : POLLIN);
+		pfd.events = (short)(c->tls_out.len > 0 || want_write ? POLLOUT : POLLIN);
 		rc = poll(&pfd, 1, remaining_ms(deadline_ms));
 		if (rc == 0) {
 			sl_conn_set_error(c,
@@ -949,9 +940,10 @@ static int write_some_tls(struct sl_conn *c)
 
 		if (rc != 0)
 			return conn_lost(c, -rc, "sending");
-		if (c->tls_out_len > 0)
+		if (c->tls_out.len > 0)
 			return 0; /* the socket is full */
-		while (c->segment_count > 0 && TLS_OUT_BYTES - c->tls_out_len >= TLS_PIECE_BYTES + 1024) {
+		while (c->segment_count > 0 &&
+		       c->tls_out.cap - c->tls_out.len >= TLS_PIECE_BYTES + TLS_PIECE_OVERHEAD_BYTES) {
 			const struct sl_conn_segment *s = segment_at(c, 0);
 			const uint8_t *p = s->ref != NULL ? s->ref : c->wbuf + c->wpos;
 			size_t n = s->len < TLS_PIECE_BYTES ? s->len : TLS_PIECE_BYTES;
@@ -963,10 +955,8 @@ static int write_some_tls(struct sl_conn *c)
 				return -EPROTO;
 			}
 			segments_consume(c, n);
-			tls_collect(c);
 		}
-		tls_collect(c);
-		if (c->tls_out_len == 0)
+		if (c->tls_out.len == 0)
 			break;
 	}
 	if (c->wpos == c->wlen)
@@ -1039,7 +1029,6 @@ static int read_some_tls(struct sl_conn *c)
 			             call */
 		if (n == -EAGAIN) {
 			/* A read may have made the session answer (a key update): send that too. */
-			tls_collect(c);
 			rc = tls_send(c);
 			return rc == 0 ? 0 : conn_lost(c, -rc, "sending");
 		}
@@ -1053,7 +1042,7 @@ static int read_some_tls(struct sl_conn *c)
 		c->rlen += (size_t)n;
 		got += (size_t)n;
 		if (c->rlen - c->rpos >= READ_CHUNK_BYTES * 4)
-			return 0; /* enough for now: the caller takes frames; SSL_has_pending brings us back */
+			return 0; /* enough for now: the caller takes frames; sl_tls_has_pending brings us back */
 	}
 }
 
@@ -1100,8 +1089,8 @@ int sl_conn_pump(struct sl_conn *c, int timeout_ms, int want_read)
 
 	if (c->fd < 0)
 		return -ENOTCONN;
-	/* Plaintext the TLS session already decrypted is not on the socket: poll would not see it. */
-	if (want_read && c->ssl != NULL && SSL_has_pending(c->ssl))
+	/* What the TLS session already received or decrypted is not on the socket: poll would not see it. */
+	if (want_read && c->ssl != NULL && sl_tls_has_pending(c->ssl))
 		return read_some(c);
 	pfd.fd = c->fd;
 	pfd.events = (short)((want_read ? POLLIN : 0) | (sl_conn_unsent(c) > 0 ? POLLOUT : 0));

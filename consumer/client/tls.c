@@ -1,15 +1,20 @@
-/* The client's TLS: contexts, sessions and the memory-BIO write side; see tls.h. */
+/* The client's TLS: contexts, sessions, the write BIO that puts ciphertext straight into the connection's out
+ * buffer and the read BIO that receives many records at a time; see tls.h. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "consumer/client/synclog.h"
 #include "consumer/client/tls.h"
+#include "proto/tls_suites.h"
 
 /* The last OpenSSL error, or what, into err. */
 static void tls_error(char *err, size_t cap, const char *what)
@@ -37,10 +42,14 @@ struct ssl_ctx_st *sl_tls_client_ctx_new(const struct sl_security_options *o, ch
 	/* A broker that closes without close_notify has closed the connection, as without TLS (frames carry their
 	 * own lengths). */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	/* Read ahead: one recv takes several records instead of two per record (header, then body). 64 KiB is four
-	 * records; SSL_has_pending then says whether read data waits inside the session. */
-	SSL_CTX_set_read_ahead(ctx, 1);
-	SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
+	/* The suites and their order: proto/tls_suites.h (the fastest safe one first). */
+	if (SSL_CTX_set_ciphersuites(ctx, SL_TLS13_CIPHERSUITES) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, SL_TLS12_CIPHERS) != 1) {
+		tls_error(err, err_bytes, "cannot set the TLS cipher suites");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* No read ahead: the read BIO below batches the receives (tls.h invariant 3). */
 	int ok = o->tls_ca != NULL && o->tls_ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, o->tls_ca, NULL)
 	                                                   : SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
@@ -76,17 +85,154 @@ void sl_tls_client_ctx_free(struct ssl_ctx_st *ctx)
 	SSL_CTX_free(ctx);
 }
 
-struct ssl_st *sl_tls_client_session_new(struct ssl_ctx_st *ctx, int fd, const char *host, char *err, size_t err_bytes)
+/* ---- the read BIO: the socket through a buffer of ours (tls.h, invariant 3) ---- */
+
+struct tls_in {
+	int fd;
+	int eof; /* the broker closed the socket */
+	size_t pos, len;
+	uint8_t bytes[SL_TLS_READ_BYTES]; /* ciphertext bytes[pos .. len) received, not yet taken by the session */
+};
+
+static int in_read_ex(BIO *b, char *data, size_t n, size_t *readbytes)
 {
+	struct tls_in *in = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	*readbytes = 0;
+	if (in->pos == in->len) {
+		ssize_t got;
+		in->pos = in->len = 0;
+		do
+			got = recv(in->fd, in->bytes, sizeof(in->bytes), MSG_DONTWAIT);
+		while (got < 0 && errno == EINTR);
+		if (got < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				BIO_set_retry_read(b);
+			return 0; /* otherwise errno says why (SSL_ERROR_SYSCALL) */
+		}
+		if (got == 0) {
+			in->eof = 1;
+			return 0;
+		}
+		in->len = (size_t)got;
+	}
+	size_t k = n < in->len - in->pos ? n : in->len - in->pos;
+	memcpy(data, in->bytes + in->pos, k);
+	in->pos += k;
+	*readbytes = k;
+	return 1;
+}
+
+static long in_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	const struct tls_in *in = BIO_get_data(b);
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_PENDING:
+		return (long)(in->len - in->pos);
+	case BIO_CTRL_EOF:
+		return in->eof; /* with SSL_OP_IGNORE_UNEXPECTED_EOF: the session ends as after close_notify */
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int in_destroy(BIO *b)
+{
+	free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+/* ---- the write BIO: ciphertext into struct sl_tls_out (tls.h, invariant 1) ---- */
+
+static int out_write_ex(BIO *b, const char *data, size_t n, size_t *written)
+{
+	struct sl_tls_out *o = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	if (o->pos == o->len) {
+		o->pos = o->len = 0;
+	} else if (o->cap - o->len < n && o->pos > 0) {
+		memmove(o->bytes, o->bytes + o->pos, o->len - o->pos);
+		o->len -= o->pos;
+		o->pos = 0;
+	}
+	size_t room = o->cap - o->len, k = n < room ? n : room;
+	if (k == 0) {
+		BIO_set_retry_write(b); /* invariant 2: the session waits for send() to make room */
+		*written = 0;
+		return 0;
+	}
+	memcpy(o->bytes + o->len, data, k);
+	o->len += k;
+	*written = k;
+	return 1;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num;
+	(void)ptr;
+	if (cmd == BIO_CTRL_FLUSH)
+		return 1; /* the connection sends: nothing to do here */
+	if (cmd == BIO_CTRL_WPENDING) {
+		const struct sl_tls_out *o = BIO_get_data(b);
+		return (long)(o->len - o->pos);
+	}
+	return 0;
+}
+
+/* ---- sessions ---- */
+
+/* Made once per process, the first time a session is (the library's callers may start on any thread). */
+static BIO_METHOD *in_method, *out_method;
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void methods_make(void)
+{
+	BIO_METHOD *in = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "synclog client in");
+	BIO_METHOD *out = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "synclog client out");
+	if (in == NULL || out == NULL || BIO_meth_set_read_ex(in, in_read_ex) != 1 ||
+	    BIO_meth_set_ctrl(in, in_ctrl) != 1 || BIO_meth_set_create(in, bio_create) != 1 ||
+	    BIO_meth_set_destroy(in, in_destroy) != 1 || BIO_meth_set_write_ex(out, out_write_ex) != 1 ||
+	    BIO_meth_set_ctrl(out, out_ctrl) != 1 || BIO_meth_set_create(out, bio_create) != 1) {
+		BIO_meth_free(in);
+		BIO_meth_free(out);
+		return;
+	}
+	in_method = in;
+	out_method = out;
+}
+
+struct ssl_st *sl_tls_client_session_new(struct ssl_ctx_st *ctx, int fd, const char *host, struct sl_tls_out *out,
+                                         char *err, size_t err_bytes)
+{
+	pthread_once(&methods_once, methods_make);
 	SSL *ssl = SSL_new(ctx);
-	BIO *rbio = BIO_new_socket(fd, BIO_NOCLOSE), *wbio = BIO_new(BIO_s_mem());
-	if (ssl == NULL || rbio == NULL || wbio == NULL) {
+	struct tls_in *in = malloc(sizeof(*in));
+	BIO *rbio = in_method ? BIO_new(in_method) : NULL, *wbio = out_method ? BIO_new(out_method) : NULL;
+	if (ssl == NULL || in == NULL || rbio == NULL || wbio == NULL) {
 		tls_error(err, err_bytes, "cannot create a TLS session");
 		SSL_free(ssl);
+		free(in);
 		BIO_free(rbio);
 		BIO_free(wbio);
 		return NULL;
 	}
+	in->fd = fd;
+	in->eof = 0;
+	in->pos = in->len = 0;
+	BIO_set_data(rbio, in); /* the BIO owns it from here: in_destroy frees it */
+	BIO_set_data(wbio, out);
 	SSL_set_bio(ssl, rbio, wbio);
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	unsigned char ip[16];
@@ -109,7 +255,7 @@ void sl_tls_session_free(struct ssl_st *ssl)
 
 void sl_tls_session_close(struct ssl_st *ssl)
 {
-	/* close_notify goes into the memory BIO; the caller sends it if the socket takes it. */
+	/* close_notify goes into the out buffer; the caller sends it if the socket takes it. */
 	if (ssl != NULL && SSL_is_init_finished(ssl))
 		SSL_shutdown(ssl);
 	ERR_clear_error();
@@ -149,7 +295,7 @@ ssize_t sl_tls_encrypt(struct ssl_st *ssl, const void *data, size_t len)
 	while (done < len) {
 		size_t n = len - done > (1u << 30) ? (1u << 30) : len - done;
 		size_t written = 0;
-		/* The write side is a memory BIO: it takes everything, so this never waits. */
+		/* The caller leaves room in the out buffer for all of it (tls.h): a full buffer is a failure here. */
 		if (SSL_write_ex(ssl, (const uint8_t *)data + done, n, &written) != 1) {
 			ERR_clear_error();
 			return -EPROTO;
@@ -159,17 +305,9 @@ ssize_t sl_tls_encrypt(struct ssl_st *ssl, const void *data, size_t len)
 	return (ssize_t)len;
 }
 
-size_t sl_tls_pending(struct ssl_st *ssl)
+int sl_tls_has_pending(const struct ssl_st *ssl)
 {
-	return BIO_ctrl_pending(SSL_get_wbio(ssl));
-}
-
-size_t sl_tls_take(struct ssl_st *ssl, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	if (cap == 0 || BIO_read_ex(SSL_get_wbio(ssl), out, cap, &n) != 1)
-		return 0;
-	return n;
+	return SSL_has_pending(ssl) || BIO_pending(SSL_get_rbio(ssl)) > 0;
 }
 
 ssize_t sl_tls_read(struct ssl_st *ssl, void *buf, size_t len, char *err, size_t err_bytes)
