@@ -4,12 +4,20 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "broker/net/sendfile.h"
 #include "proto/base/assert.h"
 
-enum { OP_NONE, OP_FILL, OP_DRAIN, OP_WAIT };
+enum { OP_NONE, OP_FILL, OP_WAIT, OP_END };
+
+/* cachestat(2), Linux 6.5: the same number on every architecture; older headers do not name it. */
+#ifdef __NR_cachestat
+#define SL_NR_CACHESTAT __NR_cachestat
+#else
+#define SL_NR_CACHESTAT 451
+#endif
 
 void sl_sendfile_pool_init(struct sl_sendfile_pool *p)
 {
@@ -86,6 +94,17 @@ static void parts_close(struct sl_sendfile *sf)
 	}
 }
 
+/* n bytes of the current part went into the pipe. */
+static void filled(struct sl_sendfile *sf, uint64_t n)
+{
+	sf->pipe_held += n;
+	sf->part_done += n;
+	if (sf->part_done == sf->parts[sf->part_index].len) {
+		sf->part_index++;
+		sf->part_done = 0;
+	}
+}
+
 static void finish(struct sl_sendfile *sf, int status)
 {
 	struct sl_sendfile_pool *p = sf->pool;
@@ -112,11 +131,25 @@ static struct io_uring_sqe *next_sqe(struct sl_sendfile *sf, int op)
 	return sqe;
 }
 
+/* The answer is over (status 0: every byte is in the socket): finish at the completion of a no-op, so that done_cb
+ * never runs inside sl_sendfile_start (invariant 4) nor inside a step the owner called. */
+static void end(struct sl_sendfile *sf, int status)
+{
+	sf->status = status;
+	struct io_uring_sqe *sqe = sl_ring_get_sqe(sf->ring, &sf->io);
+	sf->op = OP_END;
+	io_uring_prep_nop(sqe);
+}
+
 static void op_done_cb(struct sl_io *io, int res)
 {
 	struct sl_sendfile *sf = (struct sl_sendfile *)io;
 	int op = sf->op;
 	sf->op = OP_NONE;
+	if (op == OP_END) {
+		finish(sf, sf->status);
+		return;
+	}
 	if (sf->aborted) {
 		finish(sf, -ECANCELED);
 		return;
@@ -132,29 +165,8 @@ static void op_done_cb(struct sl_io *io, int res)
 			finish(sf, res < 0 ? res : -EIO);
 			return;
 		} else {
-			sf->pipe_held += (uint64_t)res;
-			sf->part_done += (uint64_t)res;
-			if (sf->part_done == sf->parts[sf->part_index].len) {
-				sf->part_index++;
-				sf->part_done = 0;
-			}
+			filled(sf, (uint64_t)res);
 		}
-		break;
-	case OP_DRAIN:
-		if (res == -EAGAIN) {
-			/* The socket's buffer is full: wait for the client to read, without spinning. */
-			struct io_uring_sqe *sqe = next_sqe(sf, OP_WAIT);
-			if (sqe != NULL)
-				io_uring_prep_poll_add(sqe, sf->sock_fd, POLLOUT);
-			return;
-		}
-		if (res <= 0) {
-			finish(sf, res < 0 ? res : -EPIPE);
-			return;
-		}
-		SL_ASSERT((uint64_t)res <= sf->pipe_held);
-		sf->pipe_held -= (uint64_t)res;
-		sf->pipe_full = 0;
 		break;
 	case OP_WAIT:
 		if (res < 0) {
@@ -172,55 +184,124 @@ static void op_done_cb(struct sl_io *io, int res)
 	step(sf);
 }
 
-/* Fill the pipe from the parts in order, drain it to the socket when full or at the end; each pass either
- * submits one operation and returns, writes memory into the pipe (progress), or finishes. Bounded: a pass that
- * submits nothing moves part_index forward or sets pipe_full. */
+/* Pipe -> socket, on the loop: both are non-blocking and the pages only change hands, so this never waits.
+ * Returns 1 to go on, 0 when an operation was submitted or the answer ended. */
+static int drain(struct sl_sendfile *sf, int more)
+{
+	ssize_t n = splice(sf->pipe_r, NULL, sf->sock_fd, NULL, (size_t)sf->pipe_held,
+	                   SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
+	if (n > 0) {
+		SL_ASSERT((uint64_t)n <= sf->pipe_held);
+		sf->pipe_held -= (uint64_t)n;
+		sf->pipe_full = 0;
+		return 1;
+	}
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n < 0 && errno == EAGAIN) {
+		/* The socket's buffer is full: wait for the client to read, without spinning. */
+		struct io_uring_sqe *sqe = next_sqe(sf, OP_WAIT);
+		if (sqe != NULL)
+			io_uring_prep_poll_add(sqe, sf->sock_fd, POLLOUT);
+		return 0;
+	}
+	end(sf, n < 0 ? -errno : -EPIPE);
+	return 0;
+}
+
+/* 1 when every page of [pos, pos + len) of fd is in the page cache (cachestat, Linux 6.5), so a splice of it on
+ * the loop takes no disk read; 0 when some is not, or the kernel cannot say. */
+static int resident(int fd, uint64_t pos, uint64_t len)
+{
+	static int unsupported;
+	static uint64_t page_bytes;
+	if (unsupported)
+		return 0;
+	if (page_bytes == 0)
+		page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct {
+		uint64_t off, len;
+	} range = {pos, len};
+	struct {
+		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+	} cs;
+	if (syscall(SL_NR_CACHESTAT, fd, &range, &cs, 0) < 0) {
+		unsupported = errno == ENOSYS;
+		return 0;
+	}
+	uint64_t pages = (pos + len + page_bytes - 1) / page_bytes - pos / page_bytes;
+	return cs.nr_cache >= pages;
+}
+
+/* File -> pipe. Resident pages are spliced on the loop (the pipe is non-blocking: a full one says EAGAIN); pages
+ * that must come from the disk are spliced by io_uring, whose io-wq worker waits for them instead of the loop.
+ * Returns 1 to go on, 0 when an operation was submitted or the answer ended. */
+static int fill_file(struct sl_sendfile *sf, const struct sl_sendfile_part *part, uint64_t want)
+{
+	int64_t at = (int64_t)(part->pos + sf->part_done);
+	if (!resident(part->fd, (uint64_t)at, want)) {
+		struct io_uring_sqe *sqe = next_sqe(sf, OP_FILL);
+		if (sqe != NULL)
+			io_uring_prep_splice(sqe, part->fd, at, sf->pipe_w, -1, (unsigned)want, SPLICE_F_MOVE);
+		return 0;
+	}
+	loff_t off = (loff_t)at;
+	ssize_t n = splice(part->fd, &off, sf->pipe_w, NULL, (size_t)want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if (n > 0) {
+		filled(sf, (uint64_t)n);
+		return 1;
+	}
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n < 0 && errno == EAGAIN) {
+		sf->pipe_full = 1; /* slots used up before bytes (partial pages) */
+		return 1;
+	}
+	/* 0: the file ends before the span does (see op_done_cb). */
+	end(sf, n < 0 ? -errno : -EIO);
+	return 0;
+}
+
+/* Fill the pipe from the parts in order and drain it into the socket whenever it is full or every part is in it,
+ * on the loop as long as nothing waits: a socket that is full, or pages that are not in memory, hand the next
+ * move to the ring. Bounded: every pass moves bytes into the pipe or out of it, or returns; an empty pipe that
+ * reports full (cannot happen) ends the answer rather than loop. */
 static void step(struct sl_sendfile *sf)
 {
 	for (;;) {
 		int more = sf->part_index < sf->part_count;
 		if (!more && sf->pipe_held == 0) {
-			finish(sf, 0);
+			end(sf, 0);
 			return;
 		}
 		uint64_t room = sf->pipe_cap > sf->pipe_held ? sf->pipe_cap - sf->pipe_held : 0;
 		if (!more || sf->pipe_full || room == 0) {
-			struct io_uring_sqe *sqe = next_sqe(sf, OP_DRAIN);
-			if (sqe != NULL)
-				io_uring_prep_splice(sqe, sf->pipe_r, -1, sf->sock_fd, -1, (unsigned)sf->pipe_held,
-				                     more ? SPLICE_F_MORE : 0);
-			return;
+			if (sf->pipe_held == 0) {
+				end(sf, -EIO);
+				return;
+			}
+			if (!drain(sf, more))
+				return;
+			continue;
 		}
 		const struct sl_sendfile_part *part = &sf->parts[sf->part_index];
 		uint64_t want = part->len - sf->part_done;
 		if (want > room)
 			want = room;
-		if (part->mem != NULL) {
-			ssize_t n = write(sf->pipe_w, part->mem + sf->part_done, (size_t)want);
-			if (n < 0 && errno == EAGAIN) {
-				sf->pipe_full = 1;
-				continue;
-			}
-			if (n <= 0) {
-				/* Cannot happen to a pipe we hold both ends of; the stream is cut if it does. Finish from
-				 * a completion (invariant 4) by failing the next drain: the pipe is closed, not kept. */
-				sf->aborted = 1;
-				next_sqe(sf, OP_DRAIN);
+		if (part->mem == NULL) {
+			if (!fill_file(sf, part, want))
 				return;
-			}
-			sf->pipe_held += (uint64_t)n;
-			sf->part_done += (uint64_t)n;
-			if (sf->part_done == part->len) {
-				sf->part_index++;
-				sf->part_done = 0;
-			}
 			continue;
 		}
-		struct io_uring_sqe *sqe = next_sqe(sf, OP_FILL);
-		if (sqe != NULL)
-			io_uring_prep_splice(sqe, part->fd, (int64_t)(part->pos + sf->part_done), sf->pipe_w, -1,
-			                     (unsigned)want, SPLICE_F_MOVE);
-		return;
+		ssize_t n = write(sf->pipe_w, part->mem + sf->part_done, (size_t)want);
+		if (n > 0) {
+			filled(sf, (uint64_t)n);
+		} else if (n < 0 && errno == EAGAIN) {
+			sf->pipe_full = 1;
+		} else if (!(n < 0 && errno == EINTR)) {
+			end(sf, n < 0 ? -errno : -EIO); /* cannot happen to a pipe we hold both ends of */
+			return;
+		}
 	}
 }
 

@@ -1,19 +1,21 @@
 /* Sending an answer whose stored bytes stay in the kernel: the parts held in memory (frame header, protobuf tags
  * and lengths, offsets, errors) and the parts that are spans of segment files go, in order, into a pipe and from
- * the pipe to the socket, each move an io_uring splice on the shard's ring. Page-cache pages are passed by
- * reference from the file to the pipe and from the pipe to TCP, so a replayed batch is never copied through user
- * space. Only for plaintext sockets: TLS must encrypt the bytes in user space (conn.c keeps the copy path).
+ * the pipe to the socket by splice(2). Page-cache pages are passed by reference from the file to the pipe and from
+ * the pipe to TCP, so a replayed batch is never copied through user space. Only for plaintext sockets: TLS must
+ * encrypt the bytes in user space (conn.c keeps the copy path for it).
  *
- * An answer's journey (one operation of the ring in flight at a time, so the bytes keep their order):
+ * An answer's journey (sendfile.c, step), the loop never waiting on either end:
  *
- *   FILL   memory parts are written into the pipe by write(2) (the pipe is non-blocking and never full then:
- *          a few hundred bytes, no wait); a file part is spliced file -> pipe on the ring. A cold page is read
- *          by the kernel's io-wq worker, never on the loop.
- *   DRAIN  once the pipe is full or every part is in it: splice pipe -> socket on the ring. The socket is
- *          non-blocking, so a full socket buffer answers -EAGAIN at once; then
+ *   FILL   memory parts are written into the pipe by write(2): the pipe is non-blocking, a full one says EAGAIN.
+ *          A file part whose pages are all in the page cache (cachestat(2)) is spliced file -> pipe on the loop,
+ *          which takes no disk read; one that is not goes to the ring (IORING_OP_SPLICE), whose io-wq worker waits
+ *          for the disk while the loop serves everyone else.
+ *   DRAIN  once the pipe is full or every part is in it: splice pipe -> socket on the loop. The socket is
+ *          non-blocking, so a full socket buffer answers EAGAIN at once; then
  *   WAIT   a POLLOUT poll on the ring until the client reads, then DRAIN again. A consumer that stops reading
  *          parks its answer here and costs the loop nothing.
- *   DONE   every part sent: the descriptors are closed and the pipe goes back to the pool (empty).
+ *   END    every part sent (or the stream cut): a no-op on the ring, whose completion closes the descriptors,
+ *          gives the pipe back to the pool (empty) and runs done_cb.
  *
  * Invariants:
  *   1. The answer holds its own descriptors of the files (sl_req_file) and of the socket (a dup): a segment deleted
@@ -22,6 +24,8 @@
  *   3. At most SL_SENDFILE_PIPES_MAX answers are in flight per shard and their descriptors stay within
  *      SL_SENDFILE_FDS_MAX (reserved in broker/limits.h): past either, answers take the copy path.
  *   4. done_cb runs exactly once per started answer, from a ring completion (never inside sl_sendfile_start).
+ *   5. At most one ring operation of an answer is in flight; its bytes move in order: pipe contents go out before
+ *      anything else goes in past a full pipe, and the parts go in in their order.
  *
  * Which thread may call: the shard's loop thread only. */
 #ifndef SL_BROKER_NET_SENDFILE_H
@@ -35,7 +39,7 @@
 
 /* Answers in flight at once, each with a pipe (two descriptors). Eight keep eight replaying consumers streaming
  * at disk or memory speed on two cores; more would only hold descriptors, the copy path serves the rest. */
-#define SL_SENDFILE_PIPES_MAX 8
+#define SL_SENDFILE_PIPES_MAX    8
 /* Descriptors the answers in flight may hold besides their pipes: the segment files of their spans and a dup of
  * their socket each. */
 #define SL_SENDFILE_HELD_FDS_MAX (SL_LIMITS_SENDFILE_FDS - 2 * SL_SENDFILE_PIPES_MAX)
@@ -72,13 +76,14 @@ struct sl_sendfile {
 	struct sl_ring *ring;
 	int sock_fd; /* our dup */
 	int pipe_r, pipe_w;
-	uint32_t pipe_cap;     /* the pipe's size in bytes */
-	uint64_t pipe_held;    /* bytes in the pipe, not yet sent */
-	int pipe_full;         /* a fill found no room: drain before filling again */
-	int op;                /* the ring operation in flight (sendfile.c), 0 when none */
-	int aborted;           /* the owner gave up: finish at the next completion */
-	uint32_t part_index;   /* the part being filled */
-	uint64_t part_done;    /* its bytes already in the pipe */
+	uint32_t pipe_cap;   /* the pipe's size in bytes */
+	uint64_t pipe_held;  /* bytes in the pipe, not yet sent */
+	int pipe_full;       /* a fill found no room: drain before filling again */
+	int op;              /* the ring operation in flight (sendfile.c), 0 when none */
+	int aborted;         /* the owner gave up: finish at the next completion */
+	int status;          /* how it ended, for the completion that finishes it */
+	uint32_t part_index; /* the part being filled */
+	uint64_t part_done;  /* its bytes already in the pipe */
 	uint32_t part_count;
 	uint32_t reserved_fds; /* given back to the pool at the end */
 	sl_sendfile_done_cb done_cb;
