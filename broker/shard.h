@@ -40,6 +40,8 @@ struct sl_server_stats {
 	uint64_t fetch_sendfile_answers;
 	uint64_t fetch_sendfile_bytes;
 	uint64_t fetch_sendfile_failed;
+	uint64_t
+	        fetch_sendfile_disk_splices; /* file -> pipe moves of pages not in memory, done on io_uring's workers */
 	/* From the decoding of a request to its answer being handed to the front end, per kind (the body case;
 	 * 0: undecodable). */
 	struct sl_histogram request_latency[SL_REQUEST_KINDS];

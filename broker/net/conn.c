@@ -705,6 +705,7 @@ static void files_done_cb(struct sl_sendfile *sf, int status)
 	SL_ASSERT(c->files_sending == wc && c->files_answers > 0);
 	c->files_sending = NULL;
 	c->files_answers--;
+	st->fetch_sendfile_disk_splices += sf->ring_fills;
 	if (status == 0) {
 		st->fetch_sendfile_answers++;
 		for (uint32_t i = 0; i < sf->part_count; i++)

@@ -821,6 +821,10 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	sample_u64(o, "synclog_fetch_sendfile_failed_total", "counter",
 	           "Fetch answers sent from segment files that an error or a closed connection cut.",
 	           s->fetch_sendfile_failed);
+	sample_u64(o, "synclog_fetch_sendfile_disk_splices_total", "counter",
+	           "Moves of fetch answer bytes from segment files whose pages were not in memory, done by io_uring's "
+	           "workers off the loop.",
+	           s->fetch_sendfile_disk_splices);
 	render_limits(srv, o);
 	render_security(srv, o);
 	render_requests(srv, o);

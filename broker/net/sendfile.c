@@ -243,6 +243,7 @@ static int fill_file(struct sl_sendfile *sf, const struct sl_sendfile_part *part
 		struct io_uring_sqe *sqe = next_sqe(sf, OP_FILL);
 		if (sqe != NULL)
 			io_uring_prep_splice(sqe, part->fd, at, sf->pipe_w, -1, (unsigned)want, SPLICE_F_MOVE);
+		sf->ring_fills++;
 		return 0;
 	}
 	loff_t off = (loff_t)at;
@@ -319,6 +320,7 @@ int sl_sendfile_start(struct sl_sendfile *sf, struct sl_sendfile_pool *pool, str
 	sf->aborted = 0;
 	sf->part_index = 0;
 	sf->part_done = 0;
+	sf->ring_fills = 0;
 	int fds[2];
 	int rc = 0;
 	sf->sock_fd = fcntl(sock_fd, F_DUPFD_CLOEXEC, 0);

@@ -82,6 +82,7 @@ struct sl_sendfile {
 	int op;              /* the ring operation in flight (sendfile.c), 0 when none */
 	int aborted;         /* the owner gave up: finish at the next completion */
 	int status;          /* how it ended, for the completion that finishes it */
+	uint32_t ring_fills; /* file -> pipe splices handed to the ring (pages not in the page cache) */
 	uint32_t part_index; /* the part being filled */
 	uint64_t part_done;  /* its bytes already in the pipe */
 	uint32_t part_count;
