@@ -17,6 +17,10 @@
  *   END    every part sent (or the stream cut): a no-op on the ring, whose completion closes the descriptors,
  *          gives the pipe back to the pool (empty) and runs done_cb.
  *
+ * Why passing page references is safe: the bytes of a span never change once written (segments are append-only
+ * below written_end, and the cleaner replaces a segment by a new file, never in place), so a page the socket still
+ * holds says what it said when the answer was planned.
+ *
  * Invariants:
  *   1. The answer holds its own descriptors of the files (sl_req_file) and of the socket (a dup): a segment deleted
  *      by retention or the cleaner, or a connection closed by its owner, never redirects a splice to another file.
