@@ -712,8 +712,10 @@ static void files_done_cb(struct sl_sendfile *sf, int status)
 			st->fetch_sendfile_bytes += sf->parts[i].len;
 	} else {
 		st->fetch_sendfile_failed++;
+		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
+		int gone = status == -EPIPE || status == -ECONNRESET;
 		if (!c->closing)
-			sl_slog_msg(SL_SLOG_WARN, "fetch_sendfile_failed",
+			sl_slog_msg(gone ? SL_SLOG_DEBUG : SL_SLOG_WARN, "fetch_sendfile_failed",
 			            "%s: sending a fetch answer from the segment files failed (%s): closing connection",
 			            c->session.peer, strerror(-status));
 	}

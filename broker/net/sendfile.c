@@ -234,7 +234,9 @@ static int resident(int fd, uint64_t pos, uint64_t len)
 }
 
 /* File -> pipe. Resident pages are spliced on the loop (the pipe is non-blocking: a full one says EAGAIN); pages
- * that must come from the disk are spliced by io_uring, whose io-wq worker waits for them instead of the loop.
+ * that must come from the disk are spliced by io_uring, whose io-wq worker waits for them instead of the loop. A
+ * page evicted between the check and the splice is read on the loop: a race of microseconds against memory
+ * pressure, accepted rather than sending every fill through io-wq (a thread round trip each).
  * Returns 1 to go on, 0 when an operation was submitted or the answer ended. */
 static int fill_file(struct sl_sendfile *sf, const struct sl_sendfile_part *part, uint64_t want)
 {
