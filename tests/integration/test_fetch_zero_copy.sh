@@ -65,7 +65,7 @@ cp "$first" "$TMP/first"
 before=$(metric synclog_fetch_sendfile_answers_total)
 python3 "$FZ" "$(port)" stall t 0 8388608 "$TMP/stalled" "$TMP/go" >"$TMP/stall.out" &
 stall_pid=$!
-for _ in $(seq 1 100); do grep -q asked "$TMP/stall.out" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -qs asked "$TMP/stall.out" && break; sleep 0.1; done
 sleep 1
 [ "$(metric synclog_fetch_sendfile_answers_total)" = "$before" ] || fail "the stalled answer did not stall"
 seq 1 10 | awk '{printf "late%d\tv\n", $1}' | timeout 60 "$SYNCLOG" produce t >/dev/null ||
