@@ -22,6 +22,8 @@ enum { OP_NONE, OP_FILL, OP_WAIT, OP_END };
 void sl_sendfile_pool_init(struct sl_sendfile_pool *p)
 {
 	memset(p, 0, sizeof(*p));
+	long page = sysconf(_SC_PAGESIZE);
+	p->page_bytes = page > 0 ? (uint64_t)page : 4096;
 }
 
 void sl_sendfile_pool_free(struct sl_sendfile_pool *p)
@@ -211,14 +213,10 @@ static int drain(struct sl_sendfile *sf, int more)
 
 /* 1 when every page of [pos, pos + len) of fd is in the page cache (cachestat, Linux 6.5), so a splice of it on
  * the loop takes no disk read; 0 when some is not, or the kernel cannot say. */
-static int resident(int fd, uint64_t pos, uint64_t len)
+static int resident(struct sl_sendfile_pool *p, int fd, uint64_t pos, uint64_t len)
 {
-	static int unsupported;
-	static uint64_t page_bytes;
-	if (unsupported)
+	if (p->cachestat_missing)
 		return 0;
-	if (page_bytes == 0)
-		page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
 	struct {
 		uint64_t off, len;
 	} range = {pos, len};
@@ -226,10 +224,10 @@ static int resident(int fd, uint64_t pos, uint64_t len)
 		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
 	} cs;
 	if (syscall(SL_NR_CACHESTAT, fd, &range, &cs, 0) < 0) {
-		unsupported = errno == ENOSYS;
+		p->cachestat_missing = errno == ENOSYS;
 		return 0;
 	}
-	uint64_t pages = (pos + len + page_bytes - 1) / page_bytes - pos / page_bytes;
+	uint64_t pages = (pos + len + p->page_bytes - 1) / p->page_bytes - pos / p->page_bytes;
 	return cs.nr_cache >= pages;
 }
 
@@ -241,7 +239,7 @@ static int resident(int fd, uint64_t pos, uint64_t len)
 static int fill_file(struct sl_sendfile *sf, const struct sl_sendfile_part *part, uint64_t want)
 {
 	int64_t at = (int64_t)(part->pos + sf->part_done);
-	if (!resident(part->fd, (uint64_t)at, want)) {
+	if (!resident(sf->pool, part->fd, (uint64_t)at, want)) {
 		struct io_uring_sqe *sqe = next_sqe(sf, OP_FILL);
 		if (sqe != NULL)
 			io_uring_prep_splice(sqe, part->fd, at, sf->pipe_w, -1, (unsigned)want, SPLICE_F_MOVE);

@@ -58,6 +58,8 @@ struct sl_sendfile_pool {
 	uint32_t idle_count;
 	uint32_t answers; /* reserved or in flight */
 	uint32_t held_fds;
+	uint64_t page_bytes;   /* for counting a range's pages */
+	int cachestat_missing; /* the kernel has no cachestat(2) (before 6.5): every file part goes to the ring */
 };
 
 /* One part of an answer: len bytes at mem, or (mem == NULL) len bytes of fd at pos. */
