@@ -475,11 +475,29 @@ def tail(d, png):
     c.bars("CPU stalls during each run (a real-time thread woken late), total", "milliseconds", names,
            [("synclog's run", [r["synclog"]["stall_ms_total"] for r in rs]),
             ("Redis's run", [r["redis"]["late_ms_total"] for r in rs])])
+# ---- zerocopy ----
+
+def zerocopy(d, png):
+    rs = d["rounds"]
+    caches = [("warm", "page cache warm"), ("cold", "page cache dropped")]
+
+    def over(setting, key):
+        return [summary([r[key] for r in rs if r["setting"] == setting and r["cache"] == c]) for c, _ in caches]
+
+    series = lambda key: [("copy path (--fetch-zero-copy off)", over("off", key)),
+                          ("from the segment files (on)", over("on", key))]
+    c = Chart(f"Replay of {gib(d['log_bytes'])} of {d['record_bytes']} B records (synclog-bench replay, 1 MiB per "
+              f"Fetch): fetch answers copied through the broker against sent from the segment files by the kernel, "
+              f"settings alternating per round")
+    c.bars("Broker CPU per GB replayed (every thread, io_uring workers included)", "CPU seconds per GB",
+           [label for _, label in caches], series("broker_cpu_s_per_gb"))
+    c.bars("Replay rate (the client checks every CRC and is often the bound)", "MB/s (10^6 B/s) of segment bytes",
+           [label for _, label in caches], series("mb_per_s"))
     c.draw(png)
 
 
 KINDS = {f.__name__: f for f in (cold_replay, replay_interference, many_groups, offered_load, timeline,
-                                 curve_partitions, curve_connections, curve_groups, curve_logsize, tail)}
+                                 curve_partitions, curve_connections, curve_groups, curve_logsize, tail, zerocopy)}
 
 
 def main():

@@ -39,7 +39,7 @@ int sl_limits_plan_descriptors(struct sl_limits *l, char *warning, size_t warnin
 	}
 	uint64_t nofile = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (uint64_t)rl.rlim_cur;
 	l->nofile = nofile;
-	uint64_t fixed = SL_LIMITS_FDS_RESERVED + SL_LIMITS_METRICS_CONNECTIONS_MAX;
+	uint64_t fixed = SL_LIMITS_FDS_RESERVED + SL_LIMITS_SENDFILE_FDS + SL_LIMITS_METRICS_CONNECTIONS_MAX;
 	if (nofile < fixed + 2 * SL_LIMITS_FILES_FDS_MIN) {
 		snprintf(warning, warning_cap,
 		         "the descriptor limit (%" PRIu64

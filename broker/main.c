@@ -41,7 +41,7 @@ static const char usage[] =
         "                [--principal-inflight-bytes-max N] [--connection-rate-max N]\n"
         "                [--stall-after DURATION] [--health-window N] [--initial-rebalance-delay DURATION]\n"
         "                [--groups-max N] [--memory-max BYTES] [--idle-timeout DURATION]\n"
-        "                [--fetch-readahead-bytes N] [--repair] [--version]\n"
+        "                [--fetch-readahead-bytes N] [--fetch-zero-copy on|off] [--repair] [--version]\n"
         "\n"
         "The synclog broker. Defaults: --data-dir ./data, --listen 127.0.0.1:7070, --metrics 127.0.0.1:7071.\n"
         "HOST is a name, an IPv4 address or an IPv6 address in brackets ([::1]:7070). Port 0 picks a free port;\n"
@@ -68,7 +68,8 @@ static const char usage[] =
         "                           groups_max, memory_max, idle_timeout, auth, super_users, tls_cert,\n"
         "                           tls_key, tls_ca, tls_client_auth, insecure, quota_produce_rate,\n"
         "                           quota_fetch_rate, principal_connections_max, principal_inflight_bytes_max,\n"
-        "                           connection_rate_max, fetch_readahead_bytes; # starts a comment.\n"
+        "                           connection_rate_max, fetch_readahead_bytes, fetch_zero_copy; # starts a\n"
+        "                           comment.\n"
         "                           Flags win over it.\n"
         "  --log-format text|json   the event log on stderr: one line per event (default text)\n"
         "  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -90,6 +91,10 @@ static const char usage[] =
         "  --fetch-readahead-bytes N  a fetch behind the log end has the kernel read N bytes past what it returns\n"
         "                           into the page cache, so a replay from disk does not wait at every fetch\n"
         "                           (default 4194304; 0 turns it off; at most 67108864)\n"
+        "  --fetch-zero-copy on|off on (default): fetch answers to plaintext connections go from the segment\n"
+        "                           files to the socket by the kernel (io_uring splice), never copied through\n"
+        "                           the broker's memory; TLS connections and the Kafka listener always copy.\n"
+        "                           off: every fetch answer is read into memory and written\n"
         "  --auth scram|none        scram: every connection authenticates with SCRAM-SHA-256 (users in\n"
         "                           DIR/security/users, `synclog user add`) and every request needs an ACL\n"
         "                           (`synclog acl add`); default none: anyone who connects may do anything\n"
@@ -202,7 +207,7 @@ struct settings {
 	const char *data_dir, *listen, *kafka_listen, *metrics, *segment_bytes, *segment_ms, *index_interval,
 	        *frame_max, *conn_max;
 	const char *log_format, *log_level, *retention_check, *backfill_rate, *memory_max, *idle_timeout;
-	const char *readahead;
+	const char *readahead, *zero_copy;
 	const char *auth, *super_users, *tls_cert, *tls_key, *tls_ca, *tls_client_auth, *insecure;
 	const char *quota_produce, *quota_fetch, *principal_conn_max, *principal_inflight, *conn_rate;
 	const char *cleaner_rate, *cleaner_ratio, *cleaner_map, *cleaner_check; /* the cleaner (compaction.h) */
@@ -429,6 +434,14 @@ static int settings_apply(struct sl_server_config *cfg, struct log_settings *log
 			return bad_usage("invalid --fetch-readahead-bytes '%s': 0 to 67108864", s->readahead);
 		cfg->fetch_readahead_bytes = (uint32_t)v;
 	}
+	if (s->zero_copy) {
+		if (strcmp(s->zero_copy, "on") == 0)
+			cfg->fetch_zero_copy = 1;
+		else if (strcmp(s->zero_copy, "off") == 0)
+			cfg->fetch_zero_copy = 0;
+		else
+			return bad_usage("invalid --fetch-zero-copy '%s': on or off", s->zero_copy);
+	}
 	if (s->backfill_rate) {
 		/* A billion records a second is far beyond one broker: a larger number is a typo. */
 		if (parse_u64(s->backfill_rate, 0, 1000000000, &v) < 0)
@@ -536,6 +549,7 @@ static int load_config(const char *path, struct settings *s, json_t **keep)
 	        {"connections_max", offsetof(struct settings, conn_max), 1},
 	        {"retention_check_ms", offsetof(struct settings, retention_check), 1},
 	        {"fetch_readahead_bytes", offsetof(struct settings, readahead), 1},
+	        {"fetch_zero_copy", offsetof(struct settings, zero_copy), 0},
 	        {"auth", offsetof(struct settings, auth), 0},
 	        {"super_users", offsetof(struct settings, super_users), 0},
 	        {"tls_cert", offsetof(struct settings, tls_cert), 0},
@@ -789,6 +803,7 @@ static void config_log(const struct sl_server_config *cfg, const char *config_pa
 	sl_slog_uint(e, "connections_max", cfg->connections_max);
 	sl_slog_uint(e, "retention_check_ms", cfg->retention_check_ms);
 	sl_slog_uint(e, "fetch_readahead_bytes", cfg->fetch_readahead_bytes);
+	sl_slog_str(e, "fetch_zero_copy", cfg->fetch_zero_copy ? "on" : "off");
 	static const char *const client_auth[] = {"none", "optional", "required"};
 	const struct sl_security_config *sc = &cfg->security;
 	sl_slog_str(e, "auth", sc->auth_scram ? "scram" : "none");
@@ -918,6 +933,8 @@ int main(int argc, char **argv)
 			slot = &flags.retention_check;
 		} else if (strcmp(a, "--fetch-readahead-bytes") == 0) {
 			slot = &flags.readahead;
+		} else if (strcmp(a, "--fetch-zero-copy") == 0) {
+			slot = &flags.zero_copy;
 		} else if (strcmp(a, "--cleaner-bytes-per-s") == 0) {
 			slot = &flags.cleaner_rate;
 		} else if (strcmp(a, "--min-cleanable-ratio") == 0) {

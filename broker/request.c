@@ -1,5 +1,6 @@
 /* The request API shared by the front ends and the handlers; see request.h for the lifecycle it keeps. */
 #include <errno.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,10 @@ static void req_free(struct sl_req *req)
 	if (req->free_body)
 		req->free_body(req);
 	free(req->body_mem);
+	for (uint32_t i = 0; i < req->file_count; i++)
+		if (req->files[i].fd >= 0)
+			close(req->files[i].fd);
+	free(req->files);
 	if (req->msg && !req->msg_borrowed)
 		synclog__request__free_unpacked(req->msg, NULL);
 	while (req->chunks) {

@@ -44,6 +44,20 @@ struct sl_req_frontend {
 	 * the front end counts them with the connection's bytes in flight and the broker's memory budget
 	 * (broker/limits.h) until finish. NULL: not counted. */
 	void (*hold)(struct sl_req *req, uint64_t bytes);
+	/* May this request's answer carry file_count stored spans by reference (req->files, struct sl_req_file)
+	 * rather than as bytes in memory? 0: yes, and the front end has set aside what sending them needs (it gives
+	 * that back in send or finish); negative errno: no, the handler reads the bytes as usual. NULL: never. */
+	int (*files_reserve)(struct sl_req *req, uint32_t file_count);
+};
+
+/* A stored span an answer carries by reference: the handler sets a bytes field's data to the address of this
+ * entry (a marker, never read as bytes) and its len to len; the front end that reserved it sends len bytes from
+ * fd at pos in that place. fd is the request's own descriptor of the file (a dup: the file's bytes stay readable
+ * if retention or the cleaner deletes it meanwhile); whoever holds it last closes it (-1: nothing to close). */
+struct sl_req_file {
+	int fd;
+	uint64_t pos;
+	uint64_t len;
 };
 
 /* Producer ids one connection may bring into the partitions' producer tables: ids it was first to use on a
@@ -99,6 +113,8 @@ struct sl_req {
 	struct sl_fetch_wait *waits;
 	struct sl_fetch_read *fetch_reads; /* one per asked partition (handlers/fetch.c) */
 	size_t fetch_reads_pending;
+	struct sl_req_file *files; /* spans the answer carries by reference (files_reserve); closed at free */
+	uint32_t file_count;
 	struct uv_timer_s *wait_timer; /* a parked fetch or a held produce: allocated while parked; freed in its
 	                                * close callback */
 	uint64_t fetch_ready_bytes;    /* parked: bytes a fill would return now, as the waits counted them */

@@ -54,6 +54,7 @@ void sl_server_config_default(struct sl_server_config *cfg)
 	/* Retention, roll by age and producer-state snapshots: every 30 s. */
 	cfg->retention_check_ms = 30 * 1000;
 	cfg->fetch_readahead_bytes = SL_FETCH_READAHEAD_BYTES_DEFAULT;
+	cfg->fetch_zero_copy = 1;
 	sl_compaction_config_default(&cfg->compaction);
 	sl_log_config_default(&cfg->log);
 	sl_security_config_default(&cfg->security);

@@ -35,6 +35,13 @@ struct sl_server_stats {
 	uint64_t produce_errors;
 	uint64_t fetch_requests;
 	uint64_t fetch_bytes;
+	/* Fetch answers sent from segment files to the socket without a copy (broker/net/sendfile.h): sent whole,
+	 * their bytes, and those cut by an error or a closed connection. */
+	uint64_t fetch_sendfile_answers;
+	uint64_t fetch_sendfile_bytes;
+	uint64_t fetch_sendfile_failed;
+	uint64_t
+	        fetch_sendfile_disk_splices; /* file -> pipe moves of pages not in memory, done on io_uring's workers */
 	/* From the decoding of a request to its answer being handed to the front end, per kind (the body case;
 	 * 0: undecodable). */
 	struct sl_histogram request_latency[SL_REQUEST_KINDS];

@@ -14,6 +14,12 @@
  *             (files.h). Reads are submitted early when the file cache is near its budget, so a fetch of
  *             thousands of partitions never needs more descriptors than the budget. The answer's bytes are held
  *             with the connection's (request.h, sl_req_hold) from then until it is sent.
+ *      or, by reference: when the front end can send stored bytes from their files itself (request.h,
+ *             files_reserve: a plaintext native connection), nothing is read: each span's file is held by a
+ *             descriptor of the request's own and the answer goes out at once, its records marking the spans;
+ *             broker/net/sendfile.h moves the bytes from the page cache to the socket in the kernel. Answers to
+ *             TLS connections and the Kafka listener, and spans of compacted segments, are read as above
+ *             (fetch_by_reference says why).
  *
  * Long polls, bounded and linear:
  *   1. A request lists each partition at most once and at most SL_REQUEST_ENTRIES_MAX of them (duplicates are
@@ -95,6 +101,7 @@ struct sl_fetch_read {
 	struct sl_log_span span;
 	int behind; /* the span stops short of the log end: read ahead past it */
 	int pinned; /* span pinned from just before its read is prepared until it is submitted */
+	int by_ref; /* result->records marks req->files[]: the front end sends the span from the file */
 	uint8_t *buf;
 };
 
@@ -115,7 +122,8 @@ static void fetch_free_body(struct sl_req *req)
 	for (size_t i = 0; req->fetch_reads && i < req->fetch.n_results; i++)
 		read_unpin(&req->fetch_reads[i]);
 	for (size_t i = 0; req->fetch_results && i < req->fetch.n_results; i++)
-		free(req->fetch_results[i].records.data);
+		if (req->fetch_reads == NULL || !req->fetch_reads[i].by_ref)
+			free(req->fetch_results[i].records.data);
 	free(req->fetch_results);
 	free(req->fetch_result_ptrs);
 	free(req->waits);
@@ -165,6 +173,7 @@ static uint64_t fetch_plan(struct sl_req *req)
 		read_unpin(rd);
 		rd->span.len = 0;
 		rd->behind = 0;
+		rd->by_ref = 0;
 		r->partition = fp->partition;
 		r->log_start_offset = -1;
 		r->next_offset = -1;
@@ -233,6 +242,13 @@ static void fetch_respond(struct sl_req *req)
 	struct sl_topic *topic = sl_topics_find(&req->srv->topics, fr->topic ? fr->topic : "");
 	for (size_t i = 0; topic != NULL && req->fetch_results != NULL && i < req->fetch.n_results; i++) {
 		const Synclog__FetchPartitionResult *r = &req->fetch_results[i];
+		const struct sl_fetch_read *rd = &req->fetch_reads[i];
+		if (rd->by_ref) {
+			/* Never read: a span of an uncompacted segment holds one record per offset. */
+			topic->counters.fetch_records += (uint64_t)(rd->span.next_offset - rd->span.first_offset);
+			topic->counters.fetch_bytes += r->records.len;
+			continue;
+		}
 		const uint8_t *p = r->records.data;
 		size_t len = r->records.len, at = 0;
 		struct sl_batch_header h;
@@ -265,6 +281,74 @@ static void fetch_read_done_cb(struct sl_io *io, int res)
 		fetch_respond(req);
 }
 
+static void readahead_after(struct sl_server *srv, const struct sl_fetch_read *rd, int fd)
+{
+	if (!rd->behind || srv->cfg.fetch_readahead_bytes == 0)
+		return;
+	struct io_uring_sqe *sqe = sl_ring_get_sqe(&srv->ring, &readahead_io);
+	io_uring_prep_fadvise(sqe, fd, rd->span.pos + rd->span.len, srv->cfg.fetch_readahead_bytes,
+	                      POSIX_FADV_WILLNEED);
+}
+
+/* Step 2 without a read, when the front end can send stored bytes from their file to the client itself (a
+ * plaintext native connection, handlers of request.h: files_reserve): each span's file is held by a descriptor of
+ * the request's own (so retention or the cleaner deleting the segment meanwhile changes nothing of what is sent)
+ * and its result's records mark it; nothing is read or held in memory. Not taken, and the spans are read as
+ * usual, when the front end declines (TLS, the Kafka listener, its descriptors for this are in use, or the option
+ * is off) or a span comes from a compacted segment, whose records the counters could not count without reading
+ * the batch headers. Returns 1 when the request was answered this way. */
+static int fetch_by_reference(struct sl_req *req)
+{
+	struct sl_server *srv = req->srv;
+	size_t n = req->msg->fetch->n_partitions;
+	uint32_t count = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct sl_fetch_read *rd = &req->fetch_reads[i];
+		if (rd->span.len > 0 && rd->span.compacted)
+			return 0;
+		count += rd->span.len > 0;
+	}
+	if (count == 0 || req->fe->files_reserve == NULL || req->fe->files_reserve(req, count) < 0)
+		return 0;
+	req->files = calloc(count, sizeof(*req->files));
+	if (req->files == NULL)
+		return 0; /* the front end gives the reservation back when it sees no files */
+	int readahead = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		if (rd->span.len == 0)
+			continue;
+		int fd = sl_log_span_pin(rd->log, &rd->span);
+		if (fd == 0) {
+			fd = fcntl(rd->span.fd, F_DUPFD_CLOEXEC, 0);
+			if (fd < 0)
+				fd = -errno;
+			sl_log_span_unpin(rd->log, &rd->span);
+		}
+		if (fd < 0) {
+			rd->result->error = sl_errno_to_code(fd);
+			continue;
+		}
+		struct sl_req_file *f = &req->files[req->file_count++];
+		f->fd = fd;
+		f->pos = rd->span.pos;
+		f->len = rd->span.len;
+		rd->by_ref = 1;
+		rd->result->records.data = (uint8_t *)f;
+		rd->result->records.len = rd->span.len;
+		srv->stats.fetch_bytes += rd->span.len;
+		readahead_after(srv, rd, fd);
+		readahead |= rd->behind;
+	}
+	if (readahead) {
+		int rc = sl_ring_submit(&srv->ring);
+		if (rc < 0)
+			sl_slog_msg(SL_SLOG_ERROR, "io_uring_submit_failed", "fetch read-ahead: %s", strerror(-rc));
+	}
+	fetch_respond(req);
+	return 1;
+}
+
 /* Room for one more pinned file (a partition's folder and active segment at most) in the file cache. */
 #define READ_PIN_FDS 4
 
@@ -281,6 +365,8 @@ static void fetch_read_and_respond(struct sl_req *req)
 		fetch_respond(req);
 		return;
 	}
+	if (fetch_by_reference(req))
+		return;
 	/* The buffers are the answer: counted with the connection's bytes in flight from now on. */
 	sl_req_hold(req, bytes);
 	/* One count held while the reads are prepared: a completion reaped meanwhile (sl_ring_get_sqe reaps when
@@ -313,11 +399,7 @@ static void fetch_read_and_respond(struct sl_req *req)
 		io_uring_prep_read(sqe, rd->span.fd, rd->buf, (unsigned)rd->span.len, rd->span.pos);
 		req->pending++;
 		req->fetch_reads_pending++;
-		if (rd->behind && srv->cfg.fetch_readahead_bytes > 0) {
-			sqe = sl_ring_get_sqe(&srv->ring, &readahead_io);
-			io_uring_prep_fadvise(sqe, rd->span.fd, rd->span.pos + rd->span.len,
-			                      srv->cfg.fetch_readahead_bytes, POSIX_FADV_WILLNEED);
-		}
+		readahead_after(srv, rd, rd->span.fd);
 	}
 	/* Now, not at the end of the loop pass: the kernel takes its reference on each segment file at submission,
 	 * and then the file cache may close our descriptors. */

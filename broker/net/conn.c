@@ -16,7 +16,12 @@
  * plaintext path reads into, so framing, large frames, the budget and backpressure work the same way; a client
  * certificate's CN becomes the connection's principal. The security checks at accept (connection rate per address)
  * and after each answer (a quota's throttle time holds the answers back and mutes the socket) are
- * broker/security.h's rules. */
+ * broker/security.h's rules.
+ *
+ * A fetch answer to a plaintext connection may carry its records by reference (request.h, files_reserve): its
+ * memory parts are serialized here and the stored bytes go from the segment files to the socket through a pipe,
+ * by the kernel (broker/net/sendfile.h). Such an answer starts only once the writes before it are done, and the
+ * answers after it wait in the delayed list until it is sent, so the frames of a connection stay in order. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -30,6 +35,7 @@
 #include "broker/dispatch.h"
 #include "broker/frame_pool.h"
 #include "broker/net/net.h"
+#include "broker/net/sendfile.h"
 #include "broker/tls.h"
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
@@ -81,8 +87,12 @@ struct sl_conn {
 	struct sl_tls_conn *tls;    /* NULL: plaintext */
 	int tls_checked;            /* the handshake's client certificate was looked at */
 	uv_timer_t *throttle_timer; /* a quota holds the answers back (security.h rule 4); freed in its close cb */
-	/* Answers held back while the quota's throttle time runs, in order (each holds a reference and its charge). */
+	/* Answers held back while the quota's throttle time runs, or behind an answer sent from files (or one sent
+	 * from files behind writes), in order (each holds a reference and its charge). */
 	struct write_ctx *delayed_head, *delayed_tail;
+	uint32_t writes_pending;         /* uv_writes not yet called back */
+	struct write_ctx *files_sending; /* the answer being sent from files (sendfile.h), at most one at a time */
+	uint32_t files_answers;          /* answers reserved to go from files, sending or queued */
 };
 
 struct sl_net {
@@ -90,7 +100,12 @@ struct sl_net {
 	uv_timer_t sweep;
 	struct sl_conn *conns, *conns_tail;
 	struct sl_frame_pool frame_pool;
+	struct sl_sendfile_pool sendfile_pool;
 };
+
+/* Answers from files one connection may have reserved, sending or queued: one on its way and one ready behind it
+ * keep a replaying consumer's socket busy; more would take pipes other consumers could use. */
+#define CONN_FILES_ANSWERS_MAX 2
 
 /* A request of this front end: the handlers' part first, then the frame it keeps (large frames). */
 struct native_req {
@@ -98,6 +113,8 @@ struct native_req {
 	uint8_t *frame_mem;
 	size_t frame_bytes;
 	struct sl_principal *charged; /* whose bytes in flight these are (security.h rule 5) */
+	int files_reserved;           /* files_reserve said yes and no answer took the reservation yet */
+	uint32_t files_reserved_count;
 };
 
 /* ---- connections ---- */
@@ -170,6 +187,7 @@ static void conn_free_cb(uv_handle_t *h)
 }
 
 static void delayed_drop(struct sl_conn *c);
+static void files_abort(struct sl_conn *c);
 
 static void throttle_timer_free_cb(uv_handle_t *h)
 {
@@ -195,6 +213,7 @@ static void conn_close(struct sl_conn *c)
 	sl_req_cancel_all(&c->session, 1);
 	sl_security_session_end(srv, &c->session);
 	delayed_drop(c);
+	files_abort(c);
 	if (c->throttle_timer != NULL)
 		uv_close((uv_handle_t *)c->throttle_timer, throttle_timer_free_cb);
 	uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
@@ -591,6 +610,14 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- requests: this front end's side of request.h ---- */
 
+/* A reservation of answers from files (native_files_reserve) that no answer took, or whose answer is dropped. */
+static void files_unreserve(struct sl_conn *c, uint32_t file_count)
+{
+	sl_sendfile_unreserve(&c->srv->net->sendfile_pool, file_count);
+	SL_ASSERT(c->files_answers > 0);
+	c->files_answers--;
+}
+
 static void native_finish(struct sl_req *req)
 {
 	struct native_req *nr = (struct native_req *)req;
@@ -601,6 +628,8 @@ static void native_finish(struct sl_req *req)
 	c->requests--;
 	conn_uncharge(c, nr->frame_bytes + req->held_bytes);
 	sl_security_inflight_release(c->srv, nr->charged, nr->frame_bytes);
+	if (nr->files_reserved)
+		files_unreserve(c, nr->files_reserved_count);
 	free(nr);
 	if (c->closing == 2)
 		conn_free_if_done(c);
@@ -615,16 +644,25 @@ struct write_ctx {
 	const uint8_t *base;    /* what is written: bytes below, or owned */
 	size_t len;             /* charged to the connection until written */
 	uint8_t *owned;         /* TLS: the ciphertext, from the engine; NULL: bytes below */
+	/* An answer sent from files (sendfile.h): its parts, the memory ones in bytes below; NULL: a plain write. */
+	struct sl_sendfile *sf;
+	uint32_t files; /* its reservation: the files it holds */
 	uint8_t bytes[];
 };
 
-static void write_done_cb(uv_write_t *w, int status)
+static void write_free(struct write_ctx *wc)
 {
-	struct write_ctx *wc = (struct write_ctx *)w;
+	free(wc->owned);
+	free(wc->sf);
+	free(wc);
+}
+
+/* A write or an answer from files is over (status < 0: failed, the stream is cut). */
+static void write_finished(struct write_ctx *wc, int status)
+{
 	struct sl_conn *c = wc->conn;
 	conn_uncharge(c, wc->len);
-	free(wc->owned);
-	free(wc);
+	write_free(wc);
 	if (status < 0 || c->session.close_after_write)
 		conn_close(c);
 	/* The write held a reference so the connection outlives it. */
@@ -632,9 +670,18 @@ static void write_done_cb(uv_write_t *w, int status)
 	c->refs--;
 	if (!c->closing) {
 		conn_touch(c);
+		delayed_flush(c);       /* an answer from files waits for the writes before it, and the rest for it */
 		conn_update_reading(c); /* its answer is out: it may read again */
 	}
 	conn_free_if_done(c);
+}
+
+static void write_done_cb(uv_write_t *w, int status)
+{
+	struct write_ctx *wc = (struct write_ctx *)w;
+	SL_ASSERT(wc->conn->writes_pending > 0);
+	wc->conn->writes_pending--;
+	write_finished(wc, status);
 }
 
 static void write_now(struct sl_conn *c, struct write_ctx *wc)
@@ -643,10 +690,85 @@ static void write_now(struct sl_conn *c, struct write_ctx *wc)
 	if (uv_write(&wc->w, (uv_stream_t *)&c->tcp, &b, 1, write_done_cb) != 0) {
 		c->refs--;
 		conn_uncharge(c, wc->len);
-		free(wc->owned);
-		free(wc);
+		write_free(wc);
+		conn_close(c);
+		return;
+	}
+	c->writes_pending++;
+}
+
+static void files_done_cb(struct sl_sendfile *sf, int status)
+{
+	struct write_ctx *wc = sf->data;
+	struct sl_conn *c = wc->conn;
+	struct sl_server_stats *st = &c->srv->stats;
+	SL_ASSERT(c->files_sending == wc && c->files_answers > 0);
+	c->files_sending = NULL;
+	c->files_answers--;
+	st->fetch_sendfile_disk_splices += sf->ring_fills;
+	if (status == 0) {
+		st->fetch_sendfile_answers++;
+		for (uint32_t i = 0; i < sf->part_count; i++)
+			st->fetch_sendfile_bytes += sf->parts[i].len;
+	} else {
+		st->fetch_sendfile_failed++;
+		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
+		int gone = status == -EPIPE || status == -ECONNRESET;
+		if (!c->closing)
+			sl_slog_msg(gone ? SL_SLOG_DEBUG : SL_SLOG_WARN, "fetch_sendfile_failed",
+			            "%s: sending a fetch answer from the segment files failed (%s): closing connection",
+			            c->session.peer, strerror(-status));
+	}
+	write_finished(wc, status);
+}
+
+static void files_drop(struct sl_conn *c, struct write_ctx *wc);
+
+/* Its turn has come (no write before it in flight): hand the answer to the ring. Nothing was sent when the start
+ * fails, but the answer's bytes are not in memory to send otherwise: the connection closes and the client asks
+ * again. */
+static void files_start(struct sl_conn *c, struct write_ctx *wc)
+{
+	uv_os_fd_t fd = -1;
+	int rc = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? 0 : -EBADF;
+	if (rc == 0) {
+		c->files_sending = wc;
+		rc = sl_sendfile_start(wc->sf, &c->srv->net->sendfile_pool, &c->srv->ring, fd, wc->files,
+		                       files_done_cb);
+		if (rc < 0) {
+			/* The start closed the files and gave the reservation back. */
+			c->files_sending = NULL;
+			SL_ASSERT(c->files_answers > 0);
+			c->files_answers--;
+		}
+	} else {
+		files_drop(c, wc);
+	}
+	if (rc < 0) {
+		c->srv->stats.fetch_sendfile_failed++;
+		sl_slog_msg(SL_SLOG_ERROR, "fetch_sendfile_failed", "%s: cannot send a fetch answer from files: %s",
+		            c->session.peer, strerror(-rc));
+		c->refs--;
+		conn_uncharge(c, wc->len);
+		write_free(wc);
 		conn_close(c);
 	}
+}
+
+/* The connection closes: the answer on its way stops (files_done_cb still runs). */
+static void files_abort(struct sl_conn *c)
+{
+	if (c->files_sending != NULL)
+		sl_sendfile_abort(c->files_sending->sf);
+}
+
+/* An answer from files that never started: its files and its reservation go back. */
+static void files_drop(struct sl_conn *c, struct write_ctx *wc)
+{
+	for (uint32_t i = 0; i < wc->sf->part_count; i++)
+		if (wc->sf->parts[i].mem == NULL)
+			close(wc->sf->parts[i].fd);
+	files_unreserve(c, wc->files);
 }
 
 /* Write len bytes at base (inside wc), charged to the connection until written, or, while a quota's throttle time
@@ -660,7 +782,8 @@ static void conn_write(struct sl_conn *c, struct write_ctx *wc, const uint8_t *b
 	wc->next = NULL;
 	c->refs++;
 	conn_charge(c, len);
-	if (c->delayed_head != NULL || (!c->srv->shutting_down && conn_throttled(c))) {
+	if (c->delayed_head != NULL || c->files_sending != NULL || (wc->sf != NULL && c->writes_pending > 0) ||
+	    (!c->srv->shutting_down && conn_throttled(c))) {
 		if (c->delayed_tail)
 			c->delayed_tail->next = wc;
 		else
@@ -668,7 +791,10 @@ static void conn_write(struct sl_conn *c, struct write_ctx *wc, const uint8_t *b
 		c->delayed_tail = wc;
 		return;
 	}
-	write_now(c, wc);
+	if (wc->sf != NULL)
+		files_start(c, wc);
+	else
+		write_now(c, wc);
 }
 
 /* The throttle time is over (or the broker is stopping): send what was held, in order. */
@@ -676,12 +802,17 @@ static void delayed_flush(struct sl_conn *c)
 {
 	if (c->delayed_head == NULL || c->closing || (!c->srv->shutting_down && conn_throttled(c)))
 		return;
-	while (c->delayed_head != NULL && !c->closing) {
+	while (c->delayed_head != NULL && !c->closing && c->files_sending == NULL) {
 		struct write_ctx *wc = c->delayed_head;
+		if (wc->sf != NULL && c->writes_pending > 0)
+			break; /* the writes before it go out first */
 		c->delayed_head = wc->next;
 		if (c->delayed_head == NULL)
 			c->delayed_tail = NULL;
-		write_now(c, wc);
+		if (wc->sf != NULL)
+			files_start(c, wc);
+		else
+			write_now(c, wc);
 	}
 }
 
@@ -694,8 +825,9 @@ static void delayed_drop(struct sl_conn *c)
 		SL_ASSERT(c->refs > 0);
 		c->refs--;
 		conn_uncharge(c, wc->len);
-		free(wc->owned);
-		free(wc);
+		if (wc->sf != NULL)
+			files_drop(c, wc);
+		write_free(wc);
 	}
 	c->delayed_tail = NULL;
 }
@@ -713,6 +845,7 @@ static void conn_tls_flush(struct sl_conn *c)
 		return;
 	}
 	wc->owned = p;
+	wc->sf = NULL;
 	conn_write(c, wc, p, len);
 }
 
@@ -792,12 +925,121 @@ static void native_send_tls(struct sl_conn *c, struct sl_req *req, size_t len)
 		conn_tls_flush(c);
 }
 
+/* An answer carrying stored spans by reference (request.h, sl_req_file) is serialized into its memory parts, cut
+ * where each span's bytes go: protobuf-c hands a bytes field's data to append as it lies, so a span shows up as
+ * its marker (the address of its sl_req_file) with its length, and becomes a file part. */
+struct files_packer {
+	ProtobufCBuffer base;
+	struct sl_req *req;
+	struct sl_sendfile *sf;
+	uint32_t parts_max;
+	uint32_t files_seen;
+	uint8_t *mem;
+	size_t mem_len, mem_cap;
+};
+
+static void files_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct files_packer *pk = (struct files_packer *)buffer;
+	struct sl_req *req = pk->req;
+	struct sl_sendfile *sf = pk->sf;
+	uintptr_t at = (uintptr_t)data - (uintptr_t)req->files;
+	size_t k = at / sizeof(*req->files);
+	if (req->file_count > 0 && at % sizeof(*req->files) == 0 && k < req->file_count && req->files[k].len == len) {
+		struct sl_req_file *mine = &req->files[k];
+		SL_ASSERT(sf->part_count < pk->parts_max && mine->fd >= 0);
+		sf->parts[sf->part_count++] = (struct sl_sendfile_part){NULL, mine->fd, mine->pos, mine->len};
+		mine->fd = -1; /* the answer's to close now */
+		pk->files_seen++;
+		return;
+	}
+	if (len == 0)
+		return;
+	SL_ASSERT(pk->mem_len + len <= pk->mem_cap);
+	memcpy(pk->mem + pk->mem_len, data, len);
+	struct sl_sendfile_part *last = sf->part_count > 0 ? &sf->parts[sf->part_count - 1] : NULL;
+	if (last != NULL && last->mem != NULL && last->mem + last->len == pk->mem + pk->mem_len) {
+		last->len += len;
+	} else {
+		SL_ASSERT(sf->part_count < pk->parts_max);
+		sf->parts[sf->part_count++] = (struct sl_sendfile_part){pk->mem + pk->mem_len, -1, 0, len};
+	}
+	pk->mem_len += len;
+}
+
+/* The answer of req, whose spans go from their files: only its memory parts are written here; they are charged to
+ * the connection like any answer, the spans' bytes never are in memory. Returns 0, or -ENOMEM with nothing taken
+ * from req (the caller closes the connection). */
+static int native_send_files(struct sl_conn *c, struct native_req *nr, size_t len)
+{
+	struct sl_req *req = &nr->req;
+	uint64_t file_bytes = 0;
+	for (uint32_t i = 0; i < req->file_count; i++)
+		file_bytes += req->files[i].len;
+	SL_ASSERT(file_bytes <= len);
+	size_t mem_cap = SL_FRAME_HEADER_BYTES + len - (size_t)file_bytes;
+	uint32_t parts_max = 2 * req->file_count + 1; /* memory, then each span followed by memory */
+	struct write_ctx *wc = malloc(sizeof(*wc) + mem_cap);
+	struct sl_sendfile *sf = calloc(1, sizeof(*sf) + parts_max * sizeof(struct sl_sendfile_part));
+	if (wc == NULL || sf == NULL) {
+		free(wc);
+		free(sf);
+		return -ENOMEM;
+	}
+	sf->parts = (struct sl_sendfile_part *)(sf + 1);
+	sf->data = wc;
+	struct files_packer pk = {.base.append = files_packer_append,
+	                          .req = req,
+	                          .sf = sf,
+	                          .parts_max = parts_max,
+	                          .mem = wc->bytes,
+	                          .mem_cap = mem_cap};
+	uint8_t header[SL_FRAME_HEADER_BYTES];
+	sl_frame_put_length(header, (uint32_t)len);
+	files_packer_append(&pk.base, sizeof(header), header);
+	size_t packed = synclog__response__pack_to_buffer(&req->resp, &pk.base);
+	SL_ASSERT(packed == len && pk.files_seen == req->file_count && pk.mem_len == mem_cap);
+	wc->owned = NULL;
+	wc->sf = sf;
+	wc->files = nr->files_reserved_count;
+	nr->files_reserved = 0; /* the answer's now, given back when it is sent or dropped */
+	conn_write(c, wc, wc->bytes, pk.mem_len);
+	return 0;
+}
+
+/* request.h: may a fetch answer go from its files? Only on a plaintext connection with --fetch-zero-copy on: TLS
+ * encrypts the bytes in user space, so TLS connections (and the Kafka listener, which re-frames the records)
+ * take the copy path, as does any answer past the pool's pipes and descriptors (sendfile.h invariant 3) or past
+ * CONN_FILES_ANSWERS_MAX of its connection. */
+static int native_files_reserve(struct sl_req *req, uint32_t file_count)
+{
+	struct native_req *nr = (struct native_req *)req;
+	struct sl_conn *c = req->fe_data;
+	if (!c->srv->cfg.fetch_zero_copy || c->tls != NULL || c->closing || nr->files_reserved)
+		return -EOPNOTSUPP;
+	if (c->files_answers >= CONN_FILES_ANSWERS_MAX)
+		return -EAGAIN;
+	int rc = sl_sendfile_reserve(&c->srv->net->sendfile_pool, file_count);
+	if (rc < 0)
+		return rc;
+	c->files_answers++;
+	nr->files_reserved = 1;
+	nr->files_reserved_count = file_count;
+	return 0;
+}
+
 static void native_send(struct sl_req *req)
 {
 	struct sl_conn *c = req->fe_data;
+	struct native_req *nr = (struct native_req *)req;
 	if (c->closing)
 		return; /* the client is gone: the answer is dropped */
 	size_t len = synclog__response__get_packed_size(&req->resp);
+	if (nr->files_reserved && req->file_count > 0) {
+		if (native_send_files(c, nr, len) < 0)
+			conn_close(c);
+		return;
+	}
 	if (c->tls != NULL) {
 		native_send_tls(c, req, len);
 		return;
@@ -810,6 +1052,7 @@ static void native_send(struct sl_req *req)
 	sl_frame_put_length(wc->bytes, (uint32_t)len);
 	synclog__response__pack(&req->resp, wc->bytes + SL_FRAME_HEADER_BYTES);
 	wc->owned = NULL;
+	wc->sf = NULL;
 	conn_write(c, wc, wc->bytes, SL_FRAME_HEADER_BYTES + len);
 }
 
@@ -823,6 +1066,7 @@ static const struct sl_req_frontend native_frontend = {
         .send = native_send,
         .finish = native_finish,
         .hold = native_hold,
+        .files_reserve = native_files_reserve,
 };
 
 static struct sl_req *req_new(struct sl_conn *c, uint32_t frame_bytes)
@@ -930,6 +1174,7 @@ int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap
 	if (net == NULL)
 		return -ENOMEM;
 	srv->net = net;
+	sl_sendfile_pool_init(&net->sendfile_pool);
 	uv_tcp_init(&srv->loop, &net->listener);
 	net->listener.data = srv;
 	uv_timer_init(&srv->loop, &net->sweep);
@@ -1002,6 +1247,7 @@ void sl_net_free(struct sl_server *srv)
 	if (srv->net == NULL)
 		return;
 	sl_frame_pool_free(&srv->net->frame_pool);
+	sl_sendfile_pool_free(&srv->net->sendfile_pool);
 	free(srv->net);
 	srv->net = NULL;
 }

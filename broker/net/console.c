@@ -155,7 +155,7 @@ static void call_finish(struct sl_req *req)
 	call_done(j);
 }
 
-static const struct sl_req_frontend console_frontend = {"console", call_send, call_finish, NULL};
+static const struct sl_req_frontend console_frontend = {"console", call_send, call_finish, NULL, NULL};
 
 /* A call of the current step; its body is filled by the caller, then call_dispatch. */
 static struct call *call_new(struct job *j, int body_case)

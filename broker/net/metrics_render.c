@@ -812,6 +812,19 @@ struct sl_metrics_snapshot *sl_metrics_render(struct sl_server *srv, struct sl_t
 	sample_u64(o, "synclog_bad_frames_total", "counter", "Frames that could not be decoded.", s->bad_frames);
 	sample_u64(o, "synclog_produce_errors_total", "counter", "Produce batches refused or failed.",
 	           s->produce_errors);
+	sample_u64(o, "synclog_fetch_sendfile_answers_total", "counter",
+	           "Fetch answers sent from segment files to the socket by the kernel, without a copy.",
+	           s->fetch_sendfile_answers);
+	sample_u64(o, "synclog_fetch_sendfile_bytes_total", "counter",
+	           "Bytes of fetch answers sent from segment files to the socket by the kernel.",
+	           s->fetch_sendfile_bytes);
+	sample_u64(o, "synclog_fetch_sendfile_failed_total", "counter",
+	           "Fetch answers sent from segment files that an error or a closed connection cut.",
+	           s->fetch_sendfile_failed);
+	sample_u64(o, "synclog_fetch_sendfile_disk_splices_total", "counter",
+	           "Moves of fetch answer bytes from segment files whose pages were not in memory, done by io_uring's "
+	           "workers off the loop.",
+	           s->fetch_sendfile_disk_splices);
 	render_limits(srv, o);
 	render_security(srv, o);
 	render_requests(srv, o);

@@ -1169,6 +1169,7 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	span->len = limit - c.pos;
 	span->first_offset = c.h.base_offset;
 	span->next_offset = last.offset;
+	span->compacted = seg->compacted;
 	return 0;
 }
 

@@ -139,6 +139,7 @@ struct sl_log_span {
 	uint64_t len;
 	int64_t first_offset;   /* base offset of the first batch in the span */
 	int64_t next_offset;    /* one past the last record of the span */
+	int compacted;          /* from a segment the cleaner wrote: its batches may hold fewer records than offsets */
 	struct sl_segment *seg; /* private: what a pin holds open */
 };
 
