@@ -237,7 +237,8 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 	size_t need = strlen(ft->topic) + 6 + (size_t)ft->partition_count * FETCH_PARTITION_HEAD_BYTES;
 	for (size_t j = 0; fr != NULL && j < fr->n_results; j++)
 		need += fr->results[j]->records.len;
-	(void)sl_kwrite_reserve(w, need); /* on failure w->err is set, and the response is refused whole */
+	/* On failure w->err is set: req_write closes the connection, as for any response it cannot encode. */
+	(void)sl_kwrite_reserve(w, need);
 	sl_kwrite_str(w, ft->topic);
 	sl_kwrite_i32(w, (int32_t)ft->partition_count);
 	size_t k = 0;
