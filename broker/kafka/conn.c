@@ -809,7 +809,9 @@ static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int 
 	kr->arena.bytes_max = ARENA_BYTES_MAX(len);
 	/* The Hello of the native protocol has no Kafka twin: a Kafka connection is ready from its first byte. */
 	kr->session.hello_done = 1;
-	snprintf(kr->session.peer, sizeof(kr->session.peer), "%s", c->peer);
+	/* Copied, not formatted: a snprintf here was 0.5% of the broker's CPU on librdkafka's produce path. */
+	_Static_assert(sizeof(kr->session.peer) == sizeof(c->peer), "the peer's text fits as it is");
+	memcpy(kr->session.peer, c->peer, sizeof(c->peer));
 	/* Who is asking: the connection's identity, without its exchange or its cache (kafka_impl.h). */
 	const struct sl_session_security *id = &c->session.sec;
 	memcpy(kr->session.sec.principal, id->principal, sizeof(id->principal));
