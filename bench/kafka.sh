@@ -7,7 +7,11 @@
 #            the same 8 partitions, the same acknowledgement (written: in the page cache). Per run: records/s,
 #            the broker's CPU seconds per GB of key and value bytes (utime + stime of synclogd from /proc, read
 #            before and after the run), and the client's own CPU seconds (librdkafka's cost is not the broker's).
-#            Rounds alternate which client goes first; medians over ROUNDS.
+#            Rounds alternate which client goes first; medians over ROUNDS. With 100-byte values a third client
+#            runs in each round: our client with 16 KiB batches (native-16k), the request shape librdkafka sends at
+#            its pace, so the broker's cost of the Kafka front end is told apart from that of smaller requests. Each
+#            run also notes the requests the broker answered (synclog_requests_total, per GB), the host's steal
+#            ticks (/proc/stat) and the load average.
 #   replay   10 million 100-byte records (written once by synclog-bench) read from the beginning to the end by a
 #            librdkafka consumer (assigned partitions, no group) through the Kafka listener against our fetcher
 #            (synclog-bench replay) through the native listener; records/s and broker CPU per GB, three runs each.
@@ -50,8 +54,10 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
-"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --metrics off \
-	>"$data/broker.out" 2>"$data/broker.err" &
+# The metrics listener (for the request counts) on a port free a moment ago: the ready line names only the other two.
+metrics=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 \
+	--metrics "$metrics" >"$data/broker.out" 2>"$data/broker.err" &
 broker_pid=$!
 for _ in $(seq 1 200); do
 	grep -q '^synclogd ready on ' "$data/broker.out" 2>/dev/null && break
@@ -65,23 +71,39 @@ kafka=$(sed -n 's/^synclogd ready on .* kafka //p' "$data/broker.out")
 }
 clk=$(getconf CLK_TCK)
 broker_cpu() { awk -v clk="$clk" '{ printf "%.2f\n", ($14 + $15) / clk }' "/proc/$broker_pid/stat"; }
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
+# Requests the broker answered so far (a Kafka request counts once per topic it names); -1 without metrics.
+broker_requests() {
+	if [ -z "$metrics" ]; then
+		echo -1
+		return
+	fi
+	curl -sf "http://$metrics/metrics" | awk '/^synclog_requests_total/ { s += $2 } END { printf "%.0f\n", s }'
+}
 
 runs=$data/runs.jsonl
 # run PATH SIZE RECORDS CMD...: time one client run, record it with the broker's CPU over it.
 run() {
 	local path=$1 size=$2 records=$3
 	shift 3
-	local c0 c1 result
+	local c0 c1 q0 q1 s0 s1 result
 	sync
+	q0=$(broker_requests)
+	s0=$(steal_ticks)
 	c0=$(broker_cpu)
 	result=$("$@")
 	c1=$(broker_cpu)
+	s1=$(steal_ticks)
+	q1=$(broker_requests)
 	python3 -c '
 import json, sys
 r = json.loads(sys.argv[1])
+q0, q1 = int(sys.argv[8]), int(sys.argv[9])
 r.update(path=sys.argv[2], record_bytes=int(sys.argv[3]), expected=int(sys.argv[4]),
-         broker_cpu_s=float(sys.argv[6]) - float(sys.argv[5]), key_bytes=int(sys.argv[7]))
-print(json.dumps(r))' "$result" "$path" "$size" "$records" "$c0" "$c1" "$key_bytes" >>"$runs"
+         broker_cpu_s=float(sys.argv[6]) - float(sys.argv[5]), key_bytes=int(sys.argv[7]),
+         broker_requests=q1 - q0 if q0 >= 0 and q1 >= 0 else None, steal_ticks=int(sys.argv[11]) - int(sys.argv[10]),
+         load=float(open("/proc/loadavg").read().split()[0]))
+print(json.dumps(r))' "$result" "$path" "$size" "$records" "$c0" "$c1" "$key_bytes" "$q0" "$q1" "$s0" "$s1" >>"$runs"
 }
 
 for size in 100 1024; do
@@ -100,10 +122,20 @@ for size in 100 1024; do
 			run kafka "$size" "$records" "$build/bin/kafka-bench" produce "$kafka" "kafka-$size" "$records" \
 				"$size" $key_bytes 1
 		}
+		native_16k_run() {
+			[ "$size" = 100 ] || return 0
+			"$build/bin/synclog" --broker "$native" topic create "native16k-$size-$round" \
+				--partitions $partitions >/dev/null
+			run native-16k "$size" "$records" "$build/bin/synclog-bench" produce --broker "$native" \
+				--topic "native16k-$size-$round" --partitions $partitions --record-bytes "$size" \
+				--key-bytes $key_bytes --count "$records" --acks written --batch-bytes 16384
+		}
 		if [ $((round % 2)) = 1 ]; then
 			native_run
 			kafka_run
+			native_16k_run
 		else
+			native_16k_run
 			kafka_run
 			native_run
 		fi
@@ -146,6 +178,7 @@ for r in runs:
     r["broker_cpu_s_per_gb"] = r["broker_cpu_s"] / gb
     cpu = r.get("client_cpu_s", r.get("cpu_s"))
     r["client_cpu_s_per_gb"] = cpu / gb if cpu is not None else None
+    r["broker_requests_per_gb"] = r["broker_requests"] / gb if r.get("broker_requests") is not None else None
     key = "%s/%d" % (r["path"], r["record_bytes"])
     summary.setdefault(key, []).append(r)
 
@@ -156,12 +189,19 @@ for key, rs in summary.items():
         "records_per_s": med([r["records_per_s"] for r in rs]),
         "broker_cpu_s_per_gb": med([r["broker_cpu_s_per_gb"] for r in rs]),
         "client_cpu_s_per_gb": med([r["client_cpu_s_per_gb"] for r in rs if r["client_cpu_s_per_gb"] is not None]),
+        "broker_requests_per_gb": med([r["broker_requests_per_gb"] for r in rs
+                                       if r.get("broker_requests_per_gb") is not None]),
+        "steal_ticks": [r.get("steal_ticks") for r in rs],
+        "load": [r.get("load") for r in rs],
     }
 ratios = {}
 for size in (100, 1024):
     n, k = table.get("native/%d" % size), table.get("kafka/%d" % size)
     if n and k:
         ratios["produce_%d_broker_cpu_per_gb_kafka_over_native" % size] = k["broker_cpu_s_per_gb"] / n["broker_cpu_s_per_gb"]
+n, k = table.get("native-16k/100"), table.get("kafka/100")
+if n and k:
+    ratios["produce_100_broker_cpu_per_gb_kafka_over_native_16k"] = k["broker_cpu_s_per_gb"] / n["broker_cpu_s_per_gb"]
 n, k = table.get("native-replay/100"), table.get("kafka-replay/100")
 if n and k:
     ratios["replay_records_per_s_kafka_over_native"] = k["records_per_s"] / n["records_per_s"]
@@ -169,11 +209,12 @@ if n and k:
 json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": quick,
            "machine": {"cpus": __import__("os").cpu_count(), "kernel": platform.release()},
            "summary": table, "ratios": ratios, "runs": runs}, open(out, "w"), indent=1)
-print("%-20s %5s %14s %16s %16s" % ("path/value bytes", "runs", "records/s", "broker CPU s/GB", "client CPU s/GB"))
+print("%-20s %5s %14s %16s %16s %14s" % ("path/value bytes", "runs", "records/s", "broker CPU s/GB", "client CPU s/GB",
+                                         "requests/GB"))
 for key in sorted(table):
     t = table[key]
-    print("%-20s %5d %14.0f %16.2f %16.2f" % (key, t["runs"], t["records_per_s"], t["broker_cpu_s_per_gb"],
-                                              t["client_cpu_s_per_gb"] or 0))
+    print("%-20s %5d %14.0f %16.2f %16.2f %14.0f" % (key, t["runs"], t["records_per_s"], t["broker_cpu_s_per_gb"],
+                                                     t["client_cpu_s_per_gb"] or 0, t["broker_requests_per_gb"] or 0))
 for k, v in ratios.items():
     print("%s: %.2f" % (k, v))
 print("written to %s" % out)

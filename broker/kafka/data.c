@@ -15,10 +15,13 @@
 #include "proto/batch.h"
 
 /* Long polls are capped as the native listener caps them, so a stuck client cannot hold memory for long. */
-#define FETCH_WAIT_MS_MAX      30000
+#define FETCH_WAIT_MS_MAX          30000
 /* Fetches of up to this many distinct topics answer as soon as one topic has min_bytes (the others are answered
  * at once with what they have); more topics, or a topic named twice, wait for each topic's own long poll. */
-#define FETCH_EARLY_TOPICS_MAX 64
+#define FETCH_EARLY_TOPICS_MAX     64
+/* A partition of a Fetch response before its records: index, error, high watermark, last stable offset, log
+ * start, aborted transactions, preferred replica, records length (4 + 2 + 8 + 8 + 8 + 4 + 4 + 4). */
+#define FETCH_PARTITION_HEAD_BYTES 42
 
 static int64_t log_start_of(struct sl_server *srv, const char *topic, int32_t partition)
 {
@@ -228,6 +231,14 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 	const Synclog__FetchResponse *fr =
 	        sub && sub->resp.body_case == SYNCLOG__RESPONSE__BODY_FETCH ? sub->resp.fetch : NULL;
 	int any_error = 0;
+	/* The part in one allocation: grown by doubling from 512 bytes, a partition's 1 MiB of records cost a dozen
+	 * reallocs, most of them copies of everything before. A partition is at most FETCH_PARTITION_HEAD_BYTES
+	 * besides its records; a part cut at max_bytes below only reserved more than it used. */
+	size_t need = strlen(ft->topic) + 6 + (size_t)ft->partition_count * FETCH_PARTITION_HEAD_BYTES;
+	for (size_t j = 0; fr != NULL && j < fr->n_results; j++)
+		need += fr->results[j]->records.len;
+	/* On failure w->err is set: req_write closes the connection, as for any response it cannot encode. */
+	(void)sl_kwrite_reserve(w, need);
 	sl_kwrite_str(w, ft->topic);
 	sl_kwrite_i32(w, (int32_t)ft->partition_count);
 	size_t k = 0;
