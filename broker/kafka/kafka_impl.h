@@ -138,6 +138,7 @@ struct sl_kafka_req {
 	uint8_t *tls_out;             /* TLS: the response's ciphertext, freed once written */
 	struct sl_principal *charged; /* whose bytes in flight the frame is (security.h rule 5) */
 	int close_after;              /* close the connection once this response is written (a failed authentication) */
+	int sasl_unframed;            /* a SASL token after SaslHandshake v0: no Kafka header either way (sasl.c) */
 	uint32_t throttle_ms;         /* the principal's quota held this response back (security.h rule 4) */
 };
 
@@ -176,6 +177,9 @@ struct sl_session *sl_kafka_conn_session(struct sl_kafka_conn *c);
 int sl_kafka_conn_tls(const struct sl_kafka_conn *c);
 enum sl_kafka_sasl sl_kafka_conn_sasl(const struct sl_kafka_conn *c);
 void sl_kafka_conn_sasl_set(struct sl_kafka_conn *c, enum sl_kafka_sasl state);
+/* SaslHandshake v0 agreed on a mechanism: the connection's next frames are that mechanism's tokens, unframed
+ * (sasl.c), until the exchange ends. */
+void sl_kafka_conn_sasl_unframed_set(struct sl_kafka_conn *c);
 /* Close the connection once kr's response is written (after the ones before it). */
 void sl_kafka_req_close_after(struct sl_kafka_req *kr);
 /* For the APIs answered without a handler (groups, metadata): 1 when kr's principal may do op to the resource. */
