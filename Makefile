@@ -17,7 +17,8 @@ OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=
 endif
 
 # openssl: TLS in the connection layers and SCRAM-SHA-256 (proto/scram.c). libpq: the PostgreSQL store and source.
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq
+# zlib: the Kafka listener makes gzip batches of Kafka clients plain (broker/kafka/inflate.c).
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq zlib
 # The sync layer's own: contract files (libyaml) and thin events' fetches (libcurl); linked only into what uses
 # libsynclog_sync.a (the CLI, its tests and benchmarks), never the broker.
 SYNC_PKGS := yaml-0.1 libcurl
@@ -155,6 +156,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB
 # Unit tests of broker files that need no loop: the object joins the test's link line.
 $(BUILD)/tests/test_acl: $(BUILD)/broker/acl.o
 $(BUILD)/tests/test_audit_log: $(BUILD)/broker/audit.o
+$(BUILD)/tests/test_kafka_inflate: $(BUILD)/broker/kafka/inflate.o $(BUILD)/broker/kafka/decode.o \
+		$(BUILD)/broker/kafka/wire.o
 
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)

@@ -10,7 +10,7 @@ declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 	[yaml-0.1]=libyaml-dev [libcurl]=libcurl4-openssl-dev [openssl]=libssl-dev [libpq]=libpq-dev
-	[rdkafka]=librdkafka-dev
+	[rdkafka]=librdkafka-dev [zlib]=zlib1g-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
