@@ -76,7 +76,7 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build layer-check bench bench-quick bench-scale bench-scale-quick demo \
+.PHONY: all deps deps-test deps-bench test test-build test-interop layer-check bench bench-quick bench-scale bench-scale-quick demo \
 	install uninstall man format format-check clean FORCE soak
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
 
@@ -211,6 +211,11 @@ test:
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) \
 		$(KAFKA_MOCK_BIN) $(MAN_PAGES) \
 		layer-check
+
+# Kafka clients with their own protocol code that Debian does not package, from npm (tests/interop/): not in
+# `make test`, as CI may not reach npm's registry; when npm cannot install them the script says so and exits 2.
+test-interop: all
+	tests/interop/kafkajs.sh $(BUILD)
 
 # The long soak (tests/integration/soak.py): random clients, good and hostile, for DURATION, with kill -9 of the
 # broker at random moments; memory and descriptors bounded, every acknowledged record and commit checked at the

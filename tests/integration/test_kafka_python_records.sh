@@ -49,7 +49,8 @@ printf '%s\n' '{"key":"a","version":3,"value":{"x":1},"idempotency_key":"ik-1"}'
 	'{"key":"a","version":4,"op":"delete"}' '{"key":"b","version":1,"value":"text"}' |
 	"$SYNCLOG" produce native --input json --origin repair >/dev/null
 "$SYNCLOG" --json consume native --from earliest >"$TMP/native.json"
-kpy read "$KAFKA_BROKER" native >"$TMP/kread.json" 2>"$TMP/err" || fail "kafka-python read native: $(tail -5 "$TMP/err")"
+kpy read "$KAFKA_BROKER" native >"$TMP/kread.json" 2>"$TMP/err" ||
+	fail "kafka-python read native: $(tail -5 "$TMP/err")"
 "$KPY_PYTHON" - "$TMP/native.json" "$TMP/kread.json" <<'PY' || fail "records of synclog produce read by kafka-python"
 import json, sys
 native = [json.loads(l) for l in open(sys.argv[1])]

@@ -49,6 +49,7 @@ KP_SECURITY=SASL_PLAINTEXT KP_MECHANISM=SCRAM-SHA-256 kpy read "$KAFKA_BROKER" o
 rc=0
 KP_SECURITY=SASL_PLAINTEXT KP_MECHANISM=PLAIN kpy read "$KAFKA_BROKER" orders >/dev/null 2>"$TMP/err" || rc=$?
 [ "$rc" -ne 0 ] || fail "PLAIN without TLS was accepted"
-grep -q "mechanism 'PLAIN' not offered" "$TMP/broker.err" || fail "PLAIN refusal not logged: $(tail -3 "$TMP/broker.err")"
+grep -q "mechanism 'PLAIN' not offered" "$TMP/broker.err" ||
+	fail "PLAIN refusal not logged: $(tail -3 "$TMP/broker.err")"
 stop_broker
 echo ok
