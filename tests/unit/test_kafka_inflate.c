@@ -1,6 +1,7 @@
-/* A Kafka client's gzip batch made plain by the Kafka listener (broker/kafka/inflate.c): the result is byte for
- * byte the batch the client would have sent uncompressed; a damaged batch, a gzip size (ISIZE) that lies, and a
- * batch that would inflate past the bound are refused without growing the request's memory. */
+/* A Kafka client's gzip or lz4 batch made plain by the Kafka listener (broker/kafka/inflate.c): the result is
+ * byte for byte the batch the client would have sent uncompressed; a damaged batch, a gzip size (ISIZE) that
+ * lies, a cut or padded frame, and a batch that would inflate past the bound are refused without growing the
+ * request's memory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lz4frame.h>
 #include <zlib.h>
 
 #include "broker/kafka/kafka_impl.h"
@@ -24,6 +26,8 @@ struct fixture {
 	size_t plain_len;
 	uint8_t gz[1 << 16]; /* the same batch with its records section gzipped, codec 1 */
 	size_t gz_len;
+	uint8_t lz[1 << 16]; /* and as one LZ4 frame without a content size (as the Java client writes it), codec 3 */
+	size_t lz_len;
 };
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -72,6 +76,15 @@ static int setup(void **state)
 	deflateEnd(&zs);
 	f->gz[22] = (uint8_t)((f->gz[22] & ~SL_BATCH_ATTR_CODEC_MASK) | SL_KAFKA_CODEC_GZIP);
 	seal(f->gz, f->gz_len);
+	memcpy(f->lz, f->plain, SL_BATCH_HEADER_BYTES);
+	LZ4F_preferences_t prefs;
+	memset(&prefs, 0, sizeof(prefs));
+	size_t n = LZ4F_compressFrame(f->lz + SL_BATCH_HEADER_BYTES, sizeof(f->lz) - SL_BATCH_HEADER_BYTES,
+	                              f->plain + SL_BATCH_HEADER_BYTES, f->plain_len - SL_BATCH_HEADER_BYTES, &prefs);
+	assert_false(LZ4F_isError(n));
+	f->lz_len = SL_BATCH_HEADER_BYTES + n;
+	f->lz[22] = (uint8_t)((f->lz[22] & ~SL_BATCH_ATTR_CODEC_MASK) | SL_KAFKA_CODEC_LZ4);
+	seal(f->lz, f->lz_len);
 	*state = f;
 	return 0;
 }
@@ -167,6 +180,42 @@ static void truncated_batches_are_refused(void **state)
 	sl_kafka_arena_free(&arena);
 }
 
+static void an_lz4_batch_becomes_the_plain_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_kafka_arena arena = {.bytes_max = 0};
+	uint8_t *out;
+	size_t out_len;
+	const char *why = "";
+	assert_true(f->lz_len < f->plain_len);
+	assert_int_equal(sl_kafka_batch_inflate(&arena, f->lz, f->lz_len, 1 << 20, &out, &out_len, &why), 0);
+	assert_int_equal(out_len, f->plain_len);
+	assert_memory_equal(out, f->plain, f->plain_len);
+	sl_kafka_arena_free(&arena);
+}
+
+static void lz4_frames_cut_padded_or_over_the_bound_are_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_kafka_arena arena = {.bytes_max = 0};
+	uint8_t *out, b[1 << 16];
+	size_t out_len;
+	const char *why = "";
+	assert_int_equal(sl_kafka_batch_inflate(&arena, f->lz, f->lz_len, f->plain_len - 1, &out, &out_len, &why),
+	                 -EMSGSIZE);
+	assert_int_equal(arena.used_bytes, 0);
+	for (size_t len = SL_BATCH_HEADER_BYTES; len < f->lz_len; len += 5) {
+		memcpy(b, f->lz, len);
+		seal(b, len);
+		assert_int_not_equal(sl_kafka_batch_inflate(&arena, b, len, 1 << 20, &out, &out_len, &why), 0);
+	}
+	memcpy(b, f->lz, f->lz_len);
+	memcpy(b + f->lz_len, "junk", 4); /* bytes after the frame */
+	seal(b, f->lz_len + 4);
+	assert_int_equal(sl_kafka_batch_inflate(&arena, b, f->lz_len + 4, 1 << 20, &out, &out_len, &why), -EINVAL);
+	assert_int_equal(arena.used_bytes, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +224,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(an_isize_that_lies_is_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_batch_over_the_bound_is_refused_before_inflating, setup, teardown),
 	        cmocka_unit_test_setup_teardown(truncated_batches_are_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(an_lz4_batch_becomes_the_plain_batch, setup, teardown),
+	        cmocka_unit_test_setup_teardown(lz4_frames_cut_padded_or_over_the_bound_are_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
