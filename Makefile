@@ -17,8 +17,8 @@ OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=
 endif
 
 # openssl: TLS in the connection layers and SCRAM-SHA-256 (proto/scram.c). libpq: the PostgreSQL store and source.
-# zlib, liblz4: the Kafka listener makes gzip and lz4 batches of Kafka clients plain (broker/kafka/inflate.c).
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq zlib liblz4
+# zlib, liblz4, snappy: the Kafka listener makes compressed batches of Kafka clients plain (broker/kafka/inflate.c).
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq zlib liblz4 snappy
 # The sync layer's own: contract files (libyaml) and thin events' fetches (libcurl); linked only into what uses
 # libsynclog_sync.a (the CLI, its tests and benchmarks), never the broker.
 SYNC_PKGS := yaml-0.1 libcurl

@@ -10,7 +10,7 @@ declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 	[yaml-0.1]=libyaml-dev [libcurl]=libcurl4-openssl-dev [openssl]=libssl-dev [libpq]=libpq-dev
-	[rdkafka]=librdkafka-dev [zlib]=zlib1g-dev [liblz4]=liblz4-dev
+	[rdkafka]=librdkafka-dev [zlib]=zlib1g-dev [liblz4]=liblz4-dev [snappy]=libsnappy-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
@@ -30,11 +30,12 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	cmds[chromium]=chromium
 	cmds[strace]=strace
 	# kafka-python, a Kafka client with its own protocol code, against the Kafka listener
-	# (tests/integration/test_kafka_python_*.sh), and the codecs its zstd and lz4 batches need.
+	# (tests/integration/test_kafka_python_*.sh), and the codecs its zstd, lz4 and snappy batches need.
 	cmds[python3]=python3
 	pymods[kafka]=python3-kafka
 	pymods[zstandard]=python3-zstandard
 	pymods[lz4]=python3-lz4
+	pymods[snappy]=python3-snappy
 fi
 if [ "$want" = demo ]; then
 	cmds[sqlite3]=sqlite3

@@ -33,7 +33,7 @@ static int64_t log_start_of(struct sl_server *srv, const char *topic, int32_t pa
 struct produce_state {
 	int16_t **local; /* per topic, per partition: an error found before the handler (0: sent to it) */
 	int any_error;
-	size_t inflated_bytes; /* gzip and lz4 batches made plain so far (batch_inflate) */
+	size_t inflated_bytes; /* compressed batches made plain so far (batch_inflate) */
 };
 
 static void produce_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
@@ -96,7 +96,7 @@ static void produce_done(struct sl_kafka_req *kr)
 	sl_kwrite_i32(&kr->tail, (int32_t)kr->throttle_ms); /* the principal's quota (security.h rule 4) */
 }
 
-/* A gzip or lz4 batch becomes the same batch uncompressed (inflate.c); all of one request's inflate to at most
+/* A gzip, snappy or lz4 batch becomes the same batch uncompressed (inflate.c); all of one request's inflate to at most
  * --frame-bytes-max, what the request could have carried uncompressed. */
 static int16_t batch_inflate(struct sl_kafka_req *kr, const char *topic, struct sl_kafka_produce_partition *pp)
 {
@@ -136,7 +136,7 @@ static int16_t batch_check(struct sl_kafka_req *kr, const char *topic, struct sl
 		return SL_KERR_INVALID_TXN_STATE;
 	}
 	int codec = h.attributes & SL_BATCH_ATTR_CODEC_MASK;
-	if (codec == SL_KAFKA_CODEC_GZIP || codec == SL_KAFKA_CODEC_LZ4)
+	if (codec == SL_KAFKA_CODEC_GZIP || codec == SL_KAFKA_CODEC_SNAPPY || codec == SL_KAFKA_CODEC_LZ4)
 		return batch_inflate(kr, topic, pp);
 	return SL_KERR_NONE;
 }

@@ -1,25 +1,34 @@
-/* Kafka clients' gzip and lz4 batches, made plain before they are stored. kafkajs has no other codec built in
- * than gzip, and Java, librdkafka, kafka-python and Kafka Connect users turn gzip or lz4 on with one setting;
+/* Kafka clients' gzip, snappy and lz4 batches, made plain before they are stored. kafkajs has no other codec built
+ * in than gzip, and Java, librdkafka, kafka-python and Kafka Connect users turn one on with one setting;
  * synclog's segments, fetchers and applier read only none and zstd (proto/batch.c invariant 4). So the Kafka
  * listener decompresses such a batch into an uncompressed one with the same header and records, and stores that:
  * every reader of either front end then reads it, and a Kafka consumer gets it back as a plain batch, which every
- * client reads. Producers that want their records compressed on disk use zstd, which is stored as sent; snappy
- * is refused (UNSUPPORTED_COMPRESSION_TYPE), as before.
+ * client reads. Producers that want their records compressed on disk use zstd, which is stored as sent.
  *
  * What changes between the batch received and the batch stored (offsets as proto/batch.c's FORMAT):
  *
  *   offset  size  field          received                            stored
  *   8       4     batchLength    49 + compressed bytes               49 + content bytes
  *   17      4     crc            CRC32C of bytes 21..end             recomputed over the new bytes 21..end
- *   21      2     attributes     codec 1 (gzip) or 3 (lz4), bits 0-2 codec 0 (none), other bits kept
- *   61      ...   records        one gzip member (RFC 1952) or one   their content: recordsCount records
- *                                LZ4 frame (lz4 frame format 1.6)
+ *   21      2     attributes     codec 1 gzip, 2 snappy, 3 lz4       codec 0 (none), other bits kept
+ *   61      ...   records        one gzip member (RFC 1952), snappy  their content: recordsCount records
+ *                                (below), or one LZ4 frame (lz4
+ *                                frame format 1.6)
+ *
+ * Snappy comes in xerial's framing (the Java client's and kafka-python's) or as one raw block (librdkafka's):
+ *
+ *   offset  size  field
+ *   0       8     magic 0x82 'S' 'N' 'A' 'P' 'P' 'Y' 0x00 (absent: the whole section is one raw snappy block)
+ *   8       4     version (1), big-endian
+ *   12      4     oldest compatible version (1), big-endian
+ *   16      ...   blocks, each: 4 bytes big-endian length L, then L bytes of one raw snappy block
  *
  * Rules:
  *   1. The received CRC is checked before anything is decompressed: a batch damaged on the way is refused as
  *      corrupt, never given a fresh, valid CRC.
  *   2. The content's size is known, and bounded by out_max, before any memory is taken for it: gzip's is the
- *      member's ISIZE (its last 4 bytes, the size mod 2^32), lz4's is counted by a first pass that decodes into a
+ *      member's ISIZE (its last 4 bytes, the size mod 2^32), snappy's the sum of its blocks' length preambles,
+ *      lz4's is counted by a first pass that decodes into a
  *      small scratch buffer and stops past out_max (a frame's own content size field is optional, and the Java
  *      client leaves it out). Content longer or shorter than that size, or bytes after the member or frame, is a
  *      corrupt batch. So a small hostile batch cannot make the broker take more than out_max.
@@ -30,19 +39,23 @@
 #include <errno.h>
 #include <string.h>
 #include <lz4frame.h>
+#include <snappy-c.h>
 #include <zlib.h>
 
 #include "broker/kafka/kafka_impl.h"
 #include "proto/batch.h"
 #include "proto/crc32c.h"
 
-#define OFF_BATCH_LENGTH  8
-#define OFF_CRC           17
-#define OFF_ATTRIBUTES    21
+#define OFF_BATCH_LENGTH    8
+#define OFF_CRC             17
+#define OFF_ATTRIBUTES      21
 /* A gzip member is at least a 10-byte header and an 8-byte trailer (CRC-32, ISIZE). */
-#define GZIP_BYTES_MIN    18
+#define GZIP_BYTES_MIN      18
+/* xerial's snappy framing: 8 bytes of magic, then version and compatible version (4 bytes each). */
+#define XERIAL_MAGIC_BYTES  8
+#define XERIAL_HEADER_BYTES 16
 /* LZ4's first pass decodes into this much stack at a time: only the count is kept. */
-#define LZ4_SCRATCH_BYTES (16u * 1024)
+#define LZ4_SCRATCH_BYTES   (16u * 1024)
 _Static_assert(OFF_ATTRIBUTES == SL_BATCH_CRC_START, "the CRC covers the attributes onward");
 _Static_assert(SL_BATCH_HEADER_BYTES == 61, "records start at 61");
 
@@ -94,6 +107,45 @@ static int lz4_decode(const uint8_t *z, size_t z_len, uint8_t *dst, size_t cap, 
 	return rc;
 }
 
+/* One raw snappy block into dst (cap bytes), or with dst NULL only its length preamble. */
+static int snappy_block(const uint8_t *b, size_t len, uint8_t *dst, size_t cap, size_t *got)
+{
+	size_t size;
+	if (snappy_uncompressed_length((const char *)b, len, &size) != SNAPPY_OK)
+		return -EINVAL;
+	if (size > cap)
+		return -EMSGSIZE;
+	size_t out = size;
+	if (dst != NULL && (snappy_uncompress((const char *)b, len, (char *)dst, &out) != SNAPPY_OK || out != size))
+		return -EINVAL;
+	*got = size;
+	return 0;
+}
+
+/* Snappy content, xerial-framed or one raw block (the FORMAT above), into dst (cap bytes), or with dst NULL only
+ * counted. Returns 0, -EINVAL or -EMSGSIZE (more than cap). */
+static int snappy_decode(const uint8_t *z, size_t z_len, uint8_t *dst, size_t cap, size_t *n_out)
+{
+	static const uint8_t magic[XERIAL_MAGIC_BYTES] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
+	*n_out = 0;
+	if (z_len < XERIAL_HEADER_BYTES || memcmp(z, magic, sizeof(magic)) != 0)
+		return snappy_block(z, z_len, dst, cap, n_out);
+	size_t at = XERIAL_HEADER_BYTES, n = 0;
+	while (at < z_len) { /* each pass takes at least 4 bytes */
+		if (z_len - at < 4 || get_be32(z + at) > z_len - at - 4)
+			return -EINVAL;
+		size_t block = get_be32(z + at), got;
+		at += 4;
+		int rc = snappy_block(z + at, block, dst ? dst + n : NULL, cap - n, &got);
+		if (rc < 0)
+			return rc;
+		n += got;
+		at += block;
+	}
+	*n_out = n;
+	return 0;
+}
+
 /* The size of the content of the records section z (rule 2). */
 static int content_size(int codec, const uint8_t *z, size_t z_len, size_t max, size_t *size_out, const char **why)
 {
@@ -106,20 +158,22 @@ static int content_size(int codec, const uint8_t *z, size_t z_len, size_t max, s
 		*size_out = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
 		return 0;
 	}
-	int rc = lz4_decode(z, z_len, NULL, max, size_out);
+	int rc = codec == SL_KAFKA_CODEC_SNAPPY ? snappy_decode(z, z_len, NULL, max, size_out)
+	                                        : lz4_decode(z, z_len, NULL, max, size_out);
 	if (rc == -EINVAL)
-		*why = "lz4 data is corrupt";
+		*why = codec == SL_KAFKA_CODEC_SNAPPY ? "snappy data is corrupt" : "lz4 data is corrupt";
 	return rc;
 }
 
 /* Decode the records section z into exactly content bytes at dst. */
 static int decode_into(int codec, const uint8_t *z, size_t z_len, uint8_t *dst, size_t content, const char **why)
 {
-	if (codec == SL_KAFKA_CODEC_LZ4) {
+	if (codec == SL_KAFKA_CODEC_LZ4 || codec == SL_KAFKA_CODEC_SNAPPY) {
 		size_t n;
-		int rc = lz4_decode(z, z_len, dst, content, &n);
+		int rc = codec == SL_KAFKA_CODEC_LZ4 ? lz4_decode(z, z_len, dst, content, &n)
+		                                     : snappy_decode(z, z_len, dst, content, &n);
 		if (rc < 0 || n != content) {
-			*why = "lz4 data is corrupt";
+			*why = codec == SL_KAFKA_CODEC_LZ4 ? "lz4 data is corrupt" : "snappy data is corrupt";
 			return -EINVAL;
 		}
 		return 0;
@@ -153,8 +207,8 @@ int sl_kafka_batch_inflate(struct sl_kafka_arena *arena, const uint8_t *in, size
 		return -EINVAL;
 	}
 	int codec = in[OFF_ATTRIBUTES + 1] & SL_BATCH_ATTR_CODEC_MASK;
-	if (codec != SL_KAFKA_CODEC_GZIP && codec != SL_KAFKA_CODEC_LZ4) {
-		*why = "not a gzip or lz4 batch";
+	if (codec != SL_KAFKA_CODEC_GZIP && codec != SL_KAFKA_CODEC_SNAPPY && codec != SL_KAFKA_CODEC_LZ4) {
+		*why = "not a gzip, snappy or lz4 batch";
 		return -EINVAL;
 	}
 	if (sl_crc32c(0, in + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START) != get_be32(in + OFF_CRC)) {

@@ -80,11 +80,12 @@ enum {
 	SL_KERR_INVALID_RECORD = 87,
 };
 
-/* inflate.c: a gzip (codec 1) or lz4 (codec 3) batch as the same batch uncompressed, in the arena, whose bound
+/* inflate.c: a gzip (codec 1), snappy (2) or lz4 (3) batch as the same batch uncompressed, in the arena, whose bound
  * grows by it; at most out_max bytes. Returns 0, -EINVAL (corrupt: CRC, lengths, compressed data; *why says
  * which), -EMSGSIZE (over out_max) or -ENOMEM. */
-#define SL_KAFKA_CODEC_GZIP 1
-#define SL_KAFKA_CODEC_LZ4  3
+#define SL_KAFKA_CODEC_GZIP   1
+#define SL_KAFKA_CODEC_SNAPPY 2
+#define SL_KAFKA_CODEC_LZ4    3
 int sl_kafka_batch_inflate(struct sl_kafka_arena *arena, const uint8_t *in, size_t len, size_t out_max, uint8_t **out,
                            size_t *out_len, const char **why);
 

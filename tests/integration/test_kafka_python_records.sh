@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Records cross the two front ends intact with kafka-python: a KafkaProducer (acks=all, keys, headers v and origin,
-# CreateTime timestamps, compression none, zstd, gzip and lz4) is read back by kafka-python and by `synclog consume`
-# (version and origin from the headers, same timestamps, same offsets); records of `synclog produce` are read by
-# kafka-python with their headers (v, op, origin, ik), a null value for a delete, and their timestamps. gzip and lz4
-# batches were refused (UNSUPPORTED_COMPRESSION_TYPE) until the listener made them plain (broker/kafka/inflate.c);
-# snappy still is.
+# CreateTime timestamps, compression none, zstd, gzip, lz4 and snappy) is read back by kafka-python and by `synclog
+# consume` (version and origin from the headers, same timestamps, same offsets); records of `synclog produce` are
+# read by kafka-python with their headers (v, op, origin, ik), a null value for a delete, and their timestamps.
+# gzip, lz4 and snappy batches were refused (UNSUPPORTED_COMPRESSION_TYPE) until the listener made them plain
+# (broker/kafka/inflate.c).
 # Usage: tests/integration/test_kafka_python_records.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
@@ -14,7 +14,7 @@ BUILD=${1:-build/release}
 start_broker "$TMP/data" --kafka-listen 127.0.0.1:0
 
 # ---- kafka-python produces, kafka-python and synclog read ----
-for codec in none zstd gzip lz4; do
+for codec in none zstd gzip lz4 snappy; do
 	"$SYNCLOG" topic create "k_$codec" --partitions 3 >/dev/null
 	kpy produce "$KAFKA_BROKER" "k_$codec" "$codec" 300 >"$TMP/sent.$codec" 2>"$TMP/err" ||
 		fail "kafka-python produce ($codec): $(tail -5 "$TMP/err")"
