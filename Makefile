@@ -76,8 +76,8 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build test-interop layer-check bench bench-quick bench-scale bench-scale-quick demo \
-	install uninstall man format format-check clean FORCE soak
+.PHONY: all deps deps-test deps-bench test test-build test-interop layer-check bench bench-quick bench-scale \
+	bench-scale-quick demo install uninstall man format format-check clean FORCE soak
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
 
 # Manual pages: tools/man/NAME.SECTION.scd (scdoc, readable as they are) -> BUILD/man/NAME.SECTION (roff).
