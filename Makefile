@@ -182,6 +182,14 @@ $(BUILD)/fuzz/fuzz_kafka_request: tests/fuzz/fuzz_kafka_request.c $(KAFKA_DECODE
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(KAFKA_DECODE_SRC) \
 		$(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lssl -lcrypto -lpthread $(ISAL_LIBS)
 
+# The listener's decompression of Kafka clients' batches: inflate.c with the decoder's arena and the codecs.
+$(BUILD)/fuzz/fuzz_kafka_inflate: tests/fuzz/fuzz_kafka_inflate.c broker/kafka/inflate.c $(KAFKA_DECODE_SRC) \
+		$(PROTO_SRC) $(PROTO_GEN)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $(PKG_CFLAGS) $< \
+		broker/kafka/inflate.c $(KAFKA_DECODE_SRC) $(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd \
+		-lprotobuf-c -lssl -lcrypto -lz -llz4 -lsnappy -lpthread $(ISAL_LIBS)
+
 # The Kafka listener's tests drive it with a small program on librdkafka (librdkafka-dev, a test package only).
 KAFKA_CLIENT_BIN := $(BUILD)/tests/kafka_client
 $(KAFKA_CLIENT_BIN): tests/integration/kafka_client.c
