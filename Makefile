@@ -17,7 +17,8 @@ OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=
 endif
 
 # openssl: TLS in the connection layers and SCRAM-SHA-256 (proto/scram.c). libpq: the PostgreSQL store and source.
-PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq
+# zlib, liblz4, snappy: the Kafka listener makes compressed batches of Kafka clients plain (broker/kafka/inflate.c).
+PKGS := liburing libzstd libuv sqlite3 libxxhash jansson libprotobuf-c openssl libpq zlib liblz4 snappy
 # The sync layer's own: contract files (libyaml) and thin events' fetches (libcurl); linked only into what uses
 # libsynclog_sync.a (the CLI, its tests and benchmarks), never the broker.
 SYNC_PKGS := yaml-0.1 libcurl
@@ -75,8 +76,8 @@ REDIS_PEER_BIN := $(if $(REDIS_PEER_SRC),$(BUILD)/bin/redis-bench)
 SYNCLOGD := $(BUILD)/bin/synclogd
 SYNCLOG := $(BUILD)/bin/synclog
 
-.PHONY: all deps deps-test deps-bench test test-build test-build-bench layer-check bench bench-quick bench-scale bench-scale-quick demo \
-	install uninstall man format format-check clean FORCE soak
+.PHONY: all deps deps-test deps-bench test test-build test-build-bench test-interop layer-check bench bench-quick \
+	bench-scale bench-scale-quick demo install uninstall man format format-check clean FORCE soak
 all: deps $(LIB_PROTO) $(LIB_STORAGE) $(BENCH_BIN) bin/synclogd bin/synclog $(LIB_CLIENT) $(LIB_SYNC) man
 
 # Manual pages: tools/man/NAME.SECTION.scd (scdoc, readable as they are) -> BUILD/man/NAME.SECTION (roff).
@@ -156,6 +157,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB
 $(BUILD)/tests/test_acl: $(BUILD)/broker/acl.o
 $(BUILD)/tests/test_audit_log: $(BUILD)/broker/audit.o
 $(BUILD)/tests/test_sendfile_order: $(BUILD)/broker/net/sendfile.o
+$(BUILD)/tests/test_kafka_inflate: $(BUILD)/broker/kafka/inflate.o $(BUILD)/broker/kafka/decode.o \
+		$(BUILD)/broker/kafka/wire.o
 
 $(BENCH_BIN): $(BUILD)/bench/storage_bench.o $(LIB_STORAGE) $(LIB_PROTO)
 	@mkdir -p $(dir $@)
@@ -179,6 +182,14 @@ $(BUILD)/fuzz/fuzz_kafka_request: tests/fuzz/fuzz_kafka_request.c $(KAFKA_DECODE
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $< $(KAFKA_DECODE_SRC) \
 		$(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd -lprotobuf-c -lssl -lcrypto -lpthread $(ISAL_LIBS)
+
+# The listener's decompression of Kafka clients' batches: inflate.c with the decoder's arena and the codecs.
+$(BUILD)/fuzz/fuzz_kafka_inflate: tests/fuzz/fuzz_kafka_inflate.c broker/kafka/inflate.c $(KAFKA_DECODE_SRC) \
+		$(PROTO_SRC) $(PROTO_GEN)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -I$(GEN) $(PKG_CFLAGS) $< \
+		broker/kafka/inflate.c $(KAFKA_DECODE_SRC) $(PROTO_SRC) $(PROTO_GEN) $(ISAL_CFLAGS) -o $@ -lzstd \
+		-lprotobuf-c -lssl -lcrypto -lz -llz4 -lsnappy -lpthread $(ISAL_LIBS)
 
 # The Kafka listener's tests drive it with a small program on librdkafka (librdkafka-dev, a test package only).
 KAFKA_CLIENT_BIN := $(BUILD)/tests/kafka_client
@@ -209,6 +220,11 @@ test:
 test-build: $(TEST_BIN) $(FUZZ_BIN) $(LIB_PROTO) $(LIB_STORAGE) $(SYNCLOGD) $(SYNCLOG) $(KAFKA_CLIENT_BIN) \
 		$(KAFKA_MOCK_BIN) $(MAN_PAGES) test-build-bench \
 		layer-check
+
+# Kafka clients with their own protocol code that Debian does not package, from npm (tests/interop/): not in
+# `make test`, as CI may not reach npm's registry; when npm cannot install them the script says so and exits 2.
+test-interop: all
+	tests/interop/kafkajs.sh $(BUILD)
 
 # The long soak (tests/integration/soak.py): random clients, good and hostile, for DURATION, with kill -9 of the
 # broker at random moments; memory and descriptors bounded, every acknowledged record and commit checked at the

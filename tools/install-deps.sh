@@ -10,12 +10,14 @@ declare -A mods=(
 	[liburing]=liburing-dev [libzstd]=libzstd-dev [libprotobuf-c]=libprotobuf-c-dev [libuv]=libuv1-dev
 	[sqlite3]=libsqlite3-dev [libxxhash]=libxxhash-dev [jansson]=libjansson-dev [libisal]=libisal-dev
 	[yaml-0.1]=libyaml-dev [libcurl]=libcurl4-openssl-dev [openssl]=libssl-dev [libpq]=libpq-dev
-	[rdkafka]=librdkafka-dev
+	[rdkafka]=librdkafka-dev [zlib]=zlib1g-dev [liblz4]=liblz4-dev [snappy]=libsnappy-dev
 )
 # command -> Debian package
 declare -A cmds=([gcc]=gcc [make]=make [pkg-config]=pkg-config [protoc-c]=protobuf-c-compiler [scdoc]=scdoc)
 # header-only libraries (no pkg-config module) -> Debian package
 declare -A headers=([/usr/include/uthash.h]=uthash-dev)
+# Python modules of Debian's python3 -> Debian package
+declare -A pymods=()
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	mods[cmocka]=libcmocka-dev
 	cmds[clang]=clang
@@ -27,6 +29,13 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	# The console's browser test renders its pages in headless Chromium (tests/integration/test_console_browser.sh).
 	cmds[chromium]=chromium
 	cmds[strace]=strace
+	# kafka-python, a Kafka client with its own protocol code, against the Kafka listener
+	# (tests/integration/test_kafka_python_*.sh), and the codecs its zstd, lz4 and snappy batches need.
+	cmds[python3]=python3
+	pymods[kafka]=python3-kafka
+	pymods[zstandard]=python3-zstandard
+	pymods[lz4]=python3-lz4
+	pymods[snappy]=python3-snappy
 fi
 if [ "$want" = demo ]; then
 	cmds[sqlite3]=sqlite3
@@ -48,6 +57,9 @@ for c in "${!cmds[@]}"; do
 done
 for h in "${!headers[@]}"; do
 	[ -f "$h" ] || missing+=("${headers[$h]}")
+done
+for p in "${!pymods[@]}"; do
+	/usr/bin/python3 -c "import $p" >/dev/null 2>&1 || missing+=("${pymods[$p]}")
 done
 for m in "${!mods[@]}"; do
 	if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$m" 2>/dev/null; then

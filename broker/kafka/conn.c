@@ -60,6 +60,7 @@ struct sl_kafka_conn {
 	/* Security (kafka_impl.h). */
 	struct sl_session session;
 	enum sl_kafka_sasl sasl;
+	int sasl_unframed;       /* SaslHandshake v0: frames are SASL tokens while sasl is SCRAM or PLAIN */
 	struct sl_tls_conn *tls; /* NULL: plaintext */
 	int tls_checked;
 	uint32_t tls_writes;        /* handshake writes in flight, each holding the connection */
@@ -541,7 +542,9 @@ static void req_write(struct sl_kafka_req *kr)
 		err |= kr->parts[i].err;
 		total += kr->parts[i].len;
 	}
-	if (err || kr->head.len < 8 || total - SL_FRAME_HEADER_BYTES > INT32_MAX) {
+	/* The head holds at least the size and the correlation id; an unframed SASL token has only the size. */
+	size_t head_min = kr->sasl_unframed ? SL_FRAME_HEADER_BYTES : 8;
+	if (err || kr->head.len < head_min || total - SL_FRAME_HEADER_BYTES > INT32_MAX) {
 		sl_kafka_log(kr, "out of memory encoding the response: closing the connection");
 		conn_close(c);
 		return;
@@ -658,6 +661,11 @@ int sl_kafka_conn_tls(const struct sl_kafka_conn *c)
 enum sl_kafka_sasl sl_kafka_conn_sasl(const struct sl_kafka_conn *c)
 {
 	return c->sasl;
+}
+
+void sl_kafka_conn_sasl_unframed_set(struct sl_kafka_conn *c)
+{
+	c->sasl_unframed = 1;
 }
 
 void sl_kafka_conn_sasl_set(struct sl_kafka_conn *c, enum sl_kafka_sasl state)
@@ -829,6 +837,15 @@ static void dispatch(struct sl_kafka_conn *c, uint8_t *frame, uint32_t len, int 
 	c->qtail = kr;
 	srv->stats.requests++;
 
+	/* After SaslHandshake v0 the frames of the exchange are its tokens, with no Kafka header (sasl.c). */
+	if (c->sasl_unframed && (c->sasl == SL_KAFKA_SASL_SCRAM || c->sasl == SL_KAFKA_SASL_PLAIN)) {
+		kr->sasl_unframed = 1;
+		kr->rq.api_key = SL_KAFKA_SASL_AUTHENTICATE;
+		kr->rq.u.sasl_authenticate.auth_bytes.data = frame;
+		kr->rq.u.sasl_authenticate.auth_bytes.len = (int32_t)len;
+		sl_kafka_sasl_authenticate(kr);
+		return;
+	}
 	const char *why = NULL;
 	int rc = sl_kafka_decode(frame, len, &kr->arena, &kr->rq, &why);
 	if (rc == -ENOTSUP && kr->rq.api_key == SL_KAFKA_API_VERSIONS) {

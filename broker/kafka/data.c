@@ -36,6 +36,7 @@ static int64_t log_start_of(struct sl_server *srv, const char *topic, int32_t pa
 struct produce_state {
 	int16_t **local; /* per topic, per partition: an error found before the handler (0: sent to it) */
 	int any_error;
+	size_t inflated_bytes; /* compressed batches made plain so far (batch_inflate) */
 };
 
 static void produce_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
@@ -98,8 +99,31 @@ static void produce_done(struct sl_kafka_req *kr)
 	sl_kwrite_i32(&kr->tail, (int32_t)kr->throttle_ms); /* the principal's quota (security.h rule 4) */
 }
 
+/* A gzip, snappy or lz4 batch becomes the same batch uncompressed (inflate.c); all of one request's inflate to at most
+ * --frame-bytes-max, what the request could have carried uncompressed. */
+static int16_t batch_inflate(struct sl_kafka_req *kr, const char *topic, struct sl_kafka_produce_partition *pp)
+{
+	struct produce_state *st = kr->state;
+	size_t max = kr->srv->cfg.frame_bytes_max;
+	uint8_t *plain;
+	size_t plain_len;
+	const char *why = "";
+	int rc = sl_kafka_batch_inflate(&kr->arena, pp->records.data, (size_t)pp->records.len, max - st->inflated_bytes,
+	                                &plain, &plain_len, &why);
+	if (rc < 0) {
+		sl_kafka_log(kr, "%.200s/%d: compressed batch refused (%s): nothing appended", topic, pp->index, why);
+		return rc == -EMSGSIZE ? SL_KERR_MESSAGE_TOO_LARGE
+		       : rc == -EINVAL ? SL_KERR_CORRUPT_MESSAGE
+		                       : SL_KERR_UNKNOWN_SERVER_ERROR;
+	}
+	st->inflated_bytes += plain_len;
+	pp->records.data = plain;
+	pp->records.len = (int32_t)plain_len;
+	return SL_KERR_NONE;
+}
+
 /* An error found before the handler: the batch is not one this broker stores. */
-static int16_t batch_check(struct sl_kafka_req *kr, const char *topic, const struct sl_kafka_produce_partition *pp)
+static int16_t batch_check(struct sl_kafka_req *kr, const char *topic, struct sl_kafka_produce_partition *pp)
 {
 	if (pp->index < 0)
 		return SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -114,12 +138,15 @@ static int16_t batch_check(struct sl_kafka_req *kr, const char *topic, const str
 		             pp->index);
 		return SL_KERR_INVALID_TXN_STATE;
 	}
+	int codec = h.attributes & SL_BATCH_ATTR_CODEC_MASK;
+	if (codec == SL_KAFKA_CODEC_GZIP || codec == SL_KAFKA_CODEC_SNAPPY || codec == SL_KAFKA_CODEC_LZ4)
+		return batch_inflate(kr, topic, pp);
 	return SL_KERR_NONE;
 }
 
 static void produce_topic(struct sl_kafka_req *kr, uint32_t t, Synclog__Acks acks, int16_t acks_error)
 {
-	const struct sl_kafka_produce_topic *pt = &kr->rq.u.produce.topics[t];
+	struct sl_kafka_produce_topic *pt = &kr->rq.u.produce.topics[t];
 	struct produce_state *st = kr->state;
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < pt->partition_count; i++) {

@@ -51,8 +51,8 @@ const struct sl_kafka_api_range sl_kafka_api_ranges[SL_KAFKA_API_KEY_COUNT] = {
         [SL_KAFKA_DELETE_TOPICS] = {1, 0, 3},
         [SL_KAFKA_INIT_PRODUCER_ID] = {1, 0, 1},
         [SL_KAFKA_DESCRIBE_CONFIGS] = {1, 0, 2},
-        /* SASL (broker/kafka/sasl.c). v0 of the handshake is listed because librdkafka turns SASL on only when
-         * it is; sasl.c refuses it, as v0 sends the tokens outside Kafka's framing. */
+        /* SASL (broker/kafka/sasl.c). After handshake v0 (kafka-python 2.0, Java clients before 1.0) the tokens
+         * come as bare frames; v1 sends them in SaslAuthenticate. */
         [SL_KAFKA_SASL_HANDSHAKE] = {1, 0, 1},
         [SL_KAFKA_SASL_AUTHENTICATE] = {1, 0, 1},
 };

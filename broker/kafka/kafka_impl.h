@@ -80,6 +80,15 @@ enum {
 	SL_KERR_INVALID_RECORD = 87,
 };
 
+/* inflate.c: a gzip (codec 1), snappy (2) or lz4 (3) batch as the same batch uncompressed, in the arena, whose bound
+ * grows by it; at most out_max bytes. Returns 0, -EINVAL (corrupt: CRC, lengths, compressed data; *why says
+ * which), -EMSGSIZE (over out_max) or -ENOMEM. */
+#define SL_KAFKA_CODEC_GZIP   1
+#define SL_KAFKA_CODEC_SNAPPY 2
+#define SL_KAFKA_CODEC_LZ4    3
+int sl_kafka_batch_inflate(struct sl_kafka_arena *arena, const uint8_t *in, size_t len, size_t out_max, uint8_t **out,
+                           size_t *out_len, const char **why);
+
 /* A topic created through CreateTopics without a partition count (-1, v4+) gets this many. */
 #define SL_KAFKA_DEFAULT_PARTITIONS 1
 
@@ -138,6 +147,7 @@ struct sl_kafka_req {
 	uint8_t *tls_out;             /* TLS: the response's ciphertext, freed once written */
 	struct sl_principal *charged; /* whose bytes in flight the frame is (security.h rule 5) */
 	int close_after;              /* close the connection once this response is written (a failed authentication) */
+	int sasl_unframed;            /* a SASL token after SaslHandshake v0: no Kafka header either way (sasl.c) */
 	uint32_t throttle_ms;         /* the principal's quota held this response back (security.h rule 4) */
 };
 
@@ -176,6 +186,9 @@ struct sl_session *sl_kafka_conn_session(struct sl_kafka_conn *c);
 int sl_kafka_conn_tls(const struct sl_kafka_conn *c);
 enum sl_kafka_sasl sl_kafka_conn_sasl(const struct sl_kafka_conn *c);
 void sl_kafka_conn_sasl_set(struct sl_kafka_conn *c, enum sl_kafka_sasl state);
+/* SaslHandshake v0 agreed on a mechanism: the connection's next frames are that mechanism's tokens, unframed
+ * (sasl.c), until the exchange ends. */
+void sl_kafka_conn_sasl_unframed_set(struct sl_kafka_conn *c);
 /* Close the connection once kr's response is written (after the ones before it). */
 void sl_kafka_req_close_after(struct sl_kafka_req *kr);
 /* For the APIs answered without a handler (groups, metadata): 1 when kr's principal may do op to the resource. */

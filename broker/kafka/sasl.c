@@ -1,12 +1,17 @@
-/* SASL on the Kafka listener (KIP-43, KIP-152): SaslHandshake v1 picks the mechanism, then SaslAuthenticate
- * carries its tokens in Kafka's framing, so kcat and librdkafka authenticate with their usual settings
- * (security.protocol=SASL_SSL, sasl.mechanisms=SCRAM-SHA-256 or PLAIN, sasl.username, sasl.password).
+/* SASL on the Kafka listener (KIP-43, KIP-152): SaslHandshake picks the mechanism, then the mechanism's tokens
+ * travel in SaslAuthenticate requests (handshake v1: kcat, librdkafka, the Java client since 1.0) or, after
+ * handshake v0, as bare frames of their own (kafka-python 2.0, older Java clients), so Kafka clients authenticate
+ * with their usual settings (security.protocol=SASL_SSL, sasl.mechanisms=SCRAM-SHA-256 or PLAIN, user, password).
  *
- *   SaslHandshake v1(mechanism) -> error 0 and the mechanisms, or UNSUPPORTED_SASL_MECHANISM (33); v0 (tokens
- *   outside Kafka's framing) is refused with ILLEGAL_SASL_STATE (34)
+ *   SaslHandshake v0/v1(mechanism) -> error 0 and the mechanisms, or UNSUPPORTED_SASL_MECHANISM (33)
  *   SCRAM-SHA-256: SaslAuthenticate(client-first) -> server-first; SaslAuthenticate(client-final) -> server-final
  *   PLAIN:         SaslAuthenticate(authzid NUL user NUL password) -> empty
  *   a failure: SASL_AUTHENTICATION_FAILED (58) with a message, and the connection closes after the answer
+ *
+ * After handshake v0 each token is a frame of its own: offset 0, 4 bytes, big-endian size N; offset 4, N bytes,
+ * the token; no request header, no correlation id. The answer is the next token framed the same way (N = 0 for
+ * PLAIN's empty one). A failure has no way to be told: the connection is closed, with the reason in the log, as
+ * Kafka does.
  *
  * Rules:
  *   1. PLAIN sends the password itself, so it is offered only on a TLS connection.
@@ -32,11 +37,7 @@ void sl_kafka_sasl_handshake(struct sl_kafka_req *kr)
 	const char *mech = kr->rq.u.sasl_handshake.mechanism;
 	int tls = sl_kafka_conn_tls(c);
 	int16_t err = SL_KERR_NONE;
-	if (kr->rq.api_version < 1) {
-		/* v0 carries the SASL tokens outside Kafka's framing: only SaslAuthenticate is spoken here. */
-		err = SL_KERR_ILLEGAL_SASL_STATE;
-		sl_kafka_log(kr, "SaslHandshake v0 (unframed tokens) is not served: use v1 and SaslAuthenticate");
-	} else if (strcmp(mech, SL_SCRAM_MECHANISM) == 0) {
+	if (strcmp(mech, SL_SCRAM_MECHANISM) == 0) {
 		sl_kafka_conn_sasl_set(c, SL_KAFKA_SASL_SCRAM);
 	} else if (strcmp(mech, MECH_PLAIN) == 0 && tls) {
 		sl_kafka_conn_sasl_set(c, SL_KAFKA_SASL_PLAIN);
@@ -45,6 +46,8 @@ void sl_kafka_sasl_handshake(struct sl_kafka_req *kr)
 		sl_kafka_log(kr, "SASL mechanism '%.64s' not offered (SCRAM-SHA-256%s)", mech,
 		             tls ? ", PLAIN" : "; PLAIN only over TLS");
 	}
+	if (err == SL_KERR_NONE && kr->rq.api_version == 0)
+		sl_kafka_conn_sasl_unframed_set(c); /* the tokens come as bare frames */
 	struct sl_kwrite *w = &kr->head;
 	sl_kafka_head_begin(kr, 0);
 	sl_kwrite_i16(w, err);
@@ -55,8 +58,26 @@ void sl_kafka_sasl_handshake(struct sl_kafka_req *kr)
 	sl_kafka_req_answer(kr);
 }
 
+/* The token after SaslHandshake v0: only its size before it; a failure closes the connection (sasl.c header). */
+static void unframed_answer(struct sl_kafka_req *kr, int16_t err, const char *msg, const void *bytes, size_t len)
+{
+	if (err != SL_KERR_NONE) {
+		sl_kafka_log(kr, "%s (SASL after SaslHandshake v0, which has no error answer): closing the connection",
+		             msg ? msg : "refused");
+		sl_kafka_req_close_conn(kr);
+		return;
+	}
+	sl_kwrite_i32(&kr->head, 0); /* size, patched when written */
+	sl_kwrite_bytes(&kr->head, bytes, len);
+	sl_kafka_req_answer(kr);
+}
+
 static void authenticate_answer(struct sl_kafka_req *kr, int16_t err, const char *msg, const void *bytes, size_t len)
 {
+	if (kr->sasl_unframed) {
+		unframed_answer(kr, err, msg, bytes, len);
+		return;
+	}
 	struct sl_kwrite *w = &kr->head;
 	sl_kafka_head_begin(kr, 0);
 	sl_kwrite_i16(w, err);
