@@ -303,9 +303,10 @@ static const struct sl_apply_store_ops timing_ops = {
         .error = w_error,
 };
 
-static int dead_letter_cb(const struct sl_apply_record *r, const char *error, void *cb_arg)
+static int dead_letter_cb(const struct sl_apply_record *r, const char *error, bool transient, void *cb_arg)
 {
 	(void)r;
+	(void)transient;
 	(void)cb_arg;
 	fprintf(stderr, "sync-bench: a record was refused: %s\n", error);
 	return -EIO;
