@@ -215,7 +215,7 @@ static int batch_build(const struct loadgen_options *o, uint32_t records_per_bat
 	int rc = value ? sl_batch_builder_init(b, o->batch_bytes) : -ENOMEM;
 
 	if (rc == 0) {
-		loadgen_fill_value(value, o->record_bytes, 3);
+		bench_fill_value(value, o->record_bytes, 3);
 		r.value = value;
 		r.timestamp_ms = (int64_t)(sl_clock_mono_ns() / 1000000);
 		for (uint32_t i = 0; rc == 0 && i < records_per_batch; i++)
@@ -242,7 +242,7 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 	int64_t stamps[TOPICS_INFLIGHT_MAX], start = 0, end = 0;
 	struct hist *lat = malloc(sizeof(*lat));
 	char err[SL_ERROR_BYTES] = "", name[SL_TOPIC_NAME_BYTES_MAX + 1];
-	double cpu0 = loadgen_cpu_s();
+	double cpu0 = bench_cpu_s();
 	FILE *out;
 	int rc;
 
@@ -326,7 +326,7 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 		        seconds > 0 ? (double)acked / seconds : 0,
 		        seconds > 0 ? (double)acked * o->record_bytes / seconds / 1e6 : 0,
 		        seconds > 0 ? (double)acked_batches * (double)batch_bytes / seconds / 1e6 : 0,
-		        loadgen_cpu_s() - cpu0);
+		        bench_cpu_s() - cpu0);
 		hist_print_json(out, lat);
 		fputs("},\"error\":", out);
 		if (rc != 0)
