@@ -18,8 +18,8 @@ int sl_table_file_line_error(char *err, size_t err_cap, unsigned no, const char 
 	return -EINVAL;
 }
 
-int sl_table_file_lines(const char *text, size_t len, const char *kind, size_t line_bytes_max,
-                        sl_table_line_cb line_cb, void *arg, char *err, size_t err_cap)
+int sl_table_file_lines(const char *text, size_t len, const char *kind, size_t line_bytes_max, sl_table_line_cb line_cb,
+                        void *arg, char *err, size_t err_cap)
 {
 	const char *p = text, *end = text + len;
 	char line[LINE_BYTES_LIMIT + 1];

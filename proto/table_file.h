@@ -25,8 +25,8 @@ typedef int (*sl_table_parse_cb)(const char *text, size_t len, void *table, char
 
 /* Call line_cb for each entry line of text (invariant 1; kind, "a users file", names the file in the NUL byte's
  * message). Stops at the first error and returns it; the caller frees what the lines built. */
-int sl_table_file_lines(const char *text, size_t len, const char *kind, size_t line_bytes_max,
-                        sl_table_line_cb line_cb, void *arg, char *err, size_t err_cap);
+int sl_table_file_lines(const char *text, size_t len, const char *kind, size_t line_bytes_max, sl_table_line_cb line_cb,
+                        void *arg, char *err, size_t err_cap);
 /* "line N: what" in err; returns -EINVAL. */
 int sl_table_file_line_error(char *err, size_t err_cap, unsigned no, const char *what);
 /* Read the file at path (at most bytes_max bytes) and parse it with parse_cb into table (invariant 2; a missing
