@@ -85,6 +85,11 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 const char *cli_plural(uint64_t n);
 /* 512 B, 1.5 KiB, 20 MiB, 1.0 GiB. */
 void cli_bytes_format(uint64_t bytes, char *buf, size_t size);
+/* A string as a JSON string on stdout, quoted and escaped. */
+void cli_json_string(const char *s);
+/* What a command that changed one named thing prints once it went through: {"VERB":NAME} with --json, else
+ * "VERB KIND NAME" ("deleted topic orders"). Returns CLI_EXIT_OK. */
+int cli_print_done(const struct cli *cli, const char *verb, const char *kind, const char *name);
 /* Room for any text cli_bytes_format writes. */
 #define CLI_BYTES_TEXT 16
 /* True when stream (stdout or stderr) is a terminal: progress lines go there, never into a pipe or a file. */

@@ -309,3 +309,20 @@ int cli_stall_after_parse(const struct cli *cli, const struct cli_command *cmd, 
 		return cli_usage_error(cmd, "--stall-after needs a duration of at least 100ms (30s, 5m, PT1M)");
 	return 0;
 }
+
+void cli_json_string(const char *s)
+{
+	sl_json_print_string(stdout, s, strlen(s));
+}
+
+int cli_print_done(const struct cli *cli, const char *verb, const char *kind, const char *name)
+{
+	if (cli->json) {
+		printf("{\"%s\":", verb);
+		cli_json_string(name);
+		fputs("}\n", stdout);
+	} else {
+		printf("%s %s %s\n", verb, kind, name);
+	}
+	return CLI_EXIT_OK;
+}

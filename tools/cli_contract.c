@@ -183,7 +183,7 @@ static int contract_set(const struct cli *cli, int argc, char **argv)
 	} else {
 		if (cli->json) {
 			printf("{\"topic\":");
-			sl_json_print_string(stdout, topic, strlen(topic));
+			cli_json_string(topic);
 			printf(",\"version\":%u}\n", stored.version);
 		} else {
 			printf("topic %s contract version %u\n", topic, stored.version);
@@ -202,16 +202,16 @@ static void record_json_print(const char *topic, const struct sl_contract_record
                               const struct sl_contract_enforcement *e)
 {
 	printf("{\"topic\":");
-	sl_json_print_string(stdout, topic, strlen(topic));
+	cli_json_string(topic);
 	printf(",\"version\":%u,\"set_by\":", r->version);
-	sl_json_print_string(stdout, r->set_by, strlen(r->set_by));
+	cli_json_string(r->set_by);
 	printf(",\"peer\":");
-	sl_json_print_string(stdout, r->peer, strlen(r->peer));
+	cli_json_string(r->peer);
 	printf(",\"set_at_ms\":%lld,\"contract\":%s", (long long)r->set_at_ms,
 	       r->contract[0] == '{' ? r->contract : "null");
 	if (with_text) {
 		printf(",\"text\":");
-		sl_json_print_string(stdout, r->text, strlen(r->text));
+		cli_json_string(r->text);
 	}
 	if (e != NULL)
 		printf(",\"enforcement\":{\"since_ms\":%lld,\"live_records\":%llu,\"without_idempotency_key\":%llu,"

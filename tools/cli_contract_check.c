@@ -80,9 +80,9 @@ static void clause(struct check *ck, const char *name, bool ok, const char *fmt,
 	}
 	if (ck->cli->json) {
 		printf("{\"topic\":");
-		sl_json_print_string(stdout, ck->topic, strlen(ck->topic));
+		cli_json_string(ck->topic);
 		printf(",\"clause\":\"%s\",\"ok\":%s,\"evidence\":", name, ok ? "true" : "false");
-		sl_json_print_string(stdout, evidence, strlen(evidence));
+		cli_json_string(evidence);
 		printf("}\n");
 	} else {
 		printf("%-4s %s: %s\n", ok ? "ok" : "FAIL", name, evidence);
