@@ -59,6 +59,10 @@ int cli_subcommand_run(const struct cli_command *parent, const struct cli_subcom
 /* Flag parsing. cli_flag matches argv[*i] against name as "--name VALUE" or "--name=VALUE": returns 1 with *value
  * set (and *i advanced past the value), 0 when argv[*i] is another argument, -1 when the value is missing. */
 int cli_flag(int argc, char **argv, int *i, const char *name, const char **value);
+/* The one operand a command takes (its TOPIC, GROUP or NAME) into *operand: an argument that looks like a flag no
+ * one took is an unknown flag, a second operand an unexpected argument. Returns 0, or CLI_EXIT_USAGE with the
+ * usage error printed. */
+int cli_operand(const struct cli_command *cmd, const char *arg, const char **operand);
 /* --stall-after D of group list, group describe and status: the stall-after a Kafka cluster's health states are
  * judged with by this client (consumer/client/kafka_health.c). At least 100ms; refused (a usage error, returns
  * nonzero after printing it) for synclogd, which judges its own (`group alter`). */

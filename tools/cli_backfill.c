@@ -121,12 +121,8 @@ static int args_parse(int argc, char **argv, struct backfill_args *a)
 				return cli_usage_error(&backfill_command, "--acks must be none, written or fsync");
 		} else if (strcmp(argv[i], "--restart") == 0) {
 			a->restart = true;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&backfill_command, "unknown flag '%s'", argv[i]);
-		} else if (a->topic == NULL) {
-			a->topic = argv[i];
-		} else {
-			return cli_usage_error(&backfill_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&backfill_command, argv[i], &a->topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (a->topic == NULL)

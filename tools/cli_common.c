@@ -326,3 +326,13 @@ int cli_print_done(const struct cli *cli, const char *verb, const char *kind, co
 	}
 	return CLI_EXIT_OK;
 }
+
+int cli_operand(const struct cli_command *cmd, const char *arg, const char **operand)
+{
+	if (arg[0] == '-' && arg[1] != '\0')
+		return cli_usage_error(cmd, "unknown flag '%s'", arg);
+	if (*operand != NULL)
+		return cli_usage_error(cmd, "unexpected argument '%s'", arg);
+	*operand = arg;
+	return 0;
+}

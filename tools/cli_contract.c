@@ -248,12 +248,8 @@ static int contract_show(const struct cli *cli, int argc, char **argv)
 				return cli_usage_error(&show_command, "--version needs a version number (1, 2, ...)");
 		} else if (strcmp(argv[i], "--history") == 0) {
 			want_history = true;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&show_command, "unknown flag '%s'", argv[i]);
-		} else if (topic == NULL) {
-			topic = argv[i];
-		} else {
-			return cli_usage_error(&show_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&show_command, argv[i], &topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (topic == NULL)

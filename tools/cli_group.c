@@ -187,11 +187,8 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			continue;
 		}
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&describe_command, "unknown flag '%s'", argv[i]);
-		if (name != NULL)
-			return cli_usage_error(&describe_command, "unexpected argument '%s'", argv[i]);
-		name = argv[i];
+		if (cli_operand(&describe_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&describe_command, "the GROUP is required");
@@ -284,12 +281,8 @@ static int group_delete(const struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0)
 			force = true;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&delete_command, "unknown flag '%s'", argv[i]);
-		else if (name != NULL)
-			return cli_usage_error(&delete_command, "unexpected argument '%s'", argv[i]);
-		else
-			name = argv[i];
+		else if (cli_operand(&delete_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&delete_command, "the GROUP is required");
@@ -325,12 +318,8 @@ static int group_alter(const struct cli *cli, int argc, char **argv)
 		} else if ((rc = cli_flag(argc, argv, &i, "--window", &value)) != 0) {
 			if (rc < 0 || cli_parse_i64(value, 0, 60, &window) != 0 || window == 1)
 				return cli_usage_error(&alter_command, "--window needs 2 to 60 samples, or 0");
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&alter_command, "unknown flag '%s'", argv[i]);
-		} else if (name != NULL) {
-			return cli_usage_error(&alter_command, "unexpected argument '%s'", argv[i]);
-		} else {
-			name = argv[i];
+		} else if (cli_operand(&alter_command, argv[i], &name) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (name == NULL)

@@ -101,12 +101,8 @@ static int args_parse(int argc, char **argv, struct produce_args *a)
 				a->codec = SL_BATCH_CODEC_ZSTD;
 			else
 				return cli_usage_error(&produce_command, "--compression must be none or zstd");
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&produce_command, "unknown flag '%s'", argv[i]);
-		} else if (a->topic == NULL) {
-			a->topic = argv[i];
-		} else {
-			return cli_usage_error(&produce_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&produce_command, argv[i], &a->topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (a->topic == NULL)

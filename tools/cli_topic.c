@@ -234,12 +234,8 @@ static int topic_create(const struct cli *cli, int argc, char **argv)
 				        "replicas are for a Kafka cluster (--broker kafka://...)",
 				        (unsigned long long)u);
 			cfg.replication_factor = (int32_t)u;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&create_command, "unknown flag '%s'", argv[i]);
-		} else if (name == NULL) {
-			name = argv[i];
-		} else {
-			return cli_usage_error(&create_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&create_command, argv[i], &name) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (name == NULL)
@@ -342,11 +338,8 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&describe_command, "unknown flag '%s'", argv[i]);
-		if (name != NULL)
-			return cli_usage_error(&describe_command, "unexpected argument '%s'", argv[i]);
-		name = argv[i];
+		if (cli_operand(&describe_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&describe_command, "the topic NAME is required");
@@ -448,11 +441,8 @@ static int topic_delete(const struct cli *cli, int argc, char **argv)
 {
 	const char *name = NULL;
 	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&delete_command, "unknown flag '%s'", argv[i]);
-		if (name != NULL)
-			return cli_usage_error(&delete_command, "unexpected argument '%s'", argv[i]);
-		name = argv[i];
+		if (cli_operand(&delete_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&delete_command, "the topic NAME is required");
@@ -513,13 +503,7 @@ static int topic_alter(const struct cli *cli, int argc, char **argv)
 			if (copies[count] == NULL)
 				return cli_fail(&alter_command, "out of memory");
 			count++;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			rc = cli_usage_error(&alter_command, "unknown flag '%s'", argv[i]);
-			goto out;
-		} else if (name == NULL) {
-			name = argv[i];
-		} else {
-			rc = cli_usage_error(&alter_command, "unexpected argument '%s'", argv[i]);
+		} else if ((rc = cli_operand(&alter_command, argv[i], &name)) != 0) {
 			goto out;
 		}
 	}
@@ -558,12 +542,8 @@ static int topic_compact(const struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--wait") == 0)
 			wait = true;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&compact_command, "unknown flag '%s'", argv[i]);
-		else if (name != NULL)
-			return cli_usage_error(&compact_command, "unexpected argument '%s'", argv[i]);
-		else
-			name = argv[i];
+		else if (cli_operand(&compact_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&compact_command, "the topic NAME is required");

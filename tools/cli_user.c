@@ -132,12 +132,8 @@ static int user_add(const struct cli *cli, int argc, char **argv)
 			if (rc < 0 || v[0] == '\0')
 				return cli_usage_error(&add_command, "--data-dir needs a directory");
 			dir = v;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&add_command, "unknown flag '%s'", argv[i]);
-		} else if (name != NULL) {
-			return cli_usage_error(&add_command, "unexpected argument '%s'", argv[i]);
-		} else {
-			name = argv[i];
+		} else if (cli_operand(&add_command, argv[i], &name) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (name == NULL)
