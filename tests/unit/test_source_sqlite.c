@@ -17,6 +17,7 @@
 #include "consumer/client/synclog.h"
 #include "consumer/sync/source.h"
 #include "tests/unit/log_test_util.h"
+#include "tests/unit/source_test_util.h"
 
 struct env {
 	char dir[256];
@@ -64,29 +65,6 @@ static int open_table(struct env *e, const char *table, const char *value_col)
 	return sl_source_open(&e->src, e->spec, &c, e->err, sizeof(e->err));
 }
 
-/* The next row, asserting there is one. */
-static struct sl_source_row next_row(struct env *e)
-{
-	struct sl_source_row r;
-
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 1);
-	return r;
-}
-
-static void key_equal(const struct sl_source_row *r, const char *key)
-{
-	assert_non_null(r->key);
-	assert_int_equal(r->key_len, strlen(key));
-	assert_memory_equal(r->key, key, r->key_len);
-}
-
-static void scan_all(struct env *e)
-{
-	struct sl_key none = {0};
-
-	assert_int_equal(e->src.ops->scan(e->src.ctx, none, none), 0);
-}
-
 static void integer_keys_come_in_the_order_of_their_text(void **state)
 {
 	struct env *e = *state;
@@ -95,15 +73,15 @@ static void integer_keys_come_in_the_order_of_their_text(void **state)
 	exec_sql(e, "CREATE TABLE t (key INTEGER PRIMARY KEY, version INTEGER, v TEXT);"
 	            "INSERT INTO t VALUES (9, 1, 'nine'), (10, 1, 'ten'), (100, 1, 'hundred'), (2, 1, 'two');");
 	assert_int_equal(open_table(e, "t", NULL), 0);
-	scan_all(e);
-	r = next_row(e);
-	key_equal(&r, "10");
-	r = next_row(e);
-	key_equal(&r, "100");
-	r = next_row(e);
-	key_equal(&r, "2");
-	r = next_row(e);
-	key_equal(&r, "9");
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "10");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "100");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "2");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "9");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 	assert_int_equal(e->src.ops->count(e->src.ctx), 4);
 }
@@ -112,16 +90,15 @@ static void bounds_take_rows_after_one_key_up_to_another(void **state)
 {
 	struct env *e = *state;
 	struct sl_source_row r;
-	struct sl_key after = {(const uint8_t *)"b", 1}, upto = {(const uint8_t *)"d", 1};
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER, v TEXT);"
 	            "INSERT INTO t VALUES ('a', 1, 'x'), ('b', 1, 'x'), ('c', 1, 'x'), ('d', 1, 'x'), ('e', 1, 'x');");
 	assert_int_equal(open_table(e, "t", "v"), 0);
-	assert_int_equal(e->src.ops->scan(e->src.ctx, after, upto), 0);
-	r = next_row(e);
-	key_equal(&r, "c");
-	r = next_row(e);
-	key_equal(&r, "d");
+	st_scan(&e->src, "b", "d");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "c");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "d");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 }
 
@@ -137,13 +114,13 @@ static void value_is_a_json_object_of_the_other_columns(void **state)
 	         "INSERT INTO t VALUES ('Ann \"A\"' || char(10), 'k1', 0.1, 3, 7, NULL, 0);"
 	         "INSERT INTO t VALUES ('Bob', 'k2', 1.5, 4, 1, 'x', 1);");
 	assert_int_equal(open_table(e, "t", NULL), 0);
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.version, 3);
 	assert_false(r.deleted);
 	assert_int_equal(r.value_len, strlen(want));
 	assert_memory_equal(r.value, want, r.value_len);
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_true(r.deleted);
 	assert_null(r.value);
 	assert_int_equal(r.version, 4);
@@ -157,8 +134,8 @@ static void value_column_gives_its_text(void **state)
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER, body TEXT, other TEXT);"
 	            "INSERT INTO t VALUES ('k', '12', 'raw text, not JSON', 'ignored');");
 	assert_int_equal(open_table(e, "t", "body"), 0);
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.version, 12);
 	assert_int_equal(r.value_len, strlen("raw text, not JSON"));
 	assert_memory_equal(r.value, "raw text, not JSON", r.value_len);
@@ -178,21 +155,21 @@ static void bad_rows_say_where_and_why(void **state)
 	            "INSERT INTO t VALUES ('f', 3, 'fine');");
 	assert_int_equal(open_table(e, "t", NULL), 0);
 	assert_string_equal(e->src.position_name, "rowid");
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_null(r.key);
 	assert_int_equal(r.position, 1);
 	assert_string_equal(r.bad, "no key");
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.position, 2);
 	assert_non_null(strstr(r.bad, "'x1' is not an integer"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_string_equal(r.bad, "no version");
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "not an integer"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "BLOB"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_null(r.bad);
 	assert_int_equal(r.version, 3);
 }
@@ -209,7 +186,7 @@ static void long_indexed_scan_loses_and_repeats_nothing(void **state)
 	            " INSERT INTO t SELECT printf('key%06d', i), i, 'v' FROM c;");
 	assert_int_equal(open_table(e, "t", "v"), 0);
 	assert_string_equal(e->src.position_name, "");
-	scan_all(e);
+	st_scan(&e->src, NULL, NULL);
 	while (e->src.ops->next(e->src.ctx, &r) == 1) {
 		snprintf(key, sizeof(key), "%.*s", (int)r.key_len, (const char *)r.key);
 		assert_true(strcmp(prev, key) < 0);
