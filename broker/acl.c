@@ -199,24 +199,17 @@ int sl_acls_add(struct sl_acls *acls, const struct sl_acl *a, int *created_out)
 		return 0;
 	if (acls->count >= SL_ACLS_MAX)
 		return -E2BIG;
-	struct sl_acl *items = sl_sorted_open_slot(acls->items, acls->count, &acls->cap, sizeof(acls->items[0]), i);
+	struct sl_acl *items = sl_sorted_open_slot(acls->items, &acls->count, &acls->cap, sizeof(acls->items[0]), i);
 	if (items == NULL)
 		return -ENOMEM;
 	acls->items = items;
 	acls->items[i] = *a;
-	acls->count++;
 	return 0;
 }
 
 int sl_acls_remove(struct sl_acls *acls, const struct sl_acl *a)
 {
-	int found;
-	uint32_t i = search(acls, a, &found);
-	if (!found)
-		return -ENOENT;
-	sl_sorted_close_slot(acls->items, acls->count, sizeof(acls->items[0]), i);
-	acls->count--;
-	return 0;
+	return sl_sorted_remove(acls->items, &acls->count, sizeof(acls->items[0]), a, compare);
 }
 
 int sl_acls_copy(const struct sl_acls *from, struct sl_acls *to)

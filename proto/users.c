@@ -67,25 +67,18 @@ int sl_users_put(struct sl_users *u, const char *name, const struct sl_scram_ver
 	}
 	if (u->count >= SL_USERS_MAX)
 		return -E2BIG;
-	struct sl_user *items = sl_sorted_open_slot(u->items, u->count, &u->cap, sizeof(u->items[0]), i);
+	struct sl_user *items = sl_sorted_open_slot(u->items, &u->count, &u->cap, sizeof(u->items[0]), i);
 	if (items == NULL)
 		return -ENOMEM;
 	u->items = items;
 	snprintf(u->items[i].name, sizeof(u->items[i].name), "%s", name);
 	u->items[i].verifier = *v;
-	u->count++;
 	return 0;
 }
 
 int sl_users_remove(struct sl_users *u, const char *name)
 {
-	int found;
-	uint32_t i = search(u, name, &found);
-	if (!found)
-		return -ENOENT;
-	sl_sorted_close_slot(u->items, u->count, sizeof(u->items[0]), i);
-	u->count--;
-	return 0;
+	return sl_sorted_remove(u->items, &u->count, sizeof(u->items[0]), name, compare_name);
 }
 
 int sl_users_copy(const struct sl_users *from, struct sl_users *to)

@@ -31,10 +31,10 @@ uint32_t sl_sorted_search(const void *items, uint32_t count, size_t item_bytes, 
 	return lo;
 }
 
-void *sl_sorted_open_slot(void *items, uint32_t count, uint32_t *capacity, size_t item_bytes, uint32_t at)
+void *sl_sorted_open_slot(void *items, uint32_t *count, uint32_t *capacity, size_t item_bytes, uint32_t at)
 {
-	SL_ASSERT(at <= count && count <= *capacity);
-	if (count == *capacity) {
+	SL_ASSERT(at <= *count && *count <= *capacity);
+	if (*count == *capacity) {
 		uint32_t grown = *capacity ? *capacity * 2 : CAPACITY_FIRST;
 		void *p = realloc(items, (size_t)grown * item_bytes);
 
@@ -44,16 +44,23 @@ void *sl_sorted_open_slot(void *items, uint32_t count, uint32_t *capacity, size_
 		*capacity = grown;
 	}
 	char *slot = (char *)items + (size_t)at * item_bytes;
-	memmove(slot + item_bytes, slot, (size_t)(count - at) * item_bytes);
+	memmove(slot + item_bytes, slot, (size_t)(*count - at) * item_bytes);
 	memset(slot, 0, item_bytes);
+	(*count)++;
 	return items;
 }
 
-void sl_sorted_close_slot(void *items, uint32_t count, size_t item_bytes, uint32_t at)
+int sl_sorted_remove(void *items, uint32_t *count, size_t item_bytes, const void *key, sl_sorted_compare_cb compare_cb)
 {
-	SL_ASSERT(at < count);
+	int found;
+	uint32_t at = sl_sorted_search(items, *count, item_bytes, key, &found, compare_cb);
+
+	if (!found)
+		return -ENOENT;
 	char *slot = (char *)items + (size_t)at * item_bytes;
-	memmove(slot, slot + item_bytes, (size_t)(count - at - 1) * item_bytes);
+	memmove(slot, slot + item_bytes, (size_t)(*count - at - 1) * item_bytes);
+	(*count)--;
+	return 0;
 }
 
 int sl_sorted_copy(const void *items, uint32_t count, size_t item_bytes, void **copy_out)
