@@ -77,3 +77,12 @@ make_pki() {
 	openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
 		-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null || fail "openssl could not sign the server certificate"
 }
+
+# expect_exit CODE CMD...: runs CMD with its output in $TMP/out and $TMP/err; fails unless it exits CODE (naming the
+# command and the start of its stderr).
+expect_exit() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 600 "$TMP/err"))"
+}
