@@ -290,22 +290,17 @@ int sl_acls_parse(const char *text, size_t len, struct sl_acls *out, char *err, 
 	return rc;
 }
 
+static size_t format_line(const void *table, uint32_t index, char *line, size_t line_bytes)
+{
+	const struct sl_acl *a = &((const struct sl_acls *)table)->items[index];
+	return (size_t)snprintf(line, line_bytes, "%s %s %s %s %s\n", a->principal, sl_acl_resource_name(a->resource),
+	                        a->prefix ? "prefix" : "literal", a->resource == SL_ACL_CLUSTER ? "-" : a->name,
+	                        sl_acl_op_name(a->op));
+}
+
 int sl_acls_format(const struct sl_acls *acls, char **text_out, size_t *len_out)
 {
-	size_t cap = sizeof(HEADER) + (size_t)acls->count * LINE_BYTES_MAX;
-	char *text = malloc(cap);
-	if (text == NULL)
-		return -ENOMEM;
-	size_t len = (size_t)snprintf(text, cap, "%s", HEADER);
-	for (uint32_t i = 0; i < acls->count; i++) {
-		const struct sl_acl *a = &acls->items[i];
-		len += (size_t)snprintf(text + len, cap - len, "%s %s %s %s %s\n", a->principal,
-		                        sl_acl_resource_name(a->resource), a->prefix ? "prefix" : "literal",
-		                        a->resource == SL_ACL_CLUSTER ? "-" : a->name, sl_acl_op_name(a->op));
-	}
-	*text_out = text;
-	*len_out = len;
-	return 0;
+	return sl_table_file_format(HEADER, acls, acls->count, LINE_BYTES_MAX, format_line, text_out, len_out);
 }
 
 static int parse_table(const char *text, size_t len, void *table, char *err, size_t err_cap)

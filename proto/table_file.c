@@ -57,6 +57,23 @@ int sl_table_file_lines(const char *text, size_t len, const char *kind, size_t l
 	return 0;
 }
 
+int sl_table_file_format(const char *header, const void *table, uint32_t count, size_t line_bytes_max,
+                         sl_table_format_cb format_cb, char **text_out, size_t *len_out)
+{
+	size_t header_len = strlen(header), cap = header_len + 1 + (size_t)count * line_bytes_max;
+	char *text = malloc(cap);
+
+	if (text == NULL)
+		return -ENOMEM;
+	memcpy(text, header, header_len + 1);
+	size_t len = header_len;
+	for (uint32_t i = 0; i < count; i++)
+		len += format_cb(table, i, text + len, cap - len);
+	*text_out = text;
+	*len_out = len;
+	return 0;
+}
+
 int sl_table_file_load(const char *path, size_t bytes_max, sl_table_parse_cb parse_cb, void *table, char *err,
                        size_t err_cap)
 {

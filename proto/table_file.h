@@ -16,6 +16,7 @@
 #define SL_PROTO_TABLE_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* One entry line, NUL-terminated (the caller may cut it up), its length and number (from 1). Returns 0, or a
  * negative errno with a message in err (starting with "line N: "). */
@@ -23,10 +24,18 @@ typedef int (*sl_table_line_cb)(char *line, size_t len, unsigned no, void *arg, 
 /* Parse a whole file's text into a table; a negative errno with a message in err. */
 typedef int (*sl_table_parse_cb)(const char *text, size_t len, void *table, char *err, size_t err_cap);
 
+/* Write entry index of a table as one line, '\n' included, into line (line_bytes, the table's maximum); returns the
+ * bytes written. */
+typedef size_t (*sl_table_format_cb)(const void *table, uint32_t index, char *line, size_t line_bytes);
+
 /* Call line_cb for each entry line of text (invariant 1; kind, "a users file", names the file in the NUL byte's
  * message). Stops at the first error and returns it; the caller frees what the lines built. */
 int sl_table_file_lines(const char *text, size_t len, const char *kind, size_t line_bytes_max, sl_table_line_cb line_cb,
                         void *arg, char *err, size_t err_cap);
+/* The file's text: header, then count entries of at most line_bytes_max each, written by format_cb; in a new
+ * allocation the caller frees. Returns 0 or -ENOMEM. */
+int sl_table_file_format(const char *header, const void *table, uint32_t count, size_t line_bytes_max,
+                         sl_table_format_cb format_cb, char **text_out, size_t *len_out);
 /* "line N: what" in err; returns -EINVAL. */
 int sl_table_file_line_error(char *err, size_t err_cap, unsigned no, const char *what);
 /* Read the file at path (at most bytes_max bytes) and parse it with parse_cb into table (invariant 2; a missing

@@ -176,27 +176,22 @@ int sl_users_parse(const char *text, size_t len, struct sl_users *out, char *err
 	return rc;
 }
 
+static size_t format_line(const void *table, uint32_t index, char *line, size_t line_bytes)
+{
+	const struct sl_user *x = &((const struct sl_users *)table)->items[index];
+	char salt[SL_BASE64_ENCODED_BYTES(SL_SCRAM_SALT_BYTES_MAX) + 1];
+	char stored[SL_BASE64_ENCODED_BYTES(SL_SCRAM_KEY_BYTES) + 1];
+	char server[SL_BASE64_ENCODED_BYTES(SL_SCRAM_KEY_BYTES) + 1];
+	sl_base64_encode(x->verifier.salt, x->verifier.salt_bytes, salt, sizeof(salt));
+	sl_base64_encode(x->verifier.stored_key, SL_SCRAM_KEY_BYTES, stored, sizeof(stored));
+	sl_base64_encode(x->verifier.server_key, SL_SCRAM_KEY_BYTES, server, sizeof(server));
+	return (size_t)snprintf(line, line_bytes, "%s %s %" PRIu32 " %s %s %s\n", x->name, SL_SCRAM_MECHANISM,
+	                        x->verifier.iterations, salt, stored, server);
+}
+
 int sl_users_format(const struct sl_users *u, char **text_out, size_t *len_out)
 {
-	size_t cap = sizeof(HEADER) + (size_t)u->count * LINE_BYTES_MAX;
-	char *text = malloc(cap);
-	if (text == NULL)
-		return -ENOMEM;
-	size_t len = (size_t)snprintf(text, cap, "%s", HEADER);
-	for (uint32_t i = 0; i < u->count; i++) {
-		const struct sl_user *x = &u->items[i];
-		char salt[SL_BASE64_ENCODED_BYTES(SL_SCRAM_SALT_BYTES_MAX) + 1];
-		char stored[SL_BASE64_ENCODED_BYTES(SL_SCRAM_KEY_BYTES) + 1];
-		char server[SL_BASE64_ENCODED_BYTES(SL_SCRAM_KEY_BYTES) + 1];
-		sl_base64_encode(x->verifier.salt, x->verifier.salt_bytes, salt, sizeof(salt));
-		sl_base64_encode(x->verifier.stored_key, SL_SCRAM_KEY_BYTES, stored, sizeof(stored));
-		sl_base64_encode(x->verifier.server_key, SL_SCRAM_KEY_BYTES, server, sizeof(server));
-		len += (size_t)snprintf(text + len, cap - len, "%s %s %" PRIu32 " %s %s %s\n", x->name,
-		                        SL_SCRAM_MECHANISM, x->verifier.iterations, salt, stored, server);
-	}
-	*text_out = text;
-	*len_out = len;
-	return 0;
+	return sl_table_file_format(HEADER, u, u->count, LINE_BYTES_MAX, format_line, text_out, len_out);
 }
 
 /* ---- files ---- */
