@@ -5,7 +5,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "proto/base/fs.h"
+#include "tests/unit/log_test_util.h"
 
 #include "tests/unit/source_test_util.h"
 
@@ -39,4 +44,27 @@ void st_value_equal(const struct sl_source_row *r, const char *text)
 	assert_non_null(r->value);
 	assert_int_equal(r->value_len, strlen(text));
 	assert_memory_equal(r->value, text, r->value_len);
+}
+
+int st_file_env_setup(void **state, const char *file_name)
+{
+	struct st_file_env *e = calloc(1, sizeof(*e));
+
+	if (e == NULL || lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0) {
+		free(e);
+		return -1;
+	}
+	snprintf(e->path, sizeof(e->path), "%s/%s", e->dir, file_name);
+	*state = e;
+	return 0;
+}
+
+int st_file_env_teardown(void **state)
+{
+	struct st_file_env *e = *state;
+
+	sl_source_close(&e->src);
+	sl_fs_rm_rf(e->dir);
+	free(e);
+	return 0;
 }

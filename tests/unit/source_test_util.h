@@ -4,7 +4,23 @@
 #ifndef SL_TESTS_SOURCE_TEST_UTIL_H
 #define SL_TESTS_SOURCE_TEST_UTIL_H
 
+#include "consumer/client/synclog.h"
 #include "consumer/sync/source.h"
+
+/* A source read from one file in a temporary directory (the JSON-lines and SQLite tests): path is that file, spec
+ * what the test opens. */
+struct st_file_env {
+	char dir[256];
+	char path[300];
+	char spec[400];
+	char err[SL_ERROR_BYTES];
+	struct sl_source src;
+};
+
+/* cmocka setup: a new env in *state, its path DIR/file_name in a new temporary directory; -1 when it cannot be made. */
+int st_file_env_setup(void **state, const char *file_name);
+/* cmocka teardown: close the source, remove the directory, free the env. */
+int st_file_env_teardown(void **state);
 
 /* Start a scan of the keys after after up to upto (each NULL: unbounded), asserting it starts. */
 void st_scan(struct sl_source *src, const char *after, const char *upto);

@@ -7,47 +7,27 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/base/fs.h"
 #include "consumer/client/synclog.h"
 #include "consumer/sync/source.h"
-#include "tests/unit/log_test_util.h"
 #include "tests/unit/source_test_util.h"
-
-struct env {
-	char dir[256];
-	char path[300];
-	char spec[400];
-	char err[SL_ERROR_BYTES];
-	struct sl_source src;
-};
 
 static int setup(void **state)
 {
-	struct env *e = calloc(1, sizeof(*e));
+	struct st_file_env *e;
 
-	if (e == NULL || lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0)
+	if (st_file_env_setup(state, "rows.jsonl") != 0)
 		return -1;
-	snprintf(e->path, sizeof(e->path), "%s/rows.jsonl", e->dir);
+	e = *state;
 	snprintf(e->spec, sizeof(e->spec), "jsonl:%s", e->path);
-	*state = e;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	sl_source_close(&e->src);
-	sl_fs_rm_rf(e->dir);
-	free(e);
-	return 0;
-}
-
-static int open_file(struct env *e, const char *text, const char *value_col)
+static int open_file(struct st_file_env *e, const char *text, const char *value_col)
 {
 	struct sl_source_columns c = {.value = value_col};
 	FILE *f = fopen(e->path, "w");
@@ -60,7 +40,7 @@ static int open_file(struct env *e, const char *text, const char *value_col)
 
 static void rows_come_in_key_order_with_bad_lines_first(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	assert_int_equal(open_file(e,
@@ -102,7 +82,7 @@ static void rows_come_in_key_order_with_bad_lines_first(void **state)
 
 static void value_member_and_bounds(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	assert_int_equal(open_file(e,
@@ -128,7 +108,7 @@ static void value_member_and_bounds(void **state)
 
 static void empty_file_has_no_rows(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	assert_int_equal(open_file(e, "", NULL), 0);
@@ -143,9 +123,10 @@ static void empty_file_has_no_rows(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(rows_come_in_key_order_with_bad_lines_first, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_member_and_bounds, setup, teardown),
-	        cmocka_unit_test_setup_teardown(empty_file_has_no_rows, setup, teardown),
+	        cmocka_unit_test_setup_teardown(rows_come_in_key_order_with_bad_lines_first, setup,
+	                                        st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(value_member_and_bounds, setup, st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(empty_file_has_no_rows, setup, st_file_env_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

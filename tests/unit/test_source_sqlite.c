@@ -9,46 +9,21 @@
 #include <cmocka.h>
 
 #include <sqlite3.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/base/fs.h"
 #include "consumer/client/synclog.h"
 #include "consumer/sync/source.h"
-#include "tests/unit/log_test_util.h"
 #include "tests/unit/source_test_util.h"
-
-struct env {
-	char dir[256];
-	char path[300];
-	char spec[400];
-	char err[SL_ERROR_BYTES];
-	struct sl_source src;
-};
 
 static int setup(void **state)
 {
-	struct env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0)
-		return -1;
-	snprintf(e->path, sizeof(e->path), "%s/src.db", e->dir);
-	*state = e;
-	return 0;
+	return st_file_env_setup(state, "src.db");
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	sl_source_close(&e->src);
-	sl_fs_rm_rf(e->dir);
-	free(e);
-	return 0;
-}
-
-static void exec_sql(struct env *e, const char *sql)
+static void exec_sql(struct st_file_env *e, const char *sql)
 {
 	sqlite3 *db;
 
@@ -57,7 +32,7 @@ static void exec_sql(struct env *e, const char *sql)
 	sqlite3_close(db);
 }
 
-static int open_table(struct env *e, const char *table, const char *value_col)
+static int open_table(struct st_file_env *e, const char *table, const char *value_col)
 {
 	struct sl_source_columns c = {.value = value_col};
 
@@ -67,7 +42,7 @@ static int open_table(struct env *e, const char *table, const char *value_col)
 
 static void integer_keys_come_in_the_order_of_their_text(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key INTEGER PRIMARY KEY, version INTEGER, v TEXT);"
@@ -88,7 +63,7 @@ static void integer_keys_come_in_the_order_of_their_text(void **state)
 
 static void bounds_take_rows_after_one_key_up_to_another(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER, v TEXT);"
@@ -104,7 +79,7 @@ static void bounds_take_rows_after_one_key_up_to_another(void **state)
 
 static void value_is_a_json_object_of_the_other_columns(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 	const char *want = "{\"name\":\"Ann \\\"A\\\"\\n\",\"score\":0.1,\"n\":7,\"none\":null}";
 
@@ -128,7 +103,7 @@ static void value_is_a_json_object_of_the_other_columns(void **state)
 
 static void value_column_gives_its_text(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER, body TEXT, other TEXT);"
@@ -143,7 +118,7 @@ static void value_column_gives_its_text(void **state)
 
 static void bad_rows_say_where_and_why(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key TEXT, version, v BLOB);"
@@ -176,7 +151,7 @@ static void bad_rows_say_where_and_why(void **state)
 
 static void long_indexed_scan_loses_and_repeats_nothing(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 	char prev[32] = "", key[32];
 	int n = 0;
@@ -198,7 +173,7 @@ static void long_indexed_scan_loses_and_repeats_nothing(void **state)
 
 static void missing_table_or_column_is_a_clear_error(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_columns c = {.version = "rev"};
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER);");
@@ -215,13 +190,17 @@ static void missing_table_or_column_is_a_clear_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(integer_keys_come_in_the_order_of_their_text, setup, teardown),
-	        cmocka_unit_test_setup_teardown(bounds_take_rows_after_one_key_up_to_another, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_is_a_json_object_of_the_other_columns, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_column_gives_its_text, setup, teardown),
-	        cmocka_unit_test_setup_teardown(bad_rows_say_where_and_why, setup, teardown),
-	        cmocka_unit_test_setup_teardown(long_indexed_scan_loses_and_repeats_nothing, setup, teardown),
-	        cmocka_unit_test_setup_teardown(missing_table_or_column_is_a_clear_error, setup, teardown),
+	        cmocka_unit_test_setup_teardown(integer_keys_come_in_the_order_of_their_text, setup,
+	                                        st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(bounds_take_rows_after_one_key_up_to_another, setup,
+	                                        st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(value_is_a_json_object_of_the_other_columns, setup,
+	                                        st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(value_column_gives_its_text, setup, st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(bad_rows_say_where_and_why, setup, st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(long_indexed_scan_loses_and_repeats_nothing, setup,
+	                                        st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(missing_table_or_column_is_a_clear_error, setup, st_file_env_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
