@@ -37,7 +37,7 @@ rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 broker_pid=
 cleanup() {
-	[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	broker_stop
 	rm -rf "$data"
 }
 trap cleanup EXIT

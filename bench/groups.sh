@@ -44,10 +44,7 @@ rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 broker_pid=
 cleanup() {
-	if [ -n "$broker_pid" ]; then
-		kill -KILL "$broker_pid" 2>/dev/null || true
-		wait "$broker_pid" 2>/dev/null || true
-	fi
+	broker_kill
 	rm -rf "$data"
 }
 trap cleanup EXIT

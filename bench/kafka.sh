@@ -31,10 +31,7 @@ partitions=8
 data=$root/build/bench-data-kafka
 broker_pid=
 cleanup() {
-	if [ -n "$broker_pid" ]; then
-		kill -KILL "$broker_pid" 2>/dev/null || true
-		wait "$broker_pid" 2>/dev/null || true
-	fi
+	broker_kill
 	rm -rf "$data"
 }
 trap cleanup EXIT

@@ -36,7 +36,7 @@ stop_broker_hard() { :; }
 TMP=$data
 . "$root/tests/integration/pg_lib.sh"
 cleanup() {
-	[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	broker_stop
 	pg_stop
 	rm -rf "$data"
 }
