@@ -53,7 +53,6 @@ int loadgen_handshake(const struct loadgen_options *o)
 	if (out == NULL)
 		return -EIO;
 	double seconds = (double)(end - start) / 1e9;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"tls\":%s,\"scram\":%s,\"connections\":%llu,\"seconds\":%.6f,\"connections_per_s\":%.1f,"

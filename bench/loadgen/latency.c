@@ -242,7 +242,6 @@ int loadgen_latency(const struct loadgen_options *o)
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"rate\":%.1f,\"tick_us\":%u,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"sent\":%llu,\"acked\":%llu,"
@@ -255,12 +254,8 @@ int loadgen_latency(const struct loadgen_options *o)
 	hist_print_json(out, &run->e2e);
 	fputs("},\"ack_latency\":{", out);
 	hist_print_json(out, &run->ack);
-	fputs("},\"error\":", out);
-	if (run->error[0] != '\0')
-		sl_json_print_string(out, run->error, strlen(run->error));
-	else
-		fputs("null", out);
-	fputs("}\n", out);
+	fputs("},", out);
+	loadgen_print_error_end(out, run->error[0] != '\0' ? run->error : NULL);
 	loadgen_out_close(o, out);
 	if (run->error[0] != '\0')
 		fprintf(stderr, "synclog-bench: latency: %s\n", run->error);

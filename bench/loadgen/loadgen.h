@@ -93,8 +93,10 @@ int loadgen_topic_usage(const struct loadgen_options *o, uint64_t *bytes_out, ui
 /* Open the output (stdout or --json FILE). */
 FILE *loadgen_out_open(const struct loadgen_options *o);
 void loadgen_out_close(const struct loadgen_options *o, FILE *out);
-/* The common opening members of every result object: tool, mode, label, options. */
+/* Open a result object with the members every mode prints: tool, mode, label, options. */
 void loadgen_print_header(FILE *out, const struct loadgen_options *o);
+/* Close a result object with its last member, "error": the message, or null when error is NULL. */
+void loadgen_print_error_end(FILE *out, const char *error);
 
 int loadgen_produce(const struct loadgen_options *o);
 /* Open --count connections one after another (TCP, TLS with --tls-ca, Hello, SCRAM with --user), each closed

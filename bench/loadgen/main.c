@@ -173,7 +173,7 @@ void loadgen_out_close(const struct loadgen_options *o, FILE *out)
 void loadgen_print_header(FILE *out, const struct loadgen_options *o)
 {
 	fprintf(out,
-	        "\"tool\":\"synclog-bench\",\"mode\":\"%s\",\"label\":\"%s\",\"topic\":\"%s\",\"partitions\":%u,"
+	        "{\"tool\":\"synclog-bench\",\"mode\":\"%s\",\"label\":\"%s\",\"topic\":\"%s\",\"partitions\":%u,"
 	        "\"record_bytes\":%u,\"key_bytes\":%u,\"acks\":\"%s\",\"producers\":%u,\"producer_kind\":\"%s\","
 	        "\"one_at_a_time\":%s,\"codec\":\"%s\",\"linger_ms\":%u,\"batch_bytes\":%u,\"inflight\":%u,"
 	        "\"buffer_bytes\":%llu,\"fetch_bytes\":%u",
@@ -181,6 +181,16 @@ void loadgen_print_header(FILE *out, const struct loadgen_options *o)
 	        acks_name(o->acks), o->producers, o->kind == PRODUCER_PROCESS ? "process" : "thread",
 	        o->one_at_a_time ? "true" : "false", o->codec == SL_BATCH_CODEC_ZSTD ? "zstd" : "none", o->linger_ms,
 	        o->batch_bytes, o->inflight, (unsigned long long)o->buffer_bytes, o->fetch_bytes);
+}
+
+void loadgen_print_error_end(FILE *out, const char *error)
+{
+	fputs("\"error\":", out);
+	if (error != NULL)
+		sl_json_print_string(out, error, strlen(error));
+	else
+		fputs("null", out);
+	fputs("}\n", out);
 }
 
 enum {

@@ -261,7 +261,6 @@ int loadgen_produce(const struct loadgen_options *o)
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"records\":%llu,\"failed\":%llu,\"seconds\":%.6f,\"records_per_s\":%.1f,\"mb_per_s\":%.3f,"

@@ -55,7 +55,6 @@ int loadgen_replay(const struct loadgen_options *o)
 	if (out == NULL)
 		return -EIO;
 	double seconds = (double)(end - start) / 1e9;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"records\":%llu,\"expected\":%llu,\"bytes\":%llu,\"fetches\":%llu,\"seconds\":%.6f,"

@@ -73,7 +73,6 @@ int loadgen_create_topics(const struct loadgen_options *o)
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out, ",\"topics\":%u,\"created\":%u,\"existed\":%u,\"seconds\":%.3f,\"error\":", o->topics, created,
 	        existed, (double)(end - start) / 1e9);
@@ -316,7 +315,6 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 	double seconds = end > start ? (double)(end - start) / 1e9 : 0;
 	out = loadgen_out_open(o);
 	if (out != NULL) {
-		fputc('{', out);
 		loadgen_print_header(out, o);
 		fprintf(out,
 		        ",\"topics\":%u,\"records_per_batch\":%u,\"batch_bytes_sent\":%zu,\"records\":%llu,"
@@ -328,12 +326,8 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 		        seconds > 0 ? (double)acked_batches * (double)batch_bytes / seconds / 1e6 : 0,
 		        bench_cpu_s() - cpu0);
 		hist_print_json(out, lat);
-		fputs("},\"error\":", out);
-		if (rc != 0)
-			sl_json_print_string(out, err, strlen(err));
-		else
-			fputs("null", out);
-		fputs("}\n", out);
+		fputs("},", out);
+		loadgen_print_error_end(out, rc != 0 ? err : NULL);
 		loadgen_out_close(o, out);
 	}
 	if (rc != 0)
