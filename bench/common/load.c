@@ -100,6 +100,15 @@ FILE *bench_json_open(const char *tool, const char *json_path)
 	return out;
 }
 
+void bench_json_throughput(FILE *out, uint64_t records, int64_t elapsed_ns, uint32_t record_bytes, double cpu_s)
+{
+	double seconds = (double)elapsed_ns / 1e9;
+
+	fprintf(out, ",\"records\":%llu,\"seconds\":%.6f,\"records_per_s\":%.1f,\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
+	        (unsigned long long)records, seconds, seconds > 0 ? (double)records / seconds : 0,
+	        seconds > 0 ? (double)records * record_bytes / seconds / 1e6 : 0, cpu_s);
+}
+
 void bench_peer_json_close(FILE *out, const char *mode, const struct bench_peer_options *o, uint64_t sent,
                            uint64_t received, const struct hist *ack, const struct hist *e2e, const char *error)
 {

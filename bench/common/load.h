@@ -59,6 +59,9 @@ bool bench_peer_option(struct bench_peer_options *o, int c, const char *arg);
 
 /* Open the result file (stdout without --json); NULL with a message naming the tool when it cannot be written. */
 FILE *bench_json_open(const char *tool, const char *json_path);
+/* The throughput members of a result, each after a comma: "records", "seconds", "records_per_s", "mb_per_s" (of
+ * record_bytes values) and "cpu_s". */
+void bench_json_throughput(FILE *out, uint64_t records, int64_t elapsed_ns, uint32_t record_bytes, double cpu_s);
 /* Close the result of a peer: the latency mode's counts, both histograms and the error (or null), then the file
  * (unless it is stdout). */
 void bench_peer_json_close(FILE *out, const char *mode, const struct bench_peer_options *o, uint64_t sent,

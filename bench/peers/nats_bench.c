@@ -305,19 +305,16 @@ static void print_result(const struct run *r, double cpu)
 {
 	const struct options *o = r->o;
 	FILE *out = bench_json_open("nats-bench", o->load.json_path);
-	double seconds = (double)r->last_ns / 1e9;
 	uint64_t records = strcmp(o->mode, "replay") == 0 ? atomic_load(&r->received) : atomic_load(&r->acked);
 
 	if (out == NULL)
 		return;
 	fprintf(out,
 	        "{\"tool\":\"nats-bench\",\"mode\":\"%s\",\"label\":\"%s\",\"stream\":\"%s\",\"record_bytes\":%u,"
-	        "\"window\":%lld,\"one_at_a_time\":%s,\"records\":%llu,\"failed\":%llu,\"seconds\":%.6f,"
-	        "\"records_per_s\":%.1f,\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
+	        "\"window\":%lld,\"one_at_a_time\":%s,\"failed\":%llu",
 	        o->mode, o->load.label ? o->load.label : "", o->stream, o->load.record_bytes, (long long)o->window,
-	        o->load.one_at_a_time ? "true" : "false", (unsigned long long)records,
-	        (unsigned long long)atomic_load(&r->failed), seconds, seconds > 0 ? (double)records / seconds : 0,
-	        seconds > 0 ? (double)records * o->load.record_bytes / seconds / 1e6 : 0, cpu);
+	        o->load.one_at_a_time ? "true" : "false", (unsigned long long)atomic_load(&r->failed));
+	bench_json_throughput(out, records, r->last_ns, o->load.record_bytes, cpu);
 	bench_peer_json_close(out, o->mode, &o->load, atomic_load(&r->sent), atomic_load(&r->received), &r->ack,
 	                      &r->e2e, r->error);
 }

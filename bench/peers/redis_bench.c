@@ -419,19 +419,16 @@ static void print_result(const struct run *r, double cpu)
 {
 	const struct options *o = r->o;
 	FILE *out = bench_json_open("redis-bench", o->load.json_path);
-	double seconds = (double)r->seconds_ns / 1e9;
 	uint64_t records = strcmp(o->mode, "replay") == 0 ? r->received : r->acked;
 
 	if (out == NULL)
 		return;
 	fprintf(out,
 	        "{\"tool\":\"redis-bench\",\"client\":\"hiredis %d.%d.%d\",\"mode\":\"%s\",\"label\":\"%s\","
-	        "\"key\":\"%s\",\"record_bytes\":%u,\"pipeline\":%u,\"batch\":%u,\"one_at_a_time\":%s,"
-	        "\"records\":%llu,\"seconds\":%.6f,\"records_per_s\":%.1f,\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
+	        "\"key\":\"%s\",\"record_bytes\":%u,\"pipeline\":%u,\"batch\":%u,\"one_at_a_time\":%s",
 	        HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, o->mode, o->load.label ? o->load.label : "", o->key,
-	        o->load.record_bytes, o->pipeline, o->batch, o->load.one_at_a_time ? "true" : "false",
-	        (unsigned long long)records, seconds, seconds > 0 ? (double)records / seconds : 0,
-	        seconds > 0 ? (double)records * o->load.record_bytes / seconds / 1e6 : 0, cpu);
+	        o->load.record_bytes, o->pipeline, o->batch, o->load.one_at_a_time ? "true" : "false");
+	bench_json_throughput(out, records, r->seconds_ns, o->load.record_bytes, cpu);
 	bench_peer_json_close(out, o->mode, &o->load, atomic_load(&r->sent), r->received, &r->ack, &r->e2e, r->error);
 }
 
