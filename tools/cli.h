@@ -78,6 +78,8 @@ int cli_parse_double(const char *s, double min, double max, double *out);
 /* A duration flag: 30s, 10m, 2h, 7d or ISO 8601 (sl_duration_parse), or with digits only, milliseconds (what the
  * flags named *-ms took before). Returns 0 or -1. */
 int cli_parse_duration_ms(const char *s, int64_t *out);
+/* --acks none|written|fsync: 0, or -EINVAL for another word. */
+int cli_parse_acks(const char *s, enum sl_acks *out);
 
 /* A connection to cli->broker (Hello done, cli->timeout_ms applied) named client_id, or NULL after cli_fail has
  * said why (the caller returns CLI_EXIT_FAIL). */

@@ -336,3 +336,16 @@ int cli_operand(const struct cli_command *cmd, const char *arg, const char **ope
 	*operand = arg;
 	return 0;
 }
+
+int cli_parse_acks(const char *s, enum sl_acks *out)
+{
+	if (strcmp(s, "fsync") == 0)
+		*out = SL_ACKS_FSYNC;
+	else if (strcmp(s, "written") == 0)
+		*out = SL_ACKS_WRITTEN;
+	else if (strcmp(s, "none") == 0)
+		*out = SL_ACKS_NONE;
+	else
+		return -EINVAL;
+	return 0;
+}
