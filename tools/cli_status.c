@@ -91,6 +91,27 @@ static bool is_dlq(const char *name)
 	return n > 4 && strcmp(name + n - 4, ".dlq") == 0;
 }
 
+/* "dead_letters":[{"topic":T,"records":N}, ...] of the dead-letter topics (records null where a Kafka cluster does
+ * not tell). */
+static void print_json_dead_letters(const struct sl_status *s)
+{
+	bool first = true;
+
+	fputs("\"dead_letters\":[", stdout);
+	for (uint32_t i = 0; i < s->topic_count; i++) {
+		if (!is_dlq(s->topics[i].name))
+			continue;
+		printf("%s{\"topic\":", first ? "" : ",");
+		cli_json_string(s->topics[i].name);
+		if (s->topics[i].records >= 0)
+			printf(",\"records\":%" PRId64 "}", s->topics[i].records);
+		else
+			fputs(",\"records\":null}", stdout);
+		first = false;
+	}
+	putchar(']');
+}
+
 /* A Kafka cluster's status: what it does not tell is null. */
 static void print_json_kafka(const struct sl_status *s)
 {
@@ -126,20 +147,9 @@ static void print_json_kafka(const struct sl_status *s)
 		}
 		putchar(']');
 	}
-	printf(",\"dead_letters\":[");
-	bool first = true;
-	for (uint32_t i = 0; i < s->topic_count; i++) {
-		if (!is_dlq(s->topics[i].name))
-			continue;
-		printf("%s{\"topic\":", first ? "" : ",");
-		cli_json_string(s->topics[i].name);
-		if (s->topics[i].records >= 0)
-			printf(",\"records\":%" PRId64 "}", s->topics[i].records);
-		else
-			fputs(",\"records\":null}", stdout);
-		first = false;
-	}
-	printf("],\"runs\":null}\n");
+	putchar(',');
+	print_json_dead_letters(s);
+	printf(",\"runs\":null}\n");
 }
 
 static void print_json(const struct sl_status *s)
@@ -184,17 +194,9 @@ static void print_json(const struct sl_status *s)
 		       ",\"dead_lettered\":%" PRIu64 ",\"reported_ms\":%" PRId64 "}}",
 		       a->applied, a->stale, a->duplicate, a->deleted, a->dead_lettered, a->reported_ms);
 	}
-	printf("],\"dead_letters\":[");
-	bool first = true;
-	for (uint32_t i = 0; i < s->topic_count; i++) {
-		if (!is_dlq(s->topics[i].name))
-			continue;
-		printf("%s{\"topic\":", first ? "" : ",");
-		cli_json_string(s->topics[i].name);
-		printf(",\"records\":%" PRId64 "}", s->topics[i].records);
-		first = false;
-	}
-	printf("],\"runs\":[");
+	printf("],");
+	print_json_dead_letters(s);
+	printf(",\"runs\":[");
 	for (uint32_t i = 0; i < s->run_count; i++) {
 		const struct sl_run_report *r = &s->runs[i];
 		printf("%s{\"kind\":\"%s\",\"topic\":", i ? "," : "", r->kind);
