@@ -46,6 +46,26 @@ int64_t bench_pace_wait_ns(int64_t t0_ns, uint64_t i, double rate, uint32_t tick
 	return wait_ns < tick_left_ns ? tick_left_ns : wait_ns;
 }
 
+void bench_peer_longs(const struct option *own, size_t count, struct option *out)
+{
+	static const struct option shared[BENCH_PEER_LONGS_COUNT] = {
+	        {"record-bytes", required_argument, NULL, BENCH_OPT_RECORD_BYTES},
+	        {"count", required_argument, NULL, BENCH_OPT_COUNT},
+	        {"one-at-a-time", no_argument, NULL, BENCH_OPT_ONE_AT_A_TIME},
+	        {"rate", required_argument, NULL, BENCH_OPT_RATE},
+	        {"duration-s", required_argument, NULL, BENCH_OPT_DURATION},
+	        {"warmup-s", required_argument, NULL, BENCH_OPT_WARMUP},
+	        {"tick-us", required_argument, NULL, BENCH_OPT_TICK},
+	        {"label", required_argument, NULL, BENCH_OPT_LABEL},
+	        {"json", required_argument, NULL, BENCH_OPT_JSON},
+	        {"help", no_argument, NULL, 'h'},
+	};
+
+	memcpy(out, own, count * sizeof(*own));
+	memcpy(out + count, shared, sizeof(shared));
+	memset(&out[count + BENCH_PEER_LONGS_COUNT], 0, sizeof(*out));
+}
+
 void bench_peer_options_init(struct bench_peer_options *o)
 {
 	memset(o, 0, sizeof(*o));

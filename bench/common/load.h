@@ -5,6 +5,7 @@
 #ifndef SL_BENCH_LOAD_H
 #define SL_BENCH_LOAD_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +53,11 @@ enum {
 	BENCH_OPT_JSON = 'j',
 };
 
+/* The shared options' getopt_long entries and --help ('h', which each peer answers with its own usage). */
+#define BENCH_PEER_LONGS_COUNT 10
+/* A peer's getopt_long table: its own count entries, then the shared ones, then the terminator; out holds
+ * count + BENCH_PEER_LONGS_COUNT + 1 entries. */
+void bench_peer_longs(const struct option *own, size_t count, struct option *out);
 /* The defaults: 100-byte records, a million of them, 10 s of latency load after 1 s of warm-up, 100 us ticks. */
 void bench_peer_options_init(struct bench_peer_options *o);
 /* Take option c (a getopt_long value) with its argument when it is a shared one: true, or false when it is not. */

@@ -321,25 +321,16 @@ static void print_result(const struct run *r, double cpu)
 
 static int parse(int argc, char **argv, struct options *o)
 {
-	static const struct option longs[] = {
+	static const struct option own[] = {
 	        {"url", required_argument, NULL, 'u'},
 	        {"stream", required_argument, NULL, 's'},
 	        {"create", no_argument, NULL, 'c'},
-	        {"record-bytes", required_argument, NULL, BENCH_OPT_RECORD_BYTES},
-	        {"count", required_argument, NULL, BENCH_OPT_COUNT},
 	        {"window", required_argument, NULL, 'w'},
-	        {"one-at-a-time", no_argument, NULL, BENCH_OPT_ONE_AT_A_TIME},
-	        {"rate", required_argument, NULL, BENCH_OPT_RATE},
-	        {"duration-s", required_argument, NULL, BENCH_OPT_DURATION},
-	        {"warmup-s", required_argument, NULL, BENCH_OPT_WARMUP},
-	        {"tick-us", required_argument, NULL, BENCH_OPT_TICK},
-	        {"label", required_argument, NULL, BENCH_OPT_LABEL},
-	        {"json", required_argument, NULL, BENCH_OPT_JSON},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
 	};
+	struct option longs[sizeof(own) / sizeof(own[0]) + BENCH_PEER_LONGS_COUNT + 1];
 	int c;
 
+	bench_peer_longs(own, sizeof(own) / sizeof(own[0]), longs);
 	memset(o, 0, sizeof(*o));
 	bench_peer_options_init(&o->load);
 	o->stream = "bench";

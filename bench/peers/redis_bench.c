@@ -434,26 +434,15 @@ static void print_result(const struct run *r, double cpu)
 
 static int parse(int argc, char **argv, struct options *o)
 {
-	static const struct option longs[] = {
-	        {"host", required_argument, NULL, 'H'},
-	        {"port", required_argument, NULL, 'p'},
-	        {"key", required_argument, NULL, 'k'},
-	        {"record-bytes", required_argument, NULL, BENCH_OPT_RECORD_BYTES},
-	        {"count", required_argument, NULL, BENCH_OPT_COUNT},
-	        {"pipeline", required_argument, NULL, 'P'},
+	static const struct option own[] = {
+	        {"host", required_argument, NULL, 'H'},  {"port", required_argument, NULL, 'p'},
+	        {"key", required_argument, NULL, 'k'},   {"pipeline", required_argument, NULL, 'P'},
 	        {"batch", required_argument, NULL, 'B'},
-	        {"one-at-a-time", no_argument, NULL, BENCH_OPT_ONE_AT_A_TIME},
-	        {"rate", required_argument, NULL, BENCH_OPT_RATE},
-	        {"duration-s", required_argument, NULL, BENCH_OPT_DURATION},
-	        {"warmup-s", required_argument, NULL, BENCH_OPT_WARMUP},
-	        {"tick-us", required_argument, NULL, BENCH_OPT_TICK},
-	        {"label", required_argument, NULL, BENCH_OPT_LABEL},
-	        {"json", required_argument, NULL, BENCH_OPT_JSON},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
 	};
+	struct option longs[sizeof(own) / sizeof(own[0]) + BENCH_PEER_LONGS_COUNT + 1];
 	int c;
 
+	bench_peer_longs(own, sizeof(own) / sizeof(own[0]), longs);
 	memset(o, 0, sizeof(*o));
 	bench_peer_options_init(&o->load);
 	o->host = "127.0.0.1";
