@@ -327,10 +327,12 @@ static int is_dlq(const char *name)
 	return n > k && strcmp(name + n - k, ".dlq") == 0;
 }
 
-/* The broker's data directory, its disk and its connections, as members of an object that status and the
- * overview both show. */
-static void broker_disk_members(struct sl_text *o, const Synclog__StatusResponse *s)
+/* The broker's uptime, data directory, disk and connections, as members of an object that status and the overview
+ * both show. */
+static void broker_members(struct sl_text *o, const Synclog__StatusResponse *s)
 {
+	sl_text_put(o, ",\"uptime_ms\":");
+	sl_json_i64(o, s->now_ms - s->started_ms);
 	sl_text_put(o, ",\"data_dir\":");
 	sl_json_cstr(o, s->data_dir);
 	sl_text_put(o, ",\"data_bytes\":");
@@ -352,9 +354,7 @@ static void status_work(struct job *j, const Synclog__StatusResponse *s)
 	sl_json_cstr(o, s->broker_version);
 	sl_text_put(o, ",\"started_ms\":");
 	sl_json_i64(o, s->started_ms);
-	sl_text_put(o, ",\"uptime_ms\":");
-	sl_json_i64(o, s->now_ms - s->started_ms);
-	broker_disk_members(o, s);
+	broker_members(o, s);
 	sl_text_put(o, "},\"topics\":[");
 	for (size_t i = 0; i < s->n_topics; i++) {
 		const Synclog__TopicStatus *t = s->topics[i];
@@ -480,9 +480,7 @@ static void overview_work(struct job *j, const Synclog__StatusResponse *s)
 	sl_json_i64(o, s->started_ms);
 	sl_text_put(o, ",\"now_ms\":");
 	sl_json_i64(o, s->now_ms);
-	sl_text_put(o, ",\"uptime_ms\":");
-	sl_json_i64(o, s->now_ms - s->started_ms);
-	broker_disk_members(o, s);
+	broker_members(o, s);
 	double in = 0, out = 0;
 	for (size_t i = 0; i < s->n_topics; i++) {
 		in += s->topics[i]->records_in_per_s;
