@@ -32,6 +32,17 @@ struct sl_source_row st_next_row(struct sl_source *src)
 	return r;
 }
 
+void st_expect_keys(struct sl_source *src, const char *const *keys, size_t count)
+{
+	struct sl_source_row r;
+
+	for (size_t i = 0; i < count; i++) {
+		r = st_next_row(src);
+		st_key_equal(&r, keys[i]);
+	}
+	assert_int_equal(src->ops->next(src->ctx, &r), 0);
+}
+
 void st_key_equal(const struct sl_source_row *r, const char *text)
 {
 	assert_non_null(r->key);

@@ -26,6 +26,8 @@ int st_file_env_teardown(void **state);
 void st_scan(struct sl_source *src, const char *after, const char *upto);
 /* The next row of the scan, asserting there is one. */
 struct sl_source_row st_next_row(struct sl_source *src);
+/* Assert the scan's next rows have these count keys, in this order, and that the scan ends after them. */
+void st_expect_keys(struct sl_source *src, const char *const *keys, size_t count);
 /* Assert the row's key, or its value, is exactly text. */
 void st_key_equal(const struct sl_source_row *r, const char *text);
 void st_value_equal(const struct sl_source_row *r, const char *text);

@@ -43,21 +43,12 @@ static int open_table(struct st_file_env *e, const char *table, const char *valu
 static void integer_keys_come_in_the_order_of_their_text(void **state)
 {
 	struct st_file_env *e = *state;
-	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key INTEGER PRIMARY KEY, version INTEGER, v TEXT);"
 	            "INSERT INTO t VALUES (9, 1, 'nine'), (10, 1, 'ten'), (100, 1, 'hundred'), (2, 1, 'two');");
 	assert_int_equal(open_table(e, "t", NULL), 0);
 	st_scan(&e->src, NULL, NULL);
-	r = st_next_row(&e->src);
-	st_key_equal(&r, "10");
-	r = st_next_row(&e->src);
-	st_key_equal(&r, "100");
-	r = st_next_row(&e->src);
-	st_key_equal(&r, "2");
-	r = st_next_row(&e->src);
-	st_key_equal(&r, "9");
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
+	st_expect_keys(&e->src, (const char *const[]){"10", "100", "2", "9"}, 4);
 	assert_int_equal(e->src.ops->count(e->src.ctx), 4);
 }
 
