@@ -57,7 +57,7 @@ void st_value_equal(const struct sl_source_row *r, const char *text)
 	assert_memory_equal(r->value, text, r->value_len);
 }
 
-int st_file_env_setup(void **state, const char *file_name)
+int st_file_setup(void **state, const char *file_name)
 {
 	struct st_file_env *e = calloc(1, sizeof(*e));
 
@@ -70,7 +70,7 @@ int st_file_env_setup(void **state, const char *file_name)
 	return 0;
 }
 
-int st_file_env_teardown(void **state)
+int st_file_teardown(void **state)
 {
 	struct st_file_env *e = *state;
 

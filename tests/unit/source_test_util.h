@@ -18,9 +18,9 @@ struct st_file_env {
 };
 
 /* cmocka setup: a new env in *state, its path DIR/file_name in a new temporary directory; -1 when it cannot be made. */
-int st_file_env_setup(void **state, const char *file_name);
+int st_file_setup(void **state, const char *file_name);
 /* cmocka teardown: close the source, remove the directory, free the env. */
-int st_file_env_teardown(void **state);
+int st_file_teardown(void **state);
 
 /* Start a scan of the keys after after up to upto (each NULL: unbounded), asserting it starts. */
 void st_scan(struct sl_source *src, const char *after, const char *upto);

@@ -20,7 +20,7 @@ static int setup(void **state)
 {
 	struct st_file_env *e;
 
-	if (st_file_env_setup(state, "rows.jsonl") != 0)
+	if (st_file_setup(state, "rows.jsonl") != 0)
 		return -1;
 	e = *state;
 	snprintf(e->spec, sizeof(e->spec), "jsonl:%s", e->path);
@@ -123,10 +123,9 @@ static void empty_file_has_no_rows(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(rows_come_in_key_order_with_bad_lines_first, setup,
-	                                        st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(value_member_and_bounds, setup, st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(empty_file_has_no_rows, setup, st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(rows_come_in_key_order_with_bad_lines_first, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(value_member_and_bounds, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(empty_file_has_no_rows, setup, st_file_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,7 +20,7 @@
 
 static int setup(void **state)
 {
-	return st_file_env_setup(state, "src.db");
+	return st_file_setup(state, "src.db");
 }
 
 static void exec_sql(struct st_file_env *e, const char *sql)
@@ -181,17 +181,13 @@ static void missing_table_or_column_is_a_clear_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(integer_keys_come_in_the_order_of_their_text, setup,
-	                                        st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(bounds_take_rows_after_one_key_up_to_another, setup,
-	                                        st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(value_is_a_json_object_of_the_other_columns, setup,
-	                                        st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(value_column_gives_its_text, setup, st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(bad_rows_say_where_and_why, setup, st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(long_indexed_scan_loses_and_repeats_nothing, setup,
-	                                        st_file_env_teardown),
-	        cmocka_unit_test_setup_teardown(missing_table_or_column_is_a_clear_error, setup, st_file_env_teardown),
+	        cmocka_unit_test_setup_teardown(integer_keys_come_in_the_order_of_their_text, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(bounds_take_rows_after_one_key_up_to_another, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(value_is_a_json_object_of_the_other_columns, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(value_column_gives_its_text, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(bad_rows_say_where_and_why, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(long_indexed_scan_loses_and_repeats_nothing, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(missing_table_or_column_is_a_clear_error, setup, st_file_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
