@@ -272,10 +272,10 @@ $(BUILD)/bin/sync-bench: $(SYNC_BENCH_SRC:%.c=$(BUILD)/%.o) $(BENCH_COMMON_SRC:%
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(SYNC_LIBS) $(CLIENT_LIBS)
 
-# The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka).
+# The Kafka listener's peer load generator (bench/kafka/*.c, on librdkafka, with bench/common/'s values and CPU time).
 KAFKA_BENCH_SRC := $(wildcard bench/kafka/*.c)
 KAFKA_BENCH_BIN := $(if $(KAFKA_BENCH_SRC),$(BUILD)/bin/kafka-bench)
-$(BUILD)/bin/kafka-bench: $(KAFKA_BENCH_SRC)
+$(BUILD)/bin/kafka-bench: $(KAFKA_BENCH_SRC) $(BENCH_COMMON_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $$(pkg-config --cflags --libs rdkafka)
 

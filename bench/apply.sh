@@ -13,18 +13,8 @@
 # seconds needs L <= X * R / (D + R): with D = 1800 and R = 300, L <= X / 7.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for b in synclogd synclog; do
-	if [ ! -x "$build/bin/$b" ]; then
-		echo "apply.sh: $build/bin/$b is missing: run make first" >&2
-		exit 1
-	fi
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog
 quick=${APPLY_BENCH_QUICK:-${BENCH_QUICK:-0}}
 if [ "$quick" = 1 ]; then
 	records=200000
@@ -47,23 +37,13 @@ rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 broker_pid=
 cleanup() {
-	[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	broker_stop
 	rm -rf "$data"
 }
 trap cleanup EXIT
 
-"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --metrics off >"$data/broker.out" \
-	2>"$data/broker.err" &
-broker_pid=$!
-for _ in $(seq 1 200); do
-	grep -q '^synclogd ready on ' "$data/broker.out" && break
-	sleep 0.05
-done
-SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$data/broker.out")
-[ -n "$SYNCLOG_BROKER" ] || {
-	echo "apply.sh: synclogd did not start: $(cat "$data/broker.err")" >&2
-	exit 1
-}
+bench_synclogd "$data"
+SYNCLOG_BROKER=$native
 export SYNCLOG_BROKER
 
 # The backlog: key i % keys at version i / keys + 1, so every key gets records/keys versions in order (each one

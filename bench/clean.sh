@@ -8,14 +8,9 @@
 #
 # Usage: bench/clean.sh [BUILD_DIR]     CLEAN_BENCH_QUICK=1: 128 MiB, one round (tests the script)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" clean-bench
 bin=$build/bin/clean-bench
-[ -x "$bin" ] || { echo "clean.sh: $bin is missing: run make bench first" >&2; exit 1; }
 command -v fio >/dev/null || { echo "clean.sh: fio is missing: run tools/install-deps.sh bench" >&2; exit 1; }
 quick=${CLEAN_BENCH_QUICK:-0}
 bytes=$((1 << 30))
@@ -30,7 +25,6 @@ data=$root/build/bench-clean
 rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 trap 'rm -rf "$data"' EXIT
-now_ns() { date +%s%N; }
 
 results=()
 for round in $(seq 1 "$rounds"); do

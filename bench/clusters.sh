@@ -20,18 +20,8 @@
 #   CLUSTERS_BENCH_ROUNDS=N                      rounds per transport (default 3)
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for b in synclogd synclog; do
-	[ -x "$build/bin/$b" ] || {
-		echo "clusters.sh: $build/bin/$b is missing: run make first" >&2
-		exit 1
-	}
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog
 quick=${CLUSTERS_BENCH_QUICK:-${BENCH_QUICK:-0}}
 if [ "$quick" = 1 ]; then
 	records=200000 keys=20000 rounds=${CLUSTERS_BENCH_ROUNDS:-2} out=$build/clusters-quick.json
@@ -44,24 +34,13 @@ rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 broker_pid=
 cleanup() {
-	[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	broker_stop
 	rm -rf "$data"
 }
 trap cleanup EXIT
 
-"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --metrics off \
-	>"$data/broker.out" 2>"$data/broker.err" &
-broker_pid=$!
-for _ in $(seq 1 200); do
-	grep -q '^synclogd ready on ' "$data/broker.out" && break
-	sleep 0.05
-done
-native=$(sed -n 's/^synclogd ready on \([^ ]*\) kafka .*/\1/p' "$data/broker.out")
-kafka=kafka://$(sed -n 's/^synclogd ready on .* kafka //p' "$data/broker.out")
-[ -n "$native" ] || {
-	echo "clusters.sh: synclogd did not start: $(cat "$data/broker.err")" >&2
-	exit 1
-}
+bench_synclogd "$data" --kafka-listen 127.0.0.1:0
+kafka=kafka://$kafka
 
 echo "clusters.sh: producing $records records over $keys keys into 4 partitions"
 "$build/bin/synclog" --broker "$native" topic create orders --partitions 4 >/dev/null

@@ -13,15 +13,8 @@
 #
 # Usage: bench/compaction.sh [BUILD_DIR]    COMPACTION_BENCH_QUICK=1: small sizes (tests the script)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for bin in synclogd synclog synclog-bench clean-bench; do
-	[ -x "$build/bin/$bin" ] || { echo "compaction.sh: $build/bin/$bin is missing: run make bench" >&2; exit 1; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog synclog-bench clean-bench
 quick=${COMPACTION_BENCH_QUICK:-0}
 out=$root/bench/results/compaction.json
 if [ "$quick" = 1 ]; then

@@ -13,19 +13,9 @@
 #                          pause; the report flags it if it was disturbed again
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog-bench nats-bench redis-bench storage-bench
 bin=$build/bin
-for tool in synclogd synclog-bench nats-bench redis-bench storage-bench; do
-	if [ ! -x "$bin/$tool" ]; then
-		echo "compare.sh: $bin/$tool is missing: run make bench" >&2
-		exit 1
-	fi
-done
 for tool in fio redis-server redis-benchmark redis-cli nats-server python3 gnuplot fincore; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "compare.sh: $tool is missing: run tools/install-deps.sh bench" >&2
@@ -80,8 +70,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-client() { taskset -c "$client_cpu" "$@"; }
-loadavg() { cut -d' ' -f1 /proc/loadavg; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # CPU seconds the server process (every thread, io_uring workers included) used so far.
 server_cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$srv_pid/stat" 2>/dev/null || echo 0; }

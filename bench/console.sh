@@ -14,15 +14,8 @@
 # Usage: bench/console.sh [BUILD_DIR]   PARTITIONS=N GROUP_COUNT=N REQUESTS=N RECORDS=N override the
 # sizes (not GROUPS: bash keeps that name for itself).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for bin in synclogd synclog synclog-bench; do
-	[ -x "$build/bin/$bin" ] || { echo "console.sh: $build/bin/$bin is missing: run make bench" >&2; exit 1; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog synclog-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec python3 - "$build" "$root" <<'PY'
 import json, os, re, socket, subprocess, sys, threading, time, urllib.request

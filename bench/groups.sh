@@ -19,19 +19,9 @@
 #                           to BUILD_DIR/groups-quick.json instead
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" groups-bench synclogd synclog
 bench=$build/bin/groups-bench
-for bin in "$bench" "$build/bin/synclogd" "$build/bin/synclog"; do
-	if [ ! -x "$bin" ]; then
-		echo "groups.sh: $bin is missing: run make bench (or make $bin)" >&2
-		exit 1
-	fi
-done
 
 quick=${GROUPS_BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then
@@ -54,10 +44,7 @@ rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 broker_pid=
 cleanup() {
-	if [ -n "$broker_pid" ]; then
-		kill -KILL "$broker_pid" 2>/dev/null || true
-		wait "$broker_pid" 2>/dev/null || true
-	fi
+	broker_kill
 	rm -rf "$data"
 }
 trap cleanup EXIT
@@ -70,18 +57,8 @@ if [ "$avail" -lt "$need" ]; then
 	exit 1
 fi
 
-"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --metrics off >"$data/broker.out" \
-	2>"$data/broker.err" &
-broker_pid=$!
-for _ in $(seq 1 200); do
-	grep -q '^synclogd ready on ' "$data/broker.out" 2>/dev/null && break
-	sleep 0.05
-done
-broker=$(sed -n 's/^synclogd ready on //p' "$data/broker.out")
-[ -n "$broker" ] || {
-	echo "groups.sh: the broker did not start: $(cat "$data/broker.err")" >&2
-	exit 1
-}
+bench_synclogd "$data"
+broker=$native
 "$build/bin/synclog" --broker "$broker" topic create backlog --partitions "$replay_partitions" >/dev/null
 "$build/bin/synclog" --broker "$broker" topic create commits --partitions "$commit_partitions" >/dev/null
 

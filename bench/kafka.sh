@@ -21,18 +21,8 @@
 #   KAFKA_BENCH_QUICK=1   a tenth of the records and one round; figures to BUILD_DIR/kafka-quick.json
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for bin in synclogd synclog synclog-bench kafka-bench; do
-	[ -x "$build/bin/$bin" ] || {
-		echo "kafka.sh: $build/bin/$bin is missing: run make bench" >&2
-		exit 1
-	}
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog synclog-bench kafka-bench
 quick=${KAFKA_BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then
 	small=300000 large=50000 replay=1000000 rounds=1 out=$build/kafka-quick.json
@@ -45,10 +35,7 @@ partitions=8
 data=$root/build/bench-data-kafka
 broker_pid=
 cleanup() {
-	if [ -n "$broker_pid" ]; then
-		kill -KILL "$broker_pid" 2>/dev/null || true
-		wait "$broker_pid" 2>/dev/null || true
-	fi
+	broker_kill
 	rm -rf "$data"
 }
 trap cleanup EXIT
@@ -56,19 +43,7 @@ rm -rf "$data"
 mkdir -p "$data" "$(dirname "$out")"
 # The metrics listener (for the request counts) on a port free a moment ago: the ready line names only the other two.
 metrics=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 \
-	--metrics "$metrics" >"$data/broker.out" 2>"$data/broker.err" &
-broker_pid=$!
-for _ in $(seq 1 200); do
-	grep -q '^synclogd ready on ' "$data/broker.out" 2>/dev/null && break
-	sleep 0.05
-done
-native=$(sed -n 's/^synclogd ready on \([^ ]*\) kafka .*/\1/p' "$data/broker.out")
-kafka=$(sed -n 's/^synclogd ready on .* kafka //p' "$data/broker.out")
-[ -n "$native" ] && [ -n "$kafka" ] || {
-	echo "kafka.sh: the broker did not start: $(cat "$data/broker.err")" >&2
-	exit 1
-}
+bench_synclogd "$data" --kafka-listen 127.0.0.1:0 --metrics "$metrics"
 clk=$(getconf CLK_TCK)
 broker_cpu() { awk -v clk="$clk" '{ printf "%.2f\n", ($14 + $15) / clk }' "/proc/$broker_pid/stat"; }
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }

@@ -1,29 +1,20 @@
-# Shared pieces of the scale benchmarks (bench/cold_replay.sh, bench/replay_interference.sh, bench/many_groups.sh,
-# bench/offered_load.sh, bench/timeline.sh, bench/curve_*.sh): sourced, never run. Each script sets `name` (its
+# Shared pieces of the benchmarks: sourced, never run. Every benchmark script takes its build directory with
+# bench_paths and, when it needs one plain broker, starts it with bench_synclogd (both at the end of this file).
+# The scale benchmarks (bench/cold_replay.sh, bench/replay_interference.sh, bench/many_groups.sh,
+# bench/offered_load.sh, bench/timeline.sh, bench/curve_*.sh) use the rest: each sets `name` (its
 # results are bench/results/$name.json and .png, or BUILD_DIR/bench-quick/ in smoke mode) and calls bench_init
 # with its build directory; then it starts brokers with broker_start, measures, and calls bench_finish with the
 # JSON file it wrote, which draws the chart (bench/charts.py).
 #
-# What every script shares: a broker on 127.0.0.1 port 0 with a fresh data directory under build/bench-$name
+# What every scale script shares: a broker on 127.0.0.1 port 0 with a fresh data directory under build/bench-$name
 # (the repository's filesystem), stopped by PID; the broker pinned to core BENCH_SERVER_CPU (0) and the load
 # generators to BENCH_CLIENT_CPU (1), as in bench/compare.sh; the 1-minute load average recorded at the start and
 # end of the run and a warning when it is above 0.5 (the machine is shared: such figures are noisy); and
 # BENCH_QUICK=1, the smoke mode: small sizes, a run of seconds, figures kept out of bench/results.
 
 bench_init() { # build_dir
-	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-	build=${1:-build/release}
-	case $build in
-	/*) ;;
-	*) build=$root/$build ;;
-	esac
+	bench_paths "${1:-}" synclogd synclog-bench
 	bin=$build/bin
-	for tool in synclogd synclog-bench; do
-		if [ ! -x "$bin/$tool" ]; then
-			echo "$name: $bin/$tool is missing: run make bench (or make $bin/$tool)" >&2
-			exit 1
-		fi
-	done
 	quick=${BENCH_QUICK:-0}
 	server_cpu=${BENCH_SERVER_CPU:-0}
 	client_cpu=${BENCH_CLIENT_CPU:-1}
@@ -185,4 +176,47 @@ bench_finish() { # json_file
 	PY
 	python3 "$root/bench/charts.py" "$name" "$json" "${json%.json}.png" || echo "$name: no chart" >&2
 	echo "$name: $json, ${json%.json}.png ($(($(date +%s) - bench_t0)) s)"
+}
+
+# ---- what every benchmark script shares ----
+
+# Sets root (the repository) and build (BUILD_DIR made absolute; build/release when empty), and exits naming the
+# first TOOL missing from build/bin.
+bench_paths() { # build_dir tool...
+	local tool
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	build=${1:-build/release}
+	shift || true
+	case $build in
+	/*) ;;
+	*) build=$root/$build ;;
+	esac
+	for tool in "$@"; do
+		if [ ! -x "$build/bin/$tool" ]; then
+			echo "${0##*/}: $build/bin/$tool is missing: run make bench (or make $build/bin/$tool)" >&2
+			exit 1
+		fi
+	done
+}
+
+# One synclogd, unpinned, with its data in DIR/broker (stdout DIR/broker.out, stderr DIR/broker.err), on
+# 127.0.0.1 port 0 with metrics off and FLAGS added; waits up to 10 s for its readiness line. Sets broker_pid, native
+# (its address) and kafka (the Kafka listener's with --kafka-listen, else empty); exits with its stderr when it did
+# not start. The scale benchmarks use broker_start instead (pinned, start-up timed).
+bench_synclogd() { # dir [flags...]
+	local dir=$1
+	shift
+	"$build/bin/synclogd" --data-dir "$dir/broker" --listen 127.0.0.1:0 --metrics off "$@" >"$dir/broker.out" \
+		2>"$dir/broker.err" &
+	broker_pid=$!
+	for _ in $(seq 1 200); do
+		grep -qs '^synclogd ready on ' "$dir/broker.out" && break
+		sleep 0.05
+	done
+	native=$(sed -n 's/^synclogd ready on \([^ ]*\).*/\1/p' "$dir/broker.out")
+	kafka=$(sed -n 's/^synclogd ready on .* kafka //p' "$dir/broker.out")
+	if [ -z "$native" ]; then
+		echo "${0##*/}: synclogd did not start: $(cat "$dir/broker.err")" >&2
+		exit 1
+	fi
 }

@@ -14,18 +14,8 @@
 #   PG_RECONCILE_BENCH_ROUNDS=N rounds of scans and reconcile (default 3)
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for b in synclogd synclog; do
-	if [ ! -x "$build/bin/$b" ]; then
-		echo "pg_reconcile.sh: $build/bin/$b is missing: run make first" >&2
-		exit 1
-	fi
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog
 quick=${PG_RECONCILE_BENCH_QUICK:-${BENCH_QUICK:-0}}
 if [ "$quick" = 1 ]; then
 	rows=200000
@@ -43,25 +33,15 @@ broker_pid=
 TMP=$data
 . "$root/tests/integration/pg_lib.sh"
 cleanup() {
-	[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	broker_stop
 	pg_stop
 	rm -rf "$data"
 }
 trap cleanup EXIT
 
 # A broker only for `synclog apply` to make the target's tables (from an empty topic).
-"$build/bin/synclogd" --data-dir "$data/broker" --listen 127.0.0.1:0 --metrics off >"$data/broker.out" \
-	2>"$data/broker.err" &
-broker_pid=$!
-for _ in $(seq 1 200); do
-	grep -qs '^synclogd ready on ' "$data/broker.out" && break
-	sleep 0.05
-done
-SYNCLOG_BROKER=$(sed -n 's/^synclogd ready on //p' "$data/broker.out")
-[ -n "$SYNCLOG_BROKER" ] || {
-	echo "pg_reconcile.sh: synclogd did not start: $(cat "$data/broker.err")" >&2
-	exit 1
-}
+bench_synclogd "$data"
+SYNCLOG_BROKER=$native
 export SYNCLOG_BROKER
 PG_DURABLE=1 pg_start "$data/pg" || exit 1
 "$build/bin/synclog" topic create customers --partitions 4 >/dev/null

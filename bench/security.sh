@@ -20,19 +20,9 @@
 #   SECURITY_BENCH_ROUNDS=N  rounds (default 3)
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclog-bench synclogd synclog
 bench=$build/bin/synclog-bench
-for bin in "$bench" "$build/bin/synclogd" "$build/bin/synclog"; do
-	if [ ! -x "$bin" ]; then
-		echo "security.sh: $bin is missing: run make bench (or make $bin)" >&2
-		exit 1
-	fi
-done
 command -v openssl >/dev/null || { echo "security.sh: needs the openssl command" >&2; exit 1; }
 
 quick=${SECURITY_BENCH_QUICK:-0}

@@ -9,17 +9,9 @@
 #   STORAGE_BENCH_FIO_SYNC=auto|option|iolog   how fio paces its fdatasyncs (auto: option from fio 3.38 on)
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" storage-bench
 bin=$build/bin/storage-bench
-if [ ! -x "$bin" ]; then
-	echo "storage.sh: $bin is missing: run make first" >&2
-	exit 1
-fi
 if ! command -v fio >/dev/null 2>&1; then
 	echo "storage.sh: fio is missing: run tools/install-deps.sh bench" >&2
 	exit 1

@@ -21,18 +21,8 @@
 #                                           other work can be run again alone)
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-build/release}
-case $build in
-/*) ;;
-*) build=$root/$build ;;
-esac
-for b in synclogd synclog sync-bench; do
-	if [ ! -x "$build/bin/$b" ]; then
-		echo "sync.sh: $build/bin/$b is missing: run make bench (or make $build/bin/$b) first" >&2
-		exit 1
-	fi
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths "${1:-}" synclogd synclog sync-bench
 quick=${SYNC_BENCH_QUICK:-${BENCH_QUICK:-0}}
 if [ "$quick" = 1 ]; then
 	rows=500000

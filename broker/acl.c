@@ -6,6 +6,8 @@
 
 #include "broker/acl.h"
 #include "proto/base/fs.h"
+#include "proto/base/sorted.h"
+#include "proto/table_file.h"
 
 #define HEADER                                                                                              \
 	"# synclog ACLs: PRINCIPAL RESOURCE PATTERN NAME OP (broker/acl.h). Change them with `synclog acl " \
@@ -164,8 +166,9 @@ int sl_acls_allows(const struct sl_acls *acls, const char *principal, enum sl_ac
 
 /* ---- the table ---- */
 
-static int compare(const struct sl_acl *a, const struct sl_acl *b)
+static int compare(const void *item, const void *key)
 {
+	const struct sl_acl *a = item, *b = key;
 	int c = strcmp(a->principal, b->principal);
 	if (c == 0)
 		c = (int)a->resource - (int)b->resource;
@@ -180,21 +183,7 @@ static int compare(const struct sl_acl *a, const struct sl_acl *b)
 
 static uint32_t search(const struct sl_acls *acls, const struct sl_acl *a, int *found)
 {
-	uint32_t lo = 0, hi = acls->count;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		int c = compare(&acls->items[mid], a);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = 0;
-	return lo;
+	return sl_sorted_search(acls->items, acls->count, sizeof(acls->items[0]), a, found, compare);
 }
 
 int sl_acls_add(struct sl_acls *acls, const struct sl_acl *a, int *created_out)
@@ -210,40 +199,28 @@ int sl_acls_add(struct sl_acls *acls, const struct sl_acl *a, int *created_out)
 		return 0;
 	if (acls->count >= SL_ACLS_MAX)
 		return -E2BIG;
-	if (acls->count == acls->cap) {
-		uint32_t cap = acls->cap ? acls->cap * 2 : 16;
-		struct sl_acl *p = realloc(acls->items, (size_t)cap * sizeof(*p));
-		if (p == NULL)
-			return -ENOMEM;
-		acls->items = p;
-		acls->cap = cap;
-	}
-	memmove(&acls->items[i + 1], &acls->items[i], (size_t)(acls->count - i) * sizeof(acls->items[0]));
+	struct sl_acl *items = sl_sorted_open_slot(acls->items, &acls->count, &acls->cap, sizeof(acls->items[0]), i);
+	if (items == NULL)
+		return -ENOMEM;
+	acls->items = items;
 	acls->items[i] = *a;
-	acls->count++;
 	return 0;
 }
 
 int sl_acls_remove(struct sl_acls *acls, const struct sl_acl *a)
 {
-	int found;
-	uint32_t i = search(acls, a, &found);
-	if (!found)
-		return -ENOENT;
-	memmove(&acls->items[i], &acls->items[i + 1], (size_t)(acls->count - i - 1) * sizeof(acls->items[0]));
-	acls->count--;
-	return 0;
+	return sl_sorted_remove(acls->items, &acls->count, sizeof(acls->items[0]), a, compare);
 }
 
 int sl_acls_copy(const struct sl_acls *from, struct sl_acls *to)
 {
+	void *items;
+	int rc = sl_sorted_copy(from->items, from->count, sizeof(from->items[0]), &items);
+
 	memset(to, 0, sizeof(*to));
-	if (from->count == 0)
-		return 0;
-	to->items = malloc((size_t)from->count * sizeof(to->items[0]));
-	if (to->items == NULL)
-		return -ENOMEM;
-	memcpy(to->items, from->items, (size_t)from->count * sizeof(to->items[0]));
+	if (rc < 0)
+		return rc;
+	to->items = items;
 	to->count = to->cap = from->count;
 	return 0;
 }
@@ -256,158 +233,99 @@ void sl_acls_free(struct sl_acls *acls)
 
 /* ---- the file ---- */
 
-static int line_error(char *err, size_t cap, unsigned no, const char *what)
+static int parse_line(char *line, size_t len, unsigned no, void *arg, char *err, size_t cap)
 {
-	snprintf(err, cap, "line %u: %s", no, what);
-	return -EINVAL;
-}
-
-static int parse_line(char *line, struct sl_acls *out, unsigned no, char *err, size_t cap)
-{
+	struct sl_acls *out = arg;
+	(void)len;
 	char *f[5], *save = NULL;
 	int n = 0;
 	for (char *t = strtok_r(line, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
 		if (n == 5)
-			return line_error(err, cap, no, "more than five fields");
+			return sl_table_file_line_error(err, cap, no, "more than five fields");
 		f[n++] = t;
 	}
 	if (n != 5)
-		return line_error(err, cap, no, "expected PRINCIPAL RESOURCE PATTERN NAME OP");
+		return sl_table_file_line_error(err, cap, no, "expected PRINCIPAL RESOURCE PATTERN NAME OP");
 	struct sl_acl a;
 	memset(&a, 0, sizeof(a));
 	if (strlen(f[0]) > SL_USER_NAME_BYTES_MAX)
-		return line_error(err, cap, no, "principal longer than 64 characters");
+		return sl_table_file_line_error(err, cap, no, "principal longer than 64 characters");
 	snprintf(a.principal, sizeof(a.principal), "%s", f[0]);
 	if (sl_acl_resource_parse(f[1], &a.resource) < 0)
-		return line_error(err, cap, no, "resource must be topic, group or cluster");
+		return sl_table_file_line_error(err, cap, no, "resource must be topic, group or cluster");
 	if (strcmp(f[2], "literal") == 0)
 		a.prefix = 0;
 	else if (strcmp(f[2], "prefix") == 0)
 		a.prefix = 1;
 	else
-		return line_error(err, cap, no, "pattern must be literal or prefix");
+		return sl_table_file_line_error(err, cap, no, "pattern must be literal or prefix");
 	if (a.resource == SL_ACL_CLUSTER) {
 		if (strcmp(f[3], "-") != 0)
-			return line_error(err, cap, no, "a cluster ACL's name is '-'");
+			return sl_table_file_line_error(err, cap, no, "a cluster ACL's name is '-'");
 	} else {
 		if (strlen(f[3]) > SL_ACL_NAME_BYTES_MAX)
-			return line_error(err, cap, no, "name longer than 200 characters");
+			return sl_table_file_line_error(err, cap, no, "name longer than 200 characters");
 		snprintf(a.name, sizeof(a.name), "%s", f[3]);
 	}
 	char why[256];
 	if (sl_acl_op_parse(a.resource, f[4], &a.op, why, sizeof(why)) < 0 || sl_acl_check(&a, why, sizeof(why)) < 0)
-		return line_error(err, cap, no, why);
+		return sl_table_file_line_error(err, cap, no, why);
 	int created;
 	int rc = sl_acls_add(out, &a, &created);
 	if (rc == -E2BIG)
-		return line_error(err, cap, no, "more than 10000 ACLs");
+		return sl_table_file_line_error(err, cap, no, "more than 10000 ACLs");
 	if (rc < 0)
 		return rc;
 	if (!created)
-		return line_error(err, cap, no, "ACL listed twice");
+		return sl_table_file_line_error(err, cap, no, "ACL listed twice");
 	return 0;
 }
 
 int sl_acls_parse(const char *text, size_t len, struct sl_acls *out, char *err, size_t err_cap)
 {
 	memset(out, 0, sizeof(*out));
-	const char *p = text, *end = text + len;
-	unsigned no = 0;
-	if (memchr(text, '\0', len) != NULL) {
-		snprintf(err, err_cap, "the file holds a NUL byte: not an ACL file");
-		return -EINVAL;
-	}
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = (size_t)((nl ? nl : end) - p);
-		char line[LINE_BYTES_MAX + 1];
-		int rc = 0;
-		no++;
-		if (nl == NULL)
-			rc = line_error(err, err_cap, no, "the last line has no newline: the file was cut short");
-		else if (n > LINE_BYTES_MAX)
-			rc = line_error(err, err_cap, no, "line longer than 512 bytes");
-		else if (n > 0 && p[0] != '#') {
-			memcpy(line, p, n);
-			line[n] = '\0';
-			rc = parse_line(line, out, no, err, err_cap);
-		}
-		if (rc < 0) {
-			sl_acls_free(out);
-			return rc;
-		}
-		p = nl + 1;
-	}
-	return 0;
+	int rc = sl_table_file_lines(text, len, "an ACL file", LINE_BYTES_MAX, parse_line, out, err, err_cap);
+	if (rc < 0)
+		sl_acls_free(out);
+	return rc;
+}
+
+static size_t format_line(const void *table, uint32_t index, char *line, size_t line_bytes)
+{
+	const struct sl_acl *a = &((const struct sl_acls *)table)->items[index];
+	return (size_t)snprintf(line, line_bytes, "%s %s %s %s %s\n", a->principal, sl_acl_resource_name(a->resource),
+	                        a->prefix ? "prefix" : "literal", a->resource == SL_ACL_CLUSTER ? "-" : a->name,
+	                        sl_acl_op_name(a->op));
 }
 
 int sl_acls_format(const struct sl_acls *acls, char **text_out, size_t *len_out)
 {
-	size_t cap = sizeof(HEADER) + (size_t)acls->count * LINE_BYTES_MAX;
-	char *text = malloc(cap);
-	if (text == NULL)
-		return -ENOMEM;
-	size_t len = (size_t)snprintf(text, cap, "%s", HEADER);
-	for (uint32_t i = 0; i < acls->count; i++) {
-		const struct sl_acl *a = &acls->items[i];
-		len += (size_t)snprintf(text + len, cap - len, "%s %s %s %s %s\n", a->principal,
-		                        sl_acl_resource_name(a->resource), a->prefix ? "prefix" : "literal",
-		                        a->resource == SL_ACL_CLUSTER ? "-" : a->name, sl_acl_op_name(a->op));
-	}
-	*text_out = text;
-	*len_out = len;
-	return 0;
+	return sl_table_file_format(HEADER, acls, acls->count, LINE_BYTES_MAX, format_line, text_out, len_out);
 }
 
-static int path_of(const char *data_dir, char *path, size_t cap)
+static int parse_table(const char *text, size_t len, void *table, char *err, size_t err_cap)
 {
-	return snprintf(path, cap, "%s/%s/%s", data_dir, SL_SECURITY_DIR, SL_ACLS_FILE) >= (int)cap ? -ENAMETOOLONG : 0;
+	return sl_acls_parse(text, len, table, err, err_cap);
 }
 
 int sl_acls_load(const char *data_dir, struct sl_acls *out, char *err, size_t err_cap)
 {
 	char path[SL_PATH_BYTES_MAX];
 	memset(out, 0, sizeof(*out));
-	if (path_of(data_dir, path, sizeof(path)) < 0)
+	if (sl_table_file_path(data_dir, SL_ACLS_FILE, path, sizeof(path)) < 0)
 		return -ENAMETOOLONG;
 	/* SL_ACLS_MAX lines of at most LINE_BYTES_MAX, and the header. */
-	size_t cap = (size_t)SL_ACLS_MAX * LINE_BYTES_MAX + 4096;
-	char *text = malloc(cap);
-	if (text == NULL)
-		return -ENOMEM;
-	size_t len = 0;
-	int rc = sl_fs_read_small(path, text, cap, &len);
-	if (rc == -ENOENT) {
-		free(text);
-		return 0;
-	}
-	if (rc < 0) {
-		snprintf(err, err_cap, "cannot read %s: %s", path, strerror(-rc));
-		free(text);
-		return rc;
-	}
-	char why[320];
-	rc = sl_acls_parse(text, len, out, why, sizeof(why));
-	free(text);
-	if (rc < 0)
-		snprintf(err, err_cap, "%s: %s", path, why);
-	return rc;
+	return sl_table_file_load(path, (size_t)SL_ACLS_MAX * LINE_BYTES_MAX + 4095, parse_table, out, err, err_cap);
 }
 
 int sl_acls_save(const char *data_dir, const struct sl_acls *acls)
 {
-	char path[SL_PATH_BYTES_MAX];
-	if (path_of(data_dir, path, sizeof(path)) < 0)
-		return -ENAMETOOLONG;
-	int rc = sl_security_dir_make(data_dir);
-	if (rc < 0)
-		return rc;
 	char *text;
 	size_t len;
-	rc = sl_acls_format(acls, &text, &len);
+	int rc = sl_acls_format(acls, &text, &len);
 	if (rc < 0)
 		return rc;
-	rc = sl_fs_replace_atomic(path, text, len);
+	rc = sl_table_file_save(data_dir, SL_ACLS_FILE, text, len);
 	free(text);
 	return rc;
 }

@@ -319,6 +319,34 @@ static void open_after_cb(uv_work_t *w, int status)
 		srv->cfg.on_ready(srv);
 }
 
+/* What the shard holds once its loop has closed: the ring, the front ends, security, and the server itself. */
+static void server_free(struct sl_server *srv)
+{
+	sl_ring_close(&srv->ring);
+	free(srv->scratch);
+	sl_net_free(srv);
+	sl_kafka_free(srv);
+	sl_security_close(srv);
+	sl_tls_server_free(srv->tls);
+	free(srv);
+}
+
+/* sl_server_start failed after the loop's handles were made: undo in the loop (handles must be closed through it
+ * before it can be freed), then free the rest. Returns rc. */
+static int start_abort(struct sl_server *srv, int rc)
+{
+	srv->open_done = 1;
+	srv->open_rc = rc;
+	srv->shutting_down = 1;
+	/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop run the
+	 * close callbacks. */
+	shutdown_check_cb(&srv->shutdown_check);
+	uv_run(&srv->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&srv->loop);
+	server_free(srv);
+	return rc;
+}
+
 int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, char *err, size_t err_cap)
 {
 	struct sl_server *srv = calloc(1, sizeof(*srv));
@@ -391,43 +419,13 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 	srv->shutdown_check.data = srv;
 
 	rc = sl_metrics_start(srv, err, err_cap);
-	if (rc < 0) {
-		/* Undo in the loop: handles must be closed through it before it can be freed. */
-		srv->open_done = 1;
-		srv->open_rc = rc;
-		srv->shutting_down = 1;
-		/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop
-		 * run the close callbacks. */
-		shutdown_check_cb(&srv->shutdown_check);
-		uv_run(&srv->loop, UV_RUN_DEFAULT);
-		uv_loop_close(&srv->loop);
-		sl_ring_close(&srv->ring);
-		sl_net_free(srv);
-		sl_kafka_free(srv);
-		sl_security_close(srv);
-		sl_tls_server_free(srv->tls);
-		free(srv);
-		return rc;
-	}
+	if (rc < 0)
+		return start_abort(srv, rc);
 	srv->open_work.data = srv;
 	rc = uv_queue_work(&srv->loop, &srv->open_work, open_work_cb, open_after_cb);
 	if (rc < 0) {
 		snprintf(err, err_cap, "cannot start recovery: %s", uv_strerror(rc));
-		srv->open_done = 1;
-		srv->open_rc = rc;
-		srv->shutting_down = 1;
-		/* Nothing else is active to wake the loop for a check handle: close everything now, then let the loop
-		 * run the close callbacks. */
-		shutdown_check_cb(&srv->shutdown_check);
-		uv_run(&srv->loop, UV_RUN_DEFAULT);
-		uv_loop_close(&srv->loop);
-		sl_ring_close(&srv->ring);
-		sl_net_free(srv);
-		sl_kafka_free(srv);
-		sl_security_close(srv);
-		sl_tls_server_free(srv->tls);
-		free(srv);
-		return rc;
+		return start_abort(srv, rc);
 	}
 	*out = srv;
 	return 0;
@@ -446,14 +444,8 @@ int sl_server_run(struct sl_server *srv)
 	if (rc < 0)
 		sl_slog_msg(SL_SLOG_ERROR, "loop_close_failed", "event loop closed with handles open: %s",
 		            uv_strerror(rc));
-	sl_ring_close(&srv->ring);
 	int code = srv->exit_code;
-	free(srv->scratch);
-	sl_net_free(srv);
-	sl_kafka_free(srv);
-	sl_security_close(srv);
-	sl_tls_server_free(srv->tls);
-	free(srv);
+	server_free(srv);
 	return code;
 }
 

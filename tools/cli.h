@@ -59,6 +59,10 @@ int cli_subcommand_run(const struct cli_command *parent, const struct cli_subcom
 /* Flag parsing. cli_flag matches argv[*i] against name as "--name VALUE" or "--name=VALUE": returns 1 with *value
  * set (and *i advanced past the value), 0 when argv[*i] is another argument, -1 when the value is missing. */
 int cli_flag(int argc, char **argv, int *i, const char *name, const char **value);
+/* The one operand a command takes (its TOPIC, GROUP or NAME) into *operand: an argument that looks like a flag no
+ * one took is an unknown flag, a second operand an unexpected argument. Returns 0, or CLI_EXIT_USAGE with the
+ * usage error printed. */
+int cli_operand(const struct cli_command *cmd, const char *arg, const char **operand);
 /* --stall-after D of group list, group describe and status: the stall-after a Kafka cluster's health states are
  * judged with by this client (consumer/client/kafka_health.c). At least 100ms; refused (a usage error, returns
  * nonzero after printing it) for synclogd, which judges its own (`group alter`). */
@@ -74,6 +78,8 @@ int cli_parse_double(const char *s, double min, double max, double *out);
 /* A duration flag: 30s, 10m, 2h, 7d or ISO 8601 (sl_duration_parse), or with digits only, milliseconds (what the
  * flags named *-ms took before). Returns 0 or -1. */
 int cli_parse_duration_ms(const char *s, int64_t *out);
+/* --acks none|written|fsync: 0, or -EINVAL for another word. */
+int cli_parse_acks(const char *s, enum sl_acks *out);
 
 /* A connection to cli->broker (Hello done, cli->timeout_ms applied) named client_id, or NULL after cli_fail has
  * said why (the caller returns CLI_EXIT_FAIL). */
@@ -85,6 +91,11 @@ struct sl_conn *cli_connect(const struct cli *cli, const struct cli_command *cmd
 const char *cli_plural(uint64_t n);
 /* 512 B, 1.5 KiB, 20 MiB, 1.0 GiB. */
 void cli_bytes_format(uint64_t bytes, char *buf, size_t size);
+/* A string as a JSON string on stdout, quoted and escaped. */
+void cli_json_string(const char *s);
+/* What a command that changed one named thing prints once it went through: {"VERB":NAME} with --json, else
+ * "VERB KIND NAME" ("deleted topic orders"). Returns CLI_EXIT_OK. */
+int cli_print_done(const struct cli *cli, const char *verb, const char *kind, const char *name);
 /* Room for any text cli_bytes_format writes. */
 #define CLI_BYTES_TEXT 16
 /* True when stream (stdout or stderr) is a terminal: progress lines go there, never into a pipe or a file. */

@@ -58,21 +58,16 @@ static const struct cli_command list_command = {
                  "  --principal NAME  only this principal's (a '*' ACL is listed under '*')\n",
 };
 
-static void json_string(const char *s)
-{
-	sl_json_print_string(stdout, s, strlen(s));
-}
-
 static void acl_print(const struct cli *cli, const char *verb, const struct sl_acl_entry *a, int created)
 {
 	const char *name = strcmp(a->resource, "cluster") == 0 ? "-" : a->name;
 
 	if (cli->json) {
 		fputs("{\"principal\":", stdout);
-		json_string(a->principal);
+		cli_json_string(a->principal);
 		printf(",\"resource\":\"%s\",\"pattern\":\"%s\",\"name\":", a->resource,
 		       a->prefix ? "prefix" : "literal");
-		json_string(a->name);
+		cli_json_string(a->name);
 		printf(",\"op\":\"%s\"", a->op);
 		if (created >= 0)
 			printf(",\"created\":%s", created ? "true" : "false");

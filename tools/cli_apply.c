@@ -266,12 +266,8 @@ static int args_parse(int argc, char **argv, struct apply_args *a)
 			a->follow = true;
 		} else if (strcmp(argv[i], "--purge") == 0) {
 			a->purge = true;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&apply_command, "unknown flag '%s'", argv[i]);
-		} else if (a->topic == NULL) {
-			a->topic = argv[i];
-		} else {
-			return cli_usage_error(&apply_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&apply_command, argv[i], &a->topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (a->target == NULL)

@@ -111,22 +111,12 @@ static int args_parse(int argc, char **argv, struct backfill_args *a)
 				return cli_usage_error(&backfill_command, "--checkpoint needs a path");
 			a->checkpoint = value;
 		} else if ((rc = cli_flag(argc, argv, &i, "--acks", &value)) != 0) {
-			if (rc > 0 && strcmp(value, "fsync") == 0)
-				a->acks = SL_ACKS_FSYNC;
-			else if (rc > 0 && strcmp(value, "written") == 0)
-				a->acks = SL_ACKS_WRITTEN;
-			else if (rc > 0 && strcmp(value, "none") == 0)
-				a->acks = SL_ACKS_NONE;
-			else
+			if (rc < 0 || cli_parse_acks(value, &a->acks) != 0)
 				return cli_usage_error(&backfill_command, "--acks must be none, written or fsync");
 		} else if (strcmp(argv[i], "--restart") == 0) {
 			a->restart = true;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&backfill_command, "unknown flag '%s'", argv[i]);
-		} else if (a->topic == NULL) {
-			a->topic = argv[i];
-		} else {
-			return cli_usage_error(&backfill_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&backfill_command, argv[i], &a->topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (a->topic == NULL)

@@ -309,3 +309,43 @@ int cli_stall_after_parse(const struct cli *cli, const struct cli_command *cmd, 
 		return cli_usage_error(cmd, "--stall-after needs a duration of at least 100ms (30s, 5m, PT1M)");
 	return 0;
 }
+
+void cli_json_string(const char *s)
+{
+	sl_json_print_string(stdout, s, strlen(s));
+}
+
+int cli_print_done(const struct cli *cli, const char *verb, const char *kind, const char *name)
+{
+	if (cli->json) {
+		printf("{\"%s\":", verb);
+		cli_json_string(name);
+		fputs("}\n", stdout);
+	} else {
+		printf("%s %s %s\n", verb, kind, name);
+	}
+	return CLI_EXIT_OK;
+}
+
+int cli_operand(const struct cli_command *cmd, const char *arg, const char **operand)
+{
+	if (arg[0] == '-' && arg[1] != '\0')
+		return cli_usage_error(cmd, "unknown flag '%s'", arg);
+	if (*operand != NULL)
+		return cli_usage_error(cmd, "unexpected argument '%s'", arg);
+	*operand = arg;
+	return 0;
+}
+
+int cli_parse_acks(const char *s, enum sl_acks *out)
+{
+	if (strcmp(s, "fsync") == 0)
+		*out = SL_ACKS_FSYNC;
+	else if (strcmp(s, "written") == 0)
+		*out = SL_ACKS_WRITTEN;
+	else if (strcmp(s, "none") == 0)
+		*out = SL_ACKS_NONE;
+	else
+		return -EINVAL;
+	return 0;
+}

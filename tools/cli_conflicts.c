@@ -110,7 +110,7 @@ static void json_str_or_null(const char *s)
 	if (s == NULL)
 		fputs("null", stdout);
 	else
-		sl_json_print_string(stdout, s, strlen(s));
+		cli_json_string(s);
 }
 
 struct list_state {

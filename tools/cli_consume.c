@@ -173,12 +173,8 @@ static int args_parse(int argc, char **argv, struct consume_args *a)
 			a->follow = true;
 		} else if (strcmp(argv[i], "--skip-lost") == 0) {
 			a->skip_lost = true;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&consume_command, "unknown flag '%s'", argv[i]);
-		} else if (a->topic == NULL) {
-			a->topic = argv[i];
-		} else {
-			return cli_usage_error(&consume_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&consume_command, argv[i], &a->topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (a->topic == NULL)

@@ -183,7 +183,7 @@ static int contract_set(const struct cli *cli, int argc, char **argv)
 	} else {
 		if (cli->json) {
 			printf("{\"topic\":");
-			sl_json_print_string(stdout, topic, strlen(topic));
+			cli_json_string(topic);
 			printf(",\"version\":%u}\n", stored.version);
 		} else {
 			printf("topic %s contract version %u\n", topic, stored.version);
@@ -202,16 +202,16 @@ static void record_json_print(const char *topic, const struct sl_contract_record
                               const struct sl_contract_enforcement *e)
 {
 	printf("{\"topic\":");
-	sl_json_print_string(stdout, topic, strlen(topic));
+	cli_json_string(topic);
 	printf(",\"version\":%u,\"set_by\":", r->version);
-	sl_json_print_string(stdout, r->set_by, strlen(r->set_by));
+	cli_json_string(r->set_by);
 	printf(",\"peer\":");
-	sl_json_print_string(stdout, r->peer, strlen(r->peer));
+	cli_json_string(r->peer);
 	printf(",\"set_at_ms\":%lld,\"contract\":%s", (long long)r->set_at_ms,
 	       r->contract[0] == '{' ? r->contract : "null");
 	if (with_text) {
 		printf(",\"text\":");
-		sl_json_print_string(stdout, r->text, strlen(r->text));
+		cli_json_string(r->text);
 	}
 	if (e != NULL)
 		printf(",\"enforcement\":{\"since_ms\":%lld,\"live_records\":%llu,\"without_idempotency_key\":%llu,"
@@ -248,12 +248,8 @@ static int contract_show(const struct cli *cli, int argc, char **argv)
 				return cli_usage_error(&show_command, "--version needs a version number (1, 2, ...)");
 		} else if (strcmp(argv[i], "--history") == 0) {
 			want_history = true;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&show_command, "unknown flag '%s'", argv[i]);
-		} else if (topic == NULL) {
-			topic = argv[i];
-		} else {
-			return cli_usage_error(&show_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&show_command, argv[i], &topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (topic == NULL)

@@ -80,9 +80,9 @@ static void clause(struct check *ck, const char *name, bool ok, const char *fmt,
 	}
 	if (ck->cli->json) {
 		printf("{\"topic\":");
-		sl_json_print_string(stdout, ck->topic, strlen(ck->topic));
+		cli_json_string(ck->topic);
 		printf(",\"clause\":\"%s\",\"ok\":%s,\"evidence\":", name, ok ? "true" : "false");
-		sl_json_print_string(stdout, evidence, strlen(evidence));
+		cli_json_string(evidence);
 		printf("}\n");
 	} else {
 		printf("%-4s %s: %s\n", ok ? "ok" : "FAIL", name, evidence);
@@ -413,12 +413,8 @@ int cli_contract_check(const struct cli *cli, int argc, char **argv)
 			if (rc < 0 || value[0] == '\0')
 				return cli_usage_error(&cli_contract_check_command, "--table needs a table name");
 			table = value;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&cli_contract_check_command, "unknown flag '%s'", argv[i]);
-		} else if (topic == NULL) {
-			topic = argv[i];
-		} else {
-			return cli_usage_error(&cli_contract_check_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&cli_contract_check_command, argv[i], &topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (topic == NULL)

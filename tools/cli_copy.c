@@ -160,12 +160,8 @@ int cli_copy(const struct cli *cli, int argc, char **argv)
 				return cli_usage_error(&copy_command,
 				                       "--group needs a group name of 1 to 200 characters");
 			o.group = value;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&copy_command, "unknown flag '%s'", argv[i]);
-		} else if (o.topic == NULL) {
-			o.topic = argv[i];
-		} else {
-			return cli_usage_error(&copy_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&copy_command, argv[i], &o.topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (o.topic == NULL || strlen(o.topic) > SL_TOPIC_NAME_BYTES_MAX)

@@ -211,12 +211,8 @@ static int args_topic_group(const struct cli_command *cmd, int argc, char **argv
 			*execute = true;
 		} else if (execute != NULL && strcmp(argv[i], "--dry-run") == 0) {
 			*execute = false;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(cmd, "unknown flag '%s'", argv[i]);
-		} else if (*topic != NULL) {
-			return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
-		} else {
-			*topic = argv[i];
+		} else if (cli_operand(cmd, argv[i], topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (*topic == NULL)

@@ -94,11 +94,6 @@ static const struct cli_command alter_command = {
                  "describe, group list or status, which judge the states client-side.\n",
 };
 
-static void json_string(const char *s)
-{
-	sl_json_print_string(stdout, s, strlen(s));
-}
-
 static int group_list(const struct cli *cli, int argc, char **argv)
 {
 	struct sl_group_summary *groups;
@@ -138,7 +133,7 @@ static int group_list(const struct cli *cli, int argc, char **argv)
 
 		if (cli->json) {
 			fputs("{\"group\":", stdout);
-			json_string(g->group);
+			cli_json_string(g->group);
 			printf(",\"members\":%u,\"generation\":%d,\"state\":\"%s\",\"state_since_ms\":%" PRId64
 			       ",\"lag\":%" PRId64 ",\"lag_ms\":%" PRId64 "}\n",
 			       g->members, g->generation, g->state, g->state_since_ms, g->lag, g->lag_ms);
@@ -156,21 +151,21 @@ static int group_list(const struct cli *cli, int argc, char **argv)
 static void lag_print_json(const char *group, const struct sl_group_lag *p)
 {
 	fputs("{\"group\":", stdout);
-	json_string(group);
+	cli_json_string(group);
 	fputs(",\"topic\":", stdout);
-	json_string(p->topic);
+	cli_json_string(p->topic);
 	printf(",\"partition\":%u,\"committed\":%" PRId64 ",\"next_offset\":%" PRId64 ",\"lag\":%" PRId64
 	       ",\"lag_ms\":%" PRId64 ",\"member\":",
 	       p->partition, p->committed, p->next_offset, p->lag, p->lag_ms);
 	if (p->member_id[0] != '\0')
-		json_string(p->member_id);
+		cli_json_string(p->member_id);
 	else
 		fputs("null", stdout);
 	printf(",\"last_commit_ms\":%" PRId64 ",\"state\":\"%s\",\"state_since_ms\":%" PRId64
 	       ",\"records_lost\":%" PRId64 ",\"at_risk\":",
 	       p->last_commit_ms, p->state, p->state_since_ms, p->records_lost);
 	if (p->at_risk[0] != '\0')
-		json_string(p->at_risk);
+		cli_json_string(p->at_risk);
 	else
 		fputs("null", stdout);
 	printf(",\"stall_after_ms\":%" PRId64 "}\n", p->stall_after_ms);
@@ -192,11 +187,8 @@ static int group_describe(const struct cli *cli, int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			continue;
 		}
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&describe_command, "unknown flag '%s'", argv[i]);
-		if (name != NULL)
-			return cli_usage_error(&describe_command, "unexpected argument '%s'", argv[i]);
-		name = argv[i];
+		if (cli_operand(&describe_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&describe_command, "the GROUP is required");
@@ -289,12 +281,8 @@ static int group_delete(const struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0)
 			force = true;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&delete_command, "unknown flag '%s'", argv[i]);
-		else if (name != NULL)
-			return cli_usage_error(&delete_command, "unexpected argument '%s'", argv[i]);
-		else
-			name = argv[i];
+		else if (cli_operand(&delete_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&delete_command, "the GROUP is required");
@@ -307,14 +295,7 @@ static int group_delete(const struct cli *cli, int argc, char **argv)
 	} else if (rc != 0) {
 		rc = cli_fail(&delete_command, "%s", sl_conn_error(c));
 	} else {
-		if (cli->json) {
-			fputs("{\"deleted\":", stdout);
-			json_string(name);
-			fputs("}\n", stdout);
-		} else {
-			printf("deleted group %s\n", name);
-		}
-		rc = CLI_EXIT_OK;
+		rc = cli_print_done(cli, "deleted", "group", name);
 	}
 	sl_conn_free(c);
 	return rc;
@@ -337,12 +318,8 @@ static int group_alter(const struct cli *cli, int argc, char **argv)
 		} else if ((rc = cli_flag(argc, argv, &i, "--window", &value)) != 0) {
 			if (rc < 0 || cli_parse_i64(value, 0, 60, &window) != 0 || window == 1)
 				return cli_usage_error(&alter_command, "--window needs 2 to 60 samples, or 0");
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&alter_command, "unknown flag '%s'", argv[i]);
-		} else if (name != NULL) {
-			return cli_usage_error(&alter_command, "unexpected argument '%s'", argv[i]);
-		} else {
-			name = argv[i];
+		} else if (cli_operand(&alter_command, argv[i], &name) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (name == NULL)
@@ -354,14 +331,7 @@ static int group_alter(const struct cli *cli, int argc, char **argv)
 	if (rc != 0) {
 		rc = cli_fail(&alter_command, "%s", sl_conn_error(c));
 	} else {
-		if (cli->json) {
-			fputs("{\"altered\":", stdout);
-			json_string(name);
-			fputs("}\n", stdout);
-		} else {
-			printf("altered group %s\n", name);
-		}
-		rc = CLI_EXIT_OK;
+		rc = cli_print_done(cli, "altered", "group", name);
 	}
 	sl_conn_free(c);
 	return rc;

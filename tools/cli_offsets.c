@@ -455,9 +455,9 @@ static void rows_print(const struct cli *cli, const struct reset_args *a, const 
 
 		if (cli->json) {
 			fputs("{\"group\":", stdout);
-			sl_json_print_string(stdout, a->group, strlen(a->group));
+			cli_json_string(a->group);
 			fputs(",\"topic\":", stdout);
-			sl_json_print_string(stdout, r->topic, strlen(r->topic));
+			cli_json_string(r->topic);
 			printf(",\"partition\":%u,\"old_offset\":%" PRId64 ",\"new_offset\":%" PRId64 "}\n",
 			       r->partition, r->old_offset, r->new_offset);
 		} else {

@@ -76,13 +76,7 @@ static int args_parse(int argc, char **argv, struct produce_args *a)
 
 	for (int i = 0; i < argc; i++) {
 		if ((rc = cli_flag(argc, argv, &i, "--acks", &value)) != 0) {
-			if (rc > 0 && strcmp(value, "fsync") == 0)
-				a->acks = SL_ACKS_FSYNC;
-			else if (rc > 0 && strcmp(value, "written") == 0)
-				a->acks = SL_ACKS_WRITTEN;
-			else if (rc > 0 && strcmp(value, "none") == 0)
-				a->acks = SL_ACKS_NONE;
-			else
+			if (rc < 0 || cli_parse_acks(value, &a->acks) != 0)
 				return cli_usage_error(&produce_command, "--acks must be none, written or fsync");
 		} else if ((rc = cli_flag(argc, argv, &i, "--origin", &value)) != 0) {
 			if (rc < 0 || sl_origin_parse(value, strlen(value), &a->origin) != 0)
@@ -101,12 +95,8 @@ static int args_parse(int argc, char **argv, struct produce_args *a)
 				a->codec = SL_BATCH_CODEC_ZSTD;
 			else
 				return cli_usage_error(&produce_command, "--compression must be none or zstd");
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&produce_command, "unknown flag '%s'", argv[i]);
-		} else if (a->topic == NULL) {
-			a->topic = argv[i];
-		} else {
-			return cli_usage_error(&produce_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&produce_command, argv[i], &a->topic) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (a->topic == NULL)

@@ -91,23 +91,39 @@ static bool is_dlq(const char *name)
 	return n > 4 && strcmp(name + n - 4, ".dlq") == 0;
 }
 
-static void json_str(const char *s)
+/* "dead_letters":[{"topic":T,"records":N}, ...] of the dead-letter topics (records null where a Kafka cluster does
+ * not tell). */
+static void print_json_dead_letters(const struct sl_status *s)
 {
-	sl_json_print_string(stdout, s, strlen(s));
+	bool first = true;
+
+	fputs("\"dead_letters\":[", stdout);
+	for (uint32_t i = 0; i < s->topic_count; i++) {
+		if (!is_dlq(s->topics[i].name))
+			continue;
+		printf("%s{\"topic\":", first ? "" : ",");
+		cli_json_string(s->topics[i].name);
+		if (s->topics[i].records >= 0)
+			printf(",\"records\":%" PRId64 "}", s->topics[i].records);
+		else
+			fputs(",\"records\":null}", stdout);
+		first = false;
+	}
+	putchar(']');
 }
 
 /* A Kafka cluster's status: what it does not tell is null. */
 static void print_json_kafka(const struct sl_status *s)
 {
 	printf("{\"broker\":{\"kafka\":true,\"address\":");
-	json_str(s->data_dir);
+	cli_json_string(s->data_dir);
 	printf(",\"brokers\":%u,\"version\":null,\"started_ms\":null,\"uptime_ms\":null,\"data_bytes\":null,"
 	       "\"disk_free_bytes\":null,\"disk_total_bytes\":null,\"connections\":null},\"topics\":[",
 	       s->kafka_brokers);
 	for (uint32_t i = 0; i < s->topic_count; i++) {
 		const struct sl_status_topic *t = &s->topics[i];
 		printf("%s{\"name\":", i ? "," : "");
-		json_str(t->name);
+		cli_json_string(t->name);
 		printf(",\"partitions\":%u,\"partitions_unavailable\":%u,\"bytes\":null,\"records\":", t->partitions,
 		       t->partitions_unavailable);
 		if (t->records >= 0)
@@ -118,33 +134,22 @@ static void print_json_kafka(const struct sl_status *s)
 	}
 	if (s->groups_unknown) {
 		fputs("],\"groups\":null,\"groups_unknown\":", stdout);
-		json_str(s->groups_why);
+		cli_json_string(s->groups_why);
 	} else {
 		fputs("],\"groups\":[", stdout);
 		for (uint32_t i = 0; i < s->group_count; i++) {
 			const struct sl_group_summary *g = &s->groups[i];
 			printf("%s{\"group\":", i ? "," : "");
-			json_str(g->group);
+			cli_json_string(g->group);
 			printf(",\"members\":%u,\"state\":\"%s\",\"state_since_ms\":%" PRId64 ",\"lag\":%" PRId64
 			       ",\"lag_ms\":%" PRId64 ",\"applier\":null}",
 			       g->members, g->state, g->state_since_ms, g->lag, g->lag_ms);
 		}
 		putchar(']');
 	}
-	printf(",\"dead_letters\":[");
-	bool first = true;
-	for (uint32_t i = 0; i < s->topic_count; i++) {
-		if (!is_dlq(s->topics[i].name))
-			continue;
-		printf("%s{\"topic\":", first ? "" : ",");
-		json_str(s->topics[i].name);
-		if (s->topics[i].records >= 0)
-			printf(",\"records\":%" PRId64 "}", s->topics[i].records);
-		else
-			fputs(",\"records\":null}", stdout);
-		first = false;
-	}
-	printf("],\"runs\":null}\n");
+	putchar(',');
+	print_json_dead_letters(s);
+	printf(",\"runs\":null}\n");
 }
 
 static void print_json(const struct sl_status *s)
@@ -154,17 +159,17 @@ static void print_json(const struct sl_status *s)
 		return;
 	}
 	printf("{\"broker\":{\"version\":");
-	json_str(s->broker_version);
+	cli_json_string(s->broker_version);
 	printf(",\"started_ms\":%" PRId64 ",\"uptime_ms\":%" PRId64 ",\"data_dir\":", s->started_ms,
 	       s->now_ms - s->started_ms);
-	json_str(s->data_dir);
+	cli_json_string(s->data_dir);
 	printf(",\"data_bytes\":%" PRIu64 ",\"disk_free_bytes\":%" PRIu64 ",\"disk_total_bytes\":%" PRIu64
 	       ",\"connections\":%u},\"topics\":[",
 	       s->data_bytes, s->disk_free_bytes, s->disk_total_bytes, s->connections);
 	for (uint32_t i = 0; i < s->topic_count; i++) {
 		const struct sl_status_topic *t = &s->topics[i];
 		printf("%s{\"name\":", i ? "," : "");
-		json_str(t->name);
+		cli_json_string(t->name);
 		printf(",\"partitions\":%u,\"partitions_unavailable\":%u,\"bytes\":%" PRIu64 ",\"records\":%" PRId64
 		       ",\"records_in_per_s\":%.1f,\"records_out_per_s\":%.1f}",
 		       t->partitions, t->partitions_unavailable, t->bytes, t->records, t->records_in_per_s,
@@ -175,7 +180,7 @@ static void print_json(const struct sl_status *s)
 		const struct sl_group_summary *g = &s->groups[i];
 		const struct sl_applier_info *a = &s->appliers[i];
 		printf("%s{\"group\":", i ? "," : "");
-		json_str(g->group);
+		cli_json_string(g->group);
 		printf(",\"members\":%u,\"state\":\"%s\",\"state_since_ms\":%" PRId64 ",\"lag\":%" PRId64
 		       ",\"lag_ms\":%" PRId64 ",\"applier\":",
 		       g->members, g->state, g->state_since_ms, g->lag, g->lag_ms);
@@ -184,32 +189,24 @@ static void print_json(const struct sl_status *s)
 			continue;
 		}
 		printf("{\"target\":");
-		json_str(a->target);
+		cli_json_string(a->target);
 		printf(",\"applied\":%" PRIu64 ",\"stale\":%" PRIu64 ",\"duplicate\":%" PRIu64 ",\"deleted\":%" PRIu64
 		       ",\"dead_lettered\":%" PRIu64 ",\"reported_ms\":%" PRId64 "}}",
 		       a->applied, a->stale, a->duplicate, a->deleted, a->dead_lettered, a->reported_ms);
 	}
-	printf("],\"dead_letters\":[");
-	bool first = true;
-	for (uint32_t i = 0; i < s->topic_count; i++) {
-		if (!is_dlq(s->topics[i].name))
-			continue;
-		printf("%s{\"topic\":", first ? "" : ",");
-		json_str(s->topics[i].name);
-		printf(",\"records\":%" PRId64 "}", s->topics[i].records);
-		first = false;
-	}
-	printf("],\"runs\":[");
+	printf("],");
+	print_json_dead_letters(s);
+	printf(",\"runs\":[");
 	for (uint32_t i = 0; i < s->run_count; i++) {
 		const struct sl_run_report *r = &s->runs[i];
 		printf("%s{\"kind\":\"%s\",\"topic\":", i ? "," : "", r->kind);
-		json_str(r->topic);
+		cli_json_string(r->topic);
 		printf(",\"target\":");
-		json_str(r->target);
+		cli_json_string(r->target);
 		printf(",\"finished_ms\":%" PRId64 ",\"ok\":%s,\"rows\":%" PRIu64 ",\"differences\":%" PRIu64
 		       ",\"diff_ratio\":%g,\"repaired\":%" PRIu64 ",\"summary\":",
 		       r->finished_ms, r->ok ? "true" : "false", r->rows, r->differences, r->diff_ratio, r->repaired);
-		json_str(r->summary);
+		cli_json_string(r->summary);
 		putchar('}');
 	}
 	printf("]}\n");

@@ -120,13 +120,6 @@ static const struct cli_command describe_command = {
                 "the last clean (- when none since the broker started) and the tombstones the last clean kept.\n",
 };
 
-/* Topic names are [A-Za-z0-9._-] (the broker refuses others), so they print into JSON as they are; anything else
- * goes through the escaper anyway. */
-static void json_name(const char *name)
-{
-	sl_json_print_string(stdout, name, strlen(name));
-}
-
 /* --if-not-exists met an existing topic: say what is there (its partition count may differ from the one asked). */
 static int create_exists(const struct cli *cli, struct sl_conn *c, const char *name)
 {
@@ -139,7 +132,7 @@ static int create_exists(const struct cli *cli, struct sl_conn *c, const char *n
 	free(parts);
 	if (cli->json) {
 		fputs("{\"exists\":", stdout);
-		json_name(cfg.name);
+		cli_json_string(cfg.name);
 		printf(",\"partitions\":%u}\n", cfg.partitions);
 	} else {
 		printf("topic %s exists with %u partition%s\n", cfg.name, cfg.partitions, cli_plural(cfg.partitions));
@@ -241,12 +234,8 @@ static int topic_create(const struct cli *cli, int argc, char **argv)
 				        "replicas are for a Kafka cluster (--broker kafka://...)",
 				        (unsigned long long)u);
 			cfg.replication_factor = (int32_t)u;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&create_command, "unknown flag '%s'", argv[i]);
-		} else if (name == NULL) {
-			name = argv[i];
-		} else {
-			return cli_usage_error(&create_command, "unexpected argument '%s'", argv[i]);
+		} else if (cli_operand(&create_command, argv[i], &name) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (name == NULL)
@@ -269,7 +258,7 @@ static int topic_create(const struct cli *cli, int argc, char **argv)
 	} else {
 		if (cli->json) {
 			fputs("{\"created\":", stdout);
-			json_name(cfg.name);
+			cli_json_string(cfg.name);
 			printf(",\"partitions\":%u}\n", cfg.partitions);
 		} else
 			printf("created topic %s with %u partition%s\n", cfg.name, cfg.partitions,
@@ -308,7 +297,7 @@ static int topic_list(const struct cli *cli, int argc, char **argv)
 
 		if (cli->json) {
 			fputs("{\"topic\":", stdout);
-			json_name(t->name);
+			cli_json_string(t->name);
 			printf(",\"partitions\":%u,\"retention_ms\":%" PRId64 ",\"retention_bytes\":%" PRId64
 			       ",\"compact\":%s,\"segment_bytes\":%" PRId64 ",\"segment_ms\":%" PRId64
 			       ",\"delete_retention_ms\":%" PRId64 ",\"retain_for_groups\":%s",
@@ -349,11 +338,8 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&describe_command, "unknown flag '%s'", argv[i]);
-		if (name != NULL)
-			return cli_usage_error(&describe_command, "unexpected argument '%s'", argv[i]);
-		name = argv[i];
+		if (cli_operand(&describe_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&describe_command, "the topic NAME is required");
@@ -402,7 +388,7 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 		unavailable += p->error != 0;
 		if (cli->json) {
 			fputs("{\"topic\":", stdout);
-			json_name(cfg.name);
+			cli_json_string(cfg.name);
 			printf(",\"partition\":%u,\"earliest_offset\":%" PRId64 ",\"next_offset\":%" PRId64,
 			       p->partition, p->earliest_offset, p->next_offset);
 			/* A Kafka cluster keeps its partitions' sizes to itself. */
@@ -414,12 +400,12 @@ static int topic_describe(const struct cli *cli, int argc, char **argv)
 			       ",\"cleaner_error\":",
 			       p->dirty_ratio, p->last_clean_ms, p->tombstones_kept);
 			if (p->cleaner_error[0])
-				sl_json_print_string(stdout, p->cleaner_error, strlen(p->cleaner_error));
+				cli_json_string(p->cleaner_error);
 			else
 				fputs("null", stdout);
 			if (p->error != 0) {
 				printf(",\"error\":\"%s\",\"error_message\":", sl_error_name(p->error));
-				sl_json_print_string(stdout, p->error_message, strlen(p->error_message));
+				cli_json_string(p->error_message);
 			}
 			fputs("}\n", stdout);
 		} else if (p->error != 0) {
@@ -455,11 +441,8 @@ static int topic_delete(const struct cli *cli, int argc, char **argv)
 {
 	const char *name = NULL;
 	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&delete_command, "unknown flag '%s'", argv[i]);
-		if (name != NULL)
-			return cli_usage_error(&delete_command, "unexpected argument '%s'", argv[i]);
-		name = argv[i];
+		if (cli_operand(&delete_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&delete_command, "the topic NAME is required");
@@ -470,14 +453,7 @@ static int topic_delete(const struct cli *cli, int argc, char **argv)
 	if (rc != 0) {
 		rc = cli_fail(&delete_command, "%s", sl_conn_error(c));
 	} else {
-		if (cli->json) {
-			fputs("{\"deleted\":", stdout);
-			json_name(name);
-			fputs("}\n", stdout);
-		} else {
-			printf("deleted topic %s\n", name);
-		}
-		rc = CLI_EXIT_OK;
+		rc = cli_print_done(cli, "deleted", "topic", name);
 	}
 	sl_conn_free(c);
 	return rc;
@@ -488,7 +464,7 @@ static void print_settings(const struct cli *cli, const struct sl_topic_config *
 {
 	if (cli->json) {
 		fputs("{\"topic\":", stdout);
-		json_name(t->name);
+		cli_json_string(t->name);
 		printf(",\"retention_ms\":%" PRId64 ",\"retention_bytes\":%" PRId64 ",\"compact\":%s,"
 		       "\"segment_bytes\":%" PRId64 ",\"segment_ms\":%" PRId64 ",\"delete_retention_ms\":%" PRId64
 		       ",\"retain_for_groups\":%s}\n",
@@ -527,13 +503,7 @@ static int topic_alter(const struct cli *cli, int argc, char **argv)
 			if (copies[count] == NULL)
 				return cli_fail(&alter_command, "out of memory");
 			count++;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			rc = cli_usage_error(&alter_command, "unknown flag '%s'", argv[i]);
-			goto out;
-		} else if (name == NULL) {
-			name = argv[i];
-		} else {
-			rc = cli_usage_error(&alter_command, "unexpected argument '%s'", argv[i]);
+		} else if ((rc = cli_operand(&alter_command, argv[i], &name)) != 0) {
 			goto out;
 		}
 	}
@@ -572,12 +542,8 @@ static int topic_compact(const struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--wait") == 0)
 			wait = true;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error(&compact_command, "unknown flag '%s'", argv[i]);
-		else if (name != NULL)
-			return cli_usage_error(&compact_command, "unexpected argument '%s'", argv[i]);
-		else
-			name = argv[i];
+		else if (cli_operand(&compact_command, argv[i], &name) != 0)
+			return CLI_EXIT_USAGE;
 	}
 	if (name == NULL)
 		return cli_usage_error(&compact_command, "the topic NAME is required");
@@ -597,7 +563,7 @@ static int topic_compact(const struct cli *cli, int argc, char **argv)
 	if (!wait) {
 		if (cli->json) {
 			fputs("{\"topic\":", stdout);
-			json_name(name);
+			cli_json_string(name);
 			fputs(",\"scheduled\":true}\n", stdout);
 		} else {
 			printf("compaction of topic %s scheduled\n", name);
@@ -610,7 +576,7 @@ static int topic_compact(const struct cli *cli, int argc, char **argv)
 		const struct sl_compact_result *r = &res[i];
 		if (cli->json) {
 			fputs("{\"topic\":", stdout);
-			json_name(name);
+			cli_json_string(name);
 			printf(",\"partition\":%u,\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64
 			       ",\"records_removed\":%" PRIu64 ",\"tombstones_removed\":%" PRIu64
 			       ",\"duration_ms\":%" PRId64,
@@ -618,7 +584,7 @@ static int topic_compact(const struct cli *cli, int argc, char **argv)
 			       r->duration_ms);
 			if (r->error != 0) {
 				printf(",\"error\":\"%s\",\"error_message\":", sl_error_name(r->error));
-				sl_json_print_string(stdout, r->error_message, strlen(r->error_message));
+				cli_json_string(r->error_message);
 			}
 			fputs("}\n", stdout);
 		} else if (r->error != 0) {

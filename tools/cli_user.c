@@ -59,16 +59,11 @@ static const struct cli_command delete_command = {
                  "such user. Prints `deleted user NAME`, or {\"deleted\":NAME} with --json.\n",
 };
 
-static void json_string(const char *s)
-{
-	sl_json_print_string(stdout, s, strlen(s));
-}
-
 static void added_print(const struct cli *cli, const char *name, bool created)
 {
 	if (cli->json) {
 		fputs("{\"user\":", stdout);
-		json_string(name);
+		cli_json_string(name);
 		printf(",\"created\":%s}\n", created ? "true" : "false");
 	} else {
 		printf(created ? "added user %s\n" : "changed the password of user %s\n", name);
@@ -137,12 +132,8 @@ static int user_add(const struct cli *cli, int argc, char **argv)
 			if (rc < 0 || v[0] == '\0')
 				return cli_usage_error(&add_command, "--data-dir needs a directory");
 			dir = v;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			return cli_usage_error(&add_command, "unknown flag '%s'", argv[i]);
-		} else if (name != NULL) {
-			return cli_usage_error(&add_command, "unexpected argument '%s'", argv[i]);
-		} else {
-			name = argv[i];
+		} else if (cli_operand(&add_command, argv[i], &name) != 0) {
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (name == NULL)
@@ -194,7 +185,7 @@ static int user_list(const struct cli *cli, int argc, char **argv)
 	for (uint32_t i = 0; i < count; i++) {
 		if (cli->json) {
 			fputs("{\"user\":", stdout);
-			json_string(users[i].name);
+			cli_json_string(users[i].name);
 			printf(",\"mechanism\":\"SCRAM-SHA-256\",\"iterations\":%u,\"super_user\":%s}\n",
 			       users[i].iterations, users[i].super_user ? "true" : "false");
 		} else {
@@ -224,14 +215,7 @@ static int user_delete(const struct cli *cli, int argc, char **argv)
 	if (sl_user_delete(c, argv[0]) != 0) {
 		rc = cli_fail(&delete_command, "%s", sl_conn_error(c));
 	} else {
-		if (cli->json) {
-			fputs("{\"deleted\":", stdout);
-			json_string(argv[0]);
-			fputs("}\n", stdout);
-		} else {
-			printf("deleted user %s\n", argv[0]);
-		}
-		rc = CLI_EXIT_OK;
+		rc = cli_print_done(cli, "deleted", "user", argv[0]);
 	}
 	sl_conn_free(c);
 	return rc;

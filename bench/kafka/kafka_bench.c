@@ -16,8 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
+
+#include "bench/common/load.h"
 
 /* A run that has not finished after this long has failed. */
 #define RUN_TIMEOUT_S 600
@@ -27,14 +28,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void set(rd_kafka_conf_t *conf, const char *name, const char *value)
@@ -58,17 +51,6 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	last_delivery_s = now_s();
 }
 
-static void fill(char *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (char)('a' + x % 26);
-	}
-}
-
 static int produce(const char *broker, const char *topic, long count, size_t record_bytes, size_t key_bytes,
                    const char *acks)
 {
@@ -87,8 +69,8 @@ static int produce(const char *broker, const char *topic, long count, size_t rec
 		return 1;
 	}
 	char *value = malloc(record_bytes), key[64];
-	fill(value, record_bytes, 1);
-	double cpu0 = cpu_s(), t0 = now_s();
+	bench_fill_value((uint8_t *)value, record_bytes, 1);
+	double cpu0 = bench_cpu_s(), t0 = now_s();
 	for (long i = 0; i < count; i++) {
 		/* Distinct keys: the record's number, zero-padded to key_bytes. */
 		int kl = key_bytes ? snprintf(key, sizeof(key), "%0*ld", (int)key_bytes, i) : 0;
@@ -110,7 +92,7 @@ static int produce(const char *broker, const char *topic, long count, size_t rec
 	}
 	while (delivered + failed < count && now_s() - t0 < RUN_TIMEOUT_S)
 		rd_kafka_poll(rk, 10);
-	double seconds = last_delivery_s - t0, cpu = cpu_s() - cpu0;
+	double seconds = last_delivery_s - t0, cpu = bench_cpu_s() - cpu0;
 	rd_kafka_destroy(rk);
 	free(value);
 	double bytes = (double)count * (double)(record_bytes + key_bytes);
@@ -146,7 +128,7 @@ static int consume(const char *broker, const char *topic, long count)
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
 	for (int p = 0; p < partitions; p++)
 		rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	double cpu0 = cpu_s(), t0 = now_s();
+	double cpu0 = bench_cpu_s(), t0 = now_s();
 	rd_kafka_assign(rk, parts);
 	long got = 0;
 	uint64_t sum = 0, bytes = 0;
@@ -165,7 +147,7 @@ static int consume(const char *broker, const char *topic, long count)
 			sum += ((const uint8_t *)m->payload)[m->len - 1]; /* look at every value */
 		rd_kafka_message_destroy(m);
 	}
-	double seconds = now_s() - t0, cpu = cpu_s() - cpu0;
+	double seconds = now_s() - t0, cpu = bench_cpu_s() - cpu0;
 	rd_kafka_topic_partition_list_destroy(parts);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);

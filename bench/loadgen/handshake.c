@@ -31,7 +31,7 @@ int loadgen_handshake(const struct loadgen_options *o)
 		sl_conn_free(c);
 		return rc;
 	}
-	cpu0 = loadgen_cpu_s();
+	cpu0 = bench_cpu_s();
 	start = sl_clock_mono_ns();
 	for (uint64_t i = 0; i < o->count; i++) {
 		int64_t t0 = sl_clock_mono_ns();
@@ -47,13 +47,12 @@ int loadgen_handshake(const struct loadgen_options *o)
 		done++;
 	}
 	end = sl_clock_mono_ns();
-	double cpu = loadgen_cpu_s() - cpu0;
+	double cpu = bench_cpu_s() - cpu0;
 	sl_conn_free(c);
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
 	double seconds = (double)(end - start) / 1e9;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"tls\":%s,\"scram\":%s,\"connections\":%llu,\"seconds\":%.6f,\"connections_per_s\":%.1f,"

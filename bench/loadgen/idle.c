@@ -64,7 +64,6 @@ int loadgen_idle(const struct loadgen_options *o)
 	end = sl_clock_mono_ns();
 	out = loadgen_out_open(o);
 	if (out != NULL) {
-		fputc('{', out);
 		loadgen_print_header(out, o);
 		fprintf(out, ",\"connections\":%u,\"opened\":%u,\"open_seconds\":%.3f,\"error\":", o->connections,
 		        opened, (double)(end - start) / 1e9);

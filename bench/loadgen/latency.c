@@ -145,7 +145,7 @@ static int produce_paced(struct latency_run *run, struct sl_producer *p, int64_t
 
 	if (value == NULL)
 		return -ENOMEM;
-	loadgen_fill_value(value, o->record_bytes, 7);
+	bench_fill_value(value, o->record_bytes, 7);
 	memset(&r, 0, sizeof(r));
 	r.value = value;
 	r.value_len = (int32_t)o->record_bytes;
@@ -157,7 +157,7 @@ static int produce_paced(struct latency_run *run, struct sl_producer *p, int64_t
 
 		/* Every record whose time has come goes now, each with its own intended time. */
 		for (; i < total; i++) {
-			int64_t intended = t0 + (int64_t)((double)i * 1e9 / o->rate);
+			int64_t intended = bench_intended_ns(t0, i, o->rate);
 
 			if (intended > now)
 				break;
@@ -172,7 +172,7 @@ static int produce_paced(struct latency_run *run, struct sl_producer *p, int64_t
 			atomic_store(&run->sent, i + 1);
 		}
 		if (rc == 0 && i < total) {
-			int64_t next = t0 + (int64_t)((double)i * 1e9 / o->rate);
+			int64_t next = bench_intended_ns(t0, i, o->rate);
 
 			rc = producer_wait(p, next > now + tick_ns ? next : now + tick_ns);
 		}
@@ -194,7 +194,7 @@ int loadgen_latency(const struct loadgen_options *o)
 	pthread_t consumer;
 	uint64_t total = (uint64_t)(o->rate * o->duration_s);
 	int64_t t0, t_end;
-	double cpu0 = loadgen_cpu_s();
+	double cpu0 = bench_cpu_s();
 	FILE *out;
 	int rc;
 
@@ -242,7 +242,6 @@ int loadgen_latency(const struct loadgen_options *o)
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"rate\":%.1f,\"tick_us\":%u,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"sent\":%llu,\"acked\":%llu,"
@@ -251,16 +250,12 @@ int loadgen_latency(const struct loadgen_options *o)
 	        o->rate, o->tick_us, o->duration_s, o->warmup_s, (unsigned long long)atomic_load(&run->sent),
 	        (unsigned long long)run->acked, (unsigned long long)run->failed, (unsigned long long)run->received,
 	        (unsigned long long)run->out_of_order, (double)atomic_load(&run->sent) / ((double)(t_end - t0) / 1e9),
-	        loadgen_cpu_s() - cpu0);
+	        bench_cpu_s() - cpu0);
 	hist_print_json(out, &run->e2e);
 	fputs("},\"ack_latency\":{", out);
 	hist_print_json(out, &run->ack);
-	fputs("},\"error\":", out);
-	if (run->error[0] != '\0')
-		sl_json_print_string(out, run->error, strlen(run->error));
-	else
-		fputs("null", out);
-	fputs("}\n", out);
+	fputs("},", out);
+	loadgen_print_error_end(out, run->error[0] != '\0' ? run->error : NULL);
 	loadgen_out_close(o, out);
 	if (run->error[0] != '\0')
 		fprintf(stderr, "synclog-bench: latency: %s\n", run->error);

@@ -71,7 +71,6 @@ int loadgen_list_time(const struct loadgen_options *o)
 	end = sl_clock_mono_ns();
 	out = loadgen_out_open(o);
 	if (out != NULL) {
-		fputc('{', out);
 		loadgen_print_header(out, o);
 		fprintf(out,
 		        ",\"from_ms\":%lld,\"to_ms\":%lld,\"requests\":%llu,\"partitions_per_request\":%u,"
@@ -79,12 +78,8 @@ int loadgen_list_time(const struct loadgen_options *o)
 		        (long long)o->from_ms, (long long)o->to_ms, (unsigned long long)asked, n,
 		        (unsigned long long)at_end, (double)(end - start) / 1e9, (double)first_ns / 1e3);
 		hist_print_json(out, lat);
-		fputs("},\"error\":", out);
-		if (rc != 0)
-			sl_json_print_string(out, err, strlen(err));
-		else
-			fputs("null", out);
-		fputs("}\n", out);
+		fputs("},", out);
+		loadgen_print_error_end(out, rc != 0 ? err : NULL);
 		loadgen_out_close(o, out);
 	}
 	if (rc != 0)

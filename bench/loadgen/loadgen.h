@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "bench/common/hist.h"
+#include "bench/common/load.h"
 #include "consumer/client/synclog.h"
 
 /* A run uses at most this many producers: a 2-core machine is saturated long before, and each producer holds
@@ -86,17 +87,16 @@ const char *acks_name(enum sl_acks acks);
  * message in err. */
 int loadgen_producer_new(const struct loadgen_options *o, struct sl_producer **out, sl_producer_delivery_cb cb,
                          void *cb_arg, char *err, size_t err_bytes);
-/* Fill buf[0..len) with bytes that do not compress (a fixed xorshift stream), the same in every run. */
-void loadgen_fill_value(uint8_t *buf, size_t len, uint64_t seed);
 /* Stored bytes and records of the topic, from the broker (for bytes per record on disk). */
 int loadgen_topic_usage(const struct loadgen_options *o, uint64_t *bytes_out, uint64_t *records_out, char *err,
                         size_t err_bytes);
 /* Open the output (stdout or --json FILE). */
 FILE *loadgen_out_open(const struct loadgen_options *o);
 void loadgen_out_close(const struct loadgen_options *o, FILE *out);
-/* The common opening members of every result object: tool, mode, label, options. */
+/* Open a result object with the members every mode prints: tool, mode, label, options. */
 void loadgen_print_header(FILE *out, const struct loadgen_options *o);
-double loadgen_cpu_s(void);
+/* Close a result object with its last member, "error": the message, or null when error is NULL. */
+void loadgen_print_error_end(FILE *out, const char *error);
 
 int loadgen_produce(const struct loadgen_options *o);
 /* Open --count connections one after another (TCP, TLS with --tls-ca, Hello, SCRAM with --user), each closed

@@ -7,7 +7,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "bench/loadgen/loadgen.h"
 
@@ -76,31 +75,6 @@ static int parse_double(const char *s, double *out)
 const char *acks_name(enum sl_acks acks)
 {
 	return acks == SL_ACKS_FSYNC ? "fsync" : acks == SL_ACKS_WRITTEN ? "written" : "none";
-}
-
-void loadgen_fill_value(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)('a' + x % 26); /* printable, so a record can be looked at with `synclog consume` */
-	}
-}
-
-double loadgen_cpu_s(void)
-{
-	struct rusage self, children;
-
-	getrusage(RUSAGE_SELF, &self);
-	getrusage(RUSAGE_CHILDREN, &children);
-	return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + children.ru_utime.tv_sec +
-	                children.ru_stime.tv_sec) +
-	       (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + children.ru_utime.tv_usec +
-	                children.ru_stime.tv_usec) /
-	               1e6;
 }
 
 int loadgen_producer_new(const struct loadgen_options *o, struct sl_producer **out, sl_producer_delivery_cb cb,
@@ -199,7 +173,7 @@ void loadgen_out_close(const struct loadgen_options *o, FILE *out)
 void loadgen_print_header(FILE *out, const struct loadgen_options *o)
 {
 	fprintf(out,
-	        "\"tool\":\"synclog-bench\",\"mode\":\"%s\",\"label\":\"%s\",\"topic\":\"%s\",\"partitions\":%u,"
+	        "{\"tool\":\"synclog-bench\",\"mode\":\"%s\",\"label\":\"%s\",\"topic\":\"%s\",\"partitions\":%u,"
 	        "\"record_bytes\":%u,\"key_bytes\":%u,\"acks\":\"%s\",\"producers\":%u,\"producer_kind\":\"%s\","
 	        "\"one_at_a_time\":%s,\"codec\":\"%s\",\"linger_ms\":%u,\"batch_bytes\":%u,\"inflight\":%u,"
 	        "\"buffer_bytes\":%llu,\"fetch_bytes\":%u",
@@ -207,6 +181,16 @@ void loadgen_print_header(FILE *out, const struct loadgen_options *o)
 	        acks_name(o->acks), o->producers, o->kind == PRODUCER_PROCESS ? "process" : "thread",
 	        o->one_at_a_time ? "true" : "false", o->codec == SL_BATCH_CODEC_ZSTD ? "zstd" : "none", o->linger_ms,
 	        o->batch_bytes, o->inflight, (unsigned long long)o->buffer_bytes, o->fetch_bytes);
+}
+
+void loadgen_print_error_end(FILE *out, const char *error)
+{
+	fputs("\"error\":", out);
+	if (error != NULL)
+		sl_json_print_string(out, error, strlen(error));
+	else
+		fputs("null", out);
+	fputs("}\n", out);
 }
 
 enum {

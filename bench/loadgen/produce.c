@@ -74,7 +74,7 @@ static void producer_run(struct producer_ctx *ctx)
 		snprintf(res->error, sizeof(res->error), "out of memory");
 		goto out;
 	}
-	loadgen_fill_value(value, o->record_bytes, ctx->index + 1);
+	bench_fill_value(value, o->record_bytes, ctx->index + 1);
 	rc = loadgen_producer_new(o, &p, delivered_cb, res, err, sizeof(err));
 	if (rc != 0) {
 		snprintf(res->error, sizeof(res->error), "producer: %s", err);
@@ -230,7 +230,7 @@ int loadgen_produce(const struct loadgen_options *o)
 	int64_t start = INT64_MAX, end = 0;
 	const char *error = NULL;
 	char err[SL_ERROR_BYTES];
-	double cpu0 = loadgen_cpu_s(), seconds, record_bytes = (double)o->record_bytes + o->key_bytes;
+	double cpu0 = bench_cpu_s(), seconds, record_bytes = (double)o->record_bytes + o->key_bytes;
 	FILE *out;
 
 	if (results == NULL || all == NULL || (o->timeline_ms && tl == NULL)) {
@@ -261,14 +261,13 @@ int loadgen_produce(const struct loadgen_options *o)
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"records\":%llu,\"failed\":%llu,\"seconds\":%.6f,\"records_per_s\":%.1f,\"mb_per_s\":%.3f,"
 	        "\"cpu_s\":%.3f,\"stored_bytes\":%llu,\"stored_records\":%llu,\"ack_latency\":{",
 	        (unsigned long long)acked, (unsigned long long)failed, seconds,
 	        seconds > 0 ? (double)acked / seconds : 0,
-	        seconds > 0 ? (double)acked * record_bytes / seconds / 1e6 : 0, loadgen_cpu_s() - cpu0,
+	        seconds > 0 ? (double)acked * record_bytes / seconds / 1e6 : 0, bench_cpu_s() - cpu0,
 	        (unsigned long long)stored_bytes, (unsigned long long)stored_records);
 	hist_print_json(out, all);
 	fputc('}', out);

@@ -27,7 +27,7 @@ int loadgen_replay(const struct loadgen_options *o)
 	fo.from = SL_FROM_EARLIEST;
 	fo.stop_at_end = true;
 	fo.partition_bytes_max = o->fetch_bytes;
-	cpu0 = loadgen_cpu_s();
+	cpu0 = bench_cpu_s();
 	start = sl_clock_mono_ns();
 	rc = sl_fetcher_new(&f, &fo, err, sizeof(err));
 	if (rc != 0) {
@@ -55,14 +55,13 @@ int loadgen_replay(const struct loadgen_options *o)
 	if (out == NULL)
 		return -EIO;
 	double seconds = (double)(end - start) / 1e9;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out,
 	        ",\"records\":%llu,\"expected\":%llu,\"bytes\":%llu,\"fetches\":%llu,\"seconds\":%.6f,"
 	        "\"records_per_s\":%.1f,\"mb_per_s\":%.3f,\"cpu_s\":%.3f,\"checksum\":%llu,\"error\":%s}\n",
 	        (unsigned long long)records, (unsigned long long)o->count, (unsigned long long)bytes,
 	        (unsigned long long)fetches, seconds, (double)records / seconds, (double)bytes / seconds / 1e6,
-	        loadgen_cpu_s() - cpu0, (unsigned long long)checksum, rc != 0 ? "\"replay failed\"" : "null");
+	        bench_cpu_s() - cpu0, (unsigned long long)checksum, rc != 0 ? "\"replay failed\"" : "null");
 	loadgen_out_close(o, out);
 	if (rc == 0 && records != o->count) {
 		fprintf(stderr, "synclog-bench: replay read %llu records, expected %llu\n", (unsigned long long)records,

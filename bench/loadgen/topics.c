@@ -73,7 +73,6 @@ int loadgen_create_topics(const struct loadgen_options *o)
 	out = loadgen_out_open(o);
 	if (out == NULL)
 		return -EIO;
-	fputc('{', out);
 	loadgen_print_header(out, o);
 	fprintf(out, ",\"topics\":%u,\"created\":%u,\"existed\":%u,\"seconds\":%.3f,\"error\":", o->topics, created,
 	        existed, (double)(end - start) / 1e9);
@@ -215,7 +214,7 @@ static int batch_build(const struct loadgen_options *o, uint32_t records_per_bat
 	int rc = value ? sl_batch_builder_init(b, o->batch_bytes) : -ENOMEM;
 
 	if (rc == 0) {
-		loadgen_fill_value(value, o->record_bytes, 3);
+		bench_fill_value(value, o->record_bytes, 3);
 		r.value = value;
 		r.timestamp_ms = (int64_t)(sl_clock_mono_ns() / 1000000);
 		for (uint32_t i = 0; rc == 0 && i < records_per_batch; i++)
@@ -242,7 +241,7 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 	int64_t stamps[TOPICS_INFLIGHT_MAX], start = 0, end = 0;
 	struct hist *lat = malloc(sizeof(*lat));
 	char err[SL_ERROR_BYTES] = "", name[SL_TOPIC_NAME_BYTES_MAX + 1];
-	double cpu0 = loadgen_cpu_s();
+	double cpu0 = bench_cpu_s();
 	FILE *out;
 	int rc;
 
@@ -316,7 +315,6 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 	double seconds = end > start ? (double)(end - start) / 1e9 : 0;
 	out = loadgen_out_open(o);
 	if (out != NULL) {
-		fputc('{', out);
 		loadgen_print_header(out, o);
 		fprintf(out,
 		        ",\"topics\":%u,\"records_per_batch\":%u,\"batch_bytes_sent\":%zu,\"records\":%llu,"
@@ -326,14 +324,10 @@ int loadgen_produce_topics(const struct loadgen_options *o)
 		        seconds > 0 ? (double)acked / seconds : 0,
 		        seconds > 0 ? (double)acked * o->record_bytes / seconds / 1e6 : 0,
 		        seconds > 0 ? (double)acked_batches * (double)batch_bytes / seconds / 1e6 : 0,
-		        loadgen_cpu_s() - cpu0);
+		        bench_cpu_s() - cpu0);
 		hist_print_json(out, lat);
-		fputs("},\"error\":", out);
-		if (rc != 0)
-			sl_json_print_string(out, err, strlen(err));
-		else
-			fputs("null", out);
-		fputs("}\n", out);
+		fputs("},", out);
+		loadgen_print_error_end(out, rc != 0 ? err : NULL);
 		loadgen_out_close(o, out);
 	}
 	if (rc != 0)

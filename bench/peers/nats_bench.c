@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proto/base/clock.h"
 #include "bench/common/hist.h"
+#include "bench/common/load.h"
 
 /* Every message carries its send time (intended, in latency mode) and its sequence in its first 16 bytes. */
 #define STAMP_BYTES      16
@@ -33,19 +33,9 @@ struct options {
 	const char *mode;
 	const char *url;
 	const char *stream;
-	const char *label;
-	const char *json_path;
 	bool create;
-	uint32_t record_bytes;
-	uint64_t count;
 	int64_t window;
-	bool one_at_a_time;
-	double rate;
-	double duration_s;
-	double warmup_s;
-	/* Latency mode: the sender wakes at most once per tick and sends every message that is due, each stamped
-	 * with its intended time (as synclog-bench --tick-us does). */
-	uint32_t tick_us;
+	struct bench_peer_options load;
 };
 
 struct run {
@@ -72,27 +62,6 @@ static const char usage[] =
         "  latency   publish --rate R msgs/s for --duration-s S, read them back through an ordered consumer\n"
         "  --stream NAME (bench, subject NAME)  --create (a file-storage stream)  --record-bytes N (100)\n"
         "  --window N (4096)  --warmup-s S (1)  --tick-us N (100)  --label TEXT  --json FILE\n";
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static void fill_value(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)('a' + x % 26);
-	}
-}
 
 static int fail(struct run *r, const char *what, natsStatus s)
 {
@@ -171,12 +140,12 @@ static int publish_async(struct run *r, uint8_t *value)
 	natsStatus s;
 
 	start = sl_clock_mono_ns();
-	for (uint64_t i = 0; i < o->count; i++) {
+	for (uint64_t i = 0; i < o->load.count; i++) {
 		int64_t stamp = i % SAMPLE_EVERY == 0 ? sl_clock_mono_ns() : 0;
 
 		memcpy(value, &stamp, sizeof(stamp));
 		memcpy(value + 8, &i, sizeof(i));
-		s = js_PublishAsync(r->js, r->subject, value, (int)o->record_bytes, NULL);
+		s = js_PublishAsync(r->js, r->subject, value, (int)o->load.record_bytes, NULL);
 		if (s != NATS_OK)
 			return fail(r, "publish async", s);
 	}
@@ -193,7 +162,7 @@ static int publish_sync(struct run *r, uint8_t *value)
 	const struct options *o = r->o;
 	int64_t start = sl_clock_mono_ns();
 
-	for (uint64_t i = 0; i < o->count; i++) {
+	for (uint64_t i = 0; i < o->load.count; i++) {
 		int64_t t0 = sl_clock_mono_ns();
 		jsPubAck *pa = NULL;
 		jsErrCode jerr = 0;
@@ -201,7 +170,7 @@ static int publish_sync(struct run *r, uint8_t *value)
 
 		memcpy(value, &t0, sizeof(t0));
 		memcpy(value + 8, &i, sizeof(i));
-		s = js_Publish(&pa, r->js, r->subject, value, (int)o->record_bytes, NULL, &jerr);
+		s = js_Publish(&pa, r->js, r->subject, value, (int)o->load.record_bytes, NULL, &jerr);
 		if (s != NATS_OK)
 			return fail(r, "publish", s);
 		hist_add(&r->ack, (uint64_t)(sl_clock_mono_ns() - t0));
@@ -230,7 +199,7 @@ static int replay(struct run *r)
 	if (s != NATS_OK)
 		return fail(r, "ordered consumer", s);
 	natsSubscription_SetPendingLimits(sub, -1, -1);
-	while (atomic_load(&r->received) < o->count) {
+	while (atomic_load(&r->received) < o->load.count) {
 		natsMsg *msg = NULL;
 		int len;
 
@@ -274,7 +243,7 @@ static void latency_msg_cb(natsConnection *nc, natsSubscription *sub, natsMsg *m
 static int latency(struct run *r, uint8_t *value)
 {
 	const struct options *o = r->o;
-	uint64_t total = (uint64_t)(o->rate * o->duration_s), i = 0;
+	uint64_t total = (uint64_t)(o->load.rate * o->load.duration_s), i = 0;
 	natsSubscription *sub = NULL;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -290,27 +259,25 @@ static int latency(struct run *r, uint8_t *value)
 		return fail(r, "ordered consumer", s);
 	natsSubscription_SetPendingLimits(sub, -1, -1);
 	t0 = sl_clock_mono_ns() + 20 * 1000000;
-	r->measure_from_ns = t0 + (int64_t)(o->warmup_s * 1e9);
+	r->measure_from_ns = t0 + (int64_t)(o->load.warmup_s * 1e9);
 	while (i < total) {
 		int64_t now = sl_clock_mono_ns(), next;
 
 		for (; i < total; i++) {
-			int64_t intended = t0 + (int64_t)((double)i * 1e9 / o->rate);
+			int64_t intended = bench_intended_ns(t0, i, o->load.rate);
 
 			if (intended > now)
 				break;
 			memcpy(value, &intended, sizeof(intended));
 			memcpy(value + 8, &i, sizeof(i));
-			s = js_PublishAsync(r->js, r->subject, value, (int)o->record_bytes, NULL);
+			s = js_PublishAsync(r->js, r->subject, value, (int)o->load.record_bytes, NULL);
 			if (s != NATS_OK) {
 				natsSubscription_Destroy(sub);
 				return fail(r, "publish async", s);
 			}
 			atomic_store(&r->sent, i + 1);
 		}
-		next = t0 + (int64_t)((double)i * 1e9 / o->rate) - sl_clock_mono_ns();
-		if (next < (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now))
-			next = (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now);
+		next = bench_pace_wait_ns(t0, i, o->load.rate, o->load.tick_us, now);
 		if (i < total && next > 0) {
 			struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
 
@@ -337,68 +304,40 @@ static int latency(struct run *r, uint8_t *value)
 static void print_result(const struct run *r, double cpu)
 {
 	const struct options *o = r->o;
-	FILE *out = o->json_path ? fopen(o->json_path, "w") : stdout;
-	double seconds = (double)r->last_ns / 1e9;
+	FILE *out = bench_json_open("nats-bench", o->load.json_path);
 	uint64_t records = strcmp(o->mode, "replay") == 0 ? atomic_load(&r->received) : atomic_load(&r->acked);
 
-	if (out == NULL) {
-		fprintf(stderr, "nats-bench: cannot write %s\n", o->json_path);
+	if (out == NULL)
 		return;
-	}
 	fprintf(out,
 	        "{\"tool\":\"nats-bench\",\"mode\":\"%s\",\"label\":\"%s\",\"stream\":\"%s\",\"record_bytes\":%u,"
-	        "\"window\":%lld,\"one_at_a_time\":%s,\"records\":%llu,\"failed\":%llu,\"seconds\":%.6f,"
-	        "\"records_per_s\":%.1f,\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
-	        o->mode, o->label ? o->label : "", o->stream, o->record_bytes, (long long)o->window,
-	        o->one_at_a_time ? "true" : "false", (unsigned long long)records,
-	        (unsigned long long)atomic_load(&r->failed), seconds, seconds > 0 ? (double)records / seconds : 0,
-	        seconds > 0 ? (double)records * o->record_bytes / seconds / 1e6 : 0, cpu);
-	if (strcmp(o->mode, "latency") == 0)
-		fprintf(out, ",\"rate\":%.1f,\"duration_s\":%.3f,\"sent\":%llu,\"received\":%llu", o->rate,
-		        o->duration_s, (unsigned long long)atomic_load(&r->sent),
-		        (unsigned long long)atomic_load(&r->received));
-	fputs(",\"ack_latency\":{", out);
-	hist_print_json(out, &r->ack);
-	fputs("},\"e2e_latency\":{", out);
-	hist_print_json(out, &r->e2e);
-	if (r->error[0])
-		fprintf(out, "},\"error\":\"%s\"}\n", r->error);
-	else
-		fputs("},\"error\":null}\n", out);
-	if (out != stdout)
-		fclose(out);
+	        "\"window\":%lld,\"one_at_a_time\":%s,\"failed\":%llu",
+	        o->mode, o->load.label ? o->load.label : "", o->stream, o->load.record_bytes, (long long)o->window,
+	        o->load.one_at_a_time ? "true" : "false", (unsigned long long)atomic_load(&r->failed));
+	bench_json_throughput(out, records, r->last_ns, o->load.record_bytes, cpu);
+	bench_peer_json_close(out, o->mode, &o->load, atomic_load(&r->sent), atomic_load(&r->received), &r->ack,
+	                      &r->e2e, r->error);
 }
 
 static int parse(int argc, char **argv, struct options *o)
 {
-	static const struct option longs[] = {
+	static const struct option own[] = {
 	        {"url", required_argument, NULL, 'u'},
 	        {"stream", required_argument, NULL, 's'},
 	        {"create", no_argument, NULL, 'c'},
-	        {"record-bytes", required_argument, NULL, 'b'},
-	        {"count", required_argument, NULL, 'n'},
 	        {"window", required_argument, NULL, 'w'},
-	        {"one-at-a-time", no_argument, NULL, '1'},
-	        {"rate", required_argument, NULL, 'r'},
-	        {"duration-s", required_argument, NULL, 'd'},
-	        {"warmup-s", required_argument, NULL, 'W'},
-	        {"tick-us", required_argument, NULL, 'T'},
-	        {"label", required_argument, NULL, 'l'},
-	        {"json", required_argument, NULL, 'j'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
 	};
+	struct option longs[sizeof(own) / sizeof(own[0]) + BENCH_PEER_LONGS_COUNT + 1];
 	int c;
 
+	bench_peer_longs(own, sizeof(own) / sizeof(own[0]), longs);
 	memset(o, 0, sizeof(*o));
+	bench_peer_options_init(&o->load);
 	o->stream = "bench";
-	o->record_bytes = 100;
-	o->count = 1000000;
 	o->window = 4096;
-	o->duration_s = 10;
-	o->warmup_s = 1;
-	o->tick_us = 100;
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		if (bench_peer_option(&o->load, c, optarg))
+			continue;
 		switch (c) {
 		case 'u':
 			o->url = optarg;
@@ -409,35 +348,8 @@ static int parse(int argc, char **argv, struct options *o)
 		case 'c':
 			o->create = true;
 			break;
-		case 'b':
-			o->record_bytes = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'n':
-			o->count = strtoull(optarg, NULL, 10);
-			break;
 		case 'w':
 			o->window = strtoll(optarg, NULL, 10);
-			break;
-		case '1':
-			o->one_at_a_time = true;
-			break;
-		case 'r':
-			o->rate = strtod(optarg, NULL);
-			break;
-		case 'd':
-			o->duration_s = strtod(optarg, NULL);
-			break;
-		case 'W':
-			o->warmup_s = strtod(optarg, NULL);
-			break;
-		case 'T':
-			o->tick_us = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'l':
-			o->label = optarg;
-			break;
-		case 'j':
-			o->json_path = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -447,8 +359,8 @@ static int parse(int argc, char **argv, struct options *o)
 			return 2;
 		}
 	}
-	if (optind != argc - 1 || o->url == NULL || o->record_bytes < STAMP_BYTES || o->count < 1 || o->window < 1 ||
-	    (strcmp(argv[optind], "latency") == 0 && o->rate <= 0)) {
+	if (optind != argc - 1 || o->url == NULL || o->load.record_bytes < STAMP_BYTES || o->load.count < 1 ||
+	    o->window < 1 || (strcmp(argv[optind], "latency") == 0 && o->load.rate <= 0)) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -461,24 +373,24 @@ int main(int argc, char **argv)
 	struct options o;
 	struct run *r;
 	uint8_t *value;
-	double cpu0 = cpu_s();
+	double cpu0 = bench_cpu_s();
 	int rc = parse(argc, argv, &o);
 
 	if (rc != 0)
 		return rc;
 	r = calloc(1, sizeof(*r));
-	value = malloc(o.record_bytes);
+	value = malloc(o.load.record_bytes);
 	if (r == NULL || value == NULL)
 		return 1;
 	r->o = &o;
 	hist_init(&r->ack);
 	hist_init(&r->e2e);
 	snprintf(r->subject, sizeof(r->subject), "%s", o.stream);
-	fill_value(value, o.record_bytes, 1);
+	bench_fill_value(value, o.load.record_bytes, 1);
 	rc = connect_js(r);
 	if (rc == 0) {
 		if (strcmp(o.mode, "publish") == 0)
-			rc = o.one_at_a_time ? publish_sync(r, value) : publish_async(r, value);
+			rc = o.load.one_at_a_time ? publish_sync(r, value) : publish_async(r, value);
 		else if (strcmp(o.mode, "replay") == 0)
 			rc = replay(r);
 		else if (strcmp(o.mode, "latency") == 0)
@@ -488,7 +400,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	print_result(r, cpu_s() - cpu0);
+	print_result(r, bench_cpu_s() - cpu0);
 	if (r->error[0])
 		fprintf(stderr, "nats-bench: %s\n", r->error);
 	jsCtx_Destroy(r->js);

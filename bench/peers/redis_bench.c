@@ -24,12 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proto/base/clock.h"
 #include "bench/common/hist.h"
+#include "bench/common/load.h"
 
 #define STAMP_BYTES      16
 /* Commands appended per pass of the pipelining loop: one flush carries them all. */
@@ -48,19 +48,9 @@ struct options {
 	const char *host;
 	int port;
 	const char *key;
-	const char *label;
-	const char *json_path;
-	uint32_t record_bytes;
-	uint64_t count;
 	uint32_t pipeline;
 	uint32_t batch;
-	bool one_at_a_time;
-	double rate;
-	double duration_s;
-	double warmup_s;
-	/* Latency mode: the sender wakes at most once per tick and sends every message that is due, each stamped
-	 * with its intended time (as synclog-bench --tick-us does). */
-	uint32_t tick_us;
+	struct bench_peer_options load;
 };
 
 struct run {
@@ -85,27 +75,6 @@ static const char usage[] =
         "  --host H (127.0.0.1)  --key NAME (bench)  --record-bytes N (100)  --pipeline N (64)  --batch N (1000)\n"
         "  --warmup-s S (1)  --tick-us N (100)  --label TEXT  --json FILE\n"
         "The client is hiredis (redisAppendCommandArgv, one flush, redisGetReply); its version is in the JSON.\n";
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static void fill_value(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)('a' + x % 26);
-	}
-}
 
 static redisContext *connect_to(const struct options *o, char *err, size_t err_bytes)
 {
@@ -172,7 +141,7 @@ static const redisReply *entry_value(const redisReply *entry)
 static int xadd_pipelined(struct run *r, redisContext *c, uint8_t *value)
 {
 	const struct options *o = r->o;
-	uint32_t window = o->one_at_a_time ? 1 : o->pipeline;
+	uint32_t window = o->load.one_at_a_time ? 1 : o->pipeline;
 	uint64_t sent = 0, answered = 0;
 	int64_t *stamps = calloc(window, sizeof(*stamps));
 	int64_t start = sl_clock_mono_ns();
@@ -180,17 +149,17 @@ static int xadd_pipelined(struct run *r, redisContext *c, uint8_t *value)
 
 	if (stamps == NULL)
 		return -ENOMEM;
-	while (answered < o->count && rc == 0) {
+	while (answered < o->load.count && rc == 0) {
 		/* Top the window up with one flush, then take every reply that arrived. */
 		uint32_t queued = 0;
 
-		while (sent < o->count && sent - answered < window && queued < WRITE_BATCH_MAX) {
-			int64_t stamp = o->one_at_a_time || sent % SAMPLE_EVERY == 0 ? sl_clock_mono_ns() : 0;
+		while (sent < o->load.count && sent - answered < window && queued < WRITE_BATCH_MAX) {
+			int64_t stamp = o->load.one_at_a_time || sent % SAMPLE_EVERY == 0 ? sl_clock_mono_ns() : 0;
 
 			memcpy(value, &stamp, sizeof(stamp));
 			memcpy(value + 8, &sent, sizeof(sent));
 			stamps[sent % window] = stamp;
-			append_xadd(c, o->key, value, o->record_bytes);
+			append_xadd(c, o->key, value, o->load.record_bytes);
 			sent++;
 			queued++;
 		}
@@ -262,14 +231,14 @@ static int replay(struct run *r, redisContext *c)
 			snprintf(start_id, sizeof(start_id), "(%.*s", (int)id->len, id->str);
 		}
 		freeReplyObject(reply);
-		if (rc != 0 || n == 0 || entries >= o->count)
+		if (rc != 0 || n == 0 || entries >= o->load.count)
 			break;
 	}
 	r->seconds_ns = sl_clock_mono_ns() - start;
 	r->received = entries;
-	if (rc == 0 && entries != o->count) {
+	if (rc == 0 && entries != o->load.count) {
 		snprintf(r->error, sizeof(r->error), "replay read %llu entries, expected %llu",
-		         (unsigned long long)entries, (unsigned long long)o->count);
+		         (unsigned long long)entries, (unsigned long long)o->load.count);
 		return -EIO;
 	}
 	return rc;
@@ -384,7 +353,7 @@ static int take_replies(struct run *r, redisContext *c, const int64_t *stamps, u
 static int latency(struct run *r, redisContext *c, uint8_t *value)
 {
 	const struct options *o = r->o;
-	uint64_t total = (uint64_t)(o->rate * o->duration_s), i = 0, answered = 0;
+	uint64_t total = (uint64_t)(o->load.rate * o->load.duration_s), i = 0, answered = 0;
 	int64_t *stamps = calloc(OUTSTANDING_MAX, sizeof(*stamps));
 	struct latency_ctx lc = {.r = r};
 	pthread_t reader;
@@ -400,7 +369,7 @@ static int latency(struct run *r, redisContext *c, uint8_t *value)
 		return -ECONNREFUSED;
 	}
 	t0 = sl_clock_mono_ns() + 50 * 1000000;
-	r->measure_from_ns = t0 + (int64_t)(o->warmup_s * 1e9);
+	r->measure_from_ns = t0 + (int64_t)(o->load.warmup_s * 1e9);
 	pthread_create(&reader, NULL, reader_main, &lc);
 	while (answered < total && rc == 0) {
 		int64_t now = sl_clock_mono_ns(), wait_ns;
@@ -409,14 +378,14 @@ static int latency(struct run *r, redisContext *c, uint8_t *value)
 		bool queued = false;
 
 		for (; i < total && i - answered < OUTSTANDING_MAX; i++) {
-			int64_t intended = t0 + (int64_t)((double)i * 1e9 / o->rate);
+			int64_t intended = bench_intended_ns(t0, i, o->load.rate);
 
 			if (intended > now)
 				break;
 			memcpy(value, &intended, sizeof(intended));
 			memcpy(value + 8, &i, sizeof(i));
 			stamps[i % OUTSTANDING_MAX] = intended;
-			append_xadd(c, o->key, value, o->record_bytes);
+			append_xadd(c, o->key, value, o->load.record_bytes);
 			queued = true;
 		}
 		if (queued) {
@@ -427,9 +396,7 @@ static int latency(struct run *r, redisContext *c, uint8_t *value)
 			atomic_store(&r->sent, i);
 		}
 		/* Sleep until the next send time or a reply, then take the replies that came. */
-		wait_ns = i < total ? t0 + (int64_t)((double)i * 1e9 / o->rate) - sl_clock_mono_ns() : 100000000;
-		if (wait_ns < (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now))
-			wait_ns = (int64_t)o->tick_us * 1000 - (sl_clock_mono_ns() - now);
+		wait_ns = i < total ? bench_pace_wait_ns(t0, i, o->load.rate, o->load.tick_us, now) : 100000000;
 		if (wait_ns < 0)
 			wait_ns = 0;
 		ts.tv_sec = wait_ns / 1000000000;
@@ -451,62 +418,40 @@ static int latency(struct run *r, redisContext *c, uint8_t *value)
 static void print_result(const struct run *r, double cpu)
 {
 	const struct options *o = r->o;
-	FILE *out = o->json_path ? fopen(o->json_path, "w") : stdout;
-	double seconds = (double)r->seconds_ns / 1e9;
+	FILE *out = bench_json_open("redis-bench", o->load.json_path);
 	uint64_t records = strcmp(o->mode, "replay") == 0 ? r->received : r->acked;
 
-	if (out == NULL) {
-		fprintf(stderr, "redis-bench: cannot write %s\n", o->json_path);
+	if (out == NULL)
 		return;
-	}
 	fprintf(out,
 	        "{\"tool\":\"redis-bench\",\"client\":\"hiredis %d.%d.%d\",\"mode\":\"%s\",\"label\":\"%s\","
-	        "\"key\":\"%s\",\"record_bytes\":%u,\"pipeline\":%u,\"batch\":%u,\"one_at_a_time\":%s,"
-	        "\"records\":%llu,\"seconds\":%.6f,\"records_per_s\":%.1f,\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
-	        HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, o->mode, o->label ? o->label : "", o->key, o->record_bytes,
-	        o->pipeline, o->batch, o->one_at_a_time ? "true" : "false", (unsigned long long)records, seconds,
-	        seconds > 0 ? (double)records / seconds : 0,
-	        seconds > 0 ? (double)records * o->record_bytes / seconds / 1e6 : 0, cpu);
-	if (strcmp(o->mode, "latency") == 0)
-		fprintf(out, ",\"rate\":%.1f,\"duration_s\":%.3f,\"sent\":%llu,\"received\":%llu", o->rate,
-		        o->duration_s, (unsigned long long)atomic_load(&r->sent), (unsigned long long)r->received);
-	fputs(",\"ack_latency\":{", out);
-	hist_print_json(out, &r->ack);
-	fputs("},\"e2e_latency\":{", out);
-	hist_print_json(out, &r->e2e);
-	if (r->error[0])
-		fprintf(out, "},\"error\":\"%s\"}\n", r->error);
-	else
-		fputs("},\"error\":null}\n", out);
-	if (out != stdout)
-		fclose(out);
+	        "\"key\":\"%s\",\"record_bytes\":%u,\"pipeline\":%u,\"batch\":%u,\"one_at_a_time\":%s",
+	        HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, o->mode, o->load.label ? o->load.label : "", o->key,
+	        o->load.record_bytes, o->pipeline, o->batch, o->load.one_at_a_time ? "true" : "false");
+	bench_json_throughput(out, records, r->seconds_ns, o->load.record_bytes, cpu);
+	bench_peer_json_close(out, o->mode, &o->load, atomic_load(&r->sent), r->received, &r->ack, &r->e2e, r->error);
 }
 
 static int parse(int argc, char **argv, struct options *o)
 {
-	static const struct option longs[] = {
-	        {"host", required_argument, NULL, 'H'},     {"port", required_argument, NULL, 'p'},
-	        {"key", required_argument, NULL, 'k'},      {"record-bytes", required_argument, NULL, 'b'},
-	        {"count", required_argument, NULL, 'n'},    {"pipeline", required_argument, NULL, 'P'},
-	        {"batch", required_argument, NULL, 'B'},    {"one-at-a-time", no_argument, NULL, '1'},
-	        {"rate", required_argument, NULL, 'r'},     {"duration-s", required_argument, NULL, 'd'},
-	        {"warmup-s", required_argument, NULL, 'W'}, {"tick-us", required_argument, NULL, 'T'},
-	        {"label", required_argument, NULL, 'l'},    {"json", required_argument, NULL, 'j'},
-	        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	static const struct option own[] = {
+	        {"host", required_argument, NULL, 'H'},  {"port", required_argument, NULL, 'p'},
+	        {"key", required_argument, NULL, 'k'},   {"pipeline", required_argument, NULL, 'P'},
+	        {"batch", required_argument, NULL, 'B'},
 	};
+	struct option longs[sizeof(own) / sizeof(own[0]) + BENCH_PEER_LONGS_COUNT + 1];
 	int c;
 
+	bench_peer_longs(own, sizeof(own) / sizeof(own[0]), longs);
 	memset(o, 0, sizeof(*o));
+	bench_peer_options_init(&o->load);
 	o->host = "127.0.0.1";
 	o->key = "bench";
-	o->record_bytes = 100;
-	o->count = 1000000;
 	o->pipeline = 64;
 	o->batch = 1000;
-	o->duration_s = 10;
-	o->warmup_s = 1;
-	o->tick_us = 100;
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		if (bench_peer_option(&o->load, c, optarg))
+			continue;
 		switch (c) {
 		case 'H':
 			o->host = optarg;
@@ -517,38 +462,11 @@ static int parse(int argc, char **argv, struct options *o)
 		case 'k':
 			o->key = optarg;
 			break;
-		case 'b':
-			o->record_bytes = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'n':
-			o->count = strtoull(optarg, NULL, 10);
-			break;
 		case 'P':
 			o->pipeline = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'B':
 			o->batch = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case '1':
-			o->one_at_a_time = true;
-			break;
-		case 'r':
-			o->rate = strtod(optarg, NULL);
-			break;
-		case 'd':
-			o->duration_s = strtod(optarg, NULL);
-			break;
-		case 'W':
-			o->warmup_s = strtod(optarg, NULL);
-			break;
-		case 'T':
-			o->tick_us = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'l':
-			o->label = optarg;
-			break;
-		case 'j':
-			o->json_path = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -558,9 +476,9 @@ static int parse(int argc, char **argv, struct options *o)
 			return 2;
 		}
 	}
-	if (optind != argc - 1 || o->port <= 0 || o->record_bytes < STAMP_BYTES || o->count < 1 || o->pipeline < 1 ||
-	    o->batch < 1 || o->batch > 10000 || o->tick_us < 1 ||
-	    (strcmp(argv[optind], "latency") == 0 && o->rate <= 0)) {
+	if (optind != argc - 1 || o->port <= 0 || o->load.record_bytes < STAMP_BYTES || o->load.count < 1 ||
+	    o->pipeline < 1 || o->batch < 1 || o->batch > 10000 || o->load.tick_us < 1 ||
+	    (strcmp(argv[optind], "latency") == 0 && o->load.rate <= 0)) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -574,7 +492,7 @@ int main(int argc, char **argv)
 	struct run *r;
 	redisContext *c;
 	uint8_t *value;
-	double cpu0 = cpu_s();
+	double cpu0 = bench_cpu_s();
 	int rc = parse(argc, argv, &o);
 
 	if (rc != 0)
@@ -584,13 +502,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	r = calloc(1, sizeof(*r));
-	value = malloc(o.record_bytes);
+	value = malloc(o.load.record_bytes);
 	if (r == NULL || value == NULL)
 		return 1;
 	r->o = &o;
 	hist_init(&r->ack);
 	hist_init(&r->e2e);
-	fill_value(value, o.record_bytes, 1);
+	bench_fill_value(value, o.load.record_bytes, 1);
 	c = connect_to(&o, r->error, sizeof(r->error));
 	if (c == NULL) {
 		fprintf(stderr, "redis-bench: %s\n", r->error);
@@ -602,7 +520,7 @@ int main(int argc, char **argv)
 		rc = replay(r, c);
 	else
 		rc = latency(r, c, value);
-	print_result(r, cpu_s() - cpu0);
+	print_result(r, bench_cpu_s() - cpu0);
 	if (r->error[0])
 		fprintf(stderr, "redis-bench: %s\n", r->error);
 	redisFree(c);

@@ -203,14 +203,41 @@ static void batch_unnest(PGconn *c, const struct floor_args *a, uint64_t first, 
 	PQclear(r);
 }
 
+/* COPY data (text or binary, as copy_sql says) into a table, inside the caller's transaction. */
+static void copy_in(PGconn *c, const char *copy_sql, const struct buf *data)
+{
+	PGresult *r = PQexec(c, copy_sql);
+
+	if (PQresultStatus(r) != PGRES_COPY_IN)
+		die(c, "COPY");
+	PQclear(r);
+	if (PQputCopyData(c, data->p, (int)data->len) != 1 || PQputCopyEnd(c, NULL) != 1)
+		die(c, "COPY data");
+	r = PQgetResult(c);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		die(c, "COPY end");
+	PQclear(r);
+}
+
+/* The rows COPYed into the temporary table batch go into entities, newer versions only, and the transaction
+ * commits. */
+static void upsert_batch_and_commit(PGconn *c, int64_t now_ms)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\","
+	         " \"offset\", applied_at_ms) SELECT key, version, value, false, NULL, 'live', 'orders', \"partition\","
+	         " \"offset\", %lld FROM batch" UPSERT_SET ";COMMIT",
+	         (long long)now_ms);
+	exec_ok(c, sql);
+}
+
 /* ---- copy: COPY the batch into a temporary table, then one INSERT ... SELECT ---- */
 
 static void batch_copy(PGconn *c, const struct floor_args *a, uint64_t first, uint64_t n, int64_t now_ms,
                        struct buf *text)
 {
-	char sql[1024];
-	PGresult *r;
-
 	text->len = 0;
 	for (uint64_t i = first; i < first + n; i++) {
 		char key[KEY_BYTES_MAX], value[VALUE_BYTES_MAX], line[256];
@@ -223,22 +250,8 @@ static void batch_copy(PGconn *c, const struct floor_args *a, uint64_t first, ui
 		buf_put(text, line, (size_t)len);
 	}
 	exec_ok(c, "BEGIN");
-	r = PQexec(c, "COPY batch FROM STDIN");
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		die(c, "COPY");
-	PQclear(r);
-	if (PQputCopyData(c, text->p, (int)text->len) != 1 || PQputCopyEnd(c, NULL) != 1)
-		die(c, "COPY data");
-	r = PQgetResult(c);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		die(c, "COPY end");
-	PQclear(r);
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\","
-	         " \"offset\", applied_at_ms) SELECT key, version, value, false, NULL, 'live', 'orders', \"partition\","
-	         " \"offset\", %lld FROM batch" UPSERT_SET ";COMMIT",
-	         (long long)now_ms);
-	exec_ok(c, sql);
+	copy_in(c, "COPY batch FROM STDIN", text);
+	upsert_batch_and_commit(c, now_ms);
 }
 
 /* ---- copy-binary: as copy, in COPY's binary format (no escaping, no number parsing) ---- */
@@ -252,9 +265,6 @@ static void buf_u16(struct buf *b, uint16_t v)
 static void batch_copy_binary(PGconn *c, const struct floor_args *a, uint64_t first, uint64_t n, int64_t now_ms,
                               struct buf *data)
 {
-	char sql[1024];
-	PGresult *r;
-
 	data->len = 0;
 	buf_put(data, "PGCOPY\n\377\r\n\0", 11);
 	buf_u32(data, 0);
@@ -278,22 +288,8 @@ static void batch_copy_binary(PGconn *c, const struct floor_args *a, uint64_t fi
 	}
 	buf_u16(data, 0xffff);
 	exec_ok(c, "BEGIN");
-	r = PQexec(c, "COPY batch FROM STDIN (FORMAT binary)");
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		die(c, "COPY");
-	PQclear(r);
-	if (PQputCopyData(c, data->p, (int)data->len) != 1 || PQputCopyEnd(c, NULL) != 1)
-		die(c, "COPY data");
-	r = PQgetResult(c);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		die(c, "COPY end");
-	PQclear(r);
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO entities (key, version, value, deleted, deleted_at_ms, origin, topic, \"partition\","
-	         " \"offset\", applied_at_ms) SELECT key, version, value, false, NULL, 'live', 'orders', \"partition\","
-	         " \"offset\", %lld FROM batch" UPSERT_SET ";COMMIT",
-	         (long long)now_ms);
-	exec_ok(c, sql);
+	copy_in(c, "COPY batch FROM STDIN (FORMAT binary)", data);
+	upsert_batch_and_commit(c, now_ms);
 }
 
 /* ---- pipeline: one prepared statement per row ---- */
@@ -337,7 +333,6 @@ static void batch_pipeline(PGconn *c, const struct floor_args *a, uint64_t first
 static void final_copy(PGconn *c, const struct floor_args *a, int64_t now_ms, struct buf *text)
 {
 	uint64_t first = a->records > a->keys ? a->records - a->keys : 0;
-	PGresult *r;
 
 	text->len = 0;
 	for (uint64_t i = first; i < a->records; i++) {
@@ -352,16 +347,7 @@ static void final_copy(PGconn *c, const struct floor_args *a, int64_t now_ms, st
 		buf_put(text, line, (size_t)len);
 	}
 	exec_ok(c, "BEGIN");
-	r = PQexec(c, "COPY entities FROM STDIN");
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		die(c, "COPY");
-	PQclear(r);
-	if (PQputCopyData(c, text->p, (int)text->len) != 1 || PQputCopyEnd(c, NULL) != 1)
-		die(c, "COPY data");
-	r = PQgetResult(c);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		die(c, "COPY end");
-	PQclear(r);
+	copy_in(c, "COPY entities FROM STDIN", text);
 	exec_ok(c, "COMMIT");
 }
 

@@ -184,6 +184,17 @@ static struct call *call_new(struct job *j, int body_case)
 	return c;
 }
 
+/* A StatusRequest: most pages show the broker's status beside what they ask. */
+static struct call *status_call_new(struct job *j)
+{
+	struct call *c = call_new(j, SYNCLOG__REQUEST__BODY_STATUS);
+	if (c != NULL) {
+		synclog__status_request__init(&c->b.status);
+		c->msg.status = &c->b.status;
+	}
+	return c;
+}
+
 /* Dispatch every call of the step: pending holds one extra count while they are dispatched, so that a handler
  * that answers at once cannot start the formatting before the last call was sent. */
 static void calls_run(struct job *j, struct call **calls, uint32_t n)
@@ -316,15 +327,10 @@ static int is_dlq(const char *name)
 	return n > k && strcmp(name + n - k, ".dlq") == 0;
 }
 
-/* StatusResponse in the shape `synclog --json status` prints (tools/cli_status.c), key for key, so that a script
- * reads either; test_console_api.sh checks that the two agree. */
-static void status_work(struct job *j, const Synclog__StatusResponse *s)
+/* The broker's uptime, data directory, disk and connections, as members of an object that status and the overview
+ * both show. */
+static void broker_members(struct sl_text *o, const Synclog__StatusResponse *s)
 {
-	struct sl_text *o = &j->body;
-	sl_text_put(o, "{\"broker\":{\"version\":");
-	sl_json_cstr(o, s->broker_version);
-	sl_text_put(o, ",\"started_ms\":");
-	sl_json_i64(o, s->started_ms);
 	sl_text_put(o, ",\"uptime_ms\":");
 	sl_json_i64(o, s->now_ms - s->started_ms);
 	sl_text_put(o, ",\"data_dir\":");
@@ -337,6 +343,18 @@ static void status_work(struct job *j, const Synclog__StatusResponse *s)
 	sl_json_i64(o, (int64_t)s->disk_total_bytes);
 	sl_text_put(o, ",\"connections\":");
 	sl_json_i64(o, s->connections);
+}
+
+/* StatusResponse in the shape `synclog --json status` prints (tools/cli_status.c), key for key, so that a script
+ * reads either; test_console_api.sh checks that the two agree. */
+static void status_work(struct job *j, const Synclog__StatusResponse *s)
+{
+	struct sl_text *o = &j->body;
+	sl_text_put(o, "{\"broker\":{\"version\":");
+	sl_json_cstr(o, s->broker_version);
+	sl_text_put(o, ",\"started_ms\":");
+	sl_json_i64(o, s->started_ms);
+	broker_members(o, s);
 	sl_text_put(o, "},\"topics\":[");
 	for (size_t i = 0; i < s->n_topics; i++) {
 		const Synclog__TopicStatus *t = s->topics[i];
@@ -462,18 +480,7 @@ static void overview_work(struct job *j, const Synclog__StatusResponse *s)
 	sl_json_i64(o, s->started_ms);
 	sl_text_put(o, ",\"now_ms\":");
 	sl_json_i64(o, s->now_ms);
-	sl_text_put(o, ",\"uptime_ms\":");
-	sl_json_i64(o, s->now_ms - s->started_ms);
-	sl_text_put(o, ",\"data_dir\":");
-	sl_json_cstr(o, s->data_dir);
-	sl_text_put(o, ",\"data_bytes\":");
-	sl_json_i64(o, (int64_t)s->data_bytes);
-	sl_text_put(o, ",\"disk_free_bytes\":");
-	sl_json_i64(o, (int64_t)s->disk_free_bytes);
-	sl_text_put(o, ",\"disk_total_bytes\":");
-	sl_json_i64(o, (int64_t)s->disk_total_bytes);
-	sl_text_put(o, ",\"connections\":");
-	sl_json_i64(o, s->connections);
+	broker_members(o, s);
 	double in = 0, out = 0;
 	for (size_t i = 0; i < s->n_topics; i++) {
 		in += s->topics[i]->records_in_per_s;
@@ -1008,11 +1015,7 @@ static void job_step(struct job *j)
 	case EP_STATUS:
 	case EP_OVERVIEW:
 	case EP_SYNC:
-		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_STATUS)) != NULL) {
-			synclog__status_request__init(&calls[n]->b.status);
-			calls[n]->msg.status = &calls[n]->b.status;
-		}
-		n++;
+		calls[n++] = status_call_new(j);
 		break;
 	case EP_TOPICS:
 		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_LIST_TOPICS)) != NULL) {
@@ -1020,11 +1023,7 @@ static void job_step(struct job *j)
 			calls[n]->msg.list_topics = &calls[n]->b.list_topics;
 		}
 		n++;
-		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_STATUS)) != NULL) {
-			synclog__status_request__init(&calls[n]->b.status);
-			calls[n]->msg.status = &calls[n]->b.status;
-		}
-		n++;
+		calls[n++] = status_call_new(j);
 		break;
 	case EP_TOPIC:
 		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_DESCRIBE_TOPIC)) != NULL) {
@@ -1040,11 +1039,7 @@ static void job_step(struct job *j)
 			calls[n]->msg.get_contract = &calls[n]->b.get_contract;
 		}
 		n++;
-		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_STATUS)) != NULL) {
-			synclog__status_request__init(&calls[n]->b.status);
-			calls[n]->msg.status = &calls[n]->b.status;
-		}
-		n++;
+		calls[n++] = status_call_new(j);
 		break;
 	case EP_GROUPS:
 		if ((calls[n] = call_new(j, SYNCLOG__REQUEST__BODY_LIST_GROUPS)) != NULL) {

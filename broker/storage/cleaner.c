@@ -358,6 +358,26 @@ static void close_segment_file(struct run *r)
 	r->rd.fd = -1;
 }
 
+/* The next batch of segment s (opened by open_segment_file), its bytes counted as read and throttled: 1 with the
+ * batch, 0 at the segment's end, or a negative errno (a damaged segment, -EUCLEAN, fails the run saying where). */
+static int segment_next_batch(struct run *r, const struct clean_seg_in *s, const uint8_t **batch, size_t *len)
+{
+	uint64_t read_bytes = 0;
+	const char *why = NULL;
+	int rc = reader_next(&r->rd, batch, len, &read_bytes, &why);
+
+	if (read_bytes > 0 && rc >= 0) {
+		r->job->stats.bytes_read += read_bytes;
+		int t = throttle(r, read_bytes);
+		if (t < 0)
+			rc = t;
+	}
+	if (rc == -EUCLEAN)
+		fail(r, rc, "segment %020" PRId64 ".log at byte %" PRIu64 ": %s; the clean stops", s->base_offset,
+		     r->rd.pos, why);
+	return rc;
+}
+
 /* Start iterating the records of batch; grows the scratch buffer for a zstd batch as needed. */
 static int records_open(struct run *r, struct sl_record_iter *it, const uint8_t *batch, size_t len)
 {
@@ -446,26 +466,13 @@ static int map_pass(struct run *r, uint32_t *full_at)
 		for (;;) {
 			const uint8_t *batch;
 			size_t len;
-			uint64_t read_bytes = 0;
-			const char *why = NULL;
-			rc = reader_next(&r->rd, &batch, &len, &read_bytes, &why);
-			if (read_bytes > 0 && rc >= 0) {
-				job->stats.bytes_read += read_bytes;
-				int t = throttle(r, read_bytes);
-				if (t < 0)
-					rc = t;
+			rc = segment_next_batch(r, s, &batch, &len);
+			if (rc < 0) {
+				close_segment_file(r);
+				return rc;
 			}
-			if (rc <= 0) {
-				if (rc == -EUCLEAN)
-					fail(r, rc,
-					     "segment %020" PRId64 ".log at byte %" PRIu64 ": %s; the clean stops",
-					     s->base_offset, r->rd.pos, why);
-				if (rc < 0)
-					close_segment_file(r);
-				if (rc < 0)
-					return rc;
+			if (rc == 0)
 				break;
-			}
 			struct sl_record_iter it;
 			rc = records_open(r, &it, batch, len);
 			if (rc < 0) {
@@ -737,18 +744,7 @@ static int write_pass(struct run *r)
 		for (;;) {
 			const uint8_t *batch;
 			size_t len;
-			uint64_t read_bytes = 0;
-			const char *why = NULL;
-			rc = reader_next(&r->rd, &batch, &len, &read_bytes, &why);
-			if (read_bytes > 0 && rc >= 0) {
-				job->stats.bytes_read += read_bytes;
-				int t = throttle(r, read_bytes);
-				if (t < 0)
-					rc = t;
-			}
-			if (rc == -EUCLEAN)
-				fail(r, rc, "segment %020" PRId64 ".log at byte %" PRIu64 ": %s; the clean stops",
-				     s->base_offset, r->rd.pos, why);
+			rc = segment_next_batch(r, s, &batch, &len);
 			if (rc <= 0)
 				break;
 			int last = i + 1 == r->range && r->rd.pos == r->rd.end;

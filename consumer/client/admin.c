@@ -20,6 +20,14 @@ int sl_conn_expect_body(struct sl_conn *c, const Synclog__Response *resp, int bo
 	return 0;
 }
 
+int sl_conn_request(struct sl_conn *c, Synclog__Request *req, int body_case, const char *what,
+                    Synclog__Response **resp_out)
+{
+	int rc = sl_conn_call(c, req, resp_out);
+
+	return rc != 0 ? rc : sl_conn_expect_body(c, *resp_out, body_case, what);
+}
+
 static void config_from_wire(struct sl_topic_config *out, const Synclog__TopicConfig *in)
 {
 	memset(out, 0, sizeof(*out));
@@ -90,11 +98,9 @@ int sl_topic_create_settings(struct sl_conn *c, const struct sl_topic_config *co
 	req.body_case = SYNCLOG__REQUEST__BODY_CREATE_TOPIC;
 	req.create_topic = &body;
 	snprintf(what, sizeof(what), "create topic '%s'", config->name);
-	rc = sl_conn_call(c, &req, &resp);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_CREATE_TOPIC, what, &resp);
 	free(body.settings);
-	if (rc != 0)
-		return rc;
-	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_CREATE_TOPIC, what);
+	return rc;
 }
 
 int sl_topic_alter(struct sl_conn *c, const char *name, const struct sl_topic_setting *settings, uint32_t count,
@@ -120,10 +126,8 @@ int sl_topic_alter(struct sl_conn *c, const char *name, const struct sl_topic_se
 	body.n_settings = count;
 	req.body_case = SYNCLOG__REQUEST__BODY_ALTER_TOPIC;
 	req.alter_topic = &body;
-	rc = sl_conn_call(c, &req, &resp);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_ALTER_TOPIC, what, &resp);
 	free(body.settings);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ALTER_TOPIC, what);
 	if (rc == 0 && config_out != NULL)
 		config_from_wire(config_out, resp->alter_topic->config);
 	return rc;
@@ -190,7 +194,6 @@ int sl_topic_delete(struct sl_conn *c, const char *name)
 	Synclog__DeleteTopicRequest body = SYNCLOG__DELETE_TOPIC_REQUEST__INIT;
 	Synclog__Response *resp;
 	char what[SL_TOPIC_NAME_BYTES_MAX + 64];
-	int rc;
 
 	if (c->kafka != NULL)
 		return sl_kafka_topic_delete(c, name);
@@ -199,10 +202,7 @@ int sl_topic_delete(struct sl_conn *c, const char *name)
 	req.body_case = SYNCLOG__REQUEST__BODY_DELETE_TOPIC;
 	req.delete_topic = &body;
 	snprintf(what, sizeof(what), "delete topic '%s'", name);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DELETE_TOPIC, what);
+	return sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_DELETE_TOPIC, what, &resp);
 }
 
 int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32_t *count_out)
@@ -221,10 +221,7 @@ int sl_topic_list(struct sl_conn *c, struct sl_topic_config **topics_out, uint32
 	*count_out = 0;
 	req.body_case = SYNCLOG__REQUEST__BODY_LIST_TOPICS;
 	req.list_topics = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_TOPICS, "list topics");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_LIST_TOPICS, "list topics", &resp);
 	if (rc != 0)
 		return rc;
 	n = resp->list_topics->n_topics;
@@ -267,10 +264,7 @@ int sl_topic_describe(struct sl_conn *c, const char *name, struct sl_topic_confi
 	req.body_case = SYNCLOG__REQUEST__BODY_DESCRIBE_TOPIC;
 	req.describe_topic = &body;
 	snprintf(what, sizeof(what), "describe topic '%s'", name);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DESCRIBE_TOPIC, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_DESCRIBE_TOPIC, what, &resp);
 	if (rc != 0)
 		return rc;
 	d = resp->describe_topic;
@@ -342,10 +336,7 @@ int sl_offsets_list(struct sl_conn *c, const char *topic, enum sl_offset_spec sp
 	req.body_case = SYNCLOG__REQUEST__BODY_LIST_OFFSETS;
 	req.list_offsets = &body;
 	snprintf(what, sizeof(what), "list %s offsets of topic '%s'", spec_names[spec], topic);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_OFFSETS, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_LIST_OFFSETS, what, &resp);
 	if (rc != 0)
 		return rc;
 	lo = resp->list_offsets;
@@ -384,10 +375,7 @@ int sl_producer_id_init(struct sl_conn *c, int64_t *producer_id_out, int16_t *pr
 
 	req.body_case = SYNCLOG__REQUEST__BODY_INIT_PRODUCER;
 	req.init_producer = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_INIT_PRODUCER, "init producer");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_INIT_PRODUCER, "init producer", &resp);
 	if (rc != 0)
 		return rc;
 	if (resp->init_producer->producer_id < 0 || resp->init_producer->producer_epoch < 0 ||

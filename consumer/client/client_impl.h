@@ -175,6 +175,10 @@ void sl_conn_set_error(struct sl_conn *c, const char *fmt, ...) __attribute__((f
 /* 0 when resp answers with body_case and no error; else c's error is set (prefixed with what) and the errno of the
  * broker's code, or -EPROTO for another body, is returned. */
 int sl_conn_expect_body(struct sl_conn *c, const Synclog__Response *resp, int body_case, const char *what);
+/* sl_conn_call, then sl_conn_expect_body: 0 with the response (owned as sl_conn_call's) in *resp_out, or c's error
+ * set and a negative errno. */
+int sl_conn_request(struct sl_conn *c, Synclog__Request *req, int body_case, const char *what,
+                    Synclog__Response **resp_out);
 
 /* What a member's commit may carry besides offsets: records found removed by retention (per offset, may be NULL)
  * and an applier's counters (may be NULL). */

@@ -51,9 +51,7 @@ int sl_topic_contract_set(struct sl_conn *c, const char *topic, const char *text
 	body.expect_none = expected_version == SL_CONTRACT_EXPECT_NONE;
 	req.body_case = SYNCLOG__REQUEST__BODY_SET_CONTRACT;
 	req.set_contract = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_SET_CONTRACT, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_SET_CONTRACT, what, &resp);
 	if (rc != 0 || out == NULL)
 		return rc;
 	if (resp->set_contract == NULL || resp->set_contract->current == NULL) {
@@ -92,9 +90,7 @@ int sl_topic_contract_get(struct sl_conn *c, const char *topic, uint32_t version
 	body.history = history;
 	req.body_case = SYNCLOG__REQUEST__BODY_GET_CONTRACT;
 	req.get_contract = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_GET_CONTRACT, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_GET_CONTRACT, what, &resp);
 	if (rc != 0)
 		return rc;
 	r = resp->get_contract;

@@ -61,9 +61,7 @@ int sl_delete_in_log(struct sl_conn *c, const char *topic, uint32_t partition, i
 	body.n_partitions = 1;
 	req.body_case = SYNCLOG__REQUEST__BODY_FETCH;
 	req.fetch = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_FETCH, "check a delete in the log");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_FETCH, "check a delete in the log", &resp);
 	if (rc == 0 && resp->fetch->n_results != 1) {
 		sl_conn_set_error(c, "check a delete in the log: the broker answered for %zu partitions",
 		                  resp->fetch->n_results);

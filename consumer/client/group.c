@@ -274,9 +274,7 @@ static int join_request(struct sl_consumer *c, bool rejoin_as_new, Synclog__Resp
 	req.body_case = SYNCLOG__REQUEST__BODY_JOIN_GROUP;
 	req.join_group = &body;
 	snprintf(what, sizeof(what), "join group '%s'", c->group);
-	rc = sl_conn_call(c->coord, &req, resp_out);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c->coord, *resp_out, SYNCLOG__RESPONSE__BODY_JOIN_GROUP, what);
+	rc = sl_conn_request(c->coord, &req, SYNCLOG__RESPONSE__BODY_JOIN_GROUP, what, resp_out);
 	if (rc == -EIDRM && rejoin_as_new) {
 		/* Expired meanwhile, or removed while its join waited (a forced group delete): join as a new member,
 		 * once. */

@@ -34,9 +34,7 @@ static int list_page(struct sl_conn *c, const char *start_after, struct sl_group
 	body.start_after = (char *)start_after;
 	req.body_case = SYNCLOG__REQUEST__BODY_LIST_GROUPS;
 	req.list_groups = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_GROUPS, "list groups");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_LIST_GROUPS, "list groups", &resp);
 	if (rc != 0)
 		return rc;
 	size_t n = resp->list_groups->n_groups;
@@ -160,10 +158,7 @@ int sl_group_describe(struct sl_conn *c, const char *group, struct sl_group_desc
 	req.body_case = SYNCLOG__REQUEST__BODY_DESCRIBE_GROUP;
 	req.describe_group = &body;
 	snprintf(what, sizeof(what), "describe group '%s'", group);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DESCRIBE_GROUP, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_DESCRIBE_GROUP, what, &resp);
 	if (rc != 0)
 		return rc;
 	d = resp->describe_group;
@@ -212,7 +207,6 @@ int sl_group_delete(struct sl_conn *c, const char *group, bool force)
 	Synclog__DeleteGroupRequest body = SYNCLOG__DELETE_GROUP_REQUEST__INIT;
 	Synclog__Response *resp;
 	char what[SL_GROUP_NAME_BYTES_MAX + 64];
-	int rc;
 
 	if (c->kafka != NULL)
 		return sl_kafka_group_delete(c, group, force);
@@ -222,10 +216,7 @@ int sl_group_delete(struct sl_conn *c, const char *group, bool force)
 	req.body_case = SYNCLOG__REQUEST__BODY_DELETE_GROUP;
 	req.delete_group = &body;
 	snprintf(what, sizeof(what), "delete group '%s'", group);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_DELETE_GROUP, what);
+	return sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_DELETE_GROUP, what, &resp);
 }
 
 int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms, uint32_t window)
@@ -235,7 +226,6 @@ int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms,
 	Synclog__GroupSettings settings = SYNCLOG__GROUP_SETTINGS__INIT;
 	Synclog__Response *resp;
 	char what[SL_GROUP_NAME_BYTES_MAX + 64];
-	int rc;
 
 	if (c->kafka != NULL) {
 		sl_conn_set_error(
@@ -252,10 +242,7 @@ int sl_group_alter(struct sl_conn *c, const char *group, int64_t stall_after_ms,
 	req.body_case = SYNCLOG__REQUEST__BODY_ALTER_GROUP;
 	req.alter_group = &body;
 	snprintf(what, sizeof(what), "alter group '%s'", group);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ALTER_GROUP, what);
+	return sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_ALTER_GROUP, what, &resp);
 }
 
 /* OffsetFetch of count partitions of topic: the offsets, their commit times (may be NULL) and, when full is not
@@ -282,10 +269,7 @@ static int committed_fetch(struct sl_conn *c, const char *group, const char *top
 	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_FETCH;
 	req.offset_fetch = &body;
 	snprintf(what, sizeof(what), "fetch offsets of group '%s' on topic '%s'", group, topic);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_OFFSET_FETCH, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_OFFSET_FETCH, what, &resp);
 	if (rc != 0)
 		return rc;
 	of = resp->offset_fetch;
@@ -421,9 +405,7 @@ int sl_group_commit_request(struct sl_conn *c, const char *group, const char *me
 	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_COMMIT;
 	req.offset_commit = &body;
 	snprintf(what, sizeof(what), "commit offsets of group '%s'", group);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_OFFSET_COMMIT, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_OFFSET_COMMIT, what, &resp);
 out:
 	free(topics);
 	free(topic_ptrs);
@@ -483,9 +465,7 @@ int sl_group_offsets_commit_metadata(struct sl_conn *c, const char *group, const
 	req.body_case = SYNCLOG__REQUEST__BODY_OFFSET_COMMIT;
 	req.offset_commit = &body;
 	snprintf(what, sizeof(what), "commit offsets of group '%s'", group);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_OFFSET_COMMIT, what);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_OFFSET_COMMIT, what, &resp);
 	free(parts);
 	free(part_ptrs);
 	return rc;

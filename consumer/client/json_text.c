@@ -164,6 +164,52 @@ static bool scan_string(const uint8_t **pp, const uint8_t *end, bool is_name)
 	return false;
 }
 
+/* A member's name and its colon, with the white space around them: true when both are there (*p then at the
+ * value's white space), false when the text is not a member. */
+static bool scan_member_name(const uint8_t **p, const uint8_t *end)
+{
+	skip_ws(p, end);
+	if (!scan_string(p, end, true))
+		return false;
+	skip_ws(p, end);
+	if (*p >= end || **p != ':')
+		return false;
+	(*p)++;
+	return true;
+}
+
+/* The opening of an object with at least one member: true with *p just past its '{', false when text is not an
+ * object or is an empty one. */
+static bool object_with_members(const uint8_t **p, const uint8_t *end)
+{
+	skip_ws(p, end);
+	if (*p >= end || **p != '{')
+		return false;
+	(*p)++;
+	skip_ws(p, end);
+	return !(*p < end && **p == '}');
+}
+
+/* The minifier's view of one character of JSON text: true when it is white space outside strings (dropped), and
+ * the string state (*in_string, *escaped) moved past it. */
+static bool minify_drops(char c, bool *in_string, bool *escaped)
+{
+	if (*in_string) {
+		if (*escaped)
+			*escaped = false;
+		else if (c == '\\')
+			*escaped = true;
+		else if (c == '"')
+			*in_string = false;
+		return false;
+	}
+	if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+		return true;
+	if (c == '"')
+		*in_string = true;
+	return false;
+}
+
 /* Compare the decimal digits of [p, end) (skipping one '.') with the digits of limit, as numbers of the same
  * length: -1, 0 or 1. Digits past the limit's length compare as greater when any is not 0. */
 static int digits_compare(const uint8_t *p, const uint8_t *end, const char *limit)
@@ -308,14 +354,8 @@ bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth)
 				else
 					objects[open / 8] &= (uint8_t) ~(1u << (open % 8));
 				open++;
-				if (object) {
-					if (!scan_string(p, end, true))
-						return false;
-					skip_ws(p, end);
-					if (*p >= end || **p != ':')
-						return false;
-					(*p)++;
-				}
+				if (object && !scan_member_name(p, end))
+					return false;
 				continue;
 			}
 		} else if (!scan_scalar(p, end)) {
@@ -339,15 +379,8 @@ bool sl_json_scan_value(const uint8_t **p, const uint8_t *end, int depth)
 			if (**p != ',')
 				return false;
 			(*p)++;
-			if (object) {
-				skip_ws(p, end);
-				if (!scan_string(p, end, true))
-					return false;
-				skip_ws(p, end);
-				if (*p >= end || **p != ':')
-					return false;
-				(*p)++;
-			}
+			if (object && !scan_member_name(p, end))
+				return false;
 			break;
 		}
 	}
@@ -368,21 +401,11 @@ size_t sl_json_top_level_members(const char *text, size_t len)
 	const uint8_t *p = (const uint8_t *)text, *end = p + len;
 	size_t count = 0;
 
-	skip_ws(&p, end);
-	if (p >= end || *p != '{')
-		return 0;
-	p++;
-	skip_ws(&p, end);
-	if (p < end && *p == '}')
+	if (!object_with_members(&p, end))
 		return 0;
 	for (;;) {
-		skip_ws(&p, end);
-		if (!scan_string(&p, end, true))
+		if (!scan_member_name(&p, end))
 			return count;
-		skip_ws(&p, end);
-		if (p >= end || *p != ':')
-			return count;
-		p++;
 		if (!sl_json_scan_value(&p, end, 1))
 			return count;
 		count++;
@@ -399,21 +422,8 @@ size_t sl_json_minify(const char *src, size_t len, char *dst)
 	bool in_string = false, escaped = false;
 
 	for (size_t i = 0; i < len; i++) {
-		char c = src[i];
-
-		if (in_string) {
-			if (escaped)
-				escaped = false;
-			else if (c == '\\')
-				escaped = true;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			continue;
-		} else if (c == '"') {
-			in_string = true;
-		}
-		dst[n++] = c;
+		if (!minify_drops(src[i], &in_string, &escaped))
+			dst[n++] = src[i];
 	}
 	return n;
 }
@@ -423,12 +433,7 @@ int sl_json_member_span(const char *text, size_t len, const char *name, const ch
 	const uint8_t *p = (const uint8_t *)text, *end = p + len;
 	size_t name_len = strlen(name);
 
-	skip_ws(&p, end);
-	if (p >= end || *p != '{')
-		return 0;
-	p++;
-	skip_ws(&p, end);
-	if (p < end && *p == '}')
+	if (!object_with_members(&p, end))
 		return 0;
 	for (;;) {
 		const uint8_t *key, *key_end, *value;
@@ -513,22 +518,7 @@ int sl_json_print_value(FILE *out, const void *bytes, size_t len)
 		return sl_json_print_string(out, bytes, len);
 	/* Minify while printing: drop whitespace outside strings, so the value stays on one line. */
 	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		bool drop = false;
-
-		if (in_string) {
-			if (escaped)
-				escaped = false;
-			else if (c == '\\')
-				escaped = true;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			drop = true;
-		} else if (c == '"') {
-			in_string = true;
-		}
-		if (drop) {
+		if (minify_drops(s[i], &in_string, &escaped)) {
 			fwrite(s + run, 1, i - run, out);
 			run = i + 1;
 		}

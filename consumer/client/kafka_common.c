@@ -183,8 +183,11 @@ int sl_kafka_code(rd_kafka_resp_err_t e)
 int sl_kafka_wake_init(struct sl_kafka_wake *w, rd_kafka_queue_t *q)
 {
 	if (pipe2(w->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+		int rc = -errno;
+
 		w->fds[0] = w->fds[1] = -1;
-		return -errno;
+		rd_kafka_queue_destroy(q);
+		return rc;
 	}
 	w->queue = q;
 	rd_kafka_queue_io_event_enable(q, w->fds[1], "w", 1);
@@ -207,14 +210,32 @@ int sl_kafka_wake_wait(struct sl_kafka_wake *w, int timeout_ms)
 
 void sl_kafka_wake_free(struct sl_kafka_wake *w)
 {
-	if (w->queue != NULL)
-		rd_kafka_queue_io_event_enable(w->queue, -1, NULL, 0);
-	if (w->fds[0] >= 0)
-		close(w->fds[0]);
-	if (w->fds[1] >= 0)
-		close(w->fds[1]);
+	/* No queue: the wake was never made (its pipe may be unset, as in a calloc'ed owner), or made and failed. */
+	if (w->queue == NULL)
+		return;
+	rd_kafka_queue_io_event_enable(w->queue, -1, NULL, 0);
+	close(w->fds[0]);
+	close(w->fds[1]);
+	rd_kafka_queue_destroy(w->queue);
 	w->fds[0] = w->fds[1] = -1;
 	w->queue = NULL;
+}
+
+int sl_kafka_handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka_t **rk_out, struct sl_kafka_wake *wake,
+                        char *err, size_t err_bytes)
+{
+	char why[512];
+
+	*rk_out = rd_kafka_new(type, conf, why, sizeof(why));
+	if (*rk_out == NULL) {
+		rd_kafka_conf_destroy(conf);
+		sl_error_set(err, err_bytes, "librdkafka: %s", why);
+		return -EINVAL;
+	}
+	if (type == RD_KAFKA_PRODUCER)
+		return sl_kafka_wake_init(wake, rd_kafka_queue_get_main(*rk_out));
+	rd_kafka_poll_set_consumer(*rk_out);
+	return sl_kafka_wake_init(wake, rd_kafka_queue_get_consumer(*rk_out));
 }
 
 /* ---- records ---- */

@@ -402,12 +402,7 @@ void sl_kafka_consumer_free(struct sl_kafka_consumer *k)
 	if (k == NULL)
 		return;
 	messages_drop(k);
-	if (k->wake.queue != NULL) {
-		rd_kafka_queue_t *q = k->wake.queue;
-
-		sl_kafka_wake_free(&k->wake);
-		rd_kafka_queue_destroy(q);
-	}
+	sl_kafka_wake_free(&k->wake);
 	/* Without a close the member does not leave: the coordinator removes it after its session timeout, which is
 	 * what a crash looks like (synclog.h). */
 	if (k->rk != NULL)
@@ -426,7 +421,7 @@ void sl_kafka_consumer_free(struct sl_kafka_consumer *k)
 int sl_kafka_consumer_subscribe(struct sl_kafka_consumer **out, struct sl_consumer *owner,
                                 const struct sl_consumer_options *o, char *err, size_t err_bytes)
 {
-	char session[16], wait[16], bytes[16], socket[16], why[512];
+	char session[16], wait[16], bytes[16], socket[16];
 	struct sl_kafka_consumer *k;
 	int rc;
 
@@ -487,18 +482,7 @@ int sl_kafka_consumer_subscribe(struct sl_kafka_consumer **out, struct sl_consum
 	}
 	rd_kafka_conf_set_opaque(conf, k);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-	k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-	if (k->rk == NULL) {
-		rd_kafka_conf_destroy(conf);
-		sl_error_set(err, err_bytes, "librdkafka: %s", why);
-		sl_kafka_consumer_free(k);
-		return -EINVAL;
-	}
-	rd_kafka_poll_set_consumer(k->rk);
-	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(k->rk);
-	rc = sl_kafka_wake_init(&k->wake, q);
-	if (rc != 0)
-		rd_kafka_queue_destroy(q);
+	rc = sl_kafka_handle_new(RD_KAFKA_CONSUMER, conf, &k->rk, &k->wake, err, err_bytes);
 	/* Every topic must exist (the native consumer's -ENOENT), checked before joining. */
 	for (uint32_t i = 0; rc == 0 && i < k->topic_count; i++) {
 		uint32_t count;

@@ -117,7 +117,7 @@ static int positions_resolve(struct sl_kafka_fetcher *k)
 
 int sl_kafka_fetcher_new(struct sl_kafka_fetcher **out, const struct sl_fetcher_options *o, char *err, size_t err_bytes)
 {
-	char wait[16], bytes[16], socket[16], why[512];
+	char wait[16], bytes[16], socket[16];
 	struct sl_kafka_fetcher *k;
 	uint32_t count = 0;
 	int rc;
@@ -173,18 +173,7 @@ int sl_kafka_fetcher_new(struct sl_kafka_fetcher **out, const struct sl_fetcher_
 		sl_kafka_fetcher_free(k);
 		return -EINVAL;
 	}
-	k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-	if (k->rk == NULL) {
-		rd_kafka_conf_destroy(conf);
-		sl_error_set(err, err_bytes, "librdkafka: %s", why);
-		sl_kafka_fetcher_free(k);
-		return -EINVAL;
-	}
-	rd_kafka_poll_set_consumer(k->rk);
-	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(k->rk);
-	rc = sl_kafka_wake_init(&k->wake, q);
-	if (rc != 0)
-		rd_kafka_queue_destroy(q);
+	rc = sl_kafka_handle_new(RD_KAFKA_CONSUMER, conf, &k->rk, &k->wake, err, err_bytes);
 	if (rc == 0)
 		rc = sl_kafka_partition_count(k->rk, k->topic, io_timeout(k), &count, err, err_bytes);
 	if (rc == 0 && o->partition >= 0 && (uint32_t)o->partition >= count) {
@@ -215,12 +204,7 @@ void sl_kafka_fetcher_free(struct sl_kafka_fetcher *k)
 	if (k == NULL)
 		return;
 	messages_drop(k);
-	if (k->wake.queue != NULL) {
-		rd_kafka_queue_t *q = k->wake.queue;
-
-		sl_kafka_wake_free(&k->wake);
-		rd_kafka_queue_destroy(q);
-	}
+	sl_kafka_wake_free(&k->wake);
 	if (k->rk != NULL) {
 		rd_kafka_consumer_close(k->rk);
 		rd_kafka_destroy(k->rk);

@@ -62,12 +62,20 @@ struct sl_kafka_wake {
 	rd_kafka_queue_t *queue;
 };
 
-/* Make q write into a new pipe when it gets an element while empty. Returns 0 or a negative errno. */
+/* Make q write into a new pipe when it gets an element while empty. The wake takes q's reference: it releases it
+ * in sl_kafka_wake_free, or at once when it fails. Returns 0 or a negative errno. */
 int sl_kafka_wake_init(struct sl_kafka_wake *w, rd_kafka_queue_t *q);
 /* Wait up to timeout_ms (-1: no bound) until the queue has something (returns at once when it has). Returns 0, or
  * -EINTR when a signal interrupted the wait. */
 int sl_kafka_wake_wait(struct sl_kafka_wake *w, int timeout_ms);
+/* Close the pipe and release the queue (nothing when the wake was never made). */
 void sl_kafka_wake_free(struct sl_kafka_wake *w);
+/* A librdkafka handle of type (producer or consumer) from conf, which it takes (destroyed when it fails), and a
+ * wake on the queue its owner polls (a consumer's consumer queue, with the main queue forwarded to it; a producer's
+ * main queue). Returns 0, -EINVAL with *rk_out NULL and a message in err when librdkafka refused the conf, or the
+ * wake's error (the handle is then made: the caller destroys it). */
+int sl_kafka_handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka_t **rk_out, struct sl_kafka_wake *wake,
+                        char *err, size_t err_bytes);
 
 /* ---- records ---- */
 

@@ -101,7 +101,6 @@ int sl_kafka_producer_new(struct sl_kafka_producer **out, const struct sl_produc
 	char linger[16], batch[16], records[16], timeout[16], backoff[16], in_flight[16], buffer_kb[24], socket[16];
 	char message_max[16];
 	struct sl_kafka_producer *k;
-	char why[512];
 	int rc;
 
 	*out = NULL;
@@ -165,18 +164,7 @@ int sl_kafka_producer_new(struct sl_kafka_producer **out, const struct sl_produc
 	rd_kafka_conf_set_opaque(conf, k);
 	rd_kafka_conf_set_dr_msg_cb(conf, delivered_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
-	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-	if (k->rk == NULL) {
-		rd_kafka_conf_destroy(conf);
-		sl_error_set(err, err_bytes, "librdkafka: %s", why);
-		sl_kafka_producer_free(k);
-		return -EINVAL;
-	}
-	rd_kafka_queue_t *main_queue = rd_kafka_queue_get_main(k->rk);
-	/* The wake keeps the reference queue_get_main returned until it is freed. */
-	rc = sl_kafka_wake_init(&k->wake, main_queue);
-	if (rc != 0)
-		rd_kafka_queue_destroy(main_queue);
+	rc = sl_kafka_handle_new(RD_KAFKA_PRODUCER, conf, &k->rk, &k->wake, err, err_bytes);
 	if (rc == 0)
 		rc = sl_kafka_partition_count(k->rk, k->topic,
 		                              (int)(o->io_timeout_ms > INT32_MAX ? INT32_MAX : o->io_timeout_ms),
@@ -361,12 +349,7 @@ void sl_kafka_producer_free(struct sl_kafka_producer *k)
 	}
 	if (k->rkt != NULL)
 		rd_kafka_topic_destroy(k->rkt);
-	if (k->wake.queue != NULL) {
-		rd_kafka_queue_t *q = k->wake.queue;
-
-		sl_kafka_wake_free(&k->wake);
-		rd_kafka_queue_destroy(q);
-	}
+	sl_kafka_wake_free(&k->wake);
 	if (k->rk != NULL)
 		rd_kafka_destroy(k->rk);
 	free(k->bootstrap);

@@ -40,10 +40,8 @@ int sl_user_set_password(struct sl_conn *c, const char *name, const char *passwo
 	req.body_case = SYNCLOG__REQUEST__BODY_USER_UPSERT;
 	req.user_upsert = &body;
 	snprintf(what, sizeof(what), "add user '%s'", name);
-	rc = sl_conn_call(c, &req, &resp);
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_USER_UPSERT, what, &resp);
 	OPENSSL_cleanse(&v, sizeof(v));
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_USER_UPSERT, what);
 	if (rc == 0 && created_out != NULL)
 		*created_out = resp->user_upsert->created;
 	return rc;
@@ -55,16 +53,12 @@ int sl_user_delete(struct sl_conn *c, const char *name)
 	Synclog__UserDeleteRequest body = SYNCLOG__USER_DELETE_REQUEST__INIT;
 	Synclog__Response *resp;
 	char what[SL_PRINCIPAL_BYTES_MAX + 32];
-	int rc;
 
 	body.name = (char *)name;
 	req.body_case = SYNCLOG__REQUEST__BODY_USER_DELETE;
 	req.user_delete = &body;
 	snprintf(what, sizeof(what), "delete user '%s'", name);
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_USER_DELETE, what);
+	return sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_USER_DELETE, what, &resp);
 }
 
 int sl_user_list(struct sl_conn *c, struct sl_user_info **users_out, uint32_t *count_out)
@@ -78,9 +72,7 @@ int sl_user_list(struct sl_conn *c, struct sl_user_info **users_out, uint32_t *c
 
 	req.body_case = SYNCLOG__REQUEST__BODY_LIST_USERS;
 	req.list_users = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_USERS, "list users");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_LIST_USERS, "list users", &resp);
 	if (rc != 0)
 		return rc;
 	n = resp->list_users->n_users;
@@ -121,9 +113,7 @@ int sl_acl_add(struct sl_conn *c, const struct sl_acl_entry *acl, bool *created_
 	body.acl = &wire;
 	req.body_case = SYNCLOG__REQUEST__BODY_ACL_ADD;
 	req.acl_add = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ACL_ADD, "add ACL");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_ACL_ADD, "add ACL", &resp);
 	if (rc != 0)
 		return rc;
 	if (created_out != NULL)
@@ -145,9 +135,7 @@ int sl_acl_remove(struct sl_conn *c, const struct sl_acl_entry *acl, uint32_t *r
 	body.acl = &wire;
 	req.body_case = SYNCLOG__REQUEST__BODY_ACL_REMOVE;
 	req.acl_remove = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_ACL_REMOVE, "remove ACL");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_ACL_REMOVE, "remove ACL", &resp);
 	if (rc != 0)
 		return rc;
 	if (removed_out != NULL)
@@ -170,9 +158,7 @@ int sl_acl_list(struct sl_conn *c, const char *principal, struct sl_acl_entry **
 	body.principal = (char *)(principal ? principal : "");
 	req.body_case = SYNCLOG__REQUEST__BODY_LIST_ACLS;
 	req.list_acls = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_LIST_ACLS, "list ACLs");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_LIST_ACLS, "list ACLs", &resp);
 	if (rc != 0)
 		return rc;
 	n = resp->list_acls->n_acls;

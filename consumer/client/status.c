@@ -44,9 +44,7 @@ int sl_status_get(struct sl_conn *c, struct sl_status **out)
 		return sl_kafka_status_get(c, out);
 	req.body_case = SYNCLOG__REQUEST__BODY_STATUS;
 	req.status = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc == 0)
-		rc = sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_STATUS, "status");
+	rc = sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_STATUS, "status", &resp);
 	if (rc != 0)
 		return rc;
 	const Synclog__StatusResponse *r = resp->status;
@@ -98,7 +96,6 @@ int sl_run_report(struct sl_conn *c, const struct sl_run_report *run)
 	Synclog__ReportRunRequest body = SYNCLOG__REPORT_RUN_REQUEST__INIT;
 	Synclog__RunReport m = SYNCLOG__RUN_REPORT__INIT;
 	Synclog__Response *resp;
-	int rc;
 
 	m.kind = (char *)run->kind;
 	m.topic = (char *)run->topic;
@@ -114,8 +111,5 @@ int sl_run_report(struct sl_conn *c, const struct sl_run_report *run)
 	body.run = &m;
 	req.body_case = SYNCLOG__REQUEST__BODY_REPORT_RUN;
 	req.report_run = &body;
-	rc = sl_conn_call(c, &req, &resp);
-	if (rc != 0)
-		return rc;
-	return sl_conn_expect_body(c, resp, SYNCLOG__RESPONSE__BODY_REPORT_RUN, "report run");
+	return sl_conn_request(c, &req, SYNCLOG__RESPONSE__BODY_REPORT_RUN, "report run", &resp);
 }

@@ -1367,36 +1367,13 @@ static const struct sl_apply_store_ops pg_ops = {
         .offset_reset = op_offset_reset,
 };
 
-/* The same, with the purge that follows the log (sl_apply_pg_options.follow_log). */
-static const struct sl_apply_store_ops pg_log_ops = {
-        .begin = op_begin,
-        .commit = op_commit,
-        .rollback = sl_apply_pg_rollback,
-        .key_get = op_key_get,
-        .upsert = op_upsert,
-        .soft_delete = op_soft_delete,
-        .write_if_newer = NULL,
-        .stale_record = op_stale_record,
-        .duplicate_record = NULL,
-        .value_same = op_value_same,
-        .conflict_record = op_conflict_record,
-        .idempotency_seen = op_idempotency_seen,
-        .idempotency_remember = op_idempotency_remember,
-        .offsets_read = op_offsets_read,
-        .offset_write = op_offset_write,
-        .purge = sl_apply_pg_purge,
-        .tombstones_due = sl_apply_pg_tombstones_due,
-        .tombstone_purge = sl_apply_pg_tombstone_purge,
-        .error = op_error,
-        .prefetch = op_prefetch,
-        .reset_generation_get = op_reset_generation_get,
-        .reset_generation_set = op_reset_generation_set,
-        .rejection_transient = op_rejection_transient,
-        .offset_reset = op_offset_reset,
-};
-
 void sl_apply_pg_store(struct sl_apply_pg *db, struct sl_apply_store *out)
 {
-	out->ops = db->follow_log ? &pg_log_ops : &pg_ops;
+	db->ops = pg_ops;
+	if (db->follow_log) {
+		db->ops.tombstones_due = sl_apply_pg_tombstones_due;
+		db->ops.tombstone_purge = sl_apply_pg_tombstone_purge;
+	}
+	out->ops = &db->ops;
 	out->ctx = db;
 }

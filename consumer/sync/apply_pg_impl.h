@@ -134,7 +134,10 @@ struct sl_apply_pg {
 	bool schema_checked;                        /* created and checked on the first connection */
 	enum sl_apply_values values;
 	enum sl_apply_on_delete on_delete;
-	bool follow_log;     /* deleted rows are left to the purge that follows the log */
+	bool follow_log; /* deleted rows are left to the purge that follows the log */
+	/* The store's operations (apply.h): the one table of apply_pg.c, with the purge that follows the log added
+	 * when follow_log is set. */
+	struct sl_apply_store_ops ops;
 	char *sql[ST_COUNT]; /* the statements, with the schema quoted in; prepared on every connection */
 	enum txn_state txn;
 	bool prefetched;       /* the open transaction began with a prefetch: writes are kept */

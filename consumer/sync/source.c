@@ -71,6 +71,30 @@ int sl_source_key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size
 	return a_len < b_len ? -1 : a_len > b_len;
 }
 
+int sl_key_copy_set(struct sl_key_copy *k, const void *data, size_t len)
+{
+	if (len > k->cap || k->data == NULL) {
+		size_t cap = len > 64 ? len : 64;
+		uint8_t *p = realloc(k->data, cap);
+
+		if (p == NULL)
+			return -ENOMEM;
+		k->data = p;
+		k->cap = cap;
+	}
+	if (len > 0)
+		memcpy(k->data, data, len);
+	k->len = len;
+	k->set = true;
+	return 0;
+}
+
+void sl_key_copy_free(struct sl_key_copy *k)
+{
+	free(k->data);
+	memset(k, 0, sizeof(*k));
+}
+
 static int json_buf_room(struct sl_json_buf *b, size_t more)
 {
 	size_t cap = b->cap ? b->cap : 256;

@@ -124,6 +124,20 @@ int sl_source_jsonl_open(struct sl_source *out, const char *arg, const struct sl
 int sl_source_pg_open(struct sl_source *out, const char *arg, const struct sl_source_columns *columns, char *err,
                       size_t err_bytes);
 
+/* ---- keys kept across calls ---- */
+
+/* A copy of a key that a source keeps between calls (a scan's bounds, the last key it gave), in a buffer reused
+ * from key to key. set: a key is held (an empty one too). */
+struct sl_key_copy {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	bool set;
+};
+/* Hold a copy of data[0 .. len) (the buffer grows to the longest key, 64 bytes at least). 0 or -ENOMEM. */
+int sl_key_copy_set(struct sl_key_copy *k, const void *data, size_t len);
+void sl_key_copy_free(struct sl_key_copy *k);
+
 /* ---- JSON text of a row's columns, for the kinds that build the value object ---- */
 
 /* A growing buffer of JSON text, reused from row to row (allocates only when a row is longer than any before). */

@@ -52,13 +52,6 @@
 
 enum shape { SHAPE_ALL, SHAPE_AFTER, SHAPE_UPTO, SHAPE_BETWEEN, SHAPE_COUNT };
 
-struct key_copy {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-	bool set;
-};
-
 struct summary_out;
 
 struct pg_rows {
@@ -68,19 +61,19 @@ struct pg_rows {
 	char *sum_sql[SHAPE_COUNT];    /* count and digest of a range's live rows; NULL without summaries */
 	char *bounds_sql[2];           /* range bounds from the first row, after a key */
 	char *count_sql;
-	bool indexed;          /* an index gives the scan's order: declaring it again is cheap */
-	bool key_not_null;     /* no row lacks a key */
-	bool in_txn;           /* a scan's transaction is open */
-	bool cursor_open;      /* ... with the scan's cursor */
-	bool scanning;         /* a scan in progress */
-	bool exhausted;        /* the cursor gave its last row: the rows in res are the scan's last */
-	PGresult *res;         /* the current batch of rows */
-	int row;               /* the next row of res */
-	int rows;              /* rows in res */
-	uint32_t since_query;  /* rows given since the scan was declared */
-	struct key_copy after; /* the scan's bounds */
-	struct key_copy upto;
-	struct key_copy last;     /* the last key given by this scan */
+	bool indexed;             /* an index gives the scan's order: declaring it again is cheap */
+	bool key_not_null;        /* no row lacks a key */
+	bool in_txn;              /* a scan's transaction is open */
+	bool cursor_open;         /* ... with the scan's cursor */
+	bool scanning;            /* a scan in progress */
+	bool exhausted;           /* the cursor gave its last row: the rows in res are the scan's last */
+	PGresult *res;            /* the current batch of rows */
+	int row;                  /* the next row of res */
+	int rows;                 /* rows in res */
+	uint32_t since_query;     /* rows given since the scan was declared */
+	struct sl_key_copy after; /* the scan's bounds */
+	struct sl_key_copy upto;
+	struct sl_key_copy last;  /* the last key given by this scan */
 	PGresult *bounds_res;     /* the keys range_bounds handed out */
 	struct summary_out *sums; /* the summaries asked for, filled as they are read */
 	uint32_t sums_count;
@@ -90,28 +83,10 @@ struct pg_rows {
 
 /* ---- text ---- */
 
-static int key_set(struct key_copy *k, const void *data, size_t len)
-{
-	if (len > k->cap || k->data == NULL) {
-		size_t cap = len > 64 ? len : 64;
-		uint8_t *p = realloc(k->data, cap);
-
-		if (p == NULL)
-			return -ENOMEM;
-		k->data = p;
-		k->cap = cap;
-	}
-	if (len > 0)
-		memcpy(k->data, data, len);
-	k->len = len;
-	k->set = true;
-	return 0;
-}
-
-static int key_set_bound(struct key_copy *k, struct sl_key b)
+static int key_set_bound(struct sl_key_copy *k, struct sl_key b)
 {
 	k->set = false;
-	return b.data != NULL ? key_set(k, b.data, b.len) : 0;
+	return b.data != NULL ? sl_key_copy_set(k, b.data, b.len) : 0;
 }
 
 static void sql_free(char **p)
@@ -325,7 +300,7 @@ static int txn_end(struct pg_rows *s)
  * last key. */
 static int declare(struct pg_rows *s, bool from_last, bool cursor)
 {
-	const struct key_copy *a = from_last ? &s->last : &s->after;
+	const struct sl_key_copy *a = from_last ? &s->last : &s->after;
 	enum shape shape =
 	        a->set ? (s->upto.set ? SHAPE_BETWEEN : SHAPE_AFTER) : (s->upto.set ? SHAPE_UPTO : SHAPE_ALL);
 	const Oid types[2] = {SL_PG_OID_TEXT, SL_PG_OID_TEXT};
@@ -498,7 +473,7 @@ static int op_next(void *ctx, struct sl_source_row *out)
 	}
 	row_fill(s, s->row++, out);
 	s->since_query++;
-	if (out->key != NULL && key_set(&s->last, out->key, out->key_len) != 0)
+	if (out->key != NULL && sl_key_copy_set(&s->last, out->key, out->key_len) != 0)
 		return fail_memory(s, "read rows");
 	return 1;
 }
@@ -551,9 +526,9 @@ static void op_close(void *ctx)
 	sql_free(&s->bounds_sql[0]);
 	sql_free(&s->bounds_sql[1]);
 	sql_free(&s->count_sql);
-	free(s->after.data);
-	free(s->upto.data);
-	free(s->last.data);
+	sl_key_copy_free(&s->after);
+	sl_key_copy_free(&s->upto);
+	sl_key_copy_free(&s->last);
 	free(s);
 }
 

@@ -32,13 +32,6 @@
 
 enum shape { SHAPE_ALL, SHAPE_AFTER, SHAPE_UPTO, SHAPE_BETWEEN, SHAPE_COUNT };
 
-struct key_copy {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-	bool set;
-};
-
 struct sqlite_source {
 	sqlite3 *db;
 	char path[PATH_BYTES_MAX];
@@ -53,8 +46,8 @@ struct sqlite_source {
 	int value_count;  /* value columns */
 	bool value_named; /* --value COL: the value is that column's text */
 	char **prefixes;  /* per value column: "\"name\":" (with a comma before all but the first) */
-	struct key_copy upto;
-	struct key_copy last; /* the last key returned by this scan */
+	struct sl_key_copy upto;
+	struct sl_key_copy last; /* the last key returned by this scan */
 	uint32_t rows_since_query;
 	bool ended;
 	struct sl_json_buf value;
@@ -67,23 +60,6 @@ static int fail(struct sqlite_source *s, int rc, const char *what)
 	snprintf(s->error, sizeof(s->error), "source sqlite:%s:%s: %s: %s", s->path, s->table, what,
 	         sqlite3_errmsg(s->db));
 	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
-}
-
-static int key_set(struct key_copy *k, const uint8_t *data, size_t len)
-{
-	if (len > k->cap) {
-		uint8_t *p = realloc(k->data, len);
-
-		if (p == NULL)
-			return -ENOMEM;
-		k->data = p;
-		k->cap = len;
-	}
-	if (len > 0)
-		memcpy(k->data, data, len);
-	k->len = len;
-	k->set = true;
-	return 0;
 }
 
 /* "name" with its quotes doubled, as an SQL identifier, appended to out. */
@@ -328,10 +304,10 @@ static int op_scan(void *ctx, struct sl_key after, struct sl_key upto)
 
 	s->upto.set = false;
 	s->last.set = false;
-	if (upto.data != NULL && key_set(&s->upto, upto.data, upto.len) != 0)
+	if (upto.data != NULL && sl_key_copy_set(&s->upto, upto.data, upto.len) != 0)
 		return -ENOMEM;
 	/* The bound lives in last, which the requery binds anyway. */
-	if (after.data != NULL && key_set(&s->last, after.data, after.len) != 0)
+	if (after.data != NULL && sl_key_copy_set(&s->last, after.data, after.len) != 0)
 		return -ENOMEM;
 	return query(s, s->last.data, s->last.len, after.data != NULL);
 }
@@ -510,7 +486,7 @@ static int op_next(void *ctx, struct sl_source_row *out)
 		return fail(s, rc, "read a row");
 	s->rows_since_query++;
 	row_fill(s, s->cur, out);
-	if (out->key != NULL && s->indexed && key_set(&s->last, out->key, out->key_len) != 0)
+	if (out->key != NULL && s->indexed && sl_key_copy_set(&s->last, out->key, out->key_len) != 0)
 		return -ENOMEM;
 	return 1;
 }
@@ -548,8 +524,8 @@ static void op_close(void *ctx)
 	for (int i = 0; s->prefixes != NULL && i < s->value_count; i++)
 		free(s->prefixes[i]);
 	free(s->prefixes);
-	free(s->upto.data);
-	free(s->last.data);
+	sl_key_copy_free(&s->upto);
+	sl_key_copy_free(&s->last);
 	sl_json_buf_free(&s->value);
 	free(s);
 }

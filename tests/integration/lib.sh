@@ -63,3 +63,26 @@ stop_broker_hard() {
 	wait "$BROKER_PID" 2>/dev/null || true
 	BROKER_PID=
 }
+
+# make_pki DIR: a test CA (DIR/ca.pem, DIR/ca.key) and a server certificate it signed for 127.0.0.1 (DIR/server.pem,
+# DIR/server.key), RSA 2048, valid two days.
+make_pki() {
+	local pki=$1
+	mkdir -p "$pki"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj /CN=ca \
+		2>/dev/null || fail "openssl could not make a CA"
+	openssl req -newkey rsa:2048 -nodes -keyout "$pki/server.key" -out "$pki/server.csr" -subj /CN=localhost \
+		2>/dev/null || fail "openssl could not make a server key"
+	printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/san"
+	openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
+		-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null || fail "openssl could not sign the server certificate"
+}
+
+# expect_exit CODE CMD...: runs CMD with its output in $TMP/out and $TMP/err; fails unless it exits CODE (naming the
+# command and the start of its stderr).
+expect_exit() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 600 "$TMP/err"))"
+}

@@ -8,13 +8,6 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/apply_lib.sh"
 
-expect_exit() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 500 "$TMP/err"))"
-}
-
 start_broker "$TMP/data"
 S=$SYNCLOG
 "$S" topic create orders --partitions 2 >/dev/null

@@ -8,6 +8,7 @@ exec python3 - "$build" <<'PY'
 import os, shutil, struct, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] != "-" else "tests/integration"))
 sys.path.insert(0, "tests/integration")
+from checks import check, finish
 import wire
 
 build = sys.argv[1]
@@ -15,11 +16,6 @@ root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
 broker = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
                            "--metrics", "off"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-failures = []
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 try:
     line = broker.stdout.readline().strip()
     port = int(line.rsplit(":", 1)[1])
@@ -103,7 +99,5 @@ finally:
     rc = broker.wait(timeout=20)
     check(rc == 0, "broker exits 0 on SIGTERM (got %s)" % rc)
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

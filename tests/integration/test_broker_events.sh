@@ -10,17 +10,13 @@ set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+sys.path.insert(0, "tests/integration")
+from checks import check, finish
 
 build = sys.argv[1]
 synclogd = os.path.join(build, "bin/synclogd")
 synclog = os.path.join(build, "bin/synclog")
 root = tempfile.mkdtemp()
-failures = []
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 def start(args, env=None):
     """Start synclogd; return (process, ready address or None, stderr path)."""
@@ -167,7 +163,5 @@ try:
           "synclogd --version: %r" % r.stdout)
 finally:
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

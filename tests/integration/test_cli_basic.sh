@@ -7,14 +7,6 @@ set -euo pipefail
 BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 
-# expect_exit CODE CMD...: run CMD with stdout in $TMP/out and stderr in $TMP/err, and check its exit code.
-expect_exit() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 500 "$TMP/err"))"
-}
-
 # json_check FILE PYTHON: every line of FILE is one JSON object; PYTHON runs with `rows` bound to the list.
 json_check() {
 	python3 -c '

@@ -9,13 +9,6 @@
 set -euo pipefail
 BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
-
-expect_exit() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 500 "$TMP/err"))"
-}
 S=$SYNCLOG
 
 # ---- version, usage errors ----

@@ -10,16 +10,12 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import json, os, shutil, sys, tempfile, threading, time
 sys.path.insert(0, "tests/integration")
+from checks import check, finish
 import brokerproc
 
 build = sys.argv[1]
 root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
-failures = []
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 TOPICS = [("a", 300), ("b", 350), ("c", 350)]
 
@@ -92,7 +88,5 @@ finally:
     rc = b.stop(timeout=120)
     check(rc == 0, "broker exits 0 on SIGTERM (got %s)" % rc)
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

@@ -10,6 +10,7 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, select, shutil, socket, struct, subprocess, sys, tempfile, time
 sys.path.insert(0, "tests/integration")
+from checks import check, finish
 import wire, brokerproc
 
 build = sys.argv[1]
@@ -19,11 +20,6 @@ data = os.path.join(root, "data")
 # A sanitizer build keeps freed memory in quarantine and adds shadow memory: its RSS says less, so its bound is
 # looser; the accounting checks below hold the same in both.
 RSS_MAX_MB = 1000 if "san-" in os.path.basename(os.path.normpath(build)) else 600
-failures = []
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 def fetch(corr, offset=0, max_bytes=16 << 20, min_bytes=0, wait_ms=0):
     fp = wire.field_varint(1, 0) + wire.field_varint(2, offset) + wire.field_varint(3, max_bytes)
@@ -139,7 +135,5 @@ try:
     scenario("60 frames of 15 MiB sent but for their last byte", half_sent)
 finally:
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

@@ -9,16 +9,12 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, shutil, socket, sys, tempfile, time
 sys.path.insert(0, "tests/integration")
+from checks import check, finish
 import brokerproc
 
 build = sys.argv[1]
 brokerproc.raise_nofile(4096)
 root = tempfile.mkdtemp()
-failures = []
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 b = brokerproc.Broker(build, os.path.join(root, "data"), metrics=True, nofile=1200)
 socks = []
@@ -61,7 +57,5 @@ finally:
     rc = b.stop()
     check(rc == 0, "broker exits 0 on SIGTERM (got %s)" % rc)
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

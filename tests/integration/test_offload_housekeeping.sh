@@ -9,17 +9,13 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, subprocess, sys, tempfile, time, glob, shutil
 sys.path.insert(0, "tests/integration")
+from checks import check, finish
 import wire
 
 build = sys.argv[1]
 root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
 synclog = os.path.join(build, "bin/synclog")
-failures = []
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 def start():
     b = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
@@ -118,7 +114,5 @@ finally:
     broker.terminate()
     broker.wait(timeout=30)
     shutil.rmtree(root)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

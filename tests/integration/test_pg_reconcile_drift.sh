@@ -26,13 +26,6 @@ pg_sql public "CREATE SCHEMA crm; CREATE TABLE crm.customers (key text COLLATE \
 SRC="$PG_URI&table=crm.customers"
 TGT="$PG_URI"
 T="$TMP/tgt.db" # the target's schema: tgt
-
-expect_exit() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 600 "$TMP/err"))"
-}
 json_field() {
 	python3 -c 'import json, sys; r = json.loads(open(sys.argv[1]).read()); print(" ".join(str(r[k]) for k in sys.argv[2:]))' "$TMP/out" "$@"
 }

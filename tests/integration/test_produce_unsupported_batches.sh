@@ -7,15 +7,11 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, shutil, sys, tempfile
 sys.path.insert(0, "tests/integration")
+from checks import check, finish
 import wire, brokerproc
 
 build = sys.argv[1]
 root = tempfile.mkdtemp()
-failures = []
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 b = brokerproc.Broker(build, os.path.join(root, "data"))
 try:
@@ -49,7 +45,5 @@ finally:
     rc = b.stop()
     check(rc == 0, "broker exits 0 on SIGTERM (got %s)" % rc)
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

@@ -20,13 +20,6 @@ make_source "$TMP/src.db" customers $ROWS 1
 SRC="sqlite:$TMP/src.db:customers"
 TGT="sqlite:$TMP/t.db"
 
-expect_exit() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $* (stderr: $(head -c 600 "$TMP/err"))"
-}
-
 # ---- usage ----
 expect_exit 0 "$S" reconcile --help
 grep -q 'usage: synclog reconcile' "$TMP/out" || fail "reconcile --help"

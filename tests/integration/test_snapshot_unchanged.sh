@@ -6,16 +6,13 @@ set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, subprocess, sys, tempfile, time, shutil
+sys.path.insert(0, "tests/integration")
+from checks import check, finish
 
 build = sys.argv[1]
 root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
 synclog = os.path.join(build, "bin/synclog")
-failures = []
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 def cli(addr, *args, stdin=None):
     return subprocess.run([synclog, "--broker", addr] + list(args), input=stdin, capture_output=True, text=True)
@@ -47,7 +44,5 @@ finally:
     broker.terminate()
     broker.wait(timeout=60)
     shutil.rmtree(root, ignore_errors=True)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

@@ -926,6 +926,14 @@ int at_setup(void **state, uint32_t part_count)
 	return 0;
 }
 
+int at_setup_retention(void **state, uint32_t part_count, int64_t tombstone_retention_ms)
+{
+	if (at_setup(state, part_count) != 0)
+		return -1;
+	((struct at_env *)*state)->options.tombstone_retention_ms = tombstone_retention_ms;
+	return 0;
+}
+
 int at_teardown(void **state)
 {
 	struct at_env *e = *state;

@@ -156,6 +156,8 @@ int at_env_init(struct at_env *e, uint32_t part_count);
 void at_env_cleanup(struct at_env *e);
 /* cmocka fixtures: a fresh environment of part_count partitions in *state, and its cleanup. */
 int at_setup(void **state, uint32_t part_count);
+/* at_setup with deleted rows kept tombstone_retention_ms before the purge may take them. */
+int at_setup_retention(void **state, uint32_t part_count, int64_t tombstone_retention_ms);
 int at_teardown(void **state);
 /* The engine's counters. */
 struct sl_apply_counters at_counters(struct at_env *e);

@@ -16,15 +16,7 @@
 
 static int setup(void **state)
 {
-	if (at_setup(state, 1) != 0)
-		return -1;
-	((struct at_env *)*state)->options.tombstone_retention_ms = RETENTION_MS;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	return at_teardown(state);
+	return at_setup_retention(state, 1, RETENTION_MS);
 }
 
 static int64_t backfill(struct at_env *e, const char *key, int64_t version, const char *value)
@@ -97,10 +89,10 @@ static void old_backfill_never_overwrites_a_newer_live_row(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(unversioned_backfill_fills_an_absent_key_only, setup, teardown),
+	        cmocka_unit_test_setup_teardown(unversioned_backfill_fills_an_absent_key_only, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(unversioned_backfill_does_not_bring_back_a_deleted_key, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(old_backfill_never_overwrites_a_newer_live_row, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(old_backfill_never_overwrites_a_newer_live_row, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

@@ -20,11 +20,6 @@ static int setup(void **state)
 	return at_setup(state, 1);
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 static void different_value_at_equal_version_is_a_conflict(void **state)
 {
 	struct at_env *e = *state;
@@ -95,9 +90,9 @@ static void delete_at_the_version_of_a_live_row_is_a_conflict(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(different_value_at_equal_version_is_a_conflict, setup, teardown),
-	        cmocka_unit_test_setup_teardown(same_json_in_another_order_is_a_duplicate, setup, teardown),
-	        cmocka_unit_test_setup_teardown(delete_at_the_version_of_a_live_row_is_a_conflict, setup, teardown),
+	        cmocka_unit_test_setup_teardown(different_value_at_equal_version_is_a_conflict, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(same_json_in_another_order_is_a_duplicate, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(delete_at_the_version_of_a_live_row_is_a_conflict, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

@@ -31,11 +31,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 /* Versions 1..VERSIONS of KEYS keys, each key in one partition, every fifth key deleted at its last version. */
 static void source_fill(struct at_source *s)
 {
@@ -207,10 +202,11 @@ static void second_applier_on_the_same_target_is_fenced(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(crash_inside_transactions_applies_nothing_twice, setup, teardown),
-	        cmocka_unit_test_setup_teardown(crash_after_the_store_commit_resumes_from_the_store, setup, teardown),
-	        cmocka_unit_test_setup_teardown(broker_hears_the_offsets_after_the_store, setup, teardown),
-	        cmocka_unit_test_setup_teardown(second_applier_on_the_same_target_is_fenced, setup, teardown),
+	        cmocka_unit_test_setup_teardown(crash_inside_transactions_applies_nothing_twice, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(crash_after_the_store_commit_resumes_from_the_store, setup,
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(broker_hears_the_offsets_after_the_store, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(second_applier_on_the_same_target_is_fenced, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

@@ -16,16 +16,7 @@
 
 static int setup(void **state)
 {
-	if (at_setup(state, 1) != 0)
-		return -1;
-	struct at_env *e = *state;
-	e->options.tombstone_retention_ms = RETENTION_MS;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	return at_teardown(state);
+	return at_setup_retention(state, 1, RETENTION_MS);
 }
 
 static void delete_marks_the_row_with_version_and_time(void **state)
@@ -155,13 +146,13 @@ static void polling_applier_purges_when_due(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(delete_marks_the_row_with_version_and_time, setup, teardown),
-	        cmocka_unit_test_setup_teardown(stale_upsert_does_not_resurrect, setup, teardown),
-	        cmocka_unit_test_setup_teardown(newer_upsert_brings_the_row_back, setup, teardown),
-	        cmocka_unit_test_setup_teardown(delete_of_an_unknown_key_leaves_a_tombstone, setup, teardown),
-	        cmocka_unit_test_setup_teardown(duplicate_delete_keeps_the_first_deletion_time, setup, teardown),
-	        cmocka_unit_test_setup_teardown(purge_removes_tombstones_only_after_the_window, setup, teardown),
-	        cmocka_unit_test_setup_teardown(polling_applier_purges_when_due, setup, teardown),
+	        cmocka_unit_test_setup_teardown(delete_marks_the_row_with_version_and_time, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(stale_upsert_does_not_resurrect, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(newer_upsert_brings_the_row_back, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(delete_of_an_unknown_key_leaves_a_tombstone, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(duplicate_delete_keeps_the_first_deletion_time, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(purge_removes_tombstones_only_after_the_window, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(polling_applier_purges_when_due, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

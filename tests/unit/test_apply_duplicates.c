@@ -18,11 +18,6 @@ static int setup(void **state)
 	return at_setup(state, 2);
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 /* The stream of a producer that sent everything twice: 10 keys, versions 1 to 5, event ids when with_ik. */
 static void stream_twice(struct at_env *e, bool with_ik)
 {
@@ -161,14 +156,14 @@ static void idempotency_keys_expire_after_the_retention(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(stream_sent_twice_with_event_ids_is_all_duplicates, setup, teardown),
+	        cmocka_unit_test_setup_teardown(stream_sent_twice_with_event_ids_is_all_duplicates, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(stream_sent_twice_without_event_ids_is_never_applied_twice, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(seen_idempotency_key_is_duplicate, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(seen_idempotency_key_is_duplicate, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(idempotency_key_of_a_stale_event_makes_its_retry_a_duplicate, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(redelivered_offsets_are_duplicates, setup, teardown),
-	        cmocka_unit_test_setup_teardown(idempotency_keys_expire_after_the_retention, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(redelivered_offsets_are_duplicates, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(idempotency_keys_expire_after_the_retention, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

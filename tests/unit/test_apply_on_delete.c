@@ -47,16 +47,7 @@ static void use(struct at_env *e, enum sl_apply_on_delete mode, bool follow_log)
 
 static int setup(void **state)
 {
-	if (at_setup(state, 1) != 0)
-		return -1;
-	struct at_env *e = *state;
-	e->options.tombstone_retention_ms = RETENTION_MS;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	return at_teardown(state);
+	return at_setup_retention(state, 1, RETENTION_MS);
 }
 
 static void hide_keeps_the_value(void **state)
@@ -193,13 +184,14 @@ static void deleted_row_goes_by_time_when_the_topic_is_not_compacted(void **stat
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(hide_keeps_the_value, setup, teardown),
-	        cmocka_unit_test_setup_teardown(erase_value_clears_it_and_keeps_the_version, setup, teardown),
-	        cmocka_unit_test_setup_teardown(archive_copies_the_live_row_first, setup, teardown),
-	        cmocka_unit_test_setup_teardown(archive_copies_a_row_stored_by_an_earlier_transaction, setup, teardown),
-	        cmocka_unit_test_setup_teardown(deleted_row_waits_for_the_log, setup, teardown),
+	        cmocka_unit_test_setup_teardown(hide_keeps_the_value, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(erase_value_clears_it_and_keeps_the_version, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(archive_copies_the_live_row_first, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(archive_copies_a_row_stored_by_an_earlier_transaction, setup,
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(deleted_row_waits_for_the_log, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(deleted_row_goes_by_time_when_the_topic_is_not_compacted, setup,
-	                                        teardown),
+	                                        at_teardown),
 	};
 	return AT_RUN_BOTH_STORES(tests);
 }

@@ -27,11 +27,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 /* Cut the store's connection from the server's side, as a restart or a failover does. */
 static void backend_terminate(void)
 {
@@ -222,15 +217,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(connection_cut_mid_transaction_is_rolled_back_and_resumed, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(connection_cut_between_transactions_reconnects, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_only_the_server_refuses_is_dead_lettered_alone, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(connection_cut_between_transactions_reconnects, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(value_only_the_server_refuses_is_dead_lettered_alone, setup,
+	                                        at_teardown),
 	        cmocka_unit_test_setup_teardown(constraint_refusal_is_found_and_dead_lettered_as_transient, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(schema_made_for_json_is_refused_for_text, setup, teardown),
-	        cmocka_unit_test_setup_teardown(table_is_claimed_by_one_topic, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(schema_made_for_json_is_refused_for_text, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(table_is_claimed_by_one_topic, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(server_away_past_the_reconnect_timeout_fails_naming_it, setup,
-	                                        teardown),
+	                                        at_teardown),
 	};
 
 	return AT_RUN_POSTGRESQL(tests);

@@ -20,11 +20,6 @@ static int setup(void **state)
 	return at_setup(state, 1);
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 static void three_records_with_poison_in_the_middle(struct at_env *e)
 {
 	at_upsert(e->src, 0, "k1", 1, "{\"ok\":1}");
@@ -190,17 +185,18 @@ static void store_that_keeps_failing_stops_the_applier(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(rejected_value_is_dead_lettered_after_retries, setup, teardown),
-	        cmocka_unit_test_setup_teardown(record_without_key_is_dead_lettered_at_once, setup, teardown),
-	        cmocka_unit_test_setup_teardown(key_that_is_not_text_is_dead_lettered, setup, teardown),
-	        cmocka_unit_test_setup_teardown(rejection_that_clears_is_applied_without_dead_letter, setup, teardown),
+	        cmocka_unit_test_setup_teardown(rejected_value_is_dead_lettered_after_retries, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(record_without_key_is_dead_lettered_at_once, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(key_that_is_not_text_is_dead_lettered, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(rejection_that_clears_is_applied_without_dead_letter, setup,
+	                                        at_teardown),
 	        cmocka_unit_test_setup_teardown(failing_dead_letter_sink_commits_nothing_past_the_poison, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(store_failure_rolls_back_and_retries_the_batch, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(store_failure_rolls_back_and_retries_the_batch, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(failed_seek_after_a_rollback_is_retried_before_any_fetch, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(commit_failure_is_retried, setup, teardown),
-	        cmocka_unit_test_setup_teardown(store_that_keeps_failing_stops_the_applier, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(commit_failure_is_retried, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(store_that_keeps_failing_stops_the_applier, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

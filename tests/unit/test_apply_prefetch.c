@@ -26,11 +26,6 @@ static int setup(void **state)
 	return at_setup(state, 2);
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 static void keys_add(struct at_env *e, uint32_t partition, const char *prefix, int first, int count, int64_t version)
 {
 	char key[32];
@@ -200,14 +195,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(refused_write_is_dead_lettered_alone_and_the_rest_applied, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(refused_record_is_found_by_halves, setup, teardown),
-	        cmocka_unit_test_setup_teardown(each_transaction_prefetches_the_records_it_applies, setup, teardown),
-	        cmocka_unit_test_setup_teardown(chunks_hold_at_most_transaction_records_max, setup, teardown),
-	        cmocka_unit_test_setup_teardown(every_refused_record_is_found_across_chunks, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(refused_record_is_found_by_halves, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(each_transaction_prefetches_the_records_it_applies, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(chunks_hold_at_most_transaction_records_max, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(every_refused_record_is_found_across_chunks, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(dead_letter_of_a_refused_chunk_is_not_sent_again_by_the_search, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(failed_prefetch_rolls_back_and_retries, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(failed_prefetch_rolls_back_and_retries, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

@@ -16,15 +16,7 @@
 
 static int setup(void **state)
 {
-	if (at_setup(state, 1) != 0)
-		return -1;
-	((struct at_env *)*state)->options.tombstone_retention_ms = RETENTION_MS;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	return at_teardown(state);
+	return at_setup_retention(state, 1, RETENTION_MS);
 }
 
 /* Apply a delete of key at version, then purge its tombstone. */
@@ -106,11 +98,12 @@ static void floors_survive_a_restart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(late_old_version_after_purge_is_stale, setup, teardown),
-	        cmocka_unit_test_setup_teardown(newer_version_after_purge_applies_and_drops_the_floor, setup, teardown),
+	        cmocka_unit_test_setup_teardown(late_old_version_after_purge_is_stale, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(newer_version_after_purge_applies_and_drops_the_floor, setup,
+	                                        at_teardown),
 	        cmocka_unit_test_setup_teardown(unversioned_live_record_after_purge_keeps_the_floor_version, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(floors_survive_a_restart, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(floors_survive_a_restart, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

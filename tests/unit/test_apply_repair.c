@@ -17,11 +17,6 @@ static int setup(void **state)
 	return at_setup(state, 1);
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 static void repair_replaces_a_row_of_the_same_version(void **state)
 {
 	struct at_env *e = *state;
@@ -95,11 +90,11 @@ static void repair_of_a_missing_key_applies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(repair_replaces_a_row_of_the_same_version, setup, teardown),
-	        cmocka_unit_test_setup_teardown(repair_never_replaces_a_newer_row, setup, teardown),
+	        cmocka_unit_test_setup_teardown(repair_replaces_a_row_of_the_same_version, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(repair_never_replaces_a_newer_row, setup, at_teardown),
 	        cmocka_unit_test_setup_teardown(repair_delete_at_the_stored_version_removes_an_extra_row, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(repair_of_a_missing_key_applies, setup, teardown),
+	                                        at_teardown),
+	        cmocka_unit_test_setup_teardown(repair_of_a_missing_key_applies, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

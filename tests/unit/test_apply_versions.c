@@ -17,11 +17,6 @@ static int setup(void **state)
 	return at_setup(state, 2);
 }
 
-static int teardown(void **state)
-{
-	return at_teardown(state);
-}
-
 static void counters_expect(struct at_env *e, uint64_t applied, uint64_t stale, uint64_t duplicate, uint64_t deleted,
                             uint64_t dead)
 {
@@ -170,13 +165,13 @@ static void offsets_and_counts_are_stored_with_the_data(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(higher_version_applies, setup, teardown),
-	        cmocka_unit_test_setup_teardown(lower_version_is_stale_and_logged, setup, teardown),
-	        cmocka_unit_test_setup_teardown(stale_across_batches_and_restarts, setup, teardown),
-	        cmocka_unit_test_setup_teardown(equal_version_is_duplicate, setup, teardown),
-	        cmocka_unit_test_setup_teardown(unversioned_records_apply_in_log_order, setup, teardown),
-	        cmocka_unit_test_setup_teardown(unversioned_keeps_the_last_version_given, setup, teardown),
-	        cmocka_unit_test_setup_teardown(offsets_and_counts_are_stored_with_the_data, setup, teardown),
+	        cmocka_unit_test_setup_teardown(higher_version_applies, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(lower_version_is_stale_and_logged, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(stale_across_batches_and_restarts, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(equal_version_is_duplicate, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(unversioned_records_apply_in_log_order, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(unversioned_keeps_the_last_version_given, setup, at_teardown),
+	        cmocka_unit_test_setup_teardown(offsets_and_counts_are_stored_with_the_data, setup, at_teardown),
 	};
 
 	return AT_RUN_ALL_PATHS(tests);

@@ -7,46 +7,27 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/base/fs.h"
 #include "consumer/client/synclog.h"
 #include "consumer/sync/source.h"
-#include "tests/unit/log_test_util.h"
-
-struct env {
-	char dir[256];
-	char path[300];
-	char spec[400];
-	char err[SL_ERROR_BYTES];
-	struct sl_source src;
-};
+#include "tests/unit/source_test_util.h"
 
 static int setup(void **state)
 {
-	struct env *e = calloc(1, sizeof(*e));
+	struct st_file_env *e;
 
-	if (e == NULL || lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0)
+	if (st_file_setup(state, "rows.jsonl") != 0)
 		return -1;
-	snprintf(e->path, sizeof(e->path), "%s/rows.jsonl", e->dir);
+	e = *state;
 	snprintf(e->spec, sizeof(e->spec), "jsonl:%s", e->path);
-	*state = e;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	sl_source_close(&e->src);
-	sl_fs_rm_rf(e->dir);
-	free(e);
-	return 0;
-}
-
-static int open_file(struct env *e, const char *text, const char *value_col)
+static int open_file(struct st_file_env *e, const char *text, const char *value_col)
 {
 	struct sl_source_columns c = {.value = value_col};
 	FILE *f = fopen(e->path, "w");
@@ -57,38 +38,9 @@ static int open_file(struct env *e, const char *text, const char *value_col)
 	return sl_source_open(&e->src, e->spec, &c, e->err, sizeof(e->err));
 }
 
-static struct sl_source_row next_row(struct env *e)
-{
-	struct sl_source_row r;
-
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 1);
-	return r;
-}
-
-static void key_equal(const struct sl_source_row *r, const char *key)
-{
-	assert_non_null(r->key);
-	assert_int_equal(r->key_len, strlen(key));
-	assert_memory_equal(r->key, key, r->key_len);
-}
-
-static void value_equal(const struct sl_source_row *r, const char *value)
-{
-	assert_non_null(r->value);
-	assert_int_equal(r->value_len, strlen(value));
-	assert_memory_equal(r->value, value, r->value_len);
-}
-
-static void scan_all(struct env *e)
-{
-	struct sl_key none = {0};
-
-	assert_int_equal(e->src.ops->scan(e->src.ctx, none, none), 0);
-}
-
 static void rows_come_in_key_order_with_bad_lines_first(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	assert_int_equal(open_file(e,
@@ -103,26 +55,26 @@ static void rows_come_in_key_order_with_bad_lines_first(void **state)
 	                 0);
 	assert_int_equal(e->src.ops->count(e->src.ctx), 6);
 	assert_string_equal(e->src.position_name, "line");
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.position, 3);
 	assert_non_null(strstr(r.bad, "not a JSON object"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.position, 5);
 	assert_non_null(strstr(r.bad, "no key"));
-	r = next_row(e);
-	key_equal(&r, "10");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "10");
 	assert_int_equal(r.position, 6);
 	assert_non_null(strstr(r.bad, "not an integer"));
-	r = next_row(e);
-	key_equal(&r, "a");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "a");
 	assert_int_equal(r.version, 1);
-	value_equal(&r, "{\"name\":\"A\"}");
-	r = next_row(e);
-	key_equal(&r, "b");
-	value_equal(&r, "{\"name\":\"B\",\"n\":1}");
-	r = next_row(e);
-	key_equal(&r, "c");
+	st_value_equal(&r, "{\"name\":\"A\"}");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "b");
+	st_value_equal(&r, "{\"name\":\"B\",\"n\":1}");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "c");
 	assert_true(r.deleted);
 	assert_null(r.value);
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
@@ -130,9 +82,8 @@ static void rows_come_in_key_order_with_bad_lines_first(void **state)
 
 static void value_member_and_bounds(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
-	struct sl_key after = {(const uint8_t *)"a", 1};
 
 	assert_int_equal(open_file(e,
 	                           "{\"key\": \"c\", \"version\": 1, \"body\": {\"x\": [1, 2]}}\n"
@@ -141,27 +92,27 @@ static void value_member_and_bounds(void **state)
 	                           "{\"key\": \"b\", \"version\": 6, \"body\": null}\n",
 	                           "body"),
 	                 0);
-	assert_int_equal(e->src.ops->scan(e->src.ctx, after, (struct sl_key){0}), 0);
-	r = next_row(e);
-	key_equal(&r, "b");
-	value_equal(&r, "text");
-	r = next_row(e);
-	key_equal(&r, "b");
+	st_scan(&e->src, "a", NULL);
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "b");
+	st_value_equal(&r, "text");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "b");
 	assert_int_equal(r.version, 6);
 	assert_null(r.value);
-	r = next_row(e);
-	key_equal(&r, "c");
-	value_equal(&r, "{\"x\":[1,2]}");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "c");
+	st_value_equal(&r, "{\"x\":[1,2]}");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 }
 
 static void empty_file_has_no_rows(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	assert_int_equal(open_file(e, "", NULL), 0);
-	scan_all(e);
+	st_scan(&e->src, NULL, NULL);
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 	sl_source_close(&e->src);
 	assert_int_equal(
@@ -172,9 +123,9 @@ static void empty_file_has_no_rows(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(rows_come_in_key_order_with_bad_lines_first, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_member_and_bounds, setup, teardown),
-	        cmocka_unit_test_setup_teardown(empty_file_has_no_rows, setup, teardown),
+	        cmocka_unit_test_setup_teardown(rows_come_in_key_order_with_bad_lines_first, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(value_member_and_bounds, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(empty_file_has_no_rows, setup, st_file_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

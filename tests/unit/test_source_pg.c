@@ -24,6 +24,7 @@
 #include "consumer/sync/target.h"
 #include "consumer/sync/source.h"
 #include "tests/unit/apply_test_util.h"
+#include "tests/unit/source_test_util.h"
 
 struct env {
 	PGconn *conn;
@@ -84,36 +85,6 @@ static int open_table(struct env *e, const char *table, const char *value_col)
 	return open_spec(e, &e->src, table, value_col);
 }
 
-static struct sl_source_row next_row(struct env *e)
-{
-	struct sl_source_row r;
-
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 1);
-	return r;
-}
-
-static void key_equal(const struct sl_source_row *r, const char *key)
-{
-	assert_non_null(r->key);
-	assert_int_equal(r->key_len, strlen(key));
-	assert_memory_equal(r->key, key, r->key_len);
-}
-
-static void value_equal(const struct sl_source_row *r, const char *value)
-{
-	assert_non_null(r->value);
-	assert_int_equal(r->value_len, strlen(value));
-	assert_memory_equal(r->value, value, r->value_len);
-}
-
-static void scan(struct env *e, const char *after, const char *upto)
-{
-	struct sl_key a = {(const uint8_t *)after, after != NULL ? strlen(after) : 0};
-	struct sl_key u = {(const uint8_t *)upto, upto != NULL ? strlen(upto) : 0};
-
-	assert_int_equal(e->src.ops->scan(e->src.ctx, a, u), 0);
-}
-
 static void keys_come_in_byte_order_of_their_text(void **state)
 {
 	struct env *e = *state;
@@ -123,31 +94,24 @@ static void keys_come_in_byte_order_of_their_text(void **state)
 	exec_sql(e, "CREATE TABLE t (key integer PRIMARY KEY, version bigint, v text);"
 	            "INSERT INTO t VALUES (9, 1, 'nine'), (10, 1, 'ten'), (100, 1, 'hundred'), (2, 1, 'two')");
 	assert_int_equal(open_table(e, "t", "v"), 0);
-	scan(e, NULL, NULL);
-	r = next_row(e);
-	key_equal(&r, "10");
-	value_equal(&r, "ten");
-	r = next_row(e);
-	key_equal(&r, "100");
-	r = next_row(e);
-	key_equal(&r, "2");
-	r = next_row(e);
-	key_equal(&r, "9");
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "10");
+	st_value_equal(&r, "ten");
+	st_expect_keys(&e->src, (const char *const[]){"100", "2", "9"}, 3);
 	assert_int_equal(e->src.ops->count(e->src.ctx), 4);
 	/* A text key of a linguistic collation is still read in byte order: 'B' before 'a', 'b' before 'é'. */
 	exec_sql(e, "CREATE TABLE u (key text COLLATE \"en-x-icu\" PRIMARY KEY, version bigint);"
 	            "INSERT INTO u VALUES ('a', 1), ('B', 1), ('é', 1), ('b', 1)");
 	assert_int_equal(open_spec(e, &e->other, "u", NULL), 0);
 	{
-		struct sl_key none = {0};
 		const char *want[] = {"B", "a", "b", "é"};
 
-		assert_int_equal(e->other.ops->scan(e->other.ctx, none, none), 0);
+		st_scan(&e->other, NULL, NULL);
 		for (int i = 0; i < 4; i++) {
-			assert_int_equal(e->other.ops->next(e->other.ctx, &r), 1);
-			key_equal(&r, want[i]);
-			value_equal(&r, "{}");
+			r = st_next_row(&e->other);
+			st_key_equal(&r, want[i]);
+			st_value_equal(&r, "{}");
 		}
 		assert_int_equal(e->other.ops->next(e->other.ctx, &r), 0);
 	}
@@ -161,26 +125,26 @@ static void bounds_take_rows_after_one_key_up_to_another(void **state)
 	exec_sql(e, "CREATE TABLE t (key text COLLATE \"C\" PRIMARY KEY, version bigint, v text);"
 	            "INSERT INTO t VALUES ('a', 1, 'x'), ('b', 1, 'x'), ('c', 1, 'x'), ('d', 1, 'x'), ('e', 1, 'x')");
 	assert_int_equal(open_table(e, "t", "v"), 0);
-	scan(e, "b", "d");
-	r = next_row(e);
-	key_equal(&r, "c");
-	r = next_row(e);
-	key_equal(&r, "d");
+	st_scan(&e->src, "b", "d");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "c");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "d");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
-	scan(e, NULL, "a");
-	r = next_row(e);
-	key_equal(&r, "a");
+	st_scan(&e->src, NULL, "a");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "a");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
-	scan(e, "d", NULL);
-	r = next_row(e);
-	key_equal(&r, "e");
+	st_scan(&e->src, "d", NULL);
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "e");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 	/* An empty key bounds too: every key is after it. */
-	scan(e, "", "b");
-	r = next_row(e);
-	key_equal(&r, "a");
-	r = next_row(e);
-	key_equal(&r, "b");
+	st_scan(&e->src, "", "b");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "a");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "b");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 }
 
@@ -196,16 +160,16 @@ static void value_is_the_other_columns_as_jsonb_prints_them(void **state)
 	            "INSERT INTO t VALUES ('Bob', 'k2', 1.5, 4, 1, 'x', true);"
 	            "INSERT INTO t VALUES ('Cy', 'k3', 1.5, 5, 1, 'x', NULL)");
 	assert_int_equal(open_table(e, "t", NULL), 0);
-	scan(e, NULL, NULL);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.version, 3);
 	assert_false(r.deleted);
-	value_equal(&r, want);
-	r = next_row(e);
+	st_value_equal(&r, want);
+	r = st_next_row(&e->src);
 	assert_true(r.deleted);
 	assert_null(r.value);
 	assert_int_equal(r.version, 4);
-	r = next_row(e); /* a NULL deleted is not a delete */
+	r = st_next_row(&e->src); /* a NULL deleted is not a delete */
 	assert_false(r.deleted);
 	assert_non_null(r.value);
 }
@@ -220,17 +184,17 @@ static void deleted_column_of_any_type(void **state)
 	            "CREATE TABLE u (key text PRIMARY KEY, version bigint, deleted text);"
 	            "INSERT INTO u VALUES ('a', 1, 'no'), ('b', 1, 'Yes'), ('c', 1, 'true'), ('d', 1, '1')");
 	assert_int_equal(open_table(e, "t", NULL), 0);
-	scan(e, NULL, NULL);
-	assert_false(next_row(e).deleted);
-	assert_true(next_row(e).deleted);
-	assert_false(next_row(e).deleted);
+	st_scan(&e->src, NULL, NULL);
+	assert_false(st_next_row(&e->src).deleted);
+	assert_true(st_next_row(&e->src).deleted);
+	assert_false(st_next_row(&e->src).deleted);
 	sl_source_close(&e->src);
 	assert_int_equal(open_table(e, "u", NULL), 0);
-	scan(e, NULL, NULL);
-	assert_false(next_row(e).deleted);
-	assert_true(next_row(e).deleted);
-	assert_true(next_row(e).deleted);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	assert_false(st_next_row(&e->src).deleted);
+	assert_true(st_next_row(&e->src).deleted);
+	assert_true(st_next_row(&e->src).deleted);
+	r = st_next_row(&e->src);
 	assert_true(r.deleted);
 }
 
@@ -245,22 +209,22 @@ static void bad_rows_say_why(void **state)
 	assert_int_equal(open_table(e, "t", "v"), 0);
 	assert_string_equal(e->src.position_name, "");
 	assert_null(e->src.ops->digest_kind(e->src.ctx));
-	scan(e, NULL, NULL);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_null(r.key);
 	assert_string_equal(r.bad, "no key");
-	r = next_row(e); /* '' comes first of the keys */
+	r = st_next_row(&e->src); /* '' comes first of the keys */
 	assert_string_equal(r.bad, "an empty key");
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "'x1' is not an integer"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_string_equal(r.bad, "no version");
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "'1.5' is not an integer"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_null(r.bad);
 	assert_int_equal(r.version, 3);
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "not an integer"));
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 }
@@ -281,9 +245,9 @@ static void specs_and_errors(void **state)
 	         (int)strcspn(host + 5, " "), host + 5);
 	assert_int_equal(sl_source_open(&e->src, uri, &c, e->err, sizeof(e->err)), 0);
 	assert_string_equal(e->src.stem, "./postgresql.s.t");
-	scan(e, NULL, NULL);
-	r = next_row(e);
-	key_equal(&r, "k");
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "k");
 	assert_int_equal(r.version, 7);
 	sl_source_close(&e->src);
 	snprintf(uri, sizeof(uri), "postgresql://postgres@/postgres?host=%.*s&table=s.%%74",
@@ -316,7 +280,7 @@ static long read_all_in_order(struct env *e, int cut_at)
 	long n = 0;
 	int rc;
 
-	scan(e, NULL, NULL);
+	st_scan(&e->src, NULL, NULL);
 	while ((rc = e->src.ops->next(e->src.ctx, &r)) == 1) {
 		char key[64];
 
@@ -427,14 +391,14 @@ static void summaries_agree_for_equal_rows_and_bound_ranges(void **state)
 	assert_true(d1[0] == d2[0] && d1[1] != d2[1] && d1[2] == d2[2] && d1[3] != d2[3]);
 	assert_int_equal(c2[1], 3);
 	/* Summaries mix with a scan in progress. */
-	scan(e, NULL, NULL);
+	st_scan(&e->src, NULL, NULL);
 	{
-		struct sl_source_row r = next_row(e);
+		struct sl_source_row r = st_next_row(&e->src);
 
-		key_equal(&r, "k01");
+		st_key_equal(&r, "k01");
 		assert_int_equal(summaries(&e->src, lo, hi, 1, c1, d1), 0);
-		r = next_row(e);
-		key_equal(&r, "k02");
+		r = st_next_row(&e->src);
+		st_key_equal(&r, "k02");
 	}
 }
 
@@ -536,20 +500,20 @@ static void target_gives_rows_and_floors_and_keeps_runs(void **state)
 	            " ('other', 'e', 9, 0)");
 	assert_int_equal(sl_target_open(&tgt, spec, "tg", NULL, e->err, sizeof(e->err)), 0);
 	assert_non_null(tgt.rows.ops->digest_kind(tgt.rows.ctx));
-	assert_int_equal(tgt.rows.ops->scan(tgt.rows.ctx, none, none), 0);
-	assert_int_equal(tgt.rows.ops->next(tgt.rows.ctx, &r), 1);
-	key_equal(&r, "a"); /* stored again over its floor: the row, not the floor */
+	st_scan(&tgt.rows, NULL, NULL);
+	r = st_next_row(&tgt.rows);
+	st_key_equal(&r, "a"); /* stored again over its floor: the row, not the floor */
 	assert_int_equal(r.version, 2);
-	value_equal(&r, "{\"x\": 1}");
-	assert_int_equal(tgt.rows.ops->next(tgt.rows.ctx, &r), 1);
-	key_equal(&r, "b");
+	st_value_equal(&r, "{\"x\": 1}");
+	r = st_next_row(&tgt.rows);
+	st_key_equal(&r, "b");
 	assert_true(r.deleted);
-	assert_int_equal(tgt.rows.ops->next(tgt.rows.ctx, &r), 1);
-	key_equal(&r, "c"); /* a floor: a deleted row at its version */
+	r = st_next_row(&tgt.rows);
+	st_key_equal(&r, "c"); /* a floor: a deleted row at its version */
 	assert_true(r.deleted);
 	assert_int_equal(r.version, 5);
-	assert_int_equal(tgt.rows.ops->next(tgt.rows.ctx, &r), 1);
-	key_equal(&r, "d");
+	r = st_next_row(&tgt.rows);
+	st_key_equal(&r, "d");
 	assert_int_equal(tgt.rows.ops->next(tgt.rows.ctx, &r), 0);
 	assert_int_equal(summaries(&tgt.rows, &none, &none, 1, &count, &digest), 0);
 	assert_int_equal(count, 2);

@@ -9,45 +9,21 @@
 #include <cmocka.h>
 
 #include <sqlite3.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/base/fs.h"
 #include "consumer/client/synclog.h"
 #include "consumer/sync/source.h"
-#include "tests/unit/log_test_util.h"
-
-struct env {
-	char dir[256];
-	char path[300];
-	char spec[400];
-	char err[SL_ERROR_BYTES];
-	struct sl_source src;
-};
+#include "tests/unit/source_test_util.h"
 
 static int setup(void **state)
 {
-	struct env *e = calloc(1, sizeof(*e));
-
-	if (e == NULL || lt_tmpdir_make(e->dir, sizeof(e->dir)) != 0)
-		return -1;
-	snprintf(e->path, sizeof(e->path), "%s/src.db", e->dir);
-	*state = e;
-	return 0;
+	return st_file_setup(state, "src.db");
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	sl_source_close(&e->src);
-	sl_fs_rm_rf(e->dir);
-	free(e);
-	return 0;
-}
-
-static void exec_sql(struct env *e, const char *sql)
+static void exec_sql(struct st_file_env *e, const char *sql)
 {
 	sqlite3 *db;
 
@@ -56,7 +32,7 @@ static void exec_sql(struct env *e, const char *sql)
 	sqlite3_close(db);
 }
 
-static int open_table(struct env *e, const char *table, const char *value_col)
+static int open_table(struct st_file_env *e, const char *table, const char *value_col)
 {
 	struct sl_source_columns c = {.value = value_col};
 
@@ -64,70 +40,37 @@ static int open_table(struct env *e, const char *table, const char *value_col)
 	return sl_source_open(&e->src, e->spec, &c, e->err, sizeof(e->err));
 }
 
-/* The next row, asserting there is one. */
-static struct sl_source_row next_row(struct env *e)
-{
-	struct sl_source_row r;
-
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 1);
-	return r;
-}
-
-static void key_equal(const struct sl_source_row *r, const char *key)
-{
-	assert_non_null(r->key);
-	assert_int_equal(r->key_len, strlen(key));
-	assert_memory_equal(r->key, key, r->key_len);
-}
-
-static void scan_all(struct env *e)
-{
-	struct sl_key none = {0};
-
-	assert_int_equal(e->src.ops->scan(e->src.ctx, none, none), 0);
-}
-
 static void integer_keys_come_in_the_order_of_their_text(void **state)
 {
-	struct env *e = *state;
-	struct sl_source_row r;
+	struct st_file_env *e = *state;
 
 	exec_sql(e, "CREATE TABLE t (key INTEGER PRIMARY KEY, version INTEGER, v TEXT);"
 	            "INSERT INTO t VALUES (9, 1, 'nine'), (10, 1, 'ten'), (100, 1, 'hundred'), (2, 1, 'two');");
 	assert_int_equal(open_table(e, "t", NULL), 0);
-	scan_all(e);
-	r = next_row(e);
-	key_equal(&r, "10");
-	r = next_row(e);
-	key_equal(&r, "100");
-	r = next_row(e);
-	key_equal(&r, "2");
-	r = next_row(e);
-	key_equal(&r, "9");
-	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
+	st_scan(&e->src, NULL, NULL);
+	st_expect_keys(&e->src, (const char *const[]){"10", "100", "2", "9"}, 4);
 	assert_int_equal(e->src.ops->count(e->src.ctx), 4);
 }
 
 static void bounds_take_rows_after_one_key_up_to_another(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
-	struct sl_key after = {(const uint8_t *)"b", 1}, upto = {(const uint8_t *)"d", 1};
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER, v TEXT);"
 	            "INSERT INTO t VALUES ('a', 1, 'x'), ('b', 1, 'x'), ('c', 1, 'x'), ('d', 1, 'x'), ('e', 1, 'x');");
 	assert_int_equal(open_table(e, "t", "v"), 0);
-	assert_int_equal(e->src.ops->scan(e->src.ctx, after, upto), 0);
-	r = next_row(e);
-	key_equal(&r, "c");
-	r = next_row(e);
-	key_equal(&r, "d");
+	st_scan(&e->src, "b", "d");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "c");
+	r = st_next_row(&e->src);
+	st_key_equal(&r, "d");
 	assert_int_equal(e->src.ops->next(e->src.ctx, &r), 0);
 }
 
 static void value_is_a_json_object_of_the_other_columns(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 	const char *want = "{\"name\":\"Ann \\\"A\\\"\\n\",\"score\":0.1,\"n\":7,\"none\":null}";
 
@@ -137,13 +80,13 @@ static void value_is_a_json_object_of_the_other_columns(void **state)
 	         "INSERT INTO t VALUES ('Ann \"A\"' || char(10), 'k1', 0.1, 3, 7, NULL, 0);"
 	         "INSERT INTO t VALUES ('Bob', 'k2', 1.5, 4, 1, 'x', 1);");
 	assert_int_equal(open_table(e, "t", NULL), 0);
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.version, 3);
 	assert_false(r.deleted);
 	assert_int_equal(r.value_len, strlen(want));
 	assert_memory_equal(r.value, want, r.value_len);
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_true(r.deleted);
 	assert_null(r.value);
 	assert_int_equal(r.version, 4);
@@ -151,14 +94,14 @@ static void value_is_a_json_object_of_the_other_columns(void **state)
 
 static void value_column_gives_its_text(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER, body TEXT, other TEXT);"
 	            "INSERT INTO t VALUES ('k', '12', 'raw text, not JSON', 'ignored');");
 	assert_int_equal(open_table(e, "t", "body"), 0);
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.version, 12);
 	assert_int_equal(r.value_len, strlen("raw text, not JSON"));
 	assert_memory_equal(r.value, "raw text, not JSON", r.value_len);
@@ -166,7 +109,7 @@ static void value_column_gives_its_text(void **state)
 
 static void bad_rows_say_where_and_why(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 
 	exec_sql(e, "CREATE TABLE t (key TEXT, version, v BLOB);"
@@ -178,28 +121,28 @@ static void bad_rows_say_where_and_why(void **state)
 	            "INSERT INTO t VALUES ('f', 3, 'fine');");
 	assert_int_equal(open_table(e, "t", NULL), 0);
 	assert_string_equal(e->src.position_name, "rowid");
-	scan_all(e);
-	r = next_row(e);
+	st_scan(&e->src, NULL, NULL);
+	r = st_next_row(&e->src);
 	assert_null(r.key);
 	assert_int_equal(r.position, 1);
 	assert_string_equal(r.bad, "no key");
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_int_equal(r.position, 2);
 	assert_non_null(strstr(r.bad, "'x1' is not an integer"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_string_equal(r.bad, "no version");
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "not an integer"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_non_null(strstr(r.bad, "BLOB"));
-	r = next_row(e);
+	r = st_next_row(&e->src);
 	assert_null(r.bad);
 	assert_int_equal(r.version, 3);
 }
 
 static void long_indexed_scan_loses_and_repeats_nothing(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_row r;
 	char prev[32] = "", key[32];
 	int n = 0;
@@ -209,7 +152,7 @@ static void long_indexed_scan_loses_and_repeats_nothing(void **state)
 	            " INSERT INTO t SELECT printf('key%06d', i), i, 'v' FROM c;");
 	assert_int_equal(open_table(e, "t", "v"), 0);
 	assert_string_equal(e->src.position_name, "");
-	scan_all(e);
+	st_scan(&e->src, NULL, NULL);
 	while (e->src.ops->next(e->src.ctx, &r) == 1) {
 		snprintf(key, sizeof(key), "%.*s", (int)r.key_len, (const char *)r.key);
 		assert_true(strcmp(prev, key) < 0);
@@ -221,7 +164,7 @@ static void long_indexed_scan_loses_and_repeats_nothing(void **state)
 
 static void missing_table_or_column_is_a_clear_error(void **state)
 {
-	struct env *e = *state;
+	struct st_file_env *e = *state;
 	struct sl_source_columns c = {.version = "rev"};
 
 	exec_sql(e, "CREATE TABLE t (key TEXT PRIMARY KEY, version INTEGER);");
@@ -238,13 +181,13 @@ static void missing_table_or_column_is_a_clear_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(integer_keys_come_in_the_order_of_their_text, setup, teardown),
-	        cmocka_unit_test_setup_teardown(bounds_take_rows_after_one_key_up_to_another, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_is_a_json_object_of_the_other_columns, setup, teardown),
-	        cmocka_unit_test_setup_teardown(value_column_gives_its_text, setup, teardown),
-	        cmocka_unit_test_setup_teardown(bad_rows_say_where_and_why, setup, teardown),
-	        cmocka_unit_test_setup_teardown(long_indexed_scan_loses_and_repeats_nothing, setup, teardown),
-	        cmocka_unit_test_setup_teardown(missing_table_or_column_is_a_clear_error, setup, teardown),
+	        cmocka_unit_test_setup_teardown(integer_keys_come_in_the_order_of_their_text, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(bounds_take_rows_after_one_key_up_to_another, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(value_is_a_json_object_of_the_other_columns, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(value_column_gives_its_text, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(bad_rows_say_where_and_why, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(long_indexed_scan_loses_and_repeats_nothing, setup, st_file_teardown),
+	        cmocka_unit_test_setup_teardown(missing_table_or_column_is_a_clear_error, setup, st_file_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
