@@ -104,6 +104,23 @@ static int park(struct sl_kafka_group *kg, struct sl_kafka_req *kr, const char *
 
 /* ---- responses ---- */
 
+/* Kafka's client_host of a member, as DescribeGroups shows it: "/" and the address the member joined from, without
+ * its port (peer is "ADDRESS:PORT", or "[ADDRESS]:PORT" for IPv6; "client" when the address was unknown: empty). */
+static void member_host_set(struct sl_member *m, const char *peer)
+{
+	const char *colon = strrchr(peer, ':');
+	if (colon == NULL) {
+		m->client_host[0] = '\0';
+		return;
+	}
+	size_t len = (size_t)(colon - peer);
+	if (len >= 2 && peer[0] == '[' && peer[len - 1] == ']') {
+		peer++;
+		len -= 2;
+	}
+	snprintf(m->client_host, sizeof(m->client_host), "/%.*s", (int)len, peer);
+}
+
 static void join_error(struct sl_kafka_req *kr, int16_t err, const char *member_id)
 {
 	struct sl_kwrite *w = &kr->head;
@@ -527,6 +544,8 @@ void sl_kafka_join_group(struct sl_kafka_req *kr)
 		return;
 	}
 	m->kafka = 1;
+	if (j->member_id[0] == '\0')
+		member_host_set(m, kr->session.peer);
 	m->session_timeout_ms = (uint32_t)j->session_timeout_ms;
 	m->rebalance_timeout_ms = j->rebalance_timeout_ms > 0 ? (uint32_t)j->rebalance_timeout_ms : 0;
 	m->last_heartbeat_ms = now_ms();
@@ -923,7 +942,7 @@ void sl_kafka_describe_groups(struct sl_kafka_req *kr)
 			if (v >= 4)
 				sl_kwrite_str(w, NULL); /* group_instance_id */
 			sl_kwrite_str(w, m->client_id);
-			sl_kwrite_str(w, ""); /* client_host: not kept */
+			sl_kwrite_str(w, m->client_host);
 			sl_kwrite_blob(w, gp ? gp->metadata : NULL, gp ? (int32_t)gp->metadata_len : 0);
 			sl_kwrite_blob(w, m->assignment_bytes, (int32_t)m->assignment_bytes_len);
 		}

@@ -223,6 +223,13 @@ def group_split(broker, topic, group):
     a1, a2 = set(m1.assigned), set(m2.assigned)
     if a1 & a2 or a1 | a2 != {0, 1, 2, 3}:
         fail("the two consumers' partitions overlap or miss some: %s %s" % (a1, a2))
+    # DescribeGroups, as Kafka answers it: both members, each with its client id and "/ADDRESS" it joined from.
+    a = KafkaAdminClient(**opts(broker))
+    desc = a.describe_consumer_groups([group])[0]
+    a.close()
+    hosts = sorted(m.client_host for m in desc.members)
+    if desc.state != "Stable" or hosts != ["/127.0.0.1", "/127.0.0.1"]:
+        fail("describe_consumer_groups: state %s, members' hosts %s" % (desc.state, hosts))
     before = (len(m1.got), len(m2.got))
     send_round(broker, topic, "two", 100)
     wait_for("both read the second round", lambda: m1.caught_up and m2.caught_up and
