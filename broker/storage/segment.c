@@ -230,12 +230,14 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 	int rc = 0;
 	*why = NULL;
 	while (pos < to) {
+		/* A batch skipped whole (headers only) can leave pos past the end of what the buffer holds. */
 		size_t at = (size_t)(pos - buf_pos);
+		size_t have = pos - buf_pos < buf_len ? buf_len - at : 0;
 		size_t want = SL_BATCH_HEADER_BYTES;
 		struct sl_batch_header h;
 		int parsed = -EAGAIN;
-		if (buf_len - at >= want)
-			parsed = sl_batch_header_parse(buf + at, buf_len - at, &h);
+		if (have >= want)
+			parsed = sl_batch_header_parse(buf + at, have, &h);
 		if (parsed == 0) {
 			/* A lookup (no CRC to check) needs each batch's header only: reading whole batches made a
 			 * fetch of 256 KiB batches read a few of them again on the loop just to find its span. */
@@ -245,7 +247,7 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 				break;
 			}
 		}
-		if (parsed == -EAGAIN || buf_len - at < want) {
+		if (parsed == -EAGAIN || have < want) {
 			/* The batch at pos is not all in the buffer: refill from pos, growing the buffer for a batch
 			 * larger than it, unless the file ends first. */
 			if (pos + want > to) {
