@@ -20,14 +20,22 @@ echo "seed $SEED (SL_TEST_SEED=$SEED replays the kill times)"
 RANDOM=$SEED
 
 BF=("$S" backfill snap --source "sqlite:$TMP/src.db:customers" --chunk 5000 --rate 50000)
+CKPT=$TMP/src.db.customers.snap.backfill
 for kill in 1 2; do
+	before=$(cat "$CKPT" 2>/dev/null || true)
 	"${BF[@]}" >"$TMP/bf.out" 2>"$TMP/bf.err" &
 	pid=$!
-	# Between 0.3 and 1.3 s into a run of about 4 s (less for the second, which resumes).
-	sleep "0.$((3 + RANDOM % 10))"
+	# Once this run has moved the checkpoint (a loaded machine may take seconds to get there), 0 to 0.9 s more, in
+	# a run of about 4 s (less for the second, which resumes): the kill lands mid-run, not before the first chunk.
+	for _ in $(seq 1 600); do
+		[ -s "$CKPT" ] && [ "$(cat "$CKPT")" != "$before" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep "0.$((RANDOM % 10))"
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	[ -s "$TMP/src.db.customers.snap.backfill" ] || fail "kill $kill: no checkpoint next to the source"
+	[ -s "$CKPT" ] || fail "kill $kill: no checkpoint next to the source"
 done
 "${BF[@]}" >"$TMP/bf.out" 2>"$TMP/bf.err" || fail "resumed backfill: $(cat "$TMP/bf.err")"
 grep -q "^backfilled $ROWS rows, acknowledged $ROWS, skipped 0, checksum [0-9a-f]\{16\}$" "$TMP/bf.out" ||
