@@ -100,8 +100,8 @@ static void test_warm_up_of_removed_index_says_estale(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_cold_locate_is_warmed_then_answered_from_memory,
-	                                        lt_fixture_setup, lt_fixture_teardown),
+	        cmocka_unit_test_setup_teardown(test_cold_locate_is_warmed_then_answered_from_memory, lt_fixture_setup,
+	                                        lt_fixture_teardown),
 	        cmocka_unit_test_setup_teardown(test_warm_up_of_removed_index_says_estale, lt_fixture_setup,
 	                                        lt_fixture_teardown),
 	};
