@@ -3,9 +3,9 @@
  * than min_bytes are available.
  *
  * A fetch goes through two steps, and the loop never waits on the disk in either:
- *   1. plan:  for each partition, find the span of whole batches to send (sl_log_locate: the in-memory index and
- *             a scan of a few batch headers near it) and add up the bytes; no record is read. Parking and waking
- *             decide on these sums.
+ *   1. plan:  for each partition, find the span of whole batches to send (sl_log_locate_cached: the in-memory
+ *             index and a scan of a few batch headers near it, from the page cache; see cold data below) and add up the
+ * bytes; no record is read. Parking and waking decide on these sums.
  *   2. read:  one io_uring read per partition span into the response's buffer, submitted at once (so that the
  *             kernel holds the segment file before anything on the loop can close its descriptor); the answer
  *             goes out when the last read completes. A cold segment is read by the kernel's workers while the
@@ -50,9 +50,9 @@
  * Read-ahead: a partition whose span stops short of the log end (a consumer replaying history, not one tailing it)
  * also gets an io_uring fadvise(POSIX_FADV_WILLNEED) of the fetch_readahead_bytes that follow its span in the same
  * segment file: the kernel's workers read them into the page cache while the response travels and the consumer
- * takes it in, so the next fetch's plan (which reads a few batch headers on the loop) and its read find the pages
- * there instead of waiting for the disk. WILLNEED on pages already cached or on their way costs a page-cache walk,
- * nothing more, so each fetch simply advises the whole window past its span; a window past the end of the file is
+ * takes it in, so the next fetch's plan (which reads a few batch headers on the loop, when cached) and its read find
+ * the pages there instead of waiting for the disk. WILLNEED on pages already cached or on their way costs a page-cache
+ * walk, nothing more, so each fetch simply advises the whole window past its span; a window past the end of the file is
  * ignored by the kernel. A span that ends where its segment ends advises nothing: the next segment's start is
  * read when asked. */
 #include <errno.h>
