@@ -187,7 +187,7 @@ void sl_offload_housekeeping(struct sl_server *srv)
 int sl_offload_busy(const struct sl_server *srv)
 {
 	return srv->offload.housekeeping_busy || srv->offload.ids_job != NULL || srv->offload.time_lookups > 0 ||
-	       sl_topic_jobs_busy(srv);
+	       srv->offload.fetch_warms > 0 || sl_topic_jobs_busy(srv);
 }
 
 /* ---- producer ids ---- */

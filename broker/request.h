@@ -31,6 +31,7 @@ struct sl_req;
 struct sl_produce_item;
 struct sl_fetch_wait;
 struct sl_fetch_read;
+struct sl_fetch_warm;
 
 /* What a front end does for its requests. */
 struct sl_req_frontend {
@@ -115,9 +116,10 @@ struct sl_req {
 	size_t fetch_reads_pending;
 	struct sl_req_file *files; /* spans the answer carries by reference (files_reserve); closed at free */
 	uint32_t file_count;
-	struct uv_timer_s *wait_timer; /* a parked fetch or a held produce: allocated while parked; freed in its
-	                                * close callback */
-	uint64_t fetch_ready_bytes;    /* parked: bytes a fill would return now, as the waits counted them */
+	struct uv_timer_s *wait_timer;    /* a parked fetch or a held produce: allocated while parked; freed in its
+	                                   * close callback */
+	uint64_t fetch_ready_bytes;       /* parked: bytes a fill would return now, as the waits counted them */
+	struct sl_fetch_warm *fetch_warm; /* the disk work of a cold plan, run off the loop (handlers/fetch.c) */
 	/* Other responses keep their bodies here and in heap memory freed by free_body. */
 	void (*free_body)(struct sl_req *req);
 	union {

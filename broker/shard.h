@@ -79,6 +79,7 @@ struct sl_offload_state {
 	uint64_t segments_removed;
 	struct sl_ids_job *ids_job;      /* the producer-id reservation in flight, or NULL */
 	uint32_t time_lookups;           /* ListOffsets by time reading off the loop (handlers/list_offsets.c) */
+	uint32_t fetch_warms;            /* fetches whose plan reads an index or headers off the loop (fetch.c) */
 	struct sl_topic_job *topic_jobs; /* topic creations and deletions in flight (broker/topic_jobs.c) */
 	uint32_t topic_job_count;
 };

@@ -3,9 +3,9 @@
  * than min_bytes are available.
  *
  * A fetch goes through two steps, and the loop never waits on the disk in either:
- *   1. plan:  for each partition, find the span of whole batches to send (sl_log_locate: the in-memory index and
- *             a scan of a few batch headers near it) and add up the bytes; no record is read. Parking and waking
- *             decide on these sums.
+ *   1. plan:  for each partition, find the span of whole batches to send (sl_log_locate_cached: the in-memory
+ *             index and a scan of a few batch headers near it, from the page cache; see cold data below) and add up the
+ * bytes; no record is read. Parking and waking decide on these sums.
  *   2. read:  one io_uring read per partition span into the response's buffer, submitted at once (so that the
  *             kernel holds the segment file before anything on the loop can close its descriptor); the answer
  *             goes out when the last read completes. A cold segment is read by the kernel's workers while the
@@ -21,6 +21,22 @@
  *             TLS connections and the Kafka listener, and spans of compacted segments, are read as above
  *             (fetch_by_reference says why).
  *
+ * Cold data, planned off the loop: the plan finds spans from memory and the page cache only
+ * (sl_log_locate_cached). A partition whose span needs a sealed segment's index loaded (the first fetch there
+ * since the start) or batch headers read from the disk is cold: the request is parked (its cancel hook answers
+ * or drops it when the client goes) while a job of the thread pool does that disk work (storage/log.h,
+ * sl_log_warm_*: the log's descriptor dup'ed, the index files re-checked against the segment), then the loop
+ * adopts the loaded index and plans again, which finds everything in memory now. A fetch of warm data never
+ * leaves the loop. Rules:
+ *   1. At most FETCH_WARMS_MAX requests have a warm-up in flight; past that a cold partition answers without
+ *      records this time (no error: the consumer asks again, after its long poll when it has one), so a flood
+ *      of cold fetches cannot queue without bound behind the pool's threads.
+ *   2. While a warm-up runs its topic counts it (jobs_inflight), so a deletion waits for it; retention and the
+ *      cleaner may act meanwhile: the job reads through its own descriptor and the next plan re-checks.
+ *   3. A request warms up at most WARM_ROUNDS_MAX times (pages evicted again, a compacted segment's end leading
+ *      into a cold next segment); after that its plan reads from the disk on the loop as it always did, so
+ *      every fetch ends.
+ *
  * Long polls, bounded and linear:
  *   1. A request lists each partition at most once and at most SL_REQUEST_ENTRIES_MAX of them (duplicates are
  *      refused), so it waits once per partition.
@@ -34,9 +50,9 @@
  * Read-ahead: a partition whose span stops short of the log end (a consumer replaying history, not one tailing it)
  * also gets an io_uring fadvise(POSIX_FADV_WILLNEED) of the fetch_readahead_bytes that follow its span in the same
  * segment file: the kernel's workers read them into the page cache while the response travels and the consumer
- * takes it in, so the next fetch's plan (which reads a few batch headers on the loop) and its read find the pages
- * there instead of waiting for the disk. WILLNEED on pages already cached or on their way costs a page-cache walk,
- * nothing more, so each fetch simply advises the whole window past its span; a window past the end of the file is
+ * takes it in, so the next fetch's plan (which reads a few batch headers on the loop, when cached) and its read find
+ * the pages there instead of waiting for the disk. WILLNEED on pages already cached or on their way costs a page-cache
+ * walk, nothing more, so each fetch simply advises the whole window past its span; a window past the end of the file is
  * ignored by the kernel. A span that ends where its segment ends advises nothing: the next segment's start is
  * read when asked. */
 #include <errno.h>
@@ -50,6 +66,11 @@
 #include "proto/batch.h"
 #include "proto/errors.h"
 #include "proto/limits.h"
+
+/* Rule 1 of cold data: as many as ListOffsets's time lookups, far more than the pool's four threads work on. */
+#define FETCH_WARMS_MAX 1024
+/* Rule 3 of cold data: one round warms a plan; the others are for what changed meanwhile. */
+#define WARM_ROUNDS_MAX 3
 
 /* Room kept in a response frame for everything but the records. */
 #define FETCH_OVERHEAD_BYTES          (64u * 1024)
@@ -102,7 +123,24 @@ struct sl_fetch_read {
 	int behind; /* the span stops short of the log end: read ahead past it */
 	int pinned; /* span pinned from just before its read is prepared until it is submitted */
 	int by_ref; /* result->records marks req->files[]: the front end sends the span from the file */
+	int cold;   /* the plan needs disk work first: cold_span and cold_want are what to warm up */
+	uint64_t cold_want;
+	struct sl_log_span cold_span;
 	uint8_t *buf;
+};
+
+/* The disk work of one cold plan, on the thread pool; kept by its request across rounds. */
+struct sl_fetch_warm {
+	uv_work_t work;
+	struct sl_req *req;
+	struct sl_topic *topic; /* counted in its jobs_inflight while the work runs */
+	int unparked;           /* the plan answers a long poll: read after it, never park again */
+	uint32_t rounds;
+	uint32_t count; /* jobs of this round */
+	struct {
+		struct sl_log *log;
+		struct sl_log_warm_job job;
+	} parts[];
 };
 
 static void read_unpin(struct sl_fetch_read *rd);
@@ -128,6 +166,7 @@ static void fetch_free_body(struct sl_req *req)
 	free(req->fetch_result_ptrs);
 	free(req->waits);
 	free(req->fetch_reads);
+	free(req->fetch_warm);
 }
 
 /* A planned span no longer needs its file held open by us: read submitted (the kernel holds the file), or dropped. */
@@ -150,9 +189,12 @@ static void reads_submit(struct sl_req *req, size_t from, size_t to)
 }
 
 /* Step 1: each partition's span (no record read, pinned) and its result's offsets or error. Returns the bytes the
- * reads would gather. */
-static uint64_t fetch_plan(struct sl_req *req)
+ * reads would gather; *cold_out counts the partitions that need disk work first (rd->cold). */
+static uint64_t fetch_plan(struct sl_req *req, size_t *cold_out)
 {
+	/* Rule 3 of cold data: past its rounds a request reads on the loop. */
+	int cached_only = req->fetch_warm == NULL || req->fetch_warm->rounds < WARM_ROUNDS_MAX;
+	*cold_out = 0;
 	Synclog__FetchRequest *fr = req->msg->fetch;
 	struct sl_server *srv = req->srv;
 	struct sl_topic *topic = sl_topics_find(&srv->topics, fr->topic ? fr->topic : "");
@@ -174,6 +216,7 @@ static uint64_t fetch_plan(struct sl_req *req)
 		rd->span.len = 0;
 		rd->behind = 0;
 		rd->by_ref = 0;
+		rd->cold = 0;
 		r->partition = fp->partition;
 		r->log_start_offset = -1;
 		r->next_offset = -1;
@@ -203,7 +246,16 @@ static uint64_t fetch_plan(struct sl_req *req)
 		if (want > budget)
 			want = budget;
 		struct sl_log_span span;
-		int rc = sl_log_locate(p->log, fp->offset, want, &span);
+		int rc = cached_only ? sl_log_locate_cached(p->log, fp->offset, want, &span)
+		                     : sl_log_locate(p->log, fp->offset, want, &span);
+		if (rc == -EWOULDBLOCK) {
+			rd->cold = 1;
+			rd->log = p->log;
+			rd->cold_span = span;
+			rd->cold_want = want;
+			(*cold_out)++;
+			continue;
+		}
 		if (rc == 0 && span.len > budget) {
 			/* One batch larger than what is left of the frame: leave it for the next fetch, unless it is
 			 * the only thing this response would carry. */
@@ -410,6 +462,95 @@ static void fetch_read_and_respond(struct sl_req *req)
 		fetch_respond(req);
 }
 
+static void fetch_plan_and_go(struct sl_req *req, int unparked, int may_warm);
+
+/* The cancel hook of a request waiting on its warm-up: the client went (drop) or the broker stops. Either way it
+ * is answered now without records (planned spans are not pinned and may be gone by now); the warm-up's
+ * completion then only finishes its jobs and frees the request. */
+static void warm_cancel(struct sl_req *req, int drop)
+{
+	sl_req_unpark(req);
+	for (size_t i = 0; i < req->fetch.n_results; i++)
+		req->fetch_reads[i].span.len = 0;
+	fetch_respond(req);
+}
+
+static void warm_work_cb(uv_work_t *w)
+{
+	struct sl_fetch_warm *fw = w->data;
+	for (uint32_t i = 0; i < fw->count; i++)
+		sl_log_warm_run(&fw->parts[i].job);
+}
+
+static void warm_after_cb(uv_work_t *w, int status)
+{
+	struct sl_fetch_warm *fw = w->data;
+	struct sl_req *req = fw->req;
+	struct sl_server *srv = req->srv;
+	for (uint32_t i = 0; i < fw->count; i++) {
+		if (status < 0) /* canceled: the pool never ran it */
+			fw->parts[i].job.rc = status;
+		/* An error here (-ESTALE, a damaged file) is met again by the next plan, which reports it. */
+		sl_log_warm_finish(fw->parts[i].log, &fw->parts[i].job);
+	}
+	fw->count = 0;
+	SL_ASSERT(fw->topic->jobs_inflight > 0 && srv->offload.fetch_warms > 0 && req->pending > 0);
+	fw->topic->jobs_inflight--;
+	srv->offload.fetch_warms--;
+	req->pending--;
+	if (req->responded) { /* warm_cancel answered it */
+		sl_req_release(req);
+		return;
+	}
+	sl_req_unpark(req);
+	fetch_plan_and_go(req, fw->unparked, 1);
+}
+
+/* Hand the cold partitions' disk work to the thread pool and park the request until it is done. Returns 0, or a
+ * negative errno when no work was started (rule 1: -EBUSY), the request untouched but for the errors of
+ * partitions whose work could not be prepared. */
+static int warm_start(struct sl_req *req, int unparked)
+{
+	struct sl_server *srv = req->srv;
+	size_t n = req->msg->fetch->n_partitions;
+	if (srv->offload.fetch_warms >= FETCH_WARMS_MAX)
+		return -EBUSY;
+	struct sl_fetch_warm *fw = req->fetch_warm;
+	if (fw == NULL) {
+		fw = calloc(1, sizeof(*fw) + n * sizeof(fw->parts[0]));
+		if (fw == NULL)
+			return -ENOMEM;
+		req->fetch_warm = fw;
+	}
+	fw->count = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sl_fetch_read *rd = &req->fetch_reads[i];
+		if (!rd->cold)
+			continue;
+		int rc = sl_log_warm_prepare(rd->log, &rd->cold_span, rd->cold_want, &fw->parts[fw->count].job);
+		if (rc < 0) {
+			rd->result->error = sl_errno_to_code(rc);
+			continue;
+		}
+		fw->parts[fw->count++].log = rd->log;
+	}
+	if (fw->count == 0)
+		return -EAGAIN;
+	fw->req = req;
+	fw->topic = sl_topics_find(&srv->topics, req->msg->fetch->topic);
+	SL_ASSERT(fw->topic != NULL); /* a cold partition is one of its logs */
+	fw->unparked = unparked;
+	fw->rounds++;
+	fw->work.data = fw;
+	fw->topic->jobs_inflight++;
+	srv->offload.fetch_warms++;
+	req->pending++;
+	sl_req_park(req, warm_cancel);
+	int rc = uv_queue_work(&srv->loop, &fw->work, warm_work_cb, warm_after_cb);
+	SL_ASSERT(rc == 0); /* uv_queue_work fails only for a NULL callback */
+	return 0;
+}
+
 static void waits_unlink(struct sl_req *req)
 {
 	Synclog__FetchRequest *fr = req->msg->fetch;
@@ -425,8 +566,9 @@ static void timer_free_cb(uv_handle_t *h)
 }
 
 /* Take a parked fetch off its partitions and its session and answer it with what is there now, or drop it
- * unanswered (drop != 0: the client is gone). The cancel hook of request.h. */
-static void fetch_unpark(struct sl_req *req, int drop)
+ * unanswered (drop != 0: the client is gone). may_warm == 0 (the cancel hook: the hooks of the session are
+ * being run, none may park again): cold partitions answer without records. */
+static void fetch_unpark(struct sl_req *req, int drop, int may_warm)
 {
 	waits_unlink(req);
 	if (req->wait_timer) {
@@ -440,19 +582,24 @@ static void fetch_unpark(struct sl_req *req, int drop)
 		sl_req_respond(req); /* the client is gone: the front end drops the answer */
 		return;
 	}
-	fetch_plan(req);
-	fetch_read_and_respond(req);
+	fetch_plan_and_go(req, 1, may_warm);
+}
+
+/* The cancel hook of request.h for a long poll. */
+static void fetch_cancel(struct sl_req *req, int drop)
+{
+	fetch_unpark(req, drop, 0);
 }
 
 static void wait_timeout_cb(uv_timer_t *t)
 {
-	fetch_unpark(t->data, 0);
+	fetch_unpark(t->data, 0, 1);
 }
 
 void sl_fetch_answer_all(struct sl_partition *p)
 {
 	while (WAITERS(p))
-		fetch_unpark(WAITERS(p)->req, 0);
+		fetch_unpark(WAITERS(p)->req, 0, 1);
 }
 
 /* Bytes the partition's log made visible since w last looked, up to its room, into the request's ready bytes. */
@@ -487,7 +634,7 @@ void sl_fetch_wake(struct sl_partition *p)
 		wait_count(w);
 		struct sl_req *req = w->req;
 		if (req->fetch_ready_bytes >= req->msg->fetch->min_bytes)
-			fetch_unpark(req, 0);
+			fetch_unpark(req, 0, 1);
 		else
 			wait_push(&WAITERS(p), w);
 	}
@@ -531,7 +678,31 @@ static void park(struct sl_req *req, uint32_t wait_ms)
 	uv_timer_init(&srv->loop, t);
 	t->data = req;
 	uv_timer_start(t, wait_timeout_cb, wait_ms, 0);
-	sl_req_park(req, fetch_unpark);
+	sl_req_park(req, fetch_cancel);
+}
+
+/* Plan, then: warm up what was cold (may_warm: the request comes back here after), park a long poll that has too
+ * little (unless this answers one), or read and answer. */
+static void fetch_plan_and_go(struct sl_req *req, int unparked, int may_warm)
+{
+	Synclog__FetchRequest *fr = req->msg->fetch;
+	struct sl_server *srv = req->srv;
+	size_t cold;
+	uint64_t got = fetch_plan(req, &cold);
+	if (cold > 0 && may_warm && !srv->shutting_down && warm_start(req, unparked) == 0)
+		return;
+	/* Long poll: a min of 0 never waits; a bounded wait keeps a stuck client from holding memory forever. */
+	uint32_t wait_ms = fr->max_wait_ms > 30000 ? 30000 : fr->max_wait_ms;
+	if (!unparked && got < fr->min_bytes && wait_ms > 0 && !srv->shutting_down) {
+		int any_error = 0;
+		for (size_t i = 0; i < fr->n_partitions; i++)
+			any_error |= req->fetch_results[i].error != SYNCLOG__ERROR_CODE__NONE;
+		if (!any_error) {
+			park(req, wait_ms);
+			return;
+		}
+	}
+	fetch_read_and_respond(req);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -608,17 +779,5 @@ void sl_handle_fetch(struct sl_req *req)
 	req->fetch.results = req->fetch_result_ptrs;
 	req->resp.body_case = SYNCLOG__RESPONSE__BODY_FETCH;
 	req->resp.fetch = &req->fetch;
-	uint64_t got = fetch_plan(req);
-	/* Long poll: a min of 0 never waits; a bounded wait keeps a stuck client from holding memory forever. */
-	uint32_t wait_ms = fr->max_wait_ms > 30000 ? 30000 : fr->max_wait_ms;
-	if (got < fr->min_bytes && wait_ms > 0 && !srv->shutting_down) {
-		int any_error = 0;
-		for (size_t i = 0; i < n; i++)
-			any_error |= req->fetch_results[i].error != SYNCLOG__ERROR_CODE__NONE;
-		if (!any_error) {
-			park(req, wait_ms);
-			return;
-		}
-	}
-	fetch_read_and_respond(req);
+	fetch_plan_and_go(req, 0, 1);
 }

@@ -1064,7 +1064,10 @@ static int last_boundary_cb(struct sl_segment *seg, uint64_t pos, const struct s
 	return 0;
 }
 
-int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span)
+/* sl_log_locate, or with SL_SCAN_CACHED_ONLY in scan_flags sl_log_locate_cached: then a segment whose index is
+ * not in memory, or a header read the page cache cannot serve, stops it with -EWOULDBLOCK and span->seg and
+ * span->first_offset naming the segment and the offset it looked for there. */
+static int locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, int scan_flags, struct sl_log_span *span)
 {
 	int64_t end = sl_log_next_offset(log);
 	if (offset < sl_log_start_offset(log) || offset > end)
@@ -1098,17 +1101,24 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	for (;;) {
 		seg = log->segs[at];
 		rc = seg_ready(log, seg);
+		if (rc == 0 && (scan_flags & SL_SCAN_CACHED_ONLY) && !seg->index_complete)
+			rc = -EWOULDBLOCK;
 		if (rc == 0)
 			rc = sl_segment_load_index(seg);
-		if (rc < 0)
-			return rc;
-		int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(c.offset - seg->base_offset));
-		struct sl_index_entry e = {0, 0, 0};
-		if (i >= 0)
-			sl_index_get(&seg->index, (uint32_t)i, &e);
-		expect = seg->base_offset + e.rel_offset;
-		rc = sl_segment_scan_sized(seg, e.position, seg->written_end, log->cfg.index_interval_bytes * 2u, 0,
-		                           &expect, &stop, &why, find_batch_cb, &c);
+		if (rc == 0) {
+			int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(c.offset - seg->base_offset));
+			struct sl_index_entry e = {0, 0, 0};
+			if (i >= 0)
+				sl_index_get(&seg->index, (uint32_t)i, &e);
+			expect = seg->base_offset + e.rel_offset;
+			rc = sl_segment_scan_sized(seg, e.position, seg->written_end,
+			                           log->cfg.index_interval_bytes * 2u, scan_flags, &expect, &stop, &why,
+			                           find_batch_cb, &c);
+		}
+		if (rc == -EWOULDBLOCK) {
+			span->seg = seg;
+			span->first_offset = c.offset;
+		}
 		if (rc < 0)
 			return rc;
 		if (rc == 1)
@@ -1149,8 +1159,12 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 		}
 		last.offset = from_offset;
 		expect = from_offset;
-		rc = sl_segment_scan_sized(seg, from, seg->written_end, log->cfg.index_interval_bytes * 2u, 0, &expect,
-		                           &stop, &why, last_boundary_cb, &last);
+		rc = sl_segment_scan_sized(seg, from, seg->written_end, log->cfg.index_interval_bytes * 2u, scan_flags,
+		                           &expect, &stop, &why, last_boundary_cb, &last);
+		if (rc == -EWOULDBLOCK) {
+			span->seg = seg;
+			span->first_offset = c.offset;
+		}
 		if (rc < 0)
 			return rc;
 		if (rc != 1 && why != NULL) {
@@ -1171,6 +1185,16 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
 	span->next_offset = last.offset;
 	span->compacted = seg->compacted;
 	return 0;
+}
+
+int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span)
+{
+	return locate(log, offset, bytes_max, 0, span);
+}
+
+int sl_log_locate_cached(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span)
+{
+	return locate(log, offset, bytes_max, SL_SCAN_CACHED_ONLY, span);
 }
 
 int sl_log_read(struct sl_log *log, int64_t offset, uint8_t *buf, size_t cap, size_t *len_out, int64_t *next_out)
@@ -1299,24 +1323,45 @@ static int open_index_file(const char *dir, int64_t base, const char *ext)
 	return fd < 0 ? -errno : fd;
 }
 
-/* The run's index load: the files must still be those of a sealed segment of this size and kind. */
-static int time_load_index(struct sl_log_time_job *job, struct sl_index *ix)
+/* An index loaded off the loop (a time lookup's or a fetch warm-up's run): the files must still be those of a
+ * sealed segment of this size and kind. */
+static int index_load_by_path(const char *dir, int64_t base_offset, uint64_t size, int compacted, struct sl_index *ix)
 {
-	int off_fd = open_index_file(job->dir, job->base_offset, ".index");
-	int time_fd = off_fd < 0 ? off_fd : open_index_file(job->dir, job->base_offset, ".timeindex");
+	int off_fd = open_index_file(dir, base_offset, ".index");
+	int time_fd = off_fd < 0 ? off_fd : open_index_file(dir, base_offset, ".timeindex");
 	int rc = off_fd < 0 ? off_fd : time_fd < 0 ? time_fd : 0;
 	int sealed = 0;
 	int64_t max_ts = INT64_MIN;
 	if (rc == 0)
-		rc = sl_index_load(ix, off_fd, time_fd, job->size, &sealed, &max_ts);
+		rc = sl_index_load(ix, off_fd, time_fd, size, &sealed, &max_ts);
 	if (off_fd >= 0)
 		close(off_fd);
 	if (time_fd >= 0)
 		close(time_fd);
 	/* Gone (retention) or replaced (the cleaner) since prepare: the caller looks again. */
-	if (rc == -ENOENT || (rc == 0 && sealed != (job->compacted ? SL_INDEX_SEALED_COMPACTED : SL_INDEX_SEALED)))
+	if (rc == -ENOENT || (rc == 0 && sealed != (compacted ? SL_INDEX_SEALED_COMPACTED : SL_INDEX_SEALED)))
 		return -ESTALE;
 	return rc;
+}
+
+/* On the log's thread: an index loaded off the loop goes to its segment when that segment is still the same one
+ * (same size and kind, not being replaced) and still without its index; ix is then left empty. */
+static void index_adopt(struct sl_log *log, int64_t base_offset, uint64_t size, int compacted, struct sl_index *ix)
+{
+	for (uint32_t s = 0; s < log->seg_count; s++) {
+		struct sl_segment *seg = log->segs[s];
+		if (seg->base_offset != base_offset)
+			continue;
+		if (seg->state == SL_SEG_SEALED && !seg->index_complete && !seg->cleaning && seg->size == size &&
+		    seg->compacted == compacted) {
+			sl_index_free(&seg->index);
+			seg->index = *ix;
+			sl_index_init(ix);
+			seg->index_persisted = seg->index.entry_count;
+			seg->index_complete = 1;
+		}
+		return;
+	}
 }
 
 void sl_log_time_run(struct sl_log_time_job *job)
@@ -1330,7 +1375,7 @@ void sl_log_time_run(struct sl_log_time_job *job)
 		}
 		sl_index_init(ix);
 		job->index = ix;
-		rc = time_load_index(job, ix);
+		rc = index_load_by_path(job->dir, job->base_offset, job->size, job->compacted, ix);
 		if (rc == 0) {
 			int64_t i = sl_index_find_time(ix, job->timestamp_ms);
 			struct sl_index_entry e = {0, 0, 0};
@@ -1377,23 +1422,131 @@ void sl_log_time_release(struct sl_log_time_job *job)
 
 int sl_log_time_finish(struct sl_log *log, struct sl_log_time_job *job)
 {
-	struct sl_index *ix = job->index;
-	for (uint32_t s = 0; ix != NULL && job->rc == 0 && s < log->seg_count; s++) {
-		struct sl_segment *seg = log->segs[s];
-		if (seg->base_offset != job->base_offset)
-			continue;
-		/* The same segment still (same size and kind, not being replaced) and still without its index. */
-		if (seg->state == SL_SEG_SEALED && !seg->index_complete && !seg->cleaning && seg->size == job->size &&
-		    seg->compacted == job->compacted) {
-			sl_index_free(&seg->index);
-			seg->index = *ix;
-			sl_index_init(ix);
-			seg->index_persisted = seg->index.entry_count;
-			seg->index_complete = 1;
-		}
-		break;
-	}
+	if (job->index != NULL && job->rc == 0)
+		index_adopt(log, job->base_offset, job->size, job->compacted, job->index);
 	sl_log_time_release(job);
+	return job->rc;
+}
+
+int sl_log_warm_prepare(struct sl_log *log, const struct sl_log_span *cold, uint64_t bytes_max,
+                        struct sl_log_warm_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->log_fd = -1;
+	struct sl_segment *seg = cold->seg;
+	SL_ASSERT(seg != NULL && seg->log == log);
+	int rc = seg_ready(log, seg);
+	if (rc < 0)
+		return rc;
+	job->log_fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
+	if (job->log_fd < 0)
+		return -errno;
+	job->offset = cold->first_offset;
+	job->bytes_max = bytes_max;
+	job->base_offset = seg->base_offset;
+	job->compacted = seg->compacted;
+	job->size = seg->size;
+	job->written_end = seg->written_end;
+	job->scan_read_bytes = log->cfg.index_interval_bytes * 2u;
+	if (seg->index_complete) {
+		int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(job->offset - seg->base_offset));
+		struct sl_index_entry e = {0, 0, 0};
+		if (i >= 0)
+			sl_index_get(&seg->index, (uint32_t)i, &e);
+		job->from_pos = e.position;
+		job->from_offset = seg->base_offset + e.rel_offset;
+		return 0;
+	}
+	/* Only sealed segments are loaded lazily (segment.h). */
+	SL_ASSERT(seg->state == SL_SEG_SEALED);
+	job->load_index = 1;
+	job->dir = strdup(log->dir);
+	if (job->dir == NULL) {
+		close(job->log_fd);
+		job->log_fd = -1;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The warm-up's walk: stop at the first batch ending past limit (pos is the limit going in). */
+static int past_limit_cb(struct sl_segment *seg, uint64_t pos, const struct sl_batch_header *h, void *ctx)
+{
+	struct find_ctx *c = ctx;
+	return pos + sl_batch_total_bytes(h) > c->pos;
+}
+
+void sl_log_warm_run(struct sl_log_warm_job *job)
+{
+	int rc = 0;
+	if (job->load_index) {
+		struct sl_index *ix = malloc(sizeof(*ix));
+		if (ix == NULL) {
+			job->rc = -ENOMEM;
+			return;
+		}
+		sl_index_init(ix);
+		job->index = ix;
+		rc = index_load_by_path(job->dir, job->base_offset, job->size, job->compacted, ix);
+		if (rc == 0) {
+			int64_t i = sl_index_find_offset(ix, (uint32_t)(job->offset - job->base_offset));
+			struct sl_index_entry e = {0, 0, 0};
+			if (i >= 0)
+				sl_index_get(ix, (uint32_t)i, &e);
+			job->from_pos = e.position;
+			job->from_offset = job->base_offset + e.rel_offset;
+		}
+	}
+	/* The walks the loop's locate makes, through a segment of the job's own, reading (and so caching) every
+	 * header it will read: from the index entry to the batch holding the offset, then on to the batch that
+	 * crosses the span's limit. The loop's second walk starts at an index entry between the two, on these
+	 * pages too. */
+	struct sl_segment shell;
+	memset(&shell, 0, sizeof(shell));
+	shell.log_fd = job->log_fd;
+	shell.off_fd = shell.time_fd = -1;
+	shell.base_offset = job->base_offset;
+	shell.compacted = job->compacted;
+	int64_t expect = job->from_offset;
+	uint64_t stop;
+	const char *why;
+	struct find_ctx c = {.offset = job->offset};
+	if (rc == 0)
+		rc = sl_segment_scan_sized(&shell, job->from_pos, job->written_end, job->scan_read_bytes, 0, &expect,
+		                           &stop, &why, find_batch_cb, &c);
+	if (rc == 1) {
+		/* The loop's locate judges what it finds; a damaged batch here is for it to report. */
+		uint64_t first_bytes = sl_batch_total_bytes(&c.h);
+		uint64_t limit = c.pos + (job->bytes_max > first_bytes ? job->bytes_max : first_bytes);
+		struct find_ctx last = {.pos = limit};
+		expect = INT64_MIN;
+		rc = limit < job->written_end
+		             ? sl_segment_scan_sized(&shell, c.pos, job->written_end, job->scan_read_bytes, 0, &expect,
+		                                     &stop, &why, past_limit_cb, &last)
+		             : 0;
+	}
+	job->rc = rc < 0 ? rc : 0;
+}
+
+void sl_log_warm_release(struct sl_log_warm_job *job)
+{
+	if (job->log_fd >= 0)
+		close(job->log_fd);
+	job->log_fd = -1;
+	if (job->index != NULL) {
+		sl_index_free(job->index);
+		free(job->index);
+		job->index = NULL;
+	}
+	free(job->dir);
+	job->dir = NULL;
+}
+
+int sl_log_warm_finish(struct sl_log *log, struct sl_log_warm_job *job)
+{
+	if (job->index != NULL && job->rc == 0)
+		index_adopt(log, job->base_offset, job->size, job->compacted, job->index);
+	sl_log_warm_release(job);
 	return job->rc;
 }
 

@@ -148,6 +148,51 @@ struct sl_log_span {
  * (span->len == 0 when offset is the log end), -ERANGE when offset is before the start or after the end,
  * -ENODATA when offset lies in a lost range (span->first_offset and span->next_offset then give the range). */
 int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span);
+/* sl_log_locate for the broker's loop, which must not wait on the disk: the same answers, or -EWOULDBLOCK when
+ * the span cannot be found from memory and the page cache alone (a sealed segment whose index is not loaded
+ * since the start, or batch headers not in the page cache). Then span->seg and span->first_offset say which
+ * segment and offset to warm up with the job below; nothing else of span is set. */
+int sl_log_locate_cached(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span);
+
+/* The disk work an sl_log_locate_cached that said -EWOULDBLOCK needs, in three steps, so that the loop never
+ * reads a file for a fetch (the time lookup's model, below):
+ *   1. sl_log_warm_prepare, on the log's thread, with the span that said -EWOULDBLOCK (at once, before anything
+ *      else runs on the log): a dup of the segment's .log descriptor (retention or the cleaner may remove the
+ *      segment meanwhile; the dup keeps the bytes readable), its size, and where the walk starts: an entry of
+ *      its in-memory index, or the folder to load a sealed segment's index from.
+ *   2. sl_log_warm_run, on any thread, touching nothing of the log: loads the index if needed (its files must
+ *      carry the seal of a segment of the same size and kind, or the run says -ESTALE: the cleaner replaced
+ *      them), then walks the batch headers the locate will walk, which leaves them in the page cache.
+ *   3. sl_log_warm_finish, on the log's thread: the index the run loaded goes to its segment when that segment
+ *      is still the same one and has none, and the job is released. Then sl_log_locate_cached again: it finds
+ *      what it needs in memory, unless the pages were evicted or the segment changed meanwhile (warm up again;
+ *      a caller bounds how often). A job whose log went away is released with sl_log_warm_release. */
+struct sl_log_warm_job {
+	int rc; /* 0 or a negative errno (-ESTALE: the segment's files were replaced) */
+	/* Private. */
+	int64_t offset;
+	uint64_t bytes_max;
+	int log_fd;
+	int load_index;
+	int compacted;
+	int64_t base_offset;
+	uint64_t size;
+	uint64_t written_end;
+	uint64_t from_pos;
+	int64_t from_offset;
+	uint32_t scan_read_bytes;
+	char *dir;
+	void *index; /* struct sl_index loaded by the run, or NULL */
+};
+/* Step 1: bytes_max as given to sl_log_locate_cached. Returns 0 or a negative errno (nothing to release). */
+int sl_log_warm_prepare(struct sl_log *log, const struct sl_log_span *cold, uint64_t bytes_max,
+                        struct sl_log_warm_job *job);
+/* Step 2: blocking, on any thread; sets job->rc. */
+void sl_log_warm_run(struct sl_log_warm_job *job);
+/* Step 3: returns job->rc. */
+int sl_log_warm_finish(struct sl_log *log, struct sl_log_warm_job *job);
+void sl_log_warm_release(struct sl_log_warm_job *job);
+
 /* sl_log_locate, then pread into buf (cap bytes; at most cap bytes of whole batches are returned). *len_out is
  * the byte count, *next_out one past the last record returned (for -ENODATA: where the records go on). Returns
  * 0, -ERANGE, -ENODATA, -EIO, -ENOBUFS when the first batch does not fit in cap. */

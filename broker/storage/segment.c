@@ -173,11 +173,29 @@ int sl_segment_load_index(struct sl_segment *seg)
 	return 0;
 }
 
-static int read_at(int fd, uint8_t *buf, size_t len, uint64_t pos, size_t *got)
+/* Read up to len bytes at pos; *got is short only at the end of the file, or with cached_only where the page
+ * cache stops holding the bytes (-EWOULDBLOCK when it holds none of them). A file system that cannot tell
+ * (EOPNOTSUPP) is read as usual. */
+static int read_at(int fd, uint8_t *buf, size_t len, uint64_t pos, int cached_only, size_t *got)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)(pos + done));
+		ssize_t n;
+		if (cached_only) {
+			struct iovec iov = {.iov_base = buf + done, .iov_len = len - done};
+			n = preadv2(fd, &iov, 1, (off_t)(pos + done), RWF_NOWAIT);
+			if (n < 0 && errno == EAGAIN) {
+				if (done == 0)
+					return -EWOULDBLOCK;
+				break;
+			}
+			if (n < 0 && errno == EOPNOTSUPP) {
+				cached_only = 0;
+				continue;
+			}
+		} else {
+			n = pread(fd, buf + done, len - done, (off_t)(pos + done));
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -190,16 +208,18 @@ static int read_at(int fd, uint8_t *buf, size_t len, uint64_t pos, size_t *got)
 	return 0;
 }
 
-int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int verify_crc, int64_t *expect_offset,
+int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int flags, int64_t *expect_offset,
                     uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx)
 {
-	return sl_segment_scan_sized(seg, from, to, SCAN_BUFFER_BYTES, verify_crc, expect_offset, end_out, why, cb,
-	                             ctx);
+	return sl_segment_scan_sized(seg, from, to, SCAN_BUFFER_BYTES, flags, expect_offset, end_out, why, cb, ctx);
 }
 
-int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, size_t read_bytes, int verify_crc,
+int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, size_t read_bytes, int flags,
                           int64_t *expect_offset, uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx)
 {
+	SL_ASSERT((flags & ~(SL_SCAN_VERIFY_CRC | SL_SCAN_CACHED_ONLY)) == 0);
+	int verify_crc = flags & SL_SCAN_VERIFY_CRC;
+	int cached_only = (flags & SL_SCAN_CACHED_ONLY) != 0;
 	size_t cap = read_bytes < 4096 ? 4096 : read_bytes;
 	uint8_t *buf = malloc(cap);
 	if (buf == NULL)
@@ -210,12 +230,14 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 	int rc = 0;
 	*why = NULL;
 	while (pos < to) {
+		/* A batch skipped whole (headers only) can leave pos past the end of what the buffer holds. */
 		size_t at = (size_t)(pos - buf_pos);
+		size_t have = pos - buf_pos < buf_len ? buf_len - at : 0;
 		size_t want = SL_BATCH_HEADER_BYTES;
 		struct sl_batch_header h;
 		int parsed = -EAGAIN;
-		if (buf_len - at >= want)
-			parsed = sl_batch_header_parse(buf + at, buf_len - at, &h);
+		if (have >= want)
+			parsed = sl_batch_header_parse(buf + at, have, &h);
 		if (parsed == 0) {
 			/* A lookup (no CRC to check) needs each batch's header only: reading whole batches made a
 			 * fetch of 256 KiB batches read a few of them again on the loop just to find its span. */
@@ -225,7 +247,7 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 				break;
 			}
 		}
-		if (parsed == -EAGAIN || buf_len - at < want) {
+		if (parsed == -EAGAIN || have < want) {
 			/* The batch at pos is not all in the buffer: refill from pos, growing the buffer for a batch
 			 * larger than it, unless the file ends first. */
 			if (pos + want > to) {
@@ -244,10 +266,14 @@ int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, si
 			}
 			uint64_t left = to - pos;
 			size_t len = left < cap ? (size_t)left : cap;
-			rc = read_at(seg->log_fd, buf, len, pos, &buf_len);
+			rc = read_at(seg->log_fd, buf, len, pos, cached_only, &buf_len);
 			if (rc < 0)
 				break;
 			buf_pos = pos;
+			if (buf_len < want && cached_only && buf_len < len) {
+				rc = -EWOULDBLOCK; /* the page cache stops before what is needed */
+				break;
+			}
 			if (buf_len < want) {
 				*why = "file shorter than its recorded size";
 				break;

@@ -108,16 +108,21 @@ int sl_segment_load_index(struct sl_segment *seg);
 struct sl_batch_header;
 typedef int (*sl_segment_scan_cb)(struct sl_segment *seg, uint64_t pos, const struct sl_batch_header *h, void *ctx);
 
+/* What a scan does, as flags (a plain 1 is SL_SCAN_VERIFY_CRC, 0 none of them). */
+#define SL_SCAN_VERIFY_CRC  1 /* read whole batches and check their CRC32C; without it only headers (lookups) */
+#define SL_SCAN_CACHED_ONLY 2 /* read only what the page cache holds (preadv2 RWF_NOWAIT): the broker's loop */
+
 /* Walk the batches of seg from pos `from` to `to`, checking each one's header, length, CRC32C and that its base
  * offset is *expect_offset (then advanced past it; INT64_MIN: take the first as it is; in a compacted segment at
  * least *expect_offset, and its record count at most lastOffsetDelta + 1). Sets *end_out to the
  * position where the walk stopped: `to` when every batch was valid, else the start of the first bad one, with
- * *why saying what was wrong. verify_crc = 0 checks and reads headers only (for lookups). Returns 0 (walk ended, see
- * *end_out), the callback's non-zero value, or a negative errno on a read error. */
-int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int verify_crc, int64_t *expect_offset,
+ * *why saying what was wrong. flags: SL_SCAN_*. Returns 0 (walk ended, see *end_out), the callback's non-zero
+ * value, -EWOULDBLOCK with SL_SCAN_CACHED_ONLY when a byte it needs is not in the page cache (nothing was
+ * waited for: read it elsewhere and scan again), or a negative errno on a read error. */
+int sl_segment_scan(struct sl_segment *seg, uint64_t from, uint64_t to, int flags, int64_t *expect_offset,
                     uint64_t *end_out, const char **why, sl_segment_scan_cb cb, void *ctx);
 /* The same with the size of the first read given (lookups read little; recovery reads 1 MiB at a time). */
-int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, size_t read_bytes, int verify_crc,
+int sl_segment_scan_sized(struct sl_segment *seg, uint64_t from, uint64_t to, size_t read_bytes, int flags,
                           int64_t *expect_offset, uint64_t *end_out, const char **why, sl_segment_scan_cb cb,
                           void *ctx);
 
