@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t out_len;
 	const char *why = "";
 	if (sl_kafka_batch_inflate(&arena, b, len, OUT_BYTES_MAX, &out, &out_len, &why) == 0) {
-		if (out_len < SL_BATCH_HEADER_BYTES || out_len > OUT_BYTES_MAX || (out[22] & SL_BATCH_ATTR_CODEC_MASK) != 0 ||
-		    get_be32(out + 8) != out_len - 12 ||
+		if (out_len < SL_BATCH_HEADER_BYTES || out_len > OUT_BYTES_MAX ||
+		    (out[22] & SL_BATCH_ATTR_CODEC_MASK) != 0 || get_be32(out + 8) != out_len - 12 ||
 		    get_be32(out + 17) != sl_crc32c(0, out + SL_BATCH_CRC_START, out_len - SL_BATCH_CRC_START) ||
 		    memcmp(out + 23, b + 23, SL_BATCH_HEADER_BYTES - 23) != 0)
 			abort();
