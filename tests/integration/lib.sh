@@ -64,14 +64,15 @@ stop_broker_hard() {
 	BROKER_PID=
 }
 
-# make_pki DIR: a test CA (DIR/ca.pem, DIR/ca.key) and a server certificate it signed for 127.0.0.1 (DIR/server.pem,
-# DIR/server.key), RSA 2048, valid two days.
+# make_pki DIR [ec]: a test CA (DIR/ca.pem, DIR/ca.key) and a server certificate it signed for 127.0.0.1
+# (DIR/server.pem, DIR/server.key), valid two days: RSA 2048, or ECDSA P-256 (as bench/security.sh makes them) with ec.
 make_pki() {
-	local pki=$1
+	local pki=$1 key=(-newkey rsa:2048)
+	[ "${2:-}" = ec ] && key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
 	mkdir -p "$pki"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj /CN=ca \
+	openssl req -x509 "${key[@]}" -nodes -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj /CN=ca \
 		2>/dev/null || fail "openssl could not make a CA"
-	openssl req -newkey rsa:2048 -nodes -keyout "$pki/server.key" -out "$pki/server.csr" -subj /CN=localhost \
+	openssl req "${key[@]}" -nodes -keyout "$pki/server.key" -out "$pki/server.csr" -subj /CN=localhost \
 		2>/dev/null || fail "openssl could not make a server key"
 	printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/san"
 	openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \

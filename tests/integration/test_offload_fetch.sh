@@ -11,15 +11,11 @@ exec python3 - "$build" <<'PY'
 import os, subprocess, sys, tempfile, time, shutil, struct
 sys.path.insert(0, "tests/integration")
 import wire
+from checks import check, finish
 
 build = sys.argv[1]
 root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
-failures = []
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 def start():
     b = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
@@ -158,7 +154,5 @@ check(not blocked, "the loop thread read no index and waited on no read:\n" + "\
 check(any(".index" in l and "open" in l for l in workers), "a worker loaded an index")
 check(any("preadv2(" in l and "RWF_NOWAIT" in l for l in loop), "the loop read batch headers without waiting")
 shutil.rmtree(root)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

@@ -10,15 +10,11 @@ exec python3 - "$build" <<'PY'
 import os, subprocess, sys, tempfile, time, shutil
 sys.path.insert(0, "tests/integration")
 import wire
+from checks import check, finish
 
 build = sys.argv[1]
 root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
-failures = []
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 def start():
     b = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
@@ -134,7 +130,5 @@ finally:
     broker.terminate()
     check(broker.wait(timeout=30) == 0, "broker exit status")
     shutil.rmtree(root)
-if failures:
-    sys.exit(1)
-print("ok")
+finish()
 PY

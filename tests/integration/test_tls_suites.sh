@@ -7,14 +7,7 @@ BUILD=${1:-build/release}
 . tests/integration/lib.sh
 
 pki="$TMP/pki"
-mkdir -p "$pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/ca.key" -out "$pki/ca.pem" \
-	-days 2 -subj /CN=ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/server.key" -out "$pki/server.csr" \
-	-subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/san"
-openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
-	-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null
+make_pki "$pki" ec
 start_broker "$TMP/data" --tls-cert "$pki/server.pem" --tls-key "$pki/server.key"
 
 # suite FLAG...: the cipher an openssl client offering FLAG... gets, or "none".
