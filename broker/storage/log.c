@@ -1314,6 +1314,17 @@ int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_
 	return 0;
 }
 
+/* A segment of a job's own for sl_segment_scan_sized off the loop: only the descriptor the job owns (a dup of the
+ * .log's), the base offset and the kind of offsets to expect; no index, nothing of the log's. */
+static void shell_init(struct sl_segment *shell, int log_fd, int64_t base_offset, int compacted)
+{
+	memset(shell, 0, sizeof(*shell));
+	shell->log_fd = log_fd;
+	shell->off_fd = shell->time_fd = -1;
+	shell->base_offset = base_offset;
+	shell->compacted = compacted;
+}
+
 static int open_index_file(const char *dir, int64_t base, const char *ext)
 {
 	char name[SL_SEGMENT_NAME_BYTES], path[SL_PATH_BYTES_MAX];
@@ -1385,13 +1396,8 @@ void sl_log_time_run(struct sl_log_time_job *job)
 			job->from_offset = job->base_offset + e.rel_offset;
 		}
 	}
-	/* The scan reads through a segment of its own: the descriptor it owns, the kind of offsets to expect. */
 	struct sl_segment shell;
-	memset(&shell, 0, sizeof(shell));
-	shell.log_fd = job->log_fd;
-	shell.off_fd = shell.time_fd = -1;
-	shell.base_offset = job->base_offset;
-	shell.compacted = job->compacted;
+	shell_init(&shell, job->log_fd, job->base_offset, job->compacted);
 	int64_t expect = job->from_offset;
 	uint64_t stop;
 	const char *why;
@@ -1502,11 +1508,7 @@ void sl_log_warm_run(struct sl_log_warm_job *job)
 	 * crosses the span's limit. The loop's second walk starts at an index entry between the two, on these
 	 * pages too. */
 	struct sl_segment shell;
-	memset(&shell, 0, sizeof(shell));
-	shell.log_fd = job->log_fd;
-	shell.off_fd = shell.time_fd = -1;
-	shell.base_offset = job->base_offset;
-	shell.compacted = job->compacted;
+	shell_init(&shell, job->log_fd, job->base_offset, job->compacted);
 	int64_t expect = job->from_offset;
 	uint64_t stop;
 	const char *why;
