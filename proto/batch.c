@@ -85,6 +85,7 @@
  * The builder also guarantees what validation does not check, since Kafka producers need not: maxTimestamp is
  * the largest record timestamp, record attributes are 0, timestamp type is CreateTime. Every batch the builder
  * produces passes sl_batch_validate, and sl_record_iter returns every record of a validated batch. */
+#include "proto/base/be.h"
 #include "proto/batch.h"
 
 #include <errno.h>
@@ -147,41 +148,6 @@ _Static_assert(DECIMAL_BYTES_MAX == 20, "the decimal text of INT64_MIN is 20 byt
 /* Sync headers a record may carry: v, op, origin, ik, sv, origin_system, changed_at. */
 #define SYNC_HEADERS_MAX SL_RECORD_SYNC_HEADERS_MAX
 _Static_assert(SYNC_HEADERS_MAX == 7, "seven sync headers: v, op, origin, ik, sv, origin_system, changed_at");
-
-static inline uint16_t load_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t load_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t load_be64(const uint8_t *p)
-{
-	return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
-}
-
-static inline void store_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void store_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static inline void store_be64(uint8_t *p, uint64_t v)
-{
-	store_be32(p, (uint32_t)(v >> 32));
-	store_be32(p + 4, (uint32_t)v);
-}
 
 static int bad(const char **why, const char *message)
 {
@@ -295,19 +261,19 @@ static int header_parse(const uint8_t *p, size_t len, struct sl_batch_header *ou
 			*why = "batch shorter than its 61-byte header";
 		return -EAGAIN;
 	}
-	h.base_offset = (int64_t)load_be64(p + OFF_BASE_OFFSET);
-	h.batch_length = (int32_t)load_be32(p + OFF_BATCH_LENGTH);
-	h.partition_leader_epoch = (int32_t)load_be32(p + OFF_LEADER_EPOCH);
+	h.base_offset = (int64_t)sl_load_be64(p + OFF_BASE_OFFSET);
+	h.batch_length = (int32_t)sl_load_be32(p + OFF_BATCH_LENGTH);
+	h.partition_leader_epoch = (int32_t)sl_load_be32(p + OFF_LEADER_EPOCH);
 	h.magic = (int8_t)p[OFF_MAGIC];
-	h.crc = load_be32(p + OFF_CRC);
-	h.attributes = (int16_t)load_be16(p + OFF_ATTRIBUTES);
-	h.last_offset_delta = (int32_t)load_be32(p + OFF_LAST_OFFSET_DELTA);
-	h.base_timestamp = (int64_t)load_be64(p + OFF_BASE_TIMESTAMP);
-	h.max_timestamp = (int64_t)load_be64(p + OFF_MAX_TIMESTAMP);
-	h.producer_id = (int64_t)load_be64(p + OFF_PRODUCER_ID);
-	h.producer_epoch = (int16_t)load_be16(p + OFF_PRODUCER_EPOCH);
-	h.base_sequence = (int32_t)load_be32(p + OFF_BASE_SEQUENCE);
-	h.record_count = (int32_t)load_be32(p + OFF_RECORD_COUNT);
+	h.crc = sl_load_be32(p + OFF_CRC);
+	h.attributes = (int16_t)sl_load_be16(p + OFF_ATTRIBUTES);
+	h.last_offset_delta = (int32_t)sl_load_be32(p + OFF_LAST_OFFSET_DELTA);
+	h.base_timestamp = (int64_t)sl_load_be64(p + OFF_BASE_TIMESTAMP);
+	h.max_timestamp = (int64_t)sl_load_be64(p + OFF_MAX_TIMESTAMP);
+	h.producer_id = (int64_t)sl_load_be64(p + OFF_PRODUCER_ID);
+	h.producer_epoch = (int16_t)sl_load_be16(p + OFF_PRODUCER_EPOCH);
+	h.base_sequence = (int32_t)sl_load_be32(p + OFF_BASE_SEQUENCE);
+	h.record_count = (int32_t)sl_load_be32(p + OFF_RECORD_COUNT);
 
 	if (h.magic != SL_BATCH_MAGIC)
 		return bad(why, "batch magic is not 2 (not a record batch v2)");
@@ -330,7 +296,7 @@ int sl_batch_header_parse(const uint8_t *p, size_t len, struct sl_batch_header *
 
 void sl_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 {
-	store_be64(p + OFF_BASE_OFFSET, (uint64_t)base_offset);
+	sl_store_be64(p + OFF_BASE_OFFSET, (uint64_t)base_offset);
 }
 
 /* ---- records ---- */
@@ -995,20 +961,20 @@ static int records_compress(struct sl_batch_builder *b, size_t *compressed_len)
 static void header_write(const struct sl_batch_builder *b, uint8_t *p, size_t len, int attributes, int64_t base_offset,
                          int32_t last_offset_delta)
 {
-	store_be64(p + OFF_BASE_OFFSET, (uint64_t)base_offset);
-	store_be32(p + OFF_BATCH_LENGTH, (uint32_t)(len - SL_BATCH_LOG_OVERHEAD_BYTES));
-	store_be32(p + OFF_LEADER_EPOCH, (uint32_t)-1);
+	sl_store_be64(p + OFF_BASE_OFFSET, (uint64_t)base_offset);
+	sl_store_be32(p + OFF_BATCH_LENGTH, (uint32_t)(len - SL_BATCH_LOG_OVERHEAD_BYTES));
+	sl_store_be32(p + OFF_LEADER_EPOCH, (uint32_t)-1);
 	p[OFF_MAGIC] = SL_BATCH_MAGIC;
-	store_be16(p + OFF_ATTRIBUTES, (uint16_t)attributes);
-	store_be32(p + OFF_LAST_OFFSET_DELTA, (uint32_t)last_offset_delta);
-	store_be64(p + OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
-	store_be64(p + OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);
-	store_be64(p + OFF_PRODUCER_ID, (uint64_t)b->producer_id);
-	store_be16(p + OFF_PRODUCER_EPOCH, (uint16_t)b->producer_epoch);
-	store_be32(p + OFF_BASE_SEQUENCE, (uint32_t)b->base_sequence);
-	store_be32(p + OFF_RECORD_COUNT, (uint32_t)b->record_count);
+	sl_store_be16(p + OFF_ATTRIBUTES, (uint16_t)attributes);
+	sl_store_be32(p + OFF_LAST_OFFSET_DELTA, (uint32_t)last_offset_delta);
+	sl_store_be64(p + OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
+	sl_store_be64(p + OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);
+	sl_store_be64(p + OFF_PRODUCER_ID, (uint64_t)b->producer_id);
+	sl_store_be16(p + OFF_PRODUCER_EPOCH, (uint16_t)b->producer_epoch);
+	sl_store_be32(p + OFF_BASE_SEQUENCE, (uint32_t)b->base_sequence);
+	sl_store_be32(p + OFF_RECORD_COUNT, (uint32_t)b->record_count);
 	/* Last, over everything from attributes on, which is now final. */
-	store_be32(p + OFF_CRC, sl_crc32c(0, p + OFF_ATTRIBUTES, len - OFF_ATTRIBUTES));
+	sl_store_be32(p + OFF_CRC, sl_crc32c(0, p + OFF_ATTRIBUTES, len - OFF_ATTRIBUTES));
 }
 
 int sl_batch_builder_finish(struct sl_batch_builder *b, int codec, const uint8_t **out, size_t *len_out)
@@ -1139,7 +1105,7 @@ int sl_batch_filter(struct sl_batch_builder *b, const uint8_t *batch, size_t len
 	}
 	header_write(b, result, result_len, attributes, h.base_offset, h.last_offset_delta);
 	/* Outside the CRC: the epoch the broker stamped stays. */
-	store_be32(result + OFF_LEADER_EPOCH, (uint32_t)h.partition_leader_epoch);
+	sl_store_be32(result + OFF_LEADER_EPOCH, (uint32_t)h.partition_leader_epoch);
 	*out = result;
 	*len_out = result_len;
 	return 0;

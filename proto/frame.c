@@ -3,6 +3,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <string.h>
 
+#include "proto/base/be.h"
 #include "proto/frame.h"
 #include "proto/limits.h"
 
@@ -154,7 +155,7 @@ int sl_frame_length(const uint8_t *p, size_t avail, uint32_t frame_bytes_max, ui
 {
 	if (avail < SL_FRAME_HEADER_BYTES)
 		return -EAGAIN;
-	uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	uint32_t len = sl_load_be32(p);
 	if (len == 0 || len > frame_bytes_max)
 		return -EMSGSIZE;
 	*len_out = len;

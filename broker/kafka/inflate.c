@@ -42,6 +42,7 @@
 #include <snappy-c.h>
 #include <zlib.h>
 
+#include "proto/base/be.h"
 #include "broker/kafka/kafka_impl.h"
 #include "proto/batch.h"
 #include "proto/crc32c.h"
@@ -58,19 +59,6 @@
 #define LZ4_SCRATCH_BYTES   (16u * 1024)
 _Static_assert(OFF_ATTRIBUTES == SL_BATCH_CRC_START, "the CRC covers the attributes onward");
 _Static_assert(SL_BATCH_HEADER_BYTES == 61, "records start at 61");
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* Decode one LZ4 frame of z_len bytes into dst (cap bytes), or, with dst NULL, only count its content up to
  * cap + 1 bytes. *n_out: the content's bytes. Returns 0, -EINVAL (not exactly one whole frame), -EMSGSIZE (more
@@ -132,9 +120,9 @@ static int snappy_decode(const uint8_t *z, size_t z_len, uint8_t *dst, size_t ca
 		return snappy_block(z, z_len, dst, cap, n_out);
 	size_t at = XERIAL_HEADER_BYTES, n = 0;
 	while (at < z_len) { /* each pass takes at least 4 bytes */
-		if (z_len - at < 4 || get_be32(z + at) > z_len - at - 4)
+		if (z_len - at < 4 || sl_load_be32(z + at) > z_len - at - 4)
 			return -EINVAL;
-		size_t block = get_be32(z + at), got;
+		size_t block = sl_load_be32(z + at), got;
 		at += 4;
 		int rc = snappy_block(z + at, block, dst ? dst + n : NULL, cap - n, &got);
 		if (rc < 0)
@@ -202,7 +190,7 @@ static int decode_into(int codec, const uint8_t *z, size_t z_len, uint8_t *dst, 
 int sl_kafka_batch_inflate(struct sl_kafka_arena *arena, const uint8_t *in, size_t len, size_t out_max, uint8_t **out,
                            size_t *out_len, const char **why)
 {
-	if (len < SL_BATCH_HEADER_BYTES || get_be32(in + OFF_BATCH_LENGTH) != len - 12) {
+	if (len < SL_BATCH_HEADER_BYTES || sl_load_be32(in + OFF_BATCH_LENGTH) != len - 12) {
 		*why = "batch length does not match its bytes";
 		return -EINVAL;
 	}
@@ -211,7 +199,7 @@ int sl_kafka_batch_inflate(struct sl_kafka_arena *arena, const uint8_t *in, size
 		*why = "not a gzip, snappy or lz4 batch";
 		return -EINVAL;
 	}
-	if (sl_crc32c(0, in + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START) != get_be32(in + OFF_CRC)) {
+	if (sl_crc32c(0, in + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START) != sl_load_be32(in + OFF_CRC)) {
 		*why = "CRC mismatch"; /* rule 1 */
 		return -EINVAL;
 	}
@@ -239,9 +227,9 @@ int sl_kafka_batch_inflate(struct sl_kafka_arena *arena, const uint8_t *in, size
 	memcpy(b, in, SL_BATCH_HEADER_BYTES);
 	if ((rc = decode_into(codec, z, z_len, b + SL_BATCH_HEADER_BYTES, content, why)) < 0)
 		return rc;
-	put_be32(b + OFF_BATCH_LENGTH, (uint32_t)(total - 12));
+	sl_store_be32(b + OFF_BATCH_LENGTH, (uint32_t)(total - 12));
 	b[OFF_ATTRIBUTES + 1] &= (uint8_t)~SL_BATCH_ATTR_CODEC_MASK;
-	put_be32(b + OFF_CRC, sl_crc32c(0, b + SL_BATCH_CRC_START, total - SL_BATCH_CRC_START));
+	sl_store_be32(b + OFF_CRC, sl_crc32c(0, b + SL_BATCH_CRC_START, total - SL_BATCH_CRC_START));
 	*out = b;
 	*out_len = total;
 	return 0;

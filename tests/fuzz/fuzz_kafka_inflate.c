@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/base/be.h"
 #include "broker/kafka/kafka_impl.h"
 #include "proto/batch.h"
 #include "proto/crc32c.h"
@@ -16,19 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* What one input may inflate to: enough for real batches, small enough to keep runs fast. */
 #define OUT_BYTES_MAX (1u << 20)
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,10 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	b[16] = SL_BATCH_MAGIC;
 	b[22] = (uint8_t)codecs[data[0] % 3];
 	memset(b + 43, 0xff, 14); /* producerId, producerEpoch, baseSequence: -1 */
-	put_be32(b + 57, 1);
+	sl_store_be32(b + 57, 1);
 	memcpy(b + SL_BATCH_HEADER_BYTES, data + 1, size - 1);
-	put_be32(b + 8, (uint32_t)(len - 12));
-	put_be32(b + 17, sl_crc32c(0, b + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START));
+	sl_store_be32(b + 8, (uint32_t)(len - 12));
+	sl_store_be32(b + 17, sl_crc32c(0, b + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START));
 
 	struct sl_kafka_arena arena = {.bytes_max = 0};
 	uint8_t *out;
@@ -54,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why = "";
 	if (sl_kafka_batch_inflate(&arena, b, len, OUT_BYTES_MAX, &out, &out_len, &why) == 0) {
 		if (out_len < SL_BATCH_HEADER_BYTES || out_len > OUT_BYTES_MAX ||
-		    (out[22] & SL_BATCH_ATTR_CODEC_MASK) != 0 || get_be32(out + 8) != out_len - 12 ||
-		    get_be32(out + 17) != sl_crc32c(0, out + SL_BATCH_CRC_START, out_len - SL_BATCH_CRC_START) ||
+		    (out[22] & SL_BATCH_ATTR_CODEC_MASK) != 0 || sl_load_be32(out + 8) != out_len - 12 ||
+		    sl_load_be32(out + 17) != sl_crc32c(0, out + SL_BATCH_CRC_START, out_len - SL_BATCH_CRC_START) ||
 		    memcmp(out + 23, b + 23, SL_BATCH_HEADER_BYTES - 23) != 0)
 			abort();
 	}
