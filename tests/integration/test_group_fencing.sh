@@ -74,14 +74,6 @@ def wait_for(what, cond, seconds=20):
         time.sleep(0.1)
 
 
-def session(port):
-    s = wire.connect(port)
-    s.sendall(wire.hello())
-    if wire.error_of(wire.read_frame(s)) != 0:
-        fail("hello")
-    return s
-
-
 def call(s, frame):
     s.sendall(frame)
     return wire.read_frame(s)
@@ -95,7 +87,7 @@ try:
 
     # 1. A zombie: member A joins (generation 1), a real consumer joins (generation 2): A's commit in generation 1
     # is refused and changes nothing; its heartbeat says to join again; once expired, its commit is refused too.
-    a = session(port)
+    a = wire.session(port)
     member, gen = wire.joined(call(a, wire.join(2, "g", ["t"], session_timeout_ms=1000)))
     if gen != 1:
         fail("first join got generation %d" % gen)

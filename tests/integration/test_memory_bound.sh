@@ -27,12 +27,6 @@ def fetch(corr, offset=0, max_bytes=16 << 20, min_bytes=0, wait_ms=0):
     body += wire.field_varint(4, min_bytes)
     return wire.frame(wire.request(corr, wire.FETCH, body))
 
-def session(b):
-    s = wire.connect(b.port)
-    s.sendall(wire.hello())
-    assert wire.error_of(wire.read_frame(s)) == 0
-    return s
-
 def sample(b, seconds, peak=0.0):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -78,7 +72,7 @@ try:
     b.stop()
 
     def pipelined(b, socks):
-        s = session(b)
+        s = wire.session(b.port)
         socks.append(s)
         s.sendall(b"".join(fetch(100 + i) for i in range(100)))
         return sample(b, 4)
@@ -86,7 +80,7 @@ try:
     def many_sockets(b, socks):
         peak = 0.0
         for i in range(100):
-            s = session(b)
+            s = wire.session(b.port)
             socks.append(s)
             s.sendall(fetch(7))
             if i % 10 == 9:
@@ -96,7 +90,7 @@ try:
     def parked(b, socks):
         peak = 0.0
         for i in range(60):
-            s = session(b)
+            s = wire.session(b.port)
             socks.append(s)
             s.sendall(fetch(9, min_bytes=(1 << 31) - 1, wait_ms=20000))
             if i % 10 == 9:
@@ -107,7 +101,7 @@ try:
         frame_len = 15 << 20
         pending = {}
         for i in range(60):
-            s = session(b)
+            s = wire.session(b.port)
             s.setblocking(False)
             socks.append(s)
             pending[s] = memoryview(struct.pack(">I", frame_len) + b"\x00" * (frame_len - 1))

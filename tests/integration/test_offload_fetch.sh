@@ -10,7 +10,7 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, subprocess, sys, tempfile, time, shutil, struct
 sys.path.insert(0, "tests/integration")
-import wire
+import brokerproc, wire
 from checks import check, finish
 
 build = sys.argv[1]
@@ -18,18 +18,8 @@ root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
 
 def start():
-    b = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
-                          "--metrics", "off", "--segment-bytes", "1048576"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = b.stdout.readline().strip()
-    return b, int(line.rsplit(":", 1)[1])
-
-def session(port):
-    s = wire.connect(port)
-    s.settimeout(60)
-    s.sendall(wire.hello())
-    wire.read_frame(s)
-    return s
+    b = brokerproc.Broker(build, data, ["--segment-bytes", "1048576"])
+    return b, b.port
 
 def fetch_frame(corr, topic, entries, min_bytes=0, wait_ms=0):
     body = wire.field_bytes(1, topic) + b"".join(
@@ -60,7 +50,7 @@ BATCHES, PER_BATCH = 160, 20
 value = b"v" * 1000
 broker, port = start()
 try:
-    s = session(port)
+    s = wire.session(port)
     s.sendall(wire.create_topic(2, "hist", 2))
     check(wire.error_of(wire.read_frame(s)) == 0, "create hist")
     # Batch i of each partition holds offsets 20i..20i+19: about 3 MiB, three sealed 1 MiB segments each.
@@ -72,8 +62,7 @@ try:
             check(wire.error_of(wire.read_frame(s)) == 0, "produce hist/%d" % p) if i == 0 else wire.read_frame(s)
     s.close()
 finally:
-    broker.terminate()
-    check(broker.wait(timeout=30) == 0, "broker exit status")
+    check(broker.stop() == 0, "broker exit status")
 for p in range(2):
     segs = [f for f in os.listdir(os.path.join(data, "topics", "hist", str(p))) if f.endswith(".log")]
     check(len(segs) >= 3, "partition %d has sealed segments: %s" % (p, sorted(segs)))
@@ -93,7 +82,7 @@ try:
     tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(broker.pid), "-o", trace, "-e",
                                "trace=open,openat,pread64,preadv,preadv2,read"], stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # strace attaches to every thread
-    c = session(port)
+    c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
         c.sendall(fetch_frame(100 + n, "hist", entries, min_bytes, wait_ms))
         f = wire.read_frame(c)
@@ -101,7 +90,7 @@ try:
         answers.append(results(f))
     # A connection that closes while its fetch warms up the newest sealed segment of partition 1: the broker
     # drops the answer and goes on serving.
-    gone = session(port)
+    gone = wire.session(port)
     gone.sendall(fetch_frame(200, "hist", [(1, 20 * 120, 1 << 20)]))
     gone.close()
     c.sendall(fetch_frame(201, "hist", [(1, 20 * 121, 1 << 20)]))
@@ -114,7 +103,7 @@ try:
     tracer.wait()
     tracer = None
     # The same fetches again, everything warm now: the same bytes.
-    c = session(port)
+    c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
         c.sendall(fetch_frame(300 + n, "hist", entries, 0, 0))
         warm = results(wire.read_frame(c))
@@ -124,8 +113,7 @@ finally:
     if tracer:
         tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
         tracer.wait()
-    broker.terminate()
-    check(broker.wait(timeout=30) == 0, "broker exit status")
+    check(broker.stop() == 0, "broker exit status")
 
 for n, (entries, _, _) in enumerate(cases):
     for p, offset, max_bytes in entries:

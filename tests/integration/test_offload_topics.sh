@@ -9,7 +9,7 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, subprocess, sys, tempfile, time, shutil
 sys.path.insert(0, "tests/integration")
-import wire
+import brokerproc, wire
 from checks import check, finish
 
 build = sys.argv[1]
@@ -17,17 +17,8 @@ root = tempfile.mkdtemp()
 data = os.path.join(root, "data")
 
 def start():
-    b = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
-                          "--metrics", "off", "--segment-bytes", "1048576"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = b.stdout.readline().strip()
-    return b, int(line.rsplit(":", 1)[1])
-
-def session(port):
-    s = wire.connect(port)
-    s.sendall(wire.hello())
-    wire.read_frame(s)
-    return s
+    b = brokerproc.Broker(build, data, ["--segment-bytes", "1048576"])
+    return b, b.port
 
 def list_offsets_at(corr, topic, ts):
     body = wire.field_bytes(1, topic) + wire.field_varint(3, 2) + wire.field_varint(4, ts)
@@ -44,7 +35,7 @@ BATCHES, PER_BATCH = 160, 20
 value = b"v" * 1000
 broker, port = start()
 try:
-    s = session(port)
+    s = wire.session(port)
     s.sendall(wire.create_topic(2, "hist", 1))
     check(wire.error_of(wire.read_frame(s)) == 0, "create hist")
     # Batch i holds offsets 20i..20i+19, all at 1000 + 10i ms: about 3 MiB, three sealed 1 MiB segments.
@@ -55,8 +46,7 @@ try:
         check(wire.error_of(wire.read_frame(s)) == 0, "produce hist")
     s.close()
 finally:
-    broker.terminate()
-    check(broker.wait(timeout=30) == 0, "broker exit status")
+    check(broker.stop() == 0, "broker exit status")
 segs = [f for f in os.listdir(os.path.join(data, "topics", "hist", "0")) if f.endswith(".log")]
 check(len(segs) >= 3, "expected sealed segments, found %s" % segs)
 
@@ -71,7 +61,7 @@ try:
     time.sleep(0.5)  # strace attaches to every thread
 
     # One connection, pipelined: create, two produces into it, a second create of the name, a delete of it.
-    a = session(port)
+    a = wire.session(port)
     batch = wire.record_batch([(b"a", b"1"), (b"b", b"2")])
     a.sendall(wire.create_topic(2, "fresh", 4) + wire.produce(3, "fresh", 0, batch, acks=1) +
               wire.produce(4, "fresh", 3, batch, acks=1) + wire.create_topic(5, "fresh", 2) +
@@ -95,7 +85,7 @@ try:
 
     # Lookups by time: the oldest sealed segment (its index loaded now, off the loop), the middle, the active
     # one, before everything and after everything.
-    b = session(port)
+    b = wire.session(port)
     cases = [(1005, 20), (1000, 0), (1000 + 10 * 77 + 3, 20 * 78), (1000 + 10 * (BATCHES - 1), 20 * (BATCHES - 1)),
              (0, 0), (10 ** 12, BATCHES * PER_BATCH), (1000 + 10 * 40, 20 * 40)]
     for n, (ts, want) in enumerate(cases):
@@ -127,8 +117,7 @@ finally:
     if tracer:
         tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
         tracer.wait()
-    broker.terminate()
-    check(broker.wait(timeout=30) == 0, "broker exit status")
+    check(broker.stop() == 0, "broker exit status")
     shutil.rmtree(root)
 finish()
 PY

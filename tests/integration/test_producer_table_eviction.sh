@@ -16,13 +16,6 @@ import wire, brokerproc
 build = sys.argv[1]
 root = tempfile.mkdtemp()
 
-def session(b):
-    s = wire.connect(b.port)
-    s.settimeout(30)
-    s.sendall(wire.hello())
-    wire.read_frame(s)
-    return s
-
 def init(s, corr):
     s.sendall(wire.init_producer(corr))
     r = wire.read_frame(s)
@@ -30,7 +23,7 @@ def init(s, corr):
 
 b = brokerproc.Broker(build, os.path.join(root, "data"))
 try:
-    real = session(b)
+    real = wire.session(b.port)
     real.sendall(wire.create_topic(2, "t", 1))
     check(wire.error_of(wire.read_frame(real)) == 0, "create t")
     err, pid = init(real, 3)
@@ -43,11 +36,11 @@ try:
     check(all(o[0] == 0 for o in offsets), "the real producer appends 3 batches")
 
     # Ids to bring: InitProducer itself is not bounded (it takes no place in any table).
-    c = session(b)
+    c = wire.session(b.port)
     ids = [init(c, 100 + i) for i in range(9)]
     check(all(e == 0 for e, _ in ids), "9 InitProducer on one connection")
     # Another connection brings ids it was not issued to a partition that does not know them: 8, not 9.
-    c2 = session(b)
+    c2 = wire.session(b.port)
     c2.sendall(wire.create_topic(4, "u", 1))
     check(wire.error_of(wire.read_frame(c2)) == 0, "create u")
     results = []
@@ -61,7 +54,7 @@ try:
 
     flood = 0
     for conn in range(640):
-        c = session(b)
+        c = wire.session(b.port)
         frames = b""
         for i in range(8):
             err, fid = init(c, 1000 + i)

@@ -85,6 +85,15 @@ def connect(port):
     return s
 
 
+def session(port):
+    """A connection to the broker on port whose Hello was accepted (RuntimeError if it was not)."""
+    s = connect(port)
+    s.sendall(hello())
+    if error_of(read_frame(s)) != 0:
+        raise RuntimeError("the broker refused the Hello")
+    return s
+
+
 def read_frame(s):
     """Returns the payload bytes, or None when the broker closed the connection."""
     hdr = b""
