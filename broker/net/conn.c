@@ -522,7 +522,7 @@ static int evict_idle(struct sl_server *srv)
 			continue;
 		if (c->session.hello_done && now - c->active_ms < EVICT_IDLE_MIN_MS)
 			continue;
-		struct sl_slog *e = sl_slog_begin(SL_SLOG_DEBUG, "connection_evicted");
+		struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "connection_evicted");
 		sl_slog_str(e, "peer", c->session.peer);
 		sl_slog_uint(e, "idle_ms", now - c->active_ms);
 		sl_slog_end(e);
