@@ -1314,6 +1314,22 @@ int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_
 	return 0;
 }
 
+/* What an off-loop job (a time lookup, a fetch warm-up) holds until its finish: the .log descriptor it duplicated, an
+ * index it loaded and did not hand over, the folder's path. */
+static void job_release(int *log_fd, void **index, char **dir)
+{
+	if (*log_fd >= 0)
+		close(*log_fd);
+	*log_fd = -1;
+	if (*index != NULL) {
+		sl_index_free(*index);
+		free(*index);
+		*index = NULL;
+	}
+	free(*dir);
+	*dir = NULL;
+}
+
 /* A segment of a job's own for sl_segment_scan_sized off the loop: only the descriptor the job owns (a dup of the
  * .log's), the base offset and the kind of offsets to expect; no index, nothing of the log's. */
 static void shell_init(struct sl_segment *shell, int log_fd, int64_t base_offset, int compacted)
@@ -1414,16 +1430,7 @@ void sl_log_time_run(struct sl_log_time_job *job)
 
 void sl_log_time_release(struct sl_log_time_job *job)
 {
-	if (job->log_fd >= 0)
-		close(job->log_fd);
-	job->log_fd = -1;
-	if (job->index != NULL) {
-		sl_index_free(job->index);
-		free(job->index);
-		job->index = NULL;
-	}
-	free(job->dir);
-	job->dir = NULL;
+	job_release(&job->log_fd, &job->index, &job->dir);
 }
 
 int sl_log_time_finish(struct sl_log *log, struct sl_log_time_job *job)
@@ -1532,16 +1539,7 @@ void sl_log_warm_run(struct sl_log_warm_job *job)
 
 void sl_log_warm_release(struct sl_log_warm_job *job)
 {
-	if (job->log_fd >= 0)
-		close(job->log_fd);
-	job->log_fd = -1;
-	if (job->index != NULL) {
-		sl_index_free(job->index);
-		free(job->index);
-		job->index = NULL;
-	}
-	free(job->dir);
-	job->dir = NULL;
+	job_release(&job->log_fd, &job->index, &job->dir);
 }
 
 int sl_log_warm_finish(struct sl_log *log, struct sl_log_warm_job *job)
