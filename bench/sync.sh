@@ -57,6 +57,11 @@ def load1():
     return float(open("/proc/loadavg").read().split()[0])
 
 
+def steal_ms():
+    """CPU time the host took from this VM (all CPUs), ms: /proc/stat's 8th field, in USER_HZ ticks."""
+    return int(open("/proc/stat").readline().split()[8]) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
 class Broker:
     def __init__(self, name):
         self.dir = os.path.join(data, name)
@@ -158,7 +163,7 @@ for r in range(rounds if "latency" in parts else 0):
                                    "--value", "value", "--rate", str(BACKFILL_RATES[what]), "--restart", "--checkpoint",
                                    os.path.join(data, "ckpt-lat")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
-        load = load1()
+        load, steal0 = load1(), steal_ms()
         p = subprocess.run([bench, "apply-latency", "--broker", b.addr, "--topic", "live", "--target", target,
                             "--rate", "20000", "--seconds", str(latency_s), "--warmup-s", "2"],
                            capture_output=True, text=True)
@@ -172,11 +177,12 @@ for r in range(rounds if "latency" in parts else 0):
         if p.returncode != 0:
             sys.exit("sync.sh: apply-latency %s: %s %s" % (what, p.stdout, p.stderr))
         res = json.loads(p.stdout)
-        res.update({"round": r + 1, "loadavg_1m_at_start": load})
+        res.update({"round": r + 1, "loadavg_1m_at_start": load, "steal_ms": steal_ms() - steal0})
         lat_runs[what].append(res)
         log("latency %s round %d: p50 %.0f us p99 %.0f us (acks p99 %.0f us, store transactions p99 %.0f us, "
-            "commits p99 %.0f us; load %.1f)" % (what, r + 1, res["p50_us"], res["p99_us"], res["ack"]["p99_us"],
-                                                 res["transaction"]["p99_us"], res["commit"]["p99_us"], load))
+            "commits p99 %.0f us; load %.1f, steal %d ms)" % (what, r + 1, res["p50_us"], res["p99_us"], res["ack"]["p99_us"],
+                                                 res["transaction"]["p99_us"], res["commit"]["p99_us"], load,
+                                                 res["steal_ms"]))
         b.stop()
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(target + suffix):
