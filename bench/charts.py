@@ -13,7 +13,7 @@ smallest and the largest point, exponent k = log(cost ratio) / log(variable rati
 sub-linear, <= 1.15 linear, above that super-linear. A cost that is meant to be per unit (RSS per connection) is
 judged on its total."""
 
-import json
+import bisect, json
 import math
 import os
 import shutil
@@ -273,12 +273,15 @@ def offered_load(d, png):
                             "p999_us": summary([r["p999_us"] for r in p["rounds"]]),
                             "achieved_rate": summary([r["achieved_rate"] for r in p["rounds"]])})
     d["summary"] = s
-    print(f"peak {fmt(s['peak_records_per_s'])} records/s (W1: 100 B, written, one producer)")
+    if "w1_rounds" in d:
+        s["w1_records_per_s"] = summary(d["w1_rounds"])
+    print(f"peak {fmt(s['peak_records_per_s'])} records/s (W6's path offered more than it takes: 100 B, written, "
+          f"linger 0, its consumer on the same core)")
     for p in s["points"]:
         print(f"  {p['percent']:>3}% = {p['rate']:>10,.0f} records/s: p50 {fmt(p['p50_us'])} us, p99 "
               f"{fmt(p['p99_us'])} us, p99.9 {fmt(p['p999_us'])} us")
     c = Chart("W6 latency against offered load: produce-to-consume of 100 B records (written, linger 0), offered "
-              "at a share of the peak of W1 measured in the same run")
+              "at a share of the peak rate of the same path measured in the same run")
     ms = lambda v: None if v is None else {k: (x / 1000 if k != "rounds" else x) for k, x in v.items()}
     c.lines("Produce-to-consume latency (coordinated omission corrected)", "offered load, % of peak",
             "milliseconds (log scale)",
@@ -313,7 +316,7 @@ def rebin(t_ms, acked, interval_ms, duration_ms):
 
 def timeline(d, png):
     s = {"rounds": []}
-    series = []
+    series, dirty_series = [], []
     for r in d["rounds"]:
         bins = rebin(r["t_ms"], r["acked"], d["bin_ms"], d["duration_s"] * 1000)
         rates = [v for _, v in bins]
@@ -326,14 +329,58 @@ def timeline(d, png):
                             "p1_bin_records_per_s": sorted(steady)[len(steady) // 100] if steady else None,
                             "bins_below_half_mean": len(stalls), "stall_times_s": stalls[:50]})
         series.append((f"round {r['round']}", [(t / 1000, v) for t, v in bins]))
+        if r.get("dirty_t_ms"):
+            # Dirty pages at each bin's end (the sample at or before it), against the bin's rate.
+            def dirty_at(t):
+                i = max(0, bisect.bisect_right(r["dirty_t_ms"], t) - 1)
+                return r["dirty_kb"][i] / 1048576
+            def share_in(key, t):
+                """CPU share (1.0 = one CPU) of the ticks counter key over the bin that ends at t."""
+                ts, v = r["dirty_t_ms"], r[key]
+                i = max(1, min(len(ts) - 1, bisect.bisect_left(ts, t)))
+                j = max(0, bisect.bisect_left(ts, t - d["bin_ms"]) - 1)
+                dt = (ts[i] - ts[j]) / 1000
+                return (v[i] - v[j]) / r.get("clk_tck", 100) / dt if dt > 0 and i > j else 0
+            stall_t = [t for t, v in bins if t > 1000 and mean and v < 0.5 * mean]
+            other_t = [t for t, v in bins if t > 1000 and mean and v >= 0.5 * mean]
+            avg = lambda xs: statistics.mean(xs) if xs else None
+            s["rounds"][-1].update({"dirty_gib_mean_in_stalls": avg([dirty_at(t) for t in stall_t]),
+                                    "dirty_gib_mean_otherwise": avg([dirty_at(t) for t in other_t])})
+            if "steal_ticks" in r:
+                s["rounds"][-1].update({
+                        "steal_cpus_in_stalls": avg([share_in("steal_ticks", t) for t in stall_t]),
+                        "steal_cpus_otherwise": avg([share_in("steal_ticks", t) for t in other_t]),
+                        "broker_cpus_in_stalls": avg([share_in("broker_cpu_ticks", t) for t in stall_t]),
+                        "broker_cpus_otherwise": avg([share_in("broker_cpu_ticks", t) for t in other_t])})
+            if "broker_loop_cpu_ticks" in r:
+                s["rounds"][-1].update({
+                        "broker_loop_cpus_in_stalls": avg([share_in("broker_loop_cpu_ticks", t) for t in stall_t]),
+                        "broker_loop_cpus_otherwise": avg([share_in("broker_loop_cpu_ticks", t) for t in other_t])})
+            dirty_series.append((f"round {r['round']}: Dirty", [(t / 1000, kb / 1048576) for t, kb in
+                                                                 zip(r["dirty_t_ms"], r["dirty_kb"])]))
+            dirty_series.append((f"round {r['round']}: Writeback", [(t / 1000, kb / 1048576) for t, kb in
+                                                                     zip(r["dirty_t_ms"], r["writeback_kb"])]))
     d["summary"] = s
     for r in s["rounds"]:
         print(f"round {r['round']}: mean {fmt(r['mean_records_per_s'])} records/s, lowest {d['bin_ms']} ms bin "
-              f"{fmt(r['min_bin_records_per_s'])}, bins under half the mean: {r['bins_below_half_mean']}")
+              f"{fmt(r['min_bin_records_per_s'])}, bins under half the mean: {r['bins_below_half_mean']}"
+              + (f"; dirty page cache {r['dirty_gib_mean_in_stalls']:.2f} GiB in those bins, "
+                 f"{r['dirty_gib_mean_otherwise']:.2f} GiB in the others"
+                 if r.get("dirty_gib_mean_in_stalls") is not None and r.get("dirty_gib_mean_otherwise") is not None
+                 else "")
+              + (f"; host steal {r['steal_cpus_in_stalls']:.2f} CPUs in them, {r['steal_cpus_otherwise']:.2f} in the "
+                 f"others; broker CPU {r['broker_cpus_in_stalls']:.2f} and {r['broker_cpus_otherwise']:.2f}"
+                 + (f" (its loop {r['broker_loop_cpus_in_stalls']:.2f} and {r['broker_loop_cpus_otherwise']:.2f})"
+                    if r.get("broker_loop_cpus_in_stalls") is not None else "")
+                 if r.get("steal_cpus_in_stalls") is not None and r.get("steal_cpus_otherwise") is not None else ""))
     c = Chart(f"Throughput over a {d['duration_s']} s run: one producer, {d['record_bytes']} B records at "
               f"`{d['acks']}`, {d['partitions']} partition(s); acknowledged records per {d['bin_ms']} ms")
     c.lines("Acknowledged records per second over time (a stall shows as a dip)", "seconds since the first send",
             "records/s", series)
+    if dirty_series:
+        c.lines("Page cache not yet on disk (/proc/meminfo Dirty, Writeback): past vm.dirty_ratio "
+                f"({d.get('vm_dirty_ratio')}% of memory) the broker's writes wait for the disk",
+                "seconds since the first send", "GiB", dirty_series)
     c.draw(png, cols=1, width=1100)
 
 
