@@ -14,6 +14,7 @@
 
 #include "broker/acl.h"
 #include "proto/base/fs.h"
+#include "log_test_util.h"
 
 static struct sl_acl acl(const char *principal, enum sl_acl_resource r, const char *name, int prefix, enum sl_acl_op op)
 {
@@ -122,8 +123,8 @@ static void file_reads_back_and_damage_is_refused(void **state)
 	struct sl_acl dup = acl("zed", SL_ACL_TOPIC, "orders", 0, SL_ACL_PRODUCE);
 	assert_int_equal(sl_acls_add(&t, &dup, &created), 0);
 	assert_int_equal(created, 0);
-	char dir[] = "/tmp/sl-acl-XXXXXX", err[320];
-	assert_non_null(mkdtemp(dir));
+	char dir[256], err[320];
+	assert_int_equal(lt_tmpdir_make(dir, sizeof(dir)), 0);
 	assert_int_equal(sl_acls_save(dir, &t), 0);
 	assert_int_equal(sl_acls_load(dir, &back, err, sizeof(err)), 0);
 	assert_int_equal(back.count, 3);

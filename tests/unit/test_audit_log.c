@@ -15,6 +15,7 @@
 
 #include "broker/audit.h"
 #include "proto/base/fs.h"
+#include "log_test_util.h"
 
 static char *file_read(const char *path, size_t *len)
 {
@@ -36,8 +37,8 @@ static void drain(uv_loop_t *loop, struct sl_audit *a)
 
 static void lines_are_json_with_the_fields_in_order_and_appended(void **state)
 {
-	char dir[] = "/tmp/sl-audit-XXXXXX", err[256];
-	assert_non_null(mkdtemp(dir));
+	char dir[256], err[256];
+	assert_int_equal(lt_tmpdir_make(dir, sizeof(dir)), 0);
 	uv_loop_t loop;
 	assert_int_equal(uv_loop_init(&loop), 0);
 	struct sl_audit a;
@@ -75,8 +76,8 @@ static void lines_are_json_with_the_fields_in_order_and_appended(void **state)
 
 static void lines_past_the_bound_are_dropped_counted_and_reported(void **state)
 {
-	char dir[] = "/tmp/sl-audit-XXXXXX", err[256];
-	assert_non_null(mkdtemp(dir));
+	char dir[256], err[256];
+	assert_int_equal(lt_tmpdir_make(dir, sizeof(dir)), 0);
 	uv_loop_t loop;
 	assert_int_equal(uv_loop_init(&loop), 0);
 	struct sl_audit a;

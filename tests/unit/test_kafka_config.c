@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "consumer/client/client_impl.h"
+#include "log_test_util.h"
 
 static void kafka_addresses_name_their_bootstrap_servers(void **state)
 {
@@ -121,12 +122,15 @@ static void security_options_become_sasl_and_tls_settings(void **state)
 
 static void settings_files_are_java_properties(void **state)
 {
-	char path[] = "/tmp/synclog-kafka-config-XXXXXX", err[SL_ERROR_BYTES];
+	char dir[256], path[300], err[SL_ERROR_BYTES];
 	struct sl_kafka_config cfg = {0};
-	int fd = mkstemp(path);
-	FILE *f = fdopen(fd, "w");
+	FILE *f;
 
 	(void)state;
+	assert_int_equal(lt_tmpdir_make(dir, sizeof(dir)), 0);
+	assert_int_equal(lt_path_join(path, sizeof(path), dir, "client.properties"), 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
 	fputs("# client.properties\n\n! another comment\nsecurity.protocol=SASL_SSL\n"
 	      "  sasl.mechanisms = SCRAM-SHA-256  \nssl.ca.location=/etc/ca.pem\n",
 	      f);
@@ -143,6 +147,7 @@ static void settings_files_are_java_properties(void **state)
 	assert_non_null(strstr(err, "line 2"));
 	unlink(path);
 	assert_int_equal(sl_kafka_config_read_file(&cfg, path, err, sizeof(err)), -ENOENT);
+	rmdir(dir);
 	sl_kafka_config_free(&cfg);
 }
 

@@ -15,6 +15,7 @@
 
 #include "proto/base/fs.h"
 #include "proto/users.h"
+#include "log_test_util.h"
 
 static void verifier(const char *password, struct sl_scram_verifier *v)
 {
@@ -110,8 +111,8 @@ static void user_names_are_checked(void **state)
 
 static void save_creates_a_private_directory_and_load_reads_it(void **state)
 {
-	char dir[] = "/tmp/sl-users-XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char dir[256];
+	assert_int_equal(lt_tmpdir_make(dir, sizeof(dir)), 0);
 	struct sl_users u = {0}, back;
 	char err[256];
 	/* No file yet: no users, not an error. */
