@@ -329,7 +329,7 @@ synclog_replay() { # round
 	stop_server
 	find "$data/synclogd/data" -type f -exec dd if={} iflag=nocache count=0 status=none \;
 	find "$data/synclogd/data" -type f -exec fincore -b -n -o RES {} + |
-		awk '{ s += $1 } END { print s + 0 }' >"$runs/synclog-replay-cold-r$r.resident"
+		awk '{ s += $1 } END { printf "%.0f\n", s }' >"$runs/synclog-replay-cold-r$r.resident"
 	start_synclogd "$data/synclogd"
 	begin
 	client "$bin/synclog-bench" replay --broker "$srv_addr" --topic replay --count $n_replay \

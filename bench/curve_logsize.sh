@@ -86,7 +86,7 @@ for mib in $sizes_mib; do
 	broker_stop
 	"$bin/storage-bench" retain --dir "$part_dir" --rounds 1 --json "$runs/retain-$mib.json" >/dev/null
 	segments=$(find "$part_dir" -name '*.log' | wc -l)
-	stored=$(find "$part_dir" -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+	stored=$(find "$part_dir" -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
 	echo "{\"mib\":$mib,\"segments_after_retain\":$segments,\"start_ms_crash\":[$(
 		IFS=,
 		echo "${crash[*]}"

@@ -146,7 +146,7 @@ drop_caches() { # dir...
 
 # Bytes of the files under the directories that are in the page cache (fincore).
 resident_bytes() { # dir...
-	find "$@" -type f -exec fincore -b -n -o RES {} + 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+	find "$@" -type f -exec fincore -b -n -o RES {} + 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
 # Free bytes on the filesystem of dir.
