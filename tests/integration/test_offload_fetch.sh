@@ -8,9 +8,9 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, shutil, struct
+import os, sys, tempfile, time, shutil, struct
 sys.path.insert(0, "tests/integration")
-import brokerproc, wire
+import brokerproc, loopstrace, wire
 from checks import check, finish
 
 build = sys.argv[1]
@@ -75,13 +75,11 @@ cases = [
     ([(1, 20 * 75, 1 << 20)], 1 << 30, 300),  # a long poll: warmed up, then waits for more, then answers
 ]
 broker, port = start()
-trace = os.path.join(root, "strace.out")
 tracer = None
 answers = []
 try:
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(broker.pid), "-o", trace, "-e",
-                               "trace=open,openat,pread64,preadv,preadv2,read"], stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # strace attaches to every thread
+    tracer = loopstrace.LoopTrace(broker.pid, "open,openat,pread64,preadv,preadv2,read",
+                                  os.path.join(root, "strace.out"))
     c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
         c.sendall(fetch_frame(100 + n, "hist", entries, min_bytes, wait_ms))
@@ -99,9 +97,7 @@ try:
           "after a connection closed on its cold fetch, the next fetch is served")
     c.close()
     time.sleep(0.3)
-    tracer.terminate()
-    tracer.wait()
-    tracer = None
+    loop, workers = tracer.split()
     # The same fetches again, everything warm now: the same bytes.
     c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
@@ -111,8 +107,7 @@ try:
     c.close()
 finally:
     if tracer:
-        tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
-        tracer.wait()
+        tracer.detach()
     check(broker.stop() == 0, "broker exit status")
 
 for n, (entries, _, _) in enumerate(cases):
@@ -127,9 +122,6 @@ for n, (entries, _, _) in enumerate(cases):
             check(0 < len(records) <= max_bytes, "fetch %d partition %d: %d bytes for %d asked"
                   % (n, p, len(records), max_bytes))
 
-lines = open(trace).read().splitlines()
-loop = [l for l in lines if l.startswith(str(broker.pid) + " ")]
-workers = [l for l in lines if not l.startswith(str(broker.pid) + " ")]
 def bad(l):
     call = l.split(" ", 1)[1].lstrip()
     if call.startswith(("open(", "openat(")):

@@ -7,9 +7,9 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, shutil
+import os, sys, tempfile, time, shutil
 sys.path.insert(0, "tests/integration")
-import brokerproc, wire
+import brokerproc, loopstrace, wire
 from checks import check, finish
 
 build = sys.argv[1]
@@ -52,13 +52,10 @@ check(len(segs) >= 3, "expected sealed segments, found %s" % segs)
 
 # A new start: the sealed segments' indexes are loaded only when a lookup needs them.
 broker, port = start()
-trace = os.path.join(root, "strace.out")
 tracer = None
 try:
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(broker.pid), "-o", trace, "-e",
-                               "trace=fsync,fdatasync,open,openat,pread64,preadv,mkdir,mkdirat,rename,renameat,"
-                               "renameat2,unlink,unlinkat"], stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # strace attaches to every thread
+    tracer = loopstrace.LoopTrace(broker.pid, "fsync,fdatasync,open,openat,pread64,preadv,mkdir,mkdirat,rename,"
+                                  "renameat,renameat2,unlink,unlinkat", os.path.join(root, "strace.out"))
 
     # One connection, pipelined: create, two produces into it, a second create of the name, a delete of it.
     a = wire.session(port)
@@ -96,12 +93,7 @@ try:
     a.close()
     b.close()
     time.sleep(0.3)
-    tracer.terminate()
-    tracer.wait()
-    tracer = None
-    lines = open(trace).read().splitlines()
-    loop = [l for l in lines if l.startswith(str(broker.pid) + " ")]
-    workers = [l for l in lines if not l.startswith(str(broker.pid) + " ")]
+    loop, workers = tracer.split()
     def bad(l):
         call = l.split(" ", 1)[1].lstrip()
         if call.startswith(("open(", "openat(")):
@@ -115,8 +107,7 @@ try:
     check(any("pread64" in l for l in workers), "no lookup read by a worker")
 finally:
     if tracer:
-        tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
-        tracer.wait()
+        tracer.detach()
     check(broker.stop() == 0, "broker exit status")
     shutil.rmtree(root)
 finish()
