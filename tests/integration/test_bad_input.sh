@@ -5,15 +5,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, struct, subprocess, sys, tempfile, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] != "-" else "tests/integration"))
+import os, shutil, struct, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 broker = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
                            "--metrics", "off"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 try:

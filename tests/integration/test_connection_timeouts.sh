@@ -8,15 +8,14 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, socket, sys, tempfile, time
+import os, shutil, socket, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 brokerproc.raise_nofile(4096)
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
 
 def closed_by_peer(s):
     s.setblocking(False)

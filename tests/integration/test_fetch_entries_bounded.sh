@@ -7,13 +7,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, sys, tempfile, time
+import os, shutil, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
+build, root, data = testenv.dirs()
 
 def fetch_frame(corr, topic, entries, min_bytes=0, wait_ms=0):
     """entries: encoded FetchPartition messages."""
@@ -29,7 +29,7 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-b = brokerproc.Broker(build, os.path.join(root, "data"))
+b = brokerproc.Broker(build, data)
 try:
     s = wire.connect(b.port)
     s.settimeout(30)

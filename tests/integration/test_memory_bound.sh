@@ -8,15 +8,14 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, select, shutil, socket, struct, subprocess, sys, tempfile, time
+import os, select, shutil, socket, struct, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 brokerproc.raise_nofile(4096)
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
 # A sanitizer build keeps freed memory in quarantine and adds shadow memory: its RSS says less, so its bound is
 # looser; the accounting checks below hold the same in both.
 RSS_MAX_MB = 1000 if "san-" in os.path.basename(os.path.normpath(build)) else 600

@@ -8,14 +8,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, sys, tempfile, time, shutil, struct
+import os, sys, time, shutil, struct
 sys.path.insert(0, "tests/integration")
+import testenv
 import brokerproc, loopstrace, wire
 from checks import check, finish
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 
 def start():
     b = brokerproc.Broker(build, data, ["--segment-bytes", "1048576"])

@@ -7,14 +7,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, glob, shutil
+import os, subprocess, sys, time, glob, shutil
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import loopstrace, wire
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 synclog = os.path.join(build, "bin/synclog")
 
 def start():
