@@ -4,6 +4,26 @@ main thread, whose thread id is the process id) and the workers'."""
 import subprocess
 import time
 
+UNFINISHED = "<unfinished ...>"
+
+
+def joined(lines):
+    """strace -f cuts a call of one thread that another thread's call interrupts in two: 'PID  NAME(args
+    <unfinished ...>', later 'PID  <... NAME resumed>args) = result'. Each such pair as one line, where the first
+    part stood, so that a check sees the whole call (preadv2's flags come last)."""
+    out, open_at = [], {}
+    for line in lines:
+        pid, _, call = line.partition(" ")
+        call = call.lstrip()
+        if call.endswith(UNFINISHED):
+            open_at[pid] = len(out)
+            out.append(line[:-len(UNFINISHED)].rstrip())
+        elif call.startswith("<... ") and "resumed>" in call and pid in open_at:
+            out[open_at.pop(pid)] += call.split("resumed>", 1)[1]
+        else:
+            out.append(line)
+    return out
+
 
 class LoopTrace:
     def __init__(self, pid, calls, path):
@@ -24,8 +44,8 @@ class LoopTrace:
 
     def split(self):
         """Detach, then (the loop thread's lines, the other threads' lines) of the trace, each line without its
-        newline."""
+        newline and each call whole on one line."""
         self.detach()
-        lines = open(self.path).read().splitlines()
+        lines = joined(open(self.path).read().splitlines())
         mark = str(self.pid) + " "
         return [l for l in lines if l.startswith(mark)], [l for l in lines if not l.startswith(mark)]
