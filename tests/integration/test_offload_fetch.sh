@@ -10,15 +10,10 @@ build=${1:-build/release}
 exec python3 - "$build" <<'PY'
 import os, sys, time, shutil, struct
 sys.path.insert(0, "tests/integration")
-import testenv
-import brokerproc, loopstrace, wire
+import coldlog, loopstrace, testenv, wire
 from checks import check, finish
 
 build, root, data = testenv.dirs()
-
-def start():
-    b = brokerproc.Broker(build, data, ["--segment-bytes", "1048576"])
-    return b, b.port
 
 def fetch_frame(corr, topic, entries, min_bytes=0, wait_ms=0):
     body = wire.field_bytes(1, topic) + b"".join(
@@ -45,26 +40,8 @@ def batches(records):
         at += 12 + length
     return out if at == len(records) else None
 
-BATCHES, PER_BATCH = 160, 20
-value = b"v" * 1000
-broker, port = start()
-try:
-    s = wire.session(port)
-    s.sendall(wire.create_topic(2, "hist", 2))
-    check(wire.error_of(wire.read_frame(s)) == 0, "create hist")
-    # Batch i of each partition holds offsets 20i..20i+19: about 3 MiB, three sealed 1 MiB segments each.
-    for p in range(2):
-        for i in range(BATCHES):
-            recs = [(b"k%d" % (i * PER_BATCH + j), value) for j in range(PER_BATCH)]
-            s.sendall(wire.produce(10 + i, "hist", p, wire.record_batch(recs, base_ts=1000 + 10 * i), acks=1))
-        for i in range(BATCHES):
-            check(wire.error_of(wire.read_frame(s)) == 0, "produce hist/%d" % p) if i == 0 else wire.read_frame(s)
-    s.close()
-finally:
-    check(broker.stop() == 0, "broker exit status")
-for p in range(2):
-    segs = [f for f in os.listdir(os.path.join(data, "topics", "hist", str(p))) if f.endswith(".log")]
-    check(len(segs) >= 3, "partition %d has sealed segments: %s" % (p, sorted(segs)))
+# Batch i of each partition holds offsets 20i..20i+19.
+coldlog.fill(build, data, "hist", 2)
 
 # (entries, min_bytes, wait_ms): cold the first time each segment is met since the restart.
 cases = [
@@ -73,7 +50,8 @@ cases = [
     ([(1, 20 * 30, 64 << 10), (0, 20 * 5, 1)], 0, 0),  # two partitions; partition 0 warm now, one batch asked
     ([(1, 20 * 75, 1 << 20)], 1 << 30, 300),  # a long poll: warmed up, then waits for more, then answers
 ]
-broker, port = start()
+broker = coldlog.start(build, data)
+port = broker.port
 tracer = None
 answers = []
 try:
