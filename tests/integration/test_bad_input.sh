@@ -84,9 +84,7 @@ try:
     c2 = session()
     s.sendall(wire.create_topic(20, "doomed", 2))
     check(wire.error_of(wire.read_frame(s)) == 0, "create topic doomed")
-    fp = wire.field_varint(1, 0) + wire.field_varint(2, 0) + wire.field_varint(3, 1000)
-    c2.sendall(wire.frame(wire.request(21, wire.FETCH, wire.field_bytes(1, "doomed") + wire.field_bytes(2, fp) +
-                                       wire.field_varint(3, 5000) + wire.field_varint(4, 1))))
+    c2.sendall(wire.fetch(21, "doomed", [(0, 0, 1000)], min_bytes=1, wait_ms=5000))
     time.sleep(0.2)
     s.sendall(wire.frame(wire.request(22, 12, wire.field_bytes(1, "doomed"))))
     check(wire.error_of(wire.read_frame(s)) == 0, "delete topic doomed")

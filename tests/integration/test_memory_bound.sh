@@ -21,10 +21,7 @@ brokerproc.raise_nofile(4096)
 RSS_MAX_MB = 1000 if "san-" in os.path.basename(os.path.normpath(build)) else 600
 
 def fetch(corr, offset=0, max_bytes=16 << 20, min_bytes=0, wait_ms=0):
-    fp = wire.field_varint(1, 0) + wire.field_varint(2, offset) + wire.field_varint(3, max_bytes)
-    body = wire.field_bytes(1, "big") + wire.field_bytes(2, fp) + wire.field_varint(3, wait_ms)
-    body += wire.field_varint(4, min_bytes)
-    return wire.frame(wire.request(corr, wire.FETCH, body))
+    return wire.fetch(corr, "big", [(0, offset, max_bytes)], min_bytes, wait_ms)
 
 def sample(b, seconds, peak=0.0):
     end = time.monotonic() + seconds

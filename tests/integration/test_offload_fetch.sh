@@ -15,20 +15,9 @@ from checks import check, finish
 
 build, root, data = testenv.dirs()
 
-def fetch_frame(corr, topic, entries, min_bytes=0, wait_ms=0):
-    body = wire.field_bytes(1, topic) + b"".join(
-        wire.field_bytes(2, wire.field_varint(1, p) + wire.field_varint(2, o) + wire.field_varint(3, m))
-        for p, o, m in entries)
-    body += wire.field_varint(3, wait_ms) + wire.field_varint(4, min_bytes)
-    return wire.frame(wire.request(corr, wire.FETCH, body))
-
 def results(frame):
     """{partition: (error, records)} of a fetch answer."""
-    out = {}
-    for r in wire.parse(wire.parse(frame).get(wire.FETCH, [b""])[0]).get(1, []):
-        f = wire.parse(r)
-        out[f.get(1, [0])[0]] = (f.get(2, [0])[0], f.get(6, [b""])[0])
-    return out
+    return {p: (err, records) for p, err, _, records in wire.fetched(frame)}
 
 def batches(records):
     """(base offset, last offset) of each batch, checking that they follow each other."""
@@ -59,16 +48,16 @@ try:
                                   os.path.join(root, "strace.out"))
     c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
-        c.sendall(fetch_frame(100 + n, "hist", entries, min_bytes, wait_ms))
+        c.sendall(wire.fetch(100 + n, "hist", entries, min_bytes, wait_ms))
         f = wire.read_frame(c)
         check(wire.error_of(f) == 0, "fetch %d answered" % n)
         answers.append(results(f))
     # A connection that closes while its fetch warms up the newest sealed segment of partition 1: the broker
     # drops the answer and goes on serving.
     gone = wire.session(port)
-    gone.sendall(fetch_frame(200, "hist", [(1, 20 * 120, 1 << 20)]))
+    gone.sendall(wire.fetch(200, "hist", [(1, 20 * 120, 1 << 20)]))
     gone.close()
-    c.sendall(fetch_frame(201, "hist", [(1, 20 * 121, 1 << 20)]))
+    c.sendall(wire.fetch(201, "hist", [(1, 20 * 121, 1 << 20)]))
     late = results(wire.read_frame(c))
     check(late[1][0] == 0 and batches(late[1][1]) and batches(late[1][1])[0][0] <= 20 * 121,
           "after a connection closed on its cold fetch, the next fetch is served")
@@ -78,7 +67,7 @@ try:
     # The same fetches again, everything warm now: the same bytes.
     c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
-        c.sendall(fetch_frame(300 + n, "hist", entries, 0, 0))
+        c.sendall(wire.fetch(300 + n, "hist", entries, 0, 0))
         warm = results(wire.read_frame(c))
         check(warm == answers[n], "fetch %d: the cold answer equals the warm one" % n)
     c.close()
