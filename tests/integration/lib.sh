@@ -79,6 +79,14 @@ make_pki() {
 		-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null || fail "openssl could not sign the server certificate"
 }
 
+# start_broker_tls DATA_DIR [FLAGS...]: start_broker with TLS on its listener, serving the certificate of a new ECDSA
+# test PKI (make_pki ec) in $TMP/pki, whose path it sets in PKI (clients trust $PKI/ca.pem).
+start_broker_tls() {
+	PKI="$TMP/pki"
+	make_pki "$PKI" ec
+	start_broker "$@" --tls-cert "$PKI/server.pem" --tls-key "$PKI/server.key"
+}
+
 # expect_exit CODE CMD...: runs CMD with its output in $TMP/out and $TMP/err; fails unless it exits CODE (naming the
 # command and the start of its stderr).
 expect_exit() {
