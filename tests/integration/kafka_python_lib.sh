@@ -16,3 +16,11 @@ done
 kpy() {
 	timeout 120 "$KPY_PYTHON" "$KPY_SCRIPT" "$@"
 }
+
+# kpy_topic TOPIC PARTITIONS CODEC COUNT SENT: TOPIC created by synclog with PARTITIONS, then COUNT records
+# produced to it by kafka-python with CODEC (none, gzip, ...); what kpy produce printed of them goes to SENT.
+kpy_topic() {
+	"$SYNCLOG" topic create "$1" --partitions "$2" >/dev/null
+	kpy produce "$KAFKA_BROKER" "$1" "$3" "$4" >"$5" 2>"$TMP/err" ||
+		fail "kafka-python produce to $1 ($3): $(tail -5 "$TMP/err")"
+}
