@@ -10,12 +10,7 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/kafka_python_lib.sh"
 
 pki="$TMP/pki"
-mkdir -p "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj /CN=ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/server.key" -out "$pki/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/san"
-openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
-	-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null
+make_pki "$pki"
 
 data="$TMP/data"
 printf 'admin-pw\n' | "$SYNCLOG" user add admin --password-stdin --data-dir "$data" >/dev/null
