@@ -1348,21 +1348,12 @@ int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_
 	return job_prepare(log, seg, &job->seg);
 }
 
-static int open_index_file(const char *dir, int64_t base, const char *ext)
-{
-	char name[SL_SEGMENT_NAME_BYTES], path[SL_PATH_BYTES_MAX];
-	sl_segment_name(name, base, ext);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
 /* An index loaded off the loop (a time lookup's or a fetch warm-up's run): the files must still be those of a
  * sealed segment of this size and kind. */
 static int index_load_by_path(const char *dir, int64_t base_offset, uint64_t size, int compacted, struct sl_index *ix)
 {
-	int off_fd = open_index_file(dir, base_offset, ".index");
-	int time_fd = off_fd < 0 ? off_fd : open_index_file(dir, base_offset, ".timeindex");
+	int off_fd = sl_segment_file_open(dir, base_offset, ".index", O_RDONLY);
+	int time_fd = off_fd < 0 ? off_fd : sl_segment_file_open(dir, base_offset, ".timeindex", O_RDONLY);
 	int rc = off_fd < 0 ? off_fd : time_fd < 0 ? time_fd : 0;
 	int sealed = 0;
 	int64_t max_ts = INT64_MIN;
