@@ -9,14 +9,9 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
-pki="$TMP/pki"
-make_pki "$pki"
-
 data="$TMP/data"
-printf 'admin-pw\n' | "$SYNCLOG" user add admin --password-stdin --data-dir "$data" >/dev/null
-start_broker "$data" --kafka-listen 127.0.0.1:0 --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" \
-	--auth scram --super-users admin
-export KP_USER=admin KP_PASSWORD=admin-pw KP_CAFILE="$pki/ca.pem" KP_SECURITY=SASL_SSL
+start_broker_kafka_sasl_ssl "$data"
+export KP_USER=admin KP_PASSWORD=admin-pw KP_CAFILE="$PKI/ca.pem" KP_SECURITY=SASL_SSL
 
 # SCRAM-SHA-256 over TLS: the admin client creates the topics, a producer writes, a consumer reads.
 KP_MECHANISM=SCRAM-SHA-256 kpy admin "$KAFKA_BROKER" 2>"$TMP/err" || fail "SCRAM admin: $(tail -5 "$TMP/err")"
