@@ -1,6 +1,8 @@
-# Helpers for the tests of the Kafka listener with kafka-python (sourced after lib.sh): KPY runs
-# tests/integration/kafka_python.py under a Python that has Debian's python3-kafka (/usr/bin/python3 when the
+# Helpers for the tests of the Kafka listener with kafka-python (sourced instead of lib.sh, which it sources): KPY
+# runs tests/integration/kafka_python.py under a Python that has Debian's python3-kafka (/usr/bin/python3 when the
 # python3 on PATH is another installation), or fails the test saying what to install.
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KPY_SCRIPT="$(dirname "${BASH_SOURCE[0]}")/kafka_python.py"
 KPY_PYTHON=

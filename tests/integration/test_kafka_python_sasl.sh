@@ -6,7 +6,6 @@
 # Usage: tests/integration/test_kafka_python_sasl.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
 data="$TMP/data"
