@@ -915,7 +915,7 @@ static void test_append_refuses_a_batch_with_an_invalid_header_without_callback(
 	assert_int_equal(lt_append_spec(fx, &m, &s, SL_DURABILITY_WRITTEN, NULL, NULL), 0);
 	sl_log_get_stats(fx->log, &before);
 	v = prepare_appends(fx, &acks, &s, 3, SL_DURABILITY_WRITTEN);
-	v[0].a.batch[16] = 1;                     /* magic 1 */
+	v[0].a.batch[16] = 1;                          /* magic 1 */
 	sl_store_be32(v[1].a.batch + 57, 0xffffffffu); /* record count -1 */
 	sl_store_be32(v[2].a.batch + 8, 10);           /* batch length under the header's 49 */
 	for (size_t i = 0; i < 3; i++)
