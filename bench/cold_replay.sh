@@ -37,19 +37,8 @@ else
 fi
 record_bytes=1024
 fetch_bytes=$((1 << 20))
-count=$((bytes / (record_bytes + 12)))
 read -r -a broker_flags <<<"${COLD_REPLAY_BROKER_FLAGS:-}"
-if [ "$(free_bytes "$data")" -lt $((bytes * 3 / 2)) ]; then
-	echo "$name: $((bytes * 3 / 2 >> 20)) MiB free needed under $data" >&2
-	exit 1
-fi
-
-runs=$data/runs
-mkdir -p "$runs"
-broker_start "$data/broker" "${broker_flags[@]}"
-echo "$name: filling $((bytes >> 20)) MiB ($count records of $record_bytes B)"
-client "$bin/synclog-bench" produce --broker "$broker_addr" --topic cold --create --record-bytes $record_bytes \
-	--count $count --json "$runs/fill.json"
+bench_replay_log cold "$bytes" "$record_bytes" "${broker_flags[@]}"
 mapfile -t files < <(find "$data/broker/data/topics/cold" -name '*.log' | sort) # names are zero-padded base offsets
 stored=$(json_get "$runs/fill.json" stored_bytes)
 

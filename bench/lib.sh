@@ -152,6 +152,26 @@ resident_bytes() { # dir...
 # Free bytes on the filesystem of dir.
 free_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
 
+# The log a replay benchmark reads: exit 1 unless 1.5 x BYTES are free under $data (the segments, their indexes and
+# room to spare), then a broker on $data/broker with FLAGS, and TOPIC filled by synclog-bench with BYTES of
+# RECORD_BYTES-byte records (count of them, 12 bytes of overhead each), its result in $runs/fill.json
+# (runs=$data/runs). Sets count and runs.
+bench_replay_log() { # topic bytes record_bytes [flags...]
+	local topic=$1 bytes=$2 record_bytes=$3
+	shift 3
+	count=$((bytes / (record_bytes + 12)))
+	if [ "$(free_bytes "$data")" -lt $((bytes * 3 / 2)) ]; then
+		echo "$name: $((bytes * 3 / 2 >> 20)) MiB free needed under $data" >&2
+		exit 1
+	fi
+	runs=$data/runs
+	mkdir -p "$runs"
+	broker_start "$data/broker" "$@"
+	echo "$name: filling $((bytes >> 20)) MiB ($count records of $record_bytes B)"
+	client "$bin/synclog-bench" produce --broker "$broker_addr" --topic "$topic" --create \
+		--record-bytes "$record_bytes" --count "$count" --json "$runs/fill.json"
+}
+
 # ---- the end ----
 
 # The run's facts every result carries (merged into the script's JSON by bench_finish).

@@ -45,19 +45,8 @@ groups=${MANY_GROUPS_GROUPS:-8}
 rate=${MANY_GROUPS_RATE:-20000}
 cold=${MANY_GROUPS_COLD:-1}
 record_bytes=1024
-count=$((bytes / (record_bytes + 12)))
+bench_replay_log hist "$bytes" "$record_bytes"
 per_group=$((count / groups))
-if [ "$(free_bytes "$data")" -lt $((bytes * 3 / 2)) ]; then
-	echo "$name: $((bytes * 3 / 2 >> 20)) MiB free needed under $data" >&2
-	exit 1
-fi
-
-runs=$data/runs
-mkdir -p "$runs"
-broker_start "$data/broker"
-echo "$name: filling $((bytes >> 20)) MiB ($count records)"
-client "$bin/synclog-bench" produce --broker "$broker_addr" --topic hist --create --record-bytes $record_bytes \
-	--count $count --json "$runs/fill.json"
 # The producer's topic exists before the first phase, so that no phase pays for its creation.
 client "$bin/synclog-bench" produce --broker "$broker_addr" --topic live --create --count 1 --json /dev/null
 

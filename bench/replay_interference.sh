@@ -39,19 +39,8 @@ fi
 rate=20000
 record_bytes=1024
 cold=${INTERFERENCE_COLD:-1}
-count=$((bytes / (record_bytes + 12)))
 read -r -a broker_flags <<<"${INTERFERENCE_BROKER_FLAGS:-}"
-if [ "$(free_bytes "$data")" -lt $((bytes * 3 / 2)) ]; then
-	echo "$name: $((bytes * 3 / 2 >> 20)) MiB free needed under $data" >&2
-	exit 1
-fi
-
-runs=$data/runs
-mkdir -p "$runs"
-broker_start "$data/broker" "${broker_flags[@]}"
-echo "$name: filling $((bytes >> 20)) MiB"
-client "$bin/synclog-bench" produce --broker "$broker_addr" --topic big --create --record-bytes $record_bytes \
-	--count $count --json "$runs/fill.json"
+bench_replay_log big "$bytes" "$record_bytes" "${broker_flags[@]}"
 big_dir=$data/broker/data/topics/big
 
 latency_run() { # json

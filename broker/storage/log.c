@@ -1268,11 +1268,75 @@ static int first_record_at_time(int fd, const struct time_ctx *c, int64_t *offse
 	return rc < 0 ? rc : 0;
 }
 
+/* What an off-loop job (a time lookup, a fetch warm-up) holds until its finish: the .log descriptor it duplicated, an
+ * index it loaded and did not hand over, the folder's path. */
+static void job_release(struct sl_log_seg_job *j)
+{
+	if (j->log_fd >= 0)
+		close(j->log_fd);
+	j->log_fd = -1;
+	if (j->index != NULL) {
+		sl_index_free(j->index);
+		free(j->index);
+		j->index = NULL;
+	}
+	free(j->dir);
+	j->dir = NULL;
+}
+
+/* Where a job's walk starts: the entry of ix nearest before its key (the segment's start when there is none). */
+static void job_seek(struct sl_log_seg_job *j, const struct sl_index *ix)
+{
+	int64_t i = j->by_time ? sl_index_find_time(ix, j->key)
+	                       : sl_index_find_offset(ix, (uint32_t)(j->key - j->base_offset));
+	struct sl_index_entry e = {0, 0, 0};
+	if (i >= 0)
+		sl_index_get(ix, (uint32_t)i, &e);
+	j->from_pos = e.position;
+	j->from_offset = j->base_offset + e.rel_offset;
+}
+
+/* Step 1 of a job, on the log's thread (j->key and j->by_time set): the descriptor, the segment's size and kind,
+ * and the walk's start from the in-memory index, or the folder to load a sealed segment's index from. Returns 0 or
+ * a negative errno (then nothing to release). */
+static int job_prepare(struct sl_log *log, struct sl_segment *seg, struct sl_log_seg_job *j)
+{
+	/* The descriptor: a sealed segment's .log may have to be opened again (not an index file), the head's are
+	 * open with the folder. The dup outlives whatever the log does to the segment until the run is done. */
+	int rc = seg_ready(log, seg);
+	if (rc < 0)
+		return rc;
+	j->log_fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
+	if (j->log_fd < 0)
+		return -errno;
+	j->base_offset = seg->base_offset;
+	j->compacted = seg->compacted;
+	j->size = seg->size;
+	j->written_end = seg->written_end;
+	j->scan_read_bytes = log->cfg.index_interval_bytes * 2u;
+	if (seg->index_complete) {
+		job_seek(j, &seg->index);
+		return 0;
+	}
+	/* Only sealed segments are loaded lazily (segment.h). */
+	SL_ASSERT(seg->state == SL_SEG_SEALED);
+	j->load_index = 1;
+	j->dir = strdup(log->dir);
+	if (j->dir == NULL) {
+		close(j->log_fd);
+		j->log_fd = -1;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_time_job *job)
 {
 	memset(job, 0, sizeof(*job));
 	job->timestamp_ms = timestamp_ms;
-	job->log_fd = -1;
+	job->seg.key = timestamp_ms;
+	job->seg.by_time = 1;
+	job->seg.log_fd = -1;
 	job->offset = sl_log_next_offset(log);
 	job->found_timestamp_ms = -1;
 	struct sl_segment *seg = NULL;
@@ -1281,81 +1345,15 @@ int sl_log_time_prepare(struct sl_log *log, int64_t timestamp_ms, struct sl_log_
 			seg = log->segs[s];
 	if (seg == NULL)
 		return 1;
-	/* The descriptor: a sealed segment's .log may have to be opened again (not an index file), the head's are
-	 * open with the folder. The dup outlives whatever the log does to the segment until the run is done. */
-	int rc = seg_ready(log, seg);
-	if (rc < 0)
-		return rc;
-	job->log_fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
-	if (job->log_fd < 0)
-		return -errno;
-	job->base_offset = seg->base_offset;
-	job->compacted = seg->compacted;
-	job->size = seg->size;
-	job->written_end = seg->written_end;
-	job->scan_read_bytes = log->cfg.index_interval_bytes * 2u;
-	if (seg->index_complete) {
-		int64_t i = sl_index_find_time(&seg->index, timestamp_ms);
-		struct sl_index_entry e = {0, 0, 0};
-		if (i >= 0)
-			sl_index_get(&seg->index, (uint32_t)i, &e);
-		job->from_pos = e.position;
-		job->from_offset = seg->base_offset + e.rel_offset;
-		return 0;
-	}
-	/* Only sealed segments are loaded lazily (segment.h). */
-	SL_ASSERT(seg->state == SL_SEG_SEALED);
-	job->load_index = 1;
-	job->dir = strdup(log->dir);
-	if (job->dir == NULL) {
-		close(job->log_fd);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* What an off-loop job (a time lookup, a fetch warm-up) holds until its finish: the .log descriptor it duplicated, an
- * index it loaded and did not hand over, the folder's path. */
-static void job_release(int *log_fd, void **index, char **dir)
-{
-	if (*log_fd >= 0)
-		close(*log_fd);
-	*log_fd = -1;
-	if (*index != NULL) {
-		sl_index_free(*index);
-		free(*index);
-		*index = NULL;
-	}
-	free(*dir);
-	*dir = NULL;
-}
-
-/* A segment of a job's own for sl_segment_scan_sized off the loop: only the descriptor the job owns (a dup of the
- * .log's), the base offset and the kind of offsets to expect; no index, nothing of the log's. */
-static void shell_init(struct sl_segment *shell, int log_fd, int64_t base_offset, int compacted)
-{
-	memset(shell, 0, sizeof(*shell));
-	shell->log_fd = log_fd;
-	shell->off_fd = shell->time_fd = -1;
-	shell->base_offset = base_offset;
-	shell->compacted = compacted;
-}
-
-static int open_index_file(const char *dir, int64_t base, const char *ext)
-{
-	char name[SL_SEGMENT_NAME_BYTES], path[SL_PATH_BYTES_MAX];
-	sl_segment_name(name, base, ext);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return job_prepare(log, seg, &job->seg);
 }
 
 /* An index loaded off the loop (a time lookup's or a fetch warm-up's run): the files must still be those of a
  * sealed segment of this size and kind. */
 static int index_load_by_path(const char *dir, int64_t base_offset, uint64_t size, int compacted, struct sl_index *ix)
 {
-	int off_fd = open_index_file(dir, base_offset, ".index");
-	int time_fd = off_fd < 0 ? off_fd : open_index_file(dir, base_offset, ".timeindex");
+	int off_fd = sl_segment_file_open(dir, base_offset, ".index", O_RDONLY);
+	int time_fd = off_fd < 0 ? off_fd : sl_segment_file_open(dir, base_offset, ".timeindex", O_RDONLY);
 	int rc = off_fd < 0 ? off_fd : time_fd < 0 ? time_fd : 0;
 	int sealed = 0;
 	int64_t max_ts = INT64_MIN;
@@ -1371,16 +1369,50 @@ static int index_load_by_path(const char *dir, int64_t base_offset, uint64_t siz
 	return rc;
 }
 
-/* On the log's thread: an index loaded off the loop goes to its segment when that segment is still the same one
- * (same size and kind, not being replaced) and still without its index; ix is then left empty. */
-static void index_adopt(struct sl_log *log, int64_t base_offset, uint64_t size, int compacted, struct sl_index *ix)
+/* Step 2's start, off the loop: a segment whose index was not in memory has it loaded (kept in j->index for the
+ * finish) and the walk's start found in it. Returns 0 or a negative errno (-ESTALE: the files were replaced). */
+static int job_load_index(struct sl_log_seg_job *j)
 {
+	if (!j->load_index)
+		return 0;
+	struct sl_index *ix = malloc(sizeof(*ix));
+	if (ix == NULL)
+		return -ENOMEM;
+	sl_index_init(ix);
+	j->index = ix;
+	int rc = index_load_by_path(j->dir, j->base_offset, j->size, j->compacted, ix);
+	if (rc == 0)
+		job_seek(j, ix);
+	return rc;
+}
+
+/* A walk of a job's over its segment's batch headers from pos (expect: the offset the first batch must have, or
+ * INT64_MIN for any), through a segment of its own: only the descriptor the job owns (a dup of the .log's), the
+ * base offset and the kind of offsets to expect; no index, nothing of the log's. */
+static int job_walk(const struct sl_log_seg_job *j, uint64_t pos, int64_t expect, sl_segment_scan_cb cb, void *ctx)
+{
+	struct sl_segment shell;
+	memset(&shell, 0, sizeof(shell));
+	shell.log_fd = j->log_fd;
+	shell.off_fd = shell.time_fd = -1;
+	shell.base_offset = j->base_offset;
+	shell.compacted = j->compacted;
+	uint64_t stop;
+	const char *why;
+	return sl_segment_scan_sized(&shell, pos, j->written_end, j->scan_read_bytes, 0, &expect, &stop, &why, cb, ctx);
+}
+
+/* On the log's thread: an index loaded off the loop goes to its segment when that segment is still the same one
+ * (same size and kind, not being replaced) and still without its index; j->index is then left empty. */
+static void index_adopt(struct sl_log *log, struct sl_log_seg_job *j)
+{
+	struct sl_index *ix = j->index;
 	for (uint32_t s = 0; s < log->seg_count; s++) {
 		struct sl_segment *seg = log->segs[s];
-		if (seg->base_offset != base_offset)
+		if (seg->base_offset != j->base_offset)
 			continue;
-		if (seg->state == SL_SEG_SEALED && !seg->index_complete && !seg->cleaning && seg->size == size &&
-		    seg->compacted == compacted) {
+		if (seg->state == SL_SEG_SEALED && !seg->index_complete && !seg->cleaning && seg->size == j->size &&
+		    seg->compacted == j->compacted) {
 			sl_index_free(&seg->index);
 			seg->index = *ix;
 			sl_index_init(ix);
@@ -1391,53 +1423,36 @@ static void index_adopt(struct sl_log *log, int64_t base_offset, uint64_t size, 
 	}
 }
 
+/* Step 3 of a job whose run said rc, on the log's thread: the index the run loaded is offered to its segment, then
+ * the job is released. */
+static void job_finish(struct sl_log *log, struct sl_log_seg_job *j, int rc)
+{
+	if (j->index != NULL && rc == 0)
+		index_adopt(log, j);
+	job_release(j);
+}
+
 void sl_log_time_run(struct sl_log_time_job *job)
 {
-	int rc = 0;
-	if (job->load_index) {
-		struct sl_index *ix = malloc(sizeof(*ix));
-		if (ix == NULL) {
-			job->rc = -ENOMEM;
-			return;
-		}
-		sl_index_init(ix);
-		job->index = ix;
-		rc = index_load_by_path(job->dir, job->base_offset, job->size, job->compacted, ix);
-		if (rc == 0) {
-			int64_t i = sl_index_find_time(ix, job->timestamp_ms);
-			struct sl_index_entry e = {0, 0, 0};
-			if (i >= 0)
-				sl_index_get(ix, (uint32_t)i, &e);
-			job->from_pos = e.position;
-			job->from_offset = job->base_offset + e.rel_offset;
-		}
-	}
-	struct sl_segment shell;
-	shell_init(&shell, job->log_fd, job->base_offset, job->compacted);
-	int64_t expect = job->from_offset;
-	uint64_t stop;
-	const char *why;
+	int rc = job_load_index(&job->seg);
 	struct time_ctx c = {.ts = job->timestamp_ms};
 	if (rc == 0)
-		rc = sl_segment_scan_sized(&shell, job->from_pos, job->written_end, job->scan_read_bytes, 0, &expect,
-		                           &stop, &why, first_batch_at_time_cb, &c);
+		rc = job_walk(&job->seg, job->seg.from_pos, job->seg.from_offset, first_batch_at_time_cb, &c);
 	if (rc == 0) /* the segment's newest timestamp promised such a batch */
-		rc = job->load_index ? -ESTALE : -EIO;
+		rc = job->seg.load_index ? -ESTALE : -EIO;
 	if (rc == 1)
-		rc = first_record_at_time(job->log_fd, &c, &job->offset, &job->found_timestamp_ms);
+		rc = first_record_at_time(job->seg.log_fd, &c, &job->offset, &job->found_timestamp_ms);
 	job->rc = rc;
 }
 
 void sl_log_time_release(struct sl_log_time_job *job)
 {
-	job_release(&job->log_fd, &job->index, &job->dir);
+	job_release(&job->seg);
 }
 
 int sl_log_time_finish(struct sl_log *log, struct sl_log_time_job *job)
 {
-	if (job->index != NULL && job->rc == 0)
-		index_adopt(log, job->base_offset, job->size, job->compacted, job->index);
-	sl_log_time_release(job);
+	job_finish(log, &job->seg, job->rc);
 	return job->rc;
 }
 
@@ -1445,41 +1460,12 @@ int sl_log_warm_prepare(struct sl_log *log, const struct sl_log_span *cold, uint
                         struct sl_log_warm_job *job)
 {
 	memset(job, 0, sizeof(*job));
-	job->log_fd = -1;
+	job->seg.log_fd = -1;
 	struct sl_segment *seg = cold->seg;
 	SL_ASSERT(seg != NULL && seg->log == log);
-	int rc = seg_ready(log, seg);
-	if (rc < 0)
-		return rc;
-	job->log_fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
-	if (job->log_fd < 0)
-		return -errno;
-	job->offset = cold->first_offset;
+	job->seg.key = cold->first_offset;
 	job->bytes_max = bytes_max;
-	job->base_offset = seg->base_offset;
-	job->compacted = seg->compacted;
-	job->size = seg->size;
-	job->written_end = seg->written_end;
-	job->scan_read_bytes = log->cfg.index_interval_bytes * 2u;
-	if (seg->index_complete) {
-		int64_t i = sl_index_find_offset(&seg->index, (uint32_t)(job->offset - seg->base_offset));
-		struct sl_index_entry e = {0, 0, 0};
-		if (i >= 0)
-			sl_index_get(&seg->index, (uint32_t)i, &e);
-		job->from_pos = e.position;
-		job->from_offset = seg->base_offset + e.rel_offset;
-		return 0;
-	}
-	/* Only sealed segments are loaded lazily (segment.h). */
-	SL_ASSERT(seg->state == SL_SEG_SEALED);
-	job->load_index = 1;
-	job->dir = strdup(log->dir);
-	if (job->dir == NULL) {
-		close(job->log_fd);
-		job->log_fd = -1;
-		return -ENOMEM;
-	}
-	return 0;
+	return job_prepare(log, seg, &job->seg);
 }
 
 /* The warm-up's walk: stop at the first batch ending past limit (pos is the limit going in). */
@@ -1491,62 +1477,32 @@ static int past_limit_cb(struct sl_segment *seg, uint64_t pos, const struct sl_b
 
 void sl_log_warm_run(struct sl_log_warm_job *job)
 {
-	int rc = 0;
-	if (job->load_index) {
-		struct sl_index *ix = malloc(sizeof(*ix));
-		if (ix == NULL) {
-			job->rc = -ENOMEM;
-			return;
-		}
-		sl_index_init(ix);
-		job->index = ix;
-		rc = index_load_by_path(job->dir, job->base_offset, job->size, job->compacted, ix);
-		if (rc == 0) {
-			int64_t i = sl_index_find_offset(ix, (uint32_t)(job->offset - job->base_offset));
-			struct sl_index_entry e = {0, 0, 0};
-			if (i >= 0)
-				sl_index_get(ix, (uint32_t)i, &e);
-			job->from_pos = e.position;
-			job->from_offset = job->base_offset + e.rel_offset;
-		}
-	}
-	/* The walks the loop's locate makes, through a segment of the job's own, reading (and so caching) every
-	 * header it will read: from the index entry to the batch holding the offset, then on to the batch that
-	 * crosses the span's limit. The loop's second walk starts at an index entry between the two, on these
-	 * pages too. */
-	struct sl_segment shell;
-	shell_init(&shell, job->log_fd, job->base_offset, job->compacted);
-	int64_t expect = job->from_offset;
-	uint64_t stop;
-	const char *why;
-	struct find_ctx c = {.offset = job->offset};
+	const struct sl_log_seg_job *j = &job->seg;
+	int rc = job_load_index(&job->seg);
+	/* The walks the loop's locate makes, reading (and so caching) every header it will read: from the index entry
+	 * to the batch holding the offset, then on to the batch that crosses the span's limit. The loop's second walk
+	 * starts at an index entry between the two, on these pages too. */
+	struct find_ctx c = {.offset = j->key};
 	if (rc == 0)
-		rc = sl_segment_scan_sized(&shell, job->from_pos, job->written_end, job->scan_read_bytes, 0, &expect,
-		                           &stop, &why, find_batch_cb, &c);
+		rc = job_walk(j, j->from_pos, j->from_offset, find_batch_cb, &c);
 	if (rc == 1) {
 		/* The loop's locate judges what it finds; a damaged batch here is for it to report. */
 		uint64_t first_bytes = sl_batch_total_bytes(&c.h);
 		uint64_t limit = c.pos + (job->bytes_max > first_bytes ? job->bytes_max : first_bytes);
 		struct find_ctx last = {.pos = limit};
-		expect = INT64_MIN;
-		rc = limit < job->written_end
-		             ? sl_segment_scan_sized(&shell, c.pos, job->written_end, job->scan_read_bytes, 0, &expect,
-		                                     &stop, &why, past_limit_cb, &last)
-		             : 0;
+		rc = limit < j->written_end ? job_walk(j, c.pos, INT64_MIN, past_limit_cb, &last) : 0;
 	}
 	job->rc = rc < 0 ? rc : 0;
 }
 
 void sl_log_warm_release(struct sl_log_warm_job *job)
 {
-	job_release(&job->log_fd, &job->index, &job->dir);
+	job_release(&job->seg);
 }
 
 int sl_log_warm_finish(struct sl_log *log, struct sl_log_warm_job *job)
 {
-	if (job->index != NULL && job->rc == 0)
-		index_adopt(log, job->base_offset, job->size, job->compacted, job->index);
-	sl_log_warm_release(job);
+	job_finish(log, &job->seg, job->rc);
 	return job->rc;
 }
 

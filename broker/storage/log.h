@@ -154,6 +154,24 @@ int sl_log_locate(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct
  * segment and offset to warm up with the job below; nothing else of span is set. */
 int sl_log_locate_cached(struct sl_log *log, int64_t offset, uint64_t bytes_max, struct sl_log_span *span);
 
+/* Private to log.c: what a job that reads one segment off the loop (a fetch warm-up, a time lookup, below)
+ * carries from its prepare to its run and finish. */
+struct sl_log_seg_job {
+	int64_t key;    /* what the walk looks for: an offset, or a timestamp in ms when by_time */
+	int by_time;    /* key is a timestamp: the time index gives the walk's start */
+	int log_fd;     /* a dup of the segment's .log descriptor, or -1 */
+	int load_index; /* the segment's index is not in memory: the run loads it from dir */
+	int compacted;
+	int64_t base_offset;
+	uint64_t size;        /* the segment's .log size (a sealed index's seal must match it) */
+	uint64_t written_end; /* the walk stops here: only written batches are read */
+	uint64_t from_pos;    /* the walk starts here (the index entry nearest before the key) */
+	int64_t from_offset;
+	uint32_t scan_read_bytes;
+	char *dir;
+	void *index; /* struct sl_index loaded by the run, or NULL */
+};
+
 /* The disk work an sl_log_locate_cached that said -EWOULDBLOCK needs, in three steps, so that the loop never
  * reads a file for a fetch (the time lookup's model, below):
  *   1. sl_log_warm_prepare, on the log's thread, with the span that said -EWOULDBLOCK (at once, before anything
@@ -170,19 +188,8 @@ int sl_log_locate_cached(struct sl_log *log, int64_t offset, uint64_t bytes_max,
 struct sl_log_warm_job {
 	int rc; /* 0 or a negative errno (-ESTALE: the segment's files were replaced) */
 	/* Private. */
-	int64_t offset;
 	uint64_t bytes_max;
-	int log_fd;
-	int load_index;
-	int compacted;
-	int64_t base_offset;
-	uint64_t size;
-	uint64_t written_end;
-	uint64_t from_pos;
-	int64_t from_offset;
-	uint32_t scan_read_bytes;
-	char *dir;
-	void *index; /* struct sl_index loaded by the run, or NULL */
+	struct sl_log_seg_job seg; /* key: the offset the locate looked for */
 };
 /* Step 1: bytes_max as given to sl_log_locate_cached. Returns 0 or a negative errno (nothing to release). */
 int sl_log_warm_prepare(struct sl_log *log, const struct sl_log_span *cold, uint64_t bytes_max,
@@ -230,17 +237,7 @@ struct sl_log_time_job {
 	int64_t found_timestamp_ms;
 	int rc; /* 0 or a negative errno (-ESTALE: prepare again) */
 	/* Private. */
-	int log_fd;
-	int load_index; /* the segment's index is not in memory: the run loads it from dir */
-	int compacted;
-	int64_t base_offset;
-	uint64_t size;        /* the segment's .log size (a sealed index's seal must match it) */
-	uint64_t written_end; /* the scan stops here: only written batches are read */
-	uint64_t from_pos;    /* the scan starts here (the index entry nearest before the time) */
-	int64_t from_offset;
-	uint32_t scan_read_bytes;
-	char *dir;
-	void *index; /* struct sl_index loaded by the run, or NULL */
+	struct sl_log_seg_job seg; /* key: timestamp_ms */
 };
 /* Step 1. Returns 1 when answered (offset set, nothing to run or finish), 0 when the job must run then finish,
  * or a negative errno (nothing to release). */

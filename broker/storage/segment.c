@@ -37,12 +37,12 @@ static int open_at(int dir_fd, int64_t base, const char *ext, const char *suffix
 	return fd < 0 ? -errno : fd;
 }
 
-static int open_path(const char *dir, int64_t base, const char *ext)
+int sl_segment_file_open(const char *dir, int64_t base_offset, const char *ext, int flags)
 {
 	char name[SL_SEGMENT_NAME_BYTES], path[SL_PATH_BYTES_MAX];
-	sl_segment_name(name, base, ext);
+	sl_segment_name(name, base_offset, ext);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open(path, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -69,7 +69,7 @@ int sl_segment_reopen(struct sl_segment *seg, const char *dir, int with_index)
 	for (int i = 0; i < (with_index ? 3 : 1); i++) {
 		if (*fds[i] >= 0)
 			continue;
-		int fd = open_path(dir, seg->base_offset, exts[i]);
+		int fd = sl_segment_file_open(dir, seg->base_offset, exts[i], O_RDWR);
 		if (fd < 0) {
 			for (int j = 0; j < i; j++)
 				if (opened[j])

@@ -84,6 +84,9 @@ struct sl_segment {
 };
 
 void sl_segment_name(char *buf, int64_t base_offset, const char *ext);
+/* Open, by path in the folder dir, the segment file of base_offset with extension ext (".log", ".index",
+ * ".timeindex"), with the open(2) flags given (O_CLOEXEC is added). Returns the descriptor or a negative errno. */
+int sl_segment_file_open(const char *dir, int64_t base_offset, const char *ext, int flags);
 /* Open (create with create != 0) the three files of a segment in dir_fd. Returns 0 or a negative errno. */
 int sl_segment_open(int dir_fd, int64_t base_offset, int create, struct sl_segment **out);
 /* The same for files named with suffix after their extension ("00..05.log.cleaned": the cleaner's output). */

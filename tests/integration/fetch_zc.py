@@ -16,14 +16,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wire  # noqa: E402
 
-FETCH = 16
-
-
-def fetch_req(corr, topic, partition, offset, max_bytes):
-    part = wire.field_varint(1, partition) + wire.field_varint(2, offset) + wire.field_varint(3, max_bytes)
-    body = wire.field_bytes(1, topic) + wire.field_bytes(2, part)
-    return wire.frame(wire.request(corr, FETCH, body))
-
 
 def signed(v):
     return v - (1 << 64) if v >= 1 << 63 else v
@@ -33,7 +25,7 @@ def result_of(payload):
     resp = wire.parse(payload)
     if resp.get(2, [0])[0] != 0:
         sys.exit("fetch failed: error %d %s" % (resp[2][0], resp.get(3, [b""])[0]))
-    results = wire.parse(resp[FETCH][0]).get(1, [])
+    results = wire.parse(resp[wire.FETCH][0]).get(1, [])
     assert len(results) == 1, results
     r = wire.parse(results[0])
     if r.get(2, [0])[0] != 0:
@@ -64,7 +56,7 @@ def replay(port, topic, partition, max_bytes, out):
     offset, corr, answers = 0, 2, 0
     with open(out, "wb") as f:
         while True:
-            s.sendall(fetch_req(corr, topic, partition, offset, max_bytes))
+            s.sendall(wire.fetch(corr, topic, [(partition, offset, max_bytes)]))
             records, log_end = result_of(wire.read_frame(s))
             corr += 1
             if not records:
@@ -82,7 +74,7 @@ def stall(port, topic, partition, max_bytes, out, go):
     s.settimeout(60)
     s.connect(("127.0.0.1", port))
     hello(s)
-    s.sendall(fetch_req(2, topic, partition, 0, max_bytes))
+    s.sendall(wire.fetch(2, topic, [(partition, 0, max_bytes)]))
     print("asked", flush=True)
     if go == "close":
         time.sleep(1)

@@ -2,7 +2,6 @@
 the CLI, and small HTTP and JSON helpers."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,19 +11,12 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wire  # noqa: E402
+from brokerproc import free_port  # noqa: E402
 
 
 def fail(msg):
     print("FAIL:", msg)
     sys.exit(1)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Env:

@@ -79,6 +79,29 @@ make_pki() {
 		-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null || fail "openssl could not sign the server certificate"
 }
 
+# start_broker_tls DATA_DIR [FLAGS...]: start_broker with TLS on its listener, serving the certificate of a new ECDSA
+# test PKI (make_pki ec) in $TMP/pki, whose path it sets in PKI (clients trust $PKI/ca.pem).
+start_broker_tls() {
+	PKI="$TMP/pki"
+	make_pki "$PKI" ec
+	start_broker "$@" --tls-cert "$PKI/server.pem" --tls-key "$PKI/server.key"
+}
+
+# start_broker_kafka_sasl_ssl DATA_DIR [FLAGS...]: start_broker with a Kafka listener that wants SASL over TLS, as
+# a Kafka cluster with authentication does: SCRAM with the super user admin (password admin-pw, added to DATA_DIR
+# here; add other users before), and the server certificate of a new RSA test PKI in $TMP/pki, whose path it sets
+# in PKI (clients trust $PKI/ca.pem).
+start_broker_kafka_sasl_ssl() {
+	local data=$1
+	shift
+	PKI="$TMP/pki"
+	make_pki "$PKI"
+	printf 'admin-pw\n' | "$SYNCLOG" user add admin --password-stdin --data-dir "$data" >/dev/null
+	start_broker "$data" --kafka-listen 127.0.0.1:0 --tls-cert "$PKI/server.pem" --tls-key "$PKI/server.key" \
+		--auth scram --super-users admin "$@"
+	[ -n "$KAFKA_BROKER" ] || fail "the ready line names no kafka listener"
+}
+
 # expect_exit CODE CMD...: runs CMD with its output in $TMP/out and $TMP/err; fails unless it exits CODE (naming the
 # command and the start of its stderr).
 expect_exit() {

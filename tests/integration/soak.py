@@ -102,27 +102,6 @@ def parse_batches(data):
     return out
 
 
-def fetch_frame(corr, topic, parts, min_bytes=0, wait_ms=0):
-    """parts: [(partition, offset, max_bytes)]."""
-    body = wire.field_bytes(1, topic)
-    for p, off, mx in parts:
-        body += wire.field_bytes(2, wire.field_varint(1, p) + wire.field_varint(2, off) + wire.field_varint(3, mx))
-    body += wire.field_varint(3, wait_ms) + wire.field_varint(4, min_bytes)
-    return wire.frame(wire.request(corr, wire.FETCH, body))
-
-
-def fetch_results(payload):
-    """[(partition, error, next_offset, records bytes)]."""
-    out = []
-    for r in wire.parse(wire.parse(payload).get(wire.FETCH, [b""])[0]).get(1, []):
-        f = wire.parse(r)
-        nxt = f.get(5, [0])[0]
-        if nxt >= 1 << 63:
-            nxt -= 1 << 64
-        out.append((f.get(1, [0])[0], f.get(2, [0])[0], nxt, f.get(6, [b""])[0]))
-    return out
-
-
 class Soak:
     def __init__(self, build, duration, kill9, seed):
         self.build = build
@@ -258,7 +237,7 @@ class Soak:
         def body(s):
             topic, parts = self.rng.choice(LEDGERS)
             plist = [(p, pos.get((topic, p), 0), 1 << 20) for p in range(parts)]
-            for p, err, nxt, records in fetch_results(self.call(s, fetch_frame(3, topic, plist, 1, 200))):
+            for p, err, nxt, records in wire.fetched(self.call(s, wire.fetch(3, topic, plist, 1, 200))):
                 if err == 10:  # OFFSET_OUT_OF_RANGE: the log was cut after a crash past what we read
                     pos[(topic, p)] = 0
                     continue
@@ -286,7 +265,7 @@ class Soak:
                 f = wire.parse(po)
                 ends[f.get(1, [0])[0]] = f.get(3, [0])[0]
             plist = [(p, ends.get(p, 0), 1 << 16) for p in range(parts)]
-            frame = fetch_frame(5, topic, plist, 1, self.rng.randrange(500, 4000))
+            frame = wire.fetch(5, topic, plist, 1, self.rng.randrange(500, 4000))
             if self.rng.random() < 0.2:
                 s.sendall(frame)  # and vanish while parked
                 raise OSError("vanished")
@@ -334,7 +313,7 @@ class Soak:
             batch = wire.record_batch([(b"c", b"v")])
             for p in range(0, parts, 3):
                 self.call(s, wire.produce(12, name, p, batch, acks=1))
-            self.call(s, fetch_frame(13, name, [(p, 0, 4096) for p in range(parts)]))
+            self.call(s, wire.fetch(13, name, [(p, 0, 4096) for p in range(parts)]))
             if wire.error_of(self.call(s, wire.delete_topic(14, name))) != 0:
                 self.fail("delete of %s refused" % name)
             self.count("topics churned")
@@ -362,7 +341,7 @@ class Soak:
                 elif action == 3:  # large fetches pipelined, never read
                     c = self.connect()
                     topic, parts = rng.choice(LEDGERS)
-                    c.sendall(b"".join(fetch_frame(20 + i, topic, [(rng.randrange(parts), 0, 1 << 22)])
+                    c.sendall(b"".join(wire.fetch(20 + i, topic, [(rng.randrange(parts), 0, 1 << 22)])
                                        for i in range(20)))
                     held.append((time.monotonic() + rng.uniform(1, 5), c))
                 elif action == 4:  # reset mid-request
@@ -466,7 +445,7 @@ class Soak:
             got = {}
             offset = 0
             while True:
-                res = fetch_results(self.call(s, fetch_frame(40, topic, [(p, offset, 4 << 20)])))
+                res = wire.fetched(self.call(s, wire.fetch(40, topic, [(p, offset, 4 << 20)])))
                 _, err, nxt, records = res[0]
                 if err != 0:
                     self.fail("verify: fetch %s/%d at %d: error %d" % (topic, p, offset, err))

@@ -5,15 +5,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, struct, subprocess, sys, tempfile, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] != "-" else "tests/integration"))
+import os, shutil, struct, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 broker = subprocess.Popen([os.path.join(build, "bin/synclogd"), "--data-dir", data, "--listen", "127.0.0.1:0",
                            "--metrics", "off"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 try:
@@ -86,9 +84,7 @@ try:
     c2 = session()
     s.sendall(wire.create_topic(20, "doomed", 2))
     check(wire.error_of(wire.read_frame(s)) == 0, "create topic doomed")
-    fp = wire.field_varint(1, 0) + wire.field_varint(2, 0) + wire.field_varint(3, 1000)
-    c2.sendall(wire.frame(wire.request(21, wire.FETCH, wire.field_bytes(1, "doomed") + wire.field_bytes(2, fp) +
-                                       wire.field_varint(3, 5000) + wire.field_varint(4, 1))))
+    c2.sendall(wire.fetch(21, "doomed", [(0, 0, 1000)], min_bytes=1, wait_ms=5000))
     time.sleep(0.2)
     s.sendall(wire.frame(wire.request(22, 12, wire.field_bytes(1, "doomed"))))
     check(wire.error_of(wire.read_frame(s)) == 0, "delete topic doomed")

@@ -9,14 +9,14 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, signal, socket, subprocess, sys, time, urllib.request
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 synclogd = os.path.join(build, "bin/synclogd")
 synclog = os.path.join(build, "bin/synclog")
-root = tempfile.mkdtemp()
 
 def start(args, env=None):
     """Start synclogd; return (process, ready address or None, stderr path)."""
@@ -46,7 +46,6 @@ def notify_socket(name):
     return s
 
 try:
-    data = os.path.join(root, "data")
     # ---- JSON events, notify on a path, a host name to listen on, metrics on port 0 ----
     path = os.path.join(root, "notify.sock")
     ns = notify_socket(path)

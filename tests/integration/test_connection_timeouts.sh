@@ -8,15 +8,14 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, socket, sys, tempfile, time
+import os, shutil, socket, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 brokerproc.raise_nofile(4096)
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
 
 def closed_by_peer(s):
     s.setblocking(False)
@@ -71,9 +70,7 @@ try:
         check(wire.error_of(wire.read_frame(s)) == 0, "hello")
         return s
     quiet, polling, busy = session(), session(), session()
-    fp = wire.field_varint(1, 0) + wire.field_varint(2, 0) + wire.field_varint(3, 1000)
-    polling.sendall(wire.frame(wire.request(5, wire.FETCH, wire.field_bytes(1, "t") + wire.field_bytes(2, fp) +
-                                            wire.field_varint(3, 3000) + wire.field_varint(4, 1))))
+    polling.sendall(wire.fetch(5, "t", [(0, 0, 1000)], min_bytes=1, wait_ms=3000))
     for i in range(6):
         busy.sendall(wire.describe(10 + i, "t"))
         check(wire.error_of(wire.read_frame(busy)) == 0, "busy connection answered (%d)" % i)

@@ -8,14 +8,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import json, os, shutil, sys, tempfile, threading, time
+import json, os, shutil, sys, threading, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import brokerproc
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 
 TOPICS = [("a", 300), ("b", 350), ("c", 350)]
 

@@ -7,29 +7,23 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, sys, tempfile, time
+import os, shutil, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-
-def fetch_frame(corr, topic, entries, min_bytes=0, wait_ms=0):
-    """entries: encoded FetchPartition messages."""
-    body = wire.field_bytes(1, topic) + b"".join(wire.field_bytes(2, e) for e in entries)
-    body += wire.field_varint(3, wait_ms) + wire.field_varint(4, min_bytes)
-    return wire.frame(wire.request(corr, wire.FETCH, body))
+build, root, data = testenv.dirs()
 
 def entry(partition, offset=0, max_bytes=1 << 20):
-    return wire.field_varint(1, partition) + wire.field_varint(2, offset) + wire.field_varint(3, max_bytes)
+    return partition, offset, max_bytes
 
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-b = brokerproc.Broker(build, os.path.join(root, "data"))
+b = brokerproc.Broker(build, data)
 try:
     s = wire.connect(b.port)
     s.settimeout(30)
@@ -41,14 +35,14 @@ try:
     check(wire.error_of(wire.read_frame(s)) == 0, "produce to t")
 
     # The same partition twice, as a long poll: refused at once, not parked.
-    s.sendall(fetch_frame(4, "t", [entry(0, 1), entry(0, 1)], min_bytes=1 << 30, wait_ms=10000))
+    s.sendall(wire.fetch(4, "t", [entry(0, 1), entry(0, 1)], min_bytes=1 << 30, wait_ms=10000))
     t0 = time.monotonic()
     r = wire.read_frame(s)
     check(wire.error_of(r) == 2, "a partition listed twice: INVALID_REQUEST (got %s)" % wire.error_of(r))
     print("   answered after %.2f s (a parked fetch would wait 10 s)" % (time.monotonic() - t0))
 
     # 10,001 distinct entries: past SL_REQUEST_ENTRIES_MAX.
-    s.sendall(fetch_frame(5, "t", [entry(p) for p in range(10001)]))
+    s.sendall(wire.fetch(5, "t", [entry(p) for p in range(10001)]))
     r = wire.read_frame(s)
     check(wire.error_of(r) == 2, "10,001 entries: INVALID_REQUEST (got %s)" % wire.error_of(r))
 
@@ -89,8 +83,8 @@ try:
         poller.sendall(wire.hello())
         wire.read_frame(poller)
         # Satisfied once every partition has its batch.
-        poller.sendall(fetch_frame(8, "wide", [entry(p) for p in range(1000)], min_bytes=1000 * len(batch),
-                                   wait_ms=30000))
+        poller.sendall(wire.fetch(8, "wide", [entry(p) for p in range(1000)], min_bytes=1000 * len(batch),
+                                  wait_ms=30000))
         pollers.append(poller)
     time.sleep(0.5)
     cpu0 = cpu_seconds(b.pid)

@@ -7,14 +7,13 @@
 set -euo pipefail
 BUILD=${1:-build/release}
 exec python3 - "$BUILD" <<'PY'
-import json, os, shutil, signal, subprocess, sys, tempfile, time
+import json, os, shutil, signal, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 import wire
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 synclog = os.path.join(build, "bin/synclog")
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
 procs = []
 env = dict(os.environ)
 

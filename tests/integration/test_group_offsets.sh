@@ -5,13 +5,12 @@
 set -euo pipefail
 BUILD=${1:-build/release}
 exec python3 - "$BUILD" <<'PY'
-import os, random, shutil, subprocess, sys, tempfile
+import os, random, shutil, subprocess, sys
 sys.path.insert(0, "tests/integration")
+import testenv
 import wire
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 procs = []
 
 def start():

@@ -5,7 +5,6 @@
 # Usage: tests/integration/test_kafka_python_admin.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
 start_broker "$TMP/data" --kafka-listen 127.0.0.1:0

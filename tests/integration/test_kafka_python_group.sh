@@ -6,12 +6,10 @@
 # Usage: tests/integration/test_kafka_python_group.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
 start_broker "$TMP/data" --kafka-listen 127.0.0.1:0
-"$SYNCLOG" topic create events --partitions 4 >/dev/null
-kpy produce "$KAFKA_BROKER" events none 200 >"$TMP/sent" 2>"$TMP/err" || fail "produce: $(tail -5 "$TMP/err")"
+kpy_topic events 4 none 200 "$TMP/sent"
 
 # ---- a consumer reads 80 and commits; a restarted one reads the other 120 ----
 kpy group-run "$KAFKA_BROKER" events connect 80 >"$TMP/run1" 2>"$TMP/err" || fail "first run: $(tail -5 "$TMP/err")"

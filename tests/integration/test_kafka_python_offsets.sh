@@ -6,12 +6,10 @@
 # Usage: tests/integration/test_kafka_python_offsets.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
 start_broker "$TMP/data" --kafka-listen 127.0.0.1:0
-"$SYNCLOG" topic create timed --partitions 3 >/dev/null
-kpy produce "$KAFKA_BROKER" timed none 300 >"$TMP/sent" 2>"$TMP/err" || fail "produce: $(tail -5 "$TMP/err")"
+kpy_topic timed 3 none 300 "$TMP/sent"
 # The time of the 151st record of 300: about half of each partition is at or after it.
 t_ms=$("$KPY_PYTHON" -c '
 import json, sys

@@ -8,16 +8,13 @@
 # Usage: tests/integration/test_kafka_python_records.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
 start_broker "$TMP/data" --kafka-listen 127.0.0.1:0
 
 # ---- kafka-python produces, kafka-python and synclog read ----
 for codec in none zstd gzip lz4 snappy; do
-	"$SYNCLOG" topic create "k_$codec" --partitions 3 >/dev/null
-	kpy produce "$KAFKA_BROKER" "k_$codec" "$codec" 300 >"$TMP/sent.$codec" 2>"$TMP/err" ||
-		fail "kafka-python produce ($codec): $(tail -5 "$TMP/err")"
+	kpy_topic "k_$codec" 3 "$codec" 300 "$TMP/sent.$codec"
 	kpy read "$KAFKA_BROKER" "k_$codec" >"$TMP/kread.$codec" 2>"$TMP/err" ||
 		fail "kafka-python read ($codec): $(tail -5 "$TMP/err")"
 	"$SYNCLOG" --json consume "k_$codec" --from earliest >"$TMP/native.$codec"

@@ -6,22 +6,11 @@
 # Usage: tests/integration/test_kafka_python_sasl.sh BUILD_DIR (binaries in BUILD_DIR/bin).
 set -euo pipefail
 BUILD=${1:-build/release}
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_python_lib.sh"
 
-pki="$TMP/pki"
-mkdir -p "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj /CN=ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/server.key" -out "$pki/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/san"
-openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
-	-extfile "$pki/san" -out "$pki/server.pem" 2>/dev/null
-
 data="$TMP/data"
-printf 'admin-pw\n' | "$SYNCLOG" user add admin --password-stdin --data-dir "$data" >/dev/null
-start_broker "$data" --kafka-listen 127.0.0.1:0 --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" \
-	--auth scram --super-users admin
-export KP_USER=admin KP_PASSWORD=admin-pw KP_CAFILE="$pki/ca.pem" KP_SECURITY=SASL_SSL
+start_broker_kafka_sasl_ssl "$data"
+export KP_USER=admin KP_PASSWORD=admin-pw KP_CAFILE="$PKI/ca.pem" KP_SECURITY=SASL_SSL
 
 # SCRAM-SHA-256 over TLS: the admin client creates the topics, a producer writes, a consumer reads.
 KP_MECHANISM=SCRAM-SHA-256 kpy admin "$KAFKA_BROKER" 2>"$TMP/err" || fail "SCRAM admin: $(tail -5 "$TMP/err")"

@@ -14,15 +14,9 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-pki="$TMP/pki"
-make_pki "$pki"
-
 data="$TMP/data"
-printf 'admin-pw\n' | "$SYNCLOG" user add admin --password-stdin --data-dir "$data" >/dev/null
 printf 'app-pw\n' | "$SYNCLOG" user add app --password-stdin --data-dir "$data" >/dev/null
-start_broker "$data" --kafka-listen 127.0.0.1:0 --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" \
-	--auth scram --super-users admin
-[ -n "$KAFKA_BROKER" ] || fail "the ready line names no kafka listener"
+start_broker_kafka_sasl_ssl "$data"
 KB="kafka://$KAFKA_BROKER"
 
 # ---- 1. SASL_SSL from a client.properties file ----
@@ -32,7 +26,7 @@ security.protocol=SASL_SSL
 sasl.mechanisms=SCRAM-SHA-256
 sasl.username=admin
 sasl.password=admin-pw
-ssl.ca.location=$pki/ca.pem
+ssl.ca.location=$PKI/ca.pem
 EOF
 A() { "$SYNCLOG" --broker "$KB" --kafka-config-file "$TMP/admin.properties" "$@"; }
 A topic create orders --partitions 2 >/dev/null 2>"$TMP/create.err" || fail "topic create over SASL_SSL: $(cat "$TMP/create.err")"
@@ -54,12 +48,12 @@ assert len(ps) == 2 and all(p["committed"] == p["next_offset"] for p in ps)
 PY
 
 # ---- 2. the global credentials and CA on a kafka:// broker ----
-SYNCLOG_PASSWORD=admin-pw "$SYNCLOG" --broker "$KB" --user admin --tls-ca "$pki/ca.pem" topic list >"$TMP/list.out" \
+SYNCLOG_PASSWORD=admin-pw "$SYNCLOG" --broker "$KB" --user admin --tls-ca "$PKI/ca.pem" topic list >"$TMP/list.out" \
 	2>"$TMP/list.err" || fail "--user and --tls-ca on kafka://: $(cat "$TMP/list.err")"
 grep -q '^orders ' "$TMP/list.out" || fail "topic list: $(cat "$TMP/list.out")"
 # --kafka-config wins over what the global flags map to: a wrong password given there is the one used.
 rc=0
-SYNCLOG_PASSWORD=admin-pw "$SYNCLOG" --broker "$KB" --user admin --tls-ca "$pki/ca.pem" \
+SYNCLOG_PASSWORD=admin-pw "$SYNCLOG" --broker "$KB" --user admin --tls-ca "$PKI/ca.pem" \
 	--kafka-config sasl.password=wrong topic list >/dev/null 2>"$TMP/over.err" || rc=$?
 [ $rc -eq 1 ] || fail "--kafka-config sasl.password did not replace the mapped one (exit $rc)"
 
@@ -78,9 +72,9 @@ rc=0
 [ $rc -eq 1 ] && grep -q "ACLs hide it" "$TMP/denied.err" || fail "app's produce without an ACL: exit $rc, $(cat "$TMP/denied.err")"
 [ "$(A --json consume orders | wc -l)" -eq 400 ] || fail "a refused produce wrote records"
 # Granted (natively, as admin), app produces through SASL.
-SYNCLOG_USER=admin SYNCLOG_PASSWORD=admin-pw "$SYNCLOG" --tls-ca "$pki/ca.pem" acl add --principal app --topic orders \
+SYNCLOG_USER=admin SYNCLOG_PASSWORD=admin-pw "$SYNCLOG" --tls-ca "$PKI/ca.pem" acl add --principal app --topic orders \
 	--op produce >/dev/null || fail "acl add"
-SYNCLOG_PASSWORD=app-pw "$SYNCLOG" --broker "$KB" --user app --tls-ca "$pki/ca.pem" produce orders --input json \
+SYNCLOG_PASSWORD=app-pw "$SYNCLOG" --broker "$KB" --user app --tls-ca "$PKI/ca.pem" produce orders --input json \
 	<"$TMP/events.jsonl" >/dev/null 2>"$TMP/granted.err" || fail "app's produce once granted: $(cat "$TMP/granted.err")"
 [ "$(A --json consume orders | wc -l)" -eq 800 ] || fail "app's records are not in orders"
 stop_broker

@@ -8,24 +8,20 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, select, shutil, socket, struct, subprocess, sys, tempfile, time
+import os, select, shutil, socket, struct, subprocess, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 brokerproc.raise_nofile(4096)
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
 # A sanitizer build keeps freed memory in quarantine and adds shadow memory: its RSS says less, so its bound is
 # looser; the accounting checks below hold the same in both.
 RSS_MAX_MB = 1000 if "san-" in os.path.basename(os.path.normpath(build)) else 600
 
 def fetch(corr, offset=0, max_bytes=16 << 20, min_bytes=0, wait_ms=0):
-    fp = wire.field_varint(1, 0) + wire.field_varint(2, offset) + wire.field_varint(3, max_bytes)
-    body = wire.field_bytes(1, "big") + wire.field_bytes(2, fp) + wire.field_varint(3, wait_ms)
-    body += wire.field_varint(4, min_bytes)
-    return wire.frame(wire.request(corr, wire.FETCH, body))
+    return wire.fetch(corr, "big", [(0, offset, max_bytes)], min_bytes, wait_ms)
 
 def sample(b, seconds, peak=0.0):
     end = time.monotonic() + seconds

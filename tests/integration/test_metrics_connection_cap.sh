@@ -7,16 +7,16 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, socket, sys, tempfile, time
+import os, shutil, socket, sys, time
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import brokerproc
 
-build = sys.argv[1]
+build, root, data = testenv.dirs()
 brokerproc.raise_nofile(4096)
-root = tempfile.mkdtemp()
 
-b = brokerproc.Broker(build, os.path.join(root, "data"), metrics=True, nofile=1200)
+b = brokerproc.Broker(build, data, metrics=True, nofile=1200)
 socks = []
 try:
     for _ in range(1300):

@@ -8,33 +8,16 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, shutil, struct
+import os, sys, time, shutil, struct
 sys.path.insert(0, "tests/integration")
-import brokerproc, wire
+import coldlog, loopstrace, testenv, wire
 from checks import check, finish
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
-
-def start():
-    b = brokerproc.Broker(build, data, ["--segment-bytes", "1048576"])
-    return b, b.port
-
-def fetch_frame(corr, topic, entries, min_bytes=0, wait_ms=0):
-    body = wire.field_bytes(1, topic) + b"".join(
-        wire.field_bytes(2, wire.field_varint(1, p) + wire.field_varint(2, o) + wire.field_varint(3, m))
-        for p, o, m in entries)
-    body += wire.field_varint(3, wait_ms) + wire.field_varint(4, min_bytes)
-    return wire.frame(wire.request(corr, wire.FETCH, body))
+build, root, data = testenv.dirs()
 
 def results(frame):
     """{partition: (error, records)} of a fetch answer."""
-    out = {}
-    for r in wire.parse(wire.parse(frame).get(wire.FETCH, [b""])[0]).get(1, []):
-        f = wire.parse(r)
-        out[f.get(1, [0])[0]] = (f.get(2, [0])[0], f.get(6, [b""])[0])
-    return out
+    return {p: (err, records) for p, err, _, records in wire.fetched(frame)}
 
 def batches(records):
     """(base offset, last offset) of each batch, checking that they follow each other."""
@@ -46,26 +29,8 @@ def batches(records):
         at += 12 + length
     return out if at == len(records) else None
 
-BATCHES, PER_BATCH = 160, 20
-value = b"v" * 1000
-broker, port = start()
-try:
-    s = wire.session(port)
-    s.sendall(wire.create_topic(2, "hist", 2))
-    check(wire.error_of(wire.read_frame(s)) == 0, "create hist")
-    # Batch i of each partition holds offsets 20i..20i+19: about 3 MiB, three sealed 1 MiB segments each.
-    for p in range(2):
-        for i in range(BATCHES):
-            recs = [(b"k%d" % (i * PER_BATCH + j), value) for j in range(PER_BATCH)]
-            s.sendall(wire.produce(10 + i, "hist", p, wire.record_batch(recs, base_ts=1000 + 10 * i), acks=1))
-        for i in range(BATCHES):
-            check(wire.error_of(wire.read_frame(s)) == 0, "produce hist/%d" % p) if i == 0 else wire.read_frame(s)
-    s.close()
-finally:
-    check(broker.stop() == 0, "broker exit status")
-for p in range(2):
-    segs = [f for f in os.listdir(os.path.join(data, "topics", "hist", str(p))) if f.endswith(".log")]
-    check(len(segs) >= 3, "partition %d has sealed segments: %s" % (p, sorted(segs)))
+# Batch i of each partition holds offsets 20i..20i+19.
+coldlog.fill(build, data, "hist", 2)
 
 # (entries, min_bytes, wait_ms): cold the first time each segment is met since the restart.
 cases = [
@@ -74,45 +39,41 @@ cases = [
     ([(1, 20 * 30, 64 << 10), (0, 20 * 5, 1)], 0, 0),  # two partitions; partition 0 warm now, one batch asked
     ([(1, 20 * 75, 1 << 20)], 1 << 30, 300),  # a long poll: warmed up, then waits for more, then answers
 ]
-broker, port = start()
-trace = os.path.join(root, "strace.out")
+broker = coldlog.start(build, data)
+port = broker.port
 tracer = None
 answers = []
 try:
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(broker.pid), "-o", trace, "-e",
-                               "trace=open,openat,pread64,preadv,preadv2,read"], stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # strace attaches to every thread
+    tracer = loopstrace.LoopTrace(broker.pid, "open,openat,pread64,preadv,preadv2,read",
+                                  os.path.join(root, "strace.out"))
     c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
-        c.sendall(fetch_frame(100 + n, "hist", entries, min_bytes, wait_ms))
+        c.sendall(wire.fetch(100 + n, "hist", entries, min_bytes, wait_ms))
         f = wire.read_frame(c)
         check(wire.error_of(f) == 0, "fetch %d answered" % n)
         answers.append(results(f))
     # A connection that closes while its fetch warms up the newest sealed segment of partition 1: the broker
     # drops the answer and goes on serving.
     gone = wire.session(port)
-    gone.sendall(fetch_frame(200, "hist", [(1, 20 * 120, 1 << 20)]))
+    gone.sendall(wire.fetch(200, "hist", [(1, 20 * 120, 1 << 20)]))
     gone.close()
-    c.sendall(fetch_frame(201, "hist", [(1, 20 * 121, 1 << 20)]))
+    c.sendall(wire.fetch(201, "hist", [(1, 20 * 121, 1 << 20)]))
     late = results(wire.read_frame(c))
     check(late[1][0] == 0 and batches(late[1][1]) and batches(late[1][1])[0][0] <= 20 * 121,
           "after a connection closed on its cold fetch, the next fetch is served")
     c.close()
     time.sleep(0.3)
-    tracer.terminate()
-    tracer.wait()
-    tracer = None
+    loop, workers = tracer.split()
     # The same fetches again, everything warm now: the same bytes.
     c = wire.session(port)
     for n, (entries, min_bytes, wait_ms) in enumerate(cases):
-        c.sendall(fetch_frame(300 + n, "hist", entries, 0, 0))
+        c.sendall(wire.fetch(300 + n, "hist", entries, 0, 0))
         warm = results(wire.read_frame(c))
         check(warm == answers[n], "fetch %d: the cold answer equals the warm one" % n)
     c.close()
 finally:
     if tracer:
-        tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
-        tracer.wait()
+        tracer.detach()
     check(broker.stop() == 0, "broker exit status")
 
 for n, (entries, _, _) in enumerate(cases):
@@ -127,9 +88,6 @@ for n, (entries, _, _) in enumerate(cases):
             check(0 < len(records) <= max_bytes, "fetch %d partition %d: %d bytes for %d asked"
                   % (n, p, len(records), max_bytes))
 
-lines = open(trace).read().splitlines()
-loop = [l for l in lines if l.startswith(str(broker.pid) + " ")]
-workers = [l for l in lines if not l.startswith(str(broker.pid) + " ")]
 def bad(l):
     call = l.split(" ", 1)[1].lstrip()
     if call.startswith(("open(", "openat(")):

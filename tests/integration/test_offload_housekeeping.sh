@@ -7,14 +7,13 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, glob, shutil
+import os, subprocess, sys, time, glob, shutil
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
-import wire
+import loopstrace, wire
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 synclog = os.path.join(build, "bin/synclog")
 
 def start():
@@ -38,16 +37,13 @@ def cli(addr, *args, stdin=None):
     return subprocess.run([synclog, "--broker", addr] + list(args), input=stdin, capture_output=True, text=True)
 
 broker, addr = start()
-trace = os.path.join(root, "strace.out")
 tracer = None
 try:
     # Topic create fsyncs and renames on the loop (an administrative call, rare): trace what comes after it.
     check(cli(addr, "topic", "create", "t", "--partitions", "1", "--retention-bytes", "3000000").returncode == 0,
           "create t")
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(broker.pid), "-o", trace,
-                               "-e", "trace=fsync,fdatasync,unlink,unlinkat,rename,renameat,renameat2"],
-                              stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # strace attaches to every thread
+    tracer = loopstrace.LoopTrace(broker.pid, "fsync,fdatasync,unlink,unlinkat,rename,renameat,renameat2",
+                                  os.path.join(root, "strace.out"))
     lines = "".join("k%d\t%s\n" % (i, "v" * 200) for i in range(40000))
     r = cli(addr, "produce", "t", "--acks", "fsync", stdin=lines)
     check(r.returncode == 0, "produce: " + r.stderr)
@@ -87,18 +83,13 @@ try:
     check(reserved > max(ids), "reserved %d not above the highest id %d" % (reserved, max(ids)))
     s.close()
     time.sleep(0.5)
-    tracer.terminate()
-    tracer.wait()
-    tracer = None
-    on_loop = [l for l in open(trace) if l.startswith(str(broker.pid) + " ")]
-    off_loop = [l for l in open(trace) if not l.startswith(str(broker.pid) + " ")]
-    check(not on_loop, "the loop thread made blocking calls: " + "".join(on_loop[:5]))
+    on_loop, off_loop = tracer.split()
+    check(not on_loop, "the loop thread made blocking calls:\n" + "\n".join(on_loop[:5]))
     check(any("unlink" in l for l in off_loop), "no segment file was removed by a worker")
     check(any("rename" in l and "producer-ids" in l for l in off_loop), "no producer-id reservation by a worker")
 finally:
     if tracer:
-        tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
-        tracer.wait()
+        tracer.detach()
     broker.terminate()
     check(broker.wait(timeout=30) == 0, "broker exit status")
 

@@ -7,18 +7,12 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, shutil
+import os, sys, time, shutil
 sys.path.insert(0, "tests/integration")
-import brokerproc, wire
+import coldlog, loopstrace, testenv, wire
 from checks import check, finish
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
-
-def start():
-    b = brokerproc.Broker(build, data, ["--segment-bytes", "1048576"])
-    return b, b.port
+build, root, data = testenv.dirs()
 
 def list_offsets_at(corr, topic, ts):
     body = wire.field_bytes(1, topic) + wire.field_varint(3, 2) + wire.field_varint(4, ts)
@@ -31,34 +25,17 @@ def offsets_of(payload):
         out.append((f.get(1, [0])[0], f.get(2, [0])[0], f.get(3, [0])[0]))
     return out
 
-BATCHES, PER_BATCH = 160, 20
-value = b"v" * 1000
-broker, port = start()
-try:
-    s = wire.session(port)
-    s.sendall(wire.create_topic(2, "hist", 1))
-    check(wire.error_of(wire.read_frame(s)) == 0, "create hist")
-    # Batch i holds offsets 20i..20i+19, all at 1000 + 10i ms: about 3 MiB, three sealed 1 MiB segments.
-    for i in range(BATCHES):
-        recs = [(b"k%d" % (i * PER_BATCH + j), value) for j in range(PER_BATCH)]
-        s.sendall(wire.produce(10 + i, "hist", 0, wire.record_batch(recs, base_ts=1000 + 10 * i), acks=1))
-    for i in range(BATCHES):
-        check(wire.error_of(wire.read_frame(s)) == 0, "produce hist")
-    s.close()
-finally:
-    check(broker.stop() == 0, "broker exit status")
-segs = [f for f in os.listdir(os.path.join(data, "topics", "hist", "0")) if f.endswith(".log")]
-check(len(segs) >= 3, "expected sealed segments, found %s" % segs)
+# Batch i holds offsets 20i..20i+19, all at 1000 + 10i ms.
+BATCHES, PER_BATCH = coldlog.BATCHES, coldlog.PER_BATCH
+coldlog.fill(build, data, "hist", 1)
 
 # A new start: the sealed segments' indexes are loaded only when a lookup needs them.
-broker, port = start()
-trace = os.path.join(root, "strace.out")
+broker = coldlog.start(build, data)
+port = broker.port
 tracer = None
 try:
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(broker.pid), "-o", trace, "-e",
-                               "trace=fsync,fdatasync,open,openat,pread64,preadv,mkdir,mkdirat,rename,renameat,"
-                               "renameat2,unlink,unlinkat"], stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # strace attaches to every thread
+    tracer = loopstrace.LoopTrace(broker.pid, "fsync,fdatasync,open,openat,pread64,preadv,mkdir,mkdirat,rename,"
+                                  "renameat,renameat2,unlink,unlinkat", os.path.join(root, "strace.out"))
 
     # One connection, pipelined: create, two produces into it, a second create of the name, a delete of it.
     a = wire.session(port)
@@ -96,12 +73,7 @@ try:
     a.close()
     b.close()
     time.sleep(0.3)
-    tracer.terminate()
-    tracer.wait()
-    tracer = None
-    lines = open(trace).read().splitlines()
-    loop = [l for l in lines if l.startswith(str(broker.pid) + " ")]
-    workers = [l for l in lines if not l.startswith(str(broker.pid) + " ")]
+    loop, workers = tracer.split()
     def bad(l):
         call = l.split(" ", 1)[1].lstrip()
         if call.startswith(("open(", "openat(")):
@@ -115,8 +87,7 @@ try:
     check(any("pread64" in l for l in workers), "no lookup read by a worker")
 finally:
     if tracer:
-        tracer.terminate()  # strace detaches on SIGTERM; a SIGKILLed tracer can leave the broker stopped
-        tracer.wait()
+        tracer.detach()
     check(broker.stop() == 0, "broker exit status")
     shutil.rmtree(root)
 finish()

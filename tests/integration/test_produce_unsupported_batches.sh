@@ -5,15 +5,15 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, sys, tempfile
+import os, shutil, sys
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
+build, root, data = testenv.dirs()
 
-b = brokerproc.Broker(build, os.path.join(root, "data"))
+b = brokerproc.Broker(build, data)
 try:
     s = wire.connect(b.port)
     s.sendall(wire.hello())

@@ -8,20 +8,20 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, shutil, sys, tempfile
+import os, shutil, sys
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 import wire, brokerproc
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
+build, root, data = testenv.dirs()
 
 def init(s, corr):
     s.sendall(wire.init_producer(corr))
     r = wire.read_frame(s)
     return wire.error_of(r), wire.parse(wire.parse(r).get(wire.INIT_PRODUCER, [b""])[0]).get(1, [0])[0]
 
-b = brokerproc.Broker(build, os.path.join(root, "data"))
+b = brokerproc.Broker(build, data)
 try:
     real = wire.session(b.port)
     real.sendall(wire.create_topic(2, "t", 1))

@@ -8,16 +8,10 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 command -v kcat >/dev/null || fail "kcat is not installed (tools/install-deps.sh test)"
 
-pki="$TMP/pki"
-make_pki "$pki"
-
 data="$TMP/data"
-printf 'admin-pw\n' | "$SYNCLOG" user add admin --password-stdin --data-dir "$data" >/dev/null
 printf 'app-pw\n' | "$SYNCLOG" user add app --password-stdin --data-dir "$data" >/dev/null
-start_broker "$data" --kafka-listen 127.0.0.1:0 --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" \
-	--auth scram --super-users admin
-[ -n "$KAFKA_BROKER" ] || fail "the ready line names no kafka listener"
-export SYNCLOG_USER=admin SYNCLOG_PASSWORD=admin-pw SYNCLOG_TLS_CA="$pki/ca.pem"
+start_broker_kafka_sasl_ssl "$data"
+export SYNCLOG_USER=admin SYNCLOG_PASSWORD=admin-pw SYNCLOG_TLS_CA="$PKI/ca.pem"
 "$SYNCLOG" topic create orders --partitions 1 >/dev/null
 "$SYNCLOG" topic create hidden --partitions 1 >/dev/null
 
@@ -26,7 +20,7 @@ kc() {
 	local user=$1 password=$2 mech=$3 proto=$4
 	shift 4
 	timeout 60 kcat -b "$KAFKA_BROKER" -X socket.timeout.ms=10000 -X message.timeout.ms=10000 \
-		-X security.protocol="$proto" -X ssl.ca.location="$pki/ca.pem" -X sasl.mechanisms="$mech" \
+		-X security.protocol="$proto" -X ssl.ca.location="$PKI/ca.pem" -X sasl.mechanisms="$mech" \
 		-X sasl.username="$user" -X sasl.password="$password" "$@"
 }
 
@@ -46,7 +40,7 @@ kc admin wrong SCRAM-SHA-256 SASL_SSL -L >/dev/null 2>"$TMP/err" || rc=$?
 [ "$rc" -ne 0 ] && grep -q "authentication of user 'admin' failed" "$TMP/err" || fail "wrong password: $(cat "$TMP/err")"
 rc=0
 timeout 60 kcat -b "$KAFKA_BROKER" -X socket.timeout.ms=5000 -X security.protocol=SSL \
-	-X ssl.ca.location="$pki/ca.pem" -L -m 5 >/dev/null 2>&1 || rc=$?
+	-X ssl.ca.location="$PKI/ca.pem" -L -m 5 >/dev/null 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "a client without SASL listed the metadata"
 grep -q 'request before authentication' "$TMP/broker.err" || fail "no log of the unauthenticated request"
 wait_for_line "$data/security/audit.log" '"action":"authenticate","target":"user:admin","result":"failed"' ||

@@ -5,13 +5,12 @@
 set -euo pipefail
 build=${1:-build/release}
 exec python3 - "$build" <<'PY'
-import os, subprocess, sys, tempfile, time, shutil
+import os, subprocess, sys, time, shutil
 sys.path.insert(0, "tests/integration")
+import testenv
 from checks import check, finish
 
-build = sys.argv[1]
-root = tempfile.mkdtemp()
-data = os.path.join(root, "data")
+build, root, data = testenv.dirs()
 synclog = os.path.join(build, "bin/synclog")
 
 def cli(addr, *args, stdin=None):

@@ -6,10 +6,8 @@ set -euo pipefail
 BUILD=${1:-build/release}
 . tests/integration/lib.sh
 
-pki="$TMP/pki"
-make_pki "$pki" ec
-start_broker "$TMP/data" --tls-cert "$pki/server.pem" --tls-key "$pki/server.key"
-export SYNCLOG_TLS_CA="$pki/ca.pem"
+start_broker_tls "$TMP/data"
+export SYNCLOG_TLS_CA="$PKI/ca.pem"
 
 n=24000
 # Each value: its number, then 1000 characters that differ from record to record.

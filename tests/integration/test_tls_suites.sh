@@ -6,14 +6,12 @@ set -euo pipefail
 BUILD=${1:-build/release}
 . tests/integration/lib.sh
 
-pki="$TMP/pki"
-make_pki "$pki" ec
-start_broker "$TMP/data" --tls-cert "$pki/server.pem" --tls-key "$pki/server.key"
+start_broker_tls "$TMP/data"
 
 # suite FLAG...: the cipher an openssl client offering FLAG... gets, or "none".
 suite() {
 	local out
-	out=$(openssl s_client -connect "$SYNCLOG_BROKER" -CAfile "$pki/ca.pem" "$@" </dev/null 2>/dev/null || true)
+	out=$(openssl s_client -connect "$SYNCLOG_BROKER" -CAfile "$PKI/ca.pem" "$@" </dev/null 2>/dev/null || true)
 	local c
 	c=$(printf '%s\n' "$out" | sed -n 's/^ *Cipher *: *//p; s/^New, .*, Cipher is //p' | head -1)
 	[ -n "$c" ] && [ "$c" != "(NONE)" ] && [ "$c" != "0000" ] && echo "$c" || echo none
@@ -29,6 +27,6 @@ got=$(suite -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA)
 got=$(suite -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0')
 [ "$got" = none ] || fail "TLS 1.1 was accepted: $got"
 # Our own client offers the same suites (consumer/client/tls.c) and connects.
-"$SYNCLOG" --tls-ca "$pki/ca.pem" topic list >/dev/null || fail "synclog over TLS"
+"$SYNCLOG" --tls-ca "$PKI/ca.pem" topic list >/dev/null || fail "synclog over TLS"
 stop_broker
 echo ok

@@ -57,6 +57,27 @@ def produce(corr, topic, partition, batch, acks=0):
     return frame(request(corr, PRODUCE, field_bytes(1, topic) + field_varint(2, acks) + field_bytes(3, part)))
 
 
+def fetch(corr, topic, parts, min_bytes=0, wait_ms=0):
+    """A Fetch of topic; parts: [(partition, offset, max_bytes)], in the order given (repeats kept)."""
+    body = field_bytes(1, topic) + b"".join(
+        field_bytes(2, field_varint(1, p) + field_varint(2, offset) + field_varint(3, max_bytes))
+        for p, offset, max_bytes in parts)
+    body += field_varint(3, wait_ms) + field_varint(4, min_bytes)
+    return frame(request(corr, FETCH, body))
+
+
+def fetched(payload):
+    """The partitions of a Fetch answer: [(partition, error, next offset, records bytes)]."""
+    out = []
+    for r in parse(parse(payload).get(FETCH, [b""])[0]).get(1, []):
+        f = parse(r)
+        next_offset = f.get(5, [0])[0]
+        if next_offset >= 1 << 63:
+            next_offset -= 1 << 64
+        out.append((f.get(1, [0])[0], f.get(2, [0])[0], next_offset, f.get(6, [b""])[0]))
+    return out
+
+
 INIT_PRODUCER = 18
 
 

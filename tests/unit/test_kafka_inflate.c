@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "broker/kafka/kafka_impl.h"
+#include "proto/base/be.h"
 #include "proto/batch.h"
 #include "proto/crc32c.h"
 
@@ -29,21 +30,18 @@ struct fixture {
 	size_t gz_len;
 	uint8_t lz[1 << 16]; /* and as one LZ4 frame without a content size (as the Java client writes it), codec 3 */
 	size_t lz_len;
+	/* What a test's batch_inflate gives: the request's memory, the plain batch in it, why a batch was refused. */
+	struct sl_kafka_arena arena;
+	uint8_t *out;
+	size_t out_len;
+	const char *why;
 };
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* Fix batchLength and the CRC after the bytes changed, as a client's encoder does. */
 static void seal(uint8_t *b, size_t len)
 {
-	put_be32(b + 8, (uint32_t)(len - 12));
-	put_be32(b + 17, sl_crc32c(0, b + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START));
+	sl_store_be32(b + 8, (uint32_t)(len - 12));
+	sl_store_be32(b + 17, sl_crc32c(0, b + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START));
 }
 
 static int setup(void **state)
@@ -93,128 +91,106 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	sl_kafka_arena_free(&f->arena);
 	sl_batch_builder_free(&f->b);
 	free(f);
 	return 0;
 }
 
+/* The listener's inflate of the batch b (len bytes) with bytes_max its bound, into the fixture's arena. */
+static int batch_inflate(struct fixture *f, const uint8_t *b, size_t len, size_t bytes_max)
+{
+	f->why = "";
+	return sl_kafka_batch_inflate(&f->arena, b, len, bytes_max, &f->out, &f->out_len, &f->why);
+}
+
+/* What came out is byte for byte the batch the builder made uncompressed. */
+static void assert_out_is_plain(const struct fixture *f)
+{
+	assert_int_equal(f->out_len, f->plain_len);
+	assert_memory_equal(f->out, f->plain, f->plain_len);
+}
+
 static void a_gzip_batch_becomes_the_plain_batch(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out;
-	size_t out_len;
-	const char *why = "";
 	assert_true(f->gz_len < f->plain_len);
-	assert_int_equal(sl_kafka_batch_inflate(&arena, f->gz, f->gz_len, 1 << 20, &out, &out_len, &why), 0);
-	assert_int_equal(out_len, f->plain_len);
-	assert_memory_equal(out, f->plain, f->plain_len);
+	assert_int_equal(batch_inflate(f, f->gz, f->gz_len, 1 << 20), 0);
+	assert_out_is_plain(f);
 	struct sl_batch_header h;
 	uint8_t scratch[1 << 16];
-	assert_int_equal(sl_batch_validate(out, out_len, &h, scratch, sizeof(scratch), &why), 0);
+	assert_int_equal(sl_batch_validate(f->out, f->out_len, &h, scratch, sizeof(scratch), &f->why), 0);
 	assert_int_equal(h.record_count, RECORDS);
-	sl_kafka_arena_free(&arena);
 }
 
 static void a_damaged_batch_is_refused_not_resealed(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out;
-	size_t out_len;
-	const char *why = "";
 	f->gz[SL_BATCH_HEADER_BYTES + 20] ^= 0x40; /* a bit flipped on the way: the CRC no longer matches */
-	assert_int_equal(sl_kafka_batch_inflate(&arena, f->gz, f->gz_len, 1 << 20, &out, &out_len, &why), -EINVAL);
-	assert_string_equal(why, "CRC mismatch");
-	assert_int_equal(arena.used_bytes, 0);
+	assert_int_equal(batch_inflate(f, f->gz, f->gz_len, 1 << 20), -EINVAL);
+	assert_string_equal(f->why, "CRC mismatch");
+	assert_int_equal(f->arena.used_bytes, 0);
 }
 
 static void an_isize_that_lies_is_refused(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out;
-	size_t out_len;
-	const char *why = "";
 	uint8_t *isize = f->gz + f->gz_len - 4;
 	for (int lie = -1; lie <= 1; lie += 2) {
 		uint32_t n = (uint32_t)(f->plain_len - SL_BATCH_HEADER_BYTES) + (uint32_t)lie;
 		isize[0] = (uint8_t)n, isize[1] = (uint8_t)(n >> 8), isize[2] = (uint8_t)(n >> 16);
 		isize[3] = (uint8_t)(n >> 24);
 		seal(f->gz, f->gz_len);
-		assert_int_equal(sl_kafka_batch_inflate(&arena, f->gz, f->gz_len, 1 << 20, &out, &out_len, &why),
-		                 -EINVAL);
+		assert_int_equal(batch_inflate(f, f->gz, f->gz_len, 1 << 20), -EINVAL);
 	}
-	sl_kafka_arena_free(&arena);
 }
 
 static void a_batch_over_the_bound_is_refused_before_inflating(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out;
-	size_t out_len;
-	const char *why = "";
-	assert_int_equal(sl_kafka_batch_inflate(&arena, f->gz, f->gz_len, f->plain_len - 1, &out, &out_len, &why),
-	                 -EMSGSIZE);
-	assert_int_equal(arena.used_bytes, 0);
-	assert_int_equal(arena.bytes_max, 0);
+	assert_int_equal(batch_inflate(f, f->gz, f->gz_len, f->plain_len - 1), -EMSGSIZE);
+	assert_int_equal(f->arena.used_bytes, 0);
+	assert_int_equal(f->arena.bytes_max, 0);
 	/* Exactly the bound is allowed. */
-	assert_int_equal(sl_kafka_batch_inflate(&arena, f->gz, f->gz_len, f->plain_len, &out, &out_len, &why), 0);
-	sl_kafka_arena_free(&arena);
+	assert_int_equal(batch_inflate(f, f->gz, f->gz_len, f->plain_len), 0);
 }
 
 static void truncated_batches_are_refused(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out;
-	size_t out_len;
-	const char *why = "";
 	for (size_t len = 0; len < f->gz_len; len += 7) {
 		uint8_t cut[1 << 16];
 		memcpy(cut, f->gz, len);
 		if (len >= SL_BATCH_HEADER_BYTES)
 			seal(cut, len); /* a well-sealed batch whose gzip member is cut short */
-		assert_int_not_equal(sl_kafka_batch_inflate(&arena, cut, len, 1 << 20, &out, &out_len, &why), 0);
+		assert_int_not_equal(batch_inflate(f, cut, len, 1 << 20), 0);
 	}
-	sl_kafka_arena_free(&arena);
 }
 
 static void an_lz4_batch_becomes_the_plain_batch(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out;
-	size_t out_len;
-	const char *why = "";
 	assert_true(f->lz_len < f->plain_len);
-	assert_int_equal(sl_kafka_batch_inflate(&arena, f->lz, f->lz_len, 1 << 20, &out, &out_len, &why), 0);
-	assert_int_equal(out_len, f->plain_len);
-	assert_memory_equal(out, f->plain, f->plain_len);
-	sl_kafka_arena_free(&arena);
+	assert_int_equal(batch_inflate(f, f->lz, f->lz_len, 1 << 20), 0);
+	assert_out_is_plain(f);
 }
 
 static void lz4_frames_cut_padded_or_over_the_bound_are_refused(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out, b[1 << 16];
-	size_t out_len;
-	const char *why = "";
-	assert_int_equal(sl_kafka_batch_inflate(&arena, f->lz, f->lz_len, f->plain_len - 1, &out, &out_len, &why),
-	                 -EMSGSIZE);
-	assert_int_equal(arena.used_bytes, 0);
+	uint8_t b[1 << 16];
+	assert_int_equal(batch_inflate(f, f->lz, f->lz_len, f->plain_len - 1), -EMSGSIZE);
+	assert_int_equal(f->arena.used_bytes, 0);
 	for (size_t len = SL_BATCH_HEADER_BYTES; len < f->lz_len; len += 5) {
 		memcpy(b, f->lz, len);
 		seal(b, len);
-		assert_int_not_equal(sl_kafka_batch_inflate(&arena, b, len, 1 << 20, &out, &out_len, &why), 0);
+		assert_int_not_equal(batch_inflate(f, b, len, 1 << 20), 0);
 	}
 	memcpy(b, f->lz, f->lz_len);
 	memcpy(b + f->lz_len, "junk", 4); /* bytes after the frame */
 	seal(b, f->lz_len + 4);
-	assert_int_equal(sl_kafka_batch_inflate(&arena, b, f->lz_len + 4, 1 << 20, &out, &out_len, &why), -EINVAL);
-	assert_int_equal(arena.used_bytes, 0);
+	assert_int_equal(batch_inflate(f, b, f->lz_len + 4, 1 << 20), -EINVAL);
+	assert_int_equal(f->arena.used_bytes, 0);
 }
 
 /* The records section as snappy: xerial's framing in blocks of block_bytes (the Java client's and kafka-python's),
@@ -235,7 +211,7 @@ static size_t snappy_batch(struct fixture *f, uint8_t *b, size_t block_bytes)
 			size_t len = src_len - i < block_bytes ? src_len - i : block_bytes, n = 1 << 14;
 			assert_int_equal(snappy_compress((const char *)src + i, len, (char *)b + at + 4, &n),
 			                 SNAPPY_OK);
-			put_be32(b + at, (uint32_t)n);
+			sl_store_be32(b + at, (uint32_t)n);
 			at += 4 + n;
 		}
 	}
@@ -247,41 +223,32 @@ static size_t snappy_batch(struct fixture *f, uint8_t *b, size_t block_bytes)
 static void snappy_batches_framed_or_raw_become_the_plain_batch(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out, b[1 << 16];
-	size_t out_len;
-	const char *why = "";
+	uint8_t b[1 << 16];
 	size_t blocks[] = {0, 1000, 1 << 20};
 	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
 		size_t len = snappy_batch(f, b, blocks[i]);
-		assert_int_equal(sl_kafka_batch_inflate(&arena, b, len, 1 << 20, &out, &out_len, &why), 0);
-		assert_int_equal(out_len, f->plain_len);
-		assert_memory_equal(out, f->plain, f->plain_len);
+		assert_int_equal(batch_inflate(f, b, len, 1 << 20), 0);
+		assert_out_is_plain(f);
 	}
-	sl_kafka_arena_free(&arena);
 }
 
 static void snappy_with_bad_blocks_or_over_the_bound_is_refused(void **state)
 {
 	struct fixture *f = *state;
-	struct sl_kafka_arena arena = {.bytes_max = 0};
-	uint8_t *out, b[1 << 16];
-	size_t out_len;
-	const char *why = "";
+	uint8_t b[1 << 16];
 	size_t len = snappy_batch(f, b, 1000);
-	assert_int_equal(sl_kafka_batch_inflate(&arena, b, len, f->plain_len - 1, &out, &out_len, &why), -EMSGSIZE);
-	assert_int_equal(arena.used_bytes, 0);
-	put_be32(b + SL_BATCH_HEADER_BYTES + 16, 1 << 30); /* a block longer than the batch */
+	assert_int_equal(batch_inflate(f, b, len, f->plain_len - 1), -EMSGSIZE);
+	assert_int_equal(f->arena.used_bytes, 0);
+	sl_store_be32(b + SL_BATCH_HEADER_BYTES + 16, 1 << 30); /* a block longer than the batch */
 	seal(b, len);
-	assert_int_equal(sl_kafka_batch_inflate(&arena, b, len, 1 << 20, &out, &out_len, &why), -EINVAL);
+	assert_int_equal(batch_inflate(f, b, len, 1 << 20), -EINVAL);
 	len = snappy_batch(f, b, 1000);
 	seal(b, len - 3); /* the last block cut short */
-	assert_int_not_equal(sl_kafka_batch_inflate(&arena, b, len - 3, 1 << 20, &out, &out_len, &why), 0);
+	assert_int_not_equal(batch_inflate(f, b, len - 3, 1 << 20), 0);
 	len = snappy_batch(f, b, 0);
 	b[SL_BATCH_HEADER_BYTES] ^= 0x7f; /* the raw block's length preamble garbled: snappy has no checksum of */
 	seal(b, len);                     /* its own, the batch CRC guards the bytes, so reseal to reach snappy */
-	assert_int_equal(sl_kafka_batch_inflate(&arena, b, len, 1 << 20, &out, &out_len, &why), -EINVAL);
-	sl_kafka_arena_free(&arena);
+	assert_int_equal(batch_inflate(f, b, len, 1 << 20), -EINVAL);
 }
 
 int main(void)

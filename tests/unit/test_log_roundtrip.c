@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/base/be.h"
 #include "proto/base/clock.h"
 #include "log_test_util.h"
 
@@ -901,14 +902,6 @@ static void test_fsync_appends_queued_together_share_group_commits(void **state)
 	free_appends(v, 50);
 }
 
-static void set_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 static void test_append_refuses_a_batch_with_an_invalid_header_without_callback(void **state)
 {
 	struct lt_fixture *fx = fixture(state);
@@ -922,9 +915,9 @@ static void test_append_refuses_a_batch_with_an_invalid_header_without_callback(
 	assert_int_equal(lt_append_spec(fx, &m, &s, SL_DURABILITY_WRITTEN, NULL, NULL), 0);
 	sl_log_get_stats(fx->log, &before);
 	v = prepare_appends(fx, &acks, &s, 3, SL_DURABILITY_WRITTEN);
-	v[0].a.batch[16] = 1;                     /* magic 1 */
-	set_be32(v[1].a.batch + 57, 0xffffffffu); /* record count -1 */
-	set_be32(v[2].a.batch + 8, 10);           /* batch length under the header's 49 */
+	v[0].a.batch[16] = 1;                          /* magic 1 */
+	sl_store_be32(v[1].a.batch + 57, 0xffffffffu); /* record count -1 */
+	sl_store_be32(v[2].a.batch + 8, 10);           /* batch length under the header's 49 */
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(sl_log_append(fx->log, &v[i].a), -EBADMSG);
 	assert_int_equal(lt_wait_idle(&fx->ring, fx->log), 0);
