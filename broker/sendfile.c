@@ -7,7 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "broker/net/sendfile.h"
+#include "broker/sendfile.h"
 #include "proto/base/assert.h"
 
 enum { OP_NONE, OP_FILL, OP_WAIT, OP_END };
@@ -42,6 +42,15 @@ int sl_sendfile_reserve(struct sl_sendfile_pool *p, uint32_t file_count)
 		return -EAGAIN;
 	p->answers++;
 	p->held_fds += fds;
+	return 0;
+}
+
+int sl_sendfile_reserve_more(struct sl_sendfile_pool *p, uint32_t file_count)
+{
+	SL_ASSERT(p->answers > 0);
+	if (file_count > SL_SENDFILE_HELD_FDS_MAX - p->held_fds)
+		return -EAGAIN;
+	p->held_fds += file_count;
 	return 0;
 }
 
