@@ -55,7 +55,7 @@ _Static_assert(SL_SENDFILE_HELD_FDS_MAX >= 2 * SL_SENDFILE_PIPES_MAX, "each answ
 #define SL_SENDFILE_CONN_ANSWERS_MAX 2
 /* The pipe's size asked for: 1 MiB (the default /proc/sys/fs/pipe-max-size) lets one splice to the socket move a
  * whole default fetch; the kernel's 64 KiB if refused. */
-#define SL_SENDFILE_PIPE_BYTES (1u << 20)
+#define SL_SENDFILE_PIPE_BYTES       (1u << 20)
 
 struct sl_sendfile_pool {
 	int pipes[SL_SENDFILE_PIPES_MAX][2]; /* idle pipes: [0] read end, [1] write end */

@@ -343,11 +343,12 @@ static void readahead_after(struct sl_server *srv, const struct sl_fetch_read *r
 }
 
 /* Step 2 without a read, when the front end can send stored bytes from their file to the client itself (a
- * plaintext connection, request.h: files_reserve): each span's file is held by a descriptor of
- * the request's own (so retention or the cleaner deleting the segment meanwhile changes nothing of what is sent)
- * and its result's records mark it; nothing is read or held in memory. Not taken, and the spans are read as
- * usual, when the front end declines (TLS, its descriptors for this are in use, or the option is off) or a span comes from a compacted segment, whose records the counters could not count without reading
- * the batch headers. Returns 1 when the request was answered this way. */
+ * plaintext connection, request.h: files_reserve): each span's file is held by a descriptor of the request's own (so
+ * retention or the cleaner deleting the segment meanwhile changes nothing of what is sent) and its result's records
+ * mark it; nothing is read or held in memory. Not taken, and the spans are read as usual, when the front end declines
+ * (TLS, its descriptors for this are in use, or the option is off) or a span comes from a compacted segment, whose
+ * records the counters could not count without reading the batch headers. Returns 1 when the request was answered
+ * this way. */
 static int fetch_by_reference(struct sl_req *req)
 {
 	struct sl_server *srv = req->srv;

@@ -66,9 +66,9 @@ struct sl_kafka_conn {
 	int sasl_unframed;       /* SaslHandshake v0: frames are SASL tokens while sasl is SCRAM or PLAIN */
 	struct sl_tls_conn *tls; /* NULL: plaintext */
 	int tls_checked;
-	uint32_t tls_writes;        /* handshake writes in flight, each holding the connection */
-	uv_timer_t *throttle_timer; /* a quota holds the responses back; freed in its close callback */
-	uint32_t writes_pending;    /* responses handed to uv_write and not yet called back */
+	uint32_t tls_writes;                /* handshake writes in flight, each holding the connection */
+	uv_timer_t *throttle_timer;         /* a quota holds the responses back; freed in its close callback */
+	uint32_t writes_pending;            /* responses handed to uv_write and not yet called back */
 	struct sl_kafka_req *files_sending; /* the answer on its way from files, at most one (invariant 5) */
 	uint32_t files_answers;             /* requests holding a reservation of the pool, or sending from files */
 };
@@ -494,7 +494,8 @@ static int sub_files_reserve(struct sl_req *req, uint32_t file_count)
 		kr->files = files;
 		kr->file_cap = cap;
 	}
-	int rc = kr->files_reserved ? sl_sendfile_reserve_more(pool, file_count) : sl_sendfile_reserve(pool, file_count);
+	int rc =
+	        kr->files_reserved ? sl_sendfile_reserve_more(pool, file_count) : sl_sendfile_reserve(pool, file_count);
 	if (rc < 0)
 		return rc;
 	if (!kr->files_reserved)
@@ -549,7 +550,8 @@ static void files_done_cb(struct sl_sendfile *sf, int status)
 		st->fetch_sendfile_failed++;
 		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
 		if (!c->closing && status != -EPIPE && status != -ECONNRESET)
-			sl_kafka_log(kr, "sending the answer from the segment files failed (%s): closing the connection",
+			sl_kafka_log(kr,
+			             "sending the answer from the segment files failed (%s): closing the connection",
 			             strerror(-status));
 	}
 	free(sf);

@@ -728,8 +728,7 @@ static void files_start(struct sl_conn *c, struct write_ctx *wc)
 	int rc = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? 0 : -EBADF;
 	if (rc == 0) {
 		c->files_sending = wc;
-		rc = sl_sendfile_start(wc->sf, &c->srv->sendfile_pool, &c->srv->ring, fd, wc->files,
-		                       files_done_cb);
+		rc = sl_sendfile_start(wc->sf, &c->srv->sendfile_pool, &c->srv->ring, fd, wc->files, files_done_cb);
 		if (rc < 0) {
 			/* The start closed the files and gave the reservation back. */
 			c->files_sending = NULL;
