@@ -118,6 +118,9 @@ void sl_sendfile_unreserve(struct sl_sendfile_pool *p, uint32_t file_count);
  * sent, done_cb never runs, the files and the reservation are given back). */
 int sl_sendfile_start(struct sl_sendfile *sf, struct sl_sendfile_pool *pool, struct sl_ring *ring, int sock_fd,
                       uint32_t file_count, sl_sendfile_done_cb done_cb);
+/* Count a finished answer (its done_cb's status) in the shard's metrics: sent, bytes, cut, disk splices. */
+struct sl_server_stats;
+void sl_sendfile_count(const struct sl_sendfile *sf, int status, struct sl_server_stats *st);
 /* The connection is going: stop at the next step (a wait for the client to read is cancelled). done_cb still
  * runs, with a negative status. */
 void sl_sendfile_abort(struct sl_sendfile *sf);

@@ -537,17 +537,11 @@ static void files_done_cb(struct sl_sendfile *sf, int status)
 {
 	struct sl_kafka_req *kr = sf->data;
 	struct sl_kafka_conn *c = kr->conn;
-	struct sl_server_stats *st = &kr->srv->stats;
 	SL_ASSERT(c->files_sending == kr && c->files_answers > 0);
 	c->files_sending = NULL;
 	c->files_answers--;
-	st->fetch_sendfile_disk_splices += sf->ring_fills;
-	if (status == 0) {
-		st->fetch_sendfile_answers++;
-		for (uint32_t i = 0; i < sf->part_count; i++)
-			st->fetch_sendfile_bytes += sf->parts[i].len;
-	} else {
-		st->fetch_sendfile_failed++;
+	sl_sendfile_count(sf, status, &kr->srv->stats);
+	if (status < 0) {
 		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
 		if (!c->closing && status != -EPIPE && status != -ECONNRESET)
 			sl_kafka_log(kr,

@@ -696,17 +696,11 @@ static void files_done_cb(struct sl_sendfile *sf, int status)
 {
 	struct write_ctx *wc = sf->data;
 	struct sl_conn *c = wc->conn;
-	struct sl_server_stats *st = &c->srv->stats;
 	SL_ASSERT(c->files_sending == wc && c->files_answers > 0);
 	c->files_sending = NULL;
 	c->files_answers--;
-	st->fetch_sendfile_disk_splices += sf->ring_fills;
-	if (status == 0) {
-		st->fetch_sendfile_answers++;
-		for (uint32_t i = 0; i < sf->part_count; i++)
-			st->fetch_sendfile_bytes += sf->parts[i].len;
-	} else {
-		st->fetch_sendfile_failed++;
+	sl_sendfile_count(sf, status, &c->srv->stats);
+	if (status < 0) {
 		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
 		int gone = status == -EPIPE || status == -ECONNRESET;
 		if (!c->closing)
