@@ -156,7 +156,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB
 # Unit tests of broker files that need no loop: the object joins the test's link line.
 $(BUILD)/tests/test_acl: $(BUILD)/broker/acl.o
 $(BUILD)/tests/test_audit_log: $(BUILD)/broker/audit.o
-$(BUILD)/tests/test_sendfile_order: $(BUILD)/broker/net/sendfile.o
+$(BUILD)/tests/test_sendfile_order: $(BUILD)/broker/sendfile.o
 $(BUILD)/tests/test_kafka_inflate: $(BUILD)/broker/kafka/inflate.o $(BUILD)/broker/kafka/decode.o \
 		$(BUILD)/broker/kafka/wire.o
 

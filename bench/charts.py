@@ -526,7 +526,9 @@ def tail(d, png):
 
 def zerocopy(d, png):
     rs = d["rounds"]
-    caches = [("warm", "page cache warm"), ("cold", "page cache dropped")]
+    caches = [(c, label) for c, label in (("warm", "native, warm"), ("cold", "native, cold"),
+                                          ("kafka", "Kafka listener, warm"))
+              if any(r["cache"] == c for r in rs)]
 
     def over(setting, key):
         return [summary([r[key] for r in rs if r["setting"] == setting and r["cache"] == c]) for c, _ in caches]
@@ -534,8 +536,8 @@ def zerocopy(d, png):
     series = lambda key: [("copy path (--fetch-zero-copy off)", over("off", key)),
                           ("from the segment files (on)", over("on", key))]
     c = Chart(f"Replay of {gib(d['log_bytes'])} of {d['record_bytes']} B records (synclog-bench replay, 1 MiB per "
-              f"Fetch): fetch answers copied through the broker against sent from the segment files by the kernel, "
-              f"settings alternating per round")
+              f"Fetch; a librdkafka consumer on the Kafka listener): fetch answers copied through the broker against "
+              f"sent from the segment files by the kernel, settings alternating per round")
     c.bars("Broker CPU per GB replayed (every thread, io_uring workers included)", "CPU seconds per GB",
            [label for _, label in caches], series("broker_cpu_s_per_gb"))
     c.bars("Replay rate (the client checks every CRC and is often the bound)", "MB/s (10^6 B/s) of segment bytes",

@@ -31,7 +31,7 @@
  * Descriptors. sl_limits_plan_descriptors raises the soft RLIMIT_NOFILE to the hard limit and splits it:
  * connections_max for client connections, SL_LIMITS_METRICS_CONNECTIONS_MAX for the metrics listener,
  * SL_LIMITS_FDS_RESERVED for the process itself (listeners, io_uring, eventfd, epoll, signals, locks, stdio),
- * SL_LIMITS_SENDFILE_FDS for answers sent from segment files in flight (broker/net/sendfile.h), and
+ * SL_LIMITS_SENDFILE_FDS for answers sent from segment files in flight (broker/sendfile.h), and
  * the rest, files_fds_max, for partition files (broker/storage/files.h), at least a quarter of what is not
  * reserved (connections_max is lowered, with a warning, when the limit cannot hold both). A shard never opens more
  * partition files than that, so a client connection always finds a descriptor. */
@@ -53,7 +53,7 @@
 #define SL_LIMITS_METRICS_CONNECTIONS_MAX 16
 /* Descriptors the process needs besides client connections and partition files. */
 #define SL_LIMITS_FDS_RESERVED            64
-/* Descriptors answers sent from segment files to sockets may hold (pipes, files, sockets: broker/net/sendfile.h),
+/* Descriptors answers sent from segment files to sockets may hold (pipes, files, sockets: broker/sendfile.h),
  * planned beside the reserve so the partition file cache never counts them. */
 #define SL_LIMITS_SENDFILE_FDS            64
 /* Partition files are opened on use and closed when idle; below this many descriptors for them a shard could not

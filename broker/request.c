@@ -59,6 +59,18 @@ void sl_req_fail(struct sl_req *req, Synclog__ErrorCode code, const char *fmt, .
 	req->resp.error_message = req->error_message;
 }
 
+struct sl_req_file *sl_req_file_of(struct sl_req *req, const uint8_t *data, size_t len)
+{
+	if (req->file_count == 0 || data == NULL)
+		return NULL;
+	/* A marker is the address of an entry of req->files; any other address falls outside the array. */
+	uintptr_t at = (uintptr_t)data - (uintptr_t)req->files;
+	size_t k = at / sizeof(*req->files);
+	if (at % sizeof(*req->files) != 0 || k >= req->file_count || req->files[k].len != len)
+		return NULL;
+	return &req->files[k];
+}
+
 static void req_free(struct sl_req *req)
 {
 	if (req->free_body)

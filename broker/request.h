@@ -149,6 +149,9 @@ void sl_req_hold(struct sl_req *req, uint64_t bytes);
 /* Zeroed memory that lives as long as the request (response bodies). NULL when out of memory. */
 void *sl_req_alloc(struct sl_req *req, size_t bytes);
 char *sl_req_strdup(struct sl_req *req, const char *s);
+/* The span whose marker a bytes field of req's answer holds (data and len as the field has them), or NULL when the
+ * field holds bytes in memory. For the front ends that reserved files (request.h, files_reserve). */
+struct sl_req_file *sl_req_file_of(struct sl_req *req, const uint8_t *data, size_t len);
 /* Set the request-level error of req's response. */
 void sl_req_fail(struct sl_req *req, Synclog__ErrorCode code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

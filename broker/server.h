@@ -42,9 +42,9 @@ struct sl_server_config {
 	/* A fetch that is behind the log end asks the kernel to read this many bytes past its span into the page
 	 * cache (handlers/fetch.c, "Read-ahead"); 0: none. */
 	uint32_t fetch_readahead_bytes;
-	/* 1: a fetch answer to a plaintext native connection goes from the segment files to the socket by io_uring
-	 * splices, without a copy through user space (broker/net/sendfile.h); 0: every answer is read into memory and
-	 * written (what TLS connections and the Kafka listener always do). */
+	/* 1: a fetch answer to a plaintext connection (native or Kafka listener) goes from the segment files to the
+	 * socket by io_uring splices, without a copy through user space (broker/sendfile.h); 0: every answer is read
+	 * into memory and written (what TLS connections always do). */
 	int fetch_zero_copy;
 	/* Records per second of origin=backfill produce each topic takes in (ProduceRequest.backfill), enforced by
 	 * holding answers back as Kafka's quotas do; 0: unlimited. */

@@ -326,6 +326,7 @@ static void server_free(struct sl_server *srv)
 	free(srv->scratch);
 	sl_net_free(srv);
 	sl_kafka_free(srv);
+	sl_sendfile_pool_free(&srv->sendfile_pool);
 	sl_security_close(srv);
 	sl_tls_server_free(srv->tls);
 	free(srv);
@@ -366,6 +367,7 @@ int sl_server_start(const struct sl_server_config *cfg, struct sl_server **out, 
 		sl_slog_msg(SL_SLOG_WARN, "descriptor_limit", "%s", warning);
 	/* Every log of the shard (topics and the group log) opens its files through one bounded cache. */
 	sl_files_init(&srv->files, srv->limits.files_fds_max);
+	sl_sendfile_pool_init(&srv->sendfile_pool);
 	srv->cfg.log.files = &srv->files;
 	srv->cfg.log.fsync_hist = &srv->stats.fsync_latency;
 	rc = uv_loop_init(&srv->loop);

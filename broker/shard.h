@@ -15,6 +15,7 @@
 #include "broker/limits.h"
 #include "proto/base/histogram.h"
 #include "broker/request.h"
+#include "broker/sendfile.h"
 #include "broker/server.h"
 #include "broker/storage/ring.h"
 #include "broker/topics.h"
@@ -35,7 +36,7 @@ struct sl_server_stats {
 	uint64_t produce_errors;
 	uint64_t fetch_requests;
 	uint64_t fetch_bytes;
-	/* Fetch answers sent from segment files to the socket without a copy (broker/net/sendfile.h): sent whole,
+	/* Fetch answers sent from segment files to the socket without a copy (broker/sendfile.h): sent whole,
 	 * their bytes, and those cut by an error or a closed connection. */
 	uint64_t fetch_sendfile_answers;
 	uint64_t fetch_sendfile_bytes;
@@ -137,6 +138,9 @@ struct sl_server {
 	struct sl_limits limits;
 	/* Descriptors of partition files, within limits.files_fds_max (broker/storage/files.h). */
 	struct sl_files files;
+	/* Pipes and descriptors of fetch answers sent from segment files, shared by both front ends
+	 * (broker/sendfile.h invariant 3). */
+	struct sl_sendfile_pool sendfile_pool;
 };
 
 #endif

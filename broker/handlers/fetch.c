@@ -15,10 +15,10 @@
  *             thousands of partitions never needs more descriptors than the budget. The answer's bytes are held
  *             with the connection's (request.h, sl_req_hold) from then until it is sent.
  *      or, by reference: when the front end can send stored bytes from their files itself (request.h,
- *             files_reserve: a plaintext native connection), nothing is read: each span's file is held by a
- *             descriptor of the request's own and the answer goes out at once, its records marking the spans;
- *             broker/net/sendfile.h moves the bytes from the page cache to the socket in the kernel. Answers to
- *             TLS connections and the Kafka listener, and spans of compacted segments, are read as above
+ *             files_reserve: a plaintext connection of either listener), nothing is read: each span's file is
+ *             held by a descriptor of the request's own and the answer goes out at once, its records marking
+ *             the spans; broker/sendfile.h moves the bytes from the page cache to the socket in the kernel.
+ *             Answers to TLS connections, and spans of compacted segments, are read as above
  *             (fetch_by_reference says why).
  *
  * Cold data, planned off the loop: the plan finds spans from memory and the page cache only
@@ -343,12 +343,12 @@ static void readahead_after(struct sl_server *srv, const struct sl_fetch_read *r
 }
 
 /* Step 2 without a read, when the front end can send stored bytes from their file to the client itself (a
- * plaintext native connection, handlers of request.h: files_reserve): each span's file is held by a descriptor of
- * the request's own (so retention or the cleaner deleting the segment meanwhile changes nothing of what is sent)
- * and its result's records mark it; nothing is read or held in memory. Not taken, and the spans are read as
- * usual, when the front end declines (TLS, the Kafka listener, its descriptors for this are in use, or the option
- * is off) or a span comes from a compacted segment, whose records the counters could not count without reading
- * the batch headers. Returns 1 when the request was answered this way. */
+ * plaintext connection, request.h: files_reserve): each span's file is held by a descriptor of the request's own (so
+ * retention or the cleaner deleting the segment meanwhile changes nothing of what is sent) and its result's records
+ * mark it; nothing is read or held in memory. Not taken, and the spans are read as usual, when the front end declines
+ * (TLS, its descriptors for this are in use, or the option is off) or a span comes from a compacted segment, whose
+ * records the counters could not count without reading the batch headers. Returns 1 when the request was answered
+ * this way. */
 static int fetch_by_reference(struct sl_req *req)
 {
 	struct sl_server *srv = req->srv;

@@ -5,13 +5,16 @@
  * not read until responses go out), and the number of connections (one count for both listeners). Security is
  * the native listener's (broker/security.h, broker/tls.h): TLS decrypts into the same buffers, the connection has
  * a session of its own whose principal SASL (sasl.c) or a client certificate sets and every request's session
- * copies, and a quota's throttle time holds the responses back in their order. */
+ * copies, and a quota's throttle time holds the responses back in their order. A Fetch answer to a plaintext
+ * connection sends its records from the segment files through a pipe by splices (broker/sendfile.h), in its turn
+ * (kafka_impl.h invariant 5); TLS keeps the copy. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/dispatch.h"
 #include "broker/kafka/kafka_impl.h"
@@ -63,8 +66,11 @@ struct sl_kafka_conn {
 	int sasl_unframed;       /* SaslHandshake v0: frames are SASL tokens while sasl is SCRAM or PLAIN */
 	struct sl_tls_conn *tls; /* NULL: plaintext */
 	int tls_checked;
-	uint32_t tls_writes;        /* handshake writes in flight, each holding the connection */
-	uv_timer_t *throttle_timer; /* a quota holds the responses back; freed in its close callback */
+	uint32_t tls_writes;                /* handshake writes in flight, each holding the connection */
+	uv_timer_t *throttle_timer;         /* a quota holds the responses back; freed in its close callback */
+	uint32_t writes_pending;            /* responses handed to uv_write and not yet called back */
+	struct sl_kafka_req *files_sending; /* the answer on its way from files, at most one (invariant 5) */
+	uint32_t files_answers;             /* requests holding a reservation of the pool, or sending from files */
 };
 
 /* A write of TLS output that belongs to no response (the handshake's messages). */
@@ -150,6 +156,9 @@ static void conn_close(struct sl_kafka_conn *c)
 		req_maybe_free(kr);
 	}
 	c->qtail = NULL;
+	/* The answer on its way from files stops at its next step; its done callback still runs. */
+	if (c->files_sending != NULL)
+		sl_sendfile_abort(c->files_sending->sf);
 	sl_security_session_end(srv, &c->session);
 	if (c->throttle_timer != NULL)
 		uv_close((uv_handle_t *)c->throttle_timer, throttle_timer_free_cb);
@@ -460,6 +469,168 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- requests ---- */
 
+/* ---- answers from files (kafka_impl.h invariant 5, broker/sendfile.h) ---- */
+
+/* request.h: may this sub's answer carry file_count spans by reference? Only a Fetch on a plaintext connection
+ * with --fetch-zero-copy on; the first sub to say yes takes the request's answer of the shard's pool, the others
+ * add their files to it. Past the pool's pipes and descriptors (sendfile.h invariant 3) or past
+ * SL_SENDFILE_CONN_ANSWERS_MAX of its connection the sub's records are read into memory, as with TLS. */
+static int sub_files_reserve(struct sl_req *req, uint32_t file_count)
+{
+	struct sl_kafka_req *kr = ((struct kafka_sub *)req)->kr;
+	struct sl_kafka_conn *c = kr->conn;
+	struct sl_sendfile_pool *pool = &kr->srv->sendfile_pool;
+	if (!kr->srv->cfg.fetch_zero_copy || c->tls != NULL || c->closing || kr->dropped ||
+	    kr->rq.api_key != SL_KAFKA_FETCH)
+		return -EOPNOTSUPP;
+	if (!kr->files_reserved && c->files_answers >= SL_SENDFILE_CONN_ANSWERS_MAX)
+		return -EAGAIN;
+	/* Room for every file reserved, so that part_cb never fails to take one. */
+	uint32_t cap = kr->files_reserved_count + file_count;
+	if (cap > kr->file_cap) {
+		struct sl_kafka_file *files = realloc(kr->files, cap * sizeof(*files));
+		if (files == NULL)
+			return -ENOMEM;
+		kr->files = files;
+		kr->file_cap = cap;
+	}
+	int rc =
+	        kr->files_reserved ? sl_sendfile_reserve_more(pool, file_count) : sl_sendfile_reserve(pool, file_count);
+	if (rc < 0)
+		return rc;
+	if (!kr->files_reserved)
+		c->files_answers++;
+	kr->files_reserved = 1;
+	kr->files_reserved_count += file_count;
+	return 0;
+}
+
+void sl_kafka_req_file_add(struct sl_kafka_req *kr, uint32_t part, struct sl_req_file *f)
+{
+	SL_ASSERT(kr->files_reserved && kr->file_count < kr->file_cap && part < kr->part_count && f->fd >= 0);
+	kr->files[kr->file_count++] = (struct sl_kafka_file){part, kr->parts[part].len, f->fd, f->pos, f->len};
+	f->fd = -1;
+}
+
+/* The reservation kr holds, given back: no send took it (dropped, or every span was left out). */
+static void files_unreserve(struct sl_kafka_req *kr)
+{
+	if (!kr->files_reserved)
+		return;
+	kr->files_reserved = 0;
+	sl_sendfile_unreserve(&kr->srv->sendfile_pool, kr->files_reserved_count);
+	SL_ASSERT(kr->conn->files_answers > 0);
+	kr->conn->files_answers--;
+}
+
+static void files_close(struct sl_kafka_req *kr)
+{
+	for (uint32_t i = 0; i < kr->file_count; i++) {
+		if (kr->files[i].fd >= 0) {
+			close(kr->files[i].fd);
+			kr->files[i].fd = -1;
+		}
+	}
+}
+
+static void files_done_cb(struct sl_sendfile *sf, int status)
+{
+	struct sl_kafka_req *kr = sf->data;
+	struct sl_kafka_conn *c = kr->conn;
+	SL_ASSERT(c->files_sending == kr && c->files_answers > 0);
+	c->files_sending = NULL;
+	c->files_answers--;
+	sl_sendfile_count(sf, status, &kr->srv->stats);
+	if (status < 0) {
+		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
+		if (!c->closing && status != -EPIPE && status != -ECONNRESET)
+			sl_kafka_log(kr,
+			             "sending the answer from the segment files failed (%s): closing the connection",
+			             strerror(-status));
+	}
+	free(sf);
+	kr->sf = NULL;
+	kr->writing = 0;
+	if (status < 0 || kr->close_after)
+		conn_close(c);
+	else
+		conn_flush(c); /* the answers behind it */
+	req_maybe_free(kr);
+}
+
+static int file_order(const void *a, const void *b)
+{
+	const struct sl_kafka_file *x = a, *y = b;
+	if (x->part != y->part)
+		return x->part < y->part ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static void sf_add_mem(struct sl_sendfile *sf, const uint8_t *mem, size_t len)
+{
+	if (len > 0)
+		sf->parts[sf->part_count++] = (struct sl_sendfile_part){mem, -1, 0, len};
+}
+
+/* Send kr's response (its size patched in) as parts: head, each part cut where its spans go, tail. The memory
+ * parts are kr's own buffers, which live until kr is freed, after the send. Nothing is in flight on the socket
+ * (conn_flush waited). A start that fails sent nothing, but the records are not in memory to send otherwise: the
+ * connection closes and the client asks again. */
+static void req_write_files(struct sl_kafka_req *kr)
+{
+	struct sl_kafka_conn *c = kr->conn;
+	SL_ASSERT(c->tls == NULL && c->writes_pending == 0 && c->files_sending == NULL && kr->files_reserved);
+	/* Subs answer in any order: their spans are put in the order of the parts. */
+	qsort(kr->files, kr->file_count, sizeof(*kr->files), file_order);
+	uint32_t parts_max = 2 + kr->part_count + 2 * kr->file_count;
+	struct sl_sendfile *sf = calloc(1, sizeof(*sf) + parts_max * sizeof(struct sl_sendfile_part));
+	uv_os_fd_t fd = -1;
+	if (sf == NULL || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+		free(sf);
+		kr->srv->stats.fetch_sendfile_failed++;
+		sl_kafka_log(kr, "cannot send the answer from the segment files (%s): closing the connection",
+		             sf == NULL ? "out of memory" : "no socket");
+		conn_close(c); /* kr's files and reservation go back when it is freed */
+		return;
+	}
+	sf->parts = (struct sl_sendfile_part *)(sf + 1);
+	sf->data = kr;
+	sf_add_mem(sf, kr->head.buf, kr->head.len);
+	uint32_t f = 0;
+	for (uint32_t i = 0; i < kr->part_count; i++) {
+		size_t from = 0;
+		for (; f < kr->file_count && kr->files[f].part == i; f++) {
+			struct sl_kafka_file *kf = &kr->files[f];
+			SL_ASSERT(kf->at >= from && kf->at <= kr->parts[i].len);
+			sf_add_mem(sf, kr->parts[i].buf + from, kf->at - from);
+			sf->parts[sf->part_count++] = (struct sl_sendfile_part){NULL, kf->fd, kf->pos, kf->len};
+			kf->fd = -1; /* the send's to close now */
+			from = kf->at;
+		}
+		sf_add_mem(sf, kr->parts[i].buf + from, kr->parts[i].len - from);
+	}
+	sf_add_mem(sf, kr->tail.buf, kr->tail.len);
+	SL_ASSERT(f == kr->file_count && sf->part_count <= parts_max);
+	uint32_t files = kr->files_reserved_count;
+	kr->files_reserved = 0; /* the send's now: given back when it ends */
+	kr->sf = sf;
+	kr->writing = 1;
+	c->files_sending = kr;
+	int rc = sl_sendfile_start(sf, &kr->srv->sendfile_pool, &kr->srv->ring, fd, files, files_done_cb);
+	if (rc < 0) {
+		/* The start closed the files and gave the reservation back. */
+		c->files_sending = NULL;
+		c->files_answers--;
+		kr->sf = NULL;
+		kr->writing = 0;
+		free(sf);
+		kr->srv->stats.fetch_sendfile_failed++;
+		sl_kafka_log(kr, "cannot send the answer from the segment files (%s): closing the connection",
+		             strerror(-rc));
+		conn_close(c);
+	}
+}
+
 static void req_free(struct sl_kafka_req *kr)
 {
 	struct sl_kafka_conn *c = kr->conn;
@@ -469,6 +640,10 @@ static void req_free(struct sl_kafka_req *kr)
 		sl_kwrite_free(&kr->parts[i]);
 	}
 	free(kr->parts);
+	SL_ASSERT(kr->sf == NULL);
+	files_close(kr);
+	files_unreserve(kr);
+	free(kr->files);
 	sl_kwrite_free(&kr->head);
 	sl_kwrite_free(&kr->tail);
 	sl_kafka_arena_free(&kr->arena);
@@ -501,8 +676,12 @@ static void write_cb(uv_write_t *w, int status)
 	struct sl_kafka_req *kr = w->data;
 	struct sl_kafka_conn *c = kr->conn;
 	kr->writing = 0;
+	SL_ASSERT(c->writes_pending > 0);
+	c->writes_pending--;
 	if (status < 0 || kr->close_after)
 		conn_close(c);
+	else if (c->writes_pending == 0)
+		conn_flush(c); /* an answer from files waits for the writes before it */
 	req_maybe_free(kr);
 }
 
@@ -529,6 +708,7 @@ static int req_write_tls(struct sl_kafka_req *kr, const uv_buf_t *bufs, size_t n
 		conn_close(c);
 		return -1;
 	}
+	c->writes_pending++;
 	return 0;
 }
 
@@ -542,6 +722,8 @@ static void req_write(struct sl_kafka_req *kr)
 		err |= kr->parts[i].err;
 		total += kr->parts[i].len;
 	}
+	for (uint32_t i = 0; i < kr->file_count; i++)
+		total += kr->files[i].len;
 	/* The head holds at least the size and the correlation id; an unframed SASL token has only the size. */
 	size_t head_min = kr->sasl_unframed ? SL_FRAME_HEADER_BYTES : 8;
 	if (err || kr->head.len < head_min || total - SL_FRAME_HEADER_BYTES > INT32_MAX) {
@@ -550,6 +732,11 @@ static void req_write(struct sl_kafka_req *kr)
 		return;
 	}
 	sl_kwrite_put_i32(&kr->head, 0, (int32_t)(total - SL_FRAME_HEADER_BYTES));
+	if (kr->file_count > 0) {
+		req_write_files(kr);
+		return;
+	}
+	files_unreserve(kr); /* every span it reserved for was left out (max_bytes): a plain write */
 	uv_buf_t stack_bufs[8];
 	uv_buf_t *bufs = stack_bufs;
 	size_t n = 0, cap = kr->part_count + 2;
@@ -578,7 +765,9 @@ static void req_write(struct sl_kafka_req *kr)
 	if (rc != 0) {
 		kr->writing = 0;
 		conn_close(c);
+		return;
 	}
+	c->writes_pending++;
 }
 
 static void throttle_timer_cb(uv_timer_t *t)
@@ -613,8 +802,11 @@ static void conn_flush(struct sl_kafka_conn *c)
 {
 	if (c->closing || conn_throttled(c))
 		return;
-	while (!c->closing && c->qhead && c->qhead->answered) {
+	while (!c->closing && c->qhead && c->qhead->answered && c->files_sending == NULL) {
 		struct sl_kafka_req *kr = c->qhead;
+		/* Invariant 5: an answer from files waits for the writes before it (write_cb flushes again). */
+		if (kr->file_count > 0 && c->writes_pending > 0)
+			break;
 		c->qhead = kr->next;
 		if (c->qhead == NULL)
 			c->qtail = NULL;
@@ -727,6 +919,7 @@ static const struct sl_req_frontend kafka_frontend = {
         .name = "kafka",
         .send = sub_send,
         .finish = sub_finish,
+        .files_reserve = sub_files_reserve,
 };
 
 struct sl_req *sl_kafka_sub_new(struct sl_kafka_req *kr, uint32_t index)

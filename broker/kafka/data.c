@@ -1,7 +1,8 @@
 /* The data plane of the Kafka listener: Produce, Fetch and ListOffsets translated into the handlers' requests,
  * one per topic (one per partition for ListOffsets), and their answers translated back. Produced batches are
  * handed to the handler where they lie in the received frame: Kafka's records field is the record batch v2 we
- * store, so nothing is re-encoded; fetched batches are returned as stored.
+ * store, so nothing is re-encoded; fetched batches are returned as stored, from the segment files to the socket
+ * when the connection allows it (kafka_impl.h invariant 5).
  *
  * acks: -1 (all) is our fsync level (acknowledged after the group-committed fdatasync), 1 is written (in the page
  * cache), 0 is none (no response, as Kafka). */
@@ -260,10 +261,12 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 	int any_error = 0;
 	/* The part in one allocation: grown by doubling from 512 bytes, a partition's 1 MiB of records cost a dozen
 	 * reallocs, most of them copies of everything before. A partition is at most FETCH_PARTITION_HEAD_BYTES
-	 * besides its records; a part cut at max_bytes below only reserved more than it used. */
+	 * besides its records (none in memory when they go from their file); a part cut at max_bytes below only
+	 * reserved more than it used. */
 	size_t need = strlen(ft->topic) + 6 + (size_t)ft->partition_count * FETCH_PARTITION_HEAD_BYTES;
 	for (size_t j = 0; fr != NULL && j < fr->n_results; j++)
-		need += fr->results[j]->records.len;
+		if (sl_req_file_of(sub, fr->results[j]->records.data, fr->results[j]->records.len) == NULL)
+			need += fr->results[j]->records.len;
 	/* On failure w->err is set: req_write closes the connection, as for any response it cannot encode. */
 	(void)sl_kwrite_reserve(w, need);
 	sl_kwrite_str(w, ft->topic);
@@ -275,6 +278,7 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 		int64_t hw = -1, start = -1;
 		const uint8_t *records = NULL;
 		size_t records_len = 0;
+		struct sl_req_file *file = NULL; /* the records go from this span of a segment file */
 		if (fp->partition < 0) {
 			err = SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
 		} else {
@@ -290,6 +294,7 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 				start = r->log_start_offset;
 				records = r->records.data;
 				records_len = r->records.len;
+				file = sl_req_file_of(sub, records, records_len);
 				if (r->error != SYNCLOG__ERROR_CODE__NONE &&
 				    r->error != SYNCLOG__ERROR_CODE__OFFSET_OUT_OF_RANGE)
 					sl_kafka_log(kr, "%.200s/%d: %s", ft->topic, fp->partition,
@@ -297,7 +302,8 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 			}
 		}
 		/* The response as a whole stays near max_bytes: past it, partitions come back without records
-		 * and are fetched again next time (the first records are always sent, as Kafka does). */
+		 * and are fetched again next time (the first records are always sent, as Kafka does). A span left
+		 * out stays with its sub, which closes its descriptor. */
 		if (records_len > 0 && st->bytes > 0 && st->bytes + records_len > (uint64_t)(uint32_t)f->max_bytes)
 			records_len = 0;
 		st->bytes += records_len;
@@ -311,7 +317,13 @@ static void fetch_part(struct sl_kafka_req *kr, uint32_t t, struct sl_req *sub)
 		sl_kwrite_i32(w, 0); /* aborted_transactions */
 		if (v >= 11)
 			sl_kwrite_i32(w, -1); /* preferred_read_replica */
-		sl_kwrite_blob(w, records, (int32_t)records_len);
+		if (file != NULL && records_len > 0) {
+			sl_kwrite_i32(w, (int32_t)records_len);
+			if (!w->err)
+				sl_kafka_req_file_add(kr, t, file);
+		} else {
+			sl_kwrite_blob(w, records, (int32_t)records_len);
+		}
 	}
 	if (!st->enough && st->early_answer_ok &&
 	    (st->bytes >= (uint64_t)(f->min_bytes > 0 ? f->min_bytes : 0) || any_error)) {

@@ -20,6 +20,15 @@
  *      (sl_req_cancel_all(&kr->session, 0)) without touching another's.
  *   4. While subs are being dispatched the request holds one count of subs_open, so a sub answered at once
  *      cannot complete the request before the others were started.
+ *   5. A Fetch answer to a plaintext connection may carry records by reference (request.h, files_reserve): the
+ *      subs' reservations add up on the request (one answer of the shard's pool, broker/sendfile.h, and the sum
+ *      of their files), part_cb moves each span's descriptor from its sub into kr->files, placed after its
+ *      length field in its part, and the answer goes out through a pipe by splices. It starts only once every
+ *      write before it on the connection is done, and nothing after it is written until it is sent, so the
+ *      splices and libuv's writes never interleave on the socket (invariant 1). A span was sized by the plan;
+ *      its descriptor is the request's own, so retention deleting the segment before or while it is sent
+ *      changes none of its bytes (sendfile.h invariant 1); a file found shorter than its span cuts the stream,
+ *      as on the native listener.
  *
  * Which thread may call: the shard's loop thread only. */
 #ifndef SL_KAFKA_IMPL_H
@@ -117,6 +126,16 @@ struct sl_kafka {
 	int groups_timer_on;
 };
 
+/* A span of a segment file in a Fetch answer (invariant 5): len bytes of fd at pos, sent at byte at of
+ * parts[part]. */
+struct sl_kafka_file {
+	uint32_t part;
+	size_t at;
+	int fd; /* the request's to close; -1 once the send owns it */
+	uint64_t pos;
+	uint64_t len;
+};
+
 struct sl_kafka_req {
 	struct sl_kafka_conn *conn;
 	struct sl_kafka_req *next; /* the connection's queue (invariant 1) */
@@ -149,6 +168,13 @@ struct sl_kafka_req {
 	int close_after;              /* close the connection once this response is written (a failed authentication) */
 	int sasl_unframed;            /* a SASL token after SaslHandshake v0: no Kafka header either way (sasl.c) */
 	uint32_t throttle_ms;         /* the principal's quota held this response back (security.h rule 4) */
+	/* Records sent from the segment files (invariant 5). */
+	struct sl_kafka_file *files; /* file_cap entries: one for each file reserved */
+	uint32_t file_count;
+	uint32_t file_cap;
+	int files_reserved;            /* holds a reservation of the shard's pool no send took yet */
+	uint32_t files_reserved_count; /* its files: the sum of the subs' */
+	struct sl_sendfile *sf;        /* the answer on its way from the files */
 };
 
 /* conn.c */
@@ -165,6 +191,9 @@ int sl_kafka_subs_check(struct sl_kafka_req *kr, uint64_t subs);
 int sl_kafka_req_begin_subs(struct sl_kafka_req *kr, uint32_t part_count);
 /* Release the dispatch hold: the request completes once every sub answered. */
 void sl_kafka_req_end_subs(struct sl_kafka_req *kr);
+/* part_cb of a Fetch: the span whose marker a sub's result holds (sl_req_file_of) goes at the current end of
+ * kr->parts[part], right after its length field; the request takes its descriptor (invariant 5). */
+void sl_kafka_req_file_add(struct sl_kafka_req *kr, uint32_t part, struct sl_req_file *f);
 /* The response is complete (head/parts/tail written): send it in its turn. */
 void sl_kafka_req_answer(struct sl_kafka_req *kr);
 /* Start the response head: size placeholder, correlation id, and the header's tagged fields when flexible. */

@@ -20,7 +20,7 @@
  *
  * A fetch answer to a plaintext connection may carry its records by reference (request.h, files_reserve): its
  * memory parts are serialized here and the stored bytes go from the segment files to the socket through a pipe,
- * by the kernel (broker/net/sendfile.h). Such an answer starts only once the writes before it are done, and the
+ * by the kernel (broker/sendfile.h). Such an answer starts only once the writes before it are done, and the
  * answers after it wait in the delayed list until it is sent, so the frames of a connection stay in order. */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,7 +35,7 @@
 #include "broker/dispatch.h"
 #include "broker/frame_pool.h"
 #include "broker/net/net.h"
-#include "broker/net/sendfile.h"
+#include "broker/sendfile.h"
 #include "broker/tls.h"
 #include "proto/base/clock.h"
 #include "proto/base/assert.h"
@@ -100,12 +100,7 @@ struct sl_net {
 	uv_timer_t sweep;
 	struct sl_conn *conns, *conns_tail;
 	struct sl_frame_pool frame_pool;
-	struct sl_sendfile_pool sendfile_pool;
 };
-
-/* Answers from files one connection may have reserved, sending or queued: one on its way and one ready behind it
- * keep a replaying consumer's socket busy; more would take pipes other consumers could use. */
-#define CONN_FILES_ANSWERS_MAX 2
 
 /* A request of this front end: the handlers' part first, then the frame it keeps (large frames). */
 struct native_req {
@@ -613,7 +608,7 @@ static void on_connection(uv_stream_t *listener, int status)
 /* A reservation of answers from files (native_files_reserve) that no answer took, or whose answer is dropped. */
 static void files_unreserve(struct sl_conn *c, uint32_t file_count)
 {
-	sl_sendfile_unreserve(&c->srv->net->sendfile_pool, file_count);
+	sl_sendfile_unreserve(&c->srv->sendfile_pool, file_count);
 	SL_ASSERT(c->files_answers > 0);
 	c->files_answers--;
 }
@@ -701,17 +696,11 @@ static void files_done_cb(struct sl_sendfile *sf, int status)
 {
 	struct write_ctx *wc = sf->data;
 	struct sl_conn *c = wc->conn;
-	struct sl_server_stats *st = &c->srv->stats;
 	SL_ASSERT(c->files_sending == wc && c->files_answers > 0);
 	c->files_sending = NULL;
 	c->files_answers--;
-	st->fetch_sendfile_disk_splices += sf->ring_fills;
-	if (status == 0) {
-		st->fetch_sendfile_answers++;
-		for (uint32_t i = 0; i < sf->part_count; i++)
-			st->fetch_sendfile_bytes += sf->parts[i].len;
-	} else {
-		st->fetch_sendfile_failed++;
+	sl_sendfile_count(sf, status, &c->srv->stats);
+	if (status < 0) {
 		/* A client that goes away mid-answer is no news (the read side usually sees it first: closing). */
 		int gone = status == -EPIPE || status == -ECONNRESET;
 		if (!c->closing)
@@ -733,8 +722,7 @@ static void files_start(struct sl_conn *c, struct write_ctx *wc)
 	int rc = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? 0 : -EBADF;
 	if (rc == 0) {
 		c->files_sending = wc;
-		rc = sl_sendfile_start(wc->sf, &c->srv->net->sendfile_pool, &c->srv->ring, fd, wc->files,
-		                       files_done_cb);
+		rc = sl_sendfile_start(wc->sf, &c->srv->sendfile_pool, &c->srv->ring, fd, wc->files, files_done_cb);
 		if (rc < 0) {
 			/* The start closed the files and gave the reservation back. */
 			c->files_sending = NULL;
@@ -943,10 +931,8 @@ static void files_packer_append(ProtobufCBuffer *buffer, size_t len, const uint8
 	struct files_packer *pk = (struct files_packer *)buffer;
 	struct sl_req *req = pk->req;
 	struct sl_sendfile *sf = pk->sf;
-	uintptr_t at = (uintptr_t)data - (uintptr_t)req->files;
-	size_t k = at / sizeof(*req->files);
-	if (req->file_count > 0 && at % sizeof(*req->files) == 0 && k < req->file_count && req->files[k].len == len) {
-		struct sl_req_file *mine = &req->files[k];
+	struct sl_req_file *mine = sl_req_file_of(req, data, len);
+	if (mine != NULL) {
 		SL_ASSERT(sf->part_count < pk->parts_max && mine->fd >= 0);
 		sf->parts[sf->part_count++] = (struct sl_sendfile_part){NULL, mine->fd, mine->pos, mine->len};
 		mine->fd = -1; /* the answer's to close now */
@@ -1008,18 +994,17 @@ static int native_send_files(struct sl_conn *c, struct native_req *nr, size_t le
 }
 
 /* request.h: may a fetch answer go from its files? Only on a plaintext connection with --fetch-zero-copy on: TLS
- * encrypts the bytes in user space, so TLS connections (and the Kafka listener, which re-frames the records)
- * take the copy path, as does any answer past the pool's pipes and descriptors (sendfile.h invariant 3) or past
- * CONN_FILES_ANSWERS_MAX of its connection. */
+ * encrypts the bytes in user space, so TLS connections take the copy path, as does any answer past the pool's
+ * pipes and descriptors (sendfile.h invariant 3) or past SL_SENDFILE_CONN_ANSWERS_MAX of its connection. */
 static int native_files_reserve(struct sl_req *req, uint32_t file_count)
 {
 	struct native_req *nr = (struct native_req *)req;
 	struct sl_conn *c = req->fe_data;
 	if (!c->srv->cfg.fetch_zero_copy || c->tls != NULL || c->closing || nr->files_reserved)
 		return -EOPNOTSUPP;
-	if (c->files_answers >= CONN_FILES_ANSWERS_MAX)
+	if (c->files_answers >= SL_SENDFILE_CONN_ANSWERS_MAX)
 		return -EAGAIN;
-	int rc = sl_sendfile_reserve(&c->srv->net->sendfile_pool, file_count);
+	int rc = sl_sendfile_reserve(&c->srv->sendfile_pool, file_count);
 	if (rc < 0)
 		return rc;
 	c->files_answers++;
@@ -1174,7 +1159,6 @@ int sl_net_start(struct sl_server *srv, int *port_out, char *err, size_t err_cap
 	if (net == NULL)
 		return -ENOMEM;
 	srv->net = net;
-	sl_sendfile_pool_init(&net->sendfile_pool);
 	uv_tcp_init(&srv->loop, &net->listener);
 	net->listener.data = srv;
 	uv_timer_init(&srv->loop, &net->sweep);
@@ -1247,7 +1231,6 @@ void sl_net_free(struct sl_server *srv)
 	if (srv->net == NULL)
 		return;
 	sl_frame_pool_free(&srv->net->frame_pool);
-	sl_sendfile_pool_free(&srv->net->sendfile_pool);
 	free(srv->net);
 	srv->net = NULL;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch answers sent from the segment files to the socket by io_uring splices (broker/net/sendfile.h): a replay
+# Fetch answers sent from the segment files to the socket by io_uring splices (broker/sendfile.h): a replay
 # across many segments returns exactly the stored bytes; a consumer that stops reading leaves its answer waiting
 # while the broker serves others, and retention deleting the segment under that answer changes none of its bytes;
 # a consumer that goes away mid-answer is counted and costs nothing; --fetch-zero-copy off and TLS connections take

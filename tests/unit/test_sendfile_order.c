@@ -1,7 +1,8 @@
-/* Answers sent from files by splices (broker/net/sendfile.c): the parts reach a TCP peer in their order, byte for
+/* Answers sent from files by splices (broker/sendfile.c): the parts reach a TCP peer in their order, byte for
  * byte, whether the file's pages are in memory (spliced on the caller's thread) or not (spliced by io_uring's
  * workers), through a pipe refilled many times and a reader that stops and goes on; an answer whose reader never
- * reads is aborted with an error and gives back its pipe and descriptors; reservations are bounded. */
+ * reads is aborted with an error and gives back its pipe and descriptors; reservations are bounded, also when they
+ * grow piece by piece. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker/net/sendfile.h"
+#include "broker/sendfile.h"
 
 #define FILE_BYTES (3u << 20)
 
@@ -226,6 +227,24 @@ static void reservations_are_bounded(void **state)
 	assert_int_equal(f->pool.held_fds, 0);
 }
 
+/* A Kafka Fetch reserves its files topic by topic: the additions stay within the descriptors, a refused one leaves
+ * the reservation as it was, and one give-back of the sum returns everything. */
+static void a_reservation_grows_within_the_bound(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(sl_sendfile_reserve(&f->pool, 2), 0);
+	assert_int_equal(sl_sendfile_reserve_more(&f->pool, 3), 0);
+	assert_int_equal(f->pool.answers, 1);
+	assert_int_equal(f->pool.held_fds, 6); /* five files and the socket */
+	assert_int_equal(sl_sendfile_reserve_more(&f->pool, SL_SENDFILE_HELD_FDS_MAX - 5), -EAGAIN);
+	assert_int_equal(f->pool.held_fds, 6);
+	assert_int_equal(sl_sendfile_reserve_more(&f->pool, SL_SENDFILE_HELD_FDS_MAX - 6), 0);
+	assert_int_equal(sl_sendfile_reserve(&f->pool, 0), -EAGAIN); /* no descriptor left for another answer */
+	sl_sendfile_unreserve(&f->pool, SL_SENDFILE_HELD_FDS_MAX - 1);
+	assert_int_equal(f->pool.answers, 0);
+	assert_int_equal(f->pool.held_fds, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +252,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(parts_arrive_in_order_from_the_disk_through_the_ring, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_unread_answer_aborted_gives_everything_back, setup, teardown),
 	        cmocka_unit_test_setup_teardown(reservations_are_bounded, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_reservation_grows_within_the_bound, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "broker/net/sendfile.h"
+#include "broker/sendfile.h"
+#include "broker/shard.h"
 #include "proto/base/assert.h"
 
 enum { OP_NONE, OP_FILL, OP_WAIT, OP_END };
@@ -42,6 +43,15 @@ int sl_sendfile_reserve(struct sl_sendfile_pool *p, uint32_t file_count)
 		return -EAGAIN;
 	p->answers++;
 	p->held_fds += fds;
+	return 0;
+}
+
+int sl_sendfile_reserve_more(struct sl_sendfile_pool *p, uint32_t file_count)
+{
+	SL_ASSERT(p->answers > 0);
+	if (file_count > SL_SENDFILE_HELD_FDS_MAX - p->held_fds)
+		return -EAGAIN;
+	p->held_fds += file_count;
 	return 0;
 }
 
@@ -360,4 +370,16 @@ void sl_sendfile_abort(struct sl_sendfile *sf)
 	 * the client to read may never. */
 	if (sf->op == OP_WAIT)
 		io_uring_prep_cancel(sl_ring_get_sqe(sf->ring, &cancel_io), &sf->io, 0);
+}
+
+void sl_sendfile_count(const struct sl_sendfile *sf, int status, struct sl_server_stats *st)
+{
+	st->fetch_sendfile_disk_splices += sf->ring_fills;
+	if (status < 0) {
+		st->fetch_sendfile_failed++;
+		return;
+	}
+	st->fetch_sendfile_answers++;
+	for (uint32_t i = 0; i < sf->part_count; i++)
+		st->fetch_sendfile_bytes += sf->parts[i].len;
 }

@@ -2,7 +2,9 @@
  * and lengths, offsets, errors) and the parts that are spans of segment files go, in order, into a pipe and from
  * the pipe to the socket by splice(2). Page-cache pages are passed by reference from the file to the pipe and from
  * the pipe to TCP, so a replayed batch is never copied through user space. Only for plaintext sockets: TLS must
- * encrypt the bytes in user space (conn.c keeps the copy path for it).
+ * encrypt the bytes in user space (each front end keeps the copy path for it). Both front ends use it, with one
+ * pool per shard (struct sl_server's sendfile_pool): the native listener (broker/net/conn.c) and the Kafka
+ * listener (broker/kafka/conn.c), whose Fetch answers carry the same stored batches in another frame.
  *
  * An answer's journey (sendfile.c, step), the loop never waiting on either end:
  *
@@ -32,8 +34,8 @@
  *      anything else goes in past a full pipe, and the parts go in in their order.
  *
  * Which thread may call: the shard's loop thread only. */
-#ifndef SL_BROKER_NET_SENDFILE_H
-#define SL_BROKER_NET_SENDFILE_H
+#ifndef SL_BROKER_SENDFILE_H
+#define SL_BROKER_SENDFILE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,9 +50,12 @@
  * their socket each. */
 #define SL_SENDFILE_HELD_FDS_MAX (SL_LIMITS_SENDFILE_FDS - 2 * SL_SENDFILE_PIPES_MAX)
 _Static_assert(SL_SENDFILE_HELD_FDS_MAX >= 2 * SL_SENDFILE_PIPES_MAX, "each answer may hold a file and a socket");
+/* Answers from files one connection may have reserved, sending or queued (each front end's rule): one on its way
+ * and one ready behind it keep a replaying consumer's socket busy; more would take pipes other consumers could use. */
+#define SL_SENDFILE_CONN_ANSWERS_MAX 2
 /* The pipe's size asked for: 1 MiB (the default /proc/sys/fs/pipe-max-size) lets one splice to the socket move a
  * whole default fetch; the kernel's 64 KiB if refused. */
-#define SL_SENDFILE_PIPE_BYTES (1u << 20)
+#define SL_SENDFILE_PIPE_BYTES       (1u << 20)
 
 struct sl_sendfile_pool {
 	int pipes[SL_SENDFILE_PIPES_MAX][2]; /* idle pipes: [0] read end, [1] write end */
@@ -102,6 +107,10 @@ void sl_sendfile_pool_init(struct sl_sendfile_pool *p);
 void sl_sendfile_pool_free(struct sl_sendfile_pool *p);
 /* Set aside room for one answer holding file_count files (invariant 3). Returns 0 or -EAGAIN. */
 int sl_sendfile_reserve(struct sl_sendfile_pool *p, uint32_t file_count);
+/* Add file_count files to a reservation made by sl_sendfile_reserve: an answer planned in pieces (a Kafka Fetch
+ * answers one handler request per topic, each reserving its own files). The answer then starts, or is given
+ * back, with the sum. Returns 0 or -EAGAIN (the reservation stays as it was). */
+int sl_sendfile_reserve_more(struct sl_sendfile_pool *p, uint32_t file_count);
 /* Give back a reservation that no answer took. */
 void sl_sendfile_unreserve(struct sl_sendfile_pool *p, uint32_t file_count);
 /* Send sf's parts to the socket sock_fd (not kept: dup'd), with the reservation of file_count files that sf now
@@ -109,6 +118,9 @@ void sl_sendfile_unreserve(struct sl_sendfile_pool *p, uint32_t file_count);
  * sent, done_cb never runs, the files and the reservation are given back). */
 int sl_sendfile_start(struct sl_sendfile *sf, struct sl_sendfile_pool *pool, struct sl_ring *ring, int sock_fd,
                       uint32_t file_count, sl_sendfile_done_cb done_cb);
+/* Count a finished answer (its done_cb's status) in the shard's metrics: sent, bytes, cut, disk splices. */
+struct sl_server_stats;
+void sl_sendfile_count(const struct sl_sendfile *sf, int status, struct sl_server_stats *st);
 /* The connection is going: stop at the next step (a wait for the client to read is cancelled). done_cb still
  * runs, with a negative status. */
 void sl_sendfile_abort(struct sl_sendfile *sf);
