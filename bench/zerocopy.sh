@@ -39,18 +39,7 @@ else
 fi
 record_bytes=1024
 fetch_bytes=$((1 << 20))
-count=$((bytes / (record_bytes + 12)))
-if [ "$(free_bytes "$data")" -lt $((bytes * 3 / 2)) ]; then
-	echo "$name: $((bytes * 3 / 2 >> 20)) MiB free needed under $data" >&2
-	exit 1
-fi
-
-runs=$data/runs
-mkdir -p "$runs"
-broker_start "$data/broker"
-echo "$name: filling $((bytes >> 20)) MiB ($count records of $record_bytes B)"
-client "$bin/synclog-bench" produce --broker "$broker_addr" --topic zc --create --record-bytes $record_bytes \
-	--count $count --json "$runs/fill.json" >/dev/null
+bench_replay_log zc "$bytes" "$record_bytes"
 stored=$(json_get "$runs/fill.json" stored_bytes)
 broker_stop
 mapfile -t files < <(find "$data/broker/data/topics/zc" -name '*.log' | sort)
