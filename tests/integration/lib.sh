@@ -102,6 +102,45 @@ start_broker_kafka_sasl_ssl() {
 	[ -n "$KAFKA_BROKER" ] || fail "the ready line names no kafka listener"
 }
 
+# metric NAME [CA]: the value of an unlabelled sample of the broker started last (started with --metrics; over https
+# with the CA file CA), or "missing".
+metric() {
+	local addr
+	addr=$(grep -o 'ready listen=[^ ]* metrics=[0-9.:]*' "$TMP/broker.err" | tail -1 | sed 's/.*metrics=//')
+	if [ -n "${2:-}" ]; then
+		curl -sf --cacert "$2" "https://$addr/metrics"
+	else
+		curl -sf "http://$addr/metrics"
+	fi | awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print "missing" }'
+}
+
+# zc_retention_under_stall TOPIC FIRST STALL_PID BEFORE: an answer sent from files outlives retention. A reader
+# (STALL_PID) asked for TOPIC's first segment FIRST (a copy of it in $TMP/first) and stalls until $TMP/go exists,
+# saving what it then reads in $TMP/stalled; BEFORE is synclog_fetch_sendfile_answers_total when it asked. Retention
+# deletes the segment under the stalled answer; the reader must then get the deleted segment's bytes, from the
+# files, and the broker must let go of the deleted file once the answer is sent.
+zc_retention_under_stall() {
+	local topic=$1 first=$2 stall_pid=$3 before=$4 failed
+	failed=$(metric synclog_fetch_sendfile_failed_total)
+	"$SYNCLOG" topic alter "$topic" --set retention.bytes=1 >/dev/null || fail "topic alter $topic"
+	for _ in $(seq 1 100); do [ -e "$first" ] || break; sleep 0.1; done
+	[ ! -e "$first" ] || fail "retention did not delete the first segment of $topic"
+	touch "$TMP/go"
+	wait "$stall_pid" || fail "the stalled consumer: $(cat "$TMP/stall.out")"
+	python3 - "$TMP/first" "$TMP/stalled" <<'PY' || fail "the stalled answer differs from the deleted segment"
+import sys
+seg, got = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+assert len(got) > 4 << 20 and got == seg[:len(got)], (len(got), len(seg))
+PY
+	[ "$(metric synclog_fetch_sendfile_answers_total)" -gt "$before" ] || fail "the stalled answer was not from files"
+	[ "$(metric synclog_fetch_sendfile_failed_total)" = "$failed" ] || fail "the stalled answer from files failed"
+	for _ in $(seq 1 100); do
+		ls -l "/proc/$BROKER_PID/fd" 2>/dev/null | grep -q '(deleted)' || break
+		sleep 0.1
+	done
+	! ls -l "/proc/$BROKER_PID/fd" | grep '(deleted)' || fail "the broker still holds a deleted segment"
+}
+
 # expect_exit CODE CMD...: runs CMD with its output in $TMP/out and $TMP/err; fails unless it exits CODE (naming the
 # command and the start of its stderr).
 expect_exit() {

@@ -9,21 +9,6 @@ BUILD=${1:-build/release}
 . "$(dirname "$0")/lib.sh"
 FZ="$(dirname "$0")/fetch_zc.py"
 
-metrics_addr() { grep -o 'ready listen=[^ ]* metrics=[0-9.:]*' "$TMP/broker.err" | tail -1 | sed 's/.*metrics=//'; }
-# metric NAME [CA]: the value of an unlabelled sample of the broker started last.
-metric() {
-	python3 - "$(metrics_addr)" "$1" "${2:-}" <<'PY'
-import re, ssl, sys, urllib.request
-addr, name, ca = sys.argv[1:4]
-if ca:
-    text = urllib.request.urlopen("https://%s/metrics" % addr, context=ssl.create_default_context(cafile=ca),
-                                  timeout=30).read().decode()
-else:
-    text = urllib.request.urlopen("http://%s/metrics" % addr, timeout=30).read().decode()
-m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
-print(m.group(1) if m else "missing")
-PY
-}
 port() { echo "${SYNCLOG_BROKER##*:}"; }
 # 24 MiB of 1 KiB records in partition 0: three segments of 8 MiB.
 records() { python3 -c '
@@ -71,23 +56,7 @@ sleep 1
 seq 1 10 | awk '{printf "late%d\tv\n", $1}' | timeout 60 "$SYNCLOG" produce t >/dev/null ||
 	fail "produce while a consumer stalls"
 out=$(timeout 60 "$SYNCLOG" consume t --from -3) && grep -q late10 <<<"$out" || fail "consume while a consumer stalls"
-"$SYNCLOG" topic alter t --set retention.bytes=1 >/dev/null || fail "topic alter"
-for _ in $(seq 1 100); do [ -e "$first" ] || break; sleep 0.1; done
-[ ! -e "$first" ] || fail "retention did not delete the first segment"
-touch "$TMP/go"
-wait "$stall_pid" || fail "the stalled consumer: $(cat "$TMP/stall.out")"
-python3 - "$TMP/first" "$TMP/stalled" <<'PY' || fail "the stalled answer differs from the deleted segment"
-import sys
-seg, got = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
-assert len(got) > 4 << 20 and got == seg[:len(got)], (len(got), len(seg))
-PY
-[ "$(metric synclog_fetch_sendfile_answers_total)" -gt "$before" ] || fail "the stalled answer was not from files"
-# The answer's descriptor of the deleted file is closed once it is sent.
-for _ in $(seq 1 100); do
-	ls -l "/proc/$BROKER_PID/fd" 2>/dev/null | grep -q '(deleted)' || break
-	sleep 0.1
-done
-! ls -l "/proc/$BROKER_PID/fd" | grep '(deleted)' || fail "the broker still holds a deleted segment"
+zc_retention_under_stall t "$first" "$stall_pid" "$before"
 stop_broker
 
 # 4. --fetch-zero-copy off: the same bytes, read into memory.

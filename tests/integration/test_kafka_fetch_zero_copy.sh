@@ -15,16 +15,6 @@ CLIENT="$BUILD/tests/kafka_client"
 [ -x "$CLIENT" ] || fail "$CLIENT is missing (make test-build)"
 KZ="$(dirname "$0")/kafka_fetch_zc.py"
 
-# metric NAME [CA]: an unlabelled sample of the broker started last (its metrics over https with a CA).
-metric() {
-	local addr
-	addr=$(grep -o 'ready listen=[^ ]* metrics=[0-9.:]*' "$TMP/broker.err" | tail -1 | sed 's/.*metrics=//')
-	if [ -n "${2:-}" ]; then
-		curl -sf --cacert "$2" "https://$addr/metrics"
-	else
-		curl -sf "http://$addr/metrics"
-	fi | awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print "missing" }'
-}
 # records N PREFIX: N lines "PREFIX<i><TAB><about 1 KiB value>" for synclog produce.
 records() { python3 -c '
 import sys
@@ -132,23 +122,6 @@ sleep 1
 [ "$(metric synclog_fetch_sendfile_answers_total)" = "$before" ] || fail "the stalled answer did not stall"
 # Other consumers are served meanwhile.
 kc -C -t u -o -3 -e -f '%k\n' | grep -qx u1999 || fail "kcat while a Kafka consumer stalls"
-"$SYNCLOG" topic alter w --set retention.bytes=1 >/dev/null || fail "topic alter w"
-for _ in $(seq 1 100); do [ -e "$first" ] || break; sleep 0.1; done
-[ ! -e "$first" ] || fail "retention did not delete the first segment of w"
-touch "$TMP/go"
-wait "$stall_pid" || fail "the stalled consumer: $(cat "$TMP/stall.out")"
-python3 - "$TMP/first" "$TMP/stalled" <<'PY' || fail "the stalled answer differs from the deleted segment"
-import sys
-seg, got = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
-assert len(got) > 4 << 20 and got == seg[:len(got)], (len(got), len(seg))
-PY
-[ "$(metric synclog_fetch_sendfile_answers_total)" -gt "$before" ] || fail "the stalled answer was not from files"
-[ "$(metric synclog_fetch_sendfile_failed_total)" = 0 ] || fail "answers from files failed (stall)"
-# The answer's descriptor of the deleted file is closed once it is sent.
-for _ in $(seq 1 100); do
-	ls -l "/proc/$BROKER_PID/fd" 2>/dev/null | grep -q '(deleted)' || break
-	sleep 0.1
-done
-! ls -l "/proc/$BROKER_PID/fd" | grep '(deleted)' || fail "the broker still holds a deleted segment"
+zc_retention_under_stall w "$first" "$stall_pid" "$before"
 stop_broker
 echo ok
