@@ -44,6 +44,15 @@ struct kcpart {
 	int64_t committed; /* -1: none known */
 	int64_t end;       /* stop_at_end: the log end when assigned; else INT64_MAX */
 	bool done;
+	bool revoked; /* revoke: leaving parts[] */
+};
+
+/* parts[] sorted by topic and partition, rebuilt after each change of the assignment: part_find runs for every
+ * message and every committed offset, and a scan of parts[] there cost assigned partitions x messages. */
+struct kcpart_key {
+	uint32_t topic_index; /* in topics[] */
+	uint32_t partition;
+	uint32_t index; /* in parts[] */
 };
 
 struct sl_kafka_consumer {
@@ -56,6 +65,7 @@ struct sl_kafka_consumer {
 	rd_kafka_t *rk;
 	struct sl_kafka_wake wake;
 	struct kcpart *parts;
+	struct kcpart_key *keys; /* part_count entries, part_cap allocated */
 	uint32_t part_count, part_cap;
 	struct sl_consumer_partition *view; /* part_cap entries: callbacks and sl_consumer_assignment */
 	rd_kafka_message_t **msgs;
@@ -91,19 +101,68 @@ static int io_timeout(const struct sl_kafka_consumer *k)
 	return k->o.io_timeout_ms > INT32_MAX ? INT32_MAX : (int)k->o.io_timeout_ms;
 }
 
-static const char *topic_of(const struct sl_kafka_consumer *k, const char *name)
+/* Index in topics[] of the topic called name, or -1. The topics are the few the caller subscribed to. */
+static int32_t topic_index(const struct sl_kafka_consumer *k, const char *name)
 {
 	for (uint32_t i = 0; i < k->topic_count; i++)
 		if (strcmp(k->topics[i], name) == 0)
-			return k->topics[i];
-	return NULL;
+			return (int32_t)i;
+	return -1;
+}
+
+static const char *topic_of(const struct sl_kafka_consumer *k, const char *name)
+{
+	int32_t t = topic_index(k, name);
+
+	return t >= 0 ? k->topics[t] : NULL;
+}
+
+static int key_compare(const void *a, const void *b)
+{
+	const struct kcpart_key *x = a, *y = b;
+
+	if (x->topic_index != y->topic_index)
+		return x->topic_index < y->topic_index ? -1 : 1;
+	if (x->partition != y->partition)
+		return x->partition < y->partition ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* After parts[] changed: sort their keys again (a rebalance, not a message). */
+static void keys_build(struct sl_kafka_consumer *k)
+{
+	for (uint32_t i = 0; i < k->part_count; i++) {
+		uint32_t t = 0;
+
+		while (t < k->topic_count && k->topics[t] != k->parts[i].topic)
+			t++;
+		SL_ASSERT(t < k->topic_count); /* parts[].topic is one of topics[] */
+		k->keys[i] = (struct kcpart_key){.topic_index = t, .partition = k->parts[i].partition, .index = i};
+	}
+	if (k->part_count > 0)
+		qsort(k->keys, k->part_count, sizeof(*k->keys), key_compare);
 }
 
 static struct kcpart *part_find(struct sl_kafka_consumer *k, const char *topic, int32_t partition)
 {
-	for (uint32_t i = 0; i < k->part_count; i++)
-		if ((int32_t)k->parts[i].partition == partition && strcmp(k->parts[i].topic, topic) == 0)
-			return &k->parts[i];
+	int32_t t = topic_index(k, topic);
+	uint32_t lo = 0, hi = k->part_count;
+
+	if (t < 0 || partition < 0)
+		return NULL;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct kcpart_key *key = &k->keys[mid];
+
+		if (key->topic_index < (uint32_t)t ||
+		    (key->topic_index == (uint32_t)t && key->partition < (uint32_t)partition))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < k->part_count && k->keys[lo].topic_index == (uint32_t)t &&
+	    k->keys[lo].partition == (uint32_t)partition)
+		return &k->parts[k->keys[lo].index];
 	return NULL;
 }
 
@@ -128,6 +187,10 @@ static int parts_reserve(struct sl_kafka_consumer *k, uint32_t count)
 	if (parts == NULL)
 		return -ENOMEM;
 	k->parts = parts;
+	struct kcpart_key *keys = realloc(k->keys, count * sizeof(*keys));
+	if (keys == NULL)
+		return -ENOMEM;
+	k->keys = keys;
 	struct sl_consumer_partition *view = realloc(k->view, count * sizeof(*view));
 	if (view == NULL)
 		return -ENOMEM;
@@ -229,12 +292,20 @@ static void revoke(struct sl_kafka_consumer *k, rd_kafka_topic_partition_list_t 
 			                                              p->position == p->committed};
 	}
 	callback(k, SL_CONSUMER_REVOKED, n);
+	/* Marked first, removed after: a removal moves the last entry, which the keys would no longer find. */
 	for (int i = 0; i < list->cnt; i++) {
 		struct kcpart *p = part_find(k, list->elems[i].topic, list->elems[i].partition);
 
 		if (p != NULL)
-			*p = k->parts[--k->part_count];
+			p->revoked = true;
 	}
+	for (uint32_t i = 0; i < k->part_count;) {
+		if (k->parts[i].revoked)
+			k->parts[i] = k->parts[--k->part_count];
+		else
+			i++;
+	}
+	keys_build(k);
 }
 
 /* Where a gained partition starts when the group has no commit for it, by the options. */
@@ -317,6 +388,7 @@ static int assign(struct sl_kafka_consumer *k, rd_kafka_topic_partition_list_t *
 		                     0,
 		                     tp->offset >= 0 ? tp->offset : -1,
 		                     k->o.stop_at_end ? end : INT64_MAX,
+		                     false,
 		                     false};
 		if (p->committed >= 0) {
 			p->position = p->committed;
@@ -333,8 +405,10 @@ static int assign(struct sl_kafka_consumer *k, rd_kafka_topic_partition_list_t *
 	}
 	if (rc != 0) {
 		k->part_count = first;
+		keys_build(k);
 		return rc;
 	}
+	keys_build(k); /* the callback may seek a gained partition */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct kcpart *p = &k->parts[first + i];
 
@@ -412,6 +486,7 @@ void sl_kafka_consumer_free(struct sl_kafka_consumer *k)
 	free(k->topics);
 	free(k->bootstrap);
 	free(k->parts);
+	free(k->keys);
 	free(k->view);
 	free(k->msgs);
 	free(k->headers);

@@ -62,12 +62,16 @@ static int io_timeout(const struct sl_kafka_fetcher *k)
 	return k->o.io_timeout_ms > INT32_MAX ? INT32_MAX : (int)k->o.io_timeout_ms;
 }
 
-static struct kpart *part_find(struct sl_kafka_fetcher *k, int32_t partition)
+/* parts holds partition i at index i, or only the one partition asked for (sl_kafka_fetcher_new), so a message's
+ * partition is found without a search: this runs once per message, and a scan of parts cost partitions x
+ * messages. */
+static struct kpart *part_find(const struct sl_kafka_fetcher *k, int32_t partition)
 {
-	for (uint32_t i = 0; i < k->part_count; i++)
-		if ((int32_t)k->parts[i].partition == partition)
-			return &k->parts[i];
-	return NULL;
+	uint32_t i = k->part_count == 1 ? 0 : (uint32_t)partition;
+
+	if (partition < 0 || i >= k->part_count || k->parts[i].partition != (uint32_t)partition)
+		return NULL;
+	return &k->parts[i];
 }
 
 static void messages_drop(struct sl_kafka_fetcher *k)
@@ -457,10 +461,9 @@ int sl_kafka_fetcher_next(struct sl_kafka_fetcher *k, uint32_t *partition_out, s
 
 int64_t sl_kafka_fetcher_position(const struct sl_kafka_fetcher *k, uint32_t partition)
 {
-	for (uint32_t i = 0; i < k->part_count; i++)
-		if (k->parts[i].partition == partition)
-			return k->parts[i].position;
-	return -1;
+	const struct kpart *p = partition <= INT32_MAX ? part_find(k, (int32_t)partition) : NULL;
+
+	return p != NULL ? p->position : -1;
 }
 
 uint64_t sl_kafka_fetcher_skipped(const struct sl_kafka_fetcher *k)

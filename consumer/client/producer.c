@@ -71,6 +71,8 @@ static int producer_alloc(struct sl_producer *p)
 		if (p->requests[i].batches == NULL)
 			return -ENOMEM;
 	}
+	p->open.kind = PARTS_OPEN;
+	p->busy.kind = PARTS_BUSY;
 	for (uint32_t i = 0; i < n; i++) {
 		p->parts[i].open_ms = -1;
 		p->parts[i].backoff_ms = p->o.retry_backoff_ms;
@@ -149,7 +151,9 @@ int sl_producer_new(struct sl_producer **out, const struct sl_producer_options *
 	}
 	if (rc == 0)
 		rc = sl_producer_id_init(p->conn, &p->producer_id, &p->producer_epoch);
-	if (rc == 0 && (uint64_t)o->batch_bytes_max + REQUEST_OVERHEAD_BYTES > sl_conn_frame_bytes_max(p->conn)) {
+	/* The same sum requests_send checks a batch against: a full batch always fits a request of its own. */
+	if (rc == 0 && (uint64_t)o->batch_bytes_max + REQUEST_OVERHEAD_BYTES + REQUEST_BATCH_OVERHEAD_BYTES >
+	                       sl_conn_frame_bytes_max(p->conn)) {
 		sl_conn_set_error(p->conn, "a batch of %u bytes does not fit the broker's frame limit of %u bytes",
 		                  o->batch_bytes_max, sl_conn_frame_bytes_max(p->conn));
 		rc = -EMSGSIZE;
@@ -194,6 +198,7 @@ void producer_cancel_open(struct sl_producer *p, struct producer_part *pt, int s
 	n = pt->builder.record_count;
 	sl_batch_builder_reset(&pt->builder);
 	pt->open_ms = -1;
+	producer_list_remove(&p->open, pt);
 	for (int32_t i = 0; i < n; i++)
 		producer_report(p, pt->opaques[i], &d);
 }
@@ -300,44 +305,54 @@ int producer_seal(struct sl_producer *p, struct producer_part *pt, int64_t now_m
 	s->status = 0;
 	s->error[0] = '\0';
 	s->next = NULL;
-	if (pt->tail != NULL)
+	if (pt->tail != NULL) {
 		pt->tail->next = s;
-	else
+	} else {
 		pt->head = s;
+		producer_list_append(&p->busy, pt);
+		SL_ASSERT(p->busy.count <= p->sealed_count); /* invariant 7: each busy partition holds a sealed batch */
+	}
 	pt->tail = s;
 	pt->next_sequence = sequence_add(pt->next_sequence, b->record_count);
 	sl_batch_builder_reset(b);
 	pt->open_ms = -1;
+	producer_list_remove(&p->open, pt);
 	if (p->sticky == (int32_t)s->partition)
 		p->sticky = -1;
 	return 0;
 }
 
+/* Walks the open list from its oldest batch (invariant 7): it stops at the first batch not due yet, whose deadline
+ * is the earliest of the rest, or when the pool is empty. A failing partition is not in the list: it seals nothing
+ * (invariant 4), and its deadline would only spin the loop. */
 void producer_seal_due(struct sl_producer *p, int64_t now_ms)
 {
+	struct producer_part *pt, *after;
 	int64_t next = INT64_MAX;
 
-	for (uint32_t i = 0; i < p->partition_count; i++) {
-		struct producer_part *pt = &p->parts[i];
-		int64_t due;
+	for (pt = p->open.head; pt != NULL; pt = after) {
+		int64_t due = pt->open_ms + p->o.linger_ms;
 
-		/* A failing partition seals nothing (invariant 4): its deadline would only spin the loop. */
-		if (pt->open_ms < 0 || pt->failing)
-			continue;
-		due = pt->open_ms + p->o.linger_ms;
-		if (p->flushing || due <= now_ms) {
-			/* While an earlier batch of the partition still waits for a request slot, the open batch keeps
-			 * filling instead of closing into a batch of its own: its records would wait for the slot
-			 * either way, and one batch costs the broker one append where many small ones cost many
-			 * (Kafka's accumulator does the same). It is looked at again within a millisecond, and at
-			 * once when an answer frees a slot (producer_io). */
-			if (!p->flushing && pt->tail != NULL && pt->tail->state == SEALED_QUEUED)
-				due = now_ms + 1;
-			else if (producer_seal(p, pt, now_ms) == 0)
-				continue;
+		after = producer_list_next(&p->open, pt);
+		p->walk_visits++;
+		if (!p->flushing && due > now_ms) {
+			next = due < next ? due : next;
+			break;
 		}
-		if (due < next)
-			next = due;
+		/* While an earlier batch of the partition still waits for a request slot, the open batch keeps filling
+		 * instead of closing into a batch of its own: its records would wait for the slot either way, and one
+		 * batch costs the broker one append where many small ones cost many (Kafka's accumulator does the
+		 * same). It is looked at again within a millisecond, and at once when an answer frees a slot
+		 * (producer_io). Such partitions are busy, so there are at most sealed_max of them to step over. */
+		if (!p->flushing && pt->tail != NULL && pt->tail->state == SEALED_QUEUED) {
+			next = now_ms + 1 < next ? now_ms + 1 : next;
+			continue;
+		}
+		if (producer_seal(p, pt, now_ms) != 0) {
+			/* The pool is empty, so no later batch seals either; this one is the oldest still waiting. */
+			next = due < next ? due : next;
+			break;
+		}
 	}
 	p->next_linger_ms = next;
 }
@@ -478,6 +493,10 @@ int sl_producer_send(struct sl_producer *p, int32_t partition, const struct sl_r
 		p->sends_unclocked = 0;
 		if (pt->open_ms < 0) {
 			pt->open_ms = now_ms;
+			/* Invariant 7: opens read a monotonic clock, so the open list stays in open_ms order. */
+			SL_ASSERT(p->open.tail == NULL || p->open.tail->open_ms <= now_ms);
+			if (!pt->failing)
+				producer_list_append(&p->open, pt);
 			if (now_ms + p->o.linger_ms < p->next_linger_ms)
 				p->next_linger_ms = now_ms + p->o.linger_ms;
 		}
@@ -551,7 +570,7 @@ int sl_producer_timeout_ms(const struct sl_producer *p)
 
 	if (p->pending == 0)
 		return -1;
-	return producer_next_event_ms(p, sl_clock_mono_ms());
+	return producer_next_event_ms(p, sl_clock_mono_ms(), NULL);
 }
 
 int sl_producer_pollfd(const struct sl_producer *p, struct pollfd *out)

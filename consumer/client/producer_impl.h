@@ -32,14 +32,25 @@
  *      as they are (invariant 2); a lost connection drops its queue; sl_producer_free closes the connection
  *      before it reports or frees anything. In the common case the batch was answered, so its request was sent
  *      whole and there is nothing to copy; a copy happens when a batch fails while its request is still being
- *      written (fail_from on an earlier batch's refusal or expiry) or when a broker answers early. */
+ *      written (fail_from on an earlier batch's refusal or expiry) or when a broker answers early.
+ *   7. No pass of producer_io walks the partition array; it walks two lists of the partitions that have work:
+ *      - the open list: exactly the partitions whose open batch holds records (open_ms >= 0) and that are not
+ *        failing, oldest open batch first. A batch opens at a reading of the monotonic clock and joins at the
+ *        tail, so the list is in open_ms order and sealing by linger stops at the first batch not yet due;
+ *      - the busy list: exactly the partitions whose queue is not empty, so at most sealed_max of them. A
+ *        partition whose batch a request takes moves to the tail: requests take partitions in turns, and one
+ *        with a backlog cannot keep the others out of a request that the frame limit fills.
+ *      A pass thus visits the open batches that are due and the busy partitions (at most sealed_max), whatever
+ *      the topic's partition count (bench/results/scale.md: with a walk of every partition, 10,000 partitions
+ *      made a keyed producer 160 times slower than one). walk_visits counts the visits for tests. */
 #ifndef SL_CONSUMER_PRODUCER_IMPL_H
 #define SL_CONSUMER_PRODUCER_IMPL_H
 
 #include "consumer/client/client_impl.h"
 
 /* Room a Produce request needs around its batches: correlation id, topic, acks, and per partition its number
- * and length prefixes. The frame limit must hold one full batch plus this. */
+ * and length prefixes. The frame limit must hold one full batch plus this and one REQUEST_BATCH_OVERHEAD_BYTES
+ * (sl_producer_new checks it). */
 #define REQUEST_OVERHEAD_BYTES       (SL_TOPIC_NAME_BYTES_MAX + 1024)
 /* Per batch in a request: partition number, field tags and length prefixes. */
 #define REQUEST_BATCH_OVERHEAD_BYTES 32
@@ -66,6 +77,22 @@ struct sealed {
 	char error[SL_ERROR_BYTES];
 };
 
+struct producer_part;
+
+/* The two lists of invariant 7: a partition is linked into each through its own part_link. */
+enum part_list_kind { PARTS_OPEN, PARTS_BUSY, PARTS_LIST_KINDS };
+
+struct part_link {
+	struct producer_part *prev, *next;
+	bool linked;
+};
+
+struct part_list {
+	struct producer_part *head, *tail;
+	uint32_t count;
+	enum part_list_kind kind;
+};
+
 struct producer_part {
 	struct sl_batch_builder builder; /* buf NULL until the partition's first record */
 	void **opaques;
@@ -73,8 +100,9 @@ struct producer_part {
 	int32_t next_sequence;
 	struct sealed *head, *tail;
 	uint32_t backoff_ms;
-	bool failing;                 /* invariant 4: a FAILED batch is waiting to be reported */
-	char failure[SL_ERROR_BYTES]; /* why, for the records of the open batch canceled after it */
+	bool failing;                            /* invariant 4: a FAILED batch is waiting to be reported */
+	char failure[SL_ERROR_BYTES];            /* why, for the records of the open batch canceled after it */
+	struct part_link link[PARTS_LIST_KINDS]; /* invariant 7 */
 };
 
 struct request_slot {
@@ -106,7 +134,10 @@ struct sl_producer {
 	uint32_t sends_unclocked; /* records appended since sl_producer_send last read the clock */
 	int32_t sticky;           /* partition of keyless records, -1 before the next choice */
 	uint32_t rr_next;         /* next partition for keyless records */
-	uint32_t rr_request;      /* partition a request starts with, so that none waits behind the others */
+	struct part_list open;    /* invariant 7: open batches, oldest first */
+	struct part_list busy;    /* invariant 7: partitions with sealed batches, in request turn order */
+	uint64_t walk_visits;     /* partitions visited by the walks of producer_io, for tests (invariant 7) */
+	uint64_t io_passes;       /* producer_io calls, for tests: walk_visits per pass */
 	int64_t next_linger_ms;   /* earliest linger deadline of an open batch; INT64_MAX when none */
 	int64_t reconnect_at_ms;
 	int64_t throttle_until_ms; /* the broker's backfill quota: send no request before (monotonic ms) */
@@ -116,6 +147,48 @@ struct sl_producer {
 	char error[SL_ERROR_BYTES];
 	struct sl_kafka_producer *kafka; /* the Kafka transport's producer (transport.h); NULL: this one */
 };
+
+/* Add pt at the tail of l, or take it out of l (nothing when it is not in l). O(1): the hot path opens batches. */
+static inline void producer_list_append(struct part_list *l, struct producer_part *pt)
+{
+	struct part_link *k = &pt->link[l->kind];
+
+	SL_ASSERT(!k->linked);
+	k->prev = l->tail;
+	k->next = NULL;
+	k->linked = true;
+	if (l->tail != NULL)
+		l->tail->link[l->kind].next = pt;
+	else
+		l->head = pt;
+	l->tail = pt;
+	l->count++;
+}
+
+static inline void producer_list_remove(struct part_list *l, struct producer_part *pt)
+{
+	struct part_link *k = &pt->link[l->kind];
+
+	if (!k->linked)
+		return;
+	if (k->prev != NULL)
+		k->prev->link[l->kind].next = k->next;
+	else
+		l->head = k->next;
+	if (k->next != NULL)
+		k->next->link[l->kind].prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+	k->linked = false;
+	SL_ASSERT(l->count > 0);
+	l->count--;
+}
+
+static inline struct producer_part *producer_list_next(const struct part_list *l, const struct producer_part *pt)
+{
+	return pt->link[l->kind].next;
+}
 
 /* producer.c */
 /* Close the open batch of pt. Returns 0 (also when it was empty), -EAGAIN when it cannot now (no free sealed
@@ -132,8 +205,9 @@ void producer_pool_put(struct sl_producer *p, struct sealed *s);
 /* One pass of I/O: reconnect if due, expire, send what may be sent, wait up to timeout_ms for the socket or the
  * next deadline, handle the answers. Returns 0 or -EINTR. */
 int producer_io(struct sl_producer *p, int timeout_ms);
-/* Milliseconds until the next deadline (linger, retry, expiry, reconnect, request timeout); -1 when none. */
-int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms);
+/* Milliseconds until the next deadline (linger, retry, expiry, reconnect, request timeout); -1 when none. Adds the
+ * partitions it visited to *visits unless visits is NULL. */
+int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms, uint64_t *visits);
 /* Report the batches at the head of pt's queue that are ACKED or FAILED, in order. */
 void producer_deliver(struct sl_producer *p, struct producer_part *pt);
 

@@ -31,7 +31,7 @@ static bool pool_has_room(const struct sl_producer *p)
 	return p->pool != NULL || p->sealed_count < p->sealed_max;
 }
 
-int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms)
+int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms, uint64_t *visits)
 {
 	bool connected = p->conn->fd >= 0, queued = false;
 	int64_t next = INT64_MAX;
@@ -39,9 +39,11 @@ int producer_next_event_ms(const struct sl_producer *p, int64_t now_ms)
 	/* Without room in the pool, a batch due to seal waits for an answer, not for a time. */
 	if (pool_has_room(p))
 		next = p->next_linger_ms;
-	for (uint32_t i = 0; i < p->partition_count; i++) {
-		const struct sealed *s = first_queued(&p->parts[i]);
+	for (const struct producer_part *pt = p->busy.head; pt != NULL; pt = producer_list_next(&p->busy, pt)) {
+		const struct sealed *s = first_queued(pt);
 
+		if (visits != NULL)
+			(*visits)++;
 		if (s == NULL)
 			continue;
 		queued = true;
@@ -77,8 +79,10 @@ void producer_deliver(struct sl_producer *p, struct producer_part *pt)
 		};
 
 		pt->head = s->next;
-		if (pt->head == NULL)
+		if (pt->head == NULL) {
 			pt->tail = NULL;
+			producer_list_remove(&p->busy, pt);
+		}
 		for (uint32_t i = 0; i < s->record_count; i++) {
 			/* With acks none the broker answers before it assigns offsets: they stay unknown (-1). */
 			d.offset = s->state == SEALED_ACKED && s->base_offset >= 0 ? s->base_offset + i : -1;
@@ -140,6 +144,7 @@ static void fail_from(struct sl_producer *p, struct producer_part *pt, struct se
 	}
 	pt->next_sequence = first->base_sequence;
 	pt->failing = true;
+	producer_list_remove(&p->open, pt); /* invariant 7: a failing partition seals nothing */
 	pt->backoff_ms = p->o.retry_backoff_ms;
 }
 
@@ -207,11 +212,16 @@ static void reconnect(struct sl_producer *p, int64_t now_ms)
  * IN_FLIGHT waits for its answer, or for the request timeout to drop the connection. */
 static void expire(struct sl_producer *p, int64_t now_ms)
 {
-	for (uint32_t i = 0; i < p->partition_count; i++) {
-		struct producer_part *pt = &p->parts[i];
+	struct producer_part *pt, *after;
+
+	for (pt = p->busy.head; pt != NULL; pt = after) {
 		struct sealed *s = first_queued(pt);
+		uint32_t i = (uint32_t)(pt - p->parts);
 		char error[SL_ERROR_BYTES];
 
+		/* Delivering below may take pt out of the busy list, and nothing else. */
+		after = producer_list_next(&p->busy, pt);
+		p->walk_visits++;
 		if (s == NULL || now_ms < s->created_ms + p->o.delivery_timeout_ms)
 			continue;
 		if (s->ever_sent)
@@ -333,7 +343,8 @@ static bool response_handle(struct sl_producer *p, const Synclog__Response *resp
 }
 
 /* Fill free request slots with the batches that may go now (invariant 1), at most one per partition per
- * request, within the broker's frame limit. */
+ * request, within the broker's frame limit. Partitions are taken in busy-list order and each one taken moves to
+ * the tail (invariant 7): a partition left out by the frame limit is first in the next request. */
 static void requests_send(struct sl_producer *p, int64_t now_ms)
 {
 	uint64_t frame_max = sl_conn_frame_bytes_max(p->conn);
@@ -352,10 +363,11 @@ static void requests_send(struct sl_producer *p, int64_t now_ms)
 			if (p->requests[i].cid == 0)
 				r = &p->requests[i];
 		SL_ASSERT(r != NULL);
-		for (uint32_t k = 0; k < p->partition_count; k++) {
-			uint32_t i = (p->rr_request + k) % p->partition_count;
-			struct sealed *s = first_queued(&p->parts[i]);
+		for (struct producer_part *pt = p->busy.head; pt != NULL; pt = producer_list_next(&p->busy, pt)) {
+			uint32_t i = (uint32_t)(pt - p->parts);
+			struct sealed *s = first_queued(pt);
 
+			p->walk_visits++;
 			if (s == NULL || s->retry_at_ms > now_ms)
 				continue;
 			if (bytes + s->len + REQUEST_BATCH_OVERHEAD_BYTES > frame_max)
@@ -370,7 +382,6 @@ static void requests_send(struct sl_producer *p, int64_t now_ms)
 		}
 		if (n == 0)
 			return;
-		p->rr_request++;
 		body.topic = p->topic;
 		body.acks = (Synclog__Acks)p->o.acks;
 		body.backfill = p->o.backfill;
@@ -392,20 +403,26 @@ static void requests_send(struct sl_producer *p, int64_t now_ms)
 		r->sent_ms = now_ms;
 		r->batch_count = n;
 		for (uint32_t j = 0; j < n; j++) {
+			struct producer_part *pt = &p->parts[r->batches[j]->partition];
+
 			r->batches[j]->state = SEALED_IN_FLIGHT;
 			r->batches[j]->cid = cid;
 			r->batches[j]->ever_sent = true;
 			r->batches[j]->attempts++;
+			producer_list_remove(&p->busy, pt);
+			producer_list_append(&p->busy, pt);
 		}
 		p->requests_in_flight++;
 	}
 }
 
-static bool any_queued(const struct sl_producer *p)
+static bool any_queued(struct sl_producer *p)
 {
-	for (uint32_t i = 0; i < p->partition_count; i++)
-		if (first_queued(&p->parts[i]) != NULL)
+	for (const struct producer_part *pt = p->busy.head; pt != NULL; pt = producer_list_next(&p->busy, pt)) {
+		p->walk_visits++;
+		if (first_queued(pt) != NULL)
 			return true;
+	}
 	return false;
 }
 
@@ -439,6 +456,7 @@ int producer_io(struct sl_producer *p, int timeout_ms)
 	uint64_t pending_before = p->pending;
 	int wait_ms, rc;
 
+	p->io_passes++;
 	producer_seal_due(p, now_ms);
 	expire(p, now_ms);
 	requests_orphaned(p, now_ms);
@@ -453,7 +471,7 @@ int producer_io(struct sl_producer *p, int timeout_ms)
 	}
 	requests_send(p, now_ms);
 
-	wait_ms = producer_next_event_ms(p, now_ms);
+	wait_ms = producer_next_event_ms(p, now_ms, &p->walk_visits);
 	if (wait_ms < 0 || (timeout_ms >= 0 && wait_ms > timeout_ms))
 		wait_ms = timeout_ms;
 	/* Records were reported in this pass: that is progress to hand back, not a reason to wait. */

@@ -1,7 +1,9 @@
 /* Tests of the producer (consumer/producer*.c) against a broker played by a thread of this test: batches are
  * assembled as configured, keys go to their murmur2 partition, and retries after throttling or a lost connection
  * neither lose nor duplicate a record, while a refused batch fails itself and everything after it in its
- * partition. The mock keeps idempotent-producer state as the broker does (broker/producer_state.h). */
+ * partition. With 10,000 partitions, a pass of the producer visits only the partitions that have work
+ * (producer_impl.h, invariant 7), lingers and expiries are still met, and requests take partitions in turns. The
+ * mock keeps idempotent-producer state as the broker does (broker/producer_state.h). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,9 +24,11 @@
 #include "consumer/client/synclog.h"
 #include "proto/synclog.pb-c.h"
 
-#define MOCK_PARTITIONS_MAX 8
+/* The broker's largest topic (SL_TOPIC_PARTITIONS_MAX in broker/topics.h). */
+#define MOCK_PARTITIONS_MAX 10000
 #define MOCK_RECORDS_MAX    50000
 #define MOCK_KEPT_BATCHES   5
+#define MOCK_ARRIVALS_MAX   64
 
 struct mock_record {
 	char key[32];
@@ -41,7 +45,7 @@ struct mock_partition {
 	int32_t next_sequence;
 	struct mock_kept kept[MOCK_KEPT_BATCHES];
 	uint32_t kept_count;
-	struct mock_record *records; /* index = offset */
+	struct mock_record *records; /* index = offset; allocated at the partition's first batch */
 	int64_t next_offset;
 };
 
@@ -55,6 +59,8 @@ struct mock {
 	int drop_at[4];       /* append, then close the connection without answering */
 	int refuse_at;        /* answer STORAGE_ERROR for every batch, appending nothing */
 	int slow_read_us;     /* read 1 KiB at a time, sleeping this long after each read */
+	uint32_t frame_bytes; /* the frame limit Hello announces; 0: 16 MiB */
+	volatile int hold;    /* read nothing while set: requests wait in the socket */
 	volatile int stop;    /* the thread exits */
 	volatile int go_away; /* close everything and refuse connections (broker gone) */
 	/* What happened. */
@@ -63,7 +69,11 @@ struct mock {
 	int connections;
 	int corrupt_batches; /* failed validation: answered CORRUPT_BATCH */
 	int32_t records_per_batch_max;
+	uint32_t arrivals[MOCK_ARRIVALS_MAX]; /* partition of each batch received, in order */
+	int arrival_count;
 	struct mock_partition part[MOCK_PARTITIONS_MAX];
+	Synclog__ProducePartitionResult results[MOCK_PARTITIONS_MAX];
+	Synclog__ProducePartitionResult *result_ptrs[MOCK_PARTITIONS_MAX];
 	uint8_t scratch[1 << 20];
 };
 
@@ -79,6 +89,10 @@ static int read_exact(int fd, void *buf, size_t len)
 
 		if (mock->stop || mock->go_away)
 			return -1;
+		if (mock->hold) {
+			usleep(1000);
+			continue;
+		}
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
 		n = read(fd, p, mock->slow_read_us > 0 && len > 1024 ? 1024 : len);
@@ -126,6 +140,10 @@ static void mock_batch(uint32_t partition, ProtobufCBinaryData *batch, Synclog__
 	assert_true(h.producer_id == 7 && h.producer_epoch == 0);
 	if (h.record_count > mock->records_per_batch_max)
 		mock->records_per_batch_max = h.record_count;
+	if (mock->arrival_count < MOCK_ARRIVALS_MAX)
+		mock->arrivals[mock->arrival_count++] = partition;
+	if (mp->records == NULL)
+		assert_non_null(mp->records = calloc(MOCK_RECORDS_MAX, sizeof(*mp->records)));
 	for (uint32_t i = 0; i < mp->kept_count; i++) {
 		if (mp->kept[i].base_sequence == h.base_sequence && mp->kept[i].count == h.record_count) {
 			res->base_offset = mp->kept[i].base_offset;
@@ -167,6 +185,7 @@ static int mock_produce(Synclog__ProduceRequest *req, Synclog__Response *resp, S
 
 	for (size_t i = 0; i < sizeof(mock->drop_at) / sizeof(mock->drop_at[0]); i++)
 		drop |= mock->drop_at[i] == number;
+	assert_true(req->n_partitions <= MOCK_PARTITIONS_MAX);
 	body->n_results = req->n_partitions;
 	body->results = ptrs;
 	for (size_t i = 0; i < req->n_partitions; i++) {
@@ -197,8 +216,6 @@ static void mock_serve(int fd)
 		Synclog__TopicConfig config = SYNCLOG__TOPIC_CONFIG__INIT;
 		Synclog__InitProducerResponse init = SYNCLOG__INIT_PRODUCER_RESPONSE__INIT;
 		Synclog__ProduceResponse produce = SYNCLOG__PRODUCE_RESPONSE__INIT;
-		Synclog__ProducePartitionResult results[MOCK_PARTITIONS_MAX];
-		Synclog__ProducePartitionResult *ptrs[MOCK_PARTITIONS_MAX];
 		Synclog__Request *req;
 		uint8_t header[4], *payload;
 		uint32_t len;
@@ -219,7 +236,7 @@ static void mock_serve(int fd)
 		switch (req->body_case) {
 		case SYNCLOG__REQUEST__BODY_HELLO:
 			hello.protocol_version = 1;
-			hello.max_frame_bytes = 16u << 20;
+			hello.max_frame_bytes = mock->frame_bytes ? mock->frame_bytes : 16u << 20;
 			resp.body_case = SYNCLOG__RESPONSE__BODY_HELLO;
 			resp.hello = &hello;
 			break;
@@ -236,7 +253,7 @@ static void mock_serve(int fd)
 			resp.init_producer = &init;
 			break;
 		case SYNCLOG__REQUEST__BODY_PRODUCE:
-			rc = mock_produce(req->produce, &resp, &produce, results, ptrs);
+			rc = mock_produce(req->produce, &resp, &produce, mock->results, mock->result_ptrs);
 			break;
 		default:
 			fail_msg("unexpected request %d", req->body_case);
@@ -284,8 +301,6 @@ static int mock_start(void **state)
 
 	mock = calloc(1, sizeof(*mock));
 	mock->partitions = 1;
-	for (int i = 0; i < MOCK_PARTITIONS_MAX; i++)
-		mock->part[i].records = calloc(MOCK_RECORDS_MAX, sizeof(struct mock_record));
 	mock->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (bind(mock->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(mock->listen_fd, 4) != 0)
 		return -1;
@@ -366,6 +381,27 @@ static void send_n(struct sl_producer *p, int first, int n, bool keyed)
 	}
 }
 
+/* Records first .. first + n - 1, sent to one partition named by the caller. */
+static void send_to(struct sl_producer *p, int32_t partition, int first, int n)
+{
+	for (int i = first; i < first + n; i++) {
+		struct sl_record r = {.version = SL_VERSION_NONE, .timestamp_ms = 1700000000000 + i, .key_len = -1};
+
+		snprintf(values[i], sizeof(values[i]), "value-%d", i);
+		r.value = (const uint8_t *)values[i];
+		r.value_len = (int32_t)strlen(values[i]);
+		assert_int_equal(sl_producer_send(p, partition, &r, (void *)(uintptr_t)i), 0);
+	}
+}
+
+/* Poll without flushing until nothing is pending: what seals here seals by linger, by size, or not at all. */
+static void poll_until_reported(struct sl_producer *p)
+{
+	for (int i = 0; i < 2000 && sl_producer_pending(p) > 0; i++)
+		assert_true(sl_producer_poll(p, 10) >= 0);
+	assert_true(sl_producer_pending(p) == 0);
+}
+
 /* Every record reported once, acknowledged, and stored by the mock exactly once at the offset reported. */
 static void assert_all_stored_once(int n)
 {
@@ -391,9 +427,12 @@ static void setup_mock(uint32_t partitions)
 	mock->throttle_first = 0;
 	mock->refuse_at = 0;
 	mock->slow_read_us = 0;
+	mock->frame_bytes = 0;
+	mock->hold = 0;
 	memset(mock->drop_at, 0, sizeof(mock->drop_at));
 	mock->produce_requests = mock->duplicates = mock->corrupt_batches = 0;
 	mock->records_per_batch_max = 0;
+	mock->arrival_count = 0;
 	for (int i = 0; i < MOCK_PARTITIONS_MAX; i++) {
 		mock->part[i].next_sequence = 0;
 		mock->part[i].kept_count = 0;
@@ -642,6 +681,146 @@ static void producer_refuses_record_larger_than_batch(void **state)
 	assert_int_equal(outcomes[0].reported, 0);
 }
 
+/* Invariant 7 of producer_impl.h: a pass of the producer visits the partitions with an open batch due or a
+ * sealed batch, not the topic's 10,000 partitions. A walk of the partition array in the seal, expiry, send or
+ * next-deadline step costs at least 10,000 visits per pass; the lists cost a few here (one hot partition, three
+ * cold ones holding one record each until their linger passes). */
+#define WALK_VISITS_PER_PASS_MAX 64
+
+static uint64_t visits_per_pass(const struct sl_producer *p)
+{
+	assert_true(p->io_passes > 0);
+	return p->walk_visits / p->io_passes;
+}
+
+static void producer_pass_visits_only_partitions_with_work(void **state)
+{
+	struct sl_producer_options o;
+	struct sl_producer *p;
+
+	setup_mock(MOCK_PARTITIONS_MAX);
+	sl_producer_options_init(&o);
+	o.batch_records_max = 100; /* many batches, many passes */
+	p = producer_open(&o);
+	assert_int_equal(sl_producer_partition_count(p), MOCK_PARTITIONS_MAX);
+	send_to(p, 0, 0, 1);
+	send_to(p, 5000, 1, 1);
+	send_to(p, MOCK_PARTITIONS_MAX - 1, 2, 1);
+	send_to(p, 4321, 3, 20000);
+	assert_int_equal(sl_producer_flush(p, 10000), 0);
+	print_message("%llu passes, %llu partitions visited, %llu per pass\n", (unsigned long long)p->io_passes,
+	              (unsigned long long)p->walk_visits, (unsigned long long)visits_per_pass(p));
+	assert_true(p->io_passes >= 200); /* at least one pass per batch sealed */
+	assert_true(visits_per_pass(p) <= WALK_VISITS_PER_PASS_MAX);
+	sl_producer_free(p);
+	assert_all_stored_once(20003);
+	for (int i = 3; i < 20003; i++)
+		assert_int_equal(outcomes[i].offset, i - 3);
+}
+
+/* Open batches of partitions far apart are sealed when their linger passes, with no flush to force them. */
+static void producer_seals_by_linger_among_many_partitions(void **state)
+{
+	struct sl_producer_options o;
+	struct sl_producer *p;
+
+	setup_mock(MOCK_PARTITIONS_MAX);
+	sl_producer_options_init(&o);
+	o.linger_ms = 20;
+	p = producer_open(&o);
+	send_to(p, MOCK_PARTITIONS_MAX - 1, 0, 1);
+	send_to(p, 1, 1, 1);
+	send_to(p, 7777, 2, 500);
+	send_to(p, 4242, 502, 1);
+	poll_until_reported(p);
+	assert_true(visits_per_pass(p) <= WALK_VISITS_PER_PASS_MAX);
+	sl_producer_free(p);
+	assert_all_stored_once(503);
+	assert_int_equal(mock->part[MOCK_PARTITIONS_MAX - 1].next_offset, 1);
+	assert_int_equal(mock->part[4242].next_offset, 1);
+}
+
+/* Batches that cannot be sent (the broker is gone) fail at their delivery timeout in every partition that holds
+ * one, found through the busy list, with no flush to wait for them. */
+static void producer_expires_batches_among_many_partitions(void **state)
+{
+	struct sl_producer_options o;
+	struct sl_producer *p;
+
+	setup_mock(MOCK_PARTITIONS_MAX);
+	sl_producer_options_init(&o);
+	o.delivery_timeout_ms = 300;
+	o.retry_backoff_ms = 10;
+	o.linger_ms = 1;
+	p = producer_open(&o);
+	mock->go_away = 1;
+	usleep(100 * 1000); /* the mock notices and drops the connection */
+	send_to(p, 3, 0, 10);
+	send_to(p, 6000, 10, 10);
+	send_to(p, MOCK_PARTITIONS_MAX - 1, 20, 10);
+	poll_until_reported(p);
+	assert_true(visits_per_pass(p) <= WALK_VISITS_PER_PASS_MAX);
+	sl_producer_free(p);
+	mock->go_away = 0;
+	for (int i = 0; i < 30; i++) {
+		assert_int_equal(outcomes[i].reported, 1);
+		/* Each partition's first batch expired; a later one of the same partition fails with it. */
+		if (i % 10 == 0)
+			assert_int_equal(outcomes[i].status, -ETIMEDOUT);
+		assert_true(outcomes[i].status == -ETIMEDOUT || outcomes[i].status == -ECANCELED);
+		assert_int_equal(outcomes[i].offset, -1);
+	}
+}
+
+/* Requests take partitions in turns: with room for one batch per request, a partition with a backlog does not
+ * keep the others waiting until it is drained. The broker holds the first request unread while a hot partition
+ * queues five batches and five cold ones one each; every cold batch then goes before the hot partition's third. */
+static void producer_requests_take_partitions_in_turns(void **state)
+{
+	static char big[600];
+	const int32_t hot = 7000, cold[] = {1, 2500, 5000, 7500, MOCK_PARTITIONS_MAX - 1};
+	struct sl_producer_options o;
+	struct sl_producer *p;
+	int hot_seen = 0, cold_seen = 0, id = 0;
+
+	setup_mock(MOCK_PARTITIONS_MAX);
+	/* A request holds one batch of up to 1 KiB, and a batch one record of 600 bytes. */
+	mock->frame_bytes = 1024 + REQUEST_OVERHEAD_BYTES + REQUEST_BATCH_OVERHEAD_BYTES;
+	memset(big, 'v', sizeof(big));
+	sl_producer_options_init(&o);
+	o.batch_bytes_max = 1024;
+	o.linger_ms = 0;
+	o.requests_in_flight_max = 1;
+	p = producer_open(&o);
+	mock->hold = 1;
+	for (int i = 0; i < 6; i++) {
+		struct sl_record r = {
+		        .version = SL_VERSION_NONE, .key_len = -1, .value = (uint8_t *)big, .value_len = sizeof(big)};
+
+		assert_int_equal(sl_producer_send(p, hot, &r, (void *)(uintptr_t)id++), 0);
+	}
+	for (size_t c = 0; c < sizeof(cold) / sizeof(cold[0]); c++) {
+		struct sl_record r = {
+		        .version = SL_VERSION_NONE, .key_len = -1, .value = (uint8_t *)big, .value_len = sizeof(big)};
+
+		assert_int_equal(sl_producer_send(p, cold[c], &r, (void *)(uintptr_t)id++), 0);
+	}
+	mock->hold = 0;
+	assert_int_equal(sl_producer_flush(p, 10000), 0);
+	sl_producer_free(p);
+	for (int i = 0; i < id; i++)
+		assert_int_equal(outcomes[i].status, 0);
+	assert_int_equal(mock->arrival_count, id);
+	assert_int_equal(mock->produce_requests, id); /* one batch per request: the frame limit held */
+	for (int i = 0; i < mock->arrival_count && hot_seen < 3; i++) {
+		if ((int32_t)mock->arrivals[i] == hot)
+			hot_seen++;
+		else
+			cold_seen++;
+	}
+	assert_int_equal(cold_seen, 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -655,6 +834,10 @@ int main(void)
 	        cmocka_unit_test(producer_fails_records_when_broker_is_gone),
 	        cmocka_unit_test(producer_sticks_keyless_records_to_a_partition_per_batch),
 	        cmocka_unit_test(producer_refuses_record_larger_than_batch),
+	        cmocka_unit_test(producer_pass_visits_only_partitions_with_work),
+	        cmocka_unit_test(producer_seals_by_linger_among_many_partitions),
+	        cmocka_unit_test(producer_expires_batches_among_many_partitions),
+	        cmocka_unit_test(producer_requests_take_partitions_in_turns),
 	};
 
 	return cmocka_run_group_tests(tests, mock_start, mock_stop);
