@@ -676,6 +676,20 @@ void sl_group_join_abandon(struct sl_groups *g, const char *group, const char *m
 		member_remove(g, grp, (uint32_t)idx);
 }
 
+/* A member removed for silence is said once, at info: the client learns it only at its next request (UNKNOWN_MEMBER)
+ * and rejoins, so without this line a consumer that stops polling for longer than its session (a blocked thread, a
+ * client driving many members one after the other) shows up only as rebalances and refused commits. */
+static void member_expired_log(const struct sl_group *grp, const struct sl_member *m, int64_t now_ms)
+{
+	struct sl_slog *e = sl_slog_begin(SL_SLOG_INFO, "group_member_expired");
+	sl_slog_str(e, "group", grp->name);
+	sl_slog_str(e, "member", m->id);
+	sl_slog_str(e, "client_host", m->client_host);
+	sl_slog_int(e, "silent_ms", now_ms - m->last_heartbeat_ms);
+	sl_slog_uint(e, "session_timeout_ms", m->session_timeout_ms);
+	sl_slog_end(e);
+}
+
 uint32_t sl_groups_tick(struct sl_groups *g, int64_t now_ms)
 {
 	uint32_t changed = 0;
@@ -689,6 +703,7 @@ uint32_t sl_groups_tick(struct sl_groups *g, int64_t now_ms)
 		for (uint32_t i = 0; i < grp->member_count;) {
 			struct sl_member *m = &grp->members[i];
 			if (!m->joining && now_ms - m->last_heartbeat_ms > (int64_t)m->session_timeout_ms) {
+				member_expired_log(grp, m, now_ms);
 				member_remove(g, grp, i);
 				changed++;
 			} else {

@@ -23,6 +23,12 @@
  * the other, so a thread holds at most GROUPS_MAX / GROUP_THREADS_MAX = 157 commits per interval). */
 #define GROUPS_MAX          10000
 #define GROUP_THREADS_MAX   64
+/* commit-groups: while a thread's later groups join and the other threads finish joining theirs, the groups already
+ * joined are polled at most this often (their heartbeats go out from poll when due). Joins can take seconds each
+ * (a broker's initial rebalance delay, 3 s by default, is waited once per group, and a thread joins its groups one
+ * after the other), so a member not polled meanwhile outlives its session and is removed before the first tick.
+ * 250 ms is far inside the shortest session (1 s, heartbeats at a third of it) and costs one fetch per group. */
+#define KEEPALIVE_MS        250
 
 struct options {
 	const char *mode;
@@ -33,10 +39,11 @@ struct options {
 	uint32_t key_bytes;
 	uint32_t value_bytes;
 	double seconds;
-	const char *commit_scope; /* "all": every partition per commit; "one": one partition per commit */
-	int64_t start_offset;     /* replay: -1 from the earliest offset, else from this one */
-	uint32_t groups;          /* commit-groups */
-	uint32_t interval_ms;     /* commit-groups: each group commits once per interval */
+	const char *commit_scope;    /* "all": every partition per commit; "one": one partition per commit */
+	int64_t start_offset;        /* replay: -1 from the earliest offset, else from this one */
+	uint32_t groups;             /* commit-groups */
+	uint32_t interval_ms;        /* commit-groups: each group commits once per interval */
+	uint32_t session_timeout_ms; /* commit-groups: each member's session */
 };
 
 static double cpu_s(void)
@@ -55,6 +62,7 @@ static int usage(void)
 	      "       groups-bench commits --broker B --topic T --group G --seconds S --scope all|one\n"
 	      "       groups-bench commit-groups --broker B --topic T --group PREFIX --groups N --seconds S\n"
 	      "                    [--interval-ms MS]   (N groups PREFIX-0.., one member each, one commit per MS)\n"
+	      "                    [--session-timeout-ms MS]   (each member's session, default 30000)\n"
 	      "Prints one JSON object: records, bytes (keys and values), seconds, records_per_s, mb_per_s (10^6 B/s),\n"
 	      "cpu_s; commits: commits, offsets_per_commit, commits_per_s and the latency percentiles in us.\n",
 	      stderr);
@@ -315,32 +323,50 @@ static int bench_commits(const struct options *o)
 /* ---- commit-groups ---- */
 
 /* One thread's share of the groups: it joins them, then at every tick commits each of them once, one after the
- * other (each commit waits for the broker's fsync), and polls each once so that its heartbeats go out. */
+ * other (each commit waits for the broker's fsync), and polls each once so that its heartbeats go out. Until the
+ * ticks start, every group it has joined is kept alive (KEEPALIVE_MS). */
 struct group_thread {
 	const struct options *o;
 	uint32_t index, threads;
 	pthread_t thread;
-	pthread_barrier_t *joined;
-	int64_t start_ns; /* the first tick, set once every thread has joined */
 	struct hist lat;
 	uint64_t commits, failed, late_ticks;
 	int64_t join_ns;
 	char error[SL_ERROR_BYTES];
 };
 
-static int64_t start_tick_ns;
+/* The threads count themselves in once their groups are joined (or failed to); the main thread then sets the first
+ * tick and lets them go. */
+static atomic_uint threads_joined;
+static atomic_bool ticks_go;
+static int64_t start_tick_ns; /* written before ticks_go is set */
+
+/* Poll the joined groups cs[0..n) when KEEPALIVE_MS passed since *last_ns: their heartbeats go out when due.
+ * There is nothing to read (they start at the latest offset). */
+static void keep_alive(struct group_thread *t, struct sl_consumer **cs, uint32_t n, int64_t *last_ns)
+{
+	static __thread struct sl_consumer_record recs[16];
+	int64_t now = sl_clock_mono_ns();
+
+	if (now - *last_ns < (int64_t)KEEPALIVE_MS * 1000000)
+		return;
+	*last_ns = now;
+	for (uint32_t k = 0; k < n; k++)
+		if (sl_consumer_poll(cs[k], 0, recs, 16) < 0 && t->failed++ == 0)
+			snprintf(t->error, sizeof(t->error), "poll: %s", sl_consumer_error(cs[k]));
+}
 
 static void *group_thread_main(void *arg)
 {
 	struct group_thread *t = arg;
 	const struct options *o = t->o;
-	uint32_t mine = (o->groups - t->index + t->threads - 1) / t->threads;
+	uint32_t mine = (o->groups - t->index + t->threads - 1) / t->threads, joined = 0;
 	struct sl_consumer **cs = calloc(mine ? mine : 1, sizeof(*cs));
 	static __thread struct sl_consumer_record recs[16];
 	const char *topics[1] = {o->topic};
 	char name[SL_GROUP_NAME_BYTES_MAX + 1];
 	int rc = cs ? 0 : -ENOMEM;
-	int64_t t0 = sl_clock_mono_ns();
+	int64_t t0 = sl_clock_mono_ns(), alive_ns = t0;
 
 	for (uint32_t k = 0; rc == 0 && k < mine; k++) {
 		struct sl_consumer_options co;
@@ -355,13 +381,22 @@ static void *group_thread_main(void *arg)
 		co.topic_count = 1;
 		co.start = SL_FROM_LATEST;
 		co.auto_commit = false;
-		co.session_timeout_ms = 30000; /* a slow tick must not expire a member */
+		co.session_timeout_ms = o->session_timeout_ms;
 		rc = sl_consumer_subscribe(&cs[k], &co, err, sizeof(err));
 		if (rc != 0)
 			snprintf(t->error, sizeof(t->error), "subscribe %s: %s", name, err);
+		else
+			joined++;
+		keep_alive(t, cs, joined, &alive_ns);
 	}
 	t->join_ns = sl_clock_mono_ns() - t0;
-	pthread_barrier_wait(t->joined);
+	atomic_fetch_add(&threads_joined, 1);
+	while (!atomic_load(&ticks_go)) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000};
+
+		keep_alive(t, cs, joined, &alive_ns);
+		nanosleep(&ts, NULL);
+	}
 	int64_t interval_ns = (int64_t)o->interval_ms * 1000000;
 	uint64_t ticks = (uint64_t)(o->seconds * 1e3 / o->interval_ms);
 	for (uint64_t tick = 0; rc == 0 && tick < ticks; tick++) {
@@ -390,7 +425,7 @@ static void *group_thread_main(void *arg)
 			if (sl_consumer_poll(cs[k], 0, recs, 16) < 0 && t->failed++ == 0)
 				snprintf(t->error, sizeof(t->error), "poll: %s", sl_consumer_error(cs[k]));
 	}
-	if (rc != 0) /* the others wait at the barrier only once: nothing more to do here */
+	if (rc != 0) /* a group that could not join: the run is not the one asked for */
 		t->failed++;
 	for (uint32_t k = 0; cs != NULL && k < mine; k++) {
 		if (cs[k] != NULL)
@@ -406,7 +441,6 @@ static int bench_commit_groups(const struct options *o)
 	uint32_t threads = o->groups < GROUP_THREADS_MAX ? o->groups : GROUP_THREADS_MAX;
 	struct group_thread *ts = calloc(threads, sizeof(*ts));
 	struct hist *all = malloc(sizeof(*all));
-	pthread_barrier_t joined;
 	pthread_attr_t attr;
 	uint64_t commits = 0, failed = 0, late = 0;
 	int64_t join_max = 0;
@@ -416,24 +450,25 @@ static int bench_commit_groups(const struct options *o)
 	if (ts == NULL || all == NULL)
 		return -ENOMEM;
 	hist_init(all);
-	/* Every thread and this one meet once all groups are joined; the ticks start a little after. */
-	pthread_barrier_init(&joined, NULL, threads + 1);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	for (uint32_t i = 0; i < threads; i++) {
-		ts[i] = (struct group_thread){.o = o, .index = i, .threads = threads, .joined = &joined};
+		ts[i] = (struct group_thread){.o = o, .index = i, .threads = threads};
 		hist_init(&ts[i].lat);
 		if (pthread_create(&ts[i].thread, &attr, group_thread_main, &ts[i]) != 0) {
 			fprintf(stderr, "groups-bench: cannot start thread %u\n", i);
 			exit(1);
 		}
 	}
-	start_tick_ns = sl_clock_mono_ns() + 1000000000ll; /* set before the barrier releases anyone */
-	pthread_barrier_wait(&joined);
+	/* Every thread has joined its groups (they keep them alive meanwhile); the ticks start a little after. */
+	while (atomic_load(&threads_joined) < threads) {
+		struct timespec ts10 = {.tv_sec = 0, .tv_nsec = 10000000};
+		nanosleep(&ts10, NULL);
+	}
+	start_tick_ns = sl_clock_mono_ns() + 100000000ll;
+	atomic_store(&ticks_go, true);
 	/* A script measuring the broker during the commits alone starts at this line. */
 	fprintf(stderr, "groups-bench: %u groups joined\n", o->groups);
-	if (sl_clock_mono_ns() > start_tick_ns - 100000000ll)
-		start_tick_ns = sl_clock_mono_ns() + 100000000ll;
 	for (uint32_t i = 0; i < threads; i++) {
 		pthread_join(ts[i].thread, NULL);
 		commits += ts[i].commits;
@@ -459,7 +494,6 @@ static int bench_commit_groups(const struct options *o)
 	else
 		fputs("null", stdout);
 	fputs("}\n", stdout);
-	pthread_barrier_destroy(&joined);
 	free(ts);
 	free(all);
 	return failed > 0 ? -EIO : 0;
@@ -484,7 +518,8 @@ int main(int argc, char **argv)
 	                    .commit_scope = "all",
 	                    .start_offset = -1,
 	                    .groups = 1,
-	                    .interval_ms = 1000};
+	                    .interval_ms = 1000,
+	                    .session_timeout_ms = 30000}; /* a slow tick must not expire a member */
 	const char *v;
 	int rc;
 
@@ -512,6 +547,8 @@ int main(int argc, char **argv)
 			o.groups = (uint32_t)strtoul(v, NULL, 10);
 		} else if ((rc = flag(argc, argv, &i, "--interval-ms", &v)) != 0) {
 			o.interval_ms = (uint32_t)strtoul(v, NULL, 10);
+		} else if ((rc = flag(argc, argv, &i, "--session-timeout-ms", &v)) != 0) {
+			o.session_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
 		} else {
 			return usage();
 		}
@@ -527,7 +564,7 @@ int main(int argc, char **argv)
 	else if (strcmp(o.mode, "commits") == 0 && o.group != NULL)
 		rc = bench_commits(&o);
 	else if (strcmp(o.mode, "commit-groups") == 0 && o.group != NULL && o.groups >= 1 && o.groups <= GROUPS_MAX &&
-	         o.interval_ms >= 10)
+	         o.interval_ms >= 10 && o.session_timeout_ms >= 1000)
 		rc = bench_commit_groups(&o);
 	else
 		return usage();

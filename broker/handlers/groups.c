@@ -250,19 +250,33 @@ void sl_handle_leave_group(struct sl_req *req)
 
 /* ---- commits ---- */
 
-static void commit_done_cb(void *ctx, int status)
+static void commit_finish(struct sl_req *req, int status)
 {
-	struct sl_req *req = ctx;
 	if (status < 0)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "the change could not be made durable: %s",
 		            strerror(-status));
-	/* A forced reset that became durable (or failed) released its group's joins. */
-	sl_group_joins_wake(req->srv);
 	req->pending--;
 	if (!req->responded)
 		sl_req_respond(req);
 	else
 		sl_req_release(req);
+}
+
+/* An operator's change (commit, alter, delete) is durable: a forced reset that became durable (or failed) released
+ * its group's joins. */
+static void commit_done_cb(void *ctx, int status)
+{
+	struct sl_req *req = ctx;
+	sl_group_joins_wake(req->srv);
+	commit_finish(req, status);
+}
+
+/* A member's commit is durable. It changes no group's state (only an operator's commit ends a reset), so no held
+ * join is woken: the wake walks every held join, and each commit paid a walk of all of them (20,000 commits of 1,000
+ * groups while 2,000 joins were held by the initial delay: 2.33 broker CPU-s, 0.32 without the walks). */
+static void member_commit_done_cb(void *ctx, int status)
+{
+	commit_finish(ctx, status);
 }
 
 /* The member named by a commit, or an answer saying why the commit is refused (returns -1). */
@@ -385,12 +399,13 @@ void sl_handle_offset_commit(struct sl_req *req)
 		sl_group_reset_begin(&srv->groups, grp);
 	req->pending++;
 	int rc = sl_groups_commit(&srv->groups, group, entries, (uint32_t)k, by_operator ? (fenced ? 2 : 1) : 0,
-	                          commit_done_cb, req);
+	                          by_operator ? commit_done_cb : member_commit_done_cb, req);
 	if (rc < 0) {
 		req->pending--;
 		if (fenced)
 			sl_group_reset_end(&srv->groups, group);
-		sl_group_joins_wake(srv);
+		if (by_operator)
+			sl_group_joins_wake(srv);
 		if (rc == -EUSERS)
 			sl_req_fail(req, SYNCLOG__ERROR_CODE__GROUP_LIMIT,
 			            "cannot create group '%.200s': the broker holds %u groups (--groups-max); delete "
