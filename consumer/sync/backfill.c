@@ -20,7 +20,12 @@
  *   1. Before a record of a row after done_key is sent, a checkpoint whose sent_key is at or after that row's key
  *      and whose mark is at or before the log end of that moment is on disk.
  *   2. done_key only moves past a chunk once every record of it (and of every chunk before) is acknowledged.
- *   3. The counts and checksum of a checkpoint are those of the rows up to its done_key, in key order. */
+ *   3. The counts and checksum of a checkpoint are those of the rows up to its done_key, in key order.
+ *   4. A resumed run keeps the window it recovered in every checkpoint until done_key passes it: sent_key at or
+ *      after the window's sent_key, and mark at or before the window's mark. The dead run's records of the window
+ *      lie before any mark this run takes, and its last chunks may reach past this run's first ones, so a
+ *      checkpoint with this run's own mark or sent_key would hide them from the next resume, which would produce
+ *      them again (a kill -9 of the resumed run before its first chunk was acknowledged did). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -154,6 +159,10 @@ struct bf {
 	struct buf last_sent_key;
 	bool has_last_sent;
 	struct seen seen; /* the recovery window's rows already in the topic */
+	/* Invariant 4: the window recovered at the start, while done_key has not passed it. */
+	bool window_open;
+	struct buf window_sent_key;
+	int64_t *window_mark;
 	struct sl_rate rate_records, rate_bytes;
 	struct sl_backfill_progress progress;
 	int64_t started_ns;
@@ -793,6 +802,10 @@ static int chunk_retire(struct bf *b)
 		if (buf_set(&b->ck.done_key, c->arena.data + c->last_off, c->last_len) != 0)
 			return -ENOMEM;
 	}
+	if (b->window_open && b->ck.has_done &&
+	    sl_source_key_compare(b->ck.done_key.data, b->ck.done_key.len, b->window_sent_key.data,
+	                          b->window_sent_key.len) >= 0)
+		b->window_open = false;
 	b->oldest = (b->oldest + 1) % SL_BACKFILL_CHUNKS_IN_FLIGHT;
 	b->in_flight--;
 	if (b->seen.count > 0 && b->ck.has_done && b->ck.has_sent &&
@@ -803,7 +816,22 @@ static int chunk_retire(struct bf *b)
 	return 0;
 }
 
-/* Mark, checkpoint, send: invariant 1 for the chunk c. */
+/* Invariant 4: while the recovered window is open, the checkpoint's sent_key and mark cover it too. */
+static int window_keep(struct bf *b)
+{
+	if (!b->window_open)
+		return 0;
+	for (uint32_t i = 0; i < b->partitions; i++)
+		if (b->window_mark[i] < b->ck.mark[i])
+			b->ck.mark[i] = b->window_mark[i];
+	if (b->ck.has_sent && sl_source_key_compare(b->ck.sent_key.data, b->ck.sent_key.len, b->window_sent_key.data,
+	                                            b->window_sent_key.len) >= 0)
+		return 0;
+	b->ck.has_sent = true;
+	return buf_set(&b->ck.sent_key, b->window_sent_key.data, b->window_sent_key.len);
+}
+
+/* Mark, checkpoint, send: invariants 1 and 4 for the chunk c. */
 static int chunk_start(struct bf *b, struct chunk *c)
 {
 	int rc = marks_take(b, c->mark);
@@ -817,6 +845,8 @@ static int chunk_start(struct bf *b, struct chunk *c)
 		if (buf_set(&b->ck.sent_key, c->arena.data + c->last_off, c->last_len) != 0)
 			return -ENOMEM;
 	}
+	if (window_keep(b) != 0)
+		return -ENOMEM;
 	rc = ckpt_write(b, false);
 	if (rc != 0)
 		return rc;
@@ -841,6 +871,13 @@ static int stop_cleanly(struct bf *b)
 		return -ENOMEM;
 	b->ck.has_sent = b->ck.has_done;
 	if (b->ck.has_sent && buf_set(&b->ck.sent_key, b->ck.done_key.data, b->ck.done_key.len) != 0)
+		return -ENOMEM;
+	/* Stopped inside the recovered window: its rows after done_key may be in the topic (invariant 4). */
+	if (b->window_open && b->ck.has_done &&
+	    sl_source_key_compare(b->ck.done_key.data, b->ck.done_key.len, b->window_sent_key.data,
+	                          b->window_sent_key.len) >= 0)
+		b->window_open = false;
+	if (window_keep(b) != 0)
 		return -ENOMEM;
 	b->in_flight = 0;
 	rc = ckpt_write(b, false);
@@ -935,6 +972,8 @@ static void teardown(struct bf *b)
 	free(b->ck.done_key.data);
 	free(b->ck.sent_key.data);
 	free(b->last_sent_key.data);
+	free(b->window_sent_key.data);
+	free(b->window_mark);
 	seen_free(&b->seen);
 }
 
@@ -967,6 +1006,17 @@ static int run(struct bf *b)
 		                                                          b->ck.sent_key.data, b->ck.sent_key.len) < 0);
 		if (resumed_window)
 			rc = recover(b);
+		if (rc == 0 && resumed_window) {
+			b->window_mark = malloc(b->partitions * sizeof(*b->window_mark));
+			rc = b->window_mark == NULL ||
+			                     buf_set(&b->window_sent_key, b->ck.sent_key.data, b->ck.sent_key.len) != 0
+			             ? -ENOMEM
+			             : 0;
+			if (rc == 0) {
+				memcpy(b->window_mark, b->ck.mark, b->partitions * sizeof(*b->window_mark));
+				b->window_open = true;
+			}
+		}
 	}
 	if (rc != 0)
 		return rc;
