@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "broker/sendfile.h"
+#include "log_test_util.h"
 
 #define FILE_BYTES (3u << 20)
 
@@ -29,7 +30,8 @@ struct fixture {
 	int sender, receiver; /* a TCP connection on loopback; the sender non-blocking, as libuv leaves it */
 	int file_fd;
 	uint8_t *file_bytes;
-	char path[64];
+	char dir[256];
+	char path[300];
 	int done_count, done_status;
 };
 
@@ -57,8 +59,9 @@ static int setup(void **state)
 	assert_int_equal(sl_ring_init(&f->ring, 0), 0);
 	sl_sendfile_pool_init(&f->pool);
 	tcp_pair(&f->sender, &f->receiver);
-	snprintf(f->path, sizeof(f->path), "/tmp/test_sendfile_XXXXXX");
-	f->file_fd = mkstemp(f->path);
+	assert_int_equal(lt_tmpdir_make(f->dir, sizeof(f->dir)), 0);
+	assert_int_equal(lt_path_join(f->path, sizeof(f->path), f->dir, "segment.log"), 0);
+	f->file_fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	assert_true(f->file_fd >= 0);
 	f->file_bytes = malloc(FILE_BYTES);
 	srand(7);
@@ -77,6 +80,7 @@ static int teardown(void **state)
 	close(f->receiver);
 	close(f->file_fd);
 	unlink(f->path);
+	rmdir(f->dir);
 	sl_sendfile_pool_free(&f->pool);
 	sl_ring_close(&f->ring);
 	free(f->file_bytes);
