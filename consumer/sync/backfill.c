@@ -159,8 +159,7 @@ struct bf {
 	struct buf last_sent_key;
 	bool has_last_sent;
 	struct seen seen; /* the recovery window's rows already in the topic */
-	/* Invariant 4: the window recovered at the start, while done_key has not passed it. */
-	bool window_open;
+	/* Invariant 4: the window recovered at the start (window_mark NULL: none). */
 	struct buf window_sent_key;
 	int64_t *window_mark;
 	struct sl_rate rate_records, rate_bytes;
@@ -802,10 +801,6 @@ static int chunk_retire(struct bf *b)
 		if (buf_set(&b->ck.done_key, c->arena.data + c->last_off, c->last_len) != 0)
 			return -ENOMEM;
 	}
-	if (b->window_open && b->ck.has_done &&
-	    sl_source_key_compare(b->ck.done_key.data, b->ck.done_key.len, b->window_sent_key.data,
-	                          b->window_sent_key.len) >= 0)
-		b->window_open = false;
 	b->oldest = (b->oldest + 1) % SL_BACKFILL_CHUNKS_IN_FLIGHT;
 	b->in_flight--;
 	if (b->seen.count > 0 && b->ck.has_done && b->ck.has_sent &&
@@ -816,10 +811,13 @@ static int chunk_retire(struct bf *b)
 	return 0;
 }
 
-/* Invariant 4: while the recovered window is open, the checkpoint's sent_key and mark cover it too. */
+/* Invariant 4: while done_key has not reached the recovered window's sent_key, the checkpoint's sent_key and mark
+ * cover the window too. */
 static int window_keep(struct bf *b)
 {
-	if (!b->window_open)
+	if (b->window_mark == NULL ||
+	    (b->ck.has_done && sl_source_key_compare(b->ck.done_key.data, b->ck.done_key.len, b->window_sent_key.data,
+	                                             b->window_sent_key.len) >= 0))
 		return 0;
 	for (uint32_t i = 0; i < b->partitions; i++)
 		if (b->window_mark[i] < b->ck.mark[i])
@@ -873,10 +871,6 @@ static int stop_cleanly(struct bf *b)
 	if (b->ck.has_sent && buf_set(&b->ck.sent_key, b->ck.done_key.data, b->ck.done_key.len) != 0)
 		return -ENOMEM;
 	/* Stopped inside the recovered window: its rows after done_key may be in the topic (invariant 4). */
-	if (b->window_open && b->ck.has_done &&
-	    sl_source_key_compare(b->ck.done_key.data, b->ck.done_key.len, b->window_sent_key.data,
-	                          b->window_sent_key.len) >= 0)
-		b->window_open = false;
 	if (window_keep(b) != 0)
 		return -ENOMEM;
 	b->in_flight = 0;
@@ -1007,15 +1001,15 @@ static int run(struct bf *b)
 		if (resumed_window)
 			rc = recover(b);
 		if (rc == 0 && resumed_window) {
-			b->window_mark = malloc(b->partitions * sizeof(*b->window_mark));
-			rc = b->window_mark == NULL ||
-			                     buf_set(&b->window_sent_key, b->ck.sent_key.data, b->ck.sent_key.len) != 0
-			             ? -ENOMEM
-			             : 0;
-			if (rc == 0) {
-				memcpy(b->window_mark, b->ck.mark, b->partitions * sizeof(*b->window_mark));
-				b->window_open = true;
+			int64_t *mark = malloc(b->partitions * sizeof(*mark));
+
+			if (mark == NULL ||
+			    buf_set(&b->window_sent_key, b->ck.sent_key.data, b->ck.sent_key.len) != 0) {
+				free(mark);
+				return -ENOMEM;
 			}
+			memcpy(mark, b->ck.mark, b->partitions * sizeof(*mark));
+			b->window_mark = mark;
 		}
 	}
 	if (rc != 0)
