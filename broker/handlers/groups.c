@@ -250,8 +250,12 @@ void sl_handle_leave_group(struct sl_req *req)
 
 /* ---- commits ---- */
 
-static void commit_finish(struct sl_req *req, int status)
+/* A member's commit is durable. It changes no group's state (only an operator's commit ends a reset), so no held
+ * join is woken: the wake walks every held join, and each commit paid a walk of all of them (20,000 commits of 1,000
+ * groups while 2,000 joins were held by the initial delay: 2.33 broker CPU-s, 0.32 without the walks). */
+static void member_commit_done_cb(void *ctx, int status)
 {
+	struct sl_req *req = ctx;
 	if (status < 0)
 		sl_req_fail(req, SYNCLOG__ERROR_CODE__STORAGE_ERROR, "the change could not be made durable: %s",
 		            strerror(-status));
@@ -268,15 +272,7 @@ static void commit_done_cb(void *ctx, int status)
 {
 	struct sl_req *req = ctx;
 	sl_group_joins_wake(req->srv);
-	commit_finish(req, status);
-}
-
-/* A member's commit is durable. It changes no group's state (only an operator's commit ends a reset), so no held
- * join is woken: the wake walks every held join, and each commit paid a walk of all of them (20,000 commits of 1,000
- * groups while 2,000 joins were held by the initial delay: 2.33 broker CPU-s, 0.32 without the walks). */
-static void member_commit_done_cb(void *ctx, int status)
-{
-	commit_finish(ctx, status);
+	member_commit_done_cb(req, status);
 }
 
 /* The member named by a commit, or an answer saying why the commit is refused (returns -1). */
